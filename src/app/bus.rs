@@ -1,0 +1,194 @@
+//! The in-process event bus that replaces the seed's Redis pub/sub: a typed `Event` over a
+//! tokio broadcast channel. Publishing never blocks; a subscriber that falls behind loses the
+//! oldest events and is told how many it missed, so a slow TUI can never stall trading.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::domain::market::{Candle, Interval};
+use crate::domain::symbol::Symbol;
+use crate::domain::{Price, Quote};
+
+/// Everything the running system announces. Later subsystems add their variants here.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A candle closed (live stream or replay).
+    CandleClosed {
+        symbol: Symbol,
+        interval: Interval,
+        candle: Candle,
+    },
+    /// Last traded price changed.
+    PriceUpdated {
+        symbol: Symbol,
+        price: Price,
+        time_ms: i64,
+    },
+    /// An order row changed status.
+    OrderUpdated {
+        client_order_id: String,
+        symbol: Symbol,
+        status: String,
+    },
+    /// A position opened, changed or closed.
+    PositionChanged {
+        symbol: Symbol,
+        quantity: String,
+        realized_pnl: Quote,
+    },
+    /// A decision was recorded (id in the `decisions` table).
+    DecisionRecorded {
+        id: i64,
+        symbol: Symbol,
+        action: String,
+        outcome: String,
+    },
+    /// The trading circuit breaker changed state.
+    BreakerChanged {
+        scope: String,
+        state: String,
+        reason: String,
+    },
+    /// A component's health changed.
+    HealthChanged {
+        component: String,
+        healthy: bool,
+        detail: String,
+    },
+    /// Progress of a running backtest (0.0..=1.0).
+    BacktestProgress { id: i64, fraction: f64 },
+    /// A background job finished.
+    JobFinished {
+        job: String,
+        ok: bool,
+        error: Option<String>,
+    },
+    /// A log line for the TUI's log screen.
+    Log {
+        level: String,
+        target: String,
+        message: String,
+    },
+    /// Orderly shutdown has begun.
+    ShuttingDown,
+}
+
+/// What a subscriber gets from `recv`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    Event(Event),
+    /// The subscriber was too slow and `missed` events were dropped for it.
+    Lagged {
+        missed: u64,
+    },
+    /// Every publisher is gone.
+    Closed,
+}
+
+/// Cheap to clone; every clone publishes to the same subscribers.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Event>,
+}
+
+/// One subscriber's receiving end.
+#[derive(Debug)]
+pub struct Subscription {
+    receiver: broadcast::Receiver<Event>,
+}
+
+impl EventBus {
+    /// `capacity` events are kept for the slowest subscriber before it starts to lag.
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        EventBus { sender }
+    }
+
+    /// Publish to whoever listens; returns how many subscribers got it. Never blocks.
+    pub fn publish(&self, event: Event) -> usize {
+        self.sender.send(event).unwrap_or(0)
+    }
+
+    pub fn subscribe(&self) -> Subscription {
+        Subscription {
+            receiver: self.sender.subscribe(),
+        }
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new(4096)
+    }
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Received {
+        match self.receiver.recv().await {
+            Ok(event) => Received::Event(event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Received::Lagged { missed },
+            Err(broadcast::error::RecvError::Closed) => Received::Closed,
+        }
+    }
+
+    /// Non-blocking poll for render loops: `None` when nothing is waiting.
+    pub fn try_recv(&mut self) -> Option<Received> {
+        match self.receiver.try_recv() {
+            Ok(event) => Some(Received::Event(event)),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                Some(Received::Lagged { missed })
+            }
+            Err(broadcast::error::TryRecvError::Closed) => Some(Received::Closed),
+            Err(broadcast::error::TryRecvError::Empty) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(n: usize) -> Event {
+        Event::Log {
+            level: "INFO".into(),
+            target: "t".into(),
+            message: n.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_gets_every_event() {
+        let bus = EventBus::new(16);
+        let mut a = bus.subscribe();
+        let mut b = bus.subscribe();
+        assert_eq!(bus.publish(log(1)), 2);
+        assert_eq!(a.recv().await, Received::Event(log(1)));
+        assert_eq!(b.recv().await, Received::Event(log(1)));
+    }
+
+    #[tokio::test]
+    async fn slow_subscriber_does_not_block_publisher_and_is_told_it_lagged() {
+        let bus = EventBus::new(4);
+        let mut slow = bus.subscribe();
+        for i in 0..10 {
+            bus.publish(log(i)); // must not block although nobody reads
+        }
+        assert_eq!(slow.recv().await, Received::Lagged { missed: 6 });
+        assert_eq!(slow.recv().await, Received::Event(log(6)));
+    }
+
+    #[tokio::test]
+    async fn publishing_without_subscribers_is_fine() {
+        let bus = EventBus::new(4);
+        assert_eq!(bus.publish(Event::ShuttingDown), 0);
+        let mut late = bus.subscribe();
+        assert_eq!(late.try_recv(), None);
+        drop(bus);
+        assert_eq!(late.recv().await, Received::Closed);
+    }
+}

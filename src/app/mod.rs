@@ -1,0 +1,6 @@
+//! Wiring: the event bus, the scheduler, the decision -> risk -> execution flow, and the
+//! snapshots the faces (TUI, daemon, CLI) read.
+
+pub mod bus;
+
+pub use bus::{Event, EventBus};

@@ -1,0 +1,1 @@
+//! Trading decisions: TradingDecision, its validation, the DecisionEngine contract, rule engines.

@@ -1,0 +1,1 @@
+//! Risk: RiskManagementService (sizing, limits), the trading circuit breaker, PortfolioHeatService.

@@ -1,0 +1,224 @@
+//! Orders as the domain sees them: sides, types, statuses and the request an engine builds.
+//! Exchange wire formats are parsed into these at the adapter edge.
+
+use crate::domain::market::candle::TimestampMs;
+use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::symbol::Symbol;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_uppercase().as_str() {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(concat!("unknown ", stringify!($name), " {:?}"), other)),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Buy or sell.
+    Side { Buy => "BUY", Sell => "SELL" }
+);
+
+impl Side {
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+}
+
+wire_enum!(
+    /// Order types supported by the Spot API and the paper exchange.
+    OrderType {
+        Market => "MARKET",
+        Limit => "LIMIT",
+        StopLossLimit => "STOP_LOSS_LIMIT",
+        TakeProfitLimit => "TAKE_PROFIT_LIMIT",
+        LimitMaker => "LIMIT_MAKER",
+        StopLoss => "STOP_LOSS",
+        TakeProfit => "TAKE_PROFIT",
+    }
+);
+
+wire_enum!(
+    /// Order life cycle. `PendingNew` is ours: the row exists locally, the request may not have
+    /// reached the exchange yet. `Unknown` means a send timed out and the outcome is being resolved.
+    OrderStatus {
+        PendingNew => "PENDING_NEW",
+        Unknown => "UNKNOWN",
+        New => "NEW",
+        PartiallyFilled => "PARTIALLY_FILLED",
+        Filled => "FILLED",
+        Canceled => "CANCELED",
+        PendingCancel => "PENDING_CANCEL",
+        Rejected => "REJECTED",
+        Expired => "EXPIRED",
+        ExpiredInMatch => "EXPIRED_IN_MATCH",
+    }
+);
+
+impl OrderStatus {
+    /// Whether the order can still trade.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::PendingNew
+                | OrderStatus::Unknown
+                | OrderStatus::New
+                | OrderStatus::PartiallyFilled
+                | OrderStatus::PendingCancel
+        )
+    }
+}
+
+wire_enum!(
+    /// How long a limit order stays on the book.
+    TimeInForce { Gtc => "GTC", Ioc => "IOC", Fok => "FOK" }
+);
+
+/// What an engine asks the exchange to do. Quantities and prices are already rounded to the
+/// symbol's filters when this is built (see `SymbolFilters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    pub client_order_id: String,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub quantity: Qty,
+    pub price: Option<Price>,
+    pub stop_price: Option<Price>,
+    pub time_in_force: Option<TimeInForce>,
+}
+
+/// An order as known after the exchange (or the paper exchange) answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub client_order_id: String,
+    pub exchange_order_id: Option<String>,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub status: OrderStatus,
+    pub price: Option<Price>,
+    pub stop_price: Option<Price>,
+    pub quantity: Qty,
+    pub filled_quantity: Qty,
+    /// Sum of price × quantity over fills, so the average fill price is exact.
+    pub cumulative_quote: Quote,
+    pub created_at: TimestampMs,
+    pub updated_at: TimestampMs,
+}
+
+impl Order {
+    pub fn average_fill_price(&self) -> Option<Price> {
+        if self.filled_quantity.is_zero() {
+            None
+        } else {
+            Some(Price(
+                self.cumulative_quote.get() / self.filled_quantity.get(),
+            ))
+        }
+    }
+}
+
+/// One execution (fill) of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub client_order_id: String,
+    pub trade_id: Option<String>,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub price: Price,
+    pub quantity: Qty,
+    pub fee: Quote,
+    pub fee_asset: String,
+    pub is_maker: bool,
+    pub time: TimestampMs,
+}
+
+/// A new client order id: a prefix naming the origin plus a caller-supplied unique part.
+/// Binance allows `^[.A-Z:/a-z0-9_-]{1,36}$`.
+pub fn client_order_id(prefix: &str, unique: &str) -> String {
+    let mut id: String = format!("tm-{prefix}-{unique}")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '/' | '_' | '-'))
+        .collect();
+    id.truncate(36);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn wire_names_round_trip() {
+        assert_eq!(
+            "STOP_LOSS_LIMIT".parse::<OrderType>().unwrap(),
+            OrderType::StopLossLimit
+        );
+        assert_eq!(OrderStatus::PartiallyFilled.to_string(), "PARTIALLY_FILLED");
+        assert!("HOLD".parse::<Side>().is_err());
+    }
+
+    #[test]
+    fn average_fill_price_is_exact() {
+        let o = Order {
+            client_order_id: "x".into(),
+            exchange_order_id: None,
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: Side::Buy,
+            order_type: OrderType::Market,
+            status: OrderStatus::Filled,
+            price: None,
+            stop_price: None,
+            quantity: Qty(dec!(3)),
+            filled_quantity: Qty(dec!(3)),
+            cumulative_quote: Quote(dec!(1)),
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(
+            o.average_fill_price().unwrap().get() * dec!(3),
+            dec!(0.9999999999999999999999999999)
+        );
+    }
+
+    #[test]
+    fn client_order_ids_fit_binance_rules() {
+        let id = client_order_id("strategy one", "0123456789abcdef0123456789abcdef");
+        assert!(id.len() <= 36);
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:/_-".contains(c))
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Exchanges: the `Exchange` trait, the Binance adapter, the paper exchange, resilience.

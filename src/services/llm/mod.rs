@@ -1,0 +1,1 @@
+//! LLM decisions: the OpenAI-compatible client (xAI Grok), Tavily search, prompts, the decision cache.

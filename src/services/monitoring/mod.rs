@@ -1,0 +1,1 @@
+//! Component health and metrics.

@@ -1,0 +1,1 @@
+//! E-mail alerts through Resend, deduplicated and rate-limited.

@@ -1,0 +1,251 @@
+//! SQLite persistence: one database file in the data dir (WAL, foreign keys, busy timeout),
+//! versioned forward-only migrations, and one repository module per aggregate.
+//!
+//! Decimals are stored as TEXT and parsed back exactly; timestamps are INTEGER ms UTC.
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+pub mod codec;
+
+/// Every schema version, oldest first. Append only: a released migration is never edited.
+static MIGRATIONS: LazyLock<Migrations<'static>> =
+    LazyLock::new(|| Migrations::new(vec![M::up(include_str!("migrations/0001_initial.sql"))]));
+
+/// Tables the current schema must contain (checked by tests and `db status`).
+pub const TABLES: &[&str] = &[
+    "exchange_connections",
+    "strategies",
+    "risk_configs",
+    "orders",
+    "trades",
+    "positions",
+    "decisions",
+    "backtests",
+    "candles",
+    "llm_cache",
+    "alerts",
+    "circuit_breaker_state",
+    "job_runs",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt value in column {column}: {value:?} ({reason})")]
+    Corrupt {
+        column: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "database is at schema version {found}, newer than this program knows ({known}); upgrade trademind"
+    )]
+    TooNew { found: usize, known: usize },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The schema version this build migrates to.
+pub fn latest_version() -> usize {
+    // `Migrations` has no public count; the SQL list above is the source of truth.
+    MIGRATION_COUNT
+}
+const MIGRATION_COUNT: usize = 1;
+
+/// Result of a migration run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationReport {
+    pub from_version: usize,
+    pub to_version: usize,
+}
+
+/// An open database. Owned by one place at a time (a thread or `spawn_blocking`); clone the
+/// path, not the handle, to share it.
+pub struct Store {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Store> {
+        let mut store = Self::open_unmigrated(path)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Open without migrating (for `db status` on an old file).
+    pub fn open_unmigrated(path: &Path) -> StoreResult<Store> {
+        let existed = path.exists();
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        configure(&conn).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if !existed {
+            restrict_permissions(path);
+        }
+        Ok(Store {
+            conn,
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// A migrated in-memory database, for tests and dry runs.
+    pub fn open_in_memory() -> StoreResult<Store> {
+        let conn = Connection::open_in_memory()?;
+        configure(&conn)?;
+        let mut store = Store { conn, path: None };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Bring the schema to the latest version; a no-op when it already is.
+    pub fn migrate(&mut self) -> StoreResult<MigrationReport> {
+        let from_version = self.schema_version()?;
+        if from_version > latest_version() {
+            return Err(StoreError::TooNew {
+                found: from_version,
+                known: latest_version(),
+            });
+        }
+        MIGRATIONS.to_latest(&mut self.conn)?;
+        Ok(MigrationReport {
+            from_version,
+            to_version: self.schema_version()?,
+        })
+    }
+
+    pub fn schema_version(&self) -> StoreResult<usize> {
+        let v: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        Ok(usize::try_from(v).unwrap_or(0))
+    }
+
+    pub fn journal_mode(&self) -> StoreResult<String> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))?)
+    }
+
+    /// Names of the tables that exist, sorted.
+    pub fn tables(&self) -> StoreResult<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names)
+    }
+
+    /// `PRAGMA integrity_check`; `Ok(())` when the file is sound.
+    pub fn integrity_check(&self) -> StoreResult<()> {
+        let result: String = self
+            .conn
+            .pragma_query_value(None, "integrity_check", |r| r.get(0))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!(
+                "integrity check failed: {result}"
+            )))
+        }
+    }
+
+    /// Checkpoint the WAL into the main file (on clean shutdown).
+    pub fn checkpoint(&self) -> StoreResult<()> {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // Best effort: the data dir is already 0700; a failure here is not worth refusing to start.
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        MIGRATIONS.validate().unwrap();
+    }
+
+    #[test]
+    fn migrates_from_empty_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), latest_version());
+        let tables = store.tables().unwrap();
+        for t in TABLES {
+            assert!(tables.iter().any(|n| n == t), "missing table {t}");
+        }
+        let again = store.migrate().unwrap();
+        assert_eq!(again.from_version, again.to_version);
+        assert_eq!(store.journal_mode().unwrap(), "wal");
+        drop(store);
+        let reopened = Store::open(&path).unwrap();
+        assert_eq!(reopened.schema_version().unwrap(), latest_version());
+        reopened.integrity_check().unwrap();
+    }
+}

@@ -1,0 +1,3 @@
+//! The one integration-test binary: each module is a flow tested end to end.
+
+mod architecture;
