@@ -1,1 +1,768 @@
-//! Configuration.
+//! Configuration: built-in defaults < config file < `TRADEMIND_<SECTION>__<KEY>` environment
+//! variables < command-line flags, validated into `Settings`.
+//!
+//! Every error names where the bad value came from: `file:line:column` and the key for the file,
+//! the variable for the environment, the flag for the command line. No secret is ever read here:
+//! credentials live in the OS keyring and the config only names the entry.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Prefix of environment variables that override config keys: `TRADEMIND_RISK__HEAT_CAP_PCT=5`.
+pub const ENV_PREFIX: &str = "TRADEMIND_";
+/// Separator between section and key in an override variable.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub general: GeneralConfig,
+    pub trading: TradingConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneralConfig {
+    /// Where the database and logs live; empty means the platform data dir.
+    pub data_dir: Option<PathBuf>,
+    /// trace | debug | info | warn | error
+    pub log_level: String,
+    /// Daily log files kept in `<data_dir>/logs`.
+    pub log_max_files: u32,
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        GeneralConfig {
+            data_dir: None,
+            log_level: "info".into(),
+            log_max_files: 14,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TradingConfig {
+    /// Live trading on Binance production must be switched on here explicitly.
+    pub live: bool,
+    /// Which exchange connection trades: "paper" (default) or the name of a Binance connection.
+    pub connection: String,
+    /// Symbols the default strategy trades.
+    pub symbols: Vec<String>,
+    /// Candle interval the default strategy decides on.
+    pub interval: String,
+    /// Quote balance the paper exchange starts with.
+    pub paper_starting_balance: String,
+}
+
+impl Default for TradingConfig {
+    fn default() -> Self {
+        TradingConfig {
+            live: false,
+            connection: "paper".into(),
+            symbols: vec!["BTCUSDT".into()],
+            interval: "1h".into(),
+            paper_starting_balance: "10000".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Minutes between autonomous trading runs per active strategy (aligned to candle closes).
+    pub autonomous_trading_minutes: u64,
+    /// Seconds between order-monitoring polls (the fallback when the user-data stream is down).
+    pub monitor_orders_seconds: u64,
+    /// Seconds between REST price refreshes when the WebSocket is down.
+    pub update_prices_seconds: u64,
+    /// Backtests waiting in the on-demand queue before new requests are refused.
+    pub backtest_queue_size: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            autonomous_trading_minutes: 15,
+            monitor_orders_seconds: 30,
+            update_prices_seconds: 10,
+            backtest_queue_size: 8,
+        }
+    }
+}
+
+/// Where a value came from, for `config show` and for error messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    Default,
+    File { path: PathBuf, line: usize },
+    Env { var: String },
+    Flag { flag: String },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::Env { var } => write!(f, "env {var}"),
+            Origin::Flag { flag } => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {key}: {message}", path.display())]
+    File {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{flag}: {message}")]
+    Flag { flag: String, message: String },
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// Overrides given on the command line (they win over everything).
+#[derive(Debug, Clone, Default)]
+pub struct FlagOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+}
+
+/// Settings plus the origin of every leaf key (`section.key`).
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub settings: Settings,
+    pub origins: BTreeMap<String, Origin>,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// The config file used when `--config` is not given: `<platform config dir>/config.toml`.
+pub fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "trademind").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// The data dir used when neither flag, env nor file sets one.
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "trademind")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".trademind"))
+}
+
+impl Settings {
+    /// Range and consistency checks that serde cannot express. Returns (key, message).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        const LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
+        if !LEVELS.contains(&self.general.log_level.to_ascii_lowercase().as_str()) {
+            return Err((
+                "general.log_level".into(),
+                format!(
+                    "{:?} is not one of {}",
+                    self.general.log_level,
+                    LEVELS.join(", ")
+                ),
+            ));
+        }
+        if self.general.log_max_files == 0 {
+            return Err(("general.log_max_files".into(), "must be at least 1".into()));
+        }
+        if self.trading.symbols.is_empty() {
+            return Err(("trading.symbols".into(), "list at least one symbol".into()));
+        }
+        for s in &self.trading.symbols {
+            crate::domain::Symbol::new(s)
+                .map_err(|e| ("trading.symbols".to_string(), e.to_string()))?;
+        }
+        self.trading
+            .interval
+            .parse::<crate::domain::market::Interval>()
+            .map_err(|e| ("trading.interval".to_string(), e.to_string()))?;
+        if self.trading.connection.trim().is_empty() {
+            return Err((
+                "trading.connection".into(),
+                "must name a connection (\"paper\" for the paper exchange)".into(),
+            ));
+        }
+        match self
+            .trading
+            .paper_starting_balance
+            .parse::<rust_decimal::Decimal>()
+        {
+            Ok(v) if v > rust_decimal::Decimal::ZERO => {}
+            _ => {
+                return Err((
+                    "trading.paper_starting_balance".into(),
+                    format!(
+                        "{:?} must be a positive decimal number such as \"10000\"",
+                        self.trading.paper_starting_balance
+                    ),
+                ));
+            }
+        }
+        let s = &self.scheduler;
+        if !(1..=1440).contains(&s.autonomous_trading_minutes) {
+            return Err((
+                "scheduler.autonomous_trading_minutes".into(),
+                "must be between 1 and 1440".into(),
+            ));
+        }
+        if !(1..=3600).contains(&s.monitor_orders_seconds) {
+            return Err((
+                "scheduler.monitor_orders_seconds".into(),
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        if !(1..=3600).contains(&s.update_prices_seconds) {
+            return Err((
+                "scheduler.update_prices_seconds".into(),
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        if !(1..=1000).contains(&s.backtest_queue_size) {
+            return Err((
+                "scheduler.backtest_queue_size".into(),
+                "must be between 1 and 1000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The data dir after all layers, or the platform default.
+    pub fn data_dir(&self) -> PathBuf {
+        self.general
+            .data_dir
+            .clone()
+            .unwrap_or_else(default_data_dir)
+    }
+}
+
+/// Load and validate the configuration.
+///
+/// `explicit_file` is `--config`; when it is `None` the default path is read if it exists.
+/// `env` is the process environment (passed in so tests control it).
+pub fn load(
+    explicit_file: Option<&Path>,
+    env: &[(String, String)],
+    flags: &FlagOverrides,
+) -> Result<LoadedConfig, ConfigError> {
+    let defaults =
+        toml::Table::try_from(Settings::default()).map_err(|e| ConfigError::Invalid {
+            origin: "default".into(),
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+    let mut merged = defaults;
+    let mut origins = BTreeMap::new();
+    leaf_keys(&merged, "", &mut |k| {
+        origins.insert(k, Origin::Default);
+    });
+
+    // 1. the file
+    let file_path = match explicit_file {
+        Some(p) => Some(p.to_path_buf()),
+        None => default_config_path().filter(|p| p.exists()),
+    };
+    let mut file_text = None;
+    if let Some(path) = &file_path {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        // Typed parse first: unknown keys and wrong types fail here, with a span.
+        if let Err(err) = toml::from_str::<Settings>(&text) {
+            return Err(file_error(path, &text, &err));
+        }
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|err| file_error(path, &text, &err))?;
+        leaf_keys(&table, "", &mut |k| {
+            let line = locate_key(&text, &k).map(|(l, _)| l).unwrap_or(0);
+            origins.insert(
+                k,
+                Origin::File {
+                    path: path.clone(),
+                    line,
+                },
+            );
+        });
+        merge(&mut merged, table);
+        file_text = Some(text);
+    }
+
+    // 2. the environment
+    for (var, value) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once(ENV_SEPARATOR) else {
+            continue;
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let value = parse_env_value(value);
+        let mut one = toml::Table::new();
+        let mut inner = toml::Table::new();
+        inner.insert(key.clone(), value);
+        one.insert(section.clone(), toml::Value::Table(inner));
+        let probe: Result<Settings, _> = one.clone().try_into();
+        if let Err(e) = probe {
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                message: e.message().trim().to_string(),
+            });
+        }
+        origins.insert(format!("{section}.{key}"), Origin::Env { var: var.clone() });
+        merge(&mut merged, one);
+    }
+
+    // 3. the flags
+    let mut flag_table = toml::Table::new();
+    let mut general = toml::Table::new();
+    if let Some(dir) = &flags.data_dir {
+        general.insert(
+            "data_dir".into(),
+            toml::Value::String(dir.display().to_string()),
+        );
+        origins.insert(
+            "general.data_dir".into(),
+            Origin::Flag {
+                flag: "--data-dir".into(),
+            },
+        );
+    }
+    if let Some(level) = &flags.log_level {
+        general.insert("log_level".into(), toml::Value::String(level.clone()));
+        origins.insert(
+            "general.log_level".into(),
+            Origin::Flag {
+                flag: "--log-level".into(),
+            },
+        );
+    }
+    if !general.is_empty() {
+        flag_table.insert("general".into(), toml::Value::Table(general));
+        merge(&mut merged, flag_table);
+    }
+
+    let settings: Settings =
+        merged
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                origin: "merged configuration".into(),
+                key: String::new(),
+                message: e.message().to_string(),
+            })?;
+
+    if let Err((key, message)) = settings.validate() {
+        let origin = origins.get(&key).cloned().unwrap_or(Origin::Default);
+        return Err(match (&origin, &file_path, &file_text) {
+            (Origin::File { .. }, Some(path), Some(text)) => {
+                let (line, column) = locate_key(text, &key).unwrap_or((0, 0));
+                ConfigError::File {
+                    path: path.clone(),
+                    line,
+                    column,
+                    key,
+                    message,
+                }
+            }
+            (Origin::Env { var }, _, _) => ConfigError::Env {
+                var: var.clone(),
+                message: format!("{key}: {message}"),
+            },
+            (Origin::Flag { flag }, _, _) => ConfigError::Flag {
+                flag: flag.clone(),
+                message,
+            },
+            _ => ConfigError::Invalid {
+                origin: origin.to_string(),
+                key,
+                message,
+            },
+        });
+    }
+
+    Ok(LoadedConfig {
+        settings,
+        origins,
+        file: file_path,
+    })
+}
+
+/// Environment values are TOML when they parse as a TOML value (numbers, booleans, arrays),
+/// otherwise plain strings.
+fn parse_env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn leaf_keys(table: &toml::Table, prefix: &str, f: &mut dyn FnMut(String)) {
+    for (k, v) in table {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => leaf_keys(t, &path, f),
+            _ => f(path),
+        }
+    }
+}
+
+/// 1-based (line, column) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// Turn a toml error into one that names file:line:column and the dotted key.
+fn file_error(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
+    let offset = err.span().map(|s| s.start).unwrap_or(0);
+    let (line, column) = line_col(text, offset);
+    let message = err.message().trim().to_string();
+    let key = key_at(text, offset, &message);
+    ConfigError::File {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
+/// The dotted key at a byte offset: the section header above it plus the key on its line.
+/// An unknown-field message names the field itself, which wins when present.
+fn key_at(text: &str, offset: usize, message: &str) -> String {
+    let before = &text[..offset.min(text.len())];
+    let mut section = String::new();
+    for line in before.lines() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+    }
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let trimmed = line_text.trim();
+    let mut key = if trimmed.starts_with('[') {
+        String::new()
+    } else {
+        line_text
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    {
+        key = field.to_string();
+        if trimmed.starts_with('[') {
+            // an unknown section: the header itself is the key
+            return field.to_string();
+        }
+    }
+    match (section.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => section,
+        (false, false) => format!("{section}.{key}"),
+    }
+}
+
+/// Find `key` (dotted `section.key`) in the file text: 1-based line and column of the key.
+fn locate_key(text: &str, dotted: &str) -> Option<(usize, usize)> {
+    let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            continue;
+        }
+        if current != section {
+            continue;
+        }
+        if let Some((lhs, _)) = line.split_once('=')
+            && lhs.trim().trim_matches('"') == key
+        {
+            let column = line.find(lhs.trim()).unwrap_or(0) + 1;
+            return Some((i + 1, column));
+        }
+    }
+    None
+}
+
+/// Every leaf key of the effective settings with its value (as TOML text) and origin.
+pub fn describe(loaded: &LoadedConfig) -> Vec<(String, String, Origin)> {
+    let table = toml::Table::try_from(&loaded.settings).unwrap_or_default();
+    let mut rows = Vec::new();
+    collect_values(&table, "", &mut rows);
+    rows.into_iter()
+        .map(|(k, v)| {
+            let origin = loaded.origins.get(&k).cloned().unwrap_or(Origin::Default);
+            (k, v, origin)
+        })
+        .collect()
+}
+
+fn collect_values(table: &toml::Table, prefix: &str, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => collect_values(t, &path, out),
+            other => out.push((path, other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_come_from_default() {
+        let empty = write("");
+        let loaded = load(Some(empty.path()), &[], &FlagOverrides::default()).unwrap();
+        assert_eq!(loaded.settings, Settings::default());
+        assert_eq!(
+            loaded.origins["scheduler.monitor_orders_seconds"],
+            Origin::Default
+        );
+    }
+
+    #[test]
+    fn layers_apply_in_order_default_file_env_flag() {
+        let f = write(
+            "[general]\nlog_level = \"debug\"\nlog_max_files = 3\n\n[scheduler]\nmonitor_orders_seconds = 20\n",
+        );
+        let e = env(&[
+            ("TRADEMIND_SCHEDULER__MONITOR_ORDERS_SECONDS", "45"),
+            ("TRADEMIND_GENERAL__LOG_LEVEL", "warn"),
+            ("TRADEMIND_BINANCE_API_SECRET", "must-be-ignored"),
+            ("UNRELATED", "x"),
+        ]);
+        let flags = FlagOverrides {
+            data_dir: None,
+            log_level: Some("error".into()),
+        };
+        let loaded = load(Some(f.path()), &e, &flags).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.general.log_max_files, 3); // file
+        assert_eq!(s.scheduler.monitor_orders_seconds, 45); // env beats file
+        assert_eq!(s.general.log_level, "error"); // flag beats env
+        assert_eq!(s.scheduler.autonomous_trading_minutes, 15); // default
+        assert_eq!(
+            loaded.origins["general.log_max_files"],
+            Origin::File {
+                path: f.path().to_path_buf(),
+                line: 3
+            }
+        );
+        assert_eq!(
+            loaded.origins["scheduler.monitor_orders_seconds"],
+            Origin::Env {
+                var: "TRADEMIND_SCHEDULER__MONITOR_ORDERS_SECONDS".into()
+            }
+        );
+        assert_eq!(
+            loaded.origins["general.log_level"],
+            Origin::Flag {
+                flag: "--log-level".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_key() {
+        let f =
+            write("[general]\nlog_level = \"info\"\n\n[scheduler]\nmonitor_order_seconds = 30\n");
+        let err = load(Some(f.path()), &[], &FlagOverrides::default()).unwrap_err();
+        match &err {
+            ConfigError::File {
+                line,
+                column,
+                key,
+                message,
+                ..
+            } => {
+                assert_eq!((*line, *column), (5, 1));
+                assert_eq!(key, "scheduler.monitor_order_seconds");
+                assert!(message.contains("unknown field"), "{message}");
+            }
+            other => panic!("wrong error {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .contains(":5:1: scheduler.monitor_order_seconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_section_is_an_error() {
+        let f = write("[nonsense]\nx = 1\n");
+        let err = load(Some(f.path()), &[], &FlagOverrides::default()).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::File { line: 1, key, .. } if key == "nonsense"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let f = write("[trading]\nlive = \"yes\"\n");
+        let err = load(Some(f.path()), &[], &FlagOverrides::default()).unwrap_err();
+        match &err {
+            ConfigError::File {
+                line, key, message, ..
+            } => {
+                assert_eq!(*line, 2);
+                assert_eq!(key, "trading.live");
+                assert!(message.contains("invalid type"), "{message}");
+            }
+            other => panic!("wrong error {other:?}"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_value_names_file_line_and_key() {
+        let f = write("# comment\n[scheduler]\nautonomous_trading_minutes = 0\n");
+        let err = load(Some(f.path()), &[], &FlagOverrides::default()).unwrap_err();
+        match &err {
+            ConfigError::File {
+                line, column, key, ..
+            } => {
+                assert_eq!((*line, *column), (3, 1));
+                assert_eq!(key, "scheduler.autonomous_trading_minutes");
+            }
+            other => panic!("wrong error {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_environment_override_names_the_variable() {
+        let e = env(&[("TRADEMIND_SCHEDULER__MONITOR_ORDERS_SECONDS", "soon")]);
+        let err = load(Some(write("").path()), &e, &FlagOverrides::default()).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Env { var, .. } if var == "TRADEMIND_SCHEDULER__MONITOR_ORDERS_SECONDS"),
+            "{err:?}"
+        );
+        let e = env(&[("TRADEMIND_SCHEDULER__NOPE", "1")]);
+        assert!(matches!(
+            load(Some(write("").path()), &e, &FlagOverrides::default()),
+            Err(ConfigError::Env { .. })
+        ));
+        let e = env(&[("TRADEMIND_TRADING__INTERVAL", "7m")]);
+        assert!(matches!(
+            load(Some(write("").path()), &e, &FlagOverrides::default()),
+            Err(ConfigError::Env { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_flag_value_names_the_flag() {
+        let flags = FlagOverrides {
+            data_dir: None,
+            log_level: Some("loud".into()),
+        };
+        let err = load(Some(write("").path()), &[], &flags).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Flag { flag, .. } if flag == "--log-level"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = load(
+            Some(Path::new("/nonexistent/trademind.toml")),
+            &[],
+            &FlagOverrides::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn describe_lists_every_key_with_its_origin() {
+        let f = write("[trading]\ninterval = \"4h\"\n");
+        let loaded = load(Some(f.path()), &[], &FlagOverrides::default()).unwrap();
+        let rows = describe(&loaded);
+        let interval = rows
+            .iter()
+            .find(|(k, _, _)| k == "trading.interval")
+            .unwrap();
+        assert_eq!(interval.1, "\"4h\"");
+        assert!(matches!(interval.2, Origin::File { line: 2, .. }));
+        assert!(
+            rows.iter()
+                .any(|(k, _, o)| k == "scheduler.monitor_orders_seconds" && *o == Origin::Default)
+        );
+    }
+}

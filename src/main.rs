@@ -1,1 +1,137 @@
-fn main() {}
+//! `trademind`: parse the command line, load the configuration, start logging, pick ONE mode
+//! (TUI, daemon, or a one-shot command) and map the outcome to an exit code.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+use trademind::cli::{self, Cli, Context, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError};
+use trademind::config::{self, ConfigError, FlagOverrides};
+use trademind::logging::{self, LogTarget};
+
+enum Mode {
+    Tui,
+    Daemon,
+    Command(cli::Command),
+}
+
+#[cfg(unix)]
+fn restrict_new_files() {
+    // Every file this process creates (database, WAL, logs, reports) is private to its owner.
+    unsafe extern "C" {
+        fn umask(mask: u32) -> u32;
+    }
+    // SAFETY: umask only swaps the process file-mode mask; it cannot fail.
+    unsafe {
+        umask(0o077);
+    }
+}
+
+#[cfg(not(unix))]
+fn restrict_new_files() {}
+
+fn main() -> ExitCode {
+    restrict_new_files();
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let mode = match (args.daemon, args.command) {
+        (true, Some(_)) => {
+            eprintln!(
+                "error: --daemon runs the scheduler and cannot be combined with a subcommand"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        (true, None) => Mode::Daemon,
+        (false, Some(c)) => Mode::Command(c),
+        (false, None) => Mode::Tui,
+    };
+
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let flags = FlagOverrides {
+        data_dir: args.global.data_dir.clone(),
+        log_level: args.global.log_level.clone(),
+    };
+    let loaded = match config::load(args.global.config.as_deref(), &env, &flags) {
+        Ok(l) => l,
+        Err(e) => {
+            report(args.global.json, &e.to_string());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+
+    let settings = &loaded.settings;
+    let (target, stderr_level) = match &mode {
+        Mode::Tui => (LogTarget::FileOnly, "off".to_string()),
+        Mode::Daemon => (LogTarget::FileAndStderr, settings.general.log_level.clone()),
+        // One-shot commands print their results on stdout; stderr gets warnings unless asked.
+        Mode::Command(_) => (
+            LogTarget::FileAndStderr,
+            args.global
+                .log_level
+                .clone()
+                .unwrap_or_else(|| "warn".into()),
+        ),
+    };
+    let _guard = match logging::init(
+        &settings.data_dir(),
+        &settings.general.log_level,
+        &stderr_level,
+        target,
+        settings.general.log_max_files as usize,
+    ) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            // Logging is not worth refusing a one-shot command for, but say so.
+            eprintln!("warning: file logging disabled: {e}");
+            None
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            report(
+                args.global.json,
+                &format!("cannot start the async runtime: {e}"),
+            );
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let ctx = Context {
+        loaded,
+        json: args.global.json,
+    };
+    let outcome = runtime.block_on(async {
+        match mode {
+            Mode::Tui => trademind::tui::run(&ctx).await,
+            Mode::Daemon => trademind::app::daemon::run(&ctx).await,
+            Mode::Command(cmd) => cli::run(cmd, &ctx).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(err) => {
+            tracing::error!("{err:#}");
+            report(ctx.json, &format!("{err:#}"));
+            let usage = err.downcast_ref::<UsageError>().is_some()
+                || err.downcast_ref::<ConfigError>().is_some();
+            ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
+        }
+    }
+}
+
+fn report(json: bool, message: &str) {
+    if json {
+        println!("{}", serde_json::json!({ "error": message }));
+    } else {
+        eprintln!("error: {message}");
+    }
+}

@@ -2,5 +2,6 @@
 //! snapshots the faces (TUI, daemon, CLI) read.
 
 pub mod bus;
+pub mod daemon;
 
 pub use bus::{Event, EventBus};

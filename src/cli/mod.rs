@@ -1,1 +1,137 @@
-//! Command line.
+//! The command line (clap derive) and the one-shot subcommands. Thin: each command calls into
+//! `app`/`store`/`services`, prints (human text, or JSON with `--json`) and returns.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::config::{LoadedConfig, Settings};
+use crate::store::Store;
+
+pub mod config_cmd;
+pub mod db;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Modes:
+  trademind               open the terminal interface (TUI)
+  trademind --daemon      run headless: scheduler, trading, alerts; logs to stderr and the log file
+  trademind <COMMAND>     do one job and exit
+
+Exit codes:
+  0  success
+  1  runtime failure (network, exchange, database, ...)
+  2  bad usage or bad configuration
+
+Configuration layers (later wins): built-in defaults < config file < TRADEMIND_<SECTION>__<KEY>
+environment variables < command-line flags. Credentials are never read from the config file:
+they live in the OS keyring.";
+
+#[derive(Debug, Parser)]
+#[command(name = "trademind", version, about = "A terminal trading cockpit: market data, LLM decisions, deterministic risk, execution and backtests", after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// Run headless (no TUI): the scheduler, trading and alerts, until SIGINT/SIGTERM.
+    #[arg(long, global = false)]
+    pub daemon: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Config file (default: the platform config dir's trademind/config.toml, if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Directory for the database and logs (default: the platform data dir).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A usage or configuration problem: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What every command gets: the validated settings and the global flags.
+pub struct Context {
+    pub loaded: LoadedConfig,
+    pub json: bool,
+}
+
+impl Context {
+    pub fn settings(&self) -> &Settings {
+        &self.loaded.settings
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.loaded.settings.data_dir()
+    }
+
+    /// Open (creating and migrating) the database in the data dir.
+    pub fn open_store(&self) -> Result<Store> {
+        let dir = self.data_dir();
+        crate::secrets::ensure_private_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
+        Ok(Store::open(&dir.join(DB_FILE))?)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join(DB_FILE)
+    }
+
+    /// Print a value as pretty JSON, or run the human printer.
+    pub fn emit<T: serde::Serialize>(&self, value: &T, human: impl FnOnce()) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            human();
+        }
+        Ok(())
+    }
+}
+
+/// The database file name inside the data dir.
+pub const DB_FILE: &str = "trademind.db";
+
+/// Run one subcommand.
+pub async fn run(command: Command, ctx: &Context) -> Result<()> {
+    match command {
+        Command::Config(cmd) => config_cmd::run(cmd, ctx),
+        Command::Db(cmd) => db::run(cmd, ctx),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}

@@ -1,3 +1,4 @@
 //! The one integration-test binary: each module is a flow tested end to end.
 
 mod architecture;
+mod cli;

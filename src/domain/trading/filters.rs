@@ -171,10 +171,10 @@ impl SymbolFilters {
                 min: self.min_notional,
             });
         }
-        if let Some(max) = self.max_notional.filter(|m| !m.is_zero()) {
-            if n > max {
-                return Err(FilterViolation::MaxNotional { notional: n, max });
-            }
+        if let Some(max) = self.max_notional.filter(|m| !m.is_zero())
+            && n > max
+        {
+            return Err(FilterViolation::MaxNotional { notional: n, max });
         }
         Ok(())
     }

@@ -1,0 +1,107 @@
+//! `trademind db migrate|status`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::Context;
+use crate::store::{self, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Create the database if needed and bring its schema up to date (safe to run again).
+    Migrate,
+    /// Show the database file, its schema version and tables.
+    Status,
+}
+
+#[derive(Serialize)]
+struct Status {
+    path: String,
+    exists: bool,
+    schema_version: usize,
+    latest_version: usize,
+    up_to_date: bool,
+    journal_mode: Option<String>,
+    tables: Vec<String>,
+}
+
+pub fn run(cmd: DbCommand, ctx: &Context) -> Result<()> {
+    match cmd {
+        DbCommand::Migrate => {
+            let dir = ctx.data_dir();
+            crate::secrets::ensure_private_dir(&dir).map_err(|e| {
+                anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display())
+            })?;
+            let mut store = Store::open_unmigrated(&ctx.db_path())?;
+            let report = store.migrate()?;
+            ctx.emit(&report, || {
+                if report.from_version == report.to_version {
+                    println!(
+                        "database already at schema version {} ({})",
+                        report.to_version,
+                        ctx.db_path().display()
+                    );
+                } else {
+                    println!(
+                        "migrated {} from schema version {} to {}",
+                        ctx.db_path().display(),
+                        report.from_version,
+                        report.to_version
+                    );
+                }
+            })
+        }
+        DbCommand::Status => {
+            let path = ctx.db_path();
+            let status = if path.exists() {
+                let s = Store::open_unmigrated(&path)?;
+                let v = s.schema_version()?;
+                Status {
+                    path: path.display().to_string(),
+                    exists: true,
+                    schema_version: v,
+                    latest_version: store::latest_version(),
+                    up_to_date: v == store::latest_version(),
+                    journal_mode: Some(s.journal_mode()?),
+                    tables: s.tables()?,
+                }
+            } else {
+                Status {
+                    path: path.display().to_string(),
+                    exists: false,
+                    schema_version: 0,
+                    latest_version: store::latest_version(),
+                    up_to_date: false,
+                    journal_mode: None,
+                    tables: vec![],
+                }
+            };
+            ctx.emit(&status, || {
+                if !status.exists {
+                    println!(
+                        "no database at {} (run `trademind db migrate`)",
+                        status.path
+                    );
+                    return;
+                }
+                println!("database:       {}", status.path);
+                println!(
+                    "schema version: {} of {}{}",
+                    status.schema_version,
+                    status.latest_version,
+                    if status.up_to_date {
+                        " (up to date)"
+                    } else {
+                        " (run `trademind db migrate`)"
+                    }
+                );
+                println!(
+                    "journal mode:   {}",
+                    status.journal_mode.as_deref().unwrap_or("?")
+                );
+                println!("tables:         {}", status.tables.join(", "));
+            })
+        }
+    }
+}

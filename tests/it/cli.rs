@@ -1,0 +1,250 @@
+//! The command line as a user meets it: help, exit codes, config errors, the database commands.
+
+use assert_cmd::Command;
+use std::fs;
+
+fn trademind() -> Command {
+    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
+    // Keep the test hermetic: no user config, no stray overrides.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRADEMIND_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
+    cmd
+}
+
+#[test]
+fn help_lists_modes_subcommands_and_exit_codes() {
+    let out = trademind()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    for needle in [
+        "--daemon",
+        "config",
+        "db",
+        "completions",
+        "Exit codes",
+        "2  bad usage",
+    ] {
+        assert!(text.contains(needle), "help lacks {needle:?}:\n{text}");
+    }
+}
+
+#[test]
+fn db_migrate_creates_every_table_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    trademind()
+        .args(["--data-dir", d, "db", "migrate"])
+        .assert()
+        .success();
+    let db = dir.path().join("trademind.db");
+    let before = fs::read(&db).unwrap();
+    let out = trademind()
+        .args(["--data-dir", d, "--json", "db", "migrate"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["from_version"], report["to_version"]);
+    let out = trademind()
+        .args(["--data-dir", d, "--json", "db", "status"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let status: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status["up_to_date"], true);
+    assert_eq!(status["journal_mode"], "wal");
+    let tables: Vec<String> = serde_json::from_value(status["tables"].clone()).unwrap();
+    for t in trademind::store::TABLES {
+        assert!(tables.iter().any(|x| x == t), "missing {t}");
+    }
+    // a second migrate changed no schema (the file may only differ by WAL bookkeeping)
+    assert_eq!(
+        status["schema_version"].as_u64().unwrap() as usize,
+        trademind::store::latest_version()
+    );
+    assert!(!before.is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn data_dir_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    trademind()
+        .args(["--data-dir", data.to_str().unwrap(), "db", "migrate"])
+        .assert()
+        .success();
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("trademind.db")), 0o600);
+    for log in fs::read_dir(data.join("logs")).unwrap() {
+        assert_eq!(mode(&log.unwrap().path()), 0o600);
+    }
+}
+
+#[test]
+fn unknown_key_exits_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    fs::write(
+        &cfg,
+        "[trading]\ninterval = \"1h\"\nsymbolz = [\"BTCUSDT\"]\n",
+    )
+    .unwrap();
+    let out = trademind()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "config",
+            "check",
+        ])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(out).unwrap();
+    assert!(err.contains("bad.toml:3:1"), "{err}");
+    assert!(err.contains("trading.symbolz"), "{err}");
+}
+
+#[test]
+fn wrong_type_exits_2_and_valid_file_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let bad = dir.path().join("bad.toml");
+    fs::write(&bad, "[scheduler]\nmonitor_orders_seconds = \"often\"\n").unwrap();
+    let out = trademind()
+        .args([
+            "--data-dir",
+            d,
+            "--config",
+            bad.to_str().unwrap(),
+            "config",
+            "check",
+        ])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(out).unwrap();
+    assert!(
+        err.contains("bad.toml:2:") && err.contains("scheduler.monitor_orders_seconds"),
+        "{err}"
+    );
+
+    let good = dir.path().join("good.toml");
+    fs::write(&good, "[scheduler]\nmonitor_orders_seconds = 20\n").unwrap();
+    trademind()
+        .args([
+            "--data-dir",
+            d,
+            "--config",
+            good.to_str().unwrap(),
+            "config",
+            "check",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+    let dir = tempfile::tempdir().unwrap();
+    trademind()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--config",
+            example,
+            "config",
+            "check",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn config_show_json_reports_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trademind()
+        .env("TRADEMIND_SCHEDULER__MONITOR_ORDERS_SECONDS", "12")
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--json",
+            "config",
+            "show",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["key"] == "scheduler.monitor_orders_seconds")
+        .unwrap();
+    assert_eq!(row["value"], "12");
+    assert_eq!(row["origin"]["kind"], "env");
+    let row = rows
+        .iter()
+        .find(|r| r["key"] == "general.data_dir")
+        .unwrap();
+    assert_eq!(row["origin"]["kind"], "flag");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    trademind().arg("no-such-command").assert().code(2);
+    trademind()
+        .args(["--daemon", "db", "status"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = trademind()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        assert!(String::from_utf8(out).unwrap().contains("trademind"));
+    }
+}
+
+#[test]
+fn tui_without_a_terminal_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trademind()
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8(out).unwrap().contains("needs a terminal"));
+}
