@@ -3,5 +3,6 @@
 
 pub mod bus;
 pub mod daemon;
+pub mod scheduler;
 
 pub use bus::{Event, EventBus};

@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 pub mod codec;
+pub mod jobs;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.
 static MIGRATIONS: LazyLock<Migrations<'static>> =

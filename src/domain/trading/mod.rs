@@ -2,6 +2,10 @@
 
 pub mod filters;
 pub mod order;
+pub mod position;
 
 pub use filters::{FilterViolation, SymbolFilters};
 pub use order::{Fill, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce};
+pub use position::{
+    FillEffect, Position, PositionError, PositionFill, PositionService, PositionSide,
+};

@@ -1,0 +1,89 @@
+//! Job runs (`job_runs`): the scheduler's history for the health view and `trademind status`.
+
+use rusqlite::{Connection, params};
+
+use super::StoreResult;
+use crate::app::scheduler::JobRun;
+
+pub fn insert_run(conn: &Connection, run: &JobRun) -> StoreResult<i64> {
+    conn.execute(
+        "INSERT INTO job_runs (job, started_at, finished_at, ok, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![run.job, run.started_at, run.finished_at, run.error.is_none(), run.error],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The latest run, the latest success and the latest error of each job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobHealth {
+    pub job: String,
+    pub last_run: Option<i64>,
+    pub last_success: Option<i64>,
+    pub last_error: Option<(i64, String)>,
+    pub runs: i64,
+}
+
+pub fn job_health(conn: &Connection) -> StoreResult<Vec<JobHealth>> {
+    let mut stmt = conn.prepare(
+        "SELECT job, MAX(started_at), MAX(CASE WHEN ok THEN finished_at END), COUNT(*) FROM job_runs GROUP BY job ORDER BY job",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<(String, Option<i64>, Option<i64>, i64)>, _>>()?;
+    let mut err_stmt =
+        conn.prepare("SELECT finished_at, error FROM job_runs WHERE job = ?1 AND NOT ok ORDER BY started_at DESC LIMIT 1")?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (job, last_run, last_success, runs) in rows {
+        let last_error = err_stmt
+            .query_map([&job], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                ))
+            })?
+            .next()
+            .transpose()?;
+        out.push(JobHealth {
+            job,
+            last_run,
+            last_success,
+            last_error,
+            runs,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn health_reports_last_run_success_and_error() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let run = |start, err: Option<&str>| JobRun {
+            job: "monitor_orders".into(),
+            started_at: start,
+            finished_at: start + 5,
+            error: err.map(String::from),
+        };
+        insert_run(c, &run(100, None)).unwrap();
+        insert_run(c, &run(200, Some("timeout"))).unwrap();
+        insert_run(c, &run(300, None)).unwrap();
+        let h = job_health(c).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].last_run, Some(300));
+        assert_eq!(h[0].last_success, Some(305));
+        assert_eq!(h[0].last_error, Some((205, "timeout".into())));
+        assert_eq!(h[0].runs, 3);
+    }
+}
