@@ -22,6 +22,7 @@ pub struct Settings {
     pub general: GeneralConfig,
     pub trading: TradingConfig,
     pub scheduler: SchedulerConfig,
+    pub notifications: crate::services::notification::NotificationConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
