@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod codec;
 pub mod jobs;
+pub mod positions;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.
 static MIGRATIONS: LazyLock<Migrations<'static>> =

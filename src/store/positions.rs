@@ -1,0 +1,242 @@
+//! Positions (`positions`): open and closed, exact decimals, one open row per (connection, symbol).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::codec::{dec_from_sql, dec_to_sql, opt_dec_from_sql, parse_col};
+use super::{StoreError, StoreResult};
+use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::trading::{Position, PositionSide};
+
+/// A stored position with its row id and bookkeeping columns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PositionRow {
+    pub id: i64,
+    pub connection: String,
+    pub strategy_id: Option<i64>,
+    pub position: Position,
+    pub mark_price: Option<Price>,
+    pub unrealized_pnl: Quote,
+}
+
+fn side_to_sql(side: PositionSide) -> &'static str {
+    match side {
+        PositionSide::Long => "LONG",
+        PositionSide::Short => "SHORT",
+    }
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<PositionRow, StoreError>> {
+    let id: i64 = r.get("id")?;
+    let connection: String = r.get("connection")?;
+    let strategy_id: Option<i64> = r.get("strategy_id")?;
+    let symbol: String = r.get("symbol")?;
+    let side: String = r.get("side")?;
+    let entry: String = r.get("entry_price")?;
+    let qty: String = r.get("quantity")?;
+    let stop: Option<String> = r.get("stop_loss")?;
+    let target: Option<String> = r.get("take_profit")?;
+    let mark: Option<String> = r.get("mark_price")?;
+    let upnl: String = r.get("unrealized_pnl")?;
+    let rpnl: String = r.get("realized_pnl")?;
+    let fees: String = r.get("fees_paid")?;
+    let opened_at: i64 = r.get("opened_at")?;
+    let closed_at: Option<i64> = r.get("closed_at")?;
+    Ok((|| {
+        let side = match side.as_str() {
+            "LONG" => PositionSide::Long,
+            "SHORT" => PositionSide::Short,
+            other => {
+                return Err(StoreError::Corrupt {
+                    column: "positions.side",
+                    value: other.into(),
+                    reason: "not LONG/SHORT".into(),
+                });
+            }
+        };
+        Ok(PositionRow {
+            id,
+            connection,
+            strategy_id,
+            position: Position {
+                symbol: parse_col("positions.symbol", &symbol)?,
+                side,
+                quantity: Qty(dec_from_sql("positions.quantity", &qty)?),
+                entry_price: Price(dec_from_sql("positions.entry_price", &entry)?),
+                stop_loss: opt_dec_from_sql("positions.stop_loss", stop)?.map(Price),
+                take_profit: opt_dec_from_sql("positions.take_profit", target)?.map(Price),
+                realized_pnl: Quote(dec_from_sql("positions.realized_pnl", &rpnl)?),
+                fees_paid: Quote(dec_from_sql("positions.fees_paid", &fees)?),
+                opened_at,
+                closed_at,
+            },
+            mark_price: opt_dec_from_sql("positions.mark_price", mark)?.map(Price),
+            unrealized_pnl: Quote(dec_from_sql("positions.unrealized_pnl", &upnl)?),
+        })
+    })())
+}
+
+const COLUMNS: &str = "id, connection, strategy_id, symbol, side, entry_price, quantity, stop_loss, take_profit, mark_price, unrealized_pnl, realized_pnl, fees_paid, opened_at, closed_at";
+
+fn collect(
+    rows: impl Iterator<Item = rusqlite::Result<Result<PositionRow, StoreError>>>,
+) -> StoreResult<Vec<PositionRow>> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+/// Insert a newly opened position; returns its id.
+pub fn insert(
+    conn: &Connection,
+    connection: &str,
+    strategy_id: Option<i64>,
+    p: &Position,
+    now_ms: i64,
+) -> StoreResult<i64> {
+    conn.execute(
+        "INSERT INTO positions (connection, strategy_id, symbol, side, entry_price, quantity, stop_loss, take_profit, realized_pnl, fees_paid, status, opened_at, closed_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            connection,
+            strategy_id,
+            p.symbol.as_str(),
+            side_to_sql(p.side),
+            dec_to_sql(p.entry_price.get()),
+            dec_to_sql(p.quantity.get()),
+            p.stop_loss.map(|v| dec_to_sql(v.get())),
+            p.take_profit.map(|v| dec_to_sql(v.get())),
+            dec_to_sql(p.realized_pnl.get()),
+            dec_to_sql(p.fees_paid.get()),
+            if p.closed_at.is_some() { "closed" } else { "open" },
+            p.opened_at,
+            p.closed_at,
+            now_ms,
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Write the position's state back (after a fill, a stop move or a close).
+pub fn update(conn: &Connection, id: i64, p: &Position, now_ms: i64) -> StoreResult<()> {
+    let n = conn.execute(
+        "UPDATE positions SET entry_price = ?1, quantity = ?2, stop_loss = ?3, take_profit = ?4, realized_pnl = ?5, fees_paid = ?6,
+            status = ?7, closed_at = ?8, updated_at = ?9 WHERE id = ?10",
+        params![
+            dec_to_sql(p.entry_price.get()),
+            dec_to_sql(p.quantity.get()),
+            p.stop_loss.map(|v| dec_to_sql(v.get())),
+            p.take_profit.map(|v| dec_to_sql(v.get())),
+            dec_to_sql(p.realized_pnl.get()),
+            dec_to_sql(p.fees_paid.get()),
+            if p.closed_at.is_some() { "closed" } else { "open" },
+            p.closed_at,
+            now_ms,
+            id,
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("position {id}")));
+    }
+    Ok(())
+}
+
+/// Record a new mark price and the unrealised PnL it implies.
+pub fn mark(
+    conn: &Connection,
+    id: i64,
+    mark: Price,
+    unrealized: Quote,
+    now_ms: i64,
+) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE positions SET mark_price = ?1, unrealized_pnl = ?2, updated_at = ?3 WHERE id = ?4",
+        params![
+            dec_to_sql(mark.get()),
+            dec_to_sql(unrealized.get()),
+            now_ms,
+            id
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn open_positions(conn: &Connection) -> StoreResult<Vec<PositionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM positions WHERE status = 'open' ORDER BY opened_at"
+    ))?;
+    let rows = stmt.query_map([], from_row)?;
+    collect(rows)
+}
+
+pub fn open_position(
+    conn: &Connection,
+    connection: &str,
+    symbol: &str,
+) -> StoreResult<Option<PositionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM positions WHERE status = 'open' AND connection = ?1 AND symbol = ?2 ORDER BY opened_at DESC LIMIT 1"
+    ))?;
+    stmt.query_row(params![connection, symbol], from_row)
+        .optional()?
+        .transpose()
+}
+
+pub fn closed_positions(conn: &Connection, limit: usize) -> StoreResult<Vec<PositionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM positions WHERE status = 'closed' ORDER BY closed_at DESC LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], from_row)?;
+    collect(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Symbol;
+    use crate::store::Store;
+    use rust_decimal_macros::dec;
+
+    fn position() -> Position {
+        Position {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: PositionSide::Long,
+            quantity: Qty(dec!(0.123456789012345678)),
+            entry_price: Price(dec!(93576.123456789012345678)),
+            stop_loss: Some(Price(dec!(91000.01))),
+            take_profit: None,
+            realized_pnl: Quote(dec!(-0.000000000000000001)),
+            fees_paid: Quote(dec!(0.000000000000000001)),
+            opened_at: 1_735_689_600_000,
+            closed_at: None,
+        }
+    }
+
+    #[test]
+    fn positions_round_trip_exactly_and_close() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let mut p = position();
+        let id = insert(c, "paper", None, &p, 1).unwrap();
+        let open = open_position(c, "paper", "BTCUSDT").unwrap().unwrap();
+        assert_eq!(open.position, p);
+        mark(c, id, Price(dec!(94000)), Quote(dec!(52.29)), 2).unwrap();
+        assert_eq!(
+            open_positions(c).unwrap()[0].mark_price,
+            Some(Price(dec!(94000)))
+        );
+        p.quantity = Qty::ZERO;
+        p.closed_at = Some(3);
+        update(c, id, &p, 3).unwrap();
+        assert!(open_positions(c).unwrap().is_empty());
+        assert_eq!(
+            closed_positions(c, 10).unwrap()[0].position.closed_at,
+            Some(3)
+        );
+        assert!(matches!(
+            update(c, 999, &p, 4),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}
