@@ -119,7 +119,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(err) => {
-            tracing::error!("{err:#}");
+            // Into the log file; the terminal gets the one clean line below.
+            tracing::info!("failed: {err:#}");
             report(ctx.json, &format!("{err:#}"));
             let usage = err.downcast_ref::<UsageError>().is_some()
                 || err.downcast_ref::<ConfigError>().is_some();

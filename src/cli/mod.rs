@@ -12,6 +12,7 @@ use crate::store::Store;
 
 pub mod config_cmd;
 pub mod db;
+pub mod strategy;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -70,6 +71,12 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Manage strategies (what trades, how often, with which decision engine).
+    #[command(subcommand)]
+    Strategy(strategy::StrategyCommand),
+    /// Manage exchange connections (credentials live in the keyring).
+    #[command(subcommand)]
+    Connection(strategy::ConnectionCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -128,6 +135,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
     match command {
         Command::Config(cmd) => config_cmd::run(cmd, ctx),
         Command::Db(cmd) => db::run(cmd, ctx),
+        Command::Strategy(cmd) => strategy::run(cmd, ctx),
+        Command::Connection(cmd) => strategy::run_connection(cmd, ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

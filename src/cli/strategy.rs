@@ -1,0 +1,272 @@
+//! `trademind strategy list|add|enable|disable|show` and `trademind connection add|list|remove`.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use super::{Context, UsageError};
+use crate::domain::Symbol;
+use crate::domain::market::Interval;
+use crate::store::StoreError;
+use crate::store::strategies::{self, NewStrategy};
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StrategyCommand {
+    /// List strategies.
+    List,
+    /// Add a strategy (disabled until `strategy enable`).
+    Add(AddStrategy),
+    /// Let the scheduler run a strategy.
+    Enable { name: String },
+    /// Stop the scheduler from running a strategy.
+    Disable { name: String },
+    /// Show one strategy.
+    Show { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddStrategy {
+    pub name: String,
+    /// Symbols to trade (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub symbol: Vec<String>,
+    /// Candle interval the strategy decides on.
+    #[arg(long, default_value = "1h")]
+    pub interval: String,
+    /// Decision engine: rules (no keys needed) or llm.
+    #[arg(long, default_value = "rules", value_parser = ["rules", "llm"])]
+    pub engine: String,
+    /// Parameters as key=value (e.g. --param rule=seed --param fast=10).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Exchange connection (default: the paper exchange).
+    #[arg(long)]
+    pub connection: Option<String>,
+}
+
+/// Parse `key=value` pairs; numbers and booleans become JSON numbers and booleans.
+pub fn parse_params(pairs: &[String]) -> Result<serde_json::Value, UsageError> {
+    let mut map = serde_json::Map::new();
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--param {pair:?}: expected KEY=VALUE")))?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(UsageError(format!("--param {pair:?}: the key is empty")));
+        }
+        let value = serde_json::from_str::<serde_json::Value>(v.trim())
+            .ok()
+            .filter(|j| j.is_number() || j.is_boolean())
+            .unwrap_or_else(|| serde_json::Value::String(v.trim().to_string()));
+        map.insert(k.to_string(), value);
+    }
+    Ok(serde_json::Value::Object(map))
+}
+
+fn not_found(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::NotFound(what) => UsageError(format!("no such {what}")).into(),
+        StoreError::Conflict(msg) => UsageError(msg).into(),
+        other => other.into(),
+    }
+}
+
+pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
+    let c = store.conn();
+    match cmd {
+        StrategyCommand::List => {
+            let rows = strategies::list_strategies(c)?;
+            ctx.emit(&rows, || {
+                if rows.is_empty() {
+                    println!(
+                        "no strategies (add one: trademind strategy add NAME --symbol BTCUSDT)"
+                    );
+                }
+                for s in &rows {
+                    println!(
+                        "{:<20} {:<8} {:<7} {:<4} {:<6} {}",
+                        s.name,
+                        if s.is_active { "enabled" } else { "disabled" },
+                        s.status,
+                        s.interval,
+                        s.decision_engine,
+                        s.symbols.join(",")
+                    );
+                }
+            })
+        }
+        StrategyCommand::Add(a) => {
+            let mut symbols = Vec::new();
+            for s in &a.symbol {
+                symbols.push(
+                    Symbol::new(s)
+                        .map_err(|e| UsageError(e.to_string()))?
+                        .to_string(),
+                );
+            }
+            let interval: Interval = a.interval.parse().map_err(
+                |e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()),
+            )?;
+            let connection_id = match &a.connection {
+                None => None,
+                Some(name) => Some(
+                    strategies::list_connections(c)?
+                        .into_iter()
+                        .find(|x| &x.name == name)
+                        .ok_or_else(|| {
+                            UsageError(format!(
+                                "no connection named {name:?} (see `trademind connection list`)"
+                            ))
+                        })?
+                        .id,
+                ),
+            };
+            let new = NewStrategy {
+                name: a.name.clone(),
+                symbols,
+                interval: interval.to_string(),
+                decision_engine: a.engine.clone(),
+                parameters: parse_params(&a.params)?,
+                connection_id,
+            };
+            let id = strategies::add_strategy(c, &new, now_ms()).map_err(not_found)?;
+            ctx.emit(&serde_json::json!({"id": id, "name": a.name}), || {
+                println!(
+                    "added strategy {:?} (disabled; `trademind strategy enable {}` to run it)",
+                    a.name, a.name
+                )
+            })
+        }
+        StrategyCommand::Enable { name } => {
+            strategies::set_active(c, &name, true, now_ms()).map_err(not_found)?;
+            ctx.emit(&serde_json::json!({"name": name, "enabled": true}), || {
+                println!("strategy {name:?} enabled")
+            })
+        }
+        StrategyCommand::Disable { name } => {
+            strategies::set_active(c, &name, false, now_ms()).map_err(not_found)?;
+            ctx.emit(&serde_json::json!({"name": name, "enabled": false}), || {
+                println!("strategy {name:?} disabled")
+            })
+        }
+        StrategyCommand::Show { name } => {
+            let row = strategies::strategy_by_name(c, &name)?
+                .ok_or_else(|| UsageError(format!("no strategy named {name:?}")))?;
+            ctx.emit(&row, || {
+                println!("name:       {}", row.name);
+                println!("enabled:    {} ({})", row.is_active, row.status);
+                println!("symbols:    {}", row.symbols.join(", "));
+                println!("interval:   {}", row.interval);
+                println!("engine:     {}", row.decision_engine);
+                println!("parameters: {}", row.parameters);
+            })
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Add an exchange connection; its credentials go in the keyring (`trademind keys set binance --connection NAME`).
+    Add {
+        name: String,
+        /// binance or paper.
+        #[arg(long, default_value = "binance", value_parser = ["binance", "paper"])]
+        exchange: String,
+        /// Use Binance's spot testnet.
+        #[arg(long)]
+        testnet: bool,
+    },
+    /// List connections (never their secrets).
+    List,
+    /// Remove a connection (its keyring entry stays until `keys delete`).
+    Remove { name: String },
+}
+
+pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
+    let c = store.conn();
+    match cmd {
+        ConnectionCommand::Add {
+            name,
+            exchange,
+            testnet,
+        } => {
+            if name.trim().is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                return Err(UsageError(format!(
+                    "connection name {name:?}: use letters, digits, - and _"
+                ))
+                .into());
+            }
+            let entry = (exchange == "binance").then(|| format!("binance:{name}"));
+            let id = strategies::add_connection(
+                c,
+                &name,
+                &exchange,
+                testnet,
+                entry.as_deref(),
+                now_ms(),
+            )
+            .map_err(not_found)?;
+            ctx.emit(&serde_json::json!({"id": id, "name": name, "keyring_entry": entry}), || {
+                println!("added connection {name:?} ({exchange}{})", if testnet { ", testnet" } else { "" });
+                if let Some(e) = &entry {
+                    println!("store its API key and secret with: trademind keys set binance --connection {name}   (keyring entry {e})");
+                }
+            })
+        }
+        ConnectionCommand::List => {
+            let rows = strategies::list_connections(c)?;
+            ctx.emit(&rows, || {
+                if rows.is_empty() {
+                    println!("no connections: trading uses the built-in paper exchange");
+                }
+                for r in &rows {
+                    println!(
+                        "{:<16} {:<8} {:<8} keyring: {}",
+                        r.name,
+                        r.exchange,
+                        if r.is_testnet { "testnet" } else { "live" },
+                        r.keyring_entry.as_deref().unwrap_or("-")
+                    );
+                }
+            })
+        }
+        ConnectionCommand::Remove { name } => {
+            strategies::remove_connection(c, &name).map_err(not_found)?;
+            ctx.emit(&serde_json::json!({"removed": name}), || {
+                println!("removed connection {name:?}")
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_parse_numbers_booleans_and_strings() {
+        let v = parse_params(&[
+            "fast=10".into(),
+            "rule=seed".into(),
+            "trail=true".into(),
+            "k=1.5".into(),
+        ])
+        .unwrap();
+        assert_eq!(v["fast"], 10);
+        assert_eq!(v["rule"], "seed");
+        assert_eq!(v["trail"], true);
+        assert_eq!(v["k"], 1.5);
+        assert!(parse_params(&["novalue".into()]).is_err());
+        assert!(parse_params(&["=1".into()]).is_err());
+    }
+}
