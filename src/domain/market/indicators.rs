@@ -1,0 +1,1590 @@
+//! Technical indicators at TA-Lib precision: one state machine per indicator (`update` in O(1),
+//! for live trading) and batch functions over slices built on those same state machines (for
+//! backtests), so both faces give bit-identical numbers.
+//!
+//! Lookback semantics are TA-Lib's: an indicator yields nothing until its lookback is filled, and
+//! the warm-up follows TA-Lib's seeding rules (EMA seeded by the SMA of its first `period` values,
+//! MACD's fast EMA seeded on the same bar as the slow one, Wilder's ATR/ADX/RSI seeding). The
+//! arithmetic is written in TA-Lib's operation order so the results agree to the last few ulps.
+//! In batch columns "no value" is `f64::NAN`; in streaming results it is `None`.
+
+use super::candle::{Candle, CandleColumns, TimestampMs};
+use serde::{Deserialize, Serialize};
+
+/// TA-Lib's `TA_IS_ZERO`: values this close to zero are treated as zero in divisions.
+fn is_zero(v: f64) -> bool {
+    -1e-8 < v && v < 1e-8
+}
+
+/// TA-Lib's true range: the largest of today's range and the gaps from yesterday's close.
+#[inline]
+fn true_range(high: f64, low: f64, prev_close: f64) -> f64 {
+    let mut out = high - low;
+    let gap_up = (high - prev_close).abs();
+    if gap_up > out {
+        out = gap_up;
+    }
+    let gap_down = (low - prev_close).abs();
+    if gap_down > out {
+        out = gap_down;
+    }
+    out
+}
+
+/// One candle in f64, the input of the candle-based indicators.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Ohlcv {
+    pub open_time: TimestampMs,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+}
+
+impl Ohlcv {
+    /// Row `i` of a column view. Panics if `i` is out of range, like slice indexing.
+    #[inline]
+    pub fn from_columns(cols: &CandleColumns, i: usize) -> Ohlcv {
+        Ohlcv {
+            open_time: cols.open_time[i],
+            open: cols.open[i],
+            high: cols.high[i],
+            low: cols.low[i],
+            close: cols.close[i],
+            volume: cols.volume[i],
+        }
+    }
+}
+
+impl From<&Candle> for Ohlcv {
+    fn from(c: &Candle) -> Self {
+        Ohlcv {
+            open_time: c.open_time,
+            open: c.open.to_f64(),
+            high: c.high.to_f64(),
+            low: c.low.to_f64(),
+            close: c.close.to_f64(),
+            volume: c.volume.to_f64(),
+        }
+    }
+}
+
+/// The last `cap` values, oldest first; fixed storage, O(1) push.
+#[derive(Debug, Clone)]
+struct Ring {
+    buf: Box<[f64]>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Ring {
+        Ring {
+            buf: vec![0.0; cap.max(1)].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, x: f64) {
+        let cap = self.buf.len();
+        if self.len < cap {
+            let at = (self.head + self.len) % cap;
+            self.buf[at] = x;
+            self.len += 1;
+        } else {
+            self.buf[self.head] = x;
+            self.head += 1;
+            if self.head == cap {
+                self.head = 0;
+            }
+        }
+    }
+
+    #[inline]
+    fn oldest(&self) -> f64 {
+        self.buf[self.head]
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == self.buf.len()
+    }
+
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
+/// Running maximum (`MAX = true`) or minimum of the last `period` values: a monotonic queue,
+/// amortised O(1) per value, exact (no arithmetic, so the same value TA-Lib's rescans find).
+#[derive(Debug, Clone)]
+struct Extremum<const MAX: bool> {
+    index: Box<[u64]>,
+    value: Box<[f64]>,
+    head: usize,
+    len: usize,
+    period: u64,
+}
+
+impl<const MAX: bool> Extremum<MAX> {
+    fn new(period: usize) -> Self {
+        let cap = period.max(1);
+        Extremum {
+            index: vec![0; cap].into_boxed_slice(),
+            value: vec![0.0; cap].into_boxed_slice(),
+            head: 0,
+            len: 0,
+            period: cap as u64,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, k: usize) -> usize {
+        let cap = self.value.len();
+        let at = self.head + k;
+        if at >= cap { at - cap } else { at }
+    }
+
+    /// Add value `x` at position `i` (strictly increasing) and return the window's extreme.
+    #[inline]
+    fn push(&mut self, i: u64, x: f64) -> f64 {
+        // Drop the entries that left the window, then those dominated by `x`.
+        while self.len > 0 && self.index[self.head] + self.period <= i {
+            self.head = self.slot(1);
+            self.len -= 1;
+        }
+        while self.len > 0 {
+            let back = self.slot(self.len - 1);
+            let dominated = if MAX {
+                self.value[back] <= x
+            } else {
+                self.value[back] >= x
+            };
+            if !dominated {
+                break;
+            }
+            self.len -= 1;
+        }
+        let at = self.slot(self.len);
+        self.index[at] = i;
+        self.value[at] = x;
+        self.len += 1;
+        self.value[self.head]
+    }
+
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
+/// Simple moving average (TA-Lib `SMA`): first value at index `period - 1`.
+#[derive(Debug, Clone)]
+pub struct Sma {
+    period: usize,
+    window: Ring,
+    sum: f64,
+}
+
+impl Sma {
+    /// A period of 0 is treated as 1.
+    pub fn new(period: usize) -> Sma {
+        let period = period.max(1);
+        Sma {
+            period,
+            window: Ring::new(period),
+            sum: 0.0,
+        }
+    }
+
+    /// Index of the first value (values before it are warm-up).
+    pub fn lookback(&self) -> usize {
+        self.period - 1
+    }
+
+    #[inline]
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        self.sum += x;
+        self.window.push(x);
+        if !self.window.is_full() {
+            return None;
+        }
+        // TA-Lib's order: add the new value, divide, then drop the trailing one.
+        let out = self.sum / self.period as f64;
+        self.sum -= self.window.oldest();
+        Some(out)
+    }
+
+    pub fn reset(&mut self) {
+        self.window.clear();
+        self.sum = 0.0;
+    }
+}
+
+/// Exponential moving average (TA-Lib `EMA`, `k = 2 / (period + 1)`), seeded with the SMA of
+/// its first `period` values: first value at index `period - 1`.
+#[derive(Debug, Clone)]
+pub struct Ema {
+    period: usize,
+    k: f64,
+    seen: usize,
+    sum: f64,
+    value: f64,
+}
+
+impl Ema {
+    pub fn new(period: usize) -> Ema {
+        let period = period.max(1);
+        Ema {
+            period,
+            k: 2.0 / (period as f64 + 1.0),
+            seen: 0,
+            sum: 0.0,
+            value: 0.0,
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        self.period - 1
+    }
+
+    #[inline]
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        if self.seen >= self.period {
+            self.value = (x - self.value) * self.k + self.value;
+            return Some(self.value);
+        }
+        self.seen += 1;
+        self.sum += x;
+        if self.seen < self.period {
+            return None;
+        }
+        self.value = self.sum / self.period as f64;
+        Some(self.value)
+    }
+
+    pub fn reset(&mut self) {
+        self.seen = 0;
+        self.sum = 0.0;
+        self.value = 0.0;
+    }
+}
+
+/// Linearly weighted moving average (TA-Lib `WMA`, weights 1..=period, newest heaviest).
+#[derive(Debug, Clone)]
+pub struct Wma {
+    period: usize,
+    divider: f64,
+    window: Ring,
+    seen: usize,
+    weighted_sum: f64,
+    plain_sum: f64,
+    trailing: f64,
+}
+
+impl Wma {
+    pub fn new(period: usize) -> Wma {
+        let period = period.max(1);
+        Wma {
+            period,
+            divider: (period * (period + 1) / 2) as f64,
+            window: Ring::new(period),
+            seen: 0,
+            weighted_sum: 0.0,
+            plain_sum: 0.0,
+            trailing: 0.0,
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        self.period - 1
+    }
+
+    #[inline]
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        self.window.push(x);
+        if self.seen + 1 < self.period {
+            self.seen += 1;
+            self.plain_sum += x;
+            self.weighted_sum += x * self.seen as f64;
+            return None;
+        }
+        // Sliding the window lowers every weight by one: subtract the plain sum after output.
+        self.plain_sum += x;
+        self.plain_sum -= self.trailing;
+        self.weighted_sum += x * self.period as f64;
+        self.trailing = self.window.oldest();
+        let out = self.weighted_sum / self.divider;
+        self.weighted_sum -= self.plain_sum;
+        Some(out)
+    }
+
+    pub fn reset(&mut self) {
+        let period = self.period;
+        *self = Wma::new(period);
+    }
+}
+
+/// Relative strength index with Wilder's smoothing (TA-Lib `RSI`): first value at index `period`.
+#[derive(Debug, Clone)]
+pub struct Rsi {
+    period: usize,
+    prev: Option<f64>,
+    changes: usize,
+    gain: f64,
+    loss: f64,
+}
+
+impl Rsi {
+    pub fn new(period: usize) -> Rsi {
+        Rsi {
+            period: period.max(1),
+            prev: None,
+            changes: 0,
+            gain: 0.0,
+            loss: 0.0,
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        self.period
+    }
+
+    #[inline]
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        let prev = self.prev.replace(x)?;
+        let change = x - prev;
+        let n = self.period as f64;
+        self.changes += 1;
+        if self.changes > self.period {
+            self.loss *= n - 1.0;
+            self.gain *= n - 1.0;
+            if change < 0.0 {
+                self.loss -= change;
+            } else {
+                self.gain += change;
+            }
+            self.loss /= n;
+            self.gain /= n;
+        } else {
+            if change < 0.0 {
+                self.loss -= change;
+            } else {
+                self.gain += change;
+            }
+            if self.changes < self.period {
+                return None;
+            }
+            self.loss /= n;
+            self.gain /= n;
+        }
+        let total = self.gain + self.loss;
+        Some(if is_zero(total) {
+            0.0
+        } else {
+            100.0 * (self.gain / total)
+        })
+    }
+
+    pub fn reset(&mut self) {
+        *self = Rsi::new(self.period);
+    }
+}
+
+/// One MACD reading.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MacdValue {
+    pub macd: f64,
+    pub signal: f64,
+    pub histogram: f64,
+}
+
+/// MACD (TA-Lib `MACD`): both EMAs are seeded on the bar where the slow one completes (the fast
+/// one with the SMA of the last `fast` values there), the signal EMA runs on the MACD line from
+/// that bar. First value at index `(slow - 1) + (signal - 1)`.
+#[derive(Debug, Clone)]
+pub struct Macd {
+    fast: usize,
+    slow: usize,
+    k_fast: f64,
+    k_slow: f64,
+    warmup: Vec<f64>,
+    seeded: bool,
+    fast_ema: f64,
+    slow_ema: f64,
+    signal: Ema,
+}
+
+impl Macd {
+    /// Periods of 0 are treated as 1; a fast period longer than the slow one is swapped, as
+    /// TA-Lib does.
+    pub fn new(fast: usize, slow: usize, signal: usize) -> Macd {
+        let (mut fast, mut slow) = (fast.max(1), slow.max(1));
+        if slow < fast {
+            std::mem::swap(&mut fast, &mut slow);
+        }
+        Macd {
+            fast,
+            slow,
+            k_fast: 2.0 / (fast as f64 + 1.0),
+            k_slow: 2.0 / (slow as f64 + 1.0),
+            warmup: Vec::with_capacity(slow),
+            seeded: false,
+            fast_ema: 0.0,
+            slow_ema: 0.0,
+            signal: Ema::new(signal),
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        (self.slow - 1) + self.signal.lookback()
+    }
+
+    #[inline]
+    pub fn update(&mut self, x: f64) -> Option<MacdValue> {
+        if self.seeded {
+            self.slow_ema = (x - self.slow_ema) * self.k_slow + self.slow_ema;
+            self.fast_ema = (x - self.fast_ema) * self.k_fast + self.fast_ema;
+        } else {
+            self.warmup.push(x);
+            if self.warmup.len() < self.slow {
+                return None;
+            }
+            let slow_sum = self.warmup.iter().fold(0.0, |s, v| s + v);
+            let fast_sum = self.warmup[self.slow - self.fast..]
+                .iter()
+                .fold(0.0, |s, v| s + v);
+            self.slow_ema = slow_sum / self.slow as f64;
+            self.fast_ema = fast_sum / self.fast as f64;
+            self.seeded = true;
+        }
+        let macd = self.fast_ema - self.slow_ema;
+        let signal = self.signal.update(macd)?;
+        Some(MacdValue {
+            macd,
+            signal,
+            histogram: macd - signal,
+        })
+    }
+
+    pub fn reset(&mut self) {
+        self.warmup.clear();
+        self.seeded = false;
+        self.fast_ema = 0.0;
+        self.slow_ema = 0.0;
+        self.signal.reset();
+    }
+}
+
+/// One Bollinger Bands reading.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BandsValue {
+    pub upper: f64,
+    pub middle: f64,
+    pub lower: f64,
+}
+
+/// Bollinger Bands over an SMA with the population standard deviation (TA-Lib `BBANDS` with
+/// `MA_Type.SMA`): first value at index `period - 1`.
+#[derive(Debug, Clone)]
+pub struct Bollinger {
+    period: usize,
+    dev_up: f64,
+    dev_down: f64,
+    window: Ring,
+    sum: f64,
+    sum_squares: f64,
+}
+
+impl Bollinger {
+    pub fn new(period: usize, dev_up: f64, dev_down: f64) -> Bollinger {
+        let period = period.max(1);
+        Bollinger {
+            period,
+            dev_up,
+            dev_down,
+            window: Ring::new(period),
+            sum: 0.0,
+            sum_squares: 0.0,
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        self.period - 1
+    }
+
+    #[inline]
+    pub fn update(&mut self, x: f64) -> Option<BandsValue> {
+        self.sum += x;
+        self.sum_squares += x * x;
+        self.window.push(x);
+        if !self.window.is_full() {
+            return None;
+        }
+        let n = self.period as f64;
+        let trailing = self.window.oldest();
+        let middle = self.sum / n;
+        self.sum -= trailing;
+        let mut variance = self.sum_squares / n;
+        self.sum_squares -= trailing * trailing;
+        variance -= middle * middle;
+        // TA-Lib's TA_IS_ZERO_OR_NEG: rounding can push a flat window's variance below zero.
+        let deviation = if variance < 1e-8 {
+            0.0
+        } else {
+            variance.sqrt()
+        };
+        let (upper, lower) = if self.dev_up == self.dev_down {
+            let width = deviation * self.dev_up;
+            (middle + width, middle - width)
+        } else {
+            (
+                middle + deviation * self.dev_up,
+                middle - deviation * self.dev_down,
+            )
+        };
+        Some(BandsValue {
+            upper,
+            middle,
+            lower,
+        })
+    }
+
+    pub fn reset(&mut self) {
+        self.window.clear();
+        self.sum = 0.0;
+        self.sum_squares = 0.0;
+    }
+}
+
+/// Average true range with Wilder's smoothing (TA-Lib `ATR`): seeded with the plain mean of the
+/// first `period` true ranges (which start at the second candle); first value at index `period`.
+#[derive(Debug, Clone)]
+pub struct Atr {
+    period: usize,
+    prev_close: Option<f64>,
+    ranges: usize,
+    value: f64,
+}
+
+impl Atr {
+    pub fn new(period: usize) -> Atr {
+        Atr {
+            period: period.max(1),
+            prev_close: None,
+            ranges: 0,
+            value: 0.0,
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        self.period
+    }
+
+    #[inline]
+    pub fn update(&mut self, bar: &Ohlcv) -> Option<f64> {
+        let prev_close = self.prev_close.replace(bar.close)?;
+        let tr = true_range(bar.high, bar.low, prev_close);
+        let n = self.period as f64;
+        self.ranges += 1;
+        if self.ranges > self.period {
+            self.value *= n - 1.0;
+            self.value += tr;
+            self.value /= n;
+            return Some(self.value);
+        }
+        // During the seed `value` holds the running sum of true ranges.
+        self.value += tr;
+        if self.ranges < self.period {
+            return None;
+        }
+        self.value /= n;
+        Some(self.value)
+    }
+
+    pub fn reset(&mut self) {
+        *self = Atr::new(self.period);
+    }
+}
+
+/// Average directional index with +DI and −DI (TA-Lib `ADX`, `PLUS_DI`, `MINUS_DI`): the DIs
+/// appear at index `period`, the ADX at index `2 * period - 1`. `update` returns the ADX; the
+/// DIs of the same candle are read with [`Adx::plus_di`] and [`Adx::minus_di`].
+#[derive(Debug, Clone)]
+pub struct Adx {
+    period: usize,
+    started: bool,
+    moves: usize,
+    prev_high: f64,
+    prev_low: f64,
+    prev_close: f64,
+    plus_dm: f64,
+    minus_dm: f64,
+    tr: f64,
+    dx_sum: f64,
+    adx: f64,
+    plus_di: Option<f64>,
+    minus_di: Option<f64>,
+}
+
+impl Adx {
+    pub fn new(period: usize) -> Adx {
+        Adx {
+            period: period.max(1),
+            started: false,
+            moves: 0,
+            prev_high: 0.0,
+            prev_low: 0.0,
+            prev_close: 0.0,
+            plus_dm: 0.0,
+            minus_dm: 0.0,
+            tr: 0.0,
+            dx_sum: 0.0,
+            adx: 0.0,
+            plus_di: None,
+            minus_di: None,
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        2 * self.period - 1
+    }
+
+    /// Index of the first +DI/−DI value.
+    pub fn di_lookback(&self) -> usize {
+        self.period
+    }
+
+    /// +DI of the last candle, once its lookback is filled.
+    pub fn plus_di(&self) -> Option<f64> {
+        self.plus_di
+    }
+
+    /// −DI of the last candle, once its lookback is filled.
+    pub fn minus_di(&self) -> Option<f64> {
+        self.minus_di
+    }
+
+    #[inline]
+    pub fn update(&mut self, bar: &Ohlcv) -> Option<f64> {
+        if !self.started {
+            self.started = true;
+            self.prev_high = bar.high;
+            self.prev_low = bar.low;
+            self.prev_close = bar.close;
+            return None;
+        }
+        let n = self.period as f64;
+        let up = bar.high - self.prev_high;
+        let down = self.prev_low - bar.low;
+        self.prev_high = bar.high;
+        self.prev_low = bar.low;
+        let tr = true_range(bar.high, bar.low, self.prev_close);
+        self.prev_close = bar.close;
+        self.moves += 1;
+
+        if self.moves < self.period {
+            if down > 0.0 && up < down {
+                self.minus_dm += down;
+            } else if up > 0.0 && up > down {
+                self.plus_dm += up;
+            }
+            self.tr += tr;
+            return None;
+        }
+
+        self.minus_dm -= self.minus_dm / n;
+        self.plus_dm -= self.plus_dm / n;
+        if down > 0.0 && up < down {
+            self.minus_dm += down;
+        } else if up > 0.0 && up > down {
+            self.plus_dm += up;
+        }
+        self.tr = self.tr - self.tr / n + tr;
+
+        let mut dx = None;
+        if is_zero(self.tr) {
+            self.plus_di = Some(0.0);
+            self.minus_di = Some(0.0);
+        } else {
+            let minus_di = 100.0 * (self.minus_dm / self.tr);
+            let plus_di = 100.0 * (self.plus_dm / self.tr);
+            self.plus_di = Some(plus_di);
+            self.minus_di = Some(minus_di);
+            let total = minus_di + plus_di;
+            if !is_zero(total) {
+                dx = Some(100.0 * ((minus_di - plus_di).abs() / total));
+            }
+        }
+
+        let first_adx = 2 * self.period - 1;
+        if self.moves < first_adx {
+            self.dx_sum += dx.unwrap_or(0.0);
+            None
+        } else if self.moves == first_adx {
+            self.dx_sum += dx.unwrap_or(0.0);
+            self.adx = self.dx_sum / n;
+            Some(self.adx)
+        } else {
+            if let Some(dx) = dx {
+                self.adx = (self.adx * (n - 1.0) + dx) / n;
+            }
+            Some(self.adx)
+        }
+    }
+
+    pub fn reset(&mut self) {
+        *self = Adx::new(self.period);
+    }
+}
+
+/// One stochastic oscillator reading (TA-Lib's slow %K and %D).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StochValue {
+    pub k: f64,
+    pub d: f64,
+}
+
+/// Slow stochastic (TA-Lib `STOCH` with SMA smoothing): raw %K over `fast_k` candles, %K its
+/// `slow_k` SMA, %D the `slow_d` SMA of %K. Both appear together at index
+/// `(fast_k - 1) + (slow_k - 1) + (slow_d - 1)`.
+#[derive(Debug, Clone)]
+pub struct Stochastic {
+    fast_k: usize,
+    highest: Extremum<true>,
+    lowest: Extremum<false>,
+    seen: u64,
+    slow_k: Sma,
+    slow_d: Sma,
+}
+
+impl Stochastic {
+    pub fn new(fast_k: usize, slow_k: usize, slow_d: usize) -> Stochastic {
+        Stochastic {
+            fast_k: fast_k.max(1),
+            highest: Extremum::new(fast_k),
+            lowest: Extremum::new(fast_k),
+            seen: 0,
+            slow_k: Sma::new(slow_k),
+            slow_d: Sma::new(slow_d),
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        (self.fast_k - 1) + self.slow_k.lookback() + self.slow_d.lookback()
+    }
+
+    #[inline]
+    pub fn update(&mut self, bar: &Ohlcv) -> Option<StochValue> {
+        let i = self.seen;
+        self.seen += 1;
+        let highest = self.highest.push(i, bar.high);
+        let lowest = self.lowest.push(i, bar.low);
+        if self.seen < self.fast_k as u64 {
+            return None;
+        }
+        let diff = (highest - lowest) / 100.0;
+        let raw_k = if diff != 0.0 {
+            (bar.close - lowest) / diff
+        } else {
+            0.0
+        };
+        let k = self.slow_k.update(raw_k)?;
+        let d = self.slow_d.update(k)?;
+        Some(StochValue { k, d })
+    }
+
+    pub fn reset(&mut self) {
+        self.highest.clear();
+        self.lowest.clear();
+        self.seen = 0;
+        self.slow_k.reset();
+        self.slow_d.reset();
+    }
+}
+
+/// On-balance volume (TA-Lib `OBV`): starts at the first candle's volume, then adds the volume
+/// of up closes and subtracts that of down closes. Has a value from the first candle.
+#[derive(Debug, Clone, Default)]
+pub struct Obv {
+    prev_close: Option<f64>,
+    value: f64,
+}
+
+impl Obv {
+    pub fn new() -> Obv {
+        Obv::default()
+    }
+
+    pub fn lookback(&self) -> usize {
+        0
+    }
+
+    #[inline]
+    pub fn update(&mut self, close: f64, volume: f64) -> Option<f64> {
+        match self.prev_close {
+            None => self.value = volume,
+            Some(prev) if close > prev => self.value += volume,
+            Some(prev) if close < prev => self.value -= volume,
+            Some(_) => {}
+        }
+        self.prev_close = Some(close);
+        Some(self.value)
+    }
+
+    pub fn reset(&mut self) {
+        *self = Obv::default();
+    }
+}
+
+/// Volume-weighted average price of the typical price `(high + low + close) / 3`, accumulated
+/// from the first candle, or from the start of each session when a session length is given
+/// (for example one day: the VWAP restarts at 00:00 UTC). No value while no volume has traded.
+#[derive(Debug, Clone, Default)]
+pub struct Vwap {
+    session_ms: Option<i64>,
+    session: Option<i64>,
+    price_volume: f64,
+    volume: f64,
+}
+
+impl Vwap {
+    /// Cumulative since the first candle.
+    pub fn new() -> Vwap {
+        Vwap::default()
+    }
+
+    /// Restarting whenever a candle opens in a new session of `session_ms` milliseconds
+    /// (sessions aligned to the Unix epoch). A non-positive length means no sessions.
+    pub fn with_session(session_ms: i64) -> Vwap {
+        Vwap {
+            session_ms: (session_ms > 0).then_some(session_ms),
+            ..Vwap::default()
+        }
+    }
+
+    pub fn lookback(&self) -> usize {
+        0
+    }
+
+    #[inline]
+    pub fn update(&mut self, bar: &Ohlcv) -> Option<f64> {
+        if let Some(len) = self.session_ms {
+            let session = bar.open_time.div_euclid(len);
+            if self.session != Some(session) {
+                self.session = Some(session);
+                self.price_volume = 0.0;
+                self.volume = 0.0;
+            }
+        }
+        let typical = (bar.high + bar.low + bar.close) / 3.0;
+        self.price_volume += typical * bar.volume;
+        self.volume += bar.volume;
+        (self.volume > 0.0).then(|| self.price_volume / self.volume)
+    }
+
+    pub fn reset(&mut self) {
+        *self = Vwap {
+            session_ms: self.session_ms,
+            ..Vwap::default()
+        };
+    }
+}
+
+/// The seed's simple signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    Buy,
+    Sell,
+    Hold,
+}
+
+/// RSI below 30 with a rising MACD histogram (> 0) → buy; RSI above 70 with a falling one
+/// (< 0) → sell; otherwise hold. A missing value (NaN) holds.
+pub fn simple_signal(rsi: f64, macd_histogram: f64) -> Signal {
+    if rsi < 30.0 && macd_histogram > 0.0 {
+        Signal::Buy
+    } else if rsi > 70.0 && macd_histogram < 0.0 {
+        Signal::Sell
+    } else {
+        Signal::Hold
+    }
+}
+
+/// Parameters of the full indicator set. Defaults are the conventional ones (and TA-Lib's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndicatorParams {
+    /// SMA period (default 20).
+    pub sma_period: usize,
+    /// EMA period (default 20).
+    pub ema_period: usize,
+    /// WMA period (default 20).
+    pub wma_period: usize,
+    /// RSI period (default 14).
+    pub rsi_period: usize,
+    /// MACD fast EMA period (default 12).
+    pub macd_fast: usize,
+    /// MACD slow EMA period (default 26).
+    pub macd_slow: usize,
+    /// MACD signal EMA period (default 9).
+    pub macd_signal: usize,
+    /// Bollinger Bands period (default 20).
+    pub bb_period: usize,
+    /// Standard deviations above the middle band (default 2).
+    pub bb_dev_up: f64,
+    /// Standard deviations below the middle band (default 2).
+    pub bb_dev_down: f64,
+    /// ATR period (default 14).
+    pub atr_period: usize,
+    /// ADX / DI period (default 14).
+    pub adx_period: usize,
+    /// Stochastic raw %K lookback (default 14).
+    pub stoch_fast_k: usize,
+    /// Stochastic %K smoothing (SMA, default 3).
+    pub stoch_slow_k: usize,
+    /// Stochastic %D smoothing (SMA, default 3).
+    pub stoch_slow_d: usize,
+    /// VWAP session length in ms; `None` (default) accumulates from the first candle.
+    pub vwap_session_ms: Option<i64>,
+}
+
+impl Default for IndicatorParams {
+    fn default() -> Self {
+        IndicatorParams {
+            sma_period: 20,
+            ema_period: 20,
+            wma_period: 20,
+            rsi_period: 14,
+            macd_fast: 12,
+            macd_slow: 26,
+            macd_signal: 9,
+            bb_period: 20,
+            bb_dev_up: 2.0,
+            bb_dev_down: 2.0,
+            atr_period: 14,
+            adx_period: 14,
+            stoch_fast_k: 14,
+            stoch_slow_k: 3,
+            stoch_slow_d: 3,
+            vwap_session_ms: None,
+        }
+    }
+}
+
+/// Largest period accepted (TA-Lib's limit).
+pub const MAX_PERIOD: usize = 100_000;
+
+impl IndicatorParams {
+    /// Check ranges: periods 1..=100000 (2.. where a period of 1 is meaningless), the MACD fast
+    /// period below the slow one, band widths finite and non-negative, a positive VWAP session.
+    pub fn validate(&self) -> Result<(), String> {
+        let periods = [
+            ("sma_period", self.sma_period, 1),
+            ("ema_period", self.ema_period, 1),
+            ("wma_period", self.wma_period, 1),
+            ("rsi_period", self.rsi_period, 2),
+            ("macd_fast", self.macd_fast, 2),
+            ("macd_slow", self.macd_slow, 2),
+            ("macd_signal", self.macd_signal, 1),
+            ("bb_period", self.bb_period, 2),
+            ("atr_period", self.atr_period, 1),
+            ("adx_period", self.adx_period, 2),
+            ("stoch_fast_k", self.stoch_fast_k, 1),
+            ("stoch_slow_k", self.stoch_slow_k, 1),
+            ("stoch_slow_d", self.stoch_slow_d, 1),
+        ];
+        for (name, value, min) in periods {
+            if !(min..=MAX_PERIOD).contains(&value) {
+                return Err(format!(
+                    "{name} = {value} is out of range: use {min}..={MAX_PERIOD}"
+                ));
+            }
+        }
+        if self.macd_fast >= self.macd_slow {
+            return Err(format!(
+                "macd_fast ({}) must be shorter than macd_slow ({})",
+                self.macd_fast, self.macd_slow
+            ));
+        }
+        for (name, value) in [
+            ("bb_dev_up", self.bb_dev_up),
+            ("bb_dev_down", self.bb_dev_down),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!("{name} = {value} must be a finite number >= 0"));
+            }
+        }
+        if let Some(ms) = self.vwap_session_ms
+            && ms <= 0
+        {
+            return Err(format!("vwap_session_ms = {ms} must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// Every indicator for one candle; `None` while its lookback is not filled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct IndicatorValues {
+    pub open_time: TimestampMs,
+    pub close: f64,
+    pub sma: Option<f64>,
+    pub ema: Option<f64>,
+    pub wma: Option<f64>,
+    pub rsi: Option<f64>,
+    pub macd: Option<MacdValue>,
+    pub bollinger: Option<BandsValue>,
+    pub atr: Option<f64>,
+    pub adx: Option<f64>,
+    pub plus_di: Option<f64>,
+    pub minus_di: Option<f64>,
+    pub stochastic: Option<StochValue>,
+    pub obv: Option<f64>,
+    pub vwap: Option<f64>,
+    pub signal: Signal,
+}
+
+/// The full set, streaming: one candle in, every indicator out, in O(1).
+#[derive(Debug, Clone)]
+pub struct IndicatorSet {
+    pub sma: Sma,
+    pub ema: Ema,
+    pub wma: Wma,
+    pub rsi: Rsi,
+    pub macd: Macd,
+    pub bollinger: Bollinger,
+    pub atr: Atr,
+    pub adx: Adx,
+    pub stochastic: Stochastic,
+    pub obv: Obv,
+    pub vwap: Vwap,
+}
+
+impl IndicatorSet {
+    pub fn new(params: &IndicatorParams) -> IndicatorSet {
+        IndicatorSet {
+            sma: Sma::new(params.sma_period),
+            ema: Ema::new(params.ema_period),
+            wma: Wma::new(params.wma_period),
+            rsi: Rsi::new(params.rsi_period),
+            macd: Macd::new(params.macd_fast, params.macd_slow, params.macd_signal),
+            bollinger: Bollinger::new(params.bb_period, params.bb_dev_up, params.bb_dev_down),
+            atr: Atr::new(params.atr_period),
+            adx: Adx::new(params.adx_period),
+            stochastic: Stochastic::new(
+                params.stoch_fast_k,
+                params.stoch_slow_k,
+                params.stoch_slow_d,
+            ),
+            obv: Obv::new(),
+            vwap: match params.vwap_session_ms {
+                Some(ms) => Vwap::with_session(ms),
+                None => Vwap::new(),
+            },
+        }
+    }
+
+    #[inline]
+    pub fn update(&mut self, bar: &Ohlcv) -> IndicatorValues {
+        let close = bar.close;
+        let rsi = self.rsi.update(close);
+        let macd = self.macd.update(close);
+        let adx = self.adx.update(bar);
+        IndicatorValues {
+            open_time: bar.open_time,
+            close,
+            sma: self.sma.update(close),
+            ema: self.ema.update(close),
+            wma: self.wma.update(close),
+            rsi,
+            macd,
+            bollinger: self.bollinger.update(close),
+            atr: self.atr.update(bar),
+            adx,
+            plus_di: self.adx.plus_di(),
+            minus_di: self.adx.minus_di(),
+            stochastic: self.stochastic.update(bar),
+            obv: self.obv.update(close, bar.volume),
+            vwap: self.vwap.update(bar),
+            signal: simple_signal(
+                rsi.unwrap_or(f64::NAN),
+                macd.map_or(f64::NAN, |m| m.histogram),
+            ),
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.sma.reset();
+        self.ema.reset();
+        self.wma.reset();
+        self.rsi.reset();
+        self.macd.reset();
+        self.bollinger.reset();
+        self.atr.reset();
+        self.adx.reset();
+        self.stochastic.reset();
+        self.obv.reset();
+        self.vwap.reset();
+    }
+}
+
+/// The full set as columns, one row per candle; NaN where an indicator has no value yet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Indicators {
+    pub open_time: Vec<TimestampMs>,
+    pub close: Vec<f64>,
+    pub sma: Vec<f64>,
+    pub ema: Vec<f64>,
+    pub wma: Vec<f64>,
+    pub rsi: Vec<f64>,
+    pub macd: Vec<f64>,
+    pub macd_signal: Vec<f64>,
+    pub macd_histogram: Vec<f64>,
+    pub bb_upper: Vec<f64>,
+    pub bb_middle: Vec<f64>,
+    pub bb_lower: Vec<f64>,
+    pub atr: Vec<f64>,
+    pub adx: Vec<f64>,
+    pub plus_di: Vec<f64>,
+    pub minus_di: Vec<f64>,
+    pub stoch_k: Vec<f64>,
+    pub stoch_d: Vec<f64>,
+    pub obv: Vec<f64>,
+    pub vwap: Vec<f64>,
+    pub signal: Vec<Signal>,
+}
+
+fn opt(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
+
+impl Indicators {
+    fn with_capacity(n: usize) -> Indicators {
+        Indicators {
+            open_time: Vec::with_capacity(n),
+            close: Vec::with_capacity(n),
+            sma: Vec::with_capacity(n),
+            ema: Vec::with_capacity(n),
+            wma: Vec::with_capacity(n),
+            rsi: Vec::with_capacity(n),
+            macd: Vec::with_capacity(n),
+            macd_signal: Vec::with_capacity(n),
+            macd_histogram: Vec::with_capacity(n),
+            bb_upper: Vec::with_capacity(n),
+            bb_middle: Vec::with_capacity(n),
+            bb_lower: Vec::with_capacity(n),
+            atr: Vec::with_capacity(n),
+            adx: Vec::with_capacity(n),
+            plus_di: Vec::with_capacity(n),
+            minus_di: Vec::with_capacity(n),
+            stoch_k: Vec::with_capacity(n),
+            stoch_d: Vec::with_capacity(n),
+            obv: Vec::with_capacity(n),
+            vwap: Vec::with_capacity(n),
+            signal: Vec::with_capacity(n),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, v: &IndicatorValues) {
+        const NAN: f64 = f64::NAN;
+        self.open_time.push(v.open_time);
+        self.close.push(v.close);
+        self.sma.push(v.sma.unwrap_or(NAN));
+        self.ema.push(v.ema.unwrap_or(NAN));
+        self.wma.push(v.wma.unwrap_or(NAN));
+        self.rsi.push(v.rsi.unwrap_or(NAN));
+        self.macd.push(v.macd.map_or(NAN, |m| m.macd));
+        self.macd_signal.push(v.macd.map_or(NAN, |m| m.signal));
+        self.macd_histogram
+            .push(v.macd.map_or(NAN, |m| m.histogram));
+        self.bb_upper.push(v.bollinger.map_or(NAN, |b| b.upper));
+        self.bb_middle.push(v.bollinger.map_or(NAN, |b| b.middle));
+        self.bb_lower.push(v.bollinger.map_or(NAN, |b| b.lower));
+        self.atr.push(v.atr.unwrap_or(NAN));
+        self.adx.push(v.adx.unwrap_or(NAN));
+        self.plus_di.push(v.plus_di.unwrap_or(NAN));
+        self.minus_di.push(v.minus_di.unwrap_or(NAN));
+        self.stoch_k.push(v.stochastic.map_or(NAN, |s| s.k));
+        self.stoch_d.push(v.stochastic.map_or(NAN, |s| s.d));
+        self.obv.push(v.obv.unwrap_or(NAN));
+        self.vwap.push(v.vwap.unwrap_or(NAN));
+        self.signal.push(v.signal);
+    }
+
+    pub fn len(&self) -> usize {
+        self.close.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.close.is_empty()
+    }
+
+    /// Row `i` as a streaming-style snapshot, or `None` past the end.
+    pub fn row(&self, i: usize) -> Option<IndicatorValues> {
+        if i >= self.len() {
+            return None;
+        }
+        let macd = opt(self.macd[i]).map(|macd| MacdValue {
+            macd,
+            signal: self.macd_signal[i],
+            histogram: self.macd_histogram[i],
+        });
+        let bollinger = opt(self.bb_middle[i]).map(|middle| BandsValue {
+            upper: self.bb_upper[i],
+            middle,
+            lower: self.bb_lower[i],
+        });
+        let stochastic = opt(self.stoch_k[i]).map(|k| StochValue {
+            k,
+            d: self.stoch_d[i],
+        });
+        Some(IndicatorValues {
+            open_time: self.open_time[i],
+            close: self.close[i],
+            sma: opt(self.sma[i]),
+            ema: opt(self.ema[i]),
+            wma: opt(self.wma[i]),
+            rsi: opt(self.rsi[i]),
+            macd,
+            bollinger,
+            atr: opt(self.atr[i]),
+            adx: opt(self.adx[i]),
+            plus_di: opt(self.plus_di[i]),
+            minus_di: opt(self.minus_di[i]),
+            stochastic,
+            obv: opt(self.obv[i]),
+            vwap: opt(self.vwap[i]),
+            signal: self.signal[i],
+        })
+    }
+
+    /// The last row, if any.
+    pub fn last(&self) -> Option<IndicatorValues> {
+        self.len().checked_sub(1).and_then(|i| self.row(i))
+    }
+}
+
+/// The full set over a candle series, in batch: the streaming [`IndicatorSet`] run over the
+/// rows, so a backtest sees exactly the numbers live trading sees.
+pub fn calculate_indicators(candles: &CandleColumns, params: &IndicatorParams) -> Indicators {
+    let n = candles.len();
+    let mut set = IndicatorSet::new(params);
+    let mut out = Indicators::with_capacity(n);
+    for i in 0..n {
+        let values = set.update(&Ohlcv::from_columns(candles, i));
+        out.push(&values);
+    }
+    out
+}
+
+/// Run a value-stream indicator over a slice.
+fn batch(values: &[f64], mut step: impl FnMut(f64) -> Option<f64>) -> Vec<f64> {
+    values
+        .iter()
+        .map(|&x| step(x).unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// Run a candle-stream indicator over columns.
+fn batch_bars(candles: &CandleColumns, mut step: impl FnMut(&Ohlcv) -> Option<f64>) -> Vec<f64> {
+    (0..candles.len())
+        .map(|i| step(&Ohlcv::from_columns(candles, i)).unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// SMA over a slice (NaN during warm-up).
+pub fn sma(values: &[f64], period: usize) -> Vec<f64> {
+    let mut s = Sma::new(period);
+    batch(values, |x| s.update(x))
+}
+
+/// EMA over a slice (NaN during warm-up).
+pub fn ema(values: &[f64], period: usize) -> Vec<f64> {
+    let mut s = Ema::new(period);
+    batch(values, |x| s.update(x))
+}
+
+/// WMA over a slice (NaN during warm-up).
+pub fn wma(values: &[f64], period: usize) -> Vec<f64> {
+    let mut s = Wma::new(period);
+    batch(values, |x| s.update(x))
+}
+
+/// RSI over a slice (NaN during warm-up).
+pub fn rsi(values: &[f64], period: usize) -> Vec<f64> {
+    let mut s = Rsi::new(period);
+    batch(values, |x| s.update(x))
+}
+
+/// MACD line, signal and histogram over a slice (NaN during warm-up).
+pub fn macd(values: &[f64], fast: usize, slow: usize, signal: usize) -> [Vec<f64>; 3] {
+    let mut s = Macd::new(fast, slow, signal);
+    let mut out = [
+        Vec::with_capacity(values.len()),
+        Vec::with_capacity(values.len()),
+        Vec::with_capacity(values.len()),
+    ];
+    for &x in values {
+        let v = s.update(x);
+        out[0].push(v.map_or(f64::NAN, |v| v.macd));
+        out[1].push(v.map_or(f64::NAN, |v| v.signal));
+        out[2].push(v.map_or(f64::NAN, |v| v.histogram));
+    }
+    out
+}
+
+/// Bollinger upper, middle and lower bands over a slice (NaN during warm-up).
+pub fn bollinger(values: &[f64], period: usize, dev_up: f64, dev_down: f64) -> [Vec<f64>; 3] {
+    let mut s = Bollinger::new(period, dev_up, dev_down);
+    let mut out = [
+        Vec::with_capacity(values.len()),
+        Vec::with_capacity(values.len()),
+        Vec::with_capacity(values.len()),
+    ];
+    for &x in values {
+        let v = s.update(x);
+        out[0].push(v.map_or(f64::NAN, |v| v.upper));
+        out[1].push(v.map_or(f64::NAN, |v| v.middle));
+        out[2].push(v.map_or(f64::NAN, |v| v.lower));
+    }
+    out
+}
+
+/// ATR over candles (NaN during warm-up).
+pub fn atr(candles: &CandleColumns, period: usize) -> Vec<f64> {
+    let mut s = Atr::new(period);
+    batch_bars(candles, |b| s.update(b))
+}
+
+/// ADX, +DI and −DI over candles (NaN during warm-up).
+pub fn adx(candles: &CandleColumns, period: usize) -> [Vec<f64>; 3] {
+    let mut s = Adx::new(period);
+    let mut out = [
+        Vec::with_capacity(candles.len()),
+        Vec::with_capacity(candles.len()),
+        Vec::with_capacity(candles.len()),
+    ];
+    for i in 0..candles.len() {
+        let v = s.update(&Ohlcv::from_columns(candles, i));
+        out[0].push(v.unwrap_or(f64::NAN));
+        out[1].push(s.plus_di().unwrap_or(f64::NAN));
+        out[2].push(s.minus_di().unwrap_or(f64::NAN));
+    }
+    out
+}
+
+/// Slow stochastic %K and %D over candles (NaN during warm-up).
+pub fn stochastic(
+    candles: &CandleColumns,
+    fast_k: usize,
+    slow_k: usize,
+    slow_d: usize,
+) -> [Vec<f64>; 2] {
+    let mut s = Stochastic::new(fast_k, slow_k, slow_d);
+    let mut out = [
+        Vec::with_capacity(candles.len()),
+        Vec::with_capacity(candles.len()),
+    ];
+    for i in 0..candles.len() {
+        let v = s.update(&Ohlcv::from_columns(candles, i));
+        out[0].push(v.map_or(f64::NAN, |v| v.k));
+        out[1].push(v.map_or(f64::NAN, |v| v.d));
+    }
+    out
+}
+
+/// OBV over candles.
+pub fn obv(candles: &CandleColumns) -> Vec<f64> {
+    let mut s = Obv::new();
+    batch_bars(candles, |b| s.update(b.close, b.volume))
+}
+
+/// Cumulative VWAP over candles (NaN until some volume has traded).
+pub fn vwap(candles: &CandleColumns) -> Vec<f64> {
+    let mut s = Vwap::new();
+    batch_bars(candles, |b| s.update(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(v: f64) -> Ohlcv {
+        Ohlcv {
+            open: v,
+            high: v,
+            low: v,
+            close: v,
+            volume: 1.0,
+            ..Ohlcv::default()
+        }
+    }
+
+    fn bar(high: f64, low: f64, close: f64, volume: f64) -> Ohlcv {
+        Ohlcv {
+            open_time: 0,
+            open: close,
+            high,
+            low,
+            close,
+            volume,
+        }
+    }
+
+    #[test]
+    fn sma_waits_for_its_window_then_averages_it() {
+        assert!(
+            sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3)[..2]
+                .iter()
+                .all(|v| v.is_nan())
+        );
+        assert_eq!(sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3)[2..], [2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn ema_is_seeded_with_the_sma_then_smooths_with_two_over_n_plus_one() {
+        // period 3: seed (1+2+3)/3 = 2, k = 0.5: (5-2)*0.5+2 = 3.5, (3.5-3.5)... on 3.5 -> 3.5
+        let out = ema(&[1.0, 2.0, 3.0, 5.0, 3.5], 3);
+        assert!(out[0].is_nan() && out[1].is_nan());
+        assert_eq!(out[2..], [2.0, 3.5, 3.5]);
+    }
+
+    #[test]
+    fn wma_weights_the_newest_value_most() {
+        // (1*1 + 2*2 + 3*6)/6 = 23/6; then (1*2 + 2*6 + 3*0)/6 = 14/6
+        let out = wma(&[1.0, 2.0, 6.0, 0.0], 3);
+        assert!(out[1].is_nan());
+        assert_eq!(out[2], 23.0 / 6.0);
+        assert_eq!(out[3], 14.0 / 6.0);
+    }
+
+    #[test]
+    fn rsi_uses_wilder_smoothing_after_a_plain_average_seed() {
+        // changes +1, -1 (period 2): gain 0.5, loss 0.5 -> 50; next +2: gain (0.5+2)/2 = 1.25,
+        // loss 0.25 -> 100*1.25/1.5
+        let out = rsi(&[1.0, 2.0, 1.0, 3.0], 2);
+        assert!(out[1].is_nan());
+        assert_eq!(out[2], 50.0);
+        assert!((out[3] - 100.0 * 1.25 / 1.5).abs() < 1e-12);
+        assert_eq!(
+            rsi(&[5.0, 5.0, 5.0], 2)[2],
+            0.0,
+            "a flat series has RSI 0 in TA-Lib"
+        );
+    }
+
+    #[test]
+    fn macd_seeds_the_fast_ema_on_the_bar_where_the_slow_one_completes() {
+        // fast 2, slow 3, signal 1 on 1,2,3,4: at bar 2 slow = 2, fast = (2+3)/2 = 2.5 -> 0.5;
+        // bar 3: slow = (4-2)*0.5+2 = 3, fast = (4-2.5)*(2/3)+2.5 = 3.5 -> 0.5
+        let [line, signal, hist] = macd(&[1.0, 2.0, 3.0, 4.0], 2, 3, 1);
+        assert!(line[1].is_nan());
+        assert_eq!(line[2], 0.5);
+        assert!((line[3] - 0.5).abs() < 1e-12);
+        assert_eq!(signal[2], 0.5);
+        assert_eq!(hist[2], 0.0);
+    }
+
+    #[test]
+    fn bollinger_uses_the_population_deviation() {
+        // 2, 4, 6: mean 4, population variance 8/3
+        let [up, mid, low] = bollinger(&[2.0, 4.0, 6.0], 3, 2.0, 2.0);
+        assert_eq!(mid[2], 4.0);
+        let sd = (8.0f64 / 3.0).sqrt();
+        assert!((up[2] - (4.0 + 2.0 * sd)).abs() < 1e-12);
+        assert!((low[2] - (4.0 - 2.0 * sd)).abs() < 1e-12);
+        assert!(up[1].is_nan());
+    }
+
+    #[test]
+    fn atr_seeds_with_the_mean_true_range_from_the_second_candle() {
+        let mut atr = Atr::new(2);
+        assert_eq!(atr.update(&bar(10.0, 8.0, 9.0, 1.0)), None);
+        // TR = max(11-10, |11-9|, |10-9|) = 2
+        assert_eq!(atr.update(&bar(11.0, 10.0, 10.5, 1.0)), None);
+        // TR = max(1, |9.5-10.5|... ) high 10, low 9: max(1, 0.5, 1.5) = 1.5; seed (2+1.5)/2
+        assert_eq!(atr.update(&bar(10.0, 9.0, 9.5, 1.0)), Some(1.75));
+        // TR 1.0 -> (1.75*1 + 1)/2
+        assert_eq!(atr.update(&bar(10.0, 9.0, 9.5, 1.0)), Some(1.375));
+        assert_eq!(atr.lookback(), 2);
+    }
+
+    #[test]
+    fn stochastic_reads_close_within_the_high_low_range() {
+        let mut s = Stochastic::new(2, 1, 1);
+        assert_eq!(s.update(&bar(10.0, 0.0, 5.0, 1.0)), None);
+        // window high 10, low 0, close 7.5 -> 75
+        let v = s.update(&bar(8.0, 2.0, 7.5, 1.0)).unwrap();
+        assert_eq!(v.k, 75.0);
+        assert_eq!(v.d, 75.0);
+        // window [8,2],[4,3]: high 8, low 2, close 2 -> 0
+        assert_eq!(s.update(&bar(4.0, 3.0, 2.0, 1.0)).unwrap().k, 0.0);
+    }
+
+    #[test]
+    fn obv_starts_at_the_first_volume_and_follows_the_close() {
+        let mut o = Obv::new();
+        assert_eq!(o.update(10.0, 5.0), Some(5.0));
+        assert_eq!(o.update(11.0, 2.0), Some(7.0));
+        assert_eq!(o.update(11.0, 9.0), Some(7.0));
+        assert_eq!(o.update(10.0, 3.0), Some(4.0));
+    }
+
+    #[test]
+    fn vwap_weights_typical_price_by_volume_and_restarts_each_session() {
+        let mut v = Vwap::with_session(1000);
+        let mut b = bar(12.0, 6.0, 9.0, 1.0); // typical 9
+        assert_eq!(v.update(&b), Some(9.0));
+        b = Ohlcv {
+            open_time: 500,
+            ..bar(3.0, 3.0, 3.0, 2.0)
+        };
+        assert_eq!(v.update(&b), Some((9.0 + 6.0) / 3.0));
+        b = Ohlcv {
+            open_time: 1000,
+            ..bar(4.0, 4.0, 4.0, 0.0)
+        };
+        assert_eq!(v.update(&b), None, "new session with no volume yet");
+    }
+
+    #[test]
+    fn simple_signal_needs_both_conditions() {
+        assert_eq!(simple_signal(25.0, 0.1), Signal::Buy);
+        assert_eq!(simple_signal(25.0, -0.1), Signal::Hold);
+        assert_eq!(simple_signal(75.0, -0.1), Signal::Sell);
+        assert_eq!(simple_signal(75.0, 0.1), Signal::Hold);
+        assert_eq!(simple_signal(f64::NAN, 1.0), Signal::Hold);
+    }
+
+    #[test]
+    fn reset_forgets_everything() {
+        let params = IndicatorParams::default();
+        let mut set = IndicatorSet::new(&params);
+        let bars: Vec<Ohlcv> = (0..60).map(|i| close(100.0 + (i % 7) as f64)).collect();
+        let first: Vec<_> = bars.iter().map(|b| set.update(b)).collect();
+        set.reset();
+        let second: Vec<_> = bars.iter().map(|b| set.update(b)).collect();
+        assert_eq!(format!("{first:?}"), format!("{second:?}"));
+    }
+
+    #[test]
+    fn default_params_are_valid_and_bad_ones_are_named() {
+        IndicatorParams::default().validate().unwrap();
+        let bad = IndicatorParams {
+            macd_fast: 30,
+            ..IndicatorParams::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("macd_fast"));
+        let bad = IndicatorParams {
+            rsi_period: 0,
+            ..IndicatorParams::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("rsi_period"));
+    }
+}
