@@ -2,5 +2,6 @@
 
 pub mod exchange;
 pub mod llm;
+pub mod market_data;
 pub mod monitoring;
 pub mod notification;
