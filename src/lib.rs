@@ -11,4 +11,6 @@ pub mod logging;
 pub mod secrets;
 pub mod services;
 pub mod store;
+#[cfg(feature = "fake-servers")]
+pub mod testkit;
 pub mod tui;

@@ -3,3 +3,4 @@
 mod architecture;
 mod cli;
 mod indicators_parity;
+mod market_data;

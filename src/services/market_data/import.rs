@@ -186,8 +186,8 @@ fn parse_row(format: CsvFormat, line: &str) -> Result<Candle, String> {
     })
 }
 
-/// Parse a whole file. Rows must be strictly ascending by open time (CryptoDataDownload files
-/// strictly descending, as they are published); the result is oldest first either way.
+/// Parse a whole file. Rows must be strictly ascending by open time, except in
+/// CryptoDataDownload files, which are sorted; the result is oldest first either way.
 pub fn parse_candles(
     text: &str,
     interval: Interval,
@@ -214,36 +214,61 @@ pub fn parse_candles(
         }
         lines.next();
     }
-    // Newest-first files are checked against a descending order, then reversed.
-    let descending = format == CsvFormat::CryptoDataDownload;
+    // CryptoDataDownload files are newest first and, around daylight-saving changes, not even
+    // that: they are sorted here and only duplicates are refused. Other files must be in order.
+    let sort = format == CsvFormat::CryptoDataDownload;
 
     let mut rows_read = 0;
-    let mut candles: Vec<Candle> = Vec::new();
+    let mut rows: Vec<(usize, Candle)> = Vec::new();
     let mut skipped = Vec::new();
+    let reject = |line: usize, reason: String, skipped: &mut Vec<BadRow>| {
+        if skip_bad {
+            skipped.push(BadRow { line, reason });
+            Ok(())
+        } else {
+            Err(ImportError::BadRow { line, reason })
+        }
+    };
     for (line, text) in lines {
         rows_read += 1;
-        let checked = parse_row(format, text).and_then(|c| match candles.last() {
-            Some(prev) if prev.open_time == c.open_time => Err(format!(
-                "duplicate open time {} (also on an earlier line)",
-                c.open_time
-            )),
-            Some(prev) if (c.open_time < prev.open_time) != descending => Err(format!(
-                "open time {} is out of order after {}",
-                c.open_time, prev.open_time
-            )),
+        let checked = parse_row(format, text).and_then(|c| match rows.last() {
+            Some((_, prev)) if !sort && c.open_time <= prev.open_time => {
+                Err(if c.open_time == prev.open_time {
+                    format!("duplicate open time {}", c.open_time)
+                } else {
+                    format!(
+                        "open time {} is out of order after {}",
+                        c.open_time, prev.open_time
+                    )
+                })
+            }
             _ => Ok(c),
         });
         match checked {
-            Ok(c) => candles.push(c),
-            Err(reason) if skip_bad => skipped.push(BadRow { line, reason }),
-            Err(reason) => return Err(ImportError::BadRow { line, reason }),
+            Ok(c) => rows.push((line, c)),
+            Err(reason) => reject(line, reason, &mut skipped)?,
         }
+    }
+    let mut candles: Vec<Candle> = Vec::with_capacity(rows.len());
+    if sort {
+        rows.sort_by_key(|(line, c)| (c.open_time, *line));
+        for (line, c) in rows {
+            if candles.last().is_some_and(|p| p.open_time == c.open_time) {
+                reject(
+                    line,
+                    format!("duplicate open time {}", c.open_time),
+                    &mut skipped,
+                )?;
+            } else {
+                candles.push(c);
+            }
+        }
+        skipped.sort_by_key(|b| b.line);
+    } else {
+        candles.extend(rows.into_iter().map(|(_, c)| c));
     }
     if rows_read == 0 {
         return Err(ImportError::Empty);
-    }
-    if descending {
-        candles.reverse();
     }
     let gaps = find_gaps(&candles, interval);
     Ok(ParsedCandles {
@@ -374,6 +399,25 @@ mod tests {
                 missing: 10
             }]
         );
+    }
+
+    #[test]
+    fn cryptodatadownload_rows_out_of_place_are_sorted_but_duplicates_refused() {
+        let head = "date,symbol,open,high,low,close,volume_btc,volume\n";
+        let text = format!(
+            "{head}2019-10-17 02-AM,BTCUSD,1,1,1,1,1,1\n2019-10-17 03-AM,BTCUSD,1,1,1,1,1,1\n2019-10-17 01-AM,BTCUSD,1,1,1,1,1,1\n"
+        );
+        let p = parse_candles(&text, Interval::H1, false).unwrap();
+        let t: Vec<_> = p
+            .candles
+            .iter()
+            .map(|c| c.open_time % (24 * H) / H)
+            .collect();
+        assert_eq!(t, [1, 2, 3]);
+        let dup = format!("{text}2019-10-17 02-AM,BTCUSD,1,1,1,1,1,1\n");
+        let (line, reason) = bad_line(&dup);
+        assert_eq!(line, 5);
+        assert!(reason.contains("duplicate"), "{reason}");
     }
 
     #[test]

@@ -1,0 +1,352 @@
+//! Market data flows: importing the bundled CSV files into the store (idempotently) and
+//! computing indicators from what was stored; downloading klines from a fake Binance with
+//! pagination, resume, the open candle left out, and 429 back-off.
+
+use rust_decimal::Decimal;
+use std::path::Path;
+use trademind::domain::Symbol;
+use trademind::domain::market::indicators::{IndicatorParams, calculate_indicators};
+use trademind::domain::market::{Candle, CandleColumns, Interval};
+use trademind::domain::money::{Price, Qty};
+use trademind::services::market_data::MarketDataConfig;
+use trademind::services::market_data::fetch::{
+    FetchError, FetchRequest, KlineClient, fetch_into_store,
+};
+use trademind::services::market_data::import::{CsvFormat, ImportOptions, import_file};
+use trademind::store::Store;
+use trademind::store::candles::{count_candles, load_candles};
+use trademind::testkit::fake_klines::FakeKlines;
+
+const H: i64 = 3_600_000;
+
+fn asset(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(name)
+}
+
+fn btc() -> Symbol {
+    Symbol::new("BTCUSDT").unwrap()
+}
+
+#[test]
+fn importing_the_bundled_binance_file_twice_stores_it_once_and_feeds_indicators() {
+    let store = Store::open_in_memory().unwrap();
+    let path = asset("btcusdt_1h_2025-01_binance.csv");
+    let mut ticks = 0;
+    let first = import_file(
+        store.conn(),
+        &path,
+        &btc(),
+        Interval::H1,
+        ImportOptions::default(),
+        &mut |_, _| ticks += 1,
+    )
+    .unwrap();
+    assert!(ticks >= 2);
+    assert_eq!(first.format, CsvFormat::Binance);
+    assert_eq!(
+        (first.rows_read, first.inserted, first.already_present),
+        (744, 744, 0)
+    );
+    assert_eq!(first.first_open_time, Some(1_735_689_600_000)); // 2025-01-01 00:00 UTC
+    assert_eq!(first.last_open_time, Some(1_735_689_600_000 + 743 * H));
+    assert!(first.gaps.is_empty() && first.skipped.is_empty());
+
+    let again = import_file(
+        store.conn(),
+        &path,
+        &btc(),
+        Interval::H1,
+        ImportOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!((again.inserted, again.already_present), (0, 744));
+    assert_eq!(
+        count_candles(store.conn(), &btc(), Interval::H1).unwrap(),
+        744
+    );
+
+    // The stored decimals feed the indicators to TA-Lib's values (last row of the golden file).
+    let candles = load_candles(store.conn(), &btc(), Interval::H1).unwrap();
+    let ind = calculate_indicators(
+        &CandleColumns::from_candles(&candles),
+        &IndicatorParams::default(),
+    );
+    let golden = include_str!("../fixtures/golden_talib.csv");
+    let last: Vec<f64> = golden
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .skip(7)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let ours = [
+        ind.sma[743],
+        ind.ema[743],
+        ind.rsi[743],
+        ind.macd[743],
+        ind.atr[743],
+        ind.adx[743],
+        ind.obv[743],
+    ];
+    let theirs = [
+        last[0], last[1], last[2], last[3], last[9], last[10], last[13],
+    ];
+    for (o, t) in ours.iter().zip(theirs) {
+        assert!(((o - t) / t).abs() < 1e-9, "{o} vs {t}");
+    }
+}
+
+#[test]
+fn the_bundled_coinbase_file_imports_oldest_first_without_gaps() {
+    let store = Store::open_in_memory().unwrap();
+    let summary = import_file(
+        store.conn(),
+        &asset("coinbase_btcusd_1h_2017-2019.csv"),
+        &Symbol::new("BTCUSD").unwrap(),
+        Interval::H1,
+        ImportOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(summary.format, CsvFormat::CryptoDataDownload);
+    assert_eq!(summary.inserted, 20_111);
+    assert_eq!(summary.first_open_time, Some(1_498_906_800_000)); // 2017-07-01 11:00 UTC
+    assert_eq!(summary.last_open_time, Some(1_571_302_800_000)); // 2019-10-17 09:00 UTC
+    assert!(summary.gaps.is_empty());
+}
+
+#[test]
+fn a_bad_row_stops_the_import_and_stores_nothing_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    std::fs::write(
+        &file,
+        "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n3600000,1,2,0.5,1,-3\n7200000,1,2,0.5,1,1\n",
+    )
+    .unwrap();
+    let store = Store::open_in_memory().unwrap();
+    let err = import_file(
+        store.conn(),
+        &file,
+        &btc(),
+        Interval::H1,
+        ImportOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with("line 3: volume -3 is negative"),
+        "{err}"
+    );
+    assert_eq!(
+        count_candles(store.conn(), &btc(), Interval::H1).unwrap(),
+        0
+    );
+
+    let summary = import_file(
+        store.conn(),
+        &file,
+        &btc(),
+        Interval::H1,
+        ImportOptions { skip_bad: true },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(summary.inserted, 2);
+    assert_eq!(summary.skipped.len(), 1);
+    assert_eq!(
+        summary.gaps.len(),
+        1,
+        "the skipped row leaves a one-candle gap"
+    );
+}
+
+fn series(n: i64) -> Vec<Candle> {
+    (0..n)
+        .map(|i| {
+            let p = Price::new(Decimal::new(30_000_00 + i, 2));
+            Candle {
+                open_time: i * H,
+                open: p,
+                high: p,
+                low: p,
+                close: p,
+                volume: Qty::new(Decimal::new(15 + i, 1)),
+            }
+        })
+        .collect()
+}
+
+fn client(fake: &FakeKlines) -> KlineClient {
+    KlineClient::new(&MarketDataConfig {
+        rest_base_url: fake.base_url(),
+        ..MarketDataConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn fetch_pages_by_a_thousand_leaves_the_open_candle_out_and_resumes() {
+    let all = series(3000);
+    // "now" is inside candle 2499: it is still open.
+    let fake = FakeKlines::start("BTCUSDT", Interval::H1, all.clone(), 2499 * H + 60_000)
+        .await
+        .unwrap();
+    let store = Store::open_in_memory().unwrap();
+    let client = client(&fake);
+    let request = FetchRequest {
+        symbol: btc(),
+        interval: Interval::H1,
+        from: 0,
+        to: None,
+        now: 2499 * H + 60_000,
+    };
+    let summary = fetch_into_store(&client, &store, &request, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.requests, 3);
+    assert_eq!(summary.inserted, 2499);
+    assert!(summary.skipped_open_candle);
+    let starts: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| r.param("startTime").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        starts,
+        ["0", &(1000 * H).to_string(), &(2000 * H).to_string()]
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.param("limit") == Some("1000"))
+    );
+    assert_eq!(fake.used_weight(), 6);
+    let stored = load_candles(store.conn(), &btc(), Interval::H1).unwrap();
+    assert_eq!(stored[..], all[..2499], "stored exactly as served");
+
+    // Later: candle 2499 closed and 200 more; the next fetch starts where the store ends.
+    let later = 2700 * H + 5;
+    fake.set_now(later);
+    let resumed = fetch_into_store(
+        &client,
+        &store,
+        &FetchRequest {
+            now: later,
+            ..request
+        },
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.started_at, 2499 * H);
+    assert_eq!(resumed.requests, 1);
+    assert_eq!(resumed.inserted, 201);
+    assert_eq!(resumed.already_present, 0);
+    assert_eq!(
+        fake.requests()[3].param("startTime"),
+        Some(&*(2499 * H).to_string())
+    );
+    assert_eq!(
+        count_candles(store.conn(), &btc(), Interval::H1).unwrap(),
+        2700
+    );
+}
+
+#[tokio::test]
+async fn fetch_stops_before_to_and_sends_end_time() {
+    let fake = FakeKlines::start("BTCUSDT", Interval::H1, series(100), 100 * H)
+        .await
+        .unwrap();
+    let store = Store::open_in_memory().unwrap();
+    let summary = fetch_into_store(
+        &client(&fake),
+        &store,
+        &FetchRequest {
+            symbol: btc(),
+            interval: Interval::H1,
+            from: 10 * H,
+            to: Some(20 * H),
+            now: 100 * H,
+        },
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.inserted, 10);
+    assert_eq!(summary.first_open_time, Some(10 * H));
+    assert_eq!(summary.last_open_time, Some(19 * H));
+    assert!(!summary.skipped_open_candle);
+    assert_eq!(
+        fake.requests()[0].param("endTime"),
+        Some(&*(20 * H - 1).to_string())
+    );
+}
+
+#[tokio::test]
+async fn fetch_waits_out_a_429_retry_after_and_then_succeeds() {
+    let fake = FakeKlines::start("BTCUSDT", Interval::H1, series(5), 5 * H)
+        .await
+        .unwrap();
+    fake.throttle_next(1, 1);
+    let store = Store::open_in_memory().unwrap();
+    let started = std::time::Instant::now();
+    let summary = fetch_into_store(
+        &client(&fake),
+        &store,
+        &FetchRequest {
+            symbol: btc(),
+            interval: Interval::H1,
+            from: 0,
+            to: None,
+            now: 5 * H,
+        },
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    assert_eq!(summary.inserted, 5);
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "the throttled request was repeated once"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_symbol_is_reported_with_binances_code() {
+    let fake = FakeKlines::start("BTCUSDT", Interval::H1, series(5), 5 * H)
+        .await
+        .unwrap();
+    let store = Store::open_in_memory().unwrap();
+    let err = fetch_into_store(
+        &client(&fake),
+        &store,
+        &FetchRequest {
+            symbol: Symbol::new("NOPEUSDT").unwrap(),
+            interval: Interval::H1,
+            from: 0,
+            to: None,
+            now: 5 * H,
+        },
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FetchError::Api {
+                status: 400,
+                code: -1121,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
