@@ -23,6 +23,7 @@ pub struct Settings {
     pub trading: TradingConfig,
     pub scheduler: SchedulerConfig,
     pub notifications: crate::services::notification::NotificationConfig,
+    pub market_data: crate::services::market_data::MarketDataConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,6 +249,7 @@ impl Settings {
                 "must be between 1 and 1000".into(),
             ));
         }
+        self.market_data.validate()?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use crate::store::Store;
 
 pub mod config_cmd;
 pub mod db;
+pub mod market;
 pub mod strategy;
 
 pub const EXIT_OK: u8 = 0;
@@ -77,6 +78,11 @@ pub enum Command {
     /// Manage exchange connections (credentials live in the keyring).
     #[command(subcommand)]
     Connection(strategy::ConnectionCommand),
+    /// Market data: import candles from CSV, download them from Binance.
+    #[command(subcommand)]
+    Data(market::DataCommand),
+    /// Show the latest indicator values computed from the stored candles.
+    Indicators(market::IndicatorsArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -137,6 +143,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Db(cmd) => db::run(cmd, ctx),
         Command::Strategy(cmd) => strategy::run(cmd, ctx),
         Command::Connection(cmd) => strategy::run_connection(cmd, ctx),
+        Command::Data(cmd) => market::run_data(cmd, ctx).await,
+        Command::Indicators(args) => market::run_indicators(args, ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

@@ -104,7 +104,9 @@ impl std::fmt::Debug for KlineClient {
 
 impl KlineClient {
     pub fn new(config: &MarketDataConfig) -> Result<KlineClient, FetchError> {
-        config.validate().map_err(FetchError::Config)?;
+        config
+            .validate()
+            .map_err(|(key, msg)| FetchError::Config(format!("{key}: {msg}")))?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .build()

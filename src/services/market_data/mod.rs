@@ -32,32 +32,81 @@ impl Default for MarketDataConfig {
 }
 
 impl MarketDataConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    /// Range checks; the error names the key (`market_data.<key>`) and says what is allowed.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |key: &str, msg: String| Err((format!("market_data.{key}"), msg));
         if !(self.rest_base_url.starts_with("http://")
             || self.rest_base_url.starts_with("https://"))
         {
-            return Err(format!(
-                "market_data.rest_base_url {:?} must start with http:// or https://",
-                self.rest_base_url
-            ));
+            return err(
+                "rest_base_url",
+                format!(
+                    "{:?} must start with http:// or https://",
+                    self.rest_base_url
+                ),
+            );
         }
         if !(1..=1000).contains(&self.page_size) {
-            return Err(format!(
-                "market_data.page_size = {} must be in 1..=1000",
-                self.page_size
-            ));
+            return err(
+                "page_size",
+                format!("{} must be between 1 and 1000", self.page_size),
+            );
         }
-        if self.weight_per_minute < 2 {
-            return Err(
-                "market_data.weight_per_minute must be at least 2 (one klines request)".into(),
+        if !(2..=1_000_000).contains(&self.weight_per_minute) {
+            return err(
+                "weight_per_minute",
+                format!(
+                    "{} must be between 2 (one klines request) and 1000000",
+                    self.weight_per_minute
+                ),
             );
         }
         if !(1..=300).contains(&self.timeout_secs) {
-            return Err(format!(
-                "market_data.timeout_secs = {} must be in 1..=300",
-                self.timeout_secs
-            ));
+            return err(
+                "timeout_secs",
+                format!("{} must be between 1 and 300", self.timeout_secs),
+            );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_each_range_is_checked() {
+        MarketDataConfig::default().validate().unwrap();
+        let bad = |c: MarketDataConfig| c.validate().unwrap_err().0;
+        let d = MarketDataConfig::default;
+        assert_eq!(
+            bad(MarketDataConfig {
+                rest_base_url: "api.binance.com".into(),
+                ..d()
+            }),
+            "market_data.rest_base_url"
+        );
+        assert_eq!(
+            bad(MarketDataConfig {
+                page_size: 1001,
+                ..d()
+            }),
+            "market_data.page_size"
+        );
+        assert_eq!(
+            bad(MarketDataConfig {
+                weight_per_minute: 1,
+                ..d()
+            }),
+            "market_data.weight_per_minute"
+        );
+        assert_eq!(
+            bad(MarketDataConfig {
+                timeout_secs: 0,
+                ..d()
+            }),
+            "market_data.timeout_secs"
+        );
     }
 }
