@@ -350,3 +350,133 @@ async fn an_unknown_symbol_is_reported_with_binances_code() {
         "{err}"
     );
 }
+
+fn trademind(data_dir: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRADEMIND_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
+    cmd.arg("--data-dir").arg(data_dir);
+    cmd
+}
+
+fn json_of(out: &assert_cmd::assert::Assert) -> serde_json::Value {
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+#[test]
+fn cli_imports_idempotently_and_prints_the_latest_indicators() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = asset("btcusdt_1h_2025-01_binance.csv");
+    let import = |cmd: &mut assert_cmd::Command| {
+        cmd.arg("--json")
+            .args(["data", "import"])
+            .arg(&file)
+            .args(["--symbol", "BTCUSDT", "--interval", "1h"])
+            .assert()
+            .success()
+    };
+    let first = json_of(&import(&mut trademind(dir.path())));
+    assert_eq!(first["inserted"], 744);
+    let again = json_of(&import(&mut trademind(dir.path())));
+    assert_eq!(
+        (
+            again["inserted"].as_u64(),
+            again["already_present"].as_u64()
+        ),
+        (Some(0), Some(744))
+    );
+
+    let out = trademind(dir.path())
+        .args(["--json", "indicators", "BTCUSDT", "1h", "--last", "2"])
+        .assert()
+        .success();
+    let rows = json_of(&out);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["open_time"], 1_735_689_600_000i64 + 743 * H);
+    // TA-Lib's RSI(14) on the last candle (golden file).
+    let rsi = rows[1]["rsi"].as_f64().unwrap();
+    assert!((rsi - 36.81972864164359).abs() < 1e-9, "{rsi}");
+
+    let text = trademind(dir.path())
+        .args(["indicators", "BTCUSDT", "1h"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("2025-01-31 23:00") && text.contains("rsi14"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cli_import_of_a_bad_row_fails_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    std::fs::write(
+        &file,
+        "0,1,2,0.5,1,1\n3600000,1,2,0.5,1,1\n3600000,1,2,0.5,1,1\n",
+    )
+    .unwrap();
+    let out = trademind(dir.path())
+        .args(["data", "import"])
+        .arg(&file)
+        .args(["--symbol", "BTCUSDT", "--interval", "1h"])
+        .assert()
+        .failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("line 3: duplicate open time 3600000"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_fetch_downloads_closed_candles_from_the_configured_base_url() {
+    let mut now = chrono::Utc::now().timestamp_millis();
+    if H - now.rem_euclid(H) < 10_000 {
+        // Too close to the hour: the candle could close while the command runs.
+        tokio::time::sleep(std::time::Duration::from_millis(
+            (H - now.rem_euclid(H) + 1000) as u64,
+        ))
+        .await;
+        now = chrono::Utc::now().timestamp_millis();
+    }
+    let current = now - now.rem_euclid(H);
+    // 30 candles up to and including the one still open now.
+    let candles: Vec<Candle> = series(30)
+        .into_iter()
+        .map(|c| Candle {
+            open_time: current - 29 * H + c.open_time,
+            ..c
+        })
+        .collect();
+    let fake = FakeKlines::start("BTCUSDT", Interval::H1, candles, now + 60_000)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let from = chrono::DateTime::from_timestamp_millis(current - 29 * H)
+        .unwrap()
+        .to_rfc3339();
+    let (path, url) = (dir.path().to_path_buf(), fake.base_url());
+    let out = tokio::task::spawn_blocking(move || {
+        trademind(&path)
+            .env("TRADEMIND_MARKET_DATA__REST_BASE_URL", url)
+            .args(["--json", "data", "fetch", "BTCUSDT", "1h", "--from", &from])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    })
+    .await
+    .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(summary["inserted"], 29, "{summary}");
+    assert_eq!(summary["skipped_open_candle"], true);
+    assert_eq!(summary["stored_total"], 29);
+}
