@@ -203,8 +203,8 @@ fn the_comparison_would_catch_a_wrong_seed() {
     let close = &golden.candles.close;
     let k = 2.0 / 21.0;
     let mut e = close[0];
-    for i in 1..close.len() {
-        e = (close[i] - e) * k + e;
+    for (i, &c) in close.iter().enumerate().skip(1) {
+        e = (c - e) * k + e;
         if i >= 19 {
             ours.ema[i] = e;
         }
@@ -338,9 +338,9 @@ proptest! {
     fn stochastic_window_extremes_match_a_naive_scan(cols in columns_strategy(), n in 1usize..20) {
         use trademind::domain::market::indicators as ind;
         let [k, _] = ind::stochastic(&cols, n, 1, 1);
-        for i in 0..cols.len() {
+        for (i, &ki) in k.iter().enumerate() {
             if i + 1 < n {
-                prop_assert!(k[i].is_nan());
+                prop_assert!(ki.is_nan());
                 continue;
             }
             let from = i + 1 - n;
@@ -348,7 +348,7 @@ proptest! {
             let ll = cols.low[from..=i].iter().cloned().fold(f64::MAX, f64::min);
             let diff = (hh - ll) / 100.0;
             let want = if diff != 0.0 { (cols.close[i] - ll) / diff } else { 0.0 };
-            prop_assert_eq!(k[i].to_bits(), want.to_bits());
+            prop_assert_eq!(ki.to_bits(), want.to_bits());
         }
     }
 }

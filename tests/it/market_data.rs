@@ -168,7 +168,7 @@ fn a_bad_row_stops_the_import_and_stores_nothing_unless_skipped() {
 fn series(n: i64) -> Vec<Candle> {
     (0..n)
         .map(|i| {
-            let p = Price::new(Decimal::new(30_000_00 + i, 2));
+            let p = Price::new(Decimal::new(3_000_000 + i, 2));
             Candle {
                 open_time: i * H,
                 open: p,
