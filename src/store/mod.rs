@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod codec;
 pub mod jobs;
 pub mod positions;
+pub mod risk;
 pub mod strategies;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.
