@@ -13,6 +13,7 @@ use crate::store::Store;
 pub mod config_cmd;
 pub mod db;
 pub mod strategy;
+pub mod risk;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -77,6 +78,9 @@ pub enum Command {
     /// Manage exchange connections (credentials live in the keyring).
     #[command(subcommand)]
     Connection(strategy::ConnectionCommand),
+    /// Risk limits and the trading circuit breaker.
+    #[command(subcommand)]
+    Risk(risk::RiskCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -137,6 +141,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Db(cmd) => db::run(cmd, ctx),
         Command::Strategy(cmd) => strategy::run(cmd, ctx),
         Command::Connection(cmd) => strategy::run_connection(cmd, ctx),
+        Command::Risk(cmd) => risk::run(cmd, ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());
