@@ -85,7 +85,12 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
             };
             ctx.emit(&shown, || {
                 let who = shown.strategy.as_deref().unwrap_or("default");
-                println!("risk limits ({who}, from {:?}):", shown.source);
+                let from = match shown.source {
+                    ConfigSource::Settings => "the [risk] settings",
+                    ConfigSource::StoredDefault => "the stored default",
+                    ConfigSource::Strategy => "the strategy's stored limits",
+                };
+                println!("risk limits ({who}, from {from}):");
                 for (k, v) in shown.config.entries() {
                     println!("  {k:<28} {v}");
                 }

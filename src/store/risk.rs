@@ -146,15 +146,14 @@ pub fn record_transition(
     Ok(())
 }
 
-fn record_from_row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, Option<String>, i64, Option<i64>)> {
+/// A history row as read: scope, state, reason, changed_at, until.
+type RawRecord = (String, String, Option<String>, i64, Option<i64>);
+
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn to_record(
-    raw: (String, String, Option<String>, i64, Option<i64>),
-) -> StoreResult<BreakerRecord> {
+fn to_record(raw: RawRecord) -> StoreResult<BreakerRecord> {
     let (scope, state, reason, changed_at, until) = raw;
     Ok(BreakerRecord {
         state: super::codec::parse_col("circuit_breaker_state.state", &state)?,

@@ -62,13 +62,19 @@ fn risk_set_validates_and_persists_the_default() {
         .assert()
         .code(2);
     // the refused values changed nothing
-    assert_eq!(show_json(dir.path(), &[])["config"]["max_daily_loss_pct"], "2");
+    assert_eq!(
+        show_json(dir.path(), &[])["config"]["max_daily_loss_pct"],
+        "2"
+    );
 }
 
 #[test]
 fn kill_halts_across_restarts_until_reset() {
     let dir = tempfile::tempdir().unwrap();
-    trademind(dir.path()).args(["risk", "kill"]).assert().success();
+    trademind(dir.path())
+        .args(["risk", "kill"])
+        .assert()
+        .success();
     let shown = show_json(dir.path(), &[]);
     assert_eq!(shown["breaker"]["state"], "halted");
     assert_eq!(shown["breaker"]["reason"], "manual_kill");

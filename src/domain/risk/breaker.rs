@@ -230,17 +230,17 @@ impl CircuitBreaker {
         now: TimestampMs,
     ) -> Vec<BreakerTransition> {
         let mut out = Vec::new();
-        if let (false, Some(until)) = (self.is_active(), self.until) {
-            if now >= until {
-                let reason = if self.reason == Some(BreakerReason::DailyLossLimit)
-                    && config.daily_loss_recovery == BreakerRecovery::DayRoll
-                {
-                    BreakerReason::DayRolled
-                } else {
-                    BreakerReason::CooldownElapsed
-                };
-                out.push(self.apply(BreakerState::Active, reason, now, None));
-            }
+        if let (false, Some(until)) = (self.is_active(), self.until)
+            && now >= until
+        {
+            let reason = if self.reason == Some(BreakerReason::DailyLossLimit)
+                && config.daily_loss_recovery == BreakerRecovery::DayRoll
+            {
+                BreakerReason::DayRolled
+            } else {
+                BreakerReason::CooldownElapsed
+            };
+            out.push(self.apply(BreakerState::Active, reason, now, None));
         }
         let since = self.since;
         let streak_trades: Vec<ClosedTrade> = inputs
