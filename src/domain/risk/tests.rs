@@ -334,6 +334,24 @@ fn atr_mode_derives_the_stop_and_sizes_on_k_atr() {
 }
 
 #[test]
+fn atr_mode_keeps_a_tighter_given_stop_but_sizes_on_k_atr() {
+    // Stop 99 (distance 1) is tighter than 2 × ATR 2 = 4: size 100 / 4 = 25 BTC (not 100),
+    // keep the stop at 99, so only 25 × 1 = 25 is really at risk.
+    let mut c = ctx();
+    c.config.sizing_mode = SizingMode::Atr;
+    c.config.max_position_pct = dec!(100);
+    c.config.max_symbol_exposure_pct = dec!(100);
+    c.config.heat_cap_pct = dec!(100);
+    let i = TradeIntent {
+        stop_loss: Some(Price(dec!(99))),
+        ..entry()
+    };
+    let (q, _, s, _, risk) = approved(&validate(&i, &c));
+    assert_eq!((q, s), (Qty(dec!(25)), Price(dec!(99))));
+    assert_eq!(risk, Quote(dec!(25)));
+}
+
+#[test]
 fn requested_size_can_only_shrink_the_order() {
     // 5 % of 10 000 = 500 → 5 BTC (the risk/position caps allow 10).
     let i = TradeIntent {
