@@ -12,8 +12,8 @@ use crate::store::Store;
 
 pub mod config_cmd;
 pub mod db;
-pub mod strategy;
 pub mod risk;
+pub mod strategy;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;

@@ -26,11 +26,9 @@ pub enum ConfigSource {
 }
 
 fn strategy_id(conn: &Connection, name: &str) -> StoreResult<i64> {
-    conn.query_row("SELECT id FROM strategies WHERE name = ?1", [name], |r| {
-        r.get(0)
-    })
-    .optional()?
-    .ok_or_else(|| StoreError::NotFound(format!("strategy {name:?} (create it first)")))
+    super::strategies::strategy_by_name(conn, name)?
+        .map(|s| s.id)
+        .ok_or_else(|| StoreError::NotFound(format!("strategy {name:?} (create it first)")))
 }
 
 fn parse_config(text: &str) -> StoreResult<RiskConfig> {

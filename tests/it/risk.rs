@@ -89,3 +89,22 @@ fn kill_halts_across_restarts_until_reset() {
     assert_eq!(history[0]["reason"], "manual_reset");
     assert_eq!(history[1]["state"], "halted");
 }
+
+#[test]
+fn a_strategy_gets_its_own_limits_over_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    trademind(dir.path())
+        .args(["strategy", "add", "trend", "--symbol", "BTCUSDT"])
+        .assert()
+        .success();
+    trademind(dir.path())
+        .args(["risk", "set", "heat_cap_pct", "4", "--strategy", "trend"])
+        .assert()
+        .success();
+    let trend = show_json(dir.path(), &["--strategy", "trend"]);
+    assert_eq!(trend["source"], "strategy");
+    assert_eq!(trend["config"]["heat_cap_pct"], "4");
+    let default = show_json(dir.path(), &[]);
+    assert_eq!(default["source"], "settings");
+    assert_eq!(default["config"]["heat_cap_pct"], "6");
+}
