@@ -71,7 +71,12 @@ fn pct_of(amount: Quote, equity: Quote) -> Decimal {
             Decimal::ONE_HUNDRED
         };
     }
-    amount.get() / equity.get() * Decimal::ONE_HUNDRED
+    // Saturate rather than panic on a dust equity.
+    amount
+        .get()
+        .checked_div(equity.get())
+        .and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))
+        .unwrap_or(Decimal::MAX)
 }
 
 impl PortfolioHeatService {

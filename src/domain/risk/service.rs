@@ -123,7 +123,9 @@ pub fn daily_loss_pct(realised: Quote, unrealised: Quote, start_of_day_equity: Q
             Decimal::ZERO
         };
     }
-    loss / start_of_day_equity.get() * Decimal::ONE_HUNDRED
+    loss.checked_div(start_of_day_equity.get())
+        .and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))
+        .unwrap_or(Decimal::MAX)
 }
 
 /// Drawdown of `equity` from `peak`, % (zero at or above the peak).
@@ -397,7 +399,9 @@ fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
     let rr_detail;
     let rr_ok = match (stop, take_profit) {
         (Some(stop), Some(tp)) => {
-            let rr = (tp.get() - entry.get()) / (entry.get() - stop.get());
+            let rr = (tp.get() - entry.get())
+                .checked_div(entry.get() - stop.get())
+                .unwrap_or(Decimal::MAX);
             rr_detail = format!(
                 "reward:risk {} vs minimum {}",
                 n(rr),

@@ -92,8 +92,12 @@ pub fn kelly_fraction(trades: &[ClosedTrade]) -> Option<(Decimal, Decimal, Decim
     }
     let avg_win = wins.iter().sum::<Decimal>() / Decimal::from(wins.len());
     let avg_loss = -losses.iter().sum::<Decimal>() / Decimal::from(losses.len());
-    let r = avg_win / avg_loss;
-    Some((w - (Decimal::ONE - w) / r, w, r))
+    // A vanishing average loss makes the payoff unbounded: f tends to W.
+    let Some(r) = avg_win.checked_div(avg_loss) else {
+        return Some((w, w, Decimal::MAX));
+    };
+    let f = (Decimal::ONE - w).checked_div(r).map_or(w, |x| w - x);
+    Some((f, w, r))
 }
 
 /// Size one long entry per `config.sizing_mode`. See the module doc for the modes.
@@ -179,7 +183,7 @@ pub fn size_position(
         risk_budget: Quote(budget),
         stop,
         stop_distance: distance,
-        quantity: Qty(budget / distance),
+        quantity: Qty(budget.checked_div(distance).unwrap_or(Decimal::MAX)),
         kelly_pct,
     })
 }

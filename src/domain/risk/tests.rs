@@ -654,3 +654,26 @@ mod properties {
         );
     }
 }
+
+#[test]
+fn extreme_inputs_are_refused_or_sized_without_panicking() {
+    // No tick or step on the exchange and a stop a hair below the entry: the quotient would
+    // overflow a Decimal; the check must still answer.
+    let mut c = ctx();
+    c.market.filters.tick_size = Decimal::ZERO;
+    c.market.filters.step_size = Decimal::ZERO;
+    c.market.filters.min_qty = Decimal::ZERO;
+    let i = TradeIntent {
+        stop_loss: Some(Price(dec!(99.999999999999999999999999))),
+        take_profit: Some(Price(dec!(1000))),
+        ..entry()
+    };
+    let v = validate(&i, &c);
+    if let RiskVerdict::Approved { risk_amount, .. } = &v {
+        assert!(risk_amount.get() <= dec!(100));
+    }
+    // Dust start-of-day equity with a loss reads as over the limit, not as a panic.
+    c.start_of_day_equity = Quote(dec!(0.0000000000000000000000001));
+    c.realised_pnl_today = Quote(dec!(-1000));
+    assert!(failed(&validate(&i, &c)).contains(&"daily_loss_limit"));
+}
