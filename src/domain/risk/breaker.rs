@@ -222,7 +222,9 @@ impl CircuitBreaker {
     /// Rules are checked worst first: drawdown, daily loss, consecutive losses. A rule trips
     /// only from Active, or to escalate ReduceOnly to Halted. Losing streaks count only trades
     /// closed after the breaker last became Active, so a cooldown is not re-tripped by the
-    /// same losses.
+    /// same losses. A drawdown or daily loss that still stands after a recovery or a manual
+    /// reset trips again at once: the limit is not waived; re-base the peak (or raise the
+    /// limit) to resume.
     pub fn evaluate(
         &mut self,
         inputs: &BreakerInputs<'_>,
