@@ -24,6 +24,9 @@ pub struct Settings {
     pub scheduler: SchedulerConfig,
     pub notifications: crate::services::notification::NotificationConfig,
     pub market_data: crate::services::market_data::MarketDataConfig,
+    /// Default risk limits; `trademind risk set` stores overrides (default or per strategy) in
+    /// the database, which win over this section.
+    pub risk: crate::domain::risk::RiskConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +253,12 @@ impl Settings {
             ));
         }
         self.market_data.validate()?;
+        self.risk.validate().map_err(|e| match e {
+            crate::domain::risk::RiskConfigError::OutOfRange { key, .. } => {
+                (format!("risk.{key}"), e.to_string())
+            }
+            other => ("risk".to_string(), other.to_string()),
+        })?;
         Ok(())
     }
 
@@ -688,6 +697,39 @@ mod tests {
                 assert_eq!(*line, 2);
                 assert_eq!(key, "trading.live");
                 assert!(message.contains("invalid type"), "{message}");
+            }
+            other => panic!("wrong error {other:?}"),
+        }
+    }
+
+    #[test]
+    fn risk_section_accepts_decimal_strings_and_numbers_and_env_overrides() {
+        use rust_decimal_macros::dec;
+        let f = write(
+            "[risk]\nmax_daily_loss_pct = \"2.5\"\nheat_cap_pct = 5\nsizing_mode = \"atr\"\n",
+        );
+        let loaded = load(
+            Some(f.path()),
+            &env(&[("TRADEMIND_RISK__MIN_CONFIDENCE", "0.7")]),
+            &FlagOverrides::default(),
+        )
+        .unwrap();
+        let r = &loaded.settings.risk;
+        assert_eq!(r.max_daily_loss_pct, dec!(2.5));
+        assert_eq!(r.heat_cap_pct, dec!(5));
+        assert_eq!(r.min_confidence, dec!(0.7));
+        assert_eq!(r.sizing_mode, crate::domain::risk::SizingMode::Atr);
+        assert_eq!(r.max_open_positions, 3);
+    }
+
+    #[test]
+    fn out_of_range_risk_value_names_the_key() {
+        let f = write("[risk]\nmax_daily_loss_pct = \"0\"\n");
+        let err = load(Some(f.path()), &[], &FlagOverrides::default()).unwrap_err();
+        match &err {
+            ConfigError::File { line, key, .. } => {
+                assert_eq!(*line, 2);
+                assert_eq!(key, "risk.max_daily_loss_pct");
             }
             other => panic!("wrong error {other:?}"),
         }

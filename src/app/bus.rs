@@ -98,6 +98,20 @@ pub struct Subscription {
     receiver: broadcast::Receiver<Event>,
 }
 
+impl Event {
+    /// The event the TUI and the alerter see for a breaker transition.
+    pub fn breaker_changed(
+        scope: &str,
+        transition: &crate::domain::risk::BreakerTransition,
+    ) -> Event {
+        Event::BreakerChanged {
+            scope: scope.to_string(),
+            state: transition.to.as_str().to_string(),
+            reason: transition.reason.as_str().to_string(),
+        }
+    }
+}
+
 impl EventBus {
     /// `capacity` events are kept for the slowest subscriber before it starts to lag.
     pub fn new(capacity: usize) -> Self {

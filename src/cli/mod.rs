@@ -13,6 +13,7 @@ use crate::store::Store;
 pub mod config_cmd;
 pub mod db;
 pub mod market;
+pub mod risk;
 pub mod strategy;
 
 pub const EXIT_OK: u8 = 0;
@@ -83,6 +84,9 @@ pub enum Command {
     Data(market::DataCommand),
     /// Show the latest indicator values computed from the stored candles.
     Indicators(market::IndicatorsArgs),
+    /// Risk limits and the trading circuit breaker.
+    #[command(subcommand)]
+    Risk(risk::RiskCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -145,6 +149,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Connection(cmd) => strategy::run_connection(cmd, ctx),
         Command::Data(cmd) => market::run_data(cmd, ctx).await,
         Command::Indicators(args) => market::run_indicators(args, ctx),
+        Command::Risk(cmd) => risk::run(cmd, ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

@@ -13,6 +13,7 @@ pub mod candles;
 pub mod codec;
 pub mod jobs;
 pub mod positions;
+pub mod risk;
 pub mod strategies;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.

@@ -4,3 +4,4 @@ mod architecture;
 mod cli;
 mod indicators_parity;
 mod market_data;
+mod risk;

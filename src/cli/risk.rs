@@ -1,0 +1,160 @@
+//! `trademind risk show|set|reset-breaker|kill`: the risk limits and the circuit breaker, read
+//! from and written to the database so the daemon and the TUI see the same state.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::{Context, UsageError};
+use crate::domain::risk::{BreakerTransition, CircuitBreaker, RiskConfig};
+use crate::store::StoreError;
+use crate::store::risk::{self as repo, BreakerRecord, ConfigSource, GLOBAL_SCOPE};
+
+#[derive(Debug, Subcommand)]
+pub enum RiskCommand {
+    /// Show the effective risk limits, where they come from, and the circuit breaker.
+    Show {
+        /// A strategy's limits instead of the default.
+        #[arg(long, value_name = "NAME")]
+        strategy: Option<String>,
+    },
+    /// Change one limit (validated; `risk show` lists the keys), e.g. `risk set max_daily_loss_pct 2`.
+    Set {
+        key: String,
+        value: String,
+        /// Store it for this strategy only.
+        #[arg(long, value_name = "NAME")]
+        strategy: Option<String>,
+    },
+    /// Return a tripped circuit breaker to Active (new entries allowed again).
+    ResetBreaker,
+    /// Halt trading now (the kill switch): no new entries until `risk reset-breaker`.
+    Kill,
+}
+
+#[derive(Serialize)]
+struct Shown {
+    strategy: Option<String>,
+    source: ConfigSource,
+    config: RiskConfig,
+    breaker: CircuitBreaker,
+    history: Vec<BreakerRecord>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn fmt_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// An unknown strategy is the user's mistake (exit 2), not a runtime failure.
+fn usage_if_not_found(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::NotFound(what) => UsageError(format!("unknown {what}")).into(),
+        other => other.into(),
+    }
+}
+
+fn print_transition(t: &BreakerTransition) {
+    println!(
+        "circuit breaker: {} -> {} ({}) at {}",
+        t.from,
+        t.to,
+        t.reason,
+        fmt_time(t.at)
+    );
+}
+
+pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
+    let base = &ctx.settings().risk;
+    match cmd {
+        RiskCommand::Show { strategy } => {
+            let store = ctx.open_store()?;
+            let (config, source) = repo::load_config(store.conn(), strategy.as_deref(), base)
+                .map_err(usage_if_not_found)?;
+            let shown = Shown {
+                strategy,
+                source,
+                breaker: repo::load_breaker(store.conn(), GLOBAL_SCOPE)?,
+                history: repo::breaker_history(store.conn(), GLOBAL_SCOPE, 5)?,
+                config,
+            };
+            ctx.emit(&shown, || {
+                let who = shown.strategy.as_deref().unwrap_or("default");
+                let from = match shown.source {
+                    ConfigSource::Settings => "the [risk] settings",
+                    ConfigSource::StoredDefault => "the stored default",
+                    ConfigSource::Strategy => "the strategy's stored limits",
+                };
+                println!("risk limits ({who}, from {from}):");
+                for (k, v) in shown.config.entries() {
+                    println!("  {k:<28} {v}");
+                }
+                let b = &shown.breaker;
+                print!("circuit breaker: {}", b.state);
+                if let Some(r) = b.reason {
+                    print!(" ({r}) since {}", fmt_time(b.since));
+                }
+                if let Some(u) = b.until {
+                    print!(", until {}", fmt_time(u));
+                }
+                println!();
+                for r in &shown.history {
+                    let reason = r.reason.map(|r| r.to_string()).unwrap_or_default();
+                    println!("  {}  {:<12} {reason}", fmt_time(r.changed_at), r.state);
+                }
+            })
+        }
+        RiskCommand::Set {
+            key,
+            value,
+            strategy,
+        } => {
+            let store = ctx.open_store()?;
+            let (current, _) = repo::load_config(store.conn(), strategy.as_deref(), base)
+                .map_err(usage_if_not_found)?;
+            let updated = current
+                .with_value(&key, &value)
+                .map_err(|e| UsageError(e.to_string()))?;
+            repo::save_config(store.conn(), strategy.as_deref(), &updated, now_ms())
+                .map_err(usage_if_not_found)?;
+            let who = strategy.as_deref().unwrap_or("default");
+            let shown = updated
+                .entries()
+                .into_iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+                .unwrap_or(value);
+            ctx.emit(&updated, || println!("risk.{key} = {shown} ({who})"))
+        }
+        RiskCommand::ResetBreaker => {
+            let store = ctx.open_store()?;
+            let mut breaker = repo::load_breaker(store.conn(), GLOBAL_SCOPE)?;
+            let transition = breaker.reset(now_ms());
+            if let Some(t) = &transition {
+                repo::record_transition(store.conn(), GLOBAL_SCOPE, t)?;
+            }
+            ctx.emit(&transition, || match &transition {
+                Some(t) => print_transition(t),
+                None => println!("circuit breaker already active"),
+            })
+        }
+        RiskCommand::Kill => {
+            let store = ctx.open_store()?;
+            let (config, _) = repo::load_config(store.conn(), None, base)?;
+            let mut breaker = repo::load_breaker(store.conn(), GLOBAL_SCOPE)?;
+            let t = breaker.kill(&config, now_ms());
+            repo::record_transition(store.conn(), GLOBAL_SCOPE, &t)?;
+            ctx.emit(&t, || {
+                print_transition(&t);
+                println!(
+                    "no new entries until `trademind risk reset-breaker`; closes still go through"
+                );
+            })
+        }
+    }
+}

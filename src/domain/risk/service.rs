@@ -1,0 +1,548 @@
+//! `RiskManagementService::validate`: the last word on every order. Every check is evaluated and
+//! listed with its verdict, passed ones included, so the TUI and the decision log can say why.
+
+use super::breaker::{BreakerState, ClosedTrade};
+use super::config::RiskConfig;
+use super::heat::{OpenPosition, PortfolioHeatService};
+use super::sizing::{SizingInputs, size_position};
+use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::symbol::Symbol;
+use crate::domain::trading::filters::SymbolFilters;
+use crate::domain::trading::order::Side;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// What the order does to the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentKind {
+    /// Open or add to a position.
+    Entry,
+    /// Close the whole position in the symbol.
+    Close,
+    /// Sell part of the position (`TradeIntent::quantity`).
+    Reduce,
+}
+
+/// An order a strategy or the LLM wants, before risk has sized it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TradeIntent {
+    pub symbol: Symbol,
+    /// `Buy` opens a long. Short entries are refused for now; the field leaves room for them.
+    pub side: Side,
+    pub kind: IntentKind,
+    /// Decision confidence, 0..=1.
+    pub confidence: Decimal,
+    /// Optional size the decision asked for, % of equity notional (can only shrink the order).
+    pub size_pct: Option<Decimal>,
+    /// Reference entry price (limit or last price).
+    pub entry: Price,
+    /// Required for entries (except in ATR mode, which derives one).
+    pub stop_loss: Option<Price>,
+    /// Needed for the reward:risk check.
+    pub take_profit: Option<Price>,
+    /// Quantity to sell for `Reduce`; ignored otherwise.
+    pub quantity: Option<Qty>,
+    pub strategy: Option<String>,
+}
+
+/// The market for the intent's symbol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketSnapshot {
+    pub price: Price,
+    pub atr: Option<Price>,
+    pub filters: SymbolFilters,
+}
+
+/// Everything the risk check reads. Time is not needed: the breaker state is passed in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskContext {
+    pub equity: Quote,
+    /// Free quote balance an entry can spend.
+    pub available_balance: Quote,
+    pub open_positions: Vec<OpenPosition>,
+    pub realised_pnl_today: Quote,
+    pub unrealised_pnl: Quote,
+    pub start_of_day_equity: Quote,
+    pub peak_equity: Quote,
+    /// Closed trades, oldest first (Kelly, losing streaks).
+    pub closed_trades: Vec<ClosedTrade>,
+    pub config: RiskConfig,
+    pub market: MarketSnapshot,
+    pub breaker: BreakerState,
+}
+
+/// One check and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// The answer to an intent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum RiskVerdict {
+    Approved {
+        quantity: Qty,
+        entry: Price,
+        /// Always set for entries; `None` for closes and reductions.
+        stop: Option<Price>,
+        take_profit: Option<Price>,
+        notional: Quote,
+        /// Money lost if the stop is hit: quantity × (entry − stop).
+        risk_amount: Quote,
+        checks: Vec<Check>,
+    },
+    Refused {
+        reasons: Vec<String>,
+        checks: Vec<Check>,
+    },
+}
+
+impl RiskVerdict {
+    pub fn is_approved(&self) -> bool {
+        matches!(self, RiskVerdict::Approved { .. })
+    }
+
+    pub fn checks(&self) -> &[Check] {
+        match self {
+            RiskVerdict::Approved { checks, .. } | RiskVerdict::Refused { checks, .. } => checks,
+        }
+    }
+}
+
+/// Today's loss (realised + unrealised) as % of start-of-day equity; positive = losing.
+pub fn daily_loss_pct(realised: Quote, unrealised: Quote, start_of_day_equity: Quote) -> Decimal {
+    let loss = -(realised + unrealised).get();
+    if start_of_day_equity.get() <= Decimal::ZERO {
+        return if loss > Decimal::ZERO {
+            Decimal::ONE_HUNDRED
+        } else {
+            Decimal::ZERO
+        };
+    }
+    loss.checked_div(start_of_day_equity.get())
+        .and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))
+        .unwrap_or(Decimal::MAX)
+}
+
+/// Drawdown of `equity` from `peak`, % (zero at or above the peak).
+pub fn drawdown_pct(equity: Quote, peak: Quote) -> Decimal {
+    if peak.get() <= Decimal::ZERO || equity >= peak {
+        return Decimal::ZERO;
+    }
+    (peak - equity).get() / peak.get() * Decimal::ONE_HUNDRED
+}
+
+/// Largest multiple of `step` with `q × per_unit ≤ budget` (exact: the quotient's last-digit
+/// rounding is corrected, so the product never exceeds the budget).
+fn floor_qty(budget: Decimal, per_unit: Decimal, step: Decimal) -> Decimal {
+    if budget <= Decimal::ZERO {
+        return Decimal::ZERO;
+    }
+    if per_unit <= Decimal::ZERO {
+        return Decimal::MAX;
+    }
+    let Some(units) = budget
+        .checked_div(per_unit)
+        .and_then(|u| u.checked_div(step))
+    else {
+        return Decimal::MAX;
+    };
+    let Some(mut q) = units.floor().checked_mul(step) else {
+        return Decimal::MAX;
+    };
+    while q > Decimal::ZERO && q.checked_mul(per_unit).is_none_or(|v| v > budget) {
+        q -= step;
+    }
+    q.max(Decimal::ZERO)
+}
+
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn add(&mut self, name: &'static str, passed: bool, detail: impl Into<String>) -> bool {
+        self.0.push(Check {
+            name,
+            passed,
+            detail: detail.into(),
+        });
+        passed
+    }
+
+    fn refused(self) -> RiskVerdict {
+        let reasons = self
+            .0
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        RiskVerdict::Refused {
+            reasons,
+            checks: self.0,
+        }
+    }
+
+    fn all_passed(&self) -> bool {
+        self.0.iter().all(|c| c.passed)
+    }
+}
+
+fn n(d: Decimal) -> String {
+    d.round_dp(8).normalize().to_string()
+}
+
+/// Risk management, the seed's name for sizing and limits.
+pub struct RiskManagementService;
+
+impl RiskManagementService {
+    /// Size and check one intent. Entries pass every limit or are refused; closes and
+    /// reductions are always allowed (even with the breaker tripped) subject to the exchange
+    /// filters. See the module docs of `sizing` and `heat` for the arithmetic.
+    pub fn validate(intent: &TradeIntent, context: &RiskContext) -> RiskVerdict {
+        match intent.kind {
+            IntentKind::Entry => validate_entry(intent, context),
+            IntentKind::Close | IntentKind::Reduce => validate_exit(intent, context),
+        }
+    }
+}
+
+/// Free function form of [`RiskManagementService::validate`].
+pub fn validate(intent: &TradeIntent, context: &RiskContext) -> RiskVerdict {
+    RiskManagementService::validate(intent, context)
+}
+
+fn step_of(filters: &SymbolFilters) -> Decimal {
+    if filters.step_size.is_zero() {
+        // No lot step on the exchange: still size in whole units of 1e-8.
+        Decimal::new(1, 8)
+    } else {
+        filters.step_size
+    }
+}
+
+fn validate_exit(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
+    let mut checks = Checks(Vec::new());
+    let filters = &ctx.market.filters;
+    let held: Decimal = ctx
+        .open_positions
+        .iter()
+        .filter(|p| p.symbol == intent.symbol)
+        .map(|p| p.quantity.get())
+        .sum();
+    checks.add(
+        "position_exists",
+        held > Decimal::ZERO,
+        format!("holding {} {}", n(held), intent.symbol),
+    );
+    let wanted = match intent.kind {
+        IntentKind::Reduce => intent.quantity.map(|q| q.get()).unwrap_or(Decimal::ZERO),
+        _ => held,
+    };
+    let qty = filters.round_market_qty_down(Qty(wanted.min(held))).get();
+    let price = ctx.market.price;
+    let filter_result = filters
+        .check_qty(Qty(qty), true)
+        .and_then(|()| filters.check_notional(price * Qty(qty)));
+    checks.add(
+        "exchange_filters",
+        filter_result.is_ok(),
+        match &filter_result {
+            Ok(()) => format!("sell {} at ~{}", n(qty), price),
+            Err(e) => e.to_string(),
+        },
+    );
+    if !checks.all_passed() {
+        return checks.refused();
+    }
+    RiskVerdict::Approved {
+        quantity: Qty(qty),
+        entry: price,
+        stop: None,
+        take_profit: None,
+        notional: price * Qty(qty),
+        risk_amount: Quote::ZERO,
+        checks: checks.0,
+    }
+}
+
+fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
+    let cfg = &ctx.config;
+    let filters = &ctx.market.filters;
+    let hundred = Decimal::ONE_HUNDRED;
+    let equity = ctx.equity.get();
+    let mut checks = Checks(Vec::new());
+
+    checks.add(
+        "long_only",
+        intent.side == Side::Buy,
+        if intent.side == Side::Buy {
+            "long entry".to_string()
+        } else {
+            "short entries are not supported yet".to_string()
+        },
+    );
+    checks.add(
+        "breaker_active",
+        ctx.breaker == BreakerState::Active,
+        format!("circuit breaker is {}", ctx.breaker),
+    );
+    checks.add(
+        "equity_positive",
+        equity > Decimal::ZERO,
+        format!("equity {}", n(equity)),
+    );
+    checks.add(
+        "min_confidence",
+        intent.confidence >= cfg.min_confidence,
+        format!(
+            "confidence {} vs minimum {}",
+            n(intent.confidence),
+            n(cfg.min_confidence)
+        ),
+    );
+    let loss_pct = daily_loss_pct(
+        ctx.realised_pnl_today,
+        ctx.unrealised_pnl,
+        ctx.start_of_day_equity,
+    );
+    checks.add(
+        "daily_loss_limit",
+        loss_pct < cfg.max_daily_loss_pct,
+        format!(
+            "today's loss {} % vs limit {} %",
+            n(loss_pct),
+            n(cfg.max_daily_loss_pct)
+        ),
+    );
+    let dd = drawdown_pct(ctx.equity, ctx.peak_equity);
+    checks.add(
+        "max_drawdown",
+        dd < cfg.max_drawdown_pct,
+        format!(
+            "drawdown {} % vs limit {} %",
+            n(dd),
+            n(cfg.max_drawdown_pct)
+        ),
+    );
+    let already_open = ctx.open_positions.iter().any(|p| p.symbol == intent.symbol);
+    let open_count = ctx.open_positions.len();
+    let max_open = usize::try_from(cfg.max_open_positions).unwrap_or(usize::MAX);
+    checks.add(
+        "max_open_positions",
+        already_open || open_count < max_open,
+        format!("{open_count} open vs maximum {max_open}"),
+    );
+
+    // Prices on the tick, in the direction that never makes the risk bigger: entry down,
+    // stop up, take-profit down (reward:risk is judged on what can actually be ordered).
+    let entry = filters.round_price_down(intent.entry);
+    let requested_stop = intent.stop_loss.map(|s| filters.round_price_up(s));
+    let stop_ok = requested_stop.is_some() || cfg.sizing_mode == super::config::SizingMode::Atr;
+    checks.add(
+        "stop_loss_required",
+        stop_ok,
+        match requested_stop {
+            Some(s) => format!("stop {s}"),
+            None if stop_ok => "stop derived from ATR".to_string(),
+            None => "an entry needs a stop-loss".to_string(),
+        },
+    );
+    let price_ok = filters.check_price(entry);
+    checks.add(
+        "entry_price",
+        price_ok.is_ok(),
+        match &price_ok {
+            Ok(()) => format!("entry {entry}"),
+            Err(e) => e.to_string(),
+        },
+    );
+
+    let sizing = size_position(
+        cfg,
+        &SizingInputs {
+            equity: ctx.equity,
+            entry,
+            stop: requested_stop,
+            atr: ctx.market.atr,
+            closed_trades: &ctx.closed_trades,
+        },
+    );
+    let sizing = match sizing {
+        Ok(s) => {
+            checks.add(
+                "sizing",
+                true,
+                format!(
+                    "{:?}: risk budget {} over stop distance {} → {}",
+                    s.basis,
+                    n(s.risk_budget.get()),
+                    n(s.stop_distance),
+                    n(s.quantity.get())
+                ),
+            );
+            Some(s)
+        }
+        Err(e) => {
+            checks.add("sizing", false, e.to_string());
+            None
+        }
+    };
+    let stop = sizing
+        .as_ref()
+        .map(|s| filters.round_price_up(s.stop))
+        .filter(|s| *s < entry);
+
+    let take_profit = intent.take_profit.map(|t| filters.round_price_down(t));
+    let rr_detail;
+    let rr_ok = match (stop, take_profit) {
+        (Some(stop), Some(tp)) => {
+            let rr = (tp.get() - entry.get())
+                .checked_div(entry.get() - stop.get())
+                .unwrap_or(Decimal::MAX);
+            rr_detail = format!(
+                "reward:risk {} vs minimum {}",
+                n(rr),
+                n(cfg.min_reward_risk)
+            );
+            rr >= cfg.min_reward_risk
+        }
+        (_, None) if cfg.min_reward_risk.is_zero() => {
+            rr_detail = "no take-profit; no minimum set".to_string();
+            true
+        }
+        (_, None) => {
+            rr_detail = "a take-profit is needed to judge reward:risk".to_string();
+            false
+        }
+        (None, Some(_)) => {
+            rr_detail = "no valid stop to judge reward:risk".to_string();
+            false
+        }
+    };
+    checks.add("min_reward_risk", rr_ok, rr_detail);
+
+    let (Some(sizing), Some(stop)) = (sizing, stop) else {
+        return checks.refused();
+    };
+    let per_unit_risk = entry.get() - stop.get();
+    let step = step_of(filters);
+
+    // Caps, each as the most quantity it allows.
+    // Sized against the wider of the sizing distance (k×ATR) and the rounded stop.
+    let sizing_distance = sizing.stop_distance.max(per_unit_risk);
+    let mut qty = floor_qty(sizing.risk_budget.get(), sizing_distance, step);
+    let risk_qty = qty;
+    let max_notional = equity * cfg.max_position_pct / hundred;
+    let position_cap = floor_qty(max_notional, entry.get(), step);
+    let balance_cap = floor_qty(
+        ctx.available_balance.get(),
+        entry.get() * (Decimal::ONE + cfg.fee_rate),
+        step,
+    );
+    let held_notional: Decimal = ctx
+        .open_positions
+        .iter()
+        .filter(|p| p.symbol == intent.symbol)
+        .map(|p| p.notional().get())
+        .sum();
+    let symbol_room = equity * cfg.max_symbol_exposure_pct / hundred - held_notional;
+    let symbol_cap = floor_qty(symbol_room, entry.get(), step);
+    let heat = PortfolioHeatService::measure(&ctx.open_positions, ctx.equity, cfg.heat_cap_pct);
+    let heat_cap = floor_qty(heat.room.get(), per_unit_risk, step);
+    let requested_cap = intent
+        .size_pct
+        .map(|pct| floor_qty(equity * pct / hundred, entry.get(), step));
+    let exchange_cap = if filters.max_qty.is_zero() {
+        Decimal::MAX
+    } else {
+        (filters.max_qty / step).floor() * step
+    };
+
+    qty = qty.min(position_cap);
+    qty = qty.min(balance_cap);
+    qty = qty.min(symbol_cap);
+    qty = qty.min(heat_cap);
+    if let Some(cap) = requested_cap {
+        qty = qty.min(cap);
+    }
+    qty = qty.min(exchange_cap);
+    if !filters.min_qty.is_zero() && !filters.step_size.is_zero() {
+        // Binance counts steps from min_qty; keep the quantity on that grid.
+        let above = qty - filters.min_qty;
+        if above >= Decimal::ZERO {
+            qty = filters.min_qty + (above / step).floor() * step;
+        }
+    }
+
+    checks.add(
+        "max_position_size",
+        position_cap > Decimal::ZERO,
+        format!(
+            "notional cap {} ({} % of equity)",
+            n(max_notional),
+            n(cfg.max_position_pct)
+        ),
+    );
+    checks.add(
+        "available_balance",
+        balance_cap > Decimal::ZERO,
+        format!(
+            "{} available, fee reserve {} %",
+            n(ctx.available_balance.get()),
+            n(cfg.fee_rate * hundred)
+        ),
+    );
+    checks.add(
+        "symbol_exposure",
+        symbol_room > Decimal::ZERO,
+        format!(
+            "{} already in {}, cap {} % of equity",
+            n(held_notional),
+            intent.symbol,
+            n(cfg.max_symbol_exposure_pct)
+        ),
+    );
+    checks.add(
+        "portfolio_heat",
+        heat.room.get() > Decimal::ZERO,
+        format!(
+            "heat {} % of equity vs cap {} %, room {}",
+            n(heat.heat_pct),
+            n(cfg.heat_cap_pct),
+            n(heat.room.get())
+        ),
+    );
+    let resized = if qty < risk_qty {
+        format!("resized from {} to {} by the caps", n(risk_qty), n(qty))
+    } else {
+        format!("{} after rounding to step {}", n(qty), n(step))
+    };
+    let notional = entry * Qty(qty);
+    let filter_result = filters
+        .check_qty(Qty(qty), false)
+        .and_then(|()| filters.check_notional(notional));
+    checks.add(
+        "exchange_filters",
+        filter_result.is_ok(),
+        match &filter_result {
+            Ok(()) => resized,
+            Err(e) => format!("{e} ({resized})"),
+        },
+    );
+
+    if !checks.all_passed() {
+        return checks.refused();
+    }
+    RiskVerdict::Approved {
+        quantity: Qty(qty),
+        entry,
+        stop: Some(stop),
+        take_profit,
+        notional,
+        risk_amount: Quote(qty * per_unit_risk),
+        checks: checks.0,
+    }
+}

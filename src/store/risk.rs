@@ -1,0 +1,321 @@
+//! Risk persistence: `risk_configs` (JSON `RiskConfig` per strategy, NULL strategy = the default)
+//! and `circuit_breaker_state` (one history row per transition; the current state of a scope is
+//! its latest row), so a restart does not reset a tripped breaker.
+
+use super::{StoreError, StoreResult};
+use crate::domain::market::candle::TimestampMs;
+use crate::domain::risk::{
+    BreakerReason, BreakerState, BreakerTransition, CircuitBreaker, RiskConfig,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// The breaker scope for the whole account.
+pub const GLOBAL_SCOPE: &str = "global";
+
+/// Where an effective config came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigSource {
+    /// The `[risk]` settings (nothing stored yet).
+    Settings,
+    /// The stored default (`trademind risk set` without `--strategy`).
+    StoredDefault,
+    /// The strategy's own stored config.
+    Strategy,
+}
+
+fn strategy_id(conn: &Connection, name: &str) -> StoreResult<i64> {
+    super::strategies::strategy_by_name(conn, name)?
+        .map(|s| s.id)
+        .ok_or_else(|| StoreError::NotFound(format!("strategy {name:?} (create it first)")))
+}
+
+fn parse_config(text: &str) -> StoreResult<RiskConfig> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        column: "risk_configs.config",
+        value: text.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn stored(conn: &Connection, strategy: Option<i64>) -> StoreResult<Option<RiskConfig>> {
+    let text: Option<String> = match strategy {
+        Some(id) => conn
+            .query_row(
+                "SELECT config FROM risk_configs WHERE strategy_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?,
+        None => conn
+            .query_row(
+                "SELECT config FROM risk_configs WHERE strategy_id IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?,
+    };
+    text.map(|t| parse_config(&t)).transpose()
+}
+
+/// The effective config for `strategy` (or the default): the strategy's stored config, else
+/// the stored default, else `base` (the `[risk]` settings).
+pub fn load_config(
+    conn: &Connection,
+    strategy: Option<&str>,
+    base: &RiskConfig,
+) -> StoreResult<(RiskConfig, ConfigSource)> {
+    if let Some(name) = strategy {
+        let id = strategy_id(conn, name)?;
+        if let Some(c) = stored(conn, Some(id))? {
+            return Ok((c, ConfigSource::Strategy));
+        }
+    }
+    Ok(match stored(conn, None)? {
+        Some(c) => (c, ConfigSource::StoredDefault),
+        None => (base.clone(), ConfigSource::Settings),
+    })
+}
+
+/// Store `config` for `strategy` (or as the default), replacing what was there.
+pub fn save_config(
+    conn: &Connection,
+    strategy: Option<&str>,
+    config: &RiskConfig,
+    now: TimestampMs,
+) -> StoreResult<()> {
+    let json = serde_json::to_string(config).map_err(|e| StoreError::Conflict(e.to_string()))?;
+    match strategy {
+        Some(name) => {
+            let id = strategy_id(conn, name)?;
+            conn.execute(
+                "INSERT INTO risk_configs (strategy_id, config, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(strategy_id) DO UPDATE SET config = excluded.config,
+                                                        updated_at = excluded.updated_at",
+                params![id, json, now],
+            )?;
+        }
+        None => {
+            // The default row is unique through a partial expression index, which ON CONFLICT
+            // cannot name: update, then insert if there was nothing to update.
+            let updated = conn.execute(
+                "UPDATE risk_configs SET config = ?1, updated_at = ?2 WHERE strategy_id IS NULL",
+                params![json, now],
+            )?;
+            if updated == 0 {
+                conn.execute(
+                    "INSERT INTO risk_configs (strategy_id, config, updated_at) VALUES (NULL, ?1, ?2)",
+                    params![json, now],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One row of the breaker history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakerRecord {
+    pub scope: String,
+    pub state: BreakerState,
+    pub reason: Option<BreakerReason>,
+    pub changed_at: TimestampMs,
+    pub until: Option<TimestampMs>,
+}
+
+/// Append a transition to the history of `scope`.
+pub fn record_transition(
+    conn: &Connection,
+    scope: &str,
+    transition: &BreakerTransition,
+) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO circuit_breaker_state (scope, state, reason, changed_at, until)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            scope,
+            transition.to.as_str(),
+            transition.reason.as_str(),
+            transition.at,
+            transition.until
+        ],
+    )?;
+    Ok(())
+}
+
+/// A history row as read: scope, state, reason, changed_at, until.
+type RawRecord = (String, String, Option<String>, i64, Option<i64>);
+
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn to_record(raw: RawRecord) -> StoreResult<BreakerRecord> {
+    let (scope, state, reason, changed_at, until) = raw;
+    Ok(BreakerRecord {
+        state: super::codec::parse_col("circuit_breaker_state.state", &state)?,
+        reason: reason
+            .map(|r| super::codec::parse_col("circuit_breaker_state.reason", &r))
+            .transpose()?,
+        scope,
+        changed_at,
+        until,
+    })
+}
+
+/// Transitions of `scope`, newest first, at most `limit`.
+pub fn breaker_history(
+    conn: &Connection,
+    scope: &str,
+    limit: usize,
+) -> StoreResult<Vec<BreakerRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT scope, state, reason, changed_at, until FROM circuit_breaker_state
+         WHERE scope = ?1 ORDER BY changed_at DESC, id DESC LIMIT ?2",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(params![scope, limit], record_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(to_record).collect()
+}
+
+/// The breaker of `scope` as last persisted; Active when it never moved.
+pub fn load_breaker(conn: &Connection, scope: &str) -> StoreResult<CircuitBreaker> {
+    Ok(match breaker_history(conn, scope, 1)?.into_iter().next() {
+        Some(r) => CircuitBreaker {
+            state: r.state,
+            reason: r.reason,
+            since: r.changed_at,
+            until: r.until,
+        },
+        None => CircuitBreaker::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use rust_decimal_macros::dec;
+
+    const T0: TimestampMs = 1_795_514_400_000;
+
+    fn add_strategy(conn: &Connection, name: &str) {
+        conn.execute(
+            "INSERT INTO strategies (name, created_at, updated_at) VALUES (?1, 0, 0)",
+            [name],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn config_falls_back_from_strategy_to_stored_default_to_settings() {
+        let store = Store::open_in_memory().unwrap();
+        let conn = store.conn();
+        add_strategy(conn, "trend");
+        let base = RiskConfig::default();
+        assert_eq!(
+            load_config(conn, None, &base).unwrap(),
+            (base.clone(), ConfigSource::Settings)
+        );
+        let default = base.with_value("max_daily_loss_pct", "2").unwrap();
+        save_config(conn, None, &default, T0).unwrap();
+        // saving twice keeps one default row
+        save_config(conn, None, &default, T0 + 1).unwrap();
+        assert_eq!(
+            load_config(conn, Some("trend"), &base).unwrap(),
+            (default.clone(), ConfigSource::StoredDefault)
+        );
+        let trend = default.with_value("heat_cap_pct", "4").unwrap();
+        save_config(conn, Some("trend"), &trend, T0).unwrap();
+        let (c, src) = load_config(conn, Some("trend"), &base).unwrap();
+        assert_eq!((c.heat_cap_pct, c.max_daily_loss_pct), (dec!(4), dec!(2)));
+        assert_eq!(src, ConfigSource::Strategy);
+        assert_eq!(load_config(conn, None, &base).unwrap().0, default);
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM risk_configs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
+        assert!(matches!(
+            load_config(conn, Some("nope"), &base),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn breaker_state_and_history_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let config = RiskConfig::default();
+        {
+            let store = Store::open(&path).unwrap();
+            let mut b = load_breaker(store.conn(), GLOBAL_SCOPE).unwrap();
+            assert!(b.is_active());
+            let t = b.kill(&config, T0);
+            record_transition(store.conn(), GLOBAL_SCOPE, &t).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let mut b = load_breaker(store.conn(), GLOBAL_SCOPE).unwrap();
+        assert_eq!(b.state, BreakerState::Halted);
+        assert_eq!(b.reason, Some(BreakerReason::ManualKill));
+        assert_eq!(b.since, T0);
+        // another scope is untouched
+        assert!(load_breaker(store.conn(), "trend").unwrap().is_active());
+        let t = b.reset(T0 + 5).unwrap();
+        record_transition(store.conn(), GLOBAL_SCOPE, &t).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert!(
+            load_breaker(store.conn(), GLOBAL_SCOPE)
+                .unwrap()
+                .is_active()
+        );
+        let history = breaker_history(store.conn(), GLOBAL_SCOPE, 10).unwrap();
+        let states: Vec<_> = history.iter().map(|r| (r.state, r.reason)).collect();
+        assert_eq!(
+            states,
+            vec![
+                (BreakerState::Active, Some(BreakerReason::ManualReset)),
+                (BreakerState::Halted, Some(BreakerReason::ManualKill)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cooldown_deadline_survives_a_restart_and_still_recovers() {
+        use crate::domain::Quote;
+        use crate::domain::risk::{BreakerInputs, ClosedTrade};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let config = RiskConfig::default();
+        let losses: Vec<ClosedTrade> = (1..=3)
+            .map(|k| ClosedTrade {
+                pnl: Quote(dec!(-10)),
+                closed_at: T0 - k,
+            })
+            .collect();
+        let inputs = BreakerInputs {
+            daily_loss_pct: dec!(0.3),
+            drawdown_pct: dec!(0.3),
+            closed_trades: &losses,
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            let mut b = load_breaker(store.conn(), GLOBAL_SCOPE).unwrap();
+            for t in b.evaluate(&inputs, &config, T0) {
+                record_transition(store.conn(), GLOBAL_SCOPE, &t).unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        let mut b = load_breaker(store.conn(), GLOBAL_SCOPE).unwrap();
+        assert_eq!(b.state, BreakerState::ReduceOnly);
+        assert_eq!(b.until, Some(T0 + 3_600_000));
+        // same losses after the restart: no new trip, and the cooldown still ends on time
+        assert!(b.evaluate(&inputs, &config, T0 + 3_599_999).is_empty());
+        let ts = b.evaluate(&inputs, &config, T0 + 3_600_000);
+        assert_eq!(ts.len(), 1, "{ts:?}");
+        assert_eq!(ts[0].to, BreakerState::Active);
+    }
+}
