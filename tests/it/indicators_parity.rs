@@ -346,8 +346,8 @@ proptest! {
             let from = i + 1 - n;
             let hh = cols.high[from..=i].iter().cloned().fold(f64::MIN, f64::max);
             let ll = cols.low[from..=i].iter().cloned().fold(f64::MAX, f64::min);
-            let diff = (hh - ll) / 100.0;
-            let want = if diff != 0.0 { (cols.close[i] - ll) / diff } else { 0.0 };
+            let range = hh - ll;
+            let want = if range != 0.0 { (cols.close[i] - ll) * 100.0 / range } else { 0.0 };
             prop_assert_eq!(ki.to_bits(), want.to_bits());
         }
     }
