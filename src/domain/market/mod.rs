@@ -1,11 +1,17 @@
 //! Market data: candles and intervals; indicators (`calculate_indicators`) and order-book
 //! analytics (`OrderBookService`) live beside them.
 
+pub mod book_analytics;
 pub mod candle;
 pub mod indicators;
+pub mod orderbook;
 
+pub use book_analytics::{
+    DepthBand, FillError, FillEstimate, OrderBookService, Spread, Wall, Walls,
+};
 pub use candle::{Candle, CandleColumns, Interval, TimestampMs};
 pub use indicators::{
     Adx, Atr, Bollinger, Ema, IndicatorParams, IndicatorSet, IndicatorValues, Indicators, Macd,
     Obv, Ohlcv, Rsi, Signal, Sma, Stochastic, Vwap, Wma, calculate_indicators, simple_signal,
 };
+pub use orderbook::{BookSyncError, DiffOutcome, OrderBook};
