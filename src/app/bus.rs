@@ -7,7 +7,7 @@ use tokio::sync::broadcast;
 
 use crate::domain::market::{Candle, Interval};
 use crate::domain::symbol::Symbol;
-use crate::domain::{Price, Quote};
+use crate::domain::{Price, Qty, Quote};
 
 /// Everything the running system announces. Later subsystems add their variants here.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,6 +69,43 @@ pub enum Event {
         level: String,
         target: String,
         message: String,
+    },
+    /// Best bid/ask changed (`<symbol>@bookTicker`).
+    BookTicker {
+        symbol: Symbol,
+        bid: Price,
+        bid_qty: Qty,
+        ask: Price,
+        ask_qty: Qty,
+    },
+    /// An aggregated trade printed (`<symbol>@aggTrade`).
+    Trade {
+        symbol: Symbol,
+        price: Price,
+        qty: Qty,
+        time_ms: i64,
+        buyer_is_maker: bool,
+    },
+    /// The synced local order book moved to `last_update_id`.
+    BookUpdated {
+        symbol: Symbol,
+        last_update_id: u64,
+        best_bid: Option<Price>,
+        best_ask: Option<Price>,
+    },
+    /// The local book was discarded (gap, reconnect) and is being rebuilt from a snapshot.
+    BookResyncing { symbol: Symbol, reason: String },
+    /// Closed candles missed while disconnected were fetched over REST and stored.
+    KlinesBackfilled {
+        symbol: Symbol,
+        interval: Interval,
+        count: usize,
+    },
+    /// The market stream connected, dropped or is reconnecting.
+    StreamStatus {
+        symbol: Symbol,
+        state: String,
+        detail: String,
     },
     /// Orderly shutdown has begun.
     ShuttingDown,

@@ -3,5 +3,6 @@
 pub mod exchange;
 pub mod llm;
 pub mod market_data;
+pub mod market_stream;
 pub mod monitoring;
 pub mod notification;

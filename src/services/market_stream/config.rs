@@ -1,0 +1,119 @@
+//! `[stream]` settings: where the market streams and REST snapshots come from and how the
+//! connection is kept alive.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// WebSocket base; combined streams are opened at `<ws_base_url>/stream?streams=..`.
+    /// Default `wss://stream.binance.com:9443`.
+    pub ws_base_url: String,
+    /// REST base for depth snapshots and kline back-fill. Default `https://api.binance.com`.
+    pub rest_base_url: String,
+    /// First reconnect delay after a drop, doubled per failed attempt. Default 500 ms.
+    pub reconnect_initial_backoff_ms: u64,
+    /// Ceiling for the reconnect delay. Default 30 000 ms.
+    pub reconnect_max_backoff_ms: u64,
+    /// Reconnect proactively after this long, before Binance's 24-hour cut. Default 82 800 s (23 h).
+    pub max_connection_age_secs: u64,
+    /// No frame (not even a ping) for this long means the connection is dead. Default 60 s.
+    pub read_timeout_secs: u64,
+    /// Levels requested in the REST depth snapshot (max 5000). Default 5000.
+    pub depth_snapshot_limit: u32,
+    /// Levels kept per side of the local book. Default 5000.
+    pub max_book_levels: usize,
+    /// Diffs buffered while a snapshot is fetched. Default 10 000.
+    pub max_buffered_diffs: usize,
+    /// Snapshot attempts per connection before reconnecting. Default 5.
+    pub max_snapshot_attempts: u32,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            ws_base_url: "wss://stream.binance.com:9443".into(),
+            rest_base_url: "https://api.binance.com".into(),
+            reconnect_initial_backoff_ms: 500,
+            reconnect_max_backoff_ms: 30_000,
+            max_connection_age_secs: 23 * 3600,
+            read_timeout_secs: 60,
+            depth_snapshot_limit: 5000,
+            max_book_levels: 5000,
+            max_buffered_diffs: 10_000,
+            max_snapshot_attempts: 5,
+        }
+    }
+}
+
+impl StreamConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.ws_base_url.starts_with("ws://") || self.ws_base_url.starts_with("wss://")) {
+            return Err(format!(
+                "stream.ws_base_url must start with ws:// or wss://, got {:?}",
+                self.ws_base_url
+            ));
+        }
+        if !(self.rest_base_url.starts_with("http://")
+            || self.rest_base_url.starts_with("https://"))
+        {
+            return Err(format!(
+                "stream.rest_base_url must start with http:// or https://, got {:?}",
+                self.rest_base_url
+            ));
+        }
+        if self.reconnect_initial_backoff_ms == 0
+            || self.reconnect_initial_backoff_ms > self.reconnect_max_backoff_ms
+        {
+            return Err(
+                "stream.reconnect_initial_backoff_ms must be > 0 and <= reconnect_max_backoff_ms"
+                    .into(),
+            );
+        }
+        if !(1..=24 * 3600).contains(&self.max_connection_age_secs) {
+            return Err(
+                "stream.max_connection_age_secs must be 1..=86400 (Binance cuts at 24 h)".into(),
+            );
+        }
+        if !(1..=3600).contains(&self.read_timeout_secs) {
+            return Err("stream.read_timeout_secs must be 1..=3600".into());
+        }
+        if !(1..=5000).contains(&self.depth_snapshot_limit) {
+            return Err("stream.depth_snapshot_limit must be 1..=5000".into());
+        }
+        if self.max_book_levels == 0
+            || self.max_buffered_diffs == 0
+            || self.max_snapshot_attempts == 0
+        {
+            return Err(
+                "stream.max_book_levels, max_buffered_diffs and max_snapshot_attempts must be > 0"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        assert_eq!(StreamConfig::default().validate(), Ok(()));
+        let bad = StreamConfig {
+            max_connection_age_secs: 25 * 3600,
+            ..StreamConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .contains("max_connection_age_secs")
+        );
+        let bad = StreamConfig {
+            ws_base_url: "http://x".into(),
+            ..StreamConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("ws_base_url"));
+    }
+}

@@ -1,0 +1,14 @@
+//! Live market data from Binance's combined WebSocket streams: wire decoding, the local order
+//! book sync manager, the REST calls that seed and back-fill it, and the reconnecting stream
+//! task that publishes on the event bus.
+
+pub mod config;
+pub mod rest;
+pub mod stream;
+pub mod sync;
+pub mod wire;
+
+pub use config::StreamConfig;
+pub use rest::{KlineSource, RestMarketData};
+pub use stream::{ClosedCandleSink, MarketStream, SharedBook, StreamError, StreamSpec};
+pub use sync::{BookSync, DepthSnapshotSource, SnapshotError, SnapshotStep, SyncStep};
