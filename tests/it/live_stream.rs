@@ -79,6 +79,13 @@ fn candle(open_time: i64, close: i64) -> Candle {
 }
 
 async fn start(tune: impl FnOnce(&mut StreamConfig)) -> (Running, Subscription) {
+    start_with_bus(tune, EventBus::new(100_000)).await
+}
+
+async fn start_with_bus(
+    tune: impl FnOnce(&mut StreamConfig),
+    bus: EventBus,
+) -> (Running, Subscription) {
     let fake = FakeBinanceWs::start("BTCUSDT", Interval::M1, 1000)
         .await
         .unwrap();
@@ -92,7 +99,6 @@ async fn start(tune: impl FnOnce(&mut StreamConfig)) -> (Running, Subscription) 
     };
     tune(&mut config);
     let rest = RestMarketData::new(&config.rest_base_url).unwrap();
-    let bus = EventBus::new(100_000);
     let events = bus.subscribe();
     let book = SharedBook::new(&config);
     let sink = VecSink::default();
@@ -202,10 +208,18 @@ async fn reconnect_after_a_drop_loses_no_closed_kline() {
         .filter(|e| matches!(e, Event::CandleClosed { .. }))
         .count();
     assert_eq!(closed, 4);
-    assert!(
-        seen.iter()
-            .any(|e| matches!(e, Event::KlinesBackfilled { count: 2, .. }))
-    );
+    // Whether they came at reconnect or when the stream showed the hole, both missed candles
+    // were back-filled over REST.
+    let backfilled: usize = seen
+        .iter()
+        .map(|e| match e {
+            Event::KlinesBackfilled { count, .. } => *count,
+            _ => 0,
+        })
+        .sum();
+    // Two closed while away; the third may also have been closed by the time the reconnect
+    // back-fill ran, in which case the stream's copy of it is recognised as a duplicate.
+    assert!((2..=3).contains(&backfilled), "backfilled {backfilled}");
     run.stop().await;
 }
 
@@ -293,7 +307,9 @@ async fn a_silent_connection_is_presumed_dead_after_the_read_timeout() {
 
 #[tokio::test]
 async fn a_slow_bus_consumer_neither_stalls_the_stream_nor_the_book() {
-    let (run, _events) = start(|_| {}).await;
+    let (run, _events) = start_with_bus(|_| {}, EventBus::new(64)).await;
+    run.fake.depth_update(1, &[lv(9_000, 1)], &[], true);
+    eventually("synced", || books_match(&run)).await;
     let mut slow = run.bus.subscribe();
     for i in 0..5_000i64 {
         run.fake.depth_update(
