@@ -15,6 +15,7 @@ pub mod db;
 pub mod market;
 pub mod risk;
 pub mod strategy;
+pub mod watch;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -87,6 +88,8 @@ pub enum Command {
     /// Risk limits and the trading circuit breaker.
     #[command(subcommand)]
     Risk(risk::RiskCommand),
+    /// Live trades, closed candles and the top of the order book for a symbol, until Ctrl-C.
+    Watch(watch::WatchArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -150,6 +153,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Data(cmd) => market::run_data(cmd, ctx).await,
         Command::Indicators(args) => market::run_indicators(args, ctx),
         Command::Risk(cmd) => risk::run(cmd, ctx),
+        Command::Watch(args) => watch::run(args, ctx).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

@@ -249,6 +249,8 @@ async fn serve_ws(
         };
         let Ok((tcp, _)) = accepted else { continue };
         let mut path = String::new();
+        // The signature is fixed by tungstenite's handshake callback.
+        #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
             let uri = req.uri();
             path = uri

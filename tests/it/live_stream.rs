@@ -143,7 +143,9 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-fn levels(book: &OrderBook) -> (u64, Vec<(Price, Qty)>, Vec<(Price, Qty)>) {
+type Ladders = (u64, Vec<(Price, Qty)>, Vec<(Price, Qty)>);
+
+fn levels(book: &OrderBook) -> Ladders {
     (
         book.last_update_id(),
         book.bids().collect(),

@@ -47,48 +47,57 @@ impl Default for StreamConfig {
 }
 
 impl StreamConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks ranges; the error names the offending key (without the `stream.` prefix).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(self.ws_base_url.starts_with("ws://") || self.ws_base_url.starts_with("wss://")) {
-            return Err(format!(
-                "stream.ws_base_url must start with ws:// or wss://, got {:?}",
-                self.ws_base_url
+            return Err((
+                "ws_base_url",
+                format!(
+                    "must start with ws:// or wss://, got {:?}",
+                    self.ws_base_url
+                ),
             ));
         }
         if !(self.rest_base_url.starts_with("http://")
             || self.rest_base_url.starts_with("https://"))
         {
-            return Err(format!(
-                "stream.rest_base_url must start with http:// or https://, got {:?}",
-                self.rest_base_url
+            return Err((
+                "rest_base_url",
+                format!(
+                    "must start with http:// or https://, got {:?}",
+                    self.rest_base_url
+                ),
             ));
         }
-        if self.reconnect_initial_backoff_ms == 0
-            || self.reconnect_initial_backoff_ms > self.reconnect_max_backoff_ms
-        {
-            return Err(
-                "stream.reconnect_initial_backoff_ms must be > 0 and <= reconnect_max_backoff_ms"
-                    .into(),
-            );
+        if self.reconnect_initial_backoff_ms == 0 {
+            return Err(("reconnect_initial_backoff_ms", "must be at least 1".into()));
+        }
+        if self.reconnect_max_backoff_ms < self.reconnect_initial_backoff_ms {
+            return Err((
+                "reconnect_max_backoff_ms",
+                "must be >= reconnect_initial_backoff_ms".into(),
+            ));
         }
         if !(1..=24 * 3600).contains(&self.max_connection_age_secs) {
-            return Err(
-                "stream.max_connection_age_secs must be 1..=86400 (Binance cuts at 24 h)".into(),
-            );
+            return Err((
+                "max_connection_age_secs",
+                "must be between 1 and 86400 (Binance cuts connections at 24 h)".into(),
+            ));
         }
         if !(1..=3600).contains(&self.read_timeout_secs) {
-            return Err("stream.read_timeout_secs must be 1..=3600".into());
+            return Err(("read_timeout_secs", "must be between 1 and 3600".into()));
         }
         if !(1..=5000).contains(&self.depth_snapshot_limit) {
-            return Err("stream.depth_snapshot_limit must be 1..=5000".into());
+            return Err(("depth_snapshot_limit", "must be between 1 and 5000".into()));
         }
-        if self.max_book_levels == 0
-            || self.max_buffered_diffs == 0
-            || self.max_snapshot_attempts == 0
-        {
-            return Err(
-                "stream.max_book_levels, max_buffered_diffs and max_snapshot_attempts must be > 0"
-                    .into(),
-            );
+        if !(1..=100_000).contains(&self.max_book_levels) {
+            return Err(("max_book_levels", "must be between 1 and 100000".into()));
+        }
+        if !(1..=1_000_000).contains(&self.max_buffered_diffs) {
+            return Err(("max_buffered_diffs", "must be between 1 and 1000000".into()));
+        }
+        if !(1..=100).contains(&self.max_snapshot_attempts) {
+            return Err(("max_snapshot_attempts", "must be between 1 and 100".into()));
         }
         Ok(())
     }
@@ -105,15 +114,11 @@ mod tests {
             max_connection_age_secs: 25 * 3600,
             ..StreamConfig::default()
         };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .contains("max_connection_age_secs")
-        );
+        assert_eq!(bad.validate().unwrap_err().0, "max_connection_age_secs");
         let bad = StreamConfig {
             ws_base_url: "http://x".into(),
             ..StreamConfig::default()
         };
-        assert!(bad.validate().unwrap_err().contains("ws_base_url"));
+        assert_eq!(bad.validate().unwrap_err().0, "ws_base_url");
     }
 }

@@ -115,7 +115,9 @@ where
 {
     /// Run until `cancel` fires. Only a configuration error ends it early.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), StreamError> {
-        self.config.validate().map_err(StreamError::Config)?;
+        self.config
+            .validate()
+            .map_err(|(key, message)| StreamError::Config(format!("stream.{key}: {message}")))?;
         let url = format!(
             "{}{}",
             self.config.ws_base_url.trim_end_matches('/'),
