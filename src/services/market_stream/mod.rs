@@ -6,6 +6,7 @@ pub mod config;
 pub mod rest;
 pub mod stream;
 pub mod sync;
+pub mod user_data;
 pub mod wire;
 
 pub use config::StreamConfig;
