@@ -120,7 +120,7 @@ pub struct AssetBalance {
 /// What arrived on the user-data connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserDataEvent {
-    Execution(ExecutionReport),
+    Execution(Box<ExecutionReport>),
     /// Balances that changed (`outboundAccountPosition`).
     Balances {
         event_time: i64,
@@ -270,7 +270,7 @@ pub fn decode_user_event(text: &str) -> Result<UserDataEvent, WireError> {
             } else {
                 None
             };
-            UserDataEvent::Execution(ExecutionReport {
+            UserDataEvent::Execution(Box::new(ExecutionReport {
                 event_time: ev.E,
                 symbol: need(ev.s, "symbol")?.to_owned(),
                 client_order_id: need(ev.c, "client order id")?.to_owned(),
@@ -293,7 +293,7 @@ pub fn decode_user_event(text: &str) -> Result<UserDataEvent, WireError> {
                 cumulative_qty: Qty::new(dec(ev.z, "cumulative quantity")?),
                 cumulative_quote: dec(ev.Z, "cumulative quote")?,
                 transaction_time: ev.T.unwrap_or(ev.E),
-            })
+            }))
         }
         "outboundAccountPosition" => {
             let mut balances = Vec::new();
