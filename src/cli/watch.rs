@@ -108,7 +108,7 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<()> {
                     let imbalance = OrderBookService::imbalance(b, args.depth)?;
                     Some(format!(
                         "book   bid {bid_qty} @ {bid} | ask {ask_qty} @ {ask} | spread {:.2} bps | micro {:.8} | imbalance(top {}) {:+.3}",
-                        spread.bps,
+                        spread.bps.round_dp(2),
                         micro.get().round_dp(8),
                         args.depth,
                         imbalance.round_dp(3)

@@ -358,3 +358,71 @@ async fn the_fake_rejects_what_binance_rejects() {
         .unwrap();
     assert_eq!(no_symbol.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_trades_candles_and_the_top_of_book_from_the_configured_stream() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let fake = FakeBinanceWs::start("BTCUSDT", Interval::M1, 500)
+        .await
+        .unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("trademind"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRADEMIND_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .env("XDG_CONFIG_HOME", "/nonexistent-trademind-test")
+        .env("TRADEMIND_STREAM__WS_BASE_URL", fake.ws_base_url())
+        .env("TRADEMIND_STREAM__REST_BASE_URL", fake.rest_base_url())
+        .args(["--data-dir", data_dir.path().to_str().unwrap()])
+        .args(["watch", "btcusdt", "--depth", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), fake.wait_for_connections(1))
+        .await
+        .expect("watch connected to the configured stream");
+    fake.depth_update(1, &[lv(10_000, 2), lv(9_990, 6)], &[lv(10_010, 2)], true);
+    fake.send_text(r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":9,"p":"100.05","q":"0.25","f":1,"l":1,"T":1,"m":false,"M":true}}"#);
+    fake.close_kline(candle(T0, 100), true);
+
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push(line);
+        }
+        let has = |p: &str| seen.iter().any(|l| l.starts_with(p));
+        if has("book") && has("trade") && has("candle") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("trade  buy  0.25 @ 100.05"), "{text}");
+    assert!(
+        text.contains("candle 1m open 99 high 101 low 98 close 100"),
+        "{text}"
+    );
+    // bid 100.00×2, ask 100.10×2: spread 0.10 / 100.05 = 9.995002 bps → 10.00; imbalance top 2 = (8-2)/10.
+    assert!(
+        text.contains("book   bid 2 @ 100 | ask 2 @ 100.1 | spread 10.00 bps"),
+        "{text}"
+    );
+    assert!(text.contains("imbalance(top 2) +0.600"), "{text}");
+}
