@@ -29,6 +29,30 @@ fn status_kb(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User+system CPU seconds of this process (clock ticks of 1/100 s, Linux's USER_HZ), so the
+/// figures mean "per core" even when the machine is shared and wall time includes waiting.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+fn report(label: &str, events: u64, levels_per_event: f64, wall: f64, cpu: f64) {
+    println!(
+        "{label}: {events} events, wall {wall:.2} s, cpu {cpu:.2} s; per CPU-second {:.0} events/s = {:.0} level updates/s (wall: {:.0} events/s)",
+        events as f64 / cpu,
+        events as f64 * levels_per_event / cpu,
+        events as f64 / wall
+    );
+}
+
 fn fmt_level(rng: &mut StdRng, ticks: i64) -> String {
     // Prices with two decimals (tick 0.01) and quantities with eight, as BTCUSDT sends them;
     // one in five updates deletes the level.
@@ -114,6 +138,7 @@ fn main() {
     );
 
     // Decode + apply, the live path.
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     let mut rss_at_1m = 0;
     for n in 1..=EVENTS {
@@ -128,10 +153,13 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "decode+apply: {EVENTS} events in {secs:.2} s = {:.0} events/s, {:.0} level updates/s ({levels_per_event:.2} levels/event)",
-        EVENTS as f64 / secs,
-        EVENTS as f64 * levels_per_event / secs
+    println!("{levels_per_event:.2} price levels per event");
+    report(
+        "decode+apply",
+        EVENTS,
+        levels_per_event,
+        secs,
+        cpu_secs() - cpu0,
     );
     println!(
         "book after: bids {} asks {} (cap {}); VmRSS after 1M events {} kB, after 10M {} kB; peak VmHWM {} kB",
@@ -154,6 +182,7 @@ fn main() {
         .collect();
     let mut book2 = OrderBook::new(CAP);
     snapshot(&mut book2);
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     for n in 1..=EVENTS {
         let d = &decoded[(n as usize - 1) % POOL];
@@ -162,22 +191,28 @@ fn main() {
             .expect("ids chain");
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "apply only:   {EVENTS} events in {secs:.2} s = {:.0} events/s, {:.0} level updates/s",
-        EVENTS as f64 / secs,
-        EVENTS as f64 * levels_per_event / secs
+    report(
+        "apply only  ",
+        EVENTS,
+        levels_per_event,
+        secs,
+        cpu_secs() - cpu0,
     );
 
     // Decode alone.
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     for n in 0..EVENTS as usize {
         decode_depth_update(&pool[n % POOL], &mut scratch).expect("bench frame decodes");
         black_box(&scratch);
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "decode only:  {EVENTS} events in {secs:.2} s = {:.0} events/s",
-        EVENTS as f64 / secs
+    report(
+        "decode only ",
+        EVENTS,
+        levels_per_event,
+        secs,
+        cpu_secs() - cpu0,
     );
     println!("final VmHWM {} kB", status_kb("VmHWM:"));
 }
