@@ -107,6 +107,23 @@ pub enum Event {
         state: String,
         detail: String,
     },
+    /// The exchange reported a fill of one of our orders (user-data stream `executionReport`).
+    OrderFilled {
+        client_order_id: String,
+        symbol: Symbol,
+        side: crate::domain::trading::order::Side,
+        qty: Qty,
+        price: Price,
+        commission: rust_decimal::Decimal,
+        commission_asset: Option<String>,
+        trade_id: i64,
+    },
+    /// An asset balance changed on the exchange (`outboundAccountPosition`).
+    BalanceChanged {
+        asset: String,
+        free: rust_decimal::Decimal,
+        locked: rust_decimal::Decimal,
+    },
     /// Orderly shutdown has begun.
     ShuttingDown,
 }

@@ -428,3 +428,180 @@ fn route(target: &str, state: &Mutex<State>) -> (&'static str, String) {
         _ => ("404 Not Found", r#"{"code":-1,"msg":"not found"}"#.into()),
     }
 }
+
+/// A fake of the WebSocket API's user-data subscription (`/ws-api/v3`): it checks
+/// `userDataStream.subscribe.signature` like Binance (known key, HMAC over the sorted params,
+/// `-1022` otherwise) and then forwards events the test pushes, wrapped with `subscriptionId`.
+pub struct FakeBinanceWsApi {
+    addr: SocketAddr,
+    current: Arc<Mutex<Option<mpsc::UnboundedSender<Command>>>>,
+    subscriptions: watch::Receiver<u32>,
+    cancel: CancellationToken,
+}
+
+impl Drop for FakeBinanceWsApi {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl FakeBinanceWsApi {
+    pub async fn start(api_key: &str, api_secret: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let current = Arc::new(Mutex::new(None));
+        let (sub_tx, subscriptions) = watch::channel(0u32);
+        let cancel = CancellationToken::new();
+        let (key, secret) = (api_key.to_owned(), api_secret.to_owned());
+        let task_current = current.clone();
+        let task_cancel = cancel.clone();
+        let sub_tx = Arc::new(sub_tx);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = task_cancel.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                let Ok((tcp, _)) = accepted else { continue };
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    continue;
+                };
+                let (tx, rx) = mpsc::unbounded_channel();
+                *task_current.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+                tokio::spawn(ws_api_connection(
+                    ws,
+                    rx,
+                    key.clone(),
+                    secret.clone(),
+                    sub_tx.clone(),
+                    task_cancel.clone(),
+                ));
+            }
+        });
+        Ok(FakeBinanceWsApi {
+            addr,
+            current,
+            subscriptions,
+            cancel,
+        })
+    }
+
+    /// `ws://127.0.0.1:<port>/ws-api/v3`
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws-api/v3", self.addr)
+    }
+
+    /// Successful subscriptions so far.
+    pub async fn wait_for_subscriptions(&self, n: u32) {
+        let mut rx = self.subscriptions.clone();
+        let _ = rx.wait_for(|c| *c >= n).await;
+    }
+
+    fn send(&self, command: Command) -> bool {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|tx| tx.send(command).is_ok())
+    }
+
+    /// Push a user-data event (the inner object, e.g. an `executionReport`).
+    pub fn push_event(&self, event_json: &str) -> bool {
+        self.send(Command::Text(format!(
+            r#"{{"subscriptionId":0,"event":{event_json}}}"#
+        )))
+    }
+
+    pub fn drop_connection(&self) -> bool {
+        self.send(Command::Drop)
+    }
+}
+
+async fn ws_api_connection(
+    mut ws: tokio_tungstenite::WebSocketStream<TcpStream>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    key: String,
+    secret: String,
+    subscriptions: Arc<watch::Sender<u32>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            command = rx.recv() => match command {
+                Some(Command::Text(text)) => {
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Command::Drop) | None => return,
+            },
+            incoming = ws.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let (reply, ok) = ws_api_reply(text.as_str(), &key, &secret);
+                    if ws.send(Message::text(reply)).await.is_err() {
+                        return;
+                    }
+                    if ok {
+                        subscriptions.send_modify(|c| *c += 1);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+        }
+    }
+}
+
+fn ws_api_reply(text: &str, key: &str, secret: &str) -> (String, bool) {
+    let Ok(request) = serde_json::from_str::<serde_json::Value>(text) else {
+        return (
+            r#"{"id":null,"status":400,"error":{"code":-1102,"msg":"Malformed request."}}"#.into(),
+            false,
+        );
+    };
+    let id = request["id"].clone();
+    let fail = |status: u16, code: i32, msg: &str| {
+        (
+            serde_json::json!({"id": id, "status": status, "error": {"code": code, "msg": msg}})
+                .to_string(),
+            false,
+        )
+    };
+    if request["method"] != "userDataStream.subscribe.signature" {
+        return fail(400, -1100, "Unknown method.");
+    }
+    let Some(params) = request["params"].as_object() else {
+        return fail(400, -1102, "Mandatory parameter 'params' was not sent.");
+    };
+    if params.get("apiKey").and_then(|k| k.as_str()) != Some(key) {
+        return fail(
+            401,
+            -2015,
+            "Invalid API-key, IP, or permissions for action.",
+        );
+    }
+    let signed: Vec<(&str, String)> = params
+        .iter()
+        .filter(|(k, _)| k.as_str() != "signature")
+        .map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.as_str(), value)
+        })
+        .collect();
+    let expected = crate::services::market_stream::user_data::ws_api_signature(secret, &signed);
+    let given = params
+        .get("signature")
+        .and_then(|s| s.as_str())
+        .unwrap_or("");
+    if !given.eq_ignore_ascii_case(&expected) {
+        return fail(400, -1022, "Signature for this request is not valid.");
+    }
+    (
+        serde_json::json!({"id": id, "status": 200, "result": {"subscriptionId": 0}}).to_string(),
+        true,
+    )
+}

@@ -6,3 +6,4 @@ mod indicators_parity;
 mod market_data;
 mod risk;
 mod live_stream;
+mod live_user_data;

@@ -320,6 +320,167 @@ pub fn decode_user_event(text: &str) -> Result<UserDataEvent, WireError> {
     })
 }
 
+/// Where and as whom to subscribe. `Debug` never prints the secret.
+#[derive(Clone)]
+pub struct UserDataSettings {
+    /// `wss://ws-api.binance.com:443/ws-api/v3`
+    pub ws_api_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub reconnect_initial_backoff_ms: u64,
+    pub reconnect_max_backoff_ms: u64,
+    pub read_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for UserDataSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserDataSettings")
+            .field("ws_api_url", &self.ws_api_url)
+            .field("api_key", &"<redacted>")
+            .field("api_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Keep the account's user-data subscription alive until `cancel`, publishing order updates,
+/// fills and balances on the bus. After a reconnect the subscription is renewed; events sent
+/// while disconnected are lost, so the caller reconciles open orders over REST on
+/// `StreamStatus { state: "subscribed" }`.
+pub async fn run_user_data(
+    settings: UserDataSettings,
+    bus: crate::app::bus::EventBus,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let initial = Duration::from_millis(settings.reconnect_initial_backoff_ms.max(1));
+    let max = Duration::from_millis(settings.reconnect_max_backoff_ms.max(1));
+    let read_timeout = Duration::from_secs(settings.read_timeout_secs.max(1));
+    let mut backoff = initial;
+    let status = |state: &str, detail: String| {
+        tracing::info!(state, detail, "user-data stream");
+        bus.publish(crate::app::bus::Event::HealthChanged {
+            component: "user_data_stream".into(),
+            healthy: state == "subscribed",
+            detail: format!("{state}: {detail}"),
+        });
+    };
+    let mut request_no = 0u64;
+    loop {
+        let connected = tokio::select! {
+            _ = cancel.cancelled() => return,
+            c = tokio_tungstenite::connect_async(settings.ws_api_url.as_str()) => c,
+        };
+        let why = match connected {
+            Err(e) => format!("connect failed: {e}"),
+            Ok((mut ws, _)) => {
+                request_no += 1;
+                let request = subscribe_signature_request(
+                    &format!("subscribe-{request_no}"),
+                    &settings.api_key,
+                    &settings.api_secret,
+                    chrono::Utc::now().timestamp_millis(),
+                    None,
+                );
+                if let Err(e) = ws.send(Message::text(request)).await {
+                    format!("subscribe send failed: {e}")
+                } else {
+                    loop {
+                        let next = tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            n = tokio::time::timeout(read_timeout, ws.next()) => n,
+                        };
+                        let text = match next {
+                            Err(_) => break format!("no frame for {read_timeout:?}"),
+                            Ok(None) => break "server closed the connection".into(),
+                            Ok(Some(Err(e))) => break format!("read error: {e}"),
+                            Ok(Some(Ok(Message::Text(t)))) => t,
+                            Ok(Some(Ok(Message::Close(c)))) => {
+                                break format!("server sent close {c:?}");
+                            }
+                            Ok(Some(Ok(_))) => continue,
+                        };
+                        match decode_user_event(text.as_str()) {
+                            Ok(UserDataEvent::Response { status: 200, .. }) => {
+                                backoff = initial;
+                                status("subscribed", settings.ws_api_url.clone());
+                            }
+                            Ok(UserDataEvent::Response {
+                                status: code,
+                                error,
+                                ..
+                            }) => {
+                                break format!(
+                                    "subscription refused ({code}): {}",
+                                    error.unwrap_or_default()
+                                );
+                            }
+                            Ok(UserDataEvent::Execution(report)) => {
+                                publish_execution(&bus, *report)
+                            }
+                            Ok(UserDataEvent::Balances { balances, .. }) => {
+                                for b in balances {
+                                    bus.publish(crate::app::bus::Event::BalanceChanged {
+                                        asset: b.asset,
+                                        free: b.free,
+                                        locked: b.locked,
+                                    });
+                                }
+                            }
+                            Ok(UserDataEvent::StreamTerminated) => {
+                                break "subscription terminated".into();
+                            }
+                            Ok(UserDataEvent::ServerShutdown) => {
+                                break "server announced shutdown".into();
+                            }
+                            Ok(UserDataEvent::BalanceDelta { .. } | UserDataEvent::Other(_)) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "undecodable user-data frame skipped")
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        status("reconnecting", format!("{why}; retry in {backoff:?}"));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(max);
+    }
+}
+
+fn publish_execution(bus: &crate::app::bus::EventBus, report: ExecutionReport) {
+    use crate::app::bus::Event;
+    let Ok(symbol) = crate::domain::symbol::Symbol::new(&report.symbol) else {
+        tracing::warn!(
+            symbol = report.symbol,
+            "execution report for an invalid symbol skipped"
+        );
+        return;
+    };
+    if let Some(fill) = report.fill {
+        bus.publish(Event::OrderFilled {
+            client_order_id: report.client_order_id.clone(),
+            symbol: symbol.clone(),
+            side: report.side,
+            qty: fill.qty,
+            price: fill.price,
+            commission: fill.commission,
+            commission_asset: fill.commission_asset,
+            trade_id: fill.trade_id,
+        });
+    }
+    bus.publish(Event::OrderUpdated {
+        client_order_id: report.client_order_id,
+        symbol,
+        status: report.status.to_string(),
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
