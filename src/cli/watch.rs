@@ -1,5 +1,5 @@
 //! `trademind watch SYMBOL`: live trades, closed candles and the top of the local order book
-//! from Binance's market streams, until Ctrl-C.
+//! from Binance's market streams, until Ctrl-C. Closed candles are stored in the database.
 
 use std::time::{Duration, Instant};
 
@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Context, UsageError};
 use crate::app::bus::{Event, EventBus, Received};
-use crate::domain::market::{Candle, Interval, OrderBookService};
+use crate::domain::market::{Interval, OrderBookService};
 use crate::domain::symbol::Symbol;
 use crate::services::market_stream::{
-    ClosedCandleSink, MarketStream, RestMarketData, SharedBook, StreamSpec,
+    MarketStream, RestMarketData, SharedBook, StoreCandleSink, StreamSpec,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -27,15 +27,6 @@ pub struct WatchArgs {
     pub depth: usize,
 }
 
-/// `watch` only displays: candles are stored by the daemon, not by this one-shot command.
-struct DisplayOnly;
-
-impl ClosedCandleSink for DisplayOnly {
-    async fn store_closed(&self, _: &Symbol, _: Interval, _: Vec<Candle>) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 pub async fn run(args: WatchArgs, ctx: &Context) -> Result<()> {
     let symbol = Symbol::new(&args.symbol).map_err(|e| UsageError(e.to_string()))?;
     let interval: Interval = args
@@ -43,6 +34,8 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<()> {
         .parse()
         .map_err(|e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()))?;
     let config = ctx.settings().stream.clone();
+    // Closed candles go to the candle store like the daemon's, so watching also records.
+    let store = std::sync::Arc::new(std::sync::Mutex::new(ctx.open_store()?));
     let rest = RestMarketData::new(&config.rest_base_url).context("building the REST client")?;
     let bus = EventBus::new(4096);
     let mut events = bus.subscribe();
@@ -55,7 +48,7 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<()> {
         },
         snapshots: rest.clone(),
         klines: rest,
-        candles: DisplayOnly,
+        candles: StoreCandleSink::new(store),
         bus,
         book: book.clone(),
     };

@@ -425,4 +425,10 @@ async fn watch_prints_trades_candles_and_the_top_of_book_from_the_configured_str
         "{text}"
     );
     assert!(text.contains("imbalance(top 2) +0.600"), "{text}");
+    // The closed candle was recorded in the database.
+    let store = trademind::store::Store::open(&data_dir.path().join("trademind.db")).unwrap();
+    let symbol = Symbol::new("BTCUSDT").unwrap();
+    let stored =
+        trademind::store::candles::load_candles(store.conn(), &symbol, Interval::M1).unwrap();
+    assert_eq!(stored, vec![candle(T0, 100)]);
 }

@@ -3,7 +3,7 @@
 mod architecture;
 mod cli;
 mod indicators_parity;
-mod market_data;
-mod risk;
 mod live_stream;
 mod live_user_data;
+mod market_data;
+mod risk;

@@ -2,6 +2,7 @@
 //! book sync manager, the REST calls that seed and back-fill it, and the reconnecting stream
 //! task that publishes on the event bus.
 
+pub mod candle_sink;
 pub mod config;
 pub mod rest;
 pub mod stream;
@@ -9,6 +10,7 @@ pub mod sync;
 pub mod user_data;
 pub mod wire;
 
+pub use candle_sink::StoreCandleSink;
 pub use config::StreamConfig;
 pub use rest::{KlineSource, RestMarketData};
 pub use stream::{ClosedCandleSink, MarketStream, SharedBook, StreamError, StreamSpec};
