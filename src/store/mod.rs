@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 pub mod candles;
+pub mod backtests;
 pub mod codec;
 pub mod jobs;
 pub mod positions;

@@ -35,10 +35,11 @@ pub struct Metrics {
     pub initial_equity: f64,
     pub final_equity: f64,
     pub total_return_pct: f64,
-    pub cagr_pct: f64,
+    /// `None` when it does not fit an f64 (a huge gain over a very short span).
+    pub cagr_pct: Option<f64>,
     pub sharpe: f64,
     pub sortino: f64,
-    pub calmar: f64,
+    pub calmar: Option<f64>,
     pub max_drawdown_pct: f64,
     pub max_drawdown_start: Option<TimestampMs>,
     pub max_drawdown_end: Option<TimestampMs>,
@@ -46,7 +47,8 @@ pub struct Metrics {
     pub trades: usize,
     pub closed_trades: usize,
     pub win_rate_pct: f64,
-    pub profit_factor: f64,
+    /// Gross profit over gross loss; `None` when nothing was lost.
+    pub profit_factor: Option<f64>,
     pub expectancy: f64,
     pub avg_win: f64,
     pub avg_loss: f64,
@@ -133,7 +135,8 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
     let sharpe = ratio_or_zero(mean, var.max(0.0).sqrt()) * ppy.sqrt();
     let downside = ratio_or_zero(down_sq, nf).sqrt();
     let sortino = ratio_or_zero(mean, downside) * ppy.sqrt();
-    let calmar = ratio_or_zero(cagr, max_dd);
+    let cagr = Some(cagr).filter(|c| c.is_finite());
+    let calmar = cagr.map(|c| ratio_or_zero(c, max_dd));
 
     let closed: Vec<&TradeRecord> = input.trades.iter().filter(|t| !t.is_open()).collect();
     let pnls: Vec<f64> = closed.iter().map(|t| t.pnl.to_f64()).collect();
@@ -141,11 +144,7 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
     let losses: Vec<f64> = pnls.iter().copied().filter(|p| *p <= 0.0).collect();
     let gross_win: f64 = wins.iter().sum();
     let gross_loss: f64 = -losses.iter().sum::<f64>();
-    let profit_factor = if gross_loss == 0.0 {
-        if gross_win > 0.0 { f64::INFINITY } else { 0.0 }
-    } else {
-        gross_win / gross_loss
-    };
+    let profit_factor = (gross_loss > 0.0).then(|| gross_win / gross_loss);
     let durations: Vec<f64> = closed
         .iter()
         .filter_map(|t| t.exit_time.map(|x| (x - t.entry_time) as f64 / 3_600_000.0))
@@ -159,7 +158,7 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
         initial_equity: initial,
         final_equity,
         total_return_pct: total_return * 100.0,
-        cagr_pct: cagr * 100.0,
+        cagr_pct: cagr.map(|c| c * 100.0),
         sharpe,
         sortino,
         calmar,
@@ -236,7 +235,7 @@ mod tests {
         assert_eq!(m.closed_trades, 3);
         assert!((m.win_rate_pct - 200.0 / 3.0).abs() < 1e-9);
         // 50 won / 10 lost
-        assert!((m.profit_factor - 5.0).abs() < 1e-12);
+        assert!((m.profit_factor.unwrap() - 5.0).abs() < 1e-12);
         assert!((m.expectancy - 40.0 / 3.0).abs() < 1e-9);
         assert!((m.avg_win - 25.0).abs() < 1e-12);
         assert!((m.avg_loss + 10.0).abs() < 1e-12);
@@ -255,6 +254,6 @@ mod tests {
         assert!((m.sortino - mean / dd * 8760f64.sqrt()).abs() < 1e-9);
         // 4 hours = 4/8760 year: CAGR = 1.32^(2190) - 1, huge but finite
         let cagr = 1.32f64.powf(8760.0 / 4.0) - 1.0;
-        assert!((m.cagr_pct / 100.0 / cagr - 1.0).abs() < 1e-9);
+        assert!((m.cagr_pct.unwrap() / 100.0 / cagr - 1.0).abs() < 1e-9);
     }
 }
