@@ -4,6 +4,7 @@
 
 use crate::domain::market::candle::{Candle, CandleColumns, TimestampMs};
 use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::risk::ClosedTrade;
 use crate::domain::trading::order::Side;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -201,14 +202,25 @@ pub struct SizingInput<'a> {
     /// Reference price: the close of the signal candle.
     pub price: Price,
     pub stop_loss: Option<Price>,
+    /// Taker fee rate the engine expects to pay (for sizers that reserve it).
+    pub fee_rate: Decimal,
     pub history: &'a History<'a>,
+    /// Round trips closed so far, oldest first (Kelly sizing learns from them).
+    pub closed_trades: &'a [ClosedTrade],
+}
+
+/// A sizer's answer: how much, and the stop to protect it with (a sizer may set one, e.g. ATR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeDecision {
+    pub amount: OrderAmount,
+    pub stop_loss: Option<Price>,
 }
 
 /// Decides how big an entry is. Risk-based sizers (fixed risk, Kelly, ATR) implement it too.
 pub trait Sizer: Send + Sync {
     fn name(&self) -> &str;
     /// `None` means "do not trade" (e.g. no cash, or the risk is too large).
-    fn size(&self, input: &SizingInput<'_>) -> Option<OrderAmount>;
+    fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision>;
 }
 
 /// Spend all the cash (fees included).
@@ -219,11 +231,11 @@ impl Sizer for AllIn {
     fn name(&self) -> &str {
         "all-in"
     }
-    fn size(&self, input: &SizingInput<'_>) -> Option<OrderAmount> {
-        input
-            .cash
-            .is_positive()
-            .then_some(OrderAmount::QuoteBudget(input.cash))
+    fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision> {
+        input.cash.is_positive().then_some(SizeDecision {
+            amount: OrderAmount::QuoteBudget(input.cash),
+            stop_loss: input.stop_loss,
+        })
     }
 }
 
@@ -237,11 +249,12 @@ impl Sizer for FixedFraction {
     fn name(&self) -> &str {
         "fixed-fraction"
     }
-    fn size(&self, input: &SizingInput<'_>) -> Option<OrderAmount> {
+    fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision> {
         let budget = (input.equity * self.fraction).min(input.cash);
-        budget
-            .is_positive()
-            .then_some(OrderAmount::QuoteBudget(budget))
+        budget.is_positive().then_some(SizeDecision {
+            amount: OrderAmount::QuoteBudget(budget),
+            stop_loss: input.stop_loss,
+        })
     }
 }
 
@@ -251,6 +264,10 @@ pub struct Engine {
     sizer: Box<dyn Sizer>,
     cash: Quote,
     position: Position,
+    /// Money put into the open position, fees included, for its round-trip PnL.
+    position_cost: Quote,
+    closed_trades: Vec<ClosedTrade>,
+    fee_rate: Decimal,
     /// An order is out and not yet filled or rejected: do not send another.
     in_flight: bool,
     fees_paid: Quote,
@@ -267,11 +284,24 @@ impl Engine {
             sizer,
             cash,
             position: Position::default(),
+            position_cost: Quote::ZERO,
+            closed_trades: Vec::new(),
+            fee_rate: Decimal::new(1, 3),
             in_flight: false,
             fees_paid: Quote::ZERO,
             cash_f64: cash.to_f64(),
             qty_f64: 0.0,
         }
+    }
+
+    /// The taker fee rate sizers should reserve (default 0.001).
+    pub fn with_fee_rate(mut self, fee_rate: Decimal) -> Self {
+        self.fee_rate = fee_rate;
+        self
+    }
+
+    pub fn closed_trades(&self) -> &[ClosedTrade] {
+        &self.closed_trades
     }
 
     pub fn strategy_name(&self) -> &str {
@@ -325,12 +355,14 @@ impl Engine {
                     equity: self.equity_at(candle.close),
                     price: candle.close,
                     stop_loss: signal.stop_loss,
+                    fee_rate: self.fee_rate,
                     history: &history,
+                    closed_trades: &self.closed_trades,
                 };
-                self.sizer.size(&input).map(|amount| OrderIntent {
+                self.sizer.size(&input).map(|d| OrderIntent {
                     side: Side::Buy,
-                    amount,
-                    stop_loss: signal.stop_loss,
+                    amount: d.amount,
+                    stop_loss: d.stop_loss,
                     take_profit: signal.take_profit,
                     decided_at: candle.open_time,
                 })
@@ -369,12 +401,18 @@ impl Engine {
                 }
                 self.position.qty = new;
                 self.cash -= notional + exec.fee;
+                self.position_cost += notional + exec.fee;
             }
             Side::Sell => {
                 self.position.qty -= exec.qty;
                 self.cash += notional - exec.fee;
                 if self.position.qty.is_zero() {
+                    self.closed_trades.push(ClosedTrade {
+                        pnl: notional - exec.fee - self.position_cost,
+                        closed_at: exec.time,
+                    });
                     self.position = Position::default();
+                    self.position_cost = Quote::ZERO;
                 }
             }
         }
@@ -463,13 +501,15 @@ mod tests {
             equity: Quote(dec!(1000)),
             price: Price(dec!(100)),
             stop_loss: None,
+            fee_rate: dec!(0.001),
             history: &h,
+            closed_trades: &[],
         };
         let s = FixedFraction {
             fraction: dec!(0.25),
         };
         assert_eq!(
-            s.size(&input),
+            s.size(&input).map(|d| d.amount),
             Some(OrderAmount::QuoteBudget(Quote(dec!(250))))
         );
     }

@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod fills;
 pub mod metrics;
+pub mod sizing;
 pub mod strategies;
 
 pub use engine::{
@@ -16,6 +17,7 @@ pub use engine::{
 };
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
 pub use metrics::{Metrics, TradeRecord};
+pub use sizing::RiskSizer;
 pub use strategies::{StrategyError, StrategySpec, build_strategy};
 
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
