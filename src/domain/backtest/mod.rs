@@ -8,6 +8,8 @@
 pub mod engine;
 pub mod fills;
 pub mod metrics;
+pub mod report;
+pub mod settings;
 pub mod sizing;
 pub mod strategies;
 
@@ -17,6 +19,7 @@ pub use engine::{
 };
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
 pub use metrics::{Metrics, TradeRecord};
+pub use settings::BacktestSettings;
 pub use sizing::RiskSizer;
 pub use strategies::{StrategyError, StrategySpec, build_strategy};
 
