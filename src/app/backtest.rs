@@ -286,7 +286,10 @@ impl FromStr for SweepAxis {
         let (from, to) = span.split_once("..").ok_or_else(bad)?;
         let num = |t: &str| t.trim().parse::<f64>().map_err(|_| bad());
         let (from, to, step) = (num(from)?, num(to)?, num(step)?);
-        if !(step > 0.0) || to < from || (to - from) / step > 100_000.0 {
+        if step.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || to < from
+            || (to - from) / step > 100_000.0
+        {
             return Err(bad());
         }
         let count = ((to - from) / step + 1e-9).floor() as usize + 1;

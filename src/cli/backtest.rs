@@ -39,7 +39,7 @@ pub struct BacktestArgs {
 #[derive(Debug, Subcommand)]
 pub enum BacktestCommand {
     /// Run a backtest (the default when flags follow `backtest` directly).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Stored runs, newest first.
     List {
         #[arg(long, default_value_t = 20)]
@@ -120,10 +120,10 @@ fn parse_time(flag: &str, text: &str) -> Result<TimestampMs> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc().timestamp_millis());
-        }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_millis());
     }
     for f in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, f) {
@@ -460,7 +460,7 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
         return run_backtest(args.run, ctx).await;
     };
     match command {
-        BacktestCommand::Run(run) => run_backtest(run, ctx).await,
+        BacktestCommand::Run(run) => run_backtest(*run, ctx).await,
         BacktestCommand::List { limit } => {
             let store = ctx.open_store()?;
             let runs = backtests::list(store.conn(), limit)?;

@@ -89,7 +89,7 @@ pub enum Command {
     #[command(subcommand)]
     Risk(risk::RiskCommand),
     /// Backtest a strategy on stored or CSV candles; list, show and delete stored runs.
-    Backtest(backtest::BacktestArgs),
+    Backtest(Box<backtest::BacktestArgs>),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -153,7 +153,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Data(cmd) => market::run_data(cmd, ctx).await,
         Command::Indicators(args) => market::run_indicators(args, ctx),
         Command::Risk(cmd) => risk::run(cmd, ctx),
-        Command::Backtest(args) => backtest::run(args, ctx).await,
+        Command::Backtest(args) => backtest::run(*args, ctx).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

@@ -140,17 +140,17 @@ fn parse_date(text: &str) -> Option<TimestampMs> {
     use chrono::NaiveDateTime;
     const FORMATS: [&str; 3] = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"];
     // CryptoDataDownload's "2019-10-17 09-AM": chrono needs minutes, so rebuild the hour.
-    if let Some((day, hour)) = text.split_once(' ') {
-        if let Some((h, half)) = hour.split_once('-') {
-            let h: u32 = h.parse().ok().filter(|h| (1..=12).contains(h))?;
-            let h24 = match half {
-                "AM" => h % 12,
-                "PM" => h % 12 + 12,
-                _ => return None,
-            };
-            let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
-            return Some(date.and_hms_opt(h24, 0, 0)?.and_utc().timestamp_millis());
-        }
+    if let Some((day, hour)) = text.split_once(' ')
+        && let Some((h, half)) = hour.split_once('-')
+    {
+        let h: u32 = h.parse().ok().filter(|h| (1..=12).contains(h))?;
+        let h24 = match half {
+            "AM" => h % 12,
+            "PM" => h % 12 + 12,
+            _ => return None,
+        };
+        let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+        return Some(date.and_hms_opt(h24, 0, 0)?.and_utc().timestamp_millis());
     }
     FORMATS.iter().find_map(|f| {
         NaiveDateTime::parse_from_str(text, f)

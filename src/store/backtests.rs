@@ -104,7 +104,7 @@ pub fn thin_curve(times: &[TimestampMs], equity: &[f64], max: usize) -> Vec<(Tim
         .step_by(stride)
         .map(|i| (times[i], equity[i]))
         .collect();
-    if (n - 1) % stride != 0 {
+    if !(n - 1).is_multiple_of(stride) {
         points.push((times[n - 1], equity[n - 1]));
     }
     points

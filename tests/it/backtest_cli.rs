@@ -52,7 +52,7 @@ fn json_run_prints_metrics_and_trades_and_is_stored() {
     assert_eq!(v["metrics"]["trades"], 17);
     assert!((v["metrics"]["max_drawdown_pct"].as_f64().unwrap() - 15.8479).abs() < 1e-4);
     let eq: f64 = v["final_equity"].as_str().unwrap().parse().unwrap();
-    assert!((eq / 91_639.0863 - 1.0).abs() < 1e-6);
+    assert!((eq / 91_639.086_3 - 1.0).abs() < 1e-6);
     assert_eq!(v["trades"].as_array().unwrap().len(), 17);
     assert!(v["trades"][0]["entry_price"].is_string());
     let id = v["id"].as_i64().unwrap();

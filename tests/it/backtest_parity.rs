@@ -64,7 +64,7 @@ fn binance_2025_01_next_open_matches_peers() {
         "btcusdt_1h_2025-01_binance.csv",
         FillModel::NextOpen,
         17,
-        91_639.0863,
+        91_639.086_3,
         15.8479,
     );
 }
@@ -75,7 +75,7 @@ fn binance_2025_01_close_matches_peers() {
         "btcusdt_1h_2025-01_binance.csv",
         FillModel::Close,
         17,
-        91_639.0844,
+        91_639.084_4,
         15.8479,
     );
 }
@@ -86,7 +86,7 @@ fn coinbase_2017_2019_next_open_matches_peers() {
         "coinbase_btcusd_1h_2017-2019.csv",
         FillModel::NextOpen,
         387,
-        478_185.2583,
+        478_185.258_3,
         64.1026,
     );
 }
@@ -97,7 +97,7 @@ fn coinbase_2017_2019_close_matches_peers() {
         "coinbase_btcusd_1h_2017-2019.csv",
         FillModel::Close,
         387,
-        477_960.5638,
+        477_960.563_8,
         64.1337,
     );
 }

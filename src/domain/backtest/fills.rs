@@ -150,32 +150,27 @@ impl SimulatedExchange {
             return None;
         }
         let b = self.brackets;
-        if let Some(stop) = b.stop_loss {
-            if candle.low <= stop {
-                let trigger = if candle.open <= stop {
-                    candle.open
-                } else {
-                    stop
-                };
-                let price = self.slipped(Side::Sell, trigger);
-                return Some(self.exit(price, self.costs.taker_fee, candle, ExitReason::StopLoss));
-            }
+        if let Some(stop) = b.stop_loss
+            && candle.low <= stop
+        {
+            let trigger = if candle.open <= stop {
+                candle.open
+            } else {
+                stop
+            };
+            let price = self.slipped(Side::Sell, trigger);
+            return Some(self.exit(price, self.costs.taker_fee, candle, ExitReason::StopLoss));
         }
-        if let Some(target) = b.take_profit {
-            if candle.high >= target {
-                // A resting limit sell: fills at the target, or at the better open after a gap.
-                let price = if candle.open >= target {
-                    candle.open
-                } else {
-                    target
-                };
-                return Some(self.exit(
-                    price,
-                    self.costs.maker_fee,
-                    candle,
-                    ExitReason::TakeProfit,
-                ));
-            }
+        if let Some(target) = b.take_profit
+            && candle.high >= target
+        {
+            // A resting limit sell: fills at the target, or at the better open after a gap.
+            let price = if candle.open >= target {
+                candle.open
+            } else {
+                target
+            };
+            return Some(self.exit(price, self.costs.maker_fee, candle, ExitReason::TakeProfit));
         }
         None
     }

@@ -182,11 +182,11 @@ impl BacktestService {
             if let Some(outcome) = exchange.on_open(candle) {
                 settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
             }
-            if !engine.position().is_flat() {
-                if let Some(exec) = exchange.check_brackets(candle) {
-                    engine.on_execution(&exec);
-                    ledger.record(&exec);
-                }
+            if !engine.position().is_flat()
+                && let Some(exec) = exchange.check_brackets(candle)
+            {
+                engine.on_execution(&exec);
+                ledger.record(&exec);
             }
             let was_in_market = !engine.position().is_flat();
             for intent in engine.on_candle(History::up_to(candles, columns, i)) {

@@ -23,10 +23,10 @@ pub struct ReportError {
 fn thin<T: Copy>(points: &[T]) -> Vec<T> {
     let stride = points.len().div_ceil(MAX_POINTS).max(1);
     let mut out: Vec<T> = points.iter().step_by(stride).copied().collect();
-    if let Some(&last) = points.last() {
-        if (points.len() - 1) % stride != 0 {
-            out.push(last);
-        }
+    if let Some(&last) = points.last()
+        && !(points.len() - 1).is_multiple_of(stride)
+    {
+        out.push(last);
     }
     out
 }
