@@ -9,7 +9,7 @@ use crate::domain::backtest::{
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::risk::{RiskConfig, SizingMode};
-use crate::services::candle_csv::{CandleCsvError, read_candles_csv};
+use crate::services::market_data::import::{ImportError, parse_candles};
 use crate::store::codec::dec_from_sql;
 use crate::store::{Store, StoreError, backtests};
 use rust_decimal::Decimal;
@@ -108,8 +108,11 @@ pub struct BacktestRequest {
 pub enum BacktestRunError {
     #[error(transparent)]
     Strategy(#[from] StrategyError),
-    #[error(transparent)]
-    Csv(#[from] CandleCsvError),
+    #[error("{}: {source}", path.display())]
+    Csv {
+        path: PathBuf,
+        source: Box<ImportError>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -170,13 +173,33 @@ pub fn load_stored_candles(
     Ok(out)
 }
 
+/// Candles from a CSV file (the market-data importer's parser; bad rows are errors here).
+pub fn read_candles_csv(
+    path: &std::path::Path,
+    interval: Interval,
+) -> Result<Vec<Candle>, BacktestRunError> {
+    let csv_err = |source| BacktestRunError::Csv {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        csv_err(ImportError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    })?;
+    Ok(parse_candles(&text, interval, false)
+        .map_err(csv_err)?
+        .candles)
+}
+
 /// Load the candles a request asks for.
 pub fn load_candles(
     store: Option<&Store>,
     req: &BacktestRequest,
 ) -> Result<Vec<Candle>, BacktestRunError> {
     let mut candles = match (&req.source, store) {
-        (CandleSource::Csv(path), _) => read_candles_csv(path)?,
+        (CandleSource::Csv(path), _) => read_candles_csv(path, req.interval)?,
         (CandleSource::Store, Some(store)) => {
             load_stored_candles(store, &req.symbol, req.interval, req.from, req.to)?
         }

@@ -24,7 +24,6 @@ use crate::domain::backtest::{
 };
 use crate::domain::market::candle::{CandleColumns, Interval, TimestampMs};
 use crate::domain::money::Quote;
-use crate::domain::risk::RiskConfig;
 use crate::store::backtests;
 
 #[derive(Debug, Args)]
@@ -212,7 +211,9 @@ fn request(args: &RunArgs, ctx: &Context) -> Result<BacktestRequest> {
         costs,
         fill: args.fill.unwrap_or(defaults.fill),
         sizing: args.sizing,
-        risk: RiskConfig::default(),
+        // The [risk] section's limits; per-strategy overrides stored by `risk set` are for live
+        // strategies and do not apply to an ad-hoc backtest.
+        risk: ctx.settings().risk.clone(),
     })
 }
 

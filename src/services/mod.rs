@@ -1,6 +1,5 @@
 //! Adapters to the outside world, each behind a trait the application owns.
 
-pub mod candle_csv;
 pub mod exchange;
 pub mod llm;
 pub mod market_data;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-pub mod candles;
 pub mod backtests;
+pub mod candles;
 pub mod codec;
 pub mod jobs;
 pub mod positions;

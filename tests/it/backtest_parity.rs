@@ -4,17 +4,18 @@
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use trademind::app::backtest::read_candles_csv;
 use trademind::domain::backtest::{
     AllIn, BacktestConfig, BacktestService, Engine, FillModel, StrategySpec, build_strategy,
 };
 use trademind::domain::market::{CandleColumns, Interval};
-use trademind::services::candle_csv::read_candles_csv;
 
 fn run(file: &str, fill: FillModel) -> (usize, f64, f64) {
     let candles = read_candles_csv(
         &Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("assets")
             .join(file),
+        Interval::H1,
     )
     .unwrap();
     let columns = CandleColumns::from_candles(&candles);

@@ -2,6 +2,7 @@
 //! Kelly, ATR) behind the engine's `Sizer` trait, capped by the position limit and the cash.
 
 use super::engine::{History, OrderAmount, SizeDecision, Sizer, SizingInput};
+use crate::domain::market::indicators::{Atr, Ohlcv};
 use crate::domain::money::{Price, Qty};
 use crate::domain::risk::{RiskConfig, SizingInputs, SizingMode, size_position};
 use rust_decimal::Decimal;
@@ -22,27 +23,24 @@ impl RiskSizer {
     }
 }
 
-/// Wilder's average true range over the visible history (seeded with the mean of the first
-/// `period` true ranges of a bounded window), or `None` with too little history.
+/// The market module's Wilder ATR over a bounded window of the visible history (ten periods, so
+/// an entry costs O(period) however long the run), or `None` with too little history.
 fn average_true_range(h: &History<'_>, period: usize) -> Option<f64> {
     let n = h.len();
-    let window = (period * 10).min(n.saturating_sub(1));
-    if window < period {
-        return None;
+    let start = n.saturating_sub(period * 10);
+    let mut atr = Atr::new(period);
+    let mut last = None;
+    for i in start..n {
+        last = atr.update(&Ohlcv {
+            open_time: h.candles()[i].open_time,
+            open: h.opens()[i],
+            high: h.highs()[i],
+            low: h.lows()[i],
+            close: h.closes()[i],
+            volume: h.volumes()[i],
+        });
     }
-    let (highs, lows, closes) = (h.highs(), h.lows(), h.closes());
-    let tr = |i: usize| {
-        let prev = closes[i - 1];
-        (highs[i] - lows[i])
-            .max((highs[i] - prev).abs())
-            .max((lows[i] - prev).abs())
-    };
-    let start = n - window;
-    let mut atr = (start..start + period).map(tr).sum::<f64>() / period as f64;
-    for i in start + period..n {
-        atr = (atr * (period as f64 - 1.0) + tr(i)) / period as f64;
-    }
-    Some(atr)
+    last
 }
 
 impl Sizer for RiskSizer {
