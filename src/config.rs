@@ -28,6 +28,7 @@ pub struct Settings {
     /// the database, which win over this section.
     pub risk: crate::domain::risk::RiskConfig,
     pub stream: crate::services::market_stream::StreamConfig,
+    pub backtest: crate::domain::backtest::BacktestSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +264,7 @@ impl Settings {
         self.stream
             .validate()
             .map_err(|(key, message)| (format!("stream.{key}"), message))?;
+        self.backtest.validate()?;
         Ok(())
     }
 

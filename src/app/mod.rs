@@ -1,6 +1,7 @@
 //! Wiring: the event bus, the scheduler, the decision -> risk -> execution flow, and the
 //! snapshots the faces (TUI, daemon, CLI) read.
 
+pub mod backtest;
 pub mod bus;
 pub mod daemon;
 pub mod scheduler;

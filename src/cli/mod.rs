@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use crate::config::{LoadedConfig, Settings};
 use crate::store::Store;
 
+pub mod backtest;
 pub mod config_cmd;
 pub mod db;
 pub mod market;
@@ -90,6 +91,8 @@ pub enum Command {
     Risk(risk::RiskCommand),
     /// Live trades, closed candles and the top of the order book for a symbol, until Ctrl-C.
     Watch(watch::WatchArgs),
+    /// Backtest a strategy on stored or CSV candles; list, show and delete stored runs.
+    Backtest(Box<backtest::BacktestArgs>),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -154,6 +157,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Indicators(args) => market::run_indicators(args, ctx),
         Command::Risk(cmd) => risk::run(cmd, ctx),
         Command::Watch(args) => watch::run(args, ctx).await,
+        Command::Backtest(args) => backtest::run(*args, ctx).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

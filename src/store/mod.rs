@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+pub mod backtests;
 pub mod candles;
 pub mod codec;
 pub mod jobs;

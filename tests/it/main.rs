@@ -1,6 +1,9 @@
 //! The one integration-test binary: each module is a flow tested end to end.
 
 mod architecture;
+mod backtest_cli;
+mod backtest_engine;
+mod backtest_parity;
 mod cli;
 mod indicators_parity;
 mod live_stream;

@@ -1,1 +1,294 @@
-//! BacktestService: replays candles through the same strategy -> risk -> order code as live trading.
+//! BacktestService: replays candles through the same strategy -> sizing -> order engine as live
+//! trading, on a simulated exchange with honest fills, and measures the result.
+//!
+//! Per candle, in this order: queued orders fill at the open; stop-loss / take-profit are checked
+//! inside the candle; the engine sees the closed candle and may send orders (filled at this close
+//! or queued for the next open, per [`FillModel`]); equity is marked at the close.
+
+pub mod engine;
+pub mod fills;
+pub mod metrics;
+pub mod report;
+pub mod settings;
+pub mod sizing;
+pub mod strategies;
+
+pub use engine::{
+    Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, OrderAmount, OrderIntent,
+    Position, Signal, Sizer, SizingInput, Strategy, StrategyContext,
+};
+pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
+pub use metrics::{Metrics, TradeRecord};
+pub use settings::BacktestSettings;
+pub use sizing::RiskSizer;
+pub use strategies::{StrategyError, StrategySpec, build_strategy};
+
+use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
+use crate::domain::money::{Price, Quote};
+use crate::domain::trading::filters::SymbolFilters;
+use crate::domain::trading::order::Side;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How a run trades. Defaults: 100,000 quote, Binance's 0.1 % fees, no slippage, next-open fills.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestConfig {
+    pub interval: Interval,
+    pub initial_cash: Quote,
+    pub costs: Costs,
+    pub fill_model: FillModel,
+    pub filters: SymbolFilters,
+}
+
+impl BacktestConfig {
+    pub fn new(interval: Interval) -> Self {
+        let mut filters = SymbolFilters::permissive("BASE", "QUOTE");
+        // No exchange info: do not invent lot rounding the real symbol may not have.
+        filters.tick_size = Decimal::ZERO;
+        filters.step_size = Decimal::ZERO;
+        BacktestConfig {
+            interval,
+            initial_cash: Quote(Decimal::new(100_000, 0)),
+            costs: Costs::default(),
+            fill_model: FillModel::NextOpen,
+            filters,
+        }
+    }
+}
+
+/// Everything a run produces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestResult {
+    pub strategy: String,
+    pub sizer: String,
+    /// Exact final equity (cash + position at the last close).
+    pub final_equity: Quote,
+    pub metrics: Metrics,
+    pub trades: Vec<TradeRecord>,
+    /// Equity at each candle's close (f64, for charts and statistics).
+    pub equity: Vec<f64>,
+    pub times: Vec<TimestampMs>,
+    /// Orders the simulated exchange refused, with the reason.
+    pub rejections: Vec<(TimestampMs, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BacktestError {
+    #[error("no candles to backtest: import or fetch some first, or pass --data FILE")]
+    NoCandles,
+    #[error("candles out of order at {at}: each open time must be after the previous one")]
+    Unordered { at: TimestampMs },
+    #[error("cancelled after {done} of {total} candles")]
+    Cancelled { done: usize, total: usize },
+}
+
+/// Builds round trips from executions as they happen.
+#[derive(Default)]
+struct TradeLedger {
+    trades: Vec<TradeRecord>,
+}
+
+impl TradeLedger {
+    fn record(&mut self, e: &Execution) {
+        match e.side {
+            Side::Buy => self.trades.push(TradeRecord {
+                entry_time: e.time,
+                entry_price: e.price,
+                qty: e.qty,
+                entry_fee: e.fee,
+                exit_time: None,
+                exit_price: None,
+                exit_fee: Quote::ZERO,
+                exit_reason: None,
+                pnl: Quote::ZERO,
+                return_pct: 0.0,
+            }),
+            Side::Sell => {
+                if let Some(t) = self.trades.last_mut().filter(|t| t.is_open()) {
+                    t.exit_time = Some(e.time);
+                    t.exit_price = Some(e.price);
+                    t.exit_fee = e.fee;
+                    t.exit_reason = Some(e.reason);
+                    let cost = t.entry_price * t.qty + t.entry_fee;
+                    t.pnl = e.price * t.qty - e.fee - cost;
+                    t.return_pct = ratio_pct(t.pnl, cost);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, last_close: Price) -> Vec<TradeRecord> {
+        if let Some(t) = self.trades.last_mut().filter(|t| t.is_open()) {
+            let cost = t.entry_price * t.qty + t.entry_fee;
+            t.pnl = last_close * t.qty - cost;
+            t.return_pct = ratio_pct(t.pnl, cost);
+        }
+        self.trades
+    }
+}
+
+fn ratio_pct(num: Quote, den: Quote) -> f64 {
+    if den.is_zero() {
+        0.0
+    } else {
+        num.to_f64() / den.to_f64() * 100.0
+    }
+}
+
+/// Called every `PROGRESS_EVERY` candles with (done, total).
+pub const PROGRESS_EVERY: usize = 4096;
+
+/// The backtest runner (the seed's name for it).
+pub struct BacktestService;
+
+impl BacktestService {
+    /// Run `engine` over `candles` (oldest first). `cancel` is polled every `PROGRESS_EVERY`
+    /// candles; `progress` is told how far the run is.
+    pub fn run(
+        config: &BacktestConfig,
+        mut engine: Engine,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<BacktestResult, BacktestError> {
+        let (Some(first), Some(last)) = (candles.first(), candles.last()) else {
+            return Err(BacktestError::NoCandles);
+        };
+        let n = candles.len();
+        let mut exchange =
+            SimulatedExchange::new(config.fill_model, config.costs, config.filters.clone());
+        let mut ledger = TradeLedger::default();
+        let mut equity = Vec::with_capacity(n);
+        let mut in_market = 0usize;
+        let mut rejections = Vec::new();
+        let mut prev_time = TimestampMs::MIN;
+
+        for (i, candle) in candles.iter().enumerate() {
+            if i % PROGRESS_EVERY == 0 {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(BacktestError::Cancelled { done: i, total: n });
+                }
+                progress(i, n);
+            }
+            if candle.open_time <= prev_time {
+                return Err(BacktestError::Unordered {
+                    at: candle.open_time,
+                });
+            }
+            prev_time = candle.open_time;
+
+            if let Some(outcome) = exchange.on_open(candle) {
+                settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
+            }
+            if !engine.position().is_flat()
+                && let Some(exec) = exchange.check_brackets(candle)
+            {
+                engine.on_execution(&exec);
+                ledger.record(&exec);
+            }
+            let was_in_market = !engine.position().is_flat();
+            for intent in engine.on_candle(History::up_to(candles, columns, i)) {
+                if let Some(outcome) = exchange.submit(intent, candle) {
+                    settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
+                }
+            }
+            in_market += usize::from(was_in_market || !engine.position().is_flat());
+            equity.push(engine.equity_f64(columns.close[i]));
+        }
+        progress(n, n);
+        // An order still queued after the last candle never fills: there is no next open.
+        if exchange.has_pending() {
+            engine.on_rejected();
+        }
+
+        let trades = ledger.finish(last.close);
+        let times: Vec<TimestampMs> = columns.open_time.clone();
+        let metrics = metrics::compute(&metrics::MetricsInput {
+            interval: config.interval,
+            initial_equity: config.initial_cash.to_f64(),
+            equity: &equity,
+            times: &times,
+            trades: &trades,
+            candles_in_market: in_market,
+            fees_paid: engine.fees_paid(),
+            first_open: first.open.to_f64(),
+            last_close: last.close.to_f64(),
+        });
+        Ok(BacktestResult {
+            strategy: engine.strategy_name().to_string(),
+            sizer: engine.sizer_name().to_string(),
+            final_equity: engine.equity_at(last.close),
+            metrics,
+            trades,
+            equity,
+            times,
+            rejections,
+        })
+    }
+}
+
+fn settle(
+    outcome: Result<Execution, Rejection>,
+    engine: &mut Engine,
+    ledger: &mut TradeLedger,
+    rejections: &mut Vec<(TimestampMs, String)>,
+    candle: &Candle,
+) {
+    match outcome {
+        Ok(exec) => {
+            engine.on_execution(&exec);
+            ledger.record(&exec);
+        }
+        Err(why) => {
+            engine.on_rejected();
+            rejections.push((candle.open_time, why.to_string()));
+        }
+    }
+}
+
+/// Where a stored backtest run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            RunStatus::Pending,
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| format!("unknown backtest status {s:?}"))
+    }
+}

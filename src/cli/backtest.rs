@@ -1,0 +1,532 @@
+//! `trademind backtest [run] ...`, `backtest list|show ID|delete ID`.
+//!
+//! `trademind backtest --strategy sma-cross ...` and `trademind backtest run --strategy ...` are
+//! the same command: the run flags are accepted directly after `backtest` when no subcommand
+//! follows.
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{Context, UsageError};
+use crate::app::backtest::{
+    BacktestRequest, BacktestRunError, CandleSource, RANK_METRICS, SizingChoice, SweepAxis,
+    load_candles, rank_value, run_and_record, run_on, run_sweep, sweep_grid,
+};
+use crate::domain::backtest::report::{format_time, metric_rows, render_html};
+use crate::domain::backtest::{
+    BacktestResult, BacktestSettings, Costs, FillModel, StrategySpec, TradeRecord,
+};
+use crate::domain::market::candle::{CandleColumns, Interval, TimestampMs};
+use crate::domain::money::Quote;
+use crate::store::backtests;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BacktestArgs {
+    #[command(subcommand)]
+    pub command: Option<BacktestCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BacktestCommand {
+    /// Run a backtest (the default when flags follow `backtest` directly).
+    Run(Box<RunArgs>),
+    /// Stored runs, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One stored run: parameters, metrics and trades.
+    Show { id: i64 },
+    /// Delete a stored run.
+    Delete { id: i64 },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Strategy: sma-cross, rsi-reversion, macd, rsi-macd.
+    #[arg(long, default_value = "sma-cross")]
+    pub strategy: String,
+    /// A strategy TOML file (`name = "..."` and a `[params]` table); --param overrides it.
+    #[arg(long, value_name = "FILE")]
+    pub strategy_file: Option<PathBuf>,
+    /// Symbol (default: the first of trading.symbols).
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Candle interval (default: trading.interval).
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// First candle to include: YYYY-MM-DD, YYYY-MM-DDTHH:MM (UTC) or epoch ms.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (exclusive), same formats as --from.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Strategy parameter KEY=VALUE (repeatable), e.g. --param fast=10 --param stop_pct=2.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Taker fee in basis points (default backtest.taker_fee_bps, 10 = 0.1 %).
+    #[arg(long)]
+    pub fee_bps: Option<Decimal>,
+    /// Maker fee in basis points, for take-profit fills (default backtest.maker_fee_bps).
+    #[arg(long)]
+    pub maker_fee_bps: Option<Decimal>,
+    /// Slippage on market orders and stops, basis points (default backtest.slippage_bps).
+    #[arg(long)]
+    pub slippage_bps: Option<Decimal>,
+    /// next-open (default) or close.
+    #[arg(long)]
+    pub fill: Option<FillModel>,
+    /// all-in, fraction=F, fixed, kelly or atr.
+    #[arg(long, default_value = "all-in")]
+    pub sizing: SizingChoice,
+    /// Starting cash (default backtest.initial_cash).
+    #[arg(long)]
+    pub initial_cash: Option<Decimal>,
+    /// Candles from this CSV file instead of the database.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Sweep a parameter, KEY=FROM..TO:STEP (repeatable: the grid is their product).
+    #[arg(long, value_name = "KEY=FROM..TO:STEP")]
+    pub sweep: Vec<String>,
+    /// Metric the sweep ranks by.
+    #[arg(long, default_value = "sharpe")]
+    pub rank_by: String,
+    /// Sweep worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Do not record the run in the database.
+    #[arg(long)]
+    pub no_save: bool,
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn parse_time(flag: &str, text: &str) -> Result<TimestampMs> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_millis());
+    }
+    for f in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, f) {
+            return Ok(t.and_utc().timestamp_millis());
+        }
+    }
+    Err(usage(format!(
+        "{flag} {text:?}: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM (UTC) or epoch milliseconds"
+    )))
+}
+
+fn request(args: &RunArgs, ctx: &Context) -> Result<BacktestRequest> {
+    let defaults: BacktestSettings = ctx.settings().backtest.clone();
+    let mut spec = match &args.strategy_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read strategy file {}", path.display()))?;
+            toml::from_str::<StrategySpec>(&text)
+                .map_err(|e| usage(format!("strategy file {}: {e}", path.display())))?
+        }
+        None => StrategySpec {
+            name: args.strategy.clone(),
+            params: BTreeMap::new(),
+        },
+    };
+    for p in &args.params {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--param {p:?}: expected KEY=VALUE")))?;
+        let v: f64 = v
+            .trim()
+            .parse()
+            .map_err(|_| usage(format!("--param {p:?}: {v:?} is not a number")))?;
+        spec.params.insert(k.trim().to_string(), v);
+    }
+    let interval: Interval = args
+        .interval
+        .as_deref()
+        .unwrap_or(&ctx.settings().trading.interval)
+        .parse()
+        .map_err(|e: crate::domain::market::candle::InvalidInterval| usage(e.to_string()))?;
+    let symbol = match &args.symbol {
+        Some(s) => s.clone(),
+        None => ctx
+            .settings()
+            .trading
+            .symbols
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "BTCUSDT".into()),
+    };
+    let costs = Costs::from_bps(
+        args.fee_bps.unwrap_or(defaults.taker_fee_bps),
+        args.maker_fee_bps.unwrap_or(defaults.maker_fee_bps),
+        args.slippage_bps.unwrap_or(defaults.slippage_bps),
+    );
+    let check = BacktestSettings {
+        initial_cash: args.initial_cash.unwrap_or(defaults.initial_cash),
+        taker_fee_bps: costs.taker_fee * Decimal::new(10_000, 0),
+        maker_fee_bps: costs.maker_fee * Decimal::new(10_000, 0),
+        slippage_bps: costs.slippage * Decimal::new(10_000, 0),
+        fill: defaults.fill,
+    };
+    check
+        .validate()
+        .map_err(|(k, m)| usage(format!("{k}: {m}")))?;
+    Ok(BacktestRequest {
+        strategy: spec,
+        symbol,
+        interval,
+        from: args
+            .from
+            .as_deref()
+            .map(|t| parse_time("--from", t))
+            .transpose()?,
+        to: args
+            .to
+            .as_deref()
+            .map(|t| parse_time("--to", t))
+            .transpose()?,
+        source: args
+            .data
+            .clone()
+            .map_or(CandleSource::Store, CandleSource::Csv),
+        initial_cash: Quote(check.initial_cash),
+        costs,
+        fill: args.fill.unwrap_or(defaults.fill),
+        sizing: args.sizing,
+        // The [risk] section's limits; per-strategy overrides stored by `risk set` are for live
+        // strategies and do not apply to an ad-hoc backtest.
+        risk: ctx.settings().risk.clone(),
+    })
+}
+
+#[derive(Serialize)]
+struct RunOutput<'a> {
+    id: Option<i64>,
+    strategy: &'a StrategySpec,
+    symbol: &'a str,
+    interval: Interval,
+    fill: FillModel,
+    sizing: SizingChoice,
+    final_equity: Quote,
+    metrics: &'a crate::domain::backtest::Metrics,
+    trades: &'a [TradeRecord],
+    rejections: &'a [(TimestampMs, String)],
+}
+
+fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
+    if json {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn print_summary(title: &str, id: Option<i64>, result: &BacktestResult) {
+    println!("{title}");
+    if let Some(id) = id {
+        println!("  saved as backtest {id}");
+    }
+    for (k, v) in metric_rows(&result.metrics) {
+        println!("  {k:<20} {v}");
+    }
+    println!("  {:<20} {}", "Final equity (exact)", result.final_equity);
+    if !result.rejections.is_empty() {
+        println!(
+            "  {} order(s) refused by the exchange filters:",
+            result.rejections.len()
+        );
+        for (t, why) in result.rejections.iter().take(5) {
+            println!("    {}  {why}", format_time(*t));
+        }
+    }
+}
+
+async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
+    let req = request(&args, ctx)?;
+    if !args.sweep.is_empty() {
+        return run_sweep_cmd(&args, req, ctx).await;
+    }
+    let store = if args.no_save && req.source != CandleSource::Store {
+        None
+    } else {
+        Some(ctx.open_store()?)
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        })
+    };
+    let json = ctx.json;
+    let no_save = args.no_save;
+    let job_req = req.clone();
+    let job_cancel = cancel.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let candles = load_candles(store.as_ref(), &job_req)?;
+        let bar = progress_bar(candles.len() as u64, json);
+        bar.set_message(format!("{} {}", job_req.strategy.name, job_req.symbol));
+        let mut progress = |done: usize, _total: usize| bar.set_position(done as u64);
+        let now = || chrono::Utc::now().timestamp_millis();
+        let result = match (&store, no_save) {
+            (Some(store), false) => {
+                match run_and_record(store, &job_req, &candles, &job_cancel, &mut progress, &now) {
+                    Ok((id, r)) => Ok((Some(id), r)),
+                    Err((id, e)) => {
+                        if let Some(id) = id {
+                            tracing::info!(id, "backtest recorded as not completed");
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            _ => {
+                let columns = CandleColumns::from_candles(&candles);
+                run_on(&job_req, &candles, &columns, &job_cancel, &mut progress).map(|r| (None, r))
+            }
+        };
+        bar.finish_and_clear();
+        result.map(|(id, r)| (id, r, candles))
+    })
+    .await;
+    watcher.abort();
+    let (id, result, candles) = match outcome.context("the backtest worker stopped")? {
+        Ok(v) => v,
+        Err(e @ (BacktestRunError::Strategy(_) | BacktestRunError::NeedsStop(_))) => {
+            return Err(usage(e.to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let title = format!(
+        "{} {} {} ({}, fill {}, fees {} bps, slippage {} bps)",
+        req.strategy.name,
+        req.symbol,
+        req.interval,
+        req.strategy
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        req.fill,
+        (req.costs.taker_fee * Decimal::new(10_000, 0)).normalize(),
+        (req.costs.slippage * Decimal::new(10_000, 0)).normalize(),
+    );
+    if let Some(path) = &args.report {
+        let closes: Vec<(TimestampMs, f64)> = candles
+            .iter()
+            .map(|c| (c.open_time, c.close.to_f64()))
+            .collect();
+        let html = render_html(&title, &result, &closes)?;
+        std::fs::write(path, html)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    let out = RunOutput {
+        id,
+        strategy: &req.strategy,
+        symbol: &req.symbol,
+        interval: req.interval,
+        fill: req.fill,
+        sizing: req.sizing,
+        final_equity: result.final_equity,
+        metrics: &result.metrics,
+        trades: &result.trades,
+        rejections: &result.rejections,
+    };
+    ctx.emit(&out, || {
+        print_summary(&title, id, &result);
+        if let Some(path) = &args.report {
+            println!("  report written to {}", path.display());
+        }
+    })
+}
+
+async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> Result<()> {
+    let axes: Vec<SweepAxis> = args
+        .sweep
+        .iter()
+        .map(|s| s.parse().map_err(usage))
+        .collect::<Result<_>>()?;
+    if !RANK_METRICS.split(", ").any(|m| m == args.rank_by) {
+        bail!(usage(format!(
+            "--rank-by {:?}: expected one of {RANK_METRICS}",
+            args.rank_by
+        )));
+    }
+    let grid = sweep_grid(&axes);
+    let store = match req.source {
+        CandleSource::Store => Some(ctx.open_store()?),
+        CandleSource::Csv(_) => None,
+    };
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let json = ctx.json;
+    let rank_by = args.rank_by.clone();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let job_cancel = cancel.clone();
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    });
+    let runs = tokio::task::spawn_blocking(move || {
+        let candles = load_candles(store.as_ref(), &req)?;
+        let columns = CandleColumns::from_candles(&candles);
+        let bar = progress_bar(grid.len() as u64, json);
+        bar.set_message("sweep");
+        let runs = run_sweep(
+            &req,
+            &grid,
+            &candles,
+            &columns,
+            threads,
+            &job_cancel,
+            &|n| bar.set_position(n as u64),
+        );
+        bar.finish_and_clear();
+        Ok::<_, BacktestRunError>(runs)
+    })
+    .await
+    .context("the sweep workers stopped")??;
+    watcher.abort();
+    let mut ranked: Vec<_> = runs
+        .into_iter()
+        .map(|r| {
+            let key = r
+                .metrics
+                .as_ref()
+                .and_then(|m| rank_value(&rank_by, m))
+                .unwrap_or(f64::NEG_INFINITY);
+            (key, r)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let runs: Vec<_> = ranked.into_iter().map(|(_, r)| r).collect();
+    ctx.emit(&runs, || {
+        println!(
+            "{} combinations ranked by {rank_by} (best first):",
+            runs.len()
+        );
+        println!(
+            "  {:<28} {:>10} {:>8} {:>10} {:>7}",
+            "parameters", "return %", "sharpe", "max dd %", "trades"
+        );
+        for r in runs.iter().take(20) {
+            let p = r
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            match (&r.metrics, &r.error) {
+                (Some(m), _) => println!(
+                    "  {p:<28} {:>10.2} {:>8.3} {:>10.2} {:>7}",
+                    m.total_return_pct, m.sharpe, m.max_drawdown_pct, m.trades
+                ),
+                (None, Some(e)) => println!("  {p:<28} skipped: {e}"),
+                (None, None) => {}
+            }
+        }
+    })
+}
+
+pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
+    let Some(command) = args.command else {
+        return run_backtest(args.run, ctx).await;
+    };
+    match command {
+        BacktestCommand::Run(run) => run_backtest(*run, ctx).await,
+        BacktestCommand::List { limit } => {
+            let store = ctx.open_store()?;
+            let runs = backtests::list(store.conn(), limit)?;
+            ctx.emit(&runs, || {
+                if runs.is_empty() {
+                    println!("no backtests yet: run `trademind backtest --strategy sma-cross ...`");
+                }
+                for r in &runs {
+                    let ret = r
+                        .metrics
+                        .as_ref()
+                        .map_or_else(String::new, |m| format!("{:>9.2} %", m.total_return_pct));
+                    println!(
+                        "{:>5}  {:<10} {:<14} {:<10} {:<4} {}  {ret}",
+                        r.id,
+                        r.status,
+                        r.strategy,
+                        r.symbol,
+                        r.interval,
+                        format_time(r.created_at)
+                    );
+                }
+            })
+        }
+        BacktestCommand::Show { id } => {
+            let store = ctx.open_store()?;
+            let run = backtests::get(store.conn(), id)?
+                .ok_or_else(|| usage(format!("there is no backtest {id}: see `backtest list`")))?;
+            ctx.emit(&run, || {
+                println!(
+                    "backtest {}: {} {} {} [{}]",
+                    run.id, run.strategy, run.symbol, run.interval, run.status
+                );
+                println!("  parameters: {}", run.parameters);
+                if let Some(e) = &run.error {
+                    println!("  error: {e}");
+                }
+                if let Some(m) = &run.metrics {
+                    for (k, v) in metric_rows(m) {
+                        println!("  {k:<20} {v}");
+                    }
+                }
+                for (i, t) in run.trades.iter().enumerate() {
+                    println!(
+                        "  #{:<4} {} @ {}  ->  {} @ {}  pnl {}",
+                        i + 1,
+                        format_time(t.entry_time),
+                        t.entry_price,
+                        t.exit_time.map_or_else(|| "open".into(), format_time),
+                        t.exit_price.map_or_else(String::new, |p| p.to_string()),
+                        t.pnl.get().round_dp(2)
+                    );
+                }
+            })
+        }
+        BacktestCommand::Delete { id } => {
+            let store = ctx.open_store()?;
+            if !backtests::delete(store.conn(), id)? {
+                return Err(usage(format!(
+                    "there is no backtest {id}: see `backtest list`"
+                )));
+            }
+            ctx.emit(&serde_json::json!({ "deleted": id }), || {
+                println!("deleted backtest {id}");
+            })
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The one engine: strategy -> sizing -> order intents, fed closed candles one at a time and told
+//! about fills afterwards. A backtest drives it with historical candles, live trading with the
+//! candles the exchange closes; neither path has code of its own between a candle and an intent.
+
+use crate::domain::market::candle::{Candle, CandleColumns, TimestampMs};
+use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::risk::ClosedTrade;
+use crate::domain::trading::order::Side;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// The closed candles a strategy may look at: physically the slices `[..=current]`, so there is
+/// nothing after the current candle to read, by construction rather than by convention.
+#[derive(Debug, Clone, Copy)]
+pub struct History<'a> {
+    candles: &'a [Candle],
+    open: &'a [f64],
+    high: &'a [f64],
+    low: &'a [f64],
+    close: &'a [f64],
+    volume: &'a [f64],
+}
+
+impl<'a> History<'a> {
+    /// The history up to and including `current`. Panics if `current` is out of range or the
+    /// columns do not match the candles (both are programming errors of the driver).
+    pub fn up_to(candles: &'a [Candle], columns: &'a CandleColumns, current: usize) -> Self {
+        let end = current + 1;
+        History {
+            candles: &candles[..end],
+            open: &columns.open[..end],
+            high: &columns.high[..end],
+            low: &columns.low[..end],
+            close: &columns.close[..end],
+            volume: &columns.volume[..end],
+        }
+    }
+
+    /// Number of closed candles visible (the current one included).
+    pub fn len(&self) -> usize {
+        self.candles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.candles.is_empty()
+    }
+
+    /// The candle that just closed.
+    pub fn current(&self) -> &'a Candle {
+        &self.candles[self.candles.len() - 1]
+    }
+
+    pub fn candles(&self) -> &'a [Candle] {
+        self.candles
+    }
+    pub fn opens(&self) -> &'a [f64] {
+        self.open
+    }
+    pub fn highs(&self) -> &'a [f64] {
+        self.high
+    }
+    pub fn lows(&self) -> &'a [f64] {
+        self.low
+    }
+    pub fn closes(&self) -> &'a [f64] {
+        self.close
+    }
+    pub fn volumes(&self) -> &'a [f64] {
+        self.volume
+    }
+
+    /// The current close as f64 (for indicator updates).
+    pub fn close(&self) -> f64 {
+        self.close[self.close.len() - 1]
+    }
+
+    pub fn time(&self) -> TimestampMs {
+        self.current().open_time
+    }
+}
+
+/// What the engine holds in the market, as booked from fills. Long-only for now: `qty` is never
+/// negative; a short would be a negative quantity with the same fields.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Position {
+    pub qty: Qty,
+    /// Average entry price (fees excluded).
+    pub entry_price: Price,
+    pub entry_time: TimestampMs,
+}
+
+impl Position {
+    pub fn is_flat(&self) -> bool {
+        self.qty.is_zero()
+    }
+}
+
+/// Everything a strategy is shown for one decision.
+#[derive(Debug, Clone, Copy)]
+pub struct StrategyContext<'a> {
+    pub history: History<'a>,
+    pub position: Position,
+    pub cash: Quote,
+}
+
+/// What a strategy wants; the engine turns it into orders (or ignores it when it makes no sense,
+/// e.g. an exit while flat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    EnterLong,
+    ExitLong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub action: Action,
+    /// Protective stop for the position this signal opens.
+    pub stop_loss: Option<Price>,
+    pub take_profit: Option<Price>,
+}
+
+impl Signal {
+    pub fn enter_long() -> Self {
+        Signal {
+            action: Action::EnterLong,
+            stop_loss: None,
+            take_profit: None,
+        }
+    }
+    pub fn exit_long() -> Self {
+        Signal {
+            action: Action::ExitLong,
+            stop_loss: None,
+            take_profit: None,
+        }
+    }
+    pub fn with_stop_loss(mut self, price: Price) -> Self {
+        self.stop_loss = Some(price);
+        self
+    }
+    pub fn with_take_profit(mut self, price: Price) -> Self {
+        self.take_profit = Some(price);
+        self
+    }
+}
+
+/// A trading strategy, shared by backtests and live trading. Object safe, so a rule-based
+/// strategy and an LLM-backed decision engine plug in the same way (`Box<dyn Strategy>`).
+pub trait Strategy: Send {
+    fn name(&self) -> &str;
+    /// Called once per closed candle, in time order, with only the candles closed so far.
+    fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal>;
+}
+
+/// How much an order is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderAmount {
+    /// An exact base quantity (rounded down to the lot step when filled).
+    Qty(Qty),
+    /// Spend at most this much quote, fees included (Binance's `quoteOrderQty`): the quantity is
+    /// worked out at the fill price, so a next-open fill is sized at the price it really gets.
+    QuoteBudget(Quote),
+}
+
+/// A market order the engine wants placed, with the brackets to attach once it fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderIntent {
+    pub side: Side,
+    pub amount: OrderAmount,
+    pub stop_loss: Option<Price>,
+    pub take_profit: Option<Price>,
+    /// Open time of the candle whose close produced the intent.
+    pub decided_at: TimestampMs,
+}
+
+/// Why a position changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    Signal,
+    StopLoss,
+    TakeProfit,
+}
+
+/// One execution reported back to the engine (by the simulated exchange or the live adapter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execution {
+    pub side: Side,
+    pub qty: Qty,
+    pub price: Price,
+    pub fee: Quote,
+    pub time: TimestampMs,
+    pub reason: ExitReason,
+}
+
+/// Inputs a sizer may use.
+#[derive(Debug, Clone, Copy)]
+pub struct SizingInput<'a> {
+    pub cash: Quote,
+    /// Cash plus the position marked at the current close.
+    pub equity: Quote,
+    /// Reference price: the close of the signal candle.
+    pub price: Price,
+    pub stop_loss: Option<Price>,
+    /// Taker fee rate the engine expects to pay (for sizers that reserve it).
+    pub fee_rate: Decimal,
+    pub history: &'a History<'a>,
+    /// Round trips closed so far, oldest first (Kelly sizing learns from them).
+    pub closed_trades: &'a [ClosedTrade],
+}
+
+/// A sizer's answer: how much, and the stop to protect it with (a sizer may set one, e.g. ATR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeDecision {
+    pub amount: OrderAmount,
+    pub stop_loss: Option<Price>,
+}
+
+/// Decides how big an entry is. Risk-based sizers (fixed risk, Kelly, ATR) implement it too.
+pub trait Sizer: Send + Sync {
+    fn name(&self) -> &str;
+    /// `None` means "do not trade" (e.g. no cash, or the risk is too large).
+    fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision>;
+}
+
+/// Spend all the cash (fees included).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllIn;
+
+impl Sizer for AllIn {
+    fn name(&self) -> &str {
+        "all-in"
+    }
+    fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision> {
+        input.cash.is_positive().then_some(SizeDecision {
+            amount: OrderAmount::QuoteBudget(input.cash),
+            stop_loss: input.stop_loss,
+        })
+    }
+}
+
+/// Spend a fixed fraction of equity (capped at the cash available).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedFraction {
+    pub fraction: Decimal,
+}
+
+impl Sizer for FixedFraction {
+    fn name(&self) -> &str {
+        "fixed-fraction"
+    }
+    fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision> {
+        let budget = (input.equity * self.fraction).min(input.cash);
+        budget.is_positive().then_some(SizeDecision {
+            amount: OrderAmount::QuoteBudget(budget),
+            stop_loss: input.stop_loss,
+        })
+    }
+}
+
+/// The strategy -> sizing -> order path, with the account booked from reported executions.
+pub struct Engine {
+    strategy: Box<dyn Strategy>,
+    sizer: Box<dyn Sizer>,
+    cash: Quote,
+    position: Position,
+    /// Money put into the open position, fees included, for its round-trip PnL.
+    position_cost: Quote,
+    closed_trades: Vec<ClosedTrade>,
+    fee_rate: Decimal,
+    /// An order is out and not yet filled or rejected: do not send another.
+    in_flight: bool,
+    fees_paid: Quote,
+    /// f64 shadows of cash and quantity, refreshed on each execution, so marking equity on every
+    /// candle costs one multiply instead of a decimal conversion.
+    cash_f64: f64,
+    qty_f64: f64,
+}
+
+impl Engine {
+    pub fn new(strategy: Box<dyn Strategy>, sizer: Box<dyn Sizer>, cash: Quote) -> Self {
+        Engine {
+            strategy,
+            sizer,
+            cash,
+            position: Position::default(),
+            position_cost: Quote::ZERO,
+            closed_trades: Vec::new(),
+            fee_rate: Decimal::new(1, 3),
+            in_flight: false,
+            fees_paid: Quote::ZERO,
+            cash_f64: cash.to_f64(),
+            qty_f64: 0.0,
+        }
+    }
+
+    /// The taker fee rate sizers should reserve (default 0.001).
+    pub fn with_fee_rate(mut self, fee_rate: Decimal) -> Self {
+        self.fee_rate = fee_rate;
+        self
+    }
+
+    pub fn closed_trades(&self) -> &[ClosedTrade] {
+        &self.closed_trades
+    }
+
+    pub fn strategy_name(&self) -> &str {
+        self.strategy.name()
+    }
+    pub fn sizer_name(&self) -> &str {
+        self.sizer.name()
+    }
+    pub fn cash(&self) -> Quote {
+        self.cash
+    }
+    pub fn position(&self) -> Position {
+        self.position
+    }
+    pub fn fees_paid(&self) -> Quote {
+        self.fees_paid
+    }
+    pub fn has_order_in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Exact equity at `price`.
+    pub fn equity_at(&self, price: Price) -> Quote {
+        self.cash + price * self.position.qty
+    }
+
+    /// Equity at `price` for statistics (f64).
+    #[inline]
+    pub fn equity_f64(&self, price: f64) -> f64 {
+        self.cash_f64 + self.qty_f64 * price
+    }
+
+    /// A candle closed: ask the strategy, size its wish and return the orders to place.
+    pub fn on_candle(&mut self, history: History<'_>) -> Vec<OrderIntent> {
+        let ctx = StrategyContext {
+            history,
+            position: self.position,
+            cash: self.cash,
+        };
+        let Some(signal) = self.strategy.on_candle(&ctx) else {
+            return Vec::new();
+        };
+        if self.in_flight {
+            return Vec::new();
+        }
+        let candle = history.current();
+        let intent = match signal.action {
+            Action::EnterLong if self.position.is_flat() => {
+                let input = SizingInput {
+                    cash: self.cash,
+                    equity: self.equity_at(candle.close),
+                    price: candle.close,
+                    stop_loss: signal.stop_loss,
+                    fee_rate: self.fee_rate,
+                    history: &history,
+                    closed_trades: &self.closed_trades,
+                };
+                self.sizer.size(&input).map(|d| OrderIntent {
+                    side: Side::Buy,
+                    amount: d.amount,
+                    stop_loss: d.stop_loss,
+                    take_profit: signal.take_profit,
+                    decided_at: candle.open_time,
+                })
+            }
+            Action::ExitLong if !self.position.is_flat() => Some(OrderIntent {
+                side: Side::Sell,
+                amount: OrderAmount::Qty(self.position.qty),
+                stop_loss: None,
+                take_profit: None,
+                decided_at: candle.open_time,
+            }),
+            _ => None,
+        };
+        match intent {
+            Some(intent) => {
+                self.in_flight = true;
+                vec![intent]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Book an execution: cash, position and fees change only here.
+    pub fn on_execution(&mut self, exec: &Execution) {
+        let notional = exec.price * exec.qty;
+        match exec.side {
+            Side::Buy => {
+                let old = self.position.qty;
+                let new = old + exec.qty;
+                if !new.is_zero() {
+                    self.position.entry_price =
+                        Price((self.position.entry_price * old + notional).get() / new.get());
+                }
+                if old.is_zero() {
+                    self.position.entry_time = exec.time;
+                }
+                self.position.qty = new;
+                self.cash -= notional + exec.fee;
+                self.position_cost += notional + exec.fee;
+            }
+            Side::Sell => {
+                self.position.qty -= exec.qty;
+                self.cash += notional - exec.fee;
+                if self.position.qty.is_zero() {
+                    self.closed_trades.push(ClosedTrade {
+                        pnl: notional - exec.fee - self.position_cost,
+                        closed_at: exec.time,
+                    });
+                    self.position = Position::default();
+                    self.position_cost = Quote::ZERO;
+                }
+            }
+        }
+        self.fees_paid += exec.fee;
+        self.in_flight = false;
+        self.cash_f64 = self.cash.to_f64();
+        self.qty_f64 = self.position.qty.to_f64();
+    }
+
+    /// The order sent for the last intent was refused (filters, no liquidity): allow new ones.
+    pub fn on_rejected(&mut self) {
+        self.in_flight = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    struct AlwaysBuy;
+    impl Strategy for AlwaysBuy {
+        fn name(&self) -> &str {
+            "always-buy"
+        }
+        fn on_candle(&mut self, _ctx: &StrategyContext<'_>) -> Option<Signal> {
+            Some(Signal::enter_long())
+        }
+    }
+
+    fn candle(t: i64, close: Decimal) -> Candle {
+        Candle {
+            open_time: t,
+            open: Price(close),
+            high: Price(close),
+            low: Price(close),
+            close: Price(close),
+            volume: Qty(dec!(1)),
+        }
+    }
+
+    #[test]
+    fn entry_is_sent_once_and_booked_from_the_execution() {
+        let candles = vec![candle(0, dec!(100)), candle(1, dec!(100))];
+        let cols = CandleColumns::from_candles(&candles);
+        let mut engine = Engine::new(Box::new(AlwaysBuy), Box::new(AllIn), Quote(dec!(1000)));
+        let intents = engine.on_candle(History::up_to(&candles, &cols, 0));
+        assert_eq!(intents.len(), 1);
+        assert_eq!(
+            intents[0].amount,
+            OrderAmount::QuoteBudget(Quote(dec!(1000)))
+        );
+        // still in flight: no second order
+        assert!(
+            engine
+                .on_candle(History::up_to(&candles, &cols, 1))
+                .is_empty()
+        );
+        engine.on_execution(&Execution {
+            side: Side::Buy,
+            qty: Qty(dec!(9)),
+            price: Price(dec!(100)),
+            fee: Quote(dec!(0.9)),
+            time: 1,
+            reason: ExitReason::Signal,
+        });
+        // 1000 - 900 - 0.9
+        assert_eq!(engine.cash(), Quote(dec!(99.1)));
+        assert_eq!(engine.position().qty, Qty(dec!(9)));
+        // long already: a second entry is ignored
+        assert!(
+            engine
+                .on_candle(History::up_to(&candles, &cols, 1))
+                .is_empty()
+        );
+        assert_eq!(engine.equity_at(Price(dec!(110))), Quote(dec!(1089.1)));
+    }
+
+    #[test]
+    fn fixed_fraction_spends_the_fraction_of_equity() {
+        let candles = vec![candle(0, dec!(100))];
+        let cols = CandleColumns::from_candles(&candles);
+        let h = History::up_to(&candles, &cols, 0);
+        let input = SizingInput {
+            cash: Quote(dec!(1000)),
+            equity: Quote(dec!(1000)),
+            price: Price(dec!(100)),
+            stop_loss: None,
+            fee_rate: dec!(0.001),
+            history: &h,
+            closed_trades: &[],
+        };
+        let s = FixedFraction {
+            fraction: dec!(0.25),
+        };
+        assert_eq!(
+            s.size(&input).map(|d| d.amount),
+            Some(OrderAmount::QuoteBudget(Quote(dec!(250))))
+        );
+    }
+}

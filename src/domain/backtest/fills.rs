@@ -1,0 +1,453 @@
+//! The simulated exchange a backtest fills orders on: next-open or close fills, slippage, maker
+//! and taker fees, exchange filters, and stop-loss / take-profit checked inside each candle.
+
+use super::engine::{Execution, ExitReason, OrderAmount, OrderIntent};
+use crate::domain::market::candle::{Candle, TimestampMs};
+use crate::domain::money::{Price, Qty};
+use crate::domain::trading::filters::{FilterViolation, SymbolFilters};
+use crate::domain::trading::order::Side;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// When a market order decided on a candle's close fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FillModel {
+    /// At the next candle's open: what a live bot acting on a closed candle really gets.
+    #[default]
+    NextOpen,
+    /// At the signal candle's own close (optimistic; for parity with tools that do this).
+    Close,
+}
+
+impl FromStr for FillModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "next-open" => Ok(FillModel::NextOpen),
+            "close" => Ok(FillModel::Close),
+            other => Err(format!(
+                "unknown fill model {other:?}: expected next-open or close"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for FillModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FillModel::NextOpen => "next-open",
+            FillModel::Close => "close",
+        })
+    }
+}
+
+/// Trading costs. Rates are fractions (0.001 = 0.1 % = 10 bps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Costs {
+    pub taker_fee: Decimal,
+    pub maker_fee: Decimal,
+    /// Adverse price move on market orders and triggered stops.
+    pub slippage: Decimal,
+}
+
+impl Default for Costs {
+    /// Binance spot's base rate: 0.1 % maker and taker, no slippage.
+    fn default() -> Self {
+        Costs {
+            taker_fee: Decimal::new(1, 3),
+            maker_fee: Decimal::new(1, 3),
+            slippage: Decimal::ZERO,
+        }
+    }
+}
+
+impl Costs {
+    /// From basis points (10 bps = 0.1 %).
+    pub fn from_bps(taker_bps: Decimal, maker_bps: Decimal, slippage_bps: Decimal) -> Self {
+        let bps = Decimal::new(1, 4);
+        Costs {
+            taker_fee: taker_bps * bps,
+            maker_fee: maker_bps * bps,
+            slippage: slippage_bps * bps,
+        }
+    }
+}
+
+/// Why the simulated exchange refused an order (a live exchange would answer -1013 / -2010).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error(transparent)]
+    Filter(#[from] FilterViolation),
+    #[error("quantity rounds to zero at price {price}")]
+    ZeroQuantity { price: Price },
+}
+
+/// Stop and target attached to the open position (OCO-like: whichever triggers first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Brackets {
+    stop_loss: Option<Price>,
+    take_profit: Option<Price>,
+}
+
+/// The exchange a backtest trades on. Holds the orders waiting for the next open and the
+/// brackets of the open position; the account itself is booked by the engine from executions.
+#[derive(Debug, Clone)]
+pub struct SimulatedExchange {
+    pub fill_model: FillModel,
+    pub costs: Costs,
+    pub filters: SymbolFilters,
+    pending: Option<OrderIntent>,
+    brackets: Brackets,
+    position_qty: Qty,
+}
+
+impl SimulatedExchange {
+    pub fn new(fill_model: FillModel, costs: Costs, filters: SymbolFilters) -> Self {
+        SimulatedExchange {
+            fill_model,
+            costs,
+            filters,
+            pending: None,
+            brackets: Brackets::default(),
+            position_qty: Qty::ZERO,
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Accept an order decided at `candle`'s close: filled now (close model) or queued for the
+    /// next open.
+    pub fn submit(
+        &mut self,
+        intent: OrderIntent,
+        candle: &Candle,
+    ) -> Option<Result<Execution, Rejection>> {
+        match self.fill_model {
+            FillModel::Close => Some(self.fill_market(&intent, candle.close, candle.open_time)),
+            FillModel::NextOpen => {
+                self.pending = Some(intent);
+                None
+            }
+        }
+    }
+
+    /// A new candle opens: the queued order fills at its open.
+    pub fn on_open(&mut self, candle: &Candle) -> Option<Result<Execution, Rejection>> {
+        let intent = self.pending.take()?;
+        Some(self.fill_market(&intent, candle.open, candle.open_time))
+    }
+
+    /// Stop-loss and take-profit inside `candle`. A gap through a level fills at the open; when
+    /// the candle touches both, the stop is assumed to have come first (we cannot know the path,
+    /// and assuming the worse keeps results honest).
+    pub fn check_brackets(&mut self, candle: &Candle) -> Option<Execution> {
+        if self.position_qty.is_zero() {
+            return None;
+        }
+        let b = self.brackets;
+        if let Some(stop) = b.stop_loss
+            && candle.low <= stop
+        {
+            let trigger = if candle.open <= stop {
+                candle.open
+            } else {
+                stop
+            };
+            let price = self.slipped(Side::Sell, trigger);
+            return Some(self.exit(price, self.costs.taker_fee, candle, ExitReason::StopLoss));
+        }
+        if let Some(target) = b.take_profit
+            && candle.high >= target
+        {
+            // A resting limit sell: fills at the target, or at the better open after a gap.
+            let price = if candle.open >= target {
+                candle.open
+            } else {
+                target
+            };
+            return Some(self.exit(price, self.costs.maker_fee, candle, ExitReason::TakeProfit));
+        }
+        None
+    }
+
+    fn exit(
+        &mut self,
+        price: Price,
+        fee_rate: Decimal,
+        candle: &Candle,
+        reason: ExitReason,
+    ) -> Execution {
+        let qty = self.position_qty;
+        let fee = price * qty * fee_rate;
+        self.position_qty = Qty::ZERO;
+        self.brackets = Brackets::default();
+        // A bracket exit cancels any exit still queued for the next open.
+        if matches!(self.pending, Some(p) if p.side == Side::Sell) {
+            self.pending = None;
+        }
+        Execution {
+            side: Side::Sell,
+            qty,
+            price,
+            fee,
+            time: candle.open_time,
+            reason,
+        }
+    }
+
+    fn slipped(&self, side: Side, price: Price) -> Price {
+        if self.costs.slippage.is_zero() {
+            return price;
+        }
+        match side {
+            Side::Buy => self
+                .filters
+                .round_price_up(price * (Decimal::ONE + self.costs.slippage)),
+            Side::Sell => self
+                .filters
+                .round_price_down(price * (Decimal::ONE - self.costs.slippage)),
+        }
+    }
+
+    fn fill_market(
+        &mut self,
+        intent: &OrderIntent,
+        reference: Price,
+        time: TimestampMs,
+    ) -> Result<Execution, Rejection> {
+        let price = self.slipped(intent.side, reference);
+        let fee_rate = self.costs.taker_fee;
+        let raw_qty = match intent.amount {
+            OrderAmount::Qty(q) => q,
+            // budget = qty * price * (1 + fee)
+            OrderAmount::QuoteBudget(budget) => {
+                Qty(budget.get() / (price.get() * (Decimal::ONE + fee_rate)))
+            }
+        };
+        let qty = match intent.side {
+            // Selling the whole position must not leave dust the filters would refuse anyway.
+            Side::Sell => raw_qty.min(self.position_qty),
+            Side::Buy => self.filters.round_market_qty_down(raw_qty),
+        };
+        if qty.is_zero() {
+            return Err(Rejection::ZeroQuantity { price });
+        }
+        if intent.side == Side::Buy || qty != self.position_qty {
+            self.filters.check_order(price, qty, true)?;
+        } else {
+            // A full exit is checked only for notional: the lot was accepted on the way in.
+            self.filters.check_notional(price * qty)?;
+        }
+        let fee = price * qty * fee_rate;
+        match intent.side {
+            Side::Buy => {
+                self.position_qty += qty;
+                self.brackets = Brackets {
+                    stop_loss: intent.stop_loss,
+                    take_profit: intent.take_profit,
+                };
+            }
+            Side::Sell => {
+                self.position_qty -= qty;
+                if self.position_qty.is_zero() {
+                    self.brackets = Brackets::default();
+                }
+            }
+        }
+        Ok(Execution {
+            side: intent.side,
+            qty,
+            price,
+            fee,
+            time,
+            reason: ExitReason::Signal,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::Quote;
+    use rust_decimal_macros::dec;
+
+    fn c(open: Decimal, high: Decimal, low: Decimal, close: Decimal) -> Candle {
+        Candle {
+            open_time: 7,
+            open: Price(open),
+            high: Price(high),
+            low: Price(low),
+            close: Price(close),
+            volume: Qty(dec!(1)),
+        }
+    }
+
+    fn unrestricted() -> SymbolFilters {
+        let mut f = SymbolFilters::permissive("BTC", "USDT");
+        f.tick_size = Decimal::ZERO;
+        f.step_size = Decimal::ZERO;
+        f
+    }
+
+    fn buy(amount: OrderAmount, stop: Option<Decimal>, target: Option<Decimal>) -> OrderIntent {
+        OrderIntent {
+            side: Side::Buy,
+            amount,
+            stop_loss: stop.map(Price),
+            take_profit: target.map(Price),
+            decided_at: 0,
+        }
+    }
+
+    fn long_with_brackets(stop: Decimal, target: Decimal) -> SimulatedExchange {
+        let mut ex = SimulatedExchange::new(FillModel::Close, Costs::default(), unrestricted());
+        let entry = c(dec!(100), dec!(100), dec!(100), dec!(100));
+        ex.submit(
+            buy(OrderAmount::Qty(Qty(dec!(2))), Some(stop), Some(target)),
+            &entry,
+        )
+        .unwrap()
+        .unwrap();
+        ex
+    }
+
+    #[test]
+    fn all_in_budget_buys_cash_over_price_times_one_plus_fee() {
+        let mut ex = SimulatedExchange::new(FillModel::NextOpen, Costs::default(), unrestricted());
+        let signal = c(dec!(90), dec!(95), dec!(85), dec!(94));
+        assert!(
+            ex.submit(
+                buy(OrderAmount::QuoteBudget(Quote(dec!(1001))), None, None),
+                &signal
+            )
+            .is_none()
+        );
+        let next = c(dec!(100), dec!(110), dec!(99), dec!(105));
+        let e = ex.on_open(&next).unwrap().unwrap();
+        // 1001 / (100 * 1.001) = 10 units at the NEXT open, fee 10 * 100 * 0.001 = 1
+        assert_eq!(e.price, Price(dec!(100)));
+        assert_eq!(e.qty, Qty(dec!(10)));
+        assert_eq!(e.fee, Quote(dec!(1)));
+        assert!(ex.on_open(&next).is_none());
+    }
+
+    #[test]
+    fn slippage_moves_buys_up_and_sells_down_to_the_tick() {
+        let mut f = unrestricted();
+        f.tick_size = dec!(0.01);
+        let costs = Costs::from_bps(dec!(10), dec!(10), dec!(5));
+        let mut ex = SimulatedExchange::new(FillModel::Close, costs, f);
+        let k = c(dec!(100), dec!(100), dec!(100), dec!(123.45));
+        let b = ex
+            .submit(buy(OrderAmount::Qty(Qty(dec!(1))), None, None), &k)
+            .unwrap()
+            .unwrap();
+        // 123.45 * 1.0005 = 123.511725 -> up to the tick 123.52; fee 0.12352
+        assert_eq!(b.price, Price(dec!(123.52)));
+        assert_eq!(b.fee, Quote(dec!(0.12352)));
+        let sell = OrderIntent {
+            side: Side::Sell,
+            amount: OrderAmount::Qty(Qty(dec!(1))),
+            stop_loss: None,
+            take_profit: None,
+            decided_at: 0,
+        };
+        let s = ex.submit(sell, &k).unwrap().unwrap();
+        // 123.45 * 0.9995 = 123.388275 -> down to 123.38
+        assert_eq!(s.price, Price(dec!(123.38)));
+    }
+
+    #[test]
+    fn stop_inside_the_candle_fills_at_the_stop_with_taker_fee() {
+        let mut ex = long_with_brackets(dec!(95), dec!(120));
+        let e = ex
+            .check_brackets(&c(dec!(99), dec!(101), dec!(94), dec!(96)))
+            .unwrap();
+        assert_eq!(e.reason, ExitReason::StopLoss);
+        assert_eq!(e.price, Price(dec!(95)));
+        // 2 * 95 * 0.001
+        assert_eq!(e.fee, Quote(dec!(0.19)));
+        assert!(
+            ex.check_brackets(&c(dec!(90), dec!(90), dec!(1), dec!(1)))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn gap_through_the_stop_fills_at_the_open() {
+        let mut ex = long_with_brackets(dec!(95), dec!(120));
+        let e = ex
+            .check_brackets(&c(dec!(90), dec!(92), dec!(88), dec!(91)))
+            .unwrap();
+        assert_eq!(e.price, Price(dec!(90)));
+        assert_eq!(e.reason, ExitReason::StopLoss);
+    }
+
+    #[test]
+    fn gap_through_the_target_fills_at_the_better_open_with_maker_fee() {
+        let mut ex = long_with_brackets(dec!(95), dec!(120));
+        let e = ex
+            .check_brackets(&c(dec!(125), dec!(130), dec!(124), dec!(128)))
+            .unwrap();
+        assert_eq!(e.price, Price(dec!(125)));
+        assert_eq!(e.reason, ExitReason::TakeProfit);
+        assert_eq!(e.fee, Quote(dec!(0.25)));
+    }
+
+    #[test]
+    fn target_inside_the_candle_fills_at_the_target() {
+        let mut ex = long_with_brackets(dec!(95), dec!(120));
+        let e = ex
+            .check_brackets(&c(dec!(110), dec!(121), dec!(105), dec!(118)))
+            .unwrap();
+        assert_eq!(e.price, Price(dec!(120)));
+    }
+
+    #[test]
+    fn candle_touching_stop_and_target_counts_the_stop_first() {
+        let mut ex = long_with_brackets(dec!(95), dec!(120));
+        let e = ex
+            .check_brackets(&c(dec!(100), dec!(125), dec!(90), dec!(110)))
+            .unwrap();
+        assert_eq!(e.reason, ExitReason::StopLoss);
+        assert_eq!(e.price, Price(dec!(95)));
+    }
+
+    #[test]
+    fn filters_round_the_lot_down_and_refuse_small_orders() {
+        let mut f = unrestricted();
+        f.step_size = dec!(0.001);
+        f.min_qty = dec!(0.001);
+        f.min_notional = dec!(10);
+        let mut ex = SimulatedExchange::new(FillModel::Close, Costs::default(), f);
+        let k = c(dec!(300), dec!(300), dec!(300), dec!(300));
+        // 100 / (300 * 1.001) = 0.33300033.. -> 0.333 lots, fee 0.333 * 300 * 0.001 = 0.0999
+        let e = ex
+            .submit(
+                buy(OrderAmount::QuoteBudget(Quote(dec!(100))), None, None),
+                &k,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.qty, Qty(dec!(0.333)));
+        assert_eq!(e.fee, Quote(dec!(0.0999)));
+        // 9 / (300 * 1.001) = 0.02997 -> 0.029 lots = 8.70 notional < 10 minimum
+        let mut ex2 =
+            SimulatedExchange::new(FillModel::Close, Costs::default(), ex.filters.clone());
+        let r = ex2
+            .submit(
+                buy(OrderAmount::QuoteBudget(Quote(dec!(9))), None, None),
+                &k,
+            )
+            .unwrap();
+        assert!(matches!(
+            r,
+            Err(Rejection::Filter(FilterViolation::MinNotional { .. }))
+        ));
+    }
+}

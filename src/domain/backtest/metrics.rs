@@ -1,0 +1,259 @@
+//! Performance statistics of a finished run (f64: these are statistics, not money), and the
+//! round-trip trade records they are computed from (exact decimals).
+
+use super::engine::ExitReason;
+use crate::domain::market::candle::{Interval, TimestampMs};
+use crate::domain::money::{Price, Qty, Quote};
+use serde::{Deserialize, Serialize};
+
+/// One round trip: entry, and exit unless still open at the end of the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TradeRecord {
+    pub entry_time: TimestampMs,
+    pub entry_price: Price,
+    pub qty: Qty,
+    pub entry_fee: Quote,
+    pub exit_time: Option<TimestampMs>,
+    pub exit_price: Option<Price>,
+    pub exit_fee: Quote,
+    pub exit_reason: Option<ExitReason>,
+    /// Net of both fees; for an open trade, marked at the last close without an exit fee.
+    pub pnl: Quote,
+    /// `pnl` over the entry cost (fees included), in percent.
+    pub return_pct: f64,
+}
+
+impl TradeRecord {
+    pub fn is_open(&self) -> bool {
+        self.exit_time.is_none()
+    }
+}
+
+/// Everything a user asks about a backtest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub initial_equity: f64,
+    pub final_equity: f64,
+    pub total_return_pct: f64,
+    /// `None` when it does not fit an f64 (a huge gain over a very short span).
+    pub cagr_pct: Option<f64>,
+    pub sharpe: f64,
+    pub sortino: f64,
+    pub calmar: Option<f64>,
+    pub max_drawdown_pct: f64,
+    pub max_drawdown_start: Option<TimestampMs>,
+    pub max_drawdown_end: Option<TimestampMs>,
+    /// Entries, the open one at the end included (how the peer tools count).
+    pub trades: usize,
+    pub closed_trades: usize,
+    pub win_rate_pct: f64,
+    /// Gross profit over gross loss; `None` when nothing was lost.
+    pub profit_factor: Option<f64>,
+    pub expectancy: f64,
+    pub avg_win: f64,
+    pub avg_loss: f64,
+    pub largest_win: f64,
+    pub largest_loss: f64,
+    pub exposure_pct: f64,
+    pub avg_trade_duration_hours: f64,
+    pub fees_paid: f64,
+    pub buy_and_hold_return_pct: f64,
+    pub candles: usize,
+    pub start: Option<TimestampMs>,
+    pub end: Option<TimestampMs>,
+}
+
+/// Inputs to [`compute`].
+pub struct MetricsInput<'a> {
+    pub interval: Interval,
+    pub initial_equity: f64,
+    /// Equity at each candle's close.
+    pub equity: &'a [f64],
+    /// Open time of each candle (same length as `equity`).
+    pub times: &'a [TimestampMs],
+    pub trades: &'a [TradeRecord],
+    pub candles_in_market: usize,
+    pub fees_paid: Quote,
+    pub first_open: f64,
+    pub last_close: f64,
+}
+
+fn ratio_or_zero(num: f64, den: f64) -> f64 {
+    if den == 0.0 || !den.is_finite() {
+        0.0
+    } else {
+        num / den
+    }
+}
+
+pub fn compute(input: &MetricsInput<'_>) -> Metrics {
+    let n = input.equity.len();
+    let initial = input.initial_equity;
+    let final_equity = input.equity.last().copied().unwrap_or(initial);
+    let total_return = ratio_or_zero(final_equity, initial) - 1.0;
+
+    let ppy = input.interval.periods_per_year();
+    let years = n as f64 / ppy;
+    let cagr = if years > 0.0 && final_equity > 0.0 && initial > 0.0 {
+        (final_equity / initial).powf(1.0 / years) - 1.0
+    } else {
+        0.0
+    };
+
+    // Per-candle simple returns, the first against the starting equity.
+    let (mut sum, mut sum_sq, mut down_sq) = (0.0f64, 0.0f64, 0.0f64);
+    let mut prev = initial;
+    let mut peak = initial;
+    let mut peak_at = 0usize;
+    let mut max_dd = 0.0f64;
+    let mut dd_span: Option<(usize, usize)> = None;
+    for (i, &e) in input.equity.iter().enumerate() {
+        let r = ratio_or_zero(e, prev) - 1.0;
+        sum += r;
+        sum_sq += r * r;
+        if r < 0.0 {
+            down_sq += r * r;
+        }
+        prev = e;
+        if e > peak {
+            peak = e;
+            peak_at = i;
+        }
+        let dd = 1.0 - ratio_or_zero(e, peak);
+        if dd > max_dd {
+            max_dd = dd;
+            dd_span = Some((peak_at, i));
+        }
+    }
+    let nf = n as f64;
+    let mean = ratio_or_zero(sum, nf);
+    let var = if n > 1 {
+        (sum_sq - nf * mean * mean) / (nf - 1.0)
+    } else {
+        0.0
+    };
+    let sharpe = ratio_or_zero(mean, var.max(0.0).sqrt()) * ppy.sqrt();
+    let downside = ratio_or_zero(down_sq, nf).sqrt();
+    let sortino = ratio_or_zero(mean, downside) * ppy.sqrt();
+    let cagr = Some(cagr).filter(|c| c.is_finite());
+    let calmar = cagr.map(|c| ratio_or_zero(c, max_dd));
+
+    let closed: Vec<&TradeRecord> = input.trades.iter().filter(|t| !t.is_open()).collect();
+    let pnls: Vec<f64> = closed.iter().map(|t| t.pnl.to_f64()).collect();
+    let wins: Vec<f64> = pnls.iter().copied().filter(|p| *p > 0.0).collect();
+    let losses: Vec<f64> = pnls.iter().copied().filter(|p| *p <= 0.0).collect();
+    let gross_win: f64 = wins.iter().sum();
+    let gross_loss: f64 = -losses.iter().sum::<f64>();
+    let profit_factor = (gross_loss > 0.0).then(|| gross_win / gross_loss);
+    let durations: Vec<f64> = closed
+        .iter()
+        .filter_map(|t| t.exit_time.map(|x| (x - t.entry_time) as f64 / 3_600_000.0))
+        .collect();
+
+    let (dd_start, dd_end) = match dd_span {
+        Some((a, b)) => (input.times.get(a).copied(), input.times.get(b).copied()),
+        None => (None, None),
+    };
+    Metrics {
+        initial_equity: initial,
+        final_equity,
+        total_return_pct: total_return * 100.0,
+        cagr_pct: cagr.map(|c| c * 100.0),
+        sharpe,
+        sortino,
+        calmar,
+        max_drawdown_pct: max_dd * 100.0,
+        max_drawdown_start: dd_start,
+        max_drawdown_end: dd_end,
+        trades: input.trades.len(),
+        closed_trades: closed.len(),
+        win_rate_pct: ratio_or_zero(wins.len() as f64, closed.len() as f64) * 100.0,
+        profit_factor,
+        expectancy: ratio_or_zero(pnls.iter().sum(), pnls.len() as f64),
+        avg_win: ratio_or_zero(gross_win, wins.len() as f64),
+        avg_loss: ratio_or_zero(-gross_loss, losses.len() as f64),
+        largest_win: wins.iter().copied().fold(0.0, f64::max),
+        largest_loss: losses.iter().copied().fold(0.0, f64::min),
+        exposure_pct: ratio_or_zero(input.candles_in_market as f64, nf) * 100.0,
+        avg_trade_duration_hours: ratio_or_zero(durations.iter().sum(), durations.len() as f64),
+        fees_paid: input.fees_paid.to_f64(),
+        buy_and_hold_return_pct: (ratio_or_zero(input.last_close, input.first_open) - 1.0) * 100.0,
+        candles: n,
+        start: input.times.first().copied(),
+        end: input.times.last().copied(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn trade(pnl: rust_decimal::Decimal, entry: i64, exit: Option<i64>) -> TradeRecord {
+        TradeRecord {
+            entry_time: entry,
+            entry_price: Price(dec!(100)),
+            qty: Qty(dec!(1)),
+            entry_fee: Quote(dec!(0.1)),
+            exit_time: exit,
+            exit_price: exit.map(|_| Price(dec!(100))),
+            exit_fee: Quote(dec!(0.1)),
+            exit_reason: exit.map(|_| ExitReason::Signal),
+            pnl: Quote(pnl),
+            return_pct: 0.0,
+        }
+    }
+
+    #[test]
+    fn drawdown_returns_and_trade_statistics_by_hand() {
+        // equity 100 -> 120 -> 90 -> 108 -> 132 (hourly)
+        let equity = [120.0, 90.0, 108.0, 132.0];
+        let times = [0, 3_600_000, 7_200_000, 10_800_000];
+        let trades = vec![
+            trade(dec!(30), 0, Some(7_200_000)),
+            trade(dec!(-10), 7_200_000, Some(10_800_000)),
+            trade(dec!(20), 10_800_000, Some(14_400_000)),
+            trade(dec!(5), 14_400_000, None),
+        ];
+        let m = compute(&MetricsInput {
+            interval: Interval::H1,
+            initial_equity: 100.0,
+            equity: &equity,
+            times: &times,
+            trades: &trades,
+            candles_in_market: 3,
+            fees_paid: Quote(dec!(0.7)),
+            first_open: 50.0,
+            last_close: 60.0,
+        });
+        assert!((m.total_return_pct - 32.0).abs() < 1e-12);
+        // peak 120 at t1 -> trough 90 at t2: 25 %
+        assert!((m.max_drawdown_pct - 25.0).abs() < 1e-12);
+        assert_eq!(m.max_drawdown_start, Some(0));
+        assert_eq!(m.max_drawdown_end, Some(3_600_000));
+        assert_eq!(m.trades, 4);
+        assert_eq!(m.closed_trades, 3);
+        assert!((m.win_rate_pct - 200.0 / 3.0).abs() < 1e-9);
+        // 50 won / 10 lost
+        assert!((m.profit_factor.unwrap() - 5.0).abs() < 1e-12);
+        assert!((m.expectancy - 40.0 / 3.0).abs() < 1e-9);
+        assert!((m.avg_win - 25.0).abs() < 1e-12);
+        assert!((m.avg_loss + 10.0).abs() < 1e-12);
+        assert!((m.largest_win - 30.0).abs() < 1e-12);
+        assert!((m.largest_loss + 10.0).abs() < 1e-12);
+        assert!((m.exposure_pct - 75.0).abs() < 1e-12);
+        // (2 + 1 + 1) h / 3
+        assert!((m.avg_trade_duration_hours - 4.0 / 3.0).abs() < 1e-12);
+        assert!((m.buy_and_hold_return_pct - 20.0).abs() < 1e-12);
+        // returns 0.2, -0.25, 0.2, 0.2222..: mean 0.09305.., sample sd 0.2282..
+        let r = [0.2, -0.25, 0.2, 132.0 / 108.0 - 1.0];
+        let mean = r.iter().sum::<f64>() / 4.0;
+        let sd = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
+        assert!((m.sharpe - mean / sd * 8760f64.sqrt()).abs() < 1e-9);
+        let dd = (0.0625f64 / 4.0).sqrt();
+        assert!((m.sortino - mean / dd * 8760f64.sqrt()).abs() < 1e-9);
+        // 4 hours = 4/8760 year: CAGR = 1.32^(2190) - 1, huge but finite
+        let cagr = 1.32f64.powf(8760.0 / 4.0) - 1.0;
+        assert!((m.cagr_pct.unwrap() / 100.0 / cagr - 1.0).abs() < 1e-9);
+    }
+}

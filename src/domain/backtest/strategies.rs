@@ -1,0 +1,394 @@
+//! Built-in strategies (SMA crossover, RSI mean reversion, MACD, the seed's RSI+MACD rule) and
+//! how to build one from a name and `key=value` parameters or a strategy TOML file.
+
+use super::engine::{Signal, Strategy, StrategyContext};
+use crate::domain::market::indicators::{Macd, Rsi, Sma};
+use crate::domain::money::Price;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::FromPrimitive;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A strategy by name with its parameters, as given on the command line or in a TOML file:
+///
+/// ```toml
+/// name = "sma-cross"
+/// [params]
+/// fast = 10
+/// slow = 30
+/// stop_pct = 2.0
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySpec {
+    pub name: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StrategyError {
+    #[error("unknown strategy {0:?}: expected one of sma-cross, rsi-reversion, macd, rsi-macd")]
+    Unknown(String),
+    #[error("strategy {strategy} has no parameter {key:?}; it takes: {allowed}")]
+    UnknownParam {
+        strategy: &'static str,
+        key: String,
+        allowed: String,
+    },
+    #[error("parameter {key}={value} is invalid: {why}")]
+    Invalid {
+        key: String,
+        value: f64,
+        why: &'static str,
+    },
+}
+
+/// Names of the built-in strategies.
+pub const BUILT_IN: [&str; 4] = ["sma-cross", "rsi-reversion", "macd", "rsi-macd"];
+
+struct Params<'a> {
+    strategy: &'static str,
+    given: &'a BTreeMap<String, f64>,
+    allowed: &'static [&'static str],
+}
+
+impl Params<'_> {
+    fn check(&self) -> Result<(), StrategyError> {
+        for key in self.given.keys() {
+            if !self.allowed.contains(&key.as_str()) {
+                return Err(StrategyError::UnknownParam {
+                    strategy: self.strategy,
+                    key: key.clone(),
+                    allowed: self.allowed.join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn period(&self, key: &str, default: usize) -> Result<usize, StrategyError> {
+        match self.given.get(key) {
+            None => Ok(default),
+            Some(&v) if v >= 1.0 && v.fract() == 0.0 && v <= 100_000.0 => Ok(v as usize),
+            Some(&v) => Err(StrategyError::Invalid {
+                key: key.into(),
+                value: v,
+                why: "must be a whole number of candles between 1 and 100000",
+            }),
+        }
+    }
+
+    fn level(&self, key: &str, default: f64) -> Result<f64, StrategyError> {
+        match self.given.get(key) {
+            None => Ok(default),
+            Some(&v) if (0.0..=100.0).contains(&v) => Ok(v),
+            Some(&v) => Err(StrategyError::Invalid {
+                key: key.into(),
+                value: v,
+                why: "must be between 0 and 100",
+            }),
+        }
+    }
+
+    fn brackets(&self) -> Result<Brackets, StrategyError> {
+        let pct = |key: &str| -> Result<Option<Decimal>, StrategyError> {
+            match self.given.get(key) {
+                None => Ok(None),
+                Some(&v) if v > 0.0 && v < 100.0 => Ok(Decimal::from_f64(v / 100.0)),
+                Some(&v) => Err(StrategyError::Invalid {
+                    key: key.into(),
+                    value: v,
+                    why: "must be a percentage between 0 and 100 (exclusive)",
+                }),
+            }
+        };
+        Ok(Brackets {
+            stop: pct("stop_pct")?,
+            target: pct("take_pct")?,
+        })
+    }
+}
+
+/// Optional stop-loss / take-profit as a percentage of the signal candle's close.
+#[derive(Debug, Clone, Copy, Default)]
+struct Brackets {
+    stop: Option<Decimal>,
+    target: Option<Decimal>,
+}
+
+impl Brackets {
+    fn attach(&self, mut signal: Signal, close: Price) -> Signal {
+        if let Some(s) = self.stop {
+            signal = signal.with_stop_loss(close * (Decimal::ONE - s));
+        }
+        if let Some(t) = self.target {
+            signal = signal.with_take_profit(close * (Decimal::ONE + t));
+        }
+        signal
+    }
+}
+
+/// Build a built-in strategy.
+pub fn build_strategy(spec: &StrategySpec) -> Result<Box<dyn Strategy>, StrategyError> {
+    match spec.name.as_str() {
+        "sma-cross" => {
+            let p = Params {
+                strategy: "sma-cross",
+                given: &spec.params,
+                allowed: &["fast", "slow", "stop_pct", "take_pct"],
+            };
+            p.check()?;
+            let fast = p.period("fast", 10)?;
+            let slow = p.period("slow", 30)?;
+            if fast >= slow {
+                return Err(StrategyError::Invalid {
+                    key: "fast".into(),
+                    value: fast as f64,
+                    why: "must be shorter than slow",
+                });
+            }
+            Ok(Box::new(
+                SmaCross::new(fast, slow).with_brackets(p.brackets()?),
+            ))
+        }
+        "rsi-reversion" => {
+            let p = Params {
+                strategy: "rsi-reversion",
+                given: &spec.params,
+                allowed: &["period", "oversold", "overbought", "stop_pct", "take_pct"],
+            };
+            p.check()?;
+            let oversold = p.level("oversold", 30.0)?;
+            let overbought = p.level("overbought", 70.0)?;
+            if oversold >= overbought {
+                return Err(StrategyError::Invalid {
+                    key: "oversold".into(),
+                    value: oversold,
+                    why: "must be below overbought",
+                });
+            }
+            Ok(Box::new(RsiReversion {
+                rsi: Rsi::new(p.period("period", 14)?),
+                oversold,
+                overbought,
+                brackets: p.brackets()?,
+            }))
+        }
+        "macd" => {
+            let p = Params {
+                strategy: "macd",
+                given: &spec.params,
+                allowed: &["fast", "slow", "signal", "stop_pct", "take_pct"],
+            };
+            p.check()?;
+            Ok(Box::new(MacdCross {
+                macd: Macd::new(
+                    p.period("fast", 12)?,
+                    p.period("slow", 26)?,
+                    p.period("signal", 9)?,
+                ),
+                prev_hist: None,
+                brackets: p.brackets()?,
+            }))
+        }
+        "rsi-macd" => {
+            let p = Params {
+                strategy: "rsi-macd",
+                given: &spec.params,
+                allowed: &[
+                    "rsi_period",
+                    "oversold",
+                    "overbought",
+                    "stop_pct",
+                    "take_pct",
+                ],
+            };
+            p.check()?;
+            Ok(Box::new(RsiMacd {
+                rsi: Rsi::new(p.period("rsi_period", 14)?),
+                macd: Macd::new(12, 26, 9),
+                oversold: p.level("oversold", 30.0)?,
+                overbought: p.level("overbought", 70.0)?,
+                brackets: p.brackets()?,
+            }))
+        }
+        other => Err(StrategyError::Unknown(other.to_string())),
+    }
+}
+
+/// Long when the fast SMA crosses above the slow one, flat when it crosses below. A tie is not a
+/// cross; signals need both averages defined on the previous and the current candle.
+pub struct SmaCross {
+    fast: Sma,
+    slow: Sma,
+    prev: Option<(f64, f64)>,
+    brackets: Brackets,
+}
+
+impl SmaCross {
+    pub fn new(fast: usize, slow: usize) -> Self {
+        SmaCross {
+            fast: Sma::new(fast),
+            slow: Sma::new(slow),
+            prev: None,
+            brackets: Brackets::default(),
+        }
+    }
+
+    fn with_brackets(mut self, brackets: Brackets) -> Self {
+        self.brackets = brackets;
+        self
+    }
+}
+
+impl Strategy for SmaCross {
+    fn name(&self) -> &str {
+        "sma-cross"
+    }
+
+    #[inline]
+    fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
+        let close = ctx.history.close();
+        let f = self.fast.update(close);
+        let s = self.slow.update(close);
+        let (Some(f), Some(s)) = (f, s) else {
+            return None;
+        };
+        let prev = self.prev.replace((f, s));
+        let (pf, ps) = prev?;
+        if pf < ps && f > s {
+            Some(
+                self.brackets
+                    .attach(Signal::enter_long(), ctx.history.current().close),
+            )
+        } else if pf > ps && f < s {
+            Some(Signal::exit_long())
+        } else {
+            None
+        }
+    }
+}
+
+/// Buy when RSI is below `oversold`, sell when above `overbought`.
+pub struct RsiReversion {
+    rsi: Rsi,
+    oversold: f64,
+    overbought: f64,
+    brackets: Brackets,
+}
+
+impl Strategy for RsiReversion {
+    fn name(&self) -> &str {
+        "rsi-reversion"
+    }
+    fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
+        let rsi = self.rsi.update(ctx.history.close())?;
+        if rsi < self.oversold {
+            Some(
+                self.brackets
+                    .attach(Signal::enter_long(), ctx.history.current().close),
+            )
+        } else if rsi > self.overbought {
+            Some(Signal::exit_long())
+        } else {
+            None
+        }
+    }
+}
+
+/// Long when the MACD histogram turns positive, flat when it turns negative.
+pub struct MacdCross {
+    macd: Macd,
+    prev_hist: Option<f64>,
+    brackets: Brackets,
+}
+
+impl Strategy for MacdCross {
+    fn name(&self) -> &str {
+        "macd"
+    }
+    fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
+        let hist = self.macd.update(ctx.history.close())?.histogram;
+        let prev = self.prev_hist.replace(hist)?;
+        if prev <= 0.0 && hist > 0.0 {
+            Some(
+                self.brackets
+                    .attach(Signal::enter_long(), ctx.history.current().close),
+            )
+        } else if prev >= 0.0 && hist < 0.0 {
+            Some(Signal::exit_long())
+        } else {
+            None
+        }
+    }
+}
+
+/// The seed's rule: RSI < 30 and MACD histogram > 0 buys; RSI > 70 and histogram < 0 sells.
+pub struct RsiMacd {
+    rsi: Rsi,
+    macd: Macd,
+    oversold: f64,
+    overbought: f64,
+    brackets: Brackets,
+}
+
+impl Strategy for RsiMacd {
+    fn name(&self) -> &str {
+        "rsi-macd"
+    }
+    fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
+        let close = ctx.history.close();
+        let rsi = self.rsi.update(close);
+        let hist = self.macd.update(close).map(|m| m.histogram);
+        let (rsi, hist) = (rsi?, hist?);
+        if rsi < self.oversold && hist > 0.0 {
+            Some(
+                self.brackets
+                    .attach(Signal::enter_long(), ctx.history.current().close),
+            )
+        } else if rsi > self.overbought && hist < 0.0 {
+            Some(Signal::exit_long())
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, params: &[(&str, f64)]) -> StrategySpec {
+        StrategySpec {
+            name: name.into(),
+            params: params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn builds_every_built_in_and_refuses_bad_parameters() {
+        for name in BUILT_IN {
+            assert_eq!(build_strategy(&spec(name, &[])).unwrap().name(), name);
+        }
+        assert!(matches!(
+            build_strategy(&spec("sma-cross", &[("fats", 3.0)])),
+            Err(StrategyError::UnknownParam { .. })
+        ));
+        assert!(build_strategy(&spec("sma-cross", &[("fast", 30.0), ("slow", 10.0)])).is_err());
+        assert!(build_strategy(&spec("sma-cross", &[("fast", 2.5)])).is_err());
+        assert!(build_strategy(&spec("rsi-reversion", &[("oversold", 120.0)])).is_err());
+        assert!(matches!(
+            build_strategy(&spec("moon", &[])),
+            Err(StrategyError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn strategy_file_parses_from_toml() {
+        let s: StrategySpec =
+            toml::from_str("name = \"sma-cross\"\n[params]\nfast = 5\nslow = 20\n").unwrap();
+        assert_eq!(s, spec("sma-cross", &[("fast", 5.0), ("slow", 20.0)]));
+        assert!(toml::from_str::<StrategySpec>("name = \"x\"\nbogus = 1\n").is_err());
+    }
+}

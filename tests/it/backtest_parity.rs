@@ -1,0 +1,104 @@
+//! SMA(10)/SMA(30) crossover, all-in, 0.1 % fees: the same trades, final equity and max drawdown
+//! as vectorbt, backtesting.py, backtrader, nautilus_trader and a compiled loop
+//! (`/work/shared/data/PARITY.md`), on both bundled data sets and in both fill modes.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use trademind::app::backtest::read_candles_csv;
+use trademind::domain::backtest::{
+    AllIn, BacktestConfig, BacktestService, Engine, FillModel, StrategySpec, build_strategy,
+};
+use trademind::domain::market::{CandleColumns, Interval};
+
+fn run(file: &str, fill: FillModel) -> (usize, f64, f64) {
+    let candles = read_candles_csv(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets")
+            .join(file),
+        Interval::H1,
+    )
+    .unwrap();
+    let columns = CandleColumns::from_candles(&candles);
+    let mut config = BacktestConfig::new(Interval::H1);
+    config.fill_model = fill;
+    let spec = StrategySpec {
+        name: "sma-cross".into(),
+        params: [("fast".to_string(), 10.0), ("slow".to_string(), 30.0)].into(),
+    };
+    let engine = Engine::new(
+        build_strategy(&spec).unwrap(),
+        Box::new(AllIn),
+        config.initial_cash,
+    );
+    let result = BacktestService::run(
+        &config,
+        engine,
+        &candles,
+        &columns,
+        &AtomicBool::new(false),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    (
+        result.metrics.trades,
+        result.final_equity.to_f64(),
+        result.metrics.max_drawdown_pct,
+    )
+}
+
+fn assert_parity(file: &str, fill: FillModel, trades: usize, equity: f64, max_dd_pct: f64) {
+    let (t, e, dd) = run(file, fill);
+    assert_eq!(t, trades, "{file} {fill}: trade count");
+    assert!(
+        ((e - equity) / equity).abs() <= 1e-6,
+        "{file} {fill}: final equity {e} vs {equity}"
+    );
+    assert!(
+        (dd - max_dd_pct).abs() <= 1e-4,
+        "{file} {fill}: max drawdown {dd} % vs {max_dd_pct} %"
+    );
+}
+
+#[test]
+fn binance_2025_01_next_open_matches_peers() {
+    assert_parity(
+        "btcusdt_1h_2025-01_binance.csv",
+        FillModel::NextOpen,
+        17,
+        91_639.086_3,
+        15.8479,
+    );
+}
+
+#[test]
+fn binance_2025_01_close_matches_peers() {
+    assert_parity(
+        "btcusdt_1h_2025-01_binance.csv",
+        FillModel::Close,
+        17,
+        91_639.084_4,
+        15.8479,
+    );
+}
+
+#[test]
+fn coinbase_2017_2019_next_open_matches_peers() {
+    assert_parity(
+        "coinbase_btcusd_1h_2017-2019.csv",
+        FillModel::NextOpen,
+        387,
+        478_185.258_3,
+        64.1026,
+    );
+}
+
+#[test]
+fn coinbase_2017_2019_close_matches_peers() {
+    assert_parity(
+        "coinbase_btcusd_1h_2017-2019.csv",
+        FillModel::Close,
+        387,
+        477_960.563_8,
+        64.1337,
+    );
+}
