@@ -19,13 +19,12 @@ pub mod risk;
 pub mod strategies;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.
-static MIGRATIONS: LazyLock<Migrations<'static>> =
-    LazyLock::new(|| {
-        Migrations::new(vec![
-            M::up(include_str!("migrations/0001_initial.sql")),
-            M::up(include_str!("migrations/0002_paper_exchange.sql")),
-        ])
-    });
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_initial.sql")),
+        M::up(include_str!("migrations/0002_paper_exchange.sql")),
+    ])
+});
 
 /// Tables the current schema must contain (checked by tests and `db status`).
 pub const TABLES: &[&str] = &[

@@ -76,7 +76,10 @@ pub fn update_from_exchange(conn: &Connection, order: &Order, now: TimestampMs) 
         ],
     )?;
     if changed == 0 {
-        return Err(StoreError::NotFound(format!("order {}", order.client_order_id)));
+        return Err(StoreError::NotFound(format!(
+            "order {}",
+            order.client_order_id
+        )));
     }
     Ok(())
 }

@@ -2,6 +2,11 @@
 
 mod architecture;
 mod cli;
+mod exchange_behaviour;
+mod exchange_common;
+mod exchange_faults;
+mod exchange_paper;
+mod exchange_rate_limit;
 mod indicators_parity;
 mod live_stream;
 mod live_user_data;

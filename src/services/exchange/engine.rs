@@ -95,7 +95,10 @@ fn triggers(order_type: OrderType, side: Side, stop: Price, price: Price) -> boo
     let falls = matches!(
         (order_type, side),
         (OrderType::StopLossLimit | OrderType::StopLoss, Side::Sell)
-            | (OrderType::TakeProfitLimit | OrderType::TakeProfit, Side::Buy)
+            | (
+                OrderType::TakeProfitLimit | OrderType::TakeProfit,
+                Side::Buy
+            )
     );
     if falls { price <= stop } else { price >= stop }
 }
@@ -306,18 +309,22 @@ impl Engine {
         let last = self.last_price(&req.symbol);
         let reference = self.validate(req, &filters, last)?;
         let t = req.order_type;
-        if let (Some(last), Some(limit)) = (last, req.price) {
-            if t == OrderType::LimitMaker && crosses(req.side, limit, last) {
-                return Err(rejected("Order would immediately match and take."));
-            }
+        if let (Some(last), Some(limit)) = (last, req.price)
+            && t == OrderType::LimitMaker
+            && crosses(req.side, limit, last)
+        {
+            return Err(rejected("Order would immediately match and take."));
         }
-        if let (Some(last), Some(stop)) = (last, req.stop_price) {
-            if is_stop_type(t) && triggers(t, req.side, stop, last) {
-                return Err(rejected("Order would trigger immediately."));
-            }
+        if let (Some(last), Some(stop)) = (last, req.stop_price)
+            && is_stop_type(t)
+            && triggers(t, req.side, stop, last)
+        {
+            return Err(rejected("Order would trigger immediately."));
         }
         let legs = match (t, last) {
-            (OrderType::Market, Some(last)) => self.market_legs(&req.symbol, req.side, req.quantity, last),
+            (OrderType::Market, Some(last)) => {
+                self.market_legs(&req.symbol, req.side, req.quantity, last)
+            }
             _ => Vec::new(),
         };
         let (locked_asset, locked) = match req.side {
@@ -325,7 +332,10 @@ impl Engine {
                 filters.quote_asset.clone(),
                 legs.iter().map(|(p, q)| (*p * *q).get()).sum(),
             ),
-            Side::Buy => (filters.quote_asset.clone(), (reference * req.quantity).get()),
+            Side::Buy => (
+                filters.quote_asset.clone(),
+                (reference * req.quantity).get(),
+            ),
             Side::Sell => (filters.base_asset.clone(), req.quantity.get()),
         };
         self.lock(&locked_asset, locked)?;
@@ -459,7 +469,7 @@ impl Engine {
                 fee: Quote(fee),
                 fee_asset,
                 is_maker,
-            time: now,
+                time: now,
             });
             let o = &mut self.orders[index].order;
             o.filled_quantity += *qty;
@@ -509,7 +519,11 @@ impl Engine {
     }
 
     /// Place an OCO: a take-profit LIMIT_MAKER and a STOP_LOSS_LIMIT sharing one lock.
-    pub fn place_oco(&mut self, req: &OcoRequest, now: TimestampMs) -> Result<OrderList, ExchangeError> {
+    pub fn place_oco(
+        &mut self,
+        req: &OcoRequest,
+        now: TimestampMs,
+    ) -> Result<OrderList, ExchangeError> {
         let filters = self.filters(&req.symbol)?;
         let last = self.last_price(&req.symbol).ok_or_else(|| {
             ExchangeError::Unavailable(format!("no market price for {} yet", req.symbol))
@@ -691,7 +705,13 @@ mod tests {
         e
     }
 
-    fn req(cid: &str, side: Side, t: OrderType, qty: Decimal, price: Option<Decimal>) -> OrderRequest {
+    fn req(
+        cid: &str,
+        side: Side,
+        t: OrderType,
+        qty: Decimal,
+        price: Option<Decimal>,
+    ) -> OrderRequest {
         OrderRequest {
             client_order_id: cid.into(),
             symbol: btcusdt(),
@@ -711,7 +731,9 @@ mod tests {
     #[test]
     fn market_buy_pays_fee_in_base_asset() {
         let mut e = engine();
-        let p = e.place(&req("a", Side::Buy, OrderType::Market, dec!(2), None), 1).unwrap();
+        let p = e
+            .place(&req("a", Side::Buy, OrderType::Market, dec!(2), None), 1)
+            .unwrap();
         assert_eq!(p.order.status, OrderStatus::Filled);
         // 2 BTC at 100 = 200 USDT; fee 0.1 % of 2 BTC = 0.002 BTC
         assert_eq!(free(&e, "USDT"), dec!(9800));
@@ -723,7 +745,9 @@ mod tests {
     fn slippage_moves_market_fill_price_against_the_taker() {
         let mut e = engine();
         e.slippage_bps = dec!(10);
-        let p = e.place(&req("a", Side::Buy, OrderType::Market, dec!(1), None), 1).unwrap();
+        let p = e
+            .place(&req("a", Side::Buy, OrderType::Market, dec!(1), None), 1)
+            .unwrap();
         // 100 * (1 + 0.001) = 100.1
         assert_eq!(p.fills[0].price, Price(dec!(100.1)));
     }
@@ -737,12 +761,20 @@ mod tests {
                 last_update_id: 1,
                 bids: vec![],
                 asks: vec![
-                    BookLevel { price: Price(dec!(101)), qty: Qty(dec!(1)) },
-                    BookLevel { price: Price(dec!(102)), qty: Qty(dec!(5)) },
+                    BookLevel {
+                        price: Price(dec!(101)),
+                        qty: Qty(dec!(1)),
+                    },
+                    BookLevel {
+                        price: Price(dec!(102)),
+                        qty: Qty(dec!(5)),
+                    },
                 ],
             },
         );
-        let p = e.place(&req("a", Side::Buy, OrderType::Market, dec!(3), None), 1).unwrap();
+        let p = e
+            .place(&req("a", Side::Buy, OrderType::Market, dec!(3), None), 1)
+            .unwrap();
         // 1 @ 101 + 2 @ 102 = 305
         assert_eq!(p.order.cumulative_quote, Quote(dec!(305)));
         assert_eq!(p.fills.len(), 2);
@@ -751,9 +783,17 @@ mod tests {
     #[test]
     fn resting_limit_locks_then_fills_when_price_crosses() {
         let mut e = engine();
-        let p = e.place(&req("a", Side::Buy, OrderType::Limit, dec!(1), Some(dec!(90))), 1).unwrap();
+        let p = e
+            .place(
+                &req("a", Side::Buy, OrderType::Limit, dec!(1), Some(dec!(90))),
+                1,
+            )
+            .unwrap();
         assert_eq!(p.order.status, OrderStatus::New);
-        assert_eq!(super::super::balance_of(&e.balances(), "USDT").locked, dec!(90));
+        assert_eq!(
+            super::super::balance_of(&e.balances(), "USDT").locked,
+            dec!(90)
+        );
         assert!(e.set_price(&btcusdt(), Price(dec!(91)), 2).is_empty());
         let fills = e.set_price(&btcusdt(), Price(dec!(89)), 3);
         assert_eq!(fills.len(), 1);
@@ -766,11 +806,30 @@ mod tests {
     #[test]
     fn duplicate_open_client_id_and_instant_trigger_are_rejected() {
         let mut e = engine();
-        e.place(&req("a", Side::Buy, OrderType::Limit, dec!(1), Some(dec!(90))), 1).unwrap();
-        let dup = e.place(&req("a", Side::Buy, OrderType::Limit, dec!(1), Some(dec!(80))), 1);
+        e.place(
+            &req("a", Side::Buy, OrderType::Limit, dec!(1), Some(dec!(90))),
+            1,
+        )
+        .unwrap();
+        let dup = e.place(
+            &req("a", Side::Buy, OrderType::Limit, dec!(1), Some(dec!(80))),
+            1,
+        );
         assert_eq!(dup, Err(rejected("Duplicate order sent.")));
-        let maker = e.place(&req("b", Side::Buy, OrderType::LimitMaker, dec!(1), Some(dec!(110))), 1);
-        assert_eq!(maker, Err(rejected("Order would immediately match and take.")));
+        let maker = e.place(
+            &req(
+                "b",
+                Side::Buy,
+                OrderType::LimitMaker,
+                dec!(1),
+                Some(dec!(110)),
+            ),
+            1,
+        );
+        assert_eq!(
+            maker,
+            Err(rejected("Order would immediately match and take."))
+        );
     }
 
     #[test]
@@ -808,20 +867,38 @@ mod tests {
             )
             .unwrap();
         assert_eq!(list.orders.len(), 2);
-        assert_eq!(super::super::balance_of(&e.balances(), "BTC").locked, dec!(1));
+        assert_eq!(
+            super::super::balance_of(&e.balances(), "BTC").locked,
+            dec!(1)
+        );
         e.set_price(&btcusdt(), Price(dec!(111)), 2);
-        assert_eq!(e.query(&btcusdt(), "tp").unwrap().status, OrderStatus::Filled);
-        assert_eq!(e.query(&btcusdt(), "sl").unwrap().status, OrderStatus::Expired);
+        assert_eq!(
+            e.query(&btcusdt(), "tp").unwrap().status,
+            OrderStatus::Filled
+        );
+        assert_eq!(
+            e.query(&btcusdt(), "sl").unwrap().status,
+            OrderStatus::Expired
+        );
         // 110 USDT minus 0.11 fee
         assert_eq!(free(&e, "USDT"), dec!(10109.89));
-        assert_eq!(super::super::balance_of(&e.balances(), "BTC").total(), dec!(0));
+        assert_eq!(
+            super::super::balance_of(&e.balances(), "BTC").total(),
+            dec!(0)
+        );
     }
 
     #[test]
     fn stop_limit_triggers_and_takes_current_price() {
         let mut e = engine();
         e.deposit("BTC", dec!(1));
-        let mut r = req("s", Side::Sell, OrderType::StopLossLimit, dec!(1), Some(dec!(94)));
+        let mut r = req(
+            "s",
+            Side::Sell,
+            OrderType::StopLossLimit,
+            dec!(1),
+            Some(dec!(94)),
+        );
         r.stop_price = Some(Price(dec!(95)));
         e.place(&r, 1).unwrap();
         assert!(e.set_price(&btcusdt(), Price(dec!(96)), 2).is_empty());

@@ -43,7 +43,9 @@ pub enum ExchangeError {
         "order status unknown after {reason}: it may have been executed; resolve by querying the order, never by resending"
     )]
     StatusUnknown { reason: String },
-    #[error("the {group} endpoints are paused by the circuit breaker after repeated failures; retry after {retry_in:?}")]
+    #[error(
+        "the {group} endpoints are paused by the circuit breaker after repeated failures; retry after {retry_in:?}"
+    )]
     CircuitOpen { group: String, retry_in: Duration },
     #[error("exchange unavailable: {0}")]
     Unavailable(String),

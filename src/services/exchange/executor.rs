@@ -132,7 +132,7 @@ impl<E: Exchange> OrderExecutor<E> {
                     }
                     tokio::time::sleep(wait).await;
                     // The rejection was definite, but check anyway before sending again.
-                    match self.resolve(request, row_id, Instant::now()).await {
+                    match self.resolve(request, row_id, self.conclusive_now()).await {
                         Ok(placed) => return Ok(placed),
                         Err(ExchangeError::UnknownOrder { .. }) => continue,
                         Err(e) => return Err(e),
@@ -164,7 +164,9 @@ impl<E: Exchange> OrderExecutor<E> {
                     Err(e) => Err(e),
                 }
             }
-            Err(ExchangeError::RateLimited { retry_after }) => Ok(Attempt::RateLimited(retry_after)),
+            Err(ExchangeError::RateLimited { retry_after }) => {
+                Ok(Attempt::RateLimited(retry_after))
+            }
             Err(ExchangeError::Banned { until }) => {
                 let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
                 if wait.as_millis() > u128::from(self.config.max_ban_wait_ms) {
@@ -182,11 +184,28 @@ impl<E: Exchange> OrderExecutor<E> {
         }
     }
 
-    fn mark(&self, request: &OrderRequest, status: OrderStatus, why: &str) -> Result<(), ExchangeError> {
+    /// A send time whose grace period is already over: "not found" is final at once.
+    fn conclusive_now(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_millis(self.config.not_found_grace_ms))
+            .unwrap_or(now)
+    }
+
+    fn mark(
+        &self,
+        request: &OrderRequest,
+        status: OrderStatus,
+        why: &str,
+    ) -> Result<(), ExchangeError> {
         self.with_store(|c| orders::mark(c, &request.client_order_id, status, Some(why), now_ms()))
     }
 
-    fn record(&self, order: &Order, row_id: i64, fills: &[crate::domain::trading::order::Fill]) -> Result<(), ExchangeError> {
+    fn record(
+        &self,
+        order: &Order,
+        row_id: i64,
+        fills: &[crate::domain::trading::order::Fill],
+    ) -> Result<(), ExchangeError> {
         self.with_store(|c| {
             orders::update_from_exchange(c, order, now_ms())?;
             orders::insert_fills(c, row_id, fills)
@@ -216,14 +235,21 @@ impl<E: Exchange> OrderExecutor<E> {
             {
                 Ok(order) => {
                     self.record(&order, row_id, &[])?;
-                    return Ok(Placed { order, fills: Vec::new() });
+                    return Ok(Placed {
+                        order,
+                        fills: Vec::new(),
+                    });
                 }
                 Err(e @ ExchangeError::UnknownOrder { .. }) => {
                     if sent_at.elapsed() >= grace {
                         return Err(e);
                     }
                     // Not conclusive yet: wait until the request would be outside recvWindow.
-                    delay = delay.min(grace.saturating_sub(sent_at.elapsed()).max(Duration::from_millis(1)));
+                    delay = delay.min(
+                        grace
+                            .saturating_sub(sent_at.elapsed())
+                            .max(Duration::from_millis(1)),
+                    );
                     last_error = Some(e);
                 }
                 Err(ExchangeError::Banned { until }) => {
@@ -241,9 +267,13 @@ impl<E: Exchange> OrderExecutor<E> {
             }
         }
         match last_error {
-            Some(ExchangeError::UnknownOrder { code, client_order_id }) if sent_at.elapsed() >= grace => {
-                Err(ExchangeError::UnknownOrder { code, client_order_id })
-            }
+            Some(ExchangeError::UnknownOrder {
+                code,
+                client_order_id,
+            }) if sent_at.elapsed() >= grace => Err(ExchangeError::UnknownOrder {
+                code,
+                client_order_id,
+            }),
             _ => Err(ExchangeError::StatusUnknown {
                 reason: format!(
                     "{} status queries without an answer; the order stays UNKNOWN until reconciled",
@@ -271,13 +301,17 @@ impl<E: Exchange> OrderExecutor<E> {
                 time_in_force: None,
             };
             // Rows from a previous run are older than any recvWindow.
-            let long_ago = Instant::now()
-                .checked_sub(Duration::from_millis(self.config.not_found_grace_ms))
-                .unwrap_or_else(Instant::now);
-            match self.resolve(&request, stored.id, long_ago).await {
+            match self
+                .resolve(&request, stored.id, self.conclusive_now())
+                .await
+            {
                 Ok(placed) => settled.push(placed.order),
                 Err(ExchangeError::UnknownOrder { .. }) => {
-                    self.mark(&request, OrderStatus::Rejected, "never reached the exchange; not placed")?;
+                    self.mark(
+                        &request,
+                        OrderStatus::Rejected,
+                        "never reached the exchange; not placed",
+                    )?;
                 }
                 Err(e) => return Err(e),
             }

@@ -148,7 +148,11 @@ impl PaperExchange {
     }
 
     /// Open (or create) the paper account `account` persisted in `store`.
-    pub fn open(store: Store, account: &str, config: &PaperConfig) -> Result<PaperExchange, ExchangeError> {
+    pub fn open(
+        store: Store,
+        account: &str,
+        config: &PaperConfig,
+    ) -> Result<PaperExchange, ExchangeError> {
         let saved = paper_store::load(store.conn(), account)
             .map_err(|e| ExchangeError::Store(e.to_string()))?;
         let mut engine = match saved {
@@ -162,10 +166,10 @@ impl PaperExchange {
         engine.slippage_bps = config.slippage_bps;
         let known = engine.symbols();
         for s in &config.symbols {
-            if let (Ok(symbol), Some(filters)) = (Symbol::new(s), config.filters_for(s)) {
-                if !known.contains(&symbol) {
-                    engine.add_symbol(symbol, filters);
-                }
+            if let (Ok(symbol), Some(filters)) = (Symbol::new(s), config.filters_for(s))
+                && !known.contains(&symbol)
+            {
+                engine.add_symbol(symbol, filters);
             }
         }
         let paper = PaperExchange {
@@ -193,7 +197,10 @@ impl PaperExchange {
             .map_err(|e| ExchangeError::Store(e.to_string()))
     }
 
-    fn mutate<T>(&self, f: impl FnOnce(&mut Engine) -> Result<T, ExchangeError>) -> Result<T, ExchangeError> {
+    fn mutate<T>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> Result<T, ExchangeError>,
+    ) -> Result<T, ExchangeError> {
         let out = f(&mut self.engine())?;
         self.persist()?;
         Ok(out)
@@ -220,7 +227,12 @@ impl PaperExchange {
     }
 
     /// A closed candle: the price path open → low/high (nearest first) → close is replayed.
-    pub fn on_candle(&self, symbol: &Symbol, interval: Interval, candle: &Candle) -> Result<Vec<Fill>, ExchangeError> {
+    pub fn on_candle(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        candle: &Candle,
+    ) -> Result<Vec<Fill>, ExchangeError> {
         {
             let mut candles = self.candles.lock().unwrap_or_else(|p| p.into_inner());
             let series = candles.entry((symbol.clone(), interval)).or_default();
@@ -234,7 +246,12 @@ impl PaperExchange {
             [candle.open, candle.high, candle.low, candle.close]
         };
         let time = candle.open_time + interval.millis();
-        self.mutate(|e| Ok(path.iter().flat_map(|p| e.set_price(symbol, *p, time)).collect()))
+        self.mutate(|e| {
+            Ok(path
+                .iter()
+                .flat_map(|p| e.set_price(symbol, *p, time))
+                .collect())
+        })
     }
 
     /// The current order book, walked by market orders.
@@ -267,7 +284,10 @@ impl Exchange for PaperExchange {
         limit: u16,
     ) -> Result<Vec<Candle>, ExchangeError> {
         let candles = self.candles.lock().unwrap_or_else(|p| p.into_inner());
-        let series = candles.get(&(symbol.clone(), interval)).cloned().unwrap_or_default();
+        let series = candles
+            .get(&(symbol.clone(), interval))
+            .cloned()
+            .unwrap_or_default();
         let from: Vec<Candle> = series
             .into_iter()
             .filter(|c| start_time.is_none_or(|s| c.open_time >= s))
@@ -298,9 +318,18 @@ impl Exchange for PaperExchange {
             .flat_map(|(_, v)| v.iter())
             .filter(|c| c.open_time >= now_ms() - 86_400_000)
             .collect();
-        let high = recent.iter().map(|c| c.high).max().unwrap_or(last).max(last);
+        let high = recent
+            .iter()
+            .map(|c| c.high)
+            .max()
+            .unwrap_or(last)
+            .max(last);
         let low = recent.iter().map(|c| c.low).min().unwrap_or(last).min(last);
-        let open = recent.iter().min_by_key(|c| c.open_time).map(|c| c.open).unwrap_or(last);
+        let open = recent
+            .iter()
+            .min_by_key(|c| c.open_time)
+            .map(|c| c.open)
+            .unwrap_or(last);
         let volume: Qty = recent.iter().map(|c| c.volume).sum();
         let change = if open.is_zero() {
             Decimal::ZERO
@@ -346,11 +375,19 @@ impl Exchange for PaperExchange {
         self.mutate(|e| e.place_oco(request, now_ms()))
     }
 
-    async fn query_order(&self, symbol: &Symbol, client_order_id: &str) -> Result<Order, ExchangeError> {
+    async fn query_order(
+        &self,
+        symbol: &Symbol,
+        client_order_id: &str,
+    ) -> Result<Order, ExchangeError> {
         self.engine().query(symbol, client_order_id)
     }
 
-    async fn cancel_order(&self, symbol: &Symbol, client_order_id: &str) -> Result<Order, ExchangeError> {
+    async fn cancel_order(
+        &self,
+        symbol: &Symbol,
+        client_order_id: &str,
+    ) -> Result<Order, ExchangeError> {
         self.mutate(|e| e.cancel(symbol, client_order_id, now_ms()))
     }
 

@@ -101,6 +101,10 @@ impl WeightLimiter {
         let window_ms = self.window_ms();
         let index = server_now_ms.div_euclid(window_ms);
         if index != s.window_index {
+            // A whole window without a 429 since the pause ended: back to the full budget.
+            if s.window_index != 0 && index > s.window_index + 1 {
+                s.slowdown = false;
+            }
             s.window_index = index;
             s.used = 0;
         }
@@ -115,19 +119,19 @@ impl WeightLimiter {
             return Admission::Go;
         }
         let until_next = window_ms - server_now_ms.rem_euclid(window_ms);
-        Admission::Wait(Duration::from_millis(u64::try_from(until_next).unwrap_or(1).max(1)))
+        Admission::Wait(Duration::from_millis(
+            u64::try_from(until_next).unwrap_or(1).max(1),
+        ))
     }
 
     /// Sync with the server's used-weight header for the window the response arrived in.
     pub fn observe_used_weight(&self, used: u32, server_now_ms: i64) {
         let mut s = self.lock();
+        // A response that arrives after the window rolled over reports the old window's
+        // count; only a same-window figure tells us something.
         let index = server_now_ms.div_euclid(self.window_ms());
         if index == s.window_index && used > s.used {
             s.used = used;
-        } else if index > s.window_index {
-            s.window_index = index;
-            s.used = used;
-            s.slowdown = false;
         }
     }
 
@@ -220,7 +224,10 @@ impl CircuitBreaker {
         match s.state {
             BreakerState::Closed => Ok(()),
             BreakerState::Open => {
-                let since = s.opened_at.map(|at| now.duration_since(at)).unwrap_or_default();
+                let since = s
+                    .opened_at
+                    .map(|at| now.duration_since(at))
+                    .unwrap_or_default();
                 if since >= self.cool_down {
                     s.state = BreakerState::HalfOpen;
                     s.probe_in_flight = true;
@@ -288,7 +295,10 @@ mod tests {
         let l = WeightLimiter::new(100, Duration::from_millis(1000));
         let now = Instant::now();
         l.on_rate_limited(Duration::from_secs(2), now);
-        assert_eq!(l.try_acquire(1, 0, now), Admission::Wait(Duration::from_secs(2)));
+        assert_eq!(
+            l.try_acquire(1, 0, now),
+            Admission::Wait(Duration::from_secs(2))
+        );
         let later = now + Duration::from_secs(3);
         assert_eq!(l.try_acquire(1, 3_000, later), Admission::Go);
         l.on_banned(Duration::from_secs(120), later);

@@ -89,7 +89,9 @@ impl BinanceConfig {
             return Err("exchange.binance.request_timeout_ms must be positive".into());
         }
         if self.weight_limit == 0 || self.weight_window_ms == 0 {
-            return Err("exchange.binance.weight_limit and weight_window_ms must be positive".into());
+            return Err(
+                "exchange.binance.weight_limit and weight_window_ms must be positive".into(),
+            );
         }
         if self.breaker_failure_threshold == 0 {
             return Err("exchange.binance.breaker_failure_threshold must be at least 1".into());
@@ -318,7 +320,11 @@ impl BinanceClient {
         if let Some(creds) = &self.credentials {
             request = request.header("X-MBX-APIKEY", creds.api_key());
         }
-        tracing::debug!(method = E::METHOD.as_str(), path = E::PATH, "binance request");
+        tracing::debug!(
+            method = E::METHOD.as_str(),
+            path = E::PATH,
+            "binance request"
+        );
         let response = match request.send().await {
             Ok(r) => r,
             // A connect error means nothing left this machine; anything later may have arrived.
@@ -330,9 +336,18 @@ impl BinanceClient {
                 )));
             }
             Err(e) => {
-                let what = if e.is_timeout() { "a timeout" } else { "a dropped connection" };
+                let what = if e.is_timeout() {
+                    "a timeout"
+                } else {
+                    "a dropped connection"
+                };
                 return Err(ExchangeError::StatusUnknown {
-                    reason: format!("{what} on {} {} ({})", E::METHOD.as_str(), E::PATH, e.without_url()),
+                    reason: format!(
+                        "{what} on {} {} ({})",
+                        E::METHOD.as_str(),
+                        E::PATH,
+                        e.without_url()
+                    ),
                 });
             }
         };
@@ -342,9 +357,14 @@ impl BinanceClient {
             self.last_used_weight.store(used, Ordering::Relaxed);
             self.limiter.observe_used_weight(used, self.server_now_ms());
         }
-        let retry_after = Duration::from_secs(header_u32(&headers, "retry-after").unwrap_or(1).into());
+        let retry_after =
+            Duration::from_secs(header_u32(&headers, "retry-after").unwrap_or(1).into());
         if status.as_u16() == 429 {
-            tracing::warn!(path = E::PATH, ?retry_after, "rate limited by Binance (429); backing off");
+            tracing::warn!(
+                path = E::PATH,
+                ?retry_after,
+                "rate limited by Binance (429); backing off"
+            );
             self.limiter.on_rate_limited(retry_after, Instant::now());
             return Err(ExchangeError::RateLimited { retry_after });
         }
@@ -376,7 +396,8 @@ impl BinanceClient {
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&body) {
                 Ok(err) => {
-                    let e = ExchangeError::from_binance(err.code, &err.msg, endpoint.client_order_id());
+                    let e =
+                        ExchangeError::from_binance(err.code, &err.msg, endpoint.client_order_id());
                     match e {
                         ExchangeError::BadSymbol(_) => ExchangeError::BadSymbol(
                             params.first().map(|p| p.1.clone()).unwrap_or_default(),

@@ -79,7 +79,14 @@ impl Ping {
         None
     }
 }
-endpoint!(Ping, Get, "/api/v3/ping", false, MarketData, serde_json::Value);
+endpoint!(
+    Ping,
+    Get,
+    "/api/v3/ping",
+    false,
+    MarketData,
+    serde_json::Value
+);
 
 /// `GET /api/v3/time` — weight 1.
 pub struct Time;
@@ -111,7 +118,14 @@ impl GetExchangeInfo {
         None
     }
 }
-endpoint!(GetExchangeInfo, Get, "/api/v3/exchangeInfo", false, MarketData, ExchangeInfo);
+endpoint!(
+    GetExchangeInfo,
+    Get,
+    "/api/v3/exchangeInfo",
+    false,
+    MarketData,
+    ExchangeInfo
+);
 
 /// `GET /api/v3/klines` — weight 2.
 pub struct Klines {
@@ -139,7 +153,14 @@ impl Klines {
         None
     }
 }
-endpoint!(Klines, Get, "/api/v3/klines", false, MarketData, Vec<Vec<serde_json::Value>>);
+endpoint!(
+    Klines,
+    Get,
+    "/api/v3/klines",
+    false,
+    MarketData,
+    Vec<Vec<serde_json::Value>>
+);
 
 /// `GET /api/v3/ticker/price?symbol=` — weight 2.
 pub struct GetTickerPrice {
@@ -156,7 +177,14 @@ impl GetTickerPrice {
         None
     }
 }
-endpoint!(GetTickerPrice, Get, "/api/v3/ticker/price", false, MarketData, TickerPrice);
+endpoint!(
+    GetTickerPrice,
+    Get,
+    "/api/v3/ticker/price",
+    false,
+    MarketData,
+    TickerPrice
+);
 
 /// `GET /api/v3/ticker/24hr?symbol=` — weight 2.
 pub struct GetTicker24h {
@@ -173,7 +201,14 @@ impl GetTicker24h {
         None
     }
 }
-endpoint!(GetTicker24h, Get, "/api/v3/ticker/24hr", false, MarketData, Ticker24hr);
+endpoint!(
+    GetTicker24h,
+    Get,
+    "/api/v3/ticker/24hr",
+    false,
+    MarketData,
+    Ticker24hr
+);
 
 /// `GET /api/v3/depth` — weight 5/25/50/250 by limit.
 pub struct GetDepth {
@@ -310,7 +345,14 @@ impl NewOco {
         Some(&self.request.list_client_order_id)
     }
 }
-endpoint!(NewOco, Post, "/api/v3/orderList/oco", true, Trading, WireOrderList);
+endpoint!(
+    NewOco,
+    Post,
+    "/api/v3/orderList/oco",
+    true,
+    Trading,
+    WireOrderList
+);
 
 fn above_key(k: &str) -> &'static str {
     match k {
@@ -372,7 +414,14 @@ impl CancelOrder {
         Some(&self.client_order_id)
     }
 }
-endpoint!(CancelOrder, Delete, "/api/v3/order", true, Trading, WireOrder);
+endpoint!(
+    CancelOrder,
+    Delete,
+    "/api/v3/order",
+    true,
+    Trading,
+    WireOrder
+);
 
 /// `GET /api/v3/openOrders?symbol=` — weight 6, signed.
 pub struct OpenOrders {
@@ -389,7 +438,14 @@ impl OpenOrders {
         None
     }
 }
-endpoint!(OpenOrders, Get, "/api/v3/openOrders", true, Account, Vec<WireOrder>);
+endpoint!(
+    OpenOrders,
+    Get,
+    "/api/v3/openOrders",
+    true,
+    Account,
+    Vec<WireOrder>
+);
 
 /// `GET /api/v3/myTrades?symbol=` — weight 20, signed.
 pub struct MyTrades {
@@ -406,7 +462,14 @@ impl MyTrades {
         None
     }
 }
-endpoint!(MyTrades, Get, "/api/v3/myTrades", true, Account, Vec<WireTrade>);
+endpoint!(
+    MyTrades,
+    Get,
+    "/api/v3/myTrades",
+    true,
+    Account,
+    Vec<WireTrade>
+);
 
 /// Weight of a request by method and path, as the fake server charges it.
 pub fn weight_of_path(method: &str, path: &str, has_symbol: bool, limit: Option<u16>) -> u32 {
@@ -418,7 +481,11 @@ pub fn weight_of_path(method: &str, path: &str, has_symbol: bool, limit: Option<
         }
         ("GET", "/api/v3/order") => 4,
         ("GET", "/api/v3/openOrders") => {
-            if has_symbol { 6 } else { 80 }
+            if has_symbol {
+                6
+            } else {
+                80
+            }
         }
         ("GET", "/api/v3/account" | "/api/v3/myTrades") => 20,
         _ => 1,

@@ -6,8 +6,8 @@ use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::filters::SymbolFilters;
 use crate::domain::trading::order::{Fill, Order, OrderStatus, OrderType, Side};
-use crate::services::exchange::{Balance, BookLevel, OrderBook, OrderList, Ticker24h};
 use crate::services::exchange::ExchangeError;
+use crate::services::exchange::{Balance, BookLevel, OrderBook, OrderList, Ticker24h};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 

@@ -79,7 +79,11 @@ pub fn encode_query(params: &[(&str, String)]) -> String {
 pub fn signatures_match(expected_hex: &str, given_hex: &str) -> bool {
     let a = expected_hex.to_ascii_lowercase();
     let b = given_hex.to_ascii_lowercase();
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -118,7 +122,9 @@ mod tests {
     #[test]
     fn reproduces_official_non_ascii_example_after_percent_encoding() {
         let payload = encode_query(&official_params("１２３４５６"));
-        assert!(payload.starts_with("symbol=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96&"));
+        assert!(
+            payload.starts_with("symbol=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96&")
+        );
         assert_eq!(
             hmac_sha256_hex(SECRET, &payload),
             "e1353ec6b14d888f1164ae9af8228a3dbd508bc82eb867db8ab6046442f33ef3"
