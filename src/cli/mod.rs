@@ -12,6 +12,7 @@ use crate::store::Store;
 
 pub mod config_cmd;
 pub mod db;
+pub mod exchange;
 pub mod market;
 pub mod risk;
 pub mod strategy;
@@ -90,6 +91,8 @@ pub enum Command {
     Risk(risk::RiskCommand),
     /// Live trades, closed candles and the top of the order book for a symbol, until Ctrl-C.
     Watch(watch::WatchArgs),
+    /// Look at the exchange: symbol filters, balances, connectivity.
+    Exchange(exchange::ExchangeArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -154,6 +157,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Indicators(args) => market::run_indicators(args, ctx),
         Command::Risk(cmd) => risk::run(cmd, ctx),
         Command::Watch(args) => watch::run(args, ctx).await,
+        Command::Exchange(args) => exchange::run(args, ctx).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

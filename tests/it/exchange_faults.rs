@@ -320,3 +320,38 @@ async fn lost_order_that_never_arrived_is_marked_rejected_after_grace() {
     assert_eq!(local.order.status, OrderStatus::Rejected);
     assert!(local.error.unwrap_or_default().contains("never reached"));
 }
+
+#[tokio::test]
+async fn circuit_breaker_opens_after_repeated_server_errors_and_stops_calling() {
+    use trademind::services::exchange::resilience::{BreakerState, EndpointGroup};
+    let fake = fake().await;
+    fake.faults(|f| f.http_5xx_next = 100);
+    let client = client_for(
+        &fake,
+        trademind::services::exchange::binance::BinanceConfig {
+            max_read_retries: 0,
+            breaker_failure_threshold: 3,
+            breaker_cool_down_ms: 60_000,
+            ..client_config(&fake)
+        },
+    );
+    for _ in 0..3 {
+        assert!(matches!(
+            client.ticker_price(&btcusdt()).await,
+            Err(ExchangeError::Unavailable(_))
+        ));
+    }
+    let states = client.breaker_states();
+    assert!(states.contains(&(EndpointGroup::MarketData, BreakerState::Open)));
+    assert!(states.contains(&(EndpointGroup::Account, BreakerState::Closed)));
+    let err = client.ticker_price(&btcusdt()).await.unwrap_err();
+    assert!(matches!(err, ExchangeError::CircuitOpen { .. }), "{err:?}");
+    assert_eq!(
+        fake.requests("GET /api/v3/ticker/price"),
+        3,
+        "open breaker sends nothing"
+    );
+    // Account endpoints are a separate group and still work.
+    fake.faults(|f| f.http_5xx_next = 0);
+    assert!(client.balances().await.is_ok());
+}

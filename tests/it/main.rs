@@ -3,6 +3,7 @@
 mod architecture;
 mod cli;
 mod exchange_behaviour;
+mod exchange_cli;
 mod exchange_common;
 mod exchange_faults;
 mod exchange_paper;

@@ -41,9 +41,22 @@ impl Default for ExecutorConfig {
 }
 
 impl ExecutorConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.resolve_attempts == 0 {
-            return Err("exchange.executor.resolve_attempts must be at least 1".into());
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("exchange.executor.{k}");
+        if !(1..=100).contains(&self.resolve_attempts) {
+            return Err((key("resolve_attempts"), "must be between 1 and 100".into()));
+        }
+        if !(1..=60_000).contains(&self.resolve_initial_delay_ms) {
+            return Err((
+                key("resolve_initial_delay_ms"),
+                "must be between 1 and 60000".into(),
+            ));
+        }
+        if self.not_found_grace_ms > 120_000 {
+            return Err((key("not_found_grace_ms"), "must be at most 120000".into()));
+        }
+        if self.max_rate_limit_rounds > 20 {
+            return Err((key("max_rate_limit_rounds"), "must be at most 20".into()));
         }
         Ok(())
     }

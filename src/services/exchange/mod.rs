@@ -22,6 +22,24 @@ use std::future::Future;
 
 pub use error::ExchangeError;
 
+/// The `[exchange]` settings: `[exchange.binance]`, `[exchange.paper]`, `[exchange.executor]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExchangeConfig {
+    pub binance: binance::BinanceConfig,
+    pub paper: paper::PaperConfig,
+    pub executor: executor::ExecutorConfig,
+}
+
+impl ExchangeConfig {
+    /// Range checks; the error is (dotted key, message).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        self.binance.validate()?;
+        self.paper.validate()?;
+        self.executor.validate()
+    }
+}
+
 /// One asset's balance on the exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {

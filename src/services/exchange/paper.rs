@@ -28,7 +28,9 @@ pub struct PaperConfig {
     /// Market orders without an order book fill this many basis points worse than the last
     /// price. Default 5.
     pub slippage_bps: Decimal,
-    /// Starting balances of a new paper account. Default 10000 USDT.
+    /// Starting balances of a new paper account. Not a config key: filled from
+    /// `trading.paper_starting_balance` (USDT). Default 10000 USDT.
+    #[serde(skip)]
     pub initial_balances: BTreeMap<String, Decimal>,
     /// Symbols the paper exchange trades. Default BTCUSDT and ETHUSDT.
     pub symbols: Vec<String>,
@@ -67,25 +69,35 @@ pub fn split_symbol(symbol: &str) -> Option<(String, String)> {
 }
 
 impl PaperConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("exchange.paper.{k}");
         if self.fee_rate < Decimal::ZERO || self.fee_rate >= Decimal::new(1, 1) {
-            return Err(format!(
-                "exchange.paper.fee_rate = {} must be in [0, 0.1)",
-                self.fee_rate
+            return Err((
+                key("fee_rate"),
+                format!("{} must be in [0, 0.1)", self.fee_rate),
             ));
         }
         if self.slippage_bps < Decimal::ZERO || self.slippage_bps > Decimal::from(1000) {
-            return Err("exchange.paper.slippage_bps must be in [0, 1000]".into());
+            return Err((key("slippage_bps"), "must be between 0 and 1000".into()));
         }
         for s in &self.symbols {
             if Symbol::new(s).is_err() || split_symbol(s).is_none() {
-                return Err(format!(
-                    "exchange.paper.symbols: {s:?} is not a symbol with a known quote asset"
+                return Err((
+                    key("symbols"),
+                    format!(
+                        "{s:?} is not a symbol ending in a known quote asset (USDT, USDC, BTC, ...)"
+                    ),
                 ));
             }
         }
-        if self.initial_balances.values().any(|v| *v < Decimal::ZERO) {
-            return Err("exchange.paper.initial_balances must not be negative".into());
+        if self.tick_size <= Decimal::ZERO {
+            return Err((key("tick_size"), "must be positive".into()));
+        }
+        if self.step_size <= Decimal::ZERO {
+            return Err((key("step_size"), "must be positive".into()));
+        }
+        if self.min_notional < Decimal::ZERO {
+            return Err((key("min_notional"), "must not be negative".into()));
         }
         Ok(())
     }

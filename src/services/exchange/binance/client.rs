@@ -78,29 +78,46 @@ impl Default for BinanceConfig {
 }
 
 impl BinanceConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    /// Range checks; the error names the key (`exchange.binance.<key>`) and the problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("exchange.binance.{k}");
         if !(1..=60_000).contains(&self.recv_window_ms) {
-            return Err(format!(
-                "exchange.binance.recv_window_ms = {} must be in 1..=60000",
-                self.recv_window_ms
+            return Err((key("recv_window_ms"), "must be between 1 and 60000".into()));
+        }
+        if !(100..=120_000).contains(&self.request_timeout_ms) {
+            return Err((
+                key("request_timeout_ms"),
+                "must be between 100 and 120000".into(),
             ));
         }
-        if self.request_timeout_ms == 0 {
-            return Err("exchange.binance.request_timeout_ms must be positive".into());
+        if self.weight_limit == 0 {
+            return Err((key("weight_limit"), "must be at least 1".into()));
         }
-        if self.weight_limit == 0 || self.weight_window_ms == 0 {
-            return Err(
-                "exchange.binance.weight_limit and weight_window_ms must be positive".into(),
-            );
+        if self.weight_window_ms == 0 {
+            return Err((key("weight_window_ms"), "must be at least 1".into()));
+        }
+        if self.max_read_retries > 10 {
+            return Err((key("max_read_retries"), "must be between 0 and 10".into()));
         }
         if self.breaker_failure_threshold == 0 {
-            return Err("exchange.binance.breaker_failure_threshold must be at least 1".into());
-        }
-        let url = self.base_url();
-        if !(url.starts_with("https://") || url.starts_with("http://127.0.0.1")) {
-            return Err(format!(
-                "exchange.binance base URL {url:?} must be https (or http://127.0.0.1 for the fake)"
+            return Err((
+                key("breaker_failure_threshold"),
+                "must be at least 1".into(),
             ));
+        }
+        for (name, url) in [
+            ("production_url", Some(&self.production_url)),
+            ("testnet_url", Some(&self.testnet_url)),
+            ("base_url", self.base_url.as_ref()),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("https://") || url.starts_with("http://127.0.0.1"))
+            {
+                return Err((
+                    key(name),
+                    format!("{url:?} must be https:// (or http://127.0.0.1 for the fake Binance)"),
+                ));
+            }
         }
         Ok(())
     }
@@ -169,7 +186,9 @@ impl BinanceClient {
         config: BinanceConfig,
         credentials: Option<Credentials>,
     ) -> Result<BinanceClient, ExchangeError> {
-        config.validate().map_err(ExchangeError::Config)?;
+        config
+            .validate()
+            .map_err(|(key, msg)| ExchangeError::Config(format!("{key}: {msg}")))?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.request_timeout_ms))
             .connect_timeout(Duration::from_millis(config.request_timeout_ms.min(5_000)))

@@ -53,6 +53,7 @@ fn dec_field(filter: &serde_json::Value, key: &str) -> Result<Decimal, ExchangeE
         .and_then(|v| v.as_str())
         .ok_or_else(|| ExchangeError::Malformed(format!("filter field {key} missing")))?;
     Decimal::from_str_exact(text)
+        .map(|d| d.normalize())
         .map_err(|e| ExchangeError::Malformed(format!("filter field {key}={text:?}: {e}")))
 }
 
