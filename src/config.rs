@@ -24,6 +24,7 @@ pub struct Settings {
     pub scheduler: SchedulerConfig,
     pub notifications: crate::services::notification::NotificationConfig,
     pub market_data: crate::services::market_data::MarketDataConfig,
+    pub exchange: crate::services::exchange::ExchangeConfig,
     /// Default risk limits; `trademind risk set` stores overrides (default or per strategy) in
     /// the database, which win over this section.
     pub risk: crate::domain::risk::RiskConfig,
@@ -255,6 +256,7 @@ impl Settings {
             ));
         }
         self.market_data.validate()?;
+        self.exchange.validate()?;
         self.risk.validate().map_err(|e| match e {
             crate::domain::risk::RiskConfigError::OutOfRange { key, .. } => {
                 (format!("risk.{key}"), e.to_string())

@@ -13,6 +13,7 @@ use crate::store::Store;
 pub mod backtest;
 pub mod config_cmd;
 pub mod db;
+pub mod exchange;
 pub mod market;
 pub mod risk;
 pub mod strategy;
@@ -93,6 +94,8 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Backtest a strategy on stored or CSV candles; list, show and delete stored runs.
     Backtest(Box<backtest::BacktestArgs>),
+    /// Look at the exchange: symbol filters, balances, connectivity.
+    Exchange(exchange::ExchangeArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -158,6 +161,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Risk(cmd) => risk::run(cmd, ctx),
         Command::Watch(args) => watch::run(args, ctx).await,
         Command::Backtest(args) => backtest::run(*args, ctx).await,
+        Command::Exchange(args) => exchange::run(args, ctx).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

@@ -13,13 +13,19 @@ pub mod backtests;
 pub mod candles;
 pub mod codec;
 pub mod jobs;
+pub mod orders;
+pub mod paper;
 pub mod positions;
 pub mod risk;
 pub mod strategies;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.
-static MIGRATIONS: LazyLock<Migrations<'static>> =
-    LazyLock::new(|| Migrations::new(vec![M::up(include_str!("migrations/0001_initial.sql"))]));
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_initial.sql")),
+        M::up(include_str!("migrations/0002_paper_exchange.sql")),
+    ])
+});
 
 /// Tables the current schema must contain (checked by tests and `db status`).
 pub const TABLES: &[&str] = &[
@@ -36,6 +42,7 @@ pub const TABLES: &[&str] = &[
     "alerts",
     "circuit_breaker_state",
     "job_runs",
+    "paper_accounts",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +79,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 1;
+const MIGRATION_COUNT: usize = 2;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -1,0 +1,204 @@
+//! `trademind exchange info SYMBOL | balance | ping`: look at the exchange a connection uses
+//! (the paper exchange by default).
+
+use anyhow::{Context as _, Result, anyhow};
+use clap::{Args, Subcommand};
+use rust_decimal::Decimal;
+
+use super::{Context, UsageError};
+use crate::domain::symbol::Symbol;
+use crate::services::exchange::binance::client::{BinanceEnvironment, PingReport};
+use crate::services::exchange::binance::{BinanceClient, Credentials};
+use crate::services::exchange::paper::PaperExchange;
+use crate::services::exchange::{Balance, Exchange};
+use crate::store::strategies;
+
+/// Interim credential source until the keyring `SecretStore` is wired in: both variables must
+/// be set. They are read only for commands that need a signed request.
+pub const API_KEY_ENV: &str = "TRADEMIND_BINANCE_API_KEY";
+pub const API_SECRET_ENV: &str = "TRADEMIND_BINANCE_API_SECRET";
+
+#[derive(Debug, Args)]
+pub struct ExchangeArgs {
+    /// Connection to use (default: trading.connection; "paper" is the built-in paper exchange).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub connection: Option<String>,
+    #[command(subcommand)]
+    pub command: ExchangeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExchangeCommand {
+    /// The symbol's trading filters: price tick, quantity step, limits, minimum order value.
+    Info { symbol: String },
+    /// The account's balances (free and locked).
+    Balance,
+    /// Round trip time, clock offset and request weight used.
+    Ping,
+}
+
+enum Venue {
+    Paper(Box<PaperExchange>),
+    Binance(Box<BinanceClient>),
+}
+
+fn credentials_from_env() -> Option<Credentials> {
+    let key = std::env::var(API_KEY_ENV).ok().filter(|v| !v.is_empty())?;
+    let secret = std::env::var(API_SECRET_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    Some(Credentials::new(key, secret))
+}
+
+fn open_paper(ctx: &Context, account: &str) -> Result<Venue> {
+    let settings = ctx.settings();
+    let mut config = settings.exchange.paper.clone();
+    let start: Decimal = settings
+        .trading
+        .paper_starting_balance
+        .parse()
+        .map_err(|_| UsageError("trading.paper_starting_balance is not a number".into()))?;
+    config.initial_balances = [("USDT".to_string(), start)].into_iter().collect();
+    let store = ctx.open_store()?;
+    Ok(Venue::Paper(Box::new(PaperExchange::open(
+        store, account, &config,
+    )?)))
+}
+
+fn open(ctx: &Context, connection: Option<&str>) -> Result<(String, Venue)> {
+    let name = connection
+        .map(str::to_string)
+        .unwrap_or_else(|| ctx.settings().trading.connection.clone());
+    if name == "paper" {
+        return Ok((name, open_paper(ctx, "paper")?));
+    }
+    let rows = {
+        let store = ctx.open_store()?;
+        strategies::list_connections(store.conn())?
+    };
+    let row = rows.into_iter().find(|r| r.name == name).ok_or_else(|| {
+        UsageError(format!(
+            "no connection named {name:?} (see `trademind connection list`)"
+        ))
+    })?;
+    if row.exchange == "paper" {
+        return Ok((name.clone(), open_paper(ctx, &name)?));
+    }
+    let mut config = ctx.settings().exchange.binance.clone();
+    config.environment = if row.is_testnet {
+        BinanceEnvironment::Testnet
+    } else {
+        BinanceEnvironment::Production
+    };
+    let client = BinanceClient::new(config, credentials_from_env())?;
+    Ok((name, Venue::Binance(Box::new(client))))
+}
+
+fn parse_symbol(raw: &str) -> Result<Symbol> {
+    Symbol::new(raw).map_err(|e| UsageError(e.to_string()).into())
+}
+
+pub async fn run(args: ExchangeArgs, ctx: &Context) -> Result<()> {
+    let (name, venue) = open(ctx, args.connection.as_deref())?;
+    match args.command {
+        ExchangeCommand::Info { symbol } => {
+            let symbol = parse_symbol(&symbol)?;
+            let filters = match &venue {
+                Venue::Paper(p) => p.symbol_filters(&symbol).await,
+                Venue::Binance(b) => b.symbol_filters(&symbol).await,
+            }
+            .with_context(|| format!("exchange info for {symbol} on {name}"))?;
+            let value =
+                serde_json::json!({ "connection": name, "symbol": symbol, "filters": filters });
+            ctx.emit(&value, || {
+                println!(
+                    "{symbol} on {name}: {} / {}",
+                    filters.base_asset, filters.quote_asset
+                );
+                println!("  price tick      {}", filters.tick_size.normalize());
+                println!(
+                    "  price range     {} .. {}",
+                    filters.min_price.normalize(),
+                    filters.max_price.normalize()
+                );
+                println!("  quantity step   {}", filters.step_size.normalize());
+                println!(
+                    "  quantity range  {} .. {}",
+                    filters.min_qty.normalize(),
+                    filters.max_qty.normalize()
+                );
+                if let Some(step) = filters.market_step_size {
+                    println!("  market step     {}", step.normalize());
+                }
+                println!(
+                    "  min order value {} {}",
+                    filters.min_notional.normalize(),
+                    filters.quote_asset
+                );
+                if let Some(max) = filters.max_notional {
+                    println!(
+                        "  max order value {} {}",
+                        max.normalize(),
+                        filters.quote_asset
+                    );
+                }
+            })
+        }
+        ExchangeCommand::Balance => {
+            let balances: Vec<Balance> = match &venue {
+                Venue::Paper(p) => p.balances().await,
+                Venue::Binance(b) => {
+                    if credentials_from_env().is_none() {
+                        return Err(UsageError(format!(
+                            "connection {name:?} needs an API key: set {API_KEY_ENV} and {API_SECRET_ENV}"
+                        ))
+                        .into());
+                    }
+                    b.balances().await
+                }
+            }
+            .with_context(|| format!("balances on {name}"))?;
+            ctx.emit(&balances, || {
+                if balances.is_empty() {
+                    println!("{name}: no balances");
+                }
+                println!("{:<8} {:>20} {:>20}", "ASSET", "FREE", "LOCKED");
+                for b in &balances {
+                    println!(
+                        "{:<8} {:>20} {:>20}",
+                        b.asset,
+                        b.free.normalize(),
+                        b.locked.normalize()
+                    );
+                }
+            })
+        }
+        ExchangeCommand::Ping => {
+            let report = match &venue {
+                Venue::Paper(_) => PingReport {
+                    base_url: "paper (local, no network)".into(),
+                    latency_ms: 0,
+                    clock_offset_ms: 0,
+                    used_weight: 0,
+                    weight_limit: 0,
+                },
+                Venue::Binance(b) => b
+                    .ping()
+                    .await
+                    .map_err(|e| anyhow!(e))
+                    .with_context(|| format!("ping {}", b.base_url()))?,
+            };
+            let value = serde_json::json!({ "connection": name, "ping": report });
+            ctx.emit(&value, || {
+                println!(
+                    "{name} ({}): ok, latency {} ms, clock offset {} ms, weight used {}/{} per window",
+                    report.base_url,
+                    report.latency_ms,
+                    report.clock_offset_ms,
+                    report.used_weight,
+                    report.weight_limit
+                );
+            })
+        }
+    }
+}

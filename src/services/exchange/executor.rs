@@ -1,0 +1,334 @@
+//! `OrderExecutor`: the only way orders reach an exchange. It checks the symbol filters
+//! locally, writes the order row (status `PENDING_NEW`, unique client id) before the request
+//! goes out, and when the outcome is unknown (timeout, dropped connection, 5xx) finds it with
+//! `GET /api/v3/order?origClientOrderId=…` — never by sending again. An order is re-sent only
+//! after a 429/418 *rejection* and a query proving the exchange does not have it.
+
+use super::{Exchange, ExchangeError, Placed};
+use crate::domain::trading::order::{Order, OrderRequest, OrderStatus, OrderType};
+use crate::store::{Store, StoreError, orders};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `[exchange.executor]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Queries made to find the outcome of an order whose response was lost. Default 10.
+    pub resolve_attempts: u32,
+    /// First pause between those queries, ms (doubles each time, capped at 5 s). Default 200.
+    pub resolve_initial_delay_ms: u64,
+    /// "Order does not exist" is trusted only after this long since sending (the request's
+    /// recvWindow plus clock margin: after it the exchange must reject the request). Default 6000.
+    pub not_found_grace_ms: u64,
+    /// Longest 418 ban we wait out before giving up on an order. Default 10 s.
+    pub max_ban_wait_ms: u64,
+    /// How many 429/418 rejections of one order we sit out before giving up. Default 3.
+    pub max_rate_limit_rounds: u32,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            resolve_attempts: 10,
+            resolve_initial_delay_ms: 200,
+            not_found_grace_ms: 6000,
+            max_ban_wait_ms: 10_000,
+            max_rate_limit_rounds: 3,
+        }
+    }
+}
+
+impl ExecutorConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("exchange.executor.{k}");
+        if !(1..=100).contains(&self.resolve_attempts) {
+            return Err((key("resolve_attempts"), "must be between 1 and 100".into()));
+        }
+        if !(1..=60_000).contains(&self.resolve_initial_delay_ms) {
+            return Err((
+                key("resolve_initial_delay_ms"),
+                "must be between 1 and 60000".into(),
+            ));
+        }
+        if self.not_found_grace_ms > 120_000 {
+            return Err((key("not_found_grace_ms"), "must be at most 120000".into()));
+        }
+        if self.max_rate_limit_rounds > 20 {
+            return Err((key("max_rate_limit_rounds"), "must be at most 20".into()));
+        }
+        Ok(())
+    }
+}
+
+fn store_err(e: StoreError) -> ExchangeError {
+    ExchangeError::Store(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub struct OrderExecutor<E: Exchange> {
+    exchange: Arc<E>,
+    store: Arc<Mutex<Store>>,
+    connection: String,
+    config: ExecutorConfig,
+}
+
+enum Attempt {
+    Done(Placed),
+    /// Rejected by rate limiting: wait this long, check, maybe send again.
+    RateLimited(Duration),
+}
+
+impl<E: Exchange> OrderExecutor<E> {
+    /// `connection` names the account in the `orders` table (e.g. `paper`, `binance-testnet`).
+    pub fn new(
+        exchange: Arc<E>,
+        store: Arc<Mutex<Store>>,
+        connection: &str,
+        config: ExecutorConfig,
+    ) -> Self {
+        OrderExecutor {
+            exchange,
+            store,
+            connection: connection.to_string(),
+            config,
+        }
+    }
+
+    pub fn exchange(&self) -> &Arc<E> {
+        &self.exchange
+    }
+
+    fn with_store<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, ExchangeError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        f(store.conn()).map_err(store_err)
+    }
+
+    /// Refuse an order that breaks the symbol's filters before anything is recorded or sent.
+    async fn check_filters(&self, request: &OrderRequest) -> Result<(), ExchangeError> {
+        let filters = self.exchange.symbol_filters(&request.symbol).await?;
+        let is_market = request.order_type == OrderType::Market;
+        filters.check_qty(request.quantity, is_market)?;
+        if let Some(stop) = request.stop_price {
+            filters.check_price(stop)?;
+        }
+        let reference = match (request.price, is_market) {
+            (Some(p), false) => p,
+            _ => self.exchange.ticker_price(&request.symbol).await?,
+        };
+        filters.check_order(reference, request.quantity, is_market)?;
+        Ok(())
+    }
+
+    /// Place an order exactly once. On success the local row holds the exchange's state.
+    pub async fn place(&self, request: &OrderRequest) -> Result<Placed, ExchangeError> {
+        self.check_filters(request).await?;
+        let row_id =
+            self.with_store(|c| orders::insert_pending(c, request, &self.connection, now_ms()))?;
+        let mut rounds = 0;
+        loop {
+            match self.attempt(request, row_id).await {
+                Ok(Attempt::Done(placed)) => return Ok(placed),
+                Ok(Attempt::RateLimited(wait)) => {
+                    rounds += 1;
+                    if rounds > self.config.max_rate_limit_rounds {
+                        let msg = "gave up after repeated rate limiting; the order was not placed";
+                        self.mark(request, OrderStatus::Rejected, msg)?;
+                        return Err(ExchangeError::RateLimited { retry_after: wait });
+                    }
+                    tokio::time::sleep(wait).await;
+                    // The rejection was definite, but check anyway before sending again.
+                    match self.resolve(request, row_id, self.conclusive_now()).await {
+                        Ok(placed) => return Ok(placed),
+                        Err(ExchangeError::UnknownOrder { .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn attempt(&self, request: &OrderRequest, row_id: i64) -> Result<Attempt, ExchangeError> {
+        let sent_at = Instant::now();
+        match self.exchange.place_order(request).await {
+            Ok(placed) => {
+                self.record(&placed.order, row_id, &placed.fills)?;
+                Ok(Attempt::Done(placed))
+            }
+            Err(ExchangeError::StatusUnknown { reason }) => {
+                tracing::warn!(client_order_id = %request.client_order_id, %reason,
+                    "order outcome unknown; resolving by query");
+                self.mark(request, OrderStatus::Unknown, &reason)?;
+                match self.resolve(request, row_id, sent_at).await {
+                    Ok(placed) => Ok(Attempt::Done(placed)),
+                    Err(ExchangeError::UnknownOrder { .. }) => {
+                        let msg = format!("never reached the exchange ({reason}); not placed");
+                        self.mark(request, OrderStatus::Rejected, &msg)?;
+                        Err(ExchangeError::OrderRejected(msg))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(ExchangeError::RateLimited { retry_after }) => {
+                Ok(Attempt::RateLimited(retry_after))
+            }
+            Err(ExchangeError::Banned { until }) => {
+                let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                if wait.as_millis() > u128::from(self.config.max_ban_wait_ms) {
+                    let msg = format!("IP banned until {until}; the order was not placed");
+                    self.mark(request, OrderStatus::Rejected, &msg)?;
+                    return Err(ExchangeError::Banned { until });
+                }
+                Ok(Attempt::RateLimited(wait + Duration::from_millis(50)))
+            }
+            Err(e) => {
+                // Every other error is a definite answer (or the request never left).
+                self.mark(request, OrderStatus::Rejected, &e.to_string())?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A send time whose grace period is already over: "not found" is final at once.
+    fn conclusive_now(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_millis(self.config.not_found_grace_ms))
+            .unwrap_or(now)
+    }
+
+    fn mark(
+        &self,
+        request: &OrderRequest,
+        status: OrderStatus,
+        why: &str,
+    ) -> Result<(), ExchangeError> {
+        self.with_store(|c| orders::mark(c, &request.client_order_id, status, Some(why), now_ms()))
+    }
+
+    fn record(
+        &self,
+        order: &Order,
+        row_id: i64,
+        fills: &[crate::domain::trading::order::Fill],
+    ) -> Result<(), ExchangeError> {
+        self.with_store(|c| {
+            orders::update_from_exchange(c, order, now_ms())?;
+            orders::insert_fills(c, row_id, fills)
+        })
+    }
+
+    /// Query the exchange until it tells us the order's state. `UnknownOrder` only once the
+    /// grace period since `sent_at` has passed (before that, the request may still be in flight).
+    async fn resolve(
+        &self,
+        request: &OrderRequest,
+        row_id: i64,
+        sent_at: Instant,
+    ) -> Result<Placed, ExchangeError> {
+        let grace = Duration::from_millis(self.config.not_found_grace_ms);
+        let mut delay = Duration::from_millis(self.config.resolve_initial_delay_ms.max(1));
+        let mut last_error = None;
+        for attempt in 0..self.config.resolve_attempts {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            match self
+                .exchange
+                .query_order(&request.symbol, &request.client_order_id)
+                .await
+            {
+                Ok(order) => {
+                    self.record(&order, row_id, &[])?;
+                    return Ok(Placed {
+                        order,
+                        fills: Vec::new(),
+                    });
+                }
+                Err(e @ ExchangeError::UnknownOrder { .. }) => {
+                    if sent_at.elapsed() >= grace {
+                        return Err(e);
+                    }
+                    // Not conclusive yet: wait until the request would be outside recvWindow.
+                    delay = delay.min(
+                        grace
+                            .saturating_sub(sent_at.elapsed())
+                            .max(Duration::from_millis(1)),
+                    );
+                    last_error = Some(e);
+                }
+                Err(ExchangeError::Banned { until }) => {
+                    let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                    if wait.as_millis() > u128::from(self.config.max_ban_wait_ms) {
+                        return Err(ExchangeError::Banned { until });
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    tracing::warn!(client_order_id = %request.client_order_id, error = %e,
+                        "order status query failed; will retry");
+                    last_error = Some(e);
+                }
+            }
+        }
+        match last_error {
+            Some(ExchangeError::UnknownOrder {
+                code,
+                client_order_id,
+            }) if sent_at.elapsed() >= grace => Err(ExchangeError::UnknownOrder {
+                code,
+                client_order_id,
+            }),
+            _ => Err(ExchangeError::StatusUnknown {
+                reason: format!(
+                    "{} status queries without an answer; the order stays UNKNOWN until reconciled",
+                    self.config.resolve_attempts
+                ),
+            }),
+        }
+    }
+
+    /// After a restart: settle every order of this connection left `PENDING_NEW` / `UNKNOWN`.
+    /// Returns the orders whose state is now known.
+    pub async fn reconcile(&self) -> Result<Vec<Order>, ExchangeError> {
+        let pending = self.with_store(|c| orders::unresolved(c, &self.connection))?;
+        let mut settled = Vec::new();
+        for stored in pending {
+            let o = &stored.order;
+            let request = OrderRequest {
+                client_order_id: o.client_order_id.clone(),
+                symbol: o.symbol.clone(),
+                side: o.side,
+                order_type: o.order_type,
+                quantity: o.quantity,
+                price: o.price,
+                stop_price: o.stop_price,
+                time_in_force: None,
+            };
+            // Rows from a previous run are older than any recvWindow.
+            match self
+                .resolve(&request, stored.id, self.conclusive_now())
+                .await
+            {
+                Ok(placed) => settled.push(placed.order),
+                Err(ExchangeError::UnknownOrder { .. }) => {
+                    self.mark(
+                        &request,
+                        OrderStatus::Rejected,
+                        "never reached the exchange; not placed",
+                    )?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(settled)
+    }
+}

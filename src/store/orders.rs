@@ -1,0 +1,253 @@
+//! Orders and their fills (`orders` / `trades` tables). The order row is written with status
+//! `PENDING_NEW` before the request leaves, so a crash or a lost response can always be
+//! reconciled by client order id.
+
+use super::codec::{dec_from_sql, dec_to_sql, opt_dec_from_sql, parse_col};
+use super::{StoreError, StoreResult};
+use crate::domain::market::candle::TimestampMs;
+use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::trading::order::{Fill, Order, OrderRequest, OrderStatus};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// An order row as stored: the order plus where it was sent and the last error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    pub id: i64,
+    pub connection: String,
+    pub order: Order,
+    pub error: Option<String>,
+}
+
+/// Record an order before it is sent. Fails with `Conflict` if the client id was used before:
+/// ids are never reused, because Binance would accept a reused id as a second order once the
+/// first is closed.
+pub fn insert_pending(
+    conn: &Connection,
+    request: &OrderRequest,
+    connection: &str,
+    now: TimestampMs,
+) -> StoreResult<i64> {
+    let result = conn.execute(
+        "INSERT INTO orders (client_order_id, connection, symbol, side, order_type, time_in_force,
+             status, price, stop_price, quantity, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+        params![
+            request.client_order_id,
+            connection,
+            request.symbol.as_str(),
+            request.side.as_str(),
+            request.order_type.as_str(),
+            request.time_in_force.map(|t| t.as_str()),
+            OrderStatus::PendingNew.as_str(),
+            request.price.map(|p| dec_to_sql(p.get())),
+            request.stop_price.map(|p| dec_to_sql(p.get())),
+            dec_to_sql(request.quantity.get()),
+            now,
+        ],
+    );
+    match result {
+        Ok(_) => Ok(conn.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::Conflict(format!(
+                "an order with client id {} already exists; use a new id",
+                request.client_order_id
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Store what the exchange says about the order.
+pub fn update_from_exchange(conn: &Connection, order: &Order, now: TimestampMs) -> StoreResult<()> {
+    let changed = conn.execute(
+        "UPDATE orders SET exchange_order_id = ?2, status = ?3, filled_quantity = ?4,
+             cumulative_quote = ?5, average_price = ?6, error = NULL, updated_at = ?7
+         WHERE client_order_id = ?1",
+        params![
+            order.client_order_id,
+            order.exchange_order_id,
+            order.status.as_str(),
+            dec_to_sql(order.filled_quantity.get()),
+            dec_to_sql(order.cumulative_quote.get()),
+            order.average_fill_price().map(|p| dec_to_sql(p.get())),
+            now,
+        ],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!(
+            "order {}",
+            order.client_order_id
+        )));
+    }
+    Ok(())
+}
+
+/// Set the status (and an explanation) without exchange data, e.g. `UNKNOWN` or `REJECTED`.
+pub fn mark(
+    conn: &Connection,
+    client_order_id: &str,
+    status: OrderStatus,
+    error: Option<&str>,
+    now: TimestampMs,
+) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE orders SET status = ?2, error = ?3, updated_at = ?4 WHERE client_order_id = ?1",
+        params![client_order_id, status.as_str(), error, now],
+    )?;
+    Ok(())
+}
+
+/// Store fills of an order; a fill already stored (same trade id) is ignored.
+pub fn insert_fills(conn: &Connection, order_row_id: i64, fills: &[Fill]) -> StoreResult<()> {
+    for f in fills {
+        conn.execute(
+            "INSERT OR IGNORE INTO trades (order_id, exchange_trade_id, symbol, side, price, quantity,
+                 fee, fee_asset, is_maker, executed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                order_row_id,
+                f.trade_id,
+                f.symbol.as_str(),
+                f.side.as_str(),
+                dec_to_sql(f.price.get()),
+                dec_to_sql(f.quantity.get()),
+                dec_to_sql(f.fee.get()),
+                f.fee_asset,
+                f.is_maker,
+                f.time,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "id, connection, client_order_id, exchange_order_id, symbol, side, order_type,
+    status, price, stop_price, quantity, filled_quantity, cumulative_quote, created_at, updated_at, error";
+
+fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOrder, StoreError>> {
+    let text = |i: usize| row.get::<_, String>(i);
+    let id: i64 = row.get(0)?;
+    let connection = text(1)?;
+    let cid = text(2)?;
+    let exchange_order_id: Option<String> = row.get(3)?;
+    let (symbol, side, order_type, status) = (text(4)?, text(5)?, text(6)?, text(7)?);
+    let price: Option<String> = row.get(8)?;
+    let stop: Option<String> = row.get(9)?;
+    let (qty, filled, cumq) = (text(10)?, text(11)?, text(12)?);
+    let (created_at, updated_at): (i64, i64) = (row.get(13)?, row.get(14)?);
+    let error: Option<String> = row.get(15)?;
+    Ok((|| {
+        Ok(StoredOrder {
+            id,
+            connection,
+            error,
+            order: Order {
+                client_order_id: cid,
+                exchange_order_id,
+                symbol: parse_col("symbol", &symbol)?,
+                side: parse_col("side", &side)?,
+                order_type: parse_col("order_type", &order_type)?,
+                status: parse_col("status", &status)?,
+                price: opt_dec_from_sql("price", price)?.map(Price),
+                stop_price: opt_dec_from_sql("stop_price", stop)?.map(Price),
+                quantity: Qty(dec_from_sql("quantity", &qty)?),
+                filled_quantity: Qty(dec_from_sql("filled_quantity", &filled)?),
+                cumulative_quote: Quote(dec_from_sql("cumulative_quote", &cumq)?),
+                created_at,
+                updated_at,
+            },
+        })
+    })())
+}
+
+pub fn get(conn: &Connection, client_order_id: &str) -> StoreResult<Option<StoredOrder>> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM orders WHERE client_order_id = ?1"),
+            [client_order_id],
+            row_to_stored,
+        )
+        .optional()?;
+    row.transpose()
+}
+
+/// Orders of a connection whose outcome is not known yet (`PENDING_NEW` / `UNKNOWN`).
+pub fn unresolved(conn: &Connection, connection: &str) -> StoreResult<Vec<StoredOrder>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND status IN ('PENDING_NEW', 'UNKNOWN') ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([connection], row_to_stored)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+/// Every order row, oldest first.
+pub fn all(conn: &Connection) -> StoreResult<Vec<StoredOrder>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM orders ORDER BY id"))?;
+    let rows = stmt.query_map([], row_to_stored)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+/// Number of fills stored for an order.
+pub fn fill_count(conn: &Connection, order_row_id: i64) -> StoreResult<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM trades WHERE order_id = ?1",
+        [order_row_id],
+        |r| r.get(0),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::symbol::Symbol;
+    use crate::domain::trading::order::{OrderType, Side};
+    use crate::store::Store;
+    use rust_decimal_macros::dec;
+
+    fn request(cid: &str) -> OrderRequest {
+        OrderRequest {
+            client_order_id: cid.into(),
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            quantity: Qty(dec!(0.5)),
+            price: Some(Price(dec!(100.25))),
+            stop_price: None,
+            time_in_force: None,
+        }
+    }
+
+    #[test]
+    fn pending_row_round_trips_and_ids_are_never_reused() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        insert_pending(c, &request("a"), "paper", 10).unwrap();
+        assert!(matches!(
+            insert_pending(c, &request("a"), "paper", 11),
+            Err(StoreError::Conflict(_))
+        ));
+        let got = get(c, "a").unwrap().unwrap();
+        assert_eq!(got.order.status, OrderStatus::PendingNew);
+        assert_eq!(got.order.price, Some(Price(dec!(100.25))));
+        assert_eq!(unresolved(c, "paper").unwrap().len(), 1);
+        let mut order = got.order.clone();
+        order.status = OrderStatus::Filled;
+        order.filled_quantity = Qty(dec!(0.5));
+        order.cumulative_quote = Quote(dec!(50.125));
+        update_from_exchange(c, &order, 12).unwrap();
+        let got = get(c, "a").unwrap().unwrap();
+        assert_eq!(got.order.status, OrderStatus::Filled);
+        assert_eq!(got.order.cumulative_quote, Quote(dec!(50.125)));
+        assert!(unresolved(c, "paper").unwrap().is_empty());
+    }
+}

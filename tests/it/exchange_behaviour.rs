@@ -1,0 +1,267 @@
+//! The same behavioural tests for every `Exchange`: the Binance client against the fake, and
+//! the paper exchange. Written once, generic over the exchange.
+
+use crate::exchange_common::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use std::sync::Arc;
+use trademind::domain::money::{Price, Qty};
+use trademind::domain::trading::order::{OrderStatus, Side};
+use trademind::services::exchange::binance::BinanceClient;
+use trademind::services::exchange::paper::PaperExchange;
+use trademind::services::exchange::{Exchange, ExchangeError, OcoRequest, balance_of};
+use trademind::store::orders;
+use trademind::testkit::fake_binance::FakeBinance;
+
+/// An exchange plus a way to move its market price.
+trait Venue {
+    type E: Exchange + 'static;
+    fn exchange(&self) -> Arc<Self::E>;
+    fn move_price(&self, price: Decimal);
+}
+
+struct FakeVenue {
+    fake: FakeBinance,
+    client: Arc<BinanceClient>,
+}
+
+impl Venue for FakeVenue {
+    type E = BinanceClient;
+    fn exchange(&self) -> Arc<BinanceClient> {
+        self.client.clone()
+    }
+    fn move_price(&self, price: Decimal) {
+        self.fake.set_price("BTCUSDT", price);
+    }
+}
+
+struct PaperVenue(Arc<PaperExchange>);
+
+impl Venue for PaperVenue {
+    type E = PaperExchange;
+    fn exchange(&self) -> Arc<PaperExchange> {
+        self.0.clone()
+    }
+    fn move_price(&self, price: Decimal) {
+        self.0.on_price(&btcusdt(), Price(price)).unwrap();
+    }
+}
+
+async fn fake_venue() -> FakeVenue {
+    let fake = fake().await;
+    let client = Arc::new(client_for(&fake, client_config(&fake)));
+    FakeVenue { fake, client }
+}
+
+fn paper_venue() -> PaperVenue {
+    PaperVenue(Arc::new(paper()))
+}
+
+async fn free(e: &impl Exchange, asset: &str) -> Decimal {
+    balance_of(&e.balances().await.unwrap(), asset).free
+}
+
+async fn market_buy_fills_at_last_price_with_fee_in_base(v: impl Venue) {
+    let ex = v.exchange();
+    let (executor, store) = executor(ex.clone(), "test");
+    let placed = executor
+        .place(&market("b-mkt", Side::Buy, dec!(0.01)))
+        .await
+        .unwrap();
+    assert_eq!(placed.order.status, OrderStatus::Filled);
+    // 0.01 BTC at 50000 = 500 USDT; fee 0.1 % of 0.01 BTC = 0.00001 BTC
+    assert_eq!(placed.order.cumulative_quote.get(), dec!(500));
+    assert_eq!(
+        placed.fills.iter().map(|f| f.fee.get()).sum::<Decimal>(),
+        dec!(0.00001)
+    );
+    assert_eq!(placed.fills[0].fee_asset, "BTC");
+    assert_eq!(free(&*ex, "USDT").await, dec!(9500));
+    assert_eq!(free(&*ex, "BTC").await, dec!(1.00999));
+    let local = orders::get(store.lock().unwrap().conn(), "b-mkt")
+        .unwrap()
+        .unwrap();
+    assert_eq!(local.order.status, OrderStatus::Filled);
+    let trades = ex.my_trades(&btcusdt()).await.unwrap();
+    assert_eq!(trades.len(), 1);
+    assert_eq!(trades[0].quantity, Qty(dec!(0.01)));
+}
+
+async fn limit_order_rests_then_fills_when_price_crosses(v: impl Venue) {
+    let ex = v.exchange();
+    let placed = ex
+        .place_order(&limit("b-lim", Side::Buy, dec!(0.01), dec!(49000)))
+        .await
+        .unwrap();
+    assert_eq!(placed.order.status, OrderStatus::New);
+    assert!(placed.fills.is_empty());
+    assert_eq!(ex.open_orders(&btcusdt()).await.unwrap().len(), 1);
+    // 490 USDT locked for the order
+    let usdt = balance_of(&ex.balances().await.unwrap(), "USDT");
+    assert_eq!((usdt.free, usdt.locked), (dec!(9510), dec!(490)));
+    v.move_price(dec!(49500));
+    assert_eq!(
+        ex.query_order(&btcusdt(), "b-lim").await.unwrap().status,
+        OrderStatus::New
+    );
+    v.move_price(dec!(48900));
+    let order = ex.query_order(&btcusdt(), "b-lim").await.unwrap();
+    assert_eq!(order.status, OrderStatus::Filled);
+    assert_eq!(order.average_fill_price(), Some(Price(dec!(49000))));
+    assert_eq!(free(&*ex, "USDT").await, dec!(9510));
+    assert_eq!(free(&*ex, "BTC").await, dec!(1.00999));
+    assert!(ex.open_orders(&btcusdt()).await.unwrap().is_empty());
+}
+
+async fn filters_and_balance_are_enforced_with_typed_errors(v: impl Venue) {
+    let ex = v.exchange();
+    let err = ex
+        .place_order(&limit("b-f1", Side::Buy, dec!(0.000015), dec!(49000)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExchangeError::FilterFailure { ref filter, .. } if filter == "LOT_SIZE"),
+        "{err:?}"
+    );
+    let err = ex
+        .place_order(&limit("b-f2", Side::Buy, dec!(0.01), dec!(49000.005)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExchangeError::FilterFailure { ref filter, .. } if filter == "PRICE_FILTER"),
+        "{err:?}"
+    );
+    let err = ex
+        .place_order(&limit("b-f3", Side::Buy, dec!(0.0001), dec!(49000)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExchangeError::FilterFailure { ref filter, .. } if filter == "NOTIONAL"),
+        "{err:?}"
+    );
+    // 1 BTC at 50000 needs 50000 USDT; the account has 10000
+    let err = ex
+        .place_order(&market("b-f4", Side::Buy, dec!(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExchangeError::InsufficientBalance(_)),
+        "{err:?}"
+    );
+    assert!(ex.open_orders(&btcusdt()).await.unwrap().is_empty());
+}
+
+async fn oco_take_profit_fill_expires_the_stop(v: impl Venue) {
+    let ex = v.exchange();
+    let list = ex
+        .place_oco(&OcoRequest {
+            list_client_order_id: "b-oco".into(),
+            symbol: btcusdt(),
+            side: Side::Sell,
+            quantity: Qty(dec!(0.5)),
+            take_profit_client_order_id: "b-oco-tp".into(),
+            take_profit_price: Price(dec!(52000)),
+            stop_client_order_id: "b-oco-sl".into(),
+            stop_price: Price(dec!(48000)),
+            stop_limit_price: Price(dec!(47900)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(list.orders.len(), 2);
+    assert_eq!(ex.open_orders(&btcusdt()).await.unwrap().len(), 2);
+    assert_eq!(
+        balance_of(&ex.balances().await.unwrap(), "BTC").locked,
+        dec!(0.5)
+    );
+    v.move_price(dec!(52100));
+    assert_eq!(
+        ex.query_order(&btcusdt(), "b-oco-tp").await.unwrap().status,
+        OrderStatus::Filled
+    );
+    assert_eq!(
+        ex.query_order(&btcusdt(), "b-oco-sl").await.unwrap().status,
+        OrderStatus::Expired
+    );
+    // 0.5 BTC at 52000 = 26000 USDT, fee 26 USDT
+    assert_eq!(free(&*ex, "USDT").await, dec!(35974));
+    let btc = balance_of(&ex.balances().await.unwrap(), "BTC");
+    assert_eq!((btc.free, btc.locked), (dec!(0.5), dec!(0)));
+}
+
+async fn oco_with_prices_on_the_wrong_side_is_rejected(v: impl Venue) {
+    let ex = v.exchange();
+    let err = ex
+        .place_oco(&OcoRequest {
+            list_client_order_id: "b-bad".into(),
+            symbol: btcusdt(),
+            side: Side::Sell,
+            quantity: Qty(dec!(0.5)),
+            take_profit_client_order_id: "b-bad-tp".into(),
+            take_profit_price: Price(dec!(49000)),
+            stop_client_order_id: "b-bad-sl".into(),
+            stop_price: Price(dec!(48000)),
+            stop_limit_price: Price(dec!(47900)),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExchangeError::OrderRejected(_)), "{err:?}");
+}
+
+async fn cancel_releases_the_lock_and_unknown_ids_are_typed(v: impl Venue) {
+    let ex = v.exchange();
+    ex.place_order(&limit("b-c", Side::Buy, dec!(0.01), dec!(49000)))
+        .await
+        .unwrap();
+    let canceled = ex.cancel_order(&btcusdt(), "b-c").await.unwrap();
+    assert_eq!(canceled.status, OrderStatus::Canceled);
+    assert_eq!(free(&*ex, "USDT").await, dec!(10000));
+    assert!(matches!(
+        ex.cancel_order(&btcusdt(), "b-c").await,
+        Err(ExchangeError::UnknownOrder { code: -2011, .. })
+    ));
+    assert!(matches!(
+        ex.query_order(&btcusdt(), "b-none").await,
+        Err(ExchangeError::UnknownOrder { code: -2013, .. })
+    ));
+}
+
+async fn stop_limit_triggers_when_price_falls_to_the_stop(v: impl Venue) {
+    let ex = v.exchange();
+    let mut r = limit("b-stop", Side::Sell, dec!(0.1), dec!(47900));
+    r.order_type = trademind::domain::trading::order::OrderType::StopLossLimit;
+    r.stop_price = Some(Price(dec!(48000)));
+    ex.place_order(&r).await.unwrap();
+    v.move_price(dec!(48500));
+    assert_eq!(
+        ex.query_order(&btcusdt(), "b-stop").await.unwrap().status,
+        OrderStatus::New
+    );
+    v.move_price(dec!(48000));
+    let order = ex.query_order(&btcusdt(), "b-stop").await.unwrap();
+    assert_eq!(order.status, OrderStatus::Filled);
+    // triggered at 48000, filled as taker at the current price: 0.1 * 48000 = 4800
+    assert_eq!(order.cumulative_quote.get(), dec!(4800));
+}
+
+macro_rules! for_both {
+    ($($name:ident),+ $(,)?) => {
+        mod on_fake_binance {
+            use super::*;
+            $(#[tokio::test] async fn $name() { super::$name(fake_venue().await).await; })+
+        }
+        mod on_paper {
+            use super::*;
+            $(#[tokio::test] async fn $name() { super::$name(paper_venue()).await; })+
+        }
+    };
+}
+
+for_both!(
+    market_buy_fills_at_last_price_with_fee_in_base,
+    limit_order_rests_then_fills_when_price_crosses,
+    filters_and_balance_are_enforced_with_typed_errors,
+    oco_take_profit_fill_expires_the_stop,
+    oco_with_prices_on_the_wrong_side_is_rejected,
+    cancel_releases_the_lock_and_unknown_ids_are_typed,
+    stop_limit_triggers_when_price_falls_to_the_stop,
+);
