@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod candles;
 pub mod codec;
+pub mod decisions;
 pub mod jobs;
 pub mod positions;
 pub mod risk;
