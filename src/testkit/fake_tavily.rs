@@ -79,7 +79,7 @@ fn handle(state: &Mutex<State>, key: &str, req: Request) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
         return detail(400, "Invalid JSON body.");
     };
-    if !body["query"].as_str().is_some_and(|q| !q.trim().is_empty()) {
+    if body["query"].as_str().is_none_or(|q| q.trim().is_empty()) {
         return detail(400, "Query is missing.");
     }
     if let Some(topic) = body.get("topic")
@@ -97,7 +97,7 @@ fn handle(state: &Mutex<State>, key: &str, req: Request) -> Response {
         return detail(400, "Invalid time_range.");
     }
     if let Some(n) = body.get("max_results")
-        && !n.as_u64().is_some_and(|n| n <= 20)
+        && n.as_u64().is_none_or(|n| n > 20)
     {
         return detail(400, "max_results must be between 0 and 20.");
     }
