@@ -3,7 +3,7 @@
 
 pub mod bus;
 pub mod daemon;
-pub mod scheduler;
 pub mod decide;
+pub mod scheduler;
 
 pub use bus::{Event, EventBus};

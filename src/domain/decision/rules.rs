@@ -4,16 +4,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::input::DecisionInput;
+use crate::domain::market::{Signal, simple_signal};
+
 use super::types::{Action, Level, LevelKind, TimeHorizon, TradingDecision};
 
-/// Thresholds of the RSI + MACD rule.
+/// Sizing and exits of a rules entry; the signal itself is `market::simple_signal`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RulesConfig {
-    /// RSI at or below this with a rising MACD histogram is a BUY. Default 30.
-    pub rsi_oversold: f64,
-    /// RSI at or above this with a falling MACD histogram is a SELL. Default 70.
-    pub rsi_overbought: f64,
     /// Size of a rules entry, percent of equity. Default 5.
     pub position_size_pct: f64,
     /// Stop-loss distance, percent. Default 2.
@@ -25,8 +23,6 @@ pub struct RulesConfig {
 impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
-            rsi_oversold: 30.0,
-            rsi_overbought: 70.0,
             position_size_pct: 5.0,
             stop_loss_pct: 2.0,
             take_profit_pct: 4.0,
@@ -36,39 +32,30 @@ impl Default for RulesConfig {
 
 impl RulesConfig {
     pub fn validate(&self) -> Result<(), String> {
-        let ok = |v: f64, lo: f64, hi: f64| v.is_finite() && v > lo && v < hi;
-        if !ok(self.rsi_oversold, 0.0, 100.0) || !ok(self.rsi_overbought, 0.0, 100.0) {
-            return Err(
-                "rules.rsi_oversold and rules.rsi_overbought must be between 0 and 100".into(),
-            );
-        }
-        if self.rsi_oversold >= self.rsi_overbought {
-            return Err("rules.rsi_oversold must be below rules.rsi_overbought".into());
-        }
-        if !ok(self.position_size_pct, 0.0, 100.1) {
+        let ok = |v: f64, hi: f64| v.is_finite() && v > 0.0 && v <= hi;
+        if !ok(self.position_size_pct, 100.0) {
             return Err("rules.position_size_pct must be in (0, 100]".into());
         }
-        if !ok(self.stop_loss_pct, 0.0, 100.0) || !ok(self.take_profit_pct, 0.0, 1000.0) {
+        if !ok(self.stop_loss_pct, 99.0) || !ok(self.take_profit_pct, 1000.0) {
             return Err(
-                "rules.stop_loss_pct must be in (0, 100) and rules.take_profit_pct positive".into(),
+                "rules.stop_loss_pct must be in (0, 99] and rules.take_profit_pct positive".into(),
             );
         }
         Ok(())
     }
 }
 
-/// RSI oversold + MACD histogram positive → BUY; overbought + negative → SELL; else HOLD.
+/// The seed's rule (`simple_signal`: RSI < 30 with MACD histogram > 0 → BUY, RSI > 70 with
+/// histogram < 0 → SELL, else HOLD) turned into a full decision with size and exits.
 pub fn rules_decide(input: &DecisionInput, config: &RulesConfig) -> TradingDecision {
     let symbol = input.symbol.as_str();
     let (Some(rsi), Some(hist)) = (input.indicators.rsi, input.indicators.macd_hist) else {
         return TradingDecision::hold(symbol, "rules: not enough candles for RSI and MACD yet");
     };
-    let action = if rsi <= config.rsi_oversold && hist > 0.0 {
-        Action::Buy
-    } else if rsi >= config.rsi_overbought && hist < 0.0 {
-        Action::Sell
-    } else {
-        Action::Hold
+    let action = match simple_signal(rsi, hist) {
+        Signal::Buy => Action::Buy,
+        Signal::Sell => Action::Sell,
+        Signal::Hold => Action::Hold,
     };
     if action == Action::Hold {
         return TradingDecision {
@@ -78,8 +65,8 @@ pub fn rules_decide(input: &DecisionInput, config: &RulesConfig) -> TradingDecis
     }
     // Confidence grows with how far RSI is past its threshold (0.5 at the threshold).
     let distance = match action {
-        Action::Buy => config.rsi_oversold - rsi,
-        _ => rsi - config.rsi_overbought,
+        Action::Buy => 30.0 - rsi,
+        _ => rsi - 70.0,
     };
     let confidence = (0.5 + distance / 60.0).clamp(0.5, 0.95);
     TradingDecision {
