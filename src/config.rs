@@ -27,6 +27,8 @@ pub struct Settings {
     /// Default risk limits; `trademind risk set` stores overrides (default or per strategy) in
     /// the database, which win over this section.
     pub risk: crate::domain::risk::RiskConfig,
+    pub llm: crate::services::llm::LlmConfig,
+    pub rules: crate::domain::decision::RulesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +229,10 @@ impl Settings {
                 ));
             }
         }
+        self.llm.validate().map_err(|m| ("llm".to_string(), m))?;
+        self.rules
+            .validate()
+            .map_err(|m| ("rules".to_string(), m))?;
         let s = &self.scheduler;
         if !(1..=1440).contains(&s.autonomous_trading_minutes) {
             return Err((

@@ -14,6 +14,7 @@ pub mod config_cmd;
 pub mod db;
 pub mod market;
 pub mod risk;
+pub mod decide;
 pub mod strategy;
 
 pub const EXIT_OK: u8 = 0;
@@ -87,6 +88,10 @@ pub enum Command {
     /// Risk limits and the trading circuit breaker.
     #[command(subcommand)]
     Risk(risk::RiskCommand),
+    /// Decide on a symbol (rules or LLM) and record it; executes nothing.
+    Decide(decide::DecideArgs),
+    /// List recorded decisions (the flight recorder), optionally with LLM cost totals.
+    Decisions(decide::DecisionsArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -146,6 +151,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Config(cmd) => config_cmd::run(cmd, ctx),
         Command::Db(cmd) => db::run(cmd, ctx),
         Command::Strategy(cmd) => strategy::run(cmd, ctx),
+        Command::Decide(args) => decide::run_decide(args, ctx).await,
+        Command::Decisions(args) => decide::run_decisions(args, ctx),
         Command::Connection(cmd) => strategy::run_connection(cmd, ctx),
         Command::Data(cmd) => market::run_data(cmd, ctx).await,
         Command::Indicators(args) => market::run_indicators(args, ctx),
