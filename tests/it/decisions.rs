@@ -674,3 +674,100 @@ async fn rules_engine_is_labelled_rules_and_recorded() {
     assert_eq!(row.fields.action, "BUY");
     assert_eq!(row.fields.cost_usd, None);
 }
+
+fn trademind() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRADEMIND_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
+    cmd
+}
+
+#[test]
+fn decide_without_keys_runs_offline_on_bundled_data_with_rules_and_lists_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = trademind()
+        .args(["--data-dir", d, "decide", "BTCUSDT"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("deciding offline with the rules engine"),
+        "{text}"
+    );
+    assert!(text.contains("[engine: rules]"), "{text}");
+    assert!(text.contains("nothing was executed"), "{text}");
+
+    let out = trademind()
+        .args([
+            "--data-dir",
+            d,
+            "--json",
+            "decide",
+            "btcusdt",
+            "--engine",
+            "rules",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["engine"], "rules");
+    assert_eq!(v["offline"], true);
+    assert_eq!(v["executed"], false);
+    // The bundled file ends with the candle opening 2025-01-31 23:00 UTC.
+    assert_eq!(v["data_as_of"], "2025-02-01 00:00 UTC");
+
+    let out = trademind()
+        .args([
+            "--data-dir",
+            d,
+            "--json",
+            "decisions",
+            "--last",
+            "5",
+            "--costs",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let rows = v["decisions"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["engine"] == "rules" && r["order_ids"] == json!([]))
+    );
+    assert_eq!(v["cost_per_day"][0]["decisions"], 2);
+}
+
+#[test]
+fn decide_with_llm_engine_but_no_key_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trademind()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "decide",
+            "BTCUSDT",
+            "--engine",
+            "llm",
+        ])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&out).contains("TRADEMIND_GROK_API_KEY"));
+}
