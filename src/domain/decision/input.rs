@@ -88,7 +88,7 @@ pub fn aggregate_candles(candles: &[Candle], higher: Interval) -> Vec<Candle> {
                 last.high = last.high.max(c.high);
                 last.low = last.low.min(c.low);
                 last.close = c.close;
-                last.volume = last.volume + c.volume;
+                last.volume += c.volume;
             }
             _ => out.push(Candle {
                 open_time: bucket,
