@@ -15,9 +15,7 @@ use trademind::domain::decision::{
 use trademind::domain::market::Interval;
 use trademind::domain::{Price, Symbol};
 use trademind::services::llm::prompt::DEFAULT_TEMPLATE;
-use trademind::services::llm::{
-    ApiKey, LlmClient, LlmConfig, NewsItem, PromptParts, build_prompt,
-};
+use trademind::services::llm::{ApiKey, LlmClient, LlmConfig, NewsItem, PromptParts, build_prompt};
 use trademind::store::Store;
 use trademind::testkit::fake_xai::{FakeXai, Script};
 
@@ -116,14 +114,22 @@ fn main() {
         let first = engine();
         let start = Instant::now();
         for step in 0..STEPS {
-            black_box(first.decide(&input(1_736_899_200_000 + step * 3_600_000)).await);
+            black_box(
+                first
+                    .decide(&input(1_736_899_200_000 + step * 3_600_000))
+                    .await,
+            );
         }
         let cold = start.elapsed();
         let calls = fake.inference_calls();
         let replay = engine();
         let start = Instant::now();
         for step in 0..STEPS {
-            black_box(replay.decide(&input(1_736_899_200_000 + step * 3_600_000)).await);
+            black_box(
+                replay
+                    .decide(&input(1_736_899_200_000 + step * 3_600_000))
+                    .await,
+            );
         }
         let warm = start.elapsed();
         assert_eq!(fake.inference_calls(), calls, "the replay called the LLM");

@@ -12,9 +12,9 @@ use crate::store::Store;
 
 pub mod config_cmd;
 pub mod db;
+pub mod decide;
 pub mod market;
 pub mod risk;
-pub mod decide;
 pub mod strategy;
 
 pub const EXIT_OK: u8 = 0;

@@ -2,7 +2,7 @@
 
 mod architecture;
 mod cli;
+mod decisions;
 mod indicators_parity;
 mod market_data;
 mod risk;
-mod decisions;
