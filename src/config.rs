@@ -30,6 +30,8 @@ pub struct Settings {
     pub risk: crate::domain::risk::RiskConfig,
     pub stream: crate::services::market_stream::StreamConfig,
     pub backtest: crate::domain::backtest::BacktestSettings,
+    pub llm: crate::services::llm::LlmConfig,
+    pub rules: crate::domain::decision::RulesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +232,10 @@ impl Settings {
                 ));
             }
         }
+        self.llm.validate().map_err(|m| ("llm".to_string(), m))?;
+        self.rules
+            .validate()
+            .map_err(|m| ("rules".to_string(), m))?;
         let s = &self.scheduler;
         if !(1..=1440).contains(&s.autonomous_trading_minutes) {
             return Err((

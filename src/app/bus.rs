@@ -44,6 +44,18 @@ pub enum Event {
         action: String,
         outcome: String,
     },
+    /// The day's LLM budget is spent; decisions fall back to `fallback` (rules | hold).
+    LlmBudgetExhausted {
+        spent_usd: String,
+        budget_usd: String,
+        fallback: String,
+    },
+    /// Instruction-like text was found in untrusted data (news) fed to a decision.
+    PromptInjectionDetected {
+        symbol: Symbol,
+        source: String,
+        pattern: String,
+    },
     /// The trading circuit breaker changed state.
     BreakerChanged {
         scope: String,

@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod bus;
 pub mod daemon;
+pub mod decide;
 pub mod scheduler;
 
 pub use bus::{Event, EventBus};

@@ -13,6 +13,7 @@ use crate::store::Store;
 pub mod backtest;
 pub mod config_cmd;
 pub mod db;
+pub mod decide;
 pub mod exchange;
 pub mod market;
 pub mod risk;
@@ -96,6 +97,10 @@ pub enum Command {
     Backtest(Box<backtest::BacktestArgs>),
     /// Look at the exchange: symbol filters, balances, connectivity.
     Exchange(exchange::ExchangeArgs),
+    /// Decide on a symbol (rules or LLM) and record it; executes nothing.
+    Decide(decide::DecideArgs),
+    /// List recorded decisions (the flight recorder), optionally with LLM cost totals.
+    Decisions(decide::DecisionsArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -155,6 +160,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Config(cmd) => config_cmd::run(cmd, ctx),
         Command::Db(cmd) => db::run(cmd, ctx),
         Command::Strategy(cmd) => strategy::run(cmd, ctx),
+        Command::Decide(args) => decide::run_decide(args, ctx).await,
+        Command::Decisions(args) => decide::run_decisions(args, ctx),
         Command::Connection(cmd) => strategy::run_connection(cmd, ctx),
         Command::Data(cmd) => market::run_data(cmd, ctx).await,
         Command::Indicators(args) => market::run_indicators(args, ctx),

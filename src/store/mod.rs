@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod backtests;
 pub mod candles;
 pub mod codec;
+pub mod decisions;
 pub mod jobs;
 pub mod orders;
 pub mod paper;

@@ -1,1 +1,12 @@
-//! LLM decisions: the OpenAI-compatible client (xAI Grok), Tavily search, prompts, the decision cache.
+//! LLM decisions: the OpenAI-compatible client (xAI Grok, OpenAI, Ollama, llama.cpp) with xAI's
+//! Responses API for web/X search, the Tavily news client, prompt building and cost accounting.
+
+pub mod client;
+pub mod config;
+pub mod prompt;
+pub mod tavily;
+
+pub use client::{ChatMessage, LlmClient, LlmError, LlmReply};
+pub use config::{ApiKey, BudgetFallback, LlmConfig, ModelPrice, TavilyConfig};
+pub use prompt::{PromptParts, SYSTEM_PROMPT, build_prompt, load_template};
+pub use tavily::{NewsItem, TavilyClient, TavilyError, drop_news_after};

@@ -1,0 +1,516 @@
+//! The decision flow: the `DecisionEngine` contract with its two engines, `rules` and `llm`, and
+//! the flight recorder call that turns every outcome (valid, invalid, error, fallback) into a
+//! `decisions` row. Nothing here places an order.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::json;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::app::bus::{Event, EventBus};
+use crate::domain::decision::{
+    DecisionInput, InjectionFinding, RulesConfig, ValidatedDecision, ValidationLimits, Verdict,
+    decision_json_schema, detect_injection, parse_and_validate, rules_decide, validate,
+};
+use crate::services::llm::{
+    BudgetFallback, ChatMessage, LlmClient, NewsItem, PromptParts, SYSTEM_PROMPT, TavilyClient,
+    build_prompt, drop_news_after,
+};
+use crate::store::decisions::{self as recorder, CachedReply, NewDecision};
+use crate::store::{Store, StoreError};
+
+/// Everything one decision produced, for the flight recorder and the faces.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EngineOutput {
+    /// `rules`, `llm`, or `cache` (an LLM decision answered entirely from the cache).
+    pub engine: String,
+    pub model: Option<String>,
+    pub validated: ValidatedDecision,
+    pub news: Vec<NewsItem>,
+    pub news_error: Option<String>,
+    pub injections: Vec<InjectionFinding>,
+    pub prompt: Option<String>,
+    pub raw_response: Option<String>,
+    pub latency_ms: i64,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub cost_usd: Option<Decimal>,
+    pub error: Option<String>,
+    /// Requests sent to the LLM server for this decision (0 when cached).
+    pub llm_calls: u32,
+    pub repaired: bool,
+    /// Why another engine decided instead (budget exhausted).
+    pub fallback: Option<String>,
+}
+
+impl EngineOutput {
+    fn new(engine: &str, validated: ValidatedDecision) -> Self {
+        EngineOutput {
+            engine: engine.to_string(),
+            model: None,
+            validated,
+            news: Vec::new(),
+            news_error: None,
+            injections: Vec::new(),
+            prompt: None,
+            raw_response: None,
+            latency_ms: 0,
+            prompt_tokens: None,
+            completion_tokens: None,
+            cost_usd: None,
+            error: None,
+            llm_calls: 0,
+            repaired: false,
+            fallback: None,
+        }
+    }
+
+    /// The outcome column when nothing is executed: error, invalid, hold or dry_run.
+    pub fn dry_run_outcome(&self) -> &'static str {
+        if self.error.is_some() {
+            "error"
+        } else if !self.validated.is_valid() {
+            "invalid"
+        } else if self.validated.decision.action == crate::domain::decision::Action::Hold {
+            "hold"
+        } else {
+            "dry_run"
+        }
+    }
+}
+
+/// Decides on a snapshot. Live trading, the CLI and backtests call the same engines.
+pub trait DecisionEngine {
+    /// `rules` or `llm`: shown wherever a decision is shown.
+    fn label(&self) -> &'static str;
+    fn decide(&self, input: &DecisionInput) -> impl Future<Output = EngineOutput> + Send;
+}
+
+/// The RSI + MACD rule engine.
+#[derive(Debug, Clone, Default)]
+pub struct RulesEngine {
+    pub config: RulesConfig,
+    pub limits: ValidationLimits,
+}
+
+impl RulesEngine {
+    pub fn decide_now(&self, input: &DecisionInput) -> EngineOutput {
+        let decision = rules_decide(input, &self.config);
+        let validated = validate(decision, &input.symbol, input.price, &self.limits);
+        EngineOutput::new("rules", validated)
+    }
+}
+
+impl DecisionEngine for RulesEngine {
+    fn label(&self) -> &'static str {
+        "rules"
+    }
+
+    fn decide(&self, input: &DecisionInput) -> impl Future<Output = EngineOutput> + Send {
+        std::future::ready(self.decide_now(input))
+    }
+}
+
+/// Live: news as found. Backtest: news dated after the simulated time is dropped and the news
+/// search itself is cached, so a replay costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    Live,
+    Backtest,
+}
+
+/// The LLM engine: news → prompt → cached or fresh model reply → validation (one repair at
+/// most) → decision; budget-aware, never panics, every failure is a HOLD with the reason.
+pub struct LlmEngine {
+    client: LlmClient,
+    tavily: Option<TavilyClient>,
+    store: Arc<Mutex<Store>>,
+    template: String,
+    rules: RulesEngine,
+    bus: Option<EventBus>,
+    mode: RunMode,
+}
+
+fn lock(store: &Mutex<Store>) -> Result<std::sync::MutexGuard<'_, Store>, StoreError> {
+    store
+        .lock()
+        .map_err(|_| StoreError::Conflict("the database lock was poisoned by a panic".into()))
+}
+
+/// The news query for a symbol: its base asset (BTCUSDT → BTC).
+pub fn news_query(symbol: &str) -> String {
+    let base = ["USDT", "USDC", "FDUSD", "BUSD", "USD", "EUR", "BTC", "ETH"]
+        .iter()
+        .find_map(|q| symbol.strip_suffix(q).filter(|b| !b.is_empty()))
+        .unwrap_or(symbol);
+    format!("{base} cryptocurrency price news")
+}
+
+impl LlmEngine {
+    pub fn new(
+        client: LlmClient,
+        tavily: Option<TavilyClient>,
+        store: Arc<Mutex<Store>>,
+        template: String,
+        rules: RulesEngine,
+    ) -> Self {
+        LlmEngine {
+            client,
+            tavily,
+            store,
+            template,
+            rules,
+            bus: None,
+            mode: RunMode::Live,
+        }
+    }
+
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    pub fn with_mode(mut self, mode: RunMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    fn publish(&self, event: Event) {
+        if let Some(bus) = &self.bus {
+            bus.publish(event);
+        }
+    }
+
+    fn cache_get(&self, key: &str) -> Option<CachedReply> {
+        let found = lock(&self.store).and_then(|s| recorder::cache_get(s.conn(), key));
+        match found {
+            Ok(hit) => hit,
+            Err(e) => {
+                tracing::warn!(error = %e, "LLM cache unreadable; asking the model");
+                None
+            }
+        }
+    }
+
+    fn cache_put(&self, key: &str, reply: &CachedReply, now_ms: i64) {
+        let model = &self.client.config().model;
+        if let Err(e) =
+            lock(&self.store).and_then(|s| recorder::cache_put(s.conn(), key, model, reply, now_ms))
+        {
+            tracing::warn!(error = %e, "cannot write the LLM cache");
+        }
+    }
+
+    async fn news(&self, input: &DecisionInput, out: &mut EngineOutput) {
+        let Some(tavily) = &self.tavily else { return };
+        let query = news_query(input.symbol.as_str());
+        let cache_key = recorder::cache_key("tavily", &format!("{query}\0{}", input.now_ms));
+        let cached = (self.mode == RunMode::Backtest)
+            .then(|| self.cache_get(&cache_key))
+            .flatten()
+            .and_then(|c| serde_json::from_str::<Vec<NewsItem>>(&c.response).ok());
+        let items = match cached {
+            Some(items) => items,
+            None => match tavily.search_news(&query).await {
+                Ok(items) => {
+                    if self.mode == RunMode::Backtest
+                        && let Ok(text) = serde_json::to_string(&items)
+                    {
+                        let reply = CachedReply {
+                            response: text,
+                            prompt_tokens: None,
+                            completion_tokens: None,
+                            cost_usd: None,
+                        };
+                        self.cache_put(&cache_key, &reply, input.now_ms);
+                    }
+                    items
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "news search failed; deciding without news");
+                    out.news_error = Some(e.to_string());
+                    Vec::new()
+                }
+            },
+        };
+        let items = match self.mode {
+            RunMode::Backtest => drop_news_after(items, input.now_ms),
+            RunMode::Live => items,
+        };
+        for item in &items {
+            let text = format!("{}\n{}", item.title, item.snippet);
+            for finding in detect_injection(&item.url, &text) {
+                tracing::warn!(
+                    symbol = %input.symbol, source = %finding.source, pattern = %finding.pattern,
+                    "instruction-like text in news: treated as data only"
+                );
+                self.publish(Event::PromptInjectionDetected {
+                    symbol: input.symbol.clone(),
+                    source: finding.source.clone(),
+                    pattern: finding.pattern.clone(),
+                });
+                out.injections.push(finding);
+            }
+        }
+        out.news = items;
+    }
+
+    /// One model turn, from the cache when this exact conversation was answered before.
+    async fn ask(
+        &self,
+        messages: &[ChatMessage],
+        now_ms: i64,
+        out: &mut EngineOutput,
+    ) -> Result<(String, bool), String> {
+        let model = &self.client.config().model;
+        let conversation = serde_json::to_string(&json!({
+            "search": self.client.config().use_grok_search,
+            "messages": messages,
+        }))
+        .unwrap_or_default();
+        let key = recorder::cache_key(model, &conversation);
+        if let Some(hit) = self.cache_get(&key) {
+            return Ok((hit.response, true));
+        }
+        let schema = decision_json_schema();
+        match self.client.complete(messages, &schema).await {
+            Ok(reply) => {
+                out.llm_calls += reply.attempts;
+                let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+                    (None, None) => None,
+                    (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+                };
+                out.prompt_tokens = add(out.prompt_tokens, reply.prompt_tokens);
+                out.completion_tokens = add(out.completion_tokens, reply.completion_tokens);
+                out.cost_usd = match (out.cost_usd, reply.cost_usd) {
+                    (None, None) => None,
+                    (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+                };
+                out.raw_response = Some(reply.raw.clone());
+                let cached = CachedReply {
+                    response: reply.content.clone(),
+                    prompt_tokens: reply.prompt_tokens.and_then(|t| i64::try_from(t).ok()),
+                    completion_tokens: reply.completion_tokens.and_then(|t| i64::try_from(t).ok()),
+                    cost_usd: reply.cost_usd,
+                };
+                self.cache_put(&key, &cached, now_ms);
+                Ok((reply.content, false))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn decide_llm(&self, input: &DecisionInput) -> EngineOutput {
+        let started = Instant::now();
+        let config = self.client.config().clone();
+        let max_position_pct = if input.risk.max_position_pct > 0.0 {
+            config.max_position_pct.min(input.risk.max_position_pct)
+        } else {
+            config.max_position_pct
+        };
+        let limits = ValidationLimits {
+            max_position_pct,
+            ..ValidationLimits::default()
+        };
+        let mut out = EngineOutput::new(
+            "llm",
+            ValidatedDecision::invalid_hold(&input.symbol, vec!["no decision yet".into()]),
+        );
+        out.model = Some(config.model.clone());
+
+        self.news(input, &mut out).await;
+        let prompt = build_prompt(
+            &self.template,
+            input,
+            &PromptParts {
+                news: &out.news,
+                max_position_pct,
+            },
+        );
+        out.prompt = Some(prompt.clone());
+        let mut messages = vec![
+            ChatMessage::system(SYSTEM_PROMPT),
+            ChatMessage::user(prompt),
+        ];
+
+        let mut all_cached = true;
+        let first = self.ask(&messages, input.now_ms, &mut out).await;
+        let content = match first {
+            Ok((content, cached)) => {
+                all_cached &= cached;
+                content
+            }
+            Err(e) => {
+                out.error = Some(e.clone());
+                out.validated =
+                    ValidatedDecision::invalid_hold(&input.symbol, vec![format!("LLM error: {e}")]);
+                out.latency_ms = elapsed_ms(started);
+                return out;
+            }
+        };
+        let mut validated = parse_and_validate(&content, &input.symbol, input.price, &limits);
+        if let Verdict::Invalid(reasons) = &validated.verdict {
+            // One repair request, never a guess: the model sees its reply and why it failed.
+            out.repaired = true;
+            messages.push(ChatMessage::assistant(content.clone()));
+            messages.push(ChatMessage::user(format!(
+                "Your reply was rejected: {}. Reply again with one JSON object matching the \
+                 trading_decision schema for {} only, or a HOLD.",
+                reasons.join("; "),
+                input.symbol
+            )));
+            match self.ask(&messages, input.now_ms, &mut out).await {
+                Ok((second, cached)) => {
+                    all_cached &= cached;
+                    let retried = parse_and_validate(&second, &input.symbol, input.price, &limits);
+                    validated = match retried.verdict {
+                        Verdict::Valid => retried,
+                        Verdict::Invalid(second_reasons) => {
+                            let mut all = reasons.clone();
+                            all.extend(
+                                second_reasons
+                                    .into_iter()
+                                    .map(|r| format!("after repair: {r}")),
+                            );
+                            let mut held = ValidatedDecision::invalid_hold(&input.symbol, all);
+                            held.original = retried.original.or(validated.original.clone());
+                            held
+                        }
+                    };
+                }
+                Err(e) => {
+                    out.error = Some(format!("repair request failed: {e}"));
+                }
+            }
+        }
+        out.validated = validated;
+        if all_cached {
+            out.engine = "cache".into();
+        }
+        out.latency_ms = elapsed_ms(started);
+        out
+    }
+
+    async fn decide_inner(&self, input: &DecisionInput) -> EngineOutput {
+        let config = self.client.config();
+        let spent = lock(&self.store)
+            .and_then(|s| recorder::spent_on_day(s.conn(), input.now_ms))
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read today's LLM spend; assuming the budget is spent");
+                config.daily_budget_usd
+            });
+        if spent >= config.daily_budget_usd {
+            let fallback = match config.on_budget_exhausted {
+                BudgetFallback::Rules => "rules",
+                BudgetFallback::Hold => "hold",
+            };
+            tracing::warn!(%spent, budget = %config.daily_budget_usd, fallback, "LLM daily budget exhausted");
+            self.publish(Event::LlmBudgetExhausted {
+                spent_usd: spent.to_string(),
+                budget_usd: config.daily_budget_usd.to_string(),
+                fallback: fallback.to_string(),
+            });
+            let reason = format!(
+                "LLM daily budget spent (${spent} of ${}); {fallback} decided instead",
+                config.daily_budget_usd
+            );
+            let mut out = match config.on_budget_exhausted {
+                BudgetFallback::Rules => self.rules.decide_now(input),
+                BudgetFallback::Hold => {
+                    let hold = validate(
+                        crate::domain::decision::TradingDecision::hold(
+                            input.symbol.as_str(),
+                            reason.clone(),
+                        ),
+                        &input.symbol,
+                        input.price,
+                        &self.rules.limits,
+                    );
+                    EngineOutput::new("rules", hold)
+                }
+            };
+            out.fallback = Some(reason);
+            return out;
+        }
+        self.decide_llm(input).await
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+impl DecisionEngine for LlmEngine {
+    fn label(&self) -> &'static str {
+        "llm"
+    }
+
+    fn decide(&self, input: &DecisionInput) -> impl Future<Output = EngineOutput> + Send {
+        self.decide_inner(input)
+    }
+}
+
+/// Write one decision to the flight recorder and announce it. `outcome` is what happened next
+/// (`dry_run` … or `executed`/`refused` from the execution layer), `risk_verdict` every check.
+pub fn record(
+    store: &Store,
+    input: &DecisionInput,
+    out: &EngineOutput,
+    strategy_id: Option<i64>,
+    outcome: &str,
+    risk_verdict: Option<serde_json::Value>,
+    bus: Option<&EventBus>,
+) -> Result<i64, StoreError> {
+    let decision = &out.validated.decision;
+    let search = if out.news.is_empty() && out.news_error.is_none() && out.injections.is_empty() {
+        None
+    } else {
+        Some(
+            json!({"items": out.news, "error": out.news_error, "injections": out.injections})
+                .to_string(),
+        )
+    };
+    let validation = json!({
+        "verdict": out.validated.verdict,
+        "original": out.validated.original,
+        "adjustments": out.validated.adjustments,
+        "repaired": out.repaired,
+        "fallback": out.fallback,
+        "llm_calls": out.llm_calls,
+    });
+    let row = NewDecision {
+        strategy_id,
+        symbol: input.symbol.to_string(),
+        engine: out.engine.clone(),
+        model: out.model.clone(),
+        action: decision.action.to_string(),
+        confidence: Some(decision.confidence),
+        input_snapshot: serde_json::to_string(input).unwrap_or_else(|_| "{}".into()),
+        search_results: search,
+        prompt: out.prompt.clone(),
+        raw_response: out.raw_response.clone(),
+        decision: serde_json::to_string(decision).ok(),
+        validation: Some(validation.to_string()),
+        risk_verdict: risk_verdict.map(|v| v.to_string()),
+        outcome: outcome.to_string(),
+        order_ids: Vec::new(),
+        latency_ms: Some(out.latency_ms),
+        prompt_tokens: out.prompt_tokens.and_then(|t| i64::try_from(t).ok()),
+        completion_tokens: out.completion_tokens.and_then(|t| i64::try_from(t).ok()),
+        cost_usd: out.cost_usd,
+        error: out.error.clone(),
+        decided_at: input.now_ms,
+    };
+    let id = recorder::insert(store.conn(), &row)?;
+    if let Some(bus) = bus {
+        bus.publish(Event::DecisionRecorded {
+            id,
+            symbol: input.symbol.clone(),
+            action: row.action.clone(),
+            outcome: row.outcome.clone(),
+        });
+    }
+    Ok(id)
+}

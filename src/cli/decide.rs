@@ -1,0 +1,320 @@
+//! `trademind decide SYMBOL` (runs the flow up to the decision, executes nothing) and
+//! `trademind decisions` (the flight recorder, with cost totals).
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+use super::{Context, UsageError};
+use crate::app::decide::{DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record};
+use crate::domain::Symbol;
+use crate::domain::decision::{DecisionInput, PastDecision, ValidationLimits, Verdict};
+use crate::domain::market::Interval;
+use crate::services::llm::{ApiKey, LlmClient, TavilyClient, load_template};
+use crate::services::market_data::import::parse_candles;
+use crate::store::Store;
+use crate::store::candles::{insert_candles, last_candles};
+use crate::store::decisions as recorder;
+
+/// Bundled candles for the offline default (Binance BTCUSDT 1h, January 2025).
+const BUNDLED_CSV: &str = include_str!("../../assets/btcusdt_1h_2025-01_binance.csv");
+/// Candles fed to the indicators (enough for MACD and the next interval up).
+const CANDLES: usize = 500;
+/// Environment fallbacks until the keyring store is wired (same names as `secrets::env`).
+pub const GROK_KEY_ENV: &str = "TRADEMIND_GROK_API_KEY";
+pub const TAVILY_KEY_ENV: &str = "TRADEMIND_TAVILY_API_KEY";
+
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// Symbol to decide on, e.g. BTCUSDT.
+    pub symbol: String,
+    /// Decision engine: llm (needs a Grok key) or rules. Default: llm when a key is configured.
+    #[arg(long, value_parser = ["llm", "rules"])]
+    pub engine: Option<String>,
+    /// Candle interval (default: trading.interval).
+    #[arg(long)]
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecisionsArgs {
+    /// How many of the most recent decisions to list.
+    #[arg(long, default_value_t = 20)]
+    pub last: usize,
+    /// Also show LLM cost totals per day and per strategy.
+    #[arg(long)]
+    pub costs: bool,
+}
+
+fn env_key(name: &str) -> Option<ApiKey> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(ApiKey::new)
+}
+
+/// Stored candles, or the bundled file imported on first use (BTCUSDT 1h only).
+fn candles(
+    store: &Store,
+    symbol: &Symbol,
+    interval: Interval,
+) -> Result<(Vec<crate::domain::market::Candle>, bool)> {
+    let stored = last_candles(store.conn(), symbol, interval, CANDLES)?;
+    if !stored.is_empty() {
+        return Ok((stored, false));
+    }
+    if symbol.as_str() == "BTCUSDT" && interval == Interval::H1 {
+        let parsed = parse_candles(BUNDLED_CSV, Interval::H1, false)
+            .context("the bundled BTCUSDT candles are unreadable")?;
+        insert_candles(store.conn(), symbol, interval, &parsed.candles)?;
+        return Ok((last_candles(store.conn(), symbol, interval, CANDLES)?, true));
+    }
+    Err(UsageError(format!(
+        "no {interval} candles for {symbol} in the database; import some first \
+         (the bundled offline data covers BTCUSDT 1h only)"
+    ))
+    .into())
+}
+
+pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
+    let settings = ctx.settings();
+    let symbol = Symbol::new(&args.symbol).map_err(|e| UsageError(e.to_string()))?;
+    let interval: Interval = args
+        .interval
+        .as_deref()
+        .unwrap_or(&settings.trading.interval)
+        .parse()
+        .map_err(|e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()))?;
+    let grok_key = env_key(GROK_KEY_ENV);
+    let engine_name = match (args.engine.as_deref(), &grok_key) {
+        (Some("llm"), None) => {
+            return Err(UsageError(format!(
+                "--engine llm needs a Grok API key: store one with `trademind keys set grok` \
+                 or set {GROK_KEY_ENV}"
+            ))
+            .into());
+        }
+        (Some(e), _) => e.to_string(),
+        (None, Some(_)) => "llm".to_string(),
+        (None, None) => "rules".to_string(),
+    };
+    let offline_notice = (grok_key.is_none())
+        .then(|| "no LLM key configured: deciding offline with the rules engine".to_string());
+
+    let store = ctx.open_store()?;
+    let (candles, imported) = candles(&store, &symbol, interval)?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut input = DecisionInput::from_candles(symbol.clone(), interval, &candles, now_ms)
+        .ok_or_else(|| UsageError(format!("no candles for {symbol}")))?;
+    input.risk.max_position_pct = settings.llm.max_position_pct;
+    input.recent_decisions = recorder::recent_for_symbol(
+        store.conn(),
+        symbol.as_str(),
+        now_ms,
+        settings.llm.recent_decisions,
+    )?
+    .into_iter()
+    .map(|r| PastDecision {
+        decided_at: r.fields.decided_at,
+        action: r.fields.action,
+        outcome: r.fields.outcome,
+    })
+    .collect();
+
+    let rules = RulesEngine {
+        config: settings.rules.clone(),
+        limits: ValidationLimits {
+            max_position_pct: settings.llm.max_position_pct,
+            ..ValidationLimits::default()
+        },
+    };
+    let (out, store) = if engine_name == "llm" {
+        let key = grok_key.ok_or_else(|| UsageError("no Grok API key".into()))?;
+        let client = LlmClient::new(settings.llm.clone(), key)?;
+        let tavily = match env_key(TAVILY_KEY_ENV) {
+            Some(k) if settings.llm.tavily.enabled => {
+                Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
+            }
+            _ => None,
+        };
+        let template =
+            load_template(settings.llm.prompt_template.as_deref()).with_context(|| {
+                format!(
+                    "cannot read llm.prompt_template {:?}",
+                    settings.llm.prompt_template
+                )
+            })?;
+        let shared = Arc::new(Mutex::new(store));
+        let engine = LlmEngine::new(client, tavily, shared.clone(), template, rules);
+        let out = engine.decide(&input).await;
+        drop(engine);
+        let store = Arc::try_unwrap(shared)
+            .map_err(|_| anyhow::anyhow!("the database is still in use"))?
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
+        (out, store)
+    } else {
+        (rules.decide(&input).await, store)
+    };
+    let outcome = out.dry_run_outcome();
+    let id = record(&store, &input, &out, None, outcome, None, None)?;
+    print_decision(
+        ctx,
+        id,
+        &input,
+        &out,
+        outcome,
+        offline_notice.as_deref(),
+        imported,
+        &candles,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_decision(
+    ctx: &Context,
+    id: i64,
+    input: &DecisionInput,
+    out: &EngineOutput,
+    outcome: &str,
+    notice: Option<&str>,
+    imported: bool,
+    candles: &[crate::domain::market::Candle],
+) -> Result<()> {
+    let data_as_of = candles
+        .last()
+        .and_then(|c| chrono::DateTime::from_timestamp_millis(c.close_time(input.interval)))
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+    let d = &out.validated.decision;
+    let value = json!({
+        "id": id,
+        "symbol": input.symbol,
+        "engine": out.engine,
+        "offline": notice.is_some(),
+        "notice": notice,
+        "data_as_of": data_as_of,
+        "price": input.price,
+        "decision": d,
+        "validation": out.validated.verdict,
+        "adjustments": out.validated.adjustments,
+        "risk_verdict": null,
+        "outcome": outcome,
+        "executed": false,
+        "model": out.model,
+        "cost_usd": out.cost_usd,
+        "error": out.error,
+        "injections": out.injections,
+    });
+    ctx.emit(&value, || {
+        if let Some(n) = notice {
+            println!("{n}");
+        }
+        if imported {
+            println!("imported the bundled BTCUSDT 1h candles (January 2025) into the database");
+        }
+        println!(
+            "{} decision for {} [engine: {}] on data as of {}",
+            d.action,
+            input.symbol,
+            out.engine,
+            data_as_of.as_deref().unwrap_or("?")
+        );
+        println!(
+            "  price {}  confidence {:.2}  size {}% of equity",
+            input.price, d.confidence, d.position_size_pct
+        );
+        if let Some(s) = d.stop_loss {
+            println!("  stop-loss {:?} {}", s.kind, s.value);
+        }
+        if let Some(t) = d.take_profit {
+            println!("  take-profit {:?} {}", t.kind, t.value);
+        }
+        println!("  reasoning: {}", d.reasoning);
+        match &out.validated.verdict {
+            Verdict::Valid => println!("  validation: valid"),
+            Verdict::Invalid(r) => println!("  validation: INVALID: {}", r.join("; ")),
+        }
+        for a in &out.validated.adjustments {
+            println!("  adjusted: {a}");
+        }
+        if let Some(e) = &out.error {
+            println!("  error: {e}");
+        }
+        if !out.injections.is_empty() {
+            println!(
+                "  warning: {} instruction-like passage(s) in the news were ignored",
+                out.injections.len()
+            );
+        }
+        if let Some(c) = out.cost_usd {
+            println!("  LLM cost ${c}");
+        }
+        println!("  risk verdict: not evaluated (no risk module in this build)");
+        println!("recorded as decision #{id} ({outcome}): nothing was executed");
+    })
+}
+
+pub fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
+    let rows = recorder::recent(store.conn(), args.last)?;
+    let totals = if args.costs {
+        Some(recorder::cost_totals(store.conn())?)
+    } else {
+        None
+    };
+    let value = json!({
+        "decisions": rows.iter().map(|r| json!({
+            "id": r.id,
+            "decided_at": r.fields.decided_at,
+            "symbol": r.fields.symbol,
+            "engine": r.fields.engine,
+            "model": r.fields.model,
+            "action": r.fields.action,
+            "confidence": r.fields.confidence,
+            "outcome": r.fields.outcome,
+            "order_ids": r.fields.order_ids,
+            "cost_usd": r.fields.cost_usd,
+            "latency_ms": r.fields.latency_ms,
+            "error": r.fields.error,
+            "validation": r.fields.validation.as_deref()
+                .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok()),
+        })).collect::<Vec<_>>(),
+        "cost_per_day": totals.as_ref().map(|t| &t.0),
+        "cost_per_strategy": totals.as_ref().map(|t| &t.1),
+    });
+    ctx.emit(&value, || {
+        if rows.is_empty() {
+            println!("no decisions recorded yet (try `trademind decide BTCUSDT`)");
+        }
+        for r in &rows {
+            let f = &r.fields;
+            let at = chrono::DateTime::from_timestamp_millis(f.decided_at)
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default();
+            println!(
+                "#{:<5} {at}  {:<10} {:<6} {:<5} conf {:<4} {:<8} cost {}{}",
+                r.id,
+                f.symbol,
+                f.engine,
+                f.action,
+                f.confidence.map_or("-".into(), |c| format!("{c:.2}")),
+                f.outcome,
+                f.cost_usd.map_or("-".into(), |c| format!("${c}")),
+                f.error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!("  error: {e}")),
+            );
+        }
+        if let Some((days, strategies)) = &totals {
+            println!("LLM cost per day:");
+            for t in days {
+                println!("  {}  {} decisions  ${}", t.key, t.decisions, t.cost_usd);
+            }
+            println!("LLM cost per strategy:");
+            for t in strategies {
+                println!("  {}  {} decisions  ${}", t.key, t.decisions, t.cost_usd);
+            }
+        }
+    })
+}

@@ -1,0 +1,167 @@
+//! Tavily news search (`POST /search`, Bearer auth, topic `news`). Results are untrusted data:
+//! they only ever reach the prompt inside the delimited block built by `prompt`.
+
+use chrono::{DateTime, NaiveDate};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::Duration;
+
+use super::config::{ApiKey, TavilyConfig};
+use crate::domain::market::TimestampMs;
+
+/// One news result as it goes into the prompt and the flight recorder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewsItem {
+    pub title: String,
+    pub url: String,
+    /// As Tavily gives it (RFC 2822, RFC 3339 or a date); not in the current schema, often absent.
+    pub published_date: Option<String>,
+    pub snippet: String,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TavilyError {
+    #[error("Tavily rejected the API key: {0}")]
+    Unauthorized(String),
+    #[error("Tavily usage limit reached (HTTP {status}): {body}")]
+    Limit { status: u16, body: String },
+    #[error("Tavily answered HTTP {status}: {body}")]
+    Http { status: u16, body: String },
+    #[error("cannot reach Tavily: {0}")]
+    Network(String),
+    #[error("unreadable Tavily response: {0}")]
+    Decode(String),
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    results: Vec<SearchResult>,
+}
+
+#[derive(Deserialize)]
+struct SearchResult {
+    title: Option<String>,
+    url: Option<String>,
+    content: Option<String>,
+    published_date: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TavilyClient {
+    http: reqwest::Client,
+    config: TavilyConfig,
+    key: ApiKey,
+}
+
+impl TavilyClient {
+    pub fn new(config: TavilyConfig, key: ApiKey) -> Result<Self, TavilyError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .build()
+            .map_err(|e| TavilyError::Network(e.to_string()))?;
+        Ok(TavilyClient { http, config, key })
+    }
+
+    /// Recent news about the symbol's base asset.
+    pub async fn search_news(&self, query: &str) -> Result<Vec<NewsItem>, TavilyError> {
+        let url = format!("{}/search", self.config.base_url.trim_end_matches('/'));
+        let body = json!({
+            "query": query,
+            "topic": "news",
+            "time_range": self.config.time_range,
+            "max_results": self.config.max_results,
+            "search_depth": "basic",
+        });
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.key.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| TavilyError::Network(e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| TavilyError::Network(e.to_string()))?;
+        match status {
+            200 => {}
+            401 => return Err(TavilyError::Unauthorized(text)),
+            403 | 429 | 432 | 433 => return Err(TavilyError::Limit { status, body: text }),
+            _ => return Err(TavilyError::Http { status, body: text }),
+        }
+        let parsed: SearchResponse =
+            serde_json::from_str(&text).map_err(|e| TavilyError::Decode(e.to_string()))?;
+        Ok(parsed
+            .results
+            .into_iter()
+            .map(|r| NewsItem {
+                title: r.title.unwrap_or_default(),
+                url: r.url.unwrap_or_default(),
+                published_date: r.published_date,
+                snippet: r.content.unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// Milliseconds since the epoch of a published date in any of the forms Tavily has used.
+pub fn published_ms(date: &str) -> Option<TimestampMs> {
+    let date = date.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(date) {
+        return Some(t.timestamp_millis());
+    }
+    if let Ok(t) = DateTime::parse_from_rfc2822(date) {
+        return Some(t.timestamp_millis());
+    }
+    NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+/// For a backtest at `now_ms`: keep only news provably published at or before it (an undated
+/// item could be from the future, so it goes too).
+pub fn drop_news_after(items: Vec<NewsItem>, now_ms: TimestampMs) -> Vec<NewsItem> {
+    items
+        .into_iter()
+        .filter(|n| {
+            n.published_date
+                .as_deref()
+                .and_then(published_ms)
+                .is_some_and(|t| t <= now_ms)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(date: Option<&str>) -> NewsItem {
+        NewsItem {
+            title: "t".into(),
+            url: "u".into(),
+            published_date: date.map(str::to_string),
+            snippet: "s".into(),
+        }
+    }
+
+    #[test]
+    fn backtest_drops_news_from_after_the_simulated_time_and_undated_news() {
+        // 2025-01-15T00:00:00Z = 1736899200000 ms
+        let now = 1_736_899_200_000;
+        let kept = drop_news_after(
+            vec![
+                item(Some("Tue, 14 Jan 2025 10:00:00 GMT")),
+                item(Some("2025-01-15T00:00:01Z")),
+                item(Some("2025-01-15")),
+                item(None),
+            ],
+            now,
+        );
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[1].published_date.as_deref(), Some("2025-01-15"));
+    }
+}

@@ -1,0 +1,407 @@
+//! The flight recorder: every decision (HOLD, invalid, refused and failed ones included) as a
+//! `decisions` row, the LLM response cache keyed by SHA-256 of (model, prompt), and cost totals.
+
+use chrono::DateTime;
+use rusqlite::{Connection, OptionalExtension, params};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+use super::StoreResult;
+use super::codec::{dec_to_sql, opt_dec_from_sql};
+use crate::domain::market::TimestampMs;
+
+/// One decision as written to the log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NewDecision {
+    pub strategy_id: Option<i64>,
+    pub symbol: String,
+    /// `rules` | `llm` | `cache`
+    pub engine: String,
+    pub model: Option<String>,
+    pub action: String,
+    pub confidence: Option<f64>,
+    pub input_snapshot: String,
+    pub search_results: Option<String>,
+    pub prompt: Option<String>,
+    pub raw_response: Option<String>,
+    pub decision: Option<String>,
+    pub validation: Option<String>,
+    pub risk_verdict: Option<String>,
+    /// executed | refused | invalid | hold | error | dry_run
+    pub outcome: String,
+    pub order_ids: Vec<String>,
+    pub latency_ms: Option<i64>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cost_usd: Option<Decimal>,
+    pub error: Option<String>,
+    pub decided_at: TimestampMs,
+}
+
+/// A decision as read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecisionRow {
+    pub id: i64,
+    #[serde(flatten)]
+    pub fields: NewDecision,
+}
+
+pub fn insert(conn: &Connection, d: &NewDecision) -> StoreResult<i64> {
+    let order_ids = serde_json::to_string(&d.order_ids).unwrap_or_else(|_| "[]".into());
+    conn.execute(
+        "INSERT INTO decisions (strategy_id, symbol, engine, model, action, confidence,
+            input_snapshot, search_results, prompt, raw_response, decision, validation,
+            risk_verdict, outcome, order_ids, latency_ms, prompt_tokens, completion_tokens,
+            cost_usd, error, decided_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21)",
+        params![
+            d.strategy_id,
+            d.symbol,
+            d.engine,
+            d.model,
+            d.action,
+            d.confidence,
+            d.input_snapshot,
+            d.search_results,
+            d.prompt,
+            d.raw_response,
+            d.decision,
+            d.validation,
+            d.risk_verdict,
+            d.outcome,
+            order_ids,
+            d.latency_ms,
+            d.prompt_tokens,
+            d.completion_tokens,
+            d.cost_usd.map(dec_to_sql),
+            d.error,
+            d.decided_at,
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Record the orders a decision led to.
+pub fn set_order_ids(conn: &Connection, id: i64, order_ids: &[String]) -> StoreResult<()> {
+    let text = serde_json::to_string(order_ids).unwrap_or_else(|_| "[]".into());
+    conn.execute(
+        "UPDATE decisions SET order_ids = ?1 WHERE id = ?2",
+        params![text, id],
+    )?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, strategy_id, symbol, engine, model, action, confidence, input_snapshot,
+    search_results, prompt, raw_response, decision, validation, risk_verdict, outcome, order_ids,
+    latency_ms, prompt_tokens, completion_tokens, cost_usd, error, decided_at";
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(DecisionRow, Option<String>, String)> {
+    let cost: Option<String> = r.get(19)?;
+    let order_ids: String = r.get(15)?;
+    Ok((
+        DecisionRow {
+            id: r.get(0)?,
+            fields: NewDecision {
+                strategy_id: r.get(1)?,
+                symbol: r.get(2)?,
+                engine: r.get(3)?,
+                model: r.get(4)?,
+                action: r.get(5)?,
+                confidence: r.get(6)?,
+                input_snapshot: r.get(7)?,
+                search_results: r.get(8)?,
+                prompt: r.get(9)?,
+                raw_response: r.get(10)?,
+                decision: r.get(11)?,
+                validation: r.get(12)?,
+                risk_verdict: r.get(13)?,
+                outcome: r.get(14)?,
+                order_ids: Vec::new(),
+                latency_ms: r.get(16)?,
+                prompt_tokens: r.get(17)?,
+                completion_tokens: r.get(18)?,
+                cost_usd: None,
+                error: r.get(20)?,
+                decided_at: r.get(21)?,
+            },
+        },
+        cost,
+        order_ids,
+    ))
+}
+
+fn collect(
+    rows: impl Iterator<Item = rusqlite::Result<(DecisionRow, Option<String>, String)>>,
+) -> StoreResult<Vec<DecisionRow>> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut row, cost, order_ids) = row?;
+        row.fields.cost_usd = opt_dec_from_sql("decisions.cost_usd", cost)?;
+        row.fields.order_ids =
+            serde_json::from_str(&order_ids).map_err(|e| super::StoreError::Corrupt {
+                column: "decisions.order_ids",
+                value: order_ids.clone(),
+                reason: e.to_string(),
+            })?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// The `last` most recent decisions, newest first.
+pub fn recent(conn: &Connection, last: usize) -> StoreResult<Vec<DecisionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM decisions ORDER BY decided_at DESC, id DESC LIMIT ?1"
+    ))?;
+    let limit = i64::try_from(last).unwrap_or(i64::MAX);
+    let rows = stmt.query_map([limit], read_row)?;
+    collect(rows)
+}
+
+/// The `last` most recent decisions on one symbol up to `before_ms`, newest first (for prompts).
+pub fn recent_for_symbol(
+    conn: &Connection,
+    symbol: &str,
+    before_ms: TimestampMs,
+    last: usize,
+) -> StoreResult<Vec<DecisionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM decisions WHERE symbol = ?1 AND decided_at < ?2
+         ORDER BY decided_at DESC, id DESC LIMIT ?3"
+    ))?;
+    let limit = i64::try_from(last).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![symbol, before_ms, limit], read_row)?;
+    collect(rows)
+}
+
+pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<DecisionRow>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM decisions WHERE id = ?1"))?;
+    let rows = stmt.query_map([id], read_row)?;
+    Ok(collect(rows)?.into_iter().next())
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// LLM spend recorded on the UTC day containing `at_ms`.
+pub fn spent_on_day(conn: &Connection, at_ms: TimestampMs) -> StoreResult<Decimal> {
+    let start = at_ms.div_euclid(DAY_MS) * DAY_MS;
+    let mut stmt = conn.prepare(
+        "SELECT cost_usd FROM decisions WHERE cost_usd IS NOT NULL
+         AND decided_at >= ?1 AND decided_at < ?2",
+    )?;
+    let mut total = Decimal::ZERO;
+    for cost in stmt.query_map(params![start, start + DAY_MS], |r| r.get::<_, String>(0))? {
+        total += opt_dec_from_sql("decisions.cost_usd", Some(cost?))?.unwrap_or_default();
+    }
+    Ok(total)
+}
+
+/// Spend and counts grouped by a key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CostTotal {
+    /// `YYYY-MM-DD` (UTC) or the strategy id (`none` for decisions outside a strategy).
+    pub key: String,
+    pub decisions: u64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: Decimal,
+}
+
+/// Cost totals per UTC day and per strategy, oldest day / lowest id first.
+pub fn cost_totals(conn: &Connection) -> StoreResult<(Vec<CostTotal>, Vec<CostTotal>)> {
+    let mut stmt = conn.prepare(
+        "SELECT decided_at, strategy_id, prompt_tokens, completion_tokens, cost_usd
+         FROM decisions",
+    )?;
+    let mut by_day: BTreeMap<String, CostTotal> = BTreeMap::new();
+    let mut by_strategy: BTreeMap<String, CostTotal> = BTreeMap::new();
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (at, strategy, pt, ct, cost) = row?;
+        let cost = opt_dec_from_sql("decisions.cost_usd", cost)?.unwrap_or_default();
+        let day = DateTime::from_timestamp_millis(at)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| at.to_string());
+        let strategy = strategy.map_or_else(|| "none".to_string(), |s| format!("{s:>12}"));
+        for (map, key) in [(&mut by_day, day), (&mut by_strategy, strategy)] {
+            let entry = map.entry(key.clone()).or_insert_with(|| CostTotal {
+                key: key.trim().to_string(),
+                ..CostTotal::default()
+            });
+            entry.decisions += 1;
+            entry.prompt_tokens += pt.unwrap_or(0);
+            entry.completion_tokens += ct.unwrap_or(0);
+            entry.cost_usd += cost;
+        }
+    }
+    Ok((
+        by_day.into_values().collect(),
+        by_strategy.into_values().collect(),
+    ))
+}
+
+/// The cache key: hex SHA-256 of the model, a NUL, and the whole conversation text.
+pub fn cache_key(model: &str, prompt: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(model.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(prompt.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// A cached model reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedReply {
+    pub response: String,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cost_usd: Option<Decimal>,
+}
+
+pub fn cache_get(conn: &Connection, key: &str) -> StoreResult<Option<CachedReply>> {
+    let row = conn
+        .query_row(
+            "SELECT response, prompt_tokens, completion_tokens, cost_usd FROM llm_cache
+             WHERE key = ?1",
+            [key],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(response, prompt_tokens, completion_tokens, cost)| {
+        Ok(CachedReply {
+            response,
+            prompt_tokens,
+            completion_tokens,
+            cost_usd: opt_dec_from_sql("llm_cache.cost_usd", cost)?,
+        })
+    })
+    .transpose()
+}
+
+pub fn cache_put(
+    conn: &Connection,
+    key: &str,
+    model: &str,
+    reply: &CachedReply,
+    now_ms: TimestampMs,
+) -> StoreResult<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO llm_cache
+            (key, model, response, prompt_tokens, completion_tokens, cost_usd, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            key,
+            model,
+            reply.response,
+            reply.prompt_tokens,
+            reply.completion_tokens,
+            reply.cost_usd.map(dec_to_sql),
+            now_ms
+        ],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use rust_decimal_macros::dec;
+
+    fn row(at: i64, strategy: Option<i64>, cost: Option<Decimal>) -> NewDecision {
+        NewDecision {
+            strategy_id: strategy,
+            symbol: "BTCUSDT".into(),
+            engine: "llm".into(),
+            action: "HOLD".into(),
+            outcome: "hold".into(),
+            input_snapshot: "{}".into(),
+            prompt_tokens: Some(10),
+            completion_tokens: Some(5),
+            cost_usd: cost,
+            decided_at: at,
+            ..NewDecision::default()
+        }
+    }
+
+    #[test]
+    fn a_decision_round_trips_with_exact_cost_and_order_ids() {
+        let store = Store::open_in_memory().unwrap();
+        let mut d = row(1_000, None, Some(dec!(0.0037756)));
+        d.error = Some("timeout".into());
+        let id = insert(store.conn(), &d).unwrap();
+        set_order_ids(store.conn(), id, &["tm-1".into()]).unwrap();
+        let back = get(store.conn(), id).unwrap().unwrap();
+        d.order_ids = vec!["tm-1".into()];
+        assert_eq!(back.fields, d);
+    }
+
+    #[test]
+    fn totals_group_by_utc_day_and_strategy_and_budget_counts_one_day() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .conn()
+            .execute(
+                "INSERT INTO strategies (id, name, created_at, updated_at) VALUES (1, 's', 0, 0)",
+                [],
+            )
+            .unwrap();
+        let strategy = Some(1);
+        // Day 0 (1970-01-01): 0.10 + 0.05; day 1: 0.20; a rules decision without cost.
+        insert(store.conn(), &row(1_000, strategy, Some(dec!(0.10)))).unwrap();
+        insert(store.conn(), &row(2_000, None, Some(dec!(0.05)))).unwrap();
+        insert(store.conn(), &row(DAY_MS + 5, strategy, Some(dec!(0.20)))).unwrap();
+        insert(store.conn(), &row(DAY_MS + 6, None, None)).unwrap();
+        assert_eq!(spent_on_day(store.conn(), 50_000).unwrap(), dec!(0.15));
+        assert_eq!(spent_on_day(store.conn(), DAY_MS + 1).unwrap(), dec!(0.20));
+        let (days, strategies) = cost_totals(store.conn()).unwrap();
+        assert_eq!(days.len(), 2);
+        assert_eq!(days[0].key, "1970-01-01");
+        assert_eq!(days[0].cost_usd, dec!(0.15));
+        assert_eq!(days[1].decisions, 2);
+        assert_eq!(days[1].prompt_tokens, 20);
+        // Strategy 1: 0.10 + 0.20; no strategy: 0.05 + nothing.
+        assert_eq!(strategies.len(), 2);
+        let one = strategies.iter().find(|s| s.key == "1").unwrap();
+        assert_eq!(one.cost_usd, dec!(0.30));
+        let none = strategies.iter().find(|s| s.key == "none").unwrap();
+        assert_eq!((none.cost_usd, none.decisions), (dec!(0.05), 2));
+    }
+
+    #[test]
+    fn cache_key_depends_on_model_and_prompt_and_round_trips() {
+        assert_ne!(cache_key("a", "p"), cache_key("b", "p"));
+        assert_ne!(cache_key("a", "p"), cache_key("a", "q"));
+        // The NUL separator keeps ("ab","c") and ("a","bc") apart.
+        assert_ne!(cache_key("ab", "c"), cache_key("a", "bc"));
+        let store = Store::open_in_memory().unwrap();
+        let key = cache_key("m", "p");
+        assert!(cache_get(store.conn(), &key).unwrap().is_none());
+        let reply = CachedReply {
+            response: "{}".into(),
+            prompt_tokens: Some(3),
+            completion_tokens: Some(4),
+            cost_usd: Some(dec!(0.001)),
+        };
+        cache_put(store.conn(), &key, "m", &reply, 0).unwrap();
+        assert_eq!(cache_get(store.conn(), &key).unwrap(), Some(reply));
+    }
+}
