@@ -4,5 +4,6 @@
 pub mod bus;
 pub mod daemon;
 pub mod scheduler;
+pub mod snapshot;
 
 pub use bus::{Event, EventBus};
