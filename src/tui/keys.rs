@@ -24,7 +24,7 @@ pub const GLOBAL: &[Binding] = &[
     b("g G / Home End", "first / last row"),
     b("PgDn PgUp", "page down / up"),
     b("?", "this help"),
-    b(":", "command line (:backtest, :pause, :resume, :market, :kill, :quit)"),
+    b(":", "command line: backtest pause resume market kill quit"),
     b("p", "pause / resume trading (asks first)"),
     b("r", "reload from the database"),
     b("q", "quit (asks while orders are in flight)"),

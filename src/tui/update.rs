@@ -289,6 +289,15 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 )
             }
         }
+        Action::CancelOrder
+            if app.screen == Screen::Positions && app.positions_focus != PositionsFocus::Orders =>
+        {
+            set_status(
+                app,
+                StatusKind::Info,
+                "select an order first: l moves to the orders table".into(),
+            )
+        }
         Action::CancelOrder if app.screen == Screen::Positions => {
             if let Some(o) = app.snapshot.open_orders.get(app.order_selected) {
                 let effect = Effect::CancelOrder {
@@ -657,5 +666,362 @@ fn push_log(app: &mut App, at_ms: i64, level: LogLevel, target: String, message:
     if logs.len() > MAX_LOG_LINES {
         let excess = logs.len() - MAX_LOG_LINES;
         logs.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::snapshot::TradingMode;
+    use crate::tui::fixture;
+    use crate::tui::keys::map_key;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    fn app() -> App {
+        App::new(fixture::snapshot())
+    }
+
+    /// Feed keys through the real key map, collecting every effect.
+    fn press(app: &mut App, keys: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for c in keys.chars() {
+            let code = match c {
+                '\n' => KeyCode::Enter,
+                '\t' => KeyCode::Tab,
+                '\u{1b}' => KeyCode::Esc,
+                '\u{8}' => KeyCode::Backspace,
+                c => KeyCode::Char(c),
+            };
+            if let Some(a) = map_key(app, KeyEvent::new(code, KeyModifiers::NONE)) {
+                effects.extend(update(app, a));
+            }
+        }
+        effects
+    }
+
+    #[test]
+    fn pause_asks_first_and_yes_pauses() {
+        let mut app = app();
+        assert!(press(&mut app, "p").is_empty());
+        assert!(matches!(app.overlay, Overlay::Confirm(_)));
+        assert_eq!(press(&mut app, "y"), vec![Effect::PauseTrading]);
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn pause_answered_no_does_nothing() {
+        let mut app = app();
+        press(&mut app, "p");
+        assert!(press(&mut app, "n").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+        // Unrelated keys while the question is open neither answer nor dismiss it.
+        press(&mut app, "p");
+        assert!(press(&mut app, "jq").is_empty());
+        assert!(matches!(app.overlay, Overlay::Confirm(_)));
+    }
+
+    #[test]
+    fn p_offers_resume_when_trading_is_paused() {
+        let mut app = app();
+        app.snapshot.trading_paused = true;
+        press(&mut app, "p");
+        assert_eq!(press(&mut app, "y"), vec![Effect::ResumeTrading]);
+    }
+
+    #[test]
+    fn closing_the_selected_position_asks_then_names_its_symbol() {
+        let mut app = app();
+        press(&mut app, "2j");
+        assert_eq!(app.screen, Screen::Positions);
+        assert!(press(&mut app, "c").is_empty());
+        let effects = press(&mut app, "y");
+        assert_eq!(
+            effects,
+            vec![Effect::ClosePosition {
+                symbol: Symbol::new("ETHUSDT").unwrap()
+            }]
+        );
+    }
+
+    #[test]
+    fn cancelling_an_order_needs_the_orders_table_and_a_yes() {
+        let mut app = app();
+        press(&mut app, "2");
+        // With the positions table focused, x means nothing.
+        assert!(press(&mut app, "x").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+        press(&mut app, "lj");
+        press(&mut app, "x");
+        assert_eq!(
+            press(&mut app, "y"),
+            vec![Effect::CancelOrder {
+                symbol: Symbol::new("SOLUSDT").unwrap(),
+                client_order_id: "tm-entry-sol-02".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn backtest_form_starts_a_run_with_the_typed_fields() {
+        let mut app = app();
+        press(&mut app, "6n");
+        let Overlay::BacktestForm(form) = &app.overlay else {
+            panic!("form not open");
+        };
+        // Prefilled from the snapshot: first strategy, the market's symbol and interval.
+        assert_eq!(
+            (form.strategy.as_str(), form.symbol.as_str(), form.interval.as_str()),
+            ("sma-cross", "BTCUSDT", "1h")
+        );
+        // Replace the interval with 4h and type parameters ('\u{8}' is backspace).
+        let effects = press(&mut app, "\t\t\u{8}\u{8}4h\tfast=10 slow=30\n");
+        assert_eq!(
+            effects,
+            vec![Effect::StartBacktest(BacktestRequest {
+                strategy: "sma-cross".into(),
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                interval: Interval::H4,
+                params: vec![("fast".into(), "10".into()), ("slow".into(), "30".into())],
+            })]
+        );
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn backtest_form_refuses_bad_input_and_stays_open() {
+        let mut app = app();
+        press(&mut app, "6n");
+        assert!(press(&mut app, "\t\t\u{8}\u{8}7x\n").is_empty());
+        let Overlay::BacktestForm(form) = &app.overlay else {
+            panic!("form closed on bad input");
+        };
+        assert!(form.error.as_deref().unwrap_or("").contains("invalid interval"));
+        // Esc abandons the form without an effect.
+        assert!(press(&mut app, "\u{1b}").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn command_line_starts_a_backtest_with_defaults_from_the_market() {
+        let mut app = app();
+        let effects = press(&mut app, ":backtest sma-cross fast=10 slow=30\n");
+        assert_eq!(
+            effects,
+            vec![Effect::StartBacktest(BacktestRequest {
+                strategy: "sma-cross".into(),
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                interval: Interval::H1,
+                params: vec![("fast".into(), "10".into()), ("slow".into(), "30".into())],
+            })]
+        );
+        assert_eq!(app.screen, Screen::Backtests);
+    }
+
+    #[test]
+    fn command_line_pause_resume_quit_and_errors() {
+        let mut app = app();
+        press(&mut app, ":pause\n");
+        assert_eq!(press(&mut app, "y"), vec![Effect::PauseTrading]);
+        press(&mut app, ":resume\n");
+        assert_eq!(app.status.as_ref().unwrap().text, "trading is not paused");
+        press(&mut app, ":frobnicate\n");
+        assert_eq!(app.status.as_ref().unwrap().kind, StatusKind::Error);
+        press(&mut app, ":backtest x fast\n");
+        assert!(app.status.as_ref().unwrap().text.contains("not key=value"));
+        // Two orders are in flight, so :quit asks.
+        assert!(press(&mut app, ":quit\n").is_empty());
+        assert_eq!(press(&mut app, "y"), vec![Effect::Quit]);
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn quit_with_orders_in_flight_asks_and_without_quits_at_once() {
+        let mut app = app();
+        assert!(press(&mut app, "q").is_empty());
+        assert!(!app.should_quit);
+        let Overlay::Confirm(d) = &app.overlay else {
+            panic!("no confirmation");
+        };
+        assert!(d.question.contains("2 order(s) in flight"));
+        assert!(press(&mut app, "n").is_empty());
+        assert!(!app.should_quit);
+
+        app.snapshot.open_orders.clear();
+        assert_eq!(press(&mut app, "q"), vec![Effect::Quit]);
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn number_keys_tab_and_backtab_switch_screens() {
+        let mut app = app();
+        press(&mut app, "5");
+        assert_eq!(app.screen, Screen::Market);
+        press(&mut app, "\t\t\t\t");
+        assert_eq!(app.screen, Screen::Dashboard, "Tab wraps after Logs");
+        let a = map_key(&app, KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)).unwrap();
+        update(&mut app, a);
+        assert_eq!(app.screen, Screen::Logs);
+    }
+
+    #[test]
+    fn cursor_stays_inside_the_list_with_vim_keys() {
+        let mut app = app();
+        press(&mut app, "3G");
+        assert_eq!(app.selected(Screen::Trades), 11);
+        press(&mut app, "jjj");
+        assert_eq!(app.selected(Screen::Trades), 11);
+        press(&mut app, "gk");
+        assert_eq!(app.selected(Screen::Trades), 0);
+    }
+
+    #[test]
+    fn trade_filters_cycle_through_strategies_and_back_to_all() {
+        let mut app = app();
+        press(&mut app, "3f");
+        assert_eq!(app.trades_strategy.as_deref(), Some("llm-news"));
+        // trades 0, 4, 8 are llm-news
+        assert_eq!(app.visible_trades().len(), 3);
+        press(&mut app, "s");
+        assert_eq!(app.trades_symbol.as_deref(), Some("BTCUSDT"));
+        // of 0, 4, 8 only 0 is ETH
+        assert_eq!(app.visible_trades().len(), 2);
+        press(&mut app, "ff");
+        assert_eq!(app.trades_strategy, None);
+    }
+
+    #[test]
+    fn help_lists_the_screen_bindings_and_any_key_closes_it() {
+        let mut app = app();
+        press(&mut app, "?");
+        assert_eq!(app.overlay, Overlay::Help);
+        assert!(press(&mut app, "q").is_empty(), "q closes help, it does not quit");
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(!app.should_quit);
+    }
+
+    #[test]
+    fn every_single_key_listed_in_help_does_something_on_its_screen() {
+        for screen in Screen::ALL {
+            for b in crate::tui::keys::screen_bindings(screen) {
+                for key in b.keys.split([' ', '/']).filter(|k| k.len() == 1) {
+                    let mut app = app();
+                    app.screen = screen;
+                    let c = key.chars().next().unwrap();
+                    let code = KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+                    assert!(map_key(&app, code).is_some(), "{key:?} on {screen:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bus_events_update_prices_breaker_progress_and_logs() {
+        let mut app = app();
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::PriceUpdated {
+                    symbol: btc,
+                    price: crate::domain::Price(rust_decimal_macros::dec!(52000)),
+                    time_ms: 0,
+                }),
+                at_ms: 1,
+            },
+        );
+        // (52000 - 50120.5) * 0.05 = 93.975
+        assert_eq!(
+            app.snapshot.positions[0].unrealised_pnl,
+            Quote(rust_decimal_macros::dec!(93.975))
+        );
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::BreakerChanged {
+                    scope: "global".into(),
+                    state: "halted".into(),
+                    reason: "daily loss".into(),
+                }),
+                at_ms: 2,
+            },
+        );
+        assert_eq!(app.snapshot.breaker.state, BreakerState::Halted);
+        assert_eq!(app.snapshot.breaker.history[0].at_ms, 2);
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::BacktestProgress { id: 7, fraction: 0.9 }),
+                at_ms: 3,
+            },
+        );
+        assert_eq!(app.snapshot.backtests[0].progress, Some(0.9));
+        let effects = update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::OrderUpdated {
+                    client_order_id: "tm-sl-btc-01".into(),
+                    symbol: Symbol::new("BTCUSDT").unwrap(),
+                    status: "CANCELED".into(),
+                }),
+                at_ms: 4,
+            },
+        );
+        assert_eq!(app.snapshot.open_orders.len(), 1);
+        assert_eq!(effects, vec![Effect::Refresh]);
+        let before = app.snapshot.logs.len();
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::Log {
+                    level: "warn".into(),
+                    target: "t".into(),
+                    message: "m".into(),
+                }),
+                at_ms: 5,
+            },
+        );
+        assert_eq!(app.snapshot.logs.len(), before + 1);
+        assert_eq!(app.snapshot.logs.last().unwrap().level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn a_reload_keeps_bus_logs_and_clamps_cursors() {
+        let mut app = app();
+        press(&mut app, "3G");
+        let logs = app.snapshot.logs.len();
+        let mut fresh = fixture::snapshot();
+        fresh.logs.clear();
+        fresh.trades.truncate(2);
+        fresh.mode = TradingMode::Live;
+        update(&mut app, Action::SnapshotLoaded(Box::new(fresh)));
+        assert_eq!(app.snapshot.logs.len(), logs);
+        assert_eq!(app.selected(Screen::Trades), 1);
+        assert_eq!(app.snapshot.mode, TradingMode::Live);
+    }
+
+    #[test]
+    fn market_keys_ask_for_another_symbol_or_interval() {
+        let mut app = app();
+        assert_eq!(
+            press(&mut app, "5s"),
+            vec![Effect::SwitchMarket {
+                symbol: Symbol::new("ETHUSDT").unwrap(),
+                interval: Interval::H1
+            }]
+        );
+        assert_eq!(
+            press(&mut app, "i"),
+            vec![Effect::SwitchMarket {
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                interval: Interval::H2
+            }]
+        );
+    }
+
+    #[test]
+    fn kill_switch_asks_first() {
+        let mut app = app();
+        press(&mut app, "7K");
+        assert_eq!(press(&mut app, "y"), vec![Effect::EngageKillSwitch]);
     }
 }

@@ -15,7 +15,7 @@ use crate::tui::theme::Theme;
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let s = &app.snapshot;
     let [left, right] =
-        Layout::horizontal([Constraint::Percentage(45), Constraint::Min(20)]).areas(area);
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Min(20)]).areas(area);
 
     let block = screen_block(theme, "Risk", "config in force");
     let rows: Vec<Row> = if s.risk_config.is_empty() {
@@ -32,7 +32,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let widths = if s.risk_config.is_empty() {
         vec![Constraint::Min(10)]
     } else {
-        vec![Constraint::Percentage(60), Constraint::Min(6)]
+        let key_w = s.risk_config.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        vec![Constraint::Length(key_w as u16), Constraint::Min(6)]
     };
     frame.render_widget(Table::new(rows, widths).block(block), left);
 
