@@ -27,6 +27,7 @@ pub struct Settings {
     /// Default risk limits; `trademind risk set` stores overrides (default or per strategy) in
     /// the database, which win over this section.
     pub risk: crate::domain::risk::RiskConfig,
+    pub tui: crate::tui::config::TuiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +260,7 @@ impl Settings {
             }
             other => ("risk".to_string(), other.to_string()),
         })?;
+        self.tui.validate()?;
         Ok(())
     }
 

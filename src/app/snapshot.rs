@@ -436,7 +436,11 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
     snap.health = vec![ComponentHealth {
         name: "database".into(),
         healthy: true,
-        detail: format!("{} trades, {} decisions", snap.trades.len(), snap.decisions.len()),
+        detail: format!(
+            "{} trades, {} decisions",
+            snap.trades.len(),
+            snap.decisions.len()
+        ),
     }];
     Ok(snap)
 }

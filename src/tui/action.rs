@@ -118,7 +118,10 @@ pub enum Action {
     // Background reports.
     SnapshotLoaded(Box<Snapshot>),
     LoadFailed(String),
-    Bus { event: Box<Event>, at_ms: i64 },
+    Bus {
+        event: Box<Event>,
+        at_ms: i64,
+    },
     Lagged(u64),
     Status(String),
     /// Something the user asked for could not be done.

@@ -71,7 +71,11 @@ pub fn overlays(c: &[Candle]) -> Overlays {
     let sd: Vec<Option<f64>> = (0..closes.len())
         .map(|i| {
             mid[i].map(|m| {
-                (closes[i + 1 - 20..=i].iter().map(|x| (x - m).powi(2)).sum::<f64>() / 20.0)
+                (closes[i + 1 - 20..=i]
+                    .iter()
+                    .map(|x| (x - m).powi(2))
+                    .sum::<f64>()
+                    / 20.0)
                     .sqrt()
             })
         })
@@ -83,7 +87,11 @@ pub fn overlays(c: &[Candle]) -> Overlays {
             let d = closes[j] - closes[j - 1];
             if d > 0.0 { up += d } else { down -= d }
         }
-        rsi[i] = Some(if down == 0.0 { 100.0 } else { 100.0 - 100.0 / (1.0 + up / down) });
+        rsi[i] = Some(if down == 0.0 {
+            100.0
+        } else {
+            100.0 - 100.0 / (1.0 + up / down)
+        });
     }
     let fast = ema(&closes, 12);
     let slow = ema(&closes, 26);
@@ -103,8 +111,16 @@ pub fn overlays(c: &[Candle]) -> Overlays {
         .map(|(m, s)| Some((*m)? - (*s)?))
         .collect();
     Overlays {
-        bb_upper: mid.iter().zip(&sd).map(|(m, s)| Some((*m)? + 2.0 * (*s)?)).collect(),
-        bb_lower: mid.iter().zip(&sd).map(|(m, s)| Some((*m)? - 2.0 * (*s)?)).collect(),
+        bb_upper: mid
+            .iter()
+            .zip(&sd)
+            .map(|(m, s)| Some((*m)? + 2.0 * (*s)?))
+            .collect(),
+        bb_lower: mid
+            .iter()
+            .zip(&sd)
+            .map(|(m, s)| Some((*m)? - 2.0 * (*s)?))
+            .collect(),
         sma: mid.clone(),
         bb_middle: mid,
         ema: ema(&closes, 50),
@@ -156,7 +172,10 @@ pub fn snapshot() -> Snapshot {
     let curve: Vec<(i64, f64)> = (0..60)
         .map(|i| {
             let t = i as f64;
-            (NOW_MS - (60 - i) * 3_600_000, 10_000.0 + 8.0 * t + 60.0 * (t / 6.0).sin())
+            (
+                NOW_MS - (60 - i) * 3_600_000,
+                10_000.0 + 8.0 * t + 60.0 * (t / 6.0).sin(),
+            )
         })
         .collect();
     let bt_curve: Vec<f64> = (0..120)

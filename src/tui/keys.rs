@@ -35,7 +35,10 @@ const POSITIONS: &[Binding] = &[
     b("c", "close the selected position (asks first)"),
     b("x", "cancel the selected order (asks first)"),
 ];
-const TRADES: &[Binding] = &[b("f", "cycle strategy filter"), b("s", "cycle symbol filter")];
+const TRADES: &[Binding] = &[
+    b("f", "cycle strategy filter"),
+    b("s", "cycle symbol filter"),
+];
 const DECISIONS: &[Binding] = &[b("j k", "select a decision; details beside or below")];
 const MARKET: &[Binding] = &[b("s", "next symbol"), b("i", "next interval")];
 const BACKTESTS: &[Binding] = &[

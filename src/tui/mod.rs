@@ -23,6 +23,7 @@ use crate::domain::symbol::Symbol;
 use crate::store::Store;
 
 pub mod action;
+pub mod config;
 #[cfg(any(test, feature = "fake-servers"))]
 pub mod fixture;
 pub mod keys;
@@ -32,13 +33,9 @@ pub mod update;
 pub mod view;
 
 use action::{Action, Effect};
+use config::TuiConfig;
 use state::App;
 use theme::Theme;
-
-/// At most 30 frames a second.
-const FRAME: Duration = Duration::from_millis(33);
-/// The store is re-read this often even when no event asked for it.
-const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// Open the interface on a bus of its own and run until the user quits.
 pub async fn run(ctx: &Context) -> Result<()> {
@@ -88,6 +85,7 @@ pub async fn run_with_bus(ctx: &Context, bus: EventBus) -> Result<()> {
     // NO_COLOR (any non-empty value) turns colour off: https://no-color.org
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let app = App::new(Snapshot::empty(mode, symbol, interval));
+    let tui_config = settings.tui.clone();
 
     // ratatui::init installs a panic hook that restores the terminal before the panic prints;
     // ours runs first and also releases the mouse.
@@ -97,9 +95,12 @@ pub async fn run_with_bus(ctx: &Context, bus: EventBus) -> Result<()> {
         previous(info);
     }));
     let mut terminal = ratatui::init();
-    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    if tui_config.mouse {
+        let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    }
     let result = event_loop(
         &mut terminal,
+        &tui_config,
         app,
         Theme::new(color),
         Arc::new(Mutex::new(store)),
@@ -117,7 +118,11 @@ fn now_ms() -> i64 {
 }
 
 /// Load a snapshot on the blocking pool and report it as an action.
-fn spawn_load(store: Arc<Mutex<Store>>, mut request: LoadRequest, tx: mpsc::UnboundedSender<Action>) {
+fn spawn_load(
+    store: Arc<Mutex<Store>>,
+    mut request: LoadRequest,
+    tx: mpsc::UnboundedSender<Action>,
+) {
     request.now_ms = now_ms();
     tokio::task::spawn_blocking(move || {
         let action = match store.lock() {
@@ -169,7 +174,7 @@ impl Runner {
                         Effect::EngageKillSwitch => "the kill switch".to_string(),
                         _ => format!("{other:?}"),
                     };
-                    let text = format!("{what} is not available yet: the service is not connected to the interface");
+                    let text = format!("{what}: not available yet (service not connected)");
                     tracing::warn!("{text}");
                     self.bus.publish(Event::Log {
                         level: "WARN".into(),
@@ -194,6 +199,7 @@ impl Runner {
 
 async fn event_loop(
     terminal: &mut DefaultTerminal,
+    config: &TuiConfig,
     mut app: App,
     theme: Theme,
     store: Arc<Mutex<Store>>,
@@ -211,9 +217,9 @@ async fn event_loop(
         loading: false,
         reload_wanted: true,
     };
-    let mut frame_tick = tokio::time::interval(FRAME);
+    let mut frame_tick = tokio::time::interval(config.frame_interval());
     frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut reload_tick = tokio::time::interval(RELOAD_EVERY);
+    let mut reload_tick = tokio::time::interval(Duration::from_secs(config.reload_seconds));
     reload_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut bus_open = true;
     runner.maybe_load();

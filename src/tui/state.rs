@@ -126,7 +126,11 @@ impl App {
         self.snapshot
             .trades
             .iter()
-            .filter(|t| self.trades_strategy.as_ref().is_none_or(|s| &t.strategy == s))
+            .filter(|t| {
+                self.trades_strategy
+                    .as_ref()
+                    .is_none_or(|s| &t.strategy == s)
+            })
             .filter(|t| {
                 self.trades_symbol
                     .as_ref()

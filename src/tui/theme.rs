@@ -88,7 +88,8 @@ impl Theme {
     }
 
     pub fn tab_active(self) -> Style {
-        self.accent().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+        self.accent()
+            .add_modifier(Modifier::BOLD | Modifier::REVERSED)
     }
 
     pub fn mode(self, mode: TradingMode) -> Style {

@@ -109,7 +109,8 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 Vec::new()
             }
             Action::PrevField | Action::Up => {
-                form.focus = (form.focus + BacktestForm::LABELS.len() - 1) % BacktestForm::LABELS.len();
+                form.focus =
+                    (form.focus + BacktestForm::LABELS.len() - 1) % BacktestForm::LABELS.len();
                 app.overlay = Overlay::BacktestForm(form);
                 Vec::new()
             }
@@ -306,7 +307,10 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 };
                 confirm(
                     app,
-                    format!("Cancel order {} ({} {})?", o.client_order_id, o.side, o.symbol),
+                    format!(
+                        "Cancel order {} ({} {})?",
+                        o.client_order_id, o.side, o.symbol
+                    ),
                     effect,
                 )
             }
@@ -328,7 +332,13 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
             Effect::EngageKillSwitch,
         ),
         Action::CycleStrategyFilter if app.screen == Screen::Trades => {
-            let choices = unique(app.snapshot.trades.iter().map(|t| t.strategy.clone()).collect());
+            let choices = unique(
+                app.snapshot
+                    .trades
+                    .iter()
+                    .map(|t| t.strategy.clone())
+                    .collect(),
+            );
             app.trades_strategy = cycle(&app.trades_strategy, &choices);
             app.selected[Screen::Trades.index()] = 0;
         }
@@ -368,7 +378,10 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::CycleMarketInterval if app.screen == Screen::Market => {
             let m = &app.snapshot.market;
-            let i = Interval::ALL.iter().position(|x| *x == m.interval).unwrap_or(0);
+            let i = Interval::ALL
+                .iter()
+                .position(|x| *x == m.interval)
+                .unwrap_or(0);
             let next = Interval::ALL[(i + 1) % Interval::ALL.len()];
             return vec![Effect::SwitchMarket {
                 symbol: m.symbol.clone(),
@@ -385,7 +398,10 @@ fn start_backtest(app: &mut App, req: BacktestRequest) -> Vec<Effect> {
     set_status(
         app,
         StatusKind::Info,
-        format!("backtest {} {} {} requested", req.strategy, req.symbol, req.interval),
+        format!(
+            "backtest {} {} {} requested",
+            req.strategy, req.symbol, req.interval
+        ),
     );
     app.screen = Screen::Backtests;
     vec![Effect::StartBacktest(req)]
@@ -406,8 +422,7 @@ fn parse_form(form: &BacktestForm) -> Result<BacktestRequest, String> {
     if strategy.is_empty() {
         return Err("strategy is required".into());
     }
-    let symbol =
-        Symbol::new(form.symbol.trim()).map_err(|e| format!("symbol: {e}"))?;
+    let symbol = Symbol::new(form.symbol.trim()).map_err(|e| format!("symbol: {e}"))?;
     let interval = form
         .interval
         .trim()
@@ -517,7 +532,9 @@ fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
         }
         other => fail(
             app,
-            format!("unknown command {other:?}; try :backtest, :pause, :resume, :market, :kill, :quit"),
+            format!(
+                "unknown command {other:?}; try :backtest, :pause, :resume, :market, :kill, :quit"
+            ),
         ),
     }
 }
@@ -648,9 +665,11 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             target,
             message,
         } => push_log(app, at_ms, LogLevel::parse(&level), target, message),
-        Event::ShuttingDown => {
-            set_status(app, StatusKind::Warning, "the system is shutting down".into())
-        }
+        Event::ShuttingDown => set_status(
+            app,
+            StatusKind::Warning,
+            "the system is shutting down".into(),
+        ),
     }
     Vec::new()
 }
@@ -770,7 +789,11 @@ mod tests {
         };
         // Prefilled from the snapshot: first strategy, the market's symbol and interval.
         assert_eq!(
-            (form.strategy.as_str(), form.symbol.as_str(), form.interval.as_str()),
+            (
+                form.strategy.as_str(),
+                form.symbol.as_str(),
+                form.interval.as_str()
+            ),
             ("sma-cross", "BTCUSDT", "1h")
         );
         // Replace the interval with 4h and type parameters ('\u{8}' is backspace).
@@ -795,7 +818,12 @@ mod tests {
         let Overlay::BacktestForm(form) = &app.overlay else {
             panic!("form closed on bad input");
         };
-        assert!(form.error.as_deref().unwrap_or("").contains("invalid interval"));
+        assert!(
+            form.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("invalid interval")
+        );
         // Esc abandons the form without an effect.
         assert!(press(&mut app, "\u{1b}").is_empty());
         assert_eq!(app.overlay, Overlay::None);
@@ -894,7 +922,10 @@ mod tests {
         let mut app = app();
         press(&mut app, "?");
         assert_eq!(app.overlay, Overlay::Help);
-        assert!(press(&mut app, "q").is_empty(), "q closes help, it does not quit");
+        assert!(
+            press(&mut app, "q").is_empty(),
+            "q closes help, it does not quit"
+        );
         assert_eq!(app.overlay, Overlay::None);
         assert!(!app.should_quit);
     }
@@ -950,7 +981,10 @@ mod tests {
         update(
             &mut app,
             Action::Bus {
-                event: Box::new(Event::BacktestProgress { id: 7, fraction: 0.9 }),
+                event: Box::new(Event::BacktestProgress {
+                    id: 7,
+                    fraction: 0.9,
+                }),
                 at_ms: 3,
             },
         );

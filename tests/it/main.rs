@@ -5,3 +5,4 @@ mod cli;
 mod indicators_parity;
 mod market_data;
 mod risk;
+mod tui_tmux;

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table, TableState};
 
-use super::widgets::{fmt_datetime, fmt_quote_signed, sparkline_data};
+use super::widgets::{SPARK_MAX, fmt_datetime, fmt_quote_signed, sparkline_data};
 use super::{empty, screen_block};
 use crate::app::snapshot::BacktestView;
 use crate::tui::action::Screen;
@@ -38,7 +38,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         &format!("{} runs · Enter open · n new", s.backtests.len()),
     );
     if s.backtests.is_empty() {
-        empty(frame, theme, area, block, "no backtests yet: press n to start one");
+        empty(
+            frame,
+            theme,
+            area,
+            block,
+            "no backtests yet: press n to start one",
+        );
         return;
     }
     let wide = area.width >= 100;
@@ -125,7 +131,10 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
         lines.push(Line::from(Span::styled(b.params.clone(), theme.muted())));
     }
     if let Some(p) = b.progress.filter(|_| b.status == "running") {
-        lines.push(Line::from(Span::styled(progress_bar(p, 20), theme.accent())));
+        lines.push(Line::from(Span::styled(
+            progress_bar(p, 20),
+            theme.accent(),
+        )));
     }
     if let Some(e) = &b.error {
         lines.push(Line::from(Span::styled(e.clone(), theme.down())));
@@ -137,15 +146,16 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
         ]));
     }
     frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Metrics ", theme.title()))),
+        Paragraph::new(lines)
+            .block(Block::bordered().title(Span::styled(" Metrics ", theme.title()))),
         metrics,
     );
-    let [eq, dd] =
-        Layout::vertical([Constraint::Percentage(60), Constraint::Min(3)]).areas(charts);
+    let [eq, dd] = Layout::vertical([Constraint::Percentage(60), Constraint::Min(3)]).areas(charts);
     let eq_block = Block::bordered().title(Span::styled(" Equity ", theme.title()));
     let w = eq_block.inner(eq).width as usize;
     frame.render_widget(
         Sparkline::default()
+            .max(SPARK_MAX)
             .block(eq_block)
             .data(&sparkline_data(&b.equity_curve, w))
             .style(theme.up()),
@@ -161,6 +171,7 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
     let depth: Vec<f64> = b.drawdown.iter().map(|d| -d).collect();
     frame.render_widget(
         Sparkline::default()
+            .max(SPARK_MAX)
             .block(dd_block)
             .data(&sparkline_data(&depth, w))
             .style(theme.down()),
@@ -191,7 +202,8 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
             ],
         )
         .header(
-            Row::new(vec!["Entry", "Exit", "Side", "In", "Out", "Qty", "PnL"]).style(theme.header()),
+            Row::new(vec!["Entry", "Exit", "Side", "In", "Out", "Qty", "PnL"])
+                .style(theme.header()),
         )
         .block(Block::bordered().title(Span::styled(
             format!(" Trades ({}) ", b.trades.len()),

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, LineGauge, Paragraph, Row, Sparkline, Table};
 
-use super::widgets::{fmt_pct, fmt_quote, fmt_quote_signed, fmt_time, sparkline_data};
+use super::widgets::{SPARK_MAX, fmt_pct, fmt_quote, fmt_quote_signed, fmt_time, sparkline_data};
 use super::{empty, screen_block};
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
@@ -50,7 +50,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         rows[1],
     );
     frame.render_widget(
-        Line::from(vec![label("Available"), Span::raw(fmt_quote(a.available_balance))]),
+        Line::from(vec![
+            label("Available"),
+            Span::raw(fmt_quote(a.available_balance)),
+        ]),
         rows[2],
     );
     let ratio = if a.heat_cap_pct > 0.0 {
@@ -81,7 +84,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Span::styled(s.breaker.state.label(), theme.breaker(s.breaker.state)),
     ];
     if !s.breaker.reason.is_empty() {
-        breaker.push(Span::styled(format!(" {}", s.breaker.reason), theme.muted()));
+        breaker.push(Span::styled(
+            format!(" {}", s.breaker.reason),
+            theme.muted(),
+        ));
     }
     frame.render_widget(Line::from(breaker), rows[4]);
 
@@ -94,6 +100,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     } else {
         frame.render_widget(
             Sparkline::default()
+                .max(SPARK_MAX)
                 .block(curve_block)
                 .data(&data)
                 .style(theme.signed(values[values.len() - 1] - values[0])),
@@ -200,7 +207,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         health.push(Span::styled("no component has reported yet", theme.muted()));
     }
     for h in &s.health {
-        health.push(Span::styled(if h.healthy { "● " } else { "✖ " }, theme.ok(h.healthy)));
+        health.push(Span::styled(
+            if h.healthy { "● " } else { "✖ " },
+            theme.ok(h.healthy),
+        ));
         health.push(Span::raw(h.name.clone()));
         if !h.healthy || wide {
             health.push(Span::styled(format!(" {}", h.detail), theme.muted()));

@@ -16,7 +16,11 @@ use crate::tui::theme::Theme;
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let s = &app.snapshot;
-    let block = screen_block(theme, "Decisions", &format!("{} recorded", s.decisions.len()));
+    let block = screen_block(
+        theme,
+        "Decisions",
+        &format!("{} recorded", s.decisions.len()),
+    );
     if s.decisions.is_empty() {
         empty(frame, theme, area, block, "no decisions recorded yet");
         return;
@@ -61,8 +65,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     frame.render_stateful_widget(
         Table::new(rows, widths)
             .header(
-                Row::new(vec!["Time", "Strategy", "Symbol", "Act", "Conf", "Verdict", "Engine"])
-                    .style(theme.header()),
+                Row::new(vec![
+                    "Time", "Strategy", "Symbol", "Act", "Conf", "Verdict", "Engine",
+                ])
+                .style(theme.header()),
             )
             .row_highlight_style(theme.selected())
             .block(block),
@@ -73,10 +79,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         frame.render_widget(
             Paragraph::new(detail_lines(theme, d))
                 .wrap(Wrap { trim: false })
-                .block(Block::bordered().title(Span::styled(
-                    format!(" Decision #{} ", d.id),
-                    theme.title(),
-                ))),
+                .block(
+                    Block::bordered()
+                        .title(Span::styled(format!(" Decision #{} ", d.id), theme.title())),
+                ),
             detail,
         );
     }

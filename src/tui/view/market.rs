@@ -34,7 +34,10 @@ fn draw_charts(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
     let block = screen_block(
         theme,
         "Market",
-        &format!("{} {} {}· s symbol · i interval", m.symbol, m.interval, last),
+        &format!(
+            "{} {} {}· s symbol · i interval",
+            m.symbol, m.interval, last
+        ),
     );
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -104,7 +107,10 @@ fn draw_charts(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
     frame.render_widget(
         SeriesPane {
             total: m.candles.len(),
-            lines: vec![(&o.macd, theme.overlay(3)), (&o.macd_signal, theme.overlay(0))],
+            lines: vec![
+                (&o.macd, theme.overlay(3)),
+                (&o.macd_signal, theme.overlay(0)),
+            ],
             histogram: Some(&o.macd_hist),
             range: None,
             guides: &[],

@@ -178,9 +178,11 @@ fn draw_help(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let h = lines.len() as u16 + 2;
     let rect = dialog_area(frame, area, 76, h);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(" Help — any key closes ").border_style(theme.accent())),
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+            Block::bordered()
+                .title(" Help — any key closes ")
+                .border_style(theme.accent()),
+        ),
         rect,
     );
 }
@@ -198,9 +200,11 @@ fn draw_confirm(frame: &mut Frame, theme: Theme, area: Rect, question: &str) {
         ]),
     ];
     frame.render_widget(
-        Paragraph::new(text)
-            .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(" Confirm ").border_style(theme.warn())),
+        Paragraph::new(text).wrap(Wrap { trim: true }).block(
+            Block::bordered()
+                .title(" Confirm ")
+                .border_style(theme.warn()),
+        ),
         rect,
     );
 }
@@ -214,11 +218,19 @@ fn draw_form(frame: &mut Frame, theme: Theme, area: Rect, form: &BacktestForm) {
         lines.push(Line::from(vec![
             Span::styled(
                 format!("{}{:<11}", if focused { "▶ " } else { "  " }, label),
-                if focused { theme.accent() } else { theme.base() },
+                if focused {
+                    theme.accent()
+                } else {
+                    theme.base()
+                },
             ),
             Span::styled(
                 format!("{value}{}", if focused { "█" } else { "" }),
-                if focused { theme.header() } else { theme.base() },
+                if focused {
+                    theme.header()
+                } else {
+                    theme.base()
+                },
             ),
         ]));
     }

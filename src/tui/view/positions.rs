@@ -55,7 +55,9 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             }
             Row::new(cells)
         });
-        let mut header = vec!["Symbol", "Entry", "Mark", "Qty", "Stop", "Target", "uPnL", "Heat"];
+        let mut header = vec![
+            "Symbol", "Entry", "Mark", "Qty", "Stop", "Target", "uPnL", "Heat",
+        ];
         let mut widths = vec![
             Constraint::Length(9),
             Constraint::Length(9),

@@ -26,21 +26,33 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     } else {
         s.risk_config
             .iter()
-            .map(|(k, v)| Row::new(vec![Span::styled(k.clone(), theme.muted()), Span::raw(v.clone())]))
+            .map(|(k, v)| {
+                Row::new(vec![
+                    Span::styled(k.clone(), theme.muted()),
+                    Span::raw(v.clone()),
+                ])
+            })
             .collect()
     };
     let widths = if s.risk_config.is_empty() {
         vec![Constraint::Min(10)]
     } else {
-        let key_w = s.risk_config.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let key_w = s
+            .risk_config
+            .iter()
+            .map(|(k, _)| k.len())
+            .max()
+            .unwrap_or(0);
         vec![Constraint::Length(key_w as u16), Constraint::Min(6)]
     };
     frame.render_widget(Table::new(rows, widths).block(block), left);
 
     let heat_rows = s.positions.len().max(1) as u16 + 4;
-    let [state, history] =
-        Layout::vertical([Constraint::Length(heat_rows.min(right.height / 2)), Constraint::Min(3)])
-            .areas(right);
+    let [state, history] = Layout::vertical([
+        Constraint::Length(heat_rows.min(right.height / 2)),
+        Constraint::Min(3),
+    ])
+    .areas(right);
     let a = &s.account;
     let mut lines = vec![
         Line::from(vec![
@@ -49,7 +61,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             Span::styled(format!(" {}", s.breaker.reason), theme.muted()),
         ]),
         Line::from(vec![
-            Span::raw(format!("Heat {:.2}% of cap {:.2}%  ", a.heat_pct, a.heat_cap_pct)),
+            Span::raw(format!(
+                "Heat {:.2}% of cap {:.2}%  ",
+                a.heat_pct, a.heat_cap_pct
+            )),
             Span::styled("K kill switch", theme.warn()),
         ]),
     ];
@@ -63,7 +78,14 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         let n = (frac * bar_w as f64).round() as usize;
         lines.push(Line::from(vec![
             Span::raw(format!("{:<9}{:>6.2}% ", p.symbol.as_str(), p.heat_pct)),
-            Span::styled("■".repeat(n), if frac >= 0.5 { theme.warn() } else { theme.up() }),
+            Span::styled(
+                "■".repeat(n),
+                if frac >= 0.5 {
+                    theme.warn()
+                } else {
+                    theme.up()
+                },
+            ),
             Span::styled("·".repeat(bar_w - n), theme.muted()),
         ]));
     }
@@ -80,8 +102,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             Span::styled(c.reason.clone(), theme.muted()),
         ])
     });
-    let mut table_state =
-        TableState::default().with_selected(Some(app.selected(Screen::Risk)));
+    let mut table_state = TableState::default().with_selected(Some(app.selected(Screen::Risk)));
     frame.render_stateful_widget(
         Table::new(
             rows,

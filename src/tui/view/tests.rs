@@ -109,7 +109,10 @@ fn empty_snapshot_renders_every_screen_with_empty_states() {
             // Tiny terminals must not panic; the full one shows the title and LIVE.
             let text = render(&app, w, h);
             if w == 80 {
-                assert!(text.contains(screen.title()) && text.contains("LIVE"), "{text}");
+                assert!(
+                    text.contains(screen.title()) && text.contains("LIVE"),
+                    "{text}"
+                );
             }
         }
     }

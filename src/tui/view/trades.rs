@@ -27,7 +27,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     );
     let block = screen_block(theme, "Trades", &note);
     if trades.is_empty() {
-        empty(frame, theme, area, block, "no trades match (f strategy, s symbol)");
+        empty(
+            frame,
+            theme,
+            area,
+            block,
+            "no trades match (f strategy, s symbol)",
+        );
         return;
     }
     let wide = area.width >= 100;
@@ -55,7 +61,9 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         cells.push(Span::raw(t.strategy.clone()));
         Row::new(cells)
     });
-    let mut header = vec!["Time", "Symbol", "Side", "Price", "Qty", "Fee", "PnL", "Strategy"];
+    let mut header = vec![
+        "Time", "Symbol", "Side", "Price", "Qty", "Fee", "PnL", "Strategy",
+    ];
     let mut widths = vec![
         Constraint::Length(11),
         Constraint::Length(8),

@@ -39,6 +39,9 @@ pub fn fmt_pct(v: f64) -> String {
     format!("{v:+.2}%")
 }
 
+/// The top of the scale `sparkline_data` produces.
+pub const SPARK_MAX: u64 = 100;
+
 /// Last `n` points of `values` scaled to integers for `Sparkline` (which starts at zero).
 pub fn sparkline_data(values: &[f64], n: usize) -> Vec<u64> {
     let start = values.len().saturating_sub(n);
@@ -50,11 +53,16 @@ pub fn sparkline_data(values: &[f64], n: usize) -> Vec<u64> {
     if lo > hi {
         return Vec::new();
     }
-    let span = (hi - lo).max(f64::EPSILON);
-    // Keep a floor so the lowest point is still drawn.
+    let span = hi - lo;
+    // Keep a floor so the lowest point is still drawn; a flat series sits at half height.
+    // Draw with `Sparkline::max(SPARK_MAX)` so the scale does not stretch a flat line.
     tail.iter()
         .map(|v| {
-            if v.is_finite() {
+            if !v.is_finite() {
+                0
+            } else if span <= f64::EPSILON * hi.abs().max(1.0) {
+                SPARK_MAX / 2
+            } else if v.is_finite() {
                 (1.0 + (v - lo) / span * 99.0).round() as u64
             } else {
                 0
@@ -65,7 +73,11 @@ pub fn sparkline_data(values: &[f64], n: usize) -> Vec<u64> {
 
 fn row_of(value: f64, lo: f64, hi: f64, area: Rect) -> u16 {
     let h = area.height.saturating_sub(1) as f64;
-    let frac = if hi > lo { (hi - value) / (hi - lo) } else { 0.5 };
+    let frac = if hi > lo {
+        (hi - value) / (hi - lo)
+    } else {
+        0.5
+    };
     area.y + (frac.clamp(0.0, 1.0) * h).round() as u16
 }
 
@@ -132,7 +144,11 @@ impl Widget for CandleChart<'_> {
             let x = x0 + i as u16;
             let up = c.close >= c.open;
             let (glyph, body_style) = self.theme.candle_body(up);
-            let wick_style = if up { self.theme.up() } else { self.theme.down() };
+            let wick_style = if up {
+                self.theme.up()
+            } else {
+                self.theme.down()
+            };
             let top = row_of(c.high.to_f64(), lo, hi, plot);
             let bottom = row_of(c.low.to_f64(), lo, hi, plot);
             for y in top..=bottom {
@@ -233,7 +249,12 @@ impl<'a> Widget for SeriesPane<'a> {
         let (lo, hi) = self.range.unwrap_or_else(|| {
             let mut lo = f64::MAX;
             let mut hi = f64::MIN;
-            for v in lines.iter().flat_map(|(s, _)| s.iter()).chain(hist.iter()).flatten() {
+            for v in lines
+                .iter()
+                .flat_map(|(s, _)| s.iter())
+                .chain(hist.iter())
+                .flatten()
+            {
                 lo = lo.min(*v);
                 hi = hi.max(*v);
             }
@@ -302,8 +323,12 @@ mod tests {
     #[test]
     fn sparkline_data_scales_the_tail_between_one_and_a_hundred() {
         // last 3 of [5, 10, 20, 15]: lo 10, hi 20 -> 1, 100, 1 + 0.5 * 99 = 50.5 -> 51
-        assert_eq!(sparkline_data(&[5.0, 10.0, 20.0, 15.0], 3), vec![1, 100, 51]);
+        assert_eq!(
+            sparkline_data(&[5.0, 10.0, 20.0, 15.0], 3),
+            vec![1, 100, 51]
+        );
         assert!(sparkline_data(&[], 3).is_empty());
+        assert_eq!(sparkline_data(&[7.0, 7.0], 5), vec![50, 50]);
     }
 
     #[test]
