@@ -80,19 +80,23 @@ pub fn overlays(c: &[Candle]) -> Overlays {
             })
         })
         .collect();
-    let mut rsi = vec![None; closes.len()];
-    for i in 14..closes.len() {
-        let (mut up, mut down) = (0.0, 0.0);
-        for j in i - 13..=i {
-            let d = closes[j] - closes[j - 1];
-            if d > 0.0 { up += d } else { down -= d }
-        }
-        rsi[i] = Some(if down == 0.0 {
-            100.0
-        } else {
-            100.0 - 100.0 / (1.0 + up / down)
-        });
-    }
+    // Simple (not Wilder-smoothed) 14-period RSI: display data only.
+    let rsi: Vec<Option<f64>> = (0..closes.len())
+        .map(|i| {
+            (i >= 14).then(|| {
+                let (mut up, mut down) = (0.0, 0.0);
+                for w in closes[i - 14..=i].windows(2) {
+                    let d = w[1] - w[0];
+                    if d > 0.0 { up += d } else { down -= d }
+                }
+                if down == 0.0 {
+                    100.0
+                } else {
+                    100.0 - 100.0 / (1.0 + up / down)
+                }
+            })
+        })
+        .collect();
     let fast = ema(&closes, 12);
     let slow = ema(&closes, 26);
     let macd: Vec<Option<f64>> = fast

@@ -157,7 +157,7 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
         Sparkline::default()
             .max(SPARK_MAX)
             .block(eq_block)
-            .data(&sparkline_data(&b.equity_curve, w))
+            .data(sparkline_data(&b.equity_curve, w))
             .style(theme.up()),
         eq,
     );
@@ -173,7 +173,7 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
         Sparkline::default()
             .max(SPARK_MAX)
             .block(dd_block)
-            .data(&sparkline_data(&depth, w))
+            .data(sparkline_data(&depth, w))
             .style(theme.down()),
         dd,
     );
