@@ -442,6 +442,7 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
             snap.decisions.len()
         ),
     }];
+    snap.health.extend(job_health(conn)?);
     Ok(snap)
 }
 
@@ -955,6 +956,29 @@ fn load_strategy_names(conn: &Connection) -> Result<Vec<String>, SnapshotError> 
     Ok(names)
 }
 
+/// A scheduler job is healthy while its latest failure (if any) is older than its latest success.
+fn job_health(conn: &Connection) -> Result<Vec<ComponentHealth>, SnapshotError> {
+    Ok(crate::store::jobs::job_health(conn)?
+        .into_iter()
+        .map(|j| {
+            let healthy = match (&j.last_error, j.last_success) {
+                (None, _) => true,
+                (Some((failed_at, _)), Some(ok_at)) => ok_at > *failed_at,
+                (Some(_), None) => false,
+            };
+            let detail = match (&j.last_error, healthy) {
+                (Some((_, e)), false) => format!("failing: {e}"),
+                _ => format!("{} runs", j.runs),
+            };
+            ComponentHealth {
+                name: j.job,
+                healthy,
+                detail,
+            }
+        })
+        .collect())
+}
+
 /// Equity, daily PnL, heat and the realised-PnL equity curve from positions and trades.
 fn account(
     conn: &Connection,
@@ -1146,6 +1170,25 @@ mod tests {
         assert_eq!(trading_mode(c, false, "tn").unwrap(), TradingMode::Paper);
         assert_eq!(trading_mode(c, true, "tn").unwrap(), TradingMode::Testnet);
         assert_eq!(trading_mode(c, true, "main").unwrap(), TradingMode::Live);
+    }
+
+    #[test]
+    fn failing_scheduler_jobs_show_as_unhealthy_until_they_succeed_again() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .conn()
+            .execute_batch(
+                "INSERT INTO job_runs (job, started_at, finished_at, ok, error) VALUES
+                   ('prices', 1, 2, 1, NULL), ('prices', 3, 4, 0, 'timeout'),
+                   ('orders', 1, 2, 0, 'boom'), ('orders', 5, 6, 1, NULL);",
+            )
+            .unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        let find = |n: &str| snap.health.iter().find(|h| h.name == n).unwrap().clone();
+        assert!(!find("prices").healthy);
+        assert_eq!(find("prices").detail, "failing: timeout");
+        assert!(find("orders").healthy);
+        assert_eq!(find("orders").detail, "2 runs");
     }
 
     #[test]
