@@ -18,7 +18,15 @@ use super::state::{
 const PAGE: usize = 10;
 
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    // An action that changes nothing visible must not clear a frame still waiting to be drawn.
+    let waiting = app.dirty;
     app.dirty = true;
+    let effects = apply(app, action);
+    app.dirty |= waiting;
+    effects
+}
+
+fn apply(app: &mut App, action: Action) -> Vec<Effect> {
     // Background reports apply whatever dialog is open.
     match action {
         Action::SnapshotLoaded(snap) => {
@@ -1050,6 +1058,29 @@ mod tests {
                 interval: Interval::H2
             }]
         );
+    }
+
+    #[test]
+    fn only_visible_changes_mark_the_frame_dirty_and_none_clears_a_pending_one() {
+        let mut app = app();
+        app.dirty = false;
+        let quiet = Action::Bus {
+            event: Box::new(Event::PriceUpdated {
+                symbol: Symbol::new("DOGEUSDT").unwrap(),
+                price: crate::domain::Price(rust_decimal_macros::dec!(1)),
+                time_ms: 0,
+            }),
+            at_ms: 0,
+        };
+        update(&mut app, quiet.clone());
+        assert!(
+            !app.dirty,
+            "a price for a symbol we do not hold changes nothing"
+        );
+        press(&mut app, "2");
+        assert!(app.dirty);
+        update(&mut app, quiet);
+        assert!(app.dirty, "the screen switch must still be drawn");
     }
 
     #[test]
