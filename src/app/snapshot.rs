@@ -374,6 +374,18 @@ pub struct LoadRequest {
     /// Cash the paper account started with; equity = this + realised + unrealised PnL.
     pub starting_balance: Quote,
     pub symbols: Vec<Symbol>,
+    /// The configured risk limits (key, value), shown when the database holds no default row.
+    pub default_risk_config: Vec<(String, String)>,
+}
+
+/// Flatten any serialisable config into sorted `a.b = value` rows for display.
+pub fn config_rows<T: serde::Serialize>(config: &T) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(config) {
+        flatten("", &v, &mut out);
+    }
+    out.retain(|(k, _)| !k.is_empty());
+    out
 }
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -415,8 +427,12 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
     snap.decisions = load_decisions(conn)?;
     snap.backtests = load_backtests(conn)?;
     snap.market.candles = load_candles(conn, &req.symbol, req.interval)?;
+    snap.market.overlays = overlays(&snap.market.candles);
     snap.breaker = load_breaker(conn)?;
     snap.risk_config = load_risk_config(conn)?;
+    if snap.risk_config.is_empty() {
+        snap.risk_config = req.default_risk_config.clone();
+    }
     snap.strategies = load_strategy_names(conn)?;
     for b in &snap.backtests {
         if !snap.strategies.contains(&b.strategy) {
@@ -427,10 +443,13 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
     let cap = snap
         .risk_config
         .iter()
-        .find(|(k, _)| k.ends_with("max_portfolio_heat") || k.ends_with("max_portfolio_heat_pct"))
-        .and_then(|(_, v)| v.parse::<f64>().ok())
-        // configs store fractions (0.06) or percents (6); either reads as percent here
-        .map(|v| if v <= 1.0 { v * 100.0 } else { v });
+        .find(|(k, _)| {
+            k.ends_with("heat_cap_pct")
+                || k.ends_with("max_portfolio_heat")
+                || k.ends_with("max_portfolio_heat_pct")
+        })
+        // Risk percentages are percent ("6" is 6 %), as `[risk]` documents.
+        .and_then(|(_, v)| v.trim_matches('"').parse::<f64>().ok());
     snap.account.heat_cap_pct = cap.unwrap_or(DEFAULT_HEAT_CAP_PCT);
     apply_heat(&mut snap);
     snap.health = vec![ComponentHealth {
@@ -956,6 +975,41 @@ fn load_strategy_names(conn: &Connection) -> Result<Vec<String>, SnapshotError> 
     Ok(names)
 }
 
+/// The chart overlays for `candles` from the domain's indicators (TA-Lib parity): SMA 20,
+/// EMA 50, Bollinger 20/2, RSI 14, MACD 12/26/9; `None` while an indicator warms up.
+pub fn overlays(candles: &[Candle]) -> Overlays {
+    use crate::domain::market::indicators::{Bollinger, Ema, Macd, Rsi, Sma};
+    let n = candles.len();
+    let mut o = Overlays {
+        sma: Vec::with_capacity(n),
+        ema: Vec::with_capacity(n),
+        bb_upper: Vec::with_capacity(n),
+        bb_middle: Vec::with_capacity(n),
+        bb_lower: Vec::with_capacity(n),
+        rsi: Vec::with_capacity(n),
+        macd: Vec::with_capacity(n),
+        macd_signal: Vec::with_capacity(n),
+        macd_hist: Vec::with_capacity(n),
+    };
+    let (mut sma, mut ema, mut bb) = (Sma::new(20), Ema::new(50), Bollinger::new(20, 2.0, 2.0));
+    let (mut rsi, mut macd) = (Rsi::new(14), Macd::new(12, 26, 9));
+    for c in candles {
+        let x = c.close.to_f64();
+        o.sma.push(sma.update(x));
+        o.ema.push(ema.update(x));
+        let band = bb.update(x);
+        o.bb_upper.push(band.map(|b| b.upper));
+        o.bb_middle.push(band.map(|b| b.middle));
+        o.bb_lower.push(band.map(|b| b.lower));
+        o.rsi.push(rsi.update(x));
+        let m = macd.update(x);
+        o.macd.push(m.map(|m| m.macd));
+        o.macd_signal.push(m.map(|m| m.signal));
+        o.macd_hist.push(m.map(|m| m.histogram));
+    }
+    o
+}
+
 /// A scheduler job is healthy while its latest failure (if any) is older than its latest success.
 fn job_health(conn: &Connection) -> Result<Vec<ComponentHealth>, SnapshotError> {
     Ok(crate::store::jobs::job_health(conn)?
@@ -1079,6 +1133,7 @@ mod tests {
             interval: Interval::H1,
             starting_balance: Quote(dec!(10000)),
             symbols: vec![Symbol::new("BTCUSDT").unwrap()],
+            default_risk_config: vec![("heat_cap_pct".into(), "5".into())],
         }
     }
 
@@ -1090,7 +1145,9 @@ mod tests {
         assert_eq!(snap.account.daily_pnl, Quote::ZERO);
         assert!(snap.positions.is_empty() && snap.trades.is_empty());
         assert_eq!(snap.breaker.state, BreakerState::Active);
-        assert_eq!(snap.account.heat_cap_pct, DEFAULT_HEAT_CAP_PCT);
+        // No risk row stored: the configured limits are shown and the heat cap read from them.
+        assert_eq!(snap.risk_config, vec![("heat_cap_pct".into(), "5".into())]);
+        assert_eq!(snap.account.heat_cap_pct, 5.0);
     }
 
     #[test]
@@ -1189,6 +1246,33 @@ mod tests {
         assert_eq!(find("prices").detail, "failing: timeout");
         assert!(find("orders").healthy);
         assert_eq!(find("orders").detail, "2 runs");
+    }
+
+    #[test]
+    fn overlays_line_up_with_the_candles_and_warm_up_like_ta_lib() {
+        let candles: Vec<Candle> = (0..60)
+            .map(|i| Candle {
+                open_time: i * 3_600_000,
+                open: Price(Decimal::from(100 + i)),
+                high: Price(Decimal::from(101 + i)),
+                low: Price(Decimal::from(99 + i)),
+                close: Price(Decimal::from(100 + i)),
+                volume: Qty(Decimal::ONE),
+            })
+            .collect();
+        let o = overlays(&candles);
+        assert_eq!(o.sma.len(), 60);
+        // SMA 20 first appears on the 20th close: mean of 100..=119 = 109.5
+        assert_eq!(o.sma[18], None);
+        assert_eq!(o.sma[19], Some(109.5));
+        // closes only rise: RSI 14 is 100 once warmed up (lookback 14)
+        assert_eq!(o.rsi[13], None);
+        assert_eq!(o.rsi[14], Some(100.0));
+        // MACD 12/26/9 has TA-Lib's lookback of 25 + 8 = 33; EMA 50 needs 50 closes
+        assert_eq!(o.macd[32], None);
+        assert!(o.macd[33].is_some() && o.macd_signal[33].is_some());
+        assert_eq!(o.ema[48], None);
+        assert!(o.ema[49].is_some());
     }
 
     #[test]

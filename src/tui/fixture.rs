@@ -43,98 +43,6 @@ pub fn candles(n: usize) -> Vec<Candle> {
     out
 }
 
-fn sma(v: &[f64], p: usize) -> Vec<Option<f64>> {
-    (0..v.len())
-        .map(|i| (i + 1 >= p).then(|| v[i + 1 - p..=i].iter().sum::<f64>() / p as f64))
-        .collect()
-}
-
-fn ema(v: &[f64], p: usize) -> Vec<Option<f64>> {
-    let k = 2.0 / (p as f64 + 1.0);
-    let mut out = vec![None; v.len()];
-    let mut prev: Option<f64> = None;
-    for i in 0..v.len() {
-        if i + 1 == p {
-            prev = Some(v[..p].iter().sum::<f64>() / p as f64);
-        } else if let Some(e) = prev {
-            prev = Some(v[i] * k + e * (1.0 - k));
-        }
-        out[i] = prev;
-    }
-    out
-}
-
-/// Overlays for the fixture's candles (simple textbook formulas: display data, not parity).
-pub fn overlays(c: &[Candle]) -> Overlays {
-    let closes: Vec<f64> = c.iter().map(|c| c.close.to_f64()).collect();
-    let mid = sma(&closes, 20);
-    let sd: Vec<Option<f64>> = (0..closes.len())
-        .map(|i| {
-            mid[i].map(|m| {
-                (closes[i + 1 - 20..=i]
-                    .iter()
-                    .map(|x| (x - m).powi(2))
-                    .sum::<f64>()
-                    / 20.0)
-                    .sqrt()
-            })
-        })
-        .collect();
-    // Simple (not Wilder-smoothed) 14-period RSI: display data only.
-    let rsi: Vec<Option<f64>> = (0..closes.len())
-        .map(|i| {
-            (i >= 14).then(|| {
-                let (mut up, mut down) = (0.0, 0.0);
-                for w in closes[i - 14..=i].windows(2) {
-                    let d = w[1] - w[0];
-                    if d > 0.0 { up += d } else { down -= d }
-                }
-                if down == 0.0 {
-                    100.0
-                } else {
-                    100.0 - 100.0 / (1.0 + up / down)
-                }
-            })
-        })
-        .collect();
-    let fast = ema(&closes, 12);
-    let slow = ema(&closes, 26);
-    let macd: Vec<Option<f64>> = fast
-        .iter()
-        .zip(&slow)
-        .map(|(f, s)| Some((*f)? - (*s)?))
-        .collect();
-    let start = macd.iter().position(Option::is_some).unwrap_or(macd.len());
-    let compact: Vec<f64> = macd.iter().flatten().copied().collect();
-    let mut signal = vec![None; start];
-    signal.extend(ema(&compact, 9));
-    signal.resize(macd.len(), None);
-    let hist = macd
-        .iter()
-        .zip(&signal)
-        .map(|(m, s)| Some((*m)? - (*s)?))
-        .collect();
-    Overlays {
-        bb_upper: mid
-            .iter()
-            .zip(&sd)
-            .map(|(m, s)| Some((*m)? + 2.0 * (*s)?))
-            .collect(),
-        bb_lower: mid
-            .iter()
-            .zip(&sd)
-            .map(|(m, s)| Some((*m)? - 2.0 * (*s)?))
-            .collect(),
-        sma: mid.clone(),
-        bb_middle: mid,
-        ema: ema(&closes, 50),
-        rsi,
-        macd,
-        macd_signal: signal,
-        macd_hist: hist,
-    }
-}
-
 /// An order book `levels` deep each side around the last close, ticks of 0.5.
 pub fn book(mid: Decimal, levels: usize) -> BookView {
     let level = |i: usize, sign: Decimal| BookLevel {
@@ -154,7 +62,7 @@ pub fn market(n_candles: usize, levels: usize) -> MarketView {
     MarketView {
         symbol: sym("BTCUSDT"),
         interval: Interval::H1,
-        overlays: overlays(&c),
+        overlays: crate::app::snapshot::overlays(&c),
         candles: c,
         book: book(last, levels),
         recent_trades: (0..30)

@@ -81,6 +81,7 @@ pub async fn run_with_bus(ctx: &Context, bus: EventBus) -> Result<()> {
         interval,
         starting_balance,
         symbols,
+        default_risk_config: snapshot::config_rows(&settings.risk),
     };
     // NO_COLOR (any non-empty value) turns colour off: https://no-color.org
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
