@@ -32,6 +32,7 @@ pub struct Settings {
     pub backtest: crate::domain::backtest::BacktestSettings,
     pub llm: crate::services::llm::LlmConfig,
     pub rules: crate::domain::decision::RulesConfig,
+    pub tui: crate::tui::config::TuiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +274,7 @@ impl Settings {
             .validate()
             .map_err(|(key, message)| (format!("stream.{key}"), message))?;
         self.backtest.validate()?;
+        self.tui.validate()?;
         Ok(())
     }
 

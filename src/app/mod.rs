@@ -6,5 +6,6 @@ pub mod bus;
 pub mod daemon;
 pub mod decide;
 pub mod scheduler;
+pub mod snapshot;
 
 pub use bus::{Event, EventBus};

@@ -1,65 +1,280 @@
 //! The ratatui interface: actions (messages), a pure update, and draw functions per screen.
-//! The terminal is always restored, including when a panic unwinds.
+//! The runner here owns the terminal and the channels; it draws at most 30 times a second and
+//! only when something changed, and reads the database off the render loop. The terminal is
+//! always restored, including when a panic unwinds.
 
-use anyhow::{Result, bail};
-use crossterm::event::{Event as TermEvent, EventStream, KeyCode, KeyEventKind};
+use anyhow::{Context as _, Result, bail};
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyEventKind,
+};
 use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
-use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Style, Stylize};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph};
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
 
+use crate::app::bus::{Event, EventBus, Received};
+use crate::app::snapshot::{self, LoadRequest, Snapshot};
 use crate::cli::Context;
+use crate::domain::Quote;
+use crate::domain::market::Interval;
+use crate::domain::symbol::Symbol;
+use crate::store::Store;
 
-/// Open the interface and run until the user quits.
+pub mod action;
+pub mod config;
+#[cfg(any(test, feature = "fake-servers"))]
+pub mod fixture;
+pub mod keys;
+pub mod state;
+pub mod theme;
+pub mod update;
+pub mod view;
+
+use action::{Action, Effect};
+use config::TuiConfig;
+use state::App;
+use theme::Theme;
+
+/// Open the interface on a bus of its own and run until the user quits.
 pub async fn run(ctx: &Context) -> Result<()> {
+    run_with_bus(ctx, EventBus::default()).await
+}
+
+/// Open the interface following `bus` (the application's event bus) until the user quits.
+pub async fn run_with_bus(ctx: &Context, bus: EventBus) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
             "the terminal interface needs a terminal; use `trademind --daemon` or a subcommand (see --help)"
         );
     }
-    let mode = if ctx.settings().trading.live {
-        "LIVE"
-    } else {
-        "PAPER"
+    let settings = ctx.settings();
+    let store = ctx.open_store()?;
+    let mode = snapshot::trading_mode(
+        store.conn(),
+        settings.trading.live,
+        &settings.trading.connection,
+    )?;
+    let mut symbols = Vec::new();
+    for s in &settings.trading.symbols {
+        symbols.push(Symbol::new(s).with_context(|| format!("trading.symbols: {s:?}"))?);
+    }
+    let symbol = match symbols.first() {
+        Some(s) => s.clone(),
+        None => Symbol::new("BTCUSDT")?,
     };
-    // ratatui::init installs a panic hook that restores the terminal before the panic prints.
+    let interval: Interval = settings
+        .trading
+        .interval
+        .parse()
+        .context("trading.interval")?;
+    let starting_balance: Quote = settings
+        .trading
+        .paper_starting_balance
+        .parse()
+        .map_err(|e| anyhow::anyhow!("trading.paper_starting_balance: {e}"))?;
+    let request = LoadRequest {
+        mode,
+        now_ms: 0,
+        symbol: symbol.clone(),
+        interval,
+        starting_balance,
+        symbols,
+        default_risk_config: snapshot::config_rows(&settings.risk),
+    };
+    // NO_COLOR (any non-empty value) turns colour off: https://no-color.org
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let app = App::new(Snapshot::empty(mode, symbol, interval));
+    let tui_config = settings.tui.clone();
+
+    // ratatui::init installs a panic hook that restores the terminal before the panic prints;
+    // ours runs first and also releases the mouse.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+        previous(info);
+    }));
     let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, mode).await;
+    if tui_config.mouse {
+        let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    }
+    let result = event_loop(
+        &mut terminal,
+        &tui_config,
+        app,
+        Theme::new(color),
+        Arc::new(Mutex::new(store)),
+        request,
+        bus,
+    )
+    .await;
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result
 }
 
-async fn event_loop(terminal: &mut DefaultTerminal, mode: &str) -> Result<()> {
-    let mut events = EventStream::new();
-    loop {
-        terminal.draw(|frame| {
-            let [header, body] =
-                Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(frame.area());
-            frame.render_widget(
-                Line::from(vec![" TradeMind ".bold(), format!(" {mode} ").reversed()]),
-                header,
-            );
-            frame.render_widget(
-                Paragraph::new(
-                    "The cockpit screens arrive with the TUI issue.\n\nPress q to quit.",
-                )
-                .style(Style::default())
-                .block(Block::bordered().title("Dashboard")),
-                body,
-            );
-        })?;
-        match events.next().await {
-            Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
-                if matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) {
-                    return Ok(());
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Load a snapshot on the blocking pool and report it as an action.
+fn spawn_load(
+    store: Arc<Mutex<Store>>,
+    mut request: LoadRequest,
+    tx: mpsc::UnboundedSender<Action>,
+) {
+    request.now_ms = now_ms();
+    tokio::task::spawn_blocking(move || {
+        let action = match store.lock() {
+            Ok(store) => match snapshot::load(store.conn(), &request) {
+                Ok(snap) => Action::SnapshotLoaded(Box::new(snap)),
+                Err(e) => Action::LoadFailed(e.to_string()),
+            },
+            Err(_) => Action::LoadFailed("the database handle is unusable after a crash".into()),
+        };
+        // The loop may have quit meanwhile; nothing to report to then.
+        let _ = tx.send(action);
+    });
+}
+
+struct Runner {
+    store: Arc<Mutex<Store>>,
+    request: LoadRequest,
+    tx: mpsc::UnboundedSender<Action>,
+    bus: EventBus,
+    loading: bool,
+    reload_wanted: bool,
+}
+
+impl Runner {
+    /// Carry out effects; returns true when the interface should close.
+    fn execute(&mut self, app: &mut App, effects: Vec<Effect>) -> bool {
+        let mut quit = false;
+        for effect in effects {
+            match effect {
+                Effect::Quit => quit = true,
+                Effect::Refresh => self.reload_wanted = true,
+                Effect::SwitchMarket { symbol, interval } => {
+                    self.request.symbol = symbol.clone();
+                    self.request.interval = interval;
+                    self.reload_wanted = true;
+                    update::update(app, Action::Status(format!("loading {symbol} {interval}…")));
+                }
+                other => {
+                    // The execution, risk and backtest services are not wired into the
+                    // interface yet; say so instead of pretending.
+                    let what = match &other {
+                        Effect::PauseTrading => "pausing trading".to_string(),
+                        Effect::ResumeTrading => "resuming trading".to_string(),
+                        Effect::ClosePosition { symbol } => format!("closing {symbol}"),
+                        Effect::CancelOrder {
+                            client_order_id, ..
+                        } => format!("cancelling {client_order_id}"),
+                        Effect::StartBacktest(r) => format!("backtest {} {}", r.strategy, r.symbol),
+                        Effect::EngageKillSwitch => "the kill switch".to_string(),
+                        _ => format!("{other:?}"),
+                    };
+                    let text = format!("{what}: not available yet (service not connected)");
+                    tracing::warn!("{text}");
+                    self.bus.publish(Event::Log {
+                        level: "WARN".into(),
+                        target: "tui".into(),
+                        message: text.clone(),
+                    });
+                    update::update(app, Action::Warn(text));
                 }
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.into()),
-            None => return Ok(()),
+        }
+        quit
+    }
+
+    fn maybe_load(&mut self) {
+        if self.reload_wanted && !self.loading {
+            self.reload_wanted = false;
+            self.loading = true;
+            spawn_load(self.store.clone(), self.request.clone(), self.tx.clone());
+        }
+    }
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    config: &TuiConfig,
+    mut app: App,
+    theme: Theme,
+    store: Arc<Mutex<Store>>,
+    request: LoadRequest,
+    bus: EventBus,
+) -> Result<()> {
+    let mut events = EventStream::new();
+    let mut subscription = bus.subscribe();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut runner = Runner {
+        store,
+        request,
+        tx,
+        bus,
+        loading: false,
+        reload_wanted: true,
+    };
+    let mut frame_tick = tokio::time::interval(config.frame_interval());
+    frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut reload_tick = tokio::time::interval(Duration::from_secs(config.reload_seconds));
+    reload_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut bus_open = true;
+    runner.maybe_load();
+    loop {
+        let action = tokio::select! {
+            _ = frame_tick.tick() => {
+                runner.maybe_load();
+                if app.dirty {
+                    terminal.draw(|f| view::draw(f, &app, theme))?;
+                    app.dirty = false;
+                }
+                continue;
+            }
+            _ = reload_tick.tick() => {
+                runner.reload_wanted = true;
+                continue;
+            }
+            Some(action) = rx.recv() => {
+                if matches!(action, Action::SnapshotLoaded(_) | Action::LoadFailed(_)) {
+                    runner.loading = false;
+                }
+                action
+            }
+            received = subscription.recv(), if bus_open => match received {
+                Received::Event(event) => Action::Bus { event: Box::new(event), at_ms: now_ms() },
+                Received::Lagged { missed } => Action::Lagged(missed),
+                Received::Closed => {
+                    bus_open = false;
+                    continue;
+                }
+            },
+            event = events.next() => match event {
+                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+                    match keys::map_key(&app, key) {
+                        Some(a) => a,
+                        None => continue,
+                    }
+                }
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    let width = terminal.size().map(|s| s.width).unwrap_or(80);
+                    match keys::map_mouse(&app, m, width) {
+                        Some(a) => a,
+                        None => continue,
+                    }
+                }
+                Some(Ok(TermEvent::Resize(..))) => Action::Resized,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+        };
+        let effects = update::update(&mut app, action);
+        if runner.execute(&mut app, effects) || app.should_quit {
+            return Ok(());
         }
     }
 }

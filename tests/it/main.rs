@@ -17,3 +17,4 @@ mod live_stream;
 mod live_user_data;
 mod market_data;
 mod risk;
+mod tui_tmux;

@@ -1,0 +1,1287 @@
+//! What the faces render: plain view-model structs (`Snapshot`) and the loader that fills them
+//! from the SQLite store. The loader runs off the render loop (in `spawn_blocking`); the TUI only
+//! ever reads a finished `Snapshot`.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::str::FromStr;
+
+use crate::domain::market::{Candle, Interval};
+use crate::domain::symbol::Symbol;
+use crate::domain::trading::order::Side;
+use crate::domain::{Price, Qty, Quote};
+use crate::store::StoreError;
+
+/// Portfolio heat cap used when no risk configuration names one, in percent of equity.
+pub const DEFAULT_HEAT_CAP_PCT: f64 = 6.0;
+/// How many rows of each history the loader keeps; older rows are left in the database.
+pub const HISTORY_ROWS: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read the trading database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot read the trading database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt value in {table}.{column}: {value:?}")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+    },
+}
+
+/// Which money is at stake; always shown in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TradingMode {
+    #[default]
+    Paper,
+    Testnet,
+    Live,
+}
+
+impl TradingMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            TradingMode::Paper => "PAPER",
+            TradingMode::Testnet => "TESTNET",
+            TradingMode::Live => "LIVE",
+        }
+    }
+}
+
+/// The circuit breaker's trading state (nautilus' Active / Reducing / Halted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BreakerState {
+    #[default]
+    Active,
+    ReduceOnly,
+    Halted,
+}
+
+impl BreakerState {
+    pub fn label(self) -> &'static str {
+        match self {
+            BreakerState::Active => "ACTIVE",
+            BreakerState::ReduceOnly => "REDUCE ONLY",
+            BreakerState::Halted => "HALTED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BreakerState> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "active" => Some(BreakerState::Active),
+            "reduce_only" | "reducing" => Some(BreakerState::ReduceOnly),
+            "halted" => Some(BreakerState::Halted),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountView {
+    pub equity: Quote,
+    /// (time ms, equity) for the curve; f64 because it is only drawn.
+    pub equity_curve: Vec<(i64, f64)>,
+    pub daily_pnl: Quote,
+    pub daily_pnl_pct: f64,
+    pub available_balance: Quote,
+    pub heat_pct: f64,
+    pub heat_cap_pct: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerChange {
+    pub at_ms: i64,
+    pub scope: String,
+    pub state: BreakerState,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BreakerView {
+    pub state: BreakerState,
+    pub reason: String,
+    /// Newest first.
+    pub history: Vec<BreakerChange>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionView {
+    pub symbol: Symbol,
+    pub side: String,
+    pub entry: Price,
+    pub mark: Price,
+    pub qty: Qty,
+    pub stop: Option<Price>,
+    pub target: Option<Price>,
+    pub unrealised_pnl: Quote,
+    /// This position's share of portfolio heat, percent of equity.
+    pub heat_pct: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderView {
+    pub client_order_id: String,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub order_type: String,
+    pub status: String,
+    pub price: Option<Price>,
+    pub qty: Qty,
+    pub filled: Qty,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradeView {
+    pub at_ms: i64,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub price: Price,
+    pub qty: Qty,
+    pub fee: Quote,
+    pub fee_asset: String,
+    pub realised_pnl: Option<Quote>,
+    pub strategy: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskCheckView {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionView {
+    pub id: i64,
+    pub at_ms: i64,
+    pub strategy: String,
+    pub symbol: String,
+    pub action: String,
+    /// 0.0..=1.0 when the engine gave one.
+    pub confidence: Option<f64>,
+    /// The outcome: executed, refused, invalid, hold, error, dry_run.
+    pub verdict: String,
+    /// `rules`, `llm` or `cache`.
+    pub engine: String,
+    pub model: Option<String>,
+    pub reasoning: String,
+    pub risk_checks: Vec<RiskCheckView>,
+    pub sources: Vec<String>,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub cost_usd: Option<Quote>,
+    pub latency_ms: Option<u64>,
+}
+
+/// Indicator series aligned with `MarketView::candles` (same length; `None` while warming up).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Overlays {
+    pub sma: Vec<Option<f64>>,
+    pub ema: Vec<Option<f64>>,
+    pub bb_upper: Vec<Option<f64>>,
+    pub bb_middle: Vec<Option<f64>>,
+    pub bb_lower: Vec<Option<f64>>,
+    pub rsi: Vec<Option<f64>>,
+    pub macd: Vec<Option<f64>>,
+    pub macd_signal: Vec<Option<f64>>,
+    pub macd_hist: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookLevel {
+    pub price: Price,
+    pub qty: Qty,
+}
+
+/// Best level first on both sides.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BookView {
+    pub bids: Vec<BookLevel>,
+    pub asks: Vec<BookLevel>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketTrade {
+    pub at_ms: i64,
+    pub price: Price,
+    pub qty: Qty,
+    /// The aggressor sold (the buyer was the maker): shown as a down tick.
+    pub buyer_is_maker: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketView {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub candles: Vec<Candle>,
+    pub overlays: Overlays,
+    pub book: BookView,
+    /// Newest first.
+    pub recent_trades: Vec<MarketTrade>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacktestTradeView {
+    pub entry_ms: i64,
+    pub exit_ms: i64,
+    pub side: String,
+    pub entry: Price,
+    pub exit: Price,
+    pub qty: Qty,
+    pub pnl: Quote,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacktestView {
+    pub id: i64,
+    pub status: String,
+    pub strategy: String,
+    pub symbol: String,
+    pub interval: String,
+    pub params: String,
+    pub metrics: Vec<(String, String)>,
+    pub equity_curve: Vec<f64>,
+    /// Drawdown from the running peak, percent (0 or negative).
+    pub drawdown: Vec<f64>,
+    pub trades: Vec<BacktestTradeView>,
+    /// 0.0..=1.0 while running.
+    pub progress: Option<f64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentHealth {
+    pub name: String,
+    pub healthy: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn label(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "TRACE",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
+
+    pub fn parse(text: &str) -> LogLevel {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "TRACE" => LogLevel::Trace,
+            "DEBUG" => LogLevel::Debug,
+            "WARN" | "WARNING" => LogLevel::Warn,
+            "ERROR" => LogLevel::Error,
+            _ => LogLevel::Info,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at_ms: i64,
+    pub level: LogLevel,
+    pub target: String,
+    pub message: String,
+}
+
+/// Everything the cockpit shows, as of `as_of_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub mode: TradingMode,
+    pub as_of_ms: i64,
+    pub trading_paused: bool,
+    pub account: AccountView,
+    pub breaker: BreakerView,
+    pub positions: Vec<PositionView>,
+    pub open_orders: Vec<OrderView>,
+    /// Newest first.
+    pub trades: Vec<TradeView>,
+    /// Newest first.
+    pub decisions: Vec<DecisionView>,
+    pub market: MarketView,
+    /// Newest first.
+    pub backtests: Vec<BacktestView>,
+    pub risk_config: Vec<(String, String)>,
+    pub health: Vec<ComponentHealth>,
+    /// Oldest first (appended as they arrive).
+    pub logs: Vec<LogLine>,
+    /// Choices offered by the backtest form and `:market`.
+    pub symbols: Vec<Symbol>,
+    pub strategies: Vec<String>,
+}
+
+impl Snapshot {
+    /// An empty snapshot for `symbol`/`interval`, shown until the first load finishes.
+    pub fn empty(mode: TradingMode, symbol: Symbol, interval: Interval) -> Snapshot {
+        Snapshot {
+            mode,
+            as_of_ms: 0,
+            trading_paused: false,
+            account: AccountView {
+                heat_cap_pct: DEFAULT_HEAT_CAP_PCT,
+                ..AccountView::default()
+            },
+            breaker: BreakerView::default(),
+            positions: Vec::new(),
+            open_orders: Vec::new(),
+            trades: Vec::new(),
+            decisions: Vec::new(),
+            market: MarketView {
+                symbol: symbol.clone(),
+                interval,
+                candles: Vec::new(),
+                overlays: Overlays::default(),
+                book: BookView::default(),
+                recent_trades: Vec::new(),
+            },
+            backtests: Vec::new(),
+            risk_config: Vec::new(),
+            health: Vec::new(),
+            logs: Vec::new(),
+            symbols: vec![symbol],
+            strategies: Vec::new(),
+        }
+    }
+
+    /// Orders that are still working: quitting while they exist deserves a question.
+    pub fn orders_in_flight(&self) -> usize {
+        self.open_orders.len()
+    }
+}
+
+/// What the loader needs besides the database: it never reads the clock itself.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    pub mode: TradingMode,
+    pub now_ms: i64,
+    pub symbol: Symbol,
+    pub interval: Interval,
+    /// Cash the paper account started with; equity = this + realised + unrealised PnL.
+    pub starting_balance: Quote,
+    pub symbols: Vec<Symbol>,
+    /// The configured risk limits (key, value), shown when the database holds no default row.
+    pub default_risk_config: Vec<(String, String)>,
+}
+
+/// Flatten any serialisable config into sorted `a.b = value` rows for display.
+pub fn config_rows<T: serde::Serialize>(config: &T) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(config) {
+        flatten("", &v, &mut out);
+    }
+    out.retain(|(k, _)| !k.is_empty());
+    out
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// PAPER unless trading is live; live on a connection marked testnet is TESTNET.
+pub fn trading_mode(
+    conn: &Connection,
+    live: bool,
+    connection: &str,
+) -> Result<TradingMode, SnapshotError> {
+    if !live {
+        return Ok(TradingMode::Paper);
+    }
+    let testnet: Option<bool> = conn
+        .query_row(
+            "SELECT is_testnet FROM exchange_connections WHERE name = ?1",
+            [connection],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(if testnet == Some(true) {
+        TradingMode::Testnet
+    } else {
+        TradingMode::Live
+    })
+}
+
+/// Read everything the cockpit shows from the store. Blocking: call it from `spawn_blocking`.
+pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotError> {
+    let mut snap = Snapshot::empty(req.mode, req.symbol.clone(), req.interval);
+    snap.as_of_ms = req.now_ms;
+    snap.symbols = req.symbols.clone();
+    if !snap.symbols.contains(&req.symbol) {
+        snap.symbols.insert(0, req.symbol.clone());
+    }
+    snap.positions = load_positions(conn)?;
+    snap.open_orders = load_open_orders(conn)?;
+    snap.trades = load_trades(conn)?;
+    snap.decisions = load_decisions(conn)?;
+    snap.backtests = load_backtests(conn)?;
+    snap.market.candles = load_candles(conn, &req.symbol, req.interval)?;
+    snap.market.overlays = overlays(&snap.market.candles);
+    snap.breaker = load_breaker(conn)?;
+    snap.risk_config = load_risk_config(conn)?;
+    if snap.risk_config.is_empty() {
+        snap.risk_config = req.default_risk_config.clone();
+    }
+    snap.strategies = load_strategy_names(conn)?;
+    for b in &snap.backtests {
+        if !snap.strategies.contains(&b.strategy) {
+            snap.strategies.push(b.strategy.clone());
+        }
+    }
+    snap.account = account(conn, req, &snap)?;
+    let cap = snap
+        .risk_config
+        .iter()
+        .find(|(k, _)| {
+            k.ends_with("heat_cap_pct")
+                || k.ends_with("max_portfolio_heat")
+                || k.ends_with("max_portfolio_heat_pct")
+        })
+        // Risk percentages are percent ("6" is 6 %), as `[risk]` documents.
+        .and_then(|(_, v)| v.trim_matches('"').parse::<f64>().ok());
+    snap.account.heat_cap_pct = cap.unwrap_or(DEFAULT_HEAT_CAP_PCT);
+    apply_heat(&mut snap);
+    snap.health = vec![ComponentHealth {
+        name: "database".into(),
+        healthy: true,
+        detail: format!(
+            "{} trades, {} decisions",
+            snap.trades.len(),
+            snap.decisions.len()
+        ),
+    }];
+    snap.health.extend(job_health(conn)?);
+    Ok(snap)
+}
+
+fn dec(table: &'static str, column: &'static str, text: &str) -> Result<Decimal, SnapshotError> {
+    Decimal::from_str(text.trim()).map_err(|_| SnapshotError::Corrupt {
+        table,
+        column,
+        value: text.to_string(),
+    })
+}
+
+fn opt_dec(
+    table: &'static str,
+    column: &'static str,
+    text: Option<String>,
+) -> Result<Option<Decimal>, SnapshotError> {
+    text.filter(|t| !t.trim().is_empty())
+        .map(|t| dec(table, column, &t))
+        .transpose()
+}
+
+fn symbol(table: &'static str, text: &str) -> Result<Symbol, SnapshotError> {
+    Symbol::new(text).map_err(|_| SnapshotError::Corrupt {
+        table,
+        column: "symbol",
+        value: text.to_string(),
+    })
+}
+
+fn side(table: &'static str, text: &str) -> Result<Side, SnapshotError> {
+    Side::from_str(text).map_err(|_| SnapshotError::Corrupt {
+        table,
+        column: "side",
+        value: text.to_string(),
+    })
+}
+
+fn load_positions(conn: &Connection) -> Result<Vec<PositionView>, SnapshotError> {
+    let mut stmt = conn.prepare(
+        "SELECT symbol, side, entry_price, quantity, stop_loss, take_profit, mark_price, unrealized_pnl
+         FROM positions WHERE status = 'open' ORDER BY opened_at",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, String>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (sym, side, entry, qty, stop, target, mark, upnl) = row?;
+        let entry = Price(dec("positions", "entry_price", &entry)?);
+        out.push(PositionView {
+            symbol: symbol("positions", &sym)?,
+            side,
+            entry,
+            mark: opt_dec("positions", "mark_price", mark)?
+                .map(Price)
+                .unwrap_or(entry),
+            qty: Qty(dec("positions", "quantity", &qty)?),
+            stop: opt_dec("positions", "stop_loss", stop)?.map(Price),
+            target: opt_dec("positions", "take_profit", target)?.map(Price),
+            unrealised_pnl: Quote(dec("positions", "unrealized_pnl", &upnl)?),
+            heat_pct: 0.0,
+        });
+    }
+    Ok(out)
+}
+
+fn load_open_orders(conn: &Connection) -> Result<Vec<OrderView>, SnapshotError> {
+    let mut stmt = conn.prepare(
+        "SELECT client_order_id, symbol, side, order_type, status, price, quantity, filled_quantity, created_at
+         FROM orders
+         WHERE status IN ('PENDING_NEW', 'UNKNOWN', 'NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL')
+         ORDER BY created_at DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([HISTORY_ROWS as i64], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, i64>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, sym, sd, ty, status, price, qty, filled, created) = row?;
+        out.push(OrderView {
+            client_order_id: id,
+            symbol: symbol("orders", &sym)?,
+            side: side("orders", &sd)?,
+            order_type: ty,
+            status,
+            price: opt_dec("orders", "price", price)?.map(Price),
+            qty: Qty(dec("orders", "quantity", &qty)?),
+            filled: Qty(dec("orders", "filled_quantity", &filled)?),
+            created_at_ms: created,
+        });
+    }
+    Ok(out)
+}
+
+fn load_trades(conn: &Connection) -> Result<Vec<TradeView>, SnapshotError> {
+    let mut stmt = conn.prepare(
+        "SELECT t.executed_at, t.symbol, t.side, t.price, t.quantity, t.fee, t.fee_asset,
+                t.realized_pnl, COALESCE(s.name, '')
+         FROM trades t JOIN orders o ON o.id = t.order_id
+         LEFT JOIN strategies s ON s.id = o.strategy_id
+         ORDER BY t.executed_at DESC, t.id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([HISTORY_ROWS as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            r.get::<_, String>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (at, sym, sd, price, qty, fee, fee_asset, pnl, strategy) = row?;
+        out.push(TradeView {
+            at_ms: at,
+            symbol: symbol("trades", &sym)?,
+            side: side("trades", &sd)?,
+            price: Price(dec("trades", "price", &price)?),
+            qty: Qty(dec("trades", "quantity", &qty)?),
+            fee: Quote(dec("trades", "fee", &fee)?),
+            fee_asset,
+            realised_pnl: opt_dec("trades", "realized_pnl", pnl)?.map(Quote),
+            strategy,
+        });
+    }
+    Ok(out)
+}
+
+fn json(text: Option<String>) -> Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Risk verdicts are written by the risk module; accept `{"checks": [{name, passed, detail}]}`
+/// or a bare array, and tolerate `reason`/`message` for the detail.
+fn risk_checks(verdict: &Value) -> Vec<RiskCheckView> {
+    let list = verdict
+        .get("checks")
+        .and_then(Value::as_array)
+        .or_else(|| verdict.as_array());
+    list.map(|items| {
+        items
+            .iter()
+            .map(|c| RiskCheckView {
+                name: c.get("name").map(text_of).unwrap_or_default(),
+                passed: c
+                    .get("passed")
+                    .and_then(Value::as_bool)
+                    .or_else(|| c.get("ok").and_then(Value::as_bool))
+                    .unwrap_or(false),
+                detail: c
+                    .get("detail")
+                    .or_else(|| c.get("reason"))
+                    .or_else(|| c.get("message"))
+                    .map(text_of)
+                    .unwrap_or_default(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn sources(results: &Value) -> Vec<String> {
+    let list = results
+        .get("results")
+        .and_then(Value::as_array)
+        .or_else(|| results.as_array());
+    list.map(|items| {
+        items
+            .iter()
+            .map(|s| match s {
+                Value::String(u) => u.clone(),
+                other => other
+                    .get("url")
+                    .or_else(|| other.get("title"))
+                    .map(text_of)
+                    .unwrap_or_else(|| other.to_string()),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn load_decisions(conn: &Connection) -> Result<Vec<DecisionView>, SnapshotError> {
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.decided_at, COALESCE(s.name, ''), d.symbol, d.action, d.confidence,
+                d.outcome, d.engine, d.model, d.decision, d.risk_verdict, d.search_results,
+                d.prompt_tokens, d.completion_tokens, d.cost_usd, d.latency_ms, d.error
+         FROM decisions d LEFT JOIN strategies s ON s.id = d.strategy_id
+         ORDER BY d.decided_at DESC, d.id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([HISTORY_ROWS as i64], |r| {
+        Ok((
+            (
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<f64>>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+            ),
+            (
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<String>>(10)?,
+                r.get::<_, Option<String>>(11)?,
+                r.get::<_, Option<i64>>(12)?,
+                r.get::<_, Option<i64>>(13)?,
+                r.get::<_, Option<String>>(14)?,
+                r.get::<_, Option<i64>>(15)?,
+                r.get::<_, Option<String>>(16)?,
+            ),
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (
+            (id, at, strategy, sym, action, confidence, outcome, engine, model),
+            (decision, verdict, search, pt, ct, cost, latency, error),
+        ) = row?;
+        let decision = json(decision);
+        let mut reasoning = decision
+            .get("reasoning")
+            .or_else(|| decision.get("reason"))
+            .map(text_of)
+            .unwrap_or_default();
+        if let Some(e) = error.filter(|e| !e.is_empty()) {
+            if !reasoning.is_empty() {
+                reasoning.push('\n');
+            }
+            reasoning.push_str(&format!("error: {e}"));
+        }
+        out.push(DecisionView {
+            id,
+            at_ms: at,
+            strategy,
+            symbol: sym,
+            action,
+            confidence,
+            verdict: outcome,
+            engine,
+            model,
+            reasoning,
+            risk_checks: risk_checks(&json(verdict)),
+            sources: sources(&json(search)),
+            prompt_tokens: pt.and_then(|v| u32::try_from(v).ok()),
+            completion_tokens: ct.and_then(|v| u32::try_from(v).ok()),
+            cost_usd: opt_dec("decisions", "cost_usd", cost)?.map(Quote),
+            latency_ms: latency.and_then(|v| u64::try_from(v).ok()),
+        });
+    }
+    Ok(out)
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, child, out);
+            }
+        }
+        other => out.push((prefix.to_string(), text_of(other))),
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+/// Equity curves are arrays of numbers, of `[time, equity]` pairs, or of objects with `equity`.
+fn curve(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|p| {
+                    number(p)
+                        .or_else(|| p.get(1).and_then(number))
+                        .or_else(|| p.get("equity").and_then(number))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Percent below the running peak at each point (0 or negative).
+pub fn drawdown(curve: &[f64]) -> Vec<f64> {
+    let mut peak = f64::MIN;
+    curve
+        .iter()
+        .map(|&v| {
+            peak = peak.max(v);
+            if peak > 0.0 {
+                (v - peak) / peak * 100.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+fn backtest_trades(v: &Value) -> Vec<BacktestTradeView> {
+    let price = |t: &Value, k: &str| {
+        t.get(k)
+            .map(text_of)
+            .and_then(|s| Decimal::from_str(&s).ok())
+    };
+    v.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| {
+                    Some(BacktestTradeView {
+                        entry_ms: t.get("entry_time").and_then(Value::as_i64).unwrap_or(0),
+                        exit_ms: t.get("exit_time").and_then(Value::as_i64).unwrap_or(0),
+                        side: t.get("side").map(text_of).unwrap_or_else(|| "LONG".into()),
+                        entry: Price(price(t, "entry_price")?),
+                        exit: Price(price(t, "exit_price")?),
+                        qty: Qty(price(t, "quantity").unwrap_or_default()),
+                        pnl: Quote(price(t, "pnl").unwrap_or_default()),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, status, strategy, symbol, interval, parameters, metrics, equity_curve, trades, error
+         FROM backtests ORDER BY created_at DESC, id DESC LIMIT 100",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            r.get::<_, Option<String>>(8)?,
+            r.get::<_, Option<String>>(9)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, status, strategy, sym, interval, params, metrics, equity, trades, error) = row?;
+        let mut metric_rows = Vec::new();
+        flatten("", &json(metrics), &mut metric_rows);
+        metric_rows.retain(|(k, _)| !k.is_empty());
+        let mut param_rows = Vec::new();
+        flatten("", &json(Some(params)), &mut param_rows);
+        let equity_curve = curve(&json(equity));
+        out.push(BacktestView {
+            id,
+            progress: (status == "running").then_some(0.0),
+            status,
+            strategy,
+            symbol: sym,
+            interval,
+            params: param_rows
+                .iter()
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            metrics: metric_rows,
+            drawdown: drawdown(&equity_curve),
+            equity_curve,
+            trades: backtest_trades(&json(trades)),
+            error,
+        });
+    }
+    Ok(out)
+}
+
+fn load_candles(
+    conn: &Connection,
+    sym: &Symbol,
+    interval: Interval,
+) -> Result<Vec<Candle>, SnapshotError> {
+    let mut stmt = conn.prepare(
+        "SELECT open_time, open, high, low, close, volume FROM candles
+         WHERE symbol = ?1 AND interval = ?2 ORDER BY open_time DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![sym.as_str(), interval.as_str(), HISTORY_ROWS as i64],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (t, o, h, l, c, v) = row?;
+        out.push(Candle {
+            open_time: t,
+            open: Price(dec("candles", "open", &o)?),
+            high: Price(dec("candles", "high", &h)?),
+            low: Price(dec("candles", "low", &l)?),
+            close: Price(dec("candles", "close", &c)?),
+            volume: Qty(dec("candles", "volume", &v)?),
+        });
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn load_breaker(conn: &Connection) -> Result<BreakerView, SnapshotError> {
+    let mut stmt = conn.prepare(
+        "SELECT changed_at, scope, state, COALESCE(reason, '') FROM circuit_breaker_state
+         ORDER BY changed_at DESC, id DESC LIMIT 50",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut view = BreakerView::default();
+    for row in rows {
+        let (at, scope, state, reason) = row?;
+        let state = BreakerState::parse(&state).ok_or(SnapshotError::Corrupt {
+            table: "circuit_breaker_state",
+            column: "state",
+            value: state.clone(),
+        })?;
+        view.history.push(BreakerChange {
+            at_ms: at,
+            scope,
+            state,
+            reason,
+        });
+    }
+    if let Some(latest) = view.history.iter().find(|c| c.scope == "global") {
+        view.state = latest.state;
+        view.reason = latest.reason.clone();
+    }
+    Ok(view)
+}
+
+fn load_risk_config(conn: &Connection) -> Result<Vec<(String, String)>, SnapshotError> {
+    let config: Option<String> = conn
+        .query_row(
+            "SELECT config FROM risk_configs WHERE strategy_id IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut out = Vec::new();
+    flatten("", &json(config), &mut out);
+    out.retain(|(k, _)| !k.is_empty());
+    Ok(out)
+}
+
+fn load_strategy_names(conn: &Connection) -> Result<Vec<String>, SnapshotError> {
+    let mut stmt = conn.prepare("SELECT name FROM strategies ORDER BY name")?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}
+
+/// The chart overlays for `candles` from the domain's indicators (TA-Lib parity): SMA 20,
+/// EMA 50, Bollinger 20/2, RSI 14, MACD 12/26/9; `None` while an indicator warms up.
+pub fn overlays(candles: &[Candle]) -> Overlays {
+    use crate::domain::market::indicators::{Bollinger, Ema, Macd, Rsi, Sma};
+    let n = candles.len();
+    let mut o = Overlays {
+        sma: Vec::with_capacity(n),
+        ema: Vec::with_capacity(n),
+        bb_upper: Vec::with_capacity(n),
+        bb_middle: Vec::with_capacity(n),
+        bb_lower: Vec::with_capacity(n),
+        rsi: Vec::with_capacity(n),
+        macd: Vec::with_capacity(n),
+        macd_signal: Vec::with_capacity(n),
+        macd_hist: Vec::with_capacity(n),
+    };
+    let (mut sma, mut ema, mut bb) = (Sma::new(20), Ema::new(50), Bollinger::new(20, 2.0, 2.0));
+    let (mut rsi, mut macd) = (Rsi::new(14), Macd::new(12, 26, 9));
+    for c in candles {
+        let x = c.close.to_f64();
+        o.sma.push(sma.update(x));
+        o.ema.push(ema.update(x));
+        let band = bb.update(x);
+        o.bb_upper.push(band.map(|b| b.upper));
+        o.bb_middle.push(band.map(|b| b.middle));
+        o.bb_lower.push(band.map(|b| b.lower));
+        o.rsi.push(rsi.update(x));
+        let m = macd.update(x);
+        o.macd.push(m.map(|m| m.macd));
+        o.macd_signal.push(m.map(|m| m.signal));
+        o.macd_hist.push(m.map(|m| m.histogram));
+    }
+    o
+}
+
+/// A scheduler job is healthy while its latest failure (if any) is older than its latest success.
+fn job_health(conn: &Connection) -> Result<Vec<ComponentHealth>, SnapshotError> {
+    Ok(crate::store::jobs::job_health(conn)?
+        .into_iter()
+        .map(|j| {
+            let healthy = match (&j.last_error, j.last_success) {
+                (None, _) => true,
+                (Some((failed_at, _)), Some(ok_at)) => ok_at > *failed_at,
+                (Some(_), None) => false,
+            };
+            let detail = match (&j.last_error, healthy) {
+                (Some((_, e)), false) => format!("failing: {e}"),
+                _ => format!("{} runs", j.runs),
+            };
+            ComponentHealth {
+                name: j.job,
+                healthy,
+                detail,
+            }
+        })
+        .collect())
+}
+
+/// Equity, daily PnL, heat and the realised-PnL equity curve from positions and trades.
+fn account(
+    conn: &Connection,
+    req: &LoadRequest,
+    snap: &Snapshot,
+) -> Result<AccountView, SnapshotError> {
+    let realised_texts: Vec<String> = conn
+        .prepare("SELECT realized_pnl FROM positions")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    let mut realised = Decimal::ZERO;
+    for t in &realised_texts {
+        realised += dec("positions", "realized_pnl", t)?;
+    }
+    let unrealised: Decimal = snap.positions.iter().map(|p| p.unrealised_pnl.get()).sum();
+    let equity = req.starting_balance.get() + realised + unrealised;
+    let committed: Decimal = snap
+        .positions
+        .iter()
+        .map(|p| p.entry.get() * p.qty.get())
+        .sum();
+
+    let day_start = req.now_ms - req.now_ms.rem_euclid(MS_PER_DAY);
+    let mut daily_realised = Decimal::ZERO;
+    // Curve: oldest to newest realised PnL steps.
+    let mut steps: Vec<(i64, Decimal)> = Vec::new();
+    for t in snap.trades.iter().rev() {
+        if let Some(p) = t.realised_pnl {
+            steps.push((t.at_ms, p.get()));
+            if t.at_ms >= day_start {
+                daily_realised += p.get();
+            }
+        }
+    }
+    let daily = daily_realised + unrealised;
+    let start_of_day_equity = equity - daily;
+    let daily_pct = if start_of_day_equity.is_zero() {
+        0.0
+    } else {
+        Quote(daily / start_of_day_equity * Decimal::ONE_HUNDRED).to_f64()
+    };
+    let base = equity - unrealised - steps.iter().map(|(_, p)| *p).sum::<Decimal>();
+    let mut running = base;
+    let mut equity_curve = vec![(
+        steps.first().map(|s| s.0).unwrap_or(req.now_ms),
+        Quote(running).to_f64(),
+    )];
+    for (at, p) in steps {
+        running += p;
+        equity_curve.push((at, Quote(running).to_f64()));
+    }
+    equity_curve.push((req.now_ms, Quote(equity).to_f64()));
+
+    Ok(AccountView {
+        equity: Quote(equity),
+        equity_curve,
+        daily_pnl: Quote(daily),
+        daily_pnl_pct: daily_pct,
+        available_balance: Quote(equity - unrealised - committed),
+        heat_pct: 0.0,
+        heat_cap_pct: DEFAULT_HEAT_CAP_PCT,
+    })
+}
+
+/// Heat of each position (risk to its stop as % of equity) and the total; positions without a
+/// stop count their whole notional, which is what they can lose.
+pub fn apply_heat(snap: &mut Snapshot) {
+    let equity = snap.account.equity.to_f64();
+    let mut total = 0.0;
+    for p in &mut snap.positions {
+        let risk_per_unit = match p.stop {
+            Some(stop) => (p.entry.get() - stop.get()).abs(),
+            None => p.entry.get(),
+        };
+        let risk = Quote(risk_per_unit * p.qty.get()).to_f64();
+        p.heat_pct = if equity > 0.0 {
+            risk / equity * 100.0
+        } else {
+            0.0
+        };
+        total += p.heat_pct;
+    }
+    snap.account.heat_pct = total;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use rust_decimal_macros::dec;
+
+    fn request() -> LoadRequest {
+        LoadRequest {
+            mode: TradingMode::Paper,
+            // 2026-01-02 12:00 UTC
+            now_ms: 1_767_355_200_000,
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            interval: Interval::H1,
+            starting_balance: Quote(dec!(10000)),
+            symbols: vec![Symbol::new("BTCUSDT").unwrap()],
+            default_risk_config: vec![("heat_cap_pct".into(), "5".into())],
+        }
+    }
+
+    #[test]
+    fn empty_database_loads_the_starting_balance_and_nothing_else() {
+        let store = Store::open_in_memory().unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        assert_eq!(snap.account.equity, Quote(dec!(10000)));
+        assert_eq!(snap.account.daily_pnl, Quote::ZERO);
+        assert!(snap.positions.is_empty() && snap.trades.is_empty());
+        assert_eq!(snap.breaker.state, BreakerState::Active);
+        // No risk row stored: the configured limits are shown and the heat cap read from them.
+        assert_eq!(snap.risk_config, vec![("heat_cap_pct".into(), "5".into())]);
+        assert_eq!(snap.account.heat_cap_pct, 5.0);
+    }
+
+    #[test]
+    fn loader_reads_positions_orders_trades_and_computes_equity_and_daily_pnl() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let now = request().now_ms;
+        c.execute_batch(&format!(
+            "INSERT INTO strategies (id, name, created_at, updated_at) VALUES (1, 'sma-cross', 0, 0);
+             INSERT INTO positions (symbol, entry_price, quantity, stop_loss, mark_price, unrealized_pnl,
+                realized_pnl, status, opened_at, updated_at)
+               VALUES ('BTCUSDT', '50000', '0.1', '49000', '51000', '100', '0', 'open', 0, 0),
+                      ('ETHUSDT', '3000', '1', NULL, NULL, '0', '40', 'closed', 0, 0);
+             INSERT INTO orders (id, client_order_id, strategy_id, symbol, side, order_type, status,
+                quantity, created_at, updated_at)
+               VALUES (1, 'a', 1, 'ETHUSDT', 'SELL', 'MARKET', 'FILLED', '1', 0, 0),
+                      (2, 'b', 1, 'BTCUSDT', 'SELL', 'LIMIT', 'NEW', '0.1', 0, 0);
+             INSERT INTO trades (order_id, symbol, side, price, quantity, fee, realized_pnl, executed_at)
+               VALUES (1, 'ETHUSDT', 'SELL', '3040', '1', '3.04', '40', {now});
+             INSERT INTO circuit_breaker_state (scope, state, reason, changed_at)
+               VALUES ('global', 'active', '', 1), ('global', 'halted', 'daily loss', 2);"
+        ))
+        .unwrap();
+        let snap = load(c, &request()).unwrap();
+        // equity = 10000 + realised 40 + unrealised 100
+        assert_eq!(snap.account.equity, Quote(dec!(10140)));
+        // today: realised 40 + unrealised 100 = 140, on a start-of-day equity of 10000 = 1.4 %
+        assert_eq!(snap.account.daily_pnl, Quote(dec!(140)));
+        assert!((snap.account.daily_pnl_pct - 1.4).abs() < 1e-9);
+        // available = equity - unrealised - committed (50000 * 0.1) = 10140 - 100 - 5000
+        assert_eq!(snap.account.available_balance, Quote(dec!(5040)));
+        assert_eq!(snap.positions.len(), 1);
+        assert_eq!(snap.positions[0].mark, Price(dec!(51000)));
+        // heat: (50000 - 49000) * 0.1 = 100 of 10140 = 0.986 %
+        assert!((snap.account.heat_pct - 100.0 / 10140.0 * 100.0).abs() < 1e-9);
+        assert_eq!(snap.open_orders.len(), 1);
+        assert_eq!(snap.open_orders[0].client_order_id, "b");
+        assert_eq!(snap.trades[0].strategy, "sma-cross");
+        assert_eq!(snap.breaker.state, BreakerState::Halted);
+        assert_eq!(snap.breaker.reason, "daily loss");
+        assert_eq!(snap.breaker.history.len(), 2);
+    }
+
+    #[test]
+    fn decision_row_yields_reasoning_checks_sources_and_costs() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .conn()
+            .execute_batch(
+                r#"INSERT INTO decisions (symbol, engine, action, confidence, decision, risk_verdict,
+                    search_results, outcome, latency_ms, prompt_tokens, completion_tokens, cost_usd, decided_at)
+                   VALUES ('BTCUSDT', 'llm', 'BUY', 0.8, '{"reasoning":"breakout"}',
+                    '{"checks":[{"name":"heat","passed":true,"detail":"2% < 6%"},{"name":"size","passed":false,"reason":"too big"}]}',
+                    '[{"url":"https://x.test/a"}, "https://y.test/b"]', 'refused', 1200, 900, 100, '0.0031', 5);"#,
+            )
+            .unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        let d = &snap.decisions[0];
+        assert_eq!(d.reasoning, "breakout");
+        assert_eq!(d.risk_checks.len(), 2);
+        assert!(d.risk_checks[0].passed && !d.risk_checks[1].passed);
+        assert_eq!(d.risk_checks[1].detail, "too big");
+        assert_eq!(d.sources, vec!["https://x.test/a", "https://y.test/b"]);
+        assert_eq!(d.cost_usd, Some(Quote(dec!(0.0031))));
+        assert_eq!(d.latency_ms, Some(1200));
+    }
+
+    #[test]
+    fn mode_is_paper_unless_live_and_testnet_connections_say_so() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        c.execute_batch(
+            "INSERT INTO exchange_connections (name, exchange, is_testnet, created_at, updated_at)
+             VALUES ('tn', 'binance', 1, 0, 0), ('main', 'binance', 0, 0, 0);",
+        )
+        .unwrap();
+        assert_eq!(trading_mode(c, false, "tn").unwrap(), TradingMode::Paper);
+        assert_eq!(trading_mode(c, true, "tn").unwrap(), TradingMode::Testnet);
+        assert_eq!(trading_mode(c, true, "main").unwrap(), TradingMode::Live);
+    }
+
+    #[test]
+    fn failing_scheduler_jobs_show_as_unhealthy_until_they_succeed_again() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .conn()
+            .execute_batch(
+                "INSERT INTO job_runs (job, started_at, finished_at, ok, error) VALUES
+                   ('prices', 1, 2, 1, NULL), ('prices', 3, 4, 0, 'timeout'),
+                   ('orders', 1, 2, 0, 'boom'), ('orders', 5, 6, 1, NULL);",
+            )
+            .unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        let find = |n: &str| snap.health.iter().find(|h| h.name == n).unwrap().clone();
+        assert!(!find("prices").healthy);
+        assert_eq!(find("prices").detail, "failing: timeout");
+        assert!(find("orders").healthy);
+        assert_eq!(find("orders").detail, "2 runs");
+    }
+
+    #[test]
+    fn overlays_line_up_with_the_candles_and_warm_up_like_ta_lib() {
+        let candles: Vec<Candle> = (0..60)
+            .map(|i| Candle {
+                open_time: i * 3_600_000,
+                open: Price(Decimal::from(100 + i)),
+                high: Price(Decimal::from(101 + i)),
+                low: Price(Decimal::from(99 + i)),
+                close: Price(Decimal::from(100 + i)),
+                volume: Qty(Decimal::ONE),
+            })
+            .collect();
+        let o = overlays(&candles);
+        assert_eq!(o.sma.len(), 60);
+        // SMA 20 first appears on the 20th close: mean of 100..=119 = 109.5
+        assert_eq!(o.sma[18], None);
+        assert_eq!(o.sma[19], Some(109.5));
+        // closes only rise: RSI 14 is 100 once warmed up (lookback 14)
+        assert_eq!(o.rsi[13], None);
+        assert_eq!(o.rsi[14], Some(100.0));
+        // MACD 12/26/9 has TA-Lib's lookback of 25 + 8 = 33; EMA 50 needs 50 closes
+        assert_eq!(o.macd[32], None);
+        assert!(o.macd[33].is_some() && o.macd_signal[33].is_some());
+        assert_eq!(o.ema[48], None);
+        assert!(o.ema[49].is_some());
+    }
+
+    #[test]
+    fn drawdown_is_measured_from_the_running_peak() {
+        // peak 110 then 99: (99 - 110) / 110 = -10 %
+        let dd = drawdown(&[100.0, 110.0, 99.0, 120.0]);
+        assert_eq!(dd[0], 0.0);
+        assert_eq!(dd[1], 0.0);
+        assert!((dd[2] + 10.0).abs() < 1e-9);
+        assert_eq!(dd[3], 0.0);
+    }
+}

@@ -1,0 +1,351 @@
+//! Deterministic fixture data for the interface's snapshot tests and the render benchmark
+//! (test support: compiled for tests and with the `fake-servers` feature only).
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+use crate::app::snapshot::*;
+use crate::domain::market::{Candle, Interval};
+use crate::domain::symbol::Symbol;
+use crate::domain::trading::order::Side;
+use crate::domain::{Price, Qty, Quote};
+
+/// 2026-01-02 12:00:00 UTC.
+pub const NOW_MS: i64 = 1_767_355_200_000;
+
+fn sym(s: &str) -> Symbol {
+    Symbol::new(s).unwrap_or_else(|_| unreachable!("fixture symbols are valid"))
+}
+
+fn price(f: f64) -> Price {
+    Price(Decimal::from_f64_retain(f).unwrap_or_default().round_dp(2))
+}
+
+/// `n` hourly candles ending at `NOW_MS`, a deterministic wave around 50 000.
+pub fn candles(n: usize) -> Vec<Candle> {
+    let mut out = Vec::with_capacity(n);
+    let mut close = 50_000.0;
+    for i in 0..n {
+        let t = i as f64;
+        let open = close;
+        close = 50_000.0 + 1500.0 * (t / 17.0).sin() + 600.0 * (t / 5.0).cos() + 10.0 * t;
+        let high = open.max(close) + 80.0 + 40.0 * (t / 3.0).sin().abs();
+        let low = open.min(close) - 80.0 - 40.0 * (t / 4.0).cos().abs();
+        out.push(Candle {
+            open_time: NOW_MS - (n - i) as i64 * Interval::H1.millis(),
+            open: price(open),
+            high: price(high),
+            low: price(low),
+            close: price(close),
+            volume: Qty(Decimal::from(10 + (i % 7) as i64)),
+        });
+    }
+    out
+}
+
+/// An order book `levels` deep each side around the last close, ticks of 0.5.
+pub fn book(mid: Decimal, levels: usize) -> BookView {
+    let level = |i: usize, sign: Decimal| BookLevel {
+        price: Price(mid + sign * (dec!(0.5) * Decimal::from(i as i64 + 1))),
+        qty: Qty(dec!(0.05) * Decimal::from(((i * 7) % 11 + 1) as i64)),
+    };
+    BookView {
+        bids: (0..levels).map(|i| level(i, dec!(-1))).collect(),
+        asks: (0..levels).map(|i| level(i, dec!(1))).collect(),
+    }
+}
+
+/// The market view the benchmark renders: `candles` candles and `levels` book levels a side.
+pub fn market(n_candles: usize, levels: usize) -> MarketView {
+    let c = candles(n_candles);
+    let last = c.last().map(|c| c.close.get()).unwrap_or(dec!(50000));
+    MarketView {
+        symbol: sym("BTCUSDT"),
+        interval: Interval::H1,
+        overlays: crate::app::snapshot::overlays(&c),
+        candles: c,
+        book: book(last, levels),
+        recent_trades: (0..30)
+            .map(|i| MarketTrade {
+                at_ms: NOW_MS - i as i64 * 7_000,
+                price: Price(last + Decimal::from((i % 5) as i64 - 2) / dec!(2)),
+                qty: Qty(dec!(0.001) * Decimal::from((i * 13 % 40 + 1) as i64)),
+                buyer_is_maker: i % 3 == 0,
+            })
+            .collect(),
+    }
+}
+
+/// A busy paper account: two positions, two working orders, trades over two strategies,
+/// decisions from both engines, three backtests, a breaker history, health and logs.
+pub fn snapshot() -> Snapshot {
+    let btc = sym("BTCUSDT");
+    let eth = sym("ETHUSDT");
+    let curve: Vec<(i64, f64)> = (0..60)
+        .map(|i| {
+            let t = i as f64;
+            (
+                NOW_MS - (60 - i) * 3_600_000,
+                10_000.0 + 8.0 * t + 60.0 * (t / 6.0).sin(),
+            )
+        })
+        .collect();
+    let bt_curve: Vec<f64> = (0..120)
+        .map(|i| 10_000.0 + 12.0 * i as f64 - 300.0 * ((i as f64) / 15.0).sin().max(0.0))
+        .collect();
+    let mut snap = Snapshot {
+        mode: TradingMode::Paper,
+        as_of_ms: NOW_MS,
+        trading_paused: false,
+        account: AccountView {
+            equity: Quote(dec!(10482.35)),
+            equity_curve: curve,
+            daily_pnl: Quote(dec!(126.40)),
+            daily_pnl_pct: 1.22,
+            available_balance: Quote(dec!(4210.10)),
+            heat_pct: 0.0,
+            heat_cap_pct: 6.0,
+        },
+        breaker: BreakerView {
+            state: BreakerState::Active,
+            reason: String::new(),
+            history: vec![
+                BreakerChange {
+                    at_ms: NOW_MS - 3_600_000,
+                    scope: "global".into(),
+                    state: BreakerState::Active,
+                    reason: "cooldown over".into(),
+                },
+                BreakerChange {
+                    at_ms: NOW_MS - 7_200_000,
+                    scope: "global".into(),
+                    state: BreakerState::Halted,
+                    reason: "3 losses in a row".into(),
+                },
+            ],
+        },
+        positions: vec![
+            PositionView {
+                symbol: btc.clone(),
+                side: "LONG".into(),
+                entry: Price(dec!(50120.5)),
+                mark: Price(dec!(51230)),
+                qty: Qty(dec!(0.05)),
+                stop: Some(Price(dec!(49100))),
+                target: Some(Price(dec!(53000))),
+                unrealised_pnl: Quote(dec!(55.48)),
+                heat_pct: 0.0,
+            },
+            PositionView {
+                symbol: eth.clone(),
+                side: "LONG".into(),
+                entry: Price(dec!(3010)),
+                mark: Price(dec!(2984.2)),
+                qty: Qty(dec!(0.8)),
+                stop: Some(Price(dec!(2930))),
+                target: None,
+                unrealised_pnl: Quote(dec!(-20.64)),
+                heat_pct: 0.0,
+            },
+        ],
+        open_orders: vec![
+            OrderView {
+                client_order_id: "tm-sl-btc-01".into(),
+                symbol: btc.clone(),
+                side: Side::Sell,
+                order_type: "STOP_LOSS_LIMIT".into(),
+                status: "NEW".into(),
+                price: Some(Price(dec!(49100))),
+                qty: Qty(dec!(0.05)),
+                filled: Qty::ZERO,
+                created_at_ms: NOW_MS - 5_400_000,
+            },
+            OrderView {
+                client_order_id: "tm-entry-sol-02".into(),
+                symbol: sym("SOLUSDT"),
+                side: Side::Buy,
+                order_type: "LIMIT".into(),
+                status: "PARTIALLY_FILLED".into(),
+                price: Some(Price(dec!(142.5))),
+                qty: Qty(dec!(10)),
+                filled: Qty(dec!(4)),
+                created_at_ms: NOW_MS - 600_000,
+            },
+        ],
+        trades: (0..12)
+            .map(|i| TradeView {
+                at_ms: NOW_MS - i as i64 * 2_700_000,
+                symbol: if i % 3 == 0 { eth.clone() } else { btc.clone() },
+                side: if i % 2 == 0 { Side::Sell } else { Side::Buy },
+                price: if i % 3 == 0 {
+                    Price(dec!(3000) + Decimal::from(i))
+                } else {
+                    Price(dec!(50000) + Decimal::from(i * 25))
+                },
+                qty: if i % 3 == 0 { Qty(dec!(0.5)) } else { Qty(dec!(0.02)) },
+                fee: Quote(dec!(0.75) + Decimal::from(i) / dec!(100)),
+                fee_asset: "USDT".into(),
+                realised_pnl: (i % 2 == 0)
+                    .then(|| Quote(Decimal::from((i as i64 % 5) * 12 - 20))),
+                strategy: if i % 4 == 0 { "llm-news".into() } else { "sma-cross".into() },
+            })
+            .collect(),
+        decisions: vec![
+            DecisionView {
+                id: 42,
+                at_ms: NOW_MS - 300_000,
+                strategy: "llm-news".into(),
+                symbol: "BTCUSDT".into(),
+                action: "BUY".into(),
+                confidence: Some(0.82),
+                verdict: "executed".into(),
+                engine: "llm".into(),
+                model: Some("grok-4".into()),
+                reasoning: "Breakout above the 20-period high on rising volume; ETF inflow news supports continuation.".into(),
+                risk_checks: vec![
+                    RiskCheckView { name: "portfolio_heat".into(), passed: true, detail: "4.1% + 0.9% <= 6%".into() },
+                    RiskCheckView { name: "daily_loss".into(), passed: true, detail: "-0.4% > -3%".into() },
+                    RiskCheckView { name: "min_notional".into(), passed: true, detail: "2561 >= 10".into() },
+                ],
+                sources: vec!["https://news.example/etf-inflows".into(), "https://news.example/btc-breakout".into()],
+                prompt_tokens: Some(1830),
+                completion_tokens: Some(212),
+                cost_usd: Some(Quote(dec!(0.0041))),
+                latency_ms: Some(1840),
+            },
+            DecisionView {
+                id: 41,
+                at_ms: NOW_MS - 3_900_000,
+                strategy: "sma-cross".into(),
+                symbol: "ETHUSDT".into(),
+                action: "SELL".into(),
+                confidence: Some(0.55),
+                verdict: "refused".into(),
+                engine: "rules".into(),
+                model: None,
+                reasoning: "SMA 10 crossed below SMA 30.".into(),
+                risk_checks: vec![
+                    RiskCheckView { name: "breaker".into(), passed: false, detail: "halted: 3 losses in a row".into() },
+                ],
+                sources: vec![],
+                prompt_tokens: None,
+                completion_tokens: None,
+                cost_usd: None,
+                latency_ms: Some(3),
+            },
+            DecisionView {
+                id: 40,
+                at_ms: NOW_MS - 7_500_000,
+                strategy: "llm-news".into(),
+                symbol: "SOLUSDT".into(),
+                action: "HOLD".into(),
+                confidence: Some(0.31),
+                verdict: "hold".into(),
+                engine: "llm".into(),
+                model: Some("grok-4".into()),
+                reasoning: "Mixed signals.".into(),
+                risk_checks: vec![],
+                sources: vec![],
+                prompt_tokens: Some(1500),
+                completion_tokens: Some(90),
+                cost_usd: Some(Quote(dec!(0.0030))),
+                latency_ms: Some(1210),
+            },
+        ],
+        market: market(200, 20),
+        backtests: vec![
+            BacktestView {
+                id: 7,
+                status: "running".into(),
+                strategy: "rsi-revert".into(),
+                symbol: "ETHUSDT".into(),
+                interval: "15m".into(),
+                params: "period=14 low=30 high=70".into(),
+                metrics: vec![],
+                equity_curve: vec![],
+                drawdown: vec![],
+                trades: vec![],
+                progress: Some(0.45),
+                error: None,
+            },
+            BacktestView {
+                id: 6,
+                status: "completed".into(),
+                strategy: "sma-cross".into(),
+                symbol: "BTCUSDT".into(),
+                interval: "1h".into(),
+                params: "fast=10 slow=30".into(),
+                metrics: vec![
+                    ("total_return_pct".into(), "14.20".into()),
+                    ("sharpe".into(), "1.31".into()),
+                    ("max_drawdown_pct".into(), "-6.80".into()),
+                    ("win_rate_pct".into(), "48.0".into()),
+                    ("trades".into(), "25".into()),
+                ],
+                drawdown: drawdown(&bt_curve),
+                equity_curve: bt_curve,
+                trades: (0..4)
+                    .map(|i| BacktestTradeView {
+                        entry_ms: NOW_MS - (40 - i * 8) * 3_600_000,
+                        exit_ms: NOW_MS - (36 - i * 8) * 3_600_000,
+                        side: "LONG".into(),
+                        entry: Price(dec!(48000) + Decimal::from(i * 300)),
+                        exit: Price(dec!(48200) + Decimal::from(i * 250)),
+                        qty: Qty(dec!(0.1)),
+                        pnl: Quote(Decimal::from(20 - i * 5)),
+                    })
+                    .collect(),
+                progress: None,
+                error: None,
+            },
+            BacktestView {
+                id: 5,
+                status: "failed".into(),
+                strategy: "sma-cross".into(),
+                symbol: "DOGEUSDT".into(),
+                interval: "1m".into(),
+                params: "fast=5 slow=8".into(),
+                metrics: vec![],
+                equity_curve: vec![],
+                drawdown: vec![],
+                trades: vec![],
+                progress: None,
+                error: Some("no candles stored for DOGEUSDT 1m".into()),
+            },
+        ],
+        risk_config: vec![
+            ("max_position_pct".into(), "10".into()),
+            ("max_portfolio_heat_pct".into(), "6".into()),
+            ("daily_loss_limit_pct".into(), "3".into()),
+            ("max_open_positions".into(), "5".into()),
+            ("consecutive_loss_limit".into(), "3".into()),
+            ("cooldown_minutes".into(), "60".into()),
+        ],
+        health: vec![
+            ComponentHealth { name: "database".into(), healthy: true, detail: "ok".into() },
+            ComponentHealth { name: "binance-ws".into(), healthy: true, detail: "12 ms".into() },
+            ComponentHealth { name: "llm".into(), healthy: false, detail: "rate limited, retry in 20 s".into() },
+        ],
+        logs: [
+            (LogLevel::Info, "scheduler", "decision cycle started for 3 symbols"),
+            (LogLevel::Debug, "exchange", "GET /api/v3/depth 200 in 41 ms"),
+            (LogLevel::Warn, "llm", "rate limited by the provider; backing off 20 s"),
+            (LogLevel::Info, "risk", "BUY BTCUSDT approved: 3 checks passed"),
+            (LogLevel::Error, "exchange", "order tm-x-03 rejected: insufficient balance"),
+            (LogLevel::Info, "execution", "filled 0.05 BTCUSDT at 50120.5"),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (level, target, message))| LogLine {
+            at_ms: NOW_MS - (6 - i as i64) * 60_000,
+            level,
+            target: target.into(),
+            message: message.into(),
+        })
+        .collect(),
+        symbols: vec![btc, eth, sym("SOLUSDT")],
+        strategies: vec!["sma-cross".into(), "rsi-revert".into(), "llm-news".into()],
+    };
+    apply_heat(&mut snap);
+    snap
+}

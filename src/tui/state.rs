@@ -1,0 +1,154 @@
+//! The interface's state: the latest snapshot plus what the user is looking at (screen,
+//! selections, filters, dialogs). Only `update` changes it.
+
+use crate::app::snapshot::{LogLevel, Snapshot};
+use crate::domain::market::Interval;
+
+use super::action::{Effect, Screen};
+
+/// Which table of the Positions screen has the cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PositionsFocus {
+    #[default]
+    Positions,
+    Orders,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfirmDialog {
+    pub question: String,
+    pub effect: Effect,
+}
+
+/// The new-backtest form: text fields, validated on submit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacktestForm {
+    pub strategy: String,
+    pub symbol: String,
+    pub interval: String,
+    pub params: String,
+    pub focus: usize,
+    pub error: Option<String>,
+}
+
+impl BacktestForm {
+    pub const LABELS: [&'static str; 4] = ["Strategy", "Symbol", "Interval", "Parameters"];
+
+    pub fn field(&self, i: usize) -> &str {
+        match i {
+            0 => &self.strategy,
+            1 => &self.symbol,
+            2 => &self.interval,
+            _ => &self.params,
+        }
+    }
+
+    pub fn field_mut(&mut self, i: usize) -> &mut String {
+        match i {
+            0 => &mut self.strategy,
+            1 => &mut self.symbol,
+            2 => &mut self.interval,
+            _ => &mut self.params,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Overlay {
+    #[default]
+    None,
+    Help,
+    Confirm(ConfirmDialog),
+    Command(String),
+    BacktestForm(BacktestForm),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusLine {
+    pub kind: StatusKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub snapshot: Snapshot,
+    pub screen: Screen,
+    pub overlay: Overlay,
+    pub status: Option<StatusLine>,
+    /// Cursor row per screen (indexed by `Screen::index`).
+    pub selected: [usize; 8],
+    pub order_selected: usize,
+    pub positions_focus: PositionsFocus,
+    pub trades_strategy: Option<String>,
+    pub trades_symbol: Option<String>,
+    pub log_min_level: LogLevel,
+    pub backtest_detail: bool,
+    pub should_quit: bool,
+    /// Set by `update` whenever something visible changed; the runner draws and clears it.
+    pub dirty: bool,
+}
+
+/// Log lines kept for the Logs screen; older ones are dropped.
+pub const MAX_LOG_LINES: usize = 2000;
+
+impl App {
+    pub fn new(snapshot: Snapshot) -> App {
+        App {
+            snapshot,
+            screen: Screen::Dashboard,
+            overlay: Overlay::None,
+            status: None,
+            selected: [0; 8],
+            order_selected: 0,
+            positions_focus: PositionsFocus::Positions,
+            trades_strategy: None,
+            trades_symbol: None,
+            log_min_level: LogLevel::Info,
+            backtest_detail: false,
+            should_quit: false,
+            dirty: true,
+        }
+    }
+
+    pub fn selected(&self, screen: Screen) -> usize {
+        self.selected[screen.index()]
+    }
+
+    /// Trades after the strategy and symbol filters, newest first.
+    pub fn visible_trades(&self) -> Vec<&crate::app::snapshot::TradeView> {
+        self.snapshot
+            .trades
+            .iter()
+            .filter(|t| {
+                self.trades_strategy
+                    .as_ref()
+                    .is_none_or(|s| &t.strategy == s)
+            })
+            .filter(|t| {
+                self.trades_symbol
+                    .as_ref()
+                    .is_none_or(|s| t.symbol.as_str() == s)
+            })
+            .collect()
+    }
+
+    /// Log lines at or above the chosen level, oldest first.
+    pub fn visible_logs(&self) -> Vec<&crate::app::snapshot::LogLine> {
+        self.snapshot
+            .logs
+            .iter()
+            .filter(|l| l.level >= self.log_min_level)
+            .collect()
+    }
+
+    pub fn market_interval(&self) -> Interval {
+        self.snapshot.market.interval
+    }
+}

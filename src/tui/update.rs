@@ -1,0 +1,1168 @@
+//! The pure update: `update(app, action)` changes the state and returns the effects the caller
+//! must carry out. No I/O, no clock: everything it needs arrives in the action.
+
+use crate::app::bus::Event;
+use crate::app::snapshot::{
+    BreakerChange, BreakerState, ComponentHealth, LogLevel, LogLine, Snapshot,
+};
+use crate::domain::Quote;
+use crate::domain::market::Interval;
+use crate::domain::symbol::Symbol;
+
+use super::action::{Action, BacktestRequest, Effect, Screen};
+use super::state::{
+    App, BacktestForm, ConfirmDialog, MAX_LOG_LINES, Overlay, PositionsFocus, StatusKind,
+    StatusLine,
+};
+
+const PAGE: usize = 10;
+
+pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    // An action that changes nothing visible must not clear a frame still waiting to be drawn.
+    let waiting = app.dirty;
+    app.dirty = true;
+    let effects = apply(app, action);
+    app.dirty |= waiting;
+    effects
+}
+
+fn apply(app: &mut App, action: Action) -> Vec<Effect> {
+    // Background reports apply whatever dialog is open.
+    match action {
+        Action::SnapshotLoaded(snap) => {
+            apply_snapshot(app, *snap);
+            return Vec::new();
+        }
+        Action::LoadFailed(msg) => {
+            set_status(app, StatusKind::Error, msg);
+            return Vec::new();
+        }
+        Action::Bus { event, at_ms } => return apply_event(app, *event, at_ms),
+        Action::Lagged(missed) => {
+            set_status(
+                app,
+                StatusKind::Warning,
+                format!("the interface fell behind and skipped {missed} events; reloading"),
+            );
+            return vec![Effect::Refresh];
+        }
+        Action::Status(text) => {
+            set_status(app, StatusKind::Info, text);
+            return Vec::new();
+        }
+        Action::Warn(text) => {
+            set_status(app, StatusKind::Warning, text);
+            return Vec::new();
+        }
+        Action::Resized => return Vec::new(),
+        _ => {}
+    }
+    match std::mem::take(&mut app.overlay) {
+        Overlay::None => on_screen(app, action),
+        Overlay::Help => {
+            // Any key closes help; navigation keys are not swallowed twice.
+            Vec::new()
+        }
+        Overlay::Confirm(dialog) => match action {
+            Action::Confirm => {
+                let effect = dialog.effect;
+                if effect == Effect::Quit {
+                    app.should_quit = true;
+                }
+                vec![effect]
+            }
+            Action::Deny | Action::Back => {
+                set_status(app, StatusKind::Info, "cancelled".into());
+                Vec::new()
+            }
+            _ => {
+                app.overlay = Overlay::Confirm(dialog);
+                Vec::new()
+            }
+        },
+        Overlay::Command(mut line) => match action {
+            Action::Input(c) => {
+                line.push(c);
+                app.overlay = Overlay::Command(line);
+                Vec::new()
+            }
+            Action::Backspace => {
+                if line.pop().is_some() {
+                    app.overlay = Overlay::Command(line);
+                }
+                Vec::new()
+            }
+            Action::Submit => run_command(app, &line),
+            Action::Back => Vec::new(),
+            _ => {
+                app.overlay = Overlay::Command(line);
+                Vec::new()
+            }
+        },
+        Overlay::BacktestForm(mut form) => match action {
+            Action::Input(c) => {
+                form.field_mut(form.focus).push(c);
+                form.error = None;
+                app.overlay = Overlay::BacktestForm(form);
+                Vec::new()
+            }
+            Action::Backspace => {
+                form.field_mut(form.focus).pop();
+                app.overlay = Overlay::BacktestForm(form);
+                Vec::new()
+            }
+            Action::NextField | Action::Down => {
+                form.focus = (form.focus + 1) % BacktestForm::LABELS.len();
+                app.overlay = Overlay::BacktestForm(form);
+                Vec::new()
+            }
+            Action::PrevField | Action::Up => {
+                form.focus =
+                    (form.focus + BacktestForm::LABELS.len() - 1) % BacktestForm::LABELS.len();
+                app.overlay = Overlay::BacktestForm(form);
+                Vec::new()
+            }
+            Action::Submit => match parse_form(&form) {
+                Ok(req) => start_backtest(app, req),
+                Err(e) => {
+                    form.error = Some(e);
+                    app.overlay = Overlay::BacktestForm(form);
+                    Vec::new()
+                }
+            },
+            Action::Back => Vec::new(),
+            _ => {
+                app.overlay = Overlay::BacktestForm(form);
+                Vec::new()
+            }
+        },
+    }
+}
+
+fn set_status(app: &mut App, kind: StatusKind, text: String) {
+    app.status = Some(StatusLine { kind, text });
+}
+
+fn confirm(app: &mut App, question: String, effect: Effect) {
+    app.overlay = Overlay::Confirm(ConfirmDialog { question, effect });
+}
+
+fn row_count(app: &App, screen: Screen) -> usize {
+    let s = &app.snapshot;
+    match screen {
+        Screen::Dashboard => s.positions.len(),
+        Screen::Positions => match app.positions_focus {
+            PositionsFocus::Positions => s.positions.len(),
+            PositionsFocus::Orders => s.open_orders.len(),
+        },
+        Screen::Trades => app.visible_trades().len(),
+        Screen::Decisions => s.decisions.len(),
+        Screen::Market => s.market.recent_trades.len(),
+        Screen::Backtests => s.backtests.len(),
+        Screen::Risk => s.breaker.history.len(),
+        Screen::Logs => app.visible_logs().len(),
+    }
+}
+
+fn cursor(app: &mut App) -> &mut usize {
+    if app.screen == Screen::Positions && app.positions_focus == PositionsFocus::Orders {
+        &mut app.order_selected
+    } else {
+        &mut app.selected[app.screen.index()]
+    }
+}
+
+fn move_cursor(app: &mut App, delta: isize) {
+    let n = row_count(app, app.screen);
+    let c = cursor(app);
+    if n == 0 {
+        *c = 0;
+        return;
+    }
+    let next = (*c as isize + delta).clamp(0, n as isize - 1);
+    *c = next as usize;
+}
+
+fn clamp_cursors(app: &mut App) {
+    for screen in Screen::ALL {
+        let n = match screen {
+            Screen::Positions => app.snapshot.positions.len(),
+            other => row_count(app, other),
+        };
+        let c = &mut app.selected[screen.index()];
+        *c = (*c).min(n.saturating_sub(1));
+    }
+    app.order_selected = app
+        .order_selected
+        .min(app.snapshot.open_orders.len().saturating_sub(1));
+}
+
+fn apply_snapshot(app: &mut App, mut snap: Snapshot) {
+    // Log lines come from the bus, not the store: keep them across reloads.
+    if snap.logs.is_empty() {
+        snap.logs = std::mem::take(&mut app.snapshot.logs);
+    }
+    // Progress also lives on the bus until the backtest row is finished.
+    for b in &mut snap.backtests {
+        if b.status == "running"
+            && let Some(old) = app.snapshot.backtests.iter().find(|o| o.id == b.id)
+        {
+            b.progress = old.progress.or(b.progress);
+        }
+    }
+    app.snapshot = snap;
+    clamp_cursors(app);
+}
+
+fn cycle<T: Clone + PartialEq>(current: &Option<T>, choices: &[T]) -> Option<T> {
+    match current {
+        None => choices.first().cloned(),
+        Some(c) => {
+            let i = choices.iter().position(|x| x == c);
+            match i {
+                Some(i) if i + 1 < choices.len() => Some(choices[i + 1].clone()),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn unique(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
+    match action {
+        Action::NextScreen => app.screen = Screen::from_index(app.screen.index() + 1),
+        Action::PrevScreen => {
+            app.screen = Screen::from_index(app.screen.index() + Screen::ALL.len() - 1)
+        }
+        Action::GoTo(s) => app.screen = s,
+        Action::Up => move_cursor(app, -1),
+        Action::Down => move_cursor(app, 1),
+        Action::PageUp => move_cursor(app, -(PAGE as isize)),
+        Action::PageDown => move_cursor(app, PAGE as isize),
+        Action::Top => *cursor(app) = 0,
+        Action::Bottom => {
+            let n = row_count(app, app.screen);
+            *cursor(app) = n.saturating_sub(1);
+        }
+        Action::Left | Action::Right if app.screen == Screen::Positions => {
+            app.positions_focus = match app.positions_focus {
+                PositionsFocus::Positions => PositionsFocus::Orders,
+                PositionsFocus::Orders => PositionsFocus::Positions,
+            }
+        }
+        Action::Enter if app.screen == Screen::Backtests => {
+            app.backtest_detail = !app.snapshot.backtests.is_empty() && !app.backtest_detail
+        }
+        Action::Back => {
+            app.backtest_detail = false;
+            app.status = None;
+        }
+        Action::ShowHelp => app.overlay = Overlay::Help,
+        Action::OpenCommandLine => app.overlay = Overlay::Command(String::new()),
+        Action::TogglePause => {
+            if app.snapshot.trading_paused {
+                confirm(app, "Resume trading?".into(), Effect::ResumeTrading)
+            } else {
+                confirm(
+                    app,
+                    "Pause trading? No new entries until resumed.".into(),
+                    Effect::PauseTrading,
+                )
+            }
+        }
+        Action::Quit => {
+            let n = app.snapshot.orders_in_flight();
+            if n > 0 {
+                confirm(
+                    app,
+                    format!("{n} order(s) in flight. Quit anyway? They stay on the exchange."),
+                    Effect::Quit,
+                )
+            } else {
+                app.should_quit = true;
+                return vec![Effect::Quit];
+            }
+        }
+        Action::ClosePosition if app.screen == Screen::Positions => {
+            if let Some(p) = app.snapshot.positions.get(app.selected(Screen::Positions)) {
+                let symbol = p.symbol.clone();
+                confirm(
+                    app,
+                    format!("Close the {} position ({} at market)?", symbol, p.qty),
+                    Effect::ClosePosition { symbol },
+                )
+            }
+        }
+        Action::CancelOrder
+            if app.screen == Screen::Positions && app.positions_focus != PositionsFocus::Orders =>
+        {
+            set_status(
+                app,
+                StatusKind::Info,
+                "select an order first: l moves to the orders table".into(),
+            )
+        }
+        Action::CancelOrder if app.screen == Screen::Positions => {
+            if let Some(o) = app.snapshot.open_orders.get(app.order_selected) {
+                let effect = Effect::CancelOrder {
+                    symbol: o.symbol.clone(),
+                    client_order_id: o.client_order_id.clone(),
+                };
+                confirm(
+                    app,
+                    format!(
+                        "Cancel order {} ({} {})?",
+                        o.client_order_id, o.side, o.symbol
+                    ),
+                    effect,
+                )
+            }
+        }
+        Action::NewBacktest if app.screen == Screen::Backtests => {
+            let s = &app.snapshot;
+            app.overlay = Overlay::BacktestForm(BacktestForm {
+                strategy: s.strategies.first().cloned().unwrap_or_default(),
+                symbol: s.market.symbol.as_str().to_string(),
+                interval: s.market.interval.as_str().to_string(),
+                params: String::new(),
+                focus: 0,
+                error: None,
+            })
+        }
+        Action::KillSwitch if app.screen == Screen::Risk => confirm(
+            app,
+            "Engage the kill switch? Trading halts and open orders are cancelled.".into(),
+            Effect::EngageKillSwitch,
+        ),
+        Action::CycleStrategyFilter if app.screen == Screen::Trades => {
+            let choices = unique(
+                app.snapshot
+                    .trades
+                    .iter()
+                    .map(|t| t.strategy.clone())
+                    .collect(),
+            );
+            app.trades_strategy = cycle(&app.trades_strategy, &choices);
+            app.selected[Screen::Trades.index()] = 0;
+        }
+        Action::CycleSymbolFilter if app.screen == Screen::Trades => {
+            let choices = unique(
+                app.snapshot
+                    .trades
+                    .iter()
+                    .map(|t| t.symbol.as_str().to_string())
+                    .collect(),
+            );
+            app.trades_symbol = cycle(&app.trades_symbol, &choices);
+            app.selected[Screen::Trades.index()] = 0;
+        }
+        Action::CycleLogLevel if app.screen == Screen::Logs => {
+            app.log_min_level = match app.log_min_level {
+                LogLevel::Trace => LogLevel::Debug,
+                LogLevel::Debug => LogLevel::Info,
+                LogLevel::Info => LogLevel::Warn,
+                LogLevel::Warn => LogLevel::Error,
+                LogLevel::Error => LogLevel::Trace,
+            };
+            app.selected[Screen::Logs.index()] = 0;
+        }
+        Action::CycleMarketSymbol if app.screen == Screen::Market => {
+            let m = &app.snapshot.market;
+            let symbols = &app.snapshot.symbols;
+            let next = cycle(&Some(m.symbol.clone()), symbols)
+                .or_else(|| symbols.first().cloned())
+                .unwrap_or_else(|| m.symbol.clone());
+            if next != m.symbol {
+                return vec![Effect::SwitchMarket {
+                    symbol: next,
+                    interval: m.interval,
+                }];
+            }
+        }
+        Action::CycleMarketInterval if app.screen == Screen::Market => {
+            let m = &app.snapshot.market;
+            let i = Interval::ALL
+                .iter()
+                .position(|x| *x == m.interval)
+                .unwrap_or(0);
+            let next = Interval::ALL[(i + 1) % Interval::ALL.len()];
+            return vec![Effect::SwitchMarket {
+                symbol: m.symbol.clone(),
+                interval: next,
+            }];
+        }
+        Action::Refresh => return vec![Effect::Refresh],
+        _ => app.dirty = false,
+    }
+    Vec::new()
+}
+
+fn start_backtest(app: &mut App, req: BacktestRequest) -> Vec<Effect> {
+    set_status(
+        app,
+        StatusKind::Info,
+        format!(
+            "backtest {} {} {} requested",
+            req.strategy, req.symbol, req.interval
+        ),
+    );
+    app.screen = Screen::Backtests;
+    vec![Effect::StartBacktest(req)]
+}
+
+fn parse_params(words: &[&str]) -> Result<Vec<(String, String)>, String> {
+    words
+        .iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(format!("parameter {w:?} is not key=value")),
+        })
+        .collect()
+}
+
+fn parse_form(form: &BacktestForm) -> Result<BacktestRequest, String> {
+    let strategy = form.strategy.trim();
+    if strategy.is_empty() {
+        return Err("strategy is required".into());
+    }
+    let symbol = Symbol::new(form.symbol.trim()).map_err(|e| format!("symbol: {e}"))?;
+    let interval = form
+        .interval
+        .trim()
+        .parse::<Interval>()
+        .map_err(|e| e.to_string())?;
+    let words: Vec<&str> = form.params.split_whitespace().collect();
+    Ok(BacktestRequest {
+        strategy: strategy.to_string(),
+        symbol,
+        interval,
+        params: parse_params(&words)?,
+    })
+}
+
+/// `:backtest STRATEGY [symbol=S] [interval=I] [key=value ...]`, `:pause`, `:resume`, `:quit`,
+/// `:market SYMBOL [INTERVAL]`, `:kill`, `:help`, `:refresh`, or a screen number.
+fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&cmd, rest)) = words.split_first() else {
+        return Vec::new();
+    };
+    let fail = |app: &mut App, msg: String| {
+        set_status(app, StatusKind::Error, msg);
+        Vec::new()
+    };
+    match cmd {
+        "q" | "quit" => on_screen(app, Action::Quit),
+        "q!" | "quit!" => {
+            app.should_quit = true;
+            vec![Effect::Quit]
+        }
+        "pause" if !app.snapshot.trading_paused => on_screen(app, Action::TogglePause),
+        "resume" if app.snapshot.trading_paused => on_screen(app, Action::TogglePause),
+        "pause" => fail(app, "trading is already paused".into()),
+        "resume" => fail(app, "trading is not paused".into()),
+        "kill" => {
+            app.screen = Screen::Risk;
+            on_screen(app, Action::KillSwitch)
+        }
+        "help" => {
+            app.overlay = Overlay::Help;
+            Vec::new()
+        }
+        "refresh" => vec![Effect::Refresh],
+        "market" => {
+            let Some(sym) = rest.first() else {
+                return fail(app, "usage: :market SYMBOL [INTERVAL]".into());
+            };
+            let symbol = match Symbol::new(&sym.to_ascii_uppercase()) {
+                Ok(s) => s,
+                Err(e) => return fail(app, format!("{e}")),
+            };
+            let interval = match rest.get(1).map(|i| i.parse::<Interval>()) {
+                None => app.snapshot.market.interval,
+                Some(Ok(i)) => i,
+                Some(Err(e)) => return fail(app, e.to_string()),
+            };
+            app.screen = Screen::Market;
+            vec![Effect::SwitchMarket { symbol, interval }]
+        }
+        "backtest" | "bt" => {
+            let Some((&strategy, params)) = rest.split_first() else {
+                return fail(
+                    app,
+                    "usage: :backtest STRATEGY [symbol=BTCUSDT] [interval=1h] [key=value ...]"
+                        .into(),
+                );
+            };
+            let mut pairs = match parse_params(params) {
+                Ok(p) => p,
+                Err(e) => return fail(app, e),
+            };
+            let mut take = |key: &str| {
+                pairs
+                    .iter()
+                    .position(|(k, _)| k == key)
+                    .map(|i| pairs.remove(i).1)
+            };
+            let symbol_text = take("symbol");
+            let interval_text = take("interval");
+            let symbol = match symbol_text {
+                None => app.snapshot.market.symbol.clone(),
+                Some(s) => match Symbol::new(&s.to_ascii_uppercase()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(app, format!("{e}")),
+                },
+            };
+            let interval = match interval_text.map(|i| i.parse::<Interval>()) {
+                None => app.snapshot.market.interval,
+                Some(Ok(i)) => i,
+                Some(Err(e)) => return fail(app, e.to_string()),
+            };
+            start_backtest(
+                app,
+                BacktestRequest {
+                    strategy: strategy.to_string(),
+                    symbol,
+                    interval,
+                    params: pairs,
+                },
+            )
+        }
+        n if n.len() == 1 && ('1'..='8').contains(&n.chars().next().unwrap_or('0')) => {
+            let i = n.parse::<usize>().unwrap_or(1);
+            app.screen = Screen::from_index(i - 1);
+            Vec::new()
+        }
+        other => fail(
+            app,
+            format!(
+                "unknown command {other:?}; try :backtest, :pause, :resume, :market, :kill, :quit"
+            ),
+        ),
+    }
+}
+
+fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
+    let snap = &mut app.snapshot;
+    match event {
+        Event::CandleClosed {
+            symbol,
+            interval,
+            candle,
+        } => {
+            let m = &mut snap.market;
+            if m.symbol == symbol && m.interval == interval {
+                match m.candles.last() {
+                    Some(last) if last.open_time == candle.open_time => {
+                        if let Some(l) = m.candles.last_mut() {
+                            *l = candle;
+                        }
+                    }
+                    Some(last) if last.open_time > candle.open_time => {}
+                    _ => m.candles.push(candle),
+                }
+                // Indicator overlays are recomputed with the next load.
+                return vec![Effect::Refresh];
+            }
+            app.dirty = false;
+        }
+        Event::PriceUpdated { symbol, price, .. } => {
+            let mut changed = false;
+            for p in snap.positions.iter_mut().filter(|p| p.symbol == symbol) {
+                p.mark = price;
+                let diff = price.get() - p.entry.get();
+                let signed = if p.side.eq_ignore_ascii_case("SHORT") {
+                    -diff
+                } else {
+                    diff
+                };
+                p.unrealised_pnl = Quote(signed * p.qty.get());
+                changed = true;
+            }
+            app.dirty = changed;
+        }
+        Event::OrderUpdated {
+            client_order_id,
+            status,
+            ..
+        } => {
+            let still_open = status
+                .parse::<crate::domain::trading::order::OrderStatus>()
+                .map(|s| s.is_open())
+                .unwrap_or(true);
+            if let Some(i) = snap
+                .open_orders
+                .iter()
+                .position(|o| o.client_order_id == client_order_id)
+            {
+                if still_open {
+                    snap.open_orders[i].status = status;
+                } else {
+                    snap.open_orders.remove(i);
+                }
+            }
+            clamp_cursors(app);
+            return vec![Effect::Refresh];
+        }
+        Event::PositionChanged { .. } | Event::DecisionRecorded { .. } => {
+            return vec![Effect::Refresh];
+        }
+        Event::BreakerChanged {
+            scope,
+            state,
+            reason,
+        } => {
+            let parsed = BreakerState::parse(&state).unwrap_or(BreakerState::Halted);
+            if scope == "global" {
+                snap.breaker.state = parsed;
+                snap.breaker.reason = reason.clone();
+            }
+            snap.breaker.history.insert(
+                0,
+                BreakerChange {
+                    at_ms,
+                    scope,
+                    state: parsed,
+                    reason,
+                },
+            );
+        }
+        Event::HealthChanged {
+            component,
+            healthy,
+            detail,
+        } => match snap.health.iter_mut().find(|h| h.name == component) {
+            Some(h) => {
+                h.healthy = healthy;
+                h.detail = detail;
+            }
+            None => snap.health.push(ComponentHealth {
+                name: component,
+                healthy,
+                detail,
+            }),
+        },
+        Event::BacktestProgress { id, fraction } => {
+            match snap.backtests.iter_mut().find(|b| b.id == id) {
+                Some(b) => {
+                    b.progress = Some(fraction.clamp(0.0, 1.0));
+                    b.status = "running".into();
+                }
+                None => return vec![Effect::Refresh],
+            }
+        }
+        Event::JobFinished { job, ok, error } => {
+            let (level, message) = if ok {
+                (LogLevel::Info, format!("job {job} finished"))
+            } else {
+                (
+                    LogLevel::Error,
+                    format!("job {job} failed: {}", error.unwrap_or_default()),
+                )
+            };
+            push_log(app, at_ms, level, "jobs".into(), message);
+            return vec![Effect::Refresh];
+        }
+        Event::Log {
+            level,
+            target,
+            message,
+        } => push_log(app, at_ms, LogLevel::parse(&level), target, message),
+        Event::ShuttingDown => set_status(
+            app,
+            StatusKind::Warning,
+            "the system is shutting down".into(),
+        ),
+        Event::LlmBudgetExhausted {
+            spent_usd,
+            budget_usd,
+            fallback,
+        } => push_log(
+            app,
+            at_ms,
+            LogLevel::Warn,
+            "llm".into(),
+            format!("LLM budget spent ({spent_usd} of {budget_usd} USD): deciding with {fallback}"),
+        ),
+        Event::PromptInjectionDetected {
+            symbol,
+            source,
+            pattern,
+        } => push_log(
+            app,
+            at_ms,
+            LogLevel::Warn,
+            "llm".into(),
+            format!("{symbol}: instruction-like text in {source} ignored ({pattern})"),
+        ),
+        Event::Trade {
+            symbol,
+            price,
+            qty,
+            time_ms,
+            buyer_is_maker,
+        } => {
+            let m = &mut snap.market;
+            if m.symbol != symbol {
+                app.dirty = false;
+                return Vec::new();
+            }
+            m.recent_trades.insert(
+                0,
+                crate::app::snapshot::MarketTrade {
+                    at_ms: time_ms,
+                    price,
+                    qty,
+                    buyer_is_maker,
+                },
+            );
+            m.recent_trades.truncate(MAX_MARKET_TRADES);
+        }
+        Event::StreamStatus {
+            symbol,
+            state,
+            detail,
+        } => {
+            let name = format!("stream {symbol}");
+            let healthy = state == "connected";
+            match snap.health.iter_mut().find(|h| h.name == name) {
+                Some(h) => {
+                    h.healthy = healthy;
+                    h.detail = detail;
+                }
+                None => snap.health.push(ComponentHealth {
+                    name,
+                    healthy,
+                    detail,
+                }),
+            }
+        }
+        Event::OrderFilled { .. }
+        | Event::BalanceChanged { .. }
+        | Event::KlinesBackfilled { .. } => {
+            return vec![Effect::Refresh];
+        }
+        // The top of book and depth are drawn from the next load; nothing to redraw now.
+        Event::BookTicker { .. } | Event::BookUpdated { .. } | Event::BookResyncing { .. } => {
+            app.dirty = false;
+        }
+    }
+    Vec::new()
+}
+
+/// Recent market trades kept for the Market screen.
+const MAX_MARKET_TRADES: usize = 200;
+
+fn push_log(app: &mut App, at_ms: i64, level: LogLevel, target: String, message: String) {
+    let logs = &mut app.snapshot.logs;
+    logs.push(LogLine {
+        at_ms,
+        level,
+        target,
+        message,
+    });
+    if logs.len() > MAX_LOG_LINES {
+        let excess = logs.len() - MAX_LOG_LINES;
+        logs.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::snapshot::TradingMode;
+    use crate::tui::fixture;
+    use crate::tui::keys::map_key;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    fn app() -> App {
+        App::new(fixture::snapshot())
+    }
+
+    /// Feed keys through the real key map, collecting every effect.
+    fn press(app: &mut App, keys: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for c in keys.chars() {
+            let code = match c {
+                '\n' => KeyCode::Enter,
+                '\t' => KeyCode::Tab,
+                '\u{1b}' => KeyCode::Esc,
+                '\u{8}' => KeyCode::Backspace,
+                c => KeyCode::Char(c),
+            };
+            if let Some(a) = map_key(app, KeyEvent::new(code, KeyModifiers::NONE)) {
+                effects.extend(update(app, a));
+            }
+        }
+        effects
+    }
+
+    #[test]
+    fn pause_asks_first_and_yes_pauses() {
+        let mut app = app();
+        assert!(press(&mut app, "p").is_empty());
+        assert!(matches!(app.overlay, Overlay::Confirm(_)));
+        assert_eq!(press(&mut app, "y"), vec![Effect::PauseTrading]);
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn pause_answered_no_does_nothing() {
+        let mut app = app();
+        press(&mut app, "p");
+        assert!(press(&mut app, "n").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+        // Unrelated keys while the question is open neither answer nor dismiss it.
+        press(&mut app, "p");
+        assert!(press(&mut app, "jq").is_empty());
+        assert!(matches!(app.overlay, Overlay::Confirm(_)));
+    }
+
+    #[test]
+    fn p_offers_resume_when_trading_is_paused() {
+        let mut app = app();
+        app.snapshot.trading_paused = true;
+        press(&mut app, "p");
+        assert_eq!(press(&mut app, "y"), vec![Effect::ResumeTrading]);
+    }
+
+    #[test]
+    fn closing_the_selected_position_asks_then_names_its_symbol() {
+        let mut app = app();
+        press(&mut app, "2j");
+        assert_eq!(app.screen, Screen::Positions);
+        assert!(press(&mut app, "c").is_empty());
+        let effects = press(&mut app, "y");
+        assert_eq!(
+            effects,
+            vec![Effect::ClosePosition {
+                symbol: Symbol::new("ETHUSDT").unwrap()
+            }]
+        );
+    }
+
+    #[test]
+    fn cancelling_an_order_needs_the_orders_table_and_a_yes() {
+        let mut app = app();
+        press(&mut app, "2");
+        // With the positions table focused, x means nothing.
+        assert!(press(&mut app, "x").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+        press(&mut app, "lj");
+        press(&mut app, "x");
+        assert_eq!(
+            press(&mut app, "y"),
+            vec![Effect::CancelOrder {
+                symbol: Symbol::new("SOLUSDT").unwrap(),
+                client_order_id: "tm-entry-sol-02".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn backtest_form_starts_a_run_with_the_typed_fields() {
+        let mut app = app();
+        press(&mut app, "6n");
+        let Overlay::BacktestForm(form) = &app.overlay else {
+            panic!("form not open");
+        };
+        // Prefilled from the snapshot: first strategy, the market's symbol and interval.
+        assert_eq!(
+            (
+                form.strategy.as_str(),
+                form.symbol.as_str(),
+                form.interval.as_str()
+            ),
+            ("sma-cross", "BTCUSDT", "1h")
+        );
+        // Replace the interval with 4h and type parameters ('\u{8}' is backspace).
+        let effects = press(&mut app, "\t\t\u{8}\u{8}4h\tfast=10 slow=30\n");
+        assert_eq!(
+            effects,
+            vec![Effect::StartBacktest(BacktestRequest {
+                strategy: "sma-cross".into(),
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                interval: Interval::H4,
+                params: vec![("fast".into(), "10".into()), ("slow".into(), "30".into())],
+            })]
+        );
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn backtest_form_refuses_bad_input_and_stays_open() {
+        let mut app = app();
+        press(&mut app, "6n");
+        assert!(press(&mut app, "\t\t\u{8}\u{8}7x\n").is_empty());
+        let Overlay::BacktestForm(form) = &app.overlay else {
+            panic!("form closed on bad input");
+        };
+        assert!(
+            form.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("invalid interval")
+        );
+        // Esc abandons the form without an effect.
+        assert!(press(&mut app, "\u{1b}").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn command_line_starts_a_backtest_with_defaults_from_the_market() {
+        let mut app = app();
+        let effects = press(&mut app, ":backtest sma-cross fast=10 slow=30\n");
+        assert_eq!(
+            effects,
+            vec![Effect::StartBacktest(BacktestRequest {
+                strategy: "sma-cross".into(),
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                interval: Interval::H1,
+                params: vec![("fast".into(), "10".into()), ("slow".into(), "30".into())],
+            })]
+        );
+        assert_eq!(app.screen, Screen::Backtests);
+    }
+
+    #[test]
+    fn command_line_pause_resume_quit_and_errors() {
+        let mut app = app();
+        press(&mut app, ":pause\n");
+        assert_eq!(press(&mut app, "y"), vec![Effect::PauseTrading]);
+        press(&mut app, ":resume\n");
+        assert_eq!(app.status.as_ref().unwrap().text, "trading is not paused");
+        press(&mut app, ":frobnicate\n");
+        assert_eq!(app.status.as_ref().unwrap().kind, StatusKind::Error);
+        press(&mut app, ":backtest x fast\n");
+        assert!(app.status.as_ref().unwrap().text.contains("not key=value"));
+        // Two orders are in flight, so :quit asks.
+        assert!(press(&mut app, ":quit\n").is_empty());
+        assert_eq!(press(&mut app, "y"), vec![Effect::Quit]);
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn quit_with_orders_in_flight_asks_and_without_quits_at_once() {
+        let mut app = app();
+        assert!(press(&mut app, "q").is_empty());
+        assert!(!app.should_quit);
+        let Overlay::Confirm(d) = &app.overlay else {
+            panic!("no confirmation");
+        };
+        assert!(d.question.contains("2 order(s) in flight"));
+        assert!(press(&mut app, "n").is_empty());
+        assert!(!app.should_quit);
+
+        app.snapshot.open_orders.clear();
+        assert_eq!(press(&mut app, "q"), vec![Effect::Quit]);
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn number_keys_tab_and_backtab_switch_screens() {
+        let mut app = app();
+        press(&mut app, "5");
+        assert_eq!(app.screen, Screen::Market);
+        press(&mut app, "\t\t\t\t");
+        assert_eq!(app.screen, Screen::Dashboard, "Tab wraps after Logs");
+        let a = map_key(&app, KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)).unwrap();
+        update(&mut app, a);
+        assert_eq!(app.screen, Screen::Logs);
+    }
+
+    #[test]
+    fn cursor_stays_inside_the_list_with_vim_keys() {
+        let mut app = app();
+        press(&mut app, "3G");
+        assert_eq!(app.selected(Screen::Trades), 11);
+        press(&mut app, "jjj");
+        assert_eq!(app.selected(Screen::Trades), 11);
+        press(&mut app, "gk");
+        assert_eq!(app.selected(Screen::Trades), 0);
+    }
+
+    #[test]
+    fn trade_filters_cycle_through_strategies_and_back_to_all() {
+        let mut app = app();
+        press(&mut app, "3f");
+        assert_eq!(app.trades_strategy.as_deref(), Some("llm-news"));
+        // trades 0, 4, 8 are llm-news
+        assert_eq!(app.visible_trades().len(), 3);
+        press(&mut app, "s");
+        assert_eq!(app.trades_symbol.as_deref(), Some("BTCUSDT"));
+        // of 0, 4, 8 only 0 is ETH
+        assert_eq!(app.visible_trades().len(), 2);
+        press(&mut app, "ff");
+        assert_eq!(app.trades_strategy, None);
+    }
+
+    #[test]
+    fn help_lists_the_screen_bindings_and_any_key_closes_it() {
+        let mut app = app();
+        press(&mut app, "?");
+        assert_eq!(app.overlay, Overlay::Help);
+        assert!(
+            press(&mut app, "q").is_empty(),
+            "q closes help, it does not quit"
+        );
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(!app.should_quit);
+    }
+
+    #[test]
+    fn every_single_key_listed_in_help_does_something_on_its_screen() {
+        for screen in Screen::ALL {
+            for b in crate::tui::keys::screen_bindings(screen) {
+                for key in b.keys.split([' ', '/']).filter(|k| k.len() == 1) {
+                    let mut app = app();
+                    app.screen = screen;
+                    let c = key.chars().next().unwrap();
+                    let code = KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+                    assert!(map_key(&app, code).is_some(), "{key:?} on {screen:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bus_events_update_prices_breaker_progress_and_logs() {
+        let mut app = app();
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::PriceUpdated {
+                    symbol: btc,
+                    price: crate::domain::Price(rust_decimal_macros::dec!(52000)),
+                    time_ms: 0,
+                }),
+                at_ms: 1,
+            },
+        );
+        // (52000 - 50120.5) * 0.05 = 93.975
+        assert_eq!(
+            app.snapshot.positions[0].unrealised_pnl,
+            Quote(rust_decimal_macros::dec!(93.975))
+        );
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::BreakerChanged {
+                    scope: "global".into(),
+                    state: "halted".into(),
+                    reason: "daily loss".into(),
+                }),
+                at_ms: 2,
+            },
+        );
+        assert_eq!(app.snapshot.breaker.state, BreakerState::Halted);
+        assert_eq!(app.snapshot.breaker.history[0].at_ms, 2);
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::BacktestProgress {
+                    id: 7,
+                    fraction: 0.9,
+                }),
+                at_ms: 3,
+            },
+        );
+        assert_eq!(app.snapshot.backtests[0].progress, Some(0.9));
+        let effects = update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::OrderUpdated {
+                    client_order_id: "tm-sl-btc-01".into(),
+                    symbol: Symbol::new("BTCUSDT").unwrap(),
+                    status: "CANCELED".into(),
+                }),
+                at_ms: 4,
+            },
+        );
+        assert_eq!(app.snapshot.open_orders.len(), 1);
+        assert_eq!(effects, vec![Effect::Refresh]);
+        let before = app.snapshot.logs.len();
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::Log {
+                    level: "warn".into(),
+                    target: "t".into(),
+                    message: "m".into(),
+                }),
+                at_ms: 5,
+            },
+        );
+        assert_eq!(app.snapshot.logs.len(), before + 1);
+        assert_eq!(app.snapshot.logs.last().unwrap().level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn a_reload_keeps_bus_logs_and_clamps_cursors() {
+        let mut app = app();
+        press(&mut app, "3G");
+        let logs = app.snapshot.logs.len();
+        let mut fresh = fixture::snapshot();
+        fresh.logs.clear();
+        fresh.trades.truncate(2);
+        fresh.mode = TradingMode::Live;
+        update(&mut app, Action::SnapshotLoaded(Box::new(fresh)));
+        assert_eq!(app.snapshot.logs.len(), logs);
+        assert_eq!(app.selected(Screen::Trades), 1);
+        assert_eq!(app.snapshot.mode, TradingMode::Live);
+    }
+
+    #[test]
+    fn market_keys_ask_for_another_symbol_or_interval() {
+        let mut app = app();
+        assert_eq!(
+            press(&mut app, "5s"),
+            vec![Effect::SwitchMarket {
+                symbol: Symbol::new("ETHUSDT").unwrap(),
+                interval: Interval::H1
+            }]
+        );
+        assert_eq!(
+            press(&mut app, "i"),
+            vec![Effect::SwitchMarket {
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                interval: Interval::H2
+            }]
+        );
+    }
+
+    #[test]
+    fn only_visible_changes_mark_the_frame_dirty_and_none_clears_a_pending_one() {
+        let mut app = app();
+        app.dirty = false;
+        let quiet = Action::Bus {
+            event: Box::new(Event::PriceUpdated {
+                symbol: Symbol::new("DOGEUSDT").unwrap(),
+                price: crate::domain::Price(rust_decimal_macros::dec!(1)),
+                time_ms: 0,
+            }),
+            at_ms: 0,
+        };
+        update(&mut app, quiet.clone());
+        assert!(
+            !app.dirty,
+            "a price for a symbol we do not hold changes nothing"
+        );
+        press(&mut app, "2");
+        assert!(app.dirty);
+        update(&mut app, quiet);
+        assert!(app.dirty, "the screen switch must still be drawn");
+    }
+
+    #[test]
+    fn kill_switch_asks_first() {
+        let mut app = app();
+        press(&mut app, "7K");
+        assert_eq!(press(&mut app, "y"), vec![Effect::EngageKillSwitch]);
+    }
+}

@@ -1,0 +1,214 @@
+//! Backtests: the runs with status and live progress; a run's metrics, equity and drawdown
+//! curves and trades; `n` opens the form that starts a new run.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table, TableState};
+
+use super::widgets::{SPARK_MAX, fmt_datetime, fmt_quote_signed, sparkline_data};
+use super::{empty, screen_block};
+use crate::app::snapshot::BacktestView;
+use crate::tui::action::Screen;
+use crate::tui::state::App;
+use crate::tui::theme::Theme;
+
+fn progress_bar(fraction: f64, width: usize) -> String {
+    let filled = (fraction.clamp(0.0, 1.0) * width as f64).round() as usize;
+    format!(
+        "{}{} {:>3.0}%",
+        "█".repeat(filled),
+        "░".repeat(width - filled),
+        fraction * 100.0
+    )
+}
+
+pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let s = &app.snapshot;
+    let selected = app.selected(Screen::Backtests);
+    if app.backtest_detail
+        && let Some(b) = s.backtests.get(selected)
+    {
+        draw_detail(frame, theme, area, b);
+        return;
+    }
+    let block = screen_block(
+        theme,
+        "Backtests",
+        &format!("{} runs · Enter open · n new", s.backtests.len()),
+    );
+    if s.backtests.is_empty() {
+        empty(
+            frame,
+            theme,
+            area,
+            block,
+            "no backtests yet: press n to start one",
+        );
+        return;
+    }
+    let wide = area.width >= 100;
+    let rows = s.backtests.iter().map(|b| {
+        let status = match b.progress {
+            Some(p) if b.status == "running" => {
+                Span::styled(progress_bar(p, if wide { 12 } else { 6 }), theme.accent())
+            }
+            _ => Span::styled(b.status.clone(), status_style(theme, &b.status)),
+        };
+        let ret = metric(b, "total_return_pct")
+            .map(|v| format!("{v}%"))
+            .unwrap_or_else(|| "-".into());
+        let mut cells = vec![
+            Span::raw(format!("#{}", b.id)),
+            Span::raw(b.strategy.clone()),
+            Span::raw(b.symbol.clone()),
+            Span::raw(b.interval.clone()),
+            status,
+            Span::raw(ret),
+        ];
+        if wide {
+            cells.push(Span::styled(b.params.clone(), theme.muted()));
+        }
+        Row::new(cells)
+    });
+    let mut header = vec!["Run", "Strategy", "Symbol", "Int", "Status", "Return"];
+    let mut widths = vec![
+        Constraint::Length(4),
+        Constraint::Length(12),
+        Constraint::Length(9),
+        Constraint::Length(4),
+        Constraint::Length(if wide { 17 } else { 11 }),
+        Constraint::Min(7),
+    ];
+    if wide {
+        header.push("Parameters");
+        widths.pop();
+        widths.extend([Constraint::Length(9), Constraint::Min(10)]);
+    }
+    let mut state = TableState::default().with_selected(Some(selected));
+    frame.render_stateful_widget(
+        Table::new(rows, widths)
+            .header(Row::new(header).style(theme.header()))
+            .row_highlight_style(theme.selected())
+            .block(block),
+        area,
+        &mut state,
+    );
+}
+
+fn metric<'a>(b: &'a BacktestView, key: &str) -> Option<&'a str> {
+    b.metrics
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn status_style(theme: Theme, status: &str) -> ratatui::style::Style {
+    match status {
+        "completed" => theme.up(),
+        "failed" | "cancelled" => theme.down(),
+        _ => theme.warn(),
+    }
+}
+
+fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
+    let block = screen_block(
+        theme,
+        "Backtests",
+        &format!(
+            "#{} {} {} {} {} · Esc back",
+            b.id, b.strategy, b.symbol, b.interval, b.status
+        ),
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [top, trades] =
+        Layout::vertical([Constraint::Percentage(60), Constraint::Min(3)]).areas(inner);
+    let [metrics, charts] =
+        Layout::horizontal([Constraint::Length(34), Constraint::Min(10)]).areas(top);
+    let mut lines: Vec<Line> = Vec::new();
+    if !b.params.is_empty() {
+        lines.push(Line::from(Span::styled(b.params.clone(), theme.muted())));
+    }
+    if let Some(p) = b.progress.filter(|_| b.status == "running") {
+        lines.push(Line::from(Span::styled(
+            progress_bar(p, 20),
+            theme.accent(),
+        )));
+    }
+    if let Some(e) = &b.error {
+        lines.push(Line::from(Span::styled(e.clone(), theme.down())));
+    }
+    for (k, v) in &b.metrics {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{k:<20}"), theme.muted()),
+            Span::raw(v.clone()),
+        ]));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(Span::styled(" Metrics ", theme.title()))),
+        metrics,
+    );
+    let [eq, dd] = Layout::vertical([Constraint::Percentage(60), Constraint::Min(3)]).areas(charts);
+    let eq_block = Block::bordered().title(Span::styled(" Equity ", theme.title()));
+    let w = eq_block.inner(eq).width as usize;
+    frame.render_widget(
+        Sparkline::default()
+            .max(SPARK_MAX)
+            .block(eq_block)
+            .data(sparkline_data(&b.equity_curve, w))
+            .style(theme.up()),
+        eq,
+    );
+    let max_dd = b.drawdown.iter().copied().fold(0.0, f64::min);
+    let dd_block = Block::bordered().title(Span::styled(
+        format!(" Drawdown (max {max_dd:.2}%) "),
+        theme.title(),
+    ));
+    let w = dd_block.inner(dd).width as usize;
+    // Depth below the peak, so deeper drawdowns draw taller bars.
+    let depth: Vec<f64> = b.drawdown.iter().map(|d| -d).collect();
+    frame.render_widget(
+        Sparkline::default()
+            .max(SPARK_MAX)
+            .block(dd_block)
+            .data(sparkline_data(&depth, w))
+            .style(theme.down()),
+        dd,
+    );
+    let rows = b.trades.iter().map(|t| {
+        Row::new(vec![
+            Span::raw(fmt_datetime(t.entry_ms)),
+            Span::raw(fmt_datetime(t.exit_ms)),
+            Span::raw(t.side.clone()),
+            Span::raw(t.entry.to_string()),
+            Span::raw(t.exit.to_string()),
+            Span::raw(t.qty.to_string()),
+            Span::styled(fmt_quote_signed(t.pnl), theme.signed(t.pnl.to_f64())),
+        ])
+    });
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(11),
+                Constraint::Length(11),
+                Constraint::Length(5),
+                Constraint::Length(9),
+                Constraint::Length(9),
+                Constraint::Length(7),
+                Constraint::Min(8),
+            ],
+        )
+        .header(
+            Row::new(vec!["Entry", "Exit", "Side", "In", "Out", "Qty", "PnL"])
+                .style(theme.header()),
+        )
+        .block(Block::bordered().title(Span::styled(
+            format!(" Trades ({}) ", b.trades.len()),
+            theme.title(),
+        ))),
+        trades,
+    );
+}

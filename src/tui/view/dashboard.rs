@@ -1,0 +1,233 @@
+//! Dashboard: equity and its curve, daily PnL, balance, heat against its cap, the breaker, open
+//! positions, the last decisions and component health.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, LineGauge, Paragraph, Row, Sparkline, Table};
+
+use super::widgets::{SPARK_MAX, fmt_pct, fmt_quote, fmt_quote_signed, fmt_time, sparkline_data};
+use super::{empty, screen_block};
+use crate::tui::state::App;
+use crate::tui::theme::Theme;
+
+pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let s = &app.snapshot;
+    let [top, middle, bottom] = Layout::vertical([
+        Constraint::Length(7),
+        Constraint::Min(4),
+        Constraint::Length(3),
+    ])
+    .areas(area);
+    let [account, curve] =
+        Layout::horizontal([Constraint::Length(36), Constraint::Min(10)]).areas(top);
+
+    let block = screen_block(theme, "Dashboard", "");
+    let inner = block.inner(account);
+    frame.render_widget(block, account);
+    let a = &s.account;
+    let rows = Layout::vertical([Constraint::Length(1); 5]).split(inner);
+    let label = |t: &str| Span::styled(format!("{t:<11}"), theme.muted());
+    frame.render_widget(
+        Line::from(vec![
+            label("Equity"),
+            Span::styled(fmt_quote(a.equity), theme.header()),
+        ]),
+        rows[0],
+    );
+    frame.render_widget(
+        Line::from(vec![
+            label("Daily PnL"),
+            Span::styled(
+                format!(
+                    "{} {}",
+                    fmt_quote_signed(a.daily_pnl),
+                    fmt_pct(a.daily_pnl_pct)
+                ),
+                theme.signed(a.daily_pnl.to_f64()),
+            ),
+        ]),
+        rows[1],
+    );
+    frame.render_widget(
+        Line::from(vec![
+            label("Available"),
+            Span::raw(fmt_quote(a.available_balance)),
+        ]),
+        rows[2],
+    );
+    let ratio = if a.heat_cap_pct > 0.0 {
+        (a.heat_pct / a.heat_cap_pct).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let heat_style = if ratio >= 1.0 {
+        theme.down()
+    } else if ratio >= 0.8 {
+        theme.warn()
+    } else {
+        theme.up()
+    };
+    frame.render_widget(
+        LineGauge::default()
+            .ratio(ratio)
+            .label(Line::from(vec![
+                label("Heat"),
+                Span::raw(format!("{:.1}/{:.1}% ", a.heat_pct, a.heat_cap_pct)),
+            ]))
+            .filled_style(heat_style)
+            .unfilled_style(theme.muted()),
+        rows[3],
+    );
+    let mut breaker = vec![
+        label("Breaker"),
+        Span::styled(s.breaker.state.label(), theme.breaker(s.breaker.state)),
+    ];
+    if !s.breaker.reason.is_empty() {
+        breaker.push(Span::styled(
+            format!(" {}", s.breaker.reason),
+            theme.muted(),
+        ));
+    }
+    frame.render_widget(Line::from(breaker), rows[4]);
+
+    let values: Vec<f64> = a.equity_curve.iter().map(|(_, v)| *v).collect();
+    let curve_block = Block::bordered().title(Span::styled(" Equity curve ", theme.title()));
+    let width = curve_block.inner(curve).width as usize;
+    let data = sparkline_data(&values, width);
+    if data.len() < 2 {
+        empty(frame, theme, curve, curve_block, "no closed trades yet");
+    } else {
+        frame.render_widget(
+            Sparkline::default()
+                .max(SPARK_MAX)
+                .block(curve_block)
+                .data(&data)
+                .style(theme.signed(values[values.len() - 1] - values[0])),
+            curve,
+        );
+    }
+
+    let wide = area.width >= 100;
+    let [positions, decisions] = Layout::horizontal([
+        Constraint::Percentage(if wide { 55 } else { 50 }),
+        Constraint::Min(10),
+    ])
+    .areas(middle);
+    let pos_block = Block::bordered().title(Span::styled(
+        format!(" Open positions ({}) ", s.positions.len()),
+        theme.title(),
+    ));
+    if s.positions.is_empty() {
+        empty(frame, theme, positions, pos_block, "no open positions");
+    } else {
+        let rows = s.positions.iter().map(|p| {
+            let mut cells = vec![
+                Span::raw(p.symbol.as_str().to_string()),
+                Span::raw(p.qty.to_string()),
+                Span::raw(p.mark.to_string()),
+                Span::styled(
+                    fmt_quote_signed(p.unrealised_pnl),
+                    theme.signed(p.unrealised_pnl.to_f64()),
+                ),
+            ];
+            if wide {
+                cells.insert(2, Span::raw(p.entry.to_string()));
+                cells.push(Span::raw(format!("{:.2}%", p.heat_pct)));
+            }
+            Row::new(cells)
+        });
+        let (header, widths) = if wide {
+            (
+                vec!["Symbol", "Qty", "Entry", "Mark", "uPnL", "Heat"],
+                vec![
+                    Constraint::Length(10),
+                    Constraint::Length(10),
+                    Constraint::Length(11),
+                    Constraint::Length(11),
+                    Constraint::Length(10),
+                    Constraint::Length(7),
+                ],
+            )
+        } else {
+            (
+                vec!["Symbol", "Qty", "Mark", "uPnL"],
+                vec![
+                    Constraint::Length(9),
+                    Constraint::Length(8),
+                    Constraint::Length(9),
+                    Constraint::Min(8),
+                ],
+            )
+        };
+        frame.render_widget(
+            Table::new(rows, widths)
+                .header(Row::new(header).style(theme.header()))
+                .block(pos_block),
+            positions,
+        );
+    }
+
+    let dec_block = Block::bordered().title(Span::styled(" Last decisions ", theme.title()));
+    if s.decisions.is_empty() {
+        empty(frame, theme, decisions, dec_block, "no decisions yet");
+    } else {
+        let rows = s.decisions.iter().map(|d| {
+            let conf = d
+                .confidence
+                .map(|c| Span::styled(format!("{:.0}%", c * 100.0), theme.confidence(c)))
+                .unwrap_or_else(|| Span::styled("-", theme.muted()));
+            let mut cells = vec![
+                Span::raw(fmt_time(d.at_ms)),
+                Span::raw(d.symbol.clone()),
+                Span::styled(d.action.clone(), action_style(theme, &d.action)),
+                conf,
+                Span::raw(d.verdict.clone()),
+            ];
+            if wide {
+                cells.push(Span::styled(d.engine.clone(), theme.muted()));
+            }
+            Row::new(cells)
+        });
+        let mut widths = vec![
+            Constraint::Length(8),
+            Constraint::Length(9),
+            Constraint::Length(5),
+            Constraint::Length(4),
+            Constraint::Min(6),
+        ];
+        if wide {
+            widths.push(Constraint::Length(6));
+        }
+        frame.render_widget(Table::new(rows, widths).block(dec_block), decisions);
+    }
+
+    let mut health = Vec::new();
+    if s.health.is_empty() {
+        health.push(Span::styled("no component has reported yet", theme.muted()));
+    }
+    for h in &s.health {
+        health.push(Span::styled(
+            if h.healthy { "● " } else { "✖ " },
+            theme.ok(h.healthy),
+        ));
+        health.push(Span::raw(h.name.clone()));
+        if !h.healthy || wide {
+            health.push(Span::styled(format!(" {}", h.detail), theme.muted()));
+        }
+        health.push(Span::raw("   "));
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(health))
+            .block(Block::bordered().title(Span::styled(" Health ", theme.title()))),
+        bottom,
+    );
+}
+
+pub(super) fn action_style(theme: Theme, action: &str) -> ratatui::style::Style {
+    match action {
+        "BUY" => theme.up(),
+        "SELL" | "CLOSE" => theme.down(),
+        _ => theme.muted(),
+    }
+}

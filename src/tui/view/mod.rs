@@ -1,0 +1,280 @@
+//! Draw functions: the frame (header with the trading mode, tab bar, status line), one module
+//! per screen, and the overlays (help, confirmation, command line, backtest form).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use super::action::Screen;
+use super::keys;
+use super::state::{App, BacktestForm, Overlay, StatusKind};
+use super::theme::Theme;
+
+mod backtests;
+mod dashboard;
+mod decisions;
+mod logs;
+mod market;
+mod positions;
+mod risk;
+mod trades;
+pub mod widgets;
+
+use widgets::{fmt_pct, fmt_quote_signed, fmt_time};
+
+/// Below this width tab labels are abbreviated.
+const WIDE: u16 = 100;
+
+pub fn tab_label(screen: Screen, width: u16) -> String {
+    let name = if width >= WIDE {
+        screen.long()
+    } else {
+        screen.short()
+    };
+    format!(" {} {} ", screen.index() + 1, name)
+}
+
+/// Draw the whole interface.
+pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
+    let area = frame.area();
+    let [header, tabs, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, app, theme, header);
+    draw_tabs(frame, app, theme, tabs);
+    match app.screen {
+        Screen::Dashboard => dashboard::draw(frame, app, theme, body),
+        Screen::Positions => positions::draw(frame, app, theme, body),
+        Screen::Trades => trades::draw(frame, app, theme, body),
+        Screen::Decisions => decisions::draw(frame, app, theme, body),
+        Screen::Market => market::draw(frame, app, theme, body),
+        Screen::Backtests => backtests::draw(frame, app, theme, body),
+        Screen::Risk => risk::draw(frame, app, theme, body),
+        Screen::Logs => logs::draw(frame, app, theme, body),
+    }
+    draw_footer(frame, app, theme, footer);
+    match &app.overlay {
+        Overlay::None | Overlay::Command(_) => {}
+        Overlay::Help => draw_help(frame, app, theme, body),
+        Overlay::Confirm(d) => draw_confirm(frame, theme, body, &d.question),
+        Overlay::BacktestForm(form) => draw_form(frame, theme, body, form),
+    }
+}
+
+fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let s = &app.snapshot;
+    let mut spans = vec![
+        Span::styled(" TradeMind ", theme.header()),
+        Span::styled(format!(" {} ", s.mode.label()), theme.mode(s.mode)),
+        Span::raw("  equity "),
+        Span::styled(format!("{:.2}", s.account.equity.get()), theme.header()),
+        Span::raw("  day "),
+        Span::styled(
+            format!(
+                "{} ({})",
+                fmt_quote_signed(s.account.daily_pnl),
+                fmt_pct(s.account.daily_pnl_pct)
+            ),
+            theme.signed(s.account.daily_pnl.to_f64()),
+        ),
+        Span::raw("  "),
+        Span::styled(s.breaker.state.label(), theme.breaker(s.breaker.state)),
+    ];
+    if s.trading_paused {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(" PAUSED ", theme.warn().reversed()));
+    }
+    if area.width >= WIDE && s.as_of_ms > 0 {
+        spans.push(Span::styled(
+            format!("  as of {} UTC", fmt_time(s.as_of_ms)),
+            theme.muted(),
+        ));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let mut spans = Vec::new();
+    for (i, s) in Screen::ALL.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled("│", theme.muted()));
+        }
+        let style = if s == app.screen {
+            theme.tab_active()
+        } else {
+            theme.base()
+        };
+        spans.push(Span::styled(tab_label(s, area.width), style));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_footer(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let line = if let Overlay::Command(text) = &app.overlay {
+        Line::from(vec![
+            Span::styled(":", theme.accent()),
+            Span::raw(text.clone()),
+            Span::styled("█", theme.accent()),
+        ])
+    } else if let Some(status) = &app.status {
+        let style = match status.kind {
+            StatusKind::Info => theme.accent(),
+            StatusKind::Warning => theme.warn(),
+            StatusKind::Error => theme.down(),
+        };
+        Line::from(Span::styled(status.text.clone(), style))
+    } else {
+        let pause = if app.snapshot.trading_paused {
+            "resume"
+        } else {
+            "pause"
+        };
+        Line::from(Span::styled(
+            format!(" ? help  : command  1-8 screens  p {pause}  q quit"),
+            theme.muted(),
+        ))
+    };
+    frame.render_widget(line, area);
+}
+
+/// A box of at most `w`×`h` in the middle of `area`, cleared.
+fn dialog_area(frame: &mut Frame, area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    let rect = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    frame.render_widget(Clear, rect);
+    rect
+}
+
+fn draw_help(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let mut lines = vec![Line::from(Span::styled(
+        format!("{} keys", app.screen.title()),
+        theme.title(),
+    ))];
+    for b in keys::screen_bindings(app.screen) {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<16}", b.keys), theme.accent()),
+            Span::raw(b.what),
+        ]));
+    }
+    lines.push(Line::from(Span::styled("Everywhere", theme.title())));
+    for b in keys::GLOBAL {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<16}", b.keys), theme.accent()),
+            Span::raw(b.what),
+        ]));
+    }
+    let h = lines.len() as u16 + 2;
+    let rect = dialog_area(frame, area, 76, h);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+            Block::bordered()
+                .title(" Help — any key closes ")
+                .border_style(theme.accent()),
+        ),
+        rect,
+    );
+}
+
+fn draw_confirm(frame: &mut Frame, theme: Theme, area: Rect, question: &str) {
+    let rect = dialog_area(frame, area, 60, 6);
+    let text = vec![
+        Line::from(question.to_string()),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled("[y]", theme.up()),
+            Span::raw(" yes   "),
+            Span::styled("[n]", theme.down()),
+            Span::raw(" no"),
+        ]),
+    ];
+    frame.render_widget(
+        Paragraph::new(text).wrap(Wrap { trim: true }).block(
+            Block::bordered()
+                .title(" Confirm ")
+                .border_style(theme.warn()),
+        ),
+        rect,
+    );
+}
+
+fn draw_form(frame: &mut Frame, theme: Theme, area: Rect, form: &BacktestForm) {
+    let rect = dialog_area(frame, area, 64, 10);
+    let mut lines = Vec::new();
+    for (i, label) in BacktestForm::LABELS.iter().enumerate() {
+        let focused = i == form.focus;
+        let value = form.field(i);
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{}{:<11}", if focused { "▶ " } else { "  " }, label),
+                if focused {
+                    theme.accent()
+                } else {
+                    theme.base()
+                },
+            ),
+            Span::styled(
+                format!("{value}{}", if focused { "█" } else { "" }),
+                if focused {
+                    theme.header()
+                } else {
+                    theme.base()
+                },
+            ),
+        ]));
+    }
+    lines.push(Line::from(Span::styled(
+        "  parameters: key=value separated by spaces, e.g. fast=10 slow=30",
+        theme.muted(),
+    )));
+    match &form.error {
+        Some(e) => lines.push(Line::from(Span::styled(format!("  {e}"), theme.down()))),
+        None => lines.push(Line::from("")),
+    }
+    lines.push(Line::from(Span::styled(
+        "  Tab/↓ next field · Enter start · Esc cancel",
+        theme.muted(),
+    )));
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .title(" New backtest ")
+                .border_style(theme.accent()),
+        ),
+        rect,
+    );
+}
+
+/// A bordered block titled with the screen name and an optional note.
+pub(super) fn screen_block(theme: Theme, title: &str, note: &str) -> Block<'static> {
+    let mut spans = vec![Span::styled(format!(" {title} "), theme.title())];
+    if !note.is_empty() {
+        spans.push(Span::styled(format!("{note} "), theme.muted()));
+    }
+    Block::bordered().title(Line::from(spans))
+}
+
+/// An empty-state message, centred in a block.
+pub(super) fn empty(frame: &mut Frame, theme: Theme, area: Rect, block: Block, text: &str) {
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(text.to_string(), theme.muted())))
+            .wrap(Wrap { trim: true })
+            .block(block)
+            .style(Style::new()),
+        area,
+    );
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! End to end: the real binary in a real terminal (tmux), every tab switched with keys and read
+//! back with `capture-pane`. Skips, saying why, when tmux is not installed.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
+    }
+
+    fn send(&self, key: &str) {
+        self.cmd(&["send-keys", "-t", "e2e", key]);
+    }
+
+    /// Poll the pane until `pred` holds; returns the last capture either way.
+    fn wait_for(&self, pred: impl Fn(&str) -> bool) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return (true, screen);
+            }
+            if Instant::now() > deadline {
+                return (false, screen);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Only the private server this test started (its own socket).
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn seed(dir: &Path) {
+    let store = trademind::store::Store::open(&dir.join(trademind::cli::DB_FILE)).unwrap();
+    store
+        .conn()
+        .execute_batch(
+            "INSERT INTO positions (symbol, entry_price, quantity, stop_loss, mark_price, unrealized_pnl,
+                status, opened_at, updated_at)
+             VALUES ('BTCUSDT', '50000', '0.1', '49000', '50500', '50', 'open', 0, 0);",
+        )
+        .unwrap();
+}
+
+#[test]
+fn every_tab_shows_its_title_in_a_real_terminal_and_q_quits() {
+    if !tmux_available() {
+        println!("SKIPPED: tmux is not installed, so the end-to-end TUI test cannot run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path());
+    let bin = assert_cmd::cargo::cargo_bin("trademind");
+    let tmux = Tmux {
+        socket: format!("trademind-e2e-{}", std::process::id()),
+    };
+    let command = format!(
+        "env -i PATH=/usr/bin:/bin HOME={home} TERM=xterm-256color XDG_CONFIG_HOME=/nonexistent-trademind \
+         XDG_DATA_HOME={home} {bin} --data-dir {data}; echo TRADEMIND-EXITED-$?; sleep 60",
+        home = dir.path().display(),
+        bin = bin.display(),
+        data = dir.path().display(),
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
+    ]);
+    assert!(out.status.success(), "tmux new-session: {out:?}");
+
+    let (ok, screen) = tmux.wait_for(|s| s.contains("Dashboard") && s.contains("BTCUSDT"));
+    assert!(
+        ok,
+        "dashboard with the seeded position never appeared:\n{screen}"
+    );
+    assert!(screen.contains("PAPER"), "mode badge missing:\n{screen}");
+
+    let titles = [
+        ("1", "Dashboard"),
+        ("2", "Positions & orders"),
+        ("3", "Trades"),
+        ("4", "Decisions"),
+        ("5", "Market"),
+        ("6", "Backtests"),
+        ("7", "Risk"),
+        ("8", "Logs"),
+    ];
+    for (key, title) in titles {
+        tmux.send(key);
+        // Each screen's own block title starts with "┌ <title>".
+        let marker = format!("┌ {title}");
+        let (ok, screen) = tmux.wait_for(|s| s.contains(&marker));
+        assert!(ok, "key {key} did not show {title}:\n{screen}");
+        let lower = screen.to_lowercase();
+        assert!(
+            !lower.contains("error") && !lower.contains("panicked"),
+            "{title} shows an error:\n{screen}"
+        );
+    }
+    // Tab wraps from Logs to the Dashboard.
+    tmux.send("Tab");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("┌ Dashboard"));
+    assert!(ok, "Tab did not wrap to the dashboard:\n{screen}");
+
+    // No orders in flight: q quits at once, with status 0, and the terminal is handed back
+    // (the shell's echo lands on a restored, non-alternate screen).
+    tmux.send("q");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("TRADEMIND-EXITED-"));
+    assert!(ok, "the interface did not exit on q:\n{screen}");
+    assert!(
+        screen.contains("TRADEMIND-EXITED-0"),
+        "non-zero exit:\n{screen}"
+    );
+    assert!(
+        !screen.contains("┌ Dashboard"),
+        "the alternate screen was not left:\n{screen}"
+    );
+}
