@@ -16,3 +16,4 @@ mod live_stream;
 mod live_user_data;
 mod market_data;
 mod risk;
+mod keyring_keyutils;
