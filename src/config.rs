@@ -30,6 +30,7 @@ pub struct Settings {
     pub risk: crate::domain::risk::RiskConfig,
     pub stream: crate::services::market_stream::StreamConfig,
     pub backtest: crate::domain::backtest::BacktestSettings,
+    pub secrets: crate::secrets::SecretsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +231,9 @@ impl Settings {
                 ));
             }
         }
+        self.secrets
+            .validate()
+            .map_err(|m| ("secrets.backend".to_string(), m))?;
         let s = &self.scheduler;
         if !(1..=1440).contains(&s.autonomous_trading_minutes) {
             return Err((

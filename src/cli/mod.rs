@@ -18,6 +18,8 @@ pub mod market;
 pub mod risk;
 pub mod strategy;
 pub mod watch;
+pub mod keys;
+pub mod live;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -96,6 +98,12 @@ pub enum Command {
     Backtest(Box<backtest::BacktestArgs>),
     /// Look at the exchange: symbol filters, balances, connectivity.
     Exchange(exchange::ExchangeArgs),
+    /// API keys in the OS keyring: set (hidden prompt or stdin), list, delete, test.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Live-trading switch: status and the one-time typed confirmation.
+    #[command(subcommand)]
+    Live(live::LiveCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -162,6 +170,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Watch(args) => watch::run(args, ctx).await,
         Command::Backtest(args) => backtest::run(*args, ctx).await,
         Command::Exchange(args) => exchange::run(args, ctx).await,
+        Command::Keys(cmd) => keys::run(cmd, ctx).await,
+        Command::Live(cmd) => live::run(cmd, ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

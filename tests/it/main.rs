@@ -17,3 +17,4 @@ mod live_user_data;
 mod market_data;
 mod risk;
 mod keyring_keyutils;
+mod keys_cli;
