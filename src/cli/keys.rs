@@ -88,6 +88,7 @@ async fn set(args: SetArgs, ctx: &Context, secrets: &Secrets) -> Result<()> {
         backend: Backend,
         overridden_by_environment: bool,
     }
+    tracing::info!(entry = %id, %backend, "credential stored");
     let overridden = secrets.env_provides(&id);
     let out = Stored {
         entry: id.to_string(),
@@ -301,6 +302,7 @@ async fn delete(id: SecretId, ctx: &Context, secrets: &Secrets) -> Result<()> {
         deleted: bool,
     }
     let deleted = removed_secret || removed_row;
+    tracing::info!(entry = %id, deleted, "credential delete requested");
     ctx.emit(
         &Deleted {
             entry: id.to_string(),

@@ -542,6 +542,7 @@ impl Secrets {
 
     pub async fn get(&self, id: &SecretId) -> Result<Option<Resolved>, SecretError> {
         if let Some(credential) = self.env.get(id)? {
+            tracing::debug!(entry = %id, "credential taken from the environment");
             return Ok(Some(Resolved {
                 credential,
                 backend: Backend::Environment,
@@ -553,6 +554,7 @@ impl Secrets {
         let backend = store.backend();
         let key = id.clone();
         let found = run_blocking(move || store.get(&key)).await?;
+        tracing::debug!(entry = %id, %backend, found = found.is_some(), "credential lookup");
         Ok(found.map(|credential| Resolved {
             credential,
             backend,

@@ -153,7 +153,9 @@ fn keyutils_keys_round_trip_through_the_binary_without_leaking() {
     let (key, secret) = ("binance-key-leakcheck-1", "binance-secret-leakcheck-2");
     let mut printed = Vec::new();
     let mut run = |args: &[&str], stdin: &str| {
+        // Trace level: not even debug logging may carry a value.
         let out = trademind(dir.path())
+            .args(["--log-level", "trace"])
             .args(args)
             .write_stdin(stdin.to_string())
             .assert()
@@ -187,6 +189,8 @@ fn keyutils_keys_round_trip_through_the_binary_without_leaking() {
     run(&["keys", "delete", "binance", "--connection", &conn], "");
 
     let stored = data_dir_bytes(dir.path());
+    // The log did record the operations, by entry name only.
+    assert!(contains(&stored, &format!("binance:{conn}")));
     for value in [key, secret] {
         assert!(!contains(&printed, value), "{value} was printed");
         assert!(!contains(&stored, value), "{value} is in the data dir");
