@@ -14,12 +14,12 @@ pub mod backtest;
 pub mod config_cmd;
 pub mod db;
 pub mod exchange;
+pub mod keys;
+pub mod live;
 pub mod market;
 pub mod risk;
 pub mod strategy;
 pub mod watch;
-pub mod keys;
-pub mod live;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;

@@ -160,7 +160,7 @@ impl FromStr for SecretKind {
     }
 }
 
-/// A connection name: 1..=32 of `[A-Za-z0-9_-]`, so it is safe in a keyring user name and an
+/// A connection name: 1..=64 of `[A-Za-z0-9_-]`, so it is safe in a keyring user name and an
 /// environment variable name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ConnectionName(String);
@@ -170,7 +170,7 @@ impl ConnectionName {
 
     pub fn new(name: &str) -> Result<ConnectionName, SecretError> {
         let ok = !name.is_empty()
-            && name.len() <= 32
+            && name.len() <= 64
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -178,7 +178,7 @@ impl ConnectionName {
             Ok(ConnectionName(name.to_string()))
         } else {
             Err(SecretError::Invalid(format!(
-                "connection name {name:?} must be 1 to 32 letters, digits, '_' or '-'"
+                "connection name {name:?} must be 1 to 64 letters, digits, '_' or '-'"
             )))
         }
     }
@@ -716,7 +716,7 @@ mod tests {
         assert!(ConnectionName::new("").is_err());
         assert!(ConnectionName::new("a:b").is_err());
         assert!(ConnectionName::new("a b").is_err());
-        assert!(ConnectionName::new(&"a".repeat(33)).is_err());
+        assert!(ConnectionName::new(&"a".repeat(65)).is_err());
     }
 
     #[test]
