@@ -33,6 +33,7 @@ pub struct Settings {
     pub llm: crate::services::llm::LlmConfig,
     pub rules: crate::domain::decision::RulesConfig,
     pub tui: crate::tui::config::TuiConfig,
+    pub secrets: crate::secrets::SecretsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,6 +238,9 @@ impl Settings {
         self.rules
             .validate()
             .map_err(|m| ("rules".to_string(), m))?;
+        self.secrets
+            .validate()
+            .map_err(|m| ("secrets.backend".to_string(), m))?;
         let s = &self.scheduler;
         if !(1..=1440).contains(&s.autonomous_trading_minutes) {
             return Err((

@@ -15,6 +15,8 @@ pub mod config_cmd;
 pub mod db;
 pub mod decide;
 pub mod exchange;
+pub mod keys;
+pub mod live;
 pub mod market;
 pub mod risk;
 pub mod strategy;
@@ -101,6 +103,12 @@ pub enum Command {
     Decide(decide::DecideArgs),
     /// List recorded decisions (the flight recorder), optionally with LLM cost totals.
     Decisions(decide::DecisionsArgs),
+    /// API keys in the OS keyring: set (hidden prompt or stdin), list, delete, test.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Live-trading switch: status and the one-time typed confirmation.
+    #[command(subcommand)]
+    Live(live::LiveCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -169,6 +177,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Watch(args) => watch::run(args, ctx).await,
         Command::Backtest(args) => backtest::run(*args, ctx).await,
         Command::Exchange(args) => exchange::run(args, ctx).await,
+        Command::Keys(cmd) => keys::run(cmd, ctx).await,
+        Command::Live(cmd) => live::run(cmd, ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

@@ -14,10 +14,12 @@ pub mod candles;
 pub mod codec;
 pub mod decisions;
 pub mod jobs;
+pub mod live_confirmations;
 pub mod orders;
 pub mod paper;
 pub mod positions;
 pub mod risk;
+pub mod secret_entries;
 pub mod strategies;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.
@@ -25,6 +27,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_initial.sql")),
         M::up(include_str!("migrations/0002_paper_exchange.sql")),
+        M::up(include_str!("migrations/0003_secrets_and_live_guard.sql")),
     ])
 });
 
@@ -44,6 +47,8 @@ pub const TABLES: &[&str] = &[
     "circuit_breaker_state",
     "job_runs",
     "paper_accounts",
+    "secret_entries",
+    "live_confirmations",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +85,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 2;
+const MIGRATION_COUNT: usize = 3;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

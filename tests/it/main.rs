@@ -13,6 +13,8 @@ mod exchange_faults;
 mod exchange_paper;
 mod exchange_rate_limit;
 mod indicators_parity;
+mod keyring_keyutils;
+mod keys_cli;
 mod live_stream;
 mod live_user_data;
 mod market_data;

@@ -1,10 +1,12 @@
 //! Orders, fills, exchange filters and positions.
 
 pub mod filters;
+pub mod mode;
 pub mod order;
 pub mod position;
 
 pub use filters::{FilterViolation, SymbolFilters};
+pub use mode::{LiveConfirmation, LiveTradingRefused, TradingMode, authorize_order};
 pub use order::{Fill, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce};
 pub use position::{
     FillEffect, Position, PositionError, PositionFill, PositionService, PositionSide,

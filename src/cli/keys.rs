@@ -1,0 +1,419 @@
+//! `trademind keys set|list|delete|test`: credentials in the OS keyring. A secret is read from a
+//! hidden prompt, or from stdin when stdin is not a terminal, never from the command line (it
+//! would land in shell history and be visible to every user through `ps`).
+
+use std::io::{IsTerminal, Read, Write};
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::{Context, UsageError};
+use crate::secrets::{Backend, ConnectionName, Credential, Secret, SecretId, SecretKind, Secrets};
+use crate::store::secret_entries::{self, SecretEntry};
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Store a credential: typed at a hidden prompt, or piped on stdin (Binance: key line, then
+    /// secret line). Never given as an argument.
+    Set(SetArgs),
+    /// Show which credentials are stored and when they were set (never their values).
+    List,
+    /// Remove a stored credential.
+    Delete {
+        #[arg(value_enum)]
+        kind: SecretKind,
+        #[arg(long, default_value = ConnectionName::DEFAULT)]
+        connection: ConnectionName,
+    },
+    /// Check that every stored credential can be read back and is well formed.
+    Test,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    #[arg(value_enum)]
+    pub kind: SecretKind,
+    /// Connection the credential belongs to (several Binance accounts, a second Grok key...).
+    #[arg(long, default_value = ConnectionName::DEFAULT)]
+    pub connection: ConnectionName,
+    // The next three exist only to refuse a secret given on the command line with a clear
+    // message instead of clap's generic one (which would also echo the value).
+    #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
+    pub stray: Vec<String>,
+    #[arg(long = "api-key", alias = "key", hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub api_key_flag: Option<String>,
+    #[arg(
+        long = "api-secret",
+        aliases = ["secret", "value", "password"],
+        hide = true,
+        num_args = 0..=1,
+        default_missing_value = ""
+    )]
+    pub api_secret_flag: Option<String>,
+}
+
+const NO_ARGUMENT_SECRETS: &str = "secrets are never accepted on the command line (they would be kept in shell history and shown by `ps`). Run `trademind keys set KIND` and type or paste at the hidden prompt, or pipe the value on stdin: `printf '%s\\n' \"$KEY\" | trademind keys set KIND` (Binance: key line, then secret line). If you just typed a real key, remove it from your shell history";
+
+pub async fn run(cmd: KeysCommand, ctx: &Context) -> Result<()> {
+    let secrets = Secrets::from_config(&ctx.settings().secrets);
+    match cmd {
+        KeysCommand::Set(args) => set(args, ctx, &secrets).await,
+        KeysCommand::List => list(ctx, &secrets),
+        KeysCommand::Delete { kind, connection } => {
+            delete(SecretId::new(kind, connection), ctx, &secrets).await
+        }
+        KeysCommand::Test => test(ctx, &secrets).await,
+    }
+}
+
+async fn set(args: SetArgs, ctx: &Context, secrets: &Secrets) -> Result<()> {
+    if !args.stray.is_empty() || args.api_key_flag.is_some() || args.api_secret_flag.is_some() {
+        return Err(UsageError(NO_ARGUMENT_SECRETS.to_string()).into());
+    }
+    let id = SecretId::new(args.kind, args.connection);
+    let credential = read_credential(id.kind)?;
+    // Check the format before opening anything, so a paste accident costs nothing.
+    credential
+        .validate_for(id.kind)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let store = ctx.open_store()?;
+    let backend = secrets.set(&id, credential).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    secret_entries::record(store.conn(), &id, backend, now)
+        .context("the key is stored but its entry could not be recorded for `keys list`")?;
+    #[derive(Serialize)]
+    struct Stored {
+        entry: String,
+        backend: Backend,
+        overridden_by_environment: bool,
+    }
+    tracing::info!(entry = %id, %backend, "credential stored");
+    let overridden = secrets.env_provides(&id);
+    let out = Stored {
+        entry: id.to_string(),
+        backend,
+        overridden_by_environment: overridden,
+    };
+    ctx.emit(&out, || {
+        println!("stored {id} in the {backend}");
+        if overridden {
+            println!(
+                "note: {} is set in the environment and takes precedence over the stored key",
+                id.env_vars().api_key
+            );
+        }
+    })
+}
+
+fn read_credential(kind: SecretKind) -> Result<Credential> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let name = kind_title(kind);
+        let api_key = prompt_hidden(&format!("{name} API key"))?;
+        if kind.has_api_secret() {
+            let api_secret = prompt_hidden(&format!("{name} API secret"))?;
+            Ok(Credential::KeyPair {
+                api_key,
+                api_secret,
+            })
+        } else {
+            Ok(Credential::ApiKey(api_key))
+        }
+    } else {
+        let mut input = zeroize::Zeroizing::new(String::new());
+        // A key is at most a few hundred bytes; cap what a wrong pipe can make us hold.
+        stdin
+            .lock()
+            .take(64 * 1024)
+            .read_to_string(&mut input)
+            .context("cannot read the secret from stdin (is it UTF-8 text?)")?;
+        credential_from_lines(kind, &input).map_err(|e| UsageError(e).into())
+    }
+}
+
+/// The non-empty lines piped on stdin: one API key, or for Binance the key then the secret.
+pub fn credential_from_lines(kind: SecretKind, input: &str) -> Result<Credential, String> {
+    let lines: Vec<&str> = input
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    match (kind.has_api_secret(), lines.as_slice()) {
+        (false, [key]) => Ok(Credential::ApiKey(Secret::new(*key))),
+        (true, [key, secret]) => Ok(Credential::KeyPair {
+            api_key: Secret::new(*key),
+            api_secret: Secret::new(*secret),
+        }),
+        (false, other) => Err(format!(
+            "expected exactly one non-empty line (the {kind} API key) on stdin, got {}",
+            other.len()
+        )),
+        (true, other) => Err(format!(
+            "expected two non-empty lines on stdin (the Binance API key, then the API secret), got {}",
+            other.len()
+        )),
+    }
+}
+
+fn kind_title(kind: SecretKind) -> &'static str {
+    match kind {
+        SecretKind::Binance => "Binance",
+        SecretKind::Grok => "Grok (xAI)",
+        SecretKind::Tavily => "Tavily",
+        SecretKind::Resend => "Resend",
+    }
+}
+
+/// Read a line from the terminal without echoing it. Ctrl-C, Ctrl-D on an empty line and Esc
+/// cancel; raw mode is always restored.
+fn prompt_hidden(label: &str) -> Result<Secret> {
+    use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+
+    struct RawMode;
+    impl Drop for RawMode {
+        fn drop(&mut self) {
+            let _ = crossterm::terminal::disable_raw_mode();
+        }
+    }
+
+    let mut stderr = std::io::stderr();
+    write!(stderr, "{label} (input hidden): ")?;
+    stderr.flush()?;
+    crossterm::terminal::enable_raw_mode().context("cannot switch the terminal to hidden input")?;
+    let raw = RawMode;
+    let mut buf = zeroize::Zeroizing::new(String::new());
+    let cancelled = loop {
+        match event::read().context("cannot read from the terminal")? {
+            Event::Key(key) if key.kind != KeyEventKind::Release => {
+                let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+                match key.code {
+                    KeyCode::Enter => break false,
+                    KeyCode::Esc => break true,
+                    KeyCode::Char('c') if ctrl => break true,
+                    KeyCode::Char('d') if ctrl && buf.is_empty() => break true,
+                    KeyCode::Char('u') if ctrl => buf.clear(),
+                    KeyCode::Backspace => {
+                        buf.pop();
+                    }
+                    KeyCode::Char(c) if !ctrl => buf.push(c),
+                    _ => {}
+                }
+            }
+            Event::Paste(text) => buf.push_str(&text),
+            _ => {}
+        }
+    };
+    drop(raw);
+    writeln!(stderr)?;
+    if cancelled {
+        return Err(UsageError("cancelled; nothing was stored".into()).into());
+    }
+    Ok(Secret::new(buf.as_str()))
+}
+
+#[derive(Serialize)]
+struct ListedEntry {
+    kind: SecretKind,
+    connection: String,
+    backend: Backend,
+    /// RFC 3339, UTC; absent for environment variables.
+    set_at: Option<String>,
+    /// An environment variable supplies this entry and wins over the stored one.
+    environment_override: bool,
+}
+
+fn listed_entries(ctx: &Context, secrets: &Secrets) -> Result<Vec<ListedEntry>> {
+    let store = ctx.open_store()?;
+    let recorded = secret_entries::list(store.conn())?;
+    let mut out: Vec<ListedEntry> = recorded
+        .iter()
+        .map(|e: &SecretEntry| {
+            let id = SecretId::new(e.kind, ConnectionName::new(&e.connection)?);
+            Ok(ListedEntry {
+                kind: e.kind,
+                connection: e.connection.clone(),
+                backend: e.backend,
+                set_at: chrono::DateTime::from_timestamp_millis(e.set_at).map(|t| t.to_rfc3339()),
+                environment_override: secrets.env_provides(&id),
+            })
+        })
+        .collect::<Result<_, crate::secrets::SecretError>>()?;
+    // Entries that only the environment supplies (default connection names).
+    for kind in SecretKind::ALL {
+        let id = SecretId::default_for(kind);
+        let recorded_already = out
+            .iter()
+            .any(|e| e.kind == kind && e.connection == ConnectionName::DEFAULT);
+        if !recorded_already && secrets.env_provides(&id) {
+            out.push(ListedEntry {
+                kind,
+                connection: ConnectionName::DEFAULT.to_string(),
+                backend: Backend::Environment,
+                set_at: None,
+                environment_override: true,
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.kind, &a.connection).cmp(&(b.kind, &b.connection)));
+    Ok(out)
+}
+
+fn list(ctx: &Context, secrets: &Secrets) -> Result<()> {
+    let entries = listed_entries(ctx, secrets)?;
+    ctx.emit(&entries, || {
+        if entries.is_empty() {
+            println!(
+                "no keys stored; add one with `trademind keys set binance|grok|tavily|resend`"
+            );
+            return;
+        }
+        println!(
+            "{:<8} {:<16} {:<12} SET AT",
+            "KIND", "CONNECTION", "BACKEND"
+        );
+        for e in &entries {
+            let source = if e.environment_override && e.backend != Backend::Environment {
+                format!(
+                    "{} (overridden by environment)",
+                    e.set_at.as_deref().unwrap_or("-")
+                )
+            } else {
+                e.set_at.clone().unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<8} {:<16} {:<12} {}",
+                e.kind.as_str(),
+                e.connection,
+                e.backend.as_str(),
+                source
+            );
+        }
+    })
+}
+
+async fn delete(id: SecretId, ctx: &Context, secrets: &Secrets) -> Result<()> {
+    let store = ctx.open_store()?;
+    let removed_secret = secrets.delete(&id).await?;
+    let removed_row = secret_entries::remove(store.conn(), &id)?;
+    #[derive(Serialize)]
+    struct Deleted {
+        entry: String,
+        deleted: bool,
+    }
+    let deleted = removed_secret || removed_row;
+    tracing::info!(entry = %id, deleted, "credential delete requested");
+    ctx.emit(
+        &Deleted {
+            entry: id.to_string(),
+            deleted,
+        },
+        || {
+            if deleted {
+                println!("deleted {id}");
+            } else {
+                println!("nothing stored for {id}");
+            }
+            if secrets.env_provides(&id) {
+                println!(
+                    "note: {} is still set in the environment",
+                    id.env_vars().api_key
+                );
+            }
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct TestResult {
+    entry: String,
+    backend: Backend,
+    readable: bool,
+    problem: Option<String>,
+}
+
+const CONNECTIVITY_NOTE: &str = "connectivity check (a signed request, key permissions, a loud warning if withdrawals are enabled) comes with the exchange/LLM clients; this only checks that each key can be read back and is well formed";
+
+async fn test(ctx: &Context, secrets: &Secrets) -> Result<()> {
+    let entries = listed_entries(ctx, secrets)?;
+    let mut results = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let id = SecretId::new(e.kind, ConnectionName::new(&e.connection)?);
+        let (backend, readable, problem) = match secrets.get(&id).await {
+            Ok(Some(found)) => match found.credential.validate_for(id.kind) {
+                Ok(()) => (found.backend, true, None),
+                Err(err) => (found.backend, false, Some(err.to_string())),
+            },
+            Ok(None) => (
+                e.backend,
+                false,
+                Some(format!(
+                    "recorded as set but not found in the {}; set it again with `trademind keys set {} --connection {}`",
+                    e.backend, id.kind, id.connection
+                )),
+            ),
+            Err(err) => (e.backend, false, Some(err.to_string())),
+        };
+        results.push(TestResult {
+            entry: id.to_string(),
+            backend,
+            readable,
+            problem,
+        });
+    }
+    #[derive(Serialize)]
+    struct Report<'a> {
+        results: &'a [TestResult],
+        note: &'a str,
+    }
+    ctx.emit(
+        &Report {
+            results: &results,
+            note: CONNECTIVITY_NOTE,
+        },
+        || {
+            if results.is_empty() {
+                println!("no keys stored; nothing to test");
+            }
+            for r in &results {
+                match &r.problem {
+                    None => println!("ok      {} ({})", r.entry, r.backend),
+                    Some(p) => println!("FAILED  {}: {p}", r.entry),
+                }
+            }
+            println!("note: {CONNECTIVITY_NOTE}");
+        },
+    )?;
+    let failed = results.iter().filter(|r| !r.readable).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} keys cannot be used", results.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_piped_line_is_a_single_key_and_trailing_newlines_are_dropped() {
+        let c = credential_from_lines(SecretKind::Grok, "xai-123\r\n\n").unwrap();
+        assert_eq!(c.api_key().expose(), "xai-123");
+    }
+
+    #[test]
+    fn binance_reads_key_then_secret_lines() {
+        let c = credential_from_lines(SecretKind::Binance, "k\ns\n").unwrap();
+        assert_eq!(c.api_key().expose(), "k");
+        assert_eq!(c.api_secret().unwrap().expose(), "s");
+    }
+
+    #[test]
+    fn wrong_line_counts_are_refused_without_quoting_the_input() {
+        let err = credential_from_lines(SecretKind::Binance, "only-key\n").unwrap_err();
+        assert!(err.contains("got 1") && !err.contains("only-key"), "{err}");
+        let err = credential_from_lines(SecretKind::Tavily, "a\nb\n").unwrap_err();
+        assert!(err.contains("got 2"), "{err}");
+        assert!(credential_from_lines(SecretKind::Resend, "\n\n").is_err());
+    }
+}
