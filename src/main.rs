@@ -29,8 +29,27 @@ fn restrict_new_files() {
 #[cfg(not(unix))]
 fn restrict_new_files() {}
 
+#[cfg(unix)]
+fn default_sigpipe() {
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`trademind decisions --json | head`) instead of panicking on a broken pipe.
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 fn main() -> ExitCode {
     restrict_new_files();
+    default_sigpipe();
     let args = match Cli::try_parse() {
         Ok(args) => args,
         Err(e) => {

@@ -21,9 +21,8 @@ use crate::store::decisions as recorder;
 const BUNDLED_CSV: &str = include_str!("../../assets/btcusdt_1h_2025-01_binance.csv");
 /// Candles fed to the indicators (enough for MACD and the next interval up).
 const CANDLES: usize = 500;
-/// Environment fallbacks until the keyring store is wired (same names as `secrets::env`).
+/// The environment variable that supplies the Grok key when the keyring holds none.
 pub const GROK_KEY_ENV: &str = "TRADEMIND_GROK_API_KEY";
-pub const TAVILY_KEY_ENV: &str = "TRADEMIND_TAVILY_API_KEY";
 
 #[derive(Debug, Args)]
 pub struct DecideArgs {
@@ -47,11 +46,17 @@ pub struct DecisionsArgs {
     pub costs: bool,
 }
 
-fn env_key(name: &str) -> Option<ApiKey> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(ApiKey::new)
+/// A service's API key: the environment (`TRADEMIND_<KIND>_API_KEY`) first, then the OS keyring
+/// (`trademind keys set grok|tavily`).
+async fn stored_key(ctx: &Context, kind: crate::secrets::SecretKind) -> Result<Option<ApiKey>> {
+    use crate::secrets::{Credential, SecretId, Secrets};
+    let found = Secrets::from_config(&ctx.settings().secrets)
+        .get(&SecretId::default_for(kind))
+        .await?;
+    Ok(found.and_then(|r| match r.credential {
+        Credential::ApiKey(k) => Some(ApiKey::new(k.expose().to_string())),
+        Credential::KeyPair { .. } => None,
+    }))
 }
 
 /// Stored candles, or the bundled file imported on first use (BTCUSDT 1h only).
@@ -86,7 +91,7 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
         .unwrap_or(&settings.trading.interval)
         .parse()
         .map_err(|e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()))?;
-    let grok_key = env_key(GROK_KEY_ENV);
+    let grok_key = stored_key(ctx, crate::secrets::SecretKind::Grok).await?;
     let engine_name = match (args.engine.as_deref(), &grok_key) {
         (Some("llm"), None) => {
             return Err(UsageError(format!(
@@ -132,7 +137,7 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
     let (out, store) = if engine_name == "llm" {
         let key = grok_key.ok_or_else(|| UsageError("no Grok API key".into()))?;
         let client = LlmClient::new(settings.llm.clone(), key)?;
-        let tavily = match env_key(TAVILY_KEY_ENV) {
+        let tavily = match stored_key(ctx, crate::secrets::SecretKind::Tavily).await? {
             Some(k) if settings.llm.tavily.enabled => {
                 Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
             }

@@ -13,11 +13,6 @@ use crate::services::exchange::paper::PaperExchange;
 use crate::services::exchange::{Balance, Exchange};
 use crate::store::strategies;
 
-/// Interim credential source until the keyring `SecretStore` is wired in: both variables must
-/// be set. They are read only for commands that need a signed request.
-pub const API_KEY_ENV: &str = "TRADEMIND_BINANCE_API_KEY";
-pub const API_SECRET_ENV: &str = "TRADEMIND_BINANCE_API_SECRET";
-
 #[derive(Debug, Args)]
 pub struct ExchangeArgs {
     /// Connection to use (default: trading.connection; "paper" is the built-in paper exchange).
@@ -42,12 +37,27 @@ enum Venue {
     Binance(Box<BinanceClient>),
 }
 
-fn credentials_from_env() -> Option<Credentials> {
-    let key = std::env::var(API_KEY_ENV).ok().filter(|v| !v.is_empty())?;
-    let secret = std::env::var(API_SECRET_ENV)
-        .ok()
-        .filter(|v| !v.is_empty())?;
-    Some(Credentials::new(key, secret))
+/// The connection's Binance key pair: the environment first, then the OS keyring
+/// (`trademind keys set binance --connection NAME`).
+fn binance_secret_id(connection: &str) -> Result<crate::secrets::SecretId> {
+    use crate::secrets::{ConnectionName, SecretId, SecretKind};
+    let name = ConnectionName::new(connection).map_err(|e| UsageError(e.to_string()))?;
+    Ok(SecretId::new(SecretKind::Binance, name))
+}
+
+async fn credentials(ctx: &Context, connection: &str) -> Result<Option<Credentials>> {
+    use crate::secrets::{Credential, Secrets};
+    let id = binance_secret_id(connection)?;
+    let found = Secrets::from_config(&ctx.settings().secrets)
+        .get(&id)
+        .await?;
+    Ok(found.and_then(|r| match r.credential {
+        Credential::KeyPair {
+            api_key,
+            api_secret,
+        } => Some(Credentials::new(api_key.expose(), api_secret.expose())),
+        Credential::ApiKey(_) => None,
+    }))
 }
 
 fn open_paper(ctx: &Context, account: &str) -> Result<Venue> {
@@ -65,12 +75,12 @@ fn open_paper(ctx: &Context, account: &str) -> Result<Venue> {
     )?)))
 }
 
-fn open(ctx: &Context, connection: Option<&str>) -> Result<(String, Venue)> {
+async fn open(ctx: &Context, connection: Option<&str>) -> Result<(String, Venue, bool)> {
     let name = connection
         .map(str::to_string)
         .unwrap_or_else(|| ctx.settings().trading.connection.clone());
     if name == "paper" {
-        return Ok((name, open_paper(ctx, "paper")?));
+        return Ok((name, open_paper(ctx, "paper")?, true));
     }
     let rows = {
         let store = ctx.open_store()?;
@@ -82,7 +92,7 @@ fn open(ctx: &Context, connection: Option<&str>) -> Result<(String, Venue)> {
         ))
     })?;
     if row.exchange == "paper" {
-        return Ok((name.clone(), open_paper(ctx, &name)?));
+        return Ok((name.clone(), open_paper(ctx, &name)?, true));
     }
     let mut config = ctx.settings().exchange.binance.clone();
     config.environment = if row.is_testnet {
@@ -90,8 +100,10 @@ fn open(ctx: &Context, connection: Option<&str>) -> Result<(String, Venue)> {
     } else {
         BinanceEnvironment::Production
     };
-    let client = BinanceClient::new(config, credentials_from_env())?;
-    Ok((name, Venue::Binance(Box::new(client))))
+    let creds = credentials(ctx, &name).await?;
+    let has_creds = creds.is_some();
+    let client = BinanceClient::new(config, creds)?;
+    Ok((name, Venue::Binance(Box::new(client)), has_creds))
 }
 
 fn parse_symbol(raw: &str) -> Result<Symbol> {
@@ -99,7 +111,7 @@ fn parse_symbol(raw: &str) -> Result<Symbol> {
 }
 
 pub async fn run(args: ExchangeArgs, ctx: &Context) -> Result<()> {
-    let (name, venue) = open(ctx, args.connection.as_deref())?;
+    let (name, venue, has_credentials) = open(ctx, args.connection.as_deref()).await?;
     match args.command {
         ExchangeCommand::Info { symbol } => {
             let symbol = parse_symbol(&symbol)?;
@@ -148,9 +160,12 @@ pub async fn run(args: ExchangeArgs, ctx: &Context) -> Result<()> {
             let balances: Vec<Balance> = match &venue {
                 Venue::Paper(p) => p.balances().await,
                 Venue::Binance(b) => {
-                    if credentials_from_env().is_none() {
+                    if !has_credentials {
+                        let vars = binance_secret_id(&name)?.env_vars();
                         return Err(UsageError(format!(
-                            "connection {name:?} needs an API key: set {API_KEY_ENV} and {API_SECRET_ENV}"
+                            "connection {name:?} needs an API key: `trademind keys set binance --connection {name}` (or set {} and {})",
+                            vars.api_key,
+                            vars.api_secret.unwrap_or_default()
                         ))
                         .into());
                     }

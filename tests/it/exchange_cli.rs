@@ -65,8 +65,9 @@ async fn binance_connection_reports_filters_balances_and_ping_from_the_fake() {
         );
         let balances = json_of(
             trademind(&data)
-                .env("TRADEMIND_BINANCE_API_KEY", "fake-api-key")
-                .env("TRADEMIND_BINANCE_API_SECRET", "fake-api-secret")
+                // the named connection "fake" reads its own variables (or its keyring entry)
+                .env("TRADEMIND_BINANCE_FAKE_API_KEY", "fake-api-key")
+                .env("TRADEMIND_BINANCE_FAKE_API_SECRET", "fake-api-secret")
                 .args(["--config", &cfg, "--json", "exchange", "balance"]),
         );
         let ping = json_of(trademind(&data).args(["--config", &cfg, "--json", "exchange", "ping"]));
@@ -97,6 +98,13 @@ async fn binance_connection_reports_filters_balances_and_ping_from_the_fake() {
     assert_eq!(usdt["free"], "10000");
     assert!(ping["ping"]["used_weight"].as_u64().unwrap() >= 2, "{ping}");
     assert!(ping["ping"]["clock_offset_ms"].as_i64().unwrap().abs() < 1000);
-    assert!(no_key.contains("TRADEMIND_BINANCE_API_KEY"), "{no_key}");
+    assert!(
+        no_key.contains("keys set binance --connection fake"),
+        "{no_key}"
+    );
+    assert!(
+        no_key.contains("TRADEMIND_BINANCE_FAKE_API_KEY"),
+        "{no_key}"
+    );
     assert!(fake.requests("GET /api/v3/account") >= 1);
 }
