@@ -327,12 +327,16 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
         req.strategy.name,
         req.symbol,
         req.interval,
-        req.strategy
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" "),
+        if req.strategy.params.is_empty() {
+            "default parameters".to_string()
+        } else {
+            req.strategy
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
         req.fill,
         (req.costs.taker_fee * Decimal::new(10_000, 0)).normalize(),
         (req.costs.slippage * Decimal::new(10_000, 0)).normalize(),

@@ -255,7 +255,7 @@ fn print_decision(
         if let Some(c) = out.cost_usd {
             println!("  LLM cost ${c}");
         }
-        println!("  risk verdict: not evaluated (no risk module in this build)");
+        println!("  risk verdict: not evaluated yet (the decision -> risk wiring comes with autonomous trading)");
         println!("recorded as decision #{id} ({outcome}): nothing was executed");
     })
 }
