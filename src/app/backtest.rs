@@ -7,10 +7,9 @@ use crate::domain::backtest::{
     build_strategy,
 };
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
-use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::money::Quote;
 use crate::domain::risk::{RiskConfig, SizingMode};
 use crate::services::market_data::import::{ImportError, parse_candles};
-use crate::store::codec::dec_from_sql;
 use crate::store::{Store, StoreError, backtests};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -135,42 +134,12 @@ pub fn load_stored_candles(
     from: Option<TimestampMs>,
     to: Option<TimestampMs>,
 ) -> Result<Vec<Candle>, StoreError> {
-    let mut stmt = store.conn().prepare(
-        "SELECT open_time, open, high, low, close, volume FROM candles
-         WHERE symbol = ?1 AND interval = ?2 AND open_time >= ?3 AND open_time < ?4
-         ORDER BY open_time",
-    )?;
-    let rows = stmt.query_map(
-        rusqlite::params![
-            symbol,
-            interval.as_str(),
-            from.unwrap_or(i64::MIN),
-            to.unwrap_or(i64::MAX)
-        ],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        },
-    )?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (t, o, h, l, c, v) = row?;
-        out.push(Candle {
-            open_time: t,
-            open: Price(dec_from_sql("candles.open", &o)?),
-            high: Price(dec_from_sql("candles.high", &h)?),
-            low: Price(dec_from_sql("candles.low", &l)?),
-            close: Price(dec_from_sql("candles.close", &c)?),
-            volume: Qty(dec_from_sql("candles.volume", &v)?),
-        });
-    }
-    Ok(out)
+    let symbol = crate::domain::Symbol::new(symbol).map_err(|e| StoreError::Corrupt {
+        column: "candles.symbol",
+        value: symbol.to_string(),
+        reason: e.to_string(),
+    })?;
+    crate::store::candles::candles_in_range(store.conn(), &symbol, interval, from, to)
 }
 
 /// Candles from a CSV file (the market-data importer's parser; bad rows are errors here).

@@ -2,7 +2,7 @@
 //! from the SQLite store. The loader runs off the render loop (in `spawn_blocking`); the TUI only
 //! ever reads a finished `Snapshot`.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::str::FromStr;
@@ -885,37 +885,12 @@ fn load_candles(
     sym: &Symbol,
     interval: Interval,
 ) -> Result<Vec<Candle>, SnapshotError> {
-    let mut stmt = conn.prepare(
-        "SELECT open_time, open, high, low, close, volume FROM candles
-         WHERE symbol = ?1 AND interval = ?2 ORDER BY open_time DESC LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(
-        params![sym.as_str(), interval.as_str(), HISTORY_ROWS as i64],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        },
-    )?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (t, o, h, l, c, v) = row?;
-        out.push(Candle {
-            open_time: t,
-            open: Price(dec("candles", "open", &o)?),
-            high: Price(dec("candles", "high", &h)?),
-            low: Price(dec("candles", "low", &l)?),
-            close: Price(dec("candles", "close", &c)?),
-            volume: Qty(dec("candles", "volume", &v)?),
-        });
-    }
-    out.reverse();
-    Ok(out)
+    Ok(crate::store::candles::last_candles(
+        conn,
+        sym,
+        interval,
+        HISTORY_ROWS,
+    )?)
 }
 
 fn load_breaker(conn: &Connection) -> Result<BreakerView, SnapshotError> {
