@@ -225,6 +225,11 @@ impl Store {
         &self.conn
     }
 
+    /// Give up the store wrapper and keep the connection (to share it behind a lock).
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
+
     pub fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }

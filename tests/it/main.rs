@@ -18,5 +18,6 @@ mod keys_cli;
 mod live_stream;
 mod live_user_data;
 mod market_data;
+mod notifications;
 mod risk;
 mod tui_tmux;
