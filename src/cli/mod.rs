@@ -18,6 +18,7 @@ pub mod exchange;
 pub mod keys;
 pub mod live;
 pub mod market;
+pub mod notify;
 pub mod risk;
 pub mod strategy;
 pub mod watch;
@@ -109,6 +110,9 @@ pub enum Command {
     /// Live-trading switch: status and the one-time typed confirmation.
     #[command(subcommand)]
     Live(live::LiveCommand),
+    /// E-mail alerts through Resend.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -179,6 +183,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Exchange(args) => exchange::run(args, ctx).await,
         Command::Keys(cmd) => keys::run(cmd, ctx).await,
         Command::Live(cmd) => live::run(cmd, ctx),
+        Command::Notify(cmd) => notify::run(cmd, ctx).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

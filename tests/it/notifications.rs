@@ -174,3 +174,49 @@ async fn the_fake_rejects_what_resend_rejects() {
     assert_eq!(body["name"], "missing_required_field");
     assert!(fake.sent().is_empty());
 }
+
+#[tokio::test]
+async fn notify_test_sends_one_mail_with_the_key_from_the_environment() {
+    let fake = FakeResend::start(KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[notifications]\nenabled = true\nbase_url = \"{}\"\nfrom = \"TradeMind <alerts@example.com>\"\nto = [\"me@example.com\"]\n\n[secrets]\nbackend = \"environment\"\n",
+            fake.url()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (out, no_key) = tokio::task::spawn_blocking(move || {
+        let run = |with_key: bool| {
+            let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
+            cmd.env_remove("TRADEMIND_RESEND_API_KEY")
+                .env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
+            if with_key {
+                cmd.env("TRADEMIND_RESEND_API_KEY", KEY);
+            }
+            cmd.args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--config",
+                cfg.to_str().unwrap(),
+                "--json",
+                "notify",
+                "test",
+            ]);
+            cmd.assert()
+        };
+        let ok = run(true).success().get_output().stdout.clone();
+        let no_key = run(false).code(2).get_output().stdout.clone();
+        (ok, no_key)
+    })
+    .await
+    .unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(outcome["status"], "sent");
+    assert_eq!(fake.sent().len(), 1);
+    assert_eq!(fake.sent()[0].body["subject"], "TradeMind test alert");
+    assert!(String::from_utf8_lossy(&no_key).contains("keys set resend"));
+}
