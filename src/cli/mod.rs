@@ -20,6 +20,7 @@ pub mod live;
 pub mod market;
 pub mod notify;
 pub mod risk;
+pub mod status;
 pub mod strategy;
 pub mod watch;
 
@@ -110,6 +111,8 @@ pub enum Command {
     /// Live-trading switch: status and the one-time typed confirmation.
     #[command(subcommand)]
     Live(live::LiveCommand),
+    /// Positions, open orders, the circuit breaker and job health, read from the database.
+    Status,
     /// E-mail alerts through Resend.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
@@ -184,6 +187,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Keys(cmd) => keys::run(cmd, ctx).await,
         Command::Live(cmd) => live::run(cmd, ctx),
         Command::Notify(cmd) => notify::run(cmd, ctx).await,
+        Command::Status => status::run(ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

@@ -10,7 +10,7 @@ use crate::domain::trading::order::{Fill, Order, OrderRequest, OrderStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// An order row as stored: the order plus where it was sent and the last error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoredOrder {
     pub id: i64,
     pub connection: String,

@@ -248,3 +248,66 @@ fn tui_without_a_terminal_fails_cleanly() {
         .clone();
     assert!(String::from_utf8(out).unwrap().contains("needs a terminal"));
 }
+
+#[test]
+fn status_reports_positions_breaker_and_jobs_from_another_process() {
+    use rust_decimal_macros::dec;
+    use trademind::app::scheduler::JobRun;
+    use trademind::domain::trading::{Position, PositionSide};
+    use trademind::domain::{Price, Qty, Quote, Symbol};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = trademind::store::Store::open(&dir.path().join("trademind.db")).unwrap();
+        let p = Position {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: PositionSide::Long,
+            quantity: Qty(dec!(0.015)),
+            entry_price: Price(dec!(94000.5)),
+            stop_loss: Some(Price(dec!(92000))),
+            take_profit: Some(Price(dec!(99000))),
+            realized_pnl: Quote(dec!(-1.41)),
+            fees_paid: Quote(dec!(1.41)),
+            opened_at: 1_000,
+            closed_at: None,
+        };
+        trademind::store::positions::insert(store.conn(), "paper", None, &p, 1_000).unwrap();
+        let run = JobRun {
+            job: "monitor_orders".into(),
+            started_at: 2_000,
+            finished_at: 2_050,
+            error: Some("timeout".into()),
+        };
+        trademind::store::jobs::insert_run(store.conn(), &run).unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    trademind()
+        .args(["--data-dir", d, "risk", "kill"])
+        .assert()
+        .success();
+    let out = trademind()
+        .args(["--data-dir", d, "--json", "status"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let s: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(s["mode"], "PAPER");
+    assert_eq!(s["breaker"]["state"], "halted");
+    assert_eq!(s["positions"][0]["position"]["entry_price"], "94000.5");
+    assert_eq!(s["positions"][0]["position"]["stop_loss"], "92000");
+    assert_eq!(s["jobs"][0]["job"], "monitor_orders");
+    assert_eq!(s["jobs"][0]["last_error"][1], "timeout");
+    let text = trademind()
+        .args(["--data-dir", d, "status"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("halted") && text.contains("BTCUSDT") && text.contains("last error timeout"),
+        "{text}"
+    );
+}
