@@ -7,7 +7,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use trademind::domain::market::CandleColumns;
 use trademind::domain::market::indicators::{
-    IndicatorParams, IndicatorSet, Ohlcv, calculate_indicators,
+    IndicatorParams, IndicatorSet, Indicators, Ohlcv, calculate_indicators,
+    calculate_indicators_into,
 };
 
 const CANDLES: usize = 1_000_000;
@@ -78,6 +79,17 @@ fn main() {
         })
         .collect();
 
+    let mut reused = Indicators::default();
+    calculate_indicators_into(&cols, &params, &mut reused);
+    let batch_into: Vec<_> = (0..RUNS)
+        .map(|_| {
+            timed(|| {
+                calculate_indicators_into(black_box(&cols), &params, &mut reused);
+                black_box(&reused);
+            })
+        })
+        .collect();
+
     let bars: Vec<Ohlcv> = (0..cols.len())
         .map(|i| Ohlcv::from_columns(&cols, i))
         .collect();
@@ -107,6 +119,11 @@ fn main() {
         );
     };
     report("batch calculate_indicators (full set)", &batch, "< 35 ms");
+    report(
+        "batch calculate_indicators_into (buffers reused)",
+        &batch_into,
+        "< 35 ms",
+    );
     report(
         "streaming IndicatorSet::update (full set)",
         &streaming,

@@ -1178,59 +1178,6 @@ fn opt(v: f64) -> Option<f64> {
 }
 
 impl Indicators {
-    fn with_capacity(n: usize) -> Indicators {
-        Indicators {
-            open_time: Vec::with_capacity(n),
-            close: Vec::with_capacity(n),
-            sma: Vec::with_capacity(n),
-            ema: Vec::with_capacity(n),
-            wma: Vec::with_capacity(n),
-            rsi: Vec::with_capacity(n),
-            macd: Vec::with_capacity(n),
-            macd_signal: Vec::with_capacity(n),
-            macd_histogram: Vec::with_capacity(n),
-            bb_upper: Vec::with_capacity(n),
-            bb_middle: Vec::with_capacity(n),
-            bb_lower: Vec::with_capacity(n),
-            atr: Vec::with_capacity(n),
-            adx: Vec::with_capacity(n),
-            plus_di: Vec::with_capacity(n),
-            minus_di: Vec::with_capacity(n),
-            stoch_k: Vec::with_capacity(n),
-            stoch_d: Vec::with_capacity(n),
-            obv: Vec::with_capacity(n),
-            vwap: Vec::with_capacity(n),
-            signal: Vec::with_capacity(n),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, v: &IndicatorValues) {
-        const NAN: f64 = f64::NAN;
-        self.open_time.push(v.open_time);
-        self.close.push(v.close);
-        self.sma.push(v.sma.unwrap_or(NAN));
-        self.ema.push(v.ema.unwrap_or(NAN));
-        self.wma.push(v.wma.unwrap_or(NAN));
-        self.rsi.push(v.rsi.unwrap_or(NAN));
-        self.macd.push(v.macd.map_or(NAN, |m| m.macd));
-        self.macd_signal.push(v.macd.map_or(NAN, |m| m.signal));
-        self.macd_histogram
-            .push(v.macd.map_or(NAN, |m| m.histogram));
-        self.bb_upper.push(v.bollinger.map_or(NAN, |b| b.upper));
-        self.bb_middle.push(v.bollinger.map_or(NAN, |b| b.middle));
-        self.bb_lower.push(v.bollinger.map_or(NAN, |b| b.lower));
-        self.atr.push(v.atr.unwrap_or(NAN));
-        self.adx.push(v.adx.unwrap_or(NAN));
-        self.plus_di.push(v.plus_di.unwrap_or(NAN));
-        self.minus_di.push(v.minus_di.unwrap_or(NAN));
-        self.stoch_k.push(v.stochastic.map_or(NAN, |s| s.k));
-        self.stoch_d.push(v.stochastic.map_or(NAN, |s| s.d));
-        self.obv.push(v.obv.unwrap_or(NAN));
-        self.vwap.push(v.vwap.unwrap_or(NAN));
-        self.signal.push(v.signal);
-    }
-
     pub fn len(&self) -> usize {
         self.close.len()
     }
@@ -1287,14 +1234,91 @@ impl Indicators {
 /// The full set over a candle series, in batch: the streaming [`IndicatorSet`] run over the
 /// rows, so a backtest sees exactly the numbers live trading sees.
 pub fn calculate_indicators(candles: &CandleColumns, params: &IndicatorParams) -> Indicators {
+    let mut out = Indicators::default();
+    calculate_indicators_into(candles, params, &mut out);
+    out
+}
+
+/// `buf` resized to exactly `n` rows (new rows `fill`), as a slice of length `n`. Rows already
+/// there are kept as they are: the caller overwrites every one.
+fn sized<T: Copy>(buf: &mut Vec<T>, n: usize, fill: T) -> &mut [T] {
+    buf.truncate(n);
+    buf.resize(n, fill);
+    &mut buf[..n]
+}
+
+/// [`calculate_indicators`] into `out`, reusing its column buffers: every column is resized to
+/// the candle count and every row overwritten, so the numbers are the same as a fresh call.
+pub fn calculate_indicators_into(
+    candles: &CandleColumns,
+    params: &IndicatorParams,
+    out: &mut Indicators,
+) {
+    const NAN: f64 = f64::NAN;
     let n = candles.len();
     let mut set = IndicatorSet::new(params);
-    let mut out = Indicators::with_capacity(n);
+
+    let open_time = &candles.open_time[..n];
+    let open = &candles.open[..n];
+    let high = &candles.high[..n];
+    let low = &candles.low[..n];
+    let close = &candles.close[..n];
+    let volume = &candles.volume[..n];
+
+    out.open_time.clear();
+    out.open_time.extend_from_slice(open_time);
+    out.close.clear();
+    out.close.extend_from_slice(close);
+
+    let sma = sized(&mut out.sma, n, NAN);
+    let ema = sized(&mut out.ema, n, NAN);
+    let wma = sized(&mut out.wma, n, NAN);
+    let rsi = sized(&mut out.rsi, n, NAN);
+    let macd = sized(&mut out.macd, n, NAN);
+    let macd_signal = sized(&mut out.macd_signal, n, NAN);
+    let macd_histogram = sized(&mut out.macd_histogram, n, NAN);
+    let bb_upper = sized(&mut out.bb_upper, n, NAN);
+    let bb_middle = sized(&mut out.bb_middle, n, NAN);
+    let bb_lower = sized(&mut out.bb_lower, n, NAN);
+    let atr = sized(&mut out.atr, n, NAN);
+    let adx = sized(&mut out.adx, n, NAN);
+    let plus_di = sized(&mut out.plus_di, n, NAN);
+    let minus_di = sized(&mut out.minus_di, n, NAN);
+    let stoch_k = sized(&mut out.stoch_k, n, NAN);
+    let stoch_d = sized(&mut out.stoch_d, n, NAN);
+    let obv = sized(&mut out.obv, n, NAN);
+    let vwap = sized(&mut out.vwap, n, NAN);
+    let signal = sized(&mut out.signal, n, Signal::Hold);
+
     for i in 0..n {
-        let values = set.update(&Ohlcv::from_columns(candles, i));
-        out.push(&values);
+        let v = set.update(&Ohlcv {
+            open_time: open_time[i],
+            open: open[i],
+            high: high[i],
+            low: low[i],
+            close: close[i],
+            volume: volume[i],
+        });
+        sma[i] = v.sma.unwrap_or(NAN);
+        ema[i] = v.ema.unwrap_or(NAN);
+        wma[i] = v.wma.unwrap_or(NAN);
+        rsi[i] = v.rsi.unwrap_or(NAN);
+        macd[i] = v.macd.map_or(NAN, |m| m.macd);
+        macd_signal[i] = v.macd.map_or(NAN, |m| m.signal);
+        macd_histogram[i] = v.macd.map_or(NAN, |m| m.histogram);
+        bb_upper[i] = v.bollinger.map_or(NAN, |b| b.upper);
+        bb_middle[i] = v.bollinger.map_or(NAN, |b| b.middle);
+        bb_lower[i] = v.bollinger.map_or(NAN, |b| b.lower);
+        atr[i] = v.atr.unwrap_or(NAN);
+        adx[i] = v.adx.unwrap_or(NAN);
+        plus_di[i] = v.plus_di.unwrap_or(NAN);
+        minus_di[i] = v.minus_di.unwrap_or(NAN);
+        stoch_k[i] = v.stochastic.map_or(NAN, |s| s.k);
+        stoch_d[i] = v.stochastic.map_or(NAN, |s| s.d);
+        obv[i] = v.obv.unwrap_or(NAN);
+        vwap[i] = v.vwap.unwrap_or(NAN);
+        signal[i] = v.signal;
     }
-    out
 }
 
 /// Run a value-stream indicator over a slice.
@@ -1600,5 +1624,32 @@ mod tests {
             ..IndicatorParams::default()
         };
         assert!(bad.validate().unwrap_err().contains("rsi_period"));
+    }
+
+    #[test]
+    fn calculate_indicators_into_reused_buffers_match_a_fresh_call() {
+        let series = |n: usize, seed: f64| {
+            let mut cols = CandleColumns::default();
+            for i in 0..n {
+                let c = 100.0 + seed + (i as f64 * 0.7).sin() * 5.0;
+                cols.open_time.push(i as i64 * 60_000);
+                cols.open.push(c - 0.3);
+                cols.high.push(c + 1.0);
+                cols.low.push(c - 1.0);
+                cols.close.push(c);
+                cols.volume.push(1.0 + (i % 7) as f64);
+            }
+            cols
+        };
+        let params = IndicatorParams::default();
+        let (long, short) = (series(300, 0.0), series(120, 3.0));
+        let mut reused = calculate_indicators(&long, &params);
+        calculate_indicators_into(&short, &params, &mut reused);
+        // Debug prints every f64 exactly (and NaN as NaN), so equal text is equal bits.
+        let fresh = calculate_indicators(&short, &params);
+        assert_eq!(format!("{reused:?}"), format!("{fresh:?}"));
+        calculate_indicators_into(&long, &params, &mut reused);
+        let fresh = calculate_indicators(&long, &params);
+        assert_eq!(format!("{reused:?}"), format!("{fresh:?}"));
     }
 }

@@ -12,6 +12,7 @@ pub use book_analytics::{
 pub use candle::{Candle, CandleColumns, Interval, TimestampMs};
 pub use indicators::{
     Adx, Atr, Bollinger, Ema, IndicatorParams, IndicatorSet, IndicatorValues, Indicators, Macd,
-    Obv, Ohlcv, Rsi, Signal, Sma, Stochastic, Vwap, Wma, calculate_indicators, simple_signal,
+    Obv, Ohlcv, Rsi, Signal, Sma, Stochastic, Vwap, Wma, calculate_indicators,
+    calculate_indicators_into, simple_signal,
 };
 pub use orderbook::{BookSyncError, DiffOutcome, OrderBook};
