@@ -50,9 +50,18 @@ pub struct DecisionsArgs {
 /// (`trademind keys set grok|tavily`).
 async fn stored_key(ctx: &Context, kind: crate::secrets::SecretKind) -> Result<Option<ApiKey>> {
     use crate::secrets::{Credential, SecretId, Secrets};
-    let found = Secrets::from_config(&ctx.settings().secrets)
+    let found = match Secrets::from_config(&ctx.settings().secrets)
         .get(&SecretId::default_for(kind))
-        .await?;
+        .await
+    {
+        Ok(found) => found,
+        // The key is optional here: without a usable keyring, decide as if none were stored.
+        Err(e @ crate::secrets::SecretError::KeyringUnavailable { .. }) => {
+            tracing::warn!("{e}");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(found.and_then(|r| match r.credential {
         Credential::ApiKey(k) => Some(ApiKey::new(k.expose().to_string())),
         Credential::KeyPair { .. } => None,

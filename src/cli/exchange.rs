@@ -48,9 +48,15 @@ fn binance_secret_id(connection: &str) -> Result<crate::secrets::SecretId> {
 async fn credentials(ctx: &Context, connection: &str) -> Result<Option<Credentials>> {
     use crate::secrets::{Credential, Secrets};
     let id = binance_secret_id(connection)?;
-    let found = Secrets::from_config(&ctx.settings().secrets)
-        .get(&id)
-        .await?;
+    let found = match Secrets::from_config(&ctx.settings().secrets).get(&id).await {
+        Ok(found) => found,
+        // Public endpoints work without a key; signed ones then fail with the fix named.
+        Err(e @ crate::secrets::SecretError::KeyringUnavailable { .. }) => {
+            tracing::warn!("{e}");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(found.and_then(|r| match r.credential {
         Credential::KeyPair {
             api_key,
