@@ -500,41 +500,27 @@ fn side(table: &'static str, text: &str) -> Result<Side, SnapshotError> {
 }
 
 fn load_positions(conn: &Connection) -> Result<Vec<PositionView>, SnapshotError> {
-    let mut stmt = conn.prepare(
-        "SELECT symbol, side, entry_price, quantity, stop_loss, take_profit, mark_price, unrealized_pnl
-         FROM positions WHERE status = 'open' ORDER BY opened_at",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, String>(7)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (sym, side, entry, qty, stop, target, mark, upnl) = row?;
-        let entry = Price(dec("positions", "entry_price", &entry)?);
-        out.push(PositionView {
-            symbol: symbol("positions", &sym)?,
-            side,
-            entry,
-            mark: opt_dec("positions", "mark_price", mark)?
-                .map(Price)
-                .unwrap_or(entry),
-            qty: Qty(dec("positions", "quantity", &qty)?),
-            stop: opt_dec("positions", "stop_loss", stop)?.map(Price),
-            target: opt_dec("positions", "take_profit", target)?.map(Price),
-            unrealised_pnl: Quote(dec("positions", "unrealized_pnl", &upnl)?),
-            heat_pct: 0.0,
-        });
-    }
-    Ok(out)
+    // The positions repository owns the row format; the view only picks what it shows.
+    Ok(crate::store::positions::open_positions(conn)?
+        .into_iter()
+        .map(|row| {
+            let p = row.position;
+            PositionView {
+                side: match p.side {
+                    crate::domain::trading::PositionSide::Long => "LONG".to_string(),
+                    crate::domain::trading::PositionSide::Short => "SHORT".to_string(),
+                },
+                mark: row.mark_price.unwrap_or(p.entry_price),
+                symbol: p.symbol,
+                entry: p.entry_price,
+                qty: p.quantity,
+                stop: p.stop_loss,
+                target: p.take_profit,
+                unrealised_pnl: row.unrealized_pnl,
+                heat_pct: 0.0,
+            }
+        })
+        .collect())
 }
 
 fn load_open_orders(conn: &Connection) -> Result<Vec<OrderView>, SnapshotError> {
