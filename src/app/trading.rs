@@ -1737,3 +1737,103 @@ pub fn is_paused_store(conn: &rusqlite::Connection) -> Result<bool, StoreError> 
     let b = risk_store::load_breaker(conn, GLOBAL_SCOPE)?;
     Ok(!b.is_active() && b.reason == Some(BreakerReason::ManualKill))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn filters() -> SymbolFilters {
+        let mut f = SymbolFilters::permissive("BTC", "USDT");
+        f.step_size = dec!(0.00001);
+        f
+    }
+
+    fn fill(side: Side, price: Decimal, qty: Decimal, fee: Decimal, asset: &str) -> Fill {
+        Fill {
+            client_order_id: "x".into(),
+            trade_id: None,
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side,
+            price: Price(price),
+            quantity: Qty(qty),
+            fee: Quote(fee),
+            fee_asset: asset.into(),
+            is_maker: false,
+            time: 1,
+        }
+    }
+
+    #[test]
+    fn a_fee_in_the_base_asset_shrinks_the_holding_and_is_valued_at_the_fill_price() {
+        let f = position_fill(
+            &fill(Side::Buy, dec!(50000), dec!(0.02), dec!(0.00002), "BTC"),
+            &filters(),
+        );
+        assert_eq!(f.quantity, Qty(dec!(0.01998)));
+        assert_eq!(f.fee, Quote(dec!(1)));
+        let f = position_fill(
+            &fill(Side::Sell, dec!(50000), dec!(0.02), dec!(1), "USDT"),
+            &filters(),
+        );
+        assert_eq!((f.quantity, f.fee), (Qty(dec!(0.02)), Quote(dec!(1))));
+        let f = position_fill(
+            &fill(Side::Sell, dec!(50000), dec!(0.02), dec!(0.003), "BNB"),
+            &filters(),
+        );
+        assert_eq!(
+            f.fee,
+            Quote::ZERO,
+            "a third-asset fee is not booked in quote"
+        );
+    }
+
+    #[test]
+    fn a_remainder_below_one_lot_step_is_closed_with_the_exit() {
+        let open = position_fill(
+            &fill(Side::Buy, dec!(100), dec!(1.000005), dec!(0), "USDT"),
+            &filters(),
+        );
+        let mut p = PositionService::open(&open, PositionSide::Long).unwrap();
+        let exit = position_fill(
+            &fill(Side::Sell, dec!(110), dec!(1), dec!(0.11), "USDT"),
+            &filters(),
+        );
+        let realised = book_exit(&mut p, &[exit], &filters()).unwrap();
+        assert!(p.closed_at.is_some());
+        // 1 × 10 − 0.11, plus the 0.000005 dust at 110: 0.00005.
+        assert_eq!(realised, Quote(dec!(9.89005)));
+        assert_eq!(p.quantity, Qty::ZERO);
+    }
+
+    #[test]
+    fn sell_without_a_long_is_no_intent_and_buy_levels_come_from_the_snapshot_price() {
+        let input = DecisionInput::from_candles(
+            Symbol::new("BTCUSDT").unwrap(),
+            Interval::H1,
+            &[crate::domain::market::Candle {
+                open_time: 0,
+                open: Price(dec!(100)),
+                high: Price(dec!(100)),
+                low: Price(dec!(100)),
+                close: Price(dec!(100)),
+                volume: Qty(dec!(1)),
+            }],
+            1,
+        )
+        .unwrap();
+        let mut d = TradingDecision::hold("BTCUSDT", "");
+        d.action = Action::Sell;
+        assert_eq!(intent_for(&d, &input, Price(dec!(101)), None, None), None);
+        d.action = Action::Buy;
+        d.confidence = 0.7;
+        d.stop_loss = Some(crate::domain::decision::Level {
+            kind: crate::domain::decision::LevelKind::Percent,
+            value: 2.0,
+        });
+        let intent = intent_for(&d, &input, Price(dec!(101)), None, None).unwrap();
+        assert_eq!(intent.kind, IntentKind::Entry);
+        assert_eq!(intent.entry, Price(dec!(101)));
+        assert_eq!(intent.stop_loss, Some(Price(dec!(98))));
+    }
+}
