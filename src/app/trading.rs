@@ -15,7 +15,7 @@ use crate::app::bus::{Event, EventBus};
 use crate::app::decide::{DecisionEngine, EngineOutput, record};
 use crate::config::Settings;
 use crate::domain::decision::{
-    Action, DecisionInput, PastDecision, PositionSnapshot, TradingDecision, level_price,
+    Action, DecisionInput, PositionSnapshot, TradingDecision, level_price,
 };
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Qty, Quote};
@@ -901,19 +901,12 @@ impl<E: Exchange + 'static> TradingService<E> {
             let heat = PortfolioHeatService::measure(&open, equity, Decimal::ONE_HUNDRED);
             input.risk.heat_pct = heat.heat_pct.to_string().parse().unwrap_or(0.0);
         }
-        input.recent_decisions = recorder::recent_for_symbol(
+        input.recent_decisions = recorder::past_decisions(
             c,
             input.symbol.as_str(),
             input.now_ms,
             settings.llm.recent_decisions,
-        )?
-        .into_iter()
-        .map(|r| PastDecision {
-            decided_at: r.fields.decided_at,
-            action: r.fields.action,
-            outcome: r.fields.outcome,
-        })
-        .collect();
+        )?;
         Ok(())
     }
 
