@@ -129,8 +129,16 @@ impl Rig {
 
     /// The fake LLM answers `decision`; the real engine parses and validates it.
     async fn decide(&self, decision: Value) -> (DecisionInput, EngineOutput) {
+        self.decide_on(input(), decision).await
+    }
+
+    /// As `decide`, on another snapshot (the LLM cache answers a repeated prompt itself).
+    async fn decide_on(
+        &self,
+        input: DecisionInput,
+        decision: Value,
+    ) -> (DecisionInput, EngineOutput) {
         self.xai.push([Script::Decision(decision)]);
-        let input = input();
         let out = self.engine().decide(&input).await;
         assert!(out.validated.is_valid(), "{:?}", out.validated.verdict);
         (input, out)
@@ -689,4 +697,97 @@ async fn a_strategy_cycle_decides_on_closed_candles_and_marks_update_equity() {
         .await
         .unwrap();
     assert!(skipped.skipped.unwrap().contains("paused"));
+}
+
+#[tokio::test]
+async fn a_sell_decision_cancels_the_protection_and_closes_at_market() {
+    let rig = Rig::new().await;
+    let service = Arc::new(rig.service().await);
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let entry = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(entry.outcome, "executed");
+    rig.binance.set_price("BTCUSDT", dec!(51000));
+    let later = DecisionInput {
+        price: Price(dec!(51000)),
+        now_ms: NOW + 1,
+        ..input
+    };
+    let (input, out) = rig
+        .decide_on(later, json!({
+            "action": "SELL", "symbol": "BTCUSDT", "confidence": 0.8, "position_size_pct": 10,
+            "stop_loss": {"kind": "price", "value": 52000}, "take_profit": {"kind": "price", "value": 48000},
+            "time_horizon": "swing", "reasoning": "momentum faded", "risk_factors": [], "sources": []
+        }))
+        .await;
+    // The service runs on spawned tasks in the daemon: its futures must be Send.
+    let task = {
+        let service = service.clone();
+        tokio::spawn(async move { service.execute_decision(&input, &out, None, NOW + 1).await })
+    };
+    let report = task.await.unwrap().unwrap();
+    assert_eq!(report.outcome, "executed", "{}", report.message);
+    assert!(rig.open_positions().is_empty());
+    // Both OCO legs are cancelled on the exchange before the market sell.
+    let on_exchange = rig.binance.orders();
+    let legs: Vec<_> = on_exchange
+        .iter()
+        .filter(|o| o.order_type != OrderType::Market)
+        .collect();
+    assert_eq!(legs.len(), 2);
+    assert!(legs.iter().all(|o| o.status == OrderStatus::Canceled));
+    // Sold 0.01998 at 51 000: +19.98 gross, fee 1.01898; with the entry fee 1: 17.96102.
+    let closed = positions::closed_positions(rig.store.lock().unwrap().conn(), 5).unwrap();
+    assert_eq!(closed[0].position.realized_pnl, Quote(dec!(17.96102)));
+    let trades = orders::trades(rig.store.lock().unwrap().conn(), 10).unwrap();
+    assert_eq!(trades[0].purpose, "exit");
+    assert_eq!(trades[0].realized_pnl, Some(Quote(dec!(18.96102))));
+}
+
+#[tokio::test]
+async fn a_daily_loss_past_the_limit_trips_the_breaker_and_mails_once() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    // The day started at 10 400 of equity and a trade closed today lost 400: 3.85 % of the
+    // start-of-day equity, past the 3 % daily loss limit.
+    {
+        let db = rig.store.lock().unwrap();
+        trademind::store::equity::insert(
+            db.conn(),
+            "binance-testnet",
+            Quote(dec!(10400)),
+            Quote::ZERO,
+            NOW - 10,
+        )
+        .unwrap();
+        let lost = Position {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: PositionSide::Long,
+            quantity: Qty::ZERO,
+            entry_price: Price(dec!(50000)),
+            stop_loss: None,
+            take_profit: None,
+            realized_pnl: Quote(dec!(-400)),
+            fees_paid: Quote::ZERO,
+            opened_at: NOW + 5,
+            closed_at: Some(NOW + 10),
+        };
+        positions::insert(db.conn(), "binance-testnet", None, &lost, NOW + 10).unwrap();
+    }
+    // NOW is midnight UTC: the loss closed today, the 10 400 was the equity at midnight.
+    let report = service.monitor_orders(NOW + 20).await.unwrap();
+    assert_eq!(report.breaker.len(), 1);
+    assert_eq!(report.breaker[0].reason.to_string(), "daily_loss_limit");
+    let again = service.monitor_orders(NOW + 30_000).await.unwrap();
+    assert!(again.breaker.is_empty(), "already halted");
+    assert_eq!(rig.mails_with("circuit breaker tripped"), 1);
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let r = service
+        .execute_decision(&input, &out, None, NOW + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "refused", "the breaker refuses new entries");
+    assert_eq!(rig.binance.requests(ORDER), 0);
 }
