@@ -638,7 +638,6 @@ impl<E: Exchange + 'static> TradingService<E> {
     }
 
     /// Record the decision with its outcome, verdict and orders; link the orders to it.
-    #[allow(clippy::too_many_arguments)]
     fn record_decision(
         &self,
         input: &DecisionInput,
@@ -1211,10 +1210,10 @@ impl<E: Exchange + 'static> TradingService<E> {
                 continue; // its OCO sibling's cancel took it along
             }
             match self.deps.exchange.cancel_order(&symbol, cid).await {
-                Ok(order) => self.settle_row(&order)?,
+                Ok(order) => self.settle_row(&order, now_ms)?,
                 Err(ExchangeError::UnknownOrder { .. }) => {
                     let order = self.deps.exchange.query_order(&symbol, cid).await?;
-                    self.settle_row(&order)?;
+                    self.settle_row(&order, now_ms)?;
                     if order.status == OrderStatus::Filled {
                         // The protection beat us to it: book that fill instead of selling again.
                         let mut m = MonitorReport::default();
@@ -1224,7 +1223,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 }
                 Err(e) => return Err(e.into()),
             }
-            self.settle_list_siblings(leg).await?;
+            self.settle_list_siblings(leg, now_ms).await?;
         }
         let request = OrderRequest {
             client_order_id: self.next_cid("x", now_ms),
@@ -1276,10 +1275,10 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(realised)
     }
 
-    fn settle_row(&self, order: &Order) -> Result<(), TradingError> {
+    fn settle_row(&self, order: &Order, now_ms: i64) -> Result<(), TradingError> {
         {
             let db = self.store()?;
-            orders::update_from_exchange(db.conn(), order, chrono_now())?;
+            orders::update_from_exchange(db.conn(), order, now_ms)?;
         }
         self.publish_order(order);
         Ok(())
@@ -1287,7 +1286,11 @@ impl<E: Exchange + 'static> TradingService<E> {
 
     /// Query the other legs of `leg`'s order list and store their state (the exchange expires
     /// or cancels them with the leg).
-    async fn settle_list_siblings(&self, leg: &StoredOrder) -> Result<(), TradingError> {
+    async fn settle_list_siblings(
+        &self,
+        leg: &StoredOrder,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
         let Some(list) = &leg.order_list_id else {
             return Ok(());
         };
@@ -1309,7 +1312,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 .query_order(&s.order.symbol, &s.order.client_order_id)
                 .await
             {
-                Ok(order) => self.settle_row(&order)?,
+                Ok(order) => self.settle_row(&order, now_ms)?,
                 Err(e) => tracing::warn!(client_order_id = %s.order.client_order_id, error = %e,
                     "could not query the other leg of the order list"),
             }
@@ -1361,7 +1364,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            self.settle_row(&order)?;
+            self.settle_row(&order, now_ms)?;
             if order.status != OrderStatus::Filled {
                 continue;
             }
@@ -1378,7 +1381,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         order: &Order,
         now_ms: i64,
     ) -> Result<Option<ClosedByExchange>, TradingError> {
-        self.settle_list_siblings(leg).await?;
+        self.settle_list_siblings(leg, now_ms).await?;
         let fills = self.fills_of(order, Vec::new()).await?;
         let order_row = self.store_fills(&order.client_order_id, &fills)?;
         let Some(pid) = leg.position_id else {
@@ -1640,9 +1643,8 @@ impl<E: Exchange + 'static> TradingService<E> {
             .exchange
             .cancel_order(&stored.order.symbol, client_order_id)
             .await?;
-        self.settle_row(&order)?;
-        self.settle_list_siblings(&stored).await?;
-        let _ = now_ms;
+        self.settle_row(&order, now_ms)?;
+        self.settle_list_siblings(&stored, now_ms).await?;
         Ok(order)
     }
 
@@ -1692,10 +1694,6 @@ impl TradingService<crate::services::exchange::any::AnyExchange> {
         }
         Ok(())
     }
-}
-
-fn chrono_now() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Pull the kill switch in the database (what `trademind pause` and `risk kill` do).
