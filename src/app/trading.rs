@@ -42,6 +42,8 @@ use crate::store::strategies::StrategyRow;
 use crate::store::{Store, StoreError, decisions as recorder, equity as equity_store};
 
 const DAY_MS: i64 = 86_400_000;
+/// How old the balances behind a mark-driven equity figure may be.
+const BALANCES_MAX_AGE_MS: i64 = 30_000;
 /// Candles fetched per decision (enough for MACD and the next interval up).
 const CANDLES: u16 = 500;
 
@@ -355,6 +357,8 @@ pub struct TradingService<E: Exchange> {
     order_seq: AtomicU64,
     /// Per-process tag in client ids, so a CLI run and the daemon never mint the same id.
     process_tag: u16,
+    /// The last balances fetched and when (ms), for equity from frequent marks.
+    balances: Mutex<Option<(i64, Vec<crate::services::exchange::Balance>)>>,
 }
 
 impl<E: Exchange + 'static> TradingService<E> {
@@ -372,6 +376,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             unresolved: Mutex::new(vec!["start-up reconciliation has not run yet".into()]),
             order_seq: AtomicU64::new(0),
             process_tag: rand::random::<u16>(),
+            balances: Mutex::new(None),
         }
     }
 
@@ -464,6 +469,10 @@ impl<E: Exchange + 'static> TradingService<E> {
     }
 
     fn publish_order(&self, o: &Order) {
+        // Any order that changed may have moved balances: the next equity asks the exchange.
+        if let Ok(mut cached) = self.balances.lock() {
+            *cached = None;
+        }
         self.publish(Event::OrderUpdated {
             client_order_id: o.client_order_id.clone(),
             symbol: o.symbol.clone(),
@@ -1447,12 +1456,35 @@ impl<E: Exchange + 'static> TradingService<E> {
 
     /// Equity now: the quote balance plus open positions at `marks` (else their stored mark,
     /// else their entry). Returns (equity, unrealised PnL).
-    async fn equity(&self, marks: &[(Symbol, Price)]) -> Result<(Quote, Quote), TradingError> {
+    /// `balances_max_age_ms`: reuse balances fetched that recently (marks from the WebSocket
+    /// arrive far more often than the account endpoint's request weight allows).
+    async fn equity(
+        &self,
+        marks: &[(Symbol, Price)],
+        now_ms: i64,
+        balances_max_age_ms: i64,
+    ) -> Result<(Quote, Quote), TradingError> {
         let rows = {
             let db = self.store()?;
             positions::open_for_connection(db.conn(), &self.deps.connection)?
         };
-        let balances = self.deps.exchange.balances().await?;
+        let cached = self
+            .balances
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|(at, _)| now_ms - *at < balances_max_age_ms && *at <= now_ms)
+            .map(|(_, b)| b);
+        let balances = match cached {
+            Some(b) => b,
+            None => {
+                let fresh = self.deps.exchange.balances().await?;
+                if let Ok(mut c) = self.balances.lock() {
+                    *c = Some((now_ms, fresh.clone()));
+                }
+                fresh
+            }
+        };
         let quote_asset = match rows.first() {
             Some(r) => {
                 self.deps
@@ -1490,7 +1522,7 @@ impl<E: Exchange + 'static> TradingService<E> {
     }
 
     async fn evaluate_breaker(&self, now_ms: i64) -> Result<Vec<BreakerTransition>, TradingError> {
-        let (equity, unrealised) = self.equity(&[]).await?;
+        let (equity, unrealised) = self.equity(&[], now_ms, 0).await?;
         let transitions = {
             let db = self.store()?;
             let c = db.conn();
@@ -1588,7 +1620,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 time_ms: now_ms,
             });
         }
-        let (equity, unrealised) = self.equity(marks).await?;
+        let (equity, unrealised) = self.equity(marks, now_ms, BALANCES_MAX_AGE_MS).await?;
         {
             let db = self.store()?;
             equity_store::insert(db.conn(), &self.deps.connection, equity, unrealised, now_ms)?;

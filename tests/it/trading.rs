@@ -690,6 +690,20 @@ async fn a_strategy_cycle_decides_on_closed_candles_and_marks_update_equity() {
             .unwrap();
     assert_eq!(unrealised, Quote(dec!(19.98)));
     assert_eq!(equity, Quote(dec!(10018.98)));
+    // A WebSocket mark seconds later reuses the balances: no second account request.
+    let account_requests = rig.binance.requests("GET /api/v3/account");
+    service
+        .apply_marks(
+            &[(Symbol::new("BTCUSDT").unwrap(), Price(dec!(52000)))],
+            NOW + 3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.binance.requests("GET /api/v3/account"),
+        account_requests
+    );
+    assert_eq!(rig.open_positions()[0].unrealized_pnl, Quote(dec!(39.96)));
 
     service.pause("test", NOW + 3).unwrap();
     let skipped = service
