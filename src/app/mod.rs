@@ -5,6 +5,7 @@ pub mod backtest;
 pub mod bus;
 pub mod daemon;
 pub mod decide;
+pub mod demo;
 pub mod scheduler;
 pub mod snapshot;
 

@@ -7,7 +7,9 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 use super::{Context, UsageError};
-use crate::app::decide::{DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record};
+use crate::app::decide::{
+    AnyEngine, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record,
+};
 use crate::domain::Symbol;
 use crate::domain::decision::{DecisionInput, PastDecision, ValidationLimits, Verdict};
 use crate::domain::market::Interval;
@@ -136,13 +138,7 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
     })
     .collect();
 
-    let rules = RulesEngine {
-        config: settings.rules.clone(),
-        limits: ValidationLimits {
-            max_position_pct: settings.llm.max_position_pct,
-            ..ValidationLimits::default()
-        },
-    };
+    let rules = rules_engine(settings);
     let (out, store) = if engine_name == "llm" {
         let key = grok_key.ok_or_else(|| UsageError("no Grok API key".into()))?;
         let client = LlmClient::new(settings.llm.clone(), key)?;
@@ -331,4 +327,58 @@ pub fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
             }
         }
     })
+}
+
+/// The rules engine as the settings configure it.
+pub fn rules_engine(settings: &crate::config::Settings) -> RulesEngine {
+    RulesEngine {
+        config: settings.rules.clone(),
+        limits: ValidationLimits {
+            max_position_pct: settings.llm.max_position_pct,
+            ..ValidationLimits::default()
+        },
+    }
+}
+
+/// The engine a strategy asked for (`rules` or `llm`): the LLM only when a Grok key is stored,
+/// else the rules with a logged notice, so a daemon without keys still trades offline.
+pub async fn engine_for(
+    ctx: &Context,
+    settings: &crate::config::Settings,
+    wanted: &str,
+    store: Arc<Mutex<Store>>,
+) -> Result<AnyEngine> {
+    let rules = rules_engine(settings);
+    if wanted != "llm" {
+        return Ok(AnyEngine::Rules(rules));
+    }
+    let Some(key) = stored_key(ctx, crate::secrets::SecretKind::Grok).await? else {
+        tracing::warn!(
+            "a strategy asks for the LLM engine but no Grok key is configured: deciding with the rules engine"
+        );
+        return Ok(AnyEngine::Rules(rules));
+    };
+    let client = LlmClient::new(settings.llm.clone(), key)?;
+    let tavily = match stored_key(ctx, crate::secrets::SecretKind::Tavily).await? {
+        Some(k) if settings.llm.tavily.enabled => {
+            Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
+        }
+        _ => None,
+    };
+    let template = load_template(settings.llm.prompt_template.as_deref()).with_context(|| {
+        format!(
+            "cannot read llm.prompt_template {:?}",
+            settings.llm.prompt_template
+        )
+    })?;
+    Ok(AnyEngine::Llm(Box::new(LlmEngine::new(
+        client, tavily, store, template, rules,
+    ))))
+}
+
+/// Whether a Grok key is configured (the demo then decides with the LLM).
+pub async fn has_llm_key(ctx: &Context) -> Result<bool> {
+    Ok(stored_key(ctx, crate::secrets::SecretKind::Grok)
+        .await?
+        .is_some())
 }
