@@ -7,5 +7,6 @@ pub mod daemon;
 pub mod decide;
 pub mod scheduler;
 pub mod snapshot;
+pub mod trading;
 
 pub use bus::{Event, EventBus};
