@@ -8,5 +8,6 @@ pub mod decide;
 pub mod demo;
 pub mod scheduler;
 pub mod snapshot;
+pub mod trading;
 
 pub use bus::{Event, EventBus};
