@@ -1,10 +1,43 @@
-//! Headless mode: runs until SIGINT or SIGTERM, then shuts down in order and exits 0.
+//! Headless mode (`trademind --daemon`): reconcile with the exchange, then run the seed's Celery
+//! beat in process — `autonomous_trading` per active strategy aligned to candle closes,
+//! `monitor_orders`, `update_prices`, and backtests through a bounded on-demand queue — until
+//! SIGINT or SIGTERM; then stop scheduling, let the run in flight finish, checkpoint the WAL and
+//! exit 0. Every run is recorded in `job_runs` and health changes go out on the bus.
+//!
+//! The job bodies (`Jobs`) are shared with the embedded demo, which calls them off its replay
+//! clock instead of the wall clock.
 
-use anyhow::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::app::bus::{Event, EventBus};
+use crate::app::decide::AnyEngine;
+use crate::app::scheduler::{Clock, JobRun, RunRecorder, Schedule, Scheduler, TokioClock};
+use crate::app::trading::{TradingDeps, TradingService};
 use crate::cli::Context;
+use crate::cli::exchange::Venue;
+use crate::config::SchedulerConfig;
+use crate::domain::trading::mode::TradingMode;
+use crate::services::exchange::Exchange;
+use crate::services::notification::ResendClient;
+use crate::services::monitoring::{HealthTracker, component_of};
+use crate::store::Store;
+use crate::store::strategies::StrategyRow;
+
+/// Job names as `job_runs` and `trademind status` show them.
+pub const AUTONOMOUS_TRADING: &str = "autonomous_trading";
+pub const MONITOR_ORDERS: &str = "monitor_orders";
+pub const UPDATE_PRICES: &str = "update_prices";
+pub const RECONCILE: &str = "reconcile";
+pub const RUN_BACKTEST: &str = "run_backtest";
+
+/// The job name of one strategy's trading runs.
+pub fn trading_job_name(strategy: &str) -> String {
+    format!("{AUTONOMOUS_TRADING}:{strategy}")
+}
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -28,18 +61,352 @@ pub async fn shutdown_signal() {
     }
 }
 
-pub async fn run(ctx: &Context) -> Result<()> {
-    let store = ctx.open_store()?;
-    let bus = EventBus::default();
-    let cancel = CancellationToken::new();
-    tracing::info!(db = %ctx.db_path().display(), "daemon started; waiting for work (SIGINT/SIGTERM to stop)");
-    tokio::select! {
-        _ = shutdown_signal() => {},
-        _ = cancel.cancelled() => {},
+/// Records every run in `job_runs`, announces it on the bus, and publishes a component's
+/// health when it changes.
+pub struct StoreRecorder {
+    store: Arc<Mutex<Store>>,
+    bus: EventBus,
+    health: Mutex<HealthTracker>,
+}
+
+impl StoreRecorder {
+    pub fn new(store: Arc<Mutex<Store>>, bus: EventBus) -> Self {
+        StoreRecorder {
+            store,
+            bus,
+            health: Mutex::new(HealthTracker::default()),
+        }
     }
+}
+
+impl RunRecorder for StoreRecorder {
+    fn record(&self, run: &JobRun) {
+        match self.store.lock() {
+            Ok(store) => {
+                if let Err(e) = crate::store::jobs::insert_run(store.conn(), run) {
+                    tracing::warn!(job = %run.job, "cannot record the job run: {e}");
+                }
+            }
+            Err(_) => tracing::warn!(job = %run.job, "cannot record the job run: database lock poisoned"),
+        }
+        self.bus.publish(Event::JobFinished {
+            job: run.job.clone(),
+            ok: run.error.is_none(),
+            error: run.error.clone(),
+        });
+        let component = component_of(&run.job);
+        let detail = match &run.error {
+            Some(e) => format!("{}: {e}", run.job),
+            None => "ok".to_string(),
+        };
+        let change = self
+            .health
+            .lock()
+            .map(|mut h| h.observe(component, run.error.is_none(), &detail))
+            .unwrap_or(None);
+        if let Some((healthy, detail)) = change {
+            self.bus.publish(Event::HealthChanged {
+                component: component.to_string(),
+                healthy,
+                detail,
+            });
+        }
+    }
+}
+
+/// One active strategy and the engine that decides for it.
+pub struct StrategyJob {
+    pub strategy: StrategyRow,
+    pub engine: AnyEngine,
+}
+
+/// The bodies of the daemon's periodic jobs, over one trading service.
+pub struct Jobs<E: Exchange> {
+    pub trading: Arc<TradingService<E>>,
+    pub strategies: Vec<StrategyJob>,
+    reconciled: AtomicBool,
+}
+
+impl<E: Exchange + 'static> Jobs<E> {
+    pub fn new(trading: Arc<TradingService<E>>, strategies: Vec<StrategyJob>) -> Self {
+        Jobs {
+            trading,
+            strategies,
+            reconciled: AtomicBool::new(false),
+        }
+    }
+
+    /// Compare local orders and positions with the exchange; trading stays paused (the service
+    /// refuses cycles) until this succeeds. Retried by `monitor_orders` until it does.
+    pub async fn reconcile(&self, now_ms: i64) -> Result<(), String> {
+        let report = self
+            .trading
+            .reconcile(now_ms)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(report = ?report, "reconciled with the exchange");
+        self.reconciled.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub fn is_reconciled(&self) -> bool {
+        self.reconciled.load(Ordering::SeqCst)
+    }
+
+    /// `autonomous_trading` for the strategy at `index`.
+    pub async fn autonomous_trading(&self, index: usize, now_ms: i64) -> Result<(), String> {
+        let Some(job) = self.strategies.get(index) else {
+            return Err(format!("no strategy #{index}"));
+        };
+        let report = self
+            .trading
+            .run_cycle(&job.strategy, &job.engine, now_ms)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(strategy = %job.strategy.name, report = ?report, "trading cycle done");
+        Ok(())
+    }
+
+    /// `monitor_orders`: settle fills of open and protection orders (reconciling first while
+    /// that has not succeeded yet).
+    pub async fn monitor_orders(&self, now_ms: i64) -> Result<(), String> {
+        if !self.is_reconciled() {
+            self.reconcile(now_ms).await?;
+        }
+        self.trading
+            .monitor_orders(now_ms)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `update_prices`: marks from the exchange's REST ticker.
+    pub async fn update_prices(&self, now_ms: i64) -> Result<(), String> {
+        self.trading
+            .update_prices(now_ms)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Run `body` once as the job `name`: timed by `clock` and recorded like a scheduled run (for
+/// start-up work and the demo's replay, which do not go through the scheduler's timers).
+pub async fn run_recorded<F, Fut>(
+    name: &str,
+    clock: &dyn Clock,
+    recorder: &dyn RunRecorder,
+    body: F,
+) -> Result<(), String>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let started_at = clock.now_ms();
+    let result = body(started_at).await;
+    if let Err(e) = &result {
+        tracing::warn!(job = name, error = %e, "job failed");
+    }
+    recorder.record(&JobRun {
+        job: name.to_string(),
+        started_at,
+        finished_at: clock.now_ms(),
+        error: result.clone().err(),
+    });
+    result
+}
+
+/// The daemon's schedules: trading aligned to candle closes (plus the configured offset),
+/// order monitoring and price updates at fixed intervals.
+pub fn schedules(config: &SchedulerConfig) -> (Schedule, Schedule, Schedule) {
+    (
+        Schedule::Aligned {
+            period: Duration::from_secs(config.autonomous_trading_minutes * 60),
+            offset: Duration::from_secs(config.candle_close_offset_seconds),
+        },
+        Schedule::Every(Duration::from_secs(config.monitor_orders_seconds)),
+        Schedule::Every(Duration::from_secs(config.update_prices_seconds)),
+    )
+}
+
+/// Put every job of `jobs` on `scheduler`.
+pub fn add_jobs<E: Exchange + 'static>(
+    scheduler: &mut Scheduler,
+    jobs: Arc<Jobs<E>>,
+    clock: Arc<dyn Clock>,
+    config: &SchedulerConfig,
+) {
+    let (trading, monitor, prices) = schedules(config);
+    for (index, s) in jobs.strategies.iter().enumerate() {
+        let (jobs, clock) = (jobs.clone(), clock.clone());
+        scheduler.add(&trading_job_name(&s.strategy.name), trading, move || {
+            let (jobs, clock) = (jobs.clone(), clock.clone());
+            async move { jobs.autonomous_trading(index, clock.now_ms()).await }
+        });
+    }
+    {
+        let (jobs, clock) = (jobs.clone(), clock.clone());
+        scheduler.add(MONITOR_ORDERS, monitor, move || {
+            let (jobs, clock) = (jobs.clone(), clock.clone());
+            async move { jobs.monitor_orders(clock.now_ms()).await }
+        });
+    }
+    scheduler.add(UPDATE_PRICES, prices, move || {
+        let (jobs, clock) = (jobs.clone(), clock.clone());
+        async move { jobs.update_prices(clock.now_ms()).await }
+    });
+}
+
+/// Run the scheduler until `cancel`; returns once the run in flight has finished.
+pub async fn run_until_cancelled<E: Exchange + 'static>(
+    jobs: Arc<Jobs<E>>,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn RunRecorder>,
+    config: &SchedulerConfig,
+    cancel: CancellationToken,
+) {
+    let (mut scheduler, _pause) = Scheduler::new(clock.clone(), recorder.clone());
+    add_jobs(&mut scheduler, jobs.clone(), clock.clone(), config);
+    // Start-up reconciliation, before any trading slot; a failure leaves trading paused and
+    // monitor_orders retries it.
+    let _ = run_recorded(RECONCILE, clock.as_ref(), recorder.as_ref(), |now| {
+        jobs.reconcile(now)
+    })
+    .await;
+    scheduler.run(cancel).await;
+}
+
+/// What orders on `connection` do: the paper exchange, the Binance testnet, or production
+/// (where the live guard decides before every order).
+pub fn connection_mode(
+    conn: &rusqlite::Connection,
+    connection: &str,
+) -> Result<TradingMode, crate::store::StoreError> {
+    if connection == "paper" {
+        return Ok(TradingMode::Paper);
+    }
+    let row = crate::store::strategies::list_connections(conn)?
+        .into_iter()
+        .find(|r| r.name == connection);
+    Ok(match row {
+        Some(r) if r.exchange == "paper" => TradingMode::Paper,
+        Some(r) if r.is_testnet => TradingMode::Testnet,
+        _ => TradingMode::Live,
+    })
+}
+
+/// The Resend mailer when notifications are enabled and a key is stored.
+async fn mailer(ctx: &Context) -> anyhow::Result<Option<ResendClient>> {
+    use crate::secrets::{Credential, SecretId, SecretKind, Secrets};
+    let cfg = &ctx.settings().notifications;
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let found = match Secrets::from_config(&ctx.settings().secrets)
+        .get(&SecretId::default_for(SecretKind::Resend))
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!("alerts by e-mail are off: {e}");
+            None
+        }
+    };
+    let Some(key) = found.and_then(|r| match r.credential {
+        Credential::ApiKey(k) => Some(k),
+        Credential::KeyPair { .. } => None,
+    }) else {
+        tracing::warn!(
+            "notifications are enabled but no Resend key is stored (`trademind keys set resend`): alerts are recorded, not mailed"
+        );
+        return Ok(None);
+    };
+    Ok(Some(ResendClient::new(
+        &cfg.base_url,
+        key.expose(),
+        Duration::from_secs(cfg.timeout_seconds),
+    )?))
+}
+
+/// `trademind --daemon`: until SIGINT/SIGTERM.
+pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+    let (connection, venue, _) = crate::cli::exchange::open(ctx, None).await?;
+    match venue {
+        Venue::Paper(paper) => run_on(ctx, connection, Arc::new(*paper)).await,
+        Venue::Binance(client) => run_on(ctx, connection, Arc::new(*client)).await,
+    }
+}
+
+async fn run_on<E: Exchange + 'static>(
+    ctx: &Context,
+    connection: String,
+    exchange: Arc<E>,
+) -> anyhow::Result<()> {
+    let settings = Arc::new(ctx.settings().clone());
+    let store = Arc::new(Mutex::new(ctx.open_store()?));
+    let bus = EventBus::default();
+    let (mode, active) = {
+        let s = store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
+        let active: Vec<StrategyRow> = crate::store::strategies::list_strategies(s.conn())?
+            .into_iter()
+            .filter(|r| r.is_active)
+            .collect();
+        (connection_mode(s.conn(), &connection)?, active)
+    };
+    let trading = Arc::new(TradingService::new(TradingDeps {
+        exchange,
+        store: store.clone(),
+        connection: connection.clone(),
+        mode,
+        settings: settings.clone(),
+        bus: bus.clone(),
+        mailer: mailer(ctx).await?,
+    }));
+    let mut strategies = Vec::with_capacity(active.len());
+    for strategy in active {
+        let engine = crate::cli::decide::engine_for(
+            ctx,
+            &settings,
+            &strategy.decision_engine,
+            store.clone(),
+        )
+        .await?;
+        strategies.push(StrategyJob { strategy, engine });
+    }
+    if strategies.is_empty() {
+        tracing::warn!(
+            "no active strategy: orders are monitored but nothing is traded (`trademind strategy add` / `strategy enable`)"
+        );
+    }
+    tracing::info!(
+        db = %ctx.db_path().display(),
+        %connection,
+        %mode,
+        strategies = strategies.len(),
+        "daemon started (SIGINT/SIGTERM to stop)"
+    );
+    let jobs = Arc::new(Jobs::new(trading, strategies));
+    let recorder: Arc<dyn RunRecorder> = Arc::new(StoreRecorder::new(store.clone(), bus.clone()));
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::system());
+    let cancel = CancellationToken::new();
+    let scheduler = {
+        let (cancel, config) = (cancel.clone(), settings.scheduler.clone());
+        tokio::spawn(async move {
+            run_until_cancelled(jobs, clock, recorder, &config, cancel).await;
+        })
+    };
+    shutdown_signal().await;
+    tracing::info!("stopping: no new runs; waiting for the run in flight");
     bus.publish(Event::ShuttingDown);
     cancel.cancel();
-    store.checkpoint()?;
+    if let Err(e) = scheduler.await {
+        tracing::warn!("the scheduler task failed: {e}");
+    }
+    store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?
+        .checkpoint()?;
     tracing::info!("daemon stopped cleanly");
     Ok(())
 }
