@@ -7,7 +7,6 @@
 //! The job bodies (`Jobs`) are shared with the embedded demo, which calls them off its replay
 //! clock instead of the wall clock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::bus::{Event, EventBus};
 use crate::app::decide::AnyEngine;
-use crate::app::scheduler::{Clock, JobRun, RunRecorder, Schedule, Scheduler, TokioClock};
+use crate::app::scheduler::{
+    Clock, JobRun, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
+};
 use crate::app::trading::{TradingDeps, TradingService};
 use crate::cli::Context;
 use crate::cli::exchange::Venue;
@@ -41,23 +42,35 @@ pub fn trading_job_name(strategy: &str) -> String {
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    shutdown_listener().await
+}
+
+/// Like `shutdown_signal`, but the handlers are installed when this is called, not when the
+/// future is first polled: a signal that arrives in between is not lost (and does not kill the
+/// process with the default action).
+pub fn shutdown_listener() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -124,7 +137,6 @@ pub struct StrategyJob {
 pub struct Jobs<E: Exchange> {
     pub trading: Arc<TradingService<E>>,
     pub strategies: Vec<StrategyJob>,
-    reconciled: AtomicBool,
 }
 
 impl<E: Exchange + 'static> Jobs<E> {
@@ -132,7 +144,6 @@ impl<E: Exchange + 'static> Jobs<E> {
         Jobs {
             trading,
             strategies,
-            reconciled: AtomicBool::new(false),
         }
     }
 
@@ -144,13 +155,16 @@ impl<E: Exchange + 'static> Jobs<E> {
             .reconcile(now_ms)
             .await
             .map_err(|e| e.to_string())?;
-        tracing::info!(report = ?report, "reconciled with the exchange");
-        self.reconciled.store(true, Ordering::SeqCst);
-        Ok(())
-    }
-
-    pub fn is_reconciled(&self) -> bool {
-        self.reconciled.load(Ordering::SeqCst)
+        if report.reconciled {
+            tracing::info!(resolved = report.resolved.len(), "reconciled with the exchange");
+            Ok(())
+        } else {
+            // Trading stays paused; the discrepancies are in the report, the TUI and the alert.
+            Err(format!(
+                "not reconciled, trading paused: {}",
+                report.unresolved.join("; ")
+            ))
+        }
     }
 
     /// `autonomous_trading` for the strategy at `index`.
@@ -170,7 +184,7 @@ impl<E: Exchange + 'static> Jobs<E> {
     /// `monitor_orders`: settle fills of open and protection orders (reconciling first while
     /// that has not succeeded yet).
     pub async fn monitor_orders(&self, now_ms: i64) -> Result<(), String> {
-        if !self.is_reconciled() {
+        if !self.trading.is_reconciled() {
             self.reconcile(now_ms).await?;
         }
         self.trading
@@ -256,7 +270,20 @@ pub fn add_jobs<E: Exchange + 'static>(
     });
 }
 
-/// Run the scheduler until `cancel`; returns once the run in flight has finished.
+/// A scheduler carrying the daemon's job set.
+pub fn build_scheduler<E: Exchange + 'static>(
+    jobs: Arc<Jobs<E>>,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn RunRecorder>,
+    config: &SchedulerConfig,
+) -> (Scheduler, PauseHandle) {
+    let (mut scheduler, pause) = Scheduler::new(clock.clone(), recorder);
+    add_jobs(&mut scheduler, jobs, clock, config);
+    (scheduler, pause)
+}
+
+/// Reconcile, then run the scheduler until `cancel`; returns once the run in flight has
+/// finished.
 pub async fn run_until_cancelled<E: Exchange + 'static>(
     jobs: Arc<Jobs<E>>,
     clock: Arc<dyn Clock>,
@@ -264,8 +291,8 @@ pub async fn run_until_cancelled<E: Exchange + 'static>(
     config: &SchedulerConfig,
     cancel: CancellationToken,
 ) {
-    let (mut scheduler, _pause) = Scheduler::new(clock.clone(), recorder.clone());
-    add_jobs(&mut scheduler, jobs.clone(), clock.clone(), config);
+    let (scheduler, _pause) =
+        build_scheduler(jobs.clone(), clock.clone(), recorder.clone(), config);
     // Start-up reconciliation, before any trading slot; a failure leaves trading paused and
     // monitor_orders retries it.
     let _ = run_recorded(RECONCILE, clock.as_ref(), recorder.as_ref(), |now| {
@@ -341,6 +368,7 @@ async fn run_on<E: Exchange + 'static>(
     connection: String,
     exchange: Arc<E>,
 ) -> anyhow::Result<()> {
+    let shutdown = shutdown_listener();
     let settings = Arc::new(ctx.settings().clone());
     let store = Arc::new(Mutex::new(ctx.open_store()?));
     let bus = EventBus::default();
@@ -396,7 +424,7 @@ async fn run_on<E: Exchange + 'static>(
             run_until_cancelled(jobs, clock, recorder, &config, cancel).await;
         })
     };
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("stopping: no new runs; waiting for the run in flight");
     bus.publish(Event::ShuttingDown);
     cancel.cancel();

@@ -5,6 +5,7 @@ mod backtest_cli;
 mod backtest_engine;
 mod backtest_parity;
 mod cli;
+mod daemon;
 mod decisions;
 mod exchange_behaviour;
 mod exchange_cli;

@@ -30,30 +30,43 @@ pub fn component_of(job: &str) -> &'static str {
     }
 }
 
-/// Health per component from the jobs' last runs: a component is healthy when the latest run of
-/// each of its jobs succeeded.
+/// Health per component from the jobs' last runs: a component is as healthy as its most
+/// recent run (of any of its jobs) — a failed reconciliation followed by a good order poll
+/// (which reconciles first) is healthy again.
 pub fn components_from_jobs(jobs: &[JobHealth]) -> Vec<ComponentHealth> {
-    let mut out: BTreeMap<&'static str, ComponentHealth> = BTreeMap::new();
+    let mut latest: BTreeMap<&'static str, (&JobHealth, ComponentHealth)> = BTreeMap::new();
     for j in jobs {
         let name = component_of(&j.job);
-        let entry = out.entry(name).or_insert_with(|| ComponentHealth {
+        let failed = j
+            .last_error
+            .as_ref()
+            .is_some_and(|(at, _)| j.last_success.is_none_or(|ok| *at > ok));
+        let view = ComponentHealth {
             component: name.to_string(),
-            healthy: true,
-            detail: "ok".into(),
-            last_success: None,
-            last_run: None,
-        });
-        entry.last_run = entry.last_run.max(j.last_run);
-        entry.last_success = entry.last_success.max(j.last_success);
-        // The latest run failed when its error is newer than its latest success.
-        if let Some((at, error)) = &j.last_error
-            && j.last_success.is_none_or(|ok| *at > ok)
-        {
-            entry.healthy = false;
-            entry.detail = format!("{}: {error}", j.job);
+            healthy: !failed,
+            detail: match (&j.last_error, failed) {
+                (Some((_, e)), true) => format!("{}: {e}", j.job),
+                _ => "ok".into(),
+            },
+            last_success: j.last_success,
+            last_run: j.last_run,
+        };
+        match latest.get_mut(name) {
+            None => {
+                latest.insert(name, (j, view));
+            }
+            Some((best, current)) => {
+                let last_success = current.last_success.max(view.last_success);
+                if j.last_run > best.last_run {
+                    *best = j;
+                    *current = view;
+                }
+                current.last_success = last_success;
+                current.last_run = current.last_run.max(j.last_run);
+            }
         }
     }
-    out.into_values().collect()
+    latest.into_values().map(|(_, v)| v).collect()
 }
 
 /// Remembers each component's last state and says when it changed.
@@ -92,9 +105,9 @@ mod tests {
     }
 
     #[test]
-    fn a_component_is_unhealthy_while_its_latest_run_failed() {
+    fn a_component_is_as_healthy_as_its_most_recent_run() {
         let jobs = [
-            job("monitor_orders", Some(100), Some((200, "timeout"))),
+            job("monitor_orders", Some(100), Some((400, "timeout"))),
             job("update_prices", Some(300), None),
             job("autonomous_trading:demo", Some(400), Some((50, "old failure"))),
         ];
@@ -103,6 +116,14 @@ mod tests {
         assert!(!exchange.healthy);
         assert_eq!(exchange.detail, "monitor_orders: timeout");
         assert_eq!(exchange.last_success, Some(300));
+        assert_eq!(exchange.last_run, Some(400));
+        // A later good price update makes the exchange healthy again.
+        let recovered = components_from_jobs(&[
+            job("monitor_orders", Some(100), Some((400, "timeout"))),
+            job("update_prices", Some(500), None),
+        ]);
+        assert!(recovered[0].healthy);
+        assert_eq!(recovered[0].detail, "ok");
         let trading = c.iter().find(|c| c.component == "trading").unwrap();
         assert!(trading.healthy, "an error older than the last success is over");
     }
