@@ -71,6 +71,9 @@ pub struct TradingConfig {
     pub interval: String,
     /// Quote balance the paper exchange starts with.
     pub paper_starting_balance: String,
+    /// How far below the stop trigger a protective stop-limit's limit price sits, % of the
+    /// stop (room for the fill in a fast market). Default 0.5.
+    pub stop_limit_offset_pct: rust_decimal::Decimal,
 }
 
 impl Default for TradingConfig {
@@ -81,6 +84,7 @@ impl Default for TradingConfig {
             symbols: vec!["BTCUSDT".into()],
             interval: "1h".into(),
             paper_starting_balance: "10000".into(),
+            stop_limit_offset_pct: rust_decimal::Decimal::new(5, 1),
         }
     }
 }
@@ -238,6 +242,13 @@ impl Settings {
                     ),
                 ));
             }
+        }
+        let offset = self.trading.stop_limit_offset_pct;
+        if offset < rust_decimal::Decimal::ZERO || offset >= rust_decimal::Decimal::from(50) {
+            return Err((
+                "trading.stop_limit_offset_pct".into(),
+                format!("{offset} must be at least 0 and below 50"),
+            ));
         }
         self.llm.validate().map_err(|m| ("llm".to_string(), m))?;
         self.rules

@@ -136,6 +136,12 @@ pub enum Event {
         free: rust_decimal::Decimal,
         locked: rust_decimal::Decimal,
     },
+    /// A trading connection's equity and unrealised PnL at the latest marks.
+    EquityUpdated {
+        connection: String,
+        equity: Quote,
+        unrealized_pnl: Quote,
+    },
     /// Orderly shutdown has begun.
     ShuttingDown,
 }

@@ -6,21 +6,44 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rust_decimal::Decimal;
+use rust_decimal::prelude::FromPrimitive;
 use serde::Serialize;
+use serde_json::json;
 
-use crate::app::bus::EventBus;
-use crate::app::decide::{DecisionEngine, EngineOutput};
+use crate::app::bus::{Event, EventBus};
+use crate::app::decide::{DecisionEngine, EngineOutput, record};
 use crate::config::Settings;
-use crate::domain::decision::DecisionInput;
-use crate::domain::money::Price;
-use crate::domain::risk::RiskVerdict;
+use crate::domain::decision::{
+    Action, DecisionInput, PastDecision, PositionSnapshot, TradingDecision, level_price,
+};
+use crate::domain::market::candle::Interval;
+use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::risk::{
+    BreakerInputs, BreakerReason, BreakerTransition, IntentKind, MarketSnapshot, OpenPosition,
+    PortfolioHeatService, RiskContext, RiskManagementService, RiskVerdict, TradeIntent,
+    daily_loss_pct, drawdown_pct,
+};
 use crate::domain::symbol::Symbol;
-use crate::domain::trading::order::Order;
-use crate::domain::trading::{LiveTradingRefused, PositionError, TradingMode};
-use crate::services::exchange::{Exchange, ExchangeError};
-use crate::services::notification::ResendClient;
+use crate::domain::trading::order::{
+    Fill, Order, OrderRequest, OrderStatus, OrderType, Side, client_order_id,
+};
+use crate::domain::trading::{
+    LiveTradingRefused, Position, PositionError, PositionFill, PositionService, PositionSide,
+    SymbolFilters, TradingMode, authorize_order,
+};
+use crate::services::exchange::executor::OrderExecutor;
+use crate::services::exchange::{Exchange, ExchangeError, OcoRequest, balance_of};
+use crate::services::notification::{Alert, AlertKind, ResendClient, notify};
+use crate::store::orders::{self, OrderLinks, StoredOrder};
+use crate::store::positions::{self, PositionRow};
+use crate::store::risk::{self as risk_store, GLOBAL_SCOPE};
 use crate::store::strategies::StrategyRow;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, decisions as recorder, equity as equity_store};
+
+const DAY_MS: i64 = 86_400_000;
+/// Candles fetched per decision (enough for MACD and the next interval up).
+const CANDLES: u16 = 500;
 
 /// What the trading service needs; built by the daemon, the CLI and tests.
 pub struct TradingDeps<E: Exchange> {
@@ -122,58 +145,774 @@ pub struct MonitorReport {
     pub breaker: Vec<crate::domain::risk::BreakerTransition>,
 }
 
+fn lock_store(store: &Mutex<Store>) -> Result<MutexGuard<'_, Store>, TradingError> {
+    store
+        .lock()
+        .map_err(|_| StoreError::Conflict("the database lock was poisoned by a panic".into()))
+        .map_err(TradingError::from)
+}
+
+fn day_start(now_ms: i64) -> i64 {
+    now_ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+/// The risk layer's view of the account for one symbol: equity from the exchange balances
+/// (the quote balance plus the connection's open positions at their marks), open positions,
+/// today's PnL, start-of-day and peak equity, closed trades, the limits and the breaker.
+/// `execute_decision` and `trademind decide` both build their context here.
+#[allow(clippy::too_many_arguments)]
+pub async fn build_risk_context<E: Exchange>(
+    exchange: &E,
+    store: &Mutex<Store>,
+    settings: &Settings,
+    connection: &str,
+    symbol: &Symbol,
+    strategy: Option<&str>,
+    atr: Option<f64>,
+    now_ms: i64,
+) -> Result<RiskContext, TradingError> {
+    let filters = exchange.symbol_filters(symbol).await?;
+    let price = exchange.ticker_price(symbol).await?;
+    let balances = exchange.balances().await?;
+    let quote = balance_of(&balances, &filters.quote_asset);
+    let db = lock_store(store)?;
+    let c = db.conn();
+    let rows = positions::open_for_connection(c, connection)?;
+    let mut open = Vec::new();
+    let mut unrealised = Quote::ZERO;
+    let mut held = Quote::ZERO;
+    for row in &rows {
+        let p = &row.position;
+        let mark = if &p.symbol == symbol {
+            price
+        } else {
+            row.mark_price.unwrap_or(p.entry_price)
+        };
+        unrealised += PositionService::unrealized_pnl(p, mark);
+        held += PositionService::market_value(p, mark);
+        open.push(OpenPosition {
+            symbol: p.symbol.clone(),
+            quantity: p.quantity,
+            entry: p.entry_price,
+            stop: p.stop_loss,
+        });
+    }
+    let equity = Quote(quote.total()) + held;
+    let start_of_day =
+        equity_store::start_of_day(c, connection, day_start(now_ms))?.unwrap_or(equity);
+    let peak = equity_store::peak(c, connection)?.map_or(equity, |p| p.max(equity));
+    let config = match risk_store::load_config(c, strategy, &settings.risk) {
+        Ok((config, _)) => config,
+        // A strategy without its own row in the database trades on the default limits.
+        Err(StoreError::NotFound(_)) => risk_store::load_config(c, None, &settings.risk)?.0,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(RiskContext {
+        equity,
+        available_balance: Quote(quote.free),
+        open_positions: open,
+        realised_pnl_today: positions::realized_since(c, connection, day_start(now_ms))?,
+        unrealised_pnl: unrealised,
+        start_of_day_equity: start_of_day,
+        peak_equity: peak,
+        closed_trades: positions::closed_trades(c, connection)?,
+        config,
+        market: MarketSnapshot {
+            price,
+            atr: atr.and_then(Decimal::from_f64).map(Price),
+            filters,
+        },
+        breaker: risk_store::load_breaker(c, GLOBAL_SCOPE)?.state,
+    })
+}
+
+/// The risk intent a decision asks for, given the open position (if any); `None` when the
+/// decision asks for nothing the account can do (HOLD, a SELL with no long open: shorts are
+/// not traded). Percent levels are measured from the snapshot's price.
+pub fn intent_for(
+    decision: &TradingDecision,
+    input: &DecisionInput,
+    market_price: Price,
+    position: Option<&Position>,
+    strategy: Option<String>,
+) -> Option<TradeIntent> {
+    let confidence = Decimal::from_f64(decision.confidence).unwrap_or(Decimal::ZERO);
+    let reference = input.price.get();
+    match decision.action {
+        Action::Buy => Some(TradeIntent {
+            symbol: input.symbol.clone(),
+            side: Side::Buy,
+            kind: IntentKind::Entry,
+            confidence,
+            size_pct: Decimal::from_f64(decision.position_size_pct),
+            entry: market_price,
+            stop_loss: decision
+                .stop_loss
+                .and_then(|l| level_price(l, reference, true))
+                .map(Price),
+            take_profit: decision
+                .take_profit
+                .and_then(|l| level_price(l, reference, false))
+                .map(Price),
+            quantity: None,
+            strategy,
+        }),
+        Action::Sell | Action::Close => {
+            let p = position.filter(|p| p.side == PositionSide::Long)?;
+            Some(TradeIntent {
+                symbol: input.symbol.clone(),
+                side: Side::Sell,
+                kind: IntentKind::Close,
+                confidence,
+                size_pct: None,
+                entry: market_price,
+                stop_loss: None,
+                take_profit: None,
+                quantity: Some(p.quantity),
+                strategy,
+            })
+        }
+        Action::Hold => None,
+    }
+}
+
+/// A fill as the position sees it: a fee charged in the base asset shrinks the quantity held
+/// and is valued at the fill price; a fee in another asset (BNB) is not booked in quote.
+fn position_fill(fill: &Fill, filters: &SymbolFilters) -> PositionFill {
+    let (quantity, fee) = if fill.fee_asset == filters.base_asset {
+        let qty = match fill.side {
+            Side::Buy => fill.quantity - Qty(fill.fee.get()),
+            Side::Sell => fill.quantity,
+        };
+        (qty, Quote(fill.fee.get() * fill.price.get()))
+    } else if fill.fee_asset == filters.quote_asset || fill.fee_asset.is_empty() {
+        (fill.quantity, fill.fee)
+    } else {
+        tracing::warn!(asset = %fill.fee_asset, "fee paid in a third asset is not booked in PnL");
+        (fill.quantity, Quote::ZERO)
+    };
+    PositionFill {
+        symbol: fill.symbol.clone(),
+        side: fill.side,
+        price: fill.price,
+        quantity,
+        fee,
+        time: fill.time,
+    }
+}
+
+/// Apply closing fills; a remainder below one lot step (fee dust the exchange will not sell)
+/// is closed at the last fill's price so the position does not linger.
+fn book_exit(
+    position: &mut Position,
+    fills: &[PositionFill],
+    filters: &SymbolFilters,
+) -> Result<Quote, TradingError> {
+    let mut realised = Quote::ZERO;
+    let mut last_price = None;
+    for f in fills {
+        if position.closed_at.is_some() {
+            break;
+        }
+        let mut f = f.clone();
+        f.quantity = f.quantity.min(position.quantity);
+        if !f.quantity.is_positive() {
+            continue;
+        }
+        last_price = Some((f.price, f.time));
+        realised += match PositionService::apply(position, &f)? {
+            crate::domain::trading::FillEffect::Reduced { realized }
+            | crate::domain::trading::FillEffect::Closed { realized } => realized,
+            _ => Quote::ZERO,
+        };
+    }
+    if position.closed_at.is_none()
+        && filters.round_qty_down(position.quantity).is_zero()
+        && let Some((price, time)) = last_price
+    {
+        let dust = PositionFill {
+            symbol: position.symbol.clone(),
+            side: position.side.opening_side().opposite(),
+            price,
+            quantity: position.quantity,
+            fee: Quote::ZERO,
+            time,
+        };
+        if let crate::domain::trading::FillEffect::Closed { realized } =
+            PositionService::apply(position, &dust)?
+        {
+            realised += realized;
+        }
+    }
+    Ok(realised)
+}
+
 pub struct TradingService<E: Exchange> {
     deps: TradingDeps<E>,
+    executor: OrderExecutor<E>,
     reconciled: AtomicBool,
     unresolved: Mutex<Vec<String>>,
     order_seq: AtomicU64,
+    /// Per-process tag in client ids, so a CLI run and the daemon never mint the same id.
+    process_tag: u16,
 }
 
 impl<E: Exchange + 'static> TradingService<E> {
     pub fn new(deps: TradingDeps<E>) -> Self {
+        let executor = OrderExecutor::new(
+            deps.exchange.clone(),
+            deps.store.clone(),
+            &deps.connection,
+            deps.settings.exchange.executor.clone(),
+        );
         TradingService {
             deps,
+            executor,
             reconciled: AtomicBool::new(false),
             unresolved: Mutex::new(vec!["start-up reconciliation has not run yet".into()]),
             order_seq: AtomicU64::new(0),
+            process_tag: rand::random::<u16>(),
         }
     }
 
     fn store(&self) -> Result<MutexGuard<'_, Store>, TradingError> {
-        self.deps
-            .store
-            .lock()
-            .map_err(|_| StoreError::Conflict("the database lock was poisoned by a panic".into()))
-            .map_err(TradingError::from)
+        lock_store(&self.deps.store)
     }
 
+    fn publish(&self, event: Event) {
+        self.deps.bus.publish(event);
+    }
+
+    /// Whether start-up reconciliation has run and left nothing unresolved.
     pub fn is_reconciled(&self) -> bool {
         self.reconciled.load(Ordering::SeqCst)
     }
 
-    /// Start-up: settle unknown orders, compare local orders/positions/balances with the exchange.
-    pub async fn reconcile(&self, now_ms: i64) -> Result<ReconcileReport, TradingError> {
-        let _ = (now_ms, &self.unresolved, &self.order_seq);
-        Ok(ReconcileReport::default())
+    /// What keeps trading paused after reconciliation (empty once reconciled).
+    pub fn unresolved(&self) -> Vec<String> {
+        self.unresolved
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
     }
 
-    /// The autonomous_trading job body for one strategy.
+    fn next_cid(&self, purpose: &str, now_ms: i64) -> String {
+        let seq = self.order_seq.fetch_add(1, Ordering::SeqCst);
+        client_order_id(
+            purpose,
+            &format!("{now_ms:x}{:04x}{seq:x}", self.process_tag),
+        )
+    }
+
+    /// The live-trading guard, asked before every order that leaves.
+    fn guard(&self) -> Result<(), TradingError> {
+        let confirmation = {
+            let db = self.store()?;
+            crate::store::live_confirmations::get(db.conn(), &self.deps.connection)?
+        };
+        authorize_order(
+            self.deps.mode,
+            &self.deps.connection,
+            self.deps.settings.trading.live,
+            confirmation.as_ref(),
+        )?;
+        Ok(())
+    }
+
+    /// Send an alert; a failure to alert is logged, never fatal to the trading flow.
+    async fn alert(
+        &self,
+        kind: AlertKind,
+        dedup_key: String,
+        subject: String,
+        body: String,
+        now_ms: i64,
+    ) {
+        let alert = Alert {
+            kind,
+            dedup_key,
+            subject,
+            body,
+        };
+        if let Err(e) = notify(
+            &self.deps.store,
+            self.deps.mailer.as_ref(),
+            &self.deps.settings.notifications,
+            &alert,
+            now_ms,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, subject = %alert.subject, "alert could not be recorded");
+        }
+    }
+
+    fn publish_position(&self, p: &Position) {
+        self.publish(Event::PositionChanged {
+            symbol: p.symbol.clone(),
+            quantity: p.quantity.to_string(),
+            realized_pnl: p.realized_pnl,
+        });
+    }
+
+    fn publish_order(&self, o: &Order) {
+        self.publish(Event::OrderUpdated {
+            client_order_id: o.client_order_id.clone(),
+            symbol: o.symbol.clone(),
+            status: o.status.to_string(),
+        });
+    }
+
+    /// The fills of an order: those the placement returned, else the exchange's trade list.
+    /// An exchange that reports a fill but no trades gets one synthetic fill at the average
+    /// price, fee unknown (zero).
+    async fn fills_of(&self, order: &Order, given: Vec<Fill>) -> Result<Vec<Fill>, TradingError> {
+        if !given.is_empty() || order.filled_quantity.is_zero() {
+            return Ok(given);
+        }
+        let mine: Vec<Fill> = self
+            .deps
+            .exchange
+            .my_trades(&order.symbol)
+            .await?
+            .into_iter()
+            .filter(|f| f.client_order_id == order.client_order_id)
+            .collect();
+        if !mine.is_empty() {
+            return Ok(mine);
+        }
+        Ok(order
+            .average_fill_price()
+            .map(|price| Fill {
+                client_order_id: order.client_order_id.clone(),
+                trade_id: None,
+                symbol: order.symbol.clone(),
+                side: order.side,
+                price,
+                quantity: order.filled_quantity,
+                fee: Quote::ZERO,
+                fee_asset: String::new(),
+                is_maker: false,
+                time: order.updated_at,
+            })
+            .into_iter()
+            .collect())
+    }
+
+    fn store_fills(
+        &self,
+        client_order_id: &str,
+        fills: &[Fill],
+    ) -> Result<Option<i64>, TradingError> {
+        let db = self.store()?;
+        let Some(row) = orders::get(db.conn(), client_order_id)? else {
+            return Ok(None);
+        };
+        orders::insert_fills(db.conn(), row.id, fills)?;
+        Ok(Some(row.id))
+    }
+
+    /// Book entry fills into the open position (adding) or a new one.
+    fn book_entry(
+        &self,
+        fills: &[PositionFill],
+        strategy_id: Option<i64>,
+        stop: Option<Price>,
+        target: Option<Price>,
+        now_ms: i64,
+    ) -> Result<Option<(i64, Position)>, TradingError> {
+        let Some(first) = fills.first() else {
+            return Ok(None);
+        };
+        let db = self.store()?;
+        let c = db.conn();
+        let existing = positions::open_position(c, &self.deps.connection, first.symbol.as_str())?;
+        let (id, position) = match existing {
+            Some(mut row) => {
+                for f in fills {
+                    PositionService::apply(&mut row.position, f)?;
+                }
+                row.position.stop_loss = stop.or(row.position.stop_loss);
+                row.position.take_profit = target.or(row.position.take_profit);
+                positions::update(c, row.id, &row.position, now_ms)?;
+                (row.id, row.position)
+            }
+            None => {
+                let mut p = PositionService::open(first, PositionSide::Long)?;
+                for f in &fills[1..] {
+                    PositionService::apply(&mut p, f)?;
+                }
+                p.stop_loss = stop;
+                p.take_profit = target;
+                let id = positions::insert(c, &self.deps.connection, strategy_id, &p, now_ms)?;
+                (id, p)
+            }
+        };
+        Ok(Some((id, position)))
+    }
+
+    /// Place the exchange-side protection of a position: an OCO (take-profit LIMIT_MAKER +
+    /// STOP_LOSS_LIMIT) when it has a target, else a stop-limit alone. Returns the client ids.
+    async fn protect(
+        &self,
+        position_id: i64,
+        position: &Position,
+        filters: &SymbolFilters,
+        strategy_id: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Vec<String>, TradingError> {
+        let stop = position.stop_loss.ok_or_else(|| {
+            TradingError::Exchange(ExchangeError::OrderRejected(
+                "the position has no stop-loss to protect it with".into(),
+            ))
+        })?;
+        let quantity = filters.round_qty_down(position.quantity);
+        let stop_price = filters.round_price(stop);
+        let offset = self.deps.settings.trading.stop_limit_offset_pct / Decimal::ONE_HUNDRED;
+        let stop_limit =
+            filters.round_price_down(Price(stop_price.get() * (Decimal::ONE - offset)));
+        let links = OrderLinks {
+            purpose: "stop_loss".into(),
+            position_id: Some(position_id),
+            order_list_id: None,
+            strategy_id,
+        };
+        self.guard()?;
+        match position.take_profit {
+            Some(target) => {
+                let request = OcoRequest {
+                    list_client_order_id: self.next_cid("oco", now_ms),
+                    symbol: position.symbol.clone(),
+                    side: Side::Sell,
+                    quantity,
+                    take_profit_client_order_id: self.next_cid("tp", now_ms),
+                    take_profit_price: filters.round_price(target),
+                    stop_client_order_id: self.next_cid("sl", now_ms),
+                    stop_price,
+                    stop_limit_price: stop_limit,
+                };
+                let list = self.executor.place_oco(&request, &links).await?;
+                for o in &list.orders {
+                    self.publish_order(o);
+                }
+                Ok(vec![
+                    request.take_profit_client_order_id,
+                    request.stop_client_order_id,
+                ])
+            }
+            None => {
+                let request = OrderRequest {
+                    client_order_id: self.next_cid("sl", now_ms),
+                    symbol: position.symbol.clone(),
+                    side: Side::Sell,
+                    order_type: OrderType::StopLossLimit,
+                    quantity,
+                    price: Some(stop_limit),
+                    stop_price: Some(stop_price),
+                    time_in_force: Some(crate::domain::trading::TimeInForce::Gtc),
+                };
+                let placed = self.executor.place_linked(&request, &links).await?;
+                self.publish_order(&placed.order);
+                Ok(vec![request.client_order_id])
+            }
+        }
+    }
+
+    /// Record the decision with its outcome, verdict and orders; link the orders to it.
+    #[allow(clippy::too_many_arguments)]
+    fn record_decision(
+        &self,
+        input: &DecisionInput,
+        out: &EngineOutput,
+        strategy_id: Option<i64>,
+        report: &mut ExecutionReport,
+    ) -> Result<(), TradingError> {
+        let verdict = match &report.risk_verdict {
+            Some(v) => Some(json!({"verdict": v, "execution": report.message})),
+            None if !report.message.is_empty() => Some(json!({"not_evaluated": report.message})),
+            None => None,
+        };
+        let db = self.store()?;
+        let id = record(
+            &db,
+            input,
+            out,
+            strategy_id,
+            &report.outcome,
+            verdict,
+            Some(&self.deps.bus),
+        )?;
+        if !report.order_ids.is_empty() {
+            recorder::set_order_ids(db.conn(), id, &report.order_ids)?;
+            for cid in &report.order_ids {
+                orders::link(db.conn(), cid, None, Some(id))?;
+            }
+        }
+        report.decision_id = Some(id);
+        Ok(())
+    }
+
+    /// Start-up: settle unknown orders, then compare local orders, positions and balances with
+    /// the exchange. What cannot be resolved keeps trading paused (and is alerted).
+    pub async fn reconcile(&self, now_ms: i64) -> Result<ReconcileReport, TradingError> {
+        let mut report = ReconcileReport::default();
+        let before: Vec<StoredOrder> = {
+            let db = self.store()?;
+            orders::unresolved(db.conn(), &self.deps.connection)?
+        };
+        report.orders = self.executor.reconcile().await?;
+        for o in &report.orders {
+            report.resolved.push(format!(
+                "order {} ({} {}) is {} on the exchange",
+                o.client_order_id, o.side, o.symbol, o.status
+            ));
+            self.publish_order(o);
+        }
+        for stored in &before {
+            let cid = &stored.order.client_order_id;
+            if !report.orders.iter().any(|o| &o.client_order_id == cid) {
+                report.resolved.push(format!(
+                    "order {cid} never reached the exchange: marked REJECTED"
+                ));
+            }
+        }
+        // Entries that filled while we were down (or crashed before booking).
+        let unbooked = {
+            let db = self.store()?;
+            orders::unbooked_entries(db.conn(), &self.deps.connection)?
+        };
+        for stored in unbooked {
+            let order = &stored.order;
+            let filters = self.deps.exchange.symbol_filters(&order.symbol).await?;
+            let fills = self.fills_of(order, Vec::new()).await?;
+            self.store_fills(&order.client_order_id, &fills)?;
+            let pfills: Vec<PositionFill> =
+                fills.iter().map(|f| position_fill(f, &filters)).collect();
+            if let Some((id, p)) =
+                self.book_entry(&pfills, stored.strategy_id, None, None, now_ms)?
+            {
+                let db = self.store()?;
+                orders::link(db.conn(), &order.client_order_id, Some(id), None)?;
+                report.resolved.push(format!(
+                    "entry {} filled while down: position in {} booked ({} at {})",
+                    order.client_order_id, p.symbol, p.quantity, p.entry_price
+                ));
+                self.publish_position(&p);
+            }
+        }
+        // Protection legs: filled, cancelled or lost while we were down.
+        let mut monitor = MonitorReport::default();
+        self.check_protection(&mut monitor, Some(&mut report), now_ms)
+            .await?;
+        for closed in &monitor.closed {
+            report.resolved.push(format!(
+                "{} of {} filled while down at {}: position closed, realised {}",
+                closed.leg, closed.symbol, closed.exit_price, closed.realized_pnl
+            ));
+        }
+        // Every open position must be protected and covered by the balance.
+        let open = {
+            let db = self.store()?;
+            positions::open_for_connection(db.conn(), &self.deps.connection)?
+        };
+        let balances = self.deps.exchange.balances().await?;
+        for row in &open {
+            let p = &row.position;
+            let protected = {
+                let db = self.store()?;
+                orders::of_position(db.conn(), row.id)?.iter().any(|o| {
+                    o.purpose != "entry" && o.purpose != "exit" && o.order.status.is_open()
+                })
+            };
+            if !protected {
+                report.unresolved.push(format!(
+                    "position in {} ({}) has no protective order on the exchange: \
+                     close it (`trademind close {}`) or protect it by hand",
+                    p.symbol, p.quantity, p.symbol
+                ));
+            }
+            let filters = self.deps.exchange.symbol_filters(&p.symbol).await?;
+            let held = balance_of(&balances, &filters.base_asset).total();
+            if held < filters.round_qty_down(p.quantity).get() {
+                report.unresolved.push(format!(
+                    "the exchange holds {held} {} but the open position in {} is {}",
+                    filters.base_asset, p.symbol, p.quantity
+                ));
+            }
+        }
+        report.reconciled = report.unresolved.is_empty();
+        self.reconciled.store(report.reconciled, Ordering::SeqCst);
+        if let Ok(mut u) = self.unresolved.lock() {
+            u.clone_from(&report.unresolved);
+        }
+        if !report.reconciled {
+            let detail = report.unresolved.join("\n");
+            tracing::error!(%detail, "reconciliation left discrepancies; trading stays paused");
+            self.publish(Event::HealthChanged {
+                component: "reconciliation".into(),
+                healthy: false,
+                detail: detail.clone(),
+            });
+            self.alert(
+                AlertKind::ReconciliationDiscrepancy,
+                format!("reconciliation/{}", self.deps.connection),
+                format!(
+                    "TradeMind: {} discrepancy(ies) with the exchange; trading paused",
+                    report.unresolved.len()
+                ),
+                detail,
+                now_ms,
+            )
+            .await;
+        } else {
+            self.publish(Event::HealthChanged {
+                component: "reconciliation".into(),
+                healthy: true,
+                detail: format!("{} item(s) resolved", report.resolved.len()),
+            });
+        }
+        Ok(report)
+    }
+
+    /// The autonomous_trading job body for one strategy and each of its symbols.
     pub async fn run_cycle<D: DecisionEngine + Sync>(
         &self,
         strategy: &StrategyRow,
         engine: &D,
         now_ms: i64,
     ) -> Result<CycleReport, TradingError> {
-        let _ = (engine, now_ms);
-        Ok(CycleReport {
+        let mut report = CycleReport {
             strategy: strategy.name.clone(),
-            skipped: Some("not implemented yet".into()),
+            skipped: None,
             executions: Vec::new(),
             errors: Vec::new(),
-        })
+        };
+        if self.is_paused()? {
+            report.skipped = Some("trading is paused (kill switch)".into());
+        } else if !self.is_reconciled() {
+            report.skipped = Some(format!(
+                "not reconciled with the exchange: {}",
+                self.unresolved().join("; ")
+            ));
+        }
+        if let Some(why) = &report.skipped {
+            tracing::info!(strategy = %strategy.name, reason = %why, "autonomous trading skipped");
+            return Ok(report);
+        }
+        let interval: Interval = strategy.interval.parse().map_err(
+            |e: crate::domain::market::candle::InvalidInterval| TradingError::Strategy {
+                name: strategy.name.clone(),
+                detail: e.to_string(),
+            },
+        )?;
+        for raw in &strategy.symbols {
+            let symbol = match Symbol::new(raw) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.errors.push((raw.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            match self
+                .cycle_symbol(strategy, engine, &symbol, interval, now_ms)
+                .await
+            {
+                Ok(r) => report.executions.push(r),
+                Err(e) => {
+                    tracing::warn!(strategy = %strategy.name, %symbol, error = %e, "trading cycle failed");
+                    report.errors.push((symbol.to_string(), e.to_string()));
+                }
+            }
+        }
+        Ok(report)
     }
 
-    /// decision → risk → entry → protection; every decision recorded.
+    /// The decision input for a symbol from the exchange's CLOSED candles, with the open
+    /// position, the risk state and the last decisions filled in.
+    pub async fn decision_input(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        now_ms: i64,
+    ) -> Result<DecisionInput, TradingError> {
+        let mut candles = self
+            .deps
+            .exchange
+            .klines(symbol, interval, None, CANDLES)
+            .await?;
+        candles.retain(|c| c.close_time(interval) <= now_ms);
+        let mut input = DecisionInput::from_candles(symbol.clone(), interval, &candles, now_ms)
+            .ok_or_else(|| TradingError::NoMarketData {
+                symbol: symbol.clone(),
+                detail: format!("the exchange returned no closed {interval} candles"),
+            })?;
+        self.complete_input(&mut input)?;
+        Ok(input)
+    }
+
+    /// Fill a snapshot's position, risk and history parts from the database.
+    pub fn complete_input(&self, input: &mut DecisionInput) -> Result<(), TradingError> {
+        let settings = &self.deps.settings;
+        let db = self.store()?;
+        let c = db.conn();
+        if let Some(row) =
+            positions::open_position(c, &self.deps.connection, input.symbol.as_str())?
+        {
+            let p = &row.position;
+            input.position = Some(PositionSnapshot {
+                quantity: p.quantity,
+                entry_price: p.entry_price,
+                unrealized_pnl: PositionService::unrealized_pnl(p, input.price),
+            });
+        }
+        input.risk.max_position_pct = settings.llm.max_position_pct;
+        input.risk.breaker = risk_store::load_breaker(c, GLOBAL_SCOPE)?.state.to_string();
+        input.risk.daily_pnl =
+            positions::realized_since(c, &self.deps.connection, day_start(input.now_ms))?;
+        if let Some((equity, _, _)) = equity_store::latest(c, &self.deps.connection)? {
+            let open: Vec<OpenPosition> = positions::open_for_connection(c, &self.deps.connection)?
+                .iter()
+                .map(|r| OpenPosition {
+                    symbol: r.position.symbol.clone(),
+                    quantity: r.position.quantity,
+                    entry: r.position.entry_price,
+                    stop: r.position.stop_loss,
+                })
+                .collect();
+            let heat = PortfolioHeatService::measure(&open, equity, Decimal::ONE_HUNDRED);
+            input.risk.heat_pct = heat.heat_pct.to_string().parse().unwrap_or(0.0);
+        }
+        input.recent_decisions = recorder::recent_for_symbol(
+            c,
+            input.symbol.as_str(),
+            input.now_ms,
+            settings.llm.recent_decisions,
+        )?
+        .into_iter()
+        .map(|r| PastDecision {
+            decided_at: r.fields.decided_at,
+            action: r.fields.action,
+            outcome: r.fields.outcome,
+        })
+        .collect();
+        Ok(())
+    }
+
+    async fn cycle_symbol<D: DecisionEngine + Sync>(
+        &self,
+        strategy: &StrategyRow,
+        engine: &D,
+        symbol: &Symbol,
+        interval: Interval,
+        now_ms: i64,
+    ) -> Result<ExecutionReport, TradingError> {
+        let input = self.decision_input(symbol, interval, now_ms).await?;
+        let out = engine.decide(&input).await;
+        self.execute_decision(&input, &out, Some(strategy.id), now_ms)
+            .await
+    }
+
+    /// decision → risk → entry → protection; every decision recorded with its outcome.
     pub async fn execute_decision(
         &self,
         input: &DecisionInput,
@@ -181,65 +920,790 @@ impl<E: Exchange + 'static> TradingService<E> {
         strategy_id: Option<i64>,
         now_ms: i64,
     ) -> Result<ExecutionReport, TradingError> {
-        let _ = (out, strategy_id, now_ms);
-        Err(TradingError::NotReconciled(format!(
-            "{} not implemented yet",
-            input.symbol
-        )))
+        let decision = &out.validated.decision;
+        let mut report = ExecutionReport {
+            symbol: input.symbol.clone(),
+            action: decision.action.to_string(),
+            outcome: String::new(),
+            decision_id: None,
+            risk_verdict: None,
+            order_ids: Vec::new(),
+            position_id: None,
+            message: String::new(),
+        };
+        if out.error.is_some() || !out.validated.is_valid() || decision.action == Action::Hold {
+            report.outcome = match out.dry_run_outcome() {
+                "dry_run" => "hold",
+                other => other,
+            }
+            .to_string();
+            report.message = "nothing to execute".into();
+            self.record_decision(input, out, strategy_id, &mut report)?;
+            return Ok(report);
+        }
+        let blocked = if self.is_paused()? {
+            Some("trading is paused (kill switch); `trademind resume` lifts it".to_string())
+        } else if !self.is_reconciled() {
+            Some(format!(
+                "not reconciled with the exchange: {}",
+                self.unresolved().join("; ")
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = blocked {
+            report.outcome = "paused".into();
+            report.message = why;
+            self.record_decision(input, out, strategy_id, &mut report)?;
+            return Ok(report);
+        }
+        // The live guard comes before any exchange traffic for this decision.
+        if let Err(e) = self.guard() {
+            report.outcome = "blocked".into();
+            report.message = e.to_string();
+            self.record_decision(input, out, strategy_id, &mut report)?;
+            return Err(e);
+        }
+        let strategy_name = match strategy_id {
+            Some(id) => {
+                let db = self.store()?;
+                crate::store::strategies::list_strategies(db.conn())?
+                    .into_iter()
+                    .find(|s| s.id == id)
+                    .map(|s| s.name)
+            }
+            None => None,
+        };
+        let position = {
+            let db = self.store()?;
+            positions::open_position(db.conn(), &self.deps.connection, input.symbol.as_str())?
+        };
+        let context = build_risk_context(
+            self.deps.exchange.as_ref(),
+            &self.deps.store,
+            &self.deps.settings,
+            &self.deps.connection,
+            &input.symbol,
+            strategy_name.as_deref(),
+            input.indicators.atr,
+            now_ms,
+        )
+        .await?;
+        let Some(intent) = intent_for(
+            decision,
+            input,
+            context.market.price,
+            position.as_ref().map(|r| &r.position),
+            strategy_name,
+        ) else {
+            report.outcome = "nothing_to_do".into();
+            report.message = format!(
+                "{} with no open long in {}: short selling is not traded",
+                decision.action, input.symbol
+            );
+            self.record_decision(input, out, strategy_id, &mut report)?;
+            return Ok(report);
+        };
+        let verdict = RiskManagementService::validate(&intent, &context);
+        report.risk_verdict = Some(verdict.clone());
+        let RiskVerdict::Approved {
+            quantity,
+            stop,
+            take_profit,
+            ..
+        } = verdict
+        else {
+            if let RiskVerdict::Refused { reasons, .. } = &verdict {
+                report.message = reasons.join("; ");
+            }
+            report.outcome = "refused".into();
+            self.record_decision(input, out, strategy_id, &mut report)?;
+            return Ok(report);
+        };
+        let result = match (intent.kind, position) {
+            (IntentKind::Entry, _) => {
+                self.enter(
+                    &input.symbol,
+                    quantity,
+                    stop,
+                    take_profit,
+                    &context.market.filters,
+                    strategy_id,
+                    &mut report,
+                    now_ms,
+                )
+                .await
+            }
+            (_, Some(row)) => {
+                report.position_id = Some(row.id);
+                self.close_row(row, &mut report, now_ms).await.map(|_| ())
+            }
+            (_, None) => Ok(()),
+        };
+        if let Err(e) = &result {
+            report.outcome = "error".into();
+            report.message = e.to_string();
+        }
+        self.record_decision(input, out, strategy_id, &mut report)?;
+        result.map(|()| report)
     }
 
-    /// Poll open/unresolved orders; protection fills close positions.
-    pub async fn monitor_orders(&self, now_ms: i64) -> Result<MonitorReport, TradingError> {
-        let _ = now_ms;
-        Ok(MonitorReport::default())
-    }
-
-    /// Mark prices from `exchange.ticker_price` → unrealised PnL and equity.
-    pub async fn update_prices(&self, now_ms: i64) -> Result<(), TradingError> {
-        let _ = now_ms;
+    /// Market entry, booking, protection (or a market close and an alert when protection fails).
+    #[allow(clippy::too_many_arguments)]
+    async fn enter(
+        &self,
+        symbol: &Symbol,
+        quantity: Qty,
+        stop: Option<Price>,
+        take_profit: Option<Price>,
+        filters: &SymbolFilters,
+        strategy_id: Option<i64>,
+        report: &mut ExecutionReport,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
+        let request = OrderRequest {
+            client_order_id: self.next_cid("e", now_ms),
+            symbol: symbol.clone(),
+            side: Side::Buy,
+            order_type: OrderType::Market,
+            quantity: filters.round_market_qty_down(quantity),
+            price: None,
+            stop_price: None,
+            time_in_force: None,
+        };
+        self.guard()?;
+        report.order_ids.push(request.client_order_id.clone());
+        let placed = self
+            .executor
+            .place_linked(
+                &request,
+                &OrderLinks {
+                    purpose: "entry".into(),
+                    strategy_id,
+                    ..OrderLinks::default()
+                },
+            )
+            .await?;
+        self.publish_order(&placed.order);
+        let fills = self.fills_of(&placed.order, placed.fills).await?;
+        self.store_fills(&request.client_order_id, &fills)?;
+        let pfills: Vec<PositionFill> = fills.iter().map(|f| position_fill(f, filters)).collect();
+        let Some((position_id, position)) =
+            self.book_entry(&pfills, strategy_id, stop, take_profit, now_ms)?
+        else {
+            report.outcome = "not_filled".into();
+            report.message = format!(
+                "entry {} is {}",
+                request.client_order_id, placed.order.status
+            );
+            return Ok(());
+        };
+        {
+            let db = self.store()?;
+            orders::link(db.conn(), &request.client_order_id, Some(position_id), None)?;
+        }
+        report.position_id = Some(position_id);
+        self.publish_position(&position);
+        let price = placed
+            .order
+            .average_fill_price()
+            .unwrap_or(position.entry_price);
+        match self
+            .protect(position_id, &position, filters, strategy_id, now_ms)
+            .await
+        {
+            Ok(ids) => {
+                report.order_ids.extend(ids);
+                report.outcome = "executed".into();
+                report.message = format!(
+                    "bought {} {} at {price}; protected (stop {}, target {})",
+                    position.quantity,
+                    symbol,
+                    position.stop_loss.map_or("-".into(), |p| p.to_string()),
+                    position.take_profit.map_or("-".into(), |p| p.to_string()),
+                );
+                self.alert(
+                    AlertKind::TradeExecuted,
+                    format!("trade_executed/{}", request.client_order_id),
+                    format!(
+                        "TradeMind: bought {} {symbol} at {price}",
+                        position.quantity
+                    ),
+                    report.message.clone(),
+                    now_ms,
+                )
+                .await;
+            }
+            Err(protect_error) => {
+                tracing::error!(%symbol, error = %protect_error,
+                    "protection could not be placed; closing the position at market");
+                let row = {
+                    let db = self.store()?;
+                    positions::get(db.conn(), position_id)?
+                };
+                let closed = match row {
+                    Some(row) => self.close_row(row, report, now_ms).await,
+                    None => Err(TradingError::NoPosition(symbol.clone())),
+                };
+                report.outcome = "protection_failed".into();
+                report.message = match &closed {
+                    Ok(pnl) => format!(
+                        "bought {} {symbol} at {price} but protection failed ({protect_error}); \
+                         closed at market, realised {pnl}",
+                        position.quantity
+                    ),
+                    Err(e) => format!(
+                        "bought {} {symbol} at {price} but protection failed ({protect_error}) \
+                         AND the market close failed ({e}): the position is OPEN AND UNPROTECTED",
+                        position.quantity
+                    ),
+                };
+                self.alert(
+                    AlertKind::ProtectionFailed,
+                    format!("protection_failed/{symbol}"),
+                    format!("TradeMind: could not protect {symbol}; position closed"),
+                    report.message.clone(),
+                    now_ms,
+                )
+                .await;
+                closed?;
+            }
+        }
         Ok(())
     }
 
-    /// Mark prices supplied by the caller (e.g. the WebSocket).
+    /// Cancel a position's protection, sell it at market and book the close. Returns the
+    /// realised PnL of the closing fills.
+    async fn close_row(
+        &self,
+        row: PositionRow,
+        report: &mut ExecutionReport,
+        now_ms: i64,
+    ) -> Result<Quote, TradingError> {
+        let symbol = row.position.symbol.clone();
+        let filters = self.deps.exchange.symbol_filters(&symbol).await?;
+        let legs: Vec<StoredOrder> = {
+            let db = self.store()?;
+            orders::of_position(db.conn(), row.id)?
+                .into_iter()
+                .filter(|o| o.purpose != "entry" && o.purpose != "exit" && o.order.status.is_open())
+                .collect()
+        };
+        for leg in &legs {
+            let cid = &leg.order.client_order_id;
+            let current = {
+                let db = self.store()?;
+                orders::get(db.conn(), cid)?
+            };
+            if current.is_none_or(|c| !c.order.status.is_open()) {
+                continue; // its OCO sibling's cancel took it along
+            }
+            match self.deps.exchange.cancel_order(&symbol, cid).await {
+                Ok(order) => self.settle_row(&order)?,
+                Err(ExchangeError::UnknownOrder { .. }) => {
+                    let order = self.deps.exchange.query_order(&symbol, cid).await?;
+                    self.settle_row(&order)?;
+                    if order.status == OrderStatus::Filled {
+                        // The protection beat us to it: book that fill instead of selling again.
+                        let mut m = MonitorReport::default();
+                        self.check_protection(&mut m, None, now_ms).await?;
+                        return Ok(m.closed.iter().map(|c| c.realized_pnl).sum());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.settle_list_siblings(leg).await?;
+        }
+        let request = OrderRequest {
+            client_order_id: self.next_cid("x", now_ms),
+            symbol: symbol.clone(),
+            side: Side::Sell,
+            order_type: OrderType::Market,
+            quantity: filters.round_market_qty_down(row.position.quantity),
+            price: None,
+            stop_price: None,
+            time_in_force: None,
+        };
+        self.guard()?;
+        report.order_ids.push(request.client_order_id.clone());
+        let placed = self
+            .executor
+            .place_linked(
+                &request,
+                &OrderLinks {
+                    purpose: "exit".into(),
+                    position_id: Some(row.id),
+                    strategy_id: row.strategy_id,
+                    order_list_id: None,
+                },
+            )
+            .await?;
+        self.publish_order(&placed.order);
+        let fills = self.fills_of(&placed.order, placed.fills).await?;
+        let order_row = self.store_fills(&request.client_order_id, &fills)?;
+        let pfills: Vec<PositionFill> = fills.iter().map(|f| position_fill(f, &filters)).collect();
+        let mut position = row.position;
+        let realised = book_exit(&mut position, &pfills, &filters)?;
+        {
+            let db = self.store()?;
+            positions::update(db.conn(), row.id, &position, now_ms)?;
+            if let Some(id) = order_row {
+                orders::set_realized_pnl(db.conn(), id, realised)?;
+            }
+        }
+        self.publish_position(&position);
+        report.outcome = "executed".into();
+        report.message = format!(
+            "sold {} {symbol} at {}; realised {realised}",
+            request.quantity,
+            placed
+                .order
+                .average_fill_price()
+                .map_or("?".into(), |p| p.to_string())
+        );
+        Ok(realised)
+    }
+
+    fn settle_row(&self, order: &Order) -> Result<(), TradingError> {
+        {
+            let db = self.store()?;
+            orders::update_from_exchange(db.conn(), order, chrono_now())?;
+        }
+        self.publish_order(order);
+        Ok(())
+    }
+
+    /// Query the other legs of `leg`'s order list and store their state (the exchange expires
+    /// or cancels them with the leg).
+    async fn settle_list_siblings(&self, leg: &StoredOrder) -> Result<(), TradingError> {
+        let Some(list) = &leg.order_list_id else {
+            return Ok(());
+        };
+        let siblings: Vec<StoredOrder> = {
+            let db = self.store()?;
+            match leg.position_id {
+                Some(pid) => orders::of_position(db.conn(), pid)?,
+                None => Vec::new(),
+            }
+        };
+        for s in siblings.iter().filter(|s| {
+            s.order_list_id.as_ref() == Some(list)
+                && s.order.client_order_id != leg.order.client_order_id
+                && s.order.status.is_open()
+        }) {
+            match self
+                .deps
+                .exchange
+                .query_order(&s.order.symbol, &s.order.client_order_id)
+                .await
+            {
+                Ok(order) => self.settle_row(&order)?,
+                Err(e) => tracing::warn!(client_order_id = %s.order.client_order_id, error = %e,
+                    "could not query the other leg of the order list"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Query every open protection leg; a FILLED one closes its position with the realised
+    /// PnL net of fees and alerts; one the exchange does not know is marked.
+    async fn check_protection(
+        &self,
+        monitor: &mut MonitorReport,
+        mut reconcile: Option<&mut ReconcileReport>,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
+        let legs = {
+            let db = self.store()?;
+            orders::open_protection(db.conn(), &self.deps.connection)?
+        };
+        for leg in legs {
+            // An earlier leg of the same list may have settled this one already.
+            let still_open = {
+                let db = self.store()?;
+                orders::get(db.conn(), &leg.order.client_order_id)?
+                    .is_some_and(|o| o.order.status.is_open())
+            };
+            if !still_open {
+                continue;
+            }
+            monitor.checked += 1;
+            let cid = leg.order.client_order_id.clone();
+            let order = match self
+                .deps
+                .exchange
+                .query_order(&leg.order.symbol, &cid)
+                .await
+            {
+                Ok(order) => order,
+                Err(ExchangeError::UnknownOrder { .. }) => {
+                    let why = "the exchange has no such order (lost); marked EXPIRED";
+                    {
+                        let db = self.store()?;
+                        orders::mark(db.conn(), &cid, OrderStatus::Expired, Some(why), now_ms)?;
+                    }
+                    if let Some(r) = reconcile.as_deref_mut() {
+                        r.resolved.push(format!("protective order {cid}: {why}"));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.settle_row(&order)?;
+            if order.status != OrderStatus::Filled {
+                continue;
+            }
+            if let Some(closed) = self.book_protection_fill(&leg, &order, now_ms).await? {
+                monitor.closed.push(closed);
+            }
+        }
+        Ok(())
+    }
+
+    async fn book_protection_fill(
+        &self,
+        leg: &StoredOrder,
+        order: &Order,
+        now_ms: i64,
+    ) -> Result<Option<ClosedByExchange>, TradingError> {
+        self.settle_list_siblings(leg).await?;
+        let fills = self.fills_of(order, Vec::new()).await?;
+        let order_row = self.store_fills(&order.client_order_id, &fills)?;
+        let Some(pid) = leg.position_id else {
+            return Ok(None);
+        };
+        let row = {
+            let db = self.store()?;
+            positions::get(db.conn(), pid)?
+        };
+        let Some(row) = row.filter(|r| r.position.closed_at.is_none()) else {
+            return Ok(None);
+        };
+        let filters = self.deps.exchange.symbol_filters(&order.symbol).await?;
+        let pfills: Vec<PositionFill> = fills.iter().map(|f| position_fill(f, &filters)).collect();
+        let mut position = row.position;
+        let realised = book_exit(&mut position, &pfills, &filters)?;
+        {
+            let db = self.store()?;
+            positions::update(db.conn(), pid, &position, now_ms)?;
+            if let Some(id) = order_row {
+                orders::set_realized_pnl(db.conn(), id, realised)?;
+            }
+        }
+        self.publish_position(&position);
+        let exit_price = order.average_fill_price().unwrap_or(position.entry_price);
+        let (leg_name, what) = if leg.purpose == "take_profit" {
+            ("take_profit", "target hit")
+        } else {
+            ("stop_loss", "stop hit")
+        };
+        self.alert(
+            AlertKind::StopOrTargetHit,
+            format!("stop_or_target_hit/{}", order.client_order_id),
+            format!("TradeMind: {what} on {}", position.symbol),
+            format!(
+                "{what}: {} {} sold at {exit_price}; position closed with realised PnL {} (fees included, total {})",
+                order.filled_quantity, position.symbol, realised, position.realized_pnl
+            ),
+            now_ms,
+        )
+        .await;
+        Ok(Some(ClosedByExchange {
+            symbol: position.symbol.clone(),
+            position_id: pid,
+            leg: leg_name.into(),
+            client_order_id: order.client_order_id.clone(),
+            exit_price,
+            realized_pnl: position.realized_pnl,
+        }))
+    }
+
+    /// monitor_orders: settle unresolved rows, follow protection legs, feed the breaker.
+    pub async fn monitor_orders(&self, now_ms: i64) -> Result<MonitorReport, TradingError> {
+        let mut report = MonitorReport::default();
+        for o in self.executor.reconcile().await? {
+            self.publish_order(&o);
+            report.settled.push(o.client_order_id);
+        }
+        self.check_protection(&mut report, None, now_ms).await?;
+        report.breaker = self.evaluate_breaker(now_ms).await?;
+        Ok(report)
+    }
+
+    /// Equity now: the quote balance plus open positions at `marks` (else their stored mark,
+    /// else their entry). Returns (equity, unrealised PnL).
+    async fn equity(&self, marks: &[(Symbol, Price)]) -> Result<(Quote, Quote), TradingError> {
+        let rows = {
+            let db = self.store()?;
+            positions::open_for_connection(db.conn(), &self.deps.connection)?
+        };
+        let balances = self.deps.exchange.balances().await?;
+        let quote_asset = match rows.first() {
+            Some(r) => {
+                self.deps
+                    .exchange
+                    .symbol_filters(&r.position.symbol)
+                    .await?
+                    .quote_asset
+            }
+            None => self.quote_asset(),
+        };
+        let mut equity = Quote(balance_of(&balances, &quote_asset).total());
+        let mut unrealised = Quote::ZERO;
+        for r in &rows {
+            let p = &r.position;
+            let mark = marks
+                .iter()
+                .find(|(s, _)| s == &p.symbol)
+                .map(|(_, m)| *m)
+                .or(r.mark_price)
+                .unwrap_or(p.entry_price);
+            equity += PositionService::market_value(p, mark);
+            unrealised += PositionService::unrealized_pnl(p, mark);
+        }
+        Ok((equity, unrealised))
+    }
+
+    fn quote_asset(&self) -> String {
+        self.deps
+            .settings
+            .trading
+            .symbols
+            .first()
+            .and_then(|s| crate::services::exchange::paper::split_symbol(s))
+            .map_or_else(|| "USDT".to_string(), |(_, q)| q)
+    }
+
+    async fn evaluate_breaker(&self, now_ms: i64) -> Result<Vec<BreakerTransition>, TradingError> {
+        let (equity, unrealised) = self.equity(&[]).await?;
+        let transitions = {
+            let db = self.store()?;
+            let c = db.conn();
+            let (config, _) = risk_store::load_config(c, None, &self.deps.settings.risk)?;
+            let start = equity_store::start_of_day(c, &self.deps.connection, day_start(now_ms))?
+                .unwrap_or(equity);
+            let peak =
+                equity_store::peak(c, &self.deps.connection)?.map_or(equity, |p| p.max(equity));
+            let realised = positions::realized_since(c, &self.deps.connection, day_start(now_ms))?;
+            let trades = positions::closed_trades(c, &self.deps.connection)?;
+            let inputs = BreakerInputs {
+                daily_loss_pct: daily_loss_pct(realised, unrealised, start),
+                drawdown_pct: drawdown_pct(equity, peak),
+                closed_trades: &trades,
+            };
+            let mut breaker = risk_store::load_breaker(c, GLOBAL_SCOPE)?;
+            let transitions = breaker.evaluate(&inputs, &config, now_ms);
+            for t in &transitions {
+                risk_store::record_transition(c, GLOBAL_SCOPE, t)?;
+            }
+            transitions
+        };
+        for t in &transitions {
+            self.announce_breaker(t, None, now_ms).await;
+        }
+        Ok(transitions)
+    }
+
+    async fn announce_breaker(&self, t: &BreakerTransition, note: Option<&str>, now_ms: i64) {
+        let reason = match note {
+            Some(n) => format!("{}: {n}", t.reason),
+            None => t.reason.to_string(),
+        };
+        self.publish(Event::BreakerChanged {
+            scope: GLOBAL_SCOPE.into(),
+            state: t.to.to_string(),
+            reason: reason.clone(),
+        });
+        let kind = if t.reason == BreakerReason::DailyLossLimit {
+            AlertKind::DailyLossLimit
+        } else {
+            AlertKind::BreakerChanged
+        };
+        let subject = if t.to == crate::domain::risk::BreakerState::Active {
+            format!("TradeMind: circuit breaker reset ({reason})")
+        } else {
+            format!("TradeMind: circuit breaker tripped to {} ({reason})", t.to)
+        };
+        self.alert(
+            kind,
+            format!("breaker/{}/{}", t.to, t.reason),
+            subject.clone(),
+            format!("{subject} at {} ms; was {}", t.at, t.from),
+            now_ms,
+        )
+        .await;
+    }
+
+    /// update_prices: marks from `exchange.ticker_price` for every open position.
+    pub async fn update_prices(&self, now_ms: i64) -> Result<(), TradingError> {
+        let rows = {
+            let db = self.store()?;
+            positions::open_for_connection(db.conn(), &self.deps.connection)?
+        };
+        let mut marks = Vec::new();
+        for r in rows {
+            let price = self.deps.exchange.ticker_price(&r.position.symbol).await?;
+            marks.push((r.position.symbol, price));
+        }
+        self.apply_marks(&marks, now_ms).await
+    }
+
+    /// Marks supplied by the caller (e.g. the WebSocket): unrealised PnL per position and the
+    /// equity are stored and published.
     pub async fn apply_marks(
         &self,
         marks: &[(Symbol, Price)],
         now_ms: i64,
     ) -> Result<(), TradingError> {
-        let _ = (marks, now_ms);
+        {
+            let db = self.store()?;
+            for (symbol, price) in marks {
+                if let Some(row) =
+                    positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+                {
+                    let u = PositionService::unrealized_pnl(&row.position, *price);
+                    positions::mark(db.conn(), row.id, *price, u, now_ms)?;
+                }
+            }
+        }
+        for (symbol, price) in marks {
+            self.publish(Event::PriceUpdated {
+                symbol: symbol.clone(),
+                price: *price,
+                time_ms: now_ms,
+            });
+        }
+        let (equity, unrealised) = self.equity(marks).await?;
+        {
+            let db = self.store()?;
+            equity_store::insert(db.conn(), &self.deps.connection, equity, unrealised, now_ms)?;
+        }
+        self.publish(Event::EquityUpdated {
+            connection: self.deps.connection.clone(),
+            equity,
+            unrealized_pnl: unrealised,
+        });
         Ok(())
     }
 
+    /// Close the open position in `symbol` at market (its protection cancelled first).
     pub async fn close_position(
         &self,
         symbol: &Symbol,
         now_ms: i64,
     ) -> Result<ExecutionReport, TradingError> {
-        let _ = now_ms;
-        Err(TradingError::NoPosition(symbol.clone()))
+        let row = {
+            let db = self.store()?;
+            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+        }
+        .ok_or_else(|| TradingError::NoPosition(symbol.clone()))?;
+        self.guard()?;
+        let mut report = ExecutionReport {
+            symbol: symbol.clone(),
+            action: "CLOSE".into(),
+            outcome: String::new(),
+            decision_id: None,
+            risk_verdict: None,
+            order_ids: Vec::new(),
+            position_id: Some(row.id),
+            message: String::new(),
+        };
+        self.close_row(row, &mut report, now_ms).await?;
+        Ok(report)
     }
 
+    /// Cancel one of our open orders (an OCO leg cancels its whole list).
     pub async fn cancel_order(
         &self,
         client_order_id: &str,
         now_ms: i64,
     ) -> Result<Order, TradingError> {
+        let stored = {
+            let db = self.store()?;
+            orders::get(db.conn(), client_order_id)?
+        }
+        .ok_or_else(|| TradingError::UnknownOrder(client_order_id.to_string()))?;
+        let order = self
+            .deps
+            .exchange
+            .cancel_order(&stored.order.symbol, client_order_id)
+            .await?;
+        self.settle_row(&order)?;
+        self.settle_list_siblings(&stored).await?;
         let _ = now_ms;
-        Err(TradingError::UnknownOrder(client_order_id.to_string()))
+        Ok(order)
     }
 
-    /// The kill switch (the risk breaker's `kill`), persisted.
+    /// The kill switch: the risk breaker's `kill`, persisted, so every process sees it.
     pub fn pause(&self, reason: &str, now_ms: i64) -> Result<(), TradingError> {
-        let _ = (reason, now_ms, self.store()?);
+        let t = {
+            let db = self.store()?;
+            pause_store(db.conn(), &self.deps.settings, now_ms)?
+        };
+        tracing::warn!(%reason, "trading paused");
+        self.publish(Event::BreakerChanged {
+            scope: GLOBAL_SCOPE.into(),
+            state: t.to.to_string(),
+            reason: format!("{}: {reason}", t.reason),
+        });
         Ok(())
     }
 
+    /// Lift the kill switch (a manual breaker reset).
     pub fn resume(&self, now_ms: i64) -> Result<(), TradingError> {
-        let _ = now_ms;
+        let t = {
+            let db = self.store()?;
+            resume_store(db.conn(), now_ms)?
+        };
+        if let Some(t) = t {
+            self.publish(Event::BreakerChanged {
+                scope: GLOBAL_SCOPE.into(),
+                state: t.to.to_string(),
+                reason: t.reason.to_string(),
+            });
+        }
         Ok(())
     }
 
     pub fn is_paused(&self) -> Result<bool, TradingError> {
-        Ok(false)
+        let db = self.store()?;
+        Ok(is_paused_store(db.conn())?)
     }
+}
+
+fn chrono_now() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Pull the kill switch in the database (what `trademind pause` and `risk kill` do).
+pub fn pause_store(
+    conn: &rusqlite::Connection,
+    settings: &Settings,
+    now_ms: i64,
+) -> Result<BreakerTransition, StoreError> {
+    let (config, _) = risk_store::load_config(conn, None, &settings.risk)?;
+    let mut breaker = risk_store::load_breaker(conn, GLOBAL_SCOPE)?;
+    let t = breaker.kill(&config, now_ms);
+    risk_store::record_transition(conn, GLOBAL_SCOPE, &t)?;
+    Ok(t)
+}
+
+/// Reset the breaker to Active; `None` when it already was.
+pub fn resume_store(
+    conn: &rusqlite::Connection,
+    now_ms: i64,
+) -> Result<Option<BreakerTransition>, StoreError> {
+    let mut breaker = risk_store::load_breaker(conn, GLOBAL_SCOPE)?;
+    let t = breaker.reset(now_ms);
+    if let Some(t) = &t {
+        risk_store::record_transition(conn, GLOBAL_SCOPE, t)?;
+    }
+    Ok(t)
+}
+
+/// Paused = the kill switch is pulled (a breaker tripped by a loss rule is not a pause: it
+/// still lets closes through and recovers by itself).
+pub fn is_paused_store(conn: &rusqlite::Connection) -> Result<bool, StoreError> {
+    let b = risk_store::load_breaker(conn, GLOBAL_SCOPE)?;
+    Ok(!b.is_active() && b.reason == Some(BreakerReason::ManualKill))
 }

@@ -13,6 +13,7 @@ pub mod backtests;
 pub mod candles;
 pub mod codec;
 pub mod decisions;
+pub mod equity;
 pub mod jobs;
 pub mod live_confirmations;
 pub mod orders;
@@ -28,6 +29,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0001_initial.sql")),
         M::up(include_str!("migrations/0002_paper_exchange.sql")),
         M::up(include_str!("migrations/0003_secrets_and_live_guard.sql")),
+        M::up(include_str!("migrations/0004_trading.sql")),
     ])
 });
 
@@ -49,6 +51,7 @@ pub const TABLES: &[&str] = &[
     "paper_accounts",
     "secret_entries",
     "live_confirmations",
+    "equity_snapshots",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +88,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 3;
+const MIGRATION_COUNT: usize = 4;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -16,6 +16,22 @@ pub struct StoredOrder {
     pub connection: String,
     pub order: Order,
     pub error: Option<String>,
+    /// entry | exit | stop_loss | take_profit
+    pub purpose: String,
+    pub position_id: Option<i64>,
+    pub order_list_id: Option<String>,
+    pub strategy_id: Option<i64>,
+    pub decision_id: Option<i64>,
+}
+
+/// What an order is for, written with the row before the request leaves so a restart knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderLinks {
+    /// entry | exit | stop_loss | take_profit (empty = entry)
+    pub purpose: String,
+    pub position_id: Option<i64>,
+    pub order_list_id: Option<String>,
+    pub strategy_id: Option<i64>,
 }
 
 /// Record an order before it is sent. Fails with `Conflict` if the client id was used before:
@@ -27,10 +43,27 @@ pub fn insert_pending(
     connection: &str,
     now: TimestampMs,
 ) -> StoreResult<i64> {
+    insert_pending_linked(conn, request, connection, &OrderLinks::default(), now)
+}
+
+/// `insert_pending` with the order's purpose and the position/list/strategy it belongs to.
+pub fn insert_pending_linked(
+    conn: &Connection,
+    request: &OrderRequest,
+    connection: &str,
+    links: &OrderLinks,
+    now: TimestampMs,
+) -> StoreResult<i64> {
+    let purpose = if links.purpose.is_empty() {
+        "entry"
+    } else {
+        links.purpose.as_str()
+    };
     let result = conn.execute(
         "INSERT INTO orders (client_order_id, connection, symbol, side, order_type, time_in_force,
-             status, price, stop_price, quantity, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+             status, price, stop_price, quantity, created_at, updated_at,
+             purpose, position_id, order_list_id, strategy_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15)",
         params![
             request.client_order_id,
             connection,
@@ -43,6 +76,10 @@ pub fn insert_pending(
             request.stop_price.map(|p| dec_to_sql(p.get())),
             dec_to_sql(request.quantity.get()),
             now,
+            purpose,
+            links.position_id,
+            links.order_list_id,
+            links.strategy_id,
         ],
     );
     match result {
@@ -124,7 +161,8 @@ pub fn insert_fills(conn: &Connection, order_row_id: i64, fills: &[Fill]) -> Sto
 }
 
 const COLUMNS: &str = "id, connection, client_order_id, exchange_order_id, symbol, side, order_type,
-    status, price, stop_price, quantity, filled_quantity, cumulative_quote, created_at, updated_at, error";
+    status, price, stop_price, quantity, filled_quantity, cumulative_quote, created_at, updated_at, error,
+    purpose, position_id, order_list_id, strategy_id, decision_id";
 
 fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOrder, StoreError>> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -138,11 +176,21 @@ fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOrder
     let (qty, filled, cumq) = (text(10)?, text(11)?, text(12)?);
     let (created_at, updated_at): (i64, i64) = (row.get(13)?, row.get(14)?);
     let error: Option<String> = row.get(15)?;
+    let purpose: String = row.get(16)?;
+    let position_id: Option<i64> = row.get(17)?;
+    let order_list_id: Option<String> = row.get(18)?;
+    let strategy_id: Option<i64> = row.get(19)?;
+    let decision_id: Option<i64> = row.get(20)?;
     Ok((|| {
         Ok(StoredOrder {
             id,
             connection,
             error,
+            purpose,
+            position_id,
+            order_list_id,
+            strategy_id,
+            decision_id,
             order: Order {
                 client_order_id: cid,
                 exchange_order_id,
@@ -195,6 +243,144 @@ pub fn all(conn: &Connection) -> StoreResult<Vec<StoredOrder>> {
         out.push(r??);
     }
     Ok(out)
+}
+
+fn collect(
+    rows: impl Iterator<Item = rusqlite::Result<Result<StoredOrder, StoreError>>>,
+) -> StoreResult<Vec<StoredOrder>> {
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+/// Open protection legs (stop-loss / take-profit) of a connection, oldest first.
+pub fn open_protection(conn: &Connection, connection: &str) -> StoreResult<Vec<StoredOrder>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND purpose IN ('stop_loss', 'take_profit')
+         AND status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL') ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([connection], row_to_stored)?;
+    collect(rows)
+}
+
+/// Every order of a position, oldest first.
+pub fn of_position(conn: &Connection, position_id: i64) -> StoreResult<Vec<StoredOrder>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE position_id = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([position_id], row_to_stored)?;
+    collect(rows)
+}
+
+/// Entry orders of a connection that filled but were never booked into a position (a crash
+/// between the fill and the bookkeeping).
+pub fn unbooked_entries(conn: &Connection, connection: &str) -> StoreResult<Vec<StoredOrder>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND purpose = 'entry' AND position_id IS NULL
+         AND status IN ('FILLED', 'PARTIALLY_FILLED') ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([connection], row_to_stored)?;
+    collect(rows)
+}
+
+/// Orders for the CLI: newest first, optionally only open ones and one symbol.
+pub fn list(
+    conn: &Connection,
+    open_only: bool,
+    symbol: Option<&str>,
+    limit: usize,
+) -> StoreResult<Vec<StoredOrder>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE (?1 = 0 OR status IN ('PENDING_NEW', 'UNKNOWN', 'NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL'))
+         AND (?2 IS NULL OR symbol = ?2) ORDER BY id DESC LIMIT ?3"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![open_only, symbol, limit], row_to_stored)?;
+    collect(rows)
+}
+
+/// Attach the order to a position (and its decision) once they exist.
+pub fn link(
+    conn: &Connection,
+    client_order_id: &str,
+    position_id: Option<i64>,
+    decision_id: Option<i64>,
+) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE orders SET position_id = COALESCE(?2, position_id), decision_id = COALESCE(?3, decision_id)
+         WHERE client_order_id = ?1",
+        params![client_order_id, position_id, decision_id],
+    )?;
+    Ok(())
+}
+
+/// A stored fill with the realised PnL it booked, for `trademind trades`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TradeRow {
+    pub client_order_id: String,
+    pub purpose: String,
+    pub fill: Fill,
+    pub realized_pnl: Option<Quote>,
+}
+
+/// Fills, newest first.
+pub fn trades(conn: &Connection, limit: usize) -> StoreResult<Vec<TradeRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT o.client_order_id, o.purpose, t.exchange_trade_id, t.symbol, t.side, t.price, t.quantity,
+                t.fee, t.fee_asset, t.is_maker, t.executed_at, t.realized_pnl
+         FROM trades t JOIN orders o ON o.id = t.order_id ORDER BY t.executed_at DESC, t.id DESC LIMIT ?1",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map([limit], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, String>(8)?,
+            r.get::<_, bool>(9)?,
+            r.get::<_, i64>(10)?,
+            r.get::<_, Option<String>>(11)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (cid, purpose, trade_id, symbol, side, price, qty, fee, fee_asset, is_maker, time, pnl) =
+            row?;
+        out.push(TradeRow {
+            fill: Fill {
+                client_order_id: cid.clone(),
+                trade_id,
+                symbol: parse_col("trades.symbol", &symbol)?,
+                side: parse_col("trades.side", &side)?,
+                price: Price(dec_from_sql("trades.price", &price)?),
+                quantity: Qty(dec_from_sql("trades.quantity", &qty)?),
+                fee: Quote(dec_from_sql("trades.fee", &fee)?),
+                fee_asset,
+                is_maker,
+                time,
+            },
+            client_order_id: cid,
+            purpose,
+            realized_pnl: opt_dec_from_sql("trades.realized_pnl", pnl)?.map(Quote),
+        });
+    }
+    Ok(out)
+}
+
+/// Book the realised PnL of a closing order on its fills (the last fill carries it).
+pub fn set_realized_pnl(conn: &Connection, order_row_id: i64, pnl: Quote) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE trades SET realized_pnl = ?2 WHERE id = (SELECT MAX(id) FROM trades WHERE order_id = ?1)",
+        params![order_row_id, dec_to_sql(pnl.get())],
+    )?;
+    Ok(())
 }
 
 /// Number of fills stored for an order.

@@ -191,6 +191,58 @@ pub fn closed_positions(conn: &Connection, limit: usize) -> StoreResult<Vec<Posi
     collect(rows)
 }
 
+/// One position by id.
+pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<PositionRow>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM positions WHERE id = ?1"))?;
+    stmt.query_row([id], from_row).optional()?.transpose()
+}
+
+/// Open positions of one connection, oldest first.
+pub fn open_for_connection(conn: &Connection, connection: &str) -> StoreResult<Vec<PositionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM positions WHERE status = 'open' AND connection = ?1 ORDER BY opened_at"
+    ))?;
+    let rows = stmt.query_map([connection], from_row)?;
+    collect(rows)
+}
+
+/// Realised PnL (net of fees) of the connection's positions closed at or after `since`.
+pub fn realized_since(conn: &Connection, connection: &str, since: i64) -> StoreResult<Quote> {
+    let mut stmt = conn.prepare(
+        "SELECT realized_pnl FROM positions WHERE connection = ?1 AND status = 'closed' AND closed_at >= ?2",
+    )?;
+    let rows = stmt.query_map(params![connection, since], |r| r.get::<_, String>(0))?;
+    let mut total = Quote::ZERO;
+    for r in rows {
+        total += Quote(dec_from_sql("positions.realized_pnl", &r?)?);
+    }
+    Ok(total)
+}
+
+/// Closed positions of the connection as closed trades, oldest first (the breaker's and
+/// Kelly's input).
+pub fn closed_trades(
+    conn: &Connection,
+    connection: &str,
+) -> StoreResult<Vec<crate::domain::risk::ClosedTrade>> {
+    let mut stmt = conn.prepare(
+        "SELECT realized_pnl, closed_at FROM positions WHERE connection = ?1 AND status = 'closed'
+         ORDER BY closed_at, id",
+    )?;
+    let rows = stmt.query_map([connection], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (pnl, closed_at) = r?;
+        out.push(crate::domain::risk::ClosedTrade {
+            pnl: Quote(dec_from_sql("positions.realized_pnl", &pnl)?),
+            closed_at,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -609,6 +609,8 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             clamp_cursors(app);
             return vec![Effect::Refresh];
         }
+        // Equity reaches the TUI through the snapshot refresh that position changes trigger.
+        Event::EquityUpdated { .. } => {}
         Event::PositionChanged { .. } | Event::DecisionRecorded { .. } => {
             return vec![Effect::Refresh];
         }

@@ -15,4 +15,6 @@ pub use input::{
 };
 pub use rules::{RulesConfig, rules_decide};
 pub use types::{Action, Level, LevelKind, TimeHorizon, TradingDecision, decision_json_schema};
-pub use validate::{ValidatedDecision, ValidationLimits, Verdict, parse_and_validate, validate};
+pub use validate::{
+    ValidatedDecision, ValidationLimits, Verdict, level_price, parse_and_validate, validate,
+};

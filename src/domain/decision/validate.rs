@@ -92,7 +92,9 @@ pub fn parse_decision(raw: &str) -> Result<TradingDecision, String> {
     serde_json::from_value(value).map_err(|e| format!("reply violates the decision schema: {e}"))
 }
 
-fn level_price(level: Level, entry: Decimal, losing_side_below: bool) -> Option<Decimal> {
+/// The price a level names for `entry`: absolute, or a percent distance below (`losing_side_below`)
+/// or above the entry. `None` for a non-finite value.
+pub fn level_price(level: Level, entry: Decimal, losing_side_below: bool) -> Option<Decimal> {
     match level.kind {
         LevelKind::Price => Decimal::from_f64(level.value),
         LevelKind::Percent => {

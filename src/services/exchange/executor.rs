@@ -4,8 +4,9 @@
 //! `GET /api/v3/order?origClientOrderId=…` — never by sending again. An order is re-sent only
 //! after a 429/418 *rejection* and a query proving the exchange does not have it.
 
-use super::{Exchange, ExchangeError, Placed};
-use crate::domain::trading::order::{Order, OrderRequest, OrderStatus, OrderType};
+use super::{Exchange, ExchangeError, OcoRequest, OrderList, Placed};
+use crate::domain::trading::order::{Order, OrderRequest, OrderStatus, OrderType, TimeInForce};
+use crate::store::orders::OrderLinks;
 use crate::store::{Store, StoreError, orders};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -129,9 +130,19 @@ impl<E: Exchange> OrderExecutor<E> {
 
     /// Place an order exactly once. On success the local row holds the exchange's state.
     pub async fn place(&self, request: &OrderRequest) -> Result<Placed, ExchangeError> {
+        self.place_linked(request, &OrderLinks::default()).await
+    }
+
+    /// `place`, with the order's purpose and position written into its row before sending.
+    pub async fn place_linked(
+        &self,
+        request: &OrderRequest,
+        links: &OrderLinks,
+    ) -> Result<Placed, ExchangeError> {
         self.check_filters(request).await?;
-        let row_id =
-            self.with_store(|c| orders::insert_pending(c, request, &self.connection, now_ms()))?;
+        let row_id = self.with_store(|c| {
+            orders::insert_pending_linked(c, request, &self.connection, links, now_ms())
+        })?;
         let mut rounds = 0;
         loop {
             match self.attempt(request, row_id).await {
@@ -296,6 +307,83 @@ impl<E: Exchange> OrderExecutor<E> {
         }
     }
 
+    /// Place a one-cancels-the-other list exactly once. Both legs' rows are written
+    /// `PENDING_NEW` (with the list's client id) before the request leaves; a lost response is
+    /// resolved by querying the legs' client ids, never by sending the list again. `links`
+    /// gives the position; the legs get the purposes `take_profit` and `stop_loss`.
+    pub async fn place_oco(
+        &self,
+        request: &OcoRequest,
+        links: &OrderLinks,
+    ) -> Result<OrderList, ExchangeError> {
+        let legs = oco_legs(request);
+        for leg in &legs {
+            self.check_filters(leg).await?;
+        }
+        let mut rows = Vec::new();
+        for (leg, purpose) in legs.iter().zip(["take_profit", "stop_loss"]) {
+            let leg_links = OrderLinks {
+                purpose: purpose.to_string(),
+                order_list_id: Some(request.list_client_order_id.clone()),
+                ..links.clone()
+            };
+            rows.push(self.with_store(|c| {
+                orders::insert_pending_linked(c, leg, &self.connection, &leg_links, now_ms())
+            })?);
+        }
+        let sent_at = Instant::now();
+        match self.exchange.place_oco(request).await {
+            Ok(list) => {
+                for order in &list.orders {
+                    self.with_store(|c| orders::update_from_exchange(c, order, now_ms()))?;
+                }
+                Ok(list)
+            }
+            Err(ExchangeError::StatusUnknown { reason }) => {
+                tracing::warn!(list = %request.list_client_order_id, %reason,
+                    "order list outcome unknown; resolving its legs by query");
+                for leg in &legs {
+                    self.mark(leg, OrderStatus::Unknown, &reason)?;
+                }
+                let mut found = Vec::new();
+                let mut missing = 0;
+                for (leg, row) in legs.iter().zip(rows) {
+                    match self.resolve(leg, row, sent_at).await {
+                        Ok(placed) => found.push(placed.order),
+                        Err(ExchangeError::UnknownOrder { .. }) => missing += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if missing == legs.len() {
+                    let msg = format!("never reached the exchange ({reason}); not placed");
+                    for leg in &legs {
+                        self.mark(leg, OrderStatus::Rejected, &msg)?;
+                    }
+                    return Err(ExchangeError::OrderRejected(msg));
+                }
+                if missing > 0 {
+                    return Err(ExchangeError::StatusUnknown {
+                        reason: "only one leg of the order list was found on the exchange".into(),
+                    });
+                }
+                Ok(OrderList {
+                    list_client_order_id: request.list_client_order_id.clone(),
+                    exchange_list_id: None,
+                    symbol: request.symbol.clone(),
+                    orders: found,
+                })
+            }
+            Err(e) => {
+                // A rate-limit rejection is not retried here: the caller decides (an
+                // unprotected position is closed rather than left waiting).
+                for leg in &legs {
+                    self.mark(leg, OrderStatus::Rejected, &e.to_string())?;
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// After a restart: settle every order of this connection left `PENDING_NEW` / `UNKNOWN`.
     /// Returns the orders whose state is now known.
     pub async fn reconcile(&self) -> Result<Vec<Order>, ExchangeError> {
@@ -331,4 +419,30 @@ impl<E: Exchange> OrderExecutor<E> {
         }
         Ok(settled)
     }
+}
+
+/// The two legs of an OCO as single orders (for filter checks, rows and status queries).
+pub fn oco_legs(request: &OcoRequest) -> [OrderRequest; 2] {
+    [
+        OrderRequest {
+            client_order_id: request.take_profit_client_order_id.clone(),
+            symbol: request.symbol.clone(),
+            side: request.side,
+            order_type: OrderType::LimitMaker,
+            quantity: request.quantity,
+            price: Some(request.take_profit_price),
+            stop_price: None,
+            time_in_force: None,
+        },
+        OrderRequest {
+            client_order_id: request.stop_client_order_id.clone(),
+            symbol: request.symbol.clone(),
+            side: request.side,
+            order_type: OrderType::StopLossLimit,
+            quantity: request.quantity,
+            price: Some(request.stop_limit_price),
+            stop_price: Some(request.stop_price),
+            time_in_force: Some(TimeInForce::Gtc),
+        },
+    ]
 }

@@ -4,6 +4,7 @@
 //! inside `binance/`. Orders should be placed through [`executor::OrderExecutor`], which records
 //! the order before it is sent and resolves unknown outcomes by querying, never by resending.
 
+pub mod any;
 pub mod binance;
 pub mod engine;
 pub mod error;

@@ -16,6 +16,8 @@ pub use resend::{ResendClient, ResendError};
 pub enum AlertKind {
     TradeExecuted,
     StopOrTargetHit,
+    /// A position could not be protected on the exchange and was closed at market.
+    ProtectionFailed,
     DailyLossLimit,
     BreakerChanged,
     ReconciliationDiscrepancy,
@@ -29,6 +31,7 @@ impl AlertKind {
         match self {
             AlertKind::TradeExecuted => "trade_executed",
             AlertKind::StopOrTargetHit => "stop_or_target_hit",
+            AlertKind::ProtectionFailed => "protection_failed",
             AlertKind::DailyLossLimit => "daily_loss_limit",
             AlertKind::BreakerChanged => "breaker_changed",
             AlertKind::ReconciliationDiscrepancy => "reconciliation_discrepancy",
@@ -217,10 +220,27 @@ pub fn mark_alert(
     Ok(())
 }
 
+/// Anything that holds the database connection: a bare `Connection` or a `Store`.
+pub trait AlertDb {
+    fn db(&self) -> &Connection;
+}
+
+impl AlertDb for Connection {
+    fn db(&self) -> &Connection {
+        self
+    }
+}
+
+impl AlertDb for crate::store::Store {
+    fn db(&self) -> &Connection {
+        self.conn()
+    }
+}
+
 /// Record, deduplicate, rate-limit and send one alert. The store lock is not held across the
 /// network call: `conn` is used before and after.
-pub async fn notify(
-    conn: &std::sync::Mutex<Connection>,
+pub async fn notify<D: AlertDb>(
+    conn: &std::sync::Mutex<D>,
     client: Option<&ResendClient>,
     cfg: &NotificationConfig,
     alert: &Alert,
@@ -230,8 +250,8 @@ pub async fn notify(
         let c = conn
             .lock()
             .map_err(|_| crate::store::StoreError::Conflict("database lock poisoned".into()))?;
-        let suppressed = suppression_reason(&c, alert, now_ms, cfg)?;
-        let (id, key) = record_alert(&c, alert, now_ms)?;
+        let suppressed = suppression_reason(c.db(), alert, now_ms, cfg)?;
+        let (id, key) = record_alert(c.db(), alert, now_ms)?;
         (id, key, suppressed)
     };
     let outcome = match (suppressed, client) {
@@ -250,7 +270,7 @@ pub async fn notify(
     let c = conn
         .lock()
         .map_err(|_| crate::store::StoreError::Conflict("database lock poisoned".into()))?;
-    mark_alert(&c, id, &outcome, now_ms)?;
+    mark_alert(c.db(), id, &outcome, now_ms)?;
     Ok(outcome)
 }
 

@@ -1,0 +1,121 @@
+//! Equity snapshots (`equity_snapshots`): a connection's equity over time, so the start-of-day
+//! equity and the peak survive restarts.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreResult;
+use super::codec::{dec_from_sql, dec_to_sql};
+use crate::domain::money::Quote;
+
+pub fn insert(
+    conn: &Connection,
+    connection: &str,
+    equity: Quote,
+    unrealized: Quote,
+    at_ms: i64,
+) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO equity_snapshots (connection, equity, unrealized_pnl, taken_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            connection,
+            dec_to_sql(equity.get()),
+            dec_to_sql(unrealized.get()),
+            at_ms
+        ],
+    )?;
+    Ok(())
+}
+
+fn one(conn: &Connection, sql: &str, connection: &str, at: i64) -> StoreResult<Option<Quote>> {
+    let text: Option<String> = conn
+        .query_row(sql, params![connection, at], |r| r.get(0))
+        .optional()?;
+    text.map(|t| dec_from_sql("equity_snapshots.equity", &t).map(Quote))
+        .transpose()
+}
+
+/// Equity when the UTC day of `day_start` began: the last snapshot before it, else the first
+/// one of the day.
+pub fn start_of_day(
+    conn: &Connection,
+    connection: &str,
+    day_start: i64,
+) -> StoreResult<Option<Quote>> {
+    if let Some(q) = one(
+        conn,
+        "SELECT equity FROM equity_snapshots WHERE connection = ?1 AND taken_at < ?2 ORDER BY taken_at DESC, id DESC LIMIT 1",
+        connection,
+        day_start,
+    )? {
+        return Ok(Some(q));
+    }
+    one(
+        conn,
+        "SELECT equity FROM equity_snapshots WHERE connection = ?1 AND taken_at >= ?2 ORDER BY taken_at, id LIMIT 1",
+        connection,
+        day_start,
+    )
+}
+
+/// The highest equity ever recorded (decimals are TEXT, so compared in Rust, not SQL).
+pub fn peak(conn: &Connection, connection: &str) -> StoreResult<Option<Quote>> {
+    let mut stmt = conn.prepare("SELECT equity FROM equity_snapshots WHERE connection = ?1")?;
+    let rows = stmt.query_map([connection], |r| r.get::<_, String>(0))?;
+    let mut best: Option<Quote> = None;
+    for r in rows {
+        let q = Quote(dec_from_sql("equity_snapshots.equity", &r?)?);
+        if best.is_none_or(|b| q > b) {
+            best = Some(q);
+        }
+    }
+    Ok(best)
+}
+
+/// The latest snapshot: (equity, unrealised PnL, time).
+pub fn latest(conn: &Connection, connection: &str) -> StoreResult<Option<(Quote, Quote, i64)>> {
+    let row: Option<(String, String, i64)> = conn
+        .query_row(
+            "SELECT equity, unrealized_pnl, taken_at FROM equity_snapshots WHERE connection = ?1 ORDER BY taken_at DESC, id DESC LIMIT 1",
+            [connection],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    row.map(|(e, u, t)| {
+        Ok((
+            Quote(dec_from_sql("equity_snapshots.equity", &e)?),
+            Quote(dec_from_sql("equity_snapshots.unrealized_pnl", &u)?),
+            t,
+        ))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn start_of_day_is_the_last_equity_before_midnight_and_peak_the_highest() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let day = 86_400_000;
+        assert_eq!(start_of_day(c, "paper", day).unwrap(), None);
+        insert(c, "paper", Quote(dec!(1000)), Quote::ZERO, day + 5).unwrap();
+        // no snapshot before the day: the day's first one
+        assert_eq!(
+            start_of_day(c, "paper", day).unwrap(),
+            Some(Quote(dec!(1000)))
+        );
+        insert(c, "paper", Quote(dec!(1200.5)), Quote::ZERO, day + 10).unwrap();
+        insert(c, "paper", Quote(dec!(950)), Quote::ZERO, 2 * day + 1).unwrap();
+        insert(c, "other", Quote(dec!(99999)), Quote::ZERO, 2 * day + 1).unwrap();
+        assert_eq!(
+            start_of_day(c, "paper", 2 * day).unwrap(),
+            Some(Quote(dec!(1200.5)))
+        );
+        assert_eq!(peak(c, "paper").unwrap(), Some(Quote(dec!(1200.5))));
+        assert_eq!(latest(c, "paper").unwrap().unwrap().0, Quote(dec!(950)));
+    }
+}
