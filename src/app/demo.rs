@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::OptionalExtension;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -158,6 +157,7 @@ pub struct DemoTrade {
     pub opened_at: i64,
     pub closed_at: Option<i64>,
     pub entry_price: Price,
+    /// Bought (closed positions) or still held (open ones).
     pub quantity: Qty,
     /// The price the position left at (the exit order's average), when closed.
     pub exit_price: Option<Price>,
@@ -416,7 +416,7 @@ impl Demo {
             let p = &row.position;
             realized += p.realized_pnl;
             fees += p.fees_paid;
-            let (exit, exit_price) = exit_of(c, row.id)?;
+            let (bought, exit, exit_price) = orders_of(c, row.id)?;
             let exit = match (p.closed_at, exit) {
                 (None, _) => "open".to_string(),
                 (Some(_), Some(purpose)) => purpose,
@@ -430,7 +430,7 @@ impl Demo {
                 opened_at: p.opened_at,
                 closed_at: p.closed_at,
                 entry_price: p.entry_price,
-                quantity: p.quantity,
+                quantity: if p.closed_at.is_some() { bought } else { p.quantity },
                 exit_price,
                 exit,
                 realized_pnl: p.realized_pnl,
@@ -465,26 +465,36 @@ impl Demo {
     }
 }
 
-/// How a position left: the purpose and average price of its filled exit order.
-fn exit_of(
+/// What the orders of a position say: the quantity its entries filled, and the purpose and
+/// average price of the filled exit order that closed it.
+fn orders_of(
     c: &rusqlite::Connection,
     position_id: i64,
-) -> Result<(Option<String>, Option<Price>), DemoError> {
-    let row: Option<(String, Option<String>)> = c
-        .query_row(
-            "SELECT purpose, average_price FROM orders
-             WHERE position_id = ?1 AND purpose != 'entry' AND status = 'FILLED'
-             ORDER BY updated_at DESC LIMIT 1",
-            [position_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+) -> Result<(Qty, Option<String>, Option<Price>), DemoError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT purpose, filled_quantity, average_price FROM orders
+             WHERE position_id = ?1 AND status = 'FILLED' ORDER BY updated_at, id",
         )
-        .optional()
         .map_err(crate::store::StoreError::from)?;
-    Ok(match row {
-        Some((purpose, price)) => (
-            Some(purpose),
-            price.and_then(|p| p.parse().ok()).map(Price),
-        ),
-        None => (None, None),
-    })
+    let rows = stmt
+        .query_map([position_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .map_err(crate::store::StoreError::from)?;
+    let (mut bought, mut exit, mut exit_price) = (Qty::ZERO, None, None);
+    for row in rows {
+        let (purpose, filled, average) = row.map_err(crate::store::StoreError::from)?;
+        if purpose == "entry" {
+            bought += Qty(filled.parse().unwrap_or(Decimal::ZERO));
+        } else {
+            exit = Some(purpose);
+            exit_price = average.and_then(|p| p.parse().ok()).map(Price);
+        }
+    }
+    Ok((bought, exit, exit_price))
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Context, DB_FILE, UsageError};
 use crate::app::bus::EventBus;
 use crate::app::decide::AnyEngine;
-use crate::app::demo::{Demo, DemoOptions, DemoSummary, reset_database};
+use crate::app::demo::{Demo, DemoError, DemoOptions, DemoSummary, reset_database};
 use crate::config::{LoadedConfig, Settings};
 
 #[derive(Debug, Args)]
@@ -41,6 +41,10 @@ pub fn demo_settings(settings: &Settings) -> Settings {
     s.trading.interval = "1h".into();
     s.rules = settings.demo.rules();
     s.risk.min_confidence = settings.demo.min_confidence;
+    // One position at a time: the demo strategy does not pyramid.
+    if let Ok(size) = rust_decimal::Decimal::try_from(s.rules.position_size_pct) {
+        s.risk.max_symbol_exposure_pct = size;
+    }
     s
 }
 
@@ -89,13 +93,17 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         };
         let run = demo.run(options, cancel.clone());
         tokio::pin!(run);
-        let summary = tokio::select! {
-            s = &mut run => s?,
+        let outcome = tokio::select! {
+            s = &mut run => s,
             _ = crate::app::daemon::shutdown_signal() => {
                 cancel.cancel();
-                run.await?
+                run.await
             }
         };
+        let summary = outcome.map_err(|e| match e {
+            DemoError::TooFewCandles { .. } => anyhow::Error::from(UsageError(e.to_string())),
+            other => other.into(),
+        })?;
         return print_summary(ctx, &summary);
     }
 
