@@ -476,7 +476,18 @@ impl<E: Exchange + 'static> TradingService<E> {
             .my_trades(&order.symbol)
             .await?
             .into_iter()
-            .filter(|f| f.client_order_id == order.client_order_id)
+            // Binance's myTrades names the exchange order id only (`order:<id>`).
+            .filter(|f| {
+                f.client_order_id == order.client_order_id
+                    || order
+                        .exchange_order_id
+                        .as_deref()
+                        .is_some_and(|id| f.client_order_id == format!("order:{id}"))
+            })
+            .map(|f| Fill {
+                client_order_id: order.client_order_id.clone(),
+                ..f
+            })
             .collect();
         if !mine.is_empty() {
             return Ok(mine);
