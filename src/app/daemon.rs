@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::app::backtest::{BacktestRequest, load_candles, run_and_record};
 use crate::app::bus::{Event, EventBus};
 use crate::app::decide::AnyEngine;
 use crate::app::scheduler::{
-    Clock, JobRun, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
+    Clock, JobRun, OnDemandQueue, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
 };
 use crate::app::trading::{TradingDeps, TradingService};
 use crate::cli::Context;
@@ -436,5 +437,53 @@ async fn run_on<E: Exchange + 'static>(
         .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?
         .checkpoint()?;
     tracing::info!("daemon stopped cleanly");
+    Ok(())
+}
+
+/// The `run_backtest` worker: requests wait in a bounded queue and run one at a time on the
+/// blocking pool (a backtest is CPU work) over the worker's own database connection, so neither
+/// the interface nor the trading jobs wait for it. Each run is recorded as a `run_backtest` job
+/// run; its end is published on the bus.
+pub fn backtest_queue(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn RunRecorder>,
+    bus: EventBus,
+    capacity: usize,
+    cancel: CancellationToken,
+) -> (OnDemandQueue<BacktestRequest>, tokio::task::JoinHandle<()>) {
+    let store = Arc::new(Mutex::new(store));
+    OnDemandQueue::start(capacity, cancel, move |request: BacktestRequest| {
+        let (store, clock, recorder, bus) =
+            (store.clone(), clock.clone(), recorder.clone(), bus.clone());
+        async move {
+            let worker_clock = clock.clone();
+            let body = |_now| async move {
+                tokio::task::spawn_blocking(move || {
+                    run_one_backtest(&store, &request, &bus, worker_clock)
+                })
+                .await
+                .map_err(|e| format!("the backtest task failed: {e}"))?
+            };
+            let _ = run_recorded(RUN_BACKTEST, clock.as_ref(), recorder.as_ref(), body).await;
+        }
+    })
+}
+
+fn run_one_backtest(
+    store: &Mutex<Store>,
+    request: &BacktestRequest,
+    bus: &EventBus,
+    clock: Arc<dyn Clock>,
+) -> Result<(), String> {
+    let store = store
+        .lock()
+        .map_err(|_| "the database lock was poisoned".to_string())?;
+    let candles = load_candles(Some(&store), request).map_err(|e| e.to_string())?;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let now = move || clock.now_ms();
+    let (id, _) = run_and_record(&store, request, &candles, &cancel, &mut |_, _| {}, &now)
+        .map_err(|(_, e)| e.to_string())?;
+    bus.publish(Event::BacktestProgress { id, fraction: 1.0 });
     Ok(())
 }

@@ -12,10 +12,13 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::bus::{Event, EventBus};
+use crate::app::backtest::{BacktestRequest, CandleSource, SizingChoice};
 use crate::app::daemon::{
-    Jobs, MONITOR_ORDERS, RECONCILE, StoreRecorder, StrategyJob, UPDATE_PRICES, run_recorded,
-    trading_job_name,
+    Jobs, MONITOR_ORDERS, RECONCILE, StoreRecorder, StrategyJob, UPDATE_PRICES, backtest_queue,
+    run_recorded, trading_job_name,
 };
+use crate::domain::backtest::fills::{Costs, FillModel};
+use crate::domain::backtest::strategies::StrategySpec;
 use crate::app::decide::{AnyEngine, DecisionEngine};
 use crate::app::scheduler::Clock;
 use crate::app::trading::{TradingDeps, TradingService};
@@ -208,6 +211,7 @@ pub struct Demo {
     initial_balance: Quote,
     database: std::path::PathBuf,
     engine_label: &'static str,
+    settings: Arc<Settings>,
 }
 
 /// Remove the demo database and its WAL files, so every demo starts from the same state.
@@ -303,6 +307,7 @@ impl Demo {
             initial_balance,
             database: database.to_path_buf(),
             engine_label,
+            settings,
         })
     }
 
@@ -389,9 +394,64 @@ impl Demo {
                 }
             }
         }
+        if replayed > 0 && !cancel.is_cancelled() {
+            self.backtest_replayed(replayed, &cancel).await?;
+        }
         let summary = self.summary(replayed).await?;
         self.lock()?.checkpoint()?;
         Ok(summary)
+    }
+
+    /// The same rule backtested over the replayed candles, through the daemon's on-demand
+    /// `run_backtest` queue: live and backtest side by side in the Backtests screen.
+    async fn backtest_replayed(
+        &self,
+        replayed: usize,
+        cancel: &CancellationToken,
+    ) -> Result<(), DemoError> {
+        let candles = &self.candles[self.warmup..self.warmup + replayed];
+        let (Some(first), Some(last)) = (candles.first(), candles.last()) else {
+            return Ok(());
+        };
+        let rules = &self.settings.rules;
+        let request = BacktestRequest {
+            strategy: StrategySpec {
+                name: "rsi-macd".into(),
+                params: [
+                    ("oversold".to_string(), rules.oversold),
+                    ("overbought".to_string(), rules.overbought),
+                    ("stop_pct".to_string(), rules.stop_loss_pct),
+                    ("take_pct".to_string(), rules.take_profit_pct),
+                ]
+                .into(),
+            },
+            symbol: self.symbol.as_str().to_string(),
+            interval: self.interval,
+            from: Some(first.open_time),
+            to: Some(last.open_time + 1),
+            source: CandleSource::Store,
+            initial_cash: self.initial_balance,
+            costs: Costs::default(),
+            fill: FillModel::default(),
+            sizing: SizingChoice::Fixed,
+            risk: self.settings.risk.clone(),
+        };
+        let worker_cancel = cancel.child_token();
+        let (queue, worker) = backtest_queue(
+            Store::open(&self.database)?,
+            Arc::new(self.clock.clone()),
+            self.recorder.clone(),
+            self.bus.clone(),
+            self.settings.scheduler.backtest_queue_size,
+            worker_cancel.clone(),
+        );
+        if let Err(e) = queue.submit(request) {
+            tracing::warn!("the demo backtest was not queued: {e}");
+        }
+        // Closing the queue lets the worker finish what was submitted and stop.
+        drop(queue);
+        let _ = worker.await;
+        Ok(())
     }
 
     async fn summary(&self, replayed: usize) -> Result<DemoSummary, DemoError> {

@@ -159,3 +159,68 @@ fn demo_daemon_prints_trades_and_final_equity_for_people() {
     assert!(!too_many.status.success());
     assert!(String::from_utf8_lossy(&too_many.stderr).contains("at most"));
 }
+
+/// `trademind demo` in a real terminal: the replay trades, and every screen shows its data.
+#[test]
+fn demo_in_tmux_fills_every_screen_with_replayed_data() {
+    use crate::tui_tmux::{Tmux, tmux_available};
+    if !tmux_available() {
+        println!("SKIPPED: tmux is not installed, so the end-to-end demo test cannot run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("trademind");
+    let tmux = Tmux {
+        socket: format!("trademind-demo-{}", std::process::id()),
+    };
+    // 212 candles end with the 13 January position still open (its OCO resting), after four
+    // stops and a target: every screen has something to show. A million-fold speed replays
+    // them in well under a second.
+    let command = format!(
+        "env -i PATH=/usr/bin:/bin HOME={home} TERM=xterm-256color XDG_CONFIG_HOME=/nonexistent-trademind \
+         TRADEMIND_SECRETS__BACKEND=environment {bin} --data-dir {data} demo --speed 1000000 --candles 212; \
+         echo TRADEMIND-EXITED-$?; sleep 60",
+        home = dir.path().display(),
+        bin = bin.display(),
+        data = dir.path().display(),
+    );
+    let out = tmux.cmd(&[
+        "new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", &command,
+    ]);
+    assert!(out.status.success(), "tmux new-session: {out:?}");
+    // The replay is over when the demo's backtest has run (the last thing it does).
+    tmux.send("6");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("rsi-macd") && s.contains("completed"));
+    assert!(ok, "the demo's backtest never completed:\n{screen}");
+
+    let screens: [(&str, &str, &[&str]); 8] = [
+        ("1", "┌ Dashboard", &["Last decisions", "rules", "autonomous_trading:demo"]),
+        ("2", "┌ Positions & orders", &["BTCUSDT", "LONG", "92358.34"]),
+        ("3", "┌ Trades", &["SELL", "BUY", "demo"]),
+        ("4", "┌ Decisions 212 recorded", &["executed", "rules"]),
+        ("5", "┌ Market BTCUSDT 1h", &["close 94536.1"]),
+        ("6", "┌ Backtests 1 runs", &["rsi-macd", "completed"]),
+        ("7", "┌ Risk", &["REDUCE ONLY", "consecutive_losses"]),
+        ("8", "┌ Logs", &["job monitor_orders finished"]),
+    ];
+    for (key, title, data) in screens {
+        tmux.send(key);
+        let (ok, screen) = tmux.wait_for(|s| s.contains(title) && data.iter().all(|d| s.contains(d)));
+        assert!(ok, "key {key}: {title} without {data:?}:\n{screen}");
+        let lower = screen.to_lowercase();
+        assert!(
+            !lower.contains("panicked") && !lower.contains("failed"),
+            "{title} shows an error:\n{screen}"
+        );
+    }
+    // The position's two protection orders rest on the (paper) exchange: q asks first.
+    tmux.send("q");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("2 order(s) in flight. Quit anyway?"));
+    assert!(ok, "q did not ask about the resting orders:\n{screen}");
+    tmux.send("y");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("TRADEMIND-EXITED-"));
+    assert!(ok, "the demo did not exit on q, y:\n{screen}");
+    assert!(screen.contains("TRADEMIND-EXITED-0"), "non-zero exit:\n{screen}");
+    // The user's own database was never created.
+    assert!(!dir.path().join(trademind::cli::DB_FILE).exists());
+}

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    socket: String,
+pub struct Tmux {
+    pub socket: String,
 }
 
 impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
+    pub fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-L")
             .arg(&self.socket)
@@ -19,16 +19,16 @@ impl Tmux {
             .expect("tmux runs")
     }
 
-    fn capture(&self) -> String {
+    pub fn capture(&self) -> String {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
     }
 
-    fn send(&self, key: &str) {
+    pub fn send(&self, key: &str) {
         self.cmd(&["send-keys", "-t", "e2e", key]);
     }
 
     /// Poll the pane until `pred` holds; returns the last capture either way.
-    fn wait_for(&self, pred: impl Fn(&str) -> bool) -> (bool, String) {
+    pub fn wait_for(&self, pred: impl Fn(&str) -> bool) -> (bool, String) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let screen = self.capture();
@@ -50,7 +50,7 @@ impl Drop for Tmux {
     }
 }
 
-fn tmux_available() -> bool {
+pub fn tmux_available() -> bool {
     Command::new("tmux")
         .arg("-V")
         .output()
