@@ -476,7 +476,18 @@ impl<E: Exchange + 'static> TradingService<E> {
             .my_trades(&order.symbol)
             .await?
             .into_iter()
-            .filter(|f| f.client_order_id == order.client_order_id)
+            .filter(|f| {
+                // `myTrades` names the exchange order id only (`order:<id>`).
+                f.client_order_id == order.client_order_id
+                    || order
+                        .exchange_order_id
+                        .as_ref()
+                        .is_some_and(|id| f.client_order_id == format!("order:{id}"))
+            })
+            .map(|mut f| {
+                f.client_order_id.clone_from(&order.client_order_id);
+                f
+            })
             .collect();
         if !mine.is_empty() {
             return Ok(mine);
