@@ -379,6 +379,14 @@ impl<E: Exchange + 'static> TradingService<E> {
         lock_store(&self.deps.store)
     }
 
+    pub fn exchange(&self) -> &Arc<E> {
+        &self.deps.exchange
+    }
+
+    pub fn connection(&self) -> &str {
+        &self.deps.connection
+    }
+
     fn publish(&self, event: Event) {
         self.deps.bus.publish(event);
     }
@@ -1679,6 +1687,17 @@ impl<E: Exchange + 'static> TradingService<E> {
     pub fn is_paused(&self) -> Result<bool, TradingError> {
         let db = self.store()?;
         Ok(is_paused_store(db.conn())?)
+    }
+}
+
+impl TradingService<crate::services::exchange::any::AnyExchange> {
+    /// Give the paper exchange a price (it has no market feed of its own in one-shot commands);
+    /// a no-op on Binance.
+    pub fn seed_paper_price(&self, symbol: &Symbol, price: Price) -> Result<(), TradingError> {
+        if let crate::services::exchange::any::AnyExchange::Paper(p) = self.deps.exchange.as_ref() {
+            p.on_price(symbol, price)?;
+        }
+        Ok(())
     }
 }
 
