@@ -446,3 +446,132 @@ async fn production_with_live_false_refuses_to_send_anything() {
     let row = recorder::recent(rig.store.lock().unwrap().conn(), 1).unwrap();
     assert_eq!(row[0].fields.outcome, "blocked");
 }
+
+mod cli {
+    use super::*;
+    use crate::exchange_cli::trademind;
+    use trademind::domain::trading::order::Order;
+
+    fn json_of(cmd: &mut assert_cmd::Command) -> Value {
+        let out = cmd.assert().success().get_output().stdout.clone();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    /// A protected position as the trading service leaves it: the position and its stop leg.
+    fn seed(db: &std::path::Path) {
+        let store = Store::open(db).unwrap();
+        let c = store.conn();
+        let p = Position {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: PositionSide::Long,
+            quantity: Qty(dec!(0.01998)),
+            entry_price: Price(dec!(50000)),
+            stop_loss: Some(Price(dec!(49000))),
+            take_profit: None,
+            realized_pnl: Quote(dec!(-1)),
+            fees_paid: Quote(dec!(1)),
+            opened_at: NOW,
+            closed_at: None,
+        };
+        let id = positions::insert(c, "paper", None, &p, NOW).unwrap();
+        let stop = OrderRequest {
+            client_order_id: "tm-sl-cli".into(),
+            symbol: p.symbol.clone(),
+            side: Side::Sell,
+            order_type: OrderType::StopLossLimit,
+            quantity: Qty(dec!(0.01998)),
+            price: Some(Price(dec!(48755))),
+            stop_price: Some(Price(dec!(49000))),
+            time_in_force: None,
+        };
+        let links = orders::OrderLinks {
+            purpose: "stop_loss".into(),
+            position_id: Some(id),
+            ..Default::default()
+        };
+        orders::insert_pending_linked(c, &stop, "paper", &links, NOW).unwrap();
+        let placed = Order {
+            client_order_id: stop.client_order_id.clone(),
+            exchange_order_id: Some("7".into()),
+            symbol: stop.symbol.clone(),
+            side: Side::Sell,
+            order_type: OrderType::StopLossLimit,
+            status: OrderStatus::New,
+            price: stop.price,
+            stop_price: stop.stop_price,
+            quantity: stop.quantity,
+            filled_quantity: Qty::ZERO,
+            cumulative_quote: Quote::ZERO,
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        orders::update_from_exchange(c, &placed, NOW).unwrap();
+    }
+
+    #[test]
+    fn positions_orders_and_trades_list_what_the_database_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(
+            json_of(trademind(d).args(["--json", "positions"])),
+            json!([])
+        );
+        assert_eq!(json_of(trademind(d).args(["--json", "trades"])), json!([]));
+        seed(&d.join("trademind.db"));
+
+        let open = json_of(trademind(d).args(["--json", "positions"]));
+        assert_eq!(open.as_array().unwrap().len(), 1);
+        assert_eq!(open[0]["position"]["symbol"], "BTCUSDT");
+        assert_eq!(open[0]["position"]["quantity"], "0.01998");
+        assert_eq!(open[0]["position"]["stop_loss"], "49000");
+        assert_eq!(
+            json_of(trademind(d).args(["--json", "positions", "--closed"])),
+            json!([])
+        );
+        let orders =
+            json_of(trademind(d).args(["--json", "orders", "--open", "--symbol", "BTCUSDT"]));
+        assert_eq!(orders[0]["order"]["client_order_id"], "tm-sl-cli");
+        assert_eq!(orders[0]["purpose"], "stop_loss");
+        assert_eq!(orders[0]["order"]["status"], "NEW");
+        assert_eq!(
+            json_of(trademind(d).args(["--json", "orders", "--symbol", "ETHUSDT"])),
+            json!([])
+        );
+        let text = trademind(d).args(["positions"]).assert().success();
+        let text = String::from_utf8(text.get_output().stdout.clone()).unwrap();
+        assert!(text.contains("BTCUSDT") && text.contains("49000"), "{text}");
+    }
+
+    #[test]
+    fn pause_and_resume_flip_the_persisted_kill_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let paused = json_of(trademind(d).args(["--json", "pause", "--reason", "news"]));
+        assert_eq!(paused["paused"], true);
+        assert_eq!(paused["transition"]["to"], "halted");
+        assert_eq!(paused["transition"]["reason"], "manual_kill");
+        let shown = json_of(trademind(d).args(["--json", "risk", "show"]));
+        assert_eq!(shown["breaker"]["state"], "halted");
+        let resumed = json_of(trademind(d).args(["--json", "resume"]));
+        assert_eq!(resumed["paused"], false);
+        assert_eq!(resumed["transition"]["to"], "active");
+        let again = json_of(trademind(d).args(["--json", "resume"]));
+        assert_eq!(again["transition"], Value::Null);
+    }
+
+    #[test]
+    fn execute_on_paper_decides_offline_and_records_the_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let v = json_of(trademind(d).args(["--json", "execute", "BTCUSDT"]));
+        assert_eq!(v["engine"], "rules");
+        let id = v["report"]["decision_id"].as_i64().unwrap();
+        let decisions = json_of(trademind(d).args(["--json", "decisions"]));
+        assert_eq!(decisions["decisions"][0]["id"], id);
+        assert_eq!(decisions["decisions"][0]["outcome"], v["report"]["outcome"]);
+        trademind(d).args(["cancel", "tm-nope"]).assert().failure();
+        let failed = trademind(d).args(["close", "BTCUSDT"]).assert().failure();
+        let stderr = String::from_utf8(failed.get_output().stderr.clone()).unwrap();
+        assert!(stderr.contains("no open position in BTCUSDT"), "{stderr}");
+    }
+}
