@@ -20,9 +20,7 @@ use crate::app::scheduler::{
 };
 use crate::app::trading::{TradingDeps, TradingService};
 use crate::cli::Context;
-use crate::cli::exchange::Venue;
 use crate::config::SchedulerConfig;
-use crate::domain::trading::mode::TradingMode;
 use crate::services::exchange::Exchange;
 use crate::services::notification::ResendClient;
 use crate::services::monitoring::{HealthTracker, component_of};
@@ -303,25 +301,6 @@ pub async fn run_until_cancelled<E: Exchange + 'static>(
     scheduler.run(cancel).await;
 }
 
-/// What orders on `connection` do: the paper exchange, the Binance testnet, or production
-/// (where the live guard decides before every order).
-pub fn connection_mode(
-    conn: &rusqlite::Connection,
-    connection: &str,
-) -> Result<TradingMode, crate::store::StoreError> {
-    if connection == "paper" {
-        return Ok(TradingMode::Paper);
-    }
-    let row = crate::store::strategies::list_connections(conn)?
-        .into_iter()
-        .find(|r| r.name == connection);
-    Ok(match row {
-        Some(r) if r.exchange == "paper" => TradingMode::Paper,
-        Some(r) if r.is_testnet => TradingMode::Testnet,
-        _ => TradingMode::Live,
-    })
-}
-
 /// The Resend mailer when notifications are enabled and a key is stored.
 async fn mailer(ctx: &Context) -> anyhow::Result<Option<ResendClient>> {
     use crate::secrets::{Credential, SecretId, SecretKind, Secrets};
@@ -357,34 +336,22 @@ async fn mailer(ctx: &Context) -> anyhow::Result<Option<ResendClient>> {
 
 /// `trademind --daemon`: until SIGINT/SIGTERM.
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    let (connection, venue, _) = crate::cli::exchange::open(ctx, None).await?;
-    match venue {
-        Venue::Paper(paper) => run_on(ctx, connection, Arc::new(*paper)).await,
-        Venue::Binance(client) => run_on(ctx, connection, Arc::new(*client)).await,
-    }
-}
-
-async fn run_on<E: Exchange + 'static>(
-    ctx: &Context,
-    connection: String,
-    exchange: Arc<E>,
-) -> anyhow::Result<()> {
     let shutdown = shutdown_listener();
+    let (connection, exchange, mode) = crate::cli::exchange::open_for_trading(ctx, None).await?;
     let settings = Arc::new(ctx.settings().clone());
     let store = Arc::new(Mutex::new(ctx.open_store()?));
     let bus = EventBus::default();
-    let (mode, active) = {
+    let active: Vec<StrategyRow> = {
         let s = store
             .lock()
             .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
-        let active: Vec<StrategyRow> = crate::store::strategies::list_strategies(s.conn())?
+        crate::store::strategies::list_strategies(s.conn())?
             .into_iter()
             .filter(|r| r.is_active)
-            .collect();
-        (connection_mode(s.conn(), &connection)?, active)
+            .collect()
     };
     let trading = Arc::new(TradingService::new(TradingDeps {
-        exchange,
+        exchange: Arc::new(exchange),
         store: store.clone(),
         connection: connection.clone(),
         mode,
@@ -394,13 +361,8 @@ async fn run_on<E: Exchange + 'static>(
     }));
     let mut strategies = Vec::with_capacity(active.len());
     for strategy in active {
-        let engine = crate::cli::decide::engine_for(
-            ctx,
-            &settings,
-            &strategy.decision_engine,
-            store.clone(),
-        )
-        .await?;
+        let engine =
+            crate::cli::decide::engine_for(ctx, &strategy.decision_engine, store.clone()).await?;
         strategies.push(StrategyJob { strategy, engine });
     }
     if strategies.is_empty() {

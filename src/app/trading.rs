@@ -379,6 +379,14 @@ impl<E: Exchange + 'static> TradingService<E> {
         lock_store(&self.deps.store)
     }
 
+    pub fn exchange(&self) -> &Arc<E> {
+        &self.deps.exchange
+    }
+
+    pub fn connection(&self) -> &str {
+        &self.deps.connection
+    }
+
     fn publish(&self, event: Event) {
         self.deps.bus.publish(event);
     }
@@ -476,17 +484,17 @@ impl<E: Exchange + 'static> TradingService<E> {
             .my_trades(&order.symbol)
             .await?
             .into_iter()
-            // Binance's myTrades names the exchange order id only (`order:<id>`).
             .filter(|f| {
+                // `myTrades` names the exchange order id only (`order:<id>`).
                 f.client_order_id == order.client_order_id
                     || order
                         .exchange_order_id
-                        .as_deref()
+                        .as_ref()
                         .is_some_and(|id| f.client_order_id == format!("order:{id}"))
             })
-            .map(|f| Fill {
-                client_order_id: order.client_order_id.clone(),
-                ..f
+            .map(|mut f| {
+                f.client_order_id.clone_from(&order.client_order_id);
+                f
             })
             .collect();
         if !mine.is_empty() {
@@ -1679,6 +1687,17 @@ impl<E: Exchange + 'static> TradingService<E> {
     pub fn is_paused(&self) -> Result<bool, TradingError> {
         let db = self.store()?;
         Ok(is_paused_store(db.conn())?)
+    }
+}
+
+impl TradingService<crate::services::exchange::any::AnyExchange> {
+    /// Give the paper exchange a price (it has no market feed of its own in one-shot commands);
+    /// a no-op on Binance.
+    pub fn seed_paper_price(&self, symbol: &Symbol, price: Price) -> Result<(), TradingError> {
+        if let crate::services::exchange::any::AnyExchange::Paper(p) = self.deps.exchange.as_ref() {
+            p.on_price(symbol, price)?;
+        }
+        Ok(())
     }
 }
 

@@ -10,9 +10,12 @@ use super::{Context, UsageError};
 use crate::app::decide::{
     AnyEngine, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record,
 };
+use crate::app::trading::{build_risk_context, intent_for};
 use crate::domain::Symbol;
 use crate::domain::decision::{DecisionInput, PastDecision, ValidationLimits, Verdict};
 use crate::domain::market::Interval;
+use crate::domain::risk::{RiskManagementService, RiskVerdict};
+use crate::services::exchange::any::AnyExchange;
 use crate::services::llm::{ApiKey, LlmClient, TavilyClient, load_template};
 use crate::services::market_data::import::parse_candles;
 use crate::store::Store;
@@ -71,7 +74,7 @@ async fn stored_key(ctx: &Context, kind: crate::secrets::SecretKind) -> Result<O
 }
 
 /// Stored candles, or the bundled file imported on first use (BTCUSDT 1h only).
-fn candles(
+pub(crate) fn candles(
     store: &Store,
     symbol: &Symbol,
     interval: Interval,
@@ -93,17 +96,16 @@ fn candles(
     .into())
 }
 
-pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
+/// Pick and build the decision engine (`--engine`, else llm when a Grok key is stored, else
+/// rules); the notice says when it decides offline with rules.
+pub(crate) async fn choose_engine(
+    ctx: &Context,
+    requested: Option<&str>,
+    store: Arc<Mutex<Store>>,
+) -> Result<(AnyEngine, Option<String>)> {
     let settings = ctx.settings();
-    let symbol = Symbol::new(&args.symbol).map_err(|e| UsageError(e.to_string()))?;
-    let interval: Interval = args
-        .interval
-        .as_deref()
-        .unwrap_or(&settings.trading.interval)
-        .parse()
-        .map_err(|e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()))?;
     let grok_key = stored_key(ctx, crate::secrets::SecretKind::Grok).await?;
-    let engine_name = match (args.engine.as_deref(), &grok_key) {
+    let engine_name = match (requested, &grok_key) {
         (Some("llm"), None) => {
             return Err(UsageError(format!(
                 "--engine llm needs a Grok API key: store one with `trademind keys set grok` \
@@ -117,10 +119,39 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
     };
     let offline_notice = (grok_key.is_none())
         .then(|| "no LLM key configured: deciding offline with the rules engine".to_string());
+    let rules = rules_engine(settings);
+    if engine_name != "llm" {
+        return Ok((AnyEngine::Rules(rules), offline_notice));
+    }
+    let key = grok_key.ok_or_else(|| UsageError("no Grok API key".into()))?;
+    let client = LlmClient::new(settings.llm.clone(), key)?;
+    let tavily = match stored_key(ctx, crate::secrets::SecretKind::Tavily).await? {
+        Some(k) if settings.llm.tavily.enabled => {
+            Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
+        }
+        _ => None,
+    };
+    let template = load_template(settings.llm.prompt_template.as_deref()).with_context(|| {
+        format!(
+            "cannot read llm.prompt_template {:?}",
+            settings.llm.prompt_template
+        )
+    })?;
+    let engine = LlmEngine::new(client, tavily, store, template, rules);
+    Ok((AnyEngine::Llm(Box::new(engine)), offline_notice))
+}
 
-    let store = ctx.open_store()?;
-    let (candles, imported) = candles(&store, &symbol, interval)?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+/// The snapshot to decide on from the stored (or bundled) closed candles, with recent
+/// decisions; position and risk parts are the caller's.
+pub(crate) fn stored_input(
+    ctx: &Context,
+    store: &Store,
+    symbol: &Symbol,
+    interval: Interval,
+    now_ms: i64,
+) -> Result<(DecisionInput, Vec<crate::domain::market::Candle>, bool)> {
+    let settings = ctx.settings();
+    let (candles, imported) = candles(store, symbol, interval)?;
     let mut input = DecisionInput::from_candles(symbol.clone(), interval, &candles, now_ms)
         .ok_or_else(|| UsageError(format!("no candles for {symbol}")))?;
     input.risk.max_position_pct = settings.llm.max_position_pct;
@@ -137,38 +168,91 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
         outcome: r.fields.outcome,
     })
     .collect();
+    Ok((input, candles, imported))
+}
 
-    let rules = rules_engine(settings);
-    let (out, store) = if engine_name == "llm" {
-        let key = grok_key.ok_or_else(|| UsageError("no Grok API key".into()))?;
-        let client = LlmClient::new(settings.llm.clone(), key)?;
-        let tavily = match stored_key(ctx, crate::secrets::SecretKind::Tavily).await? {
-            Some(k) if settings.llm.tavily.enabled => {
-                Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
-            }
-            _ => None,
-        };
-        let template =
-            load_template(settings.llm.prompt_template.as_deref()).with_context(|| {
-                format!(
-                    "cannot read llm.prompt_template {:?}",
-                    settings.llm.prompt_template
-                )
-            })?;
-        let shared = Arc::new(Mutex::new(store));
-        let engine = LlmEngine::new(client, tavily, shared.clone(), template, rules);
-        let out = engine.decide(&input).await;
-        drop(engine);
-        let store = Arc::try_unwrap(shared)
-            .map_err(|_| anyhow::anyhow!("the database is still in use"))?
-            .into_inner()
+/// The risk verdict the decision would get on the trading connection (nothing is sent): the
+/// same context builder and intent as `trademind execute`. The paper exchange is priced from
+/// the snapshot. `Err` text when the exchange cannot be asked.
+async fn risk_verdict(
+    ctx: &Context,
+    store: &Arc<Mutex<Store>>,
+    input: &DecisionInput,
+    out: &EngineOutput,
+) -> Result<Option<RiskVerdict>, String> {
+    let (connection, exchange, _) = super::exchange::open_for_trading(ctx, None)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if let AnyExchange::Paper(p) = &exchange {
+        p.on_price(&input.symbol, input.price)
+            .map_err(|e| e.to_string())?;
+    }
+    let context = build_risk_context(
+        &exchange,
+        store,
+        ctx.settings(),
+        &connection,
+        &input.symbol,
+        None,
+        input.indicators.atr,
+        input.now_ms,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let position = {
+        let db = store
+            .lock()
+            .map_err(|_| "database lock poisoned".to_string())?;
+        crate::store::positions::open_position(db.conn(), &connection, input.symbol.as_str())
+            .map_err(|e| e.to_string())?
+    };
+    Ok(intent_for(
+        &out.validated.decision,
+        input,
+        context.market.price,
+        position.as_ref().map(|r| &r.position),
+        None,
+    )
+    .map(|intent| RiskManagementService::validate(&intent, &context)))
+}
+
+pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
+    let settings = ctx.settings();
+    let symbol = Symbol::new(&args.symbol).map_err(|e| UsageError(e.to_string()))?;
+    let interval: Interval = args
+        .interval
+        .as_deref()
+        .unwrap_or(&settings.trading.interval)
+        .parse()
+        .map_err(|e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()))?;
+    let store = Arc::new(Mutex::new(ctx.open_store()?));
+    let (engine, offline_notice) =
+        choose_engine(ctx, args.engine.as_deref(), store.clone()).await?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let (input, candles, imported) = {
+        let db = store
+            .lock()
             .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
-        (out, store)
+        stored_input(ctx, &db, &symbol, interval, now_ms)?
+    };
+    let out = engine.decide(&input).await;
+    let verdict = if out.validated.is_valid() && out.error.is_none() {
+        risk_verdict(ctx, &store, &input, &out).await
     } else {
-        (rules.decide(&input).await, store)
+        Ok(None)
+    };
+    let verdict_json = match &verdict {
+        Ok(Some(v)) => Some(json!({ "verdict": v, "execution": "dry run" })),
+        Ok(None) => None,
+        Err(e) => Some(json!({ "not_evaluated": e })),
     };
     let outcome = out.dry_run_outcome();
-    let id = record(&store, &input, &out, None, outcome, None, None)?;
+    let id = {
+        let db = store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
+        record(&db, &input, &out, None, outcome, verdict_json, None)?
+    };
     print_decision(
         ctx,
         id,
@@ -178,6 +262,7 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
         offline_notice.as_deref(),
         imported,
         &candles,
+        &verdict,
     )
 }
 
@@ -191,6 +276,7 @@ fn print_decision(
     notice: Option<&str>,
     imported: bool,
     candles: &[crate::domain::market::Candle],
+    verdict: &Result<Option<RiskVerdict>, String>,
 ) -> Result<()> {
     let data_as_of = candles
         .last()
@@ -208,7 +294,10 @@ fn print_decision(
         "decision": d,
         "validation": out.validated.verdict,
         "adjustments": out.validated.adjustments,
-        "risk_verdict": null,
+        "risk_verdict": match verdict {
+            Ok(v) => json!(v),
+            Err(e) => json!({ "not_evaluated": e }),
+        },
         "outcome": outcome,
         "executed": false,
         "model": out.model,
@@ -260,9 +349,31 @@ fn print_decision(
         if let Some(c) = out.cost_usd {
             println!("  LLM cost ${c}");
         }
-        println!("  risk verdict: not evaluated yet (the decision -> risk wiring comes with autonomous trading)");
+        print_verdict(verdict);
         println!("recorded as decision #{id} ({outcome}): nothing was executed");
     })
+}
+
+/// The risk verdict in a few lines: approved with size, or refused with the reasons.
+pub(crate) fn print_verdict(verdict: &Result<Option<RiskVerdict>, String>) {
+    match verdict {
+        Ok(Some(RiskVerdict::Approved {
+            quantity,
+            entry,
+            stop,
+            notional,
+            risk_amount,
+            ..
+        })) => println!(
+            "  risk verdict: APPROVED {quantity} at {entry} (notional {notional}, stop {}, at risk {risk_amount})",
+            stop.map_or("-".into(), |s| s.to_string())
+        ),
+        Ok(Some(RiskVerdict::Refused { reasons, .. })) => {
+            println!("  risk verdict: REFUSED: {}", reasons.join("; "))
+        }
+        Ok(None) => println!("  risk verdict: nothing to check (no order would be placed)"),
+        Err(e) => println!("  risk verdict: not evaluated ({e})"),
+    }
 }
 
 pub fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
@@ -340,40 +451,21 @@ pub fn rules_engine(settings: &crate::config::Settings) -> RulesEngine {
     }
 }
 
-/// The engine a strategy asked for (`rules` or `llm`): the LLM only when a Grok key is stored,
-/// else the rules with a logged notice, so a daemon without keys still trades offline.
+/// The engine a strategy asked for (`rules` or `llm`), for the scheduler: the LLM only when a
+/// Grok key is stored, else the rules with a logged notice, so a daemon without keys still
+/// trades offline.
 pub async fn engine_for(
     ctx: &Context,
-    settings: &crate::config::Settings,
     wanted: &str,
     store: Arc<Mutex<Store>>,
 ) -> Result<AnyEngine> {
-    let rules = rules_engine(settings);
-    if wanted != "llm" {
-        return Ok(AnyEngine::Rules(rules));
-    }
-    let Some(key) = stored_key(ctx, crate::secrets::SecretKind::Grok).await? else {
+    if wanted == "llm" && !has_llm_key(ctx).await? {
         tracing::warn!(
             "a strategy asks for the LLM engine but no Grok key is configured: deciding with the rules engine"
         );
-        return Ok(AnyEngine::Rules(rules));
-    };
-    let client = LlmClient::new(settings.llm.clone(), key)?;
-    let tavily = match stored_key(ctx, crate::secrets::SecretKind::Tavily).await? {
-        Some(k) if settings.llm.tavily.enabled => {
-            Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
-        }
-        _ => None,
-    };
-    let template = load_template(settings.llm.prompt_template.as_deref()).with_context(|| {
-        format!(
-            "cannot read llm.prompt_template {:?}",
-            settings.llm.prompt_template
-        )
-    })?;
-    Ok(AnyEngine::Llm(Box::new(LlmEngine::new(
-        client, tavily, store, template, rules,
-    ))))
+        return Ok(AnyEngine::Rules(rules_engine(ctx.settings())));
+    }
+    Ok(choose_engine(ctx, Some(wanted), store).await?.0)
 }
 
 /// Whether a Grok key is configured (the demo then decides with the LLM).

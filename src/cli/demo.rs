@@ -73,7 +73,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
     let engine = if super::decide::has_llm_key(ctx).await? {
         // The LLM engine caches replies and records costs in the demo database.
         let shared = Arc::new(Mutex::new(demo_ctx.open_store()?));
-        super::decide::engine_for(ctx, &settings, "llm", shared).await?
+        super::decide::engine_for(&demo_ctx, "llm", shared).await?
     } else {
         AnyEngine::Rules(super::decide::rules_engine(&settings))
     };

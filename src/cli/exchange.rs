@@ -223,3 +223,39 @@ pub async fn run(args: ExchangeArgs, ctx: &Context) -> Result<()> {
         }
     }
 }
+
+/// The exchange a trading command uses (`--connection`, else `trading.connection`): its name,
+/// the venue, and the trading mode the live guard checks. Binance without a key is refused
+/// here, since every trading command needs signed requests.
+pub async fn open_for_trading(
+    ctx: &Context,
+    connection: Option<&str>,
+) -> Result<(
+    String,
+    crate::services::exchange::any::AnyExchange,
+    crate::domain::trading::TradingMode,
+)> {
+    use crate::domain::trading::TradingMode;
+    use crate::services::exchange::any::AnyExchange;
+    let (name, venue, has_credentials) = open(ctx, connection).await?;
+    Ok(match venue {
+        Venue::Paper(p) => (name, AnyExchange::Paper(p), TradingMode::Paper),
+        Venue::Binance(b) => {
+            if !has_credentials {
+                return Err(UsageError(format!(
+                    "connection {name:?} needs an API key: `trademind keys set binance --connection {name}`"
+                ))
+                .into());
+            }
+            let is_testnet = {
+                let store = ctx.open_store()?;
+                strategies::list_connections(store.conn())?
+                    .into_iter()
+                    .any(|r| r.name == name && r.is_testnet)
+            };
+            let mode = crate::domain::trading::mode::mode_of(false, is_testnet);
+            debug_assert!(mode != TradingMode::Paper);
+            (name, AnyExchange::Binance(b), mode)
+        }
+    })
+}

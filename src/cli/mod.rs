@@ -23,6 +23,7 @@ pub mod notify;
 pub mod risk;
 pub mod status;
 pub mod strategy;
+pub mod trading;
 pub mod watch;
 
 pub const EXIT_OK: u8 = 0;
@@ -120,6 +121,22 @@ pub enum Command {
     /// E-mail alerts through Resend.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// Decide on a symbol and trade the decision once: risk check, entry, exchange-side protection.
+    Execute(trading::ExecuteArgs),
+    /// Open positions (or `--closed`) with stop, target and PnL.
+    Positions(trading::PositionsArgs),
+    /// Orders as recorded (`--open` for those that can still trade).
+    Orders(trading::OrdersArgs),
+    /// Fills, newest first, with fees and realised PnL.
+    Trades(trading::TradesArgs),
+    /// Close a position at market (its protective orders cancelled first).
+    Close(trading::CloseArgs),
+    /// Cancel an open order by client order id (an OCO leg cancels its list).
+    Cancel(trading::CancelArgs),
+    /// The kill switch: no new entries until `trademind resume` (the daemon sees it at once).
+    Pause(trading::PauseArgs),
+    /// Lift the kill switch.
+    Resume,
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -193,6 +210,14 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Live(cmd) => live::run(cmd, ctx),
         Command::Notify(cmd) => notify::run(cmd, ctx).await,
         Command::Status => status::run(ctx),
+        Command::Execute(args) => trading::run_execute(args, ctx).await,
+        Command::Positions(args) => trading::run_positions(args, ctx),
+        Command::Orders(args) => trading::run_orders(args, ctx),
+        Command::Trades(args) => trading::run_trades(args, ctx),
+        Command::Close(args) => trading::run_close(args, ctx).await,
+        Command::Cancel(args) => trading::run_cancel(args, ctx).await,
+        Command::Pause(args) => trading::run_pause(args, ctx),
+        Command::Resume => trading::run_resume(ctx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "trademind", &mut std::io::stdout());

@@ -68,3 +68,36 @@ pub async fn run(cmd: NotifyCommand, ctx: &Context) -> Result<()> {
     }
     Ok(())
 }
+
+/// The Resend client for alerts from trading commands: `None` (alerts are only recorded) when
+/// notifications are off, unaddressed, or no key is stored; a keyring problem is a warning.
+pub async fn mailer(ctx: &Context) -> Option<ResendClient> {
+    let cfg = &ctx.settings().notifications;
+    if !cfg.enabled || cfg.from.trim().is_empty() || cfg.to.is_empty() {
+        return None;
+    }
+    let key = match Secrets::from_config(&ctx.settings().secrets)
+        .get(&SecretId::default_for(SecretKind::Resend))
+        .await
+    {
+        Ok(found) => found.and_then(|r| match r.credential {
+            Credential::ApiKey(k) => Some(k),
+            Credential::KeyPair { .. } => None,
+        })?,
+        Err(e) => {
+            tracing::warn!("alerts will not be mailed: {e}");
+            return None;
+        }
+    };
+    match ResendClient::new(
+        &cfg.base_url,
+        key.expose(),
+        Duration::from_secs(cfg.timeout_seconds),
+    ) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("alerts will not be mailed: {e}");
+            None
+        }
+    }
+}

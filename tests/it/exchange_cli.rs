@@ -3,7 +3,7 @@
 use crate::exchange_common::fake;
 use assert_cmd::Command;
 
-fn trademind(data_dir: &std::path::Path) -> Command {
+pub(crate) fn trademind(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::cargo_bin("trademind").expect("binary built");
     for (k, _) in std::env::vars() {
         if k.starts_with("TRADEMIND_") {

@@ -23,4 +23,5 @@ mod live_user_data;
 mod market_data;
 mod notifications;
 mod risk;
+mod trading;
 mod tui_tmux;

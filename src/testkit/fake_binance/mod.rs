@@ -92,6 +92,9 @@ pub struct Faults {
     /// Order placement: accept the order, then wait `accept_delay` before answering.
     pub orders_slow_after_accept: u32,
     pub accept_delay: Duration,
+    /// OCO placement: refuse the list as Binance does when the base asset is short
+    /// (-2010 "Account has insufficient balance for requested action."), nothing placed.
+    pub oco_insufficient_balance_next: u32,
 }
 
 /// Counters a test can assert on.
@@ -1036,6 +1039,16 @@ fn handle(state: &Mutex<State>, req: &Request) -> Reply {
             body,
             headers: retry_after,
         };
+    }
+    if req.method == "POST"
+        && req.path == "/api/v3/orderList/oco"
+        && take(&mut s.faults.oco_insufficient_balance_next)
+    {
+        return error(
+            400,
+            -2010,
+            "Account has insufficient balance for requested action.",
+        );
     }
     if is_order && take(&mut s.faults.orders_5xx_before_accept) {
         return error(503, -1000, "Service Unavailable.");

@@ -1,0 +1,386 @@
+//! The trading one-shots (the seed's REST API as subcommands): `execute SYMBOL`, `positions`,
+//! `orders`, `trades`, `close SYMBOL`, `cancel ORDER`, `pause`, `resume`. Reads come straight
+//! from the database; anything that touches the exchange goes through `app::trading`.
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+use super::{Context, UsageError};
+use crate::app::bus::EventBus;
+use crate::app::decide::DecisionEngine as _;
+use crate::app::trading::{
+    ExecutionReport, TradingDeps, TradingService, is_paused_store, pause_store, resume_store,
+};
+use crate::domain::market::Interval;
+use crate::domain::symbol::Symbol;
+use crate::services::exchange::any::AnyExchange;
+use crate::store::{Store, orders, positions};
+
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// Symbol to decide on and trade, e.g. BTCUSDT.
+    pub symbol: String,
+    /// Trade for this strategy (its interval, engine and risk limits).
+    #[arg(long, value_name = "NAME")]
+    pub strategy: Option<String>,
+    /// Decision engine: llm (needs a Grok key) or rules. Default: the strategy's, else llm
+    /// when a key is configured.
+    #[arg(long, value_parser = ["llm", "rules"])]
+    pub engine: Option<String>,
+    /// Connection to trade on (default: trading.connection).
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PositionsArgs {
+    /// Closed positions (most recent first) instead of open ones.
+    #[arg(long)]
+    pub closed: bool,
+    /// How many closed positions to list.
+    #[arg(long, default_value_t = 50)]
+    pub last: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct OrdersArgs {
+    /// Only orders that can still trade.
+    #[arg(long)]
+    pub open: bool,
+    #[arg(long)]
+    pub symbol: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub last: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TradesArgs {
+    #[arg(long, default_value_t = 50)]
+    pub last: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    pub symbol: String,
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Client order id (see `trademind orders --open`).
+    pub client_order_id: String,
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// Why (logged and shown with the breaker).
+    #[arg(long, default_value = "paused from the command line")]
+    pub reason: String,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn parse_symbol(raw: &str) -> Result<Symbol> {
+    Symbol::new(raw).map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// The trading service on the chosen connection, reconciled with the exchange first.
+async fn service(
+    ctx: &Context,
+    connection: Option<&str>,
+) -> Result<(TradingService<AnyExchange>, Arc<Mutex<Store>>)> {
+    let (name, exchange, mode) = super::exchange::open_for_trading(ctx, connection).await?;
+    let store = Arc::new(Mutex::new(ctx.open_store()?));
+    let service = TradingService::new(TradingDeps {
+        exchange: Arc::new(exchange),
+        store: store.clone(),
+        connection: name,
+        mode,
+        settings: Arc::new(ctx.settings().clone()),
+        bus: EventBus::new(64),
+        mailer: super::notify::mailer(ctx).await,
+    });
+    let report = service
+        .reconcile(now_ms())
+        .await
+        .context("reconciliation with the exchange")?;
+    if !ctx.json {
+        for line in &report.resolved {
+            println!("reconciled: {line}");
+        }
+        for line in &report.unresolved {
+            println!("UNRESOLVED: {line}");
+        }
+    }
+    Ok((service, store))
+}
+
+fn print_report(r: &ExecutionReport) {
+    println!(
+        "{} {}: {}{}",
+        r.action,
+        r.symbol,
+        r.outcome,
+        if r.message.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", r.message)
+        }
+    );
+    if !r.order_ids.is_empty() {
+        println!("  orders: {}", r.order_ids.join(", "));
+    }
+    if let Some(id) = r.decision_id {
+        println!("  recorded as decision #{id}");
+    }
+}
+
+pub async fn run_execute(args: ExecuteArgs, ctx: &Context) -> Result<()> {
+    let symbol = parse_symbol(&args.symbol)?;
+    let strategy = match &args.strategy {
+        Some(name) => {
+            let store = ctx.open_store()?;
+            Some(
+                crate::store::strategies::strategy_by_name(store.conn(), name)?
+                    .ok_or_else(|| UsageError(format!("unknown strategy {name:?}")))?,
+            )
+        }
+        None => None,
+    };
+    let interval: Interval = strategy
+        .as_ref()
+        .map_or(ctx.settings().trading.interval.as_str(), |s| {
+            s.interval.as_str()
+        })
+        .parse()
+        .map_err(|e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()))?;
+    let engine_name = args.engine.clone().or_else(|| {
+        strategy
+            .as_ref()
+            .filter(|s| s.decision_engine == "rules")
+            .map(|s| s.decision_engine.clone())
+    });
+    let (service, store) = service(ctx, args.connection.as_deref()).await?;
+    let (engine, notice) =
+        super::decide::choose_engine(ctx, engine_name.as_deref(), store.clone()).await?;
+    let now = now_ms();
+    let input = match service_exchange(&service) {
+        ExchangeKind::Paper => {
+            // The paper exchange has no market of its own: price it from the latest candle.
+            let mut input = {
+                let db = store
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
+                super::decide::stored_input(ctx, &db, &symbol, interval, now)?.0
+            };
+            service.seed_paper_price(&symbol, input.price)?;
+            service.complete_input(&mut input)?;
+            input
+        }
+        ExchangeKind::Binance => service.decision_input(&symbol, interval, now).await?,
+    };
+    let out = engine.decide(&input).await;
+    let report = service
+        .execute_decision(&input, &out, strategy.as_ref().map(|s| s.id), now)
+        .await?;
+    ctx.emit(
+        &json!({ "notice": notice, "engine": out.engine, "report": report }),
+        || {
+            if let Some(n) = &notice {
+                println!("{n}");
+            }
+            print_report(&report);
+        },
+    )
+}
+
+enum ExchangeKind {
+    Paper,
+    Binance,
+}
+
+fn service_exchange(service: &TradingService<AnyExchange>) -> ExchangeKind {
+    match service.exchange().as_ref() {
+        AnyExchange::Paper(_) => ExchangeKind::Paper,
+        AnyExchange::Binance(_) => ExchangeKind::Binance,
+    }
+}
+
+pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
+    let rows = if args.closed {
+        positions::closed_positions(store.conn(), args.last)?
+    } else {
+        positions::open_positions(store.conn())?
+    };
+    ctx.emit(&rows, || {
+        if rows.is_empty() {
+            println!(
+                "no {} positions",
+                if args.closed { "closed" } else { "open" }
+            );
+            return;
+        }
+        println!(
+            "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14} {:>14}",
+            "ID",
+            "CONNECTION",
+            "SYMBOL",
+            "QTY",
+            "ENTRY",
+            "STOP",
+            "TARGET",
+            "UNREALISED",
+            "REALISED"
+        );
+        for r in &rows {
+            let p = &r.position;
+            println!(
+                "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14} {:>14}",
+                r.id,
+                r.connection,
+                p.symbol,
+                p.quantity.to_string(),
+                p.entry_price.to_string(),
+                p.stop_loss.map_or("-".into(), |v| v.to_string()),
+                p.take_profit.map_or("-".into(), |v| v.to_string()),
+                r.unrealized_pnl.to_string(),
+                p.realized_pnl.to_string()
+            );
+        }
+    })
+}
+
+pub fn run_orders(args: OrdersArgs, ctx: &Context) -> Result<()> {
+    let symbol = args.symbol.as_deref().map(parse_symbol).transpose()?;
+    let store = ctx.open_store()?;
+    let rows = orders::list(
+        store.conn(),
+        args.open,
+        symbol.as_ref().map(|s| s.as_str()),
+        args.last,
+    )?;
+    ctx.emit(&rows, || {
+        if rows.is_empty() {
+            println!("no orders");
+            return;
+        }
+        for r in &rows {
+            let o = &r.order;
+            println!(
+                "{:<36} {:<10} {:<4} {:<15} {:<16} {:<11} qty {} filled {}{}{}",
+                o.client_order_id,
+                o.symbol,
+                o.side,
+                o.order_type,
+                o.status,
+                r.purpose,
+                o.quantity,
+                o.filled_quantity,
+                o.price.map_or(String::new(), |p| format!(" price {p}")),
+                o.stop_price.map_or(String::new(), |p| format!(" stop {p}")),
+            );
+        }
+    })
+}
+
+pub fn run_trades(args: TradesArgs, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
+    let rows = orders::trades(store.conn(), args.last)?;
+    ctx.emit(&rows, || {
+        if rows.is_empty() {
+            println!("no trades");
+            return;
+        }
+        for t in &rows {
+            let f = &t.fill;
+            let at = chrono::DateTime::from_timestamp_millis(f.time)
+                .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            println!(
+                "{at}  {:<10} {:<4} {} at {}  fee {} {}  {:<11}{}",
+                f.symbol,
+                f.side,
+                f.quantity,
+                f.price,
+                f.fee,
+                f.fee_asset,
+                t.purpose,
+                t.realized_pnl
+                    .map_or(String::new(), |p| format!("  realised {p}"))
+            );
+        }
+    })
+}
+
+pub async fn run_close(args: CloseArgs, ctx: &Context) -> Result<()> {
+    let symbol = parse_symbol(&args.symbol)?;
+    let (service, _) = service(ctx, args.connection.as_deref()).await?;
+    if let AnyExchange::Paper(_) = service.exchange().as_ref() {
+        seed_paper_from_candles(ctx, &service, &symbol)?;
+    }
+    let report = service.close_position(&symbol, now_ms()).await?;
+    ctx.emit(&report, || print_report(&report))
+}
+
+/// Price the paper exchange from the latest stored candle (it has no market of its own).
+fn seed_paper_from_candles(
+    ctx: &Context,
+    service: &TradingService<AnyExchange>,
+    symbol: &Symbol,
+) -> Result<()> {
+    let interval: Interval =
+        ctx.settings().trading.interval.parse().map_err(
+            |e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()),
+        )?;
+    let store = ctx.open_store()?;
+    let (candles, _) = super::decide::candles(&store, symbol, interval)?;
+    if let Some(last) = candles.last() {
+        service.seed_paper_price(symbol, last.close)?;
+    }
+    Ok(())
+}
+
+pub async fn run_cancel(args: CancelArgs, ctx: &Context) -> Result<()> {
+    let (service, _) = service(ctx, args.connection.as_deref()).await?;
+    let order = service
+        .cancel_order(&args.client_order_id, now_ms())
+        .await?;
+    ctx.emit(&order, || {
+        println!(
+            "order {} ({} {}) is now {}",
+            order.client_order_id, order.side, order.symbol, order.status
+        )
+    })
+}
+
+pub fn run_pause(args: PauseArgs, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
+    let t = pause_store(store.conn(), ctx.settings(), now_ms())?;
+    tracing::warn!(reason = %args.reason, "trading paused from the command line");
+    let value = json!({ "paused": true, "reason": args.reason, "transition": t });
+    ctx.emit(&value, || {
+        println!(
+            "trading paused ({}): no new entries until `trademind resume`; the breaker is {}",
+            args.reason, t.to
+        )
+    })
+}
+
+pub fn run_resume(ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
+    let t = resume_store(store.conn(), now_ms())?;
+    let paused = is_paused_store(store.conn())?;
+    let value = json!({ "paused": paused, "transition": t });
+    ctx.emit(&value, || match &t {
+        Some(t) => println!("trading resumed: the breaker is {} again", t.to),
+        None => println!("trading was not paused"),
+    })
+}

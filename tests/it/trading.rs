@@ -1,0 +1,577 @@
+//! The trading flow end to end against the fake Binance, a fake LLM (fake xAI + fake Tavily
+//! behind the real `LlmEngine`) and the fake Resend: execution with exchange-side protection,
+//! a stop filling on the exchange, protection failure, risk refusal, the kill switch,
+//! restart reconciliation and the live guard.
+//!
+//! Numbers (fake: 10 000 USDT, price 50 000, fee 0.1 %; default risk limits):
+//! the decision asks 10 % of equity with the stop at 49 000 and the target at 52 000. Risk
+//! budget 1 % of 10 000 = 100 over a 1 000 stop distance allows 0.1 BTC, but the 10 % position
+//! cap (1 000 USDT) allows 0.02 BTC: the entry is a MARKET BUY of 0.02 at 50 000. Its fee is
+//! 0.00002 BTC, so 0.01998 BTC is held, entry 50 000, fee worth 1 USDT (realised −1).
+
+use rust_decimal_macros::dec;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use trademind::app::bus::EventBus;
+use trademind::app::decide::{DecisionEngine, EngineOutput, LlmEngine, RulesEngine};
+use trademind::app::trading::{TradingDeps, TradingError, TradingService};
+use trademind::config::Settings;
+use trademind::domain::decision::{DecisionInput, IndicatorSnapshot, RiskSnapshot};
+use trademind::domain::market::Interval;
+use trademind::domain::trading::order::{OrderRequest, OrderStatus, OrderType, Side};
+use trademind::domain::trading::{Position, PositionSide, TradingMode};
+use trademind::domain::{Price, Qty, Quote, Symbol};
+use trademind::services::exchange::binance::BinanceClient;
+use trademind::services::llm::prompt::DEFAULT_TEMPLATE;
+use trademind::services::llm::{ApiKey, LlmClient, LlmConfig, TavilyClient, TavilyConfig};
+use trademind::services::notification::{NotificationConfig, ResendClient};
+use trademind::store::{Store, decisions as recorder, orders, positions};
+use trademind::testkit::fake_binance::FakeBinance;
+use trademind::testkit::fake_resend::FakeResend;
+use trademind::testkit::fake_tavily::FakeTavily;
+use trademind::testkit::fake_xai::{FakeXai, Script};
+
+use crate::exchange_common::{client_config, client_for, executor_config, fake};
+
+const MODEL: &str = "grok-test";
+const XAI_KEY: &str = "xai-test-key";
+const TAVILY_KEY: &str = "tvly-test-key";
+const RESEND_KEY: &str = "re_test_0123456789";
+/// 2025-01-15T00:00:00Z
+const NOW: i64 = 1_736_899_200_000;
+const ORDER: &str = "POST /api/v3/order";
+const OCO: &str = "POST /api/v3/orderList/oco";
+
+struct Rig {
+    binance: FakeBinance,
+    xai: FakeXai,
+    tavily: FakeTavily,
+    resend: FakeResend,
+    store: Arc<Mutex<Store>>,
+    bus: EventBus,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        Rig {
+            binance: fake().await,
+            xai: FakeXai::start(XAI_KEY, &[MODEL]).await.unwrap(),
+            tavily: FakeTavily::start(TAVILY_KEY).await.unwrap(),
+            resend: FakeResend::start(RESEND_KEY).await.unwrap(),
+            store: Arc::new(Mutex::new(Store::open_in_memory().unwrap())),
+            bus: EventBus::new(256),
+        }
+    }
+
+    fn settings(&self, live: bool) -> Settings {
+        let mut s = Settings::default();
+        s.trading.live = live;
+        s.exchange.executor = executor_config();
+        s.notifications = NotificationConfig {
+            enabled: true,
+            base_url: self.resend.url(),
+            from: "TradeMind <alerts@example.com>".into(),
+            to: vec!["me@example.com".into()],
+            ..NotificationConfig::default()
+        };
+        s
+    }
+
+    fn service_with(&self, mode: TradingMode, live: bool) -> TradingService<BinanceClient> {
+        let settings = self.settings(live);
+        let mailer = ResendClient::new(
+            &settings.notifications.base_url,
+            RESEND_KEY,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        TradingService::new(TradingDeps {
+            exchange: Arc::new(client_for(&self.binance, client_config(&self.binance))),
+            store: self.store.clone(),
+            connection: "binance-testnet".into(),
+            mode,
+            settings: Arc::new(settings),
+            bus: self.bus.clone(),
+            mailer: Some(mailer),
+        })
+    }
+
+    /// A testnet service, reconciled (nothing to reconcile on a fresh database).
+    async fn service(&self) -> TradingService<BinanceClient> {
+        let service = self.service_with(TradingMode::Testnet, false);
+        assert!(service.reconcile(NOW).await.unwrap().reconciled);
+        service
+    }
+
+    fn engine(&self) -> LlmEngine {
+        let config = LlmConfig {
+            base_url: self.xai.base_url(),
+            model: MODEL.into(),
+            timeout_secs: 1,
+            retry_base_ms: 10,
+            tavily: TavilyConfig {
+                base_url: self.tavily.base_url(),
+                ..TavilyConfig::default()
+            },
+            ..LlmConfig::default()
+        };
+        let tavily = TavilyClient::new(config.tavily.clone(), ApiKey::new(TAVILY_KEY)).unwrap();
+        LlmEngine::new(
+            LlmClient::new(config, ApiKey::new(XAI_KEY)).unwrap(),
+            Some(tavily),
+            self.store.clone(),
+            DEFAULT_TEMPLATE.to_string(),
+            RulesEngine::default(),
+        )
+    }
+
+    /// The fake LLM answers `decision`; the real engine parses and validates it.
+    async fn decide(&self, decision: Value) -> (DecisionInput, EngineOutput) {
+        self.xai.push([Script::Decision(decision)]);
+        let input = input();
+        let out = self.engine().decide(&input).await;
+        assert!(out.validated.is_valid(), "{:?}", out.validated.verdict);
+        (input, out)
+    }
+
+    fn mails_with(&self, needle: &str) -> usize {
+        self.resend
+            .sent()
+            .iter()
+            .filter(|m| m.body["subject"].as_str().unwrap_or("").contains(needle))
+            .count()
+    }
+
+    fn open_positions(&self) -> Vec<positions::PositionRow> {
+        positions::open_positions(self.store.lock().unwrap().conn()).unwrap()
+    }
+
+    fn decision(&self, id: i64) -> recorder::DecisionRow {
+        recorder::get(self.store.lock().unwrap().conn(), id)
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn input() -> DecisionInput {
+    DecisionInput {
+        symbol: Symbol::new("BTCUSDT").unwrap(),
+        interval: Interval::H1,
+        now_ms: NOW,
+        price: Price::new(dec!(50000)),
+        change_24h_pct: 1.0,
+        indicators: IndicatorSnapshot {
+            rsi: Some(55.0),
+            ..Default::default()
+        },
+        higher_indicators: None,
+        order_book: None,
+        position: None,
+        risk: RiskSnapshot::default(),
+        recent_decisions: vec![],
+    }
+}
+
+fn buy(confidence: f64) -> Value {
+    json!({
+        "action": "BUY", "symbol": "BTCUSDT", "confidence": confidence, "position_size_pct": 10,
+        "stop_loss": {"kind": "price", "value": 49000}, "take_profit": {"kind": "price", "value": 52000},
+        "time_horizon": "swing", "reasoning": "breakout", "risk_factors": [], "sources": []
+    })
+}
+
+#[tokio::test]
+async fn a_buy_is_protected_by_an_oco_and_the_stop_fill_closes_it_with_pnl_and_one_mail() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let report = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, "executed", "{}", report.message);
+    assert_eq!(report.order_ids.len(), 3, "entry + two OCO legs");
+
+    // The exchange holds the entry and the OCO list: a LIMIT_MAKER at 52 000 and a
+    // STOP_LOSS_LIMIT triggering at 49 000 with its limit 0.5 % lower (48 755).
+    let on_exchange = rig.binance.orders();
+    assert_eq!(on_exchange.len(), 3);
+    assert_eq!(on_exchange[0].order_type, OrderType::Market);
+    assert_eq!(on_exchange[0].quantity, Qty(dec!(0.02)));
+    let stop = on_exchange
+        .iter()
+        .find(|o| o.order_type == OrderType::StopLossLimit)
+        .unwrap();
+    let target = on_exchange
+        .iter()
+        .find(|o| o.order_type == OrderType::LimitMaker)
+        .unwrap();
+    assert_eq!(stop.stop_price, Some(Price(dec!(49000))));
+    assert_eq!(stop.price, Some(Price(dec!(48755))));
+    assert_eq!(target.price, Some(Price(dec!(52000))));
+    assert_eq!(stop.quantity, Qty(dec!(0.01998)));
+    assert_eq!(rig.binance.requests(OCO), 1);
+
+    let open = rig.open_positions();
+    assert_eq!(open.len(), 1);
+    let p = &open[0].position;
+    assert_eq!(p.quantity, Qty(dec!(0.01998)));
+    assert_eq!(p.entry_price, Price(dec!(50000)));
+    assert_eq!(p.fees_paid, Quote(dec!(1)));
+    assert_eq!(p.stop_loss, Some(Price(dec!(49000))));
+    assert_eq!(p.take_profit, Some(Price(dec!(52000))));
+    let row = rig.decision(report.decision_id.unwrap());
+    assert_eq!(row.fields.outcome, "executed");
+    assert_eq!(row.fields.order_ids, report.order_ids);
+    assert!(row.fields.risk_verdict.unwrap().contains("approved"));
+    assert_eq!(rig.mails_with("bought"), 1);
+
+    // The price falls through the stop on the exchange: it fills at 48 900 (taker).
+    rig.binance.set_price("BTCUSDT", dec!(48900));
+    let first = service.monitor_orders(NOW + 30_000).await.unwrap();
+    assert_eq!(first.closed.len(), 1);
+    assert_eq!(first.closed[0].leg, "stop_loss");
+    assert_eq!(first.closed[0].exit_price, Price(dec!(48900)));
+    // Exit: (48 900 − 50 000) × 0.01998 = −21.978 gross, fee 0.01998 × 48 900 × 0.001 =
+    // 0.977022; with the entry fee (1): −1 − 21.978 − 0.977022 = −23.955022.
+    assert_eq!(first.closed[0].realized_pnl, Quote(dec!(-23.955022)));
+    assert!(rig.open_positions().is_empty());
+    let closed = positions::closed_positions(rig.store.lock().unwrap().conn(), 5).unwrap();
+    assert_eq!(closed[0].position.realized_pnl, Quote(dec!(-23.955022)));
+    assert_eq!(closed[0].position.fees_paid, Quote(dec!(1.977022)));
+    // The take-profit leg was expired by the exchange, and is marked so locally.
+    let tp_row = orders::get(rig.store.lock().unwrap().conn(), &target.client_order_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(tp_row.order.status, OrderStatus::Expired);
+
+    let second = service.monitor_orders(NOW + 60_000).await.unwrap();
+    assert!(second.closed.is_empty());
+    assert_eq!(rig.mails_with("stop hit"), 1, "exactly one stop-hit mail");
+}
+
+#[tokio::test]
+async fn a_rejected_oco_closes_the_position_at_market_and_alerts() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    rig.binance.faults(|f| f.oco_insufficient_balance_next = 1);
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let report = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, "protection_failed", "{}", report.message);
+    assert!(report.message.contains("insufficient balance"));
+    assert!(
+        rig.open_positions().is_empty(),
+        "no unprotected position left"
+    );
+    // Entry then the market sell of 0.01998 at 50 000 (fee 0.999): −1 − 0.999.
+    let closed = positions::closed_positions(rig.store.lock().unwrap().conn(), 5).unwrap();
+    assert_eq!(closed[0].position.realized_pnl, Quote(dec!(-1.999)));
+    assert_eq!(rig.binance.requests(ORDER), 2);
+    let exit = rig.binance.orders().pop().unwrap();
+    assert_eq!((exit.side, exit.status), (Side::Sell, OrderStatus::Filled));
+    assert_eq!(rig.mails_with("could not protect"), 1);
+    assert_eq!(
+        rig.decision(report.decision_id.unwrap()).fields.outcome,
+        "protection_failed"
+    );
+}
+
+#[tokio::test]
+async fn a_risk_refusal_sends_no_order_and_records_the_verdict() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    // Confidence 0.5 is under the 0.6 minimum.
+    let (input, out) = rig.decide(buy(0.5)).await;
+    let report = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, "refused");
+    assert!(report.message.contains("confidence"), "{}", report.message);
+    assert_eq!(rig.binance.requests(ORDER), 0);
+    assert_eq!(rig.binance.requests(OCO), 0);
+    let row = rig.decision(report.decision_id.unwrap());
+    assert_eq!(row.fields.outcome, "refused");
+    let verdict: Value = serde_json::from_str(&row.fields.risk_verdict.unwrap()).unwrap();
+    assert_eq!(verdict["verdict"]["verdict"], "refused");
+}
+
+#[tokio::test]
+async fn paused_trading_sends_nothing_until_resumed() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    service.pause("maintenance", NOW).unwrap();
+    assert!(service.is_paused().unwrap());
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let report = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, "paused");
+    assert_eq!(rig.binance.requests(ORDER), 0);
+    // Another process (a second service on the same database) sees the pause.
+    assert!(rig.service().await.is_paused().unwrap());
+
+    service.resume(NOW + 1).unwrap();
+    assert!(!service.is_paused().unwrap());
+    let report = service
+        .execute_decision(&input, &out, None, NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, "executed", "{}", report.message);
+}
+
+#[tokio::test]
+async fn a_stop_filled_while_down_is_reconciled_and_trading_waits_for_it() {
+    let rig = Rig::new().await;
+    {
+        let service = rig.service().await;
+        let (input, out) = rig.decide(buy(0.8)).await;
+        let r = service
+            .execute_decision(&input, &out, None, NOW)
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, "executed");
+    } // the service stops
+    rig.binance.set_price("BTCUSDT", dec!(48900));
+    // An order row written just before a crash, never sent: the exchange does not know it.
+    let lost = OrderRequest {
+        client_order_id: "tm-e-lost".into(),
+        symbol: Symbol::new("BTCUSDT").unwrap(),
+        side: Side::Buy,
+        order_type: OrderType::Market,
+        quantity: Qty(dec!(0.001)),
+        price: None,
+        stop_price: None,
+        time_in_force: None,
+    };
+    orders::insert_pending(
+        rig.store.lock().unwrap().conn(),
+        &lost,
+        "binance-testnet",
+        NOW,
+    )
+    .unwrap();
+
+    let restarted = rig.service_with(TradingMode::Testnet, false);
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let before = restarted
+        .execute_decision(&input, &out, None, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        before.outcome, "paused",
+        "nothing trades before reconciliation"
+    );
+    assert_eq!(rig.binance.requests(ORDER), 1);
+
+    let report = restarted.reconcile(NOW + 2).await.unwrap();
+    assert!(report.reconciled, "{:?}", report.unresolved);
+    assert!(
+        report.resolved.iter().any(|r| r.contains("stop_loss")),
+        "{:?}",
+        report.resolved
+    );
+    assert!(rig.open_positions().is_empty());
+    let closed = positions::closed_positions(rig.store.lock().unwrap().conn(), 5).unwrap();
+    assert_eq!(closed[0].position.realized_pnl, Quote(dec!(-23.955022)));
+    let lost_row = orders::get(rig.store.lock().unwrap().conn(), "tm-e-lost")
+        .unwrap()
+        .unwrap();
+    assert_eq!(lost_row.order.status, OrderStatus::Rejected);
+    assert!(lost_row.error.unwrap().contains("never reached"));
+    assert_eq!(rig.mails_with("stop hit"), 1);
+}
+
+#[tokio::test]
+async fn an_unprotected_position_keeps_trading_paused_and_is_alerted() {
+    let rig = Rig::new().await;
+    let position = Position {
+        symbol: Symbol::new("BTCUSDT").unwrap(),
+        side: PositionSide::Long,
+        quantity: Qty(dec!(0.01)),
+        entry_price: Price(dec!(50000)),
+        stop_loss: None,
+        take_profit: None,
+        realized_pnl: Quote::ZERO,
+        fees_paid: Quote::ZERO,
+        opened_at: NOW,
+        closed_at: None,
+    };
+    positions::insert(
+        rig.store.lock().unwrap().conn(),
+        "binance-testnet",
+        None,
+        &position,
+        NOW,
+    )
+    .unwrap();
+    let service = rig.service_with(TradingMode::Testnet, false);
+    let report = service.reconcile(NOW).await.unwrap();
+    assert!(!report.reconciled);
+    assert!(report.unresolved[0].contains("no protective order"));
+    assert!(!service.is_reconciled());
+    assert_eq!(rig.mails_with("discrepanc"), 1);
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let r = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "paused");
+    assert_eq!(rig.binance.requests(ORDER), 0);
+}
+
+#[tokio::test]
+async fn production_with_live_false_refuses_to_send_anything() {
+    let rig = Rig::new().await;
+    let service = rig.service_with(TradingMode::Live, false);
+    assert!(service.reconcile(NOW).await.unwrap().reconciled);
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let requests_before: u32 = rig.binance.stats().requests.values().sum();
+    let err = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TradingError::LiveGuard(_)));
+    let text = err.to_string();
+    assert!(text.contains("live = false"), "{text}");
+    assert!(text.contains("refusing to send an order"), "{text}");
+    let requests_after: u32 = rig.binance.stats().requests.values().sum();
+    assert_eq!(requests_before, requests_after, "not a single request");
+    let row = recorder::recent(rig.store.lock().unwrap().conn(), 1).unwrap();
+    assert_eq!(row[0].fields.outcome, "blocked");
+}
+
+mod cli {
+    use super::*;
+    use crate::exchange_cli::trademind;
+    use trademind::domain::trading::order::Order;
+
+    fn json_of(cmd: &mut assert_cmd::Command) -> Value {
+        let out = cmd.assert().success().get_output().stdout.clone();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    /// A protected position as the trading service leaves it: the position and its stop leg.
+    fn seed(db: &std::path::Path) {
+        let store = Store::open(db).unwrap();
+        let c = store.conn();
+        let p = Position {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: PositionSide::Long,
+            quantity: Qty(dec!(0.01998)),
+            entry_price: Price(dec!(50000)),
+            stop_loss: Some(Price(dec!(49000))),
+            take_profit: None,
+            realized_pnl: Quote(dec!(-1)),
+            fees_paid: Quote(dec!(1)),
+            opened_at: NOW,
+            closed_at: None,
+        };
+        let id = positions::insert(c, "paper", None, &p, NOW).unwrap();
+        let stop = OrderRequest {
+            client_order_id: "tm-sl-cli".into(),
+            symbol: p.symbol.clone(),
+            side: Side::Sell,
+            order_type: OrderType::StopLossLimit,
+            quantity: Qty(dec!(0.01998)),
+            price: Some(Price(dec!(48755))),
+            stop_price: Some(Price(dec!(49000))),
+            time_in_force: None,
+        };
+        let links = orders::OrderLinks {
+            purpose: "stop_loss".into(),
+            position_id: Some(id),
+            ..Default::default()
+        };
+        orders::insert_pending_linked(c, &stop, "paper", &links, NOW).unwrap();
+        let placed = Order {
+            client_order_id: stop.client_order_id.clone(),
+            exchange_order_id: Some("7".into()),
+            symbol: stop.symbol.clone(),
+            side: Side::Sell,
+            order_type: OrderType::StopLossLimit,
+            status: OrderStatus::New,
+            price: stop.price,
+            stop_price: stop.stop_price,
+            quantity: stop.quantity,
+            filled_quantity: Qty::ZERO,
+            cumulative_quote: Quote::ZERO,
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        orders::update_from_exchange(c, &placed, NOW).unwrap();
+    }
+
+    #[test]
+    fn positions_orders_and_trades_list_what_the_database_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(
+            json_of(trademind(d).args(["--json", "positions"])),
+            json!([])
+        );
+        assert_eq!(json_of(trademind(d).args(["--json", "trades"])), json!([]));
+        seed(&d.join("trademind.db"));
+
+        let open = json_of(trademind(d).args(["--json", "positions"]));
+        assert_eq!(open.as_array().unwrap().len(), 1);
+        assert_eq!(open[0]["position"]["symbol"], "BTCUSDT");
+        assert_eq!(open[0]["position"]["quantity"], "0.01998");
+        assert_eq!(open[0]["position"]["stop_loss"], "49000");
+        assert_eq!(
+            json_of(trademind(d).args(["--json", "positions", "--closed"])),
+            json!([])
+        );
+        let orders =
+            json_of(trademind(d).args(["--json", "orders", "--open", "--symbol", "BTCUSDT"]));
+        assert_eq!(orders[0]["order"]["client_order_id"], "tm-sl-cli");
+        assert_eq!(orders[0]["purpose"], "stop_loss");
+        assert_eq!(orders[0]["order"]["status"], "NEW");
+        assert_eq!(
+            json_of(trademind(d).args(["--json", "orders", "--symbol", "ETHUSDT"])),
+            json!([])
+        );
+        let text = trademind(d).args(["positions"]).assert().success();
+        let text = String::from_utf8(text.get_output().stdout.clone()).unwrap();
+        assert!(text.contains("BTCUSDT") && text.contains("49000"), "{text}");
+    }
+
+    #[test]
+    fn pause_and_resume_flip_the_persisted_kill_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let paused = json_of(trademind(d).args(["--json", "pause", "--reason", "news"]));
+        assert_eq!(paused["paused"], true);
+        assert_eq!(paused["transition"]["to"], "halted");
+        assert_eq!(paused["transition"]["reason"], "manual_kill");
+        let shown = json_of(trademind(d).args(["--json", "risk", "show"]));
+        assert_eq!(shown["breaker"]["state"], "halted");
+        let resumed = json_of(trademind(d).args(["--json", "resume"]));
+        assert_eq!(resumed["paused"], false);
+        assert_eq!(resumed["transition"]["to"], "active");
+        let again = json_of(trademind(d).args(["--json", "resume"]));
+        assert_eq!(again["transition"], Value::Null);
+    }
+
+    #[test]
+    fn execute_on_paper_decides_offline_and_records_the_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let v = json_of(trademind(d).args(["--json", "execute", "BTCUSDT"]));
+        assert_eq!(v["engine"], "rules");
+        let id = v["report"]["decision_id"].as_i64().unwrap();
+        let decisions = json_of(trademind(d).args(["--json", "decisions"]));
+        assert_eq!(decisions["decisions"][0]["id"], id);
+        assert_eq!(decisions["decisions"][0]["outcome"], v["report"]["outcome"]);
+        trademind(d).args(["cancel", "tm-nope"]).assert().failure();
+        let failed = trademind(d).args(["close", "BTCUSDT"]).assert().failure();
+        let stderr = String::from_utf8(failed.get_output().stderr.clone()).unwrap();
+        assert!(stderr.contains("no open position in BTCUSDT"), "{stderr}");
+    }
+}
