@@ -86,7 +86,8 @@ fn main() -> ExitCode {
     let settings = &loaded.settings;
     let (target, stderr_level) = match &mode {
         // The demo draws the TUI too: nothing may write over it.
-        Mode::Tui | Mode::Command(cli::Command::Demo(cli::demo::DemoArgs { daemon: false, .. })) => {
+        Mode::Tui
+        | Mode::Command(cli::Command::Demo(cli::demo::DemoArgs { daemon: false, .. })) => {
             (LogTarget::FileOnly, "off".to_string())
         }
         Mode::Daemon => (LogTarget::FileAndStderr, settings.general.log_level.clone()),

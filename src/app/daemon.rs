@@ -22,8 +22,8 @@ use crate::app::trading::{TradingDeps, TradingService};
 use crate::cli::Context;
 use crate::config::SchedulerConfig;
 use crate::services::exchange::Exchange;
-use crate::services::notification::ResendClient;
 use crate::services::monitoring::{HealthTracker, component_of};
+use crate::services::notification::ResendClient;
 use crate::store::Store;
 use crate::store::strategies::StrategyRow;
 
@@ -99,7 +99,9 @@ impl RunRecorder for StoreRecorder {
                     tracing::warn!(job = %run.job, "cannot record the job run: {e}");
                 }
             }
-            Err(_) => tracing::warn!(job = %run.job, "cannot record the job run: database lock poisoned"),
+            Err(_) => {
+                tracing::warn!(job = %run.job, "cannot record the job run: database lock poisoned")
+            }
         }
         self.bus.publish(Event::JobFinished {
             job: run.job.clone(),
@@ -155,7 +157,10 @@ impl<E: Exchange + 'static> Jobs<E> {
             .await
             .map_err(|e| e.to_string())?;
         if report.reconciled {
-            tracing::info!(resolved = report.resolved.len(), "reconciled with the exchange");
+            tracing::info!(
+                resolved = report.resolved.len(),
+                "reconciled with the exchange"
+            );
             Ok(())
         } else {
             // Trading stays paused; the discrepancies are in the report, the TUI and the alert.

@@ -128,12 +128,10 @@ impl DecisionEngine for AnyEngine {
         }
     }
 
-    fn decide(&self, input: &DecisionInput) -> impl Future<Output = EngineOutput> + Send {
-        async move {
-            match self {
-                AnyEngine::Rules(e) => e.decide_now(input),
-                AnyEngine::Llm(e) => e.decide(input).await,
-            }
+    async fn decide(&self, input: &DecisionInput) -> EngineOutput {
+        match self {
+            AnyEngine::Rules(e) => e.decide_now(input),
+            AnyEngine::Llm(e) => e.decide(input).await,
         }
     }
 }

@@ -11,18 +11,18 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::bus::{Event, EventBus};
 use crate::app::backtest::{BacktestRequest, CandleSource, SizingChoice};
+use crate::app::bus::{Event, EventBus};
 use crate::app::daemon::{
     Jobs, MONITOR_ORDERS, RECONCILE, StoreRecorder, StrategyJob, UPDATE_PRICES, backtest_queue,
     run_recorded, trading_job_name,
 };
-use crate::domain::backtest::fills::{Costs, FillModel};
-use crate::domain::backtest::strategies::StrategySpec;
 use crate::app::decide::{AnyEngine, DecisionEngine};
 use crate::app::scheduler::Clock;
 use crate::app::trading::{TradingDeps, TradingService};
 use crate::config::Settings;
+use crate::domain::backtest::fills::{Costs, FillModel};
+use crate::domain::backtest::strategies::StrategySpec;
 use crate::domain::market::{Candle, Interval};
 use crate::domain::trading::mode::TradingMode;
 use crate::domain::{Price, Qty, Quote, Symbol};
@@ -85,9 +85,12 @@ impl DemoConfig {
         if self.min_confidence < Decimal::ZERO || self.min_confidence > Decimal::ONE {
             return Err(("min_confidence".into(), "must be in [0, 1]".into()));
         }
-        self.rules()
-            .validate()
-            .map_err(|m| ("oversold/overbought/stop_loss_pct/take_profit_pct".into(), m))
+        self.rules().validate().map_err(|m| {
+            (
+                "oversold/overbought/stop_loss_pct/take_profit_pct".into(),
+                m,
+            )
+        })
     }
 
     /// The demo strategy's rules.
@@ -490,7 +493,11 @@ impl Demo {
                 opened_at: p.opened_at,
                 closed_at: p.closed_at,
                 entry_price: p.entry_price,
-                quantity: if p.closed_at.is_some() { bought } else { p.quantity },
+                quantity: if p.closed_at.is_some() {
+                    bought
+                } else {
+                    p.quantity
+                },
                 exit_price,
                 exit,
                 realized_pnl: p.realized_pnl,

@@ -160,7 +160,6 @@ async fn daemon_jobs_fire_on_schedule_never_overlap_and_do_not_burst_after_a_pau
     assert!(health >= 1, "component health is published");
 }
 
-
 /// The real binary with a clean environment and its own data dir.
 pub fn trademind_command(data_dir: &std::path::Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("trademind"));
@@ -237,7 +236,10 @@ fn sigterm_stops_the_daemon_with_status_zero_and_a_checkpointed_wal() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
-    assert!(stderr.contains("daemon stopped cleanly"), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("daemon stopped cleanly"),
+        "stderr:\n{stderr}"
+    );
     // TRUNCATE leaves an empty WAL (or SQLite removed it when the last connection closed).
     let wal = dir.path().join(format!("{}-wal", trademind::cli::DB_FILE));
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);

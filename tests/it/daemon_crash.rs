@@ -121,7 +121,14 @@ async fn kill_9_with_an_order_in_flight_then_restart_sends_no_duplicate_and_reco
         &data,
         &config,
         &[
-            "strategy", "add", "crash", "--symbol", "BTCUSDT", "--interval", "1m", "--connection",
+            "strategy",
+            "add",
+            "crash",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+            "--connection",
             "fake",
         ],
     );
@@ -144,9 +151,10 @@ async fn kill_9_with_an_order_in_flight_then_restart_sends_no_duplicate_and_reco
     }
     let mut first = first;
     signal(&first, "KILL");
-    let status = tokio::task::spawn_blocking(move || wait_exit(&mut first, Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut first, Duration::from_secs(10)))
+            .await
+            .unwrap();
     assert_eq!(status.code(), None, "killed by a signal, not exited");
 
     let accepted = fake.orders();
@@ -197,7 +205,10 @@ async fn kill_9_with_an_order_in_flight_then_restart_sends_no_duplicate_and_reco
     let truth = &same[0];
     let (status_after, filled) = order_row(&db, &cid);
     assert_eq!(status_after, truth.status.to_string());
-    assert_eq!(filled.parse::<Decimal>().unwrap(), truth.filled_quantity.get());
+    assert_eq!(
+        filled.parse::<Decimal>().unwrap(),
+        truth.filled_quantity.get()
+    );
     // The fill is booked: an open position of the quantity bought less the fee paid in BTC.
     let conn = rusqlite::Connection::open(&db).unwrap();
     let qty: String = conn
@@ -208,6 +219,9 @@ async fn kill_9_with_an_order_in_flight_then_restart_sends_no_duplicate_and_reco
         )
         .unwrap();
     let fee = truth.filled_quantity.get() * dec!(0.001);
-    assert_eq!(qty.parse::<Decimal>().unwrap(), truth.filled_quantity.get() - fee);
+    assert_eq!(
+        qty.parse::<Decimal>().unwrap(),
+        truth.filled_quantity.get() - fee
+    );
     assert_eq!(integrity(&db), "ok");
 }

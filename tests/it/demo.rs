@@ -7,7 +7,11 @@ use std::str::FromStr;
 use crate::daemon::trademind_command;
 
 fn dec(v: &serde_json::Value) -> Decimal {
-    Decimal::from_str(v.as_str().unwrap_or_else(|| panic!("not a decimal string: {v}"))).unwrap()
+    Decimal::from_str(
+        v.as_str()
+            .unwrap_or_else(|| panic!("not a decimal string: {v}")),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -77,7 +81,11 @@ fn demo_daemon_replays_500_candles_trades_with_exchange_exits_and_its_equity_add
     }
     assert!(fills >= 2 * (trades.len() - 1));
     let final_equity = dec(&v["final_equity"]);
-    assert_eq!(final_equity, usdt + btc * last, "equity = cash + coins at the last price");
+    assert_eq!(
+        final_equity,
+        usdt + btc * last,
+        "equity = cash + coins at the last price"
+    );
 
     // And from the positions: initial + realised (net of fees) + open positions at the last
     // price + the fee dust a closed position left below one lot step (held, but in no position,
@@ -108,9 +116,16 @@ fn demo_daemon_replays_500_candles_trades_with_exchange_exits_and_its_equity_add
         stmt.query_map([id], |r| {
             let (side, qty, fee, asset): (String, String, String, String) =
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            let (qty, fee) = (Decimal::from_str(&qty).unwrap(), Decimal::from_str(&fee).unwrap());
+            let (qty, fee) = (
+                Decimal::from_str(&qty).unwrap(),
+                Decimal::from_str(&fee).unwrap(),
+            );
             let fee_in_btc = if asset == "BTC" { fee } else { Decimal::ZERO };
-            Ok(if side == "BUY" { qty - fee_in_btc } else { -qty })
+            Ok(if side == "BUY" {
+                qty - fee_in_btc
+            } else {
+                -qty
+            })
         })
         .unwrap()
         .map(Result::unwrap)
@@ -185,7 +200,15 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
         data = dir.path().display(),
     );
     let out = tmux.cmd(&[
-        "new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", &command,
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
     ]);
     assert!(out.status.success(), "tmux new-session: {out:?}");
     // The replay is over when the demo's backtest has run (the last thing it does).
@@ -194,8 +217,16 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
     assert!(ok, "the demo's backtest never completed:\n{screen}");
 
     let screens: [(&str, &str, &[&str]); 8] = [
-        ("1", "┌ Dashboard", &["Last decisions", "rules", "autonomous_trading:demo"]),
-        ("2", "┌ Positions & orders", &["BTCUSDT", "LONG", "92358.34"]),
+        (
+            "1",
+            "┌ Dashboard",
+            &["Last decisions", "rules", "autonomous_trading:demo"],
+        ),
+        (
+            "2",
+            "┌ Positions & orders",
+            &["BTCUSDT", "LONG", "92358.34"],
+        ),
         ("3", "┌ Trades", &["SELL", "BUY", "demo"]),
         ("4", "┌ Decisions 212 recorded", &["executed", "rules"]),
         ("5", "┌ Market BTCUSDT 1h", &["close 94536.1"]),
@@ -205,7 +236,8 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
     ];
     for (key, title, data) in screens {
         tmux.send(key);
-        let (ok, screen) = tmux.wait_for(|s| s.contains(title) && data.iter().all(|d| s.contains(d)));
+        let (ok, screen) =
+            tmux.wait_for(|s| s.contains(title) && data.iter().all(|d| s.contains(d)));
         assert!(ok, "key {key}: {title} without {data:?}:\n{screen}");
         let lower = screen.to_lowercase();
         assert!(
@@ -220,7 +252,10 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
     tmux.send("y");
     let (ok, screen) = tmux.wait_for(|s| s.contains("TRADEMIND-EXITED-"));
     assert!(ok, "the demo did not exit on q, y:\n{screen}");
-    assert!(screen.contains("TRADEMIND-EXITED-0"), "non-zero exit:\n{screen}");
+    assert!(
+        screen.contains("TRADEMIND-EXITED-0"),
+        "non-zero exit:\n{screen}"
+    );
     // The user's own database was never created.
     assert!(!dir.path().join(trademind::cli::DB_FILE).exists());
 }

@@ -147,12 +147,18 @@ mod tests {
             ..RulesConfig::default()
         };
         let at_40 = input(Some(40.0), Some(0.5));
-        assert_eq!(rules_decide(&at_40, &RulesConfig::default()).action, Action::Hold);
+        assert_eq!(
+            rules_decide(&at_40, &RulesConfig::default()).action,
+            Action::Hold
+        );
         let d = rules_decide(&at_40, &config);
         assert_eq!(d.action, Action::Buy);
         // 0.5 + (45 - 40) / 60
         assert!((d.confidence - (0.5 + 5.0 / 60.0)).abs() < 1e-12);
-        assert_eq!(rules_decide(&input(Some(62.0), Some(-0.1)), &config).action, Action::Sell);
+        assert_eq!(
+            rules_decide(&input(Some(62.0), Some(-0.1)), &config).action,
+            Action::Sell
+        );
         let inverted = RulesConfig {
             oversold: 70.0,
             overbought: 30.0,

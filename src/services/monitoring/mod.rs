@@ -78,7 +78,12 @@ pub struct HealthTracker {
 impl HealthTracker {
     /// Record an observation; `Some` when the component's health differs from the last one
     /// (the first observation of a component always counts).
-    pub fn observe(&mut self, component: &str, healthy: bool, detail: &str) -> Option<(bool, String)> {
+    pub fn observe(
+        &mut self,
+        component: &str,
+        healthy: bool,
+        detail: &str,
+    ) -> Option<(bool, String)> {
         let now = (healthy, detail.to_string());
         // Detail changes of a healthy component (its timestamps) are not news.
         let changed = match self.last.get(component) {
@@ -109,7 +114,11 @@ mod tests {
         let jobs = [
             job("monitor_orders", Some(100), Some((400, "timeout"))),
             job("update_prices", Some(300), None),
-            job("autonomous_trading:demo", Some(400), Some((50, "old failure"))),
+            job(
+                "autonomous_trading:demo",
+                Some(400),
+                Some((50, "old failure")),
+            ),
         ];
         let c = components_from_jobs(&jobs);
         let exchange = c.iter().find(|c| c.component == "exchange").unwrap();
@@ -125,7 +134,10 @@ mod tests {
         assert!(recovered[0].healthy);
         assert_eq!(recovered[0].detail, "ok");
         let trading = c.iter().find(|c| c.component == "trading").unwrap();
-        assert!(trading.healthy, "an error older than the last success is over");
+        assert!(
+            trading.healthy,
+            "an error older than the last success is over"
+        );
     }
 
     #[test]
