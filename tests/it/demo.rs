@@ -184,33 +184,10 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("trademind");
-    let tmux = Tmux {
-        socket: format!("trademind-demo-{}", std::process::id()),
-    };
     // 212 candles end with the 13 January position still open (its OCO resting), after four
     // stops and a target: every screen has something to show. A million-fold speed replays
     // them in well under a second.
-    let command = format!(
-        "env -i PATH=/usr/bin:/bin HOME={home} TERM=xterm-256color XDG_CONFIG_HOME=/nonexistent-trademind \
-         TRADEMIND_SECRETS__BACKEND=environment {bin} --data-dir {data} demo --speed 1000000 --candles 212; \
-         echo TRADEMIND-EXITED-$?; sleep 60",
-        home = dir.path().display(),
-        bin = bin.display(),
-        data = dir.path().display(),
-    );
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &command,
-    ]);
-    assert!(out.status.success(), "tmux new-session: {out:?}");
+    let tmux = Tmux::launch("demo", dir.path(), "demo --speed 1000000 --candles 212");
     // The replay is over when the demo's backtest has run (the last thing it does).
     tmux.send("6");
     let (ok, screen) = tmux.wait_for(|s| s.contains("rsi-macd") && s.contains("completed"));
@@ -250,12 +227,7 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
     let (ok, screen) = tmux.wait_for(|s| s.contains("2 order(s) in flight. Quit anyway?"));
     assert!(ok, "q did not ask about the resting orders:\n{screen}");
     tmux.send("y");
-    let (ok, screen) = tmux.wait_for(|s| s.contains("TRADEMIND-EXITED-"));
-    assert!(ok, "the demo did not exit on q, y:\n{screen}");
-    assert!(
-        screen.contains("TRADEMIND-EXITED-0"),
-        "non-zero exit:\n{screen}"
-    );
+    tmux.expect_exit_zero();
     // The user's own database was never created.
     assert!(!dir.path().join(trademind::cli::DB_FILE).exists());
 }
