@@ -3,6 +3,7 @@
 
 pub mod backtest;
 pub mod bus;
+pub mod control;
 pub mod daemon;
 pub mod decide;
 pub mod demo;

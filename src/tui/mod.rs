@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::app::bus::{Event, EventBus, Received};
+use crate::app::control::{BacktestJob, ControlHandle, ControlOp};
 use crate::app::snapshot::{self, LoadRequest, Snapshot};
 use crate::cli::Context;
 use crate::domain::Quote;
@@ -44,6 +45,12 @@ pub async fn run(ctx: &Context) -> Result<()> {
 
 /// Open the interface following `bus` (the application's event bus) until the user quits.
 pub async fn run_with_bus(ctx: &Context, bus: EventBus) -> Result<()> {
+    run_with(ctx, bus, None).await
+}
+
+/// Open the interface following `bus`; operator actions (pause, close, cancel, backtest, …)
+/// go to the trading service behind `control`.
+pub async fn run_with(ctx: &Context, bus: EventBus, control: Option<ControlHandle>) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
             "the terminal interface needs a terminal; use `trademind --daemon` or a subcommand (see --help)"
@@ -107,6 +114,7 @@ pub async fn run_with_bus(ctx: &Context, bus: EventBus) -> Result<()> {
         Arc::new(Mutex::new(store)),
         request,
         bus,
+        control,
     )
     .await;
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
@@ -143,8 +151,35 @@ struct Runner {
     request: LoadRequest,
     tx: mpsc::UnboundedSender<Action>,
     bus: EventBus,
+    control: Option<ControlHandle>,
     loading: bool,
     reload_wanted: bool,
+}
+
+/// The request an effect makes of the trading service, if it is one.
+fn control_op(effect: Effect) -> Option<ControlOp> {
+    Some(match effect {
+        Effect::PauseTrading => ControlOp::Pause {
+            reason: "paused from the terminal interface".into(),
+        },
+        Effect::ResumeTrading => ControlOp::Resume,
+        Effect::EngageKillSwitch => ControlOp::Kill,
+        Effect::ClosePosition { symbol } => ControlOp::ClosePosition { symbol },
+        Effect::CancelOrder {
+            symbol,
+            client_order_id,
+        } => ControlOp::CancelOrder {
+            symbol,
+            client_order_id,
+        },
+        Effect::StartBacktest(r) => ControlOp::Backtest(BacktestJob {
+            strategy: r.strategy,
+            symbol: r.symbol,
+            interval: r.interval,
+            params: r.params,
+        }),
+        Effect::Quit | Effect::Refresh | Effect::SwitchMarket { .. } => return None,
+    })
 }
 
 impl Runner {
@@ -162,31 +197,40 @@ impl Runner {
                     update::update(app, Action::Status(format!("loading {symbol} {interval}…")));
                 }
                 other => {
-                    // The execution, risk and backtest services are not wired into the
-                    // interface yet; say so instead of pretending.
-                    let what = match &other {
-                        Effect::PauseTrading => "pausing trading".to_string(),
-                        Effect::ResumeTrading => "resuming trading".to_string(),
-                        Effect::ClosePosition { symbol } => format!("closing {symbol}"),
-                        Effect::CancelOrder {
-                            client_order_id, ..
-                        } => format!("cancelling {client_order_id}"),
-                        Effect::StartBacktest(r) => format!("backtest {} {}", r.strategy, r.symbol),
-                        Effect::EngageKillSwitch => "the kill switch".to_string(),
-                        _ => format!("{other:?}"),
-                    };
-                    let text = format!("{what}: not available yet (service not connected)");
-                    tracing::warn!("{text}");
-                    self.bus.publish(Event::Log {
-                        level: "WARN".into(),
-                        target: "tui".into(),
-                        message: text.clone(),
-                    });
-                    update::update(app, Action::Warn(text));
+                    if let Some(op) = control_op(other) {
+                        self.request_control(app, op);
+                    }
                 }
             }
         }
         quit
+    }
+
+    /// Hand `op` to the trading service; its answer comes back as a status line and a reload.
+    fn request_control(&mut self, app: &mut App, op: ControlOp) {
+        let what = op.describe();
+        let Some(control) = self.control.clone() else {
+            let text = format!("{what}: no trading service is connected to this interface");
+            tracing::warn!("{text}");
+            self.bus.publish(Event::Log {
+                level: "WARN".into(),
+                target: "tui".into(),
+                message: text.clone(),
+            });
+            update::update(app, Action::Warn(text));
+            return;
+        };
+        tracing::info!(request = %what, "operator request");
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let action = match control.request(op).await {
+                Ok(done) => Action::Status(done),
+                Err(why) => Action::Warn(why),
+            };
+            // The loop may have quit meanwhile; nothing to report to then.
+            let _ = tx.send(action);
+            let _ = tx.send(Action::Refresh);
+        });
     }
 
     fn maybe_load(&mut self) {
@@ -206,6 +250,7 @@ async fn event_loop(
     store: Arc<Mutex<Store>>,
     request: LoadRequest,
     bus: EventBus,
+    control: Option<ControlHandle>,
 ) -> Result<()> {
     let mut events = EventStream::new();
     let mut subscription = bus.subscribe();
@@ -215,6 +260,7 @@ async fn event_loop(
         request,
         tx,
         bus,
+        control,
         loading: false,
         reload_wanted: true,
     };
