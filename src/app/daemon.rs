@@ -14,11 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::backtest::{BacktestRequest, load_candles, run_and_record};
 use crate::app::bus::{Event, EventBus};
+use crate::app::control::{ControlOp, ControlRequest, run_backtest_job};
 use crate::app::decide::AnyEngine;
 use crate::app::scheduler::{
     Clock, JobRun, OnDemandQueue, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
 };
-use crate::app::trading::{TradingDeps, TradingService};
+use crate::app::trading::{TradingDeps, TradingError, TradingService};
 use crate::cli::Context;
 use crate::config::SchedulerConfig;
 use crate::services::exchange::Exchange;
@@ -453,4 +454,67 @@ fn run_one_backtest(
         .map_err(|(_, e)| e.to_string())?;
     bus.publish(Event::BacktestProgress { id, fraction: 1.0 });
     Ok(())
+}
+
+/// Carry out what an interface asks through its `ControlHandle` (pause, resume, the kill
+/// switch, close, cancel, backtest) on `trading`, until every handle is dropped or `cancel`.
+/// Backtests run on the blocking pool over their own connection to `database`.
+pub async fn serve_control<E: Exchange + 'static>(
+    trading: Arc<TradingService<E>>,
+    mut requests: tokio::sync::mpsc::Receiver<ControlRequest>,
+    database: std::path::PathBuf,
+    settings: Arc<crate::config::Settings>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = requests.recv() => match r {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let what = request.op.describe();
+        let now = clock.now_ms();
+        let done = |r: Result<String, TradingError>| r.map_err(|e| format!("{what}: {e}"));
+        let reply = match request.op {
+            ControlOp::Pause { reason } => done(
+                trading
+                    .pause(&reason, now)
+                    .map(|_| "trading paused".to_string()),
+            ),
+            ControlOp::Resume => done(trading.resume(now).map(|_| "trading resumed".to_string())),
+            ControlOp::Kill => done(
+                trading
+                    .pause("kill switch engaged from the terminal interface", now)
+                    .map(|_| "kill switch engaged: no new entries until resumed".to_string()),
+            ),
+            ControlOp::ClosePosition { symbol } => done(
+                trading
+                    .close_position(&symbol, now)
+                    .await
+                    .map(|r| r.message),
+            ),
+            ControlOp::CancelOrder {
+                client_order_id, ..
+            } => done(
+                trading
+                    .cancel_order(&client_order_id, now)
+                    .await
+                    .map(|o| format!("{} {}", o.client_order_id, o.status)),
+            ),
+            ControlOp::Backtest(job) => {
+                let (database, settings, clock) =
+                    (database.clone(), settings.clone(), clock.clone());
+                tokio::task::spawn_blocking(move || {
+                    run_backtest_job(&database, &settings, &job, &|| clock.now_ms())
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("{what}: the backtest task failed: {e}")))
+            }
+        };
+        // The interface may have closed meanwhile; nobody to answer then.
+        let _ = request.reply.send(reply);
+    }
 }

@@ -115,8 +115,19 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         let (demo, cancel) = (demo.clone(), cancel.clone());
         tokio::spawn(async move { demo.run(options, cancel).await })
     };
-    let shown = crate::tui::run_with_bus(&demo_ctx, bus).await;
+    // The interface's pause, close, cancel and backtest requests go to the demo's service.
+    let (control, requests) = crate::app::control::ControlHandle::channel(16);
+    let server = tokio::spawn(crate::app::daemon::serve_control(
+        demo.jobs.trading.clone(),
+        requests,
+        database.clone(),
+        Arc::new(settings.clone()),
+        Arc::new(demo.clock.clone()),
+        cancel.clone(),
+    ));
+    let shown = crate::tui::run_with(&demo_ctx, bus, Some(control)).await;
     cancel.cancel();
+    let _ = server.await;
     match replay.await {
         Ok(Ok(summary)) => tracing::info!(
             candles = summary.candles_replayed,

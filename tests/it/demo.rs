@@ -222,6 +222,14 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
             "{title} shows an error:\n{screen}"
         );
     }
+    // p pauses the demo's trading service (after a confirmation): the breaker shows HALTED.
+    tmux.send("1");
+    tmux.send("p");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("[y] yes"));
+    assert!(ok, "p did not ask for a confirmation:\n{screen}");
+    tmux.send("y");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("trading paused") && s.contains("HALTED"));
+    assert!(ok, "pausing did not reach the trading service:\n{screen}");
     // The position's two protection orders rest on the (paper) exchange: q asks first.
     tmux.send("q");
     let (ok, screen) = tmux.wait_for(|s| s.contains("2 order(s) in flight. Quit anyway?"));
