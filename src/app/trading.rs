@@ -15,7 +15,7 @@ use crate::app::bus::{Event, EventBus};
 use crate::app::decide::{DecisionEngine, EngineOutput, record};
 use crate::config::Settings;
 use crate::domain::decision::{
-    Action, DecisionInput, PastDecision, PositionSnapshot, TradingDecision, level_price,
+    Action, DecisionInput, PositionSnapshot, TradingDecision, level_price,
 };
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Qty, Quote};
@@ -638,7 +638,6 @@ impl<E: Exchange + 'static> TradingService<E> {
     }
 
     /// Record the decision with its outcome, verdict and orders; link the orders to it.
-    #[allow(clippy::too_many_arguments)]
     fn record_decision(
         &self,
         input: &DecisionInput,
@@ -901,19 +900,12 @@ impl<E: Exchange + 'static> TradingService<E> {
             let heat = PortfolioHeatService::measure(&open, equity, Decimal::ONE_HUNDRED);
             input.risk.heat_pct = heat.heat_pct.to_string().parse().unwrap_or(0.0);
         }
-        input.recent_decisions = recorder::recent_for_symbol(
+        input.recent_decisions = recorder::past_decisions(
             c,
             input.symbol.as_str(),
             input.now_ms,
             settings.llm.recent_decisions,
-        )?
-        .into_iter()
-        .map(|r| PastDecision {
-            decided_at: r.fields.decided_at,
-            action: r.fields.action,
-            outcome: r.fields.outcome,
-        })
-        .collect();
+        )?;
         Ok(())
     }
 
@@ -1218,10 +1210,10 @@ impl<E: Exchange + 'static> TradingService<E> {
                 continue; // its OCO sibling's cancel took it along
             }
             match self.deps.exchange.cancel_order(&symbol, cid).await {
-                Ok(order) => self.settle_row(&order)?,
+                Ok(order) => self.settle_row(&order, now_ms)?,
                 Err(ExchangeError::UnknownOrder { .. }) => {
                     let order = self.deps.exchange.query_order(&symbol, cid).await?;
-                    self.settle_row(&order)?;
+                    self.settle_row(&order, now_ms)?;
                     if order.status == OrderStatus::Filled {
                         // The protection beat us to it: book that fill instead of selling again.
                         let mut m = MonitorReport::default();
@@ -1231,7 +1223,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 }
                 Err(e) => return Err(e.into()),
             }
-            self.settle_list_siblings(leg).await?;
+            self.settle_list_siblings(leg, now_ms).await?;
         }
         let request = OrderRequest {
             client_order_id: self.next_cid("x", now_ms),
@@ -1283,10 +1275,10 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(realised)
     }
 
-    fn settle_row(&self, order: &Order) -> Result<(), TradingError> {
+    fn settle_row(&self, order: &Order, now_ms: i64) -> Result<(), TradingError> {
         {
             let db = self.store()?;
-            orders::update_from_exchange(db.conn(), order, chrono_now())?;
+            orders::update_from_exchange(db.conn(), order, now_ms)?;
         }
         self.publish_order(order);
         Ok(())
@@ -1294,7 +1286,11 @@ impl<E: Exchange + 'static> TradingService<E> {
 
     /// Query the other legs of `leg`'s order list and store their state (the exchange expires
     /// or cancels them with the leg).
-    async fn settle_list_siblings(&self, leg: &StoredOrder) -> Result<(), TradingError> {
+    async fn settle_list_siblings(
+        &self,
+        leg: &StoredOrder,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
         let Some(list) = &leg.order_list_id else {
             return Ok(());
         };
@@ -1316,7 +1312,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 .query_order(&s.order.symbol, &s.order.client_order_id)
                 .await
             {
-                Ok(order) => self.settle_row(&order)?,
+                Ok(order) => self.settle_row(&order, now_ms)?,
                 Err(e) => tracing::warn!(client_order_id = %s.order.client_order_id, error = %e,
                     "could not query the other leg of the order list"),
             }
@@ -1368,7 +1364,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            self.settle_row(&order)?;
+            self.settle_row(&order, now_ms)?;
             if order.status != OrderStatus::Filled {
                 continue;
             }
@@ -1385,7 +1381,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         order: &Order,
         now_ms: i64,
     ) -> Result<Option<ClosedByExchange>, TradingError> {
-        self.settle_list_siblings(leg).await?;
+        self.settle_list_siblings(leg, now_ms).await?;
         let fills = self.fills_of(order, Vec::new()).await?;
         let order_row = self.store_fills(&order.client_order_id, &fills)?;
         let Some(pid) = leg.position_id else {
@@ -1647,9 +1643,8 @@ impl<E: Exchange + 'static> TradingService<E> {
             .exchange
             .cancel_order(&stored.order.symbol, client_order_id)
             .await?;
-        self.settle_row(&order)?;
-        self.settle_list_siblings(&stored).await?;
-        let _ = now_ms;
+        self.settle_row(&order, now_ms)?;
+        self.settle_list_siblings(&stored, now_ms).await?;
         Ok(order)
     }
 
@@ -1701,10 +1696,6 @@ impl TradingService<crate::services::exchange::any::AnyExchange> {
     }
 }
 
-fn chrono_now() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Pull the kill switch in the database (what `trademind pause` and `risk kill` do).
 pub fn pause_store(
     conn: &rusqlite::Connection,
@@ -1736,4 +1727,104 @@ pub fn resume_store(
 pub fn is_paused_store(conn: &rusqlite::Connection) -> Result<bool, StoreError> {
     let b = risk_store::load_breaker(conn, GLOBAL_SCOPE)?;
     Ok(!b.is_active() && b.reason == Some(BreakerReason::ManualKill))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn filters() -> SymbolFilters {
+        let mut f = SymbolFilters::permissive("BTC", "USDT");
+        f.step_size = dec!(0.00001);
+        f
+    }
+
+    fn fill(side: Side, price: Decimal, qty: Decimal, fee: Decimal, asset: &str) -> Fill {
+        Fill {
+            client_order_id: "x".into(),
+            trade_id: None,
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side,
+            price: Price(price),
+            quantity: Qty(qty),
+            fee: Quote(fee),
+            fee_asset: asset.into(),
+            is_maker: false,
+            time: 1,
+        }
+    }
+
+    #[test]
+    fn a_fee_in_the_base_asset_shrinks_the_holding_and_is_valued_at_the_fill_price() {
+        let f = position_fill(
+            &fill(Side::Buy, dec!(50000), dec!(0.02), dec!(0.00002), "BTC"),
+            &filters(),
+        );
+        assert_eq!(f.quantity, Qty(dec!(0.01998)));
+        assert_eq!(f.fee, Quote(dec!(1)));
+        let f = position_fill(
+            &fill(Side::Sell, dec!(50000), dec!(0.02), dec!(1), "USDT"),
+            &filters(),
+        );
+        assert_eq!((f.quantity, f.fee), (Qty(dec!(0.02)), Quote(dec!(1))));
+        let f = position_fill(
+            &fill(Side::Sell, dec!(50000), dec!(0.02), dec!(0.003), "BNB"),
+            &filters(),
+        );
+        assert_eq!(
+            f.fee,
+            Quote::ZERO,
+            "a third-asset fee is not booked in quote"
+        );
+    }
+
+    #[test]
+    fn a_remainder_below_one_lot_step_is_closed_with_the_exit() {
+        let open = position_fill(
+            &fill(Side::Buy, dec!(100), dec!(1.000005), dec!(0), "USDT"),
+            &filters(),
+        );
+        let mut p = PositionService::open(&open, PositionSide::Long).unwrap();
+        let exit = position_fill(
+            &fill(Side::Sell, dec!(110), dec!(1), dec!(0.11), "USDT"),
+            &filters(),
+        );
+        let realised = book_exit(&mut p, &[exit], &filters()).unwrap();
+        assert!(p.closed_at.is_some());
+        // 1 × 10 − 0.11, plus the 0.000005 dust at 110: 0.00005.
+        assert_eq!(realised, Quote(dec!(9.89005)));
+        assert_eq!(p.quantity, Qty::ZERO);
+    }
+
+    #[test]
+    fn sell_without_a_long_is_no_intent_and_buy_levels_come_from_the_snapshot_price() {
+        let input = DecisionInput::from_candles(
+            Symbol::new("BTCUSDT").unwrap(),
+            Interval::H1,
+            &[crate::domain::market::Candle {
+                open_time: 0,
+                open: Price(dec!(100)),
+                high: Price(dec!(100)),
+                low: Price(dec!(100)),
+                close: Price(dec!(100)),
+                volume: Qty(dec!(1)),
+            }],
+            1,
+        )
+        .unwrap();
+        let mut d = TradingDecision::hold("BTCUSDT", "");
+        d.action = Action::Sell;
+        assert_eq!(intent_for(&d, &input, Price(dec!(101)), None, None), None);
+        d.action = Action::Buy;
+        d.confidence = 0.7;
+        d.stop_loss = Some(crate::domain::decision::Level {
+            kind: crate::domain::decision::LevelKind::Percent,
+            value: 2.0,
+        });
+        let intent = intent_for(&d, &input, Price(dec!(101)), None, None).unwrap();
+        assert_eq!(intent.kind, IntentKind::Entry);
+        assert_eq!(intent.entry, Price(dec!(101)));
+        assert_eq!(intent.stop_loss, Some(Price(dec!(98))));
+    }
 }

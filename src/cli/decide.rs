@@ -7,10 +7,12 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 use super::{Context, UsageError};
-use crate::app::decide::{AnyEngine, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record};
+use crate::app::decide::{
+    AnyEngine, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record,
+};
 use crate::app::trading::{build_risk_context, intent_for};
 use crate::domain::Symbol;
-use crate::domain::decision::{DecisionInput, PastDecision, ValidationLimits, Verdict};
+use crate::domain::decision::{DecisionInput, ValidationLimits, Verdict};
 use crate::domain::market::Interval;
 use crate::domain::risk::{RiskManagementService, RiskVerdict};
 use crate::services::exchange::any::AnyExchange;
@@ -153,19 +155,12 @@ pub(crate) fn stored_input(
     let mut input = DecisionInput::from_candles(symbol.clone(), interval, &candles, now_ms)
         .ok_or_else(|| UsageError(format!("no candles for {symbol}")))?;
     input.risk.max_position_pct = settings.llm.max_position_pct;
-    input.recent_decisions = recorder::recent_for_symbol(
+    input.recent_decisions = recorder::past_decisions(
         store.conn(),
         symbol.as_str(),
         now_ms,
         settings.llm.recent_decisions,
-    )?
-    .into_iter()
-    .map(|r| PastDecision {
-        decided_at: r.fields.decided_at,
-        action: r.fields.action,
-        outcome: r.fields.outcome,
-    })
-    .collect();
+    )?;
     Ok((input, candles, imported))
 }
 

@@ -87,6 +87,13 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+fn parse_interval(raw: &str) -> Result<Interval> {
+    raw.parse()
+        .map_err(|e: crate::domain::market::candle::InvalidInterval| {
+            UsageError(e.to_string()).into()
+        })
+}
+
 fn parse_symbol(raw: &str) -> Result<Symbol> {
     Symbol::new(raw).map_err(|e| UsageError(e.to_string()).into())
 }
@@ -154,13 +161,13 @@ pub async fn run_execute(args: ExecuteArgs, ctx: &Context) -> Result<()> {
         }
         None => None,
     };
-    let interval: Interval = strategy
-        .as_ref()
-        .map_or(ctx.settings().trading.interval.as_str(), |s| {
-            s.interval.as_str()
-        })
-        .parse()
-        .map_err(|e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()))?;
+    let interval = parse_interval(
+        strategy
+            .as_ref()
+            .map_or(ctx.settings().trading.interval.as_str(), |s| {
+                s.interval.as_str()
+            }),
+    )?;
     let engine_name = args.engine.clone().or_else(|| {
         strategy
             .as_ref()

@@ -177,6 +177,23 @@ pub fn recent_for_symbol(
     collect(rows)
 }
 
+/// `recent_for_symbol` as the decision input's history: when, what, and what came of it.
+pub fn past_decisions(
+    conn: &Connection,
+    symbol: &str,
+    before_ms: TimestampMs,
+    last: usize,
+) -> StoreResult<Vec<crate::domain::decision::PastDecision>> {
+    Ok(recent_for_symbol(conn, symbol, before_ms, last)?
+        .into_iter()
+        .map(|r| crate::domain::decision::PastDecision {
+            decided_at: r.fields.decided_at,
+            action: r.fields.action,
+            outcome: r.fields.outcome,
+        })
+        .collect())
+}
+
 pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<DecisionRow>> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM decisions WHERE id = ?1"))?;
     let rows = stmt.query_map([id], read_row)?;

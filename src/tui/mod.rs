@@ -242,6 +242,7 @@ impl Runner {
     }
 }
 
+// Eight since the control channel joined; clippy -D warnings stopped the build.
 #[allow(clippy::too_many_arguments)]
 async fn event_loop(
     terminal: &mut DefaultTerminal,

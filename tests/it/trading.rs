@@ -129,8 +129,16 @@ impl Rig {
 
     /// The fake LLM answers `decision`; the real engine parses and validates it.
     async fn decide(&self, decision: Value) -> (DecisionInput, EngineOutput) {
+        self.decide_on(input(), decision).await
+    }
+
+    /// As `decide`, on another snapshot (the LLM cache answers a repeated prompt itself).
+    async fn decide_on(
+        &self,
+        input: DecisionInput,
+        decision: Value,
+    ) -> (DecisionInput, EngineOutput) {
         self.xai.push([Script::Decision(decision)]);
-        let input = input();
         let out = self.engine().decide(&input).await;
         assert!(out.validated.is_valid(), "{:?}", out.validated.verdict);
         (input, out)
@@ -574,4 +582,212 @@ mod cli {
         let stderr = String::from_utf8(failed.get_output().stderr.clone()).unwrap();
         assert!(stderr.contains("no open position in BTCUSDT"), "{stderr}");
     }
+}
+
+#[tokio::test]
+async fn an_oco_whose_response_is_lost_is_found_by_querying_its_legs_not_resent() {
+    use trademind::services::exchange::OcoRequest;
+    use trademind::services::exchange::executor::OrderExecutor;
+    let rig = Rig::new().await;
+    rig.binance.faults(|f| f.oco_5xx_after_accept = 1);
+    let client = Arc::new(client_for(&rig.binance, client_config(&rig.binance)));
+    let executor = OrderExecutor::new(client, rig.store.clone(), "t", executor_config());
+    let request = OcoRequest {
+        list_client_order_id: "tm-oco-1".into(),
+        symbol: Symbol::new("BTCUSDT").unwrap(),
+        side: Side::Sell,
+        quantity: Qty(dec!(0.01)),
+        take_profit_client_order_id: "tm-tp-1".into(),
+        take_profit_price: Price(dec!(52000)),
+        stop_client_order_id: "tm-sl-1".into(),
+        stop_price: Price(dec!(49000)),
+        stop_limit_price: Price(dec!(48755)),
+    };
+    let list = executor
+        .place_oco(&request, &orders::OrderLinks::default())
+        .await
+        .unwrap();
+    assert_eq!(list.orders.len(), 2);
+    assert_eq!(rig.binance.requests(OCO), 1, "never sent twice");
+    assert_eq!(rig.binance.requests("GET /api/v3/order"), 2);
+    let db = rig.store.lock().unwrap();
+    for (cid, purpose) in [("tm-tp-1", "take_profit"), ("tm-sl-1", "stop_loss")] {
+        let row = orders::get(db.conn(), cid).unwrap().unwrap();
+        assert_eq!(row.order.status, OrderStatus::New);
+        assert_eq!(row.purpose, purpose);
+        assert_eq!(row.order_list_id.as_deref(), Some("tm-oco-1"));
+    }
+}
+
+#[tokio::test]
+async fn a_strategy_cycle_decides_on_closed_candles_and_marks_update_equity() {
+    use trademind::domain::market::Candle;
+    use trademind::store::strategies::{NewStrategy, add_strategy, strategy_by_name};
+    let rig = Rig::new().await;
+    // 100 hourly candles ending with one still open at NOW (it must not be used).
+    let candles: Vec<Candle> = (0..100)
+        .map(|i| {
+            // The open candle's price differs, so using it would show in the snapshot.
+            let p = Price(if i == 99 { dec!(60000) } else { dec!(50000) });
+            Candle {
+                open_time: NOW - (99 - i) * 3_600_000,
+                open: p,
+                high: p,
+                low: p,
+                close: p,
+                volume: Qty(dec!(1)),
+            }
+        })
+        .collect();
+    rig.binance.set_klines("BTCUSDT", candles);
+    let service = rig.service().await;
+    let id = {
+        let db = rig.store.lock().unwrap();
+        add_strategy(
+            db.conn(),
+            &NewStrategy {
+                name: "s1".into(),
+                symbols: vec!["BTCUSDT".into()],
+                interval: "1h".into(),
+                decision_engine: "llm".into(),
+                parameters: json!({}),
+                connection_id: None,
+            },
+            NOW,
+        )
+        .unwrap()
+    };
+    let strategy = strategy_by_name(rig.store.lock().unwrap().conn(), "s1")
+        .unwrap()
+        .unwrap();
+    rig.xai.push([Script::Decision(buy(0.8))]);
+    let engine = rig.engine();
+    let report = service
+        .run_cycle(&strategy, &engine, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(report.skipped, None);
+    assert_eq!(report.executions.len(), 1, "{:?}", report.errors);
+    let r = &report.executions[0];
+    assert_eq!(r.outcome, "executed", "{}", r.message);
+    let row = rig.decision(r.decision_id.unwrap());
+    assert_eq!(row.fields.strategy_id, Some(id));
+    let snapshot: Value = serde_json::from_str(&row.fields.input_snapshot).unwrap();
+    // The candle opening at NOW closes an hour later: the snapshot ends with the one before.
+    assert_eq!(snapshot["now_ms"], NOW + 1);
+    assert_eq!(snapshot["price"], "50000");
+
+    // Marks: 0.01998 BTC entered at 50 000 marked at 51 000 → unrealised +19.98. Equity:
+    // 10 000 − 1 000 paid + 0.01998 × 51 000 = 9 000 + 1 018.98 = 10 018.98.
+    rig.binance.set_price("BTCUSDT", dec!(51000));
+    service.update_prices(NOW + 2).await.unwrap();
+    let open = rig.open_positions();
+    assert_eq!(open[0].unrealized_pnl, Quote(dec!(19.98)));
+    assert_eq!(open[0].mark_price, Some(Price(dec!(51000))));
+    let (equity, unrealised, _) =
+        trademind::store::equity::latest(rig.store.lock().unwrap().conn(), "binance-testnet")
+            .unwrap()
+            .unwrap();
+    assert_eq!(unrealised, Quote(dec!(19.98)));
+    assert_eq!(equity, Quote(dec!(10018.98)));
+
+    service.pause("test", NOW + 3).unwrap();
+    let skipped = service
+        .run_cycle(&strategy, &engine, NOW + 4)
+        .await
+        .unwrap();
+    assert!(skipped.skipped.unwrap().contains("paused"));
+}
+
+#[tokio::test]
+async fn a_sell_decision_cancels_the_protection_and_closes_at_market() {
+    let rig = Rig::new().await;
+    let service = Arc::new(rig.service().await);
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let entry = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(entry.outcome, "executed");
+    rig.binance.set_price("BTCUSDT", dec!(51000));
+    let later = DecisionInput {
+        price: Price(dec!(51000)),
+        now_ms: NOW + 1,
+        ..input
+    };
+    let (input, out) = rig
+        .decide_on(later, json!({
+            "action": "SELL", "symbol": "BTCUSDT", "confidence": 0.8, "position_size_pct": 10,
+            "stop_loss": {"kind": "price", "value": 52000}, "take_profit": {"kind": "price", "value": 48000},
+            "time_horizon": "swing", "reasoning": "momentum faded", "risk_factors": [], "sources": []
+        }))
+        .await;
+    // The service runs on spawned tasks in the daemon: its futures must be Send.
+    let task = {
+        let service = service.clone();
+        tokio::spawn(async move { service.execute_decision(&input, &out, None, NOW + 1).await })
+    };
+    let report = task.await.unwrap().unwrap();
+    assert_eq!(report.outcome, "executed", "{}", report.message);
+    assert!(rig.open_positions().is_empty());
+    // Both OCO legs are cancelled on the exchange before the market sell.
+    let on_exchange = rig.binance.orders();
+    let legs: Vec<_> = on_exchange
+        .iter()
+        .filter(|o| o.order_type != OrderType::Market)
+        .collect();
+    assert_eq!(legs.len(), 2);
+    assert!(legs.iter().all(|o| o.status == OrderStatus::Canceled));
+    // Sold 0.01998 at 51 000: +19.98 gross, fee 1.01898; with the entry fee 1: 17.96102.
+    let closed = positions::closed_positions(rig.store.lock().unwrap().conn(), 5).unwrap();
+    assert_eq!(closed[0].position.realized_pnl, Quote(dec!(17.96102)));
+    let trades = orders::trades(rig.store.lock().unwrap().conn(), 10).unwrap();
+    assert_eq!(trades[0].purpose, "exit");
+    assert_eq!(trades[0].realized_pnl, Some(Quote(dec!(18.96102))));
+}
+
+#[tokio::test]
+async fn a_daily_loss_past_the_limit_trips_the_breaker_and_mails_once() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    // The day started at 10 400 of equity and a trade closed today lost 400: 3.85 % of the
+    // start-of-day equity, past the 3 % daily loss limit.
+    {
+        let db = rig.store.lock().unwrap();
+        trademind::store::equity::insert(
+            db.conn(),
+            "binance-testnet",
+            Quote(dec!(10400)),
+            Quote::ZERO,
+            NOW - 10,
+        )
+        .unwrap();
+        let lost = Position {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: PositionSide::Long,
+            quantity: Qty::ZERO,
+            entry_price: Price(dec!(50000)),
+            stop_loss: None,
+            take_profit: None,
+            realized_pnl: Quote(dec!(-400)),
+            fees_paid: Quote::ZERO,
+            opened_at: NOW + 5,
+            closed_at: Some(NOW + 10),
+        };
+        positions::insert(db.conn(), "binance-testnet", None, &lost, NOW + 10).unwrap();
+    }
+    // NOW is midnight UTC: the loss closed today, the 10 400 was the equity at midnight.
+    let report = service.monitor_orders(NOW + 20).await.unwrap();
+    assert_eq!(report.breaker.len(), 1);
+    assert_eq!(report.breaker[0].reason.to_string(), "daily_loss_limit");
+    let again = service.monitor_orders(NOW + 30_000).await.unwrap();
+    assert!(again.breaker.is_empty(), "already halted");
+    assert_eq!(rig.mails_with("circuit breaker tripped"), 1);
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let r = service
+        .execute_decision(&input, &out, None, NOW + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "refused", "the breaker refuses new entries");
+    assert_eq!(rig.binance.requests(ORDER), 0);
 }

@@ -95,6 +95,8 @@ pub struct Faults {
     /// OCO placement: refuse the list as Binance does when the base asset is short
     /// (-2010 "Account has insufficient balance for requested action."), nothing placed.
     pub oco_insufficient_balance_next: u32,
+    /// OCO placement: accept the list, then answer 503 (the outcome is unknown to the client).
+    pub oco_5xx_after_accept: u32,
 }
 
 /// Counters a test can assert on.
@@ -1072,6 +1074,13 @@ fn handle(state: &Mutex<State>, req: &Request) -> Reply {
     }
     if take(&mut s.faults.malformed_next) {
         return json(200, "{\"symbol\":\"BTCUSDT\",\"orderId\":".into());
+    }
+    if req.method == "POST"
+        && req.path == "/api/v3/orderList/oco"
+        && matches!(reply, Reply::Json { status: 200, .. })
+        && take(&mut s.faults.oco_5xx_after_accept)
+    {
+        return error(503, -1000, "Service Unavailable.");
     }
     let accepted = is_order && matches!(reply, Reply::Json { status: 200, .. });
     if accepted {
