@@ -24,7 +24,6 @@ use crate::cli::Context;
 use crate::config::SchedulerConfig;
 use crate::services::exchange::Exchange;
 use crate::services::monitoring::{HealthTracker, component_of};
-use crate::services::notification::ResendClient;
 use crate::store::Store;
 use crate::store::strategies::StrategyRow;
 
@@ -307,39 +306,6 @@ pub async fn run_until_cancelled<E: Exchange + 'static>(
     scheduler.run(cancel).await;
 }
 
-/// The Resend mailer when notifications are enabled and a key is stored.
-async fn mailer(ctx: &Context) -> anyhow::Result<Option<ResendClient>> {
-    use crate::secrets::{Credential, SecretId, SecretKind, Secrets};
-    let cfg = &ctx.settings().notifications;
-    if !cfg.enabled {
-        return Ok(None);
-    }
-    let found = match Secrets::from_config(&ctx.settings().secrets)
-        .get(&SecretId::default_for(SecretKind::Resend))
-        .await
-    {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!("alerts by e-mail are off: {e}");
-            None
-        }
-    };
-    let Some(key) = found.and_then(|r| match r.credential {
-        Credential::ApiKey(k) => Some(k),
-        Credential::KeyPair { .. } => None,
-    }) else {
-        tracing::warn!(
-            "notifications are enabled but no Resend key is stored (`trademind keys set resend`): alerts are recorded, not mailed"
-        );
-        return Ok(None);
-    };
-    Ok(Some(ResendClient::new(
-        &cfg.base_url,
-        key.expose(),
-        Duration::from_secs(cfg.timeout_seconds),
-    )?))
-}
-
 /// `trademind --daemon`: until SIGINT/SIGTERM.
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let shutdown = shutdown_listener();
@@ -363,7 +329,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         mode,
         settings: settings.clone(),
         bus: bus.clone(),
-        mailer: mailer(ctx).await?,
+        mailer: crate::cli::notify::mailer(ctx).await,
     }));
     let mut strategies = Vec::with_capacity(active.len());
     for strategy in active {
