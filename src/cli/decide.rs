@@ -7,9 +7,7 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 use super::{Context, UsageError};
-use crate::app::decide::{
-    AnyEngine, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record,
-};
+use crate::app::decide::{AnyEngine, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record};
 use crate::app::trading::{build_risk_context, intent_for};
 use crate::domain::Symbol;
 use crate::domain::decision::{DecisionInput, ValidationLimits, Verdict};
