@@ -34,6 +34,7 @@ pub struct Settings {
     pub rules: crate::domain::decision::RulesConfig,
     pub tui: crate::tui::config::TuiConfig,
     pub secrets: crate::secrets::SecretsConfig,
+    pub demo: crate::app::demo::DemoConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +100,9 @@ pub struct SchedulerConfig {
     pub update_prices_seconds: u64,
     /// Backtests waiting in the on-demand queue before new requests are refused.
     pub backtest_queue_size: usize,
+    /// Seconds after a candle close before the trading run starts, so the closed candle is
+    /// available from the exchange.
+    pub candle_close_offset_seconds: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -108,6 +112,7 @@ impl Default for SchedulerConfig {
             monitor_orders_seconds: 30,
             update_prices_seconds: 10,
             backtest_queue_size: 8,
+            candle_close_offset_seconds: 5,
         }
     }
 }
@@ -277,6 +282,16 @@ impl Settings {
                 "must be between 1 and 1000".into(),
             ));
         }
+        if s.candle_close_offset_seconds >= s.autonomous_trading_minutes * 60 {
+            return Err((
+                "scheduler.candle_close_offset_seconds".into(),
+                "must be shorter than the trading period (scheduler.autonomous_trading_minutes)"
+                    .into(),
+            ));
+        }
+        self.demo
+            .validate()
+            .map_err(|(key, message)| (format!("demo.{key}"), message))?;
         self.market_data.validate()?;
         self.exchange.validate()?;
         self.risk.validate().map_err(|e| match e {

@@ -85,7 +85,11 @@ fn main() -> ExitCode {
 
     let settings = &loaded.settings;
     let (target, stderr_level) = match &mode {
-        Mode::Tui => (LogTarget::FileOnly, "off".to_string()),
+        // The demo draws the TUI too: nothing may write over it.
+        Mode::Tui
+        | Mode::Command(cli::Command::Demo(cli::demo::DemoArgs { daemon: false, .. })) => {
+            (LogTarget::FileOnly, "off".to_string())
+        }
         Mode::Daemon => (LogTarget::FileAndStderr, settings.general.log_level.clone()),
         // One-shot commands print their results on stdout; stderr gets warnings unless asked.
         Mode::Command(_) => (

@@ -1,45 +1,486 @@
-//! Headless mode: runs until SIGINT or SIGTERM, then shuts down in order and exits 0.
+//! Headless mode (`trademind --daemon`): reconcile with the exchange, then run the seed's Celery
+//! beat in process — `autonomous_trading` per active strategy aligned to candle closes,
+//! `monitor_orders`, `update_prices`, and backtests through a bounded on-demand queue — until
+//! SIGINT or SIGTERM; then stop scheduling, let the run in flight finish, checkpoint the WAL and
+//! exit 0. Every run is recorded in `job_runs` and health changes go out on the bus.
+//!
+//! The job bodies (`Jobs`) are shared with the embedded demo, which calls them off its replay
+//! clock instead of the wall clock.
 
-use anyhow::Result;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
+use crate::app::backtest::{BacktestRequest, load_candles, run_and_record};
 use crate::app::bus::{Event, EventBus};
+use crate::app::control::{ControlOp, ControlRequest, run_backtest_job};
+use crate::app::decide::AnyEngine;
+use crate::app::scheduler::{
+    Clock, JobRun, OnDemandQueue, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
+};
+use crate::app::trading::{TradingDeps, TradingError, TradingService};
 use crate::cli::Context;
+use crate::config::SchedulerConfig;
+use crate::services::exchange::Exchange;
+use crate::services::monitoring::{HealthTracker, component_of};
+use crate::store::Store;
+use crate::store::strategies::StrategyRow;
+
+/// Job names as `job_runs` and `trademind status` show them.
+pub const AUTONOMOUS_TRADING: &str = "autonomous_trading";
+pub const MONITOR_ORDERS: &str = "monitor_orders";
+pub const UPDATE_PRICES: &str = "update_prices";
+pub const RECONCILE: &str = "reconcile";
+pub const RUN_BACKTEST: &str = "run_backtest";
+
+/// The job name of one strategy's trading runs.
+pub fn trading_job_name(strategy: &str) -> String {
+    format!("{AUTONOMOUS_TRADING}:{strategy}")
+}
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    shutdown_listener().await
+}
+
+/// Like `shutdown_signal`, but the handlers are installed when this is called, not when the
+/// future is first polled: a signal that arrives in between is not lost (and does not kill the
+/// process with the default action).
+pub fn shutdown_listener() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
-pub async fn run(ctx: &Context) -> Result<()> {
-    let store = ctx.open_store()?;
-    let bus = EventBus::default();
-    let cancel = CancellationToken::new();
-    tracing::info!(db = %ctx.db_path().display(), "daemon started; waiting for work (SIGINT/SIGTERM to stop)");
-    tokio::select! {
-        _ = shutdown_signal() => {},
-        _ = cancel.cancelled() => {},
+/// Records every run in `job_runs`, announces it on the bus, and publishes a component's
+/// health when it changes.
+pub struct StoreRecorder {
+    store: Arc<Mutex<Store>>,
+    bus: EventBus,
+    health: Mutex<HealthTracker>,
+}
+
+impl StoreRecorder {
+    pub fn new(store: Arc<Mutex<Store>>, bus: EventBus) -> Self {
+        StoreRecorder {
+            store,
+            bus,
+            health: Mutex::new(HealthTracker::default()),
+        }
     }
+}
+
+impl RunRecorder for StoreRecorder {
+    fn record(&self, run: &JobRun) {
+        match self.store.lock() {
+            Ok(store) => {
+                if let Err(e) = crate::store::jobs::insert_run(store.conn(), run) {
+                    tracing::warn!(job = %run.job, "cannot record the job run: {e}");
+                }
+            }
+            Err(_) => {
+                tracing::warn!(job = %run.job, "cannot record the job run: database lock poisoned")
+            }
+        }
+        self.bus.publish(Event::JobFinished {
+            job: run.job.clone(),
+            ok: run.error.is_none(),
+            error: run.error.clone(),
+        });
+        let component = component_of(&run.job);
+        let detail = match &run.error {
+            Some(e) => format!("{}: {e}", run.job),
+            None => "ok".to_string(),
+        };
+        let change = self
+            .health
+            .lock()
+            .map(|mut h| h.observe(component, run.error.is_none(), &detail))
+            .unwrap_or(None);
+        if let Some((healthy, detail)) = change {
+            self.bus.publish(Event::HealthChanged {
+                component: component.to_string(),
+                healthy,
+                detail,
+            });
+        }
+    }
+}
+
+/// One active strategy and the engine that decides for it.
+pub struct StrategyJob {
+    pub strategy: StrategyRow,
+    pub engine: AnyEngine,
+}
+
+/// The bodies of the daemon's periodic jobs, over one trading service.
+pub struct Jobs<E: Exchange> {
+    pub trading: Arc<TradingService<E>>,
+    pub strategies: Vec<StrategyJob>,
+}
+
+impl<E: Exchange + 'static> Jobs<E> {
+    pub fn new(trading: Arc<TradingService<E>>, strategies: Vec<StrategyJob>) -> Self {
+        Jobs {
+            trading,
+            strategies,
+        }
+    }
+
+    /// Compare local orders and positions with the exchange; trading stays paused (the service
+    /// refuses cycles) until this succeeds. Retried by `monitor_orders` until it does.
+    pub async fn reconcile(&self, now_ms: i64) -> Result<(), String> {
+        let report = self
+            .trading
+            .reconcile(now_ms)
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.reconciled {
+            tracing::info!(
+                resolved = report.resolved.len(),
+                "reconciled with the exchange"
+            );
+            Ok(())
+        } else {
+            // Trading stays paused; the discrepancies are in the report, the TUI and the alert.
+            Err(format!(
+                "not reconciled, trading paused: {}",
+                report.unresolved.join("; ")
+            ))
+        }
+    }
+
+    /// `autonomous_trading` for the strategy at `index`.
+    pub async fn autonomous_trading(&self, index: usize, now_ms: i64) -> Result<(), String> {
+        let Some(job) = self.strategies.get(index) else {
+            return Err(format!("no strategy #{index}"));
+        };
+        let report = self
+            .trading
+            .run_cycle(&job.strategy, &job.engine, now_ms)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(strategy = %job.strategy.name, report = ?report, "trading cycle done");
+        Ok(())
+    }
+
+    /// `monitor_orders`: settle fills of open and protection orders (reconciling first while
+    /// that has not succeeded yet).
+    pub async fn monitor_orders(&self, now_ms: i64) -> Result<(), String> {
+        if !self.trading.is_reconciled() {
+            self.reconcile(now_ms).await?;
+        }
+        self.trading
+            .monitor_orders(now_ms)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `update_prices`: marks from the exchange's REST ticker.
+    pub async fn update_prices(&self, now_ms: i64) -> Result<(), String> {
+        self.trading
+            .update_prices(now_ms)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Run `body` once as the job `name`: timed by `clock` and recorded like a scheduled run (for
+/// start-up work and the demo's replay, which do not go through the scheduler's timers).
+pub async fn run_recorded<F, Fut>(
+    name: &str,
+    clock: &dyn Clock,
+    recorder: &dyn RunRecorder,
+    body: F,
+) -> Result<(), String>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let started_at = clock.now_ms();
+    let result = body(started_at).await;
+    if let Err(e) = &result {
+        tracing::warn!(job = name, error = %e, "job failed");
+    }
+    recorder.record(&JobRun {
+        job: name.to_string(),
+        started_at,
+        finished_at: clock.now_ms(),
+        error: result.clone().err(),
+    });
+    result
+}
+
+/// The daemon's schedules: trading aligned to candle closes (plus the configured offset),
+/// order monitoring and price updates at fixed intervals.
+pub fn schedules(config: &SchedulerConfig) -> (Schedule, Schedule, Schedule) {
+    (
+        Schedule::Aligned {
+            period: Duration::from_secs(config.autonomous_trading_minutes * 60),
+            offset: Duration::from_secs(config.candle_close_offset_seconds),
+        },
+        Schedule::Every(Duration::from_secs(config.monitor_orders_seconds)),
+        Schedule::Every(Duration::from_secs(config.update_prices_seconds)),
+    )
+}
+
+/// Put every job of `jobs` on `scheduler`.
+pub fn add_jobs<E: Exchange + 'static>(
+    scheduler: &mut Scheduler,
+    jobs: Arc<Jobs<E>>,
+    clock: Arc<dyn Clock>,
+    config: &SchedulerConfig,
+) {
+    let (trading, monitor, prices) = schedules(config);
+    for (index, s) in jobs.strategies.iter().enumerate() {
+        let (jobs, clock) = (jobs.clone(), clock.clone());
+        scheduler.add(&trading_job_name(&s.strategy.name), trading, move || {
+            let (jobs, clock) = (jobs.clone(), clock.clone());
+            async move { jobs.autonomous_trading(index, clock.now_ms()).await }
+        });
+    }
+    {
+        let (jobs, clock) = (jobs.clone(), clock.clone());
+        scheduler.add(MONITOR_ORDERS, monitor, move || {
+            let (jobs, clock) = (jobs.clone(), clock.clone());
+            async move { jobs.monitor_orders(clock.now_ms()).await }
+        });
+    }
+    scheduler.add(UPDATE_PRICES, prices, move || {
+        let (jobs, clock) = (jobs.clone(), clock.clone());
+        async move { jobs.update_prices(clock.now_ms()).await }
+    });
+}
+
+/// A scheduler carrying the daemon's job set.
+pub fn build_scheduler<E: Exchange + 'static>(
+    jobs: Arc<Jobs<E>>,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn RunRecorder>,
+    config: &SchedulerConfig,
+) -> (Scheduler, PauseHandle) {
+    let (mut scheduler, pause) = Scheduler::new(clock.clone(), recorder);
+    add_jobs(&mut scheduler, jobs, clock, config);
+    (scheduler, pause)
+}
+
+/// Reconcile, then run the scheduler until `cancel`; returns once the run in flight has
+/// finished.
+pub async fn run_until_cancelled<E: Exchange + 'static>(
+    jobs: Arc<Jobs<E>>,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn RunRecorder>,
+    config: &SchedulerConfig,
+    cancel: CancellationToken,
+) {
+    let (scheduler, _pause) =
+        build_scheduler(jobs.clone(), clock.clone(), recorder.clone(), config);
+    // Start-up reconciliation, before any trading slot; a failure leaves trading paused and
+    // monitor_orders retries it.
+    let _ = run_recorded(RECONCILE, clock.as_ref(), recorder.as_ref(), |now| {
+        jobs.reconcile(now)
+    })
+    .await;
+    scheduler.run(cancel).await;
+}
+
+/// `trademind --daemon`: until SIGINT/SIGTERM.
+pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+    let shutdown = shutdown_listener();
+    let (connection, exchange, mode) = crate::cli::exchange::open_for_trading(ctx, None).await?;
+    let settings = Arc::new(ctx.settings().clone());
+    let store = Arc::new(Mutex::new(ctx.open_store()?));
+    let bus = EventBus::default();
+    let active: Vec<StrategyRow> = {
+        let s = store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
+        crate::store::strategies::list_strategies(s.conn())?
+            .into_iter()
+            .filter(|r| r.is_active)
+            .collect()
+    };
+    let trading = Arc::new(TradingService::new(TradingDeps {
+        exchange: Arc::new(exchange),
+        store: store.clone(),
+        connection: connection.clone(),
+        mode,
+        settings: settings.clone(),
+        bus: bus.clone(),
+        mailer: crate::cli::notify::mailer(ctx).await,
+    }));
+    let mut strategies = Vec::with_capacity(active.len());
+    for strategy in active {
+        let engine =
+            crate::cli::decide::engine_for(ctx, &strategy.decision_engine, store.clone()).await?;
+        strategies.push(StrategyJob { strategy, engine });
+    }
+    if strategies.is_empty() {
+        tracing::warn!(
+            "no active strategy: orders are monitored but nothing is traded (`trademind strategy add` / `strategy enable`)"
+        );
+    }
+    tracing::info!(
+        db = %ctx.db_path().display(),
+        %connection,
+        %mode,
+        strategies = strategies.len(),
+        "daemon started (SIGINT/SIGTERM to stop)"
+    );
+    let jobs = Arc::new(Jobs::new(trading, strategies));
+    let recorder: Arc<dyn RunRecorder> = Arc::new(StoreRecorder::new(store.clone(), bus.clone()));
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::system());
+    let cancel = CancellationToken::new();
+    let scheduler = {
+        let (cancel, config) = (cancel.clone(), settings.scheduler.clone());
+        tokio::spawn(async move {
+            run_until_cancelled(jobs, clock, recorder, &config, cancel).await;
+        })
+    };
+    shutdown.await;
+    tracing::info!("stopping: no new runs; waiting for the run in flight");
     bus.publish(Event::ShuttingDown);
     cancel.cancel();
-    store.checkpoint()?;
+    if let Err(e) = scheduler.await {
+        tracing::warn!("the scheduler task failed: {e}");
+    }
+    store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?
+        .checkpoint()?;
     tracing::info!("daemon stopped cleanly");
     Ok(())
+}
+
+/// The `run_backtest` worker: requests wait in a bounded queue and run one at a time on the
+/// blocking pool (a backtest is CPU work) over the worker's own database connection, so neither
+/// the interface nor the trading jobs wait for it. Each run is recorded as a `run_backtest` job
+/// run; its end is published on the bus.
+pub fn backtest_queue(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn RunRecorder>,
+    bus: EventBus,
+    capacity: usize,
+    cancel: CancellationToken,
+) -> (OnDemandQueue<BacktestRequest>, tokio::task::JoinHandle<()>) {
+    let store = Arc::new(Mutex::new(store));
+    OnDemandQueue::start(capacity, cancel, move |request: BacktestRequest| {
+        let (store, clock, recorder, bus) =
+            (store.clone(), clock.clone(), recorder.clone(), bus.clone());
+        async move {
+            let worker_clock = clock.clone();
+            let body = |_now| async move {
+                tokio::task::spawn_blocking(move || {
+                    run_one_backtest(&store, &request, &bus, worker_clock)
+                })
+                .await
+                .map_err(|e| format!("the backtest task failed: {e}"))?
+            };
+            let _ = run_recorded(RUN_BACKTEST, clock.as_ref(), recorder.as_ref(), body).await;
+        }
+    })
+}
+
+fn run_one_backtest(
+    store: &Mutex<Store>,
+    request: &BacktestRequest,
+    bus: &EventBus,
+    clock: Arc<dyn Clock>,
+) -> Result<(), String> {
+    let store = store
+        .lock()
+        .map_err(|_| "the database lock was poisoned".to_string())?;
+    let candles = load_candles(Some(&store), request).map_err(|e| e.to_string())?;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let now = move || clock.now_ms();
+    let (id, _) = run_and_record(&store, request, &candles, &cancel, &mut |_, _| {}, &now)
+        .map_err(|(_, e)| e.to_string())?;
+    bus.publish(Event::BacktestProgress { id, fraction: 1.0 });
+    Ok(())
+}
+
+/// Carry out what an interface asks through its `ControlHandle` (pause, resume, the kill
+/// switch, close, cancel, backtest) on `trading`, until every handle is dropped or `cancel`.
+/// Backtests run on the blocking pool over their own connection to `database`.
+pub async fn serve_control<E: Exchange + 'static>(
+    trading: Arc<TradingService<E>>,
+    mut requests: tokio::sync::mpsc::Receiver<ControlRequest>,
+    database: std::path::PathBuf,
+    settings: Arc<crate::config::Settings>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = requests.recv() => match r {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let what = request.op.describe();
+        let now = clock.now_ms();
+        let done = |r: Result<String, TradingError>| r.map_err(|e| format!("{what}: {e}"));
+        let reply = match request.op {
+            ControlOp::Pause { reason } => done(
+                trading
+                    .pause(&reason, now)
+                    .map(|_| "trading paused".to_string()),
+            ),
+            ControlOp::Resume => done(trading.resume(now).map(|_| "trading resumed".to_string())),
+            ControlOp::Kill => done(
+                trading
+                    .pause("kill switch engaged from the terminal interface", now)
+                    .map(|_| "kill switch engaged: no new entries until resumed".to_string()),
+            ),
+            ControlOp::ClosePosition { symbol } => done(
+                trading
+                    .close_position(&symbol, now)
+                    .await
+                    .map(|r| r.message),
+            ),
+            ControlOp::CancelOrder {
+                client_order_id, ..
+            } => done(
+                trading
+                    .cancel_order(&client_order_id, now)
+                    .await
+                    .map(|o| format!("{} {}", o.client_order_id, o.status)),
+            ),
+            ControlOp::Backtest(job) => {
+                let (database, settings, clock) =
+                    (database.clone(), settings.clone(), clock.clone());
+                tokio::task::spawn_blocking(move || {
+                    run_backtest_job(&database, &settings, &job, &|| clock.now_ms())
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("{what}: the backtest task failed: {e}")))
+            }
+        };
+        // The interface may have closed meanwhile; nobody to answer then.
+        let _ = request.reply.send(reply);
+    }
 }

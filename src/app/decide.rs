@@ -113,6 +113,29 @@ impl DecisionEngine for RulesEngine {
     }
 }
 
+/// The engine a strategy runs with, chosen once at start-up: the rules, or the LLM when a key
+/// is configured. One type so the scheduler's jobs need not be generic over it.
+pub enum AnyEngine {
+    Rules(RulesEngine),
+    Llm(Box<LlmEngine>),
+}
+
+impl DecisionEngine for AnyEngine {
+    fn label(&self) -> &'static str {
+        match self {
+            AnyEngine::Rules(e) => e.label(),
+            AnyEngine::Llm(e) => e.label(),
+        }
+    }
+
+    async fn decide(&self, input: &DecisionInput) -> EngineOutput {
+        match self {
+            AnyEngine::Rules(e) => e.decide_now(input),
+            AnyEngine::Llm(e) => e.decide(input).await,
+        }
+    }
+}
+
 /// Live: news as found. Backtest: news dated after the simulated time is dropped and the news
 /// search itself is cached, so a replay costs nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

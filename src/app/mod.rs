@@ -6,6 +6,7 @@ pub mod bus;
 pub mod control;
 pub mod daemon;
 pub mod decide;
+pub mod demo;
 pub mod scheduler;
 pub mod snapshot;
 pub mod trading;

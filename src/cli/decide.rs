@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 use super::{Context, UsageError};
-use crate::app::decide::{DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record};
+use crate::app::decide::{AnyEngine, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record};
 use crate::app::trading::{build_risk_context, intent_for};
 use crate::domain::Symbol;
 use crate::domain::decision::{DecisionInput, ValidationLimits, Verdict};
@@ -94,27 +94,13 @@ pub(crate) fn candles(
     .into())
 }
 
-/// The engine a command decides with: `--engine`, else llm when a Grok key is stored, else rules.
-pub(crate) enum ChosenEngine {
-    Rules(RulesEngine),
-    Llm(Box<LlmEngine>),
-}
-
-impl ChosenEngine {
-    pub(crate) async fn decide(&self, input: &DecisionInput) -> EngineOutput {
-        match self {
-            ChosenEngine::Rules(e) => e.decide(input).await,
-            ChosenEngine::Llm(e) => e.decide(input).await,
-        }
-    }
-}
-
-/// Pick and build the decision engine; the notice says when it decides offline with rules.
+/// Pick and build the decision engine (`--engine`, else llm when a Grok key is stored, else
+/// rules); the notice says when it decides offline with rules.
 pub(crate) async fn choose_engine(
     ctx: &Context,
     requested: Option<&str>,
     store: Arc<Mutex<Store>>,
-) -> Result<(ChosenEngine, Option<String>)> {
+) -> Result<(AnyEngine, Option<String>)> {
     let settings = ctx.settings();
     let grok_key = stored_key(ctx, crate::secrets::SecretKind::Grok).await?;
     let engine_name = match (requested, &grok_key) {
@@ -131,15 +117,9 @@ pub(crate) async fn choose_engine(
     };
     let offline_notice = (grok_key.is_none())
         .then(|| "no LLM key configured: deciding offline with the rules engine".to_string());
-    let rules = RulesEngine {
-        config: settings.rules.clone(),
-        limits: ValidationLimits {
-            max_position_pct: settings.llm.max_position_pct,
-            ..ValidationLimits::default()
-        },
-    };
+    let rules = rules_engine(settings);
     if engine_name != "llm" {
-        return Ok((ChosenEngine::Rules(rules), offline_notice));
+        return Ok((AnyEngine::Rules(rules), offline_notice));
     }
     let key = grok_key.ok_or_else(|| UsageError("no Grok API key".into()))?;
     let client = LlmClient::new(settings.llm.clone(), key)?;
@@ -156,7 +136,7 @@ pub(crate) async fn choose_engine(
         )
     })?;
     let engine = LlmEngine::new(client, tavily, store, template, rules);
-    Ok((ChosenEngine::Llm(Box::new(engine)), offline_notice))
+    Ok((AnyEngine::Llm(Box::new(engine)), offline_notice))
 }
 
 /// The snapshot to decide on from the stored (or bundled) closed candles, with recent
@@ -449,4 +429,39 @@ pub fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
             }
         }
     })
+}
+
+/// The rules engine as the settings configure it.
+pub fn rules_engine(settings: &crate::config::Settings) -> RulesEngine {
+    RulesEngine {
+        config: settings.rules.clone(),
+        limits: ValidationLimits {
+            max_position_pct: settings.llm.max_position_pct,
+            ..ValidationLimits::default()
+        },
+    }
+}
+
+/// The engine a strategy asked for (`rules` or `llm`), for the scheduler: the LLM only when a
+/// Grok key is stored, else the rules with a logged notice, so a daemon without keys still
+/// trades offline.
+pub async fn engine_for(
+    ctx: &Context,
+    wanted: &str,
+    store: Arc<Mutex<Store>>,
+) -> Result<AnyEngine> {
+    if wanted == "llm" && !has_llm_key(ctx).await? {
+        tracing::warn!(
+            "a strategy asks for the LLM engine but no Grok key is configured: deciding with the rules engine"
+        );
+        return Ok(AnyEngine::Rules(rules_engine(ctx.settings())));
+    }
+    Ok(choose_engine(ctx, Some(wanted), store).await?.0)
+}
+
+/// Whether a Grok key is configured (the demo then decides with the LLM).
+pub async fn has_llm_key(ctx: &Context) -> Result<bool> {
+    Ok(stored_key(ctx, crate::secrets::SecretKind::Grok)
+        .await?
+        .is_some())
 }

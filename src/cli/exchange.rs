@@ -32,7 +32,7 @@ pub enum ExchangeCommand {
     Ping,
 }
 
-enum Venue {
+pub enum Venue {
     Paper(Box<PaperExchange>),
     Binance(Box<BinanceClient>),
 }
@@ -81,7 +81,7 @@ fn open_paper(ctx: &Context, account: &str) -> Result<Venue> {
     )?)))
 }
 
-async fn open(ctx: &Context, connection: Option<&str>) -> Result<(String, Venue, bool)> {
+pub async fn open(ctx: &Context, connection: Option<&str>) -> Result<(String, Venue, bool)> {
     let name = connection
         .map(str::to_string)
         .unwrap_or_else(|| ctx.settings().trading.connection.clone());

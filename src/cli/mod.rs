@@ -14,6 +14,7 @@ pub mod backtest;
 pub mod config_cmd;
 pub mod db;
 pub mod decide;
+pub mod demo;
 pub mod exchange;
 pub mod keys;
 pub mod live;
@@ -31,6 +32,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 const AFTER_HELP: &str = "\
 Modes:
+  trademind demo          the whole loop offline on bundled data, in the TUI (--daemon: headless)
   trademind               open the terminal interface (TUI)
   trademind --daemon      run headless: scheduler, trading, alerts; logs to stderr and the log file
   trademind <COMMAND>     do one job and exit
@@ -76,6 +78,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole loop offline on the bundled January 2025 candles, in the TUI (or --daemon).
+    Demo(demo::DemoArgs),
     /// Check or show the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -189,6 +193,7 @@ pub const DB_FILE: &str = "trademind.db";
 /// Run one subcommand.
 pub async fn run(command: Command, ctx: &Context) -> Result<()> {
     match command {
+        Command::Demo(args) => demo::run(args, ctx).await,
         Command::Config(cmd) => config_cmd::run(cmd, ctx),
         Command::Db(cmd) => db::run(cmd, ctx),
         Command::Strategy(cmd) => strategy::run(cmd, ctx),

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::domain::risk::CircuitBreaker;
+use crate::services::monitoring::{ComponentHealth, components_from_jobs};
 use crate::store::jobs::{JobHealth, job_health};
 use crate::store::orders::StoredOrder;
 use crate::store::positions::{PositionRow, open_positions};
@@ -18,6 +19,8 @@ struct Status {
     positions: Vec<PositionRow>,
     open_orders: Vec<StoredOrder>,
     jobs: Vec<JobHealth>,
+    /// Health per component, from the jobs' last runs.
+    components: Vec<ComponentHealth>,
 }
 
 fn time(ms: i64) -> String {
@@ -30,6 +33,7 @@ pub fn run(ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
     let c = store.conn();
     let settings = ctx.settings();
+    let jobs = job_health(c)?;
     let status = Status {
         mode: if settings.trading.live {
             "LIVE"
@@ -43,7 +47,8 @@ pub fn run(ctx: &Context) -> Result<()> {
             .into_iter()
             .filter(|o| o.order.status.is_open())
             .collect(),
-        jobs: job_health(c)?,
+        components: components_from_jobs(&jobs),
+        jobs,
     };
     ctx.emit(&status, || {
         println!(
@@ -83,6 +88,24 @@ pub fn run(ctx: &Context) -> Result<()> {
             println!(
                 "  {} {} {} {} qty {} {}",
                 o.client_order_id, o.symbol, o.side, o.order_type, o.quantity, o.status
+            );
+        }
+        println!("health:");
+        if status.components.is_empty() {
+            println!("  nothing has run yet (is `trademind --daemon` running?)");
+        }
+        for h in &status.components {
+            println!(
+                "  {:<10} {}  {}",
+                h.component,
+                if h.healthy { "ok  " } else { "FAIL" },
+                if h.healthy {
+                    h.last_success
+                        .map(|t| format!("last ok {}", time(t)))
+                        .unwrap_or_default()
+                } else {
+                    h.detail.clone()
+                }
             );
         }
         println!("jobs:");

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Context, UsageError};
 use crate::app::bus::EventBus;
+use crate::app::decide::DecisionEngine as _;
 use crate::app::trading::{
     ExecutionReport, TradingDeps, TradingService, is_paused_store, pause_store, resume_store,
 };

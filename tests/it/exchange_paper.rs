@@ -81,3 +81,23 @@ async fn paper_market_order_pays_slippage_without_a_book() {
     // 50000 * 1.001 = 50050
     assert_eq!(placed.fills[0].price, Price(dec!(50050)));
 }
+
+#[tokio::test]
+async fn paper_orders_and_fills_carry_the_injected_clock_time() {
+    // 2025-01-15 12:00 UTC: a replayed market, not today.
+    let replay_ms = 1_736_942_400_000_i64;
+    let clock = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(replay_ms));
+    let reader = clock.clone();
+    let paper = PaperExchange::in_memory(&PaperConfig::default()).with_clock(std::sync::Arc::new(
+        move || reader.load(std::sync::atomic::Ordering::SeqCst),
+    ));
+    paper.on_price(&btcusdt(), Price(dec!(50000))).unwrap();
+    let placed = paper
+        .place_order(&market("c-1", Side::Buy, dec!(0.01)))
+        .await
+        .unwrap();
+    assert_eq!(placed.order.created_at, replay_ms);
+    assert_eq!(placed.fills[0].time, replay_ms);
+    clock.store(replay_ms + 3_600_000, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(paper.server_time().await.unwrap(), replay_ms + 3_600_000);
+}

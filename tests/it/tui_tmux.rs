@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
+pub struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
+    pub fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-L")
             .arg(&self.socket)
@@ -19,16 +19,55 @@ impl Tmux {
             .expect("tmux runs")
     }
 
-    fn capture(&self) -> String {
+    pub fn capture(&self) -> String {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
     }
 
-    fn send(&self, key: &str) {
+    pub fn send(&self, key: &str) {
         self.cmd(&["send-keys", "-t", "e2e", key]);
     }
 
+    /// Start `trademind --data-dir DIR ARGS` with a clean environment in a detached 120x40
+    /// session on a private tmux server; the shell then prints the exit status.
+    pub fn launch(name: &str, dir: &Path, args: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("trademind-{name}-{}", std::process::id()),
+        };
+        let command = format!(
+            "env -i PATH=/usr/bin:/bin HOME={home} TERM=xterm-256color XDG_CONFIG_HOME=/nonexistent-trademind \
+             XDG_DATA_HOME={home} TRADEMIND_SECRETS__BACKEND=environment {bin} --data-dir {home} {args}; \
+             echo TRADEMIND-EXITED-$?; sleep 60",
+            home = dir.display(),
+            bin = assert_cmd::cargo::cargo_bin("trademind").display(),
+        );
+        let out = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &command,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+        tmux
+    }
+
+    /// Wait for the process to end; asserts status 0 and returns the last screen.
+    pub fn expect_exit_zero(&self) -> String {
+        let (ok, screen) = self.wait_for(|s| s.contains("TRADEMIND-EXITED-"));
+        assert!(ok, "the interface did not exit:\n{screen}");
+        assert!(
+            screen.contains("TRADEMIND-EXITED-0"),
+            "non-zero exit:\n{screen}"
+        );
+        screen
+    }
+
     /// Poll the pane until `pred` holds; returns the last capture either way.
-    fn wait_for(&self, pred: impl Fn(&str) -> bool) -> (bool, String) {
+    pub fn wait_for(&self, pred: impl Fn(&str) -> bool) -> (bool, String) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let screen = self.capture();
@@ -50,7 +89,7 @@ impl Drop for Tmux {
     }
 }
 
-fn tmux_available() -> bool {
+pub fn tmux_available() -> bool {
     Command::new("tmux")
         .arg("-V")
         .output()
@@ -78,29 +117,7 @@ fn every_tab_shows_its_title_in_a_real_terminal_and_q_quits() {
     }
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path());
-    let bin = assert_cmd::cargo::cargo_bin("trademind");
-    let tmux = Tmux {
-        socket: format!("trademind-e2e-{}", std::process::id()),
-    };
-    let command = format!(
-        "env -i PATH=/usr/bin:/bin HOME={home} TERM=xterm-256color XDG_CONFIG_HOME=/nonexistent-trademind \
-         XDG_DATA_HOME={home} {bin} --data-dir {data}; echo TRADEMIND-EXITED-$?; sleep 60",
-        home = dir.path().display(),
-        bin = bin.display(),
-        data = dir.path().display(),
-    );
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &command,
-    ]);
-    assert!(out.status.success(), "tmux new-session: {out:?}");
+    let tmux = Tmux::launch("e2e", dir.path(), "");
 
     let (ok, screen) = tmux.wait_for(|s| s.contains("Dashboard") && s.contains("BTCUSDT"));
     assert!(
@@ -139,12 +156,7 @@ fn every_tab_shows_its_title_in_a_real_terminal_and_q_quits() {
     // No orders in flight: q quits at once, with status 0, and the terminal is handed back
     // (the shell's echo lands on a restored, non-alternate screen).
     tmux.send("q");
-    let (ok, screen) = tmux.wait_for(|s| s.contains("TRADEMIND-EXITED-"));
-    assert!(ok, "the interface did not exit on q:\n{screen}");
-    assert!(
-        screen.contains("TRADEMIND-EXITED-0"),
-        "non-zero exit:\n{screen}"
-    );
+    let screen = tmux.expect_exit_zero();
     assert!(
         !screen.contains("┌ Dashboard"),
         "the alternate screen was not left:\n{screen}"

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::input::DecisionInput;
-use crate::domain::market::{Signal, simple_signal};
+use crate::domain::market::{Signal, simple_signal_at};
 
 use super::types::{Action, Level, LevelKind, TimeHorizon, TradingDecision};
 
@@ -18,6 +18,10 @@ pub struct RulesConfig {
     pub stop_loss_pct: f64,
     /// Take-profit distance, percent. Default 4.
     pub take_profit_pct: f64,
+    /// RSI below this (with a rising MACD histogram) buys. Default 30, the seed's rule.
+    pub oversold: f64,
+    /// RSI above this (with a falling MACD histogram) sells. Default 70, the seed's rule.
+    pub overbought: f64,
 }
 
 impl Default for RulesConfig {
@@ -26,6 +30,8 @@ impl Default for RulesConfig {
             position_size_pct: 5.0,
             stop_loss_pct: 2.0,
             take_profit_pct: 4.0,
+            oversold: 30.0,
+            overbought: 70.0,
         }
     }
 }
@@ -41,18 +47,25 @@ impl RulesConfig {
                 "rules.stop_loss_pct must be in (0, 99] and rules.take_profit_pct positive".into(),
             );
         }
+        let level = |v: f64| v.is_finite() && v > 0.0 && v < 100.0;
+        if !level(self.oversold) || !level(self.overbought) || self.oversold >= self.overbought {
+            return Err(
+                "rules.oversold and rules.overbought must be RSI levels in (0, 100) with oversold below overbought".into(),
+            );
+        }
         Ok(())
     }
 }
 
 /// The seed's rule (`simple_signal`: RSI < 30 with MACD histogram > 0 → BUY, RSI > 70 with
-/// histogram < 0 → SELL, else HOLD) turned into a full decision with size and exits.
+/// histogram < 0 → SELL, else HOLD; the two levels are configurable) turned into a full decision
+/// with size and exits.
 pub fn rules_decide(input: &DecisionInput, config: &RulesConfig) -> TradingDecision {
     let symbol = input.symbol.as_str();
     let (Some(rsi), Some(hist)) = (input.indicators.rsi, input.indicators.macd_hist) else {
         return TradingDecision::hold(symbol, "rules: not enough candles for RSI and MACD yet");
     };
-    let action = match simple_signal(rsi, hist) {
+    let action = match simple_signal_at(rsi, hist, config.oversold, config.overbought) {
         Signal::Buy => Action::Buy,
         Signal::Sell => Action::Sell,
         Signal::Hold => Action::Hold,
@@ -65,8 +78,8 @@ pub fn rules_decide(input: &DecisionInput, config: &RulesConfig) -> TradingDecis
     }
     // Confidence grows with how far RSI is past its threshold (0.5 at the threshold).
     let distance = match action {
-        Action::Buy => 30.0 - rsi,
-        _ => rsi - 70.0,
+        Action::Buy => config.oversold - rsi,
+        _ => rsi - config.overbought,
     };
     let confidence = (0.5 + distance / 60.0).clamp(0.5, 0.95);
     TradingDecision {
@@ -124,6 +137,34 @@ mod tests {
         // 0.5 + (30 - 24) / 60 = 0.6
         assert!((d.confidence - 0.6).abs() < 1e-12);
         assert_eq!(d.stop_loss.unwrap().value, 2.0);
+    }
+
+    #[test]
+    fn configured_oversold_level_buys_where_the_seed_rule_holds() {
+        let config = RulesConfig {
+            oversold: 45.0,
+            overbought: 60.0,
+            ..RulesConfig::default()
+        };
+        let at_40 = input(Some(40.0), Some(0.5));
+        assert_eq!(
+            rules_decide(&at_40, &RulesConfig::default()).action,
+            Action::Hold
+        );
+        let d = rules_decide(&at_40, &config);
+        assert_eq!(d.action, Action::Buy);
+        // 0.5 + (45 - 40) / 60
+        assert!((d.confidence - (0.5 + 5.0 / 60.0)).abs() < 1e-12);
+        assert_eq!(
+            rules_decide(&input(Some(62.0), Some(-0.1)), &config).action,
+            Action::Sell
+        );
+        let inverted = RulesConfig {
+            oversold: 70.0,
+            overbought: 30.0,
+            ..RulesConfig::default()
+        };
+        assert!(inverted.validate().is_err());
     }
 
     #[test]

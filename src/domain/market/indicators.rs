@@ -920,9 +920,14 @@ pub enum Signal {
 /// (< 0) → sell; otherwise hold. A missing value (NaN) holds.
 #[inline]
 pub fn simple_signal(rsi: f64, macd_histogram: f64) -> Signal {
-    if rsi < 30.0 && macd_histogram > 0.0 {
+    simple_signal_at(rsi, macd_histogram, 30.0, 70.0)
+}
+
+/// `simple_signal` with other RSI levels (the rules engine's `oversold` / `overbought`).
+pub fn simple_signal_at(rsi: f64, macd_histogram: f64, oversold: f64, overbought: f64) -> Signal {
+    if rsi < oversold && macd_histogram > 0.0 {
         Signal::Buy
-    } else if rsi > 70.0 && macd_histogram < 0.0 {
+    } else if rsi > overbought && macd_histogram < 0.0 {
         Signal::Sell
     } else {
         Signal::Hold

@@ -13,6 +13,6 @@ pub use candle::{Candle, CandleColumns, Interval, TimestampMs};
 pub use indicators::{
     Adx, Atr, Bollinger, Ema, IndicatorParams, IndicatorSet, IndicatorValues, Indicators, Macd,
     Obv, Ohlcv, Rsi, Signal, Sma, Stochastic, Vwap, Wma, calculate_indicators,
-    calculate_indicators_into, simple_signal,
+    calculate_indicators_into, simple_signal, simple_signal_at,
 };
 pub use orderbook::{BookSyncError, DiffOutcome, OrderBook};

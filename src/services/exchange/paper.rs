@@ -17,7 +17,7 @@ use crate::store::{Store, paper as paper_store};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// `[exchange.paper]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,11 +115,16 @@ impl PaperConfig {
     }
 }
 
+/// Where the paper exchange reads the time for order, fill and save timestamps: the wall clock
+/// by default, a replay clock in the demo (so a replayed January trades in January).
+pub type PaperClock = Arc<dyn Fn() -> TimestampMs + Send + Sync>;
+
 pub struct PaperExchange {
     account: String,
     engine: Mutex<Engine>,
     store: Option<Mutex<Store>>,
     candles: Mutex<HashMap<(Symbol, Interval), Vec<Candle>>>,
+    clock: PaperClock,
 }
 
 impl std::fmt::Debug for PaperExchange {
@@ -130,8 +135,8 @@ impl std::fmt::Debug for PaperExchange {
     }
 }
 
-fn now_ms() -> TimestampMs {
-    chrono::Utc::now().timestamp_millis()
+fn wall_clock() -> PaperClock {
+    Arc::new(|| chrono::Utc::now().timestamp_millis())
 }
 
 impl PaperExchange {
@@ -156,6 +161,7 @@ impl PaperExchange {
             engine: Mutex::new(Self::fresh_engine(config)),
             store: None,
             candles: Mutex::new(HashMap::new()),
+            clock: wall_clock(),
         }
     }
 
@@ -189,9 +195,20 @@ impl PaperExchange {
             engine: Mutex::new(engine),
             store: Some(Mutex::new(store)),
             candles: Mutex::new(HashMap::new()),
+            clock: wall_clock(),
         };
         paper.persist()?;
         Ok(paper)
+    }
+
+    /// Take timestamps from `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: PaperClock) -> PaperExchange {
+        self.clock = clock;
+        self
+    }
+
+    fn now_ms(&self) -> TimestampMs {
+        (self.clock)()
     }
 
     fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
@@ -205,7 +222,7 @@ impl PaperExchange {
         let json = serde_json::to_string(&*self.engine())
             .map_err(|e| ExchangeError::Store(e.to_string()))?;
         let store = store.lock().unwrap_or_else(|p| p.into_inner());
-        paper_store::save(store.conn(), &self.account, &json, now_ms())
+        paper_store::save(store.conn(), &self.account, &json, self.now_ms())
             .map_err(|e| ExchangeError::Store(e.to_string()))
     }
 
@@ -235,7 +252,7 @@ impl PaperExchange {
 
     /// A new last trade price: resting orders it crosses fill. Returns those fills.
     pub fn on_price(&self, symbol: &Symbol, price: Price) -> Result<Vec<Fill>, ExchangeError> {
-        self.mutate(|e| Ok(e.set_price(symbol, price, now_ms())))
+        self.mutate(|e| Ok(e.set_price(symbol, price, self.now_ms())))
     }
 
     /// A closed candle: the price path open → low/high (nearest first) → close is replayed.
@@ -281,7 +298,7 @@ impl Exchange for PaperExchange {
     }
 
     async fn server_time(&self) -> Result<TimestampMs, ExchangeError> {
-        Ok(now_ms())
+        Ok(self.now_ms())
     }
 
     async fn symbol_filters(&self, symbol: &Symbol) -> Result<SymbolFilters, ExchangeError> {
@@ -328,7 +345,7 @@ impl Exchange for PaperExchange {
             .iter()
             .filter(|((s, _), _)| s == symbol)
             .flat_map(|(_, v)| v.iter())
-            .filter(|c| c.open_time >= now_ms() - 86_400_000)
+            .filter(|c| c.open_time >= self.now_ms() - 86_400_000)
             .collect();
         let high = recent
             .iter()
@@ -380,11 +397,11 @@ impl Exchange for PaperExchange {
     }
 
     async fn place_order(&self, request: &OrderRequest) -> Result<Placed, ExchangeError> {
-        self.mutate(|e| e.place(request, now_ms()))
+        self.mutate(|e| e.place(request, self.now_ms()))
     }
 
     async fn place_oco(&self, request: &OcoRequest) -> Result<OrderList, ExchangeError> {
-        self.mutate(|e| e.place_oco(request, now_ms()))
+        self.mutate(|e| e.place_oco(request, self.now_ms()))
     }
 
     async fn query_order(
@@ -400,7 +417,7 @@ impl Exchange for PaperExchange {
         symbol: &Symbol,
         client_order_id: &str,
     ) -> Result<Order, ExchangeError> {
-        self.mutate(|e| e.cancel(symbol, client_order_id, now_ms()))
+        self.mutate(|e| e.cancel(symbol, client_order_id, self.now_ms()))
     }
 
     async fn open_orders(&self, symbol: &Symbol) -> Result<Vec<Order>, ExchangeError> {
