@@ -805,7 +805,11 @@ impl Adx {
         } else {
             self.minus_dm
         };
-        self.plus_dm = if rose { self.plus_dm + up } else { self.plus_dm };
+        self.plus_dm = if rose {
+            self.plus_dm + up
+        } else {
+            self.plus_dm
+        };
     }
 
     /// Wilder's smoothing of ±DM and TR once seeded, and the DIs and DX they give: the
@@ -911,9 +915,7 @@ impl Stochastic {
         if self.seen < self.fast_k as u64 {
             return None;
         }
-        let k = self
-            .slow_k
-            .update(raw_k(bar.close, highest, lowest))?;
+        let k = self.slow_k.update(raw_k(bar.close, highest, lowest))?;
         let d = self.slow_d.update(k)?;
         Some(StochValue { k, d })
     }
@@ -1034,7 +1036,14 @@ impl Vwap {
     /// Add one candle and return the VWAP, NaN while no volume has traded: the arithmetic
     /// both faces share.
     #[inline(always)]
-    fn step(&mut self, open_time: TimestampMs, high: f64, low: f64, close: f64, volume: f64) -> f64 {
+    fn step(
+        &mut self,
+        open_time: TimestampMs,
+        high: f64,
+        low: f64,
+        close: f64,
+        volume: f64,
+    ) -> f64 {
         if let Some(len) = self.session_ms
             && !(self.session.start <= open_time && open_time < self.session.end)
         {

@@ -258,7 +258,9 @@ fn steady(
         bb_lower[j] = bands.lower;
         let tr = true_range(high[j], low[j], prev_close[j]);
         atr[j] = set.atr.smooth(tr);
-        let directional = set.adx.smooth(high[j] - prev_high[j], prev_low[j] - low[j], tr);
+        let directional = set
+            .adx
+            .smooth(high[j] - prev_high[j], prev_low[j] - low[j], tr);
         plus_di[j] = directional.plus_di;
         minus_di[j] = directional.minus_di;
         adx[j] = set.adx.smooth_adx(&directional);
@@ -266,9 +268,7 @@ fn steady(
         stoch_k[j] = s.k;
         stoch_d[j] = s.d;
         obv[j] = set.obv.step(x, prev_close[j], volume[j]);
-        vwap[j] = set
-            .vwap
-            .step(open_time[j], high[j], low[j], x, volume[j]);
+        vwap[j] = set.vwap.step(open_time[j], high[j], low[j], x, volume[j]);
         signal[j] = simple_signal(r, m.histogram);
     }
 }
@@ -300,13 +300,25 @@ impl Extremes {
         if self.period <= DOUBLING_MAX {
             let from = start + 1 - self.period;
             let [a, b] = &mut self.scratch;
-            window_extreme(&input.high[from..end], self.period, a, b, |earlier, later| {
-                if earlier > later { earlier } else { later }
-            });
+            window_extreme(
+                &input.high[from..end],
+                self.period,
+                a,
+                b,
+                |earlier, later| {
+                    if earlier > later { earlier } else { later }
+                },
+            );
             self.highest[..len].copy_from_slice(&a[..len]);
-            window_extreme(&input.low[from..end], self.period, a, b, |earlier, later| {
-                if earlier < later { earlier } else { later }
-            });
+            window_extreme(
+                &input.low[from..end],
+                self.period,
+                a,
+                b,
+                |earlier, later| {
+                    if earlier < later { earlier } else { later }
+                },
+            );
             self.lowest[..len].copy_from_slice(&a[..len]);
         } else {
             // Wide windows: the streaming queues, which the warm-up rows have filled.
@@ -366,7 +378,13 @@ mod tests {
         let src: Vec<f64> = (0..97).map(|i| ((i * 37) % 23) as f64 - 11.0).collect();
         for period in 1..=40 {
             let (mut a, mut b) = (vec![0.0; src.len()], vec![0.0; src.len()]);
-            window_extreme(&src, period, &mut a, &mut b, |x, y| if x > y { x } else { y });
+            window_extreme(
+                &src,
+                period,
+                &mut a,
+                &mut b,
+                |x, y| if x > y { x } else { y },
+            );
             for j in 0..=src.len() - period {
                 let want = src[j..j + period].iter().cloned().fold(f64::MIN, f64::max);
                 assert_eq!(a[j], want, "period {period}, window {j}");
