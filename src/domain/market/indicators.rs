@@ -110,6 +110,14 @@ impl Ring {
         }
     }
 
+    /// [`Ring::push`] into a full ring, without the fill-phase branch.
+    #[inline(always)]
+    fn push_full(&mut self, x: f64) {
+        self.buf[self.head] = x;
+        let next = self.head + 1;
+        self.head = if next == self.buf.len() { 0 } else { next };
+    }
+
     /// The value the next push into a full ring evicts (the oldest one kept).
     #[inline]
     fn oldest(&self) -> f64 {
@@ -240,7 +248,7 @@ impl Sma {
     #[inline(always)]
     fn update_full(&mut self, x: f64) -> f64 {
         debug_assert!(self.window.is_full());
-        self.window.push(x);
+        self.window.push_full(x);
         self.slide(x, self.window.oldest())
     }
 
@@ -309,6 +317,8 @@ impl Ema {
 #[derive(Debug, Clone)]
 pub struct Wma {
     period: usize,
+    /// The newest value's weight, `period` as f64.
+    weight: f64,
     inv_divider: f64,
     window: Ring,
     seen: usize,
@@ -322,6 +332,7 @@ impl Wma {
         let period = period.max(1);
         Wma {
             period,
+            weight: period as f64,
             inv_divider: 1.0 / (period * (period + 1) / 2) as f64,
             window: Ring::new(period),
             seen: 0,
@@ -356,7 +367,7 @@ impl Wma {
         // Sliding the window lowers every weight by one: subtract the plain sum after output.
         self.plain_sum += x;
         self.plain_sum -= leaving;
-        self.weighted_sum += x * self.period as f64;
+        self.weighted_sum += x * self.weight;
         let out = self.weighted_sum * self.inv_divider;
         self.weighted_sum -= self.plain_sum;
         out
@@ -373,6 +384,8 @@ impl Wma {
 pub struct Rsi {
     period: usize,
     inv_period: f64,
+    /// `period - 1` as f64: the weight of the previous average in Wilder's smoothing.
+    decay: f64,
     prev: Option<f64>,
     changes: usize,
     gain: f64,
@@ -384,6 +397,7 @@ impl Rsi {
         Rsi {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
+            decay: period.max(1) as f64 - 1.0,
             prev: None,
             changes: 0,
             gain: 0.0,
@@ -411,22 +425,23 @@ impl Rsi {
         Some(self.value())
     }
 
-    /// A rise adds to the gains, a fall to the losses; written as selects, not branches, since
-    /// the sign of a price change is a coin toss the branch predictor always loses.
+    /// A rise adds to the gains, a fall to the losses. Both sums get an addition (of 0.0 for
+    /// the other one), selected without a branch: the sign of a price change is a coin toss
+    /// the branch predictor always loses. The sums are never -0.0, so adding 0.0 changes no
+    /// bit.
     #[inline(always)]
     fn accumulate(&mut self, change: f64) {
         let fell = change < 0.0;
-        self.loss = if fell { self.loss - change } else { self.loss };
-        self.gain = if fell { self.gain } else { self.gain + change };
+        self.loss += if fell { -change } else { 0.0 };
+        self.gain += if fell { 0.0 } else { change };
     }
 
     /// Wilder's smoothing step once seeded, from the previous close to `x`: the arithmetic
     /// both faces share.
     #[inline(always)]
     fn smooth(&mut self, x: f64, prev: f64) -> f64 {
-        let n = self.period as f64;
-        self.loss *= n - 1.0;
-        self.gain *= n - 1.0;
+        self.loss *= self.decay;
+        self.gain *= self.decay;
         self.accumulate(x - prev);
         self.loss *= self.inv_period;
         self.gain *= self.inv_period;
@@ -643,6 +658,8 @@ impl Bollinger {
 pub struct Atr {
     period: usize,
     inv_period: f64,
+    /// `period - 1` as f64: the weight of the previous average in Wilder's smoothing.
+    decay: f64,
     prev_close: Option<f64>,
     ranges: usize,
     value: f64,
@@ -653,6 +670,7 @@ impl Atr {
         Atr {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
+            decay: period.max(1) as f64 - 1.0,
             prev_close: None,
             ranges: 0,
             value: 0.0,
@@ -683,8 +701,7 @@ impl Atr {
     /// Wilder's smoothing step once seeded: the arithmetic both faces share.
     #[inline(always)]
     fn smooth(&mut self, tr: f64) -> f64 {
-        let n = self.period as f64;
-        self.value *= n - 1.0;
+        self.value *= self.decay;
         self.value += tr;
         self.value *= self.inv_period;
         self.value
@@ -702,6 +719,8 @@ impl Atr {
 pub struct Adx {
     period: usize,
     inv_period: f64,
+    /// `period - 1` as f64: the weight of the previous ADX in Wilder's smoothing.
+    decay: f64,
     started: bool,
     moves: usize,
     prev_high: f64,
@@ -721,6 +740,7 @@ impl Adx {
         Adx {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
+            decay: period.max(1) as f64 - 1.0,
             started: false,
             moves: 0,
             prev_high: 0.0,
@@ -794,22 +814,16 @@ impl Adx {
         }
     }
 
-    /// Add today's directional movement to +DM (a larger rise) or −DM (a larger fall), as
-    /// selects: which one wins is a coin toss the branch predictor always loses.
+    /// Add today's directional movement to +DM (a larger rise) or −DM (a larger fall). Both
+    /// get an addition (0.0 for the loser), selected without a branch: which one wins is a
+    /// coin toss the branch predictor always loses. The sums are never -0.0, so adding 0.0
+    /// changes no bit.
     #[inline(always)]
     fn add_moves(&mut self, up: f64, down: f64) {
-        let fell = down > 0.0 && up < down;
-        let rose = up > 0.0 && up > down;
-        self.minus_dm = if fell {
-            self.minus_dm + down
-        } else {
-            self.minus_dm
-        };
-        self.plus_dm = if rose {
-            self.plus_dm + up
-        } else {
-            self.plus_dm
-        };
+        let fell = (down > 0.0) & (up < down);
+        let rose = (up > 0.0) & (up > down);
+        self.minus_dm += if fell { down } else { 0.0 };
+        self.plus_dm += if rose { up } else { 0.0 };
     }
 
     /// Wilder's smoothing of ±DM and TR once seeded, and the DIs and DX they give: the
@@ -840,8 +854,7 @@ impl Adx {
     /// Wilder's smoothing of the ADX once seeded; a candle without a DX leaves it unchanged.
     #[inline(always)]
     fn smooth_adx(&mut self, directional: &Directional) -> f64 {
-        let n = self.period as f64;
-        let smoothed = (self.adx * (n - 1.0) + directional.dx) * self.inv_period;
+        let smoothed = (self.adx * self.decay + directional.dx) * self.inv_period;
         self.adx = if directional.has_dx {
             smoothed
         } else {

@@ -241,6 +241,8 @@ fn steady(
     let vwap = &mut cols.vwap[rows.clone()];
     let signal = &mut cols.signal[rows];
 
+    // Two loops, not one: each still overlaps several independent running sums, and each
+    // keeps most of its state in registers (one loop over everything spills).
     for j in 0..len {
         let x = close[j];
         sma[j] = set.sma.slide(x, sma_leaving[j]);
@@ -256,6 +258,10 @@ fn steady(
         bb_upper[j] = bands.upper;
         bb_middle[j] = bands.middle;
         bb_lower[j] = bands.lower;
+        signal[j] = simple_signal(r, m.histogram);
+    }
+    for j in 0..len {
+        let x = close[j];
         let tr = true_range(high[j], low[j], prev_close[j]);
         atr[j] = set.atr.smooth(tr);
         let directional = set
@@ -269,7 +275,6 @@ fn steady(
         stoch_d[j] = s.d;
         obv[j] = set.obv.step(x, prev_close[j], volume[j]);
         vwap[j] = set.vwap.step(open_time[j], high[j], low[j], x, volume[j]);
-        signal[j] = simple_signal(r, m.histogram);
     }
 }
 
@@ -300,26 +305,11 @@ impl Extremes {
         if self.period <= DOUBLING_MAX {
             let from = start + 1 - self.period;
             let [a, b] = &mut self.scratch;
-            window_extreme(
-                &input.high[from..end],
-                self.period,
-                a,
-                b,
-                |earlier, later| {
-                    if earlier > later { earlier } else { later }
-                },
-            );
-            self.highest[..len].copy_from_slice(&a[..len]);
-            window_extreme(
-                &input.low[from..end],
-                self.period,
-                a,
-                b,
-                |earlier, later| {
-                    if earlier < later { earlier } else { later }
-                },
-            );
-            self.lowest[..len].copy_from_slice(&a[..len]);
+            let max = |earlier, later| if earlier > later { earlier } else { later };
+            let min = |earlier, later| if earlier < later { earlier } else { later };
+            let (high, low) = (&input.high[from..end], &input.low[from..end]);
+            window_extreme(high, self.period, &mut self.highest[..len], a, b, max);
+            window_extreme(low, self.period, &mut self.lowest[..len], a, b, min);
         } else {
             // Wide windows: the streaming queues, which the warm-up rows have filled.
             let stochastic = &mut set.stochastic;
@@ -331,41 +321,47 @@ impl Extremes {
     }
 }
 
-/// The extreme of every `period`-wide window of `src`, into `a[..src.len() + 1 - period]`,
-/// by doubling: after pass `k` each `a[j]` is the extreme of `src[j..j + 2^k]`, and two
-/// overlapping windows of the largest power of two give any width. `pick(earlier, later)`
-/// keeps `later` on ties, as the streaming monotonic queue keeps the newest of equal values, so
-/// the two agree on which of two equal values (say 0.0 and -0.0) they return.
-fn window_extreme(
+/// The extreme of every `period`-wide window of `src`, into `out` (`src.len() + 1 - period`
+/// of them), by doubling: after pass `k` each value is the extreme of `2^k` consecutive ones,
+/// and two overlapping windows of the largest power of two not above `period` cover any width.
+/// Each pass reads one buffer and writes the other (`a`, `b`: at least `src.len()` each).
+/// `pick(earlier, later)` keeps `later` on ties, as the streaming monotonic queue keeps the
+/// newest of equal values, so the two agree on which of two equal values (say 0.0 and -0.0)
+/// they return.
+fn window_extreme<'a>(
     src: &[f64],
     period: usize,
-    a: &mut [f64],
-    b: &mut [f64],
+    out: &mut [f64],
+    mut a: &'a mut [f64],
+    mut b: &'a mut [f64],
     pick: impl Fn(f64, f64) -> f64 + Copy,
 ) {
     let m = src.len();
-    let windows = m + 1 - period;
-    a[..m].copy_from_slice(src);
     let mut width = 1;
+    let mut doubled = false;
     while width * 2 <= period {
-        // a[j] and a[j + width] cover adjacent windows of `width`: together one of 2 * width.
-        let keep = m - width;
-        for ((out, &earlier), &later) in b[..keep].iter_mut().zip(&a[..keep]).zip(&a[width..m]) {
-            *out = pick(earlier, later);
-        }
-        a[..keep].copy_from_slice(&b[..keep]);
-        width *= 2;
-    }
-    let shift = period - width;
-    if shift > 0 {
-        for ((out, &earlier), &later) in b[..windows]
+        let valid = m + 1 - width * 2;
+        let current: &[f64] = if doubled { a } else { src };
+        for ((out, &earlier), &later) in b[..valid]
             .iter_mut()
-            .zip(&a[..windows])
-            .zip(&a[shift..shift + windows])
+            .zip(&current[..valid])
+            .zip(&current[width..width + valid])
         {
             *out = pick(earlier, later);
         }
-        a[..windows].copy_from_slice(&b[..windows]);
+        std::mem::swap(&mut a, &mut b);
+        doubled = true;
+        width *= 2;
+    }
+    let current: &[f64] = if doubled { a } else { src };
+    let shift = period - width;
+    let windows = m + 1 - period;
+    for ((out, &earlier), &later) in out[..windows]
+        .iter_mut()
+        .zip(&current[..windows])
+        .zip(&current[shift..shift + windows])
+    {
+        *out = pick(earlier, later);
     }
 }
 
@@ -378,16 +374,12 @@ mod tests {
         let src: Vec<f64> = (0..97).map(|i| ((i * 37) % 23) as f64 - 11.0).collect();
         for period in 1..=40 {
             let (mut a, mut b) = (vec![0.0; src.len()], vec![0.0; src.len()]);
-            window_extreme(
-                &src,
-                period,
-                &mut a,
-                &mut b,
-                |x, y| if x > y { x } else { y },
-            );
-            for j in 0..=src.len() - period {
+            let mut out = vec![f64::NAN; src.len() + 1 - period];
+            let max = |x, y| if x > y { x } else { y };
+            window_extreme(&src, period, &mut out, &mut a, &mut b, max);
+            for (j, got) in out.iter().enumerate() {
                 let want = src[j..j + period].iter().cloned().fold(f64::MIN, f64::max);
-                assert_eq!(a[j], want, "period {period}, window {j}");
+                assert_eq!(*got, want, "period {period}, window {j}");
             }
         }
     }
@@ -396,10 +388,17 @@ mod tests {
     fn window_extreme_keeps_the_newest_of_equal_values() {
         // max(-0.0, 0.0): the later one wins, as in the streaming queue.
         let src = [-0.0, 0.0, -0.0];
-        let (mut a, mut b) = ([0.0; 3], [0.0; 3]);
-        window_extreme(&src, 2, &mut a, &mut b, |x, y| if x > y { x } else { y });
+        let (mut a, mut b, mut out) = ([0.0; 3], [0.0; 3], [f64::NAN; 2]);
+        window_extreme(
+            &src,
+            2,
+            &mut out,
+            &mut a,
+            &mut b,
+            |x, y| if x > y { x } else { y },
+        );
         assert_eq!(
-            [a[0].to_bits(), a[1].to_bits()],
+            [out[0].to_bits(), out[1].to_bits()],
             [0.0f64.to_bits(), (-0.0f64).to_bits()]
         );
     }
