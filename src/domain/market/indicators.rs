@@ -1,6 +1,8 @@
 //! Technical indicators at TA-Lib precision: one state machine per indicator (`update` in O(1),
-//! for live trading) and batch functions over slices built on those same state machines (for
-//! backtests), so both faces give bit-identical numbers.
+//! for live trading) and a batch face over columns (`calculate_indicators`, for backtests, in
+//! `batch.rs`). Each state machine's steady-state arithmetic is one small step function
+//! (`slide`, `step`, `smooth`) that `update` and the batch loop both call, and the batch face
+//! runs the warm-up rows through `update` itself, so both faces give bit-identical numbers.
 //!
 //! Lookback semantics are TA-Lib's: an indicator yields nothing until its lookback is filled, and
 //! the warm-up follows TA-Lib's seeding rules (EMA seeded by the SMA of its first `period` values,

@@ -161,15 +161,7 @@ pub fn calculate_indicators_into(
     let mut set = IndicatorSet::new(params);
     let warm = set.warmup().min(n);
     for i in 0..warm {
-        let v = set.update(&Ohlcv {
-            open_time: input.open_time[i],
-            open: candles.open[i],
-            high: input.high[i],
-            low: input.low[i],
-            close: input.close[i],
-            volume: input.volume[i],
-        });
-        cols.put(i, &v);
+        cols.put(i, &set.update(&Ohlcv::from_columns(candles, i)));
     }
 
     let mut extremes = Extremes::new(set.stochastic.fast_k);
@@ -368,6 +360,54 @@ fn window_extreme<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn degenerate_periods_give_the_same_rows_in_both_faces() {
+        // Periods of 0 (taken as 1) and a MACD fast period above the slow one (swapped) are
+        // not valid settings, but the batch face must still clamp them as the streaming one.
+        let mut cols = CandleColumns::default();
+        for i in 0..80i64 {
+            let c = if i % 9 == 0 {
+                100.0
+            } else {
+                100.0 + (i % 7) as f64 - 3.0
+            };
+            cols.open_time.push(i * 60_000);
+            cols.open.push(c);
+            cols.high.push(c + (i % 3) as f64);
+            cols.low.push(c - (i % 2) as f64);
+            cols.close.push(c);
+            cols.volume.push((i % 4) as f64);
+        }
+        let params = IndicatorParams {
+            sma_period: 0,
+            ema_period: 1,
+            wma_period: 0,
+            rsi_period: 1,
+            macd_fast: 30,
+            macd_slow: 5,
+            macd_signal: 0,
+            bb_period: 1,
+            atr_period: 0,
+            adx_period: 1,
+            stoch_fast_k: 0,
+            stoch_slow_k: 1,
+            stoch_slow_d: 0,
+            vwap_session_ms: Some(600_000),
+            ..IndicatorParams::default()
+        };
+        let batch = calculate_indicators(&cols, &params);
+        let mut set = IndicatorSet::new(&params);
+        for i in 0..cols.len() {
+            let streamed = set.update(&Ohlcv::from_columns(&cols, i));
+            // Debug prints every f64 exactly, so equal text is equal bits.
+            assert_eq!(
+                format!("{:?}", batch.row(i)),
+                format!("{:?}", Some(streamed)),
+                "row {i}"
+            );
+        }
+    }
 
     #[test]
     fn window_extreme_by_doubling_matches_a_scan_for_every_width() {
