@@ -188,7 +188,6 @@ async fn fetch(args: FetchArgs, ctx: &Context) -> Result<()> {
         interval,
         from,
         to,
-        now: Utc::now().timestamp_millis(),
     };
     let summary = fetch_into_store(&client, &store, &request, &mut |done, total| {
         bar.set_length(total.max(1) as u64);
@@ -218,7 +217,10 @@ async fn fetch(args: FetchArgs, ctx: &Context) -> Result<()> {
                 println!("range {} → {} (UTC, open times)", time_text(a), time_text(b));
             }
             if summary.skipped_open_candle {
-                println!("the current candle is still open and was not stored");
+                println!(
+                    "the current candle is still open by Binance's clock ({}) and was not stored",
+                    time_text(summary.server_time)
+                );
             }
         },
     )

@@ -1,7 +1,9 @@
 //! TA-Lib parity: every cell of `tests/fixtures/golden_talib.csv` (TA-Lib 0.8.2 on 744 real
 //! Binance candles, see `../shared/data/PARITY.md`) is reproduced to 1e-9 relative by both the
 //! batch and the streaming faces, warm-up rows included; every empty cell is "no value" in ours.
-//! Plus property tests that batch and streaming agree bit for bit on random series.
+//! Plus property tests that batch and streaming agree bit for bit on random series: the batch
+//! face is a fused loop over columns, the streaming one a state machine per candle, and both
+//! call the same step functions in the same order, so equality is exact, not approximate.
 
 use proptest::prelude::*;
 use trademind::domain::market::indicators::{
@@ -217,6 +219,12 @@ fn the_comparison_would_catch_a_wrong_seed() {
 }
 
 fn columns_strategy() -> impl Strategy<Value = CandleColumns> {
+    series_strategy(0..300)
+}
+
+/// Random candles, about one in five a repeat of the one before (flat closes, zero ranges and
+/// zero volume exercise the "no change" and "divide by ~0" paths of RSI, ADX, OBV, STOCH).
+fn series_strategy(len: std::ops::Range<usize>) -> impl Strategy<Value = CandleColumns> {
     prop::collection::vec(
         (
             1.0f64..1000.0,
@@ -224,15 +232,25 @@ fn columns_strategy() -> impl Strategy<Value = CandleColumns> {
             0.0f64..1.0,
             0.0f64..1.0,
             0.0f64..50.0,
+            0u8..5,
         ),
-        0..300,
+        len,
     )
     .prop_map(|rows| {
         let mut cols = CandleColumns::default();
-        for (i, (mid, spread, at_close, at_open, volume)) in rows.into_iter().enumerate() {
+        for (i, (mid, spread, at_close, at_open, volume, repeat)) in rows.into_iter().enumerate() {
             let low = mid * (1.0 - spread);
             let high = mid * (1.0 + spread);
             cols.open_time.push(i as TimestampMs * 60_000);
+            if repeat == 0 && i > 0 {
+                let close = cols.close[i - 1];
+                cols.open.push(close);
+                cols.high.push(close);
+                cols.low.push(close);
+                cols.close.push(close);
+                cols.volume.push(0.0);
+                continue;
+            }
             cols.open.push(low + (high - low) * at_open);
             cols.high.push(high);
             cols.low.push(low);
@@ -281,36 +299,74 @@ fn same_bits(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
+/// The first column where batch and streaming differ, with the row.
+fn batch_streaming_difference(cols: &CandleColumns, params: &IndicatorParams) -> Option<String> {
+    let batch = calculate_indicators(cols, params);
+    let stream = streaming(cols, params);
+    if batch.open_time != stream.open_time || !same_bits(&batch.close, &stream.close) {
+        return Some("open_time/close".into());
+    }
+    if batch.signal != stream.signal {
+        return Some("signal".into());
+    }
+    for (name, a, b) in [
+        ("sma", &batch.sma, &stream.sma),
+        ("ema", &batch.ema, &stream.ema),
+        ("wma", &batch.wma, &stream.wma),
+        ("rsi", &batch.rsi, &stream.rsi),
+        ("macd", &batch.macd, &stream.macd),
+        ("macd_signal", &batch.macd_signal, &stream.macd_signal),
+        ("macd_hist", &batch.macd_histogram, &stream.macd_histogram),
+        ("bb_upper", &batch.bb_upper, &stream.bb_upper),
+        ("bb_middle", &batch.bb_middle, &stream.bb_middle),
+        ("bb_lower", &batch.bb_lower, &stream.bb_lower),
+        ("atr", &batch.atr, &stream.atr),
+        ("adx", &batch.adx, &stream.adx),
+        ("plus_di", &batch.plus_di, &stream.plus_di),
+        ("minus_di", &batch.minus_di, &stream.minus_di),
+        ("stoch_k", &batch.stoch_k, &stream.stoch_k),
+        ("stoch_d", &batch.stoch_d, &stream.stoch_d),
+        ("obv", &batch.obv, &stream.obv),
+        ("vwap", &batch.vwap, &stream.vwap),
+    ] {
+        if let Some(row) = (0..a.len().max(b.len()))
+            .find(|&i| a.get(i).map(|v| v.to_bits()) != b.get(i).map(|v| v.to_bits()))
+        {
+            return Some(format!(
+                "{name} row {row}: batch {:?}, streaming {:?}",
+                a.get(row),
+                b.get(row)
+            ));
+        }
+    }
+    None
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Long series cross the batch loop's chunk boundaries (1024 rows), and wide stochastic
+    /// windows (over 64) take the monotonic-queue path instead of doubling.
+    #[test]
+    fn batch_equals_streaming_across_chunks_and_wide_windows(
+        cols in series_strategy(900..2600),
+        params in params_strategy(),
+        fast_k in prop_oneof![1usize..20, 60usize..140],
+    ) {
+        let params = IndicatorParams { stoch_fast_k: fast_k, ..params };
+        let diff = batch_streaming_difference(&cols, &params);
+        prop_assert!(diff.is_none(), "{:?}", diff);
+    }
+}
+
 proptest! {
     #[test]
     fn batch_equals_streaming_on_random_series(
         cols in columns_strategy(),
         params in params_strategy(),
     ) {
-        let batch = calculate_indicators(&cols, &params);
-        let stream = streaming(&cols, &params);
-        for (name, a, b) in [
-            ("sma", &batch.sma, &stream.sma),
-            ("ema", &batch.ema, &stream.ema),
-            ("wma", &batch.wma, &stream.wma),
-            ("rsi", &batch.rsi, &stream.rsi),
-            ("macd", &batch.macd, &stream.macd),
-            ("macd_signal", &batch.macd_signal, &stream.macd_signal),
-            ("macd_hist", &batch.macd_histogram, &stream.macd_histogram),
-            ("bb_upper", &batch.bb_upper, &stream.bb_upper),
-            ("bb_lower", &batch.bb_lower, &stream.bb_lower),
-            ("atr", &batch.atr, &stream.atr),
-            ("adx", &batch.adx, &stream.adx),
-            ("plus_di", &batch.plus_di, &stream.plus_di),
-            ("minus_di", &batch.minus_di, &stream.minus_di),
-            ("stoch_k", &batch.stoch_k, &stream.stoch_k),
-            ("stoch_d", &batch.stoch_d, &stream.stoch_d),
-            ("obv", &batch.obv, &stream.obv),
-            ("vwap", &batch.vwap, &stream.vwap),
-        ] {
-            prop_assert!(same_bits(a, b), "{} differs", name);
-        }
-        prop_assert_eq!(&batch.signal, &stream.signal);
+        let diff = batch_streaming_difference(&cols, &params);
+        prop_assert!(diff.is_none(), "{:?}", diff);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use trademind::services::market_data::fetch::{
 use trademind::services::market_data::import::{CsvFormat, ImportOptions, import_file};
 use trademind::store::Store;
 use trademind::store::candles::{count_candles, load_candles};
-use trademind::testkit::fake_klines::FakeKlines;
+use trademind::testkit::fake_klines::{FakeKlines, SeenRequest};
 
 const H: i64 = 3_600_000;
 
@@ -181,6 +181,14 @@ fn series(n: i64) -> Vec<Candle> {
         .collect()
 }
 
+/// The klines requests the fake received (not the server-time ones).
+fn klines_requests(fake: &FakeKlines) -> Vec<SeenRequest> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v3/klines")
+        .collect()
+}
+
 fn client(fake: &FakeKlines) -> KlineClient {
     KlineClient::new(&MarketDataConfig {
         rest_base_url: fake.base_url(),
@@ -203,7 +211,6 @@ async fn fetch_pages_by_a_thousand_leaves_the_open_candle_out_and_resumes() {
         interval: Interval::H1,
         from: 0,
         to: None,
-        now: 2499 * H + 60_000,
     };
     let summary = fetch_into_store(&client, &store, &request, &mut |_, _| {})
         .await
@@ -211,8 +218,19 @@ async fn fetch_pages_by_a_thousand_leaves_the_open_candle_out_and_resumes() {
     assert_eq!(summary.requests, 3);
     assert_eq!(summary.inserted, 2499);
     assert!(summary.skipped_open_candle);
-    let starts: Vec<String> = fake
-        .requests()
+    let paths: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v3/time",
+            "/api/v3/klines",
+            "/api/v3/klines",
+            "/api/v3/klines"
+        ],
+        "the server time once, then the pages"
+    );
+    assert_eq!(summary.server_time, 2499 * H + 60_000);
+    let starts: Vec<String> = klines_requests(&fake)
         .iter()
         .map(|r| r.param("startTime").unwrap().to_string())
         .collect();
@@ -221,34 +239,26 @@ async fn fetch_pages_by_a_thousand_leaves_the_open_candle_out_and_resumes() {
         ["0", &(1000 * H).to_string(), &(2000 * H).to_string()]
     );
     assert!(
-        fake.requests()
+        klines_requests(&fake)
             .iter()
             .all(|r| r.param("limit") == Some("1000"))
     );
-    assert_eq!(fake.used_weight(), 6);
+    assert_eq!(fake.used_weight(), 1 + 3 * 2, "time 1, klines 2 each");
     let stored = load_candles(store.conn(), &btc(), Interval::H1).unwrap();
     assert_eq!(stored[..], all[..2499], "stored exactly as served");
 
     // Later: candle 2499 closed and 200 more; the next fetch starts where the store ends.
     let later = 2700 * H + 5;
     fake.set_now(later);
-    let resumed = fetch_into_store(
-        &client,
-        &store,
-        &FetchRequest {
-            now: later,
-            ..request
-        },
-        &mut |_, _| {},
-    )
-    .await
-    .unwrap();
+    let resumed = fetch_into_store(&client, &store, &request, &mut |_, _| {})
+        .await
+        .unwrap();
     assert_eq!(resumed.started_at, 2499 * H);
     assert_eq!(resumed.requests, 1);
     assert_eq!(resumed.inserted, 201);
     assert_eq!(resumed.already_present, 0);
     assert_eq!(
-        fake.requests()[3].param("startTime"),
+        klines_requests(&fake)[3].param("startTime"),
         Some(&*(2499 * H).to_string())
     );
     assert_eq!(
@@ -271,7 +281,6 @@ async fn fetch_stops_before_to_and_sends_end_time() {
             interval: Interval::H1,
             from: 10 * H,
             to: Some(20 * H),
-            now: 100 * H,
         },
         &mut |_, _| {},
     )
@@ -282,7 +291,7 @@ async fn fetch_stops_before_to_and_sends_end_time() {
     assert_eq!(summary.last_open_time, Some(19 * H));
     assert!(!summary.skipped_open_candle);
     assert_eq!(
-        fake.requests()[0].param("endTime"),
+        klines_requests(&fake)[0].param("endTime"),
         Some(&*(20 * H - 1).to_string())
     );
 }
@@ -303,7 +312,6 @@ async fn fetch_waits_out_a_429_retry_after_and_then_succeeds() {
             interval: Interval::H1,
             from: 0,
             to: None,
-            now: 5 * H,
         },
         &mut |_, _| {},
     )
@@ -312,7 +320,7 @@ async fn fetch_waits_out_a_429_retry_after_and_then_succeeds() {
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
     assert_eq!(summary.inserted, 5);
     assert_eq!(
-        fake.requests().len(),
+        klines_requests(&fake).len(),
         2,
         "the throttled request was repeated once"
     );
@@ -332,7 +340,6 @@ async fn an_unknown_symbol_is_reported_with_binances_code() {
             interval: Interval::H1,
             from: 0,
             to: None,
-            now: 5 * H,
         },
         &mut |_, _| {},
     )
@@ -436,18 +443,14 @@ fn cli_import_of_a_bad_row_fails_naming_the_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_fetch_downloads_closed_candles_from_the_configured_base_url() {
-    let mut now = chrono::Utc::now().timestamp_millis();
-    if H - now.rem_euclid(H) < 10_000 {
-        // Too close to the hour: the candle could close while the command runs.
-        tokio::time::sleep(std::time::Duration::from_millis(
-            (H - now.rem_euclid(H) + 1000) as u64,
-        ))
-        .await;
-        now = chrono::Utc::now().timestamp_millis();
-    }
-    let current = now - now.rem_euclid(H);
-    // 30 candles up to and including the one still open now.
+async fn cli_fetch_judges_the_open_candle_by_binances_clock_not_the_local_one() {
+    // Binance's clock is five hours behind ours, half-way through its current candle. By our
+    // clock that candle closed hours ago; by Binance's it is still open and must not be stored.
+    let local_now = chrono::Utc::now().timestamp_millis();
+    let server_now = local_now - 5 * H;
+    let current = server_now - server_now.rem_euclid(H);
+    let server_now = current + H / 2;
+    // 30 candles up to and including the one still open at the server's now.
     let candles: Vec<Candle> = series(30)
         .into_iter()
         .map(|c| Candle {
@@ -455,7 +458,7 @@ async fn cli_fetch_downloads_closed_candles_from_the_configured_base_url() {
             ..c
         })
         .collect();
-    let fake = FakeKlines::start("BTCUSDT", Interval::H1, candles, now + 60_000)
+    let fake = FakeKlines::start("BTCUSDT", Interval::H1, candles, server_now)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -476,7 +479,21 @@ async fn cli_fetch_downloads_closed_candles_from_the_configured_base_url() {
     .await
     .unwrap();
     let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(summary["server_time"], server_now, "{summary}");
     assert_eq!(summary["inserted"], 29, "{summary}");
     assert_eq!(summary["skipped_open_candle"], true);
     assert_eq!(summary["stored_total"], 29);
+    assert_eq!(
+        summary["last_open_time"],
+        current - H,
+        "the open candle is not stored"
+    );
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.path == "/api/v3/time")
+            .count(),
+        1,
+        "the server time is asked once per fetch"
+    );
 }

@@ -1,6 +1,8 @@
 //! Technical indicators at TA-Lib precision: one state machine per indicator (`update` in O(1),
-//! for live trading) and batch functions over slices built on those same state machines (for
-//! backtests), so both faces give bit-identical numbers.
+//! for live trading) and a batch face over columns (`calculate_indicators`, for backtests, in
+//! `batch.rs`). Each state machine's steady-state arithmetic is one small step function
+//! (`slide`, `step`, `smooth`) that `update` and the batch loop both call, and the batch face
+//! runs the warm-up rows through `update` itself, so both faces give bit-identical numbers.
 //!
 //! Lookback semantics are TA-Lib's: an indicator yields nothing until its lookback is filled, and
 //! the warm-up follows TA-Lib's seeding rules (EMA seeded by the SMA of its first `period` values,
@@ -9,6 +11,10 @@
 //! is a multiplication by its reciprocal: an ulp of rounding, far inside the 1e-9 parity
 //! tolerance, for a large saving (division is the slowest instruction in these loops).
 //! In batch columns "no value" is `f64::NAN`; in streaming results it is `None`.
+
+mod batch;
+
+pub use batch::{calculate_indicators, calculate_indicators_into};
 
 use super::candle::{Candle, CandleColumns, TimestampMs};
 use serde::{Deserialize, Serialize};
@@ -106,6 +112,15 @@ impl Ring {
         }
     }
 
+    /// [`Ring::push`] into a full ring, without the fill-phase branch.
+    #[inline(always)]
+    fn push_full(&mut self, x: f64) {
+        self.buf[self.head] = x;
+        let next = self.head + 1;
+        self.head = if next == self.buf.len() { 0 } else { next };
+    }
+
+    /// The value the next push into a full ring evicts (the oldest one kept).
     #[inline]
     fn oldest(&self) -> f64 {
         self.buf[self.head]
@@ -212,15 +227,31 @@ impl Sma {
 
     #[inline]
     pub fn update(&mut self, x: f64) -> Option<f64> {
-        self.sum += x;
         self.window.push(x);
         if !self.window.is_full() {
+            self.sum += x;
             return None;
         }
+        Some(self.slide(x, self.window.oldest()))
+    }
+
+    /// One step of a full window: `x` enters, `leaving` (the oldest value still in the window,
+    /// dropped after this output) goes. The arithmetic both faces share.
+    #[inline(always)]
+    fn slide(&mut self, x: f64, leaving: f64) -> f64 {
         // TA-Lib's order: add the new value, divide, then drop the trailing one.
+        self.sum += x;
         let out = self.sum * self.inv_period;
-        self.sum -= self.window.oldest();
-        Some(out)
+        self.sum -= leaving;
+        out
+    }
+
+    /// [`Sma::update`] once the window is full (the batch face's steady state).
+    #[inline(always)]
+    fn update_full(&mut self, x: f64) -> f64 {
+        debug_assert!(self.window.is_full());
+        self.window.push_full(x);
+        self.slide(x, self.window.oldest())
     }
 
     pub fn reset(&mut self) {
@@ -259,8 +290,7 @@ impl Ema {
     #[inline]
     pub fn update(&mut self, x: f64) -> Option<f64> {
         if self.seen >= self.period {
-            self.value = (x - self.value) * self.k + self.value;
-            return Some(self.value);
+            return Some(self.step(x));
         }
         self.seen += 1;
         self.sum += x;
@@ -269,6 +299,13 @@ impl Ema {
         }
         self.value = self.sum / self.period as f64;
         Some(self.value)
+    }
+
+    /// One smoothing step once seeded.
+    #[inline(always)]
+    fn step(&mut self, x: f64) -> f64 {
+        self.value = (x - self.value) * self.k + self.value;
+        self.value
     }
 
     pub fn reset(&mut self) {
@@ -282,6 +319,8 @@ impl Ema {
 #[derive(Debug, Clone)]
 pub struct Wma {
     period: usize,
+    /// The newest value's weight, `period` as f64.
+    weight: f64,
     inv_divider: f64,
     window: Ring,
     seen: usize,
@@ -295,6 +334,7 @@ impl Wma {
         let period = period.max(1);
         Wma {
             period,
+            weight: period as f64,
             inv_divider: 1.0 / (period * (period + 1) / 2) as f64,
             window: Ring::new(period),
             seen: 0,
@@ -317,14 +357,22 @@ impl Wma {
             self.weighted_sum += x * self.seen as f64;
             return None;
         }
+        let out = self.slide(x, self.trailing);
+        self.trailing = self.window.oldest();
+        Some(out)
+    }
+
+    /// One step of a full window: `x` enters and `leaving`, the value `period` steps back,
+    /// leaves the plain sum. The arithmetic both faces share.
+    #[inline(always)]
+    fn slide(&mut self, x: f64, leaving: f64) -> f64 {
         // Sliding the window lowers every weight by one: subtract the plain sum after output.
         self.plain_sum += x;
-        self.plain_sum -= self.trailing;
-        self.weighted_sum += x * self.period as f64;
-        self.trailing = self.window.oldest();
+        self.plain_sum -= leaving;
+        self.weighted_sum += x * self.weight;
         let out = self.weighted_sum * self.inv_divider;
         self.weighted_sum -= self.plain_sum;
-        Some(out)
+        out
     }
 
     pub fn reset(&mut self) {
@@ -338,6 +386,8 @@ impl Wma {
 pub struct Rsi {
     period: usize,
     inv_period: f64,
+    /// `period - 1` as f64: the weight of the previous average in Wilder's smoothing.
+    decay: f64,
     prev: Option<f64>,
     changes: usize,
     gain: f64,
@@ -349,6 +399,7 @@ impl Rsi {
         Rsi {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
+            decay: period.max(1) as f64 - 1.0,
             prev: None,
             changes: 0,
             gain: 0.0,
@@ -363,37 +414,47 @@ impl Rsi {
     #[inline]
     pub fn update(&mut self, x: f64) -> Option<f64> {
         let prev = self.prev.replace(x)?;
-        let change = x - prev;
-        let n = self.period as f64;
         self.changes += 1;
         if self.changes > self.period {
-            self.loss *= n - 1.0;
-            self.gain *= n - 1.0;
-            if change < 0.0 {
-                self.loss -= change;
-            } else {
-                self.gain += change;
-            }
-            self.loss *= self.inv_period;
-            self.gain *= self.inv_period;
-        } else {
-            if change < 0.0 {
-                self.loss -= change;
-            } else {
-                self.gain += change;
-            }
-            if self.changes < self.period {
-                return None;
-            }
-            self.loss *= self.inv_period;
-            self.gain *= self.inv_period;
+            return Some(self.smooth(x, prev));
         }
+        self.accumulate(x - prev);
+        if self.changes < self.period {
+            return None;
+        }
+        self.loss *= self.inv_period;
+        self.gain *= self.inv_period;
+        Some(self.value())
+    }
+
+    /// A rise adds to the gains, a fall to the losses. Both sums get an addition (of 0.0 for
+    /// the other one), selected without a branch: the sign of a price change is a coin toss
+    /// the branch predictor always loses. The sums are never -0.0, so adding 0.0 changes no
+    /// bit.
+    #[inline(always)]
+    fn accumulate(&mut self, change: f64) {
+        let fell = change < 0.0;
+        self.loss += if fell { -change } else { 0.0 };
+        self.gain += if fell { 0.0 } else { change };
+    }
+
+    /// Wilder's smoothing step once seeded, from the previous close to `x`: the arithmetic
+    /// both faces share.
+    #[inline(always)]
+    fn smooth(&mut self, x: f64, prev: f64) -> f64 {
+        self.loss *= self.decay;
+        self.gain *= self.decay;
+        self.accumulate(x - prev);
+        self.loss *= self.inv_period;
+        self.gain *= self.inv_period;
+        self.value()
+    }
+
+    #[inline(always)]
+    fn value(&self) -> f64 {
         let total = self.gain + self.loss;
-        Some(if is_zero(total) {
-            0.0
-        } else {
-            100.0 * (self.gain / total)
-        })
+        let rsi = 100.0 * (self.gain / total);
+        if is_zero(total) { 0.0 } else { rsi }
     }
 
     pub fn reset(&mut self) {
@@ -453,8 +514,7 @@ impl Macd {
     #[inline]
     pub fn update(&mut self, x: f64) -> Option<MacdValue> {
         if self.seeded {
-            self.slow_ema = (x - self.slow_ema) * self.k_slow + self.slow_ema;
-            self.fast_ema = (x - self.fast_ema) * self.k_fast + self.fast_ema;
+            self.smooth(x);
         } else {
             self.warmup.push(x);
             if self.warmup.len() < self.slow {
@@ -475,6 +535,26 @@ impl Macd {
             signal,
             histogram: macd - signal,
         })
+    }
+
+    /// Both EMAs' step once seeded.
+    #[inline(always)]
+    fn smooth(&mut self, x: f64) {
+        self.slow_ema = (x - self.slow_ema) * self.k_slow + self.slow_ema;
+        self.fast_ema = (x - self.fast_ema) * self.k_fast + self.fast_ema;
+    }
+
+    /// [`Macd::update`] once the signal line is seeded (the batch face's steady state).
+    #[inline(always)]
+    fn update_seeded(&mut self, x: f64) -> MacdValue {
+        self.smooth(x);
+        let macd = self.fast_ema - self.slow_ema;
+        let signal = self.signal.step(macd);
+        MacdValue {
+            macd,
+            signal,
+            histogram: macd - signal,
+        }
     }
 
     pub fn reset(&mut self) {
@@ -499,6 +579,7 @@ pub struct BandsValue {
 #[derive(Debug, Clone)]
 pub struct Bollinger {
     period: usize,
+    inv_period: f64,
     dev_up: f64,
     dev_down: f64,
     window: Ring,
@@ -511,6 +592,7 @@ impl Bollinger {
         let period = period.max(1);
         Bollinger {
             period,
+            inv_period: 1.0 / period as f64,
             dev_up,
             dev_down,
             window: Ring::new(period),
@@ -525,25 +607,30 @@ impl Bollinger {
 
     #[inline]
     pub fn update(&mut self, x: f64) -> Option<BandsValue> {
-        self.sum += x;
-        self.sum_squares += x * x;
         self.window.push(x);
         if !self.window.is_full() {
+            self.sum += x;
+            self.sum_squares += x * x;
             return None;
         }
-        let inv_n = 1.0 / self.period as f64;
-        let trailing = self.window.oldest();
+        Some(self.slide(x, self.window.oldest()))
+    }
+
+    /// One step of a full window: `x` enters, `trailing` (the oldest value still in the
+    /// window, dropped after this output) goes. The arithmetic both faces share.
+    #[inline(always)]
+    fn slide(&mut self, x: f64, trailing: f64) -> BandsValue {
+        self.sum += x;
+        self.sum_squares += x * x;
+        let inv_n = self.inv_period;
         let middle = self.sum * inv_n;
         self.sum -= trailing;
         let mut variance = self.sum_squares * inv_n;
         self.sum_squares -= trailing * trailing;
         variance -= middle * middle;
         // TA-Lib's TA_IS_ZERO_OR_NEG: rounding can push a flat window's variance below zero.
-        let deviation = if variance < 1e-8 {
-            0.0
-        } else {
-            variance.sqrt()
-        };
+        let root = variance.sqrt();
+        let deviation = if variance < 1e-8 { 0.0 } else { root };
         let (upper, lower) = if self.dev_up == self.dev_down {
             let width = deviation * self.dev_up;
             (middle + width, middle - width)
@@ -553,11 +640,11 @@ impl Bollinger {
                 middle - deviation * self.dev_down,
             )
         };
-        Some(BandsValue {
+        BandsValue {
             upper,
             middle,
             lower,
-        })
+        }
     }
 
     pub fn reset(&mut self) {
@@ -573,6 +660,8 @@ impl Bollinger {
 pub struct Atr {
     period: usize,
     inv_period: f64,
+    /// `period - 1` as f64: the weight of the previous average in Wilder's smoothing.
+    decay: f64,
     prev_close: Option<f64>,
     ranges: usize,
     value: f64,
@@ -583,6 +672,7 @@ impl Atr {
         Atr {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
+            decay: period.max(1) as f64 - 1.0,
             prev_close: None,
             ranges: 0,
             value: 0.0,
@@ -597,13 +687,9 @@ impl Atr {
     pub fn update(&mut self, bar: &Ohlcv) -> Option<f64> {
         let prev_close = self.prev_close.replace(bar.close)?;
         let tr = true_range(bar.high, bar.low, prev_close);
-        let n = self.period as f64;
         self.ranges += 1;
         if self.ranges > self.period {
-            self.value *= n - 1.0;
-            self.value += tr;
-            self.value *= self.inv_period;
-            return Some(self.value);
+            return Some(self.smooth(tr));
         }
         // During the seed `value` holds the running sum of true ranges.
         self.value += tr;
@@ -612,6 +698,15 @@ impl Atr {
         }
         self.value *= self.inv_period;
         Some(self.value)
+    }
+
+    /// Wilder's smoothing step once seeded: the arithmetic both faces share.
+    #[inline(always)]
+    fn smooth(&mut self, tr: f64) -> f64 {
+        self.value *= self.decay;
+        self.value += tr;
+        self.value *= self.inv_period;
+        self.value
     }
 
     pub fn reset(&mut self) {
@@ -626,6 +721,8 @@ impl Atr {
 pub struct Adx {
     period: usize,
     inv_period: f64,
+    /// `period - 1` as f64: the weight of the previous ADX in Wilder's smoothing.
+    decay: f64,
     started: bool,
     moves: usize,
     prev_high: f64,
@@ -645,6 +742,7 @@ impl Adx {
         Adx {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
+            decay: period.max(1) as f64 - 1.0,
             started: false,
             moves: 0,
             prev_high: 0.0,
@@ -688,69 +786,102 @@ impl Adx {
             self.prev_close = bar.close;
             return None;
         }
-        let n = self.period as f64;
         let up = bar.high - self.prev_high;
         let down = self.prev_low - bar.low;
+        let tr = true_range(bar.high, bar.low, self.prev_close);
         self.prev_high = bar.high;
         self.prev_low = bar.low;
-        let tr = true_range(bar.high, bar.low, self.prev_close);
         self.prev_close = bar.close;
         self.moves += 1;
 
         if self.moves < self.period {
-            if down > 0.0 && up < down {
-                self.minus_dm += down;
-            } else if up > 0.0 && up > down {
-                self.plus_dm += up;
-            }
+            self.add_moves(up, down);
             self.tr += tr;
             return None;
         }
 
+        let directional = self.smooth(up, down, tr);
+        self.plus_di = Some(directional.plus_di);
+        self.minus_di = Some(directional.minus_di);
+        let first_adx = 2 * self.period - 1;
+        if self.moves < first_adx {
+            self.dx_sum += directional.dx_or_zero();
+            None
+        } else if self.moves == first_adx {
+            self.dx_sum += directional.dx_or_zero();
+            self.adx = self.dx_sum * self.inv_period;
+            Some(self.adx)
+        } else {
+            Some(self.smooth_adx(&directional))
+        }
+    }
+
+    /// Add today's directional movement to +DM (a larger rise) or −DM (a larger fall). Both
+    /// get an addition (0.0 for the loser), selected without a branch: which one wins is a
+    /// coin toss the branch predictor always loses. The sums are never -0.0, so adding 0.0
+    /// changes no bit.
+    #[inline(always)]
+    fn add_moves(&mut self, up: f64, down: f64) {
+        let fell = (down > 0.0) & (up < down);
+        let rose = (up > 0.0) & (up > down);
+        self.minus_dm += if fell { down } else { 0.0 };
+        self.plus_dm += if rose { up } else { 0.0 };
+    }
+
+    /// Wilder's smoothing of ±DM and TR once seeded, and the DIs and DX they give: the
+    /// arithmetic both faces share.
+    #[inline(always)]
+    fn smooth(&mut self, up: f64, down: f64, tr: f64) -> Directional {
         let inv_n = self.inv_period;
         self.minus_dm -= self.minus_dm * inv_n;
         self.plus_dm -= self.plus_dm * inv_n;
-        if down > 0.0 && up < down {
-            self.minus_dm += down;
-        } else if up > 0.0 && up > down {
-            self.plus_dm += up;
-        }
+        self.add_moves(up, down);
         self.tr = self.tr - self.tr * inv_n + tr;
-
-        let mut dx = None;
-        if is_zero(self.tr) {
-            self.plus_di = Some(0.0);
-            self.minus_di = Some(0.0);
-        } else {
-            let scale = 100.0 / self.tr;
-            let minus_di = self.minus_dm * scale;
-            let plus_di = self.plus_dm * scale;
-            self.plus_di = Some(plus_di);
-            self.minus_di = Some(minus_di);
-            let total = minus_di + plus_di;
-            if !is_zero(total) {
-                dx = Some(100.0 * ((minus_di - plus_di).abs() / total));
-            }
+        // Computed unconditionally and selected: a flat market (TR or DI sum ~ 0) has DIs of
+        // 0 and no DX, whatever the divisions gave.
+        let scale = 100.0 / self.tr;
+        let minus_di = self.minus_dm * scale;
+        let plus_di = self.plus_dm * scale;
+        let total = minus_di + plus_di;
+        let dx = 100.0 * ((minus_di - plus_di).abs() / total);
+        let flat = is_zero(self.tr);
+        Directional {
+            plus_di: if flat { 0.0 } else { plus_di },
+            minus_di: if flat { 0.0 } else { minus_di },
+            dx,
+            has_dx: !flat && !is_zero(total),
         }
+    }
 
-        let first_adx = 2 * self.period - 1;
-        if self.moves < first_adx {
-            self.dx_sum += dx.unwrap_or(0.0);
-            None
-        } else if self.moves == first_adx {
-            self.dx_sum += dx.unwrap_or(0.0);
-            self.adx = self.dx_sum * inv_n;
-            Some(self.adx)
+    /// Wilder's smoothing of the ADX once seeded; a candle without a DX leaves it unchanged.
+    #[inline(always)]
+    fn smooth_adx(&mut self, directional: &Directional) -> f64 {
+        let smoothed = (self.adx * self.decay + directional.dx) * self.inv_period;
+        self.adx = if directional.has_dx {
+            smoothed
         } else {
-            if let Some(dx) = dx {
-                self.adx = (self.adx * (n - 1.0) + dx) * inv_n;
-            }
-            Some(self.adx)
-        }
+            self.adx
+        };
+        self.adx
     }
 
     pub fn reset(&mut self) {
         *self = Adx::new(self.period);
+    }
+}
+
+/// The DIs and DX of one candle; `has_dx` is false when the DI sum is ~0 (no DX that day).
+#[derive(Debug, Clone, Copy)]
+struct Directional {
+    plus_di: f64,
+    minus_di: f64,
+    dx: f64,
+    has_dx: bool,
+}
+
+impl Directional {
+    fn dx_or_zero(&self) -> f64 {
+        if self.has_dx { self.dx } else { 0.0 }
     }
 }
 
@@ -799,15 +930,18 @@ impl Stochastic {
         if self.seen < self.fast_k as u64 {
             return None;
         }
-        let range = highest - lowest;
-        let raw_k = if range != 0.0 {
-            (bar.close - lowest) * 100.0 / range
-        } else {
-            0.0
-        };
-        let k = self.slow_k.update(raw_k)?;
+        let k = self.slow_k.update(raw_k(bar.close, highest, lowest))?;
         let d = self.slow_d.update(k)?;
         Some(StochValue { k, d })
+    }
+
+    /// [`Stochastic::update`] once %D is filled (the batch face's steady state), given the
+    /// window's highest high and lowest low.
+    #[inline(always)]
+    fn update_full(&mut self, close: f64, highest: f64, lowest: f64) -> StochValue {
+        let k = self.slow_k.update_full(raw_k(close, highest, lowest));
+        let d = self.slow_d.update_full(k);
+        StochValue { k, d }
     }
 
     pub fn reset(&mut self) {
@@ -817,6 +951,14 @@ impl Stochastic {
         self.slow_k.reset();
         self.slow_d.reset();
     }
+}
+
+/// Where `close` sits in the window's range, 0..=100 (0 for a flat window).
+#[inline(always)]
+fn raw_k(close: f64, highest: f64, lowest: f64) -> f64 {
+    let range = highest - lowest;
+    let k = (close - lowest) * 100.0 / range;
+    if range != 0.0 { k } else { 0.0 }
 }
 
 /// On-balance volume (TA-Lib `OBV`): starts at the first candle's volume, then adds the volume
@@ -840,12 +982,28 @@ impl Obv {
     pub fn update(&mut self, close: f64, volume: f64) -> Option<f64> {
         match self.prev_close {
             None => self.value = volume,
-            Some(prev) if close > prev => self.value += volume,
-            Some(prev) if close < prev => self.value -= volume,
-            Some(_) => {}
+            Some(prev) => {
+                self.step(close, prev, volume);
+            }
         }
         self.prev_close = Some(close);
         Some(self.value)
+    }
+
+    /// Add the volume of an up close, subtract that of a down close (selects, not branches:
+    /// the direction is unpredictable). The arithmetic both faces share.
+    #[inline(always)]
+    fn step(&mut self, close: f64, prev: f64, volume: f64) -> f64 {
+        let up = self.value + volume;
+        let down = self.value - volume;
+        self.value = if close > prev {
+            up
+        } else if close < prev {
+            down
+        } else {
+            self.value
+        };
+        self.value
     }
 
     pub fn reset(&mut self) {
@@ -859,7 +1017,8 @@ impl Obv {
 #[derive(Debug, Clone, Default)]
 pub struct Vwap {
     session_ms: Option<i64>,
-    session: Option<i64>,
+    /// Open times of the current session (empty before the first candle).
+    session: std::ops::Range<TimestampMs>,
     price_volume: f64,
     volume: f64,
 }
@@ -885,18 +1044,41 @@ impl Vwap {
 
     #[inline]
     pub fn update(&mut self, bar: &Ohlcv) -> Option<f64> {
-        if let Some(len) = self.session_ms {
-            let session = bar.open_time.div_euclid(len);
-            if self.session != Some(session) {
-                self.session = Some(session);
-                self.price_volume = 0.0;
-                self.volume = 0.0;
-            }
+        let vwap = self.step(bar.open_time, bar.high, bar.low, bar.close, bar.volume);
+        (self.volume > 0.0).then_some(vwap)
+    }
+
+    /// Add one candle and return the VWAP, NaN while no volume has traded: the arithmetic
+    /// both faces share.
+    #[inline(always)]
+    fn step(
+        &mut self,
+        open_time: TimestampMs,
+        high: f64,
+        low: f64,
+        close: f64,
+        volume: f64,
+    ) -> f64 {
+        if let Some(len) = self.session_ms
+            && !(self.session.start <= open_time && open_time < self.session.end)
+        {
+            self.start_session(open_time, len);
         }
-        let typical = (bar.high + bar.low + bar.close) * (1.0 / 3.0);
-        self.price_volume += typical * bar.volume;
-        self.volume += bar.volume;
-        (self.volume > 0.0).then(|| self.price_volume / self.volume)
+        let typical = (high + low + close) * (1.0 / 3.0);
+        self.price_volume += typical * volume;
+        self.volume += volume;
+        let vwap = self.price_volume / self.volume;
+        if self.volume > 0.0 { vwap } else { f64::NAN }
+    }
+
+    /// Reset the sums for the session containing `open_time`; its bounds are kept so that the
+    /// check per candle is two comparisons, not an integer division.
+    #[cold]
+    fn start_session(&mut self, open_time: TimestampMs, len: i64) {
+        let start = open_time.saturating_sub(open_time.rem_euclid(len));
+        self.session = start..start.saturating_add(len);
+        self.price_volume = 0.0;
+        self.volume = 0.0;
     }
 
     pub fn reset(&mut self) {
@@ -1137,6 +1319,28 @@ impl IndicatorSet {
         }
     }
 
+    /// Candles after which every indicator is past its warm-up (and its seeding step), so each
+    /// update takes its steady-state branch.
+    fn warmup(&self) -> usize {
+        [
+            self.sma.lookback(),
+            self.ema.lookback(),
+            self.wma.lookback(),
+            self.rsi.lookback(),
+            self.macd.lookback(),
+            self.bollinger.lookback(),
+            self.atr.lookback(),
+            self.adx.lookback(),
+            self.stochastic.lookback(),
+            self.obv.lookback(),
+            self.vwap.lookback(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+            + 1
+    }
+
     pub fn reset(&mut self) {
         self.sma.reset();
         self.ema.reset();
@@ -1233,96 +1437,6 @@ impl Indicators {
     /// The last row, if any.
     pub fn last(&self) -> Option<IndicatorValues> {
         self.len().checked_sub(1).and_then(|i| self.row(i))
-    }
-}
-
-/// The full set over a candle series, in batch: the streaming [`IndicatorSet`] run over the
-/// rows, so a backtest sees exactly the numbers live trading sees.
-pub fn calculate_indicators(candles: &CandleColumns, params: &IndicatorParams) -> Indicators {
-    let mut out = Indicators::default();
-    calculate_indicators_into(candles, params, &mut out);
-    out
-}
-
-/// `buf` resized to exactly `n` rows (new rows `fill`), as a slice of length `n`. Rows already
-/// there are kept as they are: the caller overwrites every one.
-fn sized<T: Copy>(buf: &mut Vec<T>, n: usize, fill: T) -> &mut [T] {
-    buf.truncate(n);
-    buf.resize(n, fill);
-    &mut buf[..n]
-}
-
-/// [`calculate_indicators`] into `out`, reusing its column buffers: every column is resized to
-/// the candle count and every row overwritten, so the numbers are the same as a fresh call.
-pub fn calculate_indicators_into(
-    candles: &CandleColumns,
-    params: &IndicatorParams,
-    out: &mut Indicators,
-) {
-    const NAN: f64 = f64::NAN;
-    let n = candles.len();
-    let mut set = IndicatorSet::new(params);
-
-    let open_time = &candles.open_time[..n];
-    let open = &candles.open[..n];
-    let high = &candles.high[..n];
-    let low = &candles.low[..n];
-    let close = &candles.close[..n];
-    let volume = &candles.volume[..n];
-
-    out.open_time.clear();
-    out.open_time.extend_from_slice(open_time);
-    out.close.clear();
-    out.close.extend_from_slice(close);
-
-    let sma = sized(&mut out.sma, n, NAN);
-    let ema = sized(&mut out.ema, n, NAN);
-    let wma = sized(&mut out.wma, n, NAN);
-    let rsi = sized(&mut out.rsi, n, NAN);
-    let macd = sized(&mut out.macd, n, NAN);
-    let macd_signal = sized(&mut out.macd_signal, n, NAN);
-    let macd_histogram = sized(&mut out.macd_histogram, n, NAN);
-    let bb_upper = sized(&mut out.bb_upper, n, NAN);
-    let bb_middle = sized(&mut out.bb_middle, n, NAN);
-    let bb_lower = sized(&mut out.bb_lower, n, NAN);
-    let atr = sized(&mut out.atr, n, NAN);
-    let adx = sized(&mut out.adx, n, NAN);
-    let plus_di = sized(&mut out.plus_di, n, NAN);
-    let minus_di = sized(&mut out.minus_di, n, NAN);
-    let stoch_k = sized(&mut out.stoch_k, n, NAN);
-    let stoch_d = sized(&mut out.stoch_d, n, NAN);
-    let obv = sized(&mut out.obv, n, NAN);
-    let vwap = sized(&mut out.vwap, n, NAN);
-    let signal = sized(&mut out.signal, n, Signal::Hold);
-
-    for i in 0..n {
-        let v = set.update(&Ohlcv {
-            open_time: open_time[i],
-            open: open[i],
-            high: high[i],
-            low: low[i],
-            close: close[i],
-            volume: volume[i],
-        });
-        sma[i] = v.sma.unwrap_or(NAN);
-        ema[i] = v.ema.unwrap_or(NAN);
-        wma[i] = v.wma.unwrap_or(NAN);
-        rsi[i] = v.rsi.unwrap_or(NAN);
-        macd[i] = v.macd.map_or(NAN, |m| m.macd);
-        macd_signal[i] = v.macd.map_or(NAN, |m| m.signal);
-        macd_histogram[i] = v.macd.map_or(NAN, |m| m.histogram);
-        bb_upper[i] = v.bollinger.map_or(NAN, |b| b.upper);
-        bb_middle[i] = v.bollinger.map_or(NAN, |b| b.middle);
-        bb_lower[i] = v.bollinger.map_or(NAN, |b| b.lower);
-        atr[i] = v.atr.unwrap_or(NAN);
-        adx[i] = v.adx.unwrap_or(NAN);
-        plus_di[i] = v.plus_di.unwrap_or(NAN);
-        minus_di[i] = v.minus_di.unwrap_or(NAN);
-        stoch_k[i] = v.stochastic.map_or(NAN, |s| s.k);
-        stoch_d[i] = v.stochastic.map_or(NAN, |s| s.d);
-        obv[i] = v.obv.unwrap_or(NAN);
-        vwap[i] = v.vwap.unwrap_or(NAN);
-        signal[i] = v.signal;
     }
 }
 

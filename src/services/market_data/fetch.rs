@@ -1,6 +1,8 @@
 //! Kline download from Binance's `GET /api/v3/klines`: pages of up to 1000 candles, resumed from
 //! the last stored candle, paced by request weight (2 per call), honouring 429/418
-//! `Retry-After`, and never storing the candle that is still open.
+//! `Retry-After`, and never storing the candle that is still open. "Still open" is judged by
+//! Binance's clock (`GET /api/v3/time`, once per download), not ours: a local clock that is
+//! off by an hour would otherwise store a half-formed 1h candle as final.
 
 use super::MarketDataConfig;
 use crate::domain::Symbol;
@@ -17,6 +19,9 @@ use std::time::Duration;
 
 /// Request weight of one `GET /api/v3/klines` call.
 pub const KLINES_WEIGHT: u32 = 2;
+
+/// Request weight of one `GET /api/v3/time` call.
+pub const TIME_WEIGHT: u32 = 1;
 
 /// Times one page is retried after a 429/418 before giving up.
 const MAX_THROTTLE_RETRIES: u32 = 5;
@@ -36,6 +41,8 @@ pub enum FetchError {
     RateLimited { status: u16, retry_after_secs: u64 },
     #[error("unexpected kline from Binance: {0}")]
     BadKline(String),
+    #[error("unexpected server time from Binance: {0}")]
+    BadServerTime(String),
     #[error("cannot store candles: {0}")]
     Store(#[from] StoreError),
     #[error("--from ({from}) must be before --to ({to})")]
@@ -58,6 +65,12 @@ struct WireKline(
     IgnoredAny,
     IgnoredAny,
 );
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireServerTime {
+    server_time: TimestampMs,
+}
 
 #[derive(Debug, serde::Deserialize)]
 struct WireError {
@@ -134,8 +147,37 @@ impl KlineClient {
         start: TimestampMs,
         end: TimestampMs,
     ) -> Result<Vec<(Candle, TimestampMs)>, FetchError> {
-        let url = format!("{}/api/v3/klines", self.base_url);
-        let weight = NonZeroU32::new(KLINES_WEIGHT).unwrap_or(NonZeroU32::MIN);
+        let query = [
+            ("symbol", symbol.as_str().to_string()),
+            ("interval", interval.as_str().to_string()),
+            ("startTime", start.to_string()),
+            ("endTime", end.to_string()),
+            ("limit", self.page_size.to_string()),
+        ];
+        let body = self.get("/api/v3/klines", &query, KLINES_WEIGHT).await?;
+        let rows: Vec<WireKline> = serde_json::from_str(&body)
+            .map_err(|e| FetchError::BadKline(format!("response is not a kline array: {e}")))?;
+        rows.into_iter().map(parse_kline).collect()
+    }
+
+    /// Binance's clock (`GET /api/v3/time`), in ms since the epoch.
+    pub async fn server_time(&self) -> Result<TimestampMs, FetchError> {
+        let body = self.get("/api/v3/time", &[], TIME_WEIGHT).await?;
+        serde_json::from_str::<WireServerTime>(&body)
+            .map(|t| t.server_time)
+            .map_err(|e| FetchError::BadServerTime(format!("{e}: {}", preview(&body))))
+    }
+
+    /// The body of a successful GET of `path`, after waiting for `weight` in the budget and
+    /// sleeping through up to [`MAX_THROTTLE_RETRIES`] 429/418 `Retry-After`s.
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        weight: u32,
+    ) -> Result<String, FetchError> {
+        let url = format!("{}{path}", self.base_url);
+        let weight = NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN);
         let mut throttled = 0;
         loop {
             // The budget is at least one request (validated), so this cannot be refused.
@@ -143,13 +185,7 @@ impl KlineClient {
             let response = self
                 .http
                 .get(&url)
-                .query(&[
-                    ("symbol", symbol.as_str().to_string()),
-                    ("interval", interval.as_str().to_string()),
-                    ("startTime", start.to_string()),
-                    ("endTime", end.to_string()),
-                    ("limit", self.page_size.to_string()),
-                ])
+                .query(query)
                 .send()
                 .await
                 .map_err(|source| FetchError::Http {
@@ -175,7 +211,8 @@ impl KlineClient {
                 tracing::warn!(
                     status,
                     retry_after_secs,
-                    "klines throttled by Binance; waiting"
+                    path,
+                    "throttled by Binance; waiting"
                 );
                 tokio::time::sleep(wait).await;
                 continue;
@@ -187,14 +224,17 @@ impl KlineClient {
             if status != 200 {
                 let (code, msg) = serde_json::from_str::<WireError>(&body)
                     .map(|e| (e.code, e.msg))
-                    .unwrap_or((0, body.chars().take(200).collect()));
+                    .unwrap_or((0, preview(&body)));
                 return Err(FetchError::Api { status, code, msg });
             }
-            let rows: Vec<WireKline> = serde_json::from_str(&body)
-                .map_err(|e| FetchError::BadKline(format!("response is not a kline array: {e}")))?;
-            return rows.into_iter().map(parse_kline).collect();
+            return Ok(body);
         }
     }
+}
+
+/// The start of a response body, for an error message.
+fn preview(body: &str) -> String {
+    body.chars().take(200).collect()
 }
 
 /// What to download.
@@ -204,16 +244,16 @@ pub struct FetchRequest {
     pub interval: Interval,
     /// First open time wanted (inclusive).
     pub from: TimestampMs,
-    /// Open times before this (exclusive); `None` means up to `now`.
+    /// Open times before this (exclusive); `None` means up to Binance's current time.
     pub to: Option<TimestampMs>,
-    /// The current time (server or wall clock): a candle whose close time is not before it
-    /// is still open and is not stored.
-    pub now: TimestampMs,
 }
 
 /// What a download did.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct FetchSummary {
+    /// Binance's clock when the download started: a candle whose close time is not before it
+    /// was still open and is not stored.
+    pub server_time: TimestampMs,
     /// Where the download started (after resuming from the store).
     pub started_at: TimestampMs,
     pub requests: usize,
@@ -239,8 +279,9 @@ pub fn resume_point(
     }
 }
 
-/// Download the requested range into the store, page by page. `progress(done_ms, total_ms)`
-/// reports how far through the time range the download is.
+/// Download the requested range into the store, page by page, after asking Binance for its
+/// time (which decides which candle is still open). `progress(done_ms, total_ms)` reports how
+/// far through the time range the download is.
 pub async fn fetch_into_store(
     client: &KlineClient,
     store: &Store,
@@ -252,9 +293,7 @@ pub async fn fetch_into_store(
         interval,
         from,
         to,
-        now,
     } = request;
-    let end = to.unwrap_or(*now).min(*now);
     if let Some(to) = to
         && to <= from
     {
@@ -263,9 +302,12 @@ pub async fn fetch_into_store(
             to: *to,
         });
     }
+    let now = client.server_time().await?;
+    let end = to.unwrap_or(now).min(now);
     let last = last_open_time(store.conn(), symbol, *interval)?;
     let mut start = resume_point(*from, last, *interval);
     let mut summary = FetchSummary {
+        server_time: now,
         started_at: start,
         ..FetchSummary::default()
     };
@@ -293,7 +335,7 @@ pub async fn fetch_into_store(
                     candle.open_time
                 )));
             }
-            if close_time >= *now {
+            if close_time >= now {
                 summary.skipped_open_candle = true;
                 reached_open = true;
                 break;
