@@ -28,6 +28,8 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0001_initial.sql")),
         M::up(include_str!("migrations/0002_paper_exchange.sql")),
         M::up(include_str!("migrations/0003_secrets_and_live_guard.sql")),
+        // 0004_trading.sql is reserved for the trading work landing alongside.
+        M::up(include_str!("migrations/0005_backtest_control.sql")),
     ])
 });
 
@@ -85,7 +87,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 3;
+const MIGRATION_COUNT: usize = 4;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

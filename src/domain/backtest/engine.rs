@@ -180,6 +180,8 @@ pub enum ExitReason {
     Signal,
     StopLoss,
     TakeProfit,
+    /// Sold at the end of a walk-forward test window, so the next window starts flat.
+    WindowEnd,
 }
 
 /// One execution reported back to the engine (by the simulated exchange or the live adapter).
@@ -332,6 +334,22 @@ impl Engine {
     #[inline]
     pub fn equity_f64(&self, price: f64) -> f64 {
         self.cash_f64 + self.qty_f64 * price
+    }
+
+    #[inline]
+    pub fn is_flat(&self) -> bool {
+        self.position.is_flat()
+    }
+
+    /// Show the strategy a closed candle without acting on what it says: warm-up before the
+    /// candles a run trades on. The account and any order in flight are untouched.
+    pub fn observe(&mut self, history: History<'_>) {
+        let ctx = StrategyContext {
+            history,
+            position: self.position,
+            cash: self.cash,
+        };
+        let _ignored = self.strategy.on_candle(&ctx);
     }
 
     /// A candle closed: ask the strategy, size its wish and return the orders to place.
