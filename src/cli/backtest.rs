@@ -421,7 +421,7 @@ fn params_text(params: &[(String, f64)]) -> String {
 
 fn print_windows(windows: &[WindowReport]) {
     println!(
-        "  {:>3}  {:<33} {:<33} {:<22} {:>9} {:>9} {:>6}",
+        "  {:>3}  {:<36} {:<36} {:<22} {:>9} {:>9} {:>6}",
         "#",
         "train (first .. last candle)",
         "test (out of sample)",
@@ -432,7 +432,7 @@ fn print_windows(windows: &[WindowReport]) {
     );
     for w in windows {
         println!(
-            "  {:>3}  {:<33} {:<33} {:<22} {:>9.2} {:>9.2} {:>6}",
+            "  {:>3}  {:<36} {:<36} {:<22} {:>9.2} {:>9.2} {:>6}",
             w.window,
             format!(
                 "{} .. {}",
