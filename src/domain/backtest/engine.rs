@@ -410,12 +410,13 @@ impl Engine {
             Side::Buy => {
                 let old = self.position.qty;
                 let new = old + exec.qty;
-                if !new.is_zero() {
+                if old.is_zero() {
+                    // Opening from flat: the average is the fill price (no decimal division).
+                    self.position.entry_price = exec.price;
+                    self.position.entry_time = exec.time;
+                } else if !new.is_zero() {
                     self.position.entry_price =
                         Price((self.position.entry_price * old + notional).get() / new.get());
-                }
-                if old.is_zero() {
-                    self.position.entry_time = exec.time;
                 }
                 self.position.qty = new;
                 self.cash -= notional + exec.fee;
