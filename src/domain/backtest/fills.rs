@@ -142,10 +142,9 @@ impl SimulatedExchange {
     /// A new candle opens: the queued order fills at its open.
     #[inline]
     pub fn on_open(&mut self, candle: &Candle) -> Option<Result<Execution, Rejection>> {
-        // Checked first so the common case (nothing queued) does not move the whole intent.
-        if self.pending.is_none() {
-            return None;
-        }
+        // Checked by reference first so the common case (nothing queued) does not move the
+        // whole intent out and back.
+        self.pending.as_ref()?;
         let intent = self.pending.take()?;
         Some(self.fill_market(&intent, candle.open, candle.open_time))
     }
