@@ -481,6 +481,22 @@ mod tests {
     }
 
     #[test]
+    fn shared_columns_compute_each_period_once() {
+        let closes: Vec<f64> = (0..50).map(|i| f64::from(i % 7)).collect();
+        let shared = SharedColumns::new(&closes);
+        for (fast, slow) in [(5.0, 20.0), (5.0, 30.0), (10.0, 20.0)] {
+            build_strategy_shared(
+                &spec("sma-cross", &[("fast", fast), ("slow", slow)]),
+                &shared,
+            )
+            .unwrap();
+        }
+        // periods 5, 10, 20 and 30
+        assert_eq!(shared.cached_columns(), 4);
+        assert!(Arc::ptr_eq(&shared.sma(5), &shared.sma(5)));
+    }
+
+    #[test]
     fn strategy_file_parses_from_toml() {
         let s: StrategySpec =
             toml::from_str("name = \"sma-cross\"\n[params]\nfast = 5\nslow = 20\n").unwrap();
