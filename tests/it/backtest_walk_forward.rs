@@ -289,3 +289,33 @@ fn too_little_data_for_one_window_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn cancelling_between_windows_keeps_the_windows_already_done() {
+    let data = candles(&wavy(96));
+    let columns = CandleColumns::from_candles(&data);
+    let stop = AtomicBool::new(false);
+    let wf = run_walk_forward(
+        &request(),
+        &sweep_grid(&axes()),
+        "total_return",
+        &"train=24h,test=12h".parse().unwrap(),
+        &data,
+        &columns,
+        1,
+        &stop,
+        &mut |done, _| {
+            // Asked to stop once two windows are done (as a polled `cancel_requested` row would).
+            if done == 2 {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+    )
+    .unwrap();
+    assert!(wf.cancelled);
+    assert_eq!((wf.windows.len(), wf.planned_windows), (2, 6));
+    let full = walk(&data, "train=24h,test=12h");
+    assert_eq!(wf.windows[..], full.windows[..2]);
+    assert_eq!(wf.result.equity.len(), 24);
+    assert_eq!(wf.result.final_equity, full.windows[1].end_equity);
+}
