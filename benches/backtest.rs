@@ -1,17 +1,20 @@
 //! Backtest throughput: SMA(10)/SMA(30) crossover over 1,000,000 synthetic one-minute candles
 //! through the same engine live trading uses (indicators + simulation + metrics), and a
-//! 1,000-combination sweep over 100,000 candles on all cores. Run: `cargo bench --bench backtest`.
+//! 1,000-combination sweep over 100,000 candles on all cores (wall and process CPU time, with and
+//! without the shared SMA columns). Run: `cargo bench --bench backtest`.
 
 use rust_decimal::Decimal;
 use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use trademind::app::backtest::{
-    BacktestRequest, CandleSource, SizingChoice, SweepAxis, run_sweep, sweep_grid,
+    BacktestRequest, CandleSource, SizingChoice, SweepAxis, run_on, run_sweep, sweep_grid,
 };
 use trademind::domain::backtest::{
-    AllIn, BacktestConfig, BacktestService, Costs, Engine, FillModel, StrategySpec, build_strategy,
+    AllIn, BacktestConfig, BacktestService, Costs, Engine, FillModel, Signal, Strategy,
+    StrategyContext, StrategySpec, build_strategy,
 };
+use trademind::domain::market::indicators::Sma;
 use trademind::domain::market::{Candle, CandleColumns, Interval};
 use trademind::domain::money::{Price, Qty, Quote};
 use trademind::domain::risk::RiskConfig;
@@ -46,6 +49,20 @@ fn synthetic(n: usize) -> Vec<Candle> {
         .collect()
 }
 
+/// The crossover's two averages without ever signalling: what the engine costs per candle
+/// before any order (for the breakdown).
+struct AveragesOnly(Sma, Sma);
+impl Strategy for AveragesOnly {
+    fn name(&self) -> &str {
+        "averages-only"
+    }
+    fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
+        let close = ctx.history.close();
+        black_box((self.0.update(close), self.1.update(close)));
+        None
+    }
+}
+
 fn sma_spec(fast: f64, slow: f64) -> StrategySpec {
     StrategySpec {
         name: "sma-cross".into(),
@@ -59,6 +76,18 @@ fn thread_cpu() -> Option<Duration> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(ns))
+}
+
+/// CPU time of the whole process so far, exited threads included (`/proc/self/stat` utime +
+/// stime, in clock ticks of 10 ms): for the multi-threaded sweep.
+fn process_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = text.rsplit_once(") ")?.1;
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -97,6 +126,25 @@ fn main() {
         });
         trades = black_box(r.metrics.trades);
     }
+    let mut quiet_cpu = Vec::new();
+    let columns = CandleColumns::from_candles(&candles);
+    for _ in 0..7 {
+        let cpu0 = thread_cpu();
+        let t = Instant::now();
+        let engine = Engine::new(
+            Box::new(AveragesOnly(Sma::new(10), Sma::new(30))),
+            Box::new(AllIn),
+            config.initial_cash,
+        );
+        let r = BacktestService::run(&config, engine, &candles, &columns, &never, &mut |_, _| {})
+            .unwrap();
+        let wall = t.elapsed();
+        black_box(r);
+        quiet_cpu.push(match (cpu0, thread_cpu()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => wall,
+        });
+    }
     let conv = median(convert);
     let run = median(engine_runs);
     let run_cpu = median(engine_cpu);
@@ -111,6 +159,13 @@ fn main() {
         "  engine run, CPU time of this thread:                     {:>8.2} ms  {:>7.1} M candles/s",
         run_cpu.as_secs_f64() * 1e3,
         mcps(run_cpu)
+    );
+    let quiet = median(quiet_cpu);
+    println!(
+        "  of which the same loop with no trades, CPU time:         {:>8.2} ms  {:>7.1} M candles/s ({:.0} ns per round trip traded)",
+        quiet.as_secs_f64() * 1e3,
+        mcps(quiet),
+        run_cpu.saturating_sub(quiet).as_secs_f64() * 1e9 / trades.max(1) as f64
     );
     println!(
         "  decimal -> f64 column view (once per data set):         {:>8.2} ms  {:>7.1} M candles/s",
@@ -148,18 +203,48 @@ fn main() {
     assert_eq!(grid.len(), 1000);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut sweeps = Vec::new();
+    let mut sweep_cpu = Vec::new();
     for _ in 0..3 {
+        let cpu0 = process_cpu();
         let t = Instant::now();
         let runs = run_sweep(&base, &grid, small, &columns, threads, &never, &|_| {});
         sweeps.push(t.elapsed());
+        if let (Some(a), Some(b)) = (cpu0, process_cpu()) {
+            sweep_cpu.push(b.saturating_sub(a));
+        }
         assert!(runs.iter().all(|r| r.metrics.is_some()));
         black_box(runs);
     }
     let s = median(sweeps);
     println!(
-        "sweep: {} combinations x {m} candles on {threads} threads: {:.3} s ({:.1} M candle-steps/s)",
+        "sweep: {} combinations x {m} candles on {threads} threads: {:.3} s wall ({:.1} M candle-steps/s)",
         grid.len(),
         s.as_secs_f64(),
         (grid.len() * m) as f64 / s.as_secs_f64() / 1e6
+    );
+    if !sweep_cpu.is_empty() {
+        println!(
+            "  process CPU time (all threads): {:.3} s",
+            median(sweep_cpu).as_secs_f64()
+        );
+    }
+    // For comparison: the same grid on one thread with every run computing its own averages
+    // (what the sweep did before it shared SMA columns), on the first 100 combinations.
+    let cpu0 = thread_cpu();
+    let t = Instant::now();
+    for combo in grid.iter().take(100) {
+        let mut req = base.clone();
+        req.strategy.params.extend(combo.iter().cloned());
+        black_box(run_on(&req, small, &columns, &never, &mut |_, _| {}).unwrap());
+    }
+    let wall = t.elapsed();
+    let cpu = match (cpu0, thread_cpu()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => wall,
+    };
+    println!(
+        "  unshared averages, 100 combinations on 1 thread: {:.3} s CPU (x10 = {:.2} s CPU for 1,000)",
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 10.0
     );
 }

@@ -1,10 +1,13 @@
 //! Running backtests for the faces: load candles (store or CSV), build the engine from a request,
 //! run it with cancellation and progress, persist the run, and parameter sweeps on all cores.
 
+use crate::domain::backtest::walk_forward::{
+    candles_in_market, close_at_window_end, refresh_metrics, split_windows, stitch,
+};
 use crate::domain::backtest::{
     AllIn, BacktestConfig, BacktestError, BacktestResult, BacktestService, Costs, Engine,
-    FillModel, FixedFraction, Metrics, RiskSizer, Sizer, StrategyError, StrategySpec,
-    build_strategy,
+    FillModel, FixedFraction, Metrics, RiskSizer, SharedColumns, Sizer, StrategyError,
+    StrategySpec, WalkForwardSpec, WindowReport, build_strategy, build_strategy_shared,
 };
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
 use crate::domain::money::Quote;
@@ -15,7 +18,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How entries are sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,6 +127,15 @@ pub enum BacktestRunError {
     NoStoredCandles { symbol: String, interval: Interval },
     #[error("cannot render the report: {0}")]
     Report(#[from] crate::domain::backtest::report::ReportError),
+    #[error(
+        "walk-forward {spec}: {candles} candles do not hold one training window followed by a full test window; use shorter windows or more data"
+    )]
+    NoWindows {
+        spec: WalkForwardSpec,
+        candles: usize,
+    },
+    #[error("walk-forward window {window}: no combination of the sweep could run ({why})")]
+    NothingRan { window: usize, why: String },
 }
 
 /// Candles of `symbol`/`interval` from the store's `candles` table, oldest first.
@@ -188,6 +200,15 @@ pub fn load_candles(
 
 /// Build the run's configuration and engine.
 pub fn build(req: &BacktestRequest) -> Result<(BacktestConfig, Engine), BacktestRunError> {
+    build_with(req, None)
+}
+
+/// Build the run's configuration and engine, its strategy reading precomputed indicator
+/// columns from `shared` when given (the columns must be of the candles the run will see).
+pub fn build_with(
+    req: &BacktestRequest,
+    shared: Option<&SharedColumns>,
+) -> Result<(BacktestConfig, Engine), BacktestRunError> {
     let has_stop = req.strategy.params.contains_key("stop_pct");
     if req.sizing.needs_stop() && !has_stop {
         return Err(BacktestRunError::NeedsStop(match req.sizing {
@@ -199,12 +220,12 @@ pub fn build(req: &BacktestRequest) -> Result<(BacktestConfig, Engine), Backtest
     config.initial_cash = req.initial_cash;
     config.costs = req.costs;
     config.fill_model = req.fill;
-    let engine = Engine::new(
-        build_strategy(&req.strategy)?,
-        req.sizing.sizer(&req.risk),
-        req.initial_cash,
-    )
-    .with_fee_rate(req.costs.taker_fee);
+    let strategy = match shared {
+        Some(cols) => build_strategy_shared(&req.strategy, cols)?,
+        None => build_strategy(&req.strategy)?,
+    };
+    let engine = Engine::new(strategy, req.sizing.sizer(&req.risk), req.initial_cash)
+        .with_fee_rate(req.costs.taker_fee);
     Ok((config, engine))
 }
 
@@ -216,14 +237,140 @@ pub fn run_on(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BacktestResult, BacktestRunError> {
-    let (config, engine) = build(req)?;
+    run_shared(req, candles, columns, None, cancel, progress)
+}
+
+/// [`run_on`] with the strategy's indicator columns taken from `shared` (computed over
+/// `columns.close`).
+pub fn run_shared(
+    req: &BacktestRequest,
+    candles: &[Candle],
+    columns: &CandleColumns,
+    shared: Option<&SharedColumns>,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<BacktestResult, BacktestRunError> {
+    let (config, engine) = build_with(req, shared)?;
     Ok(BacktestService::run(
         &config, engine, candles, columns, cancel, progress,
     )?)
 }
 
+/// A run's `backtests` row, from pending to its end, and how the run learns it should stop:
+/// the caller's flag (Ctrl-C) or a `cancel_requested` row, set by `backtest cancel ID` from any
+/// process. [`poll`](Self::poll) reads the row; runs call it between chunks.
+pub struct RecordedRun<'a> {
+    store: &'a Store,
+    pub id: i64,
+    caller: &'a AtomicBool,
+    stop: AtomicBool,
+    now: &'a dyn Fn() -> TimestampMs,
+}
+
+impl<'a> RecordedRun<'a> {
+    /// Create the row (pending) and mark it running.
+    pub fn start(
+        store: &'a Store,
+        req: &BacktestRequest,
+        parameters: &serde_json::Value,
+        caller: &'a AtomicBool,
+        now: &'a dyn Fn() -> TimestampMs,
+    ) -> Result<Self, BacktestRunError> {
+        let conn = store.conn();
+        let id = backtests::create(
+            conn,
+            &req.strategy.name,
+            &req.symbol,
+            req.interval.as_str(),
+            parameters,
+            now(),
+        )?;
+        let run = RecordedRun {
+            store,
+            id,
+            caller,
+            stop: AtomicBool::new(false),
+            now,
+        };
+        if let Err(e) = backtests::mark_running(conn, id, now()) {
+            return Err(run.failed(e.into()));
+        }
+        run.poll();
+        Ok(run)
+    }
+
+    /// Check the caller's flag and the row; `true` (and the stop flag set) when the run
+    /// should stop. A row that cannot be read does not stop the run: the read is retried at
+    /// the next poll.
+    pub fn poll(&self) -> bool {
+        let asked = self.caller.load(Ordering::Relaxed)
+            || backtests::cancel_requested(self.store.conn(), self.id).unwrap_or(false);
+        if asked {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The flag the engine and sweep workers watch.
+    pub fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+
+    fn record(&self, what: &str, outcome: Result<(), StoreError>) {
+        if let Err(e) = outcome {
+            tracing::warn!(id = self.id, error = %e, "could not record the backtest as {what}");
+        }
+    }
+
+    /// Record the run's end from an error: cancelled (keeping `partial` if any) or failed.
+    pub fn failed(&self, e: BacktestRunError) -> BacktestRunError {
+        let conn = self.store.conn();
+        match &e {
+            BacktestRunError::Backtest(BacktestError::Cancelled { partial, .. }) => self.record(
+                "cancelled",
+                backtests::cancel(
+                    conn,
+                    self.id,
+                    partial.as_deref().map(|r| (r, &[][..])),
+                    (self.now)(),
+                ),
+            ),
+            other => self.record(
+                "failed",
+                backtests::fail(conn, self.id, &other.to_string(), (self.now)()),
+            ),
+        }
+        e
+    }
+
+    /// Record a run stopped part way, keeping what it computed.
+    pub fn cancelled(&self, partial: &BacktestResult, windows: &[WindowReport]) {
+        self.record(
+            "cancelled",
+            backtests::cancel(
+                self.store.conn(),
+                self.id,
+                Some((partial, windows)),
+                (self.now)(),
+            ),
+        );
+    }
+
+    pub fn completed(
+        &self,
+        result: &BacktestResult,
+        windows: &[WindowReport],
+    ) -> Result<(), BacktestRunError> {
+        backtests::complete_with_windows(self.store.conn(), self.id, result, windows, (self.now)())
+            .map_err(|e| self.failed(e.into()))
+    }
+}
+
 /// Run and record: a `backtests` row goes pending -> running -> completed / failed / cancelled.
-/// Returns the row id and the result (the error when it failed or was cancelled).
+/// The row is polled every [`PROGRESS_EVERY`](crate::domain::backtest::engine) candles, so
+/// `backtest cancel ID` from another process stops the run; a cancelled run keeps the result of
+/// the candles it got through. Returns the row id and the result (the error when it failed or
+/// was cancelled).
 pub fn run_and_record(
     store: &Store,
     req: &BacktestRequest,
@@ -233,33 +380,16 @@ pub fn run_and_record(
     now: &dyn Fn() -> TimestampMs,
 ) -> Result<(i64, BacktestResult), (Option<i64>, BacktestRunError)> {
     let params = serde_json::to_value(req).unwrap_or_default();
-    let conn = store.conn();
-    let id = backtests::create(
-        conn,
-        &req.strategy.name,
-        &req.symbol,
-        req.interval.as_str(),
-        &params,
-        now(),
-    )
-    .map_err(|e| (None, e.into()))?;
-    let fail = |e: BacktestRunError| -> (Option<i64>, BacktestRunError) {
-        let recorded = match &e {
-            BacktestRunError::Backtest(BacktestError::Cancelled { .. }) => {
-                backtests::cancel(conn, id, now())
-            }
-            other => backtests::fail(conn, id, &other.to_string(), now()),
-        };
-        if let Err(store_err) = recorded {
-            tracing::warn!(id, error = %store_err, "could not record the backtest's end");
-        }
-        (Some(id), e)
-    };
-    backtests::mark_running(conn, id, now()).map_err(|e| fail(e.into()))?;
+    let run = RecordedRun::start(store, req, &params, cancel, now).map_err(|e| (None, e))?;
     let columns = CandleColumns::from_candles(candles);
-    let result = run_on(req, candles, &columns, cancel, progress).map_err(fail)?;
-    backtests::complete(conn, id, &result, now()).map_err(|e| fail(e.into()))?;
-    Ok((id, result))
+    let mut polled = |done: usize, total: usize| {
+        progress(done, total);
+        run.poll();
+    };
+    let result = run_on(req, candles, &columns, run.stop_flag(), &mut polled)
+        .map_err(|e| (Some(run.id), run.failed(e)))?;
+    run.completed(&result, &[]).map_err(|e| (Some(run.id), e))?;
+    Ok((run.id, result))
 }
 
 /// One axis of a sweep: `fast=5..30:5` is 5, 10, .., 30.
@@ -334,7 +464,8 @@ pub struct SweepRun {
 }
 
 /// Run every combination on `threads` worker threads (each takes the next combination from a
-/// shared counter), results in grid order.
+/// shared counter), results in grid order. Indicator columns are computed once per distinct
+/// period and shared by all the runs.
 pub fn run_sweep(
     base: &BacktestRequest,
     grid: &[Vec<(String, f64)>],
@@ -345,10 +476,11 @@ pub fn run_sweep(
     on_done: &(dyn Fn(usize) + Sync),
 ) -> Vec<SweepRun> {
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<SweepRun>>> = Mutex::new(vec![None; grid.len()]);
+    let shared = SharedColumns::new(&columns.close);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
@@ -361,7 +493,14 @@ pub fn run_sweep(
                     for (k, v) in &grid[i] {
                         req.strategy.params.insert(k.clone(), *v);
                     }
-                    let outcome = run_on(&req, candles, columns, cancel, &mut |_, _| {});
+                    let outcome = run_shared(
+                        &req,
+                        candles,
+                        columns,
+                        Some(&shared),
+                        cancel,
+                        &mut |_, _| {},
+                    );
                     let run = match outcome {
                         Ok(r) => SweepRun {
                             params: grid[i].clone(),
@@ -388,6 +527,231 @@ pub fn run_sweep(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// The best run of a sweep by `rank_by` (ties go to the earlier combination in grid order).
+pub fn best_run<'r>(runs: &'r [SweepRun], rank_by: &str) -> Option<(&'r SweepRun, f64)> {
+    runs.iter()
+        .filter_map(|r| Some((r, rank_value(rank_by, r.metrics.as_ref()?)?)))
+        .fold(None, |best, (r, score)| match best {
+            Some((_, s)) if score <= s => best,
+            _ => Some((r, score)),
+        })
+}
+
+/// A walk-forward run: per window, the parameters chosen in sample and the out-of-sample result;
+/// and the test windows stitched into one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalkForwardRun {
+    pub windows: Vec<WindowReport>,
+    /// The stitched out-of-sample run: equity carried from window to window.
+    pub result: BacktestResult,
+    /// How many windows the data holds; fewer ran when the run was cancelled.
+    pub planned_windows: usize,
+    pub cancelled: bool,
+}
+
+/// Walk forward: on each training window run the `grid` sweep and pick the best combination by
+/// `rank_by`; run it on the following test window (its indicators warmed up on the training
+/// candles, which all precede the test); carry the equity into the next window. Only
+/// out-of-sample results are reported. `poll(windows_done, windows_total)` is called between
+/// windows and between chunks of each test run; it may set `stop`, which ends the run early with
+/// the windows done so far (`cancelled`).
+#[allow(clippy::too_many_arguments)]
+pub fn run_walk_forward(
+    base: &BacktestRequest,
+    grid: &[Vec<(String, f64)>],
+    rank_by: &str,
+    spec: &WalkForwardSpec,
+    candles: &[Candle],
+    columns: &CandleColumns,
+    threads: usize,
+    stop: &AtomicBool,
+    poll: &mut dyn FnMut(usize, usize),
+) -> Result<WalkForwardRun, BacktestRunError> {
+    let splits = split_windows(&columns.open_time, base.interval, spec);
+    let total = splits.len();
+    if total == 0 {
+        return Err(BacktestRunError::NoWindows {
+            spec: *spec,
+            candles: candles.len(),
+        });
+    }
+    let mut carry = base.initial_cash;
+    let mut windows = Vec::with_capacity(total);
+    let mut results = Vec::with_capacity(total);
+    let mut cancelled = false;
+    let first_open = candles[splits[0].test.start].open;
+    let mut last_close = first_open;
+    for (k, w) in splits.iter().enumerate() {
+        poll(k, total);
+        if stop.load(Ordering::Relaxed) {
+            cancelled = true;
+            break;
+        }
+        // In sample: the training candles only.
+        let train_columns = columns.slice(w.train.clone());
+        let runs = run_sweep(
+            base,
+            grid,
+            &candles[w.train.clone()],
+            &train_columns,
+            threads,
+            stop,
+            &|_| {},
+        );
+        if stop.load(Ordering::Relaxed) {
+            cancelled = true;
+            break;
+        }
+        let Some((best, score)) = best_run(&runs, rank_by) else {
+            return Err(BacktestRunError::NothingRan {
+                window: k + 1,
+                why: runs
+                    .iter()
+                    .find_map(|r| r.error.clone())
+                    .unwrap_or_else(|| "no metrics".into()),
+            });
+        };
+        let mut req = base.clone();
+        for (key, v) in &best.params {
+            req.strategy.params.insert(key.clone(), *v);
+        }
+        req.initial_cash = carry;
+        // Out of sample: shown the training candles as warm-up, trading only the test span.
+        let span = w.train.start..w.test.end;
+        let (config, engine) = build(&req)?;
+        let outcome = BacktestService::run_from(
+            &config,
+            engine,
+            &candles[span.clone()],
+            &columns.slice(span),
+            w.test.start - w.train.start,
+            stop,
+            &mut |_, _| poll(k, total),
+        );
+        let (mut result, partial) = match outcome {
+            Ok(r) => (r, false),
+            Err(BacktestError::Cancelled {
+                partial: Some(p), ..
+            }) => (*p, true),
+            Err(BacktestError::Cancelled { partial: None, .. }) => {
+                cancelled = true;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tested = &candles[w.test.start..w.test.start + result.equity.len()];
+        let (Some(first), Some(last)) = (tested.first(), tested.last()) else {
+            break;
+        };
+        close_at_window_end(&mut result, last, req.costs.taker_fee);
+        let in_market = candles_in_market(&result.metrics);
+        refresh_metrics(
+            &mut result,
+            base.interval,
+            carry,
+            in_market,
+            first.open,
+            last.close,
+        );
+        windows.push(WindowReport {
+            window: k + 1,
+            train_first: columns.open_time[w.train.start],
+            train_last: columns.open_time[w.train.end - 1],
+            train_candles: w.train.len(),
+            test_first: first.open_time,
+            test_last: last.open_time,
+            test_candles: tested.len(),
+            params: best.params.clone(),
+            in_sample_score: score,
+            start_equity: carry,
+            end_equity: result.final_equity,
+            metrics: result.metrics.clone(),
+        });
+        carry = result.final_equity;
+        last_close = last.close;
+        results.push(result);
+        if partial {
+            cancelled = true;
+            break;
+        }
+    }
+    let Some(result) = stitch(
+        &results,
+        base.interval,
+        base.initial_cash,
+        first_open,
+        last_close,
+    ) else {
+        return Err(BacktestError::Cancelled {
+            done: 0,
+            total: candles.len(),
+            partial: None,
+        }
+        .into());
+    };
+    Ok(WalkForwardRun {
+        windows,
+        result,
+        planned_windows: total,
+        cancelled,
+    })
+}
+
+/// [`run_walk_forward`], recorded as ONE `backtests` row: the stitched out-of-sample metrics,
+/// curve and trades in the usual columns, the windows in `windows`. The row is polled between
+/// windows and chunks, so `backtest cancel ID` stops it; a cancelled run keeps its finished
+/// windows.
+#[allow(clippy::too_many_arguments)]
+pub fn run_walk_forward_and_record(
+    store: &Store,
+    base: &BacktestRequest,
+    axes: &[SweepAxis],
+    rank_by: &str,
+    spec: &WalkForwardSpec,
+    candles: &[Candle],
+    threads: usize,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(usize, usize),
+    now: &dyn Fn() -> TimestampMs,
+) -> Result<(i64, WalkForwardRun), (Option<i64>, BacktestRunError)> {
+    let mut params = serde_json::to_value(base).unwrap_or_default();
+    if let Some(map) = params.as_object_mut() {
+        map.insert("walk_forward".into(), spec.to_string().into());
+        map.insert("rank_by".into(), rank_by.into());
+        let sweep: serde_json::Map<String, serde_json::Value> = axes
+            .iter()
+            .map(|a| (a.key.clone(), a.values.clone().into()))
+            .collect();
+        map.insert("sweep".into(), sweep.into());
+    }
+    let run = RecordedRun::start(store, base, &params, cancel, now).map_err(|e| (None, e))?;
+    let columns = CandleColumns::from_candles(candles);
+    let grid = sweep_grid(axes);
+    let mut polled = |done: usize, total: usize| {
+        progress(done, total);
+        run.poll();
+    };
+    let wf = run_walk_forward(
+        base,
+        &grid,
+        rank_by,
+        spec,
+        candles,
+        &columns,
+        threads,
+        run.stop_flag(),
+        &mut polled,
+    )
+    .map_err(|e| (Some(run.id), run.failed(e)))?;
+    if wf.cancelled {
+        run.cancelled(&wf.result, &wf.windows);
+    } else {
+        run.completed(&wf.result, &wf.windows)
+            .map_err(|e| (Some(run.id), e))?;
+    }
+    Ok((run.id, wf))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `trademind backtest [run] ...`, `backtest list|show ID|delete ID`.
+//! `trademind backtest [run] ...`, `backtest list|show ID|cancel ID|delete ID`.
 //!
 //! `trademind backtest --strategy sma-cross ...` and `trademind backtest run --strategy ...` are
 //! the same command: the run flags are accepted directly after `backtest` when no subcommand
@@ -16,11 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{Context, UsageError};
 use crate::app::backtest::{
     BacktestRequest, BacktestRunError, CandleSource, RANK_METRICS, SizingChoice, SweepAxis,
-    load_candles, rank_value, run_and_record, run_on, run_sweep, sweep_grid,
+    WalkForwardRun, load_candles, rank_value, run_and_record, run_on, run_sweep, run_walk_forward,
+    run_walk_forward_and_record, sweep_grid,
 };
 use crate::domain::backtest::report::{format_time, metric_rows, render_html};
 use crate::domain::backtest::{
-    BacktestResult, BacktestSettings, Costs, FillModel, StrategySpec, TradeRecord,
+    BacktestResult, BacktestSettings, Costs, FillModel, RunStatus, StrategySpec, TradeRecord,
+    WalkForwardSpec, WindowReport,
 };
 use crate::domain::market::candle::{CandleColumns, Interval, TimestampMs};
 use crate::domain::money::Quote;
@@ -44,8 +46,11 @@ pub enum BacktestCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// One stored run: parameters, metrics and trades.
+    /// One stored run: parameters, metrics and trades (and a walk-forward run's windows).
     Show { id: i64 },
+    /// Ask a running backtest to stop, from any process: it ends `cancelled` at its next
+    /// check, keeping the results of the candles it got through.
+    Cancel { id: i64 },
     /// Delete a stored run.
     Delete { id: i64 },
 }
@@ -100,9 +105,14 @@ pub struct RunArgs {
     /// Sweep a parameter, KEY=FROM..TO:STEP (repeatable: the grid is their product).
     #[arg(long, value_name = "KEY=FROM..TO:STEP")]
     pub sweep: Vec<String>,
-    /// Metric the sweep ranks by.
-    #[arg(long, default_value = "sharpe")]
+    /// Metric the sweep ranks by (and walk-forward chooses by).
+    #[arg(long, visible_alias = "rank", default_value = "sharpe")]
     pub rank_by: String,
+    /// Walk forward over the --sweep grid: `train=90d,test=30d` (lengths in h, d, w, or a
+    /// candle count). Each training window picks the best combination by --rank-by; it runs on
+    /// the following test window; only out-of-sample results are reported.
+    #[arg(long, value_name = "train=LEN,test=LEN")]
+    pub walk_forward: Option<WalkForwardSpec>,
     /// Sweep worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -266,6 +276,14 @@ fn print_summary(title: &str, id: Option<i64>, result: &BacktestResult) {
 
 async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
     let req = request(&args, ctx)?;
+    if let Some(spec) = args.walk_forward {
+        if args.sweep.is_empty() {
+            bail!(usage(
+                "--walk-forward re-optimises the --sweep grid on each training window: add at least one --sweep KEY=FROM..TO:STEP"
+            ));
+        }
+        return run_walk_forward_cmd(&args, spec, req, ctx).await;
+    }
     if !args.sweep.is_empty() {
         return run_sweep_cmd(&args, req, ctx).await;
     }
@@ -274,15 +292,7 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
     } else {
         Some(ctx.open_store()?)
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.store(true, Ordering::Relaxed);
-            }
-        })
-    };
+    let (cancel, watcher) = ctrl_c_flag();
     let json = ctx.json;
     let no_save = args.no_save;
     let job_req = req.clone();
@@ -370,7 +380,20 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
     })
 }
 
-async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> Result<()> {
+/// A flag Ctrl-C sets, and the task watching for it (abort it when the run is over).
+fn ctrl_c_flag() -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    (cancel, watcher)
+}
+
+/// The sweep axes, a checked ranking metric and the worker count.
+fn sweep_setup(args: &RunArgs) -> Result<(Vec<SweepAxis>, usize)> {
     let axes: Vec<SweepAxis> = args
         .sweep
         .iter()
@@ -382,23 +405,190 @@ async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> R
             args.rank_by
         )));
     }
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    Ok((axes, threads))
+}
+
+fn params_text(params: &[(String, f64)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn print_windows(windows: &[WindowReport]) {
+    println!(
+        "  {:>3}  {:<36} {:<36} {:<22} {:>9} {:>9} {:>6}",
+        "#",
+        "train (first .. last candle)",
+        "test (out of sample)",
+        "chosen",
+        "return %",
+        "max dd %",
+        "trades"
+    );
+    for w in windows {
+        println!(
+            "  {:>3}  {:<36} {:<36} {:<22} {:>9.2} {:>9.2} {:>6}",
+            w.window,
+            format!(
+                "{} .. {}",
+                format_time(w.train_first),
+                format_time(w.train_last)
+            ),
+            format!(
+                "{} .. {}",
+                format_time(w.test_first),
+                format_time(w.test_last)
+            ),
+            params_text(&w.params),
+            w.metrics.total_return_pct,
+            w.metrics.max_drawdown_pct,
+            w.metrics.trades
+        );
+    }
+}
+
+#[derive(Serialize)]
+struct WalkForwardOutput<'a> {
+    id: Option<i64>,
+    status: RunStatus,
+    strategy: &'a StrategySpec,
+    symbol: &'a str,
+    interval: Interval,
+    walk_forward: String,
+    rank_by: &'a str,
+    planned_windows: usize,
+    windows: &'a [WindowReport],
+    final_equity: Quote,
+    /// Over the stitched out-of-sample curve.
+    metrics: &'a crate::domain::backtest::Metrics,
+    trades: &'a [TradeRecord],
+}
+
+async fn run_walk_forward_cmd(
+    args: &RunArgs,
+    spec: WalkForwardSpec,
+    req: BacktestRequest,
+    ctx: &Context,
+) -> Result<()> {
+    let (axes, threads) = sweep_setup(args)?;
+    let store = if args.no_save && req.source != CandleSource::Store {
+        None
+    } else {
+        Some(ctx.open_store()?)
+    };
+    let json = ctx.json;
+    let no_save = args.no_save;
+    let rank_by = args.rank_by.clone();
+    let (cancel, watcher) = ctrl_c_flag();
+    let job_req = req.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let candles = load_candles(store.as_ref(), &job_req)?;
+        let bar = progress_bar(0, json);
+        bar.set_message("walk-forward windows");
+        let mut progress = |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        };
+        let now = || chrono::Utc::now().timestamp_millis();
+        let result = match (&store, no_save) {
+            (Some(store), false) => run_walk_forward_and_record(
+                store,
+                &job_req,
+                &axes,
+                &rank_by,
+                &spec,
+                &candles,
+                threads,
+                &cancel,
+                &mut progress,
+                &now,
+            )
+            .map(|(id, wf)| (Some(id), wf))
+            .map_err(|(_, e)| e),
+            _ => {
+                let columns = CandleColumns::from_candles(&candles);
+                run_walk_forward(
+                    &job_req,
+                    &sweep_grid(&axes),
+                    &rank_by,
+                    &spec,
+                    &candles,
+                    &columns,
+                    threads,
+                    &cancel,
+                    &mut progress,
+                )
+                .map(|wf| (None, wf))
+            }
+        };
+        bar.finish_and_clear();
+        result
+    })
+    .await;
+    watcher.abort();
+    let (id, wf): (Option<i64>, WalkForwardRun) =
+        match outcome.context("the walk-forward worker stopped")? {
+            Ok(v) => v,
+            Err(
+                e @ (BacktestRunError::Strategy(_)
+                | BacktestRunError::NeedsStop(_)
+                | BacktestRunError::NoWindows { .. }),
+            ) => return Err(usage(e.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+    let out = WalkForwardOutput {
+        id,
+        status: if wf.cancelled {
+            RunStatus::Cancelled
+        } else {
+            RunStatus::Completed
+        },
+        strategy: &req.strategy,
+        symbol: &req.symbol,
+        interval: req.interval,
+        walk_forward: spec.to_string(),
+        rank_by: &args.rank_by,
+        planned_windows: wf.planned_windows,
+        windows: &wf.windows,
+        final_equity: wf.result.final_equity,
+        metrics: &wf.result.metrics,
+        trades: &wf.result.trades,
+    };
+    ctx.emit(&out, || {
+        let title = format!(
+            "walk-forward {spec} {} {} {}: {} of {} windows{}, chosen by in-sample {}",
+            req.strategy.name,
+            req.symbol,
+            req.interval,
+            wf.windows.len(),
+            wf.planned_windows,
+            if wf.cancelled { " (cancelled)" } else { "" },
+            args.rank_by
+        );
+        print_windows(&wf.windows);
+        print_summary(
+            &format!("{title}\nout of sample, stitched:"),
+            id,
+            &wf.result,
+        );
+    })
+}
+
+async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> Result<()> {
+    let (axes, threads) = sweep_setup(args)?;
     let grid = sweep_grid(&axes);
     let store = match req.source {
         CandleSource::Store => Some(ctx.open_store()?),
         CandleSource::Csv(_) => None,
     };
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
     let json = ctx.json;
     let rank_by = args.rank_by.clone();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let job_cancel = cancel.clone();
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.store(true, Ordering::Relaxed);
-        }
-    });
+    let (job_cancel, watcher) = ctrl_c_flag();
     let runs = tokio::task::spawn_blocking(move || {
         let candles = load_candles(store.as_ref(), &req)?;
         let columns = CandleColumns::from_candles(&candles);
@@ -503,6 +693,10 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
                 if let Some(e) = &run.error {
                     println!("  error: {e}");
                 }
+                if !run.windows.is_empty() {
+                    println!("  walk-forward windows (metrics below are out of sample, stitched):");
+                    print_windows(&run.windows);
+                }
                 if let Some(m) = &run.metrics {
                     for (k, v) in metric_rows(m) {
                         println!("  {k:<20} {v}");
@@ -520,6 +714,30 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
                     );
                 }
             })
+        }
+        BacktestCommand::Cancel { id } => {
+            let store = ctx.open_store()?;
+            match backtests::request_cancel(store.conn(), id) {
+                Ok(()) => {}
+                Err(crate::store::StoreError::NotFound(_)) => {
+                    return Err(usage(format!(
+                        "there is no backtest {id}: see `backtest list`"
+                    )));
+                }
+                Err(crate::store::StoreError::Conflict(_)) => {
+                    let status = backtests::status(store.conn(), id)?;
+                    bail!("backtest {id} is already {status}: there is nothing to cancel");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            ctx.emit(
+                &serde_json::json!({ "id": id, "status": RunStatus::CancelRequested }),
+                || {
+                    println!(
+                        "asked backtest {id} to stop; it ends `cancelled` at its next check (see `backtest show {id}`)"
+                    );
+                },
+            )
         }
         BacktestCommand::Delete { id } => {
             let store = ctx.open_store()?;

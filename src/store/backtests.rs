@@ -1,9 +1,10 @@
 //! Backtest runs in the `backtests` table: created pending, then running, then completed,
-//! failed or cancelled; parameters, metrics, equity curve and trades as JSON.
+//! failed or cancelled; parameters, metrics, equity curve and trades as JSON. Any process may
+//! ask a run to stop (`cancel_requested`); the process running it polls the row between chunks.
 
 use super::codec::parse_col;
 use super::{StoreError, StoreResult};
-use crate::domain::backtest::{BacktestResult, Metrics, RunStatus, TradeRecord};
+use crate::domain::backtest::{BacktestResult, Metrics, RunStatus, TradeRecord, WindowReport};
 use crate::domain::market::candle::TimestampMs;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -25,6 +26,10 @@ pub struct BacktestRun {
     /// `(open time, equity at close)` pairs.
     pub equity_curve: Vec<(TimestampMs, f64)>,
     pub trades: Vec<TradeRecord>,
+    /// A walk-forward run's windows (training span, chosen parameters, out-of-sample result);
+    /// empty for a plain run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowReport>,
     pub error: Option<String>,
     pub created_at: TimestampMs,
     pub started_at: Option<TimestampMs>,
@@ -110,23 +115,53 @@ pub fn thin_curve(times: &[TimestampMs], equity: &[f64], max: usize) -> Vec<(Tim
     points
 }
 
+/// A run's results as the JSON the row keeps: metrics, thinned curve, trades, windows.
+struct Encoded {
+    metrics: String,
+    curve: String,
+    trades: String,
+    windows: Option<String>,
+}
+
+fn encode(result: &BacktestResult, windows: &[WindowReport]) -> StoreResult<Encoded> {
+    let curve = thin_curve(&result.times, &result.equity, MAX_STORED_EQUITY_POINTS);
+    Ok(Encoded {
+        metrics: serde_json::to_string(&result.metrics).map_err(|e| json_err("metrics", e))?,
+        curve: serde_json::to_string(&curve).map_err(|e| json_err("equity_curve", e))?,
+        trades: serde_json::to_string(&result.trades).map_err(|e| json_err("trades", e))?,
+        windows: (!windows.is_empty())
+            .then(|| serde_json::to_string(windows).map_err(|e| json_err("windows", e)))
+            .transpose()?,
+    })
+}
+
+/// A run finished. A cancel requested too late to be seen still ends `completed`: the result
+/// is whole.
 pub fn complete(
     conn: &Connection,
     id: i64,
     result: &BacktestResult,
     now: TimestampMs,
 ) -> StoreResult<()> {
-    let metrics = serde_json::to_string(&result.metrics).map_err(|e| json_err("metrics", e))?;
-    let curve = thin_curve(&result.times, &result.equity, MAX_STORED_EQUITY_POINTS);
-    let curve = serde_json::to_string(&curve).map_err(|e| json_err("equity_curve", e))?;
-    let trades = serde_json::to_string(&result.trades).map_err(|e| json_err("trades", e))?;
+    complete_with_windows(conn, id, result, &[], now)
+}
+
+/// A walk-forward run finished: `result` is the stitched out-of-sample run.
+pub fn complete_with_windows(
+    conn: &Connection,
+    id: i64,
+    result: &BacktestResult,
+    windows: &[WindowReport],
+    now: TimestampMs,
+) -> StoreResult<()> {
+    let e = encode(result, windows)?;
     transition(
         conn,
         id,
-        &[RunStatus::Running],
+        &[RunStatus::Running, RunStatus::CancelRequested],
         "UPDATE backtests SET status = 'completed', metrics = ?2, equity_curve = ?3, trades = ?4,
-         finished_at = ?5 WHERE id = ?1",
-        &[&id, &metrics, &curve, &trades, &now],
+         windows = ?5, finished_at = ?6 WHERE id = ?1",
+        &[&id, &e.metrics, &e.curve, &e.trades, &e.windows, &now],
     )
 }
 
@@ -134,20 +169,69 @@ pub fn fail(conn: &Connection, id: i64, error: &str, now: TimestampMs) -> StoreR
     transition(
         conn,
         id,
-        &[RunStatus::Pending, RunStatus::Running],
+        &[
+            RunStatus::Pending,
+            RunStatus::Running,
+            RunStatus::CancelRequested,
+        ],
         "UPDATE backtests SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1",
         &[&id, &error, &now],
     )
 }
 
-pub fn cancel(conn: &Connection, id: i64, now: TimestampMs) -> StoreResult<()> {
+/// Ask a pending or running run to stop. Only sets the row: the process running it sees the
+/// request at its next poll and ends the run `cancelled`. Asking twice is harmless.
+pub fn request_cancel(conn: &Connection, id: i64) -> StoreResult<()> {
     transition(
         conn,
         id,
-        &[RunStatus::Pending, RunStatus::Running],
-        "UPDATE backtests SET status = 'cancelled', finished_at = ?2 WHERE id = ?1",
-        &[&id, &now],
+        &[
+            RunStatus::Pending,
+            RunStatus::Running,
+            RunStatus::CancelRequested,
+        ],
+        "UPDATE backtests SET status = 'cancel_requested' WHERE id = ?1",
+        &[&id],
     )
+}
+
+/// Whether someone asked this run to stop (what a running backtest polls between chunks).
+pub fn cancel_requested(conn: &Connection, id: i64) -> StoreResult<bool> {
+    Ok(status(conn, id)? == RunStatus::CancelRequested)
+}
+
+/// The run stopped early. Whatever it computed before stopping (`partial`) is kept.
+pub fn cancel(
+    conn: &Connection,
+    id: i64,
+    partial: Option<(&BacktestResult, &[WindowReport])>,
+    now: TimestampMs,
+) -> StoreResult<()> {
+    let from = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::CancelRequested,
+    ];
+    match partial {
+        None => transition(
+            conn,
+            id,
+            &from,
+            "UPDATE backtests SET status = 'cancelled', finished_at = ?2 WHERE id = ?1",
+            &[&id, &now],
+        ),
+        Some((result, windows)) => {
+            let e = encode(result, windows)?;
+            transition(
+                conn,
+                id,
+                &from,
+                "UPDATE backtests SET status = 'cancelled', metrics = ?2, equity_curve = ?3,
+                 trades = ?4, windows = ?5, finished_at = ?6 WHERE id = ?1",
+                &[&id, &e.metrics, &e.curve, &e.trades, &e.windows, &now],
+            )
+        }
+    }
 }
 
 /// Delete a run; `false` when there was none with that id.
@@ -156,7 +240,7 @@ pub fn delete(conn: &Connection, id: i64) -> StoreResult<bool> {
 }
 
 const COLUMNS: &str = "id, status, strategy, symbol, interval, parameters, metrics, equity_curve,
-    trades, error, created_at, started_at, finished_at";
+    trades, error, created_at, started_at, finished_at, windows";
 
 fn from_row(r: &rusqlite::Row<'_>, full: bool) -> rusqlite::Result<RawRow> {
     Ok(RawRow {
@@ -173,6 +257,7 @@ fn from_row(r: &rusqlite::Row<'_>, full: bool) -> rusqlite::Result<RawRow> {
         created_at: r.get(10)?,
         started_at: r.get(11)?,
         finished_at: r.get(12)?,
+        windows: if full { r.get(13)? } else { None },
     })
 }
 
@@ -190,6 +275,7 @@ struct RawRow {
     created_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    windows: Option<String>,
 }
 
 impl RawRow {
@@ -212,6 +298,7 @@ impl RawRow {
             metrics: json("backtests.metrics", self.metrics)?,
             equity_curve: json("backtests.equity_curve", self.equity_curve)?.unwrap_or_default(),
             trades: json("backtests.trades", self.trades)?.unwrap_or_default(),
+            windows: json("backtests.windows", self.windows)?.unwrap_or_default(),
             error: self.error,
             created_at: self.created_at,
             started_at: self.started_at,
@@ -265,7 +352,7 @@ mod tests {
         .unwrap();
         assert_eq!(status(c, id).unwrap(), RunStatus::Pending);
         mark_running(c, id, 2).unwrap();
-        cancel(c, id, 3).unwrap();
+        cancel(c, id, None, 3).unwrap();
         assert_eq!(status(c, id).unwrap(), RunStatus::Cancelled);
         assert!(matches!(
             mark_running(c, id, 4),

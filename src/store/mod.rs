@@ -30,6 +30,8 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0002_paper_exchange.sql")),
         M::up(include_str!("migrations/0003_secrets_and_live_guard.sql")),
         M::up(include_str!("migrations/0004_trading.sql")),
+        // 0004_trading.sql is reserved for the trading work landing alongside.
+        M::up(include_str!("migrations/0005_backtest_control.sql")),
     ])
 });
 

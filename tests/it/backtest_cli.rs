@@ -24,6 +24,22 @@ fn stdout(cmd: &mut Command) -> String {
     String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
 }
 
+fn show_json(dir: &std::path::Path, id: i64) -> serde_json::Value {
+    let out = stdout(trademind(dir).args(["--json", "backtest", "show", &id.to_string()]));
+    serde_json::from_str(&out).expect("valid JSON")
+}
+
+/// `trademind --json backtest --data <the January 2025 CSV> ARGS...`, parsed.
+fn json_backtest<T: serde::de::DeserializeOwned>(dir: &std::path::Path, args: &[&str]) -> T {
+    let out = stdout(
+        trademind(dir)
+            .args(["--json", "backtest", "--data"])
+            .arg(binance_csv())
+            .args(args),
+    );
+    serde_json::from_str(&out).expect("valid JSON")
+}
+
 #[test]
 fn json_run_prints_metrics_and_trades_and_is_stored() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,13 +80,7 @@ fn json_run_prints_metrics_and_trades_and_is_stored() {
     assert_eq!(list[0]["id"], id);
     assert_eq!(list[0]["status"], "completed");
 
-    let show: serde_json::Value = serde_json::from_str(&stdout(trademind(dir.path()).args([
-        "--json",
-        "backtest",
-        "show",
-        &id.to_string(),
-    ])))
-    .unwrap();
+    let show = show_json(dir.path(), id);
     assert_eq!(show["trades"].as_array().unwrap().len(), 17);
     assert_eq!(show["equity_curve"].as_array().unwrap().len(), 744);
 
@@ -113,14 +123,19 @@ fn report_is_one_html_file_with_the_equity_curve_and_trade_list() {
 #[test]
 fn sweep_ranks_every_combination() {
     let dir = tempfile::tempdir().unwrap();
-    let out = stdout(
-        trademind(dir.path())
-            .args(["--json", "backtest", "--data"])
-            .arg(binance_csv())
-            .args(["--sweep", "fast=5..15:5", "--sweep", "slow=20..40:10"])
-            .args(["--rank-by", "total_return", "--threads", "2"]),
+    let runs: Vec<serde_json::Value> = json_backtest(
+        dir.path(),
+        &[
+            "--sweep",
+            "fast=5..15:5",
+            "--sweep",
+            "slow=20..40:10",
+            "--rank-by",
+            "total_return",
+            "--threads",
+            "2",
+        ],
     );
-    let runs: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(runs.len(), 9);
     let returns: Vec<f64> = runs
         .iter()
@@ -166,4 +181,70 @@ fn bad_parameters_and_risk_sizing_without_a_stop_are_usage_errors() {
         .arg(binance_csv())
         .assert()
         .success();
+}
+
+#[test]
+fn walk_forward_reports_out_of_sample_windows_and_is_stored_as_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // January 2025, 744 hourly candles: tests start on days 10, 15, 20 and 25 (the next would
+    // end on day 35, after the data).
+    let v: serde_json::Value = json_backtest(
+        dir.path(),
+        &[
+            "--sweep",
+            "fast=5..10:5",
+            "--sweep",
+            "slow=20..30:10",
+            "--rank",
+            "total_return",
+            "--walk-forward",
+            "train=10d,test=5d",
+        ],
+    );
+    let windows = v["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 4);
+    assert_eq!(v["planned_windows"], 4);
+    assert_eq!(v["status"], "completed");
+    let jan = |day: i64, hour: i64| 1_735_689_600_000 + ((day - 1) * 24 + hour) * 3_600_000;
+    assert_eq!(windows[0]["train_first"], jan(1, 0));
+    assert_eq!(windows[0]["train_last"], jan(10, 23));
+    assert_eq!(windows[0]["test_first"], jan(11, 0));
+    assert_eq!(windows[0]["test_last"], jan(15, 23));
+    assert_eq!(windows[3]["test_last"], jan(30, 23));
+    for w in windows {
+        assert_eq!(w["train_candles"], 240);
+        assert_eq!(w["test_candles"], 120);
+        assert!(w["params"].as_array().unwrap().len() == 2);
+    }
+    // The stitched metrics cover only the 4 x 120 out-of-sample candles.
+    assert_eq!(v["metrics"]["candles"], 480);
+    assert_eq!(v["metrics"]["start"], jan(11, 0));
+    let id = v["id"].as_i64().unwrap();
+
+    let show = show_json(dir.path(), id);
+    assert_eq!(show["status"], "completed");
+    assert_eq!(show["windows"].as_array().unwrap().len(), 4);
+    assert_eq!(show["equity_curve"].as_array().unwrap().len(), 480);
+    assert_eq!(show["parameters"]["walk_forward"], "train=10d,test=5d");
+    let text = stdout(trademind(dir.path()).args(["backtest", "show", &id.to_string()]));
+    assert!(text.contains("walk-forward windows"), "{text}");
+
+    // Without a grid there is nothing to re-optimise.
+    trademind(dir.path())
+        .args(["backtest", "--no-save", "--data"])
+        .arg(binance_csv())
+        .args(["--walk-forward", "train=10d,test=5d"])
+        .assert()
+        .code(2);
+    trademind(dir.path())
+        .args(["backtest", "--no-save", "--data"])
+        .arg(binance_csv())
+        .args([
+            "--sweep",
+            "fast=5..10:5",
+            "--walk-forward",
+            "train=40d,test=5d",
+        ])
+        .assert()
+        .code(2);
 }

@@ -149,5 +149,12 @@ fn cancelling_stops_the_run() {
         &AtomicBool::new(true),
         &mut |_, _| {},
     );
-    assert_eq!(r, Err(BacktestError::Cancelled { done: 0, total: 1 }));
+    assert_eq!(
+        r,
+        Err(BacktestError::Cancelled {
+            done: 0,
+            total: 1,
+            partial: None
+        })
+    );
 }

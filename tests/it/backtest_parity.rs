@@ -102,3 +102,55 @@ fn coinbase_2017_2019_close_matches_peers() {
         64.1337,
     );
 }
+
+/// A sweep reads its moving averages from columns shared by all its runs; every run must come
+/// out exactly as if it had updated its own averages.
+#[test]
+fn sweep_with_shared_averages_matches_single_runs_bit_for_bit() {
+    use trademind::app::backtest::{
+        BacktestRequest, CandleSource, SizingChoice, SweepAxis, run_on, run_sweep, sweep_grid,
+    };
+    use trademind::domain::backtest::Costs;
+    use trademind::domain::risk::RiskConfig;
+    let candles = read_candles_csv(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/btcusdt_1h_2025-01_binance.csv"),
+        Interval::H1,
+    )
+    .unwrap();
+    let columns = CandleColumns::from_candles(&candles);
+    let base = BacktestRequest {
+        strategy: StrategySpec {
+            name: "sma-cross".into(),
+            params: Default::default(),
+        },
+        symbol: "BTCUSDT".into(),
+        interval: Interval::H1,
+        from: None,
+        to: None,
+        source: CandleSource::Store,
+        initial_cash: BacktestConfig::new(Interval::H1).initial_cash,
+        costs: Costs::default(),
+        fill: FillModel::NextOpen,
+        sizing: SizingChoice::AllIn,
+        risk: RiskConfig::default(),
+    };
+    let axes: Vec<SweepAxis> = ["fast=4..16:4", "slow=20..50:15"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let grid = sweep_grid(&axes);
+    let never = AtomicBool::new(false);
+    let runs = run_sweep(&base, &grid, &candles, &columns, 2, &never, &|_| {});
+    assert_eq!(runs.len(), 12);
+    for run in &runs {
+        let mut req = base.clone();
+        req.strategy.params.extend(run.params.iter().cloned());
+        let alone = run_on(&req, &candles, &columns, &never, &mut |_, _| {}).unwrap();
+        assert_eq!(
+            run.metrics.as_ref(),
+            Some(&alone.metrics),
+            "{:?}",
+            run.params
+        );
+    }
+}

@@ -2,8 +2,11 @@
 
 mod architecture;
 mod backtest_cli;
+mod backtest_control;
 mod backtest_engine;
 mod backtest_parity;
+mod backtest_strategies;
+mod backtest_walk_forward;
 mod cli;
 mod daemon;
 mod daemon_crash;

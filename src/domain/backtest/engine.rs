@@ -180,6 +180,8 @@ pub enum ExitReason {
     Signal,
     StopLoss,
     TakeProfit,
+    /// Sold at the end of a walk-forward test window, so the next window starts flat.
+    WindowEnd,
 }
 
 /// One execution reported back to the engine (by the simulated exchange or the live adapter).
@@ -334,6 +336,22 @@ impl Engine {
         self.cash_f64 + self.qty_f64 * price
     }
 
+    #[inline]
+    pub fn is_flat(&self) -> bool {
+        self.position.is_flat()
+    }
+
+    /// Show the strategy a closed candle without acting on what it says: warm-up before the
+    /// candles a run trades on. The account and any order in flight are untouched.
+    pub fn observe(&mut self, history: History<'_>) {
+        let ctx = StrategyContext {
+            history,
+            position: self.position,
+            cash: self.cash,
+        };
+        let _ignored = self.strategy.on_candle(&ctx);
+    }
+
     /// A candle closed: ask the strategy, size its wish and return the orders to place.
     pub fn on_candle(&mut self, history: History<'_>) -> Vec<OrderIntent> {
         let ctx = StrategyContext {
@@ -392,12 +410,13 @@ impl Engine {
             Side::Buy => {
                 let old = self.position.qty;
                 let new = old + exec.qty;
-                if !new.is_zero() {
+                if old.is_zero() {
+                    // Opening from flat: the average is the fill price (no decimal division).
+                    self.position.entry_price = exec.price;
+                    self.position.entry_time = exec.time;
+                } else if !new.is_zero() {
                     self.position.entry_price =
                         Price((self.position.entry_price * old + notional).get() / new.get());
-                }
-                if old.is_zero() {
-                    self.position.entry_time = exec.time;
                 }
                 self.position.qty = new;
                 self.cash -= notional + exec.fee;

@@ -6,9 +6,12 @@ use crate::domain::market::candle::{Candle, TimestampMs};
 use crate::domain::money::{Price, Qty};
 use crate::domain::trading::filters::{FilterViolation, SymbolFilters};
 use crate::domain::trading::order::Side;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// Decimal places a quote-budget quantity keeps when the symbol has no lot step.
+pub const BUDGET_QTY_DP: u32 = 12;
 use std::str::FromStr;
 
 /// When a market order decided on a candle's close fills.
@@ -137,7 +140,11 @@ impl SimulatedExchange {
     }
 
     /// A new candle opens: the queued order fills at its open.
+    #[inline]
     pub fn on_open(&mut self, candle: &Candle) -> Option<Result<Execution, Rejection>> {
+        // Checked by reference first so the common case (nothing queued) does not move the
+        // whole intent out and back.
+        self.pending.as_ref()?;
         let intent = self.pending.take()?;
         Some(self.fill_market(&intent, candle.open, candle.open_time))
     }
@@ -224,10 +231,13 @@ impl SimulatedExchange {
         let fee_rate = self.costs.taker_fee;
         let raw_qty = match intent.amount {
             OrderAmount::Qty(q) => q,
-            // budget = qty * price * (1 + fee)
-            OrderAmount::QuoteBudget(budget) => {
-                Qty(budget.get() / (price.get() * (Decimal::ONE + fee_rate)))
-            }
+            // budget = qty * price * (1 + fee). The quotient is cut (down, so the budget is never
+            // overspent) to BUDGET_QTY_DP places, 10,000 times finer than Binance's finest lot:
+            // a full 28-digit quantity would push every later multiplication onto the decimal
+            // library's slow rescaling path, for digits no exchange accepts.
+            OrderAmount::QuoteBudget(budget) => Qty((budget.get()
+                / (price.get() * (Decimal::ONE + fee_rate)))
+                .round_dp_with_strategy(BUDGET_QTY_DP, RoundingStrategy::ToZero)),
         };
         let qty = match intent.side {
             // Selling the whole position must not leave dust the filters would refuse anyway.
@@ -334,6 +344,22 @@ mod tests {
         assert_eq!(e.qty, Qty(dec!(10)));
         assert_eq!(e.fee, Quote(dec!(1)));
         assert!(ex.on_open(&next).is_none());
+    }
+
+    #[test]
+    fn budget_quantity_is_cut_to_twelve_places_and_never_overspends() {
+        let mut ex = SimulatedExchange::new(FillModel::Close, Costs::default(), unrestricted());
+        let k = c(dec!(3), dec!(3), dec!(3), dec!(3));
+        let e = ex
+            .submit(
+                buy(OrderAmount::QuoteBudget(Quote(dec!(100))), None, None),
+                &k,
+            )
+            .unwrap()
+            .unwrap();
+        // 100 / (3 * 1.001) = 33.300033300033300033.. -> 33.300033300033
+        assert_eq!(e.qty, Qty(dec!(33.300033300033)));
+        assert!(e.price * e.qty + e.fee <= Quote(dec!(100)));
     }
 
     #[test]

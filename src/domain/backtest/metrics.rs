@@ -118,11 +118,14 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
         if e > peak {
             peak = e;
             peak_at = i;
-        }
-        let dd = 1.0 - ratio_or_zero(e, peak);
-        if dd > max_dd {
-            max_dd = dd;
-            dd_span = Some((peak_at, i));
+        } else if e < peak {
+            // Only a point below its peak can deepen the drawdown; the division is skipped for
+            // the rest (a new peak has no drawdown).
+            let dd = 1.0 - ratio_or_zero(e, peak);
+            if dd > max_dd {
+                max_dd = dd;
+                dd_span = Some((peak_at, i));
+            }
         }
     }
     let nf = n as f64;

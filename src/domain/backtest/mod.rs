@@ -12,6 +12,7 @@ pub mod report;
 pub mod settings;
 pub mod sizing;
 pub mod strategies;
+pub mod walk_forward;
 
 pub use engine::{
     Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, OrderAmount, OrderIntent,
@@ -21,7 +22,10 @@ pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
 pub use metrics::{Metrics, TradeRecord};
 pub use settings::BacktestSettings;
 pub use sizing::RiskSizer;
-pub use strategies::{StrategyError, StrategySpec, build_strategy};
+pub use strategies::{
+    SharedColumns, StrategyError, StrategySpec, build_strategy, build_strategy_shared,
+};
+pub use walk_forward::{Span, WalkForwardSpec, WindowReport, WindowSplit};
 
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
 use crate::domain::money::{Price, Quote};
@@ -73,14 +77,19 @@ pub struct BacktestResult {
     pub rejections: Vec<(TimestampMs, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BacktestError {
     #[error("no candles to backtest: import or fetch some first, or pass --data FILE")]
     NoCandles,
     #[error("candles out of order at {at}: each open time must be after the previous one")]
     Unordered { at: TimestampMs },
     #[error("cancelled after {done} of {total} candles")]
-    Cancelled { done: usize, total: usize },
+    Cancelled {
+        done: usize,
+        total: usize,
+        /// What the candles before the cancel produced (`None` when none were traded).
+        partial: Option<Box<BacktestResult>>,
+    },
 }
 
 /// Builds round trips from executions as they happen.
@@ -147,64 +156,104 @@ impl BacktestService {
     /// candles; `progress` is told how far the run is.
     pub fn run(
         config: &BacktestConfig,
-        mut engine: Engine,
+        engine: Engine,
         candles: &[Candle],
         columns: &CandleColumns,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<BacktestResult, BacktestError> {
-        let (Some(first), Some(last)) = (candles.first(), candles.last()) else {
-            return Err(BacktestError::NoCandles);
-        };
+        Self::run_from(config, engine, candles, columns, 0, cancel, progress)
+    }
+
+    /// Like [`run`](Self::run), but the candles before `trade_from` only warm the strategy up:
+    /// it is shown them (so its indicators start primed, as a live bot's would with history)
+    /// while nothing trades and nothing is measured. Equity, trades and metrics cover
+    /// `candles[trade_from..]`. Walk-forward test windows run this way, warmed on their
+    /// training window.
+    ///
+    /// A cancelled run ends with [`BacktestError::Cancelled`] carrying the result of the candles
+    /// it got through.
+    pub fn run_from(
+        config: &BacktestConfig,
+        mut engine: Engine,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        trade_from: usize,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<BacktestResult, BacktestError> {
         let n = candles.len();
+        if trade_from >= n {
+            return Err(BacktestError::NoCandles);
+        }
         let mut exchange =
             SimulatedExchange::new(config.fill_model, config.costs, config.filters.clone());
         let mut ledger = TradeLedger::default();
-        let mut equity = Vec::with_capacity(n);
+        let mut equity = Vec::with_capacity(n - trade_from);
         let mut in_market = 0usize;
         let mut rejections = Vec::new();
         let mut prev_time = TimestampMs::MIN;
+        // The order check reads the f64 view's time column: touching the wide decimal candles
+        // on every step would stream ~90 bytes a candle through the cache for one field.
+        let times = &columns.open_time[..n];
+        let mut end = n;
 
-        for (i, candle) in candles.iter().enumerate() {
+        for i in 0..n {
             if i % PROGRESS_EVERY == 0 {
                 if cancel.load(Ordering::Relaxed) {
-                    return Err(BacktestError::Cancelled { done: i, total: n });
+                    end = i;
+                    break;
                 }
                 progress(i, n);
             }
-            if candle.open_time <= prev_time {
-                return Err(BacktestError::Unordered {
-                    at: candle.open_time,
-                });
+            let time = times[i];
+            if time <= prev_time {
+                return Err(BacktestError::Unordered { at: time });
             }
-            prev_time = candle.open_time;
+            prev_time = time;
+            let history = History::up_to(candles, columns, i);
+            if i < trade_from {
+                engine.observe(history);
+                continue;
+            }
+            let candle = &candles[i];
 
             if let Some(outcome) = exchange.on_open(candle) {
                 settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
             }
-            if !engine.position().is_flat()
+            if !engine.is_flat()
                 && let Some(exec) = exchange.check_brackets(candle)
             {
                 engine.on_execution(&exec);
                 ledger.record(&exec);
             }
-            let was_in_market = !engine.position().is_flat();
-            for intent in engine.on_candle(History::up_to(candles, columns, i)) {
+            let was_in_market = !engine.is_flat();
+            for intent in engine.on_candle(history) {
                 if let Some(outcome) = exchange.submit(intent, candle) {
                     settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
                 }
             }
-            in_market += usize::from(was_in_market || !engine.position().is_flat());
+            in_market += usize::from(was_in_market || !engine.is_flat());
             equity.push(engine.equity_f64(columns.close[i]));
         }
-        progress(n, n);
+        if end == n {
+            progress(n, n);
+        }
         // An order still queued after the last candle never fills: there is no next open.
         if exchange.has_pending() {
             engine.on_rejected();
         }
+        if end <= trade_from {
+            return Err(BacktestError::Cancelled {
+                done: end,
+                total: n,
+                partial: None,
+            });
+        }
 
+        let (first, last) = (&candles[trade_from], &candles[end - 1]);
         let trades = ledger.finish(last.close);
-        let times: Vec<TimestampMs> = columns.open_time.clone();
+        let times: Vec<TimestampMs> = times[trade_from..end].to_vec();
         let metrics = metrics::compute(&metrics::MetricsInput {
             interval: config.interval,
             initial_equity: config.initial_cash.to_f64(),
@@ -216,7 +265,7 @@ impl BacktestService {
             first_open: first.open.to_f64(),
             last_close: last.close.to_f64(),
         });
-        Ok(BacktestResult {
+        let result = BacktestResult {
             strategy: engine.strategy_name().to_string(),
             sizer: engine.sizer_name().to_string(),
             final_equity: engine.equity_at(last.close),
@@ -225,7 +274,15 @@ impl BacktestService {
             equity,
             times,
             rejections,
-        })
+        };
+        if end < n {
+            return Err(BacktestError::Cancelled {
+                done: end,
+                total: n,
+                partial: Some(Box::new(result)),
+            });
+        }
+        Ok(result)
     }
 }
 
@@ -254,16 +311,28 @@ fn settle(
 pub enum RunStatus {
     Pending,
     Running,
+    /// Someone (maybe another process) asked it to stop; the run ends `Cancelled` at its next
+    /// poll.
+    CancelRequested,
     Completed,
     Failed,
     Cancelled,
 }
 
 impl RunStatus {
+    /// Finished one way or another: nothing will change the row any more.
+    pub const fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             RunStatus::Pending => "pending",
             RunStatus::Running => "running",
+            RunStatus::CancelRequested => "cancel_requested",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
@@ -283,6 +352,7 @@ impl std::str::FromStr for RunStatus {
         [
             RunStatus::Pending,
             RunStatus::Running,
+            RunStatus::CancelRequested,
             RunStatus::Completed,
             RunStatus::Failed,
             RunStatus::Cancelled,

@@ -2,12 +2,13 @@
 //! how to build one from a name and `key=value` parameters or a strategy TOML file.
 
 use super::engine::{Signal, Strategy, StrategyContext};
-use crate::domain::market::indicators::{Macd, Rsi, Sma};
+use crate::domain::market::indicators::{Macd, Rsi, Sma, sma};
 use crate::domain::money::Price;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A strategy by name with its parameters, as given on the command line or in a TOML file:
 ///
@@ -129,8 +130,69 @@ impl Brackets {
     }
 }
 
-/// Build a built-in strategy.
+/// Indicator columns over one data set, computed once and shared by every run on that same data
+/// set: a sweep's thousand SMA-crossover runs need one SMA column per distinct period instead of
+/// two fresh averages per run. The batch columns come from the same streaming indicators, so a
+/// strategy reading them decides exactly as one updating its own.
+///
+/// A strategy built with these columns must run on the candles they were computed from, from the
+/// first one (it reads the column at the history's current index).
+pub struct SharedColumns {
+    closes: Arc<[f64]>,
+    sma: Mutex<HashMap<usize, Arc<[f64]>>>,
+}
+
+impl SharedColumns {
+    pub fn new(closes: &[f64]) -> Self {
+        SharedColumns {
+            closes: closes.into(),
+            sma: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The SMA of the closes over `period` (NaN during the warm-up), computed on first use.
+    pub fn sma(&self, period: usize) -> Arc<[f64]> {
+        let cached = |map: &HashMap<usize, Arc<[f64]>>| map.get(&period).cloned();
+        if let Some(column) = cached(&self.sma.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return column;
+        }
+        // Computed outside the lock so other workers are not held up; a race computes the same
+        // column twice and keeps the first.
+        let column: Arc<[f64]> = sma(&self.closes, period).into();
+        self.sma
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(period)
+            .or_insert(column)
+            .clone()
+    }
+
+    /// How many distinct columns are held (for tests and diagnostics).
+    pub fn cached_columns(&self) -> usize {
+        self.sma
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// Build a built-in strategy that keeps its own streaming indicators (live trading, single runs).
 pub fn build_strategy(spec: &StrategySpec) -> Result<Box<dyn Strategy>, StrategyError> {
+    build(spec, None)
+}
+
+/// Build a built-in strategy that reads its moving averages from `shared` where it can (sweeps).
+pub fn build_strategy_shared(
+    spec: &StrategySpec,
+    shared: &SharedColumns,
+) -> Result<Box<dyn Strategy>, StrategyError> {
+    build(spec, Some(shared))
+}
+
+fn build(
+    spec: &StrategySpec,
+    shared: Option<&SharedColumns>,
+) -> Result<Box<dyn Strategy>, StrategyError> {
     match spec.name.as_str() {
         "sma-cross" => {
             let p = Params {
@@ -148,9 +210,11 @@ pub fn build_strategy(spec: &StrategySpec) -> Result<Box<dyn Strategy>, Strategy
                     why: "must be shorter than slow",
                 });
             }
-            Ok(Box::new(
-                SmaCross::new(fast, slow).with_brackets(p.brackets()?),
-            ))
+            let strategy = match shared {
+                Some(cols) => SmaCross::from_columns(cols.sma(fast), cols.sma(slow)),
+                None => SmaCross::new(fast, slow),
+            };
+            Ok(Box::new(strategy.with_brackets(p.brackets()?)))
         }
         "rsi-reversion" => {
             let p = Params {
@@ -220,17 +284,37 @@ pub fn build_strategy(spec: &StrategySpec) -> Result<Box<dyn Strategy>, Strategy
 /// Long when the fast SMA crosses above the slow one, flat when it crosses below. A tie is not a
 /// cross; signals need both averages defined on the previous and the current candle.
 pub struct SmaCross {
-    fast: Sma,
-    slow: Sma,
+    averages: Averages,
     prev: Option<(f64, f64)>,
     brackets: Brackets,
+}
+
+/// Where the crossover's two averages come from.
+enum Averages {
+    /// Updated one close at a time (live trading, single runs).
+    Streaming { fast: Sma, slow: Sma },
+    /// Read from columns computed once over the whole run (sweeps). The value at index `i`
+    /// depends only on closes `..=i`, and is read at the history's current index, so nothing
+    /// after the current candle can leak in.
+    Columns { fast: Arc<[f64]>, slow: Arc<[f64]> },
 }
 
 impl SmaCross {
     pub fn new(fast: usize, slow: usize) -> Self {
         SmaCross {
-            fast: Sma::new(fast),
-            slow: Sma::new(slow),
+            averages: Averages::Streaming {
+                fast: Sma::new(fast),
+                slow: Sma::new(slow),
+            },
+            prev: None,
+            brackets: Brackets::default(),
+        }
+    }
+
+    /// From precomputed SMA columns (see [`SharedColumns`]).
+    pub fn from_columns(fast: Arc<[f64]>, slow: Arc<[f64]>) -> Self {
+        SmaCross {
+            averages: Averages::Columns { fast, slow },
             prev: None,
             brackets: Brackets::default(),
         }
@@ -249,11 +333,23 @@ impl Strategy for SmaCross {
 
     #[inline]
     fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
-        let close = ctx.history.close();
-        let f = self.fast.update(close);
-        let s = self.slow.update(close);
-        let (Some(f), Some(s)) = (f, s) else {
-            return None;
+        let (f, s) = match &mut self.averages {
+            Averages::Streaming { fast, slow } => {
+                let close = ctx.history.close();
+                let f = fast.update(close);
+                let s = slow.update(close);
+                (f?, s?)
+            }
+            Averages::Columns { fast, slow } => {
+                let i = ctx.history.len() - 1;
+                let (Some(&f), Some(&s)) = (fast.get(i), slow.get(i)) else {
+                    return None;
+                };
+                if f.is_nan() || s.is_nan() {
+                    return None;
+                }
+                (f, s)
+            }
         };
         let prev = self.prev.replace((f, s));
         let (pf, ps) = prev?;
@@ -382,6 +478,22 @@ mod tests {
             build_strategy(&spec("moon", &[])),
             Err(StrategyError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn shared_columns_compute_each_period_once() {
+        let closes: Vec<f64> = (0..50).map(|i| f64::from(i % 7)).collect();
+        let shared = SharedColumns::new(&closes);
+        for (fast, slow) in [(5.0, 20.0), (5.0, 30.0), (10.0, 20.0)] {
+            build_strategy_shared(
+                &spec("sma-cross", &[("fast", fast), ("slow", slow)]),
+                &shared,
+            )
+            .unwrap();
+        }
+        // periods 5, 10, 20 and 30
+        assert_eq!(shared.cached_columns(), 4);
+        assert!(Arc::ptr_eq(&shared.sma(5), &shared.sma(5)));
     }
 
     #[test]

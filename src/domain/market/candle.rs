@@ -177,6 +177,18 @@ impl CandleColumns {
         cols
     }
 
+    /// A copy of the rows in `range` (a walk-forward window runs on its own columns).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> CandleColumns {
+        CandleColumns {
+            open_time: self.open_time[range.clone()].to_vec(),
+            open: self.open[range.clone()].to_vec(),
+            high: self.high[range.clone()].to_vec(),
+            low: self.low[range.clone()].to_vec(),
+            close: self.close[range.clone()].to_vec(),
+            volume: self.volume[range].to_vec(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.close.len()
     }
