@@ -117,7 +117,8 @@ fn snapshot(book: &mut OrderBook) {
             Qty::new(Decimal::ONE),
         )
     });
-    book.apply_snapshot(0, bids, asks);
+    book.apply_snapshot(0, bids, asks)
+        .expect("bench snapshot prices are whole ticks");
 }
 
 fn main() {
