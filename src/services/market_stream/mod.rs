@@ -4,6 +4,7 @@
 
 pub mod candle_sink;
 pub mod config;
+pub mod execution;
 pub mod rest;
 pub mod stream;
 pub mod sync;
