@@ -53,7 +53,7 @@ impl PriceTicks {
             mantissa.checked_mul(10u128.pow(PRICE_TICK_SCALE - scale))?
         } else {
             let divisor = 10u128.checked_pow(scale - PRICE_TICK_SCALE)?;
-            if mantissa % divisor != 0 {
+            if !mantissa.is_multiple_of(divisor) {
                 return None;
             }
             mantissa / divisor
@@ -70,7 +70,7 @@ impl PriceTicks {
         }
         let mut mantissa = self.0;
         let mut scale = PRICE_TICK_SCALE;
-        while mantissa % 10 == 0 {
+        while mantissa.is_multiple_of(10) {
             mantissa /= 10;
             scale -= 1;
         }
