@@ -14,6 +14,7 @@ use sha2::Sha256;
 
 use crate::domain::money::{Price, Qty};
 use crate::domain::trading::order::{OrderStatus, Side};
+use crate::services::market_stream::config::StreamConfig;
 pub use crate::services::market_stream::execution::{
     ExecutionApplied, ExecutionError, OrderOutcome, PositionOutcome, apply_execution_report,
 };
@@ -335,6 +336,20 @@ pub struct UserDataSettings {
     pub reconnect_initial_backoff_ms: u64,
     pub reconnect_max_backoff_ms: u64,
     pub read_timeout_secs: u64,
+}
+
+impl UserDataSettings {
+    /// The `[stream]` endpoint and reconnect timing with the account's API key and secret.
+    pub fn new(config: &StreamConfig, api_key: String, api_secret: String) -> Self {
+        UserDataSettings {
+            ws_api_url: config.ws_api_url.clone(),
+            api_key,
+            api_secret,
+            reconnect_initial_backoff_ms: config.reconnect_initial_backoff_ms,
+            reconnect_max_backoff_ms: config.reconnect_max_backoff_ms,
+            read_timeout_secs: config.read_timeout_secs,
+        }
+    }
 }
 
 impl std::fmt::Debug for UserDataSettings {
