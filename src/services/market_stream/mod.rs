@@ -5,6 +5,7 @@
 
 pub mod candle_sink;
 pub mod config;
+mod depth_scan;
 pub mod execution;
 pub mod rest;
 pub mod runner;

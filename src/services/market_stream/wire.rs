@@ -12,6 +12,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::domain::market::{Candle, Interval};
 use crate::domain::money::{Price, Qty};
+use crate::services::market_stream::depth_scan::{scan_combined_depth, scan_depth};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -85,6 +86,11 @@ pub enum StreamMessage {
 /// Decode a combined-stream frame `{"stream":..,"data":..}` (or a bare event such as
 /// `serverShutdown`). Depth levels land in `scratch`.
 pub fn decode_message(text: &str, scratch: &mut DepthDiff) -> Result<StreamMessage, WireError> {
+    if let Some(stream) = scan_combined_depth(text, scratch) {
+        return Ok(StreamMessage::Depth {
+            stream_symbol: stream_symbol(stream),
+        });
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let message = FrameSeed { scratch }.deserialize(&mut de)?;
     de.end()?;
@@ -93,6 +99,14 @@ pub fn decode_message(text: &str, scratch: &mut DepthDiff) -> Result<StreamMessa
 
 /// Decode a bare `depthUpdate` payload into `scratch` (the benchmark's and the raw stream's path).
 pub fn decode_depth_update(text: &str, scratch: &mut DepthDiff) -> Result<(), WireError> {
+    if scan_depth(text, scratch).is_some() {
+        return Ok(());
+    }
+    decode_depth_general(text, scratch)
+}
+
+/// The serde decoder for any depth object, for what the scanner declines.
+pub(crate) fn decode_depth_general(text: &str, scratch: &mut DepthDiff) -> Result<(), WireError> {
     let mut de = serde_json::Deserializer::from_str(text);
     DepthSeed { out: scratch }.deserialize(&mut de)?;
     de.end()?;
@@ -102,11 +116,14 @@ pub fn decode_depth_update(text: &str, scratch: &mut DepthDiff) -> Result<(), Wi
 /// REST `GET /api/v3/depth` body.
 pub fn decode_depth_snapshot(text: &str) -> Result<DepthDiff, WireError> {
     let mut out = DepthDiff::default();
-    let mut de = serde_json::Deserializer::from_str(text);
-    DepthSeed { out: &mut out }.deserialize(&mut de)?;
-    de.end()?;
+    decode_depth_update(text, &mut out)?;
     out.first_update_id = out.final_update_id;
     Ok(out)
+}
+
+/// `bnbbtc@depth@100ms` -> `BNBBTC`.
+fn stream_symbol(stream: &str) -> String {
+    stream.split('@').next().unwrap_or("").to_ascii_uppercase()
 }
 
 /// REST `GET /api/v3/klines` body: arrays `[openTime, o, h, l, c, v, closeTime, ...]`.
@@ -273,12 +290,11 @@ struct DataSeed<'n, 's> {
 impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
     type Value = StreamMessage;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<StreamMessage, D::Error> {
-        let symbol_of = |s: &str| s.split('@').next().unwrap_or("").to_ascii_uppercase();
         let kind = self.stream.split_once('@').map(|(_, k)| k).unwrap_or("");
         if kind.starts_with("depth") {
             DepthSeed { out: self.scratch }.deserialize(d)?;
             Ok(StreamMessage::Depth {
-                stream_symbol: symbol_of(self.stream),
+                stream_symbol: stream_symbol(self.stream),
             })
         } else if kind == "bookTicker" {
             let w = BookTickerWire::deserialize(d)?;
