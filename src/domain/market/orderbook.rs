@@ -24,6 +24,19 @@ pub const PRICE_TICK_SCALE: u32 = 8;
 
 const TICKS_PER_UNIT: u64 = 100_000_000;
 
+/// 10^0 ..= 10^8: the factor from a price with `PRICE_TICK_SCALE - i` decimals to ticks.
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
 /// An exact, non-negative price as a whole number of 10^-8 steps: the book's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PriceTicks(u64);
@@ -49,6 +62,13 @@ impl PriceTicks {
         }
         let mantissa = value.mantissa().unsigned_abs();
         let scale = value.scale();
+        // The common case (Binance sends at most 8 decimals) in u64 arithmetic.
+        if let (Ok(small), Some(&factor)) = (
+            u64::try_from(mantissa),
+            POW10.get((PRICE_TICK_SCALE.wrapping_sub(scale)) as usize),
+        ) {
+            return small.checked_mul(factor).map(PriceTicks);
+        }
         let ticks = if scale <= PRICE_TICK_SCALE {
             mantissa.checked_mul(10u128.pow(PRICE_TICK_SCALE - scale))?
         } else {

@@ -6,7 +6,7 @@
 //! must agree with the general decoder wherever it answers, which the tests check.
 
 use crate::domain::money::{Price, Qty};
-use crate::services::market_stream::wire::{DepthDiff, plain_decimal};
+use crate::services::market_stream::wire::{DepthDiff, plain_decimal_bytes};
 
 struct Scanner<'a> {
     bytes: &'a [u8],
@@ -31,20 +31,23 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string without escapes; its contents.
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string without escapes or control characters; its bytes (keys and values we compare
+    /// or skip, so no UTF-8 check is needed).
+    fn string(&mut self) -> Option<&'a [u8]> {
         if !self.eat(b'"') {
             return None;
         }
         let start = self.pos;
-        let len = self.bytes[start..].iter().position(|&b| b == b'"')?;
-        let raw = &self.bytes[start..start + len];
-        if raw.iter().any(|&b| b == b'\\' || b < 0x20) {
-            return None;
+        loop {
+            match *self.bytes.get(self.pos)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.pos += 1,
+            }
         }
-        self.pos = start + len + 1;
-        // The input is a &str and the slice ends at ASCII quotes, so it is valid UTF-8.
-        std::str::from_utf8(raw).ok()
+        let raw = &self.bytes[start..self.pos];
+        self.pos += 1;
+        Some(raw)
     }
 
     /// A non-negative integer that fits a u64 (no sign, fraction or exponent).
@@ -76,11 +79,11 @@ impl<'a> Scanner<'a> {
             if !self.eat(b'[') {
                 return None;
             }
-            let price = plain_decimal(self.string()?)?;
+            let price = plain_decimal_bytes(self.string()?)?;
             if !self.eat(b',') {
                 return None;
             }
-            let qty = plain_decimal(self.string()?)?;
+            let qty = plain_decimal_bytes(self.string()?)?;
             if !self.eat(b']') {
                 return None;
             }
@@ -112,14 +115,14 @@ impl<'a> Scanner<'a> {
                 return None;
             }
             match key {
-                "e" | "s" => {
+                b"e" | b"s" => {
                     self.string()?;
                 }
-                "E" => out.event_time = i64::try_from(self.unsigned()?).ok()?,
-                "U" => first = Some(self.unsigned()?),
-                "u" | "lastUpdateId" => last = Some(self.unsigned()?),
-                "b" | "bids" => self.levels(&mut out.bids)?,
-                "a" | "asks" => self.levels(&mut out.asks)?,
+                b"E" => out.event_time = i64::try_from(self.unsigned()?).ok()?,
+                b"U" => first = Some(self.unsigned()?),
+                b"u" | b"lastUpdateId" => last = Some(self.unsigned()?),
+                b"b" | b"bids" => self.levels(&mut out.bids)?,
+                b"a" | b"asks" => self.levels(&mut out.asks)?,
                 _ => return None,
             }
             if self.eat(b'}') {
@@ -157,14 +160,15 @@ pub(crate) fn scan_combined_depth<'a>(text: &'a str, out: &mut DepthDiff) -> Opt
         bytes: text.as_bytes(),
         pos: 0,
     };
-    if !s.eat(b'{') || s.string()? != "stream" || !s.eat(b':') {
+    if !s.eat(b'{') || s.string()? != b"stream" || !s.eat(b':') {
         return None;
     }
-    let stream = s.string()?;
+    // Between ASCII quotes of a &str, so valid UTF-8; checked anyway, it is one short name.
+    let stream = std::str::from_utf8(s.string()?).ok()?;
     if !stream.split_once('@')?.1.starts_with("depth") {
         return None;
     }
-    if !s.eat(b',') || s.string()? != "data" || !s.eat(b':') {
+    if !s.eat(b',') || s.string()? != b"data" || !s.eat(b':') {
         return None;
     }
     s.depth(out)?;

@@ -176,7 +176,10 @@ fn decimal(field: &'static str, s: &str) -> Result<Decimal, WireError> {
 /// exponents, longer numbers), which the general parser then handles. This is several times
 /// faster than the general parser and is the hot path of the depth stream.
 pub fn plain_decimal(s: &str) -> Option<Decimal> {
-    let bytes = s.as_bytes();
+    plain_decimal_bytes(s.as_bytes())
+}
+
+pub(crate) fn plain_decimal_bytes(bytes: &[u8]) -> Option<Decimal> {
     if bytes.is_empty() || bytes.len() > 20 {
         return None;
     }
