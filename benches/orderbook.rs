@@ -1,5 +1,6 @@
-//! Local order book throughput: decode Binance `depthUpdate` frames (borrowed JSON, exact
-//! Decimal levels) and apply them to a 5000-level-per-side book, for 10 million events.
+//! Local order book throughput: decode Binance `depthUpdate` frames (single-pass scanner, exact
+//! decimal levels) and apply them to a 5000-level-per-side book keyed by integer price ticks,
+//! for 10 million events.
 //! Run with `cargo bench --bench orderbook`. Reports events/s and level updates/s for
 //! decode+apply, apply alone and decode alone, the book's level counts, and memory before and
 //! after, to show it stays flat: VmRSS/VmHWM from /proc/self/status, and from a counting

@@ -1,6 +1,7 @@
 //! Binance market-stream wire formats, decoded straight into domain values. The depth path is
 //! the hot one (hundreds of events a second per symbol, replayed by the benchmark at millions):
-//! it borrows `&str` fields from the frame and parses the price levels into a reused buffer, so
+//! frames in Binance's plain shape go through a single-pass scanner (`depth_scan`), the rest
+//! through serde with borrowed `&str` fields; either way the levels land in a reused buffer, so
 //! a steady stream allocates nothing.
 
 use std::fmt;
