@@ -1,10 +1,14 @@
-//! Local order book throughput: decode Binance `depthUpdate` frames (borrowed JSON, exact
-//! Decimal levels) and apply them to a 5000-level-per-side book, for 10 million events.
+//! Local order book throughput: decode Binance `depthUpdate` frames (single-pass scanner, exact
+//! decimal levels) and apply them to a 5000-level-per-side book keyed by integer price ticks,
+//! for 10 million events.
 //! Run with `cargo bench --bench orderbook`. Reports events/s and level updates/s for
-//! decode+apply, apply alone and decode alone, the book's level counts, and memory (VmRSS,
-//! VmHWM from /proc/self/status) before and after, to show memory stays flat.
+//! decode+apply, apply alone and decode alone, the book's level counts, and memory before and
+//! after, to show it stays flat: VmRSS/VmHWM from /proc/self/status, and from a counting
+//! allocator the bytes live on the heap and the number of allocations made per event.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rand::rngs::StdRng;
@@ -13,6 +17,43 @@ use rust_decimal::Decimal;
 use trademind::domain::market::OrderBook;
 use trademind::domain::money::{Price, Qty};
 use trademind::services::market_stream::wire::{DepthDiff, decode_depth_update};
+
+/// The system allocator, counting calls and live bytes.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters are atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn heap() -> (u64, u64) {
+    (
+        LIVE_BYTES.load(Ordering::Relaxed),
+        ALLOCATIONS.load(Ordering::Relaxed),
+    )
+}
 
 const EVENTS: u64 = 10_000_000;
 const POOL: usize = 100_000;
@@ -117,7 +158,8 @@ fn snapshot(book: &mut OrderBook) {
             Qty::new(Decimal::ONE),
         )
     });
-    book.apply_snapshot(0, bids, asks);
+    book.apply_snapshot(0, bids, asks)
+        .expect("bench snapshot prices are whole ticks");
 }
 
 fn main() {
@@ -138,6 +180,8 @@ fn main() {
     );
 
     // Decode + apply, the live path.
+    let (live_before, allocations_before) = heap();
+    let mut live_at_1m = 0;
     let cpu0 = cpu_secs();
     let start = Instant::now();
     let mut rss_at_1m = 0;
@@ -150,9 +194,11 @@ fn main() {
             .expect("ids chain");
         if n == 1_000_000 {
             rss_at_1m = status_kb("VmRSS:");
+            live_at_1m = heap().0;
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let (live_after, allocations_after) = heap();
     println!("{levels_per_event:.2} price levels per event");
     report(
         "decode+apply",
@@ -169,6 +215,11 @@ fn main() {
         rss_at_1m,
         status_kb("VmRSS:"),
         status_kb("VmHWM:")
+    );
+    let allocations = allocations_after - allocations_before;
+    println!(
+        "heap live: before {live_before} B, after 1M events {live_at_1m} B, after 10M {live_after} B; {allocations} allocations in {EVENTS} events ({:.3} per event)",
+        allocations as f64 / EVENTS as f64
     );
 
     // Apply alone: pre-decoded pool.

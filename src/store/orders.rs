@@ -139,25 +139,44 @@ pub fn mark(
 /// Store fills of an order; a fill already stored (same trade id) is ignored.
 pub fn insert_fills(conn: &Connection, order_row_id: i64, fills: &[Fill]) -> StoreResult<()> {
     for f in fills {
-        conn.execute(
-            "INSERT OR IGNORE INTO trades (order_id, exchange_trade_id, symbol, side, price, quantity,
-                 fee, fee_asset, is_maker, executed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                order_row_id,
-                f.trade_id,
-                f.symbol.as_str(),
-                f.side.as_str(),
-                dec_to_sql(f.price.get()),
-                dec_to_sql(f.quantity.get()),
-                dec_to_sql(f.fee.get()),
-                f.fee_asset,
-                f.is_maker,
-                f.time,
-            ],
-        )?;
+        insert_fill(conn, order_row_id, f)?;
     }
     Ok(())
+}
+
+/// Store one fill; `false` if this order already has a fill with the same trade id, so a
+/// replayed execution report is recognised and not counted twice.
+pub fn insert_fill(conn: &Connection, order_row_id: i64, f: &Fill) -> StoreResult<bool> {
+    let inserted = conn.execute(
+        "INSERT OR IGNORE INTO trades (order_id, exchange_trade_id, symbol, side, price, quantity,
+             fee, fee_asset, is_maker, executed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            order_row_id,
+            f.trade_id,
+            f.symbol.as_str(),
+            f.side.as_str(),
+            dec_to_sql(f.price.get()),
+            dec_to_sql(f.quantity.get()),
+            dec_to_sql(f.fee.get()),
+            f.fee_asset,
+            f.is_maker,
+            f.time,
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// The strategy an order was placed for, if any.
+pub fn strategy_of(conn: &Connection, order_row_id: i64) -> StoreResult<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT strategy_id FROM orders WHERE id = ?1",
+            [order_row_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
 }
 
 const COLUMNS: &str = "id, connection, client_order_id, exchange_order_id, symbol, side, order_type,

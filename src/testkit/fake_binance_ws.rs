@@ -64,7 +64,8 @@ impl FakeBinanceWs {
         let ws = TcpListener::bind("127.0.0.1:0").await?;
         let rest = TcpListener::bind("127.0.0.1:0").await?;
         let mut book = OrderBook::new(10_000);
-        book.apply_snapshot(first_id, [], []);
+        book.apply_snapshot(first_id, [], [])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let state = Arc::new(Mutex::new(State {
             book,
             klines: Vec::new(),

@@ -432,3 +432,72 @@ async fn watch_prints_trades_candles_and_the_top_of_book_from_the_configured_str
         trademind::store::candles::load_candles(store.conn(), &symbol, Interval::M1).unwrap();
     assert_eq!(stored, vec![candle(T0, 100)]);
 }
+
+#[tokio::test]
+async fn run_market_streams_stores_candles_keeps_marks_and_the_book_and_stops_on_cancel() {
+    use trademind::services::market_stream::{UserDataSettings, start_market_streams};
+    use trademind::store::Store;
+    use trademind::store::candles::count_candles;
+    use trademind::testkit::fake_binance_ws::FakeBinanceWsApi;
+
+    let fake = FakeBinanceWs::start("BTCUSDT", Interval::M1, 1000)
+        .await
+        .unwrap();
+    let account = FakeBinanceWsApi::start("key", "secret").await.unwrap();
+    let config = StreamConfig {
+        ws_base_url: fake.ws_base_url(),
+        rest_base_url: fake.rest_base_url(),
+        ws_api_url: account.url(),
+        reconnect_initial_backoff_ms: 20,
+        reconnect_max_backoff_ms: 200,
+        read_timeout_secs: 10,
+        ..StreamConfig::default()
+    };
+    let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+    let symbol = Symbol::new("BTCUSDT").unwrap();
+    let cancel = CancellationToken::new();
+    let streams = start_market_streams(
+        &config,
+        &[StreamSpec {
+            symbol: symbol.clone(),
+            interval: Interval::M1,
+        }],
+        store.clone(),
+        EventBus::new(10_000),
+        Some(UserDataSettings::new(
+            &config,
+            "key".into(),
+            "secret".into(),
+        )),
+        cancel.clone(),
+    )
+    .unwrap();
+    fake.wait_for_connections(1).await;
+    account.wait_for_subscriptions(1).await;
+
+    assert!(fake.send_text(
+        r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":5,"p":"30000.50","q":"0.1","f":1,"l":1,"T":1700000000000,"m":false,"M":true}}"#
+    ));
+    assert!(fake.depth_update(1, &[lv(2999900, 3)], &[lv(3000100, 2)], true));
+    assert!(fake.close_kline(candle(T0, 100), true));
+    let marks = streams.marks.clone();
+    eventually("the trade sets the mark", || {
+        marks.get(&symbol) == Some((Price::new(Decimal::new(3_000_050, 2)), 1_700_000_000_000))
+    })
+    .await;
+    let book = streams.books[&symbol].clone();
+    eventually("the book synced from the snapshot and the diff", || {
+        book.read(|b| b.best_bid()).flatten() == Some(lv(2999900, 3))
+    })
+    .await;
+    eventually("the closed candle is in the store", || {
+        count_candles(store.lock().unwrap().conn(), &symbol, Interval::M1).unwrap() == 1
+    })
+    .await;
+
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), streams.join())
+        .await
+        .expect("every stream task stops on cancel")
+        .unwrap();
+}

@@ -51,6 +51,7 @@ async fn signed_subscription_turns_events_into_fills_orders_and_balances_and_sur
     let task = tokio::spawn(run_user_data(
         settings(fake.url(), SECRET),
         bus.clone(),
+        None,
         cancel.clone(),
     ));
     fake.wait_for_subscriptions(1).await;
@@ -106,6 +107,7 @@ async fn a_wrong_secret_is_refused_with_invalid_signature_and_reported_unhealthy
     let task = tokio::spawn(run_user_data(
         settings(fake.url(), "not-the-secret"),
         bus.clone(),
+        None,
         cancel.clone(),
     ));
     let health = next_matching(&mut events, |e| matches!(e, Event::HealthChanged { .. })).await;
@@ -113,6 +115,139 @@ async fn a_wrong_secret_is_refused_with_invalid_signature_and_reported_unhealthy
         matches!(&health, Event::HealthChanged { healthy: false, detail, .. } if detail.contains("-1022")),
         "{health:?}"
     );
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+fn execution(
+    cid: &str,
+    exec: &str,
+    status: &str,
+    fill: Option<(i64, &str, &str, &str, &str)>,
+    z: &str,
+    zq: &str,
+) -> String {
+    let (t, l, price, n, asset) = fill.unwrap_or((-1, "0", "0", "0", ""));
+    format!(
+        r#"{{"e":"executionReport","E":1700000000000,"s":"BTCUSDT","c":"{cid}","S":"BUY","o":"LIMIT","f":"GTC","q":"1.00000000","p":"110.00000000","C":"","x":"{exec}","X":"{status}","r":"NONE","i":9001,"l":"{l}","z":"{z}","L":"{price}","n":"{n}","N":"{asset}","T":1700000000000,"t":{t},"m":false,"Z":"{zq}"}}"#
+    )
+}
+
+#[tokio::test]
+async fn an_execution_report_fill_updates_the_order_the_trade_and_the_position_once_even_when_replayed()
+ {
+    use std::sync::{Arc, Mutex};
+    use trademind::domain::money::Quote;
+    use trademind::domain::symbol::Symbol;
+    use trademind::domain::trading::order::{OrderRequest, OrderStatus, OrderType};
+    use trademind::store::{Store, orders, positions};
+
+    let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+    let row = orders::insert_pending(
+        store.lock().unwrap().conn(),
+        &OrderRequest {
+            client_order_id: "tm-7".into(),
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            quantity: Qty::new(dec!(1)),
+            price: Some(Price::new(dec!(110))),
+            stop_price: None,
+            time_in_force: None,
+        },
+        "live",
+        1,
+    )
+    .unwrap();
+    let fake = FakeBinanceWsApi::start(KEY, SECRET).await.unwrap();
+    let bus = EventBus::new(1024);
+    let mut events = bus.subscribe();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run_user_data(
+        settings(fake.url(), SECRET),
+        bus.clone(),
+        Some(store.clone()),
+        cancel.clone(),
+    ));
+    fake.wait_for_subscriptions(1).await;
+
+    let first_fill = execution(
+        "tm-7",
+        "TRADE",
+        "PARTIALLY_FILLED",
+        Some((77, "0.40000000", "100.00000000", "0.04000000", "USDT")),
+        "0.40000000",
+        "40.00000000",
+    );
+    assert!(fake.push_event(&execution("tm-7", "NEW", "NEW", None, "0", "0")));
+    assert!(fake.push_event(&first_fill));
+    assert!(fake.push_event(&execution(
+        "tm-7",
+        "TRADE",
+        "FILLED",
+        Some((78, "0.60000000", "110.00000000", "0.00060000", "BTC")),
+        "1.00000000",
+        "106.00000000",
+    )));
+    let changed = next_matching(
+        &mut events,
+        |e| matches!(e, Event::PositionChanged { quantity, .. } if quantity == "1"),
+    )
+    .await;
+    // Fees: 0.04 USDT + 0.0006 BTC × 110 = 0.106 USDT.
+    assert!(
+        matches!(&changed, Event::PositionChanged { realized_pnl, .. } if *realized_pnl == Quote::new(dec!(-0.106))),
+        "{changed:?}"
+    );
+
+    // The first fill again on a new connection (as after a reconnect): nothing moves.
+    assert!(fake.drop_connection());
+    tokio::time::timeout(Duration::from_secs(5), fake.wait_for_subscriptions(2))
+        .await
+        .expect("resubscribed after the drop");
+    assert!(fake.push_event(&first_fill));
+    // A later event on the same connection proves the replay was processed before it.
+    assert!(fake.push_event(
+        r#"{"e":"outboundAccountPosition","E":2,"u":2,"B":[{"a":"BTC","f":"1","l":"0"}]}"#
+    ));
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Received::Event(e) = events.recv().await {
+                if matches!(e, Event::BalanceChanged { .. }) {
+                    break;
+                }
+                seen.push(e);
+            }
+        }
+    })
+    .await
+    .expect("balance event after the replay");
+    assert!(
+        !seen.iter().any(|e| matches!(
+            e,
+            Event::OrderFilled { .. } | Event::PositionChanged { .. } | Event::OrderUpdated { .. }
+        )),
+        "the replay published {seen:?}"
+    );
+
+    {
+        let store = store.lock().unwrap();
+        let c = store.conn();
+        let order = orders::get(c, "tm-7").unwrap().unwrap().order;
+        assert_eq!(order.status, OrderStatus::Filled);
+        assert_eq!(order.filled_quantity, Qty::new(dec!(1)));
+        assert_eq!(order.average_fill_price(), Some(Price::new(dec!(106))));
+        assert_eq!(orders::fill_count(c, row).unwrap(), 2);
+        let position = positions::open_position(c, "live", "BTCUSDT")
+            .unwrap()
+            .unwrap()
+            .position;
+        assert_eq!(position.quantity, Qty::new(dec!(1)));
+        // (0.4 × 100 + 0.6 × 110) / 1
+        assert_eq!(position.entry_price, Price::new(dec!(106)));
+        assert_eq!(position.fees_paid, Quote::new(dec!(0.106)));
+    }
     cancel.cancel();
     task.await.unwrap();
 }

@@ -275,7 +275,8 @@ mod tests {
                 lv(dec!(105), dec!(3)),
                 lv(dec!(106), dec!(2)),
             ],
-        );
+        )
+        .unwrap();
         book
     }
 
@@ -292,7 +293,8 @@ mod tests {
     #[test]
     fn analytics_on_an_empty_side_are_none() {
         let mut book = OrderBook::new(10);
-        book.apply_snapshot(1, [lv(dec!(100), dec!(1))], []);
+        book.apply_snapshot(1, [lv(dec!(100), dec!(1))], [])
+            .unwrap();
         assert_eq!(OrderBookService::mid(&book), None);
         assert_eq!(OrderBookService::spread(&book), None);
         assert_eq!(OrderBookService::microprice(&book), None);

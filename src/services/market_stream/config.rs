@@ -11,6 +11,9 @@ pub struct StreamConfig {
     pub ws_base_url: String,
     /// REST base for depth snapshots and kline back-fill. Default `https://api.binance.com`.
     pub rest_base_url: String,
+    /// WebSocket API endpoint for the account's user-data stream (order and balance events).
+    /// Default `wss://ws-api.binance.com:443/ws-api/v3`.
+    pub ws_api_url: String,
     /// First reconnect delay after a drop, doubled per failed attempt. Default 500 ms.
     pub reconnect_initial_backoff_ms: u64,
     /// Ceiling for the reconnect delay. Default 30 000 ms.
@@ -34,6 +37,7 @@ impl Default for StreamConfig {
         StreamConfig {
             ws_base_url: "wss://stream.binance.com:9443".into(),
             rest_base_url: "https://api.binance.com".into(),
+            ws_api_url: "wss://ws-api.binance.com:443/ws-api/v3".into(),
             reconnect_initial_backoff_ms: 500,
             reconnect_max_backoff_ms: 30_000,
             max_connection_age_secs: 23 * 3600,
@@ -56,6 +60,12 @@ impl StreamConfig {
                     "must start with ws:// or wss://, got {:?}",
                     self.ws_base_url
                 ),
+            ));
+        }
+        if !(self.ws_api_url.starts_with("ws://") || self.ws_api_url.starts_with("wss://")) {
+            return Err((
+                "ws_api_url",
+                format!("must start with ws:// or wss://, got {:?}", self.ws_api_url),
             ));
         }
         if !(self.rest_base_url.starts_with("http://")

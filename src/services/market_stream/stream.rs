@@ -307,6 +307,9 @@ where
                 SnapshotStep::TooOld { .. } => {
                     sleep(Duration::from_millis(100 * u64::from(attempt))).await;
                 }
+                SnapshotStep::Invalid(err) => {
+                    return Err(format!("unusable depth snapshot: {err}"));
+                }
                 SnapshotStep::Gap(err) => {
                     // The buffer was dropped with the gap; the next diff restarts buffering.
                     self.bus.publish(Event::BookResyncing {

@@ -54,6 +54,8 @@ pub enum SnapshotStep {
     },
     /// A buffered diff did not chain onto the snapshot; fetch again.
     Gap(BookSyncError),
+    /// The snapshot holds a price the book cannot represent; another fetch will not help.
+    Invalid(BookSyncError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,11 +152,14 @@ impl BookSync {
                 first_buffered: first.first_update_id,
             };
         }
-        self.book.apply_snapshot(
+        if let Err(err) = self.book.apply_snapshot(
             snapshot_id,
             snapshot.bids.iter().copied(),
             snapshot.asks.iter().copied(),
-        );
+        ) {
+            self.buffer.clear();
+            return SnapshotStep::Invalid(err);
+        }
         let mut replayed = 0;
         while let Some(diff) = self.buffer.pop_front() {
             match self.book.apply_diff(

@@ -5,6 +5,7 @@
 //! `k=v&..`, NOT percent-encoded.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hmac::{Hmac, KeyInit, Mac};
 use rust_decimal::Decimal;
@@ -13,7 +14,12 @@ use sha2::Sha256;
 
 use crate::domain::money::{Price, Qty};
 use crate::domain::trading::order::{OrderStatus, Side};
+use crate::services::market_stream::config::StreamConfig;
+pub use crate::services::market_stream::execution::{
+    ExecutionApplied, ExecutionError, OrderOutcome, PositionOutcome, apply_execution_report,
+};
 use crate::services::market_stream::wire::WireError;
+use crate::store::Store;
 
 /// Hex HMAC-SHA256 over the WS-API payload: `params` sorted by name, `k=v` joined with `&`,
 /// no percent-encoding. `signature` itself must not be among `params`.
@@ -332,6 +338,20 @@ pub struct UserDataSettings {
     pub read_timeout_secs: u64,
 }
 
+impl UserDataSettings {
+    /// The `[stream]` endpoint and reconnect timing with the account's API key and secret.
+    pub fn new(config: &StreamConfig, api_key: String, api_secret: String) -> Self {
+        UserDataSettings {
+            ws_api_url: config.ws_api_url.clone(),
+            api_key,
+            api_secret,
+            reconnect_initial_backoff_ms: config.reconnect_initial_backoff_ms,
+            reconnect_max_backoff_ms: config.reconnect_max_backoff_ms,
+            read_timeout_secs: config.read_timeout_secs,
+        }
+    }
+}
+
 impl std::fmt::Debug for UserDataSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserDataSettings")
@@ -343,12 +363,15 @@ impl std::fmt::Debug for UserDataSettings {
 }
 
 /// Keep the account's user-data subscription alive until `cancel`, publishing order updates,
-/// fills and balances on the bus. After a reconnect the subscription is renewed; events sent
-/// while disconnected are lost, so the caller reconciles open orders over REST on
-/// `StreamStatus { state: "subscribed" }`.
+/// fills and balances on the bus. With a `store`, each execution report is first applied to
+/// the order, trade and position rows (`apply_execution_report`) and only what changed is
+/// published; without one the reports are published as they come. After a reconnect the
+/// subscription is renewed; events sent while disconnected are lost, so the caller reconciles
+/// open orders over REST when the `user_data_stream` component turns healthy again.
 pub async fn run_user_data(
     settings: UserDataSettings,
     bus: crate::app::bus::EventBus,
+    store: Option<Arc<Mutex<Store>>>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
     use futures_util::{SinkExt, StreamExt};
@@ -417,9 +440,10 @@ pub async fn run_user_data(
                                     error.unwrap_or_default()
                                 );
                             }
-                            Ok(UserDataEvent::Execution(report)) => {
-                                publish_execution(&bus, *report)
-                            }
+                            Ok(UserDataEvent::Execution(report)) => match &store {
+                                Some(store) => apply_and_publish(store, &bus, *report).await,
+                                None => publish_execution(&bus, *report),
+                            },
                             Ok(UserDataEvent::Balances { balances, .. }) => {
                                 for b in balances {
                                     bus.publish(crate::app::bus::Event::BalanceChanged {
@@ -450,6 +474,38 @@ pub async fn run_user_data(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(max);
+    }
+}
+
+/// Apply a report to the store on the blocking pool, then publish what changed.
+async fn apply_and_publish(
+    store: &Arc<Mutex<Store>>,
+    bus: &crate::app::bus::EventBus,
+    report: ExecutionReport,
+) {
+    let store = store.clone();
+    let applied = tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now().timestamp_millis();
+        let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let applied = apply_execution_report(store.conn(), &report, now);
+        (report, applied)
+    })
+    .await;
+    match applied {
+        Ok((report, Ok(applied))) => {
+            if applied.order == OrderOutcome::NotOurs {
+                tracing::info!(
+                    client_order_id = applied.client_order_id,
+                    "execution report for an order TradeMind did not place; not stored"
+                );
+            }
+            for event in applied.events(&report) {
+                bus.publish(event);
+            }
+        }
+        // The REST reconcile (`monitor_orders`) catches the order up later.
+        Ok((_, Err(e))) => tracing::error!(error = %e, "execution report not applied"),
+        Err(e) => tracing::error!(error = %e, "execution report task failed"),
     }
 }
 
