@@ -2,6 +2,7 @@
 //! hidden prompt, or from stdin when stdin is not a terminal, never from the command line (it
 //! would land in shell history and be visible to every user through `ps`).
 
+use std::ffi::OsStr;
 use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{Context as _, Result};
@@ -21,9 +22,9 @@ pub enum KeysCommand {
     List,
     /// Remove a stored credential.
     Delete {
-        #[arg(value_enum)]
+        #[arg(value_parser = KindParser)]
         kind: SecretKind,
-        #[arg(long, default_value = ConnectionName::DEFAULT)]
+        #[arg(long, default_value = ConnectionName::DEFAULT, value_parser = ConnectionParser)]
         connection: ConnectionName,
     },
     /// Check that every stored credential can be read back and is well formed.
@@ -32,10 +33,10 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    #[arg(value_enum)]
+    #[arg(value_parser = KindParser)]
     pub kind: SecretKind,
     /// Connection the credential belongs to (several Binance accounts, a second Grok key...).
-    #[arg(long, default_value = ConnectionName::DEFAULT)]
+    #[arg(long, default_value = ConnectionName::DEFAULT, value_parser = ConnectionParser)]
     pub connection: ConnectionName,
     // The next three exist only to refuse a secret given on the command line with a clear
     // message instead of clap's generic one (which would also echo the value).
@@ -51,6 +52,119 @@ pub struct SetArgs {
         default_missing_value = ""
     )]
     pub api_secret_flag: Option<String>,
+}
+
+/// Parses the key kind without ever quoting what was typed: a key pasted into the kind position
+/// must not come back on the terminal (clap's own error for a value enum repeats the value).
+#[derive(Debug, Clone, Copy)]
+struct KindParser;
+
+impl clap::builder::TypedValueParser for KindParser {
+    type Value = SecretKind;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<SecretKind, clap::Error> {
+        value.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            hidden_value_error(
+                cmd,
+                "unknown key kind; expected binance, grok, tavily or resend",
+            )
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            SecretKind::ALL
+                .into_iter()
+                .map(|k| clap::builder::PossibleValue::new(k.as_str())),
+        ))
+    }
+}
+
+/// Parses `--connection` without quoting the value, for the same reason as `KindParser`.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionParser;
+
+impl clap::builder::TypedValueParser for ConnectionParser {
+    type Value = ConnectionName;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<ConnectionName, clap::Error> {
+        value
+            .to_str()
+            .and_then(|s| ConnectionName::new(s).ok())
+            .ok_or_else(|| {
+                hidden_value_error(
+                    cmd,
+                    "invalid connection name; use 1 to 64 letters, digits, '_' or '-'",
+                )
+            })
+    }
+}
+
+fn hidden_value_error(cmd: &clap::Command, what: &str) -> clap::Error {
+    clap::Error::raw(
+        clap::error::ErrorKind::InvalidValue,
+        format!("{what} (the value is not shown, in case it is a secret)\n"),
+    )
+    .with_cmd(cmd)
+}
+
+/// What `keys ...` prints for a command line clap rejects: clap's message with every argument
+/// the user typed blanked out (`'<hidden>'`), except the words trademind itself defines. clap
+/// quotes unexpected arguments (`unexpected argument 'sk-...' found`), and a key pasted into the
+/// wrong place must not be echoed to the terminal or a CI log.
+pub fn redact_rejected_args(message: &str, args: &[String]) -> String {
+    let mut out = message.to_string();
+    let mut typed: Vec<&str> = Vec::new();
+    for arg in args.iter().skip(1) {
+        typed.push(arg);
+        if let Some((_, value)) = arg.split_once('=') {
+            typed.push(value);
+        }
+    }
+    // Longest first, so a value that contains a shorter argument is blanked whole.
+    typed.sort_by_key(|a| std::cmp::Reverse(a.len()));
+    for arg in typed {
+        if arg.is_empty() || is_defined_word(arg) {
+            continue;
+        }
+        for quote in ['\'', '"'] {
+            out = out.replace(&format!("{quote}{arg}{quote}"), "'<hidden>'");
+        }
+    }
+    out
+}
+
+fn is_defined_word(arg: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "keys",
+        "set",
+        "list",
+        "delete",
+        "test",
+        "help",
+        "--help",
+        "-h",
+        "--connection",
+        "--json",
+        "--config",
+        "--data-dir",
+        "--log-level",
+        "--version",
+        "-V",
+    ];
+    WORDS.contains(&arg) || arg.parse::<SecretKind>().is_ok()
 }
 
 const NO_ARGUMENT_SECRETS: &str = "secrets are never accepted on the command line (they would be kept in shell history and shown by `ps`). Run `trademind keys set KIND` and type or paste at the hidden prompt, or pipe the value on stdin: `printf '%s\\n' \"$KEY\" | trademind keys set KIND` (Binance: key line, then secret line). If you just typed a real key, remove it from your shell history";
@@ -394,6 +508,21 @@ async fn test(ctx: &Context, secrets: &Secrets) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejected_arguments_are_blanked_but_defined_words_kept() {
+        let args: Vec<String> = ["trademind", "keys", "set", "grok", "--key=sk-123", "a"]
+            .map(String::from)
+            .to_vec();
+        let shown = redact_rejected_args(
+            "error: unexpected argument 'sk-123' found near 'grok' and 'a' in 'keys'",
+            &args,
+        );
+        assert_eq!(
+            shown,
+            "error: unexpected argument '<hidden>' found near 'grok' and '<hidden>' in 'keys'"
+        );
+    }
 
     #[test]
     fn one_piped_line_is_a_single_key_and_trailing_newlines_are_dropped() {

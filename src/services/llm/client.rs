@@ -210,68 +210,73 @@ impl LlmClient {
     }
 
     fn parse_reply(&self, raw: String, attempts: u32) -> Result<LlmReply, LlmError> {
-        let value: Value =
-            serde_json::from_str(&raw).map_err(|e| LlmError::Decode(e.to_string()))?;
-        let (content, prompt_tokens, completion_tokens, ticks) = if self.config.use_grok_search {
-            let usage: Option<ResponsesUsage> = value
-                .get("usage")
-                .and_then(|u| serde_json::from_value(u.clone()).ok());
-            let mut text = String::new();
-            let mut refusal = None;
-            for item in value["output"].as_array().into_iter().flatten() {
-                if item["type"] != "message" {
-                    continue;
-                }
-                for part in item["content"].as_array().into_iter().flatten() {
-                    match part["type"].as_str() {
-                        Some("output_text") => text.push_str(part["text"].as_str().unwrap_or("")),
-                        Some("refusal") => refusal = part["refusal"].as_str().map(str::to_string),
-                        _ => {}
-                    }
-                }
-            }
-            if text.is_empty() {
-                if let Some(r) = refusal {
-                    return Err(LlmError::Refused(r));
-                }
-                return Err(LlmError::Decode("no output_text in the response".into()));
-            }
-            let (i, o, t) = usage
-                .map(|u| (u.input_tokens, u.output_tokens, u.cost_in_usd_ticks))
-                .unwrap_or_default();
-            (text, i, o, t)
-        } else {
-            let message = &value["choices"][0]["message"];
-            if let Some(refusal) = message["refusal"].as_str() {
-                return Err(LlmError::Refused(refusal.to_string()));
-            }
-            let Some(text) = message["content"].as_str() else {
-                return Err(LlmError::Decode("no choices[0].message.content".into()));
-            };
-            let usage: Option<ChatUsage> = value
-                .get("usage")
-                .and_then(|u| serde_json::from_value(u.clone()).ok());
-            let (i, o, t) = usage
-                .map(|u| (u.prompt_tokens, u.completion_tokens, u.cost_in_usd_ticks))
-                .unwrap_or_default();
-            (text.to_string(), i, o, t)
-        };
-        let cost_usd = match ticks {
-            Some(t) => Some(Decimal::from(t) / Decimal::from(TICKS_PER_USD)),
-            None => match (prompt_tokens, completion_tokens) {
-                (Some(p), Some(c)) => self.config.priced_cost(p, c),
-                _ => None,
-            },
-        };
-        Ok(LlmReply {
-            content,
-            raw,
-            prompt_tokens,
-            completion_tokens,
-            cost_usd,
-            attempts,
-        })
+        parse_reply(&self.config, raw, attempts)
     }
+}
+
+/// Read a 2xx response body of either API (chat completions, or responses when
+/// `use_grok_search`): the assistant's text, tokens and cost. Public for the fuzz targets.
+pub fn parse_reply(config: &LlmConfig, raw: String, attempts: u32) -> Result<LlmReply, LlmError> {
+    let value: Value = serde_json::from_str(&raw).map_err(|e| LlmError::Decode(e.to_string()))?;
+    let (content, prompt_tokens, completion_tokens, ticks) = if config.use_grok_search {
+        let usage: Option<ResponsesUsage> = value
+            .get("usage")
+            .and_then(|u| serde_json::from_value(u.clone()).ok());
+        let mut text = String::new();
+        let mut refusal = None;
+        for item in value["output"].as_array().into_iter().flatten() {
+            if item["type"] != "message" {
+                continue;
+            }
+            for part in item["content"].as_array().into_iter().flatten() {
+                match part["type"].as_str() {
+                    Some("output_text") => text.push_str(part["text"].as_str().unwrap_or("")),
+                    Some("refusal") => refusal = part["refusal"].as_str().map(str::to_string),
+                    _ => {}
+                }
+            }
+        }
+        if text.is_empty() {
+            if let Some(r) = refusal {
+                return Err(LlmError::Refused(r));
+            }
+            return Err(LlmError::Decode("no output_text in the response".into()));
+        }
+        let (i, o, t) = usage
+            .map(|u| (u.input_tokens, u.output_tokens, u.cost_in_usd_ticks))
+            .unwrap_or_default();
+        (text, i, o, t)
+    } else {
+        let message = &value["choices"][0]["message"];
+        if let Some(refusal) = message["refusal"].as_str() {
+            return Err(LlmError::Refused(refusal.to_string()));
+        }
+        let Some(text) = message["content"].as_str() else {
+            return Err(LlmError::Decode("no choices[0].message.content".into()));
+        };
+        let usage: Option<ChatUsage> = value
+            .get("usage")
+            .and_then(|u| serde_json::from_value(u.clone()).ok());
+        let (i, o, t) = usage
+            .map(|u| (u.prompt_tokens, u.completion_tokens, u.cost_in_usd_ticks))
+            .unwrap_or_default();
+        (text.to_string(), i, o, t)
+    };
+    let cost_usd = match ticks {
+        Some(t) => Some(Decimal::from(t) / Decimal::from(TICKS_PER_USD)),
+        None => match (prompt_tokens, completion_tokens) {
+            (Some(p), Some(c)) => config.priced_cost(p, c),
+            _ => None,
+        },
+    };
+    Ok(LlmReply {
+        content,
+        raw,
+        prompt_tokens,
+        completion_tokens,
+        cost_usd,
+        attempts,
+    })
 }
 
 #[cfg(test)]
