@@ -6,6 +6,7 @@ pub mod bus;
 pub mod control;
 pub mod daemon;
 pub mod decide;
+pub mod key_check;
 pub mod scheduler;
 pub mod snapshot;
 

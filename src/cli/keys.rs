@@ -10,8 +10,11 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{Context, UsageError};
+use crate::app::key_check::{Endpoints, KeyStatus, check_key};
 use crate::secrets::{Backend, ConnectionName, Credential, Secret, SecretId, SecretKind, Secrets};
+use crate::services::exchange::binance::client::BinanceEnvironment;
 use crate::store::secret_entries::{self, SecretEntry};
+use crate::store::strategies;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -27,8 +30,13 @@ pub enum KeysCommand {
         #[arg(long, default_value = ConnectionName::DEFAULT, value_parser = ConnectionParser)]
         connection: ConnectionName,
     },
-    /// Check that every stored credential can be read back and is well formed.
-    Test,
+    /// Check each stored credential against its service (one cheap authenticated request:
+    /// ok / rejected / unreachable); exit code 1 if any fails.
+    Test {
+        /// Only check that each key can be read back and is well formed; no network.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -177,7 +185,7 @@ pub async fn run(cmd: KeysCommand, ctx: &Context) -> Result<()> {
         KeysCommand::Delete { kind, connection } => {
             delete(SecretId::new(kind, connection), ctx, &secrets).await
         }
-        KeysCommand::Test => test(ctx, &secrets).await,
+        KeysCommand::Test { offline } => test(ctx, &secrets, offline).await,
     }
 }
 
@@ -353,16 +361,28 @@ fn listed_entries(ctx: &Context, secrets: &Secrets) -> Result<Vec<ListedEntry>> 
             })
         })
         .collect::<Result<_, crate::secrets::SecretError>>()?;
-    // Entries that only the environment supplies (default connection names).
-    for kind in SecretKind::ALL {
-        let id = SecretId::default_for(kind);
+    // Entries that only the environment supplies: the default connection of every kind, and
+    // the Binance connections registered with `trademind connection add`.
+    let registered = strategies::list_connections(store.conn())?;
+    let candidates = SecretKind::ALL
+        .into_iter()
+        .map(SecretId::default_for)
+        .chain(
+            registered
+                .iter()
+                .filter(|c| c.exchange == "binance")
+                .filter_map(|c| ConnectionName::new(&c.name).ok())
+                .map(|name| SecretId::new(SecretKind::Binance, name)),
+        );
+    for id in candidates {
+        let kind = id.kind;
         let recorded_already = out
             .iter()
-            .any(|e| e.kind == kind && e.connection == ConnectionName::DEFAULT);
+            .any(|e| e.kind == kind && e.connection == id.connection.as_str());
         if !recorded_already && secrets.env_provides(&id) {
             out.push(ListedEntry {
                 kind,
-                connection: ConnectionName::DEFAULT.to_string(),
+                connection: id.connection.to_string(),
                 backend: Backend::Environment,
                 set_at: None,
                 environment_override: true,
@@ -442,63 +462,124 @@ async fn delete(id: SecretId, ctx: &Context, secrets: &Secrets) -> Result<()> {
 struct TestResult {
     entry: String,
     backend: Backend,
+    /// The stored value could be read and is well formed.
     readable: bool,
+    /// ok, rejected, unreachable or failed; absent with `--offline`.
+    status: Option<KeyStatus>,
+    endpoint: Option<String>,
     problem: Option<String>,
+    detail: Option<String>,
 }
 
-const CONNECTIVITY_NOTE: &str = "connectivity check (a signed request, key permissions, a loud warning if withdrawals are enabled) comes with the exchange/LLM clients; this only checks that each key can be read back and is well formed";
+/// The endpoints `keys test` asks, from the configuration; Binance's environment is the
+/// connection's (testnet or production) when the connection is registered, else the config's.
+fn endpoints_for(
+    settings: &crate::config::Settings,
+    connections: &[strategies::ConnectionRow],
+    connection: &str,
+) -> Endpoints {
+    let mut binance = settings.exchange.binance.clone();
+    if let Some(row) = connections
+        .iter()
+        .find(|r| r.name == connection && r.exchange == "binance")
+    {
+        binance.environment = if row.is_testnet {
+            BinanceEnvironment::Testnet
+        } else {
+            BinanceEnvironment::Production
+        };
+    }
+    Endpoints {
+        binance,
+        llm: settings.llm.clone(),
+        tavily: settings.llm.tavily.clone(),
+        resend_url: settings.notifications.base_url.clone(),
+        resend_timeout: std::time::Duration::from_secs(settings.notifications.timeout_seconds),
+    }
+}
 
-async fn test(ctx: &Context, secrets: &Secrets) -> Result<()> {
+async fn test(ctx: &Context, secrets: &Secrets, offline: bool) -> Result<()> {
     let entries = listed_entries(ctx, secrets)?;
+    let connections = strategies::list_connections(ctx.open_store()?.conn())?;
     let mut results = Vec::with_capacity(entries.len());
     for e in &entries {
         let id = SecretId::new(e.kind, ConnectionName::new(&e.connection)?);
-        let (backend, readable, problem) = match secrets.get(&id).await {
-            Ok(Some(found)) => match found.credential.validate_for(id.kind) {
-                Ok(()) => (found.backend, true, None),
-                Err(err) => (found.backend, false, Some(err.to_string())),
-            },
-            Ok(None) => (
-                e.backend,
-                false,
-                Some(format!(
-                    "recorded as set but not found in the {}; set it again with `trademind keys set {} --connection {}`",
-                    e.backend, id.kind, id.connection
-                )),
-            ),
-            Err(err) => (e.backend, false, Some(err.to_string())),
-        };
-        results.push(TestResult {
+        let mut result = TestResult {
             entry: id.to_string(),
-            backend,
-            readable,
-            problem,
-        });
-    }
-    #[derive(Serialize)]
-    struct Report<'a> {
-        results: &'a [TestResult],
-        note: &'a str,
-    }
-    ctx.emit(
-        &Report {
-            results: &results,
-            note: CONNECTIVITY_NOTE,
-        },
-        || {
-            if results.is_empty() {
-                println!("no keys stored; nothing to test");
-            }
-            for r in &results {
-                match &r.problem {
-                    None => println!("ok      {} ({})", r.entry, r.backend),
-                    Some(p) => println!("FAILED  {}: {p}", r.entry),
+            backend: e.backend,
+            readable: false,
+            status: None,
+            endpoint: None,
+            problem: None,
+            detail: None,
+        };
+        let credential = match secrets.get(&id).await {
+            Ok(Some(found)) => {
+                result.backend = found.backend;
+                match found.credential.validate_for(id.kind) {
+                    Ok(()) => Some(found.credential),
+                    Err(err) => {
+                        result.problem = Some(err.to_string());
+                        None
+                    }
                 }
             }
-            println!("note: {CONNECTIVITY_NOTE}");
-        },
-    )?;
-    let failed = results.iter().filter(|r| !r.readable).count();
+            Ok(None) => {
+                result.problem = Some(format!(
+                    "recorded as set but not found in the {}; set it again with `trademind keys set {} --connection {}`",
+                    e.backend, id.kind, id.connection
+                ));
+                None
+            }
+            Err(err) => {
+                result.problem = Some(err.to_string());
+                None
+            }
+        };
+        match credential {
+            Some(credential) => {
+                result.readable = true;
+                if !offline {
+                    let at = endpoints_for(ctx.settings(), &connections, id.connection.as_str());
+                    let checked = check_key(id.kind, &credential, &at).await;
+                    tracing::info!(entry = %id, status = checked.status.as_str(), endpoint = %checked.endpoint, "key checked");
+                    result.status = Some(checked.status);
+                    result.endpoint = Some(checked.endpoint);
+                    result.detail = Some(checked.detail);
+                }
+            }
+            None => result.status = (!offline).then_some(KeyStatus::Failed),
+        }
+        results.push(result);
+    }
+    ctx.emit(&results, || {
+        if results.is_empty() {
+            println!("no keys stored; nothing to test");
+        }
+        for r in &results {
+            match (&r.problem, r.status) {
+                (Some(p), _) => println!("FAILED       {}: {p}", r.entry),
+                (None, None) => println!("readable     {} ({})", r.entry, r.backend),
+                (None, Some(status)) => println!(
+                    "{:<12} {} ({}) {}: {}",
+                    status.as_str(),
+                    r.entry,
+                    r.backend,
+                    r.endpoint.as_deref().unwrap_or("-"),
+                    r.detail.as_deref().unwrap_or("")
+                ),
+            }
+        }
+        if offline {
+            println!(
+                "note: --offline only checks that each key can be read back and is well formed"
+            );
+        }
+    })?;
+    let failed = results
+        .iter()
+        .filter(|r| !r.readable || r.status.is_some_and(|s| s != KeyStatus::Ok))
+        .count();
     if failed > 0 {
         anyhow::bail!("{failed} of {} keys cannot be used", results.len());
     }

@@ -145,7 +145,13 @@ fn environment_backend_lists_and_tests_env_keys_and_refuses_to_store() {
     assert_eq!(listed[0]["backend"], "environment");
 
     let out = trademind(&data)
-        .args(["--config", cfg.to_str().unwrap(), "keys", "test"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "keys",
+            "test",
+            "--offline",
+        ])
         .env("TRADEMIND_GROK_API_KEY", value)
         .assert()
         .success()
@@ -153,10 +159,10 @@ fn environment_backend_lists_and_tests_env_keys_and_refuses_to_store() {
         .clone();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("ok      grok:default (environment)"),
+        text.contains("readable     grok:default (environment)"),
         "{text}"
     );
-    assert!(text.contains("connectivity check"), "{text}");
+    assert!(text.contains("--offline only checks"), "{text}");
 
     let out = trademind(&data)
         .args(["--config", cfg.to_str().unwrap(), "keys", "set", "grok"])
@@ -225,9 +231,9 @@ fn keyutils_keys_round_trip_through_the_binary_without_leaking() {
     assert_eq!(entry["kind"], "binance");
     assert_eq!(entry["backend"], "os-keyring");
     assert!(entry["set_at"].as_str().unwrap().contains('T'));
-    let tested = String::from_utf8(run(&["keys", "test"], "")).unwrap();
+    let tested = String::from_utf8(run(&["keys", "test", "--offline"], "")).unwrap();
     assert!(
-        tested.contains(&format!("ok      binance:{conn} (os-keyring)")),
+        tested.contains(&format!("readable     binance:{conn} (os-keyring)")),
         "{tested}"
     );
     run(&["keys", "delete", "binance", "--connection", &conn], "");

@@ -20,4 +20,5 @@ mod live_user_data;
 mod market_data;
 mod notifications;
 mod risk;
+mod secret_leak;
 mod tui_tmux;

@@ -204,6 +204,40 @@ impl LlmClient {
         }
     }
 
+    /// `GET /models`: the cheapest authenticated call (no tokens spent), to check the key.
+    /// Returns the model ids the key can use.
+    pub async fn list_models(&self) -> Result<Vec<String>, LlmError> {
+        let url = format!("{}/models", self.config.base_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(|e| match e.is_timeout() {
+                true => LlmError::Timeout(self.config.timeout_secs),
+                false => LlmError::Network(e.without_url().to_string()),
+            })?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| LlmError::Network(e.without_url().to_string()))?;
+        match status {
+            200..=299 => {}
+            401 | 403 => return Err(LlmError::Unauthorized { status, body: text }),
+            _ => return Err(LlmError::Http { status, body: text }),
+        }
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| LlmError::Decode(e.to_string()))?;
+        Ok(value["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect())
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u64 << attempt.saturating_sub(1).min(10);
         Duration::from_millis(self.config.retry_base_ms.saturating_mul(factor))

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::store::StoreResult;
-pub use resend::{ResendClient, ResendError};
+pub use resend::{KeyAccess, ResendClient, ResendError};
 
 /// What an alert is about (the seed's alert types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
