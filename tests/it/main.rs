@@ -19,6 +19,7 @@ mod live_stream;
 mod live_user_data;
 mod market_data;
 mod notifications;
+mod parser_robustness;
 mod risk;
 mod secret_leak;
 mod tui_tmux;
