@@ -5,7 +5,8 @@
 //! bytes of the db, -wal and -shm) or `config show`. The fakes check the keys they receive, so
 //! each flow proves the secret was actually used. `keys test` is tested here too, on the same rig.
 //!
-//! Adding a flow is one line in `FLOWS`.
+//! Adding a flow is one line in `FLOWS` (e.g. `trademind execute` when it lands). Until then
+//! the signed order path is exercised in process, with every trace event captured.
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
@@ -580,4 +581,98 @@ async fn keys_test_reports_ok_rejected_and_unreachable_per_service() {
         assert_no_canary("keys test --json", v.to_string().as_bytes());
     }
     assert_no_canary("keys test", &human.stdout);
+}
+
+/// Collects every trace line of this test process (nextest runs each test in its own process).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The signed order path (executor → Binance client → fake), in process until `trademind
+/// execute` exists: an accepted order, a wrong key, a malformed answer and a timeout after the
+/// exchange accepted. Every trace event at TRACE level, every error and the database files are
+/// searched for the key pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_orders_leave_no_secret_in_traces_errors_or_the_database() {
+    use crate::exchange_common::{executor_config, market};
+    use rust_decimal_macros::dec;
+    use std::sync::{Arc, Mutex};
+    use trademind::domain::trading::order::Side;
+    use trademind::services::exchange::binance::{BinanceClient, BinanceConfig, Credentials};
+    use trademind::services::exchange::executor::OrderExecutor;
+    use trademind::store::Store;
+
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .unwrap();
+    let fake = FakeBinance::start(FakeConfig {
+        api_key: GOOD.binance_key.into(),
+        api_secret: GOOD.binance_secret.into(),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Mutex::new(
+        Store::open(&dir.path().join("trademind.db")).unwrap(),
+    ));
+    let config = BinanceConfig {
+        base_url: Some(fake.base_url()),
+        request_timeout_ms: 300,
+        ..BinanceConfig::default()
+    };
+    let mut outcomes = Vec::new();
+    for (i, keys) in [&GOOD, &WRONG, &GOOD, &GOOD].into_iter().enumerate() {
+        match i {
+            2 => fake.faults(|f| f.malformed_next = 1),
+            3 => fake.faults(|f| {
+                f.orders_slow_after_accept = 1;
+                f.accept_delay = Duration::from_millis(600);
+            }),
+            _ => {}
+        }
+        let creds = Credentials::new(keys.binance_key, keys.binance_secret);
+        let client = BinanceClient::new(config.clone(), Some(creds)).unwrap();
+        let executor =
+            OrderExecutor::new(Arc::new(client), store.clone(), "leak", executor_config());
+        let placed = executor
+            .place(&market(&format!("leak-{i}"), Side::Buy, dec!(0.001)))
+            .await;
+        outcomes.push(format!("{placed:?}"));
+    }
+    assert!(outcomes[0].starts_with("Ok("), "{outcomes:?}");
+    assert!(outcomes[1].contains("BadApiKey"), "{outcomes:?}");
+    assert!(fake.requests("POST /api/v3/order") >= 2, "{outcomes:?}");
+    drop(store);
+
+    assert_no_canary("order results and errors", outcomes.join("\n").as_bytes());
+    let traced = logs.0.lock().unwrap().clone();
+    assert!(
+        find(&traced, "TRACE") || find(&traced, "DEBUG"),
+        "nothing was traced"
+    );
+    assert_no_canary("trace output", &traced);
+    let files = data_dir_files(dir.path());
+    assert!(!files.is_empty());
+    for (path, bytes) in &files {
+        assert_no_canary(&path.display().to_string(), bytes);
+    }
 }
