@@ -216,13 +216,13 @@ impl LlmClient {
             .await
             .map_err(|e| match e.is_timeout() {
                 true => LlmError::Timeout(self.config.timeout_secs),
-                false => LlmError::Network(e.without_url().to_string()),
+                false => LlmError::Network(crate::services::describe_http_error(e)),
             })?;
         let status = response.status().as_u16();
         let text = response
             .text()
             .await
-            .map_err(|e| LlmError::Network(e.without_url().to_string()))?;
+            .map_err(|e| LlmError::Network(crate::services::describe_http_error(e)))?;
         match status {
             200..=299 => {}
             401 | 403 => return Err(LlmError::Unauthorized { status, body: text }),

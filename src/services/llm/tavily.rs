@@ -117,12 +117,12 @@ impl TavilyClient {
             .bearer_auth(self.key.expose())
             .send()
             .await
-            .map_err(|e| TavilyError::Network(e.without_url().to_string()))?;
+            .map_err(|e| TavilyError::Network(crate::services::describe_http_error(e)))?;
         let status = response.status().as_u16();
         let text = response
             .text()
             .await
-            .map_err(|e| TavilyError::Network(e.without_url().to_string()))?;
+            .map_err(|e| TavilyError::Network(crate::services::describe_http_error(e)))?;
         match status {
             200 => {}
             401 => return Err(TavilyError::Unauthorized(text)),

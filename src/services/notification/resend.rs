@@ -97,12 +97,12 @@ impl ResendClient {
             .bearer_auth(&self.api_key)
             .send()
             .await
-            .map_err(|e| ResendError::Network(e.without_url().to_string()))?;
+            .map_err(|e| ResendError::Network(crate::services::describe_http_error(e)))?;
         let status = response.status().as_u16();
         let text = response
             .text()
             .await
-            .map_err(|e| ResendError::Network(e.without_url().to_string()))?;
+            .map_err(|e| ResendError::Network(crate::services::describe_http_error(e)))?;
         let err: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
         match status {
             200 => Ok(KeyAccess::Full),
