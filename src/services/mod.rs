@@ -34,6 +34,9 @@ mod tests {
         let text = super::describe_http_error(err);
         assert!(text.contains("error sending request: "), "{text}");
         assert!(text.to_lowercase().contains("connect"), "{text}");
-        assert!(!text.contains("deadbeef") && !text.contains("/api/v3"), "{text}");
+        assert!(
+            !text.contains("deadbeef") && !text.contains("/api/v3"),
+            "{text}"
+        );
     }
 }

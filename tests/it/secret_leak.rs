@@ -676,3 +676,71 @@ async fn signed_orders_leave_no_secret_in_traces_errors_or_the_database() {
         assert_no_canary(&path.display().to_string(), bytes);
     }
 }
+
+/// A server (a proxy, a local OpenAI-compatible one) that quotes the key it was sent in its
+/// error body: the clients blank the key before the body becomes an error message.
+#[tokio::test]
+async fn an_error_body_that_echoes_the_key_is_redacted() {
+    use std::sync::Arc;
+    use trademind::services::llm::TavilyConfig;
+    use trademind::services::llm::{ApiKey, ChatMessage, LlmClient, LlmConfig, TavilyClient};
+    use trademind::services::notification::ResendClient;
+    use trademind::testkit::http::{Handler, Response, serve};
+
+    let handler: Handler = Arc::new(|req| {
+        let sent = req.header("authorization").unwrap_or_default().to_string();
+        Response::json(
+            401,
+            &json!({"error": format!("invalid key: {sent}"), "name": "validation_error",
+                    "message": format!("you sent {sent}"), "statusCode": 422}),
+        )
+    });
+    let server = serve(handler).await.unwrap();
+    let llm = LlmClient::new(
+        LlmConfig {
+            base_url: format!("{}/v1", server.url()),
+            ..LlmConfig::default()
+        },
+        ApiKey::new(GOOD.xai),
+    )
+    .unwrap();
+    let tavily = TavilyClient::new(
+        TavilyConfig {
+            base_url: server.url(),
+            ..TavilyConfig::default()
+        },
+        ApiKey::new(GOOD.tavily),
+    )
+    .unwrap();
+    let errors = [
+        llm.list_models().await.unwrap_err().to_string(),
+        llm.complete(&[ChatMessage::user("hi")], &json!({}))
+            .await
+            .unwrap_err()
+            .to_string(),
+        tavily.search_news("BTC").await.unwrap_err().to_string(),
+        tavily.usage().await.unwrap_err().to_string(),
+    ];
+    for text in &errors {
+        assert!(text.contains("***"), "the echo was not seen: {text}");
+        assert_no_canary("an error built from an echoing server", text.as_bytes());
+    }
+    // Resend's 422 message is quoted in its error; the key in it is blanked as well.
+    let echo_422: Handler = Arc::new(|req| {
+        let sent = req.header("authorization").unwrap_or_default().to_string();
+        Response::json(
+            422,
+            &json!({"statusCode": 422, "name": "validation_error", "message": format!("you sent {sent}")}),
+        )
+    });
+    let server = serve(echo_422).await.unwrap();
+    let resend = ResendClient::new(&server.url(), GOOD.resend, Duration::from_secs(2)).unwrap();
+    let to = vec!["me@example.com".to_string()];
+    let text = resend
+        .send("a <a@example.com>", &to, "s", "t", "test/1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("you sent Bearer ***"), "{text}");
+    assert_no_canary("a Resend error", text.as_bytes());
+}

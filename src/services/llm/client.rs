@@ -168,7 +168,7 @@ impl LlmClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             let text = match response.text().await {
-                Ok(t) => t,
+                Ok(t) => crate::secrets::redact(t, self.key.expose()),
                 Err(e) if e.is_timeout() => {
                     return Err(LlmError::Timeout(self.config.timeout_secs));
                 }
@@ -223,6 +223,7 @@ impl LlmClient {
             .text()
             .await
             .map_err(|e| LlmError::Network(crate::services::describe_http_error(e)))?;
+        let text = crate::secrets::redact(text, self.key.expose());
         match status {
             200..=299 => {}
             401 | 403 => return Err(LlmError::Unauthorized { status, body: text }),

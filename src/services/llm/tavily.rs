@@ -85,6 +85,7 @@ impl TavilyClient {
             .text()
             .await
             .map_err(|e| TavilyError::Network(e.to_string()))?;
+        let text = crate::secrets::redact(text, self.key.expose());
         match status {
             200 => {}
             401 => return Err(TavilyError::Unauthorized(text)),
@@ -123,6 +124,7 @@ impl TavilyClient {
             .text()
             .await
             .map_err(|e| TavilyError::Network(crate::services::describe_http_error(e)))?;
+        let text = crate::secrets::redact(text, self.key.expose());
         match status {
             200 => {}
             401 => return Err(TavilyError::Unauthorized(text)),

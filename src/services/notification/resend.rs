@@ -116,7 +116,7 @@ impl ResendClient {
             _ => Err(ResendError::Rejected {
                 status,
                 name: err.name,
-                message: err.message,
+                message: crate::secrets::redact(err.message, &self.api_key),
             }),
         }
     }
@@ -197,7 +197,7 @@ impl ResendClient {
                         _ => ResendError::Rejected {
                             status,
                             name: err.name,
-                            message: err.message,
+                            message: crate::secrets::redact(err.message, &self.api_key),
                         },
                     });
                 }
