@@ -242,6 +242,7 @@ impl Runner {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     config: &TuiConfig,
