@@ -54,7 +54,16 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
-            let _ = e.print();
+            let raw: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            if e.use_stderr() && raw.iter().any(|a| a == "keys") {
+                // A key pasted into the wrong place must not be echoed back.
+                let shown = cli::keys::redact_rejected_args(&e.render().to_string(), &raw);
+                eprint!("{shown}");
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(code);
         }
     };

@@ -18,6 +18,9 @@ use crate::services::llm::{
     BudgetFallback, ChatMessage, LlmClient, NewsItem, PromptParts, SYSTEM_PROMPT, TavilyClient,
     build_prompt, drop_news_after,
 };
+use crate::services::notification::{
+    Alert, AlertKind, NotificationConfig, ResendClient, already_alerted, notify,
+};
 use crate::store::decisions::{self as recorder, CachedReply, NewDecision};
 use crate::store::{Store, StoreError};
 
@@ -154,6 +157,14 @@ pub struct LlmEngine {
     rules: RulesEngine,
     bus: Option<EventBus>,
     mode: RunMode,
+    alerts: Option<BudgetAlerts>,
+}
+
+/// Where the engine reports a spent budget: the alerts table and, with a client, e-mail.
+pub struct BudgetAlerts {
+    /// `None` records the alert without sending it (notifications off or no Resend key).
+    pub client: Option<ResendClient>,
+    pub config: NotificationConfig,
 }
 
 fn lock(store: &Mutex<Store>) -> Result<std::sync::MutexGuard<'_, Store>, StoreError> {
@@ -187,7 +198,14 @@ impl LlmEngine {
             rules,
             bus: None,
             mode: RunMode::Live,
+            alerts: None,
         }
+    }
+
+    /// Raise an alert (one a UTC day) when the daily budget is spent.
+    pub fn with_budget_alerts(mut self, alerts: BudgetAlerts) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     pub fn with_bus(mut self, bus: EventBus) -> Self {
@@ -439,6 +457,7 @@ impl LlmEngine {
                 "LLM daily budget spent (${spent} of ${}); {fallback} decided instead",
                 config.daily_budget_usd
             );
+            self.alert_budget_spent(&reason, input.now_ms).await;
             let mut out = match config.on_budget_exhausted {
                 BudgetFallback::Rules => self.rules.decide_now(input),
                 BudgetFallback::Hold => {
@@ -458,6 +477,46 @@ impl LlmEngine {
             return out;
         }
         self.decide_llm(input).await
+    }
+}
+
+impl LlmEngine {
+    /// One alert a UTC day, whatever the notification dedup window; a failed send is retried
+    /// at the next exhausted decision. Failures are logged, never fatal to the decision.
+    async fn alert_budget_spent(&self, reason: &str, now_ms: i64) {
+        let Some(alerts) = &self.alerts else { return };
+        let day = chrono::DateTime::from_timestamp_millis(now_ms)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let alert = Alert {
+            kind: AlertKind::LlmBudgetSpent,
+            dedup_key: format!("{}/{day}", AlertKind::LlmBudgetSpent.as_str()),
+            subject: format!("TradeMind: LLM budget for {day} spent"),
+            body: format!(
+                "{reason}.\nDecisions use the fallback until 00:00 UTC; raise llm.daily_budget_usd \
+                 to allow more LLM calls today."
+            ),
+        };
+        match lock(&self.store).and_then(|s| already_alerted(s.conn(), &alert.dedup_key)) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the alerts table; not alerting");
+                return;
+            }
+        }
+        match notify(
+            &self.store,
+            alerts.client.as_ref(),
+            &alerts.config,
+            &alert,
+            now_ms,
+        )
+        .await
+        {
+            Ok(outcome) => tracing::info!(?outcome, "LLM budget alert"),
+            Err(e) => tracing::warn!(error = %e, "cannot record the LLM budget alert"),
+        }
     }
 }
 

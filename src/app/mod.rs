@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod decide;
 pub mod demo;
+pub mod key_check;
 pub mod scheduler;
 pub mod snapshot;
 pub mod trading;

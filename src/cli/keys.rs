@@ -2,6 +2,7 @@
 //! hidden prompt, or from stdin when stdin is not a terminal, never from the command line (it
 //! would land in shell history and be visible to every user through `ps`).
 
+use std::ffi::OsStr;
 use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{Context as _, Result};
@@ -9,8 +10,11 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{Context, UsageError};
+use crate::app::key_check::{Endpoints, KeyStatus, check_key};
 use crate::secrets::{Backend, ConnectionName, Credential, Secret, SecretId, SecretKind, Secrets};
+use crate::services::exchange::binance::client::BinanceEnvironment;
 use crate::store::secret_entries::{self, SecretEntry};
+use crate::store::strategies;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -21,21 +25,26 @@ pub enum KeysCommand {
     List,
     /// Remove a stored credential.
     Delete {
-        #[arg(value_enum)]
+        #[arg(value_parser = KindParser)]
         kind: SecretKind,
-        #[arg(long, default_value = ConnectionName::DEFAULT)]
+        #[arg(long, default_value = ConnectionName::DEFAULT, value_parser = ConnectionParser)]
         connection: ConnectionName,
     },
-    /// Check that every stored credential can be read back and is well formed.
-    Test,
+    /// Check each stored credential against its service (one cheap authenticated request:
+    /// ok / rejected / unreachable); exit code 1 if any fails.
+    Test {
+        /// Only check that each key can be read back and is well formed; no network.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    #[arg(value_enum)]
+    #[arg(value_parser = KindParser)]
     pub kind: SecretKind,
     /// Connection the credential belongs to (several Binance accounts, a second Grok key...).
-    #[arg(long, default_value = ConnectionName::DEFAULT)]
+    #[arg(long, default_value = ConnectionName::DEFAULT, value_parser = ConnectionParser)]
     pub connection: ConnectionName,
     // The next three exist only to refuse a secret given on the command line with a clear
     // message instead of clap's generic one (which would also echo the value).
@@ -53,6 +62,119 @@ pub struct SetArgs {
     pub api_secret_flag: Option<String>,
 }
 
+/// Parses the key kind without ever quoting what was typed: a key pasted into the kind position
+/// must not come back on the terminal (clap's own error for a value enum repeats the value).
+#[derive(Debug, Clone, Copy)]
+struct KindParser;
+
+impl clap::builder::TypedValueParser for KindParser {
+    type Value = SecretKind;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<SecretKind, clap::Error> {
+        value.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            hidden_value_error(
+                cmd,
+                "unknown key kind; expected binance, grok, tavily or resend",
+            )
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            SecretKind::ALL
+                .into_iter()
+                .map(|k| clap::builder::PossibleValue::new(k.as_str())),
+        ))
+    }
+}
+
+/// Parses `--connection` without quoting the value, for the same reason as `KindParser`.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionParser;
+
+impl clap::builder::TypedValueParser for ConnectionParser {
+    type Value = ConnectionName;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<ConnectionName, clap::Error> {
+        value
+            .to_str()
+            .and_then(|s| ConnectionName::new(s).ok())
+            .ok_or_else(|| {
+                hidden_value_error(
+                    cmd,
+                    "invalid connection name; use 1 to 64 letters, digits, '_' or '-'",
+                )
+            })
+    }
+}
+
+fn hidden_value_error(cmd: &clap::Command, what: &str) -> clap::Error {
+    clap::Error::raw(
+        clap::error::ErrorKind::InvalidValue,
+        format!("{what} (the value is not shown, in case it is a secret)\n"),
+    )
+    .with_cmd(cmd)
+}
+
+/// What `keys ...` prints for a command line clap rejects: clap's message with every argument
+/// the user typed blanked out (`'<hidden>'`), except the words trademind itself defines. clap
+/// quotes unexpected arguments (`unexpected argument 'sk-...' found`), and a key pasted into the
+/// wrong place must not be echoed to the terminal or a CI log.
+pub fn redact_rejected_args(message: &str, args: &[String]) -> String {
+    let mut out = message.to_string();
+    let mut typed: Vec<&str> = Vec::new();
+    for arg in args.iter().skip(1) {
+        typed.push(arg);
+        if let Some((_, value)) = arg.split_once('=') {
+            typed.push(value);
+        }
+    }
+    // Longest first, so a value that contains a shorter argument is blanked whole.
+    typed.sort_by_key(|a| std::cmp::Reverse(a.len()));
+    for arg in typed {
+        if arg.is_empty() || is_defined_word(arg) {
+            continue;
+        }
+        for quote in ['\'', '"'] {
+            out = out.replace(&format!("{quote}{arg}{quote}"), "'<hidden>'");
+        }
+    }
+    out
+}
+
+fn is_defined_word(arg: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "keys",
+        "set",
+        "list",
+        "delete",
+        "test",
+        "help",
+        "--help",
+        "-h",
+        "--connection",
+        "--json",
+        "--config",
+        "--data-dir",
+        "--log-level",
+        "--version",
+        "-V",
+    ];
+    WORDS.contains(&arg) || arg.parse::<SecretKind>().is_ok()
+}
+
 const NO_ARGUMENT_SECRETS: &str = "secrets are never accepted on the command line (they would be kept in shell history and shown by `ps`). Run `trademind keys set KIND` and type or paste at the hidden prompt, or pipe the value on stdin: `printf '%s\\n' \"$KEY\" | trademind keys set KIND` (Binance: key line, then secret line). If you just typed a real key, remove it from your shell history";
 
 pub async fn run(cmd: KeysCommand, ctx: &Context) -> Result<()> {
@@ -63,7 +185,7 @@ pub async fn run(cmd: KeysCommand, ctx: &Context) -> Result<()> {
         KeysCommand::Delete { kind, connection } => {
             delete(SecretId::new(kind, connection), ctx, &secrets).await
         }
-        KeysCommand::Test => test(ctx, &secrets).await,
+        KeysCommand::Test { offline } => test(ctx, &secrets, offline).await,
     }
 }
 
@@ -239,16 +361,28 @@ fn listed_entries(ctx: &Context, secrets: &Secrets) -> Result<Vec<ListedEntry>> 
             })
         })
         .collect::<Result<_, crate::secrets::SecretError>>()?;
-    // Entries that only the environment supplies (default connection names).
-    for kind in SecretKind::ALL {
-        let id = SecretId::default_for(kind);
+    // Entries that only the environment supplies: the default connection of every kind, and
+    // the Binance connections registered with `trademind connection add`.
+    let registered = strategies::list_connections(store.conn())?;
+    let candidates = SecretKind::ALL
+        .into_iter()
+        .map(SecretId::default_for)
+        .chain(
+            registered
+                .iter()
+                .filter(|c| c.exchange == "binance")
+                .filter_map(|c| ConnectionName::new(&c.name).ok())
+                .map(|name| SecretId::new(SecretKind::Binance, name)),
+        );
+    for id in candidates {
+        let kind = id.kind;
         let recorded_already = out
             .iter()
-            .any(|e| e.kind == kind && e.connection == ConnectionName::DEFAULT);
+            .any(|e| e.kind == kind && e.connection == id.connection.as_str());
         if !recorded_already && secrets.env_provides(&id) {
             out.push(ListedEntry {
                 kind,
-                connection: ConnectionName::DEFAULT.to_string(),
+                connection: id.connection.to_string(),
                 backend: Backend::Environment,
                 set_at: None,
                 environment_override: true,
@@ -328,63 +462,124 @@ async fn delete(id: SecretId, ctx: &Context, secrets: &Secrets) -> Result<()> {
 struct TestResult {
     entry: String,
     backend: Backend,
+    /// The stored value could be read and is well formed.
     readable: bool,
+    /// ok, rejected, unreachable or failed; absent with `--offline`.
+    status: Option<KeyStatus>,
+    endpoint: Option<String>,
     problem: Option<String>,
+    detail: Option<String>,
 }
 
-const CONNECTIVITY_NOTE: &str = "connectivity check (a signed request, key permissions, a loud warning if withdrawals are enabled) comes with the exchange/LLM clients; this only checks that each key can be read back and is well formed";
+/// The endpoints `keys test` asks, from the configuration; Binance's environment is the
+/// connection's (testnet or production) when the connection is registered, else the config's.
+fn endpoints_for(
+    settings: &crate::config::Settings,
+    connections: &[strategies::ConnectionRow],
+    connection: &str,
+) -> Endpoints {
+    let mut binance = settings.exchange.binance.clone();
+    if let Some(row) = connections
+        .iter()
+        .find(|r| r.name == connection && r.exchange == "binance")
+    {
+        binance.environment = if row.is_testnet {
+            BinanceEnvironment::Testnet
+        } else {
+            BinanceEnvironment::Production
+        };
+    }
+    Endpoints {
+        binance,
+        llm: settings.llm.clone(),
+        tavily: settings.llm.tavily.clone(),
+        resend_url: settings.notifications.base_url.clone(),
+        resend_timeout: std::time::Duration::from_secs(settings.notifications.timeout_seconds),
+    }
+}
 
-async fn test(ctx: &Context, secrets: &Secrets) -> Result<()> {
+async fn test(ctx: &Context, secrets: &Secrets, offline: bool) -> Result<()> {
     let entries = listed_entries(ctx, secrets)?;
+    let connections = strategies::list_connections(ctx.open_store()?.conn())?;
     let mut results = Vec::with_capacity(entries.len());
     for e in &entries {
         let id = SecretId::new(e.kind, ConnectionName::new(&e.connection)?);
-        let (backend, readable, problem) = match secrets.get(&id).await {
-            Ok(Some(found)) => match found.credential.validate_for(id.kind) {
-                Ok(()) => (found.backend, true, None),
-                Err(err) => (found.backend, false, Some(err.to_string())),
-            },
-            Ok(None) => (
-                e.backend,
-                false,
-                Some(format!(
-                    "recorded as set but not found in the {}; set it again with `trademind keys set {} --connection {}`",
-                    e.backend, id.kind, id.connection
-                )),
-            ),
-            Err(err) => (e.backend, false, Some(err.to_string())),
-        };
-        results.push(TestResult {
+        let mut result = TestResult {
             entry: id.to_string(),
-            backend,
-            readable,
-            problem,
-        });
-    }
-    #[derive(Serialize)]
-    struct Report<'a> {
-        results: &'a [TestResult],
-        note: &'a str,
-    }
-    ctx.emit(
-        &Report {
-            results: &results,
-            note: CONNECTIVITY_NOTE,
-        },
-        || {
-            if results.is_empty() {
-                println!("no keys stored; nothing to test");
-            }
-            for r in &results {
-                match &r.problem {
-                    None => println!("ok      {} ({})", r.entry, r.backend),
-                    Some(p) => println!("FAILED  {}: {p}", r.entry),
+            backend: e.backend,
+            readable: false,
+            status: None,
+            endpoint: None,
+            problem: None,
+            detail: None,
+        };
+        let credential = match secrets.get(&id).await {
+            Ok(Some(found)) => {
+                result.backend = found.backend;
+                match found.credential.validate_for(id.kind) {
+                    Ok(()) => Some(found.credential),
+                    Err(err) => {
+                        result.problem = Some(err.to_string());
+                        None
+                    }
                 }
             }
-            println!("note: {CONNECTIVITY_NOTE}");
-        },
-    )?;
-    let failed = results.iter().filter(|r| !r.readable).count();
+            Ok(None) => {
+                result.problem = Some(format!(
+                    "recorded as set but not found in the {}; set it again with `trademind keys set {} --connection {}`",
+                    e.backend, id.kind, id.connection
+                ));
+                None
+            }
+            Err(err) => {
+                result.problem = Some(err.to_string());
+                None
+            }
+        };
+        match credential {
+            Some(credential) => {
+                result.readable = true;
+                if !offline {
+                    let at = endpoints_for(ctx.settings(), &connections, id.connection.as_str());
+                    let checked = check_key(id.kind, &credential, &at).await;
+                    tracing::info!(entry = %id, status = checked.status.as_str(), endpoint = %checked.endpoint, "key checked");
+                    result.status = Some(checked.status);
+                    result.endpoint = Some(checked.endpoint);
+                    result.detail = Some(checked.detail);
+                }
+            }
+            None => result.status = (!offline).then_some(KeyStatus::Failed),
+        }
+        results.push(result);
+    }
+    ctx.emit(&results, || {
+        if results.is_empty() {
+            println!("no keys stored; nothing to test");
+        }
+        for r in &results {
+            match (&r.problem, r.status) {
+                (Some(p), _) => println!("FAILED       {}: {p}", r.entry),
+                (None, None) => println!("readable     {} ({})", r.entry, r.backend),
+                (None, Some(status)) => println!(
+                    "{:<12} {} ({}) {}: {}",
+                    status.as_str(),
+                    r.entry,
+                    r.backend,
+                    r.endpoint.as_deref().unwrap_or("-"),
+                    r.detail.as_deref().unwrap_or("")
+                ),
+            }
+        }
+        if offline {
+            println!(
+                "note: --offline only checks that each key can be read back and is well formed"
+            );
+        }
+    })?;
+    let failed = results
+        .iter()
+        .filter(|r| !r.readable || r.status.is_some_and(|s| s != KeyStatus::Ok))
+        .count();
     if failed > 0 {
         anyhow::bail!("{failed} of {} keys cannot be used", results.len());
     }
@@ -394,6 +589,21 @@ async fn test(ctx: &Context, secrets: &Secrets) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejected_arguments_are_blanked_but_defined_words_kept() {
+        let args: Vec<String> = ["trademind", "keys", "set", "grok", "--key=sk-123", "a"]
+            .map(String::from)
+            .to_vec();
+        let shown = redact_rejected_args(
+            "error: unexpected argument 'sk-123' found near 'grok' and 'a' in 'keys'",
+            &args,
+        );
+        assert_eq!(
+            shown,
+            "error: unexpected argument '<hidden>' found near 'grok' and '<hidden>' in 'keys'"
+        );
+    }
 
     #[test]
     fn one_piped_line_is_a_single_key_and_trailing_newlines_are_dropped() {

@@ -73,6 +73,16 @@ impl Secret {
 
 const MAX_SECRET_LEN: usize = 4096;
 
+/// `text` with every occurrence of `secret` replaced by `***`. For what a remote service
+/// answers: an error body that echoes the key (some OpenAI-compatible servers and proxies do)
+/// must not reach an error message, a log line or the flight recorder.
+pub fn redact(text: String, secret: &str) -> String {
+    if secret.len() < 4 || !text.contains(secret) {
+        return text;
+    }
+    text.replace(secret, "***")
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(\"***\")")
@@ -618,6 +628,15 @@ mod tests {
             api_key: Secret::new(KEY),
             api_secret: Secret::new(SECRET),
         }
+    }
+
+    #[test]
+    fn redact_blanks_every_occurrence_and_leaves_other_text_alone() {
+        let body = format!("bad key {KEY}; you sent {KEY}");
+        assert_eq!(redact(body, KEY), "bad key ***; you sent ***");
+        assert_eq!(redact("nothing here".into(), KEY), "nothing here");
+        // Too short to be a key: replacing it would mangle ordinary text.
+        assert_eq!(redact("a b c".into(), "a"), "a b c");
     }
 
     #[test]

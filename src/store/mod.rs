@@ -240,6 +240,13 @@ impl Store {
     }
 }
 
+/// Lets code that takes any owner of a connection (`notification::notify`) take a `Store`.
+impl std::borrow::Borrow<Connection> for Store {
+    fn borrow(&self) -> &Connection {
+        &self.conn
+    }
+}
+
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;

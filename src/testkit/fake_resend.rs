@@ -1,4 +1,4 @@
-//! A fake Resend (`POST /emails`) written from `resend.yaml` and Resend's documented behaviour:
+//! A fake Resend (`POST /emails`, `GET /domains`) written from `resend.yaml` and Resend's documented behaviour:
 //! Bearer auth (401 `missing_api_key`, 403 `invalid_api_key`), a required `User-Agent` (403),
 //! required `from`/`to`/`subject` (422 `missing_required_field`), `Idempotency-Key` (1-256
 //! chars, else 400; the same key and payload replay the first answer without sending again; the
@@ -25,6 +25,7 @@ struct State {
     by_key: BTreeMap<String, (Value, String)>,
     scripted: VecDeque<Response>,
     requests: usize,
+    sending_only: bool,
 }
 
 /// The running fake; dropping it stops the server.
@@ -70,6 +71,13 @@ impl FakeResend {
         }
     }
 
+    /// Make the key a sending-only one (Resend's `sending_access` permission).
+    pub fn set_sending_only(&self, sending_only: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s.sending_only = sending_only;
+        }
+    }
+
     pub fn sent(&self) -> Vec<SentEmail> {
         self.state
             .lock()
@@ -94,6 +102,34 @@ impl FakeResend {
     }
 }
 
+/// `GET /domains`: the domain list for a full-access key; a sending-only key is refused with
+/// 401 `restricted_api_key`, as Resend does.
+fn list_domains(st: &State, api_key: &str, req: &Request) -> Response {
+    match req.header("authorization") {
+        None => error(
+            401,
+            "missing_api_key",
+            "Missing API key in the authorization header.",
+        ),
+        Some(h) if h != format!("Bearer {api_key}") => {
+            error(403, "invalid_api_key", "API key is invalid.")
+        }
+        Some(_) if st.sending_only => error(
+            401,
+            "restricted_api_key",
+            "This API key is restricted to only send emails.",
+        ),
+        Some(_) => Response::json(
+            200,
+            &json!({"object": "list", "has_more": false, "data": [{
+                "id": "d91cd9bd-1176-453e-8fc1-35364d380206", "name": "example.com",
+                "status": "verified", "created_at": "2026-01-01 00:00:00.000000+00",
+                "region": "us-east-1", "capabilities": {"sending": "enabled", "receiving": "disabled"}
+            }]}),
+        ),
+    }
+}
+
 fn handle(state: &Arc<Mutex<State>>, api_key: &str, req: Request) -> Response {
     let Ok(mut st) = state.lock() else {
         return error(500, "internal_server_error", "state poisoned");
@@ -113,6 +149,9 @@ fn handle(state: &Arc<Mutex<State>>, api_key: &str, req: Request) -> Response {
             body: "error code: 1010".into(),
             delay: Default::default(),
         };
+    }
+    if req.method == "GET" && req.path.split('?').next() == Some("/domains") {
+        return list_domains(&st, api_key, &req);
     }
     if req.method != "POST" || req.path != "/emails" {
         return error(

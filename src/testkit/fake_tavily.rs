@@ -1,4 +1,4 @@
-//! A fake Tavily `/search` written from Tavily's OpenAPI spec: Bearer `tvly-` auth (401 with
+//! A fake Tavily `/search` and `GET /usage` written from Tavily's OpenAPI spec: Bearer `tvly-` auth (401 with
 //! `{"detail":{"error":...}}`), `query` required and enums checked (400), scripted results.
 
 use serde_json::{Value, json};
@@ -66,6 +66,18 @@ impl FakeTavily {
 }
 
 fn handle(state: &Mutex<State>, key: &str, req: Request) -> Response {
+    if req.path.split('?').next() == Some("/usage") && req.method == "GET" {
+        if req.header("authorization") != Some(format!("Bearer {key}").as_str()) {
+            return detail(401, "Unauthorized: missing or invalid API key.");
+        }
+        let searches = state.lock().map(|s| s.requests.len()).unwrap_or(0);
+        return Response::json(
+            200,
+            &json!({"key": {"usage": searches, "limit": null, "search_usage": searches},
+                    "account": {"current_plan": "Researcher", "plan_usage": searches,
+                                "plan_limit": 1000, "paygo_usage": 0, "paygo_limit": null}}),
+        );
+    }
     if req.path.split('?').next() != Some("/search") {
         return detail(404, "Not Found");
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use trademind::app::bus::{Event, EventBus, Received};
 use trademind::app::decide::{
-    DecisionEngine, EngineOutput, LlmEngine, RulesEngine, RunMode, record,
+    BudgetAlerts, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, RunMode, record,
 };
 use trademind::domain::decision::{
     Action, DecisionInput, IndicatorSnapshot, RiskSnapshot, Verdict,
@@ -19,8 +19,10 @@ use trademind::services::llm::prompt::DEFAULT_TEMPLATE;
 use trademind::services::llm::{
     ApiKey, BudgetFallback, LlmClient, LlmConfig, TavilyClient, TavilyConfig,
 };
+use trademind::services::notification::{NotificationConfig, ResendClient};
 use trademind::store::Store;
 use trademind::store::decisions as recorder;
+use trademind::testkit::fake_resend::FakeResend;
 use trademind::testkit::fake_tavily::{FakeNews, FakeTavily};
 use trademind::testkit::fake_xai::{FakeXai, Script};
 
@@ -534,6 +536,78 @@ async fn past_the_daily_budget_the_engine_falls_back_to_rules_and_raises_an_aler
     // A new UTC day has a fresh budget.
     let (next_day, _) = rig.decide(&engine, &input_at(NOW + 86_400_000)).await;
     assert_eq!(next_day.engine, "llm");
+}
+
+#[tokio::test]
+async fn two_decisions_past_the_budget_raise_one_alert_and_one_mail_for_the_day() {
+    let rig = Rig::new().await;
+    let resend = FakeResend::start("re_budget_key").await.unwrap();
+    rig.xai.push([Script::Decision(valid_buy())]);
+    let notifications = NotificationConfig {
+        enabled: true,
+        base_url: resend.url(),
+        from: "TradeMind <alerts@example.com>".into(),
+        to: vec!["me@example.com".into()],
+        // A short window: only the per-day key can keep the second alert from going out.
+        dedup_minutes: 1,
+        ..NotificationConfig::default()
+    };
+    let client = ResendClient::new(&resend.url(), "re_budget_key", Duration::from_secs(5)).unwrap();
+    let engine = rig
+        .engine_with(
+            LlmConfig {
+                daily_budget_usd: dec!(0.003),
+                ..rig.config()
+            },
+            RunMode::Live,
+        )
+        .with_budget_alerts(BudgetAlerts {
+            client: Some(client),
+            config: notifications,
+        });
+    let (first, _) = rig.decide(&engine, &input()).await;
+    assert_eq!(first.engine, "llm");
+    assert!(resend.sent().is_empty(), "no alert while within budget");
+    // Two exhausted decisions, the second 2 h later (past the 1 min dedup window).
+    let (second, _) = rig.decide(&engine, &input_at(NOW + 60_000)).await;
+    let (third, _) = rig.decide(&engine, &input_at(NOW + 7_200_000)).await;
+    assert_eq!(
+        (second.engine.as_str(), third.engine.as_str()),
+        ("rules", "rules")
+    );
+    let rows: Vec<(String, String, String)> = {
+        let store = rig.store.lock().unwrap();
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT kind, dedup_key, status FROM alerts ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        rows,
+        [(
+            "llm_budget_spent".to_string(),
+            "llm_budget_spent/2025-01-15".to_string(),
+            "sent".to_string()
+        )]
+    );
+    let sent = resend.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].body["subject"],
+        "TradeMind: LLM budget for 2025-01-15 spent"
+    );
+    assert!(
+        sent[0].body["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rules decided instead"),
+        "{:?}",
+        sent[0].body
+    );
 }
 
 #[tokio::test]

@@ -25,6 +25,8 @@ mod live_stream;
 mod live_user_data;
 mod market_data;
 mod notifications;
+mod parser_robustness;
 mod risk;
 mod trading;
+mod secret_leak;
 mod tui_tmux;

@@ -168,7 +168,7 @@ impl LlmClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             let text = match response.text().await {
-                Ok(t) => t,
+                Ok(t) => crate::secrets::redact(t, self.key.expose()),
                 Err(e) if e.is_timeout() => {
                     return Err(LlmError::Timeout(self.config.timeout_secs));
                 }
@@ -204,74 +204,114 @@ impl LlmClient {
         }
     }
 
+    /// `GET /models`: the cheapest authenticated call (no tokens spent), to check the key.
+    /// Returns the model ids the key can use.
+    pub async fn list_models(&self) -> Result<Vec<String>, LlmError> {
+        let url = format!("{}/models", self.config.base_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(|e| match e.is_timeout() {
+                true => LlmError::Timeout(self.config.timeout_secs),
+                false => LlmError::Network(crate::services::describe_http_error(e)),
+            })?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| LlmError::Network(crate::services::describe_http_error(e)))?;
+        let text = crate::secrets::redact(text, self.key.expose());
+        match status {
+            200..=299 => {}
+            401 | 403 => return Err(LlmError::Unauthorized { status, body: text }),
+            _ => return Err(LlmError::Http { status, body: text }),
+        }
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| LlmError::Decode(e.to_string()))?;
+        Ok(value["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect())
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u64 << attempt.saturating_sub(1).min(10);
         Duration::from_millis(self.config.retry_base_ms.saturating_mul(factor))
     }
 
     fn parse_reply(&self, raw: String, attempts: u32) -> Result<LlmReply, LlmError> {
-        let value: Value =
-            serde_json::from_str(&raw).map_err(|e| LlmError::Decode(e.to_string()))?;
-        let (content, prompt_tokens, completion_tokens, ticks) = if self.config.use_grok_search {
-            let usage: Option<ResponsesUsage> = value
-                .get("usage")
-                .and_then(|u| serde_json::from_value(u.clone()).ok());
-            let mut text = String::new();
-            let mut refusal = None;
-            for item in value["output"].as_array().into_iter().flatten() {
-                if item["type"] != "message" {
-                    continue;
-                }
-                for part in item["content"].as_array().into_iter().flatten() {
-                    match part["type"].as_str() {
-                        Some("output_text") => text.push_str(part["text"].as_str().unwrap_or("")),
-                        Some("refusal") => refusal = part["refusal"].as_str().map(str::to_string),
-                        _ => {}
-                    }
-                }
-            }
-            if text.is_empty() {
-                if let Some(r) = refusal {
-                    return Err(LlmError::Refused(r));
-                }
-                return Err(LlmError::Decode("no output_text in the response".into()));
-            }
-            let (i, o, t) = usage
-                .map(|u| (u.input_tokens, u.output_tokens, u.cost_in_usd_ticks))
-                .unwrap_or_default();
-            (text, i, o, t)
-        } else {
-            let message = &value["choices"][0]["message"];
-            if let Some(refusal) = message["refusal"].as_str() {
-                return Err(LlmError::Refused(refusal.to_string()));
-            }
-            let Some(text) = message["content"].as_str() else {
-                return Err(LlmError::Decode("no choices[0].message.content".into()));
-            };
-            let usage: Option<ChatUsage> = value
-                .get("usage")
-                .and_then(|u| serde_json::from_value(u.clone()).ok());
-            let (i, o, t) = usage
-                .map(|u| (u.prompt_tokens, u.completion_tokens, u.cost_in_usd_ticks))
-                .unwrap_or_default();
-            (text.to_string(), i, o, t)
-        };
-        let cost_usd = match ticks {
-            Some(t) => Some(Decimal::from(t) / Decimal::from(TICKS_PER_USD)),
-            None => match (prompt_tokens, completion_tokens) {
-                (Some(p), Some(c)) => self.config.priced_cost(p, c),
-                _ => None,
-            },
-        };
-        Ok(LlmReply {
-            content,
-            raw,
-            prompt_tokens,
-            completion_tokens,
-            cost_usd,
-            attempts,
-        })
+        parse_reply(&self.config, raw, attempts)
     }
+}
+
+/// Read a 2xx response body of either API (chat completions, or responses when
+/// `use_grok_search`): the assistant's text, tokens and cost. Public for the fuzz targets.
+pub fn parse_reply(config: &LlmConfig, raw: String, attempts: u32) -> Result<LlmReply, LlmError> {
+    let value: Value = serde_json::from_str(&raw).map_err(|e| LlmError::Decode(e.to_string()))?;
+    let (content, prompt_tokens, completion_tokens, ticks) = if config.use_grok_search {
+        let usage: Option<ResponsesUsage> = value
+            .get("usage")
+            .and_then(|u| serde_json::from_value(u.clone()).ok());
+        let mut text = String::new();
+        let mut refusal = None;
+        for item in value["output"].as_array().into_iter().flatten() {
+            if item["type"] != "message" {
+                continue;
+            }
+            for part in item["content"].as_array().into_iter().flatten() {
+                match part["type"].as_str() {
+                    Some("output_text") => text.push_str(part["text"].as_str().unwrap_or("")),
+                    Some("refusal") => refusal = part["refusal"].as_str().map(str::to_string),
+                    _ => {}
+                }
+            }
+        }
+        if text.is_empty() {
+            if let Some(r) = refusal {
+                return Err(LlmError::Refused(r));
+            }
+            return Err(LlmError::Decode("no output_text in the response".into()));
+        }
+        let (i, o, t) = usage
+            .map(|u| (u.input_tokens, u.output_tokens, u.cost_in_usd_ticks))
+            .unwrap_or_default();
+        (text, i, o, t)
+    } else {
+        let message = &value["choices"][0]["message"];
+        if let Some(refusal) = message["refusal"].as_str() {
+            return Err(LlmError::Refused(refusal.to_string()));
+        }
+        let Some(text) = message["content"].as_str() else {
+            return Err(LlmError::Decode("no choices[0].message.content".into()));
+        };
+        let usage: Option<ChatUsage> = value
+            .get("usage")
+            .and_then(|u| serde_json::from_value(u.clone()).ok());
+        let (i, o, t) = usage
+            .map(|u| (u.prompt_tokens, u.completion_tokens, u.cost_in_usd_ticks))
+            .unwrap_or_default();
+        (text.to_string(), i, o, t)
+    };
+    let cost_usd = match ticks {
+        Some(t) => Some(Decimal::from(t) / Decimal::from(TICKS_PER_USD)),
+        None => match (prompt_tokens, completion_tokens) {
+            (Some(p), Some(c)) => config.priced_cost(p, c),
+            _ => None,
+        },
+    };
+    Ok(LlmReply {
+        content,
+        raw,
+        prompt_tokens,
+        completion_tokens,
+        cost_usd,
+        attempts,
+    })
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ impl TavilyClient {
             .text()
             .await
             .map_err(|e| TavilyError::Network(e.to_string()))?;
+        let text = crate::secrets::redact(text, self.key.expose());
         match status {
             200 => {}
             401 => return Err(TavilyError::Unauthorized(text)),
@@ -103,6 +104,39 @@ impl TavilyClient {
                 snippet: r.content.unwrap_or_default(),
             })
             .collect())
+    }
+}
+
+impl TavilyClient {
+    /// `GET /usage`: the credits used and the key's limit; costs no credit, so `keys test`
+    /// uses it to check the key. Returns (credits used, limit if any).
+    pub async fn usage(&self) -> Result<(u64, Option<u64>), TavilyError> {
+        let url = format!("{}/usage", self.config.base_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(|e| TavilyError::Network(crate::services::describe_http_error(e)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| TavilyError::Network(crate::services::describe_http_error(e)))?;
+        let text = crate::secrets::redact(text, self.key.expose());
+        match status {
+            200 => {}
+            401 => return Err(TavilyError::Unauthorized(text)),
+            403 | 429 | 432 | 433 => return Err(TavilyError::Limit { status, body: text }),
+            _ => return Err(TavilyError::Http { status, body: text }),
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| TavilyError::Decode(e.to_string()))?;
+        Ok((
+            value["key"]["usage"].as_u64().unwrap_or(0),
+            value["key"]["limit"].as_u64(),
+        ))
     }
 }
 

@@ -4,11 +4,13 @@
 
 pub mod resend;
 
+use std::borrow::Borrow;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::store::StoreResult;
-pub use resend::{ResendClient, ResendError};
+pub use resend::{KeyAccess, ResendClient, ResendError};
 
 /// What an alert is about (the seed's alert types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,17 +243,38 @@ impl AlertDb for crate::store::Store {
 /// network call: `conn` is used before and after.
 pub async fn notify<D: AlertDb>(
     conn: &std::sync::Mutex<D>,
+/// Whether an alert with this dedup key was already sent, or recorded as not to be sent
+/// (notifications off, deduplicated); a failed attempt does not count, so it is tried again.
+/// For alerts that go out once per period whatever the dedup window (`<kind>/<day>` keys).
+pub fn already_alerted(conn: &Connection, dedup_key: &str) -> StoreResult<bool> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM alerts WHERE dedup_key = ?1 AND status IN ('sent', 'suppressed', 'pending') LIMIT 1",
+            params![dedup_key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// Record, deduplicate, rate-limit and send one alert. The store lock is not held across the
+/// network call: `conn` is used before and after. `conn` is a bare connection or a `Store`.
+pub async fn notify<C: Borrow<Connection>>(
+    conn: &std::sync::Mutex<C>,
     client: Option<&ResendClient>,
     cfg: &NotificationConfig,
     alert: &Alert,
     now_ms: i64,
 ) -> StoreResult<AlertOutcome> {
     let (id, key, suppressed) = {
-        let c = conn
+        let guard = conn
             .lock()
             .map_err(|_| crate::store::StoreError::Conflict("database lock poisoned".into()))?;
         let suppressed = suppression_reason(c.db(), alert, now_ms, cfg)?;
         let (id, key) = record_alert(c.db(), alert, now_ms)?;
+        let c: &Connection = (*guard).borrow();
+        let suppressed = suppression_reason(c, alert, now_ms, cfg)?;
+        let (id, key) = record_alert(c, alert, now_ms)?;
         (id, key, suppressed)
     };
     let outcome = match (suppressed, client) {
@@ -267,10 +290,11 @@ pub async fn notify<D: AlertDb>(
             },
         },
     };
-    let c = conn
+    let guard = conn
         .lock()
         .map_err(|_| crate::store::StoreError::Conflict("database lock poisoned".into()))?;
     mark_alert(c.db(), id, &outcome, now_ms)?;
+    mark_alert((*guard).borrow(), id, &outcome, now_ms)?;
     Ok(outcome)
 }
 
@@ -312,6 +336,24 @@ mod tests {
             suppression_reason(c, &alert("component_failing/llm"), 1_000_001, &cfg).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_failed_alert_does_not_count_as_already_alerted_but_a_sent_one_does() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let a = alert("llm_budget_spent/2025-01-15");
+        assert!(!already_alerted(c, &a.dedup_key).unwrap());
+        let (id, _) = record_alert(c, &a, 1_000).unwrap();
+        let failed = AlertOutcome::Failed {
+            error: "HTTP 500".into(),
+        };
+        mark_alert(c, id, &failed, 1_000).unwrap();
+        assert!(!already_alerted(c, &a.dedup_key).unwrap());
+        let (id, _) = record_alert(c, &a, 2_000).unwrap();
+        mark_alert(c, id, &AlertOutcome::Sent { id: "m".into() }, 2_000).unwrap();
+        assert!(already_alerted(c, &a.dedup_key).unwrap());
+        assert!(!already_alerted(c, "llm_budget_spent/2025-01-16").unwrap());
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub enum ResendError {
     Malformed(String),
 }
 
+/// What a valid Resend key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyAccess {
+    Full,
+    SendingOnly,
+}
+
 #[derive(Serialize)]
 struct SendEmailRequest<'a> {
     from: &'a str,
@@ -78,6 +86,39 @@ impl ResendClient {
             api_key: api_key.to_string(),
             max_attempts: 4,
         })
+    }
+
+    /// `GET /domains`, to check the key without sending mail. A sending-only key is valid but
+    /// may not list domains: Resend answers it 401 `restricted_api_key`.
+    pub async fn check_key(&self) -> Result<KeyAccess, ResendError> {
+        let response = self
+            .http
+            .get(format!("{}/domains", self.base_url))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .map_err(|e| ResendError::Network(crate::services::describe_http_error(e)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ResendError::Network(crate::services::describe_http_error(e)))?;
+        let err: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+        match status {
+            200 => Ok(KeyAccess::Full),
+            401 if err.name == "restricted_api_key" => Ok(KeyAccess::SendingOnly),
+            401 | 403 => Err(ResendError::Auth { name: err.name }),
+            429 => Err(ResendError::RateLimited { attempts: 1 }),
+            500..=599 => Err(ResendError::Unavailable {
+                status,
+                attempts: 1,
+            }),
+            _ => Err(ResendError::Rejected {
+                status,
+                name: err.name,
+                message: crate::secrets::redact(err.message, &self.api_key),
+            }),
+        }
     }
 
     /// Send one plain-text e-mail; returns Resend's e-mail id.
@@ -156,7 +197,7 @@ impl ResendClient {
                         _ => ResendError::Rejected {
                             status,
                             name: err.name,
-                            message: err.message,
+                            message: crate::secrets::redact(err.message, &self.api_key),
                         },
                     });
                 }
