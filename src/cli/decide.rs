@@ -7,11 +7,10 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 use super::{Context, UsageError};
-use crate::app::decide::{AnyEngine, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record};
-use crate::app::trading::{build_risk_context, intent_for};
 use crate::app::decide::{
-    BudgetAlerts, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record,
+    AnyEngine, BudgetAlerts, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record,
 };
+use crate::app::trading::{build_risk_context, intent_for};
 use crate::domain::Symbol;
 use crate::domain::decision::{DecisionInput, ValidationLimits, Verdict};
 use crate::domain::market::Interval;
@@ -19,7 +18,6 @@ use crate::domain::risk::{RiskManagementService, RiskVerdict};
 use crate::services::exchange::any::AnyExchange;
 use crate::services::llm::{ApiKey, LlmClient, TavilyClient, load_template};
 use crate::services::market_data::import::parse_candles;
-use crate::services::notification::ResendClient;
 use crate::store::Store;
 use crate::store::candles::{insert_candles, last_candles};
 use crate::store::decisions as recorder;
@@ -73,27 +71,6 @@ async fn stored_key(ctx: &Context, kind: crate::secrets::SecretKind) -> Result<O
         Credential::ApiKey(k) => Some(ApiKey::new(k.expose().to_string())),
         Credential::KeyPair { .. } => None,
     }))
-}
-
-/// The spent-budget alert: e-mailed when notifications are enabled and a Resend key is stored,
-/// recorded in the alerts table either way.
-async fn budget_alerts(ctx: &Context) -> Result<BudgetAlerts> {
-    let config = ctx.settings().notifications.clone();
-    let client = match config.enabled {
-        true => match stored_key(ctx, crate::secrets::SecretKind::Resend).await? {
-            Some(key) => Some(ResendClient::new(
-                &config.base_url,
-                key.expose(),
-                std::time::Duration::from_secs(config.timeout_seconds),
-            )?),
-            None => {
-                tracing::warn!("notifications are enabled but no Resend key is stored");
-                None
-            }
-        },
-        false => None,
-    };
-    Ok(BudgetAlerts { client, config })
 }
 
 /// Stored candles, or the bundled file imported on first use (BTCUSDT 1h only).
@@ -160,7 +137,12 @@ pub(crate) async fn choose_engine(
             settings.llm.prompt_template
         )
     })?;
-    let engine = LlmEngine::new(client, tavily, store, template, rules);
+    // A spent budget is recorded as an alert, and mailed when notifications are set up.
+    let alerts = BudgetAlerts {
+        client: super::notify::mailer(ctx).await,
+        config: ctx.settings().notifications.clone(),
+    };
+    let engine = LlmEngine::new(client, tavily, store, template, rules).with_budget_alerts(alerts);
     Ok((AnyEngine::Llm(Box::new(engine)), offline_notice))
 }
 
@@ -248,31 +230,6 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
     let (input, candles, imported) = {
         let db = store
             .lock()
-    let (out, store) = if engine_name == "llm" {
-        let key = grok_key.ok_or_else(|| UsageError("no Grok API key".into()))?;
-        let client = LlmClient::new(settings.llm.clone(), key)?;
-        let tavily = match stored_key(ctx, crate::secrets::SecretKind::Tavily).await? {
-            Some(k) if settings.llm.tavily.enabled => {
-                Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
-            }
-            _ => None,
-        };
-        let template =
-            load_template(settings.llm.prompt_template.as_deref()).with_context(|| {
-                format!(
-                    "cannot read llm.prompt_template {:?}",
-                    settings.llm.prompt_template
-                )
-            })?;
-        let alerts = budget_alerts(ctx).await?;
-        let shared = Arc::new(Mutex::new(store));
-        let engine = LlmEngine::new(client, tavily, shared.clone(), template, rules)
-            .with_budget_alerts(alerts);
-        let out = engine.decide(&input).await;
-        drop(engine);
-        let store = Arc::try_unwrap(shared)
-            .map_err(|_| anyhow::anyhow!("the database is still in use"))?
-            .into_inner()
             .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
         stored_input(ctx, &db, &symbol, interval, now_ms)?
     };

@@ -30,7 +30,6 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0002_paper_exchange.sql")),
         M::up(include_str!("migrations/0003_secrets_and_live_guard.sql")),
         M::up(include_str!("migrations/0004_trading.sql")),
-        // 0004_trading.sql is reserved for the trading work landing alongside.
         M::up(include_str!("migrations/0005_backtest_control.sql")),
     ])
 });
@@ -90,7 +89,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 4;
+const MIGRATION_COUNT: usize = 5;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -237,13 +236,6 @@ impl Store {
 
     pub fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
-    }
-}
-
-/// Lets code that takes any owner of a connection (`notification::notify`) take a `Store`.
-impl std::borrow::Borrow<Connection> for Store {
-    fn borrow(&self) -> &Connection {
-        &self.conn
     }
 }
 

@@ -27,6 +27,6 @@ mod market_data;
 mod notifications;
 mod parser_robustness;
 mod risk;
-mod trading;
 mod secret_leak;
+mod trading;
 mod tui_tmux;

@@ -4,8 +4,6 @@
 
 pub mod resend;
 
-use std::borrow::Borrow;
-
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -239,10 +237,6 @@ impl AlertDb for crate::store::Store {
     }
 }
 
-/// Record, deduplicate, rate-limit and send one alert. The store lock is not held across the
-/// network call: `conn` is used before and after.
-pub async fn notify<D: AlertDb>(
-    conn: &std::sync::Mutex<D>,
 /// Whether an alert with this dedup key was already sent, or recorded as not to be sent
 /// (notifications off, deduplicated); a failed attempt does not count, so it is tried again.
 /// For alerts that go out once per period whatever the dedup window (`<kind>/<day>` keys).
@@ -259,8 +253,8 @@ pub fn already_alerted(conn: &Connection, dedup_key: &str) -> StoreResult<bool> 
 
 /// Record, deduplicate, rate-limit and send one alert. The store lock is not held across the
 /// network call: `conn` is used before and after. `conn` is a bare connection or a `Store`.
-pub async fn notify<C: Borrow<Connection>>(
-    conn: &std::sync::Mutex<C>,
+pub async fn notify<D: AlertDb>(
+    conn: &std::sync::Mutex<D>,
     client: Option<&ResendClient>,
     cfg: &NotificationConfig,
     alert: &Alert,
@@ -270,9 +264,7 @@ pub async fn notify<C: Borrow<Connection>>(
         let guard = conn
             .lock()
             .map_err(|_| crate::store::StoreError::Conflict("database lock poisoned".into()))?;
-        let suppressed = suppression_reason(c.db(), alert, now_ms, cfg)?;
-        let (id, key) = record_alert(c.db(), alert, now_ms)?;
-        let c: &Connection = (*guard).borrow();
+        let c = guard.db();
         let suppressed = suppression_reason(c, alert, now_ms, cfg)?;
         let (id, key) = record_alert(c, alert, now_ms)?;
         (id, key, suppressed)
@@ -293,8 +285,7 @@ pub async fn notify<C: Borrow<Connection>>(
     let guard = conn
         .lock()
         .map_err(|_| crate::store::StoreError::Conflict("database lock poisoned".into()))?;
-    mark_alert(c.db(), id, &outcome, now_ms)?;
-    mark_alert((*guard).borrow(), id, &outcome, now_ms)?;
+    mark_alert(guard.db(), id, &outcome, now_ms)?;
     Ok(outcome)
 }
 
