@@ -39,8 +39,53 @@ use state::App;
 use theme::Theme;
 
 /// Open the interface on a bus of its own and run until the user quits.
+///
+/// Operator actions (pause, close, cancel, backtest) are carried out by a trading service on
+/// the configured connection, built here; when it cannot be built (say, missing keys) the
+/// interface still opens and says why those actions are unavailable.
 pub async fn run(ctx: &Context) -> Result<()> {
-    run_with_bus(ctx, EventBus::default()).await
+    let bus = EventBus::default();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let control = match local_control(ctx, &bus, cancel.clone()).await {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!("operator actions are unavailable in this session: {e:#}");
+            None
+        }
+    };
+    let shown = run_with(ctx, bus, control).await;
+    cancel.cancel();
+    shown
+}
+
+/// A trading service on the configured connection answering this interface's requests.
+async fn local_control(
+    ctx: &Context,
+    bus: &EventBus,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<ControlHandle> {
+    use crate::app::trading::{TradingDeps, TradingService};
+    let (connection, exchange, mode) = crate::cli::exchange::open_for_trading(ctx, None).await?;
+    let settings = Arc::new(ctx.settings().clone());
+    let trading = Arc::new(TradingService::new(TradingDeps {
+        exchange: Arc::new(exchange),
+        store: Arc::new(Mutex::new(ctx.open_store()?)),
+        connection,
+        mode,
+        settings: settings.clone(),
+        bus: bus.clone(),
+        mailer: crate::cli::notify::mailer(ctx).await,
+    }));
+    let (handle, requests) = ControlHandle::channel(16);
+    tokio::spawn(crate::app::daemon::serve_control(
+        trading,
+        requests,
+        ctx.db_path(),
+        settings,
+        Arc::new(crate::app::scheduler::TokioClock::system()),
+        cancel,
+    ));
+    Ok(handle)
 }
 
 /// Open the interface following `bus` (the application's event bus) until the user quits.
