@@ -1123,6 +1123,27 @@ impl<E: Exchange + 'static> TradingService<E> {
             orders::link(db.conn(), &request.client_order_id, Some(position_id), None)?;
         }
         report.position_id = Some(position_id);
+        // Adding to a position: its old protection covers only the old quantity and holds
+        // that balance on the exchange; replace it with protection of the whole position.
+        let symbol = position.symbol.clone();
+        let position = if self
+            .cancel_protection(position_id, &symbol, now_ms)
+            .await?
+            .is_some()
+        {
+            let db = self.store()?;
+            match positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())? {
+                Some(row) => row.position,
+                None => {
+                    report.message = "bought, but the position's earlier protection filled \
+                        meanwhile and closed it"
+                        .into();
+                    return Ok(());
+                }
+            }
+        } else {
+            position
+        };
         self.publish_position(&position);
         let price = placed
             .order
@@ -1192,19 +1213,17 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(())
     }
 
-    /// Cancel a position's protection, sell it at market and book the close. Returns the
-    /// realised PnL of the closing fills.
-    async fn close_row(
+    /// Cancel the open protection legs of a position. `Some(realised PnL)` when a leg had
+    /// already filled: the position was closed by it (and booked) instead.
+    async fn cancel_protection(
         &self,
-        row: PositionRow,
-        report: &mut ExecutionReport,
+        position_id: i64,
+        symbol: &Symbol,
         now_ms: i64,
-    ) -> Result<Quote, TradingError> {
-        let symbol = row.position.symbol.clone();
-        let filters = self.deps.exchange.symbol_filters(&symbol).await?;
+    ) -> Result<Option<Quote>, TradingError> {
         let legs: Vec<StoredOrder> = {
             let db = self.store()?;
-            orders::of_position(db.conn(), row.id)?
+            orders::of_position(db.conn(), position_id)?
                 .into_iter()
                 .filter(|o| o.purpose != "entry" && o.purpose != "exit" && o.order.status.is_open())
                 .collect()
@@ -1218,21 +1237,37 @@ impl<E: Exchange + 'static> TradingService<E> {
             if current.is_none_or(|c| !c.order.status.is_open()) {
                 continue; // its OCO sibling's cancel took it along
             }
-            match self.deps.exchange.cancel_order(&symbol, cid).await {
+            match self.deps.exchange.cancel_order(symbol, cid).await {
                 Ok(order) => self.settle_row(&order, now_ms)?,
                 Err(ExchangeError::UnknownOrder { .. }) => {
-                    let order = self.deps.exchange.query_order(&symbol, cid).await?;
+                    let order = self.deps.exchange.query_order(symbol, cid).await?;
                     self.settle_row(&order, now_ms)?;
                     if order.status == OrderStatus::Filled {
                         // The protection beat us to it: book that fill instead of selling again.
                         let mut m = MonitorReport::default();
                         self.check_protection(&mut m, None, now_ms).await?;
-                        return Ok(m.closed.iter().map(|c| c.realized_pnl).sum());
+                        return Ok(Some(m.closed.iter().map(|c| c.realized_pnl).sum()));
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
             self.settle_list_siblings(leg, now_ms).await?;
+        }
+        Ok(None)
+    }
+
+    /// Cancel a position's protection, sell it at market and book the close. Returns the
+    /// realised PnL of the closing fills.
+    async fn close_row(
+        &self,
+        row: PositionRow,
+        report: &mut ExecutionReport,
+        now_ms: i64,
+    ) -> Result<Quote, TradingError> {
+        let symbol = row.position.symbol.clone();
+        let filters = self.deps.exchange.symbol_filters(&symbol).await?;
+        if let Some(pnl) = self.cancel_protection(row.id, &symbol, now_ms).await? {
+            return Ok(pnl);
         }
         let request = OrderRequest {
             client_order_id: self.next_cid("x", now_ms),

@@ -805,3 +805,50 @@ async fn a_daily_loss_past_the_limit_trips_the_breaker_and_mails_once() {
     assert_eq!(r.outcome, "refused", "the breaker refuses new entries");
     assert_eq!(rig.binance.requests(ORDER), 0);
 }
+
+#[tokio::test]
+async fn adding_to_a_position_replaces_its_protection_with_one_for_the_whole_quantity() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let first = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, "executed", "{}", first.message);
+    let later = DecisionInput {
+        now_ms: NOW + 1,
+        ..input
+    };
+    let (input, out) = rig.decide_on(later, buy(0.8)).await;
+    let second = service
+        .execute_decision(&input, &out, None, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(second.outcome, "executed", "{}", second.message);
+    // One position holding both entries: 0.01998 from the first, and 0.01999 bought less the
+    // 0.1 % base-asset fee (0.00001999) = 0.01997001 from the second (sized on the equity left).
+    let open = rig.open_positions();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].position.quantity, Qty(dec!(0.03995001)));
+    // The first OCO's legs were cancelled; the live protection covers the whole quantity.
+    let on_exchange = rig.binance.orders();
+    let legs: Vec<_> = on_exchange
+        .iter()
+        .filter(|o| o.order_type != OrderType::Market)
+        .collect();
+    assert_eq!(legs.len(), 4, "two OCO lists");
+    let live: Vec<_> = legs
+        .iter()
+        .filter(|o| o.status == OrderStatus::New)
+        .collect();
+    assert_eq!(live.len(), 2);
+    // Rounded down to the 0.00001 lot step.
+    assert!(live.iter().all(|o| o.quantity == Qty(dec!(0.03995))));
+    assert_eq!(
+        legs.iter()
+            .filter(|o| o.status == OrderStatus::Canceled)
+            .count(),
+        2
+    );
+}
