@@ -5,19 +5,16 @@
 //! plain TUI's own worker) carries it out and replies with a one-line outcome.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::app::backtest::{self as bt, BacktestRequest, CandleSource, SizingChoice};
+use crate::app::backtest::{BacktestRequest, CandleSource, SizingChoice};
 use crate::config::Settings;
 use crate::domain::Quote;
 use crate::domain::backtest::{Costs, StrategySpec};
 use crate::domain::market::Interval;
 use crate::domain::symbol::Symbol;
-use crate::store::Store;
 
 /// One request from an interface.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -145,38 +142,6 @@ pub fn backtest_request(settings: &Settings, job: &BacktestJob) -> Result<Backte
     })
 }
 
-/// Run one backtest job on its own database connection (so the interface's reads are never
-/// blocked by it) and describe the result. Blocking: call it from `spawn_blocking`.
-pub fn run_backtest_job(
-    db_path: &Path,
-    settings: &Settings,
-    job: &BacktestJob,
-    now: &dyn Fn() -> i64,
-) -> ControlReply {
-    let what = ControlOp::Backtest(job.clone()).describe();
-    let request = backtest_request(settings, job).map_err(|e| format!("{what}: {e}"))?;
-    let store = Store::open(db_path).map_err(|e| format!("{what}: {e}"))?;
-    let candles = bt::load_stored_candles(&store, &request.symbol, request.interval, None, None)
-        .map_err(|e| format!("{what}: {e}"))?;
-    if candles.is_empty() {
-        return Err(format!(
-            "{what}: no stored {} {} candles; import or fetch some first (`trademind data import|fetch`)",
-            request.symbol, request.interval
-        ));
-    }
-    let cancel = AtomicBool::new(false);
-    match bt::run_and_record(&store, &request, &candles, &cancel, &mut |_, _| {}, now) {
-        Ok((id, result)) => Ok(format!(
-            "{what}: run #{id} done, return {:.2}% over {} trades",
-            result.metrics.total_return_pct, result.metrics.trades
-        )),
-        Err((id, e)) => Err(match id {
-            Some(id) => format!("{what}: run #{id} failed: {e}"),
-            None => format!("{what}: {e}"),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,12 +203,16 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_instead_of_waiting() {
         let (handle, _rx) = ControlHandle::channel(1);
-        // Nobody reads: the first request occupies the only slot.
-        let first = handle.clone();
-        let pending = tokio::spawn(async move { first.request(ControlOp::Resume).await });
-        tokio::task::yield_now().await;
+        // Nobody reads: a request already waiting occupies the only slot.
+        let (reply, _answer) = oneshot::channel();
+        handle
+            .tx
+            .try_send(ControlRequest {
+                op: ControlOp::Resume,
+                reply,
+            })
+            .unwrap();
         let err = handle.request(ControlOp::Kill).await.unwrap_err();
         assert!(err.contains("too many requests"), "{err}");
-        pending.abort();
     }
 }

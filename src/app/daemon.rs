@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::backtest::{BacktestRequest, load_candles, run_and_record};
 use crate::app::bus::{Event, EventBus};
-use crate::app::control::{ControlOp, ControlRequest, run_backtest_job};
+use crate::app::control::{ControlOp, ControlRequest, backtest_request};
 use crate::app::decide::AnyEngine;
 use crate::app::scheduler::{
     Clock, JobRun, OnDemandQueue, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
@@ -424,11 +424,11 @@ fn run_one_backtest(
 
 /// Carry out what an interface asks through its `ControlHandle` (pause, resume, the kill
 /// switch, close, cancel, backtest) on `trading`, until every handle is dropped or `cancel`.
-/// Backtests run on the blocking pool over their own connection to `database`.
+/// Backtests go to the bounded `run_backtest` queue (see [`backtest_queue`]).
 pub async fn serve_control<E: Exchange + 'static>(
     trading: Arc<TradingService<E>>,
     mut requests: tokio::sync::mpsc::Receiver<ControlRequest>,
-    database: std::path::PathBuf,
+    backtests: OnDemandQueue<BacktestRequest>,
     settings: Arc<crate::config::Settings>,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
@@ -470,15 +470,12 @@ pub async fn serve_control<E: Exchange + 'static>(
                     .await
                     .map(|o| format!("{} {}", o.client_order_id, o.status)),
             ),
-            ControlOp::Backtest(job) => {
-                let (database, settings, clock) =
-                    (database.clone(), settings.clone(), clock.clone());
-                tokio::task::spawn_blocking(move || {
-                    run_backtest_job(&database, &settings, &job, &|| clock.now_ms())
+            ControlOp::Backtest(job) => backtest_request(&settings, &job)
+                .and_then(|request| {
+                    backtests.submit(request).map_err(|e| e.to_string())?;
+                    Ok("queued; the result appears on the Backtests screen".to_string())
                 })
-                .await
-                .unwrap_or_else(|e| Err(format!("{what}: the backtest task failed: {e}")))
-            }
+                .map_err(|e| format!("{what}: {e}")),
         };
         // The interface may have closed meanwhile; nobody to answer then.
         let _ = request.reply.send(reply);

@@ -117,10 +117,18 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
     };
     // The interface's pause, close, cancel and backtest requests go to the demo's service.
     let (control, requests) = crate::app::control::ControlHandle::channel(16);
+    let (backtests, _worker) = crate::app::daemon::backtest_queue(
+        crate::store::Store::open(&database)?,
+        Arc::new(demo.clock.clone()),
+        demo.recorder.clone(),
+        bus.clone(),
+        settings.scheduler.backtest_queue_size,
+        cancel.clone(),
+    );
     let server = tokio::spawn(crate::app::daemon::serve_control(
         demo.jobs.trading.clone(),
         requests,
-        database.clone(),
+        backtests,
         Arc::new(settings.clone()),
         Arc::new(demo.clock.clone()),
         cancel.clone(),

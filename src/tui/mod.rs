@@ -64,12 +64,24 @@ async fn local_control(
     bus: &EventBus,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<ControlHandle> {
+    use crate::app::daemon::{StoreRecorder, backtest_queue, serve_control};
+    use crate::app::scheduler::TokioClock;
     use crate::app::trading::{TradingDeps, TradingService};
     let (connection, exchange, mode) = crate::cli::exchange::open_for_trading(ctx, None).await?;
     let settings = Arc::new(ctx.settings().clone());
+    let store = Arc::new(Mutex::new(ctx.open_store()?));
+    let clock = Arc::new(TokioClock::system());
+    let (backtests, _worker) = backtest_queue(
+        ctx.open_store()?,
+        clock.clone(),
+        Arc::new(StoreRecorder::new(store.clone(), bus.clone())),
+        bus.clone(),
+        settings.scheduler.backtest_queue_size,
+        cancel.clone(),
+    );
     let trading = Arc::new(TradingService::new(TradingDeps {
         exchange: Arc::new(exchange),
-        store: Arc::new(Mutex::new(ctx.open_store()?)),
+        store,
         connection,
         mode,
         settings: settings.clone(),
@@ -77,13 +89,8 @@ async fn local_control(
         mailer: crate::cli::notify::mailer(ctx).await,
     }));
     let (handle, requests) = ControlHandle::channel(16);
-    tokio::spawn(crate::app::daemon::serve_control(
-        trading,
-        requests,
-        ctx.db_path(),
-        settings,
-        Arc::new(crate::app::scheduler::TokioClock::system()),
-        cancel,
+    tokio::spawn(serve_control(
+        trading, requests, backtests, settings, clock, cancel,
     ));
     Ok(handle)
 }
