@@ -25,6 +25,7 @@ use crate::domain::backtest::fills::{Costs, FillModel};
 use crate::domain::backtest::strategies::StrategySpec;
 use crate::domain::market::{Candle, Interval};
 use crate::domain::trading::mode::TradingMode;
+use crate::domain::trading::order::OrderStatus;
 use crate::domain::{Price, Qty, Quote, Symbol};
 use crate::services::exchange::Exchange;
 use crate::services::exchange::paper::{PaperClock, PaperExchange};
@@ -538,29 +539,16 @@ fn orders_of(
     c: &rusqlite::Connection,
     position_id: i64,
 ) -> Result<(Qty, Option<String>, Option<Price>), DemoError> {
-    let mut stmt = c
-        .prepare(
-            "SELECT purpose, filled_quantity, average_price FROM orders
-             WHERE position_id = ?1 AND status = 'FILLED' ORDER BY updated_at, id",
-        )
-        .map_err(crate::store::StoreError::from)?;
-    let rows = stmt
-        .query_map([position_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })
-        .map_err(crate::store::StoreError::from)?;
     let (mut bought, mut exit, mut exit_price) = (Qty::ZERO, None, None);
-    for row in rows {
-        let (purpose, filled, average) = row.map_err(crate::store::StoreError::from)?;
-        if purpose == "entry" {
-            bought += Qty(filled.parse().unwrap_or(Decimal::ZERO));
+    let filled = crate::store::orders::of_position(c, position_id)?
+        .into_iter()
+        .filter(|o| o.order.status == OrderStatus::Filled);
+    for o in filled {
+        if o.purpose == "entry" {
+            bought += o.order.filled_quantity;
         } else {
-            exit = Some(purpose);
-            exit_price = average.and_then(|p| p.parse().ok()).map(Price);
+            exit_price = o.order.average_fill_price();
+            exit = Some(o.purpose);
         }
     }
     Ok((bought, exit, exit_price))

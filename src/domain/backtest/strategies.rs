@@ -3,6 +3,7 @@
 
 use super::engine::{Signal, Strategy, StrategyContext};
 use crate::domain::market::indicators::{Macd, Rsi, Sma, sma};
+use crate::domain::market::indicators::{Signal as RuleSignal, simple_signal_at};
 use crate::domain::money::Price;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
@@ -437,16 +438,14 @@ impl Strategy for RsiMacd {
         let close = ctx.history.close();
         let rsi = self.rsi.update(close);
         let hist = self.macd.update(close).map(|m| m.histogram);
-        let (rsi, hist) = (rsi?, hist?);
-        if rsi < self.oversold && hist > 0.0 {
-            Some(
+        // The seed's rule, the same function the live rules engine uses.
+        match simple_signal_at(rsi?, hist?, self.oversold, self.overbought) {
+            RuleSignal::Buy => Some(
                 self.brackets
                     .attach(Signal::enter_long(), ctx.history.current().close),
-            )
-        } else if rsi > self.overbought && hist < 0.0 {
-            Some(Signal::exit_long())
-        } else {
-            None
+            ),
+            RuleSignal::Sell => Some(Signal::exit_long()),
+            RuleSignal::Hold => None,
         }
     }
 }
