@@ -39,13 +39,8 @@ pub fn trading_job_name(strategy: &str) -> String {
     format!("{AUTONOMOUS_TRADING}:{strategy}")
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    shutdown_listener().await
-}
-
-/// Like `shutdown_signal`, but the handlers are installed when this is called, not when the
-/// future is first polled: a signal that arrives in between is not lost (and does not kill the
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that arrives in between is not lost (and does not kill the
 /// process with the default action).
 pub fn shutdown_listener() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]

@@ -907,7 +907,8 @@ impl<E: Exchange + 'static> TradingService<E> {
                 })
                 .collect();
             let heat = PortfolioHeatService::measure(&open, equity, Decimal::ONE_HUNDRED);
-            input.risk.heat_pct = heat.heat_pct.to_string().parse().unwrap_or(0.0);
+            input.risk.heat_pct =
+                rust_decimal::prelude::ToPrimitive::to_f64(&heat.heat_pct).unwrap_or(0.0);
         }
         input.recent_decisions = recorder::past_decisions(
             c,

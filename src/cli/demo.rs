@@ -95,7 +95,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         tokio::pin!(run);
         let outcome = tokio::select! {
             s = &mut run => s,
-            _ = crate::app::daemon::shutdown_signal() => {
+            _ = crate::app::daemon::shutdown_listener() => {
                 cancel.cancel();
                 run.await
             }

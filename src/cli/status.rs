@@ -35,13 +35,15 @@ pub fn run(ctx: &Context) -> Result<()> {
     let settings = ctx.settings();
     let jobs = job_health(c)?;
     let status = Status {
-        mode: if settings.trading.live {
-            "LIVE"
-        } else {
-            "PAPER"
-        },
+        // The same reading as the TUI header: a live testnet connection is TESTNET, not LIVE.
+        mode: crate::app::snapshot::trading_mode(
+            c,
+            settings.trading.live,
+            &settings.trading.connection,
+        )?
+        .label(),
         connection: settings.trading.connection.clone(),
-        breaker: crate::store::risk::load_breaker(c, "global")?,
+        breaker: crate::store::risk::load_breaker(c, crate::store::risk::GLOBAL_SCOPE)?,
         positions: open_positions(c)?,
         open_orders: crate::store::orders::all(c)?
             .into_iter()

@@ -73,10 +73,6 @@ impl<'a> History<'a> {
     pub fn close(&self) -> f64 {
         self.close[self.close.len() - 1]
     }
-
-    pub fn time(&self) -> TimestampMs {
-        self.current().open_time
-    }
 }
 
 /// What the engine holds in the market, as booked from fills. Long-only for now: `qty` is never
@@ -320,9 +316,6 @@ impl Engine {
     }
     pub fn fees_paid(&self) -> Quote {
         self.fees_paid
-    }
-    pub fn has_order_in_flight(&self) -> bool {
-        self.in_flight
     }
 
     /// Exact equity at `price`.

@@ -320,14 +320,6 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    /// Finished one way or another: nothing will change the row any more.
-    pub const fn is_finished(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
-        )
-    }
-
     pub const fn as_str(self) -> &'static str {
         match self {
             RunStatus::Pending => "pending",

@@ -762,11 +762,6 @@ impl Adx {
         2 * self.period - 1
     }
 
-    /// Index of the first +DI/−DI value.
-    pub fn di_lookback(&self) -> usize {
-        self.period
-    }
-
     /// +DI of the last candle, once its lookback is filled.
     pub fn plus_di(&self) -> Option<f64> {
         self.plus_di

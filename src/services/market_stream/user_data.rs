@@ -7,10 +7,8 @@
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use hmac::{Hmac, KeyInit, Mac};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use sha2::Sha256;
 
 use crate::domain::money::{Price, Qty};
 use crate::domain::trading::order::{OrderStatus, Side};
@@ -31,15 +29,7 @@ pub fn ws_api_signature(secret: &str, params: &[(&str, String)]) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    match <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) {
-        Ok(mut mac) => {
-            mac.update(payload.as_bytes());
-            hex::encode(mac.finalize().into_bytes())
-        }
-        // HMAC takes keys of any length; unreachable in practice, and the server would answer
-        // -1022 to an empty signature rather than act on it.
-        Err(_) => String::new(),
-    }
+    crate::services::exchange::binance::signing::hmac_sha256_hex(secret, &payload)
 }
 
 /// The text frame that subscribes this connection to the account's events.
