@@ -281,26 +281,12 @@ pub fn intent_for(
 /// A fill as the position sees it: a fee charged in the base asset shrinks the quantity held
 /// and is valued at the fill price; a fee in another asset (BNB) is not booked in quote.
 fn position_fill(fill: &Fill, filters: &SymbolFilters) -> PositionFill {
-    let (quantity, fee) = if fill.fee_asset == filters.base_asset {
-        let qty = match fill.side {
-            Side::Buy => fill.quantity - Qty(fill.fee.get()),
-            Side::Sell => fill.quantity,
-        };
-        (qty, Quote(fill.fee.get() * fill.price.get()))
-    } else if fill.fee_asset == filters.quote_asset || fill.fee_asset.is_empty() {
-        (fill.quantity, fill.fee)
-    } else {
+    let (position_fill, third_asset) =
+        PositionFill::from_fill(fill, &filters.base_asset, &filters.quote_asset);
+    if third_asset {
         tracing::warn!(asset = %fill.fee_asset, "fee paid in a third asset is not booked in PnL");
-        (fill.quantity, Quote::ZERO)
-    };
-    PositionFill {
-        symbol: fill.symbol.clone(),
-        side: fill.side,
-        price: fill.price,
-        quantity,
-        fee,
-        time: fill.time,
     }
+    position_fill
 }
 
 /// Apply closing fills; a remainder below one lot step (fee dust the exchange will not sell)

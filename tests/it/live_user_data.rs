@@ -191,7 +191,8 @@ async fn an_execution_report_fill_updates_the_order_the_trade_and_the_position_o
     )));
     let changed = next_matching(
         &mut events,
-        |e| matches!(e, Event::PositionChanged { quantity, .. } if quantity == "1"),
+        // 0.4 + 0.6 bought, less the 0.0006 BTC fee that is not held.
+        |e| matches!(e, Event::PositionChanged { quantity, .. } if quantity == "0.9994"),
     )
     .await;
     // Fees: 0.04 USDT + 0.0006 BTC × 110 = 0.106 USDT.
@@ -243,9 +244,13 @@ async fn an_execution_report_fill_updates_the_order_the_trade_and_the_position_o
             .unwrap()
             .unwrap()
             .position;
-        assert_eq!(position.quantity, Qty::new(dec!(1)));
-        // (0.4 × 100 + 0.6 × 110) / 1
-        assert_eq!(position.entry_price, Price::new(dec!(106)));
+        // The 0.0006 BTC fee is not held: 0.4 + 0.6 − 0.0006 = 0.9994, costing
+        // 0.4 × 100 + 0.5994 × 110 = 105.934.
+        assert_eq!(position.quantity, Qty::new(dec!(0.9994)));
+        assert_eq!(
+            (position.entry_price.get() * position.quantity.get()).round_dp(6),
+            dec!(105.934)
+        );
         assert_eq!(position.fees_paid, Quote::new(dec!(0.106)));
     }
     cancel.cancel();

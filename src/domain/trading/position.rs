@@ -5,7 +5,7 @@
 use crate::domain::market::TimestampMs;
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
-use crate::domain::trading::order::Side;
+use crate::domain::trading::order::{Fill, Side};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,37 @@ pub struct PositionFill {
     pub quantity: Qty,
     pub fee: Quote,
     pub time: TimestampMs,
+}
+
+impl PositionFill {
+    /// The position's view of an exchange fill on `base`/`quote`. A fee paid in the base asset
+    /// is not held (a buy keeps `quantity − fee`) and costs `fee × price` in quote; a fee in the
+    /// quote asset counts as is. The flag is true for a fee in a third asset (BNB): no price
+    /// for it here, so it is left out of the position.
+    pub fn from_fill(fill: &Fill, base: &str, quote: &str) -> (PositionFill, bool) {
+        let (quantity, fee, third_asset) = if fill.fee.get().is_zero() {
+            (fill.quantity, Quote::ZERO, false)
+        } else if fill.fee_asset == base {
+            let held = match fill.side {
+                Side::Buy => fill.quantity - Qty(fill.fee.get()),
+                Side::Sell => fill.quantity,
+            };
+            (held, Quote(fill.fee.get() * fill.price.get()), false)
+        } else if fill.fee_asset == quote || fill.fee_asset.is_empty() {
+            (fill.quantity, fill.fee, false)
+        } else {
+            (fill.quantity, Quote::ZERO, true)
+        };
+        let position_fill = PositionFill {
+            symbol: fill.symbol.clone(),
+            side: fill.side,
+            price: fill.price,
+            quantity,
+            fee,
+            time: fill.time,
+        };
+        (position_fill, third_asset)
+    }
 }
 
 /// The seed's `PositionService`: the rules every position follows.

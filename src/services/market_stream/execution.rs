@@ -166,16 +166,8 @@ pub fn apply_execution_report(
             let position = if new {
                 let strategy = orders::strategy_of(&tx, stored.id).map_err(store_err)?;
                 Some(
-                    move_position(
-                        &tx,
-                        &stored.connection,
-                        strategy,
-                        &symbol,
-                        report,
-                        fill,
-                        now_ms,
-                    )
-                    .map_err(store_err)?,
+                    move_position(&tx, &stored.connection, strategy, &row, now_ms)
+                        .map_err(store_err)?,
                 )
             } else {
                 None
@@ -232,26 +224,13 @@ fn move_position(
     conn: &Connection,
     connection: &str,
     strategy_id: Option<i64>,
-    symbol: &Symbol,
-    report: &ExecutionReport,
-    fill: &ExecutionFill,
+    fill: &Fill,
     now_ms: i64,
 ) -> Result<PositionOutcome, StoreError> {
-    let assets = split_symbol(symbol.as_str());
-    let asset = fill.commission_asset.as_deref().unwrap_or_default();
-    let (fee, fee_not_in_position) = match &assets {
-        _ if fill.commission.is_zero() => (Quote::ZERO, false),
-        Some((_, quote)) if asset == quote => (Quote::new(fill.commission), false),
-        Some((base, _)) if asset == base => (Quote::new(fill.commission * fill.price.get()), false),
-        _ => (Quote::ZERO, true),
-    };
-    let position_fill = PositionFill {
-        symbol: symbol.clone(),
-        side: report.side,
-        price: fill.price,
-        quantity: fill.qty,
-        fee,
-        time: report.transaction_time,
+    let symbol = &fill.symbol;
+    let (position_fill, fee_not_in_position) = match split_symbol(symbol.as_str()) {
+        Some((base, quote)) => PositionFill::from_fill(fill, &base, &quote),
+        None => PositionFill::from_fill(fill, "", ""),
     };
     let skipped = |reason: String| Ok(PositionOutcome::Skipped { reason });
     let changed = |effect, p: &crate::domain::trading::Position| PositionOutcome::Changed {
@@ -261,7 +240,7 @@ fn move_position(
         fee_not_in_position,
     };
     match positions::open_position(conn, connection, symbol.as_str())? {
-        None if report.side == Side::Buy => {
+        None if fill.side == Side::Buy => {
             match PositionService::open(&position_fill, PositionSide::Long) {
                 Ok(position) => {
                     positions::insert(conn, connection, strategy_id, &position, now_ms)?;
@@ -272,7 +251,7 @@ fn move_position(
         }
         None => skipped(format!(
             "a sell of {} {symbol} with no open position (holdings bought outside TradeMind)",
-            fill.qty
+            fill.quantity
         )),
         Some(row) => {
             let mut position = row.position;
@@ -445,9 +424,14 @@ mod tests {
             .unwrap()
             .unwrap()
             .position;
-        assert_eq!(position.quantity, Qty::new(dec!(1)));
-        // (0.4×100 + 0.6×110) / 1 = 106; fees 0.04 + 0.066 = 0.106.
-        assert_eq!(position.entry_price, Price::new(dec!(106)));
+        // The 0.0006 BTC fee is not held: 0.4 + 0.6 − 0.0006 = 0.9994.
+        assert_eq!(position.quantity, Qty::new(dec!(0.9994)));
+        // Cost of what is held: 0.4×100 + 0.5994×110 = 40 + 65.934 = 105.934 (the fee's
+        // 0.066 counts in fees, not in the entry price); fees 0.04 + 0.066 = 0.106.
+        assert_eq!(
+            (position.entry_price.get() * position.quantity.get()).round_dp(6),
+            dec!(105.934)
+        );
         assert_eq!(position.fees_paid, Quote::new(dec!(0.106)));
         assert_eq!(position.realized_pnl, Quote::new(dec!(-0.106)));
     }
