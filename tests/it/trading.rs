@@ -573,6 +573,8 @@ mod cli {
         let d = dir.path();
         let v = json_of(trademind(d).args(["--json", "execute", "BTCUSDT"]));
         assert_eq!(v["engine"], "rules");
+        // On the bundled candles' last hour neither the buy nor the sell rule fires: HOLD.
+        assert_eq!(v["report"]["outcome"], "hold");
         let id = v["report"]["decision_id"].as_i64().unwrap();
         let decisions = json_of(trademind(d).args(["--json", "decisions"]));
         assert_eq!(decisions["decisions"][0]["id"], id);

@@ -89,12 +89,18 @@ impl Drop for Tmux {
     }
 }
 
+/// Whether tmux can run here. CI sets `TRADEMIND_REQUIRE_TMUX=1` (`.ci/run` installs tmux), so
+/// there a missing tmux fails the test instead of skipping it.
 pub fn tmux_available() -> bool {
-    Command::new("tmux")
+    let found = Command::new("tmux")
         .arg("-V")
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if !found && std::env::var_os("TRADEMIND_REQUIRE_TMUX").is_some() {
+        panic!("tmux is required (TRADEMIND_REQUIRE_TMUX is set) but cannot be run");
+    }
+    found
 }
 
 fn seed(dir: &Path) {
