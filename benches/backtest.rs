@@ -3,6 +3,9 @@
 //! 1,000-combination sweep over 100,000 candles on all cores (wall and process CPU time, with and
 //! without the shared SMA columns). Run: `cargo bench --bench backtest`.
 
+mod common;
+use common::thread_cpu;
+
 use rust_decimal::Decimal;
 use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
@@ -12,7 +15,7 @@ use trademind::app::backtest::{
 };
 use trademind::domain::backtest::{
     AllIn, BacktestConfig, BacktestService, Costs, Engine, FillModel, Signal, Strategy,
-    StrategyContext, StrategySpec, build_strategy,
+    StrategyContext, StrategySpec,
 };
 use trademind::domain::market::indicators::Sma;
 use trademind::domain::market::{Candle, CandleColumns, Interval};
@@ -70,14 +73,6 @@ fn sma_spec(fast: f64, slow: f64) -> StrategySpec {
     }
 }
 
-/// CPU time this thread has run (Linux `/proc/thread-self/schedstat`): on a shared,
-/// oversubscribed machine the wall time includes waiting for a core.
-fn thread_cpu() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
-}
-
 /// CPU time of the whole process so far, exited threads included (`/proc/self/stat` utime +
 /// stime, in clock ticks of 10 ms): for the multi-threaded sweep.
 fn process_cpu() -> Option<Duration> {
@@ -101,23 +96,39 @@ fn main() {
     let config = BacktestConfig::new(Interval::M1);
     let never = AtomicBool::new(false);
 
+    let request = |fast: f64, slow: f64| BacktestRequest {
+        strategy: sma_spec(fast, slow),
+        symbol: "BTCUSDT".into(),
+        interval: Interval::M1,
+        from: None,
+        to: None,
+        source: CandleSource::Store,
+        initial_cash: Quote(Decimal::new(100_000, 0)),
+        costs: Costs::default(),
+        fill: FillModel::NextOpen,
+        sizing: SizingChoice::AllIn,
+        risk: RiskConfig::default(),
+    };
     let mut convert = Vec::new();
     let mut engine_runs = Vec::new();
     let mut engine_cpu = Vec::new();
     let mut trades = 0;
-    for _ in 0..7 {
+    for _ in 0..11 {
         let t = Instant::now();
         let columns = CandleColumns::from_candles(&candles);
         convert.push(t.elapsed());
         let cpu0 = thread_cpu();
         let t = Instant::now();
-        let engine = Engine::new(
-            build_strategy(&sma_spec(10.0, 30.0)).unwrap(),
-            Box::new(AllIn),
-            config.initial_cash,
-        );
-        let r = BacktestService::run(&config, engine, &candles, &columns, &never, &mut |_, _| {})
-            .unwrap();
+        // The command line's path: SMA columns, the engine loop specialised for the strategy,
+        // fills, equity and metrics.
+        let r = run_on(
+            &request(10.0, 30.0),
+            &candles,
+            &columns,
+            &never,
+            &mut |_, _| {},
+        )
+        .unwrap();
         let wall = t.elapsed();
         engine_runs.push(wall);
         engine_cpu.push(match (cpu0, thread_cpu()) {
@@ -149,9 +160,9 @@ fn main() {
     let run = median(engine_runs);
     let run_cpu = median(engine_cpu);
     let mcps = |d: Duration| n as f64 / d.as_secs_f64() / 1e6;
-    println!("sma-cross, {n} one-minute candles, {trades} trades (median of 7):");
+    println!("sma-cross, {n} one-minute candles, {trades} trades (median of 11):");
     println!(
-        "  engine run (strategy + sizing + fills + equity + metrics): {:>8.2} ms  {:>7.1} M candles/s",
+        "  run (SMA columns + strategy + sizing + fills + equity + metrics): {:>8.2} ms  {:>7.1} M candles/s",
         run.as_secs_f64() * 1e3,
         mcps(run)
     );
@@ -182,19 +193,7 @@ fn main() {
     let m = 100_000;
     let small = &candles[..m];
     let columns = CandleColumns::from_candles(small);
-    let base = BacktestRequest {
-        strategy: sma_spec(10.0, 30.0),
-        symbol: "BTCUSDT".into(),
-        interval: Interval::M1,
-        from: None,
-        to: None,
-        source: CandleSource::Store,
-        initial_cash: Quote(Decimal::new(100_000, 0)),
-        costs: Costs::default(),
-        fill: FillModel::NextOpen,
-        sizing: SizingChoice::AllIn,
-        risk: RiskConfig::default(),
-    };
+    let base = request(10.0, 30.0);
     let axes: Vec<SweepAxis> = ["fast=2..51:1", "slow=60..250:10"]
         .iter()
         .map(|s| s.parse().unwrap())

@@ -3,6 +3,9 @@
 //! `IndicatorSet` in ns per candle against a 100 ns target. Run with
 //! `cargo bench --bench indicators`.
 
+mod common;
+use common::thread_cpu;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use trademind::domain::market::CandleColumns;
@@ -39,14 +42,6 @@ fn synthetic(n: usize) -> CandleColumns {
         cols.volume.push(next() * 10.0);
     }
     cols
-}
-
-/// CPU time this thread has run (Linux `/proc/thread-self/schedstat`), so that a figure taken
-/// on a shared, oversubscribed machine is not inflated by time spent waiting for a core.
-fn thread_cpu() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
 }
 
 /// Wall and CPU time of `f`.

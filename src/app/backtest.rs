@@ -5,8 +5,8 @@ use crate::domain::backtest::walk_forward::{
     candles_in_market, close_at_window_end, refresh_metrics, split_windows, stitch,
 };
 use crate::domain::backtest::{
-    AllIn, BacktestConfig, BacktestError, BacktestResult, BacktestService, Costs, Engine,
-    FillModel, FixedFraction, Metrics, RiskSizer, SharedColumns, Sizer, StrategyError,
+    AllIn, BacktestConfig, BacktestError, BacktestResult, BacktestService, BuiltinStrategy, Costs,
+    Engine, FillModel, FixedFraction, Metrics, RiskSizer, SharedColumns, Sizer, StrategyError,
     StrategySpec, WalkForwardSpec, WindowReport, build_strategy, build_strategy_shared,
 };
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
@@ -199,7 +199,9 @@ pub fn load_candles(
 }
 
 /// Build the run's configuration and engine.
-pub fn build(req: &BacktestRequest) -> Result<(BacktestConfig, Engine), BacktestRunError> {
+pub fn build(
+    req: &BacktestRequest,
+) -> Result<(BacktestConfig, Engine<BuiltinStrategy>), BacktestRunError> {
     build_with(req, None)
 }
 
@@ -207,8 +209,8 @@ pub fn build(req: &BacktestRequest) -> Result<(BacktestConfig, Engine), Backtest
 /// columns from `shared` when given (the columns must be of the candles the run will see).
 pub fn build_with(
     req: &BacktestRequest,
-    shared: Option<&SharedColumns>,
-) -> Result<(BacktestConfig, Engine), BacktestRunError> {
+    shared: Option<&SharedColumns<'_>>,
+) -> Result<(BacktestConfig, Engine<BuiltinStrategy>), BacktestRunError> {
     let has_stop = req.strategy.params.contains_key("stop_pct");
     if req.sizing.needs_stop() && !has_stop {
         return Err(BacktestRunError::NeedsStop(match req.sizing {
@@ -224,8 +226,12 @@ pub fn build_with(
         Some(cols) => build_strategy_shared(&req.strategy, cols)?,
         None => build_strategy(&req.strategy)?,
     };
-    let engine = Engine::new(strategy, req.sizing.sizer(&req.risk), req.initial_cash)
-        .with_fee_rate(req.costs.taker_fee);
+    let engine = Engine::new(
+        Box::new(strategy),
+        req.sizing.sizer(&req.risk),
+        req.initial_cash,
+    )
+    .with_fee_rate(req.costs.taker_fee);
     Ok((config, engine))
 }
 
@@ -237,7 +243,10 @@ pub fn run_on(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BacktestResult, BacktestRunError> {
-    run_shared(req, candles, columns, None, cancel, progress)
+    // Moving averages come from one batch pass over the closes (the sweep's shared columns);
+    // strategies without a batch form keep their streaming indicators.
+    let shared = SharedColumns::new(&columns.close);
+    run_shared(req, candles, columns, Some(&shared), cancel, progress)
 }
 
 /// [`run_on`] with the strategy's indicator columns taken from `shared` (computed over
@@ -246,13 +255,13 @@ pub fn run_shared(
     req: &BacktestRequest,
     candles: &[Candle],
     columns: &CandleColumns,
-    shared: Option<&SharedColumns>,
+    shared: Option<&SharedColumns<'_>>,
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BacktestResult, BacktestRunError> {
     let (config, engine) = build_with(req, shared)?;
-    Ok(BacktestService::run(
-        &config, engine, candles, columns, cancel, progress,
+    Ok(BacktestService::run_builtin(
+        &config, engine, candles, columns, 0, cancel, progress,
     )?)
 }
 
@@ -621,7 +630,7 @@ pub fn run_walk_forward(
         // Out of sample: shown the training candles as warm-up, trading only the test span.
         let span = w.train.start..w.test.end;
         let (config, engine) = build(&req)?;
-        let outcome = BacktestService::run_from(
+        let outcome = BacktestService::run_builtin(
             &config,
             engine,
             &candles[span.clone()],

@@ -7,6 +7,85 @@ use std::fmt;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub, SubAssign};
 use std::str::FromStr;
 
+/// Powers of ten that are exact in an f64 (10^22 is the largest).
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// A decimal as an f64, for statistics and charts only.
+///
+/// With a scale of at most 22 the power of ten is an exact f64, so the result is the mantissa
+/// (rounded once to an f64) divided by it (rounded once more): within one unit in the last
+/// place, in a few nanoseconds. Below 2^53 the mantissa is exact and the result is the correctly
+/// rounded one, the same f64 as parsing the decimal's text; that covers nearly every price and
+/// quantity. Larger scales take the decimal library's general conversion.
+#[inline]
+pub fn decimal_to_f64(d: Decimal) -> f64 {
+    // The 96-bit mantissa as its three 32-bit words (the decimal's own little-endian layout:
+    // flags, lo, mid, hi). Working on the words keeps the conversion on 64-bit integers; an i128
+    // conversion would go through a slow library routine.
+    let b = d.serialize();
+    let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let scale = d.scale() as usize;
+    if scale >= EXACT_POW10.len() {
+        use rust_decimal::prelude::ToPrimitive;
+        return d.to_f64().unwrap_or(f64::NAN);
+    }
+    let low = (u64::from(word(8)) << 32) | u64::from(word(4));
+    let hi = word(12);
+    // Exact below 2^53; one rounding up to 2^64; two beyond.
+    let magnitude = if hi == 0 {
+        low as f64
+    } else {
+        f64::from(hi) * 18_446_744_073_709_551_616.0 + low as f64
+    };
+    let value = magnitude / EXACT_POW10[scale];
+    if d.is_sign_negative() { -value } else { value }
+}
+
+/// `a / b` cut toward zero to `dp` decimal places, exactly: the true quotient truncated, not the
+/// decimal library's 28-digit quotient rounded and then truncated. Integer arithmetic on the
+/// mantissas when they fit an i128 (the common case, many times faster than a decimal division
+/// and rounding); the decimal library otherwise. `None` when `b` is zero or the result does not
+/// fit a decimal.
+pub fn div_to_zero_dp(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    if b.is_zero() {
+        return None;
+    }
+    // 10^k for k <= 38 (the largest that fits an i128), from a table: no loop, no overflow check.
+    const POW10_I128: [i128; 39] = {
+        let mut t = [1i128; 39];
+        let mut k = 1;
+        while k < 39 {
+            t[k] = t[k - 1] * 10;
+            k += 1;
+        }
+        t
+    };
+    let pow10 = |k: u32| POW10_I128.get(k as usize).copied();
+    let exact = || -> Option<Decimal> {
+        // a / b = (ma / 10^sa) / (mb / 10^sb); times 10^dp = ma * 10^(sb + dp - sa) / mb, the
+        // power of ten on whichever side keeps it non-negative.
+        let (ma, mb) = (a.mantissa(), b.mantissa());
+        let (num, den) = match (b.scale() + dp).checked_sub(a.scale()) {
+            Some(e) => (ma.checked_mul(pow10(e)?)?, mb),
+            None => (ma, mb.checked_mul(pow10(a.scale() - b.scale() - dp)?)?),
+        };
+        let (mut q, mut scale) = (num / den, dp);
+        // Drop trailing zeros, as the decimal library's own quotient has none.
+        while scale > 0 && q % 10 == 0 {
+            q /= 10;
+            scale -= 1;
+        }
+        Decimal::try_from_i128_with_scale(q, scale).ok()
+    };
+    exact().or_else(|| {
+        a.checked_div(b)
+            .map(|q| q.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::ToZero))
+    })
+}
+
 macro_rules! decimal_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
@@ -34,9 +113,9 @@ macro_rules! decimal_newtype {
             }
 
             /// Lossy view for statistics and charts only; never feed it back into money math.
+            #[inline]
             pub fn to_f64(self) -> f64 {
-                use rust_decimal::prelude::ToPrimitive;
-                self.0.to_f64().unwrap_or(f64::NAN)
+                decimal_to_f64(self.0)
             }
         }
 
@@ -159,7 +238,73 @@ impl Div<Price> for Quote {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use rust_decimal_macros::dec;
+
+    proptest! {
+        /// The fast conversion gives the f64 that parsing the decimal's text gives (the
+        /// correctly rounded value), on both its fast path and the fallback.
+        #[test]
+        fn decimal_to_f64_is_correctly_rounded(
+            m in any::<i128>().prop_map(|m| m % 79_228_162_514_264_337_593_543_950_335),
+            scale in 0u32..=28,
+        ) {
+            let d = Decimal::from_i128_with_scale(m, scale);
+            let expected: f64 = d.to_string().parse().unwrap();
+            let got = decimal_to_f64(d);
+            if m.unsigned_abs() < 1 << 53 && scale <= 22 {
+                prop_assert_eq!(got.to_bits(), expected.to_bits());
+            } else {
+                // Two roundings: within an ulp or two of the correctly rounded value.
+                prop_assert!((got - expected).abs() <= expected.abs() * 2.0 * f64::EPSILON);
+            }
+        }
+    }
+
+    proptest! {
+        /// The integer path truncates the true quotient: q * b <= a < (q + one unit) * b for a
+        /// positive a and b, checked with exact decimal products.
+        #[test]
+        fn div_to_zero_dp_truncates_the_exact_quotient(
+            ma in 1i64..1_000_000_000_000,
+            sa in 0u32..10,
+            mb in 1i64..1_000_000_000,
+            sb in 0u32..10,
+            dp in 0u32..13,
+        ) {
+            let a = Decimal::new(ma, sa);
+            let b = Decimal::new(mb, sb);
+            let q = div_to_zero_dp(a, b, dp).unwrap();
+            prop_assert!(q.scale() <= dp);
+            let unit = Decimal::new(1, dp);
+            prop_assert!(q * b <= a, "{} * {} > {}", q, b, a);
+            prop_assert!((q + unit) * b > a, "({} + {}) * {} <= {}", q, unit, b, a);
+            // And it agrees with the decimal library wherever that is exact enough to compare.
+            let lib = (a / b).round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::ToZero);
+            prop_assert!((lib - q).abs() <= unit);
+        }
+    }
+
+    #[test]
+    fn div_to_zero_dp_by_hand() {
+        // 100000 / (30000 * 1.001) = 3.33000333000333000...
+        assert_eq!(
+            div_to_zero_dp(dec!(100000), dec!(30000) * dec!(1.001), 12),
+            Some(dec!(3.330003330003))
+        );
+        assert_eq!(div_to_zero_dp(dec!(5), dec!(2), 12), Some(dec!(2.5)));
+        assert_eq!(div_to_zero_dp(dec!(-7), dec!(2), 0), Some(dec!(-3)));
+        assert_eq!(div_to_zero_dp(dec!(1), Decimal::ZERO, 12), None);
+    }
+
+    #[test]
+    fn decimal_to_f64_of_typical_money() {
+        assert_eq!(Price(dec!(93576.01)).to_f64(), 93576.01);
+        assert_eq!(Qty(dec!(0.00012345)).to_f64(), 0.00012345);
+        assert_eq!(Quote(dec!(-12.5)).to_f64(), -12.5);
+        // 2^53 + 1 does not fit the fast path; the fallback still converts it.
+        assert_eq!(Quote(dec!(9007199254740993)).to_f64(), 9007199254740992.0);
+    }
 
     #[test]
     fn price_times_qty_is_exact_quote() {

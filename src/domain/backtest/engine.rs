@@ -2,6 +2,7 @@
 //! about fills afterwards. A backtest drives it with historical candles, live trading with the
 //! candles the exchange closes; neither path has code of its own between a candle and an intent.
 
+use super::strategies::BuiltinStrategy;
 use crate::domain::market::candle::{Candle, CandleColumns, TimestampMs};
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::risk::ClosedTrade;
@@ -9,69 +10,70 @@ use crate::domain::trading::order::Side;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-/// The closed candles a strategy may look at: physically the slices `[..=current]`, so there is
-/// nothing after the current candle to read, by construction rather than by convention.
+/// The closed candles a strategy may look at: every accessor returns the slice `[..=current]`,
+/// so there is nothing after the current candle to read, by construction rather than by
+/// convention. (Three words, sliced on access: building it for every candle costs nothing.)
 #[derive(Debug, Clone, Copy)]
 pub struct History<'a> {
     candles: &'a [Candle],
-    open: &'a [f64],
-    high: &'a [f64],
-    low: &'a [f64],
-    close: &'a [f64],
-    volume: &'a [f64],
+    columns: &'a CandleColumns,
+    /// One past the current candle.
+    end: usize,
 }
 
 impl<'a> History<'a> {
-    /// The history up to and including `current`. Panics if `current` is out of range or the
-    /// columns do not match the candles (both are programming errors of the driver).
+    /// The history up to and including `current`. Reading it panics if `current` is out of
+    /// range or the columns do not match the candles (both are programming errors of the
+    /// driver): each accessor slices the data, so nothing past it can be read.
+    #[inline]
     pub fn up_to(candles: &'a [Candle], columns: &'a CandleColumns, current: usize) -> Self {
         let end = current + 1;
         History {
-            candles: &candles[..end],
-            open: &columns.open[..end],
-            high: &columns.high[..end],
-            low: &columns.low[..end],
-            close: &columns.close[..end],
-            volume: &columns.volume[..end],
+            candles,
+            columns,
+            end,
         }
     }
 
     /// Number of closed candles visible (the current one included).
+    #[inline]
     pub fn len(&self) -> usize {
-        self.candles.len()
+        self.end
     }
 
     pub fn is_empty(&self) -> bool {
-        self.candles.is_empty()
+        self.end == 0
     }
 
     /// The candle that just closed.
+    #[inline]
     pub fn current(&self) -> &'a Candle {
-        &self.candles[self.candles.len() - 1]
+        &self.candles[self.end - 1]
     }
 
     pub fn candles(&self) -> &'a [Candle] {
-        self.candles
+        &self.candles[..self.end]
     }
     pub fn opens(&self) -> &'a [f64] {
-        self.open
+        &self.columns.open[..self.end]
     }
     pub fn highs(&self) -> &'a [f64] {
-        self.high
+        &self.columns.high[..self.end]
     }
     pub fn lows(&self) -> &'a [f64] {
-        self.low
+        &self.columns.low[..self.end]
     }
     pub fn closes(&self) -> &'a [f64] {
-        self.close
+        &self.columns.close[..self.end]
     }
     pub fn volumes(&self) -> &'a [f64] {
-        self.volume
+        &self.columns.volume[..self.end]
     }
 
     /// The current close as f64 (for indicator updates).
+    #[inline]
     pub fn close(&self) -> f64 {
-        self.close[self.close.len() - 1]
+        self.columns.close[self.end - 1]
     }
 }
 
@@ -257,8 +259,12 @@ impl Sizer for FixedFraction {
 }
 
 /// The strategy -> sizing -> order path, with the account booked from reported executions.
-pub struct Engine {
-    strategy: Box<dyn Strategy>,
+///
+/// Generic over the strategy so a run over a built-in strategy compiles to one loop with the
+/// strategy's step inlined; `Engine` alone (`Engine<dyn Strategy>`) takes any boxed strategy,
+/// e.g. an LLM-backed one.
+pub struct Engine<S: Strategy + ?Sized = dyn Strategy> {
+    strategy: Box<S>,
     sizer: Box<dyn Sizer>,
     cash: Quote,
     position: Position,
@@ -273,10 +279,64 @@ pub struct Engine {
     /// candle costs one multiply instead of a decimal conversion.
     cash_f64: f64,
     qty_f64: f64,
+    /// `position.qty` is zero (kept beside it: asked several times per candle).
+    flat: bool,
 }
 
-impl Engine {
-    pub fn new(strategy: Box<dyn Strategy>, sizer: Box<dyn Sizer>, cash: Quote) -> Self {
+/// A run generic over the strategy type, handed the engine once its built-in strategy's concrete
+/// type is known (see [`Engine::specialise`]).
+pub trait SpecialisedRun<R> {
+    fn run<T: Strategy>(self, engine: Engine<T>) -> R;
+}
+
+impl Engine<BuiltinStrategy> {
+    /// Hand `run` this engine with its built-in strategy unwrapped to the concrete type: the
+    /// variant is matched once per run instead of once per candle, and the run's loop is
+    /// compiled for that one strategy (its step inlined into the loop).
+    pub fn specialise<R>(self, run: impl SpecialisedRun<R>) -> R {
+        let Engine {
+            strategy,
+            sizer,
+            cash,
+            position,
+            position_cost,
+            closed_trades,
+            fee_rate,
+            in_flight,
+            fees_paid,
+            cash_f64,
+            qty_f64,
+            flat,
+        } = self;
+        macro_rules! with {
+            ($s:expr) => {
+                run.run(Engine {
+                    strategy: Box::new($s),
+                    sizer,
+                    cash,
+                    position,
+                    position_cost,
+                    closed_trades,
+                    fee_rate,
+                    in_flight,
+                    fees_paid,
+                    cash_f64,
+                    qty_f64,
+                    flat,
+                })
+            };
+        }
+        match *strategy {
+            BuiltinStrategy::SmaCross(s) => with!(s),
+            BuiltinStrategy::RsiReversion(s) => with!(s),
+            BuiltinStrategy::Macd(s) => with!(s),
+            BuiltinStrategy::RsiMacd(s) => with!(s),
+        }
+    }
+}
+
+impl<S: Strategy + ?Sized> Engine<S> {
+    pub fn new(strategy: Box<S>, sizer: Box<dyn Sizer>, cash: Quote) -> Self {
         Engine {
             strategy,
             sizer,
@@ -289,6 +349,7 @@ impl Engine {
             fees_paid: Quote::ZERO,
             cash_f64: cash.to_f64(),
             qty_f64: 0.0,
+            flat: true,
         }
     }
 
@@ -331,7 +392,7 @@ impl Engine {
 
     #[inline]
     pub fn is_flat(&self) -> bool {
-        self.position.is_flat()
+        self.flat
     }
 
     /// Show the strategy a closed candle without acting on what it says: warm-up before the
@@ -345,19 +406,26 @@ impl Engine {
         let _ignored = self.strategy.on_candle(&ctx);
     }
 
-    /// A candle closed: ask the strategy, size its wish and return the orders to place.
-    pub fn on_candle(&mut self, history: History<'_>) -> Vec<OrderIntent> {
+    /// A candle closed: ask the strategy, size its wish and return the order to place (one at
+    /// most: nothing new is sent while an order is in flight).
+    #[inline]
+    pub fn on_candle(&mut self, history: History<'_>) -> Option<OrderIntent> {
         let ctx = StrategyContext {
             history,
             position: self.position,
             cash: self.cash,
         };
-        let Some(signal) = self.strategy.on_candle(&ctx) else {
-            return Vec::new();
-        };
+        let signal = self.strategy.on_candle(&ctx)?;
         if self.in_flight {
-            return Vec::new();
+            return None;
         }
+        self.order_for(signal, &history)
+    }
+
+    /// Size a signal into an order (cold: most candles bring no signal).
+    #[cold]
+    #[inline(never)]
+    fn order_for(&mut self, signal: Signal, history: &History<'_>) -> Option<OrderIntent> {
         let candle = history.current();
         let intent = match signal.action {
             Action::EnterLong if self.position.is_flat() => {
@@ -367,7 +435,7 @@ impl Engine {
                     price: candle.close,
                     stop_loss: signal.stop_loss,
                     fee_rate: self.fee_rate,
-                    history: &history,
+                    history,
                     closed_trades: &self.closed_trades,
                 };
                 self.sizer.size(&input).map(|d| OrderIntent {
@@ -387,18 +455,15 @@ impl Engine {
             }),
             _ => None,
         };
-        match intent {
-            Some(intent) => {
-                self.in_flight = true;
-                vec![intent]
-            }
-            None => Vec::new(),
-        }
+        self.in_flight = intent.is_some();
+        intent
     }
 
-    /// Book an execution: cash, position and fees change only here.
-    pub fn on_execution(&mut self, exec: &Execution) {
+    /// Book an execution: cash, position and fees change only here. Returns the round trip it
+    /// closed, if it closed one.
+    pub fn on_execution(&mut self, exec: &Execution) -> Option<ClosedTrade> {
         let notional = exec.price * exec.qty;
+        let mut closed = None;
         match exec.side {
             Side::Buy => {
                 let old = self.position.qty;
@@ -412,17 +477,21 @@ impl Engine {
                         Price((self.position.entry_price * old + notional).get() / new.get());
                 }
                 self.position.qty = new;
-                self.cash -= notional + exec.fee;
-                self.position_cost += notional + exec.fee;
+                let spent = notional + exec.fee;
+                self.cash -= spent;
+                self.position_cost += spent;
             }
             Side::Sell => {
                 self.position.qty -= exec.qty;
-                self.cash += notional - exec.fee;
+                let received = notional - exec.fee;
+                self.cash += received;
                 if self.position.qty.is_zero() {
-                    self.closed_trades.push(ClosedTrade {
-                        pnl: notional - exec.fee - self.position_cost,
+                    let trade = ClosedTrade {
+                        pnl: received - self.position_cost,
                         closed_at: exec.time,
-                    });
+                    };
+                    self.closed_trades.push(trade);
+                    closed = Some(trade);
                     self.position = Position::default();
                     self.position_cost = Quote::ZERO;
                 }
@@ -432,6 +501,8 @@ impl Engine {
         self.in_flight = false;
         self.cash_f64 = self.cash.to_f64();
         self.qty_f64 = self.position.qty.to_f64();
+        self.flat = self.position.is_flat();
+        closed
     }
 
     /// The order sent for the last intent was refused (filters, no liquidity): allow new ones.
@@ -471,17 +542,15 @@ mod tests {
         let candles = vec![candle(0, dec!(100)), candle(1, dec!(100))];
         let cols = CandleColumns::from_candles(&candles);
         let mut engine = Engine::new(Box::new(AlwaysBuy), Box::new(AllIn), Quote(dec!(1000)));
-        let intents = engine.on_candle(History::up_to(&candles, &cols, 0));
-        assert_eq!(intents.len(), 1);
-        assert_eq!(
-            intents[0].amount,
-            OrderAmount::QuoteBudget(Quote(dec!(1000)))
-        );
+        let intent = engine
+            .on_candle(History::up_to(&candles, &cols, 0))
+            .unwrap();
+        assert_eq!(intent.amount, OrderAmount::QuoteBudget(Quote(dec!(1000))));
         // still in flight: no second order
         assert!(
             engine
                 .on_candle(History::up_to(&candles, &cols, 1))
-                .is_empty()
+                .is_none()
         );
         engine.on_execution(&Execution {
             side: Side::Buy,
@@ -498,7 +567,7 @@ mod tests {
         assert!(
             engine
                 .on_candle(History::up_to(&candles, &cols, 1))
-                .is_empty()
+                .is_none()
         );
         assert_eq!(engine.equity_at(Price(dec!(110))), Quote(dec!(1089.1)));
     }

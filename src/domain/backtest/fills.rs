@@ -3,10 +3,10 @@
 
 use super::engine::{Execution, ExitReason, OrderAmount, OrderIntent};
 use crate::domain::market::candle::{Candle, TimestampMs};
-use crate::domain::money::{Price, Qty};
+use crate::domain::money::{Price, Qty, div_to_zero_dp};
 use crate::domain::trading::filters::{FilterViolation, SymbolFilters};
 use crate::domain::trading::order::Side;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -119,8 +119,15 @@ impl SimulatedExchange {
         }
     }
 
+    #[inline]
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// Whether the open position has a stop or a target to check inside each candle.
+    #[inline]
+    pub fn has_brackets(&self) -> bool {
+        self.brackets.stop_loss.is_some() || self.brackets.take_profit.is_some()
     }
 
     /// Accept an order decided at `candle`'s close: filled now (close model) or queued for the
@@ -235,9 +242,12 @@ impl SimulatedExchange {
             // overspent) to BUDGET_QTY_DP places, 10,000 times finer than Binance's finest lot:
             // a full 28-digit quantity would push every later multiplication onto the decimal
             // library's slow rescaling path, for digits no exchange accepts.
-            OrderAmount::QuoteBudget(budget) => Qty((budget.get()
-                / (price.get() * (Decimal::ONE + fee_rate)))
-                .round_dp_with_strategy(BUDGET_QTY_DP, RoundingStrategy::ToZero)),
+            OrderAmount::QuoteBudget(budget) => Qty(div_to_zero_dp(
+                budget.get(),
+                price.get() * (Decimal::ONE + fee_rate),
+                BUDGET_QTY_DP,
+            )
+            .unwrap_or(Decimal::ZERO)),
         };
         let qty = match intent.side {
             // Selling the whole position must not leave dust the filters would refuse anyway.

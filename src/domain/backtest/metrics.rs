@@ -107,25 +107,24 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
     let mut peak_at = 0usize;
     let mut max_dd = 0.0f64;
     let mut dd_span: Option<(usize, usize)> = None;
+    // Branch-free where the data decides (a real equity curve goes up and down at random, and a
+    // mispredicted branch per candle would cost more than the arithmetic). A zero or non-finite
+    // previous equity gives a zero return, as `ratio_or_zero` does; a point at or above its
+    // peak has a drawdown of zero or less, which never beats `max_dd`.
     for (i, &e) in input.equity.iter().enumerate() {
-        let r = ratio_or_zero(e, prev) - 1.0;
+        let usable = prev != 0.0 && prev.is_finite();
+        let r = if usable { e / prev - 1.0 } else { 0.0 };
         sum += r;
         sum_sq += r * r;
-        if r < 0.0 {
-            down_sq += r * r;
-        }
+        down_sq += if r < 0.0 { r * r } else { 0.0 };
         prev = e;
-        if e > peak {
-            peak = e;
-            peak_at = i;
-        } else if e < peak {
-            // Only a point below its peak can deepen the drawdown; the division is skipped for
-            // the rest (a new peak has no drawdown).
-            let dd = 1.0 - ratio_or_zero(e, peak);
-            if dd > max_dd {
-                max_dd = dd;
-                dd_span = Some((peak_at, i));
-            }
+        let new_peak = e > peak;
+        peak = if new_peak { e } else { peak };
+        peak_at = if new_peak { i } else { peak_at };
+        let dd = if peak > 0.0 { 1.0 - e / peak } else { 0.0 };
+        if dd > max_dd {
+            max_dd = dd;
+            dd_span = Some((peak_at, i));
         }
     }
     let nf = n as f64;

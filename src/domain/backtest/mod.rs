@@ -16,19 +16,21 @@ pub mod walk_forward;
 
 pub use engine::{
     Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, OrderAmount, OrderIntent,
-    Position, Signal, Sizer, SizingInput, Strategy, StrategyContext,
+    Position, Signal, Sizer, SizingInput, SpecialisedRun, Strategy, StrategyContext,
 };
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
 pub use metrics::{Metrics, TradeRecord};
 pub use settings::BacktestSettings;
 pub use sizing::RiskSizer;
 pub use strategies::{
-    SharedColumns, StrategyError, StrategySpec, build_strategy, build_strategy_shared,
+    BuiltinStrategy, SharedColumns, StrategyError, StrategySpec, build_strategy,
+    build_strategy_shared,
 };
 pub use walk_forward::{Span, WalkForwardSpec, WindowReport, WindowSplit};
 
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
 use crate::domain::money::{Price, Quote};
+use crate::domain::risk::ClosedTrade;
 use crate::domain::trading::filters::SymbolFilters;
 use crate::domain::trading::order::Side;
 use rust_decimal::Decimal;
@@ -99,7 +101,9 @@ struct TradeLedger {
 }
 
 impl TradeLedger {
-    fn record(&mut self, e: &Execution) {
+    /// `closed` is the round trip the engine booked for this execution, if it closed one: its
+    /// PnL is taken as booked rather than worked out a second time.
+    fn record(&mut self, e: &Execution, closed: Option<ClosedTrade>) {
         match e.side {
             Side::Buy => self.trades.push(TradeRecord {
                 entry_time: e.time,
@@ -119,9 +123,11 @@ impl TradeLedger {
                     t.exit_price = Some(e.price);
                     t.exit_fee = e.fee;
                     t.exit_reason = Some(e.reason);
-                    let cost = t.entry_price * t.qty + t.entry_fee;
-                    t.pnl = e.price * t.qty - e.fee - cost;
-                    t.return_pct = ratio_pct(t.pnl, cost);
+                    t.pnl = match closed {
+                        Some(c) => c.pnl,
+                        None => e.price * t.qty - e.fee - (t.entry_price * t.qty + t.entry_fee),
+                    };
+                    t.return_pct = return_pct(t);
                 }
             }
         }
@@ -129,19 +135,20 @@ impl TradeLedger {
 
     fn finish(mut self, last_close: Price) -> Vec<TradeRecord> {
         if let Some(t) = self.trades.last_mut().filter(|t| t.is_open()) {
-            let cost = t.entry_price * t.qty + t.entry_fee;
-            t.pnl = last_close * t.qty - cost;
-            t.return_pct = ratio_pct(t.pnl, cost);
+            t.pnl = last_close * t.qty - (t.entry_price * t.qty + t.entry_fee);
+            t.return_pct = return_pct(t);
         }
         self.trades
     }
 }
 
-fn ratio_pct(num: Quote, den: Quote) -> f64 {
-    if den.is_zero() {
+/// A round trip's PnL over its entry cost (fees included), in percent: a statistic, so in f64.
+pub(crate) fn return_pct(t: &TradeRecord) -> f64 {
+    let cost = t.entry_price.to_f64() * t.qty.to_f64() + t.entry_fee.to_f64();
+    if cost == 0.0 {
         0.0
     } else {
-        num.to_f64() / den.to_f64() * 100.0
+        t.pnl.to_f64() / cost * 100.0
     }
 }
 
@@ -154,15 +161,58 @@ pub struct BacktestService;
 impl BacktestService {
     /// Run `engine` over `candles` (oldest first). `cancel` is polled every `PROGRESS_EVERY`
     /// candles; `progress` is told how far the run is.
-    pub fn run(
+    pub fn run<S: Strategy + ?Sized>(
         config: &BacktestConfig,
-        engine: Engine,
+        engine: Engine<S>,
         candles: &[Candle],
         columns: &CandleColumns,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<BacktestResult, BacktestError> {
         Self::run_from(config, engine, candles, columns, 0, cancel, progress)
+    }
+
+    /// [`run_from`](Self::run_from) for a built-in strategy, with the loop compiled for the
+    /// strategy's concrete type (see [`Engine::specialise`]): the same code, without a
+    /// per-candle dispatch.
+    pub fn run_builtin(
+        config: &BacktestConfig,
+        engine: Engine<BuiltinStrategy>,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        trade_from: usize,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<BacktestResult, BacktestError> {
+        struct RunFrom<'a, 'p> {
+            config: &'a BacktestConfig,
+            candles: &'a [Candle],
+            columns: &'a CandleColumns,
+            trade_from: usize,
+            cancel: &'a AtomicBool,
+            progress: &'a mut (dyn FnMut(usize, usize) + 'p),
+        }
+        impl SpecialisedRun<Result<BacktestResult, BacktestError>> for RunFrom<'_, '_> {
+            fn run<T: Strategy>(self, engine: Engine<T>) -> Result<BacktestResult, BacktestError> {
+                BacktestService::run_from(
+                    self.config,
+                    engine,
+                    self.candles,
+                    self.columns,
+                    self.trade_from,
+                    self.cancel,
+                    self.progress,
+                )
+            }
+        }
+        engine.specialise(RunFrom {
+            config,
+            candles,
+            columns,
+            trade_from,
+            cancel,
+            progress,
+        })
     }
 
     /// Like [`run`](Self::run), but the candles before `trade_from` only warm the strategy up:
@@ -173,9 +223,9 @@ impl BacktestService {
     ///
     /// A cancelled run ends with [`BacktestError::Cancelled`] carrying the result of the candles
     /// it got through.
-    pub fn run_from(
+    pub fn run_from<S: Strategy + ?Sized>(
         config: &BacktestConfig,
-        mut engine: Engine,
+        mut engine: Engine<S>,
         candles: &[Candle],
         columns: &CandleColumns,
         trade_from: usize,
@@ -186,55 +236,60 @@ impl BacktestService {
         if trade_from >= n {
             return Err(BacktestError::NoCandles);
         }
+        // The order check reads the f64 view's time column: touching the wide decimal candles
+        // for one field would stream ~90 bytes a candle through the cache. One pass up front
+        // keeps the check out of the simulation loop.
+        let times = &columns.open_time[..n];
+        if let Some(w) = times.windows(2).find(|w| w[1] <= w[0]) {
+            return Err(BacktestError::Unordered { at: w[1] });
+        }
         let mut exchange =
             SimulatedExchange::new(config.fill_model, config.costs, config.filters.clone());
         let mut ledger = TradeLedger::default();
         let mut equity = Vec::with_capacity(n - trade_from);
         let mut in_market = 0usize;
         let mut rejections = Vec::new();
-        let mut prev_time = TimestampMs::MIN;
-        // The order check reads the f64 view's time column: touching the wide decimal candles
-        // on every step would stream ~90 bytes a candle through the cache for one field.
-        let times = &columns.open_time[..n];
+        let closes = &columns.close[..n];
         let mut end = n;
 
-        for i in 0..n {
-            if i % PROGRESS_EVERY == 0 {
-                if cancel.load(Ordering::Relaxed) {
-                    end = i;
-                    break;
-                }
-                progress(i, n);
+        // Chunks of PROGRESS_EVERY candles: the cancel flag and the progress callback are
+        // consulted between chunks, so the per-candle loop is only the simulation.
+        let mut chunk_start = 0;
+        while chunk_start < n {
+            if cancel.load(Ordering::Relaxed) {
+                end = chunk_start;
+                break;
             }
-            let time = times[i];
-            if time <= prev_time {
-                return Err(BacktestError::Unordered { at: time });
+            progress(chunk_start, n);
+            let chunk_end = (chunk_start + PROGRESS_EVERY).min(n);
+            let warm_end = trade_from.clamp(chunk_start, chunk_end);
+            for i in chunk_start..warm_end {
+                engine.observe(History::up_to(candles, columns, i));
             }
-            prev_time = time;
-            let history = History::up_to(candles, columns, i);
-            if i < trade_from {
-                engine.observe(history);
-                continue;
-            }
-            let candle = &candles[i];
-
-            if let Some(outcome) = exchange.on_open(candle) {
-                settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
-            }
-            if !engine.is_flat()
-                && let Some(exec) = exchange.check_brackets(candle)
-            {
-                engine.on_execution(&exec);
-                ledger.record(&exec);
-            }
-            let was_in_market = !engine.is_flat();
-            for intent in engine.on_candle(history) {
-                if let Some(outcome) = exchange.submit(intent, candle) {
+            for i in warm_end..chunk_end {
+                let history = History::up_to(candles, columns, i);
+                let candle = &candles[i];
+                if exchange.has_pending()
+                    && let Some(outcome) = exchange.on_open(candle)
+                {
                     settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
                 }
+                if !engine.is_flat()
+                    && exchange.has_brackets()
+                    && let Some(exec) = exchange.check_brackets(candle)
+                {
+                    book(&exec, &mut engine, &mut ledger);
+                }
+                let was_in_market = !engine.is_flat();
+                if let Some(intent) = engine.on_candle(history)
+                    && let Some(outcome) = exchange.submit(intent, candle)
+                {
+                    settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
+                }
+                in_market += usize::from(was_in_market || !engine.is_flat());
+                equity.push(engine.equity_f64(closes[i]));
             }
-            in_market += usize::from(was_in_market || !engine.is_flat());
-            equity.push(engine.equity_f64(columns.close[i]));
+            chunk_start = chunk_end;
         }
         if end == n {
             progress(n, n);
@@ -286,23 +341,30 @@ impl BacktestService {
     }
 }
 
-fn settle(
+/// An order's outcome reaches the engine and the ledger (cold: once per order, not per candle).
+#[cold]
+#[inline(never)]
+fn settle<S: Strategy + ?Sized>(
     outcome: Result<Execution, Rejection>,
-    engine: &mut Engine,
+    engine: &mut Engine<S>,
     ledger: &mut TradeLedger,
     rejections: &mut Vec<(TimestampMs, String)>,
     candle: &Candle,
 ) {
     match outcome {
-        Ok(exec) => {
-            engine.on_execution(&exec);
-            ledger.record(&exec);
-        }
+        Ok(exec) => book(&exec, engine, ledger),
         Err(why) => {
             engine.on_rejected();
             rejections.push((candle.open_time, why.to_string()));
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn book<S: Strategy + ?Sized>(exec: &Execution, engine: &mut Engine<S>, ledger: &mut TradeLedger) {
+    let closed = engine.on_execution(exec);
+    ledger.record(exec, closed);
 }
 
 /// Where a stored backtest run is in its life.

@@ -8,7 +8,7 @@
 
 use super::engine::ExitReason;
 use super::metrics::{self, Metrics};
-use super::{BacktestResult, ratio_pct};
+use super::{BacktestResult, return_pct};
 use crate::domain::market::candle::{Candle, Interval, TimestampMs};
 use crate::domain::money::{Price, Quote};
 use rust_decimal::Decimal;
@@ -219,7 +219,7 @@ pub fn close_at_window_end(
     t.exit_fee = fee;
     t.exit_reason = Some(ExitReason::WindowEnd);
     t.pnl = last.close * t.qty - fee - cost;
-    t.return_pct = ratio_pct(t.pnl, cost);
+    t.return_pct = return_pct(t);
     result.final_equity -= fee;
     if let Some(e) = result.equity.last_mut() {
         *e -= fee.to_f64();

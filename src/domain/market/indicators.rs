@@ -121,11 +121,12 @@ impl Ring {
     }
 
     /// The value the next push into a full ring evicts (the oldest one kept).
-    #[inline]
+    #[inline(always)]
     fn oldest(&self) -> f64 {
         self.buf[self.head]
     }
 
+    #[inline(always)]
     fn is_full(&self) -> bool {
         self.len == self.buf.len()
     }
@@ -227,6 +228,10 @@ impl Sma {
 
     #[inline]
     pub fn update(&mut self, x: f64) -> Option<f64> {
+        if self.window.is_full() {
+            // Steady state: the window is full from the period-th value on.
+            return Some(self.update_full(x));
+        }
         self.window.push(x);
         if !self.window.is_full() {
             self.sum += x;
@@ -1452,8 +1457,33 @@ fn batch_bars(candles: &CandleColumns, mut step: impl FnMut(&Ohlcv) -> Option<f6
 
 /// SMA over a slice (NaN during warm-up).
 pub fn sma(values: &[f64], period: usize) -> Vec<f64> {
-    let mut s = Sma::new(period);
-    batch(values, |x| s.update(x))
+    // The streaming `Sma`'s arithmetic in one pass without its ring: the value leaving the
+    // window is read from the input, `period - 1` places back. Bit-identical to `Sma::update`
+    // (same additions in the same order), which a property test checks.
+    let period = period.max(1);
+    let n = values.len();
+    if n < period {
+        return vec![f64::NAN; n];
+    }
+    let inv_period = 1.0 / period as f64;
+    let mut out = Vec::with_capacity(n);
+    out.resize(period - 1, f64::NAN);
+    let mut sum = 0.0;
+    for &x in &values[..period - 1] {
+        sum += x;
+    }
+    out.extend(
+        values[period - 1..]
+            .iter()
+            .zip(&values[..n + 1 - period])
+            .map(|(&x, &leaving)| {
+                sum += x;
+                let v = sum * inv_period;
+                sum -= leaving;
+                v
+            }),
+    );
+    out
 }
 
 /// EMA over a slice (NaN during warm-up).
@@ -1566,6 +1596,24 @@ pub fn vwap(candles: &CandleColumns) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The batch SMA is the streaming one, bit for bit, warm-up NaNs included.
+        #[test]
+        fn batch_sma_is_bit_identical_to_streaming(
+            values in proptest::collection::vec(-1e6f64..1e6, 0..200),
+            period in 1usize..40,
+        ) {
+            let batch = sma(&values, period);
+            let mut s = Sma::new(period);
+            prop_assert_eq!(batch.len(), values.len());
+            for (i, &x) in values.iter().enumerate() {
+                let streamed = s.update(x).unwrap_or(f64::NAN);
+                prop_assert_eq!(batch[i].to_bits(), streamed.to_bits(), "index {}", i);
+            }
+        }
+    }
 
     fn close(v: f64) -> Ohlcv {
         Ohlcv {
