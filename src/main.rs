@@ -143,7 +143,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match mode {
-            Mode::Tui => trademind::tui::run(&ctx).await,
+            Mode::Tui => trademind::tui::run(ctx.settings()).await,
             Mode::Daemon => trademind::app::daemon::run(&ctx).await,
             Mode::Command(cmd) => cli::run(cmd, &ctx).await,
         }

@@ -378,6 +378,11 @@ impl<E: Exchange + 'static> TradingService<E> {
         &self.deps.connection
     }
 
+    /// The mode the live guard checks before every order.
+    pub fn mode(&self) -> TradingMode {
+        self.deps.mode
+    }
+
     fn publish(&self, event: Event) {
         self.deps.bus.publish(event);
     }

@@ -133,7 +133,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         Arc::new(demo.clock.clone()),
         cancel.clone(),
     ));
-    let shown = crate::tui::run_with(&demo_ctx, bus, Some(control)).await;
+    let shown = crate::tui::run_with(&settings, bus, Some(control)).await;
     cancel.cancel();
     let _ = server.await;
     match replay.await {

@@ -166,10 +166,12 @@ impl Context {
 
     /// Open (creating and migrating) the database in the data dir.
     pub fn open_store(&self) -> Result<Store> {
-        let dir = self.data_dir();
-        crate::secrets::ensure_private_dir(&dir)
-            .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
-        Ok(Store::open(&dir.join(DB_FILE))?)
+        Ok(Store::open_in(&self.data_dir())?)
+    }
+
+    /// Credentials as `[secrets]` configures them (environment first, then the keyring).
+    pub fn secrets(&self) -> crate::secrets::Secrets {
+        crate::secrets::Secrets::from_config(&self.settings().secrets)
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -187,8 +189,7 @@ impl Context {
     }
 }
 
-/// The database file name inside the data dir.
-pub const DB_FILE: &str = "trademind.db";
+pub use crate::store::DB_FILE;
 
 /// Run one subcommand.
 pub async fn run(command: Command, ctx: &Context) -> Result<()> {
