@@ -16,14 +16,15 @@ use std::time::Duration;
 
 use trademind::app::bus::EventBus;
 use trademind::app::decide::{DecisionEngine, EngineOutput, LlmEngine, RulesEngine};
-use trademind::app::trading::{TradingDeps, TradingError, TradingService};
+use trademind::app::trading::{TradingDeps, TradingError, TradingService, build_risk_context};
 use trademind::config::Settings;
 use trademind::domain::decision::{DecisionInput, IndicatorSnapshot, RiskSnapshot};
 use trademind::domain::market::Interval;
 use trademind::domain::trading::order::{OrderRequest, OrderStatus, OrderType, Side};
-use trademind::domain::trading::{Position, PositionSide, TradingMode};
+use trademind::domain::trading::{Position, PositionSide, SymbolFilters, TradingMode};
 use trademind::domain::{Price, Qty, Quote, Symbol};
 use trademind::services::exchange::binance::BinanceClient;
+use trademind::services::exchange::paper::{PaperConfig, PaperExchange};
 use trademind::services::llm::prompt::DEFAULT_TEMPLATE;
 use trademind::services::llm::{ApiKey, LlmClient, LlmConfig, TavilyClient, TavilyConfig};
 use trademind::services::notification::{NotificationConfig, ResendClient};
@@ -852,5 +853,125 @@ async fn adding_to_a_position_replaces_its_protection_with_one_for_the_whole_qua
             .filter(|o| o.status == OrderStatus::Canceled)
             .count(),
         2
+    );
+}
+
+/// A paper account quoted in EUR (a quote asset the symbol-splitting fallback does not know)
+/// that also holds USDT: 1 000 EUR, 5 000 USDT; ETHEUR at 2 000, BTCUSDT at 50 000.
+fn eur_account() -> (TradingService<PaperExchange>, Arc<Mutex<Store>>) {
+    let config = PaperConfig {
+        slippage_bps: rust_decimal::Decimal::ZERO,
+        initial_balances: [
+            ("EUR".to_string(), dec!(1000)),
+            ("USDT".to_string(), dec!(5000)),
+        ]
+        .into_iter()
+        .collect(),
+        symbols: vec![],
+        ..PaperConfig::default()
+    };
+    let paper = PaperExchange::in_memory(&config);
+    let etheur = Symbol::new("ETHEUR").unwrap();
+    let btcusdt = Symbol::new("BTCUSDT").unwrap();
+    paper
+        .add_symbol(etheur.clone(), SymbolFilters::permissive("ETH", "EUR"))
+        .unwrap();
+    paper
+        .add_symbol(btcusdt.clone(), SymbolFilters::permissive("BTC", "USDT"))
+        .unwrap();
+    paper.on_price(&etheur, Price(dec!(2000))).unwrap();
+    paper.on_price(&btcusdt, Price(dec!(50000))).unwrap();
+    let mut settings = Settings::default();
+    settings.trading.symbols = vec!["ETHEUR".into(), "BTCUSDT".into()];
+    let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+    let service = TradingService::new(TradingDeps {
+        exchange: Arc::new(paper),
+        store: store.clone(),
+        connection: "paper".into(),
+        mode: TradingMode::Paper,
+        settings: Arc::new(settings),
+        bus: EventBus::new(16),
+        mailer: None,
+    });
+    (service, store)
+}
+
+async fn risk_equity(
+    service: &TradingService<PaperExchange>,
+    store: &Mutex<Store>,
+    symbol: &str,
+) -> Quote {
+    let mut settings = Settings::default();
+    settings.trading.symbols = vec!["ETHEUR".into(), "BTCUSDT".into()];
+    build_risk_context(
+        service.exchange().as_ref(),
+        store,
+        &settings,
+        service.connection(),
+        &Symbol::new(symbol).unwrap(),
+        None,
+        None,
+        NOW,
+    )
+    .await
+    .unwrap()
+    .equity
+}
+
+fn recorded_equity(store: &Mutex<Store>) -> (Quote, Quote) {
+    let (equity, unrealised, _) =
+        trademind::store::equity::latest(store.lock().unwrap().conn(), "paper")
+            .unwrap()
+            .unwrap();
+    (equity, unrealised)
+}
+
+#[tokio::test]
+async fn equity_is_measured_in_the_connections_quote_currency_whatever_symbol_is_decided() {
+    let (service, store) = eur_account();
+    // Flat: the EUR balance alone, not the 5 000 USDT, for either symbol and for the series.
+    assert_eq!(
+        risk_equity(&service, &store, "ETHEUR").await,
+        Quote(dec!(1000))
+    );
+    assert_eq!(
+        risk_equity(&service, &store, "BTCUSDT").await,
+        Quote(dec!(1000))
+    );
+    service.update_prices(NOW).await.unwrap();
+    assert_eq!(recorded_equity(&store), (Quote(dec!(1000)), Quote::ZERO));
+
+    // 0.5 ETH bought at 1 800 (booked directly), marked at 2 000: worth 1 000 EUR, +100 open.
+    let fill = trademind::domain::trading::PositionFill {
+        symbol: Symbol::new("ETHEUR").unwrap(),
+        side: Side::Buy,
+        price: Price(dec!(1800)),
+        quantity: Qty(dec!(0.5)),
+        fee: Quote::ZERO,
+        time: NOW,
+    };
+    let position =
+        trademind::domain::trading::PositionService::open(&fill, PositionSide::Long).unwrap();
+    positions::insert(store.lock().unwrap().conn(), "paper", None, &position, NOW).unwrap();
+    // Deciding ETHEUR marks it at its ticker: 1 000 EUR + 0.5 × 2 000 = 2 000 EUR. Deciding
+    // BTCUSDT leaves it at its entry (no mark stored yet): 1 000 + 0.5 × 1 800 = 1 900 EUR.
+    assert_eq!(
+        risk_equity(&service, &store, "ETHEUR").await,
+        Quote(dec!(2000))
+    );
+    assert_eq!(
+        risk_equity(&service, &store, "BTCUSDT").await,
+        Quote(dec!(1900))
+    );
+    // The equity series records the same 2 000 EUR, with +100 open; the stored mark then
+    // prices it for any symbol's decision.
+    service.update_prices(NOW + 1).await.unwrap();
+    assert_eq!(
+        recorded_equity(&store),
+        (Quote(dec!(2000)), Quote(dec!(100)))
+    );
+    assert_eq!(
+        risk_equity(&service, &store, "BTCUSDT").await,
+        Quote(dec!(2000))
     );
 }
