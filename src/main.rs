@@ -153,7 +153,13 @@ fn main() -> ExitCode {
         Err(err) => {
             // Into the log file; the terminal gets the one clean line below.
             tracing::info!("failed: {err:#}");
-            report(ctx.json, &format!("{err:#}"));
+            match err.downcast_ref::<cli::Failed>() {
+                Some(failed) if ctx.json => println!(
+                    "{}",
+                    serde_json::json!({ "error": format!("{err:#}"), "details": failed.details })
+                ),
+                _ => report(ctx.json, &format!("{err:#}")),
+            }
             let usage = err.downcast_ref::<UsageError>().is_some()
                 || err.downcast_ref::<ConfigError>().is_some();
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })

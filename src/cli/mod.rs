@@ -144,6 +144,15 @@ pub enum Command {
     },
 }
 
+/// A command that ran and failed, with what it found; `--json` prints it as
+/// `{"error": message, "details": details}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failed {
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
 /// A usage or configuration problem: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -186,6 +195,29 @@ impl Context {
             human();
         }
         Ok(())
+    }
+
+    /// Show what a command found and then fail with `failure`, if any. With `--json` nothing
+    /// is printed here: the findings travel in the error (`Failed`), so stdout holds exactly
+    /// one JSON document, the error object `main` prints.
+    pub fn emit_or_fail<T: serde::Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(),
+        failure: Option<String>,
+    ) -> Result<()> {
+        let Some(message) = failure else {
+            return self.emit(value, human);
+        };
+        if self.json {
+            return Err(Failed {
+                message,
+                details: serde_json::to_value(value)?,
+            }
+            .into());
+        }
+        human();
+        Err(anyhow::anyhow!(message))
     }
 }
 

@@ -46,17 +46,18 @@ pub async fn run(cmd: NotifyCommand, ctx: &Context) -> Result<()> {
                 .into(),
     };
     let outcome = notify(&db, Some(&client), cfg, &alert, now).await?;
-    let failed = matches!(outcome, AlertOutcome::Failed { .. });
-    ctx.emit(&outcome, || match &outcome {
-        AlertOutcome::Sent { id } => {
-            println!("test e-mail sent to {} (Resend id {id})", cfg.to.join(", "))
-        }
-        AlertOutcome::Suppressed { reason } => println!("not sent: {reason}"),
-        AlertOutcome::Failed { error } => println!("failed: {error}"),
-        AlertOutcome::Disabled => println!("notifications are disabled"),
-    })?;
-    if failed {
-        anyhow::bail!("the test e-mail was not sent");
-    }
-    Ok(())
+    let failed = matches!(outcome, AlertOutcome::Failed { .. })
+        .then(|| "the test e-mail was not sent".to_string());
+    ctx.emit_or_fail(
+        &outcome,
+        || match &outcome {
+            AlertOutcome::Sent { id } => {
+                println!("test e-mail sent to {} (Resend id {id})", cfg.to.join(", "))
+            }
+            AlertOutcome::Suppressed { reason } => println!("not sent: {reason}"),
+            AlertOutcome::Failed { error } => println!("failed: {error}"),
+            AlertOutcome::Disabled => println!("notifications are disabled"),
+        },
+        failed,
+    )
 }

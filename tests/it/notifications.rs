@@ -220,3 +220,45 @@ async fn notify_test_sends_one_mail_with_the_key_from_the_environment() {
     assert_eq!(fake.sent()[0].body["subject"], "TradeMind test alert");
     assert!(String::from_utf8_lossy(&no_key).contains("keys set resend"));
 }
+
+#[tokio::test]
+async fn a_failed_test_mail_with_json_prints_one_error_document_carrying_the_outcome() {
+    let fake = FakeResend::start(KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[notifications]\nenabled = true\nbase_url = \"{}\"\nfrom = \"TradeMind <alerts@example.com>\"\nto = [\"me@example.com\"]\n\n[secrets]\nbackend = \"environment\"\n",
+            fake.url()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
+        // Resend refuses this key: the mail fails after the command has its outcome.
+        cmd.env("TRADEMIND_RESEND_API_KEY", "re_not_the_right_key")
+            .env("XDG_CONFIG_HOME", "/nonexistent-trademind-test")
+            .args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--config",
+                cfg.to_str().unwrap(),
+                "--json",
+                "notify",
+                "test",
+            ]);
+        cmd.assert().code(1).get_output().stdout.clone()
+    })
+    .await
+    .unwrap();
+    let documents: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(documents.len(), 1, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(documents[0]["error"], "the test e-mail was not sent");
+    assert_eq!(documents[0]["details"]["status"], "failed");
+    assert!(fake.sent().is_empty());
+}
