@@ -645,7 +645,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     stop_price,
                     stop_limit_price: stop_limit,
                 };
-                let list = self.executor.place_oco(&request, &links).await?;
+                let list = self.executor.place_oco(&request, &links, now_ms).await?;
                 for o in &list.orders {
                     self.publish_order(o);
                 }
@@ -665,7 +665,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     stop_price: Some(stop_price),
                     time_in_force: Some(crate::domain::trading::TimeInForce::Gtc),
                 };
-                let placed = self.executor.place_linked(&request, &links).await?;
+                let placed = self.executor.place_linked(&request, &links, now_ms).await?;
                 self.publish_order(&placed.order);
                 Ok(vec![request.client_order_id])
             }
@@ -713,7 +713,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             let db = self.store()?;
             orders::unresolved(db.conn(), &self.deps.connection)?
         };
-        report.orders = self.executor.reconcile().await?;
+        report.orders = self.executor.reconcile(now_ms).await?;
         for o in &report.orders {
             report.resolved.push(format!(
                 "order {} ({} {}) is {} on the exchange",
@@ -1129,6 +1129,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     strategy_id,
                     ..OrderLinks::default()
                 },
+                now_ms,
             )
             .await?;
         self.publish_order(&placed.order);
@@ -1318,6 +1319,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     strategy_id: row.strategy_id,
                     order_list_id: None,
                 },
+                now_ms,
             )
             .await?;
         self.publish_order(&placed.order);
@@ -1515,7 +1517,7 @@ impl<E: Exchange + 'static> TradingService<E> {
     /// monitor_orders: settle unresolved rows, follow protection legs, feed the breaker.
     pub async fn monitor_orders(&self, now_ms: i64) -> Result<MonitorReport, TradingError> {
         let mut report = MonitorReport::default();
-        for o in self.executor.reconcile().await? {
+        for o in self.executor.reconcile(now_ms).await? {
             self.publish_order(&o);
             report.settled.push(o.client_order_id);
         }

@@ -607,7 +607,7 @@ async fn an_oco_whose_response_is_lost_is_found_by_querying_its_legs_not_resent(
         stop_limit_price: Price(dec!(48755)),
     };
     let list = executor
-        .place_oco(&request, &orders::OrderLinks::default())
+        .place_oco(&request, &orders::OrderLinks::default(), NOW)
         .await
         .unwrap();
     assert_eq!(list.orders.len(), 2);
@@ -974,4 +974,37 @@ async fn equity_is_measured_in_the_connections_quote_currency_whatever_symbol_is
         risk_equity(&service, &store, "BTCUSDT").await,
         Quote(dec!(2000))
     );
+}
+
+#[tokio::test]
+async fn order_rows_are_stamped_with_the_callers_clock_not_the_wall_clock() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let report = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(report.order_ids.len(), 3, "{}", report.message);
+    // NOW is 2025-01-15: a replay (the demo) passes its candle time, and the rows keep it.
+    let rows = orders::all(rig.store.lock().unwrap().conn()).unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(
+            (row.order.created_at, row.order.updated_at),
+            (NOW, NOW),
+            "{}",
+            row.order.client_order_id
+        );
+    }
+    // The stop fills; the monitor pass at NOW + 30 s settles both legs at that time.
+    rig.binance.set_price("BTCUSDT", dec!(48900));
+    service.monitor_orders(NOW + 30_000).await.unwrap();
+    let rows = orders::all(rig.store.lock().unwrap().conn()).unwrap();
+    let legs: Vec<_> = rows.iter().filter(|r| r.purpose != "entry").collect();
+    assert_eq!(legs.len(), 2);
+    for leg in legs {
+        assert_eq!(leg.order.updated_at, NOW + 30_000, "{}", leg.purpose);
+        assert_eq!(leg.order.created_at, NOW);
+    }
 }
