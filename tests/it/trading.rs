@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use trademind::app::bus::EventBus;
 use trademind::app::decide::{DecisionEngine, EngineOutput, LlmEngine, RulesEngine};
-use trademind::app::trading::{TradingDeps, TradingError, TradingService, build_risk_context};
+use trademind::app::trading::{
+    ExecutionReport, TradingDeps, TradingError, TradingService, build_risk_context,
+};
 use trademind::config::Settings;
 use trademind::domain::decision::{DecisionInput, IndicatorSnapshot, RiskSnapshot};
 use trademind::domain::market::Interval;
@@ -97,6 +99,20 @@ impl Rig {
             bus: self.bus.clone(),
             mailer: Some(mailer),
         })
+    }
+
+    /// A reconciled testnet service that has executed the LLM's BUY (0.8) at NOW: the entry
+    /// and its OCO.
+    async fn bought(&self) -> (TradingService<BinanceClient>, ExecutionReport) {
+        let service = self.service().await;
+        let (input, out) = self.decide(buy(0.8)).await;
+        let report = service
+            .execute_decision(&input, &out, None, NOW)
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, "executed", "{}", report.message);
+        assert_eq!(report.order_ids.len(), 3, "entry + two OCO legs");
+        (service, report)
     }
 
     /// A testnet service, reconciled (nothing to reconcile on a fresh database).
@@ -194,14 +210,7 @@ fn buy(confidence: f64) -> Value {
 #[tokio::test]
 async fn a_buy_is_protected_by_an_oco_and_the_stop_fill_closes_it_with_pnl_and_one_mail() {
     let rig = Rig::new().await;
-    let service = rig.service().await;
-    let (input, out) = rig.decide(buy(0.8)).await;
-    let report = service
-        .execute_decision(&input, &out, None, NOW)
-        .await
-        .unwrap();
-    assert_eq!(report.outcome, "executed", "{}", report.message);
-    assert_eq!(report.order_ids.len(), 3, "entry + two OCO legs");
+    let (service, report) = rig.bought().await;
 
     // The exchange holds the entry and the OCO list: a LIMIT_MAKER at 52 000 and a
     // STOP_LOSS_LIMIT triggering at 49 000 with its limit 0.5 % lower (48 755).
@@ -979,13 +988,7 @@ async fn equity_is_measured_in_the_connections_quote_currency_whatever_symbol_is
 #[tokio::test]
 async fn order_rows_are_stamped_with_the_callers_clock_not_the_wall_clock() {
     let rig = Rig::new().await;
-    let service = rig.service().await;
-    let (input, out) = rig.decide(buy(0.8)).await;
-    let report = service
-        .execute_decision(&input, &out, None, NOW)
-        .await
-        .unwrap();
-    assert_eq!(report.order_ids.len(), 3, "{}", report.message);
+    let (service, _) = rig.bought().await;
     // NOW is 2025-01-15: a replay (the demo) passes its candle time, and the rows keep it.
     let rows = orders::all(rig.store.lock().unwrap().conn()).unwrap();
     assert_eq!(rows.len(), 3);
