@@ -89,8 +89,23 @@ pub(crate) async fn choose_engine(
     requested: Option<&str>,
     store: Arc<Mutex<Store>>,
 ) -> Result<(AnyEngine, Option<String>)> {
+    let grok_key = grok_key(ctx).await?;
+    choose_engine_with(ctx, requested, store, grok_key).await
+}
+
+/// The Grok key (environment, then keyring), read once and handed to `choose_engine_with`.
+pub(crate) async fn grok_key(ctx: &Context) -> Result<Option<ApiKey>> {
+    stored_key(ctx, crate::secrets::SecretKind::Grok).await
+}
+
+/// `choose_engine` with the Grok key already read.
+pub(crate) async fn choose_engine_with(
+    ctx: &Context,
+    requested: Option<&str>,
+    store: Arc<Mutex<Store>>,
+    grok_key: Option<ApiKey>,
+) -> Result<(AnyEngine, Option<String>)> {
     let settings = ctx.settings();
-    let grok_key = stored_key(ctx, crate::secrets::SecretKind::Grok).await?;
     let engine_name = match (requested, &grok_key) {
         (Some("llm"), None) => {
             return Err(UsageError(format!(
