@@ -161,7 +161,10 @@ fn main() -> ExitCode {
                 _ => report(ctx.json, &format!("{err:#}")),
             }
             let usage = err.downcast_ref::<UsageError>().is_some()
-                || err.downcast_ref::<ConfigError>().is_some();
+                || err.downcast_ref::<ConfigError>().is_some()
+                || err
+                    .downcast_ref::<trademind::app::venue::VenueError>()
+                    .is_some_and(|e| e.is_usage());
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
         }
     }

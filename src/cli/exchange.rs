@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, Subcommand};
 
 use super::{Context, UsageError};
-use crate::app::venue::{self, Venue, VenueError};
+use crate::app::venue::{self, Venue};
 use crate::domain::symbol::Symbol;
 use crate::services::exchange::any::AnyExchange;
 use crate::services::exchange::binance::client::PingReport;
@@ -30,28 +30,16 @@ pub enum ExchangeCommand {
     Ping,
 }
 
-/// The exchange of `connection` (else `trading.connection`), usage mistakes exiting 2.
+/// The exchange of `connection` (else `trading.connection`); `main` maps a usage mistake in a
+/// `VenueError` to exit code 2.
 pub(super) async fn open(ctx: &Context, connection: Option<&str>) -> Result<Venue> {
-    venue::open_exchange(ctx.settings(), &ctx.secrets(), connection)
-        .await
-        .map_err(venue_error)
+    Ok(venue::open_exchange(ctx.settings(), &ctx.secrets(), connection).await?)
 }
 
 /// The exchange a trading command uses (`--connection`, else `trading.connection`); Binance
 /// without a key is refused, since every trading request is signed.
 pub(super) async fn open_for_trading(ctx: &Context, connection: Option<&str>) -> Result<Venue> {
-    venue::open_for_trading(ctx.settings(), &ctx.secrets(), connection)
-        .await
-        .map_err(venue_error)
-}
-
-/// A venue problem the user can fix from the command line or the config exits 2.
-pub(super) fn venue_error(e: VenueError) -> anyhow::Error {
-    if e.is_usage() {
-        UsageError(e.to_string()).into()
-    } else {
-        e.into()
-    }
+    Ok(venue::open_for_trading(ctx.settings(), &ctx.secrets(), connection).await?)
 }
 
 fn parse_symbol(raw: &str) -> Result<Symbol> {
@@ -106,7 +94,7 @@ pub async fn run(args: ExchangeArgs, ctx: &Context) -> Result<()> {
             })
         }
         ExchangeCommand::Balance => {
-            let venue = venue.require_credentials().map_err(venue_error)?;
+            let venue = venue.require_credentials()?;
             let balances: Vec<Balance> = venue
                 .exchange
                 .balances()

@@ -111,8 +111,7 @@ async fn service(
         connection,
         EventBus::new(64),
     )
-    .await
-    .map_err(super::exchange::venue_error)?;
+    .await?;
     let report = service
         .reconcile(now_ms())
         .await

@@ -68,17 +68,18 @@ async fn local_control(
     use crate::app::scheduler::TokioClock;
     let settings = Arc::new(settings.clone());
     let store = Arc::new(Mutex::new(Store::open_in(&settings.data_dir())?));
+    let trading = Arc::new(
+        crate::app::venue::trading_service(settings.clone(), store.clone(), None, bus.clone())
+            .await?,
+    );
     let clock = Arc::new(TokioClock::system());
     let (backtests, _worker) = backtest_queue(
         Store::open_in(&settings.data_dir())?,
         clock.clone(),
-        Arc::new(StoreRecorder::new(store.clone(), bus.clone())),
+        Arc::new(StoreRecorder::new(store, bus.clone())),
         bus.clone(),
         settings.scheduler.backtest_queue_size,
         cancel.clone(),
-    );
-    let trading = Arc::new(
-        crate::app::venue::trading_service(settings.clone(), store, None, bus.clone()).await?,
     );
     let (handle, requests) = ControlHandle::channel(16);
     tokio::spawn(serve_control(
