@@ -59,7 +59,7 @@ impl VenueError {
 }
 
 /// An exchange opened for a connection.
-pub struct Venue {
+pub struct ConnectedExchange {
     /// The connection's name (also the account name in the `orders` table).
     pub connection: String,
     pub exchange: AnyExchange,
@@ -69,9 +69,9 @@ pub struct Venue {
     pub has_credentials: bool,
 }
 
-impl Venue {
+impl ConnectedExchange {
     /// Refuse a Binance connection without a key pair: every trading request is signed.
-    pub fn require_credentials(self) -> Result<Venue, VenueError> {
+    pub fn require_credentials(self) -> Result<ConnectedExchange, VenueError> {
         if self.has_credentials {
             return Ok(self);
         }
@@ -112,12 +112,12 @@ pub async fn open_exchange(
     settings: &Settings,
     secrets: &Secrets,
     connection: Option<&str>,
-) -> Result<Venue, VenueError> {
+) -> Result<ConnectedExchange, VenueError> {
     let name = connection
         .unwrap_or(&settings.trading.connection)
         .to_string();
-    let paper = |name: String| -> Result<Venue, VenueError> {
-        Ok(Venue {
+    let paper = |name: String| -> Result<ConnectedExchange, VenueError> {
+        Ok(ConnectedExchange {
             exchange: open_paper(settings, &name)?,
             connection: name,
             mode: TradingMode::Paper,
@@ -148,7 +148,7 @@ pub async fn open_exchange(
     let credentials = crate::secrets::optional(secrets.key_pair(&id).await)?
         .map(|(key, secret)| Credentials::new(key.expose(), secret.expose()));
     let has_credentials = credentials.is_some();
-    Ok(Venue {
+    Ok(ConnectedExchange {
         exchange: AnyExchange::Binance(Box::new(BinanceClient::new(config, credentials)?)),
         connection: name,
         mode: mode_of(false, row.is_testnet),
@@ -162,7 +162,7 @@ pub async fn open_for_trading(
     settings: &Settings,
     secrets: &Secrets,
     connection: Option<&str>,
-) -> Result<Venue, VenueError> {
+) -> Result<ConnectedExchange, VenueError> {
     open_exchange(settings, secrets, connection)
         .await?
         .require_credentials()

@@ -179,7 +179,7 @@ async fn risk_verdict(
     input: &DecisionInput,
     out: &EngineOutput,
 ) -> Result<Option<RiskVerdict>, String> {
-    let crate::app::venue::Venue {
+    let crate::app::venue::ConnectedExchange {
         connection,
         exchange,
         ..

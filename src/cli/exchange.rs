@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, Subcommand};
 
 use super::{Context, UsageError};
-use crate::app::venue::{self, Venue};
+use crate::app::venue::{self, ConnectedExchange};
 use crate::domain::symbol::Symbol;
 use crate::services::exchange::any::AnyExchange;
 use crate::services::exchange::binance::client::PingReport;
@@ -32,13 +32,16 @@ pub enum ExchangeCommand {
 
 /// The exchange of `connection` (else `trading.connection`); `main` maps a usage mistake in a
 /// `VenueError` to exit code 2.
-pub(super) async fn open(ctx: &Context, connection: Option<&str>) -> Result<Venue> {
+pub(super) async fn open(ctx: &Context, connection: Option<&str>) -> Result<ConnectedExchange> {
     Ok(venue::open_exchange(ctx.settings(), &ctx.secrets(), connection).await?)
 }
 
 /// The exchange a trading command uses (`--connection`, else `trading.connection`); Binance
 /// without a key is refused, since every trading request is signed.
-pub(super) async fn open_for_trading(ctx: &Context, connection: Option<&str>) -> Result<Venue> {
+pub(super) async fn open_for_trading(
+    ctx: &Context,
+    connection: Option<&str>,
+) -> Result<ConnectedExchange> {
     Ok(venue::open_for_trading(ctx.settings(), &ctx.secrets(), connection).await?)
 }
 
