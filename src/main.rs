@@ -143,7 +143,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match mode {
-            Mode::Tui => trademind::tui::run(&ctx).await,
+            Mode::Tui => trademind::tui::run(ctx.settings()).await,
             Mode::Daemon => trademind::app::daemon::run(&ctx).await,
             Mode::Command(cmd) => cli::run(cmd, &ctx).await,
         }
@@ -153,9 +153,18 @@ fn main() -> ExitCode {
         Err(err) => {
             // Into the log file; the terminal gets the one clean line below.
             tracing::info!("failed: {err:#}");
-            report(ctx.json, &format!("{err:#}"));
+            match err.downcast_ref::<cli::Failed>() {
+                Some(failed) if ctx.json => println!(
+                    "{}",
+                    serde_json::json!({ "error": format!("{err:#}"), "details": failed.details })
+                ),
+                _ => report(ctx.json, &format!("{err:#}")),
+            }
             let usage = err.downcast_ref::<UsageError>().is_some()
-                || err.downcast_ref::<ConfigError>().is_some();
+                || err.downcast_ref::<ConfigError>().is_some()
+                || err
+                    .downcast_ref::<trademind::app::venue::VenueError>()
+                    .is_some_and(|e| e.is_usage());
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
         }
     }

@@ -19,7 +19,8 @@ use crate::app::decide::AnyEngine;
 use crate::app::scheduler::{
     Clock, JobRun, OnDemandQueue, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
 };
-use crate::app::trading::{TradingDeps, TradingError, TradingService};
+use crate::app::trading::{TradingError, TradingService};
+use crate::app::venue::trading_service;
 use crate::cli::Context;
 use crate::config::SchedulerConfig;
 use crate::services::exchange::Exchange;
@@ -304,7 +305,6 @@ pub async fn run_until_cancelled<E: Exchange + 'static>(
 /// `trademind --daemon`: until SIGINT/SIGTERM.
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let shutdown = shutdown_listener();
-    let (connection, exchange, mode) = crate::cli::exchange::open_for_trading(ctx, None).await?;
     let settings = Arc::new(ctx.settings().clone());
     let store = Arc::new(Mutex::new(ctx.open_store()?));
     let bus = EventBus::default();
@@ -317,15 +317,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             .filter(|r| r.is_active)
             .collect()
     };
-    let trading = Arc::new(TradingService::new(TradingDeps {
-        exchange: Arc::new(exchange),
-        store: store.clone(),
-        connection: connection.clone(),
-        mode,
-        settings: settings.clone(),
-        bus: bus.clone(),
-        mailer: crate::cli::notify::mailer(ctx).await,
-    }));
+    let trading =
+        Arc::new(trading_service(settings.clone(), store.clone(), None, bus.clone()).await?);
+    let (connection, mode) = (trading.connection().to_string(), trading.mode());
     let mut strategies = Vec::with_capacity(active.len());
     for strategy in active {
         let engine =

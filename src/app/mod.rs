@@ -11,5 +11,6 @@ pub mod key_check;
 pub mod scheduler;
 pub mod snapshot;
 pub mod trading;
+pub mod venue;
 
 pub use bus::{Event, EventBus};

@@ -473,32 +473,6 @@ fn dec(table: &'static str, column: &'static str, text: &str) -> Result<Decimal,
     })
 }
 
-fn opt_dec(
-    table: &'static str,
-    column: &'static str,
-    text: Option<String>,
-) -> Result<Option<Decimal>, SnapshotError> {
-    text.filter(|t| !t.trim().is_empty())
-        .map(|t| dec(table, column, &t))
-        .transpose()
-}
-
-fn symbol(table: &'static str, text: &str) -> Result<Symbol, SnapshotError> {
-    Symbol::new(text).map_err(|_| SnapshotError::Corrupt {
-        table,
-        column: "symbol",
-        value: text.to_string(),
-    })
-}
-
-fn side(table: &'static str, text: &str) -> Result<Side, SnapshotError> {
-    Side::from_str(text).map_err(|_| SnapshotError::Corrupt {
-        table,
-        column: "side",
-        value: text.to_string(),
-    })
-}
-
 fn load_positions(conn: &Connection) -> Result<Vec<PositionView>, SnapshotError> {
     // The positions repository owns the row format; the view only picks what it shows.
     Ok(crate::store::positions::open_positions(conn)?
@@ -524,80 +498,40 @@ fn load_positions(conn: &Connection) -> Result<Vec<PositionView>, SnapshotError>
 }
 
 fn load_open_orders(conn: &Connection) -> Result<Vec<OrderView>, SnapshotError> {
-    let mut stmt = conn.prepare(
-        "SELECT client_order_id, symbol, side, order_type, status, price, quantity, filled_quantity, created_at
-         FROM orders
-         WHERE status IN ('PENDING_NEW', 'UNKNOWN', 'NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL')
-         ORDER BY created_at DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([HISTORY_ROWS as i64], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, String>(7)?,
-            r.get::<_, i64>(8)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, sym, sd, ty, status, price, qty, filled, created) = row?;
-        out.push(OrderView {
-            client_order_id: id,
-            symbol: symbol("orders", &sym)?,
-            side: side("orders", &sd)?,
-            order_type: ty,
-            status,
-            price: opt_dec("orders", "price", price)?.map(Price),
-            qty: Qty(dec("orders", "quantity", &qty)?),
-            filled: Qty(dec("orders", "filled_quantity", &filled)?),
-            created_at_ms: created,
-        });
-    }
-    Ok(out)
+    Ok(crate::store::orders::list(conn, true, None, HISTORY_ROWS)?
+        .into_iter()
+        .map(|row| {
+            let o = row.order;
+            OrderView {
+                client_order_id: o.client_order_id,
+                symbol: o.symbol,
+                side: o.side,
+                order_type: o.order_type.as_str().to_string(),
+                status: o.status.as_str().to_string(),
+                price: o.price,
+                qty: o.quantity,
+                filled: o.filled_quantity,
+                created_at_ms: o.created_at,
+            }
+        })
+        .collect())
 }
 
 fn load_trades(conn: &Connection) -> Result<Vec<TradeView>, SnapshotError> {
-    let mut stmt = conn.prepare(
-        "SELECT t.executed_at, t.symbol, t.side, t.price, t.quantity, t.fee, t.fee_asset,
-                t.realized_pnl, COALESCE(s.name, '')
-         FROM trades t JOIN orders o ON o.id = t.order_id
-         LEFT JOIN strategies s ON s.id = o.strategy_id
-         ORDER BY t.executed_at DESC, t.id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([HISTORY_ROWS as i64], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, Option<String>>(7)?,
-            r.get::<_, String>(8)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (at, sym, sd, price, qty, fee, fee_asset, pnl, strategy) = row?;
-        out.push(TradeView {
-            at_ms: at,
-            symbol: symbol("trades", &sym)?,
-            side: side("trades", &sd)?,
-            price: Price(dec("trades", "price", &price)?),
-            qty: Qty(dec("trades", "quantity", &qty)?),
-            fee: Quote(dec("trades", "fee", &fee)?),
-            fee_asset,
-            realised_pnl: opt_dec("trades", "realized_pnl", pnl)?.map(Quote),
-            strategy,
-        });
-    }
-    Ok(out)
+    Ok(crate::store::orders::trades(conn, HISTORY_ROWS)?
+        .into_iter()
+        .map(|row| TradeView {
+            at_ms: row.fill.time,
+            symbol: row.fill.symbol,
+            side: row.fill.side,
+            price: row.fill.price,
+            qty: row.fill.quantity,
+            fee: row.fill.fee,
+            fee_asset: row.fill.fee_asset,
+            realised_pnl: row.realized_pnl,
+            strategy: row.strategy.unwrap_or_default(),
+        })
+        .collect())
 }
 
 fn json(text: Option<String>) -> Value {
@@ -664,76 +598,51 @@ fn sources(results: &Value) -> Vec<String> {
 }
 
 fn load_decisions(conn: &Connection) -> Result<Vec<DecisionView>, SnapshotError> {
-    let mut stmt = conn.prepare(
-        "SELECT d.id, d.decided_at, COALESCE(s.name, ''), d.symbol, d.action, d.confidence,
-                d.outcome, d.engine, d.model, d.decision, d.risk_verdict, d.search_results,
-                d.prompt_tokens, d.completion_tokens, d.cost_usd, d.latency_ms, d.error
-         FROM decisions d LEFT JOIN strategies s ON s.id = d.strategy_id
-         ORDER BY d.decided_at DESC, d.id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([HISTORY_ROWS as i64], |r| {
-        Ok((
-            (
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<f64>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, Option<String>>(8)?,
-            ),
-            (
-                r.get::<_, Option<String>>(9)?,
-                r.get::<_, Option<String>>(10)?,
-                r.get::<_, Option<String>>(11)?,
-                r.get::<_, Option<i64>>(12)?,
-                r.get::<_, Option<i64>>(13)?,
-                r.get::<_, Option<String>>(14)?,
-                r.get::<_, Option<i64>>(15)?,
-                r.get::<_, Option<String>>(16)?,
-            ),
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (
-            (id, at, strategy, sym, action, confidence, outcome, engine, model),
-            (decision, verdict, search, pt, ct, cost, latency, error),
-        ) = row?;
-        let decision = json(decision);
-        let mut reasoning = decision
-            .get("reasoning")
-            .or_else(|| decision.get("reason"))
-            .map(text_of)
-            .unwrap_or_default();
-        if let Some(e) = error.filter(|e| !e.is_empty()) {
-            if !reasoning.is_empty() {
-                reasoning.push('\n');
+    let names: std::collections::HashMap<i64, String> =
+        crate::store::strategies::list_strategies(conn)?
+            .into_iter()
+            .map(|s| (s.id, s.name))
+            .collect();
+    let rows = crate::store::decisions::recent(conn, HISTORY_ROWS)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let d = row.fields;
+            let decision = json(d.decision);
+            let mut reasoning = decision
+                .get("reasoning")
+                .or_else(|| decision.get("reason"))
+                .map(text_of)
+                .unwrap_or_default();
+            if let Some(e) = d.error.filter(|e| !e.is_empty()) {
+                if !reasoning.is_empty() {
+                    reasoning.push('\n');
+                }
+                reasoning.push_str(&format!("error: {e}"));
             }
-            reasoning.push_str(&format!("error: {e}"));
-        }
-        out.push(DecisionView {
-            id,
-            at_ms: at,
-            strategy,
-            symbol: sym,
-            action,
-            confidence,
-            verdict: outcome,
-            engine,
-            model,
-            reasoning,
-            risk_checks: risk_checks(&json(verdict)),
-            sources: sources(&json(search)),
-            prompt_tokens: pt.and_then(|v| u32::try_from(v).ok()),
-            completion_tokens: ct.and_then(|v| u32::try_from(v).ok()),
-            cost_usd: opt_dec("decisions", "cost_usd", cost)?.map(Quote),
-            latency_ms: latency.and_then(|v| u64::try_from(v).ok()),
-        });
-    }
-    Ok(out)
+            DecisionView {
+                id: row.id,
+                at_ms: d.decided_at,
+                strategy: d
+                    .strategy_id
+                    .and_then(|id| names.get(&id).cloned())
+                    .unwrap_or_default(),
+                symbol: d.symbol,
+                action: d.action,
+                confidence: d.confidence,
+                verdict: d.outcome,
+                engine: d.engine,
+                model: d.model,
+                reasoning,
+                risk_checks: risk_checks(&json(d.risk_verdict)),
+                sources: sources(&json(d.search_results)),
+                prompt_tokens: d.prompt_tokens.and_then(|v| u32::try_from(v).ok()),
+                completion_tokens: d.completion_tokens.and_then(|v| u32::try_from(v).ok()),
+                cost_usd: d.cost_usd.map(Quote),
+                latency_ms: d.latency_ms.and_then(|v| u64::try_from(v).ok()),
+            }
+        })
+        .collect())
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
@@ -752,27 +661,6 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn number(v: &Value) -> Option<f64> {
-    v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-}
-
-/// Equity curves are arrays of numbers, of `[time, equity]` pairs, or of objects with `equity`.
-fn curve(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|p| {
-                    number(p)
-                        .or_else(|| p.get(1).and_then(number))
-                        .or_else(|| p.get("equity").and_then(number))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Percent below the running peak at each point (0 or negative).
 pub fn drawdown(curve: &[f64]) -> Vec<f64> {
     let mut peak = f64::MIN;
@@ -789,67 +677,46 @@ pub fn drawdown(curve: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-fn backtest_trades(v: &Value) -> Vec<BacktestTradeView> {
-    let price = |t: &Value, k: &str| {
-        t.get(k)
-            .map(text_of)
-            .and_then(|s| Decimal::from_str(&s).ok())
-    };
-    v.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|t| {
-                    Some(BacktestTradeView {
-                        entry_ms: t.get("entry_time").and_then(Value::as_i64).unwrap_or(0),
-                        exit_ms: t.get("exit_time").and_then(Value::as_i64).unwrap_or(0),
-                        side: t.get("side").map(text_of).unwrap_or_else(|| "LONG".into()),
-                        entry: Price(price(t, "entry_price")?),
-                        exit: Price(price(t, "exit_price")?),
-                        qty: Qty(price(t, "quantity").unwrap_or_default()),
-                        pnl: Quote(price(t, "pnl").unwrap_or_default()),
-                    })
-                })
-                .collect()
+/// How many runs the backtests screen lists.
+const BACKTEST_ROWS: usize = 100;
+
+fn backtest_trades(trades: &[crate::domain::backtest::TradeRecord]) -> Vec<BacktestTradeView> {
+    trades
+        .iter()
+        .filter_map(|t| {
+            // A trade still open at the end of the run has no exit to show.
+            Some(BacktestTradeView {
+                entry_ms: t.entry_time,
+                exit_ms: t.exit_time.unwrap_or(0),
+                side: "LONG".into(),
+                entry: t.entry_price,
+                exit: t.exit_price?,
+                qty: t.qty,
+                pnl: t.pnl,
+            })
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, status, strategy, symbol, interval, parameters, metrics, equity_curve, trades, error
-         FROM backtests ORDER BY created_at DESC, id DESC LIMIT 100",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, Option<String>>(7)?,
-            r.get::<_, Option<String>>(8)?,
-            r.get::<_, Option<String>>(9)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, status, strategy, sym, interval, params, metrics, equity, trades, error) = row?;
+    let runs = crate::store::backtests::list_full(conn, BACKTEST_ROWS)?;
+    let mut out = Vec::with_capacity(runs.len());
+    for run in runs {
         let mut metric_rows = Vec::new();
-        flatten("", &json(metrics), &mut metric_rows);
+        let metrics = serde_json::to_value(&run.metrics).unwrap_or(Value::Null);
+        flatten("", &metrics, &mut metric_rows);
         metric_rows.retain(|(k, _)| !k.is_empty());
         let mut param_rows = Vec::new();
-        flatten("", &json(Some(params)), &mut param_rows);
-        let equity_curve = curve(&json(equity));
+        flatten("", &run.parameters, &mut param_rows);
+        let equity_curve: Vec<f64> = run.equity_curve.iter().map(|(_, e)| *e).collect();
+        let status = run.status.as_str().to_string();
         out.push(BacktestView {
-            id,
-            progress: (status == "running").then_some(0.0),
+            id: run.id,
+            progress: (run.status == crate::domain::backtest::RunStatus::Running).then_some(0.0),
             status,
-            strategy,
-            symbol: sym,
-            interval,
+            strategy: run.strategy,
+            symbol: run.symbol,
+            interval: run.interval,
             params: param_rows
                 .iter()
                 .filter(|(k, _)| !k.is_empty())
@@ -858,9 +725,9 @@ fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError>
                 .join(" "),
             metrics: metric_rows,
             drawdown: drawdown(&equity_curve),
+            trades: backtest_trades(&run.trades),
             equity_curve,
-            trades: backtest_trades(&json(trades)),
-            error,
+            error: run.error,
         });
     }
     Ok(out)
@@ -1234,6 +1101,54 @@ mod tests {
         assert!(o.macd[33].is_some() && o.macd_signal[33].is_some());
         assert_eq!(o.ema[48], None);
         assert!(o.ema[49].is_some());
+    }
+
+    #[test]
+    fn backtest_runs_show_their_curve_drawdown_and_closed_trades_with_quantities() {
+        use crate::domain::backtest::{ExitReason, TradeRecord};
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let closed = TradeRecord {
+            entry_time: 1,
+            entry_price: Price(dec!(100)),
+            qty: Qty(dec!(0.5)),
+            entry_fee: Quote::ZERO,
+            exit_time: Some(2),
+            exit_price: Some(Price(dec!(110))),
+            exit_fee: Quote::ZERO,
+            exit_reason: Some(ExitReason::Signal),
+            pnl: Quote(dec!(5)),
+            return_pct: 10.0,
+        };
+        let still_open = TradeRecord {
+            entry_time: 3,
+            exit_time: None,
+            exit_price: None,
+            exit_reason: None,
+            ..closed.clone()
+        };
+        let trades = serde_json::to_string(&vec![closed, still_open]).unwrap();
+        c.execute(
+            "INSERT INTO backtests (status, strategy, symbol, interval, parameters, equity_curve,
+                trades, created_at)
+             VALUES ('completed', 'sma-cross', 'BTCUSDT', '1h', '{\"fast\":10}',
+                '[[1,10000.0],[2,9000.0],[3,11000.0]]', ?1, 5)",
+            [trades],
+        )
+        .unwrap();
+        let snap = load(c, &request()).unwrap();
+        let run = &snap.backtests[0];
+        assert_eq!(run.status, "completed");
+        assert_eq!(run.progress, None);
+        assert_eq!(run.params, "fast=10");
+        assert_eq!(run.equity_curve, vec![10000.0, 9000.0, 11000.0]);
+        // 9 000 is 10 % under the 10 000 peak; 11 000 is a new peak.
+        assert_eq!(run.drawdown, vec![0.0, -10.0, 0.0]);
+        // The trade still open at the end has no exit to show.
+        assert_eq!(run.trades.len(), 1);
+        assert_eq!(run.trades[0].qty, Qty(dec!(0.5)));
+        assert_eq!(run.trades[0].exit, Price(dec!(110)));
+        assert_eq!(run.trades[0].pnl, Quote(dec!(5)));
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub enum TradingError {
     UnknownOrder(String),
     #[error("no closed candles for {symbol}: {detail}")]
     NoMarketData { symbol: Symbol, detail: String },
+    #[error("the configuration cannot be traded: {0}")]
+    Config(String),
     #[error("strategy {name:?} is misconfigured: {detail}")]
     Strategy { name: String, detail: String },
 }
@@ -158,8 +160,49 @@ fn day_start(now_ms: i64) -> i64 {
     now_ms.div_euclid(DAY_MS) * DAY_MS
 }
 
-/// The risk layer's view of the account for one symbol: equity from the exchange balances
-/// (the quote balance plus the connection's open positions at their marks), open positions,
+/// The currency a connection's equity is measured in: the quote asset (as the exchange's
+/// filters name it) of the first of `trading.symbols`. One currency per connection, whatever
+/// symbol is being decided or which position happens to be open, so start-of-day, peak and
+/// drawdown compare like with like. Symbols quoted in another asset are not converted.
+pub async fn quote_currency<E: Exchange>(
+    exchange: &E,
+    settings: &Settings,
+) -> Result<String, TradingError> {
+    let first = settings.trading.symbols.first().ok_or_else(|| {
+        TradingError::Config("trading.symbols is empty: list at least one symbol".into())
+    })?;
+    let symbol =
+        Symbol::new(first).map_err(|e| TradingError::Config(format!("trading.symbols: {e}")))?;
+    Ok(exchange.symbol_filters(&symbol).await?.quote_asset)
+}
+
+/// Equity in `currency`: that balance (free and locked) plus the open positions at their
+/// marks (`marks` first, else the stored mark, else the entry); returns (equity, unrealised
+/// PnL). The risk context and the equity series both come from here.
+pub fn account_equity(
+    balances: &[crate::services::exchange::Balance],
+    currency: &str,
+    open: &[PositionRow],
+    marks: &[(Symbol, Price)],
+) -> (Quote, Quote) {
+    let mut equity = Quote(balance_of(balances, currency).total());
+    let mut unrealised = Quote::ZERO;
+    for row in open {
+        let p = &row.position;
+        let mark = marks
+            .iter()
+            .find(|(s, _)| s == &p.symbol)
+            .map(|(_, m)| *m)
+            .or(row.mark_price)
+            .unwrap_or(p.entry_price);
+        equity += PositionService::market_value(p, mark);
+        unrealised += PositionService::unrealized_pnl(p, mark);
+    }
+    (equity, unrealised)
+}
+
+/// The risk layer's view of the account for one symbol: the connection's equity
+/// (`account_equity`, the traded symbol marked at its ticker price), open positions,
 /// today's PnL, start-of-day and peak equity, closed trades, the limits and the breaker.
 /// `execute_decision` and `trademind decide` both build their context here.
 #[allow(clippy::too_many_arguments)]
@@ -176,30 +219,21 @@ pub async fn build_risk_context<E: Exchange>(
     let filters = exchange.symbol_filters(symbol).await?;
     let price = exchange.ticker_price(symbol).await?;
     let balances = exchange.balances().await?;
-    let quote = balance_of(&balances, &filters.quote_asset);
+    let currency = quote_currency(exchange, settings).await?;
     let db = lock_store(store)?;
     let c = db.conn();
     let rows = positions::open_for_connection(c, connection)?;
-    let mut open = Vec::new();
-    let mut unrealised = Quote::ZERO;
-    let mut held = Quote::ZERO;
-    for row in &rows {
-        let p = &row.position;
-        let mark = if &p.symbol == symbol {
-            price
-        } else {
-            row.mark_price.unwrap_or(p.entry_price)
-        };
-        unrealised += PositionService::unrealized_pnl(p, mark);
-        held += PositionService::market_value(p, mark);
-        open.push(OpenPosition {
-            symbol: p.symbol.clone(),
-            quantity: p.quantity,
-            entry: p.entry_price,
-            stop: p.stop_loss,
-        });
-    }
-    let equity = Quote(quote.total()) + held;
+    let open = rows
+        .iter()
+        .map(|row| OpenPosition {
+            symbol: row.position.symbol.clone(),
+            quantity: row.position.quantity,
+            entry: row.position.entry_price,
+            stop: row.position.stop_loss,
+        })
+        .collect();
+    let (equity, unrealised) =
+        account_equity(&balances, &currency, &rows, &[(symbol.clone(), price)]);
     let start_of_day =
         equity_store::start_of_day(c, connection, day_start(now_ms))?.unwrap_or(equity);
     let peak = equity_store::peak(c, connection)?.map_or(equity, |p| p.max(equity));
@@ -211,7 +245,8 @@ pub async fn build_risk_context<E: Exchange>(
     };
     Ok(RiskContext {
         equity,
-        available_balance: Quote(quote.free),
+        // What pays for an order is the traded symbol's own quote balance.
+        available_balance: Quote(balance_of(&balances, &filters.quote_asset).free),
         open_positions: open,
         realised_pnl_today: positions::realized_since(c, connection, day_start(now_ms))?,
         unrealised_pnl: unrealised,
@@ -376,6 +411,11 @@ impl<E: Exchange + 'static> TradingService<E> {
 
     pub fn connection(&self) -> &str {
         &self.deps.connection
+    }
+
+    /// The mode the live guard checks before every order.
+    pub fn mode(&self) -> TradingMode {
+        self.deps.mode
     }
 
     fn publish(&self, event: Event) {
@@ -605,7 +645,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     stop_price,
                     stop_limit_price: stop_limit,
                 };
-                let list = self.executor.place_oco(&request, &links).await?;
+                let list = self.executor.place_oco(&request, &links, now_ms).await?;
                 for o in &list.orders {
                     self.publish_order(o);
                 }
@@ -625,7 +665,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     stop_price: Some(stop_price),
                     time_in_force: Some(crate::domain::trading::TimeInForce::Gtc),
                 };
-                let placed = self.executor.place_linked(&request, &links).await?;
+                let placed = self.executor.place_linked(&request, &links, now_ms).await?;
                 self.publish_order(&placed.order);
                 Ok(vec![request.client_order_id])
             }
@@ -673,7 +713,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             let db = self.store()?;
             orders::unresolved(db.conn(), &self.deps.connection)?
         };
-        report.orders = self.executor.reconcile().await?;
+        report.orders = self.executor.reconcile(now_ms).await?;
         for o in &report.orders {
             report.resolved.push(format!(
                 "order {} ({} {}) is {} on the exchange",
@@ -1089,6 +1129,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     strategy_id,
                     ..OrderLinks::default()
                 },
+                now_ms,
             )
             .await?;
         self.publish_order(&placed.order);
@@ -1278,22 +1319,14 @@ impl<E: Exchange + 'static> TradingService<E> {
                     strategy_id: row.strategy_id,
                     order_list_id: None,
                 },
+                now_ms,
             )
             .await?;
         self.publish_order(&placed.order);
         let fills = self.fills_of(&placed.order, placed.fills).await?;
         let order_row = self.store_fills(&request.client_order_id, &fills)?;
-        let pfills: Vec<PositionFill> = fills.iter().map(|f| position_fill(f, &filters)).collect();
-        let mut position = row.position;
-        let realised = book_exit(&mut position, &pfills, &filters)?;
-        {
-            let db = self.store()?;
-            positions::update(db.conn(), row.id, &position, now_ms)?;
-            if let Some(id) = order_row {
-                orders::set_realized_pnl(db.conn(), id, realised)?;
-            }
-        }
-        self.publish_position(&position);
+        let (_, realised) =
+            self.book_exit_fills(row.id, row.position, &fills, order_row, &filters, now_ms)?;
         report.outcome = "executed".into();
         report.message = format!(
             "sold {} {symbol} at {}; realised {realised}",
@@ -1304,6 +1337,32 @@ impl<E: Exchange + 'static> TradingService<E> {
                 .map_or("?".into(), |p| p.to_string())
         );
         Ok(realised)
+    }
+
+    /// Book an exit order's fills (already stored as `order_row`) on position `id`: fees as
+    /// the position sees them, dust closed with the exit; the position and the order's
+    /// realised PnL are saved and the position published. Returns the position after and the
+    /// realised PnL of these fills.
+    fn book_exit_fills(
+        &self,
+        id: i64,
+        mut position: Position,
+        fills: &[Fill],
+        order_row: Option<i64>,
+        filters: &SymbolFilters,
+        now_ms: i64,
+    ) -> Result<(Position, Quote), TradingError> {
+        let pfills: Vec<PositionFill> = fills.iter().map(|f| position_fill(f, filters)).collect();
+        let realised = book_exit(&mut position, &pfills, filters)?;
+        {
+            let db = self.store()?;
+            positions::update(db.conn(), id, &position, now_ms)?;
+            if let Some(order) = order_row {
+                orders::set_realized_pnl(db.conn(), order, realised)?;
+            }
+        }
+        self.publish_position(&position);
+        Ok((position, realised))
     }
 
     fn settle_row(&self, order: &Order, now_ms: i64) -> Result<(), TradingError> {
@@ -1426,17 +1485,8 @@ impl<E: Exchange + 'static> TradingService<E> {
             return Ok(None);
         };
         let filters = self.deps.exchange.symbol_filters(&order.symbol).await?;
-        let pfills: Vec<PositionFill> = fills.iter().map(|f| position_fill(f, &filters)).collect();
-        let mut position = row.position;
-        let realised = book_exit(&mut position, &pfills, &filters)?;
-        {
-            let db = self.store()?;
-            positions::update(db.conn(), pid, &position, now_ms)?;
-            if let Some(id) = order_row {
-                orders::set_realized_pnl(db.conn(), id, realised)?;
-            }
-        }
-        self.publish_position(&position);
+        let (position, realised) =
+            self.book_exit_fills(pid, row.position, &fills, order_row, &filters, now_ms)?;
         let exit_price = order.average_fill_price().unwrap_or(position.entry_price);
         let (leg_name, what) = if leg.purpose == "take_profit" {
             ("take_profit", "target hit")
@@ -1467,7 +1517,7 @@ impl<E: Exchange + 'static> TradingService<E> {
     /// monitor_orders: settle unresolved rows, follow protection legs, feed the breaker.
     pub async fn monitor_orders(&self, now_ms: i64) -> Result<MonitorReport, TradingError> {
         let mut report = MonitorReport::default();
-        for o in self.executor.reconcile().await? {
+        for o in self.executor.reconcile(now_ms).await? {
             self.publish_order(&o);
             report.settled.push(o.client_order_id);
         }
@@ -1476,8 +1526,8 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(report)
     }
 
-    /// Equity now: the quote balance plus open positions at `marks` (else their stored mark,
-    /// else their entry). Returns (equity, unrealised PnL).
+    /// Equity now (`account_equity` in the connection's `quote_currency`). Returns (equity,
+    /// unrealised PnL).
     /// `balances_max_age_ms`: reuse balances fetched that recently (marks from the WebSocket
     /// arrive far more often than the account endpoint's request weight allows).
     async fn equity(
@@ -1507,40 +1557,8 @@ impl<E: Exchange + 'static> TradingService<E> {
                 fresh
             }
         };
-        let quote_asset = match rows.first() {
-            Some(r) => {
-                self.deps
-                    .exchange
-                    .symbol_filters(&r.position.symbol)
-                    .await?
-                    .quote_asset
-            }
-            None => self.quote_asset(),
-        };
-        let mut equity = Quote(balance_of(&balances, &quote_asset).total());
-        let mut unrealised = Quote::ZERO;
-        for r in &rows {
-            let p = &r.position;
-            let mark = marks
-                .iter()
-                .find(|(s, _)| s == &p.symbol)
-                .map(|(_, m)| *m)
-                .or(r.mark_price)
-                .unwrap_or(p.entry_price);
-            equity += PositionService::market_value(p, mark);
-            unrealised += PositionService::unrealized_pnl(p, mark);
-        }
-        Ok((equity, unrealised))
-    }
-
-    fn quote_asset(&self) -> String {
-        self.deps
-            .settings
-            .trading
-            .symbols
-            .first()
-            .and_then(|s| crate::services::exchange::paper::split_symbol(s))
-            .map_or_else(|| "USDT".to_string(), |(_, q)| q)
+        let currency = quote_currency(self.deps.exchange.as_ref(), &self.deps.settings).await?;
+        Ok(account_equity(&balances, &currency, &rows, marks))
     }
 
     async fn evaluate_breaker(&self, now_ms: i64) -> Result<Vec<BreakerTransition>, TradingError> {

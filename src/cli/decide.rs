@@ -54,23 +54,9 @@ pub struct DecisionsArgs {
 /// A service's API key: the environment (`TRADEMIND_<KIND>_API_KEY`) first, then the OS keyring
 /// (`trademind keys set grok|tavily`).
 async fn stored_key(ctx: &Context, kind: crate::secrets::SecretKind) -> Result<Option<ApiKey>> {
-    use crate::secrets::{Credential, SecretId, Secrets};
-    let found = match Secrets::from_config(&ctx.settings().secrets)
-        .get(&SecretId::default_for(kind))
-        .await
-    {
-        Ok(found) => found,
-        // The key is optional here: without a usable keyring, decide as if none were stored.
-        Err(e @ crate::secrets::SecretError::KeyringUnavailable { .. }) => {
-            tracing::warn!("{e}");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    Ok(found.and_then(|r| match r.credential {
-        Credential::ApiKey(k) => Some(ApiKey::new(k.expose().to_string())),
-        Credential::KeyPair { .. } => None,
-    }))
+    // The key is optional here: without a usable keyring, decide as if none were stored.
+    Ok(crate::secrets::optional(ctx.secrets().api_key(kind).await)?
+        .map(|k| ApiKey::new(k.expose().to_string())))
 }
 
 /// Stored candles, or the bundled file imported on first use (BTCUSDT 1h only).
@@ -103,8 +89,23 @@ pub(crate) async fn choose_engine(
     requested: Option<&str>,
     store: Arc<Mutex<Store>>,
 ) -> Result<(AnyEngine, Option<String>)> {
+    let grok_key = grok_key(ctx).await?;
+    choose_engine_with(ctx, requested, store, grok_key).await
+}
+
+/// The Grok key (environment, then keyring), read once and handed to `choose_engine_with`.
+pub(crate) async fn grok_key(ctx: &Context) -> Result<Option<ApiKey>> {
+    stored_key(ctx, crate::secrets::SecretKind::Grok).await
+}
+
+/// `choose_engine` with the Grok key already read.
+pub(crate) async fn choose_engine_with(
+    ctx: &Context,
+    requested: Option<&str>,
+    store: Arc<Mutex<Store>>,
+    grok_key: Option<ApiKey>,
+) -> Result<(AnyEngine, Option<String>)> {
     let settings = ctx.settings();
-    let grok_key = stored_key(ctx, crate::secrets::SecretKind::Grok).await?;
     let engine_name = match (requested, &grok_key) {
         (Some("llm"), None) => {
             return Err(UsageError(format!(
@@ -139,7 +140,7 @@ pub(crate) async fn choose_engine(
     })?;
     // A spent budget is recorded as an alert, and mailed when notifications are set up.
     let alerts = BudgetAlerts {
-        client: super::notify::mailer(ctx).await,
+        client: crate::app::venue::mailer(&settings.notifications, &ctx.secrets()).await,
         config: ctx.settings().notifications.clone(),
     };
     let engine = LlmEngine::new(client, tavily, store, template, rules).with_budget_alerts(alerts);
@@ -178,7 +179,11 @@ async fn risk_verdict(
     input: &DecisionInput,
     out: &EngineOutput,
 ) -> Result<Option<RiskVerdict>, String> {
-    let (connection, exchange, _) = super::exchange::open_for_trading(ctx, None)
+    let crate::app::venue::ConnectedExchange {
+        connection,
+        exchange,
+        ..
+    } = super::exchange::open_for_trading(ctx, None)
         .await
         .map_err(|e| format!("{e:#}"))?;
     if let AnyExchange::Paper(p) = &exchange {

@@ -70,12 +70,15 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
     reset_database(&database)
         .with_context(|| format!("cannot reset the demo database {}", database.display()))?;
 
-    let engine = if super::decide::has_llm_key(ctx).await? {
-        // The LLM engine caches replies and records costs in the demo database.
-        let shared = Arc::new(Mutex::new(demo_ctx.open_store()?));
-        super::decide::engine_for(&demo_ctx, "llm", shared).await?
-    } else {
-        AnyEngine::Rules(super::decide::rules_engine(&settings))
+    let engine = match super::decide::grok_key(ctx).await? {
+        Some(key) => {
+            // The LLM engine caches replies and records costs in the demo database.
+            let shared = Arc::new(Mutex::new(demo_ctx.open_store()?));
+            super::decide::choose_engine_with(&demo_ctx, Some("llm"), shared, Some(key))
+                .await?
+                .0
+        }
+        None => AnyEngine::Rules(super::decide::rules_engine(&settings)),
     };
     let bus = EventBus::default();
     let demo = Arc::new(Demo::prepare(
@@ -133,7 +136,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         Arc::new(demo.clock.clone()),
         cancel.clone(),
     ));
-    let shown = crate::tui::run_with(&demo_ctx, bus, Some(control)).await;
+    let shown = crate::tui::run_with(&settings, bus, Some(control)).await;
     cancel.cancel();
     let _ = server.await;
     match replay.await {

@@ -552,38 +552,40 @@ async fn test(ctx: &Context, secrets: &Secrets, offline: bool) -> Result<()> {
         }
         results.push(result);
     }
-    ctx.emit(&results, || {
-        if results.is_empty() {
-            println!("no keys stored; nothing to test");
-        }
-        for r in &results {
-            match (&r.problem, r.status) {
-                (Some(p), _) => println!("FAILED       {}: {p}", r.entry),
-                (None, None) => println!("readable     {} ({})", r.entry, r.backend),
-                (None, Some(status)) => println!(
-                    "{:<12} {} ({}) {}: {}",
-                    status.as_str(),
-                    r.entry,
-                    r.backend,
-                    r.endpoint.as_deref().unwrap_or("-"),
-                    r.detail.as_deref().unwrap_or("")
-                ),
-            }
-        }
-        if offline {
-            println!(
-                "note: --offline only checks that each key can be read back and is well formed"
-            );
-        }
-    })?;
     let failed = results
         .iter()
         .filter(|r| !r.readable || r.status.is_some_and(|s| s != KeyStatus::Ok))
         .count();
-    if failed > 0 {
-        anyhow::bail!("{failed} of {} keys cannot be used", results.len());
-    }
-    Ok(())
+    let failure =
+        (failed > 0).then(|| format!("{failed} of {} keys cannot be used", results.len()));
+    ctx.emit_or_fail(
+        &results,
+        || {
+            if results.is_empty() {
+                println!("no keys stored; nothing to test");
+            }
+            for r in &results {
+                match (&r.problem, r.status) {
+                    (Some(p), _) => println!("FAILED       {}: {p}", r.entry),
+                    (None, None) => println!("readable     {} ({})", r.entry, r.backend),
+                    (None, Some(status)) => println!(
+                        "{:<12} {} ({}) {}: {}",
+                        status.as_str(),
+                        r.entry,
+                        r.backend,
+                        r.endpoint.as_deref().unwrap_or("-"),
+                        r.detail.as_deref().unwrap_or("")
+                    ),
+                }
+            }
+            if offline {
+                println!(
+                    "note: --offline only checks that each key can be read back and is well formed"
+                );
+            }
+        },
+        failure,
+    )
 }
 
 #[cfg(test)]

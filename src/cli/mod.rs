@@ -144,6 +144,15 @@ pub enum Command {
     },
 }
 
+/// A command that ran and failed, with what it found; `--json` prints it as
+/// `{"error": message, "details": details}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failed {
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
 /// A usage or configuration problem: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -166,10 +175,12 @@ impl Context {
 
     /// Open (creating and migrating) the database in the data dir.
     pub fn open_store(&self) -> Result<Store> {
-        let dir = self.data_dir();
-        crate::secrets::ensure_private_dir(&dir)
-            .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
-        Ok(Store::open(&dir.join(DB_FILE))?)
+        Ok(Store::open_in(&self.data_dir())?)
+    }
+
+    /// Credentials as `[secrets]` configures them (environment first, then the keyring).
+    pub fn secrets(&self) -> crate::secrets::Secrets {
+        crate::secrets::Secrets::from_config(&self.settings().secrets)
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -185,10 +196,32 @@ impl Context {
         }
         Ok(())
     }
+
+    /// Show what a command found and then fail with `failure`, if any. With `--json` nothing
+    /// is printed here: the findings travel in the error (`Failed`), so stdout holds exactly
+    /// one JSON document, the error object `main` prints.
+    pub fn emit_or_fail<T: serde::Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(),
+        failure: Option<String>,
+    ) -> Result<()> {
+        let Some(message) = failure else {
+            return self.emit(value, human);
+        };
+        if self.json {
+            return Err(Failed {
+                message,
+                details: serde_json::to_value(value)?,
+            }
+            .into());
+        }
+        human();
+        Err(anyhow::anyhow!(message))
+    }
 }
 
-/// The database file name inside the data dir.
-pub const DB_FILE: &str = "trademind.db";
+pub use crate::store::DB_FILE;
 
 /// Run one subcommand.
 pub async fn run(command: Command, ctx: &Context) -> Result<()> {

@@ -4,11 +4,10 @@
 use anyhow::Result;
 use clap::Subcommand;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::{Context, UsageError};
-use crate::secrets::{Credential, SecretId, SecretKind, Secrets};
-use crate::services::notification::{Alert, AlertKind, AlertOutcome, ResendClient, notify};
+use crate::secrets::SecretKind;
+use crate::services::notification::{Alert, AlertKind, AlertOutcome, notify};
 
 #[derive(Debug, Subcommand)]
 pub enum NotifyCommand {
@@ -26,21 +25,14 @@ pub async fn run(cmd: NotifyCommand, ctx: &Context) -> Result<()> {
         )
         .into());
     }
-    let key = Secrets::from_config(&ctx.settings().secrets)
-        .get(&SecretId::default_for(SecretKind::Resend))
+    let key = ctx
+        .secrets()
+        .api_key(SecretKind::Resend)
         .await?
-        .and_then(|r| match r.credential {
-            Credential::ApiKey(k) => Some(k),
-            Credential::KeyPair { .. } => None,
-        })
         .ok_or_else(|| {
             UsageError("no Resend API key: store one with `trademind keys set resend`".into())
         })?;
-    let client = ResendClient::new(
-        &cfg.base_url,
-        key.expose(),
-        Duration::from_secs(cfg.timeout_seconds),
-    )?;
+    let client = crate::app::venue::resend_client(cfg, key.expose())?;
     let store = ctx.open_store()?;
     let db = Mutex::new(store.into_connection());
     let now = chrono::Utc::now().timestamp_millis();
@@ -54,50 +46,18 @@ pub async fn run(cmd: NotifyCommand, ctx: &Context) -> Result<()> {
                 .into(),
     };
     let outcome = notify(&db, Some(&client), cfg, &alert, now).await?;
-    let failed = matches!(outcome, AlertOutcome::Failed { .. });
-    ctx.emit(&outcome, || match &outcome {
-        AlertOutcome::Sent { id } => {
-            println!("test e-mail sent to {} (Resend id {id})", cfg.to.join(", "))
-        }
-        AlertOutcome::Suppressed { reason } => println!("not sent: {reason}"),
-        AlertOutcome::Failed { error } => println!("failed: {error}"),
-        AlertOutcome::Disabled => println!("notifications are disabled"),
-    })?;
-    if failed {
-        anyhow::bail!("the test e-mail was not sent");
-    }
-    Ok(())
-}
-
-/// The Resend client for alerts from trading commands: `None` (alerts are only recorded) when
-/// notifications are off, unaddressed, or no key is stored; a keyring problem is a warning.
-pub async fn mailer(ctx: &Context) -> Option<ResendClient> {
-    let cfg = &ctx.settings().notifications;
-    if !cfg.enabled || cfg.from.trim().is_empty() || cfg.to.is_empty() {
-        return None;
-    }
-    let key = match Secrets::from_config(&ctx.settings().secrets)
-        .get(&SecretId::default_for(SecretKind::Resend))
-        .await
-    {
-        Ok(found) => found.and_then(|r| match r.credential {
-            Credential::ApiKey(k) => Some(k),
-            Credential::KeyPair { .. } => None,
-        })?,
-        Err(e) => {
-            tracing::warn!("alerts will not be mailed: {e}");
-            return None;
-        }
-    };
-    match ResendClient::new(
-        &cfg.base_url,
-        key.expose(),
-        Duration::from_secs(cfg.timeout_seconds),
-    ) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!("alerts will not be mailed: {e}");
-            None
-        }
-    }
+    let failed = matches!(outcome, AlertOutcome::Failed { .. })
+        .then(|| "the test e-mail was not sent".to_string());
+    ctx.emit_or_fail(
+        &outcome,
+        || match &outcome {
+            AlertOutcome::Sent { id } => {
+                println!("test e-mail sent to {} (Resend id {id})", cfg.to.join(", "))
+            }
+            AlertOutcome::Suppressed { reason } => println!("not sent: {reason}"),
+            AlertOutcome::Failed { error } => println!("failed: {error}"),
+            AlertOutcome::Disabled => println!("notifications are disabled"),
+        },
+        failed,
+    )
 }

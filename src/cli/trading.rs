@@ -11,8 +11,9 @@ use super::{Context, UsageError};
 use crate::app::bus::EventBus;
 use crate::app::decide::DecisionEngine as _;
 use crate::app::trading::{
-    ExecutionReport, TradingDeps, TradingService, is_paused_store, pause_store, resume_store,
+    ExecutionReport, TradingService, is_paused_store, pause_store, resume_store,
 };
+use crate::app::venue::trading_service;
 use crate::domain::market::Interval;
 use crate::domain::symbol::Symbol;
 use crate::services::exchange::any::AnyExchange;
@@ -103,17 +104,14 @@ async fn service(
     ctx: &Context,
     connection: Option<&str>,
 ) -> Result<(TradingService<AnyExchange>, Arc<Mutex<Store>>)> {
-    let (name, exchange, mode) = super::exchange::open_for_trading(ctx, connection).await?;
     let store = Arc::new(Mutex::new(ctx.open_store()?));
-    let service = TradingService::new(TradingDeps {
-        exchange: Arc::new(exchange),
-        store: store.clone(),
-        connection: name,
-        mode,
-        settings: Arc::new(ctx.settings().clone()),
-        bus: EventBus::new(64),
-        mailer: super::notify::mailer(ctx).await,
-    });
+    let service = trading_service(
+        Arc::new(ctx.settings().clone()),
+        store.clone(),
+        connection,
+        EventBus::new(64),
+    )
+    .await?;
     let report = service
         .reconcile(now_ms())
         .await

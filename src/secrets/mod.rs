@@ -20,11 +20,13 @@ use zeroize::Zeroizing;
 mod env;
 mod files;
 mod keyring_store;
+mod lookup;
 mod memory;
 
 pub use env::EnvStore;
 pub use files::{ensure_private_dir, restrict_file};
 pub use keyring_store::KeyringStore;
+pub use lookup::optional;
 pub use memory::MemoryStore;
 
 /// The keyring service name every entry is stored under.

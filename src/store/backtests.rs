@@ -321,12 +321,21 @@ pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<BacktestRun>> {
 
 /// The newest runs first, without curves and trades.
 pub fn list(conn: &Connection, limit: usize) -> StoreResult<Vec<BacktestRun>> {
+    newest(conn, limit, false)
+}
+
+/// The newest runs first, each with its curve and trades (the TUI shows them).
+pub fn list_full(conn: &Connection, limit: usize) -> StoreResult<Vec<BacktestRun>> {
+    newest(conn, limit, true)
+}
+
+fn newest(conn: &Connection, limit: usize, full: bool) -> StoreResult<Vec<BacktestRun>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM backtests ORDER BY id DESC LIMIT ?1"
     ))?;
     let rows = stmt
         .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            from_row(r, false)
+            from_row(r, full)
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(RawRow::decode).collect()

@@ -62,6 +62,11 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot create the data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("database error: {0}")]
@@ -118,7 +123,20 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The database file name inside the data dir.
+pub const DB_FILE: &str = "trademind.db";
+
 impl Store {
+    /// Open (creating the private data dir and the database if needed, and migrating) the
+    /// database of the data dir `dir`.
+    pub fn open_in(dir: &Path) -> StoreResult<Store> {
+        crate::secrets::ensure_private_dir(dir).map_err(|source| StoreError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Self::open(&dir.join(DB_FILE))
+    }
+
     /// Open (creating if needed) and migrate the database at `path`.
     pub fn open(path: &Path) -> StoreResult<Store> {
         let mut store = Self::open_unmigrated(path)?;

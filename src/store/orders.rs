@@ -342,14 +342,19 @@ pub struct TradeRow {
     pub purpose: String,
     pub fill: Fill,
     pub realized_pnl: Option<Quote>,
+    /// The name of the strategy that placed the order (for the TUI's trade list).
+    #[serde(skip)]
+    pub strategy: Option<String>,
 }
 
 /// Fills, newest first.
 pub fn trades(conn: &Connection, limit: usize) -> StoreResult<Vec<TradeRow>> {
     let mut stmt = conn.prepare(
         "SELECT o.client_order_id, o.purpose, t.exchange_trade_id, t.symbol, t.side, t.price, t.quantity,
-                t.fee, t.fee_asset, t.is_maker, t.executed_at, t.realized_pnl
-         FROM trades t JOIN orders o ON o.id = t.order_id ORDER BY t.executed_at DESC, t.id DESC LIMIT ?1",
+                t.fee, t.fee_asset, t.is_maker, t.executed_at, t.realized_pnl, s.name
+         FROM trades t JOIN orders o ON o.id = t.order_id
+         LEFT JOIN strategies s ON s.id = o.strategy_id
+         ORDER BY t.executed_at DESC, t.id DESC LIMIT ?1",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map([limit], |r| {
@@ -366,12 +371,26 @@ pub fn trades(conn: &Connection, limit: usize) -> StoreResult<Vec<TradeRow>> {
             r.get::<_, bool>(9)?,
             r.get::<_, i64>(10)?,
             r.get::<_, Option<String>>(11)?,
+            r.get::<_, Option<String>>(12)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (cid, purpose, trade_id, symbol, side, price, qty, fee, fee_asset, is_maker, time, pnl) =
-            row?;
+        let (
+            cid,
+            purpose,
+            trade_id,
+            symbol,
+            side,
+            price,
+            qty,
+            fee,
+            fee_asset,
+            is_maker,
+            time,
+            pnl,
+            strategy,
+        ) = row?;
         out.push(TradeRow {
             fill: Fill {
                 client_order_id: cid.clone(),
@@ -388,6 +407,7 @@ pub fn trades(conn: &Connection, limit: usize) -> StoreResult<Vec<TradeRow>> {
             client_order_id: cid,
             purpose,
             realized_pnl: opt_dec_from_sql("trades.realized_pnl", pnl)?.map(Quote),
+            strategy,
         });
     }
     Ok(out)

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::app::bus::{Event, EventBus, Received};
 use crate::app::control::{BacktestJob, ControlHandle, ControlOp};
 use crate::app::snapshot::{self, LoadRequest, Snapshot};
-use crate::cli::Context;
+use crate::config::Settings;
 use crate::domain::Quote;
 use crate::domain::market::Interval;
 use crate::domain::symbol::Symbol;
@@ -43,51 +43,44 @@ use theme::Theme;
 /// Operator actions (pause, close, cancel, backtest) are carried out by a trading service on
 /// the configured connection, built here; when it cannot be built (say, missing keys) the
 /// interface still opens and says why those actions are unavailable.
-pub async fn run(ctx: &Context) -> Result<()> {
+pub async fn run(settings: &Settings) -> Result<()> {
     let bus = EventBus::default();
     let cancel = tokio_util::sync::CancellationToken::new();
-    let control = match local_control(ctx, &bus, cancel.clone()).await {
+    let control = match local_control(settings, &bus, cancel.clone()).await {
         Ok(handle) => Some(handle),
         Err(e) => {
             tracing::warn!("operator actions are unavailable in this session: {e:#}");
             None
         }
     };
-    let shown = run_with(ctx, bus, control).await;
+    let shown = run_with(settings, bus, control).await;
     cancel.cancel();
     shown
 }
 
 /// A trading service on the configured connection answering this interface's requests.
 async fn local_control(
-    ctx: &Context,
+    settings: &Settings,
     bus: &EventBus,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<ControlHandle> {
     use crate::app::daemon::{StoreRecorder, backtest_queue, serve_control};
     use crate::app::scheduler::TokioClock;
-    use crate::app::trading::{TradingDeps, TradingService};
-    let (connection, exchange, mode) = crate::cli::exchange::open_for_trading(ctx, None).await?;
-    let settings = Arc::new(ctx.settings().clone());
-    let store = Arc::new(Mutex::new(ctx.open_store()?));
+    let settings = Arc::new(settings.clone());
+    let store = Arc::new(Mutex::new(Store::open_in(&settings.data_dir())?));
+    let trading = Arc::new(
+        crate::app::venue::trading_service(settings.clone(), store.clone(), None, bus.clone())
+            .await?,
+    );
     let clock = Arc::new(TokioClock::system());
     let (backtests, _worker) = backtest_queue(
-        ctx.open_store()?,
+        Store::open_in(&settings.data_dir())?,
         clock.clone(),
-        Arc::new(StoreRecorder::new(store.clone(), bus.clone())),
+        Arc::new(StoreRecorder::new(store, bus.clone())),
         bus.clone(),
         settings.scheduler.backtest_queue_size,
         cancel.clone(),
     );
-    let trading = Arc::new(TradingService::new(TradingDeps {
-        exchange: Arc::new(exchange),
-        store,
-        connection,
-        mode,
-        settings: settings.clone(),
-        bus: bus.clone(),
-        mailer: crate::cli::notify::mailer(ctx).await,
-    }));
     let (handle, requests) = ControlHandle::channel(16);
     tokio::spawn(serve_control(
         trading, requests, backtests, settings, clock, cancel,
@@ -96,20 +89,23 @@ async fn local_control(
 }
 
 /// Open the interface following `bus` (the application's event bus) until the user quits.
-pub async fn run_with_bus(ctx: &Context, bus: EventBus) -> Result<()> {
-    run_with(ctx, bus, None).await
+pub async fn run_with_bus(settings: &Settings, bus: EventBus) -> Result<()> {
+    run_with(settings, bus, None).await
 }
 
 /// Open the interface following `bus`; operator actions (pause, close, cancel, backtest, …)
 /// go to the trading service behind `control`.
-pub async fn run_with(ctx: &Context, bus: EventBus, control: Option<ControlHandle>) -> Result<()> {
+pub async fn run_with(
+    settings: &Settings,
+    bus: EventBus,
+    control: Option<ControlHandle>,
+) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
             "the terminal interface needs a terminal; use `trademind --daemon` or a subcommand (see --help)"
         );
     }
-    let settings = ctx.settings();
-    let store = ctx.open_store()?;
+    let store = Store::open_in(&settings.data_dir())?;
     let mode = snapshot::trading_mode(
         store.conn(),
         settings.trading.live,

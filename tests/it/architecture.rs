@@ -101,3 +101,78 @@ fn the_rule_catches_a_violation() {
             .any(|f| f.contains("bad.rs:1") && f.contains("tokio"))
     );
 }
+
+/// The layers the command line sits on: none of them may reach back into `cli/`.
+const BELOW_CLI: &[&str] = &["src/app", "src/services", "src/store", "src/tui"];
+
+/// Mentions of `crate::cli` still allowed below the command line, as (file, code). The daemon
+/// builds its decision engines with `cli::decide::engine_for` until that moves into `app`.
+const CLI_EXCEPTIONS: &[(&str, &str)] = &[
+    ("src/app/daemon.rs", "use crate::cli::Context;"),
+    ("src/app/daemon.rs", "crate::cli::decide::engine_for("),
+];
+
+/// Lines under `root` that name `crate::cli`, as `path:line`, paths relative to `base`;
+/// `allowed` lists (path, code) pairs that are let through.
+pub fn cli_dependencies(base: &Path, root: &Path, allowed: &[(&str, &str)]) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).expect("read source");
+        let rel = file.strip_prefix(base).unwrap_or(&file).to_string_lossy();
+        let rel = rel.replace('\\', "/");
+        for (line_no, code) in code_lines(&text) {
+            if !code.contains("crate::cli") {
+                continue;
+            }
+            let excused = allowed
+                .iter()
+                .any(|(path, what)| *path == rel && code.trim().starts_with(what));
+            if !excused {
+                found.push(format!("{rel}:{line_no}: {}", code.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn app_services_store_and_tui_do_not_depend_on_the_command_line() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found: Vec<String> = BELOW_CLI
+        .iter()
+        .flat_map(|dir| cli_dependencies(base, &base.join(dir), CLI_EXCEPTIONS))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "cli/ depends on app/, never the other way; move what these use out of cli/:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_cli_rule_catches_a_dependency_and_lets_only_the_listed_exception_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("src/app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(
+        app.join("ok.rs"),
+        "//! called by crate::cli::run\nuse crate::cli::Context;\nfn f() {}\n",
+    )
+    .unwrap();
+    fs::write(
+        app.join("bad.rs"),
+        "fn f() { crate::cli::notify::mailer(); }\nuse crate::cli::Context;\n",
+    )
+    .unwrap();
+    let allowed = [("src/app/ok.rs", "use crate::cli::Context;")];
+    let found = cli_dependencies(dir.path(), &app, &allowed);
+    assert_eq!(
+        found,
+        vec![
+            "src/app/bad.rs:1: fn f() { crate::cli::notify::mailer(); }".to_string(),
+            "src/app/bad.rs:2: use crate::cli::Context;".to_string(),
+        ]
+    );
+}

@@ -250,3 +250,19 @@ fn sigterm_stops_the_daemon_with_status_zero_and_a_checkpointed_wal() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn a_daemon_on_an_unknown_connection_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trademind_command(dir.path())
+        .env("TRADEMIND_TRADING__CONNECTION", "nowhere")
+        .arg("--daemon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no connection named \"nowhere\""),
+        "{stderr}"
+    );
+}

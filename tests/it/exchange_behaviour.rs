@@ -65,7 +65,7 @@ async fn market_buy_fills_at_last_price_with_fee_in_base(v: impl Venue) {
     let ex = v.exchange();
     let (executor, store) = executor(ex.clone(), "test");
     let placed = executor
-        .place(&market("b-mkt", Side::Buy, dec!(0.01)))
+        .place(&market("b-mkt", Side::Buy, dec!(0.01)), ORDER_TIME)
         .await
         .unwrap();
     assert_eq!(placed.order.status, OrderStatus::Filled);

@@ -59,6 +59,10 @@ pub async fn fake() -> FakeBinance {
 
 /// A paper exchange with the fixture's BTCUSDT filters, 10000 USDT + 1 BTC, price 50000,
 /// no slippage: the same starting point as the fake.
+/// The time order rows are stamped with (2025-01-15T00:00:00Z): the executor takes the
+/// caller's clock.
+pub const ORDER_TIME: i64 = 1_736_899_200_000;
+
 pub fn paper() -> PaperExchange {
     let config = PaperConfig {
         slippage_bps: Decimal::ZERO,

@@ -44,7 +44,7 @@ async fn timeout_after_accept_is_resolved_by_query_not_resend() {
     config.request_timeout_ms = 300;
     let (executor, store) = executor(Arc::new(client_for(&fake, config)), "binance-fake");
     let placed = executor
-        .place(&market("t-timeout", Side::Buy, dec!(0.01)))
+        .place(&market("t-timeout", Side::Buy, dec!(0.01)), ORDER_TIME)
         .await
         .unwrap();
     assert_eq!(placed.order.status, OrderStatus::Filled);
@@ -62,7 +62,7 @@ async fn dropped_connection_after_accept_is_resolved_by_query_not_resend() {
         "binance-fake",
     );
     let placed = executor
-        .place(&market("t-drop", Side::Buy, dec!(0.01)))
+        .place(&market("t-drop", Side::Buy, dec!(0.01)), ORDER_TIME)
         .await
         .unwrap();
     assert_eq!(placed.order.status, OrderStatus::Filled);
@@ -81,7 +81,10 @@ async fn server_error_after_accept_is_resolved_by_query_not_resend() {
         "binance-fake",
     );
     let placed = executor
-        .place(&limit("t-5xx", Side::Buy, dec!(0.01), dec!(49000)))
+        .place(
+            &limit("t-5xx", Side::Buy, dec!(0.01), dec!(49000)),
+            ORDER_TIME,
+        )
         .await
         .unwrap();
     assert_eq!(placed.order.status, OrderStatus::New);
@@ -102,7 +105,7 @@ async fn rate_limited_order_waits_retry_after_then_succeeds_once() {
     );
     let started = std::time::Instant::now();
     let placed = executor
-        .place(&market("t-429", Side::Buy, dec!(0.01)))
+        .place(&market("t-429", Side::Buy, dec!(0.01)), ORDER_TIME)
         .await
         .unwrap();
     assert!(
@@ -134,7 +137,7 @@ async fn short_ip_ban_is_waited_out_then_the_order_is_placed_once() {
         "binance-fake",
     );
     let placed = executor
-        .place(&market("t-418", Side::Buy, dec!(0.01)))
+        .place(&market("t-418", Side::Buy, dec!(0.01)), ORDER_TIME)
         .await
         .unwrap();
     assert_eq!(placed.order.status, OrderStatus::Filled);
@@ -152,7 +155,7 @@ async fn long_ip_ban_stops_all_calls_and_says_until_when() {
     let client = Arc::new(client_for(&fake, client_config(&fake)));
     let (executor, store) = executor(client.clone(), "binance-fake");
     let err = executor
-        .place(&market("t-ban", Side::Buy, dec!(0.01)))
+        .place(&market("t-ban", Side::Buy, dec!(0.01)), ORDER_TIME)
         .await
         .unwrap_err();
     let ExchangeError::Banned { until } = err else {
@@ -186,14 +189,20 @@ async fn order_breaking_a_filter_is_refused_before_any_request() {
     );
     // LOT_SIZE step is 0.00001
     let err = executor
-        .place(&limit("t-lot", Side::Buy, dec!(0.000015), dec!(49000)))
+        .place(
+            &limit("t-lot", Side::Buy, dec!(0.000015), dec!(49000)),
+            ORDER_TIME,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ExchangeError::LocalFilter(_)), "{err:?}");
     assert!(err.to_string().contains("LOT_SIZE"));
     // 0.0001 BTC at 49000 = 4.9 USDT < 5 minimum
     let err = executor
-        .place(&limit("t-notional", Side::Buy, dec!(0.0001), dec!(49000)))
+        .place(
+            &limit("t-notional", Side::Buy, dec!(0.0001), dec!(49000)),
+            ORDER_TIME,
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("NOTIONAL"), "{err}");
@@ -300,7 +309,7 @@ async fn lost_order_that_never_arrived_is_marked_rejected_after_grace() {
         "binance-fake",
     );
     let err = executor
-        .place(&market("t-lost", Side::Buy, dec!(0.01)))
+        .place(&market("t-lost", Side::Buy, dec!(0.01)), ORDER_TIME)
         .await
         .unwrap_err();
     assert!(matches!(err, ExchangeError::OrderRejected(_)), "{err:?}");

@@ -175,11 +175,10 @@ async fn the_fake_rejects_what_resend_rejects() {
     assert!(fake.sent().is_empty());
 }
 
-#[tokio::test]
-async fn notify_test_sends_one_mail_with_the_key_from_the_environment() {
-    let fake = FakeResend::start(KEY).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
+/// `trademind --json notify test` against `fake`, with `key` (if any) in the environment and
+/// the config and data dir under `dir`.
+fn notify_test(dir: &std::path::Path, fake: &FakeResend, key: Option<&str>) -> assert_cmd::Command {
+    let cfg = dir.join("config.toml");
     std::fs::write(
         &cfg,
         format!(
@@ -188,28 +187,35 @@ async fn notify_test_sends_one_mail_with_the_key_from_the_environment() {
         ),
     )
     .unwrap();
-    let data = dir.path().join("data");
+    let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
+    cmd.env_remove("TRADEMIND_RESEND_API_KEY")
+        .env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
+    if let Some(key) = key {
+        cmd.env("TRADEMIND_RESEND_API_KEY", key);
+    }
+    cmd.args([
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+        "notify",
+        "test",
+    ]);
+    cmd
+}
+
+#[tokio::test]
+async fn notify_test_sends_one_mail_with_the_key_from_the_environment() {
+    let fake = FakeResend::start(KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut with_key, mut without) = (
+        notify_test(dir.path(), &fake, Some(KEY)),
+        notify_test(dir.path(), &fake, None),
+    );
     let (out, no_key) = tokio::task::spawn_blocking(move || {
-        let run = |with_key: bool| {
-            let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
-            cmd.env_remove("TRADEMIND_RESEND_API_KEY")
-                .env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-            if with_key {
-                cmd.env("TRADEMIND_RESEND_API_KEY", KEY);
-            }
-            cmd.args([
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--config",
-                cfg.to_str().unwrap(),
-                "--json",
-                "notify",
-                "test",
-            ]);
-            cmd.assert()
-        };
-        let ok = run(true).success().get_output().stdout.clone();
-        let no_key = run(false).code(2).get_output().stdout.clone();
+        let ok = with_key.assert().success().get_output().stdout.clone();
+        let no_key = without.assert().code(2).get_output().stdout.clone();
         (ok, no_key)
     })
     .await
@@ -219,4 +225,23 @@ async fn notify_test_sends_one_mail_with_the_key_from_the_environment() {
     assert_eq!(fake.sent().len(), 1);
     assert_eq!(fake.sent()[0].body["subject"], "TradeMind test alert");
     assert!(String::from_utf8_lossy(&no_key).contains("keys set resend"));
+}
+
+#[tokio::test]
+async fn a_failed_test_mail_with_json_prints_one_error_document_carrying_the_outcome() {
+    let fake = FakeResend::start(KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Resend refuses this key: the mail fails after the command has its outcome.
+    let mut cmd = notify_test(dir.path(), &fake, Some("re_not_the_right_key"));
+    let out = tokio::task::spawn_blocking(move || cmd.assert().code(1).get_output().stdout.clone())
+        .await
+        .unwrap();
+    let documents: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(documents.len(), 1, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(documents[0]["error"], "the test e-mail was not sent");
+    assert_eq!(documents[0]["details"]["status"], "failed");
+    assert!(fake.sent().is_empty());
 }

@@ -506,12 +506,24 @@ async fn keys_test_reports_ok_rejected_and_unreachable_per_service() {
                 .get_output()
                 .stdout
                 .clone();
-            // The result, then `{"error": ...}` when a key failed.
-            serde_json::Deserializer::from_slice(&out)
+            // One document: the result, or when a key failed `{"error": ..., "details": result}`.
+            let documents: Vec<Value> = serde_json::Deserializer::from_slice(&out)
                 .into_iter::<Value>()
-                .next()
-                .unwrap()
-                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(documents.len(), 1, "{}", String::from_utf8_lossy(&out));
+            let document = documents.into_iter().next().unwrap();
+            if code == 0 {
+                document
+            } else {
+                assert!(
+                    document["error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("keys cannot be used")
+                );
+                document["details"].clone()
+            }
         };
         let human = trademind(&data, &config, &WRONG)
             .args(["keys", "test"])
@@ -605,7 +617,7 @@ impl std::io::Write for Captured {
 /// searched for the key pair.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_orders_leave_no_secret_in_traces_errors_or_the_database() {
-    use crate::exchange_common::{executor_config, market};
+    use crate::exchange_common::{ORDER_TIME, executor_config, market};
     use rust_decimal_macros::dec;
     use std::sync::{Arc, Mutex};
     use trademind::domain::trading::order::Side;
@@ -654,7 +666,10 @@ async fn signed_orders_leave_no_secret_in_traces_errors_or_the_database() {
         let executor =
             OrderExecutor::new(Arc::new(client), store.clone(), "leak", executor_config());
         let placed = executor
-            .place(&market(&format!("leak-{i}"), Side::Buy, dec!(0.001)))
+            .place(
+                &market(&format!("leak-{i}"), Side::Buy, dec!(0.001)),
+                ORDER_TIME,
+            )
             .await;
         outcomes.push(format!("{placed:?}"));
     }

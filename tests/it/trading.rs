@@ -16,14 +16,17 @@ use std::time::Duration;
 
 use trademind::app::bus::EventBus;
 use trademind::app::decide::{DecisionEngine, EngineOutput, LlmEngine, RulesEngine};
-use trademind::app::trading::{TradingDeps, TradingError, TradingService};
+use trademind::app::trading::{
+    ExecutionReport, TradingDeps, TradingError, TradingService, build_risk_context,
+};
 use trademind::config::Settings;
 use trademind::domain::decision::{DecisionInput, IndicatorSnapshot, RiskSnapshot};
 use trademind::domain::market::Interval;
 use trademind::domain::trading::order::{OrderRequest, OrderStatus, OrderType, Side};
-use trademind::domain::trading::{Position, PositionSide, TradingMode};
+use trademind::domain::trading::{Position, PositionSide, SymbolFilters, TradingMode};
 use trademind::domain::{Price, Qty, Quote, Symbol};
 use trademind::services::exchange::binance::BinanceClient;
+use trademind::services::exchange::paper::{PaperConfig, PaperExchange};
 use trademind::services::llm::prompt::DEFAULT_TEMPLATE;
 use trademind::services::llm::{ApiKey, LlmClient, LlmConfig, TavilyClient, TavilyConfig};
 use trademind::services::notification::{NotificationConfig, ResendClient};
@@ -96,6 +99,20 @@ impl Rig {
             bus: self.bus.clone(),
             mailer: Some(mailer),
         })
+    }
+
+    /// A reconciled testnet service that has executed the LLM's BUY (0.8) at NOW: the entry
+    /// and its OCO.
+    async fn bought(&self) -> (TradingService<BinanceClient>, ExecutionReport) {
+        let service = self.service().await;
+        let (input, out) = self.decide(buy(0.8)).await;
+        let report = service
+            .execute_decision(&input, &out, None, NOW)
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, "executed", "{}", report.message);
+        assert_eq!(report.order_ids.len(), 3, "entry + two OCO legs");
+        (service, report)
     }
 
     /// A testnet service, reconciled (nothing to reconcile on a fresh database).
@@ -193,14 +210,7 @@ fn buy(confidence: f64) -> Value {
 #[tokio::test]
 async fn a_buy_is_protected_by_an_oco_and_the_stop_fill_closes_it_with_pnl_and_one_mail() {
     let rig = Rig::new().await;
-    let service = rig.service().await;
-    let (input, out) = rig.decide(buy(0.8)).await;
-    let report = service
-        .execute_decision(&input, &out, None, NOW)
-        .await
-        .unwrap();
-    assert_eq!(report.outcome, "executed", "{}", report.message);
-    assert_eq!(report.order_ids.len(), 3, "entry + two OCO legs");
+    let (service, report) = rig.bought().await;
 
     // The exchange holds the entry and the OCO list: a LIMIT_MAKER at 52 000 and a
     // STOP_LOSS_LIMIT triggering at 49 000 with its limit 0.5 % lower (48 755).
@@ -606,7 +616,7 @@ async fn an_oco_whose_response_is_lost_is_found_by_querying_its_legs_not_resent(
         stop_limit_price: Price(dec!(48755)),
     };
     let list = executor
-        .place_oco(&request, &orders::OrderLinks::default())
+        .place_oco(&request, &orders::OrderLinks::default(), NOW)
         .await
         .unwrap();
     assert_eq!(list.orders.len(), 2);
@@ -853,4 +863,151 @@ async fn adding_to_a_position_replaces_its_protection_with_one_for_the_whole_qua
             .count(),
         2
     );
+}
+
+/// A paper account quoted in EUR (a quote asset the symbol-splitting fallback does not know)
+/// that also holds USDT: 1 000 EUR, 5 000 USDT; ETHEUR at 2 000, BTCUSDT at 50 000.
+fn eur_account() -> (TradingService<PaperExchange>, Arc<Mutex<Store>>) {
+    let config = PaperConfig {
+        slippage_bps: rust_decimal::Decimal::ZERO,
+        initial_balances: [
+            ("EUR".to_string(), dec!(1000)),
+            ("USDT".to_string(), dec!(5000)),
+        ]
+        .into_iter()
+        .collect(),
+        symbols: vec![],
+        ..PaperConfig::default()
+    };
+    let paper = PaperExchange::in_memory(&config);
+    let etheur = Symbol::new("ETHEUR").unwrap();
+    let btcusdt = Symbol::new("BTCUSDT").unwrap();
+    paper
+        .add_symbol(etheur.clone(), SymbolFilters::permissive("ETH", "EUR"))
+        .unwrap();
+    paper
+        .add_symbol(btcusdt.clone(), SymbolFilters::permissive("BTC", "USDT"))
+        .unwrap();
+    paper.on_price(&etheur, Price(dec!(2000))).unwrap();
+    paper.on_price(&btcusdt, Price(dec!(50000))).unwrap();
+    let mut settings = Settings::default();
+    settings.trading.symbols = vec!["ETHEUR".into(), "BTCUSDT".into()];
+    let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+    let service = TradingService::new(TradingDeps {
+        exchange: Arc::new(paper),
+        store: store.clone(),
+        connection: "paper".into(),
+        mode: TradingMode::Paper,
+        settings: Arc::new(settings),
+        bus: EventBus::new(16),
+        mailer: None,
+    });
+    (service, store)
+}
+
+async fn risk_equity(
+    service: &TradingService<PaperExchange>,
+    store: &Mutex<Store>,
+    symbol: &str,
+) -> Quote {
+    let mut settings = Settings::default();
+    settings.trading.symbols = vec!["ETHEUR".into(), "BTCUSDT".into()];
+    build_risk_context(
+        service.exchange().as_ref(),
+        store,
+        &settings,
+        service.connection(),
+        &Symbol::new(symbol).unwrap(),
+        None,
+        None,
+        NOW,
+    )
+    .await
+    .unwrap()
+    .equity
+}
+
+fn recorded_equity(store: &Mutex<Store>) -> (Quote, Quote) {
+    let (equity, unrealised, _) =
+        trademind::store::equity::latest(store.lock().unwrap().conn(), "paper")
+            .unwrap()
+            .unwrap();
+    (equity, unrealised)
+}
+
+#[tokio::test]
+async fn equity_is_measured_in_the_connections_quote_currency_whatever_symbol_is_decided() {
+    let (service, store) = eur_account();
+    // Flat: the EUR balance alone, not the 5 000 USDT, for either symbol and for the series.
+    assert_eq!(
+        risk_equity(&service, &store, "ETHEUR").await,
+        Quote(dec!(1000))
+    );
+    assert_eq!(
+        risk_equity(&service, &store, "BTCUSDT").await,
+        Quote(dec!(1000))
+    );
+    service.update_prices(NOW).await.unwrap();
+    assert_eq!(recorded_equity(&store), (Quote(dec!(1000)), Quote::ZERO));
+
+    // 0.5 ETH bought at 1 800 (booked directly), marked at 2 000: worth 1 000 EUR, +100 open.
+    let fill = trademind::domain::trading::PositionFill {
+        symbol: Symbol::new("ETHEUR").unwrap(),
+        side: Side::Buy,
+        price: Price(dec!(1800)),
+        quantity: Qty(dec!(0.5)),
+        fee: Quote::ZERO,
+        time: NOW,
+    };
+    let position =
+        trademind::domain::trading::PositionService::open(&fill, PositionSide::Long).unwrap();
+    positions::insert(store.lock().unwrap().conn(), "paper", None, &position, NOW).unwrap();
+    // Deciding ETHEUR marks it at its ticker: 1 000 EUR + 0.5 × 2 000 = 2 000 EUR. Deciding
+    // BTCUSDT leaves it at its entry (no mark stored yet): 1 000 + 0.5 × 1 800 = 1 900 EUR.
+    assert_eq!(
+        risk_equity(&service, &store, "ETHEUR").await,
+        Quote(dec!(2000))
+    );
+    assert_eq!(
+        risk_equity(&service, &store, "BTCUSDT").await,
+        Quote(dec!(1900))
+    );
+    // The equity series records the same 2 000 EUR, with +100 open; the stored mark then
+    // prices it for any symbol's decision.
+    service.update_prices(NOW + 1).await.unwrap();
+    assert_eq!(
+        recorded_equity(&store),
+        (Quote(dec!(2000)), Quote(dec!(100)))
+    );
+    assert_eq!(
+        risk_equity(&service, &store, "BTCUSDT").await,
+        Quote(dec!(2000))
+    );
+}
+
+#[tokio::test]
+async fn order_rows_are_stamped_with_the_callers_clock_not_the_wall_clock() {
+    let rig = Rig::new().await;
+    let (service, _) = rig.bought().await;
+    // NOW is 2025-01-15: a replay (the demo) passes its candle time, and the rows keep it.
+    let rows = orders::all(rig.store.lock().unwrap().conn()).unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(
+            (row.order.created_at, row.order.updated_at),
+            (NOW, NOW),
+            "{}",
+            row.order.client_order_id
+        );
+    }
+    // The stop fills; the monitor pass at NOW + 30 s settles both legs at that time.
+    rig.binance.set_price("BTCUSDT", dec!(48900));
+    service.monitor_orders(NOW + 30_000).await.unwrap();
+    let rows = orders::all(rig.store.lock().unwrap().conn()).unwrap();
+    let legs: Vec<_> = rows.iter().filter(|r| r.purpose != "entry").collect();
+    assert_eq!(legs.len(), 2);
+    for leg in legs {
+        assert_eq!(leg.order.updated_at, NOW + 30_000, "{}", leg.purpose);
+        assert_eq!(leg.order.created_at, NOW);
+    }
 }

@@ -67,10 +67,6 @@ fn store_err(e: StoreError) -> ExchangeError {
     ExchangeError::Store(e.to_string())
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 pub struct OrderExecutor<E: Exchange> {
     exchange: Arc<E>,
     store: Arc<Mutex<Store>>,
@@ -129,8 +125,14 @@ impl<E: Exchange> OrderExecutor<E> {
     }
 
     /// Place an order exactly once. On success the local row holds the exchange's state.
-    pub async fn place(&self, request: &OrderRequest) -> Result<Placed, ExchangeError> {
-        self.place_linked(request, &OrderLinks::default()).await
+    /// `now_ms` stamps the row: the caller's clock (the replayed candle time in the demo).
+    pub async fn place(
+        &self,
+        request: &OrderRequest,
+        now_ms: i64,
+    ) -> Result<Placed, ExchangeError> {
+        self.place_linked(request, &OrderLinks::default(), now_ms)
+            .await
     }
 
     /// `place`, with the order's purpose and position written into its row before sending.
@@ -138,25 +140,29 @@ impl<E: Exchange> OrderExecutor<E> {
         &self,
         request: &OrderRequest,
         links: &OrderLinks,
+        now_ms: i64,
     ) -> Result<Placed, ExchangeError> {
         self.check_filters(request).await?;
         let row_id = self.with_store(|c| {
-            orders::insert_pending_linked(c, request, &self.connection, links, now_ms())
+            orders::insert_pending_linked(c, request, &self.connection, links, now_ms)
         })?;
         let mut rounds = 0;
         loop {
-            match self.attempt(request, row_id).await {
+            match self.attempt(request, row_id, now_ms).await {
                 Ok(Attempt::Done(placed)) => return Ok(placed),
                 Ok(Attempt::RateLimited(wait)) => {
                     rounds += 1;
                     if rounds > self.config.max_rate_limit_rounds {
                         let msg = "gave up after repeated rate limiting; the order was not placed";
-                        self.mark(request, OrderStatus::Rejected, msg)?;
+                        self.mark(request, OrderStatus::Rejected, msg, now_ms)?;
                         return Err(ExchangeError::RateLimited { retry_after: wait });
                     }
                     tokio::time::sleep(wait).await;
                     // The rejection was definite, but check anyway before sending again.
-                    match self.resolve(request, row_id, self.conclusive_now()).await {
+                    match self
+                        .resolve(request, row_id, self.conclusive_now(), now_ms)
+                        .await
+                    {
                         Ok(placed) => return Ok(placed),
                         Err(ExchangeError::UnknownOrder { .. }) => continue,
                         Err(e) => return Err(e),
@@ -167,22 +173,27 @@ impl<E: Exchange> OrderExecutor<E> {
         }
     }
 
-    async fn attempt(&self, request: &OrderRequest, row_id: i64) -> Result<Attempt, ExchangeError> {
+    async fn attempt(
+        &self,
+        request: &OrderRequest,
+        row_id: i64,
+        now_ms: i64,
+    ) -> Result<Attempt, ExchangeError> {
         let sent_at = Instant::now();
         match self.exchange.place_order(request).await {
             Ok(placed) => {
-                self.record(&placed.order, row_id, &placed.fills)?;
+                self.record(&placed.order, row_id, &placed.fills, now_ms)?;
                 Ok(Attempt::Done(placed))
             }
             Err(ExchangeError::StatusUnknown { reason }) => {
                 tracing::warn!(client_order_id = %request.client_order_id, %reason,
                     "order outcome unknown; resolving by query");
-                self.mark(request, OrderStatus::Unknown, &reason)?;
-                match self.resolve(request, row_id, sent_at).await {
+                self.mark(request, OrderStatus::Unknown, &reason, now_ms)?;
+                match self.resolve(request, row_id, sent_at, now_ms).await {
                     Ok(placed) => Ok(Attempt::Done(placed)),
                     Err(ExchangeError::UnknownOrder { .. }) => {
                         let msg = format!("never reached the exchange ({reason}); not placed");
-                        self.mark(request, OrderStatus::Rejected, &msg)?;
+                        self.mark(request, OrderStatus::Rejected, &msg, now_ms)?;
                         Err(ExchangeError::OrderRejected(msg))
                     }
                     Err(e) => Err(e),
@@ -195,14 +206,14 @@ impl<E: Exchange> OrderExecutor<E> {
                 let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
                 if wait.as_millis() > u128::from(self.config.max_ban_wait_ms) {
                     let msg = format!("IP banned until {until}; the order was not placed");
-                    self.mark(request, OrderStatus::Rejected, &msg)?;
+                    self.mark(request, OrderStatus::Rejected, &msg, now_ms)?;
                     return Err(ExchangeError::Banned { until });
                 }
                 Ok(Attempt::RateLimited(wait + Duration::from_millis(50)))
             }
             Err(e) => {
                 // Every other error is a definite answer (or the request never left).
-                self.mark(request, OrderStatus::Rejected, &e.to_string())?;
+                self.mark(request, OrderStatus::Rejected, &e.to_string(), now_ms)?;
                 Err(e)
             }
         }
@@ -220,8 +231,9 @@ impl<E: Exchange> OrderExecutor<E> {
         request: &OrderRequest,
         status: OrderStatus,
         why: &str,
+        now_ms: i64,
     ) -> Result<(), ExchangeError> {
-        self.with_store(|c| orders::mark(c, &request.client_order_id, status, Some(why), now_ms()))
+        self.with_store(|c| orders::mark(c, &request.client_order_id, status, Some(why), now_ms))
     }
 
     fn record(
@@ -229,9 +241,10 @@ impl<E: Exchange> OrderExecutor<E> {
         order: &Order,
         row_id: i64,
         fills: &[crate::domain::trading::order::Fill],
+        now_ms: i64,
     ) -> Result<(), ExchangeError> {
         self.with_store(|c| {
-            orders::update_from_exchange(c, order, now_ms())?;
+            orders::update_from_exchange(c, order, now_ms)?;
             orders::insert_fills(c, row_id, fills)
         })
     }
@@ -243,6 +256,7 @@ impl<E: Exchange> OrderExecutor<E> {
         request: &OrderRequest,
         row_id: i64,
         sent_at: Instant,
+        now_ms: i64,
     ) -> Result<Placed, ExchangeError> {
         let grace = Duration::from_millis(self.config.not_found_grace_ms);
         let mut delay = Duration::from_millis(self.config.resolve_initial_delay_ms.max(1));
@@ -258,7 +272,7 @@ impl<E: Exchange> OrderExecutor<E> {
                 .await
             {
                 Ok(order) => {
-                    self.record(&order, row_id, &[])?;
+                    self.record(&order, row_id, &[], now_ms)?;
                     return Ok(Placed {
                         order,
                         fills: Vec::new(),
@@ -315,6 +329,7 @@ impl<E: Exchange> OrderExecutor<E> {
         &self,
         request: &OcoRequest,
         links: &OrderLinks,
+        now_ms: i64,
     ) -> Result<OrderList, ExchangeError> {
         let legs = oco_legs(request);
         for leg in &legs {
@@ -328,14 +343,14 @@ impl<E: Exchange> OrderExecutor<E> {
                 ..links.clone()
             };
             rows.push(self.with_store(|c| {
-                orders::insert_pending_linked(c, leg, &self.connection, &leg_links, now_ms())
+                orders::insert_pending_linked(c, leg, &self.connection, &leg_links, now_ms)
             })?);
         }
         let sent_at = Instant::now();
         match self.exchange.place_oco(request).await {
             Ok(list) => {
                 for order in &list.orders {
-                    self.with_store(|c| orders::update_from_exchange(c, order, now_ms()))?;
+                    self.with_store(|c| orders::update_from_exchange(c, order, now_ms))?;
                 }
                 Ok(list)
             }
@@ -343,12 +358,12 @@ impl<E: Exchange> OrderExecutor<E> {
                 tracing::warn!(list = %request.list_client_order_id, %reason,
                     "order list outcome unknown; resolving its legs by query");
                 for leg in &legs {
-                    self.mark(leg, OrderStatus::Unknown, &reason)?;
+                    self.mark(leg, OrderStatus::Unknown, &reason, now_ms)?;
                 }
                 let mut found = Vec::new();
                 let mut missing = 0;
                 for (leg, row) in legs.iter().zip(rows) {
-                    match self.resolve(leg, row, sent_at).await {
+                    match self.resolve(leg, row, sent_at, now_ms).await {
                         Ok(placed) => found.push(placed.order),
                         Err(ExchangeError::UnknownOrder { .. }) => missing += 1,
                         Err(e) => return Err(e),
@@ -357,7 +372,7 @@ impl<E: Exchange> OrderExecutor<E> {
                 if missing == legs.len() {
                     let msg = format!("never reached the exchange ({reason}); not placed");
                     for leg in &legs {
-                        self.mark(leg, OrderStatus::Rejected, &msg)?;
+                        self.mark(leg, OrderStatus::Rejected, &msg, now_ms)?;
                     }
                     return Err(ExchangeError::OrderRejected(msg));
                 }
@@ -377,7 +392,7 @@ impl<E: Exchange> OrderExecutor<E> {
                 // A rate-limit rejection is not retried here: the caller decides (an
                 // unprotected position is closed rather than left waiting).
                 for leg in &legs {
-                    self.mark(leg, OrderStatus::Rejected, &e.to_string())?;
+                    self.mark(leg, OrderStatus::Rejected, &e.to_string(), now_ms)?;
                 }
                 Err(e)
             }
@@ -385,8 +400,8 @@ impl<E: Exchange> OrderExecutor<E> {
     }
 
     /// After a restart: settle every order of this connection left `PENDING_NEW` / `UNKNOWN`.
-    /// Returns the orders whose state is now known.
-    pub async fn reconcile(&self) -> Result<Vec<Order>, ExchangeError> {
+    /// Returns the orders whose state is now known; `now_ms` stamps the rows it settles.
+    pub async fn reconcile(&self, now_ms: i64) -> Result<Vec<Order>, ExchangeError> {
         let pending = self.with_store(|c| orders::unresolved(c, &self.connection))?;
         let mut settled = Vec::new();
         for stored in pending {
@@ -403,7 +418,7 @@ impl<E: Exchange> OrderExecutor<E> {
             };
             // Rows from a previous run are older than any recvWindow.
             match self
-                .resolve(&request, stored.id, self.conclusive_now())
+                .resolve(&request, stored.id, self.conclusive_now(), now_ms)
                 .await
             {
                 Ok(placed) => settled.push(placed.order),
@@ -412,6 +427,7 @@ impl<E: Exchange> OrderExecutor<E> {
                         &request,
                         OrderStatus::Rejected,
                         "never reached the exchange; not placed",
+                        now_ms,
                     )?;
                 }
                 Err(e) => return Err(e),
