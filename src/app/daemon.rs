@@ -19,9 +19,11 @@ use crate::app::decide::AnyEngine;
 use crate::app::scheduler::{
     Clock, JobRun, OnDemandQueue, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
 };
+use crate::app::streams::StreamFreshness;
 use crate::app::trading::{TradingDeps, TradingError, TradingService};
 use crate::cli::Context;
 use crate::config::SchedulerConfig;
+use crate::domain::symbol::Symbol;
 use crate::services::exchange::Exchange;
 use crate::services::monitoring::{HealthTracker, component_of};
 use crate::store::Store;
@@ -133,6 +135,8 @@ pub struct StrategyJob {
 pub struct Jobs<E: Exchange> {
     pub trading: Arc<TradingService<E>>,
     pub strategies: Vec<StrategyJob>,
+    /// Symbols the market stream marks; `update_prices` skips them (see `app::streams`).
+    pub stream_marks: Option<StreamFreshness>,
 }
 
 impl<E: Exchange + 'static> Jobs<E> {
@@ -140,7 +144,14 @@ impl<E: Exchange + 'static> Jobs<E> {
         Jobs {
             trading,
             strategies,
+            stream_marks: None,
         }
+    }
+
+    /// REST prices become the fallback for the symbols the stream keeps fresh.
+    pub fn with_stream_marks(mut self, freshness: StreamFreshness) -> Self {
+        self.stream_marks = Some(freshness);
+        self
     }
 
     /// Compare local orders and positions with the exchange; trading stays paused (the service
@@ -193,10 +204,16 @@ impl<E: Exchange + 'static> Jobs<E> {
             .map_err(|e| e.to_string())
     }
 
-    /// `update_prices`: marks from the exchange's REST ticker.
+    /// `update_prices`: marks from the exchange's REST ticker, for the positions the market
+    /// stream does not mark right now.
     pub async fn update_prices(&self, now_ms: i64) -> Result<(), String> {
+        let fresh = |s: &Symbol| {
+            self.stream_marks
+                .as_ref()
+                .is_some_and(|f| f.is_fresh(s, now_ms))
+        };
         self.trading
-            .update_prices(now_ms)
+            .update_prices_except(fresh, now_ms)
             .await
             .map_err(|e| e.to_string())
     }
@@ -317,6 +334,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             .filter(|r| r.is_active)
             .collect()
     };
+    let user_data = crate::app::streams::binance_user_data(&exchange, &settings.stream);
     let trading = Arc::new(TradingService::new(TradingDeps {
         exchange: Arc::new(exchange),
         store: store.clone(),
@@ -344,10 +362,41 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         strategies = strategies.len(),
         "daemon started (SIGINT/SIGTERM to stop)"
     );
-    let jobs = Arc::new(Jobs::new(trading, strategies));
     let recorder: Arc<dyn RunRecorder> = Arc::new(StoreRecorder::new(store.clone(), bus.clone()));
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::system());
     let cancel = CancellationToken::new();
+    let mut jobs = Jobs::new(trading.clone(), strategies);
+    // On Binance (not paper), the WebSocket feeds book fills and mark prices; see app::streams.
+    let feeds = match user_data {
+        Some(user_data) => {
+            let feeds = crate::app::streams::start_feeds(
+                crate::app::streams::FeedDeps {
+                    trading,
+                    store: store.clone(),
+                    bus: bus.clone(),
+                    clock: clock.clone(),
+                    recorder: recorder.clone(),
+                    config: settings.stream.clone(),
+                    specs: crate::app::streams::specs_for(
+                        &jobs
+                            .strategies
+                            .iter()
+                            .map(|j| j.strategy.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    user_data: Some(user_data),
+                    update_prices_every: Duration::from_secs(
+                        settings.scheduler.update_prices_seconds,
+                    ),
+                },
+                cancel.clone(),
+            )?;
+            jobs = jobs.with_stream_marks(feeds.freshness.clone());
+            Some(feeds)
+        }
+        None => None,
+    };
+    let jobs = Arc::new(jobs);
     let scheduler = {
         let (cancel, config) = (cancel.clone(), settings.scheduler.clone());
         tokio::spawn(async move {
@@ -360,6 +409,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     cancel.cancel();
     if let Err(e) = scheduler.await {
         tracing::warn!("the scheduler task failed: {e}");
+    }
+    if let Some(feeds) = feeds {
+        feeds.join().await;
     }
     store
         .lock()
