@@ -2,7 +2,10 @@
 //! beat in process — `autonomous_trading` per active strategy aligned to candle closes,
 //! `monitor_orders`, `update_prices`, and backtests through a bounded on-demand queue — until
 //! SIGINT or SIGTERM; then stop scheduling, let the run in flight finish, checkpoint the WAL and
-//! exit 0. Every run is recorded in `job_runs` and health changes go out on the bus.
+//! exit 0. Every run is recorded in `job_runs` and health changes go out on the bus. On a
+//! Binance connection the WebSocket feeds (`app::streams`) run alongside under the same
+//! cancellation: fills are booked from the user-data stream within the second, stream trades
+//! mark positions, and `update_prices` / `monitor_orders` remain as the REST fallback.
 //!
 //! The job bodies (`Jobs`) are shared with the embedded demo, which calls them off its replay
 //! clock instead of the wall clock.
@@ -334,7 +337,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             .filter(|r| r.is_active)
             .collect()
     };
-    let user_data = crate::app::streams::binance_user_data(&exchange, &settings.stream);
+    let stream_config = settings
+        .stream
+        .for_testnet(mode == crate::domain::trading::TradingMode::Testnet);
+    let user_data = crate::app::streams::binance_user_data(&exchange, &stream_config);
     let trading = Arc::new(TradingService::new(TradingDeps {
         exchange: Arc::new(exchange),
         store: store.clone(),
@@ -376,7 +382,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
                     bus: bus.clone(),
                     clock: clock.clone(),
                     recorder: recorder.clone(),
-                    config: settings.stream.clone(),
+                    config: stream_config,
                     specs: crate::app::streams::specs_for(
                         &jobs
                             .strategies

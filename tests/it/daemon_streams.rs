@@ -439,22 +439,35 @@ async fn a_stop_fill_from_the_stream_is_booked_once_and_the_monitor_books_nothin
 
     // The same report again (a replay after a reconnect) and the next monitor pass change
     // nothing and send no second alert.
+    let mut events = rig.bus.subscribe();
     assert!(rig.account.push_event(&pushed));
+    // Frames are handled in order: once this balance is published, the replay was handed to
+    // the booking task, and shutting down drains that queue.
+    assert!(rig.account.push_event(
+        r#"{"e":"outboundAccountPosition","E":2,"u":2,"B":[{"a":"USDT","f":"1","l":"0"}]}"#
+    ));
+    within("the balance after the replay", async {
+        while !matches!(
+            events.recv().await,
+            Received::Event(Event::BalanceChanged { .. })
+        ) {}
+    })
+    .await;
     let monitor = rig.trading.monitor_orders(NOW + 30_000).await.unwrap();
     assert!(monitor.closed.is_empty(), "{monitor:?}");
     assert_eq!(monitor.checked, 0, "no protection leg is left open");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let s = rig.store.lock().unwrap();
-    assert_eq!(orders::fill_count(s.conn(), stop_row.id).unwrap(), 1);
-    assert_eq!(
-        positions::closed_positions(s.conn(), 5).unwrap()[0]
-            .position
-            .realized_pnl,
-        Quote(dec!(-23.955022))
-    );
-    drop(s);
-    assert_eq!(rig.mails_with("stop hit"), 1, "exactly one stop-hit mail");
     shut_down(feeds, cancel).await;
+    {
+        let s = rig.store.lock().unwrap();
+        assert_eq!(orders::fill_count(s.conn(), stop_row.id).unwrap(), 1);
+        assert_eq!(
+            positions::closed_positions(s.conn(), 5).unwrap()[0]
+                .position
+                .realized_pnl,
+            Quote(dec!(-23.955022))
+        );
+    }
+    assert_eq!(rig.mails_with("stop hit"), 1, "exactly one stop-hit mail");
 }
 
 #[tokio::test]

@@ -14,6 +14,12 @@ pub struct StreamConfig {
     /// WebSocket API endpoint for the account's user-data stream (order and balance events).
     /// Default `wss://ws-api.binance.com:443/ws-api/v3`.
     pub ws_api_url: String,
+    /// The three endpoints above for a testnet connection (the daemon picks them by the
+    /// connection). Defaults `wss://stream.testnet.binance.vision`,
+    /// `https://testnet.binance.vision`, `wss://ws-api.testnet.binance.vision/ws-api/v3`.
+    pub testnet_ws_base_url: String,
+    pub testnet_rest_base_url: String,
+    pub testnet_ws_api_url: String,
     /// First reconnect delay after a drop, doubled per failed attempt. Default 500 ms.
     pub reconnect_initial_backoff_ms: u64,
     /// Ceiling for the reconnect delay. Default 30 000 ms.
@@ -38,6 +44,9 @@ impl Default for StreamConfig {
             ws_base_url: "wss://stream.binance.com:9443".into(),
             rest_base_url: "https://api.binance.com".into(),
             ws_api_url: "wss://ws-api.binance.com:443/ws-api/v3".into(),
+            testnet_ws_base_url: "wss://stream.testnet.binance.vision".into(),
+            testnet_rest_base_url: "https://testnet.binance.vision".into(),
+            testnet_ws_api_url: "wss://ws-api.testnet.binance.vision/ws-api/v3".into(),
             reconnect_initial_backoff_ms: 500,
             reconnect_max_backoff_ms: 30_000,
             max_connection_age_secs: 23 * 3600,
@@ -51,8 +60,39 @@ impl Default for StreamConfig {
 }
 
 impl StreamConfig {
+    /// These settings with the testnet endpoints in place of the production ones when
+    /// `testnet`: testnet keys are unknown to production and its prices differ.
+    pub fn for_testnet(&self, testnet: bool) -> StreamConfig {
+        let mut config = self.clone();
+        if testnet {
+            config.ws_base_url.clone_from(&self.testnet_ws_base_url);
+            config.rest_base_url.clone_from(&self.testnet_rest_base_url);
+            config.ws_api_url.clone_from(&self.testnet_ws_api_url);
+        }
+        config
+    }
+
     /// Checks ranges; the error names the offending key (without the `stream.` prefix).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (key, url) in [
+            ("testnet_ws_base_url", &self.testnet_ws_base_url),
+            ("testnet_ws_api_url", &self.testnet_ws_api_url),
+        ] {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                return Err((key, format!("must start with ws:// or wss://, got {url:?}")));
+            }
+        }
+        if !(self.testnet_rest_base_url.starts_with("http://")
+            || self.testnet_rest_base_url.starts_with("https://"))
+        {
+            return Err((
+                "testnet_rest_base_url",
+                format!(
+                    "must start with http:// or https://, got {:?}",
+                    self.testnet_rest_base_url
+                ),
+            ));
+        }
         if !(self.ws_base_url.starts_with("ws://") || self.ws_base_url.starts_with("wss://")) {
             return Err((
                 "ws_base_url",
@@ -130,5 +170,23 @@ mod tests {
             ..StreamConfig::default()
         };
         assert_eq!(bad.validate().unwrap_err().0, "ws_base_url");
+        let bad = StreamConfig {
+            testnet_ws_api_url: "https://x".into(),
+            ..StreamConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "testnet_ws_api_url");
+    }
+
+    #[test]
+    fn a_testnet_connection_streams_from_the_testnet_endpoints() {
+        let config = StreamConfig::default();
+        let testnet = config.for_testnet(true);
+        assert_eq!(testnet.ws_base_url, "wss://stream.testnet.binance.vision");
+        assert_eq!(testnet.rest_base_url, "https://testnet.binance.vision");
+        assert_eq!(
+            testnet.ws_api_url,
+            "wss://ws-api.testnet.binance.vision/ws-api/v3"
+        );
+        assert_eq!(config.for_testnet(false), config);
     }
 }
