@@ -22,7 +22,7 @@ use trademind::app::scheduler::{Clock, RunRecorder};
 use trademind::app::streams::{FeedDeps, LiveFeeds, binance_user_data, specs_for, start_feeds};
 use trademind::app::trading::{TradingDeps, TradingService};
 use trademind::config::Settings;
-use trademind::domain::decision::{DecisionInput, IndicatorSnapshot, RiskSnapshot};
+use trademind::domain::decision::DecisionInput;
 use trademind::domain::market::Interval;
 use trademind::domain::trading::order::{OrderStatus, OrderType, Side};
 use trademind::domain::trading::{PositionFill, PositionService, PositionSide, TradingMode};
@@ -32,13 +32,14 @@ use trademind::services::exchange::any::AnyExchange;
 use trademind::services::market_stream::StreamConfig;
 use trademind::services::monitoring::components_from_jobs;
 use trademind::services::notification::{NotificationConfig, ResendClient};
-use trademind::store::strategies::{NewStrategy, add_strategy, set_active, strategy_by_name};
 use trademind::store::{Store, jobs as job_store, orders, positions};
 use trademind::testkit::fake_binance::{FakeBinance, FakeConfig};
 use trademind::testkit::fake_binance_ws::{FakeBinanceWs, FakeBinanceWsApi};
 use trademind::testkit::fake_resend::FakeResend;
 
 use crate::exchange_common::{client_config, client_for, executor_config, fake};
+use crate::live_stream::eventually;
+use crate::trading::{buy, input};
 
 const RESEND_KEY: &str = "re_test_0123456789";
 /// 2025-01-15T00:00:00Z
@@ -129,24 +130,7 @@ impl Rig {
     /// Start the feeds as the daemon does: streams for the active strategy's symbol, the
     /// user-data stream with the connection's keys; `update_prices` every 10 s.
     fn start(&self, cancel: &CancellationToken) -> LiveFeeds {
-        let strategy = {
-            let s = self.store.lock().unwrap();
-            add_strategy(
-                s.conn(),
-                &NewStrategy {
-                    name: "swing".into(),
-                    symbols: vec!["BTCUSDT".into()],
-                    interval: "15m".into(),
-                    decision_engine: "rules".into(),
-                    parameters: serde_json::json!({}),
-                    connection_id: None,
-                },
-                NOW,
-            )
-            .unwrap();
-            set_active(s.conn(), "swing", true, NOW).unwrap();
-            strategy_by_name(s.conn(), "swing").unwrap().unwrap()
-        };
+        let strategy = crate::daemon::swing_strategy(&self.store, NOW);
         let recorder: Arc<dyn RunRecorder> =
             Arc::new(StoreRecorder::new(self.store.clone(), self.bus.clone()));
         start_feeds(
@@ -180,11 +164,7 @@ impl Rig {
     }
 
     fn mails_with(&self, needle: &str) -> usize {
-        self.resend
-            .sent()
-            .iter()
-            .filter(|m| m.body["subject"].as_str().unwrap_or("").contains(needle))
-            .count()
+        crate::trading::mails_with(&self.resend, needle)
     }
 
     fn position(&self) -> positions::PositionRow {
@@ -204,16 +184,6 @@ async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(5), f)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 async fn shut_down(feeds: LiveFeeds, cancel: CancellationToken) {
@@ -277,56 +247,17 @@ async fn on_binance_the_daemon_feeds_subscribe_to_the_strategy_streams_and_the_a
     assert!(binance_user_data(&paper, &rig.config).is_none());
 }
 
-fn decision_input() -> DecisionInput {
-    DecisionInput {
-        symbol: Symbol::new("BTCUSDT").unwrap(),
-        interval: Interval::H1,
-        now_ms: NOW,
-        price: Price::new(dec!(50000)),
-        change_24h_pct: 1.0,
-        indicators: IndicatorSnapshot {
-            rsi: Some(55.0),
-            ..Default::default()
-        },
-        higher_indicators: None,
-        order_book: None,
-        position: None,
-        risk: RiskSnapshot::default(),
-        recent_decisions: vec![],
-    }
-}
-
 /// BUY 10 % with stop 49 000 and target 52 000, as a validated engine output.
 fn buy_decision(input: &DecisionInput) -> EngineOutput {
     use trademind::domain::decision::{ValidationLimits, parse_and_validate};
-    let raw = r#"{"action": "BUY", "symbol": "BTCUSDT", "confidence": 0.8, "position_size_pct": 10,
-        "stop_loss": {"kind": "price", "value": 49000}, "take_profit": {"kind": "price", "value": 52000},
-        "time_horizon": "swing", "reasoning": "breakout", "risk_factors": [], "sources": []}"#;
     let validated = parse_and_validate(
-        raw,
+        &buy(0.8).to_string(),
         &input.symbol,
         input.price,
         &ValidationLimits::default(),
     );
     assert!(validated.is_valid(), "{:?}", validated.verdict);
-    EngineOutput {
-        engine: "rules".into(),
-        model: None,
-        validated,
-        news: vec![],
-        news_error: None,
-        injections: vec![],
-        prompt: None,
-        raw_response: None,
-        latency_ms: 0,
-        prompt_tokens: None,
-        completion_tokens: None,
-        cost_usd: None,
-        error: None,
-        llm_calls: 0,
-        repaired: false,
-        fallback: None,
-    }
+    EngineOutput::new("rules", validated)
 }
 
 /// The stop leg's executionReport for a fill of `qty` at `price` (trade `trade_id`, fee in USDT).
@@ -348,7 +279,7 @@ async fn a_stop_fill_from_the_stream_is_booked_once_and_the_monitor_books_nothin
     let feeds = rig.start(&cancel);
     rig.connected().await;
 
-    let input = decision_input();
+    let input = input();
     let report = rig
         .trading
         .execute_decision(&input, &buy_decision(&input), None, NOW)

@@ -74,50 +74,22 @@ impl StreamConfig {
 
     /// Checks ranges; the error names the offending key (without the `stream.` prefix).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        for (key, url) in [
-            ("testnet_ws_base_url", &self.testnet_ws_base_url),
-            ("testnet_ws_api_url", &self.testnet_ws_api_url),
+        const WS: [&str; 2] = ["ws://", "wss://"];
+        const HTTP: [&str; 2] = ["http://", "https://"];
+        for (key, url, schemes) in [
+            ("ws_base_url", &self.ws_base_url, WS),
+            ("ws_api_url", &self.ws_api_url, WS),
+            ("rest_base_url", &self.rest_base_url, HTTP),
+            ("testnet_ws_base_url", &self.testnet_ws_base_url, WS),
+            ("testnet_ws_api_url", &self.testnet_ws_api_url, WS),
+            ("testnet_rest_base_url", &self.testnet_rest_base_url, HTTP),
         ] {
-            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-                return Err((key, format!("must start with ws:// or wss://, got {url:?}")));
+            if !schemes.iter().any(|s| url.starts_with(s)) {
+                return Err((
+                    key,
+                    format!("must start with {}, got {url:?}", schemes.join(" or ")),
+                ));
             }
-        }
-        if !(self.testnet_rest_base_url.starts_with("http://")
-            || self.testnet_rest_base_url.starts_with("https://"))
-        {
-            return Err((
-                "testnet_rest_base_url",
-                format!(
-                    "must start with http:// or https://, got {:?}",
-                    self.testnet_rest_base_url
-                ),
-            ));
-        }
-        if !(self.ws_base_url.starts_with("ws://") || self.ws_base_url.starts_with("wss://")) {
-            return Err((
-                "ws_base_url",
-                format!(
-                    "must start with ws:// or wss://, got {:?}",
-                    self.ws_base_url
-                ),
-            ));
-        }
-        if !(self.ws_api_url.starts_with("ws://") || self.ws_api_url.starts_with("wss://")) {
-            return Err((
-                "ws_api_url",
-                format!("must start with ws:// or wss://, got {:?}", self.ws_api_url),
-            ));
-        }
-        if !(self.rest_base_url.starts_with("http://")
-            || self.rest_base_url.starts_with("https://"))
-        {
-            return Err((
-                "rest_base_url",
-                format!(
-                    "must start with http:// or https://, got {:?}",
-                    self.rest_base_url
-                ),
-            ));
         }
         if self.reconnect_initial_backoff_ms == 0 {
             return Err(("reconnect_initial_backoff_ms", "must be at least 1".into()));
