@@ -3,7 +3,8 @@
 //! active strategies' symbols and the signed user-data subscription are opened (and not on the
 //! paper exchange), a stop-loss fill pushed as an executionReport is booked once through the
 //! trading service with the REST monitor finding nothing left to do, and prices fall back to
-//! the REST ticker while the stream is down or stale.
+//! the REST ticker while the stream is down or stale. Last, the real binary on a testnet
+//! connection streams from the testnet endpoints and exits 0 on SIGTERM.
 //!
 //! Numbers are those of `tests/it/trading.rs`: 10 000 USDT, price 50 000, fee 0.1 %; the BUY
 //! with stop 49 000 / target 52 000 buys 0.02 BTC at 50 000, holds 0.01998 after the
@@ -470,4 +471,104 @@ async fn prices_come_from_the_stream_and_from_rest_while_the_stream_is_down_or_s
     // (49 800 − 50 000) × 0.01 = −2
     assert_eq!(rig.position().unrealized_pnl, Quote(dec!(-2)));
     shut_down(feeds, cancel).await;
+}
+
+/// The real binary on a testnet Binance connection (keys from the environment): it opens the
+/// strategy's market stream and the account stream on the `stream.testnet_*` endpoints, records
+/// them healthy, and SIGTERM still stops everything with status 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_binary_on_a_testnet_connection_streams_and_stops_cleanly_on_sigterm() {
+    use crate::daemon::{signal, trademind_command, wait_exit, wait_for_rows};
+    let binance = fake().await;
+    let market = FakeBinanceWs::start("BTCUSDT", Interval::M15, 1000)
+        .await
+        .unwrap();
+    let keys = FakeConfig::default();
+    let account = FakeBinanceWsApi::start(&keys.api_key, &keys.api_secret)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(trademind::cli::DB_FILE);
+    {
+        let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+        trademind::store::strategies::add_connection(
+            store.lock().unwrap().conn(),
+            "bn",
+            "binance",
+            true,
+            None,
+            NOW,
+        )
+        .unwrap();
+        crate::daemon::swing_strategy(&store, NOW);
+    }
+    // Production endpoints are left at their defaults: reaching them would fail the test.
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trading]\nconnection = \"bn\"\n[exchange.binance]\nbase_url = \"{}\"\n\
+             [stream]\ntestnet_ws_base_url = \"{}\"\ntestnet_rest_base_url = \"{}\"\n\
+             testnet_ws_api_url = \"{}\"\nreconnect_initial_backoff_ms = 20\n",
+            binance.base_url(),
+            market.ws_base_url(),
+            market.rest_base_url(),
+            account.url()
+        ),
+    )
+    .unwrap();
+    let mut child = trademind_command(dir.path())
+        .env("TRADEMIND_BINANCE_BN_API_KEY", &keys.api_key)
+        .env("TRADEMIND_BINANCE_BN_API_SECRET", &keys.api_secret)
+        .arg("--config")
+        .arg(&config)
+        .arg("--daemon")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let streaming = tokio::time::timeout(Duration::from_secs(20), async {
+        market.wait_for_connections(1).await;
+        account.wait_for_subscriptions(1).await;
+    })
+    .await;
+    let recorded = tokio::task::spawn_blocking(move || {
+        wait_for_rows(
+            &db,
+            "SELECT COUNT(*) FROM job_runs WHERE job = 'user_data_stream' AND ok = 1",
+            Duration::from_secs(20),
+        ) && wait_for_rows(
+            &db,
+            "SELECT COUNT(*) FROM job_runs WHERE job = 'market_stream:BTCUSDT' AND ok = 1",
+            Duration::from_secs(20),
+        )
+    })
+    .await
+    .unwrap();
+    signal(&child, "TERM");
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(
+        streaming.is_ok(),
+        "the daemon never streamed; stderr:\n{stderr}"
+    );
+    assert!(recorded, "stream health not in job_runs; stderr:\n{stderr}");
+    assert_eq!(
+        market.paths(),
+        vec![
+            "/stream?streams=btcusdt@kline_15m/btcusdt@bookTicker/btcusdt@aggTrade/btcusdt@depth@100ms"
+                .to_string()
+        ]
+    );
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("daemon stopped cleanly"),
+        "stderr:\n{stderr}"
+    );
 }
