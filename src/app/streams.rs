@@ -4,10 +4,10 @@
 //! - Execution reports go to `TradingService::book_stream_execution`, the booking path the
 //!   REST `monitor_orders` also uses, so a fill is booked within the second and only once.
 //! - Stream trades mark positions through `TradingService::apply_marks` (at most once per
-//!   `MARK_PERIOD`, only for symbols that traded). A symbol is *fresh* while its last new
-//!   stream trade was seen within two `update_prices` intervals (local clock) and its stream
-//!   has not reported a drop since; `update_prices` asks the REST ticker only for positions
-//!   whose symbol is not fresh.
+//!   `stream.marks_interval_ms`, only for symbols that traded). A symbol is *fresh* while its
+//!   last new stream trade was seen within two `update_prices` intervals (local clock) and its
+//!   stream has not reported a drop since; `update_prices` asks the REST ticker only for
+//!   positions whose symbol is not fresh.
 //! - Stream state changes are recorded as runs of `market_stream:<SYMBOL>` and
 //!   `user_data_stream` in `job_runs` (so `trademind status` shows them like the jobs); the
 //!   market streams' health goes on the bus through the run recorder, the user-data stream
@@ -36,8 +36,6 @@ use crate::services::market_stream::{
 use crate::store::Store;
 use crate::store::strategies::StrategyRow;
 
-/// How often stream trades are turned into position marks and an equity snapshot.
-pub const MARK_PERIOD: Duration = Duration::from_secs(1);
 /// Job name prefix of a market stream's state changes in `job_runs`.
 pub const MARKET_STREAM: &str = "market_stream";
 /// Job name of the user-data stream's state changes in `job_runs`.
@@ -204,7 +202,10 @@ pub fn start_feeds<E: Exchange + 'static>(
         deps.trading,
         streams.marks.clone(),
         freshness.clone(),
-        deps.clock,
+        (
+            deps.clock,
+            Duration::from_millis(deps.config.marks_interval_ms),
+        ),
         cancel,
     ));
     Ok(LiveFeeds {
@@ -234,17 +235,17 @@ async fn book_executions<E: Exchange + 'static>(
     }
 }
 
-/// Every `MARK_PERIOD`, mark positions at the stream's newest trades (only symbols that traded
+/// Every `period`, mark positions at the stream's newest trades (only symbols that traded
 /// since the last pass) and note them fresh.
 async fn apply_stream_marks<E: Exchange + 'static>(
     trading: Arc<TradingService<E>>,
     marks: Marks,
     freshness: StreamFreshness,
-    clock: Arc<dyn Clock>,
+    (clock, period): (Arc<dyn Clock>, Duration),
     cancel: CancellationToken,
 ) {
     let mut applied: HashMap<Symbol, i64> = HashMap::new();
-    let mut tick = tokio::time::interval(MARK_PERIOD);
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

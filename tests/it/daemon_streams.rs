@@ -100,6 +100,7 @@ impl Rig {
             reconnect_initial_backoff_ms: 20,
             reconnect_max_backoff_ms: 200,
             read_timeout_secs: 10,
+            marks_interval_ms: 100,
             ..StreamConfig::default()
         };
         let trading = Arc::new(TradingService::new(TradingDeps {

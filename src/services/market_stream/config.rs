@@ -36,6 +36,9 @@ pub struct StreamConfig {
     pub max_buffered_diffs: usize,
     /// Snapshot attempts per connection before reconnecting. Default 5.
     pub max_snapshot_attempts: u32,
+    /// How often the daemon marks open positions at the newest stream trades (each pass with a
+    /// new trade also records an equity snapshot). Default 1000 ms.
+    pub marks_interval_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -55,6 +58,7 @@ impl Default for StreamConfig {
             max_book_levels: 5000,
             max_buffered_diffs: 10_000,
             max_snapshot_attempts: 5,
+            marks_interval_ms: 1000,
         }
     }
 }
@@ -120,6 +124,9 @@ impl StreamConfig {
         }
         if !(1..=100).contains(&self.max_snapshot_attempts) {
             return Err(("max_snapshot_attempts", "must be between 1 and 100".into()));
+        }
+        if !(100..=60_000).contains(&self.marks_interval_ms) {
+            return Err(("marks_interval_ms", "must be between 100 and 60000".into()));
         }
         Ok(())
     }
