@@ -241,6 +241,21 @@ async fn on_binance_the_daemon_feeds_subscribe_to_the_strategy_streams_and_the_a
             .any(|j| j.job == "market_stream:BTCUSDT" && j.last_error.is_some())
     })
     .await;
+    within("the drop is announced on the bus", async {
+        loop {
+            if let Received::Event(Event::HealthChanged {
+                component,
+                healthy,
+                detail,
+            }) = events.recv().await
+                && component == "market_stream"
+            {
+                assert!(!healthy && detail.contains("reconnecting"), "{detail}");
+                return;
+            }
+        }
+    })
+    .await;
     within("the stream reconnects", rig.market.wait_for_connections(2)).await;
     shut_down(feeds, cancel).await;
 
