@@ -1508,9 +1508,14 @@ impl<E: Exchange + 'static> TradingService<E> {
         now_ms: i64,
     ) -> Result<Option<ClosedByExchange>, TradingError> {
         let _booking = self.booking.lock().await;
-        let applied = {
+        let (status_before, applied) = {
             let db = self.store()?;
-            apply_execution_report(db.conn(), report, now_ms)?
+            let cid = report
+                .original_client_order_id
+                .as_deref()
+                .unwrap_or(&report.client_order_id);
+            let before = orders::get(db.conn(), cid)?.map(|o| o.order.status);
+            (before, apply_execution_report(db.conn(), report, now_ms)?)
         };
         if applied.order == OrderOutcome::NotOurs {
             tracing::info!(client_order_id = %applied.client_order_id,
@@ -1547,9 +1552,25 @@ impl<E: Exchange + 'static> TradingService<E> {
         } else {
             Vec::new()
         };
-        let closed = self
+        let closed = match self
             .book_protection_fill(&leg, &leg.order, given, now_ms)
-            .await?;
+            .await
+        {
+            Ok(closed) => closed,
+            Err(e) => {
+                // Reopen the leg so the next monitor pass books it from the exchange (its
+                // trades are kept once per id); a FILLED leg would never be looked at again.
+                let db = self.store()?;
+                orders::mark(
+                    db.conn(),
+                    &leg.order.client_order_id,
+                    status_before.unwrap_or(OrderStatus::New),
+                    Some(&format!("fill from the stream not booked yet: {e}")),
+                    now_ms,
+                )?;
+                return Err(e);
+            }
+        };
         if closed.is_some()
             && let Err(e) = self.evaluate_breaker(now_ms).await
         {

@@ -25,7 +25,7 @@ use trademind::app::trading::{TradingDeps, TradingService};
 use trademind::config::Settings;
 use trademind::domain::decision::DecisionInput;
 use trademind::domain::market::Interval;
-use trademind::domain::trading::order::{OrderStatus, OrderType, Side};
+use trademind::domain::trading::order::{Fill, Order, OrderStatus, OrderType, Side};
 use trademind::domain::trading::{PositionFill, PositionService, PositionSide, TradingMode};
 use trademind::domain::{Price, Qty, Quote, Symbol};
 use trademind::services::exchange::Exchange;
@@ -58,6 +58,19 @@ impl Clock for ManualClock {
     }
 }
 
+/// Fake Binance REST, the BTCUSDT 15m market stream and the account's WebSocket API, all
+/// accepting the fake's key pair.
+async fn fakes() -> (FakeBinance, FakeBinanceWs, FakeBinanceWsApi) {
+    let market = FakeBinanceWs::start("BTCUSDT", Interval::M15, 1000)
+        .await
+        .unwrap();
+    let keys = FakeConfig::default();
+    let account = FakeBinanceWsApi::start(&keys.api_key, &keys.api_secret)
+        .await
+        .unwrap();
+    (fake().await, market, account)
+}
+
 struct Rig {
     binance: FakeBinance,
     market: FakeBinanceWs,
@@ -72,14 +85,7 @@ struct Rig {
 
 impl Rig {
     async fn new() -> Rig {
-        let binance = fake().await;
-        let market = FakeBinanceWs::start("BTCUSDT", Interval::M15, 1000)
-            .await
-            .unwrap();
-        let keys = FakeConfig::default();
-        let account = FakeBinanceWsApi::start(&keys.api_key, &keys.api_secret)
-            .await
-            .unwrap();
+        let (binance, market, account) = fakes().await;
         let resend = FakeResend::start(RESEND_KEY).await.unwrap();
         let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
         let bus = EventBus::new(10_000);
@@ -277,25 +283,22 @@ fn buy_decision(input: &DecisionInput) -> EngineOutput {
     EngineOutput::new("rules", validated)
 }
 
-/// The stop leg's executionReport for a fill of `qty` at `price` (trade `trade_id`, fee in USDT).
+/// The stop leg's executionReport: FILLED, its last fill `last` at `price` (trade
+/// `trade_id`, fee in USDT), `filled` in all for `quote`.
 fn stop_fill_report(
     (cid, order_id): (&str, &str),
     trade_id: &str,
-    (price, qty): (&str, &str),
+    (price, last, filled): (&str, &str, &str),
     (fee, quote): (&str, &str),
 ) -> String {
     format!(
-        r#"{{"e":"executionReport","E":{NOW},"s":"BTCUSDT","c":"{cid}","S":"SELL","o":"STOP_LOSS_LIMIT","f":"GTC","q":"{qty}","p":"48755.00","C":"","x":"TRADE","X":"FILLED","r":"NONE","i":{order_id},"l":"{qty}","z":"{qty}","L":"{price}","n":"{fee}","N":"USDT","T":{NOW},"t":{trade_id},"m":false,"Z":"{quote}"}}"#
+        r#"{{"e":"executionReport","E":{NOW},"s":"BTCUSDT","c":"{cid}","S":"SELL","o":"STOP_LOSS_LIMIT","f":"GTC","q":"0.01998","p":"48755.00","C":"","x":"TRADE","X":"FILLED","r":"NONE","i":{order_id},"l":"{last}","z":"{filled}","L":"{price}","n":"{fee}","N":"USDT","T":{NOW},"t":{trade_id},"m":false,"Z":"{quote}"}}"#
     )
 }
 
-#[tokio::test]
-async fn a_stop_fill_from_the_stream_is_booked_once_and_the_monitor_books_nothing_more() {
-    let rig = Rig::new().await;
-    let cancel = CancellationToken::new();
-    let feeds = rig.start(&cancel);
-    rig.connected().await;
-
+/// Buy with OCO protection, then move the fake's price through the stop (0.01998 BTC sold at
+/// 48 900, taker): the stop and target orders and the stop's trade on the exchange.
+async fn stopped_out(rig: &Rig) -> (Order, Order, Fill) {
     let input = input();
     let report = rig
         .trading
@@ -304,18 +307,17 @@ async fn a_stop_fill_from_the_stream_is_booked_once_and_the_monitor_books_nothin
         .unwrap();
     assert_eq!(report.outcome, "executed", "{}", report.message);
     let on_exchange = rig.binance.orders();
-    let stop = on_exchange
-        .iter()
-        .find(|o| o.order_type == OrderType::StopLossLimit)
-        .unwrap()
-        .clone();
-    let target = on_exchange
-        .iter()
-        .find(|o| o.order_type == OrderType::LimitMaker)
-        .unwrap()
-        .clone();
-
-    // The price falls through the stop on the exchange: 0.01998 BTC sell at 48 900 (taker).
+    let of_type = |t: OrderType| {
+        on_exchange
+            .iter()
+            .find(|o| o.order_type == t)
+            .unwrap()
+            .clone()
+    };
+    let (stop, target) = (
+        of_type(OrderType::StopLossLimit),
+        of_type(OrderType::LimitMaker),
+    );
     rig.binance.set_price("BTCUSDT", dec!(48900));
     let trade = rig
         .trading
@@ -329,6 +331,17 @@ async fn a_stop_fill_from_the_stream_is_booked_once_and_the_monitor_books_nothin
     assert_eq!(trade.price, Price(dec!(48900)));
     // Fee 0.01998 × 48 900 × 0.001 = 0.977022 USDT; quote 0.01998 × 48 900 = 977.022.
     assert_eq!(trade.fee, Quote(dec!(0.977022)));
+    (stop, target, trade)
+}
+
+#[tokio::test]
+async fn a_stop_fill_from_the_stream_is_booked_once_and_the_monitor_books_nothing_more() {
+    let rig = Rig::new().await;
+    let cancel = CancellationToken::new();
+    let feeds = rig.start(&cancel);
+    rig.connected().await;
+
+    let (stop, target, trade) = stopped_out(&rig).await;
     let trades_asked = rig.binance.requests(MY_TRADES);
     let pushed = stop_fill_report(
         (
@@ -336,7 +349,7 @@ async fn a_stop_fill_from_the_stream_is_booked_once_and_the_monitor_books_nothin
             stop.exchange_order_id.as_deref().unwrap(),
         ),
         trade.trade_id.as_deref().unwrap(),
-        ("48900.00", "0.01998"),
+        ("48900.00", "0.01998", "0.01998"),
         ("0.977022", "977.022"),
     );
     assert!(rig.account.push_event(&pushed));
@@ -419,6 +432,52 @@ async fn a_stop_fill_from_the_stream_is_booked_once_and_the_monitor_books_nothin
 }
 
 #[tokio::test]
+async fn a_stream_fill_that_cannot_be_booked_leaves_the_leg_to_the_monitor_which_books_it_once() {
+    let rig = Rig::new().await;
+    let cancel = CancellationToken::new();
+    let feeds = rig.start(&cancel);
+    rig.connected().await;
+    let (stop, _, trade) = stopped_out(&rig).await;
+    // The FILLED report arrives but an earlier partial fill was missed (0.01 of 0.01998 seen),
+    // so the exchange's trade list is needed, and the exchange answers garbage.
+    rig.binance.faults(|f| f.malformed_next = 50);
+    assert!(rig.account.push_event(&stop_fill_report(
+        (
+            &stop.client_order_id,
+            stop.exchange_order_id.as_deref().unwrap()
+        ),
+        trade.trade_id.as_deref().unwrap(),
+        ("48900.00", "0.01000", "0.01998"),
+        ("0.4890", "977.022"),
+    )));
+    let stop_row = || {
+        let s = rig.store.lock().unwrap();
+        orders::get(s.conn(), &stop.client_order_id)
+            .unwrap()
+            .unwrap()
+    };
+    eventually("the leg is reopened for the monitor", || {
+        stop_row()
+            .error
+            .is_some_and(|e| e.contains("not booked yet"))
+    })
+    .await;
+    assert!(stop_row().order.status.is_open());
+    assert!(rig.position().position.closed_at.is_none());
+
+    rig.binance.faults(|f| f.malformed_next = 0);
+    let monitor = rig.trading.monitor_orders(NOW + 30_000).await.unwrap();
+    assert_eq!(monitor.closed.len(), 1, "{monitor:?}");
+    assert_eq!(monitor.closed[0].realized_pnl, Quote(dec!(-23.955022)));
+    assert_eq!(stop_row().order.status, OrderStatus::Filled);
+    let again = rig.trading.monitor_orders(NOW + 60_000).await.unwrap();
+    assert!(again.closed.is_empty());
+    eventually("one stop-hit mail", || rig.mails_with("stop hit") == 1).await;
+    shut_down(feeds, cancel).await;
+    assert_eq!(rig.mails_with("stop hit"), 1);
+}
+
+#[tokio::test]
 async fn prices_come_from_the_stream_and_from_rest_while_the_stream_is_down_or_stale() {
     let rig = Rig::new().await;
     // An open long of 0.01 BTC at 50 000.
@@ -495,14 +554,8 @@ async fn prices_come_from_the_stream_and_from_rest_while_the_stream_is_down_or_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_binary_on_a_testnet_connection_streams_and_stops_cleanly_on_sigterm() {
     use crate::daemon::{signal, trademind_command, wait_exit, wait_for_rows};
-    let binance = fake().await;
-    let market = FakeBinanceWs::start("BTCUSDT", Interval::M15, 1000)
-        .await
-        .unwrap();
+    let (binance, market, account) = fakes().await;
     let keys = FakeConfig::default();
-    let account = FakeBinanceWsApi::start(&keys.api_key, &keys.api_secret)
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join(trademind::cli::DB_FILE);
     {
