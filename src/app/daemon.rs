@@ -2,7 +2,10 @@
 //! beat in process — `autonomous_trading` per active strategy aligned to candle closes,
 //! `monitor_orders`, `update_prices`, and backtests through a bounded on-demand queue — until
 //! SIGINT or SIGTERM; then stop scheduling, let the run in flight finish, checkpoint the WAL and
-//! exit 0. Every run is recorded in `job_runs` and health changes go out on the bus.
+//! exit 0. Every run is recorded in `job_runs` and health changes go out on the bus. On a
+//! Binance connection the WebSocket feeds (`app::streams`) run alongside under the same
+//! cancellation: fills are booked from the user-data stream within the second, stream trades
+//! mark positions, and `update_prices` / `monitor_orders` remain as the REST fallback.
 //!
 //! The job bodies (`Jobs`) are shared with the embedded demo, which calls them off its replay
 //! clock instead of the wall clock.
@@ -19,10 +22,12 @@ use crate::app::decide::AnyEngine;
 use crate::app::scheduler::{
     Clock, JobRun, OnDemandQueue, PauseHandle, RunRecorder, Schedule, Scheduler, TokioClock,
 };
+use crate::app::streams::StreamFreshness;
 use crate::app::trading::{TradingError, TradingService};
 use crate::app::venue::trading_service;
 use crate::cli::Context;
 use crate::config::SchedulerConfig;
+use crate::domain::symbol::Symbol;
 use crate::services::exchange::Exchange;
 use crate::services::monitoring::{HealthTracker, component_of};
 use crate::store::Store;
@@ -134,6 +139,8 @@ pub struct StrategyJob {
 pub struct Jobs<E: Exchange> {
     pub trading: Arc<TradingService<E>>,
     pub strategies: Vec<StrategyJob>,
+    /// Symbols the market stream marks; `update_prices` skips them (see `app::streams`).
+    pub stream_marks: Option<StreamFreshness>,
 }
 
 impl<E: Exchange + 'static> Jobs<E> {
@@ -141,7 +148,14 @@ impl<E: Exchange + 'static> Jobs<E> {
         Jobs {
             trading,
             strategies,
+            stream_marks: None,
         }
+    }
+
+    /// REST prices become the fallback for the symbols the stream keeps fresh.
+    pub fn with_stream_marks(mut self, freshness: StreamFreshness) -> Self {
+        self.stream_marks = Some(freshness);
+        self
     }
 
     /// Compare local orders and positions with the exchange; trading stays paused (the service
@@ -194,10 +208,16 @@ impl<E: Exchange + 'static> Jobs<E> {
             .map_err(|e| e.to_string())
     }
 
-    /// `update_prices`: marks from the exchange's REST ticker.
+    /// `update_prices`: marks from the exchange's REST ticker, for the positions the market
+    /// stream does not mark right now.
     pub async fn update_prices(&self, now_ms: i64) -> Result<(), String> {
+        let fresh = |s: &Symbol| {
+            self.stream_marks
+                .as_ref()
+                .is_some_and(|f| f.is_fresh(s, now_ms))
+        };
         self.trading
-            .update_prices(now_ms)
+            .update_prices_except(fresh, now_ms)
             .await
             .map_err(|e| e.to_string())
     }
@@ -320,6 +340,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let trading =
         Arc::new(trading_service(settings.clone(), store.clone(), None, bus.clone()).await?);
     let (connection, mode) = (trading.connection().to_string(), trading.mode());
+    let stream_config = settings
+        .stream
+        .for_testnet(mode == crate::domain::trading::TradingMode::Testnet);
+    let user_data = crate::app::streams::binance_user_data(trading.exchange(), &stream_config);
     let mut strategies = Vec::with_capacity(active.len());
     for strategy in active {
         let engine =
@@ -338,10 +362,41 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         strategies = strategies.len(),
         "daemon started (SIGINT/SIGTERM to stop)"
     );
-    let jobs = Arc::new(Jobs::new(trading, strategies));
     let recorder: Arc<dyn RunRecorder> = Arc::new(StoreRecorder::new(store.clone(), bus.clone()));
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::system());
     let cancel = CancellationToken::new();
+    let mut jobs = Jobs::new(trading.clone(), strategies);
+    // On Binance (not paper), the WebSocket feeds book fills and mark prices; see app::streams.
+    let feeds = match user_data {
+        Some(user_data) => {
+            let feeds = crate::app::streams::start_feeds(
+                crate::app::streams::FeedDeps {
+                    trading,
+                    store: store.clone(),
+                    bus: bus.clone(),
+                    clock: clock.clone(),
+                    recorder: recorder.clone(),
+                    config: stream_config,
+                    specs: crate::app::streams::specs_for(
+                        &jobs
+                            .strategies
+                            .iter()
+                            .map(|j| j.strategy.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    user_data: Some(user_data),
+                    update_prices_every: Duration::from_secs(
+                        settings.scheduler.update_prices_seconds,
+                    ),
+                },
+                cancel.clone(),
+            )?;
+            jobs = jobs.with_stream_marks(feeds.freshness.clone());
+            Some(feeds)
+        }
+        None => None,
+    };
+    let jobs = Arc::new(jobs);
     let scheduler = {
         let (cancel, config) = (cancel.clone(), settings.scheduler.clone());
         tokio::spawn(async move {
@@ -354,6 +409,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     cancel.cancel();
     if let Err(e) = scheduler.await {
         tracing::warn!("the scheduler task failed: {e}");
+    }
+    if let Some(feeds) = feeds {
+        feeds.join().await;
     }
     store
         .lock()

@@ -49,7 +49,8 @@ pub struct EngineOutput {
 }
 
 impl EngineOutput {
-    fn new(engine: &str, validated: ValidatedDecision) -> Self {
+    /// An engine's answer with nothing but the validated decision (no LLM call behind it).
+    pub fn new(engine: &str, validated: ValidatedDecision) -> Self {
         EngineOutput {
             engine: engine.to_string(),
             model: None,

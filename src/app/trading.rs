@@ -34,6 +34,9 @@ use crate::domain::trading::{
 };
 use crate::services::exchange::executor::OrderExecutor;
 use crate::services::exchange::{Exchange, ExchangeError, OcoRequest, balance_of};
+use crate::services::market_stream::user_data::{
+    ExecutionError, ExecutionReport as StreamExecution, OrderOutcome, apply_execution_report,
+};
 use crate::services::notification::{Alert, AlertKind, ResendClient, notify};
 use crate::store::orders::{self, OrderLinks, StoredOrder};
 use crate::store::positions::{self, PositionRow};
@@ -87,6 +90,8 @@ pub enum TradingError {
     Config(String),
     #[error("strategy {name:?} is misconfigured: {detail}")]
     Strategy { name: String, detail: String },
+    #[error(transparent)]
+    StreamExecution(#[from] ExecutionError),
 }
 
 /// What start-up reconciliation found.
@@ -380,6 +385,9 @@ pub struct TradingService<E: Exchange> {
     process_tag: u16,
     /// The last balances fetched and when (ms), for equity from frequent marks.
     balances: Mutex<Option<(i64, Vec<crate::services::exchange::Balance>)>>,
+    /// Held while protection fills are booked, by the REST monitor or the user-data stream,
+    /// so the two never book the same fill at once.
+    booking: tokio::sync::Mutex<()>,
 }
 
 impl<E: Exchange + 'static> TradingService<E> {
@@ -398,6 +406,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             order_seq: AtomicU64::new(0),
             process_tag: rand::random::<u16>(),
             balances: Mutex::new(None),
+            booking: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -494,11 +503,15 @@ impl<E: Exchange + 'static> TradingService<E> {
         });
     }
 
-    fn publish_order(&self, o: &Order) {
-        // Any order that changed may have moved balances: the next equity asks the exchange.
+    /// Any order that changed may have moved balances: the next equity asks the exchange.
+    fn forget_balances(&self) {
         if let Ok(mut cached) = self.balances.lock() {
             *cached = None;
         }
+    }
+
+    fn publish_order(&self, o: &Order) {
+        self.forget_balances();
         self.publish(Event::OrderUpdated {
             client_order_id: o.client_order_id.clone(),
             symbol: o.symbol.clone(),
@@ -1418,6 +1431,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         mut reconcile: Option<&mut ReconcileReport>,
         now_ms: i64,
     ) -> Result<(), TradingError> {
+        let _booking = self.booking.lock().await;
         let legs = {
             let db = self.store()?;
             orders::open_protection(db.conn(), &self.deps.connection)?
@@ -1458,21 +1472,27 @@ impl<E: Exchange + 'static> TradingService<E> {
             if order.status != OrderStatus::Filled {
                 continue;
             }
-            if let Some(closed) = self.book_protection_fill(&leg, &order, now_ms).await? {
+            let booked = self
+                .book_protection_fill(&leg, &order, Vec::new(), now_ms)
+                .await?;
+            if let Some(closed) = booked {
                 monitor.closed.push(closed);
             }
         }
         Ok(())
     }
 
+    /// Book a FILLED protection leg: settle its list siblings, store its fills (`given`, else
+    /// the exchange's trade list), close the position with the realised PnL and alert once.
     async fn book_protection_fill(
         &self,
         leg: &StoredOrder,
         order: &Order,
+        given: Vec<Fill>,
         now_ms: i64,
     ) -> Result<Option<ClosedByExchange>, TradingError> {
         self.settle_list_siblings(leg, now_ms).await?;
-        let fills = self.fills_of(order, Vec::new()).await?;
+        let fills = self.fills_of(order, given).await?;
         let order_row = self.store_fills(&order.client_order_id, &fills)?;
         let Some(pid) = leg.position_id else {
             return Ok(None);
@@ -1524,6 +1544,90 @@ impl<E: Exchange + 'static> TradingService<E> {
         self.check_protection(&mut report, None, now_ms).await?;
         report.breaker = self.evaluate_breaker(now_ms).await?;
         Ok(report)
+    }
+
+    /// An execution report from the user-data stream. The order and trade rows move forward
+    /// (`apply_execution_report`, once per trade id); a protection leg that has now FILLED is
+    /// booked exactly as `monitor_orders` books it (siblings settled, position closed with its
+    /// realised PnL, one alert, the breaker fed), from the fills the stream delivered. Entry
+    /// and exit fills only update their rows: the flow that placed them books the position. A
+    /// later monitor pass finds the leg settled and books nothing more.
+    pub async fn book_stream_execution(
+        &self,
+        report: &StreamExecution,
+        now_ms: i64,
+    ) -> Result<Option<ClosedByExchange>, TradingError> {
+        let _booking = self.booking.lock().await;
+        let (status_before, applied) = {
+            let db = self.store()?;
+            let cid = report
+                .original_client_order_id
+                .as_deref()
+                .unwrap_or(&report.client_order_id);
+            let before = orders::get(db.conn(), cid)?.map(|o| o.order.status);
+            (before, apply_execution_report(db.conn(), report, now_ms)?)
+        };
+        if applied.order == OrderOutcome::NotOurs {
+            tracing::info!(client_order_id = %applied.client_order_id,
+                "execution report for an order TradeMind did not place; not stored");
+            return Ok(None);
+        }
+        if matches!(applied.order, OrderOutcome::Updated { .. }) {
+            self.forget_balances();
+        }
+        for event in applied.events(report) {
+            self.publish(event);
+        }
+        let leg = {
+            let db = self.store()?;
+            orders::get(db.conn(), &applied.client_order_id)?
+        };
+        let Some(leg) = leg.filter(|l| {
+            applied.order
+                == (OrderOutcome::Updated {
+                    status: OrderStatus::Filled,
+                })
+                && (l.purpose == "stop_loss" || l.purpose == "take_profit")
+        }) else {
+            return Ok(None);
+        };
+        let stored = {
+            let db = self.store()?;
+            orders::fills_of_order(db.conn(), leg.id)?
+        };
+        // A report missed across a reconnect leaves the stored fills short: ask the exchange.
+        let streamed: Qty = stored.iter().map(|f| f.quantity).sum();
+        let given = if streamed == leg.order.filled_quantity {
+            stored
+        } else {
+            Vec::new()
+        };
+        let closed = match self
+            .book_protection_fill(&leg, &leg.order, given, now_ms)
+            .await
+        {
+            Ok(closed) => closed,
+            Err(e) => {
+                // Reopen the leg so the next monitor pass books it from the exchange (its
+                // trades are kept once per id); a FILLED leg would never be looked at again.
+                let db = self.store()?;
+                orders::mark(
+                    db.conn(),
+                    &leg.order.client_order_id,
+                    status_before.unwrap_or(OrderStatus::New),
+                    Some(&format!("fill from the stream not booked yet: {e}")),
+                    now_ms,
+                )?;
+                return Err(e);
+            }
+        };
+        if closed.is_some()
+            && let Err(e) = self.evaluate_breaker(now_ms).await
+        {
+            // Booked; the next monitor pass evaluates the breaker again.
+            tracing::warn!(error = %e, "circuit breaker not evaluated after a stream fill");
+        }
+        Ok(closed)
     }
 
     /// Equity now (`account_equity` in the connection's `quote_currency`). Returns (equity,
@@ -1623,10 +1727,29 @@ impl<E: Exchange + 'static> TradingService<E> {
 
     /// update_prices: marks from `exchange.ticker_price` for every open position.
     pub async fn update_prices(&self, now_ms: i64) -> Result<(), TradingError> {
-        let rows = {
+        self.update_prices_except(|_| false, now_ms).await
+    }
+
+    /// `update_prices` for the open positions whose symbol is not `fresh` (marked by the
+    /// market stream recently); nothing is asked of the exchange when all are.
+    pub async fn update_prices_except(
+        &self,
+        fresh: impl Fn(&Symbol) -> bool,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
+        let open = {
             let db = self.store()?;
             positions::open_for_connection(db.conn(), &self.deps.connection)?
         };
+        let any_open = !open.is_empty();
+        let rows: Vec<PositionRow> = open
+            .into_iter()
+            .filter(|r| !fresh(&r.position.symbol))
+            .collect();
+        if any_open && rows.is_empty() {
+            // The stream marks every position (and records the equity with them).
+            return Ok(());
+        }
         let mut marks = Vec::new();
         for r in rows {
             let price = self.deps.exchange.ticker_price(&r.position.symbol).await?;

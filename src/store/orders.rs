@@ -349,15 +349,36 @@ pub struct TradeRow {
 
 /// Fills, newest first.
 pub fn trades(conn: &Connection, limit: usize) -> StoreResult<Vec<TradeRow>> {
-    let mut stmt = conn.prepare(
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    query_trades(
+        conn,
+        "ORDER BY t.executed_at DESC, t.id DESC LIMIT ?1",
+        [limit],
+    )
+}
+
+/// The fills stored for one order, in the order they were recorded.
+pub fn fills_of_order(conn: &Connection, order_row_id: i64) -> StoreResult<Vec<Fill>> {
+    Ok(
+        query_trades(conn, "WHERE t.order_id = ?1 ORDER BY t.id", [order_row_id])?
+            .into_iter()
+            .map(|t| t.fill)
+            .collect(),
+    )
+}
+
+fn query_trades(
+    conn: &Connection,
+    tail: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<TradeRow>> {
+    let mut stmt = conn.prepare(&format!(
         "SELECT o.client_order_id, o.purpose, t.exchange_trade_id, t.symbol, t.side, t.price, t.quantity,
                 t.fee, t.fee_asset, t.is_maker, t.executed_at, t.realized_pnl, s.name
          FROM trades t JOIN orders o ON o.id = t.order_id
-         LEFT JOIN strategies s ON s.id = o.strategy_id
-         ORDER BY t.executed_at DESC, t.id DESC LIMIT ?1",
-    )?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map([limit], |r| {
+         LEFT JOIN strategies s ON s.id = o.strategy_id {tail}"
+    ))?;
+    let rows = stmt.query_map(params, |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,

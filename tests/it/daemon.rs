@@ -14,7 +14,9 @@ use trademind::config::{SchedulerConfig, Settings};
 use trademind::domain::trading::TradingMode;
 use trademind::services::exchange::paper::{PaperConfig, PaperExchange};
 use trademind::store::Store;
-use trademind::store::strategies::{NewStrategy, add_strategy, set_active, strategy_by_name};
+use trademind::store::strategies::{
+    NewStrategy, StrategyRow, add_strategy, set_active, strategy_by_name,
+};
 
 const MIN: i64 = 60_000;
 // 2026-11-24 10:07:00 UTC: not on a 15-minute boundary.
@@ -30,25 +32,28 @@ impl RunRecorder for Both {
     }
 }
 
+/// The active strategy "swing": rules on BTCUSDT 15m.
+pub(crate) fn swing_strategy(store: &Mutex<Store>, now_ms: i64) -> StrategyRow {
+    let s = store.lock().unwrap();
+    add_strategy(
+        s.conn(),
+        &NewStrategy {
+            name: "swing".into(),
+            symbols: vec!["BTCUSDT".into()],
+            interval: "15m".into(),
+            decision_engine: "rules".into(),
+            parameters: serde_json::json!({}),
+            connection_id: None,
+        },
+        now_ms,
+    )
+    .unwrap();
+    set_active(s.conn(), "swing", true, now_ms).unwrap();
+    strategy_by_name(s.conn(), "swing").unwrap().unwrap()
+}
+
 fn daemon_jobs(store: Arc<Mutex<Store>>, bus: EventBus) -> Arc<Jobs<PaperExchange>> {
-    let strategy = {
-        let s = store.lock().unwrap();
-        add_strategy(
-            s.conn(),
-            &NewStrategy {
-                name: "swing".into(),
-                symbols: vec!["BTCUSDT".into()],
-                interval: "15m".into(),
-                decision_engine: "rules".into(),
-                parameters: serde_json::json!({}),
-                connection_id: None,
-            },
-            T0,
-        )
-        .unwrap();
-        set_active(s.conn(), "swing", true, T0).unwrap();
-        strategy_by_name(s.conn(), "swing").unwrap().unwrap()
-    };
+    let strategy = swing_strategy(&store, T0);
     let trading = Arc::new(TradingService::new(TradingDeps {
         exchange: Arc::new(PaperExchange::in_memory(&PaperConfig::default())),
         store,

@@ -133,7 +133,7 @@ async fn start_with_bus(
     )
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..500 {
         if check() {
             return;
@@ -435,7 +435,9 @@ async fn watch_prints_trades_candles_and_the_top_of_book_from_the_configured_str
 
 #[tokio::test]
 async fn run_market_streams_stores_candles_keeps_marks_and_the_book_and_stops_on_cancel() {
-    use trademind::services::market_stream::{UserDataSettings, start_market_streams};
+    use trademind::services::market_stream::{
+        ExecutionSink, UserDataSettings, start_market_streams,
+    };
     use trademind::store::Store;
     use trademind::store::candles::count_candles;
     use trademind::testkit::fake_binance_ws::FakeBinanceWsApi;
@@ -464,10 +466,9 @@ async fn run_market_streams_stores_candles_keeps_marks_and_the_book_and_stops_on
         }],
         store.clone(),
         EventBus::new(10_000),
-        Some(UserDataSettings::new(
-            &config,
-            "key".into(),
-            "secret".into(),
+        Some((
+            UserDataSettings::new(&config, "key".into(), "secret".into()),
+            ExecutionSink::Store(store.clone()),
         )),
         cancel.clone(),
     )

@@ -10,6 +10,7 @@ mod backtest_walk_forward;
 mod cli;
 mod daemon;
 mod daemon_crash;
+mod daemon_streams;
 mod decisions;
 mod demo;
 mod exchange_behaviour;

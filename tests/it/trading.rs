@@ -162,11 +162,7 @@ impl Rig {
     }
 
     fn mails_with(&self, needle: &str) -> usize {
-        self.resend
-            .sent()
-            .iter()
-            .filter(|m| m.body["subject"].as_str().unwrap_or("").contains(needle))
-            .count()
+        mails_with(&self.resend, needle)
     }
 
     fn open_positions(&self) -> Vec<positions::PositionRow> {
@@ -180,7 +176,16 @@ impl Rig {
     }
 }
 
-fn input() -> DecisionInput {
+/// Mails sent through `resend` whose subject contains `needle`.
+pub(crate) fn mails_with(resend: &FakeResend, needle: &str) -> usize {
+    resend
+        .sent()
+        .iter()
+        .filter(|m| m.body["subject"].as_str().unwrap_or("").contains(needle))
+        .count()
+}
+
+pub(crate) fn input() -> DecisionInput {
     DecisionInput {
         symbol: Symbol::new("BTCUSDT").unwrap(),
         interval: Interval::H1,
@@ -199,7 +204,7 @@ fn input() -> DecisionInput {
     }
 }
 
-fn buy(confidence: f64) -> Value {
+pub(crate) fn buy(confidence: f64) -> Value {
     json!({
         "action": "BUY", "symbol": "BTCUSDT", "confidence": confidence, "position_size_pct": 10,
         "stop_loss": {"kind": "price", "value": 49000}, "take_profit": {"kind": "price", "value": 52000},

@@ -14,6 +14,12 @@ pub struct StreamConfig {
     /// WebSocket API endpoint for the account's user-data stream (order and balance events).
     /// Default `wss://ws-api.binance.com:443/ws-api/v3`.
     pub ws_api_url: String,
+    /// The three endpoints above for a testnet connection (the daemon picks them by the
+    /// connection). Defaults `wss://stream.testnet.binance.vision`,
+    /// `https://testnet.binance.vision`, `wss://ws-api.testnet.binance.vision/ws-api/v3`.
+    pub testnet_ws_base_url: String,
+    pub testnet_rest_base_url: String,
+    pub testnet_ws_api_url: String,
     /// First reconnect delay after a drop, doubled per failed attempt. Default 500 ms.
     pub reconnect_initial_backoff_ms: u64,
     /// Ceiling for the reconnect delay. Default 30 000 ms.
@@ -30,6 +36,9 @@ pub struct StreamConfig {
     pub max_buffered_diffs: usize,
     /// Snapshot attempts per connection before reconnecting. Default 5.
     pub max_snapshot_attempts: u32,
+    /// How often the daemon marks open positions at the newest stream trades (each pass with a
+    /// new trade also records an equity snapshot). Default 1000 ms.
+    pub marks_interval_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -38,6 +47,9 @@ impl Default for StreamConfig {
             ws_base_url: "wss://stream.binance.com:9443".into(),
             rest_base_url: "https://api.binance.com".into(),
             ws_api_url: "wss://ws-api.binance.com:443/ws-api/v3".into(),
+            testnet_ws_base_url: "wss://stream.testnet.binance.vision".into(),
+            testnet_rest_base_url: "https://testnet.binance.vision".into(),
+            testnet_ws_api_url: "wss://ws-api.testnet.binance.vision/ws-api/v3".into(),
             reconnect_initial_backoff_ms: 500,
             reconnect_max_backoff_ms: 30_000,
             max_connection_age_secs: 23 * 3600,
@@ -46,38 +58,42 @@ impl Default for StreamConfig {
             max_book_levels: 5000,
             max_buffered_diffs: 10_000,
             max_snapshot_attempts: 5,
+            marks_interval_ms: 1000,
         }
     }
 }
 
 impl StreamConfig {
+    /// These settings with the testnet endpoints in place of the production ones when
+    /// `testnet`: testnet keys are unknown to production and its prices differ.
+    pub fn for_testnet(&self, testnet: bool) -> StreamConfig {
+        let mut config = self.clone();
+        if testnet {
+            config.ws_base_url.clone_from(&self.testnet_ws_base_url);
+            config.rest_base_url.clone_from(&self.testnet_rest_base_url);
+            config.ws_api_url.clone_from(&self.testnet_ws_api_url);
+        }
+        config
+    }
+
     /// Checks ranges; the error names the offending key (without the `stream.` prefix).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !(self.ws_base_url.starts_with("ws://") || self.ws_base_url.starts_with("wss://")) {
-            return Err((
-                "ws_base_url",
-                format!(
-                    "must start with ws:// or wss://, got {:?}",
-                    self.ws_base_url
-                ),
-            ));
-        }
-        if !(self.ws_api_url.starts_with("ws://") || self.ws_api_url.starts_with("wss://")) {
-            return Err((
-                "ws_api_url",
-                format!("must start with ws:// or wss://, got {:?}", self.ws_api_url),
-            ));
-        }
-        if !(self.rest_base_url.starts_with("http://")
-            || self.rest_base_url.starts_with("https://"))
-        {
-            return Err((
-                "rest_base_url",
-                format!(
-                    "must start with http:// or https://, got {:?}",
-                    self.rest_base_url
-                ),
-            ));
+        const WS: [&str; 2] = ["ws://", "wss://"];
+        const HTTP: [&str; 2] = ["http://", "https://"];
+        for (key, url, schemes) in [
+            ("ws_base_url", &self.ws_base_url, WS),
+            ("ws_api_url", &self.ws_api_url, WS),
+            ("rest_base_url", &self.rest_base_url, HTTP),
+            ("testnet_ws_base_url", &self.testnet_ws_base_url, WS),
+            ("testnet_ws_api_url", &self.testnet_ws_api_url, WS),
+            ("testnet_rest_base_url", &self.testnet_rest_base_url, HTTP),
+        ] {
+            if !schemes.iter().any(|s| url.starts_with(s)) {
+                return Err((
+                    key,
+                    format!("must start with {}, got {url:?}", schemes.join(" or ")),
+                ));
+            }
         }
         if self.reconnect_initial_backoff_ms == 0 {
             return Err(("reconnect_initial_backoff_ms", "must be at least 1".into()));
@@ -109,6 +125,9 @@ impl StreamConfig {
         if !(1..=100).contains(&self.max_snapshot_attempts) {
             return Err(("max_snapshot_attempts", "must be between 1 and 100".into()));
         }
+        if !(100..=60_000).contains(&self.marks_interval_ms) {
+            return Err(("marks_interval_ms", "must be between 100 and 60000".into()));
+        }
         Ok(())
     }
 }
@@ -130,5 +149,23 @@ mod tests {
             ..StreamConfig::default()
         };
         assert_eq!(bad.validate().unwrap_err().0, "ws_base_url");
+        let bad = StreamConfig {
+            testnet_ws_api_url: "https://x".into(),
+            ..StreamConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "testnet_ws_api_url");
+    }
+
+    #[test]
+    fn a_testnet_connection_streams_from_the_testnet_endpoints() {
+        let config = StreamConfig::default();
+        let testnet = config.for_testnet(true);
+        assert_eq!(testnet.ws_base_url, "wss://stream.testnet.binance.vision");
+        assert_eq!(testnet.rest_base_url, "https://testnet.binance.vision");
+        assert_eq!(
+            testnet.ws_api_url,
+            "wss://ws-api.testnet.binance.vision/ws-api/v3"
+        );
+        assert_eq!(config.for_testnet(false), config);
     }
 }

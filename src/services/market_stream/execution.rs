@@ -1,19 +1,17 @@
 //! An `executionReport` from the user-data stream applied to the store in one transaction: the
-//! order row moves forward (never back: a replayed or late report is recognised), the fill is
-//! recorded once per trade id, and the first time a trade is recorded it moves the position
-//! through `PositionService`. Because the position moves only when the trade row is new, a
-//! report replayed after a reconnect, or seen again after a REST reconcile, changes nothing.
+//! order row moves forward (never back: a replayed or late report is recognised) and the fill is
+//! recorded once per trade id. Positions are NOT moved here: the trading service books fills
+//! into positions (`TradingService::book_stream_execution`), on the same path as the REST
+//! monitor, so a fill seen on both paths is booked once.
 
 use rusqlite::Connection;
 
 use crate::app::bus::Event;
 use crate::domain::money::{Qty, Quote};
 use crate::domain::symbol::Symbol;
-use crate::domain::trading::order::{Fill, OrderStatus, Side};
-use crate::domain::trading::{FillEffect, PositionFill, PositionService, PositionSide};
-use crate::services::exchange::paper::split_symbol;
+use crate::domain::trading::order::{Fill, OrderStatus};
 use crate::services::market_stream::user_data::{ExecutionFill, ExecutionReport};
-use crate::store::{StoreError, orders, positions};
+use crate::store::{StoreError, orders};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutionError {
@@ -37,22 +35,6 @@ pub enum OrderOutcome {
     NotOurs,
 }
 
-/// What the report's fill did to the position (only for a newly recorded trade).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PositionOutcome {
-    Changed {
-        effect: FillEffect,
-        quantity: Qty,
-        realized_pnl: Quote,
-        /// The commission was in neither the base nor the quote asset (BNB, usually), so the
-        /// position's fees do not include it; the trade row keeps it in its own asset.
-        fee_not_in_position: bool,
-    },
-    /// The fill could not be applied (a sell with no open position, an over-fill); the trade is
-    /// stored and the reason explains why the position was left alone.
-    Skipped { reason: String },
-}
-
 /// The result of `apply_execution_report`; `events()` is what to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionApplied {
@@ -62,13 +44,11 @@ pub struct ExecutionApplied {
     /// `Some(true)` when the report's trade was recorded now, `Some(false)` when it was already
     /// stored, `None` when the report carried no fill (or the order is not ours).
     pub fill_recorded: Option<bool>,
-    pub position: Option<PositionOutcome>,
 }
 
 impl ExecutionApplied {
-    /// Bus events for what changed: `OrderUpdated`, `OrderFilled` for a new trade, and
-    /// `PositionChanged`. Nothing for a pure duplicate. The position is already updated in the
-    /// store when these are published: listeners must not apply `OrderFilled` to it again.
+    /// Bus events for what changed: `OrderUpdated` and `OrderFilled` for a new trade. Nothing
+    /// for a pure duplicate.
     pub fn events(&self, report: &ExecutionReport) -> Vec<Event> {
         let mut events = Vec::new();
         if let OrderOutcome::Updated { status } = &self.order {
@@ -90,29 +70,15 @@ impl ExecutionApplied {
                 trade_id: fill.trade_id,
             });
         }
-        if let Some(PositionOutcome::Changed {
-            quantity,
-            realized_pnl,
-            ..
-        }) = &self.position
-        {
-            events.push(Event::PositionChanged {
-                symbol: self.symbol.clone(),
-                quantity: quantity.to_string(),
-                realized_pnl: *realized_pnl,
-            });
-        }
         events
     }
 }
 
-/// Apply one execution report to `orders`, `trades` and `positions`, atomically.
+/// Apply one execution report to `orders` and `trades`, atomically.
 ///
 /// The order is found by client order id (for a cancel, the original id `C`). Its row only
 /// moves forward: a report whose filled quantity and status are not ahead of the row's is
-/// `Unchanged`. A fill is inserted once per trade id; only a newly inserted fill moves the
-/// position (a buy opens or adds to a long, a sell reduces or closes it). Commission in the
-/// quote asset counts as paid; in the base asset it is valued at the fill price.
+/// `Unchanged`. A fill is inserted once per trade id.
 pub fn apply_execution_report(
     conn: &Connection,
     report: &ExecutionReport,
@@ -137,7 +103,6 @@ pub fn apply_execution_report(
             symbol,
             order: OrderOutcome::NotOurs,
             fill_recorded: None,
-            position: None,
         });
     };
 
@@ -158,21 +123,11 @@ pub fn apply_execution_report(
         OrderOutcome::Unchanged
     };
 
-    let (fill_recorded, position) = match &report.fill {
-        None => (None, None),
+    let fill_recorded = match &report.fill {
+        None => None,
         Some(fill) => {
             let row = trade_row(report, &client_order_id, &symbol, fill);
-            let new = orders::insert_fill(&tx, stored.id, &row).map_err(store_err)?;
-            let position = if new {
-                let strategy = orders::strategy_of(&tx, stored.id).map_err(store_err)?;
-                Some(
-                    move_position(&tx, &stored.connection, strategy, &row, now_ms)
-                        .map_err(store_err)?,
-                )
-            } else {
-                None
-            };
-            (Some(new), position)
+            Some(orders::insert_fill(&tx, stored.id, &row).map_err(store_err)?)
         }
     };
     tx.commit().map_err(|e| store_err(e.into()))?;
@@ -181,7 +136,6 @@ pub fn apply_execution_report(
         symbol,
         order,
         fill_recorded,
-        position,
     })
 }
 
@@ -220,58 +174,12 @@ fn trade_row(
     }
 }
 
-fn move_position(
-    conn: &Connection,
-    connection: &str,
-    strategy_id: Option<i64>,
-    fill: &Fill,
-    now_ms: i64,
-) -> Result<PositionOutcome, StoreError> {
-    let symbol = &fill.symbol;
-    let (position_fill, fee_not_in_position) = match split_symbol(symbol.as_str()) {
-        Some((base, quote)) => PositionFill::from_fill(fill, &base, &quote),
-        None => PositionFill::from_fill(fill, "", ""),
-    };
-    let skipped = |reason: String| Ok(PositionOutcome::Skipped { reason });
-    let changed = |effect, p: &crate::domain::trading::Position| PositionOutcome::Changed {
-        effect,
-        quantity: p.quantity,
-        realized_pnl: p.realized_pnl,
-        fee_not_in_position,
-    };
-    match positions::open_position(conn, connection, symbol.as_str())? {
-        None if fill.side == Side::Buy => {
-            match PositionService::open(&position_fill, PositionSide::Long) {
-                Ok(position) => {
-                    positions::insert(conn, connection, strategy_id, &position, now_ms)?;
-                    Ok(changed(FillEffect::Opened, &position))
-                }
-                Err(e) => skipped(e.to_string()),
-            }
-        }
-        None => skipped(format!(
-            "a sell of {} {symbol} with no open position (holdings bought outside TradeMind)",
-            fill.quantity
-        )),
-        Some(row) => {
-            let mut position = row.position;
-            match PositionService::apply(&mut position, &position_fill) {
-                Ok(effect) => {
-                    positions::update(conn, row.id, &position, now_ms)?;
-                    Ok(changed(effect, &position))
-                }
-                Err(e) => skipped(e.to_string()),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::money::Price;
-    use crate::domain::trading::order::{OrderRequest, OrderType};
-    use crate::store::Store;
+    use crate::domain::trading::order::{OrderRequest, OrderType, Side};
+    use crate::store::{Store, positions};
     use rust_decimal::Decimal;
     use rust_decimal_macros::dec;
 
@@ -345,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn fills_update_the_order_record_trades_and_open_then_add_to_the_position_once() {
+    fn fills_update_the_order_and_record_each_trade_once_without_moving_a_position() {
         let store = Store::open_in_memory().unwrap();
         let c = store.conn();
         let row = orders::insert_pending(c, &request("tm-1", Side::Buy), "live", 1).unwrap();
@@ -382,16 +290,8 @@ mod tests {
         );
         let applied = apply_execution_report(c, &first, 3).unwrap();
         assert_eq!(applied.fill_recorded, Some(true));
-        assert_eq!(
-            applied.position,
-            Some(PositionOutcome::Changed {
-                effect: FillEffect::Opened,
-                quantity: Qty::new(dec!(0.4)),
-                realized_pnl: Quote::new(dec!(-0.04)),
-                fee_not_in_position: false,
-            })
-        );
-        assert_eq!(applied.events(&first).len(), 3);
+        // OrderUpdated and OrderFilled; the position is the trading service's to book.
+        assert_eq!(applied.events(&first).len(), 2);
 
         // 0.6 @ 110, fee 0.0006 BTC = 0.066 USDT at the fill price.
         let second = report(
@@ -410,7 +310,6 @@ mod tests {
         let replay = apply_execution_report(c, &first, 5).unwrap();
         assert_eq!(replay.order, OrderOutcome::Unchanged);
         assert_eq!(replay.fill_recorded, Some(false));
-        assert_eq!(replay.position, None);
         assert!(replay.events(&first).is_empty());
 
         let order = orders::get(c, "tm-1").unwrap().unwrap().order;
@@ -420,72 +319,6 @@ mod tests {
         // (40 + 66) / 1 = 106
         assert_eq!(order.average_fill_price(), Some(Price::new(dec!(106))));
         assert_eq!(orders::fill_count(c, row).unwrap(), 2);
-        let position = positions::open_position(c, "live", "BTCUSDT")
-            .unwrap()
-            .unwrap()
-            .position;
-        // The 0.0006 BTC fee is not held: 0.4 + 0.6 − 0.0006 = 0.9994.
-        assert_eq!(position.quantity, Qty::new(dec!(0.9994)));
-        // Cost of what is held: 0.4×100 + 0.5994×110 = 40 + 65.934 = 105.934 (the fee's
-        // 0.066 counts in fees, not in the entry price); fees 0.04 + 0.066 = 0.106.
-        assert_eq!(
-            (position.entry_price.get() * position.quantity.get()).round_dp(6),
-            dec!(105.934)
-        );
-        assert_eq!(position.fees_paid, Quote::new(dec!(0.106)));
-        assert_eq!(position.realized_pnl, Quote::new(dec!(-0.106)));
-    }
-
-    #[test]
-    fn a_sell_fill_closes_the_position_and_realises_pnl_net_of_fees() {
-        let store = Store::open_in_memory().unwrap();
-        let c = store.conn();
-        orders::insert_pending(c, &request("buy", Side::Buy), "live", 1).unwrap();
-        orders::insert_pending(c, &request("sell", Side::Sell), "live", 1).unwrap();
-        apply_execution_report(
-            c,
-            &report(
-                "buy",
-                trade(
-                    Side::Buy,
-                    OrderStatus::Filled,
-                    1,
-                    (dec!(1), dec!(100)),
-                    (dec!(0), "USDT"),
-                    (dec!(1), dec!(100)),
-                ),
-            ),
-            2,
-        )
-        .unwrap();
-        let applied = apply_execution_report(
-            c,
-            &report(
-                "sell",
-                trade(
-                    Side::Sell,
-                    OrderStatus::Filled,
-                    2,
-                    (dec!(1), dec!(120)),
-                    (dec!(0.12), "USDT"),
-                    (dec!(1), dec!(120)),
-                ),
-            ),
-            3,
-        )
-        .unwrap();
-        // (120 − 100) × 1 − 0.12 = 19.88
-        assert_eq!(
-            applied.position,
-            Some(PositionOutcome::Changed {
-                effect: FillEffect::Closed {
-                    realized: Quote::new(dec!(19.88))
-                },
-                quantity: Qty::ZERO,
-                realized_pnl: Quote::new(dec!(19.88)),
-                fee_not_in_position: false,
-            })
-        );
         assert!(positions::open_positions(c).unwrap().is_empty());
     }
 
@@ -534,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_orders_and_sells_without_a_position_store_no_position() {
+    fn reports_for_orders_trademind_did_not_place_store_nothing() {
         let store = Store::open_in_memory().unwrap();
         let c = store.conn();
         let foreign = report(
@@ -551,25 +384,6 @@ mod tests {
         let applied = apply_execution_report(c, &foreign, 2).unwrap();
         assert_eq!(applied.order, OrderOutcome::NotOurs);
         assert!(applied.events(&foreign).is_empty());
-
-        orders::insert_pending(c, &request("s", Side::Sell), "live", 1).unwrap();
-        let sell = report(
-            "s",
-            trade(
-                Side::Sell,
-                OrderStatus::Filled,
-                6,
-                (dec!(1), dec!(100)),
-                (dec!(0.1), "BNB"),
-                (dec!(1), dec!(100)),
-            ),
-        );
-        let applied = apply_execution_report(c, &sell, 3).unwrap();
-        assert_eq!(applied.fill_recorded, Some(true));
-        assert!(matches!(
-            applied.position,
-            Some(PositionOutcome::Skipped { ref reason }) if reason.contains("no open position")
-        ));
-        assert!(positions::open_positions(c).unwrap().is_empty());
+        assert!(orders::all(c).unwrap().is_empty());
     }
 }

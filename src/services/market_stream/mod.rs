@@ -1,7 +1,8 @@
 //! Live market data from Binance's combined WebSocket streams: wire decoding, the local order
 //! book sync manager, the REST calls that seed and back-fill it, the reconnecting stream task
 //! that publishes on the event bus, the account's user-data stream and its execution reports
-//! applied to the store, and `run_market_streams`, the daemon's single entry point.
+//! handed to a sink (the daemon's trading service books them), and `start_market_streams`, the
+//! daemon's single entry point.
 
 pub mod candle_sink;
 pub mod config;
@@ -20,4 +21,4 @@ pub use rest::{KlineSource, RestMarketData};
 pub use runner::{MarketStreams, Marks, run_market_streams, start_market_streams};
 pub use stream::{ClosedCandleSink, MarketStream, SharedBook, StreamError, StreamSpec};
 pub use sync::{BookSync, DepthSnapshotSource, SnapshotError, SnapshotStep, SyncStep};
-pub use user_data::{UserDataSettings, apply_execution_report, run_user_data};
+pub use user_data::{ExecutionSink, UserDataSettings, apply_execution_report, run_user_data};

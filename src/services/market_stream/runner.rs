@@ -1,7 +1,8 @@
 //! The daemon's one call for live market data: a reconnecting combined stream per symbol (kline,
 //! bookTicker, aggTrade, diff depth, with REST snapshot resync and kline back-fill into the
-//! candle store), the user-data stream when keys are given (execution reports applied to the
-//! store), and the latest trade price per symbol (`Marks`). Everything stops on `cancel`.
+//! candle store), the user-data stream when keys are given (execution reports to an
+//! `ExecutionSink`), and the latest trade price per symbol (`Marks`). Everything stops on
+//! `cancel`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -16,12 +17,12 @@ use crate::services::market_stream::candle_sink::StoreCandleSink;
 use crate::services::market_stream::config::StreamConfig;
 use crate::services::market_stream::rest::RestMarketData;
 use crate::services::market_stream::stream::{MarketStream, SharedBook, StreamError, StreamSpec};
-use crate::services::market_stream::user_data::{UserDataSettings, run_user_data};
+use crate::services::market_stream::user_data::{ExecutionSink, UserDataSettings, run_user_data};
 use crate::store::Store;
 
-/// The last traded price per symbol and when it printed (exchange time, ms). Also published on
-/// the bus as `Event::PriceUpdated` for every trade; this is the same value for readers that
-/// poll (position marking, the paper exchange).
+/// The last traded price per symbol and when it printed (exchange time, ms), from the streams'
+/// `Event::Trade` only: prices others publish (`PriceUpdated` from the REST ticker) do not
+/// count, so a mark here proves the stream is delivering.
 #[derive(Debug, Clone, Default)]
 pub struct Marks(Arc<RwLock<HashMap<Symbol, (Price, i64)>>>);
 
@@ -78,15 +79,15 @@ impl MarketStreams {
 }
 
 /// Start the streams for `specs` (one connection per symbol) and, with `user_data`, the account
-/// stream. Closed candles go to `store`; execution reports update its order, trade and position
-/// rows. Fails at once on invalid settings; otherwise the tasks run (reconnecting as needed)
-/// until `cancel` fires. Must be called inside a tokio runtime.
+/// stream whose execution reports go to its sink. Closed candles go to `store`. Fails at once
+/// on invalid settings; otherwise the tasks run (reconnecting as needed) until `cancel` fires.
+/// Must be called inside a tokio runtime.
 pub fn start_market_streams(
     config: &StreamConfig,
     specs: &[StreamSpec],
     store: Arc<Mutex<Store>>,
     bus: EventBus,
-    user_data: Option<UserDataSettings>,
+    user_data: Option<(UserDataSettings, ExecutionSink)>,
     cancel: CancellationToken,
 ) -> Result<MarketStreams, StreamError> {
     config
@@ -113,10 +114,10 @@ pub fn start_market_streams(
         };
         tasks.spawn(stream.run(cancel.clone()));
     }
-    if let Some(settings) = user_data {
-        let (bus, store, cancel) = (bus.clone(), store.clone(), cancel.clone());
+    if let Some((settings, sink)) = user_data {
+        let (bus, cancel) = (bus.clone(), cancel.clone());
         tasks.spawn(async move {
-            run_user_data(settings, bus, Some(store), cancel).await;
+            run_user_data(settings, bus, sink, cancel).await;
             Ok(())
         });
     }
@@ -133,7 +134,7 @@ pub async fn run_market_streams(
     specs: &[StreamSpec],
     store: Arc<Mutex<Store>>,
     bus: EventBus,
-    user_data: Option<UserDataSettings>,
+    user_data: Option<(UserDataSettings, ExecutionSink)>,
     cancel: CancellationToken,
 ) -> Result<(), StreamError> {
     start_market_streams(config, specs, store, bus, user_data, cancel)?
@@ -152,10 +153,11 @@ async fn keep_marks(
             r = events.recv() => r,
         };
         match received {
-            Received::Event(Event::PriceUpdated {
+            Received::Event(Event::Trade {
                 symbol,
                 price,
                 time_ms,
+                ..
             }) => marks.set(symbol, price, time_ms),
             // A lag only loses older prices; the next trade sets the mark again.
             Received::Event(_) | Received::Lagged { .. } => {}

@@ -14,7 +14,7 @@ use crate::domain::money::{Price, Qty};
 use crate::domain::trading::order::{OrderStatus, Side};
 use crate::services::market_stream::config::StreamConfig;
 pub use crate::services::market_stream::execution::{
-    ExecutionApplied, ExecutionError, OrderOutcome, PositionOutcome, apply_execution_report,
+    ExecutionApplied, ExecutionError, OrderOutcome, apply_execution_report,
 };
 use crate::services::market_stream::wire::WireError;
 use crate::store::Store;
@@ -352,16 +352,26 @@ impl std::fmt::Debug for UserDataSettings {
     }
 }
 
-/// Keep the account's user-data subscription alive until `cancel`, publishing order updates,
-/// fills and balances on the bus. With a `store`, each execution report is first applied to
-/// the order, trade and position rows (`apply_execution_report`) and only what changed is
-/// published; without one the reports are published as they come. After a reconnect the
-/// subscription is renewed; events sent while disconnected are lost, so the caller reconciles
-/// open orders over REST when the `user_data_stream` component turns healthy again.
+/// Where the execution reports of the user-data stream go.
+#[derive(Debug, Clone)]
+pub enum ExecutionSink {
+    /// Published on the bus as they come (`OrderFilled`, `OrderUpdated`).
+    Publish,
+    /// Applied to the order and trade rows (`apply_execution_report`), then what changed is
+    /// published. Positions are not moved: that is the trading service's job.
+    Store(Arc<Mutex<Store>>),
+    /// Handed to the application, which books them (the daemon's trading service). A full
+    /// channel waits: a report is never dropped while the receiver lives.
+    Forward(tokio::sync::mpsc::Sender<ExecutionReport>),
+}
+
+/// Keep the account's user-data subscription alive until `cancel`, publishing balances on the
+/// bus and handing execution reports to `sink`. After a reconnect the subscription is renewed;
+/// events sent while disconnected are lost, so the REST order monitor stays the fallback.
 pub async fn run_user_data(
     settings: UserDataSettings,
     bus: crate::app::bus::EventBus,
-    store: Option<Arc<Mutex<Store>>>,
+    sink: ExecutionSink,
     cancel: tokio_util::sync::CancellationToken,
 ) {
     use futures_util::{SinkExt, StreamExt};
@@ -430,9 +440,21 @@ pub async fn run_user_data(
                                     error.unwrap_or_default()
                                 );
                             }
-                            Ok(UserDataEvent::Execution(report)) => match &store {
-                                Some(store) => apply_and_publish(store, &bus, *report).await,
-                                None => publish_execution(&bus, *report),
+                            Ok(UserDataEvent::Execution(report)) => match &sink {
+                                ExecutionSink::Store(store) => {
+                                    apply_and_publish(store, &bus, *report).await
+                                }
+                                ExecutionSink::Publish => publish_execution(&bus, *report),
+                                ExecutionSink::Forward(to) => {
+                                    let sent = tokio::select! {
+                                        _ = cancel.cancelled() => return,
+                                        sent = to.send(*report) => sent,
+                                    };
+                                    if sent.is_err() {
+                                        // The booking side stopped: nothing left to serve.
+                                        return;
+                                    }
+                                }
                             },
                             Ok(UserDataEvent::Balances { balances, .. }) => {
                                 for b in balances {

@@ -20,11 +20,14 @@ pub struct ComponentHealth {
 }
 
 /// The component a job's runs speak for: the exchange for the order and price jobs, trading
-/// for the per-strategy decision runs, backtests for the on-demand queue.
+/// for the per-strategy decision runs, backtests for the on-demand queue; the daemon's streams
+/// record their state changes as runs of `market_stream:<SYMBOL>` and `user_data_stream`.
 pub fn component_of(job: &str) -> &'static str {
     match job {
         "monitor_orders" | "update_prices" | "reconcile" => "exchange",
         "run_backtest" => "backtests",
+        "user_data_stream" => "user_data_stream",
+        j if j.starts_with("market_stream") => "market_stream",
         j if j.starts_with("autonomous_trading") => "trading",
         _ => "scheduler",
     }

@@ -217,6 +217,11 @@ impl BinanceClient {
         })
     }
 
+    /// The key pair requests are signed with, if any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }

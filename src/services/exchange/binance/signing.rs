@@ -25,6 +25,12 @@ impl Credentials {
         &self.api_key
     }
 
+    /// The secret itself, for the WebSocket API's own signing (`user_data::ws_api_signature`);
+    /// crate-only so it cannot leak through the public API.
+    pub(crate) fn api_secret(&self) -> &str {
+        &self.api_secret
+    }
+
     /// Hex HMAC-SHA256 of `payload` with the secret.
     pub fn sign(&self, payload: &str) -> String {
         hmac_sha256_hex(&self.api_secret, payload)
