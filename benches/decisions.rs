@@ -36,6 +36,7 @@ fn input(now_ms: i64) -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        closed_candles: Vec::new(),
     }
 }
 

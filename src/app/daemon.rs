@@ -328,8 +328,13 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     }));
     let mut strategies = Vec::with_capacity(active.len());
     for strategy in active {
-        let engine =
-            crate::cli::decide::engine_for(ctx, &strategy.decision_engine, store.clone()).await?;
+        let engine = crate::app::decide::engine_for(
+            &settings,
+            &strategy,
+            store.clone(),
+            crate::cli::notify::mailer(ctx),
+        )
+        .await?;
         strategies.push(StrategyJob { strategy, engine });
     }
     if strategies.is_empty() {

@@ -179,6 +179,7 @@ fn input() -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        closed_candles: Vec::new(),
     }
 }
 
