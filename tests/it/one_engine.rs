@@ -13,7 +13,7 @@ use trademind::app::demo::{BUNDLED_BTCUSDT_1H, Demo, DemoOptions, DemoTrade};
 use trademind::app::strategy_engine::StrategyEngine;
 use trademind::config::Settings;
 use trademind::domain::backtest::{
-    BacktestConfig, BacktestService, Costs, Engine, FillModel, RiskSizer, StrategySpec,
+    BacktestConfig, BacktestService, Costs, Engine, ExitReason, FillModel, RiskSizer, StrategySpec,
     TradeRecord, build_strategy,
 };
 use trademind::domain::market::{Candle, CandleColumns, Interval};
@@ -207,5 +207,123 @@ async fn sma_cross_trades_the_same_live_as_in_its_backtest() {
         }
         bt_equity += bt_pnl;
         live_equity += sold * x * (Decimal::ONE - FEE) - q_l * e;
+    }
+}
+
+fn ceil_to(v: Decimal, step: Decimal) -> Decimal {
+    (v / step).ceil() * step
+}
+
+/// Where the paper exchange's protection of a long fills inside `candle`, per its model: the
+/// candle is walked as four prices (open, low, high, close for a rising candle; open, high, low,
+/// close for a falling one); the stop-limit triggers at the first price at or under the stop
+/// and sells at that price when it is not under the limit, else rests and sells at the limit
+/// once a later price reaches it; the take-profit (a resting LIMIT_MAKER) sells at its own
+/// price once reached.
+fn paper_exit(candle: &Candle, stop: Decimal, limit: Decimal, target: Decimal) -> Option<Decimal> {
+    let (o, h, l, c) = (
+        candle.open.get(),
+        candle.high.get(),
+        candle.low.get(),
+        candle.close.get(),
+    );
+    let path = if c >= o { [o, l, h, c] } else { [o, h, l, c] };
+    let mut triggered = false;
+    for p in path {
+        if !triggered && p <= stop {
+            triggered = true;
+            if p >= limit {
+                return Some(p);
+            }
+        } else if triggered && p >= limit {
+            return Some(limit);
+        } else if !triggered && p >= target {
+            return Some(target);
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn sma_cross_with_a_stop_and_a_target_exits_on_the_same_candles_live_and_in_its_backtest() {
+    let candles = candles();
+    let (stop_pct, take_pct) = (dec!(1), dec!(2));
+    let spec = spec(&[
+        ("fast", 10.0),
+        ("slow", 30.0),
+        ("stop_pct", 1.0),
+        ("take_pct", 2.0),
+    ]);
+    let bt = backtest(&spec, &candles);
+    let lv = live(&spec).await;
+    let offset = Settings::default().trading.stop_limit_offset_pct / dec!(100);
+
+    assert_eq!(bt.len(), lv.len(), "backtest {bt:#?}\nlive {lv:#?}");
+    let reasons: Vec<_> = bt.iter().filter_map(|t| t.exit_reason).collect();
+    for wanted in [
+        ExitReason::StopLoss,
+        ExitReason::TakeProfit,
+        ExitReason::Signal,
+    ] {
+        assert!(
+            reasons.contains(&wanted),
+            "no {wanted:?} exit in {reasons:?}"
+        );
+    }
+    let mut bt_equity = dec!(10000);
+    let mut live_equity = dec!(10000);
+    for (b, l) in bt.iter().zip(&lv) {
+        let (e, q_b) = (b.entry_price.get(), b.qty.get());
+        assert_eq!(l.opened_at, live_time(b.entry_time), "entry candle");
+        assert_eq!(l.entry_price.get(), e, "entry price");
+        assert_eq!(q_b, expected_qty(bt_equity, e, stop_pct), "backtest size");
+        let q_l = expected_qty(live_equity, e, stop_pct);
+        assert_eq!(l.quantity.get(), q_l, "live size");
+        assert!((q_l - q_b).abs() <= STEP, "sizes {q_l} vs {q_b}");
+        let (Some(exit_time), Some(reason)) = (b.exit_time, b.exit_reason) else {
+            panic!("every trade of this run is closed: {b:?}");
+        };
+        let bar = candles.iter().find(|c| c.open_time == exit_time).unwrap();
+        let open = bar.open.get();
+        // Both stops are the risk layer's: 1 % under the entry, rounded up to the tick.
+        let stop = ceil_to(e * (Decimal::ONE - stop_pct / dec!(100)), TICK);
+        let target = e * (Decimal::ONE + take_pct / dec!(100));
+        let x_b = b.exit_price.unwrap().get();
+        let x_l = l.exit_price.unwrap().get();
+        match reason {
+            ExitReason::Signal => {
+                assert_eq!(l.exit, "exit");
+                assert_eq!(l.closed_at, Some(live_time(exit_time)), "exit candle");
+                assert_eq!(x_l, x_b, "signal exit price");
+            }
+            ExitReason::StopLoss | ExitReason::TakeProfit => {
+                // The exchange fills protection while the candle runs; the service books it at
+                // the candle's close.
+                assert_eq!(l.closed_at, Some(exit_time + HOUR_MS), "exit candle");
+                // Backtest: at the level, or at the open when the candle gapped through it.
+                // The target is not put on the tick (the engine leaves brackets as given).
+                let level = if reason == ExitReason::StopLoss {
+                    assert_eq!(l.exit, "stop_loss");
+                    if open < stop { open } else { stop }
+                } else {
+                    assert_eq!(l.exit, "take_profit");
+                    if open > target { open } else { target }
+                };
+                assert_eq!(x_b, level, "backtest {reason:?} price");
+                // Live: the paper exchange's model above, with the stop-limit 0.5 % under the
+                // stop and the target rounded down to the tick.
+                let limit = floor_to(stop * (Decimal::ONE - offset), TICK);
+                let expected = paper_exit(bar, stop, limit, floor_to(target, TICK));
+                assert_eq!(Some(x_l), expected, "live {reason:?} price");
+            }
+            other => panic!("unexpected exit {other:?}"),
+        }
+        let bt_pnl = q_b * x_b * (Decimal::ONE - FEE) - q_b * e * (Decimal::ONE + FEE);
+        assert_eq!(b.pnl.get(), bt_pnl, "backtest PnL");
+        let sold = floor_to(q_l * (Decimal::ONE - FEE), STEP);
+        let live_pnl = q_l * (Decimal::ONE - FEE) * x_l - sold * x_l * FEE - q_l * e;
+        assert_eq!(l.realized_pnl.get(), live_pnl, "live PnL");
+        bt_equity += bt_pnl;
+        live_equity += sold * x_l * (Decimal::ONE - FEE) - q_l * e;
     }
 }
