@@ -47,8 +47,10 @@ fn risk() -> RiskConfig {
 }
 
 fn settings() -> Settings {
-    let mut s = Settings::default();
-    s.risk = risk();
+    let mut s = Settings {
+        risk: risk(),
+        ..Settings::default()
+    };
     s.exchange.paper.slippage_bps = Decimal::ZERO;
     s.demo.warmup_candles = WARMUP;
     s
@@ -147,6 +149,25 @@ fn live_time(backtest_time: i64) -> i64 {
     backtest_time + HOUR_MS + AFTER_CLOSE_MS
 }
 
+/// The entry checks both tests share: same candle and price, the backtest sized by the rule on
+/// its equity; returns (entry price, backtest size, live size by the rule on the live equity),
+/// at most one lot apart (the equities differ by the dust).
+fn check_entry(
+    b: &TradeRecord,
+    l: &DemoTrade,
+    bt_equity: Decimal,
+    live_equity: Decimal,
+    stop_pct: Decimal,
+) -> (Decimal, Decimal, Decimal) {
+    let (e, q_b) = (b.entry_price.get(), b.qty.get());
+    assert_eq!(l.opened_at, live_time(b.entry_time), "entry candle");
+    assert_eq!(l.entry_price.get(), e, "entry price");
+    assert_eq!(q_b, expected_qty(bt_equity, e, stop_pct), "backtest size");
+    let q_l = expected_qty(live_equity, e, stop_pct);
+    assert!((q_l - q_b).abs() <= STEP, "sizes {q_l} vs {q_b}");
+    (e, q_b, q_l)
+}
+
 #[tokio::test]
 async fn sma_cross_trades_the_same_live_as_in_its_backtest() {
     let candles = candles();
@@ -168,13 +189,7 @@ async fn sma_cross_trades_the_same_live_as_in_its_backtest() {
     // the held BTC below one lot step stays behind as dust when the position is sold.
     let mut live_equity = dec!(10000);
     for (b, l) in bt.iter().zip(&lv) {
-        let (e, q_b) = (b.entry_price.get(), b.qty.get());
-        assert_eq!(l.opened_at, live_time(b.entry_time), "entry candle");
-        assert_eq!(l.entry_price.get(), e, "entry price");
-        assert_eq!(q_b, expected_qty(bt_equity, e, stop_pct), "backtest size");
-        let q_l = expected_qty(live_equity, e, stop_pct);
-        // The same rule on equities that differ by the dust: at most one lot apart.
-        assert!((q_l - q_b).abs() <= STEP, "sizes {q_l} vs {q_b}");
+        let (e, q_b, q_l) = check_entry(b, l, bt_equity, live_equity, stop_pct);
         let Some(exit_time) = b.exit_time else {
             // Still open at the end in both: live holds what it bought less the fee in BTC.
             assert_eq!(l.closed_at, None);
@@ -273,13 +288,8 @@ async fn sma_cross_with_a_stop_and_a_target_exits_on_the_same_candles_live_and_i
     let mut bt_equity = dec!(10000);
     let mut live_equity = dec!(10000);
     for (b, l) in bt.iter().zip(&lv) {
-        let (e, q_b) = (b.entry_price.get(), b.qty.get());
-        assert_eq!(l.opened_at, live_time(b.entry_time), "entry candle");
-        assert_eq!(l.entry_price.get(), e, "entry price");
-        assert_eq!(q_b, expected_qty(bt_equity, e, stop_pct), "backtest size");
-        let q_l = expected_qty(live_equity, e, stop_pct);
+        let (e, q_b, q_l) = check_entry(b, l, bt_equity, live_equity, stop_pct);
         assert_eq!(l.quantity.get(), q_l, "live size");
-        assert!((q_l - q_b).abs() <= STEP, "sizes {q_l} vs {q_b}");
         let (Some(exit_time), Some(reason)) = (b.exit_time, b.exit_reason) else {
             panic!("every trade of this run is closed: {b:?}");
         };

@@ -163,16 +163,12 @@ mod tests {
             .collect()
     }
 
-    fn size(mode: SizingMode, stop: Option<Decimal>, cash: Decimal) -> Option<SizeDecision> {
+    /// `sizer` on a 10000 account at price 100 with a flat 4-wide history.
+    fn size_with(sizer: &RiskSizer, stop: Option<Decimal>, cash: Decimal) -> Option<SizeDecision> {
         let candles = flat_candles(40, dec!(4));
         let cols = CandleColumns::from_candles(&candles);
         let h = History::up_to(&candles, &cols, 39);
-        let config = RiskConfig {
-            sizing_mode: mode,
-            max_position_pct: dec!(100),
-            ..RiskConfig::default()
-        };
-        RiskSizer::new(config).size(&SizingInput {
+        sizer.size(&SizingInput {
             cash: Quote(cash),
             equity: Quote(dec!(10000)),
             price: Price(dec!(100)),
@@ -181,6 +177,15 @@ mod tests {
             history: &h,
             closed_trades: &[],
         })
+    }
+
+    fn size(mode: SizingMode, stop: Option<Decimal>, cash: Decimal) -> Option<SizeDecision> {
+        let config = RiskConfig {
+            sizing_mode: mode,
+            max_position_pct: dec!(100),
+            ..RiskConfig::default()
+        };
+        size_with(&RiskSizer::new(config), stop, cash)
     }
 
     #[test]
@@ -215,24 +220,11 @@ mod tests {
     fn position_cap_is_the_notional_limit_without_fees_as_live() {
         // 1 % of 10000 over a 1.00 stop = 100 units, capped by 10 % of equity: 1000 / 100 = 10
         // units (not 1000 / 100.1: the fee reserve applies to the cash, as live).
-        let candles = flat_candles(40, dec!(4));
-        let cols = CandleColumns::from_candles(&candles);
-        let h = History::up_to(&candles, &cols, 39);
         let sizer = RiskSizer::new(RiskConfig {
             max_position_pct: dec!(10),
             ..RiskConfig::default()
         });
-        let d = sizer
-            .size(&SizingInput {
-                cash: Quote(dec!(10000)),
-                equity: Quote(dec!(10000)),
-                price: Price(dec!(100)),
-                stop_loss: Some(Price(dec!(99))),
-                fee_rate: dec!(0.001),
-                history: &h,
-                closed_trades: &[],
-            })
-            .unwrap();
+        let d = size_with(&sizer, Some(dec!(99)), dec!(10000)).unwrap();
         assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(10))));
     }
 
@@ -240,9 +232,6 @@ mod tests {
     fn stop_is_rounded_up_to_the_tick_and_the_size_down_to_the_lot_as_live() {
         // stop 94.995 → 95.00 on a 0.01 tick: 100 / 5 = 20 units; cash 1000 buys
         // 1000 / 100.1 = 9.99000999 → 9.99 on a 0.01 lot.
-        let candles = flat_candles(40, dec!(4));
-        let cols = CandleColumns::from_candles(&candles);
-        let h = History::up_to(&candles, &cols, 39);
         let mut filters = SymbolFilters::permissive("BTC", "USDT");
         filters.tick_size = dec!(0.01);
         filters.step_size = dec!(0.01);
@@ -252,22 +241,10 @@ mod tests {
             ..RiskConfig::default()
         })
         .with_filters(filters);
-        let size = |cash| {
-            sizer
-                .size(&SizingInput {
-                    cash: Quote(cash),
-                    equity: Quote(dec!(10000)),
-                    price: Price(dec!(100)),
-                    stop_loss: Some(Price(dec!(94.995))),
-                    fee_rate: dec!(0.001),
-                    history: &h,
-                    closed_trades: &[],
-                })
-                .unwrap()
-        };
-        let d = size(dec!(10000));
+        let d = size_with(&sizer, Some(dec!(94.995)), dec!(10000)).unwrap();
         assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(20))));
         assert_eq!(d.stop_loss, Some(Price(dec!(95.00))));
-        assert_eq!(size(dec!(1000)).amount, OrderAmount::Qty(Qty(dec!(9.99))));
+        let d = size_with(&sizer, Some(dec!(94.995)), dec!(1000)).unwrap();
+        assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(9.99))));
     }
 }
