@@ -25,8 +25,8 @@ pub struct ExecuteArgs {
     /// Trade for this strategy (its interval, engine and risk limits).
     #[arg(long, value_name = "NAME")]
     pub strategy: Option<String>,
-    /// Decision engine: llm (needs a Grok key) or rules. Default: the strategy's, else llm
-    /// when a key is configured.
+    /// Decision engine: llm (needs a Grok key) or rules. Default: the strategy's (rules, llm or
+    /// its built-in backtest strategy), else llm when a key is configured.
     #[arg(long, value_parser = ["llm", "rules"])]
     pub engine: Option<String>,
     /// Connection to trade on (default: trading.connection).

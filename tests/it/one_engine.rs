@@ -337,3 +337,111 @@ async fn sma_cross_with_a_stop_and_a_target_exits_on_the_same_candles_live_and_i
         live_equity += sold * x_l * (Decimal::ONE - FEE) - q_l * e;
     }
 }
+
+fn trademind(data_dir: &std::path::Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("trademind").expect("binary built");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRADEMIND_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
+    cmd.args(["--data-dir", data_dir.to_str().unwrap()]);
+    cmd
+}
+
+#[test]
+fn a_strategy_added_with_the_strategy_engine_decides_with_its_backtest_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |name: &str, params: &[&str]| {
+        let mut cmd = trademind(dir.path());
+        cmd.args([
+            "strategy", "add", name, "--symbol", "BTCUSDT", "--engine", "strategy",
+        ]);
+        for p in params {
+            cmd.args(["--param", p]);
+        }
+        cmd.assert()
+    };
+    // A row the daemon could not run is refused when it is added.
+    let refused = add("bad", &["strategy=sma-cross", "fast=40", "slow=30"])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let refused = String::from_utf8(refused).unwrap();
+    assert!(refused.contains("shorter than slow"), "{refused}");
+    add("nameless", &["fast=10"]).code(2);
+    add(
+        "trend",
+        &[
+            "strategy=sma-cross",
+            "fast=10",
+            "slow=30",
+            "stop_pct=2",
+            "take_pct=4",
+        ],
+    )
+    .success();
+
+    // `execute --strategy` (what the daemon's job does) on the paper exchange and the bundled
+    // candles decides with the strategy and records it under its engine label.
+    let out = trademind(dir.path())
+        .args(["--json", "execute", "BTCUSDT", "--strategy", "trend"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["engine"], "strategy:sma-cross", "{report}");
+    let listed = trademind(dir.path())
+        .args(["--json", "decisions"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let listed: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+    assert_eq!(listed["decisions"][0]["engine"], "strategy:sma-cross");
+}
+
+#[tokio::test]
+async fn the_scheduler_builds_a_strategy_rows_engine_from_its_parameters() {
+    use trademind::app::decide::{DecisionEngine, EngineError, engine_for};
+    use trademind::store::Store;
+    use trademind::store::strategies::StrategyRow;
+    let store = Arc::new(std::sync::Mutex::new(Store::open_in_memory().unwrap()));
+    let mut row = StrategyRow {
+        id: 1,
+        name: "trend".into(),
+        is_active: true,
+        status: "stopped".into(),
+        symbols: vec!["BTCUSDT".into()],
+        interval: "1h".into(),
+        decision_engine: "strategy".into(),
+        parameters: serde_json::json!({"strategy": "rsi-reversion", "period": 14, "stop_pct": 2}),
+        connection_id: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let settings = Settings::default();
+    let no_mailer = async { None };
+    match engine_for(&settings, &row, store.clone(), no_mailer)
+        .await
+        .unwrap()
+    {
+        AnyEngine::Strategy(e) => {
+            assert_eq!(e.spec().name, "rsi-reversion");
+            assert_eq!(e.label(), "strategy");
+        }
+        _ => panic!("not the strategy engine"),
+    }
+    row.parameters = serde_json::json!({"strategy": "rsi-reversion", "period": 0});
+    let err = engine_for(&settings, &row, store, async { None })
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::Strategy { .. }), "{err}");
+    assert!(err.to_string().contains("\"trend\""), "{err}");
+}
