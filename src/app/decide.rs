@@ -34,7 +34,8 @@ use crate::store::{Store, StoreError};
 /// Everything one decision produced, for the flight recorder and the faces.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EngineOutput {
-    /// `rules`, `llm`, or `cache` (an LLM decision answered entirely from the cache).
+    /// `rules`, `llm`, `cache` (an LLM decision answered entirely from the cache), or
+    /// `strategy:<name>` (a built-in backtest strategy).
     pub engine: String,
     pub model: Option<String>,
     pub validated: ValidatedDecision,
@@ -93,7 +94,7 @@ impl EngineOutput {
 
 /// Decides on a snapshot. Live trading, the CLI and backtests call the same engines.
 pub trait DecisionEngine {
-    /// `rules` or `llm`: shown wherever a decision is shown.
+    /// `rules`, `llm` or `strategy` (the `strategies.decision_engine` value that selects it).
     fn label(&self) -> &'static str;
     fn decide(&self, input: &DecisionInput) -> impl Future<Output = EngineOutput> + Send;
 }
