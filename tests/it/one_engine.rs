@@ -9,7 +9,7 @@ use rust_decimal_macros::dec;
 use tokio_util::sync::CancellationToken;
 use trademind::app::bus::EventBus;
 use trademind::app::decide::AnyEngine;
-use trademind::app::demo::{BUNDLED_BTCUSDT_1H, Demo, DemoOptions, DemoTrade};
+use trademind::app::demo::{BUNDLED_BTCUSDT_1H, DEMO_STRATEGY, Demo, DemoOptions, DemoTrade};
 use trademind::app::strategy_engine::StrategyEngine;
 use trademind::config::Settings;
 use trademind::domain::backtest::{
@@ -117,6 +117,27 @@ async fn live(spec: &StrategySpec) -> Vec<DemoTrade> {
         )
         .await
         .unwrap();
+    // The demo's records say what traded: the strategy row, every decision's engine, and the
+    // backtest it shows beside the replay.
+    let db = demo.store.lock().unwrap();
+    let row = trademind::store::strategies::strategy_by_name(db.conn(), DEMO_STRATEGY)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.decision_engine, "strategy");
+    assert_eq!(row.parameters["strategy"], spec.name.as_str());
+    let strings = |sql: &str| -> Vec<String> {
+        let mut stmt = db.conn().prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let engines = strings("SELECT DISTINCT engine FROM decisions");
+    assert_eq!(engines, [format!("strategy:{}", spec.name)]);
+    assert_eq!(
+        strings("SELECT strategy FROM backtests"),
+        [spec.name.clone()]
+    );
     summary.trades
 }
 
