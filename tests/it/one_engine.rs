@@ -136,7 +136,7 @@ async fn live(spec: &StrategySpec) -> Vec<DemoTrade> {
     assert_eq!(engines, [format!("strategy:{}", spec.name)]);
     assert_eq!(
         strings("SELECT strategy FROM backtests"),
-        [spec.name.clone()]
+        [spec.name.as_str()]
     );
     summary.trades
 }
@@ -359,16 +359,10 @@ async fn sma_cross_with_a_stop_and_a_target_exits_on_the_same_candles_live_and_i
     }
 }
 
-fn trademind(data_dir: &std::path::Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.args(["--data-dir", data_dir.to_str().unwrap()]);
-    cmd
+use crate::exchange_cli::trademind;
+
+fn stdout_json(assert: assert_cmd::assert::Assert) -> serde_json::Value {
+    serde_json::from_slice(&assert.success().get_output().stdout).unwrap()
 }
 
 #[test]
@@ -407,23 +401,13 @@ fn a_strategy_added_with_the_strategy_engine_decides_with_its_backtest_strategy(
 
     // `execute --strategy` (what the daemon's job does) on the paper exchange and the bundled
     // candles decides with the strategy and records it under its engine label.
-    let out = trademind(dir.path())
-        .args(["--json", "execute", "BTCUSDT", "--strategy", "trend"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let report = stdout_json(
+        trademind(dir.path())
+            .args(["--json", "execute", "BTCUSDT", "--strategy", "trend"])
+            .assert(),
+    );
     assert_eq!(report["engine"], "strategy:sma-cross", "{report}");
-    let listed = trademind(dir.path())
-        .args(["--json", "decisions"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let listed: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+    let listed = stdout_json(trademind(dir.path()).args(["--json", "decisions"]).assert());
     assert_eq!(listed["decisions"][0]["engine"], "strategy:sma-cross");
 }
 
