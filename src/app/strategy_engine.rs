@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use crate::app::decide::{DecisionEngine, EngineOutput};
 use crate::domain::backtest::{
-    Action as SignalAction, History, Position, Signal, StrategyContext, StrategyError,
+    Action as SignalAction, History, Position, Signal, Strategy, StrategyContext, StrategyError,
     StrategySpec, build_strategy,
 };
 use crate::domain::decision::{

@@ -26,7 +26,7 @@ fn run(file: &str, fill: FillModel) -> (usize, f64, f64) {
         params: [("fast".to_string(), 10.0), ("slow".to_string(), 30.0)].into(),
     };
     let engine = Engine::new(
-        build_strategy(&spec).unwrap(),
+        Box::new(build_strategy(&spec).unwrap()),
         Box::new(AllIn),
         config.initial_cash,
     );

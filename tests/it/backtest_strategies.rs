@@ -51,7 +51,7 @@ fn trips(name: &str, params: &[(&str, f64)], closes: &[f64], fill: FillModel) ->
     let mut config = BacktestConfig::new(Interval::H1);
     config.fill_model = fill;
     let engine = Engine::new(
-        build_strategy(&spec).unwrap(),
+        Box::new(build_strategy(&spec).unwrap()),
         Box::new(AllIn),
         config.initial_cash,
     );

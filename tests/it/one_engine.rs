@@ -77,7 +77,7 @@ fn backtest(spec: &StrategySpec, candles: &[Candle]) -> Vec<TradeRecord> {
     config.filters = filters.clone();
     let sizer = RiskSizer::new(risk()).with_filters(filters);
     let engine = Engine::new(
-        build_strategy(spec).unwrap(),
+        Box::new(build_strategy(spec).unwrap()),
         Box::new(sizer),
         config.initial_cash,
     )
