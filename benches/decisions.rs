@@ -1,4 +1,5 @@
-//! Decision hot paths: validating a model reply, building a prompt with news, and a backtest
+//! Decision hot paths: validating a model reply, the strategy engine's replay of a snapshot's
+//! candles, building a prompt with news, and a backtest
 //! replay answered from the LLM cache (the fake xAI server fills the cache on the first pass; the
 //! timed second pass must make no call). Run with `cargo bench --bench decisions`.
 
@@ -9,6 +10,8 @@ use std::time::Instant;
 use rust_decimal_macros::dec;
 use serde_json::json;
 use trademind::app::decide::{DecisionEngine, LlmEngine, RulesEngine, RunMode};
+use trademind::app::demo::BUNDLED_BTCUSDT_1H;
+use trademind::app::strategy_engine::StrategyEngine;
 use trademind::domain::decision::{
     DecisionInput, IndicatorSnapshot, RiskSnapshot, ValidationLimits, parse_and_validate,
 };
@@ -16,6 +19,7 @@ use trademind::domain::market::Interval;
 use trademind::domain::{Price, Symbol};
 use trademind::services::llm::prompt::DEFAULT_TEMPLATE;
 use trademind::services::llm::{ApiKey, LlmClient, LlmConfig, NewsItem, PromptParts, build_prompt};
+use trademind::services::market_data::import::parse_candles;
 use trademind::store::Store;
 use trademind::testkit::fake_xai::{FakeXai, Script};
 
@@ -36,6 +40,7 @@ fn input(now_ms: i64) -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        closed_candles: Vec::new(),
     }
 }
 
@@ -66,6 +71,26 @@ fn main() {
             &limits,
         ));
     });
+
+    // The strategy engine replays the snapshot's candles through a fresh strategy each cycle
+    // (500 closed candles: what the trading service fetches).
+    let candles = parse_candles(BUNDLED_BTCUSDT_1H, Interval::H1, false)
+        .unwrap()
+        .candles;
+    let last_500 = &candles[candles.len() - 500..];
+    let snapshot_500 =
+        DecisionInput::from_candles(symbol.clone(), Interval::H1, last_500, 0).unwrap();
+    let strategy = StrategyEngine::from_parameters(&json!({
+        "strategy": "sma-cross", "fast": 10, "slow": 30, "stop_pct": 2, "take_pct": 4
+    }))
+    .unwrap();
+    time(
+        "strategy engine decide (sma-cross, 500 candles)",
+        2_000,
+        || {
+            black_box(strategy.decide_now(black_box(&snapshot_500)));
+        },
+    );
 
     let news: Vec<NewsItem> = (0..5)
         .map(|i| NewsItem {

@@ -144,7 +144,9 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match mode {
             Mode::Tui => trademind::tui::run(ctx.settings()).await,
-            Mode::Daemon => trademind::app::daemon::run(&ctx).await,
+            Mode::Daemon => {
+                trademind::app::daemon::run(ctx.settings(), ctx.open_store()?, &ctx.db_path()).await
+            }
             Mode::Command(cmd) => cli::run(cmd, &ctx).await,
         }
     });

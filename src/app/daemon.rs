@@ -25,7 +25,6 @@ use crate::app::scheduler::{
 use crate::app::streams::StreamFreshness;
 use crate::app::trading::{TradingError, TradingService};
 use crate::app::venue::trading_service;
-use crate::cli::Context;
 use crate::config::SchedulerConfig;
 use crate::domain::symbol::Symbol;
 use crate::services::exchange::Exchange;
@@ -322,11 +321,16 @@ pub async fn run_until_cancelled<E: Exchange + 'static>(
     scheduler.run(cancel).await;
 }
 
-/// `trademind --daemon`: until SIGINT/SIGTERM.
-pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+/// `trademind --daemon`: until SIGINT/SIGTERM, on the database `store` (at `db_path`, for the
+/// log).
+pub async fn run(
+    settings: &crate::config::Settings,
+    store: crate::store::Store,
+    db_path: &std::path::Path,
+) -> anyhow::Result<()> {
     let shutdown = shutdown_listener();
-    let settings = Arc::new(ctx.settings().clone());
-    let store = Arc::new(Mutex::new(ctx.open_store()?));
+    let settings = Arc::new(settings.clone());
+    let store = Arc::new(Mutex::new(store));
     let bus = EventBus::default();
     let active: Vec<StrategyRow> = {
         let s = store
@@ -346,8 +350,16 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let user_data = crate::app::streams::binance_user_data(trading.exchange(), &stream_config);
     let mut strategies = Vec::with_capacity(active.len());
     for strategy in active {
-        let engine =
-            crate::cli::decide::engine_for(ctx, &strategy.decision_engine, store.clone()).await?;
+        let engine = crate::app::decide::engine_for(
+            &settings,
+            &strategy,
+            store.clone(),
+            crate::app::venue::mailer(
+                &settings.notifications,
+                &crate::secrets::Secrets::from_config(&settings.secrets),
+            ),
+        )
+        .await?;
         strategies.push(StrategyJob { strategy, engine });
     }
     if strategies.is_empty() {
@@ -356,7 +368,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         );
     }
     tracing::info!(
-        db = %ctx.db_path().display(),
+        db = %db_path.display(),
         %connection,
         %mode,
         strategies = strategies.len(),

@@ -1,4 +1,5 @@
-//! The decision flow: the `DecisionEngine` contract with its two engines, `rules` and `llm`, and
+//! The decision flow: the `DecisionEngine` contract with its engines, `rules`, `llm` and
+//! `strategy` (a built-in backtest strategy, in `strategy_engine`), how they are built, and
 //! the flight recorder call that turns every outcome (valid, invalid, error, fallback) into a
 //! `decisions` row. Nothing here places an order.
 
@@ -10,24 +11,31 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::app::bus::{Event, EventBus};
+use crate::app::strategy_engine::{
+    ENGINE_NAME as STRATEGY_ENGINE, StrategyEngine, StrategyEngineError,
+};
+use crate::config::Settings;
 use crate::domain::decision::{
     DecisionInput, InjectionFinding, RulesConfig, ValidatedDecision, ValidationLimits, Verdict,
     decision_json_schema, detect_injection, parse_and_validate, rules_decide, validate,
 };
+use crate::secrets::{SecretError, SecretKind, Secrets};
 use crate::services::llm::{
-    BudgetFallback, ChatMessage, LlmClient, NewsItem, PromptParts, SYSTEM_PROMPT, TavilyClient,
-    build_prompt, drop_news_after,
+    ApiKey, BudgetFallback, ChatMessage, LlmClient, NewsItem, PromptParts, SYSTEM_PROMPT,
+    TavilyClient, build_prompt, drop_news_after, load_template,
 };
 use crate::services::notification::{
     Alert, AlertKind, NotificationConfig, ResendClient, already_alerted, notify,
 };
 use crate::store::decisions::{self as recorder, CachedReply, NewDecision};
+use crate::store::strategies::StrategyRow;
 use crate::store::{Store, StoreError};
 
 /// Everything one decision produced, for the flight recorder and the faces.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EngineOutput {
-    /// `rules`, `llm`, or `cache` (an LLM decision answered entirely from the cache).
+    /// `rules`, `llm`, `cache` (an LLM decision answered entirely from the cache), or
+    /// `strategy:<name>` (a built-in backtest strategy).
     pub engine: String,
     pub model: Option<String>,
     pub validated: ValidatedDecision,
@@ -87,7 +95,7 @@ impl EngineOutput {
 
 /// Decides on a snapshot. Live trading, the CLI and backtests call the same engines.
 pub trait DecisionEngine {
-    /// `rules` or `llm`: shown wherever a decision is shown.
+    /// `rules`, `llm` or `strategy` (the `strategies.decision_engine` value that selects it).
     fn label(&self) -> &'static str;
     fn decide(&self, input: &DecisionInput) -> impl Future<Output = EngineOutput> + Send;
 }
@@ -122,6 +130,8 @@ impl DecisionEngine for RulesEngine {
 pub enum AnyEngine {
     Rules(RulesEngine),
     Llm(Box<LlmEngine>),
+    /// A built-in backtest strategy (`decision_engine = 'strategy'`).
+    Strategy(StrategyEngine),
 }
 
 impl DecisionEngine for AnyEngine {
@@ -129,6 +139,7 @@ impl DecisionEngine for AnyEngine {
         match self {
             AnyEngine::Rules(e) => e.label(),
             AnyEngine::Llm(e) => e.label(),
+            AnyEngine::Strategy(e) => e.label(),
         }
     }
 
@@ -136,6 +147,7 @@ impl DecisionEngine for AnyEngine {
         match self {
             AnyEngine::Rules(e) => e.decide_now(input),
             AnyEngine::Llm(e) => e.decide(input).await,
+            AnyEngine::Strategy(e) => e.decide_now(input),
         }
     }
 }
@@ -596,4 +608,159 @@ pub fn record(
         });
     }
     Ok(id)
+}
+
+/// The environment variable that supplies the Grok key when the keyring holds none.
+pub const GROK_KEY_ENV: &str = "TRADEMIND_GROK_API_KEY";
+
+/// Why a decision engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "the LLM engine needs a Grok API key: store one with `trademind keys set grok` or set {GROK_KEY_ENV}"
+    )]
+    NoGrokKey,
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+    #[error(transparent)]
+    Llm(#[from] crate::services::llm::LlmError),
+    #[error(transparent)]
+    Tavily(#[from] crate::services::llm::TavilyError),
+    #[error("cannot read llm.prompt_template {path:?}: {source}")]
+    Template {
+        path: Option<std::path::PathBuf>,
+        source: std::io::Error,
+    },
+    #[error("strategy {name:?} cannot run: {source}")]
+    Strategy {
+        name: String,
+        source: StrategyEngineError,
+    },
+    #[error("unknown decision engine {0:?}: expected rules, llm or strategy")]
+    Unknown(String),
+}
+
+/// A service's API key: the environment (`TRADEMIND_<KIND>_API_KEY`) first, then the OS keyring
+/// (`trademind keys set grok|tavily`). A keyring that cannot be reached counts as no key: every
+/// key read here is optional.
+pub async fn api_key(settings: &Settings, kind: SecretKind) -> Result<Option<ApiKey>, SecretError> {
+    let found =
+        crate::secrets::optional(Secrets::from_config(&settings.secrets).api_key(kind).await)?;
+    Ok(found.map(|k| ApiKey::new(k.expose().to_string())))
+}
+
+/// The rules engine as the settings configure it.
+pub fn rules_engine(settings: &Settings) -> RulesEngine {
+    RulesEngine {
+        config: settings.rules.clone(),
+        limits: ValidationLimits {
+            max_position_pct: settings.llm.max_position_pct,
+            ..ValidationLimits::default()
+        },
+    }
+}
+
+/// Build `rules` or `llm` (`requested`, else llm when a Grok key is stored, else rules); the
+/// notice says when it decides offline with rules. `mailer` is awaited only for the LLM engine
+/// (its spent-budget alerts).
+pub async fn build_engine(
+    settings: &Settings,
+    requested: Option<&str>,
+    store: Arc<Mutex<Store>>,
+    mailer: impl Future<Output = Option<ResendClient>>,
+) -> Result<(AnyEngine, Option<String>), EngineError> {
+    let grok_key = api_key(settings, SecretKind::Grok).await?;
+    build_engine_with(settings, requested, store, mailer, grok_key).await
+}
+
+/// [`build_engine`] with the Grok key already read (so a caller that needs it too reads the
+/// keyring once).
+pub async fn build_engine_with(
+    settings: &Settings,
+    requested: Option<&str>,
+    store: Arc<Mutex<Store>>,
+    mailer: impl Future<Output = Option<ResendClient>>,
+    grok_key: Option<ApiKey>,
+) -> Result<(AnyEngine, Option<String>), EngineError> {
+    let engine_name = match (requested, &grok_key) {
+        (Some("llm"), None) => return Err(EngineError::NoGrokKey),
+        (Some(e @ ("llm" | "rules")), _) => e.to_string(),
+        (Some(other), _) => return Err(EngineError::Unknown(other.to_string())),
+        (None, Some(_)) => "llm".to_string(),
+        (None, None) => "rules".to_string(),
+    };
+    let offline_notice = (grok_key.is_none())
+        .then(|| "no LLM key configured: deciding offline with the rules engine".to_string());
+    let rules = rules_engine(settings);
+    if engine_name != "llm" {
+        return Ok((AnyEngine::Rules(rules), offline_notice));
+    }
+    let key = grok_key.ok_or(EngineError::NoGrokKey)?;
+    let client = LlmClient::new(settings.llm.clone(), key)?;
+    let tavily = match api_key(settings, SecretKind::Tavily).await? {
+        Some(k) if settings.llm.tavily.enabled => {
+            Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
+        }
+        _ => None,
+    };
+    let template = load_template(settings.llm.prompt_template.as_deref()).map_err(|source| {
+        EngineError::Template {
+            path: settings.llm.prompt_template.clone(),
+            source,
+        }
+    })?;
+    // A spent budget is recorded as an alert, and mailed when notifications are set up.
+    let alerts = BudgetAlerts {
+        client: mailer.await,
+        config: settings.notifications.clone(),
+    };
+    let engine = LlmEngine::new(client, tavily, store, template, rules).with_budget_alerts(alerts);
+    Ok((AnyEngine::Llm(Box::new(engine)), offline_notice))
+}
+
+/// The engine a strategy row asks for, for the scheduler: `strategy` runs the built-in its
+/// `parameters` name; `llm` only when a Grok key is stored, else the rules with a logged
+/// notice, so a daemon without keys still trades offline.
+pub async fn engine_for(
+    settings: &Settings,
+    strategy: &StrategyRow,
+    store: Arc<Mutex<Store>>,
+    mailer: impl Future<Output = Option<ResendClient>>,
+) -> Result<AnyEngine, EngineError> {
+    engine_named(
+        settings,
+        &strategy.name,
+        &strategy.decision_engine,
+        &strategy.parameters,
+        store,
+        mailer,
+    )
+    .await
+}
+
+/// [`engine_for`] by parts: the strategy's name (for errors), its engine and its parameters.
+pub async fn engine_named(
+    settings: &Settings,
+    name: &str,
+    wanted: &str,
+    parameters: &serde_json::Value,
+    store: Arc<Mutex<Store>>,
+    mailer: impl Future<Output = Option<ResendClient>>,
+) -> Result<AnyEngine, EngineError> {
+    if wanted == STRATEGY_ENGINE {
+        return StrategyEngine::from_parameters(parameters)
+            .map(AnyEngine::Strategy)
+            .map_err(|source| EngineError::Strategy {
+                name: name.to_string(),
+                source,
+            });
+    }
+    if wanted == "llm" && api_key(settings, SecretKind::Grok).await?.is_none() {
+        tracing::warn!(
+            strategy = name,
+            "a strategy asks for the LLM engine but no Grok key is configured: deciding with the rules engine"
+        );
+        return Ok(AnyEngine::Rules(rules_engine(settings)));
+    }
+    Ok(build_engine(settings, Some(wanted), store, mailer).await?.0)
 }

@@ -215,7 +215,23 @@ pub struct Demo {
     initial_balance: Quote,
     database: std::path::PathBuf,
     engine_label: &'static str,
+    /// The strategy the side-by-side backtest runs.
+    backtest_spec: StrategySpec,
     settings: Arc<Settings>,
+}
+
+/// The seed's RSI + MACD rule as a backtest strategy, with the rules engine's levels.
+fn rules_spec(rules: &crate::domain::decision::RulesConfig) -> StrategySpec {
+    StrategySpec {
+        name: "rsi-macd".into(),
+        params: [
+            ("oversold".to_string(), rules.oversold),
+            ("overbought".to_string(), rules.overbought),
+            ("stop_pct".to_string(), rules.stop_loss_pct),
+            ("take_pct".to_string(), rules.take_profit_pct),
+        ]
+        .into(),
+    }
 }
 
 /// Remove the demo database and its WAL files, so every demo starts from the same state.
@@ -263,6 +279,27 @@ impl Demo {
         let paper = PaperExchange::open(Store::open(database)?, "paper", &paper_config)?
             .with_clock(clock.paper_clock());
         let store = Store::open(database)?;
+        // The backtest shown beside the replay runs what the engine runs: a strategy engine's
+        // own strategy, else the seed's rule with the demo's levels (the rules engine's rule).
+        let (parameters, backtest_spec) = match &engine {
+            AnyEngine::Strategy(e) => {
+                let spec = e.spec().clone();
+                let mut parameters = serde_json::json!({ "strategy": spec.name });
+                for (k, v) in &spec.params {
+                    parameters[k] = serde_json::json!(v);
+                }
+                (parameters, spec)
+            }
+            _ => (
+                serde_json::json!({
+                    "oversold": settings.rules.oversold,
+                    "overbought": settings.rules.overbought,
+                    "stop_loss_pct": settings.rules.stop_loss_pct,
+                    "take_profit_pct": settings.rules.take_profit_pct,
+                }),
+                rules_spec(&settings.rules),
+            ),
+        };
         strategies::add_strategy(
             store.conn(),
             &strategies::NewStrategy {
@@ -270,12 +307,7 @@ impl Demo {
                 symbols: vec![symbol.as_str().to_string()],
                 interval: interval.to_string(),
                 decision_engine: engine.label().to_string(),
-                parameters: serde_json::json!({
-                    "oversold": settings.rules.oversold,
-                    "overbought": settings.rules.overbought,
-                    "stop_loss_pct": settings.rules.stop_loss_pct,
-                    "take_profit_pct": settings.rules.take_profit_pct,
-                }),
+                parameters,
                 connection_id: None,
             },
             start_ms,
@@ -311,6 +343,7 @@ impl Demo {
             initial_balance,
             database: database.to_path_buf(),
             engine_label,
+            backtest_spec,
             settings,
         })
     }
@@ -417,18 +450,8 @@ impl Demo {
         let (Some(first), Some(last)) = (candles.first(), candles.last()) else {
             return Ok(());
         };
-        let rules = &self.settings.rules;
         let request = BacktestRequest {
-            strategy: StrategySpec {
-                name: "rsi-macd".into(),
-                params: [
-                    ("oversold".to_string(), rules.oversold),
-                    ("overbought".to_string(), rules.overbought),
-                    ("stop_pct".to_string(), rules.stop_loss_pct),
-                    ("take_pct".to_string(), rules.take_profit_pct),
-                ]
-                .into(),
-            },
+            strategy: self.backtest_spec.clone(),
             symbol: self.symbol.as_str().to_string(),
             interval: self.interval,
             from: Some(first.open_time),

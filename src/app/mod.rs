@@ -10,6 +10,7 @@ pub mod demo;
 pub mod key_check;
 pub mod scheduler;
 pub mod snapshot;
+pub mod strategy_engine;
 pub mod streams;
 pub mod trading;
 pub mod venue;

@@ -1,6 +1,7 @@
 //! `trademind decide SYMBOL` (runs the flow up to the decision, executes nothing) and
 //! `trademind decisions` (the flight recorder, with cost totals).
 
+use crate::services::llm::ApiKey;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use serde_json::json;
@@ -8,15 +9,16 @@ use std::sync::{Arc, Mutex};
 
 use super::{Context, UsageError};
 use crate::app::decide::{
-    AnyEngine, BudgetAlerts, DecisionEngine, EngineOutput, LlmEngine, RulesEngine, record,
+    AnyEngine, DecisionEngine, EngineError, EngineOutput, api_key, build_engine_with, engine_named,
+    record,
 };
+pub use crate::app::decide::{GROK_KEY_ENV, rules_engine};
 use crate::app::trading::{build_risk_context, intent_for};
 use crate::domain::Symbol;
-use crate::domain::decision::{DecisionInput, ValidationLimits, Verdict};
+use crate::domain::decision::{DecisionInput, Verdict};
 use crate::domain::market::Interval;
 use crate::domain::risk::{RiskManagementService, RiskVerdict};
 use crate::services::exchange::any::AnyExchange;
-use crate::services::llm::{ApiKey, LlmClient, TavilyClient, load_template};
 use crate::services::market_data::import::parse_candles;
 use crate::store::Store;
 use crate::store::candles::{insert_candles, last_candles};
@@ -26,8 +28,6 @@ use crate::store::decisions as recorder;
 const BUNDLED_CSV: &str = include_str!("../../assets/btcusdt_1h_2025-01_binance.csv");
 /// Candles fed to the indicators (enough for MACD and the next interval up).
 const CANDLES: usize = 500;
-/// The environment variable that supplies the Grok key when the keyring holds none.
-pub const GROK_KEY_ENV: &str = "TRADEMIND_GROK_API_KEY";
 
 #[derive(Debug, Args)]
 pub struct DecideArgs {
@@ -49,14 +49,6 @@ pub struct DecisionsArgs {
     /// Also show LLM cost totals per day and per strategy.
     #[arg(long)]
     pub costs: bool,
-}
-
-/// A service's API key: the environment (`TRADEMIND_<KIND>_API_KEY`) first, then the OS keyring
-/// (`trademind keys set grok|tavily`).
-async fn stored_key(ctx: &Context, kind: crate::secrets::SecretKind) -> Result<Option<ApiKey>> {
-    // The key is optional here: without a usable keyring, decide as if none were stored.
-    Ok(crate::secrets::optional(ctx.secrets().api_key(kind).await)?
-        .map(|k| ApiKey::new(k.expose().to_string())))
 }
 
 /// Stored candles, or the bundled file imported on first use (BTCUSDT 1h only).
@@ -95,7 +87,7 @@ pub(crate) async fn choose_engine(
 
 /// The Grok key (environment, then keyring), read once and handed to `choose_engine_with`.
 pub(crate) async fn grok_key(ctx: &Context) -> Result<Option<ApiKey>> {
-    stored_key(ctx, crate::secrets::SecretKind::Grok).await
+    Ok(api_key(ctx.settings(), crate::secrets::SecretKind::Grok).await?)
 }
 
 /// `choose_engine` with the Grok key already read.
@@ -106,45 +98,12 @@ pub(crate) async fn choose_engine_with(
     grok_key: Option<ApiKey>,
 ) -> Result<(AnyEngine, Option<String>)> {
     let settings = ctx.settings();
-    let engine_name = match (requested, &grok_key) {
-        (Some("llm"), None) => {
-            return Err(UsageError(format!(
-                "--engine llm needs a Grok API key: store one with `trademind keys set grok` \
-                 or set {GROK_KEY_ENV}"
-            ))
-            .into());
-        }
-        (Some(e), _) => e.to_string(),
-        (None, Some(_)) => "llm".to_string(),
-        (None, None) => "rules".to_string(),
-    };
-    let offline_notice = (grok_key.is_none())
-        .then(|| "no LLM key configured: deciding offline with the rules engine".to_string());
-    let rules = rules_engine(settings);
-    if engine_name != "llm" {
-        return Ok((AnyEngine::Rules(rules), offline_notice));
+    let secrets = ctx.secrets();
+    let mailer = crate::app::venue::mailer(&settings.notifications, &secrets);
+    match build_engine_with(settings, requested, store, mailer, grok_key).await {
+        Err(e @ EngineError::NoGrokKey) => Err(UsageError(format!("--engine llm: {e}")).into()),
+        other => Ok(other?),
     }
-    let key = grok_key.ok_or_else(|| UsageError("no Grok API key".into()))?;
-    let client = LlmClient::new(settings.llm.clone(), key)?;
-    let tavily = match stored_key(ctx, crate::secrets::SecretKind::Tavily).await? {
-        Some(k) if settings.llm.tavily.enabled => {
-            Some(TavilyClient::new(settings.llm.tavily.clone(), k)?)
-        }
-        _ => None,
-    };
-    let template = load_template(settings.llm.prompt_template.as_deref()).with_context(|| {
-        format!(
-            "cannot read llm.prompt_template {:?}",
-            settings.llm.prompt_template
-        )
-    })?;
-    // A spent budget is recorded as an alert, and mailed when notifications are set up.
-    let alerts = BudgetAlerts {
-        client: crate::app::venue::mailer(&settings.notifications, &ctx.secrets()).await,
-        config: ctx.settings().notifications.clone(),
-    };
-    let engine = LlmEngine::new(client, tavily, store, template, rules).with_budget_alerts(alerts);
-    Ok((AnyEngine::Llm(Box::new(engine)), offline_notice))
 }
 
 /// The snapshot to decide on from the stored (or bundled) closed candles, with recent
@@ -443,37 +402,27 @@ pub fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
     })
 }
 
-/// The rules engine as the settings configure it.
-pub fn rules_engine(settings: &crate::config::Settings) -> RulesEngine {
-    RulesEngine {
-        config: settings.rules.clone(),
-        limits: ValidationLimits {
-            max_position_pct: settings.llm.max_position_pct,
-            ..ValidationLimits::default()
-        },
-    }
-}
-
-/// The engine a strategy asked for (`rules` or `llm`), for the scheduler: the LLM only when a
-/// Grok key is stored, else the rules with a logged notice, so a daemon without keys still
-/// trades offline.
+/// The engine the demo's strategy runs with (`rules` or `llm`): see
+/// [`crate::app::decide::engine_named`].
 pub async fn engine_for(
     ctx: &Context,
     wanted: &str,
     store: Arc<Mutex<Store>>,
 ) -> Result<AnyEngine> {
-    if wanted == "llm" && !has_llm_key(ctx).await? {
-        tracing::warn!(
-            "a strategy asks for the LLM engine but no Grok key is configured: deciding with the rules engine"
-        );
-        return Ok(AnyEngine::Rules(rules_engine(ctx.settings())));
-    }
-    Ok(choose_engine(ctx, Some(wanted), store).await?.0)
+    Ok(engine_named(
+        ctx.settings(),
+        wanted,
+        wanted,
+        &serde_json::Value::Null,
+        store,
+        crate::app::venue::mailer(&ctx.settings().notifications, &ctx.secrets()),
+    )
+    .await?)
 }
 
 /// Whether a Grok key is configured (the demo then decides with the LLM).
 pub async fn has_llm_key(ctx: &Context) -> Result<bool> {
-    Ok(stored_key(ctx, crate::secrets::SecretKind::Grok)
+    Ok(api_key(ctx.settings(), crate::secrets::SecretKind::Grok)
         .await?
         .is_some())
 }

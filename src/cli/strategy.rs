@@ -36,10 +36,12 @@ pub struct AddStrategy {
     /// Candle interval the strategy decides on.
     #[arg(long, default_value = "1h")]
     pub interval: String,
-    /// Decision engine: rules (no keys needed) or llm.
-    #[arg(long, default_value = "rules", value_parser = ["rules", "llm"])]
+    /// Decision engine: rules (no keys needed), llm, or strategy (a built-in backtest strategy,
+    /// named by --param strategy=sma-cross|rsi-reversion|macd|rsi-macd with its parameters, e.g.
+    /// --param fast=10 --param slow=30 --param stop_pct=2 --param take_pct=4).
+    #[arg(long, default_value = "rules", value_parser = ["rules", "llm", "strategy"])]
     pub engine: String,
-    /// Parameters as key=value (e.g. --param rule=seed --param fast=10).
+    /// Parameters as key=value (e.g. --param strategy=sma-cross --param fast=10).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
     /// Exchange connection (default: the paper exchange).
@@ -126,12 +128,18 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
                         .id,
                 ),
             };
+            let parameters = parse_params(&a.params)?;
+            if a.engine == crate::app::strategy_engine::ENGINE_NAME {
+                // A strategy the daemon could not build is refused now, not at its first run.
+                crate::app::strategy_engine::spec_from_parameters(&parameters)
+                    .map_err(|e| UsageError(format!("--engine strategy: {e}")))?;
+            }
             let new = NewStrategy {
                 name: a.name.clone(),
                 symbols,
                 interval: interval.to_string(),
                 decision_engine: a.engine.clone(),
-                parameters: parse_params(&a.params)?,
+                parameters,
                 connection_id,
             };
             let id = strategies::add_strategy(c, &new, now_ms()).map_err(not_found)?;

@@ -26,8 +26,8 @@ pub struct ExecuteArgs {
     /// Trade for this strategy (its interval, engine and risk limits).
     #[arg(long, value_name = "NAME")]
     pub strategy: Option<String>,
-    /// Decision engine: llm (needs a Grok key) or rules. Default: the strategy's, else llm
-    /// when a key is configured.
+    /// Decision engine: llm (needs a Grok key) or rules. Default: the strategy's (rules, llm or
+    /// its built-in backtest strategy), else llm when a key is configured.
     #[arg(long, value_parser = ["llm", "rules"])]
     pub engine: Option<String>,
     /// Connection to trade on (default: trading.connection).
@@ -173,8 +173,19 @@ pub async fn run_execute(args: ExecuteArgs, ctx: &Context) -> Result<()> {
             .map(|s| s.decision_engine.clone())
     });
     let (service, store) = service(ctx, args.connection.as_deref()).await?;
-    let (engine, notice) =
-        super::decide::choose_engine(ctx, engine_name.as_deref(), store.clone()).await?;
+    let runs_strategy = strategy.as_ref().filter(|s| {
+        args.engine.is_none() && s.decision_engine == crate::app::strategy_engine::ENGINE_NAME
+    });
+    let (engine, notice) = match runs_strategy {
+        Some(s) => (
+            crate::app::decide::AnyEngine::Strategy(
+                crate::app::strategy_engine::StrategyEngine::from_parameters(&s.parameters)
+                    .map_err(|e| UsageError(format!("strategy {:?}: {e}", s.name)))?,
+            ),
+            None,
+        ),
+        None => super::decide::choose_engine(ctx, engine_name.as_deref(), store.clone()).await?,
+    };
     let now = now_ms();
     let input = match service_exchange(&service) {
         ExchangeKind::Paper => {

@@ -31,6 +31,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0003_secrets_and_live_guard.sql")),
         M::up(include_str!("migrations/0004_trading.sql")),
         M::up(include_str!("migrations/0005_backtest_control.sql")),
+        M::up(include_str!("migrations/0006_strategy_engine.sql")).foreign_key_check(),
     ])
 });
 
@@ -94,7 +95,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 5;
+const MIGRATION_COUNT: usize = 6;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -191,7 +192,13 @@ impl Store {
                 known: latest_version(),
             });
         }
-        MIGRATIONS.to_latest(&mut self.conn)?;
+        // Table rebuilds (0006) must not fire ON DELETE actions on the rows that point at the
+        // table: foreign keys are off while migrating (they cannot be switched inside the
+        // migrations' transaction) and each rebuild is followed by a foreign-key check.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let migrated = MIGRATIONS.to_latest(&mut self.conn);
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrated?;
         Ok(MigrationReport {
             from_version,
             to_version: self.schema_version()?,
@@ -293,5 +300,65 @@ mod tests {
         let reopened = Store::open(&path).unwrap();
         assert_eq!(reopened.schema_version().unwrap(), latest_version());
         reopened.integrity_check().unwrap();
+    }
+
+    #[test]
+    fn strategy_engine_migration_keeps_the_rows_that_point_at_a_strategy() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        MIGRATIONS.to_version(&mut conn, 5).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(
+            "INSERT INTO strategies (id, name, decision_engine, created_at, updated_at)
+                 VALUES (7, 'trend', 'rules', 0, 0);
+             INSERT INTO risk_configs (strategy_id, config, updated_at) VALUES (7, '{}', 0);
+             INSERT INTO orders (client_order_id, strategy_id, symbol, side, order_type, status,
+                                 quantity, created_at, updated_at)
+                 VALUES ('e-1', 7, 'BTCUSDT', 'BUY', 'MARKET', 'FILLED', '1', 0, 0);",
+        )
+        .unwrap();
+        let mut store = Store { conn, path: None };
+        let report = store.migrate().unwrap();
+        assert_eq!((report.from_version, report.to_version), (5, 6));
+        let c = store.conn();
+        // Dropping the old table fired no ON DELETE CASCADE / SET NULL.
+        let risk: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM risk_configs WHERE strategy_id = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let order: Option<i64> = c
+            .query_row(
+                "SELECT strategy_id FROM orders WHERE client_order_id = 'e-1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!((risk, order), (1, Some(7)));
+        c.execute(
+            "UPDATE strategies SET decision_engine = 'strategy' WHERE id = 7",
+            [],
+        )
+        .unwrap();
+        assert!(
+            c.execute(
+                "UPDATE strategies SET decision_engine = 'magic' WHERE id = 7",
+                []
+            )
+            .is_err()
+        );
+        // Foreign keys are on again and still point at the rebuilt table.
+        let on: i64 = c
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(on, 1);
+        c.execute("DELETE FROM strategies WHERE id = 7", [])
+            .unwrap();
+        let risk: i64 = c
+            .query_row("SELECT COUNT(*) FROM risk_configs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(risk, 0);
     }
 }

@@ -15,9 +15,10 @@ pub struct StrategyRow {
     pub status: String,
     pub symbols: Vec<String>,
     pub interval: String,
-    /// "rules" or "llm".
+    /// "rules", "llm" or "strategy" (a built-in backtest strategy named in `parameters`).
     pub decision_engine: String,
-    /// Free-form parameters (rule name, periods, …) as JSON.
+    /// Free-form parameters (rule name, periods, …) as JSON; for the `strategy` engine
+    /// `{"strategy": "sma-cross", "fast": 10, …}`.
     pub parameters: serde_json::Value,
     pub connection_id: Option<i64>,
     pub created_at: i64,

@@ -26,6 +26,7 @@ mod live_stream;
 mod live_user_data;
 mod market_data;
 mod notifications;
+mod one_engine;
 mod parser_robustness;
 mod risk;
 mod secret_leak;

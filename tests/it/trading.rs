@@ -201,6 +201,7 @@ pub(crate) fn input() -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        closed_candles: Vec::new(),
     }
 }
 

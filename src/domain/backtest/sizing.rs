@@ -1,10 +1,29 @@
-//! Risk-based sizing for the engine: the risk domain's `size_position` (fixed risk, fractional
-//! Kelly, ATR) behind the engine's `Sizer` trait, capped by the position limit and the cash.
+//! Risk-based sizing for the engine: live trading's own entry check,
+//! `RiskManagementService::validate` (the risk domain's `size_position` in fixed, fractional
+//! Kelly or ATR mode, then the position, balance, symbol-exposure, heat and exchange caps, floored
+//! to the lot step), asked about a flat account behind the engine's `Sizer` trait. A backtest and
+//! the live trading of the same strategy size an entry with the same code and the same inputs.
+//!
+//! Where a backtest's inputs must differ from live ones (and why):
+//! - the account is flat at every entry (the engine never adds), so the exposure and heat caps
+//!   see no other position; live trading of several symbols at once can be capped lower;
+//! - the circuit breaker, daily-loss and drawdown halts are not simulated (start-of-day and peak
+//!   equity are today's equity): a backtest shows what the strategy does, not when risk halts it;
+//! - the minimum reward:risk is not judged (the engine's sizer is not shown the take-profit), nor
+//!   the decision confidence (a strategy's signal has none; the strategy engine says 1.0);
+//! - the fee reserve is the run's taker fee (`--fee-bps`), live it is `risk.fee_rate`;
+//! - ATR comes from the last ten periods of the visible history, live from the whole snapshot.
 
 use super::engine::{History, OrderAmount, SizeDecision, Sizer, SizingInput};
 use crate::domain::market::indicators::{Atr, Ohlcv};
-use crate::domain::money::{Price, Qty};
-use crate::domain::risk::{RiskConfig, SizingInputs, SizingMode, size_position};
+use crate::domain::money::{Price, Quote};
+use crate::domain::risk::{
+    BreakerState, IntentKind, MarketSnapshot, RiskConfig, RiskContext, RiskManagementService,
+    RiskVerdict, SizingMode, TradeIntent,
+};
+use crate::domain::symbol::Symbol;
+use crate::domain::trading::filters::SymbolFilters;
+use crate::domain::trading::order::Side;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 
@@ -15,11 +34,23 @@ pub const ATR_PERIOD: usize = 14;
 #[derive(Debug, Clone)]
 pub struct RiskSizer {
     pub config: RiskConfig,
+    /// The exchange filters live sizing rounds with (tick for the entry and stop, lot step for
+    /// the quantity). Default: no tick, a 1e-8 lot, as live trading does without a step.
+    pub filters: SymbolFilters,
 }
 
 impl RiskSizer {
     pub fn new(config: RiskConfig) -> Self {
-        RiskSizer { config }
+        let mut filters = SymbolFilters::permissive("BASE", "QUOTE");
+        filters.tick_size = Decimal::ZERO;
+        filters.step_size = Decimal::ZERO;
+        RiskSizer { config, filters }
+    }
+
+    /// Round as the exchange does (use the backtest's own filters, so sizing and fills agree).
+    pub fn with_filters(mut self, filters: SymbolFilters) -> Self {
+        self.filters = filters;
+        self
     }
 }
 
@@ -60,26 +91,55 @@ impl Sizer for RiskSizer {
             )?)?)),
             _ => None,
         };
-        let sizing = size_position(
-            &self.config,
-            &SizingInputs {
-                equity: input.equity,
-                entry: input.price,
-                stop: input.stop_loss,
+        let config = RiskConfig {
+            fee_rate: input.fee_rate,
+            min_reward_risk: Decimal::ZERO,
+            min_confidence: Decimal::ZERO,
+            ..self.config.clone()
+        };
+        // Kelly alone reads the closed trades; copying them for every entry of a long run
+        // would be quadratic.
+        let closed_trades = match config.sizing_mode {
+            SizingMode::Kelly => input.closed_trades.to_vec(),
+            _ => Vec::new(),
+        };
+        let symbol = Symbol::new("BACKTEST").ok()?;
+        let context = RiskContext {
+            equity: input.equity,
+            available_balance: input.cash,
+            open_positions: Vec::new(),
+            realised_pnl_today: Quote::ZERO,
+            unrealised_pnl: Quote::ZERO,
+            start_of_day_equity: input.equity,
+            peak_equity: input.equity,
+            closed_trades,
+            config,
+            market: MarketSnapshot {
+                price: input.price,
                 atr,
-                closed_trades: input.closed_trades,
+                filters: self.filters.clone(),
             },
-        )
-        .ok()?;
-        // Never more than the position limit, nor more than the cash buys after fees.
-        let per_unit = input.price.get() * (Decimal::ONE + input.fee_rate);
-        let cap_quote = (input.equity.get() * self.config.max_position_pct / Decimal::ONE_HUNDRED)
-            .min(input.cash.get());
-        let qty = sizing.quantity.get().min(cap_quote / per_unit);
-        (qty > Decimal::ZERO).then_some(SizeDecision {
-            amount: OrderAmount::Qty(Qty(qty)),
-            stop_loss: Some(sizing.stop),
-        })
+            breaker: BreakerState::Active,
+        };
+        let intent = TradeIntent {
+            symbol,
+            side: Side::Buy,
+            kind: IntentKind::Entry,
+            confidence: Decimal::ONE,
+            size_pct: None,
+            entry: input.price,
+            stop_loss: input.stop_loss,
+            take_profit: None,
+            quantity: None,
+            strategy: None,
+        };
+        match RiskManagementService::validate(&intent, &context) {
+            RiskVerdict::Approved { quantity, stop, .. } => Some(SizeDecision {
+                amount: OrderAmount::Qty(quantity),
+                stop_loss: stop,
+            }),
+            RiskVerdict::Refused { .. } => None,
+        }
     }
 }
 
@@ -87,7 +147,7 @@ impl Sizer for RiskSizer {
 mod tests {
     use super::*;
     use crate::domain::market::candle::{Candle, CandleColumns};
-    use crate::domain::money::Quote;
+    use crate::domain::money::Qty;
     use rust_decimal_macros::dec;
 
     fn flat_candles(n: i64, range: Decimal) -> Vec<Candle> {
@@ -103,16 +163,12 @@ mod tests {
             .collect()
     }
 
-    fn size(mode: SizingMode, stop: Option<Decimal>, cash: Decimal) -> Option<SizeDecision> {
+    /// `sizer` on a 10000 account at price 100 with a flat 4-wide history.
+    fn size_with(sizer: &RiskSizer, stop: Option<Decimal>, cash: Decimal) -> Option<SizeDecision> {
         let candles = flat_candles(40, dec!(4));
         let cols = CandleColumns::from_candles(&candles);
         let h = History::up_to(&candles, &cols, 39);
-        let config = RiskConfig {
-            sizing_mode: mode,
-            max_position_pct: dec!(100),
-            ..RiskConfig::default()
-        };
-        RiskSizer::new(config).size(&SizingInput {
+        sizer.size(&SizingInput {
             cash: Quote(cash),
             equity: Quote(dec!(10000)),
             price: Price(dec!(100)),
@@ -121,6 +177,15 @@ mod tests {
             history: &h,
             closed_trades: &[],
         })
+    }
+
+    fn size(mode: SizingMode, stop: Option<Decimal>, cash: Decimal) -> Option<SizeDecision> {
+        let config = RiskConfig {
+            sizing_mode: mode,
+            max_position_pct: dec!(100),
+            ..RiskConfig::default()
+        };
+        size_with(&RiskSizer::new(config), stop, cash)
     }
 
     #[test]
@@ -149,5 +214,37 @@ mod tests {
         // 20 units wanted, but 1001 cash buys 1001 / (100 * 1.001) = 10
         let d = size(SizingMode::Fixed, Some(dec!(95)), dec!(1001)).unwrap();
         assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(10))));
+    }
+
+    #[test]
+    fn position_cap_is_the_notional_limit_without_fees_as_live() {
+        // 1 % of 10000 over a 1.00 stop = 100 units, capped by 10 % of equity: 1000 / 100 = 10
+        // units (not 1000 / 100.1: the fee reserve applies to the cash, as live).
+        let sizer = RiskSizer::new(RiskConfig {
+            max_position_pct: dec!(10),
+            ..RiskConfig::default()
+        });
+        let d = size_with(&sizer, Some(dec!(99)), dec!(10000)).unwrap();
+        assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(10))));
+    }
+
+    #[test]
+    fn stop_is_rounded_up_to_the_tick_and_the_size_down_to_the_lot_as_live() {
+        // stop 94.995 → 95.00 on a 0.01 tick: 100 / 5 = 20 units; cash 1000 buys
+        // 1000 / 100.1 = 9.99000999 → 9.99 on a 0.01 lot.
+        let mut filters = SymbolFilters::permissive("BTC", "USDT");
+        filters.tick_size = dec!(0.01);
+        filters.step_size = dec!(0.01);
+        let sizer = RiskSizer::new(RiskConfig {
+            max_position_pct: dec!(100),
+            max_symbol_exposure_pct: dec!(100),
+            ..RiskConfig::default()
+        })
+        .with_filters(filters);
+        let d = size_with(&sizer, Some(dec!(94.995)), dec!(10000)).unwrap();
+        assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(20))));
+        assert_eq!(d.stop_loss, Some(Price(dec!(95.00))));
+        let d = size_with(&sizer, Some(dec!(94.995)), dec!(1000)).unwrap();
+        assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(9.99))));
     }
 }

@@ -75,6 +75,10 @@ pub struct DecisionInput {
     pub position: Option<PositionSnapshot>,
     pub risk: RiskSnapshot,
     pub recent_decisions: Vec<PastDecision>,
+    /// The closed candles the snapshot was computed from, oldest first: a strategy engine
+    /// replays them. Not recorded: the indicators above summarise them for the reader.
+    #[serde(skip)]
+    pub closed_candles: Vec<Candle>,
 }
 
 /// Fold candles into the next interval up (`interval.higher()`); the last group may be partial.
@@ -158,6 +162,7 @@ impl DecisionInput {
             position: None,
             risk: RiskSnapshot::default(),
             recent_decisions: Vec::new(),
+            closed_candles: candles.to_vec(),
         })
     }
 }

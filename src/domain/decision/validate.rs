@@ -92,13 +92,26 @@ pub fn parse_decision(raw: &str) -> Result<TradingDecision, String> {
     serde_json::from_value(value).map_err(|e| format!("reply violates the decision schema: {e}"))
 }
 
+/// The decimal a JSON number was written as: the shortest digits that read back as the same
+/// f64, so a price sent as 12.74 is 12.74 and not the binary neighbour `from_f64` may give.
+fn decimal_of(value: f64) -> Option<Decimal> {
+    if !value.is_finite() {
+        return None;
+    }
+    value
+        .to_string()
+        .parse::<Decimal>()
+        .ok()
+        .or_else(|| Decimal::from_f64(value))
+}
+
 /// The price a level names for `entry`: absolute, or a percent distance below (`losing_side_below`)
 /// or above the entry. `None` for a non-finite value.
 pub fn level_price(level: Level, entry: Decimal, losing_side_below: bool) -> Option<Decimal> {
     match level.kind {
-        LevelKind::Price => Decimal::from_f64(level.value),
+        LevelKind::Price => decimal_of(level.value),
         LevelKind::Percent => {
-            let pct = Decimal::from_f64(level.value)? / Decimal::ONE_HUNDRED;
+            let pct = decimal_of(level.value)? / Decimal::ONE_HUNDRED;
             Some(if losing_side_below {
                 entry * (Decimal::ONE - pct)
             } else {
