@@ -119,8 +119,8 @@ fn main() {
         convert.push(t.elapsed());
         let cpu0 = thread_cpu();
         let t = Instant::now();
-        // The command line's path: SMA columns, the engine loop specialised for the strategy,
-        // fills, equity and metrics.
+        // The command line's path: sliding averages over the history, the engine loop
+        // specialised for the strategy, fills, equity and metrics.
         let r = run_on(
             &request(10.0, 30.0),
             &candles,
@@ -162,7 +162,7 @@ fn main() {
     let mcps = |d: Duration| n as f64 / d.as_secs_f64() / 1e6;
     println!("sma-cross, {n} one-minute candles, {trades} trades (median of 11):");
     println!(
-        "  run (SMA columns + strategy + sizing + fills + equity + metrics): {:>8.2} ms  {:>7.1} M candles/s",
+        "  run (averages + strategy + sizing + fills + equity + metrics):    {:>8.2} ms  {:>7.1} M candles/s",
         run.as_secs_f64() * 1e3,
         mcps(run)
     );

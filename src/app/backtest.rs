@@ -243,10 +243,9 @@ pub fn run_on(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BacktestResult, BacktestRunError> {
-    // Moving averages come from one batch pass over the closes (the sweep's shared columns);
-    // strategies without a batch form keep their streaming indicators.
-    let shared = SharedColumns::new(&columns.close);
-    run_shared(req, candles, columns, Some(&shared), cancel, progress)
+    // A single run updates its averages as it goes (reading leaving closes back from the
+    // history); the sweep's shared columns pay off only when many runs read them.
+    run_shared(req, candles, columns, None, cancel, progress)
 }
 
 /// [`run_on`] with the strategy's indicator columns taken from `shared` (computed over

@@ -72,8 +72,17 @@ pub fn div_to_zero_dp(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
             Some(e) => (ma.checked_mul(pow10(e)?)?, mb),
             None => (ma, mb.checked_mul(pow10(a.scale() - b.scale() - dp)?)?),
         };
-        let (mut q, mut scale) = (num / den, dp);
+        // Most operands fit 64 bits, where the division is one machine instruction rather
+        // than a 128-bit library routine.
+        let q = match (i64::try_from(num), i64::try_from(den)) {
+            (Ok(n), Ok(d)) => i128::from(n.checked_div(d)?),
+            _ => num / den,
+        };
+        if q == 0 {
+            return Some(Decimal::ZERO);
+        }
         // Drop trailing zeros, as the decimal library's own quotient has none.
+        let (mut q, mut scale) = (q, dp);
         while scale > 0 && q % 10 == 0 {
             q /= 10;
             scale -= 1;

@@ -4,6 +4,7 @@
 
 use super::codec::parse_col;
 use super::{StoreError, StoreResult};
+use crate::domain::backtest::Times;
 use crate::domain::backtest::{BacktestResult, Metrics, RunStatus, TradeRecord, WindowReport};
 use crate::domain::market::candle::TimestampMs;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -99,7 +100,7 @@ pub fn mark_running(conn: &Connection, id: i64, now: TimestampMs) -> StoreResult
 }
 
 /// Evenly thinned `(time, equity)` points, the last one always included.
-pub fn thin_curve(times: &[TimestampMs], equity: &[f64], max: usize) -> Vec<(TimestampMs, f64)> {
+pub fn thin_curve(times: &Times, equity: &[f64], max: usize) -> Vec<(TimestampMs, f64)> {
     let n = equity.len().min(times.len());
     if n == 0 || max == 0 {
         return Vec::new();
@@ -107,10 +108,12 @@ pub fn thin_curve(times: &[TimestampMs], equity: &[f64], max: usize) -> Vec<(Tim
     let stride = n.div_ceil(max);
     let mut points: Vec<(TimestampMs, f64)> = (0..n)
         .step_by(stride)
-        .map(|i| (times[i], equity[i]))
+        .filter_map(|i| Some((times.get(i)?, equity[i])))
         .collect();
-    if !(n - 1).is_multiple_of(stride) {
-        points.push((times[n - 1], equity[n - 1]));
+    if !(n - 1).is_multiple_of(stride)
+        && let Some(t) = times.get(n - 1)
+    {
+        points.push((t, equity[n - 1]));
     }
     points
 }
@@ -379,7 +382,7 @@ mod tests {
 
     #[test]
     fn thinning_keeps_first_and_last_points() {
-        let times: Vec<i64> = (0..10).collect();
+        let times = Times::of(&(0..10).collect::<Vec<i64>>());
         let eq: Vec<f64> = (0..10).map(f64::from).collect();
         let p = thin_curve(&times, &eq, 4);
         // stride 3: 0, 3, 6, 9

@@ -132,8 +132,8 @@ fn windows_fall_on_exact_boundaries_and_roll_by_the_test_length() {
     );
     // Only out-of-sample candles are reported: the 36 test candles, from 24 h on.
     assert_eq!(wf.result.equity.len(), 36);
-    assert_eq!(wf.result.times.first(), Some(&(24 * H)));
-    assert_eq!(wf.result.times.last(), Some(&(59 * H)));
+    assert_eq!(wf.result.times.first(), Some(24 * H));
+    assert_eq!(wf.result.times.last(), Some(59 * H));
     assert!(wf.result.trades.iter().all(|t| t.entry_time >= 24 * H));
     // The same windows in candle counts.
     let by_count = walk(&data, "train=24,test=12");

@@ -2,6 +2,7 @@
 //! round-trip trade records they are computed from (exact decimals).
 
 use super::engine::ExitReason;
+use super::times::Times;
 use crate::domain::market::candle::{Interval, TimestampMs};
 use crate::domain::money::{Price, Qty, Quote};
 use serde::{Deserialize, Serialize};
@@ -70,7 +71,7 @@ pub struct MetricsInput<'a> {
     /// Equity at each candle's close.
     pub equity: &'a [f64],
     /// Open time of each candle (same length as `equity`).
-    pub times: &'a [TimestampMs],
+    pub times: &'a Times,
     pub trades: &'a [TradeRecord],
     pub candles_in_market: usize,
     pub fees_paid: Quote,
@@ -109,8 +110,7 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
     let mut dd_span: Option<(usize, usize)> = None;
     // Branch-free where the data decides (a real equity curve goes up and down at random, and a
     // mispredicted branch per candle would cost more than the arithmetic). A zero or non-finite
-    // previous equity gives a zero return, as `ratio_or_zero` does; a point at or above its
-    // peak has a drawdown of zero or less, which never beats `max_dd`.
+    // previous equity gives a zero return, as `ratio_or_zero` does.
     for (i, &e) in input.equity.iter().enumerate() {
         let usable = prev != 0.0 && prev.is_finite();
         let r = if usable { e / prev - 1.0 } else { 0.0 };
@@ -121,10 +121,14 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
         let new_peak = e > peak;
         peak = if new_peak { e } else { peak };
         peak_at = if new_peak { i } else { peak_at };
-        let dd = if peak > 0.0 { 1.0 - e / peak } else { 0.0 };
-        if dd > max_dd {
-            max_dd = dd;
-            dd_span = Some((peak_at, i));
+        // The drawdown's division only where it can beat the deepest so far: below
+        // `peak * (1 - max_dd)`, widened by a hair so rounding cannot skip a real new maximum.
+        if peak > 0.0 && e < peak * (1.0 - max_dd) * (1.0 + 1e-12) {
+            let dd = 1.0 - e / peak;
+            if dd > max_dd {
+                max_dd = dd;
+                dd_span = Some((peak_at, i));
+            }
         }
     }
     let nf = n as f64;
@@ -153,7 +157,7 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
         .collect();
 
     let (dd_start, dd_end) = match dd_span {
-        Some((a, b)) => (input.times.get(a).copied(), input.times.get(b).copied()),
+        Some((a, b)) => (input.times.get(a), input.times.get(b)),
         None => (None, None),
     };
     Metrics {
@@ -181,8 +185,8 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
         fees_paid: input.fees_paid.to_f64(),
         buy_and_hold_return_pct: (ratio_or_zero(input.last_close, input.first_open) - 1.0) * 100.0,
         candles: n,
-        start: input.times.first().copied(),
-        end: input.times.last().copied(),
+        start: input.times.first(),
+        end: input.times.last(),
     }
 }
 
@@ -210,7 +214,7 @@ mod tests {
     fn drawdown_returns_and_trade_statistics_by_hand() {
         // equity 100 -> 120 -> 90 -> 108 -> 132 (hourly)
         let equity = [120.0, 90.0, 108.0, 132.0];
-        let times = [0, 3_600_000, 7_200_000, 10_800_000];
+        let times = Times::of(&[0, 3_600_000, 7_200_000, 10_800_000]);
         let trades = vec![
             trade(dec!(30), 0, Some(7_200_000)),
             trade(dec!(-10), 7_200_000, Some(10_800_000)),

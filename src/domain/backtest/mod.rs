@@ -12,6 +12,7 @@ pub mod report;
 pub mod settings;
 pub mod sizing;
 pub mod strategies;
+pub mod times;
 pub mod walk_forward;
 
 pub use engine::{
@@ -26,6 +27,7 @@ pub use strategies::{
     BuiltinStrategy, SharedColumns, StrategyError, StrategySpec, build_strategy,
     build_strategy_shared,
 };
+pub use times::Times;
 pub use walk_forward::{Span, WalkForwardSpec, WindowReport, WindowSplit};
 
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
@@ -74,7 +76,8 @@ pub struct BacktestResult {
     pub trades: Vec<TradeRecord>,
     /// Equity at each candle's close (f64, for charts and statistics).
     pub equity: Vec<f64>,
-    pub times: Vec<TimestampMs>,
+    /// Each equity point's candle open time.
+    pub times: Times,
     /// Orders the simulated exchange refused, with the reason.
     pub rejections: Vec<(TimestampMs, String)>,
 }
@@ -308,7 +311,7 @@ impl BacktestService {
 
         let (first, last) = (&candles[trade_from], &candles[end - 1]);
         let trades = ledger.finish(last.close);
-        let times: Vec<TimestampMs> = times[trade_from..end].to_vec();
+        let times = Times::of(&times[trade_from..end]);
         let metrics = metrics::compute(&metrics::MetricsInput {
             interval: config.interval,
             initial_equity: config.initial_cash.to_f64(),

@@ -172,7 +172,6 @@ pub fn render_html(
     let equity: Vec<(TimestampMs, f64)> = result
         .times
         .iter()
-        .copied()
         .zip(result.equity.iter().copied())
         .collect();
     let mut peak = f64::NEG_INFINITY;

@@ -2,7 +2,7 @@
 //! how to build one from a name and `key=value` parameters or a strategy TOML file.
 
 use super::engine::{Signal, Strategy, StrategyContext};
-use crate::domain::market::indicators::{Macd, Rsi, Sma, sma};
+use crate::domain::market::indicators::{Macd, Rsi, SlidingSma, sma};
 use crate::domain::market::indicators::{Signal as RuleSignal, simple_signal_at};
 use crate::domain::money::Price;
 use rust_decimal::Decimal;
@@ -327,8 +327,9 @@ pub struct SmaCross {
 
 /// Where the crossover's two averages come from.
 enum Averages {
-    /// Updated one close at a time (live trading, single runs).
-    Streaming { fast: Sma, slow: Sma },
+    /// Updated one close at a time from the history, the leaving close read back from it
+    /// (live trading, single runs): no ring buffers, no columns to allocate.
+    Sliding { fast: SlidingSma, slow: SlidingSma },
     /// Read from columns computed once over the whole run (sweeps). The value at index `i`
     /// depends only on closes `..=i`, and is read at the history's current index, so nothing
     /// after the current candle can leak in.
@@ -338,9 +339,9 @@ enum Averages {
 impl SmaCross {
     pub fn new(fast: usize, slow: usize) -> Self {
         SmaCross {
-            averages: Averages::Streaming {
-                fast: Sma::new(fast),
-                slow: Sma::new(slow),
+            averages: Averages::Sliding {
+                fast: SlidingSma::new(fast),
+                slow: SlidingSma::new(slow),
             },
             prev: None,
             brackets: Brackets::default(),
@@ -370,10 +371,10 @@ impl Strategy for SmaCross {
     #[inline(always)]
     fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
         let (f, s) = match &mut self.averages {
-            Averages::Streaming { fast, slow } => {
-                let close = ctx.history.close();
-                let f = fast.update(close);
-                let s = slow.update(close);
+            Averages::Sliding { fast, slow } => {
+                let closes = ctx.history.closes();
+                let f = fast.update(closes);
+                let s = slow.update(closes);
                 (f?, s?)
             }
             Averages::Columns { fast, slow } => {

@@ -8,7 +8,7 @@
 
 use super::engine::ExitReason;
 use super::metrics::{self, Metrics};
-use super::{BacktestResult, return_pct};
+use super::{BacktestResult, Times, return_pct};
 use crate::domain::market::candle::{Candle, Interval, TimestampMs};
 use crate::domain::money::{Price, Quote};
 use rust_decimal::Decimal;
@@ -276,14 +276,14 @@ pub fn stitch(
         metrics: last.metrics.clone(),
         trades: Vec::new(),
         equity: Vec::new(),
-        times: Vec::new(),
+        times: Times::default(),
         rejections: Vec::new(),
     };
     let mut in_market = 0;
     for w in windows {
         out.trades.extend(w.trades.iter().cloned());
         out.equity.extend_from_slice(&w.equity);
-        out.times.extend_from_slice(&w.times);
+        out.times.extend(&w.times);
         out.rejections.extend(w.rejections.iter().cloned());
         in_market += candles_in_market(&w.metrics);
     }

@@ -265,6 +265,44 @@ impl Sma {
     }
 }
 
+/// [`Sma`] over a series the caller keeps whole (a backtest's close column, a strategy's
+/// history): the value leaving the window is read back from the series instead of from a ring
+/// of its own, so an update is two additions and a multiplication. Fed the series one value
+/// longer on each call, it gives exactly `Sma::update`'s values (the same operations in the same
+/// order; a property test checks it bit for bit).
+#[derive(Debug, Clone)]
+pub struct SlidingSma {
+    period: usize,
+    inv_period: f64,
+    sum: f64,
+}
+
+impl SlidingSma {
+    /// A period of 0 is treated as 1.
+    pub fn new(period: usize) -> SlidingSma {
+        let period = period.max(1);
+        SlidingSma {
+            period,
+            inv_period: 1.0 / period as f64,
+            sum: 0.0,
+        }
+    }
+
+    /// `series` is every value so far, the newest last; call once per new value.
+    #[inline(always)]
+    pub fn update(&mut self, series: &[f64]) -> Option<f64> {
+        let n = series.len();
+        let x = *series.last()?;
+        self.sum += x;
+        if n < self.period {
+            return None;
+        }
+        let out = self.sum * self.inv_period;
+        self.sum -= series[n - self.period];
+        Some(out)
+    }
+}
+
 /// Exponential moving average (TA-Lib `EMA`, `k = 2 / (period + 1)`), seeded with the SMA of
 /// its first `period` values: first value at index `period - 1`.
 #[derive(Debug, Clone)]
@@ -1599,6 +1637,22 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// The sliding SMA (reading the leaving value back from the series) is the streaming one,
+        /// bit for bit.
+        #[test]
+        fn sliding_sma_is_bit_identical_to_streaming(
+            values in proptest::collection::vec(-1e6f64..1e6, 0..200),
+            period in 1usize..40,
+        ) {
+            let mut ring = Sma::new(period);
+            let mut sliding = SlidingSma::new(period);
+            for i in 0..values.len() {
+                let a = ring.update(values[i]).map(f64::to_bits);
+                let b = sliding.update(&values[..=i]).map(f64::to_bits);
+                prop_assert_eq!(a, b, "index {}", i);
+            }
+        }
+
         /// The batch SMA is the streaming one, bit for bit, warm-up NaNs included.
         #[test]
         fn batch_sma_is_bit_identical_to_streaming(
