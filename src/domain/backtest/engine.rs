@@ -265,6 +265,12 @@ impl Sizer for FixedFraction {
 /// e.g. an LLM-backed one.
 pub struct Engine<S: Strategy + ?Sized = dyn Strategy> {
     strategy: Box<S>,
+    state: EngineState,
+}
+
+/// Everything the engine keeps besides its strategy: the sizer and the account booked from
+/// executions.
+struct EngineState {
     sizer: Box<dyn Sizer>,
     cash: Quote,
     position: Position,
@@ -294,35 +300,12 @@ impl Engine<BuiltinStrategy> {
     /// variant is matched once per run instead of once per candle, and the run's loop is
     /// compiled for that one strategy (its step inlined into the loop).
     pub fn specialise<R>(self, run: impl SpecialisedRun<R>) -> R {
-        let Engine {
-            strategy,
-            sizer,
-            cash,
-            position,
-            position_cost,
-            closed_trades,
-            fee_rate,
-            in_flight,
-            fees_paid,
-            cash_f64,
-            qty_f64,
-            flat,
-        } = self;
+        let Engine { strategy, state } = self;
         macro_rules! with {
             ($s:expr) => {
                 run.run(Engine {
                     strategy: Box::new($s),
-                    sizer,
-                    cash,
-                    position,
-                    position_cost,
-                    closed_trades,
-                    fee_rate,
-                    in_flight,
-                    fees_paid,
-                    cash_f64,
-                    qty_f64,
-                    flat,
+                    state,
                 })
             };
         }
@@ -339,60 +322,62 @@ impl<S: Strategy + ?Sized> Engine<S> {
     pub fn new(strategy: Box<S>, sizer: Box<dyn Sizer>, cash: Quote) -> Self {
         Engine {
             strategy,
-            sizer,
-            cash,
-            position: Position::default(),
-            position_cost: Quote::ZERO,
-            closed_trades: Vec::new(),
-            fee_rate: Decimal::new(1, 3),
-            in_flight: false,
-            fees_paid: Quote::ZERO,
-            cash_f64: cash.to_f64(),
-            qty_f64: 0.0,
-            flat: true,
+            state: EngineState {
+                sizer,
+                cash,
+                position: Position::default(),
+                position_cost: Quote::ZERO,
+                closed_trades: Vec::new(),
+                fee_rate: Decimal::new(1, 3),
+                in_flight: false,
+                fees_paid: Quote::ZERO,
+                cash_f64: cash.to_f64(),
+                qty_f64: 0.0,
+                flat: true,
+            },
         }
     }
 
     /// The taker fee rate sizers should reserve (default 0.001).
     pub fn with_fee_rate(mut self, fee_rate: Decimal) -> Self {
-        self.fee_rate = fee_rate;
+        self.state.fee_rate = fee_rate;
         self
     }
 
     pub fn closed_trades(&self) -> &[ClosedTrade] {
-        &self.closed_trades
+        &self.state.closed_trades
     }
 
     pub fn strategy_name(&self) -> &str {
         self.strategy.name()
     }
     pub fn sizer_name(&self) -> &str {
-        self.sizer.name()
+        self.state.sizer.name()
     }
     pub fn cash(&self) -> Quote {
-        self.cash
+        self.state.cash
     }
     pub fn position(&self) -> Position {
-        self.position
+        self.state.position
     }
     pub fn fees_paid(&self) -> Quote {
-        self.fees_paid
+        self.state.fees_paid
     }
 
     /// Exact equity at `price`.
     pub fn equity_at(&self, price: Price) -> Quote {
-        self.cash + price * self.position.qty
+        self.state.cash + price * self.state.position.qty
     }
 
     /// Equity at `price` for statistics (f64).
     #[inline]
     pub fn equity_f64(&self, price: f64) -> f64 {
-        self.cash_f64 + self.qty_f64 * price
+        self.state.cash_f64 + self.state.qty_f64 * price
     }
 
     #[inline]
     pub fn is_flat(&self) -> bool {
-        self.flat
+        self.state.flat
     }
 
     /// Show the strategy a closed candle without acting on what it says: warm-up before the
@@ -400,8 +385,8 @@ impl<S: Strategy + ?Sized> Engine<S> {
     pub fn observe(&mut self, history: History<'_>) {
         let ctx = StrategyContext {
             history,
-            position: self.position,
-            cash: self.cash,
+            position: self.state.position,
+            cash: self.state.cash,
         };
         let _ignored = self.strategy.on_candle(&ctx);
     }
@@ -412,11 +397,11 @@ impl<S: Strategy + ?Sized> Engine<S> {
     pub fn on_candle(&mut self, history: History<'_>) -> Option<OrderIntent> {
         let ctx = StrategyContext {
             history,
-            position: self.position,
-            cash: self.cash,
+            position: self.state.position,
+            cash: self.state.cash,
         };
         let signal = self.strategy.on_candle(&ctx)?;
-        if self.in_flight {
+        if self.state.in_flight {
             return None;
         }
         self.order_for(signal, &history)
@@ -428,17 +413,17 @@ impl<S: Strategy + ?Sized> Engine<S> {
     fn order_for(&mut self, signal: Signal, history: &History<'_>) -> Option<OrderIntent> {
         let candle = history.current();
         let intent = match signal.action {
-            Action::EnterLong if self.position.is_flat() => {
+            Action::EnterLong if self.state.position.is_flat() => {
                 let input = SizingInput {
-                    cash: self.cash,
+                    cash: self.state.cash,
                     equity: self.equity_at(candle.close),
                     price: candle.close,
                     stop_loss: signal.stop_loss,
-                    fee_rate: self.fee_rate,
+                    fee_rate: self.state.fee_rate,
                     history,
-                    closed_trades: &self.closed_trades,
+                    closed_trades: &self.state.closed_trades,
                 };
-                self.sizer.size(&input).map(|d| OrderIntent {
+                self.state.sizer.size(&input).map(|d| OrderIntent {
                     side: Side::Buy,
                     amount: d.amount,
                     stop_loss: d.stop_loss,
@@ -446,16 +431,16 @@ impl<S: Strategy + ?Sized> Engine<S> {
                     decided_at: candle.open_time,
                 })
             }
-            Action::ExitLong if !self.position.is_flat() => Some(OrderIntent {
+            Action::ExitLong if !self.state.position.is_flat() => Some(OrderIntent {
                 side: Side::Sell,
-                amount: OrderAmount::Qty(self.position.qty),
+                amount: OrderAmount::Qty(self.state.position.qty),
                 stop_loss: None,
                 take_profit: None,
                 decided_at: candle.open_time,
             }),
             _ => None,
         };
-        self.in_flight = intent.is_some();
+        self.state.in_flight = intent.is_some();
         intent
     }
 
@@ -466,48 +451,48 @@ impl<S: Strategy + ?Sized> Engine<S> {
         let mut closed = None;
         match exec.side {
             Side::Buy => {
-                let old = self.position.qty;
+                let old = self.state.position.qty;
                 let new = old + exec.qty;
                 if old.is_zero() {
                     // Opening from flat: the average is the fill price (no decimal division).
-                    self.position.entry_price = exec.price;
-                    self.position.entry_time = exec.time;
+                    self.state.position.entry_price = exec.price;
+                    self.state.position.entry_time = exec.time;
                 } else if !new.is_zero() {
-                    self.position.entry_price =
-                        Price((self.position.entry_price * old + notional).get() / new.get());
+                    self.state.position.entry_price =
+                        Price((self.state.position.entry_price * old + notional).get() / new.get());
                 }
-                self.position.qty = new;
+                self.state.position.qty = new;
                 let spent = notional + exec.fee;
-                self.cash -= spent;
-                self.position_cost += spent;
+                self.state.cash -= spent;
+                self.state.position_cost += spent;
             }
             Side::Sell => {
-                self.position.qty -= exec.qty;
+                self.state.position.qty -= exec.qty;
                 let received = notional - exec.fee;
-                self.cash += received;
-                if self.position.qty.is_zero() {
+                self.state.cash += received;
+                if self.state.position.qty.is_zero() {
                     let trade = ClosedTrade {
-                        pnl: received - self.position_cost,
+                        pnl: received - self.state.position_cost,
                         closed_at: exec.time,
                     };
-                    self.closed_trades.push(trade);
+                    self.state.closed_trades.push(trade);
                     closed = Some(trade);
-                    self.position = Position::default();
-                    self.position_cost = Quote::ZERO;
+                    self.state.position = Position::default();
+                    self.state.position_cost = Quote::ZERO;
                 }
             }
         }
-        self.fees_paid += exec.fee;
-        self.in_flight = false;
-        self.cash_f64 = self.cash.to_f64();
-        self.qty_f64 = self.position.qty.to_f64();
-        self.flat = self.position.is_flat();
+        self.state.fees_paid += exec.fee;
+        self.state.in_flight = false;
+        self.state.cash_f64 = self.state.cash.to_f64();
+        self.state.qty_f64 = self.state.position.qty.to_f64();
+        self.state.flat = self.state.position.is_flat();
         closed
     }
 
     /// The order sent for the last intent was refused (filters, no liquidity): allow new ones.
     pub fn on_rejected(&mut self) {
-        self.in_flight = false;
+        self.state.in_flight = false;
     }
 }
 
