@@ -241,7 +241,7 @@ pub async fn build_risk_context<E: Exchange>(
         account_equity(&balances, &currency, &rows, &[(symbol.clone(), price)]);
     let start_of_day =
         equity_store::start_of_day(c, connection, day_start(now_ms))?.unwrap_or(equity);
-    let peak = equity_store::peak(c, connection)?.map_or(equity, |p| p.max(equity));
+    let peak = equity_store::peak(c, connection)?.map_or(equity, |(p, _)| p.max(equity));
     let config = match risk_store::load_config(c, strategy, &settings.risk) {
         Ok((config, _)) => config,
         // A strategy without its own row in the database trades on the default limits.
@@ -1673,8 +1673,8 @@ impl<E: Exchange + 'static> TradingService<E> {
             let (config, _) = risk_store::load_config(c, None, &self.deps.settings.risk)?;
             let start = equity_store::start_of_day(c, &self.deps.connection, day_start(now_ms))?
                 .unwrap_or(equity);
-            let peak =
-                equity_store::peak(c, &self.deps.connection)?.map_or(equity, |p| p.max(equity));
+            let peak = equity_store::peak(c, &self.deps.connection)?
+                .map_or(equity, |(p, _)| p.max(equity));
             let realised = positions::realized_since(c, &self.deps.connection, day_start(now_ms))?;
             let trades = positions::closed_trades(c, &self.deps.connection)?;
             let inputs = BreakerInputs {

@@ -7,6 +7,7 @@ use super::StoreResult;
 use super::codec::{dec_from_sql, dec_to_sql};
 use crate::domain::money::Quote;
 
+/// Record a snapshot, and the connection's peak if this is a new one (in one transaction).
 pub fn insert(
     conn: &Connection,
     connection: &str,
@@ -14,7 +15,9 @@ pub fn insert(
     unrealized: Quote,
     at_ms: i64,
 ) -> StoreResult<()> {
-    conn.execute(
+    let tx = conn.unchecked_transaction()?;
+    let before = peak(&tx, connection)?;
+    tx.execute(
         "INSERT INTO equity_snapshots (connection, equity, unrealized_pnl, taken_at) VALUES (?1, ?2, ?3, ?4)",
         params![
             connection,
@@ -23,6 +26,16 @@ pub fn insert(
             at_ms
         ],
     )?;
+    let (peak_equity, peak_at) = match before {
+        Some((p, t)) if p >= equity => (p, t),
+        _ => (equity, at_ms),
+    };
+    tx.execute(
+        "INSERT INTO equity_peaks (connection, equity, taken_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (connection) DO UPDATE SET equity = excluded.equity, taken_at = excluded.taken_at",
+        params![connection, dec_to_sql(peak_equity.get()), peak_at],
+    )?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -57,15 +70,28 @@ pub fn start_of_day(
     )
 }
 
-/// The highest equity ever recorded (decimals are TEXT, so compared in Rust, not SQL).
-pub fn peak(conn: &Connection, connection: &str) -> StoreResult<Option<Quote>> {
-    let mut stmt = conn.prepare("SELECT equity FROM equity_snapshots WHERE connection = ?1")?;
-    let rows = stmt.query_map([connection], |r| r.get::<_, String>(0))?;
-    let mut best: Option<Quote> = None;
+/// The highest equity ever recorded, with its time: the kept peak, or for snapshots written
+/// before peaks were kept, a scan of them (decimals are TEXT, so compared in Rust, not SQL).
+pub fn peak(conn: &Connection, connection: &str) -> StoreResult<Option<(Quote, i64)>> {
+    let kept: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT equity, taken_at FROM equity_peaks WHERE connection = ?1",
+            [connection],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((e, t)) = kept {
+        return Ok(Some((Quote(dec_from_sql("equity_peaks.equity", &e)?), t)));
+    }
+    let mut stmt =
+        conn.prepare("SELECT equity, taken_at FROM equity_snapshots WHERE connection = ?1")?;
+    let rows = stmt.query_map([connection], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+    let mut best: Option<(Quote, i64)> = None;
     for r in rows {
-        let q = Quote(dec_from_sql("equity_snapshots.equity", &r?)?);
-        if best.is_none_or(|b| q > b) {
-            best = Some(q);
+        let (e, t) = r?;
+        let q = Quote(dec_from_sql("equity_snapshots.equity", &e)?);
+        if best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, t));
         }
     }
     Ok(best)
@@ -115,7 +141,37 @@ mod tests {
             start_of_day(c, "paper", 2 * day).unwrap(),
             Some(Quote(dec!(1200.5)))
         );
-        assert_eq!(peak(c, "paper").unwrap(), Some(Quote(dec!(1200.5))));
+        assert_eq!(
+            peak(c, "paper").unwrap(),
+            Some((Quote(dec!(1200.5)), day + 10))
+        );
         assert_eq!(latest(c, "paper").unwrap().unwrap().0, Quote(dec!(950)));
+    }
+
+    #[test]
+    fn the_peak_is_kept_as_snapshots_are_written_and_survives_older_snapshots() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        // Snapshots from before peaks were kept: no peak row yet, the scan finds 1500.
+        for (e, t) in [(dec!(1000), 1), (dec!(1500), 2), (dec!(1200), 3)] {
+            c.execute(
+                "INSERT INTO equity_snapshots (connection, equity, unrealized_pnl, taken_at) VALUES ('paper', ?1, '0', ?2)",
+                params![e.to_string(), t],
+            )
+            .unwrap();
+        }
+        assert_eq!(peak(c, "paper").unwrap(), Some((Quote(dec!(1500)), 2)));
+        // The first write keeps the older, higher peak rather than its own lower equity.
+        insert(c, "paper", Quote(dec!(1400)), Quote::ZERO, 4).unwrap();
+        assert_eq!(peak(c, "paper").unwrap(), Some((Quote(dec!(1500)), 2)));
+        // 1500.01 is higher by a cent: compared as decimals, not text or floats.
+        insert(c, "paper", Quote(dec!(1500.01)), Quote::ZERO, 5).unwrap();
+        insert(c, "paper", Quote(dec!(999)), Quote::ZERO, 6).unwrap();
+        assert_eq!(peak(c, "paper").unwrap(), Some((Quote(dec!(1500.01)), 5)));
+        let kept: i64 = c
+            .query_row("SELECT COUNT(*) FROM equity_peaks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 1);
+        assert_eq!(peak(c, "other").unwrap(), None);
     }
 }

@@ -32,6 +32,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0004_trading.sql")),
         M::up(include_str!("migrations/0005_backtest_control.sql")),
         M::up(include_str!("migrations/0006_strategy_engine.sql")).foreign_key_check(),
+        M::up(include_str!("migrations/0007_equity_peaks.sql")),
     ])
 });
 
@@ -54,6 +55,7 @@ pub const TABLES: &[&str] = &[
     "secret_entries",
     "live_confirmations",
     "equity_snapshots",
+    "equity_peaks",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +97,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 6;
+const MIGRATION_COUNT: usize = 7;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -319,7 +321,7 @@ mod tests {
         .unwrap();
         let mut store = Store { conn, path: None };
         let report = store.migrate().unwrap();
-        assert_eq!((report.from_version, report.to_version), (5, 6));
+        assert_eq!((report.from_version, report.to_version), (5, 7));
         let c = store.conn();
         // Dropping the old table fired no ON DELETE CASCADE / SET NULL.
         let risk: i64 = c
