@@ -2,13 +2,11 @@
 //! as vectorbt, backtesting.py, backtrader, nautilus_trader and a compiled loop
 //! (`/work/shared/data/PARITY.md`), on both bundled data sets and in both fill modes.
 
+use crate::backtest_common::{run_all_in, spec};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use trademind::app::backtest::read_candles_csv;
-use trademind::domain::backtest::{
-    AllIn, BacktestConfig, BacktestService, Engine, FillModel, StrategySpec, build_strategy,
-};
-use trademind::domain::market::{CandleColumns, Interval};
+use trademind::domain::backtest::FillModel;
+use trademind::domain::market::Interval;
 
 fn run(file: &str, fill: FillModel) -> (usize, f64, f64) {
     let candles = read_candles_csv(
@@ -18,27 +16,11 @@ fn run(file: &str, fill: FillModel) -> (usize, f64, f64) {
         Interval::H1,
     )
     .unwrap();
-    let columns = CandleColumns::from_candles(&candles);
-    let mut config = BacktestConfig::new(Interval::H1);
-    config.fill_model = fill;
-    let spec = StrategySpec {
-        name: "sma-cross".into(),
-        params: [("fast".to_string(), 10.0), ("slow".to_string(), 30.0)].into(),
-    };
-    let engine = Engine::new(
-        Box::new(build_strategy(&spec).unwrap()),
-        Box::new(AllIn),
-        config.initial_cash,
-    );
-    let result = BacktestService::run(
-        &config,
-        engine,
+    let result = run_all_in(
+        spec("sma-cross", &[("fast", 10.0), ("slow", 30.0)]),
         &candles,
-        &columns,
-        &AtomicBool::new(false),
-        &mut |_, _| {},
-    )
-    .unwrap();
+        fill,
+    );
     (
         result.metrics.trades,
         result.final_equity.to_f64(),
@@ -107,33 +89,21 @@ fn coinbase_2017_2019_close_matches_peers() {
 /// out exactly as if it had updated its own averages.
 #[test]
 fn sweep_with_shared_averages_matches_single_runs_bit_for_bit() {
-    use trademind::app::backtest::{
-        BacktestRequest, CandleSource, SizingChoice, SweepAxis, run_on, run_sweep, sweep_grid,
-    };
-    use trademind::domain::backtest::Costs;
-    use trademind::domain::risk::RiskConfig;
+    use crate::backtest_common::request;
+    use std::sync::atomic::AtomicBool;
+    use trademind::app::backtest::{SweepAxis, run_on, run_sweep, sweep_grid};
+    use trademind::domain::market::CandleColumns;
     let candles = read_candles_csv(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/btcusdt_1h_2025-01_binance.csv"),
         Interval::H1,
     )
     .unwrap();
     let columns = CandleColumns::from_candles(&candles);
-    let base = BacktestRequest {
-        strategy: StrategySpec {
-            name: "sma-cross".into(),
-            params: Default::default(),
-        },
-        symbol: "BTCUSDT".into(),
-        interval: Interval::H1,
-        from: None,
-        to: None,
-        source: CandleSource::Store,
-        initial_cash: BacktestConfig::new(Interval::H1).initial_cash,
-        costs: Costs::default(),
-        fill: FillModel::NextOpen,
-        sizing: SizingChoice::AllIn,
-        risk: RiskConfig::default(),
-    };
+    let base = request(
+        spec("sma-cross", &[]),
+        rust_decimal::Decimal::new(100_000, 0),
+        FillModel::NextOpen,
+    );
     let axes: Vec<SweepAxis> = ["fast=4..16:4", "slow=20..50:15"]
         .iter()
         .map(|s| s.parse().unwrap())

@@ -3,67 +3,15 @@
 //! opens at the previous close, so a next-open fill is at the signal candle's close price one
 //! candle later.
 
+use crate::backtest_common::{H, hourly_candles, run_all_in, spec};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
-use std::sync::atomic::AtomicBool;
-use trademind::domain::backtest::{
-    AllIn, BacktestConfig, BacktestService, Engine, ExitReason, FillModel, StrategySpec,
-    build_strategy,
-};
-use trademind::domain::market::{Candle, CandleColumns, Interval};
-use trademind::domain::money::{Price, Qty};
-
-const H: i64 = 3_600_000;
-
-fn candles(closes: &[f64]) -> Vec<Candle> {
-    let mut prev = closes[0];
-    closes
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let (open, close) = (
-                Decimal::from_f64(prev).unwrap(),
-                Decimal::from_f64(c).unwrap(),
-            );
-            prev = c;
-            Candle {
-                open_time: i as i64 * H,
-                open: Price(open),
-                high: Price(open.max(close)),
-                low: Price(open.min(close)),
-                close: Price(close),
-                volume: Qty(Decimal::ONE),
-            }
-        })
-        .collect()
-}
+use trademind::domain::backtest::{ExitReason, FillModel};
 
 /// `(entry candle, exit candle or None if still open, entry price, exit price)` per trade.
 type Trip = (i64, Option<i64>, Decimal, Option<Decimal>);
 
 fn trips(name: &str, params: &[(&str, f64)], closes: &[f64], fill: FillModel) -> Vec<Trip> {
-    let candles = candles(closes);
-    let columns = CandleColumns::from_candles(&candles);
-    let spec = StrategySpec {
-        name: name.into(),
-        params: params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-    };
-    let mut config = BacktestConfig::new(Interval::H1);
-    config.fill_model = fill;
-    let engine = Engine::new(
-        Box::new(build_strategy(&spec).unwrap()),
-        Box::new(AllIn),
-        config.initial_cash,
-    );
-    let r = BacktestService::run(
-        &config,
-        engine,
-        &candles,
-        &columns,
-        &AtomicBool::new(false),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let r = run_all_in(spec(name, params), &hourly_candles(closes), fill);
     for t in r.trades.iter().filter(|t| !t.is_open()) {
         assert_eq!(t.exit_reason, Some(ExitReason::Signal));
     }

@@ -2,44 +2,15 @@
 //! its test candles; a test window's decisions see nothing after them), the chosen parameters
 //! are the best in-sample ones, and the out-of-sample equity carries on from window to window.
 
+use crate::backtest_common::{H, hourly_candles as candles};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use trademind::app::backtest::{
-    BacktestRequest, CandleSource, SizingChoice, SweepAxis, WalkForwardRun, rank_value, run_on,
-    run_walk_forward, sweep_grid,
+    BacktestRequest, SweepAxis, WalkForwardRun, rank_value, run_on, run_walk_forward, sweep_grid,
 };
-use trademind::domain::backtest::{Costs, ExitReason, FillModel, StrategySpec, WalkForwardSpec};
-use trademind::domain::market::{Candle, CandleColumns, Interval};
-use trademind::domain::money::{Price, Qty, Quote};
-use trademind::domain::risk::RiskConfig;
-
-const H: i64 = 3_600_000;
-
-/// Hourly candles from t = 0, each opening at the previous close.
-fn candles(closes: &[f64]) -> Vec<Candle> {
-    let mut prev = closes[0];
-    closes
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let (open, close) = (
-                Decimal::from_f64(prev).unwrap(),
-                Decimal::from_f64(c).unwrap(),
-            );
-            prev = c;
-            Candle {
-                open_time: i as i64 * H,
-                open: Price(open),
-                high: Price(open.max(close)),
-                low: Price(open.min(close)),
-                close: Price(close),
-                volume: Qty(Decimal::ONE),
-            }
-        })
-        .collect()
-}
+use trademind::domain::backtest::{ExitReason, FillModel, WalkForwardSpec};
+use trademind::domain::market::{Candle, CandleColumns};
+use trademind::domain::money::Quote;
 
 /// Prices rounded to cents: quick swings for the first 40 candles (short averages catch them),
 /// then a zigzagging rise and fall (short averages whipsaw, long ones ride it), so different
@@ -59,22 +30,11 @@ fn wavy(n: usize) -> Vec<f64> {
 }
 
 fn request() -> BacktestRequest {
-    BacktestRequest {
-        strategy: StrategySpec {
-            name: "sma-cross".into(),
-            params: Default::default(),
-        },
-        symbol: "TEST".into(),
-        interval: Interval::H1,
-        from: None,
-        to: None,
-        source: CandleSource::Csv(PathBuf::from("unused.csv")),
-        initial_cash: Quote(Decimal::new(10_000, 0)),
-        costs: Costs::default(),
-        fill: FillModel::Close,
-        sizing: SizingChoice::AllIn,
-        risk: RiskConfig::default(),
-    }
+    crate::backtest_common::request(
+        crate::backtest_common::spec("sma-cross", &[]),
+        Decimal::new(10_000, 0),
+        FillModel::Close,
+    )
 }
 
 fn axes() -> Vec<SweepAxis> {

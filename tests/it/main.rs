@@ -2,6 +2,7 @@
 
 mod architecture;
 mod backtest_cli;
+mod backtest_common;
 mod backtest_control;
 mod backtest_engine;
 mod backtest_parity;
