@@ -238,7 +238,7 @@ struct RunOutput<'a> {
     final_equity: Quote,
     metrics: &'a crate::domain::backtest::Metrics,
     trades: &'a [TradeRecord],
-    rejections: &'a [(TimestampMs, String)],
+    rejections: &'a [(TimestampMs, crate::domain::backtest::Rejection)],
 }
 
 fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {

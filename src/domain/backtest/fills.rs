@@ -80,12 +80,19 @@ impl Costs {
 }
 
 /// Why the simulated exchange refused an order (a live exchange would answer -1013 / -2010).
+/// Serialised as its message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error(transparent)]
     Filter(#[from] FilterViolation),
     #[error("quantity rounds to zero at price {price}")]
     ZeroQuantity { price: Price },
+}
+
+impl Serialize for Rejection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// Stop and target attached to the open position (OCO-like: whichever triggers first).
@@ -334,6 +341,17 @@ mod tests {
         .unwrap()
         .unwrap();
         ex
+    }
+
+    #[test]
+    fn a_rejection_serialises_as_its_message() {
+        let why = Rejection::ZeroQuantity {
+            price: Price(dec!(33601.65)),
+        };
+        assert_eq!(
+            serde_json::to_string(&why).unwrap(),
+            "\"quantity rounds to zero at price 33601.65\""
+        );
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl BacktestConfig {
 }
 
 /// Everything a run produces.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BacktestResult {
     pub strategy: String,
     pub sizer: String,
@@ -78,8 +78,9 @@ pub struct BacktestResult {
     pub equity: Vec<f64>,
     /// Each equity point's candle open time.
     pub times: Times,
-    /// Orders the simulated exchange refused, with the reason.
-    pub rejections: Vec<(TimestampMs, String)>,
+    /// Orders the simulated exchange refused, with the reason (kept as the reason itself, put
+    /// into words only when shown: a run can see thousands).
+    pub rejections: Vec<(TimestampMs, Rejection)>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -351,14 +352,14 @@ fn settle<S: Strategy + ?Sized>(
     outcome: Result<Execution, Rejection>,
     engine: &mut Engine<S>,
     ledger: &mut TradeLedger,
-    rejections: &mut Vec<(TimestampMs, String)>,
+    rejections: &mut Vec<(TimestampMs, Rejection)>,
     candle: &Candle,
 ) {
     match outcome {
         Ok(exec) => book(&exec, engine, ledger),
         Err(why) => {
             engine.on_rejected();
-            rejections.push((candle.open_time, why.to_string()));
+            rejections.push((candle.open_time, why));
         }
     }
 }
