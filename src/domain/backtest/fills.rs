@@ -264,13 +264,15 @@ impl SimulatedExchange {
         if qty.is_zero() {
             return Err(Rejection::ZeroQuantity { price });
         }
+        let notional = price * qty;
+        // A market order's filters (`check_order` for a market order: lot, then notional), with
+        // the notional worked out once for the check and the fee. A full exit is checked only
+        // for notional: the lot was accepted on the way in.
         if intent.side == Side::Buy || qty != self.position_qty {
-            self.filters.check_order(price, qty, true)?;
-        } else {
-            // A full exit is checked only for notional: the lot was accepted on the way in.
-            self.filters.check_notional(price * qty)?;
+            self.filters.check_qty(qty, true)?;
         }
-        let fee = price * qty * fee_rate;
+        self.filters.check_notional(notional)?;
+        let fee = notional * fee_rate;
         match intent.side {
             Side::Buy => {
                 self.position_qty += qty;
