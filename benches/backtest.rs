@@ -1,7 +1,9 @@
 //! Backtest throughput: SMA(10)/SMA(30) crossover over 1,000,000 synthetic one-minute candles
 //! through the same engine live trading uses (indicators + simulation + metrics), and a
 //! 1,000-combination sweep over 100,000 candles on all cores (wall and process CPU time, with and
-//! without the shared SMA columns). Run: `cargo bench --bench backtest`.
+//! without the shared SMA columns). Run: `cargo bench --bench backtest`;
+//! `TRADEMIND_BENCH_PROFILE=60 target/release/deps/backtest-*` repeats only the main run (for
+//! `perf record`).
 
 mod common;
 use common::thread_cpu;
@@ -109,6 +111,25 @@ fn main() {
         sizing: SizingChoice::AllIn,
         risk: RiskConfig::default(),
     };
+    // `TRADEMIND_BENCH_PROFILE=N`: only repeat the main run N times (for `perf record`).
+    if let Some(reps) = std::env::var("TRADEMIND_BENCH_PROFILE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let columns = CandleColumns::from_candles(&candles);
+        for _ in 0..reps {
+            let r = run_on(
+                &request(10.0, 30.0),
+                &candles,
+                &columns,
+                &never,
+                &mut |_, _| {},
+            )
+            .unwrap();
+            black_box(r);
+        }
+        return;
+    }
     let mut convert = Vec::new();
     let mut engine_runs = Vec::new();
     let mut engine_cpu = Vec::new();

@@ -124,3 +124,72 @@ fn sweep_with_shared_averages_matches_single_runs_bit_for_bit() {
         );
     }
 }
+
+/// The run reads an order's prices and times from the f64 columns when they are provably exact
+/// (`CandleColumns::exact_close`), and from the decimal candles otherwise. Both must give the
+/// same run to the last digit: trades, fees, equity curve, metrics, with stops and targets and
+/// in both fill modes, on both data sets.
+#[test]
+fn exact_prices_from_the_columns_give_the_same_runs_as_the_candles() {
+    use crate::backtest_common::request;
+    use std::sync::atomic::AtomicBool;
+    use trademind::app::backtest::run_on;
+    use trademind::domain::market::CandleColumns;
+    let never = AtomicBool::new(false);
+    for file in [
+        "btcusdt_1h_2025-01_binance.csv",
+        "coinbase_btcusd_1h_2017-2019.csv",
+    ] {
+        let candles = read_candles_csv(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("assets")
+                .join(file),
+            Interval::H1,
+        )
+        .unwrap();
+        let exact = CandleColumns::from_candles(&candles);
+        assert!(exact.exact_close(0).is_some(), "{file}: no exact view");
+        // The same f64 columns without the exact view: every event reads the candle.
+        let mut plain = CandleColumns::default();
+        plain.open_time.clone_from(&exact.open_time);
+        plain.open.clone_from(&exact.open);
+        plain.high.clone_from(&exact.high);
+        plain.low.clone_from(&exact.low);
+        plain.close.clone_from(&exact.close);
+        plain.volume.clone_from(&exact.volume);
+        assert!(plain.exact_close(0).is_none());
+        for fill in [FillModel::NextOpen, FillModel::Close] {
+            for strategy in [
+                spec("sma-cross", &[("fast", 10.0), ("slow", 30.0)]),
+                spec(
+                    "sma-cross",
+                    &[
+                        ("fast", 5.0),
+                        ("slow", 20.0),
+                        ("stop_pct", 1.5),
+                        ("take_pct", 3.0),
+                    ],
+                ),
+                spec("rsi-macd", &[("stop_pct", 2.0)]),
+            ] {
+                let req = request(
+                    strategy.clone(),
+                    rust_decimal::Decimal::new(100_000, 0),
+                    fill,
+                );
+                let a = run_on(&req, &candles, &exact, &never, &mut |_, _| {}).unwrap();
+                let b = run_on(&req, &candles, &plain, &never, &mut |_, _| {}).unwrap();
+                assert!(
+                    a.metrics.trades > 0,
+                    "{file} {fill} {strategy:?}: no trades"
+                );
+                assert_eq!(a, b, "{file} {fill} {strategy:?}");
+                // Same digits too, not only equal values.
+                assert_eq!(
+                    serde_json::to_string(&a.trades).unwrap(),
+                    serde_json::to_string(&b.trades).unwrap()
+                );
+            }
+        }
+    }
+}

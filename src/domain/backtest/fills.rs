@@ -144,8 +144,19 @@ impl SimulatedExchange {
         intent: OrderIntent,
         candle: &Candle,
     ) -> Option<Result<Execution, Rejection>> {
+        self.submit_at(intent, candle.close, candle.open_time)
+    }
+
+    /// [`submit`](Self::submit) given the decision candle's close and open time.
+    #[inline]
+    pub fn submit_at(
+        &mut self,
+        intent: OrderIntent,
+        close: Price,
+        time: TimestampMs,
+    ) -> Option<Result<Execution, Rejection>> {
         match self.fill_model {
-            FillModel::Close => Some(self.fill_market(&intent, candle.close, candle.open_time)),
+            FillModel::Close => Some(self.fill_market(&intent, close, time)),
             FillModel::NextOpen => {
                 self.pending = Some(intent);
                 None
@@ -154,13 +165,19 @@ impl SimulatedExchange {
     }
 
     /// A new candle opens: the queued order fills at its open.
-    #[inline]
     pub fn on_open(&mut self, candle: &Candle) -> Option<Result<Execution, Rejection>> {
-        // Checked by reference first so the common case (nothing queued) does not move the
-        // whole intent out and back.
         self.pending.as_ref()?;
+        self.fill_pending(candle.open, candle.open_time)
+    }
+
+    /// The queued order fills at `open`, the open of the candle starting at `time`.
+    pub fn fill_pending(
+        &mut self,
+        open: Price,
+        time: TimestampMs,
+    ) -> Option<Result<Execution, Rejection>> {
         let intent = self.pending.take()?;
-        Some(self.fill_market(&intent, candle.open, candle.open_time))
+        Some(self.fill_market(&intent, open, time))
     }
 
     /// Stop-loss and take-profit inside `candle`. A gap through a level fills at the open; when

@@ -247,13 +247,19 @@ impl BacktestService {
         if let Some(w) = times.windows(2).find(|w| w[1] <= w[0]) {
             return Err(BacktestError::Unordered { at: w[1] });
         }
-        let mut exchange =
-            SimulatedExchange::new(config.fill_model, config.costs, config.filters.clone());
-        let mut ledger = TradeLedger::default();
+        let mut desk = Desk {
+            exchange: SimulatedExchange::new(
+                config.fill_model,
+                config.costs,
+                config.filters.clone(),
+            ),
+            ledger: TradeLedger::default(),
+            rejections: Vec::new(),
+        };
         let mut equity = Vec::with_capacity(n - trade_from);
         let mut in_market = 0usize;
-        let mut rejections = Vec::new();
         let closes = &columns.close[..n];
+        let opens = &columns.open[..n];
         let mut end = n;
 
         // Chunks of PROGRESS_EVERY candles: the cancel flag and the progress callback are
@@ -271,24 +277,26 @@ impl BacktestService {
                 engine.observe(History::up_to(candles, columns, i));
             }
             for i in warm_end..chunk_end {
-                let history = History::up_to(candles, columns, i);
-                let candle = &candles[i];
-                if exchange.has_pending()
-                    && let Some(outcome) = exchange.on_open(candle)
-                {
-                    settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
+                // Events (a queued order filling, a new order) are handled out of line, where
+                // their prices and times are read exactly from the columns when they can be
+                // (see `Desk`). The decimal candle is read here only for the brackets, on every
+                // candle of a bracketed position, in order (which the prefetcher follows).
+                // The open column is read on every candle although only a fill uses it: a
+                // sequential read the prefetcher runs ahead of, where a read only at the (rare,
+                // scattered) fills would miss the cache each time.
+                let open = std::hint::black_box(opens[i]);
+                if desk.exchange.has_pending() {
+                    desk.fill_queued(&mut engine, candles, columns, i, open);
                 }
                 if !engine.is_flat()
-                    && exchange.has_brackets()
-                    && let Some(exec) = exchange.check_brackets(candle)
+                    && desk.exchange.has_brackets()
+                    && let Some(exec) = desk.exchange.check_brackets(&candles[i])
                 {
-                    book(&exec, &mut engine, &mut ledger);
+                    desk.book(&exec, &mut engine);
                 }
                 let was_in_market = !engine.is_flat();
-                if let Some(intent) = engine.on_candle(history)
-                    && let Some(outcome) = exchange.submit(intent, candle)
-                {
-                    settle(outcome, &mut engine, &mut ledger, &mut rejections, candle);
+                if let Some(intent) = engine.on_candle(History::up_to(candles, columns, i)) {
+                    desk.place(intent, &mut engine, candles, columns, i);
                 }
                 in_market += usize::from(was_in_market || !engine.is_flat());
                 equity.push(engine.equity_f64(closes[i]));
@@ -299,7 +307,7 @@ impl BacktestService {
             progress(n, n);
         }
         // An order still queued after the last candle never fills: there is no next open.
-        if exchange.has_pending() {
+        if desk.exchange.has_pending() {
             engine.on_rejected();
         }
         if end <= trade_from {
@@ -311,6 +319,9 @@ impl BacktestService {
         }
 
         let (first, last) = (&candles[trade_from], &candles[end - 1]);
+        let Desk {
+            ledger, rejections, ..
+        } = desk;
         let trades = ledger.finish(last.close);
         let times = Times::of(&times[trade_from..end]);
         let metrics = metrics::compute(&metrics::MetricsInput {
@@ -345,30 +356,77 @@ impl BacktestService {
     }
 }
 
-/// An order's outcome reaches the engine and the ledger (cold: once per order, not per candle).
-#[cold]
-#[inline(never)]
-fn settle<S: Strategy + ?Sized>(
-    outcome: Result<Execution, Rejection>,
-    engine: &mut Engine<S>,
-    ledger: &mut TradeLedger,
-    rejections: &mut Vec<(TimestampMs, Rejection)>,
-    candle: &Candle,
-) {
-    match outcome {
-        Ok(exec) => book(&exec, engine, ledger),
-        Err(why) => {
-            engine.on_rejected();
-            rejections.push((candle.open_time, why));
-        }
-    }
+/// The simulated exchange and what a run keeps of its orders: the round trips and the refusals.
+struct Desk {
+    exchange: SimulatedExchange,
+    ledger: TradeLedger,
+    rejections: Vec<(TimestampMs, Rejection)>,
 }
 
-#[cold]
-#[inline(never)]
-fn book<S: Strategy + ?Sized>(exec: &Execution, engine: &mut Engine<S>, ledger: &mut TradeLedger) {
-    let closed = engine.on_execution(exec);
-    ledger.record(exec, closed);
+/// Once per order, not per candle: kept out of the candle loop (`cold`, never inlined) so the
+/// loop keeps its few live values in registers.
+impl Desk {
+    /// Candle `i` opens: the queued order fills at its open (exact, from the columns when they
+    /// can give it, else from the candle).
+    #[cold]
+    #[inline(never)]
+    fn fill_queued<S: Strategy + ?Sized>(
+        &mut self,
+        engine: &mut Engine<S>,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        i: usize,
+        open: f64,
+    ) {
+        let open = columns
+            .exact_price_of(open, i)
+            .unwrap_or_else(|| candles[i].open);
+        let time = columns.open_time_at(i);
+        if let Some(outcome) = self.exchange.fill_pending(open, time) {
+            self.settle(outcome, engine, time);
+        }
+    }
+
+    /// The engine sent an order at candle `i`'s close.
+    #[cold]
+    #[inline(never)]
+    fn place<S: Strategy + ?Sized>(
+        &mut self,
+        intent: OrderIntent,
+        engine: &mut Engine<S>,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        i: usize,
+    ) {
+        let history = History::up_to(candles, columns, i);
+        let time = intent.decided_at;
+        if let Some(outcome) = self.exchange.submit_at(intent, history.close_price(), time) {
+            self.settle(outcome, engine, time);
+        }
+    }
+
+    /// An order's outcome reaches the engine and the ledger.
+    fn settle<S: Strategy + ?Sized>(
+        &mut self,
+        outcome: Result<Execution, Rejection>,
+        engine: &mut Engine<S>,
+        time: TimestampMs,
+    ) {
+        match outcome {
+            Ok(exec) => self.book(&exec, engine),
+            Err(why) => {
+                engine.on_rejected();
+                self.rejections.push((time, why));
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn book<S: Strategy + ?Sized>(&mut self, exec: &Execution, engine: &mut Engine<S>) {
+        let closed = engine.on_execution(exec);
+        self.ledger.record(exec, closed);
+    }
 }
 
 /// Where a stored backtest run is in its life.

@@ -393,7 +393,7 @@ impl Strategy for SmaCross {
         if pf < ps && f > s {
             Some(
                 self.brackets
-                    .attach(Signal::enter_long(), ctx.history.current().close),
+                    .attach(Signal::enter_long(), ctx.history.close_price()),
             )
         } else if pf > ps && f < s {
             Some(Signal::exit_long())
@@ -420,7 +420,7 @@ impl Strategy for RsiReversion {
         if rsi < self.oversold {
             Some(
                 self.brackets
-                    .attach(Signal::enter_long(), ctx.history.current().close),
+                    .attach(Signal::enter_long(), ctx.history.close_price()),
             )
         } else if rsi > self.overbought {
             Some(Signal::exit_long())
@@ -447,7 +447,7 @@ impl Strategy for MacdCross {
         if prev <= 0.0 && hist > 0.0 {
             Some(
                 self.brackets
-                    .attach(Signal::enter_long(), ctx.history.current().close),
+                    .attach(Signal::enter_long(), ctx.history.close_price()),
             )
         } else if prev >= 0.0 && hist < 0.0 {
             Some(Signal::exit_long())
@@ -478,7 +478,7 @@ impl Strategy for RsiMacd {
         match simple_signal_at(rsi?, hist?, self.oversold, self.overbought) {
             RuleSignal::Buy => Some(
                 self.brackets
-                    .attach(Signal::enter_long(), ctx.history.current().close),
+                    .attach(Signal::enter_long(), ctx.history.close_price()),
             ),
             RuleSignal::Sell => Some(Signal::exit_long()),
             RuleSignal::Hold => None,

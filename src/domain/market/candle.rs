@@ -1,7 +1,7 @@
 //! Candles (klines) and their intervals. Prices and volumes are exact decimals as the exchange
 //! sent them; `CandleSeries` gives the f64 column view that indicator math works on.
 
-use crate::domain::money::{Price, Qty};
+use crate::domain::money::{EXACT_POW10, Price, Qty};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -146,6 +146,13 @@ impl Candle {
 }
 
 /// Column view of a candle series as f64, the form indicator math works on.
+///
+/// Built by [`from_candles`](Self::from_candles), it also knows when its f64 prices give the
+/// exact decimals back (see [`exact_close`](Self::exact_close)) and when its open times are evenly
+/// spaced, so a backtest can read an exact price or a time from the columns it streams anyway
+/// instead of from the wide decimal candles (one cache and TLB miss per order on a large series).
+/// Both facts describe the rows as `from_candles` built them; rows pushed onto the public
+/// columns afterwards are never read through them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CandleColumns {
     pub open_time: Vec<TimestampMs>,
@@ -154,38 +161,97 @@ pub struct CandleColumns {
     pub low: Vec<f64>,
     pub close: Vec<f64>,
     pub volume: Vec<f64>,
+    /// The decimal scale `s` at which every open, high, low and close of the first `exact_rows`
+    /// rows is an integer below 2^51 (see `exact_price`).
+    price_scale: Option<u32>,
+    /// Every open time of the first `exact_rows` rows is `open_time[0] + i * step`.
+    time_step: Option<TimestampMs>,
+    exact_rows: usize,
+}
+
+/// Below this, `(f * 10^s).round()` gives back the integer `m` of a price `m / 10^s` from its
+/// correctly rounded f64 `f` (two roundings of at most half an ulp each: an error under
+/// `m * 2^-52`, so under 0.5).
+const EXACT_UNITS_LIMIT: u64 = 1 << 51;
+
+/// `d` as (mantissa, scale) when it is non-negative with a mantissa under 2^64.
+#[inline]
+fn units(d: rust_decimal::Decimal) -> Option<(u64, u32)> {
+    let m = u64::try_from(d.mantissa()).ok()?;
+    Some((m, d.scale()))
 }
 
 impl CandleColumns {
     pub fn from_candles(candles: &[Candle]) -> Self {
+        let n = candles.len();
         let mut cols = CandleColumns {
-            open_time: Vec::with_capacity(candles.len()),
-            open: Vec::with_capacity(candles.len()),
-            high: Vec::with_capacity(candles.len()),
-            low: Vec::with_capacity(candles.len()),
-            close: Vec::with_capacity(candles.len()),
-            volume: Vec::with_capacity(candles.len()),
+            open_time: Vec::with_capacity(n),
+            open: Vec::with_capacity(n),
+            high: Vec::with_capacity(n),
+            low: Vec::with_capacity(n),
+            close: Vec::with_capacity(n),
+            volume: Vec::with_capacity(n),
+            price_scale: None,
+            time_step: None,
+            exact_rows: n,
         };
-        for c in candles {
+        // For the exact view: the largest mantissa seen at each scale, and whether every price
+        // was non-negative, fits 64 bits and has a scale the f64 conversion is exact for.
+        let mut max_units = [0u64; EXACT_POW10.len()];
+        let mut representable = true;
+        let step = match candles {
+            [a, b, ..] => b.open_time - a.open_time,
+            _ => 0,
+        };
+        let mut evenly_spaced = true;
+        let first_time = candles.first().map_or(0, |c| c.open_time);
+        for (i, c) in candles.iter().enumerate() {
             cols.open_time.push(c.open_time);
             cols.open.push(c.open.to_f64());
             cols.high.push(c.high.to_f64());
             cols.low.push(c.low.to_f64());
             cols.close.push(c.close.to_f64());
             cols.volume.push(c.volume.to_f64());
+            evenly_spaced &= c.open_time == first_time + i as i64 * step;
+            for p in [c.open, c.high, c.low, c.close] {
+                match units(p.get()) {
+                    Some((m, s)) if (s as usize) < max_units.len() => {
+                        let slot = &mut max_units[s as usize];
+                        *slot = (*slot).max(m);
+                    }
+                    _ => representable = false,
+                }
+            }
         }
+        if representable {
+            // One scale for all: the largest any price has; every mantissa scaled up to it must
+            // stay under the limit.
+            let scale = max_units.iter().rposition(|&m| m > 0).unwrap_or(0);
+            let fits = max_units.iter().enumerate().all(|(s, &m)| {
+                10u64
+                    .checked_pow((scale - s.min(scale)) as u32)
+                    .and_then(|f| m.checked_mul(f))
+                    .is_some_and(|u| u < EXACT_UNITS_LIMIT)
+            });
+            cols.price_scale = fits.then_some(scale as u32);
+        }
+        cols.time_step = (evenly_spaced && n > 1).then_some(step);
         cols
     }
 
     /// A copy of the rows in `range` (a walk-forward window runs on its own columns).
     pub fn slice(&self, range: std::ops::Range<usize>) -> CandleColumns {
+        let inside = range.end <= self.exact_rows;
         CandleColumns {
             open_time: self.open_time[range.clone()].to_vec(),
             open: self.open[range.clone()].to_vec(),
             high: self.high[range.clone()].to_vec(),
             low: self.low[range.clone()].to_vec(),
             close: self.close[range.clone()].to_vec(),
-            volume: self.volume[range].to_vec(),
+            volume: self.volume[range.clone()].to_vec(),
+            price_scale: self.price_scale.filter(|_| inside),
+            time_step: self.time_step.filter(|_| inside && range.len() > 1),
+            exact_rows: if inside { range.len() } else { 0 },
         }
     }
 
@@ -196,11 +262,187 @@ impl CandleColumns {
     pub fn is_empty(&self) -> bool {
         self.close.is_empty()
     }
+
+    /// Row `i`'s close as the exact decimal of its candle, from the f64 column, when the view
+    /// knows it to be exact (`None` otherwise: read the candle). Normalised, as parsed prices
+    /// are.
+    #[inline]
+    pub fn exact_close(&self, i: usize) -> Option<Price> {
+        self.exact_price(&self.close, i)
+    }
+
+    /// Row `i`'s open, exactly (see [`exact_close`](Self::exact_close)).
+    #[inline]
+    pub fn exact_open(&self, i: usize) -> Option<Price> {
+        self.exact_price(&self.open, i)
+    }
+
+    #[inline]
+    fn exact_price(&self, column: &[f64], i: usize) -> Option<Price> {
+        self.exact_price_of(column[i], i)
+    }
+
+    /// `value`, an open, high, low or close of row `i` as these columns hold it, as the exact
+    /// decimal of its candle (see [`exact_close`](Self::exact_close)).
+    #[inline]
+    pub fn exact_price_of(&self, value: f64, i: usize) -> Option<Price> {
+        let scale = self.price_scale.filter(|_| i < self.exact_rows)?;
+        let scaled = value * EXACT_POW10[scale as usize];
+        // Rounded half away from zero without a libm call: `scaled` is non-negative and under
+        // 2^51, so its truncation and fraction are exact.
+        let whole = scaled as u64;
+        let mut m = whole + u64::from(scaled - whole as f64 >= 0.5);
+        let mut s = scale;
+        while s > 0 && m.is_multiple_of(10) {
+            m /= 10;
+            s -= 1;
+        }
+        // m < 2^51: an i64, and a decimal with no rescaling.
+        Some(Price(rust_decimal::Decimal::new(m as i64, s)))
+    }
+
+    /// Row `i`'s open time, worked out from the first one when the rows are evenly spaced
+    /// (no read of the time column, which a sparse reader would miss in the cache).
+    #[inline]
+    pub fn open_time_at(&self, i: usize) -> TimestampMs {
+        match self.time_step {
+            Some(step) if i < self.exact_rows => self.open_time[0] + i as i64 * step,
+            _ => self.open_time[i],
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+    use rust_decimal_macros::dec;
+
+    fn candle(t: TimestampMs, o: Decimal, h: Decimal, l: Decimal, c: Decimal) -> Candle {
+        Candle {
+            open_time: t,
+            open: Price(o),
+            high: Price(h),
+            low: Price(l),
+            close: Price(c),
+            volume: Qty(dec!(1)),
+        }
+    }
+
+    /// Same value and same scale once normalised: the decimal a parser would have produced.
+    fn same_decimal(a: Price, b: Price) -> bool {
+        a.get() == b.get() && a.get().normalize().scale() == b.get().scale()
+    }
+
+    proptest! {
+        /// Whatever the prices (any scale, any size, mixed in one series), an exact price read
+        /// from the columns is the candle's decimal, normalised; when the columns cannot promise
+        /// that, they say so (None) rather than give an approximation.
+        #[test]
+        fn exact_prices_from_the_columns_are_the_candles_decimals(
+            rows in prop::collection::vec(
+                (0u64..(1u64 << 53), 0u32..12, prop::bool::weighted(0.02)),
+                1..60,
+            ),
+        ) {
+            let candles: Vec<Candle> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, &(m, s, huge))| {
+                    // Now and then a price too wide for the exact view.
+                    let m = i128::from(m) * if huge { 1_000_000_007 } else { 1 };
+                    let p = Decimal::from_i128_with_scale(m, s);
+                    let q = Decimal::from_i128_with_scale(m / 3, s.saturating_sub(1));
+                    candle(i as i64 * 60_000, p, p.max(q), p.min(q), q)
+                })
+                .collect();
+            let cols = CandleColumns::from_candles(&candles);
+            let any_huge = candles.iter().any(|c| {
+                [c.open, c.high, c.low, c.close]
+                    .iter()
+                    .any(|p| p.get().mantissa() >= 1 << 51)
+            });
+            for (i, c) in candles.iter().enumerate() {
+                match (cols.exact_open(i), cols.exact_close(i)) {
+                    (Some(o), Some(cl)) => {
+                        prop_assert!(same_decimal(o, c.open), "open {} vs {}", o, c.open);
+                        prop_assert!(same_decimal(cl, c.close), "close {} vs {}", cl, c.close);
+                    }
+                    (None, None) => prop_assert!(cols.price_scale.is_none()),
+                    other => prop_assert!(false, "half an exact view: {:?}", other),
+                }
+                prop_assert_eq!(cols.open_time_at(i), c.open_time);
+            }
+            if any_huge {
+                prop_assert!(cols.price_scale.is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn the_exact_view_takes_the_largest_scale_and_refuses_what_it_cannot_give_back() {
+        let candles = vec![
+            candle(0, dec!(100), dec!(101.5), dec!(99.25), dec!(100.125)),
+            candle(60_000, dec!(100.125), dec!(102), dec!(100), dec!(101)),
+        ];
+        let cols = CandleColumns::from_candles(&candles);
+        assert_eq!(cols.price_scale, Some(3));
+        assert_eq!(cols.exact_close(0), Some(Price(dec!(100.125))));
+        assert_eq!(cols.exact_close(0).unwrap().get().scale(), 3);
+        // Normalised, as a parsed price is: 101, not 101.000.
+        assert_eq!(cols.exact_close(1).unwrap().get().scale(), 0);
+        assert_eq!(cols.time_step, Some(60_000));
+
+        // A negative price, or one too wide for an f64 to give back, turns the view off.
+        let mut odd = candles.clone();
+        odd[1].low = Price(dec!(-1));
+        assert_eq!(CandleColumns::from_candles(&odd).exact_close(0), None);
+        let mut wide = candles.clone();
+        // The series' scale is 3 (100.125): 2^51 thousandths is one too many.
+        wide[1].high = Price(dec!(2251799813685.248));
+        assert_eq!(CandleColumns::from_candles(&wide).exact_open(1), None);
+        wide[1].high = Price(dec!(2251799813685.247));
+        assert_eq!(
+            CandleColumns::from_candles(&wide).exact_open(1),
+            Some(Price(dec!(100.125)))
+        );
+    }
+
+    #[test]
+    fn open_times_come_from_the_step_only_when_evenly_spaced() {
+        let mut candles: Vec<Candle> = (0..5)
+            .map(|i| candle(1_000 + i * 60_000, dec!(1), dec!(1), dec!(1), dec!(1)))
+            .collect();
+        let cols = CandleColumns::from_candles(&candles);
+        assert_eq!(cols.time_step, Some(60_000));
+        assert_eq!(cols.open_time_at(4), 241_000);
+        // A gap: every time is read from the column.
+        candles[3].open_time += 60_000;
+        candles[4].open_time += 60_000;
+        let cols = CandleColumns::from_candles(&candles);
+        assert_eq!(cols.time_step, None);
+        assert_eq!(cols.open_time_at(3), candles[3].open_time);
+        // A slice keeps what holds for its rows.
+        let part = cols.slice(0..3);
+        assert_eq!(part.time_step, None, "still unknown: not re-derived");
+        let even = CandleColumns::from_candles(&candles[..3]).slice(1..3);
+        assert_eq!(even.time_step, Some(60_000));
+        assert_eq!(even.open_time_at(1), candles[2].open_time);
+        assert_eq!(even.exact_close(1), Some(Price(dec!(1))));
+    }
+
+    #[test]
+    fn rows_pushed_after_building_are_never_read_through_the_exact_view() {
+        let candles = vec![candle(0, dec!(1.5), dec!(2), dec!(1), dec!(1.75))];
+        let mut cols = CandleColumns::from_candles(&candles);
+        cols.open_time.push(5);
+        cols.open.push(0.1);
+        cols.close.push(0.1);
+        assert_eq!(cols.exact_close(0), Some(Price(dec!(1.75))));
+        assert_eq!(cols.exact_close(1), None);
+        assert_eq!(cols.open_time_at(1), 5);
+    }
 
     #[test]
     fn interval_round_trips_and_knows_its_length() {

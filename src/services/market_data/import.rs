@@ -176,13 +176,16 @@ fn parse_row(format: CsvFormat, line: &str) -> Result<Candle, String> {
     if volume.get().is_sign_negative() && !volume.is_zero() {
         return Err(format!("volume {volume} is negative"));
     }
+    // Trailing zeros dropped, as the store keeps them: a candle read from a file is the same
+    // decimal, digit for digit, as the one read back from the database.
+    let norm = |p: Price| Price(p.get().normalize());
     Ok(Candle {
         open_time,
-        open,
-        high,
-        low,
-        close,
-        volume,
+        open: norm(open),
+        high: norm(high),
+        low: norm(low),
+        close: norm(close),
+        volume: Qty(volume.get().normalize()),
     })
 }
 
