@@ -144,19 +144,20 @@ impl SimulatedExchange {
         intent: OrderIntent,
         candle: &Candle,
     ) -> Option<Result<Execution, Rejection>> {
-        self.submit_at(intent, candle.close, candle.open_time)
+        self.submit_at(intent, || candle.close, candle.open_time)
     }
 
-    /// [`submit`](Self::submit) given the decision candle's close and open time.
+    /// [`submit`](Self::submit) given the decision candle's open time and its close (asked for
+    /// only when the order fills at it).
     #[inline]
     pub fn submit_at(
         &mut self,
         intent: OrderIntent,
-        close: Price,
+        close: impl FnOnce() -> Price,
         time: TimestampMs,
     ) -> Option<Result<Execution, Rejection>> {
         match self.fill_model {
-            FillModel::Close => Some(self.fill_market(&intent, close, time)),
+            FillModel::Close => Some(self.fill_market(&intent, close(), time)),
             FillModel::NextOpen => {
                 self.pending = Some(intent);
                 None

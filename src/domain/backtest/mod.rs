@@ -400,7 +400,10 @@ impl Desk {
     ) {
         let history = History::up_to(candles, columns, i);
         let time = intent.decided_at;
-        if let Some(outcome) = self.exchange.submit_at(intent, history.close_price(), time) {
+        if let Some(outcome) = self
+            .exchange
+            .submit_at(intent, || history.close_price(), time)
+        {
             self.settle(outcome, engine, time);
         }
     }

@@ -1,10 +1,9 @@
 //! Built-in strategies (SMA crossover, RSI mean reversion, MACD, the seed's RSI+MACD rule) and
 //! how to build one from a name and `key=value` parameters or a strategy TOML file.
 
-use super::engine::{Signal, Strategy, StrategyContext};
+use super::engine::{History, Signal, Strategy, StrategyContext};
 use crate::domain::market::indicators::{Macd, Rsi, SlidingSma, sma};
 use crate::domain::market::indicators::{Signal as RuleSignal, simple_signal_at};
-use crate::domain::money::Price;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde::{Deserialize, Serialize};
@@ -120,7 +119,12 @@ struct Brackets {
 }
 
 impl Brackets {
-    fn attach(&self, mut signal: Signal, close: Price) -> Signal {
+    /// `signal` with the brackets priced off the current close (read only when there are any).
+    fn attach(&self, mut signal: Signal, history: &History<'_>) -> Signal {
+        if self.stop.is_none() && self.target.is_none() {
+            return signal;
+        }
+        let close = history.close_price();
         if let Some(s) = self.stop {
             signal = signal.with_stop_loss(close * (Decimal::ONE - s));
         }
@@ -391,10 +395,7 @@ impl Strategy for SmaCross {
         let prev = self.prev.replace((f, s));
         let (pf, ps) = prev?;
         if pf < ps && f > s {
-            Some(
-                self.brackets
-                    .attach(Signal::enter_long(), ctx.history.close_price()),
-            )
+            Some(self.brackets.attach(Signal::enter_long(), &ctx.history))
         } else if pf > ps && f < s {
             Some(Signal::exit_long())
         } else {
@@ -418,10 +419,7 @@ impl Strategy for RsiReversion {
     fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
         let rsi = self.rsi.update(ctx.history.close())?;
         if rsi < self.oversold {
-            Some(
-                self.brackets
-                    .attach(Signal::enter_long(), ctx.history.close_price()),
-            )
+            Some(self.brackets.attach(Signal::enter_long(), &ctx.history))
         } else if rsi > self.overbought {
             Some(Signal::exit_long())
         } else {
@@ -445,10 +443,7 @@ impl Strategy for MacdCross {
         let hist = self.macd.update(ctx.history.close())?.histogram;
         let prev = self.prev_hist.replace(hist)?;
         if prev <= 0.0 && hist > 0.0 {
-            Some(
-                self.brackets
-                    .attach(Signal::enter_long(), ctx.history.close_price()),
-            )
+            Some(self.brackets.attach(Signal::enter_long(), &ctx.history))
         } else if prev >= 0.0 && hist < 0.0 {
             Some(Signal::exit_long())
         } else {
@@ -476,10 +471,7 @@ impl Strategy for RsiMacd {
         let hist = self.macd.update(close).map(|m| m.histogram);
         // The seed's rule, the same function the live rules engine uses.
         match simple_signal_at(rsi?, hist?, self.oversold, self.overbought) {
-            RuleSignal::Buy => Some(
-                self.brackets
-                    .attach(Signal::enter_long(), ctx.history.close_price()),
-            ),
+            RuleSignal::Buy => Some(self.brackets.attach(Signal::enter_long(), &ctx.history)),
             RuleSignal::Sell => Some(Signal::exit_long()),
             RuleSignal::Hold => None,
         }
