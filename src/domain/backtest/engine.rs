@@ -54,6 +54,9 @@ impl<'a> History<'a> {
     pub fn candles(&self) -> &'a [Candle] {
         &self.candles[..self.end]
     }
+    pub fn open_times(&self) -> &'a [TimestampMs] {
+        &self.columns.open_time[..self.end]
+    }
     pub fn opens(&self) -> &'a [f64] {
         &self.columns.open[..self.end]
     }

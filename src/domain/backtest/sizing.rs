@@ -63,7 +63,7 @@ fn average_true_range(h: &History<'_>, period: usize) -> Option<f64> {
     let mut last = None;
     for i in start..n {
         last = atr.update(&Ohlcv {
-            open_time: h.candles()[i].open_time,
+            open_time: h.open_times()[i],
             open: h.opens()[i],
             high: h.highs()[i],
             low: h.lows()[i],
