@@ -1286,7 +1286,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     if order.status == OrderStatus::Filled {
                         // The protection beat us to it: book that fill instead of selling again.
                         let mut m = MonitorReport::default();
-                        self.check_protection(&mut m, None, now_ms).await?;
+                        self.check_protection_locked(&mut m, None, now_ms).await?;
                         return Ok(Some(m.closed.iter().map(|c| c.realized_pnl).sum()));
                     }
                 }
@@ -1299,17 +1299,34 @@ impl<E: Exchange + 'static> TradingService<E> {
 
     /// Cancel a position's protection, sell it at market and book the close. Returns the
     /// realised PnL of the closing fills.
+    ///
+    /// Holds `booking` throughout, so a protection fill booked meanwhile by the monitor or the
+    /// user-data stream cannot interleave; `row` may be stale (read before the lock), so the
+    /// position is read again once its protection is gone, and what is sold is what is still
+    /// open. A position a stop or target has already closed is not sold a second time (that
+    /// would sell other holdings of the asset).
     async fn close_row(
         &self,
         row: PositionRow,
         report: &mut ExecutionReport,
         now_ms: i64,
     ) -> Result<Quote, TradingError> {
+        let _booking = self.booking.lock().await;
         let symbol = row.position.symbol.clone();
         let filters = self.deps.exchange.symbol_filters(&symbol).await?;
         if let Some(pnl) = self.cancel_protection(row.id, &symbol, now_ms).await? {
             return Ok(pnl);
         }
+        let row = {
+            let db = self.store()?;
+            positions::get(db.conn(), row.id)?
+        };
+        let Some(row) = row.filter(|r| r.position.closed_at.is_none()) else {
+            report.outcome = "already_closed".into();
+            report.message =
+                format!("the {symbol} position was already closed by its protection; nothing sold");
+            return Ok(Quote::ZERO);
+        };
         let request = OrderRequest {
             client_order_id: self.next_cid("x", now_ms),
             symbol: symbol.clone(),
@@ -1428,10 +1445,21 @@ impl<E: Exchange + 'static> TradingService<E> {
     async fn check_protection(
         &self,
         monitor: &mut MonitorReport,
-        mut reconcile: Option<&mut ReconcileReport>,
+        reconcile: Option<&mut ReconcileReport>,
         now_ms: i64,
     ) -> Result<(), TradingError> {
         let _booking = self.booking.lock().await;
+        self.check_protection_locked(monitor, reconcile, now_ms)
+            .await
+    }
+
+    /// [`check_protection`](Self::check_protection) for a caller already holding `booking`.
+    async fn check_protection_locked(
+        &self,
+        monitor: &mut MonitorReport,
+        mut reconcile: Option<&mut ReconcileReport>,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
         let legs = {
             let db = self.store()?;
             orders::open_protection(db.conn(), &self.deps.connection)?
@@ -1833,6 +1861,8 @@ impl<E: Exchange + 'static> TradingService<E> {
             orders::get(db.conn(), client_order_id)?
         }
         .ok_or_else(|| TradingError::UnknownOrder(client_order_id.to_string()))?;
+        // Not while a fill of this order (or its list) is being booked.
+        let _booking = self.booking.lock().await;
         let order = self
             .deps
             .exchange
@@ -2021,5 +2051,117 @@ mod tests {
         assert_eq!(intent.kind, IntentKind::Entry);
         assert_eq!(intent.entry, Price(dec!(101)));
         assert_eq!(intent.stop_loss, Some(Price(dec!(98))));
+    }
+}
+
+#[cfg(test)]
+mod close_race_tests {
+    use super::*;
+    use crate::services::exchange::paper::{PaperConfig, PaperExchange};
+    use rust_decimal_macros::dec;
+
+    const NOW: i64 = 1_767_225_600_000;
+
+    /// A paper account that also holds 1 BTC the bot did not buy: a second sale of a closed
+    /// position would succeed here, as it would on a real account.
+    fn service() -> (
+        TradingService<PaperExchange>,
+        Arc<PaperExchange>,
+        Arc<Mutex<Store>>,
+    ) {
+        let config = PaperConfig {
+            slippage_bps: Decimal::ZERO,
+            initial_balances: [
+                ("USDT".to_string(), dec!(5000)),
+                ("BTC".to_string(), dec!(1)),
+            ]
+            .into_iter()
+            .collect(),
+            symbols: vec![],
+            ..PaperConfig::default()
+        };
+        let paper = Arc::new(PaperExchange::in_memory(&config));
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        paper
+            .add_symbol(btc.clone(), SymbolFilters::permissive("BTC", "USDT"))
+            .unwrap();
+        paper.on_price(&btc, Price(dec!(50000))).unwrap();
+        let mut settings = Settings::default();
+        settings.trading.symbols = vec!["BTCUSDT".into()];
+        let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+        let service = TradingService::new(TradingDeps {
+            exchange: paper.clone(),
+            store: store.clone(),
+            connection: "paper".into(),
+            mode: TradingMode::Paper,
+            settings: Arc::new(settings),
+            bus: EventBus::new(16),
+            mailer: None,
+        });
+        (service, paper, store)
+    }
+
+    fn report(symbol: &Symbol) -> ExecutionReport {
+        ExecutionReport {
+            symbol: symbol.clone(),
+            action: "CLOSE".into(),
+            outcome: String::new(),
+            decision_id: None,
+            risk_verdict: None,
+            order_ids: Vec::new(),
+            position_id: None,
+            message: String::new(),
+        }
+    }
+
+    /// A close decided on a position row read just before its stop filled and was booked (the
+    /// user-data stream or the monitor got there first) must not sell the quantity again.
+    #[tokio::test]
+    async fn a_close_on_a_stale_row_does_not_sell_what_the_stop_already_sold() {
+        let (service, paper, store) = service();
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        service.reconcile(NOW).await.unwrap();
+        let filters = SymbolFilters::permissive("BTC", "USDT");
+        let mut entry = report(&btc);
+        service
+            .enter(
+                &btc,
+                Qty(dec!(0.01)),
+                Some(Price(dec!(49000))),
+                Some(Price(dec!(52000))),
+                &filters,
+                None,
+                &mut entry,
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert_eq!(entry.outcome, "executed", "{}", entry.message);
+        let stale = positions::open_position(store.lock().unwrap().conn(), "paper", "BTCUSDT")
+            .unwrap()
+            .expect("an open position");
+
+        // The stop fills on the exchange and is booked.
+        paper.on_price(&btc, Price(dec!(48900))).unwrap();
+        let monitored = service.monitor_orders(NOW + 1).await.unwrap();
+        assert_eq!(monitored.closed.len(), 1, "the stop closed the position");
+        let btc_after_stop = balance_of(&paper.balances().await.unwrap(), "BTC");
+
+        let mut close = report(&btc);
+        let realised = service.close_row(stale, &mut close, NOW + 2).await.unwrap();
+        assert_eq!(close.outcome, "already_closed", "{}", close.message);
+        assert_eq!(realised, Quote::ZERO);
+        assert!(close.order_ids.is_empty(), "no exit order was placed");
+        assert_eq!(
+            balance_of(&paper.balances().await.unwrap(), "BTC"),
+            btc_after_stop,
+            "the account's other BTC is untouched"
+        );
+        let exits = orders::of_position(store.lock().unwrap().conn(), entry.position_id.unwrap())
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.purpose == "exit")
+            .count();
+        assert_eq!(exits, 0);
     }
 }
