@@ -7,7 +7,16 @@ use super::StoreResult;
 use super::codec::{dec_from_sql, dec_to_sql};
 use crate::domain::money::Quote;
 
+/// One snapshot row per connection per UTC minute.
+pub const SNAPSHOT_MS: i64 = 60_000;
+
 /// Record a snapshot, and the connection's peak if this is a new one (in one transaction).
+///
+/// Rows are kept one per minute: marks come as often as every second from the market stream
+/// (86,400 rows a day), so a snapshot in the same UTC minute as the latest row replaces that
+/// row's values instead of adding one (1,440 rows a day). Each minute's row holds its last
+/// equity, so the equity before midnight is still the day's last one; the peak is judged on
+/// every snapshot, kept or not.
 pub fn insert(
     conn: &Connection,
     connection: &str,
@@ -17,15 +26,31 @@ pub fn insert(
 ) -> StoreResult<()> {
     let tx = conn.unchecked_transaction()?;
     let before = peak(&tx, connection)?;
-    tx.execute(
-        "INSERT INTO equity_snapshots (connection, equity, unrealized_pnl, taken_at) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            connection,
-            dec_to_sql(equity.get()),
-            dec_to_sql(unrealized.get()),
-            at_ms
-        ],
-    )?;
+    let last: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT id, taken_at FROM equity_snapshots WHERE connection = ?1 ORDER BY taken_at DESC, id DESC LIMIT 1",
+            [connection],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (equity_text, unrealized_text) = (dec_to_sql(equity.get()), dec_to_sql(unrealized.get()));
+    match last {
+        // The same UTC minute as the latest row: that row takes this minute's newer value.
+        Some((id, t))
+            if at_ms >= t && t.div_euclid(SNAPSHOT_MS) == at_ms.div_euclid(SNAPSHOT_MS) =>
+        {
+            tx.execute(
+                "UPDATE equity_snapshots SET equity = ?1, unrealized_pnl = ?2, taken_at = ?3 WHERE id = ?4",
+                params![equity_text, unrealized_text, at_ms, id],
+            )?;
+        }
+        _ => {
+            tx.execute(
+                "INSERT INTO equity_snapshots (connection, equity, unrealized_pnl, taken_at) VALUES (?1, ?2, ?3, ?4)",
+                params![connection, equity_text, unrealized_text, at_ms],
+            )?;
+        }
+    }
     let (peak_equity, peak_at) = match before {
         Some((p, t)) if p >= equity => (p, t),
         _ => (equity, at_ms),
@@ -173,5 +198,50 @@ mod tests {
             .unwrap();
         assert_eq!(kept, 1);
         assert_eq!(peak(c, "other").unwrap(), None);
+    }
+
+    #[test]
+    fn snapshots_are_kept_one_per_minute_with_the_minutes_last_equity_and_every_peak_seen() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let day = 86_400_000;
+        let rows = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM equity_snapshots", [], |r| r.get(0))
+                .unwrap()
+        };
+        // A second-by-second stream over the last minute of a day: one row. Its peak (1060 at
+        // second 30) is kept although the row ends on the minute's last value.
+        for s in 0..60 {
+            let e = if s == 30 {
+                dec!(1060)
+            } else {
+                dec!(1000) + rust_decimal::Decimal::from(s)
+            };
+            insert(c, "paper", Quote(e), Quote::ZERO, day - 60_000 + s * 1000).unwrap();
+        }
+        assert_eq!(rows(c), 1);
+        assert_eq!(
+            peak(c, "paper").unwrap(),
+            Some((Quote(dec!(1060)), day - 30_000))
+        );
+        assert_eq!(
+            latest(c, "paper").unwrap().unwrap(),
+            (Quote(dec!(1059)), Quote::ZERO, day - 1000)
+        );
+        // Midnight starts a new minute, so a new row; the start of the day is the last equity
+        // before it.
+        insert(c, "paper", Quote(dec!(990)), Quote::ZERO, day).unwrap();
+        insert(c, "paper", Quote(dec!(995)), Quote::ZERO, day + 59_999).unwrap();
+        assert_eq!(rows(c), 2);
+        assert_eq!(
+            start_of_day(c, "paper", day).unwrap(),
+            Some(Quote(dec!(1059)))
+        );
+        insert(c, "paper", Quote(dec!(996)), Quote::ZERO, day + 60_000).unwrap();
+        assert_eq!(rows(c), 3);
+        // Another connection's minute is its own.
+        insert(c, "other", Quote(dec!(5)), Quote::ZERO, day + 60_001).unwrap();
+        assert_eq!(rows(c), 4);
+        assert_eq!(latest(c, "paper").unwrap().unwrap().0, Quote(dec!(996)));
     }
 }
