@@ -5,8 +5,9 @@
 //! bytes of the db, -wal and -shm) or `config show`. The fakes check the keys they receive, so
 //! each flow proves the secret was actually used. `keys test` is tested here too, on the same rig.
 //!
-//! Adding a flow is one line in `FLOWS` (e.g. `trademind execute` when it lands). Until then
-//! the signed order path is exercised in process, with every trace event captured.
+//! Adding a flow is one line in `FLOWS`. `trademind execute` is one: a BUY signed with the
+//! Binance secret, its OCO, and the trade alert mailed through Resend; the signed order path is
+//! also exercised in process below, with every trace event captured.
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
@@ -149,6 +150,9 @@ enum Prep {
     SlowDecision,
     MalformedBinance,
     MalformedResend,
+    /// A BUY the risk layer accepts at the fake's 50,000 price: `execute` signs an order and an
+    /// OCO with the Binance secret.
+    BuyDecision,
 }
 
 impl Prep {
@@ -168,6 +172,38 @@ impl Prep {
                 Box::new(Script::Decision(decision)),
             )]),
             Prep::MalformedBinance => fakes.binance.faults(|f| f.malformed_next = 1),
+            Prep::BuyDecision => {
+                use rust_decimal_macros::dec;
+                use trademind::domain::market::Candle;
+                use trademind::domain::{Price, Qty};
+                // 100 hourly candles up to the one open now, at 50,000.
+                const H: i64 = 3_600_000;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64;
+                let p = Price(dec!(50000));
+                let candles = (0..100)
+                    .map(|i| Candle {
+                        open_time: (now / H - 99 + i) * H,
+                        open: p,
+                        high: p,
+                        low: p,
+                        close: p,
+                        volume: Qty(dec!(1)),
+                    })
+                    .collect();
+                fakes.binance.set_klines("BTCUSDT", candles);
+                fakes.binance.set_price("BTCUSDT", dec!(50000));
+                fakes.xai.push([Script::Decision(json!({
+                    "action": "BUY", "symbol": "BTCUSDT", "confidence": 0.8,
+                    "position_size_pct": 10,
+                    "stop_loss": {"kind": "price", "value": 49000},
+                    "take_profit": {"kind": "price", "value": 52000},
+                    "time_horizon": "swing", "reasoning": "breakout", "risk_factors": [],
+                    "sources": []
+                }))]);
+            }
             Prep::MalformedResend => fakes
                 .resend
                 .script(trademind::testkit::http::Response::json(
@@ -248,6 +284,18 @@ const FLOWS: &[Flow] = &[
         &GOOD,
         Prep::Nothing,
         0,
+    ),
+    flow(
+        &["execute", "BTCUSDT", "--engine", "llm"],
+        &GOOD,
+        Prep::BuyDecision,
+        0,
+    ),
+    flow(
+        &["--json", "execute", "BTCUSDT", "--engine", "llm"],
+        &WRONG,
+        Prep::Nothing,
+        1,
     ),
     flow(&["config", "show"], &GOOD, Prep::Nothing, 0),
     flow(&["--json", "config", "show"], &GOOD, Prep::Nothing, 0),
@@ -451,7 +499,21 @@ async fn no_secret_reaches_output_logs_database_or_config_over_full_flows() {
     assert!(fakes.xai.inference_calls() >= 3);
     assert!(!fakes.tavily.requests().is_empty());
     assert!(fakes.binance.requests("GET /api/v3/account") >= 3);
-    assert_eq!(fakes.resend.sent().len(), 1, "one test e-mail went out");
+    assert_eq!(
+        fakes.binance.requests("POST /api/v3/order"),
+        1,
+        "execute bought"
+    );
+    assert_eq!(
+        fakes.binance.requests("POST /api/v3/orderList/oco"),
+        1,
+        "and protected it"
+    );
+    assert_eq!(
+        fakes.resend.sent().len(),
+        2,
+        "the test e-mail and execute's trade alert went out"
+    );
 }
 
 /// `keys test` against the fakes: each key ok with the right value, rejected with a wrong one,
