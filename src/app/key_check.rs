@@ -1,12 +1,15 @@
 //! `keys test`: one cheap authenticated request per stored key against the endpoint the
 //! configuration points at (Binance: signed `GET /api/v3/account`; xAI: `GET /models`; Tavily:
 //! `GET /usage`; Resend: `GET /domains`), reported as ok, rejected (the service refused the key)
-//! or unreachable. None of these calls costs credits, tokens or a sent e-mail.
+//! or unreachable. None of these calls costs credits, tokens or a sent e-mail. A production
+//! Binance key's permissions are read too (`GET /sapi/v1/account/apiRestrictions`): one allowed
+//! to withdraw or transfer, or not allowed to trade, is reported with a warning.
 
 use serde::Serialize;
 use std::time::Duration;
 
 use crate::secrets::{Credential, SecretKind};
+use crate::services::exchange::binance::client::BinanceEnvironment;
 use crate::services::exchange::binance::{BinanceClient, BinanceConfig, Credentials};
 use crate::services::exchange::{Exchange, ExchangeError};
 use crate::services::llm::TavilyError;
@@ -45,6 +48,10 @@ pub struct KeyCheck {
     pub status: KeyStatus,
     pub endpoint: String,
     pub detail: String,
+    /// What the user should fix although the key works (e.g. a Binance key allowed to
+    /// withdraw).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Where each service is, from the configuration. Binance's environment (testnet or production)
@@ -63,6 +70,7 @@ fn check(status: KeyStatus, endpoint: String, detail: impl Into<String>) -> KeyC
         status,
         endpoint,
         detail: detail.into(),
+        warnings: Vec::new(),
     }
 }
 
@@ -83,6 +91,7 @@ async fn binance(credential: &Credential, config: &BinanceConfig) -> KeyCheck {
     };
     let creds = Credentials::new(credential.api_key().expose(), secret.expose());
     // One attempt: a check should answer quickly, and a retry proves nothing more.
+    let production = config.environment == BinanceEnvironment::Production;
     let config = BinanceConfig {
         max_read_retries: 0,
         ..config.clone()
@@ -92,14 +101,20 @@ async fn binance(credential: &Credential, config: &BinanceConfig) -> KeyCheck {
         Err(e) => return check(KeyStatus::Failed, endpoint, e.to_string()),
     };
     match client.balances().await {
-        Ok(balances) => check(
-            KeyStatus::Ok,
-            endpoint,
-            format!(
-                "signed request accepted; the account holds {} assets",
-                balances.len()
-            ),
-        ),
+        Ok(balances) => {
+            let mut ok = check(
+                KeyStatus::Ok,
+                endpoint,
+                format!(
+                    "signed request accepted; the account holds {} assets",
+                    balances.len()
+                ),
+            );
+            if production {
+                ok.warnings = permission_warnings(&client).await;
+            }
+            ok
+        }
         Err(e @ (ExchangeError::BadApiKey(_) | ExchangeError::BadSignature)) => {
             check(KeyStatus::Rejected, endpoint, e.to_string())
         }
@@ -111,6 +126,46 @@ async fn binance(credential: &Credential, config: &BinanceConfig) -> KeyCheck {
             | ExchangeError::Timestamp),
         ) => check(KeyStatus::Unreachable, endpoint, e.to_string()),
         Err(e) => check(KeyStatus::Failed, endpoint, e.to_string()),
+    }
+}
+
+/// What a production key may do that it should not, or may not do that it must: TradeMind
+/// needs reading and spot trading, and never withdraws, so a key allowed to withdraw is only a
+/// risk (a leaked key could empty the account).
+async fn permission_warnings(client: &BinanceClient) -> Vec<String> {
+    match client.api_restrictions().await {
+        Ok(r) => {
+            let mut warnings = Vec::new();
+            if r.enable_withdrawals {
+                warnings.push(
+                    "withdrawals are enabled on this key: TradeMind never withdraws, and a leaked \
+                     key could empty the account; turn off \"Enable Withdrawals\" for it in \
+                     Binance API Management"
+                        .to_string(),
+                );
+            }
+            if r.enable_internal_transfer || r.permits_universal_transfer {
+                warnings.push(
+                    "transfers are enabled on this key: TradeMind never moves funds; turn them off"
+                        .to_string(),
+                );
+            }
+            if !r.enable_spot_and_margin_trading {
+                warnings.push(
+                    "spot trading is not enabled on this key: Binance will refuse every order \
+                     (-2015); enable \"Spot & Margin Trading\" for it"
+                        .to_string(),
+                );
+            }
+            if !r.enable_reading {
+                warnings.push("reading is not enabled on this key".to_string());
+            }
+            warnings
+        }
+        Err(e) => vec![format!(
+            "the key's permissions could not be checked ({}): make sure it cannot withdraw",
+            short(&e)
+        )],
     }
 }
 

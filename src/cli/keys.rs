@@ -469,6 +469,9 @@ struct TestResult {
     endpoint: Option<String>,
     problem: Option<String>,
     detail: Option<String>,
+    /// What to fix although the key works (e.g. a Binance key allowed to withdraw).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 /// The endpoints `keys test` asks, from the configuration; Binance's environment is the
@@ -512,6 +515,7 @@ async fn test(ctx: &Context, secrets: &Secrets, offline: bool) -> Result<()> {
             endpoint: None,
             problem: None,
             detail: None,
+            warnings: Vec::new(),
         };
         let credential = match secrets.get(&id).await {
             Ok(Some(found)) => {
@@ -543,6 +547,10 @@ async fn test(ctx: &Context, secrets: &Secrets, offline: bool) -> Result<()> {
                     let at = endpoints_for(ctx.settings(), &connections, id.connection.as_str());
                     let checked = check_key(id.kind, &credential, &at).await;
                     tracing::info!(entry = %id, status = checked.status.as_str(), endpoint = %checked.endpoint, "key checked");
+                    for w in &checked.warnings {
+                        tracing::warn!(entry = %id, warning = %w, "key permission");
+                    }
+                    result.warnings = checked.warnings;
                     result.status = Some(checked.status);
                     result.endpoint = Some(checked.endpoint);
                     result.detail = Some(checked.detail);
@@ -576,6 +584,9 @@ async fn test(ctx: &Context, secrets: &Secrets, offline: bool) -> Result<()> {
                         r.endpoint.as_deref().unwrap_or("-"),
                         r.detail.as_deref().unwrap_or("")
                     ),
+                }
+                for w in &r.warnings {
+                    println!("  warning: {w}");
                 }
             }
             if offline {

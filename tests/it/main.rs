@@ -21,6 +21,7 @@ mod exchange_faults;
 mod exchange_paper;
 mod exchange_rate_limit;
 mod indicators_parity;
+mod key_permissions;
 mod keyring_keyutils;
 mod keys_cli;
 mod live_stream;

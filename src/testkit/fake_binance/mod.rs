@@ -124,6 +124,30 @@ struct State {
     klines: HashMap<Symbol, Vec<Candle>>,
     price_history: Vec<(i64, Price)>,
     order_times: Vec<i64>,
+    key_permissions: KeyPermissions,
+}
+
+/// What the fake's API key may do, as `GET /sapi/v1/account/apiRestrictions` reports it.
+/// Default: reading and spot trading, no withdrawals or transfers (a well-made trading key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPermissions {
+    pub reading: bool,
+    pub spot_trading: bool,
+    pub withdrawals: bool,
+    pub internal_transfer: bool,
+    pub ip_restrict: bool,
+}
+
+impl Default for KeyPermissions {
+    fn default() -> Self {
+        KeyPermissions {
+            reading: true,
+            spot_trading: true,
+            withdrawals: false,
+            internal_transfer: false,
+            ip_restrict: false,
+        }
+    }
 }
 
 /// What a handler decided to send back.
@@ -641,6 +665,7 @@ impl State {
         let signed = matches!(
             (req.method.as_str(), req.path.as_str()),
             ("GET", "/api/v3/account")
+                | ("GET", "/sapi/v1/account/apiRestrictions")
                 | ("POST", "/api/v3/order")
                 | ("GET", "/api/v3/order")
                 | ("DELETE", "/api/v3/order")
@@ -748,6 +773,23 @@ impl State {
                 Ok(ok(
                     &serde_json::json!({ "lastUpdateId": self.order_times.len(), "bids": bids, "asks": asks }),
                 ))
+            }
+            ("GET", "/sapi/v1/account/apiRestrictions") => {
+                let k = self.key_permissions;
+                Ok(ok(&serde_json::json!({
+                    "ipRestrict": k.ip_restrict,
+                    "createTime": 1_623_840_271_000i64,
+                    "enableInternalTransfer": k.internal_transfer,
+                    "enableFutures": false,
+                    "enablePortfolioMarginTrading": false,
+                    "enableVanillaOptions": false,
+                    "permitsUniversalTransfer": k.internal_transfer,
+                    "enableReading": k.reading,
+                    "enableSpotAndMarginTrading": k.spot_trading,
+                    "enableWithdrawals": k.withdrawals,
+                    "enableMargin": false,
+                    "tradingAuthorityExpirationTime": 1_628_985_600_000i64
+                })))
             }
             ("GET", "/api/v3/account") => {
                 let balances: Vec<_> = self
@@ -902,6 +944,7 @@ impl FakeBinance {
             klines: HashMap::new(),
             price_history: Vec::new(),
             order_times: Vec::new(),
+            key_permissions: KeyPermissions::default(),
             config,
         };
         let first = Price(state.config.price);
@@ -958,6 +1001,11 @@ impl FakeBinance {
         if let Ok(symbol) = Symbol::new(symbol) {
             self.lock().set_price(&symbol, Price(price));
         }
+    }
+
+    /// What the API key may do, as `apiRestrictions` will report it.
+    pub fn set_key_permissions(&self, permissions: KeyPermissions) {
+        self.lock().key_permissions = permissions;
     }
 
     pub fn set_klines(&self, symbol: &str, candles: Vec<Candle>) {

@@ -254,6 +254,12 @@ impl BinanceClient {
     }
 
     /// Measure the offset between the exchange clock and ours (midpoint of the round trip).
+    /// What this API key may do (reading, spot trading, withdrawals): production only, the spot
+    /// testnet has no `/sapi` endpoints.
+    pub async fn api_restrictions(&self) -> Result<super::models::ApiRestrictions, ExchangeError> {
+        self.send(&endpoints::GetApiRestrictions).await
+    }
+
     pub async fn sync_time(&self) -> Result<i64, ExchangeError> {
         let before = local_now_ms();
         let t = self.send_once(&endpoints::Time).await?;

@@ -2,8 +2,8 @@
 //! circuit-breaker group it belongs to, its parameters and its response model.
 
 use super::models::{
-    Account, Depth, ExchangeInfo, ServerTime, Ticker24hr, TickerPrice, WireOrder, WireOrderList,
-    WireTrade,
+    Account, ApiRestrictions, Depth, ExchangeInfo, ServerTime, Ticker24hr, TickerPrice, WireOrder,
+    WireOrderList, WireTrade,
 };
 use crate::domain::market::candle::{Interval, TimestampMs};
 use crate::domain::symbol::Symbol;
@@ -255,6 +255,28 @@ impl GetAccount {
     }
 }
 endpoint!(GetAccount, Get, "/api/v3/account", true, Account, Account);
+
+/// `GET /sapi/v1/account/apiRestrictions` — weight 1 (of the SAPI IP limit), signed.
+pub struct GetApiRestrictions;
+impl GetApiRestrictions {
+    fn weight_of(&self) -> u32 {
+        1
+    }
+    fn params_of(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    fn client_order_id_of(&self) -> Option<&str> {
+        None
+    }
+}
+endpoint!(
+    GetApiRestrictions,
+    Get,
+    "/sapi/v1/account/apiRestrictions",
+    true,
+    Account,
+    ApiRestrictions
+);
 
 /// `POST /api/v3/order` — weight 1, signed. Always asks for the FULL response (fills).
 pub struct NewOrder {

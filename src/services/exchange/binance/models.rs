@@ -183,6 +183,21 @@ pub struct Account {
     pub balances: Vec<AssetBalance>,
 }
 
+/// `GET /sapi/v1/account/apiRestrictions`: what the API key itself may do (production only;
+/// the spot testnet has no `/sapi` endpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiRestrictions {
+    pub ip_restrict: bool,
+    pub enable_reading: bool,
+    pub enable_spot_and_margin_trading: bool,
+    pub enable_withdrawals: bool,
+    #[serde(default)]
+    pub enable_internal_transfer: bool,
+    #[serde(default)]
+    pub permits_universal_transfer: bool,
+}
+
 impl Account {
     pub fn to_domain(&self) -> Vec<Balance> {
         self.balances
