@@ -111,6 +111,18 @@ fn main() {
         sizing: SizingChoice::AllIn,
         risk: RiskConfig::default(),
     };
+    // The command line's path: sliding averages over the history, the engine loop specialised
+    // for the strategy, fills, equity and metrics.
+    let main_run = |columns: &CandleColumns| {
+        run_on(
+            &request(10.0, 30.0),
+            &candles,
+            columns,
+            &never,
+            &mut |_, _| {},
+        )
+        .unwrap()
+    };
     // `TRADEMIND_BENCH_PROFILE=N`: only repeat the main run N times (for `perf record`).
     if let Some(reps) = std::env::var("TRADEMIND_BENCH_PROFILE")
         .ok()
@@ -118,15 +130,7 @@ fn main() {
     {
         let columns = CandleColumns::from_candles(&candles);
         for _ in 0..reps {
-            let r = run_on(
-                &request(10.0, 30.0),
-                &candles,
-                &columns,
-                &never,
-                &mut |_, _| {},
-            )
-            .unwrap();
-            black_box(r);
+            black_box(main_run(&columns));
         }
         return;
     }
@@ -140,16 +144,7 @@ fn main() {
         convert.push(t.elapsed());
         let cpu0 = thread_cpu();
         let t = Instant::now();
-        // The command line's path: sliding averages over the history, the engine loop
-        // specialised for the strategy, fills, equity and metrics.
-        let r = run_on(
-            &request(10.0, 30.0),
-            &candles,
-            &columns,
-            &never,
-            &mut |_, _| {},
-        )
-        .unwrap();
+        let r = main_run(&columns);
         let wall = t.elapsed();
         engine_runs.push(wall);
         engine_cpu.push(match (cpu0, thread_cpu()) {

@@ -132,6 +132,22 @@ pub struct ExecutionReport {
     pub message: String,
 }
 
+impl ExecutionReport {
+    /// A report for `action` on `symbol` with nothing done yet.
+    pub fn new(symbol: &Symbol, action: impl Into<String>) -> Self {
+        ExecutionReport {
+            symbol: symbol.clone(),
+            action: action.into(),
+            outcome: String::new(),
+            decision_id: None,
+            risk_verdict: None,
+            order_ids: Vec::new(),
+            position_id: None,
+            message: String::new(),
+        }
+    }
+}
+
 /// A position closed by its protection (or found closed by reconciliation).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClosedByExchange {
@@ -981,16 +997,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         now_ms: i64,
     ) -> Result<ExecutionReport, TradingError> {
         let decision = &out.validated.decision;
-        let mut report = ExecutionReport {
-            symbol: input.symbol.clone(),
-            action: decision.action.to_string(),
-            outcome: String::new(),
-            decision_id: None,
-            risk_verdict: None,
-            order_ids: Vec::new(),
-            position_id: None,
-            message: String::new(),
-        };
+        let mut report = ExecutionReport::new(&input.symbol, decision.action.to_string());
         if out.error.is_some() || !out.validated.is_valid() || decision.action == Action::Hold {
             report.outcome = match out.dry_run_outcome() {
                 "dry_run" => "hold",
@@ -1837,14 +1844,8 @@ impl<E: Exchange + 'static> TradingService<E> {
         .ok_or_else(|| TradingError::NoPosition(symbol.clone()))?;
         self.guard()?;
         let mut report = ExecutionReport {
-            symbol: symbol.clone(),
-            action: "CLOSE".into(),
-            outcome: String::new(),
-            decision_id: None,
-            risk_verdict: None,
-            order_ids: Vec::new(),
             position_id: Some(row.id),
-            message: String::new(),
+            ..ExecutionReport::new(symbol, "CLOSE")
         };
         self.close_row(row, &mut report, now_ms).await?;
         Ok(report)
@@ -2101,19 +2102,6 @@ mod close_race_tests {
         (service, paper, store)
     }
 
-    fn report(symbol: &Symbol) -> ExecutionReport {
-        ExecutionReport {
-            symbol: symbol.clone(),
-            action: "CLOSE".into(),
-            outcome: String::new(),
-            decision_id: None,
-            risk_verdict: None,
-            order_ids: Vec::new(),
-            position_id: None,
-            message: String::new(),
-        }
-    }
-
     /// A close decided on a position row read just before its stop filled and was booked (the
     /// user-data stream or the monitor got there first) must not sell the quantity again.
     #[tokio::test]
@@ -2122,7 +2110,7 @@ mod close_race_tests {
         let btc = Symbol::new("BTCUSDT").unwrap();
         service.reconcile(NOW).await.unwrap();
         let filters = SymbolFilters::permissive("BTC", "USDT");
-        let mut entry = report(&btc);
+        let mut entry = ExecutionReport::new(&btc, "BUY");
         service
             .enter(
                 &btc,
@@ -2147,7 +2135,7 @@ mod close_race_tests {
         assert_eq!(monitored.closed.len(), 1, "the stop closed the position");
         let btc_after_stop = balance_of(&paper.balances().await.unwrap(), "BTC");
 
-        let mut close = report(&btc);
+        let mut close = ExecutionReport::new(&btc, "CLOSE");
         let realised = service.close_row(stale, &mut close, NOW + 2).await.unwrap();
         assert_eq!(close.outcome, "already_closed", "{}", close.message);
         assert_eq!(realised, Quote::ZERO);

@@ -8,14 +8,19 @@ use trademind::app::backtest::read_candles_csv;
 use trademind::domain::backtest::FillModel;
 use trademind::domain::market::Interval;
 
-fn run(file: &str, fill: FillModel) -> (usize, f64, f64) {
-    let candles = read_candles_csv(
+/// A bundled hourly data set.
+fn load(file: &str) -> Vec<trademind::domain::market::Candle> {
+    read_candles_csv(
         &Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("assets")
             .join(file),
         Interval::H1,
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn run(file: &str, fill: FillModel) -> (usize, f64, f64) {
+    let candles = load(file);
     let result = run_all_in(
         spec("sma-cross", &[("fast", 10.0), ("slow", 30.0)]),
         &candles,
@@ -93,11 +98,7 @@ fn sweep_with_shared_averages_matches_single_runs_bit_for_bit() {
     use std::sync::atomic::AtomicBool;
     use trademind::app::backtest::{SweepAxis, run_on, run_sweep, sweep_grid};
     use trademind::domain::market::CandleColumns;
-    let candles = read_candles_csv(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/btcusdt_1h_2025-01_binance.csv"),
-        Interval::H1,
-    )
-    .unwrap();
+    let candles = load("btcusdt_1h_2025-01_binance.csv");
     let columns = CandleColumns::from_candles(&candles);
     let base = request(
         spec("sma-cross", &[]),

@@ -174,25 +174,19 @@ impl Prep {
             Prep::MalformedBinance => fakes.binance.faults(|f| f.malformed_next = 1),
             Prep::BuyDecision => {
                 use rust_decimal_macros::dec;
-                use trademind::domain::market::Candle;
-                use trademind::domain::{Price, Qty};
-                // 100 hourly candles up to the one open now, at 50,000.
-                const H: i64 = 3_600_000;
+                use trademind::domain::market::Interval;
+                // 100 hourly candles at 50,000 up to the one open now.
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
                     .as_millis() as i64;
-                let p = Price(dec!(50000));
-                let candles = (0..100)
-                    .map(|i| Candle {
-                        open_time: (now / H - 99 + i) * H,
-                        open: p,
-                        high: p,
-                        low: p,
-                        close: p,
-                        volume: Qty(dec!(1)),
-                    })
-                    .collect();
+                let hour = Interval::H1.millis();
+                let candles = trademind::testkit::fake_binance::flat_candles(
+                    dec!(50000),
+                    100,
+                    Interval::H1,
+                    now / hour * hour,
+                );
                 fakes.binance.set_klines("BTCUSDT", candles);
                 fakes.binance.set_price("BTCUSDT", dec!(50000));
                 fakes.xai.push([Script::Decision(json!({

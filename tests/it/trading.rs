@@ -639,24 +639,15 @@ async fn an_oco_whose_response_is_lost_is_found_by_querying_its_legs_not_resent(
 
 #[tokio::test]
 async fn a_strategy_cycle_decides_on_closed_candles_and_marks_update_equity() {
-    use trademind::domain::market::Candle;
     use trademind::store::strategies::{NewStrategy, add_strategy, strategy_by_name};
     let rig = Rig::new().await;
-    // 100 hourly candles ending with one still open at NOW (it must not be used).
-    let candles: Vec<Candle> = (0..100)
-        .map(|i| {
-            // The open candle's price differs, so using it would show in the snapshot.
-            let p = Price(if i == 99 { dec!(60000) } else { dec!(50000) });
-            Candle {
-                open_time: NOW - (99 - i) * 3_600_000,
-                open: p,
-                high: p,
-                low: p,
-                close: p,
-                volume: Qty(dec!(1)),
-            }
-        })
-        .collect();
+    // 100 hourly candles ending with one still open at NOW (it must not be used): its price
+    // differs, so using it would show in the snapshot.
+    let mut candles =
+        trademind::testkit::fake_binance::flat_candles(dec!(50000), 100, Interval::H1, NOW);
+    let open = Price(dec!(60000));
+    let last = candles.last_mut().unwrap();
+    (last.open, last.high, last.low, last.close) = (open, open, open, open);
     rig.binance.set_klines("BTCUSDT", candles);
     let service = rig.service().await;
     let id = {

@@ -30,6 +30,22 @@ use tokio_util::sync::CancellationToken;
 pub const EXCHANGE_INFO_FIXTURE: &str =
     include_str!("../../../tests/fixtures/binance/exchangeInfo_BTCUSDT.json");
 
+/// `count` candles of `interval` at one flat `price` (volume 1), the last one opening at
+/// `last_open`: klines to give the fake with [`FakeBinance::set_klines`].
+pub fn flat_candles(price: Decimal, count: i64, interval: Interval, last_open: i64) -> Vec<Candle> {
+    let p = Price(price);
+    (0..count)
+        .map(|i| Candle {
+            open_time: last_open - (count - 1 - i) * interval.millis(),
+            open: p,
+            high: p,
+            low: p,
+            close: p,
+            volume: Qty(Decimal::ONE),
+        })
+        .collect()
+}
+
 /// How the fake is set up.
 #[derive(Debug, Clone)]
 pub struct FakeConfig {

@@ -66,42 +66,48 @@ macro_rules! endpoint {
     };
 }
 
-/// `GET /api/v3/ping` — weight 1.
-pub struct Ping;
-impl Ping {
-    fn weight_of(&self) -> u32 {
-        1
-    }
-    fn params_of(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
-    }
-    fn client_order_id_of(&self) -> Option<&str> {
-        None
-    }
+/// An endpoint without parameters and with a fixed weight: the unit struct and its
+/// [`Endpoint`] impl.
+macro_rules! parameterless_endpoint {
+    ($(#[$doc:meta])* $name:ident, $method:ident, $path:literal, $signed:literal, $group:ident, weight $weight:literal, $resp:ty) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl $name {
+            fn weight_of(&self) -> u32 {
+                $weight
+            }
+            fn params_of(&self) -> Vec<(&'static str, String)> {
+                Vec::new()
+            }
+            fn client_order_id_of(&self) -> Option<&str> {
+                None
+            }
+        }
+        endpoint!($name, $method, $path, $signed, $group, $resp);
+    };
 }
-endpoint!(
+
+parameterless_endpoint!(
+    /// `GET /api/v3/ping` — weight 1.
     Ping,
     Get,
     "/api/v3/ping",
     false,
     MarketData,
+    weight 1,
     serde_json::Value
 );
 
-/// `GET /api/v3/time` — weight 1.
-pub struct Time;
-impl Time {
-    fn weight_of(&self) -> u32 {
-        1
-    }
-    fn params_of(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
-    }
-    fn client_order_id_of(&self) -> Option<&str> {
-        None
-    }
-}
-endpoint!(Time, Get, "/api/v3/time", false, MarketData, ServerTime);
+parameterless_endpoint!(
+    /// `GET /api/v3/time` — weight 1.
+    Time,
+    Get,
+    "/api/v3/time",
+    false,
+    MarketData,
+    weight 1,
+    ServerTime
+);
 
 /// `GET /api/v3/exchangeInfo?symbol=` — weight 20.
 pub struct GetExchangeInfo {
@@ -256,25 +262,14 @@ impl GetAccount {
 }
 endpoint!(GetAccount, Get, "/api/v3/account", true, Account, Account);
 
-/// `GET /sapi/v1/account/apiRestrictions` — weight 1 (of the SAPI IP limit), signed.
-pub struct GetApiRestrictions;
-impl GetApiRestrictions {
-    fn weight_of(&self) -> u32 {
-        1
-    }
-    fn params_of(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
-    }
-    fn client_order_id_of(&self) -> Option<&str> {
-        None
-    }
-}
-endpoint!(
+parameterless_endpoint!(
+    /// `GET /sapi/v1/account/apiRestrictions` — weight 1 (of the SAPI IP limit), signed.
     GetApiRestrictions,
     Get,
     "/sapi/v1/account/apiRestrictions",
     true,
     Account,
+    weight 1,
     ApiRestrictions
 );
 
