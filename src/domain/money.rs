@@ -44,6 +44,18 @@ pub fn decimal_to_f64(d: Decimal) -> f64 {
     if d.is_sign_negative() { -value } else { value }
 }
 
+/// `d` as its mantissa and scale, when it is positive or zero (not -0) with a mantissa under
+/// 2^64. For such a decimal with a scale under 23, `m as f64 / 10^scale` is [`decimal_to_f64`].
+#[inline]
+pub(crate) fn decimal_units(d: Decimal) -> Option<(u64, u32)> {
+    if d.is_sign_negative() {
+        return None;
+    }
+    let b = d.serialize();
+    let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (word(12) == 0).then(|| ((u64::from(word(8)) << 32) | u64::from(word(4)), d.scale()))
+}
+
 /// `a / b` cut toward zero to `dp` decimal places, exactly: the true quotient truncated, not the
 /// decimal library's 28-digit quotient rounded and then truncated. Integer arithmetic on the
 /// mantissas when they fit an i128 (the common case, many times faster than a decimal division
@@ -266,6 +278,30 @@ mod tests {
             } else {
                 // Two roundings: within an ulp or two of the correctly rounded value.
                 prop_assert!((got - expected).abs() <= expected.abs() * 2.0 * f64::EPSILON);
+            }
+        }
+    }
+
+    proptest! {
+        /// The units of a decimal give its f64 by one division, the same bits as
+        /// `decimal_to_f64`; negative decimals and wide mantissas have no units.
+        #[test]
+        fn decimal_units_give_the_same_f64(
+            m in any::<i128>().prop_map(|m| m % 79_228_162_514_264_337_593_543_950_335),
+            scale in 0u32..=22,
+        ) {
+            let d = Decimal::from_i128_with_scale(m, scale);
+            match decimal_units(d) {
+                Some((u, s)) => {
+                    prop_assert!(m >= 0);
+                    prop_assert_eq!(i128::from(u), m);
+                    prop_assert_eq!(s, scale);
+                    prop_assert_eq!(
+                        (u as f64 / EXACT_POW10[s as usize]).to_bits(),
+                        decimal_to_f64(d).to_bits()
+                    );
+                }
+                None => prop_assert!(m < 0 || m > i128::from(u64::MAX)),
             }
         }
     }

@@ -87,6 +87,69 @@ fn ratio_or_zero(num: f64, den: f64) -> f64 {
     }
 }
 
+/// The deepest drawdown of a curve, found without a division per point: while the peak stands,
+/// the deepest point under it is simply the lowest equity (a division is monotonic in its
+/// numerator), so only each peak's lowest point is divided, when the next peak (or the end)
+/// closes its stretch. The first of equally deep drawdowns wins.
+struct Drawdown {
+    peak: f64,
+    peak_at: usize,
+    /// The lowest equity since the peak, and where.
+    low: f64,
+    low_at: usize,
+    max_dd: f64,
+    span: Option<(usize, usize)>,
+}
+
+impl Drawdown {
+    fn new(initial: f64) -> Self {
+        Drawdown {
+            peak: initial,
+            peak_at: 0,
+            low: f64::INFINITY,
+            low_at: 0,
+            max_dd: 0.0,
+            span: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, e: f64, i: usize) {
+        if e > self.peak {
+            self.new_peak(e, i);
+        } else {
+            let lower = e < self.low;
+            self.low = if lower { e } else { self.low };
+            self.low_at = if lower { i } else { self.low_at };
+        }
+    }
+
+    #[cold]
+    fn new_peak(&mut self, e: f64, i: usize) {
+        self.close_stretch();
+        self.peak = e;
+        self.peak_at = i;
+        self.low = e;
+        self.low_at = i;
+    }
+
+    /// The stretch under the current peak ends: its lowest point may be the deepest so far.
+    fn close_stretch(&mut self) {
+        if self.peak > 0.0 && self.low.is_finite() {
+            let dd = 1.0 - self.low / self.peak;
+            if dd > self.max_dd {
+                self.max_dd = dd;
+                self.span = Some((self.peak_at, self.low_at));
+            }
+        }
+    }
+
+    fn finish(mut self) -> (f64, Option<(usize, usize)>) {
+        self.close_stretch();
+        (self.max_dd, self.span)
+    }
+}
+
 pub fn compute(input: &MetricsInput<'_>) -> Metrics {
     let n = input.equity.len();
     let initial = input.initial_equity;
@@ -104,10 +167,7 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
     // Per-candle simple returns, the first against the starting equity.
     let (mut sum, mut sum_sq, mut down_sq) = (0.0f64, 0.0f64, 0.0f64);
     let mut prev = initial;
-    let mut peak = initial;
-    let mut peak_at = 0usize;
-    let mut max_dd = 0.0f64;
-    let mut dd_span: Option<(usize, usize)> = None;
+    let mut drawdown = Drawdown::new(initial);
     // Branch-free where the data decides (a real equity curve goes up and down at random, and a
     // mispredicted branch per candle would cost more than the arithmetic). A zero or non-finite
     // previous equity gives a zero return, as `ratio_or_zero` does.
@@ -118,19 +178,9 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
         sum_sq += r * r;
         down_sq += if r < 0.0 { r * r } else { 0.0 };
         prev = e;
-        let new_peak = e > peak;
-        peak = if new_peak { e } else { peak };
-        peak_at = if new_peak { i } else { peak_at };
-        // The drawdown's division only where it can beat the deepest so far: below
-        // `peak * (1 - max_dd)`, widened by a hair so rounding cannot skip a real new maximum.
-        if peak > 0.0 && e < peak * (1.0 - max_dd) * (1.0 + 1e-12) {
-            let dd = 1.0 - e / peak;
-            if dd > max_dd {
-                max_dd = dd;
-                dd_span = Some((peak_at, i));
-            }
-        }
+        drawdown.push(e, i);
     }
+    let (max_dd, dd_span) = drawdown.finish();
     let nf = n as f64;
     let mean = ratio_or_zero(sum, nf);
     let var = if n > 1 {
@@ -193,7 +243,47 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use rust_decimal_macros::dec;
+
+    /// The drawdown as defined: every point's `1 - e / peak so far`, the first deepest.
+    fn drawdown_by_definition(initial: f64, curve: &[f64]) -> (f64, Option<(usize, usize)>) {
+        let (mut peak, mut peak_at) = (initial, 0);
+        let (mut max_dd, mut span) = (0.0, None);
+        for (i, &e) in curve.iter().enumerate() {
+            if e > peak {
+                (peak, peak_at) = (e, i);
+            }
+            if peak > 0.0 {
+                let dd = 1.0 - e / peak;
+                if dd > max_dd {
+                    (max_dd, span) = (dd, Some((peak_at, i)));
+                }
+            }
+        }
+        (max_dd, span)
+    }
+
+    proptest! {
+        /// Dividing only each peak's lowest point finds the same deepest drawdown, bit for bit,
+        /// and the same stretch, as dividing every point.
+        #[test]
+        fn the_drawdown_matches_its_definition(
+            initial in 1.0f64..1e6,
+            steps in prop::collection::vec(-0.05f64..0.05, 0..400),
+        ) {
+            let mut e = initial;
+            let curve: Vec<f64> = steps.iter().map(|s| { e *= 1.0 + s; e }).collect();
+            let mut d = Drawdown::new(initial);
+            for (i, &x) in curve.iter().enumerate() {
+                d.push(x, i);
+            }
+            let (got, span) = d.finish();
+            let (want, want_span) = drawdown_by_definition(initial, &curve);
+            prop_assert_eq!(got.to_bits(), want.to_bits());
+            prop_assert_eq!(span, want_span);
+        }
+    }
 
     fn trade(pnl: rust_decimal::Decimal, entry: i64, exit: Option<i64>) -> TradeRecord {
         TradeRecord {

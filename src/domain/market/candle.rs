@@ -1,7 +1,7 @@
 //! Candles (klines) and their intervals. Prices and volumes are exact decimals as the exchange
 //! sent them; `CandleSeries` gives the f64 column view that indicator math works on.
 
-use crate::domain::money::{EXACT_POW10, Price, Qty};
+use crate::domain::money::{EXACT_POW10, Price, Qty, decimal_units};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -174,11 +174,26 @@ pub struct CandleColumns {
 /// `m * 2^-52`, so under 0.5).
 const EXACT_UNITS_LIMIT: u64 = 1 << 51;
 
-/// `d` as (mantissa, scale) when it is non-negative with a mantissa under 2^64.
+/// `m * 10^k`, saturating at `u64::MAX` (which no exact view accepts).
 #[inline]
-fn units(d: rust_decimal::Decimal) -> Option<(u64, u32)> {
-    let m = u64::try_from(d.mantissa()).ok()?;
-    Some((m, d.scale()))
+fn scaled_units(m: u64, k: u32) -> u64 {
+    /// 10^k for the k a u64 holds.
+    const POW10: [u64; 20] = {
+        let mut t = [1u64; 20];
+        let mut k = 1;
+        while k < 20 {
+            t[k] = t[k - 1] * 10;
+            k += 1;
+        }
+        t
+    };
+    if m == 0 {
+        return 0;
+    }
+    POW10
+        .get(k as usize)
+        .and_then(|&f| m.checked_mul(f))
+        .unwrap_or(u64::MAX)
 }
 
 impl CandleColumns {
@@ -195,9 +210,12 @@ impl CandleColumns {
             time_step: None,
             exact_rows: n,
         };
-        // For the exact view: the largest mantissa seen at each scale, and whether every price
-        // was non-negative, fits 64 bits and has a scale the f64 conversion is exact for.
-        let mut max_units = [0u64; EXACT_POW10.len()];
+        // For the exact view: the largest scale of any (non-zero) price, the largest mantissa
+        // seen expressed at that scale (saturating), and whether every price was non-negative,
+        // fits 64 bits and has a scale the f64 conversion is exact for. Kept in registers: a
+        // per-scale table in memory would chain four read-modify-writes a candle.
+        let mut scale = 0u32;
+        let mut max_units = 0u64;
         let mut representable = true;
         let step = match candles {
             [a, b, ..] => b.open_time - a.open_time,
@@ -205,36 +223,35 @@ impl CandleColumns {
         };
         let mut evenly_spaced = true;
         let first_time = candles.first().map_or(0, |c| c.open_time);
-        for (i, c) in candles.iter().enumerate() {
-            cols.open_time.push(c.open_time);
-            cols.open.push(c.open.to_f64());
-            cols.high.push(c.high.to_f64());
-            cols.low.push(c.low.to_f64());
-            cols.close.push(c.close.to_f64());
-            cols.volume.push(c.volume.to_f64());
-            evenly_spaced &= c.open_time == first_time + i as i64 * step;
-            for p in [c.open, c.high, c.low, c.close] {
-                match units(p.get()) {
-                    Some((m, s)) if (s as usize) < max_units.len() => {
-                        let slot = &mut max_units[s as usize];
-                        *slot = (*slot).max(m);
+        // A price's f64 (the same bits `to_f64` gives), and its mantissa checked for the view.
+        let mut price = |p: Price| -> f64 {
+            match decimal_units(p.get()) {
+                Some((m, s)) if (s as usize) < EXACT_POW10.len() => {
+                    if s > scale && m > 0 {
+                        max_units = scaled_units(max_units, s - scale);
+                        scale = s;
                     }
-                    _ => representable = false,
+                    max_units = max_units.max(scaled_units(m, scale.saturating_sub(s)));
+                    m as f64 / EXACT_POW10[s as usize]
+                }
+                _ => {
+                    representable = false;
+                    p.to_f64()
                 }
             }
+        };
+        for (i, c) in candles.iter().enumerate() {
+            cols.open_time.push(c.open_time);
+            cols.open.push(price(c.open));
+            cols.high.push(price(c.high));
+            cols.low.push(price(c.low));
+            cols.close.push(price(c.close));
+            cols.volume.push(c.volume.to_f64());
+            evenly_spaced &= c.open_time == first_time + i as i64 * step;
         }
-        if representable {
-            // One scale for all: the largest any price has; every mantissa scaled up to it must
-            // stay under the limit.
-            let scale = max_units.iter().rposition(|&m| m > 0).unwrap_or(0);
-            let fits = max_units.iter().enumerate().all(|(s, &m)| {
-                10u64
-                    .checked_pow((scale - s.min(scale)) as u32)
-                    .and_then(|f| m.checked_mul(f))
-                    .is_some_and(|u| u < EXACT_UNITS_LIMIT)
-            });
-            cols.price_scale = fits.then_some(scale as u32);
-        }
+        // One scale for all, the largest any price has; every mantissa scaled up to it must stay
+        // under the limit.
+        cols.price_scale = (representable && max_units < EXACT_UNITS_LIMIT).then_some(scale);
         cols.time_step = (evenly_spaced && n > 1).then_some(step);
         cols
     }
