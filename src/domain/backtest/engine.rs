@@ -90,6 +90,15 @@ impl<'a> History<'a> {
             .unwrap_or_else(|| self.candles[i].close)
     }
 
+    /// The current candle's open, exact (see [`close_price`](Self::close_price)).
+    #[inline]
+    pub fn open_price(&self) -> Price {
+        let i = self.end - 1;
+        self.columns
+            .exact_open(i)
+            .unwrap_or_else(|| self.candles[i].open)
+    }
+
     /// The current candle's open time.
     #[inline]
     pub fn open_time(&self) -> TimestampMs {

@@ -281,12 +281,13 @@ impl BacktestService {
                 // their prices and times are read exactly from the columns when they can be
                 // (see `Desk`). The decimal candle is read here only for the brackets, on every
                 // candle of a bracketed position, in order (which the prefetcher follows).
-                // The open column is read on every candle although only a fill uses it: a
-                // sequential read the prefetcher runs ahead of, where a read only at the (rare,
-                // scattered) fills would miss the cache each time.
-                let open = std::hint::black_box(opens[i]);
+                //
+                // The open column is touched on every candle although only a fill reads it: a
+                // sequential read the prefetcher runs ahead of, so the (rare, scattered) fills
+                // find their open in the cache instead of missing it each time.
+                std::hint::black_box(opens[i]);
                 if desk.exchange.has_pending() {
-                    desk.fill_queued(&mut engine, candles, columns, i, open);
+                    desk.fill_queued(&mut engine, candles, columns, i);
                 }
                 if !engine.is_flat()
                     && desk.exchange.has_brackets()
@@ -376,13 +377,10 @@ impl Desk {
         candles: &[Candle],
         columns: &CandleColumns,
         i: usize,
-        open: f64,
     ) {
-        let open = columns
-            .exact_price_of(open, i)
-            .unwrap_or_else(|| candles[i].open);
-        let time = columns.open_time_at(i);
-        if let Some(outcome) = self.exchange.fill_pending(open, time) {
+        let history = History::up_to(candles, columns, i);
+        let time = history.open_time();
+        if let Some(outcome) = self.exchange.fill_pending(history.open_price(), time) {
             self.settle(outcome, engine, time);
         }
     }

@@ -296,15 +296,8 @@ impl CandleColumns {
 
     #[inline]
     fn exact_price(&self, column: &[f64], i: usize) -> Option<Price> {
-        self.exact_price_of(column[i], i)
-    }
-
-    /// `value`, an open, high, low or close of row `i` as these columns hold it, as the exact
-    /// decimal of its candle (see [`exact_close`](Self::exact_close)).
-    #[inline]
-    pub fn exact_price_of(&self, value: f64, i: usize) -> Option<Price> {
         let scale = self.price_scale.filter(|_| i < self.exact_rows)?;
-        let scaled = value * EXACT_POW10[scale as usize];
+        let scaled = column[i] * EXACT_POW10[scale as usize];
         // Rounded half away from zero without a libm call: `scaled` is non-negative and under
         // 2^51, so its truncation and fraction are exact.
         let whole = scaled as u64;
