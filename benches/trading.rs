@@ -71,7 +71,12 @@ async fn main() {
             .execute_decision(&input, &out, None, now)
             .await
             .unwrap();
-        assert_eq!(report.outcome, "executed", "{}", report.message);
+        assert_eq!(
+            report.outcome,
+            trademind::app::trading::ExecutionOutcome::Executed,
+            "{}",
+            report.message
+        );
         service.close_position(&symbol, now + 1).await.unwrap();
     }
     let elapsed = started.elapsed();

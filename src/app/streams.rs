@@ -225,7 +225,7 @@ async fn book_executions<E: Exchange + 'static>(
 ) {
     while let Some(report) = queue.recv().await {
         match trading.book_stream_execution(&report, clock.now_ms()).await {
-            Ok(Some(closed)) => tracing::info!(symbol = %closed.symbol, leg = closed.leg,
+            Ok(Some(closed)) => tracing::info!(symbol = %closed.symbol, leg = %closed.leg,
                 realized_pnl = %closed.realized_pnl, "protection filled (user-data stream): position closed"),
             Ok(None) => {}
             // The row stays as it was; the REST monitor catches the order up.

@@ -33,6 +33,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0005_backtest_control.sql")),
         M::up(include_str!("migrations/0006_strategy_engine.sql")).foreign_key_check(),
         M::up(include_str!("migrations/0007_equity_peaks.sql")),
+        M::up(include_str!("migrations/0008_entry_protection.sql")),
     ])
 });
 
@@ -97,7 +98,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 7;
+const MIGRATION_COUNT: usize = 8;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -124,6 +125,20 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
+}
+
+/// Run `f` as one write transaction taken with `BEGIN IMMEDIATE`: the write lock is held from
+/// the first read, so a read-modify-write cannot interleave with another connection's write, and
+/// a busy database is waited for (the busy timeout) instead of failing at the read→write upgrade
+/// a deferred transaction makes in WAL mode. Rolled back when `f` fails.
+pub fn immediate<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
 }
 
 /// The database file name inside the data dir.

@@ -22,6 +22,9 @@ pub struct StoredOrder {
     pub order_list_id: Option<String>,
     pub strategy_id: Option<i64>,
     pub decision_id: Option<i64>,
+    /// An entry's stop and target, stored before it was sent (see `OrderLinks`).
+    pub protect_stop: Option<Price>,
+    pub protect_target: Option<Price>,
 }
 
 /// What an order is for, written with the row before the request leaves so a restart knows.
@@ -32,6 +35,10 @@ pub struct OrderLinks {
     pub position_id: Option<i64>,
     pub order_list_id: Option<String>,
     pub strategy_id: Option<i64>,
+    /// For an entry: the stop and target its position is to be protected with, so a fill
+    /// learnt of after a crash can still be protected.
+    pub protect_stop: Option<Price>,
+    pub protect_target: Option<Price>,
 }
 
 /// Record an order before it is sent. Fails with `Conflict` if the client id was used before:
@@ -62,8 +69,8 @@ pub fn insert_pending_linked(
     let result = conn.execute(
         "INSERT INTO orders (client_order_id, connection, symbol, side, order_type, time_in_force,
              status, price, stop_price, quantity, created_at, updated_at,
-             purpose, position_id, order_list_id, strategy_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15)",
+             purpose, position_id, order_list_id, strategy_id, protect_stop, protect_target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             request.client_order_id,
             connection,
@@ -80,6 +87,8 @@ pub fn insert_pending_linked(
             links.position_id,
             links.order_list_id,
             links.strategy_id,
+            links.protect_stop.map(|p| dec_to_sql(p.get())),
+            links.protect_target.map(|p| dec_to_sql(p.get())),
         ],
     );
     match result {
@@ -181,7 +190,7 @@ pub fn strategy_of(conn: &Connection, order_row_id: i64) -> StoreResult<Option<i
 
 const COLUMNS: &str = "id, connection, client_order_id, exchange_order_id, symbol, side, order_type,
     status, price, stop_price, quantity, filled_quantity, cumulative_quote, created_at, updated_at, error,
-    purpose, position_id, order_list_id, strategy_id, decision_id";
+    purpose, position_id, order_list_id, strategy_id, decision_id, protect_stop, protect_target";
 
 fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOrder, StoreError>> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -200,8 +209,12 @@ fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOrder
     let order_list_id: Option<String> = row.get(18)?;
     let strategy_id: Option<i64> = row.get(19)?;
     let decision_id: Option<i64> = row.get(20)?;
+    let protect_stop: Option<String> = row.get(21)?;
+    let protect_target: Option<String> = row.get(22)?;
     Ok((|| {
         Ok(StoredOrder {
+            protect_stop: opt_dec_from_sql("protect_stop", protect_stop)?.map(Price),
+            protect_target: opt_dec_from_sql("protect_target", protect_target)?.map(Price),
             id,
             connection,
             error,
@@ -242,15 +255,35 @@ pub fn get(conn: &Connection, client_order_id: &str) -> StoreResult<Option<Store
 
 /// Orders of a connection whose outcome is not known yet (`PENDING_NEW` / `UNKNOWN`).
 pub fn unresolved(conn: &Connection, connection: &str) -> StoreResult<Vec<StoredOrder>> {
+    unresolved_in(conn, connection, None)
+}
+
+/// `unresolved`, of one symbol when `symbol` is given.
+pub fn unresolved_in(
+    conn: &Connection,
+    connection: &str,
+    symbol: Option<&str>,
+) -> StoreResult<Vec<StoredOrder>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND status IN ('PENDING_NEW', 'UNKNOWN') ORDER BY id"
+        "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND status IN ('PENDING_NEW', 'UNKNOWN')
+         AND (?2 IS NULL OR symbol = ?2) ORDER BY id"
     ))?;
-    let rows = stmt.query_map([connection], row_to_stored)?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r??);
-    }
-    Ok(out)
+    let rows = stmt.query_map(params![connection, symbol], row_to_stored)?;
+    collect(rows)
+}
+
+/// The symbols of a connection with trading work outstanding: orders whose outcome is
+/// unknown, entries filled but not booked, open protection legs, open positions.
+pub fn symbols_with_work(conn: &Connection, connection: &str) -> StoreResult<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT symbol FROM orders WHERE connection = ?1 AND (
+             status IN ('PENDING_NEW', 'UNKNOWN', 'NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL')
+             OR (purpose = 'entry' AND position_id IS NULL AND status = 'FILLED'))
+         UNION SELECT symbol FROM positions WHERE connection = ?1 AND closed_at IS NULL
+         ORDER BY symbol",
+    )?;
+    let rows = stmt.query_map([connection], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Every order row, oldest first.
@@ -276,11 +309,21 @@ fn collect(
 
 /// Open protection legs (stop-loss / take-profit) of a connection, oldest first.
 pub fn open_protection(conn: &Connection, connection: &str) -> StoreResult<Vec<StoredOrder>> {
+    open_protection_in(conn, connection, None)
+}
+
+/// `open_protection`, of one symbol when `symbol` is given.
+pub fn open_protection_in(
+    conn: &Connection,
+    connection: &str,
+    symbol: Option<&str>,
+) -> StoreResult<Vec<StoredOrder>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND purpose IN ('stop_loss', 'take_profit')
-         AND status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL') ORDER BY id"
+         AND status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL')
+         AND (?2 IS NULL OR symbol = ?2) ORDER BY id"
     ))?;
-    let rows = stmt.query_map([connection], row_to_stored)?;
+    let rows = stmt.query_map(params![connection, symbol], row_to_stored)?;
     collect(rows)
 }
 
@@ -294,13 +337,22 @@ pub fn of_position(conn: &Connection, position_id: i64) -> StoreResult<Vec<Store
 }
 
 /// Entry orders of a connection that filled but were never booked into a position (a crash
-/// between the fill and the bookkeeping).
+/// between the fill and the bookkeeping, or a fault while fetching its trades).
 pub fn unbooked_entries(conn: &Connection, connection: &str) -> StoreResult<Vec<StoredOrder>> {
+    unbooked_entries_in(conn, connection, None)
+}
+
+/// `unbooked_entries`, of one symbol when `symbol` is given.
+pub fn unbooked_entries_in(
+    conn: &Connection,
+    connection: &str,
+    symbol: Option<&str>,
+) -> StoreResult<Vec<StoredOrder>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND purpose = 'entry' AND position_id IS NULL
-         AND status IN ('FILLED', 'PARTIALLY_FILLED') ORDER BY id"
+         AND status IN ('FILLED', 'PARTIALLY_FILLED') AND (?2 IS NULL OR symbol = ?2) ORDER BY id"
     ))?;
-    let rows = stmt.query_map([connection], row_to_stored)?;
+    let rows = stmt.query_map(params![connection, symbol], row_to_stored)?;
     collect(rows)
 }
 

@@ -21,7 +21,7 @@ use trademind::app::daemon::{Jobs, StoreRecorder};
 use trademind::app::decide::EngineOutput;
 use trademind::app::scheduler::{Clock, RunRecorder};
 use trademind::app::streams::{FeedDeps, LiveFeeds, binance_user_data, specs_for, start_feeds};
-use trademind::app::trading::{TradingDeps, TradingService};
+use trademind::app::trading::{ExecutionOutcome, TradingDeps, TradingService};
 use trademind::config::Settings;
 use trademind::domain::decision::DecisionInput;
 use trademind::domain::market::Interval;
@@ -305,7 +305,12 @@ async fn stopped_out(rig: &Rig) -> (Order, Order, Fill) {
         .execute_decision(&input, &buy_decision(&input), None, NOW)
         .await
         .unwrap();
-    assert_eq!(report.outcome, "executed", "{}", report.message);
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
     let on_exchange = rig.binance.orders();
     let of_type = |t: OrderType| {
         on_exchange

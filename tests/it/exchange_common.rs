@@ -36,7 +36,7 @@ pub fn executor_config() -> ExecutorConfig {
     ExecutorConfig {
         resolve_attempts: 10,
         resolve_initial_delay_ms: 50,
-        not_found_grace_ms: 300,
+        not_found_grace_ms: Some(300),
         max_ban_wait_ms: 3_000,
         max_rate_limit_rounds: 3,
     }

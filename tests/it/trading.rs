@@ -17,7 +17,8 @@ use std::time::Duration;
 use trademind::app::bus::EventBus;
 use trademind::app::decide::{DecisionEngine, EngineOutput, LlmEngine, RulesEngine};
 use trademind::app::trading::{
-    ExecutionReport, TradingDeps, TradingError, TradingService, build_risk_context,
+    ExecutionOutcome, ExecutionReport, ProtectionLeg, TradingDeps, TradingError, TradingService,
+    build_risk_context,
 };
 use trademind::config::Settings;
 use trademind::domain::decision::{DecisionInput, IndicatorSnapshot, RiskSnapshot};
@@ -110,7 +111,12 @@ impl Rig {
             .execute_decision(&input, &out, None, NOW)
             .await
             .unwrap();
-        assert_eq!(report.outcome, "executed", "{}", report.message);
+        assert_eq!(
+            report.outcome,
+            ExecutionOutcome::Executed,
+            "{}",
+            report.message
+        );
         assert_eq!(report.order_ids.len(), 3, "entry + two OCO legs");
         (service, report)
     }
@@ -256,7 +262,7 @@ async fn a_buy_is_protected_by_an_oco_and_the_stop_fill_closes_it_with_pnl_and_o
     rig.binance.set_price("BTCUSDT", dec!(48900));
     let first = service.monitor_orders(NOW + 30_000).await.unwrap();
     assert_eq!(first.closed.len(), 1);
-    assert_eq!(first.closed[0].leg, "stop_loss");
+    assert_eq!(first.closed[0].leg, ProtectionLeg::StopLoss);
     assert_eq!(first.closed[0].exit_price, Price(dec!(48900)));
     // Exit: (48 900 − 50 000) × 0.01998 = −21.978 gross, fee 0.01998 × 48 900 × 0.001 =
     // 0.977022; with the entry fee (1): −1 − 21.978 − 0.977022 = −23.955022.
@@ -286,7 +292,12 @@ async fn a_rejected_oco_closes_the_position_at_market_and_alerts() {
         .execute_decision(&input, &out, None, NOW)
         .await
         .unwrap();
-    assert_eq!(report.outcome, "protection_failed", "{}", report.message);
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::ProtectionFailed,
+        "{}",
+        report.message
+    );
     assert!(report.message.contains("insufficient balance"));
     assert!(
         rig.open_positions().is_empty(),
@@ -315,7 +326,7 @@ async fn a_risk_refusal_sends_no_order_and_records_the_verdict() {
         .execute_decision(&input, &out, None, NOW)
         .await
         .unwrap();
-    assert_eq!(report.outcome, "refused");
+    assert_eq!(report.outcome, ExecutionOutcome::Refused);
     assert!(report.message.contains("confidence"), "{}", report.message);
     assert_eq!(rig.binance.requests(ORDER), 0);
     assert_eq!(rig.binance.requests(OCO), 0);
@@ -336,7 +347,7 @@ async fn paused_trading_sends_nothing_until_resumed() {
         .execute_decision(&input, &out, None, NOW)
         .await
         .unwrap();
-    assert_eq!(report.outcome, "paused");
+    assert_eq!(report.outcome, ExecutionOutcome::Paused);
     assert_eq!(rig.binance.requests(ORDER), 0);
     // Another process (a second service on the same database) sees the pause.
     assert!(rig.service().await.is_paused().unwrap());
@@ -347,7 +358,12 @@ async fn paused_trading_sends_nothing_until_resumed() {
         .execute_decision(&input, &out, None, NOW + 2)
         .await
         .unwrap();
-    assert_eq!(report.outcome, "executed", "{}", report.message);
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
 }
 
 #[tokio::test]
@@ -360,7 +376,7 @@ async fn a_stop_filled_while_down_is_reconciled_and_trading_waits_for_it() {
             .execute_decision(&input, &out, None, NOW)
             .await
             .unwrap();
-        assert_eq!(r.outcome, "executed");
+        assert_eq!(r.outcome, ExecutionOutcome::Executed);
     } // the service stops
     rig.binance.set_price("BTCUSDT", dec!(48900));
     // An order row written just before a crash, never sent: the exchange does not know it.
@@ -389,7 +405,8 @@ async fn a_stop_filled_while_down_is_reconciled_and_trading_waits_for_it() {
         .await
         .unwrap();
     assert_eq!(
-        before.outcome, "paused",
+        before.outcome,
+        ExecutionOutcome::Paused,
         "nothing trades before reconciliation"
     );
     assert_eq!(rig.binance.requests(ORDER), 1);
@@ -446,7 +463,7 @@ async fn an_unprotected_position_keeps_trading_paused_and_is_alerted() {
         .execute_decision(&input, &out, None, NOW)
         .await
         .unwrap();
-    assert_eq!(r.outcome, "paused");
+    assert_eq!(r.outcome, ExecutionOutcome::Paused);
     assert_eq!(rig.binance.requests(ORDER), 0);
 }
 
@@ -678,7 +695,7 @@ async fn a_strategy_cycle_decides_on_closed_candles_and_marks_update_equity() {
     assert_eq!(report.skipped, None);
     assert_eq!(report.executions.len(), 1, "{:?}", report.errors);
     let r = &report.executions[0];
-    assert_eq!(r.outcome, "executed", "{}", r.message);
+    assert_eq!(r.outcome, ExecutionOutcome::Executed, "{}", r.message);
     let row = rig.decision(r.decision_id.unwrap());
     assert_eq!(row.fields.strategy_id, Some(id));
     let snapshot: Value = serde_json::from_str(&row.fields.input_snapshot).unwrap();
@@ -731,7 +748,7 @@ async fn a_sell_decision_cancels_the_protection_and_closes_at_market() {
         .execute_decision(&input, &out, None, NOW)
         .await
         .unwrap();
-    assert_eq!(entry.outcome, "executed");
+    assert_eq!(entry.outcome, ExecutionOutcome::Executed);
     rig.binance.set_price("BTCUSDT", dec!(51000));
     let later = DecisionInput {
         price: Price(dec!(51000)),
@@ -751,7 +768,12 @@ async fn a_sell_decision_cancels_the_protection_and_closes_at_market() {
         tokio::spawn(async move { service.execute_decision(&input, &out, None, NOW + 1).await })
     };
     let report = task.await.unwrap().unwrap();
-    assert_eq!(report.outcome, "executed", "{}", report.message);
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
     assert!(rig.open_positions().is_empty());
     // Both OCO legs are cancelled on the exchange before the market sell.
     let on_exchange = rig.binance.orders();
@@ -811,7 +833,11 @@ async fn a_daily_loss_past_the_limit_trips_the_breaker_and_mails_once() {
         .execute_decision(&input, &out, None, NOW + 60_000)
         .await
         .unwrap();
-    assert_eq!(r.outcome, "refused", "the breaker refuses new entries");
+    assert_eq!(
+        r.outcome,
+        ExecutionOutcome::Refused,
+        "the breaker refuses new entries"
+    );
     assert_eq!(rig.binance.requests(ORDER), 0);
 }
 
@@ -824,7 +850,12 @@ async fn adding_to_a_position_replaces_its_protection_with_one_for_the_whole_qua
         .execute_decision(&input, &out, None, NOW)
         .await
         .unwrap();
-    assert_eq!(first.outcome, "executed", "{}", first.message);
+    assert_eq!(
+        first.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        first.message
+    );
     let later = DecisionInput {
         now_ms: NOW + 1,
         ..input
@@ -834,7 +865,12 @@ async fn adding_to_a_position_replaces_its_protection_with_one_for_the_whole_qua
         .execute_decision(&input, &out, None, NOW + 1)
         .await
         .unwrap();
-    assert_eq!(second.outcome, "executed", "{}", second.message);
+    assert_eq!(
+        second.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        second.message
+    );
     // One position holding both entries: 0.01998 from the first, and 0.01999 bought less the
     // 0.1 % base-asset fee (0.00001999) = 0.01997001 from the second (sized on the equity left).
     let open = rig.open_positions();

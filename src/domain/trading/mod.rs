@@ -3,6 +3,7 @@
 pub mod filters;
 pub mod mode;
 pub mod order;
+pub mod plan;
 pub mod position;
 
 pub use filters::{FilterViolation, SymbolFilters};

@@ -9,6 +9,7 @@ use crate::domain::trading::order::{Order, OrderRequest, OrderStatus, OrderType,
 use crate::store::orders::OrderLinks;
 use crate::store::{Store, StoreError, orders};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,11 @@ pub struct ExecutorConfig {
     pub resolve_attempts: u32,
     /// First pause between those queries, ms (doubles each time, capped at 5 s). Default 200.
     pub resolve_initial_delay_ms: u64,
-    /// "Order does not exist" is trusted only after this long since sending (the request's
-    /// recvWindow plus clock margin: after it the exchange must reject the request). Default 6000.
-    pub not_found_grace_ms: u64,
+    /// "Order does not exist" is trusted only after this long since sending: after the request's
+    /// recvWindow (plus a margin for the clock offset) the exchange must reject it. Unset (the
+    /// default), it is derived from `exchange.binance.recv_window_ms` + 1000; set, it may not be
+    /// less than that (a shorter grace calls an order that is merely late "never placed").
+    pub not_found_grace_ms: Option<u64>,
     /// Longest 418 ban we wait out before giving up on an order. Default 10 s.
     pub max_ban_wait_ms: u64,
     /// How many 429/418 rejections of one order we sit out before giving up. Default 3.
@@ -34,14 +37,49 @@ impl Default for ExecutorConfig {
         ExecutorConfig {
             resolve_attempts: 10,
             resolve_initial_delay_ms: 200,
-            not_found_grace_ms: 6000,
+            not_found_grace_ms: None,
             max_ban_wait_ms: 10_000,
             max_rate_limit_rounds: 3,
         }
     }
 }
 
+/// What the not-found grace must at least be beyond the recvWindow: the clock offset's error.
+pub const RECV_WINDOW_MARGIN_MS: u64 = 1000;
+
 impl ExecutorConfig {
+    /// The least grace a `recv_window_ms` allows.
+    pub fn min_grace_ms(recv_window_ms: u64) -> u64 {
+        recv_window_ms + RECV_WINDOW_MARGIN_MS
+    }
+
+    /// The grace in force with requests signed with `recv_window_ms`.
+    pub fn grace_ms(&self, recv_window_ms: u64) -> u64 {
+        self.not_found_grace_ms
+            .unwrap_or_else(|| Self::min_grace_ms(recv_window_ms))
+    }
+
+    /// This config with the grace fixed for `recv_window_ms` (what the executor is built with).
+    pub fn for_recv_window(mut self, recv_window_ms: u64) -> Self {
+        self.not_found_grace_ms = Some(self.grace_ms(recv_window_ms));
+        self
+    }
+
+    /// Checks that need the recv window: a set grace may not be shorter than it allows.
+    pub fn validate_with_recv_window(&self, recv_window_ms: u64) -> Result<(), (String, String)> {
+        match self.not_found_grace_ms {
+            Some(g) if g < Self::min_grace_ms(recv_window_ms) => Err((
+                "exchange.executor.not_found_grace_ms".into(),
+                format!(
+                    "{g} is shorter than exchange.binance.recv_window_ms ({recv_window_ms}) + \
+                     {RECV_WINDOW_MARGIN_MS}: an order that is only late would be called never \
+                     placed; remove the key (it follows the recv window) or raise it"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), (String, String)> {
         let key = |k: &str| format!("exchange.executor.{k}");
         if !(1..=100).contains(&self.resolve_attempts) {
@@ -53,7 +91,7 @@ impl ExecutorConfig {
                 "must be between 1 and 60000".into(),
             ));
         }
-        if self.not_found_grace_ms > 120_000 {
+        if self.not_found_grace_ms.is_some_and(|g| g > 120_000) {
             return Err((key("not_found_grace_ms"), "must be at most 120000".into()));
         }
         if self.max_rate_limit_rounds > 20 {
@@ -72,6 +110,15 @@ pub struct OrderExecutor<E: Exchange> {
     store: Arc<Mutex<Store>>,
     connection: String,
     config: ExecutorConfig,
+    /// When this process sent each order (by client id), so that "not found" is judged against
+    /// the grace from the real send time, not the row's (possibly replayed) timestamp.
+    sent: Mutex<HashMap<String, Instant>>,
+}
+
+enum OcoAttempt {
+    Placed(OrderList),
+    /// Rejected by rate limiting, nothing placed: wait this long before sending again.
+    RateLimited(Duration),
 }
 
 enum Attempt {
@@ -93,7 +140,43 @@ impl<E: Exchange> OrderExecutor<E> {
             store,
             connection: connection.to_string(),
             config,
+            sent: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn grace(&self) -> Duration {
+        // Built for a connection by `for_recv_window`; a bare config falls back to Binance's
+        // default recvWindow.
+        Duration::from_millis(self.config.grace_ms(5000))
+    }
+
+    fn note_sent(&self, client_order_id: &str) -> Instant {
+        let now = Instant::now();
+        if let Ok(mut sent) = self.sent.lock() {
+            // Only orders whose outcome may still be unknown need it; keep the map small.
+            if sent.len() > 10_000 {
+                sent.clear();
+            }
+            sent.insert(client_order_id.to_string(), now);
+        }
+        now
+    }
+
+    /// When an unresolved row's request left: this process's record of it, else the row's
+    /// age on the wall clock (a row from another process or an earlier run).
+    fn sent_at_of(&self, stored: &orders::StoredOrder) -> Instant {
+        if let Some(at) = self
+            .sent
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&stored.order.client_order_id).copied())
+        {
+            return at;
+        }
+        let age_ms = (chrono::Utc::now().timestamp_millis() - stored.order.created_at).max(0);
+        let now = Instant::now();
+        now.checked_sub(Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)))
+            .unwrap_or_else(|| self.conclusive_now())
     }
 
     pub fn exchange(&self) -> &Arc<E> {
@@ -179,7 +262,7 @@ impl<E: Exchange> OrderExecutor<E> {
         row_id: i64,
         now_ms: i64,
     ) -> Result<Attempt, ExchangeError> {
-        let sent_at = Instant::now();
+        let sent_at = self.note_sent(&request.client_order_id);
         match self.exchange.place_order(request).await {
             Ok(placed) => {
                 self.record(&placed.order, row_id, &placed.fills, now_ms)?;
@@ -222,8 +305,7 @@ impl<E: Exchange> OrderExecutor<E> {
     /// A send time whose grace period is already over: "not found" is final at once.
     fn conclusive_now(&self) -> Instant {
         let now = Instant::now();
-        now.checked_sub(Duration::from_millis(self.config.not_found_grace_ms))
-            .unwrap_or(now)
+        now.checked_sub(self.grace()).unwrap_or(now)
     }
 
     fn mark(
@@ -258,7 +340,7 @@ impl<E: Exchange> OrderExecutor<E> {
         sent_at: Instant,
         now_ms: i64,
     ) -> Result<Placed, ExchangeError> {
-        let grace = Duration::from_millis(self.config.not_found_grace_ms);
+        let grace = self.grace();
         let mut delay = Duration::from_millis(self.config.resolve_initial_delay_ms.max(1));
         let mut last_error = None;
         for attempt in 0..self.config.resolve_attempts {
@@ -346,24 +428,78 @@ impl<E: Exchange> OrderExecutor<E> {
                 orders::insert_pending_linked(c, leg, &self.connection, &leg_links, now_ms)
             })?);
         }
+        let mut rounds = 0;
+        loop {
+            match self.attempt_oco(request, &legs, &rows, now_ms).await? {
+                OcoAttempt::Placed(list) => return Ok(list),
+                OcoAttempt::RateLimited(wait) => {
+                    // A 429/418 rejection: the list was not processed. Wait as asked, prove by
+                    // query that neither leg exists, then send the same list again.
+                    rounds += 1;
+                    if rounds > self.config.max_rate_limit_rounds {
+                        let msg = "gave up after repeated rate limiting; the list was not placed";
+                        for leg in &legs {
+                            self.mark(leg, OrderStatus::Rejected, msg, now_ms)?;
+                        }
+                        return Err(ExchangeError::RateLimited { retry_after: wait });
+                    }
+                    tokio::time::sleep(wait).await;
+                    let mut found = Vec::new();
+                    for (leg, row) in legs.iter().zip(&rows) {
+                        match self.resolve(leg, *row, self.conclusive_now(), now_ms).await {
+                            Ok(placed) => found.push(placed.order),
+                            Err(ExchangeError::UnknownOrder { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if found.len() == legs.len() {
+                        return Ok(OrderList {
+                            list_client_order_id: request.list_client_order_id.clone(),
+                            exchange_list_id: None,
+                            symbol: request.symbol.clone(),
+                            orders: found,
+                        });
+                    }
+                    if !found.is_empty() {
+                        return Err(ExchangeError::StatusUnknown {
+                            reason: "only one leg of the order list was found on the exchange"
+                                .into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// One send of an OCO list.
+    async fn attempt_oco(
+        &self,
+        request: &OcoRequest,
+        legs: &[OrderRequest; 2],
+        rows: &[i64],
+        now_ms: i64,
+    ) -> Result<OcoAttempt, ExchangeError> {
         let sent_at = Instant::now();
+        for leg in legs {
+            self.note_sent(&leg.client_order_id);
+        }
         match self.exchange.place_oco(request).await {
             Ok(list) => {
                 for order in &list.orders {
                     self.with_store(|c| orders::update_from_exchange(c, order, now_ms))?;
                 }
-                Ok(list)
+                Ok(OcoAttempt::Placed(list))
             }
             Err(ExchangeError::StatusUnknown { reason }) => {
                 tracing::warn!(list = %request.list_client_order_id, %reason,
                     "order list outcome unknown; resolving its legs by query");
-                for leg in &legs {
+                for leg in legs {
                     self.mark(leg, OrderStatus::Unknown, &reason, now_ms)?;
                 }
                 let mut found = Vec::new();
                 let mut missing = 0;
                 for (leg, row) in legs.iter().zip(rows) {
-                    match self.resolve(leg, row, sent_at, now_ms).await {
+                    match self.resolve(leg, *row, sent_at, now_ms).await {
                         Ok(placed) => found.push(placed.order),
                         Err(ExchangeError::UnknownOrder { .. }) => missing += 1,
                         Err(e) => return Err(e),
@@ -371,7 +507,7 @@ impl<E: Exchange> OrderExecutor<E> {
                 }
                 if missing == legs.len() {
                     let msg = format!("never reached the exchange ({reason}); not placed");
-                    for leg in &legs {
+                    for leg in legs {
                         self.mark(leg, OrderStatus::Rejected, &msg, now_ms)?;
                     }
                     return Err(ExchangeError::OrderRejected(msg));
@@ -381,17 +517,29 @@ impl<E: Exchange> OrderExecutor<E> {
                         reason: "only one leg of the order list was found on the exchange".into(),
                     });
                 }
-                Ok(OrderList {
+                Ok(OcoAttempt::Placed(OrderList {
                     list_client_order_id: request.list_client_order_id.clone(),
                     exchange_list_id: None,
                     symbol: request.symbol.clone(),
                     orders: found,
-                })
+                }))
+            }
+            Err(ExchangeError::RateLimited { retry_after }) => {
+                Ok(OcoAttempt::RateLimited(retry_after))
+            }
+            Err(ExchangeError::Banned { until }) => {
+                let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                if wait.as_millis() > u128::from(self.config.max_ban_wait_ms) {
+                    let msg = format!("IP banned until {until}; the list was not placed");
+                    for leg in legs {
+                        self.mark(leg, OrderStatus::Rejected, &msg, now_ms)?;
+                    }
+                    return Err(ExchangeError::Banned { until });
+                }
+                Ok(OcoAttempt::RateLimited(wait + Duration::from_millis(50)))
             }
             Err(e) => {
-                // A rate-limit rejection is not retried here: the caller decides (an
-                // unprotected position is closed rather than left waiting).
-                for leg in &legs {
+                for leg in legs {
                     self.mark(leg, OrderStatus::Rejected, &e.to_string(), now_ms)?;
                 }
                 Err(e)
@@ -402,7 +550,20 @@ impl<E: Exchange> OrderExecutor<E> {
     /// After a restart: settle every order of this connection left `PENDING_NEW` / `UNKNOWN`.
     /// Returns the orders whose state is now known; `now_ms` stamps the rows it settles.
     pub async fn reconcile(&self, now_ms: i64) -> Result<Vec<Order>, ExchangeError> {
-        let pending = self.with_store(|c| orders::unresolved(c, &self.connection))?;
+        self.reconcile_symbol(None, now_ms).await
+    }
+
+    /// Settle the rows left `PENDING_NEW` / `UNKNOWN` (of `symbol` only, when given). "Not
+    /// found" is final only once the grace has passed since the row's request left; before
+    /// that the row stays UNKNOWN (`StatusUnknown`): a late order is not called unsent.
+    pub async fn reconcile_symbol(
+        &self,
+        symbol: Option<&crate::domain::symbol::Symbol>,
+        now_ms: i64,
+    ) -> Result<Vec<Order>, ExchangeError> {
+        let pending = self.with_store(|c| {
+            orders::unresolved_in(c, &self.connection, symbol.map(|s| s.as_str()))
+        })?;
         let mut settled = Vec::new();
         for stored in pending {
             let o = &stored.order;
@@ -416,9 +577,8 @@ impl<E: Exchange> OrderExecutor<E> {
                 stop_price: o.stop_price,
                 time_in_force: None,
             };
-            // Rows from a previous run are older than any recvWindow.
             match self
-                .resolve(&request, stored.id, self.conclusive_now(), now_ms)
+                .resolve(&request, stored.id, self.sent_at_of(&stored), now_ms)
                 .await
             {
                 Ok(placed) => settled.push(placed.order),

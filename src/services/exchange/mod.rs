@@ -37,7 +37,9 @@ impl ExchangeConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         self.binance.validate()?;
         self.paper.validate()?;
-        self.executor.validate()
+        self.executor.validate()?;
+        self.executor
+            .validate_with_recv_window(self.binance.recv_window_ms)
     }
 }
 

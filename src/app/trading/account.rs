@@ -1,0 +1,371 @@
+//! The account as the risk layer sees it: equity in the connection's currency, the risk
+//! context of a decision, marks and the equity series, and the circuit breaker fed from them.
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::FromPrimitive;
+use std::sync::Mutex;
+
+use super::{BALANCES_MAX_AGE_MS, CANDLES, TradingError, TradingService, day_start, lock_store};
+use crate::app::bus::Event;
+use crate::config::Settings;
+use crate::domain::decision::{DecisionInput, PositionSnapshot};
+use crate::domain::market::candle::Interval;
+use crate::domain::money::{Price, Quote};
+use crate::domain::risk::{
+    BreakerInputs, BreakerReason, BreakerTransition, MarketSnapshot, OpenPosition,
+    PortfolioHeatService, RiskContext, daily_loss_pct, drawdown_pct,
+};
+use crate::domain::symbol::Symbol;
+use crate::domain::trading::PositionService;
+use crate::services::exchange::{Exchange, balance_of};
+use crate::services::notification::AlertKind;
+use crate::store::positions::{self, PositionRow};
+use crate::store::risk::{self as risk_store, GLOBAL_SCOPE};
+use crate::store::{Store, StoreError, decisions as recorder, equity as equity_store};
+
+/// The currency a connection's equity is measured in: the quote asset (as the exchange's
+/// filters name it) of the first of `trading.symbols`. One currency per connection, whatever
+/// symbol is being decided or which position happens to be open, so start-of-day, peak and
+/// drawdown compare like with like. Symbols quoted in another asset are not converted.
+pub async fn quote_currency<E: Exchange>(
+    exchange: &E,
+    settings: &Settings,
+) -> Result<String, TradingError> {
+    let first = settings.trading.symbols.first().ok_or_else(|| {
+        TradingError::Config("trading.symbols is empty: list at least one symbol".into())
+    })?;
+    let symbol =
+        Symbol::new(first).map_err(|e| TradingError::Config(format!("trading.symbols: {e}")))?;
+    Ok(exchange.symbol_filters(&symbol).await?.quote_asset)
+}
+
+/// Equity in `currency`: that balance (free and locked) plus the open positions at their
+/// marks (`marks` first, else the stored mark, else the entry); returns (equity, unrealised
+/// PnL). The risk context and the equity series both come from here.
+pub fn account_equity(
+    balances: &[crate::services::exchange::Balance],
+    currency: &str,
+    open: &[PositionRow],
+    marks: &[(Symbol, Price)],
+) -> (Quote, Quote) {
+    let mut equity = Quote(balance_of(balances, currency).total());
+    let mut unrealised = Quote::ZERO;
+    for row in open {
+        let p = &row.position;
+        let mark = marks
+            .iter()
+            .find(|(s, _)| s == &p.symbol)
+            .map(|(_, m)| *m)
+            .or(row.mark_price)
+            .unwrap_or(p.entry_price);
+        equity += PositionService::market_value(p, mark);
+        unrealised += PositionService::unrealized_pnl(p, mark);
+    }
+    (equity, unrealised)
+}
+
+/// The risk layer's view of the account for one symbol: the connection's equity
+/// (`account_equity`, the traded symbol marked at its ticker price), open positions,
+/// today's PnL, start-of-day and peak equity, closed trades, the limits and the breaker.
+/// `execute_decision` and `trademind decide` both build their context here.
+#[allow(clippy::too_many_arguments)]
+pub async fn build_risk_context<E: Exchange>(
+    exchange: &E,
+    store: &Mutex<Store>,
+    settings: &Settings,
+    connection: &str,
+    symbol: &Symbol,
+    strategy: Option<&str>,
+    atr: Option<f64>,
+    now_ms: i64,
+) -> Result<RiskContext, TradingError> {
+    let filters = exchange.symbol_filters(symbol).await?;
+    let price = exchange.ticker_price(symbol).await?;
+    let balances = exchange.balances().await?;
+    let currency = quote_currency(exchange, settings).await?;
+    let db = lock_store(store)?;
+    let c = db.conn();
+    let rows = positions::open_for_connection(c, connection)?;
+    let open = rows
+        .iter()
+        .map(|row| OpenPosition {
+            symbol: row.position.symbol.clone(),
+            quantity: row.position.quantity,
+            entry: row.position.entry_price,
+            stop: row.position.stop_loss,
+        })
+        .collect();
+    let (equity, unrealised) =
+        account_equity(&balances, &currency, &rows, &[(symbol.clone(), price)]);
+    let start_of_day =
+        equity_store::start_of_day(c, connection, day_start(now_ms))?.unwrap_or(equity);
+    let peak = equity_store::peak(c, connection)?.map_or(equity, |(p, _)| p.max(equity));
+    let config = match risk_store::load_config(c, strategy, &settings.risk) {
+        Ok((config, _)) => config,
+        // A strategy without its own row in the database trades on the default limits.
+        Err(StoreError::NotFound(_)) => risk_store::load_config(c, None, &settings.risk)?.0,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(RiskContext {
+        equity,
+        // What pays for an order is the traded symbol's own quote balance.
+        available_balance: Quote(balance_of(&balances, &filters.quote_asset).free),
+        open_positions: open,
+        realised_pnl_today: positions::realized_since(c, connection, day_start(now_ms))?,
+        unrealised_pnl: unrealised,
+        start_of_day_equity: start_of_day,
+        peak_equity: peak,
+        closed_trades: positions::closed_trades(c, connection)?,
+        config,
+        market: MarketSnapshot {
+            price,
+            atr: atr.and_then(Decimal::from_f64).map(Price),
+            filters,
+        },
+        breaker: risk_store::load_breaker(c, GLOBAL_SCOPE)?.state,
+    })
+}
+
+impl<E: Exchange + 'static> TradingService<E> {
+    /// The decision input for a symbol from the exchange's CLOSED candles, with the open
+    /// position, the risk state and the last decisions filled in.
+    pub async fn decision_input(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        now_ms: i64,
+    ) -> Result<DecisionInput, TradingError> {
+        let mut candles = self
+            .deps
+            .exchange
+            .klines(symbol, interval, None, CANDLES)
+            .await?;
+        candles.retain(|c| c.close_time(interval) <= now_ms);
+        let mut input = DecisionInput::from_candles(symbol.clone(), interval, &candles, now_ms)
+            .ok_or_else(|| TradingError::NoMarketData {
+                symbol: symbol.clone(),
+                detail: format!("the exchange returned no closed {interval} candles"),
+            })?;
+        self.complete_input(&mut input)?;
+        Ok(input)
+    }
+
+    /// Fill a snapshot's position, risk and history parts from the database.
+    pub fn complete_input(&self, input: &mut DecisionInput) -> Result<(), TradingError> {
+        let settings = &self.deps.settings;
+        let db = self.store()?;
+        let c = db.conn();
+        if let Some(row) =
+            positions::open_position(c, &self.deps.connection, input.symbol.as_str())?
+        {
+            let p = &row.position;
+            input.position = Some(PositionSnapshot {
+                quantity: p.quantity,
+                entry_price: p.entry_price,
+                unrealized_pnl: PositionService::unrealized_pnl(p, input.price),
+            });
+        }
+        input.risk.max_position_pct = settings.llm.max_position_pct;
+        input.risk.breaker = risk_store::load_breaker(c, GLOBAL_SCOPE)?.state.to_string();
+        input.risk.daily_pnl =
+            positions::realized_since(c, &self.deps.connection, day_start(input.now_ms))?;
+        if let Some((equity, _, _)) = equity_store::latest(c, &self.deps.connection)? {
+            let open: Vec<OpenPosition> = positions::open_for_connection(c, &self.deps.connection)?
+                .iter()
+                .map(|r| OpenPosition {
+                    symbol: r.position.symbol.clone(),
+                    quantity: r.position.quantity,
+                    entry: r.position.entry_price,
+                    stop: r.position.stop_loss,
+                })
+                .collect();
+            let heat = PortfolioHeatService::measure(&open, equity, Decimal::ONE_HUNDRED);
+            input.risk.heat_pct =
+                rust_decimal::prelude::ToPrimitive::to_f64(&heat.heat_pct).unwrap_or(0.0);
+        }
+        input.recent_decisions = recorder::past_decisions(
+            c,
+            input.symbol.as_str(),
+            input.now_ms,
+            settings.llm.recent_decisions,
+        )?;
+        Ok(())
+    }
+
+    /// Equity now (`account_equity` in the connection's `quote_currency`). Returns (equity,
+    /// unrealised PnL).
+    /// `balances_max_age_ms`: reuse balances fetched that recently (marks from the WebSocket
+    /// arrive far more often than the account endpoint's request weight allows).
+    pub(super) async fn equity(
+        &self,
+        marks: &[(Symbol, Price)],
+        now_ms: i64,
+        balances_max_age_ms: i64,
+    ) -> Result<(Quote, Quote), TradingError> {
+        let rows = {
+            let db = self.store()?;
+            positions::open_for_connection(db.conn(), &self.deps.connection)?
+        };
+        let cached = self
+            .balances
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|(at, _)| now_ms - *at < balances_max_age_ms && *at <= now_ms)
+            .map(|(_, b)| b);
+        let balances = match cached {
+            Some(b) => b,
+            None => {
+                let fresh = self.deps.exchange.balances().await?;
+                if let Ok(mut c) = self.balances.lock() {
+                    *c = Some((now_ms, fresh.clone()));
+                }
+                fresh
+            }
+        };
+        let currency = quote_currency(self.deps.exchange.as_ref(), &self.deps.settings).await?;
+        Ok(account_equity(&balances, &currency, &rows, marks))
+    }
+
+    /// Feed the circuit breaker today's loss, the drawdown and the closed trades; transitions
+    /// are stored and announced.
+    pub(super) async fn evaluate_breaker(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<BreakerTransition>, TradingError> {
+        let (equity, unrealised) = self.equity(&[], now_ms, 0).await?;
+        let transitions = {
+            let db = self.store()?;
+            let c = db.conn();
+            let (config, _) = risk_store::load_config(c, None, &self.deps.settings.risk)?;
+            let start = equity_store::start_of_day(c, &self.deps.connection, day_start(now_ms))?
+                .unwrap_or(equity);
+            let peak = equity_store::peak(c, &self.deps.connection)?
+                .map_or(equity, |(p, _)| p.max(equity));
+            let realised = positions::realized_since(c, &self.deps.connection, day_start(now_ms))?;
+            let trades = positions::closed_trades(c, &self.deps.connection)?;
+            let inputs = BreakerInputs {
+                daily_loss_pct: daily_loss_pct(realised, unrealised, start),
+                drawdown_pct: drawdown_pct(equity, peak),
+                closed_trades: &trades,
+            };
+            let mut breaker = risk_store::load_breaker(c, GLOBAL_SCOPE)?;
+            let transitions = breaker.evaluate(&inputs, &config, now_ms);
+            for t in &transitions {
+                risk_store::record_transition(c, GLOBAL_SCOPE, t)?;
+            }
+            transitions
+        };
+        for t in &transitions {
+            self.announce_breaker(t, None, now_ms).await;
+        }
+        Ok(transitions)
+    }
+
+    /// Publish and alert one breaker transition.
+    pub(super) async fn announce_breaker(
+        &self,
+        t: &BreakerTransition,
+        note: Option<&str>,
+        now_ms: i64,
+    ) {
+        let reason = match note {
+            Some(n) => format!("{}: {n}", t.reason),
+            None => t.reason.to_string(),
+        };
+        self.publish(Event::BreakerChanged {
+            scope: GLOBAL_SCOPE.into(),
+            state: t.to.to_string(),
+            reason: reason.clone(),
+        });
+        let kind = if t.reason == BreakerReason::DailyLossLimit {
+            AlertKind::DailyLossLimit
+        } else {
+            AlertKind::BreakerChanged
+        };
+        let subject = if t.to == crate::domain::risk::BreakerState::Active {
+            format!("TradeMind: circuit breaker reset ({reason})")
+        } else {
+            format!("TradeMind: circuit breaker tripped to {} ({reason})", t.to)
+        };
+        self.alert(
+            kind,
+            format!("breaker/{}/{}", t.to, t.reason),
+            subject.clone(),
+            format!("{subject} at {} ms; was {}", t.at, t.from),
+            now_ms,
+        )
+        .await;
+    }
+
+    /// update_prices: marks from `exchange.ticker_price` for every open position.
+    pub async fn update_prices(&self, now_ms: i64) -> Result<(), TradingError> {
+        self.update_prices_except(|_| false, now_ms).await
+    }
+
+    /// `update_prices` for the open positions whose symbol is not `fresh` (marked by the
+    /// market stream recently); nothing is asked of the exchange when all are.
+    pub async fn update_prices_except(
+        &self,
+        fresh: impl Fn(&Symbol) -> bool,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
+        let open = {
+            let db = self.store()?;
+            positions::open_for_connection(db.conn(), &self.deps.connection)?
+        };
+        let any_open = !open.is_empty();
+        let rows: Vec<PositionRow> = open
+            .into_iter()
+            .filter(|r| !fresh(&r.position.symbol))
+            .collect();
+        if any_open && rows.is_empty() {
+            // The stream marks every position (and records the equity with them).
+            return Ok(());
+        }
+        let mut marks = Vec::new();
+        for r in rows {
+            let price = self.deps.exchange.ticker_price(&r.position.symbol).await?;
+            marks.push((r.position.symbol, price));
+        }
+        self.apply_marks(&marks, now_ms).await
+    }
+
+    /// Marks supplied by the caller (e.g. the WebSocket): unrealised PnL per position and the
+    /// equity are stored and published.
+    pub async fn apply_marks(
+        &self,
+        marks: &[(Symbol, Price)],
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
+        {
+            let db = self.store()?;
+            for (symbol, price) in marks {
+                if let Some(row) =
+                    positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+                {
+                    let u = PositionService::unrealized_pnl(&row.position, *price);
+                    positions::mark(db.conn(), row.id, *price, u, now_ms)?;
+                }
+            }
+        }
+        for (symbol, price) in marks {
+            self.publish(Event::PriceUpdated {
+                symbol: symbol.clone(),
+                price: *price,
+                time_ms: now_ms,
+            });
+        }
+        let (equity, unrealised) = self.equity(marks, now_ms, BALANCES_MAX_AGE_MS).await?;
+        {
+            let db = self.store()?;
+            equity_store::insert(db.conn(), &self.deps.connection, equity, unrealised, now_ms)?;
+        }
+        self.publish(Event::EquityUpdated {
+            connection: self.deps.connection.clone(),
+            equity,
+            unrealized_pnl: unrealised,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,386 @@
+//! A decision carried out: the autonomous-trading cycle, `execute_decision` (decision → risk →
+//! `Plan` under the symbol's trading lock) and the market entry, whose fill the settle step
+//! books and protects.
+
+use serde_json::json;
+
+use super::settle::{Protection, entry_outcome};
+use super::{CycleReport, ExecutionOutcome, ExecutionReport, TradingError, TradingService};
+use crate::app::decide::{DecisionEngine, EngineOutput, record};
+use crate::domain::decision::{Action, DecisionInput};
+use crate::domain::market::candle::Interval;
+use crate::domain::money::{Price, Qty};
+use crate::domain::risk::RiskManagementService;
+use crate::domain::symbol::Symbol;
+use crate::domain::trading::SymbolFilters;
+use crate::domain::trading::order::{OrderRequest, OrderType, Side};
+use crate::domain::trading::plan::{Plan, intent_for, plan};
+use crate::services::exchange::Exchange;
+use crate::services::notification::AlertKind;
+use crate::store::orders::{self, OrderLinks};
+use crate::store::strategies::StrategyRow;
+use crate::store::{decisions as recorder, positions};
+
+impl<E: Exchange + 'static> TradingService<E> {
+    /// The autonomous_trading job body for one strategy and each of its symbols.
+    pub async fn run_cycle<D: DecisionEngine + Sync>(
+        &self,
+        strategy: &StrategyRow,
+        engine: &D,
+        now_ms: i64,
+    ) -> Result<CycleReport, TradingError> {
+        let mut report = CycleReport {
+            strategy: strategy.name.clone(),
+            skipped: None,
+            executions: Vec::new(),
+            errors: Vec::new(),
+        };
+        if self.is_paused()? {
+            report.skipped = Some("trading is paused (kill switch)".into());
+        } else if !self.is_reconciled() {
+            report.skipped = Some(format!(
+                "not reconciled with the exchange: {}",
+                self.unresolved().join("; ")
+            ));
+        }
+        if let Some(why) = &report.skipped {
+            tracing::info!(strategy = %strategy.name, reason = %why, "autonomous trading skipped");
+            return Ok(report);
+        }
+        let interval: Interval = strategy.interval.parse().map_err(
+            |e: crate::domain::market::candle::InvalidInterval| TradingError::Strategy {
+                name: strategy.name.clone(),
+                detail: e.to_string(),
+            },
+        )?;
+        for raw in &strategy.symbols {
+            let symbol = match Symbol::new(raw) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.errors.push((raw.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            match self
+                .cycle_symbol(strategy, engine, &symbol, interval, now_ms)
+                .await
+            {
+                Ok(r) => report.executions.push(r),
+                Err(e) => {
+                    tracing::warn!(strategy = %strategy.name, %symbol, error = %e, "trading cycle failed");
+                    report.errors.push((symbol.to_string(), e.to_string()));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// One symbol of a strategy's cycle: decide on its closed candles, then execute.
+    async fn cycle_symbol<D: DecisionEngine + Sync>(
+        &self,
+        strategy: &StrategyRow,
+        engine: &D,
+        symbol: &Symbol,
+        interval: Interval,
+        now_ms: i64,
+    ) -> Result<ExecutionReport, TradingError> {
+        let input = self.decision_input(symbol, interval, now_ms).await?;
+        let out = engine.decide(&input).await;
+        self.execute_decision(&input, &out, Some(strategy.id), now_ms)
+            .await
+    }
+
+    /// Why no decision may trade now (the kill switch, or reconciliation not done), if so.
+    fn trading_blocked(&self) -> Result<Option<String>, TradingError> {
+        Ok(if self.is_paused()? {
+            Some("trading is paused (kill switch); `trademind resume` lifts it".to_string())
+        } else if !self.is_reconciled() {
+            Some(format!(
+                "not reconciled with the exchange: {}",
+                self.unresolved().join("; ")
+            ))
+        } else {
+            None
+        })
+    }
+
+    /// Record `report` with `outcome` and `message` and return it.
+    fn finish(
+        &self,
+        input: &DecisionInput,
+        out: &EngineOutput,
+        strategy_id: Option<i64>,
+        mut report: ExecutionReport,
+        outcome: ExecutionOutcome,
+        message: String,
+    ) -> Result<ExecutionReport, TradingError> {
+        report.outcome = outcome;
+        report.message = message;
+        self.record_decision(input, out, strategy_id, &mut report)?;
+        Ok(report)
+    }
+
+    /// decision → risk → plan → orders; every decision recorded with its outcome. Runs under
+    /// the symbol's trading lock: whatever an earlier step left (a fill not booked, a position
+    /// not protected, an order whose answer was lost) is settled first, and the risk caps are
+    /// checked against the state after it, so concurrent steps cannot each see room and all buy.
+    pub async fn execute_decision(
+        &self,
+        input: &DecisionInput,
+        out: &EngineOutput,
+        strategy_id: Option<i64>,
+        now_ms: i64,
+    ) -> Result<ExecutionReport, TradingError> {
+        let decision = &out.validated.decision;
+        let report = ExecutionReport::new(&input.symbol, decision.action.to_string());
+        if out.error.is_some() || !out.validated.is_valid() || decision.action == Action::Hold {
+            let outcome = match out.dry_run_outcome() {
+                "error" => ExecutionOutcome::Error,
+                "invalid" => ExecutionOutcome::Invalid,
+                _ => ExecutionOutcome::Hold,
+            };
+            let message = "nothing to execute".to_string();
+            return self.finish(input, out, strategy_id, report, outcome, message);
+        }
+        if let Some(why) = self.trading_blocked()? {
+            return self.finish(
+                input,
+                out,
+                strategy_id,
+                report,
+                ExecutionOutcome::Paused,
+                why,
+            );
+        }
+        // The live guard comes before any exchange traffic for this decision.
+        if let Err(e) = self.guard() {
+            let message = e.to_string();
+            self.finish(
+                input,
+                out,
+                strategy_id,
+                report,
+                ExecutionOutcome::Blocked,
+                message,
+            )?;
+            return Err(e);
+        }
+        let _step = self.lock_symbol(&input.symbol).await?;
+        let settled = self.settle_symbol(&input.symbol, now_ms).await;
+        let unsettled = match &settled {
+            Err(e) => Some(e.to_string()),
+            Ok(_) => self.unsettled(&input.symbol)?,
+        };
+        if let Some(detail) = unsettled {
+            tracing::warn!(symbol = %input.symbol, %detail, "entry blocked until the symbol is settled");
+            let e = TradingError::Unsettled {
+                symbol: input.symbol.clone(),
+                detail,
+            };
+            self.finish(
+                input,
+                out,
+                strategy_id,
+                report,
+                ExecutionOutcome::Blocked,
+                e.to_string(),
+            )?;
+            return Err(e);
+        }
+        self.decide_and_act(input, out, strategy_id, report, now_ms)
+            .await
+    }
+
+    /// The part of `execute_decision` under the lock once the symbol is settled.
+    async fn decide_and_act(
+        &self,
+        input: &DecisionInput,
+        out: &EngineOutput,
+        strategy_id: Option<i64>,
+        mut report: ExecutionReport,
+        now_ms: i64,
+    ) -> Result<ExecutionReport, TradingError> {
+        let decision = &out.validated.decision;
+        let strategy_name = match strategy_id {
+            Some(id) => {
+                let db = self.store()?;
+                crate::store::strategies::list_strategies(db.conn())?
+                    .into_iter()
+                    .find(|s| s.id == id)
+                    .map(|s| s.name)
+            }
+            None => None,
+        };
+        let position = {
+            let db = self.store()?;
+            positions::open_position(db.conn(), &self.deps.connection, input.symbol.as_str())?
+        };
+        let context = super::build_risk_context(
+            self.deps.exchange.as_ref(),
+            &self.deps.store,
+            &self.deps.settings,
+            &self.deps.connection,
+            &input.symbol,
+            strategy_name.as_deref(),
+            input.indicators.atr,
+            now_ms,
+        )
+        .await?;
+        let Some(intent) = intent_for(
+            decision,
+            input,
+            context.market.price,
+            position.as_ref().map(|r| &r.position),
+            strategy_name,
+        ) else {
+            let message = format!(
+                "{} with no open long in {}: short selling is not traded",
+                decision.action, input.symbol
+            );
+            let outcome = ExecutionOutcome::NothingToDo;
+            return self.finish(input, out, strategy_id, report, outcome, message);
+        };
+        let verdict = RiskManagementService::validate(&intent, &context);
+        report.risk_verdict = Some(verdict.clone());
+        let result = match plan(&intent, &verdict, position.as_ref().map(|r| &r.position)) {
+            Plan::Nothing { outcome, message } => {
+                return self.finish(input, out, strategy_id, report, outcome, message);
+            }
+            Plan::Enter {
+                quantity,
+                stop,
+                target,
+            } => {
+                let filters = &context.market.filters;
+                self.enter(
+                    &input.symbol,
+                    quantity,
+                    stop,
+                    target,
+                    filters,
+                    strategy_id,
+                    &mut report,
+                    now_ms,
+                )
+                .await
+            }
+            Plan::Close => match position {
+                Some(row) => {
+                    report.position_id = Some(row.id);
+                    self.close_row(row, &mut report, now_ms).await.map(|_| ())
+                }
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = &result {
+            report.outcome = ExecutionOutcome::Error;
+            report.message = e.to_string();
+        }
+        self.record_decision(input, out, strategy_id, &mut report)?;
+        result.map(|()| report)
+    }
+
+    /// A market entry carrying the stop and target its position is to be protected with; then
+    /// the settle step books its fill and protects the position.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn enter(
+        &self,
+        symbol: &Symbol,
+        quantity: Qty,
+        stop: Option<Price>,
+        target: Option<Price>,
+        filters: &SymbolFilters,
+        strategy_id: Option<i64>,
+        report: &mut ExecutionReport,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
+        let request = OrderRequest {
+            client_order_id: self.next_cid("e", now_ms),
+            symbol: symbol.clone(),
+            side: Side::Buy,
+            order_type: OrderType::Market,
+            quantity: filters.round_market_qty_down(quantity),
+            price: None,
+            stop_price: None,
+            time_in_force: None,
+        };
+        self.guard()?;
+        report.order_ids.push(request.client_order_id.clone());
+        let links = OrderLinks {
+            purpose: "entry".into(),
+            strategy_id,
+            protect_stop: stop,
+            protect_target: target,
+            ..OrderLinks::default()
+        };
+        let placed = self.executor.place_linked(&request, &links, now_ms).await?;
+        self.publish_order(&placed.order);
+        let settled = self.settle_symbol(symbol, now_ms).await?;
+        let booked = settled
+            .booked
+            .iter()
+            .find(|b| b.client_order_id == request.client_order_id);
+        if let Some(b) = booked {
+            report.position_id = Some(b.position_id);
+        }
+        if let Protection::Placed(ids) = &settled.protection {
+            report.order_ids.extend(ids.iter().cloned());
+        }
+        let (outcome, mut message) = entry_outcome(&settled, &request.client_order_id, symbol);
+        report.outcome = outcome;
+        if outcome == ExecutionOutcome::Executed {
+            message = format!(
+                "{message} (stop {}, target {})",
+                stop.map_or("-".into(), |p| p.to_string()),
+                target.map_or("-".into(), |p| p.to_string()),
+            );
+        }
+        report.message = message;
+        // A failed protection was alerted by the settle step; nothing filled, nothing to say.
+        if let (ExecutionOutcome::Executed, Some(b)) = (outcome, booked) {
+            let price = b.price.map_or("?".into(), |p| p.to_string());
+            self.alert(
+                AlertKind::TradeExecuted,
+                format!("trade_executed/{}", request.client_order_id),
+                format!("TradeMind: bought {} {symbol} at {price}", b.bought),
+                report.message.clone(),
+                now_ms,
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Record the decision with its outcome, verdict and orders; link the orders to it.
+    fn record_decision(
+        &self,
+        input: &DecisionInput,
+        out: &EngineOutput,
+        strategy_id: Option<i64>,
+        report: &mut ExecutionReport,
+    ) -> Result<(), TradingError> {
+        let verdict = match &report.risk_verdict {
+            Some(v) => Some(json!({"verdict": v, "execution": report.message})),
+            None if !report.message.is_empty() => Some(json!({"not_evaluated": report.message})),
+            None => None,
+        };
+        let db = self.store()?;
+        let id = record(
+            &db,
+            input,
+            out,
+            strategy_id,
+            report.outcome.as_str(),
+            verdict,
+            Some(&self.deps.bus),
+        )?;
+        if !report.order_ids.is_empty() {
+            recorder::set_order_ids(db.conn(), id, &report.order_ids)?;
+            for cid in &report.order_ids {
+                orders::link(db.conn(), cid, None, Some(id))?;
+            }
+        }
+        report.decision_id = Some(id);
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! Protection legs followed to their end: the REST `monitor_orders` pass and the user-data
+//! stream book a filled stop or target the same way (siblings settled, the position closed with
+//! its realised PnL, one alert, the breaker fed), each under the symbol's trading lock.
+
+use super::{
+    ClosedByExchange, MonitorReport, ProtectionLeg, ReconcileReport, TradingError, TradingService,
+};
+use crate::domain::money::Qty;
+use crate::domain::symbol::Symbol;
+use crate::domain::trading::order::{Fill, Order, OrderStatus};
+use crate::services::exchange::{Exchange, ExchangeError};
+use crate::services::market_stream::user_data::{
+    ExecutionReport as StreamExecution, OrderOutcome, apply_execution_report,
+};
+use crate::services::notification::AlertKind;
+use crate::store::orders::{self, StoredOrder};
+use crate::store::positions;
+
+impl<E: Exchange + 'static> TradingService<E> {
+    /// Query every open protection leg of `symbol` (the caller holds its trading lock); a
+    /// FILLED one closes its position with the realised PnL net of fees and alerts; one the
+    /// exchange does not know is marked.
+    pub(super) async fn check_protection_of(
+        &self,
+        symbol: &Symbol,
+        monitor: &mut MonitorReport,
+        mut reconcile: Option<&mut ReconcileReport>,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
+        let legs = {
+            let db = self.store()?;
+            orders::open_protection_in(db.conn(), &self.deps.connection, Some(symbol.as_str()))?
+        };
+        for leg in legs {
+            // An earlier leg of the same list may have settled this one already.
+            let still_open = {
+                let db = self.store()?;
+                orders::get(db.conn(), &leg.order.client_order_id)?
+                    .is_some_and(|o| o.order.status.is_open())
+            };
+            if !still_open {
+                continue;
+            }
+            monitor.checked += 1;
+            let cid = leg.order.client_order_id.clone();
+            let order = match self
+                .deps
+                .exchange
+                .query_order(&leg.order.symbol, &cid)
+                .await
+            {
+                Ok(order) => order,
+                Err(ExchangeError::UnknownOrder { .. }) => {
+                    let why = "the exchange has no such order (lost); marked EXPIRED";
+                    {
+                        let db = self.store()?;
+                        orders::mark(db.conn(), &cid, OrderStatus::Expired, Some(why), now_ms)?;
+                    }
+                    if let Some(r) = reconcile.as_deref_mut() {
+                        r.resolved.push(format!("protective order {cid}: {why}"));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.settle_row(&order, now_ms)?;
+            if order.status != OrderStatus::Filled {
+                continue;
+            }
+            let booked = self
+                .book_protection_fill(&leg, &order, Vec::new(), now_ms)
+                .await?;
+            if let Some(closed) = booked {
+                monitor.closed.push(closed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Book a FILLED protection leg: settle its list siblings, store its fills (`given`, else
+    /// the exchange's trade list), close the position with the realised PnL and alert once.
+    pub(super) async fn book_protection_fill(
+        &self,
+        leg: &StoredOrder,
+        order: &Order,
+        given: Vec<Fill>,
+        now_ms: i64,
+    ) -> Result<Option<ClosedByExchange>, TradingError> {
+        self.settle_list_siblings(leg, now_ms).await?;
+        let (fills, to_store) = self.fills_of(order, given).await?;
+        let order_row = self.store_fills(&order.client_order_id, &fills, to_store)?;
+        let Some(pid) = leg.position_id else {
+            return Ok(None);
+        };
+        let row = {
+            let db = self.store()?;
+            positions::get(db.conn(), pid)?
+        };
+        let Some(row) = row.filter(|r| r.position.closed_at.is_none()) else {
+            return Ok(None);
+        };
+        let filters = self.deps.exchange.symbol_filters(&order.symbol).await?;
+        let (position, realised) =
+            self.book_exit_fills(pid, row.position, &fills, order_row, &filters, now_ms)?;
+        let exit_price = order.average_fill_price().unwrap_or(position.entry_price);
+        let (leg_name, what) = if leg.purpose == "take_profit" {
+            (ProtectionLeg::TakeProfit, "target hit")
+        } else {
+            (ProtectionLeg::StopLoss, "stop hit")
+        };
+        self.alert(
+            AlertKind::StopOrTargetHit,
+            format!("stop_or_target_hit/{}", order.client_order_id),
+            format!("TradeMind: {what} on {}", position.symbol),
+            format!(
+                "{what}: {} {} sold at {exit_price}; position closed with realised PnL {} (fees included, total {})",
+                order.filled_quantity, position.symbol, realised, position.realized_pnl
+            ),
+            now_ms,
+        )
+        .await;
+        Ok(Some(ClosedByExchange {
+            symbol: position.symbol.clone(),
+            position_id: pid,
+            leg: leg_name,
+            client_order_id: order.client_order_id.clone(),
+            exit_price,
+            realized_pnl: position.realized_pnl,
+        }))
+    }
+
+    /// monitor_orders: for each symbol with trading work, under its lock: protection legs
+    /// followed, then the settle step (lost answers resolved, filled entries booked, open
+    /// positions protected); then the breaker is fed. A symbol that fails is logged and left
+    /// for the next pass; the others go on.
+    pub async fn monitor_orders(&self, now_ms: i64) -> Result<MonitorReport, TradingError> {
+        let mut report = MonitorReport::default();
+        let symbols = {
+            let db = self.store()?;
+            orders::symbols_with_work(db.conn(), &self.deps.connection)?
+        };
+        let mut first_error = None;
+        for raw in symbols {
+            let Ok(symbol) = Symbol::new(&raw) else {
+                continue;
+            };
+            let _step = self.lock_symbol(&symbol).await?;
+            let checked = self
+                .check_protection_of(&symbol, &mut report, None, now_ms)
+                .await;
+            let settled = match checked {
+                Ok(()) => self.settle_symbol(&symbol, now_ms).await,
+                Err(e) => Err(e),
+            };
+            match settled {
+                Ok(s) => {
+                    report.settled.extend(s.resolved);
+                    report.settled.extend(
+                        s.booked
+                            .iter()
+                            .map(|b| format!("entry {} booked", b.client_order_id)),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(%symbol, error = %e, "monitor_orders: symbol not settled; retried next pass");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        report.breaker = self.evaluate_breaker(now_ms).await?;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// An execution report from the user-data stream. The order and trade rows move forward
+    /// (`apply_execution_report`, once per trade id); a protection leg that has now FILLED is
+    /// booked exactly as `monitor_orders` books it (siblings settled, position closed with its
+    /// realised PnL, one alert, the breaker fed), from the fills the stream delivered. A filled
+    /// entry goes through the settle step (booked and protected once, whichever path is first).
+    /// A later monitor pass finds the leg settled and books nothing more.
+    pub async fn book_stream_execution(
+        &self,
+        report: &StreamExecution,
+        now_ms: i64,
+    ) -> Result<Option<ClosedByExchange>, TradingError> {
+        let Ok(symbol) = Symbol::new(&report.symbol) else {
+            tracing::warn!(symbol = %report.symbol, "execution report for an unknown symbol");
+            return Ok(None);
+        };
+        let _step = self.lock_symbol(&symbol).await?;
+        let (status_before, applied) = {
+            let db = self.store()?;
+            let cid = report
+                .original_client_order_id
+                .as_deref()
+                .unwrap_or(&report.client_order_id);
+            let before = orders::get(db.conn(), cid)?.map(|o| o.order.status);
+            (before, apply_execution_report(db.conn(), report, now_ms)?)
+        };
+        if applied.order == OrderOutcome::NotOurs {
+            tracing::info!(client_order_id = %applied.client_order_id,
+                "execution report for an order TradeMind did not place; not stored");
+            return Ok(None);
+        }
+        if matches!(applied.order, OrderOutcome::Updated { .. }) {
+            self.forget_balances();
+        }
+        for event in applied.events(report) {
+            self.publish(event);
+        }
+        let leg = {
+            let db = self.store()?;
+            orders::get(db.conn(), &applied.client_order_id)?
+        };
+        let filled = applied.order
+            == (OrderOutcome::Updated {
+                status: OrderStatus::Filled,
+            });
+        if filled && leg.as_ref().is_some_and(|l| l.purpose == "entry") {
+            self.settle_symbol(&symbol, now_ms).await?;
+            return Ok(None);
+        }
+        let Some(leg) = leg.filter(|l| filled && ProtectionLeg::of_purpose(&l.purpose).is_some())
+        else {
+            return Ok(None);
+        };
+        let stored = {
+            let db = self.store()?;
+            orders::fills_of_order(db.conn(), leg.id)?
+        };
+        // A report missed across a reconnect leaves the stored fills short: ask the exchange.
+        let streamed: Qty = stored.iter().map(|f| f.quantity).sum();
+        let given = if streamed == leg.order.filled_quantity {
+            stored
+        } else {
+            Vec::new()
+        };
+        let closed = match self
+            .book_protection_fill(&leg, &leg.order, given, now_ms)
+            .await
+        {
+            Ok(closed) => closed,
+            Err(e) => {
+                // Reopen the leg so the next monitor pass books it from the exchange (its
+                // trades are kept once per id); a FILLED leg would never be looked at again.
+                let db = self.store()?;
+                orders::mark(
+                    db.conn(),
+                    &leg.order.client_order_id,
+                    status_before.unwrap_or(OrderStatus::New),
+                    Some(&format!("fill from the stream not booked yet: {e}")),
+                    now_ms,
+                )?;
+                return Err(e);
+            }
+        };
+        if closed.is_some()
+            && let Err(e) = self.evaluate_breaker(now_ms).await
+        {
+            // Booked; the next monitor pass evaluates the breaker again.
+            tracing::warn!(error = %e, "circuit breaker not evaluated after a stream fill");
+        }
+        Ok(closed)
+    }
+}

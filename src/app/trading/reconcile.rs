@@ -1,0 +1,199 @@
+//! Start-up reconciliation: every symbol with trading work is brought in line with the exchange
+//! through the same steps a running service takes (protection legs followed, then the settle
+//! step), so an entry that filled while we were down — or just before a crash, before its
+//! protection — is booked and protected from the stop and target stored with it. What cannot be
+//! put right keeps trading paused and is alerted.
+
+use std::sync::atomic::Ordering;
+
+use super::settle::Protection;
+use super::{MonitorReport, ReconcileReport, TradingError, TradingService};
+use crate::app::bus::Event;
+use crate::domain::symbol::Symbol;
+use crate::domain::trading::order::OrderStatus;
+use crate::services::exchange::{Exchange, balance_of};
+use crate::services::notification::AlertKind;
+use crate::store::orders::{self, StoredOrder};
+use crate::store::positions;
+
+impl<E: Exchange + 'static> TradingService<E> {
+    /// Settle unknown orders, book entries filled while down, follow protection legs, protect
+    /// what is unprotected, then compare positions with the exchange's balances. What cannot be
+    /// resolved keeps trading paused (and is alerted).
+    pub async fn reconcile(&self, now_ms: i64) -> Result<ReconcileReport, TradingError> {
+        let mut report = ReconcileReport::default();
+        let symbols = {
+            let db = self.store()?;
+            orders::symbols_with_work(db.conn(), &self.deps.connection)?
+        };
+        let mut monitor = MonitorReport::default();
+        for raw in symbols {
+            let symbol = match Symbol::new(&raw) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.unresolved.push(format!("orders in {raw:?}: {e}"));
+                    continue;
+                }
+            };
+            let _step = self.lock_symbol(&symbol).await?;
+            if let Err(e) = self
+                .reconcile_symbol(&symbol, &mut report, &mut monitor, now_ms)
+                .await
+            {
+                report
+                    .unresolved
+                    .push(format!("{symbol} could not be reconciled: {e}"));
+            }
+        }
+        for closed in &monitor.closed {
+            report.resolved.push(format!(
+                "{} of {} filled while down at {}: position closed, realised {}",
+                closed.leg, closed.symbol, closed.exit_price, closed.realized_pnl
+            ));
+        }
+        self.check_balances(&mut report).await?;
+        self.conclude(report, now_ms).await
+    }
+
+    async fn reconcile_symbol(
+        &self,
+        symbol: &Symbol,
+        report: &mut ReconcileReport,
+        monitor: &mut MonitorReport,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
+        let before: Vec<StoredOrder> = {
+            let db = self.store()?;
+            orders::unresolved_in(db.conn(), &self.deps.connection, Some(symbol.as_str()))?
+        };
+        self.check_protection_of(symbol, monitor, Some(report), now_ms)
+            .await?;
+        let settled = self.settle_symbol(symbol, now_ms).await?;
+        report.resolved.extend(settled.resolved);
+        monitor.closed.extend(settled.closed);
+        for stored in &before {
+            let cid = &stored.order.client_order_id;
+            let now = {
+                let db = self.store()?;
+                orders::get(db.conn(), cid)?
+            };
+            if now.is_some_and(|n| n.order.status == OrderStatus::Rejected) {
+                report.resolved.push(format!(
+                    "order {cid} never reached the exchange: marked REJECTED"
+                ));
+            }
+        }
+        for b in &settled.booked {
+            report.resolved.push(format!(
+                "entry {} filled while down: {} {symbol} booked into position {}",
+                b.client_order_id, b.bought, b.position_id
+            ));
+        }
+        let position = {
+            let db = self.store()?;
+            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+        };
+        match (&settled.protection, position) {
+            (Protection::Placed(ids), Some(row)) => {
+                let line = format!(
+                    "position in {symbol} ({}) had no protection on the exchange: placed {}",
+                    row.position.quantity,
+                    ids.join(", ")
+                );
+                self.alert(
+                    AlertKind::ReconciliationDiscrepancy,
+                    format!("protection_restored/{symbol}/{}", row.id),
+                    format!("TradeMind: protection of {symbol} restored after a restart"),
+                    line.clone(),
+                    now_ms,
+                )
+                .await;
+                report.resolved.push(line);
+            }
+            (Protection::NoStopLevel, Some(row)) => report.unresolved.push(format!(
+                "position in {symbol} ({}) has no protective order on the exchange and no stop \
+                 level to place one: close it (`trademind close {symbol}`) or protect it by hand",
+                row.position.quantity
+            )),
+            (Protection::Failed { error, closed }, _) => match closed {
+                Ok(pnl) => report.resolved.push(format!(
+                    "position in {symbol} could not be protected ({error}): closed at market, \
+                     realised {pnl}"
+                )),
+                Err(e) => report.unresolved.push(format!(
+                    "position in {symbol} could not be protected ({error}) and the market close \
+                     failed ({e}): it is OPEN AND UNPROTECTED"
+                )),
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Every open position must be covered by the exchange's balance of its base asset.
+    async fn check_balances(&self, report: &mut ReconcileReport) -> Result<(), TradingError> {
+        let open = {
+            let db = self.store()?;
+            positions::open_for_connection(db.conn(), &self.deps.connection)?
+        };
+        if open.is_empty() {
+            return Ok(());
+        }
+        let balances = self.deps.exchange.balances().await?;
+        for row in &open {
+            let p = &row.position;
+            let filters = self.deps.exchange.symbol_filters(&p.symbol).await?;
+            let held = balance_of(&balances, &filters.base_asset).total();
+            if held < filters.round_qty_down(p.quantity).get() {
+                report.unresolved.push(format!(
+                    "the exchange holds {held} {} but the open position in {} is {}",
+                    filters.base_asset, p.symbol, p.quantity
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Record the outcome: reconciled or not, health, and one alert for what is left.
+    async fn conclude(
+        &self,
+        mut report: ReconcileReport,
+        now_ms: i64,
+    ) -> Result<ReconcileReport, TradingError> {
+        report.reconciled = report.unresolved.is_empty();
+        self.reconciled.store(report.reconciled, Ordering::SeqCst);
+        if let Ok(mut u) = self.unresolved.lock() {
+            u.clone_from(&report.unresolved);
+        }
+        for line in &report.resolved {
+            tracing::info!(connection = %self.deps.connection, "reconciled: {line}");
+        }
+        if !report.reconciled {
+            let detail = report.unresolved.join("\n");
+            tracing::error!(%detail, "reconciliation left discrepancies; trading stays paused");
+            self.publish(Event::HealthChanged {
+                component: "reconciliation".into(),
+                healthy: false,
+                detail: detail.clone(),
+            });
+            self.alert(
+                AlertKind::ReconciliationDiscrepancy,
+                format!("reconciliation/{}", self.deps.connection),
+                format!(
+                    "TradeMind: {} discrepancy(ies) with the exchange; trading paused",
+                    report.unresolved.len()
+                ),
+                detail,
+                now_ms,
+            )
+            .await;
+        } else {
+            self.publish(Event::HealthChanged {
+                component: "reconciliation".into(),
+                healthy: true,
+                detail: format!("{} item(s) resolved", report.resolved.len()),
+            });
+        }
+        Ok(report)
+    }
+}
