@@ -33,4 +33,5 @@ mod parser_robustness;
 mod risk;
 mod secret_leak;
 mod trading;
+mod trading_faults;
 mod tui_tmux;

@@ -44,21 +44,21 @@ const XAI_KEY: &str = "xai-test-key";
 const TAVILY_KEY: &str = "tvly-test-key";
 const RESEND_KEY: &str = "re_test_0123456789";
 /// 2025-01-15T00:00:00Z
-const NOW: i64 = 1_736_899_200_000;
-const ORDER: &str = "POST /api/v3/order";
-const OCO: &str = "POST /api/v3/orderList/oco";
+pub(crate) const NOW: i64 = 1_736_899_200_000;
+pub(crate) const ORDER: &str = "POST /api/v3/order";
+pub(crate) const OCO: &str = "POST /api/v3/orderList/oco";
 
-struct Rig {
-    binance: FakeBinance,
-    xai: FakeXai,
-    tavily: FakeTavily,
-    resend: FakeResend,
-    store: Arc<Mutex<Store>>,
-    bus: EventBus,
+pub(crate) struct Rig {
+    pub(crate) binance: FakeBinance,
+    pub(crate) xai: FakeXai,
+    pub(crate) tavily: FakeTavily,
+    pub(crate) resend: FakeResend,
+    pub(crate) store: Arc<Mutex<Store>>,
+    pub(crate) bus: EventBus,
 }
 
 impl Rig {
-    async fn new() -> Rig {
+    pub(crate) async fn new() -> Rig {
         Rig {
             binance: fake().await,
             xai: FakeXai::start(XAI_KEY, &[MODEL]).await.unwrap(),
@@ -69,7 +69,7 @@ impl Rig {
         }
     }
 
-    fn settings(&self, live: bool) -> Settings {
+    pub(crate) fn settings(&self, live: bool) -> Settings {
         let mut s = Settings::default();
         s.trading.live = live;
         s.exchange.executor = executor_config();
@@ -83,8 +83,27 @@ impl Rig {
         s
     }
 
-    fn service_with(&self, mode: TradingMode, live: bool) -> TradingService<BinanceClient> {
-        let settings = self.settings(live);
+    pub(crate) fn service_with(
+        &self,
+        mode: TradingMode,
+        live: bool,
+    ) -> TradingService<BinanceClient> {
+        self.service_custom(
+            mode,
+            self.settings(live),
+            client_config(&self.binance),
+            self.store.clone(),
+        )
+    }
+
+    /// A service with these settings, client and database (another process's view).
+    pub(crate) fn service_custom(
+        &self,
+        mode: TradingMode,
+        settings: Settings,
+        client: trademind::services::exchange::binance::BinanceConfig,
+        store: Arc<Mutex<Store>>,
+    ) -> TradingService<BinanceClient> {
         let mailer = ResendClient::new(
             &settings.notifications.base_url,
             RESEND_KEY,
@@ -92,8 +111,8 @@ impl Rig {
         )
         .unwrap();
         TradingService::new(TradingDeps {
-            exchange: Arc::new(client_for(&self.binance, client_config(&self.binance))),
-            store: self.store.clone(),
+            exchange: Arc::new(client_for(&self.binance, client)),
+            store,
             connection: "binance-testnet".into(),
             mode,
             settings: Arc::new(settings),
@@ -122,7 +141,7 @@ impl Rig {
     }
 
     /// A testnet service, reconciled (nothing to reconcile on a fresh database).
-    async fn service(&self) -> TradingService<BinanceClient> {
+    pub(crate) async fn service(&self) -> TradingService<BinanceClient> {
         let service = self.service_with(TradingMode::Testnet, false);
         assert!(service.reconcile(NOW).await.unwrap().reconciled);
         service
@@ -151,12 +170,12 @@ impl Rig {
     }
 
     /// The fake LLM answers `decision`; the real engine parses and validates it.
-    async fn decide(&self, decision: Value) -> (DecisionInput, EngineOutput) {
+    pub(crate) async fn decide(&self, decision: Value) -> (DecisionInput, EngineOutput) {
         self.decide_on(input(), decision).await
     }
 
     /// As `decide`, on another snapshot (the LLM cache answers a repeated prompt itself).
-    async fn decide_on(
+    pub(crate) async fn decide_on(
         &self,
         input: DecisionInput,
         decision: Value,
@@ -167,11 +186,11 @@ impl Rig {
         (input, out)
     }
 
-    fn mails_with(&self, needle: &str) -> usize {
+    pub(crate) fn mails_with(&self, needle: &str) -> usize {
         mails_with(&self.resend, needle)
     }
 
-    fn open_positions(&self) -> Vec<positions::PositionRow> {
+    pub(crate) fn open_positions(&self) -> Vec<positions::PositionRow> {
         positions::open_positions(self.store.lock().unwrap().conn()).unwrap()
     }
 

@@ -113,6 +113,81 @@ pub struct Faults {
     pub oco_insufficient_balance_next: u32,
     /// OCO placement: accept the list, then answer 503 (the outcome is unknown to the client).
     pub oco_5xx_after_accept: u32,
+    /// `GET /api/v3/myTrades`: answer 503 without handling it.
+    pub my_trades_5xx_next: u32,
+    /// Order placement: hold the request `accept_delay` BEFORE handling it (a request late on
+    /// the network: status queries meanwhile find no such order; it is handled afterwards as
+    /// Binance would, within its recvWindow).
+    pub orders_late: u32,
+}
+
+impl Faults {
+    /// Set one knob by name, as `POST /fake/faults?name=value&…` does: counters take a count,
+    /// `latency_ms` / `accept_delay_ms` milliseconds, `clock_skew_ms` a signed offset,
+    /// `retry_after_secs` seconds.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let count = || {
+            value
+                .parse::<u32>()
+                .map_err(|_| format!("{name}: expected a count"))
+        };
+        let ms = || {
+            value
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| format!("{name}: expected milliseconds"))
+        };
+        match name {
+            "latency_ms" => self.latency = ms()?,
+            "accept_delay_ms" => self.accept_delay = ms()?,
+            "clock_skew_ms" => {
+                self.clock_skew_ms = value
+                    .parse()
+                    .map_err(|_| format!("{name}: expected milliseconds"))?;
+            }
+            "retry_after_secs" => {
+                self.retry_after_secs = value
+                    .parse()
+                    .map_err(|_| format!("{name}: expected seconds"))?;
+            }
+            "http_5xx_next" => self.http_5xx_next = count()?,
+            "malformed_next" => self.malformed_next = count()?,
+            "orders_429_next" => self.orders_429_next = count()?,
+            "orders_418_next" => self.orders_418_next = count()?,
+            "orders_5xx_after_accept" => self.orders_5xx_after_accept = count()?,
+            "orders_5xx_before_accept" => self.orders_5xx_before_accept = count()?,
+            "orders_drop_after_accept" => self.orders_drop_after_accept = count()?,
+            "orders_slow_after_accept" => self.orders_slow_after_accept = count()?,
+            "orders_late" => self.orders_late = count()?,
+            "oco_insufficient_balance_next" => self.oco_insufficient_balance_next = count()?,
+            "oco_5xx_after_accept" => self.oco_5xx_after_accept = count()?,
+            "my_trades_5xx_next" => self.my_trades_5xx_next = count()?,
+            other => return Err(format!("unknown fault knob {other:?}")),
+        }
+        Ok(())
+    }
+
+    /// The knobs as JSON (what `GET /fake/faults` answers).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "latency_ms": self.latency.as_millis(),
+            "accept_delay_ms": self.accept_delay.as_millis(),
+            "clock_skew_ms": self.clock_skew_ms,
+            "retry_after_secs": self.retry_after_secs,
+            "http_5xx_next": self.http_5xx_next,
+            "malformed_next": self.malformed_next,
+            "orders_429_next": self.orders_429_next,
+            "orders_418_next": self.orders_418_next,
+            "orders_5xx_after_accept": self.orders_5xx_after_accept,
+            "orders_5xx_before_accept": self.orders_5xx_before_accept,
+            "orders_drop_after_accept": self.orders_drop_after_accept,
+            "orders_slow_after_accept": self.orders_slow_after_accept,
+            "orders_late": self.orders_late,
+            "oco_insufficient_balance_next": self.oco_insufficient_balance_next,
+            "oco_5xx_after_accept": self.oco_5xx_after_accept,
+            "my_trades_5xx_next": self.my_trades_5xx_next,
+        })
+    }
 }
 
 /// Counters a test can assert on.
@@ -887,6 +962,15 @@ impl State {
                     .collect();
                 Ok(ok(&trades))
             }
+            ("GET", "/fake/faults") => Ok(ok(&self.faults.to_json())),
+            ("POST", "/fake/faults") => {
+                for (name, value) in &params {
+                    self.faults
+                        .set(name, value)
+                        .map_err(|m| error(400, -1102, &m))?;
+                }
+                Ok(ok(&self.faults.to_json()))
+            }
             ("POST", "/fake/price") => {
                 let symbol = self.symbol(&params)?;
                 let price = decimal(&params, "price")?.ok_or_else(|| error(400, -1102, "price"))?;
@@ -1090,6 +1174,12 @@ fn handle(state: &Mutex<State>, req: &Request) -> Reply {
     if take(&mut s.faults.http_5xx_next) {
         return error(503, -1000, "Service Unavailable.");
     }
+    if req.method == "GET"
+        && req.path == "/api/v3/myTrades"
+        && take(&mut s.faults.my_trades_5xx_next)
+    {
+        return error(503, -1000, "Service Unavailable.");
+    }
     let is_order = req.method == "POST" && req.path == "/api/v3/order";
     let retry_after = vec![(
         "Retry-After".to_string(),
@@ -1171,6 +1261,21 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             .latency;
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
+        }
+        let late = (req.method == "POST" && req.path == "/api/v3/order")
+            .then(|| {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                take(&mut s.faults.orders_late).then_some(s.faults.accept_delay)
+            })
+            .flatten();
+        if let Some(delay) = late {
+            // Late on the network: handled after the delay even if the client gave up.
+            let state = state.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = handle(&state, &req);
+            });
+            continue;
         }
         let mut reply = handle(&state, &req);
         loop {

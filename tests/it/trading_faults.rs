@@ -1,0 +1,360 @@
+//! Under faults and concurrency (issue #24, symptoms 1–4), driven through the fake Binance's
+//! fault knobs: a fill whose trades cannot be read, three strategies on one symbol at once, an
+//! order late inside its recv window, a crash between a fill and its protection. After each:
+//! no double entry, no fill left unbooked, no position left naked, protection never above the
+//! position.
+//!
+//! Numbers as in `trading.rs` (10 000 USDT, price 50 000, fee 0.1 %): a BUY of 10 % is 0.02 BTC,
+//! 0.01998 held after the fee.
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use trademind::app::trading::{ExecutionOutcome, TradingService};
+use trademind::config::Settings;
+use trademind::domain::Qty;
+use trademind::domain::trading::TradingMode;
+use trademind::domain::trading::order::OrderStatus;
+use trademind::services::exchange::binance::BinanceClient;
+use trademind::services::exchange::executor::ExecutorConfig;
+use trademind::store::{Store, orders, positions};
+
+use crate::exchange_common::client_config;
+use crate::trading::{NOW, OCO, ORDER, Rig, buy, input};
+
+const MINUTE: i64 = 60_000;
+
+/// A reconciled testnet service with the symbol exposure capped at `cap_pct` of equity.
+async fn capped(
+    rig: &Rig,
+    cap_pct: Decimal,
+    tune: impl FnOnce(&mut Settings),
+) -> TradingService<BinanceClient> {
+    let mut settings = rig.settings(false);
+    settings.risk.max_symbol_exposure_pct = cap_pct;
+    tune(&mut settings);
+    let mut client = client_config(&rig.binance);
+    client.recv_window_ms = settings.exchange.binance.recv_window_ms;
+    let service = rig.service_custom(TradingMode::Testnet, settings, client, rig.store.clone());
+    assert!(service.reconcile(NOW).await.unwrap().reconciled);
+    service
+}
+
+/// The LLM's BUY on a snapshot taken `minutes` after NOW (a new prompt, not a cache hit).
+async fn buy_at(
+    rig: &Rig,
+    minutes: i64,
+) -> (
+    trademind::domain::decision::DecisionInput,
+    trademind::app::decide::EngineOutput,
+) {
+    let mut snapshot = input();
+    snapshot.now_ms = NOW + minutes * MINUTE;
+    rig.decide_on(snapshot, buy(0.8)).await
+}
+
+/// Entries the fake filled and their total quantity.
+fn filled_entries(rig: &Rig) -> (usize, Decimal) {
+    let entries: Vec<_> = rig
+        .binance
+        .orders()
+        .into_iter()
+        .filter(|o| {
+            o.side == trademind::domain::trading::order::Side::Buy
+                && o.status == OrderStatus::Filled
+        })
+        .collect();
+    let qty = entries.iter().map(|o| o.filled_quantity.get()).sum();
+    (entries.len(), qty)
+}
+
+/// The one open position is protected on the exchange by a stop for exactly its sellable
+/// quantity, and no other sell order of ours is open there.
+fn assert_protected_exactly(rig: &Rig, quantity: Decimal) {
+    let open = rig.open_positions();
+    assert_eq!(open.len(), 1, "one open position: {open:?}");
+    assert_eq!(open[0].position.quantity, Qty(quantity));
+    let live_sells: Vec<_> = rig
+        .binance
+        .orders()
+        .into_iter()
+        .filter(|o| o.side == trademind::domain::trading::order::Side::Sell && o.status.is_open())
+        .collect();
+    let stops: Vec<_> = live_sells
+        .iter()
+        .filter(|o| o.stop_price.is_some())
+        .collect();
+    assert_eq!(
+        stops.len(),
+        1,
+        "exactly one stop on the exchange: {live_sells:?}"
+    );
+    // The sellable quantity: the position on the lot step (0.00001).
+    let sellable = (quantity * dec!(100000)).floor() / dec!(100000);
+    assert_eq!(
+        stops[0].quantity,
+        Qty(sellable),
+        "the stop covers the position, no more"
+    );
+    let db = rig.store.lock().unwrap();
+    assert!(
+        orders::unbooked_entries(db.conn(), "binance-testnet")
+            .unwrap()
+            .is_empty(),
+        "no filled entry left unbooked"
+    );
+}
+
+#[tokio::test]
+async fn a_fill_whose_trades_cannot_be_read_is_booked_and_protected_before_anything_buys_again() {
+    let rig = Rig::new().await;
+    let service = capped(&rig, dec!(10), |_| {}).await;
+    // The entry's reply is lost, its query finds it FILLED, then the trade list answers 503
+    // four times (the client's three retries included): the first cycle fails mid-booking.
+    rig.binance.faults(|f| {
+        f.orders_5xx_after_accept = 1;
+        f.my_trades_5xx_next = 4;
+    });
+    let (input, out) = buy_at(&rig, 0).await;
+    let first = service.execute_decision(&input, &out, None, NOW).await;
+    assert!(first.is_err(), "the cycle failed: {first:?}");
+    assert_eq!(
+        filled_entries(&rig),
+        (1, dec!(0.02)),
+        "the entry filled on the exchange"
+    );
+
+    // The next slot decides BUY again: the fill is booked and protected first, and the cap
+    // then sees it (1 000 USDT cap, 999 held).
+    let (input, out) = buy_at(&rig, 60).await;
+    let second = service
+        .execute_decision(&input, &out, None, NOW + 60 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.outcome,
+        ExecutionOutcome::Refused,
+        "{}",
+        second.message
+    );
+    assert_eq!(filled_entries(&rig), (1, dec!(0.02)), "never bought twice");
+    assert_eq!(rig.binance.requests(ORDER), 1);
+    assert_protected_exactly(&rig, dec!(0.01998));
+}
+
+#[tokio::test]
+async fn monitor_orders_books_and_protects_an_entry_the_cycle_could_not_book() {
+    let rig = Rig::new().await;
+    let service = capped(&rig, dec!(10), |_| {}).await;
+    rig.binance.faults(|f| {
+        f.orders_5xx_after_accept = 1;
+        f.my_trades_5xx_next = 4;
+    });
+    let (input, out) = buy_at(&rig, 0).await;
+    assert!(
+        service
+            .execute_decision(&input, &out, None, NOW)
+            .await
+            .is_err()
+    );
+    assert!(rig.open_positions().is_empty());
+    // The daemon's next monitor pass, with no decision in between.
+    service.monitor_orders(NOW + MINUTE).await.unwrap();
+    assert_protected_exactly(&rig, dec!(0.01998));
+    assert_eq!(rig.binance.requests(OCO), 1);
+}
+
+#[tokio::test]
+async fn three_strategies_on_one_symbol_at_once_keep_the_exposure_cap_and_one_protection() {
+    let rig = Rig::new().await;
+    // 6 % of 10 000: 600 USDT in BTCUSDT at most, one position.
+    let tune = |s: &mut Settings| s.risk.max_open_positions = 1;
+    let services = [
+        capped(&rig, dec!(6), tune).await,
+        capped(&rig, dec!(6), tune).await,
+        capped(&rig, dec!(6), tune).await,
+    ];
+    rig.binance
+        .faults(|f| f.latency = Duration::from_millis(100));
+    let mut decisions = Vec::new();
+    for i in 0..3 {
+        decisions.push(buy_at(&rig, i).await);
+    }
+    let runs = services
+        .iter()
+        .zip(&decisions)
+        .map(|(service, (input, out))| service.execute_decision(input, out, None, NOW));
+    let reports = futures_util::future::join_all(runs).await;
+    let executed = reports
+        .iter()
+        .filter(|r| {
+            r.as_ref()
+                .is_ok_and(|r| r.outcome == ExecutionOutcome::Executed)
+        })
+        .count();
+    assert_eq!(executed, 1, "{reports:?}");
+    let (entries, bought) = filled_entries(&rig);
+    assert_eq!(entries, 1);
+    assert!(
+        bought * dec!(50000) <= dec!(600),
+        "{bought} BTC bought against a 600 USDT cap"
+    );
+    assert_protected_exactly(&rig, bought - bought * dec!(0.001));
+}
+
+#[tokio::test]
+async fn an_order_late_inside_its_recv_window_is_not_called_unsent_and_is_booked_once_it_fills() {
+    let rig = Rig::new().await;
+    // recvWindow 20 s (valid): an order may still be accepted 20 s after it was signed.
+    let service = capped(&rig, dec!(10), |s| {
+        s.exchange.binance.recv_window_ms = 20_000;
+        s.exchange.executor = ExecutorConfig {
+            resolve_attempts: 8,
+            resolve_initial_delay_ms: 50,
+            not_found_grace_ms: None,
+            ..ExecutorConfig::default()
+        };
+    })
+    .await;
+    // The request reaches the exchange 9 s late: the client times out (2 s), and every status
+    // query for ~6 s finds no such order.
+    rig.binance.faults(|f| {
+        f.orders_late = 1;
+        f.accept_delay = Duration::from_secs(9);
+    });
+    let started = Instant::now();
+    let (input, out) = buy_at(&rig, 0).await;
+    let first = service.execute_decision(&input, &out, None, NOW).await;
+    assert!(first.is_err(), "{first:?}");
+    let entry_id = first_entry_id(&rig.store);
+    let row = orders::get(rig.store.lock().unwrap().conn(), &entry_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.order.status,
+        OrderStatus::Unknown,
+        "inside the recv window \"not found\" is not final: {:?}",
+        row.error
+    );
+
+    // It arrives and fills; the next cycle resolves it, books and protects it, and the cap
+    // (1 000 USDT) refuses a second buy.
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(started.elapsed())).await;
+    assert_eq!(filled_entries(&rig), (1, dec!(0.02)));
+    let (input, out) = buy_at(&rig, 60).await;
+    let second = service
+        .execute_decision(&input, &out, None, NOW + 60 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.outcome,
+        ExecutionOutcome::Refused,
+        "{}",
+        second.message
+    );
+    assert_eq!(filled_entries(&rig), (1, dec!(0.02)), "never bought twice");
+    let row = orders::get(rig.store.lock().unwrap().conn(), &entry_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.order.status, OrderStatus::Filled);
+    assert_protected_exactly(&rig, dec!(0.01998));
+}
+
+fn first_entry_id(store: &Mutex<Store>) -> String {
+    orders::all(store.lock().unwrap().conn())
+        .unwrap()
+        .into_iter()
+        .find(|o| o.purpose == "entry")
+        .expect("an entry row")
+        .order
+        .client_order_id
+}
+
+#[test]
+fn config_refuses_a_not_found_grace_shorter_than_the_recv_window() {
+    let config = ExecutorConfig {
+        not_found_grace_ms: Some(6000),
+        ..ExecutorConfig::default()
+    };
+    let (key, message) = config.validate_with_recv_window(60_000).unwrap_err();
+    assert_eq!(key, "exchange.executor.not_found_grace_ms");
+    assert!(message.contains("recv_window_ms"), "{message}");
+    assert!(config.validate_with_recv_window(5000).is_ok());
+    // Unset, it follows the recv window.
+    assert_eq!(ExecutorConfig::default().grace_ms(60_000), 61_000);
+}
+
+#[tokio::test]
+async fn a_crash_between_the_fill_and_its_protection_is_protected_by_the_restart() {
+    let rig = Rig::new().await;
+    {
+        let service = rig.service().await;
+        rig.binance.faults(|f| {
+            f.orders_5xx_after_accept = 1;
+            f.my_trades_5xx_next = 4;
+        });
+        let (input, out) = buy_at(&rig, 0).await;
+        assert!(
+            service
+                .execute_decision(&input, &out, None, NOW)
+                .await
+                .is_err()
+        );
+    } // the process dies here: filled on the exchange, not booked, not protected
+    assert!(rig.open_positions().is_empty());
+
+    let restarted = rig.service_with(TradingMode::Testnet, false);
+    let report = restarted.reconcile(NOW + MINUTE).await.unwrap();
+    assert!(report.reconciled, "{:?}", report.unresolved);
+    assert!(restarted.is_reconciled());
+    assert_protected_exactly(&rig, dec!(0.01998));
+    let open = rig.open_positions();
+    assert_eq!(
+        open[0].position.stop_loss.map(|p| p.get()),
+        Some(dec!(49000))
+    );
+    assert_eq!(
+        open[0].position.take_profit.map(|p| p.get()),
+        Some(dec!(52000))
+    );
+    assert_eq!(rig.mails_with("protection of BTCUSDT restored"), 1);
+}
+
+#[tokio::test]
+async fn a_position_booked_but_not_protected_before_a_crash_is_protected_by_the_restart() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    let (input, out) = buy_at(&rig, 0).await;
+    let bought = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(bought.outcome, ExecutionOutcome::Executed);
+    drop(service);
+    // The protection is gone (cancelled by hand on the exchange, say) while we were down.
+    let stop = rig
+        .binance
+        .orders()
+        .into_iter()
+        .find(|o| o.stop_price.is_some())
+        .unwrap();
+    let client = Arc::new(crate::exchange_common::client_for(
+        &rig.binance,
+        client_config(&rig.binance),
+    ));
+    use trademind::services::exchange::Exchange;
+    client
+        .cancel_order(&stop.symbol, &stop.client_order_id)
+        .await
+        .unwrap();
+
+    let restarted = rig.service_with(TradingMode::Testnet, false);
+    let report = restarted.reconcile(NOW + MINUTE).await.unwrap();
+    assert!(report.reconciled, "{:?}", report.unresolved);
+    assert_protected_exactly(&rig, dec!(0.01998));
+    assert_eq!(rig.binance.requests(OCO), 2, "protection placed again");
+    let rows = positions::open_positions(rig.store.lock().unwrap().conn()).unwrap();
+    assert_eq!(rows.len(), 1);
+}
