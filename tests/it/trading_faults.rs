@@ -358,3 +358,130 @@ async fn a_position_booked_but_not_protected_before_a_crash_is_protected_by_the_
     let rows = positions::open_positions(rig.store.lock().unwrap().conn()).unwrap();
     assert_eq!(rows.len(), 1);
 }
+
+/// Four `trademind execute` processes at once on one symbol (each a BUY the LLM asks for 10 %
+/// of): the OS lock beside the database lets one step at a time read the account and act, so
+/// the 6 % symbol cap holds across processes and one stop protects the position.
+#[tokio::test]
+async fn four_parallel_execute_processes_keep_the_exposure_cap_and_one_protection() {
+    use std::process::{Command, Stdio};
+    use trademind::domain::market::Interval;
+    use trademind::testkit::fake_binance::flat_candles;
+    use trademind::testkit::fake_xai::Script;
+
+    let rig = Rig::new().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hour = Interval::H1.millis();
+    rig.binance.set_klines(
+        "BTCUSDT",
+        flat_candles(dec!(50000), 100, Interval::H1, now / hour * hour),
+    );
+    rig.binance
+        .faults(|f| f.latency = Duration::from_millis(100));
+    for _ in 0..4 {
+        rig.xai.push([Script::Decision(buy(0.8))]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[secrets]
+backend = "environment"
+
+[trading]
+connection = "race"
+
+[risk]
+max_symbol_exposure_pct = "6"
+max_open_positions = 1
+
+[exchange.binance]
+base_url = "{binance}"
+request_timeout_ms = 5000
+
+[llm]
+base_url = "{xai}"
+model = "grok-test"
+timeout_secs = 5
+max_retries = 0
+
+[llm.tavily]
+base_url = "{tavily}"
+"#,
+            binance = rig.binance.base_url(),
+            xai = rig.xai.base_url(),
+            tavily = rig.tavily.base_url(),
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let trademind = move |args: &[&str]| {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("trademind"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TRADEMIND_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test")
+            .env("TRADEMIND_BINANCE_RACE_API_KEY", "fake-api-key")
+            .env("TRADEMIND_BINANCE_RACE_API_SECRET", "fake-api-secret")
+            .env("TRADEMIND_GROK_API_KEY", "xai-test-key")
+            .env("TRADEMIND_TAVILY_API_KEY", "tvly-test-key")
+            .args(["--data-dir", data.to_str().unwrap()])
+            .args(["--config", config.to_str().unwrap()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let add = trademind(&["connection", "add", "race", "--testnet"])
+        .output()
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            trademind(&["--json", "execute", "BTCUSDT", "--engine", "llm"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        runs.into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let shown: Vec<String> = outputs
+        .iter()
+        .map(|o| {
+            format!(
+                "exit {:?}\n{}\n{}",
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .collect();
+    let (entries, bought) = filled_entries(&rig);
+    assert_eq!(entries, 1, "{shown:#?}");
+    assert!(
+        bought * dec!(50000) <= dec!(600),
+        "{bought} BTC bought against a 600 USDT cap: {shown:#?}"
+    );
+    let stops = rig
+        .binance
+        .orders()
+        .into_iter()
+        .filter(|o| o.stop_price.is_some() && o.status.is_open())
+        .count();
+    assert_eq!(stops, 1, "{shown:#?}");
+}
