@@ -485,3 +485,51 @@ base_url = "{tavily}"
         .count();
     assert_eq!(stops, 1, "{shown:#?}");
 }
+
+/// A 429 on the protection waits out `Retry-After` and sends the same list again, as the order
+/// path does, instead of closing the fresh position at market at once.
+#[tokio::test]
+async fn a_rate_limited_oco_is_sent_again_after_retry_after_not_closed_at_market() {
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    rig.binance.faults(|f| {
+        f.oco_429_next = 1;
+        f.retry_after_secs = 1;
+    });
+    let (input, out) = buy_at(&rig, 0).await;
+    let report = service
+        .execute_decision(&input, &out, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
+    assert_eq!(rig.binance.requests(OCO), 2, "the list was sent again");
+    assert_eq!(rig.binance.requests(ORDER), 1, "no market close");
+    assert_protected_exactly(&rig, dec!(0.01998));
+}
+
+#[tokio::test]
+async fn fault_knobs_are_set_over_http() {
+    let rig = Rig::new().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/fake/faults", rig.binance.base_url());
+    let set = http
+        .post(format!("{url}?my_trades_5xx_next=2&latency_ms=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let now: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(now["my_trades_5xx_next"], 2);
+    assert_eq!(now["latency_ms"], 5);
+    let bad = http
+        .post(format!("{url}?no_such_knob=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}

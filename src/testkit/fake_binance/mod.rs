@@ -115,6 +115,8 @@ pub struct Faults {
     pub oco_5xx_after_accept: u32,
     /// `GET /api/v3/myTrades`: answer 503 without handling it.
     pub my_trades_5xx_next: u32,
+    /// OCO placement: 429 with `Retry-After`, list not processed.
+    pub oco_429_next: u32,
     /// Order placement: hold the request `accept_delay` BEFORE handling it (a request late on
     /// the network: status queries meanwhile find no such order; it is handled afterwards as
     /// Binance would, within its recvWindow).
@@ -162,6 +164,7 @@ impl Faults {
             "oco_insufficient_balance_next" => self.oco_insufficient_balance_next = count()?,
             "oco_5xx_after_accept" => self.oco_5xx_after_accept = count()?,
             "my_trades_5xx_next" => self.my_trades_5xx_next = count()?,
+            "oco_429_next" => self.oco_429_next = count()?,
             other => return Err(format!("unknown fault knob {other:?}")),
         }
         Ok(())
@@ -186,6 +189,7 @@ impl Faults {
             "oco_insufficient_balance_next": self.oco_insufficient_balance_next,
             "oco_5xx_after_accept": self.oco_5xx_after_accept,
             "my_trades_5xx_next": self.my_trades_5xx_next,
+            "oco_429_next": self.oco_429_next,
         })
     }
 }
@@ -1185,7 +1189,10 @@ fn handle(state: &Mutex<State>, req: &Request) -> Reply {
         "Retry-After".to_string(),
         s.faults.retry_after_secs.to_string(),
     )];
-    if is_order && take(&mut s.faults.orders_429_next) {
+    let is_oco = req.method == "POST" && req.path == "/api/v3/orderList/oco";
+    if (is_order && take(&mut s.faults.orders_429_next))
+        || (is_oco && take(&mut s.faults.oco_429_next))
+    {
         s.stats.responses_429 += 1;
         let Reply::Json { body, .. } = error(429, -1003, "Too many requests queued.") else {
             return error(429, -1003, "Too many requests queued.");
