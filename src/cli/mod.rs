@@ -133,6 +133,9 @@ pub enum Command {
     Close(trading::CloseArgs),
     /// Cancel an open order by client order id (an OCO leg cancels its list).
     Cancel(trading::CancelArgs),
+    /// Bring orders and positions in line with the exchange now: lost answers resolved, filled
+    /// entries booked, unprotected positions protected; exit 1 if something is left for you.
+    Reconcile(trading::ReconcileArgs),
     /// The kill switch: no new entries until `trademind resume` (the daemon sees it at once).
     Pause(trading::PauseArgs),
     /// Lift the kill switch.
@@ -249,6 +252,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Trades(args) => trading::run_trades(args, ctx),
         Command::Close(args) => trading::run_close(args, ctx).await,
         Command::Cancel(args) => trading::run_cancel(args, ctx).await,
+        Command::Reconcile(args) => trading::run_reconcile(args, ctx).await,
         Command::Pause(args) => trading::run_pause(args, ctx),
         Command::Resume => trading::run_resume(ctx),
         Command::Completions { shell } => {

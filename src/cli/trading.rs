@@ -78,6 +78,12 @@ pub struct CancelArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct PauseArgs {
     /// Why (logged and shown with the breaker).
     #[arg(long, default_value = "paused from the command line")]
@@ -375,6 +381,28 @@ pub async fn run_cancel(args: CancelArgs, ctx: &Context) -> Result<()> {
             order.client_order_id, order.side, order.symbol, order.status
         )
     })
+}
+
+/// `trademind reconcile`: what every trading command does first, on its own, with the report.
+pub async fn run_reconcile(args: ReconcileArgs, ctx: &Context) -> Result<()> {
+    let (service, _) = service(ctx, args.connection.as_deref()).await?;
+    let unresolved = service.unresolved();
+    ctx.emit(
+        &json!({ "reconciled": unresolved.is_empty(), "unresolved": unresolved }),
+        || {
+            if unresolved.is_empty() {
+                println!("reconciled with the exchange: nothing left to resolve");
+            }
+        },
+    )?;
+    if unresolved.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "{} discrepancy(ies) left; trading stays paused until they are resolved",
+            unresolved.len()
+        ))
+    }
 }
 
 pub fn run_pause(args: PauseArgs, ctx: &Context) -> Result<()> {

@@ -24,6 +24,7 @@ mod indicators_parity;
 mod key_permissions;
 mod keyring_keyutils;
 mod keys_cli;
+mod kill_soak;
 mod live_stream;
 mod live_user_data;
 mod market_data;

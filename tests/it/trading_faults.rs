@@ -359,45 +359,38 @@ async fn a_position_booked_but_not_protected_before_a_crash_is_protected_by_the_
     assert_eq!(rows.len(), 1);
 }
 
-/// Four `trademind execute` processes at once on one symbol (each a BUY the LLM asks for 10 %
-/// of): the OS lock beside the database lets one step at a time read the account and act, so
-/// the 6 % symbol cap holds across processes and one stop protects the position.
-#[tokio::test]
-async fn four_parallel_execute_processes_keep_the_exposure_cap_and_one_protection() {
-    use std::process::{Command, Stdio};
-    use trademind::domain::market::Interval;
-    use trademind::testkit::fake_binance::flat_candles;
-    use trademind::testkit::fake_xai::Script;
+/// The real binary against the rig's fakes: a testnet connection `race` with keys from the
+/// environment, the LLM and Tavily fakes, hourly candles at 50 000 up to now, and `risk` as the
+/// `[risk]` section.
+pub(crate) struct CliRig {
+    pub(crate) dir: tempfile::TempDir,
+}
 
-    let rig = Rig::new().await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let hour = Interval::H1.millis();
-    rig.binance.set_klines(
-        "BTCUSDT",
-        flat_candles(dec!(50000), 100, Interval::H1, now / hour * hour),
-    );
-    rig.binance
-        .faults(|f| f.latency = Duration::from_millis(100));
-    for _ in 0..4 {
-        rig.xai.push([Script::Decision(buy(0.8))]);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[secrets]
+impl CliRig {
+    pub(crate) fn new(rig: &Rig, risk: &str) -> CliRig {
+        use trademind::domain::market::Interval;
+        use trademind::testkit::fake_binance::flat_candles;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let hour = Interval::H1.millis();
+        rig.binance.set_klines(
+            "BTCUSDT",
+            flat_candles(dec!(50000), 100, Interval::H1, now / hour * hour),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!(
+                r#"[secrets]
 backend = "environment"
 
 [trading]
 connection = "race"
 
 [risk]
-max_symbol_exposure_pct = "6"
-max_open_positions = 1
+{risk}
 
 [exchange.binance]
 base_url = "{binance}"
@@ -412,14 +405,31 @@ max_retries = 0
 [llm.tavily]
 base_url = "{tavily}"
 "#,
-            binance = rig.binance.base_url(),
-            xai = rig.xai.base_url(),
-            tavily = rig.tavily.base_url(),
-        ),
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let trademind = move |args: &[&str]| {
+                binance = rig.binance.base_url(),
+                xai = rig.xai.base_url(),
+                tavily = rig.tavily.base_url(),
+            ),
+        )
+        .unwrap();
+        let cli = CliRig { dir };
+        let add = cli
+            .command(&["connection", "add", "race", "--testnet"])
+            .output()
+            .unwrap();
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        cli
+    }
+
+    pub(crate) fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
+        use std::process::{Command, Stdio};
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("trademind"));
         for (k, _) in std::env::vars() {
             if k.starts_with("TRADEMIND_") {
@@ -431,24 +441,37 @@ base_url = "{tavily}"
             .env("TRADEMIND_BINANCE_RACE_API_SECRET", "fake-api-secret")
             .env("TRADEMIND_GROK_API_KEY", "xai-test-key")
             .env("TRADEMIND_TAVILY_API_KEY", "tvly-test-key")
-            .args(["--data-dir", data.to_str().unwrap()])
-            .args(["--config", config.to_str().unwrap()])
+            .args(["--data-dir", self.data().to_str().unwrap()])
+            .args([
+                "--config",
+                self.dir.path().join("config.toml").to_str().unwrap(),
+            ])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
-    };
-    let add = trademind(&["connection", "add", "race", "--testnet"])
-        .output()
-        .unwrap();
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
+    }
+}
+
+/// Four `trademind execute` processes at once on one symbol (each a BUY the LLM asks for 10 %
+/// of): the OS lock beside the database lets one step at a time read the account and act, so
+/// the 6 % symbol cap holds across processes and one stop protects the position.
+#[tokio::test]
+async fn four_parallel_execute_processes_keep_the_exposure_cap_and_one_protection() {
+    use trademind::testkit::fake_xai::Script;
+    let rig = Rig::new().await;
+    let cli = CliRig::new(
+        &rig,
+        "max_symbol_exposure_pct = \"6\"\nmax_open_positions = 1",
     );
+    rig.binance
+        .faults(|f| f.latency = Duration::from_millis(100));
+    for _ in 0..4 {
+        rig.xai.push([Script::Decision(buy(0.8))]);
+    }
     let runs: Vec<_> = (0..4)
         .map(|_| {
-            trademind(&["--json", "execute", "BTCUSDT", "--engine", "llm"])
+            cli.command(&["--json", "execute", "BTCUSDT", "--engine", "llm"])
                 .spawn()
                 .unwrap()
         })
