@@ -191,6 +191,18 @@ impl<E: Exchange + 'static> TradingService<E> {
             .await
     }
 
+    /// The name of the strategy with id `strategy_id` (its risk limits are looked up by name).
+    fn strategy_name(&self, strategy_id: Option<i64>) -> Result<Option<String>, TradingError> {
+        let Some(id) = strategy_id else {
+            return Ok(None);
+        };
+        let db = self.store()?;
+        Ok(crate::store::strategies::list_strategies(db.conn())?
+            .into_iter()
+            .find(|s| s.id == id)
+            .map(|s| s.name))
+    }
+
     /// The part of `execute_decision` under the lock once the symbol is settled.
     async fn decide_and_act(
         &self,
@@ -201,16 +213,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         now_ms: i64,
     ) -> Result<ExecutionReport, TradingError> {
         let decision = &out.validated.decision;
-        let strategy_name = match strategy_id {
-            Some(id) => {
-                let db = self.store()?;
-                crate::store::strategies::list_strategies(db.conn())?
-                    .into_iter()
-                    .find(|s| s.id == id)
-                    .map(|s| s.name)
-            }
-            None => None,
-        };
+        let strategy_name = self.strategy_name(strategy_id)?;
         let position = {
             let db = self.store()?;
             positions::open_position(db.conn(), &self.deps.connection, input.symbol.as_str())?

@@ -328,43 +328,56 @@ impl<E: Exchange + 'static> TradingService<E> {
         {
             Ok(ids) => Ok(Protection::Placed(ids)),
             Err(e) => {
-                let error = e.to_string();
-                tracing::error!(%symbol, %error,
-                    "protection could not be placed; closing the position at market");
-                let mut close = super::ExecutionReport::new(symbol, "CLOSE");
-                let current = {
-                    let db = self.store()?;
-                    positions::get(db.conn(), row.id)?
-                };
-                let closed = match current {
-                    Some(r) => self
-                        .close_row(r, &mut close, now_ms)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    None => Err(format!("no open position in {symbol}")),
-                };
-                let body = match &closed {
-                    Ok(pnl) => format!(
-                        "{} {symbol} could not be protected ({error}); closed at market, realised {pnl}",
-                        position.quantity
-                    ),
-                    Err(close_error) => format!(
-                        "{} {symbol} could not be protected ({error}) AND the market close failed \
-                         ({close_error}): the position is OPEN AND UNPROTECTED",
-                        position.quantity
-                    ),
-                };
-                self.alert(
-                    AlertKind::ProtectionFailed,
-                    format!("protection_failed/{symbol}/{}", row.id),
-                    format!("TradeMind: could not protect {symbol}; position closed"),
-                    body,
-                    now_ms,
-                )
-                .await;
-                Ok(Protection::Failed { error, closed })
+                self.protection_failed(symbol, row.id, &position, e, now_ms)
+                    .await
             }
         }
+    }
+
+    /// Protection could not be placed: close the position at market and alert.
+    async fn protection_failed(
+        &self,
+        symbol: &Symbol,
+        position_id: i64,
+        position: &Position,
+        e: TradingError,
+        now_ms: i64,
+    ) -> Result<Protection, TradingError> {
+        let error = e.to_string();
+        tracing::error!(%symbol, %error,
+            "protection could not be placed; closing the position at market");
+        let mut close = super::ExecutionReport::new(symbol, "CLOSE");
+        let current = {
+            let db = self.store()?;
+            positions::get(db.conn(), position_id)?
+        };
+        let closed = match current {
+            Some(r) => self
+                .close_row(r, &mut close, now_ms)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err(format!("no open position in {symbol}")),
+        };
+        let body = match &closed {
+            Ok(pnl) => format!(
+                "{} {symbol} could not be protected ({error}); closed at market, realised {pnl}",
+                position.quantity
+            ),
+            Err(close_error) => format!(
+                "{} {symbol} could not be protected ({error}) AND the market close failed \
+                 ({close_error}): the position is OPEN AND UNPROTECTED",
+                position.quantity
+            ),
+        };
+        self.alert(
+            AlertKind::ProtectionFailed,
+            format!("protection_failed/{symbol}/{position_id}"),
+            format!("TradeMind: could not protect {symbol}; position closed"),
+            body,
+            now_ms,
+        )
+        .await;
+        Ok(Protection::Failed { error, closed })
     }
 
     /// Place the exchange-side protection of a position: an OCO (take-profit LIMIT_MAKER +
