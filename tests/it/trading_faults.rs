@@ -556,3 +556,72 @@ async fn fault_knobs_are_set_over_http() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+/// The user-data stream reports the fill of an entry whose own step could not book it (its
+/// trade list answered 503): the stream path books and protects it through the same step.
+#[tokio::test]
+async fn an_entry_fill_seen_on_the_user_data_stream_is_booked_and_protected() {
+    use trademind::domain::Price;
+    use trademind::services::market_stream::user_data::{ExecutionFill, ExecutionReport};
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    rig.binance.faults(|f| {
+        f.orders_5xx_after_accept = 1;
+        f.my_trades_5xx_next = 4;
+    });
+    let (input, out) = buy_at(&rig, 0).await;
+    assert!(
+        service
+            .execute_decision(&input, &out, None, NOW)
+            .await
+            .is_err()
+    );
+    assert!(rig.open_positions().is_empty());
+    let entry = rig
+        .binance
+        .orders()
+        .into_iter()
+        .find(|o| o.side == trademind::domain::trading::order::Side::Buy)
+        .unwrap();
+    let report = ExecutionReport {
+        event_time: NOW + 1,
+        symbol: "BTCUSDT".into(),
+        client_order_id: entry.client_order_id.clone(),
+        original_client_order_id: None,
+        side: entry.side,
+        order_type: "MARKET".into(),
+        execution_type: "TRADE".into(),
+        status: OrderStatus::Filled,
+        reject_reason: "NONE".into(),
+        order_id: entry
+            .exchange_order_id
+            .as_deref()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or(1),
+        order_qty: Qty(dec!(0.02)),
+        order_price: Price(Decimal::ZERO),
+        fill: Some(ExecutionFill {
+            trade_id: 1,
+            qty: Qty(dec!(0.02)),
+            price: Price(dec!(50000)),
+            commission: dec!(0.00002),
+            commission_asset: Some("BTC".into()),
+            is_maker: false,
+        }),
+        cumulative_qty: Qty(dec!(0.02)),
+        cumulative_quote: dec!(1000),
+        transaction_time: NOW + 1,
+    };
+    service
+        .book_stream_execution(&report, NOW + 1)
+        .await
+        .unwrap();
+    assert_protected_exactly(&rig, dec!(0.01998));
+    // Seen again (a replay after a reconnect), nothing more is booked.
+    service
+        .book_stream_execution(&report, NOW + 2)
+        .await
+        .unwrap();
+    assert_protected_exactly(&rig, dec!(0.01998));
+    assert_eq!(rig.binance.requests(OCO), 1);
+}

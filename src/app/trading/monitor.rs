@@ -218,7 +218,11 @@ impl<E: Exchange + 'static> TradingService<E> {
             == (OrderOutcome::Updated {
                 status: OrderStatus::Filled,
             });
-        if filled && leg.as_ref().is_some_and(|l| l.purpose == "entry") {
+        // An entry filled and not booked yet (this report, or one whose own step failed to
+        // book it) goes through the settle step.
+        if leg.as_ref().is_some_and(|l| {
+            l.purpose == "entry" && l.order.status == OrderStatus::Filled && l.position_id.is_none()
+        }) {
             self.settle_symbol(&symbol, now_ms).await?;
             return Ok(None);
         }
