@@ -55,6 +55,18 @@ async fn buy_at(
     rig.decide_on(snapshot, buy(0.8)).await
 }
 
+/// An entry whose reply is lost, whose query finds it FILLED and whose trade list then answers
+/// 503 four times (the client's three retries included): the step fails mid-booking.
+async fn entry_filled_but_not_booked(rig: &Rig, service: &TradingService<BinanceClient>) {
+    rig.binance.faults(|f| {
+        f.orders_5xx_after_accept = 1;
+        f.my_trades_5xx_next = 4;
+    });
+    let (input, out) = buy_at(rig, 0).await;
+    let step = service.execute_decision(&input, &out, None, NOW).await;
+    assert!(step.is_err(), "the step failed: {step:?}");
+}
+
 /// Entries the fake filled and their total quantity.
 fn filled_entries(rig: &Rig) -> (usize, Decimal) {
     let entries: Vec<_> = rig
@@ -113,13 +125,7 @@ async fn a_fill_whose_trades_cannot_be_read_is_booked_and_protected_before_anyth
     let service = capped(&rig, dec!(10), |_| {}).await;
     // The entry's reply is lost, its query finds it FILLED, then the trade list answers 503
     // four times (the client's three retries included): the first cycle fails mid-booking.
-    rig.binance.faults(|f| {
-        f.orders_5xx_after_accept = 1;
-        f.my_trades_5xx_next = 4;
-    });
-    let (input, out) = buy_at(&rig, 0).await;
-    let first = service.execute_decision(&input, &out, None, NOW).await;
-    assert!(first.is_err(), "the cycle failed: {first:?}");
+    entry_filled_but_not_booked(&rig, &service).await;
     assert_eq!(
         filled_entries(&rig),
         (1, dec!(0.02)),
@@ -148,17 +154,7 @@ async fn a_fill_whose_trades_cannot_be_read_is_booked_and_protected_before_anyth
 async fn monitor_orders_books_and_protects_an_entry_the_cycle_could_not_book() {
     let rig = Rig::new().await;
     let service = capped(&rig, dec!(10), |_| {}).await;
-    rig.binance.faults(|f| {
-        f.orders_5xx_after_accept = 1;
-        f.my_trades_5xx_next = 4;
-    });
-    let (input, out) = buy_at(&rig, 0).await;
-    assert!(
-        service
-            .execute_decision(&input, &out, None, NOW)
-            .await
-            .is_err()
-    );
+    entry_filled_but_not_booked(&rig, &service).await;
     assert!(rig.open_positions().is_empty());
     // The daemon's next monitor pass, with no decision in between.
     service.monitor_orders(NOW + MINUTE).await.unwrap();
@@ -291,17 +287,7 @@ async fn a_crash_between_the_fill_and_its_protection_is_protected_by_the_restart
     let rig = Rig::new().await;
     {
         let service = rig.service().await;
-        rig.binance.faults(|f| {
-            f.orders_5xx_after_accept = 1;
-            f.my_trades_5xx_next = 4;
-        });
-        let (input, out) = buy_at(&rig, 0).await;
-        assert!(
-            service
-                .execute_decision(&input, &out, None, NOW)
-                .await
-                .is_err()
-        );
+        entry_filled_but_not_booked(&rig, &service).await;
     } // the process dies here: filled on the exchange, not booked, not protected
     assert!(rig.open_positions().is_empty());
 
@@ -565,17 +551,7 @@ async fn an_entry_fill_seen_on_the_user_data_stream_is_booked_and_protected() {
     use trademind::services::market_stream::user_data::{ExecutionFill, ExecutionReport};
     let rig = Rig::new().await;
     let service = rig.service().await;
-    rig.binance.faults(|f| {
-        f.orders_5xx_after_accept = 1;
-        f.my_trades_5xx_next = 4;
-    });
-    let (input, out) = buy_at(&rig, 0).await;
-    assert!(
-        service
-            .execute_decision(&input, &out, None, NOW)
-            .await
-            .is_err()
-    );
+    entry_filled_but_not_booked(&rig, &service).await;
     assert!(rig.open_positions().is_empty());
     let entry = rig
         .binance
