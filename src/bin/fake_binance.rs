@@ -1,12 +1,16 @@
 //! `fake-binance`: the test fake Binance Spot REST server on its own, for pointing a real
 //! `trademind` at it (`exchange.binance.base_url = "http://127.0.0.1:PORT"`).
 //!
-//! `cargo run --features fake-servers --bin fake-binance -- --port 9400`
+//! `cargo run --features fake-servers --bin fake-binance -- --port 9400 [--klines rebound]`
+//!
+//! Fault knobs over HTTP: `POST /fake/faults?orders_5xx_after_accept=1&my_trades_5xx_next=4`,
+//! `GET /fake/faults`; the price: `POST /fake/price?symbol=BTCUSDT&price=51000`.
 
 use clap::Parser;
 use rust_decimal::Decimal;
 use std::process::ExitCode;
-use trademind::testkit::fake_binance::{FakeBinance, FakeConfig};
+use trademind::domain::market::Interval;
+use trademind::testkit::fake_binance::{FakeBinance, FakeConfig, flat_candles, rebound_candles};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +33,13 @@ struct Args {
     /// Request weight allowed per minute.
     #[arg(long, default_value_t = 6000)]
     weight_limit: u32,
+    /// BTCUSDT klines served, closed up to now: `flat` (at --price) or `rebound` (a slow
+    /// decline, then ten rising closes: the rules engine with `oversold = 99` buys on it).
+    #[arg(long, default_value = "flat", value_parser = ["flat", "rebound"])]
+    klines: String,
+    /// Interval of those klines (the one the strategy decides on).
+    #[arg(long, default_value = "1h")]
+    interval: String,
 }
 
 #[tokio::main]
@@ -48,6 +59,22 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let Ok(interval) = args.interval.parse::<Interval>() else {
+        eprintln!(
+            "fake-binance: --interval {:?} is not a Binance interval",
+            args.interval
+        );
+        return ExitCode::from(2);
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let candles = match args.klines.as_str() {
+        "rebound" => rebound_candles(args.price, interval, now),
+        _ => {
+            let step = interval.millis();
+            flat_candles(args.price, 200, interval, now - now.rem_euclid(step))
+        }
+    };
+    fake.set_klines("BTCUSDT", candles);
     println!("fake-binance listening on {}", fake.base_url());
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("fake-binance: {e}");

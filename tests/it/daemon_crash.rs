@@ -8,37 +8,17 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
+use trademind::domain::market::Interval;
 use trademind::domain::market::candle::Candle;
-use trademind::domain::money::{Price, Qty};
-use trademind::testkit::fake_binance::{FakeBinance, FakeConfig};
+
+use trademind::testkit::fake_binance::{FakeBinance, FakeConfig, rebound_candles};
 
 use crate::daemon::{signal, trademind_command, wait_exit, wait_for_rows};
 
 /// 70 closed one-minute candles up to the current minute: a slow decline, then ten rising
-/// closes. MACD's histogram turns positive and RSI sits near 80, so the rules engine with
-/// `oversold = 99` buys.
+/// closes, on which the rules engine with `oversold = 99` buys.
 fn candles(now_ms: i64) -> Vec<Candle> {
-    let last_open = now_ms - now_ms.rem_euclid(60_000) - 60_000;
-    let closes: Vec<Decimal> = (0..60)
-        .map(|i| dec!(50000) - Decimal::from(50 * i))
-        .chain((1..=10).map(|i| dec!(47050) + Decimal::from(80 * i)))
-        .collect();
-    let n = closes.len() as i64;
-    closes
-        .iter()
-        .enumerate()
-        .map(|(i, close)| {
-            let open = if i == 0 { *close } else { closes[i - 1] };
-            Candle {
-                open_time: last_open - (n - 1 - i as i64) * 60_000,
-                open: Price(open),
-                high: Price(open.max(*close) + dec!(10)),
-                low: Price(open.min(*close) - dec!(10)),
-                close: Price(*close),
-                volume: Qty(dec!(5)),
-            }
-        })
-        .collect()
+    rebound_candles(dec!(50000), Interval::M1, now_ms)
 }
 
 /// A config whose one-minute trading slot falls `in_secs` seconds from now.

@@ -46,6 +46,35 @@ pub fn flat_candles(price: Decimal, count: i64, interval: Interval, last_open: i
         .collect()
 }
 
+/// 70 closed candles of `interval` up to the one open at `now_ms`: a slow decline from
+/// `start`, then ten rising closes. MACD's histogram turns positive and RSI sits near 80, so
+/// the rules engine with `oversold = 99` buys on them.
+pub fn rebound_candles(start: Decimal, interval: Interval, now_ms: i64) -> Vec<Candle> {
+    let step = interval.millis();
+    let last_open = now_ms - now_ms.rem_euclid(step) - step;
+    let unit = start / Decimal::from(1000);
+    let closes: Vec<Decimal> = (0..60)
+        .map(|i| start - unit * Decimal::from(i))
+        .chain((1..=10).map(|i| start - unit * Decimal::from(59) + unit * Decimal::from(2 * i)))
+        .collect();
+    let n = closes.len() as i64;
+    closes
+        .iter()
+        .enumerate()
+        .map(|(i, close)| {
+            let open = if i == 0 { *close } else { closes[i - 1] };
+            Candle {
+                open_time: last_open - (n - 1 - i as i64) * step,
+                open: Price(open),
+                high: Price(open.max(*close) + unit / Decimal::from(5)),
+                low: Price(open.min(*close) - unit / Decimal::from(5)),
+                close: Price(*close),
+                volume: Qty(Decimal::from(5)),
+            }
+        })
+        .collect()
+}
+
 /// How the fake is set up.
 #[derive(Debug, Clone)]
 pub struct FakeConfig {
