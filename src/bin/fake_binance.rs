@@ -74,6 +74,10 @@ async fn main() -> ExitCode {
             flat_candles(args.price, 200, interval, now - now.rem_euclid(step))
         }
     };
+    // The ticker stands where the klines end.
+    if let Some(last) = candles.last() {
+        fake.set_price("BTCUSDT", last.close.get());
+    }
     fake.set_klines("BTCUSDT", candles);
     println!("fake-binance listening on {}", fake.base_url());
     if let Err(e) = tokio::signal::ctrl_c().await {

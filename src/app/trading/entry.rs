@@ -318,7 +318,17 @@ impl<E: Exchange + 'static> TradingService<E> {
         };
         let placed = self.executor.place_linked(&request, &links, now_ms).await?;
         self.publish_order(&placed.order);
-        let settled = self.settle_symbol(symbol, now_ms).await?;
+        let settled =
+            self.settle_symbol(symbol, now_ms)
+                .await
+                .map_err(|e| TradingError::Unsettled {
+                    symbol: symbol.clone(),
+                    detail: format!(
+                        "entry {} was sent but could not be booked ({e}); the next step on \
+                     {symbol} (or `trademind reconcile`) books and protects it",
+                        request.client_order_id
+                    ),
+                })?;
         let booked = settled
             .booked
             .iter()
@@ -326,7 +336,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         if let Some(b) = booked {
             report.position_id = Some(b.position_id);
         }
-        if let Protection::Placed(ids) = &settled.protection {
+        if let Protection::Placed { ids, .. } = &settled.protection {
             report.order_ids.extend(ids.iter().cloned());
         }
         let (outcome, mut message) = entry_outcome(&settled, &request.client_order_id, symbol);

@@ -94,9 +94,14 @@ impl<E: Exchange + 'static> TradingService<E> {
             positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
         };
         match (&settled.protection, position) {
-            (Protection::Placed(ids), Some(row)) => {
+            (Protection::Placed { ids, replaced }, Some(row)) => {
+                let had = if *replaced {
+                    "was protected for another quantity"
+                } else {
+                    "had no protection on the exchange"
+                };
                 let line = format!(
-                    "position in {symbol} ({}) had no protection on the exchange: placed {}",
+                    "position in {symbol} ({}) {had}: placed {}",
                     row.position.quantity,
                     ids.join(", ")
                 );

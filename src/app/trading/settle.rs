@@ -44,8 +44,9 @@ pub(super) enum Protection {
     NotNeeded,
     /// Already covered by an open stop for the whole sellable quantity.
     InPlace,
-    /// Placed (or replaced) now: the client ids sent.
-    Placed(Vec<String>),
+    /// Placed now: the client ids sent; `replaced` when an open stop for another quantity (an
+    /// add, a partial fill) was taken down first.
+    Placed { ids: Vec<String>, replaced: bool },
     /// No stop level is known: a person must protect or close it.
     NoStopLevel,
     /// Could not be placed; the position was closed at market (`closed` is the close's
@@ -300,7 +301,8 @@ impl<E: Exchange + 'static> TradingService<E> {
                 .find(|o| o.purpose == "stop_loss" && o.order.status.is_open())
                 .map(|o| o.order.quantity)
         };
-        let position = match protection_need(&row.position, open_stop, &filters) {
+        let need = protection_need(&row.position, open_stop, &filters);
+        let position = match need {
             ProtectionNeed::Covered => return Ok(Protection::InPlace),
             ProtectionNeed::Dust => return Ok(Protection::NotNeeded),
             ProtectionNeed::NoStopLevel => return Ok(Protection::NoStopLevel),
@@ -326,7 +328,10 @@ impl<E: Exchange + 'static> TradingService<E> {
             .protect(row.id, &position, &filters, row.strategy_id, now_ms)
             .await
         {
-            Ok(ids) => Ok(Protection::Placed(ids)),
+            Ok(ids) => Ok(Protection::Placed {
+                ids,
+                replaced: need == ProtectionNeed::Replace,
+            }),
             Err(e) => {
                 self.protection_failed(symbol, row.id, &position, e, now_ms)
                     .await
