@@ -25,7 +25,9 @@ pub fn insert_candles(
     interval: Interval,
     candles: &[Candle],
 ) -> StoreResult<InsertReport> {
-    let tx = conn.unchecked_transaction()?;
+    // Immediate: the batch writes anyway, and taking the write lock first lets a busy database
+    // make this wait (busy timeout) rather than fail on a read-to-write upgrade.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let mut report = InsertReport::default();
     {
         let mut stmt = tx.prepare_cached(

@@ -92,6 +92,26 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Run `f` inside one `BEGIN IMMEDIATE … COMMIT`, rolling back when it fails.
+///
+/// Every read-modify-write goes through here. A deferred transaction that reads and then writes
+/// must upgrade its read lock to a write lock, and in WAL mode that upgrade fails at once with
+/// "database is locked" when another connection wrote in between (the busy handler cannot help:
+/// waiting would not make the snapshot current). Taking the write lock up front makes a
+/// concurrent writer wait for the busy timeout instead, and no update is lost.
+///
+/// Generic over the error so a caller can carry its own (a usage error, say) out of `f`.
+pub fn write_tx<T, E: From<rusqlite::Error>>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    // On an error `tx` is dropped un-committed, which rolls back.
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
 /// The schema version this build migrates to.
 pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.

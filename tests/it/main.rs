@@ -9,6 +9,7 @@ mod backtest_parity;
 mod backtest_strategies;
 mod backtest_walk_forward;
 mod cli;
+mod concurrent_writes;
 mod daemon;
 mod daemon_crash;
 mod daemon_streams;
