@@ -15,6 +15,10 @@ pub const ENV_PREFIX: &str = "TRADEMIND_";
 /// Separator between section and key in an override variable.
 pub const ENV_SEPARATOR: &str = "__";
 
+/// The largest `trading.paper_starting_balance` accepted: a trillion USDT.
+pub const MAX_PAPER_STARTING_BALANCE: rust_decimal::Decimal =
+    rust_decimal::Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -232,12 +236,15 @@ impl Settings {
             .paper_starting_balance
             .parse::<rust_decimal::Decimal>()
         {
-            Ok(v) if v > rust_decimal::Decimal::ZERO => {}
+            // Bounded so that equity times a price, a percentage or a fee stays far inside
+            // Decimal's 28 digits: a balance near Decimal::MAX passed here and then overflowed
+            // (a panic) in the first sizing or heat sum.
+            Ok(v) if v > rust_decimal::Decimal::ZERO && v <= MAX_PAPER_STARTING_BALANCE => {}
             _ => {
                 return Err((
                     "trading.paper_starting_balance".into(),
                     format!(
-                        "{:?} must be a positive decimal number such as \"10000\"",
+                        "{:?} must be a positive decimal number such as \"10000\", at most {MAX_PAPER_STARTING_BALANCE}",
                         self.trading.paper_starting_balance
                     ),
                 ));

@@ -272,6 +272,9 @@ pub struct RecordedRun<'a> {
     pub id: i64,
     caller: &'a AtomicBool,
     stop: AtomicBool,
+    /// Set once the row records the run's end; a run dropped without it (a panic unwinding
+    /// through the caller) is recorded `failed` by `Drop`, never left `running`.
+    ended: AtomicBool,
     now: &'a dyn Fn() -> TimestampMs,
 }
 
@@ -298,6 +301,7 @@ impl<'a> RecordedRun<'a> {
             id,
             caller,
             stop: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             now,
         };
         if let Err(e) = backtests::mark_running(conn, id, now()) {
@@ -325,6 +329,7 @@ impl<'a> RecordedRun<'a> {
     }
 
     fn record(&self, what: &str, outcome: Result<(), StoreError>) {
+        self.ended.store(true, Ordering::Relaxed);
         if let Err(e) = outcome {
             tracing::warn!(id = self.id, error = %e, "could not record the backtest as {what}");
         }
@@ -370,8 +375,37 @@ impl<'a> RecordedRun<'a> {
         windows: &[WindowReport],
     ) -> Result<(), BacktestRunError> {
         backtests::complete_with_windows(self.store.conn(), self.id, result, windows, (self.now)())
-            .map_err(|e| self.failed(e.into()))
+            .map_err(|e| self.failed(e.into()))?;
+        self.ended.store(true, Ordering::Relaxed);
+        Ok(())
     }
+}
+
+impl Drop for RecordedRun<'_> {
+    fn drop(&mut self) {
+        if self.ended.load(Ordering::Relaxed) {
+            return;
+        }
+        let why = if std::thread::panicking() {
+            "the run panicked (a bug: see the log for the panic message)"
+        } else {
+            "the run stopped without recording its end"
+        };
+        self.record(
+            "failed",
+            backtests::fail(self.store.conn(), self.id, why, (self.now)()),
+        );
+    }
+}
+
+/// Whether the process `pid` still exists, where that can be known (Linux `/proc`); elsewhere
+/// it is assumed alive, so `backtest cancel` only asks.
+pub fn process_alive(pid: u32) -> bool {
+    let proc_dir = std::path::Path::new("/proc");
+    if !proc_dir.join("self").exists() {
+        return true;
+    }
+    proc_dir.join(pid.to_string()).exists()
 }
 
 /// Run and record: a `backtests` row goes pending -> running -> completed / failed / cancelled.

@@ -730,6 +730,21 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
                 }
                 Err(e) => return Err(e.into()),
             }
+            // A run whose process is gone (killed, or crashed before recording its end) will
+            // never see the request: end it here, or the row says `running` forever.
+            let owner = backtests::owner_pid(store.conn(), id)?;
+            if !owner.is_some_and(crate::app::backtest::process_alive) {
+                backtests::cancel(
+                    store.conn(),
+                    id,
+                    None,
+                    chrono::Utc::now().timestamp_millis(),
+                )?;
+                return ctx.emit(
+                    &serde_json::json!({ "id": id, "status": RunStatus::Cancelled }),
+                    || println!("backtest {id}: the process running it is gone; marked cancelled"),
+                );
+            }
             ctx.emit(
                 &serde_json::json!({ "id": id, "status": RunStatus::CancelRequested }),
                 || {
