@@ -399,6 +399,7 @@ fn sweep_setup(args: &RunArgs) -> Result<(Vec<SweepAxis>, usize)> {
         .iter()
         .map(|s| s.parse().map_err(usage))
         .collect::<Result<_>>()?;
+    crate::app::backtest::check_sweep_size(&axes).map_err(usage)?;
     if !RANK_METRICS.split(", ").any(|m| m == args.rank_by) {
         bail!(usage(format!(
             "--rank-by {:?}: expected one of {RANK_METRICS}",

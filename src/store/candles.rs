@@ -120,6 +120,26 @@ pub fn load_candles(
     candles_in_range(conn, symbol, interval, None, None)
 }
 
+/// Hand every stored candle of a series to `f`, oldest first, one row at a time (memory does not
+/// grow with the series). Returns how many there were.
+pub fn for_each_candle(
+    conn: &Connection,
+    symbol: &Symbol,
+    interval: Interval,
+    f: &mut dyn FnMut(Candle),
+) -> StoreResult<usize> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM candles WHERE symbol = ?1 AND interval = ?2 ORDER BY open_time"
+    ))?;
+    let mut rows = stmt.query(params![symbol.as_str(), interval.as_str()])?;
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        f(decode(candle_from_row(row)?)?);
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// The newest `n` candles of a series, oldest first.
 pub fn last_candles(
     conn: &Connection,
