@@ -85,6 +85,10 @@ pub enum StoreError {
         "database is at schema version {found}, newer than this program knows ({known}); upgrade trademind"
     )]
     TooNew { found: usize, known: usize },
+    #[error(
+        "{path} is not a TradeMind database: {reason}; it was left untouched (move it away to start a new ledger, or point --data-dir at the right directory)"
+    )]
+    NotALedger { path: PathBuf, reason: String },
     #[error("{0}")]
     Conflict(String),
     #[error("not found: {0}")]
@@ -132,6 +136,79 @@ pub struct MigrationReport {
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
+    /// The file opened (device and inode), to notice it removed or replaced under us.
+    identity: Option<FileIdentity>,
+}
+
+/// Which file a path named when it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The file `path` names now.
+    #[cfg(unix)]
+    pub fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileIdentity {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    pub fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        std::fs::metadata(path).map(|_| FileIdentity { dev: 0, ino: 0 })
+    }
+}
+
+/// The 16 bytes every SQLite database file starts with.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuse an existing file that cannot be a ledger: empty (a truncated or placeholder file
+/// would otherwise silently become a new, empty ledger) or not SQLite at all.
+fn refuse_foreign_file(path: &Path) -> StoreResult<()> {
+    use std::io::Read;
+    let not_ledger = |reason: &str| StoreError::NotALedger {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // missing: created by the open
+    };
+    if !meta.is_file() {
+        return Err(not_ledger("it is not a regular file"));
+    }
+    if meta.len() == 0 {
+        // In WAL mode the content may still be in the -wal file only; and another trademind
+        // process may be creating the database this instant (the file exists, empty, for the
+        // few milliseconds before its first page is written): wait a little before refusing.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let has_content = || {
+            std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+                || std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while !has_content() {
+            if std::time::Instant::now() >= deadline {
+                return Err(not_ledger("the file is empty (0 bytes)"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Ok(());
+        }
+    }
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    if read.is_err() || &head != SQLITE_MAGIC {
+        return Err(not_ledger("the file is not an SQLite database"));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Store {
@@ -170,11 +247,36 @@ impl Store {
 
     /// Open without migrating (for `db status` on an old file).
     pub fn open_unmigrated(path: &Path) -> StoreResult<Store> {
+        refuse_foreign_file(path)?;
         let existed = path.exists();
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         })?;
+        let store_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Version 0 with tables: another program's SQLite file. Switching it to WAL or
+        // migrating would change it; refuse before touching it.
+        if existed {
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(store_err)?;
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(store_err)?;
+            if version == 0 && tables > 0 {
+                return Err(StoreError::NotALedger {
+                    path: path.to_path_buf(),
+                    reason: "it is an SQLite database with another program's tables".into(),
+                });
+            }
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
@@ -190,6 +292,7 @@ impl Store {
         Ok(Store {
             conn,
             path: Some(path.to_path_buf()),
+            identity: FileIdentity::of(path).ok(),
         })
     }
 
@@ -197,7 +300,11 @@ impl Store {
     pub fn open_in_memory() -> StoreResult<Store> {
         let conn = Connection::open_in_memory()?;
         configure(&conn)?;
-        let mut store = Store { conn, path: None };
+        let mut store = Store {
+            conn,
+            path: None,
+            identity: None,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -263,6 +370,46 @@ impl Store {
             Err(StoreError::Conflict(format!(
                 "integrity check failed: {result}"
             )))
+        }
+    }
+
+    /// `PRAGMA quick_check` (pages and structure, not index contents): fast enough for every
+    /// daemon start.
+    pub fn quick_check(&self) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let problems = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!(
+                "the database failed its quick check: {}; run `trademind db check` and restore a backup",
+                problems.join("; ")
+            )))
+        }
+    }
+
+    /// Whether the path still names the file that was opened. `Err` with what happened when it
+    /// was removed or replaced (writes would go to a file no one will open again).
+    pub fn check_file(&self) -> Result<(), String> {
+        let (Some(path), Some(opened)) = (&self.path, self.identity) else {
+            return Ok(());
+        };
+        match FileIdentity::of(path) {
+            Ok(now) if now == opened => Ok(()),
+            Ok(_) => Err(format!(
+                "the database file {} was replaced by another file while open",
+                path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "the database file {} was removed while open",
+                path.display()
+            )),
+            Err(e) => Err(format!(
+                "the database file {} cannot be checked: {e}",
+                path.display()
+            )),
         }
     }
 
@@ -340,7 +487,11 @@ mod tests {
                  VALUES ('e-1', 7, 'BTCUSDT', 'BUY', 'MARKET', 'FILLED', '1', 0, 0);",
         )
         .unwrap();
-        let mut store = Store { conn, path: None };
+        let mut store = Store {
+            conn,
+            path: None,
+            identity: None,
+        };
         let report = store.migrate().unwrap();
         assert_eq!(
             (report.from_version, report.to_version),

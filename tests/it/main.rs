@@ -27,6 +27,7 @@ mod indicators_parity;
 mod key_permissions;
 mod keyring_keyutils;
 mod keys_cli;
+mod ledger_guard;
 mod live_stream;
 mod live_user_data;
 mod market_data;
