@@ -34,6 +34,7 @@ mod market_data;
 mod notifications;
 mod one_engine;
 mod parser_robustness;
+mod read_timeouts;
 mod risk;
 mod secret_leak;
 mod trading;
