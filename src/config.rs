@@ -261,6 +261,7 @@ impl Settings {
         self.rules
             .validate()
             .map_err(|m| ("rules".to_string(), m))?;
+        // (`load` narrows "llm" and "rules" to the key the message names, for its location.)
         self.secrets
             .validate()
             .map_err(|m| ("secrets.backend".to_string(), m))?;
@@ -440,6 +441,7 @@ pub fn load(
             })?;
 
     if let Err((key, message)) = settings.validate() {
+        let key = key_named_in(&key, &message, &origins);
         let origin = origins.get(&key).cloned().unwrap_or(Origin::Default);
         return Err(match (&origin, &file_path, &file_text) {
             (Origin::File { .. }, Some(path), Some(text)) => {
@@ -580,6 +582,26 @@ fn key_at(text: &str, offset: usize, message: &str) -> String {
         (false, true) => section,
         (false, false) => format!("{section}.{key}"),
     }
+}
+
+/// A section's validation (`[llm]`, `[rules]`) reports the section; its message names the
+/// key(s) at fault (`llm.temperature 3 must be …`). The key is the first one named that the user
+/// set (defaults are valid, so one of them was set), else the first named, else the section, so
+/// the error can point at the file and line instead of saying "default".
+fn key_named_in(section: &str, message: &str, origins: &BTreeMap<String, Origin>) -> String {
+    if origins.contains_key(section) {
+        return section.to_string();
+    }
+    let prefix = format!("{section}.");
+    let named: Vec<&str> = message
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|w| w.starts_with(&prefix) && origins.contains_key(*w))
+        .collect();
+    named
+        .iter()
+        .find(|k| !matches!(origins.get(**k), Some(Origin::Default) | None))
+        .or(named.first())
+        .map_or_else(|| section.to_string(), |k| (*k).to_string())
 }
 
 /// Find `key` (dotted `section.key`) in the file text: 1-based line and column of the key.

@@ -309,3 +309,56 @@ fn indicators_last_n_keeps_n_rows_not_the_whole_series_in_memory() {
     let rss_mib = children_max_rss_kib() / 1024;
     assert!(rss_mib < 80, "indicators --last 5 peaked at {rss_mib} MiB");
 }
+
+#[test]
+fn llm_rules_and_tavily_config_errors_name_the_file_and_line() {
+    // (file body, the key's line, the key named)
+    let cases = [
+        ("[llm]\nbase_url = \"ftp://x\"\n", 2, "llm.base_url"),
+        ("[llm]\nmodel = \" \"\n", 2, "llm.model"),
+        ("[llm]\n\ntemperature = 3.0\n", 3, "llm.temperature"),
+        ("[llm]\ntimeout_secs = 0\n", 2, "llm.timeout_secs"),
+        (
+            "[llm]\nmax_position_pct = 150.0\n",
+            2,
+            "llm.max_position_pct",
+        ),
+        (
+            "[llm.tavily]\ntime_range = \"decade\"\n",
+            2,
+            "llm.tavily.time_range",
+        ),
+        (
+            "[llm.tavily]\nmax_results = 50\n",
+            2,
+            "llm.tavily.max_results",
+        ),
+        (
+            "[rules]\nposition_size_pct = 0.0\n",
+            2,
+            "rules.position_size_pct",
+        ),
+        ("[rules]\nstop_loss_pct = 120.0\n", 2, "rules.stop_loss_pct"),
+        ("[rules]\noversold = 80.0\n", 2, "rules.oversold"),
+    ];
+    let mut failures = Vec::new();
+    for (body, line, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, body).unwrap();
+        let out = trademind(dir.path())
+            .args(["--config", cfg.to_str().unwrap(), "config", "check"])
+            .output()
+            .unwrap();
+        let all = text(&out);
+        let at = format!("c.toml:{line}:");
+        if out.status.code() != Some(2)
+            || !all.contains(&at)
+            || !all.contains(key)
+            || all.contains("default:")
+        {
+            failures.push(format!("{key}: wanted exit 2 at {at}; got {all}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
