@@ -296,6 +296,53 @@ impl Store {
         })
     }
 
+    /// Open an existing database read-only (a data dir this user may read but not write: a
+    /// read-only mount, another user's directory). Nothing is created, migrated or switched to
+    /// WAL; a schema older than this build's is refused, since it cannot be migrated here.
+    pub fn open_read_only(path: &Path) -> StoreResult<Store> {
+        refuse_foreign_file(path)?;
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        // A WAL database needs its -shm file, which cannot be created in a read-only directory
+        // (SQLITE_READONLY_DIRECTORY). Then read it as immutable: no locks and no -shm. Nobody
+        // can be writing it through this directory anyway; the risk is a stale read if another
+        // user with write access is, which is acceptable for a status view.
+        if conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .is_err()
+        {
+            let mut uri = std::ffi::OsString::from("file:");
+            uri.push(path.as_os_str());
+            uri.push("?immutable=1");
+            conn = Connection::open_with_flags(
+                std::path::Path::new(&uri),
+                flags | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(open_err)?;
+        }
+        let store = Store {
+            conn,
+            path: Some(path.to_path_buf()),
+            identity: FileIdentity::of(path).ok(),
+        };
+        let version = store.schema_version()?;
+        if version != latest_version() {
+            return Err(StoreError::Conflict(format!(
+                "{} is at schema version {version} and this build needs {}; it cannot be migrated read-only: run trademind once with write access to the data dir",
+                path.display(),
+                latest_version()
+            )));
+        }
+        Ok(store)
+    }
+
     /// A migrated in-memory database, for tests and dry runs.
     pub fn open_in_memory() -> StoreResult<Store> {
         let conn = Connection::open_in_memory()?;

@@ -178,3 +178,43 @@ async fn the_daemon_halts_trading_when_its_database_file_is_removed_or_replaced(
         );
     }
 }
+
+/// `status` on a data dir this user can read but not write (here: root's directory, read by
+/// `nobody`) reads the database read-only instead of failing to create the dir.
+#[test]
+fn status_works_on_a_data_dir_that_cannot_be_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let setpriv = Path::new("/usr/bin/setpriv");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !setpriv.exists() {
+        println!("SKIPPED: needs root and setpriv to run the binary as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let open = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    open(dir.path(), 0o755).unwrap();
+    let data = dir.path().join("data");
+    trademind(&data).args(["risk", "kill"]).assert().success();
+    // Readable by everyone, writable by root only.
+    open(&data, 0o755).unwrap();
+    open(&data.join(trademind::store::DB_FILE), 0o644).unwrap();
+    let bin = dir.path().join("trademind");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("trademind"), &bin).unwrap();
+    open(&bin, 0o755).unwrap();
+    let out = std::process::Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", "/nonexistent-trademind-test")
+        .args(["--json", "--data-dir", data.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["breaker"]["state"], "halted", "{v}");
+}
