@@ -15,7 +15,21 @@ pub const ENV_PREFIX: &str = "TRADEMIND_";
 /// Separator between section and key in an override variable.
 pub const ENV_SEPARATOR: &str = "__";
 
-/// The largest `trading.paper_starting_balance` accepted: a trillion USDT.
+/// Refuse a starting cash above [`MAX_PAPER_STARTING_BALANCE`]: equity that large overflows
+/// Decimal's 28 digits in the first sum (a backtest with `initial_cash` near Decimal::MAX
+/// panicked with "Addition overflowed").
+pub fn check_starting_cash(key: &str, v: rust_decimal::Decimal) -> Result<(), (String, String)> {
+    if v > MAX_PAPER_STARTING_BALANCE {
+        return Err((
+            key.to_string(),
+            format!("{v} is too large: at most {MAX_PAPER_STARTING_BALANCE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The largest `trading.paper_starting_balance` (and backtest starting cash) accepted: a
+/// trillion USDT.
 pub const MAX_PAPER_STARTING_BALANCE: rust_decimal::Decimal =
     rust_decimal::Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
 
@@ -312,6 +326,7 @@ impl Settings {
             .validate()
             .map_err(|(key, message)| (format!("stream.{key}"), message))?;
         self.backtest.validate()?;
+        check_starting_cash("backtest.initial_cash", self.backtest.initial_cash)?;
         self.tui.validate()?;
         Ok(())
     }

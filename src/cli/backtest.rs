@@ -198,6 +198,7 @@ fn request(args: &RunArgs, ctx: &Context) -> Result<BacktestRequest> {
     };
     check
         .validate()
+        .and_then(|()| crate::config::check_starting_cash("initial cash", check.initial_cash))
         .map_err(|(k, m)| usage(format!("{k}: {m}")))?;
     Ok(BacktestRequest {
         strategy: spec,

@@ -67,6 +67,27 @@ const REFUSED: &[Refused] = &[
         says: "paper_starting_balance",
     },
     Refused {
+        name: "a backtest starting cash near Decimal::MAX in the config",
+        files: &[(
+            "c.toml",
+            "[backtest]\ninitial_cash = \"79228162514264337593543950335\"\n",
+        )],
+        args: &["--config", "{dir}/c.toml", "config", "check"],
+        code: 2,
+        says: "c.toml:2:1: backtest.initial_cash",
+    },
+    Refused {
+        name: "backtest --initial-cash near Decimal::MAX",
+        files: &[],
+        args: &[
+            "backtest",
+            "--initial-cash",
+            "79228162514264337593543950335",
+        ],
+        code: 2,
+        says: "initial cash: 79228162514264337593543950335 is too large",
+    },
+    Refused {
         name: "a 1e5 x 1e5 sweep",
         files: &[],
         args: &[
