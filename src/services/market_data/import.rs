@@ -566,7 +566,7 @@ pub fn import_file(
             if let (Some(first), Some(last)) = (chunk.first(), chunk.last()) {
                 span = Some((span.map_or(first.open_time, |s| s.0), last.open_time));
             }
-            progress(bytes_read.get().min(size.max(1)), size);
+            progress(bytes_read.get().min(size), size);
             Ok(())
         },
     );
