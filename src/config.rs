@@ -15,6 +15,24 @@ pub const ENV_PREFIX: &str = "TRADEMIND_";
 /// Separator between section and key in an override variable.
 pub const ENV_SEPARATOR: &str = "__";
 
+/// Refuse a starting cash above [`MAX_PAPER_STARTING_BALANCE`]: equity that large overflows
+/// Decimal's 28 digits in the first sum (a backtest with `initial_cash` near Decimal::MAX
+/// panicked with "Addition overflowed").
+pub fn check_starting_cash(key: &str, v: rust_decimal::Decimal) -> Result<(), (String, String)> {
+    if v > MAX_PAPER_STARTING_BALANCE {
+        return Err((
+            key.to_string(),
+            format!("{v} is too large: at most {MAX_PAPER_STARTING_BALANCE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The largest `trading.paper_starting_balance` (and backtest starting cash) accepted: a
+/// trillion USDT.
+pub const MAX_PAPER_STARTING_BALANCE: rust_decimal::Decimal =
+    rust_decimal::Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -232,12 +250,15 @@ impl Settings {
             .paper_starting_balance
             .parse::<rust_decimal::Decimal>()
         {
-            Ok(v) if v > rust_decimal::Decimal::ZERO => {}
+            // Bounded so that equity times a price, a percentage or a fee stays far inside
+            // Decimal's 28 digits: a balance near Decimal::MAX passed here and then overflowed
+            // (a panic) in the first sizing or heat sum.
+            Ok(v) if v > rust_decimal::Decimal::ZERO && v <= MAX_PAPER_STARTING_BALANCE => {}
             _ => {
                 return Err((
                     "trading.paper_starting_balance".into(),
                     format!(
-                        "{:?} must be a positive decimal number such as \"10000\"",
+                        "{:?} must be a positive decimal number such as \"10000\", at most {MAX_PAPER_STARTING_BALANCE}",
                         self.trading.paper_starting_balance
                     ),
                 ));
@@ -254,6 +275,7 @@ impl Settings {
         self.rules
             .validate()
             .map_err(|m| ("rules".to_string(), m))?;
+        // (`load` narrows "llm" and "rules" to the key the message names, for its location.)
         self.secrets
             .validate()
             .map_err(|m| ("secrets.backend".to_string(), m))?;
@@ -304,6 +326,7 @@ impl Settings {
             .validate()
             .map_err(|(key, message)| (format!("stream.{key}"), message))?;
         self.backtest.validate()?;
+        check_starting_cash("backtest.initial_cash", self.backtest.initial_cash)?;
         self.tui.validate()?;
         Ok(())
     }
@@ -433,6 +456,7 @@ pub fn load(
             })?;
 
     if let Err((key, message)) = settings.validate() {
+        let key = key_named_in(&key, &message, &origins);
         let origin = origins.get(&key).cloned().unwrap_or(Origin::Default);
         return Err(match (&origin, &file_path, &file_text) {
             (Origin::File { .. }, Some(path), Some(text)) => {
@@ -573,6 +597,26 @@ fn key_at(text: &str, offset: usize, message: &str) -> String {
         (false, true) => section,
         (false, false) => format!("{section}.{key}"),
     }
+}
+
+/// A section's validation (`[llm]`, `[rules]`) reports the section; its message names the
+/// key(s) at fault (`llm.temperature 3 must be …`). The key is the first one named that the user
+/// set (defaults are valid, so one of them was set), else the first named, else the section, so
+/// the error can point at the file and line instead of saying "default".
+fn key_named_in(section: &str, message: &str, origins: &BTreeMap<String, Origin>) -> String {
+    if origins.contains_key(section) {
+        return section.to_string();
+    }
+    let prefix = format!("{section}.");
+    let named: Vec<&str> = message
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|w| w.starts_with(&prefix) && origins.contains_key(*w))
+        .collect();
+    named
+        .iter()
+        .find(|k| !matches!(origins.get(**k), Some(Origin::Default) | None))
+        .or(named.first())
+        .map_or_else(|| section.to_string(), |k| (*k).to_string())
 }
 
 /// Find `key` (dotted `section.key`) in the file text: 1-based line and column of the key.

@@ -12,7 +12,7 @@ use crate::domain::backtest::{
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
 use crate::domain::money::Quote;
 use crate::domain::risk::{RiskConfig, SizingMode};
-use crate::services::market_data::import::{ImportError, parse_candles};
+use crate::services::market_data::import::{ImportError, read_candles_file};
 use crate::store::{Store, StoreError, backtests};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -163,15 +163,9 @@ pub fn read_candles_csv(
         path: path.to_path_buf(),
         source: Box::new(source),
     };
-    let text = std::fs::read_to_string(path).map_err(|source| {
-        csv_err(ImportError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
-    })?;
-    Ok(parse_candles(&text, interval, false)
-        .map_err(csv_err)?
-        .candles)
+    // Streamed: only the candles are kept, and an endless file is refused at its first
+    // over-long line instead of being read into memory whole.
+    read_candles_file(path, interval, chrono::Utc::now().timestamp_millis()).map_err(csv_err)
 }
 
 /// Load the candles a request asks for.
@@ -272,6 +266,9 @@ pub struct RecordedRun<'a> {
     pub id: i64,
     caller: &'a AtomicBool,
     stop: AtomicBool,
+    /// Set once the row records the run's end; a run dropped without it (a panic unwinding
+    /// through the caller) is recorded `failed` by `Drop`, never left `running`.
+    ended: AtomicBool,
     now: &'a dyn Fn() -> TimestampMs,
 }
 
@@ -298,6 +295,7 @@ impl<'a> RecordedRun<'a> {
             id,
             caller,
             stop: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             now,
         };
         if let Err(e) = backtests::mark_running(conn, id, now()) {
@@ -325,6 +323,7 @@ impl<'a> RecordedRun<'a> {
     }
 
     fn record(&self, what: &str, outcome: Result<(), StoreError>) {
+        self.ended.store(true, Ordering::Relaxed);
         if let Err(e) = outcome {
             tracing::warn!(id = self.id, error = %e, "could not record the backtest as {what}");
         }
@@ -370,8 +369,37 @@ impl<'a> RecordedRun<'a> {
         windows: &[WindowReport],
     ) -> Result<(), BacktestRunError> {
         backtests::complete_with_windows(self.store.conn(), self.id, result, windows, (self.now)())
-            .map_err(|e| self.failed(e.into()))
+            .map_err(|e| self.failed(e.into()))?;
+        self.ended.store(true, Ordering::Relaxed);
+        Ok(())
     }
+}
+
+impl Drop for RecordedRun<'_> {
+    fn drop(&mut self) {
+        if self.ended.load(Ordering::Relaxed) {
+            return;
+        }
+        let why = if std::thread::panicking() {
+            "the run panicked (a bug: see the log for the panic message)"
+        } else {
+            "the run stopped without recording its end"
+        };
+        self.record(
+            "failed",
+            backtests::fail(self.store.conn(), self.id, why, (self.now)()),
+        );
+    }
+}
+
+/// Whether the process `pid` still exists, where that can be known (Linux `/proc`); elsewhere
+/// it is assumed alive, so `backtest cancel` only asks.
+pub fn process_alive(pid: u32) -> bool {
+    let proc_dir = std::path::Path::new("/proc");
+    if !proc_dir.join("self").exists() {
+        return true;
+    }
+    proc_dir.join(pid.to_string()).exists()
 }
 
 /// Run and record: a `backtests` row goes pending -> running -> completed / failed / cancelled.
@@ -428,6 +456,33 @@ impl FromStr for SweepAxis {
             values: (0..count).map(|i| from + step * i as f64).collect(),
         })
     }
+}
+
+/// The most parameter combinations a sweep may run. Each axis is capped on its own, but their
+/// product is what is built and run: two 100,000-value axes made a grid of 10^10 points that ate
+/// memory for minutes before the first run.
+pub const MAX_SWEEP_POINTS: usize = 100_000;
+
+/// How many combinations the axes make (saturating, so an absurd product is still "too many").
+pub fn sweep_size(axes: &[SweepAxis]) -> usize {
+    axes.iter()
+        .fold(1usize, |n, axis| n.saturating_mul(axis.values.len()))
+}
+
+/// Refuse a grid larger than [`MAX_SWEEP_POINTS`], naming its size, before anything is built.
+pub fn check_sweep_size(axes: &[SweepAxis]) -> Result<usize, String> {
+    let size = sweep_size(axes);
+    if size > MAX_SWEEP_POINTS {
+        let shape = axes
+            .iter()
+            .map(|a| format!("{} ({})", a.key, a.values.len()))
+            .collect::<Vec<_>>()
+            .join(" x ");
+        return Err(format!(
+            "the sweep {shape} has {size} combinations; at most {MAX_SWEEP_POINTS} are run: use larger steps or fewer axes"
+        ));
+    }
+    Ok(size)
 }
 
 /// The cartesian product of the axes, each as parameter overrides.

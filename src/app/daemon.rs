@@ -140,6 +140,8 @@ pub struct Jobs<E: Exchange> {
     pub strategies: Vec<StrategyJob>,
     /// Symbols the market stream marks; `update_prices` skips them (see `app::streams`).
     pub stream_marks: Option<StreamFreshness>,
+    /// The database whose file must still be the one opened (see [`Jobs::with_ledger_guard`]).
+    ledger: Option<Arc<Mutex<Store>>>,
 }
 
 impl<E: Exchange + 'static> Jobs<E> {
@@ -148,7 +150,41 @@ impl<E: Exchange + 'static> Jobs<E> {
             trading,
             strategies,
             stream_marks: None,
+            ledger: None,
         }
+    }
+
+    /// Before each trading cycle and order check, make sure the database file is still the one
+    /// opened: a ledger removed or replaced under a running daemon took every write (a buy and
+    /// its OCO) into an unlinked file, and the records were gone on restart while the exchange
+    /// held the position.
+    pub fn with_ledger_guard(mut self, store: Arc<Mutex<Store>>) -> Self {
+        self.ledger = Some(store);
+        self
+    }
+
+    /// `Err` (after halting trading through the kill switch and logging at error level) when
+    /// the ledger file was removed or replaced. Checked again on every call, so trading stays
+    /// halted whatever the breaker row in the lost file says.
+    fn guard_ledger(&self, now_ms: i64) -> Result<(), String> {
+        let Some(store) = &self.ledger else {
+            return Ok(());
+        };
+        let lost = match store.lock() {
+            Ok(s) => s.check_file(),
+            Err(_) => Err("the database lock was poisoned".to_string()),
+        };
+        let Err(what) = lost else {
+            return Ok(());
+        };
+        let reason = format!("{what}: trading halted; stop the daemon and restore the database");
+        tracing::error!(%reason, "ledger lost");
+        if !self.trading.is_paused().unwrap_or(false)
+            && let Err(e) = self.trading.pause(&reason, now_ms)
+        {
+            tracing::error!(error = %e, "could not engage the kill switch");
+        }
+        Err(reason)
     }
 
     /// REST prices become the fallback for the symbols the stream keeps fresh.
@@ -182,6 +218,7 @@ impl<E: Exchange + 'static> Jobs<E> {
 
     /// `autonomous_trading` for the strategy at `index`.
     pub async fn autonomous_trading(&self, index: usize, now_ms: i64) -> Result<(), String> {
+        self.guard_ledger(now_ms)?;
         let Some(job) = self.strategies.get(index) else {
             return Err(format!("no strategy #{index}"));
         };
@@ -197,6 +234,7 @@ impl<E: Exchange + 'static> Jobs<E> {
     /// `monitor_orders`: settle fills of open and protection orders (reconciling first while
     /// that has not succeeded yet).
     pub async fn monitor_orders(&self, now_ms: i64) -> Result<(), String> {
+        self.guard_ledger(now_ms)?;
         if !self.trading.is_reconciled() {
             self.reconcile(now_ms).await?;
         }
@@ -329,6 +367,8 @@ pub async fn run(
     db_path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_listener();
+    // A damaged ledger is refused before anything trades on it.
+    store.quick_check()?;
     let settings = Arc::new(settings.clone());
     let store = Arc::new(Mutex::new(store));
     let bus = EventBus::default();
@@ -377,7 +417,7 @@ pub async fn run(
     let recorder: Arc<dyn RunRecorder> = Arc::new(StoreRecorder::new(store.clone(), bus.clone()));
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::system());
     let cancel = CancellationToken::new();
-    let mut jobs = Jobs::new(trading.clone(), strategies);
+    let mut jobs = Jobs::new(trading.clone(), strategies).with_ledger_guard(store.clone());
     // On Binance (not paper), the WebSocket feeds book fills and mark prices; see app::streams.
     let feeds = match user_data {
         Some(user_data) => {

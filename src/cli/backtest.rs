@@ -198,6 +198,7 @@ fn request(args: &RunArgs, ctx: &Context) -> Result<BacktestRequest> {
     };
     check
         .validate()
+        .and_then(|()| crate::config::check_starting_cash("initial cash", check.initial_cash))
         .map_err(|(k, m)| usage(format!("{k}: {m}")))?;
     Ok(BacktestRequest {
         strategy: spec,
@@ -399,6 +400,7 @@ fn sweep_setup(args: &RunArgs) -> Result<(Vec<SweepAxis>, usize)> {
         .iter()
         .map(|s| s.parse().map_err(usage))
         .collect::<Result<_>>()?;
+    crate::app::backtest::check_sweep_size(&axes).map_err(usage)?;
     if !RANK_METRICS.split(", ").any(|m| m == args.rank_by) {
         bail!(usage(format!(
             "--rank-by {:?}: expected one of {RANK_METRICS}",
@@ -729,6 +731,21 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
                     bail!("backtest {id} is already {status}: there is nothing to cancel");
                 }
                 Err(e) => return Err(e.into()),
+            }
+            // A run whose process is gone (killed, or crashed before recording its end) will
+            // never see the request: end it here, or the row says `running` forever.
+            let owner = backtests::owner_pid(store.conn(), id)?;
+            if !owner.is_some_and(crate::app::backtest::process_alive) {
+                backtests::cancel(
+                    store.conn(),
+                    id,
+                    None,
+                    chrono::Utc::now().timestamp_millis(),
+                )?;
+                return ctx.emit(
+                    &serde_json::json!({ "id": id, "status": RunStatus::Cancelled }),
+                    || println!("backtest {id}: the process running it is gone; marked cancelled"),
+                );
             }
             ctx.emit(
                 &serde_json::json!({ "id": id, "status": RunStatus::CancelRequested }),

@@ -1,4 +1,4 @@
-//! `trademind db migrate|status`.
+//! `trademind db migrate|status|check`.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -13,6 +13,8 @@ pub enum DbCommand {
     Migrate,
     /// Show the database file, its schema version and tables.
     Status,
+    /// Check the whole database file for damage (`PRAGMA integrity_check`); exit 1 if damaged.
+    Check,
 }
 
 #[derive(Serialize)]
@@ -51,6 +53,22 @@ pub fn run(cmd: DbCommand, ctx: &Context) -> Result<()> {
                     );
                 }
             })
+        }
+        DbCommand::Check => {
+            let path = ctx.db_path();
+            if !path.exists() {
+                return Err(super::UsageError(format!(
+                    "there is no database at {}: nothing to check",
+                    path.display()
+                ))
+                .into());
+            }
+            let store = Store::open_unmigrated(&path)?;
+            store.integrity_check()?;
+            ctx.emit(
+                &serde_json::json!({ "path": path.display().to_string(), "integrity": "ok" }),
+                || println!("{}: integrity ok", path.display()),
+            )
         }
         DbCommand::Status => {
             let path = ctx.db_path();

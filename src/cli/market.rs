@@ -11,11 +11,11 @@ use std::path::PathBuf;
 
 use super::{Context, UsageError};
 use crate::domain::Symbol;
-use crate::domain::market::indicators::{IndicatorParams, IndicatorValues, calculate_indicators};
-use crate::domain::market::{CandleColumns, Interval, TimestampMs};
+use crate::domain::market::indicators::{IndicatorParams, IndicatorSet, IndicatorValues, Ohlcv};
+use crate::domain::market::{Interval, TimestampMs};
 use crate::services::market_data::fetch::{FetchRequest, KlineClient, fetch_into_store};
 use crate::services::market_data::import::{ImportOptions, import_file};
-use crate::store::candles::{count_candles, load_candles};
+use crate::store::candles::{count_candles, for_each_candle};
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
@@ -123,7 +123,7 @@ fn import(args: ImportArgs, ctx: &Context) -> Result<()> {
     let symbol = symbol(&args.symbol)?;
     let interval = interval(&args.interval)?;
     let store = ctx.open_store()?;
-    let bar = progress_bar(ctx, "{bar:40} {pos}/{len} candles stored");
+    let bar = progress_bar(ctx, "{bar:40} {bytes}/{total_bytes} of the file imported");
     let summary = import_file(
         store.conn(),
         &args.file,
@@ -230,20 +230,26 @@ pub fn run_indicators(args: IndicatorsArgs, ctx: &Context) -> Result<()> {
     let symbol = symbol(&args.symbol)?;
     let interval = interval(&args.interval)?;
     let store = ctx.open_store()?;
-    // Every stored candle: EMA-type indicators depend on the whole history, as in TA-Lib.
-    let candles = load_candles(store.conn(), &symbol, interval)?;
-    if candles.is_empty() {
+    // EMA-type indicators (and OBV, VWAP) depend on the whole history, as in TA-Lib, so every
+    // stored candle goes through the streaming set; only the last N results are kept, so memory
+    // stays O(N) however long the series (the batch over every loaded candle took 1 GB for 3 M).
+    // The streaming set is the batch's twin, bit for bit.
+    let keep = args.last.max(1);
+    let mut set = IndicatorSet::new(&IndicatorParams::default());
+    let mut rows: std::collections::VecDeque<IndicatorValues> = std::collections::VecDeque::new();
+    let seen = for_each_candle(store.conn(), &symbol, interval, &mut |c| {
+        if rows.len() == keep {
+            rows.pop_front();
+        }
+        rows.push_back(set.update(&Ohlcv::from(&c)));
+    })?;
+    if seen == 0 {
         return Err(UsageError(format!(
             "no {symbol} {interval} candles stored: run `trademind data import` or `trademind data fetch` first"
         ))
         .into());
     }
-    let ind = calculate_indicators(
-        &CandleColumns::from_candles(&candles),
-        &IndicatorParams::default(),
-    );
-    let from = ind.len().saturating_sub(args.last.max(1));
-    let rows: Vec<IndicatorValues> = (from..ind.len()).filter_map(|i| ind.row(i)).collect();
+    let rows: Vec<IndicatorValues> = rows.into();
     ctx.emit(&rows, || {
         let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         println!(

@@ -181,6 +181,27 @@ impl Context {
         Ok(Store::open_in(&self.data_dir())?)
     }
 
+    /// For commands that only read (`status`): the store as `open_store` opens it, or, when
+    /// the data dir cannot be written (a read-only mount, another user's directory) but holds a
+    /// database, that database opened read-only.
+    pub fn open_store_for_reading(&self) -> Result<Store> {
+        match Store::open_in(&self.data_dir()) {
+            Ok(store) => Ok(store),
+            Err(
+                e @ (crate::store::StoreError::DataDir { .. }
+                | crate::store::StoreError::Open { .. }),
+            ) => {
+                let db = self.db_path();
+                if !db.is_file() {
+                    return Err(e.into());
+                }
+                tracing::info!(error = %e, "the data dir is not writable: reading the database read-only");
+                Ok(Store::open_read_only(&db)?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Credentials as `[secrets]` configures them (environment first, then the keyring).
     pub fn secrets(&self) -> crate::secrets::Secrets {
         crate::secrets::Secrets::from_config(&self.settings().secrets)

@@ -115,13 +115,17 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
             strategy,
         } => {
             let store = ctx.open_store()?;
-            let (current, _) = repo::load_config(store.conn(), strategy.as_deref(), base)
-                .map_err(usage_if_not_found)?;
-            let updated = current
-                .with_value(&key, &value)
-                .map_err(|e| UsageError(e.to_string()))?;
-            repo::save_config(store.conn(), strategy.as_deref(), &updated, now_ms())
-                .map_err(usage_if_not_found)?;
+            // Read, change and store in one immediate transaction: a concurrent `risk set` of
+            // another key waits for this one instead of overwriting it with a stale copy.
+            let updated = repo::update_config(
+                store.conn(),
+                strategy.as_deref(),
+                base,
+                now_ms(),
+                |current| current.with_value(&key, &value),
+            )
+            .map_err(usage_if_not_found)?
+            .map_err(|e| UsageError(e.to_string()))?;
             let who = strategy.as_deref().unwrap_or("default");
             let shown = updated
                 .entries()
@@ -133,11 +137,10 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
         }
         RiskCommand::ResetBreaker => {
             let store = ctx.open_store()?;
-            let mut breaker = repo::load_breaker(store.conn(), GLOBAL_SCOPE)?;
-            let transition = breaker.reset(now_ms());
-            if let Some(t) = &transition {
-                repo::record_transition(store.conn(), GLOBAL_SCOPE, t)?;
-            }
+            let transition = repo::update_breaker(store.conn(), GLOBAL_SCOPE, |_, breaker| {
+                let t = breaker.reset(now_ms());
+                Ok((t.clone(), t.into_iter().collect()))
+            })?;
             ctx.emit(&transition, || match &transition {
                 Some(t) => print_transition(t),
                 None => println!("circuit breaker already active"),
@@ -145,10 +148,11 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
         }
         RiskCommand::Kill => {
             let store = ctx.open_store()?;
-            let (config, _) = repo::load_config(store.conn(), None, base)?;
-            let mut breaker = repo::load_breaker(store.conn(), GLOBAL_SCOPE)?;
-            let t = breaker.kill(&config, now_ms());
-            repo::record_transition(store.conn(), GLOBAL_SCOPE, &t)?;
+            let t = repo::update_breaker(store.conn(), GLOBAL_SCOPE, |tx, breaker| {
+                let (config, _) = repo::load_config(tx, None, base)?;
+                let t = breaker.kill(&config, now_ms());
+                Ok((t.clone(), vec![t]))
+            })?;
             ctx.emit(&t, || {
                 print_transition(&t);
                 println!(

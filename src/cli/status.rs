@@ -30,7 +30,7 @@ fn time(ms: i64) -> String {
 }
 
 pub fn run(ctx: &Context) -> Result<()> {
-    let store = ctx.open_store()?;
+    let store = ctx.open_store_for_reading()?;
     let c = store.conn();
     let settings = ctx.settings();
     let jobs = job_health(c)?;

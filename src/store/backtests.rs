@@ -69,14 +69,18 @@ fn transition(
     sql: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> StoreResult<()> {
-    let current = status(conn, id)?;
-    if !from.contains(&current) {
-        return Err(StoreError::Conflict(format!(
-            "backtest {id} is {current}; it cannot move on from there"
-        )));
-    }
-    conn.execute(sql, args)?;
-    Ok(())
+    // Check and move in one immediate transaction: a cancel and the run's own end cannot both
+    // pass the check on the same old status.
+    super::write_tx(conn, |tx| {
+        let current = status(tx, id)?;
+        if !from.contains(&current) {
+            return Err(StoreError::Conflict(format!(
+                "backtest {id} is {current}; it cannot move on from there"
+            )));
+        }
+        tx.execute(sql, args)?;
+        Ok(())
+    })
 }
 
 pub fn status(conn: &Connection, id: i64) -> StoreResult<RunStatus> {
@@ -94,9 +98,21 @@ pub fn mark_running(conn: &Connection, id: i64, now: TimestampMs) -> StoreResult
         conn,
         id,
         &[RunStatus::Pending],
-        "UPDATE backtests SET status = 'running', started_at = ?2 WHERE id = ?1",
-        &[&id, &now],
+        "UPDATE backtests SET status = 'running', started_at = ?2, owner_pid = ?3 WHERE id = ?1",
+        &[&id, &now, &std::process::id()],
     )
+}
+
+/// The process that marked the run running (`None` for a run recorded before this was kept,
+/// or one never started).
+pub fn owner_pid(conn: &Connection, id: i64) -> StoreResult<Option<u32>> {
+    let pid: Option<Option<i64>> = conn
+        .query_row("SELECT owner_pid FROM backtests WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let pid = pid.ok_or_else(|| StoreError::NotFound(format!("backtest {id}")))?;
+    Ok(pid.and_then(|p| u32::try_from(p).ok()))
 }
 
 /// Evenly thinned `(time, equity)` points, the last one always included.

@@ -25,7 +25,9 @@ pub fn insert_candles(
     interval: Interval,
     candles: &[Candle],
 ) -> StoreResult<InsertReport> {
-    let tx = conn.unchecked_transaction()?;
+    // Immediate: the batch writes anyway, and taking the write lock first lets a busy database
+    // make this wait (busy timeout) rather than fail on a read-to-write upgrade.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let mut report = InsertReport::default();
     {
         let mut stmt = tx.prepare_cached(
@@ -116,6 +118,26 @@ pub fn load_candles(
     interval: Interval,
 ) -> StoreResult<Vec<Candle>> {
     candles_in_range(conn, symbol, interval, None, None)
+}
+
+/// Hand every stored candle of a series to `f`, oldest first, one row at a time (memory does not
+/// grow with the series). Returns how many there were.
+pub fn for_each_candle(
+    conn: &Connection,
+    symbol: &Symbol,
+    interval: Interval,
+    f: &mut dyn FnMut(Candle),
+) -> StoreResult<usize> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM candles WHERE symbol = ?1 AND interval = ?2 ORDER BY open_time"
+    ))?;
+    let mut rows = stmt.query(params![symbol.as_str(), interval.as_str()])?;
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        f(decode(candle_from_row(row)?)?);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The newest `n` candles of a series, oldest first.

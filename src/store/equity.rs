@@ -24,7 +24,9 @@ pub fn insert(
     unrealized: Quote,
     at_ms: i64,
 ) -> StoreResult<()> {
-    let tx = conn.unchecked_transaction()?;
+    // Immediate: this reads the peak and the latest row, then writes; a deferred transaction
+    // would fail at its first write with "database is locked" when an import wrote meanwhile.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let before = peak(&tx, connection)?;
     let last: Option<(i64, i64)> = tx
         .query_row(

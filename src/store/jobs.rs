@@ -5,12 +5,25 @@ use rusqlite::{Connection, params};
 use super::StoreResult;
 use crate::app::scheduler::JobRun;
 
+/// How long a job's runs are kept: the daemon records ~11,500 runs a day, and nothing reads
+/// further back than the latest run, success and error.
+pub const KEEP_RUNS_MS: i64 = 7 * 86_400_000;
+
+/// Record a run, and drop the same job's runs that started more than [`KEEP_RUNS_MS`] before it
+/// (an indexed delete, so pruning as we go costs nothing noticeable and needs no extra job).
 pub fn insert_run(conn: &Connection, run: &JobRun) -> StoreResult<i64> {
-    conn.execute(
-        "INSERT INTO job_runs (job, started_at, finished_at, ok, error) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![run.job, run.started_at, run.finished_at, run.error.is_none(), run.error],
-    )?;
-    Ok(conn.last_insert_rowid())
+    super::write_tx(conn, |tx| {
+        tx.execute(
+            "INSERT INTO job_runs (job, started_at, finished_at, ok, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![run.job, run.started_at, run.finished_at, run.error.is_none(), run.error],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "DELETE FROM job_runs WHERE job = ?1 AND started_at < ?2",
+            params![run.job, run.started_at.saturating_sub(KEEP_RUNS_MS)],
+        )?;
+        Ok(id)
+    })
 }
 
 /// The latest run, the latest success and the latest error of each job.
@@ -85,5 +98,31 @@ mod tests {
         assert_eq!(h[0].last_success, Some(305));
         assert_eq!(h[0].last_error, Some((205, "timeout".into())));
         assert_eq!(h[0].runs, 3);
+    }
+
+    #[test]
+    fn runs_older_than_a_week_are_pruned_as_new_ones_are_recorded() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let run = |job: &str, start| JobRun {
+            job: job.into(),
+            started_at: start,
+            finished_at: start + 5,
+            error: None,
+        };
+        const DAY: i64 = 86_400_000;
+        for d in 0..10 {
+            insert_run(c, &run("monitor_orders", 1_000 + d * DAY)).unwrap();
+        }
+        insert_run(c, &run("update_prices", 1_000)).unwrap();
+        let count = |job: &str| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM job_runs WHERE job = ?1", [job], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        // Days 2..=9 are within a week of day 9; another job's runs are its own business.
+        assert_eq!(count("monitor_orders"), 8);
+        assert_eq!(count("update_prices"), 1);
     }
 }

@@ -34,6 +34,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0006_strategy_engine.sql")).foreign_key_check(),
         M::up(include_str!("migrations/0007_equity_peaks.sql")),
         M::up(include_str!("migrations/0008_entry_protection.sql")),
+        M::up(include_str!("migrations/0009_backtest_owner.sql")),
     ])
 });
 
@@ -85,6 +86,10 @@ pub enum StoreError {
         "database is at schema version {found}, newer than this program knows ({known}); upgrade trademind"
     )]
     TooNew { found: usize, known: usize },
+    #[error(
+        "{path} is not a TradeMind database: {reason}; it was left untouched (move it away to start a new ledger, or point --data-dir at the right directory)"
+    )]
+    NotALedger { path: PathBuf, reason: String },
     #[error("{0}")]
     Conflict(String),
     #[error("not found: {0}")]
@@ -93,12 +98,32 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Run `f` inside one `BEGIN IMMEDIATE … COMMIT`, rolling back when it fails.
+///
+/// Every read-modify-write goes through here. A deferred transaction that reads and then writes
+/// must upgrade its read lock to a write lock, and in WAL mode that upgrade fails at once with
+/// "database is locked" when another connection wrote in between (the busy handler cannot help:
+/// waiting would not make the snapshot current). Taking the write lock up front makes a
+/// concurrent writer wait for the busy timeout instead, and no update is lost.
+///
+/// Generic over the error so a caller can carry its own (a usage error, say) out of `f`.
+pub fn write_tx<T, E: From<rusqlite::Error>>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    // On an error `tx` is dropped un-committed, which rolls back.
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
 /// The schema version this build migrates to.
 pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 8;
+const MIGRATION_COUNT: usize = 9;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -112,6 +137,79 @@ pub struct MigrationReport {
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
+    /// The file opened (device and inode), to notice it removed or replaced under us.
+    identity: Option<FileIdentity>,
+}
+
+/// Which file a path named when it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The file `path` names now.
+    #[cfg(unix)]
+    pub fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileIdentity {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    pub fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        std::fs::metadata(path).map(|_| FileIdentity { dev: 0, ino: 0 })
+    }
+}
+
+/// The 16 bytes every SQLite database file starts with.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuse an existing file that cannot be a ledger: empty (a truncated or placeholder file
+/// would otherwise silently become a new, empty ledger) or not SQLite at all.
+fn refuse_foreign_file(path: &Path) -> StoreResult<()> {
+    use std::io::Read;
+    let not_ledger = |reason: &str| StoreError::NotALedger {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // missing: created by the open
+    };
+    if !meta.is_file() {
+        return Err(not_ledger("it is not a regular file"));
+    }
+    if meta.len() == 0 {
+        // In WAL mode the content may still be in the -wal file only; and another trademind
+        // process may be creating the database this instant (the file exists, empty, for the
+        // few milliseconds before its first page is written): wait a little before refusing.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let has_content = || {
+            std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+                || std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while !has_content() {
+            if std::time::Instant::now() >= deadline {
+                return Err(not_ledger("the file is empty (0 bytes)"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Ok(());
+        }
+    }
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    if read.is_err() || &head != SQLITE_MAGIC {
+        return Err(not_ledger("the file is not an SQLite database"));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Store {
@@ -125,20 +223,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
-}
-
-/// Run `f` as one write transaction taken with `BEGIN IMMEDIATE`: the write lock is held from
-/// the first read, so a read-modify-write cannot interleave with another connection's write, and
-/// a busy database is waited for (the busy timeout) instead of failing at the read→write upgrade
-/// a deferred transaction makes in WAL mode. Rolled back when `f` fails.
-pub fn immediate<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> StoreResult<T>,
-) -> StoreResult<T> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let value = f(&tx)?;
-    tx.commit()?;
-    Ok(value)
 }
 
 /// The database file name inside the data dir.
@@ -164,11 +248,36 @@ impl Store {
 
     /// Open without migrating (for `db status` on an old file).
     pub fn open_unmigrated(path: &Path) -> StoreResult<Store> {
+        refuse_foreign_file(path)?;
         let existed = path.exists();
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         })?;
+        let store_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Version 0 with tables: another program's SQLite file. Switching it to WAL or
+        // migrating would change it; refuse before touching it.
+        if existed {
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(store_err)?;
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(store_err)?;
+            if version == 0 && tables > 0 {
+                return Err(StoreError::NotALedger {
+                    path: path.to_path_buf(),
+                    reason: "it is an SQLite database with another program's tables".into(),
+                });
+            }
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
@@ -184,14 +293,66 @@ impl Store {
         Ok(Store {
             conn,
             path: Some(path.to_path_buf()),
+            identity: FileIdentity::of(path).ok(),
         })
+    }
+
+    /// Open an existing database read-only (a data dir this user may read but not write: a
+    /// read-only mount, another user's directory). Nothing is created, migrated or switched to
+    /// WAL; a schema older than this build's is refused, since it cannot be migrated here.
+    pub fn open_read_only(path: &Path) -> StoreResult<Store> {
+        refuse_foreign_file(path)?;
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        // A WAL database needs its -shm file, which cannot be created in a read-only directory
+        // (SQLITE_READONLY_DIRECTORY). Then read it as immutable: no locks and no -shm. Nobody
+        // can be writing it through this directory anyway; the risk is a stale read if another
+        // user with write access is, which is acceptable for a status view.
+        if conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .is_err()
+        {
+            let mut uri = std::ffi::OsString::from("file:");
+            uri.push(path.as_os_str());
+            uri.push("?immutable=1");
+            conn = Connection::open_with_flags(
+                std::path::Path::new(&uri),
+                flags | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(open_err)?;
+        }
+        let store = Store {
+            conn,
+            path: Some(path.to_path_buf()),
+            identity: FileIdentity::of(path).ok(),
+        };
+        let version = store.schema_version()?;
+        if version != latest_version() {
+            return Err(StoreError::Conflict(format!(
+                "{} is at schema version {version} and this build needs {}; it cannot be migrated read-only: run trademind once with write access to the data dir",
+                path.display(),
+                latest_version()
+            )));
+        }
+        Ok(store)
     }
 
     /// A migrated in-memory database, for tests and dry runs.
     pub fn open_in_memory() -> StoreResult<Store> {
         let conn = Connection::open_in_memory()?;
         configure(&conn)?;
-        let mut store = Store { conn, path: None };
+        let mut store = Store {
+            conn,
+            path: None,
+            identity: None,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -257,6 +418,46 @@ impl Store {
             Err(StoreError::Conflict(format!(
                 "integrity check failed: {result}"
             )))
+        }
+    }
+
+    /// `PRAGMA quick_check` (pages and structure, not index contents): fast enough for every
+    /// daemon start.
+    pub fn quick_check(&self) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let problems = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!(
+                "the database failed its quick check: {}; run `trademind db check` and restore a backup",
+                problems.join("; ")
+            )))
+        }
+    }
+
+    /// Whether the path still names the file that was opened. `Err` with what happened when it
+    /// was removed or replaced (writes would go to a file no one will open again).
+    pub fn check_file(&self) -> Result<(), String> {
+        let (Some(path), Some(opened)) = (&self.path, self.identity) else {
+            return Ok(());
+        };
+        match FileIdentity::of(path) {
+            Ok(now) if now == opened => Ok(()),
+            Ok(_) => Err(format!(
+                "the database file {} was replaced by another file while open",
+                path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "the database file {} was removed while open",
+                path.display()
+            )),
+            Err(e) => Err(format!(
+                "the database file {} cannot be checked: {e}",
+                path.display()
+            )),
         }
     }
 
@@ -334,7 +535,11 @@ mod tests {
                  VALUES ('e-1', 7, 'BTCUSDT', 'BUY', 'MARKET', 'FILLED', '1', 0, 0);",
         )
         .unwrap();
-        let mut store = Store { conn, path: None };
+        let mut store = Store {
+            conn,
+            path: None,
+            identity: None,
+        };
         let report = store.migrate().unwrap();
         assert_eq!(
             (report.from_version, report.to_version),

@@ -114,6 +114,47 @@ pub fn save_config(
     Ok(())
 }
 
+/// Change the stored config of `strategy` (or the default) in one immediate transaction: read
+/// the effective config, apply `change`, store the result. Two concurrent updates of different
+/// keys both land, because the second one reads after the first one committed.
+///
+/// The outer error is the store's; the inner one is `change`'s (nothing is stored then).
+pub fn update_config<E>(
+    conn: &Connection,
+    strategy: Option<&str>,
+    base: &RiskConfig,
+    now: TimestampMs,
+    change: impl FnOnce(RiskConfig) -> Result<RiskConfig, E>,
+) -> StoreResult<Result<RiskConfig, E>> {
+    super::write_tx(conn, |tx| {
+        let (current, _) = load_config(tx, strategy, base)?;
+        match change(current) {
+            Ok(updated) => {
+                save_config(tx, strategy, &updated, now)?;
+                Ok(Ok(updated))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    })
+}
+
+/// Apply `step` to the breaker of `scope` as last persisted and append the transitions it
+/// returns, in one immediate transaction (so two processes cannot both act on a stale state).
+pub fn update_breaker<T>(
+    conn: &Connection,
+    scope: &str,
+    step: impl FnOnce(&Connection, &mut CircuitBreaker) -> StoreResult<(T, Vec<BreakerTransition>)>,
+) -> StoreResult<T> {
+    super::write_tx(conn, |tx| {
+        let mut breaker = load_breaker(tx, scope)?;
+        let (value, transitions) = step(tx, &mut breaker)?;
+        for t in &transitions {
+            record_transition(tx, scope, t)?;
+        }
+        Ok(value)
+    })
+}
+
 /// One row of the breaker history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BreakerRecord {

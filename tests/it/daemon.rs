@@ -184,7 +184,10 @@ pub fn trademind_command(data_dir: &std::path::Path) -> std::process::Command {
 pub fn wait_for_rows(db: &std::path::Path, query: &str, within: Duration) -> bool {
     let deadline = std::time::Instant::now() + within;
     while std::time::Instant::now() < deadline {
-        if let Ok(conn) = rusqlite::Connection::open(db)
+        // Without CREATE: an empty file made here before the daemon creates its database
+        // would be refused by the daemon as "not a TradeMind database".
+        if let Ok(conn) =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
             && let Ok(n) = conn.query_row(query, [], |r| r.get::<_, i64>(0))
             && n > 0
         {

@@ -125,7 +125,7 @@ fn a_bad_row_stops_the_import_and_stores_nothing_unless_skipped() {
     let file = dir.path().join("bad.csv");
     std::fs::write(
         &file,
-        "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n3600000,1,2,0.5,1,-3\n7200000,1,2,0.5,1,1\n",
+        "open_time,open,high,low,close,volume\n1735689600000,1,2,0.5,1,1\n1735693200000,1,2,0.5,1,-3\n1735696800000,1,2,0.5,1,1\n",
     )
     .unwrap();
     let store = Store::open_in_memory().unwrap();
@@ -429,7 +429,7 @@ fn cli_import_of_a_bad_row_fails_naming_the_line() {
     let file = dir.path().join("bad.csv");
     std::fs::write(
         &file,
-        "0,1,2,0.5,1,1\n3600000,1,2,0.5,1,1\n3600000,1,2,0.5,1,1\n",
+        "1735689600000,1,2,0.5,1,1\n1735693200000,1,2,0.5,1,1\n1735693200000,1,2,0.5,1,1\n",
     )
     .unwrap();
     let out = trademind(dir.path())
@@ -439,7 +439,10 @@ fn cli_import_of_a_bad_row_fails_naming_the_line() {
         .assert()
         .failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(err.contains("line 3: duplicate open time 3600000"), "{err}");
+    assert!(
+        err.contains("line 3: duplicate open time 1735693200000"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

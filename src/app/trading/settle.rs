@@ -226,7 +226,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         let connection = self.deps.connection.clone();
         let booked = {
             let db = self.store()?;
-            store::immediate(db.conn(), |c| {
+            store::write_tx::<_, store::StoreError>(db.conn(), |c| {
                 let Some(row) = orders::get(c, &order.client_order_id)? else {
                     return Ok(None);
                 };

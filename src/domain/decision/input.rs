@@ -7,6 +7,7 @@ use crate::domain::market::{
     Candle, CandleColumns, IndicatorParams, Interval, TimestampMs, calculate_indicators,
 };
 use crate::domain::{Price, Qty, Quote};
+use rust_decimal::Decimal;
 
 /// Indicator values on one interval (None until enough candles exist).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -92,7 +93,14 @@ pub fn aggregate_candles(candles: &[Candle], higher: Interval) -> Vec<Candle> {
                 last.high = last.high.max(c.high);
                 last.low = last.low.min(c.low);
                 last.close = c.close;
-                last.volume += c.volume;
+                // Volumes come from imported files: saturate rather than panic on an absurd
+                // one (the sum only feeds volume-weighted indicators, in f64).
+                last.volume = Qty::new(
+                    last.volume
+                        .get()
+                        .checked_add(c.volume.get())
+                        .unwrap_or(Decimal::MAX),
+                );
             }
             _ => out.push(Candle {
                 open_time: bucket,
@@ -183,6 +191,17 @@ mod tests {
             close: p,
             volume: Qty::new(Decimal::ONE),
         }
+    }
+
+    #[test]
+    fn aggregating_huge_imported_volumes_saturates_instead_of_panicking() {
+        let mut c: Vec<Candle> = (0..4).map(|h| candle(h, 100 + h)).collect();
+        for k in &mut c {
+            k.volume = Qty::new(Decimal::MAX);
+        }
+        let agg = aggregate_candles(&c, Interval::H4);
+        assert_eq!(agg.len(), 1);
+        assert_eq!(agg[0].volume.get(), Decimal::MAX);
     }
 
     #[test]

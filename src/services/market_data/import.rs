@@ -14,6 +14,7 @@ use crate::store::candles::insert_candles;
 use chrono::{NaiveDate, NaiveDateTime};
 use rusqlite::Connection;
 use serde::Serialize;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -34,6 +35,20 @@ pub enum ImportError {
     Empty,
     #[error("line {line}: {reason} (use --skip-bad to import the other rows)")]
     BadRow { line: usize, reason: String },
+    #[error("line {line} is longer than {MAX_LINE_BYTES} bytes: this is not a candle CSV file")]
+    LineTooLong { line: usize },
+    #[error("line {line}: more than {MAX_BAD_ROWS} bad rows: this is not a candle CSV file")]
+    TooManyBadRows { line: usize },
+    #[error(
+        "{source}; before it stopped, the candles from {first} to {last} were stored ({inserted} new, {already_present} already there) and the rest were not: importing the file again skips the stored ones"
+    )]
+    Partial {
+        inserted: usize,
+        already_present: usize,
+        first: String,
+        last: String,
+        source: Box<ImportError>,
+    },
     #[error("cannot store candles: {0}")]
     Store(#[from] StoreError),
 }
@@ -89,12 +104,6 @@ pub struct ImportSummary {
     pub first_open_time: Option<TimestampMs>,
     pub last_open_time: Option<TimestampMs>,
     pub gaps: Vec<Gap>,
-}
-
-fn is_header(line: &str) -> bool {
-    line.split(',')
-        .next()
-        .is_some_and(|f| f.trim().parse::<f64>().is_err())
 }
 
 fn parse_time_ms(field: &str) -> Result<TimestampMs, String> {
@@ -189,98 +198,304 @@ fn parse_row(format: CsvFormat, line: &str) -> Result<Candle, String> {
     })
 }
 
-/// Parse a whole file. Rows must be strictly ascending by open time, except in
-/// CryptoDataDownload files, which are sorted; the result is oldest first either way.
-pub fn parse_candles(
-    text: &str,
+/// The longest line read. A kline row is about 130 bytes; anything much longer is not a candle
+/// file (`/dev/zero` has no line end at all), and reading it whole would take all memory.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// After this many bad rows even `--skip-bad` gives up: the file is not candles.
+pub const MAX_BAD_ROWS: usize = 10_000;
+
+/// 2009-01-03 00:00 UTC, the day of Bitcoin's first block: no crypto candle is older, so an open
+/// time before it is a mistake (a wrong unit, a negative year), not history.
+pub const EARLIEST_OPEN_TIME: TimestampMs = 1_230_940_800_000;
+
+/// How far ahead of the clock an open time may be (a candle from the future is a mistake, and
+/// one dated 9999 made `data fetch` believe it was up to date forever).
+pub const FUTURE_SLACK_MS: TimestampMs = 86_400_000;
+
+/// The open times a file's rows may have. Files a user hands in are checked against
+/// `[EARLIEST_OPEN_TIME, now + FUTURE_SLACK_MS]`; the bundled data is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeBounds {
+    pub earliest: Option<TimestampMs>,
+    pub latest: Option<TimestampMs>,
+}
+
+impl TimeBounds {
+    /// The bounds for a user's file read at `now_ms`.
+    pub fn for_files_at(now_ms: TimestampMs) -> TimeBounds {
+        TimeBounds {
+            earliest: Some(EARLIEST_OPEN_TIME),
+            latest: Some(now_ms.saturating_add(FUTURE_SLACK_MS)),
+        }
+    }
+
+    fn check(&self, t: TimestampMs) -> Result<(), String> {
+        if let Some(e) = self.earliest
+            && t < e
+        {
+            return Err(format!(
+                "open time {} is before 2009-01-03, older than any crypto market",
+                fmt_ms(t)
+            ));
+        }
+        if let Some(l) = self.latest
+            && t > l
+        {
+            return Err(format!(
+                "open time {} is more than a day in the future",
+                fmt_ms(t)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` UTC for messages (the raw number when it is not a date).
+pub fn fmt_ms(t: TimestampMs) -> String {
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// What a streamed parse saw, besides the candles it handed on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSummary {
+    pub format: CsvFormat,
+    /// Data rows read (header and banner excluded).
+    pub rows_read: usize,
+    pub skipped: Vec<BadRow>,
+    pub gaps: Vec<Gap>,
+}
+
+/// Read one line of at most [`MAX_LINE_BYTES`] into `buf` (without its line end). `Ok(false)` at
+/// the end of the input.
+fn read_line<R: BufRead>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    line: usize,
+    path: &Path,
+) -> Result<bool, ImportError> {
+    buf.clear();
+    let limit = MAX_LINE_BYTES as u64 + 1;
+    let n = reader
+        .by_ref()
+        .take(limit)
+        .read_until(b'\n', buf)
+        .map_err(|source| ImportError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE_BYTES {
+        return Err(ImportError::LineTooLong { line });
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(true)
+}
+
+/// A line is a header when none of its fields is a number (a bad data row still has some).
+fn is_header(line: &str) -> bool {
+    !line.split(',').any(|f| f.trim().parse::<f64>().is_ok())
+}
+
+/// Parse candles from `reader` line by line, handing them to `sink` in ascending chunks of at
+/// most [`CHUNK`] as they are checked, so memory does not grow with the file (except in
+/// CryptoDataDownload files, which are newest first and are sorted whole). Rows must be strictly
+/// ascending by open time otherwise. A UTF-8 byte-order mark is ignored; a bad row stops the
+/// parse with its line number (after the chunks already handed on) unless `skip_bad`.
+///
+/// `path` only names the input in read errors.
+pub fn parse_stream<R: BufRead>(
+    mut reader: R,
+    path: &Path,
     interval: Interval,
     skip_bad: bool,
-) -> Result<ParsedCandles, ImportError> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty())
-        .peekable();
-
+    bounds: TimeBounds,
+    sink: &mut dyn FnMut(&[Candle]) -> Result<(), ImportError>,
+) -> Result<StreamSummary, ImportError> {
     let mut format = CsvFormat::Binance;
-    if let Some((_, first)) = lines.peek()
-        && first.starts_with("Timestamps are")
-    {
-        lines.next();
-    }
-    if let Some((_, first)) = lines.peek().copied()
-        && is_header(first)
-    {
-        if first.trim().to_ascii_lowercase().starts_with("date,") {
-            format = CsvFormat::CryptoDataDownload;
-        }
-        lines.next();
-    }
-    // CryptoDataDownload files are newest first and, around daylight-saving changes, not even
-    // that: they are sorted here and only duplicates are refused. Other files must be in order.
-    let sort = format == CsvFormat::CryptoDataDownload;
-
     let mut rows_read = 0;
-    let mut rows: Vec<(usize, Candle)> = Vec::new();
-    let mut skipped = Vec::new();
+    let mut skipped: Vec<BadRow> = Vec::new();
+    let mut gaps = Vec::new();
+    let mut chunk: Vec<Candle> = Vec::with_capacity(CHUNK);
+    // Sorted files only: every row, with its line, until the end.
+    let mut held: Vec<(usize, Candle)> = Vec::new();
+    let mut prev: Option<TimestampMs> = None;
     let reject = |line: usize, reason: String, skipped: &mut Vec<BadRow>| {
-        if skip_bad {
+        if skip_bad && skipped.len() < MAX_BAD_ROWS {
             skipped.push(BadRow { line, reason });
             Ok(())
+        } else if skip_bad {
+            Err(ImportError::TooManyBadRows { line })
         } else {
             Err(ImportError::BadRow { line, reason })
         }
     };
-    for (line, text) in lines {
+    let mut accept = |c: Candle,
+                      prev: &mut Option<TimestampMs>,
+                      gaps: &mut Vec<Gap>,
+                      chunk: &mut Vec<Candle>|
+     -> Result<(), ImportError> {
+        if let Some(p) = *prev {
+            let step = interval.millis();
+            if c.open_time - p > step {
+                gaps.push(Gap {
+                    after: p,
+                    before: c.open_time,
+                    missing: (c.open_time - p) / step - 1,
+                });
+            }
+        }
+        *prev = Some(c.open_time);
+        chunk.push(c);
+        if chunk.len() >= CHUNK {
+            sink(chunk)?;
+            chunk.clear();
+        }
+        Ok(())
+    };
+
+    let mut buf = Vec::new();
+    let mut line = 0;
+    // Before the first data row: the CryptoDataDownload banner, then maybe a header.
+    let (mut banner_possible, mut header_possible) = (true, true);
+    while read_line(&mut reader, &mut buf, line + 1, path)? {
+        line += 1;
+        let Ok(mut text) = std::str::from_utf8(&buf) else {
+            rows_read += 1;
+            reject(line, "is not UTF-8 text".into(), &mut skipped)?;
+            (banner_possible, header_possible) = (false, false);
+            continue;
+        };
+        if line == 1 {
+            // Excel and Windows tools start UTF-8 files with a byte-order mark.
+            text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        if banner_possible {
+            banner_possible = false;
+            if text.starts_with("Timestamps are") {
+                continue;
+            }
+        }
+        if header_possible {
+            header_possible = false;
+            if is_header(text) {
+                if text.trim().to_ascii_lowercase().starts_with("date,") {
+                    format = CsvFormat::CryptoDataDownload;
+                }
+                continue;
+            }
+        }
         rows_read += 1;
-        let checked = parse_row(format, text).and_then(|c| match rows.last() {
-            Some((_, prev)) if !sort && c.open_time <= prev.open_time => {
-                Err(if c.open_time == prev.open_time {
+        let sort = format == CsvFormat::CryptoDataDownload;
+        let checked = parse_row(format, text)
+            .and_then(|c| bounds.check(c.open_time).map(|()| c))
+            .and_then(|c| match prev {
+                Some(p) if !sort && c.open_time <= p => Err(if c.open_time == p {
                     format!("duplicate open time {}", c.open_time)
                 } else {
-                    format!(
-                        "open time {} is out of order after {}",
-                        c.open_time, prev.open_time
-                    )
-                })
-            }
-            _ => Ok(c),
-        });
+                    format!("open time {} is out of order after {p}", c.open_time)
+                }),
+                _ => Ok(c),
+            });
         match checked {
-            Ok(c) => rows.push((line, c)),
+            Ok(c) if sort => held.push((line, c)),
+            Ok(c) => accept(c, &mut prev, &mut gaps, &mut chunk)?,
             Err(reason) => reject(line, reason, &mut skipped)?,
         }
     }
-    let mut candles: Vec<Candle> = Vec::with_capacity(rows.len());
-    if sort {
-        rows.sort_by_key(|(line, c)| (c.open_time, *line));
-        for (line, c) in rows {
-            if candles.last().is_some_and(|p| p.open_time == c.open_time) {
+    if rows_read == 0 {
+        return Err(ImportError::Empty);
+    }
+    if !held.is_empty() {
+        held.sort_by_key(|(line, c)| (c.open_time, *line));
+        for (line, c) in held {
+            if prev == Some(c.open_time) {
                 reject(
                     line,
                     format!("duplicate open time {}", c.open_time),
                     &mut skipped,
                 )?;
             } else {
-                candles.push(c);
+                accept(c, &mut prev, &mut gaps, &mut chunk)?;
             }
         }
         skipped.sort_by_key(|b| b.line);
-    } else {
-        candles.extend(rows.into_iter().map(|(_, c)| c));
     }
-    if rows_read == 0 {
-        return Err(ImportError::Empty);
+    if !chunk.is_empty() {
+        sink(&chunk)?;
     }
-    let gaps = find_gaps(&candles, interval);
-    Ok(ParsedCandles {
+    Ok(StreamSummary {
         format,
         rows_read,
-        candles,
         skipped,
         gaps,
     })
+}
+
+/// Parse a whole text (the bundled data, tests): [`parse_stream`] without time bounds,
+/// collecting the candles.
+pub fn parse_candles(
+    text: &str,
+    interval: Interval,
+    skip_bad: bool,
+) -> Result<ParsedCandles, ImportError> {
+    let mut candles = Vec::new();
+    let s = parse_stream(
+        text.as_bytes(),
+        Path::new("<text>"),
+        interval,
+        skip_bad,
+        TimeBounds::default(),
+        &mut |chunk| {
+            candles.extend_from_slice(chunk);
+            Ok(())
+        },
+    )?;
+    Ok(ParsedCandles {
+        format: s.format,
+        rows_read: s.rows_read,
+        candles,
+        skipped: s.skipped,
+        gaps: s.gaps,
+    })
+}
+
+/// Read a user's candle file whole into memory (a backtest needs every candle), streaming the
+/// text: only the candles are kept, and an endless or binary file is refused at its first
+/// over-long line. Open times must lie within [`TimeBounds::for_files_at`] `now_ms`.
+pub fn read_candles_file(
+    path: &Path,
+    interval: Interval,
+    now_ms: TimestampMs,
+) -> Result<Vec<Candle>, ImportError> {
+    let file = std::fs::File::open(path).map_err(|source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut candles = Vec::new();
+    parse_stream(
+        std::io::BufReader::new(file),
+        path,
+        interval,
+        false,
+        TimeBounds::for_files_at(now_ms),
+        &mut |chunk| {
+            candles.extend_from_slice(chunk);
+            Ok(())
+        },
+    )?;
+    Ok(candles)
 }
 
 /// Holes in an ascending series: consecutive open times further apart than one interval.
@@ -306,9 +521,12 @@ pub struct ImportOptions {
     pub skip_bad: bool,
 }
 
-/// Read `path`, check every row, and store the candles of `symbol`/`interval`. Candles already
-/// stored are left unchanged, so importing the same file twice changes nothing.
-/// `progress(done, total)` is called as candles are stored.
+/// Read `path` line by line, check every row, and store the candles of `symbol`/`interval` a
+/// chunk at a time (each chunk one transaction, so a concurrent writer waits at most one chunk).
+/// Candles already stored are left unchanged, so importing the same file twice changes nothing.
+/// When the import stops part way (a bad row after the first chunk, a full disk), the error says
+/// exactly which candles were stored. Open times must lie within 2009-01-03 and a day from now.
+/// `progress(bytes read, file size)` is called as chunks are stored.
 pub fn import_file(
     conn: &Connection,
     path: &Path,
@@ -317,30 +535,79 @@ pub fn import_file(
     options: ImportOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ImportSummary, ImportError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+    let read_err = |source| ImportError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    let parsed = parse_candles(&text, interval, options.skip_bad)?;
-    let total = parsed.candles.len();
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    // 0 for devices and pipes, whose size is not known.
+    let size = file
+        .metadata()
+        .map(|m| usize::try_from(m.len()).unwrap_or(usize::MAX))
+        .unwrap_or(0);
+    let counter = CountingReader {
+        inner: file,
+        read: std::rc::Rc::new(std::cell::Cell::new(0)),
+    };
+    let bytes_read = counter.read.clone();
     let (mut inserted, mut already_present) = (0, 0);
-    progress(0, total);
-    for (i, chunk) in parsed.candles.chunks(CHUNK).enumerate() {
-        let report = insert_candles(conn, symbol, interval, chunk)?;
-        inserted += report.inserted;
-        already_present += report.already_present;
-        progress((i * CHUNK + chunk.len()).min(total), total);
-    }
+    let mut span: Option<(TimestampMs, TimestampMs)> = None;
+    progress(0, size);
+    let parsed = parse_stream(
+        std::io::BufReader::new(counter),
+        path,
+        interval,
+        options.skip_bad,
+        TimeBounds::for_files_at(chrono::Utc::now().timestamp_millis()),
+        &mut |chunk| {
+            let report = insert_candles(conn, symbol, interval, chunk)?;
+            inserted += report.inserted;
+            already_present += report.already_present;
+            if let (Some(first), Some(last)) = (chunk.first(), chunk.last()) {
+                span = Some((span.map_or(first.open_time, |s| s.0), last.open_time));
+            }
+            progress(bytes_read.get().min(size), size);
+            Ok(())
+        },
+    );
+    let parsed = match (parsed, span) {
+        (Ok(p), _) => p,
+        (Err(e), None) => return Err(e),
+        (Err(e), Some((first, last))) => {
+            return Err(ImportError::Partial {
+                inserted,
+                already_present,
+                first: fmt_ms(first),
+                last: fmt_ms(last),
+                source: Box::new(e),
+            });
+        }
+    };
+    progress(size, size);
     Ok(ImportSummary {
         format: parsed.format,
         rows_read: parsed.rows_read,
         inserted,
         already_present,
         skipped: parsed.skipped,
-        first_open_time: parsed.candles.first().map(|c| c.open_time),
-        last_open_time: parsed.candles.last().map(|c| c.open_time),
+        first_open_time: span.map(|s| s.0),
+        last_open_time: span.map(|s| s.1),
         gaps: parsed.gaps,
     })
+}
+
+/// A reader that counts the bytes it hands out (for the progress bar).
+struct CountingReader<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get().saturating_add(n));
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

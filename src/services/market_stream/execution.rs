@@ -94,8 +94,9 @@ pub fn apply_execution_report(
         client_order_id: client_order_id.clone(),
         source,
     };
-    let tx = conn
-        .unchecked_transaction()
+    // Immediate: the stored order is read and then updated; a deferred transaction's upgrade to
+    // a write lock fails at once ("database is locked") if another connection wrote in between.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| store_err(e.into()))?;
     let Some(stored) = orders::get(&tx, &client_order_id).map_err(store_err)? else {
         return Ok(ExecutionApplied {

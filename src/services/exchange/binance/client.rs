@@ -365,6 +365,24 @@ impl BinanceClient {
                     e.without_url()
                 )));
             }
+            // A read changes nothing on the exchange: its failure is plain unavailability, not
+            // the "order status unknown" an order's lost reply is.
+            Err(e) if !is_write => {
+                let what = if e.is_timeout() {
+                    format!(
+                        "no answer from Binance within {}s",
+                        Duration::from_millis(self.config.request_timeout_ms).as_secs_f64()
+                    )
+                } else {
+                    "the connection to Binance dropped".to_string()
+                };
+                return Err(ExchangeError::Unavailable(format!(
+                    "{what} on {} {} ({})",
+                    E::METHOD.as_str(),
+                    E::PATH,
+                    e.without_url()
+                )));
+            }
             Err(e) => {
                 let what = if e.is_timeout() {
                     "a timeout"
@@ -432,6 +450,11 @@ impl BinanceClient {
                         ExchangeError::BadSymbol(_) => ExchangeError::BadSymbol(
                             params.first().map(|p| p.1.clone()).unwrap_or_default(),
                         ),
+                        // -1006/-1007 (no reply from the matching engine) on a read: nothing
+                        // was being executed, so there is no order status to be unsure of.
+                        ExchangeError::StatusUnknown { reason } if !is_write => {
+                            ExchangeError::Unavailable(format!("{reason} on {}", E::PATH))
+                        }
                         other => other,
                     }
                 }
