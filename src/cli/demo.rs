@@ -136,7 +136,16 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         Arc::new(demo.clock.clone()),
         cancel.clone(),
     ));
-    let shown = crate::tui::run_with(&settings, bus, Some(control)).await;
+    // The interface reads the replay's clock: the header shows the simulated time and the
+    // day's PnL starts at the simulated midnight the trades are stamped against.
+    let shown = crate::tui::run_on_clock(
+        &settings,
+        bus,
+        Some(control),
+        Arc::new(demo.clock.clone()),
+        demo_stale_after_ms(&settings),
+    )
+    .await;
     cancel.cancel();
     let _ = server.await;
     match replay.await {
@@ -149,6 +158,16 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         Err(e) => tracing::warn!("demo replay task failed: {e}"),
     }
     shown
+}
+
+/// Three candles of simulated time: the replay stamps each job run once per candle.
+fn demo_stale_after_ms(settings: &crate::config::Settings) -> i64 {
+    settings
+        .trading
+        .interval
+        .parse::<crate::domain::market::Interval>()
+        .map(|i| i.millis().saturating_mul(3))
+        .unwrap_or(3 * 3_600_000)
 }
 
 fn time(ms: i64) -> String {

@@ -146,9 +146,14 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
         RiskCommand::Kill => {
             let store = ctx.open_store()?;
             let (config, _) = repo::load_config(store.conn(), None, base)?;
-            let mut breaker = repo::load_breaker(store.conn(), GLOBAL_SCOPE)?;
-            let t = breaker.kill(&config, now_ms());
-            repo::record_transition(store.conn(), GLOBAL_SCOPE, &t)?;
+            let t = repo::stop_trading(
+                store.conn(),
+                &config,
+                repo::ManualStop::Kill,
+                "cli",
+                "kill switch from the command line",
+                now_ms(),
+            )?;
             ctx.emit(&t, || {
                 print_transition(&t);
                 println!(

@@ -10,13 +10,12 @@ use std::sync::{Arc, Mutex};
 use super::{Context, UsageError};
 use crate::app::bus::EventBus;
 use crate::app::decide::DecisionEngine as _;
-use crate::app::trading::{
-    ExecutionReport, TradingService, is_paused_store, pause_store, resume_store,
-};
+use crate::app::trading::{ExecutionReport, TradingService};
 use crate::app::venue::trading_service;
 use crate::domain::market::Interval;
 use crate::domain::symbol::Symbol;
 use crate::services::exchange::any::AnyExchange;
+use crate::store::risk::{ManualStop, is_manually_stopped, resume_trading, stop_trading};
 use crate::store::{Store, orders, positions};
 
 #[derive(Debug, Args)]
@@ -379,7 +378,15 @@ pub async fn run_cancel(args: CancelArgs, ctx: &Context) -> Result<()> {
 
 pub fn run_pause(args: PauseArgs, ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
-    let t = pause_store(store.conn(), ctx.settings(), now_ms())?;
+    let (config, _) = crate::store::risk::load_config(store.conn(), None, &ctx.settings().risk)?;
+    let t = stop_trading(
+        store.conn(),
+        &config,
+        ManualStop::Pause,
+        "cli",
+        &args.reason,
+        now_ms(),
+    )?;
     tracing::warn!(reason = %args.reason, "trading paused from the command line");
     let value = json!({ "paused": true, "reason": args.reason, "transition": t });
     ctx.emit(&value, || {
@@ -392,8 +399,8 @@ pub fn run_pause(args: PauseArgs, ctx: &Context) -> Result<()> {
 
 pub fn run_resume(ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
-    let t = resume_store(store.conn(), now_ms())?;
-    let paused = is_paused_store(store.conn())?;
+    let t = resume_trading(store.conn(), "cli", now_ms())?;
+    let paused = is_manually_stopped(store.conn())?;
     let value = json!({ "paused": paused, "transition": t });
     ctx.emit(&value, || match &t {
         Some(t) => println!("trading resumed: the breaker is {} again", t.to),

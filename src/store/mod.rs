@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+pub mod account;
 pub mod backtests;
 pub mod candles;
 pub mod codec;
@@ -33,6 +34,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0005_backtest_control.sql")),
         M::up(include_str!("migrations/0006_strategy_engine.sql")).foreign_key_check(),
         M::up(include_str!("migrations/0007_equity_peaks.sql")),
+        M::up(include_str!("migrations/0010_trading_state.sql")),
     ])
 });
 
@@ -97,7 +99,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 7;
+const MIGRATION_COUNT: usize = 8;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -321,7 +323,10 @@ mod tests {
         .unwrap();
         let mut store = Store { conn, path: None };
         let report = store.migrate().unwrap();
-        assert_eq!((report.from_version, report.to_version), (5, 7));
+        assert_eq!(
+            (report.from_version, report.to_version),
+            (5, MIGRATION_COUNT)
+        );
         let c = store.conn();
         // Dropping the old table fired no ON DELETE CASCADE / SET NULL.
         let risk: i64 = c

@@ -2,11 +2,10 @@
 //! must carry out. No I/O, no clock: everything it needs arrives in the action.
 
 use crate::app::bus::Event;
-use crate::app::snapshot::{
-    BreakerChange, BreakerState, ComponentHealth, LogLevel, LogLine, Snapshot,
-};
+use crate::app::snapshot::{BreakerChange, ComponentHealth, LogLevel, LogLine, Snapshot};
 use crate::domain::Quote;
 use crate::domain::market::Interval;
+use crate::domain::risk::BreakerState;
 use crate::domain::symbol::Symbol;
 
 use super::action::{Action, BacktestRequest, Effect, Screen};
@@ -313,10 +312,15 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                     symbol: o.symbol.clone(),
                     client_order_id: o.client_order_id.clone(),
                 };
+                let sibling = if o.in_order_list {
+                    " It is one leg of an OCO: the other leg is cancelled too and the position is left UNPROTECTED."
+                } else {
+                    ""
+                };
                 confirm(
                     app,
                     format!(
-                        "Cancel order {} ({} {})?",
+                        "Cancel order {} ({} {})?{sibling}",
                         o.client_order_id, o.side, o.symbol
                     ),
                     effect,
@@ -619,7 +623,7 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             state,
             reason,
         } => {
-            let parsed = BreakerState::parse(&state).unwrap_or(BreakerState::Halted);
+            let parsed = state.parse().unwrap_or(BreakerState::Halted);
             if scope == "global" {
                 snap.breaker.state = parsed;
                 snap.breaker.reason = reason.clone();
@@ -641,11 +645,13 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
         } => match snap.health.iter_mut().find(|h| h.name == component) {
             Some(h) => {
                 h.healthy = healthy;
+                h.stale = false;
                 h.detail = detail;
             }
             None => snap.health.push(ComponentHealth {
                 name: component,
                 healthy,
+                stale: false,
                 detail,
             }),
         },
@@ -735,11 +741,13 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             match snap.health.iter_mut().find(|h| h.name == name) {
                 Some(h) => {
                     h.healthy = healthy;
+                    h.stale = false;
                     h.detail = detail;
                 }
                 None => snap.health.push(ComponentHealth {
                     name,
                     healthy,
+                    stale: false,
                     detail,
                 }),
             }
@@ -777,7 +785,7 @@ fn push_log(app: &mut App, at_ms: i64, level: LogLevel, target: String, message:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::snapshot::TradingMode;
+    use crate::domain::trading::TradingMode;
     use crate::tui::fixture;
     use crate::tui::keys::map_key;
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
