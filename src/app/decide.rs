@@ -27,6 +27,7 @@ use crate::services::llm::{
 use crate::services::notification::{
     Alert, AlertKind, NotificationConfig, ResendClient, already_alerted, notify,
 };
+use crate::store::account::AccountView;
 use crate::store::decisions::{self as recorder, CachedReply, NewDecision};
 use crate::store::strategies::StrategyRow;
 use crate::store::{Store, StoreError};
@@ -650,6 +651,44 @@ pub async fn api_key(settings: &Settings, kind: SecretKind) -> Result<Option<Api
 }
 
 /// The rules engine as the settings configure it.
+/// Fill a decision input's account part (the open position on its symbol, today's PnL, the
+/// trading state, portfolio heat) from the account read model, so `decide`, `execute` and the
+/// daemon tell the engine the same account the faces show.
+pub fn apply_account(input: &mut crate::domain::decision::DecisionInput, view: &AccountView) {
+    use crate::domain::risk::{OpenPosition, PortfolioHeatService};
+    use crate::domain::trading::PositionService;
+    input.position = view
+        .positions
+        .iter()
+        .find(|p| p.row.position.symbol == input.symbol)
+        .map(|p| {
+            let pos = &p.row.position;
+            crate::domain::decision::PositionSnapshot {
+                quantity: pos.quantity,
+                entry_price: pos.entry_price,
+                unrealized_pnl: PositionService::unrealized_pnl(pos, input.price),
+            }
+        });
+    input.risk.daily_pnl = view.day_pnl;
+    input.risk.breaker = view.trading.label().to_lowercase();
+    if view.equity.get() > Decimal::ZERO {
+        // Heat from the LIVE stops: a position whose stop was cancelled risks its notional.
+        let open: Vec<OpenPosition> = view
+            .positions
+            .iter()
+            .map(|p| OpenPosition {
+                symbol: p.row.position.symbol.clone(),
+                quantity: p.row.position.quantity,
+                entry: p.row.position.entry_price,
+                stop: p.live_stop,
+            })
+            .collect();
+        let heat = PortfolioHeatService::measure(&open, view.equity, Decimal::ONE_HUNDRED);
+        input.risk.heat_pct =
+            rust_decimal::prelude::ToPrimitive::to_f64(&heat.heat_pct).unwrap_or(0.0);
+    }
+}
+
 pub fn rules_engine(settings: &Settings) -> RulesEngine {
     RulesEngine {
         config: settings.rules.clone(),

@@ -193,7 +193,15 @@ pub async fn run_execute(args: ExecuteArgs, ctx: &Context) -> Result<()> {
                 let db = store
                     .lock()
                     .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
-                super::decide::stored_input(ctx, &db, &symbol, interval, now)?.0
+                super::decide::stored_input(
+                    ctx,
+                    &db,
+                    &symbol,
+                    interval,
+                    now,
+                    super::decide::Missing::ImportBundled,
+                )?
+                .0
             };
             service.seed_paper_price(&symbol, input.price)?;
             service.complete_input(&mut input)?;
@@ -341,8 +349,40 @@ pub async fn run_close(args: CloseArgs, ctx: &Context) -> Result<()> {
     if let AnyExchange::Paper(_) = service.exchange().as_ref() {
         seed_paper_from_candles(ctx, &service, &symbol)?;
     }
+    let before = {
+        let store = ctx.open_store()?;
+        positions::open_position(store.conn(), service.connection(), symbol.as_str())?
+    };
     let report = service.close_position(&symbol, now_ms()).await?;
-    ctx.emit(&report, || print_report(&report))
+    // The position's own realised PnL (net of the entry's fees too), as `positions` shows it:
+    // the report's figure covers only the exit's fills.
+    let after = match &before {
+        Some(row) => positions::get(ctx.open_store()?.conn(), row.id)?,
+        None => None,
+    };
+    let value = json!({ "report": report, "position": after });
+    ctx.emit(&value, || {
+        print_report(&report);
+        if let Some(row) = &after {
+            let p = &row.position;
+            println!(
+                "  position #{} {}: realised {} (net of {} fees){}",
+                row.id,
+                if p.closed_at.is_some() {
+                    "closed"
+                } else {
+                    "still open"
+                },
+                p.realized_pnl,
+                p.fees_paid,
+                if p.closed_at.is_some() {
+                    String::new()
+                } else {
+                    format!(", {} left", p.quantity)
+                }
+            );
+        }
+    })
 }
 
 /// Price the paper exchange from the latest stored candle (it has no market of its own).
@@ -356,7 +396,13 @@ fn seed_paper_from_candles(
             |e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()),
         )?;
     let store = ctx.open_store()?;
-    let (candles, _) = super::decide::candles(&store, symbol, interval)?;
+    let (candles, _) = super::decide::candles(
+        &store,
+        symbol,
+        interval,
+        super::decide::Missing::ImportBundled,
+        now_ms(),
+    )?;
     if let Some(last) = candles.last() {
         service.seed_paper_price(symbol, last.close)?;
     }
@@ -382,7 +428,9 @@ pub fn run_pause(args: PauseArgs, ctx: &Context) -> Result<()> {
     let t = stop_trading(
         store.conn(),
         &config,
-        ManualStop::Pause,
+        // `trademind pause` is documented as the kill switch (`--help`) and scripts read
+        // `manual_kill` from it; the TUI's `p` is the operator's pause.
+        ManualStop::Kill,
         "cli",
         &args.reason,
         now_ms(),
