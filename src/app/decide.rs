@@ -803,3 +803,72 @@ pub async fn engine_named(
     }
     Ok(build_engine(settings, Some(wanted), store, mailer).await?.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::decision::DecisionInput;
+    use crate::domain::market::{Candle, Interval};
+    use crate::domain::trading::{Position, PositionSide};
+    use crate::domain::{Price, Qty, Quote, Symbol};
+    use crate::store::account::{AccountQuery, load, utc_day_start};
+    use crate::store::risk::{ManualStop, stop_trading};
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn decide_prompt_tells_the_open_position_day_pnl_and_pause_execute_sees() {
+        // Symptom 6: with a position open and trading paused, `decide` told the LLM "flat,
+        // daily PnL 0, circuit breaker active".
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let now = 1_767_355_200_000;
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        let p = Position {
+            symbol: btc.clone(),
+            side: PositionSide::Long,
+            quantity: Qty(dec!(0.1)),
+            entry_price: Price(dec!(50000)),
+            stop_loss: None,
+            take_profit: None,
+            realized_pnl: Quote(dec!(-5)),
+            fees_paid: Quote(dec!(5)),
+            opened_at: now - 60_000,
+            closed_at: None,
+        };
+        crate::store::positions::insert(c, "paper", None, &p, now).unwrap();
+        let config = crate::domain::risk::RiskConfig::default();
+        stop_trading(c, &config, ManualStop::Pause, "cli", "news", now).unwrap();
+        let candles: Vec<Candle> = (0..60)
+            .map(|i| Candle {
+                open_time: now - (60 - i) * 3_600_000,
+                open: Price(dec!(51000)),
+                high: Price(dec!(51100)),
+                low: Price(dec!(50900)),
+                close: Price(dec!(51000)),
+                volume: Qty(dec!(1)),
+            })
+            .collect();
+        let mut input = DecisionInput::from_candles(btc, Interval::H1, &candles, now).unwrap();
+        let view = load(
+            c,
+            &AccountQuery {
+                connection: "paper",
+                now_ms: now,
+                day_start_ms: utc_day_start(now),
+                paper_starting_balance: Some(Quote(dec!(10000))),
+                unresolved: Vec::new(),
+            },
+        )
+        .unwrap();
+        apply_account(&mut input, &view);
+        let position = input.position.expect("the open position is told");
+        assert_eq!(position.quantity, Qty(dec!(0.1)));
+        // (51000 - 50000) * 0.1 at the snapshot's price
+        assert_eq!(position.unrealized_pnl, Quote(dec!(100)));
+        assert_eq!(input.risk.breaker, "paused");
+        // Today: the entry's fee (the position is not marked yet).
+        assert_eq!(input.risk.daily_pnl, Quote(dec!(-5)));
+        // No stop order protects it: its whole notional is at risk.
+        assert!(input.risk.heat_pct > 49.0, "{}", input.risk.heat_pct);
+    }
+}

@@ -246,11 +246,16 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
     } else {
         Ok(None)
     };
+    // The column's own type, as the trading service writes it.
     let verdict_json = match &verdict {
-        Ok(Some(v)) => Some(json!({ "verdict": v, "execution": "dry run" })),
+        Ok(Some(v)) => recorder::DecisionRecord::of_execution(Some(v.clone()), "dry run"),
         Ok(None) => None,
-        Err(e) => Some(json!({ "not_evaluated": e })),
-    };
+        Err(e) => Some(recorder::DecisionRecord {
+            not_evaluated: Some(e.clone()),
+            ..Default::default()
+        }),
+    }
+    .map(|r| serde_json::to_value(r).unwrap_or_default());
     let outcome = out.dry_run_outcome();
     let id = {
         let db = store

@@ -339,3 +339,208 @@ pub fn utc_day_start(now_ms: TimestampMs) -> TimestampMs {
     const DAY_MS: i64 = 86_400_000;
     now_ms.div_euclid(DAY_MS) * DAY_MS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Symbol;
+    use crate::domain::money::Qty;
+    use crate::domain::trading::order::{OrderRequest, OrderStatus, OrderType, Side};
+    use crate::domain::trading::{Position, PositionSide};
+    use crate::store::Store;
+    use crate::store::orders::OrderLinks;
+    use rust_decimal_macros::dec;
+
+    /// 2025-01-15 00:00 UTC: a replay's simulated day, far from the wall clock.
+    const REPLAY_DAY: i64 = 1_736_899_200_000;
+
+    fn query(connection: &str, now_ms: i64) -> AccountQuery<'_> {
+        AccountQuery {
+            connection,
+            now_ms,
+            day_start_ms: utc_day_start(now_ms),
+            paper_starting_balance: None,
+            unresolved: Vec::new(),
+        }
+    }
+
+    fn position(opened_at: i64) -> Position {
+        Position {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: PositionSide::Long,
+            quantity: Qty(dec!(0.1)),
+            entry_price: Price(dec!(50000)),
+            stop_loss: Some(Price(dec!(49000))),
+            take_profit: Some(Price(dec!(53000))),
+            // the entry's fee, booked on opening
+            realized_pnl: Quote(dec!(-4.49)),
+            fees_paid: Quote(dec!(4.49)),
+            opened_at,
+            closed_at: None,
+        }
+    }
+
+    fn leg(conn: &Connection, cid: &str, purpose: &str, position_id: i64, stop: bool) {
+        let request = OrderRequest {
+            client_order_id: cid.into(),
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: Side::Sell,
+            order_type: if stop {
+                OrderType::StopLossLimit
+            } else {
+                OrderType::LimitMaker
+            },
+            quantity: Qty(dec!(0.1)),
+            price: Some(Price(if stop { dec!(48990) } else { dec!(53000) })),
+            stop_price: stop.then_some(Price(dec!(49000))),
+            time_in_force: None,
+        };
+        let links = OrderLinks {
+            purpose: purpose.into(),
+            position_id: Some(position_id),
+            order_list_id: Some("oco-1".into()),
+            strategy_id: None,
+        };
+        orders::insert_pending_linked(conn, &request, "binance", &links, 1).unwrap();
+        orders::mark(conn, cid, OrderStatus::New, None, 2).unwrap();
+    }
+
+    #[test]
+    fn a_cancelled_stop_leg_leaves_the_position_unprotected() {
+        // Symptom 10: after `x` on one OCO leg the row kept its stop, target and heat.
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let id = positions::insert(c, "binance", None, &position(1), 1).unwrap();
+        leg(c, "sl-1", "stop_loss", id, true);
+        leg(c, "tp-1", "take_profit", id, false);
+        let view = load(c, &query("binance", 10)).unwrap();
+        let p = &view.positions[0];
+        assert_eq!(p.protection, Protection::BothLegs);
+        assert_eq!(
+            (p.live_stop, p.live_target),
+            (Some(Price(dec!(49000))), Some(Price(dec!(53000))))
+        );
+        orders::mark(c, "sl-1", OrderStatus::Canceled, None, 3).unwrap();
+        let p = load(c, &query("binance", 10)).unwrap().positions[0].clone();
+        assert_eq!(p.protection, Protection::TargetOnly);
+        assert_eq!(p.live_stop, None);
+        orders::mark(c, "tp-1", OrderStatus::Canceled, None, 4).unwrap();
+        let p = load(c, &query("binance", 10)).unwrap().positions[0].clone();
+        assert_eq!(p.protection, Protection::Unprotected);
+        assert_eq!((p.live_stop, p.live_target), (None, None));
+        // The position row still carries the levels it was opened with; they protect nothing.
+        assert_eq!(p.row.position.stop_loss, Some(Price(dec!(49000))));
+    }
+
+    #[test]
+    fn binance_equity_is_the_latest_snapshot_never_the_paper_starting_balance() {
+        // Symptom 5: 49,998.83 shown (paper starting balance + PnL) for an account worth ~9,997.
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        positions::insert(c, "binance", None, &position(1), 1).unwrap();
+        let mut q = query("binance", 10);
+        assert_eq!(load(c, &q).unwrap().equity_source, EquitySource::Unknown);
+        super::super::equity::insert(c, "binance", Quote(dec!(9997.12)), Quote::ZERO, 5).unwrap();
+        // Even if a caller passed a starting balance, the engine's snapshot wins.
+        q.paper_starting_balance = Some(Quote(dec!(50000)));
+        let view = load(c, &q).unwrap();
+        assert_eq!(view.equity, Quote(dec!(9997.12)));
+        assert_eq!(view.equity_source, EquitySource::Snapshot { at_ms: 5 });
+        // A paper connection without a snapshot yet: its cash + realised + unrealised.
+        let paper = load(
+            c,
+            &AccountQuery {
+                paper_starting_balance: Some(Quote(dec!(10000))),
+                ..query("paper", 10)
+            },
+        )
+        .unwrap();
+        assert_eq!(paper.equity, Quote(dec!(10000)));
+        assert_eq!(paper.equity_source, EquitySource::PaperBalance);
+    }
+
+    #[test]
+    fn day_pnl_counts_entry_fees_and_starts_at_the_callers_day() {
+        // Symptom 4: the demo's day came from the wall clock while trades carried the replay's
+        // time (day +0.00 after a realised -7.57); on Binance the entry fee was left out.
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let opened = REPLAY_DAY + 3_600_000;
+        let mut p = position(opened);
+        let id = positions::insert(c, "binance", None, &p, opened).unwrap();
+        // Sold at a loss: -4.49 entry fee, -4.69 exit fee, -4.49 price move = -13.67 net.
+        p.quantity = Qty::ZERO;
+        p.realized_pnl = Quote(dec!(-13.67));
+        p.fees_paid = Quote(dec!(9.18));
+        p.closed_at = Some(opened + 1_800_000);
+        positions::update(c, id, &p, opened + 1_800_000).unwrap();
+        let now = REPLAY_DAY + 10 * 3_600_000;
+        let view = load(c, &query("binance", now)).unwrap();
+        assert_eq!(view.day_pnl, Quote(dec!(-13.67)));
+        assert_eq!(view.realised_pnl, Quote(dec!(-13.67)));
+        // The next simulated day starts at zero.
+        let tomorrow = load(c, &query("binance", now + 86_400_000)).unwrap();
+        assert_eq!(tomorrow.day_pnl, Quote::ZERO);
+        // An open position opened today counts its entry fee today.
+        positions::insert(c, "binance", None, &position(now - 60_000), now).unwrap();
+        let view = load(c, &query("binance", now)).unwrap();
+        assert_eq!(view.day_pnl, Quote(dec!(-18.16)));
+    }
+
+    #[test]
+    fn pause_kill_and_a_loss_rule_are_told_apart_with_who_why_and_since() {
+        use crate::domain::risk::RiskConfig;
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let config = RiskConfig::default();
+        let state = |c: &Connection| load(c, &query("paper", 100)).unwrap();
+        let fresh = state(c);
+        assert_eq!(fresh.trading, TradingState::Active);
+        assert!(!fresh.breaker_ever_moved);
+        risk::stop_trading(
+            c,
+            &config,
+            risk::ManualStop::Pause,
+            "tui",
+            "news at 14:00",
+            7,
+        )
+        .unwrap();
+        assert_eq!(
+            state(c).trading,
+            TradingState::Paused {
+                by: Some("tui".into()),
+                why: Some("news at 14:00".into()),
+                since: 7
+            }
+        );
+        risk::resume_trading(c, "cli", 8).unwrap();
+        risk::stop_trading(c, &config, risk::ManualStop::Kill, "tui", "panic", 9).unwrap();
+        assert_eq!(state(c).trading.label(), "KILLED");
+        risk::resume_trading(c, "cli", 10).unwrap();
+        assert_eq!(state(c).trading, TradingState::Active);
+        let unresolved = AccountQuery {
+            unresolved: vec!["order x unknown".into()],
+            ..query("paper", 100)
+        };
+        assert_eq!(
+            load(c, &unresolved).unwrap().trading.label(),
+            "NOT RECONCILED"
+        );
+    }
+
+    #[test]
+    fn counts_are_exact() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        for i in 0..616 {
+            c.execute(
+                "INSERT INTO decisions (symbol, engine, action, input_snapshot, outcome, decided_at)
+                 VALUES ('BTCUSDT', 'rules', 'HOLD', '{}', 'hold', ?1)",
+                [i],
+            )
+            .unwrap();
+        }
+        assert_eq!(load(c, &query("paper", 1)).unwrap().counts.decisions, 616);
+    }
+}

@@ -310,6 +310,38 @@ mod tests {
     }
 
     #[test]
+    fn closed_positions_show_no_unrealised_pnl() {
+        // Symptom 8: `positions --closed` kept the last mark's unrealised PnL (qty 0, -22.44).
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let mut p = position();
+        let id = insert(c, "paper", None, &p, 1).unwrap();
+        mark(c, id, Price(dec!(93400)), Quote(dec!(-22.44)), 2).unwrap();
+        p.quantity = Qty::ZERO;
+        p.closed_at = Some(3);
+        update(c, id, &p, 3).unwrap();
+        assert_eq!(
+            closed_positions(c, 10).unwrap()[0].unrealized_pnl,
+            Quote::ZERO
+        );
+        let stored: String = c
+            .query_row(
+                "SELECT unrealized_pnl FROM positions WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, "0");
+        // A row closed by an older build, its column still stale, reads as zero too.
+        c.execute(
+            "UPDATE positions SET unrealized_pnl = '-22.44' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+        assert_eq!(get(c, id).unwrap().unwrap().unrealized_pnl, Quote::ZERO);
+    }
+
+    #[test]
     fn positions_round_trip_exactly_and_close() {
         let store = Store::open_in_memory().unwrap();
         let c = store.conn();

@@ -365,6 +365,27 @@ mod tests {
     }
 
     #[test]
+    fn kill_stamped_earlier_than_a_resume_still_halts_trading() {
+        // Symptom 3: the demo stamped the kill with the replay's time (January 2025), earlier
+        // than a wall-clock resume from the CLI; the resume "won" and a BUY went through.
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let config = RiskConfig::default();
+        let (wall, replay) = (T0, 1_736_899_200_000);
+        let mut b = load_breaker(c, GLOBAL_SCOPE).unwrap();
+        record_transition(c, GLOBAL_SCOPE, &b.kill(&config, wall)).unwrap();
+        let mut b = load_breaker(c, GLOBAL_SCOPE).unwrap();
+        record_transition(c, GLOBAL_SCOPE, &b.reset(wall + 1).unwrap()).unwrap();
+        let mut b = load_breaker(c, GLOBAL_SCOPE).unwrap();
+        assert!(b.is_active());
+        record_transition(c, GLOBAL_SCOPE, &b.kill(&config, replay)).unwrap();
+        let b = load_breaker(c, GLOBAL_SCOPE).unwrap();
+        assert_eq!(b.state, BreakerState::Halted);
+        assert_eq!(b.reason, Some(BreakerReason::ManualKill));
+        assert_eq!(b.since, replay);
+    }
+
+    #[test]
     fn breaker_state_and_history_survive_reopening_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");

@@ -821,6 +821,64 @@ mod tests {
         assert_eq!(app.overlay, Overlay::None);
     }
 
+    /// A snapshot loaded from a store the way the running interface loads it.
+    fn loaded(store: &crate::store::Store) -> Snapshot {
+        use crate::app::snapshot::{LoadRequest, load};
+        let btc = crate::domain::Symbol::new("BTCUSDT").unwrap();
+        let req = LoadRequest {
+            mode: TradingMode::Paper,
+            now_ms: 1_767_355_200_000,
+            symbol: btc.clone(),
+            interval: crate::domain::market::Interval::H1,
+            connection: "paper".into(),
+            paper_starting_balance: Some(crate::domain::Quote(rust_decimal::Decimal::from(10_000))),
+            symbols: vec![btc],
+            default_risk_config: Vec::new(),
+            stale_after_ms: 3_600_000,
+        };
+        load(store.conn(), &req).unwrap()
+    }
+
+    #[test]
+    fn pause_from_the_tui_is_loaded_so_p_offers_resume_and_resume_is_accepted() {
+        // Symptom 2: after `p`, `y` the loaded snapshot still said "not paused": `p` offered
+        // "Pause trading?" again and `:resume` answered "trading is not paused".
+        use crate::store::risk::{ManualStop, stop_trading};
+        let store = crate::store::Store::open_in_memory().unwrap();
+        let config = crate::domain::risk::RiskConfig::default();
+        stop_trading(store.conn(), &config, ManualStop::Pause, "tui", "lunch", 5).unwrap();
+        let mut app = app();
+        update(&mut app, Action::SnapshotLoaded(Box::new(loaded(&store))));
+        assert!(app.snapshot.trading_paused);
+        assert_eq!(app.snapshot.trading.label(), "PAUSED");
+        press(&mut app, "p");
+        assert_eq!(press(&mut app, "y"), vec![Effect::ResumeTrading]);
+        press(&mut app, ":resume\n");
+        assert!(
+            matches!(app.overlay, Overlay::Confirm(_)),
+            "{:?}",
+            app.status
+        );
+    }
+
+    #[test]
+    fn pause_and_kill_read_differently_in_the_header_state() {
+        use crate::store::risk::{ManualStop, resume_trading, stop_trading};
+        let store = crate::store::Store::open_in_memory().unwrap();
+        let config = crate::domain::risk::RiskConfig::default();
+        stop_trading(store.conn(), &config, ManualStop::Pause, "tui", "", 5).unwrap();
+        let paused = loaded(&store).trading;
+        resume_trading(store.conn(), "tui", 6).unwrap();
+        stop_trading(store.conn(), &config, ManualStop::Kill, "tui", "", 7).unwrap();
+        let killed = loaded(&store);
+        assert_eq!(paused.label(), "PAUSED");
+        assert_eq!(killed.trading.label(), "KILLED");
+        assert!(
+            killed.trading_paused,
+            "the kill switch is lifted by resume too"
+        );
+    }
+
     #[test]
     fn pause_answered_no_does_nothing() {
         let mut app = app();
