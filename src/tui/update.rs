@@ -637,6 +637,8 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
                     reason,
                 },
             );
+            // The trading state (paused, killed, halted) and `p`'s offer come from the store.
+            return vec![Effect::Refresh];
         }
         Event::HealthChanged {
             component,
