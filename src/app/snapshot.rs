@@ -1068,6 +1068,71 @@ mod tests {
     }
 
     #[test]
+    fn decision_detail_reads_the_verdict_the_trading_service_writes() {
+        let store = Store::open_in_memory().unwrap();
+        let v = serde_json::json!({"verdict": {"verdict": "refused", "reasons": ["too big"], "checks": [
+            {"name": "heat", "passed": true, "detail": "2% < 6%"},
+            {"name": "size", "passed": false, "detail": "too big"}]}, "execution": "refused"});
+        store.conn().execute(
+            "INSERT INTO decisions (symbol, engine, action, input_snapshot, risk_verdict, outcome, decided_at)
+             VALUES ('BTCUSDT', 'rules', 'BUY', '{}', ?1, 'refused', 5)", [v.to_string()]).unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        assert_eq!(snap.decisions[0].risk_checks.len(), 2);
+    }
+
+    #[test]
+    fn a_kill_in_the_store_is_loaded_as_trading_paused() {
+        let store = Store::open_in_memory().unwrap();
+        let config = crate::domain::risk::RiskConfig::default();
+        let mut b = crate::store::risk::load_breaker(store.conn(), "global").unwrap();
+        crate::store::risk::record_transition(store.conn(), "global", &b.kill(&config, 5)).unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        assert!(snap.trading_paused);
+    }
+
+    #[test]
+    fn equity_is_the_engines_latest_snapshot_not_the_starting_balance_plus_pnl() {
+        let store = Store::open_in_memory().unwrap();
+        crate::store::equity::insert(store.conn(), "paper", Quote(dec!(9997.12)), Quote::ZERO, 5)
+            .unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        assert_eq!(snap.account.equity, Quote(dec!(9997.12)));
+    }
+
+    #[test]
+    fn day_pnl_includes_the_entry_fee_of_a_round_trip() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let now = request().now_ms;
+        c.execute_batch(&format!(
+            "INSERT INTO positions (symbol, entry_price, quantity, realized_pnl, fees_paid, status, opened_at, closed_at, updated_at)
+               VALUES ('BTCUSDT', '50000', '0', '-13.67', '9.18', 'closed', {now}, {now}, {now});
+             INSERT INTO orders (id, client_order_id, symbol, side, order_type, status, quantity, created_at, updated_at, purpose, position_id)
+               VALUES (1, 'x', 'BTCUSDT', 'SELL', 'MARKET', 'FILLED', '0.1', 0, 0, 'exit', 1);
+             INSERT INTO trades (order_id, symbol, side, price, quantity, fee, realized_pnl, executed_at)
+               VALUES (1, 'BTCUSDT', 'SELL', '49955', '0.1', '4.69', '-9.18', {now});"
+        )).unwrap();
+        let snap = load(c, &request()).unwrap();
+        assert_eq!(snap.account.daily_pnl, Quote(dec!(-13.67)));
+    }
+
+    #[test]
+    fn cancelled_oco_legs_no_longer_show_as_the_positions_stop_and_target() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        c.execute_batch(
+            "INSERT INTO positions (symbol, entry_price, quantity, stop_loss, take_profit, realized_pnl, status, opened_at, updated_at)
+               VALUES ('BTCUSDT', '50000', '0.1', '49000', '53000', '0', 'open', 0, 0);
+             INSERT INTO orders (id, client_order_id, symbol, side, order_type, status, quantity, created_at, updated_at, stop_price, purpose, position_id, order_list_id)
+               VALUES (1, 'sl', 'BTCUSDT', 'SELL', 'STOP_LOSS_LIMIT', 'CANCELED', '0.1', 0, 0, '49000', 'stop_loss', 1, 'l'),
+                      (2, 'tp', 'BTCUSDT', 'SELL', 'LIMIT_MAKER', 'CANCELED', '0.1', 0, 0, NULL, 'take_profit', 1, 'l');",
+        ).unwrap();
+        let snap = load(c, &request()).unwrap();
+        assert_eq!(snap.positions[0].stop, None);
+        assert_eq!(snap.positions[0].target, None);
+    }
+
+    #[test]
     fn overlays_line_up_with_the_candles_and_warm_up_like_ta_lib() {
         let candles: Vec<Candle> = (0..60)
             .map(|i| Candle {
