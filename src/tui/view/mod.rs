@@ -93,7 +93,13 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     ];
     if area.width >= WIDE && s.as_of_ms > 0 {
         spans.push(Span::styled(
-            format!("  as of {} UTC", fmt_time(s.as_of_ms)),
+            // The run's clock, with its date: in the demo that is the replay's simulated day.
+            format!(
+                "  as of {} UTC",
+                chrono::DateTime::from_timestamp_millis(s.as_of_ms)
+                    .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| fmt_time(s.as_of_ms))
+            ),
             theme.muted(),
         ));
     }
