@@ -552,7 +552,7 @@ pub async fn serve_control<E: Exchange + 'static>(
             ControlOp::Resume => done(trading.resume(now).map(|_| "trading resumed".to_string())),
             ControlOp::Kill => done(
                 trading
-                    .pause("kill switch engaged from the terminal interface", now)
+                    .kill("kill switch engaged from the terminal interface", now)
                     .map(|_| "kill switch engaged: no new entries until resumed".to_string()),
             ),
             ControlOp::ClosePosition { symbol } => done(

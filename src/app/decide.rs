@@ -27,6 +27,7 @@ use crate::services::llm::{
 use crate::services::notification::{
     Alert, AlertKind, NotificationConfig, ResendClient, already_alerted, notify,
 };
+use crate::store::account::AccountView;
 use crate::store::decisions::{self as recorder, CachedReply, NewDecision};
 use crate::store::strategies::StrategyRow;
 use crate::store::{Store, StoreError};
@@ -650,6 +651,44 @@ pub async fn api_key(settings: &Settings, kind: SecretKind) -> Result<Option<Api
 }
 
 /// The rules engine as the settings configure it.
+/// Fill a decision input's account part (the open position on its symbol, today's PnL, the
+/// trading state, portfolio heat) from the account read model, so `decide`, `execute` and the
+/// daemon tell the engine the same account the faces show.
+pub fn apply_account(input: &mut crate::domain::decision::DecisionInput, view: &AccountView) {
+    use crate::domain::risk::{OpenPosition, PortfolioHeatService};
+    use crate::domain::trading::PositionService;
+    input.position = view
+        .positions
+        .iter()
+        .find(|p| p.row.position.symbol == input.symbol)
+        .map(|p| {
+            let pos = &p.row.position;
+            crate::domain::decision::PositionSnapshot {
+                quantity: pos.quantity,
+                entry_price: pos.entry_price,
+                unrealized_pnl: PositionService::unrealized_pnl(pos, input.price),
+            }
+        });
+    input.risk.daily_pnl = view.day_pnl;
+    input.risk.breaker = view.trading.label().to_lowercase();
+    if view.equity.get() > Decimal::ZERO {
+        // Heat from the LIVE stops: a position whose stop was cancelled risks its notional.
+        let open: Vec<OpenPosition> = view
+            .positions
+            .iter()
+            .map(|p| OpenPosition {
+                symbol: p.row.position.symbol.clone(),
+                quantity: p.row.position.quantity,
+                entry: p.row.position.entry_price,
+                stop: p.live_stop,
+            })
+            .collect();
+        let heat = PortfolioHeatService::measure(&open, view.equity, Decimal::ONE_HUNDRED);
+        input.risk.heat_pct =
+            rust_decimal::prelude::ToPrimitive::to_f64(&heat.heat_pct).unwrap_or(0.0);
+    }
+}
+
 pub fn rules_engine(settings: &Settings) -> RulesEngine {
     RulesEngine {
         config: settings.rules.clone(),
@@ -763,4 +802,73 @@ pub async fn engine_named(
         return Ok(AnyEngine::Rules(rules_engine(settings)));
     }
     Ok(build_engine(settings, Some(wanted), store, mailer).await?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::decision::DecisionInput;
+    use crate::domain::market::{Candle, Interval};
+    use crate::domain::trading::{Position, PositionSide};
+    use crate::domain::{Price, Qty, Quote, Symbol};
+    use crate::store::account::{AccountQuery, load, utc_day_start};
+    use crate::store::risk::{ManualStop, stop_trading};
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn decide_prompt_tells_the_open_position_day_pnl_and_pause_execute_sees() {
+        // Symptom 6: with a position open and trading paused, `decide` told the LLM "flat,
+        // daily PnL 0, circuit breaker active".
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let now = 1_767_355_200_000;
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        let p = Position {
+            symbol: btc.clone(),
+            side: PositionSide::Long,
+            quantity: Qty(dec!(0.1)),
+            entry_price: Price(dec!(50000)),
+            stop_loss: None,
+            take_profit: None,
+            realized_pnl: Quote(dec!(-5)),
+            fees_paid: Quote(dec!(5)),
+            opened_at: now - 60_000,
+            closed_at: None,
+        };
+        crate::store::positions::insert(c, "paper", None, &p, now).unwrap();
+        let config = crate::domain::risk::RiskConfig::default();
+        stop_trading(c, &config, ManualStop::Pause, "cli", "news", now).unwrap();
+        let candles: Vec<Candle> = (0..60)
+            .map(|i| Candle {
+                open_time: now - (60 - i) * 3_600_000,
+                open: Price(dec!(51000)),
+                high: Price(dec!(51100)),
+                low: Price(dec!(50900)),
+                close: Price(dec!(51000)),
+                volume: Qty(dec!(1)),
+            })
+            .collect();
+        let mut input = DecisionInput::from_candles(btc, Interval::H1, &candles, now).unwrap();
+        let view = load(
+            c,
+            &AccountQuery {
+                connection: "paper",
+                now_ms: now,
+                day_start_ms: utc_day_start(now),
+                paper_starting_balance: Some(Quote(dec!(10000))),
+                unresolved: Vec::new(),
+            },
+        )
+        .unwrap();
+        apply_account(&mut input, &view);
+        let position = input.position.expect("the open position is told");
+        assert_eq!(position.quantity, Qty(dec!(0.1)));
+        // (51000 - 50000) * 0.1 at the snapshot's price
+        assert_eq!(position.unrealized_pnl, Quote(dec!(100)));
+        assert_eq!(input.risk.breaker, "paused");
+        // Today: the entry's fee (the position is not marked yet).
+        assert_eq!(input.risk.daily_pnl, Quote(dec!(-5)));
+        // No stop order protects it: its whole notional is at risk.
+        assert!(input.risk.heat_pct > 49.0, "{}", input.risk.heat_pct);
+    }
 }

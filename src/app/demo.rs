@@ -148,6 +148,51 @@ impl Clock for ReplayClock {
     }
 }
 
+/// The clock the demo's interface reads: the replay's while it runs; once the replay has
+/// ended, simulated time goes on at the replay's pace from where it stopped, so what no longer
+/// runs (every job) turns stale on screen instead of staying green for ever.
+#[derive(Clone)]
+pub struct FaceClock {
+    replay: ReplayClock,
+    /// Simulated milliseconds per real millisecond.
+    speed: f64,
+    /// (wall, replay) times when the replay ended.
+    ended: Arc<Mutex<Option<(i64, i64)>>>,
+    wall: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl FaceClock {
+    pub fn new(replay: ReplayClock, speed: f64, wall: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
+        FaceClock {
+            replay,
+            speed,
+            ended: Arc::new(Mutex::new(None)),
+            wall,
+        }
+    }
+
+    /// The replay is over: from now on simulated time runs on by itself.
+    pub fn replay_ended(&self) {
+        let at = ((self.wall)(), self.replay.now_ms());
+        if let Ok(mut ended) = self.ended.lock() {
+            ended.get_or_insert(at);
+        }
+    }
+}
+
+impl Clock for FaceClock {
+    fn now_ms(&self) -> i64 {
+        let ended = self.ended.lock().ok().and_then(|e| *e);
+        match ended {
+            None => self.replay.now_ms(),
+            Some((wall_then, replay_then)) => {
+                let real = ((self.wall)() - wall_then).max(0) as f64;
+                replay_then.saturating_add((real * self.speed) as i64)
+            }
+        }
+    }
+}
+
 /// How a run of the demo goes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DemoOptions {
@@ -575,4 +620,31 @@ fn orders_of(
         }
     }
     Ok((bought, exit, exit_price))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interface_clock_follows_the_replay_then_runs_on_at_its_pace_once_it_ended() {
+        // Symptom 9: after the demo stopped, the replay clock stopped too and the health dots
+        // stayed green for ever.
+        let replay = ReplayClock::default();
+        let wall = Arc::new(AtomicI64::new(1_000));
+        let w = wall.clone();
+        let face = FaceClock::new(
+            replay.clone(),
+            3600.0,
+            Arc::new(move || w.load(Ordering::SeqCst)),
+        );
+        replay.set(1_736_000_000_000);
+        assert_eq!(face.now_ms(), 1_736_000_000_000);
+        replay.set(1_736_003_600_000);
+        assert_eq!(face.now_ms(), 1_736_003_600_000);
+        face.replay_ended();
+        // One real second later, an hour of simulated time has passed.
+        wall.store(2_000, Ordering::SeqCst);
+        assert_eq!(face.now_ms(), 1_736_007_200_000);
+    }
 }

@@ -1,17 +1,22 @@
 //! What the faces render: plain view-model structs (`Snapshot`) and the loader that fills them
-//! from the SQLite store. The loader runs off the render loop (in `spawn_blocking`); the TUI only
-//! ever reads a finished `Snapshot`.
+//! from the store's read model (`store::account::AccountView`) and repositories — no SQL of its
+//! own, so the TUI shows the numbers `status`, `positions` and the decision prompt show. The
+//! loader runs off the render loop (in `spawn_blocking`); the TUI only ever reads a finished
+//! `Snapshot`.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use std::str::FromStr;
 
 use crate::domain::market::{Candle, Interval};
+use crate::domain::risk::BreakerState;
 use crate::domain::symbol::Symbol;
+use crate::domain::trading::TradingMode;
 use crate::domain::trading::order::Side;
 use crate::domain::{Price, Qty, Quote};
 use crate::store::StoreError;
+use crate::store::account::{self, AccountQuery, Counts, Protection, TradingState};
+use crate::store::decisions::DecisionRecord;
 
 /// Portfolio heat cap used when no risk configuration names one, in percent of equity.
 pub const DEFAULT_HEAT_CAP_PCT: f64 = 6.0;
@@ -22,65 +27,11 @@ pub const HISTORY_ROWS: usize = 500;
 pub enum SnapshotError {
     #[error("cannot read the trading database: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot read the trading database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("corrupt value in {table}.{column}: {value:?}")]
-    Corrupt {
-        table: &'static str,
-        column: &'static str,
-        value: String,
-    },
 }
 
-/// Which money is at stake; always shown in the header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TradingMode {
-    #[default]
-    Paper,
-    Testnet,
-    Live,
-}
-
-impl TradingMode {
-    pub fn label(self) -> &'static str {
-        match self {
-            TradingMode::Paper => "PAPER",
-            TradingMode::Testnet => "TESTNET",
-            TradingMode::Live => "LIVE",
-        }
-    }
-}
-
-/// The circuit breaker's trading state (nautilus' Active / Reducing / Halted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BreakerState {
-    #[default]
-    Active,
-    ReduceOnly,
-    Halted,
-}
-
-impl BreakerState {
-    pub fn label(self) -> &'static str {
-        match self {
-            BreakerState::Active => "ACTIVE",
-            BreakerState::ReduceOnly => "REDUCE ONLY",
-            BreakerState::Halted => "HALTED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<BreakerState> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "active" => Some(BreakerState::Active),
-            "reduce_only" | "reducing" => Some(BreakerState::ReduceOnly),
-            "halted" => Some(BreakerState::Halted),
-            _ => None,
-        }
-    }
-}
-
+/// The header's account figures, from `store::account::AccountView`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct AccountView {
+pub struct AccountPanel {
     pub equity: Quote,
     /// (time ms, equity) for the curve; f64 because it is only drawn.
     pub equity_curve: Vec<(i64, f64)>,
@@ -99,12 +50,22 @@ pub struct BreakerChange {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BreakerView {
     pub state: BreakerState,
     pub reason: String,
     /// Newest first.
     pub history: Vec<BreakerChange>,
+}
+
+impl Default for BreakerView {
+    fn default() -> Self {
+        BreakerView {
+            state: BreakerState::Active,
+            reason: String::new(),
+            history: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,8 +75,11 @@ pub struct PositionView {
     pub entry: Price,
     pub mark: Price,
     pub qty: Qty,
+    /// The LIVE stop-loss leg's trigger (none once it is cancelled or filled).
     pub stop: Option<Price>,
+    /// The LIVE take-profit leg's price.
     pub target: Option<Price>,
+    pub protection: Protection,
     pub unrealised_pnl: Quote,
     /// This position's share of portfolio heat, percent of equity.
     pub heat_pct: f64,
@@ -132,6 +96,8 @@ pub struct OrderView {
     pub qty: Qty,
     pub filled: Qty,
     pub created_at_ms: i64,
+    /// One leg of an OCO pair: cancelling it cancels the other leg too.
+    pub in_order_list: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +136,10 @@ pub struct DecisionView {
     pub model: Option<String>,
     pub reasoning: String,
     pub risk_checks: Vec<RiskCheckView>,
+    /// Why risk refused it (empty unless refused).
+    pub refusal_reasons: Vec<String>,
+    /// What the trading service did or why risk was not asked.
+    pub execution: String,
     pub sources: Vec<String>,
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
@@ -257,6 +227,8 @@ pub struct BacktestView {
 pub struct ComponentHealth {
     pub name: String,
     pub healthy: bool,
+    /// Its last run is older than a few intervals: the dot turns grey.
+    pub stale: bool,
     pub detail: String,
 }
 
@@ -304,8 +276,12 @@ pub struct LogLine {
 pub struct Snapshot {
     pub mode: TradingMode,
     pub as_of_ms: i64,
+    /// Paused or killed by an operator: `p` offers to resume.
     pub trading_paused: bool,
-    pub account: AccountView,
+    pub trading: TradingState,
+    /// Exact row counts (the lists below are capped at `HISTORY_ROWS`).
+    pub counts: Counts,
+    pub account: AccountPanel,
     pub breaker: BreakerView,
     pub positions: Vec<PositionView>,
     pub open_orders: Vec<OrderView>,
@@ -332,9 +308,11 @@ impl Snapshot {
             mode,
             as_of_ms: 0,
             trading_paused: false,
-            account: AccountView {
+            trading: TradingState::Active,
+            counts: Counts::default(),
+            account: AccountPanel {
                 heat_cap_pct: DEFAULT_HEAT_CAP_PCT,
-                ..AccountView::default()
+                ..AccountPanel::default()
             },
             breaker: BreakerView::default(),
             positions: Vec::new(),
@@ -368,14 +346,20 @@ impl Snapshot {
 #[derive(Debug, Clone)]
 pub struct LoadRequest {
     pub mode: TradingMode,
+    /// Now on the run's clock (the replay's simulated time in the demo).
     pub now_ms: i64,
     pub symbol: Symbol,
     pub interval: Interval,
-    /// Cash the paper account started with; equity = this + realised + unrealised PnL.
-    pub starting_balance: Quote,
+    /// The connection whose account is shown.
+    pub connection: String,
+    /// Starting cash of a paper connection (shown until the engine writes an equity
+    /// snapshot); `None` on an exchange connection.
+    pub paper_starting_balance: Option<Quote>,
     pub symbols: Vec<Symbol>,
     /// The configured risk limits (key, value), shown when the database holds no default row.
     pub default_risk_config: Vec<(String, String)>,
+    /// A job whose last run is older than this is shown as stale.
+    pub stale_after_ms: i64,
 }
 
 /// Flatten any serialisable config into sorted `a.b = value` rows for display.
@@ -388,29 +372,9 @@ pub fn config_rows<T: serde::Serialize>(config: &T) -> Vec<(String, String)> {
     out
 }
 
-const MS_PER_DAY: i64 = 86_400_000;
-
-/// PAPER unless trading is live; live on a connection marked testnet is TESTNET.
-pub fn trading_mode(
-    conn: &Connection,
-    live: bool,
-    connection: &str,
-) -> Result<TradingMode, SnapshotError> {
-    if !live {
-        return Ok(TradingMode::Paper);
-    }
-    let testnet: Option<bool> = conn
-        .query_row(
-            "SELECT is_testnet FROM exchange_connections WHERE name = ?1",
-            [connection],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(if testnet == Some(true) {
-        TradingMode::Testnet
-    } else {
-        TradingMode::Live
-    })
+/// The mode of `connection` as the venue opens it (a testnet connection is TESTNET).
+pub fn trading_mode(conn: &Connection, connection: &str) -> Result<TradingMode, SnapshotError> {
+    Ok(crate::store::strategies::connection_mode(conn, connection)?)
 }
 
 /// Read everything the cockpit shows from the store. Blocking: call it from `spawn_blocking`.
@@ -421,7 +385,20 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
     if !snap.symbols.contains(&req.symbol) {
         snap.symbols.insert(0, req.symbol.clone());
     }
-    snap.positions = load_positions(conn)?;
+    let view = account::load(
+        conn,
+        &AccountQuery {
+            connection: &req.connection,
+            now_ms: req.now_ms,
+            day_start_ms: account::utc_day_start(req.now_ms),
+            paper_starting_balance: req.paper_starting_balance,
+            unresolved: Vec::new(),
+        },
+    )?;
+    snap.positions = view.positions.iter().map(position_view).collect();
+    snap.trading = view.trading.clone();
+    snap.trading_paused = view.trading.is_manually_stopped();
+    snap.counts = view.counts;
     snap.open_orders = load_open_orders(conn)?;
     snap.trades = load_trades(conn)?;
     snap.decisions = load_decisions(conn)?;
@@ -433,13 +410,17 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
     if snap.risk_config.is_empty() {
         snap.risk_config = req.default_risk_config.clone();
     }
-    snap.strategies = load_strategy_names(conn)?;
+    snap.strategies = crate::store::strategies::list_strategies(conn)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    snap.strategies.sort();
     for b in &snap.backtests {
         if !snap.strategies.contains(&b.strategy) {
             snap.strategies.push(b.strategy.clone());
         }
     }
-    snap.account = account(conn, req, &snap)?;
+    snap.account = account_panel(&view, &snap, req.now_ms);
     let cap = snap
         .risk_config
         .iter()
@@ -455,46 +436,34 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
     snap.health = vec![ComponentHealth {
         name: "database".into(),
         healthy: true,
+        stale: false,
         detail: format!(
             "{} trades, {} decisions",
-            snap.trades.len(),
-            snap.decisions.len()
+            view.counts.trades, view.counts.decisions
         ),
     }];
-    snap.health.extend(job_health(conn)?);
+    snap.health
+        .extend(job_health(conn, req.now_ms, req.stale_after_ms)?);
     Ok(snap)
 }
 
-fn dec(table: &'static str, column: &'static str, text: &str) -> Result<Decimal, SnapshotError> {
-    Decimal::from_str(text.trim()).map_err(|_| SnapshotError::Corrupt {
-        table,
-        column,
-        value: text.to_string(),
-    })
-}
-
-fn load_positions(conn: &Connection) -> Result<Vec<PositionView>, SnapshotError> {
-    // The positions repository owns the row format; the view only picks what it shows.
-    Ok(crate::store::positions::open_positions(conn)?
-        .into_iter()
-        .map(|row| {
-            let p = row.position;
-            PositionView {
-                side: match p.side {
-                    crate::domain::trading::PositionSide::Long => "LONG".to_string(),
-                    crate::domain::trading::PositionSide::Short => "SHORT".to_string(),
-                },
-                mark: row.mark_price.unwrap_or(p.entry_price),
-                symbol: p.symbol,
-                entry: p.entry_price,
-                qty: p.quantity,
-                stop: p.stop_loss,
-                target: p.take_profit,
-                unrealised_pnl: row.unrealized_pnl,
-                heat_pct: 0.0,
-            }
-        })
-        .collect())
+fn position_view(p: &account::PositionStatus) -> PositionView {
+    let pos = &p.row.position;
+    PositionView {
+        side: match pos.side {
+            crate::domain::trading::PositionSide::Long => "LONG".to_string(),
+            crate::domain::trading::PositionSide::Short => "SHORT".to_string(),
+        },
+        mark: p.mark,
+        symbol: pos.symbol.clone(),
+        entry: pos.entry_price,
+        qty: pos.quantity,
+        stop: p.live_stop,
+        target: p.live_target,
+        protection: p.protection,
+        unrealised_pnl: p.row.unrealized_pnl,
+        heat_pct: 0.0,
+    }
 }
 
 fn load_open_orders(conn: &Connection) -> Result<Vec<OrderView>, SnapshotError> {
@@ -512,6 +481,7 @@ fn load_open_orders(conn: &Connection) -> Result<Vec<OrderView>, SnapshotError> 
                 qty: o.quantity,
                 filled: o.filled_quantity,
                 created_at_ms: o.created_at,
+                in_order_list: row.order_list_id.is_some(),
             }
         })
         .collect())
@@ -547,33 +517,17 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-/// Risk verdicts are written by the risk module; accept `{"checks": [{name, passed, detail}]}`
-/// or a bare array, and tolerate `reason`/`message` for the detail.
-fn risk_checks(verdict: &Value) -> Vec<RiskCheckView> {
-    let list = verdict
-        .get("checks")
-        .and_then(Value::as_array)
-        .or_else(|| verdict.as_array());
-    list.map(|items| {
-        items
-            .iter()
-            .map(|c| RiskCheckView {
-                name: c.get("name").map(text_of).unwrap_or_default(),
-                passed: c
-                    .get("passed")
-                    .and_then(Value::as_bool)
-                    .or_else(|| c.get("ok").and_then(Value::as_bool))
-                    .unwrap_or(false),
-                detail: c
-                    .get("detail")
-                    .or_else(|| c.get("reason"))
-                    .or_else(|| c.get("message"))
-                    .map(text_of)
-                    .unwrap_or_default(),
-            })
-            .collect()
-    })
-    .unwrap_or_default()
+/// The checks as the risk module made them, read back through the column's own type.
+fn risk_checks(record: &DecisionRecord) -> Vec<RiskCheckView> {
+    record
+        .checks()
+        .iter()
+        .map(|c| RiskCheckView {
+            name: c.name.to_string(),
+            passed: c.passed,
+            detail: c.detail.clone(),
+        })
+        .collect()
 }
 
 fn sources(results: &Value) -> Vec<String> {
@@ -608,6 +562,11 @@ fn load_decisions(conn: &Connection) -> Result<Vec<DecisionView>, SnapshotError>
         .into_iter()
         .map(|row| {
             let d = row.fields;
+            let record = d
+                .risk_verdict
+                .as_deref()
+                .map(DecisionRecord::from_column)
+                .unwrap_or_default();
             let decision = json(d.decision);
             let mut reasoning = decision
                 .get("reasoning")
@@ -634,7 +593,12 @@ fn load_decisions(conn: &Connection) -> Result<Vec<DecisionView>, SnapshotError>
                 engine: d.engine,
                 model: d.model,
                 reasoning,
-                risk_checks: risk_checks(&json(d.risk_verdict)),
+                risk_checks: risk_checks(&record),
+                refusal_reasons: record.refusal_reasons().to_vec(),
+                execution: record
+                    .not_evaluated
+                    .clone()
+                    .unwrap_or_else(|| record.execution.clone()),
                 sources: sources(&json(d.search_results)),
                 prompt_tokens: d.prompt_tokens.and_then(|v| u32::try_from(v).ok()),
                 completion_tokens: d.completion_tokens.and_then(|v| u32::try_from(v).ok()),
@@ -747,34 +711,24 @@ fn load_candles(
 }
 
 fn load_breaker(conn: &Connection) -> Result<BreakerView, SnapshotError> {
-    let mut stmt = conn.prepare(
-        "SELECT changed_at, scope, state, COALESCE(reason, '') FROM circuit_breaker_state
-         ORDER BY changed_at DESC, id DESC LIMIT 50",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
     let mut view = BreakerView::default();
-    for row in rows {
-        let (at, scope, state, reason) = row?;
-        let state = BreakerState::parse(&state).ok_or(SnapshotError::Corrupt {
-            table: "circuit_breaker_state",
-            column: "state",
-            value: state.clone(),
-        })?;
+    for r in crate::store::risk::all_history(conn, 50)? {
+        let mut reason = r.reason.map(|r| r.to_string()).unwrap_or_default();
+        if let Some(note) = r.note.filter(|n| !n.is_empty()) {
+            reason = format!("{reason}: {note}");
+        }
         view.history.push(BreakerChange {
-            at_ms: at,
-            scope,
-            state,
+            at_ms: r.changed_at,
+            scope: r.scope,
+            state: r.state,
             reason,
         });
     }
-    if let Some(latest) = view.history.iter().find(|c| c.scope == "global") {
+    if let Some(latest) = view
+        .history
+        .iter()
+        .find(|c| c.scope == crate::store::risk::GLOBAL_SCOPE)
+    {
         view.state = latest.state;
         view.reason = latest.reason.clone();
     }
@@ -782,25 +736,9 @@ fn load_breaker(conn: &Connection) -> Result<BreakerView, SnapshotError> {
 }
 
 fn load_risk_config(conn: &Connection) -> Result<Vec<(String, String)>, SnapshotError> {
-    let config: Option<String> = conn
-        .query_row(
-            "SELECT config FROM risk_configs WHERE strategy_id IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let mut out = Vec::new();
-    flatten("", &json(config), &mut out);
-    out.retain(|(k, _)| !k.is_empty());
-    Ok(out)
-}
-
-fn load_strategy_names(conn: &Connection) -> Result<Vec<String>, SnapshotError> {
-    let mut stmt = conn.prepare("SELECT name FROM strategies ORDER BY name")?;
-    let names = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(names)
+    Ok(crate::store::risk::stored_default(conn)?
+        .map(|c| config_rows(&c))
+        .unwrap_or_default())
 }
 
 /// The chart overlays for `candles` from the domain's indicators (TA-Lib parity): SMA 20,
@@ -838,8 +776,14 @@ pub fn overlays(candles: &[Candle]) -> Overlays {
     o
 }
 
-/// A scheduler job is healthy while its latest failure (if any) is older than its latest success.
-fn job_health(conn: &Connection) -> Result<Vec<ComponentHealth>, SnapshotError> {
+/// A scheduler job is healthy while its latest failure (if any) is older than its latest
+/// success, and stale (grey) when its last run is older than `stale_after_ms` on the run's
+/// clock: a stopped daemon does not keep green dots.
+fn job_health(
+    conn: &Connection,
+    now_ms: i64,
+    stale_after_ms: i64,
+) -> Result<Vec<ComponentHealth>, SnapshotError> {
     Ok(crate::store::jobs::job_health(conn)?
         .into_iter()
         .map(|j| {
@@ -848,81 +792,60 @@ fn job_health(conn: &Connection) -> Result<Vec<ComponentHealth>, SnapshotError> 
                 (Some((failed_at, _)), Some(ok_at)) => ok_at > *failed_at,
                 (Some(_), None) => false,
             };
+            let stale = j
+                .last_run
+                .is_none_or(|at| now_ms.saturating_sub(at) > stale_after_ms);
             let detail = match (&j.last_error, healthy) {
                 (Some((_, e)), false) => format!("failing: {e}"),
+                _ if stale => format!("{} runs, none lately", j.runs),
                 _ => format!("{} runs", j.runs),
             };
             ComponentHealth {
                 name: j.job,
                 healthy,
+                stale,
                 detail,
             }
         })
         .collect())
 }
 
-/// Equity, daily PnL, heat and the realised-PnL equity curve from positions and trades.
-fn account(
-    conn: &Connection,
-    req: &LoadRequest,
-    snap: &Snapshot,
-) -> Result<AccountView, SnapshotError> {
-    let realised_texts: Vec<String> = conn
-        .prepare("SELECT realized_pnl FROM positions")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<Result<_, _>>()?;
-    let mut realised = Decimal::ZERO;
-    for t in &realised_texts {
-        realised += dec("positions", "realized_pnl", t)?;
-    }
-    let unrealised: Decimal = snap.positions.iter().map(|p| p.unrealised_pnl.get()).sum();
-    let equity = req.starting_balance.get() + realised + unrealised;
+/// The header's figures from the account read model; the equity curve steps through the
+/// realised PnL of the trades shown, ending at the account's equity.
+fn account_panel(view: &account::AccountView, snap: &Snapshot, now_ms: i64) -> AccountPanel {
+    let equity = view.equity.get();
+    let unrealised = view.unrealised_pnl.get();
     let committed: Decimal = snap
         .positions
         .iter()
         .map(|p| p.entry.get() * p.qty.get())
         .sum();
-
-    let day_start = req.now_ms - req.now_ms.rem_euclid(MS_PER_DAY);
-    let mut daily_realised = Decimal::ZERO;
     // Curve: oldest to newest realised PnL steps.
-    let mut steps: Vec<(i64, Decimal)> = Vec::new();
-    for t in snap.trades.iter().rev() {
-        if let Some(p) = t.realised_pnl {
-            steps.push((t.at_ms, p.get()));
-            if t.at_ms >= day_start {
-                daily_realised += p.get();
-            }
-        }
-    }
-    let daily = daily_realised + unrealised;
-    let start_of_day_equity = equity - daily;
-    let daily_pct = if start_of_day_equity.is_zero() {
-        0.0
-    } else {
-        Quote(daily / start_of_day_equity * Decimal::ONE_HUNDRED).to_f64()
-    };
-    let base = equity - unrealised - steps.iter().map(|(_, p)| *p).sum::<Decimal>();
-    let mut running = base;
+    let steps: Vec<(i64, Decimal)> = snap
+        .trades
+        .iter()
+        .rev()
+        .filter_map(|t| t.realised_pnl.map(|p| (t.at_ms, p.get())))
+        .collect();
+    let mut running = equity - unrealised - steps.iter().map(|(_, p)| *p).sum::<Decimal>();
     let mut equity_curve = vec![(
-        steps.first().map(|s| s.0).unwrap_or(req.now_ms),
+        steps.first().map(|s| s.0).unwrap_or(now_ms),
         Quote(running).to_f64(),
     )];
     for (at, p) in steps {
         running += p;
         equity_curve.push((at, Quote(running).to_f64()));
     }
-    equity_curve.push((req.now_ms, Quote(equity).to_f64()));
-
-    Ok(AccountView {
-        equity: Quote(equity),
+    equity_curve.push((now_ms, Quote(equity).to_f64()));
+    AccountPanel {
+        equity: view.equity,
         equity_curve,
-        daily_pnl: Quote(daily),
-        daily_pnl_pct: daily_pct,
+        daily_pnl: view.day_pnl,
+        daily_pnl_pct: view.day_pnl_pct,
         available_balance: Quote(equity - unrealised - committed),
         heat_pct: 0.0,
         heat_cap_pct: DEFAULT_HEAT_CAP_PCT,
-    })
+    }
 }
 
 /// Heat of each position (risk to its stop as % of equity) and the total; positions without a
@@ -959,9 +882,11 @@ mod tests {
             now_ms: 1_767_355_200_000,
             symbol: Symbol::new("BTCUSDT").unwrap(),
             interval: Interval::H1,
-            starting_balance: Quote(dec!(10000)),
+            connection: "paper".into(),
+            paper_starting_balance: Some(Quote(dec!(10000))),
             symbols: vec![Symbol::new("BTCUSDT").unwrap()],
             default_risk_config: vec![("heat_cap_pct".into(), "5".into())],
+            stale_after_ms: 3_600_000,
         }
     }
 
@@ -989,14 +914,16 @@ mod tests {
                 realized_pnl, status, opened_at, updated_at)
                VALUES ('BTCUSDT', '50000', '0.1', '49000', '51000', '100', '0', 'open', 0, 0),
                       ('ETHUSDT', '3000', '1', NULL, NULL, '0', '40', 'closed', 0, 0);
+             UPDATE positions SET closed_at = {now} WHERE symbol = 'ETHUSDT';
              INSERT INTO orders (id, client_order_id, strategy_id, symbol, side, order_type, status,
-                quantity, created_at, updated_at)
-               VALUES (1, 'a', 1, 'ETHUSDT', 'SELL', 'MARKET', 'FILLED', '1', 0, 0),
-                      (2, 'b', 1, 'BTCUSDT', 'SELL', 'LIMIT', 'NEW', '0.1', 0, 0);
+                quantity, created_at, updated_at, stop_price, purpose, position_id)
+               VALUES (1, 'a', 1, 'ETHUSDT', 'SELL', 'MARKET', 'FILLED', '1', 0, 0, NULL, 'exit', 2),
+                      (2, 'b', 1, 'BTCUSDT', 'SELL', 'STOP_LOSS_LIMIT', 'NEW', '0.1', 0, 0,
+                       '49000', 'stop_loss', 1);
              INSERT INTO trades (order_id, symbol, side, price, quantity, fee, realized_pnl, executed_at)
                VALUES (1, 'ETHUSDT', 'SELL', '3040', '1', '3.04', '40', {now});
              INSERT INTO circuit_breaker_state (scope, state, reason, changed_at)
-               VALUES ('global', 'active', '', 1), ('global', 'halted', 'daily loss', 2);"
+               VALUES ('global', 'active', NULL, 1), ('global', 'halted', 'daily_loss_limit', 2);"
         ))
         .unwrap();
         let snap = load(c, &request()).unwrap();
@@ -1015,21 +942,43 @@ mod tests {
         assert_eq!(snap.open_orders[0].client_order_id, "b");
         assert_eq!(snap.trades[0].strategy, "sma-cross");
         assert_eq!(snap.breaker.state, BreakerState::Halted);
-        assert_eq!(snap.breaker.reason, "daily loss");
+        assert_eq!(snap.breaker.reason, "daily_loss_limit");
         assert_eq!(snap.breaker.history.len(), 2);
     }
 
     #[test]
-    fn decision_row_yields_reasoning_checks_sources_and_costs() {
+    fn decision_detail_shows_the_stored_risk_checks_and_the_refusal_reason() {
+        use crate::domain::risk::{Check, RiskVerdict};
+        use crate::store::decisions::DecisionRecord;
         let store = Store::open_in_memory().unwrap();
+        // The column exactly as the trading service writes it: {"verdict": …, "execution": …}.
+        let record = DecisionRecord::of_execution(
+            Some(RiskVerdict::Refused {
+                reasons: vec!["size: too big".into()],
+                checks: vec![
+                    Check {
+                        name: "heat".into(),
+                        passed: true,
+                        detail: "2% < 6%".into(),
+                    },
+                    Check {
+                        name: "size".into(),
+                        passed: false,
+                        detail: "too big".into(),
+                    },
+                ],
+            }),
+            "refused by risk",
+        )
+        .unwrap();
         store
             .conn()
-            .execute_batch(
+            .execute(
                 r#"INSERT INTO decisions (symbol, engine, action, confidence, decision, risk_verdict,
                     search_results, outcome, latency_ms, prompt_tokens, completion_tokens, cost_usd, decided_at)
-                   VALUES ('BTCUSDT', 'llm', 'BUY', 0.8, '{"reasoning":"breakout"}',
-                    '{"checks":[{"name":"heat","passed":true,"detail":"2% < 6%"},{"name":"size","passed":false,"reason":"too big"}]}',
+                   VALUES ('BTCUSDT', 'llm', 'BUY', 0.8, '{"reasoning":"breakout"}', ?1,
                     '[{"url":"https://x.test/a"}, "https://y.test/b"]', 'refused', 1200, 900, 100, '0.0031', 5);"#,
+                [record.to_column()],
             )
             .unwrap();
         let snap = load(store.conn(), &request()).unwrap();
@@ -1038,13 +987,14 @@ mod tests {
         assert_eq!(d.risk_checks.len(), 2);
         assert!(d.risk_checks[0].passed && !d.risk_checks[1].passed);
         assert_eq!(d.risk_checks[1].detail, "too big");
+        assert_eq!(d.refusal_reasons, vec!["size: too big".to_string()]);
         assert_eq!(d.sources, vec!["https://x.test/a", "https://y.test/b"]);
         assert_eq!(d.cost_usd, Some(Quote(dec!(0.0031))));
         assert_eq!(d.latency_ms, Some(1200));
     }
 
     #[test]
-    fn mode_is_paper_unless_live_and_testnet_connections_say_so() {
+    fn mode_follows_the_connection_row_and_testnet_connections_say_testnet() {
         let store = Store::open_in_memory().unwrap();
         let c = store.conn();
         c.execute_batch(
@@ -1052,21 +1002,22 @@ mod tests {
              VALUES ('tn', 'binance', 1, 0, 0), ('main', 'binance', 0, 0, 0);",
         )
         .unwrap();
-        assert_eq!(trading_mode(c, false, "tn").unwrap(), TradingMode::Paper);
-        assert_eq!(trading_mode(c, true, "tn").unwrap(), TradingMode::Testnet);
-        assert_eq!(trading_mode(c, true, "main").unwrap(), TradingMode::Live);
+        assert_eq!(trading_mode(c, "paper").unwrap(), TradingMode::Paper);
+        assert_eq!(trading_mode(c, "tn").unwrap(), TradingMode::Testnet);
+        assert_eq!(trading_mode(c, "main").unwrap(), TradingMode::Live);
     }
 
     #[test]
     fn failing_scheduler_jobs_show_as_unhealthy_until_they_succeed_again() {
         let store = Store::open_in_memory().unwrap();
+        let t = request().now_ms - 60_000;
         store
             .conn()
-            .execute_batch(
+            .execute_batch(&format!(
                 "INSERT INTO job_runs (job, started_at, finished_at, ok, error) VALUES
-                   ('prices', 1, 2, 1, NULL), ('prices', 3, 4, 0, 'timeout'),
-                   ('orders', 1, 2, 0, 'boom'), ('orders', 5, 6, 1, NULL);",
-            )
+                   ('prices', {t}+1, {t}+2, 1, NULL), ('prices', {t}+3, {t}+4, 0, 'timeout'),
+                   ('orders', {t}+1, {t}+2, 0, 'boom'), ('orders', {t}+5, {t}+6, 1, NULL);"
+            ))
             .unwrap();
         let snap = load(store.conn(), &request()).unwrap();
         let find = |n: &str| snap.health.iter().find(|h| h.name == n).unwrap().clone();
@@ -1074,6 +1025,111 @@ mod tests {
         assert_eq!(find("prices").detail, "failing: timeout");
         assert!(find("orders").healthy);
         assert_eq!(find("orders").detail, "2 runs");
+    }
+
+    #[test]
+    fn health_dots_turn_stale_when_the_last_run_is_older_than_a_few_intervals() {
+        // Symptom 9: after the daemon (or the demo) stopped, its jobs' dots stayed green.
+        let store = Store::open_in_memory().unwrap();
+        let req = request();
+        let (recent, old) = (req.now_ms - 60_000, req.now_ms - 2 * req.stale_after_ms);
+        store
+            .conn()
+            .execute_batch(&format!(
+                "INSERT INTO job_runs (job, started_at, finished_at, ok, error) VALUES
+                   ('update_prices', {recent}, {recent}, 1, NULL),
+                   ('monitor_orders', {old}, {old}, 1, NULL);"
+            ))
+            .unwrap();
+        let snap = load(store.conn(), &req).unwrap();
+        let find = |n: &str| snap.health.iter().find(|h| h.name == n).unwrap().clone();
+        assert!(!find("update_prices").stale);
+        let stopped = find("monitor_orders");
+        assert!(stopped.healthy && stopped.stale, "{stopped:?}");
+    }
+
+    #[test]
+    fn dashboard_counts_are_exact_past_the_history_cap() {
+        // Symptom 9: "500 decisions" where 616 existed.
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        for i in 0..(HISTORY_ROWS + 116) {
+            c.execute(
+                "INSERT INTO decisions (symbol, engine, action, input_snapshot, outcome, decided_at)
+                 VALUES ('BTCUSDT', 'rules', 'HOLD', '{}', 'hold', ?1)",
+                [i as i64],
+            )
+            .unwrap();
+        }
+        let snap = load(c, &request()).unwrap();
+        assert_eq!(snap.decisions.len(), HISTORY_ROWS);
+        let db = snap.health.iter().find(|h| h.name == "database").unwrap();
+        assert_eq!(db.detail, "0 trades, 616 decisions");
+    }
+
+    #[test]
+    fn decision_detail_reads_the_verdict_the_trading_service_writes() {
+        let store = Store::open_in_memory().unwrap();
+        let v = serde_json::json!({"verdict": {"verdict": "refused", "reasons": ["too big"], "checks": [
+            {"name": "heat", "passed": true, "detail": "2% < 6%"},
+            {"name": "size", "passed": false, "detail": "too big"}]}, "execution": "refused"});
+        store.conn().execute(
+            "INSERT INTO decisions (symbol, engine, action, input_snapshot, risk_verdict, outcome, decided_at)
+             VALUES ('BTCUSDT', 'rules', 'BUY', '{}', ?1, 'refused', 5)", [v.to_string()]).unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        assert_eq!(snap.decisions[0].risk_checks.len(), 2);
+    }
+
+    #[test]
+    fn a_kill_in_the_store_is_loaded_as_trading_paused() {
+        let store = Store::open_in_memory().unwrap();
+        let config = crate::domain::risk::RiskConfig::default();
+        let mut b = crate::store::risk::load_breaker(store.conn(), "global").unwrap();
+        crate::store::risk::record_transition(store.conn(), "global", &b.kill(&config, 5)).unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        assert!(snap.trading_paused);
+    }
+
+    #[test]
+    fn equity_is_the_engines_latest_snapshot_not_the_starting_balance_plus_pnl() {
+        let store = Store::open_in_memory().unwrap();
+        crate::store::equity::insert(store.conn(), "paper", Quote(dec!(9997.12)), Quote::ZERO, 5)
+            .unwrap();
+        let snap = load(store.conn(), &request()).unwrap();
+        assert_eq!(snap.account.equity, Quote(dec!(9997.12)));
+    }
+
+    #[test]
+    fn day_pnl_includes_the_entry_fee_of_a_round_trip() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let now = request().now_ms;
+        c.execute_batch(&format!(
+            "INSERT INTO positions (symbol, entry_price, quantity, realized_pnl, fees_paid, status, opened_at, closed_at, updated_at)
+               VALUES ('BTCUSDT', '50000', '0', '-13.67', '9.18', 'closed', {now}, {now}, {now});
+             INSERT INTO orders (id, client_order_id, symbol, side, order_type, status, quantity, created_at, updated_at, purpose, position_id)
+               VALUES (1, 'x', 'BTCUSDT', 'SELL', 'MARKET', 'FILLED', '0.1', 0, 0, 'exit', 1);
+             INSERT INTO trades (order_id, symbol, side, price, quantity, fee, realized_pnl, executed_at)
+               VALUES (1, 'BTCUSDT', 'SELL', '49955', '0.1', '4.69', '-9.18', {now});"
+        )).unwrap();
+        let snap = load(c, &request()).unwrap();
+        assert_eq!(snap.account.daily_pnl, Quote(dec!(-13.67)));
+    }
+
+    #[test]
+    fn cancelled_oco_legs_no_longer_show_as_the_positions_stop_and_target() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        c.execute_batch(
+            "INSERT INTO positions (symbol, entry_price, quantity, stop_loss, take_profit, realized_pnl, status, opened_at, updated_at)
+               VALUES ('BTCUSDT', '50000', '0.1', '49000', '53000', '0', 'open', 0, 0);
+             INSERT INTO orders (id, client_order_id, symbol, side, order_type, status, quantity, created_at, updated_at, stop_price, purpose, position_id, order_list_id)
+               VALUES (1, 'sl', 'BTCUSDT', 'SELL', 'STOP_LOSS_LIMIT', 'CANCELED', '0.1', 0, 0, '49000', 'stop_loss', 1, 'l'),
+                      (2, 'tp', 'BTCUSDT', 'SELL', 'LIMIT_MAKER', 'CANCELED', '0.1', 0, 0, NULL, 'take_profit', 1, 'l');",
+        ).unwrap();
+        let snap = load(c, &request()).unwrap();
+        assert_eq!(snap.positions[0].stop, None);
+        assert_eq!(snap.positions[0].target, None);
     }
 
     #[test]

@@ -51,15 +51,39 @@ pub struct DecisionsArgs {
     pub costs: bool,
 }
 
-/// Stored candles, or the bundled file imported on first use (BTCUSDT 1h only).
+/// Where candles may come from when none are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// Import the bundled January 2025 file (BTCUSDT 1h only): paper `execute`/`close`, which
+    /// price the paper exchange from it.
+    ImportBundled,
+    /// Fail with the command that fetches them: `decide` decides on the market as it is, and
+    /// month-old bundled data must not land in a user's database.
+    AskToFetch,
+}
+
+/// Stored candles, or per `missing` the bundled file imported on first use.
 pub(crate) fn candles(
     store: &Store,
     symbol: &Symbol,
     interval: Interval,
+    missing: Missing,
+    now_ms: i64,
 ) -> Result<(Vec<crate::domain::market::Candle>, bool)> {
     let stored = last_candles(store.conn(), symbol, interval, CANDLES)?;
     if !stored.is_empty() {
         return Ok((stored, false));
+    }
+    if missing == Missing::AskToFetch {
+        let lookback = interval.millis().saturating_mul(CANDLES as i64);
+        let from = chrono::DateTime::from_timestamp_millis(now_ms.saturating_sub(lookback))
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| "2025-01-01".into());
+        return Err(UsageError(format!(
+            "no {interval} candles for {symbol} in the database; fetch them first:\n  \
+             trademind data fetch {symbol} {interval} --from {from}"
+        ))
+        .into());
     }
     if symbol.as_str() == "BTCUSDT" && interval == Interval::H1 {
         let parsed = parse_candles(BUNDLED_CSV, Interval::H1, false)
@@ -114,9 +138,10 @@ pub(crate) fn stored_input(
     symbol: &Symbol,
     interval: Interval,
     now_ms: i64,
+    missing: Missing,
 ) -> Result<(DecisionInput, Vec<crate::domain::market::Candle>, bool)> {
     let settings = ctx.settings();
-    let (candles, imported) = candles(store, symbol, interval)?;
+    let (candles, imported) = candles(store, symbol, interval, missing, now_ms)?;
     let mut input = DecisionInput::from_candles(symbol.clone(), interval, &candles, now_ms)
         .ok_or_else(|| UsageError(format!("no candles for {symbol}")))?;
     input.risk.max_position_pct = settings.llm.max_position_pct;
@@ -195,7 +220,25 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
         let db = store
             .lock()
             .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
-        stored_input(ctx, &db, &symbol, interval, now_ms)?
+        let (mut input, candles, imported) =
+            stored_input(ctx, &db, &symbol, interval, now_ms, Missing::AskToFetch)?;
+        // The account `execute` would see: the open position, today's PnL, the trading state.
+        let connection = &settings.trading.connection;
+        let mode = crate::store::strategies::connection_mode(db.conn(), connection)?;
+        let view = crate::store::account::load(
+            db.conn(),
+            &crate::store::account::AccountQuery {
+                connection,
+                now_ms,
+                day_start_ms: crate::store::account::utc_day_start(now_ms),
+                paper_starting_balance: (mode == crate::domain::trading::TradingMode::Paper)
+                    .then(|| settings.trading.paper_starting_balance.parse().ok())
+                    .flatten(),
+                unresolved: Vec::new(),
+            },
+        )?;
+        crate::app::decide::apply_account(&mut input, &view);
+        (input, candles, imported)
     };
     let out = engine.decide(&input).await;
     let verdict = if out.validated.is_valid() && out.error.is_none() {
@@ -203,11 +246,16 @@ pub async fn run_decide(args: DecideArgs, ctx: &Context) -> Result<()> {
     } else {
         Ok(None)
     };
+    // The column's own type, as the trading service writes it.
     let verdict_json = match &verdict {
-        Ok(Some(v)) => Some(json!({ "verdict": v, "execution": "dry run" })),
+        Ok(Some(v)) => recorder::DecisionRecord::of_execution(Some(v.clone()), "dry run"),
         Ok(None) => None,
-        Err(e) => Some(json!({ "not_evaluated": e })),
-    };
+        Err(e) => Some(recorder::DecisionRecord {
+            not_evaluated: Some(e.clone()),
+            ..Default::default()
+        }),
+    }
+    .map(|r| serde_json::to_value(r).unwrap_or_default());
     let outcome = out.dry_run_outcome();
     let id = {
         let db = store

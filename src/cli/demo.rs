@@ -114,9 +114,22 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         speed: Some(args.speed.unwrap_or(settings.demo.speed)),
         candles: args.candles,
     };
+    // The interface reads the replay's clock; once the replay ends, simulated time runs on at
+    // its pace, so the stopped jobs turn stale on screen.
+    // At most an hour a second: a test's million-fold replay must not race through months.
+    let speed = options.speed.unwrap_or(1.0).min(3600.0);
+    let face_clock = crate::app::demo::FaceClock::new(
+        demo.clock.clone(),
+        speed,
+        Arc::new(|| chrono::Utc::now().timestamp_millis()),
+    );
     let replay = {
-        let (demo, cancel) = (demo.clone(), cancel.clone());
-        tokio::spawn(async move { demo.run(options, cancel).await })
+        let (demo, cancel, face) = (demo.clone(), cancel.clone(), face_clock.clone());
+        tokio::spawn(async move {
+            let summary = demo.run(options, cancel).await;
+            face.replay_ended();
+            summary
+        })
     };
     // The interface's pause, close, cancel and backtest requests go to the demo's service.
     let (control, requests) = crate::app::control::ControlHandle::channel(16);
@@ -136,7 +149,16 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         Arc::new(demo.clock.clone()),
         cancel.clone(),
     ));
-    let shown = crate::tui::run_with(&settings, bus, Some(control)).await;
+    // The interface reads the replay's clock: the header shows the simulated time and the
+    // day's PnL starts at the simulated midnight the trades are stamped against.
+    let shown = crate::tui::run_on_clock(
+        &settings,
+        bus,
+        Some(control),
+        Arc::new(face_clock),
+        demo_stale_after_ms(&settings),
+    )
+    .await;
     cancel.cancel();
     let _ = server.await;
     match replay.await {
@@ -149,6 +171,16 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         Err(e) => tracing::warn!("demo replay task failed: {e}"),
     }
     shown
+}
+
+/// Three candles of simulated time: the replay stamps each job run once per candle.
+fn demo_stale_after_ms(settings: &crate::config::Settings) -> i64 {
+    settings
+        .trading
+        .interval
+        .parse::<crate::domain::market::Interval>()
+        .map(|i| i.millis().saturating_mul(3))
+        .unwrap_or(3 * 3_600_000)
 }
 
 fn time(ms: i64) -> String {

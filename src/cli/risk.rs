@@ -148,11 +148,15 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
         }
         RiskCommand::Kill => {
             let store = ctx.open_store()?;
-            let t = repo::update_breaker(store.conn(), GLOBAL_SCOPE, |tx, breaker| {
-                let (config, _) = repo::load_config(tx, None, base)?;
-                let t = breaker.kill(&config, now_ms());
-                Ok((t.clone(), vec![t]))
-            })?;
+            let (config, _) = repo::load_config(store.conn(), None, base)?;
+            let t = repo::stop_trading(
+                store.conn(),
+                &config,
+                repo::ManualStop::Kill,
+                "cli",
+                "kill switch from the command line",
+                now_ms(),
+            )?;
             ctx.emit(&t, || {
                 print_transition(&t);
                 println!(

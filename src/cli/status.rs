@@ -5,18 +5,18 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Context;
-use crate::domain::risk::CircuitBreaker;
 use crate::services::monitoring::{ComponentHealth, components_from_jobs};
+use crate::store::account::{self, AccountQuery, AccountView, EquitySource};
 use crate::store::jobs::{JobHealth, job_health};
 use crate::store::orders::StoredOrder;
-use crate::store::positions::{PositionRow, open_positions};
 
 #[derive(Serialize)]
 struct Status {
     mode: &'static str,
-    connection: String,
-    breaker: CircuitBreaker,
-    positions: Vec<PositionRow>,
+    /// The account as every face shows it: equity, PnL, trading state, breaker, positions
+    /// with their protection, exact counts.
+    #[serde(flatten)]
+    account: AccountView,
     open_orders: Vec<StoredOrder>,
     jobs: Vec<JobHealth>,
     /// Health per component, from the jobs' last runs.
@@ -34,17 +34,29 @@ pub fn run(ctx: &Context) -> Result<()> {
     let c = store.conn();
     let settings = ctx.settings();
     let jobs = job_health(c)?;
+    let connection = settings.trading.connection.clone();
+    // The same reading as the TUI header: a testnet connection is TESTNET.
+    let mode = crate::store::strategies::connection_mode(c, &connection)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let paper_start = match mode {
+        crate::domain::trading::TradingMode::Paper => {
+            settings.trading.paper_starting_balance.parse().ok()
+        }
+        _ => None,
+    };
+    let account = account::load(
+        c,
+        &AccountQuery {
+            connection: &connection,
+            now_ms: now,
+            day_start_ms: account::utc_day_start(now),
+            paper_starting_balance: paper_start,
+            unresolved: Vec::new(),
+        },
+    )?;
     let status = Status {
-        // The same reading as the TUI header: a live testnet connection is TESTNET, not LIVE.
-        mode: crate::app::snapshot::trading_mode(
-            c,
-            settings.trading.live,
-            &settings.trading.connection,
-        )?
-        .label(),
-        connection: settings.trading.connection.clone(),
-        breaker: crate::store::risk::load_breaker(c, crate::store::risk::GLOBAL_SCOPE)?,
-        positions: open_positions(c)?,
+        mode: mode.label(),
+        account,
         open_orders: crate::store::orders::all(c)?
             .into_iter()
             .filter(|o| o.order.status.is_open())
@@ -53,35 +65,53 @@ pub fn run(ctx: &Context) -> Result<()> {
         jobs,
     };
     ctx.emit(&status, || {
-        println!(
-            "mode:       {} (connection {})",
-            status.mode, status.connection
-        );
-        let reason = status
-            .breaker
-            .reason
-            .map(|r| format!(" ({})", r.as_str()))
-            .unwrap_or_default();
-        println!(
-            "breaker:    {}{reason} since {}",
-            status.breaker.state,
-            time(status.breaker.since)
-        );
-        println!("positions:  {}", status.positions.len());
-        for p in &status.positions {
-            let pos = &p.position;
+        let a = &status.account;
+        println!("mode:       {} (connection {})", status.mode, a.connection);
+        println!("trading:    {}", a.trading.describe(time));
+        if a.breaker_ever_moved {
+            let reason = a
+                .breaker
+                .reason
+                .map(|r| format!(" ({})", r.as_str()))
+                .unwrap_or_default();
             println!(
-                "  {:<10} qty {} @ {}  stop {}  target {}  unrealised {}",
+                "breaker:    {}{reason} since {}",
+                a.breaker.state,
+                time(a.breaker.since)
+            );
+        } else {
+            println!("breaker:    never tripped");
+        }
+        let source = match a.equity_source {
+            EquitySource::Snapshot { at_ms } => format!("as of {}", time(at_ms)),
+            EquitySource::PaperBalance => "paper balance, no snapshot yet".into(),
+            EquitySource::Unknown => "unknown until the engine has run".into(),
+        };
+        println!("equity:     {} ({source})", a.equity);
+        println!(
+            "pnl:        realised {}  unrealised {}  today {}",
+            a.realised_pnl, a.unrealised_pnl, a.day_pnl
+        );
+        println!(
+            "counts:     {} decisions, {} trades, {} closed positions",
+            a.counts.decisions, a.counts.trades, a.counts.closed_positions
+        );
+        println!("positions:  {}", a.positions.len());
+        for p in &a.positions {
+            let pos = &p.row.position;
+            println!(
+                "  {:<10} qty {} @ {}  stop {}  target {}  {}  unrealised {}",
                 pos.symbol,
                 pos.quantity,
                 pos.entry_price,
-                pos.stop_loss
+                p.live_stop
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "-".into()),
-                pos.take_profit
+                p.live_target
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "-".into()),
-                p.unrealized_pnl
+                p.protection.label(),
+                p.row.unrealized_pnl
             );
         }
         println!("open orders: {}", status.open_orders.len());

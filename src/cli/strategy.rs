@@ -77,13 +77,45 @@ fn not_found(e: StoreError) -> anyhow::Error {
     }
 }
 
+fn fmt_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
     let c = store.conn();
     match cmd {
         StrategyCommand::List => {
             let rows = strategies::list_strategies(c)?;
+            let sched = &ctx.settings().scheduler;
+            // Three of the most frequent job's intervals: monitor_orders and update_prices run
+            // every few seconds while a daemon is up.
+            let window_ms = i64::try_from(
+                sched
+                    .monitor_orders_seconds
+                    .min(sched.update_prices_seconds)
+                    .max(30)
+                    .saturating_mul(3_000),
+            )
+            .unwrap_or(i64::MAX);
+            let now = chrono::Utc::now().timestamp_millis();
+            let daemon = crate::store::jobs::daemon_liveness(c, now, window_ms)?;
             ctx.emit(&rows, || {
+                match daemon {
+                    crate::store::jobs::DaemonLiveness::Alive { last_run_ms } => println!(
+                        "daemon: running (last job at {})",
+                        fmt_ms(last_run_ms)
+                    ),
+                    crate::store::jobs::DaemonLiveness::Silent { last_run_ms } => println!(
+                        "daemon: not running ({}); enabled strategies trade only while `trademind --daemon` runs",
+                        last_run_ms.map_or("no job has ever run".to_string(), |t| format!(
+                            "last job at {}",
+                            fmt_ms(t)
+                        ))
+                    ),
+                }
                 if rows.is_empty() {
                     println!(
                         "no strategies (add one: trademind strategy add NAME --symbol BTCUSDT)"
@@ -91,10 +123,9 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
                 }
                 for s in &rows {
                     println!(
-                        "{:<20} {:<8} {:<7} {:<4} {:<6} {}",
+                        "{:<20} {:<8} {:<4} {:<6} {}",
                         s.name,
                         if s.is_active { "enabled" } else { "disabled" },
-                        s.status,
                         s.interval,
                         s.decision_engine,
                         s.symbols.join(",")

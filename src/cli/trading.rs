@@ -10,13 +10,12 @@ use std::sync::{Arc, Mutex};
 use super::{Context, UsageError};
 use crate::app::bus::EventBus;
 use crate::app::decide::DecisionEngine as _;
-use crate::app::trading::{
-    ExecutionReport, TradingService, is_paused_store, pause_store, resume_store,
-};
+use crate::app::trading::{ExecutionReport, TradingService};
 use crate::app::venue::trading_service;
 use crate::domain::market::Interval;
 use crate::domain::symbol::Symbol;
 use crate::services::exchange::any::AnyExchange;
+use crate::store::risk::{ManualStop, is_manually_stopped, resume_trading, stop_trading};
 use crate::store::{Store, orders, positions};
 
 #[derive(Debug, Args)]
@@ -200,7 +199,15 @@ pub async fn run_execute(args: ExecuteArgs, ctx: &Context) -> Result<()> {
                 let db = store
                     .lock()
                     .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
-                super::decide::stored_input(ctx, &db, &symbol, interval, now)?.0
+                super::decide::stored_input(
+                    ctx,
+                    &db,
+                    &symbol,
+                    interval,
+                    now,
+                    super::decide::Missing::ImportBundled,
+                )?
+                .0
             };
             service.seed_paper_price(&symbol, input.price)?;
             service.complete_input(&mut input)?;
@@ -348,8 +355,40 @@ pub async fn run_close(args: CloseArgs, ctx: &Context) -> Result<()> {
     if let AnyExchange::Paper(_) = service.exchange().as_ref() {
         seed_paper_from_candles(ctx, &service, &symbol)?;
     }
+    let before = {
+        let store = ctx.open_store()?;
+        positions::open_position(store.conn(), service.connection(), symbol.as_str())?
+    };
     let report = service.close_position(&symbol, now_ms()).await?;
-    ctx.emit(&report, || print_report(&report))
+    // The position's own realised PnL (net of the entry's fees too), as `positions` shows it:
+    // the report's figure covers only the exit's fills.
+    let after = match &before {
+        Some(row) => positions::get(ctx.open_store()?.conn(), row.id)?,
+        None => None,
+    };
+    let value = json!({ "report": report, "position": after });
+    ctx.emit(&value, || {
+        print_report(&report);
+        if let Some(row) = &after {
+            let p = &row.position;
+            println!(
+                "  position #{} {}: realised {} (net of {} fees){}",
+                row.id,
+                if p.closed_at.is_some() {
+                    "closed"
+                } else {
+                    "still open"
+                },
+                p.realized_pnl,
+                p.fees_paid,
+                if p.closed_at.is_some() {
+                    String::new()
+                } else {
+                    format!(", {} left", p.quantity)
+                }
+            );
+        }
+    })
 }
 
 /// Price the paper exchange from the latest stored candle (it has no market of its own).
@@ -363,7 +402,13 @@ fn seed_paper_from_candles(
             |e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()),
         )?;
     let store = ctx.open_store()?;
-    let (candles, _) = super::decide::candles(&store, symbol, interval)?;
+    let (candles, _) = super::decide::candles(
+        &store,
+        symbol,
+        interval,
+        super::decide::Missing::ImportBundled,
+        now_ms(),
+    )?;
     if let Some(last) = candles.last() {
         service.seed_paper_price(symbol, last.close)?;
     }
@@ -407,7 +452,17 @@ pub async fn run_reconcile(args: ReconcileArgs, ctx: &Context) -> Result<()> {
 
 pub fn run_pause(args: PauseArgs, ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
-    let t = pause_store(store.conn(), ctx.settings(), now_ms())?;
+    let (config, _) = crate::store::risk::load_config(store.conn(), None, &ctx.settings().risk)?;
+    let t = stop_trading(
+        store.conn(),
+        &config,
+        // `trademind pause` is documented as the kill switch (`--help`) and scripts read
+        // `manual_kill` from it; the TUI's `p` is the operator's pause.
+        ManualStop::Kill,
+        "cli",
+        &args.reason,
+        now_ms(),
+    )?;
     tracing::warn!(reason = %args.reason, "trading paused from the command line");
     let value = json!({ "paused": true, "reason": args.reason, "transition": t });
     ctx.emit(&value, || {
@@ -420,8 +475,8 @@ pub fn run_pause(args: PauseArgs, ctx: &Context) -> Result<()> {
 
 pub fn run_resume(ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
-    let t = resume_store(store.conn(), now_ms())?;
-    let paused = is_paused_store(store.conn())?;
+    let t = resume_trading(store.conn(), "cli", now_ms())?;
+    let paused = is_manually_stopped(store.conn())?;
     let value = json!({ "paused": paused, "transition": t });
     ctx.emit(&value, || match &t {
         Some(t) => println!("trading resumed: the breaker is {} again", t.to),

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::StoreResult;
 use super::codec::{dec_to_sql, opt_dec_from_sql};
 use crate::domain::market::TimestampMs;
+use crate::domain::risk::{Check, RiskVerdict};
 
 /// One decision as written to the log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -46,6 +47,68 @@ pub struct DecisionRow {
     pub id: i64,
     #[serde(flatten)]
     pub fields: NewDecision,
+}
+
+/// The `decisions.risk_verdict` column: written by serialising this type and read back through
+/// it, so the faces see the same checks the risk module made. The JSON shape is the one the
+/// trading service always wrote (`{"verdict": …, "execution": …}` or `{"not_evaluated": …}`),
+/// so older rows load unchanged.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
+pub struct DecisionRecord {
+    /// Every check the risk module made and its answer; `None` when risk was not asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<RiskVerdict>,
+    /// What the trading service said it did with the decision, as shown to the user.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub execution: String,
+    /// Why risk was not evaluated (paused, blocked, hold, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_evaluated: Option<String>,
+}
+
+impl DecisionRecord {
+    /// The record for an execution: `None` when there is nothing to say.
+    pub fn of_execution(verdict: Option<RiskVerdict>, message: &str) -> Option<DecisionRecord> {
+        match verdict {
+            Some(v) => Some(DecisionRecord {
+                verdict: Some(v),
+                execution: message.to_string(),
+                not_evaluated: None,
+            }),
+            None if !message.is_empty() => Some(DecisionRecord {
+                not_evaluated: Some(message.to_string()),
+                ..DecisionRecord::default()
+            }),
+            None => None,
+        }
+    }
+
+    /// The column text.
+    pub fn to_column(&self) -> String {
+        // A struct of strings, decimals and enums: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Read the column back. A row this type cannot read (hand-written or from an older build)
+    /// still loads: its text is kept as the "not evaluated" note rather than failing the view.
+    pub fn from_column(text: &str) -> DecisionRecord {
+        serde_json::from_str(text).unwrap_or_else(|e| DecisionRecord {
+            not_evaluated: Some(format!("unreadable risk verdict ({e}): {text}")),
+            ..DecisionRecord::default()
+        })
+    }
+
+    /// The risk module's reasons for a refusal (empty when approved or not evaluated).
+    pub fn refusal_reasons(&self) -> &[String] {
+        match &self.verdict {
+            Some(RiskVerdict::Refused { reasons, .. }) => reasons,
+            _ => &[],
+        }
+    }
+
+    pub fn checks(&self) -> &[Check] {
+        self.verdict.as_ref().map_or(&[], |v| v.checks())
+    }
 }
 
 pub fn insert(conn: &Connection, d: &NewDecision) -> StoreResult<i64> {
@@ -149,6 +212,12 @@ fn collect(
         out.push(row);
     }
     Ok(out)
+}
+
+/// How many decisions are recorded, exactly.
+pub fn count(conn: &Connection) -> StoreResult<u64> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// The `last` most recent decisions, newest first.
@@ -340,6 +409,48 @@ pub fn cache_put(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refused() -> RiskVerdict {
+        RiskVerdict::Refused {
+            reasons: vec!["portfolio heat 7.1 % > cap 6 %".into()],
+            checks: vec![
+                Check {
+                    name: "long_only".into(),
+                    passed: true,
+                    detail: "BUY opens a long".into(),
+                },
+                Check {
+                    name: "portfolio_heat".into(),
+                    passed: false,
+                    detail: "7.1 % > 6 %".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn decision_record_round_trips_through_its_column_with_checks_and_reasons() {
+        let rec = DecisionRecord::of_execution(Some(refused()), "refused by risk").unwrap();
+        let back = DecisionRecord::from_column(&rec.to_column());
+        assert_eq!(back, rec);
+        assert_eq!(back.checks().len(), 2);
+        assert_eq!(back.refusal_reasons(), ["portfolio heat 7.1 % > cap 6 %"]);
+        let paused = DecisionRecord::of_execution(None, "trading is paused").unwrap();
+        assert_eq!(DecisionRecord::from_column(&paused.to_column()), paused);
+        assert_eq!(DecisionRecord::of_execution(None, ""), None);
+    }
+
+    #[test]
+    fn decision_records_written_before_the_type_still_load() {
+        // The shape `record_decision` wrote with json!() before this type existed.
+        let old = serde_json::json!({"verdict": refused(), "execution": "refused"}).to_string();
+        let rec = DecisionRecord::from_column(&old);
+        assert_eq!(rec.verdict, Some(refused()));
+        assert_eq!(rec.execution, "refused");
+        let odd = DecisionRecord::from_column("not json");
+        assert!(odd.verdict.is_none());
+        assert!(odd.not_evaluated.unwrap().contains("not json"));
+    }
     use crate::store::Store;
     use rust_decimal_macros::dec;
 

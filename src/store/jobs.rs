@@ -74,10 +74,70 @@ pub fn job_health(conn: &Connection) -> StoreResult<Vec<JobHealth>> {
     Ok(out)
 }
 
+/// Whether a daemon is running, judged from its jobs' recent runs: the scheduler records one
+/// run per job per interval, so silence for longer than `window_ms` means nobody is running
+/// them (a `strategy list` that says "running" with no daemon up misleads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "daemon")]
+pub enum DaemonLiveness {
+    Alive { last_run_ms: i64 },
+    Silent { last_run_ms: Option<i64> },
+}
+
+pub fn daemon_liveness(
+    conn: &Connection,
+    now_ms: i64,
+    window_ms: i64,
+) -> StoreResult<DaemonLiveness> {
+    let last: Option<i64> = conn.query_row(
+        "SELECT MAX(COALESCE(finished_at, started_at)) FROM job_runs",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(match last {
+        Some(at) if now_ms.saturating_sub(at) <= window_ms => {
+            DaemonLiveness::Alive { last_run_ms: at }
+        }
+        other => DaemonLiveness::Silent { last_run_ms: other },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    #[test]
+    fn daemon_is_alive_only_while_its_jobs_ran_within_the_window() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        assert_eq!(
+            daemon_liveness(c, 1_000_000, 90_000).unwrap(),
+            DaemonLiveness::Silent { last_run_ms: None }
+        );
+        insert_run(
+            c,
+            &JobRun {
+                job: "monitor_orders".into(),
+                started_at: 900_000,
+                finished_at: 900_100,
+                error: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            daemon_liveness(c, 950_000, 90_000).unwrap(),
+            DaemonLiveness::Alive {
+                last_run_ms: 900_100
+            }
+        );
+        assert_eq!(
+            daemon_liveness(c, 1_000_000, 90_000).unwrap(),
+            DaemonLiveness::Silent {
+                last_run_ms: Some(900_100)
+            }
+        );
+    }
 
     #[test]
     fn health_reports_last_run_success_and_error() {

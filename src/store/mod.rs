@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+pub mod account;
 pub mod backtests;
 pub mod candles;
 pub mod codec;
@@ -35,6 +36,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0007_equity_peaks.sql")),
         M::up(include_str!("migrations/0008_entry_protection.sql")),
         M::up(include_str!("migrations/0009_backtest_owner.sql")),
+        M::up(include_str!("migrations/0010_trading_state.sql")),
     ])
 });
 
@@ -123,7 +125,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 9;
+const MIGRATION_COUNT: usize = 10;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

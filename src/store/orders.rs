@@ -327,6 +327,22 @@ pub fn open_protection_in(
     collect(rows)
 }
 
+/// How many fills (`trades` rows) are stored, exactly.
+pub fn trade_count(conn: &Connection) -> StoreResult<u64> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM trades", [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// How many orders can still trade, exactly.
+pub fn open_count(conn: &Connection) -> StoreResult<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING_NEW', 'UNKNOWN', 'NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// Every order of a position, oldest first.
 pub fn of_position(conn: &Connection, position_id: i64) -> StoreResult<Vec<StoredOrder>> {
     let mut stmt = conn.prepare(&format!(

@@ -70,7 +70,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<PositionRow, StoreError>> {
                 closed_at,
             },
             mark_price: opt_dec_from_sql("positions.mark_price", mark)?.map(Price),
-            unrealized_pnl: Quote(dec_from_sql("positions.unrealized_pnl", &upnl)?),
+            // Rows closed before the write side zeroed it keep their last mark's figure: a
+            // closed position has no unrealised PnL whatever the column says.
+            unrealized_pnl: if closed_at.is_some() {
+                Quote::ZERO
+            } else {
+                Quote(dec_from_sql("positions.unrealized_pnl", &upnl)?)
+            },
         })
     })())
 }
@@ -122,7 +128,10 @@ pub fn insert(
 pub fn update(conn: &Connection, id: i64, p: &Position, now_ms: i64) -> StoreResult<()> {
     let n = conn.execute(
         "UPDATE positions SET entry_price = ?1, quantity = ?2, stop_loss = ?3, take_profit = ?4, realized_pnl = ?5, fees_paid = ?6,
-            status = ?7, closed_at = ?8, updated_at = ?9 WHERE id = ?10",
+            status = ?7, closed_at = ?8, updated_at = ?9,
+            -- a closed position has nothing left to mark
+            unrealized_pnl = CASE WHEN ?8 IS NULL THEN unrealized_pnl ELSE '0' END
+         WHERE id = ?10",
         params![
             dec_to_sql(p.entry_price.get()),
             dec_to_sql(p.quantity.get()),
@@ -219,6 +228,41 @@ pub fn realized_since(conn: &Connection, connection: &str, since: i64) -> StoreR
     Ok(total)
 }
 
+/// Realised PnL (net of every fee) of all the connection's positions, open and closed.
+pub fn realized_total(conn: &Connection, connection: &str) -> StoreResult<Quote> {
+    let mut stmt = conn.prepare("SELECT realized_pnl FROM positions WHERE connection = ?1")?;
+    let rows = stmt.query_map([connection], |r| r.get::<_, String>(0))?;
+    let mut total = Quote::ZERO;
+    for r in rows {
+        total += Quote(dec_from_sql("positions.realized_pnl", &r?)?);
+    }
+    Ok(total)
+}
+
+/// How many positions of the connection are closed.
+pub fn closed_count(conn: &Connection, connection: &str) -> StoreResult<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM positions WHERE connection = ?1 AND status = 'closed'",
+        [connection],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The latest position (open or closed) of the connection on `symbol`.
+pub fn latest_for_symbol(
+    conn: &Connection,
+    connection: &str,
+    symbol: &str,
+) -> StoreResult<Option<PositionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM positions WHERE connection = ?1 AND symbol = ?2 ORDER BY id DESC LIMIT 1"
+    ))?;
+    stmt.query_row(params![connection, symbol], from_row)
+        .optional()?
+        .transpose()
+}
+
 /// Closed positions of the connection as closed trades, oldest first (the breaker's and
 /// Kelly's input).
 pub fn closed_trades(
@@ -263,6 +307,38 @@ mod tests {
             opened_at: 1_735_689_600_000,
             closed_at: None,
         }
+    }
+
+    #[test]
+    fn closed_positions_show_no_unrealised_pnl() {
+        // Symptom 8: `positions --closed` kept the last mark's unrealised PnL (qty 0, -22.44).
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let mut p = position();
+        let id = insert(c, "paper", None, &p, 1).unwrap();
+        mark(c, id, Price(dec!(93400)), Quote(dec!(-22.44)), 2).unwrap();
+        p.quantity = Qty::ZERO;
+        p.closed_at = Some(3);
+        update(c, id, &p, 3).unwrap();
+        assert_eq!(
+            closed_positions(c, 10).unwrap()[0].unrealized_pnl,
+            Quote::ZERO
+        );
+        let stored: String = c
+            .query_row(
+                "SELECT unrealized_pnl FROM positions WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, "0");
+        // A row closed by an older build, its column still stale, reads as zero too.
+        c.execute(
+            "UPDATE positions SET unrealized_pnl = '-22.44' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+        assert_eq!(get(c, id).unwrap().unwrap().unrealized_pnl, Quote::ZERO);
     }
 
     #[test]

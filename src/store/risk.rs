@@ -1,6 +1,10 @@
 //! Risk persistence: `risk_configs` (JSON `RiskConfig` per strategy, NULL strategy = the default)
 //! and `circuit_breaker_state` (one history row per transition; the current state of a scope is
 //! its latest row), so a restart does not reset a tripped breaker.
+//!
+//! "Latest" is by insertion order (row id), not by `changed_at`: one run may stamp with a
+//! replay's simulated clock and another with the wall clock, and the operator's last action
+//! (pause, kill, resume) must win whatever the stamps say.
 
 use super::{StoreError, StoreResult};
 use crate::domain::market::candle::TimestampMs;
@@ -76,6 +80,11 @@ pub fn load_config(
         Some(c) => (c, ConfigSource::StoredDefault),
         None => (base.clone(), ConfigSource::Settings),
     })
+}
+
+/// The stored default config (`trademind risk set` without `--strategy`), if any.
+pub fn stored_default(conn: &Connection) -> StoreResult<Option<RiskConfig>> {
+    stored(conn, None)
 }
 
 /// Store `config` for `strategy` (or as the default), replacing what was there.
@@ -163,6 +172,10 @@ pub struct BreakerRecord {
     pub reason: Option<BreakerReason>,
     pub changed_at: TimestampMs,
     pub until: Option<TimestampMs>,
+    /// Who moved it by hand (`cli`, `tui`, …); `None` for the engine's own rules and old rows.
+    pub actor: Option<String>,
+    /// The operator's reason, as typed.
+    pub note: Option<String>,
 }
 
 /// Append a transition to the history of `scope`.
@@ -171,30 +184,115 @@ pub fn record_transition(
     scope: &str,
     transition: &BreakerTransition,
 ) -> StoreResult<()> {
+    record_manual(conn, scope, transition, None, None)
+}
+
+/// Append a transition with who made it and why (an operator's pause, kill or resume).
+pub fn record_manual(
+    conn: &Connection,
+    scope: &str,
+    transition: &BreakerTransition,
+    actor: Option<&str>,
+    note: Option<&str>,
+) -> StoreResult<()> {
     conn.execute(
-        "INSERT INTO circuit_breaker_state (scope, state, reason, changed_at, until)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO circuit_breaker_state (scope, state, reason, changed_at, until, actor, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             scope,
             transition.to.as_str(),
             transition.reason.as_str(),
             transition.at,
-            transition.until
+            transition.until,
+            actor,
+            note
         ],
     )?;
     Ok(())
 }
 
-/// A history row as read: scope, state, reason, changed_at, until.
-type RawRecord = (String, String, Option<String>, i64, Option<i64>);
+/// How an operator stops trading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManualStop {
+    /// `trademind pause`, `p` in the TUI: no new entries until resumed.
+    Pause,
+    /// The kill switch (`risk kill`, `K` in the TUI).
+    Kill,
+}
+
+/// Stop trading on the global scope (pause or kill switch), stamped `now` by the caller's
+/// clock. Takes effect whatever the previous rows' stamps: the latest row wins.
+pub fn stop_trading(
+    conn: &Connection,
+    config: &RiskConfig,
+    stop: ManualStop,
+    actor: &str,
+    note: &str,
+    now: TimestampMs,
+) -> StoreResult<BreakerTransition> {
+    super::write_tx(conn, |tx| {
+        let mut breaker = load_breaker(tx, GLOBAL_SCOPE)?;
+        let t = match stop {
+            ManualStop::Pause => breaker.pause(config, now),
+            ManualStop::Kill => breaker.kill(config, now),
+        };
+        record_manual(tx, GLOBAL_SCOPE, &t, Some(actor), Some(note))?;
+        Ok(t)
+    })
+}
+
+/// Reset the global breaker to Active (after a pause, the kill switch or a loss rule);
+/// `None` when it already was.
+pub fn resume_trading(
+    conn: &Connection,
+    actor: &str,
+    now: TimestampMs,
+) -> StoreResult<Option<BreakerTransition>> {
+    super::write_tx(conn, |tx| {
+        let mut breaker = load_breaker(tx, GLOBAL_SCOPE)?;
+        let t = breaker.reset(now);
+        if let Some(t) = &t {
+            record_manual(tx, GLOBAL_SCOPE, t, Some(actor), None)?;
+        }
+        Ok(t)
+    })
+}
+
+/// Whether an operator stopped trading (pause or kill switch; a breaker tripped by a loss rule
+/// is not a stop: it still lets closes through and recovers by itself).
+pub fn is_manually_stopped(conn: &Connection) -> StoreResult<bool> {
+    Ok(load_breaker(conn, GLOBAL_SCOPE)?.is_manually_stopped())
+}
+
+/// A history row as read: scope, state, reason, changed_at, until, actor, note.
+type RawRecord = (
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
 }
 
 fn to_record(raw: RawRecord) -> StoreResult<BreakerRecord> {
-    let (scope, state, reason, changed_at, until) = raw;
+    let (scope, state, reason, changed_at, until, actor, note) = raw;
     Ok(BreakerRecord {
+        actor,
+        note,
         state: super::codec::parse_col("circuit_breaker_state.state", &state)?,
         reason: reason
             .map(|r| super::codec::parse_col("circuit_breaker_state.reason", &r))
@@ -205,21 +303,47 @@ fn to_record(raw: RawRecord) -> StoreResult<BreakerRecord> {
     })
 }
 
-/// Transitions of `scope`, newest first, at most `limit`.
+const RECORD_COLUMNS: &str = "scope, state, reason, changed_at, until, actor, note";
+
+/// Transitions of `scope`, latest first (by insertion), at most `limit`.
 pub fn breaker_history(
     conn: &Connection,
     scope: &str,
     limit: usize,
 ) -> StoreResult<Vec<BreakerRecord>> {
-    let mut stmt = conn.prepare(
-        "SELECT scope, state, reason, changed_at, until FROM circuit_breaker_state
-         WHERE scope = ?1 ORDER BY changed_at DESC, id DESC LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {RECORD_COLUMNS} FROM circuit_breaker_state
+         WHERE scope = ?1 ORDER BY id DESC LIMIT ?2"
+    ))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt
         .query_map(params![scope, limit], record_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(to_record).collect()
+}
+
+/// Transitions of every scope, latest first, at most `limit` (the TUI's breaker history).
+pub fn all_history(conn: &Connection, limit: usize) -> StoreResult<Vec<BreakerRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {RECORD_COLUMNS} FROM circuit_breaker_state ORDER BY id DESC LIMIT ?1"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map([limit], record_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(to_record).collect()
+}
+
+/// Whether the breaker of `scope` has ever moved (a fresh database says "never tripped").
+pub fn ever_moved(conn: &Connection, scope: &str) -> StoreResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM circuit_breaker_state WHERE scope = ?1 LIMIT 1",
+            [scope],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// The breaker of `scope` as last persisted; Active when it never moved.
@@ -283,6 +407,27 @@ mod tests {
             load_config(conn, Some("nope"), &base),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn kill_stamped_earlier_than_a_resume_still_halts_trading() {
+        // Symptom 3: the demo stamped the kill with the replay's time (January 2025), earlier
+        // than a wall-clock resume from the CLI; the resume "won" and a BUY went through.
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let config = RiskConfig::default();
+        let (wall, replay) = (T0, 1_736_899_200_000);
+        let mut b = load_breaker(c, GLOBAL_SCOPE).unwrap();
+        record_transition(c, GLOBAL_SCOPE, &b.kill(&config, wall)).unwrap();
+        let mut b = load_breaker(c, GLOBAL_SCOPE).unwrap();
+        record_transition(c, GLOBAL_SCOPE, &b.reset(wall + 1).unwrap()).unwrap();
+        let mut b = load_breaker(c, GLOBAL_SCOPE).unwrap();
+        assert!(b.is_active());
+        record_transition(c, GLOBAL_SCOPE, &b.kill(&config, replay)).unwrap();
+        let b = load_breaker(c, GLOBAL_SCOPE).unwrap();
+        assert_eq!(b.state, BreakerState::Halted);
+        assert_eq!(b.reason, Some(BreakerReason::ManualKill));
+        assert_eq!(b.since, replay);
     }
 
     #[test]

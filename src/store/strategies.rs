@@ -187,6 +187,22 @@ pub fn list_connections(conn: &Connection) -> StoreResult<Vec<ConnectionRow>> {
     Ok(rows)
 }
 
+/// The trading mode of connection `name` as the venue opens it: the built-in `paper` name or
+/// a paper row is PAPER; a Binance row is TESTNET or LIVE by its `is_testnet` flag (whatever
+/// `trading.live` says: a testnet connection trades on the testnet). Unknown names: PAPER.
+pub fn connection_mode(
+    conn: &Connection,
+    name: &str,
+) -> StoreResult<crate::domain::trading::TradingMode> {
+    let row = list_connections(conn)?.into_iter().find(|r| r.name == name);
+    Ok(match row {
+        Some(r) if r.exchange != "paper" => {
+            crate::domain::trading::mode::mode_of(false, r.is_testnet)
+        }
+        _ => crate::domain::trading::TradingMode::Paper,
+    })
+}
+
 pub fn remove_connection(conn: &Connection, name: &str) -> StoreResult<()> {
     let n = conn.execute("DELETE FROM exchange_connections WHERE name = ?1", [name])?;
     if n == 0 {

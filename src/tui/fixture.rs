@@ -6,9 +6,12 @@ use rust_decimal_macros::dec;
 
 use crate::app::snapshot::*;
 use crate::domain::market::{Candle, Interval};
+use crate::domain::risk::BreakerState;
 use crate::domain::symbol::Symbol;
+use crate::domain::trading::TradingMode;
 use crate::domain::trading::order::Side;
 use crate::domain::{Price, Qty, Quote};
+use crate::store::account::{Counts, Protection, TradingState};
 
 /// 2026-01-02 12:00:00 UTC.
 pub const NOW_MS: i64 = 1_767_355_200_000;
@@ -97,7 +100,14 @@ pub fn snapshot() -> Snapshot {
         mode: TradingMode::Paper,
         as_of_ms: NOW_MS,
         trading_paused: false,
-        account: AccountView {
+        trading: TradingState::Active,
+        counts: Counts {
+            decisions: 616,
+            trades: 12,
+            open_orders: 2,
+            closed_positions: 6,
+        },
+        account: AccountPanel {
             equity: Quote(dec!(10482.35)),
             equity_curve: curve,
             daily_pnl: Quote(dec!(126.40)),
@@ -133,6 +143,7 @@ pub fn snapshot() -> Snapshot {
                 qty: Qty(dec!(0.05)),
                 stop: Some(Price(dec!(49100))),
                 target: Some(Price(dec!(53000))),
+                protection: Protection::BothLegs,
                 unrealised_pnl: Quote(dec!(55.48)),
                 heat_pct: 0.0,
             },
@@ -144,6 +155,7 @@ pub fn snapshot() -> Snapshot {
                 qty: Qty(dec!(0.8)),
                 stop: Some(Price(dec!(2930))),
                 target: None,
+                protection: Protection::StopOnly,
                 unrealised_pnl: Quote(dec!(-20.64)),
                 heat_pct: 0.0,
             },
@@ -159,6 +171,7 @@ pub fn snapshot() -> Snapshot {
                 qty: Qty(dec!(0.05)),
                 filled: Qty::ZERO,
                 created_at_ms: NOW_MS - 5_400_000,
+                in_order_list: true,
             },
             OrderView {
                 client_order_id: "tm-entry-sol-02".into(),
@@ -170,6 +183,7 @@ pub fn snapshot() -> Snapshot {
                 qty: Qty(dec!(10)),
                 filled: Qty(dec!(4)),
                 created_at_ms: NOW_MS - 600_000,
+                in_order_list: false,
             },
         ],
         trades: (0..12)
@@ -207,6 +221,8 @@ pub fn snapshot() -> Snapshot {
                     RiskCheckView { name: "daily_loss".into(), passed: true, detail: "-0.4% > -3%".into() },
                     RiskCheckView { name: "min_notional".into(), passed: true, detail: "2561 >= 10".into() },
                 ],
+                refusal_reasons: vec![],
+                execution: "bought 0.05 BTCUSDT at 51230".into(),
                 sources: vec!["https://news.example/etf-inflows".into(), "https://news.example/btc-breakout".into()],
                 prompt_tokens: Some(1830),
                 completion_tokens: Some(212),
@@ -227,6 +243,8 @@ pub fn snapshot() -> Snapshot {
                 risk_checks: vec![
                     RiskCheckView { name: "breaker".into(), passed: false, detail: "halted: 3 losses in a row".into() },
                 ],
+                refusal_reasons: vec!["the circuit breaker is halted".into()],
+                execution: "refused by risk".into(),
                 sources: vec![],
                 prompt_tokens: None,
                 completion_tokens: None,
@@ -245,6 +263,8 @@ pub fn snapshot() -> Snapshot {
                 model: Some("grok-4".into()),
                 reasoning: "Mixed signals.".into(),
                 risk_checks: vec![],
+                refusal_reasons: vec![],
+                execution: "hold: nothing to do".into(),
                 sources: vec![],
                 prompt_tokens: Some(1500),
                 completion_tokens: Some(90),
@@ -322,9 +342,9 @@ pub fn snapshot() -> Snapshot {
             ("cooldown_minutes".into(), "60".into()),
         ],
         health: vec![
-            ComponentHealth { name: "database".into(), healthy: true, detail: "ok".into() },
-            ComponentHealth { name: "binance-ws".into(), healthy: true, detail: "12 ms".into() },
-            ComponentHealth { name: "llm".into(), healthy: false, detail: "rate limited, retry in 20 s".into() },
+            ComponentHealth { name: "database".into(), healthy: true, stale: false, detail: "ok".into() },
+            ComponentHealth { name: "binance-ws".into(), healthy: true, stale: false, detail: "12 ms".into() },
+            ComponentHealth { name: "llm".into(), healthy: false, stale: false, detail: "rate limited, retry in 20 s".into() },
         ],
         logs: [
             (LogLevel::Info, "scheduler", "decision cycle started for 3 symbols"),

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::app::bus::{Event, EventBus, Received};
 use crate::app::control::{BacktestJob, ControlHandle, ControlOp};
+use crate::app::scheduler::Clock;
 use crate::app::snapshot::{self, LoadRequest, Snapshot};
 use crate::config::Settings;
 use crate::domain::Quote;
@@ -100,17 +101,36 @@ pub async fn run_with(
     bus: EventBus,
     control: Option<ControlHandle>,
 ) -> Result<()> {
+    let clock = Arc::new(crate::app::scheduler::TokioClock::system());
+    let stale_after_ms = stale_after_ms(settings);
+    run_on_clock(settings, bus, control, clock, stale_after_ms).await
+}
+
+/// Three of the slowest job's intervals: a job silent for longer is shown as stale.
+fn stale_after_ms(settings: &Settings) -> i64 {
+    let s = &settings.scheduler;
+    let slowest_s = (s.autonomous_trading_minutes * 60)
+        .max(s.monitor_orders_seconds)
+        .max(s.update_prices_seconds);
+    i64::try_from(slowest_s.saturating_mul(3_000)).unwrap_or(i64::MAX)
+}
+
+/// Open the interface on `clock`, the run's clock: the demo passes its replay clock, so the
+/// header, the day's PnL and the health dots read the simulated time the engine stamps.
+pub async fn run_on_clock(
+    settings: &Settings,
+    bus: EventBus,
+    control: Option<ControlHandle>,
+    clock: Arc<dyn Clock>,
+    stale_after_ms: i64,
+) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
             "the terminal interface needs a terminal; use `trademind --daemon` or a subcommand (see --help)"
         );
     }
     let store = Store::open_in(&settings.data_dir())?;
-    let mode = snapshot::trading_mode(
-        store.conn(),
-        settings.trading.live,
-        &settings.trading.connection,
-    )?;
+    let mode = snapshot::trading_mode(store.conn(), &settings.trading.connection)?;
     let mut symbols = Vec::new();
     for s in &settings.trading.symbols {
         symbols.push(Symbol::new(s).with_context(|| format!("trading.symbols: {s:?}"))?);
@@ -134,9 +154,13 @@ pub async fn run_with(
         now_ms: 0,
         symbol: symbol.clone(),
         interval,
-        starting_balance,
+        connection: settings.trading.connection.clone(),
+        // Only a paper account starts from this cash; an exchange account is what it holds.
+        paper_starting_balance: (mode == crate::domain::trading::TradingMode::Paper)
+            .then_some(starting_balance),
         symbols,
         default_risk_config: snapshot::config_rows(&settings.risk),
+        stale_after_ms,
     };
     // NO_COLOR (any non-empty value) turns colour off: https://no-color.org
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -163,6 +187,7 @@ pub async fn run_with(
         request,
         bus,
         control,
+        clock,
     )
     .await;
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
@@ -170,17 +195,14 @@ pub async fn run_with(
     result
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Load a snapshot on the blocking pool and report it as an action.
 fn spawn_load(
     store: Arc<Mutex<Store>>,
     mut request: LoadRequest,
     tx: mpsc::UnboundedSender<Action>,
+    now_ms: i64,
 ) {
-    request.now_ms = now_ms();
+    request.now_ms = now_ms;
     tokio::task::spawn_blocking(move || {
         let action = match store.lock() {
             Ok(store) => match snapshot::load(store.conn(), &request) {
@@ -200,6 +222,7 @@ struct Runner {
     tx: mpsc::UnboundedSender<Action>,
     bus: EventBus,
     control: Option<ControlHandle>,
+    clock: Arc<dyn Clock>,
     loading: bool,
     reload_wanted: bool,
 }
@@ -285,12 +308,17 @@ impl Runner {
         if self.reload_wanted && !self.loading {
             self.reload_wanted = false;
             self.loading = true;
-            spawn_load(self.store.clone(), self.request.clone(), self.tx.clone());
+            spawn_load(
+                self.store.clone(),
+                self.request.clone(),
+                self.tx.clone(),
+                self.clock.now_ms(),
+            );
         }
     }
 }
 
-// Eight since the control channel joined; clippy -D warnings stopped the build.
+// Nine since the control channel and the run's clock joined; clippy -D warnings stopped the build.
 #[allow(clippy::too_many_arguments)]
 async fn event_loop(
     terminal: &mut DefaultTerminal,
@@ -301,6 +329,7 @@ async fn event_loop(
     request: LoadRequest,
     bus: EventBus,
     control: Option<ControlHandle>,
+    clock: Arc<dyn Clock>,
 ) -> Result<()> {
     let mut events = EventStream::new();
     let mut subscription = bus.subscribe();
@@ -311,6 +340,7 @@ async fn event_loop(
         tx,
         bus,
         control,
+        clock: clock.clone(),
         loading: false,
         reload_wanted: true,
     };
@@ -341,7 +371,7 @@ async fn event_loop(
                 action
             }
             received = subscription.recv(), if bus_open => match received {
-                Received::Event(event) => Action::Bus { event: Box::new(event), at_ms: now_ms() },
+                Received::Event(event) => Action::Bus { event: Box::new(event), at_ms: clock.now_ms() },
                 Received::Lagged { missed } => Action::Lagged(missed),
                 Received::Closed => {
                     bus_open = false;

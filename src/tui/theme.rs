@@ -3,7 +3,9 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
-use crate::app::snapshot::{BreakerState, LogLevel, TradingMode};
+use crate::app::snapshot::LogLevel;
+use crate::domain::risk::BreakerState;
+use crate::domain::trading::TradingMode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
@@ -99,6 +101,19 @@ impl Theme {
             (true, TradingMode::Paper) => s.fg(Color::Cyan),
             (true, TradingMode::Testnet) => s.fg(Color::Yellow),
             (true, TradingMode::Live) => s.fg(Color::Red),
+        }
+    }
+
+    pub fn trading(self, state: &crate::store::account::TradingState) -> Style {
+        use crate::store::account::TradingState as T;
+        match state {
+            T::Active => self.up(),
+            T::Paused { .. } | T::ReduceOnly { .. } | T::NotReconciled { .. } => {
+                self.warn().reversed()
+            }
+            T::Killed { .. } | T::Halted { .. } => {
+                self.down().add_modifier(Modifier::BOLD).reversed()
+            }
         }
     }
 

@@ -2,11 +2,10 @@
 //! must carry out. No I/O, no clock: everything it needs arrives in the action.
 
 use crate::app::bus::Event;
-use crate::app::snapshot::{
-    BreakerChange, BreakerState, ComponentHealth, LogLevel, LogLine, Snapshot,
-};
+use crate::app::snapshot::{BreakerChange, ComponentHealth, LogLevel, LogLine, Snapshot};
 use crate::domain::Quote;
 use crate::domain::market::Interval;
+use crate::domain::risk::BreakerState;
 use crate::domain::symbol::Symbol;
 
 use super::action::{Action, BacktestRequest, Effect, Screen};
@@ -313,10 +312,15 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                     symbol: o.symbol.clone(),
                     client_order_id: o.client_order_id.clone(),
                 };
+                let sibling = if o.in_order_list {
+                    " It is one leg of an OCO: the other leg is cancelled too and the position is left UNPROTECTED."
+                } else {
+                    ""
+                };
                 confirm(
                     app,
                     format!(
-                        "Cancel order {} ({} {})?",
+                        "Cancel order {} ({} {})?{sibling}",
                         o.client_order_id, o.side, o.symbol
                     ),
                     effect,
@@ -619,7 +623,7 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             state,
             reason,
         } => {
-            let parsed = BreakerState::parse(&state).unwrap_or(BreakerState::Halted);
+            let parsed = state.parse().unwrap_or(BreakerState::Halted);
             if scope == "global" {
                 snap.breaker.state = parsed;
                 snap.breaker.reason = reason.clone();
@@ -633,6 +637,8 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
                     reason,
                 },
             );
+            // The trading state (paused, killed, halted) and `p`'s offer come from the store.
+            return vec![Effect::Refresh];
         }
         Event::HealthChanged {
             component,
@@ -641,11 +647,13 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
         } => match snap.health.iter_mut().find(|h| h.name == component) {
             Some(h) => {
                 h.healthy = healthy;
+                h.stale = false;
                 h.detail = detail;
             }
             None => snap.health.push(ComponentHealth {
                 name: component,
                 healthy,
+                stale: false,
                 detail,
             }),
         },
@@ -735,11 +743,13 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             match snap.health.iter_mut().find(|h| h.name == name) {
                 Some(h) => {
                     h.healthy = healthy;
+                    h.stale = false;
                     h.detail = detail;
                 }
                 None => snap.health.push(ComponentHealth {
                     name,
                     healthy,
+                    stale: false,
                     detail,
                 }),
             }
@@ -777,7 +787,7 @@ fn push_log(app: &mut App, at_ms: i64, level: LogLevel, target: String, message:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::snapshot::TradingMode;
+    use crate::domain::trading::TradingMode;
     use crate::tui::fixture;
     use crate::tui::keys::map_key;
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -811,6 +821,64 @@ mod tests {
         assert!(matches!(app.overlay, Overlay::Confirm(_)));
         assert_eq!(press(&mut app, "y"), vec![Effect::PauseTrading]);
         assert_eq!(app.overlay, Overlay::None);
+    }
+
+    /// A snapshot loaded from a store the way the running interface loads it.
+    fn loaded(store: &crate::store::Store) -> Snapshot {
+        use crate::app::snapshot::{LoadRequest, load};
+        let btc = crate::domain::Symbol::new("BTCUSDT").unwrap();
+        let req = LoadRequest {
+            mode: TradingMode::Paper,
+            now_ms: 1_767_355_200_000,
+            symbol: btc.clone(),
+            interval: crate::domain::market::Interval::H1,
+            connection: "paper".into(),
+            paper_starting_balance: Some(crate::domain::Quote(rust_decimal::Decimal::from(10_000))),
+            symbols: vec![btc],
+            default_risk_config: Vec::new(),
+            stale_after_ms: 3_600_000,
+        };
+        load(store.conn(), &req).unwrap()
+    }
+
+    #[test]
+    fn pause_from_the_tui_is_loaded_so_p_offers_resume_and_resume_is_accepted() {
+        // Symptom 2: after `p`, `y` the loaded snapshot still said "not paused": `p` offered
+        // "Pause trading?" again and `:resume` answered "trading is not paused".
+        use crate::store::risk::{ManualStop, stop_trading};
+        let store = crate::store::Store::open_in_memory().unwrap();
+        let config = crate::domain::risk::RiskConfig::default();
+        stop_trading(store.conn(), &config, ManualStop::Pause, "tui", "lunch", 5).unwrap();
+        let mut app = app();
+        update(&mut app, Action::SnapshotLoaded(Box::new(loaded(&store))));
+        assert!(app.snapshot.trading_paused);
+        assert_eq!(app.snapshot.trading.label(), "PAUSED");
+        press(&mut app, "p");
+        assert_eq!(press(&mut app, "y"), vec![Effect::ResumeTrading]);
+        press(&mut app, ":resume\n");
+        assert!(
+            matches!(app.overlay, Overlay::Confirm(_)),
+            "{:?}",
+            app.status
+        );
+    }
+
+    #[test]
+    fn pause_and_kill_read_differently_in_the_header_state() {
+        use crate::store::risk::{ManualStop, resume_trading, stop_trading};
+        let store = crate::store::Store::open_in_memory().unwrap();
+        let config = crate::domain::risk::RiskConfig::default();
+        stop_trading(store.conn(), &config, ManualStop::Pause, "tui", "", 5).unwrap();
+        let paused = loaded(&store).trading;
+        resume_trading(store.conn(), "tui", 6).unwrap();
+        stop_trading(store.conn(), &config, ManualStop::Kill, "tui", "", 7).unwrap();
+        let killed = loaded(&store);
+        assert_eq!(paused.label(), "PAUSED");
+        assert_eq!(killed.trading.label(), "KILLED");
+        assert!(
+            killed.trading_paused,
+            "the kill switch is lifted by resume too"
+        );
     }
 
     #[test]

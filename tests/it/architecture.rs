@@ -172,3 +172,32 @@ fn the_cli_rule_catches_a_dependency_and_lets_only_the_listed_exception_through(
         ]
     );
 }
+
+/// Lines of `source` (comments and tests aside) that talk SQL.
+pub fn sql_lines(source: &str) -> Vec<String> {
+    // The tests at the bottom may set a database up by hand; the loader may not.
+    let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+    code_lines(code)
+        .filter(|(_, line)| {
+            ["SELECT", "prepare(", "query_row", "execute(", "INSERT "]
+                .iter()
+                .any(|needle| line.contains(needle))
+        })
+        .map(|(n, line)| format!("{n}: {}", line.trim()))
+        .collect()
+}
+
+#[test]
+fn the_snapshot_loader_runs_no_sql_of_its_own() {
+    // The faces read the store's read model (`store::account`) and repositories; a face with
+    // its own SQL re-derives numbers and gets them wrong (issue #17).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/app/snapshot.rs");
+    let source = fs::read_to_string(root).expect("read src/app/snapshot.rs");
+    assert_eq!(sql_lines(&source), Vec::<String>::new());
+    assert_eq!(
+        sql_lines("fn f(c: &Connection) { c.query_row(\"SELECT 1\", [], |r| r.get(0)); }\n"),
+        vec![
+            "1: fn f(c: &Connection) { c.query_row(\"SELECT 1\", [], |r| r.get(0)); }".to_string()
+        ]
+    );
+}

@@ -311,3 +311,87 @@ fn status_reports_positions_breaker_and_jobs_from_another_process() {
         "{text}"
     );
 }
+
+fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn status_on_a_fresh_database_says_never_tripped_not_active_since_1970() {
+    // Symptom 9: "breaker: active since 1970-01-01" on a database where nothing ever tripped.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let text = stdout_of(trademind().args(["--data-dir", d, "status"]));
+    assert!(text.contains("breaker:    never tripped"), "{text}");
+    assert!(!text.contains("1970"), "{text}");
+    assert!(text.contains("trading:    active"), "{text}");
+}
+
+#[test]
+fn status_shows_the_trading_state_while_paused_not_just_the_breaker() {
+    // Symptom 9: "breaker: active" while trading was paused; the state says who and why.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    trademind()
+        .args(["--data-dir", d, "pause", "--reason", "fomc"])
+        .assert()
+        .success();
+    let text = stdout_of(trademind().args(["--data-dir", d, "status"]));
+    assert!(
+        text.contains("trading:    kill switch engaged by cli (fomc) since"),
+        "{text}"
+    );
+    let json = stdout_of(trademind().args(["--data-dir", d, "--json", "status"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["trading"]["state"], "killed");
+    assert_eq!(v["trading"]["why"], "fomc");
+    trademind()
+        .args(["--data-dir", d, "resume"])
+        .assert()
+        .success();
+    let text = stdout_of(trademind().args(["--data-dir", d, "status"]));
+    assert!(text.contains("trading:    active"), "{text}");
+}
+
+#[test]
+fn status_on_a_testnet_connection_says_testnet_not_paper() {
+    // Issue #24 item 12: `status` said PAPER on a testnet connection.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    trademind()
+        .args(["--data-dir", d, "connection", "add", "tn", "--testnet"])
+        .assert()
+        .success();
+    let text = stdout_of(
+        trademind()
+            .env("TRADEMIND_TRADING__CONNECTION", "tn")
+            .args(["--data-dir", d, "status"]),
+    );
+    assert!(
+        text.starts_with("mode:       TESTNET (connection tn)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn strategy_list_says_enabled_and_that_no_daemon_is_running() {
+    // Symptom 9: `strategy list` said "running" with no daemon up.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    trademind()
+        .args([
+            "--data-dir",
+            d,
+            "strategy",
+            "add",
+            "trend",
+            "--symbol",
+            "BTCUSDT",
+        ])
+        .assert()
+        .success();
+    let text = stdout_of(trademind().args(["--data-dir", d, "strategy", "list"]));
+    assert!(text.contains("daemon: not running"), "{text}");
+    let row = text.lines().find(|l| l.starts_with("trend")).unwrap();
+    assert!(row.contains("abled") && !row.contains("running"), "{text}");
+}

@@ -762,9 +762,51 @@ fn trademind() -> assert_cmd::Command {
 }
 
 #[test]
+fn decide_on_a_fresh_data_dir_does_not_import_bundled_candles_and_names_the_fetch_command() {
+    // Symptom 7: `decide` on a fresh live setup imported January 2025 into the user's database
+    // and decided at 102,429.56 "as of 2025-02-01" while the exchange was at 50,000.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let failed = trademind()
+        .args(["--data-dir", d, "decide", "BTCUSDT", "--engine", "rules"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8(failed.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains("trademind data fetch BTCUSDT 1h --from "),
+        "{stderr}"
+    );
+    let store = trademind::store::Store::open(&dir.path().join("trademind.db")).unwrap();
+    let stored: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM candles", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 0, "no bundled candles in the user's database");
+}
+
+#[test]
 fn decide_without_keys_runs_offline_on_bundled_data_with_rules_and_lists_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
+    // `decide` no longer imports the bundled candles by itself: the user imports them.
+    let bundled = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/btcusdt_1h_2025-01_binance.csv"
+    );
+    trademind()
+        .args([
+            "--data-dir",
+            d,
+            "data",
+            "import",
+            bundled,
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1h",
+        ])
+        .assert()
+        .success();
     let out = trademind()
         .args(["--data-dir", d, "decide", "BTCUSDT"])
         .assert()

@@ -230,6 +230,29 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
     tmux.send("y");
     let (ok, screen) = tmux.wait_for(|s| s.contains("trading paused") && s.contains("HALTED"));
     assert!(ok, "pausing did not reach the trading service:\n{screen}");
+    // Issue #17, symptoms 2 and 3: the pause is loaded (the header says PAUSED, on the replay's
+    // simulated day), `p` now offers to resume, and the kill switch reads apart from a pause.
+    let header = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    let (ok, screen) =
+        tmux.wait_for(|s| header(s).contains("PAUSED") && header(s).contains("as of 2025-01-"));
+    assert!(
+        ok,
+        "the header does not show the pause on the replay's day:\n{screen}"
+    );
+    tmux.send("p");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("Resume trading?"));
+    assert!(ok, "p did not offer to resume:\n{screen}");
+    tmux.send("y");
+    let (ok, screen) =
+        tmux.wait_for(|s| s.contains("trading resumed") && header(s).contains("ACTIVE"));
+    assert!(ok, "resuming from the TUI did not take:\n{screen}");
+    tmux.send("7");
+    tmux.send("K");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("[y] yes"));
+    assert!(ok, "K did not ask for a confirmation:\n{screen}");
+    tmux.send("y");
+    let (ok, screen) = tmux.wait_for(|s| header(s).contains("KILLED"));
+    assert!(ok, "the kill switch does not read KILLED:\n{screen}");
     // The position's two protection orders rest on the (paper) exchange: q asks first.
     tmux.send("q");
     let (ok, screen) = tmux.wait_for(|s| s.contains("2 order(s) in flight. Quit anyway?"));

@@ -431,6 +431,23 @@ async fn no_secret_reaches_output_logs_database_or_config_over_full_flows() {
             .args(["connection", "add", CONNECTION, "--testnet"])
             .assert()
             .success();
+        // `decide` decides on stored candles only (it never imports the bundled ones itself).
+        let bundled = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/btcusdt_1h_2025-01_binance.csv"
+        );
+        trademind(&data, &config, &GOOD)
+            .args([
+                "data",
+                "import",
+                bundled,
+                "--symbol",
+                "BTCUSDT",
+                "--interval",
+                "1h",
+            ])
+            .assert()
+            .success();
         for flow in FLOWS {
             flow.prep.apply(&rig);
             let out = trademind(&data, &config, flow.keys)

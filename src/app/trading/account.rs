@@ -8,12 +8,12 @@ use std::sync::Mutex;
 use super::{BALANCES_MAX_AGE_MS, CANDLES, TradingError, TradingService, day_start, lock_store};
 use crate::app::bus::Event;
 use crate::config::Settings;
-use crate::domain::decision::{DecisionInput, PositionSnapshot};
+use crate::domain::decision::DecisionInput;
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Quote};
 use crate::domain::risk::{
-    BreakerInputs, BreakerReason, BreakerTransition, MarketSnapshot, OpenPosition,
-    PortfolioHeatService, RiskContext, daily_loss_pct, drawdown_pct,
+    BreakerInputs, BreakerReason, BreakerTransition, MarketSnapshot, OpenPosition, RiskContext,
+    daily_loss_pct, drawdown_pct,
 };
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::PositionService;
@@ -153,36 +153,22 @@ impl<E: Exchange + 'static> TradingService<E> {
     /// Fill a snapshot's position, risk and history parts from the database.
     pub fn complete_input(&self, input: &mut DecisionInput) -> Result<(), TradingError> {
         let settings = &self.deps.settings;
+        let unresolved = self.unresolved();
         let db = self.store()?;
         let c = db.conn();
-        if let Some(row) =
-            positions::open_position(c, &self.deps.connection, input.symbol.as_str())?
-        {
-            let p = &row.position;
-            input.position = Some(PositionSnapshot {
-                quantity: p.quantity,
-                entry_price: p.entry_price,
-                unrealized_pnl: PositionService::unrealized_pnl(p, input.price),
-            });
-        }
+        // The same account read model the faces show (`decide` builds its prompt from it too).
+        let view = crate::store::account::load(
+            c,
+            &crate::store::account::AccountQuery {
+                connection: &self.deps.connection,
+                now_ms: input.now_ms,
+                day_start_ms: day_start(input.now_ms),
+                paper_starting_balance: None,
+                unresolved,
+            },
+        )?;
+        crate::app::decide::apply_account(input, &view);
         input.risk.max_position_pct = settings.llm.max_position_pct;
-        input.risk.breaker = risk_store::load_breaker(c, GLOBAL_SCOPE)?.state.to_string();
-        input.risk.daily_pnl =
-            positions::realized_since(c, &self.deps.connection, day_start(input.now_ms))?;
-        if let Some((equity, _, _)) = equity_store::latest(c, &self.deps.connection)? {
-            let open: Vec<OpenPosition> = positions::open_for_connection(c, &self.deps.connection)?
-                .iter()
-                .map(|r| OpenPosition {
-                    symbol: r.position.symbol.clone(),
-                    quantity: r.position.quantity,
-                    entry: r.position.entry_price,
-                    stop: r.position.stop_loss,
-                })
-                .collect();
-            let heat = PortfolioHeatService::measure(&open, equity, Decimal::ONE_HUNDRED);
-            input.risk.heat_pct =
-                rust_decimal::prelude::ToPrimitive::to_f64(&heat.heat_pct).unwrap_or(0.0);
-        }
         input.recent_decisions = recorder::past_decisions(
             c,
             input.symbol.as_str(),

@@ -2,8 +2,6 @@
 //! `Plan` under the symbol's trading lock) and the market entry, whose fill the settle step
 //! books and protects.
 
-use serde_json::json;
-
 use super::settle::{Protection, entry_outcome};
 use super::{CycleReport, ExecutionOutcome, ExecutionReport, TradingError, TradingService};
 use crate::app::decide::{DecisionEngine, EngineOutput, record};
@@ -372,11 +370,9 @@ impl<E: Exchange + 'static> TradingService<E> {
         strategy_id: Option<i64>,
         report: &mut ExecutionReport,
     ) -> Result<(), TradingError> {
-        let verdict = match &report.risk_verdict {
-            Some(v) => Some(json!({"verdict": v, "execution": report.message})),
-            None if !report.message.is_empty() => Some(json!({"not_evaluated": report.message})),
-            None => None,
-        };
+        let verdict =
+            recorder::DecisionRecord::of_execution(report.risk_verdict.clone(), &report.message)
+                .map(|r| serde_json::to_value(r).unwrap_or_default());
         let db = self.store()?;
         let id = record(
             &db,

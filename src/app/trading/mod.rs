@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::app::bus::{Event, EventBus};
 use crate::config::Settings;
 use crate::domain::money::Price;
-use crate::domain::risk::{BreakerReason, BreakerTransition, RiskVerdict};
+use crate::domain::risk::RiskVerdict;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::{Order, client_order_id};
 use crate::domain::trading::{
@@ -39,7 +39,7 @@ use crate::services::exchange::executor::OrderExecutor;
 use crate::services::exchange::{Exchange, ExchangeError};
 use crate::services::market_stream::user_data::ExecutionError;
 use crate::services::notification::{Alert, AlertKind, ResendClient, notify};
-use crate::store::risk::{self as risk_store, GLOBAL_SCOPE};
+use crate::store::risk::{self as risk_store, GLOBAL_SCOPE, ManualStop};
 use crate::store::{Store, StoreError};
 
 pub use crate::domain::trading::plan::{ExecutionOutcome, intent_for};
@@ -373,13 +373,23 @@ impl<E: Exchange + 'static> TradingService<E> {
 }
 
 impl<E: Exchange + 'static> TradingService<E> {
-    /// The kill switch: the risk breaker's `kill`, persisted, so every process sees it.
+    /// Pause trading (no new entries until resumed), persisted so every process sees it.
     pub fn pause(&self, reason: &str, now_ms: i64) -> Result<(), TradingError> {
+        self.stop(ManualStop::Pause, reason, now_ms)
+    }
+
+    /// The kill switch: the risk breaker's `kill`, persisted, so every process sees it.
+    pub fn kill(&self, reason: &str, now_ms: i64) -> Result<(), TradingError> {
+        self.stop(ManualStop::Kill, reason, now_ms)
+    }
+
+    fn stop(&self, stop: ManualStop, reason: &str, now_ms: i64) -> Result<(), TradingError> {
         let t = {
             let db = self.store()?;
-            pause_store(db.conn(), &self.deps.settings, now_ms)?
+            let (config, _) = risk_store::load_config(db.conn(), None, &self.deps.settings.risk)?;
+            risk_store::stop_trading(db.conn(), &config, stop, "operator", reason, now_ms)?
         };
-        tracing::warn!(%reason, "trading paused");
+        tracing::warn!(%reason, ?stop, "trading stopped");
         self.publish(Event::BreakerChanged {
             scope: GLOBAL_SCOPE.into(),
             state: t.to.to_string(),
@@ -388,11 +398,11 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(())
     }
 
-    /// Lift the kill switch (a manual breaker reset).
+    /// Lift a pause or the kill switch (a manual breaker reset).
     pub fn resume(&self, now_ms: i64) -> Result<(), TradingError> {
         let t = {
             let db = self.store()?;
-            resume_store(db.conn(), now_ms)?
+            risk_store::resume_trading(db.conn(), "operator", now_ms)?
         };
         if let Some(t) = t {
             self.publish(Event::BreakerChanged {
@@ -420,37 +430,10 @@ impl TradingService<crate::services::exchange::any::AnyExchange> {
     }
 }
 
-/// Pull the kill switch in the database (what `trademind pause` and `risk kill` do).
-pub fn pause_store(
-    conn: &rusqlite::Connection,
-    settings: &Settings,
-    now_ms: i64,
-) -> Result<BreakerTransition, StoreError> {
-    let (config, _) = risk_store::load_config(conn, None, &settings.risk)?;
-    let mut breaker = risk_store::load_breaker(conn, GLOBAL_SCOPE)?;
-    let t = breaker.kill(&config, now_ms);
-    risk_store::record_transition(conn, GLOBAL_SCOPE, &t)?;
-    Ok(t)
-}
-
-/// Reset the breaker to Active; `None` when it already was.
-pub fn resume_store(
-    conn: &rusqlite::Connection,
-    now_ms: i64,
-) -> Result<Option<BreakerTransition>, StoreError> {
-    let mut breaker = risk_store::load_breaker(conn, GLOBAL_SCOPE)?;
-    let t = breaker.reset(now_ms);
-    if let Some(t) = &t {
-        risk_store::record_transition(conn, GLOBAL_SCOPE, t)?;
-    }
-    Ok(t)
-}
-
-/// Paused = the kill switch is pulled (a breaker tripped by a loss rule is not a pause: it
-/// still lets closes through and recovers by itself).
+/// Paused = an operator stopped trading (pause or kill switch; a breaker tripped by a loss
+/// rule is not a pause: it still lets closes through and recovers by itself).
 pub fn is_paused_store(conn: &rusqlite::Connection) -> Result<bool, StoreError> {
-    let b = risk_store::load_breaker(conn, GLOBAL_SCOPE)?;
-    Ok(!b.is_active() && b.reason == Some(BreakerReason::ManualKill))
+    risk_store::is_manually_stopped(conn)
 }
 
 #[cfg(test)]

@@ -30,6 +30,15 @@ impl BreakerState {
             BreakerState::Halted => "halted",
         }
     }
+
+    /// How the faces show it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            BreakerState::Active => "ACTIVE",
+            BreakerState::ReduceOnly => "REDUCE ONLY",
+            BreakerState::Halted => "HALTED",
+        }
+    }
 }
 
 impl From<BreakerAction> for BreakerState {
@@ -67,6 +76,10 @@ pub enum BreakerReason {
     ConsecutiveLosses,
     DrawdownLimit,
     ManualKill,
+    /// An operator's pause (`trademind pause`, `p` in the TUI): stored apart from the kill
+    /// switch so the faces can say which one stopped trading. Rows written before it existed
+    /// say `manual_kill` for both.
+    ManualPause,
     ManualReset,
     CooldownElapsed,
     DayRolled,
@@ -79,6 +92,7 @@ impl BreakerReason {
             BreakerReason::ConsecutiveLosses => "consecutive_losses",
             BreakerReason::DrawdownLimit => "drawdown_limit",
             BreakerReason::ManualKill => "manual_kill",
+            BreakerReason::ManualPause => "manual_pause",
             BreakerReason::ManualReset => "manual_reset",
             BreakerReason::CooldownElapsed => "cooldown_elapsed",
             BreakerReason::DayRolled => "day_rolled",
@@ -100,6 +114,7 @@ impl FromStr for BreakerReason {
             BreakerReason::ConsecutiveLosses,
             BreakerReason::DrawdownLimit,
             BreakerReason::ManualKill,
+            BreakerReason::ManualPause,
             BreakerReason::ManualReset,
             BreakerReason::CooldownElapsed,
             BreakerReason::DayRolled,
@@ -295,6 +310,26 @@ impl CircuitBreaker {
             now,
             None,
         )
+    }
+
+    /// An operator's pause: the same stop as the kill switch (and cleared the same way, by a
+    /// manual reset), told apart by its reason.
+    pub fn pause(&mut self, config: &RiskConfig, now: TimestampMs) -> BreakerTransition {
+        self.apply(
+            config.kill_action.into(),
+            BreakerReason::ManualPause,
+            now,
+            None,
+        )
+    }
+
+    /// Whether an operator stopped trading (pause or kill switch), as opposed to a loss rule.
+    pub fn is_manually_stopped(&self) -> bool {
+        !self.is_active()
+            && matches!(
+                self.reason,
+                Some(BreakerReason::ManualKill | BreakerReason::ManualPause)
+            )
     }
 
     /// Manual reset to Active (`None` when already Active with nothing to clear).

@@ -10,7 +10,7 @@ use crate::domain::symbol::Symbol;
 use crate::domain::trading::filters::SymbolFilters;
 use crate::domain::trading::order::Side;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the order does to the book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,16 +72,17 @@ pub struct RiskContext {
     pub breaker: BreakerState,
 }
 
-/// One check and its verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One check and its verdict. The name is borrowed when the check is made and owned when a
+/// stored verdict is read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
     pub passed: bool,
     pub detail: String,
 }
 
 /// The answer to an intent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum RiskVerdict {
     Approved {
@@ -165,7 +166,7 @@ struct Checks(Vec<Check>);
 impl Checks {
     fn add(&mut self, name: &'static str, passed: bool, detail: impl Into<String>) -> bool {
         self.0.push(Check {
-            name,
+            name: std::borrow::Cow::Borrowed(name),
             passed,
             detail: detail.into(),
         });

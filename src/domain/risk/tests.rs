@@ -81,11 +81,11 @@ fn approved(v: &RiskVerdict) -> (Qty, Price, Price, Quote, Quote) {
     }
 }
 
-fn failed(v: &RiskVerdict) -> Vec<&'static str> {
+fn failed(v: &RiskVerdict) -> Vec<String> {
     v.checks()
         .iter()
         .filter(|c| !c.passed)
-        .map(|c| c.name)
+        .map(|c| c.name.to_string())
         .collect()
 }
 
@@ -104,7 +104,7 @@ fn fixed_fraction_entry_is_capped_by_max_position_size() {
 #[test]
 fn every_check_is_listed_passed_ones_too() {
     let v = validate(&entry(), &ctx());
-    let names: Vec<&str> = v.checks().iter().map(|c| c.name).collect();
+    let names: Vec<&str> = v.checks().iter().map(|c| c.name.as_ref()).collect();
     for expected in [
         "long_only",
         "breaker_active",
@@ -309,7 +309,7 @@ fn confidence_reward_risk_and_stop_are_checked_before_any_order() {
     };
     let f = failed(&validate(&no_stop, &c));
     assert!(
-        f.contains(&"stop_loss_required") && f.contains(&"sizing"),
+        f.contains(&"stop_loss_required".to_string()) && f.contains(&"sizing".to_string()),
         "{f:?}"
     );
 }
@@ -441,7 +441,7 @@ fn short_entries_are_refused_for_now() {
         side: Side::Sell,
         ..entry()
     };
-    assert!(failed(&validate(&i, &ctx())).contains(&"long_only"));
+    assert!(failed(&validate(&i, &ctx())).contains(&"long_only".to_string()));
 }
 
 mod properties {
@@ -675,5 +675,5 @@ fn extreme_inputs_are_refused_or_sized_without_panicking() {
     // Dust start-of-day equity with a loss reads as over the limit, not as a panic.
     c.start_of_day_equity = Quote(dec!(0.0000000000000000000000001));
     c.realised_pnl_today = Quote(dec!(-1000));
-    assert!(failed(&validate(&i, &c)).contains(&"daily_loss_limit"));
+    assert!(failed(&validate(&i, &c)).contains(&"daily_loss_limit".to_string()));
 }

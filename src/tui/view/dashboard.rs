@@ -207,10 +207,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         health.push(Span::styled("no component has reported yet", theme.muted()));
     }
     for h in &s.health {
-        health.push(Span::styled(
-            if h.healthy { "● " } else { "✖ " },
-            theme.ok(h.healthy),
-        ));
+        // A job silent for a few intervals is grey: its last word is no longer news.
+        let dot = match (h.healthy, h.stale) {
+            (false, _) => Span::styled("✖ ", theme.ok(false)),
+            (true, true) => Span::styled("○ ", theme.muted()),
+            (true, false) => Span::styled("● ", theme.ok(true)),
+        };
+        health.push(dot);
         health.push(Span::raw(h.name.clone()));
         if !h.healthy || wide {
             health.push(Span::styled(format!(" {}", h.detail), theme.muted()));

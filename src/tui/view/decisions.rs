@@ -130,13 +130,30 @@ fn detail_lines(theme: Theme, d: &DecisionView) -> Vec<Line<'static>> {
     }
     lines.push(Line::from(Span::styled("Risk checks", theme.title())));
     if d.risk_checks.is_empty() {
-        lines.push(Line::from(Span::styled("(not evaluated)", theme.muted())));
+        let why = if d.execution.is_empty() {
+            "(not evaluated)".to_string()
+        } else {
+            format!("(not evaluated: {})", d.execution)
+        };
+        lines.push(Line::from(Span::styled(why, theme.muted())));
     }
     for c in &d.risk_checks {
         lines.push(Line::from(vec![
             Span::styled(if c.passed { "✓ " } else { "✗ " }, theme.ok(c.passed)),
             Span::raw(format!("{:<16} ", c.name)),
             Span::styled(c.detail.clone(), theme.muted()),
+        ]));
+    }
+    if !d.refusal_reasons.is_empty() {
+        lines.push(Line::from(Span::styled("Refused because", theme.title())));
+        for r in &d.refusal_reasons {
+            lines.push(Line::from(Span::styled(format!("• {r}"), theme.down())));
+        }
+    }
+    if !d.risk_checks.is_empty() && !d.execution.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled("Execution ", theme.title()),
+            Span::raw(d.execution.clone()),
         ]));
     }
     if !d.sources.is_empty() {

@@ -84,15 +84,22 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme.signed(s.account.daily_pnl.to_f64()),
         ),
         Span::raw("  "),
-        Span::styled(s.breaker.state.label(), theme.breaker(s.breaker.state)),
+        // The trading state, not just the breaker: a pause, the kill switch and a loss rule
+        // read differently.
+        Span::styled(
+            format!(" {} ", s.trading.label()),
+            theme.trading(&s.trading),
+        ),
     ];
-    if s.trading_paused {
-        spans.push(Span::raw(" "));
-        spans.push(Span::styled(" PAUSED ", theme.warn().reversed()));
-    }
     if area.width >= WIDE && s.as_of_ms > 0 {
         spans.push(Span::styled(
-            format!("  as of {} UTC", fmt_time(s.as_of_ms)),
+            // The run's clock, with its date: in the demo that is the replay's simulated day.
+            format!(
+                "  as of {} UTC",
+                chrono::DateTime::from_timestamp_millis(s.as_of_ms)
+                    .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| fmt_time(s.as_of_ms))
+            ),
             theme.muted(),
         ));
     }

@@ -8,6 +8,7 @@ use ratatui::widgets::{Row, Table, TableState};
 
 use super::widgets::{fmt_datetime, fmt_quote_signed};
 use super::{empty, screen_block};
+use crate::store::account::Protection;
 use crate::tui::action::Screen;
 use crate::tui::state::{App, PositionsFocus};
 use crate::tui::theme::Theme;
@@ -42,7 +43,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
                 Span::raw(p.entry.to_string()),
                 Span::raw(p.mark.to_string()),
                 Span::raw(p.qty.to_string()),
-                Span::raw(opt(p.stop)),
+                // A cancelled leg no longer protects: say so instead of showing its price.
+                match p.protection {
+                    Protection::Unprotected | Protection::TargetOnly => {
+                        Span::styled("UNPROT.", theme.down())
+                    }
+                    _ => Span::raw(opt(p.stop)),
+                },
                 Span::raw(opt(p.target)),
                 Span::styled(
                     fmt_quote_signed(p.unrealised_pnl),

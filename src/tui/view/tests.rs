@@ -94,9 +94,10 @@ fn overlays_render_over_the_screen() {
 
 #[test]
 fn empty_snapshot_renders_every_screen_with_empty_states() {
-    use crate::app::snapshot::{Snapshot, TradingMode};
+    use crate::app::snapshot::Snapshot;
     use crate::domain::market::Interval;
     use crate::domain::symbol::Symbol;
+    use crate::domain::trading::TradingMode;
     let snap = Snapshot::empty(
         TradingMode::Live,
         Symbol::new("BTCUSDT").unwrap(),
