@@ -332,7 +332,7 @@ async fn lost_order_that_never_arrived_is_marked_rejected_after_grace() {
 
 #[tokio::test]
 async fn circuit_breaker_opens_after_repeated_server_errors_and_stops_calling() {
-    use trademind::services::exchange::resilience::{BreakerState, EndpointGroup};
+    use trademind::services::exchange::resilience::{EndpointGroup, EndpointState};
     let fake = fake().await;
     fake.faults(|f| f.http_5xx_next = 100);
     let client = client_for(
@@ -351,8 +351,8 @@ async fn circuit_breaker_opens_after_repeated_server_errors_and_stops_calling() 
         ));
     }
     let states = client.breaker_states();
-    assert!(states.contains(&(EndpointGroup::MarketData, BreakerState::Open)));
-    assert!(states.contains(&(EndpointGroup::Account, BreakerState::Closed)));
+    assert!(states.contains(&(EndpointGroup::MarketData, EndpointState::Open)));
+    assert!(states.contains(&(EndpointGroup::Account, EndpointState::Closed)));
     let err = client.ticker_price(&btcusdt()).await.unwrap_err();
     assert!(matches!(err, ExchangeError::CircuitOpen { .. }), "{err:?}");
     assert_eq!(

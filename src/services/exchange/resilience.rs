@@ -165,9 +165,10 @@ impl WeightLimiter {
     }
 }
 
-/// The state a circuit breaker shows (e.g. in the TUI's health panel).
+/// The state of an endpoint group's circuit breaker (closed: requests go out; open: refused
+/// until the cool-down; half-open: one probe) — not the risk breaker (`domain::risk::BreakerState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BreakerState {
+pub enum EndpointState {
     Closed,
     Open,
     HalfOpen,
@@ -175,7 +176,7 @@ pub enum BreakerState {
 
 #[derive(Debug)]
 struct BreakerInner {
-    state: BreakerState,
+    state: EndpointState,
     consecutive_failures: u32,
     opened_at: Option<Instant>,
     probe_in_flight: bool,
@@ -196,7 +197,7 @@ impl CircuitBreaker {
             failure_threshold: failure_threshold.max(1),
             cool_down,
             inner: Mutex::new(BreakerInner {
-                state: BreakerState::Closed,
+                state: EndpointState::Closed,
                 consecutive_failures: 0,
                 opened_at: None,
                 probe_in_flight: false,
@@ -208,11 +209,11 @@ impl CircuitBreaker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn state(&self, now: Instant) -> BreakerState {
+    pub fn state(&self, now: Instant) -> EndpointState {
         let s = self.lock();
         match (s.state, s.opened_at) {
-            (BreakerState::Open, Some(at)) if now.duration_since(at) >= self.cool_down => {
-                BreakerState::HalfOpen
+            (EndpointState::Open, Some(at)) if now.duration_since(at) >= self.cool_down => {
+                EndpointState::HalfOpen
             }
             (state, _) => state,
         }
@@ -222,31 +223,31 @@ impl CircuitBreaker {
     pub fn allow(&self, now: Instant) -> Result<(), Duration> {
         let mut s = self.lock();
         match s.state {
-            BreakerState::Closed => Ok(()),
-            BreakerState::Open => {
+            EndpointState::Closed => Ok(()),
+            EndpointState::Open => {
                 let since = s
                     .opened_at
                     .map(|at| now.duration_since(at))
                     .unwrap_or_default();
                 if since >= self.cool_down {
-                    s.state = BreakerState::HalfOpen;
+                    s.state = EndpointState::HalfOpen;
                     s.probe_in_flight = true;
                     Ok(())
                 } else {
                     Err(self.cool_down - since)
                 }
             }
-            BreakerState::HalfOpen if !s.probe_in_flight => {
+            EndpointState::HalfOpen if !s.probe_in_flight => {
                 s.probe_in_flight = true;
                 Ok(())
             }
-            BreakerState::HalfOpen => Err(Duration::from_millis(100)),
+            EndpointState::HalfOpen => Err(Duration::from_millis(100)),
         }
     }
 
     pub fn on_success(&self) {
         let mut s = self.lock();
-        s.state = BreakerState::Closed;
+        s.state = EndpointState::Closed;
         s.consecutive_failures = 0;
         s.opened_at = None;
         s.probe_in_flight = false;
@@ -256,8 +257,8 @@ impl CircuitBreaker {
         let mut s = self.lock();
         s.consecutive_failures += 1;
         s.probe_in_flight = false;
-        if s.state == BreakerState::HalfOpen || s.consecutive_failures >= self.failure_threshold {
-            s.state = BreakerState::Open;
+        if s.state == EndpointState::HalfOpen || s.consecutive_failures >= self.failure_threshold {
+            s.state = EndpointState::Open;
             s.opened_at = Some(now);
         }
     }
@@ -315,19 +316,19 @@ mod tests {
         for _ in 0..2 {
             b.on_failure(t0);
         }
-        assert_eq!(b.state(t0), BreakerState::Closed);
+        assert_eq!(b.state(t0), EndpointState::Closed);
         b.on_failure(t0);
-        assert_eq!(b.state(t0), BreakerState::Open);
+        assert_eq!(b.state(t0), EndpointState::Open);
         assert!(b.allow(t0 + Duration::from_secs(5)).is_err());
         let t1 = t0 + Duration::from_secs(10);
-        assert_eq!(b.state(t1), BreakerState::HalfOpen);
+        assert_eq!(b.state(t1), EndpointState::HalfOpen);
         assert!(b.allow(t1).is_ok());
         assert!(b.allow(t1).is_err(), "only one probe at a time");
         b.on_failure(t1);
-        assert_eq!(b.state(t1), BreakerState::Open);
+        assert_eq!(b.state(t1), EndpointState::Open);
         let t2 = t1 + Duration::from_secs(10);
         assert!(b.allow(t2).is_ok());
         b.on_success();
-        assert_eq!(b.state(t2), BreakerState::Closed);
+        assert_eq!(b.state(t2), EndpointState::Closed);
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::symbol::Symbol;
 use crate::domain::trading::filters::SymbolFilters;
 use crate::domain::trading::order::{Fill, Order, OrderRequest};
 use crate::services::exchange::resilience::{
-    Admission, BreakerState, CircuitBreaker, EndpointGroup, WeightLimiter,
+    Admission, CircuitBreaker, EndpointGroup, EndpointState, WeightLimiter,
 };
 use crate::services::exchange::{
     Balance, Exchange, ExchangeError, OcoRequest, OrderBook, OrderList, Placed, Ticker24h,
@@ -227,7 +227,7 @@ impl BinanceClient {
     }
 
     /// Circuit breaker state per endpoint group, for the TUI's health view.
-    pub fn breaker_states(&self) -> Vec<(EndpointGroup, BreakerState)> {
+    pub fn breaker_states(&self) -> Vec<(EndpointGroup, EndpointState)> {
         let now = Instant::now();
         EndpointGroup::ALL
             .iter()
