@@ -408,6 +408,22 @@ fn keyutils_a_key_stored_for_one_data_dir_is_not_used_by_another() {
         .assert()
         .success();
 
+    // B has no key of its own, so nothing is used there; A uses its key.
+    let out_b = trademind(&b)
+        .args(["--config", cfg, "notify", "test"])
+        .output()
+        .unwrap();
+    let stderr_b = String::from_utf8_lossy(&out_b.stderr);
+    assert_eq!(out_b.status.code(), Some(2), "{stderr_b}");
+    assert!(stderr_b.contains("no Resend API key"), "{stderr_b}");
+    let out_a = trademind(&a)
+        .args(["--config", cfg, "notify", "test"])
+        .output()
+        .unwrap();
+    let stderr_a = String::from_utf8_lossy(&out_a.stderr);
+    assert!(!stderr_a.contains("no Resend API key"), "{stderr_a}");
+
+    // The lists agree with the lookup.
     let listed = |dir: &Path| -> serde_json::Value {
         serde_json::from_slice(
             &trademind(dir)
@@ -444,21 +460,6 @@ fn keyutils_a_key_stored_for_one_data_dir_is_not_used_by_another() {
         "{in_b}"
     );
 
-    // What the lookup does agrees with the lists: A uses its key, B has none.
-    let out_b = trademind(&b)
-        .args(["--config", cfg, "notify", "test"])
-        .output()
-        .unwrap();
-    let stderr_b = String::from_utf8_lossy(&out_b.stderr);
-    assert_eq!(out_b.status.code(), Some(2), "{stderr_b}");
-    assert!(stderr_b.contains("no Resend API key"), "{stderr_b}");
-    let out_a = trademind(&a)
-        .args(["--config", cfg, "notify", "test"])
-        .output()
-        .unwrap();
-    let stderr_a = String::from_utf8_lossy(&out_a.stderr);
-    assert!(!stderr_a.contains("no Resend API key"), "{stderr_a}");
-
     trademind(&a)
         .args(["--config", cfg, "keys", "delete", "resend"])
         .assert()
@@ -476,14 +477,12 @@ fn keyutils_session_keys_end_with_their_session_and_persistent_keys_do_not() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let conn = format!("sess-{}", std::process::id());
-    let out = trademind_in_new_session(
+    let first = trademind_in_new_session(
         &data,
         &["keys", "set", "tavily", "--connection", &conn],
         "tvly-session-1\n",
     );
-    assert!(out.status.success(), "{:?}", out);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("ends with it"), "{said}");
+    assert!(first.status.success(), "{first:?}");
 
     let out = trademind_in_new_session(&data, &["--json", "keys", "list"], "");
     assert!(out.status.success(), "{:?}", out);
@@ -503,6 +502,9 @@ fn keyutils_session_keys_end_with_their_session_and_persistent_keys_do_not() {
         )),
         "{notes}"
     );
+    // `keys set` said so when it stored the key.
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(said.contains("ends with it"), "{said}");
 
     let cfg = tmp.path().join("persistent.toml");
     fs::write(&cfg, "[secrets]\nkeyring = \"persistent\"\n").unwrap();
