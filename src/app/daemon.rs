@@ -396,7 +396,7 @@ pub async fn run(
             store.clone(),
             crate::app::venue::mailer(
                 &settings.notifications,
-                &crate::secrets::Secrets::from_config(&settings.secrets),
+                &crate::secrets::Secrets::from_config(&settings.secrets, &settings.data_dir()),
             ),
         )
         .await?;

@@ -645,8 +645,11 @@ pub enum EngineError {
 /// (`trademind keys set grok|tavily`). A keyring that cannot be reached counts as no key: every
 /// key read here is optional.
 pub async fn api_key(settings: &Settings, kind: SecretKind) -> Result<Option<ApiKey>, SecretError> {
-    let found =
-        crate::secrets::optional(Secrets::from_config(&settings.secrets).api_key(kind).await)?;
+    let found = crate::secrets::optional(
+        Secrets::from_config(&settings.secrets, &settings.data_dir())
+            .api_key(kind)
+            .await,
+    )?;
     Ok(found.map(|k| ApiKey::new(k.expose().to_string())))
 }
 

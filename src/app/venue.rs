@@ -204,7 +204,7 @@ pub async fn trading_service(
     connection: Option<&str>,
     bus: EventBus,
 ) -> Result<TradingService<AnyExchange>, VenueError> {
-    let secrets = Secrets::from_config(&settings.secrets);
+    let secrets = Secrets::from_config(&settings.secrets, &settings.data_dir());
     let venue = open_for_trading(&settings, &secrets, connection).await?;
     let mailer = mailer(&settings.notifications, &secrets).await;
     Ok(TradingService::new(TradingDeps {

@@ -1,6 +1,10 @@
 //! `trademind keys set|list|delete|test`: credentials in the OS keyring. A secret is read from a
 //! hidden prompt, or from stdin when stdin is not a terminal, never from the command line (it
 //! would land in shell history and be visible to every user through `ps`).
+//!
+//! `keys list` and `keys test` ask `Secrets::get` (the lookup every command uses) for each
+//! entry this data dir could use, so they show exactly what a command would use and where it
+//! lives; the SQLite record only adds when an entry was set.
 
 use std::ffi::OsStr;
 use std::io::{IsTerminal, Read, Write};
@@ -11,7 +15,9 @@ use serde::Serialize;
 
 use super::{Context, UsageError};
 use crate::app::key_check::{Endpoints, KeyStatus, check_key};
-use crate::secrets::{Backend, ConnectionName, Credential, Secret, SecretId, SecretKind, Secrets};
+use crate::secrets::{
+    Backend, ConnectionName, Credential, KeyringPlace, Secret, SecretId, SecretKind, Secrets,
+};
 use crate::services::exchange::binance::client::BinanceEnvironment;
 use crate::store::secret_entries::{self, SecretEntry};
 use crate::store::strategies;
@@ -178,10 +184,10 @@ fn is_defined_word(arg: &str) -> bool {
 const NO_ARGUMENT_SECRETS: &str = "secrets are never accepted on the command line (they would be kept in shell history and shown by `ps`). Run `trademind keys set KIND` and type or paste at the hidden prompt, or pipe the value on stdin: `printf '%s\\n' \"$KEY\" | trademind keys set KIND` (Binance: key line, then secret line). If you just typed a real key, remove it from your shell history";
 
 pub async fn run(cmd: KeysCommand, ctx: &Context) -> Result<()> {
-    let secrets = Secrets::from_config(&ctx.settings().secrets);
+    let secrets = ctx.secrets();
     match cmd {
         KeysCommand::Set(args) => set(args, ctx, &secrets).await,
-        KeysCommand::List => list(ctx, &secrets),
+        KeysCommand::List => list(ctx, &secrets).await,
         KeysCommand::Delete { kind, connection } => {
             delete(SecretId::new(kind, connection), ctx, &secrets).await
         }
@@ -201,6 +207,7 @@ async fn set(args: SetArgs, ctx: &Context, secrets: &Secrets) -> Result<()> {
         .map_err(|e| UsageError(e.to_string()))?;
     let store = ctx.open_store()?;
     let backend = secrets.set(&id, credential).await?;
+    let location = secrets.writable_location();
     let now = chrono::Utc::now().timestamp_millis();
     secret_entries::record(store.conn(), &id, backend, now)
         .context("the key is stored but its entry could not be recorded for `keys list`")?;
@@ -208,17 +215,29 @@ async fn set(args: SetArgs, ctx: &Context, secrets: &Secrets) -> Result<()> {
     struct Stored {
         entry: String,
         backend: Backend,
+        location: String,
         overridden_by_environment: bool,
     }
-    tracing::info!(entry = %id, %backend, "credential stored");
+    tracing::info!(entry = %id, %backend, %location, "credential stored");
     let overridden = secrets.env_provides(&id);
     let out = Stored {
         entry: id.to_string(),
         backend,
+        location: location.clone(),
         overridden_by_environment: overridden,
     };
+    let session_only = backend == Backend::OsKeyring
+        && ctx.settings().secrets.keyring == KeyringPlace::Session
+        && cfg!(target_os = "linux");
     ctx.emit(&out, || {
-        println!("stored {id} in the {backend}");
+        println!("stored {id} for this data dir in the {location}");
+        if session_only {
+            println!(
+                "note: it is used only by commands run in this same session and ends with it \
+                 (each `keyctl session -` starts a new one); set `keyring = \"persistent\"` \
+                 under [secrets] to keep keys across sessions"
+            );
+        }
         if overridden {
             println!(
                 "note: {} is set in the environment and takes precedence over the stored key",
@@ -338,92 +357,162 @@ fn prompt_hidden(label: &str) -> Result<Secret> {
 struct ListedEntry {
     kind: SecretKind,
     connection: String,
+    /// Where the key a command would use comes from.
     backend: Backend,
-    /// RFC 3339, UTC; absent for environment variables.
+    /// Where it lives, for people: the variables' names, or which keyring.
+    location: String,
+    /// RFC 3339, UTC, from this data dir's record; absent for environment variables.
     set_at: Option<String>,
-    /// An environment variable supplies this entry and wins over the stored one.
+    /// An environment variable supplies this entry and wins over any stored one.
     environment_override: bool,
 }
 
-fn listed_entries(ctx: &Context, secrets: &Secrets) -> Result<Vec<ListedEntry>> {
+/// What this data dir's lookup finds, entry by entry.
+struct Survey {
+    /// The entries a command would use, exactly.
+    used: Vec<ListedEntry>,
+    /// Recorded by `keys set` for this data dir, but the lookup does not find them (another
+    /// session's keyring, expired, removed with keyctl).
+    recorded_missing: Vec<(SecretId, Backend)>,
+    /// Entries an older trademind stored without a data-dir scope: never used.
+    legacy: Vec<SecretId>,
+    /// Lookups that failed (an unusable keyring): the entry, the message, and whether `keys set`
+    /// recorded it for this data dir.
+    problems: Vec<(SecretId, String, bool)>,
+}
+
+/// Every entry this data dir could be asked for: the ones `keys set` recorded here, the
+/// default connection of every kind, and the Binance connections registered with
+/// `trademind connection add`; each is looked up through `Secrets::get`.
+async fn survey(ctx: &Context, secrets: &Secrets) -> Result<Survey> {
     let store = ctx.open_store()?;
     let recorded = secret_entries::list(store.conn())?;
-    let mut out: Vec<ListedEntry> = recorded
-        .iter()
-        .map(|e: &SecretEntry| {
-            let id = SecretId::new(e.kind, ConnectionName::new(&e.connection)?);
-            Ok(ListedEntry {
-                kind: e.kind,
-                connection: e.connection.clone(),
-                backend: e.backend,
-                set_at: chrono::DateTime::from_timestamp_millis(e.set_at).map(|t| t.to_rfc3339()),
-                environment_override: secrets.env_provides(&id),
-            })
-        })
-        .collect::<Result<_, crate::secrets::SecretError>>()?;
-    // Entries that only the environment supplies: the default connection of every kind, and
-    // the Binance connections registered with `trademind connection add`.
     let registered = strategies::list_connections(store.conn())?;
-    let candidates = SecretKind::ALL
-        .into_iter()
-        .map(SecretId::default_for)
+    drop(store);
+    let mut candidates: Vec<SecretId> = recorded
+        .iter()
+        .filter_map(|e: &SecretEntry| {
+            ConnectionName::new(&e.connection)
+                .ok()
+                .map(|c| SecretId::new(e.kind, c))
+        })
+        .chain(SecretKind::ALL.into_iter().map(SecretId::default_for))
         .chain(
             registered
                 .iter()
                 .filter(|c| c.exchange == "binance")
                 .filter_map(|c| ConnectionName::new(&c.name).ok())
                 .map(|name| SecretId::new(SecretKind::Binance, name)),
-        );
+        )
+        .collect();
+    candidates.sort();
+    candidates.dedup();
+    let mut out = Survey {
+        used: Vec::new(),
+        recorded_missing: Vec::new(),
+        legacy: Vec::new(),
+        problems: Vec::new(),
+    };
     for id in candidates {
-        let kind = id.kind;
-        let recorded_already = out
+        let record = recorded
             .iter()
-            .any(|e| e.kind == kind && e.connection == id.connection.as_str());
-        if !recorded_already && secrets.env_provides(&id) {
-            out.push(ListedEntry {
-                kind,
+            .find(|e| e.kind == id.kind && e.connection == id.connection.as_str());
+        match secrets.get(&id).await {
+            Ok(Some(found)) => out.used.push(ListedEntry {
+                kind: id.kind,
                 connection: id.connection.to_string(),
-                backend: Backend::Environment,
-                set_at: None,
-                environment_override: true,
-            });
+                backend: found.backend,
+                location: found.location,
+                set_at: record
+                    .filter(|r| r.backend == found.backend)
+                    .and_then(|r| chrono::DateTime::from_timestamp_millis(r.set_at))
+                    .map(|t| t.to_rfc3339()),
+                environment_override: found.backend == Backend::Environment,
+            }),
+            Ok(None) => {
+                if let Some(r) = record {
+                    out.recorded_missing.push((id.clone(), r.backend));
+                }
+                if secrets.unscoped_legacy_entry(&id).await {
+                    out.legacy.push(id);
+                }
+            }
+            Err(e) => out.problems.push((id, e.to_string(), record.is_some())),
         }
     }
-    out.sort_by(|a, b| (a.kind, &a.connection).cmp(&(b.kind, &b.connection)));
     Ok(out)
 }
 
-fn list(ctx: &Context, secrets: &Secrets) -> Result<()> {
-    let entries = listed_entries(ctx, secrets)?;
-    ctx.emit(&entries, || {
+impl Survey {
+    /// What the user should know about entries that are not used, one line each.
+    fn notes(&self, secrets: &Secrets) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (id, backend) in &self.recorded_missing {
+            notes.push(format!(
+                "{id} was set for this data dir but is not in the {} any more{}; store it again with `trademind keys set {} --connection {}`",
+                if *backend == Backend::OsKeyring { secrets.writable_location() } else { backend.to_string() },
+                if *backend == Backend::OsKeyring {
+                    " (a session keyring's keys end with the session that stored them)"
+                } else {
+                    ""
+                },
+                id.kind,
+                id.connection
+            ));
+        }
+        for id in &self.legacy {
+            notes.push(format!(
+                "{id}: the keyring holds a key an older trademind stored for every data dir at once; it is not used. Store it again with `trademind keys set {} --connection {}`, then remove the old one (`keyctl purge -s user {}`)",
+                id.kind,
+                id.connection,
+                crate::secrets::KeyringStore::legacy_description(id)
+            ));
+        }
+        // One unusable keyring fails every lookup the same way: say it once.
+        let mut seen: Vec<&str> = Vec::new();
+        for (id, problem, _) in &self.problems {
+            if !seen.contains(&problem.as_str()) {
+                seen.push(problem);
+                notes.push(format!("{id}: {problem}"));
+            }
+        }
+        notes
+    }
+}
+
+async fn list(ctx: &Context, secrets: &Secrets) -> Result<()> {
+    let survey = survey(ctx, secrets).await?;
+    let notes = survey.notes(secrets);
+    for note in &notes {
+        tracing::debug!("{note}");
+    }
+    let entries = &survey.used;
+    ctx.emit(entries, || {
         if entries.is_empty() {
             println!(
-                "no keys stored; add one with `trademind keys set binance|grok|tavily|resend`"
+                "no keys for this data dir; add one with `trademind keys set binance|grok|tavily|resend`"
             );
-            return;
-        }
-        println!(
-            "{:<8} {:<16} {:<12} SET AT",
-            "KIND", "CONNECTION", "BACKEND"
-        );
-        for e in &entries {
-            let source = if e.environment_override && e.backend != Backend::Environment {
-                format!(
-                    "{} (overridden by environment)",
-                    e.set_at.as_deref().unwrap_or("-")
-                )
-            } else {
-                e.set_at.clone().unwrap_or_else(|| "-".into())
-            };
+        } else {
             println!(
-                "{:<8} {:<16} {:<12} {}",
-                e.kind.as_str(),
-                e.connection,
-                e.backend.as_str(),
-                source
+                "{:<8} {:<16} {:<26} LOCATION",
+                "KIND", "CONNECTION", "SET AT"
             );
+            for e in entries {
+                println!(
+                    "{:<8} {:<16} {:<26} {}",
+                    e.kind.as_str(),
+                    e.connection,
+                    e.set_at.as_deref().unwrap_or("-"),
+                    e.location
+                );
+            }
         }
-    })
+    })?;
+    // Notes go to stderr so that `--json` output stays one document.
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
+    Ok(())
 }
 
 async fn delete(id: SecretId, ctx: &Context, secrets: &Secrets) -> Result<()> {
@@ -502,14 +591,32 @@ fn endpoints_for(
 }
 
 async fn test(ctx: &Context, secrets: &Secrets, offline: bool) -> Result<()> {
-    let entries = listed_entries(ctx, secrets)?;
+    let survey = survey(ctx, secrets).await?;
     let connections = strategies::list_connections(ctx.open_store()?.conn())?;
+    // The entries a command would use, then those recorded here that it would not find.
+    let entries: Vec<(SecretId, Backend)> = survey
+        .used
+        .iter()
+        .map(|e| {
+            Ok((
+                SecretId::new(e.kind, ConnectionName::new(&e.connection)?),
+                e.backend,
+            ))
+        })
+        .chain(survey.recorded_missing.iter().cloned().map(Ok))
+        .chain(
+            survey
+                .problems
+                .iter()
+                .filter(|(_, _, recorded)| *recorded)
+                .map(|(id, _, _)| Ok((id.clone(), secrets.writable_backend()))),
+        )
+        .collect::<Result<_, crate::secrets::SecretError>>()?;
     let mut results = Vec::with_capacity(entries.len());
-    for e in &entries {
-        let id = SecretId::new(e.kind, ConnectionName::new(&e.connection)?);
+    for (id, backend) in entries {
         let mut result = TestResult {
             entry: id.to_string(),
-            backend: e.backend,
+            backend,
             readable: false,
             status: None,
             endpoint: None,
@@ -530,8 +637,10 @@ async fn test(ctx: &Context, secrets: &Secrets, offline: bool) -> Result<()> {
             }
             Ok(None) => {
                 result.problem = Some(format!(
-                    "recorded as set but not found in the {}; set it again with `trademind keys set {} --connection {}`",
-                    e.backend, id.kind, id.connection
+                    "set for this data dir but not found in the {}; set it again with `trademind keys set {} --connection {}`",
+                    secrets.writable_location(),
+                    id.kind,
+                    id.connection
                 ));
                 None
             }

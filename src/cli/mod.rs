@@ -204,7 +204,7 @@ impl Context {
 
     /// Credentials as `[secrets]` configures them (environment first, then the keyring).
     pub fn secrets(&self) -> crate::secrets::Secrets {
-        crate::secrets::Secrets::from_config(&self.settings().secrets)
+        crate::secrets::Secrets::from_config(&self.settings().secrets, &self.data_dir())
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -2,13 +2,13 @@
 //! its OS-keyring, in-memory and environment-variable implementations, and `Secrets`, the async
 //! handle the application uses (environment first, then the configured store).
 //!
-//! Entries live under the keyring service `trademind` with the user `<kind>:<connection>`, e.g.
-//! `binance:default`. Binance needs an API key and an API secret: they are stored together as ONE
+//! Entries are named `<kind>:<connection>`, e.g. `binance:default`; in the OS keyring the name
+//! also carries the data dir's scope (see `keyring_store`), so each data dir has its own. Binance needs an API key and an API secret: they are stored together as ONE
 //! keyring entry holding `{"api_key": "...", "api_secret": "..."}`, so a set or delete can never
 //! leave half a credential behind. Grok, Tavily and Resend store the bare API key.
 //!
-//! The keyring cannot enumerate entries, so the non-secret metadata `keys list` shows (kind,
-//! connection, when it was set, which backend) lives in SQLite (`store::secret_entries`).
+//! When each entry was set lives in SQLite (`store::secret_entries`); which entry a command uses
+//! is only ever decided by `Secrets::get`, which `keys list` also calls.
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,7 +25,7 @@ mod memory;
 
 pub use env::EnvStore;
 pub use files::{ensure_private_dir, restrict_file};
-pub use keyring_store::KeyringStore;
+pub use keyring_store::{DataDirScope, KeyringPlace, KeyringStore};
 pub use lookup::optional;
 pub use memory::MemoryStore;
 
@@ -425,16 +425,18 @@ impl FromStr for Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "no {id} credential is stored; run `trademind keys set {kind} --connection {connection}` or set {env}"
+        "no {id} credential is stored for this data dir; run `trademind keys set {kind} --connection {connection}` or set {env}{note}"
     )]
     Missing {
         id: String,
         kind: SecretKind,
         connection: String,
         env: String,
+        /// Empty, or a sentence starting with "; " about why a key the user remembers is not used.
+        note: String,
     },
     #[error(
-        "the OS keyring cannot be used by this process ({detail}). Fix one of: run trademind inside a session keyring (`keyctl session - trademind ...`, package `keyutils`); install and unlock a Secret Service (gnome-keyring or KWallet) on a desktop; or set `backend = \"environment\"` under [secrets] and provide the keys as TRADEMIND_<SERVICE>_API_KEY / TRADEMIND_BINANCE_API_SECRET environment variables"
+        "the OS keyring cannot be used by this process ({detail}). Fix one of: run trademind inside a session keyring (`keyctl session - trademind ...`, package `keyutils`; keys stored there end with that session); set `keyring = \"persistent\"` under [secrets] to keep keys in the user's persistent keyring; install and unlock a Secret Service (gnome-keyring or KWallet) on a desktop; or set `backend = \"environment\"` under [secrets] and provide the keys as TRADEMIND_<SERVICE>_API_KEY / TRADEMIND_BINANCE_API_SECRET environment variables"
     )]
     KeyringUnavailable { detail: String },
     #[error("OS keyring error on {id}: {detail}")]
@@ -463,6 +465,15 @@ pub trait SecretStore: Send + Sync + 'static {
     fn set(&self, id: &SecretId, credential: &Credential) -> Result<(), SecretError>;
     /// `Ok(false)` when there was nothing to delete.
     fn delete(&self, id: &SecretId) -> Result<bool, SecretError>;
+    /// Where an entry of this store lives, for people (`keys set`, `keys list`).
+    fn location(&self) -> String {
+        self.backend().to_string()
+    }
+    /// Whether an entry an older trademind stored without a data-dir scope exists for `id`.
+    /// Such an entry is never used; this only lets the user be told to store it again.
+    fn unscoped_legacy_entry(&self, _id: &SecretId) -> bool {
+        false
+    }
 }
 
 /// `[secrets]` configuration.
@@ -473,6 +484,10 @@ pub struct SecretsConfig {
     /// `"os-keyring"` (default) or `"environment"` (never touch the keyring: containers whose
     /// seccomp profile blocks keyctl, systemd units with `Environment=`/`LoadCredential=`).
     pub backend: ConfiguredBackend,
+    /// With the OS keyring on Linux, which kernel keyring holds the keys: `"session"` (default;
+    /// a key lasts as long as the session that stored it) or `"persistent"` (the user's
+    /// persistent keyring: kept across sessions until the kernel expires it).
+    pub keyring: KeyringPlace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -487,6 +502,7 @@ impl Default for SecretsConfig {
     fn default() -> Self {
         SecretsConfig {
             backend: ConfiguredBackend::OsKeyring,
+            keyring: KeyringPlace::Session,
         }
     }
 }
@@ -503,6 +519,8 @@ impl SecretsConfig {
 pub struct Resolved {
     pub credential: Credential,
     pub backend: Backend,
+    /// Where it lives, for people: the variables' names, or which keyring.
+    pub location: String,
 }
 
 /// The application's handle on credentials: environment variables first (explicit, per
@@ -523,10 +541,14 @@ impl fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// From configuration, reading the process environment.
-    pub fn from_config(config: &SecretsConfig) -> Secrets {
+    /// From configuration, reading the process environment; keyring entries are those of
+    /// `data_dir` only.
+    pub fn from_config(config: &SecretsConfig, data_dir: &std::path::Path) -> Secrets {
         let store: Option<Arc<dyn SecretStore>> = match config.backend {
-            ConfiguredBackend::OsKeyring => Some(Arc::new(KeyringStore::new())),
+            ConfiguredBackend::OsKeyring => Some(Arc::new(KeyringStore::new(
+                config.keyring,
+                DataDirScope::of(data_dir),
+            ))),
             ConfiguredBackend::Environment => None,
         };
         Secrets {
@@ -547,6 +569,24 @@ impl Secrets {
             .map_or(Backend::Environment, |s| s.backend())
     }
 
+    /// Where `set` puts an entry, for people.
+    pub fn writable_location(&self) -> String {
+        self.store
+            .as_ref()
+            .map_or_else(|| Backend::Environment.to_string(), |s| s.location())
+    }
+
+    /// Whether the store holds an older trademind's unscoped entry for `id` (never used).
+    pub async fn unscoped_legacy_entry(&self, id: &SecretId) -> bool {
+        let Some(store) = self.store.clone() else {
+            return false;
+        };
+        let key = id.clone();
+        run_blocking(move || Ok(store.unscoped_legacy_entry(&key)))
+            .await
+            .unwrap_or(false)
+    }
+
     /// Whether the environment supplies this entry (it then wins over the store).
     pub fn env_provides(&self, id: &SecretId) -> bool {
         self.env.provides(id)
@@ -558,28 +598,43 @@ impl Secrets {
             return Ok(Some(Resolved {
                 credential,
                 backend: Backend::Environment,
+                location: format!("environment ({})", id.env_vars()),
             }));
         }
         let Some(store) = self.store.clone() else {
             return Ok(None);
         };
         let backend = store.backend();
+        let location = store.location();
         let key = id.clone();
         let found = run_blocking(move || store.get(&key)).await?;
-        tracing::debug!(entry = %id, %backend, found = found.is_some(), "credential lookup");
+        tracing::debug!(entry = %id, %backend, %location, found = found.is_some(), "credential lookup");
         Ok(found.map(|credential| Resolved {
             credential,
             backend,
+            location,
         }))
     }
 
     /// Like `get`, but a missing entry is an error that says how to add it.
     pub async fn require(&self, id: &SecretId) -> Result<Resolved, SecretError> {
-        self.get(id).await?.ok_or_else(|| SecretError::Missing {
+        if let Some(found) = self.get(id).await? {
+            return Ok(found);
+        }
+        let note = if self.unscoped_legacy_entry(id).await {
+            tracing::warn!(entry = %id, "an unscoped key from an older trademind is not used");
+            "; the keyring holds a key an older trademind stored for every data dir at once, \
+             which is no longer used: store it again for this data dir"
+                .to_string()
+        } else {
+            String::new()
+        };
+        Err(SecretError::Missing {
             id: id.to_string(),
             kind: id.kind,
             connection: id.connection.to_string(),
             env: id.env_vars().to_string(),
+            note,
         })
     }
 
@@ -759,6 +814,10 @@ mod tests {
         assert!(toml::from_str::<SecretsConfig>("backend = \"vault\"").is_err());
         assert!(toml::from_str::<SecretsConfig>("other = 1").is_err());
         assert!(c.validate().is_ok());
+        assert_eq!(SecretsConfig::default().keyring, KeyringPlace::Session);
+        let p: SecretsConfig = toml::from_str("keyring = \"persistent\"").unwrap();
+        assert_eq!(p.keyring, KeyringPlace::Persistent);
+        assert!(toml::from_str::<SecretsConfig>("keyring = \"user\"").is_err());
     }
 
     fn memory_secrets(env: &[(&str, &str)]) -> (Secrets, Arc<MemoryStore>) {

@@ -1,6 +1,5 @@
-//! The real OS keyring (kernel keyutils) behind `Secrets`. The kernel only lets a process link
-//! keys into the persistent keyring when it has a session keyring of its own, so these tests run
-//! only when asked to:
+//! The real OS keyring (kernel keyutils) behind `Secrets`. Keys go to the session keyring, which
+//! a process must have of its own, so these tests run only when asked to:
 //!
 //! * `TRADEMIND_KEYUTILS_TEST=1 keyctl session - cargo nextest run keyutils` (package
 //!   `keyutils`): store, read back, replace and delete real entries;
@@ -11,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use trademind::secrets::{
-    ConnectionName, Credential, EnvStore, KeyringStore, Secret, SecretError, SecretId, SecretKind,
-    SecretStore, Secrets,
+    ConnectionName, Credential, DataDirScope, EnvStore, KeyringPlace, KeyringStore, Secret,
+    SecretError, SecretId, SecretKind, SecretStore, Secrets,
 };
 
 const GATE: &str = "TRADEMIND_KEYUTILS_TEST";
@@ -33,10 +32,19 @@ fn gate_is(value: &str, test: &str) -> bool {
     true
 }
 
+/// The data dir every test of this process stores for (it need not exist).
+fn scope() -> DataDirScope {
+    DataDirScope::of(&std::env::temp_dir().join(format!("trademind-it-{}", std::process::id())))
+}
+
 fn keyring_secrets() -> Secrets {
+    secrets_in(KeyringPlace::Session, scope())
+}
+
+fn secrets_in(place: KeyringPlace, scope: DataDirScope) -> Secrets {
     Secrets::new(
         EnvStore::from_pairs([]),
-        Some(Arc::new(KeyringStore::new()) as Arc<dyn SecretStore>),
+        Some(Arc::new(KeyringStore::new(place, scope)) as Arc<dyn SecretStore>),
     )
 }
 
@@ -148,4 +156,56 @@ async fn keyutils_without_session_keyring_reports_what_to_do_instead_of_no_entry
         matches!(err, SecretError::KeyringUnavailable { .. }),
         "{err:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyutils_an_entry_of_one_data_dir_is_invisible_to_another() {
+    if !gate_is(
+        "1",
+        "keyutils_an_entry_of_one_data_dir_is_invisible_to_another",
+    ) {
+        return;
+    }
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let in_a = secrets_in(KeyringPlace::Session, DataDirScope::of(a.path()));
+    let in_b = secrets_in(KeyringPlace::Session, DataDirScope::of(b.path()));
+    let id = test_id(SecretKind::Grok);
+    in_a.set(&id, Credential::ApiKey(Secret::new("xai-only-a")))
+        .await
+        .unwrap();
+    let found = in_a.require(&id).await.unwrap();
+    assert!(
+        found.location.contains("session keyring"),
+        "{}",
+        found.location
+    );
+    assert!(in_b.get(&id).await.unwrap().is_none());
+    let err = in_b.require(&id).await.unwrap_err().to_string();
+    assert!(err.contains("for this data dir"), "{err}");
+    assert!(in_a.delete(&id).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyutils_session_and_persistent_stores_each_read_only_their_own_keyring() {
+    if !gate_is(
+        "1",
+        "keyutils_session_and_persistent_stores_each_read_only_their_own_keyring",
+    ) {
+        return;
+    }
+    let session = secrets_in(KeyringPlace::Session, scope());
+    let persistent = secrets_in(KeyringPlace::Persistent, scope());
+    let id = test_id(SecretKind::Tavily);
+    persistent
+        .set(&id, Credential::ApiKey(Secret::new("tvly-persistent")))
+        .await
+        .unwrap();
+    let found = persistent.require(&id).await.unwrap();
+    assert!(
+        found.location.contains("persistent keyring"),
+        "{}",
+        found.location
+    );
+    assert!(session.get(&id).await.unwrap().is_none());
+    assert!(persistent.delete(&id).await.unwrap());
 }

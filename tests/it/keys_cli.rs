@@ -289,3 +289,310 @@ fn live_confirm_needs_the_exact_sentence_and_is_recorded() {
         .assert()
         .code(2);
 }
+
+fn keyutils_gate(test: &str) -> bool {
+    if std::env::var("TRADEMIND_KEYUTILS_TEST").as_deref() != Ok("1") {
+        eprintln!(
+            "skipping {test}: set TRADEMIND_KEYUTILS_TEST=1 and run under `keyctl session -`"
+        );
+        return false;
+    }
+    true
+}
+
+/// The descriptions of the keys linked directly into `ring`.
+#[cfg(target_os = "linux")]
+fn descriptions(ring: linux_keyutils::KeyRing) -> Vec<String> {
+    ring.get_links(4096)
+        .map(|links| {
+            links
+                .iter()
+                .filter_map(|l| l.as_key())
+                .filter_map(|k| k.metadata().ok())
+                .map(|m| m.get_description().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `trademind` in a brand-new session keyring of its own (`keyctl session - trademind ...`),
+/// as a user running each command under its own `keyctl session -` would.
+fn trademind_in_new_session(data: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let bin = assert_cmd::cargo::cargo_bin("trademind");
+    let mut cmd = std::process::Command::new("keyctl");
+    cmd.args(["session", "-"]).arg(bin);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRADEMIND_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test")
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("keyctl (package keyutils) runs");
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Issue #24 (5): a key stored inside a session was also linked into the user's persistent
+/// keyring, so it outlived the session and reached every later one.
+#[cfg(target_os = "linux")]
+#[test]
+fn keyutils_keys_set_links_nothing_into_the_persistent_keyring() {
+    if !keyutils_gate("keyutils_keys_set_links_nothing_into_the_persistent_keyring") {
+        return;
+    }
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    let dir = tempfile::tempdir().unwrap();
+    let conn = format!("nopersist-{}", std::process::id());
+    trademind(dir.path())
+        .args(["keys", "set", "grok", "--connection", &conn])
+        .write_stdin("xai-session-only-1\n")
+        .assert()
+        .success();
+    let ours = |d: &String| d.contains(&format!(":{conn}"));
+    let persistent = KeyRing::get_persistent(KeyRingIdentifier::Process).unwrap();
+    let in_persistent: Vec<String> = descriptions(persistent).into_iter().filter(ours).collect();
+    let session = KeyRing::from_special_id(KeyRingIdentifier::Session, false).unwrap();
+    let in_session: Vec<String> = descriptions(session).into_iter().filter(ours).collect();
+    let user = KeyRing::from_special_id(KeyRingIdentifier::User, false).unwrap();
+    let in_user: Vec<String> = descriptions(user).into_iter().filter(ours).collect();
+    // Clean up whatever the assertions find, before they fail.
+    for d in in_persistent.iter().chain(&in_session) {
+        for ring in [persistent, session] {
+            if let Ok(key) = ring.search(d) {
+                let _ = key.invalidate();
+            }
+        }
+    }
+    assert!(
+        in_persistent.is_empty(),
+        "linked into the persistent keyring: {in_persistent:?}"
+    );
+    assert!(
+        in_user.is_empty(),
+        "linked into the user keyring: {in_user:?}"
+    );
+    assert_eq!(in_session.len(), 1, "the session keyring holds it once");
+}
+
+/// Issue #24 (5): a brand-new data dir with no `keys set` used another data dir's key while
+/// `keys list` said no keys were stored.
+#[test]
+fn keyutils_a_key_stored_for_one_data_dir_is_not_used_by_another() {
+    if !keyutils_gate("keyutils_a_key_stored_for_one_data_dir_is_not_used_by_another") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    // notify test needs the Resend key; its server is a closed port, so a found key fails
+    // to send (exit 1) while a missing one is refused before (exit 2).
+    let cfg = tmp.path().join("config.toml");
+    fs::write(
+        &cfg,
+        "[notifications]\nenabled = true\nbase_url = \"http://127.0.0.1:9\"\n\
+         from = \"TradeMind <a@example.com>\"\nto = [\"b@example.com\"]\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    trademind(&a)
+        .args(["--config", cfg, "keys", "set", "resend"])
+        .write_stdin("re_data_dir_a_1\n")
+        .assert()
+        .success();
+
+    // B has no key of its own, so nothing is used there; A uses its key.
+    let out_b = trademind(&b)
+        .args(["--config", cfg, "notify", "test"])
+        .output()
+        .unwrap();
+    let stderr_b = String::from_utf8_lossy(&out_b.stderr);
+    assert_eq!(out_b.status.code(), Some(2), "{stderr_b}");
+    assert!(stderr_b.contains("no Resend API key"), "{stderr_b}");
+    let out_a = trademind(&a)
+        .args(["--config", cfg, "notify", "test"])
+        .output()
+        .unwrap();
+    let stderr_a = String::from_utf8_lossy(&out_a.stderr);
+    assert!(!stderr_a.contains("no Resend API key"), "{stderr_a}");
+
+    // The lists agree with the lookup.
+    let listed = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(
+            &trademind(dir)
+                .args(["--config", cfg, "--json", "keys", "list"])
+                .assert()
+                .success()
+                .get_output()
+                .stdout,
+        )
+        .unwrap()
+    };
+    let in_a = listed(&a);
+    let resend: Vec<&serde_json::Value> = in_a
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "resend")
+        .collect();
+    assert_eq!(resend.len(), 1, "{in_a}");
+    assert!(
+        resend[0]["location"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("session keyring"),
+        "{in_a}"
+    );
+    let in_b = listed(&b);
+    assert!(
+        !in_b
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "resend"),
+        "{in_b}"
+    );
+
+    trademind(&a)
+        .args(["--config", cfg, "keys", "delete", "resend"])
+        .assert()
+        .success();
+}
+
+/// Issue #24 (5): a key stored under one `keyctl session -` was not found by the next
+/// command, while `keys list` kept showing it. A session key ends with its session and the
+/// list says so; `keyring = "persistent"` keeps a key across sessions.
+#[test]
+fn keyutils_session_keys_end_with_their_session_and_persistent_keys_do_not() {
+    if !keyutils_gate("keyutils_session_keys_end_with_their_session_and_persistent_keys_do_not") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let conn = format!("sess-{}", std::process::id());
+    let first = trademind_in_new_session(
+        &data,
+        &["keys", "set", "tavily", "--connection", &conn],
+        "tvly-session-1\n",
+    );
+    assert!(first.status.success(), "{first:?}");
+
+    let out = trademind_in_new_session(&data, &["--json", "keys", "list"], "");
+    assert!(out.status.success(), "{:?}", out);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["connection"] == conn.as_str()),
+        "listed although the lookup cannot find it: {listed}"
+    );
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        notes.contains(&format!(
+            "tavily:{conn} was set for this data dir but is not in the session keyring"
+        )),
+        "{notes}"
+    );
+    // `keys set` said so when it stored the key.
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(said.contains("ends with it"), "{said}");
+
+    let cfg = tmp.path().join("persistent.toml");
+    fs::write(&cfg, "[secrets]\nkeyring = \"persistent\"\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let out = trademind_in_new_session(
+        &data,
+        &[
+            "--config",
+            cfg,
+            "keys",
+            "set",
+            "tavily",
+            "--connection",
+            &conn,
+        ],
+        "tvly-persistent-1\n",
+    );
+    assert!(out.status.success(), "{:?}", out);
+    let out = trademind_in_new_session(&data, &["--config", cfg, "--json", "keys", "list"], "");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["connection"] == conn.as_str())
+        .unwrap_or_else(|| panic!("persistent key not found from a new session: {listed}"));
+    assert!(
+        entry["location"]
+            .as_str()
+            .unwrap()
+            .contains("persistent keyring"),
+        "{entry}"
+    );
+    let out = trademind_in_new_session(
+        &data,
+        &[
+            "--config",
+            cfg,
+            "keys",
+            "delete",
+            "tavily",
+            "--connection",
+            &conn,
+        ],
+        "",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deleted"),
+        "{out:?}"
+    );
+}
+
+/// Issue #24 (5): keys an older trademind stored for every data dir at once are not used; the
+/// list says they exist and what to do.
+#[cfg(target_os = "linux")]
+#[test]
+fn keyutils_an_unscoped_key_from_an_older_version_is_reported_not_used() {
+    if !keyutils_gate("keyutils_an_unscoped_key_from_an_older_version_is_reported_not_used") {
+        return;
+    }
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fresh");
+    // The name keyring 3 gave `keys set grok` (its user `grok:default`, service `trademind`).
+    let session = KeyRing::from_special_id(KeyRingIdentifier::Session, false).unwrap();
+    let old = session
+        .add_key("keyring-rs:grok:default@trademind", b"xai-old-unscoped-1")
+        .unwrap();
+    let out = trademind(&data)
+        .args(["--json", "keys", "list"])
+        .output()
+        .unwrap();
+    let _ = old.invalidate();
+    assert!(out.status.success(), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "grok"),
+        "{listed}"
+    );
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        notes.contains("grok:default: the keyring holds a key an older trademind stored"),
+        "{notes}"
+    );
+    assert!(notes.contains("keys set grok"), "{notes}");
+    assert!(!contains(&out.stdout, "xai-old-unscoped-1") && !contains(&out.stderr, "xai-old"));
+}
