@@ -239,6 +239,35 @@ pub struct AccountView {
     pub counts: Counts,
 }
 
+impl AccountView {
+    /// One line for an alert's body: the account right after what the alert reports, with the
+    /// same figures the TUI, `status` and the decision prompt show.
+    pub fn summary(&self) -> String {
+        let unprotected = self
+            .positions
+            .iter()
+            .filter(|p| p.protection == Protection::Unprotected)
+            .count();
+        let equity = match self.equity_source {
+            EquitySource::Unknown => "unknown".to_string(),
+            _ => self.equity.to_string(),
+        };
+        let mut line = format!(
+            "Account {}: equity {equity} · realised {} · unrealised {} · today {} · trading {} · {} open position(s)",
+            self.connection,
+            self.realised_pnl,
+            self.unrealised_pnl,
+            self.day_pnl,
+            self.trading.label(),
+            self.positions.len(),
+        );
+        if unprotected > 0 {
+            line.push_str(&format!(", {unprotected} UNPROTECTED"));
+        }
+        line
+    }
+}
+
 fn is_live_leg(o: &StoredOrder) -> bool {
     o.order.status.is_open() && matches!(o.purpose.as_str(), "stop_loss" | "take_profit")
 }

@@ -616,3 +616,58 @@ async fn positions_shows_a_position_unprotected_once_its_protection_is_cancelled
         "{text}"
     );
 }
+
+/// Alerts told what happened but not where the account stood; the mail now ends with the
+/// account read model's summary as of the alert, the figures the TUI and `status` show.
+#[tokio::test]
+async fn a_stop_hit_alert_ends_with_the_account_as_every_face_shows_it() {
+    use trademind::store::account::{AccountQuery, load};
+    let rig = rig();
+    rig.service.reconcile(START).await.unwrap();
+    let input = input(&rig.btc, dec!(50000), START);
+    let report = rig
+        .service
+        .execute_decision(&input, &buy_decision(&input), None, START)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
+    // Through the stop (45 000): the paper exchange fills the stop leg, the monitor books it.
+    rig.paper.on_price(&rig.btc, Price(dec!(44900))).unwrap();
+    let then = START + 60_000;
+    let monitored = rig.service.monitor_orders(then).await.unwrap();
+    assert_eq!(monitored.closed.len(), 1, "the stop closed the position");
+
+    let db = rig.store.lock().unwrap();
+    let c = db.conn();
+    let body: String = c
+        .query_row(
+            "SELECT body FROM alerts WHERE kind = 'stop_or_target_hit'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let view = load(
+        c,
+        &AccountQuery {
+            connection: CONNECTION,
+            now_ms: then,
+            day_start_ms: utc_day_start(then),
+            paper_starting_balance: Some(Quote(STARTING_CASH)),
+            unresolved: Vec::new(),
+        },
+    )
+    .unwrap();
+    assert!(view.positions.is_empty());
+    assert!(view.realised_pnl.get() < Decimal::ZERO);
+    assert!(
+        body.ends_with(&view.summary()),
+        "{body}\n---\n{}",
+        view.summary()
+    );
+    assert!(body.contains(&format!("today {}", view.day_pnl)), "{body}");
+}
