@@ -102,6 +102,8 @@ struct HandPosition {
     mark: Decimal,
     /// The entry's fee in USDT: all this position has realised while open.
     entry_fee: Decimal,
+    /// The live stop leg's trigger.
+    stop: Decimal,
 }
 
 /// The account by hand.
@@ -130,6 +132,16 @@ impl Hand {
     fn equity(&self) -> Decimal {
         self.snapshot
             .unwrap_or(STARTING_CASH + self.realised + self.unrealised())
+    }
+
+    /// Portfolio heat: what the live stop risks, percent of equity.
+    fn heat_pct(&self) -> f64 {
+        let risk = self
+            .position
+            .as_ref()
+            .map_or(Decimal::ZERO, |p| (p.entry - p.stop) * p.qty);
+        let pct = risk / self.equity() * Decimal::ONE_HUNDRED;
+        pct.to_string().parse().unwrap()
     }
 
     /// Every step is on one day: today's PnL is all of it.
@@ -263,6 +275,7 @@ async fn step(rig: &Rig, hand: &mut Hand, op: &Op, now: i64) -> Result<(), TestC
                     entry: p,
                     mark: p,
                     entry_fee: fee_btc * p,
+                    stop: (p * dec!(0.9)).round_dp(2),
                 });
             } else {
                 prop_assert_ne!(report.outcome, ExecutionOutcome::Executed);
@@ -406,7 +419,14 @@ fn check_faces(rig: &Rig, hand: &Hand, now: i64) -> Result<(), TestCaseError> {
         prop_assert_eq!(v.mark.get(), p.mark, "TUI mark");
         prop_assert_eq!(v.unrealised_pnl.get(), unrealised, "TUI unrealised");
         prop_assert_eq!(v.protection, Protection::BothLegs, "TUI protection");
+        prop_assert_eq!(v.stop.map(|s| s.get()), Some(p.stop), "TUI live stop");
     }
+    let heat = hand.heat_pct();
+    prop_assert!(
+        (snap.account.heat_pct - heat).abs() < 1e-9,
+        "TUI heat {} vs hand {heat}",
+        snap.account.heat_pct
+    );
 
     // (b) `status --json`.
     let status =
@@ -460,6 +480,11 @@ fn check_faces(rig: &Rig, hand: &Hand, now: i64) -> Result<(), TestCaseError> {
     let mut input = input(&rig.btc, hand.price, now);
     rig.service.complete_input(&mut input).unwrap();
     prop_assert_eq!(input.risk.daily_pnl.get(), day, "prompt daily PnL");
+    prop_assert!(
+        (input.risk.heat_pct - heat).abs() < 1e-9,
+        "prompt heat {} vs hand {heat}",
+        input.risk.heat_pct
+    );
     prop_assert_eq!(
         input.risk.breaker.as_str(),
         label.to_lowercase(),

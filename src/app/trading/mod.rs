@@ -356,6 +356,21 @@ impl<E: Exchange + 'static> TradingService<E> {
         }
     }
 
+    /// A paper account's starting cash (what `store::account` shows as its equity until the
+    /// engine writes a snapshot, as the TUI and `status` do); `None` on an exchange.
+    pub(super) fn paper_starting_balance(&self) -> Option<crate::domain::money::Quote> {
+        match self.deps.mode {
+            TradingMode::Paper => self
+                .deps
+                .settings
+                .trading
+                .paper_starting_balance
+                .parse()
+                .ok(),
+            _ => None,
+        }
+    }
+
     /// The account read model's one-line summary as of `now_ms` on the run's clock.
     fn account_summary(&self, now_ms: i64) -> Result<String, TradingError> {
         let paper_starting_balance = match self.deps.mode {
