@@ -447,6 +447,11 @@ fn check_faces(rig: &Rig, hand: &Hand, now: i64) -> Result<(), TestCaseError> {
     );
     let breaker_active = status["breaker"]["state"] == "active";
     prop_assert_eq!(breaker_active, hand.state == HandState::Active);
+    prop_assert_eq!(
+        snap.breaker.state == BreakerState::Active,
+        breaker_active,
+        "TUI breaker panel"
+    );
 
     // (c) `positions --json`, and `status`'s own position list.
     let positions =
@@ -474,6 +479,35 @@ fn check_faces(rig: &Rig, hand: &Hand, now: i64) -> Result<(), TestCaseError> {
             );
         }
     }
+    // `positions --closed`: what the closed positions realised, nothing unrealised left.
+    let closed =
+        serde_json::to_value(trademind::cli::trading::positions_report(c, true, 1000).unwrap())
+            .unwrap();
+    let mut closed_realised = Decimal::ZERO;
+    for row in closed.as_array().unwrap() {
+        prop_assert_eq!(
+            dec_of(&row["unrealized_pnl"]),
+            Decimal::ZERO,
+            "closed: {}",
+            row
+        );
+        prop_assert_eq!(
+            dec_of(&row["position"]["quantity"]),
+            Decimal::ZERO,
+            "closed: {}",
+            row
+        );
+        closed_realised += dec_of(&row["position"]["realized_pnl"]);
+    }
+    let open_realised = hand
+        .position
+        .as_ref()
+        .map_or(Decimal::ZERO, |p| -p.entry_fee);
+    prop_assert_eq!(
+        closed_realised + open_realised,
+        realised,
+        "closed + open realised"
+    );
     drop(db);
 
     // (d) The decision prompt's account block.
