@@ -2,25 +2,28 @@
 //! by any process: open positions, open orders, the circuit breaker, and each job's last runs.
 
 use anyhow::Result;
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::Context;
+use crate::config::Settings;
 use crate::services::monitoring::{ComponentHealth, components_from_jobs};
 use crate::store::account::{self, AccountQuery, AccountView, EquitySource};
 use crate::store::jobs::{JobHealth, job_health};
 use crate::store::orders::StoredOrder;
 
-#[derive(Serialize)]
-struct Status {
-    mode: &'static str,
+/// What `status --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub mode: &'static str,
     /// The account as every face shows it: equity, PnL, trading state, breaker, positions
     /// with their protection, exact counts.
     #[serde(flatten)]
-    account: AccountView,
-    open_orders: Vec<StoredOrder>,
-    jobs: Vec<JobHealth>,
+    pub account: AccountView,
+    pub open_orders: Vec<StoredOrder>,
+    pub jobs: Vec<JobHealth>,
     /// Health per component, from the jobs' last runs.
-    components: Vec<ComponentHealth>,
+    pub components: Vec<ComponentHealth>,
 }
 
 fn time(ms: i64) -> String {
@@ -29,15 +32,13 @@ fn time(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-pub fn run(ctx: &Context) -> Result<()> {
-    let store = ctx.open_store_for_reading()?;
-    let c = store.conn();
-    let settings = ctx.settings();
+/// The status of `settings.trading.connection` as of `now_ms` (the caller's clock: the
+/// command passes the wall clock; tests pass the run's), read from the account read model.
+pub fn build(c: &Connection, settings: &Settings, now_ms: i64) -> Result<Status> {
     let jobs = job_health(c)?;
     let connection = settings.trading.connection.clone();
     // The same reading as the TUI header: a testnet connection is TESTNET.
     let mode = crate::store::strategies::connection_mode(c, &connection)?;
-    let now = chrono::Utc::now().timestamp_millis();
     let paper_start = match mode {
         crate::domain::trading::TradingMode::Paper => {
             settings.trading.paper_starting_balance.parse().ok()
@@ -48,13 +49,13 @@ pub fn run(ctx: &Context) -> Result<()> {
         c,
         &AccountQuery {
             connection: &connection,
-            now_ms: now,
-            day_start_ms: account::utc_day_start(now),
+            now_ms,
+            day_start_ms: account::utc_day_start(now_ms),
             paper_starting_balance: paper_start,
             unresolved: Vec::new(),
         },
     )?;
-    let status = Status {
+    Ok(Status {
         mode: mode.label(),
         account,
         open_orders: crate::store::orders::all(c)?
@@ -63,7 +64,16 @@ pub fn run(ctx: &Context) -> Result<()> {
             .collect(),
         components: components_from_jobs(&jobs),
         jobs,
-    };
+    })
+}
+
+pub fn run(ctx: &Context) -> Result<()> {
+    let store = ctx.open_store_for_reading()?;
+    let status = build(
+        store.conn(),
+        ctx.settings(),
+        chrono::Utc::now().timestamp_millis(),
+    )?;
     ctx.emit(&status, || {
         let a = &status.account;
         println!("mode:       {} (connection {})", status.mode, a.connection);

@@ -242,47 +242,90 @@ fn service_exchange(service: &TradingService<AnyExchange>) -> ExchangeKind {
     }
 }
 
+/// What `positions --json` prints: open positions as the account read model shows them (with
+/// the protection their live orders give them now), or closed position rows.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum PositionsReport {
+    Open(Vec<crate::store::account::PositionStatus>),
+    Closed(Vec<positions::PositionRow>),
+}
+
+/// The rows `trademind positions` shows: open ones from `store::account` (as the TUI and
+/// `status` show them), or the `last` closed ones.
+pub fn positions_report(
+    conn: &rusqlite::Connection,
+    closed: bool,
+    last: usize,
+) -> Result<PositionsReport> {
+    Ok(if closed {
+        PositionsReport::Closed(positions::closed_positions(conn, last)?)
+    } else {
+        PositionsReport::Open(crate::store::account::open_positions(conn)?)
+    })
+}
+
+fn opt_price(v: Option<crate::domain::Price>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
 pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
-    let rows = if args.closed {
-        positions::closed_positions(store.conn(), args.last)?
-    } else {
-        positions::open_positions(store.conn())?
-    };
-    ctx.emit(&rows, || {
-        if rows.is_empty() {
+    let report = positions_report(store.conn(), args.closed, args.last)?;
+    ctx.emit(&report, || match &report {
+        PositionsReport::Open(rows) if rows.is_empty() => println!("no open positions"),
+        PositionsReport::Closed(rows) if rows.is_empty() => println!("no closed positions"),
+        PositionsReport::Open(rows) => {
+            // The stop and target shown are the LIVE legs: a cancelled leg protects nothing.
             println!(
-                "no {} positions",
-                if args.closed { "closed" } else { "open" }
+                "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
+                "ID",
+                "CONNECTION",
+                "SYMBOL",
+                "QTY",
+                "ENTRY",
+                "STOP",
+                "TARGET",
+                "PROTECTION",
+                "UNREALISED",
+                "REALISED"
             );
-            return;
+            for s in rows {
+                let (r, p) = (&s.row, &s.row.position);
+                println!(
+                    "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
+                    r.id,
+                    r.connection,
+                    p.symbol,
+                    p.quantity.to_string(),
+                    p.entry_price.to_string(),
+                    opt_price(s.live_stop),
+                    opt_price(s.live_target),
+                    s.protection.label(),
+                    r.unrealized_pnl.to_string(),
+                    p.realized_pnl.to_string()
+                );
+            }
         }
-        println!(
-            "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14} {:>14}",
-            "ID",
-            "CONNECTION",
-            "SYMBOL",
-            "QTY",
-            "ENTRY",
-            "STOP",
-            "TARGET",
-            "UNREALISED",
-            "REALISED"
-        );
-        for r in &rows {
-            let p = &r.position;
+        PositionsReport::Closed(rows) => {
             println!(
-                "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14} {:>14}",
-                r.id,
-                r.connection,
-                p.symbol,
-                p.quantity.to_string(),
-                p.entry_price.to_string(),
-                p.stop_loss.map_or("-".into(), |v| v.to_string()),
-                p.take_profit.map_or("-".into(), |v| v.to_string()),
-                r.unrealized_pnl.to_string(),
-                p.realized_pnl.to_string()
+                "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
+                "ID", "CONNECTION", "SYMBOL", "QTY", "ENTRY", "STOP", "TARGET", "REALISED"
             );
+            for r in rows {
+                let p = &r.position;
+                println!(
+                    "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
+                    r.id,
+                    r.connection,
+                    p.symbol,
+                    p.quantity.to_string(),
+                    p.entry_price.to_string(),
+                    opt_price(p.stop_loss),
+                    opt_price(p.take_profit),
+                    p.realized_pnl.to_string()
+                );
+            }
         }
     })
 }

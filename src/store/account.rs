@@ -239,6 +239,35 @@ pub struct AccountView {
     pub counts: Counts,
 }
 
+impl AccountView {
+    /// One line for an alert's body: the account right after what the alert reports, with the
+    /// same figures the TUI, `status` and the decision prompt show.
+    pub fn summary(&self) -> String {
+        let unprotected = self
+            .positions
+            .iter()
+            .filter(|p| p.protection == Protection::Unprotected)
+            .count();
+        let equity = match self.equity_source {
+            EquitySource::Unknown => "unknown".to_string(),
+            _ => self.equity.to_string(),
+        };
+        let mut line = format!(
+            "Account {}: equity {equity} · realised {} · unrealised {} · today {} · trading {} · {} open position(s)",
+            self.connection,
+            self.realised_pnl,
+            self.unrealised_pnl,
+            self.day_pnl,
+            self.trading.label(),
+            self.positions.len(),
+        );
+        if unprotected > 0 {
+            line.push_str(&format!(", {unprotected} UNPROTECTED"));
+        }
+        line
+    }
+}
+
 fn is_live_leg(o: &StoredOrder) -> bool {
     o.order.status.is_open() && matches!(o.purpose.as_str(), "stop_loss" | "take_profit")
 }
@@ -267,24 +296,37 @@ pub fn protection_of(
     (p, stop, target)
 }
 
+/// One open position with the protection its live orders give it now.
+fn position_status(conn: &Connection, row: PositionRow) -> StoreResult<PositionStatus> {
+    let (protection, live_stop, live_target) = protection_of(&orders::of_position(conn, row.id)?);
+    let mark = row.mark_price.unwrap_or(row.position.entry_price);
+    Ok(PositionStatus {
+        row,
+        protection,
+        live_stop,
+        live_target,
+        mark,
+    })
+}
+
+/// Every connection's open positions as `AccountView::positions` shows them (`trademind
+/// positions` lists all connections; the account view is one connection's).
+pub fn open_positions(conn: &Connection) -> StoreResult<Vec<PositionStatus>> {
+    positions::open_positions(conn)?
+        .into_iter()
+        .map(|row| position_status(conn, row))
+        .collect()
+}
+
 /// Build the account of `q.connection` from the store. Blocking.
 pub fn load(conn: &Connection, q: &AccountQuery<'_>) -> StoreResult<AccountView> {
-    let open = positions::open_for_connection(conn, q.connection)?;
-    let mut statuses = Vec::with_capacity(open.len());
-    let mut unrealised = Quote::ZERO;
-    for row in open {
-        let (protection, live_stop, live_target) =
-            protection_of(&orders::of_position(conn, row.id)?);
-        let mark = row.mark_price.unwrap_or(row.position.entry_price);
-        unrealised += row.unrealized_pnl;
-        statuses.push(PositionStatus {
-            row,
-            protection,
-            live_stop,
-            live_target,
-            mark,
-        });
-    }
+    let statuses = positions::open_for_connection(conn, q.connection)?
+        .into_iter()
+        .map(|row| position_status(conn, row))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let unrealised = statuses
+        .iter()
+        .fold(Quote::ZERO, |a, p| a + p.row.unrealized_pnl);
     let realised = positions::realized_total(conn, q.connection)?;
     let realised_today = positions::realized_since(conn, q.connection, q.day_start_ms)?
         + statuses

@@ -1,5 +1,6 @@
 //! The one integration-test binary: each module is a flow tested end to end.
 
+mod account_truth;
 mod architecture;
 mod backtest_cli;
 mod backtest_common;

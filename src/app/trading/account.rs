@@ -163,7 +163,9 @@ impl<E: Exchange + 'static> TradingService<E> {
                 connection: &self.deps.connection,
                 now_ms: input.now_ms,
                 day_start_ms: day_start(input.now_ms),
-                paper_starting_balance: None,
+                // Before the first equity snapshot a paper account's equity is its cash + PnL,
+                // as the TUI and `status` show it; without it the prompt's heat read 0.
+                paper_starting_balance: self.paper_starting_balance(),
                 unresolved,
             },
         )?;

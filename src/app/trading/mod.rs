@@ -328,6 +328,15 @@ impl<E: Exchange + 'static> TradingService<E> {
         body: String,
         now_ms: i64,
     ) {
+        // Every alert ends with the account as the faces show it (`store::account`), so a
+        // mail never tells a different story from the TUI or `status`.
+        let body = match self.account_summary(now_ms) {
+            Ok(summary) => format!("{body}\n\n{summary}"),
+            Err(e) => {
+                tracing::warn!(error = %e, "account summary for an alert could not be read");
+                body
+            }
+        };
         let alert = Alert {
             kind,
             dedup_key,
@@ -345,6 +354,48 @@ impl<E: Exchange + 'static> TradingService<E> {
         {
             tracing::warn!(error = %e, subject = %alert.subject, "alert could not be recorded");
         }
+    }
+
+    /// A paper account's starting cash (what `store::account` shows as its equity until the
+    /// engine writes a snapshot, as the TUI and `status` do); `None` on an exchange.
+    pub(super) fn paper_starting_balance(&self) -> Option<crate::domain::money::Quote> {
+        match self.deps.mode {
+            TradingMode::Paper => self
+                .deps
+                .settings
+                .trading
+                .paper_starting_balance
+                .parse()
+                .ok(),
+            _ => None,
+        }
+    }
+
+    /// The account read model's one-line summary as of `now_ms` on the run's clock.
+    fn account_summary(&self, now_ms: i64) -> Result<String, TradingError> {
+        let paper_starting_balance = match self.deps.mode {
+            TradingMode::Paper => self
+                .deps
+                .settings
+                .trading
+                .paper_starting_balance
+                .parse()
+                .ok(),
+            _ => None,
+        };
+        let unresolved = self.unresolved();
+        let db = self.store()?;
+        let view = crate::store::account::load(
+            db.conn(),
+            &crate::store::account::AccountQuery {
+                connection: &self.deps.connection,
+                now_ms,
+                day_start_ms: day_start(now_ms),
+                paper_starting_balance,
+                unresolved,
+            },
+        )?;
+        Ok(view.summary())
     }
 
     fn publish_position(&self, p: &Position) {
