@@ -6,7 +6,7 @@
 
 use rusqlite::Connection;
 
-use crate::app::bus::Event;
+use crate::bus::Event;
 use crate::domain::money::{Qty, Quote};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::{Fill, OrderStatus};

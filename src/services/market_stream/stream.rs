@@ -15,7 +15,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::bus::{Event, EventBus};
+use crate::bus::{Event, EventBus};
 use crate::domain::market::{Candle, Interval, OrderBook};
 use crate::domain::symbol::Symbol;
 use crate::services::market_stream::config::StreamConfig;
