@@ -603,20 +603,29 @@ mod cli {
     }
 
     #[test]
-    fn pause_and_resume_flip_the_persisted_kill_switch() {
+    fn pause_is_a_manual_pause_apart_from_the_kill_switch_and_resume_lifts_both() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let paused = json_of(trademind(d).args(["--json", "pause", "--reason", "news"]));
         assert_eq!(paused["paused"], true);
         assert_eq!(paused["transition"]["to"], "halted");
-        assert_eq!(paused["transition"]["reason"], "manual_kill");
+        // `pause` is the operator's pause, kept apart from the kill switch (issue #17).
+        assert_eq!(paused["transition"]["reason"], "manual_pause");
         let shown = json_of(trademind(d).args(["--json", "risk", "show"]));
         assert_eq!(shown["breaker"]["state"], "halted");
+        assert_eq!(shown["breaker"]["reason"], "manual_pause");
         let resumed = json_of(trademind(d).args(["--json", "resume"]));
         assert_eq!(resumed["paused"], false);
         assert_eq!(resumed["transition"]["to"], "active");
         let again = json_of(trademind(d).args(["--json", "resume"]));
         assert_eq!(again["transition"], Value::Null);
+        // `risk kill` stays the kill switch, and `resume` lifts it too.
+        trademind(d).args(["risk", "kill"]).assert().success();
+        let shown = json_of(trademind(d).args(["--json", "risk", "show"]));
+        assert_eq!(shown["breaker"]["reason"], "manual_kill");
+        let resumed = json_of(trademind(d).args(["--json", "resume"]));
+        assert_eq!(resumed["paused"], false);
+        assert_eq!(resumed["transition"]["to"], "active");
     }
 
     #[test]
