@@ -2,6 +2,7 @@
 //! paper exchange, the rules (or LLM) engine, the risk layer and the trading service, with the
 //! daemon's own jobs; in the TUI at an accelerated speed, or headless as fast as possible.
 
+use crate::domain::trading::order::OrderPurpose;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -483,7 +484,7 @@ impl Demo {
             let (bought, exit, exit_price) = orders_of(c, row.id)?;
             let exit = match (p.closed_at, exit) {
                 (None, _) => "open".to_string(),
-                (Some(_), Some(purpose)) => purpose,
+                (Some(_), Some(purpose)) => purpose.to_string(),
                 (Some(_), None) => "exit".to_string(),
             };
             if p.closed_at.is_none() {
@@ -538,13 +539,13 @@ impl Demo {
 fn orders_of(
     c: &rusqlite::Connection,
     position_id: i64,
-) -> Result<(Qty, Option<String>, Option<Price>), DemoError> {
+) -> Result<(Qty, Option<OrderPurpose>, Option<Price>), DemoError> {
     let (mut bought, mut exit, mut exit_price) = (Qty::ZERO, None, None);
     let filled = crate::store::orders::of_position(c, position_id)?
         .into_iter()
         .filter(|o| o.order.status == OrderStatus::Filled);
     for o in filled {
-        if o.purpose == "entry" {
+        if o.purpose == OrderPurpose::Entry {
             bought += o.order.filled_quantity;
         } else {
             exit_price = o.order.average_fill_price();

@@ -21,6 +21,7 @@ mod monitor;
 mod reconcile;
 mod settle;
 
+use crate::domain::trading::order::OrderPurpose;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -184,11 +185,11 @@ pub enum ProtectionLeg {
 
 impl ProtectionLeg {
     /// The leg an order row's purpose names, if it is one.
-    pub fn of_purpose(purpose: &str) -> Option<ProtectionLeg> {
+    pub fn of_purpose(purpose: OrderPurpose) -> Option<ProtectionLeg> {
         match purpose {
-            "stop_loss" => Some(ProtectionLeg::StopLoss),
-            "take_profit" => Some(ProtectionLeg::TakeProfit),
-            _ => None,
+            OrderPurpose::StopLoss => Some(ProtectionLeg::StopLoss),
+            OrderPurpose::TakeProfit => Some(ProtectionLeg::TakeProfit),
+            OrderPurpose::Entry | OrderPurpose::Exit => None,
         }
     }
 
