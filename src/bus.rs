@@ -29,12 +29,12 @@ pub enum Event {
     OrderUpdated {
         client_order_id: String,
         symbol: Symbol,
-        status: String,
+        status: crate::domain::trading::order::OrderStatus,
     },
     /// A position opened, changed or closed.
     PositionChanged {
         symbol: Symbol,
-        quantity: String,
+        quantity: Qty,
         realized_pnl: Quote,
     },
     /// A decision was recorded (id in the `decisions` table).
@@ -59,7 +59,7 @@ pub enum Event {
     /// The trading circuit breaker changed state.
     BreakerChanged {
         scope: String,
-        state: String,
+        state: crate::domain::risk::BreakerState,
         reason: String,
     },
     /// A component's health changed.
@@ -178,7 +178,7 @@ impl Event {
     ) -> Event {
         Event::BreakerChanged {
             scope: scope.to_string(),
-            state: transition.to.as_str().to_string(),
+            state: transition.to,
             reason: transition.reason.as_str().to_string(),
         }
     }
@@ -266,6 +266,43 @@ mod tests {
         }
         assert_eq!(slow.recv().await, Received::Lagged { missed: 6 });
         assert_eq!(slow.recv().await, Received::Event(log(6)));
+    }
+
+    #[test]
+    fn typed_order_position_and_breaker_fields_print_the_same_json_as_the_strings_did() {
+        // `watch --json` prints events as they are; typing the fields must not change a line.
+        use crate::domain::risk::BreakerState;
+        use crate::domain::trading::order::OrderStatus;
+        let symbol = Symbol::new("BTCUSDT").unwrap();
+        let order = Event::OrderUpdated {
+            client_order_id: "tm-1".into(),
+            symbol: symbol.clone(),
+            status: OrderStatus::PartiallyFilled,
+        };
+        assert_eq!(
+            serde_json::to_value(&order).unwrap(),
+            serde_json::json!({"type": "order_updated", "client_order_id": "tm-1",
+                "symbol": "BTCUSDT", "status": "PARTIALLY_FILLED"})
+        );
+        let position = Event::PositionChanged {
+            symbol,
+            quantity: Qty(rust_decimal::Decimal::new(5, 1)),
+            realized_pnl: Quote(rust_decimal::Decimal::new(-757, 2)),
+        };
+        assert_eq!(
+            serde_json::to_value(&position).unwrap(),
+            serde_json::json!({"type": "position_changed", "symbol": "BTCUSDT",
+                "quantity": "0.5", "realized_pnl": "-7.57"})
+        );
+        let breaker = Event::BreakerChanged {
+            scope: "global".into(),
+            state: BreakerState::ReduceOnly,
+            reason: "daily_loss".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&breaker).unwrap()["state"],
+            "reduce_only"
+        );
     }
 
     #[tokio::test]

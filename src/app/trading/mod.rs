@@ -351,7 +351,7 @@ impl<E: Exchange + 'static> TradingService<E> {
     fn publish_position(&self, p: &Position) {
         self.publish(Event::PositionChanged {
             symbol: p.symbol.clone(),
-            quantity: p.quantity.to_string(),
+            quantity: p.quantity,
             realized_pnl: p.realized_pnl,
         });
     }
@@ -368,7 +368,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         self.publish(Event::OrderUpdated {
             client_order_id: o.client_order_id.clone(),
             symbol: o.symbol.clone(),
-            status: o.status.to_string(),
+            status: o.status,
         });
     }
 }
@@ -393,7 +393,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         tracing::warn!(%reason, ?stop, "trading stopped");
         self.publish(Event::BreakerChanged {
             scope: GLOBAL_SCOPE.into(),
-            state: t.to.to_string(),
+            state: t.to,
             reason: format!("{}: {reason}", t.reason),
         });
         Ok(())
@@ -408,7 +408,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         if let Some(t) = t {
             self.publish(Event::BreakerChanged {
                 scope: GLOBAL_SCOPE.into(),
-                state: t.to.to_string(),
+                state: t.to,
                 reason: t.reason.to_string(),
             });
         }

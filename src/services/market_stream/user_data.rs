@@ -545,7 +545,7 @@ fn publish_execution(bus: &crate::bus::EventBus, report: ExecutionReport) {
     bus.publish(Event::OrderUpdated {
         client_order_id: report.client_order_id,
         symbol,
-        status: report.status.to_string(),
+        status: report.status,
     });
 }
 
