@@ -116,7 +116,7 @@ pub enum Event {
     /// The market stream connected, dropped or is reconnecting.
     StreamStatus {
         symbol: Symbol,
-        state: String,
+        state: StreamState,
         detail: String,
     },
     /// The exchange reported a fill of one of our orders (user-data stream `executionReport`).
@@ -144,6 +144,41 @@ pub enum Event {
     },
     /// Orderly shutdown has begun.
     ShuttingDown,
+}
+
+/// Where a market stream connection stands (`Event::StreamStatus`); `watch` and the health
+/// records show its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Opening the connection (precedes every other state).
+    Connecting,
+    /// Connected and subscribed: the stream is healthy.
+    Connected,
+    /// The connection dropped or aged out; a new one follows after a back-off.
+    Reconnecting,
+    /// Closed candles could not be back-filled after a reconnect.
+    Gap,
+    /// Our own shutdown.
+    Stopped,
+}
+
+impl StreamState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Connecting => "connecting",
+            StreamState::Connected => "connected",
+            StreamState::Reconnecting => "reconnecting",
+            StreamState::Gap => "gap",
+            StreamState::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for StreamState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// What a subscriber gets from `recv`.
@@ -269,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn typed_order_position_and_breaker_fields_print_the_same_json_as_the_strings_did() {
+    fn typed_order_position_breaker_and_stream_fields_print_the_same_json_as_the_strings_did() {
         // `watch --json` prints events as they are; typing the fields must not change a line.
         use crate::domain::risk::BreakerState;
         use crate::domain::trading::order::OrderStatus;
@@ -303,6 +338,16 @@ mod tests {
             serde_json::to_value(&breaker).unwrap()["state"],
             "reduce_only"
         );
+        let stream = Event::StreamStatus {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            state: StreamState::Reconnecting,
+            detail: "closed".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&stream).unwrap()["state"],
+            "reconnecting"
+        );
+        assert_eq!(format!("stream {}:", StreamState::Gap), "stream gap:");
     }
 
     #[tokio::test]

@@ -734,7 +734,7 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             detail,
         } => {
             let name = format!("stream {symbol}");
-            let healthy = state == "connected";
+            let healthy = state == crate::bus::StreamState::Connected;
             match snap.health.iter_mut().find(|h| h.name == name) {
                 Some(h) => {
                     h.healthy = healthy;
