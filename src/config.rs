@@ -5,6 +5,9 @@
 //! the variable for the environment, the flag for the command line. No secret is ever read here:
 //! credentials live in the OS keyring and the config only names the entry.
 
+pub mod demo;
+pub mod tui;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -50,9 +53,9 @@ pub struct Settings {
     pub backtest: crate::domain::backtest::BacktestSettings,
     pub llm: crate::services::llm::LlmConfig,
     pub rules: crate::domain::decision::RulesConfig,
-    pub tui: crate::tui::config::TuiConfig,
+    pub tui: tui::TuiConfig,
     pub secrets: crate::secrets::SecretsConfig,
-    pub demo: crate::app::demo::DemoConfig,
+    pub demo: demo::DemoConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! `app` wires them; `cli`, `tui` and the daemon are the faces. See `README.md`.
 
 pub mod app;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -128,6 +128,24 @@ impl RunRecorder for StoreRecorder {
     }
 }
 
+/// Why a daemon job failed. The trading service's error is kept whole (its kind: paused,
+/// not reconciled, an exchange or store failure...), so a caller can match on it; the message
+/// shown and recorded in `job_runs` is the same text as before.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Trading(#[from] TradingError),
+    /// The database file was removed or replaced under the running daemon (`what` says which).
+    #[error("{what}: trading halted; stop the daemon and restore the database")]
+    LedgerLost { what: String },
+    /// Reconciliation left discrepancies for the user; trading stays paused.
+    #[error("not reconciled, trading paused: {}", unresolved.join("; "))]
+    NotReconciled { unresolved: Vec<String> },
+    /// The scheduler asked for a strategy the job set does not hold.
+    #[error("no strategy #{0}")]
+    NoStrategy(usize),
+}
+
 /// One active strategy and the engine that decides for it.
 pub struct StrategyJob {
     pub strategy: StrategyRow,
@@ -166,7 +184,7 @@ impl<E: Exchange + 'static> Jobs<E> {
     /// `Err` (after halting trading through the kill switch and logging at error level) when
     /// the ledger file was removed or replaced. Checked again on every call, so trading stays
     /// halted whatever the breaker row in the lost file says.
-    fn guard_ledger(&self, now_ms: i64) -> Result<(), String> {
+    fn guard_ledger(&self, now_ms: i64) -> Result<(), JobError> {
         let Some(store) = &self.ledger else {
             return Ok(());
         };
@@ -177,14 +195,15 @@ impl<E: Exchange + 'static> Jobs<E> {
         let Err(what) = lost else {
             return Ok(());
         };
-        let reason = format!("{what}: trading halted; stop the daemon and restore the database");
+        let lost = JobError::LedgerLost { what };
+        let reason = lost.to_string();
         tracing::error!(%reason, "ledger lost");
         if !self.trading.is_paused().unwrap_or(false)
-            && let Err(e) = self.trading.pause(&reason, now_ms)
+            && let Err(e) = self.trading.kill(&reason, now_ms)
         {
             tracing::error!(error = %e, "could not engage the kill switch");
         }
-        Err(reason)
+        Err(lost)
     }
 
     /// REST prices become the fallback for the symbols the stream keeps fresh.
@@ -195,12 +214,8 @@ impl<E: Exchange + 'static> Jobs<E> {
 
     /// Compare local orders and positions with the exchange; trading stays paused (the service
     /// refuses cycles) until this succeeds. Retried by `monitor_orders` until it does.
-    pub async fn reconcile(&self, now_ms: i64) -> Result<(), String> {
-        let report = self
-            .trading
-            .reconcile(now_ms)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn reconcile(&self, now_ms: i64) -> Result<(), JobError> {
+        let report = self.trading.reconcile(now_ms).await?;
         if report.reconciled {
             tracing::info!(
                 resolved = report.resolved.len(),
@@ -209,68 +224,61 @@ impl<E: Exchange + 'static> Jobs<E> {
             Ok(())
         } else {
             // Trading stays paused; the discrepancies are in the report, the TUI and the alert.
-            Err(format!(
-                "not reconciled, trading paused: {}",
-                report.unresolved.join("; ")
-            ))
+            Err(JobError::NotReconciled {
+                unresolved: report.unresolved,
+            })
         }
     }
 
     /// `autonomous_trading` for the strategy at `index`.
-    pub async fn autonomous_trading(&self, index: usize, now_ms: i64) -> Result<(), String> {
+    pub async fn autonomous_trading(&self, index: usize, now_ms: i64) -> Result<(), JobError> {
         self.guard_ledger(now_ms)?;
         let Some(job) = self.strategies.get(index) else {
-            return Err(format!("no strategy #{index}"));
+            return Err(JobError::NoStrategy(index));
         };
         let report = self
             .trading
             .run_cycle(&job.strategy, &job.engine, now_ms)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         tracing::debug!(strategy = %job.strategy.name, report = ?report, "trading cycle done");
         Ok(())
     }
 
     /// `monitor_orders`: settle fills of open and protection orders (reconciling first while
     /// that has not succeeded yet).
-    pub async fn monitor_orders(&self, now_ms: i64) -> Result<(), String> {
+    pub async fn monitor_orders(&self, now_ms: i64) -> Result<(), JobError> {
         self.guard_ledger(now_ms)?;
         if !self.trading.is_reconciled() {
             self.reconcile(now_ms).await?;
         }
-        self.trading
-            .monitor_orders(now_ms)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.trading.monitor_orders(now_ms).await?;
+        Ok(())
     }
 
     /// `update_prices`: marks from the exchange's REST ticker, for the positions the market
     /// stream does not mark right now.
-    pub async fn update_prices(&self, now_ms: i64) -> Result<(), String> {
+    pub async fn update_prices(&self, now_ms: i64) -> Result<(), JobError> {
         let fresh = |s: &Symbol| {
             self.stream_marks
                 .as_ref()
                 .is_some_and(|f| f.is_fresh(s, now_ms))
         };
-        self.trading
-            .update_prices_except(fresh, now_ms)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(self.trading.update_prices_except(fresh, now_ms).await?)
     }
 }
 
 /// Run `body` once as the job `name`: timed by `clock` and recorded like a scheduled run (for
 /// start-up work and the demo's replay, which do not go through the scheduler's timers).
-pub async fn run_recorded<F, Fut>(
+pub async fn run_recorded<F, Fut, E>(
     name: &str,
     clock: &dyn Clock,
     recorder: &dyn RunRecorder,
     body: F,
-) -> Result<(), String>
+) -> Result<(), E>
 where
     F: FnOnce(i64) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let started_at = clock.now_ms();
     let result = body(started_at).await;
@@ -281,7 +289,7 @@ where
         job: name.to_string(),
         started_at,
         finished_at: clock.now_ms(),
-        error: result.clone().err(),
+        error: result.as_ref().err().map(ToString::to_string),
     });
     result
 }
@@ -311,19 +319,31 @@ pub fn add_jobs<E: Exchange + 'static>(
         let (jobs, clock) = (jobs.clone(), clock.clone());
         scheduler.add(&trading_job_name(&s.strategy.name), trading, move || {
             let (jobs, clock) = (jobs.clone(), clock.clone());
-            async move { jobs.autonomous_trading(index, clock.now_ms()).await }
+            async move {
+                jobs.autonomous_trading(index, clock.now_ms())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         });
     }
     {
         let (jobs, clock) = (jobs.clone(), clock.clone());
         scheduler.add(MONITOR_ORDERS, monitor, move || {
             let (jobs, clock) = (jobs.clone(), clock.clone());
-            async move { jobs.monitor_orders(clock.now_ms()).await }
+            async move {
+                jobs.monitor_orders(clock.now_ms())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         });
     }
     scheduler.add(UPDATE_PRICES, prices, move || {
         let (jobs, clock) = (jobs.clone(), clock.clone());
-        async move { jobs.update_prices(clock.now_ms()).await }
+        async move {
+            jobs.update_prices(clock.now_ms())
+                .await
+                .map_err(|e| e.to_string())
+        }
     });
 }
 
@@ -578,5 +598,55 @@ pub async fn serve_control<E: Exchange + 'static>(
         };
         // The interface may have closed meanwhile; nobody to answer then.
         let _ = request.reply.send(reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::scheduler::MemoryRecorder;
+
+    struct At(i64);
+    impl Clock for At {
+        fn now_ms(&self) -> i64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_job_error_keeps_the_trading_error_and_reads_as_the_old_message() {
+        let paused = JobError::from(TradingError::Paused("news".into()));
+        assert!(matches!(
+            &paused,
+            JobError::Trading(TradingError::Paused(why)) if why == "news"
+        ));
+        assert_eq!(
+            paused.to_string(),
+            TradingError::Paused("news".into()).to_string()
+        );
+        let unresolved = JobError::NotReconciled {
+            unresolved: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(
+            unresolved.to_string(),
+            "not reconciled, trading paused: a; b"
+        );
+        assert_eq!(JobError::NoStrategy(3).to_string(), "no strategy #3");
+    }
+
+    #[tokio::test]
+    async fn a_recorded_run_stores_the_job_errors_message() {
+        let recorder = MemoryRecorder::default();
+        let result = run_recorded(RECONCILE, &At(7), &recorder, |_| async {
+            Err(JobError::NotReconciled {
+                unresolved: vec!["BTCUSDT: position without a stop".into()],
+            })
+        })
+        .await;
+        assert!(matches!(result, Err(JobError::NotReconciled { .. })));
+        assert_eq!(
+            recorder.runs()[0].error.as_deref(),
+            Some("not reconciled, trading paused: BTCUSDT: position without a stop")
+        );
     }
 }

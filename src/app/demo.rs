@@ -2,13 +2,13 @@
 //! paper exchange, the rules (or LLM) engine, the risk layer and the trading service, with the
 //! daemon's own jobs; in the TUI at an accelerated speed, or headless as fast as possible.
 
+use crate::domain::trading::order::OrderPurpose;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::backtest::{BacktestRequest, CandleSource, SizingChoice};
@@ -36,75 +36,8 @@ use crate::store::{Store, positions, strategies};
 /// The bundled market: Binance BTCUSDT 1h candles, January 2025 (see `assets/README.md`).
 pub const BUNDLED_BTCUSDT_1H: &str = include_str!("../../assets/btcusdt_1h_2025-01_binance.csv");
 
-/// `[demo]`: how the demo replays and trades. Its strategy is livelier than the defaults
-/// (RSI 45/60 instead of 30/70) so that one month of data shows entries and both exits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DemoConfig {
-    /// Replay speed in simulated seconds per real second. Default 3600: one 1h candle a second.
-    pub speed: f64,
-    /// Candles fed as history before trading starts (indicators need them). Default 100.
-    pub warmup_candles: usize,
-    /// RSI level below which the demo strategy buys. Default 45.
-    pub oversold: f64,
-    /// RSI level above which it sells. Default 60.
-    pub overbought: f64,
-    /// Stop-loss distance, percent. Default 1.5.
-    pub stop_loss_pct: f64,
-    /// Take-profit distance, percent. Default 3.
-    pub take_profit_pct: f64,
-    /// Lowest decision confidence the demo's risk layer accepts (0..=1). Default 0.5.
-    pub min_confidence: Decimal,
-}
-
-impl Default for DemoConfig {
-    fn default() -> Self {
-        DemoConfig {
-            speed: 3600.0,
-            warmup_candles: 100,
-            oversold: 45.0,
-            overbought: 60.0,
-            stop_loss_pct: 1.5,
-            take_profit_pct: 3.0,
-            min_confidence: Decimal::new(5, 1),
-        }
-    }
-}
-
-impl DemoConfig {
-    /// Range checks; the error is (key, message).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= 10_000_000.0) {
-            return Err(("speed".into(), "must be in (0, 10000000]".into()));
-        }
-        if !(35..=600).contains(&self.warmup_candles) {
-            return Err((
-                "warmup_candles".into(),
-                "must be between 35 (MACD needs them) and 600".into(),
-            ));
-        }
-        if self.min_confidence < Decimal::ZERO || self.min_confidence > Decimal::ONE {
-            return Err(("min_confidence".into(), "must be in [0, 1]".into()));
-        }
-        self.rules().validate().map_err(|m| {
-            (
-                "oversold/overbought/stop_loss_pct/take_profit_pct".into(),
-                m,
-            )
-        })
-    }
-
-    /// The demo strategy's rules.
-    pub fn rules(&self) -> crate::domain::decision::RulesConfig {
-        crate::domain::decision::RulesConfig {
-            oversold: self.oversold,
-            overbought: self.overbought,
-            stop_loss_pct: self.stop_loss_pct,
-            take_profit_pct: self.take_profit_pct,
-            ..crate::domain::decision::RulesConfig::default()
-        }
-    }
-}
+/// `[demo]` lives with the other settings; named here as the demo has always named it.
+pub use crate::config::demo::DemoConfig;
 
 /// What the demo can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -551,7 +484,7 @@ impl Demo {
             let (bought, exit, exit_price) = orders_of(c, row.id)?;
             let exit = match (p.closed_at, exit) {
                 (None, _) => "open".to_string(),
-                (Some(_), Some(purpose)) => purpose,
+                (Some(_), Some(purpose)) => purpose.to_string(),
                 (Some(_), None) => "exit".to_string(),
             };
             if p.closed_at.is_none() {
@@ -606,13 +539,13 @@ impl Demo {
 fn orders_of(
     c: &rusqlite::Connection,
     position_id: i64,
-) -> Result<(Qty, Option<String>, Option<Price>), DemoError> {
+) -> Result<(Qty, Option<OrderPurpose>, Option<Price>), DemoError> {
     let (mut bought, mut exit, mut exit_price) = (Qty::ZERO, None, None);
     let filled = crate::store::orders::of_position(c, position_id)?
         .into_iter()
         .filter(|o| o.order.status == OrderStatus::Filled);
     for o in filled {
-        if o.purpose == "entry" {
+        if o.purpose == OrderPurpose::Entry {
             bought += o.order.filled_quantity;
         } else {
             exit_price = o.order.average_fill_price();

@@ -1,8 +1,7 @@
-//! Wiring: the event bus, the scheduler, the decision -> risk -> execution flow, and the
+//! Wiring: the scheduler, the decision -> risk -> execution flow, and the
 //! snapshots the faces (TUI, daemon, CLI) read.
 
 pub mod backtest;
-pub mod bus;
 pub mod control;
 pub mod daemon;
 pub mod decide;
@@ -15,4 +14,6 @@ pub mod streams;
 pub mod trading;
 pub mod venue;
 
-pub use bus::{Event, EventBus};
+/// The bus lives below `app/` (`crate::bus`) so adapters can publish without reaching up;
+/// re-exported here for the wiring that has always named it `app::bus`.
+pub use crate::bus::{self, Event, EventBus};

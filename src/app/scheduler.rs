@@ -67,14 +67,8 @@ impl Clock for TokioClock {
     }
 }
 
-/// One finished run, as the health view shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct JobRun {
-    pub job: String,
-    pub started_at: i64,
-    pub finished_at: i64,
-    pub error: Option<String>,
-}
+/// One finished run; it lives with its table in `store::jobs` (the store sits below `app/`).
+pub use crate::store::jobs::JobRun;
 
 /// Where runs are recorded (SQLite `job_runs` in the app, memory in tests).
 pub trait RunRecorder: Send + Sync {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::bus::{Event, EventBus, Received, Subscription};
+use crate::app::bus::{Event, EventBus, Received, StreamState, Subscription};
 use crate::app::scheduler::{Clock, JobRun, RunRecorder};
 use crate::app::trading::TradingService;
 use crate::domain::market::candle::Interval;
@@ -297,10 +297,10 @@ async fn record_stream_health(
                 detail,
             }) => {
                 // `connecting` precedes every outcome and `stopped` is our own shutdown.
-                if state == "connecting" || state == "stopped" {
+                if matches!(state, StreamState::Connecting | StreamState::Stopped) {
                     continue;
                 }
-                let healthy = state == "connected";
+                let healthy = state == StreamState::Connected;
                 if !healthy {
                     freshness.forget(&symbol);
                 }

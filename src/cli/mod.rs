@@ -136,9 +136,10 @@ pub enum Command {
     /// Bring orders and positions in line with the exchange now: lost answers resolved, filled
     /// entries booked, unprotected positions protected; exit 1 if something is left for you.
     Reconcile(trading::ReconcileArgs),
-    /// The kill switch: no new entries until `trademind resume` (the daemon sees it at once).
+    /// Pause trading: no new entries until `trademind resume` (the daemon sees it at once).
+    /// `risk kill` is the kill switch.
     Pause(trading::PauseArgs),
-    /// Lift the kill switch.
+    /// Lift a pause or the kill switch.
     Resume,
     /// Print shell completions.
     Completions {

@@ -499,9 +499,9 @@ pub fn run_pause(args: PauseArgs, ctx: &Context) -> Result<()> {
     let t = stop_trading(
         store.conn(),
         &config,
-        // `trademind pause` is documented as the kill switch (`--help`) and scripts read
-        // `manual_kill` from it; the TUI's `p` is the operator's pause.
-        ManualStop::Kill,
+        // The operator's pause, as the TUI's `p`: kept apart from the kill switch
+        // (`risk kill`) so the header and `status` say which one stopped trading.
+        ManualStop::Pause,
         "cli",
         &args.reason,
         now_ms(),

@@ -13,6 +13,7 @@ use super::risk::{self, BreakerRecord, GLOBAL_SCOPE};
 use crate::domain::market::candle::TimestampMs;
 use crate::domain::money::{Price, Quote};
 use crate::domain::risk::{BreakerReason, BreakerState, CircuitBreaker};
+use crate::domain::trading::order::OrderPurpose;
 
 /// What the caller knows that the rows do not: which connection, the run's clock and day.
 #[derive(Debug, Clone, PartialEq)]
@@ -269,7 +270,7 @@ impl AccountView {
 }
 
 fn is_live_leg(o: &StoredOrder) -> bool {
-    o.order.status.is_open() && matches!(o.purpose.as_str(), "stop_loss" | "take_profit")
+    o.order.status.is_open() && o.purpose.is_protection()
 }
 
 /// Protection of one position from its orders.
@@ -279,14 +280,14 @@ pub fn protection_of(
     let live: Vec<&StoredOrder> = position_orders.iter().filter(|o| is_live_leg(o)).collect();
     let stop = live
         .iter()
-        .find(|o| o.purpose == "stop_loss")
+        .find(|o| o.purpose == OrderPurpose::StopLoss)
         .and_then(|o| o.order.stop_price.or(o.order.price));
     let target = live
         .iter()
-        .find(|o| o.purpose == "take_profit")
+        .find(|o| o.purpose == OrderPurpose::TakeProfit)
         .and_then(|o| o.order.price.or(o.order.stop_price));
-    let has_stop = live.iter().any(|o| o.purpose == "stop_loss");
-    let has_target = live.iter().any(|o| o.purpose == "take_profit");
+    let has_stop = live.iter().any(|o| o.purpose == OrderPurpose::StopLoss);
+    let has_target = live.iter().any(|o| o.purpose == OrderPurpose::TakeProfit);
     let p = match (has_stop, has_target) {
         (true, true) => Protection::BothLegs,
         (true, false) => Protection::StopOnly,
@@ -422,7 +423,7 @@ mod tests {
         }
     }
 
-    fn leg(conn: &Connection, cid: &str, purpose: &str, position_id: i64, stop: bool) {
+    fn leg(conn: &Connection, cid: &str, purpose: OrderPurpose, position_id: i64, stop: bool) {
         let request = OrderRequest {
             client_order_id: cid.into(),
             symbol: Symbol::new("BTCUSDT").unwrap(),
@@ -438,7 +439,7 @@ mod tests {
             time_in_force: None,
         };
         let links = OrderLinks {
-            purpose: purpose.into(),
+            purpose,
             position_id: Some(position_id),
             order_list_id: Some("oco-1".into()),
             ..OrderLinks::default()
@@ -453,8 +454,8 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let c = store.conn();
         let id = positions::insert(c, "binance", None, &position(1), 1).unwrap();
-        leg(c, "sl-1", "stop_loss", id, true);
-        leg(c, "tp-1", "take_profit", id, false);
+        leg(c, "sl-1", OrderPurpose::StopLoss, id, true);
+        leg(c, "tp-1", OrderPurpose::TakeProfit, id, false);
         let view = load(c, &query("binance", 10)).unwrap();
         let p = &view.positions[0];
         assert_eq!(p.protection, Protection::BothLegs);

@@ -3,7 +3,16 @@
 use rusqlite::{Connection, params};
 
 use super::StoreResult;
-use crate::app::scheduler::JobRun;
+
+/// One finished run of a scheduled job, as the health view shows it; the scheduler records
+/// these and `job_runs` keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobRun {
+    pub job: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub error: Option<String>,
+}
 
 /// How long a job's runs are kept: the daemon records ~11,500 runs a day, and nothing reads
 /// further back than the latest run, success and error.

@@ -6,7 +6,7 @@ use super::codec::{dec_from_sql, dec_to_sql, opt_dec_from_sql, parse_col};
 use super::{StoreError, StoreResult};
 use crate::domain::market::candle::TimestampMs;
 use crate::domain::money::{Price, Qty, Quote};
-use crate::domain::trading::order::{Fill, Order, OrderRequest, OrderStatus};
+use crate::domain::trading::order::{Fill, Order, OrderPurpose, OrderRequest, OrderStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// An order row as stored: the order plus where it was sent and the last error.
@@ -16,8 +16,7 @@ pub struct StoredOrder {
     pub connection: String,
     pub order: Order,
     pub error: Option<String>,
-    /// entry | exit | stop_loss | take_profit
-    pub purpose: String,
+    pub purpose: OrderPurpose,
     pub position_id: Option<i64>,
     pub order_list_id: Option<String>,
     pub strategy_id: Option<i64>,
@@ -30,8 +29,8 @@ pub struct StoredOrder {
 /// What an order is for, written with the row before the request leaves so a restart knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderLinks {
-    /// entry | exit | stop_loss | take_profit (empty = entry)
-    pub purpose: String,
+    /// Entry unless said otherwise.
+    pub purpose: OrderPurpose,
     pub position_id: Option<i64>,
     pub order_list_id: Option<String>,
     pub strategy_id: Option<i64>,
@@ -61,11 +60,7 @@ pub fn insert_pending_linked(
     links: &OrderLinks,
     now: TimestampMs,
 ) -> StoreResult<i64> {
-    let purpose = if links.purpose.is_empty() {
-        "entry"
-    } else {
-        links.purpose.as_str()
-    };
+    let purpose = links.purpose.as_str();
     let result = conn.execute(
         "INSERT INTO orders (client_order_id, connection, symbol, side, order_type, time_in_force,
              status, price, stop_price, quantity, created_at, updated_at,
@@ -218,7 +213,7 @@ fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOrder
             id,
             connection,
             error,
-            purpose,
+            purpose: parse_col("purpose", &purpose)?,
             position_id,
             order_list_id,
             strategy_id,
@@ -407,7 +402,7 @@ pub fn link(
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TradeRow {
     pub client_order_id: String,
-    pub purpose: String,
+    pub purpose: OrderPurpose,
     pub fill: Fill,
     pub realized_pnl: Option<Quote>,
     /// The name of the strategy that placed the order (for the TUI's trade list).
@@ -494,7 +489,7 @@ fn query_trades(
                 time,
             },
             client_order_id: cid,
-            purpose,
+            purpose: parse_col("orders.purpose", &purpose)?,
             realized_pnl: opt_dec_from_sql("trades.realized_pnl", pnl)?.map(Quote),
             strategy,
         });
@@ -538,6 +533,48 @@ mod tests {
             price: Some(Price(dec!(100.25))),
             stop_price: None,
             time_in_force: None,
+        }
+    }
+
+    #[test]
+    fn an_order_purpose_round_trips_as_its_text_and_an_unknown_one_is_corrupt() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        for (i, purpose) in [
+            OrderPurpose::Entry,
+            OrderPurpose::Exit,
+            OrderPurpose::StopLoss,
+            OrderPurpose::TakeProfit,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let cid = format!("p{i}");
+            let links = OrderLinks {
+                purpose,
+                ..OrderLinks::default()
+            };
+            insert_pending_linked(c, &request(&cid), "paper", &links, 10).unwrap();
+            let text: String = c
+                .query_row(
+                    "SELECT purpose FROM orders WHERE client_order_id = ?1",
+                    [&cid],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(text, purpose.as_str(), "stored as the same TEXT as before");
+            assert_eq!(get(c, &cid).unwrap().unwrap().purpose, purpose);
+        }
+        c.execute(
+            "UPDATE orders SET purpose = 'hedge' WHERE client_order_id = 'p0'",
+            [],
+        )
+        .unwrap();
+        match get(c, "p0") {
+            Err(StoreError::Corrupt { column, value, .. }) => {
+                assert_eq!((column, value.as_str()), ("purpose", "hedge"));
+            }
+            other => panic!("expected a Corrupt error, got {other:?}"),
         }
     }
 

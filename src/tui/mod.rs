@@ -25,7 +25,8 @@ use crate::domain::symbol::Symbol;
 use crate::store::Store;
 
 pub mod action;
-pub mod config;
+/// `[tui]` lives with the other settings (`crate::config::tui`); named here as before.
+pub use crate::config::tui as config;
 #[cfg(any(test, feature = "fake-servers"))]
 pub mod fixture;
 pub mod keys;

@@ -5,7 +5,6 @@ use crate::app::bus::Event;
 use crate::app::snapshot::{BreakerChange, ComponentHealth, LogLevel, LogLine, Snapshot};
 use crate::domain::Quote;
 use crate::domain::market::Interval;
-use crate::domain::risk::BreakerState;
 use crate::domain::symbol::Symbol;
 
 use super::action::{Action, BacktestRequest, Effect, Screen};
@@ -595,17 +594,14 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             status,
             ..
         } => {
-            let still_open = status
-                .parse::<crate::domain::trading::order::OrderStatus>()
-                .map(|s| s.is_open())
-                .unwrap_or(true);
+            let still_open = status.is_open();
             if let Some(i) = snap
                 .open_orders
                 .iter()
                 .position(|o| o.client_order_id == client_order_id)
             {
                 if still_open {
-                    snap.open_orders[i].status = status;
+                    snap.open_orders[i].status = status.to_string();
                 } else {
                     snap.open_orders.remove(i);
                 }
@@ -623,9 +619,8 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             state,
             reason,
         } => {
-            let parsed = state.parse().unwrap_or(BreakerState::Halted);
             if scope == "global" {
-                snap.breaker.state = parsed;
+                snap.breaker.state = state;
                 snap.breaker.reason = reason.clone();
             }
             snap.breaker.history.insert(
@@ -633,7 +628,7 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
                 BreakerChange {
                     at_ms,
                     scope,
-                    state: parsed,
+                    state,
                     reason,
                 },
             );
@@ -739,7 +734,7 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             detail,
         } => {
             let name = format!("stream {symbol}");
-            let healthy = state == "connected";
+            let healthy = state == crate::bus::StreamState::Connected;
             match snap.health.iter_mut().find(|h| h.name == name) {
                 Some(h) => {
                     h.healthy = healthy;
@@ -787,6 +782,7 @@ fn push_log(app: &mut App, at_ms: i64, level: LogLevel, target: String, message:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::risk::BreakerState;
     use crate::domain::trading::TradingMode;
     use crate::tui::fixture;
     use crate::tui::keys::map_key;
@@ -1124,7 +1120,7 @@ mod tests {
             Action::Bus {
                 event: Box::new(Event::BreakerChanged {
                     scope: "global".into(),
-                    state: "halted".into(),
+                    state: BreakerState::Halted,
                     reason: "daily loss".into(),
                 }),
                 at_ms: 2,
@@ -1149,7 +1145,7 @@ mod tests {
                 event: Box::new(Event::OrderUpdated {
                     client_order_id: "tm-sl-btc-01".into(),
                     symbol: Symbol::new("BTCUSDT").unwrap(),
-                    status: "CANCELED".into(),
+                    status: crate::domain::trading::order::OrderStatus::Canceled,
                 }),
                 at_ms: 4,
             },

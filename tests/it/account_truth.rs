@@ -657,7 +657,10 @@ async fn positions_shows_a_position_unprotected_once_its_protection_is_cancelled
         trademind::store::orders::all(db.conn())
             .unwrap()
             .into_iter()
-            .find(|o| o.purpose == "stop_loss" && o.order.status.is_open())
+            .find(|o| {
+                o.purpose == trademind::domain::trading::order::OrderPurpose::StopLoss
+                    && o.order.status.is_open()
+            })
             .expect("a live stop leg")
     };
     rig.service

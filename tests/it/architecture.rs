@@ -173,6 +173,81 @@ fn the_cli_rule_catches_a_dependency_and_lets_only_the_listed_exception_through(
     );
 }
 
+/// Lines of code under `root` that name one of `layers` (e.g. `crate::app`), as `path:line: code`,
+/// paths relative to `base`. A name only counts as a whole path segment, so `crate::apple` is
+/// not `crate::app`.
+pub fn layer_dependencies(base: &Path, root: &Path, layers: &[&str]) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    files.sort();
+    let mut found = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).expect("read source");
+        let rel = file.strip_prefix(base).unwrap_or(&file).to_string_lossy();
+        let rel = rel.replace('\\', "/");
+        for (line_no, code) in code_lines(&text) {
+            let hit = layers.iter().any(|layer| {
+                code.match_indices(layer).any(|(at, _)| {
+                    let after = code[at + layer.len()..].chars().next();
+                    !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                })
+            });
+            if hit {
+                found.push(format!("{rel}:{line_no}: {}", code.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// Which layer may not name which: adapters and storage sit below the application, and
+/// storage below the adapters (issue #17: the bus, job runs and settings lived in `app/`, so
+/// `services/` and `store/` reached up into it).
+const INWARD_ARROWS: &[(&str, &[&str])] = &[
+    ("src/services", &["crate::app"]),
+    ("src/store", &["crate::app", "crate::services"]),
+];
+
+#[test]
+fn services_and_store_do_not_reach_up_into_app_and_store_not_into_services() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found: Vec<String> = INWARD_ARROWS
+        .iter()
+        .flat_map(|(dir, layers)| layer_dependencies(base, &base.join(dir), layers))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "arrows point inward: services/ may not use app/, store/ may not use app/ or \
+         services/; move what these use down a layer:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_layer_rule_catches_an_upward_import_but_not_a_comment_or_a_longer_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("src/store");
+    fs::create_dir_all(&store).unwrap();
+    fs::write(
+        store.join("ok.rs"),
+        "//! written by crate::app::trading\nuse crate::apple::Pie;\nfn f() {}\n",
+    )
+    .unwrap();
+    fs::write(
+        store.join("bad.rs"),
+        "use crate::app::bus::Event;\nfn f() { crate::services::exchange::go(); }\n",
+    )
+    .unwrap();
+    let found = layer_dependencies(dir.path(), &store, &["crate::app", "crate::services"]);
+    assert_eq!(
+        found,
+        vec![
+            "src/store/bad.rs:1: use crate::app::bus::Event;".to_string(),
+            "src/store/bad.rs:2: fn f() { crate::services::exchange::go(); }".to_string(),
+        ]
+    );
+}
+
 /// Lines of `source` (comments and tests aside) that talk SQL.
 pub fn sql_lines(source: &str) -> Vec<String> {
     // The tests at the bottom may set a database up by hand; the loader may not.

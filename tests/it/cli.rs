@@ -338,12 +338,12 @@ fn status_shows_the_trading_state_while_paused_not_just_the_breaker() {
         .success();
     let text = stdout_of(trademind().args(["--data-dir", d, "status"]));
     assert!(
-        text.contains("trading:    kill switch engaged by cli (fomc) since"),
+        text.contains("trading:    paused by cli (fomc) since"),
         "{text}"
     );
     let json = stdout_of(trademind().args(["--data-dir", d, "--json", "status"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["trading"]["state"], "killed");
+    assert_eq!(v["trading"]["state"], "paused");
     assert_eq!(v["trading"]["why"], "fomc");
     trademind()
         .args(["--data-dir", d, "resume"])

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use trademind::app::bus::EventBus;
-use trademind::app::daemon::{Jobs, StrategyJob};
+use trademind::app::daemon::{JobError, Jobs, StrategyJob};
 use trademind::app::decide::{AnyEngine, RulesEngine};
 use trademind::app::trading::{TradingDeps, TradingService};
 use trademind::config::Settings;
@@ -168,10 +168,23 @@ async fn the_daemon_halts_trading_when_its_database_file_is_removed_or_replaced(
         } else {
             "was removed"
         };
-        let err = jobs.monitor_orders(T0 + 1).await.unwrap_err();
-        assert!(err.contains(want), "{err}");
-        let err = jobs.autonomous_trading(0, T0 + 2).await.unwrap_err();
-        assert!(err.contains(want), "{err}");
+        // The job's error says what kind of failure it is (issue #17: it was a bare string),
+        // and reads as before.
+        for err in [
+            jobs.monitor_orders(T0 + 1).await.unwrap_err(),
+            jobs.autonomous_trading(0, T0 + 2).await.unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                matches!(&err, JobError::LedgerLost { what } if what.contains(want)),
+                "{err:?}"
+            );
+            assert!(
+                text.contains(want)
+                    && text.ends_with(": trading halted; stop the daemon and restore the database"),
+                "{text}"
+            );
+        }
         assert!(
             jobs.trading.is_paused().unwrap(),
             "the kill switch is engaged"

@@ -275,7 +275,7 @@ async fn server_shutdown_causes_a_clean_reconnect_and_a_fresh_book() {
     eventually("reconnecting status published", || {
         drain(&mut events).iter().any(|e| {
             matches!(e, Event::StreamStatus { state, detail, .. }
-                if state == "reconnecting" && detail.contains("shutdown"))
+                if *state == trademind::bus::StreamState::Reconnecting && detail.contains("shutdown"))
         })
     })
     .await;

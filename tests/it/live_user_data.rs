@@ -77,7 +77,9 @@ async fn signed_subscription_turns_events_into_fills_orders_and_balances_and_sur
     assert_eq!(price, Price::new(dec!(0.10264)));
     assert_eq!(commission, dec!(0.0004));
     let update = next_matching(&mut events, |e| matches!(e, Event::OrderUpdated { .. })).await;
-    assert!(matches!(update, Event::OrderUpdated { status, .. } if status == "PARTIALLY_FILLED"));
+    assert!(
+        matches!(update, Event::OrderUpdated { status, .. } if status == trademind::domain::trading::order::OrderStatus::PartiallyFilled)
+    );
 
     assert!(fake.push_event(
         r#"{"e":"outboundAccountPosition","E":1,"u":1,"B":[{"a":"ETH","f":"10.5","l":"0.25"}]}"#

@@ -545,7 +545,7 @@ mod cli {
             time_in_force: None,
         };
         let links = orders::OrderLinks {
-            purpose: "stop_loss".into(),
+            purpose: trademind::domain::trading::order::OrderPurpose::StopLoss,
             position_id: Some(id),
             ..Default::default()
         };
@@ -603,20 +603,29 @@ mod cli {
     }
 
     #[test]
-    fn pause_and_resume_flip_the_persisted_kill_switch() {
+    fn pause_is_a_manual_pause_apart_from_the_kill_switch_and_resume_lifts_both() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let paused = json_of(trademind(d).args(["--json", "pause", "--reason", "news"]));
         assert_eq!(paused["paused"], true);
         assert_eq!(paused["transition"]["to"], "halted");
-        assert_eq!(paused["transition"]["reason"], "manual_kill");
+        // `pause` is the operator's pause, kept apart from the kill switch (issue #17).
+        assert_eq!(paused["transition"]["reason"], "manual_pause");
         let shown = json_of(trademind(d).args(["--json", "risk", "show"]));
         assert_eq!(shown["breaker"]["state"], "halted");
+        assert_eq!(shown["breaker"]["reason"], "manual_pause");
         let resumed = json_of(trademind(d).args(["--json", "resume"]));
         assert_eq!(resumed["paused"], false);
         assert_eq!(resumed["transition"]["to"], "active");
         let again = json_of(trademind(d).args(["--json", "resume"]));
         assert_eq!(again["transition"], Value::Null);
+        // `risk kill` stays the kill switch, and `resume` lifts it too.
+        trademind(d).args(["risk", "kill"]).assert().success();
+        let shown = json_of(trademind(d).args(["--json", "risk", "show"]));
+        assert_eq!(shown["breaker"]["reason"], "manual_kill");
+        let resumed = json_of(trademind(d).args(["--json", "resume"]));
+        assert_eq!(resumed["paused"], false);
+        assert_eq!(resumed["transition"]["to"], "active");
     }
 
     #[test]
@@ -668,7 +677,7 @@ async fn an_oco_whose_response_is_lost_is_found_by_querying_its_legs_not_resent(
     for (cid, purpose) in [("tm-tp-1", "take_profit"), ("tm-sl-1", "stop_loss")] {
         let row = orders::get(db.conn(), cid).unwrap().unwrap();
         assert_eq!(row.order.status, OrderStatus::New);
-        assert_eq!(row.purpose, purpose);
+        assert_eq!(row.purpose.as_str(), purpose);
         assert_eq!(row.order_list_id.as_deref(), Some("tm-oco-1"));
     }
 }
@@ -806,7 +815,7 @@ async fn a_sell_decision_cancels_the_protection_and_closes_at_market() {
     let closed = positions::closed_positions(rig.store.lock().unwrap().conn(), 5).unwrap();
     assert_eq!(closed[0].position.realized_pnl, Quote(dec!(17.96102)));
     let trades = orders::trades(rig.store.lock().unwrap().conn(), 10).unwrap();
-    assert_eq!(trades[0].purpose, "exit");
+    assert_eq!(trades[0].purpose.as_str(), "exit");
     assert_eq!(trades[0].realized_pnl, Some(Quote(dec!(18.96102))));
 }
 
@@ -1056,7 +1065,10 @@ async fn order_rows_are_stamped_with_the_callers_clock_not_the_wall_clock() {
     rig.binance.set_price("BTCUSDT", dec!(48900));
     service.monitor_orders(NOW + 30_000).await.unwrap();
     let rows = orders::all(rig.store.lock().unwrap().conn()).unwrap();
-    let legs: Vec<_> = rows.iter().filter(|r| r.purpose != "entry").collect();
+    let legs: Vec<_> = rows
+        .iter()
+        .filter(|r| r.purpose.as_str() != "entry")
+        .collect();
     assert_eq!(legs.len(), 2);
     for leg in legs {
         assert_eq!(leg.order.updated_at, NOW + 30_000, "{}", leg.purpose);

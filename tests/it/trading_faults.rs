@@ -262,7 +262,7 @@ fn first_entry_id(store: &Mutex<Store>) -> String {
     orders::all(store.lock().unwrap().conn())
         .unwrap()
         .into_iter()
-        .find(|o| o.purpose == "entry")
+        .find(|o| o.purpose.as_str() == "entry")
         .expect("an entry row")
         .order
         .client_order_id

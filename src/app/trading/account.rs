@@ -263,7 +263,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         };
         self.publish(Event::BreakerChanged {
             scope: GLOBAL_SCOPE.into(),
-            state: t.to.to_string(),
+            state: t.to,
             reason: reason.clone(),
         });
         let kind = if t.reason == BreakerReason::DailyLossLimit {

@@ -11,6 +11,7 @@ use crate::domain::money::{Price, Qty};
 use crate::domain::risk::RiskManagementService;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::SymbolFilters;
+use crate::domain::trading::order::OrderPurpose;
 use crate::domain::trading::order::{OrderRequest, OrderType, Side};
 use crate::domain::trading::plan::{Plan, intent_for, plan};
 use crate::services::exchange::Exchange;
@@ -308,7 +309,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         self.guard()?;
         report.order_ids.push(request.client_order_id.clone());
         let links = OrderLinks {
-            purpose: "entry".into(),
+            purpose: OrderPurpose::Entry,
             strategy_id,
             protect_stop: stop,
             protect_target: target,

@@ -5,6 +5,7 @@ use super::settle::position_fill;
 use super::{ExecutionOutcome, ExecutionReport, MonitorReport, TradingError, TradingService};
 use crate::domain::money::Quote;
 use crate::domain::symbol::Symbol;
+use crate::domain::trading::order::OrderPurpose;
 use crate::domain::trading::order::{Fill, Order, OrderRequest, OrderStatus, OrderType, Side};
 use crate::domain::trading::plan::book_exit;
 use crate::domain::trading::{Position, PositionFill, SymbolFilters};
@@ -25,7 +26,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             let db = self.store()?;
             orders::of_position(db.conn(), position_id)?
                 .into_iter()
-                .filter(|o| o.purpose != "entry" && o.purpose != "exit" && o.order.status.is_open())
+                .filter(|o| o.purpose.is_protection() && o.order.status.is_open())
                 .collect()
         };
         for leg in &legs {
@@ -103,7 +104,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             .place_linked(
                 &request,
                 &OrderLinks {
-                    purpose: "exit".into(),
+                    purpose: OrderPurpose::Exit,
                     position_id: Some(row.id),
                     strategy_id: row.strategy_id,
                     ..OrderLinks::default()

@@ -21,6 +21,7 @@ mod monitor;
 mod reconcile;
 mod settle;
 
+use crate::domain::trading::order::OrderPurpose;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -184,11 +185,11 @@ pub enum ProtectionLeg {
 
 impl ProtectionLeg {
     /// The leg an order row's purpose names, if it is one.
-    pub fn of_purpose(purpose: &str) -> Option<ProtectionLeg> {
+    pub fn of_purpose(purpose: OrderPurpose) -> Option<ProtectionLeg> {
         match purpose {
-            "stop_loss" => Some(ProtectionLeg::StopLoss),
-            "take_profit" => Some(ProtectionLeg::TakeProfit),
-            _ => None,
+            OrderPurpose::StopLoss => Some(ProtectionLeg::StopLoss),
+            OrderPurpose::TakeProfit => Some(ProtectionLeg::TakeProfit),
+            OrderPurpose::Entry | OrderPurpose::Exit => None,
         }
     }
 
@@ -401,7 +402,7 @@ impl<E: Exchange + 'static> TradingService<E> {
     fn publish_position(&self, p: &Position) {
         self.publish(Event::PositionChanged {
             symbol: p.symbol.clone(),
-            quantity: p.quantity.to_string(),
+            quantity: p.quantity,
             realized_pnl: p.realized_pnl,
         });
     }
@@ -418,7 +419,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         self.publish(Event::OrderUpdated {
             client_order_id: o.client_order_id.clone(),
             symbol: o.symbol.clone(),
-            status: o.status.to_string(),
+            status: o.status,
         });
     }
 }
@@ -443,7 +444,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         tracing::warn!(%reason, ?stop, "trading stopped");
         self.publish(Event::BreakerChanged {
             scope: GLOBAL_SCOPE.into(),
-            state: t.to.to_string(),
+            state: t.to,
             reason: format!("{}: {reason}", t.reason),
         });
         Ok(())
@@ -458,7 +459,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         if let Some(t) = t {
             self.publish(Event::BreakerChanged {
                 scope: GLOBAL_SCOPE.into(),
-                state: t.to.to_string(),
+                state: t.to,
                 reason: t.reason.to_string(),
             });
         }

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::domain::money::Qty;
 use crate::domain::symbol::Symbol;
+use crate::domain::trading::order::OrderPurpose;
 use crate::domain::trading::order::{Fill, Order, OrderStatus};
 use crate::services::exchange::{Exchange, ExchangeError};
 use crate::services::market_stream::user_data::{
@@ -103,7 +104,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         let (position, realised) =
             self.book_exit_fills(pid, row.position, &fills, order_row, &filters, now_ms)?;
         let exit_price = order.average_fill_price().unwrap_or(position.entry_price);
-        let (leg_name, what) = if leg.purpose == "take_profit" {
+        let (leg_name, what) = if leg.purpose == OrderPurpose::TakeProfit {
             (ProtectionLeg::TakeProfit, "target hit")
         } else {
             (ProtectionLeg::StopLoss, "stop hit")
@@ -221,12 +222,14 @@ impl<E: Exchange + 'static> TradingService<E> {
         // An entry filled and not booked yet (this report, or one whose own step failed to
         // book it) goes through the settle step.
         if leg.as_ref().is_some_and(|l| {
-            l.purpose == "entry" && l.order.status == OrderStatus::Filled && l.position_id.is_none()
+            l.purpose == OrderPurpose::Entry
+                && l.order.status == OrderStatus::Filled
+                && l.position_id.is_none()
         }) {
             self.settle_symbol(&symbol, now_ms).await?;
             return Ok(None);
         }
-        let Some(leg) = leg.filter(|l| filled && ProtectionLeg::of_purpose(&l.purpose).is_some())
+        let Some(leg) = leg.filter(|l| filled && ProtectionLeg::of_purpose(l.purpose).is_some())
         else {
             return Ok(None);
         };

@@ -10,6 +10,7 @@
 //! failed half-way (a 503 on the trade list, a full disk) is retried by the next one instead of
 //! leaving a fill untracked and unprotected.
 
+use crate::domain::trading::order::OrderPurpose;
 use rust_decimal::Decimal;
 
 use super::{ClosedByExchange, ExecutionOutcome, ProtectionLeg, TradingError, TradingService};
@@ -100,7 +101,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 orders::get(db.conn(), &o.client_order_id)?
             };
             if let Some(leg) = leg.filter(|l| {
-                o.status == OrderStatus::Filled && ProtectionLeg::of_purpose(&l.purpose).is_some()
+                o.status == OrderStatus::Filled && ProtectionLeg::of_purpose(l.purpose).is_some()
             }) && let Some(c) = self
                 .book_protection_fill(&leg, &o, Vec::new(), now_ms)
                 .await?
@@ -298,7 +299,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             let db = self.store()?;
             orders::of_position(db.conn(), row.id)?
                 .into_iter()
-                .find(|o| o.purpose == "stop_loss" && o.order.status.is_open())
+                .find(|o| o.purpose == OrderPurpose::StopLoss && o.order.status.is_open())
                 .map(|o| o.order.quantity)
         };
         let need = protection_need(&row.position, open_stop, &filters);
@@ -407,7 +408,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         let stop_limit =
             filters.round_price_down(Price(stop_price.get() * (Decimal::ONE - offset)));
         let links = OrderLinks {
-            purpose: "stop_loss".into(),
+            purpose: OrderPurpose::StopLoss,
             position_id: Some(position_id),
             strategy_id,
             ..OrderLinks::default()

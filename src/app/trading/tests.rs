@@ -210,7 +210,7 @@ mod close_race {
         let exits = orders::of_position(store.lock().unwrap().conn(), entry.position_id.unwrap())
             .unwrap()
             .into_iter()
-            .filter(|o| o.purpose == "exit")
+            .filter(|o| o.purpose == OrderPurpose::Exit)
             .count();
         assert_eq!(exits, 0);
     }

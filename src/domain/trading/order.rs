@@ -98,6 +98,64 @@ impl OrderStatus {
     }
 }
 
+/// What an order is for, as stored in `orders.purpose` and shown by `trades`: the names are
+/// the column's TEXT, so rows written before this type existed read back unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderPurpose {
+    /// Opens or adds to a position (an order with no purpose given is an entry).
+    #[default]
+    Entry,
+    /// Closes a position at market (`close`, a SELL decision, a stop that failed to place).
+    Exit,
+    /// The protective stop of a position (alone or an OCO leg).
+    StopLoss,
+    /// The take-profit leg of a position's OCO.
+    TakeProfit,
+}
+
+impl OrderPurpose {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OrderPurpose::Entry => "entry",
+            OrderPurpose::Exit => "exit",
+            OrderPurpose::StopLoss => "stop_loss",
+            OrderPurpose::TakeProfit => "take_profit",
+        }
+    }
+
+    /// A stop-loss or take-profit order: it protects a position rather than opening or closing it
+    /// on its own.
+    pub fn is_protection(self) -> bool {
+        matches!(self, OrderPurpose::StopLoss | OrderPurpose::TakeProfit)
+    }
+}
+
+impl fmt::Display for OrderPurpose {
+    /// Pads, so the CLI's aligned columns (`{:<11}`) line up as they did with the string.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for OrderPurpose {
+    type Err = String;
+    /// Exact names only: a stored purpose is written by us, so anything else is corruption.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            OrderPurpose::Entry,
+            OrderPurpose::Exit,
+            OrderPurpose::StopLoss,
+            OrderPurpose::TakeProfit,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown order purpose {s:?} (expected entry, exit, stop_loss or take_profit)")
+        })
+    }
+}
+
 wire_enum!(
     /// How long a limit order stays on the book.
     TimeInForce { Gtc => "GTC", Ioc => "IOC", Fok => "FOK" }
@@ -187,6 +245,26 @@ mod tests {
         );
         assert_eq!(OrderStatus::PartiallyFilled.to_string(), "PARTIALLY_FILLED");
         assert!("HOLD".parse::<Side>().is_err());
+    }
+
+    #[test]
+    fn order_purposes_keep_their_stored_names_and_refuse_others() {
+        for (purpose, text) in [
+            (OrderPurpose::Entry, "entry"),
+            (OrderPurpose::Exit, "exit"),
+            (OrderPurpose::StopLoss, "stop_loss"),
+            (OrderPurpose::TakeProfit, "take_profit"),
+        ] {
+            assert_eq!(purpose.to_string(), text);
+            assert_eq!(format!("{purpose:<12}|"), format!("{text:<12}|"));
+            assert_eq!(text.parse::<OrderPurpose>().unwrap(), purpose);
+            assert_eq!(
+                serde_json::to_value(purpose).unwrap(),
+                serde_json::json!(text)
+            );
+        }
+        assert!("STOP_LOSS".parse::<OrderPurpose>().is_err());
+        assert!("".parse::<OrderPurpose>().is_err());
     }
 
     #[test]

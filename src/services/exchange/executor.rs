@@ -5,6 +5,7 @@
 //! after a 429/418 *rejection* and a query proving the exchange does not have it.
 
 use super::{Exchange, ExchangeError, OcoRequest, OrderList, Placed};
+use crate::domain::trading::order::OrderPurpose;
 use crate::domain::trading::order::{Order, OrderRequest, OrderStatus, OrderType, TimeInForce};
 use crate::store::orders::OrderLinks;
 use crate::store::{Store, StoreError, orders};
@@ -418,9 +419,12 @@ impl<E: Exchange> OrderExecutor<E> {
             self.check_filters(leg).await?;
         }
         let mut rows = Vec::new();
-        for (leg, purpose) in legs.iter().zip(["take_profit", "stop_loss"]) {
+        for (leg, purpose) in legs
+            .iter()
+            .zip([OrderPurpose::TakeProfit, OrderPurpose::StopLoss])
+        {
             let leg_links = OrderLinks {
-                purpose: purpose.to_string(),
+                purpose,
                 order_list_id: Some(request.list_client_order_id.clone()),
                 ..links.clone()
             };

@@ -6,7 +6,7 @@
 
 use rusqlite::Connection;
 
-use crate::app::bus::Event;
+use crate::bus::Event;
 use crate::domain::money::{Qty, Quote};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::{Fill, OrderStatus};
@@ -55,7 +55,7 @@ impl ExecutionApplied {
             events.push(Event::OrderUpdated {
                 client_order_id: self.client_order_id.clone(),
                 symbol: self.symbol.clone(),
-                status: status.to_string(),
+                status: *status,
             });
         }
         if let (Some(true), Some(fill)) = (self.fill_recorded, &report.fill) {

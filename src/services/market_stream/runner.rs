@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::bus::{Event, EventBus, Received};
+use crate::bus::{Event, EventBus, Received};
 use crate::domain::money::Price;
 use crate::domain::symbol::Symbol;
 use crate::services::market_stream::candle_sink::StoreCandleSink;
@@ -143,7 +143,7 @@ pub async fn run_market_streams(
 }
 
 async fn keep_marks(
-    mut events: crate::app::bus::Subscription,
+    mut events: crate::bus::Subscription,
     marks: Marks,
     cancel: CancellationToken,
 ) -> Result<(), StreamError> {

@@ -15,7 +15,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::bus::{Event, EventBus};
+use crate::bus::{Event, EventBus, StreamState};
 use crate::domain::market::{Candle, Interval, OrderBook};
 use crate::domain::symbol::Symbol;
 use crate::services::market_stream::config::StreamConfig;
@@ -128,7 +128,7 @@ where
         let mut backoff = initial;
         let mut last_closed: Option<i64> = None;
         loop {
-            self.status("connecting", &url);
+            self.status(StreamState::Connecting, &url);
             let connected = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 r = tokio_tungstenite::connect_async(url.as_str()) => r,
@@ -136,7 +136,7 @@ where
             let ended = match connected {
                 Ok((ws, _)) => {
                     backoff = initial;
-                    self.status("connected", &url);
+                    self.status(StreamState::Connected, &url);
                     self.book.lock().reset();
                     self.connection(ws, &mut last_closed, &cancel).await
                 }
@@ -144,14 +144,17 @@ where
             };
             match ended {
                 Ended::Cancelled => {
-                    self.status("stopped", "cancelled");
+                    self.status(StreamState::Stopped, "cancelled");
                     return Ok(());
                 }
                 Ended::Planned(why) => {
-                    self.status("reconnecting", &why);
+                    self.status(StreamState::Reconnecting, &why);
                 }
                 Ended::Failed(why) => {
-                    self.status("reconnecting", &format!("{why}; retry in {backoff:?}"));
+                    self.status(
+                        StreamState::Reconnecting,
+                        &format!("{why}; retry in {backoff:?}"),
+                    );
                     tokio::select! {
                         _ = cancel.cancelled() => return Ok(()),
                         _ = sleep(backoff) => {}
@@ -351,7 +354,7 @@ where
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "kline back-fill failed");
-                self.status("gap", &format!("kline back-fill failed: {e}"));
+                self.status(StreamState::Gap, &format!("kline back-fill failed: {e}"));
                 return;
             }
         };
@@ -395,11 +398,11 @@ where
         *last_closed = Some(newest);
     }
 
-    fn status(&self, state: &str, detail: &str) {
-        tracing::info!(symbol = %self.spec.symbol, state, detail, "market stream");
+    fn status(&self, state: StreamState, detail: &str) {
+        tracing::info!(symbol = %self.spec.symbol, state = state.as_str(), detail, "market stream");
         self.bus.publish(Event::StreamStatus {
             symbol: self.spec.symbol.clone(),
-            state: state.to_owned(),
+            state,
             detail: detail.to_owned(),
         });
     }

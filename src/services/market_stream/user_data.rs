@@ -370,7 +370,7 @@ pub enum ExecutionSink {
 /// events sent while disconnected are lost, so the REST order monitor stays the fallback.
 pub async fn run_user_data(
     settings: UserDataSettings,
-    bus: crate::app::bus::EventBus,
+    bus: crate::bus::EventBus,
     sink: ExecutionSink,
     cancel: tokio_util::sync::CancellationToken,
 ) {
@@ -384,7 +384,7 @@ pub async fn run_user_data(
     let mut backoff = initial;
     let status = |state: &str, detail: String| {
         tracing::info!(state, detail, "user-data stream");
-        bus.publish(crate::app::bus::Event::HealthChanged {
+        bus.publish(crate::bus::Event::HealthChanged {
             component: "user_data_stream".into(),
             healthy: state == "subscribed",
             detail: format!("{state}: {detail}"),
@@ -458,7 +458,7 @@ pub async fn run_user_data(
                             },
                             Ok(UserDataEvent::Balances { balances, .. }) => {
                                 for b in balances {
-                                    bus.publish(crate::app::bus::Event::BalanceChanged {
+                                    bus.publish(crate::bus::Event::BalanceChanged {
                                         asset: b.asset,
                                         free: b.free,
                                         locked: b.locked,
@@ -492,7 +492,7 @@ pub async fn run_user_data(
 /// Apply a report to the store on the blocking pool, then publish what changed.
 async fn apply_and_publish(
     store: &Arc<Mutex<Store>>,
-    bus: &crate::app::bus::EventBus,
+    bus: &crate::bus::EventBus,
     report: ExecutionReport,
 ) {
     let store = store.clone();
@@ -521,8 +521,8 @@ async fn apply_and_publish(
     }
 }
 
-fn publish_execution(bus: &crate::app::bus::EventBus, report: ExecutionReport) {
-    use crate::app::bus::Event;
+fn publish_execution(bus: &crate::bus::EventBus, report: ExecutionReport) {
+    use crate::bus::Event;
     let Ok(symbol) = crate::domain::symbol::Symbol::new(&report.symbol) else {
         tracing::warn!(
             symbol = report.symbol,
@@ -545,7 +545,7 @@ fn publish_execution(bus: &crate::app::bus::EventBus, report: ExecutionReport) {
     bus.publish(Event::OrderUpdated {
         client_order_id: report.client_order_id,
         symbol,
-        status: report.status.to_string(),
+        status: report.status,
     });
 }
 

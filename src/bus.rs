@@ -29,12 +29,12 @@ pub enum Event {
     OrderUpdated {
         client_order_id: String,
         symbol: Symbol,
-        status: String,
+        status: crate::domain::trading::order::OrderStatus,
     },
     /// A position opened, changed or closed.
     PositionChanged {
         symbol: Symbol,
-        quantity: String,
+        quantity: Qty,
         realized_pnl: Quote,
     },
     /// A decision was recorded (id in the `decisions` table).
@@ -59,7 +59,7 @@ pub enum Event {
     /// The trading circuit breaker changed state.
     BreakerChanged {
         scope: String,
-        state: String,
+        state: crate::domain::risk::BreakerState,
         reason: String,
     },
     /// A component's health changed.
@@ -116,7 +116,7 @@ pub enum Event {
     /// The market stream connected, dropped or is reconnecting.
     StreamStatus {
         symbol: Symbol,
-        state: String,
+        state: StreamState,
         detail: String,
     },
     /// The exchange reported a fill of one of our orders (user-data stream `executionReport`).
@@ -144,6 +144,41 @@ pub enum Event {
     },
     /// Orderly shutdown has begun.
     ShuttingDown,
+}
+
+/// Where a market stream connection stands (`Event::StreamStatus`); `watch` and the health
+/// records show its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Opening the connection (precedes every other state).
+    Connecting,
+    /// Connected and subscribed: the stream is healthy.
+    Connected,
+    /// The connection dropped or aged out; a new one follows after a back-off.
+    Reconnecting,
+    /// Closed candles could not be back-filled after a reconnect.
+    Gap,
+    /// Our own shutdown.
+    Stopped,
+}
+
+impl StreamState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Connecting => "connecting",
+            StreamState::Connected => "connected",
+            StreamState::Reconnecting => "reconnecting",
+            StreamState::Gap => "gap",
+            StreamState::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for StreamState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// What a subscriber gets from `recv`.
@@ -178,7 +213,7 @@ impl Event {
     ) -> Event {
         Event::BreakerChanged {
             scope: scope.to_string(),
-            state: transition.to.as_str().to_string(),
+            state: transition.to,
             reason: transition.reason.as_str().to_string(),
         }
     }
@@ -266,6 +301,53 @@ mod tests {
         }
         assert_eq!(slow.recv().await, Received::Lagged { missed: 6 });
         assert_eq!(slow.recv().await, Received::Event(log(6)));
+    }
+
+    #[test]
+    fn typed_order_position_breaker_and_stream_fields_print_the_same_json_as_the_strings_did() {
+        // `watch --json` prints events as they are; typing the fields must not change a line.
+        use crate::domain::risk::BreakerState;
+        use crate::domain::trading::order::OrderStatus;
+        let symbol = Symbol::new("BTCUSDT").unwrap();
+        let order = Event::OrderUpdated {
+            client_order_id: "tm-1".into(),
+            symbol: symbol.clone(),
+            status: OrderStatus::PartiallyFilled,
+        };
+        assert_eq!(
+            serde_json::to_value(&order).unwrap(),
+            serde_json::json!({"type": "order_updated", "client_order_id": "tm-1",
+                "symbol": "BTCUSDT", "status": "PARTIALLY_FILLED"})
+        );
+        let position = Event::PositionChanged {
+            symbol,
+            quantity: Qty(rust_decimal::Decimal::new(5, 1)),
+            realized_pnl: Quote(rust_decimal::Decimal::new(-757, 2)),
+        };
+        assert_eq!(
+            serde_json::to_value(&position).unwrap(),
+            serde_json::json!({"type": "position_changed", "symbol": "BTCUSDT",
+                "quantity": "0.5", "realized_pnl": "-7.57"})
+        );
+        let breaker = Event::BreakerChanged {
+            scope: "global".into(),
+            state: BreakerState::ReduceOnly,
+            reason: "daily_loss".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&breaker).unwrap()["state"],
+            "reduce_only"
+        );
+        let stream = Event::StreamStatus {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            state: StreamState::Reconnecting,
+            detail: "closed".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&stream).unwrap()["state"],
+            "reconnecting"
+        );
+        assert_eq!(format!("stream {}:", StreamState::Gap), "stream gap:");
     }
 
     #[tokio::test]
