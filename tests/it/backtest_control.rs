@@ -16,7 +16,7 @@ use trademind::domain::money::{Price, Qty, Quote};
 use trademind::domain::risk::RiskConfig;
 use trademind::store::{Store, backtests};
 
-fn candles(n: usize) -> Vec<Candle> {
+pub(crate) fn candles(n: usize) -> Vec<Candle> {
     (0..n)
         .map(|i| {
             let p = Price(Decimal::from(100 + (i % 17) as i64));
@@ -32,7 +32,7 @@ fn candles(n: usize) -> Vec<Candle> {
         .collect()
 }
 
-fn request() -> BacktestRequest {
+pub(crate) fn request() -> BacktestRequest {
     BacktestRequest {
         strategy: StrategySpec {
             name: "sma-cross".into(),
@@ -128,7 +128,7 @@ fn a_run_nobody_cancels_completes_even_with_the_poll_in_place() {
     );
 }
 
-fn trademind(data_dir: &std::path::Path) -> Command {
+pub(crate) fn trademind(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::cargo_bin("trademind").expect("binary built");
     for (k, _) in std::env::vars() {
         if k.starts_with("TRADEMIND_") {

@@ -1,62 +1,12 @@
 //! A backtest that dies does not stay `running`: a panic inside the run records it `failed`, and
 //! `backtest cancel` ends a run whose process is gone instead of asking it forever.
 
-use assert_cmd::Command;
-use rust_decimal::Decimal;
 use std::sync::atomic::AtomicBool;
-use trademind::app::backtest::{BacktestRequest, CandleSource, SizingChoice, run_and_record};
-use trademind::domain::backtest::{Costs, FillModel, RunStatus, StrategySpec};
-use trademind::domain::market::{Candle, Interval};
-use trademind::domain::money::{Price, Qty, Quote};
-use trademind::domain::risk::RiskConfig;
+use trademind::app::backtest::run_and_record;
+use trademind::domain::backtest::RunStatus;
 use trademind::store::{Store, backtests};
 
-fn candles(n: usize) -> Vec<Candle> {
-    (0..n)
-        .map(|i| {
-            let p = Price(Decimal::from(100 + (i % 17) as i64));
-            Candle {
-                open_time: i as i64 * 60_000,
-                open: p,
-                high: p,
-                low: p,
-                close: p,
-                volume: Qty(Decimal::ONE),
-            }
-        })
-        .collect()
-}
-
-fn request() -> BacktestRequest {
-    BacktestRequest {
-        strategy: StrategySpec {
-            name: "sma-cross".into(),
-            params: [("fast".to_string(), 3.0), ("slow".to_string(), 8.0)].into(),
-        },
-        symbol: "BTCUSDT".into(),
-        interval: Interval::M1,
-        from: None,
-        to: None,
-        source: CandleSource::Store,
-        initial_cash: Quote(Decimal::new(1_000, 0)),
-        costs: Costs::default(),
-        fill: FillModel::NextOpen,
-        sizing: SizingChoice::AllIn,
-        risk: RiskConfig::default(),
-    }
-}
-
-fn trademind(data_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.args(["--data-dir", data_dir.to_str().unwrap()]);
-    cmd
-}
+use crate::backtest_control::{candles, request, trademind};
 
 #[test]
 fn a_backtest_that_panics_is_recorded_failed_not_left_running() {
