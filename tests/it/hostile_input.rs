@@ -186,6 +186,10 @@ fn hostile_inputs_are_refused_with_a_clear_message_never_a_panic() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // Every case ran in a child of this test process: the largest of them stayed small
+    // (`/dev/zero`, the 1e5 x 1e5 sweep and the far dates included).
+    let peak_mib = children_max_rss_kib() / 1024;
+    assert!(peak_mib < 500, "a hostile input peaked at {peak_mib} MiB");
 }
 
 #[test]
