@@ -137,3 +137,93 @@ fn equity_snapshots_beside_a_bulk_import_never_meet_database_is_locked() {
         errors.first()
     );
 }
+
+/// The real daemon (paper connection, `update_prices` and `monitor_orders` every second, each
+/// writing an equity snapshot and a job run) beside two `data import` loops writing candles
+/// into the same database: the daemon never logs "database is locked" and every one of its
+/// runs succeeds.
+#[test]
+fn a_daemon_beside_two_import_loops_never_meets_database_is_locked() {
+    use std::fmt::Write as _;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[scheduler]\nmonitor_orders_seconds = 1\nupdate_prices_seconds = 1\n",
+    )
+    .unwrap();
+    // 60 000 one-minute candles from 2021-01-01: each import is one long write.
+    let mut csv = String::from("open_time,open,high,low,close,volume\n");
+    let t0 = 1_609_459_200_000i64;
+    for i in 0..60_000i64 {
+        let p = 30_000 + i % 500;
+        writeln!(csv, "{},{p},{p},{p},{p},1.5", t0 + i * 60_000).unwrap();
+    }
+    let file = dir.path().join("candles.csv");
+    std::fs::write(&file, csv).unwrap();
+    let command = |args: &[&str]| {
+        let mut cmd = trademind(&data);
+        cmd.arg("--config").arg(&config).args(args);
+        cmd
+    };
+    // Create the database before the racers start.
+    assert!(command(&["db", "migrate"]).status().unwrap().success());
+    let mut daemon = command(&["--daemon"]).spawn().unwrap();
+    let until = Instant::now() + Duration::from_secs(6);
+    let loops: Vec<_> = ["BTCUSDT", "ETHUSDT"]
+        .into_iter()
+        .map(|symbol| {
+            let mut cmd = command(&[
+                "data",
+                "import",
+                file.to_str().unwrap(),
+                "--symbol",
+                symbol,
+                "--interval",
+                "1m",
+            ]);
+            std::thread::spawn(move || {
+                let mut imports = 0;
+                while Instant::now() < until {
+                    let out = cmd.output().unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    imports += 1;
+                }
+                imports
+            })
+        })
+        .collect();
+    let imports: Vec<i32> = loops.into_iter().map(|l| l.join().unwrap()).collect();
+    // SAFETY: kill(2) on the child's own pid.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let out = daemon.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        imports.iter().all(|n| *n >= 2),
+        "imports per loop: {imports:?}"
+    );
+    assert!(
+        !log.contains("database is locked"),
+        "the daemon met a locked database beside the imports:\n{log}"
+    );
+    let store = Store::open(&data.join("trademind.db")).unwrap();
+    let (ok, failed): (i64, i64) = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FILTER (WHERE error IS NULL), COUNT(*) FILTER (WHERE error IS NOT NULL)
+             FROM job_runs WHERE job IN ('update_prices', 'monitor_orders')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(ok >= 6, "{ok} successful runs in 6 s");
+    assert_eq!(failed, 0, "{log}");
+}
