@@ -171,7 +171,7 @@ fn a_daemon_beside_two_import_loops_never_meets_database_is_locked() {
     };
     // Create the database before the racers start.
     assert!(command(&["db", "migrate"]).status().unwrap().success());
-    let mut daemon = command(&["--daemon"]).spawn().unwrap();
+    let daemon = command(&["--daemon"]).spawn().unwrap();
     let until = Instant::now() + Duration::from_secs(6);
     let loops: Vec<_> = ["BTCUSDT", "ETHUSDT"]
         .into_iter()
