@@ -340,9 +340,10 @@ mod tests {
         }
     }
 
-    /// Same value and same scale once normalised: the decimal a parser would have produced.
+    /// `a` (read from the columns) is `b` (the candle's decimal) normalised: the same value at
+    /// the scale a parser would have produced, whatever trailing zeros `b` carries.
     fn same_decimal(a: Price, b: Price) -> bool {
-        a.get() == b.get() && a.get().normalize().scale() == b.get().scale()
+        a.get() == b.get() && a.get().scale() == b.get().normalize().scale()
     }
 
     proptest! {
