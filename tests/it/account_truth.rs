@@ -219,6 +219,23 @@ fn input(symbol: &Symbol, price: Decimal, now_ms: i64) -> DecisionInput {
 }
 
 /// BUY 10 % with the stop 10 % below and the target 20 % above `price`.
+/// Reconcile the rig's service, then execute a BUY at 50 000 at START.
+async fn reconciled_and_bought(rig: &Rig) {
+    rig.service.reconcile(START).await.unwrap();
+    let input = input(&rig.btc, dec!(50000), START);
+    let report = rig
+        .service
+        .execute_decision(&input, &buy_decision(&input), None, START)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
+}
+
 fn buy_decision(input: &DecisionInput) -> EngineOutput {
     let p = input.price.get();
     // The schema wants JSON numbers (a Decimal serialises as a string).
@@ -618,19 +635,7 @@ async fn positions_shows_a_position_unprotected_once_its_protection_is_cancelled
     use crate::exchange_cli::trademind;
     let dir = tempfile::tempdir().unwrap();
     let rig = rig_on(Store::open(&dir.path().join("trademind.db")).unwrap());
-    rig.service.reconcile(START).await.unwrap();
-    let input = input(&rig.btc, dec!(50000), START);
-    let report = rig
-        .service
-        .execute_decision(&input, &buy_decision(&input), None, START)
-        .await
-        .unwrap();
-    assert_eq!(
-        report.outcome,
-        ExecutionOutcome::Executed,
-        "{}",
-        report.message
-    );
+    reconciled_and_bought(&rig).await;
     let positions = |json: bool| {
         let mut cmd = trademind(dir.path());
         if json {
@@ -685,19 +690,7 @@ async fn positions_shows_a_position_unprotected_once_its_protection_is_cancelled
 async fn a_stop_hit_alert_ends_with_the_account_as_every_face_shows_it() {
     use trademind::store::account::{AccountQuery, load};
     let rig = rig();
-    rig.service.reconcile(START).await.unwrap();
-    let input = input(&rig.btc, dec!(50000), START);
-    let report = rig
-        .service
-        .execute_decision(&input, &buy_decision(&input), None, START)
-        .await
-        .unwrap();
-    assert_eq!(
-        report.outcome,
-        ExecutionOutcome::Executed,
-        "{}",
-        report.message
-    );
+    reconciled_and_bought(&rig).await;
     // Through the stop (45 000): the paper exchange fills the stop leg, the monitor books it.
     rig.paper.on_price(&rig.btc, Price(dec!(44900))).unwrap();
     let then = START + 60_000;

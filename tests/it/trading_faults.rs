@@ -67,6 +67,23 @@ async fn entry_filled_but_not_booked(rig: &Rig, service: &TradingService<Binance
     assert!(step.is_err(), "the step failed: {step:?}");
 }
 
+/// The next slot's BUY (an hour later) is refused by the 10 % cap the booked entry fills, and
+/// nothing more is bought.
+async fn next_buy_is_refused_by_the_cap(rig: &Rig, service: &TradingService<BinanceClient>) {
+    let (input, out) = buy_at(rig, 60).await;
+    let second = service
+        .execute_decision(&input, &out, None, NOW + 60 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.outcome,
+        ExecutionOutcome::Refused,
+        "{}",
+        second.message
+    );
+    assert_eq!(filled_entries(rig), (1, dec!(0.02)), "never bought twice");
+}
+
 /// Entries the fake filled and their total quantity.
 fn filled_entries(rig: &Rig) -> (usize, Decimal) {
     let entries: Vec<_> = rig
@@ -134,18 +151,7 @@ async fn a_fill_whose_trades_cannot_be_read_is_booked_and_protected_before_anyth
 
     // The next slot decides BUY again: the fill is booked and protected first, and the cap
     // then sees it (1 000 USDT cap, 999 held).
-    let (input, out) = buy_at(&rig, 60).await;
-    let second = service
-        .execute_decision(&input, &out, None, NOW + 60 * MINUTE)
-        .await
-        .unwrap();
-    assert_eq!(
-        second.outcome,
-        ExecutionOutcome::Refused,
-        "{}",
-        second.message
-    );
-    assert_eq!(filled_entries(&rig), (1, dec!(0.02)), "never bought twice");
+    next_buy_is_refused_by_the_cap(&rig, &service).await;
     assert_eq!(rig.binance.requests(ORDER), 1);
     assert_protected_exactly(&rig, dec!(0.01998));
 }
@@ -239,18 +245,7 @@ async fn an_order_late_inside_its_recv_window_is_not_called_unsent_and_is_booked
     // (1 000 USDT) refuses a second buy.
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(started.elapsed())).await;
     assert_eq!(filled_entries(&rig), (1, dec!(0.02)));
-    let (input, out) = buy_at(&rig, 60).await;
-    let second = service
-        .execute_decision(&input, &out, None, NOW + 60 * MINUTE)
-        .await
-        .unwrap();
-    assert_eq!(
-        second.outcome,
-        ExecutionOutcome::Refused,
-        "{}",
-        second.message
-    );
-    assert_eq!(filled_entries(&rig), (1, dec!(0.02)), "never bought twice");
+    next_buy_is_refused_by_the_cap(&rig, &service).await;
     let row = orders::get(rig.store.lock().unwrap().conn(), &entry_id)
         .unwrap()
         .unwrap();

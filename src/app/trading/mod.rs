@@ -109,8 +109,6 @@ pub struct ReconcileReport {
     pub resolved: Vec<String>,
     /// Discrepancies left for the user; non-empty means trading stays paused.
     pub unresolved: Vec<String>,
-    /// Orders whose true state is now known.
-    pub orders: Vec<Order>,
     pub reconciled: bool,
 }
 
