@@ -152,10 +152,16 @@ pub struct StrategyJob {
     pub engine: AnyEngine,
 }
 
-/// The bodies of the daemon's periodic jobs, over one trading service.
+/// The bodies of the daemon's periodic jobs, over the trading service of the configured
+/// connection and one per other connection an active strategy trades on.
 pub struct Jobs<E: Exchange> {
+    /// The service on `trading.connection` (the WebSocket feeds and the kill switch use it).
     pub trading: Arc<TradingService<E>>,
     pub strategies: Vec<StrategyJob>,
+    /// Every service, `trading` first; orders are monitored and reconciled on each.
+    venues: Vec<Arc<TradingService<E>>>,
+    /// The index in `venues` of the service each strategy (same index) trades through.
+    routes: Vec<usize>,
     /// Symbols the market stream marks; `update_prices` skips them (see `app::streams`).
     pub stream_marks: Option<StreamFreshness>,
     /// The database whose file must still be the one opened (see [`Jobs::with_ledger_guard`]).
@@ -163,13 +169,52 @@ pub struct Jobs<E: Exchange> {
 }
 
 impl<E: Exchange + 'static> Jobs<E> {
+    /// Every strategy on `trading` (its connection must be theirs: the service refuses a
+    /// strategy's decision on another connection).
     pub fn new(trading: Arc<TradingService<E>>, strategies: Vec<StrategyJob>) -> Self {
+        let routes = vec![0; strategies.len()];
         Jobs {
+            venues: vec![trading.clone()],
             trading,
             strategies,
+            routes,
             stream_marks: None,
             ledger: None,
         }
+    }
+
+    /// Each strategy on the service given with it; `trading` is the configured connection's.
+    pub fn routed(
+        trading: Arc<TradingService<E>>,
+        strategies: Vec<(StrategyJob, Arc<TradingService<E>>)>,
+    ) -> Self {
+        let mut venues = vec![trading.clone()];
+        let mut jobs = Vec::with_capacity(strategies.len());
+        let mut routes = Vec::with_capacity(strategies.len());
+        for (job, venue) in strategies {
+            let index = match venues.iter().position(|v| Arc::ptr_eq(v, &venue)) {
+                Some(i) => i,
+                None => {
+                    venues.push(venue);
+                    venues.len() - 1
+                }
+            };
+            jobs.push(job);
+            routes.push(index);
+        }
+        Jobs {
+            trading,
+            strategies: jobs,
+            venues,
+            routes,
+            stream_marks: None,
+            ledger: None,
+        }
+    }
+
+    /// The service the strategy at `index` trades through.
+    pub fn venue_of(&self, index: usize) -> Option<&Arc<TradingService<E>>> {
+        self.routes.get(index).and_then(|&v| self.venues.get(v))
     }
 
     /// Before each trading cycle and order check, make sure the database file is still the one
@@ -215,19 +260,32 @@ impl<E: Exchange + 'static> Jobs<E> {
     /// Compare local orders and positions with the exchange; trading stays paused (the service
     /// refuses cycles) until this succeeds. Retried by `monitor_orders` until it does.
     pub async fn reconcile(&self, now_ms: i64) -> Result<(), JobError> {
-        let report = self.trading.reconcile(now_ms).await?;
-        if report.reconciled {
-            tracing::info!(
-                resolved = report.resolved.len(),
-                "reconciled with the exchange"
-            );
+        let mut unresolved = Vec::new();
+        for venue in &self.venues {
+            if venue.is_reconciled() {
+                continue;
+            }
+            let report = venue.reconcile(now_ms).await?;
+            if report.reconciled {
+                tracing::info!(
+                    connection = venue.connection(),
+                    resolved = report.resolved.len(),
+                    "reconciled with the exchange"
+                );
+            } else {
+                unresolved.extend(report.unresolved);
+            }
+        }
+        if unresolved.is_empty() {
             Ok(())
         } else {
             // Trading stays paused; the discrepancies are in the report, the TUI and the alert.
-            Err(JobError::NotReconciled {
-                unresolved: report.unresolved,
-            })
+            Err(JobError::NotReconciled { unresolved })
         }
+    }
+
+    fn all_reconciled(&self) -> bool {
+        self.venues.iter().all(|v| v.is_reconciled())
     }
 
     /// `autonomous_trading` for the strategy at `index`.
@@ -236,10 +294,8 @@ impl<E: Exchange + 'static> Jobs<E> {
         let Some(job) = self.strategies.get(index) else {
             return Err(JobError::NoStrategy(index));
         };
-        let report = self
-            .trading
-            .run_cycle(&job.strategy, &job.engine, now_ms)
-            .await?;
+        let venue = self.venue_of(index).ok_or(JobError::NoStrategy(index))?;
+        let report = venue.run_cycle(&job.strategy, &job.engine, now_ms).await?;
         tracing::debug!(strategy = %job.strategy.name, report = ?report, "trading cycle done");
         Ok(())
     }
@@ -248,10 +304,12 @@ impl<E: Exchange + 'static> Jobs<E> {
     /// that has not succeeded yet).
     pub async fn monitor_orders(&self, now_ms: i64) -> Result<(), JobError> {
         self.guard_ledger(now_ms)?;
-        if !self.trading.is_reconciled() {
+        if !self.all_reconciled() {
             self.reconcile(now_ms).await?;
         }
-        self.trading.monitor_orders(now_ms).await?;
+        for venue in &self.venues {
+            venue.monitor_orders(now_ms).await?;
+        }
         Ok(())
     }
 
@@ -263,7 +321,12 @@ impl<E: Exchange + 'static> Jobs<E> {
                 .as_ref()
                 .is_some_and(|f| f.is_fresh(s, now_ms))
         };
-        Ok(self.trading.update_prices_except(fresh, now_ms).await?)
+        self.trading.update_prices_except(fresh, now_ms).await?;
+        // The stream marks only the configured connection's symbols.
+        for venue in self.venues.iter().skip(1) {
+            venue.update_prices_except(|_| false, now_ms).await?;
+        }
+        Ok(())
     }
 }
 
@@ -408,8 +471,30 @@ pub async fn run(
         .stream
         .for_testnet(mode == crate::domain::trading::TradingMode::Testnet);
     let user_data = crate::app::streams::binance_user_data(trading.exchange(), &stream_config);
+    // Each strategy on its own connection (the paper exchange when it was added without one):
+    // never on `trading.connection` because that is what the daemon was started with.
+    let mut venues: Vec<Arc<TradingService<crate::services::exchange::any::AnyExchange>>> =
+        vec![trading.clone()];
     let mut strategies = Vec::with_capacity(active.len());
     for strategy in active {
+        let own = {
+            let s = store
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
+            crate::app::venue::strategy_connection(s.conn(), &strategy)?
+        };
+        let venue = match venues.iter().find(|v| v.connection() == own) {
+            Some(v) => v.clone(),
+            None => {
+                let opened = Arc::new(
+                    trading_service(settings.clone(), store.clone(), Some(&own), bus.clone())
+                        .await?,
+                );
+                tracing::info!(strategy = %strategy.name, connection = %own, "strategy trades on its own connection");
+                venues.push(opened.clone());
+                opened
+            }
+        };
         let engine = crate::app::decide::engine_for(
             &settings,
             &strategy,
@@ -420,7 +505,7 @@ pub async fn run(
             ),
         )
         .await?;
-        strategies.push(StrategyJob { strategy, engine });
+        strategies.push((StrategyJob { strategy, engine }, venue));
     }
     if strategies.is_empty() {
         tracing::warn!(
@@ -437,7 +522,7 @@ pub async fn run(
     let recorder: Arc<dyn RunRecorder> = Arc::new(StoreRecorder::new(store.clone(), bus.clone()));
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::system());
     let cancel = CancellationToken::new();
-    let mut jobs = Jobs::new(trading.clone(), strategies).with_ledger_guard(store.clone());
+    let mut jobs = Jobs::routed(trading.clone(), strategies).with_ledger_guard(store.clone());
     // On Binance (not paper), the WebSocket feeds book fills and mark prices; see app::streams.
     let feeds = match user_data {
         Some(user_data) => {

@@ -37,6 +37,18 @@ pub enum VenueError {
         "connection {0:?} needs an API key: `trademind keys set binance --connection {0}` (or set {1} and {2})"
     )]
     MissingKey(String, String, String),
+    #[error(
+        "strategy {strategy:?} names connection #{id}, which no longer exists; give it one with `trademind strategy add ... --connection NAME` (or remove it)"
+    )]
+    StrategyConnectionGone { strategy: String, id: i64 },
+    #[error(
+        "strategy {strategy:?} trades on connection {own:?}, not {asked:?}: a strategy never reaches an exchange it was not given"
+    )]
+    NotTheStrategysConnection {
+        strategy: String,
+        own: String,
+        asked: String,
+    },
     #[error(transparent)]
     Secrets(#[from] SecretError),
     #[error(transparent)]
@@ -51,10 +63,50 @@ impl VenueError {
         matches!(
             self,
             VenueError::UnknownConnection(_)
+                | VenueError::StrategyConnectionGone { .. }
+                | VenueError::NotTheStrategysConnection { .. }
                 | VenueError::BadConnectionName(_)
                 | VenueError::BadStartingBalance(_)
                 | VenueError::MissingKey(..)
         )
+    }
+}
+
+/// The connection `strategy` trades on: the one it was added with, else the paper exchange.
+/// Never `trading.connection`: a strategy must not reach an exchange it was not given (issue
+/// #19: a strategy added without a connection traded on the configured Binance account).
+pub fn strategy_connection(
+    conn: &rusqlite::Connection,
+    strategy: &strategies::StrategyRow,
+) -> Result<String, VenueError> {
+    let Some(id) = strategy.connection_id else {
+        return Ok(PAPER.to_string());
+    };
+    strategies::list_connections(conn)?
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(|c| c.name)
+        .ok_or_else(|| VenueError::StrategyConnectionGone {
+            strategy: strategy.name.clone(),
+            id,
+        })
+}
+
+/// The connection a command for `strategy` trades on: the strategy's own; `--connection`
+/// may name it again but never another one.
+pub fn connection_for_command(
+    conn: &rusqlite::Connection,
+    strategy: &strategies::StrategyRow,
+    asked: Option<&str>,
+) -> Result<String, VenueError> {
+    let own = strategy_connection(conn, strategy)?;
+    match asked {
+        Some(asked) if asked != own => Err(VenueError::NotTheStrategysConnection {
+            strategy: strategy.name.clone(),
+            own,
+            asked: asked.to_string(),
+        }),
+        _ => Ok(own),
     }
 }
 

@@ -29,7 +29,8 @@ pub struct ExecuteArgs {
     /// its built-in backtest strategy), else llm when a key is configured.
     #[arg(long, value_parser = ["llm", "rules"])]
     pub engine: Option<String>,
-    /// Connection to trade on (default: trading.connection).
+    /// Connection to trade on (default: the strategy's own connection, which is the paper
+    /// exchange for a strategy added without one; without --strategy, trading.connection).
     #[arg(long, value_name = "NAME")]
     pub connection: Option<String>,
 }
@@ -177,7 +178,17 @@ pub async fn run_execute(args: ExecuteArgs, ctx: &Context) -> Result<()> {
             .filter(|s| s.decision_engine == "rules")
             .map(|s| s.decision_engine.clone())
     });
-    let (service, store) = service(ctx, args.connection.as_deref()).await?;
+    // A strategy trades on its own connection (the paper exchange when it was added without
+    // one), never on `trading.connection`.
+    let connection = match &strategy {
+        Some(s) => Some(crate::app::venue::connection_for_command(
+            ctx.open_store()?.conn(),
+            s,
+            args.connection.as_deref(),
+        )?),
+        None => args.connection.clone(),
+    };
+    let (service, store) = service(ctx, connection.as_deref()).await?;
     let runs_strategy = strategy.as_ref().filter(|s| {
         args.engine.is_none() && s.decision_engine == crate::app::strategy_engine::ENGINE_NAME
     });

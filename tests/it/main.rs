@@ -12,6 +12,7 @@ mod backtest_strategies;
 mod backtest_walk_forward;
 mod cli;
 mod concurrent_writes;
+mod connection_safety;
 mod daemon;
 mod daemon_crash;
 mod daemon_streams;

@@ -697,6 +697,16 @@ async fn a_strategy_cycle_decides_on_closed_candles_and_marks_update_equity() {
     let service = rig.service().await;
     let id = {
         let db = rig.store.lock().unwrap();
+        // The strategy is given the service's connection: it trades on no other.
+        let connection = trademind::store::strategies::add_connection(
+            db.conn(),
+            "binance-testnet",
+            "binance",
+            true,
+            None,
+            NOW,
+        )
+        .unwrap();
         add_strategy(
             db.conn(),
             &NewStrategy {
@@ -705,7 +715,7 @@ async fn a_strategy_cycle_decides_on_closed_candles_and_marks_update_equity() {
                 interval: "1h".into(),
                 decision_engine: "llm".into(),
                 parameters: json!({}),
-                connection_id: None,
+                connection_id: Some(connection),
             },
             NOW,
         )

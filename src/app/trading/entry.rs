@@ -141,6 +141,14 @@ impl<E: Exchange + 'static> TradingService<E> {
             let message = "nothing to execute".to_string();
             return self.finish(input, out, strategy_id, report, outcome, message);
         }
+        // Before anything else that could reach the exchange: a strategy trades only on its own
+        // connection, whichever path (daemon, CLI, interface, demo) handed its decision here.
+        if let Err(e) = self.check_strategy_connection(strategy_id) {
+            let message = e.to_string();
+            let outcome = ExecutionOutcome::Blocked;
+            self.finish(input, out, strategy_id, report, outcome, message)?;
+            return Err(e);
+        }
         if let Some(why) = self.trading_blocked()? {
             return self.finish(
                 input,
@@ -188,6 +196,35 @@ impl<E: Exchange + 'static> TradingService<E> {
         }
         self.decide_and_act(input, out, strategy_id, report, now_ms)
             .await
+    }
+
+    /// `Err` when the strategy `strategy_id` is not on this service's connection (a strategy
+    /// without a connection is on the paper exchange).
+    fn check_strategy_connection(&self, strategy_id: Option<i64>) -> Result<(), TradingError> {
+        let Some(id) = strategy_id else {
+            return Ok(());
+        };
+        let db = self.store()?;
+        let Some(strategy) = crate::store::strategies::list_strategies(db.conn())?
+            .into_iter()
+            .find(|s| s.id == id)
+        else {
+            return Ok(());
+        };
+        let own = crate::app::venue::strategy_connection(db.conn(), &strategy).map_err(|e| {
+            TradingError::Strategy {
+                name: strategy.name.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        if own == self.deps.connection {
+            return Ok(());
+        }
+        Err(TradingError::NotTheStrategysConnection {
+            strategy: strategy.name,
+            own,
+            service: self.deps.connection.clone(),
+        })
     }
 
     /// The name of the strategy with id `strategy_id` (its risk limits are looked up by name).

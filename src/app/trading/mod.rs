@@ -97,6 +97,16 @@ pub enum TradingError {
     StreamExecution(#[from] ExecutionError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A strategy's decision reached a service on another connection (issue #19): refused
+    /// before any exchange traffic.
+    #[error(
+        "strategy {strategy:?} trades on connection {own:?}, not on {service:?}: nothing was sent"
+    )]
+    NotTheStrategysConnection {
+        strategy: String,
+        own: String,
+        service: String,
+    },
     /// An earlier step's fill is not booked and protected yet; no new entry until it is.
     #[error("{symbol} is blocked until an earlier fill is booked and protected: {detail}")]
     Unsettled { symbol: Symbol, detail: String },
