@@ -57,6 +57,7 @@ fn main() {
             price: Some(Price(Decimal::from(40_000 + i64::from(i % 1000)))),
             stop_price: None,
             time_in_force: Some(TimeInForce::Gtc),
+            trailing_delta: None,
         };
         black_box(engine.place(&request, 1).ok());
     }

@@ -437,6 +437,7 @@ mod tests {
             price: Some(Price(if stop { dec!(48990) } else { dec!(53000) })),
             stop_price: stop.then_some(Price(dec!(49000))),
             time_in_force: None,
+            trailing_delta: None,
         };
         let links = OrderLinks {
             purpose,

@@ -533,6 +533,7 @@ mod tests {
             price: Some(Price(dec!(100.25))),
             stop_price: None,
             time_in_force: None,
+            trailing_delta: None,
         }
     }
 

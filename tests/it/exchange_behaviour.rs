@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::sync::Arc;
 use trademind::domain::money::{Price, Qty};
-use trademind::domain::trading::order::{OrderStatus, Side};
+use trademind::domain::trading::order::{
+    OrderRequest, OrderStatus, OrderType, Side, TrailingDelta,
+};
 use trademind::services::exchange::binance::BinanceClient;
 use trademind::services::exchange::paper::PaperExchange;
 use trademind::services::exchange::{Exchange, ExchangeError, OcoRequest, balance_of};
@@ -243,6 +245,111 @@ async fn stop_limit_triggers_when_price_falls_to_the_stop(v: impl Venue) {
     assert_eq!(order.cumulative_quote.get(), dec!(4800));
 }
 
+fn trailing_stop(cid: &str, qty: Decimal, limit_price: Decimal, bips: u32) -> OrderRequest {
+    let mut r = limit(cid, Side::Sell, qty, limit_price);
+    r.order_type = OrderType::StopLossLimit;
+    r.trailing_delta = Some(TrailingDelta(bips));
+    r
+}
+
+/// Scenario E of Binance's Trailing Stop FAQ on our prices: a STOP_LOSS_LIMIT SELL with
+/// `trailingDelta` 200 (2 %) and no stop price tracks from the price at placement (50,000),
+/// follows the high up to 52,000 and triggers at 52,000 × 0.98 = 50,960, not before.
+async fn trailing_stop_follows_the_high_and_triggers_at_the_delta(v: impl Venue) {
+    let ex = v.exchange();
+    let placed = ex
+        .place_order(&trailing_stop("b-trail", dec!(0.1), dec!(45000), 200))
+        .await
+        .unwrap();
+    assert_eq!(placed.order.status, OrderStatus::New);
+    assert_eq!(placed.order.stop_price, None);
+    // 49,100 is 1.8 % under the 50,000 it started from: not yet.
+    v.move_price(dec!(49100));
+    v.move_price(dec!(52000));
+    // 50,961 is 1.998 % under the new high of 52,000: not yet.
+    v.move_price(dec!(50961));
+    assert_eq!(
+        ex.query_order(&btcusdt(), "b-trail").await.unwrap().status,
+        OrderStatus::New
+    );
+    v.move_price(dec!(50960));
+    let order = ex.query_order(&btcusdt(), "b-trail").await.unwrap();
+    assert_eq!(order.status, OrderStatus::Filled);
+    // Triggered at 50,960 (over the 45,000 limit): sold there as taker, 0.1 × 50,960.
+    assert_eq!(order.cumulative_quote.get(), dec!(5096));
+    // 5096 less the 0.1 % fee
+    assert_eq!(
+        free(&*ex, "USDT").await,
+        dec!(10000) + dec!(5096) - dec!(5.096)
+    );
+}
+
+/// With a stop price, a trailing STOP_LOSS SELL only starts tracking once the price falls to
+/// it; the rise before that is ignored (Scenario B).
+async fn trailing_stop_with_a_stop_price_tracks_only_once_the_stop_is_met(v: impl Venue) {
+    let ex = v.exchange();
+    let mut r = trailing_stop("b-trail-sp", dec!(0.1), dec!(40000), 500);
+    r.stop_price = Some(Price(dec!(49000)));
+    ex.place_order(&r).await.unwrap();
+    // Up 10 % and back 5 %: not tracking yet, nothing happens.
+    v.move_price(dec!(55000));
+    v.move_price(dec!(52250));
+    // Tracking starts at 49,000 (its high), so 46,550 (49,000 × 0.95) triggers it.
+    v.move_price(dec!(49000));
+    v.move_price(dec!(46551));
+    assert_eq!(
+        ex.query_order(&btcusdt(), "b-trail-sp")
+            .await
+            .unwrap()
+            .status,
+        OrderStatus::New
+    );
+    v.move_price(dec!(46550));
+    let order = ex.query_order(&btcusdt(), "b-trail-sp").await.unwrap();
+    assert_eq!(order.status, OrderStatus::Filled);
+    assert_eq!(order.cumulative_quote.get(), dec!(4655));
+}
+
+/// The TRAILING_DELTA filter (10..=2000 BIPS) and the order types that take a trailing delta
+/// are enforced as Binance does; nothing is left on the book.
+async fn trailing_deltas_binance_refuses_are_refused(v: impl Venue) {
+    let ex = v.exchange();
+    for (cid, bips) in [("b-td-9", 9), ("b-td-2001", 2001), ("b-td-0", 0)] {
+        let err = ex
+            .place_order(&trailing_stop(cid, dec!(0.1), dec!(45000), bips))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ExchangeError::FilterFailure { ref filter, .. } if filter == "TRAILING_DELTA"),
+            "{bips}: {err:?}"
+        );
+    }
+    // The edges of the range are accepted.
+    for (cid, bips) in [("b-td-10", 10), ("b-td-2000", 2000)] {
+        ex.place_order(&trailing_stop(cid, dec!(0.01), dec!(45000), bips))
+            .await
+            .unwrap();
+        ex.cancel_order(&btcusdt(), cid).await.unwrap();
+    }
+    // A LIMIT order takes no trailing delta.
+    let mut plain = limit("b-td-lim", Side::Sell, dec!(0.1), dec!(55000));
+    plain.trailing_delta = Some(TrailingDelta(100));
+    let err = ex.place_order(&plain).await.unwrap_err();
+    assert!(
+        matches!(err, ExchangeError::Api { code: -1106, .. }),
+        "{err:?}"
+    );
+    // A stop order needs a stop price or a trailing delta.
+    let mut bare = trailing_stop("b-td-none", dec!(0.1), dec!(45000), 100);
+    bare.trailing_delta = None;
+    let err = ex.place_order(&bare).await.unwrap_err();
+    assert!(
+        matches!(err, ExchangeError::Api { code: -1102, .. }),
+        "{err:?}"
+    );
+    assert!(ex.open_orders(&btcusdt()).await.unwrap().is_empty());
+}
+
 macro_rules! for_both {
     ($($name:ident),+ $(,)?) => {
         mod on_fake_binance {
@@ -264,4 +371,7 @@ for_both!(
     oco_with_prices_on_the_wrong_side_is_rejected,
     cancel_releases_the_lock_and_unknown_ids_are_typed,
     stop_limit_triggers_when_price_falls_to_the_stop,
+    trailing_stop_follows_the_high_and_triggers_at_the_delta,
+    trailing_stop_with_a_stop_price_tracks_only_once_the_stop_is_met,
+    trailing_deltas_binance_refuses_are_refused,
 );

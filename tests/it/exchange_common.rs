@@ -96,6 +96,7 @@ pub fn market(cid: &str, side: Side, qty: Decimal) -> OrderRequest {
         price: None,
         stop_price: None,
         time_in_force: None,
+        trailing_delta: None,
     }
 }
 
@@ -109,5 +110,6 @@ pub fn limit(cid: &str, side: Side, qty: Decimal, price: Decimal) -> OrderReques
         price: Some(Price(price)),
         stop_price: None,
         time_in_force: Some(TimeInForce::Gtc),
+        trailing_delta: None,
     }
 }

@@ -157,6 +157,7 @@ async fn an_execution_report_fill_updates_the_order_and_records_the_trade_once_e
             price: Some(Price::new(dec!(110))),
             stop_price: None,
             time_in_force: None,
+            trailing_delta: None,
         },
         "live",
         1,

@@ -359,6 +359,90 @@ async fn sma_cross_with_a_stop_and_a_target_exits_on_the_same_candles_live_and_i
     }
 }
 
+/// Where a trailing stop `bips` under the high sells a long entered at `entry` (the price at
+/// which the order was placed, its first high), walking `after` (the candles after the entry)
+/// as the paper exchange replays them: open, nearer extreme, farther extreme, close. Binance's
+/// rule: a new high moves the trigger to high × (1 − delta); the first price at or under the
+/// trigger triggers the order, which (its limit far below) sells at that price.
+fn trailing_exit(after: &[Candle], entry: Decimal, bips: Decimal) -> Option<(i64, Decimal)> {
+    let keep = Decimal::ONE - bips / dec!(10000);
+    let mut high = entry;
+    for c in after {
+        let (o, h, l, cl) = (c.open.get(), c.high.get(), c.low.get(), c.close.get());
+        let path = if cl >= o {
+            [o, l, h, cl]
+        } else {
+            [o, h, l, cl]
+        };
+        for p in path {
+            if p > high {
+                high = p;
+            } else if p <= high * keep {
+                return Some((c.open_time, p));
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn sma_cross_with_a_trailing_stop_exits_on_the_same_candles_and_prices_live_and_in_its_backtest()
+ {
+    let candles = candles();
+    let bips = dec!(150);
+    let spec = spec(&[("fast", 10.0), ("slow", 30.0), ("trail_bips", 150.0)]);
+    let bt = backtest(&spec, &candles);
+    let lv = live(&spec).await;
+
+    assert_eq!(bt.len(), lv.len(), "backtest {bt:#?}\nlive {lv:#?}");
+    let reasons: Vec<_> = bt.iter().filter_map(|t| t.exit_reason).collect();
+    assert!(
+        reasons.contains(&ExitReason::TrailingStop),
+        "no trailing exit in {reasons:?}"
+    );
+    let mut bt_equity = dec!(10000);
+    let mut live_equity = dec!(10000);
+    for (b, l) in bt.iter().zip(&lv) {
+        // Sized on where the trailing stop starts: 1.5 % under the entry.
+        let (e, q_b, q_l) = check_entry(b, l, bt_equity, live_equity, bips / dec!(100));
+        let (Some(exit_time), Some(reason)) = (b.exit_time, b.exit_reason) else {
+            assert_eq!(l.closed_at, None);
+            continue;
+        };
+        assert_eq!(l.quantity.get(), q_l, "live size");
+        let x_b = b.exit_price.unwrap().get();
+        let x_l = l.exit_price.unwrap().get();
+        match reason {
+            ExitReason::Signal => {
+                assert_eq!(l.exit, "exit");
+                assert_eq!(l.closed_at, Some(live_time(exit_time)), "exit candle");
+                assert_eq!(x_l, x_b, "signal exit price");
+            }
+            ExitReason::TrailingStop => {
+                // Both trail from the entry candle's close over the candles after it.
+                let after: Vec<Candle> = candles
+                    .iter()
+                    .filter(|c| c.open_time > b.entry_time)
+                    .cloned()
+                    .collect();
+                let expected = trailing_exit(&after, e, bips);
+                assert_eq!(Some((exit_time, x_b)), expected, "backtest trailing exit");
+                assert_eq!(l.exit, "stop_loss");
+                assert_eq!(l.closed_at, Some(exit_time + HOUR_MS), "exit candle");
+                assert_eq!(x_l, x_b, "live trailing exit price");
+            }
+            other => panic!("unexpected exit {other:?}"),
+        }
+        let bt_pnl = q_b * x_b * (Decimal::ONE - FEE) - q_b * e * (Decimal::ONE + FEE);
+        assert_eq!(b.pnl.get(), bt_pnl, "backtest PnL");
+        let sold = floor_to(q_l * (Decimal::ONE - FEE), STEP);
+        let live_pnl = q_l * (Decimal::ONE - FEE) * x_l - sold * x_l * FEE - q_l * e;
+        assert_eq!(l.realized_pnl.get(), live_pnl, "live PnL");
+        bt_equity += bt_pnl;
+        live_equity += sold * x_l * (Decimal::ONE - FEE) - q_l * e;
+    }
+}
+
 use crate::exchange_cli::trademind;
 
 fn stdout_json(assert: assert_cmd::assert::Assert) -> serde_json::Value {

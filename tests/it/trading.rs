@@ -408,6 +408,7 @@ async fn a_stop_filled_while_down_is_reconciled_and_trading_waits_for_it() {
         price: None,
         stop_price: None,
         time_in_force: None,
+        trailing_delta: None,
     };
     orders::insert_pending(
         rig.store.lock().unwrap().conn(),
@@ -543,6 +544,7 @@ mod cli {
             price: Some(Price(dec!(48755))),
             stop_price: Some(Price(dec!(49000))),
             time_in_force: None,
+            trailing_delta: None,
         };
         let links = orders::OrderLinks {
             purpose: trademind::domain::trading::order::OrderPurpose::StopLoss,

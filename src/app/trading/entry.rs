@@ -342,6 +342,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             price: None,
             stop_price: None,
             time_in_force: None,
+            trailing_delta: None,
         };
         self.guard()?;
         report.order_ids.push(request.client_order_id.clone());

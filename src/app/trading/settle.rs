@@ -17,7 +17,7 @@ use super::{ClosedByExchange, ExecutionOutcome, ProtectionLeg, TradingError, Tra
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::{
-    Fill, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
+    Fill, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TrailingDelta,
 };
 use crate::domain::trading::plan::{ProtectionNeed, protection_need};
 use crate::domain::trading::{
@@ -388,7 +388,9 @@ impl<E: Exchange + 'static> TradingService<E> {
 
     /// Place the exchange-side protection of a position: an OCO (take-profit LIMIT_MAKER +
     /// STOP_LOSS_LIMIT) when it has a target, else a stop-limit alone, for its sellable
-    /// quantity. Returns the client ids.
+    /// quantity; a strategy with `trail_bips` and no target gets a trailing stop-limit
+    /// (Binance's `trailingDelta`, no stop price: it tracks from the last price, so it keeps
+    /// trailing while TradeMind is down). Returns the client ids.
     async fn protect(
         &self,
         position_id: i64,
@@ -437,6 +439,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 ])
             }
             None => {
+                let trailing = self.trailing_of_strategy(strategy_id)?;
                 let request = OrderRequest {
                     client_order_id: self.next_cid("sl", now_ms),
                     symbol: position.symbol.clone(),
@@ -444,14 +447,32 @@ impl<E: Exchange + 'static> TradingService<E> {
                     order_type: OrderType::StopLossLimit,
                     quantity,
                     price: Some(stop_limit),
-                    stop_price: Some(stop_price),
+                    stop_price: Some(stop_price).filter(|_| trailing.is_none()),
                     time_in_force: Some(TimeInForce::Gtc),
+                    trailing_delta: trailing,
                 };
                 let placed = self.executor.place_linked(&request, &links, now_ms).await?;
                 self.publish_order(&placed.order);
                 Ok(vec![request.client_order_id])
             }
         }
+    }
+}
+
+impl<E: Exchange + 'static> TradingService<E> {
+    /// The trailing stop the position's strategy protects with, if it has one.
+    fn trailing_of_strategy(
+        &self,
+        strategy_id: Option<i64>,
+    ) -> Result<Option<TrailingDelta>, TradingError> {
+        let Some(id) = strategy_id else {
+            return Ok(None);
+        };
+        let db = self.store()?;
+        Ok(store::strategies::list_strategies(db.conn())?
+            .into_iter()
+            .find(|s| s.id == id)
+            .and_then(|s| crate::domain::backtest::strategies::trailing_of(&s.parameters)))
     }
 }
 

@@ -6,7 +6,7 @@ use super::strategies::BuiltinStrategy;
 use crate::domain::market::candle::{Candle, CandleColumns, TimestampMs};
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::risk::ClosedTrade;
-use crate::domain::trading::order::Side;
+use crate::domain::trading::order::{Side, TrailingDelta};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,9 @@ pub struct Signal {
     /// Protective stop for the position this signal opens.
     pub stop_loss: Option<Price>,
     pub take_profit: Option<Price>,
+    /// Protect the position with a trailing stop this many BIPS under the highest price since
+    /// the entry (Binance's `trailingDelta`) instead of a fixed stop.
+    pub trailing: Option<TrailingDelta>,
 }
 
 impl Signal {
@@ -152,6 +155,7 @@ impl Signal {
             action: Action::EnterLong,
             stop_loss: None,
             take_profit: None,
+            trailing: None,
         }
     }
     pub fn exit_long() -> Self {
@@ -159,7 +163,12 @@ impl Signal {
             action: Action::ExitLong,
             stop_loss: None,
             take_profit: None,
+            trailing: None,
         }
+    }
+    pub fn with_trailing(mut self, delta: TrailingDelta) -> Self {
+        self.trailing = Some(delta);
+        self
     }
     pub fn with_stop_loss(mut self, price: Price) -> Self {
         self.stop_loss = Some(price);
@@ -196,6 +205,8 @@ pub struct OrderIntent {
     pub amount: OrderAmount,
     pub stop_loss: Option<Price>,
     pub take_profit: Option<Price>,
+    /// Protect with a trailing stop instead of `stop_loss` (see [`Signal::trailing`]).
+    pub trailing: Option<TrailingDelta>,
     /// Open time of the candle whose close produced the intent.
     pub decided_at: TimestampMs,
 }
@@ -207,6 +218,8 @@ pub enum ExitReason {
     Signal,
     StopLoss,
     TakeProfit,
+    /// The trailing stop triggered.
+    TrailingStop,
     /// Sold at the end of a walk-forward test window, so the next window starts flat.
     WindowEnd,
 }
@@ -458,6 +471,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                     amount: d.amount,
                     stop_loss: d.stop_loss,
                     take_profit: signal.take_profit,
+                    trailing: signal.trailing,
                     decided_at,
                 })
             }
@@ -466,6 +480,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 amount: OrderAmount::Qty(self.state.position.qty),
                 stop_loss: None,
                 take_profit: None,
+                trailing: None,
                 decided_at,
             }),
             _ => None,

@@ -1,11 +1,12 @@
 //! The simulated exchange a backtest fills orders on: next-open or close fills, slippage, maker
-//! and taker fees, exchange filters, and stop-loss / take-profit checked inside each candle.
+//! and taker fees, exchange filters, and stop-loss / take-profit / trailing stop checked inside
+//! each candle.
 
 use super::engine::{Execution, ExitReason, OrderAmount, OrderIntent};
 use crate::domain::market::candle::{Candle, TimestampMs};
 use crate::domain::money::{Price, Qty, div_to_zero_dp};
 use crate::domain::trading::filters::{FilterViolation, SymbolFilters};
-use crate::domain::trading::order::Side;
+use crate::domain::trading::order::{OrderType, Side, TrailingStop};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -95,11 +96,25 @@ impl Serialize for Rejection {
     }
 }
 
+/// The prices a candle is walked through, in order: open, then the nearer of low and high
+/// (low first for a rising candle, high first for a falling one), then the other, then close.
+/// The paper exchange replays a closed candle as these four trades, so an order that depends on
+/// the order of prices (a trailing stop) fills in a backtest where it fills on paper.
+pub fn candle_path(candle: &Candle) -> [Price; 4] {
+    if candle.close >= candle.open {
+        [candle.open, candle.low, candle.high, candle.close]
+    } else {
+        [candle.open, candle.high, candle.low, candle.close]
+    }
+}
+
 /// Stop and target attached to the open position (OCO-like: whichever triggers first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Brackets {
     stop_loss: Option<Price>,
     take_profit: Option<Price>,
+    /// A trailing stop replaces `stop_loss`; it tracks from the entry's market price.
+    trailing: Option<TrailingStop>,
 }
 
 /// The exchange a backtest trades on. Holds the orders waiting for the next open and the
@@ -134,7 +149,9 @@ impl SimulatedExchange {
     /// Whether the open position has a stop or a target to check inside each candle.
     #[inline]
     pub fn has_brackets(&self) -> bool {
-        self.brackets.stop_loss.is_some() || self.brackets.take_profit.is_some()
+        self.brackets.stop_loss.is_some()
+            || self.brackets.take_profit.is_some()
+            || self.brackets.trailing.is_some()
     }
 
     /// Accept an order decided at `candle`'s close: filled now (close model) or queued for the
@@ -184,9 +201,28 @@ impl SimulatedExchange {
     /// Stop-loss and take-profit inside `candle`. A gap through a level fills at the open; when
     /// the candle touches both, the stop is assumed to have come first (we cannot know the path,
     /// and assuming the worse keeps results honest).
+    ///
+    /// A trailing stop is walked through the candle's [`candle_path`] with the same trigger as
+    /// the paper exchange and Binance ([`TrailingStop`]): it sells at the first of those prices
+    /// that triggers it (taker fee, slippage), which is under the trigger level when the
+    /// price jumped past it.
     pub fn check_brackets(&mut self, candle: &Candle) -> Option<Execution> {
         if self.position_qty.is_zero() {
             return None;
+        }
+        if let Some(mut trailing) = self.brackets.trailing {
+            for price in candle_path(candle) {
+                if trailing.observe(price) {
+                    let price = self.slipped(Side::Sell, price);
+                    return Some(self.exit(
+                        price,
+                        self.costs.taker_fee,
+                        candle,
+                        ExitReason::TrailingStop,
+                    ));
+                }
+            }
+            self.brackets.trailing = Some(trailing);
         }
         let b = self.brackets;
         if let Some(stop) = b.stop_loss
@@ -294,9 +330,21 @@ impl SimulatedExchange {
         match intent.side {
             Side::Buy => {
                 self.position_qty += qty;
+                // The trailing stop starts from the market price the entry traded at (the
+                // exchange's last price), as a trailing order without a stop price does.
+                let trailing = intent.trailing.map(|delta| {
+                    TrailingStop::placed(
+                        OrderType::StopLossLimit,
+                        Side::Sell,
+                        delta,
+                        None,
+                        Some(reference),
+                    )
+                });
                 self.brackets = Brackets {
-                    stop_loss: intent.stop_loss,
+                    stop_loss: intent.stop_loss.filter(|_| trailing.is_none()),
                     take_profit: intent.take_profit,
+                    trailing,
                 };
             }
             Side::Sell => {
@@ -347,6 +395,7 @@ mod tests {
             amount,
             stop_loss: stop.map(Price),
             take_profit: target.map(Price),
+            trailing: None,
             decided_at: 0,
         }
     }
@@ -429,6 +478,7 @@ mod tests {
             amount: OrderAmount::Qty(Qty(dec!(1))),
             stop_loss: None,
             take_profit: None,
+            trailing: None,
             decided_at: 0,
         };
         let s = ex.submit(sell, &k).unwrap().unwrap();
@@ -490,6 +540,55 @@ mod tests {
             .unwrap();
         assert_eq!(e.reason, ExitReason::StopLoss);
         assert_eq!(e.price, Price(dec!(95)));
+    }
+
+    /// Long 2 at 100 with a 500-BIPS (5 %) trailing stop. Candle 1 rises (path 100, 99, 110,
+    /// 108): the high becomes 110, the trigger 104.5, and 108 and 99 (before the high) do not
+    /// trigger. Candle 2 falls (path 107, 109, 103, 104): 107 and 109 are over 104.5, 103 is the
+    /// first price under it, so the position sells at 103: fee 2 × 103 × 0.001 = 0.206.
+    #[test]
+    fn trailing_stop_follows_the_high_and_sells_at_the_first_price_past_the_trigger() {
+        let mut ex = SimulatedExchange::new(FillModel::Close, Costs::default(), unrestricted());
+        let mut intent = buy(OrderAmount::Qty(Qty(dec!(2))), Some(dec!(95)), None);
+        intent.trailing = Some(crate::domain::trading::order::TrailingDelta(500));
+        ex.submit(intent, &c(dec!(100), dec!(100), dec!(100), dec!(100)))
+            .unwrap()
+            .unwrap();
+        assert!(ex.has_brackets());
+        assert!(
+            ex.check_brackets(&c(dec!(100), dec!(110), dec!(99), dec!(108)))
+                .is_none()
+        );
+        let e = ex
+            .check_brackets(&c(dec!(107), dec!(109), dec!(103), dec!(104)))
+            .unwrap();
+        assert_eq!(e.reason, ExitReason::TrailingStop);
+        assert_eq!(e.price, Price(dec!(103)));
+        assert_eq!(e.qty, Qty(dec!(2)));
+        assert_eq!(e.fee, Quote(dec!(0.206)));
+        assert!(!ex.has_brackets());
+    }
+
+    /// The fixed stop (95) is replaced by the trailing one (trigger 95, 5 % under the 100
+    /// entry): a candle falling to 94.9 would sell at the fixed stop's 95 as a StopLoss; the
+    /// trailing stop sells at 94.9, the first price of the candle's path at or under 95.
+    #[test]
+    fn trailing_stop_replaces_the_fixed_stop() {
+        let mut ex = SimulatedExchange::new(FillModel::Close, Costs::default(), unrestricted());
+        let mut intent = buy(OrderAmount::Qty(Qty(dec!(1))), Some(dec!(95)), None);
+        intent.trailing = Some(crate::domain::trading::order::TrailingDelta(500));
+        ex.submit(intent, &c(dec!(100), dec!(100), dec!(100), dec!(100)))
+            .unwrap()
+            .unwrap();
+        assert!(
+            ex.check_brackets(&c(dec!(99), dec!(99), dec!(96), dec!(97)))
+                .is_none()
+        );
+        let e = ex
+            .check_brackets(&c(dec!(97), dec!(97), dec!(94.9), dec!(95.5)))
+            .unwrap();
+        assert_eq!(e.reason, ExitReason::TrailingStop);
+        assert_eq!(e.price, Price(dec!(94.9)));
     }
 
     #[test]

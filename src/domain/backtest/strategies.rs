@@ -4,6 +4,7 @@
 use super::engine::{History, Signal, Strategy, StrategyContext};
 use crate::domain::market::indicators::{Macd, Rsi, SlidingSma, sma};
 use crate::domain::market::indicators::{Signal as RuleSignal, simple_signal_at};
+use crate::domain::trading::order::TrailingDelta;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// slow = 30
 /// stop_pct = 2.0
 /// ```
+///
+/// Every built-in strategy also takes the exits `stop_pct` and `take_pct` (percent of the
+/// signal close) or `trail_bips`: a trailing stop that many basis points under the highest
+/// price since the entry (Binance's `trailingDelta`, 10..=2000), which replaces the fixed stop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategySpec {
@@ -43,6 +48,16 @@ pub enum StrategyError {
         value: f64,
         why: &'static str,
     },
+}
+
+/// The trailing stop a strategy's stored parameters ask for (`trail_bips`), whatever its
+/// decision engine: live trading protects that strategy's positions with it, as its backtest
+/// does. A value outside Binance's range is no trailing stop (`strategy add` refuses it).
+pub fn trailing_of(parameters: &serde_json::Value) -> Option<TrailingDelta> {
+    let bips = parameters.get("trail_bips")?.as_f64()?;
+    let whole = bips.fract() == 0.0
+        && (f64::from(TrailingDelta::MIN)..=f64::from(TrailingDelta::MAX)).contains(&bips);
+    whole.then_some(TrailingDelta(bips as u32))
 }
 
 /// Names of the built-in strategies.
@@ -104,27 +119,69 @@ impl Params<'_> {
                 }),
             }
         };
-        Ok(Brackets {
+        let trail = match self.given.get("trail_bips") {
+            None => None,
+            Some(&v)
+                if v.fract() == 0.0
+                    && (f64::from(TrailingDelta::MIN)..=f64::from(TrailingDelta::MAX))
+                        .contains(&v) =>
+            {
+                Some(TrailingDelta(v as u32))
+            }
+            Some(&v) => {
+                return Err(StrategyError::Invalid {
+                    key: "trail_bips".into(),
+                    value: v,
+                    why: "must be a whole number of basis points between 10 and 2000 (Binance's trailingDelta range)",
+                });
+            }
+        };
+        let brackets = Brackets {
             stop: pct("stop_pct")?,
             target: pct("take_pct")?,
-        })
+            trail,
+        };
+        // One exchange order protects the position: a trailing stop cannot share it with a fixed
+        // stop or a target (a fixed stop would be a second sell of the same coins).
+        for (key, given) in [
+            ("stop_pct", brackets.stop.is_some()),
+            ("take_pct", brackets.target.is_some()),
+        ] {
+            if given && brackets.trail.is_some() {
+                return Err(StrategyError::Invalid {
+                    key: key.into(),
+                    value: self.given.get(key).copied().unwrap_or_default(),
+                    why: "cannot be combined with trail_bips: the trailing stop is the position's protection",
+                });
+            }
+        }
+        Ok(brackets)
     }
 }
 
-/// Optional stop-loss / take-profit as a percentage of the signal candle's close.
+/// Optional stop-loss / take-profit as a percentage of the signal candle's close, or a trailing
+/// stop.
 #[derive(Debug, Clone, Copy, Default)]
 struct Brackets {
     stop: Option<Decimal>,
     target: Option<Decimal>,
+    trail: Option<TrailingDelta>,
 }
 
 impl Brackets {
     /// `signal` with the brackets priced off the current close (read only when there are any).
     fn attach(&self, mut signal: Signal, history: &History<'_>) -> Signal {
-        if self.stop.is_none() && self.target.is_none() {
+        if self.stop.is_none() && self.target.is_none() && self.trail.is_none() {
             return signal;
         }
         let close = history.close_price();
+        if let Some(delta) = self.trail {
+            // The stop the position is sized on is where the trailing stop starts: the delta
+            // under the close the entry is decided at.
+            signal = signal
+                .with_stop_loss(close * (Decimal::ONE - delta.fraction()))
+                .with_trailing(delta);
+        }
         if let Some(s) = self.stop {
             signal = signal.with_stop_loss(close * (Decimal::ONE - s));
         }
@@ -236,7 +293,7 @@ fn build(
             let p = Params {
                 strategy: "sma-cross",
                 given: &spec.params,
-                allowed: &["fast", "slow", "stop_pct", "take_pct"],
+                allowed: &["fast", "slow", "stop_pct", "take_pct", "trail_bips"],
             };
             p.check()?;
             let fast = p.period("fast", 10)?;
@@ -260,7 +317,14 @@ fn build(
             let p = Params {
                 strategy: "rsi-reversion",
                 given: &spec.params,
-                allowed: &["period", "oversold", "overbought", "stop_pct", "take_pct"],
+                allowed: &[
+                    "period",
+                    "oversold",
+                    "overbought",
+                    "stop_pct",
+                    "take_pct",
+                    "trail_bips",
+                ],
             };
             p.check()?;
             let oversold = p.level("oversold", 30.0)?;
@@ -283,7 +347,14 @@ fn build(
             let p = Params {
                 strategy: "macd",
                 given: &spec.params,
-                allowed: &["fast", "slow", "signal", "stop_pct", "take_pct"],
+                allowed: &[
+                    "fast",
+                    "slow",
+                    "signal",
+                    "stop_pct",
+                    "take_pct",
+                    "trail_bips",
+                ],
             };
             p.check()?;
             Ok(BuiltinStrategy::Macd(MacdCross {
@@ -306,6 +377,7 @@ fn build(
                     "overbought",
                     "stop_pct",
                     "take_pct",
+                    "trail_bips",
                 ],
             };
             p.check()?;
@@ -521,6 +593,52 @@ mod tests {
         // periods 5, 10, 20 and 30
         assert_eq!(shared.cached_columns(), 4);
         assert!(Arc::ptr_eq(&shared.sma(5), &shared.sma(5)));
+    }
+
+    #[test]
+    fn trail_bips_takes_binance_range_and_refuses_a_second_protection() {
+        for name in BUILT_IN {
+            assert!(build_strategy(&spec(name, &[("trail_bips", 150.0)])).is_ok());
+        }
+        for bad in [9.0, 2001.0, 150.5, -10.0] {
+            assert!(
+                matches!(
+                    build_strategy(&spec("sma-cross", &[("trail_bips", bad)])),
+                    Err(StrategyError::Invalid { ref key, .. }) if key == "trail_bips"
+                ),
+                "{bad}"
+            );
+        }
+        for other in ["stop_pct", "take_pct"] {
+            assert!(matches!(
+                build_strategy(&spec("macd", &[("trail_bips", 150.0), (other, 2.0)])),
+                Err(StrategyError::Invalid { ref key, .. }) if key == other
+            ));
+        }
+    }
+
+    #[test]
+    fn a_trailing_entry_is_sized_on_the_delta_under_the_close() {
+        use crate::domain::market::candle::{Candle, CandleColumns};
+        use crate::domain::money::{Price, Qty};
+        let candles = vec![Candle {
+            open_time: 0,
+            open: Price(Decimal::from(200)),
+            high: Price(Decimal::from(200)),
+            low: Price(Decimal::from(200)),
+            close: Price(Decimal::from(200)),
+            volume: Qty(Decimal::ONE),
+        }];
+        let cols = CandleColumns::from_candles(&candles);
+        let brackets = Brackets {
+            trail: Some(TrailingDelta(250)),
+            ..Brackets::default()
+        };
+        let signal = brackets.attach(Signal::enter_long(), &History::up_to(&candles, &cols, 0));
+        // 2.5 % under 200
+        assert_eq!(signal.stop_loss, Some(Price(Decimal::from(195))));
+        assert_eq!(signal.trailing, Some(TrailingDelta(250)));
+        assert_eq!(signal.take_profit, None);
     }
 
     #[test]

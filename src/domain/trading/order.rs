@@ -4,6 +4,7 @@
 use crate::domain::market::candle::TimestampMs;
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -66,6 +67,137 @@ wire_enum!(
         TakeProfit => "TAKE_PROFIT",
     }
 );
+
+impl OrderType {
+    /// A contingent order: it rests until its stop condition (or its trailing delta) triggers it.
+    pub fn is_stop(self) -> bool {
+        matches!(
+            self,
+            OrderType::StopLossLimit
+                | OrderType::TakeProfitLimit
+                | OrderType::StopLoss
+                | OrderType::TakeProfit
+        )
+    }
+
+    /// Whether a stop order of this type and side meets its stop price at `price` (Binance:
+    /// STOP_LOSS SELL / TAKE_PROFIT BUY when the price falls to the stop, STOP_LOSS BUY /
+    /// TAKE_PROFIT SELL when it rises to it).
+    pub fn stop_condition_met(self, side: Side, stop: Price, price: Price) -> bool {
+        let falls = matches!(
+            (self, side),
+            (OrderType::StopLossLimit | OrderType::StopLoss, Side::Sell)
+                | (
+                    OrderType::TakeProfitLimit | OrderType::TakeProfit,
+                    Side::Buy
+                )
+        );
+        if falls { price <= stop } else { price >= stop }
+    }
+}
+
+/// A trailing stop's distance in basis points: Binance's `trailingDelta` ("BIPS"; 100 = 1 %).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrailingDelta(pub u32);
+
+impl TrailingDelta {
+    /// The `TRAILING_DELTA` filter of ordinary Binance spot symbols: `min/maxTrailingAboveDelta`
+    /// and `min/maxTrailingBelowDelta` are 10 and 2000 BIPS (0.1 % to 20 %).
+    pub const MIN: u32 = 10;
+    pub const MAX: u32 = 2000;
+
+    /// The delta as a fraction (250 BIPS = 0.025).
+    pub fn fraction(self) -> Decimal {
+        Decimal::new(i64::from(self.0), 4)
+    }
+
+    /// Whether the exchange's `TRAILING_DELTA` filter accepts it.
+    pub fn in_filter_range(self) -> bool {
+        (Self::MIN..=Self::MAX).contains(&self.0)
+    }
+}
+
+impl fmt::Display for TrailingDelta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The trigger of a trailing stop order, as Binance's Trailing Stop FAQ defines it: a sell
+/// trails the highest price seen since it started tracking and triggers once a price is at or
+/// under that high less the delta; a buy trails the lowest and triggers at or over the low plus
+/// the delta. With a stop price, tracking starts at the first price that meets the order's stop
+/// condition (that price is the first extreme); without one, at the last price when the order
+/// is placed. The paper exchange, the fake Binance and the backtest all trigger through this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailingStop {
+    pub delta: TrailingDelta,
+    order_type: OrderType,
+    side: Side,
+    stop_price: Option<Price>,
+    /// The best price since tracking started (`None`: not tracking yet).
+    extreme: Option<Price>,
+}
+
+impl TrailingStop {
+    /// A trailing order placed while the last price is `last` (`None`: no trade seen yet).
+    pub fn placed(
+        order_type: OrderType,
+        side: Side,
+        delta: TrailingDelta,
+        stop_price: Option<Price>,
+        last: Option<Price>,
+    ) -> TrailingStop {
+        TrailingStop {
+            delta,
+            order_type,
+            side,
+            stop_price,
+            extreme: if stop_price.is_none() { last } else { None },
+        }
+    }
+
+    /// The price that triggers the order now (`None` until it tracks).
+    pub fn trigger_price(&self) -> Option<Price> {
+        let d = self.delta.fraction();
+        self.extreme.map(|e| match self.side {
+            Side::Sell => e * (Decimal::ONE - d),
+            Side::Buy => e * (Decimal::ONE + d),
+        })
+    }
+
+    /// The highest (sell) or lowest (buy) price tracked so far.
+    pub fn extreme(&self) -> Option<Price> {
+        self.extreme
+    }
+
+    /// A trade at `price`: track it and say whether it triggers the order.
+    pub fn observe(&mut self, price: Price) -> bool {
+        let Some(extreme) = self.extreme else {
+            let starts = self
+                .stop_price
+                .is_none_or(|stop| self.order_type.stop_condition_met(self.side, stop, price));
+            if starts {
+                self.extreme = Some(price);
+            }
+            return false;
+        };
+        let better = match self.side {
+            Side::Sell => price > extreme,
+            Side::Buy => price < extreme,
+        };
+        if better {
+            self.extreme = Some(price);
+            return false;
+        }
+        match (self.side, self.trigger_price()) {
+            (Side::Sell, Some(trigger)) => price <= trigger,
+            (Side::Buy, Some(trigger)) => price >= trigger,
+            (_, None) => false,
+        }
+    }
+}
 
 wire_enum!(
     /// Order life cycle. `PendingNew` is ours: the row exists locally, the request may not have
@@ -173,6 +305,10 @@ pub struct OrderRequest {
     pub price: Option<Price>,
     pub stop_price: Option<Price>,
     pub time_in_force: Option<TimeInForce>,
+    /// Binance's `trailingDelta` on a stop order: the stop trails the market (see
+    /// [`TrailingStop`]). `stop_price` is then optional (the price tracking starts at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailing_delta: Option<TrailingDelta>,
 }
 
 /// An order as known after the exchange (or the paper exchange) answered.
@@ -288,6 +424,82 @@ mod tests {
             o.average_fill_price().unwrap().get() * dec!(3),
             dec!(0.9999999999999999999999999999)
         );
+    }
+
+    fn p(v: i64) -> Price {
+        Price(Decimal::from(v))
+    }
+
+    /// Scenario B of Binance's Trailing Stop FAQ: STOP_LOSS_LIMIT SELL, stopPrice 39,000,
+    /// trailingDelta 1000, last price 40,000.
+    #[test]
+    fn trailing_sell_with_a_stop_price_tracks_from_the_stop_and_triggers_at_the_high_less_delta() {
+        let mut t = TrailingStop::placed(
+            OrderType::StopLossLimit,
+            Side::Sell,
+            TrailingDelta(1000),
+            Some(p(39_000)),
+            Some(p(40_000)),
+        );
+        // Rising to 41,500 before the stop price is met: not tracking.
+        assert!(!t.observe(p(41_500)));
+        assert_eq!(t.extreme(), None);
+        // The first trade at the stop price starts tracking with it as the high.
+        assert!(!t.observe(p(39_000)));
+        assert_eq!(t.trigger_price(), Some(p(35_100)));
+        // 37,000 is ~512 BIPS under the high: not enough.
+        assert!(!t.observe(p(37_000)));
+        // A new high at 41,000: the trigger moves to 36,900.
+        assert!(!t.observe(p(41_000)));
+        assert_eq!(t.trigger_price(), Some(p(36_900)));
+        assert!(!t.observe(p(36_901)));
+        assert!(t.observe(p(36_900)));
+    }
+
+    /// Scenario E: no stop price, tracking starts from the price at placement.
+    #[test]
+    fn trailing_sell_without_a_stop_price_tracks_from_placement() {
+        let mut t = TrailingStop::placed(
+            OrderType::StopLossLimit,
+            Side::Sell,
+            TrailingDelta(700),
+            None,
+            Some(p(40_000)),
+        );
+        assert_eq!(t.trigger_price(), Some(p(37_200)));
+        assert!(!t.observe(p(42_000)));
+        assert!(!t.observe(p(39_500)));
+        assert!(!t.observe(p(45_500)));
+        assert!(!t.observe(p(42_316)));
+        assert!(t.observe(p(42_315)));
+    }
+
+    /// Scenario A: STOP_LOSS_LIMIT BUY, stopPrice 44,000, trailingDelta 500.
+    #[test]
+    fn trailing_buy_tracks_the_low_and_triggers_at_the_low_plus_delta() {
+        let mut t = TrailingStop::placed(
+            OrderType::StopLossLimit,
+            Side::Buy,
+            TrailingDelta(500),
+            Some(p(44_000)),
+            Some(p(40_000)),
+        );
+        // A fall to 37,000 is ignored: the stop condition (price >= 44,000) is not met.
+        assert!(!t.observe(p(37_000)));
+        assert!(!t.observe(p(44_000)));
+        assert!(!t.observe(p(46_000)));
+        assert!(!t.observe(p(42_000)));
+        assert!(!t.observe(p(44_099)));
+        assert!(t.observe(p(44_100)));
+    }
+
+    #[test]
+    fn the_trailing_delta_filter_range_is_10_to_2000_bips() {
+        assert!(!TrailingDelta(9).in_filter_range());
+        assert!(TrailingDelta(10).in_filter_range());
+        assert!(TrailingDelta(2000).in_filter_range());
+        assert!(!TrailingDelta(2001).in_filter_range());
+        assert_eq!(TrailingDelta(250).fraction(), dec!(0.025));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A small spot matching engine against a scripted price path: balances with locks, market /
-//! limit / stop-limit / take-profit-limit / limit-maker orders, OCO lists, fees and filters as
-//! Binance applies them. The paper exchange and the fake Binance both run on it, so paper trading
+//! limit / stop-limit / take-profit-limit / limit-maker orders, trailing stops (`trailingDelta`),
+//! OCO lists, fees and filters as Binance applies them. The paper exchange and the fake Binance both run on it, so paper trading
 //! and the tests see the same rules. Synchronous and deterministic: time is passed in.
 
 use super::{Balance, BookLevel, OcoRequest, OrderBook, OrderList, Placed};
@@ -9,7 +9,7 @@ use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::filters::{FilterViolation, SymbolFilters};
 use crate::domain::trading::order::{
-    Fill, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
+    Fill, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TrailingStop,
 };
 use crate::services::exchange::ExchangeError;
 use rust_decimal::Decimal;
@@ -29,6 +29,9 @@ struct BookOrder {
     list_id: Option<u64>,
     /// Stop orders rest untriggered until the price crosses `stop_price`.
     triggered: bool,
+    /// A trailing stop's tracker: it, not `stop_price`, decides when the order triggers.
+    #[serde(default)]
+    trailing: Option<TrailingStop>,
     locked_asset: String,
     locked: Decimal,
 }
@@ -80,27 +83,11 @@ fn filter_error(v: FilterViolation, is_market: bool, f: &SymbolFilters) -> Excha
 }
 
 fn is_stop_type(t: OrderType) -> bool {
-    matches!(
-        t,
-        OrderType::StopLossLimit
-            | OrderType::TakeProfitLimit
-            | OrderType::StopLoss
-            | OrderType::TakeProfit
-    )
+    t.is_stop()
 }
 
-/// Whether a stop order triggers at `price` (Binance: STOP_LOSS SELL / TAKE_PROFIT BUY trigger
-/// when the price falls to the stop, STOP_LOSS BUY / TAKE_PROFIT SELL when it rises to it).
 fn triggers(order_type: OrderType, side: Side, stop: Price, price: Price) -> bool {
-    let falls = matches!(
-        (order_type, side),
-        (OrderType::StopLossLimit | OrderType::StopLoss, Side::Sell)
-            | (
-                OrderType::TakeProfitLimit | OrderType::TakeProfit,
-                Side::Buy
-            )
-    );
-    if falls { price <= stop } else { price >= stop }
+    order_type.stop_condition_met(side, stop, price)
 }
 
 fn crosses(side: Side, limit: Price, price: Price) -> bool {
@@ -235,7 +222,26 @@ impl Engine {
         if !is_market && req.price.is_none() {
             return Err(missing("price"));
         }
-        if is_stop_type(t) && req.stop_price.is_none() {
+        if let Some(delta) = req.trailing_delta {
+            // Binance takes `trailingDelta` on contingent orders only, within the symbol's
+            // TRAILING_DELTA filter (10..=2000 BIPS on ordinary symbols, both directions).
+            if !is_stop_type(t) {
+                return Err(ExchangeError::Api {
+                    code: -1106,
+                    msg: "Parameter 'trailingDelta' sent when not required.".to_string(),
+                });
+            }
+            if !delta.in_filter_range() {
+                return Err(ExchangeError::FilterFailure {
+                    filter: "TRAILING_DELTA".to_string(),
+                    detail: format!(
+                        "trailingDelta {delta} is outside {}..={} BIPS",
+                        crate::domain::trading::order::TrailingDelta::MIN,
+                        crate::domain::trading::order::TrailingDelta::MAX
+                    ),
+                });
+            }
+        } else if is_stop_type(t) && req.stop_price.is_none() {
             return Err(missing("stopPrice"));
         }
         let reference = match (req.price, last) {
@@ -362,6 +368,9 @@ impl Engine {
             time_in_force: req.time_in_force,
             list_id: None,
             triggered: !is_stop_type(t),
+            trailing: req
+                .trailing_delta
+                .map(|d| TrailingStop::placed(t, req.side, d, req.stop_price, last)),
             locked_asset,
             locked,
         });
@@ -607,6 +616,7 @@ impl Engine {
                 time_in_force: Some(TimeInForce::Gtc),
                 list_id: Some(list_id),
                 triggered: order_type == OrderType::LimitMaker,
+                trailing: None,
                 locked_asset: locked_asset.clone(),
                 locked: lock,
             });
@@ -662,13 +672,16 @@ impl Engine {
             let Some(limit) = limit else { continue };
             let mut newly_triggered = false;
             if !triggered {
-                match stop {
-                    Some(stop) if triggers(order_type, side, stop, price) => {
-                        self.orders[index].triggered = true;
-                        newly_triggered = true;
-                    }
-                    _ => continue,
+                let fires = match (&mut self.orders[index].trailing, stop) {
+                    (Some(trailing), _) => trailing.observe(price),
+                    (None, Some(stop)) => triggers(order_type, side, stop, price),
+                    (None, None) => false,
+                };
+                if !fires {
+                    continue;
                 }
+                self.orders[index].triggered = true;
+                newly_triggered = true;
             }
             if crosses(side, limit, price) {
                 let qty = self.orders[index].order.quantity;
@@ -721,6 +734,7 @@ mod tests {
             price: price.map(Price),
             stop_price: None,
             time_in_force: price.map(|_| TimeInForce::Gtc),
+            trailing_delta: None,
         }
     }
 

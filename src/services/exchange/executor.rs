@@ -580,6 +580,7 @@ impl<E: Exchange> OrderExecutor<E> {
                 price: o.price,
                 stop_price: o.stop_price,
                 time_in_force: None,
+                trailing_delta: None,
             };
             match self
                 .resolve(&request, stored.id, self.sent_at_of(&stored), now_ms)
@@ -613,6 +614,7 @@ pub fn oco_legs(request: &OcoRequest) -> [OrderRequest; 2] {
             price: Some(request.take_profit_price),
             stop_price: None,
             time_in_force: None,
+            trailing_delta: None,
         },
         OrderRequest {
             client_order_id: request.stop_client_order_id.clone(),
@@ -623,6 +625,7 @@ pub fn oco_legs(request: &OcoRequest) -> [OrderRequest; 2] {
             price: Some(request.stop_limit_price),
             stop_price: Some(request.stop_price),
             time_in_force: Some(TimeInForce::Gtc),
+            trailing_delta: None,
         },
     ]
 }

@@ -269,11 +269,8 @@ impl PaperExchange {
             series.push(candle.clone());
             series.sort_by_key(|c| c.open_time);
         }
-        let path = if candle.close >= candle.open {
-            [candle.open, candle.low, candle.high, candle.close]
-        } else {
-            [candle.open, candle.high, candle.low, candle.close]
-        };
+        // The backtest walks a candle through the same four prices.
+        let path = crate::domain::backtest::fills::candle_path(candle);
         let time = candle.open_time + interval.millis();
         self.mutate(|e| {
             Ok(path

@@ -194,6 +194,7 @@ mod tests {
             price: Some(Price::new(dec!(100))),
             stop_price: None,
             time_in_force: None,
+            trailing_delta: None,
         }
     }
 

@@ -9,7 +9,9 @@ pub mod http;
 use crate::domain::market::candle::{Candle, Interval};
 use crate::domain::money::{Price, Qty};
 use crate::domain::symbol::Symbol;
-use crate::domain::trading::order::{Order, OrderRequest, OrderType, Side, TimeInForce};
+use crate::domain::trading::order::{
+    Order, OrderRequest, OrderType, Side, TimeInForce, TrailingDelta,
+};
 use crate::services::exchange::binance::endpoints::weight_of_path;
 use crate::services::exchange::binance::models::{
     ErrorBody, ExchangeInfo, OrderFill, WireOrder, WireOrderList, WireTrade,
@@ -563,6 +565,20 @@ impl State {
         })?;
         let price = decimal(params, "price")?;
         let stop_price = decimal(params, "stopPrice")?;
+        // A LONG on the wire; a value too large for any filter is kept out of range, not wrapped.
+        let trailing_delta = match param(params, "trailingDelta") {
+            None => None,
+            Some(v) => {
+                let bips: u64 = v.parse().map_err(|_| {
+                    error(
+                        400,
+                        -1100,
+                        "Illegal characters found in parameter 'trailingDelta'; legal range is '^[0-9]{1,20}$'.",
+                    )
+                })?;
+                Some(TrailingDelta(u32::try_from(bips).unwrap_or(u32::MAX)))
+            }
+        };
         let time_in_force = match param(params, "timeInForce") {
             Some(t) => Some(
                 t.parse::<TimeInForce>()
@@ -601,6 +617,7 @@ impl State {
             price: price.map(Price),
             stop_price: stop_price.map(Price),
             time_in_force,
+            trailing_delta,
         };
         let now = self.server_ms();
         let placed = self

@@ -305,6 +305,9 @@ impl NewOrder {
         if let Some(stop) = r.stop_price {
             p.push(("stopPrice", stop.get().normalize().to_string()));
         }
+        if let Some(delta) = r.trailing_delta {
+            p.push(("trailingDelta", delta.to_string()));
+        }
         p.push(("newClientOrderId", r.client_order_id.clone()));
         p.push(("newOrderRespType", "FULL".into()));
         p
