@@ -8,6 +8,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod format;
 pub mod logging;
 pub mod secrets;
 pub mod services;

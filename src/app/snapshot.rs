@@ -77,6 +77,12 @@ pub struct PositionView {
     pub qty: Qty,
     /// The LIVE stop-loss leg's trigger (none once it is cancelled or filled).
     pub stop: Option<Price>,
+    /// The LIVE stop-loss leg's limit (how far below the trigger it may fill); `None` for a
+    /// stop-market leg.
+    pub stop_limit: Option<Price>,
+    /// The stop the position was opened with: one R is the distance from the entry to it.
+    pub initial_stop: Option<Price>,
+    pub opened_at_ms: i64,
     /// The LIVE take-profit leg's price.
     pub target: Option<Price>,
     pub protection: Protection,
@@ -92,7 +98,10 @@ pub struct OrderView {
     pub side: Side,
     pub order_type: String,
     pub status: String,
+    /// The limit price (for a stop-limit order, the worst fill once triggered).
     pub price: Option<Price>,
+    /// The trigger of a stop or take-profit order.
+    pub stop_price: Option<Price>,
     pub qty: Qty,
     pub filled: Qty,
     pub created_at_ms: i64,
@@ -213,7 +222,8 @@ pub struct BacktestView {
     pub symbol: String,
     pub interval: String,
     pub params: String,
-    pub metrics: Vec<(String, String)>,
+    /// The run's metrics (typed: each face formats them through `crate::format`).
+    pub metrics: Option<crate::domain::backtest::Metrics>,
     pub equity_curve: Vec<f64>,
     /// Drawdown from the running peak, percent (0 or negative).
     pub drawdown: Vec<f64>,
@@ -459,6 +469,9 @@ fn position_view(p: &account::PositionStatus) -> PositionView {
         entry: pos.entry_price,
         qty: pos.quantity,
         stop: p.live_stop,
+        stop_limit: p.live_stop_limit,
+        initial_stop: pos.stop_loss,
+        opened_at_ms: pos.opened_at,
         target: p.live_target,
         protection: p.protection,
         unrealised_pnl: p.row.unrealized_pnl,
@@ -478,6 +491,7 @@ fn load_open_orders(conn: &Connection) -> Result<Vec<OrderView>, SnapshotError> 
                 order_type: o.order_type.as_str().to_string(),
                 status: o.status.as_str().to_string(),
                 price: o.price,
+                stop_price: o.stop_price,
                 qty: o.quantity,
                 filled: o.filled_quantity,
                 created_at_ms: o.created_at,
@@ -666,10 +680,6 @@ fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError>
     let runs = crate::store::backtests::list_full(conn, BACKTEST_ROWS)?;
     let mut out = Vec::with_capacity(runs.len());
     for run in runs {
-        let mut metric_rows = Vec::new();
-        let metrics = serde_json::to_value(&run.metrics).unwrap_or(Value::Null);
-        flatten("", &metrics, &mut metric_rows);
-        metric_rows.retain(|(k, _)| !k.is_empty());
         let mut param_rows = Vec::new();
         flatten("", &run.parameters, &mut param_rows);
         let equity_curve: Vec<f64> = run.equity_curve.iter().map(|(_, e)| *e).collect();
@@ -687,7 +697,7 @@ fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError>
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(" "),
-            metrics: metric_rows,
+            metrics: run.metrics,
             drawdown: drawdown(&equity_curve),
             trades: backtest_trades(&run.trades),
             equity_curve,

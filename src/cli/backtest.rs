@@ -19,13 +19,14 @@ use crate::app::backtest::{
     WalkForwardRun, load_candles, rank_value, run_and_record, run_on, run_sweep, run_walk_forward,
     run_walk_forward_and_record, sweep_grid,
 };
-use crate::domain::backtest::report::{format_time, metric_rows, render_html};
+use crate::domain::backtest::report::{format_time, render_html};
 use crate::domain::backtest::{
     BacktestResult, BacktestSettings, Costs, FillModel, RunStatus, StrategySpec, TradeRecord,
     WalkForwardSpec, WindowReport,
 };
 use crate::domain::market::candle::{CandleColumns, Interval, TimestampMs};
 use crate::domain::money::Quote;
+use crate::format::{self as fmt, Precision};
 use crate::store::backtests;
 
 #[derive(Debug, Args)]
@@ -255,12 +256,17 @@ fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn print_summary(title: &str, id: Option<i64>, result: &BacktestResult) {
+/// The quote currency money of a backtest on `symbol` is counted in.
+fn currency(symbol: &str) -> String {
+    Precision::guess(symbol).quote
+}
+
+fn print_summary(title: &str, symbol: &str, id: Option<i64>, result: &BacktestResult) {
     println!("{title}");
     if let Some(id) = id {
         println!("  saved as backtest {id}");
     }
-    for (k, v) in metric_rows(&result.metrics) {
+    for (k, v) in fmt::backtest_metrics(&result.metrics, &currency(symbol)) {
         println!("  {k:<20} {v}");
     }
     println!("  {:<20} {}", "Final equity (exact)", result.final_equity);
@@ -374,7 +380,7 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
         rejections: &result.rejections,
     };
     ctx.emit(&out, || {
-        print_summary(&title, id, &result);
+        print_summary(&title, &req.symbol, id, &result);
         if let Some(path) = &args.report {
             println!("  report written to {}", path.display());
         }
@@ -575,6 +581,7 @@ async fn run_walk_forward_cmd(
         print_windows(&wf.windows);
         print_summary(
             &format!("{title}\nout of sample, stitched:"),
+            &req.symbol,
             id,
             &wf.result,
         );
@@ -666,10 +673,9 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
                     println!("no backtests yet: run `trademind backtest --strategy sma-cross ...`");
                 }
                 for r in &runs {
-                    let ret = r
-                        .metrics
-                        .as_ref()
-                        .map_or_else(String::new, |m| format!("{:>9.2} %", m.total_return_pct));
+                    let ret = r.metrics.as_ref().map_or_else(String::new, |m| {
+                        format!("{:>9}", fmt::pct_signed(m.total_return_pct))
+                    });
                     println!(
                         "{:>5}  {:<10} {:<14} {:<10} {:<4} {}  {ret}",
                         r.id,
@@ -699,20 +705,23 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
                     println!("  walk-forward windows (metrics below are out of sample, stitched):");
                     print_windows(&run.windows);
                 }
+                let ccy = currency(&run.symbol);
                 if let Some(m) = &run.metrics {
-                    for (k, v) in metric_rows(m) {
+                    for (k, v) in fmt::backtest_metrics(m, &ccy) {
                         println!("  {k:<20} {v}");
                     }
                 }
+                let prec = Precision::paper_or_guess(&ctx.settings().exchange.paper, &run.symbol);
                 for (i, t) in run.trades.iter().enumerate() {
                     println!(
                         "  #{:<4} {} @ {}  ->  {} @ {}  pnl {}",
                         i + 1,
                         format_time(t.entry_time),
-                        t.entry_price,
+                        fmt::price(t.entry_price, &prec),
                         t.exit_time.map_or_else(|| "open".into(), format_time),
-                        t.exit_price.map_or_else(String::new, |p| p.to_string()),
-                        t.pnl.get().round_dp(2)
+                        t.exit_price
+                            .map_or_else(String::new, |p| fmt::price(p, &prec)),
+                        fmt::money_signed(t.pnl, &ccy)
                     );
                 }
             })

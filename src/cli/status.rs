@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::config::Settings;
+use crate::format as fmt;
 use crate::services::monitoring::{ComponentHealth, components_from_jobs};
 use crate::store::account::{self, AccountQuery, AccountView, EquitySource};
 use crate::store::jobs::{JobHealth, job_health};
@@ -27,9 +28,7 @@ pub struct Status {
 }
 
 fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| ms.to_string())
+    crate::format::timestamp(ms)
 }
 
 /// The status of `settings.trading.connection` as of `now_ms` (the caller's clock: the
@@ -97,10 +96,20 @@ pub fn run(ctx: &Context) -> Result<()> {
             EquitySource::PaperBalance => "paper balance, no snapshot yet".into(),
             EquitySource::Unknown => "unknown until the engine has run".into(),
         };
-        println!("equity:     {} ({source})", a.equity);
+        let ccy = ctx
+            .settings()
+            .trading
+            .symbols
+            .first()
+            .map(|s| fmt::Precision::guess(s).quote)
+            .unwrap_or_else(|| "USDT".into());
+        println!("equity:     {} ({source})", fmt::money(a.equity, &ccy));
         println!(
-            "pnl:        realised {}  unrealised {}  today {}",
-            a.realised_pnl, a.unrealised_pnl, a.day_pnl
+            "pnl:        realised {}  unrealised {}  today {} ({})",
+            fmt::money_signed(a.realised_pnl, &ccy),
+            fmt::money_signed(a.unrealised_pnl, &ccy),
+            fmt::money_signed(a.day_pnl, &ccy),
+            fmt::pct_signed(a.day_pnl_pct)
         );
         println!(
             "counts:     {} decisions, {} trades, {} closed positions",
@@ -109,27 +118,36 @@ pub fn run(ctx: &Context) -> Result<()> {
         println!("positions:  {}", a.positions.len());
         for p in &a.positions {
             let pos = &p.row.position;
+            let prec =
+                fmt::Precision::paper_or_guess(&ctx.settings().exchange.paper, pos.symbol.as_str());
+            let price = |v: Option<crate::domain::Price>| {
+                v.map(|v| fmt::price(v, &prec))
+                    .unwrap_or_else(|| "-".into())
+            };
             println!(
                 "  {:<10} qty {} @ {}  stop {}  target {}  {}  unrealised {}",
                 pos.symbol,
-                pos.quantity,
-                pos.entry_price,
-                p.live_stop
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                p.live_target
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                fmt::qty(pos.quantity, &prec),
+                fmt::price(pos.entry_price, &prec),
+                price(p.live_stop),
+                price(p.live_target),
                 p.protection.label(),
-                p.row.unrealized_pnl
+                fmt::money_signed(p.row.unrealized_pnl, &prec.quote)
             );
         }
         println!("open orders: {}", status.open_orders.len());
         for o in &status.open_orders {
             let o = &o.order;
+            let prec =
+                fmt::Precision::paper_or_guess(&ctx.settings().exchange.paper, o.symbol.as_str());
             println!(
                 "  {} {} {} {} qty {} {}",
-                o.client_order_id, o.symbol, o.side, o.order_type, o.quantity, o.status
+                o.client_order_id,
+                o.symbol,
+                o.side,
+                fmt::order_type(o.order_type.as_str()),
+                fmt::qty(o.quantity, &prec),
+                fmt::status(o.status.as_str())
             );
         }
         println!("health:");

@@ -14,6 +14,7 @@ use crate::app::trading::{ExecutionReport, TradingService};
 use crate::app::venue::trading_service;
 use crate::domain::market::Interval;
 use crate::domain::symbol::Symbol;
+use crate::format::{self as fmt, Precision};
 use crate::services::exchange::any::AnyExchange;
 use crate::store::risk::{ManualStop, is_manually_stopped, resume_trading, stop_trading};
 use crate::store::{Store, orders, positions};
@@ -276,8 +277,13 @@ pub fn positions_report(
     })
 }
 
-fn opt_price(v: Option<crate::domain::Price>) -> String {
-    v.map_or("-".into(), |v| v.to_string())
+fn opt_price(v: Option<crate::domain::Price>, prec: &Precision) -> String {
+    v.map_or("-".into(), |v| fmt::price(v, prec))
+}
+
+/// How `symbol`'s prices and quantities are written on this configuration.
+fn precision(ctx: &Context, symbol: &str) -> Precision {
+    Precision::paper_or_guess(&ctx.settings().exchange.paper, symbol)
 }
 
 pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
@@ -303,18 +309,19 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
             );
             for s in rows {
                 let (r, p) = (&s.row, &s.row.position);
+                let prec = precision(ctx, p.symbol.as_str());
                 println!(
                     "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
                     r.id,
                     r.connection,
                     p.symbol,
-                    p.quantity.to_string(),
-                    p.entry_price.to_string(),
-                    opt_price(s.live_stop),
-                    opt_price(s.live_target),
+                    fmt::qty(p.quantity, &prec),
+                    fmt::price(p.entry_price, &prec),
+                    opt_price(s.live_stop, &prec),
+                    opt_price(s.live_target, &prec),
                     s.protection.label(),
-                    r.unrealized_pnl.to_string(),
-                    p.realized_pnl.to_string()
+                    fmt::amount_signed(r.unrealized_pnl, &prec.quote),
+                    fmt::amount_signed(p.realized_pnl, &prec.quote)
                 );
             }
         }
@@ -325,16 +332,17 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
             );
             for r in rows {
                 let p = &r.position;
+                let prec = precision(ctx, p.symbol.as_str());
                 println!(
                     "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
                     r.id,
                     r.connection,
                     p.symbol,
-                    p.quantity.to_string(),
-                    p.entry_price.to_string(),
-                    opt_price(p.stop_loss),
-                    opt_price(p.take_profit),
-                    p.realized_pnl.to_string()
+                    fmt::qty(p.quantity, &prec),
+                    fmt::price(p.entry_price, &prec),
+                    opt_price(p.stop_loss, &prec),
+                    opt_price(p.take_profit, &prec),
+                    fmt::amount_signed(p.realized_pnl, &prec.quote)
                 );
             }
         }
@@ -357,18 +365,25 @@ pub fn run_orders(args: OrdersArgs, ctx: &Context) -> Result<()> {
         }
         for r in &rows {
             let o = &r.order;
+            let prec = precision(ctx, o.symbol.as_str());
             println!(
                 "{:<36} {:<10} {:<4} {:<15} {:<16} {:<11} qty {} filled {}{}{}",
                 o.client_order_id,
                 o.symbol,
                 o.side,
                 o.order_type,
-                o.status,
+                fmt::status(o.status.as_str()),
                 r.purpose,
-                o.quantity,
-                o.filled_quantity,
-                o.price.map_or(String::new(), |p| format!(" price {p}")),
-                o.stop_price.map_or(String::new(), |p| format!(" stop {p}")),
+                fmt::qty(o.quantity, &prec),
+                fmt::qty(o.filled_quantity, &prec),
+                o.price.map_or(String::new(), |p| format!(
+                    " limit {}",
+                    fmt::price(p, &prec)
+                )),
+                o.stop_price.map_or(String::new(), |p| format!(
+                    " trigger {}",
+                    fmt::price(p, &prec)
+                )),
             );
         }
     })
@@ -384,20 +399,21 @@ pub fn run_trades(args: TradesArgs, ctx: &Context) -> Result<()> {
         }
         for t in &rows {
             let f = &t.fill;
-            let at = chrono::DateTime::from_timestamp_millis(f.time)
-                .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default();
+            let prec = precision(ctx, f.symbol.as_str());
+            let at = fmt::timestamp(f.time);
             println!(
                 "{at}  {:<10} {:<4} {} at {}  fee {} {}  {:<11}{}",
                 f.symbol,
                 f.side,
-                f.quantity,
-                f.price,
-                f.fee,
+                fmt::qty(f.quantity, &prec),
+                fmt::price(f.price, &prec),
+                fmt::fee(f.fee, &f.fee_asset),
                 f.fee_asset,
                 t.purpose,
-                t.realized_pnl
-                    .map_or(String::new(), |p| format!("  realised {p}"))
+                t.realized_pnl.map_or(String::new(), |p| format!(
+                    "  realised {}",
+                    fmt::money_signed(p, &prec.quote)
+                ))
             );
         }
     })

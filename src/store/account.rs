@@ -200,6 +200,9 @@ pub struct PositionStatus {
     pub protection: Protection,
     /// The live stop-loss leg's trigger price.
     pub live_stop: Option<Price>,
+    /// The live stop-loss leg's limit price (a STOP_LOSS_LIMIT fills no worse than this);
+    /// `None` for a stop-market leg or no stop.
+    pub live_stop_limit: Option<Price>,
     /// The live take-profit leg's price.
     pub live_target: Option<Price>,
     /// The mark the engine last wrote (the entry when never marked).
@@ -297,14 +300,25 @@ pub fn protection_of(
     (p, stop, target)
 }
 
+/// The limit price of the live stop-loss leg, when it has both a trigger and a limit.
+fn stop_limit_of(position_orders: &[StoredOrder]) -> Option<Price> {
+    position_orders
+        .iter()
+        .filter(|o| is_live_leg(o) && o.purpose == OrderPurpose::StopLoss)
+        .find_map(|o| o.order.stop_price.and(o.order.price))
+}
+
 /// One open position with the protection its live orders give it now.
 fn position_status(conn: &Connection, row: PositionRow) -> StoreResult<PositionStatus> {
-    let (protection, live_stop, live_target) = protection_of(&orders::of_position(conn, row.id)?);
+    let position_orders = orders::of_position(conn, row.id)?;
+    let (protection, live_stop, live_target) = protection_of(&position_orders);
+    let live_stop_limit = stop_limit_of(&position_orders);
     let mark = row.mark_price.unwrap_or(row.position.entry_price);
     Ok(PositionStatus {
         row,
         protection,
         live_stop,
+        live_stop_limit,
         live_target,
         mark,
     })
@@ -447,6 +461,19 @@ mod tests {
         };
         orders::insert_pending_linked(conn, &request, "binance", &links, 1).unwrap();
         orders::mark(conn, cid, OrderStatus::New, None, 2).unwrap();
+    }
+
+    #[test]
+    fn the_live_stop_leg_reports_its_trigger_and_its_limit() {
+        // Issue 18: the cockpit showed the stop's limit, not its trigger; both are needed.
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let id = positions::insert(c, "binance", None, &position(1), 1).unwrap();
+        leg(c, "sl-1", OrderPurpose::StopLoss, id, true);
+        let view = load(c, &query("binance", 10)).unwrap();
+        let p = &view.positions[0];
+        assert_eq!(p.live_stop, Some(Price(dec!(49000))));
+        assert_eq!(p.live_stop_limit, Some(Price(dec!(48990))));
     }
 
     #[test]

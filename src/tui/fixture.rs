@@ -79,6 +79,38 @@ pub fn market(n_candles: usize, levels: usize) -> MarketView {
     }
 }
 
+/// A finished run's metrics as the backtester stores them: unrounded f64s and epoch times.
+pub fn metrics() -> crate::domain::backtest::Metrics {
+    crate::domain::backtest::Metrics {
+        initial_equity: 10_000.0,
+        final_equity: 11_420.123_456,
+        total_return_pct: 14.201_234_56,
+        cagr_pct: Some(61.024_8),
+        sharpe: 1.312_345,
+        sortino: 1.9,
+        calmar: Some(2.1),
+        max_drawdown_pct: 6.803_21,
+        max_drawdown_start: Some(NOW_MS - 90 * 3_600_000),
+        max_drawdown_end: Some(NOW_MS - 70 * 3_600_000),
+        trades: 25,
+        closed_trades: 24,
+        win_rate_pct: 48.0,
+        profit_factor: Some(-0.0),
+        expectancy: 5.916_67,
+        avg_win: 41.2,
+        avg_loss: -24.555_5,
+        largest_win: 130.0,
+        largest_loss: -61.8,
+        exposure_pct: 38.2,
+        avg_trade_duration_hours: 20.2,
+        fees_paid: 31.458_9,
+        buy_and_hold_return_pct: -2.895_959_168_878_703_4,
+        candles: 120,
+        start: Some(NOW_MS - 120 * 3_600_000),
+        end: Some(NOW_MS),
+    }
+}
+
 /// A busy paper account: two positions, two working orders, trades over two strategies,
 /// decisions from both engines, three backtests, a breaker history, health and logs.
 pub fn snapshot() -> Snapshot {
@@ -142,9 +174,13 @@ pub fn snapshot() -> Snapshot {
                 mark: Price(dec!(51230)),
                 qty: Qty(dec!(0.05)),
                 stop: Some(Price(dec!(49100))),
+                stop_limit: Some(Price(dec!(49050))),
+                initial_stop: Some(Price(dec!(49100))),
+                opened_at_ms: NOW_MS - 5_400_000,
                 target: Some(Price(dec!(53000))),
                 protection: Protection::BothLegs,
-                unrealised_pnl: Quote(dec!(55.48)),
+                // As the engine stores it: unrounded.
+                unrealised_pnl: Quote(dec!(55.4812345)),
                 heat_pct: 0.0,
             },
             PositionView {
@@ -154,6 +190,9 @@ pub fn snapshot() -> Snapshot {
                 mark: Price(dec!(2984.2)),
                 qty: Qty(dec!(0.8)),
                 stop: Some(Price(dec!(2930))),
+                stop_limit: None,
+                initial_stop: Some(Price(dec!(2930))),
+                opened_at_ms: NOW_MS - 2 * 86_400_000 - 3 * 3_600_000,
                 target: None,
                 protection: Protection::StopOnly,
                 unrealised_pnl: Quote(dec!(-20.64)),
@@ -167,7 +206,8 @@ pub fn snapshot() -> Snapshot {
                 side: Side::Sell,
                 order_type: "STOP_LOSS_LIMIT".into(),
                 status: "NEW".into(),
-                price: Some(Price(dec!(49100))),
+                price: Some(Price(dec!(49050))),
+                stop_price: Some(Price(dec!(49100))),
                 qty: Qty(dec!(0.05)),
                 filled: Qty::ZERO,
                 created_at_ms: NOW_MS - 5_400_000,
@@ -180,6 +220,7 @@ pub fn snapshot() -> Snapshot {
                 order_type: "LIMIT".into(),
                 status: "PARTIALLY_FILLED".into(),
                 price: Some(Price(dec!(142.5))),
+                stop_price: None,
                 qty: Qty(dec!(10)),
                 filled: Qty(dec!(4)),
                 created_at_ms: NOW_MS - 600_000,
@@ -197,10 +238,11 @@ pub fn snapshot() -> Snapshot {
                     Price(dec!(50000) + Decimal::from(i * 25))
                 },
                 qty: if i % 3 == 0 { Qty(dec!(0.5)) } else { Qty(dec!(0.02)) },
-                fee: Quote(dec!(0.75) + Decimal::from(i) / dec!(100)),
+                // Fees and PnL as the exchange and the engine store them: unrounded.
+                fee: Quote(dec!(0.4890548) + Decimal::from(i) / dec!(100)),
                 fee_asset: "USDT".into(),
                 realised_pnl: (i % 2 == 0)
-                    .then(|| Quote(Decimal::from((i as i64 % 5) * 12 - 20))),
+                    .then(|| Quote(Decimal::from((i as i64 % 5) * 12 - 20) + dec!(0.4343024553))),
                 strategy: if i % 4 == 0 { "llm-news".into() } else { "sma-cross".into() },
             })
             .collect(),
@@ -281,7 +323,7 @@ pub fn snapshot() -> Snapshot {
                 symbol: "ETHUSDT".into(),
                 interval: "15m".into(),
                 params: "period=14 low=30 high=70".into(),
-                metrics: vec![],
+                metrics: None,
                 equity_curve: vec![],
                 drawdown: vec![],
                 trades: vec![],
@@ -295,13 +337,7 @@ pub fn snapshot() -> Snapshot {
                 symbol: "BTCUSDT".into(),
                 interval: "1h".into(),
                 params: "fast=10 slow=30".into(),
-                metrics: vec![
-                    ("total_return_pct".into(), "14.20".into()),
-                    ("sharpe".into(), "1.31".into()),
-                    ("max_drawdown_pct".into(), "-6.80".into()),
-                    ("win_rate_pct".into(), "48.0".into()),
-                    ("trades".into(), "25".into()),
-                ],
+                metrics: Some(metrics()),
                 drawdown: drawdown(&bt_curve),
                 equity_curve: bt_curve,
                 trades: (0..4)
@@ -325,7 +361,7 @@ pub fn snapshot() -> Snapshot {
                 symbol: "DOGEUSDT".into(),
                 interval: "1m".into(),
                 params: "fast=5 slow=8".into(),
-                metrics: vec![],
+                metrics: None,
                 equity_curve: vec![],
                 drawdown: vec![],
                 trades: vec![],

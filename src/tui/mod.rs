@@ -165,7 +165,13 @@ pub async fn run_on_clock(
     };
     // NO_COLOR (any non-empty value) turns colour off: https://no-color.org
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let app = App::new(Snapshot::empty(mode, symbol, interval));
+    let mut app = App::new(Snapshot::empty(mode, symbol, interval));
+    // The paper exchange's filters: the tick and step a paper account trades at, and Binance's
+    // own for the large pairs; any other symbol falls back to `Precision::guess`.
+    app.precisions = crate::format::Precisions::from_paper(
+        &settings.exchange.paper,
+        settings.trading.symbols.iter().map(String::as_str),
+    );
     let tui_config = settings.tui.clone();
 
     // ratatui::init installs a panic hook that restores the terminal before the panic prints;

@@ -3,6 +3,7 @@
 
 use crate::app::snapshot::{LogLevel, Snapshot};
 use crate::domain::market::Interval;
+use crate::format::{Precision, Precisions};
 
 use super::action::{Effect, Screen};
 
@@ -91,6 +92,10 @@ pub struct App {
     pub log_min_level: LogLevel,
     pub backtest_detail: bool,
     pub should_quit: bool,
+    /// How each symbol's prices and quantities are written (its tick and step).
+    pub precisions: Precisions,
+    /// The account's currency: money is shown in it.
+    pub currency: String,
     /// Set by `update` whenever something visible changed; the runner draws and clears it.
     pub dirty: bool,
 }
@@ -100,7 +105,10 @@ pub const MAX_LOG_LINES: usize = 2000;
 
 impl App {
     pub fn new(snapshot: Snapshot) -> App {
+        let currency = Precision::guess(snapshot.market.symbol.as_str()).quote;
         App {
+            precisions: Precisions::default(),
+            currency,
             snapshot,
             screen: Screen::Dashboard,
             overlay: Overlay::None,
@@ -146,6 +154,16 @@ impl App {
             .iter()
             .filter(|l| l.level >= self.log_min_level)
             .collect()
+    }
+
+    /// How `symbol`'s prices and quantities are written.
+    pub fn precision(&self, symbol: &str) -> Precision {
+        self.precisions.get(symbol)
+    }
+
+    /// Now on the run's clock, as of the snapshot shown: "today" in dates means this day.
+    pub fn now_ms(&self) -> i64 {
+        self.snapshot.as_of_ms
     }
 
     pub fn market_interval(&self) -> Interval {

@@ -6,12 +6,14 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table, TableState};
 
-use super::widgets::{SPARK_MAX, fmt_datetime, fmt_quote_signed, sparkline_data};
-use super::{empty, screen_block};
+use super::widgets::{SPARK_MAX, sparkline_data};
+use super::{empty, header_row, num, screen_block};
 use crate::app::snapshot::BacktestView;
+use crate::format as fmt;
 use crate::tui::action::Screen;
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
+use ratatui::widgets::Cell;
 
 fn progress_bar(fraction: f64, width: usize) -> String {
     let filled = (fraction.clamp(0.0, 1.0) * width as f64).round() as usize;
@@ -29,7 +31,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     if app.backtest_detail
         && let Some(b) = s.backtests.get(selected)
     {
-        draw_detail(frame, theme, area, b);
+        draw_detail(frame, app, theme, area, b);
         return;
     }
     let block = screen_block(
@@ -55,23 +57,31 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             }
             _ => Span::styled(b.status.clone(), status_style(theme, &b.status)),
         };
-        let ret = metric(b, "total_return_pct")
-            .map(|v| format!("{v}%"))
-            .unwrap_or_else(|| "-".into());
-        let mut cells = vec![
-            Span::raw(format!("#{}", b.id)),
-            Span::raw(b.strategy.clone()),
-            Span::raw(b.symbol.clone()),
-            Span::raw(b.interval.clone()),
-            status,
-            Span::raw(ret),
+        let ret = b.metrics.as_ref().map(|m| m.total_return_pct);
+        let mut cells: Vec<Cell> = vec![
+            Cell::from(format!("#{}", b.id)),
+            Cell::from(b.strategy.clone()),
+            Cell::from(b.symbol.clone()),
+            Cell::from(b.interval.clone()),
+            Cell::from(status),
+            num(
+                ret.map(fmt::pct_signed).unwrap_or_else(|| "-".into()),
+                theme.signed(ret.unwrap_or(0.0)),
+            ),
         ];
         if wide {
-            cells.push(Span::styled(b.params.clone(), theme.muted()));
+            cells.push(Cell::from(Span::styled(b.params.clone(), theme.muted())));
         }
         Row::new(cells)
     });
-    let mut header = vec!["Run", "Strategy", "Symbol", "Int", "Status", "Return"];
+    let mut header = vec![
+        ("Run", false),
+        ("Strategy", false),
+        ("Symbol", false),
+        ("Int", false),
+        ("Status", false),
+        ("Return", true),
+    ];
     let mut widths = vec![
         Constraint::Length(4),
         Constraint::Length(12),
@@ -81,26 +91,19 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Constraint::Min(7),
     ];
     if wide {
-        header.push("Parameters");
+        header.push(("Parameters", false));
         widths.pop();
         widths.extend([Constraint::Length(9), Constraint::Min(10)]);
     }
     let mut state = TableState::default().with_selected(Some(selected));
     frame.render_stateful_widget(
         Table::new(rows, widths)
-            .header(Row::new(header).style(theme.header()))
+            .header(header_row(theme, &header))
             .row_highlight_style(theme.selected())
             .block(block),
         area,
         &mut state,
     );
-}
-
-fn metric<'a>(b: &'a BacktestView, key: &str) -> Option<&'a str> {
-    b.metrics
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
 }
 
 fn status_style(theme: Theme, status: &str) -> ratatui::style::Style {
@@ -111,7 +114,9 @@ fn status_style(theme: Theme, status: &str) -> ratatui::style::Style {
     }
 }
 
-fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
+fn draw_detail(frame: &mut Frame, app: &App, theme: Theme, area: Rect, b: &BacktestView) {
+    let prec = app.precision(&b.symbol);
+    let now = app.now_ms();
     let block = screen_block(
         theme,
         "Backtests",
@@ -125,7 +130,7 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
     let [top, trades] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Min(3)]).areas(inner);
     let [metrics, charts] =
-        Layout::horizontal([Constraint::Length(34), Constraint::Min(10)]).areas(top);
+        Layout::horizontal([Constraint::Length(40), Constraint::Min(10)]).areas(top);
     let mut lines: Vec<Line> = Vec::new();
     if !b.params.is_empty() {
         lines.push(Line::from(Span::styled(b.params.clone(), theme.muted())));
@@ -139,14 +144,20 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
     if let Some(e) = &b.error {
         lines.push(Line::from(Span::styled(e.clone(), theme.down())));
     }
-    for (k, v) in &b.metrics {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{k:<20}"), theme.muted()),
-            Span::raw(v.clone()),
-        ]));
+    // Label and value in columns of their own, the value right-aligned: a key never runs
+    // into its value.
+    let value_w = (metrics.width as usize).saturating_sub(2 + 15).max(1);
+    if let Some(m) = &b.metrics {
+        for (k, v) in fmt::backtest_metrics(m, &prec.quote) {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{k:<15}"), theme.muted()),
+                Span::raw(format!("{v:>value_w$}")),
+            ]));
+        }
     }
     frame.render_widget(
         Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
             .block(Block::bordered().title(Span::styled(" Metrics ", theme.title()))),
         metrics,
     );
@@ -163,7 +174,7 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
     );
     let max_dd = b.drawdown.iter().copied().fold(0.0, f64::min);
     let dd_block = Block::bordered().title(Span::styled(
-        format!(" Drawdown (max {max_dd:.2}%) "),
+        format!(" Drawdown (max {}) ", fmt::pct_signed(max_dd)),
         theme.title(),
     ));
     let w = dd_block.inner(dd).width as usize;
@@ -179,32 +190,43 @@ fn draw_detail(frame: &mut Frame, theme: Theme, area: Rect, b: &BacktestView) {
     );
     let rows = b.trades.iter().map(|t| {
         Row::new(vec![
-            Span::raw(fmt_datetime(t.entry_ms)),
-            Span::raw(fmt_datetime(t.exit_ms)),
-            Span::raw(t.side.clone()),
-            Span::raw(t.entry.to_string()),
-            Span::raw(t.exit.to_string()),
-            Span::raw(t.qty.to_string()),
-            Span::styled(fmt_quote_signed(t.pnl), theme.signed(t.pnl.to_f64())),
+            Cell::from(fmt::when(t.entry_ms, now)),
+            Cell::from(fmt::when(t.exit_ms, now)),
+            Cell::from(t.side.clone()),
+            num(fmt::price(t.entry, &prec), theme.base()),
+            num(fmt::price(t.exit, &prec), theme.base()),
+            num(fmt::qty(t.qty, &prec), theme.base()),
+            num(
+                fmt::amount_signed(t.pnl, &prec.quote),
+                theme.signed(t.pnl.to_f64()),
+            ),
         ])
     });
     frame.render_widget(
         Table::new(
             rows,
             [
-                Constraint::Length(11),
-                Constraint::Length(11),
+                Constraint::Length(12),
+                Constraint::Length(12),
                 Constraint::Length(5),
-                Constraint::Length(9),
-                Constraint::Length(9),
-                Constraint::Length(7),
-                Constraint::Min(8),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(8),
+                Constraint::Min(9),
             ],
         )
-        .header(
-            Row::new(vec!["Entry", "Exit", "Side", "In", "Out", "Qty", "PnL"])
-                .style(theme.header()),
-        )
+        .header(header_row(
+            theme,
+            &[
+                ("Entry", false),
+                ("Exit", false),
+                ("Side", false),
+                ("In", true),
+                ("Out", true),
+                ("Qty", true),
+                ("PnL", true),
+            ],
+        ))
         .block(Block::bordered().title(Span::styled(
             format!(" Trades ({}) ", b.trades.len()),
             theme.title(),

@@ -6,10 +6,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, LineGauge, Paragraph, Row, Sparkline, Table};
 
-use super::widgets::{SPARK_MAX, fmt_pct, fmt_quote, fmt_quote_signed, fmt_time, sparkline_data};
-use super::{empty, screen_block};
+use super::widgets::{SPARK_MAX, sparkline_data};
+use super::{empty, header_row, num, screen_block};
+use crate::format as fmt;
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
+use ratatui::widgets::Cell;
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let s = &app.snapshot;
@@ -26,12 +28,14 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let inner = block.inner(account);
     frame.render_widget(block, account);
     let a = &s.account;
+    let ccy = app.currency.as_str();
+    let now = app.now_ms();
     let rows = Layout::vertical([Constraint::Length(1); 5]).split(inner);
     let label = |t: &str| Span::styled(format!("{t:<11}"), theme.muted());
     frame.render_widget(
         Line::from(vec![
             label("Equity"),
-            Span::styled(fmt_quote(a.equity), theme.header()),
+            Span::styled(fmt::money(a.equity, ccy), theme.header()),
         ]),
         rows[0],
     );
@@ -41,8 +45,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             Span::styled(
                 format!(
                     "{} {}",
-                    fmt_quote_signed(a.daily_pnl),
-                    fmt_pct(a.daily_pnl_pct)
+                    fmt::amount_signed(a.daily_pnl, ccy),
+                    fmt::pct_signed(a.daily_pnl_pct)
                 ),
                 theme.signed(a.daily_pnl.to_f64()),
             ),
@@ -52,7 +56,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     frame.render_widget(
         Line::from(vec![
             label("Available"),
-            Span::raw(fmt_quote(a.available_balance)),
+            Span::raw(fmt::money(a.available_balance, ccy)),
         ]),
         rows[2],
     );
@@ -73,7 +77,11 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             .ratio(ratio)
             .label(Line::from(vec![
                 label("Heat"),
-                Span::raw(format!("{:.1}/{:.1}% ", a.heat_pct, a.heat_cap_pct)),
+                Span::raw(format!(
+                    "{} of {} ",
+                    fmt::pct(a.heat_pct),
+                    fmt::pct(a.heat_cap_pct)
+                )),
             ]))
             .filled_style(heat_style)
             .unfilled_style(theme.muted()),
@@ -85,7 +93,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     ];
     if !s.breaker.reason.is_empty() {
         breaker.push(Span::styled(
-            format!(" {}", s.breaker.reason),
+            format!(" {}", fmt::words(&s.breaker.reason)),
             theme.muted(),
         ));
     }
@@ -122,24 +130,32 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         empty(frame, theme, positions, pos_block, "no open positions");
     } else {
         let rows = s.positions.iter().map(|p| {
-            let mut cells = vec![
-                Span::raw(p.symbol.as_str().to_string()),
-                Span::raw(p.qty.to_string()),
-                Span::raw(p.mark.to_string()),
-                Span::styled(
-                    fmt_quote_signed(p.unrealised_pnl),
+            let prec = app.precision(p.symbol.as_str());
+            let mut cells: Vec<Cell> = vec![
+                Cell::from(p.symbol.as_str().to_string()),
+                num(fmt::qty(p.qty, &prec), theme.base()),
+                num(fmt::price(p.mark, &prec), theme.base()),
+                num(
+                    fmt::amount_signed(p.unrealised_pnl, &prec.quote),
                     theme.signed(p.unrealised_pnl.to_f64()),
                 ),
             ];
             if wide {
-                cells.insert(2, Span::raw(p.entry.to_string()));
-                cells.push(Span::raw(format!("{:.2}%", p.heat_pct)));
+                cells.insert(2, num(fmt::price(p.entry, &prec), theme.base()));
+                cells.push(num(fmt::pct(p.heat_pct), theme.base()));
             }
             Row::new(cells)
         });
         let (header, widths) = if wide {
             (
-                vec!["Symbol", "Qty", "Entry", "Mark", "uPnL", "Heat"],
+                vec![
+                    ("Symbol", false),
+                    ("Qty", true),
+                    ("Entry", true),
+                    ("Mark", true),
+                    ("uPnL", true),
+                    ("Heat", true),
+                ],
                 vec![
                     Constraint::Length(10),
                     Constraint::Length(10),
@@ -151,18 +167,23 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             )
         } else {
             (
-                vec!["Symbol", "Qty", "Mark", "uPnL"],
                 vec![
-                    Constraint::Length(9),
+                    ("Symbol", false),
+                    ("Qty", true),
+                    ("Mark", true),
+                    ("uPnL", true),
+                ],
+                vec![
                     Constraint::Length(8),
-                    Constraint::Length(9),
-                    Constraint::Min(8),
+                    Constraint::Length(7),
+                    Constraint::Length(10),
+                    Constraint::Length(8),
                 ],
             )
         };
         frame.render_widget(
             Table::new(rows, widths)
-                .header(Row::new(header).style(theme.header()))
+                .header(header_row(theme, &header))
                 .block(pos_block),
             positions,
         );
@@ -172,27 +193,36 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     if s.decisions.is_empty() {
         empty(frame, theme, decisions, dec_block, "no decisions yet");
     } else {
-        let rows = s.decisions.iter().map(|d| {
-            let conf = d
-                .confidence
-                .map(|c| Span::styled(format!("{:.0}%", c * 100.0), theme.confidence(c)))
-                .unwrap_or_else(|| Span::styled("-", theme.muted()));
-            let mut cells = vec![
-                Span::raw(fmt_time(d.at_ms)),
-                Span::raw(d.symbol.clone()),
-                Span::styled(d.action.clone(), action_style(theme, &d.action)),
+        let times: Vec<String> = s
+            .decisions
+            .iter()
+            .map(|d| fmt::when(d.at_ms, now))
+            .collect();
+        let time_w = super::width_of(times.iter().map(String::as_str), 4);
+        let rows = s.decisions.iter().zip(&times).map(|(d, time)| {
+            let conf = match d.confidence {
+                Some(c) => num(format!("{:.0}%", c * 100.0), confidence_style(theme, d, c)),
+                None => num("-".into(), theme.muted()),
+            };
+            let mut cells: Vec<Cell> = vec![
+                Cell::from(time.clone()),
+                Cell::from(d.symbol.clone()),
+                Cell::from(Span::styled(
+                    d.action.clone(),
+                    action_style(theme, &d.action),
+                )),
                 conf,
-                Span::raw(d.verdict.clone()),
+                Cell::from(fmt::words(&d.verdict)),
             ];
             if wide {
-                cells.push(Span::styled(d.engine.clone(), theme.muted()));
+                cells.push(Cell::from(Span::styled(d.engine.clone(), theme.muted())));
             }
             Row::new(cells)
         });
         let mut widths = vec![
+            Constraint::Length(time_w),
             Constraint::Length(8),
-            Constraint::Length(9),
-            Constraint::Length(5),
+            Constraint::Length(4),
             Constraint::Length(4),
             Constraint::Min(6),
         ];
@@ -225,6 +255,19 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             .block(Block::bordered().title(Span::styled(" Health ", theme.title()))),
         bottom,
     );
+}
+
+/// Confidence colour-coded for a trade; a HOLD's confidence is neither good nor bad news.
+pub(super) fn confidence_style(
+    theme: Theme,
+    d: &crate::app::snapshot::DecisionView,
+    c: f64,
+) -> ratatui::style::Style {
+    if d.action == "HOLD" {
+        theme.muted()
+    } else {
+        theme.confidence(c)
+    }
 }
 
 pub(super) fn action_style(theme: Theme, action: &str) -> ratatui::style::Style {

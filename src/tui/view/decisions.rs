@@ -6,10 +6,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, TableState, Wrap};
 
-use super::dashboard::action_style;
-use super::widgets::{fmt_datetime, fmt_time};
+use super::dashboard::{action_style, confidence_style};
 use super::{empty, screen_block};
 use crate::app::snapshot::DecisionView;
+use crate::format as fmt;
 use crate::tui::action::Screen;
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
@@ -31,28 +31,34 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     } else {
         Layout::vertical([Constraint::Percentage(45), Constraint::Min(6)]).areas(area)
     };
-    let rows = s.decisions.iter().map(|d| {
+    let times: Vec<String> = s
+        .decisions
+        .iter()
+        .map(|d| fmt::when(d.at_ms, s.as_of_ms))
+        .collect();
+    let time_w = super::width_of(times.iter().map(String::as_str), 4);
+    let rows = s.decisions.iter().zip(times).map(|(d, time)| {
         let conf = d
             .confidence
-            .map(|c| Span::styled(format!("{:>3.0}%", c * 100.0), theme.confidence(c)))
+            .map(|c| {
+                Span::styled(
+                    format!("{:>3.0}%", c * 100.0),
+                    confidence_style(theme, d, c),
+                )
+            })
             .unwrap_or_else(|| Span::styled("   -", theme.muted()));
-        let time = if wide {
-            fmt_datetime(d.at_ms)
-        } else {
-            fmt_time(d.at_ms)
-        };
         Row::new(vec![
             Span::raw(time),
             Span::raw(d.strategy.clone()),
             Span::raw(d.symbol.clone()),
             Span::styled(d.action.clone(), action_style(theme, &d.action)),
             conf,
-            Span::styled(d.verdict.clone(), verdict_style(theme, &d.verdict)),
+            Span::styled(fmt::words(&d.verdict), verdict_style(theme, &d.verdict)),
             Span::styled(d.engine.clone(), theme.accent()),
         ])
     });
     let widths = [
-        Constraint::Length(if wide { 11 } else { 8 }),
+        Constraint::Length(time_w),
         Constraint::Length(if wide { 14 } else { 10 }),
         Constraint::Length(8),
         Constraint::Length(5),
@@ -105,14 +111,14 @@ fn detail_lines(theme: Theme, d: &DecisionView) -> Vec<Line<'static>> {
     lines.push(Line::from(vec![
         Span::styled(d.action.clone(), action_style(theme, &d.action)),
         Span::raw(format!(" {} · {} · ", d.symbol, engine)),
-        Span::styled(d.verdict.clone(), verdict_style(theme, &d.verdict)),
+        Span::styled(fmt::words(&d.verdict), verdict_style(theme, &d.verdict)),
     ]));
     let mut costs = Vec::new();
     if let (Some(p), Some(c)) = (d.prompt_tokens, d.completion_tokens) {
         costs.push(format!("tokens {p}+{c}"));
     }
     if let Some(c) = d.cost_usd {
-        costs.push(format!("cost ${c}"));
+        costs.push(format!("cost {}", fmt::usd_cost(c)));
     }
     if let Some(l) = d.latency_ms {
         costs.push(format!("latency {l} ms"));

@@ -5,8 +5,8 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Row, Table, TableState};
 
-use super::widgets::fmt_time;
 use super::{empty, screen_block};
+use crate::format as fmt;
 use crate::tui::action::Screen;
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
@@ -27,9 +27,15 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         return;
     }
     let wide = area.width >= 100;
-    let rows = lines.iter().rev().map(|l| {
+    let times: Vec<String> = lines
+        .iter()
+        .rev()
+        .map(|l| fmt::when(l.at_ms, app.now_ms()))
+        .collect();
+    let time_w = super::width_of(times.iter().map(String::as_str), 4);
+    let rows = lines.iter().rev().zip(times).map(|(l, time)| {
         let mut cells = vec![
-            Span::styled(fmt_time(l.at_ms), theme.muted()),
+            Span::styled(time, theme.muted()),
             Span::styled(l.level.label(), theme.level(l.level)),
         ];
         if wide {
@@ -38,7 +44,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         cells.push(Span::raw(l.message.clone()));
         Row::new(cells)
     });
-    let mut widths = vec![Constraint::Length(8), Constraint::Length(5)];
+    let mut widths = vec![Constraint::Length(time_w), Constraint::Length(5)];
     let mut header = vec!["Time", "Level"];
     if wide {
         widths.push(Constraint::Length(18));

@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Wrap};
 
 use super::action::Screen;
 use super::keys;
@@ -22,7 +22,11 @@ mod risk;
 mod trades;
 pub mod widgets;
 
-use widgets::{fmt_pct, fmt_quote_signed, fmt_time};
+use crate::format as fmt;
+
+/// The smallest terminal every screen is laid out for.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
 
 /// Below this width tab labels are abbreviated.
 const WIDE: u16 = 100;
@@ -39,6 +43,18 @@ pub fn tab_label(screen: Screen, width: u16) -> String {
 /// Draw the whole interface.
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
     let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        // Below this, columns and the header's state would be cut without a word.
+        let text = format!(
+            "terminal too small ({}×{}): need {MIN_WIDTH}×{MIN_HEIGHT}",
+            area.width, area.height
+        );
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(text, theme.warn()))).wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
     let [header, tabs, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -69,17 +85,18 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
 
 fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let s = &app.snapshot;
+    let wide = area.width >= WIDE;
     let mut spans = vec![
-        Span::styled(" TradeMind ", theme.header()),
+        Span::styled(if wide { " TradeMind " } else { " TM " }, theme.header()),
         Span::styled(format!(" {} ", s.mode.label()), theme.mode(s.mode)),
-        Span::raw("  equity "),
-        Span::styled(format!("{:.2}", s.account.equity.get()), theme.header()),
+        Span::raw(" equity "),
+        Span::styled(fmt::money(s.account.equity, &app.currency), theme.header()),
         Span::raw("  day "),
         Span::styled(
             format!(
                 "{} ({})",
-                fmt_quote_signed(s.account.daily_pnl),
-                fmt_pct(s.account.daily_pnl_pct)
+                fmt::amount_signed(s.account.daily_pnl, &app.currency),
+                fmt::pct_signed(s.account.daily_pnl_pct)
             ),
             theme.signed(s.account.daily_pnl.to_f64()),
         ),
@@ -91,17 +108,15 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme.trading(&s.trading),
         ),
     ];
-    if area.width >= WIDE && s.as_of_ms > 0 {
-        spans.push(Span::styled(
-            // The run's clock, with its date: in the demo that is the replay's simulated day.
-            format!(
-                "  as of {} UTC",
-                chrono::DateTime::from_timestamp_millis(s.as_of_ms)
-                    .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
-                    .unwrap_or_else(|| fmt_time(s.as_of_ms))
-            ),
-            theme.muted(),
-        ));
+    if s.as_of_ms > 0 {
+        // The run's clock: in the demo that is the replay's simulated day, so the date is
+        // shown whenever there is room.
+        let time = if wide {
+            format!("  as of {}", fmt::timestamp(s.as_of_ms))
+        } else {
+            format!(" {}", fmt::when(s.as_of_ms, s.as_of_ms))
+        };
+        spans.push(Span::styled(time, theme.muted()));
     }
     frame.render_widget(Line::from(spans), area);
 }
@@ -270,6 +285,34 @@ pub(super) fn screen_block(theme: Theme, title: &str, note: &str) -> Block<'stat
         spans.push(Span::styled(format!("{note} "), theme.muted()));
     }
     Block::bordered().title(Line::from(spans))
+}
+
+/// The width of the widest of `texts` (at least `min`): a column of times is as wide as its
+/// longest entry, so "today" columns stay narrow and dated ones are not cut.
+pub(super) fn width_of<'a>(texts: impl IntoIterator<Item = &'a str>, min: u16) -> u16 {
+    texts
+        .into_iter()
+        .map(|t| t.chars().count() as u16)
+        .max()
+        .unwrap_or(0)
+        .max(min)
+}
+
+/// A number in a table: right-aligned so its digits line up.
+pub(super) fn num(text: String, style: Style) -> Cell<'static> {
+    Cell::from(Line::from(Span::styled(text, style)).right_aligned())
+}
+
+/// A header row whose numeric columns (`true`) are right-aligned over their numbers.
+pub(super) fn header_row(
+    theme: Theme,
+    columns: &[(&'static str, bool)],
+) -> ratatui::widgets::Row<'static> {
+    ratatui::widgets::Row::new(columns.iter().map(|(name, numeric)| {
+        let line = Line::from(*name);
+        Cell::from(if *numeric { line.right_aligned() } else { line })
+    }))
+    .style(theme.header())
 }
 
 /// An empty-state message, centred in a block.

@@ -1,29 +1,120 @@
-//! Positions & orders: open positions with their risk, the working orders, and closing or
-//! cancelling with a confirmation.
+//! Positions & orders: open positions with how far they are from their stop and target, their R
+//! multiple, time in trade and what protects them; the selected position in full; the working
+//! orders with trigger and limit; closing or cancelling with a confirmation.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Span;
-use ratatui::widgets::{Row, Table, TableState};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
+use rust_decimal::Decimal;
 
-use super::widgets::{fmt_datetime, fmt_quote_signed};
-use super::{empty, screen_block};
+use super::{empty, header_row, num, screen_block};
+use crate::app::snapshot::PositionView;
+use crate::domain::Price;
+use crate::format::{self as fmt, Precision};
 use crate::store::account::Protection;
 use crate::tui::action::Screen;
 use crate::tui::state::{App, PositionsFocus};
 use crate::tui::theme::Theme;
 
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+/// What a trader reads off an open position, computed from the snapshot's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionFigures {
+    /// Unrealised PnL as % of the entry value.
+    pub upnl_pct: f64,
+    /// Move from the mark to the stop trigger, % of the mark (negative below for a long).
+    pub to_stop_pct: Option<f64>,
+    pub to_stop: Option<Decimal>,
+    pub to_target_pct: Option<f64>,
+    pub to_target: Option<Decimal>,
+    /// Profit so far in units of the initial risk (entry to the stop it was opened with).
+    pub r_multiple: Option<f64>,
+    pub in_trade_ms: i64,
+}
+
+fn f(d: Decimal) -> f64 {
+    crate::domain::money::decimal_to_f64(d)
+}
+
+impl PositionFigures {
+    pub fn of(p: &PositionView, now_ms: i64) -> PositionFigures {
+        let dir = if p.side == "SHORT" {
+            Decimal::NEGATIVE_ONE
+        } else {
+            Decimal::ONE
+        };
+        let (entry, mark) = (p.entry.get(), p.mark.get());
+        let pct_of =
+            |base: Decimal, move_: Decimal| (!base.is_zero()).then(|| f(move_) / f(base) * 100.0);
+        let to = |level: Option<Price>| level.map(|l| l.get() - mark);
+        let to_stop = to(p.stop);
+        let to_target = to(p.target);
+        let risk = p
+            .initial_stop
+            .or(p.stop)
+            .map(|s| (entry - s.get()).abs())
+            .filter(|r| !r.is_zero());
+        PositionFigures {
+            upnl_pct: pct_of(entry, (mark - entry) * dir).unwrap_or(0.0),
+            to_stop_pct: to_stop.and_then(|d| pct_of(mark, d)),
+            to_stop,
+            to_target_pct: to_target.and_then(|d| pct_of(mark, d)),
+            to_target,
+            r_multiple: risk.map(|r| f((mark - entry) * dir) / f(r)),
+            in_trade_ms: if p.opened_at_ms > 0 {
+                now_ms.saturating_sub(p.opened_at_ms)
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// The protection column: what the exchange holds for this position right now.
+pub fn protection_label(p: Protection) -> &'static str {
+    match p {
+        Protection::BothLegs => "OCO ✓",
+        Protection::StopOnly => "stop only",
+        Protection::TargetOnly => "NO STOP",
+        Protection::Unprotected => "UNPROTECTED",
+    }
+}
+
+fn protection_span(theme: Theme, p: Protection) -> Span<'static> {
+    let style = match p {
+        Protection::BothLegs => theme.up(),
+        Protection::StopOnly => theme.warn(),
+        Protection::TargetOnly | Protection::Unprotected => theme.down(),
+    };
+    Span::styled(protection_label(p), style)
+}
+
+fn opt_pct(v: Option<f64>) -> String {
+    v.map(fmt::pct_signed).unwrap_or_else(|| "-".into())
+}
+
+/// The stop as `trigger → limit` (a stop-limit leg fills no worse than its limit).
+fn stop_text(p: &PositionView, prec: &Precision) -> String {
+    match (p.stop, p.stop_limit) {
+        (Some(t), Some(l)) => format!("{} → {}", fmt::price(t, prec), fmt::price(l, prec)),
+        (Some(t), None) => fmt::price(t, prec),
+        _ => "-".into(),
+    }
 }
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let s = &app.snapshot;
-    let wide = area.width >= 100;
-    let [top, bottom] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Min(4)]).areas(area);
+    let wide = area.width >= 120;
+    let detail_h = if s.positions.is_empty() { 0 } else { 6 };
+    let [top, detail, bottom] = Layout::vertical([
+        Constraint::Length((s.positions.len() as u16 + 4).max(5)),
+        Constraint::Length(detail_h),
+        Constraint::Min(4),
+    ])
+    .areas(area);
     let focus = app.positions_focus;
     let mark = |f: PositionsFocus| if focus == f { "▶" } else { "" };
+    let now = app.now_ms();
 
     let block = screen_block(
         theme,
@@ -35,68 +126,108 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         ),
     );
     if s.positions.is_empty() {
-        empty(frame, theme, top, block, "no open positions");
+        empty(
+            frame,
+            theme,
+            top,
+            block,
+            "no open positions: a strategy opens them (`trademind strategy list`), or try `trademind demo`",
+        );
     } else {
         let rows = s.positions.iter().map(|p| {
-            let mut cells = vec![
-                Span::raw(p.symbol.as_str().to_string()),
-                Span::raw(p.entry.to_string()),
-                Span::raw(p.mark.to_string()),
-                Span::raw(p.qty.to_string()),
-                // A cancelled leg no longer protects: say so instead of showing its price.
-                match p.protection {
-                    Protection::Unprotected | Protection::TargetOnly => {
-                        Span::styled("UNPROT.", theme.down())
-                    }
-                    _ => Span::raw(opt(p.stop)),
-                },
-                Span::raw(opt(p.target)),
-                Span::styled(
-                    fmt_quote_signed(p.unrealised_pnl),
-                    theme.signed(p.unrealised_pnl.to_f64()),
+            let prec = app.precision(p.symbol.as_str());
+            let fig = PositionFigures::of(p, now);
+            let mut cells: Vec<Cell> = vec![
+                Cell::from(p.symbol.as_str().to_string()),
+                num(fmt::qty(p.qty, &prec), theme.base()),
+                num(fmt::price(p.entry, &prec), theme.base()),
+                num(fmt::price(p.mark, &prec), theme.base()),
+                num(fmt::pct_signed(fig.upnl_pct), theme.signed(fig.upnl_pct)),
+                num(opt_pct(fig.to_stop_pct), theme.base()),
+                num(
+                    fig.r_multiple.map(fmt::r_multiple).unwrap_or("-".into()),
+                    theme.signed(fig.r_multiple.unwrap_or(0.0)),
                 ),
-                Span::raw(format!("{:.2}%", p.heat_pct)),
+                Cell::from(protection_span(theme, p.protection)),
             ];
             if wide {
-                cells.insert(1, Span::raw(p.side.clone()));
+                cells.insert(1, Cell::from(p.side.clone()));
+                cells.insert(
+                    6,
+                    num(
+                        fmt::amount_signed(p.unrealised_pnl, &prec.quote),
+                        theme.signed(p.unrealised_pnl.to_f64()),
+                    ),
+                );
+                cells.insert(7, num(stop_text(p, &prec), theme.base()));
+                cells.insert(
+                    9,
+                    num(
+                        p.target.map(|t| fmt::price(t, &prec)).unwrap_or("-".into()),
+                        theme.base(),
+                    ),
+                );
+                cells.insert(10, num(opt_pct(fig.to_target_pct), theme.base()));
+                cells.push(num(fmt::duration(fig.in_trade_ms), theme.base()));
+                cells.push(num(fmt::pct(p.heat_pct), theme.base()));
             }
             Row::new(cells)
         });
-        let mut header = vec![
-            "Symbol", "Entry", "Mark", "Qty", "Stop", "Target", "uPnL", "Heat",
-        ];
-        let mut widths = vec![
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(7),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(6),
-        ];
-        if wide {
-            header.insert(1, "Side");
-            widths.insert(1, Constraint::Length(6));
-            for w in widths.iter_mut() {
-                if let Constraint::Length(n) = w {
-                    *n += 4;
-                }
-            }
-        }
+        let (header, widths): (Vec<(&str, bool)>, Vec<u16>) = if wide {
+            (
+                vec![
+                    ("Symbol", false),
+                    ("Side", false),
+                    ("Qty", true),
+                    ("Entry", true),
+                    ("Mark", true),
+                    ("uPnL %", true),
+                    ("uPnL", true),
+                    ("Stop → limit", true),
+                    ("to stop", true),
+                    ("Target", true),
+                    ("to tgt", true),
+                    ("R", true),
+                    ("Protection", false),
+                    ("In trade", true),
+                    ("Heat", true),
+                ],
+                vec![9, 5, 9, 10, 10, 7, 9, 21, 7, 10, 7, 6, 11, 8, 6],
+            )
+        } else {
+            (
+                vec![
+                    ("Symbol", false),
+                    ("Qty", true),
+                    ("Entry", true),
+                    ("Mark", true),
+                    ("uPnL %", true),
+                    ("to stop", true),
+                    ("R", true),
+                    ("Protection", false),
+                ],
+                vec![8, 8, 10, 10, 7, 7, 6, 11],
+            )
+        };
         let mut state = TableState::default();
         if focus == PositionsFocus::Positions {
             state.select(Some(app.selected(Screen::Positions)));
         }
         frame.render_stateful_widget(
-            Table::new(rows, widths)
-                .header(Row::new(header).style(theme.header()))
+            Table::new(rows, widths.into_iter().map(Constraint::Length))
+                .header(header_row(theme, &header))
                 .row_highlight_style(theme.selected())
                 .column_spacing(1)
                 .block(block),
             top,
             &mut state,
         );
+        let selected = app
+            .selected(Screen::Positions)
+            .min(s.positions.len().saturating_sub(1));
+        if let Some(p) = s.positions.get(selected) {
+            draw_detail(frame, app, theme, detail, p);
+        }
     }
 
     let block = screen_block(
@@ -112,40 +243,58 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         empty(frame, theme, bottom, block, "no open orders");
     } else {
         let rows = s.open_orders.iter().map(|o| {
+            let prec = app.precision(o.symbol.as_str());
             let side_style = match o.side {
                 crate::domain::trading::order::Side::Buy => theme.up(),
                 crate::domain::trading::order::Side::Sell => theme.down(),
             };
-            let mut cells = vec![
-                Span::raw(o.symbol.as_str().to_string()),
-                Span::styled(o.side.as_str(), side_style),
-                Span::raw(o.order_type.clone()),
-                Span::raw(opt(o.price)),
-                Span::raw(format!("{}/{}", o.filled, o.qty)),
-                Span::raw(o.status.clone()),
+            let price = |p: Option<Price>| p.map(|p| fmt::price(p, &prec)).unwrap_or("-".into());
+            let mut cells: Vec<Cell> = vec![
+                Cell::from(o.symbol.as_str().to_string()),
+                Cell::from(Span::styled(o.side.as_str(), side_style)),
+                Cell::from(fmt::order_type(&o.order_type)),
+                num(price(o.stop_price), theme.base()),
+                num(price(o.price), theme.base()),
+                num(
+                    format!("{}/{}", fmt::qty(o.filled, &prec), fmt::qty(o.qty, &prec)),
+                    theme.base(),
+                ),
+                Cell::from(fmt::status(&o.status)),
             ];
             if wide {
-                cells.push(Span::styled(o.client_order_id.clone(), theme.muted()));
-                cells.push(Span::raw(fmt_datetime(o.created_at_ms)));
+                cells.push(Cell::from(Span::styled(
+                    o.client_order_id.clone(),
+                    theme.muted(),
+                )));
+                cells.push(Cell::from(fmt::when(o.created_at_ms, now)));
             }
             Row::new(cells)
         });
-        let mut header = vec!["Symbol", "Side", "Type", "Price", "Filled", "Status"];
+        let mut header = vec![
+            ("Symbol", false),
+            ("Side", false),
+            ("Type", false),
+            ("Trigger", true),
+            ("Limit", true),
+            ("Filled/qty", true),
+            ("Status", false),
+        ];
         let mut widths = vec![
-            Constraint::Length(9),
+            Constraint::Length(8),
             Constraint::Length(4),
             Constraint::Length(11),
-            Constraint::Length(9),
-            Constraint::Length(11),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(17),
             Constraint::Min(8),
         ];
         if wide {
-            header.extend(["Client id", "Created"]);
+            header.extend([("Client id", false), ("Created", false)]);
             widths.pop();
             widths.extend([
-                Constraint::Length(16),
-                Constraint::Length(22),
-                Constraint::Length(11),
+                Constraint::Length(17),
+                Constraint::Length(18),
+                Constraint::Min(12),
             ]);
         }
         let mut state = TableState::default();
@@ -154,11 +303,84 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         }
         frame.render_stateful_widget(
             Table::new(rows, widths)
-                .header(Row::new(header).style(theme.header()))
+                .header(header_row(theme, &header))
                 .row_highlight_style(theme.selected())
                 .block(block),
             bottom,
             &mut state,
         );
     }
+}
+
+/// The selected position in full: stop trigger and limit, target, both distances in price and
+/// percent, R, time in trade and protection.
+fn draw_detail(frame: &mut Frame, app: &App, theme: Theme, area: Rect, p: &PositionView) {
+    let prec = app.precision(p.symbol.as_str());
+    let fig = PositionFigures::of(p, app.now_ms());
+    let label = |t: &'static str| Span::styled(t, theme.muted());
+    let dist = |d: Option<Decimal>, pct: Option<f64>| match (d, pct) {
+        (Some(d), Some(pct)) => format!(
+            "{} ({})",
+            fmt::decimal(d, prec.price_dp()),
+            fmt::pct_signed(pct)
+        ),
+        _ => "-".into(),
+    };
+    let stop = match (p.stop, p.stop_limit) {
+        (Some(t), Some(l)) => format!(
+            "trigger {} limit {}",
+            fmt::price(t, &prec),
+            fmt::price(l, &prec)
+        ),
+        (Some(t), None) => format!("trigger {} (market)", fmt::price(t, &prec)),
+        _ => "none".into(),
+    };
+    let lines = vec![
+        Line::from(vec![
+            label("Stop   "),
+            Span::raw(stop),
+            label("  away "),
+            Span::raw(dist(fig.to_stop, fig.to_stop_pct)),
+        ]),
+        Line::from(vec![
+            label("Target "),
+            Span::raw(
+                p.target
+                    .map(|t| fmt::price(t, &prec))
+                    .unwrap_or("none".into()),
+            ),
+            label("  away "),
+            Span::raw(dist(fig.to_target, fig.to_target_pct)),
+        ]),
+        Line::from(vec![
+            label("uPnL   "),
+            Span::styled(
+                format!(
+                    "{} ({})",
+                    fmt::money_signed(p.unrealised_pnl, &prec.quote),
+                    fmt::pct_signed(fig.upnl_pct)
+                ),
+                theme.signed(p.unrealised_pnl.to_f64()),
+            ),
+            label("  R "),
+            Span::raw(fig.r_multiple.map(fmt::r_multiple).unwrap_or("-".into())),
+            label("  in trade "),
+            Span::raw(fmt::duration(fig.in_trade_ms)),
+        ]),
+        Line::from(vec![
+            label("Guard  "),
+            protection_span(theme, p.protection),
+            label("  heat "),
+            Span::raw(fmt::pct(p.heat_pct)),
+        ]),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(Span::styled(
+                format!(" {} {} ", p.side, p.symbol.as_str()),
+                theme.title(),
+            ))),
+        area,
+    );
 }

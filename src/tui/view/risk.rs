@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
 
 use super::screen_block;
-use super::widgets::fmt_datetime;
+use crate::format as fmt;
 use crate::tui::action::Screen;
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
@@ -58,17 +58,18 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Line::from(vec![
             Span::raw("Breaker "),
             Span::styled(s.breaker.state.label(), theme.breaker(s.breaker.state)),
-            Span::styled(format!(" {}", s.breaker.reason), theme.muted()),
+            Span::styled(format!(" {}", fmt::words(&s.breaker.reason)), theme.muted()),
         ]),
         Line::from(vec![
             Span::raw(format!(
-                "Heat {:.2}% of cap {:.2}%  ",
-                a.heat_pct, a.heat_cap_pct
+                "Heat {} of cap {}  ",
+                fmt::pct(a.heat_pct),
+                fmt::pct(a.heat_cap_pct)
             )),
             Span::styled("K kill switch", theme.warn()),
         ]),
     ];
-    let bar_w = (state.width as usize).saturating_sub(22).max(4);
+    let bar_w = (state.width as usize).saturating_sub(23).max(4);
     for p in &s.positions {
         let frac = if a.heat_cap_pct > 0.0 {
             (p.heat_pct / a.heat_cap_pct).clamp(0.0, 1.0)
@@ -77,7 +78,11 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         };
         let n = (frac * bar_w as f64).round() as usize;
         lines.push(Line::from(vec![
-            Span::raw(format!("{:<9}{:>6.2}% ", p.symbol.as_str(), p.heat_pct)),
+            Span::raw(format!(
+                "{:<9}{:>7} ",
+                p.symbol.as_str(),
+                fmt::pct(p.heat_pct)
+            )),
             Span::styled(
                 "■".repeat(n),
                 if frac >= 0.5 {
@@ -94,12 +99,19 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             .block(Block::bordered().title(Span::styled(" Heat & breaker ", theme.title()))),
         state,
     );
-    let rows = s.breaker.history.iter().map(|c| {
+    let times: Vec<String> = s
+        .breaker
+        .history
+        .iter()
+        .map(|c| fmt::when(c.at_ms, s.as_of_ms))
+        .collect();
+    let time_w = super::width_of(times.iter().map(String::as_str), 4);
+    let rows = s.breaker.history.iter().zip(times).map(|(c, time)| {
         Row::new(vec![
-            Span::raw(fmt_datetime(c.at_ms)),
+            Span::raw(time),
             Span::raw(c.scope.clone()),
             Span::styled(c.state.label(), theme.breaker(c.state)),
-            Span::styled(c.reason.clone(), theme.muted()),
+            Span::styled(fmt::words(&c.reason), theme.muted()),
         ])
     });
     let mut table_state = TableState::default().with_selected(Some(app.selected(Screen::Risk)));
@@ -107,9 +119,9 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Table::new(
             rows,
             [
-                Constraint::Length(11),
+                Constraint::Length(time_w),
+                Constraint::Length(6),
                 Constraint::Length(8),
-                Constraint::Length(11),
                 Constraint::Min(6),
             ],
         )

@@ -1,5 +1,5 @@
-//! Whole-screen snapshots of every screen at 80×24 and 160×48 from fixture data, plus the
-//! overlays. Text only: colour is checked by the theme's own tests.
+//! Whole-screen snapshots of every screen at 80×24, 120×40 and 200×60 from fixture data, plus
+//! the overlays. Text only: colour is checked by the theme's own tests.
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -18,6 +18,9 @@ fn render(app: &App, w: u16, h: u16) -> String {
     terminal.backend().to_string()
 }
 
+/// The sizes every screen is drawn and snapshotted at: the minimum, a laptop, a big monitor.
+const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
+
 fn app_on(screen: Screen) -> App {
     let mut app = App::new(fixture::snapshot());
     update(&mut app, Action::GoTo(screen));
@@ -30,7 +33,7 @@ macro_rules! screen_snapshots {
             #[test]
             fn $name() {
                 let app = app_on($screen);
-                for (w, h) in [(80, 24), (160, 48)] {
+                for (w, h) in SIZES {
                     let text = render(&app, w, h);
                     assert!(text.contains($screen.title()), "{} title missing at {w}x{h}", $screen.title());
                     assert!(text.contains("PAPER"), "mode missing at {w}x{h}");
@@ -57,9 +60,9 @@ fn backtest_detail_shows_metrics_curves_and_trades() {
     let mut app = app_on(Screen::Backtests);
     update(&mut app, Action::Down); // the completed run #6
     update(&mut app, Action::Enter);
-    for (w, h) in [(80, 24), (160, 48)] {
+    for (w, h) in SIZES {
         let text = render(&app, w, h);
-        assert!(text.contains("sharpe") && text.contains("Drawdown"));
+        assert!(text.contains("Sharpe") && text.contains("Drawdown"));
         insta::assert_snapshot!(format!("backtest_detail_{w}x{h}"), text);
     }
 }
@@ -117,4 +120,159 @@ fn empty_snapshot_renders_every_screen_with_empty_states() {
             }
         }
     }
+}
+
+/// Every number in `text`: (its characters, digits before the point, digits after it).
+fn numbers(text: &str) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let flush = |cur: &mut String, out: &mut Vec<(String, usize, usize)>| {
+        let t = cur.trim_end_matches(['.', ',']).to_string();
+        if t.chars().any(|c| c.is_ascii_digit()) {
+            let (int, frac) = t.split_once('.').unwrap_or((&t, ""));
+            let int_digits = int.chars().filter(char::is_ascii_digit).count();
+            out.push((t.clone(), int_digits, frac.len()));
+        }
+        cur.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || ((c == '.' || c == ',') && !cur.is_empty()) {
+            cur.push(c);
+        } else {
+            flush(&mut cur, &mut out);
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+/// Every screen and detail view of the fixture, at every size.
+fn every_view() -> Vec<(String, String)> {
+    let mut views = Vec::new();
+    for screen in Screen::ALL {
+        for (w, h) in SIZES {
+            views.push((format!("{screen:?} {w}x{h}"), render(&app_on(screen), w, h)));
+        }
+    }
+    let mut detail = app_on(Screen::Backtests);
+    update(&mut detail, Action::Down);
+    update(&mut detail, Action::Enter);
+    for (w, h) in SIZES {
+        views.push((format!("backtest detail {w}x{h}"), render(&detail, w, h)));
+    }
+    views
+}
+
+#[test]
+fn no_screen_shows_an_epoch_timestamp_or_more_decimals_than_tick_or_step() {
+    // The fixture stores fees, PnL and metrics unrounded and times as epoch ms, as the engine
+    // does; every face must write them at the symbol's tick/step (or a fee's own precision,
+    // which for USDT is 4 < the step's 5) and times as dates.
+    let app = App::new(fixture::snapshot());
+    let max_dp = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+        .iter()
+        .map(|s| {
+            let p = app.precision(s);
+            p.price_dp().max(p.qty_dp())
+        })
+        .max()
+        .unwrap() as usize;
+    for (name, text) in every_view() {
+        for (n, int_digits, decimals) in numbers(&text) {
+            assert!(
+                int_digits < 10,
+                "{name}: {n} looks like an epoch timestamp\n{text}"
+            );
+            assert!(
+                decimals <= max_dp,
+                "{name}: {n} has {decimals} decimals, more than the tick/step's {max_dp}\n{text}"
+            );
+        }
+        assert!(!text.contains("-0.0"), "{name}: negative zero\n{text}");
+        for raw in [
+            "nothing_to_do",
+            "total_return_pct",
+            "STOP_LOSS_L",
+            "PARTIALLY_FILLED",
+        ] {
+            assert!(!text.contains(raw), "{name}: raw code word {raw}\n{text}");
+        }
+    }
+}
+
+#[test]
+fn the_number_scanner_finds_epochs_and_long_decimals() {
+    // The check above must be able to fail: these are the issue's own examples.
+    let found = numbers("end 173665080000 fee 0.4890548 at 51,230.00.");
+    assert_eq!(
+        found,
+        vec![
+            ("173665080000".into(), 12, 0),
+            ("0.4890548".into(), 1, 7),
+            ("51,230.00".into(), 5, 2)
+        ]
+    );
+}
+
+#[test]
+fn positions_show_distances_r_multiple_time_in_trade_and_protection() {
+    let app = app_on(Screen::Positions);
+    let text = render(&app, 200, 60);
+    // BTC long 50,120.50 → mark 51,230.00 with the stop at 49,100.00: 1R = 1,020.50, so
+    // +1,109.50 is +1.1R; the stop is 2,130.00 (-4.16 %) below the mark.
+    assert!(text.contains("+1.1R"), "{text}");
+    assert!(text.contains("-4.16%"), "{text}");
+    assert!(
+        text.contains("49,100.00 → 49,050.00"),
+        "trigger and limit\n{text}"
+    );
+    assert!(text.contains("trigger 49,100.00 limit 49,050.00"), "{text}");
+    assert!(
+        text.contains("OCO ✓") && text.contains("stop only"),
+        "{text}"
+    );
+    assert!(text.contains("1h 30m"), "time in trade\n{text}");
+    assert!(
+        text.contains("stop-limit") && !text.contains("STOP_LOSS_L"),
+        "{text}"
+    );
+    // At 80 columns the essentials stay: % to stop, R and protection.
+    let narrow = render(&app, 80, 24);
+    assert!(
+        narrow.contains("+1.1R") && narrow.contains("OCO ✓"),
+        "{narrow}"
+    );
+}
+
+#[test]
+fn an_unprotected_position_says_so() {
+    let mut snap = fixture::snapshot();
+    snap.positions[0].protection = crate::store::account::Protection::Unprotected;
+    snap.positions[0].stop = None;
+    snap.positions[0].stop_limit = None;
+    let mut app = App::new(snap);
+    update(&mut app, Action::GoTo(Screen::Positions));
+    assert!(render(&app, 80, 24).contains("UNPROTECTED"));
+    // Red with colour on.
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal
+        .draw(|f| super::draw(f, &app, Theme::new(true)))
+        .unwrap();
+    let buf = terminal.backend().buffer().clone();
+    let red = (0..buf.area.height).any(|y| {
+        let row: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+        row.find("UNPROTECTED").is_some_and(|i| {
+            let x = row[..i].chars().count() as u16;
+            buf[(x, y)].fg == ratatui::style::Color::Red
+        })
+    });
+    assert!(red, "UNPROTECTED must be red");
+}
+
+#[test]
+fn a_terminal_below_80x24_says_it_is_too_small() {
+    let app = app_on(Screen::Dashboard);
+    let text = render(&app, 60, 20);
+    assert!(text.contains("terminal too small"), "{text}");
+    assert!(text.contains("80×24"), "{text}");
 }
