@@ -6,6 +6,7 @@
 //! credentials live in the OS keyring and the config only names the entry.
 
 pub mod demo;
+pub mod endpoints;
 pub mod tui;
 
 use serde::{Deserialize, Serialize};
@@ -375,6 +376,27 @@ pub fn load(
             path: path.clone(),
             source,
         })?;
+        // A key an older version had: name what replaced it.
+        if let Ok(table) = toml::from_str::<toml::Table>(&text) {
+            let mut removed = None;
+            leaf_keys(&table, "", &mut |k| {
+                if removed.is_none()
+                    && let Some(hint) = endpoints::removed_key(&k)
+                {
+                    removed = Some((k, hint));
+                }
+            });
+            if let Some((key, hint)) = removed {
+                let (line, column) = locate_key(&text, &key).unwrap_or((0, 0));
+                return Err(ConfigError::File {
+                    path: path.clone(),
+                    line,
+                    column,
+                    message: format!("{key} was removed: {hint}"),
+                    key,
+                });
+            }
+        }
         // Typed parse first: unknown keys and wrong types fail here, with a span.
         if let Err(err) = toml::from_str::<Settings>(&text) {
             return Err(file_error(path, &text, &err));
@@ -395,28 +417,40 @@ pub fn load(
         file_text = Some(text);
     }
 
-    // 2. the environment
+    // 2. the environment: `TRADEMIND_<SECTION>__<KEY>`, at any depth
+    // (`TRADEMIND_EXCHANGE__BINANCE__BASE_URL`), each value read as the type of its key.
     for (var, value) in env {
         let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        let Some((section, key)) = rest.split_once(ENV_SEPARATOR) else {
+        // `TRADEMIND_BINANCE_API_SECRET` and the like (no separator) are secrets, not keys.
+        if !rest.contains(ENV_SEPARATOR) {
             continue;
-        };
-        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-        let value = parse_env_value(value);
-        let mut one = toml::Table::new();
-        let mut inner = toml::Table::new();
-        inner.insert(key.clone(), value);
-        one.insert(section.clone(), toml::Value::Table(inner));
-        let probe: Result<Settings, _> = one.clone().try_into();
-        if let Err(e) = probe {
+        }
+        let path: Vec<String> = rest
+            .split(ENV_SEPARATOR)
+            .map(|p| p.to_ascii_lowercase())
+            .collect();
+        let dotted = path.join(".");
+        if let Some(hint) = endpoints::removed_key(&dotted) {
             return Err(ConfigError::Env {
                 var: var.clone(),
-                message: e.message().trim().to_string(),
+                message: format!("{dotted} was removed: {hint}"),
             });
         }
-        origins.insert(format!("{section}.{key}"), Origin::Env { var: var.clone() });
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                message: format!(
+                    "{dotted:?} is not a key: use {ENV_PREFIX}<SECTION>{ENV_SEPARATOR}<KEY>"
+                ),
+            });
+        }
+        let one = env_value_table(&merged, &path, value).map_err(|message| ConfigError::Env {
+            var: var.clone(),
+            message: format!("{dotted}: {message}"),
+        })?;
+        origins.insert(dotted, Origin::Env { var: var.clone() });
         merge(&mut merged, one);
     }
 
@@ -495,16 +529,93 @@ pub fn load(
     })
 }
 
-/// Environment values are TOML when they parse as a TOML value (numbers, booleans, arrays),
-/// otherwise plain strings.
-fn parse_env_value(raw: &str) -> toml::Value {
-    let doc = format!("v = {raw}");
-    match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
-        Err(_) => toml::Value::String(raw.to_string()),
+/// The value at a dotted path of a table, if present.
+fn value_at<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut t = table;
+    for p in parents {
+        t = t.get(p)?.as_table()?;
     }
+    t.get(last)
+}
+
+/// `path = value` as a nested table, the value read as the type the key has (`existing`, its
+/// default or file value): a string key takes the text as it is (`50000` stays the decimal
+/// string it is meant to be), a number, boolean or list key takes TOML (`5`, `true`,
+/// `["BTCUSDT"]`; a list of strings also as `BTCUSDT,ETHUSDT`). A key without a value yet (an
+/// unset optional one) takes TOML when it parses, else the text. The result is checked against
+/// the settings' types on top of `merged` (the layers so far: a map entry such as
+/// `llm.prices.<model>` needs its sibling keys), so a wrong type or an unknown key is refused
+/// here, naming the variable.
+fn env_value_table(
+    merged: &toml::Table,
+    path: &[String],
+    raw: &str,
+) -> Result<toml::Table, String> {
+    let existing = value_at(merged, path);
+    let parsed = parse_toml_value(raw);
+    let text = toml::Value::String(raw.to_string());
+    let candidates: Vec<toml::Value> = match existing {
+        // A quoted value ("4h") is the string inside the quotes.
+        Some(toml::Value::String(_)) => match parsed {
+            Some(v @ toml::Value::String(_)) => vec![v],
+            _ => vec![text],
+        },
+        // `1` for a float key is 1.0 (TOML's integers do not become floats by themselves).
+        Some(toml::Value::Float(_)) => match parsed {
+            Some(toml::Value::Integer(i)) => vec![toml::Value::Float(i as f64)],
+            Some(v) => vec![v],
+            None => vec![text],
+        },
+        Some(toml::Value::Array(_)) => match parsed {
+            Some(v @ toml::Value::Array(_)) => vec![v],
+            _ => vec![toml::Value::Array(
+                raw.split(',')
+                    .map(|p| p.trim())
+                    .filter(|p| !p.is_empty())
+                    .map(|p| toml::Value::String(p.to_string()))
+                    .collect(),
+            )],
+        },
+        Some(_) => vec![parsed.unwrap_or(text)],
+        None => parsed.into_iter().chain([text]).collect(),
+    };
+    let mut first_error = None;
+    for value in candidates {
+        let one = nest(path, value);
+        let mut whole = merged.clone();
+        merge(&mut whole, one.clone());
+        let probe: Result<Settings, _> = whole.try_into();
+        match probe {
+            Ok(_) => return Ok(one),
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.message().trim().to_string());
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| "cannot be set from the environment".into()))
+}
+
+/// `a.b.c = value` as nested tables.
+fn nest(path: &[String], value: toml::Value) -> toml::Table {
+    let mut value = value;
+    for p in path.iter().rev() {
+        let mut t = toml::Table::new();
+        t.insert(p.clone(), value);
+        value = toml::Value::Table(t);
+    }
+    match value {
+        toml::Value::Table(t) => t,
+        _ => toml::Table::new(),
+    }
+}
+
+/// A TOML value (`5`, `true`, `"x"`, `["a"]`), or `None` when the text is not one.
+fn parse_toml_value(raw: &str) -> Option<toml::Value> {
+    let doc = format!("v = {raw}");
+    toml::from_str::<toml::Table>(&doc)
+        .ok()
+        .and_then(|mut t| t.remove("v"))
 }
 
 fn merge(base: &mut toml::Table, overlay: toml::Table) {
@@ -902,5 +1013,172 @@ mod tests {
             rows.iter()
                 .any(|(k, _, o)| k == "scheduler.monitor_orders_seconds" && *o == Origin::Default)
         );
+    }
+
+    #[test]
+    fn nested_keys_are_set_from_the_environment_at_any_depth() {
+        let e = env(&[
+            (
+                "TRADEMIND_EXCHANGE__BINANCE__BASE_URL",
+                "http://127.0.0.1:9400",
+            ),
+            ("TRADEMIND_LLM__TAVILY__BASE_URL", "http://127.0.0.1:9500"),
+            (
+                "TRADEMIND_EXCHANGE__PAPER__SYMBOLS",
+                "BTCUSDT,ETHUSDT,SOLUSDT",
+            ),
+        ]);
+        let loaded = load(Some(write("").path()), &e, &FlagOverrides::default()).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(
+            s.exchange.binance.base_url.as_deref(),
+            Some("http://127.0.0.1:9400")
+        );
+        assert_eq!(s.llm.tavily.base_url, "http://127.0.0.1:9500");
+        assert_eq!(s.exchange.paper.symbols.len(), 3);
+        assert_eq!(
+            loaded.origins["exchange.binance.base_url"],
+            Origin::Env {
+                var: "TRADEMIND_EXCHANGE__BINANCE__BASE_URL".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_environment_value_is_read_as_the_type_of_its_key() {
+        let e = env(&[
+            ("TRADEMIND_TRADING__PAPER_STARTING_BALANCE", "50000"),
+            ("TRADEMIND_LLM__TEMPERATURE", "1"),
+            ("TRADEMIND_LLM__MODEL", "123"),
+            ("TRADEMIND_TRADING__INTERVAL", "\"4h\""),
+            ("TRADEMIND_EXCHANGE__EXECUTOR__NOT_FOUND_GRACE_MS", "6000"),
+        ]);
+        let s = load(Some(write("").path()), &e, &FlagOverrides::default())
+            .unwrap()
+            .settings;
+        assert_eq!(s.trading.paper_starting_balance, "50000");
+        assert_eq!(s.llm.temperature, 1.0);
+        assert_eq!(s.llm.model, "123");
+        assert_eq!(s.trading.interval, "4h");
+        assert_eq!(s.exchange.executor.not_found_grace_ms, Some(6000));
+    }
+
+    #[test]
+    fn a_removed_endpoint_key_names_its_replacement_in_the_file_and_the_environment() {
+        let f = write("[stream]\ntestnet_ws_base_url = \"wss://stream.testnet.binance.vision\"\n");
+        let err = load(Some(f.path()), &[], &FlagOverrides::default()).unwrap_err();
+        match &err {
+            ConfigError::File { line, key, .. } => {
+                assert_eq!((*line, key.as_str()), (2, "stream.testnet_ws_base_url"));
+            }
+            other => panic!("wrong error {other:?}"),
+        }
+        assert!(err.to_string().contains("stream.ws_base_url"), "{err}");
+        let e = env(&[("TRADEMIND_EXCHANGE__BINANCE__TESTNET_URL", "https://x")]);
+        let err = load(Some(write("").path()), &e, &FlagOverrides::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("exchange.binance.base_url"),
+            "{err}"
+        );
+    }
+
+    /// Every key of config.example.toml, commented-out optional ones included, as
+    /// (path, value).
+    fn example_keys() -> Vec<(Vec<String>, toml::Value)> {
+        let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"));
+        let mut keys = Vec::new();
+        let table: toml::Table = toml::from_str(text).unwrap();
+        collect_leaves(&table, &[], &mut keys);
+        // `# key = value` lines are the optional keys, unset by default.
+        let mut section = String::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') && t.ends_with(']') {
+                section = t.trim_matches(|c| c == '[' || c == ']').to_string();
+                continue;
+            }
+            let Some(commented) = t.strip_prefix("# ") else {
+                continue;
+            };
+            let Some((k, v)) = commented.split_once(" = ") else {
+                continue;
+            };
+            if k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                && let Some(v) = parse_toml_value(v)
+            {
+                let mut path: Vec<String> = section.split('.').map(str::to_string).collect();
+                path.push(k.to_string());
+                keys.push((path, v));
+            }
+        }
+        keys
+    }
+
+    fn collect_leaves(
+        table: &toml::Table,
+        prefix: &[String],
+        out: &mut Vec<(Vec<String>, toml::Value)>,
+    ) {
+        for (k, v) in table {
+            let mut path = prefix.to_vec();
+            path.push(k.clone());
+            match v {
+                toml::Value::Table(t) => collect_leaves(t, &path, out),
+                other => out.push((path, other.clone())),
+            }
+        }
+    }
+
+    /// How a value is written in an environment variable: text as it is, the rest as TOML.
+    fn env_text(v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_key_of_the_example_config_can_be_set_through_the_environment() {
+        let keys = example_keys();
+        assert!(keys.len() > 100, "only {} keys found", keys.len());
+        for optional in [
+            "general.data_dir",
+            "exchange.binance.base_url",
+            "exchange.executor.not_found_grace_ms",
+            "llm.prompt_template",
+        ] {
+            assert!(
+                keys.iter().any(|(k, _)| k.join(".") == optional),
+                "{optional} missing from the walk"
+            );
+        }
+        let empty = write("");
+        for (path, value) in keys {
+            // Map keys (`llm.prices."grok-4.3"`) are lower-cased like every other segment.
+            let key = path.join(".");
+            let var = format!(
+                "{ENV_PREFIX}{}",
+                path.iter()
+                    .map(|p| p.to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(ENV_SEPARATOR)
+            );
+            let text = env_text(&value);
+            let loaded = load(
+                Some(empty.path()),
+                &[(var.clone(), text.clone())],
+                &FlagOverrides::default(),
+            )
+            .unwrap_or_else(|e| panic!("{var}={text}: {e}"));
+            assert_eq!(
+                loaded.origins.get(&key),
+                Some(&Origin::Env { var: var.clone() }),
+                "{var}"
+            );
+            let effective = toml::Table::try_from(&loaded.settings).unwrap();
+            let got = value_at(&effective, &path)
+                .unwrap_or_else(|| panic!("{key} not in the effective settings"));
+            assert_eq!(env_text(got), text, "{var}");
+        }
     }
 }

@@ -110,6 +110,35 @@ pub fn connection_for_command(
     }
 }
 
+/// The Binance deployment whose endpoints connection `connection` (else `trading.connection`)
+/// reads market data from: its own environment for a Binance connection; production for the
+/// paper exchange, which trades at real prices. With `exchange.binance.base_url` set, every
+/// connection reaches that one address (`Settings::binance_endpoints`).
+pub fn market_environment(
+    settings: &Settings,
+    connection: Option<&str>,
+) -> Result<(String, BinanceEnvironment), VenueError> {
+    let name = connection
+        .unwrap_or(&settings.trading.connection)
+        .to_string();
+    if name == PAPER {
+        return Ok((name, BinanceEnvironment::Production));
+    }
+    let row = {
+        let store = Store::open_in(&settings.data_dir())?;
+        strategies::list_connections(store.conn())?
+    }
+    .into_iter()
+    .find(|r| r.name == name)
+    .ok_or_else(|| VenueError::UnknownConnection(name.clone()))?;
+    let environment = if row.exchange == PAPER {
+        BinanceEnvironment::Production
+    } else {
+        crate::config::endpoints::environment_of(row.is_testnet)
+    };
+    Ok((name, environment))
+}
+
 /// An exchange opened for a connection.
 pub struct ConnectedExchange {
     /// The connection's name (also the account name in the `orders` table).
@@ -190,11 +219,7 @@ pub async fn open_exchange(
         return paper(name);
     }
     let mut config = settings.exchange.binance.clone();
-    config.environment = if row.is_testnet {
-        BinanceEnvironment::Testnet
-    } else {
-        BinanceEnvironment::Production
-    };
+    config.environment = crate::config::endpoints::environment_of(row.is_testnet);
     let id = binance_secret_id(&name)?;
     // Public endpoints work without a key; signed ones then fail with the fix named.
     let credentials = crate::secrets::optional(secrets.key_pair(&id).await)?

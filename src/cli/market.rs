@@ -55,6 +55,10 @@ pub struct FetchArgs {
     /// End (exclusive, UTC); default: now. Same formats as --from.
     #[arg(long)]
     pub to: Option<String>,
+    /// Connection whose REST endpoint serves the klines (default: trading.connection; "paper"
+    /// reads Binance production, a testnet connection the testnet).
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -180,7 +184,9 @@ async fn fetch(args: FetchArgs, ctx: &Context) -> Result<()> {
         .as_deref()
         .map(|t| parse_instant("--to", t))
         .transpose()?;
-    let client = KlineClient::new(&ctx.settings().market_data)?;
+    let (_, environment) =
+        crate::app::venue::market_environment(ctx.settings(), args.connection.as_deref())?;
+    let client = KlineClient::new(&ctx.settings().market_data_for(environment))?;
     let store = ctx.open_store()?;
     let bar = progress_bar(ctx, "{bar:40} {percent}% of the range {msg}");
     let request = FetchRequest {

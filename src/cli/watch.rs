@@ -1,5 +1,6 @@
 //! `trademind watch SYMBOL`: live trades, closed candles and the top of the local order book
-//! from Binance's market streams, until Ctrl-C. Closed candles are stored in the database.
+//! from the market streams of a connection (Binance's, or the one address it is pointed at),
+//! until Ctrl-C. Closed candles are stored in the database.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,10 @@ pub struct WatchArgs {
     /// Levels per side used for the book imbalance.
     #[arg(long, default_value_t = 10)]
     pub depth: usize,
+    /// Connection whose market streams to watch (default: trading.connection; "paper" reads
+    /// Binance production, a testnet connection the testnet, `exchange.binance.base_url` wins).
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
 }
 
 pub async fn run(args: WatchArgs, ctx: &Context) -> Result<()> {
@@ -33,7 +38,9 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<()> {
         .interval
         .parse()
         .map_err(|e: crate::domain::market::candle::InvalidInterval| UsageError(e.to_string()))?;
-    let config = ctx.settings().stream.clone();
+    let (_, environment) =
+        crate::app::venue::market_environment(ctx.settings(), args.connection.as_deref())?;
+    let config = ctx.settings().stream_for(environment);
     // Closed candles go to the candle store like the daemon's, so watching also records.
     let store = std::sync::Arc::new(std::sync::Mutex::new(ctx.open_store()?));
     let rest = RestMarketData::new(&config.rest_base_url).context("building the REST client")?;

@@ -576,14 +576,14 @@ async fn the_daemon_binary_on_a_testnet_connection_streams_and_stops_cleanly_on_
         .unwrap();
         crate::daemon::swing_strategy(&store, NOW);
     }
-    // Production endpoints are left at their defaults: reaching them would fail the test.
+    // REST follows base_url; the stream overrides point at the market and account fakes.
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
         format!(
             "[trading]\nconnection = \"bn\"\n[exchange.binance]\nbase_url = \"{}\"\n\
-             [stream]\ntestnet_ws_base_url = \"{}\"\ntestnet_rest_base_url = \"{}\"\n\
-             testnet_ws_api_url = \"{}\"\nreconnect_initial_backoff_ms = 20\n",
+             [stream]\nws_base_url = \"{}\"\nrest_base_url = \"{}\"\n\
+             ws_api_url = \"{}\"\nreconnect_initial_backoff_ms = 20\n",
             binance.base_url(),
             market.ws_base_url(),
             market.rest_base_url(),

@@ -500,3 +500,49 @@ async fn cli_fetch_judges_the_open_candle_by_binances_clock_not_the_local_one() 
         "the server time is asked once per fetch"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_fetch_downloads_from_the_connections_one_address() {
+    // One setting points the connection at the exchange: `data fetch --connection` must use
+    // it (it used to ignore the connection and ask production's `market_data.rest_base_url`).
+    let server_now = chrono::Utc::now().timestamp_millis();
+    let current = server_now - server_now.rem_euclid(H);
+    let candles: Vec<Candle> = series(5)
+        .into_iter()
+        .map(|c| Candle {
+            open_time: current - 5 * H + c.open_time,
+            ..c
+        })
+        .collect();
+    let fake = FakeKlines::start("BTCUSDT", Interval::H1, candles, server_now)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let from = chrono::DateTime::from_timestamp_millis(current - 5 * H)
+        .unwrap()
+        .to_rfc3339();
+    let (path, url) = (dir.path().to_path_buf(), fake.base_url());
+    let out = tokio::task::spawn_blocking(move || {
+        trademind(&path)
+            .args(["connection", "add", "local", "--testnet"])
+            .assert()
+            .success();
+        trademind(&path)
+            .env("TRADEMIND_EXCHANGE__BINANCE__BASE_URL", url)
+            .args(["--json", "data", "fetch", "BTCUSDT", "1h", "--from", &from])
+            .args(["--connection", "local"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    })
+    .await
+    .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(summary["inserted"], 5, "{summary}");
+    assert!(
+        fake.requests().iter().any(|r| r.path == "/api/v3/klines"),
+        "the klines came from the connection's address"
+    );
+}

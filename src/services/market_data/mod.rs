@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MarketDataConfig {
-    /// Binance REST base URL for klines (default `https://api.binance.com`).
+    /// Override of the REST base URL `data fetch` downloads klines from. Empty (the default):
+    /// the connection's REST endpoint (`config::endpoints`).
     pub rest_base_url: String,
     /// Request weight allowed per minute (default 6000, Binance spot's limit; we use at most
     /// this, so set it lower to leave room for trading).
@@ -23,7 +24,7 @@ pub struct MarketDataConfig {
 impl Default for MarketDataConfig {
     fn default() -> Self {
         MarketDataConfig {
-            rest_base_url: "https://api.binance.com".to_string(),
+            rest_base_url: String::new(),
             weight_per_minute: 6000,
             page_size: 1000,
             timeout_secs: 10,
@@ -35,9 +36,9 @@ impl MarketDataConfig {
     /// Range checks; the error names the key (`market_data.<key>`) and says what is allowed.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let err = |key: &str, msg: String| Err((format!("market_data.{key}"), msg));
-        if !(self.rest_base_url.starts_with("http://")
-            || self.rest_base_url.starts_with("https://"))
-        {
+        // Empty: not overridden, the connection's REST endpoint is used.
+        let url = &self.rest_base_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return err(
                 "rest_base_url",
                 format!(

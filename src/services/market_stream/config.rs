@@ -6,20 +6,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamConfig {
-    /// WebSocket base; combined streams are opened at `<ws_base_url>/stream?streams=..`.
-    /// Default `wss://stream.binance.com:9443`.
+    /// Override of the market streams' WebSocket base (`<ws_base_url>/stream?streams=..`).
+    /// Empty (the default): the connection's own, from `exchange.binance.base_url` or its
+    /// environment (see `config::endpoints`).
     pub ws_base_url: String,
-    /// REST base for depth snapshots and kline back-fill. Default `https://api.binance.com`.
+    /// Override of the REST base for depth snapshots and kline back-fill. Empty: the
+    /// connection's REST endpoint.
     pub rest_base_url: String,
-    /// WebSocket API endpoint for the account's user-data stream (order and balance events).
-    /// Default `wss://ws-api.binance.com:443/ws-api/v3`.
+    /// Override of the WebSocket API endpoint of the user-data stream (order and balance
+    /// events). Empty: the connection's.
     pub ws_api_url: String,
-    /// The three endpoints above for a testnet connection (the daemon picks them by the
-    /// connection). Defaults `wss://stream.testnet.binance.vision`,
-    /// `https://testnet.binance.vision`, `wss://ws-api.testnet.binance.vision/ws-api/v3`.
-    pub testnet_ws_base_url: String,
-    pub testnet_rest_base_url: String,
-    pub testnet_ws_api_url: String,
     /// First reconnect delay after a drop, doubled per failed attempt. Default 500 ms.
     pub reconnect_initial_backoff_ms: u64,
     /// Ceiling for the reconnect delay. Default 30 000 ms.
@@ -44,12 +40,9 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
-            ws_base_url: "wss://stream.binance.com:9443".into(),
-            rest_base_url: "https://api.binance.com".into(),
-            ws_api_url: "wss://ws-api.binance.com:443/ws-api/v3".into(),
-            testnet_ws_base_url: "wss://stream.testnet.binance.vision".into(),
-            testnet_rest_base_url: "https://testnet.binance.vision".into(),
-            testnet_ws_api_url: "wss://ws-api.testnet.binance.vision/ws-api/v3".into(),
+            ws_base_url: String::new(),
+            rest_base_url: String::new(),
+            ws_api_url: String::new(),
             reconnect_initial_backoff_ms: 500,
             reconnect_max_backoff_ms: 30_000,
             max_connection_age_secs: 23 * 3600,
@@ -64,18 +57,6 @@ impl Default for StreamConfig {
 }
 
 impl StreamConfig {
-    /// These settings with the testnet endpoints in place of the production ones when
-    /// `testnet`: testnet keys are unknown to production and its prices differ.
-    pub fn for_testnet(&self, testnet: bool) -> StreamConfig {
-        let mut config = self.clone();
-        if testnet {
-            config.ws_base_url.clone_from(&self.testnet_ws_base_url);
-            config.rest_base_url.clone_from(&self.testnet_rest_base_url);
-            config.ws_api_url.clone_from(&self.testnet_ws_api_url);
-        }
-        config
-    }
-
     /// Checks ranges; the error names the offending key (without the `stream.` prefix).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         const WS: [&str; 2] = ["ws://", "wss://"];
@@ -84,11 +65,9 @@ impl StreamConfig {
             ("ws_base_url", &self.ws_base_url, WS),
             ("ws_api_url", &self.ws_api_url, WS),
             ("rest_base_url", &self.rest_base_url, HTTP),
-            ("testnet_ws_base_url", &self.testnet_ws_base_url, WS),
-            ("testnet_ws_api_url", &self.testnet_ws_api_url, WS),
-            ("testnet_rest_base_url", &self.testnet_rest_base_url, HTTP),
         ] {
-            if !schemes.iter().any(|s| url.starts_with(s)) {
+            // Empty: not overridden, the connection's endpoint is used.
+            if !url.is_empty() && !schemes.iter().any(|s| url.starts_with(s)) {
                 return Err((
                     key,
                     format!("must start with {}, got {url:?}", schemes.join(" or ")),
@@ -150,22 +129,9 @@ mod tests {
         };
         assert_eq!(bad.validate().unwrap_err().0, "ws_base_url");
         let bad = StreamConfig {
-            testnet_ws_api_url: "https://x".into(),
+            ws_api_url: "https://x".into(),
             ..StreamConfig::default()
         };
-        assert_eq!(bad.validate().unwrap_err().0, "testnet_ws_api_url");
-    }
-
-    #[test]
-    fn a_testnet_connection_streams_from_the_testnet_endpoints() {
-        let config = StreamConfig::default();
-        let testnet = config.for_testnet(true);
-        assert_eq!(testnet.ws_base_url, "wss://stream.testnet.binance.vision");
-        assert_eq!(testnet.rest_base_url, "https://testnet.binance.vision");
-        assert_eq!(
-            testnet.ws_api_url,
-            "wss://ws-api.testnet.binance.vision/ws-api/v3"
-        );
-        assert_eq!(config.for_testnet(false), config);
+        assert_eq!(bad.validate().unwrap_err().0, "ws_api_url");
     }
 }

@@ -35,13 +35,12 @@ pub enum BinanceEnvironment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BinanceConfig {
-    /// `production` or `testnet`. Default: testnet, so a fresh setup cannot trade real money.
+    /// `production` or `testnet`: the deployment of connections added without `--testnet` /
+    /// `--production`. Default: testnet, so a fresh setup cannot trade real money.
     pub environment: BinanceEnvironment,
-    /// REST base URL for production. Default `https://api.binance.com`.
-    pub production_url: String,
-    /// REST base URL for the spot testnet. Default `https://testnet.binance.vision`.
-    pub testnet_url: String,
-    /// Overrides both (e.g. the fake Binance on 127.0.0.1). Default: none.
+    /// One address for everything a Binance connection reaches (REST, market streams,
+    /// WebSocket API), e.g. the fake Binance on 127.0.0.1. Default: none, Binance's own hosts
+    /// for the connection's environment (`config::endpoints`).
     pub base_url: Option<String>,
     /// `recvWindow` in ms sent with signed requests (1..=60000). Default 5000.
     pub recv_window_ms: u64,
@@ -63,8 +62,6 @@ impl Default for BinanceConfig {
     fn default() -> Self {
         BinanceConfig {
             environment: BinanceEnvironment::Testnet,
-            production_url: "https://api.binance.com".into(),
-            testnet_url: "https://testnet.binance.vision".into(),
             base_url: None,
             recv_window_ms: 5000,
             request_timeout_ms: 10_000,
@@ -105,19 +102,13 @@ impl BinanceConfig {
                 "must be at least 1".into(),
             ));
         }
-        for (name, url) in [
-            ("production_url", Some(&self.production_url)),
-            ("testnet_url", Some(&self.testnet_url)),
-            ("base_url", self.base_url.as_ref()),
-        ] {
-            if let Some(url) = url
-                && !(url.starts_with("https://") || url.starts_with("http://127.0.0.1"))
-            {
-                return Err((
-                    key(name),
-                    format!("{url:?} must be https:// (or http://127.0.0.1 for the fake Binance)"),
-                ));
-            }
+        if let Some(url) = &self.base_url
+            && !(url.starts_with("https://") || url.starts_with("http://127.0.0.1"))
+        {
+            return Err((
+                key("base_url"),
+                format!("{url:?} must be https:// (or http://127.0.0.1 for the fake Binance)"),
+            ));
         }
         Ok(())
     }
@@ -126,8 +117,8 @@ impl BinanceConfig {
     pub fn base_url(&self) -> String {
         let url = match (&self.base_url, self.environment) {
             (Some(url), _) => url.as_str(),
-            (None, BinanceEnvironment::Production) => self.production_url.as_str(),
-            (None, BinanceEnvironment::Testnet) => self.testnet_url.as_str(),
+            (None, BinanceEnvironment::Production) => crate::config::endpoints::PRODUCTION_REST,
+            (None, BinanceEnvironment::Testnet) => crate::config::endpoints::TESTNET_REST,
         };
         url.trim_end_matches('/').to_string()
     }
