@@ -329,6 +329,9 @@ impl LlmEngine {
         if let Some(hit) = self.cache_get(&key) {
             return Ok((hit.response, true));
         }
+        // Before every paid call, the repair round included: a decision must not spend past
+        // the budget because it started under it.
+        self.check_budget(now_ms, out)?;
         let schema = decision_json_schema();
         match self.client.complete(messages, &schema).await {
             Ok(reply) => {
@@ -355,6 +358,23 @@ impl LlmEngine {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// `Err` with the reason when the budget leaves nothing for another call: the day's
+    /// recorded spend plus what this decision has spent so far.
+    fn check_budget(&self, now_ms: i64, out: &EngineOutput) -> Result<(), String> {
+        let config = self.client.config();
+        let recorded = lock(&self.store)
+            .and_then(|s| recorder::spent_on_day(s.conn(), now_ms))
+            .map_err(|e| format!("cannot read today's LLM spend ({e}); not calling the model"))?;
+        let spent = recorded + out.cost_usd.unwrap_or_default();
+        if spent >= config.daily_budget_usd {
+            return Err(format!(
+                "LLM daily budget spent (${spent} of ${}); no further call was made",
+                config.daily_budget_usd
+            ));
+        }
+        Ok(())
     }
 
     async fn decide_llm(&self, input: &DecisionInput) -> EngineOutput {

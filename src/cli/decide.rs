@@ -42,13 +42,23 @@ pub struct DecideArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DecisionsArgs {
+    #[command(subcommand)]
+    pub command: Option<DecisionsCommand>,
     /// How many of the most recent decisions to list.
     #[arg(long, default_value_t = 20)]
     pub last: usize,
     /// Also show LLM cost totals per day and per strategy.
     #[arg(long)]
     pub costs: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DecisionsCommand {
+    /// One decision in full: its input, the prompt, the news with their dates, the raw reply,
+    /// tokens, cost, validation and every risk check.
+    Show { id: i64 },
 }
 
 /// Where candles may come from when none are stored.
@@ -386,7 +396,119 @@ pub(crate) fn print_verdict(verdict: &Result<Option<RiskVerdict>, String>) {
     }
 }
 
+/// JSON text of a column, parsed; a column that is not JSON is kept as a string.
+fn json_column(text: Option<&str>) -> serde_json::Value {
+    match text {
+        None => serde_json::Value::Null,
+        Some(t) => serde_json::from_str(t).unwrap_or_else(|_| json!(t)),
+    }
+}
+
+/// Everything the flight recorder holds about one decision, as `decisions --json` and
+/// `decisions show` print it: the risk column read through its own type, so every check is
+/// listed with its verdict.
+fn decision_detail(r: &recorder::DecisionRow) -> serde_json::Value {
+    let f = &r.fields;
+    let risk = f
+        .risk_verdict
+        .as_deref()
+        .map(recorder::DecisionRecord::from_column);
+    json!({
+        "id": r.id,
+        "decided_at": f.decided_at,
+        "symbol": f.symbol,
+        "engine": f.engine,
+        "model": f.model,
+        "action": f.action,
+        "confidence": f.confidence,
+        "outcome": f.outcome,
+        "order_ids": f.order_ids,
+        "latency_ms": f.latency_ms,
+        "error": f.error,
+        "validation": json_column(f.validation.as_deref()),
+        "decision": json_column(f.decision.as_deref()),
+        "input": json_column(Some(&f.input_snapshot)),
+        "prompt": f.prompt,
+        "news": json_column(f.search_results.as_deref()),
+        "raw_reply": f.raw_response,
+        "prompt_tokens": f.prompt_tokens,
+        "completion_tokens": f.completion_tokens,
+        "cost_usd": f.cost_usd,
+        "risk": risk,
+        "risk_checks": risk.as_ref().map(|r| r.checks().to_vec()).unwrap_or_default(),
+    })
+}
+
+fn show_decision(id: i64, ctx: &Context) -> Result<()> {
+    let store = ctx.open_store()?;
+    let row = recorder::get(store.conn(), id)?
+        .ok_or_else(|| UsageError(format!("there is no decision {id}: see `trademind decisions`")))?;
+    let value = decision_detail(&row);
+    ctx.emit(&value, || {
+        let f = &row.fields;
+        let at = chrono::DateTime::from_timestamp_millis(f.decided_at)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        println!(
+            "decision #{} at {at}: {} {} [engine {}{}] -> {}",
+            row.id,
+            f.action,
+            f.symbol,
+            f.engine,
+            f.model.as_deref().map_or(String::new(), |m| format!(", model {m}")),
+            f.outcome
+        );
+        println!(
+            "  tokens {} in / {} out  cost {}  latency {} ms",
+            f.prompt_tokens.map_or("-".into(), |t| t.to_string()),
+            f.completion_tokens.map_or("-".into(), |t| t.to_string()),
+            f.cost_usd.map_or("-".into(), |c| format!("${c}")),
+            f.latency_ms.map_or("-".into(), |t| t.to_string()),
+        );
+        if let Some(e) = &f.error {
+            println!("  error: {e}");
+        }
+        let news = &value["news"];
+        let items = news["items"].as_array().cloned().unwrap_or_default();
+        println!("  news ({} item(s)):", items.len());
+        for n in &items {
+            println!(
+                "    [{}] {}  <{}>",
+                n["published_date"].as_str().unwrap_or("undated"),
+                n["title"].as_str().unwrap_or(""),
+                n["url"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(e) = news["error"].as_str() {
+            println!("    news search failed: {e}");
+        }
+        match &value["risk"] {
+            serde_json::Value::Null => println!("  risk: not asked"),
+            _ => {
+                let checks = value["risk_checks"].as_array().cloned().unwrap_or_default();
+                if let Some(n) = value["risk"]["not_evaluated"].as_str() {
+                    println!("  risk: not evaluated ({n})");
+                }
+                for c in &checks {
+                    println!(
+                        "  risk check {:<20} {}  {}",
+                        c["name"].as_str().unwrap_or(""),
+                        if c["passed"].as_bool() == Some(true) { "pass" } else { "FAIL" },
+                        c["detail"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        println!("  validation: {}", value["validation"]);
+        println!("--- prompt ---\n{}", f.prompt.as_deref().unwrap_or("(none: no LLM call)"));
+        println!("--- raw reply ---\n{}", f.raw_response.as_deref().unwrap_or("(none)"));
+    })
+}
+
 pub fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
+    if let Some(DecisionsCommand::Show { id }) = args.command {
+        return show_decision(id, ctx);
+    }
     let store = ctx.open_store()?;
     let rows = recorder::recent(store.conn(), args.last)?;
     let totals = if args.costs {
@@ -395,22 +517,7 @@ pub fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
         None
     };
     let value = json!({
-        "decisions": rows.iter().map(|r| json!({
-            "id": r.id,
-            "decided_at": r.fields.decided_at,
-            "symbol": r.fields.symbol,
-            "engine": r.fields.engine,
-            "model": r.fields.model,
-            "action": r.fields.action,
-            "confidence": r.fields.confidence,
-            "outcome": r.fields.outcome,
-            "order_ids": r.fields.order_ids,
-            "cost_usd": r.fields.cost_usd,
-            "latency_ms": r.fields.latency_ms,
-            "error": r.fields.error,
-            "validation": r.fields.validation.as_deref()
-                .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok()),
-        })).collect::<Vec<_>>(),
+        "decisions": rows.iter().map(decision_detail).collect::<Vec<_>>(),
         "cost_per_day": totals.as_ref().map(|t| &t.0),
         "cost_per_strategy": totals.as_ref().map(|t| &t.1),
     });

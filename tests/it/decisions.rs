@@ -888,3 +888,151 @@ fn decide_with_llm_engine_but_no_key_is_a_usage_error() {
         .clone();
     assert!(String::from_utf8_lossy(&out).contains("TRADEMIND_GROK_API_KEY"));
 }
+
+/// The process's peak resident set (VmHWM), in MiB. nextest runs each test in its own process,
+/// so this is the test's own peak.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[tokio::test]
+async fn a_ten_megabyte_reply_is_cut_at_the_cap_and_held_without_a_repair_request() {
+    // Symptom: a 20 MB reply was read whole (250 MB RSS), stored, and sent back in the repair
+    // request.
+    let rig = Rig::new().await;
+    rig.xai
+        .push([Script::Content("x".repeat(10 * 1024 * 1024))]);
+    let engine = rig.engine();
+    let (out, row) = rig.decide(&engine, &input()).await;
+    assert_eq!(rig.xai.inference_calls(), 1, "no repair request");
+    assert!(!out.repaired);
+    assert_eq!(out.validated.decision.action, Action::Hold);
+    let error = out.error.clone().unwrap_or_default();
+    assert!(error.contains("max_reply_bytes (65536 bytes)"), "{error}");
+    assert!(row.fields.raw_response.is_none_or(|r| r.len() <= 65_536));
+    assert_eq!(row.fields.outcome, "error");
+    let peak = peak_rss_mib();
+    if cfg!(target_os = "linux") {
+        assert!(peak > 0 && peak < 100, "peak RSS {peak} MiB");
+    }
+}
+
+#[tokio::test]
+async fn the_budget_is_checked_before_the_repair_call_too() {
+    // Symptom: the budget was checked once, before a decision; its repair call spent past it.
+    let rig = Rig::new().await;
+    rig.xai.push([
+        Script::Content("not json".into()),
+        Script::Decision(valid_buy()),
+    ]);
+    // The first call ($0.0037756) is made under the $0.003 budget; the repair would pass it.
+    let config = LlmConfig {
+        daily_budget_usd: dec!(0.003),
+        ..rig.config()
+    };
+    let engine = rig.engine_with(config, RunMode::Live);
+    let (out, row) = rig.decide(&engine, &input()).await;
+    assert_eq!(rig.xai.inference_calls(), 1, "the repair call was made");
+    assert_eq!(out.validated.decision.action, Action::Hold);
+    assert!(!out.validated.is_valid());
+    let error = out.error.unwrap_or_default();
+    assert!(error.contains("budget spent"), "{error}");
+    assert_eq!(row.fields.cost_usd, Some(dec!(0.0037756)));
+}
+
+/// A config file pointing the LLM and the news search at the fakes.
+fn fake_llm_config(dir: &std::path::Path, xai: &str, tavily: &str) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[llm]\nbase_url = \"{xai}\"\nmodel = \"{MODEL}\"\ntimeout_secs = 5\n\
+             [llm.tavily]\nbase_url = \"{tavily}\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn import_bundled(d: &str) {
+    let bundled = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/btcusdt_1h_2025-01_binance.csv"
+    );
+    trademind()
+        .args(["--data-dir", d, "data", "import", bundled])
+        .args(["--symbol", "BTCUSDT", "--interval", "1h"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn decisions_show_and_json_carry_prompt_dated_news_raw_reply_tokens_cost_and_risk_checks() {
+    // Symptom: a decision's prompt, news, raw reply, tokens and risk checks were only in SQLite.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (xai, tavily) = rt.block_on(async {
+        let xai = FakeXai::start(XAI_KEY, &[MODEL]).await.unwrap();
+        let tavily = FakeTavily::start(TAVILY_KEY).await.unwrap();
+        (xai, tavily)
+    });
+    tavily.set_results(vec![FakeNews {
+        title: "ETF inflows".into(),
+        url: "https://news.example/etf".into(),
+        content: "Spot ETFs took in $1bn".into(),
+        published_date: Some("Tue, 14 Jan 2025 09:00:00 GMT".into()),
+    }]);
+    xai.push([Script::Decision(valid_buy())]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    import_bundled(d);
+    let config = fake_llm_config(dir.path(), &xai.base_url(), &tavily.base_url());
+    let run = |args: &[&str]| -> Value {
+        let out = trademind()
+            .env("TRADEMIND_GROK_API_KEY", XAI_KEY)
+            .env("TRADEMIND_TAVILY_API_KEY", TAVILY_KEY)
+            .args(["--data-dir", d, "--config", config.to_str().unwrap(), "--json"])
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let decided = run(&["decide", "BTCUSDT", "--engine", "llm"]);
+    let id = decided["id"].as_i64().unwrap();
+    let shown = run(&["decisions", "show", &id.to_string()]);
+    let listed = run(&["decisions", "--last", "1"]);
+    for v in [&shown, &listed["decisions"][0]] {
+        assert_eq!(v["id"], id);
+        assert!(v["prompt"].as_str().unwrap().contains("ETF inflows"), "{v}");
+        assert_eq!(
+            v["news"]["items"][0]["published_date"],
+            "Tue, 14 Jan 2025 09:00:00 GMT"
+        );
+        assert!(v["raw_reply"].as_str().unwrap().contains("chat.completion"));
+        assert_eq!(v["prompt_tokens"], 1200);
+        assert_eq!(v["completion_tokens"], 300);
+        assert_eq!(v["cost_usd"], "0.0037756");
+        let checks = v["risk_checks"].as_array().unwrap();
+        assert!(!checks.is_empty(), "{v}");
+        assert!(checks.iter().all(|c| c["name"].is_string() && c["passed"].is_boolean()));
+    }
+    let text = trademind()
+        .args(["--data-dir", d, "decisions", "show", &id.to_string()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("[Tue, 14 Jan 2025 09:00:00 GMT] ETF inflows"), "{text}");
+    assert!(text.contains("--- raw reply ---"), "{text}");
+    assert!(text.contains("risk check"), "{text}");
+    drop(rt);
+}

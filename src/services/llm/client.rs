@@ -71,6 +71,34 @@ pub enum LlmError {
     Decode(String),
     #[error("the model refused: {0}")]
     Refused(String),
+    #[error(
+        "the LLM reply passed llm.max_reply_bytes ({limit} bytes); reading stopped there and the reply was discarded"
+    )]
+    TooLarge { limit: usize },
+}
+
+/// Read a response body, at most `limit` bytes of it: the body is streamed and reading stops
+/// as soon as it passes the cap, so a runaway or hostile server costs `limit` bytes of memory,
+/// not the size of its reply. `Ok(None)` means the cap was passed.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let hint = response
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    if hint > limit {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(hint);
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// Talks to one OpenAI-compatible server with one key.
@@ -167,8 +195,13 @@ impl LlmClient {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            let text = match response.text().await {
-                Ok(t) => crate::secrets::redact(t, self.key.expose()),
+            let limit = self.config.max_reply_bytes;
+            let text = match read_capped(response, limit).await {
+                Ok(Some(bytes)) => crate::secrets::redact(
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                    self.key.expose(),
+                ),
+                Ok(None) => return Err(LlmError::TooLarge { limit }),
                 Err(e) if e.is_timeout() => {
                     return Err(LlmError::Timeout(self.config.timeout_secs));
                 }

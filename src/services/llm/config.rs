@@ -108,6 +108,15 @@ pub struct LlmConfig {
     pub max_position_pct: f64,
     /// How many earlier decisions the prompt shows. Default 5.
     pub recent_decisions: usize,
+    /// Largest reply body read from the LLM server, in bytes; a longer reply is a HOLD (no
+    /// repair round). Default 65536.
+    pub max_reply_bytes: usize,
+    /// Spend limit of one LLM backtest in USD when `backtest --max-cost` is not given.
+    /// Default 1.
+    pub backtest_max_cost_usd: Decimal,
+    /// Where the model's knowledge ends (`YYYY-MM-DD`), per model id: an LLM backtest reports
+    /// its metrics before and after it.
+    pub knowledge_cutoff: BTreeMap<String, String>,
     pub tavily: TavilyConfig,
 }
 
@@ -137,6 +146,9 @@ impl Default for LlmConfig {
             prompt_template: None,
             max_position_pct: 10.0,
             recent_decisions: 5,
+            max_reply_bytes: 64 * 1024,
+            backtest_max_cost_usd: dec!(1),
+            knowledge_cutoff: BTreeMap::new(),
             tavily: TavilyConfig::default(),
         }
     }
@@ -161,6 +173,22 @@ impl LlmConfig {
         }
         if self.max_tokens == 0 || self.timeout_secs == 0 {
             return Err("llm.max_tokens and llm.timeout_secs must be positive".into());
+        }
+        if self.max_reply_bytes < 1024 {
+            return Err(format!(
+                "llm.max_reply_bytes {} is too small for a decision: use at least 1024 (default 65536)",
+                self.max_reply_bytes
+            ));
+        }
+        if self.backtest_max_cost_usd < Decimal::ZERO {
+            return Err("llm.backtest_max_cost_usd must not be negative".into());
+        }
+        for (model, date) in &self.knowledge_cutoff {
+            if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
+                return Err(format!(
+                    "llm.knowledge_cutoff.{model} {date:?} must be a date, YYYY-MM-DD"
+                ));
+            }
         }
         if self.daily_budget_usd < Decimal::ZERO {
             return Err("llm.daily_budget_usd must not be negative".into());
