@@ -48,6 +48,7 @@ fn main() {
             ..RiskConfig::default()
         },
         market: MarketSnapshot {
+            stop_limit_offset_pct: rust_decimal::Decimal::ZERO,
             price: Price(dec!(93576.01)),
             atr: Some(Price(dec!(850.2))),
             filters,

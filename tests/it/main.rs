@@ -24,6 +24,7 @@ mod exchange_common;
 mod exchange_faults;
 mod exchange_paper;
 mod exchange_rate_limit;
+mod fee_true_risk;
 mod hostile_input;
 mod indicators_parity;
 mod key_permissions;

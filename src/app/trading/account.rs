@@ -118,6 +118,7 @@ pub async fn build_risk_context<E: Exchange>(
         closed_trades: positions::closed_trades(c, connection)?,
         config,
         market: MarketSnapshot {
+            stop_limit_offset_pct: settings.trading.stop_limit_offset_pct,
             price,
             atr: atr.and_then(Decimal::from_f64).map(Price),
             filters,

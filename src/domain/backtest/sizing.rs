@@ -115,6 +115,8 @@ impl Sizer for RiskSizer {
             closed_trades,
             config,
             market: MarketSnapshot {
+                // The backtest fills a stop at its price: no stop-limit offset to count.
+                stop_limit_offset_pct: Decimal::ZERO,
                 price: input.price,
                 atr,
                 filters: self.filters.clone(),
@@ -190,9 +192,11 @@ mod tests {
 
     #[test]
     fn fixed_risk_loses_one_percent_of_equity_at_the_stop() {
-        // 1 % of 10000 = 100 at risk over a 5.00 stop distance = 20 units
+        // 1 % of 10000 = 100 at risk, after fees as live: the entry at 100 + 0.05 % slippage
+        // = 100.05 costs 100.15005 with the 0.1 % fee, the stop sells at 95 less 0.1 % =
+        // 94.905; 5.24505 lost a unit → 19.06559518 units (20 on the price distance alone).
         let d = size(SizingMode::Fixed, Some(dec!(95)), dec!(10000)).unwrap();
-        assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(20))));
+        assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(19.06559518))));
         assert_eq!(d.stop_loss, Some(Price(dec!(95))));
         // without a stop, fixed risk cannot size: no trade
         assert!(size(SizingMode::Fixed, None, dec!(10000)).is_none());
@@ -200,11 +204,12 @@ mod tests {
 
     #[test]
     fn atr_sizing_sets_its_own_stop_two_atrs_below() {
-        // every true range is 4, so ATR = 4 and the stop is 100 - 2 * 4 = 92; 100 / 8 = 12.5
+        // every true range is 4, so ATR = 4 and the stop is 100 - 2 * 4 = 92; after fees and
+        // slippage 100.15005 − 91.908 = 8.24205 lost a unit: 100 / 8.24205 = 12.13290382
         let d = size(SizingMode::Atr, None, dec!(10000)).unwrap();
         assert_eq!(d.stop_loss, Some(Price(dec!(92))));
         match d.amount {
-            OrderAmount::Qty(q) => assert!((q.to_f64() - 12.5).abs() < 1e-9),
+            OrderAmount::Qty(q) => assert_eq!(q, Qty(dec!(12.13290382))),
             other => panic!("{other:?}"),
         }
     }
@@ -230,8 +235,9 @@ mod tests {
 
     #[test]
     fn stop_is_rounded_up_to_the_tick_and_the_size_down_to_the_lot_as_live() {
-        // stop 94.995 → 95.00 on a 0.01 tick: 100 / 5 = 20 units; cash 1000 buys
-        // 1000 / 100.1 = 9.99000999 → 9.99 on a 0.01 lot.
+        // stop 94.995 → 95.00 on a 0.01 tick; after fees a unit loses 5.24505 (fee in USDT) or
+        // 5.239905 plus a 0.01 lot of dust, 0.94905 (fee in BTC): (100 − 0.94905) / 5.239905
+        // = 18.903 → 18.90 on the lot; cash 1000 buys 1000 / 100.1 = 9.99000999 → 9.99.
         let mut filters = SymbolFilters::permissive("BTC", "USDT");
         filters.tick_size = dec!(0.01);
         filters.step_size = dec!(0.01);
@@ -242,9 +248,79 @@ mod tests {
         })
         .with_filters(filters);
         let d = size_with(&sizer, Some(dec!(94.995)), dec!(10000)).unwrap();
-        assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(20))));
+        assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(18.90))));
         assert_eq!(d.stop_loss, Some(Price(dec!(95.00))));
         let d = size_with(&sizer, Some(dec!(94.995)), dec!(1000)).unwrap();
         assert_eq!(d.amount, OrderAmount::Qty(Qty(dec!(9.99))));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// The backtest sizes as live does: random prices, stops, fees 0–100 bps, slippage
+            /// and tick/step/minNotional filters; whichever asset pays the entry fee, selling
+            /// what is held at the stop loses no more than the run's 1 % risk per trade.
+            #[test]
+            fn a_backtest_entry_stopped_at_its_stop_loses_no_more_than_the_risk_budget(
+                price in 1i64..10_000_000, stop_pct in 1i64..9_999, fee_bps in 0i64..=100,
+                slippage_bps in 0i64..=100, tick_exp in 0u32..4, step_exp in 0u32..7,
+                min_notional in 0i64..20,
+            ) {
+                let price = Decimal::new(price, 2);
+                let mut filters = SymbolFilters::permissive("BTC", "USDT");
+                filters.tick_size = Decimal::new(1, tick_exp);
+                filters.min_price = filters.tick_size;
+                filters.step_size = Decimal::new(1, step_exp);
+                filters.min_qty = filters.step_size;
+                filters.min_notional = Decimal::from(min_notional);
+                let config = RiskConfig {
+                    max_position_pct: dec!(100),
+                    max_symbol_exposure_pct: dec!(100),
+                    heat_cap_pct: dec!(100),
+                    slippage_pct: Decimal::new(slippage_bps, 2),
+                    min_stop_distance_pct: Decimal::ZERO,
+                    ..RiskConfig::default()
+                };
+                let fee_rate = Decimal::new(fee_bps, 4);
+                let sizer = RiskSizer::new(config.clone()).with_filters(filters.clone());
+                let candles = flat_candles(40, dec!(4));
+                let cols = CandleColumns::from_candles(&candles);
+                let h = History::up_to(&candles, &cols, 39);
+                let equity = dec!(10000);
+                let stop = Price(price * Decimal::new(stop_pct, 4));
+                let decided = sizer.size(&SizingInput {
+                    cash: Quote(equity),
+                    equity: Quote(equity),
+                    price: Price(price),
+                    stop_loss: Some(stop),
+                    fee_rate,
+                    history: &h,
+                    closed_trades: &[],
+                });
+                if let Some(SizeDecision { amount: OrderAmount::Qty(q), stop_loss: Some(stop) }) = decided {
+                    let fill = filters.round_price_up(Price(
+                        price * (Decimal::ONE + config.slippage_pct / Decimal::ONE_HUNDRED),
+                    )).get();
+                    let budget = equity * config.risk_per_trade_pct / Decimal::ONE_HUNDRED;
+                    for fee_in_base in [false, true] {
+                        let (paid, held) = if fee_in_base {
+                            (q.get() * fill, q.get() - q.get() * fee_rate)
+                        } else {
+                            (q.get() * fill * (Decimal::ONE + fee_rate), q.get())
+                        };
+                        let sold = filters.round_qty_down(Qty(held)).get() * stop.get();
+                        let lost = paid - (sold - sold * fee_rate);
+                        prop_assert!(
+                            lost <= budget * (Decimal::ONE + Decimal::new(1, 9)),
+                            "lost {} over the budget {} (fee in base: {})", lost, budget, fee_in_base
+                        );
+                    }
+                }
+            }
+        }
     }
 }

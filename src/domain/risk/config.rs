@@ -93,8 +93,18 @@ pub struct RiskConfig {
     pub drawdown_recovery: BreakerRecovery,
     /// Breaker action of the manual kill switch (always recovers manually). Default halted.
     pub kill_action: BreakerAction,
-    /// Taker fee rate reserved from the available balance (0.001 = 0.1 %). Default 0.001.
+    /// Taker fee rate (0.001 = 0.1 %): reserved from the available balance and counted on both
+    /// the entry and the stop's sell when an entry is sized. Default 0.001.
     pub fee_rate: Decimal,
+    /// Worst slippage of a market entry over its reference price, %, counted in the loss at
+    /// the stop. Default 0.05.
+    pub slippage_pct: Decimal,
+    /// Closest a stop may sit under the entry, % of the entry; a tighter stop is refused (the
+    /// spread and fees alone would hit it). 0 turns the rule off. Default 0.1.
+    pub min_stop_distance_pct: Decimal,
+    /// Closest a stop may sit under the entry in multiples of ATR (when ATR is known); 0 turns
+    /// the rule off. Default 0.
+    pub min_stop_atr_multiple: Decimal,
 }
 
 impl Default for RiskConfig {
@@ -125,6 +135,9 @@ impl Default for RiskConfig {
             drawdown_recovery: BreakerRecovery::Manual,
             kill_action: BreakerAction::Halted,
             fee_rate: dec!(0.001),
+            slippage_pct: dec!(0.05),
+            min_stop_distance_pct: dec!(0.1),
+            min_stop_atr_multiple: Decimal::ZERO,
         }
     }
 }
@@ -287,6 +300,34 @@ impl RiskConfig {
                 value: self.fee_rate.normalize().to_string(),
                 expected: "a rate in [0, 0.1) (0.001 = 0.1 %)",
             });
+        }
+        for (key, value, high, expected) in [
+            (
+                "slippage_pct",
+                self.slippage_pct,
+                dec!(5),
+                "a percent in [0, 5]",
+            ),
+            (
+                "min_stop_distance_pct",
+                self.min_stop_distance_pct,
+                dec!(50),
+                "a percent of the entry in [0, 50] (0 = off)",
+            ),
+            (
+                "min_stop_atr_multiple",
+                self.min_stop_atr_multiple,
+                dec!(20),
+                "a multiple of ATR in [0, 20] (0 = off)",
+            ),
+        ] {
+            if value < Decimal::ZERO || value > high {
+                return Err(RiskConfigError::OutOfRange {
+                    key,
+                    value: value.normalize().to_string(),
+                    expected,
+                });
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use super::breaker::{BreakerState, ClosedTrade};
 use super::config::RiskConfig;
 use super::heat::{OpenPosition, PortfolioHeatService};
-use super::sizing::{SizingInputs, size_position};
+use super::sizing::{SizingInputs, TradeCosts, loss_at_stop, size_position};
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::filters::SymbolFilters;
@@ -52,6 +52,9 @@ pub struct MarketSnapshot {
     pub price: Price,
     pub atr: Option<Price>,
     pub filters: SymbolFilters,
+    /// How far under its stop the protective stop-limit sells, % (`trading.stop_limit_offset_pct`):
+    /// the loss at the stop is counted at that limit.
+    pub stop_limit_offset_pct: Decimal,
 }
 
 /// Everything the risk check reads. Time is not needed: the breaker state is passed in.
@@ -92,7 +95,8 @@ pub enum RiskVerdict {
         stop: Option<Price>,
         take_profit: Option<Price>,
         notional: Quote,
-        /// Money lost if the stop is hit: quantity × (entry − stop).
+        /// Money lost if the stop fills at its limit: the price distance, both fees, the entry's
+        /// slippage and a base-asset fee's dust included (`sizing::loss_at_stop`).
         risk_amount: Quote,
         checks: Vec<Check>,
     },
@@ -269,6 +273,57 @@ fn validate_exit(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
     }
 }
 
+/// Whether `stop` leaves the entry room: strictly under the entry's tick (a stop rounded onto
+/// the entry bounds no loss) and at least `min_stop_distance_pct` of the entry and
+/// `min_stop_atr_multiple` × ATR under it (a tighter stop is hit by the spread and fees alone).
+fn stop_distance_check(entry: Price, stop: Price, ctx: &RiskContext) -> (bool, String) {
+    let cfg = &ctx.config;
+    let distance = entry.get() - stop.get();
+    if distance <= Decimal::ZERO {
+        return (
+            false,
+            format!(
+                "the stop {stop} rounds onto the entry {entry} (tick {}): it bounds no loss",
+                n(ctx.market.filters.tick_size)
+            ),
+        );
+    }
+    let pct = distance / entry.get() * Decimal::ONE_HUNDRED;
+    if pct < cfg.min_stop_distance_pct {
+        return (
+            false,
+            format!(
+                "the stop {stop} is {} % under the entry {entry}; risk.min_stop_distance_pct is {} %",
+                n(pct.round_dp(6)),
+                n(cfg.min_stop_distance_pct)
+            ),
+        );
+    }
+    if let Some(atr) = ctx
+        .market
+        .atr
+        .filter(|_| cfg.min_stop_atr_multiple > Decimal::ZERO)
+    {
+        let least = atr.get() * cfg.min_stop_atr_multiple;
+        if distance < least {
+            return (
+                false,
+                format!(
+                    "the stop {stop} is {} under the entry {entry}; risk.min_stop_atr_multiple asks for {} × ATR {} = {}",
+                    n(distance),
+                    n(cfg.min_stop_atr_multiple),
+                    n(atr.get()),
+                    n(least)
+                ),
+            );
+        }
+    }
+    (
+        true,
+        format!("stop {stop} is {} % under the entry", n(pct.round_dp(4))),
+    )
+}
+
 fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
     let cfg = &ctx.config;
     let filters = &ctx.market.filters;
@@ -391,20 +446,34 @@ fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
             None
         }
     };
-    let stop = sizing
-        .as_ref()
-        .map(|s| filters.round_price_up(s.stop))
-        .filter(|s| *s < entry);
+    let stop_on_tick = sizing.as_ref().map(|s| filters.round_price_up(s.stop));
+    let stop = match stop_on_tick {
+        Some(stop) => {
+            let (passed, detail) = stop_distance_check(entry, stop, ctx);
+            checks.add("min_stop_distance", passed, detail);
+            Some(stop).filter(|_| passed)
+        }
+        None => None,
+    };
+    let costs = TradeCosts {
+        entry_fee_rate: cfg.fee_rate,
+        exit_fee_rate: cfg.fee_rate,
+        slippage: cfg.slippage_pct / hundred,
+        stop_limit_offset: ctx.market.stop_limit_offset_pct / hundred,
+    };
+    let at_stop = stop.map(|stop| loss_at_stop(intent.entry, stop, &costs, filters));
 
     let take_profit = intent.take_profit.map(|t| filters.round_price_down(t));
     let rr_detail;
-    let rr_ok = match (stop, take_profit) {
-        (Some(stop), Some(tp)) => {
-            let rr = (tp.get() - entry.get())
-                .checked_div(entry.get() - stop.get())
+    let rr_ok = match (at_stop, take_profit) {
+        (Some(loss), Some(tp)) => {
+            // Both legs after fees: what the target nets over what the stop costs.
+            let rr = loss
+                .reward_per_unit(tp, &costs)
+                .checked_div(loss.per_unit_quote_fee)
                 .unwrap_or(Decimal::MAX);
             rr_detail = format!(
-                "reward:risk {} vs minimum {}",
+                "reward:risk {} after fees vs minimum {}",
                 n(rr),
                 n(cfg.min_reward_risk)
             );
@@ -425,16 +494,23 @@ fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
     };
     checks.add("min_reward_risk", rr_ok, rr_detail);
 
-    let (Some(sizing), Some(stop)) = (sizing, stop) else {
+    let (Some(sizing), Some(stop), Some(at_stop)) = (sizing, stop, at_stop) else {
         return checks.refused();
     };
-    let per_unit_risk = entry.get() - stop.get();
     let step = step_of(filters);
+    // ATR mode sizes on k×ATR when that is wider than the stop: the extra distance is added to
+    // the per-unit loss, so the size never grows past the price-only ATR size.
+    let extra = (sizing.stop_distance - (entry.get() - stop.get())).max(Decimal::ZERO);
+    let per_unit_risk = at_stop.per_unit_quote_fee + extra;
+    let per_unit_risk_base_fee = at_stop.per_unit_base_fee + extra;
 
     // Caps, each as the most quantity it allows.
-    // Sized against the wider of the sizing distance (k×ATR) and the rounded stop.
-    let sizing_distance = sizing.stop_distance.max(per_unit_risk);
-    let mut qty = floor_qty(sizing.risk_budget.get(), sizing_distance, step);
+    let budget = sizing.risk_budget.get();
+    let mut qty = floor_qty(budget, per_unit_risk, step).min(floor_qty(
+        budget - at_stop.dust,
+        per_unit_risk_base_fee,
+        step,
+    ));
     let risk_qty = qty;
     let max_notional = equity * cfg.max_position_pct / hundred;
     let position_cap = floor_qty(max_notional, entry.get(), step);
@@ -462,14 +538,50 @@ fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
         (filters.max_qty / step).floor() * step
     };
 
-    qty = qty.min(position_cap);
-    qty = qty.min(balance_cap);
-    qty = qty.min(symbol_cap);
-    qty = qty.min(heat_cap);
+    // The limit that sets the size, in the trader's words: a refusal names it.
+    let mut binding = format!(
+        "at the {} % risk per trade ({} after fees to the stop's limit {})",
+        n(cfg.risk_per_trade_pct),
+        n(budget),
+        at_stop.stop_limit
+    );
+    let symbol = &intent.symbol;
+    let mut bind = |cap: Decimal, why: String| {
+        if cap < qty {
+            qty = cap;
+            binding = why;
+        }
+    };
+    bind(
+        position_cap,
+        format!("at the {} % position size cap", n(cfg.max_position_pct)),
+    );
+    bind(
+        balance_cap,
+        format!(
+            "with the {} {} available",
+            n(ctx.available_balance.get()),
+            filters.quote_asset
+        ),
+    );
+    bind(
+        symbol_cap,
+        format!(
+            "at the {} % {symbol} exposure cap",
+            n(cfg.max_symbol_exposure_pct)
+        ),
+    );
+    bind(
+        heat_cap,
+        format!("at the {} % portfolio heat cap", n(cfg.heat_cap_pct)),
+    );
     if let Some(cap) = requested_cap {
-        qty = qty.min(cap);
+        bind(cap, "at the size the decision asked for".to_string());
     }
-    qty = qty.min(exchange_cap);
+    bind(
+        exchange_cap,
+        "at the exchange's largest quantity".to_string(),
+    );
     if !filters.min_qty.is_zero() && !filters.step_size.is_zero() {
         // Binance counts steps from min_qty; keep the quantity on that grid.
         let above = qty - filters.min_qty;
@@ -530,7 +642,10 @@ fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
         filter_result.is_ok(),
         match &filter_result {
             Ok(()) => resized,
-            Err(e) => format!("{e} ({resized})"),
+            Err(e) => format!(
+                "{} {symbol} can be bought {binding}, under the exchange's minimum ({e})",
+                n(qty)
+            ),
         },
     );
 
@@ -543,7 +658,8 @@ fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
         stop: Some(stop),
         take_profit,
         notional,
-        risk_amount: Quote(qty * per_unit_risk),
+        // What the stop really costs (ATR's wider sizing distance is not lost at this stop).
+        risk_amount: Quote(at_stop.of(qty)),
         checks: checks.0,
     }
 }

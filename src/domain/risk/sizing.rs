@@ -54,7 +54,7 @@ pub enum SizingError {
     NoEquity(Quote),
     #[error("an entry needs a stop-loss below the entry price")]
     NoStop,
-    #[error("stop-loss {stop} is not below the entry {entry}")]
+    #[error("stop-loss {stop} is not below the entry {entry} (on the tick): it bounds no loss")]
     StopNotBelowEntry { stop: Price, entry: Price },
     #[error("ATR sizing needs a positive ATR")]
     NoAtr,
@@ -186,6 +186,87 @@ pub fn size_position(
         quantity: Qty(budget.checked_div(distance).unwrap_or(Decimal::MAX)),
         kelly_pct,
     })
+}
+
+/// The costs between an entry and its stop that the price distance alone does not show: the
+/// fees both ways, the slippage of the market entry and the stop-limit's offset under the stop.
+/// Rates are fractions (0.001 = 0.1 %).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeCosts {
+    /// Fee of the (taker) market entry.
+    pub entry_fee_rate: Decimal,
+    /// Fee of the stop's sell (taker: a triggered stop-limit takes liquidity).
+    pub exit_fee_rate: Decimal,
+    /// Worst the market entry may fill above its reference price.
+    pub slippage: Decimal,
+    /// How far under the stop its limit price sits (`trading.stop_limit_offset_pct`).
+    pub stop_limit_offset: Decimal,
+}
+
+/// The loss of a long at its stop per unit bought, fees, slippage and the fee asset included,
+/// with the quantity-independent part (step dust) apart. See [`loss_at_stop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopLoss {
+    /// Worst price the entry pays per unit (reference × (1 + slippage), on the tick, up).
+    pub entry_fill: Price,
+    /// The price the stop sells at when it fills at its limit.
+    pub stop_limit: Price,
+    /// Loss per unit when the entry fee is paid in the quote asset: the whole quantity is sold.
+    pub per_unit_quote_fee: Decimal,
+    /// Loss per unit when the fee is taken from the base asset bought (what is held, and so
+    /// what the stop can sell, is `q × (1 − fee)`)...
+    pub per_unit_base_fee: Decimal,
+    /// ...plus at most one lot step left unsold under the exchange's step (dust, counted lost).
+    pub dust: Decimal,
+}
+
+impl StopLoss {
+    /// The loss at the stop of `qty` bought: the worse of the two fee assets.
+    pub fn of(&self, qty: Decimal) -> Decimal {
+        (qty * self.per_unit_quote_fee).max(qty * self.per_unit_base_fee + self.dust)
+    }
+
+    /// The post-fee gain per unit at `target` (the worse of the two fee assets), for reward:risk.
+    pub fn reward_per_unit(&self, target: Price, costs: &TradeCosts) -> Decimal {
+        let e = self.entry_fill.get();
+        let sold = target.get() * (Decimal::ONE - costs.exit_fee_rate);
+        let quote_fee = sold - e * (Decimal::ONE + costs.entry_fee_rate);
+        let base_fee = sold * (Decimal::ONE - costs.entry_fee_rate) - e;
+        quote_fee.min(base_fee)
+    }
+}
+
+/// What a long entered at `entry` (reference price) and stopped at `stop` (on the tick) loses
+/// when the stop sells at its limit, under `costs` and the exchange `filters` (the limit is
+/// rounded down to the tick, as the protective order is; the held quantity down to the step).
+pub fn loss_at_stop(
+    entry: Price,
+    stop: Price,
+    costs: &TradeCosts,
+    filters: &crate::domain::trading::filters::SymbolFilters,
+) -> StopLoss {
+    let one = Decimal::ONE;
+    let entry_fill = filters.round_price_up(Price(entry.get() * (one + costs.slippage)));
+    let stop_limit = filters.round_price_down(Price(stop.get() * (one - costs.stop_limit_offset)));
+    let e = entry_fill.get();
+    let sold = stop_limit.get() * (one - costs.exit_fee_rate);
+    let step = if filters.step_size.is_zero() {
+        Decimal::ZERO
+    } else {
+        filters.step_size
+    };
+    StopLoss {
+        entry_fill,
+        stop_limit,
+        per_unit_quote_fee: e * (one + costs.entry_fee_rate) - sold,
+        per_unit_base_fee: e - sold * (one - costs.entry_fee_rate),
+        // No fee taken from the base asset, no quantity off the step grid.
+        dust: if costs.entry_fee_rate.is_zero() {
+            Decimal::ZERO
+        } else {
+            step * sold
+        },
+    }
 }
 
 #[cfg(test)]

@@ -41,8 +41,16 @@ fn ctx() -> RiskContext {
         start_of_day_equity: Quote(dec!(10000)),
         peak_equity: Quote(dec!(10000)),
         closed_trades: vec![],
-        config: RiskConfig::default(),
+        // The caps' hand-computed numbers are price-only: no fee, slippage or minimum stop
+        // distance here (the fee-true tests below set them).
+        config: RiskConfig {
+            fee_rate: Decimal::ZERO,
+            slippage_pct: Decimal::ZERO,
+            min_stop_distance_pct: Decimal::ZERO,
+            ..RiskConfig::default()
+        },
         market: MarketSnapshot {
+            stop_limit_offset_pct: Decimal::ZERO,
             price: Price(dec!(100)),
             atr: Some(Price(dec!(2))),
             filters: btc_filters(),
@@ -141,8 +149,9 @@ fn risk_budget_sets_the_size_when_the_stop_is_wide() {
 
 #[test]
 fn quantity_rounds_down_to_step_and_prices_to_tick_without_growing_risk() {
-    // entry 100.009 → 100.00 (down), stop 93.001 → 93.01 (up), distance 6.99;
-    // 100 / 6.99 = 14.306.. → position cap 1 000 / 100 = 10. Use a wide cap to see the step.
+    // entry 100.009 → 100.00 (down) as shown, but a market fill can pay 100.01 (the tick up);
+    // stop 93.001 → 93.01 (up): 7.00 lost a unit. 100 / 7 = 14.285.. → position cap
+    // 1 000 / 100 = 10. Use a wide cap to see the step.
     let mut c = ctx();
     c.config.max_position_pct = dec!(100);
     c.config.max_symbol_exposure_pct = dec!(100);
@@ -155,9 +164,9 @@ fn quantity_rounds_down_to_step_and_prices_to_tick_without_growing_risk() {
     let (q, e, s, _, risk) = approved(&validate(&i, &c));
     assert_eq!(e, Price(dec!(100)));
     assert_eq!(s, Price(dec!(93.01)));
-    // 100 / 6.99 = 14.30615..; floor to 0.001 = 14.306; risk = 14.306 × 6.99 = 99.99894
-    assert_eq!(q, Qty(dec!(14.306)));
-    assert_eq!(risk, Quote(dec!(99.99894)));
+    // floor to 0.001 = 14.285; risk = 14.285 × 7.00 = 99.995
+    assert_eq!(q, Qty(dec!(14.285)));
+    assert_eq!(risk, Quote(dec!(99.995)));
 }
 
 #[test]
@@ -184,6 +193,7 @@ fn below_min_notional_is_refused() {
 fn available_balance_with_fee_reserve_caps_the_size() {
     // 500 available, price 100 × 1.001 = 100.1 per BTC → 4.995 BTC (4.995 × 100.1 = 499.9995).
     let mut c = ctx();
+    c.config.fee_rate = dec!(0.001);
     c.available_balance = Quote(dec!(500));
     let (q, ..) = approved(&validate(&entry(), &c));
     assert_eq!(q, Qty(dec!(4.995)));
@@ -518,7 +528,7 @@ mod properties {
     }
 
     prop_compose! {
-        fn arb_case()(filters in arb_filters(), config in arb_config(),
+        pub(super) fn arb_case()(filters in arb_filters(), config in arb_config(),
                       equity in 1i64..100_000_000, avail_frac in 0i64..=100,
                       entry in 1i64..10_000_000, stop_frac in 1i64..99,
                       atr_frac in 1i64..20, tp_mult in 0i64..500,
@@ -555,6 +565,7 @@ mod properties {
                 }).collect(),
                 config,
                 market: MarketSnapshot {
+                    stop_limit_offset_pct: Decimal::ZERO,
                     price: Price(entry_p),
                     atr: Some(Price(entry_p * d(atr_frac, 2))),
                     filters,
@@ -584,7 +595,8 @@ mod properties {
                     <= ctx.available_balance.get());
                 let stop = stop.unwrap();
                 prop_assert!(stop < entry);
-                prop_assert_eq!(risk_amount.get(), quantity.get() * (entry.get() - stop.get()));
+                // After fees, slippage and the stop's limit, never less than the price distance.
+                prop_assert!(risk_amount.get() >= quantity.get() * (entry.get() - stop.get()));
                 let mut after = ctx.open_positions.clone();
                 after.push(OpenPosition { symbol: intent.symbol.clone(), quantity, entry, stop: Some(stop) });
                 let heat = PortfolioHeatService::measure(&after, ctx.equity, cfg.heat_cap_pct);
@@ -676,4 +688,226 @@ fn extreme_inputs_are_refused_or_sized_without_panicking() {
     c.start_of_day_equity = Quote(dec!(0.0000000000000000000000001));
     c.realised_pnl_today = Quote(dec!(-1000));
     assert!(failed(&validate(&i, &c)).contains(&"daily_loss_limit".to_string()));
+}
+
+/// Issue #19, symptom 1: the stated risk is what a stop-out really costs.
+mod fee_true {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the exchange does, step by step, when a long of `qty` is stopped out at its
+    /// stop-limit's limit: the entry fills at `fill`; its fee is paid in the quote asset or
+    /// taken from the base bought; what is held is sold, floored to the lot step as the
+    /// protective order is, at `limit` less the taker fee. Unsold dust counts as lost.
+    pub(crate) fn loss_when_stopped(
+        qty: Decimal,
+        fill: Decimal,
+        limit: Decimal,
+        fee_rate: Decimal,
+        fee_in_base: bool,
+        filters: &SymbolFilters,
+    ) -> Decimal {
+        let (paid, held) = if fee_in_base {
+            (qty * fill, qty - qty * fee_rate)
+        } else {
+            (qty * fill + qty * fill * fee_rate, qty)
+        };
+        let sold = filters.round_qty_down(Qty(held)).get();
+        let proceeds = sold * limit;
+        paid - (proceeds - proceeds * fee_rate)
+    }
+
+    fn fee_ctx() -> RiskContext {
+        let mut c = ctx();
+        c.config = RiskConfig {
+            max_position_pct: dec!(100),
+            max_symbol_exposure_pct: dec!(100),
+            ..RiskConfig::default()
+        };
+        c
+    }
+
+    #[test]
+    fn the_stated_risk_counts_both_fees_the_slippage_and_the_fee_assets_dust() {
+        // Entry 100 + 0.05 % slippage = 100.05 paid; stop 95 sells at 95 less 0.1 %: 94.905.
+        // Quote fee: 100.05 × 1.001 − 94.905 = 5.24505 a unit; base fee: 100.05 − 94.905 ×
+        // 0.999 = 5.239905 a unit plus one step of dust 0.094905. Budget 100 → 19.065 (quote
+        // fee binds: 19.066 × 5.24505 > 100); risk 19.065 × 5.24505 = 99.99687825.
+        let v = validate(&entry(), &fee_ctx());
+        let (q, _, stop, _, risk) = approved(&v);
+        assert_eq!(q, Qty(dec!(19.065)));
+        assert_eq!(stop, Price(dec!(95)));
+        assert_eq!(risk, Quote(dec!(99.99687825)));
+        // Reward:risk after fees: the target 110 nets min(109.89 − 100.15005, 109.78011 −
+        // 100.05) = 9.73011 a unit over 5.24505 = 1.855.
+        let rr = v
+            .checks()
+            .iter()
+            .find(|c| c.name == "min_reward_risk")
+            .unwrap();
+        assert!(
+            rr.detail.starts_with("reward:risk 1.855103") && rr.detail.contains("after fees"),
+            "{}",
+            rr.detail
+        );
+    }
+
+    /// The exact symptom: a stop 47 799.99 under an entry at 47 800 was approved with a stated
+    /// risk of 0.0002 USDT and lost 2.01 when it filled.
+    #[test]
+    fn a_stop_one_tick_under_the_entry_is_refused_by_the_minimum_stop_distance() {
+        let mut c = fee_ctx();
+        c.market.price = Price(dec!(47800));
+        let i = TradeIntent {
+            entry: Price(dec!(47800)),
+            stop_loss: Some(Price(dec!(47799.99))),
+            take_profit: Some(Price(dec!(48800))),
+            ..entry()
+        };
+        let v = validate(&i, &c);
+        assert!(!v.is_approved());
+        let RiskVerdict::Refused { reasons, .. } = &v else {
+            unreachable!()
+        };
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("min_stop_distance: the stop 47799.99 is 0.000021 % under")),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn without_a_minimum_distance_a_one_tick_stop_is_sized_on_its_real_loss() {
+        let mut c = fee_ctx();
+        c.config.min_stop_distance_pct = Decimal::ZERO;
+        c.config.min_reward_risk = Decimal::ZERO;
+        c.market.price = Price(dec!(47800));
+        // Binance's BTCUSDT lot: a step of 0.00001 BTC.
+        c.market.filters.step_size = dec!(0.00001);
+        c.market.filters.min_qty = dec!(0.00001);
+        let i = TradeIntent {
+            entry: Price(dec!(47800)),
+            stop_loss: Some(Price(dec!(47799.99))),
+            take_profit: None,
+            ..entry()
+        };
+        let (q, _, stop, _, risk) = approved(&validate(&i, &c));
+        // Fill 47 823.9 (0.05 % slippage), limit 47 799.99 less the fee: 119.53389 lost a unit
+        // with the fee in USDT, 119.46218001 with the fee taken in BTC plus one 0.00001 step
+        // left unsold (0.4775219001). The cash caps the size at 10 000 / (47 800 × 1.001) →
+        // 0.20899; the stated risk is 0.20899 × 119.46218001 + 0.4775219001 = 25.4439229,
+        // where the price distance alone stated 0.0020899 (the loss was ~9 650 times that).
+        assert_eq!(q, Qty(dec!(0.20899)));
+        assert_eq!(risk, Quote(dec!(25.4439229003899)));
+        let fill = dec!(47823.9);
+        for fee_in_base in [false, true] {
+            let lost = loss_when_stopped(
+                q.get(),
+                fill,
+                stop.get(),
+                c.config.fee_rate,
+                fee_in_base,
+                &c.market.filters,
+            );
+            assert!(lost <= risk.get(), "lost {lost} > stated {risk}");
+        }
+    }
+
+    #[test]
+    fn a_stop_that_rounds_onto_the_entry_tick_is_refused_with_the_reason() {
+        let mut c = fee_ctx();
+        c.config.min_stop_distance_pct = Decimal::ZERO;
+        let i = TradeIntent {
+            stop_loss: Some(Price(dec!(99.995))),
+            ..entry()
+        };
+        let RiskVerdict::Refused { reasons, .. } = validate(&i, &c) else {
+            panic!("approved a stop on the entry's tick")
+        };
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("is not below the entry 100 (on the tick)")),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn the_atr_minimum_refuses_a_stop_closer_than_k_atr() {
+        // ATR 2 × 3 = 6 under the entry at least; the stop 95 is 5 under.
+        let mut c = fee_ctx();
+        c.config.min_stop_atr_multiple = dec!(3);
+        assert!(failed(&validate(&entry(), &c)).contains(&"min_stop_distance".to_string()));
+        c.config.min_stop_atr_multiple = dec!(2.5);
+        assert!(validate(&entry(), &c).is_approved());
+    }
+
+    #[test]
+    fn a_refusal_names_the_binding_cap_in_plain_words() {
+        // 500 of BTC already held against a 5 % (500) exposure cap: nothing more can be bought,
+        // and the reason says so rather than quoting LOT_SIZE alone.
+        let mut c = fee_ctx();
+        c.config.max_symbol_exposure_pct = dec!(5);
+        c.open_positions = vec![OpenPosition {
+            symbol: sym("BTCUSDT"),
+            quantity: Qty(dec!(5)),
+            entry: Price(dec!(100)),
+            stop: Some(Price(dec!(95))),
+        }];
+        let RiskVerdict::Refused { reasons, .. } = validate(&entry(), &c) else {
+            panic!("approved over the exposure cap")
+        };
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("can be bought at the 5 % BTCUSDT exposure cap")),
+            "{reasons:?}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Random entries, stops, fees 0–100 bps, slippage, stop-limit offsets and exchange
+        /// filters: whichever asset pays the entry fee, the loss when the stop fills at its
+        /// limit never exceeds the stated risk.
+        #[test]
+        fn the_loss_when_the_stop_fills_at_its_limit_never_exceeds_the_stated_risk(
+            (intent, ctx) in super::properties::arb_case(),
+            fee_bps in 0i64..=100,
+            slippage_bps in 0i64..=100,
+            offset_bps in 0i64..=200,
+        ) {
+            let mut ctx = ctx;
+            ctx.config.fee_rate = Decimal::new(fee_bps, 4);
+            ctx.config.slippage_pct = Decimal::new(slippage_bps, 2);
+            ctx.config.min_stop_distance_pct = Decimal::ZERO;
+            ctx.market.stop_limit_offset_pct = Decimal::new(offset_bps, 2);
+            let intent = TradeIntent { kind: IntentKind::Entry, ..intent };
+            if let RiskVerdict::Approved { quantity, stop, risk_amount, .. } = validate(&intent, &ctx) {
+                let f = &ctx.market.filters;
+                let hundred = Decimal::ONE_HUNDRED;
+                let stop = stop.unwrap().get();
+                // The worst fill the slippage allows, on the tick; the stop's limit as the
+                // protective order is priced (settle: round down under the offset).
+                let fill = f.round_price_up(Price(
+                    intent.entry.get() * (Decimal::ONE + ctx.config.slippage_pct / hundred),
+                )).get();
+                let limit = f.round_price_down(Price(
+                    stop * (Decimal::ONE - ctx.market.stop_limit_offset_pct / hundred),
+                )).get();
+                for fee_in_base in [false, true] {
+                    let lost = loss_when_stopped(
+                        quantity.get(), fill, limit, ctx.config.fee_rate, fee_in_base, f,
+                    );
+                    let slack = risk_amount.get().abs() * Decimal::new(1, 9);
+                    prop_assert!(
+                        lost <= risk_amount.get() + slack,
+                        "lost {} > stated {} (fee in base: {})", lost, risk_amount, fee_in_base
+                    );
+                }
+            }
+        }
+    }
 }
