@@ -147,6 +147,9 @@ pub struct Signal {
     /// Protect the position with a trailing stop this many BIPS under the highest price since
     /// the entry (Binance's `trailingDelta`) instead of a fixed stop.
     pub trailing: Option<TrailingDelta>,
+    /// Move the stop to break-even (entry + fees) once a close reaches entry + this many R
+    /// (R: entry − the stop the position opened with).
+    pub break_even_r: Option<Decimal>,
 }
 
 impl Signal {
@@ -156,6 +159,7 @@ impl Signal {
             stop_loss: None,
             take_profit: None,
             trailing: None,
+            break_even_r: None,
         }
     }
     pub fn exit_long() -> Self {
@@ -164,7 +168,12 @@ impl Signal {
             stop_loss: None,
             take_profit: None,
             trailing: None,
+            break_even_r: None,
         }
+    }
+    pub fn with_break_even(mut self, r_multiple: Decimal) -> Self {
+        self.break_even_r = Some(r_multiple);
+        self
     }
     pub fn with_trailing(mut self, delta: TrailingDelta) -> Self {
         self.trailing = Some(delta);
@@ -207,6 +216,8 @@ pub struct OrderIntent {
     pub take_profit: Option<Price>,
     /// Protect with a trailing stop instead of `stop_loss` (see [`Signal::trailing`]).
     pub trailing: Option<TrailingDelta>,
+    /// See [`Signal::break_even_r`].
+    pub break_even_r: Option<Decimal>,
     /// Open time of the candle whose close produced the intent.
     pub decided_at: TimestampMs,
 }
@@ -472,6 +483,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                     stop_loss: d.stop_loss,
                     take_profit: signal.take_profit,
                     trailing: signal.trailing,
+                    break_even_r: signal.break_even_r,
                     decided_at,
                 })
             }
@@ -481,6 +493,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 stop_loss: None,
                 take_profit: None,
                 trailing: None,
+                break_even_r: None,
                 decided_at,
             }),
             _ => None,

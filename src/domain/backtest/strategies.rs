@@ -6,7 +6,7 @@ use crate::domain::market::indicators::{Macd, Rsi, SlidingSma, sma};
 use crate::domain::market::indicators::{Signal as RuleSignal, simple_signal_at};
 use crate::domain::trading::order::TrailingDelta;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -58,6 +58,17 @@ pub fn trailing_of(parameters: &serde_json::Value) -> Option<TrailingDelta> {
     let whole = bips.fract() == 0.0
         && (f64::from(TrailingDelta::MIN)..=f64::from(TrailingDelta::MAX)).contains(&bips);
     whole.then_some(TrailingDelta(bips as u32))
+}
+
+/// The break-even move a strategy's stored parameters ask for (`breakeven_r`: after a close at
+/// entry + that many R), whatever its decision engine.
+pub fn break_even_of(parameters: &serde_json::Value) -> Option<Decimal> {
+    let r = parameters.get("breakeven_r")?.as_f64()?;
+    if r > 0.0 && r <= 100.0 {
+        Decimal::from_f64(r)
+    } else {
+        None
+    }
 }
 
 /// Names of the built-in strategies.
@@ -136,11 +147,32 @@ impl Params<'_> {
                 });
             }
         };
+        let break_even = match self.given.get("breakeven_r") {
+            None => None,
+            Some(&v) if v > 0.0 && v <= 100.0 => Decimal::from_f64(v),
+            Some(&v) => {
+                return Err(StrategyError::Invalid {
+                    key: "breakeven_r".into(),
+                    value: v,
+                    why: "must be a multiple of the risk R above 0 and at most 100",
+                });
+            }
+        };
         let brackets = Brackets {
             stop: pct("stop_pct")?,
             target: pct("take_pct")?,
             trail,
+            break_even,
         };
+        if let Some(r) = brackets.break_even
+            && brackets.stop.is_none()
+        {
+            return Err(StrategyError::Invalid {
+                key: "breakeven_r".into(),
+                value: r.to_f64().unwrap_or_default(),
+                why: "needs stop_pct: R is the distance from the entry to the stop",
+            });
+        }
         // One exchange order protects the position: a trailing stop cannot share it with a fixed
         // stop or a target (a fixed stop would be a second sell of the same coins).
         for (key, given) in [
@@ -166,6 +198,7 @@ struct Brackets {
     stop: Option<Decimal>,
     target: Option<Decimal>,
     trail: Option<TrailingDelta>,
+    break_even: Option<Decimal>,
 }
 
 impl Brackets {
@@ -187,6 +220,9 @@ impl Brackets {
         }
         if let Some(t) = self.target {
             signal = signal.with_take_profit(close * (Decimal::ONE + t));
+        }
+        if let Some(r) = self.break_even {
+            signal = signal.with_break_even(r);
         }
         signal
     }
@@ -293,7 +329,14 @@ fn build(
             let p = Params {
                 strategy: "sma-cross",
                 given: &spec.params,
-                allowed: &["fast", "slow", "stop_pct", "take_pct", "trail_bips"],
+                allowed: &[
+                    "fast",
+                    "slow",
+                    "stop_pct",
+                    "take_pct",
+                    "trail_bips",
+                    "breakeven_r",
+                ],
             };
             p.check()?;
             let fast = p.period("fast", 10)?;
@@ -324,6 +367,7 @@ fn build(
                     "stop_pct",
                     "take_pct",
                     "trail_bips",
+                    "breakeven_r",
                 ],
             };
             p.check()?;
@@ -354,6 +398,7 @@ fn build(
                     "stop_pct",
                     "take_pct",
                     "trail_bips",
+                    "breakeven_r",
                 ],
             };
             p.check()?;
@@ -378,6 +423,7 @@ fn build(
                     "stop_pct",
                     "take_pct",
                     "trail_bips",
+                    "breakeven_r",
                 ],
             };
             p.check()?;
@@ -615,6 +661,36 @@ mod tests {
                 Err(StrategyError::Invalid { ref key, .. }) if key == other
             ));
         }
+    }
+
+    #[test]
+    fn breakeven_r_needs_a_stop_and_a_positive_multiple() {
+        assert!(
+            build_strategy(&spec(
+                "sma-cross",
+                &[("stop_pct", 1.0), ("breakeven_r", 1.5)]
+            ))
+            .is_ok()
+        );
+        for params in [
+            &[("breakeven_r", 1.0)][..],
+            &[("stop_pct", 1.0), ("breakeven_r", 0.0)][..],
+            &[("stop_pct", 1.0), ("breakeven_r", -1.0)][..],
+        ] {
+            assert!(
+                matches!(
+                    build_strategy(&spec("rsi-macd", params)),
+                    Err(StrategyError::Invalid { ref key, .. }) if key == "breakeven_r"
+                ),
+                "{params:?}"
+            );
+        }
+        let stored =
+            serde_json::json!({"strategy": "sma-cross", "breakeven_r": 1.5, "trail_bips": 150.0});
+        assert_eq!(break_even_of(&stored), Some(Decimal::new(15, 1)));
+        assert_eq!(trailing_of(&stored), Some(TrailingDelta(150)));
+        assert_eq!(break_even_of(&serde_json::json!({"breakeven_r": 0})), None);
+        assert_eq!(trailing_of(&serde_json::json!({"trail_bips": 5000})), None);
     }
 
     #[test]
