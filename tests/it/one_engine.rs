@@ -443,6 +443,56 @@ async fn sma_cross_with_a_break_even_move_exits_on_the_same_candles_and_prices_l
     );
 }
 
+#[tokio::test]
+async fn sma_cross_with_a_time_exit_sells_on_the_same_candles_live_and_in_its_backtest() {
+    let candles = candles();
+    let hold = 5;
+    let spec = spec(&[
+        ("fast", 10.0),
+        ("slow", 30.0),
+        ("stop_pct", 20.0),
+        ("time_exit_candles", f64::from(hold)),
+    ]);
+    let bt = backtest(&spec, &candles);
+    let lv = live(&spec).await;
+
+    assert_eq!(bt.len(), lv.len(), "backtest {bt:#?}\nlive {lv:#?}");
+    let reasons: Vec<_> = bt.iter().filter_map(|t| t.exit_reason).collect();
+    assert!(
+        reasons.contains(&ExitReason::TimeExit),
+        "no time exit in {reasons:?}"
+    );
+    let mut bt_equity = dec!(10000);
+    let mut live_equity = dec!(10000);
+    for (b, l) in bt.iter().zip(&lv) {
+        let (e, q_b, q_l) = check_entry(b, l, bt_equity, live_equity, dec!(20));
+        let (Some(exit_time), Some(reason)) = (b.exit_time, b.exit_reason) else {
+            assert_eq!(l.closed_at, None);
+            continue;
+        };
+        assert_eq!(l.quantity.get(), q_l, "live size");
+        if reason == ExitReason::TimeExit {
+            // The close of the 5th candle after the entry candle.
+            assert_eq!(exit_time, b.entry_time + i64::from(hold) * HOUR_MS);
+        } else {
+            assert_eq!(reason, ExitReason::Signal);
+            assert!(exit_time <= b.entry_time + i64::from(hold) * HOUR_MS);
+        }
+        // Both sell at market at that close.
+        assert_eq!(l.exit, "exit");
+        assert_eq!(l.closed_at, Some(live_time(exit_time)), "exit candle");
+        let x = b.exit_price.unwrap().get();
+        assert_eq!(l.exit_price.map(|p| p.get()), Some(x), "exit price");
+        let bt_pnl = q_b * x * (Decimal::ONE - FEE) - q_b * e * (Decimal::ONE + FEE);
+        assert_eq!(b.pnl.get(), bt_pnl, "backtest PnL");
+        let sold = floor_to(q_l * (Decimal::ONE - FEE), STEP);
+        let live_pnl = q_l * (Decimal::ONE - FEE) * x - sold * x * FEE - q_l * e;
+        assert_eq!(l.realized_pnl.get(), live_pnl, "live PnL");
+        bt_equity += bt_pnl;
+        live_equity += sold * x * (Decimal::ONE - FEE) - q_l * e;
+    }
+}
+
 /// Where a trailing stop `bips` under the high sells a long entered at `entry` (the price at
 /// which the order was placed, its first high), walking `after` (the candles after the entry)
 /// as the paper exchange replays them: open, nearer extreme, farther extreme, close. Binance's

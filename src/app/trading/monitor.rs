@@ -4,10 +4,12 @@
 //! position whose strategy asks for a break-even move has its stop moved here too.
 
 use super::{
-    ClosedByExchange, MonitorReport, ProtectionLeg, ReconcileReport, TradingError, TradingService,
+    ClosedByExchange, ExecutionReport, MonitorReport, ProtectionLeg, ReconcileReport, TradingError,
+    TradingService,
 };
 use crate::domain::backtest::fills::break_even_stop;
-use crate::domain::backtest::strategies::break_even_of;
+use crate::domain::backtest::strategies::{break_even_of, time_exit_of};
+use crate::domain::market::candle::Interval;
 use crate::domain::money::Qty;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::OrderPurpose;
@@ -160,6 +162,10 @@ impl<E: Exchange + 'static> TradingService<E> {
                 Ok(s) => self.move_to_break_even(&symbol, now_ms).await.map(|()| s),
                 Err(e) => Err(e),
             };
+            let settled = match settled {
+                Ok(s) => self.time_exit(&symbol, now_ms).await.map(|()| s),
+                Err(e) => Err(e),
+            };
             match settled {
                 Ok(s) => {
                     report.settled.extend(s.resolved);
@@ -230,6 +236,50 @@ impl<E: Exchange + 'static> TradingService<E> {
         }
         tracing::info!(%symbol, %entry, from = %stop, to = %level, %last, "stop moved to break-even");
         self.ensure_protected(symbol, now_ms).await?;
+        Ok(())
+    }
+
+    /// The time exit (issue #19) of `symbol`'s open position, when its strategy has
+    /// `time_exit_candles = N`: at the pass after the Nth candle since the entry closed, the
+    /// position is sold at market (protection cancelled first), as the backtest sells it at
+    /// that close. Candles are counted in the strategy's interval from the position's opening,
+    /// rounded to the nearest, so a fill a few milliseconds after the cycle does not make it
+    /// one candle late.
+    async fn time_exit(&self, symbol: &Symbol, now_ms: i64) -> Result<(), TradingError> {
+        let Some(row) = ({
+            let db = self.store()?;
+            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+        }) else {
+            return Ok(());
+        };
+        let Some(id) = row.strategy_id else {
+            return Ok(());
+        };
+        let strategy = {
+            let db = self.store()?;
+            crate::store::strategies::list_strategies(db.conn())?
+                .into_iter()
+                .find(|s| s.id == id)
+        };
+        let Some((n, interval)) = strategy.and_then(|s| {
+            Some((
+                time_exit_of(&s.parameters)?,
+                s.interval.parse::<Interval>().ok()?,
+            ))
+        }) else {
+            return Ok(());
+        };
+        let step = interval.millis();
+        let held = (now_ms - row.position.opened_at + step / 2) / step;
+        if held < i64::from(n) {
+            return Ok(());
+        }
+        let mut report = ExecutionReport {
+            position_id: Some(row.id),
+            ..ExecutionReport::new(symbol, "TIME_EXIT")
+        };
+        self.close_row(row, &mut report, now_ms).await?;
+        tracing::info!(%symbol, candles = held, "time exit: position sold");
         Ok(())
     }
 

@@ -409,7 +409,10 @@ impl SimulatedExchange {
             price,
             fee,
             time,
-            reason: ExitReason::Signal,
+            reason: match intent.side {
+                Side::Buy => ExitReason::Signal,
+                Side::Sell => intent.reason,
+            },
         })
     }
 }
@@ -446,6 +449,7 @@ mod tests {
             take_profit: target.map(Price),
             trailing: None,
             break_even_r: None,
+            reason: ExitReason::Signal,
             decided_at: 0,
         }
     }
@@ -530,6 +534,7 @@ mod tests {
             take_profit: None,
             trailing: None,
             break_even_r: None,
+            reason: ExitReason::Signal,
             decided_at: 0,
         };
         let s = ex.submit(sell, &k).unwrap().unwrap();

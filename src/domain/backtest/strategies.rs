@@ -71,6 +71,12 @@ pub fn break_even_of(parameters: &serde_json::Value) -> Option<Decimal> {
     }
 }
 
+/// The time exit a strategy's stored parameters ask for (`time_exit_candles`).
+pub fn time_exit_of(parameters: &serde_json::Value) -> Option<u32> {
+    let n = parameters.get("time_exit_candles")?.as_f64()?;
+    (n >= 1.0 && n.fract() == 0.0 && n <= 100_000.0).then_some(n as u32)
+}
+
 /// Names of the built-in strategies.
 pub const BUILT_IN: [&str; 4] = ["sma-cross", "rsi-reversion", "macd", "rsi-macd"];
 
@@ -158,11 +164,16 @@ impl Params<'_> {
                 });
             }
         };
+        let time_exit = match self.given.get("time_exit_candles") {
+            None => None,
+            Some(_) => Some(self.period("time_exit_candles", 1)? as u32),
+        };
         let brackets = Brackets {
             stop: pct("stop_pct")?,
             target: pct("take_pct")?,
             trail,
             break_even,
+            time_exit,
         };
         if let Some(r) = brackets.break_even
             && brackets.stop.is_none()
@@ -199,11 +210,15 @@ struct Brackets {
     target: Option<Decimal>,
     trail: Option<TrailingDelta>,
     break_even: Option<Decimal>,
+    time_exit: Option<u32>,
 }
 
 impl Brackets {
     /// `signal` with the brackets priced off the current close (read only when there are any).
     fn attach(&self, mut signal: Signal, history: &History<'_>) -> Signal {
+        if let Some(n) = self.time_exit {
+            signal = signal.with_time_exit(n);
+        }
         if self.stop.is_none() && self.target.is_none() && self.trail.is_none() {
             return signal;
         }
@@ -336,6 +351,7 @@ fn build(
                     "take_pct",
                     "trail_bips",
                     "breakeven_r",
+                    "time_exit_candles",
                 ],
             };
             p.check()?;
@@ -368,6 +384,7 @@ fn build(
                     "take_pct",
                     "trail_bips",
                     "breakeven_r",
+                    "time_exit_candles",
                 ],
             };
             p.check()?;
@@ -399,6 +416,7 @@ fn build(
                     "take_pct",
                     "trail_bips",
                     "breakeven_r",
+                    "time_exit_candles",
                 ],
             };
             p.check()?;
@@ -424,6 +442,7 @@ fn build(
                     "take_pct",
                     "trail_bips",
                     "breakeven_r",
+                    "time_exit_candles",
                 ],
             };
             p.check()?;
@@ -661,6 +680,22 @@ mod tests {
                 Err(StrategyError::Invalid { ref key, .. }) if key == other
             ));
         }
+    }
+
+    #[test]
+    fn time_exit_candles_is_a_whole_number_of_candles() {
+        assert!(build_strategy(&spec("macd", &[("time_exit_candles", 12.0)])).is_ok());
+        for bad in [0.0, 1.5, -3.0] {
+            assert!(build_strategy(&spec("macd", &[("time_exit_candles", bad)])).is_err());
+        }
+        assert_eq!(
+            time_exit_of(&serde_json::json!({"time_exit_candles": 12.0})),
+            Some(12)
+        );
+        assert_eq!(
+            time_exit_of(&serde_json::json!({"time_exit_candles": 0})),
+            None
+        );
     }
 
     #[test]
