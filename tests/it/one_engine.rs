@@ -359,6 +359,140 @@ async fn sma_cross_with_a_stop_and_a_target_exits_on_the_same_candles_live_and_i
     }
 }
 
+#[tokio::test]
+async fn sma_cross_with_a_break_even_move_exits_on_the_same_candles_and_prices_live_and_in_its_backtest()
+ {
+    let candles = candles();
+    let (stop_pct, take_pct) = (dec!(1), dec!(2));
+    let spec = spec(&[
+        ("fast", 10.0),
+        ("slow", 30.0),
+        ("stop_pct", 1.0),
+        ("take_pct", 2.0),
+        ("breakeven_r", 0.5),
+    ]);
+    let bt = backtest(&spec, &candles);
+    let lv = live(&spec).await;
+    let offset = Settings::default().trading.stop_limit_offset_pct / dec!(100);
+
+    assert_eq!(bt.len(), lv.len(), "backtest {bt:#?}\nlive {lv:#?}");
+    let mut moved_stop_exits = 0;
+    let mut bt_equity = dec!(10000);
+    let mut live_equity = dec!(10000);
+    for (b, l) in bt.iter().zip(&lv) {
+        let (e, q_b, q_l) = check_entry(b, l, bt_equity, live_equity, stop_pct);
+        assert_eq!(l.quantity.get(), q_l, "live size");
+        let (Some(exit_time), Some(reason)) = (b.exit_time, b.exit_reason) else {
+            panic!("every trade of this run is closed: {b:?}");
+        };
+        let bar = candles.iter().find(|c| c.open_time == exit_time).unwrap();
+        let open = bar.open.get();
+        let first_stop = ceil_to(e * (Decimal::ONE - stop_pct / dec!(100)), TICK);
+        // Break-even by hand: after a close at entry + ½ R, the stop is entry × 1.001 / 0.999
+        // rounded up to the tick, from the next candle on.
+        let trigger = e + (e - first_stop) / dec!(2);
+        let moved = candles.iter().any(|c| {
+            c.open_time > b.entry_time && c.open_time < exit_time && c.close.get() >= trigger
+        });
+        let stop = if moved {
+            ceil_to(e * (Decimal::ONE + FEE) / (Decimal::ONE - FEE), TICK)
+        } else {
+            first_stop
+        };
+        let target = e * (Decimal::ONE + take_pct / dec!(100));
+        let x_b = b.exit_price.unwrap().get();
+        let x_l = l.exit_price.unwrap().get();
+        match reason {
+            ExitReason::Signal => {
+                assert_eq!(l.exit, "exit");
+                assert_eq!(l.closed_at, Some(live_time(exit_time)), "exit candle");
+                assert_eq!(x_l, x_b, "signal exit price");
+            }
+            ExitReason::StopLoss | ExitReason::TakeProfit => {
+                assert_eq!(l.closed_at, Some(exit_time + HOUR_MS), "exit candle");
+                let level = if reason == ExitReason::StopLoss {
+                    assert_eq!(l.exit, "stop_loss");
+                    moved_stop_exits += usize::from(moved);
+                    if open < stop { open } else { stop }
+                } else {
+                    assert_eq!(l.exit, "take_profit");
+                    if open > target { open } else { target }
+                };
+                assert_eq!(x_b, level, "backtest {reason:?} price (moved: {moved})");
+                let limit = floor_to(stop * (Decimal::ONE - offset), TICK);
+                let expected = paper_exit(bar, stop, limit, floor_to(target, TICK));
+                assert_eq!(
+                    Some(x_l),
+                    expected,
+                    "live {reason:?} price (moved: {moved})"
+                );
+            }
+            other => panic!("unexpected exit {other:?}"),
+        }
+        let bt_pnl = q_b * x_b * (Decimal::ONE - FEE) - q_b * e * (Decimal::ONE + FEE);
+        assert_eq!(b.pnl.get(), bt_pnl, "backtest PnL");
+        let sold = floor_to(q_l * (Decimal::ONE - FEE), STEP);
+        let live_pnl = q_l * (Decimal::ONE - FEE) * x_l - sold * x_l * FEE - q_l * e;
+        assert_eq!(l.realized_pnl.get(), live_pnl, "live PnL");
+        bt_equity += bt_pnl;
+        live_equity += sold * x_l * (Decimal::ONE - FEE) - q_l * e;
+    }
+    assert!(
+        moved_stop_exits > 0,
+        "no trade left at its break-even stop: {bt:#?}"
+    );
+}
+
+#[tokio::test]
+async fn sma_cross_with_a_time_exit_sells_on_the_same_candles_live_and_in_its_backtest() {
+    let candles = candles();
+    let hold = 5;
+    let spec = spec(&[
+        ("fast", 10.0),
+        ("slow", 30.0),
+        ("stop_pct", 20.0),
+        ("time_exit_candles", f64::from(hold)),
+    ]);
+    let bt = backtest(&spec, &candles);
+    let lv = live(&spec).await;
+
+    assert_eq!(bt.len(), lv.len(), "backtest {bt:#?}\nlive {lv:#?}");
+    let reasons: Vec<_> = bt.iter().filter_map(|t| t.exit_reason).collect();
+    assert!(
+        reasons.contains(&ExitReason::TimeExit),
+        "no time exit in {reasons:?}"
+    );
+    let mut bt_equity = dec!(10000);
+    let mut live_equity = dec!(10000);
+    for (b, l) in bt.iter().zip(&lv) {
+        let (e, q_b, q_l) = check_entry(b, l, bt_equity, live_equity, dec!(20));
+        let (Some(exit_time), Some(reason)) = (b.exit_time, b.exit_reason) else {
+            assert_eq!(l.closed_at, None);
+            continue;
+        };
+        assert_eq!(l.quantity.get(), q_l, "live size");
+        if reason == ExitReason::TimeExit {
+            // The close of the 5th candle after the entry candle.
+            assert_eq!(exit_time, b.entry_time + i64::from(hold) * HOUR_MS);
+        } else {
+            assert_eq!(reason, ExitReason::Signal);
+            assert!(exit_time <= b.entry_time + i64::from(hold) * HOUR_MS);
+        }
+        // Both sell at market at that close.
+        assert_eq!(l.exit, "exit");
+        assert_eq!(l.closed_at, Some(live_time(exit_time)), "exit candle");
+        let x = b.exit_price.unwrap().get();
+        assert_eq!(l.exit_price.map(|p| p.get()), Some(x), "exit price");
+        let bt_pnl = q_b * x * (Decimal::ONE - FEE) - q_b * e * (Decimal::ONE + FEE);
+        assert_eq!(b.pnl.get(), bt_pnl, "backtest PnL");
+        let sold = floor_to(q_l * (Decimal::ONE - FEE), STEP);
+        let live_pnl = q_l * (Decimal::ONE - FEE) * x - sold * x * FEE - q_l * e;
+        assert_eq!(l.realized_pnl.get(), live_pnl, "live PnL");
+        bt_equity += bt_pnl;
+        live_equity += sold * x * (Decimal::ONE - FEE) - q_l * e;
+    }
+}
+
 /// Where a trailing stop `bips` under the high sells a long entered at `entry` (the price at
 /// which the order was placed, its first high), walking `after` (the candles after the entry)
 /// as the paper exchange replays them: open, nearer extreme, farther extreme, close. Binance's

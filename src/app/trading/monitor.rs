@@ -1,10 +1,15 @@
 //! Protection legs followed to their end: the REST `monitor_orders` pass and the user-data
 //! stream book a filled stop or target the same way (siblings settled, the position closed with
-//! its realised PnL, one alert, the breaker fed), each under the symbol's trading lock.
+//! its realised PnL, one alert, the breaker fed), each under the symbol's trading lock. A
+//! position whose strategy asks for a break-even move has its stop moved here too.
 
 use super::{
-    ClosedByExchange, MonitorReport, ProtectionLeg, ReconcileReport, TradingError, TradingService,
+    ClosedByExchange, ExecutionReport, MonitorReport, ProtectionLeg, ReconcileReport, TradingError,
+    TradingService,
 };
+use crate::domain::backtest::fills::break_even_stop;
+use crate::domain::backtest::strategies::{break_even_of, time_exit_of};
+use crate::domain::market::candle::Interval;
 use crate::domain::money::Qty;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::OrderPurpose;
@@ -153,6 +158,14 @@ impl<E: Exchange + 'static> TradingService<E> {
                 Ok(()) => self.settle_symbol(&symbol, now_ms).await,
                 Err(e) => Err(e),
             };
+            let settled = match settled {
+                Ok(s) => self.move_to_break_even(&symbol, now_ms).await.map(|()| s),
+                Err(e) => Err(e),
+            };
+            let settled = match settled {
+                Ok(s) => self.time_exit(&symbol, now_ms).await.map(|()| s),
+                Err(e) => Err(e),
+            };
             match settled {
                 Ok(s) => {
                     report.settled.extend(s.resolved);
@@ -173,6 +186,101 @@ impl<E: Exchange + 'static> TradingService<E> {
             Some(e) => Err(e),
             None => Ok(report),
         }
+    }
+
+    /// The break-even move (issue #19) of `symbol`'s open position, when its strategy has
+    /// `breakeven_r`: once the last price (at the pass right after a candle closes: that close)
+    /// reaches entry + N·R, the protection is cancelled, the stop set to entry + fees
+    /// ([`break_even_stop`], rounded up to the tick) and the position protected again, exactly
+    /// as the backtest moves it. Once moved the stop is at or over the entry, so it moves once.
+    async fn move_to_break_even(&self, symbol: &Symbol, now_ms: i64) -> Result<(), TradingError> {
+        let Some(row) = ({
+            let db = self.store()?;
+            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+        }) else {
+            return Ok(());
+        };
+        let Some(r_multiple) = self
+            .strategy_parameters(row.strategy_id)?
+            .as_ref()
+            .and_then(break_even_of)
+        else {
+            return Ok(());
+        };
+        let Some(stop) = row.position.stop_loss else {
+            return Ok(());
+        };
+        if stop >= row.position.entry_price {
+            return Ok(());
+        }
+        let last = self.deps.exchange.ticker_price(symbol).await?;
+        let fee_rate = self.deps.settings.risk.fee_rate;
+        let entry = row.position.entry_price;
+        let Some(level) = break_even_stop(entry, stop, r_multiple, fee_rate, last) else {
+            return Ok(());
+        };
+        let filters = self.deps.exchange.symbol_filters(symbol).await?;
+        let level = filters.round_price_up(level).max(stop);
+        if self
+            .cancel_protection(row.id, symbol, now_ms)
+            .await?
+            .is_some()
+        {
+            return Ok(()); // a leg filled meanwhile and closed the position
+        }
+        let mut position = row.position.clone();
+        position.stop_loss = Some(level);
+        {
+            let db = self.store()?;
+            positions::update(db.conn(), row.id, &position, now_ms)?;
+        }
+        tracing::info!(%symbol, %entry, from = %stop, to = %level, %last, "stop moved to break-even");
+        self.ensure_protected(symbol, now_ms).await?;
+        Ok(())
+    }
+
+    /// The time exit (issue #19) of `symbol`'s open position, when its strategy has
+    /// `time_exit_candles = N`: at the pass after the Nth candle since the entry closed, the
+    /// position is sold at market (protection cancelled first), as the backtest sells it at
+    /// that close. Candles are counted in the strategy's interval from the position's opening,
+    /// rounded to the nearest, so a fill a few milliseconds after the cycle does not make it
+    /// one candle late.
+    async fn time_exit(&self, symbol: &Symbol, now_ms: i64) -> Result<(), TradingError> {
+        let Some(row) = ({
+            let db = self.store()?;
+            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+        }) else {
+            return Ok(());
+        };
+        let Some(id) = row.strategy_id else {
+            return Ok(());
+        };
+        let strategy = {
+            let db = self.store()?;
+            crate::store::strategies::list_strategies(db.conn())?
+                .into_iter()
+                .find(|s| s.id == id)
+        };
+        let Some((n, interval)) = strategy.and_then(|s| {
+            Some((
+                time_exit_of(&s.parameters)?,
+                s.interval.parse::<Interval>().ok()?,
+            ))
+        }) else {
+            return Ok(());
+        };
+        let step = interval.millis();
+        let held = (now_ms - row.position.opened_at + step / 2) / step;
+        if held < i64::from(n) {
+            return Ok(());
+        }
+        let mut report = ExecutionReport {
+            position_id: Some(row.id),
+            ..ExecutionReport::new(symbol, "TIME_EXIT")
+        };
+        self.close_row(row, &mut report, now_ms).await?;
+        tracing::info!(%symbol, candles = held, "time exit: position sold");
+        Ok(())
     }
 
     /// An execution report from the user-data stream. The order and trade rows move forward

@@ -17,7 +17,7 @@ use super::{ClosedByExchange, ExecutionOutcome, ProtectionLeg, TradingError, Tra
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::{
-    Fill, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TrailingDelta,
+    Fill, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
 };
 use crate::domain::trading::plan::{ProtectionNeed, protection_need};
 use crate::domain::trading::{
@@ -283,7 +283,7 @@ impl<E: Exchange + 'static> TradingService<E> {
     /// Make the exchange hold a stop for exactly the open position's sellable quantity: place
     /// it when missing, replace it when its quantity differs (after an add), leave it when it
     /// covers. When it cannot be placed, the position is closed at market and alerted.
-    async fn ensure_protected(
+    pub(super) async fn ensure_protected(
         &self,
         symbol: &Symbol,
         now_ms: i64,
@@ -439,7 +439,10 @@ impl<E: Exchange + 'static> TradingService<E> {
                 ])
             }
             None => {
-                let trailing = self.trailing_of_strategy(strategy_id)?;
+                let trailing = self
+                    .strategy_parameters(strategy_id)?
+                    .as_ref()
+                    .and_then(crate::domain::backtest::strategies::trailing_of);
                 let request = OrderRequest {
                     client_order_id: self.next_cid("sl", now_ms),
                     symbol: position.symbol.clone(),
@@ -460,11 +463,11 @@ impl<E: Exchange + 'static> TradingService<E> {
 }
 
 impl<E: Exchange + 'static> TradingService<E> {
-    /// The trailing stop the position's strategy protects with, if it has one.
-    fn trailing_of_strategy(
+    /// The stored parameters of a position's strategy (its exits: `trail_bips`, `breakeven_r`).
+    pub(super) fn strategy_parameters(
         &self,
         strategy_id: Option<i64>,
-    ) -> Result<Option<TrailingDelta>, TradingError> {
+    ) -> Result<Option<serde_json::Value>, TradingError> {
         let Some(id) = strategy_id else {
             return Ok(None);
         };
@@ -472,7 +475,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(store::strategies::list_strategies(db.conn())?
             .into_iter()
             .find(|s| s.id == id)
-            .and_then(|s| crate::domain::backtest::strategies::trailing_of(&s.parameters)))
+            .map(|s| s.parameters))
     }
 }
 

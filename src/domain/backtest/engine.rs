@@ -147,6 +147,11 @@ pub struct Signal {
     /// Protect the position with a trailing stop this many BIPS under the highest price since
     /// the entry (Binance's `trailingDelta`) instead of a fixed stop.
     pub trailing: Option<TrailingDelta>,
+    /// Move the stop to break-even (entry + fees) once a close reaches entry + this many R
+    /// (R: entry − the stop the position opened with).
+    pub break_even_r: Option<Decimal>,
+    /// Sell at the close of the Nth candle after the entry, if nothing sold it before.
+    pub time_exit_candles: Option<u32>,
 }
 
 impl Signal {
@@ -156,6 +161,8 @@ impl Signal {
             stop_loss: None,
             take_profit: None,
             trailing: None,
+            break_even_r: None,
+            time_exit_candles: None,
         }
     }
     pub fn exit_long() -> Self {
@@ -164,7 +171,17 @@ impl Signal {
             stop_loss: None,
             take_profit: None,
             trailing: None,
+            break_even_r: None,
+            time_exit_candles: None,
         }
+    }
+    pub fn with_time_exit(mut self, candles: u32) -> Self {
+        self.time_exit_candles = Some(candles);
+        self
+    }
+    pub fn with_break_even(mut self, r_multiple: Decimal) -> Self {
+        self.break_even_r = Some(r_multiple);
+        self
     }
     pub fn with_trailing(mut self, delta: TrailingDelta) -> Self {
         self.trailing = Some(delta);
@@ -207,6 +224,10 @@ pub struct OrderIntent {
     pub take_profit: Option<Price>,
     /// Protect with a trailing stop instead of `stop_loss` (see [`Signal::trailing`]).
     pub trailing: Option<TrailingDelta>,
+    /// See [`Signal::break_even_r`].
+    pub break_even_r: Option<Decimal>,
+    /// Why a sell is sent ([`ExitReason::Signal`] for a strategy's exit).
+    pub reason: ExitReason,
     /// Open time of the candle whose close produced the intent.
     pub decided_at: TimestampMs,
 }
@@ -220,6 +241,8 @@ pub enum ExitReason {
     TakeProfit,
     /// The trailing stop triggered.
     TrailingStop,
+    /// Held for the strategy's `time_exit_candles`.
+    TimeExit,
     /// Sold at the end of a walk-forward test window, so the next window starts flat.
     WindowEnd,
 }
@@ -329,6 +352,10 @@ struct EngineState {
     qty_f64: f64,
     /// `position.qty` is zero (kept beside it: asked several times per candle).
     flat: bool,
+    /// The time exit of the entry in flight, then of the open position.
+    time_exit: Option<u32>,
+    /// Candles closed since the position opened (its entry candle not counted).
+    held: u32,
 }
 
 /// A run generic over the strategy type, handed the engine once its built-in strategy's concrete
@@ -376,6 +403,8 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 cash_f64: cash.to_f64(),
                 qty_f64: 0.0,
                 flat: true,
+                time_exit: None,
+                held: 0,
             },
         }
     }
@@ -442,11 +471,39 @@ impl<S: Strategy + ?Sized> Engine<S> {
             position: self.state.position,
             cash: self.state.cash,
         };
-        let signal = self.strategy.on_candle(&ctx)?;
+        let signal = self.strategy.on_candle(&ctx);
+        if self.state.flat {
+            return self.order_for(signal?, &history);
+        }
+        self.state.held += 1;
         if self.state.in_flight {
             return None;
         }
-        self.order_for(signal, &history)
+        match signal {
+            Some(s) if s.action == Action::ExitLong => self.order_for(s, &history),
+            _ if self.state.time_exit.is_some_and(|n| self.state.held >= n) => {
+                self.time_exit(&history)
+            }
+            Some(s) => self.order_for(s, &history),
+            None => None,
+        }
+    }
+
+    /// The position has been held for its time exit: sell it all.
+    #[cold]
+    #[inline(never)]
+    fn time_exit(&mut self, history: &History<'_>) -> Option<OrderIntent> {
+        self.state.in_flight = true;
+        Some(OrderIntent {
+            side: Side::Sell,
+            amount: OrderAmount::Qty(self.state.position.qty),
+            stop_loss: None,
+            take_profit: None,
+            trailing: None,
+            break_even_r: None,
+            reason: ExitReason::TimeExit,
+            decided_at: history.open_time(),
+        })
     }
 
     /// Size a signal into an order (cold: most candles bring no signal).
@@ -454,8 +511,12 @@ impl<S: Strategy + ?Sized> Engine<S> {
     #[inline(never)]
     fn order_for(&mut self, signal: Signal, history: &History<'_>) -> Option<OrderIntent> {
         let decided_at = history.open_time();
+        if self.state.in_flight {
+            return None;
+        }
         let intent = match signal.action {
             Action::EnterLong if self.state.position.is_flat() => {
+                self.state.time_exit = signal.time_exit_candles;
                 let close = history.close_price();
                 let input = SizingInput {
                     cash: self.state.cash,
@@ -472,6 +533,8 @@ impl<S: Strategy + ?Sized> Engine<S> {
                     stop_loss: d.stop_loss,
                     take_profit: signal.take_profit,
                     trailing: signal.trailing,
+                    break_even_r: signal.break_even_r,
+                    reason: ExitReason::Signal,
                     decided_at,
                 })
             }
@@ -481,6 +544,8 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 stop_loss: None,
                 take_profit: None,
                 trailing: None,
+                break_even_r: None,
+                reason: ExitReason::Signal,
                 decided_at,
             }),
             _ => None,
@@ -499,6 +564,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 let old = self.state.position.qty;
                 let new = old + exec.qty;
                 if old.is_zero() {
+                    self.state.held = 0;
                     // Opening from flat: the average is the fill price (no decimal division).
                     self.state.position.entry_price = exec.price;
                     self.state.position.entry_time = exec.time;
@@ -600,6 +666,60 @@ mod tests {
                 .is_none()
         );
         assert_eq!(engine.equity_at(Price(dec!(110))), Quote(dec!(1089.1)));
+    }
+
+    struct BuyHeldForTwo;
+    impl Strategy for BuyHeldForTwo {
+        fn name(&self) -> &str {
+            "buy-held-for-two"
+        }
+        fn on_candle(&mut self, _ctx: &StrategyContext<'_>) -> Option<Signal> {
+            Some(Signal::enter_long().with_time_exit(2))
+        }
+    }
+
+    /// Bought 9 at 100 on candle 0's close (fee 0.9); candle 1 is the first held, candle 2 the
+    /// second: its close (110) sells the 9 as a time exit, fee 9 × 110 × 0.001 = 0.99, PnL
+    /// 990 − 0.99 − 900.9 = 88.11.
+    #[test]
+    fn time_exit_sells_at_the_close_of_the_nth_candle_after_the_entry() {
+        use crate::domain::backtest::fills::{Costs, FillModel, SimulatedExchange};
+        use crate::domain::trading::filters::SymbolFilters;
+        let candles = vec![
+            candle(0, dec!(100)),
+            candle(1, dec!(105)),
+            candle(2, dec!(110)),
+        ];
+        let cols = CandleColumns::from_candles(&candles);
+        let mut filters = SymbolFilters::permissive("BTC", "USDT");
+        filters.tick_size = Decimal::ZERO;
+        filters.step_size = Decimal::ZERO;
+        let mut ex = SimulatedExchange::new(FillModel::Close, Costs::default(), filters);
+        let mut engine = Engine::new(
+            Box::new(BuyHeldForTwo),
+            Box::new(FixedFraction {
+                fraction: dec!(0.9009),
+            }),
+            Quote(dec!(1000)),
+        );
+        let mut sells = Vec::new();
+        for i in 0..candles.len() {
+            if let Some(intent) = engine.on_candle(History::up_to(&candles, &cols, i)) {
+                let exec = ex.submit(intent, &candles[i]).unwrap().unwrap();
+                if exec.side == Side::Sell {
+                    sells.push((i, exec));
+                }
+                engine.on_execution(&exec);
+            }
+        }
+        // 1000 × 0.9009 = 900.9 = 9 × 100 × 1.001
+        let (at, exit) = sells[0];
+        assert_eq!(sells.len(), 1);
+        assert_eq!(at, 2);
+        assert_eq!(exit.reason, ExitReason::TimeExit);
+        assert_eq!((exit.qty, exit.price), (Qty(dec!(9)), Price(dec!(110))));
+        assert_eq!(exit.fee, Quote(dec!(0.99)));
+        assert_eq!(engine.closed_trades()[0].pnl, Quote(dec!(88.11)));
     }
 
     #[test]

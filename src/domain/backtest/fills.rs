@@ -108,6 +108,27 @@ pub fn candle_path(candle: &Candle) -> [Price; 4] {
     }
 }
 
+/// The break-even move (issue #19), for the backtest and live trading alike: once `price` (a
+/// close in a backtest, the last price at a live monitor pass right after a close) reaches
+/// `entry + r_multiple × R`, with R = entry − stop (the risk the position opened with), the stop
+/// moves to the price that sells the position for what it cost, entry × (1 + fee) / (1 − fee):
+/// the entry fee and the exit fee at the stop covered. `None`: not reached, or the stop is not
+/// under the entry (already moved). The caller rounds the result up to the tick.
+pub fn break_even_stop(
+    entry: Price,
+    stop: Price,
+    r_multiple: Decimal,
+    fee_rate: Decimal,
+    price: Price,
+) -> Option<Price> {
+    if stop >= entry || fee_rate >= Decimal::ONE {
+        return None;
+    }
+    let trigger = entry.get() + r_multiple * (entry.get() - stop.get());
+    (price.get() >= trigger)
+        .then(|| Price(entry.get() * (Decimal::ONE + fee_rate) / (Decimal::ONE - fee_rate)))
+}
+
 /// Stop and target attached to the open position (OCO-like: whichever triggers first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Brackets {
@@ -115,6 +136,8 @@ struct Brackets {
     take_profit: Option<Price>,
     /// A trailing stop replaces `stop_loss`; it tracks from the entry's market price.
     trailing: Option<TrailingStop>,
+    /// The entry price and R multiple of a pending break-even move.
+    break_even: Option<(Price, Decimal)>,
 }
 
 /// The exchange a backtest trades on. Holds the orders waiting for the next open and the
@@ -152,6 +175,27 @@ impl SimulatedExchange {
         self.brackets.stop_loss.is_some()
             || self.brackets.take_profit.is_some()
             || self.brackets.trailing.is_some()
+    }
+
+    /// A break-even move waits for a close (see [`on_close`](Self::on_close)).
+    #[inline]
+    pub fn has_break_even(&self) -> bool {
+        self.brackets.break_even.is_some()
+    }
+
+    /// A candle closed at `close` with the position open: move the stop to break-even when the
+    /// close reached the position's trigger ([`break_even_stop`]); it applies from the next
+    /// candle, as live trading replaces the exchange stop after the close.
+    pub fn on_close(&mut self, close: Price) {
+        if self.position_qty.is_zero() {
+            return;
+        }
+        if let (Some((entry, r)), Some(stop)) = (self.brackets.break_even, self.brackets.stop_loss)
+            && let Some(level) = break_even_stop(entry, stop, r, self.costs.taker_fee, close)
+        {
+            self.brackets.stop_loss = Some(self.filters.round_price_up(level).max(stop));
+            self.brackets.break_even = None;
+        }
     }
 
     /// Accept an order decided at `candle`'s close: filled now (close model) or queued for the
@@ -341,10 +385,15 @@ impl SimulatedExchange {
                         Some(reference),
                     )
                 });
+                let stop_loss = intent.stop_loss.filter(|_| trailing.is_none());
                 self.brackets = Brackets {
-                    stop_loss: intent.stop_loss.filter(|_| trailing.is_none()),
+                    stop_loss,
                     take_profit: intent.take_profit,
                     trailing,
+                    break_even: intent
+                        .break_even_r
+                        .filter(|_| stop_loss.is_some())
+                        .map(|r| (price, r)),
                 };
             }
             Side::Sell => {
@@ -360,7 +409,10 @@ impl SimulatedExchange {
             price,
             fee,
             time,
-            reason: ExitReason::Signal,
+            reason: match intent.side {
+                Side::Buy => ExitReason::Signal,
+                Side::Sell => intent.reason,
+            },
         })
     }
 }
@@ -396,6 +448,8 @@ mod tests {
             stop_loss: stop.map(Price),
             take_profit: target.map(Price),
             trailing: None,
+            break_even_r: None,
+            reason: ExitReason::Signal,
             decided_at: 0,
         }
     }
@@ -479,6 +533,8 @@ mod tests {
             stop_loss: None,
             take_profit: None,
             trailing: None,
+            break_even_r: None,
+            reason: ExitReason::Signal,
             decided_at: 0,
         };
         let s = ex.submit(sell, &k).unwrap().unwrap();
@@ -589,6 +645,35 @@ mod tests {
             .unwrap();
         assert_eq!(e.reason, ExitReason::TrailingStop);
         assert_eq!(e.price, Price(dec!(94.9)));
+    }
+
+    /// Long 2 at 100, stop 95 (R = 5), break-even after 1 R, fees 0.1 %: a close at 104.99
+    /// moves nothing; a close at 105 moves the stop to 100 × 1.001 / 0.999 = 100.2002.. (up to
+    /// the 0.01 tick: 100.21), so the next candle's dip to 100 sells at 100.21, not at 95.
+    #[test]
+    fn break_even_moves_the_stop_to_entry_plus_fees_after_a_close_at_one_r() {
+        let mut f = unrestricted();
+        f.tick_size = dec!(0.01);
+        let mut ex = SimulatedExchange::new(FillModel::Close, Costs::default(), f);
+        let mut intent = buy(OrderAmount::Qty(Qty(dec!(2))), Some(dec!(95)), None);
+        intent.break_even_r = Some(dec!(1));
+        ex.submit(intent, &c(dec!(100), dec!(100), dec!(100), dec!(100)))
+            .unwrap()
+            .unwrap();
+        assert!(ex.has_break_even());
+        ex.on_close(Price(dec!(104.99)));
+        assert!(ex.has_break_even());
+        ex.on_close(Price(dec!(105)));
+        assert!(!ex.has_break_even());
+        let e = ex
+            .check_brackets(&c(dec!(104), dec!(104), dec!(100), dec!(101)))
+            .unwrap();
+        assert_eq!(e.reason, ExitReason::StopLoss);
+        assert_eq!(e.price, Price(dec!(100.21)));
+        // 2 × 100.21 × 0.001
+        assert_eq!(e.fee, Quote(dec!(0.20042)));
+        // The round trip keeps its cost: 2 × 100.21 × 0.999 = 200.21958 ≥ 2 × 100 × 1.001 = 200.2
+        assert!(e.price * e.qty - e.fee >= Quote(dec!(200.2)));
     }
 
     #[test]

@@ -295,6 +295,11 @@ impl BacktestService {
                 {
                     desk.book(&exec, &mut engine);
                 }
+                // The candle closed: a break-even move applies from the next one (live trading
+                // moves the exchange stop at the monitor pass after the close).
+                if !engine.is_flat() && desk.exchange.has_break_even() {
+                    desk.exchange.on_close(candles[i].close);
+                }
                 let was_in_market = !engine.is_flat();
                 if let Some(intent) = engine.on_candle(History::up_to(candles, columns, i)) {
                     desk.place(intent, &mut engine, candles, columns, i);

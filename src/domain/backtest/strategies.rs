@@ -6,7 +6,7 @@ use crate::domain::market::indicators::{Macd, Rsi, SlidingSma, sma};
 use crate::domain::market::indicators::{Signal as RuleSignal, simple_signal_at};
 use crate::domain::trading::order::TrailingDelta;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -58,6 +58,23 @@ pub fn trailing_of(parameters: &serde_json::Value) -> Option<TrailingDelta> {
     let whole = bips.fract() == 0.0
         && (f64::from(TrailingDelta::MIN)..=f64::from(TrailingDelta::MAX)).contains(&bips);
     whole.then_some(TrailingDelta(bips as u32))
+}
+
+/// The break-even move a strategy's stored parameters ask for (`breakeven_r`: after a close at
+/// entry + that many R), whatever its decision engine.
+pub fn break_even_of(parameters: &serde_json::Value) -> Option<Decimal> {
+    let r = parameters.get("breakeven_r")?.as_f64()?;
+    if r > 0.0 && r <= 100.0 {
+        Decimal::from_f64(r)
+    } else {
+        None
+    }
+}
+
+/// The time exit a strategy's stored parameters ask for (`time_exit_candles`).
+pub fn time_exit_of(parameters: &serde_json::Value) -> Option<u32> {
+    let n = parameters.get("time_exit_candles")?.as_f64()?;
+    (n >= 1.0 && n.fract() == 0.0 && n <= 100_000.0).then_some(n as u32)
 }
 
 /// Names of the built-in strategies.
@@ -136,11 +153,37 @@ impl Params<'_> {
                 });
             }
         };
+        let break_even = match self.given.get("breakeven_r") {
+            None => None,
+            Some(&v) if v > 0.0 && v <= 100.0 => Decimal::from_f64(v),
+            Some(&v) => {
+                return Err(StrategyError::Invalid {
+                    key: "breakeven_r".into(),
+                    value: v,
+                    why: "must be a multiple of the risk R above 0 and at most 100",
+                });
+            }
+        };
+        let time_exit = match self.given.get("time_exit_candles") {
+            None => None,
+            Some(_) => Some(self.period("time_exit_candles", 1)? as u32),
+        };
         let brackets = Brackets {
             stop: pct("stop_pct")?,
             target: pct("take_pct")?,
             trail,
+            break_even,
+            time_exit,
         };
+        if let Some(r) = brackets.break_even
+            && brackets.stop.is_none()
+        {
+            return Err(StrategyError::Invalid {
+                key: "breakeven_r".into(),
+                value: r.to_f64().unwrap_or_default(),
+                why: "needs stop_pct: R is the distance from the entry to the stop",
+            });
+        }
         // One exchange order protects the position: a trailing stop cannot share it with a fixed
         // stop or a target (a fixed stop would be a second sell of the same coins).
         for (key, given) in [
@@ -166,11 +209,16 @@ struct Brackets {
     stop: Option<Decimal>,
     target: Option<Decimal>,
     trail: Option<TrailingDelta>,
+    break_even: Option<Decimal>,
+    time_exit: Option<u32>,
 }
 
 impl Brackets {
     /// `signal` with the brackets priced off the current close (read only when there are any).
     fn attach(&self, mut signal: Signal, history: &History<'_>) -> Signal {
+        if let Some(n) = self.time_exit {
+            signal = signal.with_time_exit(n);
+        }
         if self.stop.is_none() && self.target.is_none() && self.trail.is_none() {
             return signal;
         }
@@ -187,6 +235,9 @@ impl Brackets {
         }
         if let Some(t) = self.target {
             signal = signal.with_take_profit(close * (Decimal::ONE + t));
+        }
+        if let Some(r) = self.break_even {
+            signal = signal.with_break_even(r);
         }
         signal
     }
@@ -293,7 +344,15 @@ fn build(
             let p = Params {
                 strategy: "sma-cross",
                 given: &spec.params,
-                allowed: &["fast", "slow", "stop_pct", "take_pct", "trail_bips"],
+                allowed: &[
+                    "fast",
+                    "slow",
+                    "stop_pct",
+                    "take_pct",
+                    "trail_bips",
+                    "breakeven_r",
+                    "time_exit_candles",
+                ],
             };
             p.check()?;
             let fast = p.period("fast", 10)?;
@@ -324,6 +383,8 @@ fn build(
                     "stop_pct",
                     "take_pct",
                     "trail_bips",
+                    "breakeven_r",
+                    "time_exit_candles",
                 ],
             };
             p.check()?;
@@ -354,6 +415,8 @@ fn build(
                     "stop_pct",
                     "take_pct",
                     "trail_bips",
+                    "breakeven_r",
+                    "time_exit_candles",
                 ],
             };
             p.check()?;
@@ -378,6 +441,8 @@ fn build(
                     "stop_pct",
                     "take_pct",
                     "trail_bips",
+                    "breakeven_r",
+                    "time_exit_candles",
                 ],
             };
             p.check()?;
@@ -615,6 +680,52 @@ mod tests {
                 Err(StrategyError::Invalid { ref key, .. }) if key == other
             ));
         }
+    }
+
+    #[test]
+    fn time_exit_candles_is_a_whole_number_of_candles() {
+        assert!(build_strategy(&spec("macd", &[("time_exit_candles", 12.0)])).is_ok());
+        for bad in [0.0, 1.5, -3.0] {
+            assert!(build_strategy(&spec("macd", &[("time_exit_candles", bad)])).is_err());
+        }
+        assert_eq!(
+            time_exit_of(&serde_json::json!({"time_exit_candles": 12.0})),
+            Some(12)
+        );
+        assert_eq!(
+            time_exit_of(&serde_json::json!({"time_exit_candles": 0})),
+            None
+        );
+    }
+
+    #[test]
+    fn breakeven_r_needs_a_stop_and_a_positive_multiple() {
+        assert!(
+            build_strategy(&spec(
+                "sma-cross",
+                &[("stop_pct", 1.0), ("breakeven_r", 1.5)]
+            ))
+            .is_ok()
+        );
+        for params in [
+            &[("breakeven_r", 1.0)][..],
+            &[("stop_pct", 1.0), ("breakeven_r", 0.0)][..],
+            &[("stop_pct", 1.0), ("breakeven_r", -1.0)][..],
+        ] {
+            assert!(
+                matches!(
+                    build_strategy(&spec("rsi-macd", params)),
+                    Err(StrategyError::Invalid { ref key, .. }) if key == "breakeven_r"
+                ),
+                "{params:?}"
+            );
+        }
+        let stored =
+            serde_json::json!({"strategy": "sma-cross", "breakeven_r": 1.5, "trail_bips": 150.0});
+        assert_eq!(break_even_of(&stored), Some(Decimal::new(15, 1)));
+        assert_eq!(trailing_of(&stored), Some(TrailingDelta(150)));
+        assert_eq!(break_even_of(&serde_json::json!({"breakeven_r": 0})), None);
+        assert_eq!(trailing_of(&serde_json::json!({"trail_bips": 5000})), None);
     }
 
     #[test]
