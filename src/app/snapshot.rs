@@ -149,11 +149,44 @@ pub struct DecisionView {
     pub refusal_reasons: Vec<String>,
     /// What the trading service did or why risk was not asked.
     pub execution: String,
+    /// How risk sized an approved entry; `None` when it refused or was not asked.
+    pub sizing: Option<SizingView>,
+    /// The exchange orders the decision placed.
+    pub order_ids: Vec<String>,
+    /// The news the engine read: "date · title · url" (the date when the source gave one).
     pub sources: Vec<String>,
+    /// An LLM decision's prompt and the model's reply as received.
+    pub prompt: Option<String>,
+    pub raw_reply: Option<String>,
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
     pub cost_usd: Option<Quote>,
     pub latency_ms: Option<u64>,
+}
+
+/// Risk's sizing of an approved entry: the quantity, the levels and what a stop-out costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizingView {
+    pub quantity: Qty,
+    pub entry: Price,
+    pub stop: Option<Price>,
+    pub target: Option<Price>,
+    pub notional: Quote,
+    /// Lost if the stop is hit: quantity × (entry − stop).
+    pub risk_amount: Quote,
+}
+
+impl SizingView {
+    /// Reward over risk: (target − entry) / (entry − stop), when both levels are set.
+    pub fn reward_to_risk(&self) -> Option<f64> {
+        let (stop, target) = (self.stop?, self.target?);
+        let risk = (self.entry.get() - stop.get()).abs();
+        if risk.is_zero() {
+            return None;
+        }
+        let reward = (target.get() - self.entry.get()).abs();
+        Some(Quote(reward).to_f64() / Quote(risk).to_f64())
+    }
 }
 
 /// Indicator series aligned with `MarketView::candles` (same length; `None` while warming up).
@@ -554,11 +587,19 @@ fn sources(results: &Value) -> Vec<String> {
             .iter()
             .map(|s| match s {
                 Value::String(u) => u.clone(),
-                other => other
-                    .get("url")
-                    .or_else(|| other.get("title"))
-                    .map(text_of)
-                    .unwrap_or_else(|| other.to_string()),
+                other => {
+                    // "date · title · url", each part when the source gave it.
+                    let parts: Vec<String> = ["published_date", "title", "url"]
+                        .iter()
+                        .filter_map(|k| other.get(*k).map(text_of))
+                        .filter(|t| !t.is_empty())
+                        .collect();
+                    if parts.is_empty() {
+                        other.to_string()
+                    } else {
+                        parts.join(" · ")
+                    }
+                }
             })
             .collect()
     })
@@ -613,7 +654,29 @@ fn load_decisions(conn: &Connection) -> Result<Vec<DecisionView>, SnapshotError>
                     .not_evaluated
                     .clone()
                     .unwrap_or_else(|| record.execution.clone()),
+                sizing: match &record.verdict {
+                    Some(crate::domain::risk::RiskVerdict::Approved {
+                        quantity,
+                        entry,
+                        stop,
+                        take_profit,
+                        notional,
+                        risk_amount,
+                        ..
+                    }) => Some(SizingView {
+                        quantity: *quantity,
+                        entry: *entry,
+                        stop: *stop,
+                        target: *take_profit,
+                        notional: *notional,
+                        risk_amount: *risk_amount,
+                    }),
+                    _ => None,
+                },
+                order_ids: d.order_ids,
                 sources: sources(&json(d.search_results)),
+                prompt: d.prompt.filter(|p| !p.is_empty()),
+                raw_reply: d.raw_response.filter(|r| !r.is_empty()),
                 prompt_tokens: d.prompt_tokens.and_then(|v| u32::try_from(v).ok()),
                 completion_tokens: d.completion_tokens.and_then(|v| u32::try_from(v).ok()),
                 cost_usd: d.cost_usd.map(Quote),

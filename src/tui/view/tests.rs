@@ -276,3 +276,42 @@ fn a_terminal_below_80x24_says_it_is_too_small() {
     assert!(text.contains("terminal too small"), "{text}");
     assert!(text.contains("80×24"), "{text}");
 }
+
+#[test]
+fn the_decision_list_gives_a_reason_and_the_detail_every_check_and_the_sizing() {
+    let mut app = app_on(Screen::Decisions);
+    // The refused decision's binding check in plain words, in the list.
+    for (w, h) in [(80, 24), (200, 60)] {
+        let text = render(&app, w, h);
+        assert!(
+            text.contains("breaker: halted: 3 losses in a row"),
+            "{text}"
+        );
+    }
+    update(&mut app, Action::Enter);
+    let detail = render(&app, 120, 40);
+    for expected in [
+        "✓ portfolio heat",
+        "✓ min notional",
+        "0.05000 BTC × 51,230.00 = 2,561.50 USDT",
+        "a stop-out loses 106.50 USDT",
+        "reward:risk 0.83:1",
+        "tm-entry-btc-42",
+        "2026-01-02 · ETF inflows",
+        "Prompt",
+        "Raw reply",
+    ] {
+        assert!(detail.contains(expected), "{expected} missing\n{detail}");
+    }
+    // The hold says what it is in words, not `nothing_to_do`.
+    update(&mut app, Action::Back);
+    assert!(!render(&app, 80, 24).contains("nothing_to_do"));
+    // Esc went back to the list; a refused one opens with its failed check.
+    update(&mut app, Action::Down);
+    update(&mut app, Action::Enter);
+    let refused = render(&app, 80, 24);
+    assert!(
+        refused.contains("✗ breaker") && refused.contains("Refused because"),
+        "{refused}"
+    );
+}
