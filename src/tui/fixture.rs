@@ -151,6 +151,7 @@ pub fn snapshot() -> Snapshot {
         breaker: BreakerView {
             state: BreakerState::Active,
             reason: String::new(),
+            until: None,
             history: vec![
                 BreakerChange {
                     at_ms: NOW_MS - 3_600_000,
@@ -391,14 +392,10 @@ pub fn snapshot() -> Snapshot {
                 error: Some("no candles stored for DOGEUSDT 1m".into()),
             },
         ],
-        risk_config: vec![
-            ("max_position_pct".into(), "10".into()),
-            ("max_portfolio_heat_pct".into(), "6".into()),
-            ("daily_loss_limit_pct".into(), "3".into()),
-            ("max_open_positions".into(), "5".into()),
-            ("consecutive_loss_limit".into(), "3".into()),
-            ("cooldown_minutes".into(), "60".into()),
-        ],
+        risk_config: risk_config(),
+        risk_limits: Vec::new(),
+        peak_equity: Some(Quote(dec!(10650))),
+        loss_streak: 1,
         health: vec![
             ComponentHealth { name: "database".into(), healthy: true, stale: false, detail: "ok".into() },
             ComponentHealth { name: "binance-ws".into(), healthy: true, stale: false, detail: "12 ms".into() },
@@ -425,5 +422,24 @@ pub fn snapshot() -> Snapshot {
         strategies: vec!["sma-cross".into(), "rsi-revert".into(), "llm-news".into()],
     };
     apply_heat(&mut snap);
+    // The file sets a 2 % daily loss limit; `risk set` stored a 5-position cap over it.
+    let mut configured = config_rows(&crate::domain::risk::RiskConfig::default());
+    set_row(&mut configured, "max_daily_loss_pct", "2");
+    snap.risk_limits = risk_limits(&snap.risk_config, true, &configured);
     snap
+}
+
+fn set_row(rows: &mut [(String, String)], key: &str, value: &str) {
+    if let Some(row) = rows.iter_mut().find(|(k, _)| k == key) {
+        row.1 = value.into();
+    }
+}
+
+/// The limits in force: the defaults, a 2 % daily loss limit from the file and 5 open
+/// positions stored in the database.
+fn risk_config() -> Vec<(String, String)> {
+    let mut rows = config_rows(&crate::domain::risk::RiskConfig::default());
+    set_row(&mut rows, "max_daily_loss_pct", "2");
+    set_row(&mut rows, "max_open_positions", "5");
+    rows
 }
