@@ -54,6 +54,8 @@ pub struct BreakerChange {
 pub struct BreakerView {
     pub state: BreakerState,
     pub reason: String,
+    /// When an automatic recovery is due (cooldown, day roll); `None` when manual or active.
+    pub until: Option<i64>,
     /// Newest first.
     pub history: Vec<BreakerChange>,
 }
@@ -63,6 +65,7 @@ impl Default for BreakerView {
         BreakerView {
             state: BreakerState::Active,
             reason: String::new(),
+            until: None,
             history: Vec::new(),
         }
     }
@@ -149,11 +152,104 @@ pub struct DecisionView {
     pub refusal_reasons: Vec<String>,
     /// What the trading service did or why risk was not asked.
     pub execution: String,
+    /// How risk sized an approved entry; `None` when it refused or was not asked.
+    pub sizing: Option<SizingView>,
+    /// The exchange orders the decision placed.
+    pub order_ids: Vec<String>,
+    /// The news the engine read: "date · title · url" (the date when the source gave one).
     pub sources: Vec<String>,
+    /// An LLM decision's prompt and the model's reply as received.
+    pub prompt: Option<String>,
+    pub raw_reply: Option<String>,
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
     pub cost_usd: Option<Quote>,
     pub latency_ms: Option<u64>,
+}
+
+/// Where a risk limit's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSource {
+    /// The built-in default.
+    Default,
+    /// `[risk]` in the configuration file.
+    Config,
+    /// Stored by `trademind risk set` (wins over the file).
+    Database,
+}
+
+impl LimitSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            LimitSource::Default => "default",
+            LimitSource::Config => "config",
+            LimitSource::Database => "database",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskLimitRow {
+    pub key: String,
+    pub value: String,
+    pub source: LimitSource,
+}
+
+/// Each limit in force and its source: the stored value when it differs from the file's, the
+/// file's when it differs from the built-in default, else the default.
+pub fn risk_limits(
+    in_force: &[(String, String)],
+    stored: bool,
+    configured: &[(String, String)],
+) -> Vec<RiskLimitRow> {
+    let defaults = config_rows(&crate::domain::risk::RiskConfig::default());
+    let find = |rows: &[(String, String)], k: &str| {
+        rows.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    in_force
+        .iter()
+        .map(|(k, v)| {
+            let source = if stored && find(configured, k).as_ref() != Some(v) {
+                LimitSource::Database
+            } else if find(&defaults, k).as_ref() != Some(v) {
+                LimitSource::Config
+            } else {
+                LimitSource::Default
+            };
+            RiskLimitRow {
+                key: k.clone(),
+                value: v.clone(),
+                source,
+            }
+        })
+        .collect()
+}
+
+/// Risk's sizing of an approved entry: the quantity, the levels and what a stop-out costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizingView {
+    pub quantity: Qty,
+    pub entry: Price,
+    pub stop: Option<Price>,
+    pub target: Option<Price>,
+    pub notional: Quote,
+    /// Lost if the stop is hit: quantity × (entry − stop).
+    pub risk_amount: Quote,
+}
+
+impl SizingView {
+    /// Reward over risk: (target − entry) / (entry − stop), when both levels are set.
+    pub fn reward_to_risk(&self) -> Option<f64> {
+        let (stop, target) = (self.stop?, self.target?);
+        let risk = (self.entry.get() - stop.get()).abs();
+        if risk.is_zero() {
+            return None;
+        }
+        let reward = (target.get() - self.entry.get()).abs();
+        Some(Quote(reward).to_f64() / Quote(risk).to_f64())
+    }
 }
 
 /// Indicator series aligned with `MarketView::candles` (same length; `None` while warming up).
@@ -303,6 +399,12 @@ pub struct Snapshot {
     /// Newest first.
     pub backtests: Vec<BacktestView>,
     pub risk_config: Vec<(String, String)>,
+    /// The limits in force with where each value comes from.
+    pub risk_limits: Vec<RiskLimitRow>,
+    /// The highest equity recorded: the drawdown limit counts from it.
+    pub peak_equity: Option<Quote>,
+    /// Losing closed trades in a row, newest back (the loss-streak rule's count).
+    pub loss_streak: u32,
     pub health: Vec<ComponentHealth>,
     /// Oldest first (appended as they arrive).
     pub logs: Vec<LogLine>,
@@ -339,6 +441,9 @@ impl Snapshot {
             },
             backtests: Vec::new(),
             risk_config: Vec::new(),
+            risk_limits: Vec::new(),
+            peak_equity: None,
+            loss_streak: 0,
             health: Vec::new(),
             logs: Vec::new(),
             symbols: vec![symbol],
@@ -411,15 +516,26 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
     snap.counts = view.counts;
     snap.open_orders = load_open_orders(conn)?;
     snap.trades = load_trades(conn)?;
+    // Exit fills carry the realised PnL of what they closed, newest first.
+    snap.loss_streak = snap
+        .trades
+        .iter()
+        .filter_map(|t| t.realised_pnl)
+        .take_while(|p| p.get().is_sign_negative() && !p.is_zero())
+        .count() as u32;
     snap.decisions = load_decisions(conn)?;
     snap.backtests = load_backtests(conn)?;
     snap.market.candles = load_candles(conn, &req.symbol, req.interval)?;
     snap.market.overlays = overlays(&snap.market.candles);
     snap.breaker = load_breaker(conn)?;
     snap.risk_config = load_risk_config(conn)?;
-    if snap.risk_config.is_empty() {
+    let stored = !snap.risk_config.is_empty();
+    if !stored {
         snap.risk_config = req.default_risk_config.clone();
     }
+    snap.risk_limits = risk_limits(&snap.risk_config, stored, &req.default_risk_config);
+    snap.breaker.until = view.breaker.until;
+    snap.peak_equity = crate::store::equity::peak(conn, &req.connection)?.map(|(q, _)| q);
     snap.strategies = crate::store::strategies::list_strategies(conn)?
         .into_iter()
         .map(|s| s.name)
@@ -554,11 +670,19 @@ fn sources(results: &Value) -> Vec<String> {
             .iter()
             .map(|s| match s {
                 Value::String(u) => u.clone(),
-                other => other
-                    .get("url")
-                    .or_else(|| other.get("title"))
-                    .map(text_of)
-                    .unwrap_or_else(|| other.to_string()),
+                other => {
+                    // "date · title · url", each part when the source gave it.
+                    let parts: Vec<String> = ["published_date", "title", "url"]
+                        .iter()
+                        .filter_map(|k| other.get(*k).map(text_of))
+                        .filter(|t| !t.is_empty())
+                        .collect();
+                    if parts.is_empty() {
+                        other.to_string()
+                    } else {
+                        parts.join(" · ")
+                    }
+                }
             })
             .collect()
     })
@@ -613,7 +737,29 @@ fn load_decisions(conn: &Connection) -> Result<Vec<DecisionView>, SnapshotError>
                     .not_evaluated
                     .clone()
                     .unwrap_or_else(|| record.execution.clone()),
+                sizing: match &record.verdict {
+                    Some(crate::domain::risk::RiskVerdict::Approved {
+                        quantity,
+                        entry,
+                        stop,
+                        take_profit,
+                        notional,
+                        risk_amount,
+                        ..
+                    }) => Some(SizingView {
+                        quantity: *quantity,
+                        entry: *entry,
+                        stop: *stop,
+                        target: *take_profit,
+                        notional: *notional,
+                        risk_amount: *risk_amount,
+                    }),
+                    _ => None,
+                },
+                order_ids: d.order_ids,
                 sources: sources(&json(d.search_results)),
+                prompt: d.prompt.filter(|p| !p.is_empty()),
+                raw_reply: d.raw_response.filter(|r| !r.is_empty()),
                 prompt_tokens: d.prompt_tokens.and_then(|v| u32::try_from(v).ok()),
                 completion_tokens: d.completion_tokens.and_then(|v| u32::try_from(v).ok()),
                 cost_usd: d.cost_usd.map(Quote),
@@ -898,6 +1044,26 @@ mod tests {
             default_risk_config: vec![("heat_cap_pct".into(), "5".into())],
             stale_after_ms: 3_600_000,
         }
+    }
+
+    #[test]
+    fn each_risk_limit_says_whether_it_is_the_default_the_file_or_the_database() {
+        let defaults = config_rows(&crate::domain::risk::RiskConfig::default());
+        let mut configured = defaults.clone();
+        let set = |rows: &mut Vec<(String, String)>, k: &str, v: &str| {
+            rows.iter_mut().find(|(key, _)| key == k).unwrap().1 = v.into();
+        };
+        set(&mut configured, "max_daily_loss_pct", "2");
+        let mut stored = configured.clone();
+        set(&mut stored, "heat_cap_pct", "4");
+        let rows = risk_limits(&stored, true, &configured);
+        let source = |k: &str| rows.iter().find(|r| r.key == k).unwrap().source;
+        assert_eq!(source("heat_cap_pct"), LimitSource::Database);
+        assert_eq!(source("max_daily_loss_pct"), LimitSource::Config);
+        assert_eq!(source("max_drawdown_pct"), LimitSource::Default);
+        // Without a stored row nothing is "database".
+        let rows = risk_limits(&configured, false, &configured);
+        assert!(rows.iter().all(|r| r.source != LimitSource::Database));
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub fn snapshot() -> Snapshot {
         breaker: BreakerView {
             state: BreakerState::Active,
             reason: String::new(),
+            until: None,
             history: vec![
                 BreakerChange {
                     at_ms: NOW_MS - 3_600_000,
@@ -265,7 +266,21 @@ pub fn snapshot() -> Snapshot {
                 ],
                 refusal_reasons: vec![],
                 execution: "bought 0.05 BTCUSDT at 51230".into(),
-                sources: vec!["https://news.example/etf-inflows".into(), "https://news.example/btc-breakout".into()],
+                sizing: Some(SizingView {
+                    quantity: Qty(dec!(0.05)),
+                    entry: Price(dec!(51230)),
+                    stop: Some(Price(dec!(49100))),
+                    target: Some(Price(dec!(53000))),
+                    notional: Quote(dec!(2561.5)),
+                    risk_amount: Quote(dec!(106.5)),
+                }),
+                order_ids: vec!["tm-entry-btc-42".into(), "tm-oco-btc-42".into()],
+                sources: vec![
+                    "2026-01-02 · ETF inflows hit a record · https://news.example/etf-inflows".into(),
+                    "2026-01-01 · BTC breaks out · https://news.example/btc-breakout".into(),
+                ],
+                prompt: Some("You are a trading assistant.\nBTCUSDT last price 51230.00; RSI 61.2.".into()),
+                raw_reply: Some("{\"action\":\"BUY\",\"confidence\":0.82}".into()),
                 prompt_tokens: Some(1830),
                 completion_tokens: Some(212),
                 cost_usd: Some(Quote(dec!(0.0041))),
@@ -287,7 +302,11 @@ pub fn snapshot() -> Snapshot {
                 ],
                 refusal_reasons: vec!["the circuit breaker is halted".into()],
                 execution: "refused by risk".into(),
+                sizing: None,
+                order_ids: vec![],
                 sources: vec![],
+                prompt: None,
+                raw_reply: None,
                 prompt_tokens: None,
                 completion_tokens: None,
                 cost_usd: None,
@@ -306,8 +325,12 @@ pub fn snapshot() -> Snapshot {
                 reasoning: "Mixed signals.".into(),
                 risk_checks: vec![],
                 refusal_reasons: vec![],
-                execution: "hold: nothing to do".into(),
+                execution: "nothing_to_do".into(),
+                sizing: None,
+                order_ids: vec![],
                 sources: vec![],
+                prompt: None,
+                raw_reply: None,
                 prompt_tokens: Some(1500),
                 completion_tokens: Some(90),
                 cost_usd: Some(Quote(dec!(0.0030))),
@@ -369,14 +392,10 @@ pub fn snapshot() -> Snapshot {
                 error: Some("no candles stored for DOGEUSDT 1m".into()),
             },
         ],
-        risk_config: vec![
-            ("max_position_pct".into(), "10".into()),
-            ("max_portfolio_heat_pct".into(), "6".into()),
-            ("daily_loss_limit_pct".into(), "3".into()),
-            ("max_open_positions".into(), "5".into()),
-            ("consecutive_loss_limit".into(), "3".into()),
-            ("cooldown_minutes".into(), "60".into()),
-        ],
+        risk_config: risk_config(),
+        risk_limits: Vec::new(),
+        peak_equity: Some(Quote(dec!(10650))),
+        loss_streak: 1,
         health: vec![
             ComponentHealth { name: "database".into(), healthy: true, stale: false, detail: "ok".into() },
             ComponentHealth { name: "binance-ws".into(), healthy: true, stale: false, detail: "12 ms".into() },
@@ -403,5 +422,24 @@ pub fn snapshot() -> Snapshot {
         strategies: vec!["sma-cross".into(), "rsi-revert".into(), "llm-news".into()],
     };
     apply_heat(&mut snap);
+    // The file sets a 2 % daily loss limit; `risk set` stored a 5-position cap over it.
+    let mut configured = config_rows(&crate::domain::risk::RiskConfig::default());
+    set_row(&mut configured, "max_daily_loss_pct", "2");
+    snap.risk_limits = risk_limits(&snap.risk_config, true, &configured);
     snap
+}
+
+fn set_row(rows: &mut [(String, String)], key: &str, value: &str) {
+    if let Some(row) = rows.iter_mut().find(|(k, _)| k == key) {
+        row.1 = value.into();
+    }
+}
+
+/// The limits in force: the defaults, a 2 % daily loss limit from the file and 5 open
+/// positions stored in the database.
+fn risk_config() -> Vec<(String, String)> {
+    let mut rows = config_rows(&crate::domain::risk::RiskConfig::default());
+    set_row(&mut rows, "max_daily_loss_pct", "2");
+    set_row(&mut rows, "max_open_positions", "5");
+    rows
 }

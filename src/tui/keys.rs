@@ -39,7 +39,14 @@ const TRADES: &[Binding] = &[
     b("f", "cycle strategy filter"),
     b("s", "cycle symbol filter"),
 ];
-const DECISIONS: &[Binding] = &[b("j k", "select a decision; details beside or below")];
+const DECISIONS: &[Binding] = &[
+    b("j k", "select a decision; details beside or below"),
+    b(
+        "Enter",
+        "open the decision full screen (j k PgUp PgDn scroll)",
+    ),
+    b("Esc", "back to the list"),
+];
 const MARKET: &[Binding] = &[b("s", "next symbol"), b("i", "next interval")];
 const BACKTESTS: &[Binding] = &[
     b("Enter", "open / close the selected run"),

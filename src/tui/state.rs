@@ -91,6 +91,9 @@ pub struct App {
     pub trades_symbol: Option<String>,
     pub log_min_level: LogLevel,
     pub backtest_detail: bool,
+    /// The selected decision shown full screen (Enter), scrolled by `detail_scroll` lines.
+    pub decision_detail: bool,
+    pub detail_scroll: u16,
     pub should_quit: bool,
     /// How each symbol's prices and quantities are written (its tick and step).
     pub precisions: Precisions,
@@ -120,6 +123,8 @@ impl App {
             trades_symbol: None,
             log_min_level: LogLevel::Info,
             backtest_detail: false,
+            decision_detail: false,
+            detail_scroll: 0,
             should_quit: false,
             dirty: true,
         }

@@ -208,7 +208,43 @@ fn apply_snapshot(app: &mut App, mut snap: Snapshot) {
             b.progress = old.progress.or(b.progress);
         }
     }
+    // The cursor follows the row it was on, not its index: new decisions, runs and orders
+    // arrive at the top, and the detail shown must not drift to another row under the reader.
+    let decision = app
+        .snapshot
+        .decisions
+        .get(app.selected(Screen::Decisions))
+        .map(|d| d.id);
+    let backtest = app
+        .snapshot
+        .backtests
+        .get(app.selected(Screen::Backtests))
+        .map(|b| b.id);
+    let position = app
+        .snapshot
+        .positions
+        .get(app.selected(Screen::Positions))
+        .map(|p| p.symbol.clone());
+    let order = app
+        .snapshot
+        .open_orders
+        .get(app.order_selected)
+        .map(|o| o.client_order_id.clone());
     app.snapshot = snap;
+    let s = &app.snapshot;
+    if let Some(i) = decision.and_then(|id| s.decisions.iter().position(|d| d.id == id)) {
+        app.selected[Screen::Decisions.index()] = i;
+    }
+    if let Some(i) = backtest.and_then(|id| s.backtests.iter().position(|b| b.id == id)) {
+        app.selected[Screen::Backtests.index()] = i;
+    }
+    if let Some(i) = position.and_then(|sym| s.positions.iter().position(|p| p.symbol == sym)) {
+        app.selected[Screen::Positions.index()] = i;
+    }
+    if let Some(i) = order.and_then(|id| s.open_orders.iter().position(|o| o.client_order_id == id))
+    {
+        app.order_selected = i;
+    }
     clamp_cursors(app);
 }
 
@@ -232,6 +268,21 @@ fn unique(mut v: Vec<String>) -> Vec<String> {
 }
 
 fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
+    // A decision opened full screen: the cursor keys scroll its detail.
+    if app.screen == Screen::Decisions && app.decision_detail {
+        let by = match action {
+            Action::Down => Some(1),
+            Action::Up => Some(-1),
+            Action::PageDown => Some(PAGE as i32),
+            Action::PageUp => Some(-(PAGE as i32)),
+            Action::Top => Some(-i32::from(app.detail_scroll)),
+            _ => None,
+        };
+        if let Some(by) = by {
+            app.detail_scroll = (i32::from(app.detail_scroll) + by).clamp(0, 2000) as u16;
+            return Vec::new();
+        }
+    }
     match action {
         Action::NextScreen => app.screen = Screen::from_index(app.screen.index() + 1),
         Action::PrevScreen => {
@@ -256,8 +307,14 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Enter if app.screen == Screen::Backtests => {
             app.backtest_detail = !app.snapshot.backtests.is_empty() && !app.backtest_detail
         }
+        Action::Enter if app.screen == Screen::Decisions => {
+            app.decision_detail = !app.snapshot.decisions.is_empty() && !app.decision_detail;
+            app.detail_scroll = 0;
+        }
         Action::Back => {
             app.backtest_detail = false;
+            app.decision_detail = false;
+            app.detail_scroll = 0;
             app.status = None;
         }
         Action::ShowHelp => app.overlay = Overlay::Help,
@@ -856,6 +913,29 @@ mod tests {
             matches!(app.overlay, Overlay::Confirm(_)),
             "{:?}",
             app.status
+        );
+    }
+
+    #[test]
+    fn the_decision_cursor_stays_on_its_decision_when_new_rows_arrive() {
+        let mut app = App::new(crate::tui::fixture::snapshot());
+        update(&mut app, Action::GoTo(Screen::Decisions));
+        update(&mut app, Action::Down); // #41
+        assert_eq!(
+            app.snapshot.decisions[app.selected(Screen::Decisions)].id,
+            41
+        );
+        let mut newer = crate::tui::fixture::snapshot();
+        let mut fresh = newer.decisions[0].clone();
+        fresh.id = 43;
+        newer.decisions.insert(0, fresh.clone());
+        fresh.id = 44;
+        newer.decisions.insert(0, fresh);
+        update(&mut app, Action::SnapshotLoaded(Box::new(newer)));
+        assert_eq!(
+            app.snapshot.decisions[app.selected(Screen::Decisions)].id,
+            41,
+            "the detail must keep showing the decision the reader chose"
         );
     }
 

@@ -1,104 +1,349 @@
-//! Risk: the configuration in force, heat per position against the cap, the breaker's state and
-//! history, and the kill switch.
+//! Risk: the limits in force with their units and where each comes from; how much of each
+//! limit is used (daily loss, drawdown, loss streak, open positions, heat, exposure per symbol)
+//! and the distance to the next breaker trip; pause, kill switch and breaker as three states
+//! with their countdowns; the breaker's history.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 
-use super::screen_block;
+use super::{header_row, screen_block};
+use crate::app::snapshot::Snapshot;
 use crate::format as fmt;
+use crate::store::account::TradingState;
 use crate::tui::action::Screen;
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
+
+/// A limit's name for people and the unit its value is in.
+pub fn limit_label(key: &str) -> (String, &'static str) {
+    let (name, unit) = match key {
+        "risk_per_trade_pct" => ("Risk per trade", "% equity"),
+        "max_position_pct" => ("Max position", "% equity"),
+        "max_daily_loss_pct" => ("Daily loss limit", "% day start"),
+        "max_drawdown_pct" => ("Max drawdown", "% from peak"),
+        "max_open_positions" => ("Open positions", "max"),
+        "max_symbol_exposure_pct" => ("Exposure/symbol", "% equity"),
+        "min_confidence" => ("Min confidence", "0–1"),
+        "min_reward_risk" => ("Min reward:risk", "×"),
+        "heat_cap_pct" => ("Heat cap", "% equity"),
+        "kelly_fraction" => ("Kelly fraction", "×"),
+        "kelly_min_trades" => ("Kelly min trades", "trades"),
+        "kelly_lookback" => ("Kelly lookback", "trades"),
+        "kelly_cap_pct" => ("Kelly cap", "% equity"),
+        "atr_multiplier" => ("ATR stop", "× ATR"),
+        "consecutive_losses_limit" => ("Loss streak limit", "losses"),
+        "cooldown_minutes" => ("Cooldown", "min"),
+        "fee_rate" => ("Fee reserve", "fraction"),
+        "sizing_mode" => ("Sizing", ""),
+        "daily_loss_action" => ("Daily loss action", ""),
+        "daily_loss_recovery" => ("Daily loss reset", ""),
+        "consecutive_losses_action" => ("Streak action", ""),
+        "consecutive_losses_recovery" => ("Streak reset", ""),
+        "drawdown_action" => ("Drawdown action", ""),
+        "drawdown_recovery" => ("Drawdown reset", ""),
+        "kill_action" => ("Kill action", ""),
+        other => return (capitalise(&fmt::words(other)), ""),
+    };
+    (name.to_string(), unit)
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// One utilisation bar: how much of a limit is used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    pub name: String,
+    pub used: f64,
+    pub limit: f64,
+    /// `used` and `limit` as people read them (`1.20% / 3.00%`, `2 / 3 losses`).
+    pub text: String,
+    /// A breaker rule: reaching it trips the breaker.
+    pub trips_breaker: bool,
+}
+
+impl Usage {
+    pub fn ratio(&self) -> f64 {
+        if self.limit > 0.0 {
+            (self.used / self.limit).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+fn limit_value(s: &Snapshot, key: &str) -> Option<f64> {
+    s.risk_config
+        .iter()
+        .find(|(k, _)| k == key || k.ends_with(&format!(".{key}")))
+        .and_then(|(_, v)| v.trim_matches('"').parse::<f64>().ok())
+}
+
+/// How much of each limit the account uses now.
+pub fn usages(s: &Snapshot) -> Vec<Usage> {
+    let mut out = Vec::new();
+    let pct = |name: &str, used: f64, limit: f64, trips: bool| Usage {
+        name: name.into(),
+        used,
+        limit,
+        text: format!("{} / {}", fmt::pct(used), fmt::pct(limit)),
+        trips_breaker: trips,
+    };
+    if let Some(limit) = limit_value(s, "max_daily_loss_pct") {
+        out.push(pct(
+            "Daily loss",
+            (-s.account.daily_pnl_pct).max(0.0),
+            limit,
+            true,
+        ));
+    }
+    if let Some(limit) = limit_value(s, "max_drawdown_pct") {
+        let equity = s.account.equity.to_f64();
+        let dd = match s.peak_equity.map(|p| p.to_f64()) {
+            Some(peak) if peak > 0.0 => ((peak - equity) / peak * 100.0).max(0.0),
+            _ => 0.0,
+        };
+        out.push(pct("Drawdown", dd, limit, true));
+    }
+    if let Some(limit) = limit_value(s, "consecutive_losses_limit").filter(|l| *l > 0.0) {
+        out.push(Usage {
+            name: "Loss streak".into(),
+            used: f64::from(s.loss_streak),
+            limit,
+            text: format!("{} / {} losses", s.loss_streak, limit),
+            trips_breaker: true,
+        });
+    }
+    if let Some(limit) = limit_value(s, "max_open_positions") {
+        out.push(Usage {
+            name: "Open positions".into(),
+            used: s.positions.len() as f64,
+            limit,
+            text: format!("{} / {}", s.positions.len(), limit),
+            trips_breaker: false,
+        });
+    }
+    out.push(pct(
+        "Heat",
+        s.account.heat_pct,
+        s.account.heat_cap_pct,
+        false,
+    ));
+    if let Some(limit) = limit_value(s, "max_symbol_exposure_pct") {
+        let equity = s.account.equity.to_f64();
+        for p in &s.positions {
+            let exposure = if equity > 0.0 {
+                p.mark.to_f64() * p.qty.to_f64() / equity * 100.0
+            } else {
+                0.0
+            };
+            out.push(pct(p.symbol.as_str(), exposure, limit, false));
+        }
+    }
+    out
+}
+
+/// The breaker rule closest to tripping, and how far away it is.
+pub fn next_trip(s: &Snapshot, currency: &str) -> Option<String> {
+    let u = usages(s)
+        .into_iter()
+        .filter(|u| u.trips_breaker && u.limit > 0.0)
+        .max_by(|a, b| a.ratio().total_cmp(&b.ratio()))?;
+    let left = (u.limit - u.used).max(0.0);
+    Some(if u.name == "Loss streak" {
+        format!("{}: {} more loss(es)", u.name, left.round())
+    } else {
+        let money = s.account.equity.to_f64() * left / 100.0;
+        format!(
+            "{}: {} ({} {currency}) away",
+            u.name,
+            fmt::pct(left),
+            fmt::number(money, 2)
+        )
+    })
+}
+
+fn bar(ratio: f64, width: usize, theme: Theme) -> Vec<Span<'static>> {
+    let n = (ratio * width as f64).round() as usize;
+    let style = if ratio >= 1.0 {
+        theme.down()
+    } else if ratio >= 0.75 {
+        theme.warn()
+    } else {
+        theme.up()
+    };
+    vec![
+        Span::styled("■".repeat(n), style),
+        Span::styled("·".repeat(width.saturating_sub(n)), theme.muted()),
+    ]
+}
+
+/// Pause, kill switch and breaker, each with since when and, where one is due, a countdown.
+fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
+    let s = &app.snapshot;
+    let now = app.now_ms();
+    let label = |t: &'static str| Span::styled(format!("{t:<12}"), theme.muted());
+    let who = |by: &Option<String>, why: &Option<String>| {
+        let mut t = String::new();
+        if let Some(b) = by {
+            t.push_str(&format!(" by {b}"));
+        }
+        if let Some(w) = why.as_deref().filter(|w| !w.is_empty()) {
+            t.push_str(&format!(" ({w})"));
+        }
+        t
+    };
+    let (pause, kill) = match &s.trading {
+        TradingState::Paused { by, why, since } => (
+            Span::styled(
+                format!("PAUSED{} {}", who(by, why), fmt::ago(*since, now)),
+                theme.warn(),
+            ),
+            Span::styled("off", theme.muted()),
+        ),
+        TradingState::Killed { by, why, since } => (
+            Span::styled("off", theme.muted()),
+            Span::styled(
+                format!("ENGAGED{} {}", who(by, why), fmt::ago(*since, now)),
+                theme.down(),
+            ),
+        ),
+        _ => (
+            Span::styled("off · p pauses", theme.muted()),
+            Span::styled("off · K engages", theme.muted()),
+        ),
+    };
+    let mut breaker = vec![Span::styled(
+        s.breaker.state.label(),
+        theme.breaker(s.breaker.state),
+    )];
+    // The countdown first: it is what a reader of a tripped breaker wants to know.
+    if let Some(until) = s.breaker.until.filter(|u| *u > now) {
+        breaker.push(Span::raw(format!(" · recovers {}", fmt::ago(until, now))));
+    } else if s.breaker.state != crate::domain::risk::BreakerState::Active {
+        breaker.push(Span::raw(" · recovers by hand (`trademind resume`)"));
+    }
+    if !s.breaker.reason.is_empty() {
+        breaker.push(Span::styled(
+            format!(" · {}", fmt::words(&s.breaker.reason)),
+            theme.muted(),
+        ));
+    }
+    let mut lines = vec![
+        Line::from([vec![label("Pause")], vec![pause]].concat()),
+        Line::from([vec![label("Kill switch")], vec![kill]].concat()),
+        Line::from([vec![label("Breaker")], breaker].concat()),
+    ];
+    if let Some(t) = next_trip(s, &app.currency) {
+        lines.push(Line::from(vec![label("Next trip"), Span::raw(t)]));
+    }
+    lines
+}
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let s = &app.snapshot;
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Min(20)]).areas(area);
 
-    let block = screen_block(theme, "Risk", "config in force");
-    let rows: Vec<Row> = if s.risk_config.is_empty() {
-        vec![Row::new(vec![Span::styled(
-            "no risk configuration stored: built-in defaults apply",
-            theme.muted(),
-        )])]
-    } else {
+    let block = screen_block(theme, "Risk", "limits in force");
+    let rows: Vec<Row> = if s.risk_limits.is_empty() {
         s.risk_config
             .iter()
             .map(|(k, v)| {
+                let (name, unit) = limit_label(k);
                 Row::new(vec![
-                    Span::styled(k.clone(), theme.muted()),
-                    Span::raw(v.clone()),
+                    Cell::from(name),
+                    Cell::from(format!("{} {unit}", fmt::words(v))),
+                    Cell::from(""),
+                ])
+            })
+            .collect()
+    } else {
+        s.risk_limits
+            .iter()
+            .map(|r| {
+                let (name, unit) = limit_label(&r.key);
+                Row::new(vec![
+                    Cell::from(Span::styled(name, theme.muted())),
+                    Cell::from(format!("{} {unit}", fmt::words(&r.value))),
+                    Cell::from(Span::styled(
+                        r.source.label(),
+                        match r.source {
+                            crate::app::snapshot::LimitSource::Default => theme.muted(),
+                            _ => theme.accent(),
+                        },
+                    )),
                 ])
             })
             .collect()
     };
-    let widths = if s.risk_config.is_empty() {
-        vec![Constraint::Min(10)]
-    } else {
-        let key_w = s
-            .risk_config
-            .iter()
-            .map(|(k, _)| k.len())
-            .max()
-            .unwrap_or(0);
-        vec![Constraint::Length(key_w as u16), Constraint::Min(6)]
-    };
-    frame.render_widget(Table::new(rows, widths).block(block), left);
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(17),
+                Constraint::Min(8),
+                Constraint::Length(8),
+            ],
+        )
+        .header(header_row(
+            theme,
+            &[("Limit", false), ("Value", false), ("Source", false)],
+        ))
+        .block(block),
+        left,
+    );
 
-    let heat_rows = s.positions.len().max(1) as u16 + 4;
-    let [state, history] = Layout::vertical([
-        Constraint::Length(heat_rows.min(right.height / 2)),
+    let state_lines = state_lines(app, theme);
+    let usages = usages(s);
+    let [state, usage, history] = Layout::vertical([
+        // One spare line: a long breaker line wraps rather than being cut.
+        Constraint::Length(state_lines.len() as u16 + 3),
+        Constraint::Length(usages.len() as u16 + 2),
         Constraint::Min(3),
     ])
     .areas(right);
-    let a = &s.account;
-    let mut lines = vec![
-        Line::from(vec![
-            Span::raw("Breaker "),
-            Span::styled(s.breaker.state.label(), theme.breaker(s.breaker.state)),
-            Span::styled(format!(" {}", fmt::words(&s.breaker.reason)), theme.muted()),
-        ]),
-        Line::from(vec![
-            Span::raw(format!(
-                "Heat {} of cap {}  ",
-                fmt::pct(a.heat_pct),
-                fmt::pct(a.heat_cap_pct)
-            )),
-            Span::styled("K kill switch", theme.warn()),
-        ]),
-    ];
-    let bar_w = (state.width as usize).saturating_sub(23).max(4);
-    for p in &s.positions {
-        let frac = if a.heat_cap_pct > 0.0 {
-            (p.heat_pct / a.heat_cap_pct).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let n = (frac * bar_w as f64).round() as usize;
-        lines.push(Line::from(vec![
-            Span::raw(format!(
-                "{:<9}{:>7} ",
-                p.symbol.as_str(),
-                fmt::pct(p.heat_pct)
-            )),
-            Span::styled(
-                "■".repeat(n),
-                if frac >= 0.5 {
-                    theme.warn()
-                } else {
-                    theme.up()
-                },
-            ),
-            Span::styled("·".repeat(bar_w - n), theme.muted()),
-        ]));
-    }
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(Block::bordered().title(Span::styled(" Heat & breaker ", theme.title()))),
+        Paragraph::new(state_lines)
+            .wrap(ratatui::widgets::Wrap { trim: true })
+            .block(
+                Block::bordered().title(Span::styled(" Pause · kill · breaker ", theme.title())),
+            ),
         state,
     );
+    let text_w = usages
+        .iter()
+        .map(|u| u.text.chars().count())
+        .max()
+        .unwrap_or(0);
+    let bar_w = (usage.width as usize)
+        .saturating_sub(2 + 15 + text_w + 2)
+        .max(3);
+    let lines: Vec<Line> = usages
+        .iter()
+        .map(|u| {
+            let mut spans = vec![
+                Span::styled(format!("{:<15}", u.name), Style::new()),
+                Span::raw(format!("{:>text_w$} ", u.text)),
+            ];
+            spans.extend(bar(u.ratio(), bar_w, theme));
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(Span::styled(" Used of each limit ", theme.title()))),
+        usage,
+    );
+
     let times: Vec<String> = s
         .breaker
         .history

@@ -276,3 +276,103 @@ fn a_terminal_below_80x24_says_it_is_too_small() {
     assert!(text.contains("terminal too small"), "{text}");
     assert!(text.contains("80×24"), "{text}");
 }
+
+#[test]
+fn the_decision_list_gives_a_reason_and_the_detail_every_check_and_the_sizing() {
+    let mut app = app_on(Screen::Decisions);
+    // The refused decision's binding check in plain words, in the list.
+    for (w, h) in [(80, 24), (200, 60)] {
+        let text = render(&app, w, h);
+        assert!(
+            text.contains("breaker: halted: 3 losses in a row"),
+            "{text}"
+        );
+    }
+    update(&mut app, Action::Enter);
+    let detail = render(&app, 120, 40);
+    for expected in [
+        "✓ portfolio heat",
+        "✓ min notional",
+        "0.05000 BTC × 51,230.00 = 2,561.50 USDT",
+        "a stop-out loses 106.50 USDT",
+        "reward:risk 0.83:1",
+        "tm-entry-btc-42",
+        "2026-01-02 · ETF inflows",
+        "Prompt",
+        "Raw reply",
+    ] {
+        assert!(detail.contains(expected), "{expected} missing\n{detail}");
+    }
+    // The hold says what it is in words, not `nothing_to_do`.
+    update(&mut app, Action::Back);
+    assert!(!render(&app, 80, 24).contains("nothing_to_do"));
+    // Esc went back to the list; a refused one opens with its failed check.
+    update(&mut app, Action::Down);
+    update(&mut app, Action::Enter);
+    let refused = render(&app, 80, 24);
+    assert!(
+        refused.contains("✗ breaker") && refused.contains("Refused because"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn risk_shows_limits_with_units_and_source_usage_and_the_three_states() {
+    let app = app_on(Screen::Risk);
+    let text = render(&app, 200, 60);
+    for expected in [
+        "Daily loss limit",
+        "% day start",
+        "database",
+        "config",
+        "default",
+        "Loss streak",
+        "1 / 3 losses",
+        "Drawdown",
+        "1.57% / 15.00%",
+        "Pause",
+        "Kill switch",
+        "Breaker",
+        "Next trip",
+    ] {
+        assert!(text.contains(expected), "{expected} missing\n{text}");
+    }
+    assert!(!text.contains("max_daily_loss_pct"), "raw key\n{text}");
+    // At 80 columns the three states and the bars are still there.
+    let narrow = render(&app, 80, 24);
+    assert!(
+        narrow.contains("Kill switch") && narrow.contains("Heat"),
+        "{narrow}"
+    );
+}
+
+#[test]
+fn p_pauses_and_resumes_from_the_risk_screen_and_the_state_shows_a_countdown() {
+    use crate::tui::action::Effect;
+    let mut app = app_on(Screen::Risk);
+    update(&mut app, Action::TogglePause);
+    assert_eq!(
+        update(&mut app, Action::Confirm),
+        vec![Effect::PauseTrading]
+    );
+    let mut paused = fixture::snapshot();
+    paused.trading = crate::store::account::TradingState::Paused {
+        by: Some("tui".into()),
+        why: None,
+        since: fixture::NOW_MS - 200_000,
+    };
+    paused.trading_paused = true;
+    paused.breaker.state = crate::domain::risk::BreakerState::Halted;
+    paused.breaker.reason = "consecutive_losses".into();
+    paused.breaker.until = Some(fixture::NOW_MS + 2_820_000);
+    update(&mut app, Action::SnapshotLoaded(Box::new(paused)));
+    let text = render(&app, 200, 60);
+    assert!(text.contains("PAUSED by tui 3m 20s ago"), "{text}");
+    assert!(text.contains("recovers in 47m 00s"), "{text}");
+    assert!(text.contains("consecutive losses"), "{text}");
+    update(&mut app, Action::TogglePause);
+    assert_eq!(
+        update(&mut app, Action::Confirm),
+        vec![Effect::ResumeTrading]
+    );
+}
