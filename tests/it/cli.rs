@@ -395,3 +395,45 @@ fn strategy_list_says_enabled_and_that_no_daemon_is_running() {
     let row = text.lines().find(|l| l.starts_with("trend")).unwrap();
     assert!(row.contains("abled") && !row.contains("running"), "{text}");
 }
+
+#[test]
+fn connection_add_follows_the_configured_environment_and_the_listing_says_which() {
+    // Issue #23: `connection add NAME` made a production connection although
+    // exchange.binance.environment defaults to "testnet".
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let add = |extra: &[&str], env: Option<&str>| {
+        let mut cmd = trademind();
+        if let Some(e) = env {
+            cmd.env("TRADEMIND_EXCHANGE__BINANCE__ENVIRONMENT", e);
+        }
+        cmd.args(["--data-dir", d, "connection", "add"]).args(extra);
+        stdout_of(&mut cmd)
+    };
+    let text = add(&["plain"], None);
+    assert!(text.contains("(binance, testnet)"), "{text}");
+    add(&["prod-default"], Some("production"));
+    add(&["flagged", "--production"], None);
+    add(&["tn", "--testnet"], Some("production"));
+    trademind()
+        .args(["--data-dir", d, "connection", "add", "x", "--testnet"])
+        .arg("--production")
+        .assert()
+        .code(2);
+    let text = stdout_of(trademind().args(["--data-dir", d, "connection", "list"]));
+    let env_of = |name: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not listed: {text}"));
+        line.split_whitespace().nth(2).unwrap().to_string()
+    };
+    assert_eq!(env_of("plain"), "testnet", "{text}");
+    assert_eq!(env_of("prod-default"), "production", "{text}");
+    assert_eq!(env_of("flagged"), "production", "{text}");
+    assert_eq!(env_of("tn"), "testnet", "{text}");
+    let json = stdout_of(trademind().args(["--data-dir", d, "--json", "connection", "list"]));
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[0]["name"], "flagged");
+    assert_eq!(rows[0]["environment"], "production");
+}
