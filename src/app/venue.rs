@@ -34,9 +34,9 @@ pub enum VenueError {
     #[error("trading.paper_starting_balance {0:?} is not a number")]
     BadStartingBalance(String),
     #[error(
-        "connection {0:?} needs an API key: `trademind keys set binance --connection {0}` (or set {1} and {2})"
+        "connection {0:?} needs an API key: `trademind keys set binance --connection {0}` (or set {1} and {2}){3}"
     )]
-    MissingKey(String, String, String),
+    MissingKey(String, String, String, String),
     #[error(transparent)]
     Secrets(#[from] SecretError),
     #[error(transparent)]
@@ -109,6 +109,7 @@ impl ConnectedExchange {
             self.connection,
             vars.api_key,
             vars.api_secret.unwrap_or_default(),
+            crate::secrets::unreadable_keyring_note(),
         ))
     }
 }

@@ -437,3 +437,36 @@ fn connection_add_follows_the_configured_environment_and_the_listing_says_which(
     assert_eq!(rows[0]["name"], "flagged");
     assert_eq!(rows[0]["environment"], "production");
 }
+
+#[test]
+fn without_a_session_keyring_only_a_command_that_needs_a_key_mentions_the_keyring() {
+    // Issue #23: every command, the demo included, warned about the keyring on a server without
+    // a session keyring. Run in a plain process (`TRADEMIND_KEYUTILS_TEST=expect-unavailable
+    // cargo nextest run keyring`): under `keyctl session -` the keyring works and there is
+    // nothing to warn about.
+    if std::env::var("TRADEMIND_KEYUTILS_TEST").as_deref() != Ok("expect-unavailable") {
+        eprintln!(
+            "skipping: set TRADEMIND_KEYUTILS_TEST=expect-unavailable in a process without a session keyring"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = trademind()
+        .args(["--data-dir", d, "demo", "--daemon", "--candles", "30"])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(!err.to_lowercase().contains("keyring"), "{err}");
+    trademind()
+        .args(["--data-dir", d, "connection", "add", "bn", "--testnet"])
+        .assert()
+        .success();
+    let out = trademind()
+        .args(["--data-dir", d, "exchange", "balance", "--connection", "bn"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("keys set binance --connection bn"), "{err}");
+    assert!(err.contains("keyctl session"), "{err}");
+}
