@@ -820,7 +820,8 @@ pub async fn engine_named(
     if wanted == "llm" && api_key(settings, SecretKind::Grok).await?.is_none() {
         tracing::warn!(
             strategy = name,
-            "a strategy asks for the LLM engine but no Grok key is configured: deciding with the rules engine"
+            "a strategy asks for the LLM engine but no Grok key is configured: deciding with the rules engine{}",
+            crate::secrets::unreadable_keyring_note()
         );
         return Ok(AnyEngine::Rules(rules_engine(settings)));
     }

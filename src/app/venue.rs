@@ -34,9 +34,9 @@ pub enum VenueError {
     #[error("trading.paper_starting_balance {0:?} is not a number")]
     BadStartingBalance(String),
     #[error(
-        "connection {0:?} needs an API key: `trademind keys set binance --connection {0}` (or set {1} and {2})"
+        "connection {0:?} needs an API key: `trademind keys set binance --connection {0}` (or set {1} and {2}){3}"
     )]
-    MissingKey(String, String, String),
+    MissingKey(String, String, String, String),
     #[error(
         "strategy {strategy:?} names connection #{id}, which no longer exists; give it one with `trademind strategy add ... --connection NAME` (or remove it)"
     )]
@@ -161,6 +161,7 @@ impl ConnectedExchange {
             self.connection,
             vars.api_key,
             vars.api_secret.unwrap_or_default(),
+            crate::secrets::unreadable_keyring_note(),
         ))
     }
 }

@@ -25,7 +25,8 @@ pub struct DemoArgs {
     /// candle a second). The TUI only; headless runs as fast as it can.
     #[arg(long, value_name = "X")]
     pub speed: Option<f64>,
-    /// Candles to replay after the warm-up (default: all of the bundled month).
+    /// Candles to replay after the warm-up: at most 644, the bundled 744 less the warm-up
+    /// (demo.warmup_candles, 100); default: all of them.
     #[arg(long, value_name = "N")]
     pub candles: Option<usize>,
 }

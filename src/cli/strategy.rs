@@ -216,9 +216,14 @@ pub enum ConnectionCommand {
         /// binance or paper.
         #[arg(long, default_value = "binance", value_parser = ["binance", "paper"])]
         exchange: String,
-        /// Use Binance's spot testnet.
-        #[arg(long)]
+        /// Use Binance's spot testnet (the default while exchange.binance.environment is
+        /// "testnet", as it is out of the box).
+        #[arg(long, conflicts_with = "production")]
         testnet: bool,
+        /// Use Binance production: real money (the default only when
+        /// exchange.binance.environment is "production").
+        #[arg(long)]
+        production: bool,
     },
     /// List connections (never their secrets).
     List,
@@ -234,6 +239,7 @@ pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
             name,
             exchange,
             testnet,
+            production,
         } => {
             if name.trim().is_empty()
                 || !name
@@ -245,6 +251,18 @@ pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
                 ))
                 .into());
             }
+            // Without a flag a Binance connection follows exchange.binance.environment (testnet
+            // out of the box): `connection add NAME` used to make a production connection.
+            let testnet = exchange == "binance"
+                && (testnet
+                    || (!production
+                        && ctx.settings().exchange.binance.environment
+                            == crate::services::exchange::binance::client::BinanceEnvironment::Testnet));
+            let environment = match (exchange.as_str(), testnet) {
+                ("paper", _) => "paper",
+                (_, true) => "testnet",
+                (_, false) => "production",
+            };
             let entry = (exchange == "binance").then(|| format!("binance:{name}"));
             let id = strategies::add_connection(
                 c,
@@ -255,8 +273,11 @@ pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
                 now_ms(),
             )
             .map_err(not_found)?;
-            ctx.emit(&serde_json::json!({"id": id, "name": name, "keyring_entry": entry}), || {
-                println!("added connection {name:?} ({exchange}{})", if testnet { ", testnet" } else { "" });
+            ctx.emit(&serde_json::json!({"id": id, "name": name, "exchange": exchange, "environment": environment, "keyring_entry": entry}), || {
+                println!("added connection {name:?} ({exchange}, {environment})");
+                if environment == "production" {
+                    println!("this connection trades real money once trading.live = true and `trademind live confirm` are given");
+                }
                 if let Some(e) = &entry {
                     println!("store its API key and secret with: trademind keys set binance --connection {name}   (keyring entry {e})");
                 }
@@ -264,16 +285,32 @@ pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
         }
         ConnectionCommand::List => {
             let rows = strategies::list_connections(c)?;
-            ctx.emit(&rows, || {
+            let environment =
+                |r: &strategies::ConnectionRow| match (r.exchange.as_str(), r.is_testnet) {
+                    ("paper", _) => "paper",
+                    (_, true) => "testnet",
+                    (_, false) => "production",
+                };
+            let json: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("environment".into(), environment(r).into());
+                    }
+                    v
+                })
+                .collect();
+            ctx.emit(&json, || {
                 if rows.is_empty() {
                     println!("no connections: trading uses the built-in paper exchange");
                 }
                 for r in &rows {
                     println!(
-                        "{:<16} {:<8} {:<8} keyring: {}",
+                        "{:<16} {:<8} {:<10} keyring: {}",
                         r.name,
                         r.exchange,
-                        if r.is_testnet { "testnet" } else { "live" },
+                        environment(r),
                         r.keyring_entry.as_deref().unwrap_or("-")
                     );
                 }

@@ -29,17 +29,37 @@ impl Secrets {
     }
 }
 
-/// For a credential that is optional where it is asked for: an unusable keyring is logged and
-/// read as "none stored", so public endpoints and the offline engine keep working; any other
-/// error stays an error.
+/// Why the keyring could not be read, kept from the last optional look-up that hit it, for the
+/// message of a command that then finds it needs the key.
+static UNREADABLE_KEYRING: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// For a credential that is optional where it is asked for: an unusable keyring is read as
+/// "none stored", so public endpoints, the demo and the offline engine keep working without a
+/// warning (they need no key; every command on a server without a session keyring printed
+/// one). A command that turns out to need the key says why it found none with
+/// [`unreadable_keyring_note`]. Any other error stays an error.
 pub fn optional<T>(found: Result<Option<T>, SecretError>) -> Result<Option<T>, SecretError> {
     match found {
         Err(e @ SecretError::KeyringUnavailable { .. }) => {
-            tracing::warn!("{e}");
+            tracing::debug!("{e}");
+            *UNREADABLE_KEYRING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
             Ok(None)
         }
         other => other,
     }
+}
+
+/// `"; <why the keyring could not be read>"` when an optional look-up found it unusable, else
+/// empty: appended to "a key is needed" messages.
+pub fn unreadable_keyring_note() -> String {
+    UNREADABLE_KEYRING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .map(|e| format!("; {e}"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

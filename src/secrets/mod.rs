@@ -26,7 +26,7 @@ mod memory;
 pub use env::EnvStore;
 pub use files::{ensure_private_dir, restrict_file};
 pub use keyring_store::{DataDirScope, KeyringPlace, KeyringStore};
-pub use lookup::optional;
+pub use lookup::{optional, unreadable_keyring_note};
 pub use memory::MemoryStore;
 
 /// The keyring service name every entry is stored under.
@@ -436,7 +436,7 @@ pub enum SecretError {
         note: String,
     },
     #[error(
-        "the OS keyring cannot be used by this process ({detail}). Fix one of: run trademind inside a session keyring (`keyctl session - trademind ...`, package `keyutils`; keys stored there end with that session); set `keyring = \"persistent\"` under [secrets] to keep keys in the user's persistent keyring; install and unlock a Secret Service (gnome-keyring or KWallet) on a desktop; or set `backend = \"environment\"` under [secrets] and provide the keys as TRADEMIND_<SERVICE>_API_KEY / TRADEMIND_BINANCE_API_SECRET environment variables"
+        "the OS keyring cannot be used by this process ({detail}). Fix one of: run every trademind command from a shell started with `keyctl session trademind` (package `keyutils`; keys stored there last until that shell exits, while `keyctl session - trademind ...` loses them with each command); set `keyring = \"persistent\"` under [secrets] to keep keys in the user's persistent keyring; install and unlock a Secret Service (gnome-keyring or KWallet) on a desktop; or set `backend = \"environment\"` under [secrets] and provide the keys as TRADEMIND_<SERVICE>_API_KEY / TRADEMIND_BINANCE_API_SECRET environment variables"
     )]
     KeyringUnavailable { detail: String },
     #[error("OS keyring error on {id}: {detail}")]

@@ -145,7 +145,7 @@ async fn keyutils_without_session_keyring_reports_what_to_do_instead_of_no_entry
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(text.contains("keyctl session -"), "{text}");
+    assert!(text.contains("keyctl session trademind"), "{text}");
     assert!(text.contains("Secret Service"), "{text}");
     assert!(text.contains("TRADEMIND_"), "{text}");
     let err = secrets

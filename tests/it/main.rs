@@ -39,6 +39,7 @@ mod notifications;
 mod one_engine;
 mod parser_robustness;
 mod read_timeouts;
+mod readme;
 mod risk;
 mod secret_leak;
 mod trading;
