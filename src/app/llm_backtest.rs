@@ -325,6 +325,86 @@ pub fn run_engine_backtest(
     }
 }
 
+/// An LLM run's metrics on each side of the model's knowledge cutoff: before it the model may
+/// simply know what happened, so only the part after it measures skill.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CutoffSplit {
+    pub knowledge_cutoff: String,
+    /// Candles that closed at or before the cutoff (`None`: none did).
+    pub before: Option<crate::domain::backtest::Metrics>,
+    pub after: Option<crate::domain::backtest::Metrics>,
+    /// The whole run lies before the cutoff: its results say little about the model's skill.
+    pub whole_run_before_cutoff: bool,
+}
+
+/// Split `result` (a run over `candles`) at `cutoff` (`YYYY-MM-DD`, the end of that UTC day):
+/// each side's metrics from its own stretch of the equity curve and the trades entered in it.
+pub fn split_at_cutoff(
+    result: &BacktestResult,
+    candles: &[Candle],
+    interval: Interval,
+    initial_cash: Quote,
+    cutoff: &str,
+) -> Option<CutoffSplit> {
+    use crate::domain::backtest::metrics::{MetricsInput, compute};
+    use crate::domain::backtest::{Times, TradeRecord};
+    let day = chrono::NaiveDate::parse_from_str(cutoff, "%Y-%m-%d").ok()?;
+    let cutoff_ms = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis() + DAY_MS;
+    let n = result.equity.len().min(candles.len());
+    let times = result.times.to_vec();
+    let k = candles[..n]
+        .iter()
+        .position(|c| c.close_time(interval) > cutoff_ms)
+        .unwrap_or(n);
+    let part = |from: usize, to: usize| -> Option<crate::domain::backtest::Metrics> {
+        if from >= to {
+            return None;
+        }
+        let (start, end) = (candles[from].open_time, candles[to - 1].open_time);
+        let trades: Vec<TradeRecord> = result
+            .trades
+            .iter()
+            .filter(|t| t.entry_time >= start && t.entry_time <= end)
+            .cloned()
+            .collect();
+        let in_market = times[from..to]
+            .iter()
+            .filter(|&&at| {
+                result
+                    .trades
+                    .iter()
+                    .any(|t| t.entry_time <= at && t.exit_time.is_none_or(|x| at < x))
+            })
+            .count();
+        let fees: Decimal = trades
+            .iter()
+            .map(|t| t.entry_fee.get() + t.exit_fee.get())
+            .sum();
+        let initial = if from == 0 {
+            initial_cash.to_f64()
+        } else {
+            result.equity[from - 1]
+        };
+        Some(compute(&MetricsInput {
+            interval,
+            initial_equity: initial,
+            equity: &result.equity[from..to],
+            times: &Times::of(&times[from..to]),
+            trades: &trades,
+            candles_in_market: in_market,
+            fees_paid: Quote::new(fees),
+            first_open: candles[from].open.to_f64(),
+            last_close: candles[to - 1].close.to_f64(),
+        }))
+    };
+    Some(CutoffSplit {
+        knowledge_cutoff: cutoff.to_string(),
+        before: part(0, k),
+        after: part(k, n),
+        whole_run_before_cutoff: k == n,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +453,74 @@ mod tests {
         assert_eq!(exit, Some(Signal::exit_long()));
         let (none, _) = to_signal(&out(close), false, Price::new(dec!(100)), 0.6);
         assert!(none.is_none());
+    }
+
+    #[test]
+    fn metrics_split_at_the_knowledge_cutoff_and_a_run_wholly_before_it_is_flagged() {
+        use crate::domain::backtest::Times;
+        // Four daily candles from 2025-01-01; equity 100 -> 110 -> 121 (before the cutoff at
+        // the end of 01-02), then 121 -> 60.5.
+        let day = DAY_MS;
+        let start = 1_735_689_600_000;
+        let candles: Vec<Candle> = (0..4)
+            .map(|i| {
+                let p = Price::new(Decimal::from(100 + i));
+                Candle {
+                    open_time: start + i * day,
+                    open: p,
+                    high: p,
+                    low: p,
+                    close: p,
+                    volume: crate::domain::Qty::new(Decimal::ONE),
+                }
+            })
+            .collect();
+        let times: Vec<i64> = candles.iter().map(|c| c.open_time).collect();
+        let result = BacktestResult {
+            strategy: "llm:test".into(),
+            sizer: "all-in".into(),
+            final_equity: Quote::new(dec!(60.5)),
+            metrics: crate::domain::backtest::metrics::compute(
+                &crate::domain::backtest::metrics::MetricsInput {
+                    interval: Interval::D1,
+                    initial_equity: 100.0,
+                    equity: &[110.0, 121.0, 121.0, 60.5],
+                    times: &Times::of(&times),
+                    trades: &[],
+                    candles_in_market: 0,
+                    fees_paid: Quote::ZERO,
+                    first_open: 100.0,
+                    last_close: 103.0,
+                },
+            ),
+            trades: Vec::new(),
+            equity: vec![110.0, 121.0, 121.0, 60.5],
+            times: Times::of(&times),
+            rejections: Vec::new(),
+        };
+        let split = split_at_cutoff(
+            &result,
+            &candles,
+            Interval::D1,
+            Quote::new(dec!(100)),
+            "2025-01-02",
+        )
+        .unwrap();
+        let before = split.before.unwrap();
+        let after = split.after.unwrap();
+        assert!((before.total_return_pct - 21.0).abs() < 1e-9, "{before:?}");
+        assert!((after.total_return_pct + 50.0).abs() < 1e-9, "{after:?}");
+        assert!(!split.whole_run_before_cutoff);
+        let late = split_at_cutoff(
+            &result,
+            &candles,
+            Interval::D1,
+            Quote::new(dec!(100)),
+            "2025-12-31",
+        )
+        .unwrap();
+        assert!(late.whole_run_before_cutoff);
+        assert!(late.after.is_none());
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::app::decide::{
     AnyEngine, EngineError, build_engine_with, rules_engine, template_version,
 };
 use crate::app::llm_backtest::{
-    CostEstimate, EngineRun, RunTally, estimate_cost, run_engine_backtest,
+    CostEstimate, CutoffSplit, EngineRun, RunTally, estimate_cost, run_engine_backtest,
+    split_at_cutoff,
 };
 use crate::domain::Symbol;
 use crate::domain::backtest::report::render_html;
@@ -46,6 +47,8 @@ struct EngineRunOutput<'a> {
     estimate: Option<&'a CostEstimate>,
     max_cost_usd: Option<Decimal>,
     llm: &'a RunTally,
+    /// Metrics before and after the model's `llm.knowledge_cutoff`, when one is configured.
+    knowledge_cutoff: Option<&'a CutoffSplit>,
 }
 
 /// The prompt length of a decision on the run's last candle, for the estimate.
@@ -260,6 +263,19 @@ pub(crate) async fn run_engine_cmd(
         std::fs::write(path, html)
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
+    let cutoff = llm
+        .then(|| settings.llm.knowledge_cutoff.get(&settings.llm.model))
+        .flatten()
+        .and_then(|date| split_at_cutoff(&result, &candles, req.interval, req.initial_cash, date));
+    if let Some(split) = &cutoff
+        && split.whole_run_before_cutoff
+    {
+        // On stderr so that --json output stays one document.
+        eprintln!(
+            "warning: the whole run lies before {}'s knowledge cutoff ({}): the model may know what happened, so these results do not measure its skill",
+            settings.llm.model, split.knowledge_cutoff
+        );
+    }
     let out = EngineRunOutput {
         id,
         engine: engine_name,
@@ -274,6 +290,7 @@ pub(crate) async fn run_engine_cmd(
         estimate: estimate.as_ref(),
         max_cost_usd: llm.then_some(max_cost),
         llm: &tally,
+        knowledge_cutoff: cutoff.as_ref(),
     };
     ctx.emit(&out, || {
         print_summary(&title, id, &result);
@@ -288,6 +305,23 @@ pub(crate) async fn run_engine_cmd(
                 tally.cost_usd,
                 tally.cost_usd + tally.cached_cost_usd
             );
+        }
+        if let Some(split) = &cutoff {
+            let ret = |m: &Option<crate::domain::backtest::Metrics>| {
+                m.as_ref().map_or("-".to_string(), |m| {
+                    format!(
+                        "{:.2} % over {} candles, sharpe {:.3}",
+                        m.total_return_pct, m.candles, m.sharpe
+                    )
+                })
+            };
+            println!(
+                "  {:<20} before {}: {}",
+                "Knowledge cutoff",
+                split.knowledge_cutoff,
+                ret(&split.before)
+            );
+            println!("  {:<20} after: {}", "", ret(&split.after));
         }
         if let Some(path) = &args.report {
             println!("  report written to {}", path.display());

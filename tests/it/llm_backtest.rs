@@ -380,3 +380,46 @@ fn decisions_replay_answers_from_the_cache_for_free_and_live_asks_again_and_show
     assert_eq!(action["recorded"], "BUY", "{live}");
     assert_eq!(action["replayed"], "HOLD", "{live}");
 }
+
+#[test]
+fn a_run_wholly_before_the_models_knowledge_cutoff_is_split_and_warned_about() {
+    let f = fakes();
+    f.xai.push(scripts());
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(&f, dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "[llm.tavily]",
+        &format!("[llm.knowledge_cutoff]\n{MODEL} = \"2025-03-31\"\n[llm.tavily]"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let assert = run(
+        dir.path(),
+        &config,
+        &[
+            &[
+                "--json",
+                "backtest",
+                "--engine",
+                "llm",
+                "--symbol",
+                "BTCUSDT",
+                "--interval",
+                "1h",
+            ][..],
+            &PERIOD[..],
+            &["--max-cost", "5"][..],
+        ]
+        .concat(),
+    )
+    .success();
+    let out = assert.get_output();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let split = &v["knowledge_cutoff"];
+    assert_eq!(split["knowledge_cutoff"], "2025-03-31");
+    assert_eq!(split["whole_run_before_cutoff"], true);
+    assert_eq!(split["before"]["candles"], 200);
+    assert!(split["after"].is_null());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lies before"), "{stderr}");
+}
