@@ -21,8 +21,8 @@ use crate::domain::decision::{
 };
 use crate::secrets::{SecretError, SecretKind, Secrets};
 use crate::services::llm::{
-    ApiKey, BudgetFallback, ChatMessage, LlmClient, NewsItem, PromptParts, SYSTEM_PROMPT,
-    TavilyClient, build_prompt, drop_news_after, load_template,
+    ApiKey, BudgetFallback, ChatMessage, LlmCache, LlmClient, NewsItem, NewsWindow, PromptParts,
+    SYSTEM_PROMPT, TavilyClient, build_prompt, load_template, split_news_at,
 };
 use crate::services::notification::{
     Alert, AlertKind, NotificationConfig, ResendClient, already_alerted, notify,
@@ -31,6 +31,7 @@ use crate::store::account::AccountView;
 use crate::store::decisions::{self as recorder, CachedReply, NewDecision};
 use crate::store::strategies::StrategyRow;
 use crate::store::{Store, StoreError};
+use sha2::{Digest, Sha256};
 
 /// Everything one decision produced, for the flight recorder and the faces.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +56,17 @@ pub struct EngineOutput {
     pub repaired: bool,
     /// Why another engine decided instead (budget exhausted).
     pub fallback: Option<String>,
+    /// What the cached turns of this decision cost when they were first asked (a replay pays
+    /// nothing; this is what the decision costs a user who trades it live).
+    pub cached_cost_usd: Option<Decimal>,
+    /// News the point-in-time rule kept out of the prompt: items without a provable date, and
+    /// items dated after the decision time.
+    pub news_dropped_undated: usize,
+    pub news_dropped_future: usize,
+    /// When the news was fetched (wall clock live, the decision time in a backtest).
+    pub news_captured_at: Option<i64>,
+    /// The dated window of a point-in-time news search (backtest, demo).
+    pub news_window: Option<NewsWindow>,
 }
 
 impl EngineOutput {
@@ -77,6 +89,11 @@ impl EngineOutput {
             llm_calls: 0,
             repaired: false,
             fallback: None,
+            cached_cost_usd: None,
+            news_dropped_undated: 0,
+            news_dropped_future: 0,
+            news_captured_at: None,
+            news_window: None,
         }
     }
 
@@ -153,8 +170,30 @@ impl DecisionEngine for AnyEngine {
     }
 }
 
-/// Live: news as found. Backtest: news dated after the simulated time is dropped and the news
-/// search itself is cached, so a replay costs nothing.
+impl AnyEngine {
+    /// The engine for a backtest or a replay of history: point-in-time news, and (for the LLM)
+    /// a spend cap for the whole run instead of the live daily budget.
+    pub fn for_backtest(self, max_cost_usd: Decimal) -> AnyEngine {
+        match self {
+            AnyEngine::Llm(e) => AnyEngine::Llm(Box::new(
+                e.with_mode(RunMode::Backtest).with_run_budget(max_cost_usd),
+            )),
+            other => other,
+        }
+    }
+
+    /// Point-in-time news only (the demo replays history), budget unchanged.
+    pub fn point_in_time(self) -> AnyEngine {
+        match self {
+            AnyEngine::Llm(e) => AnyEngine::Llm(Box::new(e.with_mode(RunMode::Backtest))),
+            other => other,
+        }
+    }
+}
+
+/// Live: news as found, stored with the time it was captured. Backtest (and the demo, which
+/// replays history): news is searched up to the decision's day and kept only when its
+/// published date is provably at or before the decision time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunMode {
     Live,
@@ -167,11 +206,114 @@ pub struct LlmEngine {
     client: LlmClient,
     tavily: Option<TavilyClient>,
     store: Arc<Mutex<Store>>,
+    cache: LlmCache,
     template: String,
+    /// Hash of the system prompt and the template: part of every cache key, so an edited
+    /// template never answers from replies to the old one.
+    template_version: String,
     rules: RulesEngine,
     bus: Option<EventBus>,
     mode: RunMode,
     alerts: Option<BudgetAlerts>,
+    /// A backtest's spend cap and what it has spent so far.
+    run_budget: Option<RunBudget>,
+    /// `decisions replay`: where the model turns come from, and the news the decision saw.
+    replay: Option<Replay>,
+}
+
+/// How `decisions replay` re-runs a recorded decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySource {
+    /// Only from the cache: nothing is paid, a reply missing from the cache is an error.
+    Cache,
+    /// Ask the model again (paid, within the daily budget); the cache is neither read nor
+    /// overwritten.
+    Live,
+}
+
+#[derive(Debug, Clone)]
+struct Replay {
+    source: ReplaySource,
+    /// The news recorded with the decision: a replay sees exactly what it saw.
+    news: Vec<NewsItem>,
+}
+
+/// The spend cap of one backtest (`--max-cost`).
+#[derive(Debug)]
+struct RunBudget {
+    max_usd: Decimal,
+    spent: Mutex<Decimal>,
+}
+
+impl RunBudget {
+    fn spent(&self) -> Decimal {
+        self.spent.lock().map(|s| *s).unwrap_or(self.max_usd)
+    }
+    fn add(&self, cost: Decimal) {
+        if let Ok(mut s) = self.spent.lock() {
+            *s += cost;
+        }
+    }
+}
+
+/// The version of a prompt template: the first 16 hex digits of SHA-256 of the system prompt
+/// and the template.
+pub fn template_version(template: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(SYSTEM_PROMPT.as_bytes());
+    h.update([0u8]);
+    h.update(template.as_bytes());
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// What decides a decision, and nothing else: the cache key is its hash. The decision time is
+/// the close of the last closed candle (not the wall-clock minute), and the news enters by the
+/// request that fetches it, so a cache hit needs no news search.
+/// (Intervals are floored from the epoch: weekly buckets start on Thursdays, consistently for
+/// live decisions, backtests and replays alike.)
+#[derive(Serialize)]
+struct DecisionKey<'a> {
+    model: &'a str,
+    search: bool,
+    template: &'a str,
+    symbol: &'a str,
+    interval: String,
+    candle_time: i64,
+    price: &'a crate::domain::Price,
+    change_24h_pct: f64,
+    indicators: &'a crate::domain::decision::IndicatorSnapshot,
+    higher_indicators: &'a Option<crate::domain::decision::IndicatorSnapshot>,
+    order_book: &'a Option<crate::domain::decision::OrderBookSummary>,
+    position: &'a Option<crate::domain::decision::PositionSnapshot>,
+    risk: &'a crate::domain::decision::RiskSnapshot,
+    recent: &'a [crate::domain::decision::PastDecision],
+    max_position_pct: f64,
+    news: Option<(String, Option<NewsWindow>, u32)>,
+}
+
+/// Floats in a cache key to ten significant digits: a recorded snapshot read back from JSON
+/// may differ in the last bit (serde_json's float parsing is not exact), and `decisions replay`
+/// must find the same key; no indicator difference that small changes a prompt.
+fn round_floats(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                *value = serde_json::Value::String(format!("{f:.9e}"));
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(round_floats),
+        serde_json::Value::Object(map) => map.values_mut().for_each(round_floats),
+        _ => {}
+    }
+}
+
+/// The news as cached with a decision: the items the prompt showed and what was dropped.
+#[derive(Serialize, serde::Deserialize)]
+struct CachedNews {
+    items: Vec<NewsItem>,
+    dropped_undated: usize,
+    dropped_future: usize,
+    captured_at: i64,
 }
 
 /// Where the engine reports a spent budget: the alerts table and, with a client, e-mail.
@@ -204,16 +346,42 @@ impl LlmEngine {
         template: String,
         rules: RulesEngine,
     ) -> Self {
+        let template_version = template_version(&template);
         LlmEngine {
             client,
             tavily,
+            cache: LlmCache::Store(store.clone()),
             store,
             template,
+            template_version,
             rules,
             bus: None,
             mode: RunMode::Live,
             alerts: None,
+            run_budget: None,
+            replay: None,
         }
+    }
+
+    /// Re-run recorded decisions: model turns from `source`, news as recorded.
+    pub fn for_replay(mut self, source: ReplaySource, news: Vec<NewsItem>) -> Self {
+        self.replay = Some(Replay { source, news });
+        self
+    }
+
+    /// Keep replies in `cache` (the data dir's own cache file) instead of the database's table.
+    pub fn with_cache(mut self, cache: LlmCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Cap the spend of a whole run (a backtest) instead of the live daily budget.
+    pub fn with_run_budget(mut self, max_usd: Decimal) -> Self {
+        self.run_budget = Some(RunBudget {
+            max_usd,
+            spent: Mutex::new(Decimal::ZERO),
+        });
+        self
     }
 
     /// Raise an alert (one a UTC day) when the daily budget is spent.
@@ -239,61 +407,130 @@ impl LlmEngine {
     }
 
     fn cache_get(&self, key: &str) -> Option<CachedReply> {
-        let found = lock(&self.store).and_then(|s| recorder::cache_get(s.conn(), key));
-        match found {
-            Ok(hit) => hit,
-            Err(e) => {
-                tracing::warn!(error = %e, "LLM cache unreadable; asking the model");
-                None
-            }
-        }
+        self.cache.get(key)
     }
 
     fn cache_put(&self, key: &str, reply: &CachedReply, now_ms: i64) {
-        let model = &self.client.config().model;
-        if let Err(e) =
-            lock(&self.store).and_then(|s| recorder::cache_put(s.conn(), key, model, reply, now_ms))
-        {
-            tracing::warn!(error = %e, "cannot write the LLM cache");
-        }
+        self.cache
+            .put(key, &self.client.config().model, reply, now_ms);
     }
 
-    async fn news(&self, input: &DecisionInput, out: &mut EngineOutput) {
+    /// The news request for a decision: the query and, for history, the dated window.
+    fn news_request(&self, input: &DecisionInput) -> Option<(String, Option<NewsWindow>, u32)> {
+        let tavily = self.tavily.as_ref()?;
+        let window = match self.mode {
+            RunMode::Backtest => Some(NewsWindow::ending_at(
+                input.now_ms,
+                &tavily.config().time_range,
+            )),
+            RunMode::Live => None,
+        };
+        Some((
+            news_query(input.symbol.as_str()),
+            window,
+            tavily.config().max_results,
+        ))
+    }
+
+    /// The cache key of a decision (see [`DecisionKey`]).
+    fn decision_key(&self, input: &DecisionInput, max_position_pct: f64) -> String {
+        let config = self.client.config();
+        // The close of the last closed candle: a backtest decides exactly there, a live
+        // decision some minutes later; both (and a replay of the recorded snapshot) floor to it.
+        let step = input.interval.millis().max(1);
+        let candle_time = input.now_ms.div_euclid(step) * step;
+        let key = DecisionKey {
+            model: &config.model,
+            search: config.use_grok_search,
+            template: &self.template_version,
+            symbol: input.symbol.as_str(),
+            interval: input.interval.to_string(),
+            candle_time,
+            price: &input.price,
+            change_24h_pct: input.change_24h_pct,
+            indicators: &input.indicators,
+            higher_indicators: &input.higher_indicators,
+            order_book: &input.order_book,
+            position: &input.position,
+            risk: &input.risk,
+            recent: &input.recent_decisions,
+            max_position_pct,
+            news: self.news_request(input),
+        };
+        let mut value = serde_json::to_value(&key).unwrap_or_default();
+        round_floats(&mut value);
+        recorder::cache_key(&config.model, &value.to_string())
+    }
+
+    async fn news(&self, input: &DecisionInput, decision_key: &str, out: &mut EngineOutput) {
+        if let Some(replay) = &self.replay {
+            out.news = replay.news.clone();
+            return;
+        }
         let Some(tavily) = &self.tavily else { return };
-        let query = news_query(input.symbol.as_str());
-        let cache_key = recorder::cache_key("tavily", &format!("{query}\0{}", input.now_ms));
-        let cached = (self.mode == RunMode::Backtest)
-            .then(|| self.cache_get(&cache_key))
-            .flatten()
-            .and_then(|c| serde_json::from_str::<Vec<NewsItem>>(&c.response).ok());
-        let items = match cached {
-            Some(items) => items,
-            None => match tavily.search_news(&query).await {
+        let Some((query, window, _)) = self.news_request(input) else {
+            return;
+        };
+        out.news_window = window.clone();
+        let news_key = recorder::cache_key("tavily", &format!("{decision_key}\0news"));
+        let cached = self
+            .cache_get(&news_key)
+            .and_then(|c| serde_json::from_str::<CachedNews>(&c.response).ok());
+        let news = match cached {
+            Some(news) => news,
+            None => match tavily.search_news(&query, window.as_ref()).await {
                 Ok(items) => {
-                    if self.mode == RunMode::Backtest
-                        && let Ok(text) = serde_json::to_string(&items)
-                    {
+                    let captured_at = match self.mode {
+                        RunMode::Live => chrono::Utc::now().timestamp_millis(),
+                        RunMode::Backtest => input.now_ms,
+                    };
+                    let news = match self.mode {
+                        // Live news is what exists now; it is kept with its capture time.
+                        RunMode::Live => CachedNews {
+                            items,
+                            dropped_undated: 0,
+                            dropped_future: 0,
+                            captured_at,
+                        },
+                        RunMode::Backtest => {
+                            let split = split_news_at(items, input.now_ms);
+                            CachedNews {
+                                items: split.kept,
+                                dropped_undated: split.undated,
+                                dropped_future: split.after,
+                                captured_at,
+                            }
+                        }
+                    };
+                    if let Ok(text) = serde_json::to_string(&news) {
                         let reply = CachedReply {
                             response: text,
                             prompt_tokens: None,
                             completion_tokens: None,
                             cost_usd: None,
                         };
-                        self.cache_put(&cache_key, &reply, input.now_ms);
+                        self.cache_put(&news_key, &reply, input.now_ms);
                     }
-                    items
+                    news
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "news search failed; deciding without news");
                     out.news_error = Some(e.to_string());
-                    Vec::new()
+                    return;
                 }
             },
         };
-        let items = match self.mode {
-            RunMode::Backtest => drop_news_after(items, input.now_ms),
-            RunMode::Live => items,
-        };
+        if news.dropped_undated > 0 || news.dropped_future > 0 {
+            tracing::info!(
+                undated = news.dropped_undated,
+                after = news.dropped_future,
+                "news kept out of a point-in-time prompt"
+            );
+        }
+        out.news_dropped_undated = news.dropped_undated;
+        out.news_dropped_future = news.dropped_future;
+        out.news_captured_at = Some(news.captured_at);
+        let items = news.items;
         for item in &items {
             let text = format!("{}\n{}", item.title, item.snippet);
             for finding in detect_injection(&item.url, &text) {
@@ -313,20 +550,34 @@ impl LlmEngine {
     }
 
     /// One model turn, from the cache when this exact conversation was answered before.
+    /// Turn `turn` (0: the question, 1: the repair) of the decision keyed `decision_key`:
+    /// the later turns follow from the earlier replies, so the decision and the turn number
+    /// name the whole conversation.
     async fn ask(
         &self,
         messages: &[ChatMessage],
+        decision_key: &str,
+        turn: u32,
         now_ms: i64,
         out: &mut EngineOutput,
     ) -> Result<(String, bool), String> {
         let model = &self.client.config().model;
-        let conversation = serde_json::to_string(&json!({
-            "search": self.client.config().use_grok_search,
-            "messages": messages,
-        }))
-        .unwrap_or_default();
-        let key = recorder::cache_key(model, &conversation);
-        if let Some(hit) = self.cache_get(&key) {
+        let key = recorder::cache_key(model, &format!("{decision_key}\0turn{turn}"));
+        let source = self.replay.as_ref().map(|r| &r.source);
+        let cached = match source {
+            Some(ReplaySource::Live) => None,
+            _ => self.cache_get(&key),
+        };
+        if cached.is_none() && source == Some(&ReplaySource::Cache) {
+            return Err(format!(
+                "turn {turn} of this decision is not in the LLM cache (made before the cache \
+                 kept it, or with another model, template or news setting): replay it with --live"
+            ));
+        }
+        if let Some(hit) = cached {
+            if let Some(cost) = hit.cost_usd {
+                out.cached_cost_usd = Some(out.cached_cost_usd.unwrap_or_default() + cost);
+            }
             return Ok((hit.response, true));
         }
         // Before every paid call, the repair round included: a decision must not spend past
@@ -347,6 +598,13 @@ impl LlmEngine {
                     (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
                 };
                 out.raw_response = Some(reply.raw.clone());
+                if let (Some(budget), Some(cost)) = (&self.run_budget, reply.cost_usd) {
+                    budget.add(cost);
+                }
+                if self.replay.is_some() {
+                    // A live replay is a second opinion: the reply the decision got stays.
+                    return Ok((reply.content, false));
+                }
                 let cached = CachedReply {
                     response: reply.content.clone(),
                     prompt_tokens: reply.prompt_tokens.and_then(|t| i64::try_from(t).ok()),
@@ -360,12 +618,32 @@ impl LlmEngine {
         }
     }
 
+    /// The day whose budget a call is charged to: the decision's, except for a live replay of
+    /// an old decision, which is paid today.
+    fn budget_day(&self, decision_ms: i64) -> i64 {
+        match &self.replay {
+            Some(r) if r.source == ReplaySource::Live => chrono::Utc::now().timestamp_millis(),
+            _ => decision_ms,
+        }
+    }
+
     /// `Err` with the reason when the budget leaves nothing for another call: the day's
     /// recorded spend plus what this decision has spent so far.
     fn check_budget(&self, now_ms: i64, out: &EngineOutput) -> Result<(), String> {
         let config = self.client.config();
+        if let Some(budget) = &self.run_budget {
+            // The run's spend already includes this decision's earlier calls.
+            let spent = budget.spent();
+            if spent >= budget.max_usd {
+                return Err(format!(
+                    "the run's LLM cost cap is reached (${spent} of ${}); no further call was made",
+                    budget.max_usd
+                ));
+            }
+            return Ok(());
+        }
         let recorded = lock(&self.store)
-            .and_then(|s| recorder::spent_on_day(s.conn(), now_ms))
+            .and_then(|s| recorder::spent_on_day(s.conn(), self.budget_day(now_ms)))
             .map_err(|e| format!("cannot read today's LLM spend ({e}); not calling the model"))?;
         let spent = recorded + out.cost_usd.unwrap_or_default();
         if spent >= config.daily_budget_usd {
@@ -395,7 +673,8 @@ impl LlmEngine {
         );
         out.model = Some(config.model.clone());
 
-        self.news(input, &mut out).await;
+        let decision_key = self.decision_key(input, max_position_pct);
+        self.news(input, &decision_key, &mut out).await;
         let prompt = build_prompt(
             &self.template,
             input,
@@ -411,7 +690,9 @@ impl LlmEngine {
         ];
 
         let mut all_cached = true;
-        let first = self.ask(&messages, input.now_ms, &mut out).await;
+        let first = self
+            .ask(&messages, &decision_key, 0, input.now_ms, &mut out)
+            .await;
         let content = match first {
             Ok((content, cached)) => {
                 all_cached &= cached;
@@ -436,7 +717,10 @@ impl LlmEngine {
                 reasons.join("; "),
                 input.symbol
             )));
-            match self.ask(&messages, input.now_ms, &mut out).await {
+            match self
+                .ask(&messages, &decision_key, 1, input.now_ms, &mut out)
+                .await
+            {
                 Ok((second, cached)) => {
                     all_cached &= cached;
                     let retried = parse_and_validate(&second, &input.symbol, input.price, &limits);
@@ -470,8 +754,17 @@ impl LlmEngine {
 
     async fn decide_inner(&self, input: &DecisionInput) -> EngineOutput {
         let config = self.client.config();
+        let cache_replay = self
+            .replay
+            .as_ref()
+            .is_some_and(|r| r.source == ReplaySource::Cache);
+        if self.run_budget.is_some() || cache_replay {
+            // A backtest: its cap is checked before every call (a cached decision is free).
+            // A replay from the cache makes no call at all.
+            return self.decide_llm(input).await;
+        }
         let spent = lock(&self.store)
-            .and_then(|s| recorder::spent_on_day(s.conn(), input.now_ms))
+            .and_then(|s| recorder::spent_on_day(s.conn(), self.budget_day(input.now_ms)))
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot read today's LLM spend; assuming the budget is spent");
                 config.daily_budget_usd
@@ -579,13 +872,69 @@ pub fn record(
     risk_verdict: Option<serde_json::Value>,
     bus: Option<&EventBus>,
 ) -> Result<i64, StoreError> {
+    record_row(
+        store,
+        input,
+        out,
+        strategy_id,
+        None,
+        outcome,
+        risk_verdict,
+        bus,
+    )
+}
+
+/// Record a backtest's decision, linked to its `backtests` row (kept out of live prompts,
+/// budgets and the daemon's history).
+pub fn record_in_backtest(
+    store: &Store,
+    input: &DecisionInput,
+    out: &EngineOutput,
+    backtest_id: i64,
+    outcome: &str,
+) -> Result<i64, StoreError> {
+    record_row(
+        store,
+        input,
+        out,
+        None,
+        Some(backtest_id),
+        outcome,
+        None,
+        None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_row(
+    store: &Store,
+    input: &DecisionInput,
+    out: &EngineOutput,
+    strategy_id: Option<i64>,
+    backtest_id: Option<i64>,
+    outcome: &str,
+    risk_verdict: Option<serde_json::Value>,
+    bus: Option<&EventBus>,
+) -> Result<i64, StoreError> {
     let decision = &out.validated.decision;
-    let search = if out.news.is_empty() && out.news_error.is_none() && out.injections.is_empty() {
+    let search = if out.news.is_empty()
+        && out.news_error.is_none()
+        && out.injections.is_empty()
+        && out.news_captured_at.is_none()
+    {
         None
     } else {
         Some(
-            json!({"items": out.news, "error": out.news_error, "injections": out.injections})
-                .to_string(),
+            json!({
+                "items": out.news,
+                "error": out.news_error,
+                "injections": out.injections,
+                "captured_at": out.news_captured_at,
+                "window": out.news_window,
+                "dropped_undated": out.news_dropped_undated,
+                "dropped_after_decision": out.news_dropped_future,
+            })
+            .to_string(),
         )
     };
     let validation = json!({
@@ -595,9 +944,11 @@ pub fn record(
         "repaired": out.repaired,
         "fallback": out.fallback,
         "llm_calls": out.llm_calls,
+        "cached_cost_usd": out.cached_cost_usd,
     });
     let row = NewDecision {
         strategy_id,
+        backtest_id,
         symbol: input.symbol.to_string(),
         engine: out.engine.clone(),
         model: out.model.clone(),
@@ -652,6 +1003,8 @@ pub enum EngineError {
         path: Option<std::path::PathBuf>,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Cache(#[from] crate::services::llm::cache::CacheError),
     #[error("strategy {name:?} cannot run: {source}")]
     Strategy {
         name: String,
@@ -776,7 +1129,10 @@ pub async fn build_engine_with(
         client: mailer.await,
         config: settings.notifications.clone(),
     };
-    let engine = LlmEngine::new(client, tavily, store, template, rules).with_budget_alerts(alerts);
+    let cache = LlmCache::open_in(&settings.data_dir())?;
+    let engine = LlmEngine::new(client, tavily, store, template, rules)
+        .with_budget_alerts(alerts)
+        .with_cache(cache);
     Ok((AnyEngine::Llm(Box::new(engine)), offline_notice))
 }
 

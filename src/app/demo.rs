@@ -238,6 +238,10 @@ impl Demo {
         bus: EventBus,
         engine: AnyEngine,
     ) -> Result<Demo, DemoError> {
+        // The demo replays January 2025: its news must be what was known then, by the same
+        // point-in-time rule as a backtest (news dated after the replay time never reaches a
+        // prompt).
+        let engine = engine.point_in_time();
         let symbol = Symbol::new("BTCUSDT").map_err(|e| DemoError::Candles(e.to_string()))?;
         let interval = Interval::H1;
         let candles = parse_candles(BUNDLED_BTCUSDT_1H, interval, false)
@@ -579,5 +583,17 @@ mod tests {
         // One real second later, an hour of simulated time has passed.
         wall.store(2_000, Ordering::SeqCst);
         assert_eq!(face.now_ms(), 1_736_007_200_000);
+    }
+
+    #[test]
+    fn the_reset_keeps_the_llm_cache_file_so_a_second_demo_pays_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("trademind.db");
+        std::fs::write(&database, b"").unwrap();
+        let cache = dir.path().join(crate::services::llm::cache::CACHE_FILE);
+        std::fs::write(&cache, b"kept").unwrap();
+        reset_database(&database).unwrap();
+        assert!(!database.exists());
+        assert!(cache.exists());
     }
 }

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod decide;
 pub mod demo;
 pub mod key_check;
+pub mod llm_backtest;
 pub mod scheduler;
 pub mod snapshot;
 pub mod strategy_engine;

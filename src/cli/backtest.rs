@@ -120,9 +120,24 @@ pub struct RunArgs {
     /// Do not record the run in the database.
     #[arg(long)]
     pub no_save: bool,
+    /// Decide on every closed candle with a decision engine instead of --strategy: `llm` (the
+    /// model, with point-in-time news; costs money, replays from the cache are free) or
+    /// `rules` (the RSI + MACD rule engine). Same fills and --sizing as any strategy.
+    #[arg(long, value_parser = ["llm", "rules"])]
+    pub engine: Option<String>,
+    /// Model for --engine llm (default: llm.model).
+    #[arg(long, requires = "engine")]
+    pub model: Option<String>,
+    /// Prompt template file for --engine llm (default: llm.prompt_template, else the bundled one).
+    #[arg(long, value_name = "FILE", requires = "engine")]
+    pub prompt: Option<PathBuf>,
+    /// Most an --engine llm run may spend, in USD (default: llm.backtest_max_cost_usd). The
+    /// estimate must fit before the run starts, and no call is made once the spend reaches it.
+    #[arg(long, value_name = "USD", requires = "engine")]
+    pub max_cost: Option<Decimal>,
 }
 
-fn usage(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
@@ -243,7 +258,7 @@ struct RunOutput<'a> {
     rejections: &'a [(TimestampMs, crate::domain::backtest::Rejection)],
 }
 
-fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
     if json {
         return indicatif::ProgressBar::hidden();
     }
@@ -261,7 +276,7 @@ fn currency(symbol: &str) -> String {
     Precision::guess(symbol).quote
 }
 
-fn print_summary(title: &str, symbol: &str, id: Option<i64>, result: &BacktestResult) {
+pub(crate) fn print_summary(title: &str, symbol: &str, id: Option<i64>, result: &BacktestResult) {
     println!("{title}");
     if let Some(id) = id {
         println!("  saved as backtest {id}");
@@ -283,6 +298,9 @@ fn print_summary(title: &str, symbol: &str, id: Option<i64>, result: &BacktestRe
 
 async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
     let req = request(&args, ctx)?;
+    if let Some(engine) = args.engine.clone() {
+        return super::backtest_engine::run_engine_cmd(args, req, &engine, ctx).await;
+    }
     if let Some(spec) = args.walk_forward {
         if args.sweep.is_empty() {
             bail!(usage(
@@ -388,7 +406,7 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
 }
 
 /// A flag Ctrl-C sets, and the task watching for it (abort it when the run is over).
-fn ctrl_c_flag() -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+pub(crate) fn ctrl_c_flag() -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     let watcher = tokio::spawn(async move {

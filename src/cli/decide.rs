@@ -59,6 +59,14 @@ pub enum DecisionsCommand {
     /// One decision in full: its input, the prompt, the news with their dates, the raw reply,
     /// tokens, cost, validation and every risk check.
     Show { id: i64 },
+    /// Re-run one recorded LLM decision on its recorded input and news, from the LLM cache
+    /// (free) or with --live against the model (paid), and show what changed.
+    Replay {
+        id: i64,
+        /// Ask the model again instead of answering from the cache.
+        #[arg(long)]
+        live: bool,
+    },
 }
 
 /// Where candles may come from when none are stored.
@@ -441,8 +449,11 @@ fn decision_detail(r: &recorder::DecisionRow) -> serde_json::Value {
 
 fn show_decision(id: i64, ctx: &Context) -> Result<()> {
     let store = ctx.open_store()?;
-    let row = recorder::get(store.conn(), id)?
-        .ok_or_else(|| UsageError(format!("there is no decision {id}: see `trademind decisions`")))?;
+    let row = recorder::get(store.conn(), id)?.ok_or_else(|| {
+        UsageError(format!(
+            "there is no decision {id}: see `trademind decisions`"
+        ))
+    })?;
     let value = decision_detail(&row);
     ctx.emit(&value, || {
         let f = &row.fields;
@@ -455,7 +466,9 @@ fn show_decision(id: i64, ctx: &Context) -> Result<()> {
             f.action,
             f.symbol,
             f.engine,
-            f.model.as_deref().map_or(String::new(), |m| format!(", model {m}")),
+            f.model
+                .as_deref()
+                .map_or(String::new(), |m| format!(", model {m}")),
             f.outcome
         );
         println!(
@@ -493,21 +506,171 @@ fn show_decision(id: i64, ctx: &Context) -> Result<()> {
                     println!(
                         "  risk check {:<20} {}  {}",
                         c["name"].as_str().unwrap_or(""),
-                        if c["passed"].as_bool() == Some(true) { "pass" } else { "FAIL" },
+                        if c["passed"].as_bool() == Some(true) {
+                            "pass"
+                        } else {
+                            "FAIL"
+                        },
                         c["detail"].as_str().unwrap_or("")
                     );
                 }
             }
         }
         println!("  validation: {}", value["validation"]);
-        println!("--- prompt ---\n{}", f.prompt.as_deref().unwrap_or("(none: no LLM call)"));
-        println!("--- raw reply ---\n{}", f.raw_response.as_deref().unwrap_or("(none)"));
+        println!(
+            "--- prompt ---\n{}",
+            f.prompt.as_deref().unwrap_or("(none: no LLM call)")
+        );
+        println!(
+            "--- raw reply ---\n{}",
+            f.raw_response.as_deref().unwrap_or("(none)")
+        );
     })
 }
 
-pub fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
-    if let Some(DecisionsCommand::Show { id }) = args.command {
-        return show_decision(id, ctx);
+/// The fields of a decision a replay compares, as text.
+fn decision_fields(d: &crate::domain::decision::TradingDecision) -> Vec<(&'static str, String)> {
+    vec![
+        ("action", d.action.to_string()),
+        ("confidence", format!("{:.2}", d.confidence)),
+        ("position_size_pct", d.position_size_pct.to_string()),
+        ("stop_loss", format!("{:?}", d.stop_loss)),
+        ("take_profit", format!("{:?}", d.take_profit)),
+        ("time_horizon", format!("{:?}", d.time_horizon)),
+        ("reasoning", d.reasoning.clone()),
+    ]
+}
+
+async fn replay_decision(id: i64, live: bool, ctx: &Context) -> Result<()> {
+    use crate::app::decide::{ReplaySource, RunMode};
+    let store = Arc::new(Mutex::new(ctx.open_store()?));
+    let row = {
+        let db = store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
+        recorder::get(db.conn(), id)?
+    }
+    .ok_or_else(|| {
+        UsageError(format!(
+            "there is no decision {id}: see `trademind decisions`"
+        ))
+    })?;
+    let f = &row.fields;
+    if f.engine != "llm" && f.engine != "cache" {
+        return Err(UsageError(format!(
+            "decision {id} was made by the {} engine: only LLM decisions are replayed",
+            f.engine
+        ))
+        .into());
+    }
+    let input: DecisionInput = serde_json::from_str(&f.input_snapshot)
+        .map_err(|e| anyhow::anyhow!("decision {id}'s recorded input is unreadable: {e}"))?;
+    let news_json = json_column(f.search_results.as_deref());
+    let news: Vec<crate::services::llm::NewsItem> =
+        serde_json::from_value(news_json["items"].clone()).unwrap_or_default();
+    let point_in_time = !news_json["window"].is_null() || f.backtest_id.is_some();
+    let mut settings = ctx.settings().clone();
+    if let Some(model) = &f.model {
+        settings.llm.model = model.clone();
+    }
+    let key = grok_key(ctx).await?;
+    let engine = match build_engine_with(
+        &settings,
+        Some("llm"),
+        store.clone(),
+        std::future::ready(None),
+        key,
+    )
+    .await
+    {
+        Ok((AnyEngine::Llm(engine), _)) => engine,
+        Ok(_) => anyhow::bail!("the LLM engine could not be built"),
+        Err(e @ EngineError::NoGrokKey) => {
+            return Err(UsageError(format!("decisions replay: {e}")).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let source = if live {
+        ReplaySource::Live
+    } else {
+        ReplaySource::Cache
+    };
+    let mode = if point_in_time {
+        RunMode::Backtest
+    } else {
+        RunMode::Live
+    };
+    let engine = engine.with_mode(mode).for_replay(source, news);
+    let out = engine.decide(&input).await;
+    let before: Option<crate::domain::decision::TradingDecision> = f
+        .decision
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok());
+    let after = &out.validated.decision;
+    let changes: Vec<serde_json::Value> = match &before {
+        Some(b) => decision_fields(b)
+            .into_iter()
+            .zip(decision_fields(after))
+            .filter(|((_, x), (_, y))| x != y)
+            .map(|((name, x), (_, y))| json!({"field": name, "recorded": x, "replayed": y}))
+            .collect(),
+        None => vec![json!({"field": "decision", "recorded": null, "replayed": after})],
+    };
+    let prompt_changed = f.prompt.as_deref() != out.prompt.as_deref();
+    let value = json!({
+        "id": id,
+        "source": if live { "live" } else { "cache" },
+        "engine": out.engine,
+        "llm_calls": out.llm_calls,
+        "cost_usd": out.cost_usd,
+        "error": out.error,
+        "recorded": before,
+        "replayed": after,
+        "validation": out.validated.verdict,
+        "changes": changes,
+        "prompt_changed": prompt_changed,
+    });
+    ctx.emit(&value, || {
+        println!(
+            "replay of decision #{id} ({}): {} {}",
+            if live {
+                "asked the model again"
+            } else {
+                "from the LLM cache"
+            },
+            after.action,
+            input.symbol
+        );
+        if let Some(e) = &out.error {
+            println!("  error: {e}");
+        }
+        if let Some(c) = out.cost_usd {
+            println!("  cost ${c}");
+        }
+        if changes.is_empty() {
+            println!("  unchanged: the replay decided exactly as recorded");
+        }
+        for c in &changes {
+            println!(
+                "  {:<18} recorded {}  ->  replayed {}",
+                c["field"].as_str().unwrap_or(""),
+                c["recorded"],
+                c["replayed"]
+            );
+        }
+        if prompt_changed {
+            println!(
+                "  the prompt differs from the recorded one (template, limits or wall-clock time)"
+            );
+        }
+    })
+}
+
+pub async fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
+    match args.command {
+        Some(DecisionsCommand::Show { id }) => return show_decision(id, ctx),
+        Some(DecisionsCommand::Replay { id, live }) => return replay_decision(id, live, ctx).await,
+        None => {}
     }
     let store = ctx.open_store()?;
     let rows = recorder::recent(store.conn(), args.last)?;

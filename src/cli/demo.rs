@@ -73,7 +73,8 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
 
     let engine = match super::decide::grok_key(ctx).await? {
         Some(key) => {
-            // The LLM engine caches replies and records costs in the demo database.
+            // The LLM engine records costs in the demo database; its replies are cached in
+            // the demo dir's llm_cache.sqlite, which the reset keeps.
             let shared = Arc::new(Mutex::new(demo_ctx.open_store()?));
             super::decide::choose_engine_with(&demo_ctx, Some("llm"), shared, Some(key))
                 .await?

@@ -11,6 +11,7 @@ use crate::config::{LoadedConfig, Settings};
 use crate::store::Store;
 
 pub mod backtest;
+pub mod backtest_engine;
 pub mod config_cmd;
 pub mod db;
 pub mod decide;
@@ -256,7 +257,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Db(cmd) => db::run(cmd, ctx),
         Command::Strategy(cmd) => strategy::run(cmd, ctx),
         Command::Decide(args) => decide::run_decide(args, ctx).await,
-        Command::Decisions(args) => decide::run_decisions(args, ctx),
+        Command::Decisions(args) => decide::run_decisions(args, ctx).await,
         Command::Connection(cmd) => strategy::run_connection(cmd, ctx),
         Command::Data(cmd) => market::run_data(cmd, ctx).await,
         Command::Indicators(args) => market::run_indicators(args, ctx),

@@ -17,6 +17,8 @@ use crate::domain::risk::{Check, RiskVerdict};
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct NewDecision {
     pub strategy_id: Option<i64>,
+    /// The backtest run this decision was made in (`None`: live, `decide`, the demo).
+    pub backtest_id: Option<i64>,
     pub symbol: String,
     /// `rules` | `llm` | `cache`
     pub engine: String,
@@ -117,9 +119,9 @@ pub fn insert(conn: &Connection, d: &NewDecision) -> StoreResult<i64> {
         "INSERT INTO decisions (strategy_id, symbol, engine, model, action, confidence,
             input_snapshot, search_results, prompt, raw_response, decision, validation,
             risk_verdict, outcome, order_ids, latency_ms, prompt_tokens, completion_tokens,
-            cost_usd, error, decided_at)
+            cost_usd, error, decided_at, backtest_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21)",
+            ?18, ?19, ?20, ?21, ?22)",
         params![
             d.strategy_id,
             d.symbol,
@@ -142,6 +144,7 @@ pub fn insert(conn: &Connection, d: &NewDecision) -> StoreResult<i64> {
             d.cost_usd.map(dec_to_sql),
             d.error,
             d.decided_at,
+            d.backtest_id,
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -159,7 +162,7 @@ pub fn set_order_ids(conn: &Connection, id: i64, order_ids: &[String]) -> StoreR
 
 const COLUMNS: &str = "id, strategy_id, symbol, engine, model, action, confidence, input_snapshot,
     search_results, prompt, raw_response, decision, validation, risk_verdict, outcome, order_ids,
-    latency_ms, prompt_tokens, completion_tokens, cost_usd, error, decided_at";
+    latency_ms, prompt_tokens, completion_tokens, cost_usd, error, decided_at, backtest_id";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(DecisionRow, Option<String>, String)> {
     let cost: Option<String> = r.get(19)?;
@@ -169,6 +172,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(DecisionRow, Option<Stri
             id: r.get(0)?,
             fields: NewDecision {
                 strategy_id: r.get(1)?,
+                backtest_id: r.get(22)?,
                 symbol: r.get(2)?,
                 engine: r.get(3)?,
                 model: r.get(4)?,
@@ -239,6 +243,7 @@ pub fn recent_for_symbol(
 ) -> StoreResult<Vec<DecisionRow>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM decisions WHERE symbol = ?1 AND decided_at < ?2
+         AND backtest_id IS NULL
          ORDER BY decided_at DESC, id DESC LIMIT ?3"
     ))?;
     let limit = i64::try_from(last).unwrap_or(i64::MAX);
@@ -275,7 +280,7 @@ const DAY_MS: i64 = 86_400_000;
 pub fn spent_on_day(conn: &Connection, at_ms: TimestampMs) -> StoreResult<Decimal> {
     let start = at_ms.div_euclid(DAY_MS) * DAY_MS;
     let mut stmt = conn.prepare(
-        "SELECT cost_usd FROM decisions WHERE cost_usd IS NOT NULL
+        "SELECT cost_usd FROM decisions WHERE cost_usd IS NOT NULL AND backtest_id IS NULL
          AND decided_at >= ?1 AND decided_at < ?2",
     )?;
     let mut total = Decimal::ZERO;
@@ -335,6 +340,51 @@ pub fn cost_totals(conn: &Connection) -> StoreResult<(Vec<CostTotal>, Vec<CostTo
         by_day.into_values().collect(),
         by_strategy.into_values().collect(),
     ))
+}
+
+/// What a backtest's decisions cost: counted, spent in the run, and what its cached decisions
+/// cost when they were first made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunCost {
+    pub decisions: u64,
+    pub cost_usd: Decimal,
+    pub cached_cost_usd: Decimal,
+}
+
+impl RunCost {
+    /// The run's cost to a user who trades it live: every decision at its price.
+    pub fn full_cost_usd(&self) -> Decimal {
+        self.cost_usd + self.cached_cost_usd
+    }
+}
+
+/// The decisions of backtest `backtest_id` and their cost.
+pub fn backtest_cost(conn: &Connection, backtest_id: i64) -> StoreResult<RunCost> {
+    let mut stmt =
+        conn.prepare("SELECT cost_usd, validation FROM decisions WHERE backtest_id = ?1")?;
+    let rows = stmt.query_map([backtest_id], |r| {
+        Ok((
+            r.get::<_, Option<String>>(0)?,
+            r.get::<_, Option<String>>(1)?,
+        ))
+    })?;
+    let mut total = RunCost::default();
+    for row in rows {
+        let (cost, validation) = row?;
+        total.decisions += 1;
+        total.cost_usd += opt_dec_from_sql("decisions.cost_usd", cost)?.unwrap_or_default();
+        let cached = validation
+            .as_deref()
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| match &v["cached_cost_usd"] {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        total.cached_cost_usd +=
+            opt_dec_from_sql("decisions.validation.cached_cost_usd", cached)?.unwrap_or_default();
+    }
+    Ok(total)
 }
 
 /// The cache key: hex SHA-256 of the model, a NUL, and the whole conversation text.

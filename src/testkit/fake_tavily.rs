@@ -1,5 +1,7 @@
 //! A fake Tavily `/search` and `GET /usage` written from Tavily's OpenAPI spec: Bearer `tvly-` auth (401 with
-//! `{"detail":{"error":...}}`), `query` required and enums checked (400), scripted results.
+//! `{"detail":{"error":...}}`), `query` required and enums and dates checked (400), scripted
+//! results. Like the real service, a dated search may still return items published later (it
+//! matches on publish *or update* date): the results are served as scripted, whatever the dates.
 
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -107,6 +109,18 @@ fn handle(state: &Mutex<State>, key: &str, req: Request) -> Response {
             .contains(&range.as_str().unwrap_or_default())
     {
         return detail(400, "Invalid time_range.");
+    }
+    for key in ["start_date", "end_date"] {
+        if let Some(d) = body.get(key)
+            && d.as_str()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .is_none()
+        {
+            return detail(
+                400,
+                &format!("Invalid {key}. Must be in the format YYYY-MM-DD."),
+            );
+        }
     }
     if let Some(n) = body.get("max_results")
         && n.as_u64().is_none_or(|n| n > 20)

@@ -26,9 +26,9 @@ use trademind::testkit::fake_resend::FakeResend;
 use trademind::testkit::fake_tavily::{FakeNews, FakeTavily};
 use trademind::testkit::fake_xai::{FakeXai, Script};
 
-const MODEL: &str = "grok-test";
-const XAI_KEY: &str = "xai-test-key";
-const TAVILY_KEY: &str = "tvly-test-key";
+pub(crate) const MODEL: &str = "grok-test";
+pub(crate) const XAI_KEY: &str = "xai-test-key";
+pub(crate) const TAVILY_KEY: &str = "tvly-test-key";
 /// 2025-01-15T00:00:00Z
 const NOW: i64 = 1_736_899_200_000;
 
@@ -750,7 +750,7 @@ async fn rules_engine_is_labelled_rules_and_recorded() {
     assert_eq!(row.fields.cost_usd, None);
 }
 
-fn trademind() -> assert_cmd::Command {
+pub(crate) fn trademind() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
     for (k, _) in std::env::vars() {
         if k.starts_with("TRADEMIND_") {
@@ -907,7 +907,14 @@ async fn a_ten_megabyte_reply_is_cut_at_the_cap_and_held_without_a_repair_reques
     let rig = Rig::new().await;
     rig.xai
         .push([Script::Content("x".repeat(10 * 1024 * 1024))]);
-    let engine = rig.engine();
+    // The fake takes a while to build 10 MB of JSON on a loaded machine: not a timeout here.
+    let engine = rig.engine_with(
+        LlmConfig {
+            timeout_secs: 30,
+            ..rig.config()
+        },
+        RunMode::Live,
+    );
     let (out, row) = rig.decide(&engine, &input()).await;
     assert_eq!(rig.xai.inference_calls(), 1, "no repair request");
     assert!(!out.repaired);
@@ -946,7 +953,11 @@ async fn the_budget_is_checked_before_the_repair_call_too() {
 }
 
 /// A config file pointing the LLM and the news search at the fakes.
-fn fake_llm_config(dir: &std::path::Path, xai: &str, tavily: &str) -> std::path::PathBuf {
+pub(crate) fn fake_llm_config(
+    dir: &std::path::Path,
+    xai: &str,
+    tavily: &str,
+) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(
         &path,
@@ -959,7 +970,7 @@ fn fake_llm_config(dir: &std::path::Path, xai: &str, tavily: &str) -> std::path:
     path
 }
 
-fn import_bundled(d: &str) {
+pub(crate) fn import_bundled(d: &str) {
     let bundled = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/assets/btcusdt_1h_2025-01_binance.csv"
@@ -995,7 +1006,13 @@ fn decisions_show_and_json_carry_prompt_dated_news_raw_reply_tokens_cost_and_ris
         let out = trademind()
             .env("TRADEMIND_GROK_API_KEY", XAI_KEY)
             .env("TRADEMIND_TAVILY_API_KEY", TAVILY_KEY)
-            .args(["--data-dir", d, "--config", config.to_str().unwrap(), "--json"])
+            .args([
+                "--data-dir",
+                d,
+                "--config",
+                config.to_str().unwrap(),
+                "--json",
+            ])
             .args(args)
             .assert()
             .success()
@@ -1021,7 +1038,11 @@ fn decisions_show_and_json_carry_prompt_dated_news_raw_reply_tokens_cost_and_ris
         assert_eq!(v["cost_usd"], "0.0037756");
         let checks = v["risk_checks"].as_array().unwrap();
         assert!(!checks.is_empty(), "{v}");
-        assert!(checks.iter().all(|c| c["name"].is_string() && c["passed"].is_boolean()));
+        assert!(
+            checks
+                .iter()
+                .all(|c| c["name"].is_string() && c["passed"].is_boolean())
+        );
     }
     let text = trademind()
         .args(["--data-dir", d, "decisions", "show", &id.to_string()])
@@ -1031,8 +1052,33 @@ fn decisions_show_and_json_carry_prompt_dated_news_raw_reply_tokens_cost_and_ris
         .stdout
         .clone();
     let text = String::from_utf8(text).unwrap();
-    assert!(text.contains("[Tue, 14 Jan 2025 09:00:00 GMT] ETF inflows"), "{text}");
+    assert!(
+        text.contains("[Tue, 14 Jan 2025 09:00:00 GMT] ETF inflows"),
+        "{text}"
+    );
     assert!(text.contains("--- raw reply ---"), "{text}");
     assert!(text.contains("risk check"), "{text}");
     drop(rt);
+}
+
+#[tokio::test]
+async fn the_cache_keys_on_the_candle_and_the_data_not_the_wall_clock_minute() {
+    // Symptom: the cache hit only byte-identical prompts, and the prompt carried the minute.
+    let rig = Rig::new().await;
+    rig.xai.push([Script::Decision(valid_buy())]);
+    let engine = rig.engine();
+    let (first, _) = rig.decide(&engine, &input_at(NOW + 60_000)).await;
+    // Ten minutes later, same candle, same data: answered from the cache.
+    let (again, _) = rig.decide(&engine, &input_at(NOW + 11 * 60_000)).await;
+    assert_eq!(rig.xai.inference_calls(), 1);
+    assert_eq!(again.engine, "cache");
+    assert_eq!(again.validated, first.validated);
+    // What the prompt is built from changed: a new question.
+    let mut moved = input_at(NOW + 12 * 60_000);
+    moved.indicators.rsi = Some(71.0);
+    rig.decide(&engine, &moved).await;
+    assert_eq!(rig.xai.inference_calls(), 2);
+    // The next candle: a new question too.
+    rig.decide(&engine, &input_at(NOW + 3_600_000)).await;
+    assert_eq!(rig.xai.inference_calls(), 3);
 }

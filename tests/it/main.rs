@@ -34,6 +34,7 @@ mod kill_soak;
 mod ledger_guard;
 mod live_stream;
 mod live_user_data;
+mod llm_backtest;
 mod market_data;
 mod notifications;
 mod one_engine;

@@ -806,7 +806,11 @@ async fn an_error_body_that_echoes_the_key_is_redacted() {
             .await
             .unwrap_err()
             .to_string(),
-        tavily.search_news("BTC").await.unwrap_err().to_string(),
+        tavily
+            .search_news("BTC", None)
+            .await
+            .unwrap_err()
+            .to_string(),
         tavily.usage().await.unwrap_err().to_string(),
     ];
     for text in &errors {

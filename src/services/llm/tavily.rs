@@ -46,6 +46,36 @@ struct SearchResult {
     published_date: Option<String>,
 }
 
+/// The dated window of a point-in-time search: Tavily's `start_date`/`end_date` (YYYY-MM-DD,
+/// UTC). `end_date` is the decision's own day; Tavily matches on publish *or update* date, so
+/// what it returns is still filtered by [`split_news_at`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewsWindow {
+    pub start_date: String,
+    pub end_date: String,
+}
+
+impl NewsWindow {
+    /// The window ending on the UTC day of `at_ms` and reaching back as far as the configured
+    /// `time_range` (day, week, month or year).
+    pub fn ending_at(at_ms: TimestampMs, time_range: &str) -> NewsWindow {
+        let end = DateTime::from_timestamp_millis(at_ms)
+            .map(|t| t.date_naive())
+            .unwrap_or_default();
+        let days = match time_range {
+            "week" | "w" => 7,
+            "month" | "m" => 30,
+            "year" | "y" => 365,
+            _ => 1,
+        };
+        let start = end - chrono::Duration::days(days);
+        NewsWindow {
+            start_date: start.format("%Y-%m-%d").to_string(),
+            end_date: end.format("%Y-%m-%d").to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TavilyClient {
     http: reqwest::Client,
@@ -62,16 +92,32 @@ impl TavilyClient {
         Ok(TavilyClient { http, config, key })
     }
 
-    /// Recent news about the symbol's base asset.
-    pub async fn search_news(&self, query: &str) -> Result<Vec<NewsItem>, TavilyError> {
+    pub fn config(&self) -> &TavilyConfig {
+        &self.config
+    }
+
+    /// News about the symbol's base asset: recent (`time_range` back from now), or within
+    /// `window` for a decision in the past.
+    pub async fn search_news(
+        &self,
+        query: &str,
+        window: Option<&NewsWindow>,
+    ) -> Result<Vec<NewsItem>, TavilyError> {
         let url = format!("{}/search", self.config.base_url.trim_end_matches('/'));
-        let body = json!({
+        let mut body = json!({
             "query": query,
             "topic": "news",
-            "time_range": self.config.time_range,
             "max_results": self.config.max_results,
             "search_depth": "basic",
         });
+        match window {
+            // `time_range` counts back from today: a past decision names its dates instead.
+            Some(w) => {
+                body["start_date"] = json!(w.start_date);
+                body["end_date"] = json!(w.end_date);
+            }
+            None => body["time_range"] = json!(self.config.time_range),
+        }
         let response = self
             .http
             .post(url)
@@ -155,6 +201,30 @@ pub fn published_ms(date: &str) -> Option<TimestampMs> {
         .map(|t| t.and_utc().timestamp_millis())
 }
 
+/// News split at a decision time: what may be shown, and how many were dropped.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewsSplit {
+    pub kept: Vec<NewsItem>,
+    /// No date, or one that cannot be read: it could be from the future.
+    pub undated: usize,
+    /// Published after the decision time.
+    pub after: usize,
+}
+
+/// For a decision at `now_ms` in the past: keep only news provably published at or before it,
+/// counting what goes (undated items included: they could be from the future).
+pub fn split_news_at(items: Vec<NewsItem>, now_ms: TimestampMs) -> NewsSplit {
+    let mut split = NewsSplit::default();
+    for item in items {
+        match item.published_date.as_deref().and_then(published_ms) {
+            Some(at) if at <= now_ms => split.kept.push(item),
+            Some(_) => split.after += 1,
+            None => split.undated += 1,
+        }
+    }
+    split
+}
+
 /// For a backtest at `now_ms`: keep only news provably published at or before it (an undated
 /// item could be from the future, so it goes too).
 pub fn drop_news_after(items: Vec<NewsItem>, now_ms: TimestampMs) -> Vec<NewsItem> {
@@ -197,5 +267,33 @@ mod tests {
         );
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[1].published_date.as_deref(), Some("2025-01-15"));
+    }
+
+    #[test]
+    fn a_split_counts_undated_and_later_news_apart() {
+        let now = 1_736_899_200_000;
+        let split = split_news_at(
+            vec![
+                item(Some("2025-01-14T10:00:00Z")),
+                item(Some("2026-12-04")),
+                item(None),
+                item(Some("sometime last week")),
+            ],
+            now,
+        );
+        assert_eq!(split.kept.len(), 1);
+        assert_eq!((split.undated, split.after), (2, 1));
+    }
+
+    #[test]
+    fn a_past_window_ends_on_the_decision_day_and_reaches_back_the_time_range() {
+        // 2025-01-15T13:00Z
+        let w = NewsWindow::ending_at(1_736_946_000_000, "week");
+        assert_eq!(w.end_date, "2025-01-15");
+        assert_eq!(w.start_date, "2025-01-08");
+        assert_eq!(
+            NewsWindow::ending_at(1_736_946_000_000, "day").start_date,
+            "2025-01-14"
+        );
     }
 }
