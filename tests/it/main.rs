@@ -15,6 +15,7 @@ mod concurrent_writes;
 mod daemon;
 mod daemon_crash;
 mod daemon_streams;
+mod daemon_visible;
 mod decisions;
 mod demo;
 mod exchange_behaviour;

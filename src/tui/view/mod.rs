@@ -91,6 +91,31 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme.trading(&s.trading),
         ),
     ];
+    // Whether a daemon trades while this window is open (its heartbeat, as `status` says it).
+    let wide = area.width >= WIDE;
+    match &s.daemon {
+        Some(crate::store::heartbeat::DaemonPresence::Alive { pid, .. }) => {
+            spans.push(Span::styled(
+                if wide {
+                    format!("  daemon alive (pid {pid})")
+                } else {
+                    "  daemon".to_string()
+                },
+                theme.ok(true),
+            ))
+        }
+        Some(crate::store::heartbeat::DaemonPresence::NotRunning { .. }) => {
+            spans.push(Span::styled(
+                if wide {
+                    "  no daemon running"
+                } else {
+                    "  no daemon"
+                },
+                theme.muted(),
+            ))
+        }
+        None => {}
+    }
     if area.width >= WIDE && s.as_of_ms > 0 {
         spans.push(Span::styled(
             // The run's clock, with its date: in the demo that is the replay's simulated day.
