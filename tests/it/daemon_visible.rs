@@ -10,6 +10,7 @@ use rust_decimal_macros::dec;
 use trademind::domain::market::Interval;
 use trademind::domain::trading::order::OrderType;
 use trademind::testkit::fake_binance::{FakeBinance, FakeConfig, rebound_candles};
+use trademind::testkit::fake_webhook::FakeWebhook;
 
 use crate::daemon::{signal, trademind_command, wait_exit, wait_for_rows};
 
@@ -152,8 +153,8 @@ fn warnings_on_a_redirected_stderr_carry_no_escape_codes_and_json_lines_parse() 
 }
 
 /// A config whose one-minute trading slot falls `in_secs` seconds from now; orders are
-/// checked every second.
-fn write_config(path: &Path, base_url: &str, in_secs: u64) {
+/// checked every second; stop and target hits go to the webhook at `hook`.
+fn write_config(path: &Path, base_url: &str, hook: &str, in_secs: u64) {
     let now = chrono::Utc::now().timestamp() as u64;
     let offset = (now + in_secs) % 60;
     std::fs::write(
@@ -163,7 +164,9 @@ fn write_config(path: &Path, base_url: &str, in_secs: u64) {
              [exchange.binance]\nbase_url = \"{base_url}\"\n\n\
              [scheduler]\nautonomous_trading_minutes = 1\ncandle_close_offset_seconds = {offset}\n\
              monitor_orders_seconds = 1\nupdate_prices_seconds = 600\n\n\
-             [rules]\noversold = 99.0\noverbought = 99.5\n"
+             [rules]\noversold = 99.0\noverbought = 99.5\n\n\
+             [[notifications.webhooks]]\nname = \"ops\"\nurl = \"{hook}\"\n\
+             events = [\"stop_or_target_hit\"]\n"
         ),
     )
     .unwrap();
@@ -190,7 +193,8 @@ async fn the_log_of_a_round_trip_has_entry_protection_exit_and_pnl_lines_and_no_
     let dir = tempfile::tempdir().unwrap();
     let (data, config) = (dir.path().to_path_buf(), dir.path().join("config.toml"));
     let db = data.join(trademind::cli::DB_FILE);
-    write_config(&config, &fake.base_url(), 4);
+    let hook = FakeWebhook::start().await.unwrap();
+    write_config(&config, &fake.base_url(), &hook.url("/hook"), 4);
     cli(&data, &config, &["connection", "add", "fake", "--testnet"]);
     cli(
         &data,
@@ -212,6 +216,21 @@ async fn the_log_of_a_round_trip_has_entry_protection_exit_and_pnl_lines_and_no_
     // stderr written to a file, as `trademind --daemon 2>daemon.log` does.
     let log_path = dir.path().join("daemon.log");
     let log_file = std::fs::File::create(&log_path).unwrap();
+    let start = |log_file: std::fs::File| {
+        Running(Some(
+            trademind_command(&data)
+                .env_remove("NO_COLOR")
+                .env("TRADEMIND_BINANCE_FAKE_API_KEY", "fake-api-key")
+                .env("TRADEMIND_BINANCE_FAKE_API_SECRET", "fake-api-secret")
+                .arg("--config")
+                .arg(&config)
+                .arg("--daemon")
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log_file))
+                .spawn()
+                .unwrap(),
+        ))
+    };
     let daemon = Running(Some(
         trademind_command(&data)
             .env_remove("NO_COLOR")
@@ -294,4 +313,33 @@ async fn the_log_of_a_round_trip_has_entry_protection_exit_and_pnl_lines_and_no_
         .filter(|l| l.contains("INFO") && l.contains("reconnecting"))
         .count();
     assert!(churn <= 3, "{churn} reconnect lines at info:\n{text}");
+
+    // The stop hit went to the webhook once...
+    let stop_alerts = |hook: &FakeWebhook| {
+        hook.delivered()
+            .into_iter()
+            .filter(|c| c.body["kind"] == "stop_or_target_hit")
+            .count()
+    };
+    assert_eq!(stop_alerts(&hook), 1, "{:?}", hook.calls());
+    assert_eq!(hook.delivered().len(), 1, "only the kinds configured");
+    // ...and a restarted daemon (reconciling, monitoring) does not send it again.
+    let restart_log = std::fs::File::create(dir.path().join("daemon2.log")).unwrap();
+    let again = start(restart_log);
+    let pid = again.id();
+    let beat = {
+        let db = db.clone();
+        let query = format!(
+            "SELECT COUNT(*) FROM daemon_heartbeat WHERE pid = {pid} AND last_cycle_job = 'monitor_orders'"
+        );
+        tokio::task::spawn_blocking(move || wait_for_rows(&db, &query, Duration::from_secs(30)))
+            .await
+            .unwrap()
+    };
+    assert!(beat, "the restarted daemon never monitored orders");
+    let status = tokio::task::spawn_blocking(move || again.stop())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(stop_alerts(&hook), 1, "sent again after a restart");
 }

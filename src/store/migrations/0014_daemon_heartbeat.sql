@@ -13,3 +13,20 @@ CREATE TABLE daemon_heartbeat (
     last_cycle_job TEXT,
     stopped_at    INTEGER
 );
+
+-- One row per alert and channel (e-mail, webhook:<name>, telegram): claimed before the send,
+-- so an alert is delivered at most once per channel across restarts and processes. A failed
+-- delivery may be claimed again; `attempts` counts the claims.
+CREATE TABLE alert_deliveries (
+    id         INTEGER PRIMARY KEY,
+    alert_id   INTEGER NOT NULL REFERENCES alerts(id),
+    dedup_key  TEXT    NOT NULL,
+    channel    TEXT    NOT NULL,
+    status     TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts   INTEGER NOT NULL DEFAULT 1,
+    remote_id  TEXT,
+    error      TEXT,
+    created_at INTEGER NOT NULL,
+    sent_at    INTEGER,
+    UNIQUE (dedup_key, channel)
+);
