@@ -332,6 +332,7 @@ impl Settings {
         self.backtest.validate()?;
         check_starting_cash("backtest.initial_cash", self.backtest.initial_cash)?;
         self.tui.validate()?;
+        self.notifications.validate()?;
         Ok(())
     }
 

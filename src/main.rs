@@ -115,6 +115,7 @@ fn main() -> ExitCode {
         &stderr_level,
         target,
         settings.general.log_max_files as usize,
+        args.global.log_format,
     ) {
         Ok(g) => Some(g),
         Err(e) => {
@@ -163,6 +164,9 @@ fn main() -> ExitCode {
                 _ => report(ctx.json, &format!("{err:#}")),
             }
             let usage = err.downcast_ref::<UsageError>().is_some()
+                || err
+                    .downcast_ref::<trademind::app::daemon::AlreadyRunning>()
+                    .is_some()
                 || err.downcast_ref::<ConfigError>().is_some()
                 || err
                     .downcast_ref::<trademind::app::venue::VenueError>()

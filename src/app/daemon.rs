@@ -30,6 +30,7 @@ use crate::domain::symbol::Symbol;
 use crate::services::exchange::Exchange;
 use crate::services::monitoring::{HealthTracker, component_of};
 use crate::store::Store;
+use crate::store::heartbeat;
 use crate::store::strategies::StrategyRow;
 
 /// Job names as `job_runs` and `trademind status` show them.
@@ -79,6 +80,9 @@ pub struct StoreRecorder {
     store: Arc<Mutex<Store>>,
     bus: EventBus,
     health: Mutex<HealthTracker>,
+    /// The daemon's pid when this records a daemon's runs: each run is its last cycle in the
+    /// heartbeat (the TUI's and the demo's runs are not a daemon's).
+    heartbeat_pid: Option<u32>,
 }
 
 impl StoreRecorder {
@@ -87,7 +91,14 @@ impl StoreRecorder {
             store,
             bus,
             health: Mutex::new(HealthTracker::default()),
+            heartbeat_pid: None,
         }
+    }
+
+    /// Record each run as the last cycle of the daemon `pid` (see `store::heartbeat`).
+    pub fn with_heartbeat(mut self, pid: u32) -> Self {
+        self.heartbeat_pid = Some(pid);
+        self
     }
 }
 
@@ -97,6 +108,11 @@ impl RunRecorder for StoreRecorder {
             Ok(store) => {
                 if let Err(e) = crate::store::jobs::insert_run(store.conn(), run) {
                     tracing::warn!(job = %run.job, "cannot record the job run: {e}");
+                }
+                if let Some(pid) = self.heartbeat_pid
+                    && let Err(e) = heartbeat::cycle(store.conn(), pid, &run.job, run.finished_at)
+                {
+                    tracing::warn!(job = %run.job, "cannot record the daemon's heartbeat: {e}");
                 }
             }
             Err(_) => {
@@ -450,8 +466,23 @@ pub async fn run(
     db_path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_listener();
+    // One daemon per data dir: a second one would trade the same account from the same
+    // ledger. Held until this function returns (the kernel drops it if the process dies).
+    let lock_path = db_path.with_file_name(DAEMON_LOCK_FILE);
+    // `AlreadyRunning` travels on its own so `main` maps it to exit code 2.
+    let _instance = DaemonLock::acquire(&lock_path).map_err(|e| match e {
+        DaemonLockError::AlreadyRunning(running) => anyhow::Error::new(running),
+        io @ DaemonLockError::Io { .. } => anyhow::Error::new(io),
+    })?;
+    let pid = std::process::id();
     // A damaged ledger is refused before anything trades on it.
     store.quick_check()?;
+    heartbeat::start(
+        store.conn(),
+        pid,
+        &host_name(),
+        chrono::Utc::now().timestamp_millis(),
+    )?;
     let settings = Arc::new(settings.clone());
     let store = Arc::new(Mutex::new(store));
     let bus = EventBus::default();
@@ -516,15 +547,23 @@ pub async fn run(
         );
     }
     tracing::info!(
+        pid,
         db = %db_path.display(),
         %connection,
         %mode,
         strategies = strategies.len(),
         "daemon started (SIGINT/SIGTERM to stop)"
     );
-    let recorder: Arc<dyn RunRecorder> = Arc::new(StoreRecorder::new(store.clone(), bus.clone()));
+    let recorder: Arc<dyn RunRecorder> =
+        Arc::new(StoreRecorder::new(store.clone(), bus.clone()).with_heartbeat(pid));
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::system());
     let cancel = CancellationToken::new();
+    let beats = tokio::spawn(beat_until_cancelled(
+        store.clone(),
+        pid,
+        clock.clone(),
+        cancel.clone(),
+    ));
     let mut jobs = Jobs::routed(trading.clone(), strategies).with_ledger_guard(store.clone());
     // On Binance (not paper), the WebSocket feeds book fills and mark prices; see app::streams.
     let feeds = match user_data {
@@ -573,12 +612,142 @@ pub async fn run(
     if let Some(feeds) = feeds {
         feeds.join().await;
     }
-    store
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?
-        .checkpoint()?;
+    let _ = beats.await;
+    {
+        let store = store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the database lock was poisoned"))?;
+        heartbeat::stop(store.conn(), pid, chrono::Utc::now().timestamp_millis())?;
+        store.checkpoint()?;
+    }
     tracing::info!("daemon stopped cleanly");
     Ok(())
+}
+
+/// The file beside the database whose `flock` marks the data dir's running daemon; it holds
+/// that daemon's pid.
+pub const DAEMON_LOCK_FILE: &str = "daemon.lock";
+
+/// A daemon is already running on this data dir (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub struct AlreadyRunning {
+    /// The running daemon's pid, as it wrote it into the lock file.
+    pub pid: Option<u32>,
+    pub lock_file: std::path::PathBuf,
+}
+
+impl std::fmt::Display for AlreadyRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dir = self
+            .lock_file
+            .parent()
+            .map_or_else(|| ".".into(), |d| d.display().to_string());
+        match self.pid {
+            Some(pid) => write!(
+                f,
+                "another daemon (pid {pid}) is already running on the data dir {dir}; stop it \
+                 first (kill -TERM {pid}) or give this one another --data-dir"
+            ),
+            None => write!(
+                f,
+                "another daemon is already running on the data dir {dir} (it holds {}); stop \
+                 it first or give this one another --data-dir",
+                self.lock_file.display()
+            ),
+        }
+    }
+}
+
+/// Why the data dir's daemon lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonLockError {
+    #[error(transparent)]
+    AlreadyRunning(#[from] AlreadyRunning),
+    #[error("cannot take the daemon lock {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The data dir's single-instance lock, held while this value lives: an OS file lock (`flock`)
+/// that the kernel drops when the process ends however it ends, so a crashed daemon never
+/// blocks the next one.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: std::fs::File,
+}
+
+impl DaemonLock {
+    /// Take the lock at `path` and write our pid into it, or name the daemon that holds it.
+    pub fn acquire(path: &std::path::Path) -> Result<DaemonLock, DaemonLockError> {
+        use std::io::{Read, Seek, Write};
+        let io = |source| DaemonLockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(AlreadyRunning {
+                    pid: text.trim().parse().ok(),
+                    lock_file: path.to_path_buf(),
+                }
+                .into());
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(DaemonLock { _file: file })
+    }
+}
+
+/// This machine's name for the heartbeat (a shared data dir on another host is told apart).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Refresh the daemon's beat every [`heartbeat::BEAT_EVERY_MS`] until `cancel`.
+async fn beat_until_cancelled(
+    store: Arc<Mutex<Store>>,
+    pid: u32,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(
+        heartbeat::BEAT_EVERY_MS.unsigned_abs(),
+    ));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let beat = match store.lock() {
+            Ok(s) => heartbeat::beat(s.conn(), pid, clock.now_ms()).map_err(|e| e.to_string()),
+            Err(_) => Err("the database lock was poisoned".into()),
+        };
+        if let Err(e) = beat {
+            tracing::warn!(error = %e, "cannot record the daemon's heartbeat");
+        }
+    }
 }
 
 /// The `run_backtest` worker: requests wait in a bounded queue and run one at a time on the

@@ -385,6 +385,8 @@ pub struct Snapshot {
     /// Paused or killed by an operator: `p` offers to resume.
     pub trading_paused: bool,
     pub trading: TradingState,
+    /// Whether a daemon runs on this data dir (its heartbeat); `None` until the first load.
+    pub daemon: Option<crate::store::heartbeat::DaemonPresence>,
     /// Exact row counts (the lists below are capped at `HISTORY_ROWS`).
     pub counts: Counts,
     pub account: AccountPanel,
@@ -421,6 +423,7 @@ impl Snapshot {
             as_of_ms: 0,
             trading_paused: false,
             trading: TradingState::Active,
+            daemon: None,
             counts: Counts::default(),
             account: AccountPanel {
                 heat_cap_pct: DEFAULT_HEAT_CAP_PCT,
@@ -513,6 +516,7 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
     snap.positions = view.positions.iter().map(position_view).collect();
     snap.trading = view.trading.clone();
     snap.trading_paused = view.trading.is_manually_stopped();
+    snap.daemon = Some(crate::store::heartbeat::presence(conn, req.now_ms)?);
     snap.counts = view.counts;
     snap.open_orders = load_open_orders(conn)?;
     snap.trades = load_trades(conn)?;

@@ -72,6 +72,9 @@ pub struct GlobalArgs {
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Log line format on stderr and in the log file: text, or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,

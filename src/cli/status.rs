@@ -1,5 +1,6 @@
 //! `trademind status`: what a running (or stopped) TradeMind is doing, read from the database
-//! by any process: open positions, open orders, the circuit breaker, and each job's last runs.
+//! by any process: whether a daemon is alive, open positions, open orders, the circuit breaker,
+//! and each job's last runs.
 
 use anyhow::Result;
 use rusqlite::Connection;
@@ -10,6 +11,7 @@ use crate::config::Settings;
 use crate::format as fmt;
 use crate::services::monitoring::{ComponentHealth, components_from_jobs};
 use crate::store::account::{self, AccountQuery, AccountView, EquitySource};
+use crate::store::heartbeat::{self, DaemonPresence};
 use crate::store::jobs::{JobHealth, job_health};
 use crate::store::orders::StoredOrder;
 
@@ -17,6 +19,8 @@ use crate::store::orders::StoredOrder;
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub mode: &'static str,
+    /// Whether a daemon runs on this data dir (its heartbeat), with its pid and last cycle.
+    pub daemon: DaemonPresence,
     /// The account as every face shows it: equity, PnL, trading state, breaker, positions
     /// with their protection, exact counts.
     #[serde(flatten)]
@@ -56,6 +60,7 @@ pub fn build(c: &Connection, settings: &Settings, now_ms: i64) -> Result<Status>
     )?;
     Ok(Status {
         mode: mode.label(),
+        daemon: heartbeat::presence(c, now_ms)?,
         account,
         open_orders: crate::store::orders::all(c)?
             .into_iter()
@@ -76,6 +81,7 @@ pub fn run(ctx: &Context) -> Result<()> {
     ctx.emit(&status, || {
         let a = &status.account;
         println!("mode:       {} (connection {})", status.mode, a.connection);
+        println!("process:    {}", status.daemon.describe(time));
         println!("trading:    {}", a.trading.describe(time));
         if a.breaker_ever_moved {
             let reason = a

@@ -89,32 +89,18 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
     match cmd {
         StrategyCommand::List => {
             let rows = strategies::list_strategies(c)?;
-            let sched = &ctx.settings().scheduler;
-            // Three of the most frequent job's intervals: monitor_orders and update_prices run
-            // every few seconds while a daemon is up.
-            let window_ms = i64::try_from(
-                sched
-                    .monitor_orders_seconds
-                    .min(sched.update_prices_seconds)
-                    .max(30)
-                    .saturating_mul(3_000),
-            )
-            .unwrap_or(i64::MAX);
-            let now = chrono::Utc::now().timestamp_millis();
-            let daemon = crate::store::jobs::daemon_liveness(c, now, window_ms)?;
+            // The daemon's heartbeat, not the job history: runs recorded by the TUI or by a
+            // daemon killed a minute ago do not make strategies run.
+            let daemon =
+                crate::store::heartbeat::presence(c, chrono::Utc::now().timestamp_millis())?;
             ctx.emit(&rows, || {
-                match daemon {
-                    crate::store::jobs::DaemonLiveness::Alive { last_run_ms } => println!(
-                        "daemon: running (last job at {})",
-                        fmt_ms(last_run_ms)
-                    ),
-                    crate::store::jobs::DaemonLiveness::Silent { last_run_ms } => println!(
-                        "daemon: not running ({}); enabled strategies trade only while `trademind --daemon` runs",
-                        last_run_ms.map_or("no job has ever run".to_string(), |t| format!(
-                            "last job at {}",
-                            fmt_ms(t)
-                        ))
-                    ),
+                if daemon.is_alive() {
+                    println!("{}", daemon.describe(fmt_ms));
+                } else {
+                    println!(
+                        "{}: enabled strategies trade only while `trademind --daemon` runs",
+                        daemon.describe(fmt_ms)
+                    );
                 }
                 if rows.is_empty() {
                     println!(

@@ -133,6 +133,7 @@ pub fn snapshot() -> Snapshot {
         as_of_ms: NOW_MS,
         trading_paused: false,
         trading: TradingState::Active,
+        daemon: None,
         counts: Counts {
             decisions: 616,
             trades: 12,

@@ -391,7 +391,7 @@ fn strategy_list_says_enabled_and_that_no_daemon_is_running() {
         .assert()
         .success();
     let text = stdout_of(trademind().args(["--data-dir", d, "strategy", "list"]));
-    assert!(text.contains("daemon: not running"), "{text}");
+    assert!(text.contains("no daemon running"), "{text}");
     let row = text.lines().find(|l| l.starts_with("trend")).unwrap();
     assert!(row.contains("abled") && !row.contains("running"), "{text}");
 }

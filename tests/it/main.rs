@@ -1,6 +1,7 @@
 //! The one integration-test binary: each module is a flow tested end to end.
 
 mod account_truth;
+mod alert_channels;
 mod architecture;
 mod backtest_cli;
 mod backtest_common;
@@ -16,6 +17,7 @@ mod connection_safety;
 mod daemon;
 mod daemon_crash;
 mod daemon_streams;
+mod daemon_visible;
 mod decisions;
 mod demo;
 mod exchange_behaviour;

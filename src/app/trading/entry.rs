@@ -354,6 +354,9 @@ impl<E: Exchange + 'static> TradingService<E> {
             ..OrderLinks::default()
         };
         let placed = self.executor.place_linked(&request, &links, now_ms).await?;
+        tracing::info!(client_order_id = %request.client_order_id, %symbol, side = "BUY",
+            order_type = "MARKET", quantity = %request.quantity, status = %placed.order.status,
+            ?stop, ?target, "entry order sent");
         self.publish_order(&placed.order);
         let settled =
             self.settle_symbol(symbol, now_ms)
@@ -429,6 +432,15 @@ impl<E: Exchange + 'static> TradingService<E> {
             }
         }
         report.decision_id = Some(id);
+        // One line per decision that did something or was stopped, with the reason (a risk
+        // refusal, a pause, a block); a hold is the common case and stays at debug.
+        if report.outcome == ExecutionOutcome::Hold {
+            tracing::debug!(symbol = %input.symbol, decision_id = id, "decision: hold");
+        } else {
+            tracing::info!(symbol = %input.symbol, action = %report.action,
+                outcome = report.outcome.as_str(), decision_id = id, reason = %report.message,
+                "decision {}", report.outcome.as_str());
+        }
         Ok(())
     }
 }

@@ -39,7 +39,11 @@ impl<E: Exchange + 'static> TradingService<E> {
                 continue; // its OCO sibling's cancel took it along
             }
             match self.deps.exchange.cancel_order(symbol, cid).await {
-                Ok(order) => self.settle_row(&order, now_ms)?,
+                Ok(order) => {
+                    tracing::info!(client_order_id = %cid, %symbol, position_id,
+                        status = %order.status, "protection order cancelled");
+                    self.settle_row(&order, now_ms)?
+                }
                 Err(ExchangeError::UnknownOrder { .. }) => {
                     let order = self.deps.exchange.query_order(symbol, cid).await?;
                     self.settle_row(&order, now_ms)?;
@@ -113,11 +117,16 @@ impl<E: Exchange + 'static> TradingService<E> {
                 now_ms,
             )
             .await?;
+        tracing::info!(client_order_id = %request.client_order_id, %symbol, side = "SELL",
+            order_type = "MARKET", quantity = %request.quantity, status = %placed.order.status,
+            "exit order sent");
         self.publish_order(&placed.order);
         let (fills, to_store) = self.fills_of(&placed.order, placed.fills).await?;
         let order_row = self.store_fills(&request.client_order_id, &fills, to_store)?;
         let (_, realised) =
             self.book_exit_fills(row.id, row.position, &fills, order_row, &filters, now_ms)?;
+        tracing::info!(%symbol, position_id = row.id, client_order_id = %request.client_order_id,
+            quantity = %request.quantity, realized_pnl = %realised, "position closed at market");
         report.outcome = ExecutionOutcome::Executed;
         report.message = format!(
             "sold {} {symbol} at {}; realised {realised}",
@@ -259,6 +268,8 @@ impl<E: Exchange + 'static> TradingService<E> {
             .exchange
             .cancel_order(&stored.order.symbol, client_order_id)
             .await?;
+        tracing::info!(%client_order_id, symbol = %stored.order.symbol, status = %order.status,
+            "order cancelled");
         self.settle_row(&order, now_ms)?;
         self.settle_list_siblings(&stored, now_ms).await?;
         Ok(order)

@@ -39,7 +39,7 @@ use crate::domain::trading::{
 use crate::services::exchange::executor::OrderExecutor;
 use crate::services::exchange::{Exchange, ExchangeError};
 use crate::services::market_stream::user_data::ExecutionError;
-use crate::services::notification::{Alert, AlertKind, ResendClient, notify};
+use crate::services::notification::{Alert, AlertChannels, AlertKind, ResendClient, dispatch};
 use crate::store::risk::{self as risk_store, GLOBAL_SCOPE, ManualStop};
 use crate::store::{Store, StoreError};
 
@@ -352,15 +352,23 @@ impl<E: Exchange + 'static> TradingService<E> {
             subject,
             body,
         };
-        if let Err(e) = notify(
-            &self.deps.store,
-            self.deps.mailer.as_ref(),
-            &self.deps.settings.notifications,
-            &alert,
-            now_ms,
-        )
-        .await
-        {
+        // Every configured channel (e-mail, webhooks), each at most once per alert.
+        let cfg = &self.deps.settings.notifications;
+        let channels = match AlertChannels::from_config(cfg, self.deps.mailer.as_ref()) {
+            Ok(channels) => channels,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook alerts are off");
+                AlertChannels::from_config(
+                    &crate::services::notification::NotificationConfig {
+                        webhooks: Vec::new(),
+                        ..cfg.clone()
+                    },
+                    self.deps.mailer.as_ref(),
+                )
+                .unwrap_or_default()
+            }
+        };
+        if let Err(e) = dispatch(&self.deps.store, &channels, cfg, &alert, now_ms).await {
             tracing::warn!(error = %e, subject = %alert.subject, "alert could not be recorded");
         }
     }

@@ -114,6 +114,10 @@ impl<E: Exchange + 'static> TradingService<E> {
         } else {
             (ProtectionLeg::StopLoss, "stop hit")
         };
+        tracing::info!(symbol = %position.symbol, position_id = pid,
+            client_order_id = %order.client_order_id, quantity = %order.filled_quantity,
+            %exit_price, realized_pnl = %realised, position_realized_pnl = %position.realized_pnl,
+            "{what}: position closed");
         self.alert(
             AlertKind::StopOrTargetHit,
             format!("stop_or_target_hit/{}", order.client_order_id),

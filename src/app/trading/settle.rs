@@ -430,6 +430,11 @@ impl<E: Exchange + 'static> TradingService<E> {
                     stop_limit_price: stop_limit,
                 };
                 let list = self.executor.place_oco(&request, &links, now_ms).await?;
+                tracing::info!(symbol = %position.symbol, position_id,
+                    quantity = %request.quantity, stop = %request.stop_price,
+                    stop_limit = %request.stop_limit_price, target = %request.take_profit_price,
+                    list_client_order_id = %request.list_client_order_id,
+                    "protection placed: OCO stop and target");
                 for o in &list.orders {
                     self.publish_order(o);
                 }
@@ -455,6 +460,10 @@ impl<E: Exchange + 'static> TradingService<E> {
                     trailing_delta: trailing,
                 };
                 let placed = self.executor.place_linked(&request, &links, now_ms).await?;
+                tracing::info!(symbol = %position.symbol, position_id,
+                    quantity = %request.quantity, stop = %stop_price, stop_limit = %stop_limit,
+                    client_order_id = %request.client_order_id,
+                    "protection placed: stop-limit (no target)");
                 self.publish_order(&placed.order);
                 Ok(vec![request.client_order_id])
             }

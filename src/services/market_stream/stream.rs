@@ -128,7 +128,7 @@ where
         let mut backoff = initial;
         let mut last_closed: Option<i64> = None;
         loop {
-            self.status(StreamState::Connecting, &url);
+            self.status_quiet(StreamState::Connecting, &url);
             let connected = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 r = tokio_tungstenite::connect_async(url.as_str()) => r,
@@ -144,17 +144,21 @@ where
             };
             match ended {
                 Ended::Cancelled => {
-                    self.status(StreamState::Stopped, "cancelled");
+                    self.status_quiet(StreamState::Stopped, "cancelled");
                     return Ok(());
                 }
                 Ended::Planned(why) => {
-                    self.status(StreamState::Reconnecting, &why);
+                    self.status_quiet(StreamState::Reconnecting, &why);
                 }
                 Ended::Failed(why) => {
-                    self.status(
-                        StreamState::Reconnecting,
-                        &format!("{why}; retry in {backoff:?}"),
-                    );
+                    // The first failure after a good connection is news; the retries of the
+                    // same outage (the back-off has grown) are not.
+                    let detail = format!("{why}; retry in {backoff:?}");
+                    if backoff == initial {
+                        self.status(StreamState::Reconnecting, &detail);
+                    } else {
+                        self.status_quiet(StreamState::Reconnecting, &detail);
+                    }
                     tokio::select! {
                         _ = cancel.cancelled() => return Ok(()),
                         _ = sleep(backoff) => {}
@@ -398,8 +402,20 @@ where
         *last_closed = Some(newest);
     }
 
+    /// A state change worth a line in the daemon's log at info.
     fn status(&self, state: StreamState, detail: &str) {
         tracing::info!(symbol = %self.spec.symbol, state = state.as_str(), detail, "market stream");
+        self.publish_status(state, detail);
+    }
+
+    /// Routine churn (connecting, a retry of an outage already reported, shutdown): debug only,
+    /// so a flapping connection does not bury the trading lines. The bus hears it all the same.
+    fn status_quiet(&self, state: StreamState, detail: &str) {
+        tracing::debug!(symbol = %self.spec.symbol, state = state.as_str(), detail, "market stream");
+        self.publish_status(state, detail);
+    }
+
+    fn publish_status(&self, state: StreamState, detail: &str) {
         self.bus.publish(Event::StreamStatus {
             symbol: self.spec.symbol.clone(),
             state,

@@ -382,8 +382,14 @@ pub async fn run_user_data(
     let max = Duration::from_millis(settings.reconnect_max_backoff_ms.max(1));
     let read_timeout = Duration::from_secs(settings.read_timeout_secs.max(1));
     let mut backoff = initial;
-    let status = |state: &str, detail: String| {
-        tracing::info!(state, detail, "user-data stream");
+    // `loud`: a line at info (subscribed, the first failure of an outage); the retries of an
+    // outage already reported go to debug so they do not bury the trading lines.
+    let status = |state: &str, detail: String, loud: bool| {
+        if loud {
+            tracing::info!(state, detail, "user-data stream");
+        } else {
+            tracing::debug!(state, detail, "user-data stream");
+        }
         bus.publish(crate::bus::Event::HealthChanged {
             component: "user_data_stream".into(),
             healthy: state == "subscribed",
@@ -428,7 +434,7 @@ pub async fn run_user_data(
                         match decode_user_event(text.as_str()) {
                             Ok(UserDataEvent::Response { status: 200, .. }) => {
                                 backoff = initial;
-                                status("subscribed", settings.ws_api_url.clone());
+                                status("subscribed", settings.ws_api_url.clone(), true);
                             }
                             Ok(UserDataEvent::Response {
                                 status: code,
@@ -480,7 +486,11 @@ pub async fn run_user_data(
                 }
             }
         };
-        status("reconnecting", format!("{why}; retry in {backoff:?}"));
+        status(
+            "reconnecting",
+            format!("{why}; retry in {backoff:?}"),
+            backoff == initial,
+        );
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}

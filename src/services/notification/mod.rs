@@ -2,13 +2,17 @@
 //! component sends one mail, not a hundred. Every alert is recorded in the `alerts` table first;
 //! retries reuse the same `Idempotency-Key`, so Resend never delivers it twice.
 
+pub mod channel;
 pub mod resend;
+pub mod webhook;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::store::StoreResult;
+pub use channel::{AlertChannel, AlertChannels, Delivery, dispatch};
 pub use resend::{KeyAccess, ResendClient, ResendError};
+pub use webhook::{WebhookConfig, WebhookFormat};
 
 /// What an alert is about (the seed's alert types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +44,16 @@ impl AlertKind {
             AlertKind::Test => "test",
         }
     }
+
+    /// Whether the same dedup key may be delivered again once the dedup window has passed (a
+    /// component failing again); a trade, a stop hit or a failed protection is one event, told
+    /// once per channel ever.
+    pub fn repeats(self) -> bool {
+        !matches!(
+            self,
+            AlertKind::TradeExecuted | AlertKind::StopOrTargetHit | AlertKind::ProtectionFailed
+        )
+    }
 }
 
 /// One alert to send. `dedup_key` says "the same thing again" (e.g. `component_failing/exchange`).
@@ -69,6 +83,10 @@ pub struct NotificationConfig {
     pub max_per_hour: u32,
     /// HTTP timeout in seconds.
     pub timeout_seconds: u64,
+    /// Alert kinds e-mailed (e.g. ["stop_or_target_hit", "protection_failed"]); empty: all.
+    pub events: Vec<AlertKind>,
+    /// Webhook channels (`[[notifications.webhooks]]`): generic JSON, Discord or Slack.
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 impl Default for NotificationConfig {
@@ -81,6 +99,8 @@ impl Default for NotificationConfig {
             dedup_minutes: 60,
             max_per_hour: 20,
             timeout_seconds: 10,
+            events: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -124,6 +144,15 @@ impl NotificationConfig {
                 "notifications.timeout_seconds".into(),
                 "must be between 1 and 120".into(),
             ));
+        }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            hook.validate(i)?;
+            if self.webhooks[..i].iter().any(|h| h.name == hook.name) {
+                return Err((
+                    format!("notifications.webhooks[{i}].name"),
+                    format!("another webhook is already called {:?}", hook.name),
+                ));
+            }
         }
         Ok(())
     }
@@ -251,8 +280,8 @@ pub fn already_alerted(conn: &Connection, dedup_key: &str) -> StoreResult<bool> 
     Ok(found.is_some())
 }
 
-/// Record, deduplicate, rate-limit and send one alert. The store lock is not held across the
-/// network call: `conn` is used before and after. `conn` is a bare connection or a `Store`.
+/// Record, deduplicate, rate-limit and e-mail one alert (the e-mail channel alone, for callers
+/// that have only a mailer); see [`dispatch`] for every configured channel.
 pub async fn notify<D: AlertDb>(
     conn: &std::sync::Mutex<D>,
     client: Option<&ResendClient>,
@@ -260,33 +289,14 @@ pub async fn notify<D: AlertDb>(
     alert: &Alert,
     now_ms: i64,
 ) -> StoreResult<AlertOutcome> {
-    let (id, key, suppressed) = {
-        let guard = conn
-            .lock()
-            .map_err(|_| crate::store::StoreError::Conflict("database lock poisoned".into()))?;
-        let c = guard.db();
-        let suppressed = suppression_reason(c, alert, now_ms, cfg)?;
-        let (id, key) = record_alert(c, alert, now_ms)?;
-        (id, key, suppressed)
-    };
-    let outcome = match (suppressed, client) {
-        (Some(reason), _) => AlertOutcome::Suppressed { reason },
-        (None, None) => AlertOutcome::Disabled,
-        (None, Some(client)) => match client
-            .send(&cfg.from, &cfg.to, &alert.subject, &alert.body, &key)
-            .await
-        {
-            Ok(id) => AlertOutcome::Sent { id },
-            Err(e) => AlertOutcome::Failed {
-                error: e.to_string(),
-            },
-        },
-    };
-    let guard = conn
-        .lock()
-        .map_err(|_| crate::store::StoreError::Conflict("database lock poisoned".into()))?;
-    mark_alert(guard.db(), id, &outcome, now_ms)?;
-    Ok(outcome)
+    let mut channels = AlertChannels::default();
+    if let Some(client) = client {
+        channels.push(std::sync::Arc::new(channel::EmailChannel::new(
+            client.clone(),
+            cfg,
+        )));
+    }
+    Ok(dispatch(conn, &channels, cfg, alert, now_ms).await?.0)
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ struct ErrorBody {
 }
 
 /// A Resend API client. The key is held privately and never printed.
+#[derive(Clone)]
 pub struct ResendClient {
     http: reqwest::Client,
     base_url: String,

@@ -108,6 +108,30 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme.trading(&s.trading),
         ),
     ];
+    // Whether a daemon trades while this window is open (its heartbeat, as `status` says it).
+    match &s.daemon {
+        Some(crate::store::heartbeat::DaemonPresence::Alive { pid, .. }) => {
+            spans.push(Span::styled(
+                if wide {
+                    format!("  daemon alive (pid {pid})")
+                } else {
+                    "  daemon".to_string()
+                },
+                theme.ok(true),
+            ))
+        }
+        Some(crate::store::heartbeat::DaemonPresence::NotRunning { .. }) => {
+            spans.push(Span::styled(
+                if wide {
+                    "  no daemon running"
+                } else {
+                    "  no daemon"
+                },
+                theme.muted(),
+            ))
+        }
+        None => {}
+    }
     if s.as_of_ms > 0 {
         // The run's clock: in the demo that is the replay's simulated day, so the date is
         // shown whenever there is room.
