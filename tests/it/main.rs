@@ -10,6 +10,7 @@ mod backtest_faults;
 mod backtest_parity;
 mod backtest_strategies;
 mod backtest_walk_forward;
+mod books;
 mod cli;
 mod concurrent_writes;
 mod daemon;
