@@ -110,7 +110,8 @@ pub fn run(ctx: &Context) -> Result<()> {
         for p in &a.positions {
             let pos = &p.row.position;
             println!(
-                "  {:<10} qty {} @ {}  stop {}  target {}  {}  unrealised {}",
+                "  {:<10} {:<10} qty {} @ {}  stop {}  target {}  {}  unrealised {}",
+                p.row.book(),
                 pos.symbol,
                 pos.quantity,
                 pos.entry_price,
@@ -122,6 +123,14 @@ pub fn run(ctx: &Context) -> Result<()> {
                     .unwrap_or_else(|| "-".into()),
                 p.protection.label(),
                 p.row.unrealized_pnl
+            );
+        }
+        for h in &a.unmanaged {
+            println!(
+                "unmanaged:  {} {} held beyond the books' {} (never sold by a strategy)",
+                h.surplus(),
+                h.asset,
+                h.books_total
             );
         }
         println!("open orders: {}", status.open_orders.len());

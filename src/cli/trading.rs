@@ -303,9 +303,10 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
         PositionsReport::Open(rows) => {
             // The stop and target shown are the LIVE legs: a cancelled leg protects nothing.
             println!(
-                "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
+                "{:<5} {:<16} {:<12} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
                 "ID",
                 "CONNECTION",
+                "STRATEGY",
                 "SYMBOL",
                 "QTY",
                 "ENTRY",
@@ -318,9 +319,10 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
             for s in rows {
                 let (r, p) = (&s.row, &s.row.position);
                 println!(
-                    "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
+                    "{:<5} {:<16} {:<12} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
                     r.id,
                     r.connection,
+                    r.book(),
                     p.symbol,
                     p.quantity.to_string(),
                     p.entry_price.to_string(),
@@ -334,15 +336,24 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
         }
         PositionsReport::Closed(rows) => {
             println!(
-                "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
-                "ID", "CONNECTION", "SYMBOL", "QTY", "ENTRY", "STOP", "TARGET", "REALISED"
+                "{:<5} {:<16} {:<12} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
+                "ID",
+                "CONNECTION",
+                "STRATEGY",
+                "SYMBOL",
+                "QTY",
+                "ENTRY",
+                "STOP",
+                "TARGET",
+                "REALISED"
             );
             for r in rows {
                 let p = &r.position;
                 println!(
-                    "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
+                    "{:<5} {:<16} {:<12} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
                     r.id,
                     r.connection,
+                    r.book(),
                     p.symbol,
                     p.quantity.to_string(),
                     p.entry_price.to_string(),
@@ -511,11 +522,25 @@ pub async fn run_cancel(args: CancelArgs, ctx: &Context) -> Result<()> {
 pub async fn run_reconcile(args: ReconcileArgs, ctx: &Context) -> Result<()> {
     let (service, _) = service(ctx, args.connection.as_deref()).await?;
     let unresolved = service.unresolved();
+    // What the exchange holds beyond every book's positions, as this reconciliation measured it.
+    let unmanaged = positions::unmanaged(ctx.open_store()?.conn(), service.connection())?;
     ctx.emit(
-        &json!({ "reconciled": unresolved.is_empty(), "unresolved": unresolved }),
+        &json!({
+            "reconciled": unresolved.is_empty(),
+            "unresolved": unresolved,
+            "unmanaged": unmanaged,
+        }),
         || {
             if unresolved.is_empty() {
                 println!("reconciled with the exchange: nothing left to resolve");
+            }
+            for h in &unmanaged {
+                println!(
+                    "unmanaged: {} {} held beyond the books' {} (no strategy sells it)",
+                    h.surplus(),
+                    h.asset,
+                    h.books_total
+                );
             }
         },
     )?;

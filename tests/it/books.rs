@@ -356,9 +356,20 @@ async fn btc_held_beyond_the_books_is_reported_unmanaged_and_never_sold() {
         ),
         ("BTC", dec!(0.5) + q, q)
     );
-    // The faces read the same figure.
-    let stored = positions::unmanaged(rig.store.lock().unwrap().conn(), "paper").unwrap();
-    assert_eq!(stored, report.unmanaged);
+    // The faces read the same figure, and the owning book by name.
+    let view = trademind::store::account::load(
+        rig.store.lock().unwrap().conn(),
+        &trademind::store::account::AccountQuery {
+            connection: "paper",
+            now_ms: START + 60_000,
+            day_start_ms: trademind::store::account::utc_day_start(START),
+            paper_starting_balance: None,
+            unresolved: Vec::new(),
+        },
+    )
+    .unwrap();
+    assert_eq!(view.unmanaged, report.unmanaged);
+    assert_eq!(view.positions[0].row.book(), "fast");
 
     // Closing fast's position sells fast's (sellable) quantity; the unmanaged 0.5 BTC stays.
     rig.service

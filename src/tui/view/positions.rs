@@ -59,6 +59,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             ];
             if wide {
                 cells.insert(1, Span::raw(p.side.clone()));
+                cells.insert(1, Span::raw(p.book.clone()));
             }
             Row::new(cells)
         });
@@ -76,8 +77,11 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             Constraint::Length(6),
         ];
         if wide {
+            // Each strategy's book holds its own position: which one is this?
             header.insert(1, "Side");
             widths.insert(1, Constraint::Length(6));
+            header.insert(1, "Book");
+            widths.insert(1, Constraint::Length(10));
             for w in widths.iter_mut() {
                 if let Constraint::Length(n) = w {
                     *n += 4;
