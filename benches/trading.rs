@@ -77,7 +77,10 @@ async fn main() {
             "{}",
             report.message
         );
-        service.close_position(&symbol, now + 1).await.unwrap();
+        service
+            .close_position(&symbol, None, now + 1)
+            .await
+            .unwrap();
     }
     let elapsed = started.elapsed();
     println!(

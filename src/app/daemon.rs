@@ -834,7 +834,7 @@ pub async fn serve_control<E: Exchange + 'static>(
             ),
             ControlOp::ClosePosition { symbol } => done(
                 trading
-                    .close_position(&symbol, now)
+                    .close_position(&symbol, None, now)
                     .await
                     .map(|r| r.message),
             ),

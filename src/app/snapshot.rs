@@ -74,6 +74,8 @@ impl Default for BreakerView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PositionView {
     pub symbol: Symbol,
+    /// The book it belongs to: its strategy's name, or `default`.
+    pub book: String,
     pub side: String,
     pub entry: Price,
     pub mark: Price,
@@ -586,6 +588,7 @@ fn position_view(p: &account::PositionStatus) -> PositionView {
         },
         mark: p.mark,
         symbol: pos.symbol.clone(),
+        book: p.row.book().to_string(),
         entry: pos.entry_price,
         qty: pos.quantity,
         stop: p.live_stop,

@@ -208,7 +208,8 @@ async fn risk_verdict(
         let db = store
             .lock()
             .map_err(|_| "database lock poisoned".to_string())?;
-        crate::store::positions::open_position(db.conn(), &connection, input.symbol.as_str())
+        // A dry run decides as a trade without a strategy would: on the default book.
+        crate::store::positions::open_position(db.conn(), &connection, input.symbol.as_str(), None)
             .map_err(|e| e.to_string())?
     };
     Ok(intent_for(

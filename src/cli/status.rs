@@ -131,7 +131,8 @@ pub fn run(ctx: &Context) -> Result<()> {
                     .unwrap_or_else(|| "-".into())
             };
             println!(
-                "  {:<10} qty {} @ {}  stop {}  target {}  {}  unrealised {}",
+                "  {:<10} {:<10} qty {} @ {}  stop {}  target {}  {}  unrealised {}",
+                p.row.book(),
                 pos.symbol,
                 fmt::qty(pos.quantity, &prec),
                 fmt::price(pos.entry_price, &prec),
@@ -139,6 +140,14 @@ pub fn run(ctx: &Context) -> Result<()> {
                 price(p.live_target),
                 p.protection.label(),
                 fmt::money_signed(p.row.unrealized_pnl, &prec.quote)
+            );
+        }
+        for h in &a.unmanaged {
+            println!(
+                "unmanaged:  {} {} held beyond the books' {} (never sold by a strategy)",
+                h.surplus(),
+                h.asset,
+                h.books_total
             );
         }
         println!("open orders: {}", status.open_orders.len());

@@ -68,6 +68,29 @@ pub struct CloseArgs {
     pub symbol: String,
     #[arg(long, value_name = "NAME")]
     pub connection: Option<String>,
+    /// The book whose position to close: a strategy's name, or `default` for positions opened
+    /// without a strategy. Needed only when several books hold the symbol.
+    #[arg(long, value_name = "NAME")]
+    pub strategy: Option<String>,
+}
+
+/// The book `--strategy NAME` names: that strategy's, or the default book for `default` (when
+/// no strategy is called that).
+fn book_named(
+    conn: &rusqlite::Connection,
+    name: Option<&str>,
+) -> Result<Option<positions::BookId>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    match crate::store::strategies::strategy_by_name(conn, name)? {
+        Some(s) => Ok(Some(Some(s.id))),
+        None if name == positions::DEFAULT_BOOK => Ok(Some(None)),
+        None => Err(UsageError(format!(
+            "unknown strategy {name:?} (`default` names the default book)"
+        ))
+        .into()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +227,8 @@ pub async fn run_execute(args: ExecuteArgs, ctx: &Context) -> Result<()> {
         None => super::decide::choose_engine(ctx, engine_name.as_deref(), store.clone()).await?,
     };
     let now = now_ms();
+    // The decision sees the position of the strategy's own book (the default book without one).
+    let book = strategy.as_ref().map(|s| s.id);
     let input = match service_exchange(&service) {
         ExchangeKind::Paper => {
             // The paper exchange has no market of its own: price it from the latest candle.
@@ -222,10 +247,10 @@ pub async fn run_execute(args: ExecuteArgs, ctx: &Context) -> Result<()> {
                 .0
             };
             service.seed_paper_price(&symbol, input.price)?;
-            service.complete_input(&mut input)?;
+            service.complete_input(&mut input, book)?;
             input
         }
-        ExchangeKind::Binance => service.decision_input(&symbol, interval, now).await?,
+        ExchangeKind::Binance => service.decision_input(&symbol, interval, book, now).await?,
     };
     let out = engine.decide(&input).await;
     let report = service
@@ -295,9 +320,10 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
         PositionsReport::Open(rows) => {
             // The stop and target shown are the LIVE legs: a cancelled leg protects nothing.
             println!(
-                "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
+                "{:<5} {:<16} {:<12} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
                 "ID",
                 "CONNECTION",
+                "STRATEGY",
                 "SYMBOL",
                 "QTY",
                 "ENTRY",
@@ -311,9 +337,10 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
                 let (r, p) = (&s.row, &s.row.position);
                 let prec = precision(ctx, p.symbol.as_str());
                 println!(
-                    "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
+                    "{:<5} {:<16} {:<12} {:<10} {:>14} {:>14} {:>12} {:>12} {:<12} {:>14} {:>14}",
                     r.id,
                     r.connection,
+                    r.book(),
                     p.symbol,
                     fmt::qty(p.quantity, &prec),
                     fmt::price(p.entry_price, &prec),
@@ -327,16 +354,25 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
         }
         PositionsReport::Closed(rows) => {
             println!(
-                "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
-                "ID", "CONNECTION", "SYMBOL", "QTY", "ENTRY", "STOP", "TARGET", "REALISED"
+                "{:<5} {:<16} {:<12} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
+                "ID",
+                "CONNECTION",
+                "STRATEGY",
+                "SYMBOL",
+                "QTY",
+                "ENTRY",
+                "STOP",
+                "TARGET",
+                "REALISED"
             );
             for r in rows {
                 let p = &r.position;
                 let prec = precision(ctx, p.symbol.as_str());
                 println!(
-                    "{:<5} {:<16} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
+                    "{:<5} {:<16} {:<12} {:<10} {:>14} {:>14} {:>12} {:>12} {:>14}",
                     r.id,
                     r.connection,
+                    r.book(),
                     p.symbol,
                     fmt::qty(p.quantity, &prec),
                     fmt::price(p.entry_price, &prec),
@@ -425,11 +461,22 @@ pub async fn run_close(args: CloseArgs, ctx: &Context) -> Result<()> {
     if let AnyExchange::Paper(_) = service.exchange().as_ref() {
         seed_paper_from_candles(ctx, &service, &symbol)?;
     }
-    let before = {
+    let (book, before) = {
         let store = ctx.open_store()?;
-        positions::open_position(store.conn(), service.connection(), symbol.as_str())?
+        let book = book_named(store.conn(), args.strategy.as_deref())?;
+        let before = match book {
+            Some(b) => {
+                positions::open_position(store.conn(), service.connection(), symbol.as_str(), b)?
+            }
+            None => {
+                let mut open =
+                    positions::open_in_symbol(store.conn(), service.connection(), symbol.as_str())?;
+                if open.len() == 1 { open.pop() } else { None }
+            }
+        };
+        (book, before)
     };
-    let report = service.close_position(&symbol, now_ms()).await?;
+    let report = service.close_position(&symbol, book, now_ms()).await?;
     // The position's own realised PnL (net of the entry's fees too), as `positions` shows it:
     // the report's figure covers only the exit's fills.
     let after = match &before {
@@ -502,11 +549,25 @@ pub async fn run_cancel(args: CancelArgs, ctx: &Context) -> Result<()> {
 pub async fn run_reconcile(args: ReconcileArgs, ctx: &Context) -> Result<()> {
     let (service, _) = service(ctx, args.connection.as_deref()).await?;
     let unresolved = service.unresolved();
+    // What the exchange holds beyond every book's positions, as this reconciliation measured it.
+    let unmanaged = positions::unmanaged(ctx.open_store()?.conn(), service.connection())?;
     ctx.emit(
-        &json!({ "reconciled": unresolved.is_empty(), "unresolved": unresolved }),
+        &json!({
+            "reconciled": unresolved.is_empty(),
+            "unresolved": unresolved,
+            "unmanaged": unmanaged,
+        }),
         || {
             if unresolved.is_empty() {
                 println!("reconciled with the exchange: nothing left to resolve");
+            }
+            for h in &unmanaged {
+                println!(
+                    "unmanaged: {} {} held beyond the books' {} (no strategy sells it)",
+                    h.surplus(),
+                    h.asset,
+                    h.books_total
+                );
             }
         },
     )?;

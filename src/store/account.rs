@@ -239,7 +239,11 @@ pub struct AccountView {
     pub breaker: CircuitBreaker,
     /// Whether the breaker ever moved (a fresh database: "never tripped").
     pub breaker_ever_moved: bool,
+    /// Every book's open positions (a strategy's, or the default book's).
     pub positions: Vec<PositionStatus>,
+    /// Base assets the exchange holds beyond every book's positions, as reconciliation last
+    /// measured them: no strategy owns or sells them.
+    pub unmanaged: Vec<positions::UnmanagedHolding>,
     pub counts: Counts,
 }
 
@@ -382,6 +386,7 @@ pub fn load(conn: &Connection, q: &AccountQuery<'_>) -> StoreResult<AccountView>
         breaker,
         breaker_ever_moved: latest.is_some(),
         positions: statuses,
+        unmanaged: positions::unmanaged(conn, q.connection)?,
         counts: Counts {
             decisions: super::decisions::count(conn)?,
             trades: orders::trade_count(conn)?,

@@ -38,6 +38,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0008_entry_protection.sql")),
         M::up(include_str!("migrations/0009_backtest_owner.sql")),
         M::up(include_str!("migrations/0010_trading_state.sql")),
+        M::up(include_str!("migrations/0012_books.sql")),
         M::up(include_str!("migrations/0014_daemon_heartbeat.sql")),
         M::up(include_str!("migrations/0015_backtest_decisions.sql")),
     ])
@@ -63,6 +64,7 @@ pub const TABLES: &[&str] = &[
     "live_confirmations",
     "equity_snapshots",
     "equity_peaks",
+    "unmanaged_holdings",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +130,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 12;
+const MIGRATION_COUNT: usize = 13;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -590,5 +592,64 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM risk_configs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(risk, 0);
+    }
+
+    #[test]
+    fn books_migration_moves_the_open_single_book_to_the_default_book_and_keeps_history() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        MIGRATIONS.to_version(&mut conn, 10).unwrap();
+        conn.execute_batch(
+            "INSERT INTO strategies (id, name, decision_engine, created_at, updated_at)
+                 VALUES (7, 'fast', 'rules', 0, 0);
+             INSERT INTO positions (id, strategy_id, connection, symbol, entry_price, quantity,
+                                    status, opened_at, closed_at, updated_at)
+                 VALUES (1, 7, 'paper', 'BTCUSDT', '50000', '0.02', 'open', 0, NULL, 0),
+                        (2, 7, 'paper', 'BTCUSDT', '49000', '0', 'closed', 0, 5, 5);
+             INSERT INTO orders (client_order_id, strategy_id, position_id, symbol, side,
+                                 order_type, status, purpose, quantity, created_at, updated_at)
+                 VALUES ('e-1', 7, 1, 'BTCUSDT', 'BUY', 'MARKET', 'FILLED', 'entry', '0.02', 0, 0),
+                        ('sl-1', 7, 1, 'BTCUSDT', 'SELL', 'STOP_LOSS_LIMIT', 'NEW', 'stop_loss',
+                         '0.02', 0, 0),
+                        ('e-2', 7, NULL, 'BTCUSDT', 'BUY', 'MARKET', 'FILLED', 'entry', '0.01',
+                         0, 0);",
+        )
+        .unwrap();
+        let mut store = Store {
+            conn,
+            path: None,
+            identity: None,
+        };
+        store.migrate().unwrap();
+        let c = store.conn();
+        let book = |id: i64| -> Option<i64> {
+            c.query_row(
+                "SELECT strategy_id FROM positions WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let order = |cid: &str| -> Option<i64> {
+            c.query_row(
+                "SELECT strategy_id FROM orders WHERE client_order_id = ?1",
+                [cid],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        // The open position (the old single book) is the default book's, with its protection;
+        // history keeps the strategy that opened it; an entry not booked yet goes to its own.
+        assert_eq!((book(1), book(2)), (None, Some(7)));
+        assert_eq!(
+            (order("sl-1"), order("e-1"), order("e-2")),
+            (None, Some(7), Some(7))
+        );
+        assert_eq!(
+            positions::open_position(c, "paper", "BTCUSDT", None)
+                .unwrap()
+                .map(|r| (r.id, r.book().to_string())),
+            Some((1, positions::DEFAULT_BOOK.to_string()))
+        );
     }
 }

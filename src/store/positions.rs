@@ -1,4 +1,8 @@
-//! Positions (`positions`): open and closed, exact decimals, one open row per (connection, symbol).
+//! Positions (`positions`): open and closed, exact decimals, one open row per book and
+//! (connection, symbol). A book is a strategy's (`strategy_id`) or the default book (NULL):
+//! trades made without a strategy and every position open before books existed (migration
+//! 0012). What the exchange holds beyond every book's positions is "unmanaged"
+//! (`unmanaged_holdings`, written by reconciliation).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -7,12 +11,21 @@ use super::{StoreError, StoreResult};
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::trading::{Position, PositionSide};
 
+/// How the default book (positions with no strategy) is named on every face.
+pub const DEFAULT_BOOK: &str = "default";
+
+/// A book: the owning strategy's id, `None` for the default book.
+pub type BookId = Option<i64>;
+
 /// A stored position with its row id and bookkeeping columns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PositionRow {
     pub id: i64,
     pub connection: String,
-    pub strategy_id: Option<i64>,
+    /// The book it belongs to: the owning strategy, `None` for the default book.
+    pub strategy_id: BookId,
+    /// The owning strategy's name (`None` for the default book).
+    pub strategy: Option<String>,
     pub position: Position,
     pub mark_price: Option<Price>,
     pub unrealized_pnl: Quote,
@@ -29,6 +42,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<PositionRow, StoreError>> {
     let id: i64 = r.get("id")?;
     let connection: String = r.get("connection")?;
     let strategy_id: Option<i64> = r.get("strategy_id")?;
+    let strategy: Option<String> = r.get("strategy_name")?;
     let symbol: String = r.get("symbol")?;
     let side: String = r.get("side")?;
     let entry: String = r.get("entry_price")?;
@@ -56,6 +70,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<PositionRow, StoreError>> {
         Ok(PositionRow {
             id,
             connection,
+            // A strategy_id whose strategy is gone still names a book of its own.
+            strategy: strategy.or_else(|| strategy_id.map(|id| format!("#{id}"))),
             strategy_id,
             position: Position {
                 symbol: parse_col("positions.symbol", &symbol)?,
@@ -81,7 +97,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<PositionRow, StoreError>> {
     })())
 }
 
-const COLUMNS: &str = "id, connection, strategy_id, symbol, side, entry_price, quantity, stop_loss, take_profit, mark_price, unrealized_pnl, realized_pnl, fees_paid, opened_at, closed_at";
+impl PositionRow {
+    /// The book's name as faces show it: the strategy's, or `default`.
+    pub fn book(&self) -> &str {
+        self.strategy.as_deref().unwrap_or(DEFAULT_BOOK)
+    }
+}
+
+const COLUMNS: &str = "id, connection, strategy_id,
+    (SELECT name FROM strategies s WHERE s.id = positions.strategy_id) AS strategy_name, symbol, side, entry_price, quantity, stop_loss, take_profit, mark_price, unrealized_pnl, realized_pnl, fees_paid, opened_at, closed_at";
 
 fn collect(
     rows: impl Iterator<Item = rusqlite::Result<Result<PositionRow, StoreError>>>,
@@ -179,17 +203,35 @@ pub fn open_positions(conn: &Connection) -> StoreResult<Vec<PositionRow>> {
     collect(rows)
 }
 
+/// The open position of one book (`book`: a strategy, `None` the default book) in `symbol`.
 pub fn open_position(
     conn: &Connection,
     connection: &str,
     symbol: &str,
+    book: BookId,
 ) -> StoreResult<Option<PositionRow>> {
+    // `IS` compares NULL with NULL as equal: the default book.
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM positions WHERE status = 'open' AND connection = ?1 AND symbol = ?2 ORDER BY opened_at DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM positions WHERE status = 'open' AND connection = ?1 AND symbol = ?2
+         AND strategy_id IS ?3 ORDER BY opened_at DESC, id DESC LIMIT 1"
     ))?;
-    stmt.query_row(params![connection, symbol], from_row)
+    stmt.query_row(params![connection, symbol, book], from_row)
         .optional()?
         .transpose()
+}
+
+/// Every book's open position in `symbol` on the connection, oldest first.
+pub fn open_in_symbol(
+    conn: &Connection,
+    connection: &str,
+    symbol: &str,
+) -> StoreResult<Vec<PositionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM positions WHERE status = 'open' AND connection = ?1 AND symbol = ?2
+         ORDER BY opened_at, id"
+    ))?;
+    let rows = stmt.query_map(params![connection, symbol], from_row)?;
+    collect(rows)
 }
 
 pub fn closed_positions(conn: &Connection, limit: usize) -> StoreResult<Vec<PositionRow>> {
@@ -287,6 +329,86 @@ pub fn closed_trades(
     Ok(out)
 }
 
+/// A base asset the exchange holds beyond the sum of every book's open positions in it: no
+/// strategy owns it, so none sells it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnmanagedHolding {
+    pub asset: String,
+    /// Free + locked on the exchange.
+    pub exchange_total: Qty,
+    /// The sum of every book's open positions in the asset.
+    pub books_total: Qty,
+    pub checked_at: i64,
+}
+
+impl UnmanagedHolding {
+    /// What belongs to no book.
+    pub fn surplus(&self) -> Qty {
+        Qty(self.exchange_total.get() - self.books_total.get())
+    }
+}
+
+/// Replace the connection's unmanaged holdings with what reconciliation just measured.
+pub fn replace_unmanaged(
+    conn: &Connection,
+    connection: &str,
+    holdings: &[UnmanagedHolding],
+) -> StoreResult<()> {
+    super::write_tx::<_, StoreError>(conn, |c| {
+        c.execute(
+            "DELETE FROM unmanaged_holdings WHERE connection = ?1",
+            [connection],
+        )?;
+        for h in holdings {
+            c.execute(
+                "INSERT INTO unmanaged_holdings (connection, asset, exchange_total, books_total, checked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    connection,
+                    h.asset,
+                    dec_to_sql(h.exchange_total.get()),
+                    dec_to_sql(h.books_total.get()),
+                    h.checked_at
+                ],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// The connection's unmanaged holdings as reconciliation last measured them, by asset.
+pub fn unmanaged(conn: &Connection, connection: &str) -> StoreResult<Vec<UnmanagedHolding>> {
+    let mut stmt = conn.prepare(
+        "SELECT asset, exchange_total, books_total, checked_at FROM unmanaged_holdings
+         WHERE connection = ?1 ORDER BY asset",
+    )?;
+    let rows = stmt.query_map([connection], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (asset, exchange_total, books_total, checked_at) = row?;
+        out.push(UnmanagedHolding {
+            asset,
+            exchange_total: Qty(dec_from_sql(
+                "unmanaged_holdings.exchange_total",
+                &exchange_total,
+            )?),
+            books_total: Qty(dec_from_sql(
+                "unmanaged_holdings.books_total",
+                &books_total,
+            )?),
+            checked_at,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,7 +469,7 @@ mod tests {
         let c = store.conn();
         let mut p = position();
         let id = insert(c, "paper", None, &p, 1).unwrap();
-        let open = open_position(c, "paper", "BTCUSDT").unwrap().unwrap();
+        let open = open_position(c, "paper", "BTCUSDT", None).unwrap().unwrap();
         assert_eq!(open.position, p);
         mark(c, id, Price(dec!(94000)), Quote(dec!(52.29)), 2).unwrap();
         assert_eq!(
@@ -366,5 +488,52 @@ mod tests {
             update(c, 999, &p, 4),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn each_book_has_its_own_open_position_in_a_symbol() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        c.execute_batch(
+            "INSERT INTO strategies (id, name, created_at, updated_at) VALUES (1, 'fast', 0, 0);",
+        )
+        .unwrap();
+        let p = position();
+        let default = insert(c, "paper", None, &p, 1).unwrap();
+        let fast = insert(c, "paper", Some(1), &p, 2).unwrap();
+        let of_fast = open_position(c, "paper", "BTCUSDT", Some(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!((of_fast.id, of_fast.book()), (fast, "fast"));
+        let of_default = open_position(c, "paper", "BTCUSDT", None).unwrap().unwrap();
+        assert_eq!((of_default.id, of_default.book()), (default, DEFAULT_BOOK));
+        assert!(
+            open_position(c, "paper", "BTCUSDT", Some(2))
+                .unwrap()
+                .is_none()
+        );
+        let all: Vec<i64> = open_in_symbol(c, "paper", "BTCUSDT")
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(all, vec![default, fast]);
+    }
+
+    #[test]
+    fn unmanaged_holdings_are_replaced_by_each_measurement() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let h = UnmanagedHolding {
+            asset: "BTC".into(),
+            exchange_total: Qty(dec!(0.5)),
+            books_total: Qty(dec!(0.12)),
+            checked_at: 7,
+        };
+        replace_unmanaged(c, "paper", std::slice::from_ref(&h)).unwrap();
+        assert_eq!(unmanaged(c, "paper").unwrap(), vec![h.clone()]);
+        assert_eq!(h.surplus(), Qty(dec!(0.38)));
+        replace_unmanaged(c, "paper", &[]).unwrap();
+        assert!(unmanaged(c, "paper").unwrap().is_empty());
     }
 }

@@ -170,6 +170,7 @@ pub fn snapshot() -> Snapshot {
         },
         positions: vec![
             PositionView {
+                book: "trend".into(),
                 symbol: btc.clone(),
                 side: "LONG".into(),
                 entry: Price(dec!(50120.5)),
@@ -186,6 +187,7 @@ pub fn snapshot() -> Snapshot {
                 heat_pct: 0.0,
             },
             PositionView {
+                book: "default".into(),
                 symbol: eth.clone(),
                 side: "LONG".into(),
                 entry: Price(dec!(3010)),

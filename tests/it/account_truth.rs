@@ -310,7 +310,7 @@ async fn step(rig: &Rig, hand: &mut Hand, op: &Op, now: i64) -> Result<(), TestC
             };
             rig.paper.on_price(&rig.btc, Price(p)).unwrap();
             hand.price = p;
-            let report = s.close_position(&rig.btc, now).await.unwrap();
+            let report = s.close_position(&rig.btc, None, now).await.unwrap();
             prop_assert_eq!(
                 report.outcome,
                 ExecutionOutcome::Executed,
@@ -529,7 +529,7 @@ fn check_faces(rig: &Rig, hand: &Hand, now: i64) -> Result<(), TestCaseError> {
 
     // (d) The decision prompt's account block.
     let mut input = input(&rig.btc, hand.price, now);
-    rig.service.complete_input(&mut input).unwrap();
+    rig.service.complete_input(&mut input, None).unwrap();
     prop_assert_eq!(input.risk.daily_pnl.get(), day, "prompt daily PnL");
     prop_assert!(
         (input.risk.heat_pct - heat).abs() < 1e-9,

@@ -11,6 +11,7 @@ mod backtest_faults;
 mod backtest_parity;
 mod backtest_strategies;
 mod backtest_walk_forward;
+mod books;
 mod cli;
 mod concurrent_writes;
 mod connection_safety;

@@ -134,6 +134,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         &self,
         symbol: &Symbol,
         interval: Interval,
+        book: positions::BookId,
         now_ms: i64,
     ) -> Result<DecisionInput, TradingError> {
         let mut candles = self
@@ -147,12 +148,18 @@ impl<E: Exchange + 'static> TradingService<E> {
                 symbol: symbol.clone(),
                 detail: format!("the exchange returned no closed {interval} candles"),
             })?;
-        self.complete_input(&mut input)?;
+        self.complete_input(&mut input, book)?;
         Ok(input)
     }
 
-    /// Fill a snapshot's position, risk and history parts from the database.
-    pub fn complete_input(&self, input: &mut DecisionInput) -> Result<(), TradingError> {
+    /// Fill a snapshot's position, risk and history parts from the database. The position is
+    /// `book`'s own (a strategy's, `None` the default book): a strategy decides on what it
+    /// holds, not on another strategy's position in the symbol.
+    pub fn complete_input(
+        &self,
+        input: &mut DecisionInput,
+        book: positions::BookId,
+    ) -> Result<(), TradingError> {
         let settings = &self.deps.settings;
         let unresolved = self.unresolved();
         let db = self.store()?;
@@ -171,6 +178,14 @@ impl<E: Exchange + 'static> TradingService<E> {
             },
         )?;
         crate::app::decide::apply_account(input, &view);
+        input.position =
+            positions::open_position(c, &self.deps.connection, input.symbol.as_str(), book)?.map(
+                |row| crate::domain::decision::PositionSnapshot {
+                    quantity: row.position.quantity,
+                    entry_price: row.position.entry_price,
+                    unrealized_pnl: PositionService::unrealized_pnl(&row.position, input.price),
+                },
+            );
         input.risk.max_position_pct = settings.llm.max_position_pct;
         input.recent_decisions = recorder::past_decisions(
             c,
@@ -330,8 +345,8 @@ impl<E: Exchange + 'static> TradingService<E> {
         {
             let db = self.store()?;
             for (symbol, price) in marks {
-                if let Some(row) =
-                    positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+                for row in
+                    positions::open_in_symbol(db.conn(), &self.deps.connection, symbol.as_str())?
                 {
                     let u = PositionService::unrealized_pnl(&row.position, *price);
                     positions::mark(db.conn(), row.id, *price, u, now_ms)?;

@@ -83,7 +83,9 @@ impl<E: Exchange + 'static> TradingService<E> {
         interval: Interval,
         now_ms: i64,
     ) -> Result<ExecutionReport, TradingError> {
-        let input = self.decision_input(symbol, interval, now_ms).await?;
+        let input = self
+            .decision_input(symbol, interval, Some(strategy.id), now_ms)
+            .await?;
         let out = engine.decide(&input).await;
         self.execute_decision(&input, &out, Some(strategy.id), now_ms)
             .await
@@ -252,7 +254,13 @@ impl<E: Exchange + 'static> TradingService<E> {
         let strategy_name = self.strategy_name(strategy_id)?;
         let position = {
             let db = self.store()?;
-            positions::open_position(db.conn(), &self.deps.connection, input.symbol.as_str())?
+            // The strategy's own book: another strategy's position in the symbol is not its.
+            positions::open_position(
+                db.conn(),
+                &self.deps.connection,
+                input.symbol.as_str(),
+                strategy_id,
+            )?
         };
         let context = super::build_risk_context(
             self.deps.exchange.as_ref(),
@@ -376,7 +384,9 @@ impl<E: Exchange + 'static> TradingService<E> {
         if let Some(b) = booked {
             report.position_id = Some(b.position_id);
         }
-        if let Protection::Placed { ids, .. } = &settled.protection {
+        if let Some(b) = booked
+            && let Protection::Placed { ids, .. } = settled.protection_of(b.position_id)
+        {
             report.order_ids.extend(ids.iter().cloned());
         }
         let (outcome, mut message) = entry_outcome(&settled, &request.client_order_id, symbol);

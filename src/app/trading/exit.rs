@@ -229,15 +229,39 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(Some(row.id))
     }
 
-    /// Close the open position in `symbol` at market (its protection cancelled first).
+    /// Close one book's open position in `symbol` at market (its protection cancelled first):
+    /// `book` names it (a strategy, `Some(None)` the default book); `None` closes the only
+    /// open position in `symbol`, and refuses when several books hold one. Only that book's
+    /// quantity is sold.
     pub async fn close_position(
         &self,
         symbol: &Symbol,
+        book: Option<positions::BookId>,
         now_ms: i64,
     ) -> Result<ExecutionReport, TradingError> {
         let row = {
             let db = self.store()?;
-            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
+            let c = db.conn();
+            match book {
+                Some(book) => {
+                    positions::open_position(c, &self.deps.connection, symbol.as_str(), book)?
+                }
+                None => {
+                    let mut open =
+                        positions::open_in_symbol(c, &self.deps.connection, symbol.as_str())?;
+                    if open.len() > 1 {
+                        return Err(TradingError::SeveralBooks {
+                            symbol: symbol.clone(),
+                            books: open
+                                .iter()
+                                .map(|r| r.book().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        });
+                    }
+                    open.pop()
+                }
+            }
         }
         .ok_or_else(|| TradingError::NoPosition(symbol.clone()))?;
         self.guard()?;

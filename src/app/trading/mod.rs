@@ -85,6 +85,10 @@ pub enum TradingError {
     NotReconciled(String),
     #[error("no open position in {0} on this connection")]
     NoPosition(Symbol),
+    #[error(
+        "several books hold {symbol} ({books}): name one with `--strategy NAME` (`default` for the default book)"
+    )]
+    SeveralBooks { symbol: Symbol, books: String },
     #[error("no order with client id {0:?} in the database")]
     UnknownOrder(String),
     #[error("no closed candles for {symbol}: {detail}")]
@@ -119,6 +123,8 @@ pub struct ReconcileReport {
     pub resolved: Vec<String>,
     /// Discrepancies left for the user; non-empty means trading stays paused.
     pub unresolved: Vec<String>,
+    /// Base assets held beyond the sum of every book's positions: no strategy sells them.
+    pub unmanaged: Vec<crate::store::positions::UnmanagedHolding>,
     pub reconciled: bool,
 }
 

@@ -2,19 +2,23 @@
 //! through the same steps a running service takes (protection legs followed, then the settle
 //! step), so an entry that filled while we were down — or just before a crash, before its
 //! protection — is booked and protected from the stop and target stored with it. What cannot be
-//! put right keeps trading paused and is alerted.
+//! put right keeps trading paused and is alerted. The exchange's balance of each base asset is
+//! compared with the sum of every book's positions: what no book owns is "unmanaged".
 
 use std::sync::atomic::Ordering;
+
+use rust_decimal::Decimal;
 
 use super::settle::Protection;
 use super::{MonitorReport, ReconcileReport, TradingError, TradingService};
 use crate::app::bus::Event;
+use crate::domain::money::Qty;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::OrderStatus;
 use crate::services::exchange::{Exchange, balance_of};
 use crate::services::notification::AlertKind;
 use crate::store::orders::{self, StoredOrder};
-use crate::store::positions;
+use crate::store::positions::{self, UnmanagedHolding};
 
 impl<E: Exchange + 'static> TradingService<E> {
     /// Settle unknown orders, book entries filled while down, follow protection legs, protect
@@ -51,7 +55,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 closed.leg, closed.symbol, closed.exit_price, closed.realized_pnl
             ));
         }
-        self.check_balances(&mut report).await?;
+        self.check_balances(&mut report, now_ms).await?;
         self.conclude(report, now_ms).await
     }
 
@@ -89,11 +93,28 @@ impl<E: Exchange + 'static> TradingService<E> {
                 b.client_order_id, b.bought, b.position_id
             ));
         }
-        let position = {
-            let db = self.store()?;
-            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
-        };
-        match (&settled.protection, position) {
+        for (position_id, protection) in &settled.protections {
+            let row = {
+                let db = self.store()?;
+                positions::get(db.conn(), *position_id)?
+            }
+            .filter(|r| r.position.closed_at.is_none());
+            self.report_protection(symbol, protection, row, report, now_ms)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// What the settle step did to one book's position's protection, for the report.
+    async fn report_protection(
+        &self,
+        symbol: &Symbol,
+        protection: &Protection,
+        row: Option<positions::PositionRow>,
+        report: &mut ReconcileReport,
+        now_ms: i64,
+    ) {
+        match (protection, row) {
             (Protection::Placed { ids, replaced }, Some(row)) => {
                 let had = if *replaced {
                     "was protected for another quantity"
@@ -101,8 +122,9 @@ impl<E: Exchange + 'static> TradingService<E> {
                     "had no protection on the exchange"
                 };
                 let line = format!(
-                    "position in {symbol} ({}) {had}: placed {}",
+                    "position in {symbol} ({}, book {}) {had}: placed {}",
                     row.position.quantity,
+                    row.book(),
                     ids.join(", ")
                 );
                 self.alert(
@@ -116,9 +138,12 @@ impl<E: Exchange + 'static> TradingService<E> {
                 report.resolved.push(line);
             }
             (Protection::NoStopLevel, Some(row)) => report.unresolved.push(format!(
-                "position in {symbol} ({}) has no protective order on the exchange and no stop \
-                 level to place one: close it (`trademind close {symbol}`) or protect it by hand",
-                row.position.quantity
+                "position in {symbol} ({}, book {}) has no protective order on the exchange and \
+                 no stop level to place one: close it (`trademind close {symbol} --strategy {}`) \
+                 or protect it by hand",
+                row.position.quantity,
+                row.book(),
+                row.book()
             )),
             (Protection::Failed { error, closed }, _) => match closed {
                 Ok(pnl) => report.resolved.push(format!(
@@ -132,30 +157,87 @@ impl<E: Exchange + 'static> TradingService<E> {
             },
             _ => {}
         }
-        Ok(())
     }
 
-    /// Every open position must be covered by the exchange's balance of its base asset.
-    async fn check_balances(&self, report: &mut ReconcileReport) -> Result<(), TradingError> {
+    /// The exchange's balance of each base asset against the sum of every book's open positions
+    /// in it: a shortfall (the books hold more than the exchange) is a discrepancy; a surplus
+    /// is unmanaged (bought by hand, fee dust, another tool), reported and stored for the
+    /// faces, and never sold by a strategy (a close sells only its own book's quantity).
+    async fn check_balances(
+        &self,
+        report: &mut ReconcileReport,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
         let open = {
             let db = self.store()?;
             positions::open_for_connection(db.conn(), &self.deps.connection)?
         };
-        if open.is_empty() {
+        // Base assets of the open positions and of the configured symbols, each once.
+        let mut symbols: Vec<Symbol> = open.iter().map(|r| r.position.symbol.clone()).collect();
+        symbols.extend(
+            self.deps
+                .settings
+                .trading
+                .symbols
+                .iter()
+                .filter_map(|s| Symbol::new(s).ok()),
+        );
+        if symbols.is_empty() {
             return Ok(());
         }
         let balances = self.deps.exchange.balances().await?;
-        for row in &open {
-            let p = &row.position;
-            let filters = self.deps.exchange.symbol_filters(&p.symbol).await?;
-            let held = balance_of(&balances, &filters.base_asset).total();
-            if held < filters.round_qty_down(p.quantity).get() {
-                report.unresolved.push(format!(
-                    "the exchange holds {held} {} but the open position in {} is {}",
-                    filters.base_asset, p.symbol, p.quantity
-                ));
+        // asset -> (symbols whose positions hold it, the sum of the books' sellable quantities)
+        let mut assets: Vec<(String, Vec<Symbol>, Decimal)> = Vec::new();
+        for symbol in symbols {
+            let held_here = open.iter().any(|r| r.position.symbol == symbol);
+            let filters = match self.deps.exchange.symbol_filters(&symbol).await {
+                Ok(f) => f,
+                // A configured symbol this exchange does not list holds no book's position.
+                Err(e) if !held_here => {
+                    tracing::warn!(%symbol, error = %e, "no filters; its base asset is not checked");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let held_by_books: Decimal = open
+                .iter()
+                .filter(|r| r.position.symbol == symbol)
+                .map(|r| filters.round_qty_down(r.position.quantity).get())
+                .sum();
+            match assets.iter_mut().find(|(a, _, _)| *a == filters.base_asset) {
+                Some((_, syms, total)) => {
+                    if !syms.contains(&symbol) {
+                        syms.push(symbol);
+                        *total += held_by_books;
+                    }
+                }
+                None => assets.push((filters.base_asset.clone(), vec![symbol], held_by_books)),
             }
         }
+        let mut unmanaged = Vec::new();
+        for (asset, symbols, books) in assets {
+            let held = balance_of(&balances, &asset).total();
+            if held < books {
+                let names: Vec<String> = symbols.iter().map(ToString::to_string).collect();
+                report.unresolved.push(format!(
+                    "the exchange holds {held} {asset} but the books' open positions in {} add \
+                     up to {books}",
+                    names.join(", ")
+                ));
+            } else if held > books {
+                unmanaged.push(UnmanagedHolding {
+                    asset,
+                    exchange_total: Qty(held),
+                    books_total: Qty(books),
+                    checked_at: now_ms,
+                });
+            }
+        }
+        {
+            let db = self.store()?;
+            positions::replace_unmanaged(db.conn(), &self.deps.connection, &unmanaged)?;
+        }
+        report.unmanaged = unmanaged;
         Ok(())
     }
 

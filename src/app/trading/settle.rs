@@ -1,8 +1,9 @@
 //! The one step that brings a symbol's account in line after any order: orders whose outcome
 //! was lost are resolved by query, every filled entry is booked into its position (once: the
-//! fills, the position and the order's link are written in one transaction), and the open
-//! position is protected on the exchange for exactly its sellable quantity, from the stop and
-//! target stored with the entry before it was sent.
+//! fills, the position and the order's link are written in one transaction) into the position
+//! of its strategy's book, and every book's open position in the symbol is protected on the
+//! exchange for exactly its own sellable quantity, from the stop and target stored with the
+//! entry before it was sent.
 //!
 //! Whatever path learns of a fill — the entry's own reply, a status query, `monitor_orders`,
 //! the user-data stream, start-up reconciliation after a crash — calls this same step under the
@@ -61,7 +62,8 @@ pub(super) enum Protection {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Settled {
     pub booked: Vec<BookedEntry>,
-    pub protection: Protection,
+    /// Each book's open position in the symbol (by position id) and its protection.
+    pub protections: Vec<(i64, Protection)>,
     /// Orders whose lost outcome is now known.
     pub resolved: Vec<String>,
     /// Positions closed by a protection leg whose lost answer turned out filled.
@@ -119,10 +121,10 @@ impl<E: Exchange + 'static> TradingService<E> {
                 booked.push(b);
             }
         }
-        let protection = self.ensure_protected(symbol, now_ms).await?;
+        let protections = self.ensure_all_protected(symbol, now_ms).await?;
         Ok(Settled {
             booked,
-            protection,
+            protections,
             resolved,
             closed,
         })
@@ -239,7 +241,14 @@ impl<E: Exchange + 'static> TradingService<E> {
                 }
                 let stop = entry.protect_stop;
                 let target = entry.protect_target;
-                let open = positions::open_position(c, &connection, order.symbol.as_str())?;
+                // The entry's own strategy's book: another strategy's position in the symbol is
+                // never added to.
+                let open = positions::open_position(
+                    c,
+                    &connection,
+                    order.symbol.as_str(),
+                    entry.strategy_id,
+                )?;
                 let (id, position) = match open {
                     Some(mut p) => {
                         for f in &pfills {
@@ -280,21 +289,35 @@ impl<E: Exchange + 'static> TradingService<E> {
         }))
     }
 
+    /// `ensure_protected` for every book's open position in `symbol`, each with its own
+    /// protection for its own quantity.
+    async fn ensure_all_protected(
+        &self,
+        symbol: &Symbol,
+        now_ms: i64,
+    ) -> Result<Vec<(i64, Protection)>, TradingError> {
+        let rows = {
+            let db = self.store()?;
+            positions::open_in_symbol(db.conn(), &self.deps.connection, symbol.as_str())?
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = row.id;
+            out.push((id, self.ensure_protected(row, now_ms).await?));
+        }
+        Ok(out)
+    }
+
     /// Make the exchange hold a stop for exactly the open position's sellable quantity: place
     /// it when missing, replace it when its quantity differs (after an add), leave it when it
     /// covers. When it cannot be placed, the position is closed at market and alerted.
     pub(super) async fn ensure_protected(
         &self,
-        symbol: &Symbol,
+        row: positions::PositionRow,
         now_ms: i64,
     ) -> Result<Protection, TradingError> {
-        let Some(row) = ({
-            let db = self.store()?;
-            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
-        }) else {
-            return Ok(Protection::NotNeeded);
-        };
-        let filters = self.deps.exchange.symbol_filters(symbol).await?;
+        let symbol = row.position.symbol.clone();
+        let filters = self.deps.exchange.symbol_filters(&symbol).await?;
         let open_stop = {
             let db = self.store()?;
             orders::of_position(db.conn(), row.id)?
@@ -312,7 +335,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 // Its old protection covers another quantity (and holds that balance on the
                 // exchange): take it down, then protect what is open now.
                 if self
-                    .cancel_protection(row.id, symbol, now_ms)
+                    .cancel_protection(row.id, &symbol, now_ms)
                     .await?
                     .is_some()
                 {
@@ -334,7 +357,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 replaced: need == ProtectionNeed::Replace,
             }),
             Err(e) => {
-                self.protection_failed(symbol, row.id, &position, e, now_ms)
+                self.protection_failed(&symbol, row.id, &position, e, now_ms)
                     .await
             }
         }
@@ -492,6 +515,16 @@ fn position_err(e: crate::domain::trading::PositionError) -> store::StoreError {
     store::StoreError::Conflict(format!("position bookkeeping failed: {e}"))
 }
 
+impl Settled {
+    /// The protection of position `id` (`NotNeeded` when it is no longer open).
+    pub(super) fn protection_of(&self, id: i64) -> &Protection {
+        self.protections
+            .iter()
+            .find(|(p, _)| *p == id)
+            .map_or(&Protection::NotNeeded, |(_, p)| p)
+    }
+}
+
 /// `outcome` and message of an entry step from what its settle did.
 pub(super) fn entry_outcome(
     settled: &Settled,
@@ -509,7 +542,7 @@ pub(super) fn entry_outcome(
         );
     };
     let price = b.price.map_or("?".into(), |p| p.to_string());
-    match &settled.protection {
+    match settled.protection_of(b.position_id) {
         Protection::Failed { error, closed } => (
             ExecutionOutcome::ProtectionFailed,
             match closed {

@@ -182,9 +182,10 @@ mod close_race {
             "{}",
             entry.message
         );
-        let stale = positions::open_position(store.lock().unwrap().conn(), "paper", "BTCUSDT")
-            .unwrap()
-            .expect("an open position");
+        let stale =
+            positions::open_position(store.lock().unwrap().conn(), "paper", "BTCUSDT", None)
+                .unwrap()
+                .expect("an open position");
 
         // The stop fills on the exchange and is booked.
         paper.on_price(&btc, Price(dec!(48900))).unwrap();

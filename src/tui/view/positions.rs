@@ -170,6 +170,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
                 cells.insert(10, num(opt_pct(fig.to_target_pct), theme.base()));
                 cells.push(num(fmt::duration(fig.in_trade_ms), theme.base()));
                 cells.push(num(fmt::pct(p.heat_pct), theme.base()));
+                // Each strategy's book holds its own position: which one is this?
+                cells.insert(1, Cell::from(p.book.clone()));
             }
             Row::new(cells)
         });
@@ -177,6 +179,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             (
                 vec![
                     ("Symbol", false),
+                    ("Book", false),
                     ("Side", false),
                     ("Qty", true),
                     ("Entry", true),
@@ -192,7 +195,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
                     ("In trade", true),
                     ("Heat", true),
                 ],
-                vec![9, 5, 9, 10, 10, 7, 9, 21, 7, 10, 7, 6, 11, 8, 6],
+                vec![9, 10, 5, 9, 10, 10, 7, 9, 21, 7, 10, 7, 6, 11, 8, 6],
             )
         } else {
             (
