@@ -198,12 +198,29 @@ impl<E: Exchange + 'static> TradingService<E> {
     /// ([`break_even_stop`], rounded up to the tick) and the position protected again, exactly
     /// as the backtest moves it. Once moved the stop is at or over the entry, so it moves once.
     async fn move_to_break_even(&self, symbol: &Symbol, now_ms: i64) -> Result<(), TradingError> {
-        let Some(row) = ({
-            let db = self.store()?;
-            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
-        }) else {
-            return Ok(());
-        };
+        for row in self.open_books_in(symbol)? {
+            self.move_book_to_break_even(symbol, row, now_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// Every book's open position in `symbol` (each strategy's own, issue #19).
+    fn open_books_in(&self, symbol: &Symbol) -> Result<Vec<positions::PositionRow>, TradingError> {
+        let db = self.store()?;
+        Ok(positions::open_in_symbol(
+            db.conn(),
+            &self.deps.connection,
+            symbol.as_str(),
+        )?)
+    }
+
+    /// [`Self::move_to_break_even`] for one book's position.
+    async fn move_book_to_break_even(
+        &self,
+        symbol: &Symbol,
+        row: positions::PositionRow,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
         let Some(r_multiple) = self
             .strategy_parameters(row.strategy_id)?
             .as_ref()
@@ -239,7 +256,9 @@ impl<E: Exchange + 'static> TradingService<E> {
             positions::update(db.conn(), row.id, &position, now_ms)?;
         }
         tracing::info!(%symbol, %entry, from = %stop, to = %level, %last, "stop moved to break-even");
-        self.ensure_protected(symbol, now_ms).await?;
+        let mut row = row;
+        row.position = position;
+        self.ensure_protected(row, now_ms).await?;
         Ok(())
     }
 
@@ -250,12 +269,19 @@ impl<E: Exchange + 'static> TradingService<E> {
     /// rounded to the nearest, so a fill a few milliseconds after the cycle does not make it
     /// one candle late.
     async fn time_exit(&self, symbol: &Symbol, now_ms: i64) -> Result<(), TradingError> {
-        let Some(row) = ({
-            let db = self.store()?;
-            positions::open_position(db.conn(), &self.deps.connection, symbol.as_str())?
-        }) else {
-            return Ok(());
-        };
+        for row in self.open_books_in(symbol)? {
+            self.time_exit_book(symbol, row, now_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::time_exit`] for one book's position.
+    async fn time_exit_book(
+        &self,
+        symbol: &Symbol,
+        row: positions::PositionRow,
+        now_ms: i64,
+    ) -> Result<(), TradingError> {
         let Some(id) = row.strategy_id else {
             return Ok(());
         };
