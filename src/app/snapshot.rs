@@ -215,6 +215,11 @@ pub struct BacktestView {
     pub params: String,
     pub metrics: Vec<(String, String)>,
     pub equity_curve: Vec<f64>,
+    /// Open time of each `equity_curve` point (ms, UTC); same length.
+    pub curve_times: Vec<i64>,
+    /// The equity of buying at the first open and holding, at each `curve_times` point (from
+    /// the stored candles; empty when they are not stored).
+    pub buy_and_hold: Vec<f64>,
     /// Drawdown from the running peak, percent (0 or negative).
     pub drawdown: Vec<f64>,
     pub trades: Vec<BacktestTradeView>,
@@ -643,6 +648,63 @@ pub fn drawdown(curve: &[f64]) -> Vec<f64> {
 
 /// How many runs the backtests screen lists.
 const BACKTEST_ROWS: usize = 100;
+/// Runs (newest first) whose buy-and-hold curve is read from the stored candles on each load;
+/// older runs show their equity alone, which keeps a reload cheap.
+const BUY_AND_HOLD_RUNS: usize = 10;
+
+/// Equity of putting `initial` into the asset at the first candle's open and holding it, at
+/// each of `times` (the run's candle open times), from the closes of `candles`. Empty when a
+/// time has no stored candle: a partial benchmark would mislead.
+pub fn buy_and_hold(initial: f64, times: &[i64], candles: &[Candle]) -> Vec<f64> {
+    let Some(first) = candles.first() else {
+        return Vec::new();
+    };
+    let open = first.open.to_f64();
+    if open <= 0.0 || times.first() != Some(&first.open_time) {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(times.len());
+    let mut i = 0;
+    for t in times {
+        while i < candles.len() && candles[i].open_time < *t {
+            i += 1;
+        }
+        match candles.get(i) {
+            Some(c) if c.open_time == *t => out.push(initial * c.close.to_f64() / open),
+            _ => return Vec::new(),
+        }
+    }
+    out
+}
+
+fn run_buy_and_hold(
+    conn: &Connection,
+    run: &crate::store::backtests::BacktestRun,
+    times: &[i64],
+) -> Result<Vec<f64>, SnapshotError> {
+    let (Ok(symbol), Ok(interval), Some(&first), Some(&last)) = (
+        Symbol::new(&run.symbol),
+        run.interval.parse::<Interval>(),
+        times.first(),
+        times.last(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let initial = run
+        .metrics
+        .as_ref()
+        .map(|m| m.initial_equity)
+        .or_else(|| run.equity_curve.first().map(|(_, e)| *e))
+        .unwrap_or(0.0);
+    let candles = crate::store::candles::candles_in_range(
+        conn,
+        &symbol,
+        interval,
+        Some(first),
+        Some(last.saturating_add(1)),
+    )?;
+    Ok(buy_and_hold(initial, times, &candles))
+}
 
 fn backtest_trades(trades: &[crate::domain::backtest::TradeRecord]) -> Vec<BacktestTradeView> {
     trades
@@ -665,7 +727,7 @@ fn backtest_trades(trades: &[crate::domain::backtest::TradeRecord]) -> Vec<Backt
 fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError> {
     let runs = crate::store::backtests::list_full(conn, BACKTEST_ROWS)?;
     let mut out = Vec::with_capacity(runs.len());
-    for run in runs {
+    for (n, run) in runs.into_iter().enumerate() {
         let mut metric_rows = Vec::new();
         let metrics = serde_json::to_value(&run.metrics).unwrap_or(Value::Null);
         flatten("", &metrics, &mut metric_rows);
@@ -673,6 +735,12 @@ fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError>
         let mut param_rows = Vec::new();
         flatten("", &run.parameters, &mut param_rows);
         let equity_curve: Vec<f64> = run.equity_curve.iter().map(|(_, e)| *e).collect();
+        let curve_times: Vec<i64> = run.equity_curve.iter().map(|(t, _)| *t).collect();
+        let buy_and_hold = if n < BUY_AND_HOLD_RUNS {
+            run_buy_and_hold(conn, &run, &curve_times)?
+        } else {
+            Vec::new()
+        };
         let status = run.status.as_str().to_string();
         out.push(BacktestView {
             id: run.id,
@@ -691,6 +759,8 @@ fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError>
             drawdown: drawdown(&equity_curve),
             trades: backtest_trades(&run.trades),
             equity_curve,
+            curve_times,
+            buy_and_hold,
             error: run.error,
         });
     }
