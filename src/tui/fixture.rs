@@ -67,6 +67,7 @@ pub fn market(n_candles: usize, levels: usize) -> MarketView {
         interval: Interval::H1,
         overlays: crate::app::snapshot::overlays(&c),
         candles: c,
+        resampled_from: None,
         book: book(last, levels),
         recent_trades: (0..30)
             .map(|i| MarketTrade {

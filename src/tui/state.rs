@@ -90,6 +90,8 @@ pub struct App {
     pub trades_symbol: Option<String>,
     pub log_min_level: LogLevel,
     pub backtest_detail: bool,
+    /// The market the user switched to, until a load brings it (then `loading…` is answered).
+    pub market_loading: Option<(crate::domain::symbol::Symbol, Interval)>,
     pub should_quit: bool,
     /// Set by `update` whenever something visible changed; the runner draws and clears it.
     pub dirty: bool,
@@ -112,6 +114,7 @@ impl App {
             trades_symbol: None,
             log_min_level: LogLevel::Info,
             backtest_detail: false,
+            market_loading: None,
             should_quit: false,
             dirty: true,
         }

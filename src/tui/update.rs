@@ -32,6 +32,7 @@ fn apply(app: &mut App, action: Action) -> Vec<Effect> {
             return Vec::new();
         }
         Action::LoadFailed(msg) => {
+            app.market_loading = None;
             set_status(app, StatusKind::Error, msg);
             return Vec::new();
         }
@@ -137,6 +138,49 @@ fn apply(app: &mut App, action: Action) -> Vec<Effect> {
     }
 }
 
+/// Ask for another market; the load that brings it answers the `loading…` line.
+fn switch_market(app: &mut App, symbol: Symbol, interval: Interval) -> Vec<Effect> {
+    app.market_loading = Some((symbol.clone(), interval));
+    vec![Effect::SwitchMarket { symbol, interval }]
+}
+
+/// What the loaded market shows, in place of `loading…`: how many candles and from where, or
+/// the exact command that stores them.
+fn market_outcome(snap: &Snapshot) -> (StatusKind, String) {
+    let m = &snap.market;
+    match (m.candles.len(), m.resampled_from) {
+        (0, _) => (StatusKind::Warning, missing_candles_hint(snap)),
+        (n, Some(from)) => (
+            StatusKind::Info,
+            format!(
+                "{} {}: {n} candles built from the stored {from} ones",
+                m.symbol, m.interval
+            ),
+        ),
+        (n, None) => (
+            StatusKind::Info,
+            format!("{} {}: {n} candles", m.symbol, m.interval),
+        ),
+    }
+}
+
+/// "No candles" with the command that fetches them, from a date that fills the chart.
+pub fn missing_candles_hint(snap: &Snapshot) -> String {
+    let m = &snap.market;
+    let lookback = m
+        .interval
+        .millis()
+        .saturating_mul(crate::app::snapshot::HISTORY_ROWS as i64);
+    let from = chrono::DateTime::from_timestamp_millis(snap.as_of_ms.saturating_sub(lookback))
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "2025-01-01".into());
+    format!(
+        "no {sym} {iv} candles stored; fetch them: trademind data fetch {sym} {iv} --from {from}",
+        sym = m.symbol,
+        iv = m.interval
+    )
+}
+
 fn set_status(app: &mut App, kind: StatusKind, text: String) {
     app.status = Some(StatusLine { kind, text });
 }
@@ -207,6 +251,16 @@ fn apply_snapshot(app: &mut App, mut snap: Snapshot) {
         {
             b.progress = old.progress.or(b.progress);
         }
+    }
+    // The market asked for has arrived: say what it holds (a reload of another market, begun
+    // before the switch, leaves `loading…` waiting for the right one).
+    if let Some((symbol, interval)) = &app.market_loading
+        && snap.market.symbol == *symbol
+        && snap.market.interval == *interval
+    {
+        let (kind, text) = market_outcome(&snap);
+        set_status(app, kind, text);
+        app.market_loading = None;
     }
     app.snapshot = snap;
     clamp_cursors(app);
@@ -381,10 +435,8 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 .or_else(|| symbols.first().cloned())
                 .unwrap_or_else(|| m.symbol.clone());
             if next != m.symbol {
-                return vec![Effect::SwitchMarket {
-                    symbol: next,
-                    interval: m.interval,
-                }];
+                let interval = m.interval;
+                return switch_market(app, next, interval);
             }
         }
         Action::CycleMarketInterval if app.screen == Screen::Market => {
@@ -394,10 +446,8 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 .position(|x| *x == m.interval)
                 .unwrap_or(0);
             let next = Interval::ALL[(i + 1) % Interval::ALL.len()];
-            return vec![Effect::SwitchMarket {
-                symbol: m.symbol.clone(),
-                interval: next,
-            }];
+            let symbol = m.symbol.clone();
+            return switch_market(app, symbol, next);
         }
         Action::Refresh => return vec![Effect::Refresh],
         _ => app.dirty = false,
@@ -492,7 +542,7 @@ fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
                 Some(Err(e)) => return fail(app, e.to_string()),
             };
             app.screen = Screen::Market;
-            vec![Effect::SwitchMarket { symbol, interval }]
+            switch_market(app, symbol, interval)
         }
         "backtest" | "bt" => {
             let Some((&strategy, params)) = rest.split_first() else {
@@ -1181,6 +1231,66 @@ mod tests {
         assert_eq!(app.snapshot.logs.len(), logs);
         assert_eq!(app.selected(Screen::Trades), 1);
         assert_eq!(app.snapshot.mode, TradingMode::Live);
+    }
+
+    #[test]
+    fn loading_clears_when_the_asked_market_arrives_and_an_empty_one_names_the_fetch_command() {
+        let mut app = app();
+        update(&mut app, Action::OpenCommandLine);
+        for c in "market ETHUSDT 15m".chars() {
+            update(&mut app, Action::Input(c));
+        }
+        update(&mut app, Action::Submit);
+        // What the runner shows while it loads.
+        update(&mut app, Action::Status("loading ETHUSDT 15m…".into()));
+        // A reload of the old market, begun before the switch, does not answer it.
+        update(
+            &mut app,
+            Action::SnapshotLoaded(Box::new(fixture::snapshot())),
+        );
+        assert!(app.status.as_ref().unwrap().text.contains("loading"));
+        let mut eth = fixture::snapshot();
+        eth.market.symbol = Symbol::new("ETHUSDT").unwrap();
+        eth.market.interval = Interval::M15;
+        eth.market.candles.clear();
+        update(&mut app, Action::SnapshotLoaded(Box::new(eth)));
+        let status = app.status.clone().unwrap();
+        assert!(!status.text.contains("loading"), "{}", status.text);
+        assert_eq!(status.kind, StatusKind::Warning);
+        assert!(
+            status
+                .text
+                .contains("trademind data fetch ETHUSDT 15m --from 2025-12-28"),
+            "{}",
+            status.text
+        );
+        // A built market says where its candles come from.
+        update(&mut app, Action::GoTo(Screen::Market));
+        press(&mut app, "i");
+        update(&mut app, Action::Status("loading ETHUSDT 30m…".into()));
+        let mut built = fixture::snapshot();
+        built.market.symbol = Symbol::new("ETHUSDT").unwrap();
+        built.market.interval = Interval::M30;
+        built.market.resampled_from = Some(Interval::M15);
+        update(&mut app, Action::SnapshotLoaded(Box::new(built)));
+        assert_eq!(
+            app.status.unwrap().text,
+            "ETHUSDT 30m: 200 candles built from the stored 15m ones"
+        );
+    }
+
+    #[test]
+    fn a_failed_load_answers_loading_with_its_error() {
+        let mut app = app();
+        update(&mut app, Action::GoTo(Screen::Market));
+        press(&mut app, "i");
+        update(&mut app, Action::Status("loading BTCUSDT 2h…".into()));
+        update(
+            &mut app,
+            Action::LoadFailed("cannot read the trading database".into()),
+        );
+        assert_eq!(app.market_loading, None);
+        assert!(app.status.unwrap().text.contains("cannot read"));
     }
 
     #[test]

@@ -34,11 +34,15 @@ fn draw_charts(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         .last()
         .map(|c| format!("close {} ", c.close))
         .unwrap_or_default();
+    let source = m
+        .resampled_from
+        .map(|f| format!("(from {f}) "))
+        .unwrap_or_default();
     let block = screen_block(
         theme,
         "Market",
         &format!(
-            "{} {} {}· s symbol · i interval",
+            "{} {} {source}{}· s symbol · i interval",
             m.symbol, m.interval, last
         ),
     );
@@ -47,9 +51,10 @@ fn draw_charts(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     if m.candles.is_empty() {
         frame.render_widget(
             Paragraph::new(Span::styled(
-                format!("no {} {} candles stored yet", m.symbol, m.interval),
+                crate::tui::update::missing_candles_hint(&app.snapshot),
                 theme.muted(),
-            )),
+            ))
+            .wrap(ratatui::widgets::Wrap { trim: true }),
             inner,
         );
         return;
