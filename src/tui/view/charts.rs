@@ -231,13 +231,16 @@ fn time_axis(buf: &mut Buffer, t0: i64, t1: i64, area: Rect, style: Style) {
     let first = time_label(t0, span);
     let last = time_label(t1, span);
     buf.set_stringn(area.x, area.y, &first, area.width as usize, style);
+    if last == first {
+        return;
+    }
     let lw = last.chars().count() as u16;
     if area.width > lw + first.chars().count() as u16 + 2 {
         buf.set_string(area.x + area.width - lw, area.y, &last, style);
     }
     let mid = time_label(t0 + span / 2, span);
     let mw = mid.chars().count() as u16;
-    if area.width > 3 * (lw + 3) {
+    if area.width > 3 * (lw + 3) && mid != first && mid != last {
         buf.set_string(area.x + (area.width - mw) / 2, area.y, &mid, style);
     }
 }

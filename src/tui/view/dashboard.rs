@@ -104,7 +104,12 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme.muted(),
         ),
     ]));
-    if a.equity_curve.len() < 2 {
+    // A curve needs time to run over: a fresh account's start and now can share a stamp.
+    let spans_time = match (a.equity_curve.first(), a.equity_curve.last()) {
+        (Some(first), Some(last)) => first.0 < last.0,
+        _ => false,
+    };
+    if !spans_time {
         empty(frame, theme, curve, curve_block, "no closed trades yet");
     } else {
         let inner = curve_block.inner(curve);

@@ -317,6 +317,15 @@ mod screens {
     }
 
     #[test]
+    fn a_fresh_account_shows_no_curve_rather_than_a_dot_under_three_equal_times() {
+        let mut app = app_on(Screen::Dashboard);
+        let now = fixture::NOW_MS;
+        app.snapshot.account.equity_curve = vec![(now, 10_000.0), (now, 10_000.0)];
+        let text = screen(&app, 80, 24, false).join("\n");
+        assert!(text.contains("no closed trades yet"), "{text}");
+    }
+
+    #[test]
     fn backtest_detail_has_axes_and_buy_and_hold() {
         let mut app = app_on(Screen::Backtests);
         update(&mut app, Action::Down); // the completed run #6
