@@ -53,6 +53,16 @@ fn apply(app: &mut App, action: Action) -> Vec<Effect> {
             set_status(app, StatusKind::Warning, text);
             return Vec::new();
         }
+        Action::BookLevels { symbol, book } => {
+            let m = &mut app.snapshot.market;
+            // Only a change of the shown book is worth a frame.
+            if m.symbol != symbol || m.book == book {
+                app.dirty = false;
+            } else {
+                m.book = book;
+            }
+            return Vec::new();
+        }
         Action::Resized => return Vec::new(),
         _ => {}
     }
@@ -1291,6 +1301,40 @@ mod tests {
         );
         assert_eq!(app.market_loading, None);
         assert!(app.status.unwrap().text.contains("cannot read"));
+    }
+
+    #[test]
+    fn the_streamed_book_replaces_the_ladder_of_the_shown_symbol_only() {
+        let mut app = app();
+        app.dirty = false;
+        let book = fixture::book(rust_decimal_macros::dec!(3000), 5);
+        update(
+            &mut app,
+            Action::BookLevels {
+                symbol: Symbol::new("ETHUSDT").unwrap(),
+                book: book.clone(),
+            },
+        );
+        assert!(!app.dirty, "another symbol's book draws nothing");
+        assert_ne!(app.snapshot.market.book, book);
+        update(
+            &mut app,
+            Action::BookLevels {
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                book: book.clone(),
+            },
+        );
+        assert!(app.dirty);
+        assert_eq!(app.snapshot.market.book, book);
+        app.dirty = false;
+        update(
+            &mut app,
+            Action::BookLevels {
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                book,
+            },
+        );
+        assert!(!app.dirty, "an unchanged book draws nothing");
     }
 
     #[test]
