@@ -295,6 +295,8 @@ pub struct MarketView {
     pub symbol: Symbol,
     pub interval: Interval,
     pub candles: Vec<Candle>,
+    /// The stored interval `candles` were built from when none are stored at `interval`.
+    pub resampled_from: Option<Interval>,
     pub overlays: Overlays,
     pub book: BookView,
     /// Newest first.
@@ -323,6 +325,11 @@ pub struct BacktestView {
     /// The run's metrics (typed: each face formats them through `crate::format`).
     pub metrics: Option<crate::domain::backtest::Metrics>,
     pub equity_curve: Vec<f64>,
+    /// Open time of each `equity_curve` point (ms, UTC); same length.
+    pub curve_times: Vec<i64>,
+    /// The equity of buying at the first open and holding, at each `curve_times` point (from
+    /// the stored candles; empty when they are not stored).
+    pub buy_and_hold: Vec<f64>,
     /// Drawdown from the running peak, percent (0 or negative).
     pub drawdown: Vec<f64>,
     pub trades: Vec<BacktestTradeView>,
@@ -440,6 +447,7 @@ impl Snapshot {
                 symbol: symbol.clone(),
                 interval,
                 candles: Vec::new(),
+                resampled_from: None,
                 overlays: Overlays::default(),
                 book: BookView::default(),
                 recent_trades: Vec::new(),
@@ -531,7 +539,8 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
         .count() as u32;
     snap.decisions = load_decisions(conn)?;
     snap.backtests = load_backtests(conn)?;
-    snap.market.candles = load_candles(conn, &req.symbol, req.interval)?;
+    (snap.market.candles, snap.market.resampled_from) =
+        load_candles(conn, &req.symbol, req.interval)?;
     snap.market.overlays = overlays(&snap.market.candles);
     snap.breaker = load_breaker(conn)?;
     snap.risk_config = load_risk_config(conn)?;
@@ -810,6 +819,63 @@ pub fn drawdown(curve: &[f64]) -> Vec<f64> {
 
 /// How many runs the backtests screen lists.
 const BACKTEST_ROWS: usize = 100;
+/// Runs (newest first) whose buy-and-hold curve is read from the stored candles on each load;
+/// older runs show their equity alone, which keeps a reload cheap.
+const BUY_AND_HOLD_RUNS: usize = 10;
+
+/// Equity of putting `initial` into the asset at the first candle's open and holding it, at
+/// each of `times` (the run's candle open times), from the closes of `candles`. Empty when a
+/// time has no stored candle: a partial benchmark would mislead.
+pub fn buy_and_hold(initial: f64, times: &[i64], candles: &[Candle]) -> Vec<f64> {
+    let Some(first) = candles.first() else {
+        return Vec::new();
+    };
+    let open = first.open.to_f64();
+    if open <= 0.0 || times.first() != Some(&first.open_time) {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(times.len());
+    let mut i = 0;
+    for t in times {
+        while i < candles.len() && candles[i].open_time < *t {
+            i += 1;
+        }
+        match candles.get(i) {
+            Some(c) if c.open_time == *t => out.push(initial * c.close.to_f64() / open),
+            _ => return Vec::new(),
+        }
+    }
+    out
+}
+
+fn run_buy_and_hold(
+    conn: &Connection,
+    run: &crate::store::backtests::BacktestRun,
+    times: &[i64],
+) -> Result<Vec<f64>, SnapshotError> {
+    let (Ok(symbol), Ok(interval), Some(&first), Some(&last)) = (
+        Symbol::new(&run.symbol),
+        run.interval.parse::<Interval>(),
+        times.first(),
+        times.last(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let initial = run
+        .metrics
+        .as_ref()
+        .map(|m| m.initial_equity)
+        .or_else(|| run.equity_curve.first().map(|(_, e)| *e))
+        .unwrap_or(0.0);
+    let candles = crate::store::candles::candles_in_range(
+        conn,
+        &symbol,
+        interval,
+        Some(first),
+        Some(last.saturating_add(1)),
+    )?;
+    Ok(buy_and_hold(initial, times, &candles))
+}
 
 fn backtest_trades(trades: &[crate::domain::backtest::TradeRecord]) -> Vec<BacktestTradeView> {
     trades
@@ -832,10 +898,16 @@ fn backtest_trades(trades: &[crate::domain::backtest::TradeRecord]) -> Vec<Backt
 fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError> {
     let runs = crate::store::backtests::list_full(conn, BACKTEST_ROWS)?;
     let mut out = Vec::with_capacity(runs.len());
-    for run in runs {
+    for (n, run) in runs.into_iter().enumerate() {
         let mut param_rows = Vec::new();
         flatten("", &run.parameters, &mut param_rows);
         let equity_curve: Vec<f64> = run.equity_curve.iter().map(|(_, e)| *e).collect();
+        let curve_times: Vec<i64> = run.equity_curve.iter().map(|(t, _)| *t).collect();
+        let buy_and_hold = if n < BUY_AND_HOLD_RUNS {
+            run_buy_and_hold(conn, &run, &curve_times)?
+        } else {
+            Vec::new()
+        };
         let status = run.status.as_str().to_string();
         out.push(BacktestView {
             id: run.id,
@@ -854,23 +926,46 @@ fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError>
             drawdown: drawdown(&equity_curve),
             trades: backtest_trades(&run.trades),
             equity_curve,
+            curve_times,
+            buy_and_hold,
             error: run.error,
         });
     }
     Ok(out)
 }
 
+/// Shorter candles read to build longer ones are capped here (1d from 1h: 500 days fit).
+const MAX_RESAMPLE_ROWS: usize = 12_000;
+
+/// The newest candles of `sym` at `interval`; when none are stored at it, built from the
+/// longest shorter stored interval that divides it (2h/4h/1d from 1h), named in the second value.
 fn load_candles(
     conn: &Connection,
     sym: &Symbol,
     interval: Interval,
-) -> Result<Vec<Candle>, SnapshotError> {
-    Ok(crate::store::candles::last_candles(
-        conn,
-        sym,
-        interval,
-        HISTORY_ROWS,
-    )?)
+) -> Result<(Vec<Candle>, Option<Interval>), SnapshotError> {
+    let stored = crate::store::candles::last_candles(conn, sym, interval, HISTORY_ROWS)?;
+    if !stored.is_empty() {
+        return Ok((stored, None));
+    }
+    let finer = Interval::ALL
+        .iter()
+        .rev()
+        .filter(|f| f.millis() < interval.millis() && interval.millis() % f.millis() == 0);
+    for &from in finer {
+        let ratio = usize::try_from(interval.millis() / from.millis()).unwrap_or(usize::MAX);
+        let rows = HISTORY_ROWS.saturating_mul(ratio).min(MAX_RESAMPLE_ROWS);
+        let fine = crate::store::candles::last_candles(conn, sym, from, rows)?;
+        if fine.is_empty() {
+            continue;
+        }
+        if let Ok(mut built) = crate::domain::market::resample(&fine, from, interval) {
+            let excess = built.len().saturating_sub(HISTORY_ROWS);
+            built.drain(..excess);
+            return Ok((built, Some(from)));
+        }
+    }
+    Ok((Vec::new(), None))
 }
 
 fn load_breaker(conn: &Connection) -> Result<BreakerView, SnapshotError> {
@@ -1388,6 +1483,65 @@ mod tests {
         assert_eq!(run.trades[0].qty, Qty(dec!(0.5)));
         assert_eq!(run.trades[0].exit, Price(dec!(110)));
         assert_eq!(run.trades[0].pnl, Quote(dec!(5)));
+    }
+
+    #[test]
+    fn a_4h_market_without_stored_4h_candles_is_built_from_the_stored_1h_ones() {
+        let store = Store::open_in_memory().unwrap();
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        let hour = Interval::H1.millis();
+        // 2026-01-01 00:00 UTC, ten hours.
+        let start = 1_767_225_600_000;
+        let hourly: Vec<Candle> = (0..10)
+            .map(|i| Candle {
+                open_time: start + i * hour,
+                open: Price(Decimal::from(100 + i)),
+                high: Price(Decimal::from(200 + i)),
+                low: Price(Decimal::from(50 - i)),
+                close: Price(Decimal::from(101 + i)),
+                volume: Qty(dec!(1)),
+            })
+            .collect();
+        crate::store::candles::insert_candles(store.conn(), &btc, Interval::H1, &hourly).unwrap();
+        let mut req = request();
+        req.interval = Interval::H4;
+        let snap = load(store.conn(), &req).unwrap();
+        assert_eq!(snap.market.resampled_from, Some(Interval::H1));
+        let m = &snap.market.candles;
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].open_time, start);
+        assert_eq!(m[0].open, Price(dec!(100)));
+        assert_eq!(m[0].high, Price(dec!(203)));
+        assert_eq!(m[0].low, Price(dec!(47)));
+        assert_eq!(m[0].close, Price(dec!(104)));
+        assert_eq!(m[0].volume, Qty(dec!(4)));
+        assert_eq!(snap.market.overlays.sma.len(), 3);
+        // Stored 1h candles are read as they are.
+        let snap = load(store.conn(), &request()).unwrap();
+        assert_eq!(
+            (snap.market.candles.len(), snap.market.resampled_from),
+            (10, None)
+        );
+    }
+
+    #[test]
+    fn buy_and_hold_follows_the_closes_from_the_first_open() {
+        let candles: Vec<Candle> = (0..3)
+            .map(|i| Candle {
+                open_time: i * 60_000,
+                open: Price(dec!(100)),
+                high: Price(dec!(130)),
+                low: Price(dec!(90)),
+                close: Price(Decimal::from(110 + 10 * i)),
+                volume: Qty(dec!(1)),
+            })
+            .collect();
+        assert_eq!(
+            buy_and_hold(1000.0, &[0, 60_000, 120_000], &candles),
+            vec![1100.0, 1200.0, 1300.0]
+        );
+        // A time without a stored candle: no benchmark rather than a wrong one.
+        assert!(buy_and_hold(1000.0, &[0, 90_000], &candles).is_empty());
     }
 
     #[test]

@@ -342,9 +342,97 @@ async fn record_stream_health(
     }
 }
 
+/// The market stream the terminal interface opens for the symbol it shows, on a Binance
+/// connection: its trades reach the Market screen over the interface's bus, its synced book is
+/// read for the ladder, and its closed (and back-filled) candles are stored, so the chart reads
+/// current candles instead of whatever was stored last.
+pub struct MarketFeed {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    streams: MarketStreams,
+    cancel: CancellationToken,
+}
+
+impl MarketFeed {
+    /// Open the stream of `symbol` (its klines at `interval`); it stops with `parent` or `stop`.
+    pub fn start(
+        config: &StreamConfig,
+        symbol: Symbol,
+        interval: Interval,
+        store: Arc<Mutex<Store>>,
+        bus: EventBus,
+        parent: &CancellationToken,
+    ) -> Result<MarketFeed, StreamError> {
+        let cancel = parent.child_token();
+        let spec = StreamSpec {
+            symbol: symbol.clone(),
+            interval,
+        };
+        let streams = start_market_streams(config, &[spec], store, bus, None, cancel.clone())?;
+        Ok(MarketFeed {
+            symbol,
+            interval,
+            streams,
+            cancel,
+        })
+    }
+
+    /// The top `depth` levels a side while the local book is synced.
+    pub fn book(&self, depth: usize) -> Option<crate::app::snapshot::BookView> {
+        self.streams
+            .books
+            .get(&self.symbol)?
+            .read(|book| book_view(book, depth))
+    }
+
+    /// Stop the stream (its tasks end on the cancelled token; dropping them aborts the rest).
+    pub fn stop(self) {
+        self.cancel.cancel();
+    }
+}
+
+/// The ladder the Market screen draws: best level first on both sides.
+pub fn book_view(
+    book: &crate::domain::market::OrderBook,
+    depth: usize,
+) -> crate::app::snapshot::BookView {
+    use crate::app::snapshot::{BookLevel, BookView};
+    let level = |(price, qty)| BookLevel { price, qty };
+    BookView {
+        bids: book.bids().take(depth).map(level).collect(),
+        asks: book.asks().take(depth).map(level).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ladder_lists_the_best_levels_first_on_both_sides() {
+        use rust_decimal_macros::dec;
+        let mut book = crate::domain::market::OrderBook::new(100);
+        book.apply_snapshot(
+            1,
+            [
+                (Price(dec!(99)), crate::domain::Qty(dec!(1))),
+                (Price(dec!(100)), crate::domain::Qty(dec!(2))),
+                (Price(dec!(98)), crate::domain::Qty(dec!(3))),
+            ],
+            [
+                (Price(dec!(102)), crate::domain::Qty(dec!(4))),
+                (Price(dec!(101)), crate::domain::Qty(dec!(5))),
+            ],
+        )
+        .unwrap();
+        let view = book_view(&book, 2);
+        let prices = |l: &[crate::app::snapshot::BookLevel]| -> Vec<Price> {
+            l.iter().map(|l| l.price).collect()
+        };
+        assert_eq!(prices(&view.bids), vec![Price(dec!(100)), Price(dec!(99))]);
+        assert_eq!(prices(&view.asks), vec![Price(dec!(101)), Price(dec!(102))]);
+        assert_eq!(view.asks[0].qty, crate::domain::Qty(dec!(5)));
+    }
 
     #[test]
     fn a_symbol_is_fresh_for_max_age_after_a_trade_and_stale_after_a_drop() {

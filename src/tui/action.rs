@@ -123,6 +123,11 @@ pub enum Action {
         at_ms: i64,
     },
     Lagged(u64),
+    /// The shown symbol's order book from the interface's own market stream.
+    BookLevels {
+        symbol: Symbol,
+        book: crate::app::snapshot::BookView,
+    },
     Status(String),
     /// Something the user asked for could not be done.
     Warn(String),

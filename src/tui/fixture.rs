@@ -67,6 +67,7 @@ pub fn market(n_candles: usize, levels: usize) -> MarketView {
         interval: Interval::H1,
         overlays: crate::app::snapshot::overlays(&c),
         candles: c,
+        resampled_from: None,
         book: book(last, levels),
         recent_trades: (0..30)
             .map(|i| MarketTrade {
@@ -351,6 +352,8 @@ pub fn snapshot() -> Snapshot {
                 params: "period=14 low=30 high=70".into(),
                 metrics: None,
                 equity_curve: vec![],
+                curve_times: vec![],
+                buy_and_hold: vec![],
                 drawdown: vec![],
                 trades: vec![],
                 progress: Some(0.45),
@@ -365,6 +368,16 @@ pub fn snapshot() -> Snapshot {
                 params: "fast=10 slow=30".into(),
                 metrics: Some(metrics()),
                 drawdown: drawdown(&bt_curve),
+                curve_times: (0..120)
+                    .map(|i| NOW_MS - (120 - i) * Interval::H1.millis())
+                    .collect(),
+                // The asset's own path: up 10 % with a dip in the middle.
+                buy_and_hold: (0..120)
+                    .map(|i| {
+                        let t = i as f64;
+                        10_000.0 + 8.5 * t - 250.0 * (t / 20.0).sin().max(0.0)
+                    })
+                    .collect(),
                 equity_curve: bt_curve,
                 trades: (0..4)
                     .map(|i| BacktestTradeView {
@@ -389,6 +402,8 @@ pub fn snapshot() -> Snapshot {
                 params: "fast=5 slow=8".into(),
                 metrics: None,
                 equity_curve: vec![],
+                curve_times: vec![],
+                buy_and_hold: vec![],
                 drawdown: vec![],
                 trades: vec![],
                 progress: None,

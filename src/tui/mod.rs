@@ -55,7 +55,18 @@ pub async fn run(settings: &Settings) -> Result<()> {
             None
         }
     };
-    let shown = run_with(settings, bus, control).await;
+    // This interface has the bus to itself: on a Binance connection it opens the shown
+    // symbol's market stream (`app::streams::MarketFeed`).
+    let clock = Arc::new(crate::app::scheduler::TokioClock::system());
+    let shown = run_on_clock_with(
+        settings,
+        bus,
+        control,
+        clock,
+        stale_after_ms(settings),
+        true,
+    )
+    .await;
     cancel.cancel();
     shown
 }
@@ -125,6 +136,20 @@ pub async fn run_on_clock(
     clock: Arc<dyn Clock>,
     stale_after_ms: i64,
 ) -> Result<()> {
+    run_on_clock_with(settings, bus, control, clock, stale_after_ms, false).await
+}
+
+/// `run_on_clock`; with `own_stream` on a Binance (not paper) connection, the interface opens
+/// the shown symbol's market stream itself. A bus shared with a daemon already carries its
+/// streams' trades, so those callers pass false.
+async fn run_on_clock_with(
+    settings: &Settings,
+    bus: EventBus,
+    control: Option<ControlHandle>,
+    clock: Arc<dyn Clock>,
+    stale_after_ms: i64,
+    own_stream: bool,
+) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
             "the terminal interface needs a terminal; use `trademind --daemon` or a subcommand (see --help)"
@@ -173,6 +198,8 @@ pub async fn run_on_clock(
         settings.trading.symbols.iter().map(String::as_str),
     );
     let tui_config = settings.tui.clone();
+    let stream_config = (own_stream && mode != crate::domain::trading::TradingMode::Paper)
+        .then(|| settings.stream.clone());
 
     // ratatui::init installs a panic hook that restores the terminal before the panic prints;
     // ours runs first and also releases the mouse.
@@ -195,6 +222,7 @@ pub async fn run_on_clock(
         bus,
         control,
         clock,
+        stream_config,
     )
     .await;
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
@@ -232,7 +260,14 @@ struct Runner {
     clock: Arc<dyn Clock>,
     loading: bool,
     reload_wanted: bool,
+    /// Set on a Binance connection: the shown symbol's stream is opened with it.
+    stream_config: Option<crate::services::market_stream::StreamConfig>,
+    feed: Option<crate::app::streams::MarketFeed>,
+    cancel: tokio_util::sync::CancellationToken,
 }
+
+/// Order-book levels a side the Market screen takes from the stream.
+const BOOK_DEPTH: usize = 50;
 
 /// The request an effect makes of the trading service, if it is one.
 fn control_op(effect: Effect) -> Option<ControlOp> {
@@ -272,6 +307,7 @@ impl Runner {
                     self.request.symbol = symbol.clone();
                     self.request.interval = interval;
                     self.reload_wanted = true;
+                    self.follow_market(app);
                     update::update(app, Action::Status(format!("loading {symbol} {interval}…")));
                 }
                 other => {
@@ -311,6 +347,60 @@ impl Runner {
         });
     }
 
+    /// Keep the market stream on the shown symbol and interval (Binance connections only).
+    fn follow_market(&mut self, app: &mut App) {
+        let Some(config) = &self.stream_config else {
+            return;
+        };
+        let (symbol, interval) = (self.request.symbol.clone(), self.request.interval);
+        if self
+            .feed
+            .as_ref()
+            .is_some_and(|f| f.symbol == symbol && f.interval == interval)
+        {
+            return;
+        }
+        if let Some(old) = self.feed.take() {
+            old.stop();
+        }
+        match crate::app::streams::MarketFeed::start(
+            config,
+            symbol,
+            interval,
+            self.store.clone(),
+            self.bus.clone(),
+            &self.cancel,
+        ) {
+            Ok(feed) => self.feed = Some(feed),
+            Err(e) => {
+                // Invalid [stream] settings will not fix themselves: say so once and stop trying.
+                self.stream_config = None;
+                update::update(
+                    app,
+                    Action::Warn(format!("no live market stream in this session: {e}")),
+                );
+            }
+        }
+    }
+
+    /// The stream's book for the Market screen (only while it is shown).
+    fn poll_book(&self, app: &mut App) {
+        if app.screen != action::Screen::Market {
+            return;
+        }
+        if let Some(feed) = &self.feed
+            && let Some(book) = feed.book(BOOK_DEPTH)
+        {
+            update::update(
+                app,
+                Action::BookLevels {
+                    symbol: feed.symbol.clone(),
+                    book,
+                },
+            );
+        }
+    }
+
     fn maybe_load(&mut self) {
         if self.reload_wanted && !self.loading {
             self.reload_wanted = false;
@@ -325,7 +415,8 @@ impl Runner {
     }
 }
 
-// Nine since the control channel and the run's clock joined; clippy -D warnings stopped the build.
+// Ten since the control channel, the run's clock and the stream settings joined; clippy -D
+// warnings stopped the build.
 #[allow(clippy::too_many_arguments)]
 async fn event_loop(
     terminal: &mut DefaultTerminal,
@@ -337,7 +428,11 @@ async fn event_loop(
     bus: EventBus,
     control: Option<ControlHandle>,
     clock: Arc<dyn Clock>,
+    stream_config: Option<crate::services::market_stream::StreamConfig>,
 ) -> Result<()> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    // Every way out of the loop stops the market stream.
+    let _stop_stream = cancel.clone().drop_guard();
     let mut events = EventStream::new();
     let mut subscription = bus.subscribe();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -350,7 +445,11 @@ async fn event_loop(
         clock: clock.clone(),
         loading: false,
         reload_wanted: true,
+        stream_config,
+        feed: None,
+        cancel,
     };
+    runner.follow_market(&mut app);
     let mut frame_tick = tokio::time::interval(config.frame_interval());
     frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut reload_tick = tokio::time::interval(Duration::from_secs(config.reload_seconds));
@@ -361,6 +460,7 @@ async fn event_loop(
         let action = tokio::select! {
             _ = frame_tick.tick() => {
                 runner.maybe_load();
+                runner.poll_book(&mut app);
                 if app.dirty {
                     terminal.draw(|f| view::draw(f, &app, theme))?;
                     app.dirty = false;

@@ -94,6 +94,8 @@ pub struct App {
     /// The selected decision shown full screen (Enter), scrolled by `detail_scroll` lines.
     pub decision_detail: bool,
     pub detail_scroll: u16,
+    /// The market the user switched to, until a load brings it (then `loading…` is answered).
+    pub market_loading: Option<(crate::domain::symbol::Symbol, Interval)>,
     pub should_quit: bool,
     /// How each symbol's prices and quantities are written (its tick and step).
     pub precisions: Precisions,
@@ -125,6 +127,7 @@ impl App {
             backtest_detail: false,
             decision_detail: false,
             detail_scroll: 0,
+            market_loading: None,
             should_quit: false,
             dirty: true,
         }

@@ -32,6 +32,7 @@ fn apply(app: &mut App, action: Action) -> Vec<Effect> {
             return Vec::new();
         }
         Action::LoadFailed(msg) => {
+            app.market_loading = None;
             set_status(app, StatusKind::Error, msg);
             return Vec::new();
         }
@@ -50,6 +51,16 @@ fn apply(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Warn(text) => {
             set_status(app, StatusKind::Warning, text);
+            return Vec::new();
+        }
+        Action::BookLevels { symbol, book } => {
+            let m = &mut app.snapshot.market;
+            // Only a change of the shown book is worth a frame.
+            if m.symbol != symbol || m.book == book {
+                app.dirty = false;
+            } else {
+                m.book = book;
+            }
             return Vec::new();
         }
         Action::Resized => return Vec::new(),
@@ -135,6 +146,49 @@ fn apply(app: &mut App, action: Action) -> Vec<Effect> {
             }
         },
     }
+}
+
+/// Ask for another market; the load that brings it answers the `loading…` line.
+fn switch_market(app: &mut App, symbol: Symbol, interval: Interval) -> Vec<Effect> {
+    app.market_loading = Some((symbol.clone(), interval));
+    vec![Effect::SwitchMarket { symbol, interval }]
+}
+
+/// What the loaded market shows, in place of `loading…`: how many candles and from where, or
+/// the exact command that stores them.
+fn market_outcome(snap: &Snapshot) -> (StatusKind, String) {
+    let m = &snap.market;
+    match (m.candles.len(), m.resampled_from) {
+        (0, _) => (StatusKind::Warning, missing_candles_hint(snap)),
+        (n, Some(from)) => (
+            StatusKind::Info,
+            format!(
+                "{} {}: {n} candles built from the stored {from} ones",
+                m.symbol, m.interval
+            ),
+        ),
+        (n, None) => (
+            StatusKind::Info,
+            format!("{} {}: {n} candles", m.symbol, m.interval),
+        ),
+    }
+}
+
+/// "No candles" with the command that fetches them, from a date that fills the chart.
+pub fn missing_candles_hint(snap: &Snapshot) -> String {
+    let m = &snap.market;
+    let lookback = m
+        .interval
+        .millis()
+        .saturating_mul(crate::app::snapshot::HISTORY_ROWS as i64);
+    let from = chrono::DateTime::from_timestamp_millis(snap.as_of_ms.saturating_sub(lookback))
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "2025-01-01".into());
+    format!(
+        "no {sym} {iv} candles stored; fetch them: trademind data fetch {sym} {iv} --from {from}",
+        sym = m.symbol,
+        iv = m.interval
+    )
 }
 
 fn set_status(app: &mut App, kind: StatusKind, text: String) {
@@ -230,6 +284,16 @@ fn apply_snapshot(app: &mut App, mut snap: Snapshot) {
         .open_orders
         .get(app.order_selected)
         .map(|o| o.client_order_id.clone());
+    // The market asked for has arrived: say what it holds (a reload of another market, begun
+    // before the switch, leaves `loading…` waiting for the right one).
+    if let Some((symbol, interval)) = &app.market_loading
+        && snap.market.symbol == *symbol
+        && snap.market.interval == *interval
+    {
+        let (kind, text) = market_outcome(&snap);
+        set_status(app, kind, text);
+        app.market_loading = None;
+    }
     app.snapshot = snap;
     let s = &app.snapshot;
     if let Some(i) = decision.and_then(|id| s.decisions.iter().position(|d| d.id == id)) {
@@ -438,10 +502,8 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 .or_else(|| symbols.first().cloned())
                 .unwrap_or_else(|| m.symbol.clone());
             if next != m.symbol {
-                return vec![Effect::SwitchMarket {
-                    symbol: next,
-                    interval: m.interval,
-                }];
+                let interval = m.interval;
+                return switch_market(app, next, interval);
             }
         }
         Action::CycleMarketInterval if app.screen == Screen::Market => {
@@ -451,10 +513,8 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 .position(|x| *x == m.interval)
                 .unwrap_or(0);
             let next = Interval::ALL[(i + 1) % Interval::ALL.len()];
-            return vec![Effect::SwitchMarket {
-                symbol: m.symbol.clone(),
-                interval: next,
-            }];
+            let symbol = m.symbol.clone();
+            return switch_market(app, symbol, next);
         }
         Action::Refresh => return vec![Effect::Refresh],
         _ => app.dirty = false,
@@ -549,7 +609,7 @@ fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
                 Some(Err(e)) => return fail(app, e.to_string()),
             };
             app.screen = Screen::Market;
-            vec![Effect::SwitchMarket { symbol, interval }]
+            switch_market(app, symbol, interval)
         }
         "backtest" | "bt" => {
             let Some((&strategy, params)) = rest.split_first() else {
@@ -1261,6 +1321,100 @@ mod tests {
         assert_eq!(app.snapshot.logs.len(), logs);
         assert_eq!(app.selected(Screen::Trades), 1);
         assert_eq!(app.snapshot.mode, TradingMode::Live);
+    }
+
+    #[test]
+    fn loading_clears_when_the_asked_market_arrives_and_an_empty_one_names_the_fetch_command() {
+        let mut app = app();
+        update(&mut app, Action::OpenCommandLine);
+        for c in "market ETHUSDT 15m".chars() {
+            update(&mut app, Action::Input(c));
+        }
+        update(&mut app, Action::Submit);
+        // What the runner shows while it loads.
+        update(&mut app, Action::Status("loading ETHUSDT 15m…".into()));
+        // A reload of the old market, begun before the switch, does not answer it.
+        update(
+            &mut app,
+            Action::SnapshotLoaded(Box::new(fixture::snapshot())),
+        );
+        assert!(app.status.as_ref().unwrap().text.contains("loading"));
+        let mut eth = fixture::snapshot();
+        eth.market.symbol = Symbol::new("ETHUSDT").unwrap();
+        eth.market.interval = Interval::M15;
+        eth.market.candles.clear();
+        update(&mut app, Action::SnapshotLoaded(Box::new(eth)));
+        let status = app.status.clone().unwrap();
+        assert!(!status.text.contains("loading"), "{}", status.text);
+        assert_eq!(status.kind, StatusKind::Warning);
+        assert!(
+            status
+                .text
+                .contains("trademind data fetch ETHUSDT 15m --from 2025-12-28"),
+            "{}",
+            status.text
+        );
+        // A built market says where its candles come from.
+        update(&mut app, Action::GoTo(Screen::Market));
+        press(&mut app, "i");
+        update(&mut app, Action::Status("loading ETHUSDT 30m…".into()));
+        let mut built = fixture::snapshot();
+        built.market.symbol = Symbol::new("ETHUSDT").unwrap();
+        built.market.interval = Interval::M30;
+        built.market.resampled_from = Some(Interval::M15);
+        update(&mut app, Action::SnapshotLoaded(Box::new(built)));
+        assert_eq!(
+            app.status.unwrap().text,
+            "ETHUSDT 30m: 200 candles built from the stored 15m ones"
+        );
+    }
+
+    #[test]
+    fn a_failed_load_answers_loading_with_its_error() {
+        let mut app = app();
+        update(&mut app, Action::GoTo(Screen::Market));
+        press(&mut app, "i");
+        update(&mut app, Action::Status("loading BTCUSDT 2h…".into()));
+        update(
+            &mut app,
+            Action::LoadFailed("cannot read the trading database".into()),
+        );
+        assert_eq!(app.market_loading, None);
+        assert!(app.status.unwrap().text.contains("cannot read"));
+    }
+
+    #[test]
+    fn the_streamed_book_replaces_the_ladder_of_the_shown_symbol_only() {
+        let mut app = app();
+        app.dirty = false;
+        let book = fixture::book(rust_decimal_macros::dec!(3000), 5);
+        update(
+            &mut app,
+            Action::BookLevels {
+                symbol: Symbol::new("ETHUSDT").unwrap(),
+                book: book.clone(),
+            },
+        );
+        assert!(!app.dirty, "another symbol's book draws nothing");
+        assert_ne!(app.snapshot.market.book, book);
+        update(
+            &mut app,
+            Action::BookLevels {
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                book: book.clone(),
+            },
+        );
+        assert!(app.dirty);
+        assert_eq!(app.snapshot.market.book, book);
+        app.dirty = false;
+        update(
+            &mut app,
+            Action::BookLevels {
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                book,
+            },
+        );
+        assert!(!app.dirty, "an unchanged book draws nothing");
     }
 
     #[test]

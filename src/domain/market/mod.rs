@@ -5,6 +5,7 @@ pub mod book_analytics;
 pub mod candle;
 pub mod indicators;
 pub mod orderbook;
+pub mod resample;
 
 pub use book_analytics::{
     DepthBand, FillError, FillEstimate, OrderBookService, Spread, Wall, Walls,
@@ -16,3 +17,4 @@ pub use indicators::{
     calculate_indicators_into, simple_signal, simple_signal_at,
 };
 pub use orderbook::{BookSyncError, DiffOutcome, OrderBook};
+pub use resample::{ResampleError, resample};

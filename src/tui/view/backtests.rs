@@ -4,10 +4,10 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table, TableState};
+use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
 
-use super::widgets::{SPARK_MAX, sparkline_data};
 use super::{empty, header_row, num, screen_block};
+use super::charts::{DrawdownChart, EquityChart, glyph};
 use crate::app::snapshot::BacktestView;
 use crate::format as fmt;
 use crate::tui::action::Screen;
@@ -162,32 +162,77 @@ fn draw_detail(frame: &mut Frame, app: &App, theme: Theme, area: Rect, b: &Backt
         metrics,
     );
     let [eq, dd] = Layout::vertical([Constraint::Percentage(60), Constraint::Min(3)]).areas(charts);
-    let eq_block = Block::bordered().title(Span::styled(" Equity ", theme.title()));
-    let w = eq_block.inner(eq).width as usize;
-    frame.render_widget(
-        Sparkline::default()
-            .max(SPARK_MAX)
-            .block(eq_block)
-            .data(sparkline_data(&b.equity_curve, w))
-            .style(theme.up()),
-        eq,
-    );
+    // Most important first: a narrow title is cut at its end.
+    let mut eq_title = vec![
+        Span::styled(" Equity ", theme.title()),
+        Span::styled("⠿ strategy ", theme.accent()),
+    ];
+    let with_times = b.curve_times.len() == b.equity_curve.len();
+    if with_times && b.buy_and_hold.len() == b.equity_curve.len() {
+        eq_title.push(Span::styled(
+            format!("{} buy & hold ", glyph::BENCHMARK),
+            theme.overlay(0),
+        ));
+    }
+    eq_title.push(Span::styled(
+        format!(
+            "{} high-water {} drawdown ",
+            glyph::HIGH_WATER,
+            glyph::DRAWDOWN
+        ),
+        theme.muted(),
+    ));
+    let eq_block = Block::bordered().title(Line::from(eq_title));
+    let points: Vec<(i64, f64)> = if with_times {
+        b.curve_times
+            .iter()
+            .copied()
+            .zip(b.equity_curve.iter().copied())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if points.len() < 2 {
+        empty(frame, theme, eq, eq_block, "no equity curve yet");
+    } else {
+        let inner = eq_block.inner(eq);
+        frame.render_widget(eq_block, eq);
+        frame.render_widget(
+            EquityChart {
+                points: &points,
+                benchmark: &b.buy_and_hold,
+                theme,
+            },
+            inner,
+        );
+    }
     let max_dd = b.drawdown.iter().copied().fold(0.0, f64::min);
     let dd_block = Block::bordered().title(Span::styled(
         format!(" Drawdown (max {}) ", fmt::pct_signed(max_dd)),
         theme.title(),
     ));
-    let w = dd_block.inner(dd).width as usize;
-    // Depth below the peak, so deeper drawdowns draw taller bars.
-    let depth: Vec<f64> = b.drawdown.iter().map(|d| -d).collect();
-    frame.render_widget(
-        Sparkline::default()
-            .max(SPARK_MAX)
-            .block(dd_block)
-            .data(sparkline_data(&depth, w))
-            .style(theme.down()),
-        dd,
-    );
+    let dd_points: Vec<(i64, f64)> = if b.curve_times.len() == b.drawdown.len() {
+        b.curve_times
+            .iter()
+            .copied()
+            .zip(b.drawdown.iter().copied())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if dd_points.len() < 2 {
+        empty(frame, theme, dd, dd_block, "no drawdown yet");
+    } else {
+        let inner = dd_block.inner(dd);
+        frame.render_widget(dd_block, dd);
+        frame.render_widget(
+            DrawdownChart {
+                points: &dd_points,
+                theme,
+            },
+            inner,
+        );
+    }
     let rows = b.trades.iter().map(|t| {
         Row::new(vec![
             Cell::from(fmt::when(t.entry_ms, now)),

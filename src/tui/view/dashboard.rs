@@ -4,11 +4,11 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, LineGauge, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, LineGauge, Paragraph, Row, Table};
 
-use super::widgets::{SPARK_MAX, sparkline_data};
 use super::{empty, header_row, num, screen_block};
 use crate::format as fmt;
+use super::charts::{EquityChart, glyph};
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
 use ratatui::widgets::Cell;
@@ -16,7 +16,8 @@ use ratatui::widgets::Cell;
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let s = &app.snapshot;
     let [top, middle, bottom] = Layout::vertical([
-        Constraint::Length(7),
+        // A taller terminal gives the equity chart more rows to resolve a move.
+        Constraint::Length(if area.height >= 36 { 12 } else { 7 }),
         Constraint::Min(4),
         Constraint::Length(3),
     ])
@@ -99,20 +100,34 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     }
     frame.render_widget(Line::from(breaker), rows[4]);
 
-    let values: Vec<f64> = a.equity_curve.iter().map(|(_, v)| *v).collect();
-    let curve_block = Block::bordered().title(Span::styled(" Equity curve ", theme.title()));
-    let width = curve_block.inner(curve).width as usize;
-    let data = sparkline_data(&values, width);
-    if data.len() < 2 {
+    let curve_block = Block::bordered().title(Line::from(vec![
+        Span::styled(" Equity ", theme.title()),
+        Span::styled(
+            format!(
+                "{} high-water {} drawdown ",
+                glyph::HIGH_WATER,
+                glyph::DRAWDOWN
+            ),
+            theme.muted(),
+        ),
+    ]));
+    // A curve needs time to run over: a fresh account's start and now can share a stamp.
+    let spans_time = match (a.equity_curve.first(), a.equity_curve.last()) {
+        (Some(first), Some(last)) => first.0 < last.0,
+        _ => false,
+    };
+    if !spans_time {
         empty(frame, theme, curve, curve_block, "no closed trades yet");
     } else {
+        let inner = curve_block.inner(curve);
+        frame.render_widget(curve_block, curve);
         frame.render_widget(
-            Sparkline::default()
-                .max(SPARK_MAX)
-                .block(curve_block)
-                .data(&data)
-                .style(theme.signed(values[values.len() - 1] - values[0])),
-            curve,
+            EquityChart {
+                points: &a.equity_curve,
+                benchmark: &[],
+                theme,
+            },
+            inner,
         );
     }
 

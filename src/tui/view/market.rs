@@ -6,10 +6,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
+use super::charts::{CandleChart, PriceLevel, SeriesPane, TimeAxis, TradeMark, VolumeBars, glyph};
 use super::screen_block;
-use super::widgets::{CandleChart, SeriesPane, fmt_time};
+use super::widgets::fmt_time;
 use crate::app::snapshot::{BookLevel, MarketView};
 use crate::domain::Qty;
+use crate::domain::trading::order::Side;
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
 
@@ -18,24 +20,29 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let side_width = if area.width >= 140 { 44 } else { 28 };
     let [chart_area, side] =
         Layout::horizontal([Constraint::Min(20), Constraint::Length(side_width)]).areas(area);
-    draw_charts(frame, m, theme, chart_area);
+    draw_charts(frame, app, theme, chart_area);
     let [book, trades] =
         Layout::vertical([Constraint::Percentage(65), Constraint::Min(4)]).areas(side);
     draw_book(frame, m, theme, book);
     draw_trades(frame, m, theme, trades);
 }
 
-fn draw_charts(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
+fn draw_charts(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let m = &app.snapshot.market;
     let last = m
         .candles
         .last()
         .map(|c| format!("close {} ", c.close))
         .unwrap_or_default();
+    let source = m
+        .resampled_from
+        .map(|f| format!("(from {f}) "))
+        .unwrap_or_default();
     let block = screen_block(
         theme,
         "Market",
         &format!(
-            "{} {} {}· s symbol · i interval",
+            "{} {} {source}{}· s symbol · i interval",
             m.symbol, m.interval, last
         ),
     );
@@ -44,42 +51,84 @@ fn draw_charts(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
     if m.candles.is_empty() {
         frame.render_widget(
             Paragraph::new(Span::styled(
-                format!("no {} {} candles stored yet", m.symbol, m.interval),
+                crate::tui::update::missing_candles_hint(&app.snapshot),
                 theme.muted(),
-            )),
+            ))
+            .wrap(ratatui::widgets::Wrap { trim: true }),
             inner,
         );
         return;
     }
-    let pane = if inner.height >= 30 { 8 } else { 4 };
-    let [legend, candles, rsi, macd] = Layout::vertical([
+    // Indicator panes grow with the terminal: RSI needs rows to tell 30 from 70.
+    let (volume_h, pane_h) = match inner.height {
+        h if h >= 40 => (5, 10),
+        h if h >= 28 => (3, 7),
+        // RSI needs four rows for 70 and 30 to land on different ones.
+        _ => (1, 5),
+    };
+    let [legend, candles, time, volume, rsi, macd] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(pane),
-        Constraint::Length(pane),
+        Constraint::Length(1),
+        Constraint::Length(volume_h),
+        Constraint::Length(pane_h),
+        Constraint::Length(pane_h),
     ])
     .areas(inner);
     let o = &m.overlays;
-    frame.render_widget(
-        Line::from(vec![
-            Span::styled("• SMA ", theme.overlay(0)),
-            Span::styled("• EMA ", theme.overlay(1)),
-            Span::styled("• Bollinger", theme.overlay(2)),
-        ]),
-        legend,
-    );
+    let levels = price_levels(app, theme);
+    let marks = trade_marks(app);
+    let mut legend_spans = vec![
+        Span::styled(format!("{} SMA 20 ", glyph::SMA), theme.overlay(0)),
+        Span::styled(format!("{} EMA 50 ", glyph::EMA), theme.overlay(1)),
+        Span::styled(format!("{} BB 20/2 ", glyph::BOLLINGER), theme.overlay(2)),
+        Span::styled(
+            format!("{} buy {} sell ", glyph::BUY, glyph::SELL),
+            theme.muted(),
+        ),
+    ];
+    if !levels.is_empty() {
+        legend_spans.push(Span::styled(
+            format!(
+                "{} entry {} stop {} target",
+                glyph::ENTRY,
+                glyph::STOP,
+                glyph::TARGET
+            ),
+            theme.muted(),
+        ));
+    }
+    frame.render_widget(Line::from(legend_spans), legend);
     frame.render_widget(
         CandleChart {
             candles: &m.candles,
+            interval: m.interval,
             overlays: vec![
-                (&o.bb_upper, theme.overlay(2)),
-                (&o.bb_lower, theme.overlay(2)),
-                (&o.sma, theme.overlay(0)),
-                (&o.ema, theme.overlay(1)),
+                (&o.bb_upper, glyph::BOLLINGER, theme.overlay(2)),
+                (&o.bb_lower, glyph::BOLLINGER, theme.overlay(2)),
+                (&o.sma, glyph::SMA, theme.overlay(0)),
+                (&o.ema, glyph::EMA, theme.overlay(1)),
             ],
+            marks: &marks,
+            levels: &levels,
             theme,
         },
         candles,
+    );
+    frame.render_widget(
+        TimeAxis {
+            candles: &m.candles,
+            interval: m.interval,
+            theme,
+        },
+        time,
+    );
+    frame.render_widget(
+        VolumeBars {
+            candles: &m.candles,
+            theme,
+        },
+        volume,
     );
     let pane_block = |title: &'static str| {
         Block::new()
@@ -101,7 +150,7 @@ fn draw_charts(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
         },
         rsi_inner,
     );
-    let b = pane_block("MACD 12 26 9");
+    let b = pane_block("MACD 12 26 9 ⠿ line • signal █ histogram");
     let macd_inner = b.inner(macd);
     frame.render_widget(b, macd);
     frame.render_widget(
@@ -113,11 +162,61 @@ fn draw_charts(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
             ],
             histogram: Some(&o.macd_hist),
             range: None,
-            guides: &[],
+            guides: &[0.0],
             theme,
         },
         macd_inner,
     );
+}
+
+/// The open position's entry, stop and target on the shown symbol.
+fn price_levels(app: &App, theme: Theme) -> Vec<PriceLevel> {
+    let m = &app.snapshot.market;
+    let mut out = Vec::new();
+    for p in app
+        .snapshot
+        .positions
+        .iter()
+        .filter(|p| p.symbol == m.symbol)
+    {
+        out.push(PriceLevel {
+            price: p.entry.to_f64(),
+            tag: "E",
+            glyph: glyph::ENTRY,
+            style: theme.accent(),
+        });
+        if let Some(stop) = p.stop {
+            out.push(PriceLevel {
+                price: stop.to_f64(),
+                tag: "S",
+                glyph: glyph::STOP,
+                style: theme.down(),
+            });
+        }
+        if let Some(target) = p.target {
+            out.push(PriceLevel {
+                price: target.to_f64(),
+                tag: "T",
+                glyph: glyph::TARGET,
+                style: theme.up(),
+            });
+        }
+    }
+    out
+}
+
+/// The trader's fills on the shown symbol.
+fn trade_marks(app: &App) -> Vec<TradeMark> {
+    let m = &app.snapshot.market;
+    app.snapshot
+        .trades
+        .iter()
+        .filter(|t| t.symbol == m.symbol)
+        .map(|t| TradeMark {
+            at_ms: t.at_ms,
+            buy: t.side == Side::Buy,
+        })
+        .collect()
 }
 
 fn draw_book(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {

@@ -13,6 +13,7 @@ use super::state::{App, BacktestForm, Overlay, StatusKind};
 use super::theme::Theme;
 
 mod backtests;
+pub mod charts;
 mod dashboard;
 mod decisions;
 mod logs;
