@@ -146,6 +146,7 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
                 ),
             };
             let parameters = parse_params(&a.params)?;
+            crate::domain::backtest::strategies::check_exits(&parameters).map_err(UsageError)?;
             if a.engine == crate::app::strategy_engine::ENGINE_NAME {
                 // A strategy the daemon could not build is refused now, not at its first run.
                 crate::app::strategy_engine::spec_from_parameters(&parameters)

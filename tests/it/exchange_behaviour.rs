@@ -350,6 +350,81 @@ async fn trailing_deltas_binance_refuses_are_refused(v: impl Venue) {
     assert!(ex.open_orders(&btcusdt()).await.unwrap().is_empty());
 }
 
+/// A signed POST straight to the fake, for parameters our client never sends.
+async fn raw_post(fake: &FakeBinance, path: &str, query: &str) -> (u16, serde_json::Value) {
+    let creds = fake.credentials();
+    let payload = format!(
+        "{query}&timestamp={}",
+        chrono::Utc::now().timestamp_millis()
+    );
+    let signature = creds.sign(&payload);
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}{path}?{payload}&signature={signature}",
+            fake.base_url()
+        ))
+        .header("X-MBX-APIKEY", creds.api_key())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// `trailingDelta` is a LONG on the wire: letters are -1100, a number too large for any filter
+/// is a TRAILING_DELTA filter failure (not wrapped round into range), and an OCO stop leg with
+/// a trailing delta is refused by this fake rather than placed as a stop that would not trail.
+#[tokio::test]
+async fn the_fake_binance_reads_trailing_delta_as_binance_does() {
+    let fake = fake().await;
+    let order =
+        "symbol=BTCUSDT&side=SELL&type=STOP_LOSS_LIMIT&timeInForce=GTC&quantity=0.1&price=45000";
+    let (status, body) = raw_post(
+        &fake,
+        "/api/v3/order",
+        &format!("{order}&trailingDelta=abc"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(-1100)),
+        "{body}"
+    );
+    let (status, body) = raw_post(
+        &fake,
+        "/api/v3/order",
+        &format!("{order}&trailingDelta=4294967306"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(-1013)),
+        "{body}"
+    );
+    assert_eq!(body["msg"], "Filter failure: TRAILING_DELTA");
+    let (status, body) = raw_post(
+        &fake,
+        "/api/v3/order",
+        &format!("{order}&trailingDelta=250"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let oco = "symbol=BTCUSDT&side=SELL&quantity=0.1&aboveType=LIMIT_MAKER&abovePrice=55000\
+               &belowType=STOP_LOSS_LIMIT&belowPrice=45000&belowStopPrice=46000\
+               &belowTimeInForce=GTC&belowTrailingDelta=250";
+    let (status, body) = raw_post(&fake, "/api/v3/orderList/oco", oco).await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(-1116)),
+        "{body}"
+    );
+    assert_eq!(
+        fake.orders().len(),
+        1,
+        "only the accepted trailing stop rests"
+    );
+}
+
 macro_rules! for_both {
     ($($name:ident),+ $(,)?) => {
         mod on_fake_binance {

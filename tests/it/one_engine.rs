@@ -629,6 +629,42 @@ fn a_strategy_added_with_the_strategy_engine_decides_with_its_backtest_strategy(
     assert_eq!(listed["decisions"][0]["engine"], "strategy:sma-cross");
 }
 
+#[test]
+fn strategy_add_refuses_exits_live_trading_would_ignore_for_every_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    for (engine, param) in [
+        ("rules", "trail_bips=5000"),
+        ("rules", "breakeven_r=0"),
+        ("llm", "time_exit_candles=2.5"),
+        ("strategy", "trail_bips=5"),
+    ] {
+        let mut cmd = trademind(dir.path());
+        cmd.args([
+            "strategy", "add", "x", "--symbol", "BTCUSDT", "--engine", engine,
+        ]);
+        cmd.args(["--param", "strategy=sma-cross", "--param", param]);
+        let out = cmd.assert().code(2).get_output().stderr.clone();
+        let key = param.split('=').next().unwrap();
+        assert!(
+            String::from_utf8_lossy(&out).contains(key),
+            "{engine} {param}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    trademind(dir.path())
+        .args([
+            "strategy", "add", "ok", "--symbol", "BTCUSDT", "--engine", "rules",
+        ])
+        .args([
+            "--param",
+            "trail_bips=150",
+            "--param",
+            "time_exit_candles=24",
+        ])
+        .assert()
+        .success();
+}
+
 #[tokio::test]
 async fn the_scheduler_builds_a_strategy_rows_engine_from_its_parameters() {
     use trademind::app::decide::{DecisionEngine, EngineError, engine_for};

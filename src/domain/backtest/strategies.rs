@@ -77,6 +77,37 @@ pub fn time_exit_of(parameters: &serde_json::Value) -> Option<u32> {
     (n >= 1.0 && n.fract() == 0.0 && n <= 100_000.0).then_some(n as u32)
 }
 
+/// Refuse a stored exit live trading would ignore: `trail_bips`, `breakeven_r` or
+/// `time_exit_candles` given but outside its range (checked by `strategy add` for every
+/// decision engine, since the trading service reads them whatever the engine).
+pub fn check_exits(parameters: &serde_json::Value) -> Result<(), String> {
+    let checks: [(&str, bool, &str); 3] = [
+        (
+            "trail_bips",
+            trailing_of(parameters).is_some(),
+            "a whole number of basis points between 10 and 2000",
+        ),
+        (
+            "breakeven_r",
+            break_even_of(parameters).is_some(),
+            "a multiple of R above 0 and at most 100",
+        ),
+        (
+            "time_exit_candles",
+            time_exit_of(parameters).is_some(),
+            "a whole number of candles between 1 and 100000",
+        ),
+    ];
+    for (key, valid, expected) in checks {
+        if let Some(given) = parameters.get(key)
+            && !valid
+        {
+            return Err(format!("--param {key}={given}: expected {expected}"));
+        }
+    }
+    Ok(())
+}
+
 /// Names of the built-in strategies.
 pub const BUILT_IN: [&str; 4] = ["sma-cross", "rsi-reversion", "macd", "rsi-macd"];
 

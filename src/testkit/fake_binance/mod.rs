@@ -678,6 +678,18 @@ impl State {
                     decimal(params, &format!("{prefix}StopPrice"))?,
                 ))
             };
+        // Binance takes a trailing delta on an OCO's stop leg; this fake's lists do not trail, so
+        // it refuses one rather than place a stop that would not trail.
+        if ["aboveTrailingDelta", "belowTrailingDelta"]
+            .iter()
+            .any(|p| param(params, p).is_some())
+        {
+            return Err(error(
+                400,
+                -1116,
+                "This fake does not support trailingDelta on OCO legs.",
+            ));
+        }
         let (above, below) = (leg("above")?, leg("below")?);
         let (tp, sl) = if above.0 == "LIMIT_MAKER" {
             (above, below)
