@@ -28,6 +28,7 @@ mod exchange_faults;
 mod exchange_paper;
 mod exchange_rate_limit;
 mod fee_true_risk;
+mod fake_binance_market;
 mod hostile_input;
 mod indicators_parity;
 mod key_permissions;
