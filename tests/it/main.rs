@@ -25,6 +25,7 @@ mod exchange_common;
 mod exchange_faults;
 mod exchange_paper;
 mod exchange_rate_limit;
+mod fake_telegram;
 mod hostile_input;
 mod indicators_parity;
 mod key_permissions;
