@@ -198,3 +198,76 @@ async fn inline_buttons_callbacks_and_edits_follow_the_bot_api_rules() {
     assert_eq!(fake.edits().len(), 1);
     assert_eq!(fake.answered(), vec![(query, Some("paused".to_string()))]);
 }
+
+mod client {
+    use std::time::{Duration, Instant};
+
+    use trademind::services::telegram::{TelegramClient, TelegramError};
+    use trademind::testkit::fake_telegram::FakeTelegram;
+
+    use super::TOKEN;
+
+    #[tokio::test]
+    async fn the_client_reads_commands_and_button_presses_and_confirms_them_by_offset() {
+        let fake = FakeTelegram::start(TOKEN).await.unwrap();
+        let client = TelegramClient::new(&fake.base_url(), TOKEN).unwrap();
+        let asked = client
+            .send_message(
+                42,
+                "Pause trading?",
+                &[("Confirm".into(), "pause:7".into())],
+            )
+            .await
+            .unwrap();
+        fake.user_message(42, "/status");
+        fake.user_presses(42, asked.message_id, "pause:7");
+        let updates = client.get_updates(None, 0).await.unwrap();
+        assert_eq!(updates.len(), 2);
+        assert_eq!(
+            updates[0].message.as_ref().unwrap().text.as_deref(),
+            Some("/status")
+        );
+        let press = updates[1].callback_query.as_ref().unwrap();
+        assert_eq!(press.data.as_deref(), Some("pause:7"));
+        assert_eq!(press.message.as_ref().unwrap().message_id, asked.message_id);
+        client
+            .answer_callback_query(&press.id, Some("paused"))
+            .await
+            .unwrap();
+        client
+            .edit_message_text(42, asked.message_id, "Trading paused")
+            .await
+            .unwrap();
+        let next = client
+            .get_updates(Some(updates[1].update_id + 1), 0)
+            .await
+            .unwrap();
+        assert!(next.is_empty());
+        assert_eq!(fake.pending_updates(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_client_waits_out_a_429_and_a_bad_token_is_unauthorized() {
+        let fake = FakeTelegram::start(TOKEN).await.unwrap();
+        let client = TelegramClient::new(&fake.base_url(), TOKEN).unwrap();
+        fake.throttle(1, 1);
+        let started = Instant::now();
+        client.send_message(42, "stop hit", &[]).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(950),
+            "{:?}",
+            started.elapsed()
+        );
+        let sends = fake.calls().iter().filter(|c| *c == "sendMessage").count();
+        assert_eq!(sends, 2, "one refused, one sent after retry_after");
+        assert_eq!(fake.sent().len(), 1);
+
+        let wrong = TelegramClient::new(&fake.base_url(), "1:wrong").unwrap();
+        let err = wrong.get_updates(None, 0).await.unwrap_err();
+        assert!(matches!(err, TelegramError::Unauthorized), "{err}");
+        assert!(
+            !format!("{err} {wrong:?}").contains("1:wrong"),
+            "the token leaked"
+        );
+    }
+}
