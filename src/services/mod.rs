@@ -6,6 +6,7 @@ pub mod market_data;
 pub mod market_stream;
 pub mod monitoring;
 pub mod notification;
+pub mod telegram;
 
 /// A transport error as one line, its causes included (`error sending request: dns error: ...`)
 /// and its URL left out: a signed URL carries a signature, and the caller knows the endpoint.

@@ -6,6 +6,7 @@ pub mod fake_binance_ws;
 pub mod fake_klines;
 pub mod fake_resend;
 pub mod fake_tavily;
+pub mod fake_telegram;
 pub mod fake_webhook;
 pub mod fake_xai;
 pub mod http;

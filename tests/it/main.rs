@@ -29,6 +29,7 @@ mod exchange_paper;
 mod exchange_rate_limit;
 mod fee_true_risk;
 mod fake_binance_market;
+mod fake_telegram;
 mod hostile_input;
 mod indicators_parity;
 mod key_permissions;
