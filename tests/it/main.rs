@@ -35,6 +35,7 @@ mod ledger_guard;
 mod live_stream;
 mod live_user_data;
 mod market_data;
+mod no_pyramiding;
 mod notifications;
 mod one_engine;
 mod parser_robustness;
