@@ -52,7 +52,11 @@ pub fn spec_from_parameters(parameters: &Value) -> Result<StrategySpec, Strategy
         .and_then(Value::as_str)
         .ok_or(StrategyEngineError::NoStrategy)?;
     let mut params = std::collections::BTreeMap::new();
-    for (key, value) in object.iter().filter(|(k, _)| k.as_str() != "strategy") {
+    // `max_entries` is the trading service's (how many entries a position may take).
+    for (key, value) in object
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "strategy" | "max_entries"))
+    {
         let number = value
             .as_f64()
             .ok_or_else(|| StrategyEngineError::NotANumber {

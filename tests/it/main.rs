@@ -41,6 +41,7 @@ mod live_stream;
 mod live_user_data;
 mod llm_backtest;
 mod market_data;
+mod no_pyramiding;
 mod notifications;
 mod one_engine;
 mod parser_robustness;

@@ -72,9 +72,6 @@ impl Rig {
     pub(crate) fn settings(&self, live: bool) -> Settings {
         let mut s = Settings::default();
         s.trading.live = live;
-        // The fixture's 2:1 stop and target (49 000 / 52 000 on 50 000) is 1.37:1 after both
-        // fees, the entry's slippage and the stop-limit's 0.5 % offset (issue #19).
-        s.risk.min_reward_risk = rust_decimal_macros::dec!(1.2);
         s.exchange.executor = executor_config();
         s.notifications = NotificationConfig {
             enabled: true,

@@ -361,12 +361,6 @@ impl CliRig {
             flat_candles(dec!(50000), 100, Interval::H1, now / hour * hour),
         );
         let dir = tempfile::tempdir().unwrap();
-        // As `Rig::settings`: the fixture's 2:1 levels are 1.37:1 after fees (issue #19).
-        let risk = if risk.contains("min_reward_risk") {
-            risk.to_string()
-        } else {
-            format!("min_reward_risk = \"1.2\"\n{risk}")
-        };
         std::fs::write(
             dir.path().join("config.toml"),
             format!(

@@ -20,6 +20,15 @@ use crate::store::orders::{self, OrderLinks};
 use crate::store::strategies::StrategyRow;
 use crate::store::{decisions as recorder, positions};
 
+/// A strategy's `max_entries` parameter: how many entries one position may take (default 1).
+pub fn max_entries(parameters: &serde_json::Value) -> u64 {
+    parameters
+        .get("max_entries")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1)
+        .max(1)
+}
+
 impl<E: Exchange + 'static> TradingService<E> {
     /// The autonomous_trading job body for one strategy and each of its symbols.
     pub async fn run_cycle<D: DecisionEngine + Sync>(
@@ -229,6 +238,41 @@ impl<E: Exchange + 'static> TradingService<E> {
         })
     }
 
+    /// Why strategy `strategy_id` may not add to the open position `row`, if so: a strategy
+    /// enters once per position (no pyramiding) unless its parameters set `max_entries` above
+    /// 1; each add is then sized by its own risk and the protection replaced once for all.
+    fn no_more_entries(
+        &self,
+        strategy_id: i64,
+        row: &positions::PositionRow,
+    ) -> Result<Option<String>, TradingError> {
+        let db = self.store()?;
+        let Some(strategy) = crate::store::strategies::list_strategies(db.conn())?
+            .into_iter()
+            .find(|s| s.id == strategy_id)
+        else {
+            return Ok(None);
+        };
+        let max_entries = max_entries(&strategy.parameters);
+        // Filled entries of this position: every partial or whole fill of an entry order.
+        let entries: i64 = db
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM orders WHERE position_id = ?1 AND purpose = 'entry' \
+                 AND status IN ('FILLED', 'PARTIALLY_FILLED')",
+                [row.id],
+                |r| r.get(0),
+            )
+            .map_err(crate::store::StoreError::from)?;
+        let entries = u64::try_from(entries).unwrap_or(0).max(1);
+        Ok((entries >= max_entries).then(|| {
+            format!(
+                "{} already holds {} {} ({entries} of max_entries {max_entries}): no pyramiding",
+                strategy.name, row.position.quantity, row.position.symbol
+            )
+        }))
+    }
+
     /// The name of the strategy with id `strategy_id` (its risk limits are looked up by name).
     fn strategy_name(&self, strategy_id: Option<i64>) -> Result<Option<String>, TradingError> {
         let Some(id) = strategy_id else {
@@ -273,6 +317,13 @@ impl<E: Exchange + 'static> TradingService<E> {
             now_ms,
         )
         .await?;
+        if decision.action == Action::Buy
+            && let (Some(id), Some(row)) = (strategy_id, position.as_ref())
+            && let Some(why) = self.no_more_entries(id, row)?
+        {
+            let outcome = ExecutionOutcome::NothingToDo;
+            return self.finish(input, out, strategy_id, report, outcome, why);
+        }
         let Some(intent) = intent_for(
             decision,
             input,

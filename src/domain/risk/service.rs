@@ -465,12 +465,24 @@ fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
 
     let take_profit = intent.take_profit.map(|t| filters.round_price_down(t));
     let rr_detail;
-    let rr_ok = match (at_stop, take_profit) {
-        (Some(loss), Some(tp)) => {
-            // Both legs after fees: what the target nets over what the stop costs.
+    let rr_ok = match (at_stop.zip(stop), take_profit) {
+        (Some((loss, stop)), Some(tp)) => {
+            // Both legs after fees and the entry's slippage: what the target nets over what
+            // the stop costs when it sells at its trigger. (Sizing counts the worse fill at the
+            // stop-limit's limit; judging the trade's odds on that worst case would refuse the
+            // plain 2 %/4 % levels whenever the limit offset is wide.)
+            let at_trigger = loss_at_stop(
+                intent.entry,
+                stop,
+                &TradeCosts {
+                    stop_limit_offset: Decimal::ZERO,
+                    ..costs
+                },
+                filters,
+            );
             let rr = loss
                 .reward_per_unit(tp, &costs)
-                .checked_div(loss.per_unit_quote_fee)
+                .checked_div(at_trigger.per_unit_quote_fee)
                 .unwrap_or(Decimal::MAX);
             rr_detail = format!(
                 "reward:risk {} after fees vs minimum {}",
