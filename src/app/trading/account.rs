@@ -534,3 +534,65 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod book_tests {
+    use super::*;
+    use crate::domain::money::Qty;
+    use rust_decimal_macros::dec;
+
+    fn check(name: &'static str, passed: bool) -> Check {
+        Check {
+            name: std::borrow::Cow::Borrowed(name),
+            passed,
+            detail: String::new(),
+        }
+    }
+
+    fn approved(qty: Decimal) -> RiskVerdict {
+        RiskVerdict::Approved {
+            quantity: Qty(qty),
+            entry: Price(dec!(50000)),
+            stop: Some(Price(dec!(45000))),
+            take_profit: None,
+            notional: Quote(qty * dec!(50000)),
+            risk_amount: Quote(qty * dec!(5000)),
+            checks: vec![check("max_daily_loss", true)],
+        }
+    }
+
+    fn refused(reason: &str) -> RiskVerdict {
+        RiskVerdict::Refused {
+            reasons: vec![reason.to_string()],
+            checks: vec![check("max_daily_loss", false)],
+        }
+    }
+
+    #[test]
+    fn both_approving_gives_the_smaller_quantity_with_both_sets_of_checks() {
+        let v = combine_verdicts(approved(dec!(0.02)), approved(dec!(0.002)), "fast");
+        let RiskVerdict::Approved {
+            quantity, checks, ..
+        } = v
+        else {
+            panic!("refused: {v:?}");
+        };
+        assert_eq!(quantity, Qty(dec!(0.002)));
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_ref()).collect();
+        assert_eq!(names, vec!["max_daily_loss", "book.max_daily_loss"]);
+        let v = combine_verdicts(approved(dec!(0.001)), approved(dec!(0.002)), "fast");
+        assert!(
+            matches!(v, RiskVerdict::Approved { quantity, .. } if quantity == Qty(dec!(0.001)))
+        );
+    }
+
+    #[test]
+    fn either_refusing_refuses_and_the_books_reasons_name_the_strategy() {
+        let v = combine_verdicts(approved(dec!(0.02)), refused("daily loss 4 %"), "fast");
+        assert!(matches!(&v, RiskVerdict::Refused { reasons, .. }
+            if reasons == &vec!["strategy fast's book: daily loss 4 %".to_string()]));
+        let v = combine_verdicts(refused("heat"), approved(dec!(0.002)), "fast");
+        assert!(matches!(&v, RiskVerdict::Refused { reasons, checks }
+            if reasons == &vec!["heat".to_string()] && checks.len() == 2));
+    }
+}
