@@ -38,6 +38,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0009_backtest_owner.sql")),
         M::up(include_str!("migrations/0010_trading_state.sql")),
         M::up(include_str!("migrations/0012_books.sql")),
+        M::up(include_str!("migrations/0016_strategy_allocation.sql")),
     ])
 });
 
@@ -127,7 +128,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 11;
+const MIGRATION_COUNT: usize = 12;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -24,6 +24,3 @@ CREATE TABLE unmanaged_holdings (
     checked_at     INTEGER NOT NULL,
     PRIMARY KEY (connection, asset)
 );
--- A strategy's capital (#19): JSON of `domain::trading::Allocation` ({"percent": "25"} or
--- {"quote": "1000"}); NULL sizes on the whole account.
-ALTER TABLE strategies ADD COLUMN allocation TEXT;
