@@ -1,4 +1,4 @@
-//! `trademind strategy list|add|enable|disable|show` and `trademind connection add|list|remove`.
+//! `trademind strategy list|add|enable|disable|show|allocate` and `trademind connection add|list|remove`.
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -25,6 +25,20 @@ pub enum StrategyCommand {
     Disable { name: String },
     /// Show one strategy.
     Show { name: String },
+    /// Set a strategy's capital: `25%` of the account's equity, a fixed `1000` in its quote
+    /// currency (moving with the book's PnL), or `none` (the whole account).
+    Allocate { name: String, allocation: String },
+}
+
+/// `25%`, `1000` or `none` (no allocation: the whole account).
+fn parse_allocation(given: &str) -> Result<Option<crate::domain::trading::Allocation>, UsageError> {
+    if given.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    given
+        .parse()
+        .map(Some)
+        .map_err(|e: crate::domain::trading::InvalidAllocation| UsageError(e.to_string()))
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +61,11 @@ pub struct AddStrategy {
     /// Exchange connection (default: the paper exchange).
     #[arg(long)]
     pub connection: Option<String>,
+    /// The strategy's capital: `25%` of the account's equity or a fixed `1000` in the quote
+    /// currency; its entries are sized on it and its own loss limits measured against it
+    /// (default: the whole account).
+    #[arg(long, value_name = "PCT%|AMOUNT")]
+    pub allocation: Option<String>,
 }
 
 /// Parse `key=value` pairs; numbers and booleans become JSON numbers and booleans.
@@ -160,7 +179,14 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
                 parameters,
                 connection_id,
             };
+            let allocation = match &a.allocation {
+                Some(given) => parse_allocation(given)?,
+                None => None,
+            };
             let id = strategies::add_strategy(c, &new, now_ms()).map_err(not_found)?;
+            if allocation.is_some() {
+                strategies::set_allocation(c, &a.name, allocation, now_ms())?;
+            }
             ctx.emit(&serde_json::json!({"id": id, "name": a.name}), || {
                 println!(
                     "added strategy {:?} (disabled; `trademind strategy enable {}` to run it)",
@@ -190,7 +216,24 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
                 println!("interval:   {}", row.interval);
                 println!("engine:     {}", row.decision_engine);
                 println!("parameters: {}", row.parameters);
+                if let Ok(a) = strategies::allocation_of(c, row.id) {
+                    println!(
+                        "allocation: {}",
+                        a.map_or("the whole account".to_string(), |a| a.to_string())
+                    );
+                }
             })
+        }
+        StrategyCommand::Allocate { name, allocation } => {
+            let allocation = parse_allocation(&allocation)?;
+            strategies::set_allocation(c, &name, allocation, now_ms()).map_err(not_found)?;
+            ctx.emit(
+                &serde_json::json!({"name": name, "allocation": allocation}),
+                || match allocation {
+                    Some(a) => println!("strategy {name:?} trades on {a} of the account"),
+                    None => println!("strategy {name:?} trades on the whole account"),
+                },
+            )
         }
     }
 }

@@ -41,6 +41,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0012_books.sql")),
         M::up(include_str!("migrations/0014_daemon_heartbeat.sql")),
         M::up(include_str!("migrations/0015_backtest_decisions.sql")),
+        M::up(include_str!("migrations/0016_strategy_allocation.sql")),
     ])
 });
 
@@ -130,7 +131,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 13;
+const MIGRATION_COUNT: usize = 14;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

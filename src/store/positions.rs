@@ -329,6 +329,53 @@ pub fn closed_trades(
     Ok(out)
 }
 
+/// One book's figures on the connection, for its own risk limits: its open positions, its
+/// realised PnL (closed at or after `since`, and in all), and its closed trades oldest first.
+pub struct BookFigures {
+    pub open: Vec<PositionRow>,
+    pub realised_since: Quote,
+    pub realised_total: Quote,
+    pub closed_trades: Vec<crate::domain::risk::ClosedTrade>,
+}
+
+/// `BookFigures` of `book` on the connection.
+pub fn book_figures(
+    conn: &Connection,
+    connection: &str,
+    book: BookId,
+    since: i64,
+) -> StoreResult<BookFigures> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM positions WHERE connection = ?1 AND strategy_id IS ?2
+         ORDER BY closed_at, id"
+    ))?;
+    let rows = collect(stmt.query_map(params![connection, book], from_row)?)?;
+    let mut figures = BookFigures {
+        open: Vec::new(),
+        realised_since: Quote::ZERO,
+        realised_total: Quote::ZERO,
+        closed_trades: Vec::new(),
+    };
+    for row in rows {
+        figures.realised_total += row.position.realized_pnl;
+        match row.position.closed_at {
+            Some(closed_at) => {
+                if closed_at >= since {
+                    figures.realised_since += row.position.realized_pnl;
+                }
+                figures
+                    .closed_trades
+                    .push(crate::domain::risk::ClosedTrade {
+                        pnl: row.position.realized_pnl,
+                        closed_at,
+                    });
+            }
+            None => figures.open.push(row),
+        }
+    }
+    Ok(figures)
+}
+
 /// A base asset the exchange holds beyond the sum of every book's open positions in it: no
 /// strategy owns it, so none sells it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -127,6 +127,51 @@ pub fn set_active(conn: &Connection, name: &str, active: bool, now_ms: i64) -> S
     Ok(())
 }
 
+/// Set (or with `None` clear) the capital allocation of strategy `name`.
+pub fn set_allocation(
+    conn: &Connection,
+    name: &str,
+    allocation: Option<crate::domain::trading::Allocation>,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let json = allocation
+        .map(|a| serde_json::to_string(&a))
+        .transpose()
+        .map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let n = conn.execute(
+        "UPDATE strategies SET allocation = ?1, updated_at = ?2 WHERE name = ?3",
+        params![json, now_ms, name],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("strategy {name:?}")));
+    }
+    Ok(())
+}
+
+/// The capital allocation of the strategy with id `id` (`None`: the whole account).
+pub fn allocation_of(
+    conn: &Connection,
+    id: i64,
+) -> StoreResult<Option<crate::domain::trading::Allocation>> {
+    let json: Option<Option<String>> = conn
+        .query_row(
+            "SELECT allocation FROM strategies WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match json.flatten() {
+        None => Ok(None),
+        Some(j) => serde_json::from_str(&j)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                column: "strategies.allocation",
+                value: j.clone(),
+                reason: e.to_string(),
+            }),
+    }
+}
+
 /// An exchange connection. `keyring_entry` names the OS keyring entry; no secret is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionRow {
@@ -262,6 +307,27 @@ mod tests {
         remove_connection(c, "main").unwrap();
         assert!(matches!(
             remove_connection(c, "main"),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_strategys_allocation_round_trips_and_clears() {
+        use crate::domain::trading::Allocation;
+        let store = crate::store::Store::open_in_memory().unwrap();
+        let c = store.conn();
+        c.execute_batch(
+            "INSERT INTO strategies (id, name, created_at, updated_at) VALUES (3, 'fast', 0, 0);",
+        )
+        .unwrap();
+        assert_eq!(allocation_of(c, 3).unwrap(), None);
+        let a: Allocation = "12.5%".parse().unwrap();
+        set_allocation(c, "fast", Some(a), 1).unwrap();
+        assert_eq!(allocation_of(c, 3).unwrap(), Some(a));
+        set_allocation(c, "fast", None, 2).unwrap();
+        assert_eq!(allocation_of(c, 3).unwrap(), None);
+        assert!(matches!(
+            set_allocation(c, "nope", None, 3),
             Err(StoreError::NotFound(_))
         ));
     }

@@ -410,3 +410,85 @@ async fn books_holding_more_than_the_exchange_is_a_discrepancy_that_keeps_tradin
     );
     assert!(report.unmanaged.is_empty());
 }
+
+/// Execute a BUY of `strategy` at `now` and return the report whatever its outcome.
+async fn try_buy(rig: &Rig, strategy: Option<i64>, now: i64) -> ExecutionReport {
+    let input = input(&rig.btc, now);
+    rig.service
+        .execute_decision(&input, &buy_decision(&input), strategy, now)
+        .await
+        .unwrap()
+}
+
+fn allocate(rig: &Rig, name: &str, allocation: &str) {
+    trademind::store::strategies::set_allocation(
+        rig.store.lock().unwrap().conn(),
+        name,
+        Some(allocation.parse().unwrap()),
+        START,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_strategy_is_sized_on_its_allocation_of_the_account() {
+    let rig = rig();
+    let fast = rig.strategy("fast", "strategy");
+    let trend = rig.strategy("trend", "strategy");
+    allocate(&rig, "fast", "10%");
+    rig.service.reconcile(START).await.unwrap();
+    rig.buy(Some(fast), START).await;
+    rig.buy(Some(trend), START + 60_000).await;
+    // fast's book is 10 % of 10 000 = 1 000: 1 % risk (10) over the 5 000 stop distance is
+    // 0.002 BTC, of which the 0.1 % fee in BTC leaves 0.001998. trend sizes on the whole
+    // account, 9 999.9 after fast's fee (0.000002 BTC at 50 000 = 0.1): 1 % is 99.999 over
+    // 5 000 = 0.0199998 BTC, 0.0199798002 held after its fee.
+    assert_eq!(
+        rig.open_of(Some(fast)).position.quantity.get(),
+        dec!(0.001998)
+    );
+    assert_eq!(
+        rig.open_of(Some(trend)).position.quantity.get(),
+        dec!(0.0199798002)
+    );
+}
+
+#[tokio::test]
+async fn a_strategy_past_its_own_daily_loss_is_refused_while_the_others_trade() {
+    let rig = rig();
+    let fast = rig.strategy("fast", "strategy");
+    let trend = rig.strategy("trend", "strategy");
+    allocate(&rig, "fast", "1000");
+    // fast lost 40 today: 4 % of its 1 000, past the 3 % daily limit; the account lost 0.4 %.
+    {
+        let db = rig.store.lock().unwrap();
+        let p = trademind::domain::trading::Position {
+            symbol: rig.btc.clone(),
+            side: trademind::domain::trading::PositionSide::Long,
+            quantity: trademind::domain::Qty::ZERO,
+            entry_price: Price(dec!(50000)),
+            stop_loss: None,
+            take_profit: None,
+            realized_pnl: trademind::domain::Quote(dec!(-40)),
+            fees_paid: trademind::domain::Quote::ZERO,
+            opened_at: START - 60_000,
+            closed_at: Some(START - 30_000),
+        };
+        positions::insert(db.conn(), "paper", Some(fast), &p, START).unwrap();
+    }
+    rig.service.reconcile(START).await.unwrap();
+    let refused = try_buy(&rig, Some(fast), START).await;
+    assert_ne!(refused.outcome, ExecutionOutcome::Executed);
+    let reasons = match refused.risk_verdict {
+        Some(trademind::domain::risk::RiskVerdict::Refused { reasons, .. }) => reasons,
+        other => panic!("not refused: {other:?}"),
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("strategy fast's book:") && r.contains("daily")),
+        "{reasons:?}"
+    );
+    rig.buy(Some(trend), START + 60_000).await;
+    assert_eq!(rig.open().len(), 1);
+}

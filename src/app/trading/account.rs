@@ -12,10 +12,11 @@ use crate::domain::decision::DecisionInput;
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Quote};
 use crate::domain::risk::{
-    BreakerInputs, BreakerReason, BreakerTransition, MarketSnapshot, OpenPosition, RiskContext,
-    daily_loss_pct, drawdown_pct,
+    BreakerInputs, BreakerReason, BreakerTransition, Check, MarketSnapshot, OpenPosition,
+    RiskContext, RiskManagementService, RiskVerdict, TradeIntent, daily_loss_pct, drawdown_pct,
 };
 use crate::domain::symbol::Symbol;
+use crate::domain::trading::Allocation;
 use crate::domain::trading::PositionService;
 use crate::services::exchange::{Exchange, balance_of};
 use crate::services::notification::AlertKind;
@@ -127,6 +128,130 @@ pub async fn build_risk_context<E: Exchange>(
     })
 }
 
+/// The risk layer's view of one strategy's book (its virtual sub-account), from the account's
+/// context: the book's equity (its allocation of the account's equity, or the whole of it), what
+/// it may spend (the account's free balance, at most its equity less what its positions are
+/// worth), its own open positions (heat, open count), today's PnL, closed trades and losing
+/// streak. The book's start of day is its equity less today's PnL; with no stored peak of its
+/// own, its drawdown is measured from today's start. Limits, market and breaker are the
+/// account's.
+pub fn book_risk_context(
+    account: &RiskContext,
+    traded: &Symbol,
+    allocation: Option<Allocation>,
+    figures: positions::BookFigures,
+    day_start_ms: i64,
+) -> RiskContext {
+    let mark_of = |row: &PositionRow| {
+        if &row.position.symbol == traded {
+            account.market.price
+        } else {
+            row.mark_price.unwrap_or(row.position.entry_price)
+        }
+    };
+    let mut unrealised = Quote::ZERO;
+    let mut held_value = Quote::ZERO;
+    // Entry fees of positions opened today and still open are today's realised PnL too (as
+    // the account read model counts them).
+    let mut realised_today = figures.realised_since;
+    for row in &figures.open {
+        let mark = mark_of(row);
+        unrealised += PositionService::unrealized_pnl(&row.position, mark);
+        held_value += PositionService::market_value(&row.position, mark);
+        if row.position.opened_at >= day_start_ms {
+            realised_today += row.position.realized_pnl;
+        }
+    }
+    let equity = allocation.map_or(account.equity, |a| {
+        a.equity(account.equity, figures.realised_total + unrealised)
+    });
+    let spendable = Quote((equity.get() - held_value.get()).max(Decimal::ZERO));
+    let start_of_day = Quote(equity.get() - realised_today.get() - unrealised.get());
+    RiskContext {
+        equity,
+        available_balance: Quote(account.available_balance.get().min(spendable.get())),
+        open_positions: figures
+            .open
+            .iter()
+            .map(|row| OpenPosition {
+                symbol: row.position.symbol.clone(),
+                quantity: row.position.quantity,
+                entry: row.position.entry_price,
+                stop: row.position.stop_loss,
+            })
+            .collect(),
+        realised_pnl_today: realised_today,
+        unrealised_pnl: unrealised,
+        start_of_day_equity: start_of_day,
+        peak_equity: start_of_day.max(equity),
+        closed_trades: figures.closed_trades,
+        config: account.config.clone(),
+        market: account.market.clone(),
+        breaker: account.breaker,
+    }
+}
+
+/// One verdict from the account's and a strategy's book's: refused when either refuses (the
+/// book's reasons say whose), else the smaller approved quantity. The book's checks are kept
+/// beside the account's, named `book.<check>`.
+pub fn combine_verdicts(account: RiskVerdict, book: RiskVerdict, strategy: &str) -> RiskVerdict {
+    let (book_approved, book_reasons, book_checks) = match book {
+        RiskVerdict::Refused { reasons, checks } => (None, reasons, checks),
+        approved @ RiskVerdict::Approved { .. } => {
+            let checks = approved.checks().to_vec();
+            (Some(approved), Vec::new(), checks)
+        }
+    };
+    let book_checks: Vec<Check> = book_checks
+        .into_iter()
+        .map(|mut c| {
+            c.name = std::borrow::Cow::Owned(format!("book.{}", c.name));
+            c
+        })
+        .collect();
+    let book_reasons: Vec<String> = book_reasons
+        .into_iter()
+        .map(|r| format!("strategy {strategy}'s book: {r}"))
+        .collect();
+    match (account, book_approved) {
+        (
+            RiskVerdict::Refused {
+                mut reasons,
+                mut checks,
+            },
+            _,
+        ) => {
+            reasons.extend(book_reasons);
+            checks.extend(book_checks);
+            RiskVerdict::Refused { reasons, checks }
+        }
+        (RiskVerdict::Approved { checks, .. }, None) => {
+            let mut all = checks;
+            all.extend(book_checks);
+            RiskVerdict::Refused {
+                reasons: book_reasons,
+                checks: all,
+            }
+        }
+        (account @ RiskVerdict::Approved { .. }, Some(book)) => {
+            let smaller_is_book = match (&account, &book) {
+                (
+                    RiskVerdict::Approved { quantity: a, .. },
+                    RiskVerdict::Approved { quantity: b, .. },
+                ) => b <= a,
+                _ => true,
+            };
+            let mut all = account.checks().to_vec();
+            all.extend(book_checks);
+            let mut chosen = if smaller_is_book { book } else { account };
+            if let RiskVerdict::Approved { checks, .. } = &mut chosen {
+                *checks = all;
+            }
+            chosen
+        }
+    }
+}
+
 impl<E: Exchange + 'static> TradingService<E> {
     /// The decision input for a symbol from the exchange's CLOSED candles, with the open
     /// position, the risk state and the last decisions filled in.
@@ -194,6 +319,43 @@ impl<E: Exchange + 'static> TradingService<E> {
             settings.llm.recent_decisions,
         )?;
         Ok(())
+    }
+
+    /// The risk verdict on `intent`: the account's, and for a strategy its own book's too
+    /// (`book_risk_context`, sized on its allocation); both must approve.
+    pub(super) fn validate_in_book(
+        &self,
+        intent: &TradeIntent,
+        account: &RiskContext,
+        strategy_id: Option<i64>,
+        now_ms: i64,
+    ) -> Result<RiskVerdict, TradingError> {
+        let verdict = RiskManagementService::validate(intent, account);
+        let Some(id) = strategy_id else {
+            return Ok(verdict);
+        };
+        let (allocation, figures, name) = {
+            let db = self.store()?;
+            let c = db.conn();
+            let name = crate::store::strategies::list_strategies(c)?
+                .into_iter()
+                .find(|s| s.id == id)
+                .map_or_else(|| format!("#{id}"), |s| s.name);
+            (
+                crate::store::strategies::allocation_of(c, id)?,
+                positions::book_figures(c, &self.deps.connection, Some(id), day_start(now_ms))?,
+                name,
+            )
+        };
+        let book = book_risk_context(
+            account,
+            &intent.symbol,
+            allocation,
+            figures,
+            day_start(now_ms),
+        );
+        let book_verdict = RiskManagementService::validate(intent, &book);
+        Ok(combine_verdicts(verdict, book_verdict, &name))
     }
 
     /// Equity now (`account_equity` in the connection's `quote_currency`). Returns (equity,
@@ -371,5 +533,67 @@ impl<E: Exchange + 'static> TradingService<E> {
             unrealized_pnl: unrealised,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod book_tests {
+    use super::*;
+    use crate::domain::money::Qty;
+    use rust_decimal_macros::dec;
+
+    fn check(name: &'static str, passed: bool) -> Check {
+        Check {
+            name: std::borrow::Cow::Borrowed(name),
+            passed,
+            detail: String::new(),
+        }
+    }
+
+    fn approved(qty: Decimal) -> RiskVerdict {
+        RiskVerdict::Approved {
+            quantity: Qty(qty),
+            entry: Price(dec!(50000)),
+            stop: Some(Price(dec!(45000))),
+            take_profit: None,
+            notional: Quote(qty * dec!(50000)),
+            risk_amount: Quote(qty * dec!(5000)),
+            checks: vec![check("max_daily_loss", true)],
+        }
+    }
+
+    fn refused(reason: &str) -> RiskVerdict {
+        RiskVerdict::Refused {
+            reasons: vec![reason.to_string()],
+            checks: vec![check("max_daily_loss", false)],
+        }
+    }
+
+    #[test]
+    fn both_approving_gives_the_smaller_quantity_with_both_sets_of_checks() {
+        let v = combine_verdicts(approved(dec!(0.02)), approved(dec!(0.002)), "fast");
+        let RiskVerdict::Approved {
+            quantity, checks, ..
+        } = v
+        else {
+            panic!("refused: {v:?}");
+        };
+        assert_eq!(quantity, Qty(dec!(0.002)));
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_ref()).collect();
+        assert_eq!(names, vec!["max_daily_loss", "book.max_daily_loss"]);
+        let v = combine_verdicts(approved(dec!(0.001)), approved(dec!(0.002)), "fast");
+        assert!(
+            matches!(v, RiskVerdict::Approved { quantity, .. } if quantity == Qty(dec!(0.001)))
+        );
+    }
+
+    #[test]
+    fn either_refusing_refuses_and_the_books_reasons_name_the_strategy() {
+        let v = combine_verdicts(approved(dec!(0.02)), refused("daily loss 4 %"), "fast");
+        assert!(matches!(&v, RiskVerdict::Refused { reasons, .. }
+            if reasons == &vec!["strategy fast's book: daily loss 4 %".to_string()]));
+        let v = combine_verdicts(refused("heat"), approved(dec!(0.002)), "fast");
+        assert!(matches!(&v, RiskVerdict::Refused { reasons, checks }
+            if reasons == &vec!["heat".to_string()] && checks.len() == 2));
     }
 }

@@ -8,7 +8,6 @@ use crate::app::decide::{DecisionEngine, EngineOutput, record};
 use crate::domain::decision::{Action, DecisionInput};
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Qty};
-use crate::domain::risk::RiskManagementService;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::SymbolFilters;
 use crate::domain::trading::order::OrderPurpose;
@@ -338,7 +337,8 @@ impl<E: Exchange + 'static> TradingService<E> {
             let outcome = ExecutionOutcome::NothingToDo;
             return self.finish(input, out, strategy_id, report, outcome, message);
         };
-        let verdict = RiskManagementService::validate(&intent, &context);
+        // The account's limits and, for a strategy, its own book's (allocation, daily loss, heat).
+        let verdict = self.validate_in_book(&intent, &context, strategy_id, now_ms)?;
         report.risk_verdict = Some(verdict.clone());
         let result = match plan(&intent, &verdict, position.as_ref().map(|r| &r.position)) {
             Plan::Nothing { outcome, message } => {

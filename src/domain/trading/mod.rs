@@ -10,5 +10,6 @@ pub use filters::{FilterViolation, SymbolFilters};
 pub use mode::{LiveConfirmation, LiveTradingRefused, TradingMode, authorize_order};
 pub use order::{Fill, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce};
 pub use position::{
-    FillEffect, Position, PositionError, PositionFill, PositionService, PositionSide,
+    Allocation, FillEffect, InvalidAllocation, Position, PositionError, PositionFill,
+    PositionService, PositionSide,
 };

@@ -9,6 +9,77 @@ use crate::domain::trading::order::{Fill, Side};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+/// The capital of a strategy's book (its virtual sub-account): a share of the account's equity,
+/// or a fixed amount of the quote currency that then moves with what the book has made or lost.
+/// A strategy without one sizes on the whole account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    /// Percent of the account's equity (0 < p <= 100).
+    Percent(Decimal),
+    /// A fixed amount of the quote currency (> 0).
+    Quote(Quote),
+}
+
+/// An allocation that cannot be used, with what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "allocation {given:?}: {why} (e.g. `25%` of the account's equity or `1000` in its quote currency)"
+)]
+pub struct InvalidAllocation {
+    pub given: String,
+    pub why: &'static str,
+}
+
+impl std::str::FromStr for Allocation {
+    type Err = InvalidAllocation;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why| InvalidAllocation {
+            given: s.to_string(),
+            why,
+        };
+        let t = s.trim();
+        match t.strip_suffix('%') {
+            Some(p) => {
+                let p: Decimal = p.trim().parse().map_err(|_| bad("not a number"))?;
+                if p <= Decimal::ZERO || p > Decimal::ONE_HUNDRED {
+                    return Err(bad("a percentage must be above 0 and at most 100"));
+                }
+                Ok(Allocation::Percent(p.normalize()))
+            }
+            None => {
+                let q: Decimal = t.parse().map_err(|_| bad("not a number"))?;
+                if q <= Decimal::ZERO {
+                    return Err(bad("an amount must be above 0"));
+                }
+                Ok(Allocation::Quote(Quote(q.normalize())))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Allocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Allocation::Percent(p) => write!(f, "{p}%"),
+            Allocation::Quote(q) => write!(f, "{q}"),
+        }
+    }
+}
+
+impl Allocation {
+    /// The book's equity: its share of `account_equity`, or its fixed amount plus `book_pnl`
+    /// (realised and unrealised, net of fees) — never more than the account has, never below 0.
+    pub fn equity(self, account_equity: Quote, book_pnl: Quote) -> Quote {
+        let e = match self {
+            Allocation::Percent(p) => account_equity.get() * p / Decimal::ONE_HUNDRED,
+            Allocation::Quote(q) => (q.get() + book_pnl.get()).min(account_equity.get()),
+        };
+        Quote(e.max(Decimal::ZERO))
+    }
+}
+
 /// Direction of a position. Spot trading is long-only today; the arithmetic is written for both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PositionSide {
@@ -371,5 +442,34 @@ mod tests {
             Err(PositionError::WrongSymbol { .. })
         ));
         assert_eq!(p.quantity, Qty(dec!(1)), "a refused fill changes nothing");
+    }
+
+    #[test]
+    fn an_allocation_is_a_share_of_equity_or_a_fixed_amount_moving_with_the_books_pnl() {
+        use rust_decimal_macros::dec;
+        let pct: Allocation = "25%".parse().unwrap();
+        assert_eq!(pct, Allocation::Percent(dec!(25)));
+        assert_eq!(
+            pct.equity(Quote(dec!(10000)), Quote(dec!(-500))),
+            Quote(dec!(2500))
+        );
+        let fixed: Allocation = "1000".parse().unwrap();
+        assert_eq!(fixed.to_string(), "1000");
+        assert_eq!(
+            fixed.equity(Quote(dec!(10000)), Quote(dec!(-120.5))),
+            Quote(dec!(879.5))
+        );
+        // Never more than the account holds, never negative.
+        assert_eq!(
+            fixed.equity(Quote(dec!(600)), Quote::ZERO),
+            Quote(dec!(600))
+        );
+        assert_eq!(
+            fixed.equity(Quote(dec!(600)), Quote(dec!(-2000))),
+            Quote::ZERO
+        );
+        for bad in ["0%", "101%", "-5", "0", "ten", "%"] {
+            assert!(bad.parse::<Allocation>().is_err(), "{bad}");
+        }
     }
 }
