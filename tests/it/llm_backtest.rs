@@ -210,6 +210,23 @@ fn an_llm_backtest_of_200_candles_records_200_costed_decisions_and_a_second_run_
         )
         .unwrap();
     assert_eq!((decisions, costed), (200, 200));
+    // The run's decisions are listed by run, and kept out of the live decision log.
+    let listed = |extra: &[&str]| -> Value {
+        let out = run(
+            dir.path(),
+            &config,
+            &[&["--json", "decisions"][..], extra].concat(),
+        )
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let id_text = id.to_string();
+    let of_run = listed(&["--backtest", &id_text, "--last", "500"]);
+    assert_eq!(of_run["decisions"].as_array().unwrap().len(), 200);
+    assert_eq!(listed(&[])["decisions"], json!([]));
 
     let second = backtest(dir.path(), &config, "5");
     assert_eq!(
