@@ -54,6 +54,20 @@ pub enum BacktestCommand {
     Cancel { id: i64 },
     /// Delete a stored run.
     Delete { id: i64 },
+    /// Stored runs on the same candles side by side: metrics, LLM cost, return net of cost,
+    /// cost per trade, and each run against the first with 95 % block-bootstrap intervals of
+    /// the difference in return (net of cost) and Sharpe.
+    Compare {
+        /// Two or more backtest ids; the first is the one the others are measured against.
+        #[arg(required = true, num_args = 2..)]
+        ids: Vec<i64>,
+        /// Bootstrap seed (the same seed prints the same intervals).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -783,6 +797,11 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
                 },
             )
         }
+        BacktestCommand::Compare {
+            ids,
+            seed,
+            resamples,
+        } => super::backtest_engine::run_compare(&ids, seed, resamples, ctx),
         BacktestCommand::Delete { id } => {
             let store = ctx.open_store()?;
             if !backtests::delete(store.conn(), id)? {

@@ -52,6 +52,9 @@ pub struct DecisionsArgs {
     /// Also show LLM cost totals per day and per strategy.
     #[arg(long)]
     pub costs: bool,
+    /// List the decisions of this backtest run instead (they are left out of the default list).
+    #[arg(long, value_name = "ID")]
+    pub backtest: Option<i64>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -674,7 +677,10 @@ pub async fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
         None => {}
     }
     let store = ctx.open_store()?;
-    let rows = recorder::recent(store.conn(), args.last)?;
+    let rows = match args.backtest {
+        Some(id) => recorder::of_backtest(store.conn(), id, args.last)?,
+        None => recorder::recent(store.conn(), args.last)?,
+    };
     let totals = if args.costs {
         Some(recorder::cost_totals(store.conn())?)
     } else {

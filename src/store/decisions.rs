@@ -224,13 +224,30 @@ pub fn count(conn: &Connection) -> StoreResult<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// The `last` most recent decisions, newest first.
+/// The `last` most recent decisions outside backtests (live, `decide`, the demo), newest
+/// first: a 200-candle LLM backtest must not bury them.
 pub fn recent(conn: &Connection, last: usize) -> StoreResult<Vec<DecisionRow>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM decisions ORDER BY decided_at DESC, id DESC LIMIT ?1"
+        "SELECT {COLUMNS} FROM decisions WHERE backtest_id IS NULL
+         ORDER BY decided_at DESC, id DESC LIMIT ?1"
     ))?;
     let limit = i64::try_from(last).unwrap_or(i64::MAX);
     let rows = stmt.query_map([limit], read_row)?;
+    collect(rows)
+}
+
+/// The `last` most recent decisions of backtest `backtest_id`, newest first.
+pub fn of_backtest(
+    conn: &Connection,
+    backtest_id: i64,
+    last: usize,
+) -> StoreResult<Vec<DecisionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM decisions WHERE backtest_id = ?1
+         ORDER BY decided_at DESC, id DESC LIMIT ?2"
+    ))?;
+    let limit = i64::try_from(last).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![backtest_id, limit], read_row)?;
     collect(rows)
 }
 
@@ -562,6 +579,30 @@ mod tests {
         assert_eq!(one.cost_usd, dec!(0.30));
         let none = strategies.iter().find(|s| s.key == "none").unwrap();
         assert_eq!((none.cost_usd, none.decisions), (dec!(0.05), 2));
+    }
+
+    #[test]
+    fn backtest_decisions_stay_out_of_the_live_log_prompts_and_budget_and_sum_by_run() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let run =
+            crate::store::backtests::create(c, "llm:m", "BTCUSDT", "1h", &serde_json::json!({}), 0)
+                .unwrap();
+        let mut d = row(1_000, None, Some(dec!(0.5)));
+        d.backtest_id = Some(run);
+        d.validation = Some(r#"{"cached_cost_usd":"0.25"}"#.into());
+        insert(c, &d).unwrap();
+        insert(c, &row(2_000, None, Some(dec!(0.1)))).unwrap();
+        assert_eq!(recent(c, 10).unwrap().len(), 1);
+        assert_eq!(
+            recent_for_symbol(c, "BTCUSDT", 10_000, 10).unwrap().len(),
+            1
+        );
+        assert_eq!(spent_on_day(c, 5_000).unwrap(), dec!(0.1));
+        assert_eq!(of_backtest(c, run, 10).unwrap().len(), 1);
+        let cost = backtest_cost(c, run).unwrap();
+        assert_eq!((cost.decisions, cost.cost_usd), (1, dec!(0.5)));
+        assert_eq!(cost.full_cost_usd(), dec!(0.75));
     }
 
     #[test]

@@ -210,6 +210,23 @@ fn an_llm_backtest_of_200_candles_records_200_costed_decisions_and_a_second_run_
         )
         .unwrap();
     assert_eq!((decisions, costed), (200, 200));
+    // The run's decisions are listed by run, and kept out of the live decision log.
+    let listed = |extra: &[&str]| -> Value {
+        let out = run(
+            dir.path(),
+            &config,
+            &[&["--json", "decisions"][..], extra].concat(),
+        )
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let id_text = id.to_string();
+    let of_run = listed(&["--backtest", &id_text, "--last", "500"]);
+    assert_eq!(of_run["decisions"].as_array().unwrap().len(), 200);
+    assert_eq!(listed(&[])["decisions"], json!([]));
 
     let second = backtest(dir.path(), &config, "5");
     assert_eq!(
@@ -422,4 +439,77 @@ fn a_run_wholly_before_the_models_knowledge_cutoff_is_split_and_warned_about() {
     assert!(split["after"].is_null());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("lies before"), "{stderr}");
+}
+
+#[test]
+fn backtest_compare_prints_the_llm_edge_over_rules_net_of_cost_with_its_interval() {
+    let f = fakes();
+    f.xai.push(scripts());
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(&f, dir.path());
+    let llm = backtest(dir.path(), &config, "5");
+    let rules = run(
+        dir.path(),
+        &config,
+        &[
+            &[
+                "--json",
+                "backtest",
+                "--engine",
+                "rules",
+                "--symbol",
+                "BTCUSDT",
+                "--interval",
+                "1h",
+            ][..],
+            &PERIOD[..],
+            &["--sizing", "fraction=0.5"][..],
+        ]
+        .concat(),
+    )
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let rules: Value = serde_json::from_slice(&rules).unwrap();
+    let (a, b) = (rules["id"].to_string(), llm["id"].to_string());
+    let out = run(
+        dir.path(),
+        &config,
+        &["--json", "backtest", "compare", &a, &b],
+    )
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let llm_row = &v["runs"][1];
+    assert_eq!(usd(&llm_row["llm_cost_usd"]), dec!(0.75512));
+    assert_eq!(usd(&v["runs"][0]["llm_cost_usd"]), dec!(0));
+    // 100 000 starting cash (backtest.initial_cash): $0.75512 is 0.00075512 points of return.
+    let gross = llm_row["total_return_pct"].as_f64().unwrap();
+    let net = llm_row["return_net_of_cost_pct"].as_f64().unwrap();
+    assert!((gross - net - 0.000_755_12).abs() < 1e-9, "{gross} {net}");
+    let diff = &v["differences"][0];
+    assert_eq!(diff["common_candles"], 200);
+    let (lo, est, hi) = (
+        diff["return_net_diff_pct"]["low"].as_f64().unwrap(),
+        diff["return_net_diff_pct"]["estimate"].as_f64().unwrap(),
+        diff["return_net_diff_pct"]["high"].as_f64().unwrap(),
+    );
+    assert!(lo <= hi, "{diff}");
+    let rules_ret = v["runs"][0]["total_return_pct"].as_f64().unwrap();
+    assert!(
+        (est - (net - rules_ret)).abs() < 1e-6,
+        "{est} vs {net} - {rules_ret}"
+    );
+    let text = run(dir.path(), &config, &["backtest", "compare", &a, &b])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("return net of cost"), "{text}");
+    assert!(text.contains("95 % CI"), "{text}");
+    assert!(text.contains("buy-and-hold"), "{text}");
 }

@@ -2,6 +2,7 @@
 //! the schema (`validate`), the input snapshot an engine decides on, the rule-based engine, and a
 //! detector for instruction-like text in untrusted data.
 
+pub mod edge;
 pub mod injection;
 pub mod input;
 pub mod rules;
