@@ -1092,15 +1092,26 @@ mod tests {
         collect_leaves(&table, &[], &mut keys);
         // `# key = value` lines are the optional keys, unset by default.
         let mut section = String::new();
+        // Keys of a commented-out `[[array.of.tables]]` entry are not settable one by one: the
+        // array is set whole (see the webhooks case in the test).
+        let mut in_array = false;
         for line in text.lines() {
             let t = line.trim();
             if t.starts_with('[') && t.ends_with(']') {
                 section = t.trim_matches(|c| c == '[' || c == ']').to_string();
+                in_array = t.starts_with("[[");
                 continue;
             }
             let Some(commented) = t.strip_prefix("# ") else {
                 continue;
             };
+            if commented.starts_with("[[") && commented.ends_with("]]") {
+                in_array = true;
+                continue;
+            }
+            if in_array {
+                continue;
+            }
             let Some((k, v)) = commented.split_once(" = ") else {
                 continue;
             };
@@ -1181,5 +1192,20 @@ mod tests {
                 .unwrap_or_else(|| panic!("{key} not in the effective settings"));
             assert_eq!(env_text(got), text, "{var}");
         }
+        // An array of tables is set whole, as a TOML inline array.
+        let var = format!("{ENV_PREFIX}NOTIFICATIONS{ENV_SEPARATOR}WEBHOOKS");
+        let text = r#"[{ name = "ops", url = "https://example.com/hook", format = "slack" }]"#;
+        let loaded = load(
+            Some(empty.path()),
+            &[(var.clone(), text.to_string())],
+            &FlagOverrides::default(),
+        )
+        .unwrap_or_else(|e| panic!("{var}={text}: {e}"));
+        let effective = toml::Table::try_from(&loaded.settings).unwrap();
+        let hooks = value_at(&effective, &["notifications".into(), "webhooks".into()])
+            .and_then(|v| v.as_array())
+            .unwrap_or_else(|| panic!("{var} not applied"));
+        assert_eq!(hooks.len(), 1, "{var}");
+        assert_eq!(hooks[0].get("name").and_then(|v| v.as_str()), Some("ops"));
     }
 }
