@@ -386,7 +386,8 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
         Action::NewBacktest if app.screen == Screen::Backtests => {
             let s = &app.snapshot;
             app.overlay = Overlay::BacktestForm(BacktestForm {
-                strategy: s.strategies.first().cloned().unwrap_or_default(),
+                // A strategy the backtester knows: the built-ins are what it runs.
+                strategy: crate::domain::backtest::strategies::BUILT_IN[0].to_string(),
                 symbol: s.market.symbol.as_str().to_string(),
                 interval: s.market.interval.as_str().to_string(),
                 params: String::new(),
@@ -462,7 +463,30 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
     Vec::new()
 }
 
+/// Check a backtest request the way the backtester will, before it is queued: an unknown
+/// strategy, an unknown parameter or one out of its range is said at once, whole.
+pub fn validate_backtest(req: &BacktestRequest) -> Result<(), String> {
+    use crate::domain::backtest::strategies::{StrategySpec, build_strategy};
+    let mut params = std::collections::BTreeMap::new();
+    for (k, v) in &req.params {
+        let value: f64 = v
+            .parse()
+            .map_err(|_| format!("parameter {k}={v} is not a number"))?;
+        params.insert(k.clone(), value);
+    }
+    build_strategy(&StrategySpec {
+        name: req.strategy.clone(),
+        params,
+    })
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
 fn start_backtest(app: &mut App, req: BacktestRequest) -> Vec<Effect> {
+    if let Err(e) = validate_backtest(&req) {
+        set_status(app, StatusKind::Error, format!("backtest not started: {e}"));
+        return Vec::new();
+    }
     set_status(
         app,
         StatusKind::Info,
@@ -497,12 +521,16 @@ fn parse_form(form: &BacktestForm) -> Result<BacktestRequest, String> {
         .parse::<Interval>()
         .map_err(|e| e.to_string())?;
     let words: Vec<&str> = form.params.split_whitespace().collect();
-    Ok(BacktestRequest {
+    let req = BacktestRequest {
         strategy: strategy.to_string(),
         symbol,
         interval,
         params: parse_params(&words)?,
-    })
+    };
+    // The form stays open with the backtester's own words rather than queueing a run that
+    // would fail out of sight.
+    validate_backtest(&req)?;
+    Ok(req)
 }
 
 /// `:backtest STRATEGY [symbol=S] [interval=I] [key=value ...]`, `:pause`, `:resume`, `:quit`,
@@ -1038,6 +1066,35 @@ mod tests {
             })]
         );
         assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn an_unknown_strategy_is_refused_at_once_not_queued() {
+        let mut app = app();
+        let effects = press(&mut app, ":backtest nosuch\n");
+        assert!(effects.is_empty(), "{effects:?}");
+        let status = app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
+        assert!(
+            status.contains("unknown strategy \"nosuch\"") && status.contains("sma-cross"),
+            "{status}"
+        );
+        // An out-of-range parameter is refused whole in the form, which stays open.
+        press(&mut app, "6n");
+        press(&mut app, "\t\t\tfast=40 slow=30\n");
+        let Overlay::BacktestForm(form) = &app.overlay else {
+            panic!("the form closed: {:?}", app.overlay);
+        };
+        assert!(
+            form.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("must be shorter than slow"),
+            "{form:?}"
+        );
     }
 
     #[test]

@@ -127,7 +127,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         theme.title(),
     ));
     if s.positions.is_empty() {
-        empty(frame, theme, positions, pos_block, "no open positions");
+        empty(
+            frame,
+            theme,
+            positions,
+            pos_block,
+            "no open positions · new here? `trademind demo` shows the whole loop",
+        );
     } else {
         let rows = s.positions.iter().map(|p| {
             let prec = app.precision(p.symbol.as_str());
@@ -191,7 +197,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
     let dec_block = Block::bordered().title(Span::styled(" Last decisions ", theme.title()));
     if s.decisions.is_empty() {
-        empty(frame, theme, decisions, dec_block, "no decisions yet");
+        empty(
+            frame,
+            theme,
+            decisions,
+            dec_block,
+            "no decisions yet: add a strategy (`trademind strategy add`), then run `trademind --daemon`",
+        );
     } else {
         let times: Vec<String> = s
             .decisions

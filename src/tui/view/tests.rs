@@ -118,6 +118,10 @@ fn empty_snapshot_renders_every_screen_with_empty_states() {
                     "{text}"
                 );
             }
+            // Below the minimum the screen says so rather than cutting everything.
+            if w == 20 {
+                assert!(text.contains("too small"), "{text}");
+            }
         }
     }
 }
@@ -375,4 +379,51 @@ fn p_pauses_and_resumes_from_the_risk_screen_and_the_state_shows_a_countdown() {
         update(&mut app, Action::Confirm),
         vec![Effect::ResumeTrading]
     );
+}
+
+#[test]
+fn the_backtest_form_lists_the_strategies_and_shows_its_error_whole() {
+    let mut app = app_on(Screen::Backtests);
+    update(&mut app, Action::NewBacktest);
+    if let crate::tui::state::Overlay::BacktestForm(form) = &mut app.overlay {
+        form.error = Some(
+            "strategy sma-cross has no parameter \"fsat\"; it takes: fast, slow, stop_pct, take_pct (see the list above)"
+                .into(),
+        );
+    }
+    let text = render(&app, 80, 24);
+    for name in [
+        "sma-cross",
+        "rsi-reversion",
+        "macd",
+        "rsi-macd",
+        "oversold=30",
+    ] {
+        assert!(text.contains(name), "{name} missing\n{text}");
+    }
+    // Wrapped, so its end is on screen too.
+    assert!(text.contains("list above)"), "{text}");
+    assert!(text.contains("fsat"), "{text}");
+}
+
+#[test]
+fn empty_screens_name_the_next_command() {
+    use crate::app::snapshot::Snapshot;
+    use crate::domain::market::Interval;
+    use crate::domain::symbol::Symbol;
+    use crate::domain::trading::TradingMode;
+    let snap = Snapshot::empty(
+        TradingMode::Paper,
+        Symbol::new("BTCUSDT").unwrap(),
+        Interval::H1,
+    );
+    let on = |screen| {
+        let mut app = App::new(snap.clone());
+        update(&mut app, Action::GoTo(screen));
+        render(&app, 200, 60)
+    };
+    assert!(on(Screen::Dashboard).contains("`trademind demo`"));
+    assert!(on(Screen::Decisions).contains("`trademind strategy add`"));
+    assert!(on(Screen::Backtests).contains("`trademind data fetch BTCUSDT 1h"));
+    assert!(on(Screen::Positions).contains("`trademind demo`"));
 }
