@@ -210,10 +210,12 @@ fn apply_snapshot(app: &mut App, mut snap: Snapshot) {
     }
     // The cursor follows the row it was on, not its index: new decisions, runs and orders
     // arrive at the top, and the detail shown must not drift to another row under the reader.
+    // At the top with nothing open, the cursor follows the newest decision instead.
     let decision = app
         .snapshot
         .decisions
         .get(app.selected(Screen::Decisions))
+        .filter(|_| app.selected(Screen::Decisions) > 0 || app.decision_detail)
         .map(|d| d.id);
     let backtest = app
         .snapshot
@@ -941,6 +943,21 @@ mod tests {
             matches!(app.overlay, Overlay::Confirm(_)),
             "{:?}",
             app.status
+        );
+    }
+
+    #[test]
+    fn the_decision_cursor_at_the_top_follows_the_newest_decision() {
+        let mut app = App::new(crate::tui::fixture::snapshot());
+        update(&mut app, Action::GoTo(Screen::Decisions));
+        let mut newer = crate::tui::fixture::snapshot();
+        let mut fresh = newer.decisions[0].clone();
+        fresh.id = 43;
+        newer.decisions.insert(0, fresh);
+        update(&mut app, Action::SnapshotLoaded(Box::new(newer)));
+        assert_eq!(
+            app.snapshot.decisions[app.selected(Screen::Decisions)].id,
+            43
         );
     }
 

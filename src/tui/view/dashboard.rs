@@ -228,18 +228,23 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             ];
             if wide {
                 cells.push(Cell::from(Span::styled(d.engine.clone(), theme.muted())));
+            } else {
+                // No room for the confidence beside a dated time: the verdict matters more.
+                cells.remove(3);
             }
             Row::new(cells)
         });
         let mut widths = vec![
             Constraint::Length(time_w),
-            Constraint::Length(8),
+            Constraint::Length(7),
             Constraint::Length(4),
             Constraint::Length(4),
             Constraint::Min(6),
         ];
         if wide {
             widths.push(Constraint::Length(6));
+        } else {
+            widths.remove(3);
         }
         frame.render_widget(Table::new(rows, widths).block(dec_block), decisions);
     }

@@ -326,7 +326,7 @@ fn risk_shows_limits_with_units_and_source_usage_and_the_three_states() {
     let text = render(&app, 200, 60);
     for expected in [
         "Daily loss limit",
-        "% day start",
+        "% of day",
         "database",
         "config",
         "default",
