@@ -99,6 +99,9 @@ pub struct App {
     pub precisions: Precisions,
     /// The account's currency: money is shown in it.
     pub currency: String,
+    /// Each job's last successful run seen on the bus (run's clock): heartbeats go to the
+    /// health panel, not the log.
+    pub heartbeats: std::collections::BTreeMap<String, i64>,
     /// Set by `update` whenever something visible changed; the runner draws and clears it.
     pub dirty: bool,
 }
@@ -112,6 +115,7 @@ impl App {
         App {
             precisions: Precisions::default(),
             currency,
+            heartbeats: std::collections::BTreeMap::new(),
             snapshot,
             screen: Screen::Dashboard,
             overlay: Overlay::None,

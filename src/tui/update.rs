@@ -749,15 +749,19 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             }
         }
         Event::JobFinished { job, ok, error } => {
-            let (level, message) = if ok {
-                (LogLevel::Info, format!("job {job} finished"))
+            // A success is a heartbeat: the health panel says when each job last ran, so the
+            // log keeps what a reader needs (a job running three times a second buried it).
+            if ok {
+                app.heartbeats.insert(job, at_ms);
             } else {
-                (
+                push_log(
+                    app,
+                    at_ms,
                     LogLevel::Error,
+                    "jobs".into(),
                     format!("job {job} failed: {}", error.unwrap_or_default()),
-                )
-            };
-            push_log(app, at_ms, level, "jobs".into(), message);
+                );
+            }
             return vec![Effect::Refresh];
         }
         Event::Log {
@@ -943,6 +947,47 @@ mod tests {
             matches!(app.overlay, Overlay::Confirm(_)),
             "{:?}",
             app.status
+        );
+    }
+
+    #[test]
+    fn job_heartbeats_go_to_the_health_panel_not_the_log() {
+        let mut app = App::new(crate::tui::fixture::snapshot());
+        let logs_before = app.snapshot.logs.len();
+        for i in 0..3 {
+            update(
+                &mut app,
+                Action::Bus {
+                    event: Box::new(Event::JobFinished {
+                        job: "monitor_orders".into(),
+                        ok: true,
+                        error: None,
+                    }),
+                    at_ms: 1_000 + i,
+                },
+            );
+        }
+        assert_eq!(
+            app.snapshot.logs.len(),
+            logs_before,
+            "heartbeats flooded the log"
+        );
+        assert_eq!(app.heartbeats.get("monitor_orders"), Some(&1_002));
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::JobFinished {
+                    job: "monitor_orders".into(),
+                    ok: false,
+                    error: Some("timeout".into()),
+                }),
+                at_ms: 2_000,
+            },
+        );
+        assert_eq!(
+            app.snapshot.logs.len(),
+            logs_before + 1,
+            "a failure is logged"
         );
     }
 

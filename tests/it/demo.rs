@@ -209,7 +209,12 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
         ("5", "┌ Market BTCUSDT 1h", &["close 94536.1"]),
         ("6", "┌ Backtests 1 runs", &["rsi-macd", "completed"]),
         ("7", "┌ Risk", &["REDUCE ONLY", "consecutive losses"]),
-        ("8", "┌ Logs", &["job monitor_orders finished"]),
+        // Heartbeats are in the health panel, the fills in the activity feed.
+        (
+            "8",
+            "┌ Logs",
+            &["monitor_orders", "last run", "Activity", "BUY"],
+        ),
     ];
     for (key, title, data) in screens {
         tmux.send(key);

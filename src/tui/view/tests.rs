@@ -427,3 +427,25 @@ fn empty_screens_name_the_next_command() {
     assert!(on(Screen::Backtests).contains("`trademind data fetch BTCUSDT 1h"));
     assert!(on(Screen::Positions).contains("`trademind demo`"));
 }
+
+#[test]
+fn the_activity_feed_lists_fills_stop_hits_refusals_breaker_changes_and_alerts() {
+    let mut app = app_on(Screen::Logs);
+    app.heartbeats
+        .insert("monitor_orders".into(), fixture::NOW_MS - 3_000);
+    let text = render(&app, 200, 60);
+    for expected in [
+        "Activity",
+        "STOP HIT",
+        "TARGET",
+        "SELL 0.50000 ETHUSDT at 3,000.00",
+        "REFUSED",
+        "SELL ETHUSDT: breaker: halted: 3 losses in a row",
+        "BREAKER",
+        "ALERT",
+        "insufficient balance",
+        "monitor_orders last run 3s ago",
+    ] {
+        assert!(text.contains(expected), "{expected} missing\n{text}");
+    }
+}
