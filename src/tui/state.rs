@@ -102,6 +102,9 @@ pub struct App {
     /// Each job's last successful run seen on the bus (run's clock): heartbeats go to the
     /// health panel, not the log.
     pub heartbeats: std::collections::BTreeMap<String, i64>,
+    /// Commands run on the `:` line, oldest first, and where ↑/↓ is in them.
+    pub command_history: Vec<String>,
+    pub history_pos: Option<usize>,
     /// Set by `update` whenever something visible changed; the runner draws and clears it.
     pub dirty: bool,
 }
@@ -116,6 +119,8 @@ impl App {
             precisions: Precisions::default(),
             currency,
             heartbeats: std::collections::BTreeMap::new(),
+            command_history: Vec::new(),
+            history_pos: None,
             snapshot,
             screen: Screen::Dashboard,
             overlay: Overlay::None,

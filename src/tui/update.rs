@@ -90,8 +90,51 @@ fn apply(app: &mut App, action: Action) -> Vec<Effect> {
                 }
                 Vec::new()
             }
-            Action::Submit => run_command(app, &line),
-            Action::Back => Vec::new(),
+            Action::Submit => {
+                let trimmed = line.trim().to_string();
+                if !trimmed.is_empty() && app.command_history.last() != Some(&trimmed) {
+                    app.command_history.push(trimmed);
+                }
+                app.history_pos = None;
+                run_command(app, &line)
+            }
+            Action::PrevField => {
+                let n = app.command_history.len();
+                if n > 0 {
+                    let pos = app.history_pos.map_or(n - 1, |p| p.saturating_sub(1));
+                    app.history_pos = Some(pos);
+                    line = app.command_history[pos].clone();
+                }
+                app.overlay = Overlay::Command(line);
+                Vec::new()
+            }
+            Action::NextField => {
+                match app.history_pos {
+                    Some(p) if p + 1 < app.command_history.len() => {
+                        app.history_pos = Some(p + 1);
+                        line = app.command_history[p + 1].clone();
+                    }
+                    Some(_) => {
+                        app.history_pos = None;
+                        line.clear();
+                    }
+                    None => {}
+                }
+                app.overlay = Overlay::Command(line);
+                Vec::new()
+            }
+            Action::Complete => {
+                let (done, choices) = complete_command(app, &line);
+                if choices.len() > 1 {
+                    set_status(app, StatusKind::Info, choices.join("  "));
+                }
+                app.overlay = Overlay::Command(done);
+                Vec::new()
+            }
+            Action::Back => {
+                app.history_pos = None;
+                Vec::new()
+            }
             _ => {
                 app.overlay = Overlay::Command(line);
                 Vec::new()
@@ -463,6 +506,63 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
         _ => app.dirty = false,
     }
     Vec::new()
+}
+
+/// The `:` line's commands, for completion.
+const COMMANDS: [&str; 8] = [
+    "backtest", "help", "kill", "market", "pause", "quit", "refresh", "resume",
+];
+
+/// Complete the word being typed on the `:` line: a command, then a strategy after `backtest`
+/// or a symbol after `market`. Returns the new line and every candidate for the word.
+fn complete_command(app: &App, line: &str) -> (String, Vec<String>) {
+    let (head, word) = match line.rfind(' ') {
+        Some(i) => (&line[..=i], &line[i + 1..]),
+        None => ("", line),
+    };
+    let first = line.split_whitespace().next().unwrap_or("");
+    let pool: Vec<String> = if head.is_empty() {
+        COMMANDS.iter().map(|c| c.to_string()).collect()
+    } else if first == "backtest" && head.trim() == "backtest" {
+        crate::domain::backtest::strategies::BUILT_IN
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else if first == "market" && head.trim() == "market" {
+        app.snapshot
+            .symbols
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let choices: Vec<String> = pool
+        .into_iter()
+        .filter(|c| c.starts_with(&word.to_ascii_lowercase()) || c.starts_with(word))
+        .collect();
+    let done = match choices.as_slice() {
+        [] => line.to_string(),
+        [one] => format!("{head}{one} "),
+        many => {
+            // The longest prefix every candidate shares.
+            let mut prefix = many[0].clone();
+            for c in &many[1..] {
+                while !c.starts_with(&prefix) {
+                    prefix.pop();
+                }
+            }
+            format!(
+                "{head}{}",
+                if prefix.len() > word.len() {
+                    &prefix
+                } else {
+                    word
+                }
+            )
+        }
+    };
+    (done, choices)
 }
 
 /// Check a backtest request the way the backtester will, before it is queued: an unknown
@@ -948,6 +1048,34 @@ mod tests {
             "{:?}",
             app.status
         );
+    }
+
+    #[test]
+    fn the_command_line_completes_and_remembers() {
+        let mut app = app();
+        press(&mut app, ":ba\t");
+        assert_eq!(app.overlay, Overlay::Command("backtest ".into()));
+        press(&mut app, "rsi-m\t");
+        assert_eq!(app.overlay, Overlay::Command("backtest rsi-macd ".into()));
+        press(&mut app, "\u{1b}");
+        // Two commands run, then ↑ brings back the last, ↑ again the one before, ↓ forward.
+        press(&mut app, ":refresh\n");
+        press(&mut app, ":8\n");
+        press(&mut app, ":");
+        let up = |app: &mut App| update(app, Action::PrevField);
+        let down = |app: &mut App| update(app, Action::NextField);
+        up(&mut app);
+        assert_eq!(app.overlay, Overlay::Command("8".into()));
+        up(&mut app);
+        assert_eq!(app.overlay, Overlay::Command("refresh".into()));
+        down(&mut app);
+        assert_eq!(app.overlay, Overlay::Command("8".into()));
+        down(&mut app);
+        assert_eq!(app.overlay, Overlay::Command(String::new()));
+        // The arrow keys reach the history on the `:` line.
+        let key = |code| map_key(&app, KeyEvent::new(code, KeyModifiers::NONE));
+        assert_eq!(key(KeyCode::Up), Some(Action::PrevField));
+        assert_eq!(key(KeyCode::Tab), Some(Action::Complete));
     }
 
     #[test]
