@@ -449,3 +449,25 @@ fn the_activity_feed_lists_fills_stop_hits_refusals_breaker_changes_and_alerts()
         assert!(text.contains(expected), "{expected} missing\n{text}");
     }
 }
+
+#[test]
+fn empty_state_snapshots_of_every_screen() {
+    // A fresh database: what a new trader sees first, at every size.
+    use crate::app::snapshot::Snapshot;
+    use crate::domain::market::Interval;
+    use crate::domain::symbol::Symbol;
+    use crate::domain::trading::TradingMode;
+    let snap = Snapshot::empty(
+        TradingMode::Paper,
+        Symbol::new("BTCUSDT").unwrap(),
+        Interval::H1,
+    );
+    for screen in Screen::ALL {
+        let mut app = App::new(snap.clone());
+        update(&mut app, Action::GoTo(screen));
+        for (w, h) in SIZES {
+            let name = format!("empty_{}_{w}x{h}", screen.long().to_lowercase());
+            insta::assert_snapshot!(name, render(&app, w, h));
+        }
+    }
+}
