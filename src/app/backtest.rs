@@ -122,7 +122,7 @@ pub enum BacktestRunError {
     #[error("sizing {0} needs a stop-loss: add --param stop_pct=2 (or use --sizing atr)")]
     NeedsStop(&'static str),
     #[error(
-        "no {symbol} {interval} candles in the database for that period: run `trademind market import`/`fetch` first, or pass --data FILE.csv"
+        "no {symbol} {interval} candles in the database for that period: download them with `trademind data fetch {symbol} {interval} --from 2025-01-01` (or `trademind data import FILE.csv {symbol} {interval}`), or pass --data FILE.csv"
     )]
     NoStoredCandles { symbol: String, interval: Interval },
     #[error("cannot render the report: {0}")]
@@ -820,6 +820,21 @@ pub fn run_walk_forward_and_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_stored_candles_names_the_command_that_gets_them() {
+        // Issue 18: the message named `trademind market import/fetch`, which does not exist.
+        let text = BacktestRunError::NoStoredCandles {
+            symbol: "BTCUSDT".into(),
+            interval: Interval::H1,
+        }
+        .to_string();
+        assert!(
+            text.contains("trademind data fetch BTCUSDT 1h --from"),
+            "{text}"
+        );
+        assert!(!text.contains("market import"), "{text}");
+    }
 
     #[test]
     fn sweep_axes_parse_and_multiply() {

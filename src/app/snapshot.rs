@@ -125,6 +125,8 @@ pub struct TradeView {
     pub fee_asset: String,
     pub realised_pnl: Option<Quote>,
     pub strategy: String,
+    /// What the order was for: `entry`, `exit`, `stop_loss`, `take_profit`, …
+    pub purpose: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -646,6 +648,7 @@ fn load_trades(conn: &Connection) -> Result<Vec<TradeView>, SnapshotError> {
             fee_asset: row.fill.fee_asset,
             realised_pnl: row.realized_pnl,
             strategy: row.strategy.unwrap_or_default(),
+            purpose: row.purpose.as_str().to_string(),
         })
         .collect())
 }

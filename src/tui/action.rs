@@ -114,6 +114,8 @@ pub enum Action {
     Backspace,
     NextField,
     PrevField,
+    /// Tab on the `:` line: complete the command, strategy or symbol being typed.
+    Complete,
     Submit,
     // Background reports.
     SnapshotLoaded(Box<Snapshot>),

@@ -249,6 +249,11 @@ pub fn snapshot() -> Snapshot {
                 realised_pnl: (i % 2 == 0)
                     .then(|| Quote(Decimal::from((i as i64 % 5) * 12 - 20) + dec!(0.4343024553))),
                 strategy: if i % 4 == 0 { "llm-news".into() } else { "sma-cross".into() },
+                purpose: match i % 4 {
+                    0 => "stop_loss".into(),
+                    2 => "take_profit".into(),
+                    _ => "entry".into(),
+                },
             })
             .collect(),
         decisions: vec![

@@ -84,7 +84,20 @@ pub fn map_key(app: &App, key: KeyEvent) -> Option<Action> {
                 _ => None,
             };
         }
-        Overlay::Command(_) | Overlay::BacktestForm(_) => {
+        Overlay::Command(_) => {
+            // Tab completes; ↑/↓ walk the history of commands run.
+            return match key.code {
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Enter => Some(Action::Submit),
+                KeyCode::Backspace => Some(Action::Backspace),
+                KeyCode::Tab => Some(Action::Complete),
+                KeyCode::Up => Some(Action::PrevField),
+                KeyCode::Down => Some(Action::NextField),
+                KeyCode::Char(c) if !ctrl => Some(Action::Input(c)),
+                _ => None,
+            };
+        }
+        Overlay::BacktestForm(_) => {
             return match key.code {
                 KeyCode::Esc => Some(Action::Back),
                 KeyCode::Enter => Some(Action::Submit),

@@ -101,6 +101,12 @@ pub struct App {
     pub precisions: Precisions,
     /// The account's currency: money is shown in it.
     pub currency: String,
+    /// Each job's last successful run seen on the bus (run's clock): heartbeats go to the
+    /// health panel, not the log.
+    pub heartbeats: std::collections::BTreeMap<String, i64>,
+    /// Commands run on the `:` line, oldest first, and where ↑/↓ is in them.
+    pub command_history: Vec<String>,
+    pub history_pos: Option<usize>,
     /// Set by `update` whenever something visible changed; the runner draws and clears it.
     pub dirty: bool,
 }
@@ -114,6 +120,9 @@ impl App {
         App {
             precisions: Precisions::default(),
             currency,
+            heartbeats: std::collections::BTreeMap::new(),
+            command_history: Vec::new(),
+            history_pos: None,
             snapshot,
             screen: Screen::Dashboard,
             overlay: Overlay::None,

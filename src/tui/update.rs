@@ -101,8 +101,51 @@ fn apply(app: &mut App, action: Action) -> Vec<Effect> {
                 }
                 Vec::new()
             }
-            Action::Submit => run_command(app, &line),
-            Action::Back => Vec::new(),
+            Action::Submit => {
+                let trimmed = line.trim().to_string();
+                if !trimmed.is_empty() && app.command_history.last() != Some(&trimmed) {
+                    app.command_history.push(trimmed);
+                }
+                app.history_pos = None;
+                run_command(app, &line)
+            }
+            Action::PrevField => {
+                let n = app.command_history.len();
+                if n > 0 {
+                    let pos = app.history_pos.map_or(n - 1, |p| p.saturating_sub(1));
+                    app.history_pos = Some(pos);
+                    line = app.command_history[pos].clone();
+                }
+                app.overlay = Overlay::Command(line);
+                Vec::new()
+            }
+            Action::NextField => {
+                match app.history_pos {
+                    Some(p) if p + 1 < app.command_history.len() => {
+                        app.history_pos = Some(p + 1);
+                        line = app.command_history[p + 1].clone();
+                    }
+                    Some(_) => {
+                        app.history_pos = None;
+                        line.clear();
+                    }
+                    None => {}
+                }
+                app.overlay = Overlay::Command(line);
+                Vec::new()
+            }
+            Action::Complete => {
+                let (done, choices) = complete_command(app, &line);
+                if choices.len() > 1 {
+                    set_status(app, StatusKind::Info, choices.join("  "));
+                }
+                app.overlay = Overlay::Command(done);
+                Vec::new()
+            }
+            Action::Back => {
+                app.history_pos = None;
+                Vec::new()
+            }
             _ => {
                 app.overlay = Overlay::Command(line);
                 Vec::new()
@@ -264,10 +307,12 @@ fn apply_snapshot(app: &mut App, mut snap: Snapshot) {
     }
     // The cursor follows the row it was on, not its index: new decisions, runs and orders
     // arrive at the top, and the detail shown must not drift to another row under the reader.
+    // At the top with nothing open, the cursor follows the newest decision instead.
     let decision = app
         .snapshot
         .decisions
         .get(app.selected(Screen::Decisions))
+        .filter(|_| app.selected(Screen::Decisions) > 0 || app.decision_detail)
         .map(|d| d.id);
     let backtest = app
         .snapshot
@@ -450,7 +495,8 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
         Action::NewBacktest if app.screen == Screen::Backtests => {
             let s = &app.snapshot;
             app.overlay = Overlay::BacktestForm(BacktestForm {
-                strategy: s.strategies.first().cloned().unwrap_or_default(),
+                // A strategy the backtester knows: the built-ins are what it runs.
+                strategy: crate::domain::backtest::strategies::BUILT_IN[0].to_string(),
                 symbol: s.market.symbol.as_str().to_string(),
                 interval: s.market.interval.as_str().to_string(),
                 params: String::new(),
@@ -522,7 +568,87 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
     Vec::new()
 }
 
+/// The `:` line's commands, for completion.
+const COMMANDS: [&str; 8] = [
+    "backtest", "help", "kill", "market", "pause", "quit", "refresh", "resume",
+];
+
+/// Complete the word being typed on the `:` line: a command, then a strategy after `backtest`
+/// or a symbol after `market`. Returns the new line and every candidate for the word.
+fn complete_command(app: &App, line: &str) -> (String, Vec<String>) {
+    let (head, word) = match line.rfind(' ') {
+        Some(i) => (&line[..=i], &line[i + 1..]),
+        None => ("", line),
+    };
+    let first = line.split_whitespace().next().unwrap_or("");
+    let pool: Vec<String> = if head.is_empty() {
+        COMMANDS.iter().map(|c| c.to_string()).collect()
+    } else if first == "backtest" && head.trim() == "backtest" {
+        crate::domain::backtest::strategies::BUILT_IN
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else if first == "market" && head.trim() == "market" {
+        app.snapshot
+            .symbols
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let choices: Vec<String> = pool
+        .into_iter()
+        .filter(|c| c.starts_with(&word.to_ascii_lowercase()) || c.starts_with(word))
+        .collect();
+    let done = match choices.as_slice() {
+        [] => line.to_string(),
+        [one] => format!("{head}{one} "),
+        many => {
+            // The longest prefix every candidate shares.
+            let mut prefix = many[0].clone();
+            for c in &many[1..] {
+                while !c.starts_with(&prefix) {
+                    prefix.pop();
+                }
+            }
+            format!(
+                "{head}{}",
+                if prefix.len() > word.len() {
+                    &prefix
+                } else {
+                    word
+                }
+            )
+        }
+    };
+    (done, choices)
+}
+
+/// Check a backtest request the way the backtester will, before it is queued: an unknown
+/// strategy, an unknown parameter or one out of its range is said at once, whole.
+pub fn validate_backtest(req: &BacktestRequest) -> Result<(), String> {
+    use crate::domain::backtest::strategies::{StrategySpec, build_strategy};
+    let mut params = std::collections::BTreeMap::new();
+    for (k, v) in &req.params {
+        let value: f64 = v
+            .parse()
+            .map_err(|_| format!("parameter {k}={v} is not a number"))?;
+        params.insert(k.clone(), value);
+    }
+    build_strategy(&StrategySpec {
+        name: req.strategy.clone(),
+        params,
+    })
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
 fn start_backtest(app: &mut App, req: BacktestRequest) -> Vec<Effect> {
+    if let Err(e) = validate_backtest(&req) {
+        set_status(app, StatusKind::Error, format!("backtest not started: {e}"));
+        return Vec::new();
+    }
     set_status(
         app,
         StatusKind::Info,
@@ -557,12 +683,16 @@ fn parse_form(form: &BacktestForm) -> Result<BacktestRequest, String> {
         .parse::<Interval>()
         .map_err(|e| e.to_string())?;
     let words: Vec<&str> = form.params.split_whitespace().collect();
-    Ok(BacktestRequest {
+    let req = BacktestRequest {
         strategy: strategy.to_string(),
         symbol,
         interval,
         params: parse_params(&words)?,
-    })
+    };
+    // The form stays open with the backtester's own words rather than queueing a run that
+    // would fail out of sight.
+    validate_backtest(&req)?;
+    Ok(req)
 }
 
 /// `:backtest STRATEGY [symbol=S] [interval=I] [key=value ...]`, `:pause`, `:resume`, `:quit`,
@@ -779,15 +909,19 @@ fn apply_event(app: &mut App, event: Event, at_ms: i64) -> Vec<Effect> {
             }
         }
         Event::JobFinished { job, ok, error } => {
-            let (level, message) = if ok {
-                (LogLevel::Info, format!("job {job} finished"))
+            // A success is a heartbeat: the health panel says when each job last ran, so the
+            // log keeps what a reader needs (a job running three times a second buried it).
+            if ok {
+                app.heartbeats.insert(job, at_ms);
             } else {
-                (
+                push_log(
+                    app,
+                    at_ms,
                     LogLevel::Error,
+                    "jobs".into(),
                     format!("job {job} failed: {}", error.unwrap_or_default()),
-                )
-            };
-            push_log(app, at_ms, level, "jobs".into(), message);
+                );
+            }
             return vec![Effect::Refresh];
         }
         Event::Log {
@@ -977,6 +1111,90 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_completes_and_remembers() {
+        let mut app = app();
+        press(&mut app, ":ba\t");
+        assert_eq!(app.overlay, Overlay::Command("backtest ".into()));
+        press(&mut app, "rsi-m\t");
+        assert_eq!(app.overlay, Overlay::Command("backtest rsi-macd ".into()));
+        press(&mut app, "\u{1b}");
+        // Two commands run, then ↑ brings back the last, ↑ again the one before, ↓ forward.
+        press(&mut app, ":refresh\n");
+        press(&mut app, ":8\n");
+        press(&mut app, ":");
+        let up = |app: &mut App| update(app, Action::PrevField);
+        let down = |app: &mut App| update(app, Action::NextField);
+        up(&mut app);
+        assert_eq!(app.overlay, Overlay::Command("8".into()));
+        up(&mut app);
+        assert_eq!(app.overlay, Overlay::Command("refresh".into()));
+        down(&mut app);
+        assert_eq!(app.overlay, Overlay::Command("8".into()));
+        down(&mut app);
+        assert_eq!(app.overlay, Overlay::Command(String::new()));
+        // The arrow keys reach the history on the `:` line.
+        let key = |code| map_key(&app, KeyEvent::new(code, KeyModifiers::NONE));
+        assert_eq!(key(KeyCode::Up), Some(Action::PrevField));
+        assert_eq!(key(KeyCode::Tab), Some(Action::Complete));
+    }
+
+    #[test]
+    fn job_heartbeats_go_to_the_health_panel_not_the_log() {
+        let mut app = App::new(crate::tui::fixture::snapshot());
+        let logs_before = app.snapshot.logs.len();
+        for i in 0..3 {
+            update(
+                &mut app,
+                Action::Bus {
+                    event: Box::new(Event::JobFinished {
+                        job: "monitor_orders".into(),
+                        ok: true,
+                        error: None,
+                    }),
+                    at_ms: 1_000 + i,
+                },
+            );
+        }
+        assert_eq!(
+            app.snapshot.logs.len(),
+            logs_before,
+            "heartbeats flooded the log"
+        );
+        assert_eq!(app.heartbeats.get("monitor_orders"), Some(&1_002));
+        update(
+            &mut app,
+            Action::Bus {
+                event: Box::new(Event::JobFinished {
+                    job: "monitor_orders".into(),
+                    ok: false,
+                    error: Some("timeout".into()),
+                }),
+                at_ms: 2_000,
+            },
+        );
+        assert_eq!(
+            app.snapshot.logs.len(),
+            logs_before + 1,
+            "a failure is logged"
+        );
+    }
+
+    #[test]
+    fn the_decision_cursor_at_the_top_follows_the_newest_decision() {
+        let mut app = App::new(crate::tui::fixture::snapshot());
+        update(&mut app, Action::GoTo(Screen::Decisions));
+        let mut newer = crate::tui::fixture::snapshot();
+        let mut fresh = newer.decisions[0].clone();
+        fresh.id = 43;
+        newer.decisions.insert(0, fresh);
+        update(&mut app, Action::SnapshotLoaded(Box::new(newer)));
+        assert_eq!(
+            app.snapshot.decisions[app.selected(Screen::Decisions)].id,
+            43
+        );
+    }
+
+    #[test]
     fn the_decision_cursor_stays_on_its_decision_when_new_rows_arrive() {
         let mut app = App::new(crate::tui::fixture::snapshot());
         update(&mut app, Action::GoTo(Screen::Decisions));
@@ -1098,6 +1316,35 @@ mod tests {
             })]
         );
         assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn an_unknown_strategy_is_refused_at_once_not_queued() {
+        let mut app = app();
+        let effects = press(&mut app, ":backtest nosuch\n");
+        assert!(effects.is_empty(), "{effects:?}");
+        let status = app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
+        assert!(
+            status.contains("unknown strategy \"nosuch\"") && status.contains("sma-cross"),
+            "{status}"
+        );
+        // An out-of-range parameter is refused whole in the form, which stays open.
+        press(&mut app, "6n");
+        press(&mut app, "\t\t\tfast=40 slow=30\n");
+        let Overlay::BacktestForm(form) = &app.overlay else {
+            panic!("the form closed: {:?}", app.overlay);
+        };
+        assert!(
+            form.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("must be shorter than slow"),
+            "{form:?}"
+        );
     }
 
     #[test]

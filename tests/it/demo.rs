@@ -202,14 +202,19 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
         (
             "2",
             "┌ Positions & orders",
-            &["BTCUSDT", "LONG", "92358.34"],
+            &["BTCUSDT", "LONG", "92,358.34"],
         ),
         ("3", "┌ Trades", &["SELL", "BUY", "demo"]),
         ("4", "┌ Decisions 212 recorded", &["executed", "rules"]),
         ("5", "┌ Market BTCUSDT 1h", &["close 94536.1"]),
         ("6", "┌ Backtests 1 runs", &["rsi-macd", "completed"]),
-        ("7", "┌ Risk", &["REDUCE ONLY", "consecutive_losses"]),
-        ("8", "┌ Logs", &["job monitor_orders finished"]),
+        ("7", "┌ Risk", &["REDUCE ONLY", "consecutive losses"]),
+        // Heartbeats are in the health panel, the fills in the activity feed.
+        (
+            "8",
+            "┌ Logs",
+            &["monitor_orders", "last run", "Activity", "BUY"],
+        ),
     ];
     for (key, title, data) in screens {
         tmux.send(key);

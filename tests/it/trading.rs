@@ -601,7 +601,11 @@ mod cli {
         );
         let text = trademind(d).args(["positions"]).assert().success();
         let text = String::from_utf8(text.get_output().stdout.clone()).unwrap();
-        assert!(text.contains("BTCUSDT") && text.contains("49000"), "{text}");
+        // Prices at the symbol's tick with thousands separators (issue #18).
+        assert!(
+            text.contains("BTCUSDT") && text.contains("49,000.00"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme,
             area,
             block,
-            "no backtests yet: press n to start one",
+            "no backtests yet: press n to start one (it needs candles: `trademind data fetch BTCUSDT 1h --from 2025-01-01`)",
         );
         return;
     }

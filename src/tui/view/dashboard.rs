@@ -142,7 +142,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         theme.title(),
     ));
     if s.positions.is_empty() {
-        empty(frame, theme, positions, pos_block, "no open positions");
+        empty(
+            frame,
+            theme,
+            positions,
+            pos_block,
+            "no open positions · new here? `trademind demo` shows the whole loop",
+        );
     } else {
         let rows = s.positions.iter().map(|p| {
             let prec = app.precision(p.symbol.as_str());
@@ -206,7 +212,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
     let dec_block = Block::bordered().title(Span::styled(" Last decisions ", theme.title()));
     if s.decisions.is_empty() {
-        empty(frame, theme, decisions, dec_block, "no decisions yet");
+        empty(
+            frame,
+            theme,
+            decisions,
+            dec_block,
+            "no decisions yet: add a strategy (`trademind strategy add`), then run `trademind --daemon`",
+        );
     } else {
         let times: Vec<String> = s
             .decisions
@@ -231,18 +243,23 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             ];
             if wide {
                 cells.push(Cell::from(Span::styled(d.engine.clone(), theme.muted())));
+            } else {
+                // No room for the confidence beside a dated time: the verdict matters more.
+                cells.remove(3);
             }
             Row::new(cells)
         });
         let mut widths = vec![
             Constraint::Length(time_w),
-            Constraint::Length(8),
+            Constraint::Length(7),
             Constraint::Length(4),
             Constraint::Length(4),
             Constraint::Min(6),
         ];
         if wide {
             widths.push(Constraint::Length(6));
+        } else {
+            widths.remove(3);
         }
         frame.render_widget(Table::new(rows, widths).block(dec_block), decisions);
     }

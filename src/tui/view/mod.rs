@@ -256,8 +256,23 @@ fn draw_confirm(frame: &mut Frame, theme: Theme, area: Rect, question: &str) {
     );
 }
 
+/// The built-in strategies the backtester runs, their parameters with defaults and ranges.
+/// Periods are whole candles (1–100000), levels 0–100, stop_pct/take_pct percentages in (0, 100).
+pub const STRATEGY_PARAMS: [(&str, &str); 4] = [
+    ("sma-cross", "fast=10 slow=30 (candles, fast < slow)"),
+    (
+        "rsi-reversion",
+        "period=14 oversold=30 overbought=70 (0–100)",
+    ),
+    ("macd", "fast=12 slow=26 signal=9 (candles)"),
+    (
+        "rsi-macd",
+        "rsi_period=14 oversold=30 overbought=70 (0–100)",
+    ),
+];
+
 fn draw_form(frame: &mut Frame, theme: Theme, area: Rect, form: &BacktestForm) {
-    let rect = dialog_area(frame, area, 64, 10);
+    let rect = dialog_area(frame, area, 76, 18);
     let mut lines = Vec::new();
     for (i, label) in BacktestForm::LABELS.iter().enumerate() {
         let focused = i == form.focus;
@@ -282,19 +297,29 @@ fn draw_form(frame: &mut Frame, theme: Theme, area: Rect, form: &BacktestForm) {
         ]));
     }
     lines.push(Line::from(Span::styled(
-        "  parameters: key=value separated by spaces, e.g. fast=10 slow=30",
+        "  Strategies (key=value, defaults shown; each also takes stop_pct, take_pct):",
         theme.muted(),
     )));
-    match &form.error {
-        Some(e) => lines.push(Line::from(Span::styled(format!("  {e}"), theme.down()))),
-        None => lines.push(Line::from("")),
+    for (name, params) in STRATEGY_PARAMS {
+        let chosen = form.strategy.trim() == name;
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("  {}{name:<14}", if chosen { "● " } else { "  " }),
+                if chosen { theme.accent() } else { theme.base() },
+            ),
+            Span::styled(params, theme.muted()),
+        ]));
+    }
+    if let Some(e) = &form.error {
+        // The whole error, wrapped: a cut message cannot be acted on.
+        lines.push(Line::from(Span::styled(format!("  {e}"), theme.down())));
     }
     lines.push(Line::from(Span::styled(
         "  Tab/↓ next field · Enter start · Esc cancel",
         theme.muted(),
     )));
     frame.render_widget(
-        Paragraph::new(lines).block(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
                 .title(" New backtest ")
                 .border_style(theme.accent()),

@@ -22,11 +22,11 @@ pub fn limit_label(key: &str) -> (String, &'static str) {
     let (name, unit) = match key {
         "risk_per_trade_pct" => ("Risk per trade", "% equity"),
         "max_position_pct" => ("Max position", "% equity"),
-        "max_daily_loss_pct" => ("Daily loss limit", "% day start"),
-        "max_drawdown_pct" => ("Max drawdown", "% from peak"),
+        "max_daily_loss_pct" => ("Daily loss limit", "% of day"),
+        "max_drawdown_pct" => ("Max drawdown", "% of peak"),
         "max_open_positions" => ("Open positions", "max"),
         "max_symbol_exposure_pct" => ("Exposure/symbol", "% equity"),
-        "min_confidence" => ("Min confidence", "0–1"),
+        "min_confidence" => ("Min confidence", ""),
         "min_reward_risk" => ("Min reward:risk", "×"),
         "heat_cap_pct" => ("Heat cap", "% equity"),
         "kelly_fraction" => ("Kelly fraction", "×"),
@@ -36,7 +36,7 @@ pub fn limit_label(key: &str) -> (String, &'static str) {
         "atr_multiplier" => ("ATR stop", "× ATR"),
         "consecutive_losses_limit" => ("Loss streak limit", "losses"),
         "cooldown_minutes" => ("Cooldown", "min"),
-        "fee_rate" => ("Fee reserve", "fraction"),
+        "fee_rate" => ("Fee reserve", "×"),
         "sizing_mode" => ("Sizing", ""),
         "daily_loss_action" => ("Daily loss action", ""),
         "daily_loss_recovery" => ("Daily loss reset", ""),
@@ -366,7 +366,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             [
                 Constraint::Length(time_w),
                 Constraint::Length(6),
-                Constraint::Length(8),
+                Constraint::Length(11),
                 Constraint::Min(6),
             ],
         )
