@@ -82,7 +82,10 @@ fn table_commands(
                 named.insert(first.clone());
                 if let Some(sub) = words.get(1) {
                     let sub = sub.trim_matches(|c| c == '[' || c == ']');
-                    if sub.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                    // `--engine` is a flag, not a subcommand.
+                    if !sub.starts_with('-')
+                        && sub.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    {
                         named.insert(format!("{first} {sub}"));
                     }
                 }

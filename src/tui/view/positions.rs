@@ -134,84 +134,18 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             "no open positions: a strategy opens them (`trademind strategy list`), or try `trademind demo`",
         );
     } else {
+        let cols = columns_for(area.width.saturating_sub(2));
         let rows = s.positions.iter().map(|p| {
             let prec = app.precision(p.symbol.as_str());
             let fig = PositionFigures::of(p, now);
-            let mut cells: Vec<Cell> = vec![
-                Cell::from(p.symbol.as_str().to_string()),
-                num(fmt::qty(p.qty, &prec), theme.base()),
-                num(fmt::price(p.entry, &prec), theme.base()),
-                num(fmt::price(p.mark, &prec), theme.base()),
-                num(fmt::pct_signed(fig.upnl_pct), theme.signed(fig.upnl_pct)),
-                num(opt_pct(fig.to_stop_pct), theme.base()),
-                num(
-                    fig.r_multiple.map(fmt::r_multiple).unwrap_or("-".into()),
-                    theme.signed(fig.r_multiple.unwrap_or(0.0)),
-                ),
-                Cell::from(protection_span(theme, p.protection)),
-            ];
-            if wide {
-                cells.insert(1, Cell::from(p.side.clone()));
-                cells.insert(
-                    6,
-                    num(
-                        fmt::amount_signed(p.unrealised_pnl, &prec.quote),
-                        theme.signed(p.unrealised_pnl.to_f64()),
-                    ),
-                );
-                cells.insert(7, num(stop_text(p, &prec), theme.base()));
-                cells.insert(
-                    9,
-                    num(
-                        p.target.map(|t| fmt::price(t, &prec)).unwrap_or("-".into()),
-                        theme.base(),
-                    ),
-                );
-                cells.insert(10, num(opt_pct(fig.to_target_pct), theme.base()));
-                cells.push(num(fmt::duration(fig.in_trade_ms), theme.base()));
-                cells.push(num(fmt::pct(p.heat_pct), theme.base()));
-                // Each strategy's book holds its own position: which one is this?
-                cells.insert(1, Cell::from(p.book.clone()));
-            }
-            Row::new(cells)
+            Row::new(
+                cols.iter()
+                    .map(|c| c.cell(p, &fig, &prec, theme))
+                    .collect::<Vec<_>>(),
+            )
         });
-        let (header, widths): (Vec<(&str, bool)>, Vec<u16>) = if wide {
-            (
-                vec![
-                    ("Symbol", false),
-                    ("Book", false),
-                    ("Side", false),
-                    ("Qty", true),
-                    ("Entry", true),
-                    ("Mark", true),
-                    ("uPnL %", true),
-                    ("uPnL", true),
-                    ("Stop → limit", true),
-                    ("to stop", true),
-                    ("Target", true),
-                    ("to tgt", true),
-                    ("R", true),
-                    ("Protection", false),
-                    ("In trade", true),
-                    ("Heat", true),
-                ],
-                vec![9, 10, 5, 9, 10, 10, 7, 9, 21, 7, 10, 7, 6, 11, 8, 6],
-            )
-        } else {
-            (
-                vec![
-                    ("Symbol", false),
-                    ("Qty", true),
-                    ("Entry", true),
-                    ("Mark", true),
-                    ("uPnL %", true),
-                    ("to stop", true),
-                    ("R", true),
-                    ("Protection", false),
-                ],
-                vec![8, 8, 10, 10, 7, 7, 6, 11],
-            )
-        };
+        let header: Vec<(&str, bool)> = cols.iter().map(|c| (c.title(), c.right())).collect();
+        let widths: Vec<u16> = cols.iter().map(|c| c.width()).collect();
         let mut state = TableState::default();
         if focus == PositionsFocus::Positions {
             state.select(Some(app.selected(Screen::Positions)));
@@ -386,4 +320,150 @@ fn draw_detail(frame: &mut Frame, app: &App, theme: Theme, area: Rect, p: &Posit
             ))),
         area,
     );
+}
+
+/// A column of the positions table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Symbol,
+    Book,
+    Side,
+    Qty,
+    Entry,
+    Mark,
+    UpnlPct,
+    Upnl,
+    StopLimit,
+    Stop,
+    ToStop,
+    Target,
+    ToTarget,
+    R,
+    Protection,
+    InTrade,
+    Heat,
+}
+
+impl Col {
+    fn title(self) -> &'static str {
+        match self {
+            Col::Symbol => "Symbol",
+            Col::Book => "Book",
+            Col::Side => "Side",
+            Col::Qty => "Qty",
+            Col::Entry => "Entry",
+            Col::Mark => "Mark",
+            Col::UpnlPct => "uPnL %",
+            Col::Upnl => "uPnL",
+            Col::StopLimit => "Stop → limit",
+            Col::Stop => "Stop",
+            Col::ToStop => "to stop",
+            Col::Target => "Target",
+            Col::ToTarget => "to tgt",
+            Col::R => "R",
+            Col::Protection => "Protection",
+            Col::InTrade => "In trade",
+            Col::Heat => "Heat",
+        }
+    }
+
+    fn right(self) -> bool {
+        !matches!(self, Col::Symbol | Col::Book | Col::Side | Col::Protection)
+    }
+
+    fn width(self) -> u16 {
+        match self {
+            Col::Symbol => 9,
+            Col::Book => 9,
+            Col::Side => 5,
+            Col::Qty => 9,
+            Col::Entry | Col::Mark | Col::Stop | Col::Target => 10,
+            Col::UpnlPct | Col::ToStop | Col::ToTarget | Col::Heat => 7,
+            Col::Upnl => 9,
+            Col::StopLimit => 21,
+            Col::R => 6,
+            Col::Protection => 11,
+            Col::InTrade => 8,
+        }
+    }
+
+    fn cell(
+        self,
+        p: &PositionView,
+        fig: &PositionFigures,
+        prec: &Precision,
+        theme: Theme,
+    ) -> Cell<'static> {
+        match self {
+            Col::Symbol => Cell::from(p.symbol.as_str().to_string()),
+            Col::Book => Cell::from(p.book.clone()),
+            Col::Side => Cell::from(p.side.clone()),
+            Col::Qty => num(fmt::qty(p.qty, prec), theme.base()),
+            Col::Entry => num(fmt::price(p.entry, prec), theme.base()),
+            Col::Mark => num(fmt::price(p.mark, prec), theme.base()),
+            Col::UpnlPct => num(fmt::pct_signed(fig.upnl_pct), theme.signed(fig.upnl_pct)),
+            Col::Upnl => num(
+                fmt::amount_signed(p.unrealised_pnl, &prec.quote),
+                theme.signed(p.unrealised_pnl.to_f64()),
+            ),
+            Col::StopLimit => num(stop_text(p, prec), theme.base()),
+            Col::Stop => num(
+                p.stop.map(|t| fmt::price(t, prec)).unwrap_or("-".into()),
+                theme.base(),
+            ),
+            Col::ToStop => num(opt_pct(fig.to_stop_pct), theme.base()),
+            Col::Target => num(
+                p.target.map(|t| fmt::price(t, prec)).unwrap_or("-".into()),
+                theme.base(),
+            ),
+            Col::ToTarget => num(opt_pct(fig.to_target_pct), theme.base()),
+            Col::R => num(
+                fig.r_multiple.map(fmt::r_multiple).unwrap_or("-".into()),
+                theme.signed(fig.r_multiple.unwrap_or(0.0)),
+            ),
+            Col::Protection => Cell::from(protection_span(theme, p.protection)),
+            Col::InTrade => num(fmt::duration(fig.in_trade_ms), theme.base()),
+            Col::Heat => num(fmt::pct(p.heat_pct), theme.base()),
+        }
+    }
+}
+
+/// The widest set of columns that fits `inner` cells (with one space between columns), so a
+/// number is never cut: a right-aligned price cut at its left reads as another price.
+fn columns_for(inner: u16) -> Vec<Col> {
+    use Col::*;
+    let tiers: [&[Col]; 3] = [
+        &[
+            Symbol, Book, Side, Qty, Entry, Mark, UpnlPct, Upnl, StopLimit, ToStop, Target,
+            ToTarget, R, Protection, InTrade, Heat,
+        ],
+        &[
+            Symbol, Book, Qty, Entry, Mark, UpnlPct, Stop, ToStop, Target, ToTarget, R, Protection,
+        ],
+        &[Symbol, Qty, Entry, Mark, UpnlPct, ToStop, R, Protection],
+    ];
+    let fits = |cols: &[Col]| {
+        let total: u16 = cols.iter().map(|c| c.width()).sum::<u16>() + cols.len() as u16 - 1;
+        total <= inner
+    };
+    tiers.iter().find(|t| fits(t)).unwrap_or(&tiers[2]).to_vec()
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::*;
+
+    #[test]
+    fn every_tier_fits_the_width_it_is_chosen_for() {
+        for inner in [78u16, 118, 158, 198] {
+            let cols = columns_for(inner);
+            let total: u16 = cols.iter().map(|c| c.width()).sum::<u16>() + cols.len() as u16 - 1;
+            assert!(total <= inner, "{inner}: {cols:?} need {total}");
+        }
+        assert!(
+            columns_for(118).contains(&Col::Book),
+            "120 columns show the book"
+        );
+        assert!(columns_for(198).contains(&Col::InTrade));
+    }
 }

@@ -193,6 +193,9 @@ fn no_screen_shows_an_epoch_timestamp_or_more_decimals_than_tick_or_step() {
             );
         }
         assert!(!text.contains("-0.0"), "{name}: negative zero\n{text}");
+        if let Some(cut) = cut_number(&text) {
+            panic!("{name}: a number cut at its left ({cut}) reads as another number\n{text}");
+        }
         for raw in [
             "nothing_to_do",
             "total_return_pct",
@@ -202,6 +205,26 @@ fn no_screen_shows_an_epoch_timestamp_or_more_decimals_than_tick_or_step() {
             assert!(!text.contains(raw), "{name}: raw code word {raw}\n{text}");
         }
     }
+}
+
+/// A number whose leading digits a too-narrow column cut off: `,050.00` after a non-digit.
+fn cut_number(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    (1..chars.len().saturating_sub(3)).find_map(|i| {
+        (chars[i] == ','
+            && !chars[i - 1].is_ascii_digit()
+            && chars[i + 1..i + 4].iter().all(char::is_ascii_digit))
+        .then(|| chars[i..(i + 7).min(chars.len())].iter().collect())
+    })
+}
+
+#[test]
+fn the_cut_number_check_finds_a_price_cut_at_its_left() {
+    assert_eq!(
+        cut_number("│BTCUSD trend ,120.50 x"),
+        Some(",120.50".into())
+    );
+    assert_eq!(cut_number("50,120.50, then 3"), None);
 }
 
 #[test]
