@@ -4,9 +4,14 @@
 //! without the shared SMA columns). Run: `cargo bench --bench backtest`;
 //! `TRADEMIND_BENCH_PROFILE=60 target/release/deps/backtest-*` repeats only the main run (for
 //! `perf record`).
+//!
+//! On the anchors' data (`../shared/bench/README.md`): `TRADEMIND_BENCH_CSV` (1M candles) and
+//! `TRADEMIND_BENCH_CSV_100K` (the sweep's) replace the built-in series, the runs fill at the
+//! close as the anchors do, and under `run_anchors.sh ... -- cargo bench --bench backtest` each
+//! figure is printed with its ratio to the anchor measured in the same run.
 
 mod common;
-use common::thread_cpu;
+use common::{anchor_candles, ratio_to_anchor, thread_cpu};
 
 use rust_decimal::Decimal;
 use std::hint::black_box;
@@ -93,8 +98,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let n = 1_000_000;
-    let candles = synthetic(n);
+    let data = anchor_candles("TRADEMIND_BENCH_CSV", || synthetic(1_000_000));
+    let (candles, anchored) = (data.data, data.anchored);
+    let n = candles.len();
+    // The anchors fill at the signal bar's close; the built-in series keeps the default.
+    let fill = if anchored {
+        FillModel::Close
+    } else {
+        FillModel::NextOpen
+    };
     let config = BacktestConfig::new(Interval::M1);
     let never = AtomicBool::new(false);
 
@@ -107,7 +119,7 @@ fn main() {
         source: CandleSource::Store,
         initial_cash: Quote(Decimal::new(100_000, 0)),
         costs: Costs::default(),
-        fill: FillModel::NextOpen,
+        fill,
         sizing: SizingChoice::AllIn,
         risk: RiskConfig::default(),
     };
@@ -138,6 +150,7 @@ fn main() {
     let mut engine_runs = Vec::new();
     let mut engine_cpu = Vec::new();
     let mut trades = 0;
+    let mut final_equity = Quote(Decimal::ZERO);
     for _ in 0..11 {
         let t = Instant::now();
         let columns = CandleColumns::from_candles(&candles);
@@ -152,6 +165,7 @@ fn main() {
             _ => wall,
         });
         trades = black_box(r.metrics.trades);
+        final_equity = r.final_equity;
     }
     let mut quiet_cpu = Vec::new();
     let columns = CandleColumns::from_candles(&candles);
@@ -176,7 +190,10 @@ fn main() {
     let run = median(engine_runs);
     let run_cpu = median(engine_cpu);
     let mcps = |d: Duration| n as f64 / d.as_secs_f64() / 1e6;
-    println!("sma-cross, {n} one-minute candles, {trades} trades (median of 11):");
+    println!(
+        "sma-cross, n={n} one-minute candles, fill {fill}, trades={trades} final_equity={final_equity} (median of 11), {}:",
+        data.label
+    );
     println!(
         "  run (averages + strategy + sizing + fills + equity + metrics):    {:>8.2} ms  {:>7.1} M candles/s",
         run.as_secs_f64() * 1e3,
@@ -186,6 +203,23 @@ fn main() {
         "  engine run, CPU time of this thread:                     {:>8.2} ms  {:>7.1} M candles/s",
         run_cpu.as_secs_f64() * 1e3,
         mcps(run_cpu)
+    );
+    println!(
+        "    CPU time against the compiled reference loop: {}; {}",
+        ratio_to_anchor(
+            run_cpu.as_secs_f64() * 1e3,
+            anchored,
+            "numba-reference",
+            n,
+            "median_ms"
+        ),
+        ratio_to_anchor(
+            run_cpu.as_secs_f64() * 1e3,
+            anchored,
+            "numba-reference",
+            n,
+            "runsum_median_ms"
+        )
     );
     let quiet = median(quiet_cpu);
     println!(
@@ -206,8 +240,11 @@ fn main() {
     );
 
     // Sweep: 50 fast x 20 slow = 1,000 combinations over 100,000 candles.
-    let m = 100_000;
-    let small = &candles[..m];
+    let sweep_data = anchor_candles("TRADEMIND_BENCH_CSV_100K", || {
+        candles[..100_000.min(candles.len())].to_vec()
+    });
+    let small = &sweep_data.data[..];
+    let m = small.len();
     let columns = CandleColumns::from_candles(small);
     let base = request(10.0, 30.0);
     let axes: Vec<SweepAxis> = ["fast=2..51:1", "slow=60..250:10"]
@@ -219,6 +256,8 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut sweeps = Vec::new();
     let mut sweep_cpu = Vec::new();
+    let mut sweep_trades = 0;
+    let mut best_equity = f64::NEG_INFINITY;
     for _ in 0..3 {
         let cpu0 = process_cpu();
         let t = Instant::now();
@@ -228,19 +267,31 @@ fn main() {
             sweep_cpu.push(b.saturating_sub(a));
         }
         assert!(runs.iter().all(|r| r.metrics.is_some()));
+        sweep_trades = runs
+            .iter()
+            .filter_map(|r| r.metrics.as_ref())
+            .map(|m| m.trades)
+            .sum::<usize>();
+        best_equity = runs
+            .iter()
+            .filter_map(|r| r.metrics.as_ref())
+            .map(|m| m.final_equity)
+            .fold(f64::NEG_INFINITY, f64::max);
         black_box(runs);
     }
     let s = median(sweeps);
     println!(
-        "sweep: {} combinations x {m} candles on {threads} threads: {:.3} s wall ({:.1} M candle-steps/s)",
+        "sweep: {} combinations x n={m} candles on {threads} threads, trades={sweep_trades} best final_equity={best_equity}, {}: {:.3} s wall ({:.1} M candle-steps/s)",
         grid.len(),
+        sweep_data.label,
         s.as_secs_f64(),
         (grid.len() * m) as f64 / s.as_secs_f64() / 1e6
     );
     if !sweep_cpu.is_empty() {
+        let cpu = median(sweep_cpu).as_secs_f64();
         println!(
-            "  process CPU time (all threads): {:.3} s",
-            median(sweep_cpu).as_secs_f64()
+            "  process CPU time (all threads): {cpu:.3} s; {} (the anchor runs on one thread)",
+            ratio_to_anchor(cpu, sweep_data.anchored, "sweep", m, "warm_median_s")
         );
     }
     // For comparison: the same grid on one thread with every run computing its own averages

@@ -1,10 +1,12 @@
 //! The full indicator set over 1,000,000 synthetic one-minute candles: batch
 //! (`calculate_indicators`) against TA-Lib's 35 ms for its nine indicators, and the streaming
 //! `IndicatorSet` in ns per candle against a 100 ns target. Run with
-//! `cargo bench --bench indicators`.
+//! `cargo bench --bench indicators`. With `TRADEMIND_BENCH_CSV` (the anchors' 1M-candle series,
+//! `../shared/bench/README.md`) the columns are that file's, and under `run_anchors.sh ... --
+//! cargo bench --bench indicators` the batch is printed with its ratio to TA-Lib in the same run.
 
 mod common;
-use common::thread_cpu;
+use common::{anchor_candles, ratio_to_anchor, thread_cpu};
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use trademind::domain::market::indicators::{
     calculate_indicators_into,
 };
 
-const CANDLES: usize = 1_000_000;
+const BUILTIN_CANDLES: usize = 1_000_000;
 const RUNS: usize = 11;
 
 /// A deterministic random walk (xorshift), so every run measures the same data.
@@ -63,7 +65,15 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let cols = synthetic(CANDLES);
+    // The built-in series is generated as columns; the anchors' file goes through the loader.
+    let data = anchor_candles("TRADEMIND_BENCH_CSV", Vec::new);
+    let cols = if data.anchored {
+        CandleColumns::from_candles(&data.data)
+    } else {
+        synthetic(BUILTIN_CANDLES)
+    };
+    let candles = cols.len();
+    println!("indicators, n={candles}, {}:", data.label);
     let params = IndicatorParams::default();
 
     let batch: Vec<_> = (0..RUNS)
@@ -99,29 +109,51 @@ fn main() {
         })
         .collect();
 
-    let per_candle = |d: Duration| d.as_nanos() as f64 / CANDLES as f64;
-    let report = |name: &str, runs: &[(Duration, Duration)], target: &str| {
+    let per_candle = |d: Duration| d.as_nanos() as f64 / candles as f64;
+    let report = |name: &str, runs: &[(Duration, Duration)], target: &str, batch: bool| {
         let wall = median(runs.iter().map(|r| r.0).collect());
         let cpu = median(runs.iter().map(|r| r.1).collect());
         let best = runs.iter().map(|r| r.1).min().unwrap_or_default();
         println!(
-            "{name}, {CANDLES} candles: median wall {:.2} ms, median CPU {:.2} ms ({:.1} ns/candle), best CPU {:.2} ms ({:.1} ns/candle); target {target}",
+            "{name}, {candles} candles: median wall {:.2} ms, median CPU {:.2} ms ({:.1} ns/candle), best CPU {:.2} ms ({:.1} ns/candle); target {target}",
             wall.as_secs_f64() * 1e3,
             cpu.as_secs_f64() * 1e3,
             per_candle(cpu),
             best.as_secs_f64() * 1e3,
             per_candle(best),
         );
+        if !batch {
+            return;
+        }
+        let cpu_ms = cpu.as_secs_f64() * 1e3;
+        println!(
+            "    median CPU against TA-Lib: {}; {}",
+            ratio_to_anchor(
+                cpu_ms,
+                data.anchored,
+                "talib",
+                candles,
+                "all9_wma_di_vwap_ms"
+            ),
+            ratio_to_anchor(cpu_ms, data.anchored, "talib", candles, "all9_ms")
+        );
     };
-    report("batch calculate_indicators (full set)", &batch, "< 35 ms");
+    report(
+        "batch calculate_indicators (full set)",
+        &batch,
+        "< 35 ms",
+        true,
+    );
     report(
         "batch calculate_indicators_into (buffers reused)",
         &batch_into,
         "< 35 ms",
+        true,
     );
     report(
         "streaming IndicatorSet::update (full set)",
         &streaming,
         "< 100 ns/candle",
+        false,
     );
 }

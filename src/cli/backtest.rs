@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::backtest_shard::{self, Shard, ShardSpec};
 use super::{Context, UsageError};
 use crate::app::backtest::{
     BacktestRequest, BacktestRunError, CandleSource, RANK_METRICS, SizingChoice, SweepAxis,
-    WalkForwardRun, load_candles, rank_value, run_and_record, run_on, run_sweep, run_walk_forward,
+    SweepRun, WalkForwardRun, load_candles, run_and_record, run_on, run_sweep, run_walk_forward,
     run_walk_forward_and_record, sweep_grid,
 };
 use crate::domain::backtest::report::{format_time, render_html};
@@ -54,6 +55,13 @@ pub enum BacktestCommand {
     Cancel { id: i64 },
     /// Delete a stored run.
     Delete { id: i64 },
+    /// Rank the shard files of one sweep (`backtest --sweep ... --shard K/N --out FILE`, one
+    /// per shard) exactly as the single sweep would: same order, same output.
+    Merge {
+        /// Every shard's file, in any order.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
     /// Stored runs on the same candles side by side: metrics, LLM cost, return net of cost,
     /// cost per trade, and each run against the first with 95 % block-bootstrap intervals of
     /// the difference in return (net of cost) and Sharpe.
@@ -131,6 +139,13 @@ pub struct RunArgs {
     /// Sweep worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Run only shard K of N of the --sweep grid (K counted from 0: every N-th combination
+    /// from the K-th) and write it to --out; `backtest merge` ranks the shards' files.
+    #[arg(long, value_name = "K/N", requires = "out")]
+    pub shard: Option<Shard>,
+    /// The JSON-lines file a --sweep writes its (shard's) runs to, instead of ranking them.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: Option<PathBuf>,
     /// Do not record the run in the database.
     #[arg(long)]
     pub no_save: bool,
@@ -314,6 +329,11 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
     let req = request(&args, ctx)?;
     if let Some(engine) = args.engine.clone() {
         return super::backtest_engine::run_engine_cmd(args, req, &engine, ctx).await;
+    }
+    if args.out.is_some() && (args.sweep.is_empty() || args.walk_forward.is_some()) {
+        bail!(usage(
+            "--out and --shard write the runs of a --sweep (without --walk-forward): add --sweep KEY=FROM..TO:STEP"
+        ));
     }
     if let Some(spec) = args.walk_forward {
         if args.sweep.is_empty() {
@@ -623,6 +643,9 @@ async fn run_walk_forward_cmd(
 async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> Result<()> {
     let (axes, threads) = sweep_setup(args)?;
     let grid = sweep_grid(&axes);
+    let shard = args.shard.unwrap_or(Shard { index: 0, count: 1 });
+    let indices = shard.indices(grid.len());
+    let shard_grid: Vec<_> = indices.iter().map(|&i| grid[i].clone()).collect();
     let store = match req.source {
         CandleSource::Store => Some(ctx.open_store()?),
         CandleSource::Csv(_) => None,
@@ -630,14 +653,15 @@ async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> R
     let json = ctx.json;
     let rank_by = args.rank_by.clone();
     let (job_cancel, watcher) = ctrl_c_flag();
-    let runs = tokio::task::spawn_blocking(move || {
-        let candles = load_candles(store.as_ref(), &req)?;
+    let job_req = req.clone();
+    let (runs, candles) = tokio::task::spawn_blocking(move || {
+        let candles = load_candles(store.as_ref(), &job_req)?;
         let columns = CandleColumns::from_candles(&candles);
-        let bar = progress_bar(grid.len() as u64, json);
+        let bar = progress_bar(shard_grid.len() as u64, json);
         bar.set_message("sweep");
         let runs = run_sweep(
-            &req,
-            &grid,
+            &job_req,
+            &shard_grid,
             &candles,
             &columns,
             threads,
@@ -645,24 +669,47 @@ async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> R
             &|n| bar.set_position(n as u64),
         );
         bar.finish_and_clear();
-        Ok::<_, BacktestRunError>(runs)
+        Ok::<_, BacktestRunError>((runs, candles))
     })
     .await
     .context("the sweep workers stopped")??;
     watcher.abort();
-    let mut ranked: Vec<_> = runs
+    if let Some(out) = &args.out {
+        let written = runs.len();
+        let spec = ShardSpec {
+            shard,
+            combinations: grid.len(),
+            rank_by: &rank_by,
+            sweep: &args.sweep,
+            request: &req,
+            candles: &candles,
+        };
+        backtest_shard::write_shard(out, &spec, &indices, runs)?;
+        return ctx.emit(
+            &serde_json::json!({
+                "shard": shard.to_string(),
+                "combinations": written,
+                "grid": grid.len(),
+                "out": out,
+            }),
+            || {
+                println!(
+                    "shard {shard}: {written} of {} combinations written to {}",
+                    grid.len(),
+                    out.display()
+                );
+            },
+        );
+    }
+    let keyed = runs
         .into_iter()
-        .map(|r| {
-            let key = r
-                .metrics
-                .as_ref()
-                .and_then(|m| rank_value(&rank_by, m))
-                .unwrap_or(f64::NEG_INFINITY);
-            (key, r)
-        })
+        .map(|r| (backtest_shard::rank_key(&rank_by, &r), r))
         .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let runs: Vec<_> = ranked.into_iter().map(|(_, r)| r).collect();
+    print_sweep(ctx, &backtest_shard::rank(keyed), &rank_by)
+}
+
+/// A ranked sweep (or merge): JSON, or the best 20 as a table.
+fn print_sweep(ctx: &Context, runs: &[SweepRun], rank_by: &str) -> Result<()> {
     ctx.emit(&runs, || {
         println!(
             "{} combinations ranked by {rank_by} (best first):",
@@ -796,6 +843,10 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
                     );
                 },
             )
+        }
+        BacktestCommand::Merge { files } => {
+            let (rank_by, runs) = backtest_shard::merge(&files)?;
+            print_sweep(ctx, &runs, &rank_by)
         }
         BacktestCommand::Compare {
             ids,

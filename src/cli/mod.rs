@@ -12,6 +12,7 @@ use crate::store::Store;
 
 pub mod backtest;
 pub mod backtest_engine;
+pub mod backtest_shard;
 pub mod config_cmd;
 pub mod db;
 pub mod decide;

@@ -9,6 +9,7 @@ mod backtest_control;
 mod backtest_engine;
 mod backtest_faults;
 mod backtest_parity;
+mod backtest_shards;
 mod backtest_strategies;
 mod backtest_walk_forward;
 mod books;
