@@ -45,6 +45,7 @@ pub struct Settings {
     pub trading: TradingConfig,
     pub scheduler: SchedulerConfig,
     pub notifications: crate::services::notification::NotificationConfig,
+    pub telegram: crate::services::telegram::TelegramConfig,
     pub market_data: crate::services::market_data::MarketDataConfig,
     pub exchange: crate::services::exchange::ExchangeConfig,
     /// Default risk limits; `trademind risk set` stores overrides (default or per strategy) in
@@ -333,6 +334,7 @@ impl Settings {
         check_starting_cash("backtest.initial_cash", self.backtest.initial_cash)?;
         self.tui.validate()?;
         self.notifications.validate()?;
+        self.telegram.validate()?;
         Ok(())
     }
 

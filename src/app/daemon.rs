@@ -564,6 +564,25 @@ pub async fn run(
         clock.clone(),
         cancel.clone(),
     ));
+    // The Telegram bot answers the configured chats until shutdown (see app::telegram_bot).
+    let bot = match crate::app::venue::telegram_client(
+        &settings.telegram,
+        &crate::secrets::Secrets::from_config(&settings.secrets, &settings.data_dir()),
+    )
+    .await
+    {
+        Some(client) => {
+            let bot = Arc::new(crate::app::telegram_bot::TelegramBot::new(
+                client,
+                settings.clone(),
+                trading.clone(),
+                store.clone(),
+                clock.clone(),
+            ));
+            Some(tokio::spawn(bot.run(cancel.clone())))
+        }
+        None => None,
+    };
     let mut jobs = Jobs::routed(trading.clone(), strategies).with_ledger_guard(store.clone());
     // On Binance (not paper), the WebSocket feeds book fills and mark prices; see app::streams.
     let feeds = match user_data {
@@ -613,6 +632,9 @@ pub async fn run(
         feeds.join().await;
     }
     let _ = beats.await;
+    if let Some(bot) = bot {
+        let _ = bot.await;
+    }
     {
         let store = store
             .lock()

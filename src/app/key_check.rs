@@ -63,6 +63,7 @@ pub struct Endpoints {
     pub tavily: TavilyConfig,
     pub resend_url: String,
     pub resend_timeout: Duration,
+    pub telegram_url: String,
 }
 
 fn check(status: KeyStatus, endpoint: String, detail: impl Into<String>) -> KeyCheck {
@@ -81,6 +82,29 @@ pub async fn check_key(kind: SecretKind, credential: &Credential, at: &Endpoints
         SecretKind::Grok => grok(credential, &at.llm).await,
         SecretKind::Tavily => tavily(credential, &at.tavily).await,
         SecretKind::Resend => resend(credential, &at.resend_url, at.resend_timeout).await,
+        SecretKind::Telegram => telegram(credential, &at.telegram_url).await,
+    }
+}
+
+async fn telegram(credential: &Credential, base_url: &str) -> KeyCheck {
+    use crate::services::telegram::{TelegramClient, TelegramError};
+    // The token is part of Bot API URLs, so the endpoint shown names the method only.
+    let endpoint = format!("{base_url}/bot<token>/getMe");
+    let client = match TelegramClient::new(base_url, credential.api_key().expose()) {
+        Ok(c) => c,
+        Err(e) => return check(KeyStatus::Failed, endpoint, e.to_string()),
+    };
+    match client.get_me().await {
+        Ok(bot) => check(
+            KeyStatus::Ok,
+            endpoint,
+            format!("token accepted (bot id {})", bot.id),
+        ),
+        Err(e @ TelegramError::Unauthorized) => check(KeyStatus::Rejected, endpoint, e.to_string()),
+        Err(e @ (TelegramError::Network { .. } | TelegramError::RateLimited { .. })) => {
+            check(KeyStatus::Unreachable, endpoint, e.to_string())
+        }
+        Err(e) => check(KeyStatus::Failed, endpoint, e.to_string()),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod scheduler;
 pub mod snapshot;
 pub mod strategy_engine;
 pub mod streams;
+pub mod telegram_bot;
 pub mod trading;
 pub mod venue;
 

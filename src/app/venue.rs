@@ -285,13 +285,50 @@ pub async fn trading_service(
     let secrets = Secrets::from_config(&settings.secrets, &settings.data_dir());
     let venue = open_for_trading(&settings, &secrets, connection).await?;
     let mailer = mailer(&settings.notifications, &secrets).await;
-    Ok(TradingService::new(TradingDeps {
+    let telegram = telegram_client(&settings.telegram, &secrets).await;
+    let service = TradingService::new(TradingDeps {
         exchange: Arc::new(venue.exchange),
         store,
         connection: venue.connection,
         mode: venue.mode,
-        settings,
+        settings: settings.clone(),
         bus,
         mailer,
-    }))
+    });
+    Ok(match telegram {
+        Some(client) => service.with_alert_channel(Arc::new(
+            crate::services::notification::telegram_channel::TelegramChannel::new(
+                client,
+                &settings.telegram,
+            ),
+        )),
+        None => service,
+    })
+}
+
+/// The Telegram bot's client: `None` when `[telegram]` is off or no token is stored
+/// (`trademind keys set telegram`); a keyring problem is a warning, never a refusal.
+pub async fn telegram_client(
+    config: &crate::services::telegram::TelegramConfig,
+    secrets: &Secrets,
+) -> Option<crate::services::telegram::TelegramClient> {
+    if !config.enabled {
+        return None;
+    }
+    let token = match secrets.api_key(SecretKind::Telegram).await {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            tracing::warn!(
+                "telegram is enabled but no token is stored: `trademind keys set telegram`"
+            );
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!("the Telegram bot is off: {e}");
+            return None;
+        }
+    };
+    crate::services::telegram::TelegramClient::new(&config.base_url, token.expose())
+        .map_err(|e| tracing::warn!("the Telegram bot is off: {e}"))
+        .ok()
 }

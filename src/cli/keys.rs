@@ -85,7 +85,7 @@ impl clap::builder::TypedValueParser for KindParser {
         value.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
             hidden_value_error(
                 cmd,
-                "unknown key kind; expected binance, grok, tavily or resend",
+                "unknown key kind; expected binance, grok, tavily, resend or telegram",
             )
         })
     }
@@ -303,6 +303,7 @@ fn kind_title(kind: SecretKind) -> &'static str {
         SecretKind::Grok => "Grok (xAI)",
         SecretKind::Tavily => "Tavily",
         SecretKind::Resend => "Resend",
+        SecretKind::Telegram => "Telegram bot",
     }
 }
 
@@ -490,7 +491,7 @@ async fn list(ctx: &Context, secrets: &Secrets) -> Result<()> {
     ctx.emit(entries, || {
         if entries.is_empty() {
             println!(
-                "no keys for this data dir; add one with `trademind keys set binance|grok|tavily|resend`"
+                "no keys for this data dir; add one with `trademind keys set binance|grok|tavily|resend|telegram`"
             );
         } else {
             println!(
@@ -587,6 +588,7 @@ fn endpoints_for(
         tavily: settings.llm.tavily.clone(),
         resend_url: settings.notifications.base_url.clone(),
         resend_timeout: std::time::Duration::from_secs(settings.notifications.timeout_seconds),
+        telegram_url: settings.telegram.base_url.clone(),
     }
 }
 

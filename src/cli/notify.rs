@@ -34,7 +34,7 @@ struct TestReport {
 pub async fn run(cmd: NotifyCommand, ctx: &Context) -> Result<()> {
     let NotifyCommand::Test { channel } = cmd;
     let cfg = &ctx.settings().notifications;
-    let webhooks = cfg.webhooks.iter().any(|w| w.enabled);
+    let webhooks = cfg.webhooks.iter().any(|w| w.enabled) || ctx.settings().telegram.enabled;
     // E-mail must be set up when it is asked for, or when it is the only channel there is.
     let email_required = channel.as_deref() == Some(EMAIL) || (channel.is_none() && !webhooks);
     let email_wanted = channel.is_none() || channel.as_deref() == Some(EMAIL);
@@ -60,7 +60,13 @@ pub async fn run(cmd: NotifyCommand, ctx: &Context) -> Result<()> {
     } else {
         None
     };
-    let all = AlertChannels::from_config(cfg, mailer.as_ref())?;
+    let mut all = AlertChannels::from_config(cfg, mailer.as_ref())?;
+    let telegram = &ctx.settings().telegram;
+    if let Some(client) = crate::app::venue::telegram_client(telegram, &ctx.secrets()).await {
+        all.push(std::sync::Arc::new(
+            crate::services::notification::telegram_channel::TelegramChannel::new(client, telegram),
+        ));
+    }
     let channels = match &channel {
         None => all,
         Some(name) => all.only(name).ok_or_else(|| {

@@ -127,14 +127,17 @@ pub enum SecretKind {
     Tavily,
     /// Resend e-mail API key.
     Resend,
+    /// Telegram bot token (from BotFather).
+    Telegram,
 }
 
 impl SecretKind {
-    pub const ALL: [SecretKind; 4] = [
+    pub const ALL: [SecretKind; 5] = [
         SecretKind::Binance,
         SecretKind::Grok,
         SecretKind::Tavily,
         SecretKind::Resend,
+        SecretKind::Telegram,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -143,6 +146,7 @@ impl SecretKind {
             SecretKind::Grok => "grok",
             SecretKind::Tavily => "tavily",
             SecretKind::Resend => "resend",
+            SecretKind::Telegram => "telegram",
         }
     }
 
@@ -166,7 +170,7 @@ impl FromStr for SecretKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 SecretError::Invalid(format!(
-                    "unknown key kind {s:?}; expected binance, grok, tavily or resend"
+                    "unknown key kind {s:?}; expected binance, grok, tavily, resend or telegram"
                 ))
             })
     }

@@ -5,8 +5,85 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::services::notification::AlertKind;
+
+/// `[telegram]` in the config. The token is not here: it lives in the keyring
+/// (`trademind keys set telegram`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// Run the bot in the daemon and send alerts to the chats.
+    pub enabled: bool,
+    /// Bot API root.
+    pub base_url: String,
+    /// The only chats the bot answers and alerts (a user's id for a private chat); anyone else
+    /// is ignored and logged.
+    pub chat_ids: Vec<i64>,
+    /// How long a confirmation button of /pause, /resume, /kill, /close stays valid.
+    pub confirm_seconds: u64,
+    /// UTC hour (0-23) of the daily summary; unset: none.
+    pub daily_summary_hour: Option<u8>,
+    /// Long-polling wait of one getUpdates call, 1-50 s.
+    pub poll_timeout_seconds: u64,
+    /// Alert kinds sent to the chats; empty: all.
+    pub events: Vec<AlertKind>,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            enabled: false,
+            base_url: "https://api.telegram.org".into(),
+            chat_ids: Vec::new(),
+            confirm_seconds: 60,
+            daily_summary_hour: None,
+            poll_timeout_seconds: 30,
+            events: Vec::new(),
+        }
+    }
+}
+
+impl TelegramConfig {
+    /// `Err((key, message))` naming the offending key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.enabled && self.chat_ids.is_empty() {
+            return Err((
+                "telegram.chat_ids".into(),
+                "list at least one chat id when the bot is enabled (send /start to the bot, \
+                 then read your id from getUpdates or @userinfobot)"
+                    .into(),
+            ));
+        }
+        if !(self.base_url.starts_with("https://")
+            || self.base_url.starts_with("http://127.0.0.1")
+            || self.base_url.starts_with("http://localhost"))
+        {
+            return Err(("telegram.base_url".into(), "must be an https:// URL".into()));
+        }
+        if !(5..=3600).contains(&self.confirm_seconds) {
+            return Err((
+                "telegram.confirm_seconds".into(),
+                "must be between 5 and 3600".into(),
+            ));
+        }
+        if self.daily_summary_hour.is_some_and(|h| h > 23) {
+            return Err((
+                "telegram.daily_summary_hour".into(),
+                "must be an hour from 0 to 23 (UTC)".into(),
+            ));
+        }
+        if !(1..=50).contains(&self.poll_timeout_seconds) {
+            return Err((
+                "telegram.poll_timeout_seconds".into(),
+                "must be between 1 and 50".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 use serde_json::{Value, json};
 
 /// How many 429s one call sits out before giving up.
@@ -181,6 +258,12 @@ impl TelegramClient {
                 description: answer.description.unwrap_or_default(),
             });
         }
+    }
+
+    /// The bot itself (`getMe`): a cheap check that the token is accepted.
+    pub async fn get_me(&self) -> Result<User, TelegramError> {
+        self.call("getMe", &json!({}), Duration::from_secs(15))
+            .await
     }
 
     /// Updates from `offset` on (confirming every earlier one), waiting up to `timeout_secs`

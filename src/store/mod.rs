@@ -42,6 +42,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0014_daemon_heartbeat.sql")),
         M::up(include_str!("migrations/0015_backtest_decisions.sql")),
         M::up(include_str!("migrations/0016_strategy_allocation.sql")),
+        M::up(include_str!("migrations/0020_telegram_key.sql")),
     ])
 });
 
@@ -131,7 +132,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 14;
+const MIGRATION_COUNT: usize = 15;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

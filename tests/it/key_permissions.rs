@@ -25,6 +25,7 @@ fn endpoints(fake: &FakeBinance, environment: BinanceEnvironment) -> Endpoints {
         tavily: TavilyConfig::default(),
         resend_url: "http://127.0.0.1:9".into(),
         resend_timeout: Duration::from_secs(1),
+        telegram_url: "http://127.0.0.1:9".into(),
     }
 }
 

@@ -50,6 +50,7 @@ mod read_timeouts;
 mod readme;
 mod risk;
 mod secret_leak;
+mod telegram_bot;
 mod trading;
 mod trading_faults;
 mod tui_tmux;

@@ -242,6 +242,8 @@ pub struct TradingService<E: Exchange> {
     process_tag: u16,
     /// The last balances fetched and when (ms), for equity from frequent marks.
     balances: Mutex<Option<(i64, Vec<crate::services::exchange::Balance>)>>,
+    /// Alert channels beyond the notification config's (the Telegram chats).
+    extra_channels: Vec<Arc<dyn crate::services::notification::AlertChannel>>,
 }
 
 impl<E: Exchange + 'static> TradingService<E> {
@@ -267,7 +269,17 @@ impl<E: Exchange + 'static> TradingService<E> {
             order_seq: AtomicU64::new(0),
             process_tag: rand::random::<u16>(),
             balances: Mutex::new(None),
+            extra_channels: Vec::new(),
         }
+    }
+
+    /// Alerts go out on `channel` too (deduplicated per channel like the others).
+    pub fn with_alert_channel(
+        mut self,
+        channel: Arc<dyn crate::services::notification::AlertChannel>,
+    ) -> Self {
+        self.extra_channels.push(channel);
+        self
     }
 
     fn store(&self) -> Result<MutexGuard<'_, Store>, TradingError> {
@@ -360,7 +372,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         };
         // Every configured channel (e-mail, webhooks), each at most once per alert.
         let cfg = &self.deps.settings.notifications;
-        let channels = match AlertChannels::from_config(cfg, self.deps.mailer.as_ref()) {
+        let mut channels = match AlertChannels::from_config(cfg, self.deps.mailer.as_ref()) {
             Ok(channels) => channels,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook alerts are off");
@@ -374,6 +386,9 @@ impl<E: Exchange + 'static> TradingService<E> {
                 .unwrap_or_default()
             }
         };
+        for extra in &self.extra_channels {
+            channels.push(extra.clone());
+        }
         if let Err(e) = dispatch(&self.deps.store, &channels, cfg, &alert, now_ms).await {
             tracing::warn!(error = %e, subject = %alert.subject, "alert could not be recorded");
         }

@@ -23,6 +23,8 @@ pub enum ChannelError {
     Email(#[from] ResendError),
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    #[error(transparent)]
+    Telegram(#[from] crate::services::telegram::TelegramError),
 }
 
 /// One way out for alerts.

@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod resend;
+pub mod telegram_channel;
 pub mod webhook;
 
 use rusqlite::{Connection, OptionalExtension, params};
