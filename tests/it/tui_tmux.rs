@@ -27,6 +27,11 @@ impl Tmux {
         self.cmd(&["send-keys", "-t", "e2e", key]);
     }
 
+    /// Type `text` as literal characters (`-l`: no word of it is read as a key name).
+    pub fn type_text(&self, text: &str) {
+        self.cmd(&["send-keys", "-t", "e2e", "-l", text]);
+    }
+
     /// Start `trademind --data-dir DIR ARGS` with a clean environment in a detached 120x40
     /// session on a private tmux server; the shell then prints the exit status.
     pub fn launch(name: &str, dir: &Path, args: &str) -> Tmux {
@@ -167,4 +172,117 @@ fn every_tab_shows_its_title_in_a_real_terminal_and_q_quits() {
         !screen.contains("┌ Dashboard"),
         "the alternate screen was not left:\n{screen}"
     );
+}
+
+/// Issue #18's walk of the cockpit, on the real binary running the demo: every screen, a decision
+/// opened down to its risk checks, a pause and a resume with `p`, a backtest from the form and one
+/// from `:backtest`, and the decision's own fill in the Logs activity feed.
+#[test]
+fn cockpit_walk_opens_a_decision_pauses_resumes_runs_two_backtests_and_finds_the_fill() {
+    if !tmux_available() {
+        println!("SKIPPED: tmux is not installed, so the end-to-end cockpit walk cannot run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The same replay as the demo test: 212 candles, the last BUY at 20:00 on 13 January.
+    let tmux = Tmux::launch("cockpit", dir.path(), "demo --speed 1000000 --candles 212");
+    tmux.send("6");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("Backtests 1 runs") && s.contains("completed"));
+    assert!(ok, "the demo's own backtest never completed:\n{screen}");
+
+    // Every screen, by its number.
+    for (key, title) in [
+        ("1", "┌ Dashboard"),
+        ("2", "┌ Positions & orders"),
+        ("3", "┌ Trades"),
+        ("4", "┌ Decisions"),
+        ("5", "┌ Market"),
+        ("6", "┌ Backtests"),
+        ("7", "┌ Risk"),
+        ("8", "┌ Logs"),
+    ] {
+        tmux.send(key);
+        let (ok, screen) = tmux.wait_for(|s| s.contains(title));
+        assert!(ok, "key {key} did not show {title}:\n{screen}");
+        assert!(!screen.contains("panicked"), "{title}:\n{screen}");
+    }
+
+    // Decisions, newest first: four HOLDs, then the BUY. Open it full screen: its risk checks
+    // are listed one by one with their numbers, and its size line names the fill price.
+    tmux.send("4");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("┌ Decisions 212 recorded"));
+    assert!(ok, "the decisions list did not appear:\n{screen}");
+    for _ in 0..4 {
+        tmux.send("j");
+    }
+    tmux.send("Enter");
+    let (ok, screen) = tmux.wait_for(|s| {
+        s.contains("┌ Decision #208")
+            && s.contains("Esc back")
+            && s.contains("Risk checks")
+            && s.contains("✓ max drawdown")
+            && s.contains("✓ symbol exposure")
+            && s.contains("92358.34")
+    });
+    assert!(
+        ok,
+        "the BUY decision did not open with its risk checks:\n{screen}"
+    );
+    tmux.send("Escape");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("┌ Decisions 212 recorded"));
+    assert!(ok, "Esc did not go back to the list:\n{screen}");
+
+    // Pause and resume with p: the header reads PAUSED, then ACTIVE again.
+    let header = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    assert!(header(&screen).contains("ACTIVE"), "{screen}");
+    tmux.send("p");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("[y] yes"));
+    assert!(ok, "p did not ask first:\n{screen}");
+    tmux.send("y");
+    let (ok, screen) = tmux.wait_for(|s| header(s).contains("PAUSED"));
+    assert!(ok, "the header never read PAUSED:\n{screen}");
+    tmux.send("p");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("Resume trading?"));
+    assert!(ok, "p did not offer to resume:\n{screen}");
+    tmux.send("y");
+    let (ok, screen) =
+        tmux.wait_for(|s| header(s).contains("ACTIVE") && !header(s).contains("PAUSED"));
+    assert!(ok, "the header never read ACTIVE again:\n{screen}");
+
+    // A backtest from the form (its defaults: sma-cross on BTCUSDT 1h) ...
+    tmux.send("6");
+    tmux.send("n");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("New backtest") && s.contains("sma-cross"));
+    assert!(ok, "n did not open the backtest form:\n{screen}");
+    tmux.send("Enter");
+    let (ok, screen) = tmux.wait_for(|s| {
+        s.contains("Backtests 2 runs")
+            && s.lines()
+                .any(|l| l.contains("#2") && l.contains("sma-cross") && l.contains("completed"))
+    });
+    assert!(ok, "the form's backtest did not complete:\n{screen}");
+    // ... and one from the command line.
+    tmux.type_text(":backtest macd");
+    tmux.send("Enter");
+    let (ok, screen) = tmux.wait_for(|s| {
+        s.contains("Backtests 3 runs")
+            && s.lines()
+                .any(|l| l.contains("#3") && l.contains("macd") && l.contains("completed"))
+    });
+    assert!(ok, ":backtest macd did not complete:\n{screen}");
+
+    // The opened decision's fill is in the Logs activity feed, at its price.
+    tmux.send("8");
+    let (ok, screen) = tmux.wait_for(|s| {
+        s.contains("┌ Activity")
+            && s.lines()
+                .any(|l| l.contains("FILL") && l.contains("BUY") && l.contains("92,358.34"))
+    });
+    assert!(ok, "the BUY's fill is not in the activity feed:\n{screen}");
+
+    tmux.send("q");
+    let (ok, screen) = tmux.wait_for(|s| s.contains("Quit anyway?"));
+    assert!(ok, "q did not ask about the resting orders:\n{screen}");
+    tmux.send("y");
+    tmux.expect_exit_zero();
 }
