@@ -2,11 +2,18 @@
 //! `trademind` at it (`exchange.binance.base_url = "http://127.0.0.1:PORT"`).
 //!
 //! `cargo run --features fake-servers --bin fake-binance -- --port 9400 [--klines rebound|walk]
-//! [--seed N] [--candles FILE.csv]`
+//! [--seed N] [--candles FILE.csv] [--speed X]`
 //!
 //! With `--klines walk` (a seeded random walk) or `--candles FILE.csv` (a recorded market, its
 //! candles moved in time to end now) the market goes on: at every interval boundary the candle
 //! that just closed is added and the price moves to its close, so resting orders it crosses fill.
+//! `--speed X` replays X times faster: the market then starts `--replay-hours` in the past and
+//! catches up with now (every candle stays closed in the past, as a client checks), then goes on
+//! in real time.
+//!
+//! The WebSocket side is on the same address: the combined market streams at
+//! `/stream?streams=..` (trades, book ticker, depth, klines of the fake's own market) and the
+//! WebSocket API at `/ws-api/v3` (user-data subscription, `executionReport` for its orders).
 //!
 //! Fault knobs over HTTP: `POST /fake/faults?orders_5xx_after_accept=1&my_trades_5xx_next=4`,
 //! `GET /fake/faults`; the price: `POST /fake/price?symbol=BTCUSDT&price=51000`.
@@ -60,6 +67,20 @@ struct Args {
     /// Interval of those klines (the one the strategy decides on).
     #[arg(long, default_value = "1h")]
     interval: String,
+    /// Replay the market X times faster than real time (3600 with 1h candles: a candle a
+    /// second), starting --replay-hours back so that the candles never close in the future.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Simulated hours replayed at --speed before the market reaches now (default: the rest of
+    /// --candles after --history, or 24 for --klines walk).
+    #[arg(long, value_name = "HOURS")]
+    replay_hours: Option<u64>,
+}
+
+/// When the next candle closes on the fake, in wall-clock ms: at its close time, but no sooner
+/// than `pace_ms` after the previous one was emitted (the replay speed).
+fn next_due(emitted: i64, pace_ms: i64, close_time: i64) -> i64 {
+    (emitted + pace_ms).max(close_time)
 }
 
 #[tokio::main]
@@ -86,11 +107,29 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    if !(args.speed.is_finite() && args.speed >= 1.0) {
+        eprintln!(
+            "fake-binance: --speed {} must be 1 (real time) or more",
+            args.speed
+        );
+        return ExitCode::from(2);
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let step = interval.millis();
+    // The replay's history ends this many candles back, so that at --speed the market catches
+    // up with now instead of running into the future.
+    let catch_up: i64 = if args.speed > 1.0 {
+        match (args.replay_hours, &args.candles) {
+            (Some(hours), _) => (hours as i64 * 3_600_000) / step,
+            (None, Some(_)) => -1, // the rest of the file, known once it is read
+            (None, None) => 24 * 3_600_000 / step,
+        }
+    } else {
+        0
+    };
     // The candle that closed last opens one interval before the current boundary.
-    let last_closed_open = now - now.rem_euclid(step) - step;
-    let (history, mut upcoming): (Vec<Candle>, Box<dyn Iterator<Item = Candle> + Send>) =
+    let boundary_open = now - now.rem_euclid(step) - step;
+    let (history, upcoming): (Vec<Candle>, Box<dyn Iterator<Item = Candle> + Send>) =
         match (&args.candles, args.klines.as_str()) {
             (Some(path), _) => {
                 let recorded = match read_candles_file(path, interval, now) {
@@ -105,13 +144,18 @@ async fn main() -> ExitCode {
                     }
                 };
                 let split = args.history.clamp(1, recorded.len());
-                let history = restamp(&recorded[..split], interval, last_closed_open);
+                let behind = if catch_up < 0 {
+                    (recorded.len() - split) as i64
+                } else {
+                    catch_up
+                };
+                let history = restamp(&recorded[..split], interval, boundary_open - behind * step);
                 let rest = recorded[split..].to_vec();
                 (history, Box::new(rest.into_iter()))
             }
             (None, "walk") => {
                 let mut walk = RandomWalk::new(args.seed, args.price);
-                let history = walk.history(300, interval, last_closed_open);
+                let history = walk.history(300, interval, boundary_open - catch_up.max(0) * step);
                 (
                     history,
                     Box::new(std::iter::from_fn(move || Some(walk.next_candle(0)))),
@@ -130,29 +174,34 @@ async fn main() -> ExitCode {
     if let Some(last) = history.last() {
         fake.set_price("BTCUSDT", last.close.get());
     }
-    fake.set_klines("BTCUSDT", history.clone());
-    // The market goes on: at each boundary the candle that just closed is added (stamped with
-    // its real open time) and the price moves to its close.
+    let mut last_open = history.last().map_or(boundary_open, |c| c.open_time);
+    fake.set_klines("BTCUSDT", history);
+    // The market goes on: when the next candle's close time has passed (and, at --speed, no
+    // sooner than 1/speed of an interval after the previous one) it is added, stamped with its
+    // open time, the price moves to its close and the kline streams get it.
     let fake = std::sync::Arc::new(fake);
+    // In real time the close times alone set the pace (pacing from the last emission as
+    // well would let a few ms of lateness add up, candle after candle).
+    let pace_ms = if args.speed > 1.0 {
+        (step as f64 / args.speed) as i64
+    } else {
+        0
+    };
     let market = {
         let fake = fake.clone();
-        let mut served = history;
         tokio::spawn(async move {
-            loop {
-                let now = chrono::Utc::now().timestamp_millis();
-                let wait = step - now.rem_euclid(step);
-                tokio::time::sleep(std::time::Duration::from_millis(wait.max(1) as u64)).await;
-                let Some(next) = upcoming.next() else { break };
-                let boundary = chrono::Utc::now().timestamp_millis();
-                let open_time = boundary - boundary.rem_euclid(step) - step;
-                let candle = Candle { open_time, ..next };
-                fake.set_price("BTCUSDT", candle.close.get());
-                served.push(candle);
-                // Binance serves at most 1000 per request; keep a few requests' worth.
-                if served.len() > 5000 {
-                    served.drain(..served.len() - 5000);
+            let mut emitted = i64::MIN / 2;
+            for next in upcoming {
+                let open_time = last_open + step;
+                let due = next_due(emitted, pace_ms, open_time + step);
+                let wait = due - chrono::Utc::now().timestamp_millis();
+                if wait > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
                 }
-                fake.set_klines("BTCUSDT", served.clone());
+                // Binance serves at most 1000 per request; keep a few requests' worth.
+                fake.close_candle("BTCUSDT", interval, Candle { open_time, ..next }, 5000);
+                last_open = open_time;
+                emitted = chrono::Utc::now().timestamp_millis();
             }
         })
     };
@@ -164,4 +213,17 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_due;
+
+    #[test]
+    fn at_speed_candles_come_a_pace_apart_but_never_before_they_close() {
+        // Far behind now: one every pace.
+        assert_eq!(next_due(1_000, 250, 0), 1_250);
+        // Caught up: at the close time, not before.
+        assert_eq!(next_due(1_000, 250, 5_000), 5_000);
+    }
 }

@@ -207,7 +207,7 @@ fn levels_json(levels: &[(Price, Qty)]) -> String {
     format!("[{}]", parts.join(","))
 }
 
-fn depth_frame(
+pub(crate) fn depth_frame(
     symbol: &str,
     first: u64,
     last: u64,
@@ -222,7 +222,7 @@ fn depth_frame(
     )
 }
 
-fn kline_frame(symbol: &str, interval: Interval, c: &Candle, closed: bool) -> String {
+pub(crate) fn kline_frame(symbol: &str, interval: Interval, c: &Candle, closed: bool) -> String {
     format!(
         r#"{{"stream":"{}@kline_{interval}","data":{{"e":"kline","E":{},"s":"{symbol}","k":{{"t":{},"T":{},"s":"{symbol}","i":"{interval}","f":1,"L":2,"o":"{}","c":"{}","h":"{}","l":"{}","v":"{}","n":2,"x":{closed},"q":"0","V":"0","Q":"0","B":"0"}}}}}}"#,
         symbol.to_ascii_lowercase(),
@@ -554,7 +554,7 @@ async fn ws_api_connection(
     }
 }
 
-fn ws_api_reply(text: &str, key: &str, secret: &str) -> (String, bool) {
+pub(crate) fn ws_api_reply(text: &str, key: &str, secret: &str) -> (String, bool) {
     let Ok(request) = serde_json::from_str::<serde_json::Value>(text) else {
         return (
             r#"{"id":null,"status":400,"error":{"code":-1102,"msg":"Malformed request."}}"#.into(),

@@ -28,6 +28,7 @@ mod exchange_common;
 mod exchange_faults;
 mod exchange_paper;
 mod exchange_rate_limit;
+mod fake_binance_live;
 mod fake_binance_market;
 mod fake_telegram;
 mod fee_true_risk;

@@ -5,12 +5,13 @@
 //! weight limit that answers 429 (and 418 to a client that keeps going), and fault knobs.
 
 pub mod http;
+pub mod ws;
 
 use crate::domain::market::candle::{Candle, Interval};
 use crate::domain::money::{Price, Qty};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::{
-    Order, OrderRequest, OrderType, Side, TimeInForce, TrailingDelta,
+    Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TrailingDelta,
 };
 use crate::services::exchange::binance::endpoints::weight_of_path;
 use crate::services::exchange::binance::models::{
@@ -251,6 +252,31 @@ struct State {
     price_history: Vec<(i64, Price)>,
     order_times: Vec<i64>,
     key_permissions: KeyPermissions,
+    /// What the WebSocket clients are sent (see [`ws`]).
+    feed: tokio::sync::broadcast::Sender<ws::FeedEvent>,
+    /// Update id of the book around the price: the REST snapshot's `lastUpdateId`, one more
+    /// per `depthUpdate`, so a client can chain the diffs onto the snapshot as on Binance.
+    depth_id: u64,
+    /// `a` of the last `aggTrade`.
+    agg_trade_id: u64,
+    /// Fills already sent as `executionReport`, per symbol.
+    reported_fills: HashMap<Symbol, usize>,
+    /// Order statuses already sent as `executionReport`, by client order id.
+    reported_status: HashMap<String, OrderStatus>,
+}
+
+/// Levels per side of the fake's book: one lot at every tick around the price.
+const BOOK_LEVELS: usize = 50;
+
+/// The fake's book around `last`: `BOOK_LEVELS` bids below and asks above, one tick apart.
+fn ladder(last: Decimal, tick: Decimal) -> (Vec<Decimal>, Vec<Decimal>) {
+    let bids = (1..=BOOK_LEVELS)
+        .map(|i| last - tick * Decimal::from(i))
+        .collect();
+    let asks = (1..=BOOK_LEVELS)
+        .map(|i| last + tick * Decimal::from(i))
+        .collect();
+    (bids, asks)
 }
 
 /// What the fake's API key may do, as `GET /sapi/v1/account/apiRestrictions` reports it.
@@ -915,16 +941,12 @@ impl State {
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(100)
                     .min(5000);
-                let tick = filters.tick_size;
-                let level = |p: Decimal| serde_json::json!([p.to_string(), "1.00000000"]);
-                let bids: Vec<_> = (1..=limit)
-                    .map(|i| level(last - tick * Decimal::from(i)))
-                    .collect();
-                let asks: Vec<_> = (1..=limit)
-                    .map(|i| level(last + tick * Decimal::from(i)))
-                    .collect();
+                let (bids, asks) = ladder(last, filters.tick_size);
+                let level = |p: &Decimal| serde_json::json!([p.to_string(), "1.00000000"]);
+                let bids: Vec<_> = bids.iter().take(limit).map(level).collect();
+                let asks: Vec<_> = asks.iter().take(limit).map(level).collect();
                 Ok(ok(
-                    &serde_json::json!({ "lastUpdateId": self.order_times.len(), "bids": bids, "asks": asks }),
+                    &serde_json::json!({ "lastUpdateId": self.depth_id, "bids": bids, "asks": asks }),
                 ))
             }
             ("GET", "/sapi/v1/account/apiRestrictions") => {
@@ -1045,8 +1067,199 @@ impl State {
 
     fn set_price(&mut self, symbol: &Symbol, price: Price) {
         let now = self.server_ms();
+        let before = self.engine.last_price(symbol);
         self.price_history.push((now, price));
         self.engine.set_price(symbol, price, now);
+        self.publish_market(symbol, before, price, now);
+        self.publish_user_events();
+    }
+
+    fn publish(&self, stream: String, frame: String) {
+        // No subscriber is no error: nobody is watching yet.
+        let _ = self.feed.send(ws::FeedEvent::Market { stream, frame });
+    }
+
+    /// The price moved from `before` to `price`: a trade at the new price, the new best bid
+    /// and ask, and the book diff that moves the ladder there.
+    fn publish_market(&mut self, symbol: &Symbol, before: Option<Price>, price: Price, now: i64) {
+        let Ok(filters) = self.engine.filters(symbol) else {
+            return;
+        };
+        let tick = filters.tick_size;
+        let lower = symbol.as_str().to_ascii_lowercase();
+        let name = symbol.as_str();
+        self.agg_trade_id += 1;
+        let id = self.agg_trade_id;
+        self.publish(
+            format!("{lower}@aggTrade"),
+            format!(
+                r#"{{"stream":"{lower}@aggTrade","data":{{"e":"aggTrade","E":{now},"s":"{name}","a":{id},"p":"{price}","q":"1.00000000","f":{id},"l":{id},"T":{now},"m":false,"M":true}}}}"#
+            ),
+        );
+        let (new_bids, new_asks) = ladder(price.get(), tick);
+        let (old_bids, old_asks) = before.map(|b| ladder(b.get(), tick)).unwrap_or_default();
+        let side = |old: &[Decimal], new: &[Decimal]| -> Vec<(Price, Qty)> {
+            old.iter()
+                .filter(|p| !new.contains(p))
+                .map(|p| (Price(*p), Qty(Decimal::ZERO)))
+                .chain(new.iter().map(|p| (Price(*p), Qty(Decimal::ONE))))
+                .collect()
+        };
+        let bids = side(&old_bids, &new_bids);
+        let asks = side(&old_asks, &new_asks);
+        self.depth_id += 1;
+        let depth = self.depth_id;
+        self.publish(
+            format!("{lower}@depth@100ms"),
+            crate::testkit::fake_binance_ws::depth_frame(name, depth, depth, &bids, &asks),
+        );
+        if let (Some(bid), Some(ask)) = (new_bids.first(), new_asks.first()) {
+            self.publish(
+                format!("{lower}@bookTicker"),
+                format!(
+                    r#"{{"stream":"{lower}@bookTicker","data":{{"u":{depth},"s":"{name}","b":"{bid}","B":"1.00000000","a":"{ask}","A":"1.00000000"}}}}"#
+                ),
+            );
+        }
+    }
+
+    /// `executionReport`s for what changed in the fake's orders since the last call: a
+    /// `TRADE` per new fill, then `NEW`, `CANCELED`, `EXPIRED` or `REJECTED` for a status
+    /// reached without a fill.
+    fn publish_user_events(&mut self) {
+        let orders: HashMap<String, Order> = self
+            .engine
+            .all_orders()
+            .into_iter()
+            .map(|o| (o.client_order_id.clone(), o))
+            .collect();
+        let mut traded: Vec<String> = Vec::new();
+        for symbol in self.engine.symbols() {
+            let fills = self.engine.fills(&symbol);
+            let seen = self.reported_fills.get(&symbol).copied().unwrap_or(0);
+            for (index, fill) in fills.iter().enumerate().skip(seen) {
+                let Some(order) = orders.get(&fill.client_order_id) else {
+                    continue;
+                };
+                // Cumulative as of this fill: the order's earlier fills plus this one.
+                let (qty, quote) = fills[..=index]
+                    .iter()
+                    .filter(|f| f.client_order_id == fill.client_order_id)
+                    .fold((Decimal::ZERO, Decimal::ZERO), |(q, z), f| {
+                        (q + f.quantity.get(), z + f.quantity.get() * f.price.get())
+                    });
+                let status = if qty >= order.quantity.get() {
+                    OrderStatus::Filled
+                } else {
+                    OrderStatus::PartiallyFilled
+                };
+                let trade_id = fill
+                    .trade_id
+                    .as_deref()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .unwrap_or(index as i64 + 1);
+                self.send_execution(order, "TRADE", status, Some((fill, trade_id)), qty, quote);
+                self.reported_status
+                    .insert(order.client_order_id.clone(), status);
+                traded.push(order.client_order_id.clone());
+            }
+            self.reported_fills.insert(symbol, fills.len());
+        }
+        let mut changed: Vec<&Order> = orders
+            .values()
+            .filter(|o| self.reported_status.get(&o.client_order_id) != Some(&o.status))
+            .filter(|o| !traded.contains(&o.client_order_id) || !o.status.is_open())
+            .collect();
+        changed.sort_by_key(|o| o.created_at);
+        let mut sent = Vec::new();
+        for order in changed {
+            let execution = match order.status {
+                OrderStatus::Canceled => "CANCELED",
+                OrderStatus::Expired => "EXPIRED",
+                OrderStatus::Rejected => "REJECTED",
+                OrderStatus::Filled | OrderStatus::PartiallyFilled => {
+                    // Reached by fills just reported above.
+                    sent.push((order.client_order_id.clone(), order.status));
+                    continue;
+                }
+                _ => "NEW",
+            };
+            self.send_execution(
+                order,
+                execution,
+                order.status,
+                None,
+                order.filled_quantity.get(),
+                order.cumulative_quote.get(),
+            );
+            sent.push((order.client_order_id.clone(), order.status));
+        }
+        self.reported_status.extend(sent);
+    }
+
+    fn send_execution(
+        &self,
+        order: &Order,
+        execution: &str,
+        status: OrderStatus,
+        fill: Option<(&crate::domain::trading::order::Fill, i64)>,
+        cumulative_qty: Decimal,
+        cumulative_quote: Decimal,
+    ) {
+        let now = self.server_ms();
+        let order_id = order
+            .exchange_order_id
+            .as_deref()
+            .and_then(|i| i.parse::<i64>().ok())
+            .unwrap_or(-1);
+        let (last_qty, last_price, fee, fee_asset, maker, trade_id, time) = match fill {
+            Some((f, id)) => (
+                f.quantity.get(),
+                f.price.get(),
+                f.fee.get(),
+                serde_json::Value::from(f.fee_asset.clone()),
+                f.is_maker,
+                id,
+                f.time,
+            ),
+            None => (
+                Decimal::ZERO,
+                Decimal::ZERO,
+                Decimal::ZERO,
+                serde_json::Value::Null,
+                false,
+                -1,
+                now,
+            ),
+        };
+        let event = serde_json::json!({
+            "e": "executionReport",
+            "E": now,
+            "s": order.symbol.as_str(),
+            "c": order.client_order_id,
+            "S": order.side.as_str(),
+            "o": order.order_type.as_str(),
+            "f": "GTC",
+            "q": order.quantity.get().to_string(),
+            "p": order.price.map(|p| p.get()).unwrap_or_default().to_string(),
+            "P": order.stop_price.map(|p| p.get()).unwrap_or_default().to_string(),
+            "C": "",
+            "x": execution,
+            "X": status.as_str(),
+            "r": "NONE",
+            "i": order_id,
+            "l": last_qty.to_string(),
+            "z": cumulative_qty.to_string(),
+            "L": last_price.to_string(),
+            "n": fee.to_string(),
+            "N": fee_asset,
+            "T": time,
+            "t": trade_id,
+            "m": maker,
+            "O": order.created_at,
+            "Z": cumulative_quote.to_string(),
+        });
+        let _ = self.feed.send(ws::FeedEvent::User(event.to_string()));
     }
 }
 
@@ -1107,6 +1320,11 @@ impl FakeBinance {
             price_history: Vec::new(),
             order_times: Vec::new(),
             key_permissions: KeyPermissions::default(),
+            feed: tokio::sync::broadcast::channel(4096).0,
+            depth_id: 1,
+            agg_trade_id: 0,
+            reported_fills: HashMap::new(),
+            reported_status: HashMap::new(),
             config,
         };
         let first = Price(state.config.price);
@@ -1176,6 +1394,27 @@ impl FakeBinance {
         }
     }
 
+    /// A candle of `interval` closed: it joins the klines (the oldest beyond `keep` go), the
+    /// price moves to its close (resting orders it crosses fill), and `<symbol>@kline_<interval>`
+    /// subscribers get it with `x: true`.
+    pub fn close_candle(&self, symbol: &str, interval: Interval, candle: Candle, keep: usize) {
+        let Ok(symbol) = Symbol::new(symbol) else {
+            return;
+        };
+        let mut s = self.lock();
+        s.set_price(&symbol, candle.close);
+        let lower = symbol.as_str().to_ascii_lowercase();
+        let frame =
+            crate::testkit::fake_binance_ws::kline_frame(symbol.as_str(), interval, &candle, true);
+        let served = s.klines.entry(symbol).or_default();
+        served.push(candle);
+        if served.len() > keep {
+            let excess = served.len() - keep;
+            served.drain(..excess);
+        }
+        s.publish(format!("{lower}@kline_{interval}"), frame);
+    }
+
     pub fn deposit(&self, asset: &str, amount: Decimal) {
         self.lock().engine.deposit(asset, amount);
     }
@@ -1218,8 +1457,18 @@ fn take(counter: &mut u32) -> bool {
     }
 }
 
-/// Handle one request under the lock; faults that wrap an accepted order are applied here.
+/// Handle one request, then tell the user-data subscribers what it did to the orders.
 fn handle(state: &Mutex<State>, req: &Request) -> Reply {
+    let reply = handle_request(state, req);
+    state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .publish_user_events();
+    reply
+}
+
+/// Handle one request under the lock; faults that wrap an accepted order are applied here.
+fn handle_request(state: &Mutex<State>, req: &Request) -> Reply {
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
     let key = format!("{} {}", req.method, req.path);
     *s.stats.requests.entry(key).or_default() += 1;
@@ -1319,6 +1568,11 @@ fn handle(state: &Mutex<State>, req: &Request) -> Reply {
 async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let mut buffer = Vec::new();
     while let Some(req) = http::read_request(&mut stream, &mut buffer).await {
+        if ws::is_upgrade(&req) {
+            // The market streams and the WebSocket API live on the REST address, as
+            // `exchange.binance.base_url` derives them.
+            return ws::serve(stream, req, state).await;
+        }
         let latency = state
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -1,0 +1,325 @@
+//! Issue #23: `fake-binance` as a local exchange for the live path. Its market streams and
+//! WebSocket API are on the one address `exchange.binance.base_url` derives everything from;
+//! the streams follow its own candles (replayed at `--speed`) and book, the user-data stream
+//! reports its own fills; `execute` and `watch` reach it with that ONE setting.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::daemon::trademind_command;
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the binary with `args`; its base URL from the first line it prints.
+fn start(args: &[&str]) -> (Running, String) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("fake-binance"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    (Running(child), url)
+}
+
+fn ws_of(base: &str) -> String {
+    base.replacen("http://", "ws://", 1)
+}
+
+async fn get(url: &str) -> serde_json::Value {
+    let body = reqwest::get(url).await.unwrap().text().await.unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_binance_streams_follow_its_candles_replayed_at_speed_and_its_book() {
+    // One-minute candles at 60x: a candle a second, an hour of catching up with now.
+    let (_fake, base) = start(&[
+        "--klines",
+        "walk",
+        "--interval",
+        "1m",
+        "--speed",
+        "60",
+        "--replay-hours",
+        "1",
+    ]);
+    // A path Binance does not serve is refused before the upgrade.
+    assert!(
+        tokio_tungstenite::connect_async(format!("{}/ws/btcusdt@trade", ws_of(&base)))
+            .await
+            .is_err()
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}/stream?streams=btcusdt@kline_1m/btcusdt@aggTrade/btcusdt@depth@100ms",
+        ws_of(&base)
+    ))
+    .await
+    .expect("the combined market streams on the REST address");
+    let snapshot = get(&format!("{base}/api/v3/depth?symbol=BTCUSDT&limit=5000")).await;
+    let snapshot_id = snapshot["lastUpdateId"].as_u64().unwrap();
+    let mut klines: Vec<serde_json::Value> = Vec::new();
+    let mut last_trade: Option<String> = None;
+    let mut chained = false;
+    let mut last_u: Option<u64> = None;
+    let (mut first_kline_at, mut last_kline_at) = (None, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while klines.len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "4 candles did not close within 20 s at 60x"
+        );
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .unwrap()
+            .unwrap();
+        let Message::Text(text) = frame else { continue };
+        let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        let data = &v["data"];
+        match v["stream"].as_str().unwrap() {
+            "btcusdt@aggTrade" => last_trade = Some(data["p"].as_str().unwrap().to_owned()),
+            "btcusdt@depth@100ms" => {
+                let (first, last) = (data["U"].as_u64().unwrap(), data["u"].as_u64().unwrap());
+                if let Some(prev) = last_u {
+                    assert_eq!(first, prev + 1, "depth diffs chain without a gap");
+                }
+                chained |= first <= snapshot_id + 1 && snapshot_id < last;
+                last_u = Some(last);
+            }
+            "btcusdt@kline_1m" => {
+                assert_eq!(data["k"]["x"], true, "closed candles");
+                // The candle's close is the price traded just before it.
+                assert_eq!(
+                    last_trade.as_deref(),
+                    data["k"]["c"].as_str(),
+                    "the trades follow the candles"
+                );
+                klines.push(data["k"].clone());
+                first_kline_at.get_or_insert_with(Instant::now);
+                last_kline_at = Instant::now();
+            }
+            other => panic!("a stream that was not asked for: {other}"),
+        }
+    }
+    assert!(chained, "no depth diff chained onto the REST snapshot");
+    // At 60x a one-minute candle a second: not all at once, not a minute apart.
+    let took = last_kline_at.duration_since(first_kline_at.unwrap());
+    assert!(
+        took >= Duration::from_millis(2_500) && took < Duration::from_secs(10),
+        "4 candles took {took:?}"
+    );
+    let now = chrono::Utc::now().timestamp_millis();
+    for pair in klines.windows(2) {
+        assert_eq!(
+            pair[1]["t"].as_i64().unwrap() - pair[0]["t"].as_i64().unwrap(),
+            60_000
+        );
+    }
+    for k in &klines {
+        assert!(
+            k["T"].as_i64().unwrap() < now,
+            "a candle closed in the future: {k}"
+        );
+    }
+    // Replayed in seconds, not minutes, and far behind now: the catch-up.
+    assert!(
+        now - klines[0]["T"].as_i64().unwrap() > 30 * 60_000,
+        "{klines:?}"
+    );
+    // The REST klines end with the last candle streamed (or one more).
+    let rest = get(&format!(
+        "{base}/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=5"
+    ))
+    .await;
+    let opens: Vec<i64> = rest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k[0].as_i64().unwrap())
+        .collect();
+    assert!(
+        opens.contains(&klines.last().unwrap()["t"].as_i64().unwrap()),
+        "{opens:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_base_url_setting_points_execute_watch_and_user_data_at_fake_binance() {
+    // A rebound the rules engine with `oversold = 99` buys.
+    let (_fake, base) = start(&["--klines", "rebound", "--interval", "1h"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = (dir.path().to_path_buf(), dir.path().join("config.toml"));
+    std::fs::write(
+        &config,
+        "[trading]\nconnection = \"fake\"\n\n[rules]\noversold = 99.0\noverbought = 99.5\n",
+    )
+    .unwrap();
+    // ONE setting points the connection at the fake: REST, streams and WebSocket API.
+    let command = |args: &[&str]| {
+        let mut cmd = trademind_command(&data);
+        cmd.env("TRADEMIND_EXCHANGE__BINANCE__BASE_URL", &base)
+            .env("TRADEMIND_BINANCE_FAKE_API_KEY", "fake-api-key")
+            .env("TRADEMIND_BINANCE_FAKE_API_SECRET", "fake-api-secret")
+            .arg("--config")
+            .arg(&config)
+            .args(args);
+        cmd
+    };
+    let add = command(&["connection", "add", "fake", "--testnet"])
+        .output()
+        .unwrap();
+    assert!(add.status.success(), "{add:?}");
+
+    // The user-data stream, subscribed as the app does, before the order.
+    let (mut user, _) = tokio_tungstenite::connect_async(format!("{}/ws-api/v3", ws_of(&base)))
+        .await
+        .expect("the WebSocket API on the REST address");
+    let bad = trademind::services::market_stream::user_data::subscribe_signature_request(
+        "1",
+        "fake-api-key",
+        "not-the-secret",
+        chrono::Utc::now().timestamp_millis(),
+        None,
+    );
+    user.send(Message::text(bad)).await.unwrap();
+    let reply = next_json(&mut user).await;
+    assert_eq!(
+        reply["error"]["code"], -1022,
+        "a bad signature is refused: {reply}"
+    );
+    let good = trademind::services::market_stream::user_data::subscribe_signature_request(
+        "2",
+        "fake-api-key",
+        "fake-api-secret",
+        chrono::Utc::now().timestamp_millis(),
+        None,
+    );
+    user.send(Message::text(good)).await.unwrap();
+    let reply = next_json(&mut user).await;
+    assert_eq!(reply["status"], 200, "{reply}");
+
+    let executed = tokio::task::spawn_blocking({
+        let mut cmd = command(&["--json", "execute", "BTCUSDT", "--connection", "fake"]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let shown = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&executed.stdout),
+        String::from_utf8_lossy(&executed.stderr)
+    );
+    assert!(executed.status.success(), "{shown}");
+    let db = rusqlite::Connection::open(data.join(trademind::cli::DB_FILE)).unwrap();
+    let booked: Vec<String> = db
+        .prepare(
+            "SELECT client_order_id FROM orders WHERE connection = 'fake' AND side = 'BUY' \
+             AND status = 'FILLED'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        booked.len(),
+        1,
+        "one filled buy booked on the fake connection:\n{shown}"
+    );
+    // The fill arrives on the user-data stream, for the order the app booked.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no executionReport fill for {booked:?}"
+        );
+        let event = next_json(&mut user).await;
+        let e = &event["event"];
+        if e["e"] == "executionReport" && e["x"] == "TRADE" {
+            assert_eq!(e["c"].as_str(), Some(booked[0].as_str()), "{event}");
+            assert_eq!(e["X"], "FILLED");
+            assert_eq!(e["S"], "BUY");
+            break;
+        }
+    }
+
+    // `watch` on the same connection: the price moves, events arrive.
+    let mut watch = command(&["--json", "watch", "BTCUSDT", "--interval", "1h"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let watch = Running(watch);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let client = reqwest::Client::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut price = 50_100;
+    while !(kinds.contains("trade") && kinds.contains("book_updated")) {
+        assert!(
+            Instant::now() < deadline,
+            "watch showed only {kinds:?} in 30 s"
+        );
+        price += 10;
+        client
+            .post(format!("{base}/fake/price?symbol=BTCUSDT&price={price}"))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while let Ok(line) = rx.try_recv() {
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if let Some(kind) = v["type"].as_str() {
+                kinds.insert(kind.to_owned());
+            }
+        }
+    }
+    drop(watch);
+}
+
+async fn next_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
