@@ -104,7 +104,7 @@ pub struct RunArgs {
     /// Taker fee in basis points (default backtest.taker_fee_bps, 10 = 0.1 %).
     #[arg(long)]
     pub fee_bps: Option<Decimal>,
-    /// Maker fee in basis points, for take-profit fills (default backtest.maker_fee_bps).
+    /// Maker fee in basis points, for take-profit and limit-entry fills (default backtest.maker_fee_bps).
     #[arg(long)]
     pub maker_fee_bps: Option<Decimal>,
     /// Slippage on market orders and stops, basis points (default backtest.slippage_bps).
@@ -207,10 +207,14 @@ fn request(args: &RunArgs, ctx: &Context) -> Result<BacktestRequest> {
         let (k, v) = p
             .split_once('=')
             .ok_or_else(|| usage(format!("--param {p:?}: expected KEY=VALUE")))?;
-        let v: f64 = v
-            .trim()
-            .parse()
-            .map_err(|_| usage(format!("--param {p:?}: {v:?} is not a number")))?;
+        // A flag (`post_only=true`) is the number 1 or 0 the strategy parameters hold.
+        let v: f64 = match v.trim() {
+            "true" => 1.0,
+            "false" => 0.0,
+            number => number
+                .parse()
+                .map_err(|_| usage(format!("--param {p:?}: {v:?} is not a number")))?,
+        };
         spec.params.insert(k.trim().to_string(), v);
     }
     let interval: Interval = args

@@ -248,3 +248,47 @@ fn walk_forward_reports_out_of_sample_windows_and_is_stored_as_one_run() {
         .assert()
         .code(2);
 }
+
+/// `--param post_only=true`, as the docs write it, runs a post-only limit entry: every entry pays
+/// the 2 bps maker fee, not the 10 bps taker fee a market entry pays. `yes` is a usage error.
+#[test]
+fn post_only_true_on_the_command_line_runs_a_post_only_limit_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = json_backtest(
+        dir.path(),
+        &[
+            "--strategy",
+            "sma-cross",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1h",
+            "--no-save",
+            "--fee-bps",
+            "10",
+            "--maker-fee-bps",
+            "2",
+            "--param",
+            "entry_limit_bps=20",
+            "--param",
+            "post_only=true",
+            "--param",
+            "entry_timeout_candles=3",
+        ],
+    );
+    let trades = v["trades"].as_array().unwrap();
+    assert!(!trades.is_empty(), "{v}");
+    for t in trades {
+        let dec = |k: &str| -> rust_decimal::Decimal { t[k].as_str().unwrap().parse().unwrap() };
+        let maker_fee = dec("entry_price") * dec("qty") * rust_decimal_macros::dec!(0.0002);
+        assert_eq!(dec("entry_fee"), maker_fee, "{t}");
+    }
+    let refused = trademind(dir.path())
+        .args(["backtest", "--strategy", "sma-cross", "--data"])
+        .arg(binance_csv())
+        .args(["--param", "entry_limit_bps=20", "--param", "post_only=yes"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("is not a number"), "{stderr}");
+}

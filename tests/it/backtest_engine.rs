@@ -5,8 +5,8 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::sync::atomic::AtomicBool;
 use trademind::domain::backtest::{
-    AllIn, BacktestConfig, BacktestError, BacktestService, Costs, Engine, FillModel, History,
-    Signal, Strategy, StrategyContext,
+    AllIn, BacktestConfig, BacktestError, BacktestService, Costs, Engine, ExitReason, FillModel,
+    History, LimitEntry, Rejection, Signal, Strategy, StrategyContext,
 };
 use trademind::domain::market::{Candle, CandleColumns, Interval};
 use trademind::domain::money::{Price, Qty, Quote};
@@ -157,4 +157,102 @@ fn cancelling_stops_the_run() {
             partial: None
         })
     );
+}
+
+/// Wants in on every candle: a post-only limit buy 50 bps under the close, resting 2 candles,
+/// stop 95.
+struct LimitDipBuyer;
+impl Strategy for LimitDipBuyer {
+    fn name(&self) -> &str {
+        "limit-dip-buyer"
+    }
+    fn on_candle(&mut self, _ctx: &StrategyContext<'_>) -> Option<Signal> {
+        Some(
+            Signal::enter_long()
+                .with_stop_loss(Price(dec!(95)))
+                .with_limit_entry(LimitEntry {
+                    offset_bps: 50,
+                    post_only: true,
+                    timeout_candles: 2,
+                }),
+        )
+    }
+}
+
+fn bar(i: i64, open: Decimal, high: Decimal, low: Decimal, close: Decimal) -> Candle {
+    Candle {
+        open_time: i * 3_600_000,
+        open: Price(open),
+        high: Price(high),
+        low: Price(low),
+        close: Price(close),
+        volume: Qty(dec!(1)),
+    }
+}
+
+/// Fees 10 bps taker, 2 bps maker; all in; lot 0.01.
+/// Candle 0 closes at 100: a buy limit at 99.50 rests. Candles 1 and 2 dip to 99.6 and 99.8
+/// only: at candle 2 it is cancelled (a rejection "not filled within 2 candles"), and candle 2's
+/// close sends a new one at 99.50. Candle 3 falls to 94: it fills at 99.50 as the maker,
+/// 10000 / (99.5 × 1.0002) = 100.482.. -> 100.48, cost 9997.76, fee 1.999552 (the stop is
+/// not checked in the candle that filled it). Candle 4 falls from 96 through the stop: sold at
+/// 95 as a taker, 9545.6, fee 9.5456. PnL 9545.6 − 9.5456 − 9997.76 − 1.999552 =
+/// −463.705152.
+#[test]
+fn limit_entry_fills_at_its_limit_as_the_maker_and_a_missed_one_is_cancelled_at_its_time_out() {
+    let candles = vec![
+        bar(0, dec!(100), dec!(100), dec!(100), dec!(100)),
+        bar(1, dec!(100), dec!(101), dec!(99.6), dec!(100.5)),
+        bar(2, dec!(100.5), dec!(101), dec!(99.8), dec!(100)),
+        bar(3, dec!(100), dec!(100.2), dec!(94), dec!(96)),
+        bar(4, dec!(96), dec!(97), dec!(94.5), dec!(95)),
+    ];
+    let cols = CandleColumns::from_candles(&candles);
+    for fill_model in [FillModel::Close, FillModel::NextOpen] {
+        let mut config = BacktestConfig::new(Interval::H1);
+        config.initial_cash = Quote(dec!(10000));
+        config.costs = Costs::from_bps(dec!(10), dec!(2), dec!(0));
+        config.fill_model = fill_model;
+        config.filters.step_size = dec!(0.01);
+        config.filters.tick_size = dec!(0.01);
+        let engine = Engine::new(
+            Box::new(LimitDipBuyer),
+            Box::new(AllIn),
+            config.initial_cash,
+        )
+        .with_fee_rate(config.costs.taker_fee);
+        let r = BacktestService::run(
+            &config,
+            engine,
+            &candles,
+            &cols,
+            &AtomicBool::new(false),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(
+            r.rejections,
+            [(
+                2 * 3_600_000,
+                Rejection::Expired {
+                    limit: Price(dec!(99.5)),
+                    candles: 2
+                }
+            )],
+            "{fill_model}"
+        );
+        assert_eq!(r.trades.len(), 1, "{:#?}", r.trades);
+        let t = &r.trades[0];
+        assert_eq!(t.entry_time, 3 * 3_600_000);
+        assert_eq!(
+            (t.entry_price, t.qty),
+            (Price(dec!(99.5)), Qty(dec!(100.48)))
+        );
+        assert_eq!(t.entry_fee, Quote(dec!(1.999552)));
+        assert_eq!(t.exit_reason, Some(ExitReason::StopLoss));
+        assert_eq!(t.exit_time, Some(4 * 3_600_000));
+        assert_eq!(t.exit_price, Some(Price(dec!(95))));
+        assert_eq!(t.exit_fee, Quote(dec!(9.5456)));
+        assert_eq!(t.pnl, Quote(dec!(-463.705152)));
+    }
 }

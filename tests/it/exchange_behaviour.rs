@@ -350,6 +350,77 @@ async fn trailing_deltas_binance_refuses_are_refused(v: impl Venue) {
     assert!(ex.open_orders(&btcusdt()).await.unwrap().is_empty());
 }
 
+fn post_only_buy(cid: &str, qty: Decimal, price: Decimal) -> OrderRequest {
+    OrderRequest {
+        order_type: OrderType::LimitMaker,
+        // Binance's LIMIT_MAKER takes a quantity and a price, no time in force.
+        time_in_force: None,
+        ..limit(cid, Side::Buy, qty, price)
+    }
+}
+
+/// A post-only (`LIMIT_MAKER`) entry: at or over the price (50,000) it would trade as a taker,
+/// so it is refused with -2010 "Order would immediately match and take." and nothing rests;
+/// under the price it rests, and fills at its own price as the maker once the price comes
+/// down through it.
+async fn post_only_buy_rests_under_the_price_and_is_refused_when_it_would_take(v: impl Venue) {
+    let ex = v.exchange();
+    for (cid, price) in [("b-pm-at", dec!(50000)), ("b-pm-over", dec!(50100))] {
+        let err = ex
+            .place_order(&post_only_buy(cid, dec!(0.01), price))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ExchangeError::OrderRejected(ref m)
+                if m == "Order would immediately match and take."),
+            "{err:?}"
+        );
+    }
+    assert!(ex.open_orders(&btcusdt()).await.unwrap().is_empty());
+    assert_eq!(free(&*ex, "USDT").await, dec!(10000));
+    let placed = ex
+        .place_order(&post_only_buy("b-pm", dec!(0.01), dec!(49000)))
+        .await
+        .unwrap();
+    assert_eq!(placed.order.status, OrderStatus::New);
+    assert!(placed.fills.is_empty());
+    v.move_price(dec!(48500));
+    let order = ex.query_order(&btcusdt(), "b-pm").await.unwrap();
+    assert_eq!(order.status, OrderStatus::Filled);
+    assert_eq!(order.average_fill_price(), Some(Price(dec!(49000))));
+    let trades = ex.my_trades(&btcusdt()).await.unwrap();
+    assert_eq!(trades.len(), 1);
+    assert!(trades[0].is_maker, "{trades:?}");
+}
+
+/// The fake answers a crossing LIMIT_MAKER on the wire as Binance does: HTTP 400, code -2010,
+/// the matching engine's message.
+#[tokio::test]
+async fn the_fake_binance_refuses_a_limit_maker_that_would_take_with_2010() {
+    let fake = fake().await;
+    let (status, body) = raw_post(
+        &fake,
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=LIMIT_MAKER&quantity=0.01&price=50000",
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(-2010)),
+        "{body}"
+    );
+    assert_eq!(body["msg"], "Order would immediately match and take.");
+    assert!(fake.orders().is_empty());
+    let (status, body) = raw_post(
+        &fake,
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=LIMIT_MAKER&quantity=0.01&price=49000",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "NEW");
+}
+
 /// A signed POST straight to the fake, for parameters our client never sends.
 async fn raw_post(fake: &FakeBinance, path: &str, query: &str) -> (u16, serde_json::Value) {
     let creds = fake.credentials();
@@ -449,4 +520,5 @@ for_both!(
     trailing_stop_follows_the_high_and_triggers_at_the_delta,
     trailing_stop_with_a_stop_price_tracks_only_once_the_stop_is_met,
     trailing_deltas_binance_refuses_are_refused,
+    post_only_buy_rests_under_the_price_and_is_refused_when_it_would_take,
 );

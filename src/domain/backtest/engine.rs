@@ -152,6 +152,30 @@ pub struct Signal {
     pub break_even_r: Option<Decimal>,
     /// Sell at the close of the Nth candle after the entry, if nothing sold it before.
     pub time_exit_candles: Option<u32>,
+    /// Enter with a resting limit buy under the close instead of a market order.
+    pub limit_entry: Option<LimitEntry>,
+}
+
+/// An entry as a resting limit buy (issue #19): cheaper than a market order (maker fee, no
+/// spread) at the cost of missing the trades the price never comes back for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitEntry {
+    /// The limit is this many basis points under the close the entry is decided at.
+    pub offset_bps: u32,
+    /// Binance's `LIMIT_MAKER`: refused rather than filled as a taker.
+    pub post_only: bool,
+    /// Cancelled when the candles after the decision have not filled it by the close of the
+    /// Nth (the order does not chase the price).
+    pub timeout_candles: u32,
+}
+
+/// A resting limit order as sent: its price (the exchange rounds it down to the tick) and how
+/// long it may rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitOrder {
+    pub price: Price,
+    pub post_only: bool,
+    pub timeout_candles: u32,
 }
 
 impl Signal {
@@ -163,6 +187,7 @@ impl Signal {
             trailing: None,
             break_even_r: None,
             time_exit_candles: None,
+            limit_entry: None,
         }
     }
     pub fn exit_long() -> Self {
@@ -173,7 +198,12 @@ impl Signal {
             trailing: None,
             break_even_r: None,
             time_exit_candles: None,
+            limit_entry: None,
         }
+    }
+    pub fn with_limit_entry(mut self, entry: LimitEntry) -> Self {
+        self.limit_entry = Some(entry);
+        self
     }
     pub fn with_time_exit(mut self, candles: u32) -> Self {
         self.time_exit_candles = Some(candles);
@@ -226,6 +256,8 @@ pub struct OrderIntent {
     pub trailing: Option<TrailingDelta>,
     /// See [`Signal::break_even_r`].
     pub break_even_r: Option<Decimal>,
+    /// A resting limit buy instead of a market order (entries only; see [`Signal::limit_entry`]).
+    pub limit: Option<LimitOrder>,
     /// Why a sell is sent ([`ExitReason::Signal`] for a strategy's exit).
     pub reason: ExitReason,
     /// Open time of the candle whose close produced the intent.
@@ -501,6 +533,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
             take_profit: None,
             trailing: None,
             break_even_r: None,
+            limit: None,
             reason: ExitReason::TimeExit,
             decided_at: history.open_time(),
         })
@@ -518,10 +551,19 @@ impl<S: Strategy + ?Sized> Engine<S> {
             Action::EnterLong if self.state.position.is_flat() => {
                 self.state.time_exit = signal.time_exit_candles;
                 let close = history.close_price();
+                // A limit entry is sized at its limit: the price it buys at if it buys.
+                let limit = signal.limit_entry.map(|l| LimitOrder {
+                    price: Price(
+                        close.get()
+                            * (Decimal::ONE - Decimal::from(l.offset_bps) * Decimal::new(1, 4)),
+                    ),
+                    post_only: l.post_only,
+                    timeout_candles: l.timeout_candles,
+                });
                 let input = SizingInput {
                     cash: self.state.cash,
                     equity: self.equity_at(close),
-                    price: close,
+                    price: limit.map_or(close, |l| l.price),
                     stop_loss: signal.stop_loss,
                     fee_rate: self.state.fee_rate,
                     history,
@@ -534,6 +576,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                     take_profit: signal.take_profit,
                     trailing: signal.trailing,
                     break_even_r: signal.break_even_r,
+                    limit,
                     reason: ExitReason::Signal,
                     decided_at,
                 })
@@ -545,6 +588,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 take_profit: None,
                 trailing: None,
                 break_even_r: None,
+                limit: None,
                 reason: ExitReason::Signal,
                 decided_at,
             }),
@@ -720,6 +764,55 @@ mod tests {
         assert_eq!((exit.qty, exit.price), (Qty(dec!(9)), Price(dec!(110))));
         assert_eq!(exit.fee, Quote(dec!(0.99)));
         assert_eq!(engine.closed_trades()[0].pnl, Quote(dec!(88.11)));
+    }
+
+    struct LimitBuyer;
+    impl Strategy for LimitBuyer {
+        fn name(&self) -> &str {
+            "limit-buyer"
+        }
+        fn on_candle(&mut self, _ctx: &StrategyContext<'_>) -> Option<Signal> {
+            Some(Signal::enter_long().with_limit_entry(LimitEntry {
+                offset_bps: 150,
+                post_only: true,
+                timeout_candles: 4,
+            }))
+        }
+    }
+
+    /// Sizes with the reference price it is given (as a quantity, to show it).
+    struct EchoPrice;
+    impl Sizer for EchoPrice {
+        fn name(&self) -> &str {
+            "echo-price"
+        }
+        fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision> {
+            Some(SizeDecision {
+                amount: OrderAmount::Qty(Qty(input.price.get())),
+                stop_loss: None,
+            })
+        }
+    }
+
+    /// 150 bps under a close at 200: a limit at 200 × 0.985 = 197, and the entry is sized at
+    /// 197, the price it buys at if it buys.
+    #[test]
+    fn limit_entry_is_priced_under_the_close_and_sized_at_its_limit() {
+        let candles = vec![candle(0, dec!(200))];
+        let cols = CandleColumns::from_candles(&candles);
+        let mut engine = Engine::new(Box::new(LimitBuyer), Box::new(EchoPrice), Quote(dec!(1000)));
+        let intent = engine
+            .on_candle(History::up_to(&candles, &cols, 0))
+            .unwrap();
+        assert_eq!(
+            intent.limit,
+            Some(LimitOrder {
+                price: Price(dec!(197)),
+                post_only: true,
+                timeout_candles: 4,
+            })
+        );
+        assert_eq!(intent.amount, OrderAmount::Qty(Qty(dec!(197))));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and taker fees, exchange filters, and stop-loss / take-profit / trailing stop checked inside
 //! each candle.
 
-use super::engine::{Execution, ExitReason, OrderAmount, OrderIntent};
+use super::engine::{Execution, ExitReason, LimitOrder, OrderAmount, OrderIntent};
 use crate::domain::market::candle::{Candle, TimestampMs};
 use crate::domain::money::{Price, Qty, div_to_zero_dp};
 use crate::domain::trading::filters::{FilterViolation, SymbolFilters};
@@ -88,6 +88,13 @@ pub enum Rejection {
     Filter(#[from] FilterViolation),
     #[error("quantity rounds to zero at price {price}")]
     ZeroQuantity { price: Price },
+    /// A post-only (`LIMIT_MAKER`) buy at or over the price would trade as a taker: Binance's
+    /// -2010 "Order would immediately match and take.".
+    #[error("Order would immediately match and take. (post-only buy at {limit}, price {price})")]
+    WouldTake { limit: Price, price: Price },
+    /// A limit entry the price never came down to, cancelled at its time-out.
+    #[error("limit entry at {limit} not filled within {candles} candles: cancelled")]
+    Expired { limit: Price, candles: u32 },
 }
 
 impl Serialize for Rejection {
@@ -140,6 +147,15 @@ struct Brackets {
     break_even: Option<(Price, Decimal)>,
 }
 
+/// A limit entry resting on the book: the order, its price on the tick, and the candles it may
+/// still rest for.
+#[derive(Debug, Clone, Copy)]
+struct Resting {
+    intent: OrderIntent,
+    limit: LimitOrder,
+    candles_left: u32,
+}
+
 /// The exchange a backtest trades on. Holds the orders waiting for the next open and the
 /// brackets of the open position; the account itself is booked by the engine from executions.
 #[derive(Debug, Clone)]
@@ -148,7 +164,13 @@ pub struct SimulatedExchange {
     pub costs: Costs,
     pub filters: SymbolFilters,
     pending: Option<OrderIntent>,
+    /// A limit entry waiting for the price to come down to it.
+    resting: Option<Resting>,
     brackets: Brackets,
+    /// Brackets are checked on candles opening at or after this time: a position a limit entry
+    /// bought inside a candle is protected after that candle's close, as live trading places
+    /// its protection at the pass after the close that reports the fill.
+    brackets_from: TimestampMs,
     position_qty: Qty,
 }
 
@@ -159,14 +181,22 @@ impl SimulatedExchange {
             costs,
             filters,
             pending: None,
+            resting: None,
             brackets: Brackets::default(),
+            brackets_from: TimestampMs::MIN,
             position_qty: Qty::ZERO,
         }
     }
 
     #[inline]
     pub fn has_pending(&self) -> bool {
-        self.pending.is_some()
+        self.pending.is_some() || self.resting.is_some()
+    }
+
+    /// A limit entry is resting (it fills inside a candle, not at an open).
+    #[inline]
+    pub fn has_resting_entry(&self) -> bool {
+        self.resting.is_some()
     }
 
     /// Whether the open position has a stop or a target to check inside each candle.
@@ -217,6 +247,9 @@ impl SimulatedExchange {
         close: impl FnOnce() -> Price,
         time: TimestampMs,
     ) -> Option<Result<Execution, Rejection>> {
+        if let Some(limit) = intent.limit {
+            return self.place_limit(intent, limit, close());
+        }
         match self.fill_model {
             FillModel::Close => Some(self.fill_market(&intent, close(), time)),
             FillModel::NextOpen => {
@@ -224,6 +257,67 @@ impl SimulatedExchange {
                 None
             }
         }
+    }
+
+    /// A limit entry sent when the last price was `price` (the decision candle's close, whatever
+    /// the fill model: the order rests from its placement). Its price is rounded down to the
+    /// tick, as the order is built. A post-only order at or over the price is refused, as
+    /// Binance refuses a `LIMIT_MAKER` that would take; a plain limit there fills at once as a
+    /// taker at the price; any other rests.
+    fn place_limit(
+        &mut self,
+        intent: OrderIntent,
+        mut limit: LimitOrder,
+        price: Price,
+    ) -> Option<Result<Execution, Rejection>> {
+        limit.price = self.filters.round_price_down(limit.price);
+        if limit.price >= price {
+            if limit.post_only {
+                return Some(Err(Rejection::WouldTake {
+                    limit: limit.price,
+                    price,
+                }));
+            }
+            return Some(self.fill_market(&intent, price, intent.decided_at));
+        }
+        self.resting = Some(Resting {
+            intent,
+            limit,
+            candles_left: limit.timeout_candles.max(1),
+        });
+        None
+    }
+
+    /// The resting limit entry over `candle`: it fills at its own price (the maker's, with the
+    /// maker fee) when the candle trades at or under it, as the paper exchange fills a resting
+    /// buy that a replayed price crosses; it is cancelled when this candle was the last of its
+    /// time-out.
+    pub fn on_resting_candle(&mut self, candle: &Candle) -> Option<Result<Execution, Rejection>> {
+        let mut resting = self.resting.take()?;
+        let limit = resting.limit;
+        if candle.low <= limit.price {
+            let fee = self.costs.maker_fee;
+            let filled = self.fill(
+                &resting.intent,
+                limit.price,
+                limit.price,
+                fee,
+                candle.open_time,
+            );
+            if filled.is_ok() {
+                self.brackets_from = candle.open_time.saturating_add(1);
+            }
+            return Some(filled);
+        }
+        resting.candles_left -= 1;
+        if resting.candles_left == 0 {
+            return Some(Err(Rejection::Expired {
+                limit: limit.price,
+                candles: limit.timeout_candles,
+            }));
+        }
+        self.resting = Some(resting);
+        None
     }
 
     /// A new candle opens: the queued order fills at its open.
@@ -251,7 +345,7 @@ impl SimulatedExchange {
     /// that triggers it (taker fee, slippage), which is under the trigger level when the
     /// price jumped past it.
     pub fn check_brackets(&mut self, candle: &Candle) -> Option<Execution> {
-        if self.position_qty.is_zero() {
+        if self.position_qty.is_zero() || candle.open_time < self.brackets_from {
             return None;
         }
         if let Some(mut trailing) = self.brackets.trailing {
@@ -340,7 +434,20 @@ impl SimulatedExchange {
         time: TimestampMs,
     ) -> Result<Execution, Rejection> {
         let price = self.slipped(intent.side, reference);
-        let fee_rate = self.costs.taker_fee;
+        self.brackets_from = TimestampMs::MIN;
+        self.fill(intent, reference, price, self.costs.taker_fee, time)
+    }
+
+    /// Fill `intent` at `price` (`reference`: the market's price then, where a trailing stop
+    /// starts tracking).
+    fn fill(
+        &mut self,
+        intent: &OrderIntent,
+        reference: Price,
+        price: Price,
+        fee_rate: Decimal,
+        time: TimestampMs,
+    ) -> Result<Execution, Rejection> {
         let raw_qty = match intent.amount {
             OrderAmount::Qty(q) => q,
             // budget = qty * price * (1 + fee). The quotient is cut (down, so the budget is never
@@ -449,6 +556,7 @@ mod tests {
             take_profit: target.map(Price),
             trailing: None,
             break_even_r: None,
+            limit: None,
             reason: ExitReason::Signal,
             decided_at: 0,
         }
@@ -534,6 +642,7 @@ mod tests {
             take_profit: None,
             trailing: None,
             break_even_r: None,
+            limit: None,
             reason: ExitReason::Signal,
             decided_at: 0,
         };
@@ -674,6 +783,121 @@ mod tests {
         assert_eq!(e.fee, Quote(dec!(0.20042)));
         // The round trip keeps its cost: 2 × 100.21 × 0.999 = 200.21958 ≥ 2 × 100 × 1.001 = 200.2
         assert!(e.price * e.qty - e.fee >= Quote(dec!(200.2)));
+    }
+
+    fn limit_buy(qty: Decimal, limit: Decimal, post_only: bool, timeout: u32) -> OrderIntent {
+        let mut intent = buy(OrderAmount::Qty(Qty(qty)), Some(dec!(95)), Some(dec!(120)));
+        intent.limit = Some(LimitOrder {
+            price: Price(limit),
+            post_only,
+            timeout_candles: timeout,
+        });
+        intent
+    }
+
+    fn ticked() -> SimulatedExchange {
+        let mut f = unrestricted();
+        f.tick_size = dec!(0.01);
+        // Maker 2 bps, taker 10 bps: which one a fill pays shows who it was.
+        let costs = Costs::from_bps(dec!(10), dec!(2), dec!(0));
+        SimulatedExchange::new(FillModel::Close, costs, f)
+    }
+
+    /// A limit buy 2 at 99.504 (rounded down to the tick: 99.50) decided on a close at 100, stop
+    /// 95. Candle 1 dips to 99.51: not filled. Candle 2 falls to 94: filled at its own 99.50
+    /// (the maker's price, not the low), fee 2 × 99.5 × 0.0002 = 0.0398; the stop is not checked
+    /// in the candle that filled it (live protection is placed after that close). Candle 3
+    /// falls from 96 through 95: the stop sells at 95 with the taker fee 0.19.
+    #[test]
+    fn limit_entry_rests_fills_at_its_own_price_with_the_maker_fee_then_is_protected() {
+        let mut ex = ticked();
+        let decided = c(dec!(100), dec!(100), dec!(100), dec!(100));
+        assert!(
+            ex.submit(limit_buy(dec!(2), dec!(99.504), true, 3), &decided)
+                .is_none()
+        );
+        assert!(ex.has_pending() && ex.has_resting_entry());
+        let mut k1 = c(dec!(100), dec!(101), dec!(99.51), dec!(100.5));
+        k1.open_time = 1;
+        assert!(ex.on_resting_candle(&k1).is_none());
+        let mut k2 = c(dec!(100), dec!(100.2), dec!(94), dec!(96));
+        k2.open_time = 2;
+        let e = ex.on_resting_candle(&k2).unwrap().unwrap();
+        assert_eq!(e.side, Side::Buy);
+        assert_eq!((e.qty, e.price), (Qty(dec!(2)), Price(dec!(99.50))));
+        assert_eq!(e.fee, Quote(dec!(0.0398)));
+        assert_eq!(e.time, 2);
+        assert!(!ex.has_pending());
+        assert!(
+            ex.check_brackets(&k2).is_none(),
+            "stopped in its fill candle"
+        );
+        let mut k3 = c(dec!(96), dec!(97), dec!(94.5), dec!(95));
+        k3.open_time = 3;
+        let s = ex.check_brackets(&k3).unwrap();
+        assert_eq!(s.reason, ExitReason::StopLoss);
+        assert_eq!(s.price, Price(dec!(95)));
+        assert_eq!(s.fee, Quote(dec!(0.19)));
+    }
+
+    /// Time-out 2: the candles after the decision come down to 99.51 and 99.6, never to the
+    /// 99.50 limit, and the second one cancels it; a later candle at 90 buys nothing.
+    #[test]
+    fn limit_entry_the_price_never_reaches_is_cancelled_after_its_time_out() {
+        let mut ex = ticked();
+        let decided = c(dec!(100), dec!(100), dec!(100), dec!(100));
+        assert!(
+            ex.submit(limit_buy(dec!(2), dec!(99.5), false, 2), &decided)
+                .is_none()
+        );
+        assert!(
+            ex.on_resting_candle(&c(dec!(100), dec!(101), dec!(99.51), dec!(100)))
+                .is_none()
+        );
+        let why = ex
+            .on_resting_candle(&c(dec!(100), dec!(101), dec!(99.6), dec!(100)))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            why,
+            Rejection::Expired {
+                limit: Price(dec!(99.5)),
+                candles: 2
+            }
+        );
+        assert!(!ex.has_pending());
+        assert!(
+            ex.on_resting_candle(&c(dec!(90), dec!(90), dec!(90), dec!(90)))
+                .is_none()
+        );
+    }
+
+    /// At or over the last price a post-only buy is refused as Binance refuses a LIMIT_MAKER
+    /// that would take (-2010); a plain limit there buys at once at the price as a taker
+    /// (2 × 100 × 0.001 = 0.2).
+    #[test]
+    fn post_only_entry_that_would_take_is_refused_and_a_plain_limit_takes() {
+        let mut ex = ticked();
+        let decided = c(dec!(100), dec!(100), dec!(100), dec!(100));
+        let refused = ex
+            .submit(limit_buy(dec!(2), dec!(100), true, 1), &decided)
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(refused, Rejection::WouldTake { .. }));
+        assert!(
+            refused
+                .to_string()
+                .starts_with("Order would immediately match and take.")
+        );
+        assert!(!ex.has_pending());
+        let taken = ex
+            .submit(limit_buy(dec!(2), dec!(100.004), false, 1), &decided)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (taken.price, taken.fee),
+            (Price(dec!(100)), Quote(dec!(0.2)))
+        );
     }
 
     #[test]

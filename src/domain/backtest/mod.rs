@@ -16,8 +16,9 @@ pub mod times;
 pub mod walk_forward;
 
 pub use engine::{
-    Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, OrderAmount, OrderIntent,
-    Position, Signal, Sizer, SizingInput, SpecialisedRun, Strategy, StrategyContext,
+    Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, LimitEntry, LimitOrder,
+    OrderAmount, OrderIntent, Position, Signal, Sizer, SizingInput, SpecialisedRun, Strategy,
+    StrategyContext,
 };
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
 pub use metrics::{Metrics, TradeRecord};
@@ -385,6 +386,13 @@ impl Desk {
     ) {
         let history = History::up_to(candles, columns, i);
         let time = history.open_time();
+        // A resting limit entry fills (or times out) inside the candle, not at its open.
+        if self.exchange.has_resting_entry() {
+            if let Some(outcome) = self.exchange.on_resting_candle(&candles[i]) {
+                self.settle(outcome, engine, time);
+            }
+            return;
+        }
         if let Some(outcome) = self.exchange.fill_pending(history.open_price(), time) {
             self.settle(outcome, engine, time);
         }

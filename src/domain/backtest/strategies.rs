@@ -1,7 +1,7 @@
 //! Built-in strategies (SMA crossover, RSI mean reversion, MACD, the seed's RSI+MACD rule) and
 //! how to build one from a name and `key=value` parameters or a strategy TOML file.
 
-use super::engine::{History, Signal, Strategy, StrategyContext};
+use super::engine::{History, LimitEntry, Signal, Strategy, StrategyContext};
 use crate::domain::market::indicators::{Macd, Rsi, SlidingSma, sma};
 use crate::domain::market::indicators::{Signal as RuleSignal, simple_signal_at};
 use crate::domain::trading::order::TrailingDelta;
@@ -98,6 +98,16 @@ pub fn check_exits(parameters: &serde_json::Value) -> Result<(), String> {
             "a whole number of candles between 1 and 100000",
         ),
     ];
+    // The trading service enters at market: a limit entry stored for it would be ignored, and
+    // live trades would differ from the backtest that chose the parameter.
+    for key in ["entry_limit_bps", "post_only", "entry_timeout_candles"] {
+        if let Some(given) = parameters.get(key) {
+            return Err(format!(
+                "--param {key}={given}: limit and post-only entries are backtest-only for now \
+                 (live trading enters at market); try them with `trademind backtest --param`"
+            ));
+        }
+    }
     for (key, valid, expected) in checks {
         if let Some(given) = parameters.get(key)
             && !valid
@@ -205,6 +215,7 @@ impl Params<'_> {
             trail,
             break_even,
             time_exit,
+            limit_entry: self.limit_entry()?,
         };
         if let Some(r) = brackets.break_even
             && brackets.stop.is_none()
@@ -233,6 +244,49 @@ impl Params<'_> {
     }
 }
 
+impl Params<'_> {
+    /// `entry_limit_bps` (with `post_only` and `entry_timeout_candles`): a limit entry that
+    /// many basis points under the decision close, resting at most that many candles (1 when
+    /// not given).
+    fn limit_entry(&self) -> Result<Option<LimitEntry>, StrategyError> {
+        let Some(&bps) = self.given.get("entry_limit_bps") else {
+            for key in ["post_only", "entry_timeout_candles"] {
+                if let Some(&v) = self.given.get(key) {
+                    return Err(StrategyError::Invalid {
+                        key: key.into(),
+                        value: v,
+                        why: "needs entry_limit_bps: it sets how a limit entry rests",
+                    });
+                }
+            }
+            return Ok(None);
+        };
+        if !(bps.fract() == 0.0 && (1.0..=2000.0).contains(&bps)) {
+            return Err(StrategyError::Invalid {
+                key: "entry_limit_bps".into(),
+                value: bps,
+                why: "must be a whole number of basis points between 1 and 2000 under the close",
+            });
+        }
+        let post_only = match self.given.get("post_only") {
+            None => false,
+            Some(&v) if v == 0.0 || v == 1.0 => v == 1.0,
+            Some(&v) => {
+                return Err(StrategyError::Invalid {
+                    key: "post_only".into(),
+                    value: v,
+                    why: "must be true or false (1 or 0)",
+                });
+            }
+        };
+        Ok(Some(LimitEntry {
+            offset_bps: bps as u32,
+            post_only,
+            timeout_candles: self.period("entry_timeout_candles", 1)? as u32,
+        }))
+    }
+}
+
 /// Optional stop-loss / take-profit as a percentage of the signal candle's close, or a trailing
 /// stop.
 #[derive(Debug, Clone, Copy, Default)]
@@ -242,6 +296,7 @@ struct Brackets {
     trail: Option<TrailingDelta>,
     break_even: Option<Decimal>,
     time_exit: Option<u32>,
+    limit_entry: Option<LimitEntry>,
 }
 
 impl Brackets {
@@ -249,6 +304,9 @@ impl Brackets {
     fn attach(&self, mut signal: Signal, history: &History<'_>) -> Signal {
         if let Some(n) = self.time_exit {
             signal = signal.with_time_exit(n);
+        }
+        if let Some(entry) = self.limit_entry {
+            signal = signal.with_limit_entry(entry);
         }
         if self.stop.is_none() && self.target.is_none() && self.trail.is_none() {
             return signal;
@@ -383,6 +441,9 @@ fn build(
                     "trail_bips",
                     "breakeven_r",
                     "time_exit_candles",
+                    "entry_limit_bps",
+                    "post_only",
+                    "entry_timeout_candles",
                 ],
             };
             p.check()?;
@@ -416,6 +477,9 @@ fn build(
                     "trail_bips",
                     "breakeven_r",
                     "time_exit_candles",
+                    "entry_limit_bps",
+                    "post_only",
+                    "entry_timeout_candles",
                 ],
             };
             p.check()?;
@@ -448,6 +512,9 @@ fn build(
                     "trail_bips",
                     "breakeven_r",
                     "time_exit_candles",
+                    "entry_limit_bps",
+                    "post_only",
+                    "entry_timeout_candles",
                 ],
             };
             p.check()?;
@@ -474,6 +541,9 @@ fn build(
                     "trail_bips",
                     "breakeven_r",
                     "time_exit_candles",
+                    "entry_limit_bps",
+                    "post_only",
+                    "entry_timeout_candles",
                 ],
             };
             p.check()?;
@@ -727,6 +797,56 @@ mod tests {
             time_exit_of(&serde_json::json!({"time_exit_candles": 0})),
             None
         );
+    }
+
+    #[test]
+    fn entry_limit_bps_takes_post_only_and_a_time_out_and_is_refused_for_live_trading() {
+        assert!(
+            build_strategy(&spec(
+                "sma-cross",
+                &[
+                    ("entry_limit_bps", 25.0),
+                    ("post_only", 1.0),
+                    ("entry_timeout_candles", 3.0)
+                ]
+            ))
+            .is_ok()
+        );
+        for (params, bad) in [
+            (&[("entry_limit_bps", 0.0)][..], "entry_limit_bps"),
+            (&[("entry_limit_bps", 2.5)][..], "entry_limit_bps"),
+            (&[("entry_limit_bps", 2001.0)][..], "entry_limit_bps"),
+            (&[("post_only", 1.0)][..], "post_only"),
+            (
+                &[("entry_timeout_candles", 2.0)][..],
+                "entry_timeout_candles",
+            ),
+            (
+                &[("entry_limit_bps", 10.0), ("post_only", 2.0)][..],
+                "post_only",
+            ),
+            (
+                &[("entry_limit_bps", 10.0), ("entry_timeout_candles", 0.0)][..],
+                "entry_timeout_candles",
+            ),
+        ] {
+            assert!(
+                matches!(
+                    build_strategy(&spec("macd", params)),
+                    Err(StrategyError::Invalid { ref key, .. }) if key == bad
+                ),
+                "{params:?}"
+            );
+        }
+        // Live trading enters at market: `strategy add` must not store a limit entry it would
+        // ignore.
+        let stored = serde_json::json!({"strategy": "sma-cross", "entry_limit_bps": 10});
+        let why = check_exits(&stored).unwrap_err();
+        assert!(
+            why.contains("entry_limit_bps") && why.contains("backtest"),
+            "{why}"
+        );
+        assert!(check_exits(&serde_json::json!({"post_only": true})).is_err());
     }
 
     #[test]
