@@ -581,3 +581,52 @@ async fn a_close_from_the_interface_closes_the_selected_rows_book_when_two_books
     cancel.cancel();
     server.await.unwrap();
 }
+
+#[test]
+fn strategy_list_and_risk_show_say_each_books_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = crate::daemon::trademind_command(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "strategy",
+        "add",
+        "fast",
+        "--symbol",
+        "BTCUSDT",
+        "--allocation",
+        "25%",
+    ]);
+    run(&["strategy", "add", "trend", "--symbol", "BTCUSDT"]);
+    run(&["strategy", "allocate", "trend", "1500"]);
+    run(&["strategy", "add", "whole", "--symbol", "BTCUSDT"]);
+
+    let list = run(&["strategy", "list"]);
+    let row = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in:\n{list}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert!(row("fast").contains(&"25%"), "{list}");
+    assert!(row("trend").contains(&"1500"), "{list}");
+    assert!(row("whole").contains(&"account"), "{list}");
+
+    let shown = run(&["risk", "show", "--strategy", "fast"]);
+    let line = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("allocation"))
+        .unwrap_or_else(|| panic!("no allocation line in:\n{shown}"));
+    assert!(line.trim_end().ends_with("25%"), "{shown}");
+    let shown = run(&["risk", "show", "--strategy", "whole"]);
+    assert!(shown.contains("the whole account"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "risk", "show", "--strategy", "trend"])).unwrap();
+    assert!(!json["allocation"].is_null(), "{json}");
+}
