@@ -27,8 +27,11 @@ pub enum ControlOp {
     Resume,
     /// The emergency stop: halt now; only a manual resume clears it.
     Kill,
+    /// Close one book's position in `symbol` (`book`: a strategy's id, `None` the default
+    /// book); several books may hold the symbol.
     ClosePosition {
         symbol: Symbol,
+        book: Option<i64>,
     },
     CancelOrder {
         symbol: Symbol,
@@ -44,7 +47,7 @@ impl ControlOp {
             ControlOp::Pause { .. } => "pause trading".into(),
             ControlOp::Resume => "resume trading".into(),
             ControlOp::Kill => "the kill switch".into(),
-            ControlOp::ClosePosition { symbol } => format!("close {symbol}"),
+            ControlOp::ClosePosition { symbol, .. } => format!("close {symbol}"),
             ControlOp::CancelOrder {
                 client_order_id, ..
             } => format!("cancel {client_order_id}"),

@@ -854,9 +854,9 @@ pub async fn serve_control<E: Exchange + 'static>(
                     .kill("kill switch engaged from the terminal interface", now)
                     .map(|_| "kill switch engaged: no new entries until resumed".to_string()),
             ),
-            ControlOp::ClosePosition { symbol } => done(
+            ControlOp::ClosePosition { symbol, book } => done(
                 trading
-                    .close_position(&symbol, None, now)
+                    .close_position(&symbol, Some(book), now)
                     .await
                     .map(|r| r.message),
             ),

@@ -76,6 +76,9 @@ pub struct PositionView {
     pub symbol: Symbol,
     /// The book it belongs to: its strategy's name, or `default`.
     pub book: String,
+    /// The same book as the trading service names it (its strategy's id, `None` the default
+    /// book): what a close of this row sends, since several books may hold one symbol.
+    pub book_id: Option<i64>,
     pub side: String,
     pub entry: Price,
     pub mark: Price,
@@ -600,6 +603,7 @@ fn position_view(p: &account::PositionStatus) -> PositionView {
         mark: p.mark,
         symbol: pos.symbol.clone(),
         book: p.row.book().to_string(),
+        book_id: p.row.strategy_id,
         entry: pos.entry_price,
         qty: pos.quantity,
         stop: p.live_stop,

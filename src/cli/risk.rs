@@ -35,6 +35,8 @@ pub enum RiskCommand {
 #[derive(Serialize)]
 struct Shown {
     strategy: Option<String>,
+    /// The strategy's capital (`None`: the whole account; always `None` for the default).
+    allocation: Option<crate::domain::trading::Allocation>,
     source: ConfigSource,
     config: RiskConfig,
     breaker: CircuitBreaker,
@@ -76,8 +78,17 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
             let store = ctx.open_store()?;
             let (config, source) = repo::load_config(store.conn(), strategy.as_deref(), base)
                 .map_err(usage_if_not_found)?;
+            let allocation = match strategy.as_deref() {
+                Some(name) => match crate::store::strategies::strategy_by_name(store.conn(), name)?
+                {
+                    Some(row) => crate::store::strategies::allocation_of(store.conn(), row.id)?,
+                    None => None,
+                },
+                None => None,
+            };
             let shown = Shown {
                 strategy,
+                allocation,
                 source,
                 breaker: repo::load_breaker(store.conn(), GLOBAL_SCOPE)?,
                 history: repo::breaker_history(store.conn(), GLOBAL_SCOPE, 5)?,
@@ -91,6 +102,16 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                     ConfigSource::Strategy => "the strategy's stored limits",
                 };
                 println!("risk limits ({who}, from {from}):");
+                if shown.strategy.is_some() {
+                    // The limits' percentages are of this capital, not of the account.
+                    println!(
+                        "  {:<28} {}",
+                        "allocation",
+                        shown
+                            .allocation
+                            .map_or("the whole account".to_string(), |a| a.to_string())
+                    );
+                }
                 for (k, v) in shown.config.entries() {
                     println!("  {k:<28} {v}");
                 }

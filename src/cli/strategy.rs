@@ -108,6 +108,11 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
     match cmd {
         StrategyCommand::List => {
             let rows = strategies::list_strategies(c)?;
+            // Each book's capital, as `strategy allocate` set it ("account": the whole account).
+            let mut allocations = Vec::with_capacity(rows.len());
+            for s in &rows {
+                allocations.push(strategies::allocation_of(c, s.id)?);
+            }
             // The daemon's heartbeat, not the job history: runs recorded by the TUI or by a
             // daemon killed a minute ago do not make strategies run.
             let daemon =
@@ -126,13 +131,14 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
                         "no strategies (add one: trademind strategy add NAME --symbol BTCUSDT)"
                     );
                 }
-                for s in &rows {
+                for (s, allocation) in rows.iter().zip(&allocations) {
                     println!(
-                        "{:<20} {:<8} {:<4} {:<6} {}",
+                        "{:<20} {:<8} {:<4} {:<8} {:<10} {}",
                         s.name,
                         if s.is_active { "enabled" } else { "disabled" },
                         s.interval,
                         s.decision_engine,
+                        allocation.map_or("account".to_string(), |a| a.to_string()),
                         s.symbols.join(",")
                     );
                 }

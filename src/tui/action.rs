@@ -151,8 +151,11 @@ pub enum Effect {
     Quit,
     PauseTrading,
     ResumeTrading,
+    /// Close one book's position: the selected row's (`book`: its strategy's id, `None` the
+    /// default book), not whichever position in `symbol` comes first.
     ClosePosition {
         symbol: Symbol,
+        book: Option<i64>,
     },
     CancelOrder {
         symbol: Symbol,

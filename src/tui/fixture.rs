@@ -172,6 +172,7 @@ pub fn snapshot() -> Snapshot {
         positions: vec![
             PositionView {
                 book: "trend".into(),
+                book_id: Some(2),
                 symbol: btc.clone(),
                 side: "LONG".into(),
                 entry: Price(dec!(50120.5)),
@@ -189,6 +190,7 @@ pub fn snapshot() -> Snapshot {
             },
             PositionView {
                 book: "default".into(),
+                book_id: None,
                 symbol: eth.clone(),
                 side: "LONG".into(),
                 entry: Price(dec!(3010)),

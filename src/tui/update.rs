@@ -458,7 +458,10 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 confirm(
                     app,
                     format!("Close the {} position ({} at market)?", symbol, p.qty),
-                    Effect::ClosePosition { symbol },
+                    Effect::ClosePosition {
+                        symbol,
+                        book: p.book_id,
+                    },
                 )
             }
         }
@@ -1265,7 +1268,39 @@ mod tests {
         assert_eq!(
             effects,
             vec![Effect::ClosePosition {
-                symbol: Symbol::new("ETHUSDT").unwrap()
+                symbol: Symbol::new("ETHUSDT").unwrap(),
+                book: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn closing_a_symbol_two_books_hold_sends_the_selected_rows_book() {
+        let mut app = app();
+        // A second book, "swing" (strategy 7), also holds BTCUSDT, listed after trend's.
+        let mut swing = app.snapshot.positions[0].clone();
+        swing.book = "swing".into();
+        swing.book_id = Some(7);
+        app.snapshot.positions.push(swing);
+        let symbol = Symbol::new("BTCUSDT").unwrap();
+        press(&mut app, "2");
+        assert!(press(&mut app, "c").is_empty());
+        assert_eq!(
+            press(&mut app, "y"),
+            vec![Effect::ClosePosition {
+                symbol: symbol.clone(),
+                book: Some(2),
+            }],
+            "the first row is trend's"
+        );
+        // The third row: swing's position in the same symbol.
+        press(&mut app, "jj");
+        assert!(press(&mut app, "c").is_empty());
+        assert_eq!(
+            press(&mut app, "y"),
+            vec![Effect::ClosePosition {
+                symbol,
+                book: Some(7),
             }]
         );
     }

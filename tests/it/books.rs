@@ -498,3 +498,141 @@ async fn a_strategy_past_its_own_daily_loss_is_refused_while_the_others_trade() 
     rig.buy(Some(trend), START + 60_000).await;
     assert_eq!(rig.open().len(), 1);
 }
+
+/// The TUI's close goes through the control channel: the selected row's book travels with the
+/// symbol, so closing one of two books in BTCUSDT closes that book's position, not a refusal
+/// ("several books hold BTCUSDT") and not the other book's.
+#[tokio::test]
+async fn a_close_from_the_interface_closes_the_selected_rows_book_when_two_books_hold_the_symbol() {
+    use trademind::app::control::{ControlHandle, ControlOp};
+    use trademind::app::daemon::{backtest_queue, serve_control};
+    use trademind::app::scheduler::{MemoryRecorder, TokioClock};
+
+    let rig = rig();
+    let fast = rig.strategy("fast", "strategy");
+    let trend = rig.strategy("trend", "strategy");
+    rig.service.reconcile(START).await.unwrap();
+    rig.buy(Some(fast), START).await;
+    rig.buy(Some(trend), START + 60_000).await;
+    let (fast_row, trend_row) = (rig.open_of(Some(fast)), rig.open_of(Some(trend)));
+    let Rig {
+        service,
+        paper,
+        store,
+        btc,
+    } = rig;
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let clock = Arc::new(TokioClock::new(START + 120_000));
+    let (backtests, _worker) = backtest_queue(
+        Store::open_in_memory().unwrap(),
+        clock.clone(),
+        Arc::new(MemoryRecorder::default()),
+        EventBus::new(16),
+        1,
+        cancel.clone(),
+    );
+    let (handle, requests) = ControlHandle::channel(4);
+    let server = tokio::spawn(serve_control(
+        Arc::new(service),
+        requests,
+        backtests,
+        Arc::new(Settings::default()),
+        clock,
+        cancel.clone(),
+    ));
+
+    // The snapshot row the TUI closes names its book as the trading service does.
+    let view = trademind::store::account::load(
+        store.lock().unwrap().conn(),
+        &trademind::store::account::AccountQuery {
+            connection: "paper",
+            now_ms: START + 120_000,
+            day_start_ms: trademind::store::account::utc_day_start(START),
+            paper_starting_balance: None,
+            unresolved: Vec::new(),
+        },
+    )
+    .unwrap();
+    let trend_view = view
+        .positions
+        .iter()
+        .find(|p| p.row.book() == "trend")
+        .expect("trend's row");
+    let reply = handle
+        .request(ControlOp::ClosePosition {
+            symbol: btc.clone(),
+            book: trend_view.row.strategy_id,
+        })
+        .await;
+    assert!(reply.is_ok(), "{reply:?}");
+
+    let open = positions::open_positions(store.lock().unwrap().conn()).unwrap();
+    assert_eq!(
+        open.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![fast_row.id],
+        "trend's position closed, fast's still open"
+    );
+    let closed = positions::get(store.lock().unwrap().conn(), trend_row.id)
+        .unwrap()
+        .unwrap();
+    assert!(closed.position.closed_at.is_some());
+    let held = balance_of(&paper.balances().await.unwrap(), "BTC").total();
+    let trend_q = trend_row.position.quantity.get();
+    assert_eq!(
+        held,
+        fast_row.position.quantity.get() + trend_q - sellable(trend_q),
+        "only trend's sellable quantity was sold"
+    );
+    cancel.cancel();
+    server.await.unwrap();
+}
+
+#[test]
+fn strategy_list_and_risk_show_say_each_books_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = crate::daemon::trademind_command(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "strategy",
+        "add",
+        "fast",
+        "--symbol",
+        "BTCUSDT",
+        "--allocation",
+        "25%",
+    ]);
+    run(&["strategy", "add", "trend", "--symbol", "BTCUSDT"]);
+    run(&["strategy", "allocate", "trend", "1500"]);
+    run(&["strategy", "add", "whole", "--symbol", "BTCUSDT"]);
+
+    let list = run(&["strategy", "list"]);
+    let row = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in:\n{list}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert!(row("fast").contains(&"25%"), "{list}");
+    assert!(row("trend").contains(&"1500"), "{list}");
+    assert!(row("whole").contains(&"account"), "{list}");
+
+    let shown = run(&["risk", "show", "--strategy", "fast"]);
+    let line = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("allocation"))
+        .unwrap_or_else(|| panic!("no allocation line in:\n{shown}"));
+    assert!(line.trim_end().ends_with("25%"), "{shown}");
+    let shown = run(&["risk", "show", "--strategy", "whole"]);
+    assert!(shown.contains("the whole account"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "risk", "show", "--strategy", "trend"])).unwrap();
+    assert!(!json["allocation"].is_null(), "{json}");
+}

@@ -13,6 +13,7 @@ mod backtest_shards;
 mod backtest_strategies;
 mod backtest_walk_forward;
 mod books;
+mod books_daemon;
 mod cli;
 mod concurrent_writes;
 mod connection_safety;
