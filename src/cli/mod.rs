@@ -138,6 +138,9 @@ pub enum Command {
     Close(trading::CloseArgs),
     /// Cancel an open order by client order id (an OCO leg cancels its list).
     Cancel(trading::CancelArgs),
+    /// Protect an unprotected position again from its stored stop and target (after its
+    /// protection was cancelled on the exchange or with `cancel`).
+    Protect(trading::ProtectArgs),
     /// Bring orders and positions in line with the exchange now: lost answers resolved, filled
     /// entries booked, unprotected positions protected; exit 1 if something is left for you.
     Reconcile(trading::ReconcileArgs),
@@ -279,6 +282,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Trades(args) => trading::run_trades(args, ctx),
         Command::Close(args) => trading::run_close(args, ctx).await,
         Command::Cancel(args) => trading::run_cancel(args, ctx).await,
+        Command::Protect(args) => trading::run_protect(args, ctx).await,
         Command::Reconcile(args) => trading::run_reconcile(args, ctx).await,
         Command::Pause(args) => trading::run_pause(args, ctx),
         Command::Resume => trading::run_resume(ctx),

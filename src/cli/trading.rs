@@ -74,6 +74,17 @@ pub struct CloseArgs {
     pub strategy: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ProtectArgs {
+    pub symbol: String,
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+    /// The book whose position to protect: a strategy's name, or `default` for positions
+    /// opened without a strategy. Needed only when several books hold the symbol.
+    #[arg(long, value_name = "NAME")]
+    pub strategy: Option<String>,
+}
+
 /// The book `--strategy NAME` names: that strategy's, or the default book for `default` (when
 /// no strategy is called that).
 fn book_named(
@@ -506,6 +517,17 @@ pub async fn run_close(args: CloseArgs, ctx: &Context) -> Result<()> {
             );
         }
     })
+}
+
+pub async fn run_protect(args: ProtectArgs, ctx: &Context) -> Result<()> {
+    let symbol = parse_symbol(&args.symbol)?;
+    let book = {
+        let store = ctx.open_store()?;
+        book_named(store.conn(), args.strategy.as_deref())?
+    };
+    let (service, _) = service(ctx, args.connection.as_deref()).await?;
+    let report = service.protect(&symbol, book, now_ms()).await?;
+    ctx.emit(&json!({ "report": report }), || print_report(&report))
 }
 
 /// Price the paper exchange from the latest stored candle (it has no market of its own).

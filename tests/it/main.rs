@@ -48,6 +48,7 @@ mod no_pyramiding;
 mod notifications;
 mod one_engine;
 mod parser_robustness;
+mod protect;
 mod read_timeouts;
 mod readme;
 mod risk;

@@ -304,7 +304,11 @@ async fn a_crash_between_the_fill_and_its_protection_is_protected_by_the_restart
 }
 
 #[tokio::test]
-async fn a_position_booked_but_not_protected_before_a_crash_is_protected_by_the_restart() {
+/// A protection cancelled by hand on the exchange while we were down was put back by the restart
+/// behind the person's back (issue #19): it is now reported UNPROTECTED, trading stays paused,
+/// and `protect` puts it back for the position's quantity. (A real crash before the protection
+/// was placed is still protected by the restart: the test above.)
+async fn a_protection_cancelled_by_hand_while_down_is_reported_and_put_back_by_protect() {
     let rig = Rig::new().await;
     let service = rig.service().await;
     let (input, out) = buy_at(&rig, 0).await;
@@ -333,7 +337,32 @@ async fn a_position_booked_but_not_protected_before_a_crash_is_protected_by_the_
 
     let restarted = rig.service_with(TradingMode::Testnet, false);
     let report = restarted.reconcile(NOW + MINUTE).await.unwrap();
-    assert!(report.reconciled, "{:?}", report.unresolved);
+    assert!(!report.reconciled);
+    assert!(
+        report.unresolved[0].contains("UNPROTECTED")
+            && report.unresolved[0].contains("trademind protect BTCUSDT"),
+        "{:?}",
+        report.unresolved
+    );
+    assert_eq!(rig.binance.requests(OCO), 1, "not put back by itself");
+    let (input, out) = buy_at(&rig, 2).await;
+    let paused = restarted
+        .execute_decision(&input, &out, None, NOW + 2 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(paused.outcome, ExecutionOutcome::Paused);
+
+    let btc = trademind::domain::symbol::Symbol::new("BTCUSDT").unwrap();
+    let protected = restarted
+        .protect(&btc, None, NOW + 3 * MINUTE)
+        .await
+        .unwrap();
+    assert!(
+        protected.message.contains("protected again"),
+        "{}",
+        protected.message
+    );
+    assert!(restarted.is_reconciled(), "{}", protected.message);
     assert_protected_exactly(&rig, dec!(0.01998));
     assert_eq!(rig.binance.requests(OCO), 2, "protection placed again");
     let rows = positions::open_positions(rig.store.lock().unwrap().conn()).unwrap();

@@ -296,6 +296,29 @@ impl<E: Exchange + 'static> TradingService<E> {
             "order cancelled");
         self.settle_row(&order, now_ms)?;
         self.settle_list_siblings(&stored, now_ms).await?;
+        if stored.purpose.is_protection() && order.status == OrderStatus::Canceled {
+            // A person took this protection down: it stays down until `trademind protect`.
+            // Every leg of its list is marked, whichever of them is the position's latest.
+            let legs: Vec<String> = {
+                let db = self.store()?;
+                match stored.position_id {
+                    Some(pid) => orders::of_position(db.conn(), pid)?
+                        .into_iter()
+                        .filter(|o| {
+                            o.order.client_order_id == client_order_id
+                                || (o.order_list_id.is_some()
+                                    && o.order_list_id == stored.order_list_id
+                                    && o.order.status == OrderStatus::Canceled)
+                        })
+                        .map(|o| o.order.client_order_id)
+                        .collect(),
+                    None => vec![client_order_id.to_string()],
+                }
+            };
+            for cid in legs {
+                self.mark_withdrawn(&cid, now_ms)?;
+            }
+        }
         Ok(order)
     }
 }

@@ -11,6 +11,7 @@
 //! - `exit`: closes, cancels, protection taken down.
 //! - `monitor`: protection legs followed (REST monitor and user-data stream).
 //! - `reconcile`: start-up reconciliation.
+//! - `protect`: a position whose protection a person cancelled, protected again on request.
 //! - `account`: equity, the risk context, marks and the circuit breaker.
 
 mod account;
@@ -18,6 +19,7 @@ mod entry;
 mod exit;
 mod lock;
 mod monitor;
+mod protect;
 mod reconcile;
 mod settle;
 

@@ -70,6 +70,11 @@ impl<E: Exchange + 'static> TradingService<E> {
                 Err(e) => return Err(e.into()),
             };
             self.settle_row(&order, now_ms)?;
+            if order.status == OrderStatus::Canceled {
+                // Our own steps record their cancels before this pass can query: a leg still
+                // open here was cancelled by a person, who is not overruled (see `protect`).
+                self.mark_withdrawn(&cid, now_ms)?;
+            }
             if order.status != OrderStatus::Filled {
                 continue;
             }

@@ -137,6 +137,22 @@ impl<E: Exchange + 'static> TradingService<E> {
                 .await;
                 report.resolved.push(line);
             }
+            (Protection::Withdrawn, Some(row)) => report.unresolved.push(format!(
+                "position in {symbol} ({}, book {}) is UNPROTECTED: its protection was cancelled \
+                 outside TradeMind; `trademind protect {symbol} --strategy {}` places it again \
+                 from its stop {} and target {}, or `trademind close {symbol} --strategy {}` \
+                 sells it",
+                row.position.quantity,
+                row.book(),
+                row.book(),
+                row.position
+                    .stop_loss
+                    .map_or_else(|| "(none)".to_string(), |p| p.to_string()),
+                row.position
+                    .take_profit
+                    .map_or_else(|| "(none)".to_string(), |p| p.to_string()),
+                row.book()
+            )),
             (Protection::NoStopLevel, Some(row)) => report.unresolved.push(format!(
                 "position in {symbol} ({}, book {}) has no protective order on the exchange and \
                  no stop level to place one: close it (`trademind close {symbol} --strategy {}`) \

@@ -51,6 +51,10 @@ pub(super) enum Protection {
     Placed { ids: Vec<String>, replaced: bool },
     /// No stop level is known: a person must protect or close it.
     NoStopLevel,
+    /// Its protection was cancelled outside TradeMind (on the exchange, or a leg cancelled by
+    /// `trademind cancel`): a person took it down on purpose, so it is not put back behind
+    /// their back; `trademind protect` puts it back (see `protect`).
+    Withdrawn,
     /// Could not be placed; the position was closed at market (`closed` is the close's
     /// outcome, an error text when that failed too).
     Failed {
@@ -316,20 +320,34 @@ impl<E: Exchange + 'static> TradingService<E> {
         row: positions::PositionRow,
         now_ms: i64,
     ) -> Result<Protection, TradingError> {
+        self.ensure_protected_as(row, false, now_ms).await
+    }
+
+    /// `ensure_protected`; `restore` puts back a protection withdrawn outside TradeMind (the
+    /// `protect` command), which the automatic steps leave to a person.
+    pub(super) async fn ensure_protected_as(
+        &self,
+        row: positions::PositionRow,
+        restore: bool,
+        now_ms: i64,
+    ) -> Result<Protection, TradingError> {
         let symbol = row.position.symbol.clone();
         let filters = self.deps.exchange.symbol_filters(&symbol).await?;
-        let open_stop = {
+        let (open_stop, withdrawn) = {
             let db = self.store()?;
-            orders::of_position(db.conn(), row.id)?
-                .into_iter()
+            let legs = orders::of_position(db.conn(), row.id)?;
+            let open_stop = legs
+                .iter()
                 .find(|o| o.purpose == OrderPurpose::StopLoss && o.order.status.is_open())
-                .map(|o| o.order.quantity)
+                .map(|o| o.order.quantity);
+            (open_stop, super::protect::withdrawn(&legs))
         };
         let need = protection_need(&row.position, open_stop, &filters);
         let position = match need {
             ProtectionNeed::Covered => return Ok(Protection::InPlace),
             ProtectionNeed::Dust => return Ok(Protection::NotNeeded),
             ProtectionNeed::NoStopLevel => return Ok(Protection::NoStopLevel),
+            ProtectionNeed::Place if withdrawn && !restore => return Ok(Protection::Withdrawn),
             ProtectionNeed::Place => row.position,
             ProtectionNeed::Replace => {
                 // Its old protection covers another quantity (and holds that balance on the
@@ -349,7 +367,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             }
         };
         match self
-            .protect(row.id, &position, &filters, row.strategy_id, now_ms)
+            .place_protection(row.id, &position, &filters, row.strategy_id, now_ms)
             .await
         {
             Ok(ids) => Ok(Protection::Placed {
@@ -414,7 +432,7 @@ impl<E: Exchange + 'static> TradingService<E> {
     /// quantity; a strategy with `trail_bips` and no target gets a trailing stop-limit
     /// (Binance's `trailingDelta`, no stop price: it tracks from the last price, so it keeps
     /// trailing while TradeMind is down). Returns the client ids.
-    async fn protect(
+    async fn place_protection(
         &self,
         position_id: i64,
         position: &Position,
