@@ -44,7 +44,9 @@ fn stdout(cmd: &mut Command) -> String {
 /// Run the 4 shards as 4 processes at once through `xargs -P 4`, as a batch system would.
 fn run_shards_with_xargs(dir: &Path) -> Vec<PathBuf> {
     let script = format!(
-        "printf '0\\n1\\n2\\n3\\n' | xargs -P 4 -I K \"$BIN\" --data-dir \"$DIR\" backtest --data \"$CSV\" {} --threads 1 --shard K/4 --out \"$DIR/shard-K.jsonl\"",
+        // The replace string must not occur in the (random) temp paths xargs also sees:
+        // `-I K` rewrote a `K` in `/tmp/.tmpCk8KyD` and the shard landed elsewhere.
+        "printf '0\\n1\\n2\\n3\\n' | xargs -P 4 -I @SHARD@ \"$BIN\" --data-dir \"$DIR\" backtest --data \"$CSV\" {} --threads 1 --shard @SHARD@/4 --out \"$DIR/shard-@SHARD@.jsonl\"",
         SWEEP.join(" ")
     );
     let mut sh = std::process::Command::new("sh");
