@@ -33,7 +33,6 @@ pub enum Command {
     Help,
     /// Changes state: asked for confirmation first.
     Act(Action),
-    Protect(String),
     /// A command the bot does not know, or one used wrongly: the text says how to use it.
     Unknown(String),
 }
@@ -51,6 +50,7 @@ pub enum Action {
     Resume,
     Kill,
     Close(Symbol),
+    Protect(Symbol),
 }
 
 impl Action {
@@ -60,6 +60,9 @@ impl Action {
             Action::Resume => "resume trading".into(),
             Action::Kill => "engage the kill switch (trading halts until /resume)".into(),
             Action::Close(s) => format!("close the open {s} position at market"),
+            Action::Protect(s) => {
+                format!("place the {s} position's protection again from its stored stop and target")
+            }
         }
     }
 }
@@ -99,7 +102,7 @@ pub fn parse_command(text: &str) -> Option<Command> {
             Err(c) => c,
         },
         "protect" => match symbol("/protect SYMBOL") {
-            Ok(s) => Command::Protect(s.to_string()),
+            Ok(s) => Command::Act(Action::Protect(s)),
             Err(c) => c,
         },
         other => Command::Unknown(format!("unknown command /{other}. {HELP}")),
@@ -250,10 +253,6 @@ impl<E: Exchange + 'static> TelegramBot<E> {
         let now = self.clock.now_ms();
         let text = match command {
             Command::Act(action) => return self.ask(chat_id, action, now).await,
-            Command::Protect(symbol) => format!(
-                "/protect {symbol}: not available yet (the trading service has no protect \
-                 command); positions are protected when they are opened"
-            ),
             Command::Help => HELP.to_string(),
             Command::Unknown(text) => text,
             read => self
@@ -363,6 +362,11 @@ impl<E: Exchange + 'static> TelegramBot<E> {
                 .close_position(symbol, None, now_ms)
                 .await
                 .map(|r| format!("{symbol} closed: {}", r.message)),
+            Action::Protect(symbol) => self
+                .trading
+                .protect(symbol, None, now_ms)
+                .await
+                .map(|r| format!("{symbol}: {}", r.message)),
         };
         result.unwrap_or_else(|e: crate::app::trading::TradingError| format!("refused: {e}"))
     }
@@ -539,6 +543,13 @@ mod tests {
             Some(Command::Act(Action::Close(Symbol::new("BTCUSDT").unwrap())))
         );
         assert!(matches!(parse_command("/close"), Some(Command::Unknown(_))));
+        // /protect changes state, so it is confirmed like /close.
+        assert_eq!(
+            parse_command("/protect ethusdt"),
+            Some(Command::Act(Action::Protect(
+                Symbol::new("ETHUSDT").unwrap()
+            )))
+        );
         assert!(matches!(
             parse_command("/pnl year"),
             Some(Command::Unknown(_))
