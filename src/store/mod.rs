@@ -23,6 +23,7 @@ pub mod paper;
 pub mod positions;
 pub mod risk;
 pub mod secret_entries;
+pub mod shadow;
 pub mod strategies;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.
@@ -42,6 +43,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0014_daemon_heartbeat.sql")),
         M::up(include_str!("migrations/0015_backtest_decisions.sql")),
         M::up(include_str!("migrations/0016_strategy_allocation.sql")),
+        M::up(include_str!("migrations/0022_shadow_decisions.sql")),
     ])
 });
 
@@ -66,6 +68,7 @@ pub const TABLES: &[&str] = &[
     "equity_snapshots",
     "equity_peaks",
     "unmanaged_holdings",
+    "shadow_fills",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +134,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 14;
+const MIGRATION_COUNT: usize = 15;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

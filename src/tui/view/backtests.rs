@@ -6,8 +6,8 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
 
-use super::{empty, header_row, num, screen_block};
 use super::charts::{DrawdownChart, EquityChart, glyph};
+use super::{empty, header_row, num, screen_block};
 use crate::app::snapshot::BacktestView;
 use crate::format as fmt;
 use crate::tui::action::Screen;

@@ -6,9 +6,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, LineGauge, Paragraph, Row, Table};
 
+use super::charts::{EquityChart, glyph};
 use super::{empty, header_row, num, screen_block};
 use crate::format as fmt;
-use super::charts::{EquityChart, glyph};
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
 use ratatui::widgets::Cell;
