@@ -8,6 +8,9 @@ use trademind::cli::{self, Cli, Context, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Usag
 use trademind::config::{self, ConfigError, FlagOverrides};
 use trademind::logging::{self, LogTarget};
 
+// Built once per run and matched at once: its size costs nothing, and boxing the command would
+// only complicate the patterns below.
+#[allow(clippy::large_enum_variant)]
 enum Mode {
     Tui,
     Daemon,

@@ -182,6 +182,9 @@ pub struct Jobs<E: Exchange> {
     pub stream_marks: Option<StreamFreshness>,
     /// The database whose file must still be the one opened (see [`Jobs::with_ledger_guard`]).
     ledger: Option<Arc<Mutex<Store>>>,
+    /// Challengers by strategy index: they decide after the primary, on its input, and fill
+    /// only a virtual book (see `app::shadow`).
+    challengers: Vec<(usize, crate::app::shadow::ShadowJob)>,
 }
 
 impl<E: Exchange + 'static> Jobs<E> {
@@ -196,6 +199,7 @@ impl<E: Exchange + 'static> Jobs<E> {
             routes,
             stream_marks: None,
             ledger: None,
+            challengers: Vec::new(),
         }
     }
 
@@ -225,6 +229,7 @@ impl<E: Exchange + 'static> Jobs<E> {
             routes,
             stream_marks: None,
             ledger: None,
+            challengers: Vec::new(),
         }
     }
 
@@ -265,6 +270,13 @@ impl<E: Exchange + 'static> Jobs<E> {
             tracing::error!(error = %e, "could not engage the kill switch");
         }
         Err(lost)
+    }
+
+    /// The strategy at `index` has a challenger: each of its cycles, `job` decides on the
+    /// same inputs, recorded and filled on a virtual book only.
+    pub fn with_challenger(mut self, index: usize, job: crate::app::shadow::ShadowJob) -> Self {
+        self.challengers.push((index, job));
+        self
     }
 
     /// REST prices become the fallback for the symbols the stream keeps fresh.
@@ -313,6 +325,23 @@ impl<E: Exchange + 'static> Jobs<E> {
         let venue = self.venue_of(index).ok_or(JobError::NoStrategy(index))?;
         let report = venue.run_cycle(&job.strategy, &job.engine, now_ms).await?;
         tracing::debug!(strategy = %job.strategy.name, report = ?report, "trading cycle done");
+        // The challenger decides after the primary, on the very input the primary's decision
+        // recorded; its failures are logged, never the primary's.
+        for (_, shadow) in self.challengers.iter().filter(|(i, _)| *i == index) {
+            for primary in report.executions.iter().filter_map(|e| e.decision_id) {
+                match crate::app::shadow::shadow_decide(shadow, job.strategy.id, primary).await {
+                    Ok(r) => tracing::info!(
+                        strategy = %job.strategy.name,
+                        decision = r.decision_id,
+                        fill = ?r.fill,
+                        "challenger decided (shadow, not sent)"
+                    ),
+                    Err(e) => tracing::warn!(
+                        strategy = %job.strategy.name, error = %e, "challenger decision failed"
+                    ),
+                }
+            }
+        }
         Ok(())
     }
 
@@ -510,6 +539,7 @@ pub async fn run(
     let mut venues: Vec<Arc<TradingService<crate::services::exchange::any::AnyExchange>>> =
         vec![trading.clone()];
     let mut strategies = Vec::with_capacity(active.len());
+    let mut shadows = Vec::new();
     for strategy in active {
         let own = {
             let s = store
@@ -539,6 +569,23 @@ pub async fn run(
             ),
         )
         .await?;
+        let challenger = crate::app::shadow::challenger_engine(
+            &settings,
+            &strategy,
+            store.clone(),
+            crate::app::venue::mailer(
+                &settings.notifications,
+                &crate::secrets::Secrets::from_config(&settings.secrets, &settings.data_dir()),
+            ),
+        )
+        .await?;
+        if let Some(engine) = challenger {
+            tracing::info!(strategy = %strategy.name, "challenger decides in the shadow (virtual book, no orders)");
+            shadows.push((
+                strategies.len(),
+                crate::app::shadow::ShadowJob::new(engine, store.clone(), &settings),
+            ));
+        }
         strategies.push((StrategyJob { strategy, engine }, venue));
     }
     if strategies.is_empty() {
@@ -584,6 +631,9 @@ pub async fn run(
         None => None,
     };
     let mut jobs = Jobs::routed(trading.clone(), strategies).with_ledger_guard(store.clone());
+    for (index, shadow) in shadows {
+        jobs = jobs.with_challenger(index, shadow);
+    }
     // On Binance (not paper), the WebSocket feeds book fills and mark prices; see app::streams.
     let feeds = match user_data {
         Some(user_data) => {

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod key_check;
 pub mod llm_backtest;
 pub mod scheduler;
+pub mod shadow;
 pub mod snapshot;
 pub mod strategy_engine;
 pub mod streams;

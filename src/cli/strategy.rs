@@ -66,6 +66,15 @@ pub struct AddStrategy {
     /// (default: the whole account).
     #[arg(long, value_name = "PCT%|AMOUNT")]
     pub allocation: Option<String>,
+    /// A challenger model: each cycle it decides on the same input as the strategy's engine;
+    /// its decisions are recorded (outcome `shadow`) and filled on a virtual paper book, never
+    /// sent to the exchange. Needs a Grok key.
+    #[arg(long, value_name = "MODEL")]
+    pub challenger_model: Option<String>,
+    /// The challenger's prompt template (default: llm.prompt_template); alone, it challenges
+    /// the prompt with the same model.
+    #[arg(long, value_name = "FILE")]
+    pub challenger_prompt: Option<std::path::PathBuf>,
 }
 
 /// Parse `key=value` pairs; numbers and booleans become JSON numbers and booleans.
@@ -170,7 +179,20 @@ pub fn run(cmd: StrategyCommand, ctx: &Context) -> Result<()> {
                         .id,
                 ),
             };
-            let parameters = parse_params(&a.params)?;
+            let mut parameters = parse_params(&a.params)?;
+            if a.challenger_model.is_some() || a.challenger_prompt.is_some() {
+                if let Some(path) = &a.challenger_prompt {
+                    // A template the daemon could not read is refused now, not at its start.
+                    std::fs::metadata(path).map_err(|e| {
+                        UsageError(format!("--challenger-prompt {}: {e}", path.display()))
+                    })?;
+                }
+                crate::app::shadow::Challenger {
+                    model: a.challenger_model.clone(),
+                    prompt: a.challenger_prompt.clone(),
+                }
+                .store_in(&mut parameters);
+            }
             crate::domain::backtest::strategies::check_exits(&parameters).map_err(UsageError)?;
             if a.engine == crate::app::strategy_engine::ENGINE_NAME {
                 // A strategy the daemon could not build is refused now, not at its first run.

@@ -252,6 +252,8 @@ pub fn of_backtest(
 }
 
 /// The `last` most recent decisions on one symbol up to `before_ms`, newest first (for prompts).
+/// A challenger's shadow decisions are left out: they were never traded, and the primary must
+/// not read them as its own history.
 pub fn recent_for_symbol(
     conn: &Connection,
     symbol: &str,
@@ -260,7 +262,7 @@ pub fn recent_for_symbol(
 ) -> StoreResult<Vec<DecisionRow>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM decisions WHERE symbol = ?1 AND decided_at < ?2
-         AND backtest_id IS NULL
+         AND backtest_id IS NULL AND outcome <> 'shadow'
          ORDER BY decided_at DESC, id DESC LIMIT ?3"
     ))?;
     let limit = i64::try_from(last).unwrap_or(i64::MAX);

@@ -23,6 +23,7 @@ pub mod paper;
 pub mod positions;
 pub mod risk;
 pub mod secret_entries;
+pub mod shadow;
 pub mod strategies;
 
 /// Every schema version, oldest first. Append only: a released migration is never edited.
@@ -43,6 +44,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0015_backtest_decisions.sql")),
         M::up(include_str!("migrations/0016_strategy_allocation.sql")),
         M::up(include_str!("migrations/0020_telegram_key.sql")),
+        M::up(include_str!("migrations/0022_shadow_decisions.sql")),
     ])
 });
 
@@ -67,6 +69,7 @@ pub const TABLES: &[&str] = &[
     "equity_snapshots",
     "equity_peaks",
     "unmanaged_holdings",
+    "shadow_fills",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +135,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 15;
+const MIGRATION_COUNT: usize = 16;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

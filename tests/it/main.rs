@@ -53,6 +53,7 @@ mod read_timeouts;
 mod readme;
 mod risk;
 mod secret_leak;
+mod shadow;
 mod telegram_bot;
 mod trading;
 mod trading_faults;

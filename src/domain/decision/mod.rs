@@ -6,6 +6,7 @@ pub mod edge;
 pub mod injection;
 pub mod input;
 pub mod rules;
+pub mod shadow;
 pub mod types;
 pub mod validate;
 
