@@ -178,13 +178,17 @@ impl FileIdentity {
     }
 }
 
-/// The 16 bytes every SQLite database file starts with.
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
 /// Refuse an existing file that cannot be a ledger: empty (a truncated or placeholder file
-/// would otherwise silently become a new, empty ledger) or not SQLite at all.
+/// would otherwise silently become a new, empty ledger) or not a regular file. A file that is
+/// not SQLite at all is refused by [`not_sqlite`] on the first read through SQLite.
+///
+/// Only metadata is read here, never the file itself: SQLite's locks are POSIX advisory locks,
+/// which belong to the process and are ALL released when the process closes ANY descriptor of
+/// the file. Opening and closing the database with `std::fs` in a process that holds a
+/// connection to it (the daemon opens stores all the time) silently drops that connection's
+/// locks; another process then takes itself for the last connection and deletes the WAL the
+/// daemon is still writing into (<https://www.sqlite.org/howtocorrupt.html>, 2.2).
 fn refuse_foreign_file(path: &Path) -> StoreResult<()> {
-    use std::io::Read;
     let not_ledger = |reason: &str| StoreError::NotALedger {
         path: path.to_path_buf(),
         reason: reason.to_string(),
@@ -216,12 +220,22 @@ fn refuse_foreign_file(path: &Path) -> StoreResult<()> {
             return Ok(());
         }
     }
-    let mut head = [0u8; 16];
-    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    if read.is_err() || &head != SQLITE_MAGIC {
-        return Err(not_ledger("the file is not an SQLite database"));
-    }
     Ok(())
+}
+
+/// SQLite's "file is not a database" on the first read of `path`, as the ledger's refusal.
+fn not_sqlite(path: &Path, e: rusqlite::Error) -> StoreError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+        StoreError::NotALedger {
+            path: path.to_path_buf(),
+            reason: "the file is not an SQLite database".into(),
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -275,7 +289,7 @@ impl Store {
         if existed {
             let version: i64 = conn
                 .pragma_query_value(None, "user_version", |r| r.get(0))
-                .map_err(store_err)?;
+                .map_err(|e| not_sqlite(path, e))?;
             let tables: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
@@ -327,10 +341,11 @@ impl Store {
         // (SQLITE_READONLY_DIRECTORY). Then read it as immutable: no locks and no -shm. Nobody
         // can be writing it through this directory anyway; the risk is a stale read if another
         // user with write access is, which is acceptable for a status view.
-        if conn
-            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
-            .is_err()
-        {
+        let first_read = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0));
+        if let Err(e) = first_read {
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+                return Err(not_sqlite(path, e));
+            }
             let mut uri = std::ffi::OsString::from("file:");
             uri.push(path.as_os_str());
             uri.push("?immutable=1");

@@ -231,3 +231,63 @@ fn status_works_on_a_data_dir_that_cannot_be_written() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["breaker"]["state"], "halted", "{v}");
 }
+
+/// SQLite's locks are POSIX advisory locks: they belong to the process, and closing ANY
+/// descriptor of the database file drops them all. The daemon opens stores again and again
+/// while its long-lived connections stay open; the foreign-file check used to open and close
+/// the file with `std::fs`, which dropped those connections' locks. Any program that then
+/// closed the ledger properly (`sqlite3`, the TUI dropping a store) took itself for the last
+/// connection, checkpointed and deleted the WAL the daemon went on writing into: `status`
+/// showed a stale ledger ("no daemon running", a position missing), and every later write of
+/// the daemon went to a deleted file, lost on restart. Seen on a daemon against fake-binance.
+#[test]
+fn opening_the_store_again_keeps_the_locks_of_the_process_s_other_connections() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(trademind::store::DB_FILE);
+    let daemon = Store::open(&db).unwrap();
+    daemon
+        .conn()
+        .execute(
+            "INSERT INTO equity_snapshots (connection, equity, unrealized_pnl, taken_at) \
+             VALUES ('paper', '10000', '0', ?1)",
+            [T0],
+        )
+        .unwrap();
+    let inode = std::fs::metadata(&db).unwrap().ino();
+    // The kernel's table of file locks: "1: POSIX ADVISORY READ <pid> <maj:min:inode> ..".
+    let posix_locks_held = || {
+        let me = std::process::id().to_string();
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(1) == Some(&"POSIX")
+                    && f.get(4) == Some(&me.as_str())
+                    && f.get(5)
+                        .and_then(|id| id.rsplit(':').next())
+                        .is_some_and(|ino| ino == inode.to_string())
+            })
+            .count()
+    };
+    assert!(
+        posix_locks_held() > 0,
+        "an open WAL connection holds a shared lock on the database file"
+    );
+    // A job of the same process opens the store and is done with it.
+    drop(Store::open(&db).unwrap());
+    assert!(
+        posix_locks_held() > 0,
+        "reopening the store dropped the locks of the connection still open"
+    );
+    // And the ledger stays whole for a program beside it: the daemon's write is read.
+    let other = trademind(dir.path())
+        .args(["--json", "status"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(!other.stdout.is_empty());
+    drop(daemon);
+}

@@ -8,6 +8,9 @@
 //!   like Binance), then `executionReport` events for the fake's own orders and fills.
 //!
 //! Any other path is answered 404, as Binance does, before the upgrade.
+//!
+//! As the documents say of both: the server sends a ping frame every 20 seconds and
+//! disconnects a connection that has sent no pong back within a minute.
 
 use super::{State, http::Request};
 use futures_util::{SinkExt, StreamExt};
@@ -19,6 +22,48 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// "The WebSocket server will send a `ping frame` every 20 seconds."
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+/// "If the WebSocket server does not receive a `pong frame` back from the connection within a
+/// minute the connection will be disconnected."
+const PONG_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The server's side of the keep-alive: pings on a timer, and whether the peer still answers.
+struct KeepAlive {
+    ticks: tokio::time::Interval,
+    /// When the oldest ping still unanswered was sent.
+    unanswered_since: Option<tokio::time::Instant>,
+}
+
+impl KeepAlive {
+    fn new() -> KeepAlive {
+        let start = tokio::time::Instant::now() + PING_EVERY;
+        KeepAlive {
+            ticks: tokio::time::interval_at(start, PING_EVERY),
+            unanswered_since: None,
+        }
+    }
+
+    /// A pong arrived (unsolicited pongs do not count, as Binance says, but there is no way
+    /// to tell them apart; the client under test answers pings).
+    fn pong(&mut self) {
+        self.unanswered_since = None;
+    }
+
+    /// On a tick: `Some(ping)` to send, or `None` when the peer has not answered for a minute
+    /// and is to be disconnected.
+    fn tick(&mut self, now: tokio::time::Instant) -> Option<Message> {
+        match self.unanswered_since {
+            Some(since) if now.duration_since(since) >= PONG_WITHIN => None,
+            Some(_) => Some(Message::Ping(Vec::new().into())),
+            None => {
+                self.unanswered_since = Some(now);
+                Some(Message::Ping(Vec::new().into()))
+            }
+        }
+    }
+}
 
 /// What the fake publishes to its WebSocket clients.
 #[derive(Debug, Clone)]
@@ -101,8 +146,15 @@ async fn market(
     mut feed: broadcast::Receiver<FeedEvent>,
     names: Vec<String>,
 ) {
+    let mut keep_alive = KeepAlive::new();
     loop {
         tokio::select! {
+            now = keep_alive.ticks.tick() => {
+                let Some(ping) = keep_alive.tick(now) else { return };
+                if ws.send(ping).await.is_err() {
+                    return;
+                }
+            }
             event = feed.recv() => match event {
                 Ok(FeedEvent::Market { stream, frame }) if names.contains(&stream) => {
                     if ws.send(Message::text(frame)).await.is_err() {
@@ -115,6 +167,7 @@ async fn market(
             },
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(Message::Pong(_))) => keep_alive.pong(),
                 Some(Ok(_)) => {}
             },
         }
@@ -128,8 +181,15 @@ async fn ws_api(
     secret: String,
 ) {
     let mut subscribed = false;
+    let mut keep_alive = KeepAlive::new();
     loop {
         tokio::select! {
+            now = keep_alive.ticks.tick() => {
+                let Some(ping) = keep_alive.tick(now) else { return };
+                if ws.send(ping).await.is_err() {
+                    return;
+                }
+            }
             event = feed.recv() => match event {
                 Ok(FeedEvent::User(event)) if subscribed => {
                     let frame = format!(r#"{{"subscriptionId":0,"event":{event}}}"#);
@@ -150,8 +210,31 @@ async fn ws_api(
                     }
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(Message::Pong(_))) => keep_alive.pong(),
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_answers_a_ping_is_cut_off_after_a_minute() {
+        let mut k = KeepAlive::new();
+        let t0 = tokio::time::Instant::now();
+        assert!(k.tick(t0).is_some(), "the first ping");
+        assert!(k.tick(t0 + PING_EVERY).is_some());
+        assert!(k.tick(t0 + PING_EVERY * 2).is_some());
+        assert!(
+            k.tick(t0 + PONG_WITHIN).is_none(),
+            "no pong within a minute"
+        );
+        let mut k = KeepAlive::new();
+        assert!(k.tick(t0).is_some());
+        k.pong();
+        assert!(k.tick(t0 + PONG_WITHIN).is_some(), "answered: pinged on");
     }
 }
