@@ -16,7 +16,9 @@
 //! WebSocket API at `/ws-api/v3` (user-data subscription, `executionReport` for its orders).
 //!
 //! Fault knobs over HTTP: `POST /fake/faults?orders_5xx_after_accept=1&my_trades_5xx_next=4`,
-//! `GET /fake/faults`; the price: `POST /fake/price?symbol=BTCUSDT&price=51000`.
+//! `GET /fake/faults`; the price: `POST /fake/price?symbol=BTCUSDT&price=51000`; hold the market
+//! (no candle closes, no price moves) with `POST /fake/market?paused=true`, release it with
+//! `paused=false`.
 
 use clap::Parser;
 use rust_decimal::Decimal;
@@ -197,6 +199,10 @@ async fn main() -> ExitCode {
                 let wait = due - chrono::Utc::now().timestamp_millis();
                 if wait > 0 {
                     tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+                }
+                // Held by `POST /fake/market?paused=true`: nothing closes until released.
+                while fake.market_paused() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 // Binance serves at most 1000 per request; keep a few requests' worth.
                 fake.close_candle("BTCUSDT", interval, Candle { open_time, ..next }, 5000);

@@ -143,11 +143,13 @@ pub fn run(ctx: &Context) -> Result<()> {
             );
         }
         for h in &a.unmanaged {
+            // A measurement of the last reconciliation: the books have moved since, the surplus
+            // (what no book holds) has not unless someone traded by hand.
             println!(
-                "unmanaged:  {} {} held beyond the books' {} (never sold by a strategy)",
+                "unmanaged:  {} {} beyond what the books held (at the reconciliation of {}; never sold by a strategy)",
                 h.surplus(),
                 h.asset,
-                h.books_total
+                fmt::timestamp(h.checked_at)
             );
         }
         println!("open orders: {}", status.open_orders.len());

@@ -323,3 +323,209 @@ async fn next_json(
         }
     }
 }
+
+/// The exchange's balances of the fake connection, total (free + locked) by asset.
+fn exchange_totals(
+    command: &dyn Fn(&[&str]) -> std::process::Command,
+) -> std::collections::BTreeMap<String, rust_decimal::Decimal> {
+    let out = command(&["--json", "exchange", "balance", "--connection", "fake"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let dec = |v: &serde_json::Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
+    rows.iter()
+        .map(|r| {
+            (
+                r["asset"].as_str().unwrap().to_owned(),
+                dec(&r["free"]) + dec(&r["locked"]),
+            )
+        })
+        .collect()
+}
+
+/// #23's end-to-end run: `fake-binance` replays a seeded random walk of hourly candles two hours
+/// a second; the real `trademind --daemon`, pointed at it by ONE setting, trades the rules
+/// engine through the market stream, the user-data stream and REST for simulated days. Then the
+/// market is held, the daemon stopped, and the ledger is checked against the exchange by hand:
+/// every base and quote unit the exchange account gained or lost is a fill the ledger booked,
+/// to the last decimal; every position was protected; at least one round trip closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_trades_simulated_days_on_fake_binance_and_its_ledger_is_the_exchange_s_change()
+{
+    use rust_decimal::Decimal;
+    let (_fake, base) = start(&[
+        "--klines",
+        "walk",
+        "--seed",
+        "7",
+        "--interval",
+        "1h",
+        "--speed",
+        "7200",
+        "--replay-hours",
+        "2000",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = (dir.path().to_path_buf(), dir.path().join("config.toml"));
+    let db = data.join(trademind::cli::DB_FILE);
+    // The one-minute trading slot falls 4 s from now; orders are settled every second.
+    let offset = (chrono::Utc::now().timestamp() + 4).rem_euclid(60);
+    std::fs::write(
+        &config,
+        format!(
+            "[trading]\nconnection = \"fake\"\n\n\
+             [scheduler]\nautonomous_trading_minutes = 1\ncandle_close_offset_seconds = {offset}\n\
+             monitor_orders_seconds = 1\n\n\
+             [rules]\noversold = 99.0\noverbought = 99.5\n"
+        ),
+    )
+    .unwrap();
+    let command = |args: &[&str]| {
+        let mut cmd = trademind_command(&data);
+        cmd.env("TRADEMIND_EXCHANGE__BINANCE__BASE_URL", &base)
+            .env("TRADEMIND_BINANCE_FAKE_API_KEY", "fake-api-key")
+            .env("TRADEMIND_BINANCE_FAKE_API_SECRET", "fake-api-secret")
+            .arg("--config")
+            .arg(&config)
+            .args(args);
+        cmd
+    };
+    for args in [
+        &["connection", "add", "fake", "--testnet"][..],
+        &[
+            "strategy",
+            "add",
+            "walker",
+            "--engine",
+            "rules",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1h",
+            "--connection",
+            "fake",
+        ],
+        &["strategy", "enable", "walker"],
+    ] {
+        let out = command(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let before = exchange_totals(&command);
+
+    let log = std::fs::File::create(data.join("daemon.log")).unwrap();
+    let mut daemon = command(&["--daemon"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Trade until a round trip has closed (an entry, its protection, the market reaching the
+    // stop or the target); two trading slots at most.
+    let closed = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::daemon::wait_for_rows(
+                &db,
+                "SELECT id FROM positions WHERE connection = 'fake' AND status = 'closed'",
+                Duration::from_secs(150),
+            )
+        })
+        .await
+        .unwrap()
+    };
+    // Hold the market: no candle closes, no price moves, so nothing more can fill; the
+    // daemon settles what filled, then stops.
+    let held = reqwest::Client::new()
+        .post(format!("{base}/fake/market?paused=true"))
+        .send()
+        .await
+        .unwrap();
+    assert!(held.status().is_success());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    crate::daemon::signal(&daemon, "TERM");
+    let status = crate::daemon::wait_exit(&mut daemon, Duration::from_secs(30));
+    let log = std::fs::read_to_string(data.join("daemon.log")).unwrap();
+    assert!(closed, "no round trip closed in 150 s:\n{log}");
+    assert!(status.success(), "{status:?}\n{log}");
+
+    // By hand, from the ledger's fills: what the account must have gained and lost.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let fills: Vec<(String, Decimal, Decimal, Decimal, String)> = conn
+        .prepare(
+            "SELECT t.side, t.price, t.quantity, t.fee, t.fee_asset FROM trades t \
+             JOIN orders o ON o.id = t.order_id WHERE o.connection = 'fake'",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            let d = |i: usize| -> rusqlite::Result<Decimal> {
+                Ok(r.get::<_, String>(i)?.parse().unwrap())
+            };
+            Ok((r.get(0)?, d(1)?, d(2)?, d(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let (mut btc, mut usdt) = (Decimal::ZERO, Decimal::ZERO);
+    for (side, price, qty, fee, fee_asset) in &fills {
+        let sign = if side == "BUY" {
+            Decimal::ONE
+        } else {
+            -Decimal::ONE
+        };
+        btc += sign * qty;
+        usdt -= sign * price * qty;
+        match fee_asset.as_str() {
+            "BTC" => btc -= fee,
+            "USDT" => usdt -= fee,
+            other => panic!("fee in {other}"),
+        }
+    }
+    assert!(
+        fills.iter().filter(|f| f.0 == "SELL").count() >= 1,
+        "an exit was booked: {fills:?}"
+    );
+    let after = exchange_totals(&command);
+    assert_eq!(
+        after["BTC"] - before["BTC"],
+        btc,
+        "the BTC the exchange account gained is what the ledger's fills say\n{fills:?}\n{log}"
+    );
+    assert_eq!(
+        after["USDT"] - before["USDT"],
+        usdt,
+        "the USDT the exchange account gained is what the ledger's fills say\n{fills:?}\n{log}"
+    );
+    // Every position was protected by the exchange, and the closed ones by a leg that filled.
+    let unprotected: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM positions p WHERE p.connection = 'fake' AND NOT EXISTS \
+             (SELECT 1 FROM orders o WHERE o.position_id = p.id AND o.purpose = 'stop_loss')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unprotected, 0, "{log}");
+    // The streams carried it: the market stream connected, the user-data stream subscribed
+    // and stayed up (the fake pings as Binance does), and the daemon logged the round trip.
+    for line in [
+        "market stream",
+        "user-data stream state=\"subscribed\"",
+        "entry fill booked",
+        "protection placed",
+        "position closed",
+    ] {
+        assert!(
+            log.contains(line),
+            "no {line:?} in the daemon's log:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("no frame for"),
+        "a stream was taken for dead:\n{log}"
+    );
+}

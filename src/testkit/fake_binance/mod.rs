@@ -263,6 +263,9 @@ struct State {
     reported_fills: HashMap<Symbol, usize>,
     /// Order statuses already sent as `executionReport`, by client order id.
     reported_status: HashMap<String, OrderStatus>,
+    /// The market is held (`POST /fake/market?paused=true`): `fake-binance` closes no candle
+    /// and moves no price until it is released, so a test can compare a settled ledger.
+    market_paused: bool,
 }
 
 /// Levels per side of the fake's book: one lot at every tick around the price.
@@ -1055,6 +1058,14 @@ impl State {
                 }
                 Ok(ok(&self.faults.to_json()))
             }
+            ("POST", "/fake/market") => {
+                match param(&params, "paused") {
+                    Some("true") => self.market_paused = true,
+                    Some("false") => self.market_paused = false,
+                    _ => return Err(error(400, -1102, "paused must be true or false")),
+                }
+                Ok(json(200, format!(r#"{{"paused":{}}}"#, self.market_paused)))
+            }
             ("POST", "/fake/price") => {
                 let symbol = self.symbol(&params)?;
                 let price = decimal(&params, "price")?.ok_or_else(|| error(400, -1102, "price"))?;
@@ -1314,6 +1325,7 @@ impl FakeBinance {
             window_index: 0,
             window_used: 0,
             violations: 0,
+            market_paused: false,
             cooldown_until: None,
             ban_until: None,
             klines: HashMap::new(),
@@ -1397,6 +1409,11 @@ impl FakeBinance {
     /// A candle of `interval` closed: it joins the klines (the oldest beyond `keep` go), the
     /// price moves to its close (resting orders it crosses fill), and `<symbol>@kline_<interval>`
     /// subscribers get it with `x: true`.
+    /// Whether the market is held (`POST /fake/market?paused=true`).
+    pub fn market_paused(&self) -> bool {
+        self.lock().market_paused
+    }
+
     pub fn close_candle(&self, symbol: &str, interval: Interval, candle: Candle, keep: usize) {
         let Ok(symbol) = Symbol::new(symbol) else {
             return;
