@@ -527,12 +527,15 @@ pub async fn run(
     let trading =
         Arc::new(trading_service(settings.clone(), store.clone(), None, bus.clone()).await?);
     let (connection, mode) = (trading.connection().to_string(), trading.mode());
-    // The connection's own endpoints: a testnet connection streams from the testnet (its keys
-    // are unknown to production), everything else from production, all of it from
-    // `exchange.binance.base_url` when that is set.
-    let stream_config = settings.stream_for(crate::config::endpoints::environment_of(
-        mode == crate::domain::trading::TradingMode::Testnet,
-    ));
+    // The connection's own endpoints: its own address if it has one, else a testnet
+    // connection streams from the testnet (its keys are unknown to production), everything
+    // else from production, all of it from `exchange.binance.base_url` when that is set.
+    let stream_config = match crate::app::venue::market_environment(&settings, Some(&connection)) {
+        Ok((_, target)) => settings.stream_for(target),
+        Err(_) => settings.stream_for(crate::config::endpoints::environment_of(
+            mode == crate::domain::trading::TradingMode::Testnet,
+        )),
+    };
     let user_data = crate::app::streams::binance_user_data(trading.exchange(), &stream_config);
     // Each strategy on its own connection (the paper exchange when it was added without one):
     // never on `trading.connection` because that is what the daemon was started with.

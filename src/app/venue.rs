@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use crate::app::bus::EventBus;
 use crate::app::trading::{TradingDeps, TradingService};
 use crate::config::Settings;
+use crate::config::endpoints::BinanceTarget;
 use crate::domain::trading::TradingMode;
 use crate::domain::trading::mode::mode_of;
 use crate::secrets::{ConnectionName, SecretError, SecretId, SecretKind, Secrets};
@@ -110,19 +111,19 @@ pub fn connection_for_command(
     }
 }
 
-/// The Binance deployment whose endpoints connection `connection` (else `trading.connection`)
-/// reads market data from: its own environment for a Binance connection; production for the
-/// paper exchange, which trades at real prices. With `exchange.binance.base_url` set, every
-/// connection reaches that one address (`Settings::binance_endpoints`).
+/// Where connection `connection` (else `trading.connection`) reads market data from: a
+/// Binance connection's own address or environment; production for the paper exchange, which
+/// trades at real prices. `Settings::binance_endpoints` puts `exchange.binance.base_url` after
+/// the connection's own address and before the environment's hosts.
 pub fn market_environment(
     settings: &Settings,
     connection: Option<&str>,
-) -> Result<(String, BinanceEnvironment), VenueError> {
+) -> Result<(String, BinanceTarget), VenueError> {
     let name = connection
         .unwrap_or(&settings.trading.connection)
         .to_string();
     if name == PAPER {
-        return Ok((name, BinanceEnvironment::Production));
+        return Ok((name, BinanceEnvironment::Production.into()));
     }
     let row = {
         let store = Store::open_in(&settings.data_dir())?;
@@ -131,12 +132,15 @@ pub fn market_environment(
     .into_iter()
     .find(|r| r.name == name)
     .ok_or_else(|| VenueError::UnknownConnection(name.clone()))?;
-    let environment = if row.exchange == PAPER {
-        BinanceEnvironment::Production
+    let target = if row.exchange == PAPER {
+        BinanceEnvironment::Production.into()
     } else {
-        crate::config::endpoints::environment_of(row.is_testnet)
+        BinanceTarget {
+            environment: crate::config::endpoints::environment_of(row.is_testnet),
+            base_url: row.base_url,
+        }
     };
-    Ok((name, environment))
+    Ok((name, target))
 }
 
 /// An exchange opened for a connection.
@@ -221,6 +225,10 @@ pub async fn open_exchange(
     }
     let mut config = settings.exchange.binance.clone();
     config.environment = crate::config::endpoints::environment_of(row.is_testnet);
+    // The connection's own address wins over exchange.binance.base_url.
+    if let Some(url) = &row.base_url {
+        config.base_url = Some(url.clone());
+    }
     let id = binance_secret_id(&name)?;
     // Public endpoints work without a key; signed ones then fail with the fix named.
     let credentials = crate::secrets::optional(secrets.key_pair(&id).await)?

@@ -282,6 +282,11 @@ pub enum ConnectionCommand {
         /// exchange.binance.environment is "production").
         #[arg(long)]
         production: bool,
+        /// The connection's own address: its REST API, market streams and WebSocket API all
+        /// derived from it, ahead of exchange.binance.base_url (https://, or http://127.0.0.1
+        /// for `fake-binance`).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
     },
     /// List connections (never their secrets).
     List,
@@ -298,6 +303,7 @@ pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
             exchange,
             testnet,
             production,
+            base_url,
         } => {
             if name.trim().is_empty()
                 || !name
@@ -321,18 +327,27 @@ pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
                 (_, true) => "testnet",
                 (_, false) => "production",
             };
+            let base_url = base_url
+                .map(|url| valid_base_url(&exchange, url))
+                .transpose()?;
             let entry = (exchange == "binance").then(|| format!("binance:{name}"));
-            let id = strategies::add_connection(
+            let id = strategies::add_connection_with(
                 c,
-                &name,
-                &exchange,
-                testnet,
-                entry.as_deref(),
+                strategies::NewConnection {
+                    name: &name,
+                    exchange: &exchange,
+                    is_testnet: testnet,
+                    keyring_entry: entry.as_deref(),
+                    base_url: base_url.as_deref(),
+                },
                 now_ms(),
             )
             .map_err(not_found)?;
-            ctx.emit(&serde_json::json!({"id": id, "name": name, "exchange": exchange, "environment": environment, "keyring_entry": entry}), || {
-                println!("added connection {name:?} ({exchange}, {environment})");
+            ctx.emit(&serde_json::json!({"id": id, "name": name, "exchange": exchange, "environment": environment, "keyring_entry": entry, "base_url": base_url}), || {
+                match &base_url {
+                    Some(url) => println!("added connection {name:?} ({exchange}, {environment}, at {url})"),
+                    None => println!("added connection {name:?} ({exchange}, {environment})"),
+                }
                 if environment == "production" {
                     println!("this connection trades real money once trading.live = true and `trademind live confirm` are given");
                 }
@@ -365,11 +380,15 @@ pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
                 }
                 for r in &rows {
                     println!(
-                        "{:<16} {:<8} {:<10} keyring: {}",
+                        "{:<16} {:<8} {:<10} keyring: {}{}",
                         r.name,
                         r.exchange,
                         environment(r),
-                        r.keyring_entry.as_deref().unwrap_or("-")
+                        r.keyring_entry.as_deref().unwrap_or("-"),
+                        r.base_url
+                            .as_deref()
+                            .map(|u| format!("  at {u}"))
+                            .unwrap_or_default()
                     );
                 }
             })
@@ -383,9 +402,54 @@ pub fn run_connection(cmd: ConnectionCommand, ctx: &Context) -> Result<()> {
     }
 }
 
+/// A connection's own address, as `exchange.binance.base_url` accepts one: https://, or
+/// http://127.0.0.1 for the fake Binance; only for a Binance connection.
+fn valid_base_url(exchange: &str, url: String) -> Result<String, UsageError> {
+    if exchange != "binance" {
+        return Err(UsageError(
+            "--base-url is for a Binance connection (the paper exchange has no address)".into(),
+        ));
+    }
+    let url = url.trim().trim_end_matches('/').to_string();
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://127.0.0.1"))
+        .unwrap_or_default();
+    if host.is_empty() && !url.starts_with("http://127.0.0.1") {
+        return Err(UsageError(format!(
+            "--base-url {url:?}: must be https://HOST (or http://127.0.0.1:PORT for fake-binance)"
+        )));
+    }
+    if url.contains(['?', '#', ' ']) {
+        return Err(UsageError(format!(
+            "--base-url {url:?}: an address only, without a query"
+        )));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_address_is_https_or_the_local_fake() {
+        assert_eq!(
+            valid_base_url("binance", "http://127.0.0.1:9400/".into()).unwrap(),
+            "http://127.0.0.1:9400"
+        );
+        assert!(valid_base_url("binance", "https://proxy.example".into()).is_ok());
+        for bad in [
+            "http://example.com",
+            "ftp://x",
+            "https://",
+            "https://x?a=1",
+            "",
+        ] {
+            assert!(valid_base_url("binance", bad.into()).is_err(), "{bad}");
+        }
+        assert!(valid_base_url("paper", "https://proxy.example".into()).is_err());
+    }
 
     #[test]
     fn params_parse_numbers_booleans_and_strings() {

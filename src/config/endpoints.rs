@@ -1,7 +1,8 @@
 //! Where a Binance connection's traffic goes: its REST API, its combined market streams and its
 //! WebSocket API, all derived from ONE address.
 //!
-//! The address is `exchange.binance.base_url` when set (a fake exchange, a proxy: everything on
+//! The address is the connection's own `base_url` (`connection add NAME --base-url URL`) when it
+//! has one, else `exchange.binance.base_url` when set (a fake exchange, a proxy: everything on
 //! that one host, in Binance's own path layout), else the hosts of the connection's environment
 //! as Binance documents them (production or the spot testnet). The few explicit overrides
 //! (`stream.ws_base_url`, `stream.rest_base_url`, `stream.ws_api_url`,
@@ -70,6 +71,24 @@ impl BinanceEndpoints {
     }
 }
 
+/// Where one connection's traffic goes: its environment, and its own address if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinanceTarget {
+    pub environment: BinanceEnvironment,
+    /// The connection's `base_url`, ahead of `exchange.binance.base_url`.
+    pub base_url: Option<String>,
+}
+
+impl From<BinanceEnvironment> for BinanceTarget {
+    /// A deployment without an address of its own.
+    fn from(environment: BinanceEnvironment) -> BinanceTarget {
+        BinanceTarget {
+            environment,
+            base_url: None,
+        }
+    }
+}
+
 /// Which Binance deployment a connection trades on: testnet or production by its row; the paper
 /// exchange reads real prices, so its market data comes from production.
 pub fn environment_of(is_testnet: bool) -> BinanceEnvironment {
@@ -81,12 +100,18 @@ pub fn environment_of(is_testnet: bool) -> BinanceEnvironment {
 }
 
 impl Settings {
-    /// The endpoints of a Binance connection on `environment`: `exchange.binance.base_url` if
-    /// set, else the environment's hosts; then the explicit stream overrides.
-    pub fn binance_endpoints(&self, environment: BinanceEnvironment) -> BinanceEndpoints {
-        let mut endpoints = match &self.exchange.binance.base_url {
+    /// The endpoints of a Binance connection: its own `base_url`, else
+    /// `exchange.binance.base_url` if set, else its environment's hosts; then the explicit
+    /// stream overrides.
+    pub fn binance_endpoints(&self, target: impl Into<BinanceTarget>) -> BinanceEndpoints {
+        let target = target.into();
+        let address = target
+            .base_url
+            .as_ref()
+            .or(self.exchange.binance.base_url.as_ref());
+        let mut endpoints = match address {
             Some(url) => BinanceEndpoints::on_one_host(url),
-            None => BinanceEndpoints::of_environment(environment),
+            None => BinanceEndpoints::of_environment(target.environment),
         };
         let overrides = [
             (&self.stream.ws_base_url, &mut endpoints.streams),
@@ -102,8 +127,8 @@ impl Settings {
 
     /// The `[stream]` settings with a connection's endpoints filled in: what the market streams,
     /// the depth snapshots, the back-fill and the user-data stream connect to.
-    pub fn stream_for(&self, environment: BinanceEnvironment) -> StreamConfig {
-        let endpoints = self.binance_endpoints(environment);
+    pub fn stream_for(&self, target: impl Into<BinanceTarget>) -> StreamConfig {
+        let endpoints = self.binance_endpoints(target);
         let mut config = self.stream.clone();
         if config.rest_base_url.trim().is_empty() {
             config.rest_base_url = endpoints.rest;
@@ -117,11 +142,11 @@ impl Settings {
     /// `data fetch` downloads klines from), unless `market_data.rest_base_url` overrides it.
     pub fn market_data_for(
         &self,
-        environment: BinanceEnvironment,
+        target: impl Into<BinanceTarget>,
     ) -> crate::services::market_data::MarketDataConfig {
         let mut config = self.market_data.clone();
         if config.rest_base_url.trim().is_empty() {
-            config.rest_base_url = self.binance_endpoints(environment).rest;
+            config.rest_base_url = self.binance_endpoints(target).rest;
         }
         config
     }
@@ -163,6 +188,43 @@ pub fn removed_key(dotted: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_s_own_address_wins_over_the_setting_and_the_environment() {
+        let mut s = Settings::default();
+        s.exchange.binance.base_url = Some("http://127.0.0.1:9400".into());
+        let own = BinanceTarget {
+            environment: BinanceEnvironment::Testnet,
+            base_url: Some("http://127.0.0.1:9500".into()),
+        };
+        let t = s.stream_for(own.clone());
+        assert_eq!(
+            (
+                t.rest_base_url.as_str(),
+                t.ws_base_url.as_str(),
+                t.ws_api_url.as_str()
+            ),
+            (
+                "http://127.0.0.1:9500",
+                "ws://127.0.0.1:9500",
+                "ws://127.0.0.1:9500/ws-api/v3"
+            )
+        );
+        assert_eq!(
+            s.market_data_for(own).rest_base_url,
+            "http://127.0.0.1:9500"
+        );
+        // Without its own: the setting; without the setting: the environment's hosts.
+        assert_eq!(
+            s.stream_for(BinanceEnvironment::Testnet).rest_base_url,
+            "http://127.0.0.1:9400"
+        );
+        s.exchange.binance.base_url = None;
+        assert_eq!(
+            s.stream_for(BinanceEnvironment::Testnet).rest_base_url,
+            TESTNET_REST
+        );
+    }
 
     #[test]
     fn one_base_url_gives_rest_streams_and_ws_api_on_the_same_host() {

@@ -181,8 +181,22 @@ pub struct ConnectionRow {
     pub is_testnet: bool,
     pub keyring_entry: Option<String>,
     pub created_at: i64,
+    /// The connection's own address (REST, streams and WebSocket API derived from it), ahead
+    /// of `exchange.binance.base_url`; `None`: that setting, else the environment's hosts.
+    pub base_url: Option<String>,
 }
 
+/// A new connection row.
+#[derive(Debug, Clone, Copy)]
+pub struct NewConnection<'a> {
+    pub name: &'a str,
+    pub exchange: &'a str,
+    pub is_testnet: bool,
+    pub keyring_entry: Option<&'a str>,
+    pub base_url: Option<&'a str>,
+}
+
+/// Add a connection without an address of its own.
 pub fn add_connection(
     conn: &Connection,
     name: &str,
@@ -191,9 +205,31 @@ pub fn add_connection(
     keyring_entry: Option<&str>,
     now_ms: i64,
 ) -> StoreResult<i64> {
+    let new = NewConnection {
+        name,
+        exchange,
+        is_testnet,
+        keyring_entry,
+        base_url: None,
+    };
+    add_connection_with(conn, new, now_ms)
+}
+
+pub fn add_connection_with(
+    conn: &Connection,
+    new: NewConnection<'_>,
+    now_ms: i64,
+) -> StoreResult<i64> {
+    let NewConnection {
+        name,
+        exchange,
+        is_testnet,
+        keyring_entry,
+        base_url,
+    } = new;
     let result = conn.execute(
-        "INSERT INTO exchange_connections (name, exchange, is_testnet, keyring_entry, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![name, exchange, is_testnet, keyring_entry, now_ms],
+        "INSERT INTO exchange_connections (name, exchange, is_testnet, keyring_entry, base_url, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![name, exchange, is_testnet, keyring_entry, base_url, now_ms],
     );
     match result {
         Ok(_) => Ok(conn.last_insert_rowid()),
@@ -216,7 +252,7 @@ pub fn add_connection(
 }
 
 pub fn list_connections(conn: &Connection) -> StoreResult<Vec<ConnectionRow>> {
-    let mut stmt = conn.prepare("SELECT id, name, exchange, is_testnet, keyring_entry, created_at FROM exchange_connections ORDER BY name")?;
+    let mut stmt = conn.prepare("SELECT id, name, exchange, is_testnet, keyring_entry, created_at, base_url FROM exchange_connections ORDER BY name")?;
     let rows = stmt
         .query_map([], |r| {
             Ok(ConnectionRow {
@@ -226,6 +262,7 @@ pub fn list_connections(conn: &Connection) -> StoreResult<Vec<ConnectionRow>> {
                 is_testnet: r.get(3)?,
                 keyring_entry: r.get(4)?,
                 created_at: r.get(5)?,
+                base_url: r.get(6)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -294,16 +331,38 @@ mod tests {
     fn connections_hold_a_keyring_name_not_a_secret() {
         let store = Store::open_in_memory().unwrap();
         let c = store.conn();
-        add_connection(c, "main", "binance", true, Some("binance:main"), 1).unwrap();
+        let new = |name, exchange, is_testnet, keyring_entry, base_url| NewConnection {
+            name,
+            exchange,
+            is_testnet,
+            keyring_entry,
+            base_url,
+        };
+        add_connection_with(
+            c,
+            new("main", "binance", true, Some("binance:main"), None),
+            1,
+        )
+        .unwrap();
         assert!(matches!(
-            add_connection(c, "main", "binance", false, None, 2),
+            add_connection_with(c, new("main", "binance", false, None, None), 2),
             Err(StoreError::Conflict(_))
         ));
         assert!(
-            matches!(add_connection(c, "x", "kraken", false, None, 2), Err(StoreError::Conflict(m)) if m.contains("binance"))
+            matches!(add_connection_with(c, new("x", "kraken", false, None, None), 2), Err(StoreError::Conflict(m)) if m.contains("binance"))
         );
+        let local = new(
+            "local",
+            "binance",
+            true,
+            None,
+            Some("http://127.0.0.1:9400"),
+        );
+        add_connection_with(c, local, 3).unwrap();
         let rows = list_connections(c).unwrap();
-        assert_eq!(rows[0].keyring_entry.as_deref(), Some("binance:main"));
+        assert_eq!(rows[0].base_url.as_deref(), Some("http://127.0.0.1:9400"));
+        assert_eq!(rows[1].keyring_entry.as_deref(), Some("binance:main"));
+        assert_eq!(rows[1].base_url, None);
         remove_connection(c, "main").unwrap();
         assert!(matches!(
             remove_connection(c, "main"),

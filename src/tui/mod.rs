@@ -198,8 +198,11 @@ async fn run_on_clock_with(
         settings.trading.symbols.iter().map(String::as_str),
     );
     let tui_config = settings.tui.clone();
+    // The connection's own endpoints (its address, its environment's hosts), as the daemon's.
     let stream_config = (own_stream && mode != crate::domain::trading::TradingMode::Paper)
-        .then(|| settings.stream.clone());
+        .then(|| crate::app::venue::market_environment(&settings, None))
+        .and_then(Result::ok)
+        .map(|(_, target)| settings.stream_for(target));
 
     // ratatui::init installs a panic hook that restores the terminal before the panic prints;
     // ours runs first and also releases the mouse.

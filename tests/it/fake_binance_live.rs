@@ -529,3 +529,127 @@ async fn the_daemon_trades_simulated_days_on_fake_binance_and_its_ledger_is_the_
         "a stream was taken for dead:\n{log}"
     );
 }
+
+/// A connection carries its own address: two connections on two local exchanges (their own
+/// key pairs, their own prices) while `exchange.binance.base_url` points nowhere. Signed REST,
+/// `data fetch` and `watch` each reach the connection's own exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_connection_reaches_its_own_address_ahead_of_the_global_setting() {
+    let (_a, url_a) = start(&["--price", "50000", "--api-key", "key-a"]);
+    let (_b, url_b) = start(&["--price", "60000", "--api-key", "key-b"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let command = |args: &[&str]| {
+        let mut cmd = trademind_command(&data);
+        // Nothing listens there: a connection that ignored its own address would fail.
+        cmd.env(
+            "TRADEMIND_EXCHANGE__BINANCE__BASE_URL",
+            "http://127.0.0.1:1",
+        )
+        .env("TRADEMIND_BINANCE_A_API_KEY", "key-a")
+        .env("TRADEMIND_BINANCE_A_API_SECRET", "fake-api-secret")
+        .env("TRADEMIND_BINANCE_B_API_KEY", "key-b")
+        .env("TRADEMIND_BINANCE_B_API_SECRET", "fake-api-secret")
+        .args(args);
+        cmd
+    };
+    let run = |args: &[&str]| {
+        let out = command(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["connection", "add", "a", "--testnet", "--base-url", &url_a]);
+    run(&[
+        "connection",
+        "add",
+        "b",
+        "--testnet",
+        "--base-url",
+        &format!("{url_b}/"),
+    ]);
+    let listed = run(&["connection", "list"]);
+    assert!(listed.contains(&format!("at {url_a}")), "{listed}");
+    assert!(listed.contains(&format!("at {url_b}")), "{listed}");
+    let bad = command(&["connection", "add", "c", "--base-url", "http://example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+
+    // Signed: each key pair is known only to its own exchange.
+    for name in ["a", "b"] {
+        run(&["exchange", "balance", "--connection", name]);
+    }
+    // Market data: b's candles are b's (flat at 60 000).
+    let from = (chrono::Utc::now() - chrono::Duration::days(2))
+        .format("%Y-%m-%d")
+        .to_string();
+    run(&[
+        "data",
+        "fetch",
+        "BTCUSDT",
+        "1h",
+        "--from",
+        &from,
+        "--connection",
+        "b",
+    ]);
+    let db = rusqlite::Connection::open(data.join(trademind::cli::DB_FILE)).unwrap();
+    let closes: Vec<String> = db
+        .prepare("SELECT DISTINCT close FROM candles WHERE symbol = 'BTCUSDT'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(closes, ["60000"], "the candles of b's exchange");
+
+    // Streams: `watch` on a shows a's price.
+    let mut watch = command(&["--json", "watch", "BTCUSDT", "--connection", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let _watch = Running(watch);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut price = 50_000;
+    'seen: loop {
+        assert!(
+            Instant::now() < deadline,
+            "no trade from a's stream in 30 s"
+        );
+        price += 1;
+        client
+            .post(format!("{url_a}/fake/price?symbol=BTCUSDT&price={price}"))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while let Ok(line) = rx.try_recv() {
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if v["type"] == "trade" {
+                let traded: rust_decimal::Decimal = v["price"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a price in {v}"))
+                    .parse()
+                    .unwrap();
+                assert!(
+                    traded >= rust_decimal::Decimal::from(50_000)
+                        && traded < rust_decimal::Decimal::from(51_000),
+                    "a trade at a's price, not b's: {v}"
+                );
+                break 'seen;
+            }
+        }
+    }
+}
