@@ -146,6 +146,16 @@ fn parse_callback_data(data: &str) -> Option<(bool, u64, i64)> {
     Some((confirm, nonce, expires_s.saturating_mul(1000)))
 }
 
+/// A button press's outcome as its notification: Telegram takes 0-200 characters.
+fn notification(outcome: &str) -> String {
+    if outcome.chars().count() <= NOTE_CHARS {
+        return outcome.to_string();
+    }
+    let mut cut: String = outcome.chars().take(NOTE_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 struct Pending {
     action: Action,
     chat_id: i64,
@@ -382,7 +392,7 @@ impl<E: Exchange + 'static> TelegramBot<E> {
             }
         };
         // The notification holds 200 characters; the edited message below says it all.
-        let note: String = outcome.chars().take(NOTE_CHARS).collect();
+        let note = notification(&outcome);
         if let Err(e) = self
             .client
             .answer_callback_query(&query.id, Some(&note))
@@ -635,6 +645,15 @@ mod tests {
             Some(Command::Unknown(_))
         ));
         assert_eq!(parse_command("hello"), None);
+    }
+
+    #[test]
+    fn a_press_notification_is_cut_to_telegrams_200_characters() {
+        assert_eq!(notification("trading paused"), "trading paused");
+        let long = "é".repeat(300);
+        let note = notification(&long);
+        assert_eq!(note.chars().count(), 200);
+        assert!(note.ends_with('…'));
     }
 
     #[test]
