@@ -13,7 +13,7 @@ use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs
 use crate::domain::money::Quote;
 use crate::domain::risk::{RiskConfig, SizingMode};
 use crate::services::market_data::import::{ImportError, read_candles_file};
-use crate::store::{Store, StoreError, backtests};
+use crate::store::{Store, StoreError, StoreResult, backtests};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -290,6 +290,18 @@ impl<'a> RecordedRun<'a> {
             parameters,
             now(),
         )?;
+        Self::adopt(store, id, caller, now)
+    }
+
+    /// Mark the pending row `id` (created when the run was queued, see [`create_pending`])
+    /// running.
+    pub fn adopt(
+        store: &'a Store,
+        id: i64,
+        caller: &'a AtomicBool,
+        now: &'a dyn Fn() -> TimestampMs,
+    ) -> Result<Self, BacktestRunError> {
+        let conn = store.conn();
         let run = RecordedRun {
             store,
             id,
@@ -415,8 +427,40 @@ pub fn run_and_record(
     progress: &mut dyn FnMut(usize, usize),
     now: &dyn Fn() -> TimestampMs,
 ) -> Result<(i64, BacktestResult), (Option<i64>, BacktestRunError)> {
-    let params = serde_json::to_value(req).unwrap_or_default();
-    let run = RecordedRun::start(store, req, &params, cancel, now).map_err(|e| (None, e))?;
+    run_and_record_as(store, None, req, candles, cancel, progress, now)
+}
+
+/// The row a queued run will fill (pending until the worker takes it), so whoever queued it
+/// can name the run at once. Its parameters are the ones [`run_and_record`] stores.
+pub fn create_pending(store: &Store, req: &BacktestRequest, now: TimestampMs) -> StoreResult<i64> {
+    backtests::create(
+        store.conn(),
+        &req.strategy.name,
+        &req.symbol,
+        req.interval.as_str(),
+        &serde_json::to_value(req).unwrap_or_default(),
+        now,
+    )
+}
+
+/// [`run_and_record`] into the pending row `pending` when one was created at queueing time,
+/// else into a new row.
+pub fn run_and_record_as(
+    store: &Store,
+    pending: Option<i64>,
+    req: &BacktestRequest,
+    candles: &[Candle],
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(usize, usize),
+    now: &dyn Fn() -> TimestampMs,
+) -> Result<(i64, BacktestResult), (Option<i64>, BacktestRunError)> {
+    let run = match pending {
+        Some(id) => RecordedRun::adopt(store, id, cancel, now).map_err(|e| (Some(id), e))?,
+        None => {
+            let params = serde_json::to_value(req).unwrap_or_default();
+            RecordedRun::start(store, req, &params, cancel, now).map_err(|e| (None, e))?
+        }
+    };
     let columns = CandleColumns::from_candles(candles);
     let mut polled = |done: usize, total: usize| {
         progress(done, total);

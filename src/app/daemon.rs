@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::backtest::{BacktestRequest, load_candles, run_and_record};
+use crate::app::backtest::{BacktestRequest, load_candles, run_and_record_as};
 use crate::app::bus::{Event, EventBus};
 use crate::app::control::{ControlOp, ControlRequest, backtest_request};
 use crate::app::decide::AnyEngine;
@@ -622,17 +622,38 @@ pub async fn run(
     .await
     {
         Some(client) => {
-            let bot = Arc::new(crate::app::telegram_bot::TelegramBot::new(
-                client,
-                settings.clone(),
-                trading.clone(),
-                store.clone(),
+            // /backtest queues on the daemon's own `run_backtest` worker (its own connection,
+            // one run at a time on the blocking pool), as the TUI's `:backtest` does.
+            let (backtests, worker) = backtest_queue(
+                crate::store::Store::open(db_path)?,
                 clock.clone(),
-            ));
-            Some(tokio::spawn(bot.run(cancel.clone())))
+                recorder.clone(),
+                bus.clone(),
+                settings.scheduler.backtest_queue_size,
+                cancel.clone(),
+            );
+            let bot = Arc::new(
+                crate::app::telegram_bot::TelegramBot::new(
+                    client,
+                    settings.clone(),
+                    trading.clone(),
+                    store.clone(),
+                    clock.clone(),
+                )
+                .with_backtests(backtests),
+            );
+            Some((tokio::spawn(bot.run(cancel.clone())), worker))
         }
         None => None,
     };
+    // The daily summary (`telegram.daily_summary_hour`), once a UTC day, until shutdown.
+    let summary = tokio::spawn(crate::app::daily_summary::run(
+        trading.clone(),
+        store.clone(),
+        settings.clone(),
+        clock.clone(),
+        cancel.clone(),
+    ));
     let mut jobs = Jobs::routed(trading.clone(), strategies).with_ledger_guard(store.clone());
     for (index, shadow) in shadows {
         jobs = jobs.with_challenger(index, shadow);
@@ -685,8 +706,10 @@ pub async fn run(
         feeds.join().await;
     }
     let _ = beats.await;
-    if let Some(bot) = bot {
+    let _ = summary.await;
+    if let Some((bot, backtests)) = bot {
         let _ = bot.await;
+        let _ = backtests.await;
     }
     {
         let store = store
@@ -825,6 +848,24 @@ async fn beat_until_cancelled(
     }
 }
 
+/// A backtest waiting in the `run_backtest` queue: the request, and the pending `backtests` row
+/// it fills when one was created as it was queued (so the asker could name the run at once,
+/// as the Telegram bot does); `None`: the worker creates the row when the run starts.
+#[derive(Debug, Clone)]
+pub struct QueuedBacktest {
+    pub request: BacktestRequest,
+    pub run_id: Option<i64>,
+}
+
+impl From<BacktestRequest> for QueuedBacktest {
+    fn from(request: BacktestRequest) -> Self {
+        QueuedBacktest {
+            request,
+            run_id: None,
+        }
+    }
+}
+
 /// The `run_backtest` worker: requests wait in a bounded queue and run one at a time on the
 /// blocking pool (a backtest is CPU work) over the worker's own database connection, so neither
 /// the interface nor the trading jobs wait for it. Each run is recorded as a `run_backtest` job
@@ -836,9 +877,9 @@ pub fn backtest_queue(
     bus: EventBus,
     capacity: usize,
     cancel: CancellationToken,
-) -> (OnDemandQueue<BacktestRequest>, tokio::task::JoinHandle<()>) {
+) -> (OnDemandQueue<QueuedBacktest>, tokio::task::JoinHandle<()>) {
     let store = Arc::new(Mutex::new(store));
-    OnDemandQueue::start(capacity, cancel, move |request: BacktestRequest| {
+    OnDemandQueue::start(capacity, cancel, move |request: QueuedBacktest| {
         let (store, clock, recorder, bus) =
             (store.clone(), clock.clone(), recorder.clone(), bus.clone());
         async move {
@@ -857,18 +898,39 @@ pub fn backtest_queue(
 
 fn run_one_backtest(
     store: &Mutex<Store>,
-    request: &BacktestRequest,
+    queued: &QueuedBacktest,
     bus: &EventBus,
     clock: Arc<dyn Clock>,
 ) -> Result<(), String> {
     let store = store
         .lock()
         .map_err(|_| "the database lock was poisoned".to_string())?;
-    let candles = load_candles(Some(&store), request).map_err(|e| e.to_string())?;
-    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let request = &queued.request;
     let now = move || clock.now_ms();
-    let (id, _) = run_and_record(&store, request, &candles, &cancel, &mut |_, _| {}, &now)
-        .map_err(|(_, e)| e.to_string())?;
+    let candles = match load_candles(Some(&store), request) {
+        Ok(candles) => candles,
+        Err(e) => {
+            // The row created at queueing time says why it never ran.
+            if let Some(id) = queued.run_id
+                && let Err(db) =
+                    crate::store::backtests::fail(store.conn(), id, &e.to_string(), now())
+            {
+                tracing::warn!(id, error = %db, "could not record the backtest as failed");
+            }
+            return Err(e.to_string());
+        }
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let (id, _) = run_and_record_as(
+        &store,
+        queued.run_id,
+        request,
+        &candles,
+        &cancel,
+        &mut |_, _| {},
+        &now,
+    )
+    .map_err(|(_, e)| e.to_string())?;
     bus.publish(Event::BacktestProgress { id, fraction: 1.0 });
     Ok(())
 }
@@ -879,7 +941,7 @@ fn run_one_backtest(
 pub async fn serve_control<E: Exchange + 'static>(
     trading: Arc<TradingService<E>>,
     mut requests: tokio::sync::mpsc::Receiver<ControlRequest>,
-    backtests: OnDemandQueue<BacktestRequest>,
+    backtests: OnDemandQueue<QueuedBacktest>,
     settings: Arc<crate::config::Settings>,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
@@ -923,7 +985,9 @@ pub async fn serve_control<E: Exchange + 'static>(
             ),
             ControlOp::Backtest(job) => backtest_request(&settings, &job)
                 .and_then(|request| {
-                    backtests.submit(request).map_err(|e| e.to_string())?;
+                    backtests
+                        .submit(request.into())
+                        .map_err(|e| e.to_string())?;
                     Ok("queued; the result appears on the Backtests screen".to_string())
                 })
                 .map_err(|e| format!("{what}: {e}")),

@@ -454,7 +454,7 @@ impl Demo {
             self.settings.scheduler.backtest_queue_size,
             worker_cancel.clone(),
         );
-        if let Err(e) = queue.submit(request) {
+        if let Err(e) = queue.submit(request.into()) {
             tracing::warn!("the demo backtest was not queued: {e}");
         }
         // Closing the queue lets the worker finish what was submitted and stop.

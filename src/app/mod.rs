@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod control;
 pub mod daemon;
+pub mod daily_summary;
 pub mod decide;
 pub mod demo;
 pub mod key_check;
@@ -13,6 +14,7 @@ pub mod shadow;
 pub mod snapshot;
 pub mod strategy_engine;
 pub mod streams;
+pub mod telegram_backtest;
 pub mod telegram_bot;
 pub mod trading;
 pub mod venue;

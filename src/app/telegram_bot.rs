@@ -1,8 +1,9 @@
 //! The Telegram bot the daemon runs when `[telegram] enabled`: long polling `getUpdates` (no
 //! open port), answering only the configured chats. Read commands (/status /positions /trades
 //! /decisions /pnl /risk) read the account read model (`store::account`) that `status` prints;
-//! commands that change state (/pause /resume /kill /close SYMBOL) only ask, with an inline
-//! button whose callback data carries its expiry, and act when the button is pressed.
+//! commands that change state (/pause /resume /kill /close SYMBOL /protect SYMBOL /backtest …)
+//! only ask, with an inline button whose callback data carries its expiry, and act when the
+//! button is pressed. /backtest is in `telegram_backtest`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::scheduler::Clock;
+use crate::app::scheduler::{Clock, OnDemandQueue};
+use crate::app::telegram_backtest::{self as backtest, BacktestAsk, BacktestDesk};
 use crate::app::trading::TradingService;
 use crate::config::Settings;
 use crate::domain::symbol::Symbol;
@@ -20,6 +22,8 @@ use crate::store::Store;
 use crate::store::account::{self, AccountQuery, AccountView};
 
 const WEEK_MS: i64 = 7 * 24 * 3_600_000;
+/// Telegram's limit on a button press's notification text (`answerCallbackQuery.text`).
+const NOTE_CHARS: usize = 200;
 
 /// A command as the user typed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,8 @@ pub enum Action {
     Kill,
     Close(Symbol),
     Protect(Symbol),
+    /// Queue a backtest (the TUI's `:backtest` path).
+    Backtest(BacktestAsk),
 }
 
 impl Action {
@@ -63,12 +69,13 @@ impl Action {
             Action::Protect(s) => {
                 format!("place the {s} position's protection again from its stored stop and target")
             }
+            Action::Backtest(ask) => ask.describe(),
         }
     }
 }
 
 const HELP: &str = "Commands: /status /positions /trades /decisions /pnl [day|week] /risk \
-/pause /resume /kill /close SYMBOL /protect SYMBOL";
+/pause /resume /kill /close SYMBOL /protect SYMBOL /backtest STRATEGY [SYMBOL] [INTERVAL]";
 
 /// Parse a message's text; `None` when it is not a command (plain chat is ignored).
 pub fn parse_command(text: &str) -> Option<Command> {
@@ -76,7 +83,8 @@ pub fn parse_command(text: &str) -> Option<Command> {
     let head = words.next()?.strip_prefix('/')?;
     // In groups Telegram appends the bot's name: /status@trademind_bot.
     let name = head.split('@').next().unwrap_or(head).to_ascii_lowercase();
-    let arg = words.next();
+    let args: Vec<&str> = words.collect();
+    let arg = args.first().copied();
     let symbol = |usage: &str| match arg.map(|a| Symbol::new(&a.to_ascii_uppercase())) {
         Some(Ok(s)) => Ok(s),
         Some(Err(e)) => Err(Command::Unknown(format!("{e}; usage: {usage}"))),
@@ -104,6 +112,10 @@ pub fn parse_command(text: &str) -> Option<Command> {
         "protect" => match symbol("/protect SYMBOL") {
             Ok(s) => Command::Act(Action::Protect(s)),
             Err(c) => c,
+        },
+        "backtest" | "bt" => match backtest::parse(&args) {
+            Ok(ask) => Command::Act(Action::Backtest(ask)),
+            Err(usage) => Command::Unknown(usage),
         },
         other => Command::Unknown(format!("unknown command /{other}. {HELP}")),
     })
@@ -134,6 +146,16 @@ fn parse_callback_data(data: &str) -> Option<(bool, u64, i64)> {
     Some((confirm, nonce, expires_s.saturating_mul(1000)))
 }
 
+/// A button press's outcome as its notification: Telegram takes 0-200 characters.
+fn notification(outcome: &str) -> String {
+    if outcome.chars().count() <= NOTE_CHARS {
+        return outcome.to_string();
+    }
+    let mut cut: String = outcome.chars().take(NOTE_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 struct Pending {
     action: Action,
     chat_id: i64,
@@ -148,6 +170,8 @@ pub struct TelegramBot<E: Exchange> {
     store: Arc<Mutex<Store>>,
     clock: Arc<dyn Clock>,
     pending: Mutex<HashMap<u64, Pending>>,
+    /// The daemon's backtest queue, when it runs one.
+    backtests: Option<BacktestDesk>,
 }
 
 impl<E: Exchange + 'static> TelegramBot<E> {
@@ -165,7 +189,17 @@ impl<E: Exchange + 'static> TelegramBot<E> {
             store,
             clock,
             pending: Mutex::new(HashMap::new()),
+            backtests: None,
         }
+    }
+
+    /// /backtest queues on `queue` (the daemon's `run_backtest` worker).
+    pub fn with_backtests(
+        mut self,
+        queue: OnDemandQueue<crate::app::daemon::QueuedBacktest>,
+    ) -> Self {
+        self.backtests = Some(BacktestDesk::new(queue));
+        self
     }
 
     fn allowed(&self, chat_id: i64) -> bool {
@@ -175,12 +209,37 @@ impl<E: Exchange + 'static> TelegramBot<E> {
     /// Poll and answer until `cancel`. Each update is confirmed (the next offset) once
     /// handled, so a restart does not answer it again.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
-        let timeout = self.settings.telegram.poll_timeout_seconds;
-        let mut offset: Option<i64> = None;
         tracing::info!(
             chats = self.settings.telegram.chat_ids.len(),
             "Telegram bot listening"
         );
+        let reporter = tokio::spawn(self.clone().report_backtests(cancel.clone()));
+        self.poll(cancel).await;
+        let _ = reporter.await;
+    }
+
+    /// Tell each chat how the backtests it queued ended, until `cancel`.
+    async fn report_backtests(self: Arc<Self>, cancel: CancellationToken) {
+        let Some(desk) = &self.backtests else { return };
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    desk.abandon(&self.store, self.clock.now_ms());
+                    return;
+                }
+                _ = every.tick() => {}
+            }
+            for (chat_id, text) in desk.finished(&self.store) {
+                self.say(chat_id, &text).await;
+            }
+        }
+    }
+
+    async fn poll(&self, cancel: CancellationToken) {
+        let timeout = self.settings.telegram.poll_timeout_seconds;
+        let mut offset: Option<i64> = None;
         loop {
             let polled = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -252,6 +311,14 @@ impl<E: Exchange + 'static> TelegramBot<E> {
         tracing::info!(chat_id, ?command, "Telegram command");
         let now = self.clock.now_ms();
         let text = match command {
+            Command::Act(Action::Backtest(ask)) => match ask.resolved(&self.settings) {
+                Ok(ask) if self.backtests.is_some() => {
+                    return self.ask(chat_id, Action::Backtest(ask), now).await;
+                }
+                Ok(_) => "backtests cannot be queued here (the daemon runs no backtest queue)"
+                    .to_string(),
+                Err(e) => e,
+            },
             Command::Act(action) => return self.ask(chat_id, action, now).await,
             Command::Help => HELP.to_string(),
             Command::Unknown(text) => text,
@@ -324,9 +391,11 @@ impl<E: Exchange + 'static> TelegramBot<E> {
                 }
             }
         };
+        // The notification holds 200 characters; the edited message below says it all.
+        let note = notification(&outcome);
         if let Err(e) = self
             .client
-            .answer_callback_query(&query.id, Some(&outcome))
+            .answer_callback_query(&query.id, Some(&note))
             .await
         {
             tracing::warn!(error = %e, "Telegram button press not answered");
@@ -367,8 +436,29 @@ impl<E: Exchange + 'static> TelegramBot<E> {
                 .protect(symbol, None, now_ms)
                 .await
                 .map(|r| format!("{symbol}: {}", r.message)),
+            Action::Backtest(ask) => return self.queue_backtest(ask, chat_id, now_ms),
         };
         result.unwrap_or_else(|e: crate::app::trading::TradingError| format!("refused: {e}"))
+    }
+
+    /// Queue a confirmed /backtest; the answer names the run.
+    fn queue_backtest(&self, ask: &BacktestAsk, chat_id: i64, now_ms: i64) -> String {
+        let queued = match &self.backtests {
+            Some(desk) => desk.queue(&self.store, &self.settings, ask, chat_id, now_ms),
+            None => Err("the daemon runs no backtest queue".into()),
+        };
+        match queued {
+            Ok(id) => format!(
+                "backtest #{id} queued: {} {} {}; its metrics follow when it finishes",
+                ask.strategy,
+                ask.symbol
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                ask.interval.map(|i| i.to_string()).unwrap_or_default()
+            ),
+            Err(e) => format!("refused: {e}"),
+        }
     }
 
     fn account(&self, day_start_ms: i64, now_ms: i64) -> Result<(AccountView, String), String> {
@@ -555,6 +645,15 @@ mod tests {
             Some(Command::Unknown(_))
         ));
         assert_eq!(parse_command("hello"), None);
+    }
+
+    #[test]
+    fn a_press_notification_is_cut_to_telegrams_200_characters() {
+        assert_eq!(notification("trading paused"), "trading paused");
+        let long = "é".repeat(300);
+        let note = notification(&long);
+        assert_eq!(note.chars().count(), 200);
+        assert!(note.ends_with('…'));
     }
 
     #[test]

@@ -420,6 +420,20 @@ pub fn trades(conn: &Connection, limit: usize) -> StoreResult<Vec<TradeRow>> {
     )
 }
 
+/// The fills of `connection`'s orders executed at or after `since_ms`, oldest first (a day's
+/// trades for the daily summary).
+pub fn trades_since(
+    conn: &Connection,
+    connection: &str,
+    since_ms: TimestampMs,
+) -> StoreResult<Vec<TradeRow>> {
+    query_trades(
+        conn,
+        "WHERE o.connection = ?1 AND t.executed_at >= ?2 ORDER BY t.executed_at, t.id",
+        params![connection, since_ms],
+    )
+}
+
 /// The fills stored for one order, in the order they were recorded.
 pub fn fills_of_order(conn: &Connection, order_row_id: i64) -> StoreResult<Vec<Fill>> {
     Ok(

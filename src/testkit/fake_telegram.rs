@@ -9,7 +9,7 @@
 //! - `sendMessage` (`chat_id`, `text` 1–4096 characters, optional `reply_markup` with an inline
 //!   keyboard whose `callback_data` is 1–64 bytes), `editMessageText` (`chat_id` +
 //!   `message_id`; "message is not modified" when nothing changes), `answerCallbackQuery`
-//!   (`callback_query_id` of a query it handed out, answered once).
+//!   (`callback_query_id` of a query it handed out, answered once; `text` 0-200 characters).
 //! - A wrong token is 401 Unauthorized; an unknown method 404; scripted 429s carry
 //!   `parameters.retry_after`, which the fake enforces: a call before it has passed is 429 again.
 //!
@@ -423,6 +423,10 @@ async fn handle(state: &Mutex<State>, arrived: &Notify, token: &str, req: Reques
                     "Bad Request: query is too old and response timeout expired or query ID is invalid",
                 );
             };
+            // The notification is 0-200 characters (Bot API, answerCallbackQuery.text).
+            if text(&p, "text").is_some_and(|t| t.chars().count() > 200) {
+                return fail(400, "Bad Request: MESSAGE_TOO_LONG");
+            }
             let mut s = lock();
             let Some(pos) = s.open_callbacks.iter().position(|q| *q == id) else {
                 return fail(

@@ -155,6 +155,15 @@ async fn inline_buttons_callbacks_and_edits_follow_the_bot_api_rules() {
         updates["result"][0]["callback_query"]["message"]["message_id"],
         message_id
     );
+    // The notification text is 0-200 characters; a refused answer leaves the query open.
+    let (status, body) = call(
+        &fake,
+        TOKEN,
+        "answerCallbackQuery",
+        json!({"callback_query_id": query, "text": "x".repeat(201)}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
     let (status, _) = call(
         &fake,
         TOKEN,

@@ -55,6 +55,8 @@ mod risk;
 mod secret_leak;
 mod shadow;
 mod telegram_bot;
+mod telegram_commands;
+mod telegram_summary;
 mod trading;
 mod trading_faults;
 mod tui_tmux;

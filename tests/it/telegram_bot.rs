@@ -16,18 +16,18 @@ use trademind::testkit::fake_webhook::FakeWebhook;
 
 use crate::daemon::{signal, trademind_command, wait_exit, wait_for_rows};
 
-const TOKEN: &str = "123456:ABC-test-token";
-const ALLOWED: i64 = 111;
-const STRANGER: i64 = 222;
+pub(crate) const TOKEN: &str = "123456:ABC-test-token";
+pub(crate) const ALLOWED: i64 = 111;
+pub(crate) const STRANGER: i64 = 222;
 
-struct Running(Option<Child>);
+pub(crate) struct Running(pub(crate) Option<Child>);
 
 impl Running {
-    fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.0.as_ref().map_or(0, Child::id)
     }
 
-    fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.0.take().expect("running");
         signal(&child, "TERM");
         wait_exit(&mut child, Duration::from_secs(30))
@@ -43,7 +43,7 @@ impl Drop for Running {
     }
 }
 
-fn output(data: &Path, config: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn output(data: &Path, config: &Path, args: &[&str]) -> std::process::Output {
     trademind_command(data)
         .env("TRADEMIND_TELEGRAM_API_KEY", TOKEN)
         .arg("--config")
@@ -53,14 +53,14 @@ fn output(data: &Path, config: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn cli(data: &Path, config: &Path, args: &[&str]) -> String {
+pub(crate) fn cli(data: &Path, config: &Path, args: &[&str]) -> String {
     let out = output(data, config, args);
     assert!(out.status.success(), "{args:?}: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// Poll `f` every 100 ms for up to `secs` seconds.
-async fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) async fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while tokio::time::Instant::now() < deadline {
         if let Some(v) = f() {
@@ -71,14 +71,14 @@ async fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T>
     None
 }
 
-async fn wait_rows(db: &Path, query: &str, secs: u64) -> bool {
+pub(crate) async fn wait_rows(db: &Path, query: &str, secs: u64) -> bool {
     let (db, query) = (db.to_path_buf(), query.to_string());
     tokio::task::spawn_blocking(move || wait_for_rows(&db, &query, Duration::from_secs(secs)))
         .await
         .unwrap()
 }
 
-fn to_chat(tg: &FakeTelegram, chat: i64) -> Vec<BotMessage> {
+pub(crate) fn to_chat(tg: &FakeTelegram, chat: i64) -> Vec<BotMessage> {
     tg.sent()
         .into_iter()
         .filter(|m| m.chat_id == chat)

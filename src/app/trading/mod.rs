@@ -41,7 +41,9 @@ use crate::domain::trading::{
 use crate::services::exchange::executor::OrderExecutor;
 use crate::services::exchange::{Exchange, ExchangeError};
 use crate::services::market_stream::user_data::ExecutionError;
-use crate::services::notification::{Alert, AlertChannels, AlertKind, ResendClient, dispatch};
+use crate::services::notification::{
+    Alert, AlertChannels, AlertKind, AlertOutcome, ResendClient, dispatch,
+};
 use crate::store::risk::{self as risk_store, GLOBAL_SCOPE, ManualStop};
 use crate::store::{Store, StoreError};
 
@@ -372,6 +374,18 @@ impl<E: Exchange + 'static> TradingService<E> {
             subject,
             body,
         };
+        if let Err(e) = self.send_alert(&alert, now_ms).await {
+            tracing::warn!(error = %e, subject = %alert.subject, "alert could not be recorded");
+        }
+    }
+
+    /// Send `alert` as it is on every configured channel (e-mail, webhooks, the Telegram
+    /// chats), each at most once per alert (see `notification::dispatch`).
+    pub async fn send_alert(
+        &self,
+        alert: &Alert,
+        now_ms: i64,
+    ) -> crate::store::StoreResult<AlertOutcome> {
         // Every configured channel (e-mail, webhooks), each at most once per alert.
         let cfg = &self.deps.settings.notifications;
         let mut channels = match AlertChannels::from_config(cfg, self.deps.mailer.as_ref()) {
@@ -391,9 +405,9 @@ impl<E: Exchange + 'static> TradingService<E> {
         for extra in &self.extra_channels {
             channels.push(extra.clone());
         }
-        if let Err(e) = dispatch(&self.deps.store, &channels, cfg, &alert, now_ms).await {
-            tracing::warn!(error = %e, subject = %alert.subject, "alert could not be recorded");
-        }
+        Ok(dispatch(&self.deps.store, &channels, cfg, alert, now_ms)
+            .await?
+            .0)
     }
 
     /// A paper account's starting cash (what `store::account` shows as its equity until the
@@ -413,6 +427,15 @@ impl<E: Exchange + 'static> TradingService<E> {
 
     /// The account read model's one-line summary as of `now_ms` on the run's clock.
     fn account_summary(&self, now_ms: i64) -> Result<String, TradingError> {
+        Ok(self.account_view(now_ms)?.summary())
+    }
+
+    /// This connection's account as `status` and the TUI read it (`store::account`), its day
+    /// starting at 00:00 UTC of `now_ms`.
+    pub fn account_view(
+        &self,
+        now_ms: i64,
+    ) -> Result<crate::store::account::AccountView, TradingError> {
         let paper_starting_balance = match self.deps.mode {
             TradingMode::Paper => self
                 .deps
@@ -435,7 +458,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 unresolved,
             },
         )?;
-        Ok(view.summary())
+        Ok(view)
     }
 
     fn publish_position(&self, p: &Position) {

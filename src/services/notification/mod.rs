@@ -28,6 +28,8 @@ pub enum AlertKind {
     ReconciliationDiscrepancy,
     ComponentFailing,
     LlmBudgetSpent,
+    /// The account once a UTC day at `telegram.daily_summary_hour` (key `daily_summary/<day>`).
+    DailySummary,
     Test,
 }
 
@@ -42,17 +44,21 @@ impl AlertKind {
             AlertKind::ReconciliationDiscrepancy => "reconciliation_discrepancy",
             AlertKind::ComponentFailing => "component_failing",
             AlertKind::LlmBudgetSpent => "llm_budget_spent",
+            AlertKind::DailySummary => "daily_summary",
             AlertKind::Test => "test",
         }
     }
 
     /// Whether the same dedup key may be delivered again once the dedup window has passed (a
     /// component failing again); a trade, a stop hit or a failed protection is one event, told
-    /// once per channel ever.
+    /// once per channel ever, and so is a day's summary (its key names the day).
     pub fn repeats(self) -> bool {
         !matches!(
             self,
-            AlertKind::TradeExecuted | AlertKind::StopOrTargetHit | AlertKind::ProtectionFailed
+            AlertKind::TradeExecuted
+                | AlertKind::StopOrTargetHit
+                | AlertKind::ProtectionFailed
+                | AlertKind::DailySummary
         )
     }
 }

@@ -46,8 +46,10 @@ impl AlertChannel for TelegramChannel {
         TELEGRAM.to_string()
     }
 
+    /// The daily summary is asked for under `[telegram]` (`daily_summary_hour`), so it comes
+    /// to the chats whatever `telegram.events` lists.
     fn wants(&self, kind: AlertKind) -> bool {
-        kind == AlertKind::Test || wants(&self.events, kind)
+        matches!(kind, AlertKind::Test | AlertKind::DailySummary) || wants(&self.events, kind)
     }
 
     /// One message per chat. Delivered when any chat got it: a retry after a partial failure
