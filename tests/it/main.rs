@@ -39,6 +39,7 @@ mod key_permissions;
 mod keyring_keyutils;
 mod keys_cli;
 mod kill_soak;
+mod leaderboard;
 mod ledger_guard;
 mod live_stream;
 mod live_user_data;

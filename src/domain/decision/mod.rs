@@ -5,6 +5,7 @@
 pub mod edge;
 pub mod injection;
 pub mod input;
+pub mod leaderboard;
 pub mod rules;
 pub mod shadow;
 pub mod types;
