@@ -56,6 +56,7 @@ mod risk;
 mod secret_leak;
 mod shadow;
 mod telegram_bot;
+mod thesis;
 mod trading;
 mod trading_faults;
 mod tui_tmux;

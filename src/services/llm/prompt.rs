@@ -3,6 +3,7 @@
 //! fenced in an UNTRUSTED DATA block it cannot break out of.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::domain::decision::{DecisionInput, IndicatorSnapshot};
@@ -161,10 +162,25 @@ pub fn build_prompt(template: &str, input: &DecisionInput, parts: &PromptParts<'
         input.position.as_ref().map_or_else(
             || "flat".to_string(),
             |p| {
-                format!(
+                let mut text = format!(
                     "quantity {} at entry {} · unrealised PnL {}",
                     p.quantity, p.entry_price, p.unrealized_pnl
-                )
+                );
+                if let Some(t) = &p.thesis {
+                    // Untrusted model text from an earlier reply: one line each, quoted.
+                    let line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let _ = write!(
+                        text,
+                        "\nThesis when it was opened ({}): \"{}\"\nInvalidated if: {}",
+                        chrono::DateTime::from_timestamp_millis(t.decided_at).map_or_else(
+                            || t.decided_at.to_string(),
+                            |d| { d.format("%Y-%m-%d %H:%M UTC").to_string() }
+                        ),
+                        line(&t.reasoning),
+                        line(&t.invalidation)
+                    );
+                }
+                text
             },
         ),
     );
