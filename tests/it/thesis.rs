@@ -161,12 +161,19 @@ fn an_llm_backtest_gives_the_runs_own_entry_thesis_to_the_prompts_while_the_posi
     assert_eq!(f.xai.inference_calls(), 8);
     let thesis = "Thesis when it was opened (2025-01-01 01:00 UTC): \"BUY on the candle\"";
     let invalidated = "Invalidated if: the price moves 2 % against the entry (stop-loss)";
-    assert!(!prompt(&f.xai, 0).contains("Thesis when"), "flat at the start");
+    assert!(
+        !prompt(&f.xai, 0).contains("Thesis when"),
+        "flat at the start"
+    );
     for i in 1..=5 {
         let text = prompt(&f.xai, i);
         assert!(text.contains(thesis), "candle {i}: {text}");
         assert!(text.contains(invalidated), "candle {i}: {text}");
     }
     // Closed on the sixth candle's decision, filled at the seventh's open: flat again.
-    assert!(!prompt(&f.xai, 7).contains("Thesis when"), "{}", prompt(&f.xai, 7));
+    assert!(
+        !prompt(&f.xai, 7).contains("Thesis when"),
+        "{}",
+        prompt(&f.xai, 7)
+    );
 }

@@ -282,4 +282,23 @@ mod tests {
             Interval::H1.higher()
         );
     }
+
+    #[test]
+    fn a_thesis_names_the_stop_and_risks_as_its_invalidation_or_says_none_was_named() {
+        use crate::domain::decision::{Level, LevelKind, TradingDecision};
+        let mut d = TradingDecision::hold("BTCUSDT", "range breakout");
+        d.stop_loss = Some(Level {
+            kind: LevelKind::Percent,
+            value: 1.5,
+        });
+        d.risk_factors = vec!["CPI print".into(), "thin book".into()];
+        let t = Thesis::of_entry(7, &d);
+        assert_eq!((t.decided_at, t.reasoning.as_str()), (7, "range breakout"));
+        assert_eq!(
+            t.invalidation,
+            "the price moves 1.5 % against the entry (stop-loss); or the named risks play out: CPI print; thin book"
+        );
+        let bare = Thesis::of_entry(7, &TradingDecision::hold("BTCUSDT", "r"));
+        assert_eq!(bare.invalidation, "no stop-loss or risk was named");
+    }
 }
