@@ -1043,6 +1043,7 @@ pub fn apply_account(input: &mut crate::domain::decision::DecisionInput, view: &
                 quantity: pos.quantity,
                 entry_price: pos.entry_price,
                 unrealized_pnl: PositionService::unrealized_pnl(pos, input.price),
+                thesis: p.thesis.clone(),
             }
         });
     input.risk.daily_pnl = view.day_pnl;

@@ -18,7 +18,7 @@ use crate::domain::backtest::{
     BacktestConfig, BacktestResult, BacktestService, Engine, Signal, Strategy, StrategyContext,
 };
 use crate::domain::decision::{
-    Action, DecisionInput, PastDecision, PositionSnapshot, RiskSnapshot, level_price,
+    Action, DecisionInput, PastDecision, PositionSnapshot, RiskSnapshot, Thesis, level_price,
 };
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
 use crate::domain::money::{Price, Quote};
@@ -68,6 +68,8 @@ pub struct DecisionStrategy {
     day: Option<(i64, Decimal)>,
     /// The stop asked for by the entry that opened the position, for the heat figure.
     entry_stop: Option<Price>,
+    /// The entry decision's thesis, given to every prompt while the position is open.
+    entry_thesis: Option<Thesis>,
     /// Where decisions are recorded: the store and the backtest row.
     recorder: Option<(Arc<Mutex<Store>>, i64)>,
     tally: Arc<Mutex<RunTally>>,
@@ -130,6 +132,7 @@ impl DecisionStrategy {
                 recent: VecDeque::new(),
                 day: None,
                 entry_stop: None,
+                entry_thesis: None,
                 recorder,
                 tally: tally.clone(),
                 on_decision,
@@ -159,11 +162,13 @@ impl DecisionStrategy {
         };
         if ctx.position.is_flat() {
             self.entry_stop = None;
+            self.entry_thesis = None;
         } else {
             input.position = Some(PositionSnapshot {
                 quantity: ctx.position.qty,
                 entry_price: ctx.position.entry_price,
                 unrealized_pnl: Quote::new((price - ctx.position.entry_price.get()) * qty),
+                thesis: self.entry_thesis.clone(),
             });
         }
         let at_risk = match self.entry_stop {
@@ -213,6 +218,10 @@ impl Strategy for DecisionStrategy {
             if let Err(e) = recorded {
                 tracing::warn!(error = %e, "cannot record a backtest decision");
             }
+        }
+        if outcome == "entered" {
+            // Every later prompt about this position carries why it was opened.
+            self.entry_thesis = Some(Thesis::of_entry(input.now_ms, &out.validated.decision));
         }
         self.recent.push_front(PastDecision {
             decided_at: input.now_ms,

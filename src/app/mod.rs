@@ -2,12 +2,14 @@
 //! snapshots the faces (TUI, daemon, CLI) read.
 
 pub mod backtest;
+pub mod compare;
 pub mod control;
 pub mod daemon;
 pub mod daily_summary;
 pub mod decide;
 pub mod demo;
 pub mod key_check;
+pub mod leaderboard;
 pub mod llm_backtest;
 pub mod scheduler;
 pub mod shadow;

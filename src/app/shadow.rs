@@ -124,18 +124,25 @@ pub struct ShadowJob {
 impl ShadowJob {
     /// A job for `engine` with the book and fee the settings give the paper exchange.
     pub fn new(engine: AnyEngine, store: Arc<Mutex<Store>>, settings: &Settings) -> Self {
-        let starting_cash = settings
-            .trading
-            .paper_starting_balance
-            .parse::<Decimal>()
-            .unwrap_or(Decimal::from(10_000));
+        let (starting_cash, fee_rate) = book_terms(settings);
         ShadowJob {
             engine,
             store,
-            starting_cash: Quote(starting_cash),
-            fee_rate: settings.exchange.paper.fee_rate,
+            starting_cash,
+            fee_rate,
         }
     }
+}
+
+/// The starting cash and fee rate of every virtual book: the paper exchange's. The leaderboard
+/// rebuilds the books on the same terms.
+pub fn book_terms(settings: &Settings) -> (Quote, Decimal) {
+    let starting_cash = settings
+        .trading
+        .paper_starting_balance
+        .parse::<Decimal>()
+        .unwrap_or(Decimal::from(10_000));
+    (Quote(starting_cash), settings.exchange.paper.fee_rate)
 }
 
 /// What one shadow decision did.

@@ -245,6 +245,7 @@ mod tests {
             quantity: Qty(q),
             entry_price: Price(dec!(100)),
             unrealized_pnl: Quote::ZERO,
+            thesis: None,
         });
         input
     }

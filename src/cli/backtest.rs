@@ -75,6 +75,9 @@ pub enum BacktestCommand {
         /// Bootstrap resamples.
         #[arg(long, default_value_t = 2000)]
         resamples: usize,
+        /// Also write the first run's HTML report, with this comparison as its last section.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
 }
 
@@ -856,7 +859,8 @@ pub async fn run(args: BacktestArgs, ctx: &Context) -> Result<()> {
             ids,
             seed,
             resamples,
-        } => super::backtest_engine::run_compare(&ids, seed, resamples, ctx),
+            report,
+        } => super::backtest_engine::run_compare(&ids, seed, resamples, report.as_deref(), ctx),
         BacktestCommand::Delete { id } => {
             let store = ctx.open_store()?;
             if !backtests::delete(store.conn(), id)? {

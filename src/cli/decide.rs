@@ -70,6 +70,17 @@ pub enum DecisionsCommand {
         #[arg(long)]
         live: bool,
     },
+    /// Engines, models and prompt templates ranked by return net of LLM cost: the recorded
+    /// `backtest --engine llm|rules` runs (buy-and-hold as the baseline) and the strategies'
+    /// shadow books (champion against challenger), each with a 95 % block-bootstrap interval.
+    Leaderboard {
+        /// Bootstrap seed (the same seed prints the same intervals).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+    },
 }
 
 /// Where candles may come from when none are stored.
@@ -674,6 +685,9 @@ pub async fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
     match args.command {
         Some(DecisionsCommand::Show { id }) => return show_decision(id, ctx),
         Some(DecisionsCommand::Replay { id, live }) => return replay_decision(id, live, ctx).await,
+        Some(DecisionsCommand::Leaderboard { seed, resamples }) => {
+            return super::leaderboard::run(seed, resamples, ctx);
+        }
         None => {}
     }
     let store = ctx.open_store()?;

@@ -19,6 +19,7 @@ pub mod decide;
 pub mod demo;
 pub mod exchange;
 pub mod keys;
+pub mod leaderboard;
 pub mod live;
 pub mod market;
 pub mod notify;

@@ -207,6 +207,9 @@ pub struct PositionStatus {
     pub live_target: Option<Price>,
     /// The mark the engine last wrote (the entry when never marked).
     pub mark: Price,
+    /// Why the position was opened: its entry decision's reasoning and invalidation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thesis: Option<crate::domain::decision::Thesis>,
 }
 
 /// Exact row counts (no cap).
@@ -318,6 +321,7 @@ fn position_status(conn: &Connection, row: PositionRow) -> StoreResult<PositionS
     let (protection, live_stop, live_target) = protection_of(&position_orders);
     let live_stop_limit = stop_limit_of(&position_orders);
     let mark = row.mark_price.unwrap_or(row.position.entry_price);
+    let thesis = thesis_of(conn, &position_orders)?;
     Ok(PositionStatus {
         row,
         protection,
@@ -325,7 +329,41 @@ fn position_status(conn: &Connection, row: PositionRow) -> StoreResult<PositionS
         live_stop_limit,
         live_target,
         mark,
+        thesis,
     })
+}
+
+/// The thesis of the decision behind a position's first entry order, read back through the
+/// decision's own type (a decision that cannot be read gives none).
+fn thesis_of(
+    conn: &Connection,
+    position_orders: &[StoredOrder],
+) -> StoreResult<Option<crate::domain::decision::Thesis>> {
+    let Some(decision_id) = position_orders
+        .iter()
+        .filter(|o| o.purpose == OrderPurpose::Entry)
+        .min_by_key(|o| o.id)
+        .and_then(|o| o.decision_id)
+    else {
+        return Ok(None);
+    };
+    let Some(row) = super::decisions::get(conn, decision_id)? else {
+        return Ok(None);
+    };
+    Ok(row
+        .fields
+        .decision
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<crate::domain::decision::TradingDecision>(d).ok())
+        .map(|d| crate::domain::decision::Thesis::of_entry(row.fields.decided_at, &d)))
+}
+
+/// The thesis of open position `position_id` (see [`PositionStatus::thesis`]).
+pub fn position_thesis(
+    conn: &Connection,
+    position_id: i64,
+) -> StoreResult<Option<crate::domain::decision::Thesis>> {
+    thesis_of(conn, &orders::of_position(conn, position_id)?)
 }
 
 /// Every connection's open positions as `AccountView::positions` shows them (`trademind

@@ -392,18 +392,39 @@ pub fn backtest_cost(conn: &Connection, backtest_id: i64) -> StoreResult<RunCost
         let (cost, validation) = row?;
         total.decisions += 1;
         total.cost_usd += opt_dec_from_sql("decisions.cost_usd", cost)?.unwrap_or_default();
-        let cached = validation
-            .as_deref()
-            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
-            .and_then(|v| match &v["cached_cost_usd"] {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-        total.cached_cost_usd +=
-            opt_dec_from_sql("decisions.validation.cached_cost_usd", cached)?.unwrap_or_default();
+        total.cached_cost_usd += cached_cost(validation.as_deref())?;
     }
     Ok(total)
+}
+
+/// What a cached decision cost when it was first made (`validation.cached_cost_usd`; zero for
+/// a decision that was paid for).
+fn cached_cost(validation: Option<&str>) -> StoreResult<Decimal> {
+    let cached = validation
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .and_then(|v| match &v["cached_cost_usd"] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+    Ok(opt_dec_from_sql("decisions.validation.cached_cost_usd", cached)?.unwrap_or_default())
+}
+
+/// A decision's cost at live prices: what it spent, or for a cached one what it cost when it
+/// was first made (as a backtest run's cost counts it).
+pub fn full_cost(row: &DecisionRow) -> StoreResult<Decimal> {
+    Ok(row.fields.cost_usd.unwrap_or_default() + cached_cost(row.fields.validation.as_deref())?)
+}
+
+/// Every decision of strategy `strategy_id` outside backtests (its primary's and its
+/// challenger's shadow ones), oldest first.
+pub fn of_strategy(conn: &Connection, strategy_id: i64) -> StoreResult<Vec<DecisionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM decisions WHERE strategy_id = ?1 AND backtest_id IS NULL
+         ORDER BY decided_at, id"
+    ))?;
+    let rows = stmt.query_map([strategy_id], read_row)?;
+    collect(rows)
 }
 
 /// The cache key: hex SHA-256 of the model, a NUL, and the whole conversation text.

@@ -25,7 +25,7 @@ fn decision(action: &str, confidence: f64) -> Value {
 }
 
 /// 200 replies: a BUY every 10 candles, a CLOSE 5 candles later, HOLD in between.
-fn scripts() -> Vec<Script> {
+pub(crate) fn scripts() -> Vec<Script> {
     (0..200)
         .map(|i| match i % 10 {
             0 => Script::Decision(decision("BUY", 0.8)),
@@ -58,13 +58,13 @@ fn news() -> Vec<FakeNews> {
     ]
 }
 
-struct Fakes {
+pub(crate) struct Fakes {
     _rt: tokio::runtime::Runtime,
-    xai: FakeXai,
+    pub(crate) xai: FakeXai,
     tavily: FakeTavily,
 }
 
-fn fakes() -> Fakes {
+pub(crate) fn fakes() -> Fakes {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (xai, tavily) = rt.block_on(async {
         (
@@ -80,7 +80,7 @@ fn fakes() -> Fakes {
 }
 
 /// The fakes, a priced model, and the bundled candles imported.
-fn setup(f: &Fakes, dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn setup(f: &Fakes, dir: &std::path::Path) -> std::path::PathBuf {
     import_bundled(dir.to_str().unwrap());
     let path = dir.join("config.toml");
     std::fs::write(
@@ -97,7 +97,7 @@ fn setup(f: &Fakes, dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-fn run(
+pub(crate) fn run(
     dir: &std::path::Path,
     config: &std::path::Path,
     args: &[&str],

@@ -303,14 +303,20 @@ impl<E: Exchange + 'static> TradingService<E> {
             },
         )?;
         crate::app::decide::apply_account(input, &view);
-        input.position =
-            positions::open_position(c, &self.deps.connection, input.symbol.as_str(), book)?.map(
-                |row| crate::domain::decision::PositionSnapshot {
-                    quantity: row.position.quantity,
-                    entry_price: row.position.entry_price,
-                    unrealized_pnl: PositionService::unrealized_pnl(&row.position, input.price),
-                },
-            );
+        input.position = match positions::open_position(
+            c,
+            &self.deps.connection,
+            input.symbol.as_str(),
+            book,
+        )? {
+            Some(row) => Some(crate::domain::decision::PositionSnapshot {
+                quantity: row.position.quantity,
+                entry_price: row.position.entry_price,
+                unrealized_pnl: PositionService::unrealized_pnl(&row.position, input.price),
+                thesis: crate::store::account::position_thesis(c, row.id)?,
+            }),
+            None => None,
+        };
         input.risk.max_position_pct = settings.llm.max_position_pct;
         input.recent_decisions = recorder::past_decisions(
             c,

@@ -5,6 +5,7 @@
 //! inside the candle; the engine sees the closed candle and may send orders (filled at this close
 //! or queued for the next open, per [`FillModel`]); equity is marked at the close.
 
+pub mod compare;
 pub mod engine;
 pub mod fills;
 pub mod metrics;

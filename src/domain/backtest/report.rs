@@ -169,6 +169,17 @@ pub fn render_html(
     result: &BacktestResult,
     closes: &[(TimestampMs, f64)],
 ) -> Result<String, ReportError> {
+    render_html_with(title, result, closes, None)
+}
+
+/// [`render_html`] with an extra section (HTML, e.g. `backtest compare`'s comparison) after
+/// the trades.
+pub fn render_html_with(
+    title: &str,
+    result: &BacktestResult,
+    closes: &[(TimestampMs, f64)],
+    extra_section: Option<&str>,
+) -> Result<String, ReportError> {
     let equity: Vec<(TimestampMs, f64)> = result
         .times
         .iter()
@@ -257,6 +268,10 @@ pub fn render_html(
             t.return_pct,
         );
     }
-    h.push_str("</table>\n</body></html>\n");
+    h.push_str("</table>\n");
+    if let Some(section) = extra_section {
+        h.push_str(section);
+    }
+    h.push_str("</body></html>\n");
     Ok(h)
 }

@@ -78,25 +78,23 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[at.min(sorted.len() - 1)]
 }
 
-/// Bootstrap the difference between paired return series `a` and `b` (same candles, same
-/// length): blocks of about √n consecutive periods keep the autocorrelation that a per-period
-/// resample would destroy; both series are resampled with the same blocks. `None` when there
-/// are fewer than 2 periods.
-pub fn bootstrap_difference(
+/// The moving-block resampler behind every interval here: `resamples` paired resamples of `a`
+/// and `b` (blocks of about √n consecutive periods keep the autocorrelation that a per-period
+/// resample would destroy; both series are resampled with the same blocks), each handed to
+/// `stat`. Returns the statistic of each resample in draw order, and the block length. The
+/// draws depend only on the series length and the seed, so series of the same length get the
+/// same blocks.
+fn resample_paired<T>(
     a: &[f64],
     b: &[f64],
-    periods_per_year: f64,
     resamples: usize,
     seed: u64,
-) -> Option<EdgeEstimate> {
+    mut stat: impl FnMut(&[f64], &[f64]) -> T,
+) -> (Vec<T>, usize) {
     let n = a.len().min(b.len());
-    if n < 2 || resamples == 0 {
-        return None;
-    }
     let block_len = (n as f64).sqrt().ceil().max(1.0) as usize;
     let mut rng = SplitMix(seed);
-    let mut ret = Vec::with_capacity(resamples);
-    let mut shp = Vec::with_capacity(resamples);
+    let mut out = Vec::with_capacity(resamples);
     let (mut ra, mut rb) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..resamples {
         ra.clear();
@@ -113,26 +111,87 @@ pub fn bootstrap_difference(
                 rb.push(b[i]);
             }
         }
-        ret.push(total_return(&ra) - total_return(&rb));
-        shp.push(sharpe(&ra, periods_per_year) - sharpe(&rb, periods_per_year));
+        out.push(stat(&ra, &rb));
     }
-    ret.sort_by(f64::total_cmp);
-    shp.sort_by(f64::total_cmp);
-    let interval = |sorted: &[f64], estimate: f64| Interval95 {
+    (out, block_len)
+}
+
+fn interval(mut replicates: Vec<f64>, estimate: f64) -> Interval95 {
+    replicates.sort_by(f64::total_cmp);
+    Interval95 {
         estimate,
-        low: percentile(sorted, 0.025),
-        high: percentile(sorted, 0.975),
-    };
+        low: percentile(&replicates, 0.025),
+        high: percentile(&replicates, 0.975),
+    }
+}
+
+/// Bootstrap the difference between paired return series `a` and `b` (same candles, same
+/// length) with the moving-block resampler. `None` when there are fewer than 2 periods.
+pub fn bootstrap_difference(
+    a: &[f64],
+    b: &[f64],
+    periods_per_year: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<EdgeEstimate> {
+    let n = a.len().min(b.len());
+    if n < 2 || resamples == 0 {
+        return None;
+    }
+    let (diffs, block_len) = resample_paired(a, b, resamples, seed, |ra, rb| {
+        (
+            total_return(ra) - total_return(rb),
+            sharpe(ra, periods_per_year) - sharpe(rb, periods_per_year),
+        )
+    });
+    let (ret, shp): (Vec<f64>, Vec<f64>) = diffs.into_iter().unzip();
     Some(EdgeEstimate {
-        return_diff: interval(&ret, total_return(&a[..n]) - total_return(&b[..n])),
+        return_diff: interval(ret, total_return(&a[..n]) - total_return(&b[..n])),
         sharpe_diff: interval(
-            &shp,
+            shp,
             sharpe(&a[..n], periods_per_year) - sharpe(&b[..n], periods_per_year),
         ),
         block_len,
         resamples,
         seed,
     })
+}
+
+/// One series in a pooled interval: its per-period returns and a known amount taken off its
+/// total return (the LLM's cost as a fraction of the starting cash).
+#[derive(Debug, Clone, Copy)]
+pub struct CostedSeries<'a> {
+    pub returns: &'a [f64],
+    pub cost_fraction: f64,
+}
+
+/// The 95 % interval of the mean, over several series, of each one's total return net of its
+/// cost: each series is resampled by the same block bootstrap as [`bootstrap_difference`]
+/// (against holding cash, a zero return), and resample `i` of the mean is the mean of the
+/// series' resamples `i`. With one series this is `bootstrap_difference(returns, zeros)`
+/// shifted by its cost. `None` when any series has fewer than 2 periods, or there is none.
+pub fn bootstrap_mean_net_return(
+    series: &[CostedSeries<'_>],
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval95> {
+    if series.is_empty() || resamples == 0 || series.iter().any(|s| s.returns.len() < 2) {
+        return None;
+    }
+    let k = series.len() as f64;
+    let mut sums = vec![0.0; resamples];
+    let mut estimate = 0.0;
+    for s in series {
+        let cash = vec![0.0; s.returns.len()];
+        let (diffs, _) = resample_paired(s.returns, &cash, resamples, seed, |ra, rb| {
+            total_return(ra) - total_return(rb)
+        });
+        for (sum, d) in sums.iter_mut().zip(diffs) {
+            *sum += (d - s.cost_fraction) / k;
+        }
+        estimate += (total_return(s.returns) - s.cost_fraction) / k;
+    }
+    Some(interval(sums, estimate))
 }
 
 #[cfg(test)]
@@ -195,5 +254,68 @@ mod tests {
         );
         let other = bootstrap_difference(&a, &b, 8760.0, 1000, 43).unwrap();
         assert_ne!(one.return_diff.low, other.return_diff.low);
+    }
+
+    #[test]
+    fn the_mean_net_return_of_one_series_is_its_difference_from_cash_less_its_cost() {
+        let a: Vec<f64> = (0..60)
+            .map(|i| ((i * 37 % 11) as f64 - 4.0) / 1000.0)
+            .collect();
+        let cash = vec![0.0; a.len()];
+        let diff = bootstrap_difference(&a, &cash, 8760.0, 400, 5).unwrap();
+        let one = bootstrap_mean_net_return(
+            &[CostedSeries {
+                returns: &a,
+                cost_fraction: 0.002,
+            }],
+            400,
+            5,
+        )
+        .unwrap();
+        for (x, y) in [
+            (one.estimate, diff.return_diff.estimate),
+            (one.low, diff.return_diff.low),
+            (one.high, diff.return_diff.high),
+        ] {
+            assert!((x - (y - 0.002)).abs() < 1e-12, "{one:?} vs {diff:?}");
+        }
+    }
+
+    #[test]
+    fn the_mean_of_two_constant_series_is_exact_and_too_short_a_series_has_no_interval() {
+        // 1 % a period for 10 periods less 2 points of cost, and 0.5 % a period for free.
+        let a = vec![0.01; 10];
+        let b = vec![0.005; 10];
+        let mean = bootstrap_mean_net_return(
+            &[
+                CostedSeries {
+                    returns: &a,
+                    cost_fraction: 0.02,
+                },
+                CostedSeries {
+                    returns: &b,
+                    cost_fraction: 0.0,
+                },
+            ],
+            300,
+            9,
+        )
+        .unwrap();
+        let exact = ((1.01f64.powi(10) - 1.0 - 0.02) + (1.005f64.powi(10) - 1.0)) / 2.0;
+        for v in [mean.estimate, mean.low, mean.high] {
+            assert!((v - exact).abs() < 1e-12, "{v} vs {exact}");
+        }
+        let short = [0.01];
+        assert_eq!(
+            bootstrap_mean_net_return(
+                &[CostedSeries {
+                    returns: &short,
+                    cost_fraction: 0.0
+                }],
+                300,
+                9
+            ),
+            None
+        );
     }
 }

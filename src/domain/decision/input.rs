@@ -39,6 +39,56 @@ pub struct PositionSnapshot {
     pub quantity: Qty,
     pub entry_price: Price,
     pub unrealized_pnl: Quote,
+    /// Why it was opened, as its entry decision said (`None`: opened by hand, by a rule
+    /// strategy, or before decisions were linked to orders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thesis: Option<Thesis>,
+}
+
+/// The entry decision's case for a position, carried into every later prompt about it so the
+/// engine judges the position against why it opened it, not afresh each candle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thesis {
+    /// When the entry decision was made. (Not its row id: an LLM backtest's cache key is built
+    /// from the input, and a re-run records new rows.)
+    pub decided_at: TimestampMs,
+    pub reasoning: String,
+    /// What proves it wrong: the entry's stop-loss and the risks it named.
+    pub invalidation: String,
+}
+
+impl Thesis {
+    /// The thesis of an entry decision made at `decided_at`.
+    pub fn of_entry(decided_at: TimestampMs, decision: &super::TradingDecision) -> Thesis {
+        use super::LevelKind;
+        let mut parts = Vec::new();
+        if let Some(stop) = &decision.stop_loss {
+            parts.push(match stop.kind {
+                LevelKind::Price => format!("the price reaches the stop-loss at {}", stop.value),
+                LevelKind::Percent => {
+                    format!(
+                        "the price moves {} % against the entry (stop-loss)",
+                        stop.value
+                    )
+                }
+            });
+        }
+        if !decision.risk_factors.is_empty() {
+            parts.push(format!(
+                "the named risks play out: {}",
+                decision.risk_factors.join("; ")
+            ));
+        }
+        Thesis {
+            decided_at,
+            reasoning: decision.reasoning.clone(),
+            invalidation: if parts.is_empty() {
+                "no stop-loss or risk was named".to_string()
+            } else {
+                parts.join("; or ")
+            },
+        }
+    }
 }
 
 /// The risk layer's state as the engine should know it.
@@ -231,5 +281,24 @@ mod tests {
             input.higher_indicators.unwrap().interval,
             Interval::H1.higher()
         );
+    }
+
+    #[test]
+    fn a_thesis_names_the_stop_and_risks_as_its_invalidation_or_says_none_was_named() {
+        use crate::domain::decision::{Level, LevelKind, TradingDecision};
+        let mut d = TradingDecision::hold("BTCUSDT", "range breakout");
+        d.stop_loss = Some(Level {
+            kind: LevelKind::Percent,
+            value: 1.5,
+        });
+        d.risk_factors = vec!["CPI print".into(), "thin book".into()];
+        let t = Thesis::of_entry(7, &d);
+        assert_eq!((t.decided_at, t.reasoning.as_str()), (7, "range breakout"));
+        assert_eq!(
+            t.invalidation,
+            "the price moves 1.5 % against the entry (stop-loss); or the named risks play out: CPI print; thin book"
+        );
+        let bare = Thesis::of_entry(7, &TradingDecision::hold("BTCUSDT", "r"));
+        assert_eq!(bare.invalidation, "no stop-loss or risk was named");
     }
 }

@@ -5,6 +5,7 @@
 pub mod edge;
 pub mod injection;
 pub mod input;
+pub mod leaderboard;
 pub mod rules;
 pub mod shadow;
 pub mod types;
@@ -13,7 +14,7 @@ pub mod validate;
 pub use injection::{InjectionFinding, detect_injection};
 pub use input::{
     DecisionInput, IndicatorSnapshot, OrderBookSummary, PastDecision, PositionSnapshot,
-    RiskSnapshot, aggregate_candles,
+    RiskSnapshot, Thesis, aggregate_candles,
 };
 pub use rules::{RulesConfig, rules_decide};
 pub use types::{Action, Level, LevelKind, TimeHorizon, TradingDecision, decision_json_schema};
