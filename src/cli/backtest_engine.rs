@@ -329,51 +329,8 @@ pub(crate) async fn run_engine_cmd(
     })
 }
 
-/// One run in a comparison.
-#[derive(Serialize)]
-struct ComparedRun {
-    id: i64,
-    strategy: String,
-    symbol: String,
-    interval: String,
-    candles: usize,
-    total_return_pct: f64,
-    sharpe: f64,
-    max_drawdown_pct: f64,
-    trades: usize,
-    buy_and_hold_return_pct: f64,
-    /// What the run's LLM decisions cost at live prices (cached ones at their first price).
-    llm_cost_usd: Decimal,
-    return_net_of_cost_pct: f64,
-    cost_per_trade_usd: Option<Decimal>,
-}
-
-#[derive(Serialize)]
-struct ComparedPair {
-    run: i64,
-    against: i64,
-    common_candles: usize,
-    /// Difference in return net of LLM cost, percentage points, with its 95 % interval.
-    return_net_diff_pct: crate::domain::decision::edge::Interval95,
-    sharpe_diff: crate::domain::decision::edge::Interval95,
-    block_len: usize,
-    resamples: usize,
-    seed: u64,
-}
-
-/// The starting cash a stored run's parameters name (a plain run stores the request; an
-/// engine run nests it under `request`).
-fn initial_cash(parameters: &serde_json::Value) -> Option<f64> {
-    let req = parameters.get("request").unwrap_or(parameters);
-    match &req["initial_cash"] {
-        serde_json::Value::String(s) => s.parse().ok(),
-        v => v.as_f64(),
-    }
-}
-
 pub(crate) fn run_compare(ids: &[i64], seed: u64, resamples: usize, ctx: &Context) -> Result<()> {
-    use crate::domain::decision::edge::{Interval95, bootstrap_difference, returns};
-    use rust_decimal::prelude::ToPrimitive;
+    use crate::app::backtest_compare::{RunToCompare, compare, initial_cash};
     let store = ctx.open_store()?;
     let mut runs = Vec::new();
     for &id in ids {
@@ -386,96 +343,30 @@ pub(crate) fn run_compare(ids: &[i64], seed: u64, resamples: usize, ctx: &Contex
             )));
         };
         let cost = crate::store::decisions::backtest_cost(store.conn(), id)?;
-        let initial = initial_cash(&run.parameters).unwrap_or(0.0);
-        let cost_usd = cost.full_cost_usd();
-        let cost_f = cost_usd.to_f64().unwrap_or(0.0);
-        let net = if initial > 0.0 {
-            metrics.total_return_pct - cost_f / initial * 100.0
-        } else {
-            metrics.total_return_pct
-        };
-        let compared = ComparedRun {
-            id,
-            strategy: run.strategy.clone(),
-            symbol: run.symbol.clone(),
-            interval: run.interval.clone(),
-            candles: metrics.candles,
-            total_return_pct: metrics.total_return_pct,
-            sharpe: metrics.sharpe,
-            max_drawdown_pct: metrics.max_drawdown_pct,
-            trades: metrics.trades,
-            buy_and_hold_return_pct: metrics.buy_and_hold_return_pct,
-            llm_cost_usd: cost_usd,
-            return_net_of_cost_pct: net,
-            cost_per_trade_usd: (metrics.trades > 0)
-                .then(|| (cost_usd / Decimal::from(metrics.trades)).round_dp(6)),
-        };
-        runs.push((compared, run, initial, cost_f));
+        runs.push((run, metrics, cost.full_cost_usd()));
     }
-    let (_, base, base_initial, base_cost) = &runs[0];
-    let interval: crate::domain::market::Interval = base
-        .interval
-        .parse()
-        .map_err(|e: crate::domain::market::candle::InvalidInterval| usage(e.to_string()))?;
-    let mut pairs = Vec::new();
-    for (_, run, initial, cost) in runs.iter().skip(1) {
-        if run.symbol != base.symbol || run.interval != base.interval {
-            return Err(usage(format!(
-                "backtest {} is {} {} and backtest {} is {} {}: compare runs on the same candles",
-                run.id, run.symbol, run.interval, base.id, base.symbol, base.interval
-            )));
-        }
-        // The candles both curves hold, in time order.
-        let theirs: BTreeMap<TimestampMs, f64> = run.equity_curve.iter().copied().collect();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for (t, e) in &base.equity_curve {
-            if let Some(o) = theirs.get(t) {
-                a.push(*o);
-                b.push(*e);
-            }
-        }
-        if a.len() < 3 {
-            return Err(usage(format!(
-                "backtests {} and {} share fewer than 3 candles: compare runs on the same period",
-                run.id, base.id
-            )));
-        }
-        let Some(edge) = bootstrap_difference(
-            &returns(&a),
-            &returns(&b),
-            interval.periods_per_year(),
-            resamples,
-            seed,
-        ) else {
-            continue;
-        };
-        // The LLM's cost is known exactly: it shifts the return difference, not its spread.
-        let cost_shift = |c: f64, init: f64| if init > 0.0 { c / init } else { 0.0 };
-        let shift = cost_shift(*cost, *initial) - cost_shift(*base_cost, *base_initial);
-        let pct = |v: f64| (v - shift) * 100.0;
-        pairs.push(ComparedPair {
-            run: run.id,
-            against: base.id,
-            common_candles: a.len(),
-            return_net_diff_pct: Interval95 {
-                estimate: pct(edge.return_diff.estimate),
-                low: pct(edge.return_diff.low),
-                high: pct(edge.return_diff.high),
-            },
-            sharpe_diff: edge.sharpe_diff,
-            block_len: edge.block_len,
-            resamples: edge.resamples,
-            seed: edge.seed,
-        });
-    }
-    let compared: Vec<&ComparedRun> = runs.iter().map(|(c, ..)| c).collect();
-    let value = serde_json::json!({"runs": compared, "differences": pairs});
+    let inputs: Vec<RunToCompare> = runs
+        .iter()
+        .map(|(run, metrics, cost)| RunToCompare {
+            id: run.id,
+            strategy: &run.strategy,
+            symbol: &run.symbol,
+            interval: &run.interval,
+            metrics,
+            initial_cash: initial_cash(&run.parameters).unwrap_or(0.0),
+            llm_cost_usd: *cost,
+            equity_curve: &run.equity_curve,
+        })
+        .collect();
+    let comparison = compare(&inputs, seed, resamples).map_err(|e| usage(e.to_string()))?;
+    let (compared, pairs) = (&comparison.runs, &comparison.differences);
+    let value = serde_json::to_value(&comparison)?;
     ctx.emit(&value, || {
         println!(
             "{:>5}  {:<22} {:>9} {:>8} {:>9} {:>6} {:>11} {:>12} {:>10}",
             "id", "strategy", "return %", "sharpe", "max dd %", "trades", "LLM cost $", "net of cost %", "$/trade"
         );
-        for c in &compared {
+        for c in compared {
             println!(
                 "{:>5}  {:<22} {:>9.2} {:>8.3} {:>9.2} {:>6} {:>11} {:>12.2} {:>10}",
                 c.id,
@@ -496,7 +387,7 @@ pub(crate) fn run_compare(ids: &[i64], seed: u64, resamples: usize, ctx: &Contex
                 "buy-and-hold", c.buy_and_hold_return_pct
             );
         }
-        for p in &pairs {
+        for p in pairs {
             println!(
                 "backtest {} minus {} over {} candles: return net of cost {:+.2} points (95 % CI {:+.2} .. {:+.2}), Sharpe {:+.3} (95 % CI {:+.3} .. {:+.3}); block bootstrap, {} resamples of {}-candle blocks, seed {}",
                 p.run,
