@@ -8,6 +8,9 @@ use rust_decimal::Decimal;
 use super::candle::{Candle, Interval};
 use crate::domain::money::{Price, Qty};
 
+/// One side of a book: (price, quantity) levels, best first.
+pub type BookSide = Vec<(Price, Qty)>;
+
 /// One trade a candle implies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayTrade {
@@ -61,7 +64,7 @@ pub fn candle_book(
     tick: Decimal,
     step: Decimal,
     levels: usize,
-) -> (Vec<(Price, Qty)>, Vec<(Price, Qty)>) {
+) -> (BookSide, BookSide) {
     if levels == 0 || tick <= Decimal::ZERO {
         return (Vec::new(), Vec::new());
     }

@@ -10,6 +10,7 @@ use ratatui::widgets::{Cell, Row, Table};
 use super::{header_row_owned, num, screen_block};
 use crate::app::backtest_compare::{ComparedPair, Comparison};
 use crate::domain::Quote;
+use crate::domain::decision::edge::Interval95;
 use crate::format as fmt;
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
@@ -40,92 +41,84 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect, cmp: &Compar
         .max_by_key(|c| c.len())
         .map(|c| c.iter().map(|(k, _)| *k).collect())
         .unwrap_or_default();
-    let mut rows: Vec<Row> = Vec::new();
     let plain = |text: String| num(text, theme.base());
-    rows.push(Row::new(
-        std::iter::once(Cell::from(Span::styled("Strategy", theme.muted())))
-            .chain(cmp.runs.iter().map(|r| plain(r.strategy.clone())))
-            .collect::<Vec<_>>(),
-    ));
-    rows.push(Row::new(
-        std::iter::once(Cell::from(Span::styled("Market", theme.muted())))
-            .chain(
-                cmp.runs
-                    .iter()
-                    .map(|r| plain(format!("{} {}", r.symbol, r.interval))),
-            )
-            .collect::<Vec<_>>(),
-    ));
-    let cost_rows: [(
-        &str,
-        Box<dyn Fn(&crate::app::backtest_compare::ComparedRun) -> Cell>,
-    ); 3] = [
-        (
+    let row = |label: &'static str, cells: Vec<Cell<'static>>| {
+        Row::new(std::iter::once(Cell::from(Span::styled(label, theme.muted()))).chain(cells))
+    };
+    let mut rows: Vec<Row> = vec![
+        row(
+            "Strategy",
+            cmp.runs.iter().map(|r| plain(r.strategy.clone())).collect(),
+        ),
+        row(
+            "Market",
+            cmp.runs
+                .iter()
+                .map(|r| plain(format!("{} {}", r.symbol, r.interval)))
+                .collect(),
+        ),
+    ];
+    let mut extra: Vec<Row> = vec![
+        row(
             "LLM cost",
-            Box::new(|r| plain(fmt::usd_cost(Quote(r.llm_cost_usd)))),
+            cmp.runs
+                .iter()
+                .map(|r| plain(fmt::usd_cost(Quote(r.llm_cost_usd))))
+                .collect(),
         ),
-        (
+        row(
             "Net of cost",
-            Box::new(|r| {
-                num(
-                    fmt::pct_signed(r.return_net_of_cost_pct),
-                    theme.signed(r.return_net_of_cost_pct),
-                )
-            }),
+            cmp.runs
+                .iter()
+                .map(|r| {
+                    num(
+                        fmt::pct_signed(r.return_net_of_cost_pct),
+                        theme.signed(r.return_net_of_cost_pct),
+                    )
+                })
+                .collect(),
         ),
-        (
+        row(
             "Cost per trade",
-            Box::new(|r| {
-                plain(
-                    r.cost_per_trade_usd
-                        .map_or_else(|| "-".into(), |c| fmt::usd_cost(Quote(c))),
-                )
-            }),
+            cmp.runs
+                .iter()
+                .map(|r| {
+                    plain(
+                        r.cost_per_trade_usd
+                            .map_or_else(|| "-".into(), |c| fmt::usd_cost(Quote(c))),
+                    )
+                })
+                .collect(),
         ),
     ];
-    let mut extra: Vec<Row> = Vec::new();
-    for (label, cell) in &cost_rows {
-        extra.push(Row::new(
-            std::iter::once(Cell::from(Span::styled(*label, theme.muted())))
-                .chain(cmp.runs.iter().map(|r| cell(r)))
-                .collect::<Vec<_>>(),
-        ));
-    }
     // Each later run against the first: the bootstrap's estimate and interval.
-    let pair_of = |id: i64| cmp.differences.iter().find(|p| p.run == id);
-    let diff_rows: [(&str, fn(&ComparedPair) -> String); 2] = [
-        ("Δ net return", |p| {
-            let d = &p.return_net_diff_pct;
-            format!(
-                "{} pts [{} … {}]",
-                fmt::number_signed(d.estimate, 2),
-                fmt::number_signed(d.low, 2),
-                fmt::number_signed(d.high, 2)
-            )
-        }),
-        ("Δ Sharpe", |p| {
-            let d = &p.sharpe_diff;
-            format!(
-                "{} [{} … {}]",
-                fmt::number_signed(d.estimate, 2),
-                fmt::number_signed(d.low, 2),
-                fmt::number_signed(d.high, 2)
-            )
-        }),
-    ];
     if !cmp.differences.is_empty() {
-        for (label, text) in diff_rows {
-            let mut cells = vec![Cell::from(Span::styled(label, theme.muted()))];
-            for (i, r) in cmp.runs.iter().enumerate() {
-                let value = match pair_of(r.id) {
-                    Some(p) => text(p),
-                    None if i == 0 => "baseline".into(),
-                    None => "-".into(),
-                };
-                cells.push(plain(value));
-            }
-            extra.push(Row::new(cells));
-        }
+        let interval = |d: &Interval95, unit: &str| {
+            format!(
+                "{}{unit} [{} … {}]",
+                fmt::number_signed(d.estimate, 2),
+                fmt::number_signed(d.low, 2),
+                fmt::number_signed(d.high, 2)
+            )
+        };
+        let against = |text: &dyn Fn(&ComparedPair) -> String| -> Vec<Cell<'static>> {
+            cmp.runs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    plain(match cmp.differences.iter().find(|p| p.run == r.id) {
+                        Some(p) => text(p),
+                        None if i == 0 => "baseline".into(),
+                        None => "-".into(),
+                    })
+                })
+                .collect()
+        };
+        extra.push(row(
+            "Δ net return",
+            against(&|p| interval(&p.return_net_diff_pct, " pts")),
+        ));
+        extra.push(row("Δ Sharpe", against(&|p| interval(&p.sharpe_diff, ""))));
     }
     // The detail's rows, with what only a comparison has right after the return: a short
     // terminal shows those first.
