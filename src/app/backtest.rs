@@ -20,6 +20,26 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A backtest's `from`/`to` as a person types it: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM` (UTC) or
+/// epoch milliseconds. The CLI's `--from`/`--to` and the TUI's form read dates through this.
+pub fn parse_time(text: &str) -> Result<TimestampMs, String> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_millis());
+    }
+    for f in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, f) {
+            return Ok(t.and_utc().timestamp_millis());
+        }
+    }
+    Err("expected YYYY-MM-DD, YYYY-MM-DDTHH:MM (UTC) or epoch milliseconds".into())
+}
+
 /// How entries are sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -2,16 +2,12 @@
 //! their decisions wrote, put side by side with the block bootstrap of their difference; and the
 //! stored run's HTML report with that comparison as a section.
 
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
-use crate::app::leaderboard::initial_cash;
-use crate::domain::backtest::compare::{ComparedPair, ComparedRun, Comparison, render_section};
+use crate::app::backtest_compare::{RunToCompare, compare, initial_cash};
+use crate::domain::backtest::compare::{Comparison, render_section};
 use crate::domain::backtest::report::{ReportError, render_html_with};
 use crate::domain::backtest::{BacktestResult, Times};
-use crate::domain::decision::edge::{Interval95, bootstrap_difference, returns};
 use crate::domain::market::Interval;
 use crate::domain::market::candle::TimestampMs;
 use crate::domain::money::Quote;
@@ -25,21 +21,8 @@ pub enum CompareError {
     NoRun(i64),
     #[error("backtest {id} is {status} and has no results to compare")]
     NoResults { id: i64, status: String },
-    #[error(
-        "backtest {run} is {run_candles} and backtest {base} is {base_candles}: compare runs on the same candles"
-    )]
-    DifferentCandles {
-        run: i64,
-        run_candles: String,
-        base: i64,
-        base_candles: String,
-    },
-    #[error(
-        "backtests {run} and {base} share fewer than 3 candles: compare runs on the same period"
-    )]
-    TooFewCommon { run: i64, base: i64 },
-    #[error("backtest {id}: {message}")]
-    Interval { id: i64, message: String },
+    #[error(transparent)]
+    Runs(#[from] crate::app::backtest_compare::CompareError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -53,7 +36,8 @@ impl CompareError {
     }
 }
 
-/// The runs `ids` side by side, each after the first measured against it.
+/// The runs `ids` side by side, each after the first measured against it: read from the
+/// store, computed by `backtest_compare::compare` (the TUI's comparison computes with it too).
 pub fn compare_runs(
     store: &Store,
     ids: &[i64],
@@ -69,113 +53,24 @@ pub fn compare_runs(
                 status: run.status.to_string(),
             });
         };
-        let cost = decisions::backtest_cost(store.conn(), id)?;
-        let initial = initial_cash(&run.parameters).unwrap_or(0.0);
-        let cost_usd = cost.full_cost_usd();
-        let cost_f = cost_usd.to_f64().unwrap_or(0.0);
-        let net = if initial > 0.0 {
-            metrics.total_return_pct - cost_f / initial * 100.0
-        } else {
-            metrics.total_return_pct
-        };
-        let compared = ComparedRun {
-            id,
-            strategy: run.strategy.clone(),
-            symbol: run.symbol.clone(),
-            interval: run.interval.clone(),
-            candles: metrics.candles,
-            total_return_pct: metrics.total_return_pct,
-            sharpe: metrics.sharpe,
-            max_drawdown_pct: metrics.max_drawdown_pct,
-            trades: metrics.trades,
-            buy_and_hold_return_pct: metrics.buy_and_hold_return_pct,
-            llm_cost_usd: cost_usd,
-            return_net_of_cost_pct: net,
-            cost_per_trade_usd: (metrics.trades > 0)
-                .then(|| (cost_usd / Decimal::from(metrics.trades)).round_dp(6)),
-        };
-        runs.push((compared, run, initial, cost_f));
+        let cost = decisions::backtest_cost(store.conn(), id)?.full_cost_usd();
+        runs.push((run, metrics, cost));
     }
-    let Some((_, base, base_initial, base_cost)) = runs.first() else {
-        return Ok((
-            Comparison {
-                runs: Vec::new(),
-                differences: Vec::new(),
-            },
-            Vec::new(),
-        ));
-    };
-    let interval: Interval =
-        base.interval
-            .parse()
-            .map_err(|e: crate::domain::market::candle::InvalidInterval| {
-                CompareError::Interval {
-                    id: base.id,
-                    message: e.to_string(),
-                }
-            })?;
-    let mut pairs = Vec::new();
-    for (_, run, initial, cost) in runs.iter().skip(1) {
-        if run.symbol != base.symbol || run.interval != base.interval {
-            return Err(CompareError::DifferentCandles {
-                run: run.id,
-                run_candles: format!("{} {}", run.symbol, run.interval),
-                base: base.id,
-                base_candles: format!("{} {}", base.symbol, base.interval),
-            });
-        }
-        // The candles both curves hold, in time order.
-        let theirs: BTreeMap<TimestampMs, f64> = run.equity_curve.iter().copied().collect();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for (t, e) in &base.equity_curve {
-            if let Some(o) = theirs.get(t) {
-                a.push(*o);
-                b.push(*e);
-            }
-        }
-        if a.len() < 3 {
-            return Err(CompareError::TooFewCommon {
-                run: run.id,
-                base: base.id,
-            });
-        }
-        let Some(edge) = bootstrap_difference(
-            &returns(&a),
-            &returns(&b),
-            interval.periods_per_year(),
-            resamples,
-            seed,
-        ) else {
-            continue;
-        };
-        // The LLM's cost is known exactly: it shifts the return difference, not its spread.
-        let cost_shift = |c: f64, init: f64| if init > 0.0 { c / init } else { 0.0 };
-        let shift = cost_shift(*cost, *initial) - cost_shift(*base_cost, *base_initial);
-        let pct = |v: f64| (v - shift) * 100.0;
-        pairs.push(ComparedPair {
-            run: run.id,
-            against: base.id,
-            common_candles: a.len(),
-            return_net_diff_pct: Interval95 {
-                estimate: pct(edge.return_diff.estimate),
-                low: pct(edge.return_diff.low),
-                high: pct(edge.return_diff.high),
-            },
-            sharpe_diff: edge.sharpe_diff,
-            block_len: edge.block_len,
-            resamples: edge.resamples,
-            seed: edge.seed,
-        });
-    }
-    let (compared, stored): (Vec<ComparedRun>, Vec<BacktestRun>) =
-        runs.into_iter().map(|(c, r, ..)| (c, r)).unzip();
-    Ok((
-        Comparison {
-            runs: compared,
-            differences: pairs,
-        },
-        stored,
-    ))
+    let inputs: Vec<RunToCompare<'_>> = runs
+        .iter()
+        .map(|(run, metrics, cost)| RunToCompare {
+            id: run.id,
+            strategy: &run.strategy,
+            symbol: &run.symbol,
+            interval: &run.interval,
+            metrics,
+            initial_cash: initial_cash(&run.parameters).unwrap_or(0.0),
+            llm_cost_usd: *cost,
+            equity_curve: &run.equity_curve,
+        })
+        .collect();
+    let comparison = compare(&inputs, seed, resamples)?;
+    Ok((comparison, runs.into_iter().map(|(run, ..)| run).collect()))
 }
 
 /// A stored run as the report draws it: its metrics, trades and (possibly thinned) curve.

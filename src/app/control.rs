@@ -66,6 +66,9 @@ pub struct BacktestJob {
     pub symbol: Symbol,
     pub interval: Interval,
     pub params: Vec<(String, String)>,
+    /// First candle (ms, UTC) and end (exclusive); `None`: every stored candle.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
 }
 
 /// The answer: a one-line outcome for the status bar, or why it could not be done.
@@ -130,8 +133,8 @@ pub fn backtest_request(settings: &Settings, job: &BacktestJob) -> Result<Backte
         },
         symbol: job.symbol.to_string(),
         interval: job.interval,
-        from: None,
-        to: None,
+        from: job.from,
+        to: job.to,
         source: CandleSource::Store,
         initial_cash: Quote(defaults.initial_cash),
         costs: Costs::from_bps(
@@ -159,7 +162,20 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            from: None,
+            to: None,
         }
+    }
+
+    #[test]
+    fn backtest_job_passes_its_date_range_to_the_request() {
+        let mut j = job(&[]);
+        (j.from, j.to) = (Some(1_735_689_600_000), Some(1_736_899_200_000));
+        let req = backtest_request(&Settings::default(), &j).unwrap();
+        assert_eq!(
+            (req.from, req.to),
+            (Some(1_735_689_600_000), Some(1_736_899_200_000))
+        );
     }
 
     #[test]

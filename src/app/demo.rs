@@ -19,17 +19,20 @@ use crate::app::daemon::{
 };
 use crate::app::decide::{AnyEngine, DecisionEngine};
 use crate::app::scheduler::Clock;
+use crate::app::streams::ShownBook;
 use crate::app::trading::{TradingDeps, TradingService};
 use crate::config::Settings;
 use crate::domain::backtest::fills::{Costs, FillModel};
 use crate::domain::backtest::strategies::StrategySpec;
-use crate::domain::market::{Candle, Interval};
+use crate::domain::market::{Candle, Interval, candle_book, candle_trades};
 use crate::domain::trading::mode::TradingMode;
 use crate::domain::trading::order::OrderStatus;
 use crate::domain::{Price, Qty, Quote, Symbol};
 use crate::services::exchange::Exchange;
 use crate::services::exchange::paper::{PaperClock, PaperExchange};
 use crate::services::market_data::import::parse_candles;
+use crate::services::market_stream::wire::DepthDiff;
+use crate::services::market_stream::{SharedBook, SnapshotStep};
 use crate::store::candles::insert_candles;
 use crate::store::{Store, positions, strategies};
 
@@ -196,7 +199,16 @@ pub struct Demo {
     /// The strategy the side-by-side backtest runs.
     backtest_spec: StrategySpec,
     settings: Arc<Settings>,
+    /// The book the replay implies around each candle's close, for the Market screen.
+    pub book: ShownBook,
+    replay_book: SharedBook,
+    /// The paper exchange's tick and step for the symbol: the replay's book and trades use them.
+    tick: rust_decimal::Decimal,
+    step: rust_decimal::Decimal,
 }
+
+/// Levels a side of the replay's book.
+const REPLAY_BOOK_LEVELS: usize = 20;
 
 /// The seed's RSI + MACD rule as a backtest strategy, with the rules engine's levels.
 fn rules_spec(rules: &crate::domain::decision::RulesConfig) -> StrategySpec {
@@ -311,7 +323,19 @@ impl Demo {
         }));
         let jobs = Arc::new(Jobs::new(trading, vec![StrategyJob { strategy, engine }]));
         let recorder = Arc::new(StoreRecorder::new(store.clone(), bus.clone()));
+        let filters = settings
+            .exchange
+            .paper
+            .filters_for(symbol.as_str())
+            .ok_or_else(|| {
+                DemoError::Candles(format!("{symbol}: not a symbol the paper exchange trades"))
+            })?;
+        let replay_book = SharedBook::new(&settings.stream);
         Ok(Demo {
+            book: ShownBook::new(symbol.clone(), replay_book.clone()),
+            replay_book,
+            tick: filters.tick_size,
+            step: filters.step_size,
             store,
             paper,
             jobs,
@@ -346,6 +370,7 @@ impl Demo {
             self.interval,
             std::slice::from_ref(candle),
         )?;
+        self.show_market(candle, trade);
         self.bus.publish(Event::CandleClosed {
             symbol: self.symbol.clone(),
             interval: self.interval,
@@ -375,6 +400,35 @@ impl Demo {
         })
         .await;
         Ok(())
+    }
+
+    /// What the candle implies for the Market screen, by the path a live stream takes: its
+    /// trades as `Event::Trade` on the bus (replayed candles only: the warm-up would flood
+    /// it) and the book around its close in `self.book`.
+    fn show_market(&self, candle: &Candle, publish_trades: bool) {
+        let (bids, asks) = candle_book(candle, self.tick, self.step, REPLAY_BOOK_LEVELS);
+        let snapshot = DepthDiff {
+            event_time: candle.close_time(self.interval),
+            first_update_id: candle.open_time.max(0) as u64,
+            final_update_id: candle.open_time.max(0) as u64,
+            bids,
+            asks,
+        };
+        if let SnapshotStep::Invalid(e) = self.replay_book.replace(&snapshot) {
+            tracing::warn!("the replay's book at {} is unusable: {e}", candle.open_time);
+        }
+        if !publish_trades {
+            return;
+        }
+        for t in candle_trades(candle, self.interval, self.tick, self.step) {
+            self.bus.publish(Event::Trade {
+                symbol: self.symbol.clone(),
+                price: t.price,
+                qty: t.qty,
+                time_ms: t.time_ms,
+                buyer_is_maker: t.buyer_is_maker,
+            });
+        }
     }
 
     /// Warm up, then replay until the candles run out or `cancel` fires.

@@ -39,15 +39,7 @@ impl Leaderboard {
     }
 }
 
-/// The starting cash a stored run's parameters name (a plain run stores the request; an
-/// engine run nests it under `request`).
-pub fn initial_cash(parameters: &serde_json::Value) -> Option<f64> {
-    let req = parameters.get("request").unwrap_or(parameters);
-    match &req["initial_cash"] {
-        serde_json::Value::String(s) => s.parse().ok(),
-        v => v.as_f64(),
-    }
-}
+pub use crate::app::backtest_compare::initial_cash;
 
 fn text(v: &serde_json::Value) -> Option<String> {
     v.as_str().map(str::to_string)

@@ -2,6 +2,7 @@
 //! snapshots the faces (TUI, daemon, CLI) read.
 
 pub mod backtest;
+pub mod backtest_compare;
 pub mod compare;
 pub mod control;
 pub mod daemon;

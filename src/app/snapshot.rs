@@ -341,6 +341,11 @@ pub struct BacktestView {
     /// 0.0..=1.0 while running.
     pub progress: Option<f64>,
     pub error: Option<String>,
+    /// The starting cash its parameters name (0 when they name none): the return net of
+    /// the LLM's cost is taken off it (`app::backtest_compare`).
+    pub initial_cash: f64,
+    /// What its LLM decisions cost at live prices (cached ones at their first price).
+    pub llm_cost_usd: rust_decimal::Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -916,7 +921,11 @@ fn load_backtests(conn: &Connection) -> Result<Vec<BacktestView>, SnapshotError>
             Vec::new()
         };
         let status = run.status.as_str().to_string();
+        let llm_cost_usd = crate::store::decisions::backtest_cost(conn, run.id)?.full_cost_usd();
         out.push(BacktestView {
+            initial_cash: crate::app::backtest_compare::initial_cash(&run.parameters)
+                .unwrap_or(0.0),
+            llm_cost_usd,
             id: run.id,
             progress: (run.status == crate::domain::backtest::RunStatus::Running).then_some(0.0),
             status,

@@ -377,17 +377,37 @@ impl MarketFeed {
         })
     }
 
-    /// The top `depth` levels a side while the local book is synced.
-    pub fn book(&self, depth: usize) -> Option<crate::app::snapshot::BookView> {
-        self.streams
-            .books
-            .get(&self.symbol)?
-            .read(|book| book_view(book, depth))
+    /// The stream's synced book of its symbol, as the Market screen reads it.
+    pub fn shown_book(&self) -> Option<ShownBook> {
+        Some(ShownBook {
+            symbol: self.symbol.clone(),
+            book: self.streams.books.get(&self.symbol)?.clone(),
+        })
     }
 
     /// Stop the stream (its tasks end on the cancelled token; dropping them aborts the rest).
     pub fn stop(self) {
         self.cancel.cancel();
+    }
+}
+
+/// One symbol's book as the Market screen reads it: a live stream's synced book, or the one
+/// the demo's replay keeps (`app::demo`). Both reach the screen the same way: `levels` here,
+/// then `tui::action::Action::BookLevels`; their trades come as `Event::Trade` on the bus.
+#[derive(Debug, Clone)]
+pub struct ShownBook {
+    pub symbol: Symbol,
+    book: crate::services::market_stream::SharedBook,
+}
+
+impl ShownBook {
+    pub fn new(symbol: Symbol, book: crate::services::market_stream::SharedBook) -> Self {
+        ShownBook { symbol, book }
+    }
+
+    /// The top `depth` levels a side while the book is synced.
+    pub fn levels(&self, depth: usize) -> Option<crate::app::snapshot::BookView> {
+        self.book.read(|book| book_view(book, depth))
     }
 }
 

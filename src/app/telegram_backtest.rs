@@ -179,6 +179,9 @@ impl BacktestDesk {
             symbol,
             interval,
             params: Vec::new(),
+            // The default range, as `:backtest` without from=/to=.
+            from: None,
+            to: None,
         };
         let request = backtest_request(settings, &job)?;
         let store = store.lock().map_err(|_| "database lock poisoned")?;

@@ -70,10 +70,10 @@ pub enum BacktestCommand {
         #[arg(required = true, num_args = 2..)]
         ids: Vec<i64>,
         /// Bootstrap seed (the same seed prints the same intervals).
-        #[arg(long, default_value_t = 42)]
+        #[arg(long, default_value_t = crate::app::backtest_compare::DEFAULT_SEED)]
         seed: u64,
         /// Bootstrap resamples.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = crate::app::backtest_compare::DEFAULT_RESAMPLES)]
         resamples: usize,
         /// Also write the first run's HTML report, with this comparison as its last section.
         #[arg(long, value_name = "FILE.html")]
@@ -174,22 +174,7 @@ pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 fn parse_time(flag: &str, text: &str) -> Result<TimestampMs> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(t.and_utc().timestamp_millis());
-    }
-    for f in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, f) {
-            return Ok(t.and_utc().timestamp_millis());
-        }
-    }
-    Err(usage(format!(
-        "{flag} {text:?}: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM (UTC) or epoch milliseconds"
-    )))
+    crate::app::backtest::parse_time(text).map_err(|e| usage(format!("{flag} {text:?}: {e}")))
 }
 
 fn request(args: &RunArgs, ctx: &Context) -> Result<BacktestRequest> {

@@ -159,6 +159,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<()> {
         Some(control),
         Arc::new(face_clock),
         demo_stale_after_ms(&settings),
+        Some(demo.book.clone()),
     )
     .await;
     cancel.cancel();

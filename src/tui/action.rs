@@ -100,6 +100,10 @@ pub enum Action {
     ClosePosition,
     CancelOrder,
     NewBacktest,
+    /// Mark the selected run for a comparison (or unmark it).
+    ToggleMark,
+    /// Put the marked runs side by side.
+    CompareBacktests,
     KillSwitch,
     CycleStrategyFilter,
     CycleSymbolFilter,
@@ -143,6 +147,9 @@ pub struct BacktestRequest {
     pub symbol: Symbol,
     pub interval: Interval,
     pub params: Vec<(String, String)>,
+    /// First candle (ms, UTC) and end (exclusive); `None`: every stored candle.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
 }
 
 /// Work the caller does on the update's behalf.

@@ -365,6 +365,8 @@ pub fn snapshot() -> Snapshot {
                 trades: vec![],
                 progress: Some(0.45),
                 error: None,
+                initial_cash: 10_000.0,
+                llm_cost_usd: Decimal::ZERO,
             },
             BacktestView {
                 id: 6,
@@ -399,6 +401,8 @@ pub fn snapshot() -> Snapshot {
                     .collect(),
                 progress: None,
                 error: None,
+                initial_cash: 10_000.0,
+                llm_cost_usd: Decimal::ZERO,
             },
             BacktestView {
                 id: 5,
@@ -415,6 +419,8 @@ pub fn snapshot() -> Snapshot {
                 trades: vec![],
                 progress: None,
                 error: Some("no candles stored for DOGEUSDT 1m".into()),
+                initial_cash: 10_000.0,
+                llm_cost_usd: Decimal::ZERO,
             },
         ],
         risk_config: risk_config(),

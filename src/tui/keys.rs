@@ -51,6 +51,8 @@ const MARKET: &[Binding] = &[b("s", "next symbol"), b("i", "next interval")];
 const BACKTESTS: &[Binding] = &[
     b("Enter", "open / close the selected run"),
     b("n", "new backtest form"),
+    b("space", "mark / unmark the run for a comparison"),
+    b("c", "compare the marked runs side by side"),
     b("Esc", "back to the list"),
 ];
 const RISK: &[Binding] = &[b("K", "kill switch: halt trading (asks first)")];
@@ -144,6 +146,8 @@ pub fn map_key(app: &App, key: KeyEvent) -> Option<Action> {
         (Screen::Market, KeyCode::Char('s')) => Some(Action::CycleMarketSymbol),
         (Screen::Market, KeyCode::Char('i')) => Some(Action::CycleMarketInterval),
         (Screen::Backtests, KeyCode::Char('n')) => Some(Action::NewBacktest),
+        (Screen::Backtests, KeyCode::Char(' ')) => Some(Action::ToggleMark),
+        (Screen::Backtests, KeyCode::Char('c')) => Some(Action::CompareBacktests),
         (Screen::Risk, KeyCode::Char('K')) => Some(Action::KillSwitch),
         (Screen::Logs, KeyCode::Char('f')) => Some(Action::CycleLogLevel),
         _ => None,

@@ -25,6 +25,7 @@ use crate::domain::symbol::Symbol;
 use crate::store::Store;
 
 pub mod action;
+mod compare;
 /// `[tui]` lives with the other settings (`crate::config::tui`); named here as before.
 pub use crate::config::tui as config;
 #[cfg(any(test, feature = "fake-servers"))]
@@ -58,13 +59,17 @@ pub async fn run(settings: &Settings) -> Result<()> {
     // This interface has the bus to itself: on a Binance connection it opens the shown
     // symbol's market stream (`app::streams::MarketFeed`).
     let clock = Arc::new(crate::app::scheduler::TokioClock::system());
+    let market = MarketSource {
+        own_stream: true,
+        replay_book: None,
+    };
     let shown = run_on_clock_with(
         settings,
         bus,
         control,
         clock,
         stale_after_ms(settings),
-        true,
+        market,
     )
     .await;
     cancel.cancel();
@@ -115,7 +120,7 @@ pub async fn run_with(
 ) -> Result<()> {
     let clock = Arc::new(crate::app::scheduler::TokioClock::system());
     let stale_after_ms = stale_after_ms(settings);
-    run_on_clock(settings, bus, control, clock, stale_after_ms).await
+    run_on_clock(settings, bus, control, clock, stale_after_ms, None).await
 }
 
 /// Three of the slowest job's intervals: a job silent for longer is shown as stale.
@@ -128,27 +133,39 @@ fn stale_after_ms(settings: &Settings) -> i64 {
 }
 
 /// Open the interface on `clock`, the run's clock: the demo passes its replay clock, so the
-/// header, the day's PnL and the health dots read the simulated time the engine stamps.
+/// header, the day's PnL and the health dots read the simulated time the engine stamps, and
+/// its replay's book (`replay_book`), which the Market screen's ladder shows.
 pub async fn run_on_clock(
     settings: &Settings,
     bus: EventBus,
     control: Option<ControlHandle>,
     clock: Arc<dyn Clock>,
     stale_after_ms: i64,
+    replay_book: Option<crate::app::streams::ShownBook>,
 ) -> Result<()> {
-    run_on_clock_with(settings, bus, control, clock, stale_after_ms, false).await
+    let market = MarketSource {
+        own_stream: false,
+        replay_book,
+    };
+    run_on_clock_with(settings, bus, control, clock, stale_after_ms, market).await
 }
 
-/// `run_on_clock`; with `own_stream` on a Binance (not paper) connection, the interface opens
-/// the shown symbol's market stream itself. A bus shared with a daemon already carries its
-/// streams' trades, so those callers pass false.
+/// Where the Market screen's book and trades come from besides the bus.
+struct MarketSource {
+    /// On a Binance (not paper) connection, open the shown symbol's market stream. A bus
+    /// shared with a daemon already carries its streams' trades, so those callers pass false.
+    own_stream: bool,
+    replay_book: Option<crate::app::streams::ShownBook>,
+}
+
+/// `run_on_clock` with the market's sources (see `MarketSource`).
 async fn run_on_clock_with(
     settings: &Settings,
     bus: EventBus,
     control: Option<ControlHandle>,
     clock: Arc<dyn Clock>,
     stale_after_ms: i64,
-    own_stream: bool,
+    market: MarketSource,
 ) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
@@ -199,7 +216,7 @@ async fn run_on_clock_with(
     );
     let tui_config = settings.tui.clone();
     // The connection's own endpoints (its address, its environment's hosts), as the daemon's.
-    let stream_config = (own_stream && mode != crate::domain::trading::TradingMode::Paper)
+    let stream_config = (market.own_stream && mode != crate::domain::trading::TradingMode::Paper)
         .then(|| crate::app::venue::market_environment(&settings, None))
         .and_then(Result::ok)
         .map(|(_, target)| settings.stream_for(target));
@@ -225,7 +242,7 @@ async fn run_on_clock_with(
         bus,
         control,
         clock,
-        stream_config,
+        (stream_config, market.replay_book),
     )
     .await;
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
@@ -266,11 +283,27 @@ struct Runner {
     /// Set on a Binance connection: the shown symbol's stream is opened with it.
     stream_config: Option<crate::services::market_stream::StreamConfig>,
     feed: Option<crate::app::streams::MarketFeed>,
+    /// The demo replay's book, shown when no stream is open.
+    replay_book: Option<crate::app::streams::ShownBook>,
     cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Order-book levels a side the Market screen takes from the stream.
 const BOOK_DEPTH: usize = 50;
+
+/// Hand `shown`'s top levels to the interface: the one way a book reaches the Market screen,
+/// from a live stream or the demo's replay.
+pub fn poll_shown_book(app: &mut App, shown: &crate::app::streams::ShownBook) {
+    if let Some(book) = shown.levels(BOOK_DEPTH) {
+        update::update(
+            app,
+            Action::BookLevels {
+                symbol: shown.symbol.clone(),
+                book,
+            },
+        );
+    }
+}
 
 /// The request an effect makes of the trading service, if it is one.
 fn control_op(effect: Effect) -> Option<ControlOp> {
@@ -293,6 +326,8 @@ fn control_op(effect: Effect) -> Option<ControlOp> {
             symbol: r.symbol,
             interval: r.interval,
             params: r.params,
+            from: r.from,
+            to: r.to,
         }),
         Effect::Quit | Effect::Refresh | Effect::SwitchMarket { .. } => return None,
     })
@@ -386,21 +421,17 @@ impl Runner {
         }
     }
 
-    /// The stream's book for the Market screen (only while it is shown).
+    /// The stream's (or the demo replay's) book for the Market screen, only while it is shown.
     fn poll_book(&self, app: &mut App) {
         if app.screen != action::Screen::Market {
             return;
         }
-        if let Some(feed) = &self.feed
-            && let Some(book) = feed.book(BOOK_DEPTH)
-        {
-            update::update(
-                app,
-                Action::BookLevels {
-                    symbol: feed.symbol.clone(),
-                    book,
-                },
-            );
+        let shown = match &self.feed {
+            Some(feed) => feed.shown_book(),
+            None => self.replay_book.clone(),
+        };
+        if let Some(shown) = shown {
+            poll_shown_book(app, &shown);
         }
     }
 
@@ -431,7 +462,10 @@ async fn event_loop(
     bus: EventBus,
     control: Option<ControlHandle>,
     clock: Arc<dyn Clock>,
-    stream_config: Option<crate::services::market_stream::StreamConfig>,
+    (stream_config, replay_book): (
+        Option<crate::services::market_stream::StreamConfig>,
+        Option<crate::app::streams::ShownBook>,
+    ),
 ) -> Result<()> {
     let cancel = tokio_util::sync::CancellationToken::new();
     // Every way out of the loop stops the market stream.
@@ -450,6 +484,7 @@ async fn event_loop(
         reload_wanted: true,
         stream_config,
         feed: None,
+        replay_book,
         cancel,
     };
     runner.follow_market(&mut app);

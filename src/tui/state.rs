@@ -27,19 +27,25 @@ pub struct BacktestForm {
     pub strategy: String,
     pub symbol: String,
     pub interval: String,
+    /// The date range, as typed (empty: every stored candle).
+    pub from: String,
+    pub to: String,
     pub params: String,
     pub focus: usize,
     pub error: Option<String>,
 }
 
 impl BacktestForm {
-    pub const LABELS: [&'static str; 4] = ["Strategy", "Symbol", "Interval", "Parameters"];
+    pub const LABELS: [&'static str; 6] =
+        ["Strategy", "Symbol", "Interval", "From", "To", "Parameters"];
 
     pub fn field(&self, i: usize) -> &str {
         match i {
             0 => &self.strategy,
             1 => &self.symbol,
             2 => &self.interval,
+            3 => &self.from,
+            4 => &self.to,
             _ => &self.params,
         }
     }
@@ -49,7 +55,18 @@ impl BacktestForm {
             0 => &mut self.strategy,
             1 => &mut self.symbol,
             2 => &mut self.interval,
+            3 => &mut self.from,
+            4 => &mut self.to,
             _ => &mut self.params,
+        }
+    }
+
+    /// What an empty field means, shown in its place.
+    pub fn placeholder(i: usize) -> &'static str {
+        match i {
+            3 => "YYYY-MM-DD (UTC); empty: the first stored candle",
+            4 => "YYYY-MM-DD, exclusive; empty: the last stored candle",
+            _ => "",
         }
     }
 }
@@ -91,6 +108,11 @@ pub struct App {
     pub trades_symbol: Option<String>,
     pub log_min_level: LogLevel,
     pub backtest_detail: bool,
+    /// Runs marked (space) for a comparison, by id, in the order marked: the first is the
+    /// baseline.
+    pub backtest_marked: Vec<i64>,
+    /// The comparison open on the Backtests screen (`c`), as `backtest compare` computes it.
+    pub backtest_comparison: Option<crate::app::backtest_compare::Comparison>,
     /// The selected decision shown full screen (Enter), scrolled by `detail_scroll` lines.
     pub decision_detail: bool,
     pub detail_scroll: u16,
@@ -134,6 +156,8 @@ impl App {
             trades_symbol: None,
             log_min_level: LogLevel::Info,
             backtest_detail: false,
+            backtest_marked: Vec::new(),
+            backtest_comparison: None,
             decision_detail: false,
             detail_scroll: 0,
             market_loading: None,

@@ -339,6 +339,17 @@ fn apply_snapshot(app: &mut App, mut snap: Snapshot) {
         set_status(app, kind, text);
         app.market_loading = None;
     }
+    // The book and the trades come from the market stream (or the demo's replay), never from
+    // the store: a reload keeps them while the same symbol is shown.
+    if snap.market.symbol == app.snapshot.market.symbol {
+        let shown = &mut app.snapshot.market;
+        if snap.market.book.bids.is_empty() && snap.market.book.asks.is_empty() {
+            snap.market.book = std::mem::take(&mut shown.book);
+        }
+        if snap.market.recent_trades.is_empty() {
+            snap.market.recent_trades = std::mem::take(&mut shown.recent_trades);
+        }
+    }
     app.snapshot = snap;
     let s = &app.snapshot;
     if let Some(i) = decision.and_then(|id| s.decisions.iter().position(|d| d.id == id)) {
@@ -414,14 +425,18 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::Enter if app.screen == Screen::Backtests => {
-            app.backtest_detail = !app.snapshot.backtests.is_empty() && !app.backtest_detail
+            app.backtest_detail = !app.snapshot.backtests.is_empty() && !app.backtest_detail;
+            app.backtest_comparison = None;
         }
+        Action::ToggleMark if app.screen == Screen::Backtests => super::compare::toggle_mark(app),
+        Action::CompareBacktests if app.screen == Screen::Backtests => super::compare::open(app),
         Action::Enter if app.screen == Screen::Decisions => {
             app.decision_detail = !app.snapshot.decisions.is_empty() && !app.decision_detail;
             app.detail_scroll = 0;
         }
         Action::Back => {
             app.backtest_detail = false;
+            app.backtest_comparison = None;
             app.decision_detail = false;
             app.detail_scroll = 0;
             app.status = None;
@@ -502,6 +517,8 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 strategy: crate::domain::backtest::strategies::BUILT_IN[0].to_string(),
                 symbol: s.market.symbol.as_str().to_string(),
                 interval: s.market.interval.as_str().to_string(),
+                from: String::new(),
+                to: String::new(),
                 params: String::new(),
                 focus: 0,
                 error: None,
@@ -674,6 +691,31 @@ fn parse_params(words: &[&str]) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// A backtest's date range as typed (empty: unbounded), read as the CLI's `--from`/`--to`
+/// are; `from` must come before `to`.
+fn date_range(from: &str, to: &str) -> Result<(Option<i64>, Option<i64>), String> {
+    let read = |name: &str, text: &str| -> Result<Option<i64>, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        crate::app::backtest::parse_time(text)
+            .map(Some)
+            .map_err(|e| format!("{name} {text:?}: {e}"))
+    };
+    let (from_ms, to_ms) = (read("from", from)?, read("to", to)?);
+    if let (Some(f), Some(t)) = (from_ms, to_ms)
+        && f >= t
+    {
+        return Err(format!(
+            "from {} is not before to {}: the range would hold no candles",
+            crate::format::timestamp(f),
+            crate::format::timestamp(t)
+        ));
+    }
+    Ok((from_ms, to_ms))
+}
+
 fn parse_form(form: &BacktestForm) -> Result<BacktestRequest, String> {
     let strategy = form.strategy.trim();
     if strategy.is_empty() {
@@ -686,11 +728,14 @@ fn parse_form(form: &BacktestForm) -> Result<BacktestRequest, String> {
         .parse::<Interval>()
         .map_err(|e| e.to_string())?;
     let words: Vec<&str> = form.params.split_whitespace().collect();
+    let (from, to) = date_range(&form.from, &form.to)?;
     let req = BacktestRequest {
         strategy: strategy.to_string(),
         symbol,
         interval,
         params: parse_params(&words)?,
+        from,
+        to,
     };
     // The form stays open with the backtester's own words rather than queueing a run that
     // would fail out of sight.
@@ -748,7 +793,7 @@ fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
             let Some((&strategy, params)) = rest.split_first() else {
                 return fail(
                     app,
-                    "usage: :backtest STRATEGY [symbol=BTCUSDT] [interval=1h] [key=value ...]"
+                    "usage: :backtest STRATEGY [symbol=BTCUSDT] [interval=1h] [from=YYYY-MM-DD] [to=YYYY-MM-DD] [key=value ...]"
                         .into(),
                 );
             };
@@ -764,6 +809,14 @@ fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
             };
             let symbol_text = take("symbol");
             let interval_text = take("interval");
+            let (from_text, to_text) = (take("from"), take("to"));
+            let (from, to) = match date_range(
+                from_text.as_deref().unwrap_or(""),
+                to_text.as_deref().unwrap_or(""),
+            ) {
+                Ok(range) => range,
+                Err(e) => return fail(app, e),
+            };
             let symbol = match symbol_text {
                 None => app.snapshot.market.symbol.clone(),
                 Some(s) => match Symbol::new(&s.to_ascii_uppercase()) {
@@ -783,6 +836,8 @@ fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
                     symbol,
                     interval,
                     params: pairs,
+                    from,
+                    to,
                 },
             )
         }
@@ -1340,7 +1395,11 @@ mod tests {
             ("sma-cross", "BTCUSDT", "1h")
         );
         // Replace the interval with 4h and type parameters ('\u{8}' is backspace).
-        let effects = press(&mut app, "\t\t\u{8}\u{8}4h\tfast=10 slow=30\n");
+        // The date range in From and To, as the CLI's --from/--to take it.
+        let effects = press(
+            &mut app,
+            "\t\t\u{8}\u{8}4h\t2025-01-01\t2025-01-15T12:00\tfast=10 slow=30\n",
+        );
         assert_eq!(
             effects,
             vec![Effect::StartBacktest(BacktestRequest {
@@ -1348,6 +1407,8 @@ mod tests {
                 symbol: Symbol::new("BTCUSDT").unwrap(),
                 interval: Interval::H4,
                 params: vec![("fast".into(), "10".into()), ("slow".into(), "30".into())],
+                from: Some(1_735_689_600_000),
+                to: Some(1_736_942_400_000),
             })]
         );
         assert_eq!(app.overlay, Overlay::None);
@@ -1369,7 +1430,7 @@ mod tests {
         );
         // An out-of-range parameter is refused whole in the form, which stays open.
         press(&mut app, "6n");
-        press(&mut app, "\t\t\tfast=40 slow=30\n");
+        press(&mut app, "\t\t\t\t\tfast=40 slow=30\n");
         let Overlay::BacktestForm(form) = &app.overlay else {
             panic!("the form closed: {:?}", app.overlay);
         };
@@ -1412,9 +1473,62 @@ mod tests {
                 symbol: Symbol::new("BTCUSDT").unwrap(),
                 interval: Interval::H1,
                 params: vec![("fast".into(), "10".into()), ("slow".into(), "30".into())],
+                from: None,
+                to: None,
             })]
         );
         assert_eq!(app.screen, Screen::Backtests);
+        // A date range as the CLI's --from/--to take it.
+        let effects = press(
+            &mut app,
+            ":backtest sma-cross from=2025-01-01 to=2025-01-02\n",
+        );
+        let Some(Effect::StartBacktest(req)) = effects.first() else {
+            panic!("no backtest: {effects:?}");
+        };
+        assert_eq!(
+            (req.from, req.to),
+            (Some(1_735_689_600_000), Some(1_735_776_000_000))
+        );
+        assert!(req.params.is_empty(), "{:?}", req.params);
+    }
+
+    #[test]
+    fn a_backtest_date_range_is_checked_before_queueing_and_its_error_kept_whole() {
+        let mut app = app();
+        press(&mut app, "6n");
+        // To before from: refused in the form, which stays open with both dates named.
+        assert!(press(&mut app, "\t\t\t2025-01-15\t2025-01-01\n").is_empty());
+        let Overlay::BacktestForm(form) = &app.overlay else {
+            panic!("the form closed: {:?}", app.overlay);
+        };
+        let error = form.error.clone().unwrap_or_default();
+        assert!(
+            error.contains("from 2025-01-15") && error.contains("not before to 2025-01-01"),
+            "{error}"
+        );
+        // A date that is not one says which field and what it takes.
+        // Round the six fields back to To, clear it and type a date the wrong way round.
+        press(
+            &mut app,
+            "\t\t\t\t\t\t\u{8}\u{8}\u{8}\u{8}\u{8}\u{8}\u{8}\u{8}\u{8}\u{8}15/01/2025\n",
+        );
+        let Overlay::BacktestForm(form) = &app.overlay else {
+            panic!("the form closed: {:?}", app.overlay);
+        };
+        let error = form.error.clone().unwrap_or_default();
+        assert!(
+            error.contains("to \"15/01/2025\"") && error.contains("YYYY-MM-DD"),
+            "{error}"
+        );
+        // The command line refuses the same range before anything is queued.
+        press(&mut app, "\u{1b}");
+        let effects = press(
+            &mut app,
+            ":backtest sma-cross from=2025-01-15 to=2025-01-01\n",
+        );
+        assert!(effects.is_empty(), "{effects:?}");
+        assert!(app.status.unwrap().text.contains("not before"));
     }
 
     #[test]
@@ -1697,6 +1811,69 @@ mod tests {
             },
         );
         assert!(!app.dirty, "an unchanged book draws nothing");
+    }
+
+    #[test]
+    fn a_reload_keeps_the_streamed_book_and_trades_of_the_shown_symbol() {
+        // The store holds neither: a reload every few seconds used to blank both panes.
+        let mut app = app();
+        let streamed = app.snapshot.market.clone();
+        assert!(!streamed.book.asks.is_empty() && !streamed.recent_trades.is_empty());
+        let mut reloaded = fixture::snapshot();
+        reloaded.market.book = Default::default();
+        reloaded.market.recent_trades.clear();
+        update(&mut app, Action::SnapshotLoaded(Box::new(reloaded.clone())));
+        assert_eq!(app.snapshot.market.book, streamed.book);
+        assert_eq!(app.snapshot.market.recent_trades, streamed.recent_trades);
+        // Another symbol's load starts from its own (empty) panes.
+        reloaded.market.symbol = Symbol::new("ETHUSDT").unwrap();
+        update(&mut app, Action::SnapshotLoaded(Box::new(reloaded)));
+        assert!(app.snapshot.market.book.asks.is_empty());
+        assert!(app.snapshot.market.recent_trades.is_empty());
+    }
+
+    #[test]
+    fn space_marks_runs_and_c_compares_them_the_first_marked_as_the_baseline() {
+        let mut app = app();
+        // The fixture's runs: #7 running, #6 completed, #5 failed.
+        press(&mut app, "6c");
+        assert!(app.backtest_comparison.is_none());
+        assert!(
+            app.status
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("mark two or more")
+        );
+        press(&mut app, "j ");
+        assert_eq!(app.backtest_marked, vec![6]);
+        press(&mut app, "k c");
+        assert!(
+            app.backtest_comparison.is_none(),
+            "a running run has no results"
+        );
+        assert!(
+            app.status.as_ref().unwrap().text.contains("#7 is running"),
+            "{:?}",
+            app.status
+        );
+        // Space again unmarks; a second completed run on the same candles compares.
+        press(&mut app, " ");
+        assert_eq!(app.backtest_marked, vec![6]);
+        let mut other = app.snapshot.backtests[1].clone();
+        other.id = 9;
+        for (i, e) in other.equity_curve.iter_mut().enumerate() {
+            *e -= (i % 5) as f64 * 2.0;
+        }
+        app.snapshot.backtests.push(other);
+        press(&mut app, "G c");
+        let cmp = app.backtest_comparison.clone().expect("comparison open");
+        let ids: Vec<i64> = cmp.runs.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![6, 9]);
+        assert_eq!(cmp.differences.len(), 1);
+        assert_eq!(cmp.differences[0].against, 6);
+        press(&mut app, "\u{1b}");
+        assert!(app.backtest_comparison.is_none());
     }
 
     #[test]

@@ -206,7 +206,12 @@ fn demo_in_tmux_fills_every_screen_with_replayed_data() {
         ),
         ("3", "┌ Trades", &["SELL", "BUY", "demo"]),
         ("4", "┌ Decisions 212 recorded", &["executed", "rules"]),
-        ("5", "┌ Market BTCUSDT 1h", &["close 94536.1"]),
+        // The replay's book and trades fill the Market screen's panes.
+        (
+            "5",
+            "┌ Market BTCUSDT 1h",
+            &["close 94536.1", "spread 0.02"],
+        ),
         ("6", "┌ Backtests 1 runs", &["rsi-macd", "completed"]),
         ("7", "┌ Risk", &["REDUCE ONLY", "consecutive losses"]),
         // Heartbeats are in the health panel, the fills in the activity feed.

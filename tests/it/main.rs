@@ -23,6 +23,7 @@ mod daemon_streams;
 mod daemon_visible;
 mod decisions;
 mod demo;
+mod demo_market;
 mod exchange_behaviour;
 mod exchange_cli;
 mod exchange_common;

@@ -5,6 +5,7 @@ pub mod book_analytics;
 pub mod candle;
 pub mod indicators;
 pub mod orderbook;
+pub mod replay_market;
 pub mod resample;
 
 pub use book_analytics::{
@@ -17,4 +18,5 @@ pub use indicators::{
     calculate_indicators_into, simple_signal, simple_signal_at,
 };
 pub use orderbook::{BookSyncError, DiffOutcome, OrderBook};
+pub use replay_market::{ReplayTrade, candle_book, candle_trades};
 pub use resample::{ResampleError, resample};

@@ -60,6 +60,12 @@ impl SharedBook {
     pub fn resyncs(&self) -> u64 {
         self.lock().resyncs()
     }
+
+    /// Take `snapshot` as the whole book (a replay's book, which has no diffs to follow);
+    /// readers see it at once.
+    pub fn replace(&self, snapshot: &DepthDiff) -> SnapshotStep {
+        self.lock().on_snapshot(snapshot)
+    }
 }
 
 /// What the stream watches.

@@ -28,16 +28,24 @@ fn progress_bar(fraction: f64, width: usize) -> String {
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let s = &app.snapshot;
     let selected = app.selected(Screen::Backtests);
+    if let Some(cmp) = &app.backtest_comparison {
+        super::compare::draw(frame, app, theme, area, cmp);
+        return;
+    }
     if app.backtest_detail
         && let Some(b) = s.backtests.get(selected)
     {
         draw_detail(frame, app, theme, area, b);
         return;
     }
+    let marked = match app.backtest_marked.len() {
+        0 => "space mark".to_string(),
+        n => format!("{n} marked · c compare"),
+    };
     let block = screen_block(
         theme,
         "Backtests",
-        &format!("{} runs · Enter open · n new", s.backtests.len()),
+        &format!("{} runs · Enter open · n new · {marked}", s.backtests.len()),
     );
     if s.backtests.is_empty() {
         empty(
@@ -59,7 +67,11 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         };
         let ret = b.metrics.as_ref().map(|m| m.total_return_pct);
         let mut cells: Vec<Cell> = vec![
-            Cell::from(format!("#{}", b.id)),
+            Cell::from(if app.backtest_marked.contains(&b.id) {
+                Span::styled(format!("✓#{}", b.id), theme.accent())
+            } else {
+                Span::raw(format!(" #{}", b.id))
+            }),
             Cell::from(b.strategy.clone()),
             Cell::from(b.symbol.clone()),
             Cell::from(b.interval.clone()),
@@ -83,7 +95,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         ("Return", true),
     ];
     let mut widths = vec![
-        Constraint::Length(4),
+        Constraint::Length(5),
         Constraint::Length(12),
         Constraint::Length(9),
         Constraint::Length(4),

@@ -12,6 +12,7 @@ use super::widgets::fmt_time;
 use crate::app::snapshot::{BookLevel, MarketView};
 use crate::domain::Qty;
 use crate::domain::trading::order::Side;
+use crate::format::{self as fmt, Precision};
 use crate::tui::state::App;
 use crate::tui::theme::Theme;
 
@@ -23,8 +24,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     draw_charts(frame, app, theme, chart_area);
     let [book, trades] =
         Layout::vertical([Constraint::Percentage(65), Constraint::Min(4)]).areas(side);
-    draw_book(frame, m, theme, book);
-    draw_trades(frame, m, theme, trades);
+    // Prices at the symbol's tick and quantities at its step, as everywhere else.
+    let prec = app.precision(m.symbol.as_str());
+    draw_book(frame, m, &prec, theme, book);
+    draw_trades(frame, m, &prec, theme, trades);
 }
 
 fn draw_charts(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
@@ -219,7 +222,7 @@ fn trade_marks(app: &App) -> Vec<TradeMark> {
         .collect()
 }
 
-fn draw_book(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
+fn draw_book(frame: &mut Frame, m: &MarketView, prec: &Precision, theme: Theme, area: Rect) {
     let block = Block::bordered().title(Span::styled(" Order book ", theme.title()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -255,8 +258,8 @@ fn draw_book(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
     let line = |l: &BookLevel, cum: f64, style: ratatui::style::Style| {
         let bar = ((cum / max) * bar_w as f64).round() as usize;
         Line::from(vec![
-            Span::styled(format!("{:>price_w$} ", l.price.to_string()), style),
-            Span::raw(format!("{:>qty_w$} ", l.qty.to_string())),
+            Span::styled(format!("{:>price_w$} ", fmt::price(l.price, prec)), style),
+            Span::raw(format!("{:>qty_w$} ", fmt::qty(l.qty, prec))),
             Span::styled("▇".repeat(bar.min(bar_w)), style),
         ])
     };
@@ -268,7 +271,7 @@ fn draw_book(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
         lines.push(line(l, *c, theme.down()));
     }
     let spread = match (m.book.asks.first(), m.book.bids.first()) {
-        (Some(a), Some(b)) => format!("spread {}", a.price - b.price),
+        (Some(a), Some(b)) => format!("spread {}", fmt::price(a.price - b.price, prec)),
         _ => "spread -".into(),
     };
     lines.push(Line::from(Span::styled(
@@ -281,7 +284,7 @@ fn draw_book(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn draw_trades(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
+fn draw_trades(frame: &mut Frame, m: &MarketView, prec: &Precision, theme: Theme, area: Rect) {
     let block = Block::bordered().title(Span::styled(" Recent trades ", theme.title()));
     let inner = block.inner(area);
     let lines: Vec<Line> = m
@@ -296,8 +299,8 @@ fn draw_trades(frame: &mut Frame, m: &MarketView, theme: Theme, area: Rect) {
             };
             Line::from(vec![
                 Span::styled(format!("{} ", fmt_time(t.at_ms)), theme.muted()),
-                Span::styled(format!("{:>10} ", t.price.to_string()), style),
-                Span::raw(t.qty.to_string()),
+                Span::styled(format!("{:>10} ", fmt::price(t.price, prec)), style),
+                Span::raw(fmt::qty(t.qty, prec)),
             ])
         })
         .collect();

@@ -14,6 +14,7 @@ use super::theme::Theme;
 
 mod backtests;
 pub mod charts;
+mod compare;
 mod dashboard;
 mod decisions;
 mod logs;
@@ -294,6 +295,14 @@ fn draw_form(frame: &mut Frame, theme: Theme, area: Rect, form: &BacktestForm) {
                     theme.base()
                 },
             ),
+            Span::styled(
+                if value.is_empty() {
+                    BacktestForm::placeholder(i)
+                } else {
+                    ""
+                },
+                theme.muted(),
+            ),
         ]));
     }
     lines.push(Line::from(Span::styled(
@@ -360,6 +369,18 @@ pub(super) fn header_row(
 ) -> ratatui::widgets::Row<'static> {
     ratatui::widgets::Row::new(columns.iter().map(|(name, numeric)| {
         let line = Line::from(*name);
+        Cell::from(if *numeric { line.right_aligned() } else { line })
+    }))
+    .style(theme.header())
+}
+
+/// `header_row` with names made at draw time (a comparison's run ids).
+pub(super) fn header_row_owned(
+    theme: Theme,
+    columns: &[(String, bool)],
+) -> ratatui::widgets::Row<'static> {
+    ratatui::widgets::Row::new(columns.iter().map(|(name, numeric)| {
+        let line = Line::from(name.clone());
         Cell::from(if *numeric { line.right_aligned() } else { line })
     }))
     .style(theme.header())

@@ -494,3 +494,70 @@ fn empty_state_snapshots_of_every_screen() {
         }
     }
 }
+
+/// The fixture's runs plus #8, an LLM engine's run on #6's candles that cost $25 of calls.
+fn app_with_two_comparable_runs() -> App {
+    let mut app = app_on(Screen::Backtests);
+    let mut llm = app.snapshot.backtests[1].clone();
+    llm.id = 8;
+    llm.strategy = "llm:grok".into();
+    llm.params = "model=grok".into();
+    llm.llm_cost_usd = rust_decimal::Decimal::new(25, 0);
+    if let Some(m) = &mut llm.metrics {
+        m.total_return_pct = 9.5;
+        m.sharpe = 0.91;
+        m.trades = 10;
+    }
+    llm.equity_curve = llm
+        .equity_curve
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e - (i % 7) as f64 * 3.0)
+        .collect();
+    app.snapshot.backtests.insert(0, llm);
+    app
+}
+
+#[test]
+fn marked_runs_open_side_by_side_with_the_return_net_of_llm_cost() {
+    let mut app = app_with_two_comparable_runs();
+    // Rows: #8, #7, #6, #5. Mark #6 first (the baseline), then #8; c opens the comparison.
+    for action in [
+        Action::Down,
+        Action::Down,
+        Action::ToggleMark,
+        Action::Top,
+        Action::ToggleMark,
+    ] {
+        update(&mut app, action);
+    }
+    let list = render(&app, 120, 40);
+    assert!(list.contains("2 marked · c compare"), "{list}");
+    assert!(list.contains("✓#6") && list.contains("✓#8"), "{list}");
+    update(&mut app, Action::CompareBacktests);
+    for (w, h) in SIZES {
+        let text = render(&app, w, h);
+        for expected in [
+            "comparing #6 #8 against #6",
+            "sma-cross",
+            "llm:grok",
+            "Sharpe",
+            // The detail's own formatting of #6's return, and #8's net of $25 on $10,000.
+            "+14.20%",
+            "+9.25%",
+            "$25.0000",
+            "$2.5000",
+            "Δ net return",
+            "baseline",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected} missing at {w}x{h}\n{text}"
+            );
+        }
+        insta::assert_snapshot!(format!("backtest_compare_{w}x{h}"), text);
+    }
+    // Esc goes back to the list, the marks kept.
+    update(&mut app, Action::Back);
+    assert!(render(&app, 120, 40).contains("2 marked"));
+}
