@@ -23,6 +23,7 @@ mod daemon_streams;
 mod daemon_visible;
 mod decisions;
 mod demo;
+mod dust;
 mod exchange_behaviour;
 mod exchange_cli;
 mod exchange_common;

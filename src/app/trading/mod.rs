@@ -127,6 +127,9 @@ pub struct ReconcileReport {
     pub unresolved: Vec<String>,
     /// Base assets held beyond the sum of every book's positions: no strategy sells them.
     pub unmanaged: Vec<crate::store::positions::UnmanagedHolding>,
+    /// Open positions that are wholly dust the exchange will not sell (one line each): nothing
+    /// protects them and nothing needs to; they never pause trading.
+    pub dust: Vec<String>,
     pub reconciled: bool,
 }
 
