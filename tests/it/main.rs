@@ -55,6 +55,7 @@ mod readme;
 mod risk;
 mod secret_leak;
 mod shadow;
+mod stop_protections;
 mod telegram_bot;
 mod trading;
 mod trading_faults;

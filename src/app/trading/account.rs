@@ -13,7 +13,8 @@ use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Quote};
 use crate::domain::risk::{
     BreakerInputs, BreakerReason, BreakerTransition, Check, MarketSnapshot, OpenPosition,
-    RiskContext, RiskManagementService, RiskVerdict, TradeIntent, daily_loss_pct, drawdown_pct,
+    RiskContext, RiskManagementService, RiskVerdict, StopExits, TradeIntent, daily_loss_pct,
+    drawdown_pct,
 };
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::Allocation;
@@ -125,6 +126,7 @@ pub async fn build_risk_context<E: Exchange>(
             filters,
         },
         breaker: risk_store::load_breaker(c, GLOBAL_SCOPE)?.state,
+        stop_exits: StopExits::default(),
     })
 }
 
@@ -188,6 +190,8 @@ pub fn book_risk_context(
         config: account.config.clone(),
         market: account.market.clone(),
         breaker: account.breaker,
+        // The account's context already carries this book's stops: judged once.
+        stop_exits: StopExits::default(),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::app::decide::{DecisionEngine, EngineOutput, record};
 use crate::domain::decision::{Action, DecisionInput};
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Qty};
+use crate::domain::risk::StopExits;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::SymbolFilters;
 use crate::domain::trading::order::OrderPurpose;
@@ -305,7 +306,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 strategy_id,
             )?
         };
-        let context = super::build_risk_context(
+        let mut context = super::build_risk_context(
             self.deps.exchange.as_ref(),
             &self.deps.store,
             &self.deps.settings,
@@ -316,6 +317,19 @@ impl<E: Exchange + 'static> TradingService<E> {
             now_ms,
         )
         .await?;
+        // This book's stop-loss exits in the symbol: the cooldown and lock after stops.
+        context.stop_exits = StopExits {
+            stops: {
+                let db = self.store()?;
+                orders::stop_exits(db.conn(), &self.deps.connection)?
+                    .into_iter()
+                    .filter(|s| s.symbol == input.symbol.as_str() && s.book == strategy_id)
+                    .map(|s| s.at_ms)
+                    .collect()
+            },
+            now_ms,
+            candle_ms: input.interval.millis(),
+        };
         if decision.action == Action::Buy
             && let (Some(id), Some(row)) = (strategy_id, position.as_ref())
             && let Some(why) = self.no_more_entries(id, row)?

@@ -5,7 +5,7 @@
 use super::strategies::BuiltinStrategy;
 use crate::domain::market::candle::{Candle, CandleColumns, TimestampMs};
 use crate::domain::money::{Price, Qty, Quote};
-use crate::domain::risk::ClosedTrade;
+use crate::domain::risk::{ClosedTrade, RiskConfig, stop_protection};
 use crate::domain::trading::order::{Side, TrailingDelta};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -388,6 +388,13 @@ struct EngineState {
     time_exit: Option<u32>,
     /// Candles closed since the position opened (its entry candle not counted).
     held: u32,
+    /// The cooldown and lock after stops (`risk::stop_protection`) and the candle length, when
+    /// the run applies them; boxed, as most runs do not.
+    stop_rules: Option<Box<(RiskConfig, i64)>>,
+    /// Times of the stop-loss exits so far (kept only when `stop_rules` is set).
+    stops: Vec<TimestampMs>,
+    /// Entry signals refused by a cooldown or a lock, each with the reason in plain words.
+    refused_entries: Vec<(TimestampMs, String)>,
 }
 
 /// A run generic over the strategy type, handed the engine once its built-in strategy's concrete
@@ -437,8 +444,26 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 flat: true,
                 time_exit: None,
                 held: 0,
+                stop_rules: None,
+                stops: Vec::new(),
+                refused_entries: Vec::new(),
             },
         }
+    }
+
+    /// Refuse entries during a cooldown or a lock after stop-loss exits, by the same rule live
+    /// trading applies (`risk::stop_protection`, with `config`'s
+    /// `cooldown_candles_after_stop` and `stop_lock_*`); `candle_ms` is the run's interval.
+    /// An entry signal is judged at its candle's close, as a live decision is.
+    pub fn with_stop_protections(mut self, config: &RiskConfig, candle_ms: i64) -> Self {
+        let on = config.cooldown_candles_after_stop > 0 || config.stop_lock_count > 0;
+        self.state.stop_rules = on.then(|| Box::new((config.clone(), candle_ms)));
+        self
+    }
+
+    /// Entry signals a cooldown or lock refused: the signal candle's open time and why.
+    pub fn refused_entries(&self) -> &[(TimestampMs, String)] {
+        &self.state.refused_entries
     }
 
     /// The taker fee rate sizers should reserve (default 0.001).
@@ -549,6 +574,14 @@ impl<S: Strategy + ?Sized> Engine<S> {
         }
         let intent = match signal.action {
             Action::EnterLong if self.state.position.is_flat() => {
+                if let Some(rules) = &self.state.stop_rules {
+                    let (config, candle_ms) = rules.as_ref();
+                    let now = decided_at.saturating_add(*candle_ms);
+                    if let Some(p) = stop_protection(config, &self.state.stops, now, *candle_ms) {
+                        self.state.refused_entries.push((decided_at, p.describe()));
+                        return None;
+                    }
+                }
                 self.state.time_exit = signal.time_exit_candles;
                 let close = history.close_price();
                 // A limit entry is sized at its limit: the price it buys at if it buys.
@@ -622,6 +655,11 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 self.state.position_cost += spent;
             }
             Side::Sell => {
+                if self.state.stop_rules.is_some()
+                    && matches!(exec.reason, ExitReason::StopLoss | ExitReason::TrailingStop)
+                {
+                    self.state.stops.push(exec.time);
+                }
                 self.state.position.qty -= exec.qty;
                 let received = notional - exec.fee;
                 self.state.cash += received;
@@ -813,6 +851,85 @@ mod tests {
             })
         );
         assert_eq!(intent.amount, OrderAmount::Qty(Qty(dec!(197))));
+    }
+
+    struct AlwaysBuyStop95;
+    impl Strategy for AlwaysBuyStop95 {
+        fn name(&self) -> &str {
+            "always-buy-stop-95"
+        }
+        fn on_candle(&mut self, _ctx: &StrategyContext<'_>) -> Option<Signal> {
+            Some(Signal::enter_long().with_stop_loss(Price(dec!(95))))
+        }
+    }
+
+    /// Hourly candles from 2025-01-15 00:00 UTC, all at 100, candle 1 dipping to 90: bought at
+    /// candle 0's close, stopped at 95 in candle 1 (01:00). With a 3-candle cooldown the entry
+    /// signals at the closes of candles 1 (02:00, one candle after the stop) and 2 (03:00, two)
+    /// are refused; candle 3's close (04:00, three) buys again. Without it, candle 1's close
+    /// buys right after the stop.
+    fn run_stopped_out(risk: &RiskConfig) -> crate::domain::backtest::BacktestResult {
+        use crate::domain::backtest::fills::FillModel;
+        use crate::domain::backtest::{BacktestConfig, BacktestService};
+        use crate::domain::market::Interval;
+        const T0: i64 = 1_736_899_200_000;
+        let hour = Interval::H1.millis();
+        let mut candles: Vec<Candle> = (0..5).map(|i| candle(T0 + i * hour, dec!(100))).collect();
+        candles[1].low = Price(dec!(90));
+        let cols = CandleColumns::from_candles(&candles);
+        let mut config = BacktestConfig::new(Interval::H1);
+        config.fill_model = FillModel::Close;
+        let engine = Engine::new(
+            Box::new(AlwaysBuyStop95),
+            Box::new(FixedFraction {
+                fraction: dec!(0.5),
+            }),
+            Quote(dec!(1000)),
+        )
+        .with_stop_protections(risk, hour);
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        BacktestService::run(&config, engine, &candles, &cols, &cancel, &mut |_, _| {}).unwrap()
+    }
+
+    #[test]
+    fn an_entry_signal_inside_the_cooldown_after_a_stop_is_refused() {
+        const T0: i64 = 1_736_899_200_000;
+        const HOUR: i64 = 3_600_000;
+        let risk = RiskConfig {
+            cooldown_candles_after_stop: 3,
+            ..RiskConfig::default()
+        };
+        let r = run_stopped_out(&risk);
+        let entries: Vec<i64> = r.trades.iter().map(|t| t.entry_time).collect();
+        assert_eq!(entries, vec![T0, T0 + 3 * HOUR]);
+        assert_eq!(r.trades[0].exit_reason, Some(ExitReason::StopLoss));
+        assert_eq!(r.trades[0].exit_time, Some(T0 + HOUR));
+        let refused: Vec<(i64, String)> = r
+            .rejections
+            .iter()
+            .map(|(at, why)| (*at, why.to_string()))
+            .collect();
+        assert_eq!(
+            refused,
+            vec![
+                (
+                    T0 + HOUR,
+                    "entry refused by risk: cooldown: 1 of 3 candles after the stop at \
+                     2025-01-15 01:00 UTC; entries resume at 2025-01-15 04:00 UTC"
+                        .to_string()
+                ),
+                (
+                    T0 + 2 * HOUR,
+                    "entry refused by risk: cooldown: 2 of 3 candles after the stop at \
+                     2025-01-15 01:00 UTC; entries resume at 2025-01-15 04:00 UTC"
+                        .to_string()
+                ),
+            ]
+        );
+        // The same run without the rule re-enters at the stop candle's close.
+        let free = run_stopped_out(&RiskConfig::default());
+        assert_eq!(free.trades[1].entry_time, T0 + HOUR);
+        assert!(free.rejections.is_empty());
     }
 
     #[test]

@@ -327,8 +327,20 @@ impl BacktestService {
 
         let (first, last) = (&candles[trade_from], &candles[end - 1]);
         let Desk {
-            ledger, rejections, ..
+            ledger,
+            mut rejections,
+            ..
         } = desk;
+        // Entry signals a cooldown or lock after stops refused, among the exchange's refusals.
+        if !engine.refused_entries().is_empty() {
+            rejections.extend(
+                engine
+                    .refused_entries()
+                    .iter()
+                    .map(|(at, why)| (*at, Rejection::Risk(why.clone()))),
+            );
+            rejections.sort_by_key(|(at, _)| *at);
+        }
         let trades = ledger.finish(last.close);
         let times = Times::of(&times[trade_from..end]);
         let metrics = metrics::compute(&metrics::MetricsInput {
