@@ -130,6 +130,28 @@ pub async fn build_risk_context<E: Exchange>(
     })
 }
 
+/// One book's stop-loss exits in `symbol` with the decision's clock and candle: what the
+/// cooldown and lock after stops judge an entry by (`RiskContext::stop_exits`). The entry path
+/// and `trademind decide`'s dry run both take them from here.
+pub fn book_stop_exits(
+    conn: &rusqlite::Connection,
+    connection: &str,
+    symbol: &Symbol,
+    book: Option<i64>,
+    now_ms: i64,
+    candle: Interval,
+) -> Result<StopExits, StoreError> {
+    Ok(StopExits {
+        stops: crate::store::orders::stop_exits(conn, connection)?
+            .into_iter()
+            .filter(|s| s.symbol == symbol.as_str() && s.book == book)
+            .map(|s| s.at_ms)
+            .collect(),
+        now_ms,
+        candle_ms: candle.millis(),
+    })
+}
+
 /// The risk layer's view of one strategy's book (its virtual sub-account), from the account's
 /// context: the book's equity (its allocation of the account's equity, or the whole of it), what
 /// it may spend (the account's free balance, at most its equity less what its positions are

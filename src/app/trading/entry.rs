@@ -8,7 +8,6 @@ use crate::app::decide::{DecisionEngine, EngineOutput, record};
 use crate::domain::decision::{Action, DecisionInput};
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Qty};
-use crate::domain::risk::StopExits;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::SymbolFilters;
 use crate::domain::trading::order::OrderPurpose;
@@ -318,17 +317,16 @@ impl<E: Exchange + 'static> TradingService<E> {
         )
         .await?;
         // This book's stop-loss exits in the symbol: the cooldown and lock after stops.
-        context.stop_exits = StopExits {
-            stops: {
-                let db = self.store()?;
-                orders::stop_exits(db.conn(), &self.deps.connection)?
-                    .into_iter()
-                    .filter(|s| s.symbol == input.symbol.as_str() && s.book == strategy_id)
-                    .map(|s| s.at_ms)
-                    .collect()
-            },
-            now_ms,
-            candle_ms: input.interval.millis(),
+        context.stop_exits = {
+            let db = self.store()?;
+            super::account::book_stop_exits(
+                db.conn(),
+                &self.deps.connection,
+                &input.symbol,
+                strategy_id,
+                now_ms,
+                input.interval,
+            )?
         };
         if decision.action == Action::Buy
             && let (Some(id), Some(row)) = (strategy_id, position.as_ref())

@@ -46,7 +46,7 @@ use crate::store::risk::{self as risk_store, GLOBAL_SCOPE, ManualStop};
 use crate::store::{Store, StoreError};
 
 pub use crate::domain::trading::plan::{ExecutionOutcome, intent_for};
-pub use account::{account_equity, build_risk_context, quote_currency};
+pub use account::{account_equity, book_stop_exits, build_risk_context, quote_currency};
 pub use lock::LockError;
 
 const DAY_MS: i64 = 86_400_000;
