@@ -15,6 +15,9 @@ pub mod strategies;
 pub mod times;
 pub mod walk_forward;
 
+#[cfg(test)]
+mod stop_protection_tests;
+
 pub use engine::{
     Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, LimitEntry, LimitOrder,
     OrderAmount, OrderIntent, Position, Signal, Sizer, SizingInput, SpecialisedRun, Strategy,
