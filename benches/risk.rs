@@ -54,6 +54,7 @@ fn main() {
             filters,
         },
         breaker: BreakerState::Active,
+        stop_exits: Default::default(),
     };
     let intent = TradeIntent {
         symbol: symbol("BTCUSDT"),

@@ -245,7 +245,8 @@ pub fn build_with(
         req.sizing.sizer(&req.risk),
         req.initial_cash,
     )
-    .with_fee_rate(req.costs.taker_fee);
+    .with_fee_rate(req.costs.taker_fee)
+    .with_stop_protections(&req.risk, req.interval.millis());
     Ok((config, engine))
 }
 

@@ -33,6 +33,12 @@ pub enum ControlOp {
         symbol: Symbol,
         book: Option<i64>,
     },
+    /// Protect one book's position in `symbol` again from its stored stop and target
+    /// (`TradingService::protect`, as `trademind protect` does).
+    ProtectPosition {
+        symbol: Symbol,
+        book: Option<i64>,
+    },
     CancelOrder {
         symbol: Symbol,
         client_order_id: String,
@@ -48,6 +54,7 @@ impl ControlOp {
             ControlOp::Resume => "resume trading".into(),
             ControlOp::Kill => "the kill switch".into(),
             ControlOp::ClosePosition { symbol, .. } => format!("close {symbol}"),
+            ControlOp::ProtectPosition { symbol, .. } => format!("protect {symbol}"),
             ControlOp::CancelOrder {
                 client_order_id, ..
             } => format!("cancel {client_order_id}"),

@@ -975,6 +975,12 @@ pub async fn serve_control<E: Exchange + 'static>(
                     .await
                     .map(|r| r.message),
             ),
+            ControlOp::ProtectPosition { symbol, book } => done(
+                trading
+                    .protect(&symbol, Some(book), now)
+                    .await
+                    .map(|r| r.message),
+            ),
             ControlOp::CancelOrder {
                 client_order_id, ..
             } => done(

@@ -312,7 +312,8 @@ pub fn run_engine_backtest(
         req.sizing.sizer(&req.risk),
         req.initial_cash,
     )
-    .with_fee_rate(req.costs.taker_fee);
+    .with_fee_rate(req.costs.taker_fee)
+    .with_stop_protections(&req.risk, req.interval.millis());
     let columns = CandleColumns::from_candles(candles);
     let stop = recorded.as_ref().map_or(cancel, |r| r.stop_flag());
     let mut progress = |_: usize, _: usize| {

@@ -426,6 +426,9 @@ pub struct Snapshot {
     pub peak_equity: Option<Quote>,
     /// Losing closed trades in a row, newest back (the loss-streak rule's count).
     pub loss_streak: u32,
+    /// Cooldowns and locks after stops in force, each book and symbol (`risk show` lists the
+    /// same).
+    pub stop_protections: Vec<crate::store::risk::ActiveStopProtection>,
     pub health: Vec<ComponentHealth>,
     /// Oldest first (appended as they arrive).
     pub logs: Vec<LogLine>,
@@ -467,6 +470,7 @@ impl Snapshot {
             risk_limits: Vec::new(),
             peak_equity: None,
             loss_streak: 0,
+            stop_protections: Vec::new(),
             health: Vec::new(),
             logs: Vec::new(),
             symbols: vec![symbol],
@@ -559,6 +563,13 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
         snap.risk_config = req.default_risk_config.clone();
     }
     snap.risk_limits = risk_limits(&snap.risk_config, stored, &req.default_risk_config);
+    snap.stop_protections = crate::store::risk::active_stop_protections(
+        conn,
+        &req.connection,
+        &risk_config_of(&req.default_risk_config),
+        req.interval.millis(),
+        req.now_ms,
+    )?;
     snap.breaker.until = view.breaker.until;
     snap.peak_equity = crate::store::equity::peak(conn, &req.connection)?.map(|(q, _)| q);
     snap.strategies = crate::store::strategies::list_strategies(conn)?
@@ -1007,6 +1018,15 @@ fn load_breaker(conn: &Connection) -> Result<BreakerView, SnapshotError> {
         view.reason = latest.reason.clone();
     }
     Ok(view)
+}
+
+/// The configured limits back from their display rows (a key that does not parse keeps its
+/// default): the base a strategy without stored limits trades on.
+fn risk_config_of(rows: &[(String, String)]) -> crate::domain::risk::RiskConfig {
+    rows.iter()
+        .fold(crate::domain::risk::RiskConfig::default(), |c, (k, v)| {
+            c.with_value(k, v.trim_matches('"')).unwrap_or(c)
+        })
 }
 
 fn load_risk_config(conn: &Connection) -> Result<Vec<(String, String)>, SnapshotError> {

@@ -206,7 +206,7 @@ async fn risk_verdict(
         p.on_price(&input.symbol, input.price)
             .map_err(|e| e.to_string())?;
     }
-    let context = build_risk_context(
+    let mut context = build_risk_context(
         &exchange,
         store,
         ctx.settings(),
@@ -222,6 +222,16 @@ async fn risk_verdict(
         let db = store
             .lock()
             .map_err(|_| "database lock poisoned".to_string())?;
+        // The default book's cooldown and lock after stops, as the entry path judges them.
+        context.stop_exits = crate::app::trading::book_stop_exits(
+            db.conn(),
+            &connection,
+            &input.symbol,
+            None,
+            input.now_ms,
+            input.interval,
+        )
+        .map_err(|e| e.to_string())?;
         // A dry run decides as a trade without a strategy would: on the default book.
         crate::store::positions::open_position(db.conn(), &connection, input.symbol.as_str(), None)
             .map_err(|e| e.to_string())?

@@ -41,6 +41,9 @@ struct Shown {
     config: RiskConfig,
     breaker: CircuitBreaker,
     history: Vec<BreakerRecord>,
+    /// Cooldowns and locks after stops in force now, every book of the connection.
+    protections: Vec<repo::ActiveStopProtection>,
+    as_of_ms: i64,
 }
 
 fn now_ms() -> i64 {
@@ -86,6 +89,19 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                 },
                 None => None,
             };
+            let now = now_ms();
+            let trading = &ctx.settings().trading;
+            let candle_ms = trading
+                .interval
+                .parse::<crate::domain::market::Interval>()
+                .map_or(3_600_000, |i| i.millis());
+            let protections = repo::active_stop_protections(
+                store.conn(),
+                &trading.connection,
+                base,
+                candle_ms,
+                now,
+            )?;
             let shown = Shown {
                 strategy,
                 allocation,
@@ -93,6 +109,8 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                 breaker: repo::load_breaker(store.conn(), GLOBAL_SCOPE)?,
                 history: repo::breaker_history(store.conn(), GLOBAL_SCOPE, 5)?,
                 config,
+                protections,
+                as_of_ms: now,
             };
             ctx.emit(&shown, || {
                 let who = shown.strategy.as_deref().unwrap_or("default");
@@ -127,6 +145,20 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                 for r in &shown.history {
                     let reason = r.reason.map(|r| r.to_string()).unwrap_or_default();
                     println!("  {}  {:<12} {reason}", fmt_time(r.changed_at), r.state);
+                }
+                if shown.protections.is_empty() {
+                    println!("cooldowns and locks after stops: none in force");
+                } else {
+                    println!("cooldowns and locks after stops:");
+                }
+                for p in &shown.protections {
+                    println!(
+                        "  {:<12} {:<10} {} left  {}",
+                        p.book_name(),
+                        p.symbol,
+                        crate::format::duration(p.protection.until() - shown.as_of_ms),
+                        p.protection.describe()
+                    );
                 }
             })
         }

@@ -10,7 +10,7 @@ use super::Context;
 use crate::config::Settings;
 use crate::format as fmt;
 use crate::services::monitoring::{ComponentHealth, components_from_jobs};
-use crate::store::account::{self, AccountQuery, AccountView, EquitySource};
+use crate::store::account::{self, AccountQuery, AccountView, EquitySource, Protection};
 use crate::store::heartbeat::{self, DaemonPresence};
 use crate::store::jobs::{JobHealth, job_health};
 use crate::store::orders::StoredOrder;
@@ -141,6 +141,12 @@ pub fn run(ctx: &Context) -> Result<()> {
                 p.protection.label(),
                 fmt::money_signed(p.row.unrealized_pnl, &prec.quote)
             );
+            if !p.dust.is_zero() && p.protection != Protection::Dust {
+                println!(
+                    "             + {} {} dust the exchange will not sell (not protected, not needed)",
+                    p.dust, pos.symbol
+                );
+            }
         }
         for h in &a.unmanaged {
             // A measurement of the last reconciliation: the books have moved since, the surplus

@@ -16,6 +16,7 @@ use crate::domain::market::Interval;
 use crate::domain::symbol::Symbol;
 use crate::format::{self as fmt, Precision};
 use crate::services::exchange::any::AnyExchange;
+use crate::store::account::Protection;
 use crate::store::risk::{ManualStop, is_manually_stopped, resume_trading, stop_trading};
 use crate::store::{Store, orders, positions};
 
@@ -361,6 +362,12 @@ pub fn run_positions(args: PositionsArgs, ctx: &Context) -> Result<()> {
                     fmt::amount_signed(r.unrealized_pnl, &prec.quote),
                     fmt::amount_signed(p.realized_pnl, &prec.quote)
                 );
+                if !s.dust.is_zero() && s.protection != Protection::Dust {
+                    println!(
+                        "      + {} {} dust the exchange will not sell",
+                        s.dust, p.symbol
+                    );
+                }
             }
         }
         PositionsReport::Closed(rows) => {
@@ -572,16 +579,37 @@ pub async fn run_reconcile(args: ReconcileArgs, ctx: &Context) -> Result<()> {
     let (service, _) = service(ctx, args.connection.as_deref()).await?;
     let unresolved = service.unresolved();
     // What the exchange holds beyond every book's positions, as this reconciliation measured it.
-    let unmanaged = positions::unmanaged(ctx.open_store()?.conn(), service.connection())?;
+    let (unmanaged, dust) = {
+        let store = ctx.open_store()?;
+        let dust: Vec<_> = crate::store::account::open_positions(store.conn())?
+            .into_iter()
+            .filter(|p| {
+                p.row.connection == service.connection() && p.protection == Protection::Dust
+            })
+            .collect();
+        (
+            positions::unmanaged(store.conn(), service.connection())?,
+            dust,
+        )
+    };
     ctx.emit(
         &json!({
             "reconciled": unresolved.is_empty(),
             "unresolved": unresolved,
             "unmanaged": unmanaged,
+            "dust": dust,
         }),
         || {
             if unresolved.is_empty() {
                 println!("reconciled with the exchange: nothing left to resolve");
+            }
+            for d in &dust {
+                println!(
+                    "dust: {} {} (book {}) the exchange will not sell; it needs no protection",
+                    d.row.position.quantity,
+                    d.row.position.symbol,
+                    d.row.book()
+                );
             }
             for h in &unmanaged {
                 println!(

@@ -11,7 +11,7 @@ use super::orders::{self, StoredOrder};
 use super::positions::{self, PositionRow};
 use super::risk::{self, BreakerRecord, GLOBAL_SCOPE};
 use crate::domain::market::candle::TimestampMs;
-use crate::domain::money::{Price, Quote};
+use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::risk::{BreakerReason, BreakerState, CircuitBreaker};
 use crate::domain::trading::order::OrderPurpose;
 
@@ -178,6 +178,9 @@ pub enum Protection {
     BothLegs,
     StopOnly,
     TargetOnly,
+    /// The whole position is dust the exchange will not sell (under its lot step, minimum
+    /// quantity or minimum notional): nothing can protect it and nothing needs to.
+    Dust,
     Unprotected,
 }
 
@@ -187,6 +190,7 @@ impl Protection {
             Protection::BothLegs => "stop+target",
             Protection::StopOnly => "stop only",
             Protection::TargetOnly => "target only",
+            Protection::Dust => "dust",
             Protection::Unprotected => "UNPROTECTED",
         }
     }
@@ -205,6 +209,10 @@ pub struct PositionStatus {
     pub live_stop_limit: Option<Price>,
     /// The live take-profit leg's price.
     pub live_target: Option<Price>,
+    /// The part of the quantity the exchange will not sell, as the engine last judged it: the
+    /// residue under one lot step a base-asset fee leaves beside the protected quantity, or the
+    /// whole position (`Protection::Dust`). Shown as dust, never as unprotected.
+    pub dust: Qty,
     /// The mark the engine last wrote (the entry when never marked).
     pub mark: Price,
     /// Why the position was opened: its entry decision's reasoning and invalidation.
@@ -318,8 +326,12 @@ fn stop_limit_of(position_orders: &[StoredOrder]) -> Option<Price> {
 /// One open position with the protection its live orders give it now.
 fn position_status(conn: &Connection, row: PositionRow) -> StoreResult<PositionStatus> {
     let position_orders = orders::of_position(conn, row.id)?;
-    let (protection, live_stop, live_target) = protection_of(&position_orders);
+    let (mut protection, live_stop, live_target) = protection_of(&position_orders);
     let live_stop_limit = stop_limit_of(&position_orders);
+    let dust = positions::dust_of(conn, row.id)?;
+    if protection == Protection::Unprotected && !dust.is_zero() && dust >= row.position.quantity {
+        protection = Protection::Dust;
+    }
     let mark = row.mark_price.unwrap_or(row.position.entry_price);
     let thesis = thesis_of(conn, &position_orders)?;
     Ok(PositionStatus {
@@ -328,6 +340,7 @@ fn position_status(conn: &Connection, row: PositionRow) -> StoreResult<PositionS
         live_stop,
         live_stop_limit,
         live_target,
+        dust,
         mark,
         thesis,
     })

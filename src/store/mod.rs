@@ -46,6 +46,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0020_telegram_key.sql")),
         M::up(include_str!("migrations/0022_shadow_decisions.sql")),
         M::up(include_str!("migrations/0023_connection_base_url.sql")),
+        M::up(include_str!("migrations/0024_position_dust.sql")),
     ])
 });
 
@@ -136,7 +137,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 17;
+const MIGRATION_COUNT: usize = 18;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -322,6 +322,38 @@ pub fn open_protection_in(
     collect(rows)
 }
 
+/// A stop-loss exit: a filled stop-loss leg of a book's position, and when it was booked (on
+/// the clock of the run that booked it). The cooldown and lock after stops read these.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StopExitRow {
+    pub symbol: String,
+    /// The position's book: its strategy, `None` for the default book.
+    pub book: Option<i64>,
+    /// The book's strategy name (`None` for the default book).
+    pub strategy: Option<String>,
+    pub at_ms: i64,
+}
+
+/// Every stop-loss exit on `connection`, oldest first.
+pub fn stop_exits(conn: &Connection, connection: &str) -> StoreResult<Vec<StopExitRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT o.symbol, p.strategy_id, s.name, o.updated_at FROM orders o
+         JOIN positions p ON p.id = o.position_id
+         LEFT JOIN strategies s ON s.id = p.strategy_id
+         WHERE o.connection = ?1 AND o.purpose = 'stop_loss' AND o.status = 'FILLED'
+         ORDER BY o.updated_at, o.id",
+    )?;
+    let rows = stmt.query_map([connection], |r| {
+        Ok(StopExitRow {
+            symbol: r.get(0)?,
+            book: r.get(1)?,
+            strategy: r.get(2)?,
+            at_ms: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// How many fills (`trades` rows) are stored, exactly.
 pub fn trade_count(conn: &Connection) -> StoreResult<u64> {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM trades", [], |r| r.get(0))?;

@@ -117,6 +117,29 @@ fn collect(
     Ok(out)
 }
 
+/// Record the dust of an open position (what the exchange will not sell; see
+/// `domain::trading::plan::sellable_part`), as the engine judged it when protecting it.
+pub fn set_dust(conn: &Connection, id: i64, dust: Qty) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE positions SET dust = ?1 WHERE id = ?2 AND (dust IS NULL OR dust <> ?1)",
+        params![dec_to_sql(dust.get()), id],
+    )?;
+    Ok(())
+}
+
+/// The dust last recorded for a position (zero when never judged).
+pub fn dust_of(conn: &Connection, id: i64) -> StoreResult<Qty> {
+    let text: Option<String> = conn
+        .query_row("SELECT dust FROM positions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .flatten();
+    Ok(Qty(
+        opt_dec_from_sql("positions.dust", text)?.unwrap_or_default()
+    ))
+}
+
 /// Insert a newly opened position; returns its id.
 pub fn insert(
     conn: &Connection,

@@ -82,6 +82,86 @@ pub fn load_config(
     })
 }
 
+/// A cooldown or lock after stops in force for one book in one symbol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActiveStopProtection {
+    pub symbol: String,
+    /// The book: its strategy, `None` for the default book.
+    pub book: Option<i64>,
+    /// The strategy's name (`None` for the default book).
+    pub strategy: Option<String>,
+    pub protection: crate::domain::risk::StopProtection,
+}
+
+impl ActiveStopProtection {
+    /// The book as the faces name it.
+    pub fn book_name(&self) -> &str {
+        self.strategy.as_deref().unwrap_or("default")
+    }
+}
+
+/// Every cooldown and lock after stops in force at `now_ms` on `connection`: each book's
+/// stop-loss exits in each symbol judged by `risk::stop_protection` with the book's own limits
+/// and candle (the strategy's interval; `default_candle_ms` for the default book), as the
+/// entry path judges them.
+pub fn active_stop_protections(
+    conn: &Connection,
+    connection: &str,
+    base: &RiskConfig,
+    default_candle_ms: i64,
+    now_ms: TimestampMs,
+) -> StoreResult<Vec<ActiveStopProtection>> {
+    // One book in one symbol (the first exit names it) and the times of its stops.
+    let mut groups: Vec<(super::orders::StopExitRow, Vec<TimestampMs>)> = Vec::new();
+    for e in super::orders::stop_exits(conn, connection)? {
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.symbol == e.symbol && g.book == e.book)
+        {
+            Some((_, stops)) => stops.push(e.at_ms),
+            None => {
+                let at = e.at_ms;
+                groups.push((e, vec![at]));
+            }
+        }
+    }
+    let strategies = super::strategies::list_strategies(conn)?;
+    let mut out = Vec::new();
+    for (first, stops) in groups {
+        let super::orders::StopExitRow {
+            symbol,
+            book,
+            strategy,
+            ..
+        } = first;
+        let (config, _) = match load_config(conn, strategy.as_deref(), base) {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => load_config(conn, None, base)?,
+            Err(e) => return Err(e),
+        };
+        let candle_ms = strategies
+            .iter()
+            .find(|s| Some(s.id) == book)
+            .and_then(|s| {
+                s.interval
+                    .parse::<crate::domain::market::candle::Interval>()
+                    .ok()
+            })
+            .map_or(default_candle_ms, |i| i.millis());
+        if let Some(protection) =
+            crate::domain::risk::stop_protection(&config, &stops, now_ms, candle_ms)
+        {
+            out.push(ActiveStopProtection {
+                symbol,
+                book,
+                strategy,
+                protection,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The stored default config (`trademind risk set` without `--strategy`), if any.
 pub fn stored_default(conn: &Connection) -> StoreResult<Option<RiskConfig>> {
     stored(conn, None)

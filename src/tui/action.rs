@@ -98,6 +98,8 @@ pub enum Action {
     Quit,
     // Screen commands.
     ClosePosition,
+    /// Put the selected position's protection back (`trademind protect`).
+    ProtectPosition,
     CancelOrder,
     NewBacktest,
     /// Mark the selected run for a comparison (or unmark it).
@@ -161,6 +163,12 @@ pub enum Effect {
     /// Close one book's position: the selected row's (`book`: its strategy's id, `None` the
     /// default book), not whichever position in `symbol` comes first.
     ClosePosition {
+        symbol: Symbol,
+        book: Option<i64>,
+    },
+    /// Protect one book's position again from its stored stop and target, as `trademind
+    /// protect SYMBOL --strategy NAME` does (`TradingService::protect`).
+    ProtectPosition {
         symbol: Symbol,
         book: Option<i64>,
     },

@@ -427,6 +427,18 @@ pub fn snapshot() -> Snapshot {
         risk_limits: Vec::new(),
         peak_equity: Some(Quote(dec!(10650))),
         loss_streak: 1,
+        // `trend` was stopped out of ETHUSDT half an hour ago: a 3-candle (1h) cooldown.
+        stop_protections: vec![crate::store::risk::ActiveStopProtection {
+            symbol: "ETHUSDT".into(),
+            book: Some(2),
+            strategy: Some("trend".into()),
+            protection: crate::domain::risk::StopProtection::Cooldown {
+                stop_at: NOW_MS - 1_800_000,
+                elapsed: 0,
+                candles: 3,
+                until: NOW_MS - 1_800_000 + 3 * 3_600_000,
+            },
+        }],
         health: vec![
             ComponentHealth { name: "database".into(), healthy: true, stale: false, detail: "ok".into() },
             ComponentHealth { name: "binance-ws".into(), healthy: true, stale: false, detail: "12 ms".into() },

@@ -33,6 +33,7 @@ pub const GLOBAL: &[Binding] = &[
 const POSITIONS: &[Binding] = &[
     b("h l / ← →", "switch positions / orders"),
     b("c", "close the selected position (asks first)"),
+    b("P", "protect the selected position again (asks first)"),
     b("x", "cancel the selected order (asks first)"),
 ];
 const TRADES: &[Binding] = &[
@@ -140,6 +141,7 @@ pub fn map_key(app: &App, key: KeyEvent) -> Option<Action> {
     }
     match (app.screen, key.code) {
         (Screen::Positions, KeyCode::Char('c')) => Some(Action::ClosePosition),
+        (Screen::Positions, KeyCode::Char('P')) => Some(Action::ProtectPosition),
         (Screen::Positions, KeyCode::Char('x')) => Some(Action::CancelOrder),
         (Screen::Trades, KeyCode::Char('f')) => Some(Action::CycleStrategyFilter),
         (Screen::Trades, KeyCode::Char('s')) => Some(Action::CycleSymbolFilter),

@@ -314,6 +314,7 @@ fn control_op(effect: Effect) -> Option<ControlOp> {
         Effect::ResumeTrading => ControlOp::Resume,
         Effect::EngageKillSwitch => ControlOp::Kill,
         Effect::ClosePosition { symbol, book } => ControlOp::ClosePosition { symbol, book },
+        Effect::ProtectPosition { symbol, book } => ControlOp::ProtectPosition { symbol, book },
         Effect::CancelOrder {
             symbol,
             client_order_id,

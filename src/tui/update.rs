@@ -480,6 +480,23 @@ fn on_screen(app: &mut App, action: Action) -> Vec<Effect> {
                 )
             }
         }
+        Action::ProtectPosition if app.screen == Screen::Positions => {
+            if let Some(p) = app.snapshot.positions.get(app.selected(Screen::Positions)) {
+                let symbol = p.symbol.clone();
+                confirm(
+                    app,
+                    format!(
+                        "Protect the {symbol} position ({}, book {}) again from its stored stop \
+                         and target?",
+                        p.qty, p.book
+                    ),
+                    Effect::ProtectPosition {
+                        symbol,
+                        book: p.book_id,
+                    },
+                )
+            }
+        }
         Action::CancelOrder
             if app.screen == Screen::Positions && app.positions_focus != PositionsFocus::Orders =>
         {
@@ -1358,6 +1375,36 @@ mod tests {
                 book: Some(7),
             }]
         );
+    }
+
+    #[test]
+    fn p_protects_the_selected_rows_position_after_a_yes() {
+        let mut app = app();
+        press(&mut app, "2");
+        assert!(press(&mut app, "P").is_empty());
+        match &app.overlay {
+            Overlay::Confirm(c) => assert!(
+                c.question.contains("Protect the BTCUSDT position")
+                    && c.question.contains("book trend"),
+                "{}",
+                c.question
+            ),
+            other => panic!("no confirmation: {other:?}"),
+        }
+        assert!(press(&mut app, "n").is_empty(), "no is no");
+        press(&mut app, "j");
+        press(&mut app, "P");
+        assert_eq!(
+            press(&mut app, "y"),
+            vec![Effect::ProtectPosition {
+                symbol: Symbol::new("ETHUSDT").unwrap(),
+                book: None,
+            }]
+        );
+        // Elsewhere P means nothing.
+        press(&mut app, "3");
+        assert!(press(&mut app, "P").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
     }
 
     #[test]

@@ -84,3 +84,74 @@ async fn a_protection_cancelled_on_the_exchange_is_reported_and_protect_places_i
     let (code, text) = run(&cli, &["reconcile"]).await;
     assert_eq!(code, Some(0), "reconciled once protected: {text}");
 }
+
+/// The TUI's `P` on a Positions row sends `ControlOp::ProtectPosition` with the row's symbol
+/// and book; the control server carries it out through `TradingService::protect`, the path of
+/// `trademind protect`.
+#[tokio::test]
+async fn the_interfaces_protect_request_places_the_withdrawn_protection_again() {
+    use std::sync::Arc;
+    use trademind::app::bus::EventBus;
+    use trademind::app::control::{ControlHandle, ControlOp};
+    use trademind::app::daemon::{backtest_queue, serve_control};
+    use trademind::app::scheduler::{MemoryRecorder, TokioClock};
+    use trademind::config::Settings;
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    let (input, out) = rig.decide(buy(0.8)).await;
+    service
+        .execute_decision(&input, &out, None, crate::trading::NOW)
+        .await
+        .unwrap();
+    let legs = open_sells(&rig);
+    assert_eq!(legs.len(), 2, "an OCO");
+    // A person cancels the OCO on the exchange; the monitor finds it withdrawn.
+    let btc = Symbol::new("BTCUSDT").unwrap();
+    let outside = client_for(&rig.binance, client_config(&rig.binance));
+    outside
+        .cancel_order(&btc, &legs[0].client_order_id)
+        .await
+        .unwrap();
+    let again = service
+        .reconcile(crate::trading::NOW + 60_000)
+        .await
+        .unwrap();
+    assert!(!again.reconciled, "reported, not put back: {again:?}");
+    assert!(open_sells(&rig).is_empty());
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let clock = Arc::new(TokioClock::new(crate::trading::NOW + 120_000));
+    let (backtests, _worker) = backtest_queue(
+        Store::open_in_memory().unwrap(),
+        clock.clone(),
+        Arc::new(MemoryRecorder::default()),
+        EventBus::new(16),
+        1,
+        cancel.clone(),
+    );
+    let (handle, requests) = ControlHandle::channel(4);
+    let server = tokio::spawn(serve_control(
+        Arc::new(service),
+        requests,
+        backtests,
+        Arc::new(Settings::default()),
+        clock,
+        cancel.clone(),
+    ));
+    let reply = handle
+        .request(ControlOp::ProtectPosition {
+            symbol: btc.clone(),
+            book: None,
+        })
+        .await;
+    let message = reply.expect("protected");
+    assert!(message.contains("protected again"), "{message}");
+    assert!(message.contains("trading may resume"), "{message}");
+    let placed = open_sells(&rig);
+    assert_eq!(placed.len(), 2, "the OCO is back: {placed:?}");
+    let stop = placed.iter().find(|o| o.stop_price.is_some()).unwrap();
+    let open = positions::open_positions(rig.store.lock().unwrap().conn()).unwrap();
+    assert_eq!(stop.quantity, open[0].position.quantity);
+    cancel.cancel();
+    server.await.unwrap();
+}

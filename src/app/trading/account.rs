@@ -13,7 +13,8 @@ use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Quote};
 use crate::domain::risk::{
     BreakerInputs, BreakerReason, BreakerTransition, Check, MarketSnapshot, OpenPosition,
-    RiskContext, RiskManagementService, RiskVerdict, TradeIntent, daily_loss_pct, drawdown_pct,
+    RiskContext, RiskManagementService, RiskVerdict, StopExits, TradeIntent, daily_loss_pct,
+    drawdown_pct,
 };
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::Allocation;
@@ -125,6 +126,29 @@ pub async fn build_risk_context<E: Exchange>(
             filters,
         },
         breaker: risk_store::load_breaker(c, GLOBAL_SCOPE)?.state,
+        stop_exits: StopExits::default(),
+    })
+}
+
+/// One book's stop-loss exits in `symbol` with the decision's clock and candle: what the
+/// cooldown and lock after stops judge an entry by (`RiskContext::stop_exits`). The entry path
+/// and `trademind decide`'s dry run both take them from here.
+pub fn book_stop_exits(
+    conn: &rusqlite::Connection,
+    connection: &str,
+    symbol: &Symbol,
+    book: Option<i64>,
+    now_ms: i64,
+    candle: Interval,
+) -> Result<StopExits, StoreError> {
+    Ok(StopExits {
+        stops: crate::store::orders::stop_exits(conn, connection)?
+            .into_iter()
+            .filter(|s| s.symbol == symbol.as_str() && s.book == book)
+            .map(|s| s.at_ms)
+            .collect(),
+        now_ms,
+        candle_ms: candle.millis(),
     })
 }
 
@@ -188,6 +212,8 @@ pub fn book_risk_context(
         config: account.config.clone(),
         market: account.market.clone(),
         breaker: account.breaker,
+        // The account's context already carries this book's stops: judged once.
+        stop_exits: StopExits::default(),
     }
 }
 

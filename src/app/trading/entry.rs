@@ -305,7 +305,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 strategy_id,
             )?
         };
-        let context = super::build_risk_context(
+        let mut context = super::build_risk_context(
             self.deps.exchange.as_ref(),
             &self.deps.store,
             &self.deps.settings,
@@ -316,6 +316,18 @@ impl<E: Exchange + 'static> TradingService<E> {
             now_ms,
         )
         .await?;
+        // This book's stop-loss exits in the symbol: the cooldown and lock after stops.
+        context.stop_exits = {
+            let db = self.store()?;
+            super::account::book_stop_exits(
+                db.conn(),
+                &self.deps.connection,
+                &input.symbol,
+                strategy_id,
+                now_ms,
+                input.interval,
+            )?
+        };
         if decision.action == Action::Buy
             && let (Some(id), Some(row)) = (strategy_id, position.as_ref())
             && let Some(why) = self.no_more_entries(id, row)?

@@ -48,7 +48,7 @@ use crate::store::risk::{self as risk_store, GLOBAL_SCOPE, ManualStop};
 use crate::store::{Store, StoreError};
 
 pub use crate::domain::trading::plan::{ExecutionOutcome, intent_for};
-pub use account::{account_equity, build_risk_context, quote_currency};
+pub use account::{account_equity, book_stop_exits, build_risk_context, quote_currency};
 pub use lock::LockError;
 
 const DAY_MS: i64 = 86_400_000;
@@ -129,6 +129,9 @@ pub struct ReconcileReport {
     pub unresolved: Vec<String>,
     /// Base assets held beyond the sum of every book's positions: no strategy sells them.
     pub unmanaged: Vec<crate::store::positions::UnmanagedHolding>,
+    /// Open positions that are wholly dust the exchange will not sell (one line each): nothing
+    /// protects them and nothing needs to; they never pause trading.
+    pub dust: Vec<String>,
     pub reconciled: bool,
 }
 

@@ -94,8 +94,15 @@ impl<E: Exchange + 'static> TradingService<E> {
                 Protection::NotNeeded => {
                     report.outcome = ExecutionOutcome::Executed;
                     report.message = format!(
-                        "{symbol} (book {book_name}) needs no protection: it holds less than one \
-                         lot step, or it was closed meanwhile"
+                        "{symbol} (book {book_name}) was closed meanwhile: nothing to protect"
+                    );
+                }
+                Protection::Dust { quantity } => {
+                    report.outcome = ExecutionOutcome::Executed;
+                    report.message = format!(
+                        "{quantity} {symbol} (book {book_name}) is dust the exchange will not \
+                         sell (under its lot step, minimum quantity or minimum notional): \
+                         nothing to protect"
                     );
                 }
                 Protection::NoStopLevel | Protection::Withdrawn => {

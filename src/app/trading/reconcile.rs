@@ -153,6 +153,12 @@ impl<E: Exchange + 'static> TradingService<E> {
                     .map_or_else(|| "(none)".to_string(), |p| p.to_string()),
                 row.book()
             )),
+            (Protection::Dust { quantity }, Some(row)) => report.dust.push(format!(
+                "position in {symbol} ({quantity}, book {}) is dust: the exchange will not sell \
+                 it (under its lot step, minimum quantity or minimum notional), so it needs no \
+                 protection",
+                row.book()
+            )),
             (Protection::NoStopLevel, Some(row)) => report.unresolved.push(format!(
                 "position in {symbol} ({}, book {}) has no protective order on the exchange and \
                  no stop level to place one: close it (`trademind close {symbol} --strategy {}`) \
@@ -270,6 +276,9 @@ impl<E: Exchange + 'static> TradingService<E> {
         }
         for line in &report.resolved {
             tracing::info!(connection = %self.deps.connection, "reconciled: {line}");
+        }
+        for line in &report.dust {
+            tracing::info!(connection = %self.deps.connection, "dust: {line}");
         }
         if !report.reconciled {
             let detail = report.unresolved.join("\n");

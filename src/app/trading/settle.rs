@@ -20,7 +20,7 @@ use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::{
     Fill, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
 };
-use crate::domain::trading::plan::{ProtectionNeed, protection_need};
+use crate::domain::trading::plan::{ProtectionNeed, protection_need, sellable_part};
 use crate::domain::trading::{
     Position, PositionFill, PositionService, PositionSide, SymbolFilters,
 };
@@ -42,8 +42,11 @@ pub(super) struct BookedEntry {
 /// What happened to the open position's protection.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Protection {
-    /// No open position, or it is dust below one lot step.
+    /// No open position (closed meanwhile).
     NotNeeded,
+    /// The whole position is dust the exchange will not sell (under one lot step, `minQty` or
+    /// the minimum notional): nothing can protect it, and nothing needs to.
+    Dust { quantity: Qty },
     /// Already covered by an open stop for the whole sellable quantity.
     InPlace,
     /// Placed now: the client ids sent; `replaced` when an open stop for another quantity (an
@@ -343,9 +346,19 @@ impl<E: Exchange + 'static> TradingService<E> {
             (open_stop, super::protect::withdrawn(&legs))
         };
         let need = protection_need(&row.position, open_stop, &filters);
+        {
+            // What the protection cannot cover, for the faces: dust, not an unprotected part.
+            let db = self.store()?;
+            let dust = sellable_part(&row.position, &filters).dust;
+            positions::set_dust(db.conn(), row.id, dust)?;
+        }
         let position = match need {
             ProtectionNeed::Covered => return Ok(Protection::InPlace),
-            ProtectionNeed::Dust => return Ok(Protection::NotNeeded),
+            ProtectionNeed::Dust => {
+                return Ok(Protection::Dust {
+                    quantity: row.position.quantity,
+                });
+            }
             ProtectionNeed::NoStopLevel => return Ok(Protection::NoStopLevel),
             ProtectionNeed::Place if withdrawn && !restore => return Ok(Protection::Withdrawn),
             ProtectionNeed::Place => row.position,
@@ -575,6 +588,15 @@ pub(super) fn entry_outcome(
                     b.bought
                 ),
             },
+        ),
+        Protection::Dust { quantity } => (
+            ExecutionOutcome::Executed,
+            format!(
+                "bought {} {symbol} at {price}; the position's {quantity} is dust the exchange \
+                 will not sell (under its lot step, minimum quantity or minimum notional): \
+                 nothing to protect",
+                b.bought
+            ),
         ),
         Protection::NotNeeded => (
             ExecutionOutcome::Executed,

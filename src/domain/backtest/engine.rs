@@ -5,7 +5,7 @@
 use super::strategies::BuiltinStrategy;
 use crate::domain::market::candle::{Candle, CandleColumns, TimestampMs};
 use crate::domain::money::{Price, Qty, Quote};
-use crate::domain::risk::ClosedTrade;
+use crate::domain::risk::{ClosedTrade, RiskConfig, stop_protection};
 use crate::domain::trading::order::{Side, TrailingDelta};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -388,6 +388,13 @@ struct EngineState {
     time_exit: Option<u32>,
     /// Candles closed since the position opened (its entry candle not counted).
     held: u32,
+    /// The cooldown and lock after stops (`risk::stop_protection`) and the candle length, when
+    /// the run applies them; boxed, as most runs do not.
+    stop_rules: Option<Box<(RiskConfig, i64)>>,
+    /// Times of the stop-loss exits so far (kept only when `stop_rules` is set).
+    stops: Vec<TimestampMs>,
+    /// Entry signals refused by a cooldown or a lock, each with the reason in plain words.
+    refused_entries: Vec<(TimestampMs, String)>,
 }
 
 /// A run generic over the strategy type, handed the engine once its built-in strategy's concrete
@@ -437,8 +444,26 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 flat: true,
                 time_exit: None,
                 held: 0,
+                stop_rules: None,
+                stops: Vec::new(),
+                refused_entries: Vec::new(),
             },
         }
+    }
+
+    /// Refuse entries during a cooldown or a lock after stop-loss exits, by the same rule live
+    /// trading applies (`risk::stop_protection`, with `config`'s
+    /// `cooldown_candles_after_stop` and `stop_lock_*`); `candle_ms` is the run's interval.
+    /// An entry signal is judged at its candle's close, as a live decision is.
+    pub fn with_stop_protections(mut self, config: &RiskConfig, candle_ms: i64) -> Self {
+        let on = config.cooldown_candles_after_stop > 0 || config.stop_lock_count > 0;
+        self.state.stop_rules = on.then(|| Box::new((config.clone(), candle_ms)));
+        self
+    }
+
+    /// Entry signals a cooldown or lock refused: the signal candle's open time and why.
+    pub fn refused_entries(&self) -> &[(TimestampMs, String)] {
+        &self.state.refused_entries
     }
 
     /// The taker fee rate sizers should reserve (default 0.001).
@@ -549,6 +574,14 @@ impl<S: Strategy + ?Sized> Engine<S> {
         }
         let intent = match signal.action {
             Action::EnterLong if self.state.position.is_flat() => {
+                if let Some(rules) = &self.state.stop_rules {
+                    let (config, candle_ms) = rules.as_ref();
+                    let now = decided_at.saturating_add(*candle_ms);
+                    if let Some(p) = stop_protection(config, &self.state.stops, now, *candle_ms) {
+                        self.state.refused_entries.push((decided_at, p.describe()));
+                        return None;
+                    }
+                }
                 self.state.time_exit = signal.time_exit_candles;
                 let close = history.close_price();
                 // A limit entry is sized at its limit: the price it buys at if it buys.
@@ -622,6 +655,11 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 self.state.position_cost += spent;
             }
             Side::Sell => {
+                if self.state.stop_rules.is_some()
+                    && matches!(exec.reason, ExitReason::StopLoss | ExitReason::TrailingStop)
+                {
+                    self.state.stops.push(exec.time);
+                }
                 self.state.position.qty -= exec.qty;
                 let received = notional - exec.fee;
                 self.state.cash += received;

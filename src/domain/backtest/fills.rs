@@ -95,6 +95,10 @@ pub enum Rejection {
     /// A limit entry the price never came down to, cancelled at its time-out.
     #[error("limit entry at {limit} not filled within {candles} candles: cancelled")]
     Expired { limit: Price, candles: u32 },
+    /// Not sent: the risk rules refused the entry signal (a cooldown or lock after stops), in
+    /// plain words.
+    #[error("entry refused by risk: {0}")]
+    Risk(String),
 }
 
 impl Serialize for Rejection {

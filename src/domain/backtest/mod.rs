@@ -16,6 +16,9 @@ pub mod strategies;
 pub mod times;
 pub mod walk_forward;
 
+#[cfg(test)]
+mod stop_protection_tests;
+
 pub use engine::{
     Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, LimitEntry, LimitOrder,
     OrderAmount, OrderIntent, Position, Signal, Sizer, SizingInput, SpecialisedRun, Strategy,
@@ -328,8 +331,20 @@ impl BacktestService {
 
         let (first, last) = (&candles[trade_from], &candles[end - 1]);
         let Desk {
-            ledger, rejections, ..
+            ledger,
+            mut rejections,
+            ..
         } = desk;
+        // Entry signals a cooldown or lock after stops refused, among the exchange's refusals.
+        if !engine.refused_entries().is_empty() {
+            rejections.extend(
+                engine
+                    .refused_entries()
+                    .iter()
+                    .map(|(at, why)| (*at, Rejection::Risk(why.clone()))),
+            );
+            rejections.sort_by_key(|(at, _)| *at);
+        }
         let trades = ledger.finish(last.close);
         let times = Times::of(&times[trade_from..end]);
         let metrics = metrics::compute(&metrics::MetricsInput {

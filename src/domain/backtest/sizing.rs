@@ -122,6 +122,8 @@ impl Sizer for RiskSizer {
                 filters: self.filters.clone(),
             },
             breaker: BreakerState::Active,
+            // The engine applies the cooldown and lock itself, before sizing.
+            stop_exits: Default::default(),
         };
         let intent = TradeIntent {
             symbol,

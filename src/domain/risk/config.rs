@@ -105,6 +105,16 @@ pub struct RiskConfig {
     /// Closest a stop may sit under the entry in multiples of ATR (when ATR is known); 0 turns
     /// the rule off. Default 0.
     pub min_stop_atr_multiple: Decimal,
+    /// Candles a strategy waits after a stop-loss exit before it enters that symbol again
+    /// (per strategy and symbol); 0 turns the rule off. Default 0.
+    pub cooldown_candles_after_stop: u32,
+    /// Stop-loss exits within `stop_lock_window_candles` that lock the symbol for the
+    /// strategy; 0 turns the rule off. Default 0.
+    pub stop_lock_count: u32,
+    /// The window the stops are counted in, candles. Default 24.
+    pub stop_lock_window_candles: u32,
+    /// How long the lock lasts from the last of those stops, candles. Default 24.
+    pub stop_lock_candles: u32,
 }
 
 impl Default for RiskConfig {
@@ -138,6 +148,10 @@ impl Default for RiskConfig {
             slippage_pct: dec!(0.05),
             min_stop_distance_pct: dec!(0.1),
             min_stop_atr_multiple: Decimal::ZERO,
+            cooldown_candles_after_stop: 0,
+            stop_lock_count: 0,
+            stop_lock_window_candles: 24,
+            stop_lock_candles: 24,
         }
     }
 }
@@ -325,6 +339,44 @@ impl RiskConfig {
                 return Err(RiskConfigError::OutOfRange {
                     key,
                     value: value.normalize().to_string(),
+                    expected,
+                });
+            }
+        }
+        for (key, value, low, high, expected) in [
+            (
+                "cooldown_candles_after_stop",
+                self.cooldown_candles_after_stop,
+                0,
+                10_000,
+                "0 (off) to 10000 candles",
+            ),
+            (
+                "stop_lock_count",
+                self.stop_lock_count,
+                0,
+                100,
+                "0 (off) to 100 stops",
+            ),
+            (
+                "stop_lock_window_candles",
+                self.stop_lock_window_candles,
+                1,
+                10_000,
+                "1 to 10000 candles",
+            ),
+            (
+                "stop_lock_candles",
+                self.stop_lock_candles,
+                1,
+                10_000,
+                "1 to 10000 candles",
+            ),
+        ] {
+            if value < low || value > high {
+                return Err(RiskConfigError::OutOfRange {
+                    key,
+                    value: value.to_string(),
                     expected,
                 });
             }

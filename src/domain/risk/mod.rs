@@ -6,6 +6,7 @@
 pub mod breaker;
 pub mod config;
 pub mod heat;
+pub mod protections;
 pub mod service;
 pub mod sizing;
 
@@ -18,6 +19,7 @@ pub use breaker::{
 };
 pub use config::{BreakerAction, BreakerRecovery, RiskConfig, RiskConfigError, SizingMode};
 pub use heat::{OpenPosition, PortfolioHeat, PortfolioHeatService, PositionHeat};
+pub use protections::{StopExits, StopProtection, stop_protection};
 pub use service::{
     Check, IntentKind, MarketSnapshot, RiskContext, RiskManagementService, RiskVerdict,
     TradeIntent, daily_loss_pct, drawdown_pct, validate,

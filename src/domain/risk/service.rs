@@ -4,6 +4,7 @@
 use super::breaker::{BreakerState, ClosedTrade};
 use super::config::RiskConfig;
 use super::heat::{OpenPosition, PortfolioHeatService};
+use super::protections::StopExits;
 use super::sizing::{SizingInputs, TradeCosts, loss_at_stop, size_position};
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
@@ -73,6 +74,9 @@ pub struct RiskContext {
     pub config: RiskConfig,
     pub market: MarketSnapshot,
     pub breaker: BreakerState,
+    /// The deciding book's stop-loss exits in the intent's symbol, for the cooldown and the
+    /// lock after stops (`protections`); empty applies neither.
+    pub stop_exits: StopExits,
 }
 
 /// One check and its verdict. The name is borrowed when the check is made and owned when a
@@ -383,6 +387,20 @@ fn validate_entry(intent: &TradeIntent, ctx: &RiskContext) -> RiskVerdict {
             n(cfg.max_drawdown_pct)
         ),
     );
+    if cfg.cooldown_candles_after_stop > 0 || cfg.stop_lock_count > 0 {
+        match ctx.stop_exits.protection(cfg) {
+            Some(p) => checks.add(p.name(), false, p.detail()),
+            None => checks.add(
+                "stop_protections",
+                true,
+                format!(
+                    "no cooldown or lock after stops in {} ({} stop(s) on record)",
+                    intent.symbol,
+                    ctx.stop_exits.stops.len()
+                ),
+            ),
+        };
+    }
     let already_open = ctx.open_positions.iter().any(|p| p.symbol == intent.symbol);
     let open_count = ctx.open_positions.len();
     let max_open = usize::try_from(cfg.max_open_positions).unwrap_or(usize::MAX);

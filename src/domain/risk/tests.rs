@@ -56,6 +56,7 @@ fn ctx() -> RiskContext {
             filters: btc_filters(),
         },
         breaker: BreakerState::Active,
+        stop_exits: Default::default(),
     }
 }
 
@@ -73,6 +74,53 @@ fn entry() -> TradeIntent {
         quantity: None,
         strategy: None,
     }
+}
+
+#[test]
+fn an_entry_inside_the_cooldown_after_a_stop_is_refused_in_plain_words() {
+    const HOUR: i64 = 3_600_000;
+    // 2025-01-15 10:00 UTC: the stop; the decision at 12:30, 2 whole candles later.
+    let stop = 1_736_899_200_000 + 10 * HOUR;
+    let mut c = ctx();
+    c.config.cooldown_candles_after_stop = 3;
+    c.stop_exits = crate::domain::risk::StopExits {
+        stops: vec![stop],
+        now_ms: stop + 2 * HOUR + HOUR / 2,
+        candle_ms: HOUR,
+    };
+    match validate(&entry(), &c) {
+        RiskVerdict::Refused { reasons, .. } => assert_eq!(
+            reasons,
+            vec![
+                "cooldown: 2 of 3 candles after the stop at 2025-01-15 10:00 UTC; entries \
+                 resume at 2025-01-15 13:00 UTC"
+                    .to_string()
+            ]
+        ),
+        v => panic!("approved inside the cooldown: {v:?}"),
+    }
+    // At 13:00 the cooldown is over: approved, with the check passed and listed.
+    c.stop_exits.now_ms = stop + 3 * HOUR;
+    let v = validate(&entry(), &c);
+    assert!(v.is_approved(), "{v:?}");
+    assert!(
+        v.checks()
+            .iter()
+            .any(|k| k.name == "stop_protections" && k.passed)
+    );
+    // A close is never held back by a cooldown.
+    c.stop_exits.now_ms = stop + HOUR;
+    c.open_positions = vec![OpenPosition {
+        symbol: sym("BTCUSDT"),
+        quantity: Qty(dec!(1)),
+        entry: Price(dec!(100)),
+        stop: None,
+    }];
+    let close = TradeIntent {
+        kind: IntentKind::Close,
+        ..entry()
+    };
+    assert!(validate(&close, &c).is_approved());
 }
 
 fn approved(v: &RiskVerdict) -> (Qty, Price, Price, Quote, Quote) {
@@ -572,6 +620,7 @@ mod properties {
                 },
                 breaker: [BreakerState::Active, BreakerState::ReduceOnly, BreakerState::Halted]
                     [breaker as usize],
+                stop_exits: Default::default(),
             };
             (intent, context)
         }

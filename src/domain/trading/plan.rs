@@ -214,7 +214,8 @@ pub fn book_exit(
 pub enum ProtectionNeed {
     /// The open stop covers the sellable quantity exactly.
     Covered,
-    /// Nothing left to protect: the position is dust below one lot step.
+    /// Nothing left to protect: the position is dust the exchange will not sell (under one
+    /// lot step, `minQty` or the minimum notional; see [`sellable_part`]).
     Dust,
     /// No stop-loss level is known for the position: a person must protect or close it.
     NoStopLevel,
@@ -224,12 +225,40 @@ pub enum ProtectionNeed {
     Replace,
 }
 
+/// A position's quantity split into what the exchange will sell (and so what its protection
+/// covers) and the dust it will not: the part under one lot step (after a fee taken in the
+/// base asset), or the whole quantity when what is left on the step is under `minQty` or its
+/// notional at the stop (the entry when there is no stop) is under the minimum notional.
+/// Dust cannot be protected or sold, so it is reported as dust, never as unprotected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sellable {
+    pub sellable: Qty,
+    pub dust: Qty,
+}
+
+pub fn sellable_part(position: &Position, filters: &SymbolFilters) -> Sellable {
+    let on_step = filters.round_qty_down(position.quantity);
+    let price = position.stop_loss.unwrap_or(position.entry_price);
+    let sellable = if on_step.is_zero()
+        || on_step.get() < filters.min_qty
+        || filters.check_notional(price * on_step).is_err()
+    {
+        Qty::ZERO
+    } else {
+        on_step
+    };
+    Sellable {
+        sellable,
+        dust: Qty(position.quantity.get() - sellable.get()),
+    }
+}
+
 pub fn protection_need(
     position: &Position,
     open_stop_qty: Option<Qty>,
     filters: &SymbolFilters,
 ) -> ProtectionNeed {
-    let sellable = filters.round_qty_down(position.quantity);
+    let sellable = sellable_part(position, filters).sellable;
     if sellable.is_zero() {
         return ProtectionNeed::Dust;
     }
@@ -323,6 +352,40 @@ mod tests {
         );
         assert_eq!(
             protection_need(&long(dec!(0.000009), Some(dec!(49000))), None, &f),
+            ProtectionNeed::Dust
+        );
+    }
+
+    #[test]
+    fn what_the_exchange_will_not_sell_is_dust_not_a_position_to_protect() {
+        let mut f = filters();
+        f.min_notional = dec!(5);
+        // A base-asset fee leaves 0.02075922 of a 0.02078 buy: 0.02075 is sold by the
+        // protection, 0.00000922 is under the 0.00001 step.
+        let p = long(dec!(0.02075922), Some(dec!(47000)));
+        assert_eq!(
+            sellable_part(&p, &f),
+            Sellable {
+                sellable: Qty(dec!(0.02075)),
+                dust: Qty(dec!(0.00000922))
+            }
+        );
+        assert_eq!(
+            protection_need(&p, Some(Qty(dec!(0.02075))), &f),
+            ProtectionNeed::Covered
+        );
+        // 0.00009 on the step but worth 0.00009 × 49000 = 4.41 at its stop, under the 5
+        // minimum notional: the whole of it is dust, nothing to place.
+        let small = long(dec!(0.00009), Some(dec!(49000)));
+        assert_eq!(sellable_part(&small, &f).dust, Qty(dec!(0.00009)));
+        assert_eq!(protection_need(&small, None, &f), ProtectionNeed::Dust);
+        // 0.00011 × 49000 = 5.39 can be sold: protected.
+        let enough = long(dec!(0.00011), Some(dec!(49000)));
+        assert_eq!(protection_need(&enough, None, &f), ProtectionNeed::Place);
+        // Under minQty on the step: dust.
+        f.min_qty = dec!(0.001);
+        assert_eq!(
+            protection_need(&long(dec!(0.0009), Some(dec!(49000))), None, &f),
             ProtectionNeed::Dust
         );
     }

@@ -76,6 +76,7 @@ pub fn protection_label(p: Protection) -> &'static str {
         Protection::BothLegs => "OCO ✓",
         Protection::StopOnly => "stop only",
         Protection::TargetOnly => "NO STOP",
+        Protection::Dust => "dust",
         Protection::Unprotected => "UNPROTECTED",
     }
 }
@@ -84,6 +85,7 @@ fn protection_span(theme: Theme, p: Protection) -> Span<'static> {
     let style = match p {
         Protection::BothLegs => theme.up(),
         Protection::StopOnly => theme.warn(),
+        Protection::Dust => theme.muted(),
         Protection::TargetOnly | Protection::Unprotected => theme.down(),
     };
     Span::styled(protection_label(p), style)

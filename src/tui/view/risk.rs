@@ -36,6 +36,10 @@ pub fn limit_label(key: &str) -> (String, &'static str) {
         "atr_multiplier" => ("ATR stop", "× ATR"),
         "consecutive_losses_limit" => ("Loss streak limit", "losses"),
         "cooldown_minutes" => ("Cooldown", "min"),
+        "cooldown_candles_after_stop" => ("Stop cooldown", "candles"),
+        "stop_lock_count" => ("Lock after", "stops"),
+        "stop_lock_window_candles" => ("Lock window", "candles"),
+        "stop_lock_candles" => ("Lock for", "candles"),
         "fee_rate" => ("Fee reserve", "×"),
         "sizing_mode" => ("Sizing", ""),
         "daily_loss_action" => ("Daily loss action", ""),
@@ -244,6 +248,34 @@ fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
     ];
     if let Some(t) = next_trip(s, &app.currency) {
         lines.push(Line::from(vec![label("Next trip"), Span::raw(t)]));
+    }
+    // Cooldowns and locks after stops, each with the time left.
+    for p in &s.stop_protections {
+        use crate::domain::risk::StopProtection;
+        let (kind, short) = match p.protection {
+            StopProtection::Cooldown {
+                elapsed, candles, ..
+            } => (
+                "Cooldown",
+                format!("{elapsed} of {candles} candles after a stop"),
+            ),
+            StopProtection::Lock { stops, window, .. } => {
+                ("Locked", format!("{stops} stops within {window} candles"))
+            }
+        };
+        lines.push(Line::from(vec![
+            label(kind),
+            Span::styled(
+                format!(
+                    "{} {} · {} left",
+                    p.book_name(),
+                    p.symbol,
+                    fmt::duration(p.protection.until() - now)
+                ),
+                theme.warn(),
+            ),
+            Span::styled(format!(" · {short}"), theme.muted()),
+        ]));
     }
     lines
 }

@@ -374,6 +374,26 @@ fn risk_shows_limits_with_units_and_source_usage_and_the_three_states() {
 }
 
 #[test]
+fn the_risk_screen_lists_cooldowns_after_stops_with_the_time_left() {
+    let mut app = app_on(Screen::Risk);
+    let text = render(&app, 200, 60);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Cooldown") && l.contains("ETHUSDT"))
+        .unwrap_or_else(|| panic!("no cooldown line\n{text}"));
+    // Stopped 30 min ago, 3 one-hour candles: 2h 30m left.
+    assert!(line.contains("trend ETHUSDT · 2h 30m left"), "{line}");
+    assert!(line.contains("0 of 3 candles after a stop"), "{line}");
+    assert!(
+        text.contains("Stop cooldown"),
+        "the limit is listed\n{text}"
+    );
+    app.snapshot.stop_protections.clear();
+    let none = render(&app, 200, 60);
+    assert!(!none.contains("left ·"), "{none}");
+}
+
+#[test]
 fn p_pauses_and_resumes_from_the_risk_screen_and_the_state_shows_a_countdown() {
     use crate::tui::action::Effect;
     let mut app = app_on(Screen::Risk);
