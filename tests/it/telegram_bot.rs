@@ -323,3 +323,70 @@ async fn the_bot_answers_only_its_chats_pauses_on_confirmation_and_tells_a_stop_
     assert_eq!(stop_messages(&tg), 1, "sent again after a restart");
     assert_eq!(stop_hooks(&hook), 1, "posted again after a restart");
 }
+
+/// A confirmation button expires (`telegram.confirm_seconds`): pressed after that, it does
+/// nothing and says so, and the daemon stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_pressed_after_it_expired_does_nothing() {
+    let fake = FakeBinance::start(FakeConfig::default()).await.unwrap();
+    let tg = FakeTelegram::start(TOKEN).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = (dir.path().to_path_buf(), dir.path().join("config.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[trading]\nconnection = \"fake\"\n\n[exchange.binance]\nbase_url = \"{}\"\n\n\
+             [telegram]\nenabled = true\nbase_url = \"{}\"\nchat_ids = [{ALLOWED}]\n\
+             poll_timeout_seconds = 1\nconfirm_seconds = 5\n",
+            fake.base_url(),
+            tg.base_url()
+        ),
+    )
+    .unwrap();
+    cli(&data, &config, &["connection", "add", "fake", "--testnet"]);
+    let log_path = dir.path().join("daemon.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let daemon = Running(Some(
+        trademind_command(&data)
+            .env("TRADEMIND_BINANCE_FAKE_API_KEY", "fake-api-key")
+            .env("TRADEMIND_BINANCE_FAKE_API_SECRET", "fake-api-secret")
+            .env("TRADEMIND_TELEGRAM_API_KEY", TOKEN)
+            .arg("--config")
+            .arg(&config)
+            .arg("--daemon")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
+            .spawn()
+            .unwrap(),
+    ));
+    tg.user_message(ALLOWED, "/pause");
+    let question = eventually(30, || {
+        to_chat(&tg, ALLOWED)
+            .into_iter()
+            .find(|m| m.reply_markup.is_some())
+    })
+    .await
+    .unwrap_or_else(|| panic!("/pause asked nothing:\n{}", log()));
+    let confirm = question.reply_markup.clone().unwrap()["inline_keyboard"][0][0]["callback_data"]
+        .as_str()
+        .expect("a confirm button")
+        .to_string();
+    // The button's expiry is in whole seconds: wait past the 5 s and the next second.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let query = tg.user_presses(ALLOWED, question.message_id, &confirm);
+    let answered = eventually(15, || {
+        tg.answered().into_iter().find(|(id, _)| *id == query)
+    })
+    .await;
+    let (_, shown) = answered.unwrap_or_else(|| panic!("the press was not answered:\n{}", log()));
+    assert_eq!(
+        shown.as_deref(),
+        Some("expired: nothing was done; send the command again")
+    );
+    let status = cli(&data, &config, &["status"]);
+    assert!(!status.contains("trading:    paused"), "{status}");
+    let exit = tokio::task::spawn_blocking(move || daemon.stop())
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "{}", log());
+}
