@@ -42,6 +42,25 @@ fn start(args: &[&str]) -> (Running, String) {
     (Running(child), url)
 }
 
+/// Run `cmd`; its stdout lines arrive on the receiver (the process is killed on drop).
+fn lines_of(mut cmd: Command) -> (Running, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (Running(child), rx)
+}
+
 fn ws_of(base: &str) -> String {
     base.replacen("http://", "ws://", 1)
 }
@@ -265,21 +284,7 @@ async fn one_base_url_setting_points_execute_watch_and_user_data_at_fake_binance
     }
 
     // `watch` on the same connection: the price moves, events arrive.
-    let mut watch = command(&["--json", "watch", "BTCUSDT", "--interval", "1h"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let watch = Running(watch);
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (watch, rx) = lines_of(command(&["--json", "watch", "BTCUSDT", "--interval", "1h"]));
     let client = reqwest::Client::new();
     let mut kinds = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -604,21 +609,13 @@ async fn each_connection_reaches_its_own_address_ahead_of_the_global_setting() {
     assert_eq!(closes, ["60000"], "the candles of b's exchange");
 
     // Streams: `watch` on a shows a's price.
-    let mut watch = command(&["--json", "watch", "BTCUSDT", "--connection", "a"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let _watch = Running(watch);
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (_watch, rx) = lines_of(command(&[
+        "--json",
+        "watch",
+        "BTCUSDT",
+        "--connection",
+        "a",
+    ]));
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut price = 50_000;
