@@ -52,6 +52,7 @@ mod protect;
 mod read_timeouts;
 mod readme;
 mod risk;
+mod scale_out;
 mod secret_leak;
 mod shadow;
 mod telegram_bot;
