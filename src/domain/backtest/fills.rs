@@ -155,9 +155,6 @@ struct Brackets {
     /// The part has sold and the rest keeps a fixed stop: the entry price its stop moves to
     /// break-even from, at the next close above that level.
     rest_break_even: Option<Price>,
-    /// Open time of the candle the trailing stop was last walked through: several legs may be
-    /// checked in one candle, and its prices are walked once.
-    walked: Option<TimestampMs>,
 }
 
 /// A limit entry resting on the book: the order, its price on the tick, and the candles it may
@@ -189,6 +186,9 @@ pub struct SimulatedExchange {
     entry_price: Price,
     /// Why the last entry's scale-out was not split (taken by the runner, which reports it).
     unsplit: Option<Unsplittable>,
+    /// A second leg filled in the candle [`check_brackets`](Self::check_brackets) last looked
+    /// at (a scale-out's part beside its trailed rest).
+    second_exit: Option<Execution>,
 }
 
 impl SimulatedExchange {
@@ -204,6 +204,7 @@ impl SimulatedExchange {
             position_qty: Qty::ZERO,
             entry_price: Price(Decimal::ZERO),
             unsplit: None,
+            second_exit: None,
         }
     }
 
@@ -385,17 +386,30 @@ impl SimulatedExchange {
     ///
     /// Under a scale-out the legs are separate orders, as live: the target sells the part, the
     /// stop sells the part (and the rest, unless a trailing stop holds it), the trailing stop
-    /// sells the rest. One call books one leg; call again until `None` for the others in the
-    /// same candle.
+    /// sells the rest. When two legs fill in the candle the second waits in
+    /// [`take_second_exit`](Self::take_second_exit).
     pub fn check_brackets(&mut self, candle: &Candle) -> Option<Execution> {
+        let first = self.check_legs(candle, true)?;
+        if !self.position_qty.is_zero() {
+            // The trailing stop has been walked through this candle already.
+            self.second_exit = self.check_legs(candle, false);
+        }
+        Some(first)
+    }
+
+    /// The second leg filled in the candle `check_brackets` last looked at, once.
+    pub fn take_second_exit(&mut self) -> Option<Execution> {
+        self.second_exit.take()
+    }
+
+    fn check_legs(&mut self, candle: &Candle, walk_trailing: bool) -> Option<Execution> {
         if self.position_qty.is_zero() || candle.open_time < self.brackets_from {
             return None;
         }
         let part = self.brackets.scale_out_part;
         if let Some(mut trailing) = self.brackets.trailing
-            && self.brackets.walked != Some(candle.open_time)
+            && walk_trailing
         {
-            self.brackets.walked = Some(candle.open_time);
             for price in candle_path(candle) {
                 if trailing.observe(price) {
                     let price = self.slipped(Side::Sell, price);
@@ -621,7 +635,6 @@ impl SimulatedExchange {
                         .map(|r| (price, r)),
                     scale_out_part: part,
                     rest_break_even: None,
-                    walked: None,
                 };
                 self.entry_price = price;
             }

@@ -319,13 +319,15 @@ impl BacktestService {
                 if desk.exchange.has_pending() {
                     desk.fill_queued(&mut engine, candles, columns, i);
                 }
-                // Several legs may fill in one candle (a scale-out's part at its target, its
-                // rest at the trailing stop): each is booked in turn.
-                while !engine.is_flat()
+                if !engine.is_flat()
                     && desk.exchange.has_brackets()
                     && let Some(exec) = desk.exchange.check_brackets(&candles[i])
                 {
                     desk.book(&exec, &mut engine);
+                    // A scale-out's part and its trailed rest may both fill in one candle.
+                    if let Some(second) = desk.exchange.take_second_exit() {
+                        desk.book(&second, &mut engine);
+                    }
                 }
                 // The candle closed: a break-even move applies from the next one (live trading
                 // moves the exchange stop at the monitor pass after the close).
