@@ -831,6 +831,53 @@ mod tests {
         }
     }
 
+    /// `scale_out_pct` needs the first target (`take_pct`) and a share strictly between none
+    /// and all; with it a target may go with `trail_bips` (the part's target, the rest's
+    /// trailing stop), which stays refused without it. Stored parameters are checked the same
+    /// way for every decision engine.
+    #[test]
+    fn scale_out_pct_needs_a_target_and_a_share_between_none_and_all() {
+        let sma = |params: &[(&str, f64)]| build_strategy(&spec("sma-cross", params));
+        for name in BUILT_IN {
+            assert!(
+                build_strategy(&spec(name, &[("take_pct", 2.0), ("scale_out_pct", 50.0)])).is_ok()
+            );
+        }
+        assert!(
+            sma(&[
+                ("take_pct", 2.0),
+                ("trail_bips", 150.0),
+                ("scale_out_pct", 40.0)
+            ])
+            .is_ok()
+        );
+        assert!(matches!(
+            sma(&[("take_pct", 2.0), ("trail_bips", 150.0)]),
+            Err(StrategyError::Invalid { ref key, .. }) if key == "take_pct"
+        ));
+        assert!(matches!(
+            sma(&[("stop_pct", 1.0), ("scale_out_pct", 50.0)]),
+            Err(StrategyError::Invalid { ref key, why, .. })
+                if key == "scale_out_pct" && why.contains("take_pct")
+        ));
+        for bad in [0.0, 100.0, -5.0, 150.0] {
+            assert!(
+                matches!(
+                    sma(&[("take_pct", 2.0), ("scale_out_pct", bad)]),
+                    Err(StrategyError::Invalid { ref key, .. }) if key == "scale_out_pct"
+                ),
+                "{bad}"
+            );
+        }
+        assert!(check_exits(&serde_json::json!({"scale_out_pct": 30})).is_ok());
+        let refused = check_exits(&serde_json::json!({"scale_out_pct": 100})).unwrap_err();
+        assert!(refused.contains("scale_out_pct"), "{refused}");
+        assert_eq!(
+            scale_out_of(&serde_json::json!({"scale_out_pct": 25})).map(|s| s.fraction()),
+            Some(Decimal::new(25, 2))
+        );
+    }
+
     #[test]
     fn time_exit_candles_is_a_whole_number_of_candles() {
         assert!(build_strategy(&spec("macd", &[("time_exit_candles", 12.0)])).is_ok());
