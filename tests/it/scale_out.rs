@@ -496,6 +496,17 @@ mod live {
                 (OrderPurpose::TakeProfit, dec!(0.00999), None, true),
             ]
         );
+        // Together the two stops cover the position: a monitor pass leaves them in place.
+        service.monitor_orders(NOW + 60_000).await.unwrap();
+        assert!(
+            rig.binance
+                .orders()
+                .iter()
+                .all(|o| o.status != OrderStatus::Canceled),
+            "{:#?}",
+            rig.binance.orders()
+        );
+        assert_eq!(live_legs(&rig.store, row.id).len(), 3);
     }
 
     /// At 0.1 % the part is 0.00001 BTC, 0.52 USDT at the target: under the 5 USDT minimum
