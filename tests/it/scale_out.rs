@@ -324,19 +324,13 @@ mod live {
         legs
     }
 
-    /// Paper: 10 000 USDT, BTCUSDT at 50 000, fee 0.1 % (in BTC on a buy), lot 0.00000001,
-    /// tick 0.01, no slippage; the strategy sells 40 % at the target.
-    ///
-    /// The entry buys B BTC at 50 000 and holds q = B × 0.999, of which s (q on the lot) can be
-    /// sold. Its protection is an OCO for the part p = 40 % of s on the lot (target 60 000,
-    /// stop 45 000) and a stop for the rest r = s − p (45 000). At 60 000 the part sells at its target; the monitor pass books it
-    /// (the position keeps r, with no target) and moves the rest's stop to break-even,
-    /// 50 000 × 1.001 / 0.999 = 50 100.1001.. → 50 100.11. At 50 100 that stop sells r.
-    /// Realised PnL = p × 60 000 × 0.999 + r × 50 100 × 0.999 + dust × 50 100 − B × 50 000
-    /// (every fee paid, the BTC fee included as the coins it took; the dust under a lot is
-    /// booked at the last price).
-    #[tokio::test]
-    async fn paper_sells_the_part_at_the_target_and_the_rest_at_break_even() {
+    /// The paper account of these tests and a trading service on it.
+    fn paper_service() -> (
+        TradingService<PaperExchange>,
+        Arc<PaperExchange>,
+        Arc<Mutex<Store>>,
+        Symbol,
+    ) {
         let config = PaperConfig {
             slippage_bps: Decimal::ZERO,
             initial_balances: [("USDT".to_string(), dec!(10000))].into_iter().collect(),
@@ -361,11 +355,19 @@ mod live {
             bus: EventBus::new(256),
             mailer: None,
         });
-        let id = strategy(&store, serde_json::json!({"scale_out_pct": 40}));
+        (service, paper, store, btc)
+    }
+
+    /// The strategy's BUY, executed and booked: its position and the quantity bought.
+    async fn bought(
+        service: &TradingService<PaperExchange>,
+        store: &Mutex<Store>,
+        strategy_id: i64,
+    ) -> (positions::PositionRow, Decimal) {
         assert!(service.reconcile(START).await.unwrap().reconciled);
         let input = input(START);
         let report = service
-            .execute_decision(&input, &buy_decision(&input), Some(id), START)
+            .execute_decision(&input, &buy_decision(&input), Some(strategy_id), START)
             .await
             .unwrap();
         assert_eq!(
@@ -374,14 +376,31 @@ mod live {
             "{}",
             report.message
         );
-
         let row = positions::open_positions(store.lock().unwrap().conn()).unwrap()[0].clone();
         let entry = orders::of_position(store.lock().unwrap().conn(), row.id)
             .unwrap()
             .into_iter()
             .find(|o| o.purpose == OrderPurpose::Entry)
             .unwrap();
-        let bought = entry.order.filled_quantity.get();
+        (row, entry.order.filled_quantity.get())
+    }
+
+    /// Paper: 10 000 USDT, BTCUSDT at 50 000, fee 0.1 % (in BTC on a buy), lot 0.00000001,
+    /// tick 0.01, no slippage; the strategy sells 40 % at the target.
+    ///
+    /// The entry buys B BTC at 50 000 and holds q = B × 0.999, of which s (q on the lot) can be
+    /// sold. Its protection is an OCO for the part p = 40 % of s on the lot (target 60 000,
+    /// stop 45 000) and a stop for the rest r = s − p (45 000). At 60 000 the part sells at its target; the monitor pass books it
+    /// (the position keeps r, with no target) and moves the rest's stop to break-even,
+    /// 50 000 × 1.001 / 0.999 = 50 100.1001.. → 50 100.11. At 50 100 that stop sells r.
+    /// Realised PnL = p × 60 000 × 0.999 + r × 50 100 × 0.999 + dust × 50 100 − B × 50 000
+    /// (every fee paid, the BTC fee included as the coins it took; the dust under a lot is
+    /// booked at the last price).
+    #[tokio::test]
+    async fn paper_sells_the_part_at_the_target_and_the_rest_at_break_even() {
+        let (service, paper, store, btc) = paper_service();
+        let id = strategy(&store, serde_json::json!({"scale_out_pct": 40}));
+        let (row, bought) = bought(&service, &store, id).await;
         let held = bought * dec!(0.999);
         assert_eq!(row.position.quantity.get(), held);
         // The sellable quantity is on the lot; what the fee left under one step stays as dust.
@@ -446,6 +465,71 @@ mod live {
                 - bought * dec!(50000);
         assert_eq!(closed.position.realized_pnl.get(), pnl);
         assert!(pnl > Decimal::ZERO, "the rest could no longer lose: {pnl}");
+    }
+
+    /// With `trail_bips = 200` the rest is protected by a trailing stop-limit (no stop price):
+    /// half of s (q on the lot) is the part p, the other half r. At 60 000 the part sells at
+    /// its target and the trailing stop's high becomes 60 000 (trigger 58 800); the monitor
+    /// pass books the part and leaves the rest's stop alone (no break-even move: it trails).
+    /// At 58 800 the rest sells. PnL = p × 60 000 × 0.999 + r × 58 800 × 0.999 + dust × 58 800
+    /// − B × 50 000.
+    #[tokio::test]
+    async fn paper_trails_the_rest_after_the_part_sold_at_the_target() {
+        let (service, paper, store, btc) = paper_service();
+        let id = strategy(
+            &store,
+            serde_json::json!({"scale_out_pct": 50, "trail_bips": 200}),
+        );
+        let (row, bought) = bought(&service, &store, id).await;
+        let held = bought * dec!(0.999);
+        let step = dec!(0.00000001);
+        let sellable = (held / step).floor() * step;
+        let part = (sellable / dec!(2) / step).floor() * step;
+        let rest = sellable - part;
+        let stop = Some(Price(dec!(45000)));
+        assert_eq!(
+            live_legs(&store, row.id),
+            [
+                (OrderPurpose::StopLoss, part, stop, true),
+                (OrderPurpose::StopLoss, rest, None, false),
+                (OrderPurpose::TakeProfit, part, None, true),
+            ],
+            "the part's OCO and the rest's trailing stop (no stop price)"
+        );
+        let fills = paper.on_price(&btc, Price(dec!(60000))).unwrap();
+        assert_eq!(
+            fills
+                .iter()
+                .map(|f| (f.quantity.get(), f.price.get()))
+                .collect::<Vec<_>>(),
+            [(part, dec!(60000))]
+        );
+        service.monitor_orders(START + HOUR).await.unwrap();
+        assert_eq!(
+            live_legs(&store, row.id),
+            [(OrderPurpose::StopLoss, rest, None, false)],
+            "the rest keeps its trailing stop"
+        );
+        assert!(paper.on_price(&btc, Price(dec!(58801))).unwrap().is_empty());
+        let fills = paper.on_price(&btc, Price(dec!(58800))).unwrap();
+        assert_eq!(
+            fills
+                .iter()
+                .map(|f| (f.quantity.get(), f.price.get()))
+                .collect::<Vec<_>>(),
+            [(rest, dec!(58800))]
+        );
+        service.monitor_orders(START + 2 * HOUR).await.unwrap();
+        let closed = positions::get(store.lock().unwrap().conn(), row.id)
+            .unwrap()
+            .unwrap();
+        assert!(closed.position.closed_at.is_some());
+        let dust = held - part - rest;
+        let pnl = part * dec!(60000) * dec!(0.999)
+            + rest * dec!(58800) * dec!(0.999)
+            + dust * dec!(58800)
+            - bought * dec!(50000);
+        assert_eq!(closed.position.realized_pnl.get(), pnl);
     }
 
     /// The fake Binance (BTCUSDT at 50 000, lot 0.00001, minimum notional 5): the trading
