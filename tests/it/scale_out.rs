@@ -634,3 +634,84 @@ mod live {
         );
     }
 }
+
+/// A person cancels the part's OCO on the exchange (not through TradeMind): the rest's stop
+/// stays, and the next monitor pass does not take it down to put both back behind their back;
+/// reconciliation reports the position and `trademind protect` is theirs to run.
+#[tokio::test]
+async fn a_scale_out_whose_oco_a_person_cancelled_is_not_put_back_behind_their_back() {
+    use crate::exchange_common::{client_config, client_for};
+    use crate::trading::{NOW, Rig, buy};
+    use trademind::app::trading::ExecutionOutcome;
+    use trademind::domain::Symbol;
+    use trademind::domain::trading::order::{OrderPurpose, OrderStatus};
+    use trademind::services::exchange::Exchange;
+    use trademind::store::orders;
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    let connection = trademind::store::strategies::add_connection(
+        rig.store.lock().unwrap().conn(),
+        "binance-testnet",
+        "binance",
+        true,
+        None,
+        NOW,
+    )
+    .unwrap();
+    let id = trademind::store::strategies::add_strategy(
+        rig.store.lock().unwrap().conn(),
+        &trademind::store::strategies::NewStrategy {
+            name: "scaler".into(),
+            symbols: vec!["BTCUSDT".into()],
+            interval: "1h".into(),
+            decision_engine: "llm".into(),
+            parameters: serde_json::json!({"scale_out_pct": 50}),
+            connection_id: Some(connection),
+        },
+        NOW,
+    )
+    .unwrap();
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let report = service
+        .execute_decision(&input, &out, Some(id), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
+    let row = rig.open_positions()[0].clone();
+    let legs = orders::of_position(rig.store.lock().unwrap().conn(), row.id).unwrap();
+    let target = legs
+        .iter()
+        .find(|o| o.purpose == OrderPurpose::TakeProfit)
+        .unwrap();
+    let btc = Symbol::new("BTCUSDT").unwrap();
+    client_for(&rig.binance, client_config(&rig.binance))
+        .cancel_order(&btc, &target.order.client_order_id)
+        .await
+        .unwrap();
+    let open_before: Vec<_> = rig
+        .binance
+        .orders()
+        .into_iter()
+        .filter(|o| o.status == OrderStatus::New)
+        .collect();
+    assert_eq!(
+        open_before.len(),
+        1,
+        "the rest's stop alone: {open_before:#?}"
+    );
+
+    service.monitor_orders(NOW + 60_000).await.unwrap();
+    let after = rig.binance.orders();
+    let open_after: Vec<_> = after
+        .iter()
+        .filter(|o| o.status == OrderStatus::New)
+        .cloned()
+        .collect();
+    assert_eq!(open_after, open_before, "nothing taken down or put back");
+    assert_eq!(after.len(), 4, "no new order: {after:#?}");
+}
