@@ -341,7 +341,7 @@ impl<E: Exchange + 'static> TradingService<E> {
     ) -> Result<Protection, TradingError> {
         let symbol = row.position.symbol.clone();
         let filters = self.deps.exchange.symbol_filters(&symbol).await?;
-        let (open_stop, withdrawn) = {
+        let (open_stop, withdrawn, partly_withdrawn) = {
             let db = self.store()?;
             let legs = orders::of_position(db.conn(), row.id)?;
             // A scale-out is protected by two stops (the part's OCO leg and the rest's): what
@@ -351,7 +351,11 @@ impl<E: Exchange + 'static> TradingService<E> {
                 .filter(|o| o.purpose == OrderPurpose::StopLoss && o.order.status.is_open())
                 .map(|o| o.order.quantity)
                 .reduce(|a, b| a + b);
-            (open_stop, super::protect::withdrawn(&legs))
+            (
+                open_stop,
+                super::protect::withdrawn(&legs),
+                super::protect::partly_withdrawn(&legs),
+            )
         };
         let need = protection_need(&row.position, open_stop, &filters);
         let position = match need {
@@ -359,6 +363,9 @@ impl<E: Exchange + 'static> TradingService<E> {
             ProtectionNeed::Dust => return Ok(Protection::NotNeeded),
             ProtectionNeed::NoStopLevel => return Ok(Protection::NoStopLevel),
             ProtectionNeed::Place if withdrawn && !restore => return Ok(Protection::Withdrawn),
+            ProtectionNeed::Replace if partly_withdrawn && !restore => {
+                return Ok(Protection::Withdrawn);
+            }
             ProtectionNeed::Place => row.position,
             ProtectionNeed::Replace => {
                 // Its old protection covers another quantity (and holds that balance on the
