@@ -715,3 +715,65 @@ async fn a_scale_out_whose_oco_a_person_cancelled_is_not_put_back_behind_their_b
     assert_eq!(open_after, open_before, "nothing taken down or put back");
     assert_eq!(after.len(), 4, "no new order: {after:#?}");
 }
+
+/// With `trail_bips = 150` the fake Binance holds the part's OCO (LIMIT_MAKER at 52 000 +
+/// STOP_LOSS_LIMIT at 49 000, 0.00999 each) and, for the other 0.00999, a STOP_LOSS_LIMIT with
+/// `trailingDelta` and no stop price, which the fake accepts as Binance does.
+#[tokio::test]
+async fn the_fake_binance_holds_a_trailing_stop_for_the_rest() {
+    use crate::trading::{NOW, Rig, buy};
+    use trademind::app::trading::ExecutionOutcome;
+    use trademind::domain::trading::order::{OrderStatus, OrderType};
+    let rig = Rig::new().await;
+    let service = rig.service().await;
+    let connection = trademind::store::strategies::add_connection(
+        rig.store.lock().unwrap().conn(),
+        "binance-testnet",
+        "binance",
+        true,
+        None,
+        NOW,
+    )
+    .unwrap();
+    let id = trademind::store::strategies::add_strategy(
+        rig.store.lock().unwrap().conn(),
+        &trademind::store::strategies::NewStrategy {
+            name: "scaler".into(),
+            symbols: vec!["BTCUSDT".into()],
+            interval: "1h".into(),
+            decision_engine: "llm".into(),
+            parameters: serde_json::json!({"scale_out_pct": 50, "trail_bips": 150}),
+            connection_id: Some(connection),
+        },
+        NOW,
+    )
+    .unwrap();
+    let (input, out) = rig.decide(buy(0.8)).await;
+    let report = service
+        .execute_decision(&input, &out, Some(id), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
+    let mut open: Vec<_> = rig
+        .binance
+        .orders()
+        .into_iter()
+        .filter(|o| o.status == OrderStatus::New)
+        .map(|o| (o.order_type, o.quantity, o.stop_price))
+        .collect();
+    open.sort_by_key(|o| (o.0.as_str(), o.2));
+    let half = Qty(dec!(0.00999));
+    assert_eq!(
+        open,
+        [
+            (OrderType::LimitMaker, half, None),
+            (OrderType::StopLossLimit, half, None),
+            (OrderType::StopLossLimit, half, Some(Price(dec!(49000)))),
+        ]
+    );
+}
