@@ -1489,6 +1489,7 @@ mod tests {
             exit_reason: Some(ExitReason::Signal),
             pnl: Quote(dec!(5)),
             return_pct: 10.0,
+            scaled_out: None,
         };
         let still_open = TradeRecord {
             entry_time: 3,

@@ -245,6 +245,51 @@ async fn stop_limit_triggers_when_price_falls_to_the_stop(v: impl Venue) {
     assert_eq!(order.cumulative_quote.get(), dec!(4800));
 }
 
+/// Binance's MAX_NUM_ALGO_ORDERS (5 on BTCUSDT): five stop-limits rest, a sixth and an OCO (its
+/// stop leg is a sixth) are refused by that filter; a LIMIT sell is no algo order and rests;
+/// once one stop is cancelled a stop fits again. A scale-out protects a position with two stops,
+/// so this is what the exchange says to a third scaled-out position in one symbol.
+async fn a_sixth_stop_order_on_a_symbol_is_refused_by_max_num_algo_orders(v: impl Venue) {
+    let ex = v.exchange();
+    let stop = |cid: &str| {
+        let mut r = limit(cid, Side::Sell, dec!(0.01), dec!(47900));
+        r.order_type = OrderType::StopLossLimit;
+        r.stop_price = Some(Price(dec!(48000)));
+        r
+    };
+    for i in 0..5 {
+        ex.place_order(&stop(&format!("b-algo-{i}"))).await.unwrap();
+    }
+    let refused = |e: ExchangeError| {
+        assert!(
+            matches!(&e, ExchangeError::FilterFailure { filter, .. } if filter == "MAX_NUM_ALGO_ORDERS"),
+            "{e:?}"
+        );
+    };
+    refused(ex.place_order(&stop("b-algo-6")).await.unwrap_err());
+    refused(
+        ex.place_oco(&OcoRequest {
+            list_client_order_id: "b-algo-oco".into(),
+            symbol: btcusdt(),
+            side: Side::Sell,
+            quantity: Qty(dec!(0.01)),
+            take_profit_client_order_id: "b-algo-tp".into(),
+            take_profit_price: Price(dec!(52000)),
+            stop_client_order_id: "b-algo-sl".into(),
+            stop_price: Price(dec!(48000)),
+            stop_limit_price: Price(dec!(47900)),
+        })
+        .await
+        .unwrap_err(),
+    );
+    ex.place_order(&limit("b-algo-limit", Side::Sell, dec!(0.01), dec!(53000)))
+        .await
+        .unwrap();
+    ex.cancel_order(&btcusdt(), "b-algo-0").await.unwrap();
+    ex.place_order(&stop("b-algo-7")).await.unwrap();
+    assert_eq!(ex.open_orders(&btcusdt()).await.unwrap().len(), 6);
+}
+
 fn trailing_stop(cid: &str, qty: Decimal, limit_price: Decimal, bips: u32) -> OrderRequest {
     let mut r = limit(cid, Side::Sell, qty, limit_price);
     r.order_type = OrderType::StopLossLimit;
@@ -521,4 +566,5 @@ for_both!(
     trailing_stop_with_a_stop_price_tracks_only_once_the_stop_is_met,
     trailing_deltas_binance_refuses_are_refused,
     post_only_buy_rests_under_the_price_and_is_refused_when_it_would_take,
+    a_sixth_stop_order_on_a_symbol_is_refused_by_max_num_algo_orders,
 );

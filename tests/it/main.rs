@@ -55,6 +55,7 @@ mod protect;
 mod read_timeouts;
 mod readme;
 mod risk;
+mod scale_out;
 mod secret_leak;
 mod shadow;
 mod stop_protections;

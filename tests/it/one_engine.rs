@@ -577,6 +577,226 @@ async fn sma_cross_with_a_trailing_stop_exits_on_the_same_candles_and_prices_liv
     }
 }
 
+/// Each live position's sells in time order: (purpose, quantity, average price, time), beside
+/// the demo's trades (same order: by opening time).
+type LiveSells = Vec<(
+    trademind::domain::trading::order::OrderPurpose,
+    Decimal,
+    Decimal,
+    i64,
+)>;
+
+async fn live_with_sells(spec: &StrategySpec) -> (Vec<DemoTrade>, Vec<LiveSells>) {
+    use trademind::store::{orders, positions};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = StrategyEngine::new(spec.clone()).unwrap();
+    let demo = Demo::prepare(
+        Arc::new(settings()),
+        &dir.path().join("live.db"),
+        EventBus::default(),
+        AnyEngine::Strategy(engine),
+    )
+    .unwrap();
+    let summary = demo
+        .run(
+            DemoOptions {
+                speed: None,
+                candles: Some(TRADED),
+            },
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let db = demo.store.lock().unwrap();
+    let mut rows = positions::closed_positions(db.conn(), usize::MAX / 2).unwrap();
+    rows.extend(positions::open_positions(db.conn()).unwrap());
+    rows.sort_by_key(|r| r.position.opened_at);
+    let sells = rows
+        .iter()
+        .map(|r| {
+            let mut sold: LiveSells = orders::of_position(db.conn(), r.id)
+                .unwrap()
+                .into_iter()
+                .filter(|o| {
+                    o.order.side == trademind::domain::trading::order::Side::Sell
+                        && !o.order.filled_quantity.is_zero()
+                })
+                .map(|o| {
+                    (
+                        o.purpose,
+                        o.order.filled_quantity.get(),
+                        o.order.average_fill_price().unwrap().get(),
+                        o.order.updated_at,
+                    )
+                })
+                .collect();
+            sold.sort_by_key(|s| s.3);
+            sold
+        })
+        .collect();
+    (summary.trades, sells)
+}
+
+/// Scale-out both ways: sma-cross with stop 1 %, target 2 % and half out at the target. Before
+/// the target a stop sells everything (the part's OCO leg and the rest's stop at one price);
+/// at the target half sells (the backtest at the target or the better open, the paper exchange
+/// at the target on the tick); after it the rest's stop moves to break-even at the first close
+/// above it, and the rest leaves at that stop or on the strategy's exit, on the same candle
+/// both ways. Every PnL is worked out by hand from the legs, fees included.
+#[tokio::test]
+async fn sma_cross_with_a_scale_out_sells_the_same_parts_on_the_same_candles_live_and_in_its_backtest()
+ {
+    use trademind::domain::trading::order::OrderPurpose;
+    let candles = candles();
+    let (stop_pct, take_pct) = (dec!(1), dec!(2));
+    let spec = spec(&[
+        ("fast", 10.0),
+        ("slow", 30.0),
+        ("stop_pct", 1.0),
+        ("take_pct", 2.0),
+        ("scale_out_pct", 50.0),
+    ]);
+    let bt = backtest(&spec, &candles);
+    let (lv, sells) = live_with_sells(&spec).await;
+    let offset = Settings::default().trading.stop_limit_offset_pct / dec!(100);
+    let maker = Costs::default().maker_fee;
+
+    assert_eq!(bt.len(), lv.len(), "backtest {bt:#?}\nlive {lv:#?}");
+    let scaled = bt.iter().filter(|t| t.scaled_out.is_some()).count();
+    assert!(scaled > 0, "no trade reached its first target: {bt:#?}");
+    let mut moved_stop_exits = 0;
+    let mut bt_equity = dec!(10000);
+    let mut live_equity = dec!(10000);
+    for ((b, l), sold) in bt.iter().zip(&lv).zip(&sells) {
+        let (e, q_b, q_l) = check_entry(b, l, bt_equity, live_equity, stop_pct);
+        let (Some(exit_time), Some(reason)) = (b.exit_time, b.exit_reason) else {
+            assert_eq!(l.closed_at, None);
+            continue;
+        };
+        assert_eq!(l.quantity.get(), q_l, "live size");
+        let held = q_l * (Decimal::ONE - FEE);
+        let sellable = floor_to(held, STEP);
+        let first_stop = ceil_to(e * (Decimal::ONE - stop_pct / dec!(100)), TICK);
+        let target = e * (Decimal::ONE + take_pct / dec!(100));
+        let bar_at = |t: i64| candles.iter().find(|c| c.open_time == t).unwrap();
+        // (quantity, price, fee rate) of each backtest sell, and the live sells expected.
+        let mut bt_legs = Vec::new();
+        let mut rest_l = sellable;
+        let mut stop = first_stop;
+        if let Some(part) = b.scaled_out {
+            let bar = bar_at(part.time);
+            assert_eq!(
+                part.qty.get(),
+                floor_to(q_b / dec!(2), STEP),
+                "backtest part"
+            );
+            let level = if bar.open.get() > target {
+                bar.open.get()
+            } else {
+                target
+            };
+            assert_eq!(part.price.get(), level, "backtest part price");
+            bt_legs.push((part.qty.get(), level, maker));
+            let part_l = floor_to(sellable / dec!(2), STEP);
+            let (purpose, qty, price, time) = sold[0];
+            assert_eq!(purpose, OrderPurpose::TakeProfit);
+            assert_eq!(qty, part_l, "live part");
+            // Filled while its candle ran, booked at the pass after its close.
+            assert_eq!(time, live_time(part.time), "live part's candle");
+            let expected = paper_exit(bar, first_stop, Decimal::ZERO, floor_to(target, TICK));
+            assert_eq!(Some(price), expected, "live part price");
+            rest_l -= part_l;
+            // Break-even at the first close above it, from the part's candle on.
+            let level = ceil_to(e * (Decimal::ONE + FEE) / (Decimal::ONE - FEE), TICK);
+            if candles.iter().any(|c| {
+                c.open_time >= part.time && c.open_time < exit_time && c.close.get() > level
+            }) {
+                stop = level;
+            }
+        }
+        let rest_b = q_b - b.scaled_out.map_or(Decimal::ZERO, |p| p.qty.get());
+        let bar = bar_at(exit_time);
+        let limit = floor_to(stop * (Decimal::ONE - offset), TICK);
+        // The backtest's price for the rest, and the live rest's (purpose, price, closing time).
+        let (x_b, live_rest) = match reason {
+            ExitReason::Signal => (
+                bar.close.get(),
+                (OrderPurpose::Exit, bar.close.get(), live_time(exit_time)),
+            ),
+            ExitReason::StopLoss => {
+                moved_stop_exits += usize::from(stop != first_stop);
+                let x_b = if bar.open.get() < stop {
+                    bar.open.get()
+                } else {
+                    stop
+                };
+                let live = match paper_exit(bar, stop, limit, floor_to(target, TICK)) {
+                    Some(x) => (OrderPurpose::StopLoss, x, exit_time + HOUR_MS),
+                    // The candle fell through the stop-limit's limit and closed under it: a
+                    // triggered STOP_LOSS_LIMIT rests unfilled (Binance's rule; the backtest's
+                    // stop sells at the stop), and the rest left on the strategy's exit at
+                    // that close.
+                    None => (OrderPurpose::Exit, bar.close.get(), live_time(exit_time)),
+                };
+                (x_b, live)
+            }
+            ExitReason::TakeProfit => {
+                // Not scaled out (its part would be refused): the whole at the target.
+                assert!(b.scaled_out.is_none());
+                let x_b = if bar.open.get() > target {
+                    bar.open.get()
+                } else {
+                    target
+                };
+                (
+                    x_b,
+                    (
+                        OrderPurpose::TakeProfit,
+                        floor_to(target, TICK),
+                        exit_time + HOUR_MS,
+                    ),
+                )
+            }
+            other => panic!("unexpected exit {other:?}"),
+        };
+        assert_eq!(l.closed_at, Some(live_rest.2), "exit candle {b:?} {sold:?}");
+        let fee_b = if reason == ExitReason::TakeProfit {
+            maker
+        } else {
+            FEE
+        };
+        bt_legs.push((rest_b, x_b, fee_b));
+        let bt_pnl: Decimal = bt_legs
+            .iter()
+            .map(|(q, x, f)| q * x * (Decimal::ONE - f))
+            .sum::<Decimal>()
+            - q_b * e * (Decimal::ONE + FEE);
+        assert_eq!(b.pnl.get(), bt_pnl, "backtest PnL");
+        // Live: every sell of the rest at the price the paper exchange's model gives it.
+        let rest_sells = &sold[usize::from(b.scaled_out.is_some())..];
+        let sold_rest: Decimal = rest_sells.iter().map(|s| s.1).sum();
+        assert_eq!(sold_rest, rest_l, "live rest {sold:?}");
+        for &(purpose, _, price, _) in rest_sells {
+            assert_eq!(
+                (purpose, price),
+                (live_rest.0, live_rest.1),
+                "live {reason:?} sell {b:?} {sold:?}"
+            );
+        }
+        let last_price = sold.last().unwrap().2;
+        let received: Decimal = sold.iter().map(|s| s.1 * s.2 * (Decimal::ONE - FEE)).sum();
+        // The dust under a lot step is booked at the last sell's price, fee-free.
+        let live_pnl = received + (held - sellable) * last_price - q_l * e;
+        assert_eq!(l.realized_pnl.get(), live_pnl, "live PnL");
+        bt_equity += bt_pnl;
+        live_equity += received - q_l * e;
+    }
+    assert!(
+        moved_stop_exits > 0,
+        "no rest left at its break-even stop: {bt:#?}"
+    );
+}
+
 use crate::exchange_cli::trademind;
 
 fn stdout_json(assert: assert_cmd::assert::Assert) -> serde_json::Value {

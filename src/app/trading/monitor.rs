@@ -8,12 +8,13 @@ use super::{
     TradingService,
 };
 use crate::domain::backtest::fills::break_even_stop;
-use crate::domain::backtest::strategies::{break_even_of, time_exit_of};
+use crate::domain::backtest::strategies::{self, break_even_of, time_exit_of};
 use crate::domain::market::candle::Interval;
 use crate::domain::money::Qty;
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::order::OrderPurpose;
 use crate::domain::trading::order::{Fill, Order, OrderStatus};
+use crate::domain::trading::scale_out;
 use crate::services::exchange::{Exchange, ExchangeError};
 use crate::services::market_stream::user_data::{
     ExecutionReport as StreamExecution, OrderOutcome, apply_execution_report,
@@ -111,9 +112,14 @@ impl<E: Exchange + 'static> TradingService<E> {
             return Ok(None);
         };
         let filters = self.deps.exchange.symbol_filters(&order.symbol).await?;
-        let (position, realised) =
+        let (mut position, realised) =
             self.book_exit_fills(pid, row.position, &fills, order_row, &filters, now_ms)?;
         let exit_price = order.average_fill_price().unwrap_or(position.entry_price);
+        if position.closed_at.is_none() {
+            return self
+                .book_scale_out_part(leg, order, &mut position, realised, now_ms)
+                .await;
+        }
         let (leg_name, what) = if leg.purpose == OrderPurpose::TakeProfit {
             (ProtectionLeg::TakeProfit, "target hit")
         } else {
@@ -142,6 +148,48 @@ impl<E: Exchange + 'static> TradingService<E> {
             exit_price,
             realized_pnl: position.realized_pnl,
         }))
+    }
+
+    /// A protection leg sold part of its position (a scale-out's part, at its target or its
+    /// stop): the rest stays open under its own stop. After the target the position has no
+    /// target left, so protecting it again never splits the rest a second time.
+    async fn book_scale_out_part(
+        &self,
+        leg: &StoredOrder,
+        order: &Order,
+        position: &mut crate::domain::trading::Position,
+        realised: crate::domain::money::Quote,
+        now_ms: i64,
+    ) -> Result<Option<ClosedByExchange>, TradingError> {
+        let Some(pid) = leg.position_id else {
+            return Ok(None);
+        };
+        let what = if leg.purpose == OrderPurpose::TakeProfit {
+            position.take_profit = None;
+            let db = self.store()?;
+            positions::update(db.conn(), pid, position, now_ms)?;
+            "first target hit"
+        } else {
+            "stop hit on the scale-out's part"
+        };
+        let exit_price = order.average_fill_price().unwrap_or(position.entry_price);
+        tracing::info!(symbol = %position.symbol, position_id = pid,
+            client_order_id = %order.client_order_id, quantity = %order.filled_quantity,
+            %exit_price, realized_pnl = %realised, left = %position.quantity,
+            "{what}: part of the position sold");
+        self.publish_position(position);
+        self.alert(
+            AlertKind::StopOrTargetHit,
+            format!("stop_or_target_hit/{}", order.client_order_id),
+            format!("TradeMind: {what} on {}", position.symbol),
+            format!(
+                "{what}: {} {} sold at {exit_price} (realised {realised}); {} kept under its stop",
+                order.filled_quantity, position.symbol, position.quantity
+            ),
+            now_ms,
+        )
+        .await;
+        Ok(None)
     }
 
     /// monitor_orders: for each symbol with trading work, under its lock: protection legs
@@ -219,34 +267,45 @@ impl<E: Exchange + 'static> TradingService<E> {
         )?)
     }
 
-    /// [`Self::move_to_break_even`] for one book's position.
+    /// [`Self::move_to_break_even`] for one book's position; a scale-out's rest (no trailing
+    /// stop) moves to break-even at the first pass after its part sold, as the backtest moves
+    /// it at that close ([`scale_out::rest_break_even_stop`]).
     async fn move_book_to_break_even(
         &self,
         symbol: &Symbol,
         row: positions::PositionRow,
         now_ms: i64,
     ) -> Result<(), TradingError> {
-        let Some(r_multiple) = self
-            .strategy_parameters(row.strategy_id)?
-            .as_ref()
-            .and_then(break_even_of)
-        else {
-            return Ok(());
-        };
+        let parameters = self.strategy_parameters(row.strategy_id)?;
         let Some(stop) = row.position.stop_loss else {
             return Ok(());
         };
-        if stop >= row.position.entry_price {
-            return Ok(());
-        }
-        let last = self.deps.exchange.ticker_price(symbol).await?;
         let fee_rate = self.deps.settings.risk.fee_rate;
         let entry = row.position.entry_price;
-        let Some(level) = break_even_stop(entry, stop, r_multiple, fee_rate, last) else {
-            return Ok(());
+        let rest_moves = parameters.as_ref().is_some_and(|p| {
+            strategies::scale_out_of(p).is_some() && strategies::trailing_of(p).is_none()
+        }) && self.part_sold_at_target(row.id)?;
+        let level = if rest_moves {
+            let last = self.deps.exchange.ticker_price(symbol).await?;
+            let filters = self.deps.exchange.symbol_filters(symbol).await?;
+            scale_out::rest_break_even_stop(entry, stop, fee_rate, last, &filters)
+                .map(|level| (level, last))
+        } else {
+            None
         };
-        let filters = self.deps.exchange.symbol_filters(symbol).await?;
-        let level = filters.round_price_up(level).max(stop);
+        let level = match (level, parameters.as_ref().and_then(break_even_of)) {
+            (Some(found), _) => found,
+            (None, Some(r_multiple)) if stop < entry => {
+                let last = self.deps.exchange.ticker_price(symbol).await?;
+                let Some(level) = break_even_stop(entry, stop, r_multiple, fee_rate, last) else {
+                    return Ok(());
+                };
+                let filters = self.deps.exchange.symbol_filters(symbol).await?;
+                (filters.round_price_up(level).max(stop), last)
+            }
+            _ => return Ok(()),
+        };
+        let (level, last) = level;
         if self
             .cancel_protection(row.id, symbol, now_ms)
             .await?
@@ -265,6 +324,15 @@ impl<E: Exchange + 'static> TradingService<E> {
         row.position = position;
         self.ensure_protected(row, now_ms).await?;
         Ok(())
+    }
+
+    /// Whether a take-profit leg of position `id` has filled while the position stays open:
+    /// a scale-out's part sold at its target.
+    fn part_sold_at_target(&self, id: i64) -> Result<bool, TradingError> {
+        let db = self.store()?;
+        Ok(orders::of_position(db.conn(), id)?.iter().any(|o| {
+            o.purpose == OrderPurpose::TakeProfit && o.order.status == OrderStatus::Filled
+        }))
     }
 
     /// The time exit (issue #19) of `symbol`'s open position, when its strategy has

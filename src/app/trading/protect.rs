@@ -36,6 +36,25 @@ pub(super) fn withdrawn(position_orders: &[StoredOrder]) -> bool {
         && !entry_since
 }
 
+/// Whether a person cancelled any protection leg of a position since its latest entry. A
+/// scale-out is protected by two orders; when a person takes one down, the other stays open and
+/// the position is covered only in part: the automatic steps must not replace both behind the
+/// person's back either.
+pub(super) fn partly_withdrawn(position_orders: &[StoredOrder]) -> bool {
+    let latest_entry = position_orders
+        .iter()
+        .filter(|o| o.purpose == OrderPurpose::Entry)
+        .map(|o| o.id)
+        .max()
+        .unwrap_or(i64::MIN);
+    position_orders.iter().any(|o| {
+        o.purpose.is_protection()
+            && o.id > latest_entry
+            && o.order.status == OrderStatus::Canceled
+            && o.error.as_deref() == Some(WITHDRAWN)
+    })
+}
+
 impl<E: Exchange + 'static> TradingService<E> {
     /// Record that a protection leg was cancelled by a person, not by one of our steps.
     pub(super) fn mark_withdrawn(

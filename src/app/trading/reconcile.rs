@@ -115,7 +115,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         now_ms: i64,
     ) {
         match (protection, row) {
-            (Protection::Placed { ids, replaced }, Some(row)) => {
+            (Protection::Placed { ids, replaced, .. }, Some(row)) => {
                 let had = if *replaced {
                     "was protected for another quantity"
                 } else {

@@ -15,12 +15,15 @@ use crate::domain::trading::order::OrderPurpose;
 use rust_decimal::Decimal;
 
 use super::{ClosedByExchange, ExecutionOutcome, ProtectionLeg, TradingError, TradingService};
+use crate::domain::backtest::strategies;
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::symbol::Symbol;
+use crate::domain::trading::order::TrailingDelta;
 use crate::domain::trading::order::{
     Fill, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
 };
 use crate::domain::trading::plan::{ProtectionNeed, protection_need, sellable_part};
+use crate::domain::trading::scale_out::{self, Split};
 use crate::domain::trading::{
     Position, PositionFill, PositionService, PositionSide, SymbolFilters,
 };
@@ -50,8 +53,13 @@ pub(super) enum Protection {
     /// Already covered by an open stop for the whole sellable quantity.
     InPlace,
     /// Placed now: the client ids sent; `replaced` when an open stop for another quantity (an
-    /// add, a partial fill) was taken down first.
-    Placed { ids: Vec<String>, replaced: bool },
+    /// add, a partial fill) was taken down first; `note` says what was not done as asked (a
+    /// scale-out kept whole because the exchange would refuse its part or rest).
+    Placed {
+        ids: Vec<String>,
+        replaced: bool,
+        note: Option<String>,
+    },
     /// No stop level is known: a person must protect or close it.
     NoStopLevel,
     /// Its protection was cancelled outside TradeMind (on the exchange, or a leg cancelled by
@@ -336,14 +344,21 @@ impl<E: Exchange + 'static> TradingService<E> {
     ) -> Result<Protection, TradingError> {
         let symbol = row.position.symbol.clone();
         let filters = self.deps.exchange.symbol_filters(&symbol).await?;
-        let (open_stop, withdrawn) = {
+        let (open_stop, withdrawn, partly_withdrawn) = {
             let db = self.store()?;
             let legs = orders::of_position(db.conn(), row.id)?;
+            // A scale-out is protected by two stops (the part's OCO leg and the rest's): what
+            // they cover together is what counts.
             let open_stop = legs
                 .iter()
-                .find(|o| o.purpose == OrderPurpose::StopLoss && o.order.status.is_open())
-                .map(|o| o.order.quantity);
-            (open_stop, super::protect::withdrawn(&legs))
+                .filter(|o| o.purpose == OrderPurpose::StopLoss && o.order.status.is_open())
+                .map(|o| o.order.quantity)
+                .reduce(|a, b| a + b);
+            (
+                open_stop,
+                super::protect::withdrawn(&legs),
+                super::protect::partly_withdrawn(&legs),
+            )
         };
         let need = protection_need(&row.position, open_stop, &filters);
         {
@@ -361,6 +376,9 @@ impl<E: Exchange + 'static> TradingService<E> {
             }
             ProtectionNeed::NoStopLevel => return Ok(Protection::NoStopLevel),
             ProtectionNeed::Place if withdrawn && !restore => return Ok(Protection::Withdrawn),
+            ProtectionNeed::Replace if partly_withdrawn && !restore => {
+                return Ok(Protection::Withdrawn);
+            }
             ProtectionNeed::Place => row.position,
             ProtectionNeed::Replace => {
                 // Its old protection covers another quantity (and holds that balance on the
@@ -383,9 +401,10 @@ impl<E: Exchange + 'static> TradingService<E> {
             .place_protection(row.id, &position, &filters, row.strategy_id, now_ms)
             .await
         {
-            Ok(ids) => Ok(Protection::Placed {
+            Ok((ids, note)) => Ok(Protection::Placed {
                 ids,
                 replaced: need == ProtectionNeed::Replace,
+                note,
             }),
             Err(e) => {
                 self.protection_failed(&symbol, row.id, &position, e, now_ms)
@@ -444,7 +463,12 @@ impl<E: Exchange + 'static> TradingService<E> {
     /// STOP_LOSS_LIMIT) when it has a target, else a stop-limit alone, for its sellable
     /// quantity; a strategy with `trail_bips` and no target gets a trailing stop-limit
     /// (Binance's `trailingDelta`, no stop price: it tracks from the last price, so it keeps
-    /// trailing while TradeMind is down). Returns the client ids.
+    /// trailing while TradeMind is down).
+    ///
+    /// A strategy with `scale_out_pct` splits it ([`scale_out::split`]): an OCO for the part
+    /// (its target and the stop) and a stop-limit for the rest (trailing with `trail_bips`),
+    /// each for exactly its quantity; when the exchange would refuse the part or the rest, the
+    /// whole is protected as one and the note says why. Returns the client ids and the note.
     async fn place_protection(
         &self,
         position_id: i64,
@@ -452,7 +476,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         filters: &SymbolFilters,
         strategy_id: Option<i64>,
         now_ms: i64,
-    ) -> Result<Vec<String>, TradingError> {
+    ) -> Result<(Vec<String>, Option<String>), TradingError> {
         let stop = position.stop_loss.ok_or_else(|| {
             TradingError::Exchange(ExchangeError::OrderRejected(
                 "the position has no stop-loss to protect it with".into(),
@@ -463,6 +487,12 @@ impl<E: Exchange + 'static> TradingService<E> {
         let offset = self.deps.settings.trading.stop_limit_offset_pct / Decimal::ONE_HUNDRED;
         let stop_limit =
             filters.round_price_down(Price(stop_price.get() * (Decimal::ONE - offset)));
+        let levels = StopLevels {
+            stop_price,
+            stop_limit,
+        };
+        let parameters = self.strategy_parameters(strategy_id)?;
+        let trailing = parameters.as_ref().and_then(strategies::trailing_of);
         let links = OrderLinks {
             purpose: OrderPurpose::StopLoss,
             position_id: Some(position_id),
@@ -470,59 +500,118 @@ impl<E: Exchange + 'static> TradingService<E> {
             ..OrderLinks::default()
         };
         self.guard()?;
-        match position.take_profit {
-            Some(target) => {
-                let request = OcoRequest {
-                    list_client_order_id: self.next_cid("oco", now_ms),
-                    symbol: position.symbol.clone(),
-                    side: Side::Sell,
-                    quantity,
-                    take_profit_client_order_id: self.next_cid("tp", now_ms),
-                    take_profit_price: filters.round_price(target),
-                    stop_client_order_id: self.next_cid("sl", now_ms),
-                    stop_price,
-                    stop_limit_price: stop_limit,
-                };
-                let list = self.executor.place_oco(&request, &links, now_ms).await?;
-                tracing::info!(symbol = %position.symbol, position_id,
-                    quantity = %request.quantity, stop = %request.stop_price,
-                    stop_limit = %request.stop_limit_price, target = %request.take_profit_price,
-                    list_client_order_id = %request.list_client_order_id,
-                    "protection placed: OCO stop and target");
-                for o in &list.orders {
-                    self.publish_order(o);
-                }
-                Ok(vec![
-                    request.take_profit_client_order_id,
-                    request.stop_client_order_id,
-                ])
+        let Some(target) = position.take_profit else {
+            let id = self
+                .place_stop(position, quantity, levels, trailing, &links, now_ms)
+                .await?;
+            return Ok((vec![id], None));
+        };
+        let target = filters.round_price(target);
+        let split = parameters
+            .as_ref()
+            .and_then(strategies::scale_out_of)
+            .map(|share| scale_out::split(quantity, share, target, stop_limit, filters));
+        match split {
+            Some(Split::Parts { part, rest }) => {
+                let mut ids = self
+                    .place_oco_protection(position, part, target, levels, &links, now_ms)
+                    .await?;
+                ids.push(
+                    self.place_stop(position, rest, levels, trailing, &links, now_ms)
+                        .await?,
+                );
+                tracing::info!(symbol = %position.symbol, position_id, %part, %rest, %target,
+                    trailing = ?trailing, "scale-out protection: the part's OCO and the rest's stop");
+                Ok((ids, None))
             }
-            None => {
-                let trailing = self
-                    .strategy_parameters(strategy_id)?
-                    .as_ref()
-                    .and_then(crate::domain::backtest::strategies::trailing_of);
-                let request = OrderRequest {
-                    client_order_id: self.next_cid("sl", now_ms),
-                    symbol: position.symbol.clone(),
-                    side: Side::Sell,
-                    order_type: OrderType::StopLossLimit,
-                    quantity,
-                    price: Some(stop_limit),
-                    stop_price: Some(stop_price).filter(|_| trailing.is_none()),
-                    time_in_force: Some(TimeInForce::Gtc),
-                    trailing_delta: trailing,
-                };
-                let placed = self.executor.place_linked(&request, &links, now_ms).await?;
-                tracing::info!(symbol = %position.symbol, position_id,
-                    quantity = %request.quantity, stop = %stop_price, stop_limit = %stop_limit,
-                    client_order_id = %request.client_order_id,
-                    "protection placed: stop-limit (no target)");
-                self.publish_order(&placed.order);
-                Ok(vec![request.client_order_id])
+            Some(Split::Whole(why)) => {
+                tracing::warn!(symbol = %position.symbol, position_id, reason = %why,
+                    "scale-out not split; the position is protected whole");
+                let ids = self
+                    .place_oco_protection(position, quantity, target, levels, &links, now_ms)
+                    .await?;
+                Ok((ids, Some(why.to_string())))
             }
+            None => Ok((
+                self.place_oco_protection(position, quantity, target, levels, &links, now_ms)
+                    .await?,
+                None,
+            )),
         }
     }
+
+    /// An OCO (take-profit LIMIT_MAKER at `target` + STOP_LOSS_LIMIT) selling `quantity`.
+    async fn place_oco_protection(
+        &self,
+        position: &Position,
+        quantity: Qty,
+        target: Price,
+        levels: StopLevels,
+        links: &OrderLinks,
+        now_ms: i64,
+    ) -> Result<Vec<String>, TradingError> {
+        let request = OcoRequest {
+            list_client_order_id: self.next_cid("oco", now_ms),
+            symbol: position.symbol.clone(),
+            side: Side::Sell,
+            quantity,
+            take_profit_client_order_id: self.next_cid("tp", now_ms),
+            take_profit_price: target,
+            stop_client_order_id: self.next_cid("sl", now_ms),
+            stop_price: levels.stop_price,
+            stop_limit_price: levels.stop_limit,
+        };
+        let list = self.executor.place_oco(&request, links, now_ms).await?;
+        tracing::info!(symbol = %position.symbol, position_id = ?links.position_id,
+            quantity = %request.quantity, stop = %request.stop_price,
+            stop_limit = %request.stop_limit_price, target = %request.take_profit_price,
+            list_client_order_id = %request.list_client_order_id,
+            "protection placed: OCO stop and target");
+        for o in &list.orders {
+            self.publish_order(o);
+        }
+        Ok(vec![
+            request.take_profit_client_order_id,
+            request.stop_client_order_id,
+        ])
+    }
+
+    /// A stop-limit selling `quantity`: trailing (no stop price) when `trailing` is given.
+    async fn place_stop(
+        &self,
+        position: &Position,
+        quantity: Qty,
+        levels: StopLevels,
+        trailing: Option<TrailingDelta>,
+        links: &OrderLinks,
+        now_ms: i64,
+    ) -> Result<String, TradingError> {
+        let request = OrderRequest {
+            client_order_id: self.next_cid("sl", now_ms),
+            symbol: position.symbol.clone(),
+            side: Side::Sell,
+            order_type: OrderType::StopLossLimit,
+            quantity,
+            price: Some(levels.stop_limit),
+            stop_price: Some(levels.stop_price).filter(|_| trailing.is_none()),
+            time_in_force: Some(TimeInForce::Gtc),
+            trailing_delta: trailing,
+        };
+        let placed = self.executor.place_linked(&request, links, now_ms).await?;
+        tracing::info!(symbol = %position.symbol, position_id = ?links.position_id,
+            quantity = %request.quantity, stop = %levels.stop_price,
+            stop_limit = %levels.stop_limit, trailing = ?trailing,
+            client_order_id = %request.client_order_id, "protection placed: stop-limit");
+        self.publish_order(&placed.order);
+        Ok(request.client_order_id)
+    }
+}
+
+/// A protective stop's trigger and its limit, on the tick.
+#[derive(Debug, Clone, Copy)]
+struct StopLevels {
+    stop_price: Price,
+    stop_limit: Price,
 }
 
 impl<E: Exchange + 'static> TradingService<E> {
@@ -603,6 +692,15 @@ pub(super) fn entry_outcome(
             format!(
                 "bought {} {symbol} at {price}; the position's earlier protection filled \
                  meanwhile and closed it",
+                b.bought
+            ),
+        ),
+        Protection::Placed {
+            note: Some(note), ..
+        } => (
+            ExecutionOutcome::Executed,
+            format!(
+                "bought {} {symbol} at {price}; protected ({note})",
                 b.bought
             ),
         ),

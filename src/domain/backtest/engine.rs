@@ -7,6 +7,7 @@ use crate::domain::market::candle::{Candle, CandleColumns, TimestampMs};
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::risk::{ClosedTrade, RiskConfig, stop_protection};
 use crate::domain::trading::order::{Side, TrailingDelta};
+use crate::domain::trading::scale_out::ScaleOutShare;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +155,9 @@ pub struct Signal {
     pub time_exit_candles: Option<u32>,
     /// Enter with a resting limit buy under the close instead of a market order.
     pub limit_entry: Option<LimitEntry>,
+    /// Sell this share of the position at `take_profit` and keep the rest (see
+    /// [`crate::domain::trading::scale_out`]).
+    pub scale_out: Option<ScaleOutShare>,
 }
 
 /// An entry as a resting limit buy (issue #19): cheaper than a market order (maker fee, no
@@ -188,6 +192,7 @@ impl Signal {
             break_even_r: None,
             time_exit_candles: None,
             limit_entry: None,
+            scale_out: None,
         }
     }
     pub fn exit_long() -> Self {
@@ -199,10 +204,15 @@ impl Signal {
             break_even_r: None,
             time_exit_candles: None,
             limit_entry: None,
+            scale_out: None,
         }
     }
     pub fn with_limit_entry(mut self, entry: LimitEntry) -> Self {
         self.limit_entry = Some(entry);
+        self
+    }
+    pub fn with_scale_out(mut self, share: ScaleOutShare) -> Self {
+        self.scale_out = Some(share);
         self
     }
     pub fn with_time_exit(mut self, candles: u32) -> Self {
@@ -258,6 +268,8 @@ pub struct OrderIntent {
     pub break_even_r: Option<Decimal>,
     /// A resting limit buy instead of a market order (entries only; see [`Signal::limit_entry`]).
     pub limit: Option<LimitOrder>,
+    /// See [`Signal::scale_out`].
+    pub scale_out: Option<ScaleOutShare>,
     /// Why a sell is sent ([`ExitReason::Signal`] for a strategy's exit).
     pub reason: ExitReason,
     /// Open time of the candle whose close produced the intent.
@@ -559,6 +571,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
             trailing: None,
             break_even_r: None,
             limit: None,
+            scale_out: None,
             reason: ExitReason::TimeExit,
             decided_at: history.open_time(),
         })
@@ -610,6 +623,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                     trailing: signal.trailing,
                     break_even_r: signal.break_even_r,
                     limit,
+                    scale_out: signal.scale_out,
                     reason: ExitReason::Signal,
                     decided_at,
                 })
@@ -622,6 +636,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 trailing: None,
                 break_even_r: None,
                 limit: None,
+                scale_out: None,
                 reason: ExitReason::Signal,
                 decided_at,
             }),
@@ -663,7 +678,11 @@ impl<S: Strategy + ?Sized> Engine<S> {
                 self.state.position.qty -= exec.qty;
                 let received = notional - exec.fee;
                 self.state.cash += received;
-                if self.state.position.qty.is_zero() {
+                if !self.state.position.qty.is_zero() {
+                    // A part sold (scale-out): what it brought in comes off the cost, so the
+                    // round trip's PnL is everything received less everything paid.
+                    self.state.position_cost -= received;
+                } else {
                     let trade = ClosedTrade {
                         pnl: received - self.state.position_cost,
                         closed_at: exec.time,

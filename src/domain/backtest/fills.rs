@@ -7,6 +7,7 @@ use crate::domain::market::candle::{Candle, TimestampMs};
 use crate::domain::money::{Price, Qty, div_to_zero_dp};
 use crate::domain::trading::filters::{FilterViolation, SymbolFilters};
 use crate::domain::trading::order::{OrderType, Side, TrailingStop};
+use crate::domain::trading::scale_out::{self, Split, Unsplittable};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -99,6 +100,9 @@ pub enum Rejection {
     /// plain words.
     #[error("entry refused by risk: {0}")]
     Risk(String),
+    /// A scale-out's part or rest would be refused: the entry stands, protected whole.
+    #[error(transparent)]
+    NotScaledOut(#[from] Unsplittable),
 }
 
 impl Serialize for Rejection {
@@ -149,6 +153,12 @@ struct Brackets {
     trailing: Option<TrailingStop>,
     /// The entry price and R multiple of a pending break-even move.
     break_even: Option<(Price, Decimal)>,
+    /// A scale-out whose part has not sold yet: the part's quantity. `take_profit` sells only
+    /// it; `stop_loss` sells it with the rest, or alone when a trailing stop holds the rest.
+    scale_out_part: Option<Qty>,
+    /// The part has sold and the rest keeps a fixed stop: the entry price its stop moves to
+    /// break-even from, at the next close above that level.
+    rest_break_even: Option<Price>,
 }
 
 /// A limit entry resting on the book: the order, its price on the tick, and the candles it may
@@ -176,6 +186,13 @@ pub struct SimulatedExchange {
     /// its protection at the pass after the close that reports the fill.
     brackets_from: TimestampMs,
     position_qty: Qty,
+    /// The open position's entry price (a scale-out's rest moves its stop to break-even from it).
+    entry_price: Price,
+    /// Why the last entry's scale-out was not split (taken by the runner, which reports it).
+    unsplit: Option<Unsplittable>,
+    /// A second leg filled in the candle [`check_brackets`](Self::check_brackets) last looked
+    /// at (a scale-out's part beside its trailed rest).
+    second_exit: Option<Execution>,
 }
 
 impl SimulatedExchange {
@@ -189,6 +206,9 @@ impl SimulatedExchange {
             brackets: Brackets::default(),
             brackets_from: TimestampMs::MIN,
             position_qty: Qty::ZERO,
+            entry_price: Price(Decimal::ZERO),
+            unsplit: None,
+            second_exit: None,
         }
     }
 
@@ -214,7 +234,12 @@ impl SimulatedExchange {
     /// A break-even move waits for a close (see [`on_close`](Self::on_close)).
     #[inline]
     pub fn has_break_even(&self) -> bool {
-        self.brackets.break_even.is_some()
+        self.brackets.break_even.is_some() || self.brackets.rest_break_even.is_some()
+    }
+
+    /// Why the last entry was not scaled out, once (the runner reports it with the refusals).
+    pub fn take_unsplit(&mut self) -> Option<Unsplittable> {
+        self.unsplit.take()
     }
 
     /// A candle closed at `close` with the position open: move the stop to break-even when the
@@ -229,6 +254,20 @@ impl SimulatedExchange {
         {
             self.brackets.stop_loss = Some(self.filters.round_price_up(level).max(stop));
             self.brackets.break_even = None;
+        }
+        // A scale-out's rest after its part sold: the same rule live trading applies at the
+        // monitor pass after the close (`scale_out::rest_break_even_stop`).
+        if let (Some(entry), Some(stop)) = (self.brackets.rest_break_even, self.brackets.stop_loss)
+            && let Some(level) = scale_out::rest_break_even_stop(
+                entry,
+                stop,
+                self.costs.taker_fee,
+                close,
+                &self.filters,
+            )
+        {
+            self.brackets.stop_loss = Some(level);
+            self.brackets.rest_break_even = None;
         }
     }
 
@@ -348,15 +387,40 @@ impl SimulatedExchange {
     /// the paper exchange and Binance ([`TrailingStop`]): it sells at the first of those prices
     /// that triggers it (taker fee, slippage), which is under the trigger level when the
     /// price jumped past it.
+    ///
+    /// Under a scale-out the legs are separate orders, as live: the target sells the part, the
+    /// stop sells the part (and the rest, unless a trailing stop holds it), the trailing stop
+    /// sells the rest. When two legs fill in the candle the second waits in
+    /// [`take_second_exit`](Self::take_second_exit).
     pub fn check_brackets(&mut self, candle: &Candle) -> Option<Execution> {
+        let first = self.check_legs(candle, true)?;
+        if !self.position_qty.is_zero() {
+            // The trailing stop has been walked through this candle already.
+            self.second_exit = self.check_legs(candle, false);
+        }
+        Some(first)
+    }
+
+    /// The second leg filled in the candle `check_brackets` last looked at, once.
+    pub fn take_second_exit(&mut self) -> Option<Execution> {
+        self.second_exit.take()
+    }
+
+    fn check_legs(&mut self, candle: &Candle, walk_trailing: bool) -> Option<Execution> {
         if self.position_qty.is_zero() || candle.open_time < self.brackets_from {
             return None;
         }
-        if let Some(mut trailing) = self.brackets.trailing {
+        let part = self.brackets.scale_out_part;
+        if let Some(mut trailing) = self.brackets.trailing
+            && walk_trailing
+        {
             for price in candle_path(candle) {
                 if trailing.observe(price) {
                     let price = self.slipped(Side::Sell, price);
+                    let rest = self.position_qty - part.unwrap_or(Qty::ZERO);
+                    self.brackets.trailing = None;
                     return Some(self.exit(
+                        rest,
                         price,
                         self.costs.taker_fee,
                         candle,
@@ -376,7 +440,21 @@ impl SimulatedExchange {
                 stop
             };
             let price = self.slipped(Side::Sell, trigger);
-            return Some(self.exit(price, self.costs.taker_fee, candle, ExitReason::StopLoss));
+            // Beside a trailed rest the fixed stop is the part's alone.
+            let qty = match (part, b.trailing) {
+                (Some(part), Some(_)) => part,
+                _ => self.position_qty,
+            };
+            self.brackets.stop_loss = None;
+            self.brackets.take_profit = None;
+            self.brackets.scale_out_part = None;
+            return Some(self.exit(
+                qty,
+                price,
+                self.costs.taker_fee,
+                candle,
+                ExitReason::StopLoss,
+            ));
         }
         if let Some(target) = b.take_profit
             && candle.high >= target
@@ -387,25 +465,46 @@ impl SimulatedExchange {
             } else {
                 target
             };
-            return Some(self.exit(price, self.costs.maker_fee, candle, ExitReason::TakeProfit));
+            let qty = part.unwrap_or(self.position_qty);
+            if part.is_some() {
+                // The part's OCO is done; the rest keeps its trailing stop, or its fixed stop
+                // with a break-even move to come.
+                self.brackets.take_profit = None;
+                self.brackets.scale_out_part = None;
+                if b.trailing.is_some() {
+                    self.brackets.stop_loss = None;
+                } else {
+                    self.brackets.rest_break_even = Some(self.entry_price);
+                }
+            }
+            return Some(self.exit(
+                qty,
+                price,
+                self.costs.maker_fee,
+                candle,
+                ExitReason::TakeProfit,
+            ));
         }
         None
     }
 
+    /// Sell `qty` of the position; selling the last of it clears every bracket.
     fn exit(
         &mut self,
+        qty: Qty,
         price: Price,
         fee_rate: Decimal,
         candle: &Candle,
         reason: ExitReason,
     ) -> Execution {
-        let qty = self.position_qty;
         let fee = price * qty * fee_rate;
-        self.position_qty = Qty::ZERO;
-        self.brackets = Brackets::default();
-        // A bracket exit cancels any exit still queued for the next open.
-        if matches!(self.pending, Some(p) if p.side == Side::Sell) {
-            self.pending = None;
+        self.position_qty -= qty;
+        if self.position_qty.is_zero() {
+            self.brackets = Brackets::default();
+            // A bracket exit cancels any exit still queued for the next open.
+            if matches!(self.pending, Some(p) if p.side == Side::Sell) {
+                self.pending = None;
+            }
         }
         Execution {
             side: Side::Sell,
@@ -415,6 +514,22 @@ impl SimulatedExchange {
             time: candle.open_time,
             reason,
         }
+    }
+
+    /// The scale-out split of the position just bought, when its intent asks for one: it needs
+    /// a target and a fixed stop (the part's OCO). Checked at the stop, where a backtest sells a
+    /// triggered stop, with both levels on the tick as the orders would be.
+    fn split_for(&self, intent: &OrderIntent) -> Option<Split> {
+        let share = intent.scale_out?;
+        let target = self.filters.round_price(intent.take_profit?);
+        let stop = self.filters.round_price(intent.stop_loss?);
+        Some(scale_out::split(
+            self.position_qty,
+            share,
+            target,
+            stop,
+            &self.filters,
+        ))
     }
 
     fn slipped(&self, side: Side, price: Price) -> Price {
@@ -496,7 +611,24 @@ impl SimulatedExchange {
                         Some(reference),
                     )
                 });
-                let stop_loss = intent.stop_loss.filter(|_| trailing.is_none());
+                let split = self.split_for(intent);
+                let asked = split.is_some();
+                let part = match split {
+                    Some(Split::Parts { part, .. }) => Some(part),
+                    Some(Split::Whole(why)) => {
+                        self.unsplit = Some(why);
+                        None
+                    }
+                    None => None,
+                };
+                // Unsplit, a target and a trailing stop are one OCO live (the fixed stop and the
+                // target, no trailing): the same here.
+                let trailing = trailing.filter(|_| part.is_some() || !asked);
+                // The fixed stop protects a scale-out's part (with the rest, unless trailed);
+                // without a scale-out the trailing stop replaces it.
+                let stop_loss = intent
+                    .stop_loss
+                    .filter(|_| trailing.is_none() || part.is_some());
                 self.brackets = Brackets {
                     stop_loss,
                     take_profit: intent.take_profit,
@@ -505,7 +637,10 @@ impl SimulatedExchange {
                         .break_even_r
                         .filter(|_| stop_loss.is_some())
                         .map(|r| (price, r)),
+                    scale_out_part: part,
+                    rest_break_even: None,
                 };
+                self.entry_price = price;
             }
             Side::Sell => {
                 self.position_qty -= qty;
@@ -561,6 +696,7 @@ mod tests {
             trailing: None,
             break_even_r: None,
             limit: None,
+            scale_out: None,
             reason: ExitReason::Signal,
             decided_at: 0,
         }
@@ -647,6 +783,7 @@ mod tests {
             trailing: None,
             break_even_r: None,
             limit: None,
+            scale_out: None,
             reason: ExitReason::Signal,
             decided_at: 0,
         };

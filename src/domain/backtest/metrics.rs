@@ -22,6 +22,20 @@ pub struct TradeRecord {
     pub pnl: Quote,
     /// `pnl` over the entry cost (fees included), in percent.
     pub return_pct: f64,
+    /// The part a scale-out sold at its first target (`exit_*` then describe the whole exit:
+    /// the average price of both sells and their fees together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled_out: Option<PartialExit>,
+}
+
+/// A sell that left part of the position open: a scale-out's part sold at its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialExit {
+    pub time: TimestampMs,
+    pub qty: Qty,
+    pub price: Price,
+    pub fee: Quote,
+    pub reason: ExitReason,
 }
 
 impl TradeRecord {
@@ -297,6 +311,7 @@ mod tests {
             exit_reason: exit.map(|_| ExitReason::Signal),
             pnl: Quote(pnl),
             return_pct: 0.0,
+            scaled_out: None,
         }
     }
 

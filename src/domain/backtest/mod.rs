@@ -21,11 +21,11 @@ mod stop_protection_tests;
 
 pub use engine::{
     Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, LimitEntry, LimitOrder,
-    OrderAmount, OrderIntent, Position, Signal, Sizer, SizingInput, SpecialisedRun, Strategy,
-    StrategyContext,
+    OrderAmount, OrderIntent, Position, Signal, SizeDecision, Sizer, SizingInput, SpecialisedRun,
+    Strategy, StrategyContext,
 };
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
-pub use metrics::{Metrics, TradeRecord};
+pub use metrics::{Metrics, PartialExit, TradeRecord};
 pub use settings::BacktestSettings;
 pub use sizing::RiskSizer;
 pub use strategies::{
@@ -36,7 +36,7 @@ pub use times::Times;
 pub use walk_forward::{Span, WalkForwardSpec, WindowReport, WindowSplit};
 
 use crate::domain::market::candle::{Candle, CandleColumns, Interval, TimestampMs};
-use crate::domain::money::{Price, Quote};
+use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::risk::ClosedTrade;
 use crate::domain::trading::filters::SymbolFilters;
 use crate::domain::trading::order::Side;
@@ -111,7 +111,9 @@ struct TradeLedger {
 
 impl TradeLedger {
     /// `closed` is the round trip the engine booked for this execution, if it closed one: its
-    /// PnL is taken as booked rather than worked out a second time.
+    /// PnL is taken as booked rather than worked out a second time. A sell that leaves part of
+    /// the position open (a scale-out's part) is kept as the trade's `scaled_out` until the
+    /// rest sells.
     fn record(&mut self, e: &Execution, closed: Option<ClosedTrade>) {
         match e.side {
             Side::Buy => self.trades.push(TradeRecord {
@@ -125,26 +127,53 @@ impl TradeLedger {
                 exit_reason: None,
                 pnl: Quote::ZERO,
                 return_pct: 0.0,
+                scaled_out: None,
             }),
             Side::Sell => {
-                if let Some(t) = self.trades.last_mut().filter(|t| t.is_open()) {
-                    t.exit_time = Some(e.time);
-                    t.exit_price = Some(e.price);
-                    t.exit_fee = e.fee;
-                    t.exit_reason = Some(e.reason);
-                    t.pnl = match closed {
-                        Some(c) => c.pnl,
-                        None => e.price * t.qty - e.fee - (t.entry_price * t.qty + t.entry_fee),
-                    };
-                    t.return_pct = return_pct(t);
+                let Some(t) = self.trades.last_mut().filter(|t| t.is_open()) else {
+                    return;
+                };
+                let part = t.scaled_out;
+                let sold = e.qty + part.map_or(Qty::ZERO, |p| p.qty);
+                if closed.is_none() && sold < t.qty {
+                    t.scaled_out = Some(PartialExit {
+                        time: e.time,
+                        qty: e.qty,
+                        price: e.price,
+                        fee: e.fee,
+                        reason: e.reason,
+                    });
+                    return;
                 }
+                let (received, fees) = match part {
+                    Some(p) => (e.price * e.qty + p.price * p.qty, e.fee + p.fee),
+                    None => (e.price * e.qty, e.fee),
+                };
+                t.exit_time = Some(e.time);
+                // One sell: its price; a scale-out: the average of both sells.
+                t.exit_price = Some(match part {
+                    Some(_) => Price(received.get() / sold.get()),
+                    None => e.price,
+                });
+                t.exit_fee = fees;
+                t.exit_reason = Some(e.reason);
+                t.pnl = match closed {
+                    Some(c) => c.pnl,
+                    None => received - fees - (t.entry_price * t.qty + t.entry_fee),
+                };
+                t.return_pct = return_pct(t);
             }
         }
     }
 
     fn finish(mut self, last_close: Price) -> Vec<TradeRecord> {
         if let Some(t) = self.trades.last_mut().filter(|t| t.is_open()) {
-            t.pnl = last_close * t.qty - (t.entry_price * t.qty + t.entry_fee);
+            // Marked at the last close, less what a scale-out's part already brought in.
+            let held = t.qty - t.scaled_out.map_or(Qty::ZERO, |p| p.qty);
+            let sold = t
+                .scaled_out
+                .map_or(Quote::ZERO, |p| p.price * p.qty - p.fee);
+            t.pnl = sold + last_close * held - (t.entry_price * t.qty + t.entry_fee);
             t.return_pct = return_pct(t);
         }
         self.trades
@@ -299,6 +328,10 @@ impl BacktestService {
                     && let Some(exec) = desk.exchange.check_brackets(&candles[i])
                 {
                     desk.book(&exec, &mut engine);
+                    // A scale-out's part and its trailed rest may both fill in one candle.
+                    if let Some(second) = desk.exchange.take_second_exit() {
+                        desk.book(&second, &mut engine);
+                    }
                 }
                 // The candle closed: a break-even move applies from the next one (live trading
                 // moves the exchange stop at the monitor pass after the close).
@@ -456,6 +489,11 @@ impl Desk {
     fn book<S: Strategy + ?Sized>(&mut self, exec: &Execution, engine: &mut Engine<S>) {
         let closed = engine.on_execution(exec);
         self.ledger.record(exec, closed);
+        // An entry whose scale-out would have been refused is kept whole: say so.
+        if let Some(why) = self.exchange.take_unsplit() {
+            self.rejections
+                .push((exec.time, Rejection::NotScaledOut(why)));
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use super::engine::{History, LimitEntry, Signal, Strategy, StrategyContext};
 use crate::domain::market::indicators::{Macd, Rsi, SlidingSma, sma};
 use crate::domain::market::indicators::{Signal as RuleSignal, simple_signal_at};
 use crate::domain::trading::order::TrailingDelta;
+use crate::domain::trading::scale_out::ScaleOutShare;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde::{Deserialize, Serialize};
@@ -77,11 +78,18 @@ pub fn time_exit_of(parameters: &serde_json::Value) -> Option<u32> {
     (n >= 1.0 && n.fract() == 0.0 && n <= 100_000.0).then_some(n as u32)
 }
 
-/// Refuse a stored exit live trading would ignore: `trail_bips`, `breakeven_r` or
-/// `time_exit_candles` given but outside its range (checked by `strategy add` for every
-/// decision engine, since the trading service reads them whatever the engine).
+/// The scale-out a strategy's stored parameters ask for (`scale_out_pct`: the share of a
+/// position sold at its first target), whatever its decision engine.
+pub fn scale_out_of(parameters: &serde_json::Value) -> Option<ScaleOutShare> {
+    let pct = parameters.get("scale_out_pct")?.as_f64()?;
+    ScaleOutShare::from_pct(Decimal::from_f64(pct)?)
+}
+
+/// Refuse a stored exit live trading would ignore: `trail_bips`, `breakeven_r`,
+/// `time_exit_candles` or `scale_out_pct` given but outside its range (checked by `strategy
+/// add` for every decision engine, since the trading service reads them whatever the engine).
 pub fn check_exits(parameters: &serde_json::Value) -> Result<(), String> {
-    let checks: [(&str, bool, &str); 3] = [
+    let checks: [(&str, bool, &str); 4] = [
         (
             "trail_bips",
             trailing_of(parameters).is_some(),
@@ -96,6 +104,11 @@ pub fn check_exits(parameters: &serde_json::Value) -> Result<(), String> {
             "time_exit_candles",
             time_exit_of(parameters).is_some(),
             "a whole number of candles between 1 and 100000",
+        ),
+        (
+            "scale_out_pct",
+            scale_out_of(parameters).is_some(),
+            "a percentage of the position above 0 and below 100",
         ),
     ];
     // The trading service enters at market: a limit entry stored for it would be ignored, and
@@ -209,6 +222,19 @@ impl Params<'_> {
             None => None,
             Some(_) => Some(self.period("time_exit_candles", 1)? as u32),
         };
+        let scale_out = match self.given.get("scale_out_pct") {
+            None => None,
+            Some(&v) => match Decimal::from_f64(v).and_then(ScaleOutShare::from_pct) {
+                Some(share) => Some(share),
+                None => {
+                    return Err(StrategyError::Invalid {
+                        key: "scale_out_pct".into(),
+                        value: v,
+                        why: "must be a percentage of the position above 0 and below 100",
+                    });
+                }
+            },
+        };
         let brackets = Brackets {
             stop: pct("stop_pct")?,
             target: pct("take_pct")?,
@@ -216,7 +242,17 @@ impl Params<'_> {
             break_even,
             time_exit,
             limit_entry: self.limit_entry()?,
+            scale_out,
         };
+        if let Some(share) = brackets.scale_out
+            && brackets.target.is_none()
+        {
+            return Err(StrategyError::Invalid {
+                key: "scale_out_pct".into(),
+                value: share.pct().to_f64().unwrap_or_default(),
+                why: "needs take_pct: the part is sold at the first target",
+            });
+        }
         if let Some(r) = brackets.break_even
             && brackets.stop.is_none()
         {
@@ -227,10 +263,14 @@ impl Params<'_> {
             });
         }
         // One exchange order protects the position: a trailing stop cannot share it with a fixed
-        // stop or a target (a fixed stop would be a second sell of the same coins).
+        // stop or a target (a fixed stop would be a second sell of the same coins). Under a
+        // scale-out the target is the part's and the trailing stop the rest's: two orders.
         for (key, given) in [
             ("stop_pct", brackets.stop.is_some()),
-            ("take_pct", brackets.target.is_some()),
+            (
+                "take_pct",
+                brackets.target.is_some() && brackets.scale_out.is_none(),
+            ),
         ] {
             if given && brackets.trail.is_some() {
                 return Err(StrategyError::Invalid {
@@ -297,6 +337,7 @@ struct Brackets {
     break_even: Option<Decimal>,
     time_exit: Option<u32>,
     limit_entry: Option<LimitEntry>,
+    scale_out: Option<ScaleOutShare>,
 }
 
 impl Brackets {
@@ -327,6 +368,9 @@ impl Brackets {
         }
         if let Some(r) = self.break_even {
             signal = signal.with_break_even(r);
+        }
+        if let Some(share) = self.scale_out {
+            signal = signal.with_scale_out(share);
         }
         signal
     }
@@ -444,6 +488,7 @@ fn build(
                     "entry_limit_bps",
                     "post_only",
                     "entry_timeout_candles",
+                    "scale_out_pct",
                 ],
             };
             p.check()?;
@@ -480,6 +525,7 @@ fn build(
                     "entry_limit_bps",
                     "post_only",
                     "entry_timeout_candles",
+                    "scale_out_pct",
                 ],
             };
             p.check()?;
@@ -515,6 +561,7 @@ fn build(
                     "entry_limit_bps",
                     "post_only",
                     "entry_timeout_candles",
+                    "scale_out_pct",
                 ],
             };
             p.check()?;
@@ -544,6 +591,7 @@ fn build(
                     "entry_limit_bps",
                     "post_only",
                     "entry_timeout_candles",
+                    "scale_out_pct",
                 ],
             };
             p.check()?;
@@ -781,6 +829,53 @@ mod tests {
                 Err(StrategyError::Invalid { ref key, .. }) if key == other
             ));
         }
+    }
+
+    /// `scale_out_pct` needs the first target (`take_pct`) and a share strictly between none
+    /// and all; with it a target may go with `trail_bips` (the part's target, the rest's
+    /// trailing stop), which stays refused without it. Stored parameters are checked the same
+    /// way for every decision engine.
+    #[test]
+    fn scale_out_pct_needs_a_target_and_a_share_between_none_and_all() {
+        let sma = |params: &[(&str, f64)]| build_strategy(&spec("sma-cross", params));
+        for name in BUILT_IN {
+            assert!(
+                build_strategy(&spec(name, &[("take_pct", 2.0), ("scale_out_pct", 50.0)])).is_ok()
+            );
+        }
+        assert!(
+            sma(&[
+                ("take_pct", 2.0),
+                ("trail_bips", 150.0),
+                ("scale_out_pct", 40.0)
+            ])
+            .is_ok()
+        );
+        assert!(matches!(
+            sma(&[("take_pct", 2.0), ("trail_bips", 150.0)]),
+            Err(StrategyError::Invalid { ref key, .. }) if key == "take_pct"
+        ));
+        assert!(matches!(
+            sma(&[("stop_pct", 1.0), ("scale_out_pct", 50.0)]),
+            Err(StrategyError::Invalid { ref key, why, .. })
+                if key == "scale_out_pct" && why.contains("take_pct")
+        ));
+        for bad in [0.0, 100.0, -5.0, 150.0] {
+            assert!(
+                matches!(
+                    sma(&[("take_pct", 2.0), ("scale_out_pct", bad)]),
+                    Err(StrategyError::Invalid { ref key, .. }) if key == "scale_out_pct"
+                ),
+                "{bad}"
+            );
+        }
+        assert!(check_exits(&serde_json::json!({"scale_out_pct": 30})).is_ok());
+        let refused = check_exits(&serde_json::json!({"scale_out_pct": 100})).unwrap_err();
+        assert!(refused.contains("scale_out_pct"), "{refused}");
+        assert_eq!(
+            scale_out_of(&serde_json::json!({"scale_out_pct": 25})).map(|s| s.fraction()),
+            Some(Decimal::new(25, 2))
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod mode;
 pub mod order;
 pub mod plan;
 pub mod position;
+pub mod scale_out;
 
 pub use filters::{FilterViolation, SymbolFilters};
 pub use mode::{LiveConfirmation, LiveTradingRefused, TradingMode, authorize_order};

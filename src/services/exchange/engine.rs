@@ -86,6 +86,12 @@ fn is_stop_type(t: OrderType) -> bool {
     t.is_stop()
 }
 
+/// Binance's `MAX_NUM_ALGO_ORDERS` on ordinary spot symbols (BTCUSDT's exchange info): at most
+/// 5 open "algo" orders (STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT; an OCO's
+/// stop leg counts, its LIMIT_MAKER does not) per account and symbol. A scale-out protects a
+/// position with two, so three such positions in one symbol do not fit.
+pub const MAX_NUM_ALGO_ORDERS: usize = 5;
+
 fn triggers(order_type: OrderType, side: Side, stop: Price, price: Price) -> bool {
     order_type.stop_condition_met(side, stop, price)
 }
@@ -302,6 +308,28 @@ impl Engine {
         legs
     }
 
+    /// Refuse one more algo order on `symbol` past [`MAX_NUM_ALGO_ORDERS`].
+    fn check_algo_orders(&self, symbol: &Symbol) -> Result<(), ExchangeError> {
+        let open = self
+            .orders
+            .iter()
+            .filter(|o| {
+                &o.order.symbol == symbol
+                    && o.order.status.is_open()
+                    && is_stop_type(o.order.order_type)
+            })
+            .count();
+        if open >= MAX_NUM_ALGO_ORDERS {
+            return Err(ExchangeError::FilterFailure {
+                filter: "MAX_NUM_ALGO_ORDERS".to_string(),
+                detail: format!(
+                    "{open} stop orders are open on {symbol}; at most {MAX_NUM_ALGO_ORDERS} are allowed"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Place one order. Returns the order and its immediate fills.
     pub fn place(&mut self, req: &OrderRequest, now: TimestampMs) -> Result<Placed, ExchangeError> {
         let filters = self.filters(&req.symbol)?;
@@ -315,6 +343,9 @@ impl Engine {
         let last = self.last_price(&req.symbol);
         let reference = self.validate(req, &filters, last)?;
         let t = req.order_type;
+        if is_stop_type(t) {
+            self.check_algo_orders(&req.symbol)?;
+        }
         if let (Some(last), Some(limit)) = (last, req.price)
             && t == OrderType::LimitMaker
             && crosses(req.side, limit, last)
@@ -563,6 +594,7 @@ impl Engine {
         filters
             .check_price(req.stop_price)
             .map_err(|v| filter_error(v, false, &filters))?;
+        self.check_algo_orders(&req.symbol)?;
         let (locked_asset, locked) = match req.side {
             Side::Sell => (filters.base_asset.clone(), req.quantity.get()),
             Side::Buy => (
