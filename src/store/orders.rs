@@ -337,11 +337,14 @@ pub struct StopExitRow {
 /// Every stop-loss exit on `connection`, oldest first.
 pub fn stop_exits(conn: &Connection, connection: &str) -> StoreResult<Vec<StopExitRow>> {
     let mut stmt = conn.prepare(
-        "SELECT o.symbol, p.strategy_id, s.name, o.updated_at FROM orders o
+        // One stop-out per position, at its last stop fill: a scale-out's part and rest are
+        // two stop orders, and one stop hit fills both.
+        "SELECT o.symbol, p.strategy_id, s.name, MAX(o.updated_at) AS at FROM orders o
          JOIN positions p ON p.id = o.position_id
          LEFT JOIN strategies s ON s.id = p.strategy_id
          WHERE o.connection = ?1 AND o.purpose = 'stop_loss' AND o.status = 'FILLED'
-         ORDER BY o.updated_at, o.id",
+         GROUP BY o.position_id
+         ORDER BY at, o.position_id",
     )?;
     let rows = stmt.query_map([connection], |r| {
         Ok(StopExitRow {
@@ -623,6 +626,36 @@ mod tests {
             }
             other => panic!("expected a Corrupt error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_position_stopped_out_through_two_stop_orders_is_one_stop_exit() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        c.execute(
+            "INSERT INTO positions (connection, symbol, entry_price, quantity, status, opened_at, updated_at)
+             VALUES ('paper', 'BTCUSDT', '100', '0', 'closed', 1, 1)",
+            [],
+        )
+        .unwrap();
+        let position = c.last_insert_rowid();
+        let links = OrderLinks {
+            purpose: OrderPurpose::StopLoss,
+            position_id: Some(position),
+            ..OrderLinks::default()
+        };
+        // The part's OCO stop leg and the rest's stop, filled by one stop hit.
+        for (cid, at) in [("part", 50), ("rest", 51)] {
+            insert_pending_linked(c, &request(cid), "paper", &links, 10).unwrap();
+            c.execute(
+                "UPDATE orders SET status = 'FILLED', updated_at = ?2 WHERE client_order_id = ?1",
+                rusqlite::params![cid, at],
+            )
+            .unwrap();
+        }
+        let exits = stop_exits(c, "paper").unwrap();
+        assert_eq!(exits.len(), 1, "{exits:?}");
+        assert_eq!(exits[0].at_ms, 51);
     }
 
     #[test]
