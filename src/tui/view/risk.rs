@@ -19,7 +19,15 @@ use crate::tui::theme::Theme;
 
 /// A limit's name for people and the unit its value is in.
 pub fn limit_label(key: &str) -> (String, &'static str) {
-    let (name, unit) = match key {
+    match known_limit(key) {
+        Some((name, unit)) => (name.to_string(), unit),
+        None => (capitalise(&fmt::words(key)), ""),
+    }
+}
+
+/// The name and unit of a limit this screen knows.
+fn known_limit(key: &str) -> Option<(&'static str, &'static str)> {
+    Some(match key {
         "risk_per_trade_pct" => ("Risk per trade", "% equity"),
         "max_position_pct" => ("Max position", "% equity"),
         "max_daily_loss_pct" => ("Daily loss limit", "% of day"),
@@ -41,6 +49,9 @@ pub fn limit_label(key: &str) -> (String, &'static str) {
         "stop_lock_window_candles" => ("Lock window", "candles"),
         "stop_lock_candles" => ("Lock for", "candles"),
         "fee_rate" => ("Fee reserve", "×"),
+        "slippage_pct" => ("Slippage", "% of price"),
+        "min_stop_distance_pct" => ("Min stop distance", "% of entry"),
+        "min_stop_atr_multiple" => ("Min stop distance", "× ATR"),
         "sizing_mode" => ("Sizing", ""),
         "daily_loss_action" => ("Daily loss action", ""),
         "daily_loss_recovery" => ("Daily loss reset", ""),
@@ -49,9 +60,8 @@ pub fn limit_label(key: &str) -> (String, &'static str) {
         "drawdown_action" => ("Drawdown action", ""),
         "drawdown_recovery" => ("Drawdown reset", ""),
         "kill_action" => ("Kill action", ""),
-        other => return (capitalise(&fmt::words(other)), ""),
-    };
-    (name.to_string(), unit)
+        _ => return None,
+    })
 }
 
 fn capitalise(s: &str) -> String {
@@ -407,4 +417,15 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         history,
         &mut table_state,
     );
+}
+
+#[cfg(test)]
+mod label_tests {
+    #[test]
+    fn every_risk_limit_has_a_name_and_unit_of_its_own() {
+        // A key added to RiskConfig without a label showed as its snake_case words, unitless.
+        for key in crate::domain::risk::RiskConfig::keys() {
+            assert!(super::known_limit(&key).is_some(), "{key} has no label");
+        }
+    }
 }
