@@ -137,14 +137,35 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     if s.as_of_ms > 0 {
         // The run's clock: in the demo that is the replay's simulated day, so the date is
         // shown whenever there is room.
-        let time = if wide {
-            format!("  as of {}", fmt::timestamp(s.as_of_ms))
-        } else {
-            format!(" {}", fmt::when(s.as_of_ms, s.as_of_ms))
-        };
-        spans.push(Span::styled(time, theme.muted()));
+        let short = format!(" {}", fmt::when(s.as_of_ms, s.as_of_ms));
+        let mut forms = Vec::new();
+        if wide {
+            forms.push(format!("  as of {}", fmt::timestamp(s.as_of_ms)));
+        }
+        forms.extend(without_seconds(&short));
+        forms.insert(usize::from(wide), short);
+        // Never a cut number: the longest form that fits whole (the date, the time, the time
+        // without its seconds), else nothing.
+        let used: usize = spans.iter().map(Span::width).sum();
+        let room = usize::from(area.width).saturating_sub(used);
+        if let Some(time) = forms.into_iter().find(|t| t.chars().count() <= room) {
+            spans.push(Span::styled(time, theme.muted()));
+        }
     }
     frame.render_widget(Line::from(spans), area);
+}
+
+/// `… 04:54:30` as `… 04:54`; `None` when the text does not end in a time with seconds.
+fn without_seconds(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let n = b.len();
+    let is_time = n >= 8
+        && b[n - 3] == b':'
+        && b[n - 6] == b':'
+        && [1, 2, 4, 5, 7, 8]
+            .iter()
+            .all(|&i| b[n - i].is_ascii_digit());
+    is_time.then(|| text[..n - 3].to_string())
 }
 
 fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {

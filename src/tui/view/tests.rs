@@ -581,3 +581,28 @@ fn marked_runs_open_side_by_side_with_the_return_net_of_llm_cost() {
     update(&mut app, Action::Back);
     assert!(render(&app, 120, 40).contains("2 marked"));
 }
+
+#[test]
+fn the_header_at_80_columns_never_cuts_its_time() {
+    // Seen at 80×24 on a fresh data dir: "… ACTIVE   no daemon 04:54:3".
+    let mut app = app_on(Screen::Dashboard);
+    app.snapshot.daemon = Some(crate::store::heartbeat::DaemonPresence::NotRunning {
+        last_seen_ms: None,
+        stopped_cleanly: false,
+    });
+    for w in [80u16, 84, 88, 120] {
+        let text = render(&app, w, 24);
+        let header = text.lines().next().unwrap().trim_matches('"').trim_end();
+        let last = header.split_whitespace().last().unwrap();
+        let whole = !last.contains(':') || last.len() == 5 || last.len() == 8;
+        assert!(whole, "{w} columns: the header ends {last:?}: {header}");
+        if w >= 120 {
+            assert!(last.contains(':'), "{w} columns: no time: {header}");
+        }
+    }
+    assert_eq!(
+        super::without_seconds(" 04:54:30").as_deref(),
+        Some(" 04:54")
+    );
+    assert_eq!(super::without_seconds(" Jan 05"), None);
+}
