@@ -253,6 +253,21 @@ mod tests {
     }
 
     #[test]
+    fn reflections_beyond_twenty_are_refused_and_zero_is_off() {
+        let cfg = LlmConfig {
+            reflections: 21,
+            ..LlmConfig::default()
+        };
+        assert!(cfg.validate().unwrap_err().contains("llm.reflections"));
+        let off = LlmConfig {
+            reflections: 0,
+            ..LlmConfig::default()
+        };
+        off.validate().unwrap();
+        assert_eq!(LlmConfig::default().reflections, 3);
+    }
+
+    #[test]
     fn priced_cost_uses_per_million_prices() {
         // 1000 * 1.25 / 1e6 + 500 * 2.50 / 1e6 = 0.00125 + 0.00125 = 0.0025
         let cost = LlmConfig::default().priced_cost(1000, 500).unwrap();
