@@ -40,6 +40,7 @@ fn input(now_ms: i64) -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        reflections: vec![],
         closed_candles: Vec::new(),
     }
 }

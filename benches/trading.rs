@@ -61,6 +61,7 @@ async fn main() {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        reflections: vec![],
         closed_candles: Vec::new(),
     };
     let out = RulesEngine::default().decide_now(&input);

@@ -185,6 +185,11 @@ pub struct Jobs<E: Exchange> {
     /// Challengers by strategy index: they decide after the primary, on its input, and fill
     /// only a virtual book (see `app::shadow`).
     challengers: Vec<(usize, crate::app::shadow::ShadowJob)>,
+    /// Closes at or after this time are reflected on (set by the first job run, so a restart
+    /// does not pay for reflections on old history).
+    reflect_since: Mutex<Option<i64>>,
+    /// Closed positions already reflected on or skipped in this run.
+    reflected: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl<E: Exchange + 'static> Jobs<E> {
@@ -200,6 +205,8 @@ impl<E: Exchange + 'static> Jobs<E> {
             stream_marks: None,
             ledger: None,
             challengers: Vec::new(),
+            reflect_since: Mutex::new(None),
+            reflected: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -230,6 +237,8 @@ impl<E: Exchange + 'static> Jobs<E> {
             stream_marks: None,
             ledger: None,
             challengers: Vec::new(),
+            reflect_since: Mutex::new(None),
+            reflected: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -323,7 +332,12 @@ impl<E: Exchange + 'static> Jobs<E> {
             return Err(JobError::NoStrategy(index));
         };
         let venue = self.venue_of(index).ok_or(JobError::NoStrategy(index))?;
-        let report = venue.run_cycle(&job.strategy, &job.engine, now_ms).await?;
+        self.reflect_since(now_ms);
+        let report = venue.run_cycle(&job.strategy, &job.engine, now_ms).await;
+        // After the step, its locks released, whether or not it failed: a close it booked
+        // before failing is reflected on too.
+        self.reflect(index, now_ms).await;
+        let report = report?;
         tracing::debug!(strategy = %job.strategy.name, report = ?report, "trading cycle done");
         // The challenger decides after the primary, on the very input the primary's decision
         // recorded; its failures are logged, never the primary's.
@@ -352,10 +366,54 @@ impl<E: Exchange + 'static> Jobs<E> {
         if !self.all_reconciled() {
             self.reconcile(now_ms).await?;
         }
+        self.reflect_since(now_ms);
+        let mut result = Ok(());
         for venue in &self.venues {
-            venue.monitor_orders(now_ms).await?;
+            if let Err(e) = venue.monitor_orders(now_ms).await {
+                result = Err(e.into());
+                break;
+            }
         }
-        Ok(())
+        // A stop or target that filled closed its position: reflect after the step.
+        for index in 0..self.strategies.len() {
+            self.reflect(index, now_ms).await;
+        }
+        result
+    }
+
+    fn reflect_since(&self, now_ms: i64) {
+        if let Ok(mut since) = self.reflect_since.lock() {
+            since.get_or_insert(now_ms);
+        }
+    }
+
+    /// Reflect on the new closes of the strategy at `index` when its engine is the LLM and
+    /// `llm.reflections` is on (see `app::reflect`); never fails the job.
+    async fn reflect(&self, index: usize, now_ms: i64) {
+        let (Some(job), Some(venue)) = (self.strategies.get(index), self.venue_of(index)) else {
+            return;
+        };
+        let AnyEngine::Llm(engine) = &job.engine else {
+            return;
+        };
+        if engine.client().config().reflections == 0 {
+            return;
+        }
+        let since = self
+            .reflect_since
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .unwrap_or(now_ms);
+        crate::app::reflect::reflect_on_closes(
+            engine,
+            venue.connection(),
+            job.strategy.id,
+            since,
+            &self.reflected,
+            now_ms,
+        )
+        .await;
     }
 
     /// `update_prices`: marks from the exchange's REST ticker, for the positions the market

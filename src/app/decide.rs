@@ -287,6 +287,9 @@ struct DecisionKey<'a> {
     position: &'a Option<crate::domain::decision::PositionSnapshot>,
     risk: &'a crate::domain::decision::RiskSnapshot,
     recent: &'a [crate::domain::decision::PastDecision],
+    /// Absent when empty, so keys of decisions without reflections are unchanged.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    reflections: &'a [crate::domain::decision::PastReflection],
     max_position_pct: f64,
     news: Option<(String, Option<NewsWindow>, u32)>,
 }
@@ -400,6 +403,14 @@ impl LlmEngine {
         self
     }
 
+    pub(crate) fn client(&self) -> &LlmClient {
+        &self.client
+    }
+
+    pub(crate) fn store(&self) -> &Arc<Mutex<Store>> {
+        &self.store
+    }
+
     fn publish(&self, event: Event) {
         if let Some(bus) = &self.bus {
             bus.publish(event);
@@ -454,6 +465,7 @@ impl LlmEngine {
             position: &input.position,
             risk: &input.risk,
             recent: &input.recent_decisions,
+            reflections: &input.reflections,
             max_position_pct,
             news: self.news_request(input),
         };
@@ -630,6 +642,16 @@ impl LlmEngine {
     /// `Err` with the reason when the budget leaves nothing for another call: the day's
     /// recorded spend plus what this decision has spent so far.
     fn check_budget(&self, now_ms: i64, out: &EngineOutput) -> Result<(), String> {
+        self.check_budget_with(now_ms, out.cost_usd.unwrap_or_default())
+    }
+
+    /// [`Self::check_budget`] for a call whose earlier calls cost `spent_so_far` (a
+    /// reflection's: nothing).
+    pub(crate) fn check_budget_with(
+        &self,
+        now_ms: i64,
+        spent_so_far: Decimal,
+    ) -> Result<(), String> {
         let config = self.client.config();
         if let Some(budget) = &self.run_budget {
             // The run's spend already includes this decision's earlier calls.
@@ -645,7 +667,7 @@ impl LlmEngine {
         let recorded = lock(&self.store)
             .and_then(|s| recorder::spent_on_day(s.conn(), self.budget_day(now_ms)))
             .map_err(|e| format!("cannot read today's LLM spend ({e}); not calling the model"))?;
-        let spent = recorded + out.cost_usd.unwrap_or_default();
+        let spent = recorded + spent_so_far;
         if spent >= config.daily_budget_usd {
             return Err(format!(
                 "LLM daily budget spent (${spent} of ${}); no further call was made",

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod key_check;
 pub mod leaderboard;
 pub mod llm_backtest;
+pub mod reflect;
 pub mod scheduler;
 pub mod shadow;
 pub mod snapshot;

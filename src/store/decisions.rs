@@ -295,12 +295,15 @@ pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<DecisionRow>> {
 
 const DAY_MS: i64 = 86_400_000;
 
-/// LLM spend recorded on the UTC day containing `at_ms`.
+/// LLM spend recorded on the UTC day containing `at_ms`: decisions' and reflections' calls.
 pub fn spent_on_day(conn: &Connection, at_ms: TimestampMs) -> StoreResult<Decimal> {
     let start = at_ms.div_euclid(DAY_MS) * DAY_MS;
     let mut stmt = conn.prepare(
         "SELECT cost_usd FROM decisions WHERE cost_usd IS NOT NULL AND backtest_id IS NULL
-         AND decided_at >= ?1 AND decided_at < ?2",
+         AND decided_at >= ?1 AND decided_at < ?2
+         UNION ALL
+         SELECT cost_usd FROM reflections WHERE cost_usd IS NOT NULL
+         AND created_at >= ?1 AND created_at < ?2",
     )?;
     let mut total = Decimal::ZERO;
     for cost in stmt.query_map(params![start, start + DAY_MS], |r| r.get::<_, String>(0))? {

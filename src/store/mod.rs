@@ -21,6 +21,7 @@ pub mod live_confirmations;
 pub mod orders;
 pub mod paper;
 pub mod positions;
+pub mod reflections;
 pub mod risk;
 pub mod secret_entries;
 pub mod shadow;
@@ -47,6 +48,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0022_shadow_decisions.sql")),
         M::up(include_str!("migrations/0023_connection_base_url.sql")),
         M::up(include_str!("migrations/0024_position_dust.sql")),
+        M::up(include_str!("migrations/0025_reflections.sql")),
     ])
 });
 
@@ -72,6 +74,7 @@ pub const TABLES: &[&str] = &[
     "equity_peaks",
     "unmanaged_holdings",
     "shadow_fills",
+    "reflections",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +140,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 18;
+const MIGRATION_COUNT: usize = 19;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

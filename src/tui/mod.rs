@@ -217,7 +217,7 @@ async fn run_on_clock_with(
     let tui_config = settings.tui.clone();
     // The connection's own endpoints (its address, its environment's hosts), as the daemon's.
     let stream_config = (market.own_stream && mode != crate::domain::trading::TradingMode::Paper)
-        .then(|| crate::app::venue::market_environment(&settings, None))
+        .then(|| crate::app::venue::market_environment(settings, None))
         .and_then(Result::ok)
         .map(|(_, target)| settings.stream_for(target));
 

@@ -214,6 +214,7 @@ fn input(symbol: &Symbol, price: Decimal, now_ms: i64) -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        reflections: vec![],
         closed_candles: Vec::new(),
     }
 }

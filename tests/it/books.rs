@@ -169,6 +169,7 @@ fn input(symbol: &Symbol, now_ms: i64) -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        reflections: vec![],
         closed_candles: Vec::new(),
     }
 }

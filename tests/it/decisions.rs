@@ -129,6 +129,7 @@ fn input_at(now_ms: i64) -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        reflections: vec![],
         closed_candles: Vec::new(),
     }
 }

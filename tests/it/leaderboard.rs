@@ -78,6 +78,7 @@ fn input(price: Decimal, now_ms: i64) -> String {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        reflections: vec![],
         closed_candles: Vec::new(),
     })
     .unwrap()

@@ -54,6 +54,7 @@ mod parser_robustness;
 mod protect;
 mod read_timeouts;
 mod readme;
+mod reflections;
 mod risk;
 mod scale_out;
 mod secret_leak;

@@ -279,6 +279,7 @@ mod live {
             position: None,
             risk: RiskSnapshot::default(),
             recent_decisions: vec![],
+            reflections: vec![],
             closed_candles: Vec::new(),
         }
     }

@@ -226,6 +226,7 @@ pub(crate) fn input() -> DecisionInput {
         position: None,
         risk: RiskSnapshot::default(),
         recent_decisions: vec![],
+        reflections: vec![],
         closed_candles: Vec::new(),
     }
 }

@@ -350,6 +350,16 @@ impl<E: Exchange + 'static> TradingService<E> {
             input.now_ms,
             settings.llm.recent_decisions,
         )?;
+        // A strategy's own lessons from its closed positions (none for the default book).
+        input.reflections = match book {
+            Some(_) if settings.llm.reflections > 0 => {
+                crate::store::reflections::recent(c, book, input.now_ms, settings.llm.reflections)?
+                    .iter()
+                    .map(crate::store::reflections::StoredReflection::past)
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Ok(())
     }
 

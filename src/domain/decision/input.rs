@@ -126,6 +126,9 @@ pub struct DecisionInput {
     pub position: Option<PositionSnapshot>,
     pub risk: RiskSnapshot,
     pub recent_decisions: Vec<PastDecision>,
+    /// The strategy's last reflections on closed positions, newest first (`llm.reflections`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reflections: Vec<super::PastReflection>,
     /// The closed candles the snapshot was computed from, oldest first: a strategy engine
     /// replays them. Not recorded: the indicators above summarise them for the reader.
     #[serde(skip)]
@@ -220,6 +223,7 @@ impl DecisionInput {
             position: None,
             risk: RiskSnapshot::default(),
             recent_decisions: Vec::new(),
+            reflections: Vec::new(),
             closed_candles: candles.to_vec(),
         })
     }

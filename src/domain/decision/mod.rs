@@ -6,6 +6,7 @@ pub mod edge;
 pub mod injection;
 pub mod input;
 pub mod leaderboard;
+pub mod reflection;
 pub mod rules;
 pub mod shadow;
 pub mod types;
@@ -16,6 +17,7 @@ pub use input::{
     DecisionInput, IndicatorSnapshot, OrderBookSummary, PastDecision, PositionSnapshot,
     RiskSnapshot, Thesis, aggregate_candles,
 };
+pub use reflection::{ClosedOutcome, PastReflection};
 pub use rules::{RulesConfig, rules_decide};
 pub use types::{Action, Level, LevelKind, TimeHorizon, TradingDecision, decision_json_schema};
 pub use validate::{

@@ -127,6 +127,7 @@ mod tests {
             position: None,
             risk: RiskSnapshot::default(),
             recent_decisions: vec![],
+            reflections: vec![],
             closed_candles: Vec::new(),
         }
     }

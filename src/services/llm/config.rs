@@ -108,6 +108,9 @@ pub struct LlmConfig {
     pub max_position_pct: f64,
     /// How many earlier decisions the prompt shows. Default 5.
     pub recent_decisions: usize,
+    /// How many of the strategy's last reflections on closed positions the prompt shows; 0
+    /// also makes no reflection call when a position closes. Default 3, at most 20.
+    pub reflections: usize,
     /// Largest reply body read from the LLM server, in bytes; a longer reply is a HOLD (no
     /// repair round). Default 65536.
     pub max_reply_bytes: usize,
@@ -146,6 +149,7 @@ impl Default for LlmConfig {
             prompt_template: None,
             max_position_pct: 10.0,
             recent_decisions: 5,
+            reflections: 3,
             max_reply_bytes: 64 * 1024,
             backtest_max_cost_usd: dec!(1),
             knowledge_cutoff: BTreeMap::new(),
@@ -178,6 +182,12 @@ impl LlmConfig {
             return Err(format!(
                 "llm.max_reply_bytes {} is too small for a decision: use at least 1024 (default 65536)",
                 self.max_reply_bytes
+            ));
+        }
+        if self.reflections > 20 {
+            return Err(format!(
+                "llm.reflections {} must be between 0 (off) and 20 (default 3)",
+                self.reflections
             ));
         }
         if self.backtest_max_cost_usd < Decimal::ZERO {
@@ -240,6 +250,21 @@ mod tests {
             ..LlmConfig::default()
         };
         assert!(cfg.validate().unwrap_err().contains("llm.temperature"));
+    }
+
+    #[test]
+    fn reflections_beyond_twenty_are_refused_and_zero_is_off() {
+        let cfg = LlmConfig {
+            reflections: 21,
+            ..LlmConfig::default()
+        };
+        assert!(cfg.validate().unwrap_err().contains("llm.reflections"));
+        let off = LlmConfig {
+            reflections: 0,
+            ..LlmConfig::default()
+        };
+        off.validate().unwrap();
+        assert_eq!(LlmConfig::default().reflections, 3);
     }
 
     #[test]
