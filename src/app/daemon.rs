@@ -872,12 +872,7 @@ impl DaemonLock {
 
 /// This machine's name for the heartbeat (a shared data dir on another host is told apart).
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
+    heartbeat::this_host()
 }
 
 /// Refresh the daemon's beat every [`heartbeat::BEAT_EVERY_MS`] until `cancel`.

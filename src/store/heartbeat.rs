@@ -169,7 +169,7 @@ pub fn presence(conn: &Connection, now_ms: i64) -> StoreResult<DaemonPresence> {
             stopped_cleanly: false,
         },
         Some((pid, host, since_ms, beat_ms, last_cycle_ms, last_cycle_job, None))
-            if now_ms.saturating_sub(beat_ms) <= STALE_AFTER_MS =>
+            if now_ms.saturating_sub(beat_ms) <= STALE_AFTER_MS && !process_gone(pid, &host) =>
         {
             DaemonPresence::Alive {
                 pid,
@@ -187,10 +187,61 @@ pub fn presence(conn: &Connection, now_ms: i64) -> StoreResult<DaemonPresence> {
     })
 }
 
+/// This machine's name, as the daemon records it beside its pid.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Whether the daemon's process is provably gone: it ran on this host and the kernel has no
+/// such process, or only its zombie (Linux `/proc`). Then a `kill -9` reads as "no daemon" at
+/// once instead of after the beat's [`STALE_AFTER_MS`]. Anything else (another host, no
+/// `/proc`) is left to the beat's age.
+fn process_gone(pid: u32, host: &str) -> bool {
+    if host != this_host() || !std::path::Path::new("/proc/self/stat").exists() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    #[test]
+    fn a_daemon_process_that_is_gone_from_this_host_is_not_running_at_once() {
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        start(c, dead, &this_host(), 1_000).unwrap();
+        // Its beat is fresh, but the process is gone: no waiting out STALE_AFTER_MS.
+        assert_eq!(
+            presence(c, 1_001).unwrap(),
+            DaemonPresence::NotRunning {
+                last_seen_ms: Some(1_000),
+                stopped_cleanly: false
+            }
+        );
+        // A live process on this host, or any pid on another host, goes by the beat.
+        start(c, std::process::id(), &this_host(), 2_000).unwrap();
+        assert!(presence(c, 2_001).unwrap().is_alive());
+        start(c, dead, "another-host", 3_000).unwrap();
+        assert!(presence(c, 3_001).unwrap().is_alive());
+    }
 
     fn t(ms: i64) -> String {
         format!("t{ms}")
