@@ -567,7 +567,7 @@ pub async fn run(
     heartbeat::start(
         store.conn(),
         pid,
-        &host_name(),
+        &heartbeat::this_host(),
         chrono::Utc::now().timestamp_millis(),
     )?;
     let settings = Arc::new(settings.clone());
@@ -871,10 +871,6 @@ impl DaemonLock {
 }
 
 /// This machine's name for the heartbeat (a shared data dir on another host is told apart).
-fn host_name() -> String {
-    heartbeat::this_host()
-}
-
 /// Refresh the daemon's beat every [`heartbeat::BEAT_EVERY_MS`] until `cancel`.
 async fn beat_until_cancelled(
     store: Arc<Mutex<Store>>,

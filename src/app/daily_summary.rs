@@ -149,20 +149,7 @@ pub fn compose(
         ));
     }
     lines.push(format!("trading: {}", view.trading.describe(time)));
-    lines.push(if view.breaker_ever_moved {
-        let reason = view
-            .breaker
-            .reason
-            .map(|r| format!(" ({})", r.as_str()))
-            .unwrap_or_default();
-        format!(
-            "breaker: {}{reason} since {}",
-            view.breaker.state,
-            time(view.breaker.since)
-        )
-    } else {
-        "breaker: never tripped".into()
-    });
+    lines.push(format!("breaker: {}", view.describe_breaker(time)));
     lines.push(match daemon {
         DaemonPresence::Alive { pid, since_ms, .. } => format!(
             "daemon: up {} (pid {pid}, since {})",

@@ -83,20 +83,7 @@ pub fn run(ctx: &Context) -> Result<()> {
         println!("mode:       {} (connection {})", status.mode, a.connection);
         println!("process:    {}", status.daemon.describe(time));
         println!("trading:    {}", a.trading.describe(time));
-        if a.breaker_ever_moved {
-            let reason = a
-                .breaker
-                .reason
-                .map(|r| format!(" ({})", r.as_str()))
-                .unwrap_or_default();
-            println!(
-                "breaker:    {}{reason} since {}",
-                a.breaker.state,
-                time(a.breaker.since)
-            );
-        } else {
-            println!("breaker:    never tripped");
-        }
+        println!("breaker:    {}", a.describe_breaker(time));
         let source = match a.equity_source {
             EquitySource::Snapshot { at_ms } => format!("as of {}", time(at_ms)),
             EquitySource::PaperBalance => "paper balance, no snapshot yet".into(),

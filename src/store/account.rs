@@ -259,6 +259,24 @@ pub struct AccountView {
 }
 
 impl AccountView {
+    /// "ACTIVE (reason) since …" or "never tripped": the breaker as `status`, the daily
+    /// summary and the chat say it.
+    pub fn describe_breaker(&self, time: impl Fn(TimestampMs) -> String) -> String {
+        if !self.breaker_ever_moved {
+            return "never tripped".into();
+        }
+        let reason = self
+            .breaker
+            .reason
+            .map(|r| format!(" ({})", r.as_str()))
+            .unwrap_or_default();
+        format!(
+            "{}{reason} since {}",
+            self.breaker.state,
+            time(self.breaker.since)
+        )
+    }
+
     /// One line for an alert's body: the account right after what the alert reports, with the
     /// same figures the TUI, `status` and the decision prompt show.
     pub fn summary(&self) -> String {

@@ -61,6 +61,37 @@ fn lines_of(mut cmd: Command) -> (Running, std::sync::mpsc::Receiver<String>) {
     (Running(child), rx)
 }
 
+/// Move the fake's price by `step` every 300 ms from `from`, handing each JSON line of `rx` to
+/// `done` until it says so; 30 s at most.
+async fn nudge_until(
+    base: &str,
+    from: i64,
+    step: i64,
+    rx: &std::sync::mpsc::Receiver<String>,
+    mut done: impl FnMut(&serde_json::Value) -> bool,
+) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut price = from;
+    loop {
+        assert!(Instant::now() < deadline, "nothing awaited arrived in 30 s");
+        price += step;
+        client
+            .post(format!("{base}/fake/price?symbol=BTCUSDT&price={price}"))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while let Ok(line) = rx.try_recv() {
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if done(&v) {
+                return;
+            }
+        }
+    }
+}
+
 fn ws_of(base: &str) -> String {
     base.replacen("http://", "ws://", 1)
 }
@@ -285,30 +316,14 @@ async fn one_base_url_setting_points_execute_watch_and_user_data_at_fake_binance
 
     // `watch` on the same connection: the price moves, events arrive.
     let (watch, rx) = lines_of(command(&["--json", "watch", "BTCUSDT", "--interval", "1h"]));
-    let client = reqwest::Client::new();
     let mut kinds = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut price = 50_100;
-    while !(kinds.contains("trade") && kinds.contains("book_updated")) {
-        assert!(
-            Instant::now() < deadline,
-            "watch showed only {kinds:?} in 30 s"
-        );
-        price += 10;
-        client
-            .post(format!("{base}/fake/price?symbol=BTCUSDT&price={price}"))
-            .send()
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        while let Ok(line) = rx.try_recv() {
-            let v: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            if let Some(kind) = v["type"].as_str() {
-                kinds.insert(kind.to_owned());
-            }
+    nudge_until(&base, 50_100, 10, &rx, |v| {
+        if let Some(kind) = v["type"].as_str() {
+            kinds.insert(kind.to_owned());
         }
-    }
+        kinds.contains("trade") && kinds.contains("book_updated")
+    })
+    .await;
     drop(watch);
 }
 
@@ -616,37 +631,21 @@ async fn each_connection_reaches_its_own_address_ahead_of_the_global_setting() {
         "--connection",
         "a",
     ]));
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut price = 50_000;
-    'seen: loop {
-        assert!(
-            Instant::now() < deadline,
-            "no trade from a's stream in 30 s"
-        );
-        price += 1;
-        client
-            .post(format!("{url_a}/fake/price?symbol=BTCUSDT&price={price}"))
-            .send()
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        while let Ok(line) = rx.try_recv() {
-            let v: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            if v["type"] == "trade" {
-                let traded: rust_decimal::Decimal = v["price"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("a price in {v}"))
-                    .parse()
-                    .unwrap();
-                assert!(
-                    traded >= rust_decimal::Decimal::from(50_000)
-                        && traded < rust_decimal::Decimal::from(51_000),
-                    "a trade at a's price, not b's: {v}"
-                );
-                break 'seen;
-            }
+    nudge_until(&url_a, 50_000, 1, &rx, |v| {
+        if v["type"] != "trade" {
+            return false;
         }
-    }
+        let traded: rust_decimal::Decimal = v["price"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a price in {v}"))
+            .parse()
+            .unwrap();
+        assert!(
+            traded >= rust_decimal::Decimal::from(50_000)
+                && traded < rust_decimal::Decimal::from(51_000),
+            "a trade at a's price, not b's: {v}"
+        );
+        true
+    })
+    .await;
 }
