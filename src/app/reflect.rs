@@ -83,7 +83,7 @@ fn pending(
                 entry: p.entry_price,
                 exit,
                 realised_pnl: p.realized_pnl,
-                stop_loss: p.stop_loss,
+                stop_loss: crate::store::account::initial_stop(&position_orders).or(p.stop_loss),
                 opened_at: p.opened_at,
                 closed_at: p.closed_at.unwrap_or(p.opened_at),
             },

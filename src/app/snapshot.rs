@@ -624,7 +624,7 @@ fn position_view(p: &account::PositionStatus) -> PositionView {
         qty: pos.quantity,
         stop: p.live_stop,
         stop_limit: p.live_stop_limit,
-        initial_stop: pos.stop_loss,
+        initial_stop: p.initial_stop,
         opened_at_ms: pos.opened_at,
         target: p.live_target,
         protection: p.protection,

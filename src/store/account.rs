@@ -215,6 +215,9 @@ pub struct PositionStatus {
     pub dust: Qty,
     /// The mark the engine last wrote (the entry when never marked).
     pub mark: Price,
+    /// The stop the position was opened with (its first entry order's planned stop, else the
+    /// stored one): the R of its R multiple, which a break-even move must not shrink to zero.
+    pub initial_stop: Option<Price>,
     /// Why the position was opened: its entry decision's reasoning and invalidation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thesis: Option<crate::domain::decision::Thesis>,
@@ -352,6 +355,7 @@ fn position_status(conn: &Connection, row: PositionRow) -> StoreResult<PositionS
     }
     let mark = row.mark_price.unwrap_or(row.position.entry_price);
     let thesis = thesis_of(conn, &position_orders)?;
+    let initial_stop = initial_stop(&position_orders).or(row.position.stop_loss);
     Ok(PositionStatus {
         row,
         protection,
@@ -360,8 +364,19 @@ fn position_status(conn: &Connection, row: PositionRow) -> StoreResult<PositionS
         live_target,
         dust,
         mark,
+        initial_stop,
         thesis,
     })
+}
+
+/// The stop planned with a position's first entry order: the risk it opened with. A
+/// break-even move rewrites the position's stored stop, never this.
+pub fn initial_stop(position_orders: &[StoredOrder]) -> Option<Price> {
+    position_orders
+        .iter()
+        .filter(|o| o.purpose == OrderPurpose::Entry)
+        .min_by_key(|o| o.id)
+        .and_then(|o| o.protect_stop)
 }
 
 /// The thesis of the decision behind a position's first entry order, read back through the
@@ -548,6 +563,37 @@ mod tests {
         let p = &view.positions[0];
         assert_eq!(p.live_stop, Some(Price(dec!(49000))));
         assert_eq!(p.live_stop_limit, Some(Price(dec!(48990))));
+    }
+
+    #[test]
+    fn a_stop_moved_to_break_even_keeps_the_risk_the_position_opened_with() {
+        // The R multiple (TUI, reflections) is measured against the stop planned with the
+        // entry; a break-even move rewrites the position's stop and left R at zero ("n/a").
+        let store = Store::open_in_memory().unwrap();
+        let c = store.conn();
+        let mut p = position(1);
+        p.stop_loss = Some(Price(dec!(50100.1))); // moved to break-even after fees
+        let id = positions::insert(c, "binance", None, &p, 1).unwrap();
+        let entry = OrderRequest {
+            client_order_id: "entry-1".into(),
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            side: Side::Buy,
+            order_type: OrderType::Market,
+            quantity: Qty(dec!(0.1)),
+            price: None,
+            stop_price: None,
+            time_in_force: None,
+            trailing_delta: None,
+        };
+        let links = OrderLinks {
+            position_id: Some(id),
+            protect_stop: Some(Price(dec!(49000))),
+            protect_target: Some(Price(dec!(53000))),
+            ..OrderLinks::default()
+        };
+        orders::insert_pending_linked(c, &entry, "binance", &links, 1).unwrap();
+        let view = load(c, &query("binance", 10)).unwrap();
+        assert_eq!(view.positions[0].initial_stop, Some(Price(dec!(49000))));
     }
 
     #[test]
