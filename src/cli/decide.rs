@@ -739,14 +739,21 @@ pub async fn run_decisions(args: DecisionsArgs, ctx: &Context) -> Result<()> {
             );
         }
         if let Some((days, strategies)) = &totals {
+            let line = |t: &recorder::CostTotal| {
+                let reflections = if t.reflections > 0 {
+                    format!(" + {} reflections", t.reflections)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  {}  {} decisions{reflections}  ${}",
+                    t.key, t.decisions, t.cost_usd
+                );
+            };
             println!("LLM cost per day:");
-            for t in days {
-                println!("  {}  {} decisions  ${}", t.key, t.decisions, t.cost_usd);
-            }
+            days.iter().for_each(line);
             println!("LLM cost per strategy:");
-            for t in strategies {
-                println!("  {}  {} decisions  ${}", t.key, t.decisions, t.cost_usd);
-            }
+            strategies.iter().for_each(line);
         }
     })
 }

@@ -318,16 +318,22 @@ pub struct CostTotal {
     /// `YYYY-MM-DD` (UTC) or the strategy id (`none` for decisions outside a strategy).
     pub key: String,
     pub decisions: u64,
+    /// Reflections on closed positions (#20): LLM calls that count toward the budget.
+    pub reflections: u64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cost_usd: Decimal,
 }
 
-/// Cost totals per UTC day and per strategy, oldest day / lowest id first.
+/// Cost totals per UTC day and per strategy, oldest day / lowest id first: every LLM call the
+/// daily budget counts (decisions and reflections), plus decisions made in backtests.
 pub fn cost_totals(conn: &Connection) -> StoreResult<(Vec<CostTotal>, Vec<CostTotal>)> {
     let mut stmt = conn.prepare(
-        "SELECT decided_at, strategy_id, prompt_tokens, completion_tokens, cost_usd
-         FROM decisions",
+        "SELECT decided_at, strategy_id, prompt_tokens, completion_tokens, cost_usd, 0
+         FROM decisions
+         UNION ALL
+         SELECT created_at, strategy_id, prompt_tokens, completion_tokens, cost_usd, 1
+         FROM reflections",
     )?;
     let mut by_day: BTreeMap<String, CostTotal> = BTreeMap::new();
     let mut by_strategy: BTreeMap<String, CostTotal> = BTreeMap::new();
@@ -338,10 +344,11 @@ pub fn cost_totals(conn: &Connection) -> StoreResult<(Vec<CostTotal>, Vec<CostTo
             r.get::<_, Option<i64>>(2)?,
             r.get::<_, Option<i64>>(3)?,
             r.get::<_, Option<String>>(4)?,
+            r.get::<_, bool>(5)?,
         ))
     })?;
     for row in rows {
-        let (at, strategy, pt, ct, cost) = row?;
+        let (at, strategy, pt, ct, cost, reflection) = row?;
         let cost = opt_dec_from_sql("decisions.cost_usd", cost)?.unwrap_or_default();
         let day = DateTime::from_timestamp_millis(at)
             .map(|t| t.format("%Y-%m-%d").to_string())
@@ -352,7 +359,11 @@ pub fn cost_totals(conn: &Connection) -> StoreResult<(Vec<CostTotal>, Vec<CostTo
                 key: key.trim().to_string(),
                 ..CostTotal::default()
             });
-            entry.decisions += 1;
+            if reflection {
+                entry.reflections += 1;
+            } else {
+                entry.decisions += 1;
+            }
             entry.prompt_tokens += pt.unwrap_or(0);
             entry.completion_tokens += ct.unwrap_or(0);
             entry.cost_usd += cost;
@@ -591,18 +602,52 @@ mod tests {
         insert(store.conn(), &row(2_000, None, Some(dec!(0.05)))).unwrap();
         insert(store.conn(), &row(DAY_MS + 5, strategy, Some(dec!(0.20)))).unwrap();
         insert(store.conn(), &row(DAY_MS + 6, None, None)).unwrap();
+        // A reflection on day 1 for strategy 1: in the budget and in the totals.
+        let reflection = crate::store::reflections::NewReflection {
+            position_id: crate::store::positions::insert(
+                store.conn(),
+                "paper",
+                strategy,
+                &crate::domain::trading::Position {
+                    symbol: crate::domain::Symbol::new("BTCUSDT").unwrap(),
+                    side: crate::domain::trading::PositionSide::Long,
+                    quantity: crate::domain::money::Qty(dec!(1)),
+                    entry_price: crate::domain::money::Price(dec!(1)),
+                    stop_loss: None,
+                    take_profit: None,
+                    realized_pnl: crate::domain::money::Quote(dec!(0)),
+                    fees_paid: crate::domain::money::Quote(dec!(0)),
+                    opened_at: 0,
+                    closed_at: Some(DAY_MS),
+                },
+                0,
+            )
+            .unwrap(),
+            strategy_id: strategy,
+            symbol: "BTCUSDT".into(),
+            created_at: DAY_MS + 7,
+            thesis: "t".into(),
+            outcome: "o".into(),
+            reflection: "r".into(),
+            prompt_tokens: Some(30),
+            completion_tokens: Some(5),
+            cost_usd: Some(dec!(0.01)),
+        };
+        crate::store::reflections::insert(store.conn(), &reflection).unwrap();
         assert_eq!(spent_on_day(store.conn(), 50_000).unwrap(), dec!(0.15));
-        assert_eq!(spent_on_day(store.conn(), DAY_MS + 1).unwrap(), dec!(0.20));
+        assert_eq!(spent_on_day(store.conn(), DAY_MS + 1).unwrap(), dec!(0.21));
         let (days, strategies) = cost_totals(store.conn()).unwrap();
         assert_eq!(days.len(), 2);
         assert_eq!(days[0].key, "1970-01-01");
         assert_eq!(days[0].cost_usd, dec!(0.15));
-        assert_eq!(days[1].decisions, 2);
-        assert_eq!(days[1].prompt_tokens, 20);
-        // Strategy 1: 0.10 + 0.20; no strategy: 0.05 + nothing.
+        assert_eq!((days[1].decisions, days[1].reflections), (2, 1));
+        assert_eq!(days[1].prompt_tokens, 50);
+        // The day's total is what the budget counted.
+        assert_eq!(days[1].cost_usd, dec!(0.21));
+        // Strategy 1: 0.10 + 0.20 + the reflection's 0.01; no strategy: 0.05 + nothing.
         assert_eq!(strategies.len(), 2);
         let one = strategies.iter().find(|s| s.key == "1").unwrap();
-        assert_eq!(one.cost_usd, dec!(0.30));
+        assert_eq!(one.cost_usd, dec!(0.31));
         let none = strategies.iter().find(|s| s.key == "none").unwrap();
         assert_eq!((none.cost_usd, none.decisions), (dec!(0.05), 2));
     }
