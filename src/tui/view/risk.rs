@@ -1,7 +1,7 @@
 //! Risk: the limits in force with their units and where each comes from; how much of each
 //! limit is used (daily loss, drawdown, loss streak, open positions, heat, exposure per symbol)
 //! and the distance to the next breaker trip; pause, kill switch and breaker as three states
-//! with their countdowns; the breaker's history.
+//! with their countdowns, each strategy's own breaker beside them; the breaker's history.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -256,6 +256,10 @@ fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
         Line::from([vec![label("Kill switch")], vec![kill]].concat()),
         Line::from([vec![label("Breaker")], breaker].concat()),
     ];
+    // Each strategy's own breaker: it stops that strategy's entries only.
+    for b in &s.books {
+        lines.push(book_line(b, now, theme));
+    }
     if let Some(t) = next_trip(s, &app.currency) {
         lines.push(Line::from(vec![label("Next trip"), Span::raw(t)]));
     }
@@ -288,6 +292,43 @@ fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
         ]));
     }
     lines
+}
+
+/// "fast  HALTED · day loss 4.10% / 3.00% · drawdown 0.00% / 15.00% · recovers in 3h 00m".
+fn book_line(
+    b: &crate::app::snapshot::BookBreakerView,
+    now: i64,
+    theme: Theme,
+) -> Line<'static> {
+    let r = &b.risk;
+    let f = |d: rust_decimal::Decimal| fmt::pct(crate::domain::Quote(d).to_f64());
+    let mut spans = vec![
+        Span::styled(format!("{:<12}", r.strategy.chars().take(11).collect::<String>()), theme.muted()),
+        Span::styled(r.breaker.state.label(), theme.breaker(r.breaker.state)),
+        Span::raw(format!(
+            " · day loss {} / {} · drawdown {} / {}",
+            f(r.daily_loss_pct.max(rust_decimal::Decimal::ZERO)),
+            f(b.max_daily_loss_pct),
+            f(r.drawdown_pct),
+            f(b.max_drawdown_pct)
+        )),
+    ];
+    if r.breaker.state != crate::domain::risk::BreakerState::Active {
+        match r.breaker.until.filter(|u| *u > now) {
+            Some(until) => spans.push(Span::raw(format!(" · recovers {}", fmt::ago(until, now)))),
+            None => spans.push(Span::raw(format!(
+                " · `risk reset-breaker --strategy {}`",
+                r.strategy
+            ))),
+        }
+        if let Some(reason) = r.breaker.reason {
+            spans.push(Span::styled(
+                format!(" · {}", fmt::words(reason.as_str())),
+                theme.muted(),
+            ));
+        }
+    }
+    Line::from(spans)
 }
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
@@ -393,6 +434,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         .map(|c| fmt::when(c.at_ms, s.as_of_ms))
         .collect();
     let time_w = super::width_of(times.iter().map(String::as_str), 4);
+    // "global" or a strategy's name.
+    let scope_w = super::width_of(s.breaker.history.iter().map(|c| c.scope.as_str()), 6).min(12);
     let rows = s.breaker.history.iter().zip(times).map(|(c, time)| {
         Row::new(vec![
             Span::raw(time),
@@ -407,7 +450,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             rows,
             [
                 Constraint::Length(time_w),
-                Constraint::Length(6),
+                Constraint::Length(scope_w),
                 Constraint::Length(11),
                 Constraint::Min(6),
             ],
