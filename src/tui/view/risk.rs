@@ -256,10 +256,7 @@ fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
         Line::from([vec![label("Kill switch")], vec![kill]].concat()),
         Line::from([vec![label("Breaker")], breaker].concat()),
     ];
-    // Each strategy's own breaker: it stops that strategy's entries only.
-    for b in &s.books {
-        lines.push(book_line(b, now, theme));
-    }
+
     if let Some(t) = next_trip(s, &app.currency) {
         lines.push(Line::from(vec![label("Next trip"), Span::raw(t)]));
     }
@@ -294,41 +291,42 @@ fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
     lines
 }
 
-/// "fast  HALTED · day loss 4.10% / 3.00% · drawdown 0.00% / 15.00% · recovers in 3h 00m".
-fn book_line(
-    b: &crate::app::snapshot::BookBreakerView,
-    now: i64,
-    theme: Theme,
-) -> Line<'static> {
-    let r = &b.risk;
-    let f = |d: rust_decimal::Decimal| fmt::pct(crate::domain::Quote(d).to_f64());
-    let mut spans = vec![
-        Span::styled(format!("{:<12}", r.strategy.chars().take(11).collect::<String>()), theme.muted()),
-        Span::styled(r.breaker.state.label(), theme.breaker(r.breaker.state)),
-        Span::raw(format!(
-            " · day loss {} / {} · drawdown {} / {}",
-            f(r.daily_loss_pct.max(rust_decimal::Decimal::ZERO)),
-            f(b.max_daily_loss_pct),
-            f(r.drawdown_pct),
-            f(b.max_drawdown_pct)
-        )),
-    ];
-    if r.breaker.state != crate::domain::risk::BreakerState::Active {
-        match r.breaker.until.filter(|u| *u > now) {
-            Some(until) => spans.push(Span::raw(format!(" · recovers {}", fmt::ago(until, now)))),
-            None => spans.push(Span::raw(format!(
-                " · `risk reset-breaker --strategy {}`",
-                r.strategy
-            ))),
-        }
-        if let Some(reason) = r.breaker.reason {
-            spans.push(Span::styled(
-                format!(" · {}", fmt::words(reason.as_str())),
-                theme.muted(),
-            ));
-        }
-    }
-    Line::from(spans)
+/// One row per strategy: its own breaker (which stops that strategy's entries only), today's
+/// loss and its drawdown from its own high against its limits, and when it recovers.
+fn book_rows(s: &Snapshot, now: i64, theme: Theme) -> Vec<Row<'static>> {
+    let f = |d: rust_decimal::Decimal| crate::domain::Quote(d).to_f64();
+    s.books
+        .iter()
+        .map(|b| {
+            let r = &b.risk;
+            // "4.1/3%": short enough for 80 columns.
+            let used = |x: rust_decimal::Decimal, limit: rust_decimal::Decimal| {
+                format!("{}/{}%", fmt::number(f(x), 1), limit.normalize())
+            };
+            let state = r.breaker.state;
+            let recovers = if state == crate::domain::risk::BreakerState::Active {
+                String::new()
+            } else {
+                let when = match r.breaker.until.filter(|u| *u > now) {
+                    Some(until) => fmt::ago(until, now),
+                    None => "by hand".into(),
+                };
+                let why = r
+                    .breaker
+                    .reason
+                    .map(|w| format!(" · {}", fmt::words(w.as_str())))
+                    .unwrap_or_default();
+                format!("{when}{why}")
+            };
+            Row::new(vec![
+                Cell::from(r.strategy.clone()),
+                Cell::from(Span::styled(state.label(), theme.breaker(state))),
+                Cell::from(used(r.daily_loss_pct.max(rust_decimal::Decimal::ZERO), b.max_daily_loss_pct)),
+                Cell::from(used(r.drawdown_pct, b.max_drawdown_pct)),
+                Cell::from(Span::styled(recovers, theme.muted())),
+            ])
+        })
+        .collect()
 }
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
@@ -387,13 +385,52 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
     let state_lines = state_lines(app, theme);
     let usages = usages(s);
-    let [state, usage, history] = Layout::vertical([
+    let books = book_rows(s, app.now_ms(), theme);
+    let books_h = if books.is_empty() {
+        0
+    } else {
+        books.len() as u16 + 3
+    };
+    let [state, strategies, usage, history] = Layout::vertical([
         // One spare line: a long breaker line wraps rather than being cut.
         Constraint::Length(state_lines.len() as u16 + 3),
+        Constraint::Length(books_h),
         Constraint::Length(usages.len() as u16 + 2),
         Constraint::Min(3),
     ])
     .areas(right);
+    if !books.is_empty() {
+        let name_w = super::width_of(s.books.iter().map(|b| b.risk.strategy.as_str()), 4).min(14);
+        let state_w =
+            super::width_of(s.books.iter().map(|b| b.risk.breaker.state.label()), 7);
+        frame.render_widget(
+            Table::new(
+                books,
+                [
+                    Constraint::Length(name_w),
+                    Constraint::Length(state_w),
+                    Constraint::Length(9),
+                    Constraint::Length(10),
+                    Constraint::Min(0),
+                ],
+            )
+            .header(header_row(
+                theme,
+                &[
+                    ("Name", false),
+                    ("Breaker", false),
+                    ("Day loss", false),
+                    ("Drawdown", false),
+                    ("Recovers", false),
+                ],
+            ))
+            .block(Block::bordered().title(Span::styled(
+                " Strategy breakers ",
+                theme.title(),
+            ))),
+            strategies,
+        );
+    }
     frame.render_widget(
         Paragraph::new(state_lines)
             .wrap(ratatui::widgets::Wrap { trim: true })
