@@ -32,7 +32,14 @@ fn closed(rig: &crate::books::Rig, book: i64, pnl: rust_decimal::Decimal, closed
         opened_at: closed_at - 60_000,
         closed_at: Some(closed_at),
     };
-    positions::insert(rig.store.lock().unwrap().conn(), "paper", Some(book), &p, closed_at).unwrap();
+    positions::insert(
+        rig.store.lock().unwrap().conn(),
+        "paper",
+        Some(book),
+        &p,
+        closed_at,
+    )
+    .unwrap();
 }
 
 fn breaker(rig: &crate::books::Rig, scope: &str) -> trademind::domain::risk::CircuitBreaker {
@@ -40,7 +47,12 @@ fn breaker(rig: &crate::books::Rig, scope: &str) -> trademind::domain::risk::Cir
 }
 
 fn refusals(report: &trademind::app::trading::ExecutionReport) -> Vec<String> {
-    assert_ne!(report.outcome, ExecutionOutcome::Executed, "{}", report.message);
+    assert_ne!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
     match &report.risk_verdict {
         Some(RiskVerdict::Refused { reasons, .. }) => reasons.clone(),
         other => panic!("not refused by risk: {other:?} ({})", report.message),
@@ -73,7 +85,10 @@ async fn a_strategy_past_its_daily_loss_trips_its_own_breaker_and_only_its_own()
         reasons.contains(&"strategy fast: circuit breaker HALTED (daily loss 4 % ≥ 3 %)".into()),
         "{reasons:?}"
     );
-    assert!(!reasons.iter().any(|r| r.starts_with("account:")), "{reasons:?}");
+    assert!(
+        !reasons.iter().any(|r| r.starts_with("account:")),
+        "{reasons:?}"
+    );
     // ... while trend's entry in the same symbol goes through.
     rig.buy(Some(trend), START + 120_000).await;
     assert_eq!(rig.open().len(), 1);
@@ -187,7 +202,10 @@ fn risk_reset_breaker_with_a_strategy_resets_that_strategys_breaker_only() {
     let out = run(&["risk", "reset-breaker", "--strategy", "fast"]);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8(out.stdout).unwrap();
-    assert!(said.starts_with("strategy fast: circuit breaker: halted -> active"), "{said}");
+    assert!(
+        said.starts_with("strategy fast: circuit breaker: halted -> active"),
+        "{said}"
+    );
     let out = run(&["--json", "risk", "show"]);
     assert!(out.status.success(), "{out:?}");
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -22,9 +22,7 @@ use crate::services::exchange::{Exchange, balance_of};
 use crate::services::notification::AlertKind;
 use crate::store::positions::{self, PositionRow};
 use crate::store::risk::{self as risk_store, GLOBAL_SCOPE};
-use crate::store::{
-    Store, StoreError, book_risk, decisions as recorder, equity as equity_store,
-};
+use crate::store::{Store, StoreError, book_risk, decisions as recorder, equity as equity_store};
 
 /// The currency a connection's equity is measured in: the quote asset (as the exchange's
 /// filters name it) of the first of `trading.symbols`. One currency per connection, whatever
@@ -539,7 +537,10 @@ impl<E: Exchange + 'static> TradingService<E> {
         let subject = if t.to == crate::domain::risk::BreakerState::Active {
             format!("TradeMind: {whose}circuit breaker reset ({reason})")
         } else {
-            format!("TradeMind: {whose}circuit breaker tripped to {} ({reason})", t.to)
+            format!(
+                "TradeMind: {whose}circuit breaker tripped to {} ({reason})",
+                t.to
+            )
         };
         let key = match strategy {
             Some(s) => format!("breaker/strategy/{s}/{}/{}", t.to, t.reason),

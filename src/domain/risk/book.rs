@@ -70,9 +70,9 @@ pub fn measure_book(inputs: &BookInputs<'_>) -> BookMeasures {
         }
     }
     let pnl = inputs.realised_total + unrealised;
-    let equity = inputs
-        .allocation
-        .map_or(inputs.account_equity, |a| a.equity(inputs.account_equity, pnl));
+    let equity = inputs.allocation.map_or(inputs.account_equity, |a| {
+        a.equity(inputs.account_equity, pnl)
+    });
     let pnl_peak = inputs.pnl_peak.unwrap_or(Quote::ZERO).max(pnl);
     BookMeasures {
         equity,
@@ -233,7 +233,12 @@ mod tests {
             until: None,
         };
         assert_eq!(
-            describe_trip(&b, m.daily_loss_pct(), m.drawdown_pct(), &RiskConfig::default()),
+            describe_trip(
+                &b,
+                m.daily_loss_pct(),
+                m.drawdown_pct(),
+                &RiskConfig::default()
+            ),
             "circuit breaker HALTED (daily loss 5 % ≥ 3 %)"
         );
     }

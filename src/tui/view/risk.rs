@@ -321,7 +321,10 @@ fn book_rows(s: &Snapshot, now: i64, theme: Theme) -> Vec<Row<'static>> {
             Row::new(vec![
                 Cell::from(r.strategy.clone()),
                 Cell::from(Span::styled(state.label(), theme.breaker(state))),
-                Cell::from(used(r.daily_loss_pct.max(rust_decimal::Decimal::ZERO), b.max_daily_loss_pct)),
+                Cell::from(used(
+                    r.daily_loss_pct.max(rust_decimal::Decimal::ZERO),
+                    b.max_daily_loss_pct,
+                )),
                 Cell::from(used(r.drawdown_pct, b.max_drawdown_pct)),
                 Cell::from(Span::styled(recovers, theme.muted())),
             ])
@@ -401,8 +404,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     .areas(right);
     if !books.is_empty() {
         let name_w = super::width_of(s.books.iter().map(|b| b.risk.strategy.as_str()), 4).min(14);
-        let state_w =
-            super::width_of(s.books.iter().map(|b| b.risk.breaker.state.label()), 7);
+        let state_w = super::width_of(s.books.iter().map(|b| b.risk.breaker.state.label()), 7);
         frame.render_widget(
             Table::new(
                 books,
@@ -424,10 +426,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
                     ("Recovers", false),
                 ],
             ))
-            .block(Block::bordered().title(Span::styled(
-                " Strategy breakers ",
-                theme.title(),
-            ))),
+            .block(Block::bordered().title(Span::styled(" Strategy breakers ", theme.title()))),
             strategies,
         );
     }

@@ -389,7 +389,10 @@ fn the_risk_screen_shows_each_strategys_own_breaker_beside_the_accounts() {
     assert!(fast.contains("HALTED") && fast.contains("4.1/3%"), "{fast}");
     assert!(fast.contains("in 3h 00m"), "{fast}");
     let trend = row(&text, "trend");
-    assert!(trend.contains("ACTIVE") && trend.contains("1.1/15%"), "{trend}");
+    assert!(
+        trend.contains("ACTIVE") && trend.contains("1.1/15%"),
+        "{trend}"
+    );
     // The account's own breaker is still the Breaker line.
     assert!(text.contains("Breaker     ACTIVE"), "{text}");
     app.snapshot.books.clear();
