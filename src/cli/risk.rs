@@ -186,7 +186,7 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                     let mut line = format!(
                         "  {:<12} {:<12} daily loss {} % / {} %  drawdown {} % / {} %",
                         r.strategy,
-                        r.breaker.state,
+                        r.breaker.state.as_str(),
                         pct(r.daily_loss_pct),
                         pct(book.max_daily_loss_pct),
                         pct(r.drawdown_pct),

@@ -93,10 +93,13 @@ pub fn run(ctx: &Context) -> Result<()> {
         println!("breaker:    {}", a.describe_breaker(time));
         for b in &a.books {
             println!(
-                "  {:<10} {} · today {} % loss · drawdown {} %",
+                "  {:<10} {} · daily loss {} % · drawdown {} %",
                 b.strategy,
                 b.describe_breaker(time),
-                b.daily_loss_pct.round_dp(2).normalize(),
+                b.daily_loss_pct
+                    .max(rust_decimal::Decimal::ZERO)
+                    .round_dp(2)
+                    .normalize(),
                 b.drawdown_pct.round_dp(2).normalize()
             );
         }
