@@ -60,6 +60,15 @@ pub struct BreakerView {
     pub history: Vec<BreakerChange>,
 }
 
+/// One strategy's book as the Risk screen shows it: its own breaker, daily loss and drawdown
+/// (`store::book_risk::BookRisk`) beside the limits in force for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookBreakerView {
+    pub risk: crate::store::book_risk::BookRisk,
+    pub max_daily_loss_pct: rust_decimal::Decimal,
+    pub max_drawdown_pct: rust_decimal::Decimal,
+}
+
 impl Default for BreakerView {
     fn default() -> Self {
         BreakerView {
@@ -410,6 +419,8 @@ pub struct Snapshot {
     pub counts: Counts,
     pub account: AccountPanel,
     pub breaker: BreakerView,
+    /// Each strategy's book: its own breaker beside the account's.
+    pub books: Vec<BookBreakerView>,
     pub positions: Vec<PositionView>,
     pub open_orders: Vec<OrderView>,
     /// Newest first.
@@ -452,6 +463,7 @@ impl Snapshot {
                 ..AccountPanel::default()
             },
             breaker: BreakerView::default(),
+            books: Vec::new(),
             positions: Vec::new(),
             open_orders: Vec::new(),
             trades: Vec::new(),
@@ -571,6 +583,19 @@ pub fn load(conn: &Connection, req: &LoadRequest) -> Result<Snapshot, SnapshotEr
         req.now_ms,
     )?;
     snap.breaker.until = view.breaker.until;
+    let base = risk_config_of(&req.default_risk_config);
+    snap.books = view
+        .books
+        .iter()
+        .map(|risk| {
+            let (limits, _) = crate::store::risk::load_config(conn, Some(&risk.strategy), &base)?;
+            Ok(BookBreakerView {
+                risk: risk.clone(),
+                max_daily_loss_pct: limits.max_daily_loss_pct,
+                max_drawdown_pct: limits.max_drawdown_pct,
+            })
+        })
+        .collect::<Result<_, SnapshotError>>()?;
     snap.peak_equity = crate::store::equity::peak(conn, &req.connection)?.map(|(q, _)| q);
     snap.strategies = crate::store::strategies::list_strategies(conn)?
         .into_iter()

@@ -26,8 +26,13 @@ pub enum RiskCommand {
         #[arg(long, value_name = "NAME")]
         strategy: Option<String>,
     },
-    /// Return a tripped circuit breaker to Active (new entries allowed again).
-    ResetBreaker,
+    /// Return a tripped circuit breaker to Active (new entries allowed again): the account's,
+    /// or with `--strategy` that strategy's own.
+    ResetBreaker {
+        /// Reset this strategy's breaker (its book's), not the account's.
+        #[arg(long, value_name = "NAME")]
+        strategy: Option<String>,
+    },
     /// Halt trading now (the kill switch): no new entries until `risk reset-breaker`.
     Kill,
 }
@@ -39,11 +44,23 @@ struct Shown {
     allocation: Option<crate::domain::trading::Allocation>,
     source: ConfigSource,
     config: RiskConfig,
+    /// The account's breaker.
     breaker: CircuitBreaker,
     history: Vec<BreakerRecord>,
+    /// Each strategy's book: its own breaker, daily loss and drawdown beside its limits (with
+    /// `--strategy`, that one only).
+    books: Vec<ShownBook>,
     /// Cooldowns and locks after stops in force now, every book of the connection.
     protections: Vec<repo::ActiveStopProtection>,
     as_of_ms: i64,
+}
+
+#[derive(Serialize)]
+struct ShownBook {
+    #[serde(flatten)]
+    risk: crate::store::book_risk::BookRisk,
+    max_daily_loss_pct: rust_decimal::Decimal,
+    max_drawdown_pct: rust_decimal::Decimal,
 }
 
 fn now_ms() -> i64 {
@@ -102,10 +119,24 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                 candle_ms,
                 now,
             )?;
+            let account = super::status::account_view(store.conn(), ctx.settings(), now)?;
+            let mut books = Vec::new();
+            for risk in account.books {
+                if strategy.as_deref().is_some_and(|s| s != risk.strategy) {
+                    continue;
+                }
+                let (limits, _) = repo::load_config(store.conn(), Some(&risk.strategy), base)?;
+                books.push(ShownBook {
+                    risk,
+                    max_daily_loss_pct: limits.max_daily_loss_pct,
+                    max_drawdown_pct: limits.max_drawdown_pct,
+                });
+            }
             let shown = Shown {
                 strategy,
                 allocation,
                 source,
+                books,
                 breaker: repo::load_breaker(store.conn(), GLOBAL_SCOPE)?,
                 history: repo::breaker_history(store.conn(), GLOBAL_SCOPE, 5)?,
                 config,
@@ -134,7 +165,7 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                     println!("  {k:<28} {v}");
                 }
                 let b = &shown.breaker;
-                print!("circuit breaker: {}", b.state);
+                print!("circuit breaker (account): {}", b.state);
                 if let Some(r) = b.reason {
                     print!(" ({r}) since {}", fmt_time(b.since));
                 }
@@ -145,6 +176,29 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                 for r in &shown.history {
                     let reason = r.reason.map(|r| r.to_string()).unwrap_or_default();
                     println!("  {}  {:<12} {reason}", fmt_time(r.changed_at), r.state);
+                }
+                if !shown.books.is_empty() {
+                    println!("strategy breakers (each book's own; either one stops its entries):");
+                }
+                for book in &shown.books {
+                    let r = &book.risk;
+                    let pct = |d: rust_decimal::Decimal| d.round_dp(2).normalize();
+                    let mut line = format!(
+                        "  {:<12} {:<12} daily loss {} % / {} %  drawdown {} % / {} %",
+                        r.strategy,
+                        r.breaker.state.as_str(),
+                        pct(r.daily_loss_pct),
+                        pct(book.max_daily_loss_pct),
+                        pct(r.drawdown_pct),
+                        pct(book.max_drawdown_pct),
+                    );
+                    if let Some(reason) = r.breaker.reason.filter(|_| r.breaker_ever_moved) {
+                        line.push_str(&format!("  ({reason}) since {}", fmt_time(r.breaker.since)));
+                    }
+                    if let Some(u) = r.breaker.until {
+                        line.push_str(&format!(", until {}", fmt_time(u)));
+                    }
+                    println!("{line}");
                 }
                 if shown.protections.is_empty() {
                     println!("cooldowns and locks after stops: none in force");
@@ -188,15 +242,27 @@ pub fn run(cmd: RiskCommand, ctx: &Context) -> Result<()> {
                 .unwrap_or(value);
             ctx.emit(&updated, || println!("risk.{key} = {shown} ({who})"))
         }
-        RiskCommand::ResetBreaker => {
+        RiskCommand::ResetBreaker { strategy } => {
             let store = ctx.open_store()?;
-            let transition = repo::update_breaker(store.conn(), GLOBAL_SCOPE, |_, breaker| {
+            let scope = match strategy.as_deref() {
+                Some(name) => {
+                    crate::store::strategies::strategy_by_name(store.conn(), name)?
+                        .ok_or_else(|| UsageError(format!("unknown strategy {name:?}")))?;
+                    crate::store::book_risk::book_scope(name)
+                }
+                None => GLOBAL_SCOPE,
+            };
+            let transition = repo::update_breaker(store.conn(), scope, |_, breaker| {
                 let t = breaker.reset(now_ms());
                 Ok((t.clone(), t.into_iter().collect()))
             })?;
+            let whose = strategy.map_or_else(|| "account".to_string(), |s| format!("strategy {s}"));
             ctx.emit(&transition, || match &transition {
-                Some(t) => print_transition(t),
-                None => println!("circuit breaker already active"),
+                Some(t) => {
+                    print!("{whose}: ");
+                    print_transition(t);
+                }
+                None => println!("{whose}: circuit breaker already active"),
             })
         }
         RiskCommand::Kill => {

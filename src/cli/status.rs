@@ -42,22 +42,7 @@ pub fn build(c: &Connection, settings: &Settings, now_ms: i64) -> Result<Status>
     let connection = settings.trading.connection.clone();
     // The same reading as the TUI header: a testnet connection is TESTNET.
     let mode = crate::store::strategies::connection_mode(c, &connection)?;
-    let paper_start = match mode {
-        crate::domain::trading::TradingMode::Paper => {
-            settings.trading.paper_starting_balance.parse().ok()
-        }
-        _ => None,
-    };
-    let account = account::load(
-        c,
-        &AccountQuery {
-            connection: &connection,
-            now_ms,
-            day_start_ms: account::utc_day_start(now_ms),
-            paper_starting_balance: paper_start,
-            unresolved: Vec::new(),
-        },
-    )?;
+    let account = account_view(c, settings, now_ms)?;
     Ok(Status {
         mode: mode.label(),
         daemon: heartbeat::presence(c, now_ms)?,
@@ -69,6 +54,28 @@ pub fn build(c: &Connection, settings: &Settings, now_ms: i64) -> Result<Status>
         components: components_from_jobs(&jobs),
         jobs,
     })
+}
+
+/// The account read model of `settings.trading.connection` as of `now_ms` (`status` and
+/// `risk show` read it).
+pub fn account_view(c: &Connection, settings: &Settings, now_ms: i64) -> Result<AccountView> {
+    let connection = &settings.trading.connection;
+    let paper_start = match crate::store::strategies::connection_mode(c, connection)? {
+        crate::domain::trading::TradingMode::Paper => {
+            settings.trading.paper_starting_balance.parse().ok()
+        }
+        _ => None,
+    };
+    Ok(account::load(
+        c,
+        &AccountQuery {
+            connection,
+            now_ms,
+            day_start_ms: account::utc_day_start(now_ms),
+            paper_starting_balance: paper_start,
+            unresolved: Vec::new(),
+        },
+    )?)
 }
 
 pub fn run(ctx: &Context) -> Result<()> {
@@ -84,6 +91,18 @@ pub fn run(ctx: &Context) -> Result<()> {
         println!("process:    {}", status.daemon.describe(time));
         println!("trading:    {}", a.trading.describe(time));
         println!("breaker:    {}", a.describe_breaker(time));
+        for b in &a.books {
+            println!(
+                "  {:<10} {} · daily loss {} % · drawdown {} %",
+                b.strategy,
+                b.describe_breaker(time),
+                b.daily_loss_pct
+                    .max(rust_decimal::Decimal::ZERO)
+                    .round_dp(2)
+                    .normalize(),
+                b.drawdown_pct.round_dp(2).normalize()
+            );
+        }
         let source = match a.equity_source {
             EquitySource::Snapshot { at_ms } => format!("as of {}", time(at_ms)),
             EquitySource::PaperBalance => "paper balance, no snapshot yet".into(),

@@ -258,6 +258,8 @@ pub struct AccountView {
     /// Base assets the exchange holds beyond every book's positions, as reconciliation last
     /// measured them: no strategy owns or sells them.
     pub unmanaged: Vec<positions::UnmanagedHolding>,
+    /// Each strategy's book on this connection: its daily loss, drawdown and own breaker.
+    pub books: Vec<super::book_risk::BookRisk>,
     pub counts: Counts,
 }
 
@@ -471,6 +473,7 @@ pub fn load(conn: &Connection, q: &AccountQuery<'_>) -> StoreResult<AccountView>
         breaker_ever_moved: latest.is_some(),
         positions: statuses,
         unmanaged: positions::unmanaged(conn, q.connection)?,
+        books: super::book_risk::load(conn, q.connection, equity, q.day_start_ms)?,
         counts: Counts {
             decisions: super::decisions::count(conn)?,
             trades: orders::trade_count(conn)?,

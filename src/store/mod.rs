@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod account;
 pub mod backtests;
+pub mod book_risk;
 pub mod candles;
 pub mod codec;
 pub mod decisions;
@@ -49,6 +50,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0023_connection_base_url.sql")),
         M::up(include_str!("migrations/0024_position_dust.sql")),
         M::up(include_str!("migrations/0025_reflections.sql")),
+        M::up(include_str!("migrations/0026_pstrat_book_pnl_peaks.sql")),
     ])
 });
 
@@ -75,6 +77,7 @@ pub const TABLES: &[&str] = &[
     "unmanaged_holdings",
     "shadow_fills",
     "reflections",
+    "book_pnl_peaks",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +143,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 19;
+const MIGRATION_COUNT: usize = 20;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -76,6 +76,13 @@ fn strategy_from_row(r: &Row<'_>) -> rusqlite::Result<Result<StrategyRow, StoreE
 }
 
 pub fn add_strategy(conn: &Connection, s: &NewStrategy, now_ms: i64) -> StoreResult<i64> {
+    // A strategy's breaker is kept under its name; the account's is under this one.
+    if s.name == super::risk::GLOBAL_SCOPE {
+        return Err(StoreError::Conflict(format!(
+            "{:?} names the account's circuit breaker; choose another strategy name",
+            s.name
+        )));
+    }
     let symbols =
         serde_json::to_string(&s.symbols).map_err(|e| StoreError::Conflict(e.to_string()))?;
     let result = conn.execute(

@@ -156,6 +156,12 @@ pub fn snapshot() -> Snapshot {
             until: None,
             history: vec![
                 BreakerChange {
+                    at_ms: NOW_MS - 1_200_000,
+                    scope: "fast".into(),
+                    state: BreakerState::Halted,
+                    reason: "daily_loss_limit".into(),
+                },
+                BreakerChange {
                     at_ms: NOW_MS - 3_600_000,
                     scope: "global".into(),
                     state: BreakerState::Active,
@@ -169,6 +175,47 @@ pub fn snapshot() -> Snapshot {
                 },
             ],
         },
+        // `fast` lost 4.1 % of its book today: its own breaker halted it until midnight;
+        // `trend` and the account trade on.
+        books: vec![
+            crate::app::snapshot::BookBreakerView {
+                risk: crate::store::book_risk::BookRisk {
+                    strategy_id: 1,
+                    strategy: "fast".into(),
+                    allocation: Some(crate::domain::trading::Allocation::Quote(Quote(dec!(1000)))),
+                    equity: Quote(dec!(959)),
+                    day_pnl: Quote(dec!(-41)),
+                    daily_loss_pct: dec!(4.1),
+                    drawdown_pct: dec!(4.1),
+                    peak_equity: Quote(dec!(1000)),
+                    breaker: crate::domain::risk::CircuitBreaker {
+                        state: BreakerState::Halted,
+                        reason: Some(crate::domain::risk::BreakerReason::DailyLossLimit),
+                        since: NOW_MS - 1_200_000,
+                        until: Some(NOW_MS + 3 * 3_600_000),
+                    },
+                    breaker_ever_moved: true,
+                },
+                max_daily_loss_pct: dec!(3),
+                max_drawdown_pct: dec!(15),
+            },
+            crate::app::snapshot::BookBreakerView {
+                risk: crate::store::book_risk::BookRisk {
+                    strategy_id: 2,
+                    strategy: "trend".into(),
+                    allocation: None,
+                    equity: Quote(dec!(10482.35)),
+                    day_pnl: Quote(dec!(167.40)),
+                    daily_loss_pct: dec!(-1.62),
+                    drawdown_pct: dec!(1.1),
+                    peak_equity: Quote(dec!(10599)),
+                    breaker: crate::domain::risk::CircuitBreaker::default(),
+                    breaker_ever_moved: false,
+                },
+                max_daily_loss_pct: dec!(3),
+                max_drawdown_pct: dec!(15),
+            },
+        ],
         positions: vec![
             PositionView {
                 book: "trend".into(),

@@ -30,13 +30,13 @@ use trademind::store::strategies::{NewStrategy, add_strategy};
 use trademind::store::{Store, orders, positions};
 
 /// 2025-01-15 01:00 UTC.
-const START: i64 = 1_736_899_200_000 + 3_600_000;
+pub(crate) const START: i64 = 1_736_899_200_000 + 3_600_000;
 
-struct Rig {
-    service: TradingService<PaperExchange>,
+pub(crate) struct Rig {
+    pub(crate) service: TradingService<PaperExchange>,
     paper: Arc<PaperExchange>,
-    store: Arc<Mutex<Store>>,
-    btc: Symbol,
+    pub(crate) store: Arc<Mutex<Store>>,
+    pub(crate) btc: Symbol,
 }
 
 /// A paper account with `btc_held` BTC bought outside TradeMind besides its 10 000 USDT.
@@ -79,13 +79,13 @@ fn rig_holding(btc_held: Decimal) -> Rig {
     }
 }
 
-fn rig() -> Rig {
+pub(crate) fn rig() -> Rig {
     rig_holding(Decimal::ZERO)
 }
 
 impl Rig {
     /// A strategy trading BTCUSDT with `engine` ("strategy" for sma-cross, "llm").
-    fn strategy(&self, name: &str, engine: &str) -> i64 {
+    pub(crate) fn strategy(&self, name: &str, engine: &str) -> i64 {
         let parameters = if engine == "strategy" {
             serde_json::json!({"strategy": "sma-cross", "fast": 10, "slow": 30})
         } else {
@@ -107,7 +107,7 @@ impl Rig {
     }
 
     /// A BUY of `strategy` (None: without one) executed at `now`.
-    async fn buy(&self, strategy: Option<i64>, now: i64) -> ExecutionReport {
+    pub(crate) async fn buy(&self, strategy: Option<i64>, now: i64) -> ExecutionReport {
         let input = input(&self.btc, now);
         let report = self
             .service
@@ -123,7 +123,7 @@ impl Rig {
         report
     }
 
-    fn open(&self) -> Vec<positions::PositionRow> {
+    pub(crate) fn open(&self) -> Vec<positions::PositionRow> {
         positions::open_positions(self.store.lock().unwrap().conn()).unwrap()
     }
 
@@ -419,7 +419,7 @@ async fn books_holding_more_than_the_exchange_is_a_discrepancy_that_keeps_tradin
 }
 
 /// Execute a BUY of `strategy` at `now` and return the report whatever its outcome.
-async fn try_buy(rig: &Rig, strategy: Option<i64>, now: i64) -> ExecutionReport {
+pub(crate) async fn try_buy(rig: &Rig, strategy: Option<i64>, now: i64) -> ExecutionReport {
     let input = input(&rig.btc, now);
     rig.service
         .execute_decision(&input, &buy_decision(&input), strategy, now)
@@ -427,7 +427,7 @@ async fn try_buy(rig: &Rig, strategy: Option<i64>, now: i64) -> ExecutionReport 
         .unwrap()
 }
 
-fn allocate(rig: &Rig, name: &str, allocation: &str) {
+pub(crate) fn allocate(rig: &Rig, name: &str, allocation: &str) {
     trademind::store::strategies::set_allocation(
         rig.store.lock().unwrap().conn(),
         name,

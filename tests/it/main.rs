@@ -12,6 +12,7 @@ mod backtest_parity;
 mod backtest_shards;
 mod backtest_strategies;
 mod backtest_walk_forward;
+mod book_breakers;
 mod books;
 mod books_daemon;
 mod cli;

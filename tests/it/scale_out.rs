@@ -533,6 +533,70 @@ mod live {
         assert_eq!(closed.position.realized_pnl.get(), pnl);
     }
 
+    /// The part's OCO fills on its STOP leg (45 000) while the rest, trailed 15 % from the
+    /// entry (trigger 42 500), stays: the first target went with the part it was for. The rest
+    /// keeps no target, so protecting it again (after a person cancelled its stop) places one
+    /// stop for the rest, not a second split with an OCO at the old target.
+    #[tokio::test]
+    async fn after_the_parts_stop_fills_the_rest_keeps_no_target_and_is_protected_alone() {
+        use trademind::services::exchange::Exchange;
+        let (service, paper, store, btc) = paper_service();
+        let id = strategy(
+            &store,
+            serde_json::json!({"scale_out_pct": 50, "trail_bips": 1500}),
+        );
+        let (row, bought) = bought(&service, &store, id).await;
+        let held = bought * dec!(0.999);
+        let step = dec!(0.00000001);
+        let sellable = (held / step).floor() * step;
+        let part = (sellable / dec!(2) / step).floor() * step;
+        let rest = sellable - part;
+        let fills = paper.on_price(&btc, Price(dec!(45000))).unwrap();
+        assert_eq!(
+            fills.iter().map(|f| f.quantity.get()).collect::<Vec<_>>(),
+            [part],
+            "the part's stop alone"
+        );
+        service.monitor_orders(START + HOUR).await.unwrap();
+        let open = positions::get(store.lock().unwrap().conn(), row.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.position.closed_at, None);
+        assert_eq!(open.position.take_profit, None, "the first target is gone");
+        assert_eq!(
+            live_legs(&store, row.id),
+            [(OrderPurpose::StopLoss, rest, None, false)],
+            "the rest's trailing stop"
+        );
+        // A person cancels the rest's stop; `trademind protect` puts one stop back, for the
+        // rest: nothing sold at the old target.
+        let rest_stop = orders::of_position(store.lock().unwrap().conn(), row.id)
+            .unwrap()
+            .into_iter()
+            .find(|o| o.purpose == OrderPurpose::StopLoss && o.order.status.is_open())
+            .unwrap();
+        paper
+            .cancel_order(&btc, &rest_stop.order.client_order_id)
+            .await
+            .unwrap();
+        service.monitor_orders(START + 2 * HOUR).await.unwrap();
+        let report = service
+            .protect(&btc, Some(Some(id)), START + 3 * HOUR)
+            .await
+            .unwrap();
+        assert_eq!(
+            report.outcome,
+            ExecutionOutcome::Executed,
+            "{}",
+            report.message
+        );
+        assert_eq!(
+            live_legs(&store, row.id),
+            [(OrderPurpose::StopLoss, rest, None, false)],
+            "one trailing stop for the rest"
+        );
+    }
+
     /// The fake Binance (BTCUSDT at 50 000, lot 0.00001, minimum notional 5): the trading
     /// test's BUY (0.02 at 50 000, 0.01998 held; stop 49 000, target 52 000) for a strategy
     /// selling half at the target is protected by an OCO for 0.00999 (LIMIT_MAKER at 52 000 +

@@ -12,18 +12,17 @@ use crate::domain::decision::DecisionInput;
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Quote};
 use crate::domain::risk::{
-    BreakerInputs, BreakerReason, BreakerTransition, Check, MarketSnapshot, OpenPosition,
-    RiskContext, RiskManagementService, RiskVerdict, StopExits, TradeIntent, daily_loss_pct,
-    drawdown_pct,
+    BookMeasures, BreakerInputs, BreakerReason, BreakerState, BreakerTransition, Check,
+    MarketSnapshot, OpenPosition, RiskContext, RiskManagementService, RiskVerdict, StopExits,
+    TradeIntent, daily_loss_pct, describe_trip, drawdown_pct,
 };
 use crate::domain::symbol::Symbol;
-use crate::domain::trading::Allocation;
 use crate::domain::trading::PositionService;
 use crate::services::exchange::{Exchange, balance_of};
 use crate::services::notification::AlertKind;
 use crate::store::positions::{self, PositionRow};
 use crate::store::risk::{self as risk_store, GLOBAL_SCOPE};
-use crate::store::{Store, StoreError, decisions as recorder, equity as equity_store};
+use crate::store::{Store, StoreError, book_risk, decisions as recorder, equity as equity_store};
 
 /// The currency a connection's equity is measured in: the quote asset (as the exchange's
 /// filters name it) of the first of `trading.symbols`. One currency per connection, whatever
@@ -153,46 +152,21 @@ pub fn book_stop_exits(
 }
 
 /// The risk layer's view of one strategy's book (its virtual sub-account), from the account's
-/// context: the book's equity (its allocation of the account's equity, or the whole of it), what
-/// it may spend (the account's free balance, at most its equity less what its positions are
-/// worth), its own open positions (heat, open count), today's PnL, closed trades and losing
-/// streak. The book's start of day is its equity less today's PnL; with no stored peak of its
-/// own, its drawdown is measured from today's start. Limits, market and breaker are the
+/// context and the book's measures (`domain::risk::measure_book`): the book's equity (its
+/// allocation of the account's equity, or the whole of it), what it may spend (the account's
+/// free balance, at most its equity less what its positions are worth), its own open positions
+/// (heat, open count), today's PnL and start of day, its own high-water mark, closed trades
+/// and losing streak, and its own circuit breaker `breaker`. Limits and market are the
 /// account's.
 pub fn book_risk_context(
     account: &RiskContext,
-    traded: &Symbol,
-    allocation: Option<Allocation>,
+    measures: &BookMeasures,
     figures: positions::BookFigures,
-    day_start_ms: i64,
+    breaker: BreakerState,
 ) -> RiskContext {
-    let mark_of = |row: &PositionRow| {
-        if &row.position.symbol == traded {
-            account.market.price
-        } else {
-            row.mark_price.unwrap_or(row.position.entry_price)
-        }
-    };
-    let mut unrealised = Quote::ZERO;
-    let mut held_value = Quote::ZERO;
-    // Entry fees of positions opened today and still open are today's realised PnL too (as
-    // the account read model counts them).
-    let mut realised_today = figures.realised_since;
-    for row in &figures.open {
-        let mark = mark_of(row);
-        unrealised += PositionService::unrealized_pnl(&row.position, mark);
-        held_value += PositionService::market_value(&row.position, mark);
-        if row.position.opened_at >= day_start_ms {
-            realised_today += row.position.realized_pnl;
-        }
-    }
-    let equity = allocation.map_or(account.equity, |a| {
-        a.equity(account.equity, figures.realised_total + unrealised)
-    });
-    let spendable = Quote((equity.get() - held_value.get()).max(Decimal::ZERO));
-    let start_of_day = Quote(equity.get() - realised_today.get() - unrealised.get());
+    let spendable = Quote((measures.equity.get() - measures.held_value.get()).max(Decimal::ZERO));
     RiskContext {
-        equity,
+        equity: measures.equity,
         available_balance: Quote(account.available_balance.get().min(spendable.get())),
         open_positions: figures
             .open
@@ -204,17 +178,47 @@ pub fn book_risk_context(
                 stop: row.position.stop_loss,
             })
             .collect(),
-        realised_pnl_today: realised_today,
-        unrealised_pnl: unrealised,
-        start_of_day_equity: start_of_day,
-        peak_equity: start_of_day.max(equity),
+        realised_pnl_today: measures.realised_today,
+        unrealised_pnl: measures.unrealised,
+        start_of_day_equity: measures.start_of_day_equity,
+        peak_equity: measures.peak_equity,
         closed_trades: figures.closed_trades,
         config: account.config.clone(),
         market: account.market.clone(),
-        breaker: account.breaker,
+        breaker,
         // The account's context already carries this book's stops: judged once.
         stop_exits: StopExits::default(),
     }
+}
+
+/// `verdict` with a tripped breaker's refusal said the way an operator reads it: whose breaker
+/// (`account` or `strategy NAME`), its state and the rule that tripped it. `book_prefix` is how
+/// `combine_verdicts` prefixed the book's reasons.
+pub fn name_breaker_refusals(
+    verdict: RiskVerdict,
+    account_line: &str,
+    book: Option<(&str, &str)>,
+) -> RiskVerdict {
+    let RiskVerdict::Refused { reasons, checks } = verdict else {
+        return verdict;
+    };
+    const CHECK: &str = "breaker_active:";
+    let reasons = reasons
+        .into_iter()
+        .map(|r| {
+            if let Some((name, line)) = book
+                && r.strip_prefix(&format!("strategy {name}'s book: "))
+                    .is_some_and(|rest| rest.starts_with(CHECK))
+            {
+                return format!("strategy {name}: {line}");
+            }
+            if r.starts_with(CHECK) {
+                return format!("account: {account_line}");
+            }
+            r
+        })
+        .collect();
+    RiskVerdict::Refused { reasons, checks }
 }
 
 /// One verdict from the account's and a strategy's book's: refused when either refuses (the
@@ -364,7 +368,8 @@ impl<E: Exchange + 'static> TradingService<E> {
     }
 
     /// The risk verdict on `intent`: the account's, and for a strategy its own book's too
-    /// (`book_risk_context`, sized on its allocation); both must approve.
+    /// (`book_risk_context`, sized on its allocation, judged by its own breaker); both must
+    /// approve. A tripped breaker's refusal names whose it is.
     pub(super) fn validate_in_book(
         &self,
         intent: &TradeIntent,
@@ -373,31 +378,64 @@ impl<E: Exchange + 'static> TradingService<E> {
         now_ms: i64,
     ) -> Result<RiskVerdict, TradingError> {
         let verdict = RiskManagementService::validate(intent, account);
-        let Some(id) = strategy_id else {
-            return Ok(verdict);
+        let account_line = {
+            let db = self.store()?;
+            let breaker = risk_store::load_breaker(db.conn(), GLOBAL_SCOPE)?;
+            describe_trip(
+                &breaker,
+                daily_loss_pct(
+                    account.realised_pnl_today,
+                    account.unrealised_pnl,
+                    account.start_of_day_equity,
+                ),
+                drawdown_pct(account.equity, account.peak_equity),
+                &account.config,
+            )
         };
-        let (allocation, figures, name) = {
+        let Some(id) = strategy_id else {
+            return Ok(name_breaker_refusals(verdict, &account_line, None));
+        };
+        let (measures, figures, name, breaker) = {
             let db = self.store()?;
             let c = db.conn();
             let name = crate::store::strategies::list_strategies(c)?
                 .into_iter()
                 .find(|s| s.id == id)
                 .map_or_else(|| format!("#{id}"), |s| s.name);
-            (
-                crate::store::strategies::allocation_of(c, id)?,
-                positions::book_figures(c, &self.deps.connection, Some(id), day_start(now_ms))?,
-                name,
-            )
+            let figures =
+                positions::book_figures(c, &self.deps.connection, Some(id), day_start(now_ms))?;
+            // The traded symbol at the decision's price, the others at their stored marks.
+            let measures = book_risk::measure(
+                c,
+                &self.deps.connection,
+                id,
+                account.equity,
+                &figures,
+                day_start(now_ms),
+                |row| {
+                    if row.position.symbol == intent.symbol {
+                        account.market.price
+                    } else {
+                        book_risk::stored_mark(row)
+                    }
+                },
+            )?;
+            let breaker = risk_store::load_breaker(c, book_risk::book_scope(&name))?;
+            (measures, figures, name, breaker)
         };
-        let book = book_risk_context(
-            account,
-            &intent.symbol,
-            allocation,
-            figures,
-            day_start(now_ms),
-        );
+        let book = book_risk_context(account, &measures, figures, breaker.state);
         let book_verdict = RiskManagementService::validate(intent, &book);
-        Ok(combine_verdicts(verdict, book_verdict, &name))
+        let book_line = describe_trip(
+            &breaker,
+            measures.daily_loss_pct(),
+            measures.drawdown_pct(),
+            &book.config,
+        );
+        Ok(name_breaker_refusals(
+            combine_verdicts(verdict, book_verdict, &name),
+            &account_line,
+            Some((&name, &book_line)),
+        ))
     }
 
     /// Equity now (`account_equity` in the connection's `quote_currency`). Returns (equity,
@@ -465,16 +503,20 @@ impl<E: Exchange + 'static> TradingService<E> {
             transitions
         };
         for t in &transitions {
-            self.announce_breaker(t, None, now_ms).await;
+            self.announce_breaker(t, None, None, now_ms).await;
         }
-        Ok(transitions)
+        let mut all = transitions;
+        all.extend(self.evaluate_book_breakers(equity, now_ms).await?);
+        Ok(all)
     }
 
-    /// Publish and alert one breaker transition.
+    /// Publish and alert one breaker transition: the account's (`strategy` `None`) or a
+    /// strategy's book's, named in the event's scope, the alert's subject and its key.
     pub(super) async fn announce_breaker(
         &self,
         t: &BreakerTransition,
         note: Option<&str>,
+        strategy: Option<&str>,
         now_ms: i64,
     ) {
         let reason = match note {
@@ -482,7 +524,7 @@ impl<E: Exchange + 'static> TradingService<E> {
             None => t.reason.to_string(),
         };
         self.publish(Event::BreakerChanged {
-            scope: GLOBAL_SCOPE.into(),
+            scope: strategy.map_or(GLOBAL_SCOPE, book_risk::book_scope).into(),
             state: t.to,
             reason: reason.clone(),
         });
@@ -491,14 +533,22 @@ impl<E: Exchange + 'static> TradingService<E> {
         } else {
             AlertKind::BreakerChanged
         };
+        let whose = strategy.map_or_else(String::new, |s| format!("strategy {s}: "));
         let subject = if t.to == crate::domain::risk::BreakerState::Active {
-            format!("TradeMind: circuit breaker reset ({reason})")
+            format!("TradeMind: {whose}circuit breaker reset ({reason})")
         } else {
-            format!("TradeMind: circuit breaker tripped to {} ({reason})", t.to)
+            format!(
+                "TradeMind: {whose}circuit breaker tripped to {} ({reason})",
+                t.to
+            )
+        };
+        let key = match strategy {
+            Some(s) => format!("breaker/strategy/{s}/{}/{}", t.to, t.reason),
+            None => format!("breaker/{}/{}", t.to, t.reason),
         };
         self.alert(
             kind,
-            format!("breaker/{}/{}", t.to, t.reason),
+            key,
             subject.clone(),
             format!("{subject} at {} ms; was {}", t.at, t.from),
             now_ms,

@@ -15,6 +15,7 @@
 //! - `account`: equity, the risk context, marks and the circuit breaker.
 
 mod account;
+mod book_breaker;
 mod entry;
 mod exit;
 mod lock;

@@ -151,8 +151,10 @@ impl<E: Exchange + 'static> TradingService<E> {
     }
 
     /// A protection leg sold part of its position (a scale-out's part, at its target or its
-    /// stop): the rest stays open under its own stop. After the target the position has no
-    /// target left, so protecting it again never splits the rest a second time.
+    /// stop): the rest stays open under its own stop. Either way the position has no target
+    /// left — after its stop the first target went with the part it was for — so protecting
+    /// the rest again never splits it a second time (an OCO at the old target, which the
+    /// exchange may refuse with the price at the stop, closing the rest at market).
     async fn book_scale_out_part(
         &self,
         leg: &StoredOrder,
@@ -164,10 +166,12 @@ impl<E: Exchange + 'static> TradingService<E> {
         let Some(pid) = leg.position_id else {
             return Ok(None);
         };
-        let what = if leg.purpose == OrderPurpose::TakeProfit {
-            position.take_profit = None;
+        position.take_profit = None;
+        {
             let db = self.store()?;
             positions::update(db.conn(), pid, position, now_ms)?;
+        }
+        let what = if leg.purpose == OrderPurpose::TakeProfit {
             "first target hit"
         } else {
             "stop hit on the scale-out's part"

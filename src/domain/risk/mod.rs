@@ -3,6 +3,7 @@
 //! Everything here is pure and exact: no clock (time arrives as `TimestampMs`), no I/O, Decimal
 //! money. `validate` has the last word on every order; the backtest calls the same code.
 
+pub mod book;
 pub mod breaker;
 pub mod config;
 pub mod heat;
@@ -13,6 +14,7 @@ pub mod sizing;
 #[cfg(test)]
 mod tests;
 
+pub use book::{BookInputs, BookMeasures, describe_trip, measure_book};
 pub use breaker::{
     BreakerInputs, BreakerReason, BreakerState, BreakerTransition, CircuitBreaker, ClosedTrade,
     consecutive_losses, next_utc_midnight,

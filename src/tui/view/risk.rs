@@ -1,7 +1,7 @@
 //! Risk: the limits in force with their units and where each comes from; how much of each
 //! limit is used (daily loss, drawdown, loss streak, open positions, heat, exposure per symbol)
 //! and the distance to the next breaker trip; pause, kill switch and breaker as three states
-//! with their countdowns; the breaker's history.
+//! with their countdowns, each strategy's own breaker beside them; the breaker's history.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -256,6 +256,7 @@ fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
         Line::from([vec![label("Kill switch")], vec![kill]].concat()),
         Line::from([vec![label("Breaker")], breaker].concat()),
     ];
+
     if let Some(t) = next_trip(s, &app.currency) {
         lines.push(Line::from(vec![label("Next trip"), Span::raw(t)]));
     }
@@ -288,6 +289,47 @@ fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
         ]));
     }
     lines
+}
+
+/// One row per strategy: its own breaker (which stops that strategy's entries only), today's
+/// loss and its drawdown from its own high against its limits, and when it recovers.
+fn book_rows(s: &Snapshot, now: i64, theme: Theme) -> Vec<Row<'static>> {
+    let f = |d: rust_decimal::Decimal| crate::domain::Quote(d).to_f64();
+    s.books
+        .iter()
+        .map(|b| {
+            let r = &b.risk;
+            // "4.1/3%": short enough for 80 columns.
+            let used = |x: rust_decimal::Decimal, limit: rust_decimal::Decimal| {
+                format!("{}/{}%", fmt::number(f(x), 1), limit.normalize())
+            };
+            let state = r.breaker.state;
+            let recovers = if state == crate::domain::risk::BreakerState::Active {
+                String::new()
+            } else {
+                let when = match r.breaker.until.filter(|u| *u > now) {
+                    Some(until) => fmt::ago(until, now),
+                    None => "by hand".into(),
+                };
+                let why = r
+                    .breaker
+                    .reason
+                    .map(|w| format!(" · {}", fmt::words(w.as_str())))
+                    .unwrap_or_default();
+                format!("{when}{why}")
+            };
+            Row::new(vec![
+                Cell::from(r.strategy.clone()),
+                Cell::from(Span::styled(state.label(), theme.breaker(state))),
+                Cell::from(used(
+                    r.daily_loss_pct.max(rust_decimal::Decimal::ZERO),
+                    b.max_daily_loss_pct,
+                )),
+                Cell::from(used(r.drawdown_pct, b.max_drawdown_pct)),
+                Cell::from(Span::styled(recovers, theme.muted())),
+            ])
+        })
+        .collect()
 }
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
@@ -346,13 +388,48 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
     let state_lines = state_lines(app, theme);
     let usages = usages(s);
-    let [state, usage, history] = Layout::vertical([
+    let books = book_rows(s, app.now_ms(), theme);
+    let books_h = if books.is_empty() {
+        0
+    } else {
+        books.len() as u16 + 3
+    };
+    let [state, strategies, usage, history] = Layout::vertical([
         // One spare line: a long breaker line wraps rather than being cut.
         Constraint::Length(state_lines.len() as u16 + 3),
+        Constraint::Length(books_h),
         Constraint::Length(usages.len() as u16 + 2),
         Constraint::Min(3),
     ])
     .areas(right);
+    if !books.is_empty() {
+        let name_w = super::width_of(s.books.iter().map(|b| b.risk.strategy.as_str()), 4).min(14);
+        let state_w = super::width_of(s.books.iter().map(|b| b.risk.breaker.state.label()), 7);
+        frame.render_widget(
+            Table::new(
+                books,
+                [
+                    Constraint::Length(name_w),
+                    Constraint::Length(state_w),
+                    Constraint::Length(9),
+                    Constraint::Length(10),
+                    Constraint::Min(0),
+                ],
+            )
+            .header(header_row(
+                theme,
+                &[
+                    ("Name", false),
+                    ("Breaker", false),
+                    ("Day loss", false),
+                    ("Drawdown", false),
+                    ("Recovers", false),
+                ],
+            ))
+            .block(Block::bordered().title(Span::styled(" Strategy breakers ", theme.title()))),
+            strategies,
+        );
+    }
     frame.render_widget(
         Paragraph::new(state_lines)
             .wrap(ratatui::widgets::Wrap { trim: true })
@@ -393,6 +470,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         .map(|c| fmt::when(c.at_ms, s.as_of_ms))
         .collect();
     let time_w = super::width_of(times.iter().map(String::as_str), 4);
+    // "global" or a strategy's name.
+    let scope_w = super::width_of(s.breaker.history.iter().map(|c| c.scope.as_str()), 6).min(12);
     let rows = s.breaker.history.iter().zip(times).map(|(c, time)| {
         Row::new(vec![
             Span::raw(time),
@@ -407,7 +486,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             rows,
             [
                 Constraint::Length(time_w),
-                Constraint::Length(6),
+                Constraint::Length(scope_w),
                 Constraint::Length(11),
                 Constraint::Min(6),
             ],

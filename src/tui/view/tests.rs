@@ -374,6 +374,32 @@ fn risk_shows_limits_with_units_and_source_usage_and_the_three_states() {
 }
 
 #[test]
+fn the_risk_screen_shows_each_strategys_own_breaker_beside_the_accounts() {
+    let mut app = app_on(Screen::Risk);
+    let text = render(&app, 120, 40);
+    assert!(text.contains("Strategy breakers"), "{text}");
+    let row = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("│{name} ")) && l.contains("/15%"))
+            .unwrap_or_else(|| panic!("no {name} row\n{text}"))
+            .to_string()
+    };
+    // fast's own breaker halted it on its daily loss, until midnight; trend trades on.
+    let fast = row(&text, "fast");
+    assert!(fast.contains("HALTED") && fast.contains("4.1/3%"), "{fast}");
+    assert!(fast.contains("in 3h 00m"), "{fast}");
+    let trend = row(&text, "trend");
+    assert!(
+        trend.contains("ACTIVE") && trend.contains("1.1/15%"),
+        "{trend}"
+    );
+    // The account's own breaker is still the Breaker line.
+    assert!(text.contains("Breaker     ACTIVE"), "{text}");
+    app.snapshot.books.clear();
+    assert!(!render(&app, 120, 40).contains("Strategy breakers"));
+}
+
+#[test]
 fn the_risk_screen_lists_cooldowns_after_stops_with_the_time_left() {
     let mut app = app_on(Screen::Risk);
     let text = render(&app, 200, 60);
