@@ -49,6 +49,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0023_connection_base_url.sql")),
         M::up(include_str!("migrations/0024_position_dust.sql")),
         M::up(include_str!("migrations/0025_reflections.sql")),
+        M::up(include_str!("migrations/0026_lim_entry_booked.sql")),
     ])
 });
 
@@ -140,7 +141,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 19;
+const MIGRATION_COUNT: usize = 20;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -88,7 +88,7 @@ pub async fn build_risk_context<E: Exchange>(
     let db = lock_store(store)?;
     let c = db.conn();
     let rows = positions::open_for_connection(c, connection)?;
-    let open = rows
+    let mut open: Vec<OpenPosition> = rows
         .iter()
         .map(|row| OpenPosition {
             symbol: row.position.symbol.clone(),
@@ -97,6 +97,9 @@ pub async fn build_risk_context<E: Exchange>(
             stop: row.position.stop_loss,
         })
         .collect();
+    // A resting limit entry counts as if filled (heat, exposure): a second decision cannot
+    // stack more risk on it while it rests.
+    open.extend(super::resting_entry::resting_as_open(c, connection, None)?);
     let (equity, unrealised) =
         account_equity(&balances, &currency, &rows, &[(symbol.clone(), price)]);
     let start_of_day =
@@ -389,13 +392,18 @@ impl<E: Exchange + 'static> TradingService<E> {
                 name,
             )
         };
-        let book = book_risk_context(
+        let resting = {
+            let db = self.store()?;
+            super::resting_entry::resting_as_open(db.conn(), &self.deps.connection, Some(Some(id)))?
+        };
+        let mut book = book_risk_context(
             account,
             &intent.symbol,
             allocation,
             figures,
             day_start(now_ms),
         );
+        book.open_positions.extend(resting);
         let book_verdict = RiskManagementService::validate(intent, &book);
         Ok(combine_verdicts(verdict, book_verdict, &name))
     }
