@@ -150,19 +150,30 @@ fn paper_service() -> (
         .add_symbol(btc.clone(), SymbolFilters::permissive("BTC", "USDT"))
         .unwrap();
     paper.on_price(&btc, Price(dec!(50000))).unwrap();
+    let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+    (service_on(&paper, &store), paper, store, btc)
+}
+
+fn paper_settings() -> Settings {
     let mut settings = Settings::default();
     settings.trading.symbols = vec!["BTCUSDT".into()];
-    let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
-    let service = TradingService::new(TradingDeps {
+    settings
+}
+
+/// A trading service (one process's) on this paper account and database.
+fn service_on(
+    paper: &Arc<PaperExchange>,
+    store: &Arc<Mutex<Store>>,
+) -> TradingService<PaperExchange> {
+    TradingService::new(TradingDeps {
         exchange: paper.clone(),
         store: store.clone(),
         connection: "paper".into(),
         mode: TradingMode::Paper,
-        settings: Arc::new(settings),
+        settings: Arc::new(paper_settings()),
         bus: EventBus::new(256),
         mailer: None,
-    });
-    (service, paper, store, btc)
+    })
 }
 
 /// The strategy's BUY on the paper service (stop 49 000, target 52 000).
@@ -412,6 +423,10 @@ async fn paper_partly_filled_entry_is_protected_for_what_filled_then_for_the_tot
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].position.quantity.get(), dec!(0.007992));
     assert_eq!(live_legs(&store, rows[0].id), paper_oco(dec!(0.007992)));
+    // What filled is the strategy's: nothing is unmanaged while the rest rests.
+    let report = service.reconcile(START + 90_000).await.unwrap();
+    assert!(report.reconciled, "{report:?}");
+    assert!(report.unmanaged.is_empty(), "{:?}", report.unmanaged);
     let first_oco: Vec<String> = orders::of_position(store.lock().unwrap().conn(), rows[0].id)
         .unwrap()
         .into_iter()
@@ -471,6 +486,145 @@ async fn paper_partly_filled_entry_timed_out_keeps_and_protects_the_part() {
     assert_eq!(usdt.total(), dec!(10000) - dec!(0.005) * LIMIT);
     // Nothing more fills once it is cancelled (49 500: under the limit, over the stop).
     assert!(paper.on_price(&btc, Price(dec!(49500))).unwrap().is_empty());
+}
+
+/// While it rests, the entry counts for the risk layer as the position it would open (0.02005012
+/// at 49 875 with its stop at 49 000); once a part fills, the position holds that part and the
+/// rest still counts as resting.
+#[tokio::test]
+async fn a_resting_entry_counts_toward_risk_as_if_filled() {
+    use trademind::app::trading::build_risk_context;
+    use trademind::domain::risk::OpenPosition;
+    let (service, paper, store, btc) = paper_service();
+    let id = strategy_on(&store, serde_json::json!({"entry_limit_bps": 25}), None);
+    assert!(service.reconcile(START).await.unwrap().reconciled);
+    paper_buy(&service, id, START).await;
+    let context = |now| {
+        let (paper, store, btc) = (paper.clone(), store.clone(), btc.clone());
+        async move {
+            build_risk_context(
+                paper.as_ref(),
+                &store,
+                &paper_settings(),
+                "paper",
+                &btc,
+                None,
+                None,
+                now,
+            )
+            .await
+            .unwrap()
+            .open_positions
+        }
+    };
+    let resting = |qty| OpenPosition {
+        symbol: btc.clone(),
+        quantity: Qty(qty),
+        entry: Price(LIMIT),
+        stop: Some(Price(dec!(49000))),
+    };
+    assert_eq!(context(START).await, [resting(PAPER_QTY)]);
+    paper
+        .on_trade(&btc, Price(LIMIT), Qty(dec!(0.008)))
+        .unwrap();
+    service.monitor_orders(START + 60_000).await.unwrap();
+    assert_eq!(
+        context(START + 60_000).await,
+        [
+            OpenPosition {
+                quantity: Qty(dec!(0.007992)),
+                ..resting(Decimal::ZERO)
+            },
+            resting(PAPER_QTY - dec!(0.008)),
+        ]
+    );
+}
+
+/// Restart: one process places the entry and stops; while it is down the price trades through
+/// the limit. The next process's start-up reconciliation finds the order filled, books the
+/// 0.02005012 (0.02003006988 held) and protects it. A second entry left resting across a
+/// restart is still followed: the next process cancels it once its time-out, counted from its
+/// stored creation, has passed.
+#[tokio::test]
+async fn paper_entries_left_by_a_stopped_process_are_settled_and_timed_out_by_the_next() {
+    let (first, paper, store, btc) = paper_service();
+    let id = strategy_on(&store, serde_json::json!({"entry_limit_bps": 25}), None);
+    assert!(first.reconcile(START).await.unwrap().reconciled);
+    paper_buy(&first, id, START).await;
+    drop(first);
+    paper.on_price(&btc, Price(dec!(49800))).unwrap();
+    let second = service_on(&paper, &store);
+    let report = second.reconcile(START + 600_000).await.unwrap();
+    assert!(report.reconciled, "{report:?}");
+    assert!(
+        report
+            .resolved
+            .iter()
+            .any(|r| r.contains("filled while down")),
+        "{:?}",
+        report.resolved
+    );
+    let rows = open_positions(&store);
+    assert_eq!(rows.len(), 1);
+    let held = PAPER_QTY * (Decimal::ONE - FEE);
+    assert_eq!(rows[0].position.quantity.get(), held);
+    assert_eq!(live_legs(&store, rows[0].id), paper_oco(held));
+    // Beyond the books' sellable quantity the exchange holds only the dust under the lot.
+    let step = dec!(0.00000001);
+    assert!(
+        report
+            .unmanaged
+            .iter()
+            .all(|u| u.exchange_total.get() == held
+                && u.books_total.get() == (held / step).floor() * step),
+        "{:?}",
+        report.unmanaged
+    );
+
+    // A second strategy's entry rests when that process stops.
+    paper.on_price(&btc, Price(dec!(50000))).unwrap();
+    let other = add_strategy(
+        store.lock().unwrap().conn(),
+        &NewStrategy {
+            name: "patient".into(),
+            symbols: vec!["BTCUSDT".into()],
+            interval: "1h".into(),
+            decision_engine: "llm".into(),
+            parameters: serde_json::json!({"entry_limit_bps": 25}),
+            connection_id: None,
+        },
+        START,
+    )
+    .unwrap();
+    let placed_at = START + HOUR;
+    let report = paper_buy(&second, other, placed_at).await;
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::NotFilled,
+        "{}",
+        report.message
+    );
+    drop(second);
+    let third = service_on(&paper, &store);
+    third.reconcile(placed_at + HOUR - 60_000).await.unwrap();
+    let resting = entries(&store)
+        .into_iter()
+        .find(|o| o.strategy_id == Some(other));
+    assert_eq!(
+        resting.unwrap().order.status,
+        OrderStatus::New,
+        "not timed out yet"
+    );
+    third.monitor_orders(placed_at + HOUR).await.unwrap();
+    let gone = entries(&store)
+        .into_iter()
+        .find(|o| o.strategy_id == Some(other));
+    assert_eq!(gone.unwrap().order.status, OrderStatus::Canceled);
+    assert_eq!(
+        open_positions(&store).len(),
+        1,
+        "the first strategy's position only"
+    );
 }
 
 mod fake_binance {

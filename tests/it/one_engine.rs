@@ -938,8 +938,7 @@ async fn the_scheduler_builds_a_strategy_rows_engine_from_its_parameters() {
 /// size at that limit; where it does not, both cancel the entry at that candle's close and no
 /// trade follows. Every exit is the strategy's own (a 20 % stop is never reached).
 #[tokio::test]
-async fn sma_cross_with_a_limit_entry_fills_and_misses_the_same_entries_live_and_in_its_backtest()
-{
+async fn sma_cross_with_a_limit_entry_fills_and_misses_the_same_entries_live_and_in_its_backtest() {
     use trademind::domain::backtest::Rejection;
     use trademind::domain::trading::order::{OrderPurpose, OrderStatus, OrderType};
     let candles = candles();
@@ -986,14 +985,20 @@ async fn sma_cross_with_a_limit_entry_fills_and_misses_the_same_entries_live_and
     let lv = summary.trades;
 
     assert!(
-        entries.iter().all(|o| o.order.order_type == OrderType::Limit),
+        entries
+            .iter()
+            .all(|o| o.order.order_type == OrderType::Limit),
         "every live entry is a limit buy"
     );
     let missed_live = entries
         .iter()
         .filter(|o| o.order.status == OrderStatus::Canceled && o.order.filled_quantity.is_zero())
         .count();
-    assert_eq!(missed_live, missed_bt.len(), "entries missed: {missed_bt:?}");
+    assert_eq!(
+        missed_live,
+        missed_bt.len(),
+        "entries missed: {missed_bt:?}"
+    );
     assert!(
         !missed_bt.is_empty() && bt.trades.len() >= 2,
         "the data should give fills and misses: {} trades, {} missed",
@@ -1034,7 +1039,11 @@ async fn sma_cross_with_a_limit_entry_fills_and_misses_the_same_entries_live_and
         assert!((q_l - q_b).abs() <= STEP, "sizes {q_l} vs {q_b}");
         let Some(exit_time) = b.exit_time else {
             assert_eq!(l.closed_at, None);
-            assert_eq!(l.quantity.get(), q_l * (Decimal::ONE - FEE), "open position");
+            assert_eq!(
+                l.quantity.get(),
+                q_l * (Decimal::ONE - FEE),
+                "open position"
+            );
             continue;
         };
         assert_eq!(l.quantity.get(), q_l, "live size");
