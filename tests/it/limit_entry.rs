@@ -727,6 +727,86 @@ mod fake_binance {
         assert!(open_on_exchange.iter().all(|(_, q)| *q == dec!(0.02002)));
     }
 
+    /// The user-data stream reports each part as it fills (`PARTIALLY_FILLED`, then `FILLED`):
+    /// each report books and protects the part at once, with no monitor pass: 0.007992 held
+    /// (0.00799 protected), then 0.02002995 (the OCO replaced once, for 0.02002).
+    #[tokio::test]
+    async fn each_part_reported_on_the_user_data_stream_is_booked_and_protected() {
+        use trademind::services::market_stream::user_data::{ExecutionFill, ExecutionReport};
+        let rig = Rig::new().await;
+        let service = rig.service().await;
+        let id = binance_strategy(&rig, serde_json::json!({"entry_limit_bps": 25}));
+        let input = input(NOW);
+        service
+            .execute_decision(&input, &buy_decision(&input, 49000, 52000), Some(id), NOW)
+            .await
+            .unwrap();
+        let entry = rig.binance.orders()[0].clone();
+        let report =
+            |trade: &trademind::domain::trading::order::Fill, status, cumulative| ExecutionReport {
+                event_time: NOW + 1,
+                symbol: "BTCUSDT".into(),
+                client_order_id: entry.client_order_id.clone(),
+                original_client_order_id: None,
+                side: entry.side,
+                order_type: "LIMIT".into(),
+                execution_type: "TRADE".into(),
+                status,
+                reject_reason: "NONE".into(),
+                order_id: entry
+                    .exchange_order_id
+                    .as_deref()
+                    .and_then(|id| id.parse().ok())
+                    .unwrap(),
+                order_qty: Qty(QTY),
+                order_price: Price(LIMIT),
+                fill: Some(ExecutionFill {
+                    trade_id: trade.trade_id.as_deref().unwrap().parse().unwrap(),
+                    qty: trade.quantity,
+                    price: trade.price,
+                    commission: trade.fee.get(),
+                    commission_asset: Some("BTC".into()),
+                    is_maker: true,
+                }),
+                cumulative_qty: Qty(cumulative),
+                cumulative_quote: cumulative * LIMIT,
+                transaction_time: NOW + 1,
+            };
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        rig.binance.trade("BTCUSDT", LIMIT, dec!(0.008));
+        let trades = service.exchange().my_trades(&btc).await.unwrap();
+        service
+            .book_stream_execution(
+                &report(&trades[0], OrderStatus::PartiallyFilled, dec!(0.008)),
+                NOW + 1,
+            )
+            .await
+            .unwrap();
+        let rows = rig.open_positions();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].position.quantity.get(), dec!(0.007992));
+        assert_eq!(live_legs(&rig.store, rows[0].id), oco(dec!(0.00799)));
+
+        rig.binance.set_price("BTCUSDT", dec!(49870));
+        let trades = service.exchange().my_trades(&btc).await.unwrap();
+        let rest = trades
+            .iter()
+            .find(|t| t.side == entry.side && t.quantity.get() == QTY - dec!(0.008));
+        service
+            .book_stream_execution(&report(rest.unwrap(), OrderStatus::Filled, QTY), NOW + 2)
+            .await
+            .unwrap();
+        let rows = rig.open_positions();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].position.quantity.get(), dec!(0.02002995));
+        assert_eq!(live_legs(&rig.store, rows[0].id), oco(dec!(0.02002)));
+        assert_eq!(
+            rig.binance.requests(crate::trading::OCO),
+            2,
+            "replaced once"
+        );
+    }
+
     /// One candle (the default time-out) after it was placed, the resting entry is cancelled
     /// through DELETE /api/v3/order: nothing bought, nothing protected.
     #[tokio::test]
