@@ -627,6 +627,57 @@ async fn paper_entries_left_by_a_stopped_process_are_settled_and_timed_out_by_th
     );
 }
 
+/// A SELL while the entry rests with a part filled: the rest is cancelled first (it buys no
+/// more), then the part's position is sold at market; nothing rests and nothing is held after.
+#[tokio::test]
+async fn paper_sell_decision_cancels_the_resting_rest_and_closes_the_part() {
+    let (service, paper, store, btc) = paper_service();
+    let id = strategy_on(&store, serde_json::json!({"entry_limit_bps": 25}), None);
+    assert!(service.reconcile(START).await.unwrap().reconciled);
+    paper_buy(&service, id, START).await;
+    paper
+        .on_trade(&btc, Price(LIMIT), Qty(dec!(0.008)))
+        .unwrap();
+    service.monitor_orders(START + 60_000).await.unwrap();
+    assert_eq!(open_positions(&store).len(), 1);
+    let input = input(START + 120_000);
+    let text = serde_json::json!({
+        "action": "SELL", "symbol": "BTCUSDT", "confidence": 0.8, "position_size_pct": 10,
+        "stop_loss": {"kind": "price", "value": 52000}, "take_profit": {"kind": "price", "value": 48000},
+        "time_horizon": "swing", "reasoning": "exit", "risk_factors": [], "sources": []
+    });
+    let validated = parse_and_validate(
+        &text.to_string(),
+        &input.symbol,
+        input.price,
+        &ValidationLimits::default(),
+    );
+    assert!(validated.is_valid(), "{:?}", validated.verdict);
+    let report = service
+        .execute_decision(
+            &input,
+            &EngineOutput::new("rules", validated),
+            Some(id),
+            START + 120_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        ExecutionOutcome::Executed,
+        "{}",
+        report.message
+    );
+    let entry = &entries(&store)[0];
+    assert_eq!(entry.order.status, OrderStatus::Canceled);
+    assert_eq!(entry.order.filled_quantity.get(), dec!(0.008));
+    assert!(open_positions(&store).is_empty());
+    assert!(
+        paper.open_orders(&btc).await.unwrap().is_empty(),
+        "nothing rests on the book"
+    );
+}
+
 mod fake_binance {
     //! The same entry live through the real REST client against the fake Binance (lot
     //! 0.00001): LIMIT GTC at 49 875 for 0.02005, parts protected, time-out cancel, and a

@@ -310,6 +310,17 @@ impl<E: Exchange + 'static> TradingService<E> {
     ) -> Result<ExecutionReport, TradingError> {
         let decision = &out.validated.decision;
         let strategy_name = self.strategy_name(strategy_id)?;
+        // A sell or close stops the strategy's resting entry from buying more: it is cancelled
+        // first, and a part that filled meanwhile is booked, so the close sells it too.
+        if matches!(decision.action, Action::Sell | Action::Close)
+            && let Some(resting) = self.resting_entry_of(&input.symbol, strategy_id)?
+        {
+            let after = self.cancel_entry(&resting, now_ms).await?;
+            tracing::info!(client_order_id = %after.client_order_id, symbol = %input.symbol,
+                filled = %after.filled_quantity, "resting entry cancelled by a {} decision",
+                decision.action);
+            self.settle_symbol(&input.symbol, now_ms).await?;
+        }
         let position = {
             let db = self.store()?;
             // The strategy's own book: another strategy's position in the symbol is not its.

@@ -167,6 +167,28 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok(out)
     }
 
+    /// Cancel a resting entry and store what the exchange says of it. A cancel that races a
+    /// fill is resolved by querying the order: its state then says what filled.
+    pub(super) async fn cancel_entry(
+        &self,
+        entry: &StoredOrder,
+        now_ms: i64,
+    ) -> Result<crate::domain::trading::Order, TradingError> {
+        let symbol = &entry.order.symbol;
+        let cid = entry.order.client_order_id.as_str();
+        self.guard()?;
+        let after = match self.deps.exchange.cancel_order(symbol, cid).await {
+            Ok(order) => order,
+            // Filled (or gone) between the query and the cancel: the order says which.
+            Err(ExchangeError::UnknownOrder { .. }) => {
+                self.deps.exchange.query_order(symbol, cid).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.settle_row(&after, now_ms)?;
+        Ok(after)
+    }
+
     async fn follow_resting_entry(
         &self,
         entry: &StoredOrder,
@@ -206,16 +228,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 filled: order.filled_quantity,
             });
         }
-        self.guard()?;
-        let after = match self.deps.exchange.cancel_order(symbol, cid).await {
-            Ok(order) => order,
-            // Filled (or gone) between the query and the cancel: the order says which.
-            Err(ExchangeError::UnknownOrder { .. }) => {
-                self.deps.exchange.query_order(symbol, cid).await?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.settle_row(&after, now_ms)?;
+        let after = self.cancel_entry(entry, now_ms).await?;
         if after.status == OrderStatus::Filled {
             tracing::info!(client_order_id = %cid, %symbol,
                 "resting entry filled before its time-out cancel reached the exchange");
