@@ -57,8 +57,10 @@ pub fn spec_from_parameters(parameters: &Value) -> Result<StrategySpec, Strategy
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "strategy" | "max_entries"))
     {
+        // A flag (`post_only=true`) is the number 1 or 0 the strategy parameters hold.
         let number = value
             .as_f64()
+            .or_else(|| value.as_bool().map(|b| if b { 1.0 } else { 0.0 }))
             .ok_or_else(|| StrategyEngineError::NotANumber {
                 key: key.clone(),
                 value: value.to_string(),

@@ -51,6 +51,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0024_position_dust.sql")),
         M::up(include_str!("migrations/0025_reflections.sql")),
         M::up(include_str!("migrations/0026_pstrat_book_pnl_peaks.sql")),
+        M::up(include_str!("migrations/0027_lim_entry_booked.sql")),
     ])
 });
 
@@ -143,7 +144,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 20;
+const MIGRATION_COUNT: usize = 21;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -8,6 +8,7 @@ use crate::domain::market::candle::TimestampMs;
 use crate::domain::money::{Price, Qty, Quote};
 use crate::domain::trading::order::{Fill, Order, OrderPurpose, OrderRequest, OrderStatus};
 use rusqlite::{Connection, OptionalExtension, params};
+use rust_decimal::Decimal;
 
 /// An order row as stored: the order plus where it was sent and the last error.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -24,6 +25,19 @@ pub struct StoredOrder {
     /// An entry's stop and target, stored before it was sent (see `OrderLinks`).
     pub protect_stop: Option<Price>,
     pub protect_target: Option<Price>,
+    /// For an entry: how much of its executed quantity is booked into its position so far (a
+    /// limit entry fills in parts, each booked and protected as it is learnt of).
+    pub booked_quantity: Qty,
+}
+
+impl StoredOrder {
+    /// An entry's executed quantity not booked into its position yet.
+    pub fn unbooked_quantity(&self) -> Qty {
+        if self.purpose != OrderPurpose::Entry {
+            return Qty::ZERO;
+        }
+        (self.order.filled_quantity - self.booked_quantity).max(Qty::ZERO)
+    }
 }
 
 /// What an order is for, written with the row before the request leaves so a restart knows.
@@ -185,7 +199,8 @@ pub fn strategy_of(conn: &Connection, order_row_id: i64) -> StoreResult<Option<i
 
 const COLUMNS: &str = "id, connection, client_order_id, exchange_order_id, symbol, side, order_type,
     status, price, stop_price, quantity, filled_quantity, cumulative_quote, created_at, updated_at, error,
-    purpose, position_id, order_list_id, strategy_id, decision_id, protect_stop, protect_target";
+    purpose, position_id, order_list_id, strategy_id, decision_id, protect_stop, protect_target,
+    booked_quantity";
 
 fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOrder, StoreError>> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -206,8 +221,15 @@ fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredOrder
     let decision_id: Option<i64> = row.get(20)?;
     let protect_stop: Option<String> = row.get(21)?;
     let protect_target: Option<String> = row.get(22)?;
+    let booked: Option<String> = row.get(23)?;
     Ok((|| {
         Ok(StoredOrder {
+            // Not recorded: an entry linked to its position was booked whole (before parts).
+            booked_quantity: Qty(match opt_dec_from_sql("booked_quantity", booked)? {
+                Some(q) => q,
+                None if position_id.is_some() => dec_from_sql("filled_quantity", &filled)?,
+                None => Decimal::ZERO,
+            }),
             protect_stop: opt_dec_from_sql("protect_stop", protect_stop)?.map(Price),
             protect_target: opt_dec_from_sql("protect_target", protect_target)?.map(Price),
             id,
@@ -273,7 +295,10 @@ pub fn symbols_with_work(conn: &Connection, connection: &str) -> StoreResult<Vec
     let mut stmt = conn.prepare(
         "SELECT symbol FROM orders WHERE connection = ?1 AND (
              status IN ('PENDING_NEW', 'UNKNOWN', 'NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL')
-             OR (purpose = 'entry' AND position_id IS NULL AND status = 'FILLED'))
+             OR (purpose = 'entry' AND status IN ('FILLED', 'CANCELED', 'EXPIRED')
+                 AND (position_id IS NULL OR (booked_quantity IS NOT NULL
+                      AND booked_quantity != filled_quantity))
+                 AND filled_quantity NOT IN ('0', '0.0')))
          UNION SELECT symbol FROM positions WHERE connection = ?1 AND closed_at IS NULL
          ORDER BY symbol",
     )?;
@@ -394,9 +419,41 @@ pub fn unbooked_entries_in(
     connection: &str,
     symbol: Option<&str>,
 ) -> StoreResult<Vec<StoredOrder>> {
+    // Every entry with an execution (a limit entry may be cancelled or expire after a partial
+    // fill): those whose executed quantity is not all booked yet.
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND purpose = 'entry' AND position_id IS NULL
-         AND status IN ('FILLED', 'PARTIALLY_FILLED') AND (?2 IS NULL OR symbol = ?2) ORDER BY id"
+        "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND purpose = 'entry'
+         AND status IN ('FILLED', 'PARTIALLY_FILLED', 'CANCELED', 'EXPIRED', 'PENDING_CANCEL')
+         AND (position_id IS NULL OR (booked_quantity IS NOT NULL AND booked_quantity != filled_quantity))
+         AND (?2 IS NULL OR symbol = ?2) ORDER BY id"
+    ))?;
+    let rows = stmt.query_map(params![connection, symbol], row_to_stored)?;
+    Ok(collect(rows)?
+        .into_iter()
+        .filter(|o| o.unbooked_quantity().is_positive())
+        .collect())
+}
+
+/// Record that `quantity` of entry `client_order_id`'s executed quantity is now booked.
+pub fn set_booked(conn: &Connection, client_order_id: &str, quantity: Qty) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE orders SET booked_quantity = ?2 WHERE client_order_id = ?1",
+        params![client_order_id, dec_to_sql(quantity.get())],
+    )?;
+    Ok(())
+}
+
+/// A connection's open entry orders (a limit entry resting on the book, whole or in part),
+/// oldest first; of one symbol when `symbol` is given.
+pub fn resting_entries(
+    conn: &Connection,
+    connection: &str,
+    symbol: Option<&str>,
+) -> StoreResult<Vec<StoredOrder>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE connection = ?1 AND purpose = 'entry'
+         AND status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_CANCEL')
+         AND (?2 IS NULL OR symbol = ?2) ORDER BY id"
     ))?;
     let rows = stmt.query_map(params![connection, symbol], row_to_stored)?;
     collect(rows)

@@ -44,6 +44,7 @@ mod keys_cli;
 mod kill_soak;
 mod leaderboard;
 mod ledger_guard;
+mod limit_entry;
 mod live_stream;
 mod live_user_data;
 mod llm_backtest;

@@ -64,6 +64,13 @@ fn spec(params: &[(&str, f64)]) -> StrategySpec {
 }
 
 fn backtest(spec: &StrategySpec, candles: &[Candle]) -> Vec<TradeRecord> {
+    backtest_run(spec, candles).trades
+}
+
+fn backtest_run(
+    spec: &StrategySpec,
+    candles: &[Candle],
+) -> trademind::domain::backtest::BacktestResult {
     let settings = settings();
     let filters = settings
         .exchange
@@ -94,7 +101,6 @@ fn backtest(spec: &StrategySpec, candles: &[Candle]) -> Vec<TradeRecord> {
         &mut |_, _| {},
     )
     .unwrap()
-    .trades
 }
 
 async fn live(spec: &StrategySpec) -> Vec<DemoTrade> {
@@ -923,4 +929,135 @@ async fn the_scheduler_builds_a_strategy_rows_engine_from_its_parameters() {
         .unwrap();
     assert!(matches!(err, EngineError::Strategy { .. }), "{err}");
     assert!(err.to_string().contains("\"trend\""), "{err}");
+}
+
+/// Limit entries both ways: sma-cross with `entry_limit_bps = 10` (the limit 0.1 % under the
+/// decision's close, rounded down to the tick) resting one candle. Where the next candle trades
+/// down to the limit, both fill there (the backtest as the maker at the limit, the paper
+/// exchange when its replayed path crosses the resting order) on that candle, with the same
+/// size at that limit; where it does not, both cancel the entry at that candle's close and no
+/// trade follows. Every exit is the strategy's own (a 20 % stop is never reached).
+#[tokio::test]
+async fn sma_cross_with_a_limit_entry_fills_and_misses_the_same_entries_live_and_in_its_backtest() {
+    use trademind::domain::backtest::Rejection;
+    use trademind::domain::trading::order::{OrderPurpose, OrderStatus, OrderType};
+    let candles = candles();
+    let stop_pct = dec!(20);
+    let bps = dec!(10);
+    let spec = spec(&[
+        ("fast", 10.0),
+        ("slow", 30.0),
+        ("stop_pct", 20.0),
+        ("entry_limit_bps", 10.0),
+    ]);
+    let bt = backtest_run(&spec, &candles);
+    let missed_bt: Vec<i64> = bt
+        .rejections
+        .iter()
+        .filter(|(_, r)| matches!(r, Rejection::Expired { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = StrategyEngine::new(spec.clone()).unwrap();
+    let demo = Demo::prepare(
+        Arc::new(settings()),
+        &dir.path().join("live.db"),
+        EventBus::default(),
+        AnyEngine::Strategy(engine),
+    )
+    .unwrap();
+    let summary = demo
+        .run(
+            DemoOptions {
+                speed: None,
+                candles: Some(TRADED),
+            },
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let entries: Vec<_> = trademind::store::orders::all(demo.store.lock().unwrap().conn())
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.purpose == OrderPurpose::Entry)
+        .collect();
+    let lv = summary.trades;
+
+    assert!(
+        entries
+            .iter()
+            .all(|o| o.order.order_type == OrderType::Limit),
+        "every live entry is a limit buy"
+    );
+    let missed_live = entries
+        .iter()
+        .filter(|o| o.order.status == OrderStatus::Canceled && o.order.filled_quantity.is_zero())
+        .count();
+    assert_eq!(
+        missed_live,
+        missed_bt.len(),
+        "entries missed: {missed_bt:?}"
+    );
+    assert!(
+        !missed_bt.is_empty() && bt.trades.len() >= 2,
+        "the data should give fills and misses: {} trades, {} missed",
+        bt.trades.len(),
+        missed_bt.len()
+    );
+    assert_eq!(
+        bt.trades.len(),
+        lv.len(),
+        "backtest {:#?}\nlive {lv:#?}",
+        bt.trades
+    );
+    let mut bt_equity = dec!(10000);
+    let mut live_equity = dec!(10000);
+    for (b, l) in bt.trades.iter().zip(&lv) {
+        // The entry was decided on the candle before the fill, at its close.
+        let decided = candles
+            .iter()
+            .rposition(|c| c.open_time < b.entry_time)
+            .map(|i| candles[i].close.get())
+            .unwrap();
+        let limit = floor_to(decided * (Decimal::ONE - bps / dec!(10000)), TICK);
+        let e = b.entry_price.get();
+        assert_eq!(e, limit, "backtest fills at the limit");
+        assert_eq!(l.entry_price.get(), limit, "live fills at the limit");
+        // Filled while the candle ran: booked by the pass after its close.
+        assert_eq!(l.opened_at, b.entry_time + HOUR_MS, "entry candle");
+        // Both sized at the limit by one rule: 4 % of equity binds (a 20 % stop under the
+        // decision's close leaves 1 % of equity room for more).
+        let size = |equity: Decimal| {
+            let stop = ceil_to(decided * (Decimal::ONE - stop_pct / dec!(100)), TICK);
+            let by_risk = equity * dec!(0.01) / (limit - stop);
+            let by_position = equity * dec!(0.04) / limit;
+            floor_to(by_risk.min(by_position), STEP)
+        };
+        let (q_b, q_l) = (b.qty.get(), size(live_equity));
+        assert_eq!(q_b, size(bt_equity), "backtest size");
+        assert!((q_l - q_b).abs() <= STEP, "sizes {q_l} vs {q_b}");
+        let Some(exit_time) = b.exit_time else {
+            assert_eq!(l.closed_at, None);
+            assert_eq!(
+                l.quantity.get(),
+                q_l * (Decimal::ONE - FEE),
+                "open position"
+            );
+            continue;
+        };
+        assert_eq!(l.quantity.get(), q_l, "live size");
+        assert_eq!(l.closed_at, Some(live_time(exit_time)), "exit candle");
+        assert_eq!(l.exit, "exit", "a signal exit");
+        let x = b.exit_price.unwrap().get();
+        assert_eq!(l.exit_price.map(|p| p.get()), Some(x), "exit price");
+        // The maker fee is Binance's base 0.1 % as the taker's.
+        let bt_pnl = q_b * x * (Decimal::ONE - FEE) - q_b * e * (Decimal::ONE + FEE);
+        assert_eq!(b.pnl.get(), bt_pnl, "backtest PnL");
+        let sold = floor_to(q_l * (Decimal::ONE - FEE), STEP);
+        let live_pnl = q_l * (Decimal::ONE - FEE) * x - sold * x * FEE - q_l * e;
+        assert_eq!(l.realized_pnl.get(), live_pnl, "live PnL");
+        bt_equity += bt_pnl;
+        live_equity += sold * x * (Decimal::ONE - FEE) - q_l * e;
+    }
 }

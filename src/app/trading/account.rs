@@ -87,7 +87,7 @@ pub async fn build_risk_context<E: Exchange>(
     let db = lock_store(store)?;
     let c = db.conn();
     let rows = positions::open_for_connection(c, connection)?;
-    let open = rows
+    let mut open: Vec<OpenPosition> = rows
         .iter()
         .map(|row| OpenPosition {
             symbol: row.position.symbol.clone(),
@@ -96,6 +96,9 @@ pub async fn build_risk_context<E: Exchange>(
             stop: row.position.stop_loss,
         })
         .collect();
+    // A resting limit entry counts as if filled (heat, exposure): a second decision cannot
+    // stack more risk on it while it rests.
+    open.extend(super::resting_entry::resting_as_open(c, connection, None)?);
     let (equity, unrealised) =
         account_equity(&balances, &currency, &rows, &[(symbol.clone(), price)]);
     let start_of_day =
@@ -423,7 +426,12 @@ impl<E: Exchange + 'static> TradingService<E> {
             let breaker = risk_store::load_breaker(c, book_risk::book_scope(&name))?;
             (measures, figures, name, breaker)
         };
-        let book = book_risk_context(account, &measures, figures, breaker.state);
+        let resting = {
+            let db = self.store()?;
+            super::resting_entry::resting_as_open(db.conn(), &self.deps.connection, Some(Some(id)))?
+        };
+        let mut book = book_risk_context(account, &measures, figures, breaker.state);
+        book.open_positions.extend(resting);
         let book_verdict = RiskManagementService::validate(intent, &book);
         let book_line = describe_trip(
             &breaker,

@@ -5,19 +5,34 @@
 use super::settle::{Protection, entry_outcome};
 use super::{CycleReport, ExecutionOutcome, ExecutionReport, TradingError, TradingService};
 use crate::app::decide::{DecisionEngine, EngineOutput, record};
+use crate::domain::backtest::engine::LimitEntry;
 use crate::domain::decision::{Action, DecisionInput};
 use crate::domain::market::candle::Interval;
 use crate::domain::money::{Price, Qty};
 use crate::domain::symbol::Symbol;
 use crate::domain::trading::SymbolFilters;
 use crate::domain::trading::order::OrderPurpose;
-use crate::domain::trading::order::{OrderRequest, OrderType, Side};
+use crate::domain::trading::order::{OrderRequest, OrderType, Side, TimeInForce};
 use crate::domain::trading::plan::{Plan, intent_for, plan};
 use crate::services::exchange::Exchange;
 use crate::services::notification::AlertKind;
 use crate::store::orders::{self, OrderLinks};
 use crate::store::strategies::StrategyRow;
 use crate::store::{decisions as recorder, positions};
+
+/// How an entry is sent: at market, or as a limit buy (a strategy's `entry_limit_bps`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum EntryOrder {
+    Market,
+    Limit { price: Price, entry: LimitEntry },
+}
+
+/// The stop and target an entry's position is to be protected with.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(super) struct Levels {
+    pub stop: Option<Price>,
+    pub target: Option<Price>,
+}
 
 /// A strategy's `max_entries` parameter: how many entries one position may take (default 1).
 pub fn max_entries(parameters: &serde_json::Value) -> u64 {
@@ -295,6 +310,17 @@ impl<E: Exchange + 'static> TradingService<E> {
     ) -> Result<ExecutionReport, TradingError> {
         let decision = &out.validated.decision;
         let strategy_name = self.strategy_name(strategy_id)?;
+        // A sell or close stops the strategy's resting entry from buying more: it is cancelled
+        // first, and a part that filled meanwhile is booked, so the close sells it too.
+        if matches!(decision.action, Action::Sell | Action::Close)
+            && let Some(resting) = self.resting_entry_of(&input.symbol, strategy_id)?
+        {
+            let after = self.cancel_entry(&resting, now_ms).await?;
+            tracing::info!(client_order_id = %after.client_order_id, symbol = %input.symbol,
+                filled = %after.filled_quantity, "resting entry cancelled by a {} decision",
+                decision.action);
+            self.settle_symbol(&input.symbol, now_ms).await?;
+        }
         let position = {
             let db = self.store()?;
             // The strategy's own book: another strategy's position in the symbol is not its.
@@ -335,10 +361,35 @@ impl<E: Exchange + 'static> TradingService<E> {
             let outcome = ExecutionOutcome::NothingToDo;
             return self.finish(input, out, strategy_id, report, outcome, why);
         }
+        // A resting entry is an entry: no second one stacks on it while it rests.
+        if decision.action == Action::Buy
+            && let Some(resting) = self.resting_entry_of(&input.symbol, strategy_id)?
+        {
+            let why = format!(
+                "entry {} (limit buy {} {} at {}) rests on the book: no second entry while it \
+                 does",
+                resting.order.client_order_id,
+                resting.order.quantity,
+                input.symbol,
+                resting.order.price.map_or("?".into(), |p| p.to_string())
+            );
+            let outcome = ExecutionOutcome::NothingToDo;
+            return self.finish(input, out, strategy_id, report, outcome, why);
+        }
+        // A limit entry is sized at its limit: the price it buys at if it buys (as the backtest
+        // sizes it), `entry_limit_bps` under the price the decision was made at.
+        let limit = match decision.action {
+            Action::Buy => self.limit_entry(strategy_id)?.map(|entry| {
+                let price =
+                    super::resting_entry::limit_price(input.price, entry, &context.market.filters);
+                (price, entry)
+            }),
+            _ => None,
+        };
         let Some(intent) = intent_for(
             decision,
             input,
-            context.market.price,
+            limit.map_or(context.market.price, |(price, _)| price),
             position.as_ref().map(|r| &r.position),
             strategy_name,
         ) else {
@@ -362,11 +413,15 @@ impl<E: Exchange + 'static> TradingService<E> {
                 target,
             } => {
                 let filters = &context.market.filters;
+                let order = match limit {
+                    Some((price, entry)) => EntryOrder::Limit { price, entry },
+                    None => EntryOrder::Market,
+                };
                 self.enter(
                     &input.symbol,
                     quantity,
-                    stop,
-                    target,
+                    order,
+                    Levels { stop, target },
                     filters,
                     strategy_id,
                     &mut report,
@@ -390,30 +445,50 @@ impl<E: Exchange + 'static> TradingService<E> {
         result.map(|()| report)
     }
 
-    /// A market entry carrying the stop and target its position is to be protected with; then
-    /// the settle step books its fill and protects the position.
+    /// An entry (at market, or a limit buy that may rest) carrying the stop and target its
+    /// position is to be protected with; then the settle step books its fill and protects the
+    /// position. A limit entry that does not fill at once rests; the monitor follows it.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn enter(
         &self,
         symbol: &Symbol,
         quantity: Qty,
-        stop: Option<Price>,
-        target: Option<Price>,
+        order: EntryOrder,
+        levels: Levels,
         filters: &SymbolFilters,
         strategy_id: Option<i64>,
         report: &mut ExecutionReport,
         now_ms: i64,
     ) -> Result<(), TradingError> {
-        let request = OrderRequest {
-            client_order_id: self.next_cid("e", now_ms),
-            symbol: symbol.clone(),
-            side: Side::Buy,
-            order_type: OrderType::Market,
-            quantity: filters.round_market_qty_down(quantity),
-            price: None,
-            stop_price: None,
-            time_in_force: None,
-            trailing_delta: None,
+        let Levels { stop, target } = levels;
+        let request = match order {
+            EntryOrder::Market => OrderRequest {
+                client_order_id: self.next_cid("e", now_ms),
+                symbol: symbol.clone(),
+                side: Side::Buy,
+                order_type: OrderType::Market,
+                quantity: filters.round_market_qty_down(quantity),
+                price: None,
+                stop_price: None,
+                time_in_force: None,
+                trailing_delta: None,
+            },
+            EntryOrder::Limit { price, entry } => OrderRequest {
+                client_order_id: self.next_cid("e", now_ms),
+                symbol: symbol.clone(),
+                side: Side::Buy,
+                order_type: if entry.post_only {
+                    OrderType::LimitMaker
+                } else {
+                    OrderType::Limit
+                },
+                quantity: filters.round_qty_down(quantity),
+                price: Some(price),
+                stop_price: None,
+                // LIMIT_MAKER takes no timeInForce (it is always GTC).
+                time_in_force: (!entry.post_only).then_some(TimeInForce::Gtc),
+                trailing_delta: None,
+            },
         };
         self.guard()?;
         report.order_ids.push(request.client_order_id.clone());
@@ -424,9 +499,28 @@ impl<E: Exchange + 'static> TradingService<E> {
             protect_target: target,
             ..OrderLinks::default()
         };
-        let placed = self.executor.place_linked(&request, &links, now_ms).await?;
+        let placed = match self.executor.place_linked(&request, &links, now_ms).await {
+            Ok(placed) => placed,
+            // A post-only entry that would take is refused by the exchange: nothing is bought,
+            // and it is not sent again at market (it would pay the taker's price it refused).
+            Err(why @ crate::services::exchange::ExchangeError::OrderRejected(_))
+                if request.order_type == OrderType::LimitMaker =>
+            {
+                report.outcome = ExecutionOutcome::NotFilled;
+                report.message = format!(
+                    "post-only limit buy {} {symbol} at {} refused: {why}; nothing bought",
+                    request.quantity,
+                    request.price.map_or("?".into(), |p| p.to_string())
+                );
+                tracing::info!(client_order_id = %request.client_order_id, %symbol,
+                    reason = %why, "post-only entry refused: it would take");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         tracing::info!(client_order_id = %request.client_order_id, %symbol, side = "BUY",
-            order_type = "MARKET", quantity = %request.quantity, status = %placed.order.status,
+            order_type = request.order_type.as_str(), quantity = %request.quantity,
+            price = ?request.price, status = %placed.order.status,
             ?stop, ?target, "entry order sent");
         self.publish_order(&placed.order);
         let settled =
@@ -453,6 +547,25 @@ impl<E: Exchange + 'static> TradingService<E> {
             report.order_ids.extend(ids.iter().cloned());
         }
         let (outcome, mut message) = entry_outcome(&settled, &request.client_order_id, symbol);
+        if let (EntryOrder::Limit { entry, .. }, Some(price)) = (order, request.price) {
+            let rests = {
+                let db = self.store()?;
+                crate::store::orders::get(db.conn(), &request.client_order_id)?
+                    .is_some_and(|o| o.order.status.is_open())
+            };
+            if rests {
+                let rest = format!(
+                    "limit buy {} {symbol} at {price} rests (cancelled after {} candle(s) \
+                     unless filled)",
+                    request.quantity, entry.timeout_candles
+                );
+                message = if outcome == ExecutionOutcome::NotFilled {
+                    rest
+                } else {
+                    format!("{message}; its unfilled part rests: {rest}")
+                };
+            }
+        }
         report.outcome = outcome;
         if outcome == ExecutionOutcome::Executed {
             message = format!(

@@ -6,6 +6,7 @@
 //! (`lock`).
 //!
 //! - `entry`: a decision carried out (run_cycle, execute_decision, the market entry).
+//! - `resting_entry`: a limit or post-only entry while it rests (followed, timed out).
 //! - `settle`: the one step that books every fill of an entry and protects the position,
 //!   wherever the fill is learnt of.
 //! - `exit`: closes, cancels, protection taken down.
@@ -22,6 +23,7 @@ mod lock;
 mod monitor;
 mod protect;
 mod reconcile;
+mod resting_entry;
 mod settle;
 
 use crate::domain::trading::order::OrderPurpose;

@@ -215,6 +215,15 @@ impl<E: Exchange + 'static> TradingService<E> {
             let checked = self
                 .check_protection_of(&symbol, &mut report, None, now_ms)
                 .await;
+            // Resting limit entries: their parts filled are booked and protected by the settle
+            // step right after; one past its time-out is cancelled first.
+            let checked = match checked {
+                Ok(()) => self
+                    .follow_resting_entries(&symbol, now_ms)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
             let settled = match checked {
                 Ok(()) => self.settle_symbol(&symbol, now_ms).await,
                 Err(e) => Err(e),
@@ -434,13 +443,12 @@ impl<E: Exchange + 'static> TradingService<E> {
             == (OrderOutcome::Updated {
                 status: OrderStatus::Filled,
             });
-        // An entry filled and not booked yet (this report, or one whose own step failed to
-        // book it) goes through the settle step.
-        if leg.as_ref().is_some_and(|l| {
-            l.purpose == OrderPurpose::Entry
-                && l.order.status == OrderStatus::Filled
-                && l.position_id.is_none()
-        }) {
+        // An entry with an executed part not booked yet (this report — a limit entry's part
+        // fill too —, or one whose own step failed to book it) goes through the settle step.
+        if leg
+            .as_ref()
+            .is_some_and(|l| l.unbooked_quantity().is_positive())
+        {
             self.settle_symbol(&symbol, now_ms).await?;
             return Ok(None);
         }

@@ -72,6 +72,21 @@ impl<E: Exchange + 'static> TradingService<E> {
         };
         self.check_protection_of(symbol, monitor, Some(report), now_ms)
             .await?;
+        // A limit entry left resting: what filled while down is booked and protected by the
+        // settle step below; one past its time-out (from its stored creation) is cancelled.
+        for (cid, followed) in self.follow_resting_entries(symbol, now_ms).await? {
+            use super::resting_entry::Followed;
+            report.resolved.push(match followed {
+                Followed::Resting { filled } => {
+                    format!("limit entry {cid} still rests ({filled} filled so far); followed")
+                }
+                Followed::Filled => format!("limit entry {cid} filled while down"),
+                Followed::TimedOut { filled } => {
+                    format!("limit entry {cid} timed out: cancelled ({filled} filled)")
+                }
+                Followed::Gone { status } => format!("limit entry {cid} is {status}"),
+            });
+        }
         let settled = self.settle_symbol(symbol, now_ms).await?;
         report.resolved.extend(settled.resolved);
         monitor.closed.extend(settled.closed);

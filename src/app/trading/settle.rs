@@ -225,9 +225,11 @@ impl<E: Exchange + 'static> TradingService<E> {
         Ok((synthetic.into_iter().collect(), stored.is_empty()))
     }
 
-    /// Book one filled entry: its fills, the position (added to or opened, with the stop and
-    /// target stored with the entry) and the order's link to it, in one transaction, so a crash
-    /// leaves either all or nothing and a second pass finds it booked.
+    /// Book the executed part of an entry not booked yet (all of a market entry; each new part
+    /// of a limit entry that fills in parts): its fills, the position (added to or opened, with
+    /// the stop and target stored with the entry), the order's link to it and the quantity now
+    /// booked, in one transaction, so a crash leaves either all or nothing and a second pass
+    /// finds it booked.
     async fn book_entry_order(
         &self,
         entry: &StoredOrder,
@@ -236,11 +238,16 @@ impl<E: Exchange + 'static> TradingService<E> {
         let order = &entry.order;
         let filters = self.deps.exchange.symbol_filters(&order.symbol).await?;
         let (fills, to_store) = self.fills_of(order, Vec::new()).await?;
-        let pfills: Vec<PositionFill> = fills.iter().map(|f| position_fill(f, &filters)).collect();
+        let new_fills = super::resting_entry::unbooked_fills(&fills, entry.booked_quantity);
+        let pfills: Vec<PositionFill> = new_fills
+            .iter()
+            .map(|f| position_fill(f, &filters))
+            .collect();
         let Some(first) = pfills.first() else {
             return Ok(None);
         };
         let bought: Qty = pfills.iter().map(|f| f.quantity).sum();
+        let booked_now: Qty = entry.booked_quantity + new_fills.iter().map(|f| f.quantity).sum();
         let connection = self.deps.connection.clone();
         let booked = {
             let db = self.store()?;
@@ -248,7 +255,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                 let Some(row) = orders::get(c, &order.client_order_id)? else {
                     return Ok(None);
                 };
-                if row.position_id.is_some() {
+                if row.booked_quantity != entry.booked_quantity {
                     return Ok(None); // booked by another path meanwhile
                 }
                 if to_store {
@@ -287,6 +294,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     }
                 };
                 orders::link(c, &order.client_order_id, Some(id), None)?;
+                orders::set_booked(c, &order.client_order_id, booked_now)?;
                 Ok(Some((id, position)))
             })?
         };
@@ -294,7 +302,8 @@ impl<E: Exchange + 'static> TradingService<E> {
             return Ok(None);
         };
         tracing::info!(client_order_id = %order.client_order_id, symbol = %order.symbol,
-            %bought, position = %position.quantity, "entry fill booked");
+            %bought, position = %position.quantity, executed = %order.filled_quantity,
+            ordered = %order.quantity, "entry fill booked");
         self.publish_position(&position);
         Ok(Some(BookedEntry {
             client_order_id: order.client_order_id.clone(),

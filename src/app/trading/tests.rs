@@ -167,8 +167,11 @@ mod close_race {
             .enter(
                 &btc,
                 Qty(dec!(0.01)),
-                Some(Price(dec!(49000))),
-                Some(Price(dec!(52000))),
+                super::entry::EntryOrder::Market,
+                super::entry::Levels {
+                    stop: Some(Price(dec!(49000))),
+                    target: Some(Price(dec!(52000))),
+                },
                 &filters,
                 None,
                 &mut entry,

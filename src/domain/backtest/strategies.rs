@@ -85,6 +85,29 @@ pub fn scale_out_of(parameters: &serde_json::Value) -> Option<ScaleOutShare> {
     ScaleOutShare::from_pct(Decimal::from_f64(pct)?)
 }
 
+/// The limit entry a strategy's stored parameters ask for (`entry_limit_bps`, with
+/// `post_only` and `entry_timeout_candles`), whatever its decision engine: live trading enters
+/// with it as its backtest does. A flag may be stored as `true`/`false` or 1/0.
+pub fn limit_entry_of(parameters: &serde_json::Value) -> Result<Option<LimitEntry>, StrategyError> {
+    let mut given = BTreeMap::new();
+    for key in ["entry_limit_bps", "post_only", "entry_timeout_candles"] {
+        let Some(value) = parameters.get(key) else {
+            continue;
+        };
+        let number = value
+            .as_f64()
+            .or_else(|| value.as_bool().map(|b| if b { 1.0 } else { 0.0 }))
+            .unwrap_or(f64::NAN);
+        given.insert(key.to_string(), number);
+    }
+    Params {
+        strategy: "",
+        given: &given,
+        allowed: &[],
+    }
+    .limit_entry()
+}
+
 /// Refuse a stored exit live trading would ignore: `trail_bips`, `breakeven_r`,
 /// `time_exit_candles` or `scale_out_pct` given but outside its range (checked by `strategy
 /// add` for every decision engine, since the trading service reads them whatever the engine).
@@ -111,16 +134,12 @@ pub fn check_exits(parameters: &serde_json::Value) -> Result<(), String> {
             "a percentage of the position above 0 and below 100",
         ),
     ];
-    // The trading service enters at market: a limit entry stored for it would be ignored, and
-    // live trades would differ from the backtest that chose the parameter.
-    for key in ["entry_limit_bps", "post_only", "entry_timeout_candles"] {
-        if let Some(given) = parameters.get(key) {
-            return Err(format!(
-                "--param {key}={given}: limit and post-only entries are backtest-only for now \
-                 (live trading enters at market); try them with `trademind backtest --param`"
-            ));
-        }
-    }
+    // A limit entry is checked as the backtest checks it (the trading service sends it as
+    // such, whatever the decision engine).
+    limit_entry_of(parameters).map_err(|e| match e {
+        StrategyError::Invalid { key, value, why } => format!("--param {key}={value}: {why}"),
+        other => other.to_string(),
+    })?;
     for (key, valid, expected) in checks {
         if let Some(given) = parameters.get(key)
             && !valid
@@ -895,7 +914,7 @@ mod tests {
     }
 
     #[test]
-    fn entry_limit_bps_takes_post_only_and_a_time_out_and_is_refused_for_live_trading() {
+    fn entry_limit_bps_takes_post_only_and_a_time_out_and_is_stored_for_live_trading() {
         assert!(
             build_strategy(&spec(
                 "sma-cross",
@@ -933,15 +952,25 @@ mod tests {
                 "{params:?}"
             );
         }
-        // Live trading enters at market: `strategy add` must not store a limit entry it would
-        // ignore.
-        let stored = serde_json::json!({"strategy": "sma-cross", "entry_limit_bps": 10});
-        let why = check_exits(&stored).unwrap_err();
-        assert!(
-            why.contains("entry_limit_bps") && why.contains("backtest"),
-            "{why}"
+        // Live trading sends the limit entry (issue #19): `strategy add` stores a valid one and
+        // refuses what the backtest refuses.
+        let stored = serde_json::json!({
+            "strategy": "sma-cross", "entry_limit_bps": 10, "post_only": true,
+            "entry_timeout_candles": 2
+        });
+        assert_eq!(check_exits(&stored), Ok(()));
+        assert_eq!(
+            limit_entry_of(&stored),
+            Ok(Some(LimitEntry {
+                offset_bps: 10,
+                post_only: true,
+                timeout_candles: 2
+            }))
         );
+        let why = check_exits(&serde_json::json!({"entry_limit_bps": 2.5})).unwrap_err();
+        assert!(why.contains("entry_limit_bps"), "{why}");
         assert!(check_exits(&serde_json::json!({"post_only": true})).is_err());
+        assert!(check_exits(&serde_json::json!({"entry_limit_bps": 5, "post_only": "x"})).is_err());
     }
 
     #[test]

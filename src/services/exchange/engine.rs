@@ -455,7 +455,9 @@ impl Engine {
         o.updated_at = now;
     }
 
-    /// Fill the whole order at the given legs, settle balances and fees, expire OCO siblings.
+    /// Fill the order at the given legs (the whole of what is left, or a part of it: the order
+    /// then stays open, PARTIALLY_FILLED, with the lock of what is left), settle balances and
+    /// fees, expire OCO siblings.
     fn execute(&mut self, index: usize, legs: &[(Price, Qty)], is_maker: bool, now: TimestampMs) {
         let sibling_ids = self.siblings(index);
         for sibling in &sibling_ids {
@@ -474,7 +476,20 @@ impl Engine {
             return;
         };
         let (base, quote) = (filters.base_asset, filters.quote_asset);
-        let locked = std::mem::take(&mut self.orders[index].locked);
+        let (remaining, filled_now) = {
+            let o = &self.orders[index].order;
+            let filled_now: Qty = legs.iter().map(|(_, q)| *q).sum();
+            (o.quantity - o.filled_quantity, filled_now)
+        };
+        let whole = filled_now >= remaining;
+        // A part releases its share of the lock; the last part releases what is left.
+        let locked = if whole || remaining.is_zero() {
+            std::mem::take(&mut self.orders[index].locked)
+        } else {
+            let share = self.orders[index].locked * filled_now.get() / remaining.get();
+            self.orders[index].locked -= share;
+            share
+        };
         let locked_asset = self.orders[index].locked_asset.clone();
         {
             let h = self.holding(&locked_asset);
@@ -516,7 +531,11 @@ impl Engine {
             o.cumulative_quote += notional;
         }
         let o = &mut self.orders[index].order;
-        o.status = OrderStatus::Filled;
+        o.status = if whole {
+            OrderStatus::Filled
+        } else {
+            OrderStatus::PartiallyFilled
+        };
         o.updated_at = now;
     }
 
@@ -684,6 +703,21 @@ impl Engine {
     /// A new last price: trigger stops and fill resting orders the price crosses.
     /// Returns the fills this produced.
     pub fn set_price(&mut self, symbol: &Symbol, price: Price, now: TimestampMs) -> Vec<Fill> {
+        self.trade(symbol, price, None, now)
+    }
+
+    /// A trade at `price` of at most `liquidity` (all that crosses when `None`): the liquidity
+    /// model behind partial fills. Resting orders the price crosses fill, oldest first, until
+    /// the traded quantity is used up; an order left with a part unfilled rests on,
+    /// PARTIALLY_FILLED, and a later price that crosses it fills the rest. Returns the fills.
+    pub fn trade(
+        &mut self,
+        symbol: &Symbol,
+        price: Price,
+        liquidity: Option<Qty>,
+        now: TimestampMs,
+    ) -> Vec<Fill> {
+        let mut liquidity = liquidity;
         self.prices.insert(symbol.clone(), price);
         let before = self.fills.len();
         for index in 0..self.orders.len() {
@@ -716,7 +750,15 @@ impl Engine {
                 newly_triggered = true;
             }
             if crosses(side, limit, price) {
-                let qty = self.orders[index].order.quantity;
+                let o = &self.orders[index].order;
+                let mut qty = o.quantity - o.filled_quantity;
+                if let Some(left) = liquidity.as_mut() {
+                    qty = qty.min(*left);
+                    *left -= qty;
+                }
+                if qty.is_zero() {
+                    continue;
+                }
                 // A resting order is the maker at its own price; a stop that just triggered
                 // into a marketable limit takes the current price.
                 let (fill_price, maker) = if newly_triggered {
@@ -847,6 +889,34 @@ mod tests {
         assert!(fills[0].is_maker);
         assert_eq!(free(&e, "USDT"), dec!(9910));
         assert_eq!(free(&e, "BTC"), dec!(0.999));
+    }
+
+    #[test]
+    fn a_trade_smaller_than_a_resting_limit_fills_it_in_part_and_a_cancel_keeps_the_part() {
+        let mut e = engine();
+        e.place(
+            &req("a", Side::Buy, OrderType::Limit, dec!(1), Some(dec!(90))),
+            1,
+        )
+        .unwrap();
+        let fills = e.trade(&btcusdt(), Price(dec!(90)), Some(Qty(dec!(0.4))), 2);
+        assert_eq!(fills.len(), 1);
+        assert_eq!(fills[0].quantity, Qty(dec!(0.4)));
+        assert_eq!(fills[0].price, Price(dec!(90)));
+        let o = e.query(&btcusdt(), "a").unwrap();
+        assert_eq!(o.status, OrderStatus::PartiallyFilled);
+        assert_eq!(o.filled_quantity, Qty(dec!(0.4)));
+        // What is left stays locked: 0.6 at 90.
+        let usdt = super::super::balance_of(&e.balances(), "USDT");
+        assert_eq!((usdt.free, usdt.locked), (dec!(9910), dec!(54)));
+        assert_eq!(free(&e, "BTC"), dec!(0.4) * dec!(0.999));
+        // A second part, then a cancel: the order keeps what it filled, the lock is released.
+        e.trade(&btcusdt(), Price(dec!(89)), Some(Qty(dec!(0.1))), 3);
+        let o = e.cancel(&btcusdt(), "a", 4).unwrap();
+        assert_eq!(o.status, OrderStatus::Canceled);
+        assert_eq!(o.filled_quantity, Qty(dec!(0.5)));
+        let usdt = super::super::balance_of(&e.balances(), "USDT");
+        assert_eq!((usdt.free, usdt.locked), (dec!(9955), dec!(0)));
     }
 
     #[test]

@@ -255,6 +255,17 @@ impl PaperExchange {
         self.mutate(|e| Ok(e.set_price(symbol, price, self.now_ms())))
     }
 
+    /// A trade of `quantity` at `price`: resting orders it crosses fill, oldest first, only
+    /// up to that quantity (a limit order larger than the trade fills in part and rests on).
+    pub fn on_trade(
+        &self,
+        symbol: &Symbol,
+        price: Price,
+        quantity: crate::domain::money::Qty,
+    ) -> Result<Vec<Fill>, ExchangeError> {
+        self.mutate(|e| Ok(e.trade(symbol, price, Some(quantity), self.now_ms())))
+    }
+
     /// A closed candle: the price path open → low/high (nearest first) → close is replayed.
     pub fn on_candle(
         &self,

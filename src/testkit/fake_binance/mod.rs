@@ -1077,10 +1077,15 @@ impl State {
     }
 
     fn set_price(&mut self, symbol: &Symbol, price: Price) {
+        self.trade(symbol, price, None);
+    }
+
+    /// A trade at `price` of at most `quantity` (see `Engine::trade`).
+    fn trade(&mut self, symbol: &Symbol, price: Price, quantity: Option<Qty>) {
         let now = self.server_ms();
         let before = self.engine.last_price(symbol);
         self.price_history.push((now, price));
-        self.engine.set_price(symbol, price, now);
+        self.engine.trade(symbol, price, quantity, now);
         self.publish_market(symbol, before, price, now);
         self.publish_user_events();
     }
@@ -1392,6 +1397,15 @@ impl FakeBinance {
     pub fn set_price(&self, symbol: &str, price: Decimal) {
         if let Ok(symbol) = Symbol::new(symbol) {
             self.lock().set_price(&symbol, Price(price));
+        }
+    }
+
+    /// A trade of `quantity` at `price`: resting orders it crosses fill only up to that
+    /// quantity, so a larger limit order fills in part (PARTIALLY_FILLED) and rests on.
+    pub fn trade(&self, symbol: &str, price: Decimal, quantity: Decimal) {
+        if let Ok(symbol) = Symbol::new(symbol) {
+            self.lock()
+                .trade(&symbol, Price(price), Some(Qty(quantity)));
         }
     }
 
