@@ -378,7 +378,11 @@ mod tests {
             [],
         )
         .unwrap();
-        for (from, to) in [(None, None), (Some(60_000), Some(300_000)), (Some(300_000), None)] {
+        for (from, to) in [
+            (None, None),
+            (Some(60_000), Some(300_000)),
+            (Some(300_000), None),
+        ] {
             let want = CandleColumns::from_candles(
                 &candles_in_range(conn, &btc(), Interval::M1, from, to).unwrap(),
             );

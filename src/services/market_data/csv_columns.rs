@@ -19,7 +19,6 @@ use std::path::Path;
 /// Bytes read from the file at a time.
 const CHUNK_BYTES: usize = 1 << 20;
 
-
 /// Read `path` into columns: the candles [`read_candles_file`] would return, as
 /// [`CandleColumns::from_candles`] would build them, with the same errors. Open times must lie
 /// within [`TimeBounds::for_files_at`] `now_ms`.
@@ -77,7 +76,10 @@ pub fn read_columns_file(
     if reader.rows_read == 0 {
         return Err(ImportError::Empty);
     }
-    Ok(reader.builder.map(ColumnsBuilder::finish).unwrap_or_default())
+    Ok(reader
+        .builder
+        .map(ColumnsBuilder::finish)
+        .unwrap_or_default())
 }
 
 /// The position of the first `needle` in `hay` (the standard library's search is
@@ -138,7 +140,10 @@ impl Rows {
         if let [rest @ .., b'\r'] = bytes {
             bytes = rest;
         }
-        let builder = self.builder.as_mut().expect("started before the first line");
+        let builder = self
+            .builder
+            .as_mut()
+            .expect("started before the first line");
         if self.preamble.is_over()
             && let Some((t, row)) = quick_row(bytes)
             && self.prev.is_none_or(|p| t > p)

@@ -1,7 +1,7 @@
 //! Market data adapters: CSV import into the candle store and the Binance kline downloader.
 
-pub mod fetch;
 pub mod csv_columns;
+pub mod fetch;
 pub mod import;
 
 use serde::{Deserialize, Serialize};

@@ -145,7 +145,11 @@ fn lines_across_chunk_boundaries_and_over_long_lines() {
     at_boundary.truncate(CHUNK_BYTES - 10);
     at_boundary.truncate(at_boundary.iter().rposition(|&b| b == b'\n').unwrap() + 1);
     at_boundary.extend_from_slice(long.as_bytes());
-    assert!(assert_same(&at_boundary).unwrap_err().contains("longer than"));
+    assert!(
+        assert_same(&at_boundary)
+            .unwrap_err()
+            .contains("longer than")
+    );
 }
 
 /// A number as the files write it: `m / 10^s` printed with `s` decimals, trailing zeros and all.
