@@ -317,9 +317,9 @@ impl ColumnsBuilder {
         cols.volume.push(self.volumes.decimal(c.volume.get()));
     }
 
-    /// One row given as fixed-point numbers `(m, s)` meaning `m / 10^s`, normalised (no
-    /// trailing zero in `m` when `s > 0`) as parsed decimals are, each `s` under 23: open,
-    /// high, low, close, volume.
+    /// One row given as fixed-point numbers `(m, s)` meaning `m / 10^s`, each `s` under 23:
+    /// open, high, low, close, volume. The same row as a candle whose decimals have these
+    /// mantissas and scales.
     #[inline]
     pub fn push_units(&mut self, open_time: TimestampMs, row: [(u64, u32); 5]) {
         self.push_time(open_time);
@@ -548,6 +548,45 @@ mod tests {
             CandleColumns::from_candles(&wide).exact_open(1),
             Some(Price(dec!(100.125)))
         );
+    }
+
+    #[test]
+    fn whole_candles_are_rebuilt_from_the_columns_only_when_volumes_are_exact_too() {
+        let mut candles = vec![
+            candle(0, dec!(100.10), dec!(101.5), dec!(99.25), dec!(100.125)),
+            candle(60_000, dec!(100.125), dec!(102), dec!(100), dec!(101)),
+        ];
+        candles[0].volume = Qty(dec!(755.99010));
+        candles[1].volume = Qty(dec!(0));
+        let cols = CandleColumns::from_candles(&candles);
+        assert!(cols.holds_exact_candles());
+        for (i, c) in candles.iter().enumerate() {
+            let back = cols.exact_candle(i).unwrap();
+            assert_eq!(&back, c);
+            assert_eq!(
+                back.volume.get().to_string(),
+                c.volume.get().normalize().to_string()
+            );
+            assert_eq!(
+                back.open.get().to_string(),
+                c.open.get().normalize().to_string()
+            );
+        }
+        // A volume too wide for the view: prices stay exact, whole candles are not offered.
+        candles[1].volume = Qty(dec!(12345678901234567.8901));
+        let cols = CandleColumns::from_candles(&candles);
+        assert!(!cols.holds_exact_candles());
+        assert_eq!(cols.exact_candle(0), None);
+        assert_eq!(cols.exact_close(0), Some(Price(dec!(100.125))));
+        // Built row by row from fixed-point numbers: the same columns as from the candles.
+        let mut b = ColumnsBuilder::with_capacity(0);
+        b.push_units(
+            0,
+            [(10010, 2), (1015, 1), (9925, 2), (100125, 3), (75599010, 5)],
+        );
+        let mut c0 = candles[0].clone();
+        c0.open = Price(dec!(100.10));
+        assert_eq!(b.finish(), CandleColumns::from_candles(&[c0]));
     }
 
     #[test]
