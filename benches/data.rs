@@ -7,8 +7,9 @@
 //! `TRADEMIND_BENCH_CSV` names the 1M-candle file; without it a generated file of the same shape
 //! is used (`data=builtin`, no anchor ratio).
 
+#[allow(dead_code)] // the loaders for the backtest benches
 mod common;
-use common::{ratio_to_anchor, thread_cpu};
+use common::thread_cpu;
 
 use rust_decimal::Decimal;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,34 @@ use trademind::services::market_data::csv_columns::read_columns_file;
 use trademind::services::market_data::import::{ImportOptions, import_file};
 use trademind::store::Store;
 use trademind::store::candles::{candles_in_range, columns_in_range};
+
+/// `ours / anchor` for a field of this run's `import` line (pandas; it names its size `rows=`,
+/// not `n=`), or why there is none. `ours` is in the field's unit (seconds).
+fn ratio_to_anchor(ours: f64, anchored: bool, step: &str, n: usize, field: &str) -> String {
+    if !anchored {
+        return "no anchor ratio (builtin data)".to_string();
+    }
+    let summary = std::env::var_os("TRADEMIND_BENCH_ANCHORS")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let rows = format!("rows={n}");
+    let anchor = summary
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.first() == Some(&step) && w.contains(&rows.as_str()))
+        .and_then(|w| {
+            w.iter().find_map(|x| {
+                x.strip_prefix(field)?
+                    .strip_prefix('=')?
+                    .parse::<f64>()
+                    .ok()
+            })
+        });
+    match anchor {
+        Some(a) if a > 0.0 => format!("{:.2}x anchor {step} {rows} {field}={a}", ours / a),
+        _ => format!("no anchor ratio ({step} {rows} {field} not in $TRADEMIND_BENCH_ANCHORS)"),
+    }
+}
 
 /// Set in the child that measures one load's peak memory: `columns`, `series` or `candles`.
 const CHILD: &str = "TRADEMIND_BENCH_DATA_CHILD";
