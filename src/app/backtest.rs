@@ -1,6 +1,7 @@
 //! Running backtests for the faces: load candles (store or CSV), build the engine from a request,
 //! run it with cancellation and progress, persist the run, and parameter sweeps on all cores.
 
+pub use super::backtest_series::{Series, load_series};
 use crate::domain::backtest::walk_forward::{
     candles_in_market, close_at_window_end, refresh_metrics, split_windows, stitch,
 };
@@ -475,6 +476,24 @@ pub fn run_and_record_as(
     progress: &mut dyn FnMut(usize, usize),
     now: &dyn Fn() -> TimestampMs,
 ) -> Result<(i64, BacktestResult), (Option<i64>, BacktestRunError)> {
+    let columns = CandleColumns::from_candles(candles);
+    run_and_record_on(
+        store, pending, req, candles, &columns, cancel, progress, now,
+    )
+}
+
+/// [`run_and_record_as`] with the candles' columns already built.
+#[allow(clippy::too_many_arguments)]
+pub fn run_and_record_on(
+    store: &Store,
+    pending: Option<i64>,
+    req: &BacktestRequest,
+    candles: &[Candle],
+    columns: &CandleColumns,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(usize, usize),
+    now: &dyn Fn() -> TimestampMs,
+) -> Result<(i64, BacktestResult), (Option<i64>, BacktestRunError)> {
     let run = match pending {
         Some(id) => RecordedRun::adopt(store, id, cancel, now).map_err(|e| (Some(id), e))?,
         None => {
@@ -482,12 +501,11 @@ pub fn run_and_record_as(
             RecordedRun::start(store, req, &params, cancel, now).map_err(|e| (None, e))?
         }
     };
-    let columns = CandleColumns::from_candles(candles);
     let mut polled = |done: usize, total: usize| {
         progress(done, total);
         run.poll();
     };
-    let result = run_on(req, candles, &columns, run.stop_flag(), &mut polled)
+    let result = run_on(req, candles, columns, run.stop_flag(), &mut polled)
         .map_err(|e| (Some(run.id), run.failed(e)))?;
     run.completed(&result, &[]).map_err(|e| (Some(run.id), e))?;
     Ok((run.id, result))

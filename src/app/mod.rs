@@ -3,6 +3,7 @@
 
 pub mod backtest;
 pub mod backtest_compare;
+pub mod backtest_series;
 pub mod compare;
 pub mod control;
 pub mod daemon;

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::backtest_shard::{self, Shard, ShardSpec};
 use super::{Context, UsageError};
 use crate::app::backtest::{
-    BacktestRequest, BacktestRunError, CandleSource, RANK_METRICS, SizingChoice, SweepAxis,
-    SweepRun, WalkForwardRun, load_candles, run_and_record, run_on, run_sweep, run_walk_forward,
+    BacktestRequest, BacktestRunError, CandleSource, RANK_METRICS, Series, SizingChoice, SweepAxis,
+    SweepRun, WalkForwardRun, load_series, run_and_record_on, run_on, run_sweep, run_walk_forward,
     run_walk_forward_and_record, sweep_grid,
 };
 use crate::domain::backtest::report::{format_time, render_html};
@@ -25,7 +25,7 @@ use crate::domain::backtest::{
     BacktestResult, BacktestSettings, Costs, FillModel, RunStatus, StrategySpec, TradeRecord,
     WalkForwardSpec, WindowReport,
 };
-use crate::domain::market::candle::{CandleColumns, Interval, TimestampMs};
+use crate::domain::market::candle::{Interval, TimestampMs};
 use crate::domain::money::Quote;
 use crate::format::{self as fmt, Precision};
 use crate::store::backtests;
@@ -349,14 +349,23 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
     let job_req = req.clone();
     let job_cancel = cancel.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let candles = load_candles(store.as_ref(), &job_req)?;
+        let Series { candles, columns } = load_series(store.as_ref(), &job_req)?;
         let bar = progress_bar(candles.len() as u64, json);
         bar.set_message(format!("{} {}", job_req.strategy.name, job_req.symbol));
         let mut progress = |done: usize, _total: usize| bar.set_position(done as u64);
         let now = || chrono::Utc::now().timestamp_millis();
         let result = match (&store, no_save) {
             (Some(store), false) => {
-                match run_and_record(store, &job_req, &candles, &job_cancel, &mut progress, &now) {
+                match run_and_record_on(
+                    store,
+                    None,
+                    &job_req,
+                    &candles,
+                    &columns,
+                    &job_cancel,
+                    &mut progress,
+                    &now,
+                ) {
                     Ok((id, r)) => Ok((Some(id), r)),
                     Err((id, e)) => {
                         if let Some(id) = id {
@@ -367,7 +376,6 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
                 }
             }
             _ => {
-                let columns = CandleColumns::from_candles(&candles);
                 run_on(&job_req, &candles, &columns, &job_cancel, &mut progress).map(|r| (None, r))
             }
         };
@@ -539,7 +547,7 @@ async fn run_walk_forward_cmd(
     let (cancel, watcher) = ctrl_c_flag();
     let job_req = req.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let candles = load_candles(store.as_ref(), &job_req)?;
+        let Series { candles, columns } = load_series(store.as_ref(), &job_req)?;
         let bar = progress_bar(0, json);
         bar.set_message("walk-forward windows");
         let mut progress = |done: usize, total: usize| {
@@ -562,21 +570,18 @@ async fn run_walk_forward_cmd(
             )
             .map(|(id, wf)| (Some(id), wf))
             .map_err(|(_, e)| e),
-            _ => {
-                let columns = CandleColumns::from_candles(&candles);
-                run_walk_forward(
-                    &job_req,
-                    &sweep_grid(&axes),
-                    &rank_by,
-                    &spec,
-                    &candles,
-                    &columns,
-                    threads,
-                    &cancel,
-                    &mut progress,
-                )
-                .map(|wf| (None, wf))
-            }
+            _ => run_walk_forward(
+                &job_req,
+                &sweep_grid(&axes),
+                &rank_by,
+                &spec,
+                &candles,
+                &columns,
+                threads,
+                &cancel,
+                &mut progress,
+            )
+            .map(|wf| (None, wf)),
         };
         bar.finish_and_clear();
         result
@@ -647,8 +652,7 @@ async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> R
     let (job_cancel, watcher) = ctrl_c_flag();
     let job_req = req.clone();
     let (runs, candles) = tokio::task::spawn_blocking(move || {
-        let candles = load_candles(store.as_ref(), &job_req)?;
-        let columns = CandleColumns::from_candles(&candles);
+        let Series { candles, columns } = load_series(store.as_ref(), &job_req)?;
         let bar = progress_bar(shard_grid.len() as u64, json);
         bar.set_message("sweep");
         let runs = run_sweep(

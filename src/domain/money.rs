@@ -44,6 +44,52 @@ pub fn decimal_to_f64(d: Decimal) -> f64 {
     if d.is_sign_negative() { -value } else { value }
 }
 
+/// Digits [`parse_units`] reads at most: a mantissa then fits a u64 with room to spare, and
+/// any two such numbers compare exactly in a u128 at a common scale.
+pub const MAX_UNITS_DIGITS: u32 = 18;
+
+/// The leading ASCII digits of `bytes` (at least one, at most [`MAX_UNITS_DIGITS`]) as an
+/// integer, and how many there were.
+#[inline]
+pub fn leading_digits(bytes: &[u8]) -> Option<(u64, u32)> {
+    let mut value = 0u64;
+    let mut digits = 0u32;
+    for &b in bytes {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        value = value * 10 + u64::from(d);
+        digits += 1;
+        if digits > MAX_UNITS_DIGITS {
+            return None;
+        }
+    }
+    (digits > 0).then_some((value, digits))
+}
+
+/// A plain unsigned decimal written `123` or `123.45` (at most [`MAX_UNITS_DIGITS`] digits) at
+/// the start of `bytes`, as its mantissa and scale exactly as written (`1.50` is `(150, 2)`, the
+/// decimal `Decimal::from_str` gives), and what follows it. `None` for anything else (a sign,
+/// an exponent, `1.`, more digits), which a caller hands to the decimal library: the fast path
+/// of reading numbers from text without a `Decimal` per number.
+#[inline]
+pub fn parse_units(bytes: &[u8]) -> Option<((u64, u32), &[u8])> {
+    let (whole, int_digits) = leading_digits(bytes)?;
+    let rest = &bytes[int_digits as usize..];
+    match rest.strip_prefix(b".") {
+        Some(after) => {
+            let (frac, frac_digits) = leading_digits(after)?;
+            if int_digits + frac_digits > MAX_UNITS_DIGITS {
+                return None;
+            }
+            let m = whole * 10u64.pow(frac_digits) + frac;
+            Some(((m, frac_digits), &after[frac_digits as usize..]))
+        }
+        None => Some(((whole, 0), rest)),
+    }
+}
+
 /// `d` as its mantissa and scale, when it is positive or zero (not -0) with a mantissa under
 /// 2^64. For such a decimal with a scale under 23, `m as f64 / 10^scale` is [`decimal_to_f64`].
 #[inline]

@@ -164,6 +164,9 @@ pub struct CandleColumns {
     /// The decimal scale `s` at which every open, high, low and close of the first `exact_rows`
     /// rows is an integer below 2^51 (see `exact_price`).
     price_scale: Option<u32>,
+    /// The decimal scale at which every volume of the first `exact_rows` rows is an integer
+    /// below 2^51 (so a whole candle can be rebuilt from the columns, see `exact_candle`).
+    volume_scale: Option<u32>,
     /// Every open time of the first `exact_rows` rows is `open_time[0] + i * step`.
     time_step: Option<TimestampMs>,
     exact_rows: usize,
@@ -196,64 +199,157 @@ fn scaled_units(m: u64, k: u32) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The scale at which a set of non-negative decimals are all integers, worked out a value at a
+/// time: the largest scale of any non-zero value, the largest mantissa seen expressed at that
+/// scale (saturating), and whether every value fitted 64 bits with a scale an f64 is exact for.
+/// Kept in registers: a per-scale table in memory would chain read-modify-writes a candle.
+#[derive(Debug, Clone, Copy)]
+struct ExactScale {
+    scale: u32,
+    max_units: u64,
+    representable: bool,
+}
+
+impl ExactScale {
+    const NEW: ExactScale = ExactScale {
+        scale: 0,
+        max_units: 0,
+        representable: true,
+    };
+
+    /// Take `m / 10^s` (with `s < EXACT_POW10.len()`) into account; its f64.
+    #[inline]
+    fn units(&mut self, m: u64, s: u32) -> f64 {
+        if s > self.scale && m > 0 {
+            self.max_units = scaled_units(self.max_units, s - self.scale);
+            self.scale = s;
+        }
+        self.max_units = self
+            .max_units
+            .max(scaled_units(m, self.scale.saturating_sub(s)));
+        m as f64 / EXACT_POW10[s as usize]
+    }
+
+    /// Take a decimal into account; its f64 (the same bits `to_f64` gives).
+    #[inline]
+    fn decimal(&mut self, d: rust_decimal::Decimal) -> f64 {
+        match decimal_units(d) {
+            Some((m, s)) if (s as usize) < EXACT_POW10.len() => self.units(m, s),
+            _ => {
+                self.representable = false;
+                crate::domain::money::decimal_to_f64(d)
+            }
+        }
+    }
+
+    /// One scale for all, the largest any value has; every mantissa scaled up to it must stay
+    /// under the limit.
+    fn finish(self) -> Option<u32> {
+        (self.representable && self.max_units < EXACT_UNITS_LIMIT).then_some(self.scale)
+    }
+}
+
+/// Builds [`CandleColumns`] a row at a time, working out the exact view as it goes: from
+/// candles ([`push_candle`](Self::push_candle)) or straight from a parser's fixed-point
+/// numbers ([`push_units`](Self::push_units)), with no decimal in between. Either way a row
+/// gives the same f64s and the same view.
+#[derive(Debug, Clone)]
+pub struct ColumnsBuilder {
+    cols: CandleColumns,
+    prices: ExactScale,
+    volumes: ExactScale,
+    step: TimestampMs,
+    evenly_spaced: bool,
+}
+
+impl ColumnsBuilder {
+    pub fn with_capacity(n: usize) -> Self {
+        ColumnsBuilder {
+            cols: CandleColumns {
+                open_time: Vec::with_capacity(n),
+                open: Vec::with_capacity(n),
+                high: Vec::with_capacity(n),
+                low: Vec::with_capacity(n),
+                close: Vec::with_capacity(n),
+                volume: Vec::with_capacity(n),
+                ..CandleColumns::default()
+            },
+            prices: ExactScale::NEW,
+            volumes: ExactScale::NEW,
+            step: 0,
+            evenly_spaced: true,
+        }
+    }
+
+    /// Rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.cols.open_time.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cols.open_time.is_empty()
+    }
+
+    /// The open time of the last row pushed.
+    pub fn last_open_time(&self) -> Option<TimestampMs> {
+        self.cols.open_time.last().copied()
+    }
+
+    #[inline]
+    fn push_time(&mut self, t: TimestampMs) {
+        let i = self.cols.open_time.len();
+        match i {
+            0 => {}
+            1 => self.step = t - self.cols.open_time[0],
+            _ => self.evenly_spaced &= t == self.cols.open_time[0] + i as i64 * self.step,
+        }
+        self.cols.open_time.push(t);
+    }
+
+    /// One candle.
+    pub fn push_candle(&mut self, c: &Candle) {
+        self.push_time(c.open_time);
+        let cols = &mut self.cols;
+        cols.open.push(self.prices.decimal(c.open.get()));
+        cols.high.push(self.prices.decimal(c.high.get()));
+        cols.low.push(self.prices.decimal(c.low.get()));
+        cols.close.push(self.prices.decimal(c.close.get()));
+        cols.volume.push(self.volumes.decimal(c.volume.get()));
+    }
+
+    /// One row given as fixed-point numbers `(m, s)` meaning `m / 10^s`, each `s` under 23:
+    /// open, high, low, close, volume. The same row as a candle whose decimals have these
+    /// mantissas and scales.
+    #[inline]
+    pub fn push_units(&mut self, open_time: TimestampMs, row: [(u64, u32); 5]) {
+        self.push_time(open_time);
+        let [o, h, l, c, v] = row;
+        let cols = &mut self.cols;
+        cols.open.push(self.prices.units(o.0, o.1));
+        cols.high.push(self.prices.units(h.0, h.1));
+        cols.low.push(self.prices.units(l.0, l.1));
+        cols.close.push(self.prices.units(c.0, c.1));
+        cols.volume.push(self.volumes.units(v.0, v.1));
+    }
+
+    pub fn finish(self) -> CandleColumns {
+        let mut cols = self.cols;
+        let n = cols.open_time.len();
+        cols.price_scale = self.prices.finish();
+        cols.volume_scale = self.volumes.finish();
+        cols.time_step = (self.evenly_spaced && n > 1).then_some(self.step);
+        cols.exact_rows = n;
+        cols
+    }
+}
+
 impl CandleColumns {
     pub fn from_candles(candles: &[Candle]) -> Self {
-        let n = candles.len();
-        let mut cols = CandleColumns {
-            open_time: Vec::with_capacity(n),
-            open: Vec::with_capacity(n),
-            high: Vec::with_capacity(n),
-            low: Vec::with_capacity(n),
-            close: Vec::with_capacity(n),
-            volume: Vec::with_capacity(n),
-            price_scale: None,
-            time_step: None,
-            exact_rows: n,
-        };
-        // For the exact view: the largest scale of any (non-zero) price, the largest mantissa
-        // seen expressed at that scale (saturating), and whether every price was non-negative,
-        // fits 64 bits and has a scale the f64 conversion is exact for. Kept in registers: a
-        // per-scale table in memory would chain four read-modify-writes a candle.
-        let mut scale = 0u32;
-        let mut max_units = 0u64;
-        let mut representable = true;
-        let step = match candles {
-            [a, b, ..] => b.open_time - a.open_time,
-            _ => 0,
-        };
-        let mut evenly_spaced = true;
-        let first_time = candles.first().map_or(0, |c| c.open_time);
-        // A price's f64 (the same bits `to_f64` gives), and its mantissa checked for the view.
-        let mut price = |p: Price| -> f64 {
-            match decimal_units(p.get()) {
-                Some((m, s)) if (s as usize) < EXACT_POW10.len() => {
-                    if s > scale && m > 0 {
-                        max_units = scaled_units(max_units, s - scale);
-                        scale = s;
-                    }
-                    max_units = max_units.max(scaled_units(m, scale.saturating_sub(s)));
-                    m as f64 / EXACT_POW10[s as usize]
-                }
-                _ => {
-                    representable = false;
-                    p.to_f64()
-                }
-            }
-        };
-        for (i, c) in candles.iter().enumerate() {
-            cols.open_time.push(c.open_time);
-            cols.open.push(price(c.open));
-            cols.high.push(price(c.high));
-            cols.low.push(price(c.low));
-            cols.close.push(price(c.close));
-            cols.volume.push(c.volume.to_f64());
-            evenly_spaced &= c.open_time == first_time + i as i64 * step;
+        let mut builder = ColumnsBuilder::with_capacity(candles.len());
+        for c in candles {
+            builder.push_candle(c);
         }
-        // One scale for all, the largest any price has; every mantissa scaled up to it must stay
-        // under the limit.
-        cols.price_scale = (representable && max_units < EXACT_UNITS_LIMIT).then_some(scale);
-        cols.time_step = (evenly_spaced && n > 1).then_some(step);
-        cols
+        builder.finish()
     }
 
     /// A copy of the rows in `range` (a walk-forward window runs on its own columns).
@@ -267,6 +363,7 @@ impl CandleColumns {
             close: self.close[range.clone()].to_vec(),
             volume: self.volume[range.clone()].to_vec(),
             price_scale: self.price_scale.filter(|_| inside),
+            volume_scale: self.volume_scale.filter(|_| inside),
             time_step: self.time_step.filter(|_| inside && range.len() > 1),
             exact_rows: if inside { range.len() } else { 0 },
         }
@@ -294,21 +391,30 @@ impl CandleColumns {
         self.exact_price(&self.open, i)
     }
 
+    /// Row `i` as the candle it was built from, exactly (decimals normalised), when the view
+    /// covers prices and volumes: a run can keep the columns alone and rebuild the odd row it
+    /// needs whole. `None` otherwise.
+    #[inline]
+    pub fn exact_candle(&self, i: usize) -> Option<Candle> {
+        let volume = exact_decimal(self.volume_scale, self.exact_rows, &self.volume, i)?;
+        Some(Candle {
+            open_time: self.open_time_at(i),
+            open: self.exact_price(&self.open, i)?,
+            high: self.exact_price(&self.high, i)?,
+            low: self.exact_price(&self.low, i)?,
+            close: self.exact_price(&self.close, i)?,
+            volume: Qty(volume),
+        })
+    }
+
+    /// Whether [`exact_candle`](Self::exact_candle) gives every row back.
+    pub fn holds_exact_candles(&self) -> bool {
+        self.price_scale.is_some() && self.volume_scale.is_some() && self.exact_rows == self.len()
+    }
+
     #[inline]
     fn exact_price(&self, column: &[f64], i: usize) -> Option<Price> {
-        let scale = self.price_scale.filter(|_| i < self.exact_rows)?;
-        let scaled = column[i] * EXACT_POW10[scale as usize];
-        // Rounded half away from zero without a libm call: `scaled` is non-negative and under
-        // 2^51, so its truncation and fraction are exact.
-        let whole = scaled as u64;
-        let mut m = whole + u64::from(scaled - whole as f64 >= 0.5);
-        let mut s = scale;
-        while s > 0 && m.is_multiple_of(10) {
-            m /= 10;
-            s -= 1;
-        }
-        // m < 2^51: an i64, and a decimal with no rescaling.
-        Some(Price(rust_decimal::Decimal::new(m as i64, s)))
+        exact_decimal(self.price_scale, self.exact_rows, column, i).map(Price)
     }
 
     /// Row `i`'s open time, worked out from the first one when the rows are evenly spaced
@@ -320,6 +426,30 @@ impl CandleColumns {
             _ => self.open_time[i],
         }
     }
+}
+
+/// `column[i]` as the decimal it came from, at `scale` and normalised, when the view covers row
+/// `i` (see `CandleColumns::exact_close`).
+#[inline]
+fn exact_decimal(
+    scale: Option<u32>,
+    exact_rows: usize,
+    column: &[f64],
+    i: usize,
+) -> Option<rust_decimal::Decimal> {
+    let scale = scale.filter(|_| i < exact_rows)?;
+    let scaled = column[i] * EXACT_POW10[scale as usize];
+    // Rounded half away from zero without a libm call: `scaled` is non-negative and under
+    // 2^51, so its truncation and fraction are exact.
+    let whole = scaled as u64;
+    let mut m = whole + u64::from(scaled - whole as f64 >= 0.5);
+    let mut s = scale;
+    while s > 0 && m.is_multiple_of(10) {
+        m /= 10;
+        s -= 1;
+    }
+    // m < 2^51: an i64, and a decimal with no rescaling.
+    Some(rust_decimal::Decimal::new(m as i64, s))
 }
 
 #[cfg(test)]
@@ -418,6 +548,45 @@ mod tests {
             CandleColumns::from_candles(&wide).exact_open(1),
             Some(Price(dec!(100.125)))
         );
+    }
+
+    #[test]
+    fn whole_candles_are_rebuilt_from_the_columns_only_when_volumes_are_exact_too() {
+        let mut candles = vec![
+            candle(0, dec!(100.10), dec!(101.5), dec!(99.25), dec!(100.125)),
+            candle(60_000, dec!(100.125), dec!(102), dec!(100), dec!(101)),
+        ];
+        candles[0].volume = Qty(dec!(755.99010));
+        candles[1].volume = Qty(dec!(0));
+        let cols = CandleColumns::from_candles(&candles);
+        assert!(cols.holds_exact_candles());
+        for (i, c) in candles.iter().enumerate() {
+            let back = cols.exact_candle(i).unwrap();
+            assert_eq!(&back, c);
+            assert_eq!(
+                back.volume.get().to_string(),
+                c.volume.get().normalize().to_string()
+            );
+            assert_eq!(
+                back.open.get().to_string(),
+                c.open.get().normalize().to_string()
+            );
+        }
+        // A volume too wide for the view: prices stay exact, whole candles are not offered.
+        candles[1].volume = Qty(dec!(12345678901234567.8901));
+        let cols = CandleColumns::from_candles(&candles);
+        assert!(!cols.holds_exact_candles());
+        assert_eq!(cols.exact_candle(0), None);
+        assert_eq!(cols.exact_close(0), Some(Price(dec!(100.125))));
+        // Built row by row from fixed-point numbers: the same columns as from the candles.
+        let mut b = ColumnsBuilder::with_capacity(0);
+        b.push_units(
+            0,
+            [(10010, 2), (1015, 1), (9925, 2), (100125, 3), (75599010, 5)],
+        );
+        let mut c0 = candles[0].clone();
+        c0.open = Price(dec!(100.10));
+        assert_eq!(b.finish(), CandleColumns::from_candles(&[c0]));
     }
 
     #[test]

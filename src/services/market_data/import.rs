@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// Open times above this are microseconds: in milliseconds it would be the year 5138.
-const MICROS_THRESHOLD: i64 = 100_000_000_000_000;
+pub(crate) const MICROS_THRESHOLD: i64 = 100_000_000_000_000;
 
 /// Candles stored per transaction (and per progress tick).
 const CHUNK: usize = 5_000;
@@ -230,6 +230,12 @@ impl TimeBounds {
         }
     }
 
+    /// Whether `t` is within the bounds (the quick test of [`check`](Self::check)).
+    #[inline]
+    pub(crate) fn contains(&self, t: TimestampMs) -> bool {
+        self.earliest.is_none_or(|e| t >= e) && self.latest.is_none_or(|l| t <= l)
+    }
+
     fn check(&self, t: TimestampMs) -> Result<(), String> {
         if let Some(e) = self.earliest
             && t < e
@@ -305,6 +311,95 @@ fn is_header(line: &str) -> bool {
     !line.split(',').any(|f| f.trim().parse::<f64>().is_ok())
 }
 
+/// What a line of a candle file is, by the rules every reader of the files shares.
+pub(crate) enum LineKind<'a> {
+    /// Blank, or the CryptoDataDownload banner.
+    Skip,
+    /// The header line, naming the layout.
+    Header(CsvFormat),
+    /// Not UTF-8: a bad row.
+    NotUtf8,
+    /// A data row's text.
+    Data(&'a str),
+}
+
+/// Before the first data row a file may have the CryptoDataDownload banner, then a header; the
+/// first line may start with a UTF-8 byte-order mark (Excel and Windows tools write one).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Preamble {
+    banner_possible: bool,
+    header_possible: bool,
+}
+
+impl Default for Preamble {
+    fn default() -> Self {
+        Preamble {
+            banner_possible: true,
+            header_possible: true,
+        }
+    }
+}
+
+impl Preamble {
+    /// Whether the banner and the header are behind: every further line is data or blank.
+    pub(crate) fn is_over(&self) -> bool {
+        !self.banner_possible && !self.header_possible
+    }
+
+    /// Classify line `line` (1-based) given without its line end.
+    pub(crate) fn classify<'a>(&mut self, line: usize, bytes: &'a [u8]) -> LineKind<'a> {
+        let Ok(mut text) = std::str::from_utf8(bytes) else {
+            (self.banner_possible, self.header_possible) = (false, false);
+            return LineKind::NotUtf8;
+        };
+        if line == 1 {
+            text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        }
+        if text.trim().is_empty() {
+            return LineKind::Skip;
+        }
+        if self.banner_possible {
+            self.banner_possible = false;
+            if text.starts_with("Timestamps are") {
+                return LineKind::Skip;
+            }
+        }
+        if self.header_possible {
+            self.header_possible = false;
+            if is_header(text) {
+                return LineKind::Header(
+                    if text.trim().to_ascii_lowercase().starts_with("date,") {
+                        CsvFormat::CryptoDataDownload
+                    } else {
+                        CsvFormat::Binance
+                    },
+                );
+            }
+        }
+        LineKind::Data(text)
+    }
+}
+
+/// Parse and check one data row: its fields, its open time within `bounds`, and (when `prev`
+/// is given, for files that must be ascending) after the row before it.
+pub(crate) fn check_row(
+    format: CsvFormat,
+    text: &str,
+    bounds: TimeBounds,
+    prev: Option<TimestampMs>,
+) -> Result<Candle, String> {
+    let c = parse_row(format, text)?;
+    bounds.check(c.open_time)?;
+    match prev {
+        Some(p) if c.open_time <= p => Err(if c.open_time == p {
+            format!("duplicate open time {}", c.open_time)
+        } else {
+            format!("open time {} is out of order after {p}", c.open_time)
+        }),
+        _ => Ok(c),
+    }
+}
+
 /// Parse candles from `reader` line by line, handing them to `sink` in ascending chunks of at
 /// most [`CHUNK`] as they are checked, so memory does not grow with the file (except in
 /// CryptoDataDownload files, which are newest first and are sorted whole). Rows must be strictly
@@ -364,51 +459,25 @@ pub fn parse_stream<R: BufRead>(
 
     let mut buf = Vec::new();
     let mut line = 0;
-    // Before the first data row: the CryptoDataDownload banner, then maybe a header.
-    let (mut banner_possible, mut header_possible) = (true, true);
+    let mut preamble = Preamble::default();
     while read_line(&mut reader, &mut buf, line + 1, path)? {
         line += 1;
-        let Ok(mut text) = std::str::from_utf8(&buf) else {
-            rows_read += 1;
-            reject(line, "is not UTF-8 text".into(), &mut skipped)?;
-            (banner_possible, header_possible) = (false, false);
-            continue;
+        let text = match preamble.classify(line, &buf) {
+            LineKind::Skip => continue,
+            LineKind::Header(f) => {
+                format = f;
+                continue;
+            }
+            LineKind::NotUtf8 => {
+                rows_read += 1;
+                reject(line, "is not UTF-8 text".into(), &mut skipped)?;
+                continue;
+            }
+            LineKind::Data(text) => text,
         };
-        if line == 1 {
-            // Excel and Windows tools start UTF-8 files with a byte-order mark.
-            text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        }
-        if text.trim().is_empty() {
-            continue;
-        }
-        if banner_possible {
-            banner_possible = false;
-            if text.starts_with("Timestamps are") {
-                continue;
-            }
-        }
-        if header_possible {
-            header_possible = false;
-            if is_header(text) {
-                if text.trim().to_ascii_lowercase().starts_with("date,") {
-                    format = CsvFormat::CryptoDataDownload;
-                }
-                continue;
-            }
-        }
         rows_read += 1;
         let sort = format == CsvFormat::CryptoDataDownload;
-        let checked = parse_row(format, text)
-            .and_then(|c| bounds.check(c.open_time).map(|()| c))
-            .and_then(|c| match prev {
-                Some(p) if !sort && c.open_time <= p => Err(if c.open_time == p {
-                    format!("duplicate open time {}", c.open_time)
-                } else {
-                    format!("open time {} is out of order after {p}", c.open_time)
-                }),
-                _ => Ok(c),
-            });
-        match checked {
+        match check_row(format, text, bounds, if sort { None } else { prev }) {
             Ok(c) if sort => held.push((line, c)),
             Ok(c) => accept(c, &mut prev, &mut gaps, &mut chunk)?,
             Err(reason) => reject(line, reason, &mut skipped)?,

@@ -1,5 +1,6 @@
 //! Market data adapters: CSV import into the candle store and the Binance kline downloader.
 
+pub mod csv_columns;
 pub mod fetch;
 pub mod import;
 

@@ -1,0 +1,255 @@
+//! A candle file read straight into [`CandleColumns`], for backtests: the file streamed in
+//! chunks (never whole in memory), each row's numbers parsed as fixed-point integers with no
+//! `Decimal` and no `Candle` in between, and the columns' exact view built as rows arrive.
+//!
+//! The rules are the importer's ([`super::import`]): a row the quick parser cannot vouch for
+//! (a number written another way, a bad row, an odd line) goes through the importer's own
+//! per-row checks, so what is accepted and every error message, with its line number, are the
+//! same. CryptoDataDownload files (newest first, sorted whole) take the importer's path.
+
+use super::import::{
+    CsvFormat, ImportError, LineKind, MAX_LINE_BYTES, MICROS_THRESHOLD, Preamble, TimeBounds,
+    check_row, read_candles_file,
+};
+use crate::domain::market::candle::{CandleColumns, ColumnsBuilder, Interval, TimestampMs};
+use crate::domain::money::{leading_digits, parse_units};
+use std::io::Read;
+use std::path::Path;
+
+/// Bytes read from the file at a time.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Read `path` into columns: the candles [`read_candles_file`] would return, as
+/// [`CandleColumns::from_candles`] would build them, with the same errors. Open times must lie
+/// within [`TimeBounds::for_files_at`] `now_ms`.
+pub fn read_columns_file(
+    path: &Path,
+    interval: Interval,
+    now_ms: TimestampMs,
+) -> Result<CandleColumns, ImportError> {
+    let read_err = |source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_or(0, |m| m.len() as usize);
+    let bounds = TimeBounds::for_files_at(now_ms);
+    let mut reader = Rows::new(bounds);
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    // Bytes at the front of `buf` that are the start of a line not yet complete.
+    let mut carry = 0;
+    loop {
+        let n = file.read(&mut buf[carry..]).map_err(read_err)?;
+        if reader.builder.is_none() {
+            reader.start(size, &buf[..carry + n]);
+        }
+        if n == 0 {
+            if carry > 0 {
+                reader.line(&buf[..carry])?;
+            }
+            break;
+        }
+        let filled = carry + n;
+        let mut start = 0;
+        while let Some(end) = memchr(b'\n', &buf[start..filled]) {
+            reader.line(&buf[start..start + end])?;
+            start += end + 1;
+        }
+        if reader.format == CsvFormat::CryptoDataDownload {
+            break;
+        }
+        // The incomplete last line moves to the front; a line longer than any candle row is
+        // refused before it fills memory, as the importer does.
+        carry = filled - start;
+        if carry > MAX_LINE_BYTES {
+            return Err(ImportError::LineTooLong {
+                line: reader.line + 1,
+            });
+        }
+        buf.copy_within(start..filled, 0);
+    }
+    if reader.format == CsvFormat::CryptoDataDownload {
+        // Newest first, sorted whole: the importer's path, then the columns.
+        let candles = read_candles_file(path, interval, now_ms)?;
+        return Ok(CandleColumns::from_candles(&candles));
+    }
+    if reader.rows_read == 0 {
+        return Err(ImportError::Empty);
+    }
+    Ok(reader
+        .builder
+        .map(ColumnsBuilder::finish)
+        .unwrap_or_default())
+}
+
+/// The position of the first `needle` in `hay` (the standard library's search is
+/// word-at-a-time for a single byte in slices).
+#[inline]
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// The state of a read: lines seen, the preamble, the rows kept.
+struct Rows {
+    bounds: TimeBounds,
+    preamble: Preamble,
+    format: CsvFormat,
+    /// Lines seen (1-based number of the last one).
+    line: usize,
+    rows_read: usize,
+    prev: Option<TimestampMs>,
+    builder: Option<ColumnsBuilder>,
+}
+
+impl Rows {
+    fn new(bounds: TimeBounds) -> Self {
+        Rows {
+            bounds,
+            preamble: Preamble::default(),
+            format: CsvFormat::Binance,
+            line: 0,
+            rows_read: 0,
+            prev: None,
+            builder: None,
+        }
+    }
+
+    /// Size the columns from the file's size and the length of its first lines (columns a
+    /// little too large cost address space only: pages never written are never resident).
+    fn start(&mut self, size: usize, head: &[u8]) {
+        let lines = head.iter().filter(|&&b| b == b'\n').count();
+        let rows = match (lines, head.len()) {
+            (0, _) | (_, 0) => 1024,
+            (lines, len) => size / (len / lines).max(1) + size / (len / lines).max(1) / 16 + 16,
+        };
+        self.builder = Some(ColumnsBuilder::with_capacity(rows));
+    }
+
+    /// One line, without its `\n`.
+    #[inline]
+    fn line(&mut self, mut bytes: &[u8]) -> Result<(), ImportError> {
+        self.line += 1;
+        let line = self.line;
+        if self.format == CsvFormat::CryptoDataDownload {
+            // Read again whole by the importer once this chunk is done.
+            return Ok(());
+        }
+        if bytes.len() > MAX_LINE_BYTES {
+            return Err(ImportError::LineTooLong { line });
+        }
+        if let [rest @ .., b'\r'] = bytes {
+            bytes = rest;
+        }
+        let builder = self
+            .builder
+            .as_mut()
+            .expect("started before the first line");
+        if self.preamble.is_over()
+            && let Some((t, row)) = quick_row(bytes)
+            && self.prev.is_none_or(|p| t > p)
+            && self.bounds.contains(t)
+        {
+            self.rows_read += 1;
+            self.prev = Some(t);
+            builder.push_units(t, row);
+            return Ok(());
+        }
+        // Anything else by the importer's rules, line for line.
+        let text = match self.preamble.classify(line, bytes) {
+            LineKind::Skip => return Ok(()),
+            LineKind::Header(format) => {
+                self.format = format;
+                return Ok(());
+            }
+            LineKind::NotUtf8 => {
+                return Err(ImportError::BadRow {
+                    line,
+                    reason: "is not UTF-8 text".into(),
+                });
+            }
+            LineKind::Data(text) => text,
+        };
+        self.rows_read += 1;
+        let c = check_row(self.format, text, self.bounds, self.prev)
+            .map_err(|reason| ImportError::BadRow { line, reason })?;
+        self.prev = Some(c.open_time);
+        builder.push_candle(&c);
+        Ok(())
+    }
+}
+
+/// A plain data row (`open_time,open,high,low,close,volume[,...]`, ASCII, unsigned numbers of
+/// at most [`MAX_UNITS_DIGITS`](crate::domain::money::MAX_UNITS_DIGITS) digits written `123` or `123.45`) that passes the importer's checks
+/// on its own values: its open time in ms and its numbers as normalised `(mantissa, scale)`.
+/// `None` for anything else, which then takes the importer's path (and gets its message).
+#[inline]
+fn quick_row(bytes: &[u8]) -> Option<(TimestampMs, [(u64, u32); 5])> {
+    if !bytes.is_ascii() {
+        return None;
+    }
+    let (raw, mut rest) = integer(bytes)?;
+    let open_time = if raw >= MICROS_THRESHOLD as u64 {
+        raw / 1000
+    } else {
+        raw
+    } as TimestampMs;
+    let mut row = [(0u64, 0u32); 5];
+    for (k, value) in row.iter_mut().enumerate() {
+        rest = rest.strip_prefix(b",")?;
+        let (v, after) = fixed_point(rest)?;
+        *value = v;
+        rest = after;
+        // The volume may be followed by more columns (Binance's 12), which are not read.
+        if k < 4 && rest.first() != Some(&b',') {
+            return None;
+        }
+    }
+    if !rest.is_empty() && rest[0] != b',' {
+        return None;
+    }
+    let [open, high, low, close, _volume] = row;
+    // The importer's checks on the values (an unsigned volume is never negative).
+    let fits = low.0 > 0
+        && cmp(high, low).is_ge()
+        && cmp(open, low).is_ge()
+        && cmp(open, high).is_le()
+        && cmp(close, low).is_ge()
+        && cmp(close, high).is_le();
+    fits.then_some((open_time, row))
+}
+
+/// Leading digits (at most [`MAX_UNITS_DIGITS`](crate::domain::money::MAX_UNITS_DIGITS), at least one) as an integer, and what follows.
+#[inline]
+fn integer(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (value, digits) = leading_digits(bytes)?;
+    Some((value, &bytes[digits as usize..]))
+}
+
+/// `123` or `123.45` as its normalised mantissa and scale (trailing zeros dropped, as the
+/// importer normalises its decimals), and what follows.
+#[inline]
+fn fixed_point(bytes: &[u8]) -> Option<((u64, u32), &[u8])> {
+    let ((mut m, mut s), rest) = parse_units(bytes)?;
+    while s > 0 && m.is_multiple_of(10) {
+        m /= 10;
+        s -= 1;
+    }
+    Some(((m, s), rest))
+}
+
+/// Compare `a / 10^sa` with `b / 10^sb` exactly (mantissas under 10^18, scales under 19).
+#[inline]
+fn cmp((a, sa): (u64, u32), (b, sb): (u64, u32)) -> std::cmp::Ordering {
+    if sa == sb {
+        return a.cmp(&b);
+    }
+    let (a, b) = (u128::from(a), u128::from(b));
+    if sa < sb {
+        (a * 10u128.pow(sb - sa)).cmp(&b)
+    } else {
+        a.cmp(&(b * 10u128.pow(sa - sb)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+use super::*;
+use crate::services::market_data::import::read_candles_file;
+use proptest::prelude::*;
+use std::io::Write;
+
+/// 2026-12-05: the files' open times are checked against a clock, here a fixed one.
+const NOW: TimestampMs = 1_796_428_800_000;
+const T0: TimestampMs = 1_735_689_600_000;
+const H: TimestampMs = 3_600_000;
+
+fn file_with(text: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text).unwrap();
+    f.flush().unwrap();
+    f
+}
+
+/// The columns the candles of the importer's reader give, or its error as text.
+fn by_candles(path: &Path) -> Result<CandleColumns, String> {
+    read_candles_file(path, Interval::H1, NOW)
+        .map(|c| CandleColumns::from_candles(&c))
+        .map_err(|e| e.to_string())
+}
+
+fn by_columns(path: &Path) -> Result<CandleColumns, String> {
+    read_columns_file(path, Interval::H1, NOW).map_err(|e| e.to_string())
+}
+
+/// Both readers agree on `text`: the same columns (values and exact view) or the same error.
+fn assert_same(text: &[u8]) -> Result<CandleColumns, String> {
+    let f = file_with(text);
+    let want = by_candles(f.path());
+    let got = by_columns(f.path());
+    assert_eq!(got, want, "on {:?}", String::from_utf8_lossy(text));
+    got
+}
+
+#[test]
+fn plain_binance_layouts_give_the_columns_of_their_candles() {
+    let twelve = format!(
+        "{T0},93576.00,94509.42,93489.03,94401.14,755.99010,1735693199999,71100000.1,100,300.1,28000000.2,0\n\
+         {},94401.13,94408.72,93578.77,93607.74,586.53456,1735696799999,55000000.3,90,200.2,19000000.4,0\n",
+        T0 + H
+    );
+    let cols = assert_same(twelve.as_bytes()).unwrap();
+    assert_eq!(cols.len(), 2);
+    assert_eq!(cols.exact_open(0).unwrap().get().to_string(), "93576");
+    assert_eq!(
+        cols.exact_candle(1).unwrap().volume.get().to_string(),
+        "586.53456"
+    );
+    let micros = format!(
+        "\u{feff}open_time,open,high,low,close,volume\r\n{}000,1,2,0.5,1.5,3\r\n\r\n{}000,1.5,2,1,1,0\r\n",
+        T0,
+        T0 + H
+    );
+    let cols = assert_same(micros.as_bytes()).unwrap();
+    assert_eq!(cols.open_time, [T0, T0 + H]);
+    // No line end after the last row.
+    assert_same(format!("{T0},1,2,0.5,1,1").as_bytes()).unwrap();
+}
+
+#[test]
+fn rows_written_other_ways_are_read_as_the_importer_reads_them() {
+    for row in [
+        " 1 , 2 ,0.5, 1.5 , 3 ",
+        "1e0,2,0.5,1.5,3",
+        "1,2,0.5,1.5,3.",
+        "1,2,0.5,1.5,12345678901234567890.123",
+        "0.0000000000000000000001,1,0.0000000000000000000001,1,1",
+        "1,2,0.5,1.5,-0",
+    ] {
+        assert_same(format!("{T0},{row}\n{},1,1,1,1,1\n", T0 + H).as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn bad_rows_give_the_importers_message_and_line() {
+    let head = format!("open_time,open,high,low,close,volume\n{T0},1,2,0.5,1,1\n");
+    let t = T0 + H;
+    for row in [
+        format!("{t},1,x,0.5,1,1"),
+        format!("{t},1,0.4,0.5,0.45,1"),
+        format!("{t},3,2,0.5,1,1"),
+        format!("{t},1,2,0.5,2.5,1"),
+        format!("{t},1,2,0.5,1,-1"),
+        format!("{T0},1,2,0.5,1,1"),
+        format!("{},1,2,0.5,1,1", T0 - H),
+        "-5,1,2,0.5,1,1".to_string(),
+        format!("{t},1,2,0.5,1"),
+        format!("{t},1,2,0,1,1"),
+        "0,1,2,0.5,1,1".to_string(),
+        format!("{},1,2,0.5,1,1", NOW + 2 * 86_400_000),
+        format!("{t},1,2,0.5,1,1\u{e9}"),
+    ] {
+        let err = assert_same(format!("{head}{row}\n").as_bytes()).unwrap_err();
+        assert!(err.starts_with("line 3: "), "{row}: {err}");
+    }
+    let mut not_utf8 = head.into_bytes();
+    not_utf8.extend_from_slice(b"\xff\xfe,1,2\n");
+    assert!(assert_same(&not_utf8).unwrap_err().contains("UTF-8"));
+    assert!(
+        assert_same(b"open_time,open,high,low,close,volume\n")
+            .unwrap_err()
+            .contains("no candle rows")
+    );
+}
+
+#[test]
+fn cryptodatadownload_files_are_read_whole_and_sorted() {
+    let text = "Timestamps are UTC timezone,https://www.CryptoDataDownload.com\r\n\
+                date,symbol,open,high,low,close,volume_btc,volume\r\n\
+                2025-10-17 12-PM,BTCUSD,8051,8056.83,8021.23,8035.88,61.25,492394.56\r\n\
+                2025-10-17 11-AM,BTCUSD,7975.89,8070,7975.89,8051,370.45,2971610.86\r\n";
+    let cols = assert_same(text.as_bytes()).unwrap();
+    assert!(cols.open_time[0] < cols.open_time[1]);
+}
+
+#[test]
+fn lines_across_chunk_boundaries_and_over_long_lines() {
+    // Rows of varying length over several chunks, so lines straddle every chunk boundary.
+    let mut text = String::from("open_time,open,high,low,close,volume\n");
+    let n = 3 * CHUNK_BYTES / 40;
+    for i in 0..n as i64 {
+        let p = 100 + i % 997;
+        let frac = "123456789".get(..(i % 9) as usize).unwrap_or("");
+        text.push_str(&format!(
+            "{},{p}.{frac}1,{}.5,{p},{p},{}.{frac}0\n",
+            T0 + i * 60_000,
+            p + 1,
+            i % 13
+        ));
+    }
+    let cols = assert_same(text.as_bytes()).unwrap();
+    assert_eq!(cols.len(), n);
+    assert!(cols.holds_exact_candles());
+
+    // A line too long for a candle row, complete or still open at a chunk's end.
+    let long = "9".repeat(MAX_LINE_BYTES + 1);
+    for tail in [format!("{long}\n"), long.clone()] {
+        let err = assert_same(format!("{text}{tail}").as_bytes()).unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
+    }
+    let mut at_boundary = text.into_bytes();
+    at_boundary.truncate(CHUNK_BYTES - 10);
+    at_boundary.truncate(at_boundary.iter().rposition(|&b| b == b'\n').unwrap() + 1);
+    at_boundary.extend_from_slice(long.as_bytes());
+    assert!(
+        assert_same(&at_boundary)
+            .unwrap_err()
+            .contains("longer than")
+    );
+}
+
+/// A number as the files write it: `m / 10^s` printed with `s` decimals, trailing zeros and all.
+fn written(m: u64, s: u32) -> String {
+    let digits = format!("{:0>width$}", m, width = s as usize + 1);
+    let (int, frac) = digits.split_at(digits.len() - s as usize);
+    if s == 0 {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    }
+}
+
+proptest! {
+    /// Whatever the numbers (any width and scale, out of range, unordered), the columns read
+    /// straight from the file are those of the importer's candles, or its error.
+    #[test]
+    fn the_columns_reader_agrees_with_the_importer(
+        rows in prop::collection::vec(
+            (
+                prop::array::uniform5((prop_oneof![9 => 0u64..10_000_000, 1 => any::<u64>()], 0u32..21)),
+                0i64..3,
+                prop::bool::weighted(0.9),
+            ),
+            1..40,
+        ),
+    ) {
+        let mut text = String::new();
+        let mut t = T0;
+        for (fields, dt, sorted_prices) in rows {
+            let mut nums: Vec<(u64, u32)> = fields.to_vec();
+            if sorted_prices {
+                // Usually a valid candle: low <= open, close <= high.
+                let value = |&(m, s): &(u64, u32)| m as f64 / 10f64.powi(s as i32);
+                nums[..4].sort_by(|a, b| value(a).total_cmp(&value(b)));
+                let [low, open, close, high] = [nums[0], nums[1], nums[2], nums[3]];
+                nums[..4].copy_from_slice(&[open, high, low, close]);
+            }
+            t += dt * H;
+            let cells: Vec<String> = nums.iter().map(|&(m, s)| written(m, s)).collect();
+            text.push_str(&format!("{t},{}\n", cells.join(",")));
+        }
+        let f = file_with(text.as_bytes());
+        prop_assert_eq!(by_columns(f.path()), by_candles(f.path()));
+    }
+}
