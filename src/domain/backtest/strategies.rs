@@ -453,6 +453,15 @@ impl Strategy for BuiltinStrategy {
             BuiltinStrategy::RsiMacd(s) => s.on_candle(ctx),
         }
     }
+
+    fn quiet_until(&mut self, history: History<'_>, from: usize) -> usize {
+        match self {
+            BuiltinStrategy::SmaCross(s) => s.quiet_until(history, from),
+            BuiltinStrategy::RsiReversion(s) => s.quiet_until(history, from),
+            BuiltinStrategy::Macd(s) => s.quiet_until(history, from),
+            BuiltinStrategy::RsiMacd(s) => s.quiet_until(history, from),
+        }
+    }
 }
 
 /// Build a built-in strategy that keeps its own streaming indicators (live trading, single runs).
@@ -688,6 +697,52 @@ impl Strategy for SmaCross {
             None
         }
     }
+
+    /// Runs to the next cross: the candles before it only move the averages on (exactly as
+    /// `on_candle` does: the same updates, the same skipped warm-up and NaN candles).
+    fn quiet_until(&mut self, history: History<'_>, from: usize) -> usize {
+        let end = history.len();
+        match &mut self.averages {
+            Averages::Sliding { fast, slow } => {
+                let closes = history.closes();
+                for k in from..end {
+                    // The cross candle is left for `on_candle`, which updates from these.
+                    let before = (fast.clone(), slow.clone());
+                    let seen = &closes[..=k];
+                    let (Some(f), Some(s)) = (fast.update(seen), slow.update(seen)) else {
+                        continue;
+                    };
+                    if crosses(self.prev, f, s) {
+                        (*fast, *slow) = before;
+                        return k;
+                    }
+                    self.prev = Some((f, s));
+                }
+                end
+            }
+            Averages::Columns { fast, slow } => {
+                let defined = end.min(fast.len()).min(slow.len());
+                for k in from..defined {
+                    let (f, s) = (fast[k], slow[k]);
+                    if f.is_nan() || s.is_nan() {
+                        continue;
+                    }
+                    if crosses(self.prev, f, s) {
+                        return k;
+                    }
+                    self.prev = Some((f, s));
+                }
+                // Past the columns `on_candle` signals nothing and remembers nothing.
+                end
+            }
+        }
+    }
+}
+
+/// Whether averages `(f, s)` after `prev` are a cross either way (a tie is none).
+#[inline(always)]
+fn crosses(prev: Option<(f64, f64)>, f: f64, s: f64) -> bool {
+    prev.is_some_and(|(pf, ps)| (pf < ps && f > s) || (pf > ps && f < s))
 }
 
 /// Buy when RSI is below `oversold`, sell when above `overbought`.
