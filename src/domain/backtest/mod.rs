@@ -3,7 +3,9 @@
 //!
 //! Per candle, in this order: queued orders fill at the open; stop-loss / take-profit are checked
 //! inside the candle; the engine sees the closed candle and may send orders (filled at this close
-//! or queued for the next open, per [`FillModel`]); equity is marked at the close.
+//! or queued for the next open, per [`FillModel`]); equity is marked at the close. A stretch of
+//! candles on which nothing can happen (nothing queued, no bracket to watch, and the strategy
+//! quiet on them: [`Strategy::quiet_until`]) only has its equity marked, in one pass.
 
 pub mod compare;
 pub mod engine;
@@ -136,33 +138,45 @@ impl TradeLedger {
                     return;
                 };
                 let part = t.scaled_out;
-                let sold = e.qty + part.map_or(Qty::ZERO, |p| p.qty);
-                if closed.is_none() && sold < t.qty {
-                    t.scaled_out = Some(PartialExit {
-                        time: e.time,
-                        qty: e.qty,
-                        price: e.price,
-                        fee: e.fee,
-                        reason: e.reason,
-                    });
-                    return;
+                if closed.is_none() {
+                    let sold = e.qty + part.map_or(Qty::ZERO, |p| p.qty);
+                    if sold < t.qty {
+                        t.scaled_out = Some(PartialExit {
+                            time: e.time,
+                            qty: e.qty,
+                            price: e.price,
+                            fee: e.fee,
+                            reason: e.reason,
+                        });
+                        return;
+                    }
                 }
-                let (received, fees) = match part {
-                    Some(p) => (e.price * e.qty + p.price * p.qty, e.fee + p.fee),
-                    None => (e.price * e.qty, e.fee),
-                };
                 t.exit_time = Some(e.time);
-                // One sell: its price; a scale-out: the average of both sells.
-                t.exit_price = Some(match part {
-                    Some(_) => Price(received.get() / sold.get()),
-                    None => e.price,
-                });
-                t.exit_fee = fees;
                 t.exit_reason = Some(e.reason);
-                t.pnl = match closed {
-                    Some(c) => c.pnl,
-                    None => received - fees - (t.entry_price * t.qty + t.entry_fee),
-                };
+                // What was received is worked out only where it is read: a whole exit the
+                // engine booked (the usual case) takes its price, fee and PnL as they are.
+                match part {
+                    None => {
+                        t.exit_price = Some(e.price);
+                        t.exit_fee = e.fee;
+                        t.pnl = match closed {
+                            Some(c) => c.pnl,
+                            None => e.price * e.qty - e.fee - (t.entry_price * t.qty + t.entry_fee),
+                        };
+                    }
+                    // A scale-out: the average price of both sells, their fees together.
+                    Some(p) => {
+                        let sold = e.qty + p.qty;
+                        let received = e.price * e.qty + p.price * p.qty;
+                        let fees = e.fee + p.fee;
+                        t.exit_price = Some(Price(received.get() / sold.get()));
+                        t.exit_fee = fees;
+                        t.pnl = match closed {
+                            Some(c) => c.pnl,
+                            None => received - fees - (t.entry_price * t.qty + t.entry_fee),
+                        };
+                    }
+                }
                 t.return_pct = return_pct(t);
             }
         }

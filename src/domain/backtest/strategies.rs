@@ -699,43 +699,55 @@ impl Strategy for SmaCross {
     }
 
     /// Runs to the next cross: the candles before it only move the averages on (exactly as
-    /// `on_candle` does: the same updates, the same skipped warm-up and NaN candles).
+    /// `on_candle` does: the same updates, the same skipped warm-up and NaN candles). The
+    /// state is worked on in locals and written back once, so the loop runs in registers.
     fn quiet_until(&mut self, history: History<'_>, from: usize) -> usize {
         let end = history.len();
-        match &mut self.averages {
+        let mut prev = self.prev;
+        let stop = match &mut self.averages {
             Averages::Sliding { fast, slow } => {
                 let closes = history.closes();
+                let (mut fast_now, mut slow_now) = (fast.clone(), slow.clone());
+                let mut stop = end;
                 for k in from..end {
-                    // The cross candle is left for `on_candle`, which updates from these.
-                    let before = (fast.clone(), slow.clone());
+                    // The cross candle is left for `on_candle`, which updates from the
+                    // averages as they were before it.
+                    let (mut f_avg, mut s_avg) = (fast_now.clone(), slow_now.clone());
                     let seen = &closes[..=k];
-                    let (Some(f), Some(s)) = (fast.update(seen), slow.update(seen)) else {
-                        continue;
-                    };
-                    if crosses(self.prev, f, s) {
-                        (*fast, *slow) = before;
-                        return k;
+                    let (f, s) = (f_avg.update(seen), s_avg.update(seen));
+                    if let (Some(f), Some(s)) = (f, s) {
+                        if crosses(prev, f, s) {
+                            stop = k;
+                            break;
+                        }
+                        prev = Some((f, s));
                     }
-                    self.prev = Some((f, s));
+                    (fast_now, slow_now) = (f_avg, s_avg);
                 }
-                end
+                (*fast, *slow) = (fast_now, slow_now);
+                stop
             }
             Averages::Columns { fast, slow } => {
                 let defined = end.min(fast.len()).min(slow.len());
+                let (fast, slow) = (&fast[..defined], &slow[..defined]);
+                // Past the columns `on_candle` signals nothing and remembers nothing.
+                let mut stop = end;
                 for k in from..defined {
                     let (f, s) = (fast[k], slow[k]);
                     if f.is_nan() || s.is_nan() {
                         continue;
                     }
-                    if crosses(self.prev, f, s) {
-                        return k;
+                    if crosses(prev, f, s) {
+                        stop = k;
+                        break;
                     }
-                    self.prev = Some((f, s));
+                    prev = Some((f, s));
                 }
-                // Past the columns `on_candle` signals nothing and remembers nothing.
-                end
+                stop
             }
-        }
+        };
+        self.prev = prev;
+        stop
     }
 }
 
