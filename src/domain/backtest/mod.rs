@@ -357,7 +357,11 @@ impl BacktestService {
         // keeps the check out of the simulation loop, and tells whether the times are evenly
         // spaced (kept as first time and step).
         let times = &columns.open_time[..n];
-        let step = check_order(times)?;
+        let step = match columns.even_time_step(n) {
+            // Known evenly spaced and rising: in order, without reading the 8 bytes a candle.
+            Some(step) if step > 0 => Some(step),
+            _ => check_order(times)?,
+        };
         let mut desk = Desk {
             exchange: SimulatedExchange::new(
                 config.fill_model,
