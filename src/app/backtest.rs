@@ -280,6 +280,21 @@ pub fn run_shared(
     )?)
 }
 
+/// The metrics [`run_shared`] would give, without keeping the equity curve (what a sweep keeps
+/// of each run).
+pub fn run_metrics_shared(
+    req: &BacktestRequest,
+    candles: &[Candle],
+    columns: &CandleColumns,
+    shared: Option<&SharedColumns<'_>>,
+    cancel: &AtomicBool,
+) -> Result<Metrics, BacktestRunError> {
+    let (config, engine) = build_with(req, shared)?;
+    Ok(BacktestService::run_builtin_metrics(
+        &config, engine, candles, columns, cancel,
+    )?)
+}
+
 /// A run's `backtests` row, from pending to its end, and how the run learns it should stop:
 /// the caller's flag (Ctrl-C) or a `cancel_requested` row, set by `backtest cancel ID` from any
 /// process. [`poll`](Self::poll) reads the row; runs call it between chunks.
@@ -639,19 +654,12 @@ pub fn run_sweep(
                     for (k, v) in &grid[i] {
                         req.strategy.params.insert(k.clone(), *v);
                     }
-                    let outcome = run_shared(
-                        &req,
-                        candles,
-                        columns,
-                        Some(&shared),
-                        cancel,
-                        &mut |_, _| {},
-                    );
+                    let outcome = run_metrics_shared(&req, candles, columns, Some(&shared), cancel);
                     let run = match outcome {
-                        Ok(r) => SweepRun {
+                        Ok(metrics) => SweepRun {
                             params: grid[i].clone(),
                             error: None,
-                            metrics: Some(r.metrics),
+                            metrics: Some(metrics),
                         },
                         Err(e) => SweepRun {
                             params: grid[i].clone(),

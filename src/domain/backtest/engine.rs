@@ -243,6 +243,17 @@ pub trait Strategy: Send {
     fn name(&self) -> &str;
     /// Called once per closed candle, in time order, with only the candles closed so far.
     fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal>;
+
+    /// The candles from `from` to the end of `history` on which this strategy would signal
+    /// nothing, whatever the position: the first of them that may bring a signal (or
+    /// `history.len()`), with the strategy left as if [`on_candle`](Self::on_candle) had been
+    /// shown each candle before it. Each candle is judged on the candles up to it alone, as
+    /// `on_candle` judges it. The engine marks such a quiet stretch's equity without asking the
+    /// strategy candle by candle. The default judges nothing quiet.
+    fn quiet_until(&mut self, history: History<'_>, from: usize) -> usize {
+        let _ = history;
+        from
+    }
 }
 
 /// How much an order is for.
@@ -518,6 +529,36 @@ impl<S: Strategy + ?Sized> Engine<S> {
     #[inline]
     pub fn is_flat(&self) -> bool {
         self.state.flat
+    }
+
+    /// The engine would do nothing on a candle the strategy is quiet on: no order is out, and an
+    /// open position has no time exit to count down.
+    #[inline]
+    pub fn may_skip_quiet(&self) -> bool {
+        !self.state.in_flight && (self.state.flat || self.state.time_exit.is_none())
+    }
+
+    /// Candles `from..history.len()` the strategy signals nothing on (see
+    /// [`Strategy::quiet_until`]): the first that may bring a signal. The engine is left as if
+    /// it had been shown the quiet candles one by one (the position held that much longer).
+    /// Only for an engine that [`may_skip_quiet`](Self::may_skip_quiet).
+    #[inline]
+    pub fn skip_quiet(&mut self, history: History<'_>, from: usize) -> usize {
+        let end = self
+            .strategy
+            .quiet_until(history, from)
+            .clamp(from, history.len());
+        if !self.state.flat {
+            self.state.held = self.state.held.saturating_add((end - from) as u32);
+        }
+        end
+    }
+
+    /// Cash and position size as the f64 the equity curve is marked with:
+    /// `cash + qty * close` ([`equity_f64`](Self::equity_f64)).
+    #[inline]
+    pub fn equity_terms_f64(&self) -> (f64, f64) {
+        (self.state.cash_f64, self.state.qty_f64)
     }
 
     /// Show the strategy a closed candle without acting on what it says: warm-up before the

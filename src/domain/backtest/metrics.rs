@@ -105,6 +105,7 @@ fn ratio_or_zero(num: f64, den: f64) -> f64 {
 /// the deepest point under it is simply the lowest equity (a division is monotonic in its
 /// numerator), so only each peak's lowest point is divided, when the next peak (or the end)
 /// closes its stretch. The first of equally deep drawdowns wins.
+#[derive(Clone)]
 struct Drawdown {
     peak: f64,
     peak_at: usize,
@@ -164,10 +165,101 @@ impl Drawdown {
     }
 }
 
+/// What the metrics need of an equity curve, taken one point at a time: the per-candle returns
+/// sums, the deepest drawdown, the last point. A run that keeps no curve (a sweep's) pushes its
+/// points here as it marks them; [`compute`] pushes a kept curve's. The same arithmetic in the
+/// same order either way, so both give the same metrics to the last bit.
+#[derive(Clone)]
+pub struct EquityStats {
+    initial: f64,
+    /// The last point (the starting equity before the first).
+    prev: f64,
+    sum: f64,
+    sum_sq: f64,
+    down_sq: f64,
+    len: usize,
+    drawdown: Drawdown,
+}
+
+impl EquityStats {
+    pub fn new(initial: f64) -> Self {
+        EquityStats {
+            initial,
+            prev: initial,
+            sum: 0.0,
+            sum_sq: 0.0,
+            down_sq: 0.0,
+            len: 0,
+            drawdown: Drawdown::new(initial),
+        }
+    }
+
+    /// The stats of a whole curve.
+    pub fn of(initial: f64, curve: &[f64]) -> Self {
+        let mut stats = EquityStats::new(initial);
+        for &e in curve {
+            stats.push(e);
+        }
+        stats
+    }
+
+    /// The equity at the next candle's close.
+    ///
+    /// Branch-free where the data decides (a real equity curve goes up and down at random, and
+    /// a mispredicted branch per candle would cost more than the arithmetic). A zero or
+    /// non-finite previous equity gives a zero return, as `ratio_or_zero` does.
+    #[inline(always)]
+    pub fn push(&mut self, e: f64) {
+        let prev = self.prev;
+        let usable = prev != 0.0 && prev.is_finite();
+        // Per-candle simple returns, the first against the starting equity.
+        let r = if usable { e / prev - 1.0 } else { 0.0 };
+        self.sum += r;
+        self.sum_sq += r * r;
+        self.down_sq += if r < 0.0 { r * r } else { 0.0 };
+        self.prev = e;
+        self.drawdown.push(e, self.len);
+        self.len += 1;
+    }
+
+    /// `count` points of equity `e` in a row. After the first, each is a zero return that
+    /// moves no sum and no drawdown, for a positive, finite `e`: only counted.
+    #[inline]
+    pub fn push_repeat(&mut self, e: f64, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.push(e);
+        if e > 0.0 && e.is_finite() {
+            self.len += count - 1;
+        } else {
+            for _ in 1..count {
+                self.push(e);
+            }
+        }
+    }
+
+    /// Points pushed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The metrics of a run whose equity curve is kept (`input.equity`).
 pub fn compute(input: &MetricsInput<'_>) -> Metrics {
-    let n = input.equity.len();
-    let initial = input.initial_equity;
-    let final_equity = input.equity.last().copied().unwrap_or(initial);
+    summarise(EquityStats::of(input.initial_equity, input.equity), input)
+}
+
+/// The metrics of a run from its curve's [`EquityStats`]; `input.equity` is not read (a run
+/// that streamed its curve passes an empty one).
+pub fn summarise(stats: EquityStats, input: &MetricsInput<'_>) -> Metrics {
+    let n = stats.len;
+    let initial = stats.initial;
+    let final_equity = stats.prev;
     let total_return = ratio_or_zero(final_equity, initial) - 1.0;
 
     let ppy = input.interval.periods_per_year();
@@ -178,22 +270,13 @@ pub fn compute(input: &MetricsInput<'_>) -> Metrics {
         0.0
     };
 
-    // Per-candle simple returns, the first against the starting equity.
-    let (mut sum, mut sum_sq, mut down_sq) = (0.0f64, 0.0f64, 0.0f64);
-    let mut prev = initial;
-    let mut drawdown = Drawdown::new(initial);
-    // Branch-free where the data decides (a real equity curve goes up and down at random, and a
-    // mispredicted branch per candle would cost more than the arithmetic). A zero or non-finite
-    // previous equity gives a zero return, as `ratio_or_zero` does.
-    for (i, &e) in input.equity.iter().enumerate() {
-        let usable = prev != 0.0 && prev.is_finite();
-        let r = if usable { e / prev - 1.0 } else { 0.0 };
-        sum += r;
-        sum_sq += r * r;
-        down_sq += if r < 0.0 { r * r } else { 0.0 };
-        prev = e;
-        drawdown.push(e, i);
-    }
+    let EquityStats {
+        sum,
+        sum_sq,
+        down_sq,
+        drawdown,
+        ..
+    } = stats;
     let (max_dd, dd_span) = drawdown.finish();
     let nf = n as f64;
     let mean = ratio_or_zero(sum, nf);

@@ -3,7 +3,9 @@
 //!
 //! Per candle, in this order: queued orders fill at the open; stop-loss / take-profit are checked
 //! inside the candle; the engine sees the closed candle and may send orders (filled at this close
-//! or queued for the next open, per [`FillModel`]); equity is marked at the close.
+//! or queued for the next open, per [`FillModel`]); equity is marked at the close. A stretch of
+//! candles on which nothing can happen (nothing queued, no bracket to watch, and the strategy
+//! quiet on them: [`Strategy::quiet_until`]) only has its equity marked, in one pass.
 
 pub mod compare;
 pub mod engine;
@@ -17,6 +19,8 @@ pub mod times;
 pub mod walk_forward;
 
 #[cfg(test)]
+mod quiet_tests;
+#[cfg(test)]
 mod stop_protection_tests;
 
 pub use engine::{
@@ -25,7 +29,7 @@ pub use engine::{
     Strategy, StrategyContext,
 };
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
-pub use metrics::{Metrics, PartialExit, TradeRecord};
+pub use metrics::{EquityStats, Metrics, PartialExit, TradeRecord};
 pub use settings::BacktestSettings;
 pub use sizing::RiskSizer;
 pub use strategies::{
@@ -134,33 +138,45 @@ impl TradeLedger {
                     return;
                 };
                 let part = t.scaled_out;
-                let sold = e.qty + part.map_or(Qty::ZERO, |p| p.qty);
-                if closed.is_none() && sold < t.qty {
-                    t.scaled_out = Some(PartialExit {
-                        time: e.time,
-                        qty: e.qty,
-                        price: e.price,
-                        fee: e.fee,
-                        reason: e.reason,
-                    });
-                    return;
+                if closed.is_none() {
+                    let sold = e.qty + part.map_or(Qty::ZERO, |p| p.qty);
+                    if sold < t.qty {
+                        t.scaled_out = Some(PartialExit {
+                            time: e.time,
+                            qty: e.qty,
+                            price: e.price,
+                            fee: e.fee,
+                            reason: e.reason,
+                        });
+                        return;
+                    }
                 }
-                let (received, fees) = match part {
-                    Some(p) => (e.price * e.qty + p.price * p.qty, e.fee + p.fee),
-                    None => (e.price * e.qty, e.fee),
-                };
                 t.exit_time = Some(e.time);
-                // One sell: its price; a scale-out: the average of both sells.
-                t.exit_price = Some(match part {
-                    Some(_) => Price(received.get() / sold.get()),
-                    None => e.price,
-                });
-                t.exit_fee = fees;
                 t.exit_reason = Some(e.reason);
-                t.pnl = match closed {
-                    Some(c) => c.pnl,
-                    None => received - fees - (t.entry_price * t.qty + t.entry_fee),
-                };
+                // What was received is worked out only where it is read: a whole exit the
+                // engine booked (the usual case) takes its price, fee and PnL as they are.
+                match part {
+                    None => {
+                        t.exit_price = Some(e.price);
+                        t.exit_fee = e.fee;
+                        t.pnl = match closed {
+                            Some(c) => c.pnl,
+                            None => e.price * e.qty - e.fee - (t.entry_price * t.qty + t.entry_fee),
+                        };
+                    }
+                    // A scale-out: the average price of both sells, their fees together.
+                    Some(p) => {
+                        let sold = e.qty + p.qty;
+                        let received = e.price * e.qty + p.price * p.qty;
+                        let fees = e.fee + p.fee;
+                        t.exit_price = Some(Price(received.get() / sold.get()));
+                        t.exit_fee = fees;
+                        t.pnl = match closed {
+                            Some(c) => c.pnl,
+                            None => received - fees - (t.entry_price * t.qty + t.entry_fee),
+                        };
+                    }
+                }
                 t.return_pct = return_pct(t);
             }
         }
@@ -263,12 +279,74 @@ impl BacktestService {
     /// it got through.
     pub fn run_from<S: Strategy + ?Sized>(
         config: &BacktestConfig,
+        engine: Engine<S>,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        trade_from: usize,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<BacktestResult, BacktestError> {
+        let kept = KeptCurve {
+            points: Vec::with_capacity(candles.len().saturating_sub(trade_from)),
+            stats: EquityStats::new(config.initial_cash.to_f64()),
+        };
+        Self::simulate(
+            config, engine, candles, columns, trade_from, cancel, progress, kept,
+        )
+    }
+
+    /// The metrics [`run_builtin`](Self::run_builtin) would give, without keeping the equity
+    /// curve: its statistics are taken as each point is marked (the same arithmetic in the same
+    /// order, so the same metrics to the last bit). A sweep wants nothing else of its runs.
+    pub fn run_builtin_metrics(
+        config: &BacktestConfig,
+        engine: Engine<BuiltinStrategy>,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        cancel: &AtomicBool,
+    ) -> Result<Metrics, BacktestError> {
+        struct MetricsOnly<'a> {
+            config: &'a BacktestConfig,
+            candles: &'a [Candle],
+            columns: &'a CandleColumns,
+            cancel: &'a AtomicBool,
+        }
+        impl SpecialisedRun<Result<Metrics, BacktestError>> for MetricsOnly<'_> {
+            fn run<T: Strategy>(self, engine: Engine<T>) -> Result<Metrics, BacktestError> {
+                let stats = EquityStats::new(self.config.initial_cash.to_f64());
+                BacktestService::simulate(
+                    self.config,
+                    engine,
+                    self.candles,
+                    self.columns,
+                    0,
+                    self.cancel,
+                    &mut |_, _| {},
+                    stats,
+                )
+                .map(|r| r.metrics)
+            }
+        }
+        engine.specialise(MetricsOnly {
+            config,
+            candles,
+            columns,
+            cancel,
+        })
+    }
+
+    /// The run itself, marking its equity on `curve` (the result of a run that keeps only the
+    /// statistics, an [`EquityStats`] curve, has an empty `equity`).
+    #[allow(clippy::too_many_arguments)]
+    fn simulate<S: Strategy + ?Sized, C: Curve>(
+        config: &BacktestConfig,
         mut engine: Engine<S>,
         candles: &[Candle],
         columns: &CandleColumns,
         trade_from: usize,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(usize, usize),
+        mut curve: C,
     ) -> Result<BacktestResult, BacktestError> {
         let n = candles.len();
         if trade_from >= n {
@@ -276,11 +354,14 @@ impl BacktestService {
         }
         // The order check reads the f64 view's time column: touching the wide decimal candles
         // for one field would stream ~90 bytes a candle through the cache. One pass up front
-        // keeps the check out of the simulation loop.
+        // keeps the check out of the simulation loop, and tells whether the times are evenly
+        // spaced (kept as first time and step).
         let times = &columns.open_time[..n];
-        if let Some(w) = times.windows(2).find(|w| w[1] <= w[0]) {
-            return Err(BacktestError::Unordered { at: w[1] });
-        }
+        let step = match columns.even_time_step(n) {
+            // Known evenly spaced and rising: in order, without reading the 8 bytes a candle.
+            Some(step) if step > 0 => Some(step),
+            _ => check_order(times)?,
+        };
         let mut desk = Desk {
             exchange: SimulatedExchange::new(
                 config.fill_model,
@@ -290,10 +371,11 @@ impl BacktestService {
             ledger: TradeLedger::default(),
             rejections: Vec::new(),
         };
-        let mut equity = Vec::with_capacity(n - trade_from);
         let mut in_market = 0usize;
         let closes = &columns.close[..n];
         let opens = &columns.open[..n];
+        // Only a fill at an open reads the open column (see below).
+        let fills_at_open = config.fill_model == FillModel::NextOpen;
         let mut end = n;
 
         // Chunks of PROGRESS_EVERY candles: the cancel flag and the progress callback are
@@ -310,16 +392,41 @@ impl BacktestService {
             for i in chunk_start..warm_end {
                 engine.observe(History::up_to(candles, columns, i));
             }
-            for i in warm_end..chunk_end {
+            let mut i = warm_end;
+            while i < chunk_end {
+                // Quiet candles: nothing is queued, nothing protects the position candle by
+                // candle, the engine counts no time exit and the strategy says it signals
+                // nothing before `quiet_end`. Those candles only mark the equity (the position
+                // and cash cannot change), in one tight pass.
+                if !desk.exchange.has_pending()
+                    && (engine.is_flat()
+                        || !(desk.exchange.has_brackets() || desk.exchange.has_break_even()))
+                    && engine.may_skip_quiet()
+                {
+                    let quiet_end =
+                        engine.skip_quiet(History::up_to(candles, columns, chunk_end - 1), i);
+                    if quiet_end > i {
+                        if !engine.is_flat() {
+                            in_market += quiet_end - i;
+                        }
+                        let (cash, qty) = engine.equity_terms_f64();
+                        curve.mark_stretch(cash, qty, &closes[i..quiet_end]);
+                        i = quiet_end;
+                        continue;
+                    }
+                }
                 // Events (a queued order filling, a new order) are handled out of line, where
                 // their prices and times are read exactly from the columns when they can be
                 // (see `Desk`). The decimal candle is read here only for the brackets, on every
                 // candle of a bracketed position, in order (which the prefetcher follows).
                 //
-                // The open column is touched on every candle although only a fill reads it: a
-                // sequential read the prefetcher runs ahead of, so the (rare, scattered) fills
-                // find their open in the cache instead of missing it each time.
-                std::hint::black_box(opens[i]);
+                // Under next-open fills the open column is touched on every candle although
+                // only a fill reads it: a sequential read the prefetcher runs ahead of, so the
+                // (rare, scattered) fills find their open in the cache instead of missing it
+                // each time.
+                if fills_at_open {
+                    std::hint::black_box(opens[i]);
+                }
                 if desk.exchange.has_pending() {
                     desk.fill_queued(&mut engine, candles, columns, i);
                 }
@@ -343,7 +450,8 @@ impl BacktestService {
                     desk.place(intent, &mut engine, candles, columns, i);
                 }
                 in_market += usize::from(was_in_market || !engine.is_flat());
-                equity.push(engine.equity_f64(closes[i]));
+                curve.push(engine.equity_f64(closes[i]));
+                i += 1;
             }
             chunk_start = chunk_end;
         }
@@ -379,18 +487,27 @@ impl BacktestService {
             rejections.sort_by_key(|(at, _)| *at);
         }
         let trades = ledger.finish(last.close);
-        let times = Times::of(&times[trade_from..end]);
-        let metrics = metrics::compute(&metrics::MetricsInput {
-            interval: config.interval,
-            initial_equity: config.initial_cash.to_f64(),
-            equity: &equity,
-            times: &times,
-            trades: &trades,
-            candles_in_market: in_market,
-            fees_paid: engine.fees_paid(),
-            first_open: first.open.to_f64(),
-            last_close: last.close.to_f64(),
-        });
+        let times = match step {
+            Some(step) if end - trade_from >= 2 => {
+                Times::regular(times[trade_from], step, end - trade_from)
+            }
+            _ => Times::of(&times[trade_from..end]),
+        };
+        let (equity, stats) = curve.finish();
+        let metrics = metrics::summarise(
+            stats,
+            &metrics::MetricsInput {
+                interval: config.interval,
+                initial_equity: config.initial_cash.to_f64(),
+                equity: &[],
+                times: &times,
+                trades: &trades,
+                candles_in_market: in_market,
+                fees_paid: engine.fees_paid(),
+                first_open: first.open.to_f64(),
+                last_close: last.close.to_f64(),
+            },
+        );
         let result = BacktestResult {
             strategy: engine.strategy_name().to_string(),
             sizer: engine.sizer_name().to_string(),
@@ -410,6 +527,98 @@ impl BacktestService {
         }
         Ok(result)
     }
+}
+
+/// `Err` at the first open time not after the one before it; else the step between open times
+/// when they are evenly spaced (`None` when not, or fewer than two).
+fn check_order(times: &[TimestampMs]) -> Result<Option<i64>, BacktestError> {
+    let [first, second, ..] = times else {
+        return Ok(None);
+    };
+    let step = second.wrapping_sub(*first);
+    // Branch-free over the column (it vectorises); the first offender is looked for only when
+    // there is one.
+    let (mut unordered, mut uneven) = (false, false);
+    for w in times.windows(2) {
+        unordered |= w[1] <= w[0];
+        uneven |= w[1].wrapping_sub(w[0]) != step;
+    }
+    if unordered && let Some(w) = times.windows(2).find(|w| w[1] <= w[0]) {
+        return Err(BacktestError::Unordered { at: w[1] });
+    }
+    Ok((!uneven).then_some(step))
+}
+
+/// Where a run marks its equity at each candle's close.
+trait Curve {
+    fn push(&mut self, e: f64);
+    /// A stretch over which cash and quantity do not change: `cash + qty * close` at each of
+    /// `closes` (what [`Engine::equity_f64`] gives).
+    fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]);
+    /// The points (none when not kept) and their statistics.
+    fn finish(self) -> (Vec<f64>, EquityStats);
+}
+
+/// The equity at every candle (a run's result keeps it for charts), with its statistics.
+struct KeptCurve {
+    points: Vec<f64>,
+    stats: EquityStats,
+}
+
+impl Curve for KeptCurve {
+    #[inline(always)]
+    fn push(&mut self, e: f64) {
+        self.points.push(e);
+        self.stats.push(e);
+    }
+
+    #[inline]
+    fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]) {
+        let from = self.points.len();
+        if let Some(e) = flat_equity(cash, qty) {
+            self.points.resize(from + closes.len(), e);
+            self.stats.push_repeat(e, closes.len());
+        } else {
+            self.points.extend(closes.iter().map(|&c| cash + qty * c));
+            for &e in &self.points[from..] {
+                self.stats.push(e);
+            }
+        }
+    }
+
+    fn finish(self) -> (Vec<f64>, EquityStats) {
+        (self.points, self.stats)
+    }
+}
+
+/// Only the statistics of the curve (a sweep's runs).
+impl Curve for EquityStats {
+    #[inline(always)]
+    fn push(&mut self, e: f64) {
+        EquityStats::push(self, e);
+    }
+
+    #[inline]
+    fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]) {
+        if let Some(e) = flat_equity(cash, qty) {
+            self.push_repeat(e, closes.len());
+        } else {
+            for &c in closes {
+                EquityStats::push(self, cash + qty * c);
+            }
+        }
+    }
+
+    fn finish(self) -> (Vec<f64>, EquityStats) {
+        (Vec::new(), self)
+    }
+}
+
+/// The equity of a flat account at any close: `cash + 0 * close` is `cash` itself for a
+/// positive, finite cash (the closes are finite prices). `None` otherwise.
+#[inline]
+fn flat_equity(cash: f64, qty: f64) -> Option<f64> {
+    (qty == 0.0 && cash > 0.0 && cash.is_finite()).then_some(cash)
 }
 
 /// The simulated exchange and what a run keeps of its orders: the round trips and the refusals.

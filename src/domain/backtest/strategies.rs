@@ -472,6 +472,15 @@ impl Strategy for BuiltinStrategy {
             BuiltinStrategy::RsiMacd(s) => s.on_candle(ctx),
         }
     }
+
+    fn quiet_until(&mut self, history: History<'_>, from: usize) -> usize {
+        match self {
+            BuiltinStrategy::SmaCross(s) => s.quiet_until(history, from),
+            BuiltinStrategy::RsiReversion(s) => s.quiet_until(history, from),
+            BuiltinStrategy::Macd(s) => s.quiet_until(history, from),
+            BuiltinStrategy::RsiMacd(s) => s.quiet_until(history, from),
+        }
+    }
 }
 
 /// Build a built-in strategy that keeps its own streaming indicators (live trading, single runs).
@@ -707,6 +716,64 @@ impl Strategy for SmaCross {
             None
         }
     }
+
+    /// Runs to the next cross: the candles before it only move the averages on (exactly as
+    /// `on_candle` does: the same updates, the same skipped warm-up and NaN candles). The
+    /// state is worked on in locals and written back once, so the loop runs in registers.
+    fn quiet_until(&mut self, history: History<'_>, from: usize) -> usize {
+        let end = history.len();
+        let mut prev = self.prev;
+        let stop = match &mut self.averages {
+            Averages::Sliding { fast, slow } => {
+                let closes = history.closes();
+                let (mut fast_now, mut slow_now) = (fast.clone(), slow.clone());
+                let mut stop = end;
+                for k in from..end {
+                    // The cross candle is left for `on_candle`, which updates from the
+                    // averages as they were before it.
+                    let (mut f_avg, mut s_avg) = (fast_now.clone(), slow_now.clone());
+                    let seen = &closes[..=k];
+                    let (f, s) = (f_avg.update(seen), s_avg.update(seen));
+                    if let (Some(f), Some(s)) = (f, s) {
+                        if crosses(prev, f, s) {
+                            stop = k;
+                            break;
+                        }
+                        prev = Some((f, s));
+                    }
+                    (fast_now, slow_now) = (f_avg, s_avg);
+                }
+                (*fast, *slow) = (fast_now, slow_now);
+                stop
+            }
+            Averages::Columns { fast, slow } => {
+                let defined = end.min(fast.len()).min(slow.len());
+                let (fast, slow) = (&fast[..defined], &slow[..defined]);
+                // Past the columns `on_candle` signals nothing and remembers nothing.
+                let mut stop = end;
+                for k in from..defined {
+                    let (f, s) = (fast[k], slow[k]);
+                    if f.is_nan() || s.is_nan() {
+                        continue;
+                    }
+                    if crosses(prev, f, s) {
+                        stop = k;
+                        break;
+                    }
+                    prev = Some((f, s));
+                }
+                stop
+            }
+        };
+        self.prev = prev;
+        stop
+    }
+}
+
+/// Whether averages `(f, s)` after `prev` are a cross either way (a tie is none).
+#[inline(always)]
+fn crosses(prev: Option<(f64, f64)>, f: f64, s: f64) -> bool {
+    prev.is_some_and(|(pf, ps)| (pf < ps && f > s) || (pf > ps && f < s))
 }
 
 /// Buy when RSI is below `oversold`, sell when above `overbought`.

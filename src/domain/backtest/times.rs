@@ -19,6 +19,12 @@ enum Repr {
 }
 
 impl Times {
+    /// `len` times from `first`, `step` apart: what [`of`](Self::of) gives for such a list of
+    /// two or more, when the caller already knows it is one (a run checks its times once).
+    pub fn regular(first: TimestampMs, step: i64, len: usize) -> Times {
+        Times(Repr::Regular { first, step, len })
+    }
+
     /// The times of `times`, kept compactly when they are evenly spaced.
     pub fn of(times: &[TimestampMs]) -> Times {
         match times {

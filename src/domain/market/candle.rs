@@ -417,6 +417,14 @@ impl CandleColumns {
         exact_decimal(self.price_scale, self.exact_rows, column, i).map(Price)
     }
 
+    /// The step between the open times of the first `rows` rows when the view knows them to be
+    /// evenly spaced (`None`: not known, read the column). A backtest skips its pass over the
+    /// time column with it.
+    #[inline]
+    pub fn even_time_step(&self, rows: usize) -> Option<TimestampMs> {
+        self.time_step.filter(|_| rows <= self.exact_rows)
+    }
+
     /// Row `i`'s open time, worked out from the first one when the rows are evenly spaced
     /// (no read of the time column, which a sparse reader would miss in the cache).
     #[inline]
