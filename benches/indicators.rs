@@ -1,9 +1,13 @@
-//! The full indicator set over 1,000,000 synthetic one-minute candles: batch
-//! (`calculate_indicators`) against TA-Lib's 35 ms for its nine indicators, and the streaming
+//! Indicators over 1,000,000 synthetic one-minute candles: each single-indicator kernel
+//! (`indicators::sma`, `ema`, ...) against TA-Lib's function with the same parameters, the fused
+//! batch (`calculate_indicators`) against TA-Lib's nine back to back, and the streaming
 //! `IndicatorSet` in ns per candle against a 100 ns target. Run with
 //! `cargo bench --bench indicators`. With `TRADEMIND_BENCH_CSV` (the anchors' 1M-candle series,
 //! `../shared/bench/README.md`) the columns are that file's, and under `run_anchors.sh ... --
-//! cargo bench --bench indicators` the batch is printed with its ratio to TA-Lib in the same run.
+//! cargo bench --bench indicators` each figure is printed with its ratio to the TA-Lib figure of
+//! the same run (`sma20_ms`, ..., `all9_ms`). Times are the median thread CPU time (page faults
+//! included), which a shared machine does not inflate; minor page faults per call are printed
+//! beside the fused batch, whose time depends on whether its columns land on fresh pages.
 
 mod common;
 use common::{anchor_candles, ratio_to_anchor, thread_cpu};
@@ -12,12 +16,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use trademind::domain::market::CandleColumns;
 use trademind::domain::market::indicators::{
-    IndicatorParams, IndicatorSet, Indicators, Ohlcv, calculate_indicators,
+    self as ind, IndicatorParams, IndicatorSet, Indicators, Ohlcv, calculate_indicators,
     calculate_indicators_into,
 };
 
 const BUILTIN_CANDLES: usize = 1_000_000;
 const RUNS: usize = 11;
+/// Runs per single-indicator kernel (TA-Lib's anchor takes the median of 21).
+const KERNEL_RUNS: usize = 21;
 
 /// A deterministic random walk (xorshift), so every run measures the same data.
 fn synthetic(n: usize) -> CandleColumns {
@@ -64,6 +70,104 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
+/// Minor page faults this thread has taken so far.
+fn minor_faults() -> i64 {
+    // SAFETY: `getrusage` writes one `rusage` through the valid pointer it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    if rc == 0 { usage.ru_minflt } else { 0 }
+}
+
+/// Each single-indicator kernel, with TA-Lib's parameters (`bench_talib.py`): one warm-up call,
+/// then the median thread CPU time of [`KERNEL_RUNS`], beside its anchor field. Returns the sum
+/// of the nine anchored medians, in ms.
+fn kernels(cols: &CandleColumns, anchored: bool) -> f64 {
+    let c = &cols.close;
+    type Run<'a> = Box<dyn Fn() + 'a>;
+    let kernels: [(&str, Option<&str>, Run); 11] = [
+        (
+            "sma(20)",
+            Some("sma20_ms"),
+            Box::new(|| drop(black_box(ind::sma(black_box(c), 20)))),
+        ),
+        (
+            "ema(20)",
+            Some("ema20_ms"),
+            Box::new(|| drop(black_box(ind::ema(black_box(c), 20)))),
+        ),
+        (
+            "rsi(14)",
+            Some("rsi14_ms"),
+            Box::new(|| drop(black_box(ind::rsi(black_box(c), 14)))),
+        ),
+        (
+            "macd(12,26,9)",
+            Some("macd_ms"),
+            Box::new(|| drop(black_box(ind::macd(black_box(c), 12, 26, 9)))),
+        ),
+        (
+            "bollinger(20,2,2)",
+            Some("bbands_ms"),
+            Box::new(|| drop(black_box(ind::bollinger(black_box(c), 20, 2.0, 2.0)))),
+        ),
+        (
+            "atr(14)",
+            Some("atr14_ms"),
+            Box::new(|| drop(black_box(ind::atr(black_box(cols), 14)))),
+        ),
+        (
+            "adx(14) with +DI, -DI",
+            Some("adx14_ms"),
+            Box::new(|| drop(black_box(ind::adx(black_box(cols), 14)))),
+        ),
+        (
+            "stochastic(14,3,3)",
+            Some("stoch_ms"),
+            Box::new(|| drop(black_box(ind::stochastic(black_box(cols), 14, 3, 3)))),
+        ),
+        (
+            "obv",
+            Some("obv_ms"),
+            Box::new(|| drop(black_box(ind::obv(black_box(cols))))),
+        ),
+        (
+            "wma(20)",
+            None,
+            Box::new(|| drop(black_box(ind::wma(black_box(c), 20)))),
+        ),
+        (
+            "vwap",
+            None,
+            Box::new(|| drop(black_box(ind::vwap(black_box(cols))))),
+        ),
+    ];
+    let candles = cols.len();
+    let mut sum_ms = 0.0;
+    for (name, field, run) in &kernels {
+        run();
+        let faults0 = minor_faults();
+        let runs: Vec<Duration> = (0..KERNEL_RUNS).map(|_| timed(run).1).collect();
+        let faults = (minor_faults() - faults0) / KERNEL_RUNS as i64;
+        let cpu_ms = median(runs).as_secs_f64() * 1e3;
+        let ratio = match field {
+            Some(field) => {
+                sum_ms += cpu_ms;
+                ratio_to_anchor(cpu_ms, anchored, "talib", candles, field)
+            }
+            None => "no TA-Lib anchor field".to_string(),
+        };
+        println!(
+            "kernel {name}: median CPU {cpu_ms:.2} ms ({:.2} ns/candle, {faults} minor faults/call); target <= 1.0x: {ratio}",
+            cpu_ms * 1e6 / candles as f64
+        );
+    }
+    println!(
+        "kernels, the nine TA-Lib ones one after another: {sum_ms:.2} ms; {}",
+        ratio_to_anchor(sum_ms, anchored, "talib", candles, "all9_ms")
+    );
+    sum_ms
+}
+
 fn main() {
     // The built-in series is generated as columns; the anchors' file goes through the loader.
     let data = anchor_candles("TRADEMIND_BENCH_CSV", Vec::new);
@@ -76,6 +180,9 @@ fn main() {
     println!("indicators, n={candles}, {}:", data.label);
     let params = IndicatorParams::default();
 
+    kernels(&cols, data.anchored);
+
+    let faults0 = minor_faults();
     let batch: Vec<_> = (0..RUNS)
         .map(|_| {
             timed(|| {
@@ -83,9 +190,11 @@ fn main() {
             })
         })
         .collect();
+    let batch_faults = (minor_faults() - faults0) / RUNS as i64;
 
     let mut reused = Indicators::default();
     calculate_indicators_into(&cols, &params, &mut reused);
+    let faults0 = minor_faults();
     let batch_into: Vec<_> = (0..RUNS)
         .map(|_| {
             timed(|| {
@@ -94,6 +203,7 @@ fn main() {
             })
         })
         .collect();
+    let into_faults = (minor_faults() - faults0) / RUNS as i64;
 
     let bars: Vec<Ohlcv> = (0..cols.len())
         .map(|i| Ohlcv::from_columns(&cols, i))
@@ -138,6 +248,9 @@ fn main() {
             ratio_to_anchor(cpu_ms, data.anchored, "talib", candles, "all9_ms")
         );
     };
+    println!(
+        "fused batch: {batch_faults} minor page faults per fresh call, {into_faults} per call into reused buffers"
+    );
     report(
         "batch calculate_indicators (full set)",
         &batch,

@@ -13,6 +13,7 @@ use crate::store::Store;
 pub mod backtest;
 pub mod backtest_engine;
 pub mod backtest_shard;
+pub mod bench;
 pub mod config_cmd;
 pub mod db;
 pub mod decide;
@@ -103,6 +104,8 @@ pub enum Command {
     Data(market::DataCommand),
     /// Show the latest indicator values computed from the stored candles.
     Indicators(market::IndicatorsArgs),
+    /// Time the full indicator set as linked into this binary, on a candle CSV.
+    BenchIndicators(bench::BenchIndicatorsArgs),
     /// Risk limits and the trading circuit breaker.
     #[command(subcommand)]
     Risk(risk::RiskCommand),
@@ -269,6 +272,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Connection(cmd) => strategy::run_connection(cmd, ctx),
         Command::Data(cmd) => market::run_data(cmd, ctx).await,
         Command::Indicators(args) => market::run_indicators(args, ctx),
+        Command::BenchIndicators(args) => bench::run(args, ctx),
         Command::Risk(cmd) => risk::run(cmd, ctx),
         Command::Watch(args) => watch::run(args, ctx).await,
         Command::Backtest(args) => backtest::run(*args, ctx).await,

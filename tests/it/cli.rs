@@ -470,3 +470,31 @@ fn without_a_session_keyring_only_a_command_that_needs_a_key_mentions_the_keyrin
     assert!(err.contains("keys set binance --connection bn"), "{err}");
     assert!(err.contains("keyctl session"), "{err}");
 }
+
+#[test]
+fn bench_indicators_times_the_full_set_over_every_candle_of_the_file() {
+    let csv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/btcusdt_1h_2025-01_binance.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = trademind()
+        .args(["--data-dir", dir.path().to_str().unwrap(), "--json"])
+        .args(["bench-indicators", "--runs", "2", "--data"])
+        .arg(&csv)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["candles"], 744, "{report}");
+    assert_eq!(report["runs"], 2, "{report}");
+    for field in ["fresh_median_ms", "reused_median_ms"] {
+        let ms = report[field].as_f64().unwrap_or(f64::NAN);
+        assert!(ms.is_finite() && ms >= 0.0, "{field}: {report}");
+    }
+    trademind()
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["bench-indicators", "--data", "/nonexistent/candles.csv"])
+        .assert()
+        .failure();
+}

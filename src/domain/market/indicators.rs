@@ -1,8 +1,10 @@
 //! Technical indicators at TA-Lib precision: one state machine per indicator (`update` in O(1),
-//! for live trading) and a batch face over columns (`calculate_indicators`, for backtests, in
-//! `batch.rs`). Each state machine's steady-state arithmetic is one small step function
-//! (`slide`, `step`, `smooth`) that `update` and the batch loop both call, and the batch face
-//! runs the warm-up rows through `update` itself, so both faces give bit-identical numbers.
+//! for live trading) and two batch faces over columns: the whole set fused in one pass
+//! (`calculate_indicators`, for backtests, in `batch.rs`) and one kernel per indicator (`sma`
+//! .. `vwap`, in `kernels.rs`). Each state machine's steady-state arithmetic is one small step
+//! function (`slide`, `step`, `smooth`) that `update` and the batch loops all call, and the
+//! batch faces run the warm-up rows through `update` itself, so every face gives bit-identical
+//! numbers.
 //!
 //! Lookback semantics are TA-Lib's: an indicator yields nothing until its lookback is filled, and
 //! the warm-up follows TA-Lib's seeding rules (EMA seeded by the SMA of its first `period` values,
@@ -13,8 +15,10 @@
 //! In batch columns "no value" is `f64::NAN`; in streaming results it is `None`.
 
 mod batch;
+mod kernels;
 
 pub use batch::{calculate_indicators, calculate_indicators_into};
+pub use kernels::{adx, atr, bollinger, ema, macd, obv, rsi, sma, stochastic, vwap, wma};
 
 use super::candle::{Candle, CandleColumns, TimestampMs};
 use serde::{Deserialize, Serialize};
@@ -1476,159 +1480,6 @@ impl Indicators {
     pub fn last(&self) -> Option<IndicatorValues> {
         self.len().checked_sub(1).and_then(|i| self.row(i))
     }
-}
-
-/// Run a value-stream indicator over a slice.
-fn batch(values: &[f64], mut step: impl FnMut(f64) -> Option<f64>) -> Vec<f64> {
-    values
-        .iter()
-        .map(|&x| step(x).unwrap_or(f64::NAN))
-        .collect()
-}
-
-/// Run a candle-stream indicator over columns.
-fn batch_bars(candles: &CandleColumns, mut step: impl FnMut(&Ohlcv) -> Option<f64>) -> Vec<f64> {
-    (0..candles.len())
-        .map(|i| step(&Ohlcv::from_columns(candles, i)).unwrap_or(f64::NAN))
-        .collect()
-}
-
-/// SMA over a slice (NaN during warm-up).
-pub fn sma(values: &[f64], period: usize) -> Vec<f64> {
-    // The streaming `Sma`'s arithmetic in one pass without its ring: the value leaving the
-    // window is read from the input, `period - 1` places back. Bit-identical to `Sma::update`
-    // (same additions in the same order), which a property test checks.
-    let period = period.max(1);
-    let n = values.len();
-    if n < period {
-        return vec![f64::NAN; n];
-    }
-    let inv_period = 1.0 / period as f64;
-    let mut out = Vec::with_capacity(n);
-    out.resize(period - 1, f64::NAN);
-    let mut sum = 0.0;
-    for &x in &values[..period - 1] {
-        sum += x;
-    }
-    out.extend(
-        values[period - 1..]
-            .iter()
-            .zip(&values[..n + 1 - period])
-            .map(|(&x, &leaving)| {
-                sum += x;
-                let v = sum * inv_period;
-                sum -= leaving;
-                v
-            }),
-    );
-    out
-}
-
-/// EMA over a slice (NaN during warm-up).
-pub fn ema(values: &[f64], period: usize) -> Vec<f64> {
-    let mut s = Ema::new(period);
-    batch(values, |x| s.update(x))
-}
-
-/// WMA over a slice (NaN during warm-up).
-pub fn wma(values: &[f64], period: usize) -> Vec<f64> {
-    let mut s = Wma::new(period);
-    batch(values, |x| s.update(x))
-}
-
-/// RSI over a slice (NaN during warm-up).
-pub fn rsi(values: &[f64], period: usize) -> Vec<f64> {
-    let mut s = Rsi::new(period);
-    batch(values, |x| s.update(x))
-}
-
-/// MACD line, signal and histogram over a slice (NaN during warm-up).
-pub fn macd(values: &[f64], fast: usize, slow: usize, signal: usize) -> [Vec<f64>; 3] {
-    let mut s = Macd::new(fast, slow, signal);
-    let mut out = [
-        Vec::with_capacity(values.len()),
-        Vec::with_capacity(values.len()),
-        Vec::with_capacity(values.len()),
-    ];
-    for &x in values {
-        let v = s.update(x);
-        out[0].push(v.map_or(f64::NAN, |v| v.macd));
-        out[1].push(v.map_or(f64::NAN, |v| v.signal));
-        out[2].push(v.map_or(f64::NAN, |v| v.histogram));
-    }
-    out
-}
-
-/// Bollinger upper, middle and lower bands over a slice (NaN during warm-up).
-pub fn bollinger(values: &[f64], period: usize, dev_up: f64, dev_down: f64) -> [Vec<f64>; 3] {
-    let mut s = Bollinger::new(period, dev_up, dev_down);
-    let mut out = [
-        Vec::with_capacity(values.len()),
-        Vec::with_capacity(values.len()),
-        Vec::with_capacity(values.len()),
-    ];
-    for &x in values {
-        let v = s.update(x);
-        out[0].push(v.map_or(f64::NAN, |v| v.upper));
-        out[1].push(v.map_or(f64::NAN, |v| v.middle));
-        out[2].push(v.map_or(f64::NAN, |v| v.lower));
-    }
-    out
-}
-
-/// ATR over candles (NaN during warm-up).
-pub fn atr(candles: &CandleColumns, period: usize) -> Vec<f64> {
-    let mut s = Atr::new(period);
-    batch_bars(candles, |b| s.update(b))
-}
-
-/// ADX, +DI and −DI over candles (NaN during warm-up).
-pub fn adx(candles: &CandleColumns, period: usize) -> [Vec<f64>; 3] {
-    let mut s = Adx::new(period);
-    let mut out = [
-        Vec::with_capacity(candles.len()),
-        Vec::with_capacity(candles.len()),
-        Vec::with_capacity(candles.len()),
-    ];
-    for i in 0..candles.len() {
-        let v = s.update(&Ohlcv::from_columns(candles, i));
-        out[0].push(v.unwrap_or(f64::NAN));
-        out[1].push(s.plus_di().unwrap_or(f64::NAN));
-        out[2].push(s.minus_di().unwrap_or(f64::NAN));
-    }
-    out
-}
-
-/// Slow stochastic %K and %D over candles (NaN during warm-up).
-pub fn stochastic(
-    candles: &CandleColumns,
-    fast_k: usize,
-    slow_k: usize,
-    slow_d: usize,
-) -> [Vec<f64>; 2] {
-    let mut s = Stochastic::new(fast_k, slow_k, slow_d);
-    let mut out = [
-        Vec::with_capacity(candles.len()),
-        Vec::with_capacity(candles.len()),
-    ];
-    for i in 0..candles.len() {
-        let v = s.update(&Ohlcv::from_columns(candles, i));
-        out[0].push(v.map_or(f64::NAN, |v| v.k));
-        out[1].push(v.map_or(f64::NAN, |v| v.d));
-    }
-    out
-}
-
-/// OBV over candles.
-pub fn obv(candles: &CandleColumns) -> Vec<f64> {
-    let mut s = Obv::new();
-    batch_bars(candles, |b| s.update(b.close, b.volume))
-}
-
-/// Cumulative VWAP over candles (NaN until some volume has traded).
-pub fn vwap(candles: &CandleColumns) -> Vec<f64> {
-    let mut s = Vwap::new();
-    batch_bars(candles, |b| s.update(b))
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@
 
 use super::{
     CandleColumns, IndicatorParams, IndicatorSet, IndicatorValues, Indicators, Ohlcv, Signal,
-    simple_signal, true_range,
+    Stochastic, simple_signal, true_range,
 };
 
 /// Rows per chunk of the fused loop: its inputs and the chunk's window extremes stay in L1.
-const CHUNK: usize = 1024;
+pub(super) const CHUNK: usize = 1024;
 
 /// Widest stochastic window whose extremes are computed by doubling (log2 passes over the
 /// chunk plus the window); wider ones reuse the streaming monotonic queues.
@@ -30,8 +30,9 @@ const DOUBLING_MAX: usize = 64;
 pub fn calculate_indicators(candles: &CandleColumns, params: &IndicatorParams) -> Indicators {
     let n = candles.len();
     // Zeroed columns are lazily mapped pages: every row is written exactly once below, so a
-    // NaN pre-fill would only write each page twice.
-    let column = || vec![0.0; n];
+    // NaN pre-fill would only write each page twice. Huge pages where the system has them
+    // (`kernels::column`): fresh pages' faults were half the time of a fresh call.
+    let column = || super::kernels::column(n);
     let mut out = Indicators {
         open_time: Vec::with_capacity(n),
         close: Vec::with_capacity(n),
@@ -118,6 +119,12 @@ impl Columns<'_> {
 
 /// [`calculate_indicators`] into `out`, reusing its column buffers: every column is resized to
 /// the candle count and every row overwritten, so the numbers are the same as a fresh call.
+///
+/// Never inlined, nor is [`steady`]: each is compiled once, in this crate, so that a caller in
+/// another crate cannot re-optimise the fused loop in its own context (thin LTO may inline
+/// across crates). The 2.2x swing between binaries was page faults, not this (`kernels::column`);
+/// pinning them changed neither path's measured time.
+#[inline(never)]
 pub fn calculate_indicators_into(
     candles: &CandleColumns,
     params: &IndicatorParams,
@@ -168,7 +175,7 @@ pub fn calculate_indicators_into(
     let mut start = warm;
     while start < n {
         let end = (start + CHUNK).min(n);
-        extremes.compute(&mut set, &input, start, end);
+        extremes.compute(&mut set.stochastic, input.high, input.low, start, end);
         steady(&mut set, &input, &extremes, &mut cols, start, end);
         start = end;
     }
@@ -185,6 +192,7 @@ struct Inputs<'a> {
 
 /// Rows `start..end` (all past the warm-up, so `start >= 1` and every window is full) of
 /// every column, continuing the state `set` reached on the rows before.
+#[inline(never)]
 fn steady(
     set: &mut IndicatorSet,
     input: &Inputs,
@@ -271,7 +279,7 @@ fn steady(
 }
 
 /// The stochastic's highest high and lowest low over its window, for the rows of one chunk.
-struct Extremes {
+pub(super) struct Extremes {
     period: usize,
     highest: Vec<f64>,
     lowest: Vec<f64>,
@@ -280,7 +288,7 @@ struct Extremes {
 }
 
 impl Extremes {
-    fn new(period: usize) -> Extremes {
+    pub(super) fn new(period: usize) -> Extremes {
         let doubling = period <= DOUBLING_MAX;
         let scratch = if doubling { CHUNK + period } else { 0 };
         Extremes {
@@ -291,25 +299,34 @@ impl Extremes {
         }
     }
 
-    /// Rows `start..end` (`end - start <= CHUNK`, `start + 1 >= period`).
-    fn compute(&mut self, set: &mut IndicatorSet, input: &Inputs, start: usize, end: usize) {
+    /// Rows `start..end` (`end - start <= CHUNK`, `start + 1 >= period`) of the highest high
+    /// and the lowest low; `stochastic` is the state the rows before `start` left (its queues
+    /// serve windows too wide for doubling).
+    pub(super) fn compute(
+        &mut self,
+        stochastic: &mut Stochastic,
+        high: &[f64],
+        low: &[f64],
+        start: usize,
+        end: usize,
+    ) -> (&[f64], &[f64]) {
         let len = end - start;
         if self.period <= DOUBLING_MAX {
             let from = start + 1 - self.period;
             let [a, b] = &mut self.scratch;
             let max = |earlier, later| if earlier > later { earlier } else { later };
             let min = |earlier, later| if earlier < later { earlier } else { later };
-            let (high, low) = (&input.high[from..end], &input.low[from..end]);
+            let (high, low) = (&high[from..end], &low[from..end]);
             window_extreme(high, self.period, &mut self.highest[..len], a, b, max);
             window_extreme(low, self.period, &mut self.lowest[..len], a, b, min);
         } else {
             // Wide windows: the streaming queues, which the warm-up rows have filled.
-            let stochastic = &mut set.stochastic;
             for (j, i) in (start..end).enumerate() {
-                self.highest[j] = stochastic.highest.push(i as u64, input.high[i]);
-                self.lowest[j] = stochastic.lowest.push(i as u64, input.low[i]);
+                self.highest[j] = stochastic.highest.push(i as u64, high[i]);
+                self.lowest[j] = stochastic.lowest.push(i as u64, low[i]);
             }
         }
+        (&self.highest[..len], &self.lowest[..len])
     }
 }
 
