@@ -496,11 +496,7 @@ impl<E: Exchange + 'static> TelegramBot<E> {
         let time = crate::format::timestamp;
         Ok(match command {
             Command::Status => {
-                let breaker = if a.breaker_ever_moved {
-                    format!("{} since {}", a.breaker.state, time(a.breaker.since))
-                } else {
-                    "never tripped".into()
-                };
+                let breaker = a.describe_breaker(time);
                 format!(
                     "{}\nprocess: {daemon}\ntrading: {}\nbreaker: {breaker}\npositions: {}",
                     a.summary(),

@@ -263,23 +263,28 @@ pub struct AccountView {
     pub counts: Counts,
 }
 
+/// "HALTED (daily_loss_limit) since …", or "never tripped" for a breaker that never moved:
+/// the account's and each strategy's breaker, said the same way everywhere.
+pub fn describe_breaker(
+    breaker: &CircuitBreaker,
+    ever_moved: bool,
+    time: impl Fn(TimestampMs) -> String,
+) -> String {
+    if !ever_moved {
+        return "never tripped".into();
+    }
+    let reason = breaker
+        .reason
+        .map(|r| format!(" ({})", r.as_str()))
+        .unwrap_or_default();
+    format!("{}{reason} since {}", breaker.state, time(breaker.since))
+}
+
 impl AccountView {
     /// "ACTIVE (reason) since …" or "never tripped": the breaker as `status`, the daily
     /// summary and the chat say it.
     pub fn describe_breaker(&self, time: impl Fn(TimestampMs) -> String) -> String {
-        if !self.breaker_ever_moved {
-            return "never tripped".into();
-        }
-        let reason = self
-            .breaker
-            .reason
-            .map(|r| format!(" ({})", r.as_str()))
-            .unwrap_or_default();
-        format!(
-            "{}{reason} since {}",
-            self.breaker.state,
-            time(self.breaker.since)
-        )
+        describe_breaker(&self.breaker, self.breaker_ever_moved, time)
     }
 
     /// One line for an alert's body: the account right after what the alert reports, with the

@@ -116,19 +116,7 @@ pub struct BookRisk {
 impl BookRisk {
     /// "HALTED (daily_loss_limit) since …" or "never tripped".
     pub fn describe_breaker(&self, time: impl Fn(TimestampMs) -> String) -> String {
-        if !self.breaker_ever_moved {
-            return "never tripped".into();
-        }
-        let reason = self
-            .breaker
-            .reason
-            .map(|r| format!(" ({})", r.as_str()))
-            .unwrap_or_default();
-        format!(
-            "{}{reason} since {}",
-            self.breaker.state,
-            time(self.breaker.since)
-        )
+        super::account::describe_breaker(&self.breaker, self.breaker_ever_moved, time)
     }
 }
 
