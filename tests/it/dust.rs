@@ -75,6 +75,11 @@ async fn a_base_asset_fee_leaves_dust_beside_the_protected_quantity_and_no_alert
     let again = service.reconcile(NOW + 60_000).await.unwrap();
     assert!(again.reconciled, "{:?}", again.unresolved);
     assert!(again.dust.is_empty(), "the position itself is protected");
+    // The dust is the position's, not a holding of no book: what the books hold is the
+    // position's whole 0.02075922, and anything beyond it on the exchange was there before.
+    for h in again.unmanaged.iter().filter(|h| h.asset == "BTC") {
+        assert_eq!(h.books_total, Qty(dec!(0.02075922)), "{h:?}");
+    }
     assert!(!a.summary().contains("UNPROTECTED"), "{}", a.summary());
     assert_eq!(rig.mails_with("protect"), 0, "no protection alert");
 }

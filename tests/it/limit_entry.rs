@@ -227,7 +227,7 @@ async fn paper_limit_entry_rests_then_fills_at_its_limit_and_is_protected() {
     let report = paper_buy(&service, id, START).await;
     assert_eq!(
         report.outcome,
-        ExecutionOutcome::NotFilled,
+        ExecutionOutcome::Resting,
         "{}",
         report.message
     );
@@ -302,7 +302,7 @@ async fn paper_limit_entry_never_reached_is_cancelled_at_its_time_out() {
     let report = paper_buy(&service, id, START).await;
     assert_eq!(
         report.outcome,
-        ExecutionOutcome::NotFilled,
+        ExecutionOutcome::Resting,
         "{}",
         report.message
     );
@@ -335,7 +335,7 @@ async fn paper_limit_entry_never_reached_is_cancelled_at_its_time_out() {
     let again = paper_buy(&service, id, START + 2 * HOUR).await;
     assert_eq!(
         again.outcome,
-        ExecutionOutcome::NotFilled,
+        ExecutionOutcome::Resting,
         "{}",
         again.message
     );
@@ -393,7 +393,7 @@ async fn paper_post_only_entry_that_would_take_is_refused_and_not_sent_at_market
     let report = paper_buy(&service, id, START + HOUR).await;
     assert_eq!(
         report.outcome,
-        ExecutionOutcome::NotFilled,
+        ExecutionOutcome::Resting,
         "{}",
         report.message
     );
@@ -600,7 +600,7 @@ async fn paper_entries_left_by_a_stopped_process_are_settled_and_timed_out_by_th
     let report = paper_buy(&second, other, placed_at).await;
     assert_eq!(
         report.outcome,
-        ExecutionOutcome::NotFilled,
+        ExecutionOutcome::Resting,
         "{}",
         report.message
     );
@@ -734,7 +734,7 @@ mod fake_binance {
             .unwrap();
         assert_eq!(
             report.outcome,
-            ExecutionOutcome::NotFilled,
+            ExecutionOutcome::Resting,
             "{}",
             report.message
         );

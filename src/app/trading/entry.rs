@@ -546,7 +546,7 @@ impl<E: Exchange + 'static> TradingService<E> {
         {
             report.order_ids.extend(ids.iter().cloned());
         }
-        let (outcome, mut message) = entry_outcome(&settled, &request.client_order_id, symbol);
+        let (mut outcome, mut message) = entry_outcome(&settled, &request.client_order_id, symbol);
         if let (EntryOrder::Limit { entry, .. }, Some(price)) = (order, request.price) {
             let rests = {
                 let db = self.store()?;
@@ -560,6 +560,7 @@ impl<E: Exchange + 'static> TradingService<E> {
                     request.quantity, entry.timeout_candles
                 );
                 message = if outcome == ExecutionOutcome::NotFilled {
+                    outcome = ExecutionOutcome::Resting;
                     rest
                 } else {
                     format!("{message}; its unfilled part rests: {rest}")

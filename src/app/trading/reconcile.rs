@@ -223,8 +223,9 @@ impl<E: Exchange + 'static> TradingService<E> {
             return Ok(());
         }
         let balances = self.deps.exchange.balances().await?;
-        // asset -> (symbols whose positions hold it, the sum of the books' sellable quantities)
-        let mut assets: Vec<(String, Vec<Symbol>, Decimal)> = Vec::new();
+        // asset -> (symbols whose positions hold it, the sum of the books' sellable quantities,
+        // the sum of what the books hold, dust under a lot step included)
+        let mut assets: Vec<(String, Vec<Symbol>, Decimal, Decimal)> = Vec::new();
         for symbol in symbols {
             let held_here = open.iter().any(|r| r.position.symbol == symbol);
             let filters = match self.deps.exchange.symbol_filters(&symbol).await {
@@ -236,23 +237,25 @@ impl<E: Exchange + 'static> TradingService<E> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let held_by_books: Decimal = open
-                .iter()
-                .filter(|r| r.position.symbol == symbol)
+            let books_here = open.iter().filter(|r| r.position.symbol == symbol);
+            let sellable: Decimal = books_here
+                .clone()
                 .map(|r| filters.round_qty_down(r.position.quantity).get())
                 .sum();
-            match assets.iter_mut().find(|(a, _, _)| *a == filters.base_asset) {
-                Some((_, syms, total)) => {
+            let booked: Decimal = books_here.map(|r| r.position.quantity.get()).sum();
+            match assets.iter_mut().find(|(a, ..)| *a == filters.base_asset) {
+                Some((_, syms, total, exact)) => {
                     if !syms.contains(&symbol) {
                         syms.push(symbol);
-                        *total += held_by_books;
+                        *total += sellable;
+                        *exact += booked;
                     }
                 }
-                None => assets.push((filters.base_asset.clone(), vec![symbol], held_by_books)),
+                None => assets.push((filters.base_asset.clone(), vec![symbol], sellable, booked)),
             }
         }
         let mut unmanaged = Vec::new();
-        for (asset, symbols, books) in assets {
+        for (asset, symbols, books, booked) in assets {
             let held = balance_of(&balances, &asset).total();
             if held < books {
                 let names: Vec<String> = symbols.iter().map(ToString::to_string).collect();
@@ -261,11 +264,13 @@ impl<E: Exchange + 'static> TradingService<E> {
                      up to {books}",
                     names.join(", ")
                 ));
-            } else if held > books {
+            } else if held > booked {
+                // The dust a base-asset fee leaves beside a protected quantity is its
+                // position's (shown as its dust), not a holding of no book.
                 unmanaged.push(UnmanagedHolding {
                     asset,
                     exchange_total: Qty(held),
-                    books_total: Qty(books),
+                    books_total: Qty(booked),
                     checked_at: now_ms,
                 });
             }

@@ -40,6 +40,9 @@ pub enum ExecutionOutcome {
     NothingToDo,
     /// The entry was accepted but did not fill.
     NotFilled,
+    /// A limit entry was accepted and rests on the book, nothing filled yet: the order
+    /// monitor books and protects what fills, and cancels it at its time-out.
+    Resting,
     /// A close found the position already closed by its protection; nothing sold.
     AlreadyClosed,
 }
@@ -57,6 +60,7 @@ impl ExecutionOutcome {
             ExecutionOutcome::ProtectionFailed => "protection_failed",
             ExecutionOutcome::NothingToDo => "nothing_to_do",
             ExecutionOutcome::NotFilled => "not_filled",
+            ExecutionOutcome::Resting => "resting",
             ExecutionOutcome::AlreadyClosed => "already_closed",
         }
     }
