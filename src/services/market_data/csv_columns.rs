@@ -214,7 +214,7 @@ impl Rows {
 /// on its own values: its open time in ms and its numbers as normalised `(mantissa, scale)`.
 /// `None` for anything else, which then takes the importer's path (and gets its message).
 #[inline]
-fn quick_row(bytes: &[u8]) -> Option<(TimestampMs, [(u64, u32); 5])> {
+fn quick_row(bytes: &[u8]) -> Option<(TimestampMs, Units)> {
     if !bytes.is_ascii() {
         return None;
     }
@@ -249,12 +249,15 @@ fn quick_row(bytes: &[u8]) -> Option<(TimestampMs, [(u64, u32); 5])> {
     fits.then_some((open_time, row))
 }
 
+/// A row's open, high, low, close and volume as `(mantissa, scale)`.
+type Units = [(u64, u32); 5];
+
 /// [`quick_row`] on the line at the start of `bytes`, read in one pass that also finds its
 /// end: the open time, the numbers, and the bytes the line takes with its `\n`. `None` when
 /// [`quick_row`] would refuse the line, or its `\n` is not in `bytes`, or the line (without its
 /// `\n`) is longer than [`MAX_LINE_BYTES`].
 #[inline]
-fn quick_row_at(bytes: &[u8]) -> Option<(TimestampMs, [(u64, u32); 5], usize)> {
+fn quick_row_at(bytes: &[u8]) -> Option<(TimestampMs, Units, usize)> {
     let (raw, mut i) = digits_at(bytes, 0)?;
     let open_time = if raw >= MICROS_THRESHOLD as u64 {
         raw / 1000
