@@ -6,6 +6,7 @@
 //!
 //! `TRADEMIND_BENCH_CSV` names the 1M-candle file; without it a generated file of the same shape
 //! is used (`data=builtin`, no anchor ratio).
+//! `TRADEMIND_BENCH_CSV_ONLY=1` prints the `csv_to_columns` figure alone.
 
 #[allow(dead_code)] // the loaders for the backtest benches
 mod common;
@@ -202,6 +203,9 @@ fn main() {
             .holds_exact_candles(),
         ratio_to_anchor(t, anchored, "import", anchor_n, "read_csv_s")
     );
+    if std::env::var_os("TRADEMIND_BENCH_CSV_ONLY").is_some() {
+        return;
+    }
     // The whole CLI load: columns, then the candles rebuilt from them.
     let times: Vec<_> = (0..3)
         .map(|_| cpu(|| load_series(None, &request(&path)).unwrap()).0)

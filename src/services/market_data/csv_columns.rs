@@ -12,7 +12,7 @@ use super::import::{
     check_row, read_candles_file,
 };
 use crate::domain::market::candle::{CandleColumns, ColumnsBuilder, Interval, TimestampMs};
-use crate::domain::money::{leading_digits, parse_units};
+use crate::domain::money::{MAX_UNITS_DIGITS, leading_digits, parse_units};
 use std::io::Read;
 use std::path::Path;
 
@@ -51,7 +51,16 @@ pub fn read_columns_file(
         }
         let filled = carry + n;
         let mut start = 0;
-        while let Some(end) = memchr(b'\n', &buf[start..filled]) {
+        loop {
+            // A plain row is parsed where it lies, its line end found by the same pass; any
+            // other line is found first and then read by the importer's rules.
+            if let Some(used) = reader.quick_line(&buf[start..filled]) {
+                start += used;
+                continue;
+            }
+            let Some(end) = memchr(b'\n', &buf[start..filled]) else {
+                break;
+            };
             reader.line(&buf[start..start + end])?;
             start += end + 1;
         }
@@ -125,6 +134,28 @@ impl Rows {
         self.builder = Some(ColumnsBuilder::with_capacity(rows));
     }
 
+    /// The line at the start of `bytes` when it is a plain data row ending in `\n` (or `\r\n`)
+    /// that [`quick_row`] takes as it stands: the row kept, the line counted, and the bytes used
+    /// (its `\n` included). `None` (nothing done) for any other line, which [`Self::line`] reads.
+    #[inline]
+    fn quick_line(&mut self, bytes: &[u8]) -> Option<usize> {
+        if self.format == CsvFormat::CryptoDataDownload || !self.preamble.is_over() {
+            return None;
+        }
+        let (t, row, used) = quick_row_at(bytes)?;
+        if !(self.prev.is_none_or(|p| t > p) && self.bounds.contains(t)) {
+            return None;
+        }
+        self.line += 1;
+        self.rows_read += 1;
+        self.prev = Some(t);
+        self.builder
+            .as_mut()
+            .expect("started before the first line")
+            .push_units(t, row);
+        Some(used)
+    }
+
     /// One line, without its `\n`.
     #[inline]
     fn line(&mut self, mut bytes: &[u8]) -> Result<(), ImportError> {
@@ -183,7 +214,7 @@ impl Rows {
 /// on its own values: its open time in ms and its numbers as normalised `(mantissa, scale)`.
 /// `None` for anything else, which then takes the importer's path (and gets its message).
 #[inline]
-fn quick_row(bytes: &[u8]) -> Option<(TimestampMs, [(u64, u32); 5])> {
+fn quick_row(bytes: &[u8]) -> Option<(TimestampMs, Units)> {
     if !bytes.is_ascii() {
         return None;
     }
@@ -216,6 +247,102 @@ fn quick_row(bytes: &[u8]) -> Option<(TimestampMs, [(u64, u32); 5])> {
         && cmp(close, low).is_ge()
         && cmp(close, high).is_le();
     fits.then_some((open_time, row))
+}
+
+/// A row's open, high, low, close and volume as `(mantissa, scale)`.
+type Units = [(u64, u32); 5];
+
+/// [`quick_row`] on the line at the start of `bytes`, read in one pass that also finds its
+/// end: the open time, the numbers, and the bytes the line takes with its `\n`. `None` when
+/// [`quick_row`] would refuse the line, or its `\n` is not in `bytes`, or the line (without its
+/// `\n`) is longer than [`MAX_LINE_BYTES`].
+#[inline]
+fn quick_row_at(bytes: &[u8]) -> Option<(TimestampMs, Units, usize)> {
+    let (raw, mut i) = digits_at(bytes, 0)?;
+    let open_time = if raw >= MICROS_THRESHOLD as u64 {
+        raw / 1000
+    } else {
+        raw
+    } as TimestampMs;
+    let mut row = [(0u64, 0u32); 5];
+    for value in &mut row {
+        if bytes.get(i) != Some(&b',') {
+            return None;
+        }
+        let (v, after) = fixed_point_at(bytes, i + 1)?;
+        *value = v;
+        i = after;
+    }
+    let end = match bytes.get(i)? {
+        b'\n' => i,
+        b'\r' if bytes.get(i + 1) == Some(&b'\n') => i + 1,
+        // More columns (Binance's 12), not read: ASCII up to the line end.
+        b',' => {
+            let end = i + memchr(b'\n', &bytes[i..])?;
+            let tail = &bytes[i..end];
+            if end > MAX_LINE_BYTES || !tail.is_ascii() {
+                return None;
+            }
+            end
+        }
+        _ => return None,
+    };
+    let [open, high, low, close, _volume] = row;
+    let fits = low.0 > 0
+        && cmp(high, low).is_ge()
+        && cmp(open, low).is_ge()
+        && cmp(open, high).is_le()
+        && cmp(close, low).is_ge()
+        && cmp(close, high).is_le();
+    fits.then_some((open_time, row, end + 1))
+}
+
+/// The digits from `bytes[i]` on (at least one, at most
+/// [`MAX_UNITS_DIGITS`](crate::domain::money::MAX_UNITS_DIGITS)) as an integer, and the index
+/// after them: [`leading_digits`] read in place.
+#[inline(always)]
+fn digits_at(bytes: &[u8], mut i: usize) -> Option<(u64, usize)> {
+    let start = i;
+    let mut value = 0u64;
+    while let Some(&b) = bytes.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        // Wraps only past the digit limit, which is refused below.
+        value = value.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let n = i - start;
+    (n > 0 && n <= MAX_UNITS_DIGITS as usize).then_some((value, i))
+}
+
+/// [`fixed_point`] on the number from `bytes[i]` on, in one pass: trailing zeros of the
+/// fraction dropped as they are read, no division. The index after the number.
+#[inline(always)]
+fn fixed_point_at(bytes: &[u8], i: usize) -> Option<((u64, u32), usize)> {
+    let (whole, mut j) = digits_at(bytes, i)?;
+    if bytes.get(j) != Some(&b'.') {
+        return Some(((whole, 0), j));
+    }
+    j += 1;
+    let frac_start = j;
+    // The mantissa so far, and the mantissa and scale up to the last non-zero digit.
+    let (mut m, mut kept, mut kept_scale) = (whole, whole, 0u32);
+    while let Some(&b) = bytes.get(j) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        j += 1;
+        if d != 0 {
+            kept = m;
+            kept_scale = (j - frac_start) as u32;
+        }
+    }
+    let frac_digits = j - frac_start;
+    (frac_digits > 0 && j - i - 1 <= MAX_UNITS_DIGITS as usize).then_some(((kept, kept_scale), j))
 }
 
 /// Leading digits (at most [`MAX_UNITS_DIGITS`](crate::domain::money::MAX_UNITS_DIGITS), at least one) as an integer, and what follows.

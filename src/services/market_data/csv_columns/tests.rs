@@ -196,3 +196,48 @@ proptest! {
         prop_assert_eq!(by_columns(f.path()), by_candles(f.path()));
     }
 }
+
+/// A cell for the one-pass row reader: a number written any way (leading and trailing zeros,
+/// too many digits, `1.`, `.5`), or something that is not one.
+fn cell() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => "[0-9]{1,10}(\\.[0-9]{1,10})?",
+        2 => "0{0,3}[0-9]{1,12}\\.[0-9]{0,8}0{0,4}",
+        1 => "[0-9]{15,21}(\\.[0-9]{0,6})?",
+        1 => "\\.?[0-9]{0,3}[-+eE x\\r]?[0-9]{0,2}",
+        1 => "(é|\\r|x|)",
+    ]
+}
+
+proptest! {
+    /// The one-pass reader takes a line exactly when the line-at-a-time reader does, with the
+    /// same values, whatever its cells, its end (`\n`, `\r\n`, stray `\r`s), the columns after
+    /// the volume, or what follows its line end.
+    #[test]
+    fn the_one_pass_row_reader_agrees_with_the_line_reader(
+        time in "[0-9]{1,20}",
+        price in cell(),
+        cells in prop::collection::vec(prop_oneof![3 => Just(None), 2 => cell().prop_map(Some)], 5..8),
+        tail in "(,[0-9a-z é\\r]{0,12}){0,2}\\r{0,2}",
+        ending in "(\\n|\\r\\n|\\r\\r\\n|)",
+        after in "[0-9,\\n]{0,8}",
+    ) {
+        // Usually the same number for all prices, so that many rows are valid candles.
+        let cells: Vec<String> = cells.into_iter().map(|c| c.unwrap_or_else(|| price.clone())).collect();
+        let line = format!("{time},{}{tail}", cells.join(","));
+        let text = format!("{line}{ending}{after}");
+        let bytes = text.as_bytes();
+        let got = quick_row_at(bytes);
+        let want = match memchr(b'\n', bytes) {
+            Some(end) if end <= MAX_LINE_BYTES => {
+                let mut l = &bytes[..end];
+                if let [rest @ .., b'\r'] = l {
+                    l = rest;
+                }
+                quick_row(l).map(|(t, row)| (t, row, end + 1))
+            }
+            _ => None,
+        };
+        prop_assert_eq!(got, want, "on {:?}", text);
+    }
+}
