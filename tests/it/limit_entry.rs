@@ -194,25 +194,28 @@ async fn paper_buy(
         .unwrap()
 }
 
-/// The paper OCO protecting `held` BTC on the lot (0.00000001; what is under it is dust):
-/// stop 49 000 with its limit 0.5 % lower (48 755), target 52 000.
-fn paper_oco(held: Decimal) -> Vec<(OrderPurpose, Decimal, Option<Price>, Option<Price>)> {
-    let step = dec!(0.00000001);
-    let held = (held / step).floor() * step;
+/// The OCO protecting `qty`: stop 49 000 with its limit 0.5 % lower (48 755), target 52 000.
+fn oco(qty: Decimal) -> Vec<(OrderPurpose, Decimal, Option<Price>, Option<Price>)> {
     vec![
         (
             OrderPurpose::StopLoss,
-            held,
+            qty,
             Some(Price(dec!(49000))),
             Some(Price(dec!(48755))),
         ),
         (
             OrderPurpose::TakeProfit,
-            held,
+            qty,
             None,
             Some(Price(dec!(52000))),
         ),
     ]
+}
+
+/// The paper OCO protecting `held` BTC on the lot (0.00000001; what is under it is dust).
+fn paper_oco(held: Decimal) -> Vec<(OrderPurpose, Decimal, Option<Price>, Option<Price>)> {
+    let step = dec!(0.00000001);
+    oco((held / step).floor() * step)
 }
 
 /// The entry rests at 49 875 (nothing bought, nothing protected, a second BUY refused while it
@@ -699,24 +702,6 @@ mod fake_binance {
         )
         .unwrap();
         strategy_on(&rig.store, parameters, Some(connection))
-    }
-
-    /// The OCO on the fake protecting `qty`: stop 49 000 (limit 48 755), target 52 000.
-    fn oco(qty: Decimal) -> Vec<(OrderPurpose, Decimal, Option<Price>, Option<Price>)> {
-        vec![
-            (
-                OrderPurpose::StopLoss,
-                qty,
-                Some(Price(dec!(49000))),
-                Some(Price(dec!(48755))),
-            ),
-            (
-                OrderPurpose::TakeProfit,
-                qty,
-                None,
-                Some(Price(dec!(52000))),
-            ),
-        ]
     }
 
     /// A trade of 0.008 at 49 875 fills the entry in part: 0.007992 held, 0.00799 on the lot
