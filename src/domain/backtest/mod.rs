@@ -115,19 +115,7 @@ struct TradeLedger {
     trades: Vec<TradeRecord>,
 }
 
-/// The most round trips a ledger makes room for up front.
-const LEDGER_RESERVE_MAX: usize = 1 << 16;
-
 impl TradeLedger {
-    /// Room for the round trips a run over `candles` candles may make, up to
-    /// [`LEDGER_RESERVE_MAX`]: a busy run pushes thousands, and growing a vector of wide records
-    /// by doubling copies them all several times over.
-    fn for_candles(candles: usize) -> Self {
-        TradeLedger {
-            trades: Vec::with_capacity((candles / 64).min(LEDGER_RESERVE_MAX)),
-        }
-    }
-
     /// `closed` is the round trip the engine booked for this execution, if it closed one: its
     /// PnL is taken as booked rather than worked out a second time. A sell that leaves part of
     /// the position open (a scale-out's part) is kept as the trade's `scaled_out` until the
@@ -434,7 +422,7 @@ impl BacktestService {
                 config.costs,
                 config.filters.clone(),
             ),
-            ledger: TradeLedger::for_candles(n - trade_from),
+            ledger: TradeLedger::default(),
             rejections: Vec::new(),
         };
         let mut in_market = 0usize;
