@@ -75,10 +75,18 @@ impl<'a> History<'a> {
         assert!(i < self.end, "candle {i} is after the current one");
         match self.candles.get(i) {
             Some(c) => c.clone(),
-            None => self.columns.exact_candle(i).unwrap_or_else(|| {
-                panic!("candle {i}: no decimal candles and the columns do not hold it exactly")
-            }),
+            None => self.rebuilt(i),
         }
+    }
+
+    /// Candle `i` from the columns, out of line: the candle loop calls [`candle`](Self::candle)
+    /// only on rare paths and stays small without the rebuild inlined into it.
+    #[cold]
+    #[inline(never)]
+    fn rebuilt(&self, i: usize) -> Candle {
+        self.columns.exact_candle(i).unwrap_or_else(|| {
+            panic!("candle {i}: no decimal candles and the columns do not hold it exactly")
+        })
     }
 
     /// Every candle so far, oldest first: borrowed when the run holds the decimal candles,
