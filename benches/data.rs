@@ -140,7 +140,7 @@ fn child(kind: &str, path: &Path) {
     let before = peak_rss();
     let n = match kind {
         "columns" => read_columns_file(path, Interval::M1, now).unwrap().len(),
-        "series" => load_series(None, &request(path)).unwrap().candles.len(),
+        "series" => load_series(None, &request(path)).unwrap().len(),
         _ => {
             let candles = read_candles_csv(path, Interval::M1).unwrap();
             CandleColumns::from_candles(&candles).len()

@@ -2,6 +2,10 @@
 //! run it with cancellation and progress, persist the run, and parameter sweeps on all cores.
 
 pub use super::backtest_series::{Series, load_series};
+pub use super::backtest_sweep::{
+    FULL_METRICS_TOP, SweepRanking, keep_metrics_of_top, rank_key, rank_order, run_sweep_ranked,
+};
+use super::backtest_sweep::{combination, par_map};
 use crate::domain::backtest::walk_forward::{
     candles_in_market, close_at_window_end, refresh_metrics, split_windows, stitch,
 };
@@ -621,12 +625,17 @@ pub struct SweepRun {
     pub params: Vec<(String, f64)>,
     /// Why this combination did not run (e.g. fast >= slow), if it did not.
     pub error: Option<String>,
+    /// The value of the metric the sweep ranks by (see [`rank_value`]); `None` when the run did
+    /// not run or the sweep ranks by nothing ([`run_sweep`]).
+    pub score: Option<f64>,
+    /// Full metrics: of every run ([`run_sweep`], `--all-metrics`), else of the best few.
     pub metrics: Option<Metrics>,
 }
 
 /// Run every combination on `threads` worker threads (each takes the next combination from a
-/// shared counter), results in grid order. Indicator columns are computed once per distinct
-/// period and shared by all the runs.
+/// shared counter), results in grid order, each with its full metrics. Indicator columns are
+/// computed once per distinct period and shared by all the runs. (A ranked sweep that needs
+/// full metrics only for its best runs: [`run_sweep_ranked`].)
 pub fn run_sweep(
     base: &BacktestRequest,
     grid: &[Vec<(String, f64)>],
@@ -636,57 +645,41 @@ pub fn run_sweep(
     cancel: &AtomicBool,
     on_done: &(dyn Fn(usize) + Sync),
 ) -> Vec<SweepRun> {
-    use std::sync::Mutex;
     use std::sync::atomic::AtomicUsize;
-    let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<SweepRun>>> = Mutex::new(vec![None; grid.len()]);
     let shared = SharedColumns::new(&columns.close);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= grid.len() || cancel.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let mut req = base.clone();
-                    for (k, v) in &grid[i] {
-                        req.strategy.params.insert(k.clone(), *v);
-                    }
-                    let outcome = run_metrics_shared(&req, candles, columns, Some(&shared), cancel);
-                    let run = match outcome {
-                        Ok(metrics) => SweepRun {
-                            params: grid[i].clone(),
-                            error: None,
-                            metrics: Some(metrics),
-                        },
-                        Err(e) => SweepRun {
-                            params: grid[i].clone(),
-                            error: Some(e.to_string()),
-                            metrics: None,
-                        },
-                    };
-                    if let Ok(mut r) = results.lock() {
-                        r[i] = Some(run);
-                    }
-                    on_done(done.fetch_add(1, Ordering::Relaxed) + 1);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect()
+    par_map(grid.len(), threads, cancel, &|i| {
+        let req = combination(base, &grid[i]);
+        let outcome = run_metrics_shared(&req, candles, columns, Some(&shared), cancel);
+        let run = match outcome {
+            Ok(metrics) => SweepRun {
+                params: grid[i].clone(),
+                error: None,
+                score: None,
+                metrics: Some(metrics),
+            },
+            Err(e) => SweepRun {
+                params: grid[i].clone(),
+                error: Some(e.to_string()),
+                score: None,
+                metrics: None,
+            },
+        };
+        on_done(done.fetch_add(1, Ordering::Relaxed) + 1);
+        run
+    })
 }
 
-/// The best run of a sweep by `rank_by` (ties go to the earlier combination in grid order).
+/// The best run of a sweep by `rank_by` (ties go to the earlier combination in grid order): by
+/// its score when it has one, else by its metrics.
 pub fn best_run<'r>(runs: &'r [SweepRun], rank_by: &str) -> Option<(&'r SweepRun, f64)> {
     runs.iter()
-        .filter_map(|r| Some((r, rank_value(rank_by, r.metrics.as_ref()?)?)))
+        .filter_map(|r| {
+            let score = r
+                .score
+                .or_else(|| rank_value(rank_by, r.metrics.as_ref()?))?;
+            Some((r, score))
+        })
         .fold(None, |best, (r, score)| match best {
             Some((_, s)) if score <= s => best,
             _ => Some((r, score)),
@@ -745,9 +738,15 @@ pub fn run_walk_forward(
         }
         // In sample: the training candles only.
         let train_columns = columns.slice(w.train.clone());
-        let runs = run_sweep(
+        // Only the scores are needed to choose: no run's full metrics.
+        let ranking = SweepRanking {
+            rank_by,
+            full_metrics_top: Some(0),
+        };
+        let runs = run_sweep_ranked(
             base,
             grid,
+            ranking,
             &candles[w.train.clone()],
             &train_columns,
             threads,

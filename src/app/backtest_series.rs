@@ -1,24 +1,59 @@
 //! A backtest's candles and their columns, read straight into the columns: the CSV file
-//! streamed with fixed-point parsing, the store's rows without a decimal each. The candles the
-//! engine still reads by row are rebuilt exactly from the columns.
+//! streamed with fixed-point parsing, the store's rows without a decimal each. When the columns
+//! give every candle back exactly (the usual case) they are all a run keeps: the engine rebuilds
+//! the odd candle it needs from its row. Only columns that cannot (prices or volumes with too
+//! many digits) are kept beside the decimal candles.
 
 use super::backtest::{BacktestRequest, BacktestRunError, CandleSource, load_candles};
 use crate::domain::market::candle::{Candle, CandleColumns};
 use crate::services::market_data::csv_columns::read_columns_file;
 use crate::store::{Store, StoreError};
+use std::borrow::Cow;
 
-/// A run's candles and their columns, built together.
+/// A run's candles as columns, with the decimal candles beside them only when the columns cannot
+/// give them back exactly.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
-    pub candles: Vec<Candle>,
+    /// Empty when `columns` hold the candles exactly; else one candle per row.
+    decimal: Vec<Candle>,
     pub columns: CandleColumns,
 }
 
-/// The candles a request asks for and their columns, as [`load_candles`] and
-/// [`CandleColumns::from_candles`] give them, read straight into the columns (the CSV file
-/// streamed, the store's rows without a decimal each); the candles are then rebuilt exactly
-/// from the columns. When the columns cannot give them back exactly (prices or volumes with
-/// too many digits), the candles are read the decimal way.
+impl Series {
+    /// The candles a run is handed beside [`columns`](Self::columns) (see
+    /// [`History::up_to`](crate::domain::backtest::History::up_to)): none when the columns hold
+    /// them exactly.
+    pub fn run_candles(&self) -> &[Candle] {
+        &self.decimal
+    }
+
+    /// Every candle, oldest first: rebuilt from the columns when the series holds none (for the
+    /// paths that still walk decimal candles: walk-forward windows).
+    pub fn candles(&self) -> Cow<'_, [Candle]> {
+        if self.decimal.is_empty() {
+            Cow::Owned(
+                (0..self.columns.len())
+                    .filter_map(|i| self.columns.exact_candle(i))
+                    .collect(),
+            )
+        } else {
+            Cow::Borrowed(&self.decimal)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+}
+
+/// The candles a request asks for, as [`load_candles`] and [`CandleColumns::from_candles`] give
+/// them, read straight into the columns (the CSV file streamed, the store's rows without a
+/// decimal each). When the columns cannot give the candles back exactly (prices or volumes with
+/// too many digits), the candles are read the decimal way and kept beside them.
 pub fn load_series(
     store: Option<&Store>,
     req: &BacktestRequest,
@@ -70,12 +105,15 @@ pub fn load_series(
     if !columns.holds_exact_candles() && !columns.is_empty() {
         let candles = load_candles(store, req)?;
         let columns = CandleColumns::from_candles(&candles);
-        return Ok(Series { candles, columns });
+        return Ok(Series {
+            decimal: candles,
+            columns,
+        });
     }
-    let candles = (0..columns.len())
-        .filter_map(|i| columns.exact_candle(i))
-        .collect();
-    Ok(Series { candles, columns })
+    Ok(Series {
+        decimal: Vec::new(),
+        columns,
+    })
 }
 
 #[cfg(test)]
@@ -112,10 +150,24 @@ mod tests {
     }
 
     /// What the backtest read before: the candles, then their columns.
-    fn by_candles(store: Option<&Store>, req: &BacktestRequest) -> Series {
+    fn by_candles(store: Option<&Store>, req: &BacktestRequest) -> (Vec<Candle>, CandleColumns) {
         let candles = load_candles(store, req).unwrap();
         let columns = CandleColumns::from_candles(&candles);
-        Series { candles, columns }
+        (candles, columns)
+    }
+
+    /// The series gives the decimal path's candles and columns; it keeps decimal candles only
+    /// when the columns cannot give them back exactly.
+    fn assert_same(got: &Series, (candles, columns): &(Vec<Candle>, CandleColumns), what: &str) {
+        assert_eq!(&got.columns, columns, "{what}");
+        assert_eq!(*got.candles(), candles[..], "{what}");
+        assert_eq!(got.len(), candles.len(), "{what}");
+        let kept = if columns.holds_exact_candles() {
+            0
+        } else {
+            candles.len()
+        };
+        assert_eq!(got.run_candles().len(), kept, "{what}");
     }
 
     fn csv(rows: &[String]) -> tempfile::NamedTempFile {
@@ -148,9 +200,10 @@ mod tests {
             ] {
                 let req = request(source.clone(), from, to);
                 let got = load_series(None, &req).unwrap();
-                assert_eq!(got, by_candles(None, &req), "{high} {from:?}..{to:?}");
+                let want = by_candles(None, &req);
+                assert_same(&got, &want, &format!("{high} {from:?}..{to:?}"));
                 // Digit for digit, not only equal in value: the trades print these.
-                for (a, b) in got.candles.iter().zip(&by_candles(None, &req).candles) {
+                for (a, b) in got.candles().iter().zip(&want.0) {
                     assert_eq!(a.open.get().to_string(), b.open.get().to_string());
                     assert_eq!(a.volume.get().to_string(), b.volume.get().to_string());
                 }
@@ -175,7 +228,8 @@ mod tests {
             let req = request(CandleSource::Store, from, to);
             let got = load_series(Some(&store), &req).unwrap();
             assert!(got.columns.holds_exact_candles());
-            assert_eq!(got, by_candles(Some(&store), &req));
+            assert!(got.run_candles().is_empty(), "exact columns alone");
+            assert_same(&got, &by_candles(Some(&store), &req), "store");
         }
         let empty = request(CandleSource::Store, Some(T0 + 50 * H), None);
         assert!(matches!(

@@ -143,12 +143,11 @@ impl DecisionStrategy {
 
     /// The snapshot at the close of the history's current candle.
     fn input(&mut self, ctx: &StrategyContext<'_>) -> Option<DecisionInput> {
-        let candles = ctx.history.candles();
-        let window = &candles[candles.len().saturating_sub(self.run.lookback)..];
+        let window = ctx.history.recent(self.run.lookback);
         let current = ctx.history.current();
         let decided_at = current.close_time(self.interval);
         let mut input =
-            DecisionInput::from_candles(self.symbol.clone(), self.interval, window, decided_at)?;
+            DecisionInput::from_candles(self.symbol.clone(), self.interval, &window, decided_at)?;
         let price = current.close.get();
         let qty = ctx.position.qty.get();
         let equity = ctx.cash.get() + qty * price;

@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod backtest_compare;
 pub mod backtest_series;
+pub mod backtest_sweep;
 pub mod compare;
 pub mod control;
 pub mod daemon;

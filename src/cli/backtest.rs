@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::backtest_shard::{self, Shard, ShardSpec};
 use super::{Context, UsageError};
 use crate::app::backtest::{
-    BacktestRequest, BacktestRunError, CandleSource, RANK_METRICS, Series, SizingChoice, SweepAxis,
-    SweepRun, WalkForwardRun, load_series, run_and_record_on, run_on, run_sweep, run_walk_forward,
-    run_walk_forward_and_record, sweep_grid,
+    BacktestRequest, BacktestRunError, CandleSource, FULL_METRICS_TOP, RANK_METRICS, SizingChoice,
+    SweepAxis, SweepRanking, SweepRun, WalkForwardRun, load_series, run_and_record_on, run_on,
+    run_sweep_ranked, run_walk_forward, run_walk_forward_and_record, sweep_grid,
 };
 use crate::domain::backtest::report::{format_time, render_html};
 use crate::domain::backtest::{
@@ -146,6 +146,11 @@ pub struct RunArgs {
     /// from the K-th) and write it to --out; `backtest merge` ranks the shards' files.
     #[arg(long, value_name = "K/N", requires = "out")]
     pub shard: Option<Shard>,
+    /// Full metrics for every combination of a --sweep. By default every combination is run
+    /// for its --rank-by metric alone (a sweep ranked by total_return keeps no per-candle
+    /// statistics) and only the best 20 are run again for their full metrics.
+    #[arg(long)]
+    pub all_metrics: bool,
     /// The JSON-lines file a --sweep writes its (shard's) runs to, instead of ranking them.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
@@ -349,8 +354,10 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
     let job_req = req.clone();
     let job_cancel = cancel.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let Series { candles, columns } = load_series(store.as_ref(), &job_req)?;
-        let bar = progress_bar(candles.len() as u64, json);
+        // Exact columns alone, in the usual case: no decimal candle per row beside them.
+        let series = load_series(store.as_ref(), &job_req)?;
+        let (candles, columns) = (series.run_candles(), &series.columns);
+        let bar = progress_bar(series.len() as u64, json);
         bar.set_message(format!("{} {}", job_req.strategy.name, job_req.symbol));
         let mut progress = |done: usize, _total: usize| bar.set_position(done as u64);
         let now = || chrono::Utc::now().timestamp_millis();
@@ -360,8 +367,8 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
                     store,
                     None,
                     &job_req,
-                    &candles,
-                    &columns,
+                    candles,
+                    columns,
                     &job_cancel,
                     &mut progress,
                     &now,
@@ -375,16 +382,14 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
                     }
                 }
             }
-            _ => {
-                run_on(&job_req, &candles, &columns, &job_cancel, &mut progress).map(|r| (None, r))
-            }
+            _ => run_on(&job_req, candles, columns, &job_cancel, &mut progress).map(|r| (None, r)),
         };
         bar.finish_and_clear();
-        result.map(|(id, r)| (id, r, candles))
+        result.map(|(id, r)| (id, r, series))
     })
     .await;
     watcher.abort();
-    let (id, result, candles) = match outcome.context("the backtest worker stopped")? {
+    let (id, result, series) = match outcome.context("the backtest worker stopped")? {
         Ok(v) => v,
         Err(e @ (BacktestRunError::Strategy(_) | BacktestRunError::NeedsStop(_))) => {
             return Err(usage(e.to_string()));
@@ -411,9 +416,10 @@ async fn run_backtest(args: RunArgs, ctx: &Context) -> Result<()> {
         (req.costs.slippage * Decimal::new(10_000, 0)).normalize(),
     );
     if let Some(path) = &args.report {
-        let closes: Vec<(TimestampMs, f64)> = candles
-            .iter()
-            .map(|c| (c.open_time, c.close.to_f64()))
+        // The close column is each candle's close as an f64 (the same conversion).
+        let columns = &series.columns;
+        let closes: Vec<(TimestampMs, f64)> = (0..columns.len())
+            .map(|i| (columns.open_time[i], columns.close[i]))
             .collect();
         let html = render_html(&title, &result, &closes)?;
         std::fs::write(path, html)
@@ -547,7 +553,9 @@ async fn run_walk_forward_cmd(
     let (cancel, watcher) = ctrl_c_flag();
     let job_req = req.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let Series { candles, columns } = load_series(store.as_ref(), &job_req)?;
+        let series = load_series(store.as_ref(), &job_req)?;
+        // Walk-forward windows slice decimal candles: rebuilt here when the series has none.
+        let (candles, columns) = (series.candles(), &series.columns);
         let bar = progress_bar(0, json);
         bar.set_message("walk-forward windows");
         let mut progress = |done: usize, total: usize| {
@@ -576,7 +584,7 @@ async fn run_walk_forward_cmd(
                 &rank_by,
                 &spec,
                 &candles,
-                &columns,
+                columns,
                 threads,
                 &cancel,
                 &mut progress,
@@ -649,23 +657,30 @@ async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> R
     };
     let json = ctx.json;
     let rank_by = args.rank_by.clone();
+    let full_metrics_top = (!args.all_metrics).then_some(FULL_METRICS_TOP);
     let (job_cancel, watcher) = ctrl_c_flag();
     let job_req = req.clone();
-    let (runs, candles) = tokio::task::spawn_blocking(move || {
-        let Series { candles, columns } = load_series(store.as_ref(), &job_req)?;
+    let job_rank_by = rank_by.clone();
+    let (runs, series) = tokio::task::spawn_blocking(move || {
+        let series = load_series(store.as_ref(), &job_req)?;
         let bar = progress_bar(shard_grid.len() as u64, json);
         bar.set_message("sweep");
-        let runs = run_sweep(
+        let ranking = SweepRanking {
+            rank_by: &job_rank_by,
+            full_metrics_top,
+        };
+        let runs = run_sweep_ranked(
             &job_req,
             &shard_grid,
-            &candles,
-            &columns,
+            ranking,
+            series.run_candles(),
+            &series.columns,
             threads,
             &job_cancel,
             &|n| bar.set_position(n as u64),
         );
         bar.finish_and_clear();
-        Ok::<_, BacktestRunError>((runs, candles))
+        Ok::<_, BacktestRunError>((runs, series))
     })
     .await
     .context("the sweep workers stopped")??;
@@ -676,9 +691,10 @@ async fn run_sweep_cmd(args: &RunArgs, req: BacktestRequest, ctx: &Context) -> R
             shard,
             combinations: grid.len(),
             rank_by: &rank_by,
+            full_metrics_top,
             sweep: &args.sweep,
             request: &req,
-            candles: &candles,
+            candles: &series.columns,
         };
         backtest_shard::write_shard(out, &spec, &indices, runs)?;
         return ctx.emit(

@@ -16,9 +16,9 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::app::backtest::{BacktestRequest, SweepRun, rank_value};
+use crate::app::backtest::{BacktestRequest, SweepRun, keep_metrics_of_top, rank_value};
 use crate::domain::backtest::Metrics;
-use crate::domain::market::candle::{Candle, TimestampMs};
+use crate::domain::market::candle::{CandleColumns, TimestampMs};
 
 /// Written on every shard file's first line; a merge refuses any other.
 const FORMAT: &str = "trademind-sweep-shard/1";
@@ -76,6 +76,10 @@ struct SweepIdentity {
     candles: usize,
     first: Option<TimestampMs>,
     last: Option<TimestampMs>,
+    /// Full metrics for the best this many runs of the whole sweep (`None`: every run, as
+    /// `--all-metrics` asks and files written before this field kept).
+    #[serde(default)]
+    full_metrics_top: Option<usize>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -91,6 +95,10 @@ struct Header {
 struct StoredRun {
     params: Vec<(String, f64)>,
     error: Option<String>,
+    /// JSON has no infinities: an infinite score is written as `null` (the line's
+    /// `rank_key_bits` keep it exactly for the ranking).
+    #[serde(default)]
+    score: Option<f64>,
     metrics: Option<Metrics>,
 }
 
@@ -102,11 +110,11 @@ struct Line {
     run: StoredRun,
 }
 
-/// The key a sweep ranks a run by (higher first); a run without metrics ranks last.
+/// The key a sweep ranks a run by (higher first): its score, else (a file written before
+/// scores were) its metrics' value; a run with neither ranks last.
 pub fn rank_key(rank_by: &str, run: &SweepRun) -> f64 {
-    run.metrics
-        .as_ref()
-        .and_then(|m| rank_value(rank_by, m))
+    run.score
+        .or_else(|| run.metrics.as_ref().and_then(|m| rank_value(rank_by, m)))
         .unwrap_or(f64::NEG_INFINITY)
 }
 
@@ -122,9 +130,12 @@ pub struct ShardSpec<'a> {
     pub shard: Shard,
     pub combinations: usize,
     pub rank_by: &'a str,
+    /// See [`SweepRanking::full_metrics_top`](crate::app::backtest::SweepRanking).
+    pub full_metrics_top: Option<usize>,
     pub sweep: &'a [String],
     pub request: &'a BacktestRequest,
-    pub candles: &'a [Candle],
+    /// The candles swept (their count and first and last open times identify them).
+    pub candles: &'a CandleColumns,
 }
 
 fn identity(spec: &ShardSpec<'_>) -> Result<SweepIdentity> {
@@ -139,8 +150,9 @@ fn identity(spec: &ShardSpec<'_>) -> Result<SweepIdentity> {
         sweep: spec.sweep.to_vec(),
         request,
         candles: spec.candles.len(),
-        first: spec.candles.first().map(|c| c.open_time),
-        last: spec.candles.last().map(|c| c.open_time),
+        first: spec.candles.open_time.first().copied(),
+        last: spec.candles.open_time.last().copied(),
+        full_metrics_top: spec.full_metrics_top,
     })
 }
 
@@ -182,6 +194,7 @@ pub fn write_shard(
             run: StoredRun {
                 params: run.params,
                 error: run.error,
+                score: run.score,
                 metrics: run.metrics,
             },
         };
@@ -269,6 +282,7 @@ pub fn merge(files: &[PathBuf]) -> Result<(String, Vec<SweepRun>)> {
             let run = SweepRun {
                 params: line.run.params,
                 error: line.run.error,
+                score: line.run.score,
                 metrics: line.run.metrics,
             };
             *slot = Some((f64::from_bits(line.rank_key_bits), run));
@@ -294,7 +308,12 @@ pub fn merge(files: &[PathBuf]) -> Result<(String, Vec<SweepRun>)> {
             s.with_context(|| format!("combination {i} is in no shard file (a truncated file?)"))
         })
         .collect::<Result<_>>()?;
-    Ok((identity.rank_by, rank(runs)))
+    // Each shard kept the full metrics of its own best runs; the sweep's best are among them.
+    let mut ranked = rank(runs);
+    if let Some(top) = identity.full_metrics_top {
+        keep_metrics_of_top(&mut ranked, top);
+    }
+    Ok((identity.rank_by, ranked))
 }
 
 #[cfg(test)]

@@ -183,3 +183,73 @@ fn shard_without_a_sweep_or_with_k_outside_n_is_a_usage_error() {
     }
     assert!(!out.exists());
 }
+
+/// A sweep reports every run's score and the full metrics of its best 20 only (`--all-metrics`:
+/// every run's, as before); ranked by return, most runs keep only their last equity point. The
+/// merge of its shards reduces them to the same.
+#[test]
+fn sweep_keeps_full_metrics_for_its_best_20_unless_all_metrics_and_merges_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = [
+        "--sweep",
+        "fast=2..30:2",
+        "--sweep",
+        "slow=20..50:10",
+        "--rank-by",
+        "total_return",
+        "--fill",
+        "close",
+    ];
+    let json = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let out = stdout(
+            trademind(dir.path())
+                .args(["--json", "backtest", "--no-save", "--data"])
+                .arg(binance_csv())
+                .args(sweep)
+                .args(extra),
+        );
+        serde_json::from_str(&out).unwrap()
+    };
+    let ranked = json(&[]);
+    let all = json(&["--all-metrics"]);
+    assert_eq!(ranked.len(), 60);
+    assert_eq!(all.len(), 60);
+    let with_metrics =
+        |runs: &[serde_json::Value]| runs.iter().filter(|r| !r["metrics"].is_null()).count();
+    assert_eq!(with_metrics(&ranked), 20);
+    let ran = all.iter().filter(|r| r["error"].is_null()).count();
+    assert!(ran > 20, "{ran} combinations ran");
+    assert_eq!(with_metrics(&all), ran);
+    // Same order, same scores; the best 20 have the metrics of the full sweep.
+    for (k, (a, b)) in ranked.iter().zip(&all).enumerate() {
+        assert_eq!(a["params"], b["params"], "rank {k}");
+        assert_eq!(a["score"], b["score"], "rank {k}");
+        if k < 20 {
+            assert_eq!(a["metrics"], b["metrics"], "rank {k}");
+            assert_eq!(a["score"], b["metrics"]["total_return_pct"], "rank {k}");
+        }
+    }
+
+    // Shards of the ranked sweep merge to its output.
+    let files: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let out = dir.path().join(format!("ranked-{k}.jsonl"));
+            trademind(dir.path())
+                .args(["backtest", "--data"])
+                .arg(binance_csv())
+                .args(sweep)
+                .args(["--threads", "1", "--shard", &format!("{k}/3"), "--out"])
+                .arg(&out)
+                .assert()
+                .success();
+            out
+        })
+        .collect();
+    let merged: Vec<serde_json::Value> = serde_json::from_str(&stdout(
+        trademind(dir.path())
+            .args(["--json", "backtest", "merge"])
+            .args(&files),
+    ))
+    .unwrap();
+    assert_eq!(merged, ranked);
+}

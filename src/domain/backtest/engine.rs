@@ -10,12 +10,20 @@ use crate::domain::trading::order::{Side, TrailingDelta};
 use crate::domain::trading::scale_out::ScaleOutShare;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// The closed candles a strategy may look at: every accessor returns the slice `[..=current]`,
 /// so there is nothing after the current candle to read, by construction rather than by
 /// convention. (Three words, sliced on access: building it for every candle costs nothing.)
+///
+/// The exact f64 columns are the run's data; the decimal candles are needed beside them only
+/// when the columns cannot give them back exactly ([`CandleColumns::holds_exact_candles`]): a
+/// run over exact columns passes no candles, and a candle is then rebuilt, exactly, from its
+/// row when one is asked for (its decimals normalised, as parsed and stored candles are: a run
+/// from columns built of candles with trailing zeros would print its prices without them).
 #[derive(Debug, Clone, Copy)]
 pub struct History<'a> {
+    /// Empty when the columns hold the candles exactly; else every candle, one per row.
     candles: &'a [Candle],
     columns: &'a CandleColumns,
     /// One past the current candle.
@@ -23,9 +31,11 @@ pub struct History<'a> {
 }
 
 impl<'a> History<'a> {
-    /// The history up to and including `current`. Reading it panics if `current` is out of
-    /// range or the columns do not match the candles (both are programming errors of the
-    /// driver): each accessor slices the data, so nothing past it can be read.
+    /// The history up to and including `current`. `candles` may be empty when `columns`
+    /// [holds exact candles](CandleColumns::holds_exact_candles); otherwise it is one candle per
+    /// row. Reading it panics if `current` is out of range or neither gives the candle back
+    /// (both are programming errors of the driver): each accessor slices the data, so nothing
+    /// past it can be read.
     #[inline]
     pub fn up_to(candles: &'a [Candle], columns: &'a CandleColumns, current: usize) -> Self {
         let end = current + 1;
@@ -34,6 +44,12 @@ impl<'a> History<'a> {
             columns,
             end,
         }
+    }
+
+    /// The history up to and including `current`, of a run held as exact columns alone.
+    #[inline]
+    pub fn of_columns(columns: &'a CandleColumns, current: usize) -> Self {
+        Self::up_to(&[], columns, current)
     }
 
     /// Number of closed candles visible (the current one included).
@@ -48,12 +64,45 @@ impl<'a> History<'a> {
 
     /// The candle that just closed.
     #[inline]
-    pub fn current(&self) -> &'a Candle {
-        &self.candles[self.end - 1]
+    pub fn current(&self) -> Candle {
+        self.candle(self.end - 1)
     }
 
-    pub fn candles(&self) -> &'a [Candle] {
-        &self.candles[..self.end]
+    /// Candle `i` (at most the current one): the decimal candle when the run holds them, else
+    /// rebuilt exactly from the columns.
+    #[inline]
+    pub fn candle(&self, i: usize) -> Candle {
+        assert!(i < self.end, "candle {i} is after the current one");
+        match self.candles.get(i) {
+            Some(c) => c.clone(),
+            None => self.rebuilt(i),
+        }
+    }
+
+    /// Candle `i` from the columns, out of line: the candle loop calls [`candle`](Self::candle)
+    /// only on rare paths and stays small without the rebuild inlined into it.
+    #[cold]
+    #[inline(never)]
+    fn rebuilt(&self, i: usize) -> Candle {
+        self.columns.exact_candle(i).unwrap_or_else(|| {
+            panic!("candle {i}: no decimal candles and the columns do not hold it exactly")
+        })
+    }
+
+    /// Every candle so far, oldest first: borrowed when the run holds the decimal candles,
+    /// rebuilt from the columns otherwise (see [`recent`](Self::recent) for a window).
+    pub fn candles(&self) -> Cow<'a, [Candle]> {
+        self.recent(self.end)
+    }
+
+    /// The last `count` candles (fewer at the start), oldest first, the current one last.
+    pub fn recent(&self, count: usize) -> Cow<'a, [Candle]> {
+        let from = self.end.saturating_sub(count);
+        if self.candles.is_empty() && self.end > 0 {
+            Cow::Owned((from..self.end).map(|i| self.candle(i)).collect())
+        } else {
+            Cow::Borrowed(&self.candles[from..self.end])
+        }
     }
     pub fn open_times(&self) -> &'a [TimestampMs] {
         &self.columns.open_time[..self.end]
@@ -88,7 +137,7 @@ impl<'a> History<'a> {
         let i = self.end - 1;
         self.columns
             .exact_close(i)
-            .unwrap_or_else(|| self.candles[i].close)
+            .unwrap_or_else(|| self.candle(i).close)
     }
 
     /// The current candle's open, exact (see [`close_price`](Self::close_price)).
@@ -97,7 +146,7 @@ impl<'a> History<'a> {
         let i = self.end - 1;
         self.columns
             .exact_open(i)
-            .unwrap_or_else(|| self.candles[i].open)
+            .unwrap_or_else(|| self.candle(i).open)
     }
 
     /// The current candle's open time.

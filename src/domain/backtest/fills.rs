@@ -532,6 +532,7 @@ impl SimulatedExchange {
         ))
     }
 
+    #[inline]
     fn slipped(&self, side: Side, price: Price) -> Price {
         if self.costs.slippage.is_zero() {
             return price;

@@ -239,6 +239,17 @@ impl EquityStats {
         }
     }
 
+    /// The statistics of a curve of which only the last point (`None`: no point) and the
+    /// number of points are known: its total return is the curve's, nothing else is.
+    pub(crate) fn last_point(initial: f64, last: Option<f64>, len: usize) -> Self {
+        let mut stats = EquityStats::new(initial);
+        if let Some(e) = last {
+            stats.prev = e;
+        }
+        stats.len = len;
+        stats
+    }
+
     /// Points pushed so far.
     pub fn len(&self) -> usize {
         self.len

@@ -19,6 +19,8 @@ pub mod times;
 pub mod walk_forward;
 
 #[cfg(test)]
+mod columns_tests;
+#[cfg(test)]
 mod quiet_tests;
 #[cfg(test)]
 mod stop_protection_tests;
@@ -335,6 +337,51 @@ impl BacktestService {
         })
     }
 
+    /// The total return in percent that [`run_builtin_metrics`](Self::run_builtin_metrics)'s
+    /// metrics would give, bit for bit, without the per-candle statistics: only the last
+    /// equity point is kept (the same arithmetic as the full run's last point). A sweep ranked
+    /// by return needs nothing else of most of its runs.
+    pub fn run_builtin_total_return(
+        config: &BacktestConfig,
+        engine: Engine<BuiltinStrategy>,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        cancel: &AtomicBool,
+    ) -> Result<f64, BacktestError> {
+        struct ReturnOnly<'a> {
+            config: &'a BacktestConfig,
+            candles: &'a [Candle],
+            columns: &'a CandleColumns,
+            cancel: &'a AtomicBool,
+        }
+        impl SpecialisedRun<Result<f64, BacktestError>> for ReturnOnly<'_> {
+            fn run<T: Strategy>(self, engine: Engine<T>) -> Result<f64, BacktestError> {
+                let last = LastPoint {
+                    initial: self.config.initial_cash.to_f64(),
+                    last: None,
+                    len: 0,
+                };
+                BacktestService::simulate(
+                    self.config,
+                    engine,
+                    self.candles,
+                    self.columns,
+                    0,
+                    self.cancel,
+                    &mut |_, _| {},
+                    last,
+                )
+                .map(|r| r.metrics.total_return_pct)
+            }
+        }
+        engine.specialise(ReturnOnly {
+            config,
+            candles,
+            columns,
+            cancel,
+        })
+    }
+
     /// The run itself, marking its equity on `curve` (the result of a run that keeps only the
     /// statistics, an [`EquityStats`] curve, has an empty `equity`).
     #[allow(clippy::too_many_arguments)]
@@ -348,10 +395,17 @@ impl BacktestService {
         progress: &mut dyn FnMut(usize, usize),
         mut curve: C,
     ) -> Result<BacktestResult, BacktestError> {
-        let n = candles.len();
+        let n = columns.len();
         if trade_from >= n {
             return Err(BacktestError::NoCandles);
         }
+        // The decimal candles are one per row, or none when the columns hold them exactly.
+        assert!(
+            candles.len() == n || (candles.is_empty() && columns.holds_exact_candles()),
+            "{} candles for {n} rows of columns that do not hold them exactly",
+            candles.len()
+        );
+        let candle_at = |i: usize| History::up_to(candles, columns, i).current();
         // The order check reads the f64 view's time column: touching the wide decimal candles
         // for one field would stream ~90 bytes a candle through the cache. One pass up front
         // keeps the check out of the simulation loop, and tells whether the times are evenly
@@ -432,7 +486,7 @@ impl BacktestService {
                 }
                 if !engine.is_flat()
                     && desk.exchange.has_brackets()
-                    && let Some(exec) = desk.exchange.check_brackets(&candles[i])
+                    && let Some(exec) = desk.exchange.check_brackets(&candle_at(i))
                 {
                     desk.book(&exec, &mut engine);
                     // A scale-out's part and its trailed rest may both fill in one candle.
@@ -443,7 +497,7 @@ impl BacktestService {
                 // The candle closed: a break-even move applies from the next one (live trading
                 // moves the exchange stop at the monitor pass after the close).
                 if !engine.is_flat() && desk.exchange.has_break_even() {
-                    desk.exchange.on_close(candles[i].close);
+                    desk.exchange.on_close(candle_at(i).close);
                 }
                 let was_in_market = !engine.is_flat();
                 if let Some(intent) = engine.on_candle(History::up_to(candles, columns, i)) {
@@ -470,7 +524,7 @@ impl BacktestService {
             });
         }
 
-        let (first, last) = (&candles[trade_from], &candles[end - 1]);
+        let (first, last) = (candle_at(trade_from), candle_at(end - 1));
         let Desk {
             ledger,
             mut rejections,
@@ -614,6 +668,39 @@ impl Curve for EquityStats {
     }
 }
 
+/// Only the last point of the curve and how many there were: what the total return needs.
+/// The statistics it finishes with hold nothing else (no returns, no drawdown), so only the
+/// total return of the metrics made from them means anything.
+struct LastPoint {
+    initial: f64,
+    last: Option<f64>,
+    len: usize,
+}
+
+impl Curve for LastPoint {
+    #[inline(always)]
+    fn push(&mut self, e: f64) {
+        self.last = Some(e);
+        self.len += 1;
+    }
+
+    #[inline]
+    fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]) {
+        // The point the full curve would mark last, by the same arithmetic.
+        if let Some(&c) = closes.last() {
+            self.last = Some(flat_equity(cash, qty).unwrap_or(cash + qty * c));
+            self.len += closes.len();
+        }
+    }
+
+    fn finish(self) -> (Vec<f64>, EquityStats) {
+        (
+            Vec::new(),
+            EquityStats::last_point(self.initial, self.last, self.len),
+        )
+    }
+}
+
 /// The equity of a flat account at any close: `cash + 0 * close` is `cash` itself for a
 /// positive, finite cash (the closes are finite prices). `None` otherwise.
 #[inline]
@@ -646,7 +733,7 @@ impl Desk {
         let time = history.open_time();
         // A resting limit entry fills (or times out) inside the candle, not at its open.
         if self.exchange.has_resting_entry() {
-            if let Some(outcome) = self.exchange.on_resting_candle(&candles[i]) {
+            if let Some(outcome) = self.exchange.on_resting_candle(&history.current()) {
                 self.settle(outcome, engine, time);
             }
             return;

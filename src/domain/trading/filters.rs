@@ -152,7 +152,9 @@ impl SymbolFilters {
             self.max_qty
         };
         let above = !max.is_zero() && q > max;
-        if q <= Decimal::ZERO || q < self.min_qty || above || !is_multiple(q - self.min_qty, step) {
+        // Without a step there is no lot to be a multiple of: no subtraction to do.
+        let off_lot = || !step.is_zero() && !is_multiple(q - self.min_qty, step);
+        if q <= Decimal::ZERO || q < self.min_qty || above || off_lot() {
             return Err(FilterViolation::LotSize {
                 qty: q,
                 min: self.min_qty,
