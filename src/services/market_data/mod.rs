@@ -3,6 +3,7 @@
 pub mod csv_columns;
 pub mod fetch;
 pub mod import;
+mod import_rows;
 
 use serde::{Deserialize, Serialize};
 
