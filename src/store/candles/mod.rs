@@ -490,3 +490,6 @@ mod tests {
         assert!(err.to_string().contains("candles.open"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod layout_tests;

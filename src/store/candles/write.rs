@@ -204,9 +204,15 @@ impl Group {
     }
 }
 
+/// A rescale keeps every integer of the series at or below this: numbers can grow about 9,000
+/// times before one no longer fits 64 bits and is stored as text. (Without it one tiny volume,
+/// 10^-18, would take the series to scale 18, and every later volume above 9.2 would be text.)
+const RESCALE_LIMIT: u64 = 1_000_000_000_000_000;
+
 /// The scale `group` should have to store `rows` (at least `current`): the largest up to the
 /// scale its numbers need at which every stored integer and every number of `rows` that fits
-/// `current` still fits.
+/// `current` stays at or below [`RESCALE_LIMIT`]. Numbers that cannot be integers at any
+/// scale within that are not counted (they are stored as text).
 fn wanted_scale(
     conn: &Connection,
     series: i64,
@@ -223,7 +229,10 @@ fn wanted_scale(
             {
                 continue;
             }
-            need = need.max(n.exact_scale().min(MAX_SCALE));
+            let s = n.exact_scale();
+            if s <= MAX_SCALE && n.at_scale(s).is_some_and(|v| v.unsigned_abs() <= RESCALE_LIMIT) {
+                need = need.max(s);
+            }
         }
     }
     if need == current {
@@ -243,13 +252,13 @@ fn wanted_scale(
     let stored_max = stored.into_iter().flatten().max().unwrap_or(0).unsigned_abs();
     let fits_up = |t: u32| {
         let factor = POW10[(t - current) as usize];
-        stored_max
-            .checked_mul(factor)
-            .is_some_and(|v| i64::try_from(v).is_ok())
+        let within = |v: u64| v <= RESCALE_LIMIT;
+        stored_max.checked_mul(factor).is_some_and(within)
             && rows.iter().all(|r| {
-                r.numbers[range.clone()]
-                    .iter()
-                    .all(|n| n.at_scale(current).is_none() || n.at_scale(t).is_some())
+                r.numbers[range.clone()].iter().all(|n| {
+                    n.at_scale(current).is_none()
+                        || n.at_scale(t).is_some_and(|v| within(v.unsigned_abs()))
+                })
             })
     };
     Ok((current + 1..=need)
