@@ -80,7 +80,10 @@ fn a_store_failure_part_way_keeps_nothing_of_the_transaction_it_broke() {
     assert!(source.to_string().contains("disk full"), "{err}");
     let stored = count_candles(store.conn(), &btc(), Interval::H1).unwrap();
     assert_eq!(stored, *inserted, "{err}");
-    assert!(stored < 7_000, "{stored}: the broken transaction was kept in part");
+    assert!(
+        stored < 7_000,
+        "{stored}: the broken transaction was kept in part"
+    );
     let last = last_open_time(store.conn(), &btc(), Interval::H1).unwrap();
     assert_eq!(last, Some(T0 + (stored as i64 - 1) * 3_600_000));
     // Nothing of the failing transaction: the stored rows are exactly a prefix.
@@ -103,7 +106,10 @@ fn a_failure_in_the_first_transaction_leaves_nothing() {
         .unwrap();
     let err = import(&store, &path).unwrap_err();
     assert!(matches!(err, ImportError::Store(_)), "{err}");
-    assert_eq!(count_candles(store.conn(), &btc(), Interval::H1).unwrap(), 0);
+    assert_eq!(
+        count_candles(store.conn(), &btc(), Interval::H1).unwrap(),
+        0
+    );
     let series: i64 = store
         .conn()
         .query_row("SELECT COUNT(*) FROM candle_series", [], |r| r.get(0))
@@ -160,8 +166,14 @@ fn stored_candles_read_back_are_the_files_candles_and_columns() {
     let from_file = read_columns_file(&path, Interval::H1, now).unwrap();
     let from_store = columns_in_range(store.conn(), &btc(), Interval::H1, None, None).unwrap();
     assert_eq!(from_store, from_file);
-    let window =
-        columns_in_range(store.conn(), &btc(), Interval::H1, Some(T0 + 3_600_000), None).unwrap();
+    let window = columns_in_range(
+        store.conn(),
+        &btc(),
+        Interval::H1,
+        Some(T0 + 3_600_000),
+        None,
+    )
+    .unwrap();
     assert!(from_store.holds_exact_candles());
     let candles = parse_candles(&plain, Interval::H1, false).unwrap().candles;
     assert_eq!(window, CandleColumns::from_candles(&candles[1..]));

@@ -19,7 +19,9 @@ pub(crate) fn migrate_text_candles(tx: &rusqlite::Transaction<'_>) -> HookResult
 
 fn migrate(conn: &Connection) -> Result<(), String> {
     let series: Vec<(String, String)> = conn
-        .prepare("SELECT DISTINCT symbol, interval FROM candles_text_0027 ORDER BY symbol, interval")
+        .prepare(
+            "SELECT DISTINCT symbol, interval FROM candles_text_0027 ORDER BY symbol, interval",
+        )
         .and_then(|mut s| {
             s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()

@@ -161,8 +161,9 @@ pub fn for_each_candle(
     let Some(series) = series_of(conn, symbol, interval)? else {
         return Ok(0);
     };
-    let mut stmt =
-        conn.prepare_cached(&format!("{SELECT_BARS} WHERE series_id = ?1 ORDER BY open_time"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT_BARS} WHERE series_id = ?1 ORDER BY open_time"
+    ))?;
     let mut rows = stmt.query([series.id])?;
     let mut n = 0;
     while let Some(row) = rows.next()? {

@@ -136,7 +136,11 @@ pub(super) fn find_series(
     )?;
     let row = stmt
         .query_row(params![symbol, interval], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .optional()?;
     row.map(|(id, p, v)| {
@@ -230,7 +234,10 @@ fn wanted_scale(
                 continue;
             }
             let s = n.exact_scale();
-            if s <= MAX_SCALE && n.at_scale(s).is_some_and(|v| v.unsigned_abs() <= RESCALE_LIMIT) {
+            if s <= MAX_SCALE
+                && n.at_scale(s)
+                    .is_some_and(|v| v.unsigned_abs() <= RESCALE_LIMIT)
+            {
                 need = need.max(s);
             }
         }
@@ -249,7 +256,12 @@ fn wanted_scale(
         [series],
         |r| (0..group.columns().len()).map(|i| r.get(i)).collect(),
     )?;
-    let stored_max = stored.into_iter().flatten().max().unwrap_or(0).unsigned_abs();
+    let stored_max = stored
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
+        .unsigned_abs();
     let fits_up = |t: u32| {
         let factor = POW10[(t - current) as usize];
         let within = |v: u64| v <= RESCALE_LIMIT;
