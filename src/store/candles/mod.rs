@@ -180,7 +180,7 @@ fn normalised(mut m: u64, mut s: u32) -> (u64, u32) {
     if m == 0 {
         return (0, 0);
     }
-    while s > 0 && m % 10 == 0 {
+    while s > 0 && m.is_multiple_of(10) {
         m /= 10;
         s -= 1;
     }

@@ -61,7 +61,7 @@ impl CandleNumber {
             let p = u128::from(*POW10.get((s - scale) as usize).unwrap_or(&0));
             if m == 0 {
                 0
-            } else if p == 0 || m % p != 0 {
+            } else if p == 0 || !m.is_multiple_of(p) {
                 return None;
             } else {
                 m / p
@@ -76,7 +76,7 @@ impl CandleNumber {
         match self {
             CandleNumber::Units(0, _) => 0,
             CandleNumber::Units(mut m, mut s) => {
-                while s > 0 && m % 10 == 0 {
+                while s > 0 && m.is_multiple_of(10) {
                     m /= 10;
                     s -= 1;
                 }
