@@ -52,6 +52,10 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("migrations/0025_reflections.sql")),
         M::up(include_str!("migrations/0026_pstrat_book_pnl_peaks.sql")),
         M::up(include_str!("migrations/0027_lim_entry_booked.sql")),
+        M::up_with_hook(
+            include_str!("migrations/0028_imp_integer_candles.sql"),
+            candles::migrate_text_candles,
+        ),
     ])
 });
 
@@ -65,7 +69,8 @@ pub const TABLES: &[&str] = &[
     "positions",
     "decisions",
     "backtests",
-    "candles",
+    "candle_series",
+    "candle_bars",
     "llm_cache",
     "alerts",
     "circuit_breaker_state",
@@ -144,7 +149,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 21;
+const MIGRATION_COUNT: usize = 22;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -10,7 +10,7 @@ use crate::domain::Symbol;
 use crate::domain::market::{Candle, Interval, TimestampMs};
 use crate::domain::money::{Price, Qty};
 use crate::store::StoreError;
-use crate::store::candles::insert_candles;
+use crate::store::candles::{CandleRow, insert_candle_rows};
 use chrono::{NaiveDate, NaiveDateTime};
 use rusqlite::Connection;
 use serde::Serialize;
@@ -408,18 +408,67 @@ pub(crate) fn check_row(
 ///
 /// `path` only names the input in read errors.
 pub fn parse_stream<R: BufRead>(
-    mut reader: R,
+    reader: R,
     path: &Path,
     interval: Interval,
     skip_bad: bool,
     bounds: TimeBounds,
     sink: &mut dyn FnMut(&[Candle]) -> Result<(), ImportError>,
 ) -> Result<StreamSummary, ImportError> {
+    parse_stream_of(reader, path, interval, skip_bad, bounds, sink)
+}
+
+/// What [`parse_stream_of`] hands on per row: a [`Candle`], or the store's fixed-point
+/// [`CandleRow`], which a plain row is read into with no decimal in between.
+pub(crate) trait StreamRow: Clone {
+    fn open_time(&self) -> TimestampMs;
+    fn from_candle(c: Candle) -> Self;
+    /// A plain data row of an ascending file, read and checked without decimals when it passes
+    /// every check [`check_row`] makes; `None` lets `check_row` read it (and say what is wrong).
+    fn quick(_text: &str, _bounds: TimeBounds, _prev: Option<TimestampMs>) -> Option<Self> {
+        None
+    }
+}
+
+impl StreamRow for Candle {
+    fn open_time(&self) -> TimestampMs {
+        self.open_time
+    }
+
+    fn from_candle(c: Candle) -> Self {
+        c
+    }
+}
+
+impl StreamRow for CandleRow {
+    fn open_time(&self) -> TimestampMs {
+        self.open_time
+    }
+
+    fn from_candle(c: Candle) -> Self {
+        CandleRow::of(&c)
+    }
+
+    #[inline]
+    fn quick(text: &str, bounds: TimeBounds, prev: Option<TimestampMs>) -> Option<Self> {
+        super::import_rows::quick_row(text.as_bytes(), bounds, prev)
+    }
+}
+
+/// [`parse_stream`] for any [`StreamRow`].
+pub(crate) fn parse_stream_of<T: StreamRow, R: BufRead>(
+    mut reader: R,
+    path: &Path,
+    interval: Interval,
+    skip_bad: bool,
+    bounds: TimeBounds,
+    sink: &mut dyn FnMut(&[T]) -> Result<(), ImportError>,
+) -> Result<StreamSummary, ImportError> {
     let mut format = CsvFormat::Binance;
     let mut rows_read = 0;
     let mut skipped: Vec<BadRow> = Vec::new();
     let mut gaps = Vec::new();
-    let mut chunk: Vec<Candle> = Vec::with_capacity(CHUNK);
+    let mut chunk: Vec<T> = Vec::with_capacity(CHUNK);
     // Sorted files only: every row, with its line, until the end.
     let mut held: Vec<(usize, Candle)> = Vec::new();
     let mut prev: Option<TimestampMs> = None;
@@ -433,22 +482,23 @@ pub fn parse_stream<R: BufRead>(
             Err(ImportError::BadRow { line, reason })
         }
     };
-    let mut accept = |c: Candle,
+    let mut accept = |c: T,
                       prev: &mut Option<TimestampMs>,
                       gaps: &mut Vec<Gap>,
-                      chunk: &mut Vec<Candle>|
+                      chunk: &mut Vec<T>|
      -> Result<(), ImportError> {
+        let open_time = c.open_time();
         if let Some(p) = *prev {
             let step = interval.millis();
-            if c.open_time - p > step {
+            if open_time - p > step {
                 gaps.push(Gap {
                     after: p,
-                    before: c.open_time,
-                    missing: (c.open_time - p) / step - 1,
+                    before: open_time,
+                    missing: (open_time - p) / step - 1,
                 });
             }
         }
-        *prev = Some(c.open_time);
+        *prev = Some(open_time);
         chunk.push(c);
         if chunk.len() >= CHUNK {
             sink(chunk)?;
@@ -477,9 +527,13 @@ pub fn parse_stream<R: BufRead>(
         };
         rows_read += 1;
         let sort = format == CsvFormat::CryptoDataDownload;
+        if !sort && let Some(row) = T::quick(text, bounds, prev) {
+            accept(row, &mut prev, &mut gaps, &mut chunk)?;
+            continue;
+        }
         match check_row(format, text, bounds, if sort { None } else { prev }) {
             Ok(c) if sort => held.push((line, c)),
-            Ok(c) => accept(c, &mut prev, &mut gaps, &mut chunk)?,
+            Ok(c) => accept(T::from_candle(c), &mut prev, &mut gaps, &mut chunk)?,
             Err(reason) => reject(line, reason, &mut skipped)?,
         }
     }
@@ -496,7 +550,7 @@ pub fn parse_stream<R: BufRead>(
                     &mut skipped,
                 )?;
             } else {
-                accept(c, &mut prev, &mut gaps, &mut chunk)?;
+                accept(T::from_candle(c), &mut prev, &mut gaps, &mut chunk)?;
             }
         }
         skipped.sort_by_key(|b| b.line);
@@ -622,14 +676,14 @@ pub fn import_file(
     let (mut inserted, mut already_present) = (0, 0);
     let mut span: Option<(TimestampMs, TimestampMs)> = None;
     progress(0, size);
-    let parsed = parse_stream(
+    let parsed = parse_stream_of::<CandleRow, _>(
         std::io::BufReader::new(counter),
         path,
         interval,
         options.skip_bad,
         TimeBounds::for_files_at(chrono::Utc::now().timestamp_millis()),
         &mut |chunk| {
-            let report = insert_candles(conn, symbol, interval, chunk)?;
+            let report = insert_candle_rows(conn, symbol, interval, chunk)?;
             inserted += report.inserted;
             already_present += report.already_present;
             if let (Some(first), Some(last)) = (chunk.first(), chunk.last()) {

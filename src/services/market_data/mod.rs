@@ -3,6 +3,9 @@
 pub mod csv_columns;
 pub mod fetch;
 pub mod import;
+mod import_rows;
+#[cfg(test)]
+mod import_store_tests;
 
 use serde::{Deserialize, Serialize};
 

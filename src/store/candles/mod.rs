@@ -1,13 +1,27 @@
-//! Candle repository: candles stored exactly (decimal TEXT as the exchange sent them), keyed by
-//! symbol, interval and open time. Inserting is idempotent: a candle already stored is left as is.
+//! Candle repository: candles stored exactly, keyed by symbol, interval and open time. Inserting
+//! is idempotent: a candle already stored is left as is.
+//!
+//! Layout (migration 0028): a `candle_series` row per symbol and interval holds the decimal
+//! scales of its prices and volumes; `candle_bars`, keyed (series, open time), holds each number
+//! as the INTEGER `value * 10^scale`, or as its exact decimal text when it does not fit (see
+//! [`write`]). A `candles` view shows the old text shape for anyone's own SQL.
 
-use super::StoreResult;
-use super::codec::{dec_from_sql, dec_to_sql};
+mod migrate;
+mod write;
+
+pub(crate) use migrate::migrate_text_candles;
+pub use write::{CandleNumber, CandleRow, MAX_SCALE};
+
+use super::codec::dec_from_sql;
+use super::{StoreError, StoreResult};
 use crate::domain::Symbol;
 use crate::domain::market::candle::{CandleColumns, ColumnsBuilder};
 use crate::domain::market::{Candle, Interval, TimestampMs};
-use crate::domain::money::{Price, Qty, parse_units};
-use rusqlite::{Connection, Row, params};
+use crate::domain::money::{Price, Qty};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use rust_decimal::Decimal;
+use write::{Series, find_series, write_rows};
 
 /// Outcome of storing a batch of candles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -26,63 +40,79 @@ pub fn insert_candles(
     interval: Interval,
     candles: &[Candle],
 ) -> StoreResult<InsertReport> {
+    let rows: Vec<CandleRow> = candles.iter().map(CandleRow::of).collect();
+    insert_candle_rows(conn, symbol, interval, &rows)
+}
+
+/// [`insert_candles`] for candles given as fixed-point numbers (a parser's output, no `Decimal`
+/// per number): one transaction, the rows already stored left untouched.
+pub fn insert_candle_rows(
+    conn: &Connection,
+    symbol: &Symbol,
+    interval: Interval,
+    rows: &[CandleRow],
+) -> StoreResult<InsertReport> {
     // Immediate: the batch writes anyway, and taking the write lock first lets a busy database
     // make this wait (busy timeout) rather than fail on a read-to-write upgrade.
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let mut report = InsertReport::default();
-    {
-        let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO candles (symbol, interval, open_time, open, high, low, close, volume)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for c in candles {
-            let changed = stmt.execute(params![
-                symbol.as_str(),
-                interval.as_str(),
-                c.open_time,
-                dec_to_sql(c.open.get()),
-                dec_to_sql(c.high.get()),
-                dec_to_sql(c.low.get()),
-                dec_to_sql(c.close.get()),
-                dec_to_sql(c.volume.get()),
-            ])?;
-            if changed == 0 {
-                report.already_present += 1;
-            } else {
-                report.inserted += 1;
-            }
-        }
-    }
+    let inserted = write_rows(&tx, symbol, interval, rows)?;
     tx.commit()?;
-    Ok(report)
-}
-
-const COLUMNS: &str = "open_time, open, high, low, close, volume";
-
-fn candle_from_row(row: &Row<'_>) -> rusqlite::Result<(TimestampMs, [String; 5])> {
-    Ok((
-        row.get(0)?,
-        [
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            row.get(5)?,
-        ],
-    ))
-}
-
-fn decode(
-    (open_time, [open, high, low, close, volume]): (TimestampMs, [String; 5]),
-) -> StoreResult<Candle> {
-    Ok(Candle {
-        open_time,
-        open: Price::new(dec_from_sql("candles.open", &open)?),
-        high: Price::new(dec_from_sql("candles.high", &high)?),
-        low: Price::new(dec_from_sql("candles.low", &low)?),
-        close: Price::new(dec_from_sql("candles.close", &close)?),
-        volume: Qty::new(dec_from_sql("candles.volume", &volume)?),
+    Ok(InsertReport {
+        inserted,
+        already_present: rows.len() - inserted,
     })
+}
+
+/// The stored names of a number's column, for error messages (the old table's names).
+const COLUMN_NAMES: [&str; 5] = [
+    "candles.open",
+    "candles.high",
+    "candles.low",
+    "candles.close",
+    "candles.volume",
+];
+
+const SELECT_BARS: &str = "SELECT open_time, open, high, low, close, volume FROM candle_bars";
+
+/// A stored number: an integer at `scale`, or exact decimal text.
+fn decimal_of(value: ValueRef<'_>, scale: u32, column: &'static str) -> StoreResult<Decimal> {
+    match value {
+        ValueRef::Integer(i) => Ok(Decimal::new(i, scale).normalize()),
+        ValueRef::Text(t) => dec_from_sql(column, &String::from_utf8_lossy(t)),
+        other => Err(StoreError::Corrupt {
+            column,
+            value: format!("{other:?}"),
+            reason: "a candle number is an integer or decimal text".into(),
+        }),
+    }
+}
+
+/// The candle of a `SELECT_BARS` row of `series`.
+fn decode(row: &Row<'_>, series: &Series) -> StoreResult<Candle> {
+    let n = |k: usize| {
+        let scale = if k < 4 {
+            series.price_scale
+        } else {
+            series.volume_scale
+        };
+        decimal_of(row.get_ref(k + 1)?, scale, COLUMN_NAMES[k])
+    };
+    Ok(Candle {
+        open_time: row.get(0)?,
+        open: Price::new(n(0)?),
+        high: Price::new(n(1)?),
+        low: Price::new(n(2)?),
+        close: Price::new(n(3)?),
+        volume: Qty::new(n(4)?),
+    })
+}
+
+fn series_of(
+    conn: &Connection,
+    symbol: &Symbol,
+    interval: Interval,
+) -> StoreResult<Option<Series>> {
+    find_series(conn, symbol.as_str(), interval.as_str())
 }
 
 /// Candles with `from <= open_time < to` (either bound optional), oldest first.
@@ -93,23 +123,22 @@ pub fn candles_in_range(
     from: Option<TimestampMs>,
     to: Option<TimestampMs>,
 ) -> StoreResult<Vec<Candle>> {
+    let Some(series) = series_of(conn, symbol, interval)? else {
+        return Ok(Vec::new());
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM candles
-         WHERE symbol = ?1 AND interval = ?2 AND open_time >= ?3 AND open_time < ?4
-         ORDER BY open_time"
+        "{SELECT_BARS} WHERE series_id = ?1 AND open_time >= ?2 AND open_time < ?3 ORDER BY open_time"
     ))?;
-    let rows = stmt
-        .query_map(
-            params![
-                symbol.as_str(),
-                interval.as_str(),
-                from.unwrap_or(i64::MIN),
-                to.unwrap_or(i64::MAX)
-            ],
-            candle_from_row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(decode).collect()
+    let mut rows = stmt.query(params![
+        series.id,
+        from.unwrap_or(i64::MIN),
+        to.unwrap_or(i64::MAX)
+    ])?;
+    let mut candles = Vec::new();
+    while let Some(row) = rows.next()? {
+        candles.push(decode(row, &series)?);
+    }
+    Ok(candles)
 }
 
 /// Every stored candle of a series, oldest first.
@@ -129,22 +158,63 @@ pub fn for_each_candle(
     interval: Interval,
     f: &mut dyn FnMut(Candle),
 ) -> StoreResult<usize> {
+    let Some(series) = series_of(conn, symbol, interval)? else {
+        return Ok(0);
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM candles WHERE symbol = ?1 AND interval = ?2 ORDER BY open_time"
+        "{SELECT_BARS} WHERE series_id = ?1 ORDER BY open_time"
     ))?;
-    let mut rows = stmt.query(params![symbol.as_str(), interval.as_str()])?;
+    let mut rows = stmt.query([series.id])?;
     let mut n = 0;
     while let Some(row) = rows.next()? {
-        f(decode(candle_from_row(row)?)?);
+        f(decode(row, &series)?);
         n += 1;
     }
     Ok(n)
 }
 
+/// `m / 10^s` with the trailing zeros of `m` dropped (the mantissa and scale of the normalised
+/// decimal, which is what the candles carry).
+#[inline]
+fn normalised(mut m: u64, mut s: u32) -> (u64, u32) {
+    if m == 0 {
+        return (0, 0);
+    }
+    while s > 0 && m.is_multiple_of(10) {
+        m /= 10;
+        s -= 1;
+    }
+    (m, s)
+}
+
+/// Rows a range holds at most when its candles are one interval apart (a capacity hint).
+fn rows_hint(
+    conn: &Connection,
+    series: i64,
+    interval: Interval,
+    from: TimestampMs,
+    to: TimestampMs,
+) -> StoreResult<usize> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT (SELECT open_time FROM candle_bars WHERE series_id = ?1 AND open_time >= ?2 AND open_time < ?3 ORDER BY open_time LIMIT 1),
+                (SELECT open_time FROM candle_bars WHERE series_id = ?1 AND open_time >= ?2 AND open_time < ?3 ORDER BY open_time DESC LIMIT 1)",
+    )?;
+    let (first, last): (Option<i64>, Option<i64>) =
+        stmt.query_row(params![series, from, to], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(match (first, last) {
+        (Some(a), Some(b)) => {
+            let rows = (b.saturating_sub(a) / interval.millis().max(1)).saturating_add(1);
+            // Untouched capacity costs address space, not memory; past this the vectors grow.
+            usize::try_from(rows).unwrap_or(0).min(1 << 26)
+        }
+        _ => 0,
+    })
+}
+
 /// Candles with `from <= open_time < to` (either bound optional) straight into columns, oldest
 /// first: the columns [`CandleColumns::from_candles`] builds from [`candles_in_range`], with no
-/// `Decimal` and no `Candle` in between (each stored number is read as fixed-point from its
-/// text; one the quick reader does not take goes through the decimal library as before).
+/// `Decimal` and no `Candle` in between (each stored integer is already the fixed-point number;
+/// a row holding a number kept as text goes through the decimal library as before).
 pub fn columns_in_range(
     conn: &Connection,
     symbol: &Symbol,
@@ -153,26 +223,29 @@ pub fn columns_in_range(
     to: Option<TimestampMs>,
 ) -> StoreResult<CandleColumns> {
     let (from, to) = (from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
-    let count: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM candles
-         WHERE symbol = ?1 AND interval = ?2 AND open_time >= ?3 AND open_time < ?4",
-        params![symbol.as_str(), interval.as_str(), from, to],
-        |r| r.get(0),
-    )?;
-    let mut builder = ColumnsBuilder::with_capacity(usize::try_from(count).unwrap_or(0));
+    let Some(series) = series_of(conn, symbol, interval)? else {
+        return Ok(ColumnsBuilder::with_capacity(0).finish());
+    };
+    let hint = rows_hint(conn, series.id, interval, from, to)?;
+    let mut builder = ColumnsBuilder::with_capacity(hint);
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM candles
-         WHERE symbol = ?1 AND interval = ?2 AND open_time >= ?3 AND open_time < ?4
-         ORDER BY open_time"
+        "{SELECT_BARS} WHERE series_id = ?1 AND open_time >= ?2 AND open_time < ?3 ORDER BY open_time"
     ))?;
-    let mut rows = stmt.query(params![symbol.as_str(), interval.as_str(), from, to])?;
+    let mut rows = stmt.query(params![series.id, from, to])?;
+    let scales = [
+        series.price_scale,
+        series.price_scale,
+        series.price_scale,
+        series.price_scale,
+        series.volume_scale,
+    ];
     while let Some(row) = rows.next()? {
         let open_time: TimestampMs = row.get(0)?;
         let mut units = [(0u64, 0u32); 5];
         let mut quick = true;
         for (k, u) in units.iter_mut().enumerate() {
-            match row.get_ref(k + 1)?.as_bytes().ok().and_then(parse_units) {
-                Some((v, [])) => *u = v,
+            match row.get_ref(k + 1)? {
+                ValueRef::Integer(i) if i >= 0 => *u = normalised(i as u64, scales[k]),
                 _ => {
                     quick = false;
                     break;
@@ -182,7 +255,7 @@ pub fn columns_in_range(
         if quick {
             builder.push_units(open_time, units);
         } else {
-            builder.push_candle(&decode(candle_from_row(row)?)?);
+            builder.push_candle(&decode(row, &series)?);
         }
     }
     Ok(builder.finish())
@@ -195,21 +268,18 @@ pub fn last_candles(
     interval: Interval,
     n: usize,
 ) -> StoreResult<Vec<Candle>> {
+    let Some(series) = series_of(conn, symbol, interval)? else {
+        return Ok(Vec::new());
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM candles WHERE symbol = ?1 AND interval = ?2
-         ORDER BY open_time DESC LIMIT ?3"
+        "{SELECT_BARS} WHERE series_id = ?1 ORDER BY open_time DESC LIMIT ?2"
     ))?;
     let limit = i64::try_from(n).unwrap_or(i64::MAX);
-    let rows = stmt
-        .query_map(
-            params![symbol.as_str(), interval.as_str(), limit],
-            candle_from_row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut candles = rows
-        .into_iter()
-        .map(decode)
-        .collect::<StoreResult<Vec<_>>>()?;
+    let mut rows = stmt.query(params![series.id, limit])?;
+    let mut candles = Vec::new();
+    while let Some(row) = rows.next()? {
+        candles.push(decode(row, &series)?);
+    }
     candles.reverse();
     Ok(candles)
 }
@@ -220,18 +290,26 @@ pub fn last_open_time(
     symbol: &Symbol,
     interval: Interval,
 ) -> StoreResult<Option<TimestampMs>> {
-    Ok(conn.query_row(
-        "SELECT MAX(open_time) FROM candles WHERE symbol = ?1 AND interval = ?2",
-        params![symbol.as_str(), interval.as_str()],
-        |r| r.get(0),
-    )?)
+    let Some(series) = series_of(conn, symbol, interval)? else {
+        return Ok(None);
+    };
+    Ok(conn
+        .query_row(
+            "SELECT open_time FROM candle_bars WHERE series_id = ?1 ORDER BY open_time DESC LIMIT 1",
+            [series.id],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Number of stored candles of a series.
 pub fn count_candles(conn: &Connection, symbol: &Symbol, interval: Interval) -> StoreResult<usize> {
+    let Some(series) = series_of(conn, symbol, interval)? else {
+        return Ok(0);
+    };
     let n: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM candles WHERE symbol = ?1 AND interval = ?2",
-        params![symbol.as_str(), interval.as_str()],
+        "SELECT COUNT(*) FROM candle_bars WHERE series_id = ?1",
+        [series.id],
         |r| r.get(0),
     )?;
     Ok(usize::try_from(n).unwrap_or(0))
@@ -413,3 +491,6 @@ mod tests {
         assert!(err.to_string().contains("candles.open"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod layout_tests;
