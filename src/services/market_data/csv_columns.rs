@@ -203,6 +203,7 @@ impl Rows {
             return 0;
         };
         let batch = &mut *self.batch;
+        let mut expected = fast::Expected::default();
         let mut prev = self.prev;
         let mut used = 0;
         loop {
@@ -210,7 +211,7 @@ impl Rows {
             let mut prices = Largest::NEW;
             let mut volumes = Largest::NEW;
             while n < BATCH_ROWS && bytes.len() - used >= fast::ROW_WINDOW {
-                let Some(row) = fast::row_at(&bytes[used..]) else {
+                let Some(row) = fast::row_at(&bytes[used..], &mut expected) else {
                     break;
                 };
                 let t = row.open_time;

@@ -47,11 +47,22 @@ fn load(bytes: &[u8], j: usize) -> u64 {
 /// lowest, are digits: 0 to 8.
 #[inline(always)]
 fn digit_count(x: u64) -> u32 {
+    not_digits(x).trailing_zeros() / 8
+}
+
+/// The top bit of each byte of `x` (a word xor [`ZEROS`]) that is not a digit.
+#[inline(always)]
+fn not_digits(x: u64) -> u64 {
     // A byte's top bit set when it is 10 or more: its low 7 bits plus 118 carry into bit 7 (and
     // never out of the byte), or its own top bit was set.
-    let not_digit =
-        (x | ((x & 0x7f7f_7f7f_7f7f_7f7f) + 0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
-    not_digit.trailing_zeros() / 8
+    (x | ((x & 0x7f7f_7f7f_7f7f_7f7f) + 0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080
+}
+
+/// Whether the bytes flagged in `not_digit` are such that exactly the first `n` (< 8) are digits.
+#[inline(always)]
+fn digits_end_at(not_digit: u64, n: u32) -> bool {
+    let bit = 1u64 << (8 * n + 7);
+    not_digit & (bit | (bit - 1)) == bit
 }
 
 /// The first `n` (0..=8) digit bytes of `x` moved to the top of the word, the bytes after them
@@ -121,6 +132,65 @@ pub(super) fn digit_run(bytes: &[u8], j: usize, max: u32) -> Option<Run> {
     }
 }
 
+/// [`digit_run`] when the run is `*expected` digits long, as the same field of the row before
+/// was: checked by a branch the predictor learns, so that where the next field starts does not
+/// wait for this one's digits to be counted (which would chain every load of a row to the one
+/// before). Otherwise the run counted, and `*expected` set to its length.
+#[inline(always)]
+pub(super) fn digit_run_expecting(
+    bytes: &[u8],
+    j: usize,
+    max: u32,
+    expected: &mut u32,
+) -> Option<Run> {
+    let e = *expected;
+    let x = load(bytes, j) ^ ZEROS;
+    if e < 8 {
+        if e <= max && digits_end_at(not_digits(x), e) {
+            let v = top_digits(x, e);
+            return Some(Run {
+                value: eight_digits(v),
+                len: e,
+                trailing_zeros: (v.leading_zeros() / 8).min(e),
+            });
+        }
+    } else if e < 16 && e <= max && not_digits(x) == 0 {
+        let y = load(bytes, j + 8) ^ ZEROS;
+        let e2 = e - 8;
+        if digits_end_at(not_digits(y), e2) {
+            let v = top_digits(y, e2);
+            let trailing_zeros = if v != 0 {
+                v.leading_zeros() / 8
+            } else if x != 0 {
+                e2 + x.leading_zeros() / 8
+            } else {
+                e
+            };
+            return Some(Run {
+                value: eight_digits(x) * POW10[e2 as usize] + eight_digits(v),
+                len: e,
+                trailing_zeros,
+            });
+        }
+    }
+    counted_run(bytes, j, max, expected)
+}
+
+/// [`digit_run`], its length kept for the next row: off the hot path.
+#[cold]
+#[inline(never)]
+fn counted_run(bytes: &[u8], j: usize, max: u32, expected: &mut u32) -> Option<Run> {
+    let run = digit_run(bytes, j, max);
+    if let Some(run) = run {
+        *expected = run.len;
+    }
+    run
+}
+
+/// The run lengths [`row_at`] expects: the open time's, then each number's whole part and
+/// fraction.
+pub(super) type Expected = [u32; 11];
+
 /// A number `123` or `123.45` as written: `value / 10^scale`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Written {
@@ -133,8 +203,13 @@ pub(super) struct Written {
 /// The number at `bytes[j..]` (at least one digit before the point, one after it if there is
 /// one, at most [`MAX_FAST_DIGITS`] in all) and the index after it.
 #[inline(always)]
-pub(super) fn number_at(bytes: &[u8], j: usize) -> Option<(Written, usize)> {
-    let whole = digit_run(bytes, j, MAX_FAST_DIGITS)?;
+pub(super) fn number_at(
+    bytes: &[u8],
+    j: usize,
+    expected: &mut [u32; 2],
+) -> Option<(Written, usize)> {
+    let [expected_whole, expected_frac] = expected;
+    let whole = digit_run_expecting(bytes, j, MAX_FAST_DIGITS, expected_whole)?;
     let k = j + whole.len as usize;
     if whole.len == 0 {
         return None;
@@ -149,7 +224,7 @@ pub(super) fn number_at(bytes: &[u8], j: usize) -> Option<(Written, usize)> {
             k,
         ));
     }
-    let frac = digit_run(bytes, k + 1, MAX_FAST_DIGITS - whole.len)?;
+    let frac = digit_run_expecting(bytes, k + 1, MAX_FAST_DIGITS - whole.len, expected_frac)?;
     if frac.len == 0 {
         return None;
     }
@@ -176,9 +251,11 @@ pub(super) struct FastRow {
 /// The plain row at the start of `bytes` (which holds at least [`ROW_WINDOW`] bytes) when its
 /// numbers are short enough for this path and it is a valid candle as the one-pass reader
 /// checks it; `None` otherwise (that reader then decides).
+/// `expected` holds the run lengths of the row before, and is kept up to date.
 #[inline(always)]
-pub(super) fn row_at(bytes: &[u8]) -> Option<FastRow> {
-    let time = digit_run(bytes, 0, MAX_UNITS_DIGITS)?;
+pub(super) fn row_at(bytes: &[u8], expected: &mut Expected) -> Option<FastRow> {
+    let [time_len, lengths @ ..] = expected;
+    let time = digit_run_expecting(bytes, 0, MAX_UNITS_DIGITS, time_len)?;
     if time.len == 0 {
         return None;
     }
@@ -193,11 +270,11 @@ pub(super) fn row_at(bytes: &[u8]) -> Option<FastRow> {
         scale: 0,
         normal_scale: 0,
     }; 5];
-    for number in &mut numbers {
+    for (number, expected) in numbers.iter_mut().zip(lengths.as_chunks_mut::<2>().0) {
         if bytes[i] != b',' {
             return None;
         }
-        let (n, after) = number_at(bytes, i + 1)?;
+        let (n, after) = number_at(bytes, i + 1, expected)?;
         *number = n;
         i = after;
     }

@@ -58,6 +58,33 @@ proptest! {
         }
     }
 
+    /// Expecting a run of some length gives the run counted, whether the length is right or
+    /// not, and leaves the length of the run (when it is short enough to take) expected.
+    #[test]
+    fn digit_runs_read_expecting_a_length_match_the_counted_ones(
+        pieces in prop::collection::vec(("[0-9]{0,19}", terminator()), 1..4),
+        max in prop_oneof![Just(7u32), Just(8), Just(15), Just(18)],
+        guess in 0u32..20,
+    ) {
+        let mut bytes = Vec::new();
+        for (digits, end) in &pieces {
+            bytes.extend_from_slice(digits.as_bytes());
+            bytes.push(*end);
+        }
+        let len = bytes.len();
+        bytes.extend_from_slice(&[b'x'; 24]);
+        for j in 0..len {
+            let want = digit_run(&bytes, j, max);
+            let mut expected = guess;
+            prop_assert_eq!(digit_run_expecting(&bytes, j, max, &mut expected), want);
+            if let Some(run) = want {
+                prop_assert_eq!(expected, run.len);
+                let mut again = expected;
+                prop_assert_eq!(digit_run_expecting(&bytes, j, max, &mut again), want);
+            }
+        }
+    }
+
     /// Any bytes at all (so any byte value in any lane): the same.
     #[test]
     fn digit_runs_in_arbitrary_bytes_match_the_byte_loop(
@@ -104,13 +131,18 @@ proptest! {
         tail in "(,[0-9a-z é\\r]{0,12}){0,2}\\r{0,2}",
         ending in "(\\n|\\r\\n|\\r\\r\\n|)",
         after in "[0-9,.\\n]{0,8}",
+        mut expected in prop::array::uniform11(0u32..20),
     ) {
         let cells: Vec<String> = cells.into_iter().map(|c| c.unwrap_or_else(|| price.clone())).collect();
         let line = format!("{time},{}{tail}", cells.join(","));
         let mut bytes = format!("{line}{ending}{after}").into_bytes();
         bytes.resize(bytes.len().max(ROW_WINDOW), b'7');
         let slow = quick_row_at(&bytes);
-        match row_at(&bytes) {
+        let got = row_at(&bytes, &mut expected);
+        // Whatever lengths were expected, the row read again with the ones it left expects
+        // them all.
+        prop_assert_eq!(row_at(&bytes, &mut expected.clone()), got);
+        match got {
             Some(row) => {
                 let normal = row.numbers.map(|n| {
                     let zeros = n.scale - n.normal_scale;
@@ -134,7 +166,7 @@ fn numbers_as_written_keep_their_scale_and_know_their_normal_one() {
     let read = |text: &str| {
         let mut bytes = text.as_bytes().to_vec();
         bytes.extend_from_slice(b",xxxxxxxxxxxxxxxx");
-        number_at(&bytes, 0).map(|(n, end)| (n.value, n.scale, n.normal_scale, end))
+        number_at(&bytes, 0, &mut [0, 0]).map(|(n, end)| (n.value, n.scale, n.normal_scale, end))
     };
     assert_eq!(read("30000.00"), Some((3_000_000, 2, 0, 8)));
     assert_eq!(read("7195.240"), Some((7_195_240, 3, 2, 8)));
