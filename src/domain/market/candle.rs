@@ -242,11 +242,34 @@ impl ExactScale {
         }
     }
 
+    /// Take a run of values into account at once, given its largest value and the largest
+    /// scale of any non-zero value in it (the view is the same whatever order values come in).
+    #[inline]
+    fn summary(&mut self, run: UnitsSummary) {
+        if run.scale > self.scale {
+            self.max_units = scaled_units(self.max_units, run.scale - self.scale);
+            self.scale = run.scale;
+        }
+        let (m, s) = run.largest;
+        self.units(m, s);
+    }
+
     /// One scale for all, the largest any value has; every mantissa scaled up to it must stay
     /// under the limit.
     fn finish(self) -> Option<u32> {
         (self.representable && self.max_units < EXACT_UNITS_LIMIT).then_some(self.scale)
     }
+}
+
+/// What the exact view needs to know of a run of values (prices or volumes) that a parser
+/// turned into f64s itself, for [`ColumnsBuilder::extend_rows`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnitsSummary {
+    /// The largest value as a normalised `(mantissa, scale)` (no trailing zeros in the
+    /// mantissa when the scale is above 0), the scale under 23.
+    pub largest: (u64, u32),
+    /// The largest scale of any non-zero value written without trailing fraction zeros.
+    pub scale: u32,
 }
 
 /// Builds [`CandleColumns`] a row at a time, working out the exact view as it goes: from
@@ -330,6 +353,51 @@ impl ColumnsBuilder {
         cols.low.push(self.prices.units(l.0, l.1));
         cols.close.push(self.prices.units(c.0, c.1));
         cols.volume.push(self.volumes.units(v.0, v.1));
+    }
+
+    /// Rows a parser has turned into f64s itself (each `m / 10^s` correctly rounded, the same
+    /// bits [`push_units`](Self::push_units) gives), in open-time order: their open times, their
+    /// open, high, low, close and volume columns (all as long as `open_time`), and what the
+    /// exact view needs of their prices and volumes.
+    pub fn extend_rows(
+        &mut self,
+        open_time: &[TimestampMs],
+        values: [&[f64]; 5],
+        prices: UnitsSummary,
+        volumes: UnitsSummary,
+    ) {
+        assert!(values.iter().all(|v| v.len() == open_time.len()));
+        let mut rest = open_time;
+        while self.len() < 2
+            && let Some((&t, tail)) = rest.split_first()
+        {
+            self.push_time(t);
+            rest = tail;
+        }
+        if let Some(&last) = self.cols.open_time.last() {
+            // Evenly spaced: every step from the row before is the first step (the same as
+            // `t == open_time[0] + i * step` for each row, without its multiply).
+            let step = self.step;
+            let mut prev = last;
+            let mut even = true;
+            for &t in rest {
+                even &= t.wrapping_sub(prev) == step;
+                prev = t;
+            }
+            self.evenly_spaced &= even;
+        }
+        self.cols.open_time.extend_from_slice(rest);
+        let [open, high, low, close, volume] = values;
+        let cols = &mut self.cols;
+        cols.open.extend_from_slice(open);
+        cols.high.extend_from_slice(high);
+        cols.low.extend_from_slice(low);
+        cols.close.extend_from_slice(close);
+        cols.volume.extend_from_slice(volume);
+        if !open_time.is_empty() {
+            self.prices.summary(prices);
+            self.volumes.summary(volumes);
+        }
     }
 
     pub fn finish(self) -> CandleColumns {

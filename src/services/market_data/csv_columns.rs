@@ -11,13 +11,20 @@ use super::import::{
     CsvFormat, ImportError, LineKind, MAX_LINE_BYTES, MICROS_THRESHOLD, Preamble, TimeBounds,
     check_row, read_candles_file,
 };
-use crate::domain::market::candle::{CandleColumns, ColumnsBuilder, Interval, TimestampMs};
+use crate::domain::market::candle::{
+    CandleColumns, ColumnsBuilder, Interval, TimestampMs, UnitsSummary,
+};
 use crate::domain::money::{MAX_UNITS_DIGITS, leading_digits, parse_units};
 use std::io::Read;
 use std::path::Path;
 
+mod fast;
+
 /// Bytes read from the file at a time.
 const CHUNK_BYTES: usize = 1 << 20;
+
+/// Rows the fast path parses before handing them to the columns together.
+const BATCH_ROWS: usize = 256;
 
 /// Read `path` into columns: the candles [`read_candles_file`] would return, as
 /// [`CandleColumns::from_candles`] would build them, with the same errors. Open times must lie
@@ -31,11 +38,39 @@ pub fn read_columns_file(
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    let file = std::fs::File::open(path).map_err(read_err)?;
     let size = file.metadata().map_or(0, |m| m.len() as usize);
     let bounds = TimeBounds::for_files_at(now_ms);
+    let reader = read_rows(file, path, size, CHUNK_BYTES, bounds)?;
+    if reader.format == CsvFormat::CryptoDataDownload {
+        // Newest first, sorted whole: the importer's path, then the columns.
+        let candles = read_candles_file(path, interval, now_ms)?;
+        return Ok(CandleColumns::from_candles(&candles));
+    }
+    if reader.rows_read == 0 {
+        return Err(ImportError::Empty);
+    }
+    Ok(reader
+        .builder
+        .map(ColumnsBuilder::finish)
+        .unwrap_or_default())
+}
+
+/// The rows of `file` (of `size` bytes, at `path` for the messages), read `chunk_bytes` (more
+/// than [`MAX_LINE_BYTES`] + 1) at a time; a CryptoDataDownload file only as far as its header.
+fn read_rows(
+    mut file: impl Read,
+    path: &Path,
+    size: usize,
+    chunk_bytes: usize,
+    bounds: TimeBounds,
+) -> Result<Rows, ImportError> {
+    let read_err = |source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut reader = Rows::new(bounds);
-    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut buf = vec![0u8; chunk_bytes];
     // Bytes at the front of `buf` that are the start of a line not yet complete.
     let mut carry = 0;
     loop {
@@ -52,8 +87,10 @@ pub fn read_columns_file(
         let filled = carry + n;
         let mut start = 0;
         loop {
-            // A plain row is parsed where it lies, its line end found by the same pass; any
-            // other line is found first and then read by the importer's rules.
+            // Plain rows with short numbers are parsed where they lie, in batches; another
+            // plain row also where it lies, its line end found by the same pass; any other
+            // line is found first and then read by the importer's rules.
+            start += reader.fast_rows(&buf[start..filled]);
             if let Some(used) = reader.quick_line(&buf[start..filled]) {
                 start += used;
                 continue;
@@ -77,18 +114,7 @@ pub fn read_columns_file(
         }
         buf.copy_within(start..filled, 0);
     }
-    if reader.format == CsvFormat::CryptoDataDownload {
-        // Newest first, sorted whole: the importer's path, then the columns.
-        let candles = read_candles_file(path, interval, now_ms)?;
-        return Ok(CandleColumns::from_candles(&candles));
-    }
-    if reader.rows_read == 0 {
-        return Err(ImportError::Empty);
-    }
-    Ok(reader
-        .builder
-        .map(ColumnsBuilder::finish)
-        .unwrap_or_default())
+    Ok(reader)
 }
 
 /// The position of the first `needle` in `hay` (the standard library's search is
@@ -108,6 +134,45 @@ struct Rows {
     rows_read: usize,
     prev: Option<TimestampMs>,
     builder: Option<ColumnsBuilder>,
+    /// Where the fast path puts a batch of rows.
+    batch: Box<Batch>,
+}
+
+/// A batch of rows read by the fast path: open times and open, high, low, close, volume.
+struct Batch {
+    open_time: [TimestampMs; BATCH_ROWS],
+    values: [[f64; BATCH_ROWS]; 5],
+}
+
+/// The largest of a run of values as written, and the largest scale of any of them without
+/// trailing fraction zeros: what [`UnitsSummary`] needs, kept as rows are read.
+#[derive(Clone, Copy)]
+struct Largest {
+    value: f64,
+    written: fast::Written,
+    scale: u32,
+}
+
+impl Largest {
+    const NEW: Largest = Largest {
+        value: -1.0,
+        written: fast::Written {
+            value: 0,
+            scale: 0,
+            normal_scale: 0,
+        },
+        scale: 0,
+    };
+
+    /// The largest value normalised (its dropped digits are zeros, so the division is exact).
+    fn summary(&self) -> UnitsSummary {
+        let w = self.written;
+        let zeros = w.scale - w.normal_scale;
+        UnitsSummary {
+            largest: (w.value / 10u64.pow(zeros), w.normal_scale),
+            scale: self.scale,
+        }
+    }
 }
 
 impl Rows {
@@ -120,7 +185,82 @@ impl Rows {
             rows_read: 0,
             prev: None,
             builder: None,
+            batch: Box::new(Batch {
+                open_time: [0; BATCH_ROWS],
+                values: [[0.0; BATCH_ROWS]; 5],
+            }),
         }
+    }
+
+    /// The plain rows at the start of `bytes` that the fast path takes (stopping short of the
+    /// last [`fast::ROW_WINDOW`] bytes): rows kept and lines counted, as [`Self::quick_line`]
+    /// would for each. The bytes used.
+    fn fast_rows(&mut self, bytes: &[u8]) -> usize {
+        if self.format == CsvFormat::CryptoDataDownload || !self.preamble.is_over() {
+            return 0;
+        }
+        let Some(builder) = self.builder.as_mut() else {
+            return 0;
+        };
+        let batch = &mut *self.batch;
+        let mut expected = fast::Expected::default();
+        let mut prev = self.prev;
+        let mut used = 0;
+        loop {
+            let mut n = 0;
+            let mut prices = Largest::NEW;
+            let mut volumes = Largest::NEW;
+            while n < BATCH_ROWS && bytes.len() - used >= fast::ROW_WINDOW {
+                let Some(row) = fast::row_at(&bytes[used..], &mut expected) else {
+                    break;
+                };
+                let t = row.open_time;
+                if !(prev.is_none_or(|p| t > p) && self.bounds.contains(t)) {
+                    break;
+                }
+                prev = Some(t);
+                batch.open_time[n] = t;
+                for (column, &value) in batch.values.iter_mut().zip(&row.values) {
+                    column[n] = value;
+                }
+                let [open, high, low, close, volume] = row.numbers;
+                // Valid rows: the high is the largest price.
+                if row.values[1] > prices.value {
+                    prices.value = row.values[1];
+                    prices.written = high;
+                }
+                prices.scale = prices
+                    .scale
+                    .max(open.normal_scale)
+                    .max(high.normal_scale)
+                    .max(low.normal_scale)
+                    .max(close.normal_scale);
+                if row.values[4] > volumes.value {
+                    volumes.value = row.values[4];
+                    volumes.written = volume;
+                }
+                volumes.scale = volumes.scale.max(volume.normal_scale);
+                used += row.used;
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            let [open, high, low, close, volume] = &batch.values;
+            builder.extend_rows(
+                &batch.open_time[..n],
+                [&open[..n], &high[..n], &low[..n], &close[..n], &volume[..n]],
+                prices.summary(),
+                volumes.summary(),
+            );
+            self.line += n;
+            self.rows_read += n;
+            if n < BATCH_ROWS {
+                break;
+            }
+        }
+        self.prev = prev;
+        used
     }
 
     /// Size the columns from the file's size and the length of its first lines (columns a

@@ -241,3 +241,54 @@ proptest! {
         prop_assert_eq!(got, want, "on {:?}", text);
     }
 }
+
+#[test]
+fn chunk_ends_at_every_offset_of_a_row_give_the_same_columns() {
+    // Rows the fast path takes, rows it leaves to the one-pass reader (16-digit numbers), rows
+    // it stops at (a CRLF end, extra columns) and a blank line, so that a chunk ends at every
+    // byte of every kind of row and at every distance from the fast path's window.
+    let mut text = String::from("open_time,open,high,low,close,volume\n");
+    for i in 0..400i64 {
+        let t = T0 + i * 60_000;
+        let p = 7000 + i % 89;
+        text.push_str(&match i % 7 {
+            0 => format!("{t},{p}.50,{p}.75,{p}.00,{p}.25,12.340000\n"),
+            1 => format!("{t},{p},{p}.1,{p},{p},0\n"),
+            2 => format!("{t},{p}.1234567890,{p}.2345678901,{p},{p},1.5\n"),
+            3 => format!("{t},{p}.5,{p}.5,{p}.5,{p}.5,3\r\n"),
+            4 => format!("{t},{p}.5,{p}.6,{p}.4,{p}.5,3,{t},9.9,1\n"),
+            5 => format!("{t},{p}.05,{p}.06,{p}.04,{p}.05,123456789.123456\n\n"),
+            _ => format!("{t},{p}.5,{p}.6,{p}.4,{p}.5,0.000001\n"),
+        });
+    }
+    let f = file_with(text.as_bytes());
+    let want = by_candles(f.path()).unwrap();
+    for chunk in MAX_LINE_BYTES + 2..MAX_LINE_BYTES + 2 + 160 {
+        let file = std::fs::File::open(f.path()).unwrap();
+        let bounds = TimeBounds::for_files_at(NOW);
+        let rows = read_rows(file, f.path(), text.len(), chunk, bounds).unwrap();
+        let got = rows.builder.map(ColumnsBuilder::finish).unwrap();
+        assert_eq!(got, want, "chunks of {chunk} bytes");
+    }
+}
+
+#[test]
+fn fraction_zeros_as_written_do_not_raise_the_exact_scale() {
+    // Prices written with two decimals whose last is always 0, volumes with six whose last
+    // three are: the exact view's scales are 1 and 3, as the importer's decimals have them.
+    let mut text = String::new();
+    for i in 0..20i64 {
+        let p = 30_000 + i;
+        text.push_str(&format!(
+            "{},{p}.10,{p}.50,{p}.00,{p}.20,3.125000\n",
+            T0 + i * H
+        ));
+    }
+    let cols = assert_same(text.as_bytes()).unwrap();
+    assert!(cols.holds_exact_candles());
+    assert_eq!(cols.exact_open(0).unwrap().get().to_string(), "30000.1");
+    assert_eq!(
+        cols.exact_candle(3).unwrap().volume.get().to_string(),
+        "3.125"
+    );
+}
