@@ -59,6 +59,59 @@ fn decay(previous: f64, keep: f64, fresh: f64) -> f64 {
     previous * keep + fresh
 }
 
+/// An exponential average advanced two rows per link of its dependency chain. With
+/// `fresh` the weighted new values `a` then `b` of a pair of rows, the pair's first output is
+/// `decay(anchor, keep, a)` and its second, the new anchor,
+/// `decay(anchor, keep², decay(a, keep, b))`: only one multiplication and one addition per
+/// *two* rows wait on the previous average (the first output and `decay(a, keep, b)` are
+/// computed beside the chain). The same average as [`decay`] row by row, up to a few ulps that
+/// do not grow. Every face steps it a row at a time ([`Paired::step`]: the pair alternates, a
+/// branch the predictor always gets right), so they agree bit for bit; pairs start at the seed.
+#[derive(Debug, Clone, Copy)]
+struct Paired {
+    keep: f64,
+    /// `keep * keep`.
+    keep2: f64,
+    /// The average after the last whole pair (the seed, before any pair).
+    anchor: f64,
+    /// The weighted value of an open pair's first row.
+    pending: f64,
+    /// A pair is open: the next row closes it.
+    open: bool,
+}
+
+impl Paired {
+    fn new(keep: f64) -> Paired {
+        Paired {
+            keep,
+            keep2: keep * keep,
+            anchor: 0.0,
+            pending: 0.0,
+            open: false,
+        }
+    }
+
+    /// Start from `value` (the seed); the next row opens a pair.
+    fn seed(&mut self, value: f64) {
+        self.anchor = value;
+        self.open = false;
+    }
+
+    /// One row, `fresh` its weighted new value: the average after it.
+    #[inline(always)]
+    fn step(&mut self, fresh: f64) -> f64 {
+        self.open = !self.open;
+        if self.open {
+            self.pending = fresh;
+            decay(self.anchor, self.keep, fresh)
+        } else {
+            let pair = decay(self.pending, self.keep, fresh);
+            self.anchor = decay(self.anchor, self.keep2, pair);
+            self.anchor
+        }
+    }
+}
+
 /// One candle in f64, the input of the candle-based indicators.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Ohlcv {
@@ -524,15 +577,14 @@ impl Rsi {
     }
 }
 
-/// A price change as (gain, loss), one of them 0.0, selected without a branch (see
-/// [`Rsi::accumulate`]).
+/// A price change as (gain, loss), one of them 0.0, without a branch (see
+/// [`Rsi::accumulate`]): the gain is a `max` (one instruction) and the loss `gain - change`,
+/// exact in both cases (`0 - change` or `change - change`). Written as two selects, the
+/// compiler turned one of them back into a branch.
 #[inline(always)]
 fn split_change(change: f64) -> (f64, f64) {
-    let fell = change < 0.0;
-    (
-        if fell { 0.0 } else { change },
-        if fell { -change } else { 0.0 },
-    )
+    let gain = if change > 0.0 { change } else { 0.0 };
+    (gain, gain - change)
 }
 
 /// The RSI of the average gain and loss (0 when both are ~0, as TA-Lib).
@@ -751,11 +803,12 @@ impl Bollinger {
 pub struct Atr {
     period: usize,
     inv_period: f64,
-    /// `(period - 1) / period`: the weight of the previous average in Wilder's smoothing.
-    keep: f64,
     prev_close: Option<f64>,
     ranges: usize,
+    /// The running sum of true ranges during the seed, then the ATR.
     value: f64,
+    /// Wilder's smoothing once seeded, `keep = (period - 1) / period`, two rows per link.
+    smoothed: Paired,
 }
 
 impl Atr {
@@ -763,10 +816,10 @@ impl Atr {
         Atr {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
-            keep: wilder_keep(period),
             prev_close: None,
             ranges: 0,
             value: 0.0,
+            smoothed: Paired::new(wilder_keep(period)),
         }
     }
 
@@ -788,13 +841,14 @@ impl Atr {
             return None;
         }
         self.value *= self.inv_period;
+        self.smoothed.seed(self.value);
         Some(self.value)
     }
 
     /// Wilder's smoothing step once seeded: the arithmetic both faces share.
     #[inline(always)]
     fn smooth(&mut self, tr: f64) -> f64 {
-        self.value = decay(self.value, self.keep, tr * self.inv_period);
+        self.value = self.smoothed.step(tr * self.inv_period);
         self.value
     }
 

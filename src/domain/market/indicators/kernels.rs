@@ -25,6 +25,34 @@ use super::{
 
 const NAN: f64 = f64::NAN;
 
+/// Append each row of `rows` to the `N` columns, one value to each, written straight into their
+/// spare capacity. `Vec::push` on each column kept a capacity check and a length update per
+/// value in the loop, which cost MACD more than its arithmetic.
+#[inline(always)]
+fn extend_columns<const N: usize>(
+    columns: &mut [Vec<f64>; N],
+    rows: impl ExactSizeIterator<Item = [f64; N]>,
+) {
+    let len = rows.len();
+    let mut spare = columns.each_mut().map(|c| {
+        c.reserve(len);
+        &mut c.spare_capacity_mut()[..len]
+    });
+    let mut written = 0;
+    for row in rows.take(len) {
+        for (column, value) in spare.iter_mut().zip(row) {
+            column[written].write(value);
+        }
+        written += 1;
+    }
+    for column in columns.iter_mut() {
+        // SAFETY: each pass of the loop above wrote row `written` of every column's spare
+        // capacity before counting it, so the first `written` spare rows of each are
+        // initialised, and `written <= len <= spare capacity`.
+        unsafe { column.set_len(column.len() + written) };
+    }
+}
+
 /// SMA over a slice (NaN during warm-up).
 #[inline(never)]
 pub fn sma(values: &[f64], period: usize) -> Vec<f64> {
@@ -60,7 +88,7 @@ pub fn ema(values: &[f64], period: usize) -> Vec<f64> {
     out.extend(values[..warm].iter().map(|&x| s.update(x).unwrap_or(NAN)));
     // `Ema::step` on locals, so the value stays in a register between rows.
     let (k, keep, mut value) = (s.k, s.keep, s.value);
-    out.extend(values[warm..].iter().map(|&x| {
+    out.extend(values[warm..].iter().map(move |&x| {
         value = decay(value, keep, x * k);
         value
     }));
@@ -101,7 +129,7 @@ pub fn rsi(values: &[f64], period: usize) -> Vec<f64> {
         let (keep, inv_period) = (s.keep, s.inv_period);
         let (mut gain, mut loss) = (s.gain, s.loss);
         let prev = &values[warm - 1..n - 1];
-        out.extend(values[warm..].iter().zip(prev).map(|(&x, &p)| {
+        out.extend(values[warm..].iter().zip(prev).map(move |(&x, &p)| {
             let (up, down) = split_change(x - p);
             loss = decay(loss, keep, down * inv_period);
             gain = decay(gain, keep, up * inv_period);
@@ -124,20 +152,23 @@ pub fn macd(values: &[f64], fast: usize, slow: usize, signal: usize) -> [Vec<f64
         sig.push(v.map_or(NAN, |v| v.signal));
         hist.push(v.map_or(NAN, |v| v.histogram));
     }
-    // `Macd::update_seeded` on locals, so the three averages stay in registers between rows.
+    // `Macd::update_seeded` on locals the closure owns, so the three averages stay in
+    // registers between rows.
     let (k_fast, k_slow, k_signal) = (s.k_fast, s.k_slow, s.signal.k);
     let (keep_fast, keep_slow, keep_signal) = (s.keep_fast, s.keep_slow, s.signal.keep);
     let (mut fast, mut slow, mut signal) = (s.fast_ema, s.slow_ema, s.signal.value);
-    for &x in &values[warm..] {
-        slow = decay(slow, keep_slow, x * k_slow);
-        fast = decay(fast, keep_fast, x * k_fast);
-        let macd = fast - slow;
-        signal = decay(signal, keep_signal, macd * k_signal);
-        line.push(macd);
-        sig.push(signal);
-        hist.push(macd - signal);
-    }
-    [line, sig, hist]
+    let mut columns = [line, sig, hist];
+    extend_columns(
+        &mut columns,
+        values[warm..].iter().map(move |&x| {
+            slow = decay(slow, keep_slow, x * k_slow);
+            fast = decay(fast, keep_fast, x * k_fast);
+            let macd = fast - slow;
+            signal = decay(signal, keep_signal, macd * k_signal);
+            [macd, signal, macd - signal]
+        }),
+    );
+    columns
 }
 
 /// Bollinger upper, middle and lower bands over a slice (NaN during warm-up).
@@ -179,11 +210,10 @@ pub fn atr(candles: &CandleColumns, period: usize) -> Vec<f64> {
             .iter()
             .zip(&candles.low[warm..n])
             .zip(&candles.close[warm - 1..n - 1]);
-        // `Atr::smooth` on locals, so the average stays in a register between rows.
-        let (keep, inv_period, mut value) = (s.keep, s.inv_period, s.value);
-        out.extend(rows.map(|((&high, &low), &prev_close)| {
-            value = decay(value, keep, true_range(high, low, prev_close) * inv_period);
-            value
+        // `Atr::smooth` on a copy the closure owns, so the average stays in a register.
+        let (mut smoothed, inv_period) = (s.smoothed, s.inv_period);
+        out.extend(rows.map(move |((&high, &low), &prev_close)| {
+            smoothed.step(true_range(high, low, prev_close) * inv_period)
         }));
     }
     out
