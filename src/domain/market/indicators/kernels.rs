@@ -110,7 +110,7 @@ pub fn wma(values: &[f64], period: usize) -> Vec<f64> {
             values[warm..]
                 .iter()
                 .zip(leaving)
-                .map(|(&x, &gone)| s.slide(x, gone)),
+                .map(move |(&x, &gone)| s.slide(x, gone)),
         );
     }
     out
@@ -295,7 +295,7 @@ pub fn obv(candles: &CandleColumns) -> Vec<f64> {
     let (close, volume) = (&candles.close[..n], &candles.volume[..n]);
     out.push(s.update(close[0], volume[0]).unwrap_or(NAN));
     let rows = close[1..].iter().zip(&close[..n - 1]).zip(&volume[1..]);
-    out.extend(rows.map(|((&x, &prev), &v)| s.step(x, prev, v)));
+    out.extend(rows.map(move |((&x, &prev), &v)| s.step(x, prev, v)));
     out
 }
 
@@ -310,7 +310,7 @@ pub fn vwap(candles: &CandleColumns) -> Vec<f64> {
         .zip(&candles.low[..n])
         .zip(&candles.close[..n])
         .zip(&candles.volume[..n]);
-    rows.map(|((((&t, &h), &l), &c), &v)| s.step(t, h, l, c, v))
+    rows.map(move |((((&t, &h), &l), &c), &v)| s.step(t, h, l, c, v))
         .collect()
 }
 
