@@ -20,6 +20,11 @@ use trademind::domain::market::indicators::{
     calculate_indicators_into,
 };
 
+// The `trademind` binary's allocator (`trademind::memory`), so the bench measures the kernels as
+// that binary runs them.
+#[global_allocator]
+static ALLOC: trademind::memory::ColumnAllocator = trademind::memory::ColumnAllocator;
+
 const BUILTIN_CANDLES: usize = 1_000_000;
 const RUNS: usize = 11;
 /// Runs per single-indicator kernel (TA-Lib's anchor takes the median of 21).

@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod format;
 pub mod logging;
+pub mod memory;
 pub mod secrets;
 pub mod services;
 pub mod store;

@@ -8,6 +8,11 @@ use trademind::cli::{self, Cli, Context, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Usag
 use trademind::config::{self, ConfigError, FlagOverrides};
 use trademind::logging::{self, LogTarget};
 
+// Large columns on huge pages, freed ones kept for reuse (`trademind::memory`): the indicator
+// kernels and `bench-indicators` run at the speed `cargo bench` measures.
+#[global_allocator]
+static ALLOC: trademind::memory::ColumnAllocator = trademind::memory::ColumnAllocator;
+
 // Built once per run and matched at once: its size costs nothing, and boxing the command would
 // only complicate the patterns below.
 #[allow(clippy::large_enum_variant)]

@@ -10,8 +10,10 @@
 //! the warm-up follows TA-Lib's seeding rules (EMA seeded by the SMA of its first `period` values,
 //! MACD's fast EMA seeded on the same bar as the slow one, Wilder's ATR/ADX/RSI seeding). The
 //! arithmetic follows TA-Lib's operation order, except that a division by a constant (a period)
-//! is a multiplication by its reciprocal: an ulp of rounding, far inside the 1e-9 parity
-//! tolerance, for a large saving (division is the slowest instruction in these loops).
+//! is a multiplication by its reciprocal, and the exponential averages (EMA, MACD's three,
+//! Wilder's RSI and ATR) are written as `keep * previous + weight * new` ([`decay`]): a few ulps
+//! of rounding, far inside the 1e-9 parity tolerance, for a large saving (these loops are as
+//! fast as the chain of operations from one row's average to the next; see [`decay`]).
 //! In batch columns "no value" is `f64::NAN`; in streaming results it is `None`.
 
 mod batch;
@@ -42,6 +44,72 @@ fn true_range(high: f64, low: f64, prev_close: f64) -> f64 {
         out = gap_down;
     }
     out
+}
+
+/// One step of an exponential average: `keep * previous + fresh`, where `fresh` is the new
+/// value already multiplied by its weight. TA-Lib writes the EMA as `(x - prev) * k + prev` and
+/// Wilder's smoothing as `(prev * (n - 1) + x) / n`: three operations from one row's average to
+/// the next (sub, mul, add; or mul, add, div), each waiting for the one before. Here only a
+/// multiplication and an addition are on that chain (`fresh` is computed beside it), which is
+/// what bounds a single-indicator loop. The rounding differs from TA-Lib's by a few ulps that
+/// do not grow (the average forgets them at the rate `keep`). Every face (state machine, fused
+/// batch, kernels) calls this one function, so they stay bit-identical.
+#[inline(always)]
+fn decay(previous: f64, keep: f64, fresh: f64) -> f64 {
+    previous * keep + fresh
+}
+
+/// An exponential average advanced two rows per link of its dependency chain. With
+/// `fresh` the weighted new values `a` then `b` of a pair of rows, the pair's first output is
+/// `decay(anchor, keep, a)` and its second, the new anchor,
+/// `decay(anchor, keep², decay(a, keep, b))`: only one multiplication and one addition per
+/// *two* rows wait on the previous average (the first output and `decay(a, keep, b)` are
+/// computed beside the chain). The same average as [`decay`] row by row, up to a few ulps that
+/// do not grow. Every face steps it a row at a time ([`Paired::step`]: the pair alternates, a
+/// branch the predictor always gets right), so they agree bit for bit; pairs start at the seed.
+#[derive(Debug, Clone, Copy)]
+struct Paired {
+    keep: f64,
+    /// `keep * keep`.
+    keep2: f64,
+    /// The average after the last whole pair (the seed, before any pair).
+    anchor: f64,
+    /// The weighted value of an open pair's first row.
+    pending: f64,
+    /// A pair is open: the next row closes it.
+    open: bool,
+}
+
+impl Paired {
+    fn new(keep: f64) -> Paired {
+        Paired {
+            keep,
+            keep2: keep * keep,
+            anchor: 0.0,
+            pending: 0.0,
+            open: false,
+        }
+    }
+
+    /// Start from `value` (the seed); the next row opens a pair.
+    fn seed(&mut self, value: f64) {
+        self.anchor = value;
+        self.open = false;
+    }
+
+    /// One row, `fresh` its weighted new value: the average after it.
+    #[inline(always)]
+    fn step(&mut self, fresh: f64) -> f64 {
+        self.open = !self.open;
+        if self.open {
+            self.pending = fresh;
+            decay(self.anchor, self.keep, fresh)
+        } else {
+            let pair = decay(self.pending, self.keep, fresh);
+            self.anchor = decay(self.anchor, self.keep2, pair);
+            self.anchor
+        }
+    }
 }
 
 /// One candle in f64, the input of the candle-based indicators.
@@ -313,6 +381,8 @@ impl SlidingSma {
 pub struct Ema {
     period: usize,
     k: f64,
+    /// `1 - k`: the previous average's weight.
+    keep: f64,
     seen: usize,
     sum: f64,
     value: f64,
@@ -321,9 +391,11 @@ pub struct Ema {
 impl Ema {
     pub fn new(period: usize) -> Ema {
         let period = period.max(1);
+        let k = 2.0 / (period as f64 + 1.0);
         Ema {
             period,
-            k: 2.0 / (period as f64 + 1.0),
+            k,
+            keep: 1.0 - k,
             seen: 0,
             sum: 0.0,
             value: 0.0,
@@ -351,7 +423,7 @@ impl Ema {
     /// One smoothing step once seeded.
     #[inline(always)]
     fn step(&mut self, x: f64) -> f64 {
-        self.value = (x - self.value) * self.k + self.value;
+        self.value = decay(self.value, self.keep, x * self.k);
         self.value
     }
 
@@ -433,8 +505,8 @@ impl Wma {
 pub struct Rsi {
     period: usize,
     inv_period: f64,
-    /// `period - 1` as f64: the weight of the previous average in Wilder's smoothing.
-    decay: f64,
+    /// `(period - 1) / period`: the weight of the previous average in Wilder's smoothing.
+    keep: f64,
     prev: Option<f64>,
     changes: usize,
     gain: f64,
@@ -446,7 +518,7 @@ impl Rsi {
         Rsi {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
-            decay: period.max(1) as f64 - 1.0,
+            keep: wilder_keep(period),
             prev: None,
             changes: 0,
             gain: 0.0,
@@ -480,33 +552,53 @@ impl Rsi {
     /// bit.
     #[inline(always)]
     fn accumulate(&mut self, change: f64) {
-        let fell = change < 0.0;
-        self.loss += if fell { -change } else { 0.0 };
-        self.gain += if fell { 0.0 } else { change };
+        let (gain, loss) = split_change(change);
+        self.loss += loss;
+        self.gain += gain;
     }
 
     /// Wilder's smoothing step once seeded, from the previous close to `x`: the arithmetic
     /// both faces share.
     #[inline(always)]
     fn smooth(&mut self, x: f64, prev: f64) -> f64 {
-        self.loss *= self.decay;
-        self.gain *= self.decay;
-        self.accumulate(x - prev);
-        self.loss *= self.inv_period;
-        self.gain *= self.inv_period;
-        self.value()
+        let (gain, loss) = split_change(x - prev);
+        self.loss = decay(self.loss, self.keep, loss * self.inv_period);
+        self.gain = decay(self.gain, self.keep, gain * self.inv_period);
+        rsi_value(self.gain, self.loss)
     }
 
     #[inline(always)]
     fn value(&self) -> f64 {
-        let total = self.gain + self.loss;
-        let rsi = 100.0 * (self.gain / total);
-        if is_zero(total) { 0.0 } else { rsi }
+        rsi_value(self.gain, self.loss)
     }
 
     pub fn reset(&mut self) {
         *self = Rsi::new(self.period);
     }
+}
+
+/// A price change as (gain, loss), one of them 0.0, without a branch (see
+/// [`Rsi::accumulate`]): the gain is a `max` (one instruction) and the loss `gain - change`,
+/// exact in both cases (`0 - change` or `change - change`). Written as two selects, the
+/// compiler turned one of them back into a branch.
+#[inline(always)]
+fn split_change(change: f64) -> (f64, f64) {
+    let gain = if change > 0.0 { change } else { 0.0 };
+    (gain, gain - change)
+}
+
+/// The RSI of the average gain and loss (0 when both are ~0, as TA-Lib).
+#[inline(always)]
+fn rsi_value(gain: f64, loss: f64) -> f64 {
+    let total = gain + loss;
+    let rsi = 100.0 * (gain / total);
+    if is_zero(total) { 0.0 } else { rsi }
+}
+
+/// `(period - 1) / period`, the previous average's weight in Wilder's smoothing (period 0 is 1).
+fn wilder_keep(period: usize) -> f64 {
+    let period = period.max(1);
+    (period - 1) as f64 / period as f64
 }
 
 /// One MACD reading.
@@ -526,6 +618,8 @@ pub struct Macd {
     slow: usize,
     k_fast: f64,
     k_slow: f64,
+    keep_fast: f64,
+    keep_slow: f64,
     warmup: Vec<f64>,
     seeded: bool,
     fast_ema: f64,
@@ -546,6 +640,8 @@ impl Macd {
             slow,
             k_fast: 2.0 / (fast as f64 + 1.0),
             k_slow: 2.0 / (slow as f64 + 1.0),
+            keep_fast: 1.0 - 2.0 / (fast as f64 + 1.0),
+            keep_slow: 1.0 - 2.0 / (slow as f64 + 1.0),
             warmup: Vec::with_capacity(slow),
             seeded: false,
             fast_ema: 0.0,
@@ -587,8 +683,8 @@ impl Macd {
     /// Both EMAs' step once seeded.
     #[inline(always)]
     fn smooth(&mut self, x: f64) {
-        self.slow_ema = (x - self.slow_ema) * self.k_slow + self.slow_ema;
-        self.fast_ema = (x - self.fast_ema) * self.k_fast + self.fast_ema;
+        self.slow_ema = decay(self.slow_ema, self.keep_slow, x * self.k_slow);
+        self.fast_ema = decay(self.fast_ema, self.keep_fast, x * self.k_fast);
     }
 
     /// [`Macd::update`] once the signal line is seeded (the batch face's steady state).
@@ -707,11 +803,12 @@ impl Bollinger {
 pub struct Atr {
     period: usize,
     inv_period: f64,
-    /// `period - 1` as f64: the weight of the previous average in Wilder's smoothing.
-    decay: f64,
     prev_close: Option<f64>,
     ranges: usize,
+    /// The running sum of true ranges during the seed, then the ATR.
     value: f64,
+    /// Wilder's smoothing once seeded, `keep = (period - 1) / period`, two rows per link.
+    smoothed: Paired,
 }
 
 impl Atr {
@@ -719,10 +816,10 @@ impl Atr {
         Atr {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
-            decay: period.max(1) as f64 - 1.0,
             prev_close: None,
             ranges: 0,
             value: 0.0,
+            smoothed: Paired::new(wilder_keep(period)),
         }
     }
 
@@ -744,15 +841,14 @@ impl Atr {
             return None;
         }
         self.value *= self.inv_period;
+        self.smoothed.seed(self.value);
         Some(self.value)
     }
 
     /// Wilder's smoothing step once seeded: the arithmetic both faces share.
     #[inline(always)]
     fn smooth(&mut self, tr: f64) -> f64 {
-        self.value *= self.decay;
-        self.value += tr;
-        self.value *= self.inv_period;
+        self.value = self.smoothed.step(tr * self.inv_period);
         self.value
     }
 

@@ -29,10 +29,10 @@ const DOUBLING_MAX: usize = 64;
 /// sees. NaN where an indicator has no value yet.
 pub fn calculate_indicators(candles: &CandleColumns, params: &IndicatorParams) -> Indicators {
     let n = candles.len();
-    // Zeroed columns are lazily mapped pages: every row is written exactly once below, so a
-    // NaN pre-fill would only write each page twice. Huge pages where the system has them
-    // (`kernels::column`): fresh pages' faults were half the time of a fresh call.
-    let column = || super::kernels::column(n);
+    // Zeroed columns are lazily mapped pages when fresh: every row is written exactly once
+    // below, so a NaN pre-fill would only write each page twice. (Huge pages and the reuse of
+    // freed columns are the binary's allocator's business: `crate::memory`.)
+    let column = || vec![0.0; n];
     let mut out = Indicators {
         open_time: Vec::with_capacity(n),
         close: Vec::with_capacity(n),
