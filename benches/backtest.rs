@@ -10,6 +10,11 @@
 //! close as the anchors do, and under `run_anchors.sh ... -- cargo bench --bench backtest` each
 //! figure is printed with its ratio to the anchor measured in the same run.
 
+// The `trademind` binary's allocator (`trademind::memory`), so the bench measures what that
+// binary does (its heap policy changes page faults and peak memory).
+#[global_allocator]
+static ALLOC: trademind::memory::ColumnAllocator = trademind::memory::ColumnAllocator;
+
 mod common;
 use common::{anchor_candles, ratio_to_anchor, thread_cpu};
 

@@ -8,6 +8,11 @@
 //! is used (`data=builtin`, no anchor ratio).
 //! `TRADEMIND_BENCH_CSV_ONLY=1` prints the `csv_to_columns` figure alone.
 
+// The `trademind` binary's allocator (`trademind::memory`), so the bench measures what that
+// binary does (its heap policy changes page faults and peak memory).
+#[global_allocator]
+static ALLOC: trademind::memory::ColumnAllocator = trademind::memory::ColumnAllocator;
+
 #[allow(dead_code)] // the loaders for the backtest benches
 mod common;
 use common::thread_cpu;
