@@ -505,24 +505,28 @@ impl Wma {
 pub struct Rsi {
     period: usize,
     inv_period: f64,
-    /// `(period - 1) / period`: the weight of the previous average in Wilder's smoothing.
-    keep: f64,
     prev: Option<f64>,
     changes: usize,
+    /// The sums of the first `period` changes, then the averages.
     gain: f64,
     loss: f64,
+    /// Wilder's averages once seeded, two rows per link of their chains (see [`Paired`]).
+    gain_avg: Paired,
+    loss_avg: Paired,
 }
 
 impl Rsi {
     pub fn new(period: usize) -> Rsi {
+        let keep = wilder_keep(period);
         Rsi {
             period: period.max(1),
             inv_period: 1.0 / period.max(1) as f64,
-            keep: wilder_keep(period),
             prev: None,
             changes: 0,
             gain: 0.0,
             loss: 0.0,
+            gain_avg: Paired::new(keep),
+            loss_avg: Paired::new(keep),
         }
     }
 
@@ -543,6 +547,8 @@ impl Rsi {
         }
         self.loss *= self.inv_period;
         self.gain *= self.inv_period;
+        self.loss_avg.seed(self.loss);
+        self.gain_avg.seed(self.gain);
         Some(self.value())
     }
 
@@ -562,8 +568,8 @@ impl Rsi {
     #[inline(always)]
     fn smooth(&mut self, x: f64, prev: f64) -> f64 {
         let (gain, loss) = split_change(x - prev);
-        self.loss = decay(self.loss, self.keep, loss * self.inv_period);
-        self.gain = decay(self.gain, self.keep, gain * self.inv_period);
+        self.loss = self.loss_avg.step(loss * self.inv_period);
+        self.gain = self.gain_avg.step(gain * self.inv_period);
         rsi_value(self.gain, self.loss)
     }
 

@@ -126,14 +126,14 @@ pub fn rsi(values: &[f64], period: usize) -> Vec<f64> {
     out.extend(values[..warm].iter().map(|&x| s.update(x).unwrap_or(NAN)));
     if warm < n {
         // `Rsi::smooth` on locals, so the sums stay in registers between rows.
-        let (keep, inv_period) = (s.keep, s.inv_period);
-        let (mut gain, mut loss) = (s.gain, s.loss);
+        let inv_period = s.inv_period;
+        let (mut gain, mut loss) = (s.gain_avg, s.loss_avg);
         let prev = &values[warm - 1..n - 1];
         out.extend(values[warm..].iter().zip(prev).map(move |(&x, &p)| {
             let (up, down) = split_change(x - p);
-            loss = decay(loss, keep, down * inv_period);
-            gain = decay(gain, keep, up * inv_period);
-            rsi_value(gain, loss)
+            let down = loss.step(down * inv_period);
+            let up = gain.step(up * inv_period);
+            rsi_value(up, down)
         }));
     }
     out
