@@ -13,6 +13,17 @@ pub(crate) const EXACT_POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// `10^k` for every k a u64 holds (fixed-point parsing and scaling).
+pub(crate) const POW10: [u64; 20] = {
+    let mut t = [1u64; 20];
+    let mut k = 1;
+    while k < 20 {
+        t[k] = t[k - 1] * 10;
+        k += 1;
+    }
+    t
+};
+
 /// A decimal as an f64, for statistics and charts only.
 ///
 /// With a scale of at most 22 the power of ten is an exact f64, so the result is the mantissa

@@ -1,7 +1,7 @@
 //! Candles (klines) and their intervals. Prices and volumes are exact decimals as the exchange
 //! sent them; `CandleSeries` gives the f64 column view that indicator math works on.
 
-use crate::domain::money::{EXACT_POW10, Price, Qty, decimal_units};
+use crate::domain::money::{EXACT_POW10, POW10, Price, Qty, decimal_units};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -180,16 +180,6 @@ const EXACT_UNITS_LIMIT: u64 = 1 << 51;
 /// `m * 10^k`, saturating at `u64::MAX` (which no exact view accepts).
 #[inline]
 fn scaled_units(m: u64, k: u32) -> u64 {
-    /// 10^k for the k a u64 holds.
-    const POW10: [u64; 20] = {
-        let mut t = [1u64; 20];
-        let mut k = 1;
-        while k < 20 {
-            t[k] = t[k - 1] * 10;
-            k += 1;
-        }
-        t
-    };
     if m == 0 {
         return 0;
     }

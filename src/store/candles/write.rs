@@ -11,23 +11,12 @@ use super::super::StoreResult;
 use super::super::codec::dec_to_sql;
 use crate::domain::Symbol;
 use crate::domain::market::{Candle, Interval, TimestampMs};
-use crate::domain::money::decimal_units;
+use crate::domain::money::{POW10, decimal_units};
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 use rust_decimal::Decimal;
 
 /// The largest scale a series takes: 10^18 still fits an i64.
 pub const MAX_SCALE: u32 = 18;
-
-/// `10^k` for the k a u64 holds.
-pub(super) const POW10: [u64; 20] = {
-    let mut t = [1u64; 20];
-    let mut k = 1;
-    while k < 20 {
-        t[k] = t[k - 1] * 10;
-        k += 1;
-    }
-    t
-};
 
 /// One number of a candle before it is stored.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -241,15 +241,13 @@ fn steady(
     let vwap = &mut cols.vwap[rows.clone()];
     let signal = &mut cols.signal[rows];
 
-    // Two loops, not one: each still overlaps several independent running sums, and each
+    // Three loops, not one: each still overlaps several independent running sums, and each
     // keeps most of its state in registers (one loop over everything spills).
     for j in 0..len {
         let x = close[j];
         sma[j] = set.sma.slide(x, sma_leaving[j]);
         ema[j] = set.ema.step(x);
         wma[j] = set.wma.slide(x, wma_leaving[j]);
-        let r = set.rsi.smooth(x, prev_close[j]);
-        rsi[j] = r;
         let m = set.macd.update_seeded(x);
         macd[j] = m.macd;
         macd_signal[j] = m.signal;
@@ -258,8 +256,16 @@ fn steady(
         bb_upper[j] = bands.upper;
         bb_middle[j] = bands.middle;
         bb_lower[j] = bands.lower;
-        signal[j] = simple_signal(r, m.histogram);
     }
+    // RSI alone, on a copy that stays in registers: in the loop above its paired averages
+    // spilled and cost the whole loop more than the RSI itself.
+    let mut rsi_state = set.rsi.clone();
+    for j in 0..len {
+        let r = rsi_state.smooth(close[j], prev_close[j]);
+        rsi[j] = r;
+        signal[j] = simple_signal(r, macd_histogram[j]);
+    }
+    set.rsi = rsi_state;
     for j in 0..len {
         let x = close[j];
         let tr = true_range(high[j], low[j], prev_close[j]);

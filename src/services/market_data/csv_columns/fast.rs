@@ -10,7 +10,7 @@
 //! ([`super::quick_row_at`]), which the property tests hold this path to.
 
 use crate::domain::market::candle::TimestampMs;
-use crate::domain::money::{EXACT_POW10, MAX_UNITS_DIGITS};
+use crate::domain::money::{EXACT_POW10, MAX_UNITS_DIGITS, POW10};
 use crate::services::market_data::import::{MAX_LINE_BYTES, MICROS_THRESHOLD};
 
 /// Digits a number read here may have (whole and fraction together).
@@ -23,17 +23,6 @@ pub(super) const ROW_WINDOW: usize = 128;
 
 /// `'0'` in every byte.
 const ZEROS: u64 = 0x3030_3030_3030_3030;
-
-/// 10^k for the k a u64 holds.
-const POW10: [u64; 20] = {
-    let mut t = [1u64; 20];
-    let mut k = 1;
-    while k < 20 {
-        t[k] = t[k - 1] * 10;
-        k += 1;
-    }
-    t
-};
 
 /// The 8 bytes at `bytes[j..]` as a little-endian word (the first byte lowest).
 #[inline(always)]
