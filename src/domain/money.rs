@@ -101,6 +101,34 @@ pub fn parse_units(bytes: &[u8]) -> Option<((u64, u32), &[u8])> {
     }
 }
 
+/// `a / 10^sa` against `b / 10^sb`, exactly (mantissas of at most [`MAX_UNITS_DIGITS`] digits
+/// and scales of at most 18: both fit a u128 at the larger scale).
+#[inline]
+pub fn compare_units((a, sa): (u64, u32), (b, sb): (u64, u32)) -> std::cmp::Ordering {
+    if sa == sb {
+        return a.cmp(&b);
+    }
+    let (a, b) = (u128::from(a), u128::from(b));
+    if sa < sb {
+        (a * 10u128.pow(sb - sa)).cmp(&b)
+    } else {
+        a.cmp(&(b * 10u128.pow(sa - sb)))
+    }
+}
+
+/// The importer's checks on a candle's open, high, low and close as fixed-point numbers (see
+/// [`compare_units`]): a positive low, the high at or above it, the open and close between them.
+#[inline]
+pub fn units_make_a_candle(
+    open: (u64, u32),
+    high: (u64, u32),
+    low: (u64, u32),
+    close: (u64, u32),
+) -> bool {
+    let within = |v| compare_units(v, low).is_ge() && compare_units(v, high).is_le();
+    low.0 > 0 && compare_units(high, low).is_ge() && within(open) && within(close)
+}
+
 /// `d` as its mantissa and scale, when it is positive or zero (not -0) with a mantissa under
 /// 2^64. For such a decimal with a scale under 23, `m as f64 / 10^scale` is [`decimal_to_f64`].
 #[inline]

@@ -14,7 +14,7 @@ use super::import::{
 use crate::domain::market::candle::{
     CandleColumns, ColumnsBuilder, Interval, TimestampMs, UnitsSummary,
 };
-use crate::domain::money::{MAX_UNITS_DIGITS, leading_digits, parse_units};
+use crate::domain::money::{MAX_UNITS_DIGITS, leading_digits, parse_units, units_make_a_candle};
 use std::io::Read;
 use std::path::Path;
 
@@ -380,13 +380,7 @@ fn quick_row(bytes: &[u8]) -> Option<(TimestampMs, Units)> {
     }
     let [open, high, low, close, _volume] = row;
     // The importer's checks on the values (an unsigned volume is never negative).
-    let fits = low.0 > 0
-        && cmp(high, low).is_ge()
-        && cmp(open, low).is_ge()
-        && cmp(open, high).is_le()
-        && cmp(close, low).is_ge()
-        && cmp(close, high).is_le();
-    fits.then_some((open_time, row))
+    units_make_a_candle(open, high, low, close).then_some((open_time, row))
 }
 
 /// A row's open, high, low, close and volume as `(mantissa, scale)`.
@@ -428,13 +422,7 @@ fn quick_row_at(bytes: &[u8]) -> Option<(TimestampMs, Units, usize)> {
         _ => return None,
     };
     let [open, high, low, close, _volume] = row;
-    let fits = low.0 > 0
-        && cmp(high, low).is_ge()
-        && cmp(open, low).is_ge()
-        && cmp(open, high).is_le()
-        && cmp(close, low).is_ge()
-        && cmp(close, high).is_le();
-    fits.then_some((open_time, row, end + 1))
+    units_make_a_candle(open, high, low, close).then_some((open_time, row, end + 1))
 }
 
 /// The digits from `bytes[i]` on (at least one, at most
@@ -502,20 +490,6 @@ fn fixed_point(bytes: &[u8]) -> Option<((u64, u32), &[u8])> {
         s -= 1;
     }
     Some(((m, s), rest))
-}
-
-/// Compare `a / 10^sa` with `b / 10^sb` exactly (mantissas under 10^18, scales under 19).
-#[inline]
-fn cmp((a, sa): (u64, u32), (b, sb): (u64, u32)) -> std::cmp::Ordering {
-    if sa == sb {
-        return a.cmp(&b);
-    }
-    let (a, b) = (u128::from(a), u128::from(b));
-    if sa < sb {
-        (a * 10u128.pow(sb - sa)).cmp(&b)
-    } else {
-        a.cmp(&(b * 10u128.pow(sa - sb)))
-    }
 }
 
 #[cfg(test)]

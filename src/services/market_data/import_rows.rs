@@ -6,21 +6,8 @@
 
 use super::import::{MICROS_THRESHOLD, TimeBounds};
 use crate::domain::market::TimestampMs;
-use crate::domain::money::{leading_digits, parse_units};
+use crate::domain::money::{leading_digits, parse_units, units_make_a_candle};
 use crate::store::candles::{CandleNumber, CandleRow};
-use std::cmp::Ordering;
-
-/// `m / 10^s` against `n / 10^t` (mantissas of at most 18 digits, scales at most 18: both sides
-/// fit a u128 at the common scale).
-#[inline]
-fn compare((m, s): (u64, u32), (n, t): (u64, u32)) -> Ordering {
-    if s == t {
-        return m.cmp(&n);
-    }
-    let scale = s.max(t);
-    let up = |v: u64, from: u32| u128::from(v) * 10u128.pow(scale - from);
-    up(m, s).cmp(&up(n, t))
-}
 
 /// The row `text` as a candle when it is plain and passes the importer's checks: an open time
 /// within `bounds` and after `prev`, a positive low, high at or above low, open and close
@@ -54,8 +41,7 @@ pub(crate) fn quick_row(
         };
     }
     let [open, high, low, close, _] = units;
-    let within = |v| compare(v, low) != Ordering::Less && compare(v, high) != Ordering::Greater;
-    if low.0 == 0 || compare(high, low) == Ordering::Less || !within(open) || !within(close) {
+    if !units_make_a_candle(open, high, low, close) {
         return None;
     }
     Some(CandleRow {
