@@ -307,34 +307,8 @@ impl BacktestService {
         columns: &CandleColumns,
         cancel: &AtomicBool,
     ) -> Result<Metrics, BacktestError> {
-        struct MetricsOnly<'a> {
-            config: &'a BacktestConfig,
-            candles: &'a [Candle],
-            columns: &'a CandleColumns,
-            cancel: &'a AtomicBool,
-        }
-        impl SpecialisedRun<Result<Metrics, BacktestError>> for MetricsOnly<'_> {
-            fn run<T: Strategy>(self, engine: Engine<T>) -> Result<Metrics, BacktestError> {
-                let stats = EquityStats::new(self.config.initial_cash.to_f64());
-                BacktestService::simulate(
-                    self.config,
-                    engine,
-                    self.candles,
-                    self.columns,
-                    0,
-                    self.cancel,
-                    &mut |_, _| {},
-                    stats,
-                )
-                .map(|r| r.metrics)
-            }
-        }
-        engine.specialise(MetricsOnly {
-            config,
-            candles,
-            columns,
-            cancel,
-        })
+        let stats = EquityStats::new(config.initial_cash.to_f64());
+        Self::run_builtin_on(config, engine, candles, columns, cancel, stats).map(|r| r.metrics)
     }
 
     /// The total return in percent that [`run_builtin_metrics`](Self::run_builtin_metrics)'s
@@ -348,19 +322,34 @@ impl BacktestService {
         columns: &CandleColumns,
         cancel: &AtomicBool,
     ) -> Result<f64, BacktestError> {
-        struct ReturnOnly<'a> {
+        let last = LastPoint {
+            initial: config.initial_cash.to_f64(),
+            last: None,
+            len: 0,
+        };
+        Self::run_builtin_on(config, engine, candles, columns, cancel, last)
+            .map(|r| r.metrics.total_return_pct)
+    }
+
+    /// A built-in strategy's run from the first candle, specialised to its strategy type,
+    /// marking its equity on `curve` only (no progress).
+    fn run_builtin_on<C: Curve>(
+        config: &BacktestConfig,
+        engine: Engine<BuiltinStrategy>,
+        candles: &[Candle],
+        columns: &CandleColumns,
+        cancel: &AtomicBool,
+        curve: C,
+    ) -> Result<BacktestResult, BacktestError> {
+        struct OnCurve<'a, C> {
             config: &'a BacktestConfig,
             candles: &'a [Candle],
             columns: &'a CandleColumns,
             cancel: &'a AtomicBool,
+            curve: C,
         }
-        impl SpecialisedRun<Result<f64, BacktestError>> for ReturnOnly<'_> {
-            fn run<T: Strategy>(self, engine: Engine<T>) -> Result<f64, BacktestError> {
-                let last = LastPoint {
-                    initial: self.config.initial_cash.to_f64(),
-                    last: None,
-                    len: 0,
-                };
+        impl<C: Curve> SpecialisedRun<Result<BacktestResult, BacktestError>> for OnCurve<'_, C> {
+            fn run<T: Strategy>(self, engine: Engine<T>) -> Result<BacktestResult, BacktestError> {
                 BacktestService::simulate(
                     self.config,
                     engine,
@@ -369,16 +358,16 @@ impl BacktestService {
                     0,
                     self.cancel,
                     &mut |_, _| {},
-                    last,
+                    self.curve,
                 )
-                .map(|r| r.metrics.total_return_pct)
             }
         }
-        engine.specialise(ReturnOnly {
+        engine.specialise(OnCurve {
             config,
             candles,
             columns,
             cancel,
+            curve,
         })
     }
 
