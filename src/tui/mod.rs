@@ -208,6 +208,7 @@ async fn run_on_clock_with(
     // NO_COLOR (any non-empty value) turns colour off: https://no-color.org
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut app = App::new(Snapshot::empty(mode, symbol, interval));
+    app.in_demo = market.replay_book.is_some();
     // The paper exchange's filters: the tick and step a paper account trades at, and Binance's
     // own for the large pairs; any other symbol falls back to `Precision::guess`.
     app.precisions = crate::format::Precisions::from_paper(

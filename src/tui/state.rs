@@ -131,6 +131,8 @@ pub struct App {
     pub history_pos: Option<usize>,
     /// Set by `update` whenever something visible changed; the runner draws and clears it.
     pub dirty: bool,
+    /// The interface shows the demo's replay (`trademind demo`), not the user's own account.
+    pub in_demo: bool,
 }
 
 /// Log lines kept for the Logs screen; older ones are dropped.
@@ -163,6 +165,7 @@ impl App {
             market_loading: None,
             should_quit: false,
             dirty: true,
+            in_demo: false,
         }
     }
 

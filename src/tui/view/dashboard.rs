@@ -147,7 +147,11 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme,
             positions,
             pos_block,
-            "no open positions · new here? `trademind demo` shows the whole loop",
+            if app.in_demo {
+                "no open positions yet · the demo's strategies open them as the replay runs"
+            } else {
+                "no open positions · new here? `trademind demo` shows the whole loop"
+            },
         );
     } else {
         let rows = s.positions.iter().map(|p| {

@@ -61,7 +61,11 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme,
             area,
             block,
-            "no decisions recorded yet: add a strategy (`trademind strategy add`) and run `trademind --daemon`, or try `trademind demo`",
+            if app.in_demo {
+                "no decisions yet: the demo's strategies decide as the replay runs"
+            } else {
+                "no decisions recorded yet: add a strategy (`trademind strategy add`) and run `trademind --daemon`, or try `trademind demo`"
+            },
         );
         return;
     }

@@ -127,7 +127,11 @@ fn health_line(app: &App, theme: Theme) -> Line<'static> {
     let mut spans = Vec::new();
     if s.health.is_empty() && app.heartbeats.is_empty() {
         spans.push(Span::styled(
-            "nothing has run yet: start the engine with `trademind --daemon` (or try `trademind demo`)",
+            if app.in_demo {
+                "nothing has run yet: the demo's replay is starting"
+            } else {
+                "nothing has run yet: start the engine with `trademind --daemon` (or try `trademind demo`)"
+            },
             theme.muted(),
         ));
     }

@@ -133,7 +133,11 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             theme,
             top,
             block,
-            "no open positions: a strategy opens them (`trademind strategy list`), or try `trademind demo`",
+            if app.in_demo {
+                "no open positions yet: the demo's strategies open them as the replay runs"
+            } else {
+                "no open positions: a strategy opens them (`trademind strategy list`), or try `trademind demo`"
+            },
         );
     } else {
         let cols = columns_for(area.width.saturating_sub(2));

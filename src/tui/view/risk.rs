@@ -293,7 +293,17 @@ fn state_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
 
 /// One row per strategy: its own breaker (which stops that strategy's entries only), today's
 /// loss and its drawdown from its own high against its limits, and when it recovers.
-fn book_rows(s: &Snapshot, now: i64, theme: Theme) -> Vec<Row<'static>> {
+/// One strategy's breaker, as its cells.
+struct BookLine {
+    name: String,
+    state: crate::domain::risk::BreakerState,
+    day_loss: String,
+    drawdown: String,
+    /// When and why a tripped breaker recovers; empty while it is active.
+    recovers: String,
+}
+
+fn book_lines(s: &Snapshot, now: i64) -> Vec<BookLine> {
     let f = |d: rust_decimal::Decimal| crate::domain::Quote(d).to_f64();
     s.books
         .iter()
@@ -318,18 +328,74 @@ fn book_rows(s: &Snapshot, now: i64, theme: Theme) -> Vec<Row<'static>> {
                     .unwrap_or_default();
                 format!("{when}{why}")
             };
-            Row::new(vec![
-                Cell::from(r.strategy.clone()),
-                Cell::from(Span::styled(state.label(), theme.breaker(state))),
-                Cell::from(used(
+            BookLine {
+                name: r.strategy.clone(),
+                state,
+                day_loss: used(
                     r.daily_loss_pct.max(rust_decimal::Decimal::ZERO),
                     b.max_daily_loss_pct,
-                )),
-                Cell::from(used(r.drawdown_pct, b.max_drawdown_pct)),
-                Cell::from(Span::styled(recovers, theme.muted())),
-            ])
+                ),
+                drawdown: used(r.drawdown_pct, b.max_drawdown_pct),
+                recovers,
+            }
         })
         .collect()
+}
+
+/// The strategy breakers' lines at a width (borders excluded): a header, then a row a strategy
+/// with a Recovers column where it fits. Where it would be cut (80 columns), each tripped
+/// breaker's recovery goes under its row instead, on two lines if it needs them.
+fn book_text(books: &[BookLine], width: u16, theme: Theme) -> Vec<Line<'static>> {
+    if books.is_empty() {
+        return Vec::new();
+    }
+    let inner = width.saturating_sub(2) as usize;
+    let widest = |texts: &mut dyn Iterator<Item = usize>| texts.max().unwrap_or(0);
+    let name_w = widest(&mut books.iter().map(|b| b.name.chars().count())).clamp(4, 14);
+    let state_w = widest(&mut books.iter().map(|b| b.state.label().len())).max(7);
+    let recovers_w =
+        widest(&mut books.iter().map(|b| b.recovers.chars().count())).max("Recovers".len());
+    let day_w = widest(&mut books.iter().map(|b| b.day_loss.chars().count())).max(8);
+    let drawdown_w = widest(&mut books.iter().map(|b| b.drawdown.chars().count())).max(8);
+    let widths = [name_w, state_w, day_w, drawdown_w];
+    let wide = inner >= widths.iter().sum::<usize>() + widths.len() + recovers_w;
+    let cell = |text: &str, w: usize| {
+        let text: String = text.chars().take(w).collect();
+        format!("{text:<w$} ")
+    };
+    let mut header: String = ["Name", "Breaker", "Day loss", "Drawdown"]
+        .iter()
+        .zip(widths)
+        .map(|(n, w)| cell(n, w))
+        .collect();
+    if wide {
+        header.push_str("Recovers");
+    }
+    let mut lines = vec![Line::from(Span::styled(header, theme.header()))];
+    for b in books {
+        let mut row = vec![
+            Span::raw(cell(&b.name, name_w)),
+            Span::styled(cell(b.state.label(), state_w), theme.breaker(b.state)),
+            Span::raw(cell(&b.day_loss, widths[2])),
+            Span::raw(cell(&b.drawdown, widths[3])),
+        ];
+        if wide {
+            row.push(Span::styled(b.recovers.clone(), theme.muted()));
+        }
+        lines.push(Line::from(row));
+        if wide || b.recovers.is_empty() {
+            continue;
+        }
+        let under = format!("recovers {}", b.recovers);
+        match under.split_once(" · ") {
+            Some((when, why)) if under.chars().count() > inner => {
+                lines.push(Line::from(Span::styled(when.to_string(), theme.muted())));
+                lines.push(Line::from(Span::styled(format!("  {why}"), theme.muted())));
+            }
+            _ => lines.push(Line::from(Span::styled(under, theme.muted()))),
+        }
+    }
+    lines
 }
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
@@ -388,47 +454,30 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
     let state_lines = state_lines(app, theme);
     let usages = usages(s);
-    let books = book_rows(s, app.now_ms(), theme);
-    let books_h = if books.is_empty() {
-        0
-    } else {
-        books.len() as u16 + 3
+    let books = book_text(&book_lines(s, app.now_ms()), right.width, theme);
+    // The panels above the history take the lines they need in turn; the history keeps three.
+    let mut left_over = right.height.saturating_sub(3);
+    let mut take = |wanted: usize| {
+        let got = (wanted as u16).min(left_over);
+        left_over -= got;
+        got
     };
-    let [state, strategies, usage, history] = Layout::vertical([
+    let heights = [
         // One spare line: a long breaker line wraps rather than being cut.
-        Constraint::Length(state_lines.len() as u16 + 3),
-        Constraint::Length(books_h),
-        Constraint::Length(usages.len() as u16 + 2),
+        take(state_lines.len() + 3),
+        take(if books.is_empty() { 0 } else { books.len() + 2 }),
+        take(usages.len() + 2),
+    ];
+    let [state, strategies, usage, history] = Layout::vertical([
+        Constraint::Length(heights[0]),
+        Constraint::Length(heights[1]),
+        Constraint::Length(heights[2]),
         Constraint::Min(3),
     ])
     .areas(right);
     if !books.is_empty() {
-        let name_w = super::width_of(s.books.iter().map(|b| b.risk.strategy.as_str()), 4).min(14);
-        let state_w = super::width_of(s.books.iter().map(|b| b.risk.breaker.state.label()), 7);
-        frame.render_widget(
-            Table::new(
-                books,
-                [
-                    Constraint::Length(name_w),
-                    Constraint::Length(state_w),
-                    Constraint::Length(9),
-                    Constraint::Length(10),
-                    Constraint::Min(0),
-                ],
-            )
-            .header(header_row(
-                theme,
-                &[
-                    ("Name", false),
-                    ("Breaker", false),
-                    ("Day loss", false),
-                    ("Drawdown", false),
-                    ("Recovers", false),
-                ],
-            ))
-            .block(Block::bordered().title(Span::styled(" Strategy breakers ", theme.title()))),
-            strategies,
-        );
+        let block = Block::bordered().title(Span::styled(" Strategy breakers ", theme.title()));
+        frame.render_widget(Paragraph::new(books).block(block), strategies);
     }
     frame.render_widget(
         Paragraph::new(state_lines)

@@ -387,7 +387,16 @@ fn the_risk_screen_shows_each_strategys_own_breaker_beside_the_accounts() {
     // fast's own breaker halted it on its daily loss, until midnight; trend trades on.
     let fast = row(&text, "fast");
     assert!(fast.contains("HALTED") && fast.contains("4.1/3%"), "{fast}");
-    assert!(fast.contains("in 3h 00m"), "{fast}");
+    // Beside the row where the Recovers column fits, else on the line under it.
+    let under = text
+        .lines()
+        .skip_while(|l| !l.contains(fast.as_str()))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        fast.contains("in 3h 00m") || under.contains("recovers in 3h 00m"),
+        "{fast}\n{under}"
+    );
     let trend = row(&text, "trend");
     assert!(
         trend.contains("ACTIVE") && trend.contains("1.1/15%"),
@@ -397,6 +406,30 @@ fn the_risk_screen_shows_each_strategys_own_breaker_beside_the_accounts() {
     assert!(text.contains("Breaker     ACTIVE"), "{text}");
     app.snapshot.books.clear();
     assert!(!render(&app, 120, 40).contains("Strategy breakers"));
+}
+
+#[test]
+fn at_80_columns_a_tripped_strategy_breaker_says_in_full_when_it_recovers() {
+    let app = app_on(Screen::Risk);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let text = render(&app, w, h);
+        assert!(
+            text.contains("in 3h 00m · daily loss"),
+            "{w}x{h}: the recovery is cut\n{text}"
+        );
+    }
+    // At 80 columns it goes under fast's row, not beside it.
+    let text = render(&app, 80, 24);
+    let lines: Vec<&str> = text.lines().collect();
+    let fast = lines
+        .iter()
+        .position(|l| l.contains("│fast ") && l.contains("HALTED"))
+        .unwrap_or_else(|| panic!("no fast row\n{text}"));
+    assert!(
+        lines[fast + 1].contains("recovers in 3h 00m"),
+        "{}",
+        lines[fast + 1]
+    );
 }
 
 #[test]
@@ -495,6 +528,37 @@ fn empty_screens_name_the_next_command() {
     assert!(on(Screen::Decisions).contains("`trademind strategy add`"));
     assert!(on(Screen::Backtests).contains("`trademind data fetch BTCUSDT 1h"));
     assert!(on(Screen::Positions).contains("`trademind demo`"));
+}
+
+#[test]
+fn inside_the_demo_the_empty_screens_do_not_point_to_the_demo() {
+    use crate::app::snapshot::Snapshot;
+    use crate::domain::market::Interval;
+    use crate::domain::symbol::Symbol;
+    use crate::domain::trading::TradingMode;
+    let snap = Snapshot::empty(
+        TradingMode::Paper,
+        Symbol::new("BTCUSDT").unwrap(),
+        Interval::H1,
+    );
+    for screen in [
+        Screen::Dashboard,
+        Screen::Positions,
+        Screen::Decisions,
+        Screen::Logs,
+    ] {
+        let mut app = App::new(snap.clone());
+        app.in_demo = true;
+        update(&mut app, Action::GoTo(screen));
+        for (w, h) in [(80, 24), (200, 60)] {
+            let text = render(&app, w, h);
+            assert!(
+                !text.contains("trademind demo"),
+                "{screen:?} {w}x{h}\n{text}"
+            );
+            assert!(text.contains("the demo's"), "{screen:?} {w}x{h}\n{text}");
+        }
+    }
 }
 
 #[test]
