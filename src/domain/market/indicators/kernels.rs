@@ -176,10 +176,10 @@ pub fn macd(values: &[f64], fast: usize, slow: usize, signal: usize) -> [Vec<f64
 /// Wilder's smoothing four rows per link of its chain ([`Quad`](super::Quad)): each group's
 /// true ranges, its own average and its four outputs are computed beside the chain (the
 /// group's lines of `Quad::step` on locals; the tests keep the copy exact), written straight
-/// into the column's spare capacity, with the input lines asked for ahead.
+/// into the column's spare capacity, with the input and output lines asked for ahead.
 #[inline(never)]
 pub fn atr(candles: &CandleColumns, period: usize) -> Vec<f64> {
-    /// Rows ahead of the group being computed whose input lines are asked for.
+    /// Rows ahead of the group being computed whose input and output lines are asked for.
     const PREFETCH_ROWS: usize = 64;
     let mut s = Atr::new(period);
     let n = candles.len();
@@ -210,6 +210,7 @@ pub fn atr(candles: &CandleColumns, period: usize) -> Vec<f64> {
         for column in [h, l, c] {
             prefetch::<false>(column.as_ptr().wrapping_add(PREFETCH_ROWS));
         }
+        prefetch::<true>(o.as_ptr().wrapping_add(PREFETCH_ROWS).cast());
         let fresh = |j: usize| true_range(h[j], l[j], c[j]) * inv_period;
         let p1 = fresh(0);
         let p2 = decay(p1, keep, fresh(1));
