@@ -8,6 +8,8 @@
 //! the same run (`sma20_ms`, ..., `all9_ms`). Times are the median thread CPU time (page faults
 //! included), which a shared machine does not inflate; minor page faults per call are printed
 //! beside the fused batch, whose time depends on whether its columns land on fresh pages.
+//! `TRADEMIND_BENCH_KERNELS=bollinger,atr` (names' prefixes, comma-separated) runs only those
+//! kernels and skips the fused batch and the streaming set.
 
 mod common;
 use common::{anchor_candles, ratio_to_anchor, thread_cpu};
@@ -147,8 +149,13 @@ fn kernels(cols: &CandleColumns, anchored: bool) -> f64 {
         ),
     ];
     let candles = cols.len();
+    let only = std::env::var("TRADEMIND_BENCH_KERNELS").ok();
+    let selected = |name: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|p| name.starts_with(p.trim())))
+    };
     let mut sum_ms = 0.0;
-    for (name, field, run) in &kernels {
+    for (name, field, run) in kernels.iter().filter(|k| selected(k.0)) {
         run();
         let faults0 = minor_faults();
         let runs: Vec<Duration> = (0..KERNEL_RUNS).map(|_| timed(run).1).collect();
@@ -186,6 +193,9 @@ fn main() {
     let params = IndicatorParams::default();
 
     kernels(&cols, data.anchored);
+    if std::env::var_os("TRADEMIND_BENCH_KERNELS").is_some() {
+        return;
+    }
 
     let faults0 = minor_faults();
     let batch: Vec<_> = (0..RUNS)

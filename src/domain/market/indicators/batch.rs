@@ -208,7 +208,6 @@ fn steady(
     // period back.
     let lagged = |period: usize, lag: usize| &input.close[start + lag - period..end + lag - period];
     let sma_leaving = lagged(set.sma.period, 1);
-    let bb_leaving = lagged(set.bollinger.period, 1);
     let wma_leaving = lagged(set.wma.period, 0);
     let prev_close = &input.close[start - 1..end - 1];
     let prev_high = &input.high[start - 1..end - 1];
@@ -252,7 +251,7 @@ fn steady(
         macd[j] = m.macd;
         macd_signal[j] = m.signal;
         macd_histogram[j] = m.histogram;
-        let bands = set.bollinger.slide(x, bb_leaving[j]);
+        let bands = set.bollinger.step(x);
         bb_upper[j] = bands.upper;
         bb_middle[j] = bands.middle;
         bb_lower[j] = bands.lower;

@@ -19,8 +19,8 @@
 
 use super::batch::Extremes;
 use super::{
-    Adx, Atr, Bollinger, CandleColumns, Ema, Macd, Obv, Ohlcv, Rsi, Sma, Stochastic, Vwap, Wma,
-    decay, rsi_value, split_change, true_range,
+    Adx, Atr, CandleColumns, Ema, Macd, Obv, Ohlcv, Rsi, Sma, Stochastic, Vwap, Wma, decay,
+    prefetch, rsi_value, split_change, true_range,
 };
 
 const NAN: f64 = f64::NAN;
@@ -171,50 +171,65 @@ pub fn macd(values: &[f64], fast: usize, slow: usize, signal: usize) -> [Vec<f64
     columns
 }
 
-/// Bollinger upper, middle and lower bands over a slice (NaN during warm-up).
-#[inline(never)]
-pub fn bollinger(values: &[f64], period: usize, dev_up: f64, dev_down: f64) -> [Vec<f64>; 3] {
-    let mut s = Bollinger::new(period, dev_up, dev_down);
-    let n = values.len();
-    let [mut upper, mut middle, mut lower] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let warm = (s.lookback() + 1).min(n);
-    for &x in &values[..warm] {
-        let v = s.update(x);
-        upper.push(v.map_or(NAN, |v| v.upper));
-        middle.push(v.map_or(NAN, |v| v.middle));
-        lower.push(v.map_or(NAN, |v| v.lower));
-    }
-    if warm < n {
-        // The oldest value still in the window leaves it after the output.
-        let leaving = &values[warm + 1 - s.period..n + 1 - s.period];
-        for (&x, &gone) in values[warm..].iter().zip(leaving) {
-            let v = s.slide(x, gone);
-            upper.push(v.upper);
-            middle.push(v.middle);
-            lower.push(v.lower);
-        }
-    }
-    [upper, middle, lower]
-}
-
 /// ATR over candles (NaN during warm-up).
+///
+/// Wilder's smoothing four rows per link of its chain ([`Quad`](super::Quad)): each group's
+/// true ranges, its own average and its four outputs are computed beside the chain (the
+/// group's lines of `Quad::step` on locals; the tests keep the copy exact), written straight
+/// into the column's spare capacity, with the input and output lines asked for ahead.
 #[inline(never)]
 pub fn atr(candles: &CandleColumns, period: usize) -> Vec<f64> {
+    /// Rows ahead of the group being computed whose input and output lines are asked for.
+    const PREFETCH_ROWS: usize = 64;
     let mut s = Atr::new(period);
     let n = candles.len();
     let mut out = Vec::with_capacity(n);
     let warm = (s.lookback() + 1).min(n);
     out.extend((0..warm).map(|i| s.update(&Ohlcv::from_columns(candles, i)).unwrap_or(NAN)));
-    if warm < n {
-        let rows = candles.high[warm..n]
-            .iter()
-            .zip(&candles.low[warm..n])
-            .zip(&candles.close[warm - 1..n - 1]);
-        // `Atr::smooth` on a copy the closure owns, so the average stays in a register.
-        let (mut smoothed, inv_period) = (s.smoothed, s.inv_period);
-        out.extend(rows.map(move |((&high, &low), &prev_close)| {
-            smoothed.step(true_range(high, low, prev_close) * inv_period)
-        }));
+    if warm == n {
+        return out;
+    }
+    // Whole groups from the seed (`Quad::seed` leaves no group open), then the rest row by row.
+    let groups = (n - warm) / 4 * 4;
+    let (high, low) = (
+        &candles.high[warm..warm + groups],
+        &candles.low[warm..warm + groups],
+    );
+    let prev_close = &candles.close[warm - 1..warm - 1 + groups];
+    let (inv_period, q) = (s.inv_period, s.smoothed);
+    let (keep, [k1, k2, k3, k4]) = (q.keep, q.powers);
+    let mut anchor = q.anchor;
+    let rows = high
+        .chunks_exact(4)
+        .zip(low.chunks_exact(4))
+        .zip(prev_close.chunks_exact(4));
+    for (o, ((h, l), c)) in out.spare_capacity_mut()[..groups]
+        .chunks_exact_mut(4)
+        .zip(rows)
+    {
+        for column in [h, l, c] {
+            prefetch::<false>(column.as_ptr().wrapping_add(PREFETCH_ROWS));
+        }
+        prefetch::<true>(o.as_ptr().wrapping_add(PREFETCH_ROWS).cast());
+        let fresh = |j: usize| true_range(h[j], l[j], c[j]) * inv_period;
+        let p1 = fresh(0);
+        let p2 = decay(p1, keep, fresh(1));
+        let p3 = decay(p2, keep, fresh(2));
+        let p4 = decay(p3, keep, fresh(3));
+        o[0].write(decay(anchor, k1, p1));
+        o[1].write(decay(anchor, k2, p2));
+        o[2].write(decay(anchor, k3, p3));
+        anchor = decay(anchor, k4, p4);
+        o[3].write(anchor);
+    }
+    // SAFETY: the loop wrote every one of the first `groups` spare rows (`groups / 4` chunks
+    // of four, one per group of inputs, which are exactly `groups` rows long), and `groups <=
+    // n - warm`, within the spare capacity.
+    unsafe { out.set_len(warm + groups) };
+    s.smoothed.seed(anchor);
+    let (high, low, close) = (&candles.high[..n], &candles.low[..n], &candles.close[..n]);
+    for i in warm + groups..n {
+        out.push(s.smooth(true_range(high[i], low[i], close[i - 1])));
     }
     out
 }

@@ -4,6 +4,7 @@
 
 use super::super::{
     Adx, Atr, Bollinger, CandleColumns, Ema, Macd, Obv, Ohlcv, Rsi, Sma, Stochastic, Vwap, Wma,
+    bollinger,
 };
 use super::*;
 use proptest::prelude::*;
