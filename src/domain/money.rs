@@ -170,11 +170,20 @@ pub fn div_to_zero_dp(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
             None => (ma, mb.checked_mul(pow10(a.scale() - b.scale() - dp)?)?),
         };
         // Most operands fit 64 bits, where the division is one machine instruction rather
-        // than a 128-bit library routine.
-        let q = match (i64::try_from(num), i64::try_from(den)) {
-            (Ok(n), Ok(d)) => i128::from(n.checked_div(d)?),
-            _ => num / den,
-        };
+        // than a 128-bit library routine; so do the trailing zeros' divisions by ten.
+        if let (Ok(n), Ok(d)) = (i64::try_from(num), i64::try_from(den)) {
+            let q = n.checked_div(d)?;
+            if q == 0 {
+                return Some(Decimal::ZERO);
+            }
+            let (mut q, mut scale) = (q, dp);
+            while scale > 0 && q % 10 == 0 {
+                q /= 10;
+                scale -= 1;
+            }
+            return Decimal::try_new(q, scale).ok();
+        }
+        let q = num / den;
         if q == 0 {
             return Some(Decimal::ZERO);
         }
@@ -392,6 +401,34 @@ mod tests {
     }
 
     proptest! {
+        /// The quotient's digits and scale are the exact truncated quotient's, its trailing
+        /// zeros dropped, whichever width the division ran in (64-bit operands and quotients
+        /// strip their zeros in 64 bits): the same decimal to the last bit.
+        #[test]
+        fn div_to_zero_dp_is_the_truncated_quotient_without_trailing_zeros(
+            ma in -1_000_000_000_000_000i64..1_000_000_000_000_000,
+            sa in 0u32..18,
+            mb in 1i64..10_000_000_000,
+            sb in 0u32..12,
+            negative_divisor in any::<bool>(),
+            dp in 0u32..15,
+        ) {
+            let a = Decimal::new(ma, sa);
+            let b = Decimal::new(if negative_divisor { -mb } else { mb }, sb);
+            // num / den = a / b * 10^dp, in i128; the exact path's range only.
+            let (mut num, mut den) = (a.mantissa(), b.mantissa());
+            let e = i64::from(sb) + i64::from(dp) - i64::from(sa);
+            let scaled = if e >= 0 {
+                num.checked_mul(10i128.pow(e as u32)).map(|n| num = n)
+            } else {
+                den.checked_mul(10i128.pow((-e) as u32)).map(|d| den = d)
+            };
+            prop_assume!(scaled.is_some() && (num / den).unsigned_abs() < 1u128 << 96);
+            let want = Decimal::from_i128_with_scale(num / den, dp).normalize();
+            let got = div_to_zero_dp(a, b, dp).unwrap();
+            prop_assert_eq!(got.serialize(), want.serialize(), "{} / {} to {} places", a, b, dp);
+        }
+
         /// The integer path truncates the true quotient: q * b <= a < (q + one unit) * b for a
         /// positive a and b, checked with exact decimal products.
         #[test]

@@ -390,6 +390,13 @@ pub trait Sizer: Send + Sync {
     fn name(&self) -> &str;
     /// `None` means "do not trade" (e.g. no cash, or the risk is too large).
     fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision>;
+
+    /// This sizer decides exactly as [`AllIn`] does, from the cash and the signal's stop alone.
+    /// The engine, told so once when it is built, then sizes an entry itself without marking the
+    /// equity for an input nobody reads. Default: `false`.
+    fn is_all_in(&self) -> bool {
+        false
+    }
 }
 
 /// Spend all the cash (fees included).
@@ -401,9 +408,20 @@ impl Sizer for AllIn {
         "all-in"
     }
     fn size(&self, input: &SizingInput<'_>) -> Option<SizeDecision> {
-        input.cash.is_positive().then_some(SizeDecision {
-            amount: OrderAmount::QuoteBudget(input.cash),
-            stop_loss: input.stop_loss,
+        AllIn::decide(input.cash, input.stop_loss)
+    }
+    fn is_all_in(&self) -> bool {
+        true
+    }
+}
+
+impl AllIn {
+    /// The whole cash as a quote budget, with the signal's stop: all an all-in entry reads.
+    #[inline]
+    fn decide(cash: Quote, stop_loss: Option<Price>) -> Option<SizeDecision> {
+        cash.is_positive().then_some(SizeDecision {
+            amount: OrderAmount::QuoteBudget(cash),
+            stop_loss,
         })
     }
 }
@@ -441,6 +459,8 @@ pub struct Engine<S: Strategy + ?Sized = dyn Strategy> {
 /// executions.
 struct EngineState {
     sizer: Box<dyn Sizer>,
+    /// The sizer [is all-in](Sizer::is_all_in): entries are sized without a `SizingInput`.
+    all_in: bool,
     cash: Quote,
     position: Position,
     /// Money put into the open position, fees included, for its round-trip PnL.
@@ -503,6 +523,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
         Engine {
             strategy,
             state: EngineState {
+                all_in: sizer.is_all_in(),
                 sizer,
                 cash,
                 position: Position::default(),
@@ -686,26 +707,31 @@ impl<S: Strategy + ?Sized> Engine<S> {
                     }
                 }
                 self.state.time_exit = signal.time_exit_candles;
-                let close = history.close_price();
                 // A limit entry is sized at its limit: the price it buys at if it buys.
                 let limit = signal.limit_entry.map(|l| LimitOrder {
                     price: Price(
-                        close.get()
+                        history.close_price().get()
                             * (Decimal::ONE - Decimal::from(l.offset_bps) * Decimal::new(1, 4)),
                     ),
                     post_only: l.post_only,
                     timeout_candles: l.timeout_candles,
                 });
-                let input = SizingInput {
-                    cash: self.state.cash,
-                    equity: self.equity_at(close),
-                    price: limit.map_or(close, |l| l.price),
-                    stop_loss: signal.stop_loss,
-                    fee_rate: self.state.fee_rate,
-                    history,
-                    closed_trades: &self.state.closed_trades,
+                let decision = if self.state.all_in {
+                    AllIn::decide(self.state.cash, signal.stop_loss)
+                } else {
+                    let close = history.close_price();
+                    let input = SizingInput {
+                        cash: self.state.cash,
+                        equity: self.equity_at(close),
+                        price: limit.map_or(close, |l| l.price),
+                        stop_loss: signal.stop_loss,
+                        fee_rate: self.state.fee_rate,
+                        history,
+                        closed_trades: &self.state.closed_trades,
+                    };
+                    self.state.sizer.size(&input)
                 };
-                self.state.sizer.size(&input).map(|d| OrderIntent {
+                decision.map(|d| OrderIntent {
                     side: Side::Buy,
                     amount: d.amount,
                     stop_loss: d.stop_loss,
@@ -739,7 +765,13 @@ impl<S: Strategy + ?Sized> Engine<S> {
     /// Book an execution: cash, position and fees change only here. Returns the round trip it
     /// closed, if it closed one.
     pub fn on_execution(&mut self, exec: &Execution) -> Option<ClosedTrade> {
-        let notional = exec.price * exec.qty;
+        self.on_fill(exec, exec.price * exec.qty)
+    }
+
+    /// [`on_execution`](Self::on_execution) with the execution's notional as the exchange worked
+    /// it out for its fee: `exec.price * exec.qty`, the same decimal (scale included), not
+    /// multiplied a second time.
+    pub(crate) fn on_fill(&mut self, exec: &Execution, notional: Quote) -> Option<ClosedTrade> {
         let mut closed = None;
         match exec.side {
             Side::Buy => {

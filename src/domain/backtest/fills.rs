@@ -4,7 +4,7 @@
 
 use super::engine::{Execution, ExitReason, LimitOrder, OrderAmount, OrderIntent};
 use crate::domain::market::candle::{Candle, TimestampMs};
-use crate::domain::money::{Price, Qty, div_to_zero_dp};
+use crate::domain::money::{Price, Qty, Quote, div_to_zero_dp};
 use crate::domain::trading::filters::{FilterViolation, SymbolFilters};
 use crate::domain::trading::order::{OrderType, Side, TrailingStop};
 use crate::domain::trading::scale_out::{self, Split, Unsplittable};
@@ -161,6 +161,23 @@ struct Brackets {
     rest_break_even: Option<Price>,
 }
 
+/// An execution with its notional (`price * qty`) as the fill worked it out for the fee, so the
+/// booking takes the same decimal instead of multiplying again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Filled {
+    pub(crate) exec: Execution,
+    pub(crate) notional: Quote,
+}
+
+/// What an order sent or resting came to, when it came to something.
+pub(crate) type Outcome = Result<Filled, Rejection>;
+
+/// The public face of an outcome: the execution alone.
+#[inline]
+fn public(outcome: Option<Outcome>) -> Option<Result<Execution, Rejection>> {
+    outcome.map(|o| o.map(|f| f.exec))
+}
+
 /// A limit entry resting on the book: the order, its price on the tick, and the candles it may
 /// still rest for.
 #[derive(Debug, Clone, Copy)]
@@ -193,6 +210,10 @@ pub struct SimulatedExchange {
     /// A second leg filled in the candle [`check_brackets`](Self::check_brackets) last looked
     /// at (a scale-out's part beside its trailed rest).
     second_exit: Option<Execution>,
+    /// A fee rate and `1 + rate`, the factor a quote budget is divided by, worked out once for
+    /// the taker fee the exchange was built with (`costs` may be changed after: see
+    /// [`budget_factor`](Self::budget_factor)).
+    budget_factor: (Decimal, Decimal),
 }
 
 impl SimulatedExchange {
@@ -209,6 +230,19 @@ impl SimulatedExchange {
             entry_price: Price(Decimal::ZERO),
             unsplit: None,
             second_exit: None,
+            budget_factor: (costs.taker_fee, Decimal::ONE + costs.taker_fee),
+        }
+    }
+
+    /// `1 + fee_rate`, from the one worked out at construction when `fee_rate` is that rate to
+    /// the last digit of its representation (scale included, as the sum's scale follows it).
+    #[inline]
+    fn budget_factor(&self, fee_rate: Decimal) -> Decimal {
+        let (rate, factor) = self.budget_factor;
+        if rate.serialize() == fee_rate.serialize() {
+            factor
+        } else {
+            Decimal::ONE + fee_rate
         }
     }
 
@@ -290,6 +324,17 @@ impl SimulatedExchange {
         close: impl FnOnce() -> Price,
         time: TimestampMs,
     ) -> Option<Result<Execution, Rejection>> {
+        public(self.submit_filled(intent, close, time))
+    }
+
+    /// [`submit_at`](Self::submit_at), the execution with its notional.
+    #[inline]
+    pub(crate) fn submit_filled(
+        &mut self,
+        intent: OrderIntent,
+        close: impl FnOnce() -> Price,
+        time: TimestampMs,
+    ) -> Option<Outcome> {
         if let Some(limit) = intent.limit {
             return self.place_limit(intent, limit, close());
         }
@@ -312,7 +357,7 @@ impl SimulatedExchange {
         intent: OrderIntent,
         mut limit: LimitOrder,
         price: Price,
-    ) -> Option<Result<Execution, Rejection>> {
+    ) -> Option<Outcome> {
         limit.price = self.filters.round_price_down(limit.price);
         if limit.price >= price {
             if limit.post_only {
@@ -336,6 +381,11 @@ impl SimulatedExchange {
     /// buy that a replayed price crosses; it is cancelled when this candle was the last of its
     /// time-out.
     pub fn on_resting_candle(&mut self, candle: &Candle) -> Option<Result<Execution, Rejection>> {
+        public(self.on_resting_candle_filled(candle))
+    }
+
+    /// [`on_resting_candle`](Self::on_resting_candle), the execution with its notional.
+    pub(crate) fn on_resting_candle_filled(&mut self, candle: &Candle) -> Option<Outcome> {
         let mut resting = self.resting.take()?;
         let limit = resting.limit;
         if candle.low <= limit.price {
@@ -375,6 +425,15 @@ impl SimulatedExchange {
         open: Price,
         time: TimestampMs,
     ) -> Option<Result<Execution, Rejection>> {
+        public(self.fill_pending_filled(open, time))
+    }
+
+    /// [`fill_pending`](Self::fill_pending), the execution with its notional.
+    pub(crate) fn fill_pending_filled(
+        &mut self,
+        open: Price,
+        time: TimestampMs,
+    ) -> Option<Outcome> {
         let intent = self.pending.take()?;
         Some(self.fill_market(&intent, open, time))
     }
@@ -552,7 +611,7 @@ impl SimulatedExchange {
         intent: &OrderIntent,
         reference: Price,
         time: TimestampMs,
-    ) -> Result<Execution, Rejection> {
+    ) -> Outcome {
         let price = self.slipped(intent.side, reference);
         self.brackets_from = TimestampMs::MIN;
         self.fill(intent, reference, price, self.costs.taker_fee, time)
@@ -567,7 +626,7 @@ impl SimulatedExchange {
         price: Price,
         fee_rate: Decimal,
         time: TimestampMs,
-    ) -> Result<Execution, Rejection> {
+    ) -> Outcome {
         let raw_qty = match intent.amount {
             OrderAmount::Qty(q) => q,
             // budget = qty * price * (1 + fee). The quotient is cut (down, so the budget is never
@@ -576,7 +635,7 @@ impl SimulatedExchange {
             // library's slow rescaling path, for digits no exchange accepts.
             OrderAmount::QuoteBudget(budget) => Qty(div_to_zero_dp(
                 budget.get(),
-                price.get() * (Decimal::ONE + fee_rate),
+                price.get() * self.budget_factor(fee_rate),
                 BUDGET_QTY_DP,
             )
             .unwrap_or(Decimal::ZERO)),
@@ -650,7 +709,7 @@ impl SimulatedExchange {
                 }
             }
         }
-        Ok(Execution {
+        let exec = Execution {
             side: intent.side,
             qty,
             price,
@@ -660,7 +719,8 @@ impl SimulatedExchange {
                 Side::Buy => ExitReason::Signal,
                 Side::Sell => intent.reason,
             },
-        })
+        };
+        Ok(Filled { exec, notional })
     }
 }
 

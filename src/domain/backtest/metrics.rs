@@ -302,17 +302,18 @@ pub fn summarise(stats: EquityStats, input: &MetricsInput<'_>) -> Metrics {
     let cagr = Some(cagr).filter(|c| c.is_finite());
     let calmar = cagr.map(|c| ratio_or_zero(c, max_dd));
 
-    let closed: Vec<&TradeRecord> = input.trades.iter().filter(|t| !t.is_open()).collect();
-    let pnls: Vec<f64> = closed.iter().map(|t| t.pnl.to_f64()).collect();
-    let wins: Vec<f64> = pnls.iter().copied().filter(|p| *p > 0.0).collect();
-    let losses: Vec<f64> = pnls.iter().copied().filter(|p| *p <= 0.0).collect();
-    let gross_win: f64 = wins.iter().sum();
-    let gross_loss: f64 = -losses.iter().sum::<f64>();
+    // One vector (the closed trades' PnL), walked once per statistic: each sum adds the same
+    // values in the same order as it would over its own collected list.
+    let closed = || input.trades.iter().filter(|t| !t.is_open());
+    let pnls: Vec<f64> = closed().map(|t| t.pnl.to_f64()).collect();
+    let wins = || pnls.iter().copied().filter(|p| *p > 0.0);
+    let losses = || pnls.iter().copied().filter(|p| *p <= 0.0);
+    let (win_count, loss_count) = (wins().count(), losses().count());
+    let gross_win: f64 = wins().sum();
+    let gross_loss: f64 = -losses().sum::<f64>();
     let profit_factor = (gross_loss > 0.0).then(|| gross_win / gross_loss);
-    let durations: Vec<f64> = closed
-        .iter()
-        .filter_map(|t| t.exit_time.map(|x| (x - t.entry_time) as f64 / 3_600_000.0))
-        .collect();
+    let durations =
+        || closed().filter_map(|t| t.exit_time.map(|x| (x - t.entry_time) as f64 / 3_600_000.0));
 
     let (dd_start, dd_end) = match dd_span {
         Some((a, b)) => (input.times.get(a), input.times.get(b)),
@@ -330,16 +331,16 @@ pub fn summarise(stats: EquityStats, input: &MetricsInput<'_>) -> Metrics {
         max_drawdown_start: dd_start,
         max_drawdown_end: dd_end,
         trades: input.trades.len(),
-        closed_trades: closed.len(),
-        win_rate_pct: ratio_or_zero(wins.len() as f64, closed.len() as f64) * 100.0,
+        closed_trades: pnls.len(),
+        win_rate_pct: ratio_or_zero(win_count as f64, pnls.len() as f64) * 100.0,
         profit_factor,
         expectancy: ratio_or_zero(pnls.iter().sum(), pnls.len() as f64),
-        avg_win: ratio_or_zero(gross_win, wins.len() as f64),
-        avg_loss: ratio_or_zero(-gross_loss, losses.len() as f64),
-        largest_win: wins.iter().copied().fold(0.0, f64::max),
-        largest_loss: losses.iter().copied().fold(0.0, f64::min),
+        avg_win: ratio_or_zero(gross_win, win_count as f64),
+        avg_loss: ratio_or_zero(-gross_loss, loss_count as f64),
+        largest_win: wins().fold(0.0, f64::max),
+        largest_loss: losses().fold(0.0, f64::min),
         exposure_pct: ratio_or_zero(input.candles_in_market as f64, nf) * 100.0,
-        avg_trade_duration_hours: ratio_or_zero(durations.iter().sum(), durations.len() as f64),
+        avg_trade_duration_hours: ratio_or_zero(durations().sum(), durations().count() as f64),
         fees_paid: input.fees_paid.to_f64(),
         buy_and_hold_return_pct: (ratio_or_zero(input.last_close, input.first_open) - 1.0) * 100.0,
         candles: n,

@@ -23,6 +23,8 @@ mod columns_tests;
 #[cfg(test)]
 mod quiet_tests;
 #[cfg(test)]
+mod round_trip_tests;
+#[cfg(test)]
 mod stop_protection_tests;
 
 pub use engine::{
@@ -30,6 +32,7 @@ pub use engine::{
     OrderAmount, OrderIntent, Position, Signal, SizeDecision, Sizer, SizingInput, SpecialisedRun,
     Strategy, StrategyContext,
 };
+use fills::Outcome;
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
 pub use metrics::{EquityStats, Metrics, PartialExit, TradeRecord};
 pub use settings::BacktestSettings;
@@ -455,7 +458,12 @@ impl BacktestService {
                         let (cash, qty) = engine.equity_terms_f64();
                         curve.mark_stretch(cash, qty, &closes[i..quiet_end]);
                         i = quiet_end;
-                        continue;
+                        // The strategy may signal on the candle that ended the stretch: it goes
+                        // the general way below, without asking the strategy a second time
+                        // whether it is quiet there (it is not, and asking moves nothing).
+                        if i == chunk_end {
+                            continue;
+                        }
                     }
                 }
                 // Events (a queued order filling, a new order) are handled out of line, where
@@ -722,12 +730,15 @@ impl Desk {
         let time = history.open_time();
         // A resting limit entry fills (or times out) inside the candle, not at its open.
         if self.exchange.has_resting_entry() {
-            if let Some(outcome) = self.exchange.on_resting_candle(&history.current()) {
+            if let Some(outcome) = self.exchange.on_resting_candle_filled(&history.current()) {
                 self.settle(outcome, engine, time);
             }
             return;
         }
-        if let Some(outcome) = self.exchange.fill_pending(history.open_price(), time) {
+        if let Some(outcome) = self
+            .exchange
+            .fill_pending_filled(history.open_price(), time)
+        {
             self.settle(outcome, engine, time);
         }
     }
@@ -747,7 +758,7 @@ impl Desk {
         let time = intent.decided_at;
         if let Some(outcome) = self
             .exchange
-            .submit_at(intent, || history.close_price(), time)
+            .submit_filled(intent, || history.close_price(), time)
         {
             self.settle(outcome, engine, time);
         }
@@ -756,12 +767,12 @@ impl Desk {
     /// An order's outcome reaches the engine and the ledger.
     fn settle<S: Strategy + ?Sized>(
         &mut self,
-        outcome: Result<Execution, Rejection>,
+        outcome: Outcome,
         engine: &mut Engine<S>,
         time: TimestampMs,
     ) {
         match outcome {
-            Ok(exec) => self.book(&exec, engine),
+            Ok(filled) => self.book_filled(&filled.exec, filled.notional, engine),
             Err(why) => {
                 engine.on_rejected();
                 self.rejections.push((time, why));
@@ -772,7 +783,18 @@ impl Desk {
     #[cold]
     #[inline(never)]
     fn book<S: Strategy + ?Sized>(&mut self, exec: &Execution, engine: &mut Engine<S>) {
-        let closed = engine.on_execution(exec);
+        self.book_filled(exec, exec.price * exec.qty, engine);
+    }
+
+    /// [`book`](Self::book) an execution whose notional (`exec.price * exec.qty`) the fill
+    /// worked out already.
+    fn book_filled<S: Strategy + ?Sized>(
+        &mut self,
+        exec: &Execution,
+        notional: Quote,
+        engine: &mut Engine<S>,
+    ) {
+        let closed = engine.on_fill(exec, notional);
         self.ledger.record(exec, closed);
         // An entry whose scale-out would have been refused is kept whole: say so.
         if let Some(why) = self.exchange.take_unsplit() {
