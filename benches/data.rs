@@ -31,7 +31,7 @@ use trademind::domain::risk::RiskConfig;
 use trademind::services::market_data::csv_columns::read_columns_file;
 use trademind::services::market_data::import::{ImportOptions, import_file};
 use trademind::store::Store;
-use trademind::store::candles::{candles_in_range, columns_in_range};
+use trademind::store::candles::{candles_in_range, columns_in_range, history_columns};
 
 /// `ours / anchor` for a field of this run's `import` line (pandas; it names its size `rows=`,
 /// not `n=`), or why there is none. `ours` is in the field's unit (seconds).
@@ -278,6 +278,23 @@ fn main() {
     let t = median(times).as_secs_f64();
     println!(
         "store_to_columns n={n} median_cpu_s={t:.4} rows_per_s={:.0} | {}",
+        n as f64 / t,
+        ratio_to_anchor(t, anchored, "import", anchor_n, "read_csv_s")
+    );
+    // The backtest's path (#22): the series' side file, written by the first load after the
+    // import (which reads SQLite), then one read per load.
+    let (first, from_file) =
+        cpu(|| history_columns(&store, &symbol, Interval::M1, None, None).unwrap());
+    let times: Vec<_> = (0..5)
+        .map(|_| cpu(|| history_columns(&store, &symbol, Interval::M1, None, None).unwrap()).0)
+        .collect();
+    let t = median(times).as_secs_f64();
+    let same = from_file
+        == columns_in_range(store.conn(), &symbol, Interval::M1, None, None).unwrap()
+        && history_columns(&store, &symbol, Interval::M1, None, None).unwrap() == from_file;
+    println!(
+        "store_side_to_columns n={n} first_load_cpu_s={:.4} median_cpu_s={t:.4} rows_per_s={:.0} equal_to_sqlite={same} | {}",
+        first.as_secs_f64(),
         n as f64 / t,
         ratio_to_anchor(t, anchored, "import", anchor_n, "read_csv_s")
     );

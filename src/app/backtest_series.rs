@@ -86,13 +86,8 @@ pub fn load_series(
                     value: req.symbol.clone(),
                     reason: e.to_string(),
                 })?;
-            crate::store::candles::columns_in_range(
-                store.conn(),
-                &symbol,
-                req.interval,
-                req.from,
-                req.to,
-            )?
+            // The series' side file when fresh (one read), else SQLite (and the file rebuilt).
+            crate::store::candles::history_columns(store, &symbol, req.interval, req.from, req.to)?
         }
         (CandleSource::Store, None) => CandleColumns::default(),
     };

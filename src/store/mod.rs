@@ -56,6 +56,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
             include_str!("migrations/0028_imp_integer_candles.sql"),
             candles::migrate_text_candles,
         ),
+        M::up(include_str!("migrations/0029_side_history_revision.sql")),
     ])
 });
 
@@ -149,7 +150,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 22;
+const MIGRATION_COUNT: usize = 23;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -536,6 +537,33 @@ fn restrict_permissions(_path: &Path) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn side_file_migration_gives_each_series_a_revision_the_candles_view_bumps() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        MIGRATIONS.to_version(&mut conn, 22).unwrap();
+        let insert = |conn: &Connection, t: i64| {
+            conn.execute(
+                "INSERT INTO candles VALUES ('BTCUSDT', '1h', ?1, '1.5', '2', '1', '1.75', '10')",
+                [t],
+            )
+            .unwrap()
+        };
+        insert(&conn, 0);
+        MIGRATIONS.to_latest(&mut conn).unwrap();
+        let revision = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT revision FROM candle_series", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(revision(&conn), 0, "an existing series starts at 0");
+        insert(&conn, 3_600_000);
+        assert_eq!(revision(&conn), 1);
+        let bars: i64 = conn
+            .query_row("SELECT COUNT(*) FROM candle_bars", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(bars, 2);
+    }
 
     #[test]
     fn migrations_are_valid() {

@@ -61,6 +61,7 @@ mod risk;
 mod scale_out;
 mod secret_leak;
 mod shadow;
+mod side_file;
 mod stop_protections;
 mod telegram_bot;
 mod telegram_commands;

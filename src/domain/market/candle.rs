@@ -390,6 +390,42 @@ impl ColumnsBuilder {
         }
     }
 
+    /// Whole columns a reader already holds (a cache file's), in open-time order, with what the
+    /// exact view needs of their prices and volumes: the columns [`extend_rows`](Self::extend_rows)
+    /// builds from the same rows, without copying them.
+    pub fn from_columns(
+        open_time: Vec<TimestampMs>,
+        values: [Vec<f64>; 5],
+        prices: UnitsSummary,
+        volumes: UnitsSummary,
+    ) -> CandleColumns {
+        assert!(values.iter().all(|v| v.len() == open_time.len()));
+        let mut b = ColumnsBuilder::with_capacity(0);
+        if let [t0, t1, ..] = open_time[..] {
+            // As `extend_rows`: every step from the row before is the first step.
+            b.step = t1 - t0;
+            let step = b.step;
+            b.evenly_spaced = open_time
+                .windows(2)
+                .fold(true, |even, w| even & (w[1].wrapping_sub(w[0]) == step));
+        }
+        if !open_time.is_empty() {
+            b.prices.summary(prices);
+            b.volumes.summary(volumes);
+        }
+        let [open, high, low, close, volume] = values;
+        b.cols = CandleColumns {
+            open_time,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            ..CandleColumns::default()
+        };
+        b.finish()
+    }
+
     pub fn finish(self) -> CandleColumns {
         let mut cols = self.cols;
         let n = cols.open_time.len();

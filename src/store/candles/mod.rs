@@ -7,9 +7,11 @@
 //! [`write`]). A `candles` view shows the old text shape for anyone's own SQL.
 
 mod migrate;
+mod side;
 mod write;
 
 pub(crate) use migrate::migrate_text_candles;
+pub use side::{SIDE_DIR, history_columns};
 pub use write::{CandleNumber, CandleRow, MAX_SCALE};
 
 use super::codec::dec_from_sql;
@@ -56,6 +58,13 @@ pub fn insert_candle_rows(
     // make this wait (busy timeout) rather than fail on a read-to-write upgrade.
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let inserted = write_rows(&tx, symbol, interval, rows)?;
+    if inserted > 0 {
+        // Once per transaction, not per row: a series' side file is valid for one revision.
+        tx.prepare_cached(
+            "UPDATE candle_series SET revision = revision + 1 WHERE symbol = ?1 AND interval = ?2",
+        )?
+        .execute(params![symbol.as_str(), interval.as_str()])?;
+    }
     tx.commit()?;
     Ok(InsertReport {
         inserted,
@@ -215,6 +224,9 @@ fn rows_hint(
 /// first: the columns [`CandleColumns::from_candles`] builds from [`candles_in_range`], with no
 /// `Decimal` and no `Candle` in between (each stored integer is already the fixed-point number;
 /// a row holding a number kept as text goes through the decimal library as before).
+///
+/// Backtests read through [`history_columns`], which serves the same columns from the series'
+/// side file when it is fresh.
 pub fn columns_in_range(
     conn: &Connection,
     symbol: &Symbol,
@@ -222,10 +234,24 @@ pub fn columns_in_range(
     from: Option<TimestampMs>,
     to: Option<TimestampMs>,
 ) -> StoreResult<CandleColumns> {
-    let (from, to) = (from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
     let Some(series) = series_of(conn, symbol, interval)? else {
         return Ok(ColumnsBuilder::with_capacity(0).finish());
     };
+    read_columns(conn, &series, interval, from, to, |_| {})
+}
+
+/// The rows of `series` with `from <= open_time < to` as columns (see [`columns_in_range`]),
+/// handing `each` every row's five stored integers when all are non-negative integers (the rows
+/// read without a decimal), `None` for a row that holds anything else.
+fn read_columns(
+    conn: &Connection,
+    series: &Series,
+    interval: Interval,
+    from: Option<TimestampMs>,
+    to: Option<TimestampMs>,
+    mut each: impl FnMut(Option<&[i64; 5]>),
+) -> StoreResult<CandleColumns> {
+    let (from, to) = (from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX));
     let hint = rows_hint(conn, series.id, interval, from, to)?;
     let mut builder = ColumnsBuilder::with_capacity(hint);
     let mut stmt = conn.prepare_cached(&format!(
@@ -241,11 +267,11 @@ pub fn columns_in_range(
     ];
     while let Some(row) = rows.next()? {
         let open_time: TimestampMs = row.get(0)?;
-        let mut units = [(0u64, 0u32); 5];
+        let mut ints = [0i64; 5];
         let mut quick = true;
-        for (k, u) in units.iter_mut().enumerate() {
+        for (k, v) in ints.iter_mut().enumerate() {
             match row.get_ref(k + 1)? {
-                ValueRef::Integer(i) if i >= 0 => *u = normalised(i as u64, scales[k]),
+                ValueRef::Integer(i) if i >= 0 => *v = i,
                 _ => {
                     quick = false;
                     break;
@@ -253,9 +279,13 @@ pub fn columns_in_range(
             }
         }
         if quick {
+            let units: [(u64, u32); 5] =
+                std::array::from_fn(|k| normalised(ints[k] as u64, scales[k]));
             builder.push_units(open_time, units);
+            each(Some(&ints));
         } else {
-            builder.push_candle(&decode(row, &series)?);
+            builder.push_candle(&decode(row, series)?);
+            each(None);
         }
     }
     Ok(builder.finish())
