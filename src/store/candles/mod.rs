@@ -59,9 +59,11 @@ pub fn insert_candle_rows(
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let inserted = write_rows(&tx, symbol, interval, rows)?;
     if inserted > 0 {
-        // Once per transaction, not per row: a series' side file is valid for one revision.
+        // Once per transaction, not per row: a series' side file is valid for one revision. A
+        // random token, not a count: a database put back to an earlier copy and written again
+        // would count to a number a side file written in between already carries.
         tx.prepare_cached(
-            "UPDATE candle_series SET revision = revision + 1 WHERE symbol = ?1 AND interval = ?2",
+            "UPDATE candle_series SET revision = random() WHERE symbol = ?1 AND interval = ?2",
         )?
         .execute(params![symbol.as_str(), interval.as_str()])?;
     }

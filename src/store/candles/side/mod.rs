@@ -4,7 +4,8 @@
 //! SQLite rows.
 //!
 //! SQLite stays the one truth; the file is a derived cache. It carries the series' revision
-//! (migration 0029, bumped by every write) and is used only while that is still the series'
+//! (migration 0029: a random token every write sets afresh, so a database put back to an earlier
+//! copy never counts its way to a file's revision) and is used only while that is still the series'
 //! revision and its first and last open times are still the stored ones. A missing, stale,
 //! truncated or corrupt file is never an error: the columns are read from SQLite, the reason is
 //! logged, and the file is rebuilt.
