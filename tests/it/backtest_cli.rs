@@ -4,7 +4,8 @@
 use assert_cmd::Command;
 use std::path::PathBuf;
 
-fn trademind(data_dir: &std::path::Path) -> Command {
+/// The binary on a data dir, with no `TRADEMIND_*` variable or user config of the caller's.
+pub(crate) fn trademind(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::cargo_bin("trademind").expect("binary built");
     for (k, _) in std::env::vars() {
         if k.starts_with("TRADEMIND_") {
@@ -16,7 +17,8 @@ fn trademind(data_dir: &std::path::Path) -> Command {
     cmd
 }
 
-fn binance_csv() -> PathBuf {
+/// January 2025's BTCUSDT hourly candles as Binance serves them.
+pub(crate) fn binance_csv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/btcusdt_1h_2025-01_binance.csv")
 }
 

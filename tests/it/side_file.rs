@@ -2,24 +2,8 @@
 //! run after an import, the same run from it as from SQLite and from the CSV, and a damaged file
 //! is no error.
 
-use assert_cmd::Command;
+use super::backtest_cli::{binance_csv, trademind};
 use std::path::{Path, PathBuf};
-
-fn trademind(data_dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.arg("--data-dir").arg(data_dir);
-    cmd
-}
-
-fn binance_csv() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/btcusdt_1h_2025-01_binance.csv")
-}
 
 /// A run's metrics, final equity and trades (`--data FILE` when given, else the store).
 fn run(dir: &Path, data: Option<&Path>) -> serde_json::Value {
