@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::backtest::{BacktestRequest, load_candles, run_and_record_as};
+use crate::app::backtest::{BacktestRequest, load_series, run_and_record_on};
 use crate::app::bus::{Event, EventBus};
 use crate::app::control::{ControlOp, ControlRequest, backtest_request};
 use crate::app::decide::AnyEngine;
@@ -956,8 +956,10 @@ fn run_one_backtest(
         .map_err(|_| "the database lock was poisoned".to_string())?;
     let request = &queued.request;
     let now = move || clock.now_ms();
-    let candles = match load_candles(Some(&store), request) {
-        Ok(candles) => candles,
+    // The same load as `trademind backtest`: the series' side file when fresh, exact columns
+    // alone in the usual case.
+    let series = match load_series(Some(&store), request) {
+        Ok(series) => series,
         Err(e) => {
             // The row created at queueing time says why it never ran.
             if let Some(id) = queued.run_id
@@ -970,11 +972,12 @@ fn run_one_backtest(
         }
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let (id, _) = run_and_record_as(
+    let (id, _) = run_and_record_on(
         &store,
         queued.run_id,
         request,
-        &candles,
+        series.run_candles(),
+        &series.columns,
         &cancel,
         &mut |_, _| {},
         &now,
@@ -1099,5 +1102,76 @@ mod tests {
             recorder.runs()[0].error.as_deref(),
             Some("not reconciled, trading paused: BTCUSDT: position without a stop")
         );
+    }
+
+    /// A backtest queued from the interface or the bot loads its candles as `trademind
+    /// backtest` does: through the series' side file, which the first run writes.
+    #[tokio::test]
+    async fn a_queued_backtest_loads_through_the_series_side_file_as_the_cli_does() {
+        use crate::app::backtest::{CandleSource, SizingChoice};
+        use crate::domain::Symbol;
+        use crate::domain::backtest::{Costs, FillModel, StrategySpec};
+        use crate::domain::market::{Candle, Interval};
+        use crate::domain::money::{Price, Qty, Quote};
+        use crate::domain::risk::RiskConfig;
+        use rust_decimal::Decimal;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let candles: Vec<Candle> = (0..300i64)
+            .map(|i| {
+                let close = Price(Decimal::new(10_000 + (i % 17) * 37 - (i % 5) * 51, 1));
+                Candle {
+                    open_time: i * 3_600_000,
+                    open: close,
+                    high: Price(close.0 + Decimal::ONE),
+                    low: Price(close.0 - Decimal::ONE),
+                    close,
+                    volume: Qty::new(Decimal::TEN),
+                }
+            })
+            .collect();
+        let btc = Symbol::new("BTCUSDT").unwrap();
+        crate::store::candles::insert_candles(store.conn(), &btc, Interval::H1, &candles).unwrap();
+
+        let cancel = CancellationToken::new();
+        let (queue, worker) = backtest_queue(
+            Store::open_in(dir.path()).unwrap(),
+            Arc::new(At(1_000)),
+            Arc::new(MemoryRecorder::default()),
+            EventBus::new(16),
+            1,
+            cancel.clone(),
+        );
+        let request = BacktestRequest {
+            strategy: StrategySpec {
+                name: "sma-cross".into(),
+                params: [("fast".to_string(), 3.0), ("slow".to_string(), 8.0)].into(),
+            },
+            symbol: "BTCUSDT".into(),
+            interval: Interval::H1,
+            from: None,
+            to: None,
+            source: CandleSource::Store,
+            initial_cash: Quote(Decimal::from(10_000)),
+            costs: Costs::default(),
+            fill: FillModel::NextOpen,
+            sizing: SizingChoice::AllIn,
+            risk: RiskConfig::default(),
+        };
+        queue.submit(QueuedBacktest::from(request)).unwrap();
+        let run = loop {
+            let runs = crate::store::backtests::list(store.conn(), 5).unwrap();
+            if let Some(run) = runs.into_iter().find(|r| r.metrics.is_some()) {
+                break run;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(run.metrics.unwrap().candles, 300);
+        let files = std::fs::read_dir(dir.path().join(crate::store::candles::SIDE_DIR))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(files, 1, "the queued run wrote no side file");
+        cancel.cancel();
+        let _ = worker.await;
     }
 }
