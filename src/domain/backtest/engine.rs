@@ -336,6 +336,29 @@ pub struct OrderIntent {
     pub decided_at: TimestampMs,
 }
 
+impl OrderIntent {
+    /// A plain market order: no brackets, no limit, no scale-out.
+    pub fn market(
+        side: Side,
+        amount: OrderAmount,
+        reason: ExitReason,
+        decided_at: TimestampMs,
+    ) -> Self {
+        OrderIntent {
+            side,
+            amount,
+            stop_loss: None,
+            take_profit: None,
+            trailing: None,
+            break_even_r: None,
+            limit: None,
+            scale_out: None,
+            reason,
+            decided_at,
+        }
+    }
+}
+
 /// Why a position changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -674,18 +697,12 @@ impl<S: Strategy + ?Sized> Engine<S> {
     #[inline(never)]
     fn time_exit(&mut self, history: &History<'_>) -> Option<OrderIntent> {
         self.state.in_flight = true;
-        Some(OrderIntent {
-            side: Side::Sell,
-            amount: OrderAmount::Qty(self.state.position.qty),
-            stop_loss: None,
-            take_profit: None,
-            trailing: None,
-            break_even_r: None,
-            limit: None,
-            scale_out: None,
-            reason: ExitReason::TimeExit,
-            decided_at: history.open_time(),
-        })
+        Some(OrderIntent::market(
+            Side::Sell,
+            OrderAmount::Qty(self.state.position.qty),
+            ExitReason::TimeExit,
+            history.open_time(),
+        ))
     }
 
     /// Size a signal into an order (cold: most candles bring no signal).
@@ -744,18 +761,12 @@ impl<S: Strategy + ?Sized> Engine<S> {
                     decided_at,
                 })
             }
-            Action::ExitLong if !self.state.position.is_flat() => Some(OrderIntent {
-                side: Side::Sell,
-                amount: OrderAmount::Qty(self.state.position.qty),
-                stop_loss: None,
-                take_profit: None,
-                trailing: None,
-                break_even_r: None,
-                limit: None,
-                scale_out: None,
-                reason: ExitReason::Signal,
+            Action::ExitLong if !self.state.position.is_flat() => Some(OrderIntent::market(
+                Side::Sell,
+                OrderAmount::Qty(self.state.position.qty),
+                ExitReason::Signal,
                 decided_at,
-            }),
+            )),
             _ => None,
         };
         self.state.in_flight = intent.is_some();

@@ -750,16 +750,9 @@ mod tests {
 
     fn buy(amount: OrderAmount, stop: Option<Decimal>, target: Option<Decimal>) -> OrderIntent {
         OrderIntent {
-            side: Side::Buy,
-            amount,
             stop_loss: stop.map(Price),
             take_profit: target.map(Price),
-            trailing: None,
-            break_even_r: None,
-            limit: None,
-            scale_out: None,
-            reason: ExitReason::Signal,
-            decided_at: 0,
+            ..OrderIntent::market(Side::Buy, amount, ExitReason::Signal, 0)
         }
     }
 
@@ -836,18 +829,12 @@ mod tests {
         // 123.45 * 1.0005 = 123.511725 -> up to the tick 123.52; fee 0.12352
         assert_eq!(b.price, Price(dec!(123.52)));
         assert_eq!(b.fee, Quote(dec!(0.12352)));
-        let sell = OrderIntent {
-            side: Side::Sell,
-            amount: OrderAmount::Qty(Qty(dec!(1))),
-            stop_loss: None,
-            take_profit: None,
-            trailing: None,
-            break_even_r: None,
-            limit: None,
-            scale_out: None,
-            reason: ExitReason::Signal,
-            decided_at: 0,
-        };
+        let sell = OrderIntent::market(
+            Side::Sell,
+            OrderAmount::Qty(Qty(dec!(1))),
+            ExitReason::Signal,
+            0,
+        );
         let s = ex.submit(sell, &k).unwrap().unwrap();
         // 123.45 * 0.9995 = 123.388275 -> down to 123.38
         assert_eq!(s.price, Price(dec!(123.38)));

@@ -149,22 +149,12 @@ proptest! {
         let costs = Costs { taker_fee: taker, maker_fee: taker, slippage };
         let mut ex = SimulatedExchange::new(FillModel::Close, costs, filters);
         let amount = Decimal::new(amount_units, amount_scale);
-        let buy = OrderIntent {
-            side: Side::Buy,
-            amount: if budget {
-                OrderAmount::QuoteBudget(Quote(amount))
-            } else {
-                OrderAmount::Qty(Qty(amount))
-            },
-            stop_loss: None,
-            take_profit: None,
-            trailing: None,
-            break_even_r: None,
-            limit: None,
-            scale_out: None,
-            reason: ExitReason::Signal,
-            decided_at: 0,
+        let amount = if budget {
+            OrderAmount::QuoteBudget(Quote(amount))
+        } else {
+            OrderAmount::Qty(Qty(amount))
         };
+        let buy = OrderIntent::market(Side::Buy, amount, ExitReason::Signal, 0);
         let price = Price(Decimal::new(price_units, price_scale));
         let mut intent = buy;
         // The entry, then the exit of what it bought.
@@ -192,18 +182,12 @@ fn the_budget_factor_follows_costs_changed_after_construction() {
     filters.step_size = Decimal::ZERO;
     let mut ex = SimulatedExchange::new(FillModel::Close, Costs::default(), filters);
     ex.costs.taker_fee = Decimal::new(2, 3);
-    let intent = OrderIntent {
-        side: Side::Buy,
-        amount: OrderAmount::QuoteBudget(Quote(Decimal::new(1000, 0))),
-        stop_loss: None,
-        take_profit: None,
-        trailing: None,
-        break_even_r: None,
-        limit: None,
-        scale_out: None,
-        reason: ExitReason::Signal,
-        decided_at: 0,
-    };
+    let intent = OrderIntent::market(
+        Side::Buy,
+        OrderAmount::QuoteBudget(Quote(Decimal::new(1000, 0))),
+        ExitReason::Signal,
+        0,
+    );
     let e = ex
         .submit_at(intent, || Price(Decimal::new(100, 0)), 0)
         .unwrap()
