@@ -4,6 +4,7 @@
 
 use super::fills::FillModel;
 use super::strategies::{StrategySpec, build_strategy};
+use super::test_walk::{normalised, tick_walk};
 use super::{AllIn, BacktestConfig, BacktestResult, BacktestService, Engine, FixedFraction};
 use crate::domain::market::Interval;
 use crate::domain::market::candle::{Candle, CandleColumns};
@@ -15,23 +16,14 @@ use std::sync::atomic::AtomicBool;
 /// A walk of whole ticks with odd volumes (so that rebuilding a candle exercises every column),
 /// its decimals normalised as parsed ones are (the columns give candles back normalised).
 fn candles(steps: &[i8], cents: i64) -> Vec<Candle> {
-    let d = |units: i64, scale: u32| Decimal::new(units, scale).normalize();
-    let mut price: i64 = 10_000;
-    steps
-        .iter()
+    tick_walk(steps, cents, 2)
+        .into_iter()
         .enumerate()
-        .map(|(i, &s)| {
-            let open = price;
-            price = (price + i64::from(s) * cents).max(cents);
-            let (lo, hi) = (open.min(price), open.max(price));
-            Candle {
-                open_time: 1_700_000_000_000 + i as i64 * 60_000,
-                open: Price(d(open, 2)),
-                high: Price(d(hi + 2 * cents, 2)),
-                low: Price(d((lo - 2 * cents).max(1), 2)),
-                close: Price(d(price, 2)),
-                volume: Qty(d(1_000 + i as i64 * 37, 3)),
-            }
+        .map(|(i, c)| {
+            normalised(Candle {
+                volume: Qty(Decimal::new(1_000 + i as i64 * 37, 3)),
+                ..c
+            })
         })
         .collect()
 }

@@ -26,6 +26,8 @@ mod quiet_tests;
 mod round_trip_tests;
 #[cfg(test)]
 mod stop_protection_tests;
+#[cfg(test)]
+mod test_walk;
 
 pub use engine::{
     Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, LimitEntry, LimitOrder,

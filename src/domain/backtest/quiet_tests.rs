@@ -7,10 +7,11 @@ use super::fills::FillModel;
 use super::strategies::{
     BuiltinStrategy, SharedColumns, StrategySpec, build_strategy, build_strategy_shared,
 };
+use super::test_walk::tick_walk;
 use super::{AllIn, BacktestConfig, BacktestResult, BacktestService, FixedFraction};
 use crate::domain::market::Interval;
 use crate::domain::market::candle::{Candle, CandleColumns};
-use crate::domain::money::{Price, Qty, Quote};
+use crate::domain::money::Quote;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::sync::atomic::AtomicBool;
@@ -29,24 +30,7 @@ impl Strategy for EveryCandle {
 
 /// Candles from a walk of whole ticks (`cents` apart), so that the averages often tie exactly.
 fn candles(steps: &[i8], cents: i64) -> Vec<Candle> {
-    let mut price: i64 = 10_000;
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| {
-            let open = price;
-            price = (price + i64::from(s) * cents).max(cents);
-            let (lo, hi) = (open.min(price), open.max(price));
-            Candle {
-                open_time: 1_700_000_000_000 + i as i64 * 60_000,
-                open: Price(Decimal::new(open, 2)),
-                high: Price(Decimal::new(hi + cents, 2)),
-                low: Price(Decimal::new((lo - cents).max(1), 2)),
-                close: Price(Decimal::new(price, 2)),
-                volume: Qty(Decimal::ONE),
-            }
-        })
-        .collect()
+    tick_walk(steps, cents, 1)
 }
 
 fn spec(fast: usize, slow: usize, extra: &[(&str, f64)]) -> StrategySpec {

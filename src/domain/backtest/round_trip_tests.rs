@@ -6,6 +6,7 @@
 use super::engine::{AllIn, Engine, OrderAmount, OrderIntent, SizeDecision, Sizer, SizingInput};
 use super::fills::{Costs, FillModel, SimulatedExchange};
 use super::strategies::{StrategySpec, build_strategy};
+use super::test_walk::{normalised, tick_walk};
 use super::{BacktestConfig, BacktestService, ExitReason};
 use crate::domain::market::Interval;
 use crate::domain::market::candle::{Candle, CandleColumns};
@@ -32,23 +33,9 @@ impl Sizer for AllInAskedThroughItsInput {
 /// A walk of whole ticks `cents` apart, prices with as many trailing zeros as not (the
 /// decimals' scales vary from candle to candle, as parsed prices' do).
 fn candles(steps: &[i8], cents: i64) -> Vec<Candle> {
-    let mut price: i64 = 10_000;
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| {
-            let open = price;
-            price = (price + i64::from(s) * cents).max(cents);
-            let (lo, hi) = (open.min(price), open.max(price));
-            Candle {
-                open_time: 1_700_000_000_000 + i as i64 * 60_000,
-                open: Price(Decimal::new(open, 2).normalize()),
-                high: Price(Decimal::new(hi + cents, 2).normalize()),
-                low: Price(Decimal::new((lo - cents).max(1), 2).normalize()),
-                close: Price(Decimal::new(price, 2).normalize()),
-                volume: Qty(Decimal::ONE),
-            }
-        })
+    tick_walk(steps, cents, 1)
+        .into_iter()
+        .map(normalised)
         .collect()
 }
 
