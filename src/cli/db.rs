@@ -5,13 +5,15 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::Context;
+use crate::store::candles::{SeriesCache, series_caches};
 use crate::store::{self, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Create the database if needed and bring its schema up to date (safe to run again).
     Migrate,
-    /// Show the database file, its schema version and tables.
+    /// Show the database file, its schema version and tables, and each stored candle series
+    /// with whether its columnar side file (`history/`) is fresh.
     Status,
     /// Check the whole database file for damage (`PRAGMA integrity_check`); exit 1 if damaged.
     Check,
@@ -26,6 +28,8 @@ struct Status {
     up_to_date: bool,
     journal_mode: Option<String>,
     tables: Vec<String>,
+    /// The stored candle series and their side files (read only when the schema is current).
+    candle_series: Vec<SeriesCache>,
 }
 
 pub fn run(cmd: DbCommand, ctx: &Context) -> Result<()> {
@@ -83,6 +87,11 @@ pub fn run(cmd: DbCommand, ctx: &Context) -> Result<()> {
                     up_to_date: v == store::latest_version(),
                     journal_mode: Some(s.journal_mode()?),
                     tables: s.tables()?,
+                    candle_series: if v == store::latest_version() {
+                        series_caches(&s)?.unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
                 }
             } else {
                 Status {
@@ -93,6 +102,7 @@ pub fn run(cmd: DbCommand, ctx: &Context) -> Result<()> {
                     up_to_date: false,
                     journal_mode: None,
                     tables: vec![],
+                    candle_series: Vec::new(),
                 }
             };
             ctx.emit(&status, || {
@@ -119,7 +129,33 @@ pub fn run(cmd: DbCommand, ctx: &Context) -> Result<()> {
                     status.journal_mode.as_deref().unwrap_or("?")
                 );
                 println!("tables:         {}", status.tables.join(", "));
+                if !status.up_to_date {
+                    return;
+                }
+                println!("candle series:  {}", status.candle_series.len());
+                for series in &status.candle_series {
+                    println!(
+                        "  {} {}: {} candles{}",
+                        series.symbol,
+                        series.interval,
+                        series.candles,
+                        match (series.first_open_time, series.last_open_time) {
+                            (Some(first), Some(last)) =>
+                                format!(", {} to {} UTC", minute(first), minute(last)),
+                            _ => String::new(),
+                        }
+                    );
+                    println!("    side file {}: {}", series.side_file, series.side_state);
+                }
             })
         }
     }
+}
+
+/// An open time as `YYYY-MM-DD HH:MM` (UTC), or the raw milliseconds when out of range.
+fn minute(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+    )
 }

@@ -78,6 +78,74 @@ fn db_migrate_creates_every_table_and_is_idempotent() {
     assert!(!before.is_empty());
 }
 
+#[test]
+fn db_status_lists_each_candle_series_and_whether_its_side_file_is_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let csv = dir.path().join("btc.csv");
+    let mut text = String::from("open_time,open,high,low,close,volume\n");
+    for i in 0..120i64 {
+        let close = 100 + (i * 7) % 13;
+        text.push_str(&format!(
+            "{},{close},{},{},{close},1.5\n",
+            1_700_000_000_000 + i * 60_000,
+            close + 1,
+            close - 1
+        ));
+    }
+    fs::write(&csv, text).unwrap();
+    let run = |args: &[&str]| {
+        let out = trademind()
+            .args(["--data-dir", d])
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    run(&[
+        "data",
+        "import",
+        csv.to_str().unwrap(),
+        "--symbol",
+        "BTCUSDT",
+        "--interval",
+        "1m",
+    ]);
+    let human = run(&["db", "status"]);
+    assert!(
+        human.contains("BTCUSDT 1m: 120 candles, 2023-11-14 22:13 to 2023-11-15 00:12 UTC"),
+        "{human}"
+    );
+    assert!(human.contains("not written yet"), "{human}");
+    run(&[
+        "backtest",
+        "--symbol",
+        "BTCUSDT",
+        "--interval",
+        "1m",
+        "--strategy",
+        "sma-cross",
+        "--no-save",
+        "--json",
+    ]);
+    let status: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "db", "status"])).unwrap();
+    let series = &status["candle_series"][0];
+    assert_eq!(series["candles"], 120, "{status}");
+    assert_eq!(series["side_state"]["state"], "fresh", "{status}");
+    assert!(
+        series["side_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("-BTCUSDT-1m.cols"),
+        "{status}"
+    );
+    assert!(run(&["db", "status"]).contains(": fresh ("));
+}
+
 #[cfg(unix)]
 #[test]
 fn data_dir_and_database_are_private() {

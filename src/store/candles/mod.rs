@@ -11,7 +11,7 @@ mod side;
 mod write;
 
 pub(crate) use migrate::migrate_text_candles;
-pub use side::{SIDE_DIR, history_columns};
+pub use side::{SIDE_DIR, SeriesCache, SideState, history_columns, series_caches};
 pub use write::{CandleNumber, CandleRow, MAX_SCALE};
 
 use super::codec::dec_from_sql;

@@ -109,6 +109,103 @@ pub fn history_columns(
     rebuild(conn, &path, symbol, interval, from, to)
 }
 
+/// A stored series and whether its side file is the one a backtest would read now
+/// (`trademind db status`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeriesCache {
+    pub symbol: String,
+    pub interval: String,
+    pub candles: u64,
+    pub first_open_time: Option<TimestampMs>,
+    pub last_open_time: Option<TimestampMs>,
+    /// The side file's path.
+    pub side_file: String,
+    pub side_state: SideState,
+}
+
+/// What a backtest would do with a series' side file now: the same test it applies.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SideState {
+    /// Current: a backtest reads it.
+    Fresh { bytes: u64 },
+    /// Not written yet: the next backtest reads SQLite and writes it.
+    Missing,
+    /// Of an earlier state of the series: the next backtest reads SQLite and rewrites it.
+    Stale { reason: String },
+    /// Truncated, corrupt or unreadable: the next backtest reads SQLite and rewrites it.
+    Unusable { reason: String },
+}
+
+impl std::fmt::Display for SideState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SideState::Fresh { bytes } if *bytes < 1_000_000 => {
+                write!(f, "fresh ({:.1} kB)", *bytes as f64 / 1e3)
+            }
+            SideState::Fresh { bytes } => write!(f, "fresh ({:.1} MB)", *bytes as f64 / 1e6),
+            SideState::Missing => f.write_str("not written yet; the next backtest writes it"),
+            SideState::Stale { reason } => {
+                write!(f, "stale: {reason}; the next backtest rewrites it")
+            }
+            SideState::Unusable { reason } => {
+                write!(f, "unusable: {reason}; the next backtest rewrites it")
+            }
+        }
+    }
+}
+
+/// Every stored series with its side file's state, by symbol then interval. Nothing is written:
+/// a missing or stale file is only reported. `None` for a store without a file (in memory).
+pub fn series_caches(store: &Store) -> StoreResult<Option<Vec<SeriesCache>>> {
+    let Some(dir) = store.path().and_then(Path::parent) else {
+        return Ok(None);
+    };
+    let conn = store.conn();
+    let names: Vec<(String, String)> = conn
+        .prepare("SELECT symbol, interval FROM candle_series ORDER BY symbol, interval")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(names.len());
+    for (symbol_name, interval_name) in names {
+        // A name no command could have stored is left out rather than failing the status.
+        let (Ok(symbol), Ok(interval)) = (
+            symbol_name.parse::<Symbol>(),
+            interval_name.parse::<Interval>(),
+        ) else {
+            tracing::warn!(symbol = %symbol_name, interval = %interval_name, "a stored series with an unreadable name");
+            continue;
+        };
+        let Some(now) = current(conn, &symbol, interval)? else {
+            continue;
+        };
+        let candles: i64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM candle_bars WHERE series_id = ?1")?
+            .query_row(params![now.series.id], |r| r.get(0))?;
+        let path = side_path(dir, now.series.id, &symbol, interval);
+        let side_state = match load(&path, &symbol, interval, &now) {
+            Ok(_) => SideState::Fresh {
+                bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
+            },
+            Err(Unusable::Missing) => SideState::Missing,
+            Err(Unusable::Stale(reason)) => SideState::Stale { reason },
+            Err(other) => SideState::Unusable {
+                reason: other.to_string(),
+            },
+        };
+        out.push(SeriesCache {
+            symbol: symbol_name,
+            interval: interval_name,
+            candles: u64::try_from(candles).unwrap_or(0),
+            first_open_time: now.first,
+            last_open_time: now.last,
+            side_file: path.display().to_string(),
+            side_state,
+        });
+    }
+    Ok(Some(out))
+}
+
 /// The side file at `path` when it is the current one of the series.
 fn load(
     path: &Path,

@@ -360,3 +360,72 @@ fn a_range_has_its_own_exact_view_not_the_series() {
         Some(Price::new(Decimal::from(7)))
     );
 }
+
+#[test]
+fn the_status_says_whether_each_series_side_file_is_the_one_a_backtest_would_read() {
+    let (_dir, store) = store();
+    let state = |store: &Store| {
+        let all = series_caches(store).unwrap().unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all[0].clone()
+    };
+    let candles: Vec<Candle> = (0..10)
+        .map(|i| candle(i * M, Decimal::new(100 + i, 1), Decimal::ONE))
+        .collect();
+    insert_candles(store.conn(), &btc(), Interval::M1, &candles).unwrap();
+    let before = state(&store);
+    assert_eq!(
+        (
+            before.symbol.as_str(),
+            before.interval.as_str(),
+            before.candles
+        ),
+        ("BTCUSDT", "1m", 10)
+    );
+    assert_eq!(
+        (before.first_open_time, before.last_open_time),
+        (Some(0), Some(9 * M))
+    );
+    assert_eq!(before.side_file, path_of(&store).display().to_string());
+    assert_eq!(before.side_state, SideState::Missing);
+    // The status writes nothing: the file is still missing.
+    assert!(!path_of(&store).exists());
+
+    side(&store, None, None);
+    let bytes = std::fs::metadata(path_of(&store)).unwrap().len();
+    assert_eq!(state(&store).side_state, SideState::Fresh { bytes });
+
+    insert_candles(
+        store.conn(),
+        &btc(),
+        Interval::M1,
+        &[candle(10 * M, Decimal::ONE, Decimal::ONE)],
+    )
+    .unwrap();
+    let after = state(&store);
+    assert_eq!(after.candles, 11);
+    assert!(
+        matches!(&after.side_state, SideState::Stale { reason } if reason.contains("revision")),
+        "{:?}",
+        after.side_state
+    );
+
+    side(&store, None, None);
+    let mut bytes = std::fs::read(path_of(&store)).unwrap();
+    bytes[HEADER_LEN + 3] ^= 0x40;
+    std::fs::write(path_of(&store), &bytes).unwrap();
+    let corrupt = state(&store);
+    assert!(
+        matches!(&corrupt.side_state, SideState::Unusable { reason } if reason.contains("corrupt")),
+        "{:?}",
+        corrupt.side_state
+    );
+    assert!(
+        corrupt
+            .side_state
+            .to_string()
+            .ends_with("the next backtest rewrites it"),
+        "{}",
+        corrupt.side_state
+    );
+}
