@@ -6,15 +6,7 @@ use std::path::PathBuf;
 
 /// The binary on a data dir, with no `TRADEMIND_*` variable or user config of the caller's.
 pub(crate) fn trademind(data_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.arg("--data-dir").arg(data_dir);
-    cmd
+    crate::hermetic::trademind_at(data_dir)
 }
 
 /// January 2025's BTCUSDT hourly candles as Binance serves them.

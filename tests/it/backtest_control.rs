@@ -129,15 +129,7 @@ fn a_run_nobody_cancels_completes_even_with_the_poll_in_place() {
 }
 
 pub(crate) fn trademind(data_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.arg("--data-dir").arg(data_dir);
-    cmd
+    crate::hermetic::trademind_at(data_dir)
 }
 
 #[test]

@@ -9,15 +9,7 @@ fn binary() -> PathBuf {
 }
 
 fn trademind(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(binary());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.arg("--data-dir").arg(data_dir);
-    cmd
+    crate::hermetic::trademind_at(data_dir)
 }
 
 fn binance_csv() -> PathBuf {

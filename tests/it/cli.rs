@@ -4,15 +4,7 @@ use assert_cmd::Command;
 use std::fs;
 
 fn trademind() -> Command {
-    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
-    // Keep the test hermetic: no user config, no stray overrides.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd
+    Command::from_std(crate::hermetic::hermetic())
 }
 
 #[test]

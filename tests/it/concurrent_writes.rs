@@ -9,14 +9,7 @@ use trademind::store::Store;
 use trademind::store::risk::load_config;
 
 fn trademind(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("trademind"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.args(["--data-dir", data_dir.to_str().unwrap()]);
+    let mut cmd = crate::hermetic::hermetic_at(data_dir);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
 }

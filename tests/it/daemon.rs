@@ -167,16 +167,8 @@ async fn daemon_jobs_fire_on_schedule_never_overlap_and_do_not_burst_after_a_pau
 
 /// The real binary with a clean environment and its own data dir.
 pub fn trademind_command(data_dir: &std::path::Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("trademind"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test")
-        .env("TRADEMIND_SECRETS__BACKEND", "environment")
-        .arg("--data-dir")
-        .arg(data_dir);
+    let mut cmd = crate::hermetic::hermetic_at(data_dir);
+    cmd.env("TRADEMIND_SECRETS__BACKEND", "environment");
     cmd
 }
 

@@ -752,14 +752,7 @@ async fn rules_engine_is_labelled_rules_and_recorded() {
 }
 
 pub(crate) fn trademind() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd
+    assert_cmd::Command::from_std(crate::hermetic::hermetic())
 }
 
 #[test]

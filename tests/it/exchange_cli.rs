@@ -4,17 +4,7 @@ use crate::exchange_common::fake;
 use assert_cmd::Command;
 
 pub(crate) fn trademind(data_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test")
-        .env_remove("TRADEMIND_BINANCE_API_KEY")
-        .env_remove("TRADEMIND_BINANCE_API_SECRET")
-        .args(["--data-dir", data_dir.to_str().unwrap()]);
-    cmd
+    crate::hermetic::trademind_at(data_dir)
 }
 
 fn json_of(cmd: &mut Command) -> serde_json::Value {

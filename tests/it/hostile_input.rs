@@ -6,14 +6,7 @@ use std::path::Path;
 use std::process::Output;
 
 fn trademind(data_dir: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.args(["--data-dir", data_dir.to_str().unwrap()]);
+    let mut cmd = crate::hermetic::trademind_at(data_dir);
     // A runaway read would be killed here rather than take the machine down.
     cmd.timeout(std::time::Duration::from_secs(60));
     cmd

@@ -6,15 +6,7 @@ use std::fs;
 use std::path::Path;
 
 fn trademind(data: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.args(["--data-dir", data.to_str().unwrap()]);
-    cmd
+    crate::hermetic::trademind_at(data)
 }
 
 /// Every byte the data dir holds (database, WAL, logs), for leak searches.

@@ -17,15 +17,7 @@ use trademind::store::Store;
 const T0: i64 = 1_795_514_820_000;
 
 fn trademind(data_dir: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.args(["--data-dir", data_dir.to_str().unwrap()]);
-    cmd
+    crate::hermetic::trademind_at(data_dir)
 }
 
 fn stderr_of(cmd: &mut assert_cmd::Command, code: i32) -> String {

@@ -36,6 +36,7 @@ mod fake_binance_live;
 mod fake_binance_market;
 mod fake_telegram;
 mod fee_true_risk;
+mod hermetic;
 mod hostile_input;
 mod indicators_parity;
 mod key_permissions;

@@ -359,15 +359,7 @@ async fn an_unknown_symbol_is_reported_with_binances_code() {
 }
 
 fn trademind(data_dir: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("trademind").unwrap();
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.arg("--data-dir").arg(data_dir);
-    cmd
+    crate::hermetic::trademind_at(data_dir)
 }
 
 fn json_of(out: &assert_cmd::assert::Assert) -> serde_json::Value {

@@ -10,14 +10,7 @@ fn readme() -> String {
 }
 
 fn trademind() -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("trademind"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd
+    crate::hermetic::hermetic()
 }
 
 /// The subcommand names a `--help` page lists under "Commands:" (without `help`).

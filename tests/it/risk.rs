@@ -4,15 +4,7 @@
 use assert_cmd::Command;
 
 fn trademind(data_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("trademind").expect("binary built");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TRADEMIND_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-trademind-test");
-    cmd.args(["--data-dir", data_dir.to_str().unwrap()]);
-    cmd
+    crate::hermetic::trademind_at(data_dir)
 }
 
 fn show_json(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
