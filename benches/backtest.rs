@@ -27,10 +27,9 @@ use trademind::app::backtest::{
     run_sweep, run_sweep_ranked, sweep_grid,
 };
 use trademind::domain::backtest::{
-    AllIn, BacktestConfig, BacktestService, Costs, Engine, FillModel, Signal, Strategy,
-    StrategyContext, StrategySpec,
+    AllIn, BacktestConfig, BacktestService, BuiltinStrategy, Costs, Engine, FillModel, History,
+    Signal, Strategy, StrategyContext, StrategySpec, build_strategy,
 };
-use trademind::domain::market::indicators::SlidingSma;
 use trademind::domain::market::{Candle, CandleColumns, Interval};
 use trademind::domain::money::{Price, Qty, Quote};
 use trademind::domain::risk::RiskConfig;
@@ -65,17 +64,21 @@ fn synthetic(n: usize) -> Vec<Candle> {
         .collect()
 }
 
-/// The crossover's two averages (the same sliding averages over the history) without ever
-/// signalling: what the engine costs per candle before any order (for the breakdown).
-struct AveragesOnly(SlidingSma, SlidingSma);
-impl Strategy for AveragesOnly {
+/// The SMA cross itself with its signals dropped: the same averages, the same quiet scan (the
+/// engine skips the candles between crosses as in the real run), never an order. What the run
+/// costs per candle before its round trips and the marking of a held position (for the
+/// breakdown).
+struct Muted(BuiltinStrategy);
+impl Strategy for Muted {
     fn name(&self) -> &str {
-        "averages-only"
+        "sma-cross, muted"
     }
     fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
-        let closes = ctx.history.closes();
-        black_box((self.0.update(closes), self.1.update(closes)));
+        black_box(self.0.on_candle(ctx));
         None
+    }
+    fn quiet_until(&mut self, history: History<'_>, from: usize) -> usize {
+        self.0.quiet_until(history, from)
     }
 }
 
@@ -113,7 +116,9 @@ fn main() {
     } else {
         FillModel::NextOpen
     };
-    let config = BacktestConfig::new(Interval::M1);
+    let mut config = BacktestConfig::new(Interval::M1);
+    // The muted run fills (never) as the main run would: the same loop.
+    config.fill_model = fill;
     let never = AtomicBool::new(false);
 
     let request = |fast: f64, slow: f64| BacktestRequest {
@@ -141,14 +146,29 @@ fn main() {
         )
         .unwrap()
     };
-    // `TRADEMIND_BENCH_PROFILE=N`: only repeat the main run N times (for `perf record`).
-    if let Some(reps) = std::env::var("TRADEMIND_BENCH_PROFILE")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    // The same run with its signals dropped (see `Muted`).
+    let muted_run = |columns: &CandleColumns| {
+        let engine = Engine::new(
+            Box::new(Muted(build_strategy(&sma_spec(10.0, 30.0)).unwrap())),
+            Box::new(AllIn),
+            config.initial_cash,
+        );
+        BacktestService::run(&config, engine, &candles, columns, &never, &mut |_, _| {}).unwrap()
+    };
+    // `TRADEMIND_BENCH_PROFILE=N`: only repeat the main run N times (for `perf record`);
+    // `TRADEMIND_BENCH_PROFILE_MUTED=N`, the run with its signals dropped.
+    let reps = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    if let Some(reps) = reps("TRADEMIND_BENCH_PROFILE") {
         let columns = CandleColumns::from_candles(&candles);
         for _ in 0..reps {
             black_box(main_run(&columns));
+        }
+        return;
+    }
+    if let Some(reps) = reps("TRADEMIND_BENCH_PROFILE_MUTED") {
+        let columns = CandleColumns::from_candles(&candles);
+        for _ in 0..reps {
+            black_box(muted_run(&columns));
         }
         return;
     }
@@ -178,13 +198,7 @@ fn main() {
     for _ in 0..7 {
         let cpu0 = thread_cpu();
         let t = Instant::now();
-        let engine = Engine::new(
-            Box::new(AveragesOnly(SlidingSma::new(10), SlidingSma::new(30))),
-            Box::new(AllIn),
-            config.initial_cash,
-        );
-        let r = BacktestService::run(&config, engine, &candles, &columns, &never, &mut |_, _| {})
-            .unwrap();
+        let r = muted_run(&columns);
         let wall = t.elapsed();
         black_box(r);
         quiet_cpu.push(match (cpu0, thread_cpu()) {
@@ -230,7 +244,7 @@ fn main() {
     );
     let quiet = median(quiet_cpu);
     println!(
-        "  of which the same run with no trades, CPU time:          {:>8.2} ms  {:>7.1} M candles/s ({:.0} ns per round trip traded)",
+        "  of which the same run with its signals dropped, CPU time: {:>8.2} ms  {:>7.1} M candles/s ({:.0} ns per round trip traded, a held position's marking included)",
         quiet.as_secs_f64() * 1e3,
         mcps(quiet),
         run_cpu.saturating_sub(quiet).as_secs_f64() * 1e9 / trades.max(1) as f64
