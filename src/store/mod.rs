@@ -57,6 +57,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
             candles::migrate_text_candles,
         ),
         M::up(include_str!("migrations/0029_side_history_revision.sql")),
+        M::up(include_str!("migrations/0030_append_prefix_revision.sql")),
     ])
 });
 
@@ -150,7 +151,7 @@ pub fn latest_version() -> usize {
     // `Migrations` has no public count; the SQL list above is the source of truth.
     MIGRATION_COUNT
 }
-const MIGRATION_COUNT: usize = 23;
+const MIGRATION_COUNT: usize = 24;
 
 /// Result of a migration run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

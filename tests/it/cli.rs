@@ -136,6 +136,58 @@ fn db_status_lists_each_candle_series_and_whether_its_side_file_is_fresh() {
         "{status}"
     );
     assert!(run(&["db", "status"]).contains(": fresh ("));
+
+    // Three newer candles (the live sink's, say): the file is a prefix of the series, and the
+    // next backtest appends them.
+    let later = dir.path().join("later.csv");
+    let mut text = String::from("open_time,open,high,low,close,volume\n");
+    for i in 120..123i64 {
+        text.push_str(&format!(
+            "{},100,101,99,100,1.5\n",
+            1_700_000_000_000 + i * 60_000
+        ));
+    }
+    fs::write(&later, text).unwrap();
+    let import = |csv: &std::path::Path| {
+        run(&[
+            "data",
+            "import",
+            csv.to_str().unwrap(),
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+        ])
+    };
+    import(&later);
+    let status: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "db", "status"])).unwrap();
+    let state = &status["candle_series"][0]["side_state"];
+    assert_eq!(state["state"], "behind", "{status}");
+    assert_eq!(state["new_candles"], 3, "{status}");
+    let human = run(&["db", "status"]);
+    assert!(
+        human.contains("behind by 3 candles; the next backtest appends them"),
+        "{human}"
+    );
+    run(&[
+        "backtest",
+        "--symbol",
+        "BTCUSDT",
+        "--interval",
+        "1m",
+        "--strategy",
+        "sma-cross",
+        "--no-save",
+        "--json",
+    ]);
+    let status: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "db", "status"])).unwrap();
+    assert_eq!(status["candle_series"][0]["candles"], 123, "{status}");
+    assert_eq!(
+        status["candle_series"][0]["side_state"]["state"], "fresh",
+        "{status}"
+    );
 }
 
 #[cfg(unix)]

@@ -57,6 +57,9 @@ pub fn insert_candle_rows(
     // Immediate: the batch writes anyway, and taking the write lock first lets a busy database
     // make this wait (busy timeout) rather than fail on a read-to-write upgrade.
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    // The last open time before the write: rows after it cannot be stored yet, so the write is a
+    // pure append when every new row is one of them.
+    let last = last_open_time(&tx, symbol, interval)?;
     let inserted = write_rows(&tx, symbol, interval, rows)?;
     if inserted > 0 {
         // Once per transaction, not per row: a series' side file is valid for one revision. A
@@ -66,12 +69,33 @@ pub fn insert_candle_rows(
             "UPDATE candle_series SET revision = random() WHERE symbol = ?1 AND interval = ?2",
         )?
         .execute(params![symbol.as_str(), interval.as_str()])?;
+        // The rows a side file holds stay a prefix of the series only after a pure append onto
+        // stored rows (a rescale's UPDATE sets the prefix revision through its trigger).
+        let appended = last.is_some_and(|last| inserted == distinct_after(rows, last));
+        if !appended {
+            tx.prepare_cached(
+                "UPDATE candle_series SET prefix_revision = random() WHERE symbol = ?1 AND interval = ?2",
+            )?
+            .execute(params![symbol.as_str(), interval.as_str()])?;
+        }
     }
     tx.commit()?;
     Ok(InsertReport {
         inserted,
         already_present: rows.len() - inserted,
     })
+}
+
+/// How many distinct open times after `last` the rows have.
+fn distinct_after(rows: &[CandleRow], last: TimestampMs) -> usize {
+    let mut after: Vec<TimestampMs> = rows
+        .iter()
+        .map(|r| r.open_time)
+        .filter(|&t| t > last)
+        .collect();
+    after.sort_unstable();
+    after.dedup();
+    after.len()
 }
 
 /// The stored names of a number's column, for error messages (the old table's names).

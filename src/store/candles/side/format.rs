@@ -1,9 +1,9 @@
-//! The side file's format (version 1), all numbers little-endian:
+//! The side file's format (version 2), all numbers little-endian:
 //!
 //! | bytes    | field |
 //! |----------|-------|
 //! | 0..8     | magic `TMSIDE\x1a\n` |
-//! | 8..12    | format version (u32, 1) |
+//! | 8..12    | format version (u32, 2) |
 //! | 12..16   | header length (u32, 128) |
 //! | 16..24   | series id (i64) |
 //! | 24..32   | the series' revision the rows are of (i64) |
@@ -12,7 +12,8 @@
 //! | 56..64   | price and volume scales of the integers below (u32 each) |
 //! | 64..88   | symbol, zero-padded ASCII |
 //! | 88..92   | interval, zero-padded ASCII |
-//! | 92..112  | zero |
+//! | 92..100  | the series' prefix revision the rows are a prefix of (i64; version 2, zero in 1) |
+//! | 100..112 | zero |
 //! | 112..116 | CRC-32 of the payload |
 //! | 116..124 | zero |
 //! | 124..128 | CRC-32 of bytes 0..124 |
@@ -22,6 +23,8 @@
 //! price integers and its stored volume integer (i64); the fewest decimals the row's prices and
 //! its volume need (u8, [`TEXT_ROW`] for a row holding a number kept as text). The last four
 //! columns give a range's exact view without touching a decimal.
+//!
+//! A version 1 file (no prefix revision) is stale, never an error: it is rebuilt.
 
 use crate::domain::market::CandleColumns;
 use crate::domain::market::TimestampMs;
@@ -30,7 +33,7 @@ use std::io::{Read, Write};
 use zerocopy::IntoBytes;
 
 const MAGIC: [u8; 8] = *b"TMSIDE\x1a\n";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 pub(super) const HEADER_LEN: usize = 128;
 /// Bytes a row takes in the payload.
 pub(super) const ROW_BYTES: u64 = 8 * 8 + 2;
@@ -42,6 +45,9 @@ pub(super) const TEXT_ROW: u8 = u8::MAX;
 pub(super) struct SideFile {
     pub series_id: i64,
     pub revision: i64,
+    /// The series' prefix revision (migration 0030) when the rows were read: while it is still
+    /// the series' one, the rows are a prefix of the stored ones and the file can be extended.
+    pub prefix_revision: i64,
     pub symbol: String,
     pub interval: String,
     pub price_scale: u32,
@@ -150,6 +156,7 @@ impl SideFile {
         h[60..64].copy_from_slice(&self.volume_scale.to_le_bytes());
         h[64..88].copy_from_slice(&padded::<24>(&self.symbol));
         h[88..92].copy_from_slice(&padded::<4>(&self.interval));
+        h[92..100].copy_from_slice(&self.prefix_revision.to_le_bytes());
         h[112..116].copy_from_slice(&payload_crc.to_le_bytes());
         let crc = crc32fast::hash(&h[..124]);
         h[124..128].copy_from_slice(&crc.to_le_bytes());
@@ -237,6 +244,7 @@ impl SideFile {
         let mut f = SideFile {
             series_id: le_i64(&h, 16),
             revision: le_i64(&h, 24),
+            prefix_revision: le_i64(&h, 92),
             symbol,
             interval,
             price_scale,
@@ -262,6 +270,18 @@ impl SideFile {
             return Err(Unusable::Corrupt("first or last open time"));
         }
         Ok(f)
+    }
+
+    /// Put `tail`'s rows after this file's rows (the caller checks they are later).
+    pub fn append(&mut self, tail: SideFile) {
+        self.open_time.extend(tail.open_time);
+        for (mine, theirs) in self.values.iter_mut().zip(tail.values) {
+            mine.extend(theirs);
+        }
+        self.price_units.extend(tail.price_units);
+        self.volume_units.extend(tail.volume_units);
+        self.price_need.extend(tail.price_need);
+        self.volume_need.extend(tail.volume_need);
     }
 
     /// The rows with `from <= open_time < to` as the columns `columns_in_range` gives for them

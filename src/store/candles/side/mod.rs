@@ -13,12 +13,21 @@
 //! It is written lazily, on the first load after a change, not after each import: the live
 //! candle sink writes a candle a minute, and rewriting a whole series' file each time would cost
 //! more than every backtest gains; an import followed by a backtest pays the SQLite read once.
+//! A file whose rows are still a prefix of the series (it carries the series' prefix revision,
+//! migration 0030, which every write but a pure append sets afresh, and its first open time) is
+//! extended with only the rows after its last open time: after the live sink's new candles the
+//! next backtest reads those few rows, not the whole series.
 //! It is written to a temporary file and renamed over the old one, so a reader sees the old
 //! file or the new one, never half of one (and a file torn by a crash fails its checksums).
 
+#[cfg(test)]
+mod append_tests;
 mod format;
+mod status;
 #[cfg(test)]
 mod tests;
+
+pub use status::{SeriesCache, SideState, series_caches};
 
 use super::write::{Series, find_series};
 use super::{StoreResult, read_columns};
@@ -38,6 +47,7 @@ pub const SIDE_DIR: &str = "history";
 struct Current {
     series: Series,
     revision: i64,
+    prefix_revision: i64,
     first: Option<TimestampMs>,
     last: Option<TimestampMs>,
 }
@@ -46,19 +56,20 @@ fn current(conn: &Connection, symbol: &Symbol, interval: Interval) -> StoreResul
     let Some(series) = find_series(conn, symbol.as_str(), interval.as_str())? else {
         return Ok(None);
     };
-    let (revision, first, last) = conn
+    let (revision, prefix_revision, first, last) = conn
         .prepare_cached(
-            "SELECT revision,
+            "SELECT revision, prefix_revision,
                 (SELECT open_time FROM candle_bars WHERE series_id = ?1 ORDER BY open_time LIMIT 1),
                 (SELECT open_time FROM candle_bars WHERE series_id = ?1 ORDER BY open_time DESC LIMIT 1)
              FROM candle_series WHERE id = ?1",
         )?
         .query_row(params![series.id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
     Ok(Some(Current {
         series,
         revision,
+        prefix_revision,
         first,
         last,
     }))
@@ -90,12 +101,13 @@ pub fn history_columns(
     };
     let path = side_path(dir, now.series.id, symbol, interval);
     match load(&path, symbol, interval, &now) {
-        Ok(file) => {
+        Ok(Found::Fresh(file)) => {
             return match file.into_range(from, to) {
                 Some(columns) => Ok(columns),
                 None => super::columns_in_range(conn, symbol, interval, from, to),
             };
         }
+        Ok(Found::Behind(file)) => return extend(conn, &path, symbol, interval, file, from, to),
         Err(Unusable::Missing) => {
             tracing::debug!(path = %path.display(), "no side file yet; reading SQLite")
         }
@@ -109,110 +121,22 @@ pub fn history_columns(
     rebuild(conn, &path, symbol, interval, from, to)
 }
 
-/// A stored series and whether its side file is the one a backtest would read now
-/// (`trademind db status`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SeriesCache {
-    pub symbol: String,
-    pub interval: String,
-    pub candles: u64,
-    pub first_open_time: Option<TimestampMs>,
-    pub last_open_time: Option<TimestampMs>,
-    /// The side file's path.
-    pub side_file: String,
-    pub side_state: SideState,
+/// A side file a load can use.
+#[derive(Debug)]
+enum Found {
+    /// The series' current one.
+    Fresh(SideFile),
+    /// A prefix of the series: the stored rows after its last open time extend it.
+    Behind(SideFile),
 }
 
-/// What a backtest would do with a series' side file now: the same test it applies.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum SideState {
-    /// Current: a backtest reads it.
-    Fresh { bytes: u64 },
-    /// Not written yet: the next backtest reads SQLite and writes it.
-    Missing,
-    /// Of an earlier state of the series: the next backtest reads SQLite and rewrites it.
-    Stale { reason: String },
-    /// Truncated, corrupt or unreadable: the next backtest reads SQLite and rewrites it.
-    Unusable { reason: String },
-}
-
-impl std::fmt::Display for SideState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SideState::Fresh { bytes } if *bytes < 1_000_000 => {
-                write!(f, "fresh ({:.1} kB)", *bytes as f64 / 1e3)
-            }
-            SideState::Fresh { bytes } => write!(f, "fresh ({:.1} MB)", *bytes as f64 / 1e6),
-            SideState::Missing => f.write_str("not written yet; the next backtest writes it"),
-            SideState::Stale { reason } => {
-                write!(f, "stale: {reason}; the next backtest rewrites it")
-            }
-            SideState::Unusable { reason } => {
-                write!(f, "unusable: {reason}; the next backtest rewrites it")
-            }
-        }
-    }
-}
-
-/// Every stored series with its side file's state, by symbol then interval. Nothing is written:
-/// a missing or stale file is only reported. `None` for a store without a file (in memory).
-pub fn series_caches(store: &Store) -> StoreResult<Option<Vec<SeriesCache>>> {
-    let Some(dir) = store.path().and_then(Path::parent) else {
-        return Ok(None);
-    };
-    let conn = store.conn();
-    let names: Vec<(String, String)> = conn
-        .prepare("SELECT symbol, interval FROM candle_series ORDER BY symbol, interval")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(names.len());
-    for (symbol_name, interval_name) in names {
-        // A name no command could have stored is left out rather than failing the status.
-        let (Ok(symbol), Ok(interval)) = (
-            symbol_name.parse::<Symbol>(),
-            interval_name.parse::<Interval>(),
-        ) else {
-            tracing::warn!(symbol = %symbol_name, interval = %interval_name, "a stored series with an unreadable name");
-            continue;
-        };
-        let Some(now) = current(conn, &symbol, interval)? else {
-            continue;
-        };
-        let candles: i64 = conn
-            .prepare_cached("SELECT COUNT(*) FROM candle_bars WHERE series_id = ?1")?
-            .query_row(params![now.series.id], |r| r.get(0))?;
-        let path = side_path(dir, now.series.id, &symbol, interval);
-        let side_state = match load(&path, &symbol, interval, &now) {
-            Ok(_) => SideState::Fresh {
-                bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
-            },
-            Err(Unusable::Missing) => SideState::Missing,
-            Err(Unusable::Stale(reason)) => SideState::Stale { reason },
-            Err(other) => SideState::Unusable {
-                reason: other.to_string(),
-            },
-        };
-        out.push(SeriesCache {
-            symbol: symbol_name,
-            interval: interval_name,
-            candles: u64::try_from(candles).unwrap_or(0),
-            first_open_time: now.first,
-            last_open_time: now.last,
-            side_file: path.display().to_string(),
-            side_state,
-        });
-    }
-    Ok(Some(out))
-}
-
-/// The side file at `path` when it is the current one of the series.
+/// The side file at `path` when it is the current one of the series, or a prefix of it.
 fn load(
     path: &Path,
     symbol: &Symbol,
     interval: Interval,
     now: &Current,
-) -> Result<SideFile, Unusable> {
+) -> Result<Found, Unusable> {
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     let side = SideFile::read(&mut file, len)?;
@@ -226,23 +150,87 @@ fn load(
             side.series_id, side.symbol, side.interval
         ));
     }
+    let ends = (
+        side.open_time.first().copied(),
+        side.open_time.last().copied(),
+    );
+    if side.revision == now.revision && ends == (now.first, now.last) {
+        return Ok(Found::Fresh(side));
+    }
+    if is_prefix(&side, now) {
+        return Ok(Found::Behind(side));
+    }
     if side.revision != now.revision {
         return stale(format!(
             "revision {} (the series is at {})",
             side.revision, now.revision
         ));
     }
-    let ends = (
-        side.open_time.first().copied(),
-        side.open_time.last().copied(),
-    );
-    if ends != (now.first, now.last) {
-        return stale(format!(
-            "its rows span {ends:?}, the stored ones {:?}",
-            (now.first, now.last)
-        ));
+    stale(format!(
+        "its rows span {ends:?}, the stored ones {:?}",
+        (now.first, now.last)
+    ))
+}
+
+/// Whether `side`'s rows are a prefix of the series as it stands (`now`) with stored rows after
+/// it: no write but a pure append since it was read, the same first open time and scales.
+fn is_prefix(side: &SideFile, now: &Current) -> bool {
+    let (Some(&first), Some(&last), Some(now_last)) =
+        (side.open_time.first(), side.open_time.last(), now.last)
+    else {
+        return false;
+    };
+    side.prefix_revision == now.prefix_revision
+        && Some(first) == now.first
+        && last < now_last
+        && side.price_scale == now.series.price_scale
+        && side.volume_scale == now.series.volume_scale
+}
+
+/// Read only the stored rows after `side`'s last (one snapshot with the series' revisions),
+/// append them, write the file, and give the rows in range. Anything that does not line up
+/// (a write in between, a row that cannot be read) rebuilds the file whole instead.
+fn extend(
+    conn: &Connection,
+    path: &Path,
+    symbol: &Symbol,
+    interval: Interval,
+    mut side: SideFile,
+    from: Option<TimestampMs>,
+    to: Option<TimestampMs>,
+) -> StoreResult<CandleColumns> {
+    let Some(&after) = side.open_time.last() else {
+        return rebuild(conn, path, symbol, interval, from, to);
+    };
+    conn.execute_batch("SAVEPOINT side_file_append")?;
+    let read = read_series(conn, symbol, interval, Some(after));
+    conn.execute_batch("RELEASE side_file_append")?;
+    let (now, tail) = match read {
+        Ok(Some(read)) => read,
+        Ok(None) => return rebuild(conn, path, symbol, interval, from, to),
+        Err(e) => {
+            tracing::debug!(%e, "cannot read the new rows for the side file; rebuilding it whole");
+            return rebuild(conn, path, symbol, interval, from, to);
+        }
+    };
+    let lines_up = is_prefix(&side, &now)
+        && tail.open_time.first().is_some_and(|&t| t > after)
+        && tail.open_time.last().copied() == now.last;
+    if !lines_up {
+        tracing::debug!(path = %path.display(), "the series changed under the side file; rebuilding it whole");
+        return rebuild(conn, path, symbol, interval, from, to);
     }
-    Ok(side)
+    let added = tail.rows();
+    side.append(tail);
+    side.revision = now.revision;
+    tracing::debug!(path = %path.display(), added, rows = side.rows(), "side file extended with the new rows");
+    if let Err(e) = write_atomically(path, &mut side) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the side file; backtests read SQLite until it can");
+    }
+    match side.into_range(from, to) {
+        Some(columns) => Ok(columns),
+        None => super::columns_in_range(conn, symbol, interval, from, to),
+    }
 }
 
 /// Read the whole series from SQLite (one snapshot: its revision and rows agree), write its side
@@ -257,10 +245,10 @@ fn rebuild(
 ) -> StoreResult<CandleColumns> {
     // A savepoint is a read transaction of its own, or nests in the caller's.
     conn.execute_batch("SAVEPOINT side_file_read")?;
-    let read = read_series(conn, symbol, interval);
+    let read = read_series(conn, symbol, interval, None);
     conn.execute_batch("RELEASE side_file_read")?;
     let side = match read {
-        Ok(Some(side)) => side,
+        Ok(Some((_, side))) => side,
         Ok(None) => return Ok(ColumnsBuilder::with_capacity(0).finish()),
         Err(e) => {
             // A row the range may not include (a corrupt stored number): the range alone, as
@@ -270,6 +258,7 @@ fn rebuild(
         }
     };
     let mut side = side;
+    tracing::debug!(path = %path.display(), rows = side.rows(), "side file rebuilt from the whole series");
     if let Err(e) = write_atomically(path, &mut side) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the side file; backtests read SQLite until it can");
     }
@@ -279,21 +268,26 @@ fn rebuild(
     }
 }
 
+/// The series as it stands and its rows after `after` (all of them for `None`) as a side file of
+/// its current revisions. The caller holds one read snapshot around it.
 fn read_series(
     conn: &Connection,
     symbol: &Symbol,
     interval: Interval,
-) -> StoreResult<Option<SideFile>> {
+    after: Option<TimestampMs>,
+) -> StoreResult<Option<(Current, SideFile)>> {
     let Some(now) = current(conn, symbol, interval)? else {
         return Ok(None);
     };
     let series = now.series;
+    // `after` is below the series' last open time, so `after + 1` does not overflow.
+    let from = after.map(|t| t.saturating_add(1));
     let hint = 0;
     let mut price_units = Vec::with_capacity(hint);
     let mut volume_units = Vec::with_capacity(hint);
     let mut price_need = Vec::with_capacity(hint);
     let mut volume_need = Vec::with_capacity(hint);
-    let columns = read_columns(conn, &series, interval, None, None, |row| match row {
+    let columns = read_columns(conn, &series, interval, from, None, |row| match row {
         Some(&[o, h, l, c, v]) => {
             price_units.push(o.max(h).max(l).max(c));
             volume_units.push(v);
@@ -317,9 +311,10 @@ fn read_series(
         volume,
         ..
     } = columns;
-    Ok(Some(SideFile {
+    let side = SideFile {
         series_id: series.id,
         revision: now.revision,
+        prefix_revision: now.prefix_revision,
         symbol: symbol.as_str().to_string(),
         interval: interval.as_str().to_string(),
         price_scale: series.price_scale,
@@ -330,7 +325,8 @@ fn read_series(
         volume_units,
         price_need,
         volume_need,
-    }))
+    };
+    Ok(Some((now, side)))
 }
 
 /// Write `side` to a temporary file beside `path` and rename it over `path`.

@@ -9,13 +9,13 @@ use crate::store::candles::{columns_in_range, insert_candles};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
-const M: i64 = 60_000;
+pub(super) const M: i64 = 60_000;
 
-fn btc() -> Symbol {
+pub(super) fn btc() -> Symbol {
     Symbol::new("BTCUSDT").unwrap()
 }
 
-fn candle(open_time: TimestampMs, price: Decimal, volume: Decimal) -> Candle {
+pub(super) fn candle(open_time: TimestampMs, price: Decimal, volume: Decimal) -> Candle {
     Candle {
         open_time,
         open: Price::new(price),
@@ -26,13 +26,13 @@ fn candle(open_time: TimestampMs, price: Decimal, volume: Decimal) -> Candle {
     }
 }
 
-fn store() -> (tempfile::TempDir, Store) {
+pub(super) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();
     (dir, store)
 }
 
-fn path_of(store: &Store) -> PathBuf {
+pub(super) fn path_of(store: &Store) -> PathBuf {
     let conn = store.conn();
     let now = current(conn, &btc(), Interval::M1).unwrap().unwrap();
     side_path(
@@ -43,24 +43,28 @@ fn path_of(store: &Store) -> PathBuf {
     )
 }
 
-/// The side file as it stands, when it is the series' current one.
-fn fresh_file(store: &Store) -> Result<SideFile, Unusable> {
+/// The side file as it stands, when it is the series' current one (a file a load would extend
+/// is stale here).
+pub(super) fn fresh_file(store: &Store) -> Result<SideFile, Unusable> {
     let now = current(store.conn(), &btc(), Interval::M1)
         .unwrap()
         .unwrap();
-    load(&path_of(store), &btc(), Interval::M1, &now)
+    match load(&path_of(store), &btc(), Interval::M1, &now)? {
+        Found::Fresh(file) => Ok(file),
+        Found::Behind(_) => Err(Unusable::Stale("behind".into())),
+    }
 }
 
-fn sqlite(store: &Store, from: Option<i64>, to: Option<i64>) -> CandleColumns {
+pub(super) fn sqlite(store: &Store, from: Option<i64>, to: Option<i64>) -> CandleColumns {
     columns_in_range(store.conn(), &btc(), Interval::M1, from, to).unwrap()
 }
 
-fn side(store: &Store, from: Option<i64>, to: Option<i64>) -> CandleColumns {
+pub(super) fn side(store: &Store, from: Option<i64>, to: Option<i64>) -> CandleColumns {
     history_columns(store, &btc(), Interval::M1, from, to).unwrap()
 }
 
 /// Every bit: `PartialEq` on f64 would take -0.0 for 0.0 (and never NaN for NaN).
-fn assert_identical(a: &CandleColumns, b: &CandleColumns, what: &str) {
+pub(super) fn assert_identical(a: &CandleColumns, b: &CandleColumns, what: &str) {
     assert_eq!(a, b, "{what}");
     let bits = |c: &CandleColumns| {
         [&c.open, &c.high, &c.low, &c.close, &c.volume]
@@ -73,7 +77,7 @@ fn assert_identical(a: &CandleColumns, b: &CandleColumns, what: &str) {
 
 /// A price `m / 10^s`, now and then one no integer layout holds (stored as text), negative, or
 /// zero.
-fn number(m: u64, s: u32, odd: u8) -> Decimal {
+pub(super) fn number(m: u64, s: u32, odd: u8) -> Decimal {
     match odd {
         0 => Decimal::from_i128_with_scale(i128::from(m) * 1_000_000_000_007, s.min(20)),
         1 => -Decimal::from_i128_with_scale(i128::from(m), s),
@@ -404,10 +408,20 @@ fn the_status_says_whether_each_series_side_file_is_the_one_a_backtest_would_rea
     .unwrap();
     let after = state(&store);
     assert_eq!(after.candles, 11);
+    assert_eq!(after.side_state, SideState::Behind { new_candles: 1 });
+    assert_eq!(
+        after.side_state.to_string(),
+        "behind by 1 candle; the next backtest appends them"
+    );
+    // A candle in the middle: the file is no longer a prefix.
+    store
+        .conn()
+        .execute("DELETE FROM candle_bars WHERE open_time = 4 * 60000", [])
+        .unwrap();
     assert!(
-        matches!(&after.side_state, SideState::Stale { reason } if reason.contains("revision")),
+        matches!(&state(&store).side_state, SideState::Stale { reason } if reason.contains("revision")),
         "{:?}",
-        after.side_state
+        state(&store).side_state
     );
 
     side(&store, None, None);
