@@ -157,7 +157,11 @@ fn main() {
     };
     // `TRADEMIND_BENCH_PROFILE=N`: only repeat the main run N times (for `perf record`);
     // `TRADEMIND_BENCH_PROFILE_MUTED=N`, the run with its signals dropped.
-    let reps = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    let reps = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
     if let Some(reps) = reps("TRADEMIND_BENCH_PROFILE") {
         let columns = CandleColumns::from_candles(&candles);
         for _ in 0..reps {

@@ -137,29 +137,42 @@ fn db_status_lists_each_candle_series_and_whether_its_side_file_is_fresh() {
     );
     assert!(run(&["db", "status"]).contains(": fresh ("));
 
-    // Three newer candles (the live sink's, say): the file is a prefix of the series, and the
-    // next backtest appends them.
-    let later = dir.path().join("later.csv");
-    let mut text = String::from("open_time,open,high,low,close,volume\n");
-    for i in 120..123i64 {
-        text.push_str(&format!(
-            "{},100,101,99,100,1.5\n",
-            1_700_000_000_000 + i * 60_000
-        ));
-    }
-    fs::write(&later, text).unwrap();
-    let import = |csv: &std::path::Path| {
+    // Newer candles (the live sink's, say): the file is a prefix of the series; backtests read
+    // them after it, and rewrite it once they are an eighth of it.
+    let import_later = |range: std::ops::Range<i64>| {
+        let later = dir.path().join(format!("later-{}.csv", range.start));
+        let mut text = String::from("open_time,open,high,low,close,volume\n");
+        for i in range {
+            text.push_str(&format!(
+                "{},100,101,99,100,1.5\n",
+                1_700_000_000_000 + i * 60_000
+            ));
+        }
+        fs::write(&later, text).unwrap();
         run(&[
             "data",
             "import",
-            csv.to_str().unwrap(),
+            later.to_str().unwrap(),
             "--symbol",
             "BTCUSDT",
             "--interval",
             "1m",
         ])
     };
-    import(&later);
+    let backtest = || {
+        run(&[
+            "backtest",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+            "--strategy",
+            "sma-cross",
+            "--no-save",
+            "--json",
+        ])
+    };
+    import_later(120..123);
     let status: serde_json::Value =
         serde_json::from_str(&run(&["--json", "db", "status"])).unwrap();
     let state = &status["candle_series"][0]["side_state"];
@@ -167,23 +180,23 @@ fn db_status_lists_each_candle_series_and_whether_its_side_file_is_fresh() {
     assert_eq!(state["new_candles"], 3, "{status}");
     let human = run(&["db", "status"]);
     assert!(
-        human.contains("behind by 3 candles; the next backtest appends them"),
+        human.contains("behind by 3 candles; backtests read them from the database"),
         "{human}"
     );
-    run(&[
-        "backtest",
-        "--symbol",
-        "BTCUSDT",
-        "--interval",
-        "1m",
-        "--strategy",
-        "sma-cross",
-        "--no-save",
-        "--json",
-    ]);
+    backtest();
     let status: serde_json::Value =
         serde_json::from_str(&run(&["--json", "db", "status"])).unwrap();
     assert_eq!(status["candle_series"][0]["candles"], 123, "{status}");
+    assert_eq!(
+        status["candle_series"][0]["side_state"]["new_candles"], 3,
+        "three candles are read again, the file is not rewritten for them: {status}"
+    );
+    // Twelve more: 15 after the file's 120 rows, an eighth of them: the next backtest writes it.
+    import_later(123..135);
+    backtest();
+    let status: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "db", "status"])).unwrap();
+    assert_eq!(status["candle_series"][0]["candles"], 135, "{status}");
     assert_eq!(
         status["candle_series"][0]["side_state"]["state"], "fresh",
         "{status}"

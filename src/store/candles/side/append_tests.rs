@@ -90,9 +90,21 @@ proptest! {
         // A pure append (nothing rescaled): the file is extended, not rebuilt.
         let appended = prefix_revision(store.conn()) == prefix;
         prop_assert_eq!(is_behind(&store), appended);
+        let before = std::fs::read(path_of(&store)).unwrap();
+        // As backtests load: a short tail is read after the file's rows, the file left as it is.
+        let tail_written = |store: &Store| fresh_file(store).is_ok();
         for (i, &(from, to)) in ranges.iter().enumerate() {
             let (from, to) = (from.map(|f| (base + f) * M), to.map(|t| (base + t) * M));
             assert_identical(&side(&store, from, to), &sqlite(&store, from, to), &format!("range {i}: {from:?}..{to:?}"));
+            if appended && !tail_written(&store) {
+                prop_assert!(std::fs::read(path_of(&store)).unwrap() == before, "a short tail rewrote the file");
+            }
+        }
+        // Written back: the file is the one a whole rebuild writes.
+        for (i, &(from, to)) in ranges.iter().enumerate() {
+            let (from, to) = (from.map(|f| (base + f) * M), to.map(|t| (base + t) * M));
+            let got = history_columns_writing(&store, &btc(), Interval::M1, from, to, TailWrite::Always).unwrap();
+            assert_identical(&got, &sqlite(&store, from, to), &format!("written, range {i}: {from:?}..{to:?}"));
         }
         prop_assert!(fresh_file(&store).is_ok());
         assert_same_as_rebuilt(&store, "after the append");
@@ -316,4 +328,47 @@ fn a_version_1_file_is_rebuilt_after_the_migration_never_served_or_extended() {
     let file = SideFile::read(&mut written.as_slice(), written.len() as u64).unwrap();
     assert_eq!(file.prefix_revision, prefix_revision(store.conn()));
     assert_same_as_rebuilt(&store, "after the migration");
+}
+
+#[test]
+fn a_short_tail_is_read_after_the_file_and_a_long_one_written_into_it() {
+    let (_dir, store) = store();
+    let conn = store.conn();
+    let candles: Vec<Candle> = (0..80)
+        .map(|i| candle(i * M, Decimal::new(100 + i, 1), Decimal::ONE))
+        .collect();
+    insert_candles(conn, &btc(), Interval::M1, &candles).unwrap();
+    side(&store, None, None);
+    let written = std::fs::read(path_of(&store)).unwrap();
+    let append = |range: std::ops::Range<i64>| {
+        let more: Vec<Candle> = range
+            .map(|i| candle(i * M, Decimal::new(7 + i, 1), Decimal::ONE))
+            .collect();
+        insert_candles(conn, &btc(), Interval::M1, &more).unwrap();
+    };
+    // Nine rows after 80: fewer than an eighth. Every load serves them, none rewrites the file.
+    append(80..89);
+    for _ in 0..2 {
+        assert_identical(
+            &side(&store, None, None),
+            &sqlite(&store, None, None),
+            "short tail",
+        );
+        assert!(
+            std::fs::read(path_of(&store)).unwrap() == written,
+            "rewritten for 9 rows"
+        );
+        assert!(is_behind(&store));
+    }
+    // Ten: an eighth. The load writes them into the file, which is then the series' own.
+    append(89..90);
+    assert_identical(
+        &side(&store, None, None),
+        &sqlite(&store, None, None),
+        "long tail",
+    );
+    assert!(fresh_file(&store).is_ok(), "written once the tail is long");
+    assert_same_as_rebuilt(&store, "after the long tail");
+    assert!(!TailWrite::WhenLong.writes(TAIL_ROWS_READ_AGAIN - 1, usize::MAX));
+    assert!(TailWrite::WhenLong.writes(TAIL_ROWS_READ_AGAIN, usize::MAX));
 }

@@ -92,6 +92,46 @@ pub fn history_columns(
     from: Option<TimestampMs>,
     to: Option<TimestampMs>,
 ) -> StoreResult<CandleColumns> {
+    history_columns_writing(store, symbol, interval, from, to, TailWrite::WhenLong)
+}
+
+/// Rows after a side file's last that a load reads from SQLite again rather than rewriting the
+/// file for them (see [`TailWrite::WhenLong`]): a few milliseconds of SQLite reading, against
+/// about a tenth of a second to rewrite a million-row file.
+pub(super) const TAIL_ROWS_READ_AGAIN: usize = 65_536;
+
+/// When a load that extends a side file with the rows after it writes the file back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TailWrite {
+    /// Once the rows after it reach [`TAIL_ROWS_READ_AGAIN`] or an eighth of the file: until
+    /// then each load reads them from SQLite and serves them after the file's rows (the live
+    /// candle sink adds one a minute; rewriting the whole file for each would cost more than it
+    /// saves).
+    WhenLong,
+    /// Every time (tests: the written file must be the one a rebuild writes).
+    #[cfg(test)]
+    Always,
+}
+
+impl TailWrite {
+    fn writes(self, tail: usize, file_rows: usize) -> bool {
+        match self {
+            TailWrite::WhenLong => tail >= TAIL_ROWS_READ_AGAIN || tail * 8 >= file_rows,
+            #[cfg(test)]
+            TailWrite::Always => true,
+        }
+    }
+}
+
+/// [`history_columns`], writing an extended side file back as `tail_write` says.
+pub(super) fn history_columns_writing(
+    store: &Store,
+    symbol: &Symbol,
+    interval: Interval,
+    from: Option<TimestampMs>,
+    to: Option<TimestampMs>,
+    tail_write: TailWrite,
+) -> StoreResult<CandleColumns> {
     let conn = store.conn();
     let Some(dir) = store.path().and_then(Path::parent) else {
         return super::columns_in_range(conn, symbol, interval, from, to);
@@ -107,7 +147,9 @@ pub fn history_columns(
                 None => super::columns_in_range(conn, symbol, interval, from, to),
             };
         }
-        Ok(Found::Behind(file)) => return extend(conn, &path, symbol, interval, file, from, to),
+        Ok(Found::Behind(file)) => {
+            return extend(conn, &path, symbol, interval, file, from, to, tail_write);
+        }
         Err(Unusable::Missing) => {
             tracing::debug!(path = %path.display(), "no side file yet; reading SQLite")
         }
@@ -188,8 +230,10 @@ fn is_prefix(side: &SideFile, now: &Current) -> bool {
 }
 
 /// Read only the stored rows after `side`'s last (one snapshot with the series' revisions),
-/// append them, write the file, and give the rows in range. Anything that does not line up
-/// (a write in between, a row that cannot be read) rebuilds the file whole instead.
+/// append them, write the file when `tail_write` says so, and give the rows in range. Anything
+/// that does not line up (a write in between, a row that cannot be read) rebuilds the file whole
+/// instead.
+#[allow(clippy::too_many_arguments)]
 fn extend(
     conn: &Connection,
     path: &Path,
@@ -198,6 +242,7 @@ fn extend(
     mut side: SideFile,
     from: Option<TimestampMs>,
     to: Option<TimestampMs>,
+    tail_write: TailWrite,
 ) -> StoreResult<CandleColumns> {
     let Some(&after) = side.open_time.last() else {
         return rebuild(conn, path, symbol, interval, from, to);
@@ -221,11 +266,16 @@ fn extend(
         return rebuild(conn, path, symbol, interval, from, to);
     }
     let added = tail.rows();
+    let file_rows = side.rows();
     side.append(tail);
     side.revision = now.revision;
-    tracing::debug!(path = %path.display(), added, rows = side.rows(), "side file extended with the new rows");
-    if let Err(e) = write_atomically(path, &mut side) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot write the side file; backtests read SQLite until it can");
+    if tail_write.writes(added, file_rows) {
+        tracing::debug!(path = %path.display(), added, rows = side.rows(), "side file extended with the new rows");
+        if let Err(e) = write_atomically(path, &mut side) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the side file; backtests read SQLite until it can");
+        }
+    } else {
+        tracing::debug!(path = %path.display(), added, rows = side.rows(), "the new rows read after the side file's; the file is left as it is");
     }
     match side.into_range(from, to) {
         Some(columns) => Ok(columns),

@@ -48,7 +48,8 @@ impl std::fmt::Display for SideState {
             SideState::Fresh { bytes } => write!(f, "fresh ({:.1} MB)", *bytes as f64 / 1e6),
             SideState::Behind { new_candles } => write!(
                 f,
-                "behind by {new_candles} candle{}; the next backtest appends them",
+                "behind by {new_candles} candle{}; backtests read them from the database after \
+                 the file's rows, and rewrite the file once they are many",
                 if *new_candles == 1 { "" } else { "s" }
             ),
             SideState::Missing => f.write_str("not written yet; the next backtest writes it"),

@@ -411,7 +411,8 @@ fn the_status_says_whether_each_series_side_file_is_the_one_a_backtest_would_rea
     assert_eq!(after.side_state, SideState::Behind { new_candles: 1 });
     assert_eq!(
         after.side_state.to_string(),
-        "behind by 1 candle; the next backtest appends them"
+        "behind by 1 candle; backtests read them from the database after the file's rows, and \
+         rewrite the file once they are many"
     );
     // A candle in the middle: the file is no longer a prefix.
     store
