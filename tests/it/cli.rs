@@ -97,32 +97,38 @@ fn db_status_lists_each_candle_series_and_whether_its_side_file_is_fresh() {
             .clone();
         String::from_utf8(out).unwrap()
     };
-    run(&[
-        "data",
-        "import",
-        csv.to_str().unwrap(),
-        "--symbol",
-        "BTCUSDT",
-        "--interval",
-        "1m",
-    ]);
+    let import = |csv: &std::path::Path| {
+        run(&[
+            "data",
+            "import",
+            csv.to_str().unwrap(),
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+        ])
+    };
+    let backtest = || {
+        run(&[
+            "backtest",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+            "--strategy",
+            "sma-cross",
+            "--no-save",
+            "--json",
+        ])
+    };
+    import(&csv);
     let human = run(&["db", "status"]);
     assert!(
         human.contains("BTCUSDT 1m: 120 candles, 2023-11-14 22:13 to 2023-11-15 00:12 UTC"),
         "{human}"
     );
     assert!(human.contains("not written yet"), "{human}");
-    run(&[
-        "backtest",
-        "--symbol",
-        "BTCUSDT",
-        "--interval",
-        "1m",
-        "--strategy",
-        "sma-cross",
-        "--no-save",
-        "--json",
-    ]);
+    backtest();
     let status: serde_json::Value =
         serde_json::from_str(&run(&["--json", "db", "status"])).unwrap();
     let series = &status["candle_series"][0];
@@ -149,28 +155,7 @@ fn db_status_lists_each_candle_series_and_whether_its_side_file_is_fresh() {
             ));
         }
         fs::write(&later, text).unwrap();
-        run(&[
-            "data",
-            "import",
-            later.to_str().unwrap(),
-            "--symbol",
-            "BTCUSDT",
-            "--interval",
-            "1m",
-        ])
-    };
-    let backtest = || {
-        run(&[
-            "backtest",
-            "--symbol",
-            "BTCUSDT",
-            "--interval",
-            "1m",
-            "--strategy",
-            "sma-cross",
-            "--no-save",
-            "--json",
-        ])
+        import(&later)
     };
     import_later(120..123);
     let status: serde_json::Value =
