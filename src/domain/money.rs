@@ -141,6 +141,22 @@ pub(crate) fn decimal_units(d: Decimal) -> Option<(u64, u32)> {
     (word(12) == 0).then(|| ((u64::from(word(8)) << 32) | u64::from(word(4)), d.scale()))
 }
 
+/// `q / 10^scale` with its trailing zeros dropped, as the decimal library's own quotient has
+/// none: the same number at the smallest scale. Generic so a quotient that fits 64 bits is
+/// divided by ten with a 64-bit instruction, not a 128-bit library routine.
+#[inline]
+fn without_trailing_zeros<T>(mut q: T, mut scale: u32) -> (T, u32)
+where
+    T: Copy + PartialEq + From<i8> + std::ops::Rem<Output = T> + std::ops::DivAssign,
+{
+    let ten = T::from(10);
+    while scale > 0 && q % ten == T::from(0) {
+        q /= ten;
+        scale -= 1;
+    }
+    (q, scale)
+}
+
 /// `a / b` cut toward zero to `dp` decimal places, exactly: the true quotient truncated, not the
 /// decimal library's 28-digit quotient rounded and then truncated. Integer arithmetic on the
 /// mantissas when they fit an i128 (the common case, many times faster than a decimal division
@@ -176,23 +192,14 @@ pub fn div_to_zero_dp(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
             if q == 0 {
                 return Some(Decimal::ZERO);
             }
-            let (mut q, mut scale) = (q, dp);
-            while scale > 0 && q % 10 == 0 {
-                q /= 10;
-                scale -= 1;
-            }
+            let (q, scale) = without_trailing_zeros(q, dp);
             return Decimal::try_new(q, scale).ok();
         }
         let q = num / den;
         if q == 0 {
             return Some(Decimal::ZERO);
         }
-        // Drop trailing zeros, as the decimal library's own quotient has none.
-        let (mut q, mut scale) = (q, dp);
-        while scale > 0 && q % 10 == 0 {
-            q /= 10;
-            scale -= 1;
-        }
+        let (q, scale) = without_trailing_zeros(q, dp);
         Decimal::try_from_i128_with_scale(q, scale).ok()
     };
     exact().or_else(|| {

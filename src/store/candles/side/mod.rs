@@ -142,10 +142,7 @@ pub(super) fn history_columns_writing(
     let path = side_path(dir, now.series.id, symbol, interval);
     match load(&path, symbol, interval, &now) {
         Ok(Found::Fresh(file)) => {
-            return match file.into_range(from, to) {
-                Some(columns) => Ok(columns),
-                None => super::columns_in_range(conn, symbol, interval, from, to),
-            };
+            return serve(conn, symbol, interval, file, from, to);
         }
         Ok(Found::Behind(file)) => {
             return extend(conn, &path, symbol, interval, file, from, to, tail_write);
@@ -271,16 +268,11 @@ fn extend(
     side.revision = now.revision;
     if tail_write.writes(added, file_rows) {
         tracing::debug!(path = %path.display(), added, rows = side.rows(), "side file extended with the new rows");
-        if let Err(e) = write_atomically(path, &mut side) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write the side file; backtests read SQLite until it can");
-        }
+        keep(path, &mut side);
     } else {
         tracing::debug!(path = %path.display(), added, rows = side.rows(), "the new rows read after the side file's; the file is left as it is");
     }
-    match side.into_range(from, to) {
-        Some(columns) => Ok(columns),
-        None => super::columns_in_range(conn, symbol, interval, from, to),
-    }
+    serve(conn, symbol, interval, side, from, to)
 }
 
 /// Read the whole series from SQLite (one snapshot: its revision and rows agree), write its side
@@ -297,7 +289,7 @@ fn rebuild(
     conn.execute_batch("SAVEPOINT side_file_read")?;
     let read = read_series(conn, symbol, interval, None);
     conn.execute_batch("RELEASE side_file_read")?;
-    let side = match read {
+    let mut side = match read {
         Ok(Some((_, side))) => side,
         Ok(None) => return Ok(ColumnsBuilder::with_capacity(0).finish()),
         Err(e) => {
@@ -307,14 +299,31 @@ fn rebuild(
             return super::columns_in_range(conn, symbol, interval, from, to);
         }
     };
-    let mut side = side;
     tracing::debug!(path = %path.display(), rows = side.rows(), "side file rebuilt from the whole series");
-    if let Err(e) = write_atomically(path, &mut side) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot write the side file; backtests read SQLite until it can");
-    }
+    keep(path, &mut side);
+    serve(conn, symbol, interval, side, from, to)
+}
+
+/// The rows of `side` in range, or those rows from SQLite when one holds a number kept as text
+/// (see [`SideFile::into_range`]).
+fn serve(
+    conn: &Connection,
+    symbol: &Symbol,
+    interval: Interval,
+    side: SideFile,
+    from: Option<TimestampMs>,
+    to: Option<TimestampMs>,
+) -> StoreResult<CandleColumns> {
     match side.into_range(from, to) {
         Some(columns) => Ok(columns),
         None => super::columns_in_range(conn, symbol, interval, from, to),
+    }
+}
+
+/// Write `side` to `path`; a failure is logged, never an error (SQLite still answers).
+fn keep(path: &Path, side: &mut SideFile) {
+    if let Err(e) = write_atomically(path, side) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the side file; backtests read SQLite until it can");
     }
 }
 
@@ -332,11 +341,8 @@ fn read_series(
     let series = now.series;
     // `after` is below the series' last open time, so `after + 1` does not overflow.
     let from = after.map(|t| t.saturating_add(1));
-    let hint = 0;
-    let mut price_units = Vec::with_capacity(hint);
-    let mut volume_units = Vec::with_capacity(hint);
-    let mut price_need = Vec::with_capacity(hint);
-    let mut volume_need = Vec::with_capacity(hint);
+    let (mut price_units, mut volume_units) = (Vec::new(), Vec::new());
+    let (mut price_need, mut volume_need) = (Vec::new(), Vec::new());
     let columns = read_columns(conn, &series, interval, from, None, |row| match row {
         Some(&[o, h, l, c, v]) => {
             price_units.push(o.max(h).max(l).max(c));
