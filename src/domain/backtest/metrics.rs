@@ -260,14 +260,48 @@ impl EquityStats {
     }
 }
 
-/// The metrics of a run whose equity curve is kept (`input.equity`).
-pub fn compute(input: &MetricsInput<'_>) -> Metrics {
-    summarise(EquityStats::of(input.initial_equity, input.equity), input)
+/// What the metrics read of the closed round trips, in their order: each one's PnL and its
+/// duration in hours, as f64. A run takes them as each trade closes, while its record is at
+/// hand, so the metrics need not walk the records again (thousands of them, a few hundred
+/// bytes each); [`of`](Self::of) takes them from finished records, by the same arithmetic.
+#[derive(Debug, Clone, Default)]
+pub struct ClosedStats {
+    pnls: Vec<f64>,
+    hours: Vec<f64>,
 }
 
-/// The metrics of a run from its curve's [`EquityStats`]; `input.equity` is not read (a run
-/// that streamed its curve passes an empty one).
-pub fn summarise(stats: EquityStats, input: &MetricsInput<'_>) -> Metrics {
+impl ClosedStats {
+    pub fn of(trades: &[TradeRecord]) -> Self {
+        let mut stats = ClosedStats::default();
+        for t in trades {
+            stats.push(t);
+        }
+        stats
+    }
+
+    /// `t`, if it is closed (an open trade is not counted).
+    #[inline]
+    pub fn push(&mut self, t: &TradeRecord) {
+        if let Some(exit) = t.exit_time {
+            self.pnls.push(t.pnl.to_f64());
+            self.hours.push((exit - t.entry_time) as f64 / 3_600_000.0);
+        }
+    }
+}
+
+/// The metrics of a run whose equity curve is kept (`input.equity`).
+pub fn compute(input: &MetricsInput<'_>) -> Metrics {
+    summarise(
+        EquityStats::of(input.initial_equity, input.equity),
+        &ClosedStats::of(input.trades),
+        input,
+    )
+}
+
+/// The metrics of a run from its curve's [`EquityStats`] and its [`ClosedStats`] (which must be
+/// those of `input.trades`); `input.equity` is not read (a run that streamed its curve passes
+/// an empty one).
+pub fn summarise(stats: EquityStats, closed: &ClosedStats, input: &MetricsInput<'_>) -> Metrics {
     let n = stats.len;
     let initial = stats.initial;
     let final_equity = stats.prev;
@@ -302,18 +336,15 @@ pub fn summarise(stats: EquityStats, input: &MetricsInput<'_>) -> Metrics {
     let cagr = Some(cagr).filter(|c| c.is_finite());
     let calmar = cagr.map(|c| ratio_or_zero(c, max_dd));
 
-    // One vector (the closed trades' PnL), walked once per statistic: each sum adds the same
-    // values in the same order as it would over its own collected list.
-    let closed = || input.trades.iter().filter(|t| !t.is_open());
-    let pnls: Vec<f64> = closed().map(|t| t.pnl.to_f64()).collect();
+    // The closed trades' PnL, walked once per statistic: each sum adds the same values in the
+    // same order as it would over its own collected list.
+    let pnls = &closed.pnls;
     let wins = || pnls.iter().copied().filter(|p| *p > 0.0);
     let losses = || pnls.iter().copied().filter(|p| *p <= 0.0);
     let (win_count, loss_count) = (wins().count(), losses().count());
     let gross_win: f64 = wins().sum();
     let gross_loss: f64 = -losses().sum::<f64>();
     let profit_factor = (gross_loss > 0.0).then(|| gross_win / gross_loss);
-    let durations =
-        || closed().filter_map(|t| t.exit_time.map(|x| (x - t.entry_time) as f64 / 3_600_000.0));
 
     let (dd_start, dd_end) = match dd_span {
         Some((a, b)) => (input.times.get(a), input.times.get(b)),
@@ -340,7 +371,10 @@ pub fn summarise(stats: EquityStats, input: &MetricsInput<'_>) -> Metrics {
         largest_win: wins().fold(0.0, f64::max),
         largest_loss: losses().fold(0.0, f64::min),
         exposure_pct: ratio_or_zero(input.candles_in_market as f64, nf) * 100.0,
-        avg_trade_duration_hours: ratio_or_zero(durations().sum(), durations().count() as f64),
+        avg_trade_duration_hours: ratio_or_zero(
+            closed.hours.iter().sum(),
+            closed.hours.len() as f64,
+        ),
         fees_paid: input.fees_paid.to_f64(),
         buy_and_hold_return_pct: (ratio_or_zero(input.last_close, input.first_open) - 1.0) * 100.0,
         candles: n,

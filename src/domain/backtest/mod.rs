@@ -36,7 +36,7 @@ pub use engine::{
 };
 use fills::Outcome;
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
-pub use metrics::{EquityStats, Metrics, PartialExit, TradeRecord};
+pub use metrics::{ClosedStats, EquityStats, Metrics, PartialExit, TradeRecord};
 pub use settings::BacktestSettings;
 pub use sizing::RiskSizer;
 pub use strategies::{
@@ -114,10 +114,12 @@ pub enum BacktestError {
     },
 }
 
-/// Builds round trips from executions as they happen.
+/// Builds round trips from executions as they happen, and the metrics' view of each one that
+/// closes ([`ClosedStats`]).
 #[derive(Default)]
 struct TradeLedger {
     trades: Vec<TradeRecord>,
+    closed: ClosedStats,
 }
 
 impl TradeLedger {
@@ -185,11 +187,14 @@ impl TradeLedger {
                     }
                 }
                 t.return_pct = return_pct(t);
+                self.closed.push(t);
             }
         }
     }
 
-    fn finish(mut self, last_close: Price) -> Vec<TradeRecord> {
+    /// The records (the last one, if still open, marked at `last_close`) and the closed ones'
+    /// statistics.
+    fn finish(mut self, last_close: Price) -> (Vec<TradeRecord>, ClosedStats) {
         if let Some(t) = self.trades.last_mut().filter(|t| t.is_open()) {
             // Marked at the last close, less what a scale-out's part already brought in.
             let held = t.qty - t.scaled_out.map_or(Qty::ZERO, |p| p.qty);
@@ -199,7 +204,7 @@ impl TradeLedger {
             t.pnl = sold + last_close * held - (t.entry_price * t.qty + t.entry_fee);
             t.return_pct = return_pct(t);
         }
-        self.trades
+        (self.trades, self.closed)
     }
 }
 
@@ -539,7 +544,7 @@ impl BacktestService {
             );
             rejections.sort_by_key(|(at, _)| *at);
         }
-        let trades = ledger.finish(last.close);
+        let (trades, closed) = ledger.finish(last.close);
         let times = match step {
             Some(step) if end - trade_from >= 2 => {
                 Times::regular(times[trade_from], step, end - trade_from)
@@ -549,6 +554,7 @@ impl BacktestService {
         let (equity, stats) = curve.finish();
         let metrics = metrics::summarise(
             stats,
+            &closed,
             &metrics::MetricsInput {
                 interval: config.interval,
                 initial_equity: config.initial_cash.to_f64(),
