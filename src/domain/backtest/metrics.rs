@@ -133,9 +133,12 @@ impl Drawdown {
         if e > self.peak {
             self.new_peak(e, i);
         } else {
+            // Whether an equity point is a new low is as random as the market: a select, not
+            // a branch the predictor would miss on about every other held candle (left to
+            // itself the compiler branches here).
             let lower = e < self.low;
-            self.low = if lower { e } else { self.low };
-            self.low_at = if lower { i } else { self.low_at };
+            self.low = std::hint::select_unpredictable(lower, e, self.low);
+            self.low_at = std::hint::select_unpredictable(lower, i, self.low_at);
         }
     }
 
