@@ -292,6 +292,53 @@ impl ClosedStats {
     }
 }
 
+/// The closed trades' wins (PnL over zero) and losses (at or under zero), in one pass.
+///
+/// Each figure is what its own walk over the filtered PnLs gives, bit for bit: the sums add
+/// the same values in the same order from the same start as `Iterator::sum`, a value the
+/// filter would skip adding `-0.0` (which leaves any sum as it is, a zero's sign included); the
+/// extremes fold from zero as `fold(0.0, f64::max)` would. Selects instead of branches: whether
+/// a trade won is as random as the market, and a branch on it is missed about every other
+/// trade.
+#[derive(Debug, PartialEq)]
+struct WinsAndLosses {
+    wins: usize,
+    losses: usize,
+    win_sum: f64,
+    loss_sum: f64,
+    largest_win: f64,
+    largest_loss: f64,
+    /// All of them.
+    sum: f64,
+}
+
+impl WinsAndLosses {
+    fn of(pnls: &[f64]) -> Self {
+        use std::hint::select_unpredictable as select;
+        let start: f64 = std::iter::empty::<f64>().sum();
+        let mut w = WinsAndLosses {
+            wins: 0,
+            losses: 0,
+            win_sum: start,
+            loss_sum: start,
+            largest_win: 0.0,
+            largest_loss: 0.0,
+            sum: start,
+        };
+        for &p in pnls {
+            let (win, loss) = (p > 0.0, p <= 0.0);
+            w.wins += usize::from(win);
+            w.losses += usize::from(loss);
+            w.win_sum += select(win, p, -0.0);
+            w.loss_sum += select(loss, p, -0.0);
+            w.largest_win = select(win, w.largest_win.max(p), w.largest_win);
+            w.largest_loss = select(loss, w.largest_loss.min(p), w.largest_loss);
+            w.sum += p;
+        }
+        w
+    }
+}
+
 /// The metrics of a run whose equity curve is kept (`input.equity`).
 pub fn compute(input: &MetricsInput<'_>) -> Metrics {
     summarise(
@@ -339,14 +386,11 @@ pub fn summarise(stats: EquityStats, closed: &ClosedStats, input: &MetricsInput<
     let cagr = Some(cagr).filter(|c| c.is_finite());
     let calmar = cagr.map(|c| ratio_or_zero(c, max_dd));
 
-    // The closed trades' PnL, walked once per statistic: each sum adds the same values in the
-    // same order as it would over its own collected list.
     let pnls = &closed.pnls;
-    let wins = || pnls.iter().copied().filter(|p| *p > 0.0);
-    let losses = || pnls.iter().copied().filter(|p| *p <= 0.0);
-    let (win_count, loss_count) = (wins().count(), losses().count());
-    let gross_win: f64 = wins().sum();
-    let gross_loss: f64 = -losses().sum::<f64>();
+    let split = WinsAndLosses::of(pnls);
+    let (win_count, loss_count) = (split.wins, split.losses);
+    let gross_win = split.win_sum;
+    let gross_loss = -split.loss_sum;
     let profit_factor = (gross_loss > 0.0).then(|| gross_win / gross_loss);
 
     let (dd_start, dd_end) = match dd_span {
@@ -368,11 +412,11 @@ pub fn summarise(stats: EquityStats, closed: &ClosedStats, input: &MetricsInput<
         closed_trades: pnls.len(),
         win_rate_pct: ratio_or_zero(win_count as f64, pnls.len() as f64) * 100.0,
         profit_factor,
-        expectancy: ratio_or_zero(pnls.iter().sum(), pnls.len() as f64),
+        expectancy: ratio_or_zero(split.sum, pnls.len() as f64),
         avg_win: ratio_or_zero(gross_win, win_count as f64),
         avg_loss: ratio_or_zero(-gross_loss, loss_count as f64),
-        largest_win: wins().fold(0.0, f64::max),
-        largest_loss: losses().fold(0.0, f64::min),
+        largest_win: split.largest_win,
+        largest_loss: split.largest_loss,
         exposure_pct: ratio_or_zero(input.candles_in_market as f64, nf) * 100.0,
         avg_trade_duration_hours: ratio_or_zero(
             closed.hours.iter().sum(),
@@ -428,6 +472,37 @@ mod tests {
             let (want, want_span) = drawdown_by_definition(initial, &curve);
             prop_assert_eq!(got.to_bits(), want.to_bits());
             prop_assert_eq!(span, want_span);
+        }
+    }
+
+    proptest! {
+        /// The one pass gives what a walk per figure over the filtered PnLs gives, bit for bit
+        /// (zeros of either sign and NaN included).
+        #[test]
+        fn wins_and_losses_in_one_pass_match_a_walk_per_figure(
+            pnls in prop::collection::vec(
+                prop_oneof![
+                    -1e6f64..1e6,
+                    Just(0.0),
+                    Just(-0.0),
+                    Just(f64::NAN),
+                    Just(1e300),
+                    Just(-1e-300),
+                ],
+                0..200,
+            ),
+        ) {
+            let wins = || pnls.iter().copied().filter(|p| *p > 0.0);
+            let losses = || pnls.iter().copied().filter(|p| *p <= 0.0);
+            let got = WinsAndLosses::of(&pnls);
+            prop_assert_eq!(got.wins, wins().count());
+            prop_assert_eq!(got.losses, losses().count());
+            let bits = |x: f64| x.to_bits();
+            prop_assert_eq!(bits(got.win_sum), bits(wins().sum::<f64>()));
+            prop_assert_eq!(bits(got.loss_sum), bits(losses().sum::<f64>()));
+            prop_assert_eq!(bits(got.largest_win), bits(wins().fold(0.0, f64::max)));
+            prop_assert_eq!(bits(got.largest_loss), bits(losses().fold(0.0, f64::min)));
+            prop_assert_eq!(bits(got.sum), bits(pnls.iter().sum::<f64>()));
         }
     }
 
