@@ -667,7 +667,11 @@ impl<S: Strategy + ?Sized> Engine<S> {
 
     /// A candle closed: ask the strategy, size its wish and return the order to place (one at
     /// most: nothing new is sent while an order is in flight).
-    #[inline]
+    ///
+    /// Inlined into the run's loop: passed to a call, the history goes through memory, and the
+    /// strategy's context reads it back wider than it was written (a load stalled on the stores,
+    /// on every candle that may signal).
+    #[inline(always)]
     pub fn on_candle(&mut self, history: History<'_>) -> Option<OrderIntent> {
         let ctx = StrategyContext {
             history,

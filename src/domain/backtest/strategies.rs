@@ -361,7 +361,27 @@ struct Brackets {
 
 impl Brackets {
     /// `signal` with the brackets priced off the current close (read only when there are any).
-    fn attach(&self, mut signal: Signal, history: &History<'_>) -> Signal {
+    ///
+    /// Inline when there are none (a plain strategy's every entry): the signal then stays in
+    /// registers instead of going through memory to a call and back, where reading it wider
+    /// than it was written stalls the load on the store.
+    #[inline(always)]
+    fn attach(&self, signal: Signal, history: &History<'_>) -> Signal {
+        let none = self.stop.is_none()
+            && self.target.is_none()
+            && self.trail.is_none()
+            && self.break_even.is_none()
+            && self.time_exit.is_none()
+            && self.limit_entry.is_none()
+            && self.scale_out.is_none();
+        if none {
+            return signal;
+        }
+        self.attach_some(signal, history)
+    }
+
+    #[inline(never)]
+    fn attach_some(&self, mut signal: Signal, history: &History<'_>) -> Signal {
         if let Some(n) = self.time_exit {
             signal = signal.with_time_exit(n);
         }
