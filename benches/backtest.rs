@@ -164,8 +164,22 @@ fn main() {
     };
     if let Some(reps) = reps("TRADEMIND_BENCH_PROFILE") {
         let columns = CandleColumns::from_candles(&candles);
+        let mut cpu = Vec::with_capacity(reps);
         for _ in 0..reps {
+            let cpu0 = thread_cpu();
             black_box(main_run(&columns));
+            if let (Some(a), Some(b)) = (cpu0, thread_cpu()) {
+                cpu.push(b.saturating_sub(a));
+            }
+        }
+        // On stderr, out of the way of `perf`: the repeated run's CPU time (warm columns, so
+        // lower than the bench's figure; for comparing two builds on a noisy machine).
+        if let Some(&min) = cpu.iter().min() {
+            eprintln!(
+                "main run x{reps}: min {:.3} ms, median {:.3} ms (CPU time of this thread)",
+                min.as_secs_f64() * 1e3,
+                median(cpu).as_secs_f64() * 1e3
+            );
         }
         return;
     }

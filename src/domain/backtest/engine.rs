@@ -678,15 +678,18 @@ impl<S: Strategy + ?Sized> Engine<S> {
             position: self.state.position,
             cash: self.state.cash,
         };
+        // The signal is lent, not moved, to the order: a move copies it wide from where the
+        // strategy wrote it narrow (only its options' tags when they are empty), and each such
+        // copy stalls its loads on those stores.
         let signal = self.strategy.on_candle(&ctx);
         if self.state.flat {
-            return self.order_for(signal?, &history);
+            return self.order_for(signal.as_ref()?, &history);
         }
         self.state.held += 1;
         if self.state.in_flight {
             return None;
         }
-        match signal {
+        match &signal {
             Some(s) if s.action == Action::ExitLong => self.order_for(s, &history),
             _ if self.state.time_exit.is_some_and(|n| self.state.held >= n) => {
                 self.time_exit(&history)
@@ -712,7 +715,7 @@ impl<S: Strategy + ?Sized> Engine<S> {
     /// Size a signal into an order (cold: most candles bring no signal).
     #[cold]
     #[inline(never)]
-    fn order_for(&mut self, signal: Signal, history: &History<'_>) -> Option<OrderIntent> {
+    fn order_for(&mut self, signal: &Signal, history: &History<'_>) -> Option<OrderIntent> {
         let decided_at = history.open_time();
         if self.state.in_flight {
             return None;
