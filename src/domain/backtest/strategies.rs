@@ -360,13 +360,14 @@ struct Brackets {
 }
 
 impl Brackets {
-    /// `signal` with the brackets priced off the current close (read only when there are any).
+    /// An entry signal with the brackets priced off the current close (read only when there
+    /// are any).
     ///
-    /// Inline when there are none (a plain strategy's every entry): the signal then stays in
-    /// registers instead of going through memory to a call and back, where reading it wider
-    /// than it was written stalls the load on the store.
+    /// Inline when there are none (a plain strategy's every entry): the signal is then built
+    /// where it is returned, instead of being written field by field, narrow, and copied wide
+    /// through a call's argument and result (each copy a load stalled on those stores).
     #[inline(always)]
-    fn attach(&self, signal: Signal, history: &History<'_>) -> Signal {
+    fn entry(&self, history: &History<'_>) -> Signal {
         let none = self.stop.is_none()
             && self.target.is_none()
             && self.trail.is_none()
@@ -375,9 +376,9 @@ impl Brackets {
             && self.limit_entry.is_none()
             && self.scale_out.is_none();
         if none {
-            return signal;
+            return Signal::enter_long();
         }
-        self.attach_some(signal, history)
+        self.attach_some(Signal::enter_long(), history)
     }
 
     #[inline(never)]
@@ -729,7 +730,7 @@ impl Strategy for SmaCross {
         let prev = self.prev.replace((f, s));
         let (pf, ps) = prev?;
         if pf < ps && f > s {
-            Some(self.brackets.attach(Signal::enter_long(), &ctx.history))
+            Some(self.brackets.entry(&ctx.history))
         } else if pf > ps && f < s {
             Some(Signal::exit_long())
         } else {
@@ -811,7 +812,7 @@ impl Strategy for RsiReversion {
     fn on_candle(&mut self, ctx: &StrategyContext<'_>) -> Option<Signal> {
         let rsi = self.rsi.update(ctx.history.close())?;
         if rsi < self.oversold {
-            Some(self.brackets.attach(Signal::enter_long(), &ctx.history))
+            Some(self.brackets.entry(&ctx.history))
         } else if rsi > self.overbought {
             Some(Signal::exit_long())
         } else {
@@ -835,7 +836,7 @@ impl Strategy for MacdCross {
         let hist = self.macd.update(ctx.history.close())?.histogram;
         let prev = self.prev_hist.replace(hist)?;
         if prev <= 0.0 && hist > 0.0 {
-            Some(self.brackets.attach(Signal::enter_long(), &ctx.history))
+            Some(self.brackets.entry(&ctx.history))
         } else if prev >= 0.0 && hist < 0.0 {
             Some(Signal::exit_long())
         } else {
@@ -863,7 +864,7 @@ impl Strategy for RsiMacd {
         let hist = self.macd.update(close).map(|m| m.histogram);
         // The seed's rule, the same function the live rules engine uses.
         match simple_signal_at(rsi?, hist?, self.oversold, self.overbought) {
-            RuleSignal::Buy => Some(self.brackets.attach(Signal::enter_long(), &ctx.history)),
+            RuleSignal::Buy => Some(self.brackets.entry(&ctx.history)),
             RuleSignal::Sell => Some(Signal::exit_long()),
             RuleSignal::Hold => None,
         }
@@ -1107,7 +1108,7 @@ mod tests {
             trail: Some(TrailingDelta(250)),
             ..Brackets::default()
         };
-        let signal = brackets.attach(Signal::enter_long(), &History::up_to(&candles, &cols, 0));
+        let signal = brackets.entry(&History::up_to(&candles, &cols, 0));
         // 2.5 % under 200
         assert_eq!(signal.stop_loss, Some(Price(Decimal::from(195))));
         assert_eq!(signal.trailing, Some(TrailingDelta(250)));
