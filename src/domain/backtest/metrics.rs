@@ -227,7 +227,7 @@ impl EquityStats {
 
     /// `count` points of equity `e` in a row. After the first, each is a zero return that
     /// moves no sum and no drawdown, for a positive, finite `e`: only counted.
-    #[inline]
+    #[inline(always)]
     pub fn push_repeat(&mut self, e: f64, count: usize) {
         if count == 0 {
             return;

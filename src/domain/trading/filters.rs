@@ -48,6 +48,23 @@ pub enum FilterViolation {
     MaxNotional { notional: Decimal, max: Decimal },
 }
 
+/// `value <= 0`, from the sign and the digits (a decimal comparison with zero would first
+/// bring both to one scale).
+#[inline]
+fn not_positive(value: Decimal) -> bool {
+    value.is_zero() || value.is_sign_negative()
+}
+
+/// `value < min`; against an unset (zero) minimum, from the sign and the digits alone.
+#[inline]
+fn below(value: Decimal, min: Decimal) -> bool {
+    if min.is_zero() {
+        !value.is_zero() && value.is_sign_negative()
+    } else {
+        value < min
+    }
+}
+
 fn floor_to(value: Decimal, step: Decimal) -> Decimal {
     if step.is_zero() {
         return value;
@@ -154,7 +171,7 @@ impl SymbolFilters {
         let above = !max.is_zero() && q > max;
         // Without a step there is no lot to be a multiple of: no subtraction to do.
         let off_lot = || !step.is_zero() && !is_multiple(q - self.min_qty, step);
-        if q <= Decimal::ZERO || q < self.min_qty || above || off_lot() {
+        if not_positive(q) || below(q, self.min_qty) || above || off_lot() {
             return Err(FilterViolation::LotSize {
                 qty: q,
                 min: self.min_qty,
@@ -167,7 +184,7 @@ impl SymbolFilters {
 
     pub fn check_notional(&self, notional: Quote) -> Result<(), FilterViolation> {
         let n = notional.get();
-        if n < self.min_notional {
+        if below(n, self.min_notional) {
             return Err(FilterViolation::MinNotional {
                 notional: n,
                 min: self.min_notional,
