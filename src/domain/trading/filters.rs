@@ -217,7 +217,30 @@ impl SymbolFilters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use rust_decimal_macros::dec;
+
+    proptest! {
+        /// The sign-and-digits tests are the decimal comparisons they stand for, zeros of
+        /// either sign and any scale included.
+        #[test]
+        fn the_bound_shortcuts_are_the_comparisons(
+            m in prop_oneof![Just(0i64), any::<i64>()],
+            scale in 0u32..=18,
+            negative_zero in any::<bool>(),
+            min_m in prop_oneof![Just(0i64), -1_000_000i64..1_000_000],
+            min_scale in 0u32..=12,
+        ) {
+            let mut value = Decimal::new(m, scale);
+            if m == 0 && negative_zero {
+                value.set_sign_negative(true);
+            }
+            let min = Decimal::new(min_m, min_scale);
+            prop_assert_eq!(not_positive(value), value <= Decimal::ZERO);
+            prop_assert_eq!(below(value, min), value < min);
+            prop_assert_eq!(below(value, -Decimal::ZERO), value < Decimal::ZERO);
+        }
+    }
 
     fn btc() -> SymbolFilters {
         SymbolFilters {
