@@ -300,7 +300,7 @@ impl ClosedStats {
 /// extremes fold from zero as `fold(0.0, f64::max)` would. Selects instead of branches: whether
 /// a trade won is as random as the market, and a branch on it is missed about every other
 /// trade.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct WinsAndLosses {
     wins: usize,
     losses: usize,
@@ -388,9 +388,7 @@ pub fn summarise(stats: EquityStats, closed: &ClosedStats, input: &MetricsInput<
 
     let pnls = &closed.pnls;
     let split = WinsAndLosses::of(pnls);
-    let (win_count, loss_count) = (split.wins, split.losses);
-    let gross_win = split.win_sum;
-    let gross_loss = -split.loss_sum;
+    let (gross_win, gross_loss) = (split.win_sum, -split.loss_sum);
     let profit_factor = (gross_loss > 0.0).then(|| gross_win / gross_loss);
 
     let (dd_start, dd_end) = match dd_span {
@@ -410,11 +408,11 @@ pub fn summarise(stats: EquityStats, closed: &ClosedStats, input: &MetricsInput<
         max_drawdown_end: dd_end,
         trades: input.trades.len(),
         closed_trades: pnls.len(),
-        win_rate_pct: ratio_or_zero(win_count as f64, pnls.len() as f64) * 100.0,
+        win_rate_pct: ratio_or_zero(split.wins as f64, pnls.len() as f64) * 100.0,
         profit_factor,
         expectancy: ratio_or_zero(split.sum, pnls.len() as f64),
-        avg_win: ratio_or_zero(gross_win, win_count as f64),
-        avg_loss: ratio_or_zero(-gross_loss, loss_count as f64),
+        avg_win: ratio_or_zero(gross_win, split.wins as f64),
+        avg_loss: ratio_or_zero(-gross_loss, split.losses as f64),
         largest_win: split.largest_win,
         largest_loss: split.largest_loss,
         exposure_pct: ratio_or_zero(input.candles_in_market as f64, nf) * 100.0,

@@ -11,6 +11,20 @@ use crate::store::candles::insert_candles;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
+/// Candles opening at `minutes` (one minute apart from 0), each closing at a tenth of its
+/// minute plus 10.
+fn ramp(minutes: impl Iterator<Item = i64>) -> Vec<Candle> {
+    minutes
+        .map(|i| candle(i * M, Decimal::new(100 + i, 1), Decimal::ONE))
+        .collect()
+}
+
+/// A series of `count` ramp candles stored, and its side file written by a load.
+fn stored_ramp(store: &Store, count: i64) {
+    insert_candles(store.conn(), &btc(), Interval::M1, &ramp(0..count)).unwrap();
+    side(store, None, None);
+}
+
 fn prefix_revision(conn: &Connection) -> i64 {
     conn.query_row(
         "SELECT prefix_revision FROM candle_series WHERE symbol = 'BTCUSDT' AND interval = '1m'",
@@ -115,11 +129,7 @@ proptest! {
 fn a_pure_append_reads_only_the_rows_after_the_files_last() {
     let (_dir, store) = store();
     let conn = store.conn();
-    let candles: Vec<Candle> = (0..10)
-        .map(|i| candle(i * M, Decimal::new(100 + i, 1), Decimal::ONE))
-        .collect();
-    insert_candles(conn, &btc(), Interval::M1, &candles).unwrap();
-    side(&store, None, None);
+    stored_ramp(&store, 10);
     let prefix = prefix_revision(conn);
     // A stored bar changed behind the revisions' back (its trigger dropped on this test
     // database): a load that read the old rows again would see it.
@@ -136,7 +146,7 @@ fn a_pure_append_reads_only_the_rows_after_the_files_last() {
             candle(10 * M, Decimal::new(77, 1), Decimal::ONE),
             candle(11 * M, Decimal::new(78, 1), Decimal::ONE),
             // Already stored: sent again, ignored, still a pure append.
-            candles[9].clone(),
+            ramp(9..10)[0].clone(),
         ],
     )
     .unwrap();
@@ -169,10 +179,7 @@ fn writes_other_than_a_pure_append_change_the_prefix_revision_and_the_next_load_
     let (_dir, store) = store();
     let conn = store.conn();
     // Gaps at 3 and 5 to fill later.
-    let candles: Vec<Candle> = (0..10)
-        .filter(|&i| i != 3 && i != 5)
-        .map(|i| candle(i * M, Decimal::new(100 + i, 1), Decimal::ONE))
-        .collect();
+    let candles = ramp((0..10).filter(|&i| i != 3 && i != 5));
     insert_candles(conn, &btc(), Interval::M1, &candles).unwrap();
     let mut end = 10;
     let mut next = || {
@@ -334,11 +341,7 @@ fn a_version_1_file_is_rebuilt_after_the_migration_never_served_or_extended() {
 fn a_short_tail_is_read_after_the_file_and_a_long_one_written_into_it() {
     let (_dir, store) = store();
     let conn = store.conn();
-    let candles: Vec<Candle> = (0..80)
-        .map(|i| candle(i * M, Decimal::new(100 + i, 1), Decimal::ONE))
-        .collect();
-    insert_candles(conn, &btc(), Interval::M1, &candles).unwrap();
-    side(&store, None, None);
+    stored_ramp(&store, 80);
     let written = std::fs::read(path_of(&store)).unwrap();
     let append = |range: std::ops::Range<i64>| {
         let more: Vec<Candle> = range
