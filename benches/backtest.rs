@@ -135,11 +135,17 @@ fn main() {
         risk: RiskConfig::default(),
     };
     // The command line's path: sliding averages over the history, the engine loop specialised
-    // for the strategy, fills, equity and metrics.
+    // for the strategy, fills, equity and metrics. Like the command line, the run is handed no
+    // decimal candles when the columns hold them exactly.
     let main_run = |columns: &CandleColumns| {
+        let run_candles: &[Candle] = if columns.holds_exact_candles() {
+            &[]
+        } else {
+            &candles
+        };
         run_on(
             &request(10.0, 30.0),
-            &candles,
+            run_candles,
             columns,
             &never,
             &mut |_, _| {},

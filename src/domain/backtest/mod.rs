@@ -8,6 +8,7 @@
 //! quiet on them: [`Strategy::quiet_until`]) only has its equity marked, in one pass.
 
 pub mod compare;
+mod curve;
 pub mod engine;
 pub mod fills;
 pub mod metrics;
@@ -29,6 +30,7 @@ mod stop_protection_tests;
 #[cfg(test)]
 mod test_walk;
 
+use curve::{Curve, KeptCurve, LastPoint};
 pub use engine::{
     Action, AllIn, Engine, Execution, ExitReason, FixedFraction, History, LimitEntry, LimitOrder,
     OrderAmount, OrderIntent, Position, Signal, SizeDecision, Sizer, SizingInput, SpecialisedRun,
@@ -298,10 +300,11 @@ impl BacktestService {
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<BacktestResult, BacktestError> {
-        let kept = KeptCurve {
-            points: Vec::with_capacity(candles.len().saturating_sub(trade_from)),
-            stats: EquityStats::new(config.initial_cash.to_f64()),
-        };
+        // Room for every point up front, from the columns (the decimal candles may be absent).
+        let kept = KeptCurve::new(
+            config.initial_cash.to_f64(),
+            columns.len().saturating_sub(trade_from),
+        );
         Self::simulate(
             config, engine, candles, columns, trade_from, cancel, progress, kept,
         )
@@ -332,11 +335,7 @@ impl BacktestService {
         columns: &CandleColumns,
         cancel: &AtomicBool,
     ) -> Result<f64, BacktestError> {
-        let last = LastPoint {
-            initial: config.initial_cash.to_f64(),
-            last: None,
-            len: 0,
-        };
+        let last = LastPoint::new(config.initial_cash.to_f64());
         Self::run_builtin_on(config, engine, candles, columns, cancel, last)
             .map(|r| r.metrics.total_return_pct)
     }
@@ -508,7 +507,8 @@ impl BacktestService {
                     desk.place(intent, &mut engine, candles, columns, i);
                 }
                 in_market += usize::from(was_in_market || !engine.is_flat());
-                curve.push(engine.equity_f64(closes[i]));
+                let (cash, qty) = engine.equity_terms_f64();
+                curve.mark(cash, qty, closes[i]);
                 i += 1;
             }
             chunk_start = chunk_end;
@@ -606,111 +606,6 @@ fn check_order(times: &[TimestampMs]) -> Result<Option<i64>, BacktestError> {
         return Err(BacktestError::Unordered { at: w[1] });
     }
     Ok((!uneven).then_some(step))
-}
-
-/// Where a run marks its equity at each candle's close.
-trait Curve {
-    fn push(&mut self, e: f64);
-    /// A stretch over which cash and quantity do not change: `cash + qty * close` at each of
-    /// `closes` (what [`Engine::equity_f64`] gives).
-    fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]);
-    /// The points (none when not kept) and their statistics.
-    fn finish(self) -> (Vec<f64>, EquityStats);
-}
-
-/// The equity at every candle (a run's result keeps it for charts), with its statistics.
-struct KeptCurve {
-    points: Vec<f64>,
-    stats: EquityStats,
-}
-
-impl Curve for KeptCurve {
-    #[inline(always)]
-    fn push(&mut self, e: f64) {
-        self.points.push(e);
-        self.stats.push(e);
-    }
-
-    #[inline]
-    fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]) {
-        let from = self.points.len();
-        if let Some(e) = flat_equity(cash, qty) {
-            self.points.resize(from + closes.len(), e);
-            self.stats.push_repeat(e, closes.len());
-        } else {
-            self.points.extend(closes.iter().map(|&c| cash + qty * c));
-            for &e in &self.points[from..] {
-                self.stats.push(e);
-            }
-        }
-    }
-
-    fn finish(self) -> (Vec<f64>, EquityStats) {
-        (self.points, self.stats)
-    }
-}
-
-/// Only the statistics of the curve (a sweep's runs).
-impl Curve for EquityStats {
-    #[inline(always)]
-    fn push(&mut self, e: f64) {
-        EquityStats::push(self, e);
-    }
-
-    #[inline]
-    fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]) {
-        if let Some(e) = flat_equity(cash, qty) {
-            self.push_repeat(e, closes.len());
-        } else {
-            for &c in closes {
-                EquityStats::push(self, cash + qty * c);
-            }
-        }
-    }
-
-    fn finish(self) -> (Vec<f64>, EquityStats) {
-        (Vec::new(), self)
-    }
-}
-
-/// Only the last point of the curve and how many there were: what the total return needs.
-/// The statistics it finishes with hold nothing else (no returns, no drawdown), so only the
-/// total return of the metrics made from them means anything.
-struct LastPoint {
-    initial: f64,
-    last: Option<f64>,
-    len: usize,
-}
-
-impl Curve for LastPoint {
-    #[inline(always)]
-    fn push(&mut self, e: f64) {
-        self.last = Some(e);
-        self.len += 1;
-    }
-
-    #[inline]
-    fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]) {
-        // The point the full curve would mark last, by the same arithmetic.
-        if let Some(&c) = closes.last() {
-            self.last = Some(flat_equity(cash, qty).unwrap_or(cash + qty * c));
-            self.len += closes.len();
-        }
-    }
-
-    fn finish(self) -> (Vec<f64>, EquityStats) {
-        (
-            Vec::new(),
-            EquityStats::last_point(self.initial, self.last, self.len),
-        )
-    }
-}
-
-/// The equity of a flat account at any close: `cash + 0 * close` is `cash` itself for a
-/// positive, finite cash (the closes are finite prices). `None` otherwise.
-#[inline]
-fn flat_equity(cash: f64, qty: f64) -> Option<f64> {
-    (qty == 0.0 && cash > 0.0 && cash.is_finite()).then_some(cash)
 }
 
 /// The simulated exchange and what a run keeps of its orders: the round trips and the refusals.
