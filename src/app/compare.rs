@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use crate::app::backtest_compare::{RunToCompare, compare, initial_cash};
 use crate::domain::backtest::compare::{Comparison, render_section};
 use crate::domain::backtest::report::{ReportError, render_html_with};
-use crate::domain::backtest::{BacktestResult, Times};
+use crate::domain::backtest::{BacktestResult, EquityCurve, Times};
 use crate::domain::market::Interval;
 use crate::domain::market::candle::TimestampMs;
 use crate::domain::money::Quote;
@@ -89,7 +89,7 @@ fn stored_result(run: &BacktestRun) -> Option<BacktestResult> {
         final_equity: Quote(Decimal::try_from(metrics.final_equity).unwrap_or_default()),
         metrics,
         trades: run.trades.clone(),
-        equity: run.equity_curve.iter().map(|(_, e)| *e).collect(),
+        equity: EquityCurve::from(run.equity_curve.iter().map(|(_, e)| *e).collect::<Vec<_>>()),
         times: Times::of(&times),
         rejections: Vec::new(),
     })

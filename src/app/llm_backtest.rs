@@ -392,12 +392,12 @@ pub fn split_at_cutoff(
         let initial = if from == 0 {
             initial_cash.to_f64()
         } else {
-            result.equity[from - 1]
+            result.equity.get(from - 1)?
         };
         Some(compute(&MetricsInput {
             interval,
             initial_equity: initial,
-            equity: &result.equity[from..to],
+            equity: &result.equity.range_to_vec(from, to),
             times: &Times::of(&times[from..to]),
             trades: &trades,
             candles_in_market: in_market,
@@ -503,7 +503,7 @@ mod tests {
                 },
             ),
             trades: Vec::new(),
-            equity: vec![110.0, 121.0, 121.0, 60.5],
+            equity: vec![110.0, 121.0, 121.0, 60.5].into(),
             times: Times::of(&times),
             rejections: Vec::new(),
         };

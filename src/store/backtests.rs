@@ -4,8 +4,8 @@
 
 use super::codec::parse_col;
 use super::{StoreError, StoreResult};
-use crate::domain::backtest::Times;
 use crate::domain::backtest::{BacktestResult, Metrics, RunStatus, TradeRecord, WindowReport};
+use crate::domain::backtest::{EquityCurve, Times};
 use crate::domain::market::candle::TimestampMs;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -116,7 +116,7 @@ pub fn owner_pid(conn: &Connection, id: i64) -> StoreResult<Option<u32>> {
 }
 
 /// Evenly thinned `(time, equity)` points, the last one always included.
-pub fn thin_curve(times: &Times, equity: &[f64], max: usize) -> Vec<(TimestampMs, f64)> {
+pub fn thin_curve(times: &Times, equity: &EquityCurve, max: usize) -> Vec<(TimestampMs, f64)> {
     let n = equity.len().min(times.len());
     if n == 0 || max == 0 {
         return Vec::new();
@@ -124,12 +124,12 @@ pub fn thin_curve(times: &Times, equity: &[f64], max: usize) -> Vec<(TimestampMs
     let stride = n.div_ceil(max);
     let mut points: Vec<(TimestampMs, f64)> = (0..n)
         .step_by(stride)
-        .filter_map(|i| Some((times.get(i)?, equity[i])))
+        .filter_map(|i| Some((times.get(i)?, equity.get(i)?)))
         .collect();
     if !(n - 1).is_multiple_of(stride)
-        && let Some(t) = times.get(n - 1)
+        && let (Some(t), Some(e)) = (times.get(n - 1), equity.get(n - 1))
     {
-        points.push((t, equity[n - 1]));
+        points.push((t, e));
     }
     points
 }
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn thinning_keeps_first_and_last_points() {
         let times = Times::of(&(0..10).collect::<Vec<i64>>());
-        let eq: Vec<f64> = (0..10).map(f64::from).collect();
+        let eq = EquityCurve::from((0..10).map(f64::from).collect::<Vec<f64>>());
         let p = thin_curve(&times, &eq, 4);
         // stride 3: 0, 3, 6, 9
         assert_eq!(p, vec![(0, 0.0), (3, 3.0), (6, 6.0), (9, 9.0)]);

@@ -171,7 +171,10 @@ fn training_never_sees_its_test_candles_and_tests_never_see_later_candles() {
     let after = walk(&candles(&later), "train=24h,test=12h");
     assert_eq!(after.windows[0], base.windows[0]);
     let n = base.windows[0].test_candles;
-    assert_eq!(after.result.equity[..n], base.result.equity[..n]);
+    assert_eq!(
+        after.result.equity.range_to_vec(0, n),
+        base.result.equity.range_to_vec(0, n)
+    );
     assert_ne!(after.windows[1], base.windows[1]);
 }
 
@@ -198,7 +201,7 @@ fn out_of_sample_equity_carries_on_from_window_to_window() {
     let mut at = 0;
     for w in &wf.windows {
         at += w.test_candles;
-        assert!((wf.result.equity[at - 1] - w.end_equity.to_f64()).abs() < 1e-9);
+        assert!((wf.result.equity.get(at - 1).unwrap() - w.end_equity.to_f64()).abs() < 1e-9);
         assert!((w.metrics.final_equity - w.end_equity.to_f64()).abs() < 1e-9);
     }
     // A position open at a window's end is sold at its last close (taker fee paid), so every

@@ -47,7 +47,7 @@ pub(crate) fn seed_run(store: &Store, engine: &str, model: Option<&str>, step: f
         final_equity: Quote(Decimal::try_from(equity[9]).unwrap()),
         metrics,
         trades: Vec::new(),
-        equity,
+        equity: equity.into(),
         times,
         rejections: Vec::new(),
     };

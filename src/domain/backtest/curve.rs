@@ -2,6 +2,7 @@
 //! single run's result), the statistics only (a sweep's runs), or the last point only (a sweep
 //! ranked by return).
 
+use super::equity_curve::EquityCurve;
 use super::metrics::EquityStats;
 
 /// Where a run marks its equity at each candle's close.
@@ -13,17 +14,18 @@ pub(super) trait Curve {
     /// `closes`.
     fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]);
     /// The points (none when not kept) and their statistics.
-    fn finish(self) -> (Vec<f64>, EquityStats);
+    fn finish(self) -> (EquityCurve, EquityStats);
 }
 
 /// The equity at every candle (a run's result keeps it for charts), with its statistics.
 ///
-/// Each point is written as it is marked, into room for the whole run taken up front. Keeping
-/// only the stretches of unchanged cash and quantity and writing the points out after the run
-/// was measured slower: the same 8 MB of stores for 1M candles then ran as a pass of their own,
-/// bound by the memory's write bandwidth, where inside the loop they overlap its arithmetic.
+/// The points are written as they are marked (a flat stretch as one value and its length, see
+/// [`EquityCurve`]), into room for the whole run taken up front. Keeping only the stretches of
+/// unchanged cash and quantity and writing the points out after the run was measured slower:
+/// the stores then ran as a pass of their own, bound by the memory's write bandwidth, where
+/// inside the loop they overlap its arithmetic.
 pub(super) struct KeptCurve {
-    points: Vec<f64>,
+    points: EquityCurve,
     stats: EquityStats,
 }
 
@@ -31,7 +33,7 @@ impl KeptCurve {
     /// Room for `len` points (the candles the run marks).
     pub(super) fn new(initial_equity: f64, len: usize) -> Self {
         KeptCurve {
-            points: Vec::with_capacity(len),
+            points: EquityCurve::with_capacity(len),
             stats: EquityStats::new(initial_equity),
         }
     }
@@ -47,17 +49,18 @@ impl Curve for KeptCurve {
 
     #[inline]
     fn mark_stretch(&mut self, cash: f64, qty: f64, closes: &[f64]) {
-        let from = self.points.len();
         if let Some(e) = flat_equity(cash, qty) {
-            self.points.resize(from + closes.len(), e);
+            self.points.push_same(e, closes.len());
             self.stats.push_repeat(e, closes.len());
         } else {
-            self.points.extend(closes.iter().map(|&c| cash + qty * c));
-            self.stats.push_all(&self.points[from..]);
+            let points = self
+                .points
+                .extend_listed(closes.iter().map(|&c| cash + qty * c));
+            self.stats.push_all(points);
         }
     }
 
-    fn finish(self) -> (Vec<f64>, EquityStats) {
+    fn finish(self) -> (EquityCurve, EquityStats) {
         (self.points, self.stats)
     }
 }
@@ -78,8 +81,8 @@ impl Curve for EquityStats {
         }
     }
 
-    fn finish(self) -> (Vec<f64>, EquityStats) {
-        (Vec::new(), self)
+    fn finish(self) -> (EquityCurve, EquityStats) {
+        (EquityCurve::default(), self)
     }
 }
 
@@ -118,9 +121,9 @@ impl Curve for LastPoint {
         }
     }
 
-    fn finish(self) -> (Vec<f64>, EquityStats) {
+    fn finish(self) -> (EquityCurve, EquityStats) {
         (
-            Vec::new(),
+            EquityCurve::default(),
             EquityStats::last_point(self.initial, self.last, self.len),
         )
     }
@@ -186,7 +189,7 @@ mod tests {
             }
             let (points, stats) = curve.finish();
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            prop_assert_eq!(bits(&points), bits(&expected));
+            prop_assert_eq!(bits(&points.to_vec()), bits(&expected));
             let naive = EquityStats::of(100_000.0, &expected);
             prop_assert_eq!(format!("{stats:?}"), format!("{naive:?}"));
         }

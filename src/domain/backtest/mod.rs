@@ -10,6 +10,7 @@
 pub mod compare;
 mod curve;
 pub mod engine;
+pub mod equity_curve;
 pub mod fills;
 pub mod metrics;
 pub mod report;
@@ -36,6 +37,7 @@ pub use engine::{
     OrderAmount, OrderIntent, Position, Signal, SizeDecision, Sizer, SizingInput, SpecialisedRun,
     Strategy, StrategyContext,
 };
+pub use equity_curve::EquityCurve;
 use fills::Outcome;
 pub use fills::{Costs, FillModel, Rejection, SimulatedExchange};
 pub use metrics::{ClosedStats, EquityStats, Metrics, PartialExit, TradeRecord};
@@ -93,7 +95,7 @@ pub struct BacktestResult {
     pub metrics: Metrics,
     pub trades: Vec<TradeRecord>,
     /// Equity at each candle's close (f64, for charts and statistics).
-    pub equity: Vec<f64>,
+    pub equity: EquityCurve,
     /// Each equity point's candle open time.
     pub times: Times,
     /// Orders the simulated exchange refused, with the reason (kept as the reason itself, put

@@ -180,11 +180,7 @@ pub fn render_html_with(
     closes: &[(TimestampMs, f64)],
     extra_section: Option<&str>,
 ) -> Result<String, ReportError> {
-    let equity: Vec<(TimestampMs, f64)> = result
-        .times
-        .iter()
-        .zip(result.equity.iter().copied())
-        .collect();
+    let equity: Vec<(TimestampMs, f64)> = result.times.iter().zip(result.equity.iter()).collect();
     let mut peak = f64::NEG_INFINITY;
     let drawdown: Vec<(TimestampMs, f64)> = equity
         .iter()
@@ -229,7 +225,7 @@ pub fn render_html_with(
         start = m.start.map(format_time).unwrap_or_default(),
         end = m.end.map(format_time).unwrap_or_default(),
     );
-    let (lo, hi) = bounds(result.equity.iter().copied());
+    let (lo, hi) = bounds(result.equity.iter());
     let _ = write!(
         h,
         "<h2 id=\"equity-curve\">Equity curve</h2><p>from {lo:.2} to {hi:.2}</p>\

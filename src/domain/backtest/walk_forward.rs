@@ -8,7 +8,7 @@
 
 use super::engine::ExitReason;
 use super::metrics::{self, Metrics};
-use super::{BacktestResult, Times, return_pct};
+use super::{BacktestResult, EquityCurve, Times, return_pct};
 use crate::domain::market::candle::{Candle, Interval, TimestampMs};
 use crate::domain::money::{Price, Quote};
 use rust_decimal::Decimal;
@@ -221,8 +221,8 @@ pub fn close_at_window_end(
     t.pnl = last.close * t.qty - fee - cost;
     t.return_pct = return_pct(t);
     result.final_equity -= fee;
-    if let Some(e) = result.equity.last_mut() {
-        *e -= fee.to_f64();
+    if let Some(e) = result.equity.last() {
+        result.equity.set_last(e - fee.to_f64());
     }
     fee
 }
@@ -244,7 +244,7 @@ pub fn refresh_metrics(
     result.metrics = metrics::compute(&metrics::MetricsInput {
         interval,
         initial_equity: initial_equity.to_f64(),
-        equity: &result.equity,
+        equity: &result.equity.to_vec(),
         times: &result.times,
         trades: &result.trades,
         candles_in_market: in_market,
@@ -275,14 +275,14 @@ pub fn stitch(
         final_equity: last.final_equity,
         metrics: last.metrics.clone(),
         trades: Vec::new(),
-        equity: Vec::new(),
+        equity: EquityCurve::default(),
         times: Times::default(),
         rejections: Vec::new(),
     };
     let mut in_market = 0;
     for w in windows {
         out.trades.extend(w.trades.iter().cloned());
-        out.equity.extend_from_slice(&w.equity);
+        out.equity.append(&w.equity);
         out.times.extend(&w.times);
         out.rejections.extend(w.rejections.iter().cloned());
         in_market += candles_in_market(&w.metrics);
