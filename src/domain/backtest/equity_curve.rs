@@ -368,6 +368,9 @@ mod tests {
         assert_eq!(runs, listed);
         assert_ne!(runs, EquityCurve::from(vec![5.0, 5.0, 6.0]));
         assert_ne!(runs, EquityCurve::from(vec![5.0, 5.0, 5.0, 7.0]));
-        assert_eq!(format!("{runs:?}"), format!("{:?}", vec![5.0, 5.0, 5.0, 6.0]));
+        assert_eq!(
+            format!("{runs:?}"),
+            format!("{:?}", vec![5.0, 5.0, 5.0, 6.0])
+        );
     }
 }
