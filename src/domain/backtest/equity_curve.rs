@@ -72,10 +72,18 @@ impl EquityCurve {
 
     /// The points in order.
     pub fn iter(&self) -> Iter<'_> {
+        self.iter_from(0)
+    }
+
+    /// The points from point `from` on, in order (the run holding it found once).
+    pub fn iter_from(&self, from: usize) -> Iter<'_> {
         Iter {
             curve: self,
-            run: 0,
-            i: 0,
+            run: self
+                .runs
+                .partition_point(|r| r.from <= from)
+                .saturating_sub(1),
+            i: from,
         }
     }
 
@@ -85,15 +93,16 @@ impl EquityCurve {
 
     /// Points `from..to` as a list.
     pub fn range_to_vec(&self, from: usize, to: usize) -> Vec<f64> {
-        let to = to.min(self.len);
-        (from..to).filter_map(|i| self.get(i)).collect()
+        self.iter_from(from)
+            .take(to.min(self.len).saturating_sub(from))
+            .collect()
     }
 
     /// The next point.
     #[inline(always)]
     pub fn push(&mut self, e: f64) {
         if !self.last_is_listed() {
-            self.start_listed();
+            self.start_listed(self.listed.len());
         }
         self.listed.push(e);
         self.len += 1;
@@ -126,10 +135,7 @@ impl EquityCurve {
         let added = self.listed.len() - at;
         // A run is never empty: its points are the ones up to the next run's start.
         if added > 0 && !self.last_is_listed() {
-            self.runs.push(Run {
-                from: self.len,
-                kind: Kind::Listed { at },
-            });
+            self.start_listed(at);
         }
         self.len += added;
         &self.listed[at..]
@@ -148,12 +154,11 @@ impl EquityCurve {
 
     #[cold]
     #[inline(never)]
-    fn start_listed(&mut self) {
+    /// A listed run from the next point, whose points start at `listed[at]`.
+    fn start_listed(&mut self, at: usize) {
         self.runs.push(Run {
             from: self.len,
-            kind: Kind::Listed {
-                at: self.listed.len(),
-            },
+            kind: Kind::Listed { at },
         });
     }
 
